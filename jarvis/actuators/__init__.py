@@ -1,0 +1,1 @@
+"""Actuators: the adapters between Jarvis and the providers it manages."""

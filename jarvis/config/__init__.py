@@ -1,0 +1,189 @@
+"""Settings: `JARVIS_*` environment variables over an optional TOML file.
+
+The composition root (`jarvis.app`) and the CLI call `load_settings` once; no
+other module reads the environment. Nested keys use ``__`` in the environment
+(``JARVIS_LOOP__INTERVAL=5``); complex values are JSON
+(``JARVIS_ALLOWLIST='[{"provider": "sim", "actions": ["restart"]}]'``).
+A bad value raises `ConfigError`, whose message names every offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from jarvis.config.aws import AwsSettings
+from jarvis.config.cloudrun import CloudRunSettings
+from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.config.policies import (
+    CostSettings,
+    RollbackSettings,
+    RoutingSettings,
+    ScalingSettings,
+)
+from jarvis.config.sections import (
+    AllowEntry,
+    BoundsSettings,
+    HealSettings,
+    HttpSettings,
+    LoopSettings,
+    RetrySettings,
+    SimulatedSettings,
+    _default_allowlist,
+)
+
+__all__ = [
+    "AllowEntry",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///jarvis.db"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the offending keys."""
+
+
+class Settings(BaseSettings):
+    """Everything Jarvis can be told. Unknown keys are errors, not ignored."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JARVIS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…"""
+    redis_url: str | None = None
+    """When set, the kill switch lives in Redis; otherwise in the event database."""
+    spool_path: Path = Path("jarvis-spool.jsonl")
+    """Where events wait while the database is unreachable."""
+    dry_run: bool = False
+    instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "jarvis"))
+    log_level: str = "info"
+    admin_token: SecretStr | None = None
+    """Bearer token for the admin API; with none, the admin API refuses everything."""
+    log_format: str = "auto"
+    """auto (console on a terminal, JSON otherwise), json or console."""
+
+    allowlist: list[AllowEntry] = Field(default_factory=_default_allowlist)
+    loop: LoopSettings = LoopSettings()
+    bounds: BoundsSettings = BoundsSettings()
+    retry: RetrySettings = RetrySettings()
+    http: HttpSettings = HttpSettings()
+
+    simulated: SimulatedSettings = SimulatedSettings()
+    aws: AwsSettings | None = None
+    kubernetes: KubernetesSettings | None = None
+    cloudrun: CloudRunSettings | None = None
+
+    heal: HealSettings = HealSettings()
+    scaling: ScalingSettings = ScalingSettings()
+    rollback: RollbackSettings = RollbackSettings()
+    cost: CostSettings = CostSettings()
+    routing: RoutingSettings = RoutingSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("must be one of auto, json, console")
+        return value
+
+    @property
+    def simulated_enabled(self) -> bool:
+        if self.simulated.enabled is not None:
+            return self.simulated.enabled
+        return self.aws is None and self.kubernetes is None and self.cloudrun is None
+
+    @property
+    def tick_timeout(self) -> float:
+        return self.loop.tick_timeout or self.loop.interval
+
+    @property
+    def http_port(self) -> int:
+        if self.http.port is not None:
+            return self.http.port
+        return int(os.environ.get("PORT", "8080"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no secret dirs
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+# The TOML path is handed to `settings_customise_sources`, a classmethod that
+# pydantic-settings calls without arguments; `load_settings` sets it for the
+# duration of one construction.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from the environment and the TOML file, or raise ConfigError.
+
+    ``config_path`` falls back to ``$JARVIS_CONFIG``. ``overrides`` (from CLI
+    flags) win over both.
+    """
+    path_text = config_path if config_path is not None else os.environ.get("JARVIS_CONFIG")
+    path: Path | None = None
+    if path_text:
+        path = Path(path_text)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    finally:
+        _CONFIG_FILE["path"] = None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    source = f" (from the environment and {path})" if path else " (from the environment)"
+    lines = [f"invalid configuration{source}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

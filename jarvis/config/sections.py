@@ -1,0 +1,106 @@
+"""Settings sections owned by the core: store, loop, safety, HTTP, simulated fleet.
+
+Provider and policy sections live in sibling modules (`aws`, `kubernetes`,
+`cloudrun`, `policies`) so each grows beside the code that reads it. Every
+section forbids unknown keys, so a typo is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jarvis.model import ActionKind
+
+
+class Section(BaseModel):
+    """Base for every settings section: frozen, and strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AllowEntry(Section):
+    """One allow-list entry: a provider, a resource glob and the action kinds allowed.
+
+    ``resources`` is matched against the resource path (the part after
+    ``provider://``) with shell-style globbing; ``actions`` may be ``["*"]``.
+    """
+
+    provider: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_-]*$")]
+    resources: Annotated[str, Field(min_length=1)] = "*"
+    actions: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, value: list[str]) -> list[str]:
+        known = {kind.value for kind in ActionKind}
+        for action in value:
+            if action != "*" and action not in known:
+                raise ValueError(
+                    f"unknown action kind {action!r}; expected '*' or one of {sorted(known)}"
+                )
+        return value
+
+    def permits(self, provider: str, name: str, action_kind: str) -> bool:
+        return (
+            provider == self.provider
+            and fnmatch.fnmatchcase(name, self.resources)
+            and ("*" in self.actions or action_kind in self.actions)
+        )
+
+
+def _default_allowlist() -> list[AllowEntry]:
+    # Only the simulated fleet: no real resource is ever allowed by default.
+    return [AllowEntry(provider="sim", resources="*", actions=["*"])]
+
+
+class LoopSettings(Section):
+    interval: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds between tick starts."""
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    """Fraction of the interval by which a tick start may be delayed at random."""
+    tick_timeout: Annotated[float | None, Field(gt=0)] = None
+    """Seconds a whole tick may take; defaults to the interval."""
+    observe_timeout: Annotated[float, Field(gt=0)] = 10.0
+    apply_timeout: Annotated[float, Field(gt=0)] = 20.0
+    shutdown_grace: Annotated[float, Field(gt=0, le=10)] = 8.0
+    """Seconds an in-flight apply may take to finish after SIGTERM."""
+    history_snapshots: Annotated[int, Field(ge=1, le=1000)] = 20
+
+
+class BoundsSettings(Section):
+    max_actions_per_tick: Annotated[int, Field(ge=0)] = 10
+    """The blast radius: actions applied in one tick, across all resources."""
+
+
+class RetrySettings(Section):
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    window_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    backoff_ticks: Annotated[list[int], Field(min_length=1)] = [1, 2, 4]
+    """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
+
+
+class HttpSettings(Section):
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
+    port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    """Defaults to $PORT, else 8080."""
+    enabled: bool = True
+
+
+class SimulatedSettings(Section):
+    enabled: bool | None = None
+    """None: on when no real provider is configured."""
+    seed: int = 7
+    services: Annotated[int, Field(ge=1, le=100_000)] = 6
+    script: bool = True
+    """Play the newcomer's script: one crash healed, one service that never recovers."""
+    fail_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Probability that any apply fails (used by simulation and benchmarks)."""
+
+
+class HealSettings(Section):
+    enabled: bool = True
+    restart_degraded: bool = False
+    """Also restart resources that are only degraded, not just unhealthy."""

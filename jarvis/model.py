@@ -1,0 +1,324 @@
+"""The shared vocabulary of Jarvis: what is observed, proposed, decided and recorded.
+
+Every layer speaks these types: actuators produce `ResourceState`s, the loop
+bundles them into a `Snapshot`, policies turn a snapshot into `Action`s, the
+guard answers each with a `Verdict`, actuators answer applied actions with an
+`Outcome`, and everything becomes an `Event`. This module imports nothing of
+Jarvis and does no I/O; every type is frozen.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: A JSON-compatible value, as stored in event payloads and resource attributes.
+JSON = Any
+
+
+class Health(enum.StrEnum):
+    """How an actuator judges a resource it observed."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+class ActionKind(enum.StrEnum):
+    """Every change Jarvis knows how to make. Each actuator owns a subset."""
+
+    SCALE = "scale"
+    RESTART = "restart"
+    ROLLBACK = "rollback"
+    DEPLOY = "deploy"
+    SET_WEIGHTS = "set_weights"
+    NOTIFY = "notify"
+
+
+class BlockReason(enum.StrEnum):
+    """Why the guard refused an action; recorded in `action.blocked` payloads."""
+
+    KILLSWITCH = "killswitch"
+    ALLOWLIST = "allowlist"
+    BOUNDS = "bounds"
+    RETRY_BUDGET = "retry_budget"
+    QUARANTINE = "quarantine"
+    DRY_RUN = "dry_run"
+
+
+class OutcomeStatus(enum.StrEnum):
+    """What happened when an actuator applied an action."""
+
+    OK = "ok"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+class ErrorKind(enum.StrEnum):
+    """The two kinds of failure at the actuator boundary."""
+
+    TEMPORARY = "temporary"
+    """Worth retrying later (throttling, 5xx, timeouts); counted by the retry budget."""
+    TERMINAL = "terminal"
+    """Retrying cannot help (bad request, access denied, not found)."""
+
+
+class EventKind(enum.StrEnum):
+    """The kinds of event in the append-only event store."""
+
+    TICK_STARTED = "tick.started"
+    TICK_FINISHED = "tick.finished"
+    RESOURCE_CHANGED = "resource.changed"
+    OBSERVE_FAILED = "observe.failed"
+    ACTION_PROPOSED = "action.proposed"
+    ACTION_BLOCKED = "action.blocked"
+    ACTION_STARTED = "action.started"
+    ACTION_APPLIED = "action.applied"
+    ACTION_FAILED = "action.failed"
+    ACTION_UNKNOWN = "action.unknown"
+    ACTION_ESCALATED = "action.escalated"
+    KILLSWITCH_ENGAGED = "killswitch.engaged"
+    KILLSWITCH_RELEASED = "killswitch.released"
+    KILLSWITCH_DENIED = "killswitch.denied"
+    RETRIES_RESET = "retries.reset"
+    POLICY_NOTE = "policy.note"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ResourceRef:
+    """The identity of a managed resource: a provider and a path within it.
+
+    Written as a URI, ``provider://path`` (``sim://ai-dawg-producer``,
+    ``ecs://prod/api``, ``k8s://default/vocal-coach``), which is what the
+    allow-list globs, the CLI and the event store use.
+    """
+
+    provider: str
+    name: str
+    kind: str = "service"
+
+    def __str__(self) -> str:
+        return f"{self.provider}://{self.name}"
+
+    @classmethod
+    def parse(cls, uri: str, kind: str = "service") -> ResourceRef:
+        """Parse ``provider://name``; raise ValueError on anything else."""
+        provider, sep, name = uri.partition("://")
+        if not sep or not provider or not name:
+            raise ValueError(f"not a resource URI (want provider://name): {uri!r}")
+        return cls(provider=provider, name=name, kind=kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Replicas:
+    """Replica counts as the provider reports them, and the bounds it enforces."""
+
+    desired: int
+    running: int
+    pending: int = 0
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceState:
+    """One resource as an actuator saw it at one moment.
+
+    ``metrics`` hold numbers policies reason about (``cpu_utilization``,
+    ``requests_per_minute``, ``p95_latency_ms``, ``error_rate``); ``attributes``
+    hold typed-but-provider-specific facts (rollout state, revision lists) as
+    JSON values, parsed at the actuator boundary.
+    """
+
+    ref: ResourceRef
+    health: Health
+    observed_at: datetime
+    replicas: Replicas | None = None
+    version: str | None = None
+    detail: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    attributes: Mapping[str, JSON] = field(default_factory=dict)
+
+    def transition_key(self) -> tuple[object, ...]:
+        """What, when it changes, makes a `resource.changed` event.
+
+        Metrics move every tick and are deliberately left out.
+        """
+        replicas = self.replicas
+        return (
+            self.health,
+            self.version,
+            None if replicas is None else (replicas.desired, replicas.running),
+            self.detail,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything observed in one tick: resources by URI, and failed actuators."""
+
+    taken_at: datetime
+    resources: Mapping[str, ResourceState]
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, uri: str) -> ResourceState | None:
+        return self.resources.get(uri)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A change a policy proposes. Typed fields, not an untyped parameter bag.
+
+    Only the fields relevant to ``kind`` are set: ``replicas`` (and optionally
+    ``min_replicas``/``max_replicas``) for SCALE, ``version`` for ROLLBACK,
+    ``image`` for DEPLOY, ``weights`` for SET_WEIGHTS.
+    """
+
+    kind: ActionKind
+    target: ResourceRef
+    policy: str
+    reason: str
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    version: str | None = None
+    image: str | None = None
+    weights: Mapping[str, float] | None = None
+    cost_delta_per_hour: float | None = None
+    priority: int = 0
+    """Higher wins when two policies propose for the same resource in one tick."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The (resource, action kind) pair the retry budget counts against."""
+        return (str(self.target), self.kind.value)
+
+    def params(self) -> dict[str, JSON]:
+        """The kind-specific fields that are set, as a JSON object."""
+        out: dict[str, JSON] = {}
+        for name in ("replicas", "min_replicas", "max_replicas", "version", "image"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.weights is not None:
+            out["weights"] = dict(self.weights)
+        if self.cost_delta_per_hour is not None:
+            out["cost_delta_per_hour"] = round(self.cost_delta_per_hour, 4)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The guard's answer to one action."""
+
+    allowed: bool
+    reason: BlockReason | None = None
+    detail: str = ""
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(allowed=True)
+
+    @classmethod
+    def block(cls, reason: BlockReason, detail: str) -> Verdict:
+        return cls(allowed=False, reason=reason, detail=detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an actuator reports after applying an action."""
+
+    status: OutcomeStatus
+    detail: str = ""
+    error_kind: ErrorKind | None = None
+    error_code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is OutcomeStatus.OK
+
+    @classmethod
+    def success(cls, detail: str = "") -> Outcome:
+        return cls(status=OutcomeStatus.OK, detail=detail)
+
+    @classmethod
+    def failure(
+        cls,
+        detail: str,
+        *,
+        kind: ErrorKind = ErrorKind.TEMPORARY,
+        code: str | None = None,
+    ) -> Outcome:
+        return cls(status=OutcomeStatus.FAILED, detail=detail, error_kind=kind, error_code=code)
+
+    @classmethod
+    def timed_out(cls, detail: str) -> Outcome:
+        return cls(status=OutcomeStatus.TIMED_OUT, detail=detail, error_kind=ErrorKind.TEMPORARY)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One append-only row of the event store.
+
+    ``idempotency_key`` is unique: replaying a spooled batch, or recording the
+    same outcome twice, never duplicates a row.
+    """
+
+    kind: EventKind
+    ts: datetime
+    idempotency_key: str
+    tick_id: str | None = None
+    resource: str | None = None
+    action_kind: str | None = None
+    policy: str | None = None
+    reason: str | None = None
+    payload: Mapping[str, JSON] = field(default_factory=dict)
+    id: int | None = None
+    """Assigned by the store; None until written."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """The retry ledger for one (resource, action kind) pair.
+
+    ``attempts`` are the start times of attempts inside the current window,
+    oldest first; ``consecutive_failures`` resets on success.
+    """
+
+    resource: str
+    action_kind: str
+    attempts: tuple[datetime, ...] = ()
+    consecutive_failures: int = 0
+    retry_after: datetime | None = None
+    quarantined: bool = False
+    last_error: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    """Whether the kill switch is engaged, and who set it so, why and when."""
+
+    engaged: bool
+    actor: str = ""
+    reason: str = ""
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What policies may know besides the current snapshot, passed in as data.
+
+    ``snapshots`` are the most recent ones, oldest first, not including the
+    current one. ``events`` are recent events, oldest first. ``retries`` is the
+    retry ledger keyed by (resource, action kind).
+    """
+
+    snapshots: Sequence[Snapshot] = ()
+    events: Sequence[Event] = ()
+    retries: Mapping[tuple[str, str], RetryState] = field(default_factory=dict)

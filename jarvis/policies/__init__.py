@@ -1,0 +1,1 @@
+"""Policies: pure decision functions of (snapshot, history, now)."""

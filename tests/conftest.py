@@ -1,0 +1,91 @@
+"""Shared fixtures: real PostgreSQL and Redis, each test on a fresh database.
+
+`JARVIS_TEST_DATABASE_URL` and `JARVIS_TEST_REDIS_URL` point elsewhere than the
+local defaults. When a server does not answer, tests that need it skip and
+say so, except under ``CI=true``, where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+PG_URL = os.environ.get(
+    "JARVIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("JARVIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _require(url: str, default_port: int, what: str) -> None:
+    if _answers(url, default_port):
+        return
+    message = f"{what} does not answer at {url}"
+    if IN_CI:
+        pytest.fail(f"{message}; under CI=true a missing server is a failure")
+    pytest.skip(f"{message}; set JARVIS_TEST_* to a running server to run this test")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+    _require(PG_URL, 5432, "PostgreSQL")
+    import asyncpg
+
+    parts = urlsplit(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    name = f"jarvis_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(urlunsplit(parts))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    test_parts = urlsplit(PG_URL)
+    yield urlunsplit(test_parts._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(urlunsplit(parts))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A URL to a Redis database (index 15 unless configured), flushed around the test."""
+    url = REDIS_URL if "JARVIS_TEST_REDIS_URL" in os.environ else "redis://127.0.0.1:6379/15"
+    _require(url, 6379, "Redis")
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    """A URL to a fresh SQLite file in the test's temporary directory."""
+    return f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"

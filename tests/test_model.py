@@ -1,0 +1,41 @@
+"""The model's small behaviours: resource URIs, action parameters, transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jarvis.model import Action, ActionKind, Health, Replicas, ResourceRef, ResourceState
+
+
+def test_resource_ref_round_trips_through_its_uri() -> None:
+    """A resource URI parses back into the ref that printed it."""
+    ref = ResourceRef("ecs", "prod/api")
+    assert str(ref) == "ecs://prod/api"
+    assert ResourceRef.parse("ecs://prod/api") == ref
+
+
+@pytest.mark.parametrize("text", ["", "ecs", "ecs://", "://api", "ecs:/api"])
+def test_resource_ref_rejects_malformed_uris(text: str) -> None:
+    """Anything but provider://name is refused with a ValueError."""
+    with pytest.raises(ValueError, match="resource URI"):
+        ResourceRef.parse(text)
+
+
+def test_action_params_hold_only_the_fields_that_are_set() -> None:
+    """An action's params carry its kind-specific fields and nothing else."""
+    action = Action(ActionKind.SCALE, ResourceRef("sim", "a"), "scaling", "busy", replicas=4)
+    assert action.params() == {"replicas": 4}
+    assert action.key == ("sim://a", "scale")
+
+
+def test_metric_changes_are_not_transitions() -> None:
+    """Only health, version, replicas and detail make a resource.changed event."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ref = ResourceRef("sim", "a")
+    before = ResourceState(ref, Health.HEALTHY, now, Replicas(2, 2), metrics={"cpu": 0.1})
+    after = ResourceState(ref, Health.HEALTHY, now, Replicas(2, 2), metrics={"cpu": 0.9})
+    assert before.transition_key() == after.transition_key()
+    crashed = ResourceState(ref, Health.UNHEALTHY, now, Replicas(2, 0))
+    assert crashed.transition_key() != before.transition_key()
