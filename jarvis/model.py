@@ -13,7 +13,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
@@ -83,7 +83,7 @@ class EventKind(enum.StrEnum):
     ACTION_ESCALATED = "action.escalated"
     KILLSWITCH_ENGAGED = "killswitch.engaged"
     KILLSWITCH_RELEASED = "killswitch.released"
-    KILLSWITCH_DENIED = "killswitch.denied"
+    ADMIN_REQUEST = "admin.request"
     RETRIES_RESET = "retries.reset"
     POLICY_NOTE = "policy.note"
     ALERT = "alert"
@@ -278,6 +278,8 @@ class Event:
     policy: str | None = None
     reason: str | None = None
     payload: Mapping[str, JSON] = field(default_factory=dict)
+    action_id: str | None = None
+    """Shared by an `action.started` intent and its one outcome event."""
     id: int | None = None
     """Assigned by the store; None until written."""
 
@@ -322,3 +324,15 @@ class History:
     snapshots: Sequence[Snapshot] = ()
     events: Sequence[Event] = ()
     retries: Mapping[tuple[str, str], RetryState] = field(default_factory=dict)
+
+
+class Clock(Protocol):
+    """Where time comes from: the wall clock in the daemon, virtual time in tests.
+
+    ``now()`` is timezone-aware UTC. The loop and the simulated fleet read time
+    only through a clock, so the same code runs in real and virtual time.
+    """
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...

@@ -24,13 +24,9 @@ from pydantic_settings import (
 
 from jarvis.config.aws import AwsSettings
 from jarvis.config.cloudrun import CloudRunSettings
+from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.config.policies import (
-    CostSettings,
-    RollbackSettings,
-    RoutingSettings,
-    ScalingSettings,
-)
+from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,

@@ -1,4 +1,4 @@
-"""Settings for the decision policies beyond heal: scaling, rollback, cost routing."""
+"""Settings for the scaling and rollback policies."""
 
 from __future__ import annotations
 
@@ -10,12 +10,4 @@ class ScalingSettings(Section):
 
 
 class RollbackSettings(Section):
-    enabled: bool = False
-
-
-class CostSettings(Section):
-    enabled: bool = False
-
-
-class RoutingSettings(Section):
     enabled: bool = False
