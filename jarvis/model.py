@@ -48,6 +48,7 @@ class BlockReason(enum.StrEnum):
     RETRY_BUDGET = "retry_budget"
     QUARANTINE = "quarantine"
     DRY_RUN = "dry_run"
+    SHUTDOWN = "shutdown"
 
 
 class OutcomeStatus(enum.StrEnum):

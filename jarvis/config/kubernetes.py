@@ -1,9 +1,82 @@
-"""Settings for the kubernetes actuator."""
+"""Settings for the kubernetes actuator: the ``[kubernetes]`` table.
+
+Read by `jarvis.actuators.kubernetes.KubernetesActuator.from_settings`, which
+the composition root calls when this section is present. How to reach the API
+server is chosen by which keys are set: ``host`` (with a ``token``) for an
+explicit endpoint, ``in_cluster = true`` for the pod's service account, or
+else a kubeconfig file and context (the defaults kubectl would use). This
+module imports no SDK.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, model_validator
+
 from jarvis.config.sections import Section
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+AuthMode = Literal["token", "in_cluster", "kubeconfig"]
 
 
 class KubernetesSettings(Section):
     """Configured when present; absent means the provider is off."""
+
+    namespaces: Annotated[
+        list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]], Field(min_length=1)
+    ] = Field(default_factory=lambda: ["default"])
+    """Namespaces whose Deployments Jarvis observes and may act on."""
+    label_selector: str = "jarvis.io/managed=true"
+    """Only Deployments matching this selector are managed; "" manages them all."""
+
+    in_cluster: bool = False
+    """Use the pod's service account (token and CA mounted by Kubernetes)."""
+    kubeconfig: Path | None = None
+    """A kubeconfig file; defaults to $KUBECONFIG or ~/.kube/config."""
+    context: str | None = None
+    """A context in the kubeconfig; defaults to its current-context."""
+    host: str | None = None
+    """An explicit API server URL, e.g. https://10.0.0.1:6443; needs ``token``."""
+    token: SecretStr | None = None
+    """Bearer token for ``host``."""
+    ca_cert: Path | None = None
+    """CA bundle for ``host``; the system trust store when unset."""
+    verify_ssl: bool = True
+
+    request_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    """Seconds one API request may take (connect and read)."""
+    observe_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
+    """Seconds a whole observe pass may take before it fails as temporary."""
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    """API requests in flight at once (worker threads)."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> KubernetesSettings:
+        if self.host is not None and self.token is None:
+            raise ValueError("host needs a token (or drop host to use a kubeconfig)")
+        if self.token is not None and self.host is None:
+            raise ValueError("token needs a host")
+        chosen = [
+            name
+            for name, used in (
+                ("host", self.host is not None),
+                ("in_cluster", self.in_cluster),
+                ("kubeconfig/context", self.kubeconfig is not None or self.context is not None),
+            )
+            if used
+        ]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one way to reach the cluster, not {' and '.join(chosen)}")
+        return self
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        """How the actuator reaches the API server."""
+        if self.host is not None:
+            return "token"
+        if self.in_cluster:
+            return "in_cluster"
+        return "kubeconfig"

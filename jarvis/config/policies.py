@@ -1,13 +1,134 @@
-"""Settings for the scaling and rollback policies."""
+"""Settings for the scaling and rollback policies (the ``[scaling]`` and ``[rollback]`` tables).
+
+Read by the composition root, which hands ``settings.scaling.model_dump()`` to
+`jarvis.policies.scaling.ScalingPolicy.from_config` and
+``settings.rollback.model_dump()`` to `jarvis.policies.rollback.RollbackPolicy.from_config`
+(config may not import policies, so the policies parse these plain dicts).
+Validation here catches what an operator can get wrong in a file: bounds out
+of order, unknown time zones, day names, a rule without a metric.
+"""
 
 from __future__ import annotations
 
+from datetime import time
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
 from jarvis.config.sections import Section
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ReplicaCount = Annotated[int, Field(ge=1)]
+
+
+class ScheduleWindowSettings(Section):
+    """From ``start`` to ``end`` local time (past midnight when end <= start), new bounds."""
+
+    start: time
+    end: time
+    days: list[Day] = Field(default_factory=list)
+    """Days on which the window starts; empty means every day."""
+    min_replicas: ReplicaCount | None = None
+    max_replicas: ReplicaCount | None = None
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        if self.min_replicas is None and self.max_replicas is None:
+            raise ValueError("set min_replicas or max_replicas")
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class ScalingRuleSettings(Section):
+    """How services whose URI matches ``match`` (a glob, e.g. ``ecs://prod/*``) scale."""
+
+    match: Annotated[str, Field(min_length=1)] = "*"
+    min_replicas: ReplicaCount = 1
+    max_replicas: ReplicaCount = 10
+    target_cpu_utilization: Annotated[float | None, Field(gt=0, le=100)] = None
+    """Percent, averaged over replicas."""
+    target_requests_per_minute: Annotated[float | None, Field(gt=0)] = None
+    """Per replica; compared with the service's total requests per minute."""
+    latency_slo_ms: Annotated[float | None, Field(gt=0)] = None
+    """p95 latency the service should stay under."""
+    price_per_replica_hour: Annotated[float | None, Field(ge=0)] = None
+    """USD per replica-hour, for the projected cost change of each proposal."""
+    timezone: str = "UTC"
+    """IANA zone the schedule's times are written in, e.g. ``Europe/Berlin``."""
+    schedule: list[ScheduleWindowSettings] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (want an IANA name)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        if (
+            self.target_cpu_utilization is None
+            and self.target_requests_per_minute is None
+            and self.latency_slo_ms is None
+        ):
+            raise ValueError(
+                "set at least one of target_cpu_utilization, target_requests_per_minute, "
+                "latency_slo_ms"
+            )
+        for window in self.schedule:
+            low = window.min_replicas or self.min_replicas
+            high = window.max_replicas or self.max_replicas
+            if low > high:
+                raise ValueError(
+                    f"schedule window {window.start}-{window.end} gives min {low} > max {high}"
+                )
+        return self
 
 
 class ScalingSettings(Section):
     enabled: bool = False
+    tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """No change while metric / target stays within 1 ± tolerance."""
+    stabilization_seconds: Annotated[float, Field(ge=0)] = 300.0
+    """Scale down only to the highest recommendation of this window."""
+    rate_period_seconds: Annotated[float, Field(gt=0)] = 60.0
+    scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
+    scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4
+    """Per period, scale up by at most max(+percent, +replicas)."""
+    scale_down_max_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
+    scale_down_max_replicas: Annotated[int | None, Field(ge=0)] = None
+    """Per period, scale down by at most the larger of the two (100 %: no limit)."""
+    metric_max_age_seconds: Annotated[float, Field(gt=0)] = 120.0
+    """Metrics observed longer ago than this are stale: no decision."""
+    rules: list[ScalingRuleSettings] = Field(default_factory=list)
+    """Matched in order against each resource URI; the first match wins."""
 
 
 class RollbackSettings(Section):
     enabled: bool = False
+    match: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """URI globs of the resources whose rollouts are watched."""
+    watch_seconds: Annotated[float, Field(gt=0)] = 900.0
+    """How long after a version change its health and metrics are judged."""
+    ready_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    """A rollout still in progress after this long never became ready: roll back."""
+    consecutive_checks: Annotated[int, Field(ge=1, le=100)] = 3
+    """Ticks in a row a metric must be worse than the baseline before rolling back."""
+    error_rate_margin: Annotated[float, Field(ge=0, le=1)] = 0.02
+    """Absolute: error rate above baseline + margin is worse (0.02 = 2 points)."""
+    latency_margin: Annotated[float, Field(ge=0)] = 0.25
+    """Relative: p95 latency above baseline x (1 + margin) is worse."""
+    min_baseline_samples: Annotated[int, Field(ge=1)] = 2
+    """Snapshots of the previous version needed before metrics are compared."""

@@ -7,7 +7,6 @@ section forbids unknown keys, so a typo is an error that names the key.
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,13 +42,6 @@ class AllowEntry(Section):
                 )
         return value
 
-    def permits(self, provider: str, name: str, action_kind: str) -> bool:
-        return (
-            provider == self.provider
-            and fnmatch.fnmatchcase(name, self.resources)
-            and ("*" in self.actions or action_kind in self.actions)
-        )
-
 
 def _default_allowlist() -> list[AllowEntry]:
     # Only the simulated fleet: no real resource is ever allowed by default.
@@ -73,6 +65,10 @@ class LoopSettings(Section):
 class BoundsSettings(Section):
     max_actions_per_tick: Annotated[int, Field(ge=0)] = 10
     """The blast radius: actions applied in one tick, across all resources."""
+    max_replicas: Annotated[int, Field(ge=1)] = 100
+    """No scale action may ask for more replicas than this, whatever a policy says."""
+    max_traffic_shift: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """The largest change of any one model's routing weight in one tick."""
 
 
 class RetrySettings(Section):

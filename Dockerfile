@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Build: resolve the locked dependencies into a virtual environment.
+FROM python:3.11-slim AS build
+RUN pip install --no-cache-dir uv
+WORKDIR /app
+ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --locked --no-dev --no-install-project
+COPY jarvis ./jarvis
+RUN uv sync --locked --no-dev
+
+# Run: the environment only, as an unprivileged user.
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/jarvis --create-home jarvis
+COPY --from=build /app /app
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    JARVIS_DATABASE_URL=sqlite+aiosqlite:////var/lib/jarvis/jarvis.db \
+    JARVIS_SPOOL_PATH=/var/lib/jarvis/spool.jsonl \
+    PORT=8080
+USER jarvis
+WORKDIR /var/lib/jarvis
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8080\")}/healthz', timeout=2)"
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["jarvis", "run"]

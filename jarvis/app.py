@@ -1,0 +1,148 @@
+"""The composition root: builds actuators, policies, the guard, the store and the
+reconciler from settings. The only place that knows every concrete class.
+
+The CLI, the simulation and the end-to-end tests call `build_app`; nothing else
+constructs these objects, and there are no singletons or registration on import.
+Cloud SDKs are imported here lazily, only for the providers that are configured,
+so start-up stays fast on the embedded default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from jarvis.actuators.base import Actuator
+from jarvis.config import Settings
+from jarvis.loop.clock import WallClock
+from jarvis.loop.killswitch import KillSwitch
+from jarvis.loop.reconciler import Reconciler
+from jarvis.model import Clock
+from jarvis.policies.base import Policy
+from jarvis.safety import AllowList, AllowRule, Bounds, Guard, RetryBudget
+from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, RedisKillSwitch
+from jarvis.telemetry.metrics import Metrics
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    store: EventStore
+    killswitch: KillSwitch
+    reconciler: Reconciler
+    metrics: Metrics
+    actuators: list[Actuator] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for actuator in self.actuators:
+            await actuator.aclose()
+        await self.killswitch.backend.aclose()
+        await self.store.aclose()
+
+
+async def open_store(settings: Settings, *, auto_migrate: bool | None = None) -> EventStore:
+    return await EventStore.connect(
+        settings.database_url, spool_path=settings.spool_path, auto_migrate=auto_migrate
+    )
+
+
+def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
+    if settings.redis_url:
+        return RedisKillSwitch(settings.redis_url)
+    return DbKillSwitch(store.engine)
+
+
+def build_guard(settings: Settings) -> Guard:
+    rules = [
+        AllowRule(provider=e.provider, resources=e.resources, actions=frozenset(e.actions))
+        for e in settings.allowlist
+    ]
+    return Guard(
+        allowlist=AllowList(rules),
+        bounds=Bounds(
+            max_actions_per_tick=settings.bounds.max_actions_per_tick,
+            max_replicas=settings.bounds.max_replicas,
+            max_traffic_shift=settings.bounds.max_traffic_shift,
+        ),
+        retry=RetryBudget(
+            max_attempts=settings.retry.max_attempts,
+            window=timedelta(seconds=settings.retry.window_seconds),
+            backoff_ticks=tuple(settings.retry.backoff_ticks),
+            interval=timedelta(seconds=settings.loop.interval),
+        ),
+    )
+
+
+def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
+    actuators: list[Actuator] = []
+    if settings.simulated_enabled:
+        from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
+
+        sim = settings.simulated
+        fleet = SimulatedFleet(
+            seed=sim.seed,
+            services=sim.services,
+            script=sim.script,
+            fail_rate=sim.fail_rate,
+            start=clock.now(),
+        )
+        actuators.append(SimulatedActuator(fleet, clock))
+    return actuators
+
+
+def build_policies(settings: Settings) -> list[Policy]:
+    policies: list[Policy] = []
+    if settings.heal.enabled:
+        from jarvis.policies.heal import HealPolicy
+
+        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded))
+    return policies
+
+
+async def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    actuators: Sequence[Actuator] | None = None,
+    policies: Sequence[Policy] | None = None,
+    metrics: Metrics | None = None,
+    run_id: str | None = None,
+    auto_migrate: bool | None = None,
+) -> App:
+    """Open the store, build everything, and start the reconciler (orphans closed)."""
+    clock = clock or WallClock()
+    metrics = metrics or Metrics()
+    store = await open_store(settings, auto_migrate=auto_migrate)
+    try:
+        killswitch = KillSwitch(killswitch_backend(settings, store), store, clock)
+        built = list(actuators) if actuators is not None else build_actuators(settings, clock)
+        reconciler = Reconciler(
+            actuators=built,
+            policies=list(policies) if policies is not None else build_policies(settings),
+            guard=build_guard(settings),
+            store=store,
+            killswitch=killswitch,
+            clock=clock,
+            metrics=metrics,
+            run_id=run_id or secrets.token_hex(3),
+            observe_timeout=settings.loop.observe_timeout,
+            apply_timeout=settings.loop.apply_timeout,
+            dry_run=settings.dry_run,
+            history_snapshots=settings.loop.history_snapshots,
+        )
+        await reconciler.start()
+    except BaseException:
+        await store.aclose()
+        raise
+    return App(
+        settings=settings,
+        clock=clock,
+        store=store,
+        killswitch=killswitch,
+        reconciler=reconciler,
+        metrics=metrics,
+        actuators=built,
+    )

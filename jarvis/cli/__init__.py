@@ -1,0 +1,57 @@
+"""The `jarvis` command: the operator's entry point, on top of everything else.
+
+Every command loads settings first: a bad configuration prints which key is
+wrong and exits with status 2 before anything starts. Store failures (an
+unreachable or un-migrated database) print one clear line and exit 1. Read
+commands take ``--json`` and then print one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from jarvis.cli import commands, daemon
+from jarvis.cli.common import State
+
+app = typer.Typer(
+    name="jarvis",
+    help="Jarvis: an autonomous control plane with a kill switch.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="TOML config file (default: $JARVIS_CONFIG).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = State(config_path=config)
+
+
+app.command("run")(daemon.run)
+app.command("tick")(commands.tick)
+app.command("plan")(commands.plan)
+app.command("events")(commands.events)
+app.command("deploy")(commands.deploy)
+app.add_typer(commands.killswitch_app, name="killswitch")
+app.add_typer(commands.retries_app, name="retries")
+app.add_typer(commands.db_app, name="db")
+app.add_typer(commands.config_app, name="config")
+
+
+def main() -> None:
+    app(prog_name="jarvis")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What every CLI command shares: loading settings, opening the app, turning
+failures into one clear line and an exit status, and printing JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+
+from jarvis.config import ConfigError, Settings, load_settings
+from jarvis.model import Event
+from jarvis.store import StoreError
+
+T = TypeVar("T")
+
+EXIT_CONFIG = 2
+EXIT_STORE = 1
+
+err_console = Console(stderr=True)
+
+
+@dataclass
+class State:
+    config_path: str | None = None
+
+
+def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Settings for this invocation, or exit 2 naming the offending key."""
+    state = ctx.obj if isinstance(ctx.obj, State) else State()
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return load_settings(state.config_path, **clean)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body, mapping known failures to exit statuses."""
+    try:
+        return anyio.run(main)
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json_lines(objects: Iterable[Mapping[str, Any]]) -> None:
+    for obj in objects:
+        sys.stdout.write(json.dumps(to_jsonable(obj), sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "ts": event.ts,
+        "tick_id": event.tick_id,
+        "kind": event.kind.value,
+        "resource": event.resource,
+        "action_kind": event.action_kind,
+        "policy": event.policy,
+        "reason": event.reason,
+        "action_id": event.action_id,
+        "payload": dict(event.payload),
+    }

@@ -1,0 +1,47 @@
+"""Clocks: the wall clock for the daemon, a virtual one for tests and simulation.
+
+Both satisfy `jarvis.model.Clock`. The scheduler, the reconciler and the
+simulated fleet read time only through a clock, so tests and `jarvis simulate`
+run the real loop in virtual time with no real sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import anyio.lowlevel
+
+
+class WallClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """Time that moves only when someone sleeps or calls `advance`.
+
+    `sleep` advances time at once and yields to other tasks, so a loop that
+    sleeps 30 s per tick runs thousands of ticks a second.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self._now += timedelta(seconds=seconds)
+
+    def jump(self, to: datetime) -> None:
+        """Set the time outright (forwards or backwards): a clock jump."""
+        self._now = to
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await anyio.lowlevel.checkpoint()

@@ -1,0 +1,210 @@
+"""Event constructors for the reconciler: one place that decides kinds,
+idempotency keys and payload shapes, so replays never duplicate a row and
+every reader (CLI, policies' history, simulation invariants) sees one format."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from jarvis.model import (
+    JSON,
+    Action,
+    Event,
+    EventKind,
+    Outcome,
+    OutcomeStatus,
+    ResourceState,
+    Verdict,
+)
+from jarvis.policies.base import Note
+
+
+def tick_id_for(now: datetime, run_id: str) -> str:
+    return f"{now:%Y%m%dT%H%M%S.%f}"[:-3] + f"Z-{run_id}"
+
+
+def action_id_for(tick_id: str, action: Action) -> str:
+    return f"{tick_id}:{action.target}:{action.kind.value}"
+
+
+def tick_event(kind: EventKind, tick_id: str, now: datetime, **payload: JSON) -> Event:
+    return Event(
+        kind=kind,
+        ts=now,
+        idempotency_key=f"{tick_id}:{kind.value}",
+        tick_id=tick_id,
+        payload=payload,
+    )
+
+
+def resource_changed(
+    tick_id: str, now: datetime, state: ResourceState, previous: ResourceState | None
+) -> Event:
+    replicas = state.replicas
+    payload: dict[str, JSON] = {
+        "health": state.health.value,
+        "version": state.version,
+        "replicas": None
+        if replicas is None
+        else {
+            "desired": replicas.desired,
+            "running": replicas.running,
+            "pending": replicas.pending,
+            "min": replicas.min,
+            "max": replicas.max,
+        },
+        "detail": state.detail,
+        "attributes": dict(state.attributes),
+        "previous": None
+        if previous is None
+        else {"health": previous.health.value, "version": previous.version},
+    }
+    return Event(
+        kind=EventKind.RESOURCE_CHANGED,
+        ts=now,
+        idempotency_key=f"{tick_id}:changed:{state.ref}",
+        tick_id=tick_id,
+        resource=str(state.ref),
+        reason=state.detail or None,
+        payload=payload,
+    )
+
+
+def observe_failed(
+    tick_id: str, now: datetime, actuator: str, error: str, code: str | None
+) -> Event:
+    return Event(
+        kind=EventKind.OBSERVE_FAILED,
+        ts=now,
+        idempotency_key=f"{tick_id}:observe.failed:{actuator}",
+        tick_id=tick_id,
+        reason=error,
+        payload={"actuator": actuator, "error": error, "code": code},
+    )
+
+
+def action_event(
+    kind: EventKind,
+    tick_id: str,
+    now: datetime,
+    action: Action,
+    *,
+    key: str,
+    action_id: str | None = None,
+    reason: str | None = None,
+    **extra: JSON,
+) -> Event:
+    return Event(
+        kind=kind,
+        ts=now,
+        idempotency_key=key,
+        tick_id=tick_id,
+        resource=str(action.target),
+        action_kind=action.kind.value,
+        policy=action.policy,
+        reason=reason if reason is not None else action.reason,
+        payload={"params": action.params(), "proposal": action.reason, **extra},
+        action_id=action_id,
+    )
+
+
+def proposed(tick_id: str, now: datetime, action: Action) -> Event:
+    key = f"{tick_id}:proposed:{action.policy}:{action.target}:{action.kind.value}"
+    return action_event(EventKind.ACTION_PROPOSED, tick_id, now, action, key=key)
+
+
+def blocked(tick_id: str, now: datetime, action: Action, verdict: Verdict) -> Event:
+    key = f"{tick_id}:blocked:{action.policy}:{action.target}:{action.kind.value}"
+    reason = verdict.reason.value if verdict.reason else "unknown"
+    return action_event(
+        EventKind.ACTION_BLOCKED,
+        tick_id,
+        now,
+        action,
+        key=key,
+        reason=reason,
+        blocked=reason,
+        detail=verdict.detail,
+    )
+
+
+def started(tick_id: str, now: datetime, action: Action, action_id: str) -> Event:
+    return action_event(
+        EventKind.ACTION_STARTED,
+        tick_id,
+        now,
+        action,
+        key=f"{action_id}:started",
+        action_id=action_id,
+    )
+
+
+def outcome_event(
+    tick_id: str, now: datetime, action: Action, action_id: str, outcome: Outcome
+) -> Event:
+    kind = EventKind.ACTION_APPLIED if outcome.ok else EventKind.ACTION_FAILED
+    return action_event(
+        kind,
+        tick_id,
+        now,
+        action,
+        key=f"{action_id}:outcome",
+        action_id=action_id,
+        outcome=outcome.status.value,
+        detail=outcome.detail,
+        error_kind=outcome.error_kind.value if outcome.error_kind else None,
+        error_code=outcome.error_code,
+    )
+
+
+def escalated(
+    tick_id: str, now: datetime, action: Action, action_id: str, *, attempts: int, error: str
+) -> Event:
+    return action_event(
+        EventKind.ACTION_ESCALATED,
+        tick_id,
+        now,
+        action,
+        key=f"{action_id}:escalated",
+        action_id=action_id,
+        reason=f"{attempts} failed attempts; quarantined until `jarvis retries reset`",
+        attempts=attempts,
+        last_error=error,
+    )
+
+
+def unknown_outcome(intent: Event, now: datetime) -> Event:
+    """Closes an intent a previous process left without an outcome."""
+    return Event(
+        kind=EventKind.ACTION_UNKNOWN,
+        ts=now,
+        idempotency_key=f"{intent.action_id}:outcome",
+        tick_id=intent.tick_id,
+        resource=intent.resource,
+        action_kind=intent.action_kind,
+        policy=intent.policy,
+        reason="the process ended between intent and outcome; counted as a failed attempt",
+        payload={"outcome": OutcomeStatus.FAILED.value, "intent_id": intent.id},
+        action_id=intent.action_id,
+    )
+
+
+def note_event(tick_id: str, now: datetime, policy: str, note: Note) -> Event:
+    discriminator = (
+        note.key
+        or hashlib.sha1(  # noqa: S324 - a key, not a secret
+            f"{note.resource}|{note.message}".encode()
+        ).hexdigest()[:12]
+    )
+    kind = EventKind.ALERT if note.alert else EventKind.POLICY_NOTE
+    return Event(
+        kind=kind,
+        ts=now,
+        idempotency_key=f"{tick_id}:{kind.value}:{policy}:{discriminator}",
+        tick_id=tick_id,
+        resource=note.resource,
+        policy=policy,
+        reason=note.message,
+        payload=dict(note.payload),
+    )

@@ -1,0 +1,94 @@
+"""The kill switch as operators and the reconciler see it.
+
+Wraps a backend (Redis or the event database, from `jarvis.store`) with the
+two promises Jarvis makes about it: a read that fails counts as engaged
+(fail-safe), and every flip is recorded as an event with who, why and when.
+Called by the reconciler right before each apply, by the CLI, and by the
+admin API (through `AdminService`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jarvis.model import Clock, Event, EventKind, KillSwitchState
+from jarvis.store import EventStore, KillSwitchBackend
+
+
+class KillSwitch:
+    def __init__(self, backend: KillSwitchBackend, store: EventStore, clock: Clock) -> None:
+        self.backend = backend
+        self.store = store
+        self.clock = clock
+
+    async def read(self) -> KillSwitchState:
+        """The current state; raises StoreError when the backend cannot be read."""
+        return await self.backend.read()
+
+    async def read_failsafe(self) -> KillSwitchState:
+        """The current state, or an engaged one when it cannot be read."""
+        try:
+            return await self.backend.read()
+        except Exception as exc:  # noqa: BLE001 - any failure to read must stop actions
+            return KillSwitchState(
+                engaged=True,
+                actor="jarvis",
+                reason=f"kill switch state unreadable ({exc}); failing safe",
+            )
+
+    async def set(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
+        """Flip the switch, record who, why and when, and flush the event at once."""
+        now = self.clock.now()
+        state = KillSwitchState(engaged=engaged, actor=actor, reason=reason, changed_at=now)
+        await self.backend.write(state)
+        self.store.append([flip_event(state, now)])
+        await self.store.flush()
+        return state
+
+
+def flip_event(state: KillSwitchState, now: datetime) -> Event:
+    kind = EventKind.KILLSWITCH_ENGAGED if state.engaged else EventKind.KILLSWITCH_RELEASED
+    return Event(
+        kind=kind,
+        ts=now,
+        idempotency_key=f"killswitch:{now.isoformat()}:{kind.value}:{state.actor}",
+        reason=state.reason,
+        payload={"actor": state.actor, "reason": state.reason},
+    )
+
+
+class AdminService:
+    """The admin API's backend: the kill switch plus an audit event per request."""
+
+    def __init__(self, killswitch: KillSwitch) -> None:
+        self.killswitch = killswitch
+
+    async def killswitch_status(self) -> KillSwitchState:
+        return await self.killswitch.read()
+
+    async def set_killswitch(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
+        return await self.killswitch.set(engaged=engaged, actor=actor, reason=reason)
+
+    async def record_admin_request(
+        self, *, method: str, path: str, remote: str, result: str, detail: str
+    ) -> None:
+        now = self.killswitch.clock.now()
+        store = self.killswitch.store
+        store.append(
+            [
+                Event(
+                    kind=EventKind.ADMIN_REQUEST,
+                    ts=now,
+                    idempotency_key=f"admin:{now.isoformat()}:{method}:{path}:{remote}",
+                    reason=detail or result,
+                    payload={
+                        "method": method,
+                        "path": path,
+                        "remote": remote,
+                        "result": result,
+                        "detail": detail,
+                    },
+                )
+            ]
+        )
+        await store.flush()

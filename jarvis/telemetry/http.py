@@ -1,0 +1,154 @@
+"""The daemon's HTTP server: metrics, probes and the admin API, in the loop's event loop.
+
+The composition root builds one `HttpServer` and starts it beside the
+reconcile loop (same asyncio event loop, no thread). What the server reports
+comes in as callables: ``healthy()`` (the loop decides: a tick finished
+recently), ``ready()`` (the store and the kill-switch backend answer) and an
+`AdminBackend` for the kill switch. It imports nothing from the loop, the app
+or the CLI. Every response is JSON except the metrics exposition; errors,
+unknown paths included, are JSON too, never an HTML page or a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from jarvis.telemetry.admin import AdminApi, AdminBackend
+from jarvis.telemetry.metrics import Metrics
+
+__all__ = ["AdminBackend", "HttpServer"]
+
+log = structlog.get_logger(__name__)
+
+#: Seconds a readiness check may take before the probe answers 503; a hung
+#: database must not pile up probe requests.
+DEFAULT_READY_TIMEOUT: Final = 5.0
+#: Seconds `stop` waits for in-flight requests; shorter than the loop's shutdown grace.
+_SHUTDOWN_TIMEOUT: Final = 2.0
+# Headers an error page carries that a JSON body replaces.
+_BODY_HEADERS: Final = frozenset({"content-type", "content-length"})
+
+
+def _json(body: dict[str, object], status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn router errors (404, 405) and unexpected failures into JSON answers."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return web.json_response(
+            {"error": exc.reason, "path": request.path}, status=exc.status, headers=headers
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # One broken handler answers 500; it must not take the site down.
+        log.exception("http.handler_failed", path=request.path)
+        return _json({"error": f"internal error ({exc.__class__.__name__})"}, status=500)
+
+
+class HttpServer:
+    """``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/killswitch`` on one port."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        healthy: Callable[[], tuple[bool, str]],
+        ready: Callable[[], Awaitable[tuple[bool, dict[str, str]]]],
+        admin: AdminBackend | None,
+        admin_token: str | None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    ) -> None:
+        self._host = host
+        self._requested_port = port
+        self._metrics = metrics
+        self._healthy = healthy
+        self._ready = ready
+        self._ready_timeout = ready_timeout
+        self._admin = AdminApi(backend=admin, token=admin_token, metrics=metrics)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors])
+        app.router.add_get("/metrics", self._handle_metrics)
+        app.router.add_get("/healthz", self._handle_healthz)
+        app.router.add_get("/readyz", self._handle_readyz)
+        # Every method is routed to the admin API so that even a refused PUT is recorded.
+        app.router.add_route("*", "/v1/killswitch", self._admin.handle)
+        return app
+
+    async def start(self) -> None:
+        """Bind and start serving; port 0 picks a free port (see `port`)."""
+        if self._runner is not None:
+            raise RuntimeError("HttpServer already started")
+        # The loop logs what matters; an access line per scrape and probe is noise.
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._requested_port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        log.info("http.started", host=self._host, port=self._port)
+
+    @property
+    def port(self) -> int:
+        """The bound port; only known once `start` has returned."""
+        if self._port is None:
+            raise RuntimeError("HttpServer not started")
+        return self._port
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish briefly, release the port."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        await runner.cleanup()
+        log.info("http.stopped", port=self._port)
+        self._port = None
+
+    async def _handle_metrics(self, _request: web.Request) -> web.Response:
+        body, content_type = self._metrics.render()
+        # Passed as a header: the content type carries a charset, which
+        # web.Response(content_type=...) refuses.
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _handle_healthz(self, _request: web.Request) -> web.Response:
+        try:
+            ok, detail = self._healthy()
+        except Exception as exc:
+            # A broken health check means unhealthy, said as JSON.
+            log.exception("http.healthz_failed")
+            return _json({"status": "error", "detail": exc.__class__.__name__}, status=503)
+        return _json({"status": "ok" if ok else "unhealthy", "detail": detail}, 200 if ok else 503)
+
+    async def _handle_readyz(self, _request: web.Request) -> web.Response:
+        try:
+            async with asyncio.timeout(self._ready_timeout):
+                ok, checks = await self._ready()
+        except TimeoutError:
+            detail = f"readiness checks did not answer within {self._ready_timeout:g} s"
+            return _json({"status": "not_ready", "checks": {}, "detail": detail}, status=503)
+        except Exception as exc:
+            # A failing check means not ready, said as JSON.
+            log.exception("http.readyz_failed")
+            detail = f"readiness check failed ({exc.__class__.__name__})"
+            return _json({"status": "not_ready", "checks": {}, "detail": detail}, status=503)
+        status = "ready" if ok else "not_ready"
+        return _json({"status": status, "checks": dict(checks)}, 200 if ok else 503)

@@ -1,0 +1,177 @@
+"""Prometheus metrics for the daemon, on a registry owned by one `Metrics` object.
+
+The composition root builds one `Metrics` and hands it to the loop (which
+counts ticks, actions, observe errors and sets the gauges), the event writer
+(events written and spooled) and the HTTP server (admin requests, and
+``GET /metrics``, which calls `Metrics.render`). Nothing here touches the
+global prometheus registry, so two daemons, or two tests, coexist in one
+process. Names follow the Prometheus conventions: base units in the name,
+``_total`` on counters.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from jarvis.model import ActionKind, BlockReason
+
+__all__ = [
+    "ACTION_OUTCOMES",
+    "ADMIN_RESULTS",
+    "DURATION_BUCKETS",
+    "TICK_OUTCOMES",
+    "Metrics",
+]
+
+#: 1 ms .. 60 s: a simulated tick takes milliseconds, a slow cloud API tens of seconds.
+DURATION_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
+)  # fmt: skip
+TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
+ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
+ADMIN_METHODS: Final = ("GET", "POST")
+ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")
+
+
+def _jarvis_version() -> str:
+    try:
+        return version("jarvis")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+class Metrics:
+    """Every metric Jarvis exports, as attributes, on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+
+        self.ticks = Counter(
+            "jarvis_ticks_total", "Ticks finished, by outcome.", ["outcome"], registry=reg
+        )
+        self.tick_duration = Histogram(
+            "jarvis_tick_duration_seconds",
+            "Wall time of one tick, observe to record.",
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.tick_overruns = Counter(
+            "jarvis_tick_overruns_total",
+            "Ticks that ran past the next tick's start; the next one was skipped, not stacked.",
+            registry=reg,
+        )
+        self.actions = Counter(
+            "jarvis_actions_total",
+            "Actions by kind and by what became of them.",
+            ["kind", "outcome"],
+            registry=reg,
+        )
+        self.actions_blocked = Counter(
+            "jarvis_actions_blocked_total",
+            "Actions the guard refused, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.escalations = Counter(
+            "jarvis_escalations_total",
+            "Resources escalated after exhausting their retry budget.",
+            registry=reg,
+        )
+        self.killswitch_engaged = Gauge(
+            "jarvis_killswitch_engaged",
+            "1 while the kill switch is engaged (or unreadable), else 0.",
+            registry=reg,
+        )
+        self.quarantined_resources = Gauge(
+            "jarvis_quarantined_resources",
+            "Resources quarantined until an operator resets them.",
+            registry=reg,
+        )
+        self.observe_errors = Counter(
+            "jarvis_observe_errors_total",
+            "Failed observations, by actuator.",
+            ["actuator"],
+            registry=reg,
+        )
+        self.observe_duration = Histogram(
+            "jarvis_observe_duration_seconds",
+            "Wall time of one actuator's observe().",
+            ["actuator"],
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
+        self.resources = Gauge(
+            "jarvis_resources",
+            "Resources seen in the last tick, by provider and health.",
+            ["provider", "health"],
+            registry=reg,
+        )
+        self.last_tick_timestamp = Gauge(
+            "jarvis_last_tick_timestamp_seconds",
+            "Unix time at which the last tick finished.",
+            registry=reg,
+        )
+        self.events_written = Counter(
+            "jarvis_events_written_total", "Events written to the event store.", registry=reg
+        )
+        self.events_spooled = Counter(
+            "jarvis_events_spooled_total",
+            "Events spooled to the local file while the store was unreachable.",
+            registry=reg,
+        )
+        self.admin_requests = Counter(
+            "jarvis_admin_requests_total",
+            "Admin API requests, by method and result.",
+            ["method", "result"],
+            registry=reg,
+        )
+        self.build_info = Gauge(
+            "jarvis_build_info",
+            "Always 1; the labels say which Jarvis and which Python are running.",
+            ["version", "python"],
+            registry=reg,
+        )
+        self.build_info.labels(version=_jarvis_version(), python=platform.python_version()).set(1)
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        # Known label values start at 0 so rate() and alerts see a series
+        # before the first increment, rather than "no data".
+        for outcome in TICK_OUTCOMES:
+            self.ticks.labels(outcome=outcome)
+        for kind in ActionKind:
+            for outcome in ACTION_OUTCOMES:
+                self.actions.labels(kind=kind.value, outcome=outcome)
+        for reason in BlockReason:
+            self.actions_blocked.labels(reason=reason.value)
+        for method in ADMIN_METHODS:
+            for result in ADMIN_RESULTS:
+                self.admin_requests.labels(method=method, result=result)
+
+    def known_actuators(self, names: Iterable[str]) -> None:
+        """Start the per-actuator series at zero for the actuators the daemon runs."""
+        for name in names:
+            self.observe_errors.labels(actuator=name)
+            self.observe_duration.labels(actuator=name)
+
+    def set_resources(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Replace the resource gauge with this tick's counts by (provider, health).
+
+        Cleared first, so a provider or health that vanished does not linger
+        at its last value.
+        """
+        self.resources.clear()
+        for (provider, health), count in counts.items():
+            self.resources.labels(provider=provider, health=health).set(count)
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition of every metric, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

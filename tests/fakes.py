@@ -1,0 +1,98 @@
+"""An in-memory actuator for loop tests: it implements the `Actuator` protocol
+with scripted states and apply hooks, so a test can fail, stall or flip the
+kill switch from inside an apply without patching any Jarvis module."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    Health,
+    Outcome,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+)
+from jarvis.policies.base import Evaluation
+
+ApplyHook = Callable[[Action], Awaitable[Outcome | None]]
+
+
+@dataclass
+class FakeService:
+    name: str
+    health: Health = Health.HEALTHY
+    desired: int = 2
+    version: str = "v1"
+
+
+@dataclass
+class FakeActuator:
+    """Resources under ``provider://name``; records every applied action."""
+
+    clock: Clock
+    services: dict[str, FakeService] = field(default_factory=dict)
+    provider: str = "fake"
+    name: str = "fake"
+    action_kinds: frozenset[ActionKind] = frozenset(ActionKind)
+    applied: list[Action] = field(default_factory=list)
+    on_apply: ApplyHook | None = None
+    on_observe: Callable[[], Awaitable[None]] | None = None
+    observe_error: str | None = None
+    restart_heals: bool = True
+
+    def add(self, *names: str, health: Health = Health.HEALTHY) -> FakeActuator:
+        for n in names:
+            self.services[n] = FakeService(n, health)
+        return self
+
+    async def observe(self) -> Sequence[ResourceState]:
+        if self.on_observe is not None:
+            await self.on_observe()
+        if self.observe_error is not None:
+            raise ActuatorError(self.observe_error, code="Boom")
+        now = self.clock.now()
+        return [
+            ResourceState(
+                ref=ResourceRef(self.provider, s.name),
+                health=s.health,
+                observed_at=now,
+                replicas=Replicas(s.desired, s.desired if s.health is Health.HEALTHY else 0),
+                version=s.version,
+                detail="" if s.health is Health.HEALTHY else "crashed",
+            )
+            for s in self.services.values()
+        ]
+
+    async def apply(self, action: Action) -> Outcome:
+        self.applied.append(action)
+        if self.on_apply is not None:
+            result = await self.on_apply(action)
+            if result is not None:
+                return result
+        service = self.services[action.target.name]
+        if action.kind is ActionKind.RESTART and self.restart_heals:
+            service.health = Health.HEALTHY
+        if action.kind is ActionKind.SCALE and action.replicas is not None:
+            service.desired = action.replicas
+        return Outcome.success("done")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ProposeEach:
+    """A policy proposing a fixed list of actions every tick."""
+
+    def __init__(self, actions: Sequence[Action], name: str = "scripted") -> None:
+        self.actions = tuple(actions)
+        self.name = name
+
+    def evaluate(self, snapshot: object, history: object, now: datetime) -> Evaluation:
+        return Evaluation(actions=self.actions)

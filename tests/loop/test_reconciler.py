@@ -1,0 +1,161 @@
+"""One tick through the real reconciler, guard and store, in virtual time."""
+
+from __future__ import annotations
+
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import (
+    Action,
+    ActionKind,
+    EventKind,
+    Health,
+    Outcome,
+    ResourceRef,
+)
+from jarvis.policies.heal import HealPolicy
+from jarvis.store import EventStore
+from tests.fakes import FakeActuator, ProposeEach
+from tests.loop.conftest import AppFactory
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+def restart(name: str) -> Action:
+    return Action(ActionKind.RESTART, ResourceRef("fake", name), "scripted", "test")
+
+
+async def kinds(store: EventStore, *wanted: EventKind) -> list[tuple[str, str | None]]:
+    events = await store.events(limit=1000, kinds=[k.value for k in wanted])
+    return [(e.kind.value, e.resource) for e in events]
+
+
+async def test_an_unhealthy_service_is_restarted_and_recorded(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """Heal proposes a restart, the guard allows it, intent and outcome are recorded."""
+    fleet.services["web"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()])
+    report = await app.reconciler.tick()
+    assert [str(d.action.target) for d in report.applied] == ["fake://web"]
+    assert fleet.services["web"].health is Health.HEALTHY
+    recorded = await kinds(
+        app.store,
+        EventKind.ACTION_PROPOSED,
+        EventKind.ACTION_STARTED,
+        EventKind.ACTION_APPLIED,
+    )
+    assert recorded == [
+        ("action.proposed", "fake://web"),
+        ("action.started", "fake://web"),
+        ("action.applied", "fake://web"),
+    ]
+    started, applied = await app.store.events(
+        kinds=["action.started", "action.applied"], limit=10
+    )
+    assert started.action_id == applied.action_id is not None
+
+
+async def test_a_kill_switch_flip_mid_tick_blocks_the_rest_of_the_tick(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """Engaging the switch during one apply stops every later action in the same tick."""
+    app = await make_app([ProposeEach([restart("api"), restart("web"), restart("worker")])])
+
+    async def engage_on_first(action: Action) -> Outcome | None:
+        if len(fleet.applied) == 1:
+            await app.killswitch.set(engaged=True, actor="op", reason="stop now")
+        return None
+
+    fleet.on_apply = engage_on_first
+    report = await app.reconciler.tick()
+    assert [str(a.target) for a in fleet.applied] == ["fake://api"]
+    blocked = [d for d in report.decisions if not d.verdict.allowed]
+    assert [(str(d.action.target), d.verdict.reason) for d in blocked] == [
+        ("fake://web", "killswitch"),
+        ("fake://worker", "killswitch"),
+    ]
+    flips = await app.store.events(kinds=["killswitch.engaged"])
+    assert flips[0].payload["actor"] == "op"
+
+
+async def test_an_unreadable_kill_switch_counts_as_engaged(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """With the kill-switch backend unreachable nothing is applied (fail-safe)."""
+    app = await make_app([ProposeEach([restart("api")])], redis_url="redis://127.0.0.1:1/0")
+    report = await app.reconciler.tick()
+    assert fleet.applied == []
+    assert report.decisions[0].verdict.reason == "killswitch"
+    assert "unreadable" in report.decisions[0].verdict.detail
+
+
+async def test_an_empty_allow_list_applies_nothing(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """Deny by default: with no allow-list entry every action is blocked as allowlist."""
+    app = await make_app([ProposeEach([restart("api")])], allowlist=[])
+    report = await app.reconciler.tick()
+    assert fleet.applied == []
+    assert [d.verdict.reason for d in report.decisions] == ["allowlist"]
+
+
+async def test_dry_run_records_everything_and_applies_nothing(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """A dry-run tick records proposals and dry_run blocks but calls no actuator."""
+    app = await make_app([ProposeEach([restart("api")])], dry_run=True)
+    await app.reconciler.tick()
+    assert fleet.applied == []
+    blocked = await app.store.events(kinds=["action.blocked"])
+    assert blocked[0].payload["blocked"] == "dry_run"
+
+
+async def test_one_failing_provider_does_not_stop_the_others(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """An actuator whose observe raises is recorded; the others are observed and acted on."""
+    broken = FakeActuator(clock, provider="other", name="other").add("x")
+    broken.observe_error = "throttled"
+    fleet.services["web"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()], actuators=[broken, fleet])
+    report = await app.reconciler.tick()
+    assert report.snapshot.errors == {"other": "Boom: throttled"}
+    assert [str(d.action.target) for d in report.applied] == ["fake://web"]
+    failed = await app.store.events(kinds=["observe.failed"])
+    assert failed[0].payload["actuator"] == "other"
+
+
+async def test_a_rollback_beats_a_restart_on_the_same_resource(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """One action per resource per tick: the higher priority wins, the other is blocked."""
+    rollback = Action(
+        ActionKind.ROLLBACK, ResourceRef("fake", "api"), "rollback", "bad", version="v0", priority=10
+    )
+    app = await make_app([ProposeEach([restart("api"), rollback])])
+    report = await app.reconciler.tick()
+    assert [a.kind for a in fleet.applied] == [ActionKind.ROLLBACK]
+    loser = next(d for d in report.decisions if not d.verdict.allowed)
+    assert loser.action.kind is ActionKind.RESTART
+    assert loser.verdict.reason == "bounds"
+
+
+async def test_only_state_transitions_are_recorded(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """resource.changed is written when a resource changes, not on every observation."""
+    app = await make_app()
+    await app.reconciler.tick()
+    clock.advance(30)
+    await app.reconciler.tick()
+    fleet.services["api"].health = Health.UNHEALTHY
+    clock.advance(30)
+    await app.reconciler.tick()
+    changed = await kinds(app.store, EventKind.RESOURCE_CHANGED)
+    assert changed == [
+        ("resource.changed", "fake://api"),
+        ("resource.changed", "fake://web"),
+        ("resource.changed", "fake://worker"),
+        ("resource.changed", "fake://api"),
+    ]

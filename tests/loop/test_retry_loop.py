@@ -1,0 +1,139 @@
+"""The retry budget through the whole loop: backoff, escalation, quarantine that
+survives a restart, operator reset, and intents orphaned by a crash."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+import anyio
+
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.reconciler import Reconciler
+from jarvis.model import (
+    Action,
+    ActionKind,
+    ErrorKind,
+    Event,
+    EventKind,
+    Health,
+    Outcome,
+    ResourceRef,
+)
+from jarvis.policies.heal import HealPolicy
+from tests.fakes import FakeActuator, ProposeEach
+from tests.loop.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+
+async def always_fail(action: Action) -> Outcome:
+    return Outcome.failure("ImagePullBackOff", kind=ErrorKind.TEMPORARY)
+
+
+async def run_ticks(reconciler: Reconciler, clock: VirtualClock, n: int) -> None:
+    for _ in range(n):
+        await reconciler.tick()
+        clock.advance(30)
+
+
+async def test_three_failures_escalate_and_quarantine_across_a_restart(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Three failed restarts with backoff, one escalation, and a quarantine a restart keeps."""
+    fleet.services["web"].health = Health.UNHEALTHY
+    fleet.on_apply = always_fail
+    app = await make_app([HealPolicy()])
+    await run_ticks(app.reconciler, clock, 10)
+    assert len(fleet.applied) == 3
+    escalated = await app.store.events(kinds=["action.escalated"])
+    assert [e.resource for e in escalated] == ["fake://web"]
+    blocked = await app.store.events(kinds=["action.blocked"], limit=100)
+    reasons = [e.payload["blocked"] for e in blocked]
+    assert reasons[:1] == ["retry_budget"] and reasons[-1] == "quarantine"
+    assert app.metrics.registry.get_sample_value("jarvis_quarantined_resources") == 1
+
+    # A new process on the same database keeps the quarantine.
+    await app.aclose()
+    restarted = await make_app([HealPolicy()])
+    await run_ticks(restarted.reconciler, clock, 3)
+    assert len(fleet.applied) == 3
+
+    # The operator's reset lifts it.
+    assert await restarted.store.reset_retries("fake://web") == 1
+    fleet.on_apply = None
+    await run_ticks(restarted.reconciler, clock, 1)
+    assert len(fleet.applied) == 4
+    assert fleet.services["web"].health is Health.HEALTHY
+
+
+async def test_an_orphaned_intent_is_closed_as_unknown_and_counted(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """An action.started without an outcome becomes action.unknown and a failed attempt."""
+    app = await make_app()
+    now = clock.now()
+    app.store.append(
+        [
+            Event(
+                kind=EventKind.ACTION_STARTED,
+                ts=now - timedelta(seconds=5),
+                idempotency_key="crashed:started",
+                tick_id="crashed",
+                resource="fake://api",
+                action_kind="restart",
+                policy="heal",
+                action_id="crashed",
+            )
+        ]
+    )
+    await app.store.flush()
+    await app.aclose()
+
+    restarted = await make_app()
+    unknown = await restarted.store.events(kinds=["action.unknown"])
+    assert [(e.resource, e.action_id) for e in unknown] == [("fake://api", "crashed")]
+    assert await restarted.store.open_intents() == []
+    ledger = await restarted.store.load_retries()
+    state = ledger[("fake://api", "restart")]
+    assert state.consecutive_failures == 1 and len(state.attempts) == 1
+
+    # Starting again does not close it twice.
+    again = await make_app()
+    assert len(await again.store.events(kinds=["action.unknown"])) == 1
+
+
+async def test_an_apply_that_hangs_times_out_and_counts_as_a_failure(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """An apply past its timeout is recorded as timed out and charged to the budget."""
+    async def hang(action: Action) -> Outcome:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    fleet.on_apply = hang
+    fleet.services["api"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()], loop={"apply_timeout": 0.05})
+    report = await app.reconciler.tick()
+    outcome = report.decisions[0].outcome
+    assert outcome is not None and outcome.status == "timed_out"
+    failed = await app.store.events(kinds=["action.failed"])
+    assert failed[0].payload["outcome"] == "timed_out"
+    ledger = await app.store.load_retries()
+    assert ledger[("fake://api", "restart")].consecutive_failures == 1
+
+
+async def test_scale_actions_respect_the_restart_kind_budget_separately(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """The budget counts per (resource, action kind): a quarantined restart leaves scale alone."""
+    fleet.on_apply = always_fail
+    restart = Action(ActionKind.RESTART, ResourceRef("fake", "api"), "p", "r")
+    app = await make_app([ProposeEach([restart])])
+    await run_ticks(app.reconciler, clock, 10)
+    scale = Action(ActionKind.SCALE, ResourceRef("fake", "api"), "p", "r", replicas=3)
+    fleet.on_apply = None
+    app2 = await make_app([ProposeEach([scale])])
+    report = await app2.reconciler.tick()
+    assert [d.action.kind for d in report.applied] == [ActionKind.SCALE]

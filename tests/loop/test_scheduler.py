@@ -1,0 +1,110 @@
+"""The scheduler in virtual time: cadence, overrun without stacking, shutdown."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import pytest
+
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.scheduler import Scheduler
+from jarvis.model import Action, ActionKind, Outcome, ResourceRef
+from jarvis.store import EventStore
+from tests.fakes import FakeActuator, ProposeEach
+from tests.loop.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+
+async def tick_starts(store: EventStore, origin: datetime) -> list[float]:
+    started = await store.events(kinds=["tick.started"], limit=100)
+    return [(e.ts - origin).total_seconds() for e in started]
+
+
+async def test_ticks_start_on_interval_boundaries(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """With no jitter, ticks start every interval exactly, the first at once."""
+    app = await make_app()
+    origin = clock.now()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30)
+    await scheduler.run(max_ticks=5)
+    assert await tick_starts(app.store, origin) == [0, 30, 60, 90, 120]
+    assert scheduler.overruns == 0
+
+
+async def test_jitter_delays_a_tick_by_at_most_its_fraction(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Jittered starts stay within jitter × interval after their boundary."""
+    app = await make_app()
+    origin = clock.now()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, jitter=0.1)
+    await scheduler.run(max_ticks=20)
+    for i, offset in enumerate(await tick_starts(app.store, origin)):
+        assert 30 * i <= offset <= 30 * i + 3
+
+
+async def test_an_overrunning_tick_is_counted_not_stacked(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A 70 s tick skips the boundaries it overran; the next starts on the next one."""
+    calls = 0
+
+    async def slow_second_observe() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await clock.sleep(70)
+
+    fleet.on_observe = slow_second_observe
+    app = await make_app(loop={"observe_timeout": 1000})
+    origin = clock.now()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30)
+    await scheduler.run(max_ticks=4)
+    assert await tick_starts(app.store, origin) == [0, 30, 120, 150]
+    assert scheduler.overruns == 1
+    assert app.metrics.registry.get_sample_value("jarvis_tick_overruns_total") == 1
+
+
+async def test_stop_lets_the_apply_in_flight_finish_and_takes_no_new_actions(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """On stop, the running apply completes, later actions are not taken, events are flushed."""
+    scheduler: Scheduler | None = None
+    release = anyio.Event()
+
+    async def stop_during_first(action: Action) -> Outcome | None:
+        if len(fleet.applied) == 1:
+            assert scheduler is not None
+            scheduler.stop()
+            release.set()
+            await release.wait()
+        return None
+
+    fleet.on_apply = stop_during_first
+    targets = [ResourceRef("fake", n) for n in ("api", "web", "worker")]
+    app = await make_app([ProposeEach([Action(ActionKind.RESTART, t, "p", "r") for t in targets])])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, shutdown_grace=5)
+    with anyio.fail_after(10):
+        await scheduler.run()
+    assert [str(a.target) for a in fleet.applied] == ["fake://api"]
+    applied = await app.store.events(kinds=["action.applied"])
+    assert [e.resource for e in applied] == ["fake://api"]
+    blocked = await app.store.events(kinds=["action.blocked"])
+    assert {e.payload["blocked"] for e in blocked} == {"shutdown"}
+    assert scheduler.ticks == 1
+
+
+async def test_health_turns_bad_when_no_tick_finished_in_three_intervals(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """/healthz's judgement: fresh ticks are healthy, a stalled loop is not."""
+    app = await make_app()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30)
+    await scheduler.run(max_ticks=1)
+    assert scheduler.healthy()[0]
+    clock.advance(91)
+    healthy, detail = scheduler.healthy()
+    assert not healthy and "ago" in detail

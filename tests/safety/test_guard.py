@@ -1,0 +1,201 @@
+"""The guard's promises, pinned by properties over arbitrary proposals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jarvis.model import (
+    Action,
+    ActionKind,
+    BlockReason,
+    Health,
+    KillSwitchState,
+    Outcome,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    RetryState,
+)
+from jarvis.safety import AllowList, AllowRule, Bounds, Guard, GuardContext, RetryBudget
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PROVIDERS = ["sim", "ecs", "k8s"]
+NAMES = ["api", "web", "worker", "ai-brain", "db/primary"]
+
+actions = st.builds(
+    Action,
+    kind=st.sampled_from([ActionKind.RESTART, ActionKind.SCALE, ActionKind.ROLLBACK]),
+    target=st.builds(ResourceRef, st.sampled_from(PROVIDERS), st.sampled_from(NAMES)),
+    policy=st.sampled_from(["heal", "scaling"]),
+    reason=st.just("because"),
+    replicas=st.integers(0, 10),
+)
+rules = st.lists(
+    st.builds(
+        AllowRule,
+        provider=st.sampled_from(PROVIDERS),
+        resources=st.sampled_from(["*", "api", "w*", "db/*"]),
+        actions=st.frozensets(st.sampled_from(["restart", "scale", "rollback", "*"]), min_size=1),
+    ),
+    max_size=4,
+)
+
+
+def guard(allow: list[AllowRule] | None = None) -> Guard:
+    return Guard(
+        allowlist=AllowList(
+            allow if allow is not None else [AllowRule("sim", "*", frozenset("*"))]
+        ),
+        bounds=Bounds(max_actions_per_tick=100),
+        retry=RetryBudget(),
+    )
+
+
+@given(st.lists(actions, max_size=30), rules)
+def test_an_engaged_kill_switch_blocks_every_action(
+    proposals: list[Action], allow: list[AllowRule]
+) -> None:
+    """With the kill switch engaged nothing is allowed, whatever is proposed."""
+    g = guard(allow + [AllowRule(p, "*", frozenset("*")) for p in PROVIDERS])
+    ctx = GuardContext(now=NOW, killswitch=KillSwitchState(engaged=True, actor="op", reason="x"))
+    for action in proposals:
+        verdict = g.check(action, ctx)
+        assert not verdict.allowed
+        assert verdict.reason is BlockReason.KILLSWITCH
+
+
+@given(st.lists(actions, max_size=30), rules)
+def test_nothing_outside_the_allow_list_is_allowed(
+    proposals: list[Action], allow: list[AllowRule]
+) -> None:
+    """An action is allowed only if some allow-list rule permits it; empty denies all."""
+    g = guard(allow)
+    ctx = GuardContext(now=NOW, killswitch=KillSwitchState(engaged=False))
+    for action in proposals:
+        verdict = g.check(action, ctx)
+        if verdict.allowed:
+            assert any(rule.permits(action) for rule in allow)
+        if not allow:
+            assert verdict.reason is BlockReason.ALLOWLIST
+
+
+@settings(max_examples=200)
+@given(
+    outcomes=st.lists(st.booleans(), min_size=1, max_size=40),
+    gaps=st.lists(st.integers(1, 400), min_size=40, max_size=40),
+)
+def test_never_more_than_three_attempts_per_window(outcomes: list[bool], gaps: list[int]) -> None:
+    """Whatever the outcomes and timing, no window holds more than three attempts."""
+    budget = RetryBudget(window=timedelta(hours=1), interval=timedelta(seconds=30))
+    state: RetryState | None = None
+    now = NOW
+    attempts: list[datetime] = []
+    for ok, gap in zip(outcomes, gaps, strict=False):
+        now += timedelta(seconds=gap)
+        if not budget.check(state, now).allowed:
+            continue
+        attempts.append(now)
+        state = budget.attempted(state, "sim://a", "restart", now)
+        outcome = Outcome.success() if ok else Outcome.failure("boom")
+        state, _ = budget.finished(state, outcome, now)
+    for i, start in enumerate(attempts):
+        in_window = [t for t in attempts[i:] if t < start + timedelta(hours=1)]
+        assert len(in_window) <= 3
+
+
+def test_three_failures_quarantine_and_escalate_once() -> None:
+    """The third consecutive failure quarantines the pair and says to escalate."""
+    budget = RetryBudget(interval=timedelta(seconds=30))
+    state: RetryState | None = None
+    now = NOW
+    escalations = []
+    for _ in range(10):
+        now += timedelta(seconds=30)
+        if not budget.check(state, now).allowed:
+            continue
+        state = budget.attempted(state, "sim://a", "restart", now)
+        state, escalate = budget.finished(state, Outcome.failure("still broken"), now)
+        escalations.append(escalate)
+    assert escalations == [False, False, True]
+    assert state is not None and state.quarantined
+    verdict = budget.check(state, now + timedelta(days=2))
+    assert verdict.reason is BlockReason.QUARANTINE
+    assert "jarvis retries reset sim://a" in verdict.detail
+
+
+def test_backoff_skips_one_then_two_ticks() -> None:
+    """After the first failure one tick is skipped, after the second two."""
+    budget = RetryBudget(interval=timedelta(seconds=30))
+    state: RetryState | None = None
+    tried: list[int] = []
+    for tick in range(12):
+        now = NOW + timedelta(seconds=30 * tick)
+        if not budget.check(state, now).allowed:
+            continue
+        tried.append(tick)
+        state = budget.attempted(state, "sim://a", "restart", now)
+        state, _ = budget.finished(state, Outcome.failure("no"), now)
+    assert tried == [0, 2, 5]
+
+
+def test_a_success_resets_consecutive_failures() -> None:
+    """Failures followed by a success leave the pair unquarantined with no backoff."""
+    budget = RetryBudget()
+    state = budget.attempted(None, "sim://a", "restart", NOW)
+    state, _ = budget.finished(state, Outcome.failure("no"), NOW)
+    state, escalate = budget.finished(state, Outcome.success(), NOW)
+    assert not escalate
+    assert state.consecutive_failures == 0 and state.retry_after is None
+
+
+def test_bounds_refuse_a_second_action_on_one_resource_and_the_blast_radius() -> None:
+    """One action per resource per tick, and no more than the per-tick maximum."""
+    bounds = Bounds(max_actions_per_tick=2)
+    act = Action(ActionKind.RESTART, ResourceRef("sim", "a"), "heal", "x")
+    assert bounds.violation(act, applied_this_tick=0, touched=frozenset(), current=None) is None
+    assert "one action per resource" in str(
+        bounds.violation(act, applied_this_tick=1, touched=frozenset({"sim://a"}), current=None)
+    )
+    assert "max 2 actions" in str(
+        bounds.violation(act, applied_this_tick=2, touched=frozenset(), current=None)
+    )
+
+
+def test_bounds_keep_scaling_inside_the_providers_range() -> None:
+    """A scale outside the provider's registered min/max or the hard cap is refused."""
+    bounds = Bounds(max_replicas=50)
+    ref = ResourceRef("ecs", "prod/api")
+    current = ResourceState(ref, Health.HEALTHY, NOW, Replicas(2, 2, min=1, max=8))
+    for replicas, ok in [(1, True), (8, True), (0, False), (9, False), (51, False)]:
+        act = Action(ActionKind.SCALE, ref, "scaling", "x", replicas=replicas)
+        violation = bounds.violation(act, applied_this_tick=0, touched=frozenset(), current=current)
+        assert (violation is None) is ok, (replicas, violation)
+
+
+def test_bounds_limit_routing_weight_shifts() -> None:
+    """Weights must sum to 1 and move no more than the per-tick shift."""
+    bounds = Bounds(max_traffic_shift=0.5)
+    ref = ResourceRef("route", "chat", kind="route")
+    current = ResourceState(
+        ref, Health.HEALTHY, NOW, attributes={"weights": {"gpt-4o": 1.0, "gemini": 0.0}}
+    )
+    half = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.5, "gemini": 0.5})
+    all_in = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gemini": 1.0})
+    broken = Action(
+        ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.7, "gemini": 0.7}
+    )
+    check = lambda a: bounds.violation(a, applied_this_tick=0, touched=frozenset(), current=current)  # noqa: E731
+    assert check(half) is None
+    assert "moves by 1.00" in str(check(all_in))
+    assert "sum to" in str(check(broken))
+
+
+def test_dry_run_blocks_after_every_other_check_passes() -> None:
+    """Dry run is the last check: an action that would pass is recorded as dry_run."""
+    g = guard()
+    act = Action(ActionKind.RESTART, ResourceRef("sim", "a"), "heal", "x")
+    ctx = GuardContext(now=NOW, killswitch=KillSwitchState(engaged=False), dry_run=True)
+    assert g.check(act, ctx).reason is BlockReason.DRY_RUN

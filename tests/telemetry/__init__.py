@@ -1,0 +1,1 @@
+"""Tests of jarvis.telemetry: logging, metrics and the HTTP server."""

@@ -1,0 +1,117 @@
+"""Metrics: every documented series is exported, on a registry private to each object."""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import version
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from jarvis.model import Health
+from jarvis.telemetry.metrics import Metrics
+
+EXPECTED_NAMES = (
+    "jarvis_ticks_total",
+    "jarvis_tick_duration_seconds",
+    "jarvis_tick_overruns_total",
+    "jarvis_actions_total",
+    "jarvis_actions_blocked_total",
+    "jarvis_escalations_total",
+    "jarvis_killswitch_engaged",
+    "jarvis_quarantined_resources",
+    "jarvis_observe_errors_total",
+    "jarvis_observe_duration_seconds",
+    "jarvis_resources",
+    "jarvis_last_tick_timestamp_seconds",
+    "jarvis_events_written_total",
+    "jarvis_events_spooled_total",
+    "jarvis_admin_requests_total",
+    "jarvis_build_info",
+)
+
+
+def samples(metrics: Metrics) -> list[Sample]:
+    body, _ = metrics.render()
+    return [s for fam in text_string_to_metric_families(body.decode()) for s in fam.samples]
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    for sample in samples(metrics):
+        if sample.name == name and sample.labels == labels:
+            return sample.value
+    return None
+
+
+def _exercise(metrics: Metrics) -> None:
+    metrics.ticks.labels(outcome="ok").inc()
+    metrics.tick_duration.observe(0.42)
+    metrics.tick_overruns.inc()
+    metrics.actions.labels(kind="scale", outcome="applied").inc()
+    metrics.actions_blocked.labels(reason="killswitch").inc()
+    metrics.escalations.inc()
+    metrics.killswitch_engaged.set(1)
+    metrics.quarantined_resources.set(2)
+    metrics.observe_errors.labels(actuator="ecs").inc()
+    metrics.observe_duration.labels(actuator="ecs").observe(1.5)
+    metrics.set_resources({("sim", Health.HEALTHY): 5})
+    metrics.last_tick_timestamp.set(1_700_000_000)
+    metrics.events_written.inc(7)
+    metrics.events_spooled.inc()
+    metrics.admin_requests.labels(method="POST", result="ok").inc()
+
+
+def test_exposition_parses_and_names_every_documented_metric() -> None:
+    """The text exposition parses and contains every metric the brief documents."""
+    metrics = Metrics()
+    _exercise(metrics)
+    body, content_type = metrics.render()
+    families = list(text_string_to_metric_families(body.decode()))
+    names = {fam.name for fam in families} | {s.name for fam in families for s in fam.samples}
+
+    assert content_type.startswith("text/plain")
+    missing = [name for name in EXPECTED_NAMES if name not in names]
+    assert missing == []
+    assert value(metrics, "jarvis_events_written_total") == 7
+    assert value(metrics, "jarvis_tick_duration_seconds_count") == 1
+    assert value(metrics, "jarvis_tick_duration_seconds_bucket", le="0.5") == 1
+    assert value(metrics, "jarvis_tick_duration_seconds_bucket", le="0.25") == 0
+
+
+def test_known_label_values_start_at_zero() -> None:
+    """Tick outcomes, action outcomes, block reasons and admin results exist before use."""
+    metrics = Metrics()
+    assert value(metrics, "jarvis_ticks_total", outcome="timed_out") == 0
+    assert value(metrics, "jarvis_actions_total", kind="rollback", outcome="unknown") == 0
+    assert value(metrics, "jarvis_actions_blocked_total", reason="retry_budget") == 0
+    assert value(metrics, "jarvis_admin_requests_total", method="GET", result="forbidden") == 0
+    metrics.known_actuators(["ecs", "k8s"])
+    assert value(metrics, "jarvis_observe_errors_total", actuator="k8s") == 0
+
+
+def test_two_metrics_objects_coexist_without_sharing_counts() -> None:
+    """Two Metrics in one process register the same names and count independently."""
+    first, second = Metrics(), Metrics()
+    first.ticks.labels(outcome="failed").inc(3)
+    second.ticks.labels(outcome="failed").inc()
+
+    assert value(first, "jarvis_ticks_total", outcome="failed") == 3
+    assert value(second, "jarvis_ticks_total", outcome="failed") == 1
+
+
+def test_build_info_names_the_installed_version_and_python() -> None:
+    """jarvis_build_info is 1 with the package version and Python version as labels."""
+    metrics = Metrics()
+    labels = {"version": version("jarvis"), "python": platform.python_version()}
+    assert value(metrics, "jarvis_build_info", **labels) == 1
+
+
+def test_set_resources_clears_series_that_vanished() -> None:
+    """A provider/health pair absent from this tick's counts disappears from the gauge."""
+    metrics = Metrics()
+    metrics.set_resources({("sim", Health.HEALTHY): 4, ("ecs", Health.UNHEALTHY): 1})
+    metrics.set_resources({("sim", Health.HEALTHY): 3, ("sim", "degraded"): 1})
+
+    assert value(metrics, "jarvis_resources", provider="sim", health="healthy") == 3
+    assert value(metrics, "jarvis_resources", provider="sim", health="degraded") == 1
+    assert value(metrics, "jarvis_resources", provider="ecs", health="unhealthy") is None
