@@ -90,6 +90,10 @@ def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
             start=clock.now(),
         )
         actuators.append(SimulatedActuator(fleet, clock))
+    if settings.cloudrun is not None:
+        from jarvis.actuators.cloudrun import CloudRunActuator
+
+        actuators.append(CloudRunActuator.from_settings(settings.cloudrun, clock=clock))
     return actuators
 
 

@@ -1,0 +1,404 @@
+"""The Cloud Run actuator: observes and changes Cloud Run services through the v2 Admin API.
+
+Built by the composition root (`jarvis.app`) with `CloudRunActuator.from_settings`;
+the reconciler calls `observe()` every tick and `apply()` for actions whose target
+provider is ``cloudrun``. The `google-cloud-run` REST client is blocking, so every
+call runs in a worker thread (`run_blocking`) behind the actuator's capacity
+limiter. Parsing and health judgement live in `cloudrun_state`.
+
+Resources: ``cloudrun://PROJECT/REGION/SERVICE``, kind "service". ``version`` is
+the short name of the revision the service is meant to run: the latest created
+one while traffic follows LATEST (even before, or without, it becoming ready, as
+a Kubernetes Deployment's revision is), else the pinned revision with the most
+traffic. ``replicas.desired`` and ``min``/``max`` are the min/max instance
+counts (the Admin API reports no live instance count). ``attributes``:
+
+- ``rollout``: "in_progress" | "completed" | "failed" (latest created revision
+  never became ready while traffic follows LATEST)
+- ``previous_version``: newest ready revision older than ``version``, or null
+- ``versions_available``: ready revisions other than ``version``, newest first
+- ``serving_version``: the revision actually carrying the most traffic
+- ``latest_created_revision``, ``latest_ready_revision``, ``failed_revision``
+- ``traffic`` (declared) and ``traffic_statuses`` (routed, LATEST resolved): lists
+  of ``{"latest", "revision", "percent", "tag"}``; ``traffic_pinned``: no LATEST target
+- ``terminal_condition`` and ``conditions``: ``{"type", "state", "reason", "message"}``
+- ``image`` (the template's, what a new revision runs), ``serving_image``
+- ``min_instances``, ``max_instances``, ``autoscaler`` ("cloudrun"),
+  ``min_replicas_owner`` ("service.scaling" | "template.scaling")
+- ``reconciling``, ``generation``, ``observed_generation``, ``uri``
+
+Actions: SCALE sets min (``min_replicas``, else ``replicas``) and/or max
+(``max_replicas``) instance counts; ROLLBACK sends 100% of traffic to
+``version`` or ``previous_version``; RESTART writes a new value of the restart
+annotation on the template (a new revision, same spec); DEPLOY sets the serving
+container's image and routes 100% to LATEST. Updates are long-running operations,
+awaited up to ``operation_timeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from google.api_core import exceptions as gexc
+from google.api_core.future.polling import DEFAULT_POLLING
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud import run_v2
+from google.longrunning import operations_pb2
+from google.protobuf import field_mask_pb2
+
+from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.actuators.cloudrun_changes import Change, NoChange, plan_change
+from jarvis.actuators.cloudrun_state import parse_service, resource_state, short_name
+from jarvis.config.cloudrun import CloudRunSettings
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Health,
+    Outcome,
+    ResourceRef,
+    ResourceState,
+)
+
+PROVIDER = "cloudrun"
+T = TypeVar("T")
+
+#: The IAM permissions each operation needs (``roles/run.developer`` covers them;
+#: updates also need ``iam.serviceAccounts.actAs`` on the runtime service account).
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "observe": ("run.services.get", "run.revisions.list"),
+    **{
+        kind.value: ("run.services.get", "run.services.update", "run.operations.get")
+        for kind in (ActionKind.SCALE, ActionKind.RESTART, ActionKind.DEPLOY)
+    },
+    ActionKind.ROLLBACK.value: (
+        "run.services.get",
+        "run.services.update",
+        "run.revisions.list",
+        "run.operations.get",
+    ),
+}
+
+_TERMINAL = (
+    gexc.NotFound,
+    gexc.PermissionDenied,
+    gexc.Unauthenticated,
+    gexc.InvalidArgument,
+    gexc.BadRequest,
+    gexc.FailedPrecondition,
+    gexc.AlreadyExists,
+)
+_TEMPORARY = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.ResourceExhausted,
+    gexc.DeadlineExceeded,
+    gexc.GatewayTimeout,
+    gexc.Conflict,
+)
+
+# The REST client raises by HTTP status; a 409 (Conflict) has no gRPC twin.
+_HTTP_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The two blocking SDK clients the actuator drives."""
+
+    services: run_v2.ServicesClient
+    revisions: run_v2.RevisionsClient
+
+    def close(self) -> None:
+        """Close both clients' HTTP sessions."""
+        # The transports' close() is untyped in google-cloud-run.
+        self.services.transport.close()  # type: ignore[no-untyped-call]
+        self.revisions.transport.close()  # type: ignore[no-untyped-call]
+
+
+def build_clients(settings: CloudRunSettings) -> Clients:
+    """REST clients on application-default credentials, or anonymous ones for a fake endpoint."""
+    options: dict[str, Any] = {}
+    if settings.api_endpoint is not None:
+        options["api_endpoint"] = settings.api_endpoint
+    credentials = (
+        AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth ships no types here
+        if settings.credentials == "anonymous"
+        else None
+    )
+    try:
+        return Clients(
+            services=run_v2.ServicesClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+            revisions=run_v2.RevisionsClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+        )
+    except DefaultCredentialsError as exc:
+        raise ActuatorError(
+            f"cloudrun: no application-default credentials ({exc})", kind=ErrorKind.TERMINAL
+        ) from exc
+
+
+def status_name(exc: gexc.GoogleAPICallError) -> str:
+    """Google's canonical status (NOT_FOUND, UNAVAILABLE, ...) of a client exception."""
+    grpc_name = getattr(exc.grpc_status_code, "name", None)
+    if grpc_name:
+        return str(grpc_name)
+    return _HTTP_STATUS.get(exc.code or 0, str(exc.code))
+
+
+def classify(exc: BaseException) -> ActuatorError:
+    """Map a client failure to an `ActuatorError` whose kind says whether to retry."""
+    if isinstance(exc, ActuatorError):
+        return exc
+    if isinstance(exc, gexc.GoogleAPICallError):
+        status = status_name(exc)
+        if isinstance(exc, _TERMINAL):
+            kind = ErrorKind.TERMINAL
+        elif isinstance(exc, _TEMPORARY):
+            kind = ErrorKind.TEMPORARY
+        else:
+            kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
+        return ActuatorError(f"cloudrun: {status}: {exc.message}", kind=kind, code=status)
+    # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
+    if isinstance(exc, OSError):
+        return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")
+    return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNKNOWN")
+
+
+class CloudRunActuator:
+    """Observes the configured services and applies SCALE, RESTART, ROLLBACK and DEPLOY."""
+
+    def __init__(
+        self,
+        settings: CloudRunSettings,
+        *,
+        clock: Clock,
+        clients: Clients,
+        owns_clients: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._clients = clients
+        self._owns_clients = owns_clients
+        self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        self._polling = DEFAULT_POLLING.with_delay(
+            initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
+        ).with_timeout(settings.operation_timeout)
+
+    @classmethod
+    def from_settings(
+        cls,
+        section: CloudRunSettings,
+        *,
+        clock: Clock,
+        clients: Clients | None = None,
+    ) -> CloudRunActuator:
+        """Build from the ``[cloudrun]`` section; tests pass ``clients`` aimed at a fake."""
+        if clients is not None:
+            return cls(section, clock=clock, clients=clients)
+        return cls(section, clock=clock, clients=build_clients(section), owns_clients=True)
+
+    @property
+    def name(self) -> str:
+        return PROVIDER
+
+    @property
+    def provider(self) -> str:
+        return PROVIDER
+
+    @property
+    def action_kinds(self) -> frozenset[ActionKind]:
+        return frozenset(
+            {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
+        )
+
+    def ref(self, service: str) -> ResourceRef:
+        return ResourceRef(PROVIDER, self._settings.resource_path(service), "service")
+
+    # -- observe -----------------------------------------------------------------
+
+    async def observe(self) -> Sequence[ResourceState]:
+        """Read every configured service; raise `ActuatorError` if any cannot be read."""
+        states: dict[str, ResourceState] = {}
+        errors: dict[str, ActuatorError] = {}
+
+        async def read_one(service: str) -> None:
+            try:
+                states[service] = await self._observe_one(service)
+            except ActuatorError as exc:
+                errors[service] = exc
+
+        async with anyio.create_task_group() as group:
+            for service in self._settings.services:
+                group.start_soon(read_one, service)
+        if errors:
+            # Temporary wins: if any service may answer next tick, so may the provider.
+            kinds = sorted(errors.values(), key=lambda e: e.kind is not ErrorKind.TEMPORARY)
+            first = kinds[0]
+            summary = "; ".join(f"{name}: {exc}" for name, exc in sorted(errors.items()))
+            raise ActuatorError(summary, kind=first.kind, code=first.code)
+        return [states[name] for name in self._settings.services]
+
+    async def _observe_one(self, service: str) -> ResourceState:
+        ref = self.ref(service)
+        try:
+            svc, revisions = await self._blocking(
+                lambda: self._read(self._full_name(service), with_revisions=True),
+                deadline=3 * self._settings.request_timeout,
+            )
+        except ActuatorError as exc:
+            if exc.code != "NOT_FOUND":
+                raise
+            # One missing service must not blind Jarvis to the others.
+            return ResourceState(ref, Health.UNKNOWN, self._clock.now(), detail="service not found")
+        view = parse_service(svc, revisions, scaling_level=self._settings.scaling_level)
+        return resource_state(
+            ref, view, observed_at=self._clock.now(), scaling_level=self._settings.scaling_level
+        )
+
+    # -- apply -------------------------------------------------------------------
+
+    async def apply(self, action: Action) -> Outcome:
+        """Apply one action; provider failures become a failed or timed-out `Outcome`."""
+        if action.kind not in self.action_kinds:
+            return Outcome.failure(
+                f"cloudrun cannot {action.kind.value}", kind=ErrorKind.TERMINAL, code="UNSUPPORTED"
+            )
+        service = self._managed_service(action.target)
+        if service is None:
+            return Outcome.failure(
+                f"{action.target} is not a Cloud Run service Jarvis manages",
+                kind=ErrorKind.TERMINAL,
+                code="NOT_MANAGED",
+            )
+        deadline = self._settings.operation_timeout + 6 * self._settings.request_timeout
+        try:
+            return await self._blocking(
+                lambda: self._apply_sync(service, action), deadline=deadline
+            )
+        except ActuatorError as exc:
+            if exc.code == "DEADLINE":
+                return Outcome.timed_out(str(exc))
+            return exc.outcome()
+
+    def _apply_sync(self, service: str, action: Action) -> Outcome:
+        name = self._full_name(service)
+        try:
+            return self._update_once(name, action)
+        except gexc.Conflict:
+            # Someone else wrote the service between our read and our write (stale
+            # etag): re-read and try once more, like a Kubernetes 409.
+            return self._update_once(name, action)
+
+    def _update_once(self, name: str, action: Action) -> Outcome:
+        service, revisions = self._read(name, with_revisions=action.kind is ActionKind.ROLLBACK)
+        view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
+        change = plan_change(
+            action,
+            service,
+            view,
+            scaling_level=self._settings.scaling_level,
+            annotation=self._settings.restart_annotation,
+            now=self._clock.now(),
+        )
+        if isinstance(change, NoChange):
+            return Outcome.success(change.detail)
+        if isinstance(change, ActuatorError):
+            return change.outcome()
+        return self._write(change)
+
+    def _write(self, change: Change) -> Outcome:
+        request = run_v2.UpdateServiceRequest(
+            service=change.service, update_mask=field_mask_pb2.FieldMask(paths=list(change.paths))
+        )
+        operation = self._clients.services.update_service(
+            request=request, timeout=self._settings.request_timeout, retry=None
+        )
+        try:
+            result = operation.result(  # type: ignore[no-untyped-call]  # api_core is untyped
+                polling=self._polling
+            )
+        except TimeoutError:
+            return Outcome.timed_out(
+                f"{change.summary}: operation {operation.operation.name} still running after "
+                f"{self._settings.operation_timeout:g}s"
+            )
+        except gexc.GoogleAPICallError as exc:
+            if not isinstance(exc.response, operations_pb2.Operation):
+                raise  # polling itself failed (HTTP error): classified like any call
+            # The request was accepted and the rollout failed (typically: the new
+            # revision never became ready). Another attempt may succeed, so the
+            # retry budget, not this actuator, decides when to give up.
+            status = status_name(exc)
+            return Outcome.failure(
+                f"{change.summary}: operation failed: {exc.message}",
+                kind=ErrorKind.TEMPORARY,
+                code=f"OPERATION_{status}",
+            )
+        ready = short_name(result.latest_ready_revision)
+        return Outcome.success(f"{change.summary}; latest ready revision {ready}")
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _read(
+        self, name: str, *, with_revisions: bool
+    ) -> tuple[run_v2.Service, list[run_v2.Revision]]:
+        timeout = self._settings.request_timeout
+        service = self._clients.services.get_service(name=name, timeout=timeout, retry=None)
+        revisions: list[run_v2.Revision] = []
+        if with_revisions:
+            revisions = list(
+                self._clients.revisions.list_revisions(parent=name, timeout=timeout, retry=None)
+            )
+        return service, revisions
+
+    async def _blocking(self, func: Callable[[], T], *, deadline: float) -> T:
+        """Run ``func`` in a worker thread; classify its failure; give up after ``deadline``."""
+
+        def guarded() -> T:
+            try:
+                return func()
+            except Exception as exc:
+                raise classify(exc) from exc
+
+        with anyio.move_on_after(deadline):
+            return await run_blocking(guarded, self._limiter)
+        raise ActuatorError(
+            f"cloudrun: no answer within {deadline:g}s", kind=ErrorKind.TEMPORARY, code="DEADLINE"
+        )
+
+    def _full_name(self, service: str) -> str:
+        s = self._settings
+        return f"projects/{s.project}/locations/{s.region}/services/{service}"
+
+    def _managed_service(self, target: ResourceRef) -> str | None:
+        if target.provider != PROVIDER:
+            return None
+        project, _, rest = target.name.partition("/")
+        region, _, service = rest.partition("/")
+        s = self._settings
+        if project == s.project and region == s.region and service in s.services:
+            return service
+        return None
+
+    async def aclose(self) -> None:
+        if self._owns_clients:
+            self._clients.close()

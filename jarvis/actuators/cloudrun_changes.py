@@ -1,0 +1,189 @@
+"""What each action changes on a Cloud Run service: a new `run_v2.Service` and its update mask.
+
+`jarvis.actuators.cloudrun` reads the service, calls `plan_change`, and sends the
+result as one ``UpdateService`` (PATCH with ``updateMask``). Pure: no I/O, the
+time comes in as ``now``. The whole service as read is sent back, with its
+``etag`` for optimistic concurrency, and the mask names exactly the fields that
+change. A change to the template clears ``template.revision`` so that Cloud Run
+names the new revision instead of colliding with an explicit name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.cloud import run_v2
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.cloudrun_state import ServiceView, primary_container, short_name
+from jarvis.model import Action, ActionKind, ErrorKind
+
+_LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+_REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One update to send: the full desired service and the (snake_case) mask paths."""
+
+    service: run_v2.Service
+    paths: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoChange:
+    """The service already is as the action asks: nothing to send."""
+
+    detail: str
+
+
+def plan_change(
+    action: Action,
+    service: run_v2.Service,
+    view: ServiceView,
+    *,
+    scaling_level: str,
+    annotation: str,
+    now: datetime,
+) -> Change | NoChange | ActuatorError:
+    """The update ``action`` needs, no update at all, or why it cannot be done (terminal)."""
+    desired = run_v2.Service.deserialize(run_v2.Service.serialize(service))
+    if action.kind is ActionKind.SCALE:
+        return _scale(action, desired, view, scaling_level)
+    if action.kind is ActionKind.ROLLBACK:
+        return _rollback(action, desired, view)
+    if action.kind is ActionKind.RESTART:
+        return _restart(desired, view, annotation, now)
+    if action.kind is ActionKind.DEPLOY:
+        return _deploy(action, desired, view)
+    return _refuse(f"cloudrun cannot {action.kind.value}", "UNSUPPORTED")
+
+
+def _refuse(message: str, code: str) -> ActuatorError:
+    return ActuatorError(f"cloudrun: {message}", kind=ErrorKind.TERMINAL, code=code)
+
+
+def _scale(
+    action: Action, desired: run_v2.Service, view: ServiceView, level: str
+) -> Change | NoChange | ActuatorError:
+    new_min = action.min_replicas if action.min_replicas is not None else action.replicas
+    new_max = action.max_replicas
+    if new_min is None and new_max is None:
+        return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
+    if (new_min is not None and new_min < 0) or (new_max is not None and new_max < 1):
+        return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
+    target_min = view.min_instances if new_min is None else new_min
+    target_max = view.max_instances if new_max is None else new_max
+    if target_max is not None and target_min > target_max:
+        return _refuse(
+            f"min instances {target_min} exceed max instances {target_max}", "INVALID_ACTION"
+        )
+    if (target_min, target_max) == (view.min_instances, view.max_instances):
+        return NoChange(f"already at min {target_min}, max {target_max}")
+    scaling = desired.scaling if level == "service" else desired.template.scaling
+    prefix = "scaling" if level == "service" else "template.scaling"
+    paths = []
+    if new_min is not None:
+        scaling.min_instance_count = new_min
+        paths.append(f"{prefix}.min_instance_count")
+    if new_max is not None:
+        scaling.max_instance_count = new_max
+        paths.append(f"{prefix}.max_instance_count")
+    if level == "revision":
+        desired.template.revision = ""
+        paths.append("template.revision")
+    return Change(
+        desired,
+        tuple(paths),
+        f"scaled {view.name} instances min {view.min_instances}->{target_min}, "
+        f"max {view.max_instances}->{target_max}",
+    )
+
+
+def _rollback(
+    action: Action, desired: run_v2.Service, view: ServiceView
+) -> Change | NoChange | ActuatorError:
+    current = view.serving_version()
+    target = short_name(action.version) if action.version else view.previous_version()
+    if target is None:
+        return _refuse(
+            f"{view.name} has no earlier ready revision to roll back to", "NO_PREVIOUS_REVISION"
+        )
+    revision = view.revision(target)
+    if revision is None:
+        return _refuse(f"revision {target} of {view.name} does not exist", "NOT_FOUND")
+    if revision.ready != "succeeded":
+        return _refuse(f"revision {target} is not ready ({revision.message})", "REVISION_NOT_READY")
+    pinned = [t for t in view.traffic if t.percent > 0]
+    if len(pinned) == 1 and not pinned[0].latest and pinned[0].revision == target:
+        return NoChange(f"100% of traffic already on {target}")
+    desired.traffic = _traffic_to(
+        run_v2.TrafficTarget(type_=_REVISION, revision=target, percent=100), view
+    )
+    return Change(desired, ("traffic",), f"rolled {view.name} back from {current} to {target}")
+
+
+def _restart(
+    desired: run_v2.Service, view: ServiceView, annotation: str, now: datetime
+) -> Change | ActuatorError:
+    if not view.follows_latest():
+        # A new revision would be built from the template, which is not what the
+        # pinned revision runs; restarting would silently deploy something else.
+        return _refuse(
+            f"traffic of {view.name} is pinned to {view.serving_version()}; a restart "
+            "would deploy the template instead of the serving revision",
+            "TRAFFIC_PINNED",
+        )
+    value = now.isoformat()
+    if desired.template.annotations.get(annotation) == value:
+        value = f"{value}#{view.generation}"  # same instant twice (virtual clocks): still new
+    desired.template.annotations[annotation] = value
+    desired.template.revision = ""
+    return Change(
+        desired,
+        ("template.annotations", "template.revision"),
+        f"restarted {view.name} with a new revision of its template",
+    )
+
+
+def _deploy(
+    action: Action, desired: run_v2.Service, view: ServiceView
+) -> Change | NoChange | ActuatorError:
+    if not action.image:
+        return _refuse("DEPLOY needs an image", "INVALID_ACTION")
+    containers = desired.template.containers
+    if not containers:
+        return _refuse(f"{view.name} has no container to deploy into", "INVALID_ACTION")
+    only_latest = [(t.latest, t.percent) for t in view.traffic if t.percent > 0] == [(True, 100)]
+    if view.image == action.image and only_latest:
+        return NoChange(f"{view.name} already runs {action.image}")
+    containers[primary_container(containers)].image = action.image
+    desired.template.revision = ""
+    desired.traffic = _traffic_to(run_v2.TrafficTarget(type_=_LATEST, percent=100), view)
+    return Change(
+        desired,
+        ("template.containers", "template.revision", "traffic"),
+        f"deployed {action.image} to {view.name} (was {view.image})",
+    )
+
+
+def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.TrafficTarget]:
+    """All traffic to ``main``; other tagged targets stay, at 0%, so tag URLs keep working."""
+    out = [main]
+    for entry in view.traffic:
+        if not entry.tag:
+            continue
+        same = entry.latest == (main.type_ == _LATEST) and (
+            entry.latest or entry.revision == main.revision
+        )
+        if same:
+            main.tag = entry.tag
+            continue
+        out.append(
+            run_v2.TrafficTarget(
+                type_=_LATEST if entry.latest else _REVISION, revision=entry.revision, tag=entry.tag
+            )
+        )
+    return out

@@ -1,0 +1,380 @@
+"""The simulated cloud: a deterministic fleet of services that crash, scale and roll out.
+
+`SimulatedActuator` (``jarvis.actuators.sim.actuator``) wraps it for the
+reconcile loop; the simulation harness drives its fault hooks (`crash`,
+`break_permanently`, `set_api_failing`, `surge`) directly. It is plain and
+synchronous: time comes only from the ``now`` passed in, randomness only from
+``random.Random(seed)``, so the same seed and the same calls give the same states.
+
+Observed states carry the metrics ``requests_per_minute``, ``cpu_utilization``
+(percent), ``p95_latency_ms`` and ``error_rate`` (0..1), and these attributes:
+
+- ``rollout``: ``"in_progress"`` from a deploy or rollback until the next
+  observation, then ``"completed"``.
+- ``image``: the image the current version runs.
+- ``previous_version``: the version that ran before the current one (absent
+  until the first deploy or rollback).
+- ``versions_available``: every other version ever deployed, newest first,
+  i.e. what a rollback may target.
+
+One attributes mapping is shared by a service's states until something in it
+changes (that keeps a 10,000-service observation cheap): treat it as read-only,
+like every other field of a frozen `ResourceState`.
+
+With ``script=True`` the fleet plays the newcomer's show, counted in successful
+observations: on the 2nd, ``ai-dawg-vocal-coach`` crashes (a restart heals it);
+on the 3rd, ``ai-dawg-ai-brain`` crashes and every restart of it fails.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
+from jarvis.model import (
+    JSON,
+    Action,
+    ActionKind,
+    ErrorKind,
+    Health,
+    Outcome,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+)
+
+PROVIDER = "sim"
+DEFAULT_SERVICE_NAMES = (
+    "jarvis-control-plane",
+    "ai-dawg-producer",
+    "ai-dawg-vocal-coach",
+    "ai-dawg-ai-brain",
+    "customer-api",
+    "billing-worker",
+)
+MIN_REPLICAS = 1
+MAX_REPLICAS = 20
+CRASH_DETAIL = "CrashLoopBackOff: exit code 137"
+BROKEN_DETAIL = "ImagePullBackOff: image registry unreachable"
+
+# The newcomer's show, keyed by observation number: a crash that a restart
+# heals, then a service whose restarts keep failing until the retry budget
+# escalates and quarantines it.
+_SCRIPT: dict[int, tuple[str, bool]] = {
+    2: ("ai-dawg-vocal-coach", False),
+    3: ("ai-dawg-ai-brain", True),
+}
+
+
+def service_names(count: int) -> list[str]:
+    """The six seed-system names, then ``svc-00007`` onwards."""
+    named = list(DEFAULT_SERVICE_NAMES[:count])
+    return named + [f"svc-{index:05d}" for index in range(len(named) + 1, count + 1)]
+
+
+class _Service:
+    """The mutable state of one simulated service. Private to the fleet."""
+
+    __slots__ = (
+        "attributes",
+        "broken_detail",
+        "crash_detail",
+        "desired",
+        "load",
+        "max_replicas",
+        "min_replicas",
+        "name",
+        "previous",
+        "profile",
+        "ref",
+        "replicas_seen",
+        "rollout",
+        "running",
+        "version",
+        "versions",
+    )
+
+    def __init__(self, name: str, profile: Profile, replicas: int) -> None:
+        self.name = name
+        self.ref = ResourceRef(PROVIDER, name, "service")
+        self.profile = profile
+        self.desired = replicas
+        self.running = replicas
+        self.min_replicas = MIN_REPLICAS
+        self.max_replicas = MAX_REPLICAS
+        self.versions: list[tuple[str, str]] = [("v1", f"registry.sim.local/{name}:1.0.0")]
+        self.version = "v1"
+        self.previous: str | None = None
+        self.rollout = "completed"
+        self.crash_detail = ""
+        """Non-empty while crashed: the service runs nothing until restarted."""
+        self.broken_detail = ""
+        """Non-empty when every restart fails with this detail."""
+        self.load = 1.0
+        self.attributes: dict[str, JSON] = {}
+        self.refresh_attributes()
+        self.replicas_seen: Replicas | None = None
+        """The `Replicas` last reported, reused until a count changes (None: rebuild)."""
+
+    def replicas(self) -> Replicas:
+        seen = self.replicas_seen
+        if seen is None:
+            pending = 0 if self.crash_detail else max(0, self.desired - self.running)
+            seen = Replicas(
+                self.desired, self.running, pending, self.min_replicas, self.max_replicas
+            )
+            self.replicas_seen = seen
+        return seen
+
+    def refresh_attributes(self) -> None:
+        # Rebuilt only when a version or rollout changes and shared by every
+        # state observed until then; replaced, never mutated, so sharing is safe.
+        images = dict(self.versions)
+        attributes: dict[str, JSON] = {"rollout": self.rollout, "image": images[self.version]}
+        if self.previous is not None:
+            attributes["previous_version"] = self.previous
+        attributes["versions_available"] = [
+            version for version, _ in reversed(self.versions) if version != self.version
+        ]
+        self.attributes = attributes
+
+    def set_version(self, version: str) -> None:
+        self.previous, self.version, self.rollout = self.version, version, "in_progress"
+        self.refresh_attributes()
+
+
+class SimulatedFleet:
+    """A deterministic simulated cloud of ``services`` services, starting at ``start``."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        services: int = 6,
+        script: bool = True,
+        fail_rate: float = 0.0,
+        start: datetime,
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        if services < 1:
+            raise ValueError(f"a fleet needs at least one service, not {services}")
+        if not 0.0 <= fail_rate <= 1.0:
+            raise ValueError(f"fail_rate must be within 0..1, not {fail_rate}")
+        rng = random.Random(seed)  # noqa: S311 -- a reproducible simulation, not cryptography
+        # Apply failures draw from their own stream, so how often the fleet is
+        # observed does not change which applies fail.
+        self._apply_rng = random.Random(rng.getrandbits(64))  # noqa: S311 -- as above
+        self._services: list[_Service] = []
+        for name in service_names(services):
+            replicas = rng.randint(2, 6)
+            self._services.append(_Service(name, Profile.draw(rng, replicas), replicas))
+        self._by_uri = {str(service.ref): service for service in self._services}
+        self._script = script
+        self._fail_rate = fail_rate
+        self._api_failing = False
+        self._now = start
+        self._observations = 0
+        self._appliers: dict[ActionKind, Callable[[_Service, Action], Outcome]] = {
+            ActionKind.SCALE: self._scale,
+            ActionKind.RESTART: self._restart,
+            ActionKind.ROLLBACK: self._rollback,
+            ActionKind.DEPLOY: self._deploy,
+        }
+
+    @property
+    def now(self) -> datetime:
+        """The fleet's current time: ``start``, then the latest `advance`."""
+        return self._now
+
+    @property
+    def observations(self) -> int:
+        """How many observations succeeded; the script is counted in these."""
+        return self._observations
+
+    @property
+    def names(self) -> list[str]:
+        return [service.name for service in self._services]
+
+    # -- reading ----------------------------------------------------------------
+
+    def observe(self, now: datetime) -> list[ResourceState]:
+        """One observation: play the script, move to ``now``, return every state.
+
+        Raises ActuatorError (temporary) while the API is failing; a failed
+        observation is not counted, so the script waits for a successful one.
+        """
+        if self._api_failing:
+            raise ActuatorError("simulated provider API unavailable", code="ServiceUnavailable")
+        self._observations += 1
+        if self._script and self._observations in _SCRIPT:
+            name, broken = _SCRIPT[self._observations]
+            if self._lookup(name) is not None:
+                self.crash(name, detail=BROKEN_DETAIL if broken else CRASH_DETAIL)
+                if broken:
+                    self.break_permanently(name)
+        self.advance(now)
+        return self.states()
+
+    def advance(self, now: datetime) -> None:
+        """Move to ``now``: running replicas catch up with desired, rollouts complete."""
+        self._now = now
+        for service in self._services:
+            if service.running != service.desired and not service.crash_detail:
+                service.running = service.desired
+                service.replicas_seen = None
+            if service.rollout != "completed":
+                service.rollout = "completed"
+                service.refresh_attributes()
+
+    def states(self) -> list[ResourceState]:
+        """Every service as it looks at the fleet's current time, without advancing."""
+        now = self._now
+        day = day_factor(now)
+        epoch = now.timestamp()
+        return [self._state(service, now, day, epoch) for service in self._services]
+
+    def state(self, name: str) -> ResourceState:
+        """One service as it looks now; KeyError if there is no such service."""
+        service = self._require(name)
+        now = self._now
+        return self._state(service, now, day_factor(now), now.timestamp())
+
+    @staticmethod
+    def _state(service: _Service, now: datetime, day: float, epoch: float) -> ResourceState:
+        profile = service.profile
+        wobble = profile.noise(epoch)
+        rpm = profile.peak_rpm * day * wobble * service.load
+        running = service.running
+        metrics = profile.metrics(rpm, running, wobble)
+        if service.crash_detail:
+            health, detail = Health.UNHEALTHY, service.crash_detail
+        elif running == 0:
+            health, detail = Health.DEGRADED, f"starting: 0 of {service.desired} replicas running"
+        elif metrics["cpu_utilization"] > DEGRADED_CPU:
+            health = Health.DEGRADED
+            detail = f"overloaded: cpu above {DEGRADED_CPU:g}% on {running} replicas"
+        else:
+            health, detail = Health.HEALTHY, ""
+        return ResourceState(
+            ref=service.ref,
+            health=health,
+            observed_at=now,
+            replicas=service.replicas(),
+            version=service.version,
+            detail=detail,
+            metrics=metrics,
+            attributes=service.attributes,
+        )
+
+    # -- fault hooks for the simulation harness ---------------------------------
+
+    def crash(self, name: str, *, detail: str = CRASH_DETAIL) -> None:
+        """The service goes UNHEALTHY, running nothing, until a restart succeeds."""
+        service = self._require(name)
+        service.crash_detail = detail
+        service.running = 0
+        service.replicas_seen = None
+
+    def break_permanently(self, name: str, *, detail: str = BROKEN_DETAIL) -> None:
+        """Every later restart of the service fails with a temporary error."""
+        self._require(name).broken_detail = detail
+
+    def set_api_failing(self, failing: bool) -> None:
+        """While failing, observe raises ActuatorError and every apply fails (temporary)."""
+        self._api_failing = failing
+
+    def surge(self, name: str, factor: float) -> None:
+        """Multiply the service's traffic by ``factor`` (1.0 is normal) from now on."""
+        if factor < 0:
+            raise ValueError(f"a traffic factor cannot be negative: {factor}")
+        self._require(name).load = factor
+
+    def _lookup(self, name: str) -> _Service | None:
+        return self._by_uri.get(f"{PROVIDER}://{name}")
+
+    def _require(self, name: str) -> _Service:
+        service = self._lookup(name)
+        if service is None:
+            raise KeyError(f"no such service: {name}")
+        return service
+
+    # -- applying ---------------------------------------------------------------
+
+    def apply(self, action: Action) -> Outcome:
+        """Apply one action; provider-ish problems come back as failure outcomes."""
+        if self._api_failing:
+            return Outcome.failure("simulated provider API unavailable", code="ServiceUnavailable")
+        service = self._by_uri.get(str(action.target))
+        if service is None:
+            return _terminal(f"no such service: {action.target}", "NotFound")
+        applier = self._appliers.get(action.kind)
+        if applier is None:
+            return _terminal(f"the simulated fleet cannot {action.kind.value}", "Unsupported")
+        if self._fail_rate and self._apply_rng.random() < self._fail_rate:
+            return Outcome.failure(
+                f"injected failure (fail_rate={self._fail_rate:g})", code="InjectedFailure"
+            )
+        return applier(service, action)
+
+    @staticmethod
+    def _scale(service: _Service, action: Action) -> Outcome:
+        if action.replicas is None:
+            return _terminal("scale needs a replica count", "InvalidParameter")
+        low = service.min_replicas if action.min_replicas is None else action.min_replicas
+        high = service.max_replicas if action.max_replicas is None else action.max_replicas
+        if not MIN_REPLICAS <= low <= high:
+            return _terminal(f"invalid replica bounds {low}..{high}", "InvalidParameter")
+        # The guard enforces bounds; a fleet that clamped would hide a guard bug.
+        if not low <= action.replicas <= high:
+            return _terminal(
+                f"replicas {action.replicas} outside {low}..{high}", "InvalidParameter"
+            )
+        before = service.desired
+        service.min_replicas, service.max_replicas = low, high
+        service.desired = action.replicas
+        service.replicas_seen = None
+        if before == action.replicas:
+            return Outcome.success(f"already at {before} replicas")
+        return Outcome.success(f"desired replicas {before} -> {action.replicas}")
+
+    @staticmethod
+    def _restart(service: _Service, action: Action) -> Outcome:  # noqa: ARG004 -- one signature for every applier
+        if service.broken_detail:
+            if service.crash_detail:
+                service.crash_detail = service.broken_detail
+            return Outcome.failure(service.broken_detail, code="RestartFailed")
+        if service.crash_detail:
+            service.crash_detail = ""
+            service.replicas_seen = None
+            return Outcome.success(f"restarted; {service.desired} replicas starting")
+        return Outcome.success("rolling restart of a running service")
+
+    @staticmethod
+    def _rollback(service: _Service, action: Action) -> Outcome:
+        target = action.version
+        if target is None:
+            return _terminal("rollback needs a version", "InvalidParameter")
+        if target == service.version:
+            return Outcome.success(f"already at {target}")
+        if target not in {version for version, _ in service.versions}:
+            return _terminal(f"version {target} was never deployed", "VersionNotFound")
+        before = service.version
+        service.set_version(target)
+        return Outcome.success(f"rolled back {before} -> {target}")
+
+    @staticmethod
+    def _deploy(service: _Service, action: Action) -> Outcome:
+        if not action.image:
+            return _terminal("deploy needs an image", "InvalidParameter")
+        version = f"v{len(service.versions) + 1}"
+        service.versions.append((version, action.image))
+        service.set_version(version)
+        return Outcome.success(f"deployed {action.image} as {version}")
+
+
+def _terminal(detail: str, code: str) -> Outcome:
+    return Outcome.failure(detail, kind=ErrorKind.TERMINAL, code=code)

@@ -1,0 +1,75 @@
+"""The heal policy: propose a restart for every service that is down.
+
+Called by the reconciler once per tick, like every policy. It is pure: no I/O,
+no logging, no clock; the same snapshot always gives the same proposals.
+
+What it does not do, on purpose: it does not skip quarantined resources or
+resources waiting out a retry backoff, although ``history.retries`` would tell
+it. The guard owns the retry budget; it blocks those proposals and records
+*why* (``action.blocked`` with reason ``quarantine`` / ``retry_budget``), so an
+operator reading the event log sees that Jarvis still notices the broken
+service and is holding back, instead of seeing nothing at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jarvis.model import Action, ActionKind, Health, History, ResourceState, Snapshot
+from jarvis.policies.base import Evaluation
+
+RESTARTABLE_KINDS = frozenset({"service", "deployment"})
+"""Resource kinds a restart means something for; probes, routes and cost never qualify."""
+
+RESTART_PRIORITY = 20
+"""Above scaling (0), below a rollback: a crashed service is restarted rather
+than resized, but if its new version is what crashes, rolling back wins."""
+DEGRADED_RESTART_PRIORITY = 10
+
+
+class HealPolicy:
+    """Restarts UNHEALTHY services and deployments (and DEGRADED ones when asked)."""
+
+    name = "heal"
+
+    def __init__(self, *, restart_degraded: bool = False) -> None:
+        self._restart_degraded = restart_degraded
+
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; healing needs only the snapshot
+        """One RESTART per broken restartable resource, sorted by resource URI."""
+        proposals: dict[str, Action] = {}
+        resources = snapshot.resources
+        # Sorted keys make the result independent of insertion order, even for a
+        # (malformed) snapshot holding one resource under two keys.
+        for key in sorted(resources):
+            state = resources[key]
+            if state.ref.kind not in RESTARTABLE_KINDS:
+                continue
+            priority = self._priority(state.health)
+            uri = str(state.ref)
+            if priority is None or uri in proposals:
+                continue
+            proposals[uri] = Action(
+                kind=ActionKind.RESTART,
+                target=state.ref,
+                policy=self.name,
+                reason=_reason(state),
+                priority=priority,
+            )
+        return Evaluation(actions=tuple(proposals[uri] for uri in sorted(proposals)))
+
+    def _priority(self, health: Health) -> int | None:
+        if health is Health.UNHEALTHY:
+            return RESTART_PRIORITY
+        if health is Health.DEGRADED and self._restart_degraded:
+            return DEGRADED_RESTART_PRIORITY
+        return None
+
+
+def _reason(state: ResourceState) -> str:
+    """What was seen, in the operator's words: health, the provider's detail, replicas."""
+    parts = [f"{state.health.value}: {state.detail or 'no detail reported'}"]
+    replicas = state.replicas
+    if replicas is not None:
+        parts.append(f"{replicas.running} of {replicas.desired} replicas running")
+    return "; ".join(parts)

@@ -1,0 +1,47 @@
+"""Helpers for running the real `jarvis` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Jarvis = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def jarvis_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}
+    env.update(
+        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/jarvis.db",
+        JARVIS_SPOOL_PATH=str(tmp_path / "spool.jsonl"),
+        JARVIS_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+def jarvis_argv(*args: str) -> list[str]:
+    """The installed `jarvis` entry point of this environment."""
+    return [str(Path(sys.executable).parent / "jarvis"), *args]
+
+
+@pytest.fixture
+def jarvis(tmp_path: Path) -> Jarvis:
+    """Run `jarvis ARGS` to completion in tmp_path with an isolated SQLite database."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            jarvis_argv(*args),
+            cwd=tmp_path,
+            env=env or jarvis_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

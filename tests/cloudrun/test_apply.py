@@ -1,0 +1,286 @@
+"""Applying SCALE, RESTART, ROLLBACK and DEPLOY to Cloud Run through the real client."""
+
+from __future__ import annotations
+
+import pytest
+
+from jarvis.actuators.cloudrun import Clients, CloudRunActuator
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import (
+    Action,
+    ActionKind,
+    ErrorKind,
+    Health,
+    OutcomeStatus,
+    ResourceRef,
+    ResourceState,
+)
+from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name
+from tests.cloudrun.fake_server import FakeCloudRun
+
+pytestmark = pytest.mark.anyio
+
+API = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
+
+
+def act(kind: ActionKind, **fields: object) -> Action:
+    return Action(kind, API, "test", "because the test says so", **fields)  # type: ignore[arg-type]  # typed fields passed through
+
+
+async def observe_api(actuator: CloudRunActuator) -> ResourceState:
+    states = {s.ref.name: s for s in await actuator.observe()}
+    return states[API.name]
+
+
+async def test_scale_up_sets_the_service_min_instances_without_a_new_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """SCALE with ``replicas`` raises the service-level minimum; no revision is created."""
+    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=4))
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["scaling.minInstanceCount"]
+    assert patch.body["scaling"]["minInstanceCount"] == 4
+    stored = fake.state.get_service(service_name("api"))
+    assert stored["scaling"] == {"minInstanceCount": 4, "maxInstanceCount": 10}
+    assert len(fake.state.revisions[service_name("api")]) == 1
+    state = await observe_api(actuator)
+    assert state.replicas is not None
+    assert (state.replicas.desired, state.replicas.max) == (4, 10)
+
+
+async def test_scale_down_sets_min_and_max_instances(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """SCALE with ``min_replicas`` and ``max_replicas`` writes both bounds."""
+    outcome = await actuator.apply(act(ActionKind.SCALE, min_replicas=0, max_replicas=3))
+    assert outcome.ok, outcome.detail
+    assert "min 1->0, max 10->3" in outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["scaling.minInstanceCount,scaling.maxInstanceCount"]
+    scaling = fake.state.get_service(service_name("api"))["scaling"]
+    # proto3 JSON leaves zero out: an absent minInstanceCount is 0.
+    assert (scaling.get("minInstanceCount", 0), scaling["maxInstanceCount"]) == (0, 3)
+
+
+async def test_scale_to_the_current_bounds_sends_nothing(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A SCALE that changes nothing succeeds without an update call."""
+    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=1))
+    assert outcome.ok and "already at min 1" in outcome.detail
+    assert fake.patches() == []
+
+
+async def test_scale_above_the_maximum_is_refused_as_terminal(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A minimum above the maximum is a terminal failure and never reaches the API."""
+    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=50))
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.error_kind is ErrorKind.TERMINAL and outcome.error_code == "INVALID_ACTION"
+    assert fake.patches() == []
+
+
+async def test_scale_at_revision_level_writes_the_template_and_makes_a_revision(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """With ``scaling_level = "revision"`` SCALE changes template.scaling, creating a revision."""
+    settings = make_settings(fake, scaling_level="revision")
+    actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=2))
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["template.scaling.minInstanceCount,template.revision"]
+    stored = fake.state.get_service(service_name("api"))
+    assert stored["template"]["scaling"]["minInstanceCount"] == 2
+    assert len(fake.state.revisions[service_name("api")]) == 2
+    attrs = (await observe_api(actuator)).attributes
+    assert attrs["min_instances"] == 2 and attrs["min_replicas_owner"] == "template.scaling"
+
+
+async def test_restart_heals_a_crash_looping_service_with_a_new_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """RESTART writes the restart annotation; the new revision is ready and serves 100%."""
+    crashed = fake.state.crash(service_name("api"))
+    assert (await observe_api(actuator)).health is Health.UNHEALTHY
+    outcome = await actuator.apply(act(ActionKind.RESTART))
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["template.annotations,template.revision"]
+    annotations = fake.state.get_service(service_name("api"))["template"]["annotations"]
+    assert annotations == {"jarvis.dev/restarted-at": clock.now().isoformat()}
+    after = await observe_api(actuator)
+    assert after.health is Health.HEALTHY
+    assert after.version != crashed
+    assert after.version is not None and after.version.startswith("api-00002-")
+    assert after.attributes["serving_image"] == IMAGE
+
+
+async def test_restart_whose_new_revision_also_crashes_fails_temporarily(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """When the new revision never becomes ready, the operation's error is a TEMPORARY failure."""
+    fake.state.crash(service_name("api"))
+    fake.state.revision_ready = lambda _service, _template: False
+    outcome = await actuator.apply(act(ActionKind.RESTART))
+    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.error_kind is ErrorKind.TEMPORARY
+    assert outcome.error_code == "OPERATION_FAILED_PRECONDITION"
+    assert "is not ready and cannot serve traffic" in outcome.detail
+    assert (await observe_api(actuator)).health is Health.UNHEALTHY
+
+
+async def test_two_restarts_at_the_same_instant_still_make_two_revisions(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """The restart annotation changes even when a virtual clock has not moved."""
+    assert (await actuator.apply(act(ActionKind.RESTART))).ok
+    assert (await actuator.apply(act(ActionKind.RESTART))).ok
+    assert len(fake.state.revisions[service_name("api")]) == 3
+
+
+async def test_rollback_after_a_bad_deploy_pins_all_traffic_to_the_previous_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """ROLLBACK without a version sends 100% to the previous ready revision; health recovers."""
+    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    good = await observe_api(actuator)
+    assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
+    failed = await observe_api(actuator)
+    assert failed.attributes["rollout"] == "failed"
+    assert failed.attributes["serving_version"] == good.attributes["serving_version"]
+    target = good.version
+    assert failed.attributes["previous_version"] == target
+    fake.requests.clear()
+
+    outcome = await actuator.apply(act(ActionKind.ROLLBACK))
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["traffic"]
+    assert patch.body["traffic"] == [{"type": 2, "revision": target, "percent": 100}]
+    after = await observe_api(actuator)
+    assert after.health is Health.HEALTHY
+    assert after.version == target
+    assert after.attributes["traffic_pinned"] is True and after.attributes["rollout"] == "completed"
+    assert after.attributes["failed_revision"] == failed.attributes["failed_revision"]
+
+
+async def test_rollback_to_a_named_revision_and_again_is_idempotent(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """ROLLBACK to ``version`` (short or full name) pins it; repeating it sends nothing."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    full = f"{service_name('api')}/revisions/{first}"
+    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=full))).ok
+    assert (await observe_api(actuator)).version == first
+    again = await actuator.apply(act(ActionKind.ROLLBACK, version=first))
+    assert again.ok and "already" in again.detail
+    assert len(fake.patches()) == 2
+
+
+async def test_rollback_to_an_unknown_or_unready_revision_is_terminal(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """ROLLBACK to a revision that does not exist, or never got ready, fails terminally."""
+    missing = await actuator.apply(act(ActionKind.ROLLBACK, version="api-00042-zzz"))
+    assert (missing.error_kind, missing.error_code) == (ErrorKind.TERMINAL, "NOT_FOUND")
+    nothing = await actuator.apply(act(ActionKind.ROLLBACK))
+    assert (nothing.error_kind, nothing.error_code) == (ErrorKind.TERMINAL, "NO_PREVIOUS_REVISION")
+    assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
+    bad = (await observe_api(actuator)).attributes["failed_revision"]
+    unready = await actuator.apply(act(ActionKind.ROLLBACK, version=bad))
+    assert (unready.error_kind, unready.error_code) == (ErrorKind.TERMINAL, "REVISION_NOT_READY")
+    assert len(fake.patches()) == 1
+
+
+async def test_restart_is_refused_while_traffic_is_pinned(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """After a rollback pinned traffic, RESTART would deploy the template: terminal refusal."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
+    outcome = await actuator.apply(act(ActionKind.RESTART))
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "TRAFFIC_PINNED")
+    assert len(fake.patches()) == 2
+
+
+async def test_deploy_sets_the_image_and_routes_all_traffic_to_latest(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """DEPLOY changes the serving container's image, un-pins traffic and serves the new revision."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
+    outcome = await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:2.0"))
+    assert outcome.ok, outcome.detail
+    assert fake.patches()[-1].query["updateMask"] == [
+        "template.containers,template.revision,traffic"
+    ]
+    after = await observe_api(actuator)
+    assert after.attributes["serving_image"] == after.attributes["image"] == f"{IMAGE[:-4]}:2.0"
+    assert after.attributes["traffic_pinned"] is False
+    assert (after.version or "").startswith("api-00003-")
+    same = await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:2.0"))
+    assert same.ok and "already runs" in same.detail
+
+
+async def test_a_stale_etag_is_reread_and_retried_once(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """One 409 ABORTED (concurrent writer) is retried after a fresh read; two fail temporarily."""
+    fake.state.conflicts = 1
+    assert (await actuator.apply(act(ActionKind.SCALE, replicas=2))).ok
+    assert len(fake.patches()) == 2
+    fake.state.conflicts = 2
+    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=3))
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "ABORTED")
+
+
+async def test_an_operation_that_never_finishes_times_out(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """An update whose operation outlives ``operation_timeout`` is reported TIMED_OUT."""
+    fake.state.operation_polls = None
+    settings = make_settings(fake, operation_timeout=0.3)
+    actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+    outcome = await actuator.apply(act(ActionKind.RESTART))
+    assert outcome.status is OutcomeStatus.TIMED_OUT
+    assert outcome.error_kind is ErrorKind.TEMPORARY
+    assert "still running" in outcome.detail
+    assert any("/operations/" in r.path for r in fake.requests)
+
+
+async def test_actions_on_services_jarvis_does_not_manage_are_terminal(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A target outside the configured project, region and services is refused unsent."""
+    for name in (f"{PROJECT}/{REGION}/other", f"other-project/{REGION}/api", "api"):
+        target = ResourceRef("cloudrun", name, "service")
+        outcome = await actuator.apply(Action(ActionKind.RESTART, target, "test", "r"))
+        assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "NOT_MANAGED")
+    unsupported = await actuator.apply(act(ActionKind.SET_WEIGHTS, weights={"a": 1.0}))
+    assert unsupported.error_kind is ErrorKind.TERMINAL
+    assert fake.requests == []
+
+
+async def test_rollback_keeps_tagged_targets_at_zero_percent(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """Pinning traffic keeps other tagged targets (at 0%) so their tag URLs still resolve."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    tagged = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "edge"}]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": tagged}, ["traffic"])
+    fake.state.finish_operations()
+    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
+    assert fake.patches()[-1].body["traffic"] == [
+        {"type": 2, "revision": first, "percent": 100},
+        {"type": 1, "tag": "edge"},
+    ]
+    statuses = (await observe_api(actuator)).attributes["traffic_statuses"]
+    assert statuses == [{"latest": False, "revision": first, "percent": 100, "tag": ""}]

@@ -1,0 +1,159 @@
+"""Cloud Run through the whole loop: settings → actuator → reconciler ticks on a real store.
+
+The actuator is built by `CloudRunActuator.from_settings` from a ``[cloudrun]``
+section aimed at the fake API, and driven by `jarvis.app.build_app` with the
+real heal and rollback policies, guard and SQLite event store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jarvis.actuators.base import Actuator
+from jarvis.actuators.cloudrun import CloudRunActuator
+from jarvis.app import App, build_app
+from jarvis.config import load_settings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import Action, ActionKind, Health, ResourceRef
+from jarvis.policies.base import Policy
+from jarvis.policies.heal import HealPolicy
+from jarvis.policies.rollback import RollbackPolicy
+from tests.cloudrun.conftest import BAD_IMAGE, PROJECT, REGION, service_name
+from tests.cloudrun.fake_server import FakeCloudRun
+from tests.fakes import FakeActuator
+
+pytestmark = pytest.mark.anyio
+
+API = f"cloudrun://{PROJECT}/{REGION}/api"
+AppFactory = Callable[..., Awaitable[App]]
+
+
+@pytest.fixture
+async def make_app(
+    fake: FakeCloudRun, sqlite_url: str, clock: VirtualClock, tmp_path: Path
+) -> AsyncIterator[AppFactory]:
+    """Builds an app whose Cloud Run actuator comes from settings; closes it at the end."""
+    apps: list[App] = []
+
+    async def factory(policies: Sequence[Policy], *, extra: Sequence[Actuator] = ()) -> App:
+        settings = load_settings(
+            database_url=sqlite_url,
+            spool_path=tmp_path / "spool.jsonl",
+            allowlist=[
+                {"provider": "cloudrun", "resources": f"{PROJECT}/{REGION}/*", "actions": ["*"]},
+                {"provider": "fake", "resources": "*", "actions": ["*"]},
+            ],
+            cloudrun={
+                "project": PROJECT,
+                "region": REGION,
+                "services": ["api", "worker"],
+                "credentials": "anonymous",
+                "api_endpoint": fake.endpoint,
+                "request_timeout": 2,
+                "operation_timeout": 5,
+                "poll_initial": 0.01,
+                "poll_maximum": 0.05,
+            },
+        )
+        assert settings.cloudrun is not None
+        cloudrun = CloudRunActuator.from_settings(settings.cloudrun, clock=clock)
+        app = await build_app(
+            settings, clock=clock, actuators=[cloudrun, *extra], policies=policies, run_id="t"
+        )
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        await app.aclose()
+
+
+async def ticks(app: App, clock: VirtualClock, n: int) -> None:
+    for _ in range(n):
+        await app.reconciler.tick()
+        clock.advance(30)
+
+
+async def test_a_crash_looping_service_is_restarted_and_recovers(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """The heal policy restarts an UNHEALTHY service; the new revision makes it HEALTHY."""
+    fake.state.crash(service_name("api"))
+    app = await make_app([HealPolicy()])
+    first = await app.reconciler.tick()
+    assert first.snapshot.resources[API].health is Health.UNHEALTHY
+    (decision,) = first.decisions
+    assert decision.action.kind is ActionKind.RESTART
+    assert decision.outcome is not None and decision.outcome.ok, decision.outcome
+    clock.advance(30)
+    second = await app.reconciler.tick()
+    assert second.snapshot.resources[API].health is Health.HEALTHY
+    assert second.decisions == []
+    applied = await app.store.events(kinds=["action.applied"])
+    assert [e.resource for e in applied] == [API]
+
+
+async def test_restarts_that_keep_crashing_escalate_on_the_retry_budget(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """Three failed restarts (new revisions never ready), then escalation and quarantine."""
+    fake.state.crash(service_name("api"))
+    fake.state.revision_ready = lambda _service, _template: False
+    app = await make_app([HealPolicy()])
+    await ticks(app, clock, 10)
+    assert len(fake.patches()) == 3
+    failed = await app.store.events(kinds=["action.failed"])
+    assert len(failed) == 3 and all(e.resource == API for e in failed)
+    escalated = await app.store.events(kinds=["action.escalated"])
+    assert [e.resource for e in escalated] == [API]
+
+
+async def test_a_bad_deploy_is_rolled_back_to_the_previous_revision(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """A revision that never gets ready is rolled back: 100% of traffic to the last good one."""
+    app = await make_app([HealPolicy(), RollbackPolicy()])
+    first = await app.reconciler.tick()
+    good = first.snapshot.resources[API].version
+    clock.advance(30)
+    cloudrun = app.actuators[0]
+    # Someone ships a broken image by hand.
+    deploy = await cloudrun.apply(_action(ActionKind.DEPLOY, image=BAD_IMAGE))
+    assert not deploy.ok
+    second = await app.reconciler.tick()
+    state = second.snapshot.resources[API]
+    assert state.health is Health.DEGRADED and state.attributes["rollout"] == "failed"
+    (decision,) = second.decisions
+    assert decision.action.kind is ActionKind.ROLLBACK and decision.action.version == good
+    assert decision.outcome is not None and decision.outcome.ok, decision.outcome
+    clock.advance(30)
+    third = await app.reconciler.tick()
+    after = third.snapshot.resources[API]
+    assert after.health is Health.HEALTHY and after.version == good
+    stored = fake.state.get_service(service_name("api"))
+    assert stored["traffic"] == [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": good, "percent": 100}
+    ]
+
+
+async def test_a_failing_cloud_run_api_does_not_stop_other_actuators(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """With Cloud Run answering 500, the tick records the failure and still heals elsewhere."""
+    other = FakeActuator(clock).add("web", health=Health.UNHEALTHY)
+    app = await make_app([HealPolicy()], extra=[other])
+    fake.fail_with(500)
+    report = await app.reconciler.tick()
+    assert "INTERNAL" in report.snapshot.errors["cloudrun"]
+    assert [a.target.name for a in other.applied] == ["web"]
+    observe_failed = await app.store.events(kinds=["observe.failed"])
+    assert len(observe_failed) == 1
+
+
+def _action(kind: ActionKind, **fields: Any) -> Action:
+    target = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
+    return Action(kind, target, "operator", "manual deploy", **fields)

@@ -1,0 +1,133 @@
+"""Observing Cloud Run services through the real client against the fake Admin API."""
+
+from __future__ import annotations
+
+import pytest
+
+from jarvis.actuators.cloudrun import CloudRunActuator
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import Action, ActionKind, Health, ResourceState
+from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name
+from tests.cloudrun.fake_server import FakeCloudRun
+
+pytestmark = pytest.mark.anyio
+
+
+def by_name(states: object) -> dict[str, ResourceState]:
+    assert isinstance(states, list)
+    return {state.ref.name.rsplit("/", 1)[-1]: state for state in states}
+
+
+async def test_a_healthy_service_is_observed_with_its_revision_scaling_and_traffic(
+    actuator: CloudRunActuator,
+) -> None:
+    """A serving service is HEALTHY, versioned by its revision, with instance bounds and traffic."""
+    states = by_name(list(await actuator.observe()))
+    api = states["api"]
+    assert str(api.ref) == f"cloudrun://{PROJECT}/{REGION}/api"
+    assert api.ref.kind == "service"
+    assert api.health is Health.HEALTHY
+    assert api.version is not None and api.version.startswith("api-00001-")
+    assert api.replicas is not None
+    assert (api.replicas.desired, api.replicas.min, api.replicas.max) == (1, 1, 10)
+    attrs = api.attributes
+    assert attrs["rollout"] == "completed"
+    assert attrs["image"] == IMAGE and attrs["serving_image"] == IMAGE
+    assert attrs["traffic"] == [{"latest": True, "revision": "", "percent": 100, "tag": ""}]
+    assert attrs["traffic_statuses"] == [
+        {"latest": True, "revision": api.version, "percent": 100, "tag": ""}
+    ]
+    assert attrs["terminal_condition"]["state"] == "succeeded"
+    assert attrs["previous_version"] is None and attrs["versions_available"] == []
+    assert attrs["latest_created_revision"] == attrs["latest_ready_revision"] == api.version
+    assert states["worker"].health is Health.HEALTHY
+
+
+async def test_a_crash_looping_serving_revision_is_unhealthy(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A serving revision that fails readiness makes the service UNHEALTHY, naming the revision."""
+    crashed = fake.state.crash(service_name("api"), "Container exited with code 1.")
+    api = by_name(list(await actuator.observe()))["api"]
+    assert api.health is Health.UNHEALTHY
+    assert api.version == crashed
+    assert f"revision {crashed} serving 100% is not ready" in api.detail
+    assert "exited with code 1" in api.detail
+    assert api.replicas is not None and api.replicas.running == 0
+
+
+async def test_a_revision_that_never_becomes_ready_is_a_failed_rollout(
+    actuator: CloudRunActuator,
+) -> None:
+    """A bad deploy leaves traffic on the old revision: DEGRADED, rollout failed, a target."""
+    before = by_name(list(await actuator.observe()))["api"]
+    outcome = await actuator.apply(
+        Action(ActionKind.DEPLOY, before.ref, "test", "new release", image=BAD_IMAGE)
+    )
+    assert not outcome.ok
+    after = by_name(list(await actuator.observe()))["api"]
+    assert after.health is Health.DEGRADED
+    attrs = after.attributes
+    assert attrs["rollout"] == "failed"
+    # The version is the one being rolled out; the old one still serves.
+    assert after.version == attrs["failed_revision"] == attrs["latest_created_revision"]
+    assert after.version != before.version
+    assert attrs["serving_version"] == attrs["latest_ready_revision"] == before.version
+    assert attrs["previous_version"] == before.version
+    assert attrs["versions_available"] == [before.version]
+    assert attrs["image"] == BAD_IMAGE and attrs["serving_image"] == IMAGE
+    assert "failed to become ready" in after.detail
+
+
+async def test_versions_available_lists_ready_revisions_newest_first(
+    actuator: CloudRunActuator,
+) -> None:
+    """After two deploys, the two older ready revisions are rollback candidates, newest first."""
+    first = by_name(list(await actuator.observe()))["api"]
+    for tag in ("1.1", "1.2"):
+        action = Action(
+            ActionKind.DEPLOY, first.ref, "test", "release", image=f"{IMAGE[:-4]}:{tag}"
+        )
+        assert (await actuator.apply(action)).ok
+    api = by_name(list(await actuator.observe()))["api"]
+    assert api.version is not None and api.version.startswith("api-00003-")
+    available = api.attributes["versions_available"]
+    assert [v[:9] for v in available] == ["api-00002", "api-00001"]
+    assert api.attributes["previous_version"] == available[0]
+    assert first.version == available[1]
+
+
+async def test_an_update_still_running_is_observed_in_progress(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """While an update's operation runs, the service is reconciling and the rollout in progress."""
+    fake.state.operation_polls = None
+    name = service_name("api")
+    with fake.lock:
+        fake.state.update_service(
+            name, {"template": {"containers": [{"image": f"{IMAGE[:-4]}:2.0"}]}}, ["template"]
+        )
+    api = by_name(list(await actuator.observe()))["api"]
+    assert api.health is Health.HEALTHY
+    assert api.attributes["rollout"] == "in_progress"
+    assert api.attributes["reconciling"] is True
+    fake.state.finish_operations()
+    done = by_name(list(await actuator.observe()))["api"]
+    assert done.attributes["rollout"] == "completed"
+    assert done.version is not None and done.version.startswith("api-00002-")
+
+
+async def test_a_missing_service_is_unknown_and_does_not_hide_the_others(
+    fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """A configured service the API does not know is UNKNOWN; the other services are observed."""
+    settings = make_settings(fake, services=["api", "ghost"])
+    # Built from settings alone: the actuator makes and owns its clients.
+    actuator = CloudRunActuator.from_settings(settings, clock=clock)
+    try:
+        states = by_name(list(await actuator.observe()))
+    finally:
+        await actuator.aclose()
+    assert states["ghost"].health is Health.UNKNOWN
+    assert states["ghost"].detail == "service not found"
+    assert states["api"].health is Health.HEALTHY

@@ -1,0 +1,171 @@
+"""The heal policy: which resources get a restart, with what reason, in what order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jarvis.model import (
+    ActionKind,
+    Health,
+    History,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    RetryState,
+    Snapshot,
+)
+from jarvis.policies.heal import RESTARTABLE_KINDS, HealPolicy
+
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def state(
+    uri: str,
+    health: Health,
+    *,
+    kind: str = "service",
+    detail: str = "",
+    replicas: Replicas | None = None,
+) -> ResourceState:
+    return ResourceState(ResourceRef.parse(uri, kind), health, NOW, replicas, detail=detail)
+
+
+def snapshot(*states: ResourceState) -> Snapshot:
+    return Snapshot(NOW, {str(s.ref): s for s in states})
+
+
+def targets(policy: HealPolicy, snap: Snapshot) -> list[str]:
+    return [str(action.target) for action in policy.evaluate(snap, History(), NOW).actions]
+
+
+@pytest.mark.parametrize(
+    ("health", "kind", "restart_degraded", "restarted"),
+    [
+        (Health.UNHEALTHY, "service", False, True),
+        (Health.UNHEALTHY, "deployment", False, True),
+        (Health.UNHEALTHY, "probe", False, False),
+        (Health.UNHEALTHY, "route", True, False),
+        (Health.UNHEALTHY, "cost", False, False),
+        (Health.DEGRADED, "service", False, False),
+        (Health.DEGRADED, "service", True, True),
+        (Health.DEGRADED, "probe", True, False),
+        (Health.HEALTHY, "service", True, False),
+        (Health.UNKNOWN, "service", True, False),
+    ],
+)
+def test_which_resources_get_a_restart(
+    health: Health, kind: str, restart_degraded: bool, restarted: bool
+) -> None:
+    """Only broken restartable kinds are restarted; degraded ones only with the flag."""
+    policy = HealPolicy(restart_degraded=restart_degraded)
+    snap = snapshot(state("sim://a", health, kind=kind))
+    assert targets(policy, snap) == (["sim://a"] if restarted else [])
+
+
+def test_reason_says_what_was_seen() -> None:
+    """The restart's reason carries the health, the provider's detail and the replica counts."""
+    crashed = state(
+        "sim://ai-dawg-vocal-coach",
+        Health.UNHEALTHY,
+        detail="CrashLoopBackOff: exit code 137",
+        replicas=Replicas(desired=3, running=0),
+    )
+    (action,) = HealPolicy().evaluate(snapshot(crashed), History(), NOW).actions
+    assert action.kind is ActionKind.RESTART
+    assert action.policy == "heal"
+    assert action.target == crashed.ref
+    assert action.reason == "unhealthy: CrashLoopBackOff: exit code 137; 0 of 3 replicas running"
+
+
+def test_reason_without_detail_or_replicas_still_reads() -> None:
+    """A resource with no detail and no replica counts still gets a readable reason."""
+    bare = state("k8s://default/api", Health.UNHEALTHY, kind="deployment")
+    (action,) = HealPolicy().evaluate(snapshot(bare), History(), NOW).actions
+    assert action.reason == "unhealthy: no detail reported"
+
+
+def test_unhealthy_restarts_outrank_degraded_ones() -> None:
+    """A restart of a service that is down carries a higher priority than of one degraded."""
+    policy = HealPolicy(restart_degraded=True)
+    snap = snapshot(state("sim://down", Health.UNHEALTHY), state("sim://slow", Health.DEGRADED))
+    priority = {str(a.target): a.priority for a in policy.evaluate(snap, History(), NOW).actions}
+    assert priority["sim://down"] > priority["sim://slow"] > 0
+
+
+def test_proposals_are_sorted_by_resource() -> None:
+    """Proposals come out in resource URI order whatever order the snapshot holds them in."""
+    snap = snapshot(
+        state("sim://zeta", Health.UNHEALTHY),
+        state("ecs://prod/api", Health.UNHEALTHY),
+        state("sim://alpha", Health.UNHEALTHY),
+    )
+    assert targets(HealPolicy(), snap) == ["ecs://prod/api", "sim://alpha", "sim://zeta"]
+
+
+def test_quarantined_resources_are_still_proposed() -> None:
+    """Quarantine is the guard's to enforce: a quarantined crashed service is still proposed."""
+    crashed = state("sim://ai-dawg-ai-brain", Health.UNHEALTHY)
+    history = History(
+        retries={
+            ("sim://ai-dawg-ai-brain", "restart"): RetryState(
+                "sim://ai-dawg-ai-brain", "restart", consecutive_failures=3, quarantined=True
+            )
+        }
+    )
+    actions = HealPolicy().evaluate(snapshot(crashed), history, NOW).actions
+    assert [str(a.target) for a in actions] == ["sim://ai-dawg-ai-brain"]
+
+
+def test_a_healthy_fleet_gets_no_proposals_and_no_notes() -> None:
+    """Nothing broken, nothing proposed and nothing noted."""
+    snap = snapshot(state("sim://a", Health.HEALTHY), state("sim://b", Health.HEALTHY))
+    assert HealPolicy(restart_degraded=True).evaluate(snap, History(), NOW).actions == ()
+
+
+_names = st.text(alphabet="abcdef-/", min_size=1, max_size=6)
+_states = st.builds(
+    ResourceState,
+    ref=st.builds(
+        ResourceRef,
+        provider=st.sampled_from(["sim", "ecs", "k8s", "probe"]),
+        name=_names,
+        kind=st.sampled_from(["service", "deployment", "probe", "route", "cost"]),
+    ),
+    health=st.sampled_from(list(Health)),
+    observed_at=st.just(NOW),
+    replicas=st.none() | st.builds(Replicas, st.integers(0, 20), st.integers(0, 20)),
+    detail=st.text(max_size=20),
+)
+# Keys are drawn independently of the states' refs, so the property also covers
+# a snapshot that holds one resource under two keys.
+_snapshots = st.builds(
+    Snapshot,
+    taken_at=st.just(NOW),
+    resources=st.dictionaries(st.text(max_size=8), _states, max_size=12),
+)
+
+
+@given(snap=_snapshots, restart_degraded=st.booleans())
+def test_every_proposal_targets_a_broken_restartable_resource(
+    snap: Snapshot, restart_degraded: bool
+) -> None:
+    """For any snapshot: restarts only of broken restartable resources, one each, sorted."""
+    policy = HealPolicy(restart_degraded=restart_degraded)
+    evaluation = policy.evaluate(snap, History(), NOW)
+    eligible = {Health.UNHEALTHY, Health.DEGRADED} if restart_degraded else {Health.UNHEALTHY}
+    broken = {
+        str(s.ref): s
+        for s in snap.resources.values()
+        if s.ref.kind in RESTARTABLE_KINDS and s.health in eligible
+    }
+    uris = [str(action.target) for action in evaluation.actions]
+    assert uris == sorted(set(uris))
+    assert set(uris) == set(broken)
+    for action in evaluation.actions:
+        assert action.kind is ActionKind.RESTART
+        assert action.target.kind in RESTARTABLE_KINDS
+    assert policy.evaluate(snap, History(), NOW) == evaluation
