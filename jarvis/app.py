@@ -90,6 +90,10 @@ def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
             start=clock.now(),
         )
         actuators.append(SimulatedActuator(fleet, clock))
+    if settings.aws is not None:
+        from jarvis.actuators.ecs import aws_actuators
+
+        actuators.extend(aws_actuators(settings.aws, clock=clock))
     if settings.cloudrun is not None:
         from jarvis.actuators.cloudrun import CloudRunActuator
 

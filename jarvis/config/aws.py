@@ -40,7 +40,7 @@ class AwsSettings(Section):
     """Configured when present; absent means the provider is off."""
 
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] = "us-east-1"
-    clusters: Annotated[list[str], Field(min_length=1, default_factory=lambda: ["default"])]
+    clusters: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
     services: list[str] = Field(default_factory=list)
     """Service names to manage; empty means every service in the clusters (or the tag)."""
     service_tag: str | None = None

@@ -195,6 +195,9 @@ class Reconciler:
     async def _tick(self, tick_id: str, now: datetime, dry: bool) -> TickReport:
         self._record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self._refresh_retries()
+        # Read once per tick for the gauge; actions read it again right before applying.
+        killswitch = await self.killswitch.read_failsafe()
+        self.metrics.killswitch_engaged.set(1 if killswitch.engaged else 0)
         snapshot = await self._observe(tick_id)
         report = TickReport(tick_id=tick_id, started_at=now, snapshot=snapshot)
         history = History(

@@ -1,0 +1,183 @@
+"""The changes Jarvis makes to ECS services: scale, restart, roll back, deploy.
+
+Called by `jarvis.actuators.ecs.EcsActuator.apply` after the guard allowed an
+action; each function makes the AWS calls for one action kind and returns a
+human-readable detail, or raises `ActuatorError`. Scaling respects
+Application Auto Scaling: a desired count is never set outside a registered
+min/max, and where a target-tracking policy owns the service Jarvis moves the
+scalable target's bounds instead of fighting the autoscaler over desiredCount.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from jarvis.actuators.aws_clients import aws_call
+from jarvis.actuators.aws_services import DESIRED_COUNT, Scaling, scaling_resource_id, version_of
+from jarvis.actuators.base import ActuatorError
+from jarvis.model import Action, ErrorKind
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_ecs import ECSClient
+
+
+def _terminal(message: str, code: str) -> ActuatorError:
+    return ActuatorError(message, kind=ErrorKind.TERMINAL, code=code)
+
+
+class EcsApplier:
+    """Applies actions to ``ecs://CLUSTER/SERVICE`` targets."""
+
+    def __init__(
+        self,
+        ecs: ECSClient,
+        autoscaling: ApplicationAutoScalingClient,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self._ecs = ecs
+        self._autoscaling = autoscaling
+        self._limiter = limiter
+
+    async def scale(self, cluster: str, service: str, action: Action) -> str:
+        if action.replicas is None or action.replicas < 0:
+            raise _terminal("scale needs a non-negative replica count", "InvalidAction")
+        wanted = action.replicas
+        scaling = await self.scaling(cluster, service)
+        if scaling is not None and scaling.target_tracking:
+            low = action.min_replicas if action.min_replicas is not None else wanted
+            high = action.max_replicas if action.max_replicas is not None else scaling.max
+            if low > high:
+                raise _terminal(
+                    f"min capacity {low} would exceed max capacity {high}", "OutOfBounds"
+                )
+            await aws_call(
+                "application-autoscaling:RegisterScalableTarget",
+                lambda: self._autoscaling.register_scalable_target(
+                    ServiceNamespace="ecs",
+                    ResourceId=scaling_resource_id(cluster, service),
+                    ScalableDimension=DESIRED_COUNT,
+                    MinCapacity=low,
+                    MaxCapacity=high,
+                ),
+                self._limiter,
+            )
+            return (
+                f"target tracking owns {cluster}/{service}: scalable target bounds set to "
+                f"{low}..{high} (were {scaling.min}..{scaling.max})"
+            )
+        if scaling is not None and not scaling.min <= wanted <= scaling.max:
+            raise _terminal(
+                f"{wanted} tasks is outside the registered scalable target "
+                f"{scaling.min}..{scaling.max}",
+                "OutOfBounds",
+            )
+        await self._update(cluster, service, desiredCount=wanted)
+        return f"desired count set to {wanted}"
+
+    async def restart(self, cluster: str, service: str) -> str:
+        await self._update(cluster, service, forceNewDeployment=True)
+        return "new deployment forced"
+
+    async def rollback(self, cluster: str, service: str, action: Action) -> str:
+        if not action.version:
+            raise _terminal(
+                "rollback needs a task definition (ARN or family:revision)", "InvalidAction"
+            )
+        await self._update(cluster, service, taskDefinition=action.version)
+        return f"task definition set to {version_of(action.version)}"
+
+    async def deploy(self, cluster: str, service: str, action: Action) -> str:
+        if not action.image:
+            raise _terminal("deploy needs an image", "InvalidAction")
+        current = await self._current_task_definition(cluster, service)
+        described = await aws_call(
+            "ecs:DescribeTaskDefinition",
+            lambda: self._ecs.describe_task_definition(taskDefinition=current, include=["TAGS"]),
+            self._limiter,
+        )
+        request = self._clone(described["taskDefinition"], described.get("tags", []), action.image)
+        registered = await aws_call(
+            "ecs:RegisterTaskDefinition",
+            lambda: self._ecs.register_task_definition(**request),
+            self._limiter,
+        )
+        arn = registered["taskDefinition"]["taskDefinitionArn"]
+        await self._update(cluster, service, taskDefinition=arn)
+        return f"registered {version_of(arn)} with image {action.image}; was {version_of(current)}"
+
+    async def scaling(self, cluster: str, service: str) -> Scaling | None:
+        """The registered scalable target of one service, with its policies, if any."""
+        resource_id = scaling_resource_id(cluster, service)
+        targets = await aws_call(
+            "application-autoscaling:DescribeScalableTargets",
+            lambda: self._autoscaling.describe_scalable_targets(
+                ServiceNamespace="ecs", ResourceIds=[resource_id], ScalableDimension=DESIRED_COUNT
+            ),
+            self._limiter,
+        )
+        if not targets.get("ScalableTargets"):
+            return None
+        policies = await aws_call(
+            "application-autoscaling:DescribeScalingPolicies",
+            lambda: self._autoscaling.describe_scaling_policies(
+                ServiceNamespace="ecs", ResourceId=resource_id, ScalableDimension=DESIRED_COUNT
+            ),
+            self._limiter,
+        )
+        return Scaling.parse(targets["ScalableTargets"][0], policies.get("ScalingPolicies", []))
+
+    async def _current_task_definition(self, cluster: str, service: str) -> str:
+        answer = await aws_call(
+            "ecs:DescribeServices",
+            lambda: self._ecs.describe_services(cluster=cluster, services=[service]),
+            self._limiter,
+        )
+        services = answer.get("services", [])
+        if not services or not services[0].get("taskDefinition"):
+            raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
+        return services[0]["taskDefinition"]
+
+    def _clone(self, current: Any, tags: Any, image: str) -> dict[str, Any]:
+        # Copy exactly the fields RegisterTaskDefinition accepts, as the API model says.
+        shape = self._ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+        accepted = shape.members if shape is not None else {}
+        request = {k: v for k, v in current.items() if k in accepted}
+        containers = [dict(c) for c in request.get("containerDefinitions", [])]
+        index = _container_for(containers, image)
+        containers[index]["image"] = image
+        request["containerDefinitions"] = containers
+        if tags:
+            request["tags"] = tags
+        return request
+
+    async def _update(self, cluster: str, service: str, **change: Any) -> None:
+        await aws_call(
+            "ecs:UpdateService",
+            lambda: self._ecs.update_service(cluster=cluster, service=service, **change),
+            self._limiter,
+        )
+
+
+def _repository(image: str) -> str:
+    name = image.split("@", 1)[0]
+    head, sep, tail = name.rpartition(":")
+    # A colon before the last slash belongs to a registry port, not a tag.
+    return head if sep and "/" not in tail else name
+
+
+def _container_for(containers: list[dict[str, Any]], image: str) -> int:
+    """The container whose image the new one replaces: same repository, or the only one."""
+    wanted = _repository(image)
+    matches = [
+        i for i, c in enumerate(containers) if _repository(str(c.get("image", ""))) == wanted
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if len(containers) == 1:
+        return 0
+    raise _terminal(
+        f"cannot tell which of {len(containers)} containers runs {wanted}", "AmbiguousContainer"
+    )

@@ -1,0 +1,255 @@
+"""boto3 clients for the AWS actuators, the calls they make, and their errors.
+
+Built once by `jarvis.actuators.ecs.aws_actuators` (or by tests, with a session
+holding dummy credentials pointed at moto). Every client counts its API calls
+in a shared `CallLog`, which the benchmark reports and the IAM-policy test
+checks against ``deploy/aws/jarvis-iam-policy.json``. `to_actuator_error` is
+the one place botocore exceptions become `ActuatorError`s with an error kind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.config.aws import AwsSettings
+from jarvis.model import ErrorKind
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_ce import CostExplorerClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+# IAM prefixes differ from botocore signing names for CloudWatch.
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+# Operations authorised by an IAM action of another name.
+_IAM_ACTIONS = {
+    "s3:HeadBucket": ("s3:ListBucket",),
+    # A cloned task definition passes its task/execution roles to ECS and keeps its tags.
+    "ecs:RegisterTaskDefinition": ("ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"),
+}
+
+_THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+    }
+)
+_SERVER_SIDE = frozenset(
+    {"ServerException", "InternalFailure", "InternalError", "ServiceUnavailable"}
+)
+_ACCESS_DENIED = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
+)
+
+
+# Failures below the HTTP answer: (exception types, error code, kind, wording).
+_BOTOCORE_ERRORS: tuple[tuple[tuple[type[BotoCoreError], ...], str, ErrorKind, str], ...] = (
+    ((ConnectTimeoutError, ReadTimeoutError), "Timeout", ErrorKind.TEMPORARY, "timed out"),
+    (
+        (EndpointConnectionError, ConnectionClosedError),
+        "ConnectionError",
+        ErrorKind.TEMPORARY,
+        "could not connect",
+    ),
+    (
+        (NoCredentialsError,),
+        "NoCredentials",
+        ErrorKind.TERMINAL,
+        "found no AWS credentials in boto3's standard chain",
+    ),
+    ((ParamValidationError,), "ParamValidation", ErrorKind.TERMINAL, "was an invalid request"),
+)
+
+
+def iam_actions(operation: str) -> tuple[str, ...]:
+    """The IAM actions that authorise one ``prefix:Operation`` call."""
+    return _IAM_ACTIONS.get(operation, (operation,))
+
+
+@dataclass
+class CallLog:
+    """Counts API calls by ``prefix:Operation``; shared by all clients, thread-safe."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, operation: str) -> None:
+        with self._lock:
+            self.counts[operation] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def watch(self, client: Any) -> None:
+        """Count every API call ``client`` makes (once per call, not per retry)."""
+        prefix = _iam_prefix(client)
+
+        def _count(model: Any, **_: Any) -> None:
+            self.record(f"{prefix}:{model.name}")
+
+        client.meta.events.register("before-call", _count, unique_id=f"jarvis-calllog-{id(self)}")
+
+
+def _iam_prefix(client: Any) -> str:
+    signing = str(client.meta.service_model.signing_name)
+    return _IAM_PREFIX.get(signing, signing)
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The boto3 clients the AWS actuators use, and the log of their calls."""
+
+    ecs: ECSClient
+    cloudwatch: CloudWatchClient
+    autoscaling: ApplicationAutoScalingClient
+    ce: CostExplorerClient
+    s3: S3Client
+    calls: CallLog
+
+    @classmethod
+    def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
+        """Build every client from ``session`` (default: boto3's standard credential chain)."""
+        session = session or boto3.Session()
+        config = Config(
+            region_name=settings.region,
+            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_pool_connections=settings.max_concurrency,
+            # Path-style keeps presigned URLs valid against a local stand-in on an IP.
+            s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+        )
+        endpoint = settings.endpoint_url
+        calls = CallLog()
+        clients = cls(
+            ecs=session.client("ecs", config=config, endpoint_url=endpoint),
+            cloudwatch=session.client("cloudwatch", config=config, endpoint_url=endpoint),
+            autoscaling=session.client(
+                "application-autoscaling", config=config, endpoint_url=endpoint
+            ),
+            # Cost Explorer is global and lives in us-east-1 whatever the fleet's region.
+            ce=session.client(
+                "ce", config=config.merge(Config(region_name="us-east-1")), endpoint_url=endpoint
+            ),
+            # SigV4 presigned URLs: the only kind every region accepts.
+            s3=session.client(
+                "s3",
+                config=config.merge(Config(signature_version="s3v4")),
+                endpoint_url=endpoint,
+            ),
+            calls=calls,
+        )
+        for client in (
+            clients.ecs,
+            clients.cloudwatch,
+            clients.autoscaling,
+            clients.ce,
+            clients.s3,
+        ):
+            calls.watch(client)
+        return clients
+
+    def close(self) -> None:
+        for client in (self.ecs, self.cloudwatch, self.autoscaling, self.ce, self.s3):
+            client.close()
+
+
+async def aws_call(operation: str, func: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:
+    """Run one blocking boto3 call in a worker thread; failures become ActuatorError."""
+    try:
+        return await run_blocking(func, limiter)
+    except (ClientError, BotoCoreError) as exc:
+        raise to_actuator_error(exc, operation) from exc
+
+
+async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run ``calls`` concurrently; their results in order, or the first ActuatorError raised.
+
+    The reconciler records one error per actuator, so a group of them (one per
+    cluster, say) is reduced to its first member rather than an ExceptionGroup.
+    """
+    results: dict[int, T] = {}
+
+    async def run(index: int, call: Callable[[], Awaitable[T]]) -> None:
+        results[index] = await call()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run, index, call)
+    except ExceptionGroup as failed:
+        first = _first(failed)
+        if first is None:
+            raise
+        raise first from failed
+    return [results[index] for index in range(len(calls))]
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> ActuatorError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, ActuatorError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first(exc)
+            if found is not None:
+                return found
+    return None
+
+
+def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> ActuatorError:
+    """Classify a boto3/botocore failure of ``operation`` (``prefix:Operation``)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        message = str(error.get("Message") or exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _ACCESS_DENIED or status == 403:
+            needed = " and ".join(iam_actions(operation))
+            return ActuatorError(
+                f"{operation} denied: the Jarvis role lacks IAM permission {needed} ({message})",
+                kind=ErrorKind.TERMINAL,
+                code=code,
+            )
+        temporary = code in _THROTTLING or code in _SERVER_SIDE or status >= 500
+        kind = ErrorKind.TEMPORARY if temporary else ErrorKind.TERMINAL
+        return ActuatorError(f"{operation} failed: {code}: {message}", kind=kind, code=code)
+    for kinds, code, kind, what in _BOTOCORE_ERRORS:
+        if isinstance(exc, kinds):
+            return ActuatorError(f"{operation} {what}: {exc}", kind=kind, code=code)
+    return ActuatorError(f"{operation} failed: {exc}", code=type(exc).__name__)

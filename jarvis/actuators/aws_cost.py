@@ -1,0 +1,152 @@
+"""AWS spend: month to date and a month-end forecast, from Cost Explorer.
+
+An observe-only actuator built by `jarvis.actuators.ecs.aws_actuators` when
+``[aws] cost = true``; the cost policy reads its one resource, ``cost://aws``
+(kind ``cost``), from the snapshot. Cost Explorer charges per request, so the
+answer is cached for ``cost_refresh_seconds`` (an hour at least) and a failed
+call waits ``cost_retry_seconds``; every other tick returns the cached state.
+
+Metrics: ``month_to_date_usd``, ``forecast_month_end_usd`` (month to date
+extrapolated linearly over the days elapsed; Cost Explorer's own forecast API
+costs another request and needs a history Jarvis does not wait for).
+Attributes: ``by_service_usd`` (AWS service name to month-to-date USD),
+``period_start``, ``fetched_at``, ``estimated`` (AWS has not closed the
+figures), ``error`` (the last failure's code, while serving a stale answer).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+
+from jarvis.actuators.aws_clients import aws_call
+from jarvis.actuators.base import ActuatorError
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Health,
+    Outcome,
+    ResourceRef,
+    ResourceState,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_ce import CostExplorerClient
+    from mypy_boto3_ce.type_defs import GetCostAndUsageResponseTypeDef
+
+PROVIDER = "cost"
+REF = ResourceRef(PROVIDER, "aws", "cost")
+METRIC = "UnblendedCost"
+
+
+class CostActuator:
+    """Observes AWS spend at most once per refresh period; owns no action kinds."""
+
+    name = "aws-cost"
+    provider = PROVIDER
+    action_kinds: frozenset[ActionKind] = frozenset()
+
+    def __init__(
+        self,
+        client: CostExplorerClient,
+        *,
+        clock: Clock,
+        limiter: anyio.CapacityLimiter,
+        refresh_seconds: float,
+        retry_seconds: float,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._limiter = limiter
+        self._refresh = timedelta(seconds=refresh_seconds)
+        self._retry = timedelta(seconds=retry_seconds)
+        self._cached: ResourceState | None = None
+        self._next_call: datetime | None = None
+
+    async def observe(self) -> Sequence[ResourceState]:
+        now = self._clock.now()
+        if self._next_call is not None and now < self._next_call and self._cached is not None:
+            return [self._cached]
+        try:
+            answer = await self._fetch(now)
+        except ActuatorError as exc:
+            self._next_call = now + self._retry
+            if self._cached is None:
+                raise
+            stale = dict(self._cached.attributes) | {"error": exc.code or "Error"}
+            return [
+                ResourceState(
+                    ref=REF,
+                    health=Health.UNKNOWN,
+                    observed_at=self._cached.observed_at,
+                    detail=f"serving the answer of {self._cached.observed_at:%H:%M}: {exc}",
+                    metrics=self._cached.metrics,
+                    attributes=stale,
+                )
+            ]
+        self._next_call = now + self._refresh
+        self._cached = _state(answer, now)
+        return [self._cached]
+
+    async def _fetch(self, now: datetime) -> GetCostAndUsageResponseTypeDef:
+        start = now.date().replace(day=1)
+        # End is exclusive and must follow start: on the 1st, ask for the 1st alone.
+        end = max(now.date(), start + timedelta(days=1))
+        return await aws_call(
+            "ce:GetCostAndUsage",
+            lambda: self._client.get_cost_and_usage(
+                TimePeriod={"Start": start.isoformat(), "End": end.isoformat()},
+                Granularity="MONTHLY",
+                Metrics=[METRIC],
+                GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+            ),
+            self._limiter,
+        )
+
+    async def apply(self, action: Action) -> Outcome:
+        return Outcome.failure(
+            f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
+        )
+
+    async def aclose(self) -> None:
+        """The Cost Explorer client belongs to the ECS actuator, which closes it."""
+
+
+def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceState:
+    by_service: dict[str, float] = {}
+    total = 0.0
+    estimated = False
+    for period in answer.get("ResultsByTime", []):
+        estimated = estimated or bool(period.get("Estimated"))
+        groups = period.get("Groups", [])
+        for group in groups:
+            amount = float(group.get("Metrics", {}).get(METRIC, {}).get("Amount", "0"))
+            name = (group.get("Keys") or ["unknown"])[0]
+            by_service[name] = by_service.get(name, 0.0) + amount
+        if not groups:
+            total += float(period.get("Total", {}).get(METRIC, {}).get("Amount", "0"))
+    total += sum(by_service.values())
+    days = calendar.monthrange(now.year, now.month)[1]
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    elapsed_days = max((now - month_start).total_seconds() / 86400.0, 1.0)
+    return ResourceState(
+        ref=REF,
+        health=Health.HEALTHY,
+        observed_at=now,
+        metrics={
+            "month_to_date_usd": round(total, 4),
+            "forecast_month_end_usd": round(total * days / elapsed_days, 4),
+        },
+        attributes={
+            "by_service_usd": {k: round(v, 4) for k, v in sorted(by_service.items())},
+            "period_start": month_start.date().isoformat(),
+            "fetched_at": now.isoformat(),
+            "estimated": estimated,
+        },
+    )

@@ -1,0 +1,284 @@
+"""The AWS ECS actuator: observes and changes the fleet's ECS services.
+
+Built by the composition root through `aws_actuators` (the ECS actuator plus,
+as configured, the observe-only `ProbeActuator` and `CostActuator`, which share
+its boto3 clients); the reconciler calls `observe` every tick and `apply` for
+actions on ``ecs://CLUSTER/SERVICE``. boto3 is blocking, so every call runs in
+a worker thread behind this actuator's capacity limiter.
+
+One tick of observe costs, per cluster, ``ceil(services/100)`` ListServices
+and ``ceil(services/10)`` DescribeServices calls; region-wide, one page of
+DescribeScalableTargets and DescribeScalingPolicies per 50 targets/policies,
+and ``ceil(2..5 x services / 500)`` GetMetricData calls (plus a ListMetrics
+every 10 minutes when services sit behind load balancers).
+
+Resources: kind ``service``. ``version`` is the task definition's
+``family:revision``; ``replicas`` carry the registered scalable target's
+min/max. Metrics: ``cpu_utilization``, ``memory_utilization`` (percent) and,
+behind an ALB target group, ``requests_per_minute``, ``error_rate`` (target
+5xx / requests) and ``p95_latency_ms``. Attributes:
+
+- ``cluster``, ``service``, ``arn``, ``status``, ``launch_type``;
+- ``task_definition_arn``: what the service runs now (moto: the string given);
+- ``rollout``: ``in_progress`` | ``completed`` | ``failed`` (the primary
+  deployment's rolloutState), and ``rollout_reason``;
+- ``deployments``: every deployment, newest ECS order, each with ``id``,
+  ``status`` (PRIMARY/ACTIVE), ``task_definition`` (ARN), ``version``,
+  ``rollout_state``, ``completed`` (rolloutState is COMPLETED),
+  ``failed_tasks``, ``desired``/``running``/``pending``, ``created_at``;
+- ``stable_version``: the version when a single deployment has COMPLETED —
+  what a rollback policy remembers from history as "last stable", since ECS
+  forgets old deployments;
+- ``previous_version`` and ``versions_available``: task definitions of the
+  non-primary deployments still present, newest first;
+- ``circuit_breaker``: ``{"enable", "rollback"}`` or None (with rollback on,
+  ECS reverts failed deployments itself);
+- ``target_groups``: ALB target group ARNs;
+- ``autoscaling``: ``{"min", "max", "suspended", "policies", "target_tracking"}``
+  or None, and ``min_replicas_owner``: ``"application-autoscaling"`` when a
+  target-tracking policy owns the desired count (a SCALE then moves its bounds);
+- ``metrics_error``: the CloudWatch error code when metrics could not be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+import boto3
+
+from jarvis.actuators.aws_apply import EcsApplier
+from jarvis.actuators.aws_clients import AwsClients, CallLog, aws_call, gather
+from jarvis.actuators.aws_cost import CostActuator
+from jarvis.actuators.aws_metrics import MetricsReader
+from jarvis.actuators.aws_probes import ProbeActuator
+from jarvis.actuators.aws_services import (
+    DESIRED_COUNT,
+    PROVIDER,
+    Scaling,
+    Service,
+    scaling_resource_id,
+    service_state,
+)
+from jarvis.actuators.base import Actuator, ActuatorError
+from jarvis.config.aws import AwsSettings
+from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling.type_defs import (
+        ScalableTargetTypeDef,
+        ScalingPolicyTypeDef,
+    )
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+
+DESCRIBE_BATCH = 10  # the DescribeServices limit per request
+
+
+class EcsActuator:
+    """Observes ECS services and applies scale, restart, rollback and deploy."""
+
+    name = "ecs"
+    provider = PROVIDER
+    action_kinds = frozenset(
+        {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
+    )
+
+    def __init__(self, settings: AwsSettings, *, clock: Clock, clients: AwsClients) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._clients = clients
+        self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        self._metrics = MetricsReader(
+            clients.cloudwatch,
+            self._limiter,
+            period=settings.metrics_period_seconds,
+            window=settings.metrics_window_seconds,
+            latency_stat=settings.latency_stat,
+        )
+        self._applier = EcsApplier(clients.ecs, clients.autoscaling, self._limiter)
+
+    @classmethod
+    def from_settings(
+        cls,
+        section: AwsSettings,
+        *,
+        clock: Clock,
+        session: boto3.Session | None = None,
+        clients: AwsClients | None = None,
+    ) -> EcsActuator:
+        """Build from settings; credentials come from ``session`` or boto3's default chain."""
+        return cls(section, clock=clock, clients=clients or AwsClients.create(section, session))
+
+    @property
+    def clients(self) -> AwsClients:
+        return self._clients
+
+    @property
+    def calls(self) -> CallLog:
+        """API calls made so far by ``prefix:Operation`` (shared with probes and cost)."""
+        return self._clients.calls
+
+    async def observe(self) -> Sequence[ResourceState]:
+        now = self._clock.now()
+        per_cluster = await gather(
+            [partial(self._describe_cluster, name) for name in self._settings.clusters]
+        )
+        services = sorted((s for found in per_cluster for s in found), key=lambda s: s.ref)
+        scaling = await self._scaling_map()
+        metrics: dict[str, dict[str, float]] = {}
+        metrics_error: str | None = None
+        if self._settings.metrics:
+            try:
+                metrics = await self._metrics.read(services, now)
+            except ActuatorError as exc:
+                # Metrics feed scaling; losing them must not hide health and rollouts.
+                metrics_error = exc.code or "Error"
+        states = []
+        for service in services:
+            state = service_state(
+                service,
+                scaling=scaling.get(scaling_resource_id(service.cluster, service.name)),
+                metrics=metrics.get(str(service.ref), {}),
+                observed_at=now,
+            )
+            if metrics_error is not None:
+                attributes = dict(state.attributes) | {"metrics_error": metrics_error}
+                state = ResourceState(
+                    ref=state.ref,
+                    health=state.health,
+                    observed_at=state.observed_at,
+                    replicas=state.replicas,
+                    version=state.version,
+                    detail=state.detail,
+                    metrics=state.metrics,
+                    attributes=attributes,
+                )
+            states.append(state)
+        return states
+
+    async def _describe_cluster(self, cluster: str) -> list[Service]:
+        def list_arns() -> list[str]:
+            pages = self._clients.ecs.get_paginator("list_services").paginate(
+                cluster=cluster, PaginationConfig={"PageSize": 100}
+            )
+            return [arn for page in pages for arn in page.get("serviceArns", [])]
+
+        arns = await aws_call("ecs:ListServices", list_arns, self._limiter)
+        wanted = set(self._settings.services)
+        if wanted:
+            arns = [arn for arn in arns if arn.rsplit("/", 1)[-1] in wanted]
+
+        async def describe(batch: list[str]) -> list[ServiceTypeDef]:
+            answer = await aws_call(
+                "ecs:DescribeServices",
+                lambda: self._clients.ecs.describe_services(
+                    cluster=cluster,
+                    services=batch,
+                    include=["TAGS"] if self._settings.tag_filter else [],
+                ),
+                self._limiter,
+            )
+            return answer.get("services", [])
+
+        batches = [arns[i : i + DESCRIBE_BATCH] for i in range(0, len(arns), DESCRIBE_BATCH)]
+        described = await gather([partial(describe, batch) for batch in batches])
+        services = [Service.parse(entry, cluster) for found in described for entry in found]
+        tag = self._settings.tag_filter
+        if tag is not None:
+            services = [s for s in services if s.tags.get(tag[0]) == tag[1]]
+        return [s for s in services if s.status != "INACTIVE"]
+
+    async def _scaling_map(self) -> dict[str, Scaling]:
+        client = self._clients.autoscaling
+
+        def targets() -> list[ScalableTargetTypeDef]:
+            pages = client.get_paginator("describe_scalable_targets").paginate(
+                ServiceNamespace="ecs", ScalableDimension=DESIRED_COUNT
+            )
+            return [t for page in pages for t in page.get("ScalableTargets", [])]
+
+        def policies() -> list[ScalingPolicyTypeDef]:
+            pages = client.get_paginator("describe_scaling_policies").paginate(
+                ServiceNamespace="ecs", ScalableDimension=DESIRED_COUNT
+            )
+            return [p for page in pages for p in page.get("ScalingPolicies", [])]
+
+        found = await aws_call(
+            "application-autoscaling:DescribeScalableTargets", targets, self._limiter
+        )
+        if not found:
+            return {}
+        by_resource: dict[str, list[ScalingPolicyTypeDef]] = {}
+        for policy in await aws_call(
+            "application-autoscaling:DescribeScalingPolicies", policies, self._limiter
+        ):
+            by_resource.setdefault(policy["ResourceId"], []).append(policy)
+        return {
+            t["ResourceId"]: Scaling.parse(t, by_resource.get(t["ResourceId"], [])) for t in found
+        }
+
+    async def apply(self, action: Action) -> Outcome:
+        cluster, _, service = action.target.name.partition("/")
+        if action.target.provider != PROVIDER or not cluster or not service or "/" in service:
+            return _refuse(f"{action.target} is not an ecs://CLUSTER/SERVICE resource")
+        if action.kind not in self.action_kinds:
+            return _refuse(f"the ECS actuator cannot {action.kind.value}")
+        if cluster not in self._settings.clusters or (
+            self._settings.services and service not in self._settings.services
+        ):
+            return _refuse(f"{action.target} is not managed by this configuration")
+        try:
+            if action.kind is ActionKind.SCALE:
+                detail = await self._applier.scale(cluster, service, action)
+            elif action.kind is ActionKind.RESTART:
+                detail = await self._applier.restart(cluster, service)
+            elif action.kind is ActionKind.ROLLBACK:
+                detail = await self._applier.rollback(cluster, service, action)
+            else:
+                detail = await self._applier.deploy(cluster, service, action)
+        except ActuatorError as exc:
+            return exc.outcome()
+        return Outcome.success(detail)
+
+    async def aclose(self) -> None:
+        self._clients.close()
+
+
+def _refuse(detail: str) -> Outcome:
+    return Outcome.failure(detail, kind=ErrorKind.TERMINAL, code="InvalidAction")
+
+
+def aws_actuators(
+    section: AwsSettings,
+    *,
+    clock: Clock,
+    session: boto3.Session | None = None,
+    clients: AwsClients | None = None,
+) -> list[Actuator]:
+    """Every AWS actuator the section configures: ECS, then probes and cost if set."""
+    ecs = EcsActuator.from_settings(section, clock=clock, session=session, clients=clients)
+    built: list[Actuator] = [ecs]
+    probes = section.probes
+    if probes.postgres or probes.redis or probes.s3:
+        built.append(
+            ProbeActuator(
+                probes,
+                clock=clock,
+                s3=ecs.clients.s3,
+                calls=ecs.calls,
+                limiter=anyio.CapacityLimiter(4),
+            )
+        )
+    if section.cost:
+        built.append(
+            CostActuator(
+                ecs.clients.ce,
+                clock=clock,
+                limiter=anyio.CapacityLimiter(1),
+                refresh_seconds=section.cost_refresh_seconds,
+                retry_seconds=section.cost_retry_seconds,
+            )
+        )
+    return built

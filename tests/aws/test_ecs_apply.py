@@ -1,0 +1,211 @@
+"""EcsActuator.apply against moto: scale, restart, rollback and deploy."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+
+from jarvis.actuators.aws_clients import AwsClients
+from jarvis.actuators.ecs import EcsActuator
+from jarvis.config.aws import AwsSettings
+from jarvis.model import Action, ActionKind, ErrorKind, ResourceRef
+from tests.aws.conftest import FixedClock, MakeEcs, create_fleet
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_ecs import ECSClient
+
+pytestmark = pytest.mark.anyio
+
+API = ResourceRef("ecs", "prod/svc-0")
+
+
+def _action(kind: ActionKind, **fields: object) -> Action:
+    return Action(kind, API, "test", "because", **fields)  # type: ignore[arg-type]  # typed per kind
+
+
+def _service(ecs: ECSClient, name: str = "svc-0") -> dict[str, object]:
+    return dict(ecs.describe_services(cluster="prod", services=[name])["services"][0])
+
+
+@pytest.fixture
+def scaling(session: boto3.Session, moto: str) -> Iterator[ApplicationAutoScalingClient]:
+    client = session.client("application-autoscaling", endpoint_url=moto)
+    yield client
+    client.close()
+
+
+def _register_target(scaling: ApplicationAutoScalingClient, *, tracking: bool) -> None:
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId="service/prod/svc-0",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=2,
+        MaxCapacity=5,
+    )
+    if tracking:
+        scaling.put_scaling_policy(
+            PolicyName="cpu",
+            ServiceNamespace="ecs",
+            ResourceId="service/prod/svc-0",
+            ScalableDimension="ecs:service:DesiredCount",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 50.0,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                },
+            },
+        )
+
+
+async def test_scale_sets_the_desired_count(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
+    """Scaling a service without an autoscaler sets its desiredCount."""
+    create_fleet(ecs_client, per_cluster=1)
+    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=5))
+
+    assert outcome.ok, outcome.detail
+    assert _service(ecs_client)["desiredCount"] == 5
+
+
+async def test_scale_outside_registered_bounds_is_refused(
+    make_ecs: MakeEcs, ecs_client: ECSClient, scaling: ApplicationAutoScalingClient
+) -> None:
+    """A desired count outside the scalable target's min/max is never set."""
+    create_fleet(ecs_client, per_cluster=1)
+    _register_target(scaling, tracking=False)
+    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=9))
+
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_code == "OutOfBounds"
+    assert _service(ecs_client)["desiredCount"] == 2
+
+
+async def test_scale_under_target_tracking_moves_the_bounds(
+    make_ecs: MakeEcs, ecs_client: ECSClient, scaling: ApplicationAutoScalingClient
+) -> None:
+    """Under a target-tracking policy a scale-up raises min capacity, not desiredCount."""
+    create_fleet(ecs_client, per_cluster=1)
+    _register_target(scaling, tracking=True)
+    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=4))
+
+    assert outcome.ok, outcome.detail
+    target = scaling.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=["service/prod/svc-0"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (4, 5)
+    assert _service(ecs_client)["desiredCount"] == 2
+
+
+async def test_restart_forces_a_new_deployment(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
+    """A restart forces a new deployment of the same task definition."""
+    create_fleet(ecs_client, per_cluster=1)
+    before = _service(ecs_client)["deployments"]
+    outcome = await make_ecs().apply(_action(ActionKind.RESTART))
+    after = _service(ecs_client)["deployments"]
+
+    assert outcome.ok
+    assert before[0]["id"] != after[0]["id"]  # type: ignore[index]  # a list of dicts
+
+
+async def test_deploy_clones_the_task_definition_with_the_new_image(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """Deploy registers a new revision that differs only in the app image, and runs it."""
+    create_fleet(ecs_client, per_cluster=1)
+    outcome = await make_ecs().apply(_action(ActionKind.DEPLOY, image="nginx:1.27"))
+
+    assert outcome.ok, outcome.detail
+    assert "api:2" in outcome.detail
+    service = _service(ecs_client)
+    assert str(service["taskDefinition"]).endswith("task-definition/api:2")
+    new = ecs_client.describe_task_definition(taskDefinition="api:2", include=["TAGS"])
+    images = {c["name"]: c["image"] for c in new["taskDefinition"]["containerDefinitions"]}
+    assert images == {"app": "nginx:1.27", "log-router": "fluent/fluent-bit:3.0"}
+    assert new["taskDefinition"]["executionRoleArn"].endswith("role/ecsTaskExecutionRole")
+    assert new["tags"] == [{"key": "team", "value": "platform"}]
+
+
+async def test_rollback_returns_to_the_given_task_definition(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """Rollback after a deploy puts the service back on the given revision."""
+    create_fleet(ecs_client, per_cluster=1)
+    actuator = make_ecs(metrics=False)
+    assert (await actuator.apply(_action(ActionKind.DEPLOY, image="nginx:broken"))).ok
+    outcome = await actuator.apply(_action(ActionKind.ROLLBACK, version="api:1"))
+    states = await actuator.observe()
+
+    assert outcome.ok, outcome.detail
+    assert states[0].version == "api:1"
+
+
+async def test_deploy_refuses_when_the_container_is_ambiguous(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """An image matching none of several containers is a terminal error, nothing registered."""
+    create_fleet(ecs_client, per_cluster=1)
+    outcome = await make_ecs().apply(_action(ActionKind.DEPLOY, image="redis:7"))
+
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_code == "AmbiguousContainer"
+    assert ecs_client.list_task_definitions(familyPrefix="api")["taskDefinitionArns"][-1].endswith(
+        "api:1"
+    )
+
+
+async def test_unknown_service_is_a_terminal_failure_with_the_aws_code(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """Restarting a service ECS does not know fails terminally with its error code."""
+    create_fleet(ecs_client, per_cluster=1)
+    outcome = await make_ecs().apply(
+        Action(ActionKind.RESTART, ResourceRef("ecs", "prod/ghost"), "test", "because")
+    )
+
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_code == "ServiceNotFoundException"
+
+
+async def test_targets_outside_the_configuration_are_refused(make_ecs: MakeEcs) -> None:
+    """An action on a cluster Jarvis does not manage never reaches AWS."""
+    actuator = make_ecs()
+    outcome = await actuator.apply(
+        Action(ActionKind.RESTART, ResourceRef("ecs", "other/api"), "test", "because")
+    )
+
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert actuator.calls.snapshot() == {}
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+async def test_timeout_is_a_temporary_failure(
+    silent_endpoint: str, session: boto3.Session, clock: FixedClock
+) -> None:
+    """An endpoint that never answers fails the action as temporary, code Timeout."""
+    settings = AwsSettings(
+        endpoint_url=silent_endpoint, clusters=["prod"], max_attempts=1, read_timeout=0.3
+    )
+    actuator = EcsActuator(settings, clock=clock, clients=AwsClients.create(settings, session))
+    try:
+        outcome = await actuator.apply(_action(ActionKind.RESTART))
+    finally:
+        await actuator.aclose()
+
+    assert outcome.error_kind is ErrorKind.TEMPORARY
+    assert outcome.error_code == "Timeout"

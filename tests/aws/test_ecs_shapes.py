@@ -1,0 +1,185 @@
+"""Shapes moto cannot produce, through botocore's Stubber (checked against the AWS model).
+
+Several deployments at once, a FAILED rollout, non-zero failedTasks, circuit
+breaker settings, and throttling, access-denied and server errors.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef
+from tests.aws.conftest import MakeEcs
+
+pytestmark = pytest.mark.anyio
+
+ARN = "arn:aws:ecs:us-east-1:123456789012"
+SERVICE_ARN = f"{ARN}:service/prod/api"
+
+
+def _deployment(
+    status: str, revision: int, rollout: str, *, failed: int = 0, day: int = 1
+) -> dict[str, Any]:
+    return {
+        "id": f"ecs-svc/{revision}",
+        "status": status,
+        "taskDefinition": f"{ARN}:task-definition/api:{revision}",
+        "desiredCount": 3,
+        "runningCount": 3 if status == "ACTIVE" else 0,
+        "pendingCount": 0,
+        "failedTasks": failed,
+        "rolloutState": rollout,
+        "rolloutStateReason": f"rollout {rollout.lower()}",
+        "createdAt": datetime(2025, 3, day, tzinfo=UTC),
+    }
+
+
+def _stub_fleet(stubber: Stubber, deployments: list[dict[str, Any]]) -> None:
+    stubber.add_response(
+        "list_services", {"serviceArns": [SERVICE_ARN]}, {"cluster": "prod", "maxResults": 100}
+    )
+    primary = next(d for d in deployments if d["status"] == "PRIMARY")
+    stubber.add_response(
+        "describe_services",
+        {
+            "services": [
+                {
+                    "serviceArn": SERVICE_ARN,
+                    "serviceName": "api",
+                    "clusterArn": f"{ARN}:cluster/prod",
+                    "status": "ACTIVE",
+                    "desiredCount": 3,
+                    "runningCount": 3,
+                    "pendingCount": 0,
+                    "launchType": "FARGATE",
+                    "taskDefinition": primary["taskDefinition"],
+                    "deploymentConfiguration": {
+                        "deploymentCircuitBreaker": {"enable": True, "rollback": False},
+                        "maximumPercent": 200,
+                        "minimumHealthyPercent": 100,
+                    },
+                    "deployments": deployments,
+                }
+            ],
+            "failures": [],
+        },
+        {"cluster": "prod", "services": [SERVICE_ARN], "include": []},
+    )
+
+
+async def test_failed_rollout_beside_an_older_deployment_is_unhealthy(make_ecs: MakeEcs) -> None:
+    """A FAILED primary deployment makes the service unhealthy and names the older version."""
+    actuator = make_ecs(metrics=False, clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        _stub_fleet(
+            stubber,
+            [
+                _deployment("PRIMARY", 8, "FAILED", failed=4, day=3),
+                _deployment("ACTIVE", 6, "COMPLETED", day=1),
+                _deployment("ACTIVE", 7, "COMPLETED", day=2),
+            ],
+        )
+        (state,) = await actuator.observe()
+        stubber.assert_no_pending_responses()
+
+    assert state.health is Health.UNHEALTHY
+    assert state.detail.startswith("deployment ecs-svc/8 failed")
+    assert state.version == "api:8"
+    assert state.attributes["rollout"] == "failed"
+    assert state.attributes["rollout_reason"] == "rollout failed"
+    assert state.attributes["previous_version"] == "api:7"
+    assert state.attributes["versions_available"] == ["api:7", "api:6"]
+    assert state.attributes["stable_version"] is None
+    assert state.attributes["circuit_breaker"] == {"enable": True, "rollback": False}
+    primary = state.attributes["deployments"][0]
+    assert (primary["failed_tasks"], primary["completed"]) == (4, False)
+
+
+async def test_rollout_in_progress_is_not_yet_stable(make_ecs: MakeEcs) -> None:
+    """While a new deployment rolls out, no version is offered as stable."""
+    actuator = make_ecs(metrics=False, clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        _stub_fleet(
+            stubber,
+            [
+                _deployment("PRIMARY", 3, "IN_PROGRESS", failed=1, day=2),
+                _deployment("ACTIVE", 2, "COMPLETED", day=1),
+            ],
+        )
+        (state,) = await actuator.observe()
+
+    assert state.health is Health.HEALTHY
+    assert state.attributes["rollout"] == "in_progress"
+    assert state.attributes["stable_version"] is None
+    assert state.attributes["previous_version"] == "api:2"
+
+
+async def test_throttled_listing_raises_a_temporary_error_with_the_code(
+    make_ecs: MakeEcs,
+) -> None:
+    """Throttling on ListServices fails observe as temporary, carrying the AWS code."""
+    actuator = make_ecs(metrics=False, clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        stubber.add_client_error(
+            "list_services", service_error_code="ThrottlingException", http_status_code=400
+        )
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+
+    assert caught.value.kind is ErrorKind.TEMPORARY
+    assert caught.value.code == "ThrottlingException"
+
+
+async def test_access_denied_names_the_missing_iam_action(make_ecs: MakeEcs) -> None:
+    """AccessDenied on UpdateService is terminal and names ecs:UpdateService."""
+    actuator = make_ecs(clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        stubber.add_client_error(
+            "update_service",
+            service_error_code="AccessDeniedException",
+            service_message="not authorized",
+            http_status_code=400,
+        )
+        outcome = await actuator.apply(
+            Action(ActionKind.RESTART, ResourceRef("ecs", "prod/api"), "heal", "crashed")
+        )
+
+    assert not outcome.ok
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_code == "AccessDeniedException"
+    assert "ecs:UpdateService" in outcome.detail
+
+
+async def test_server_error_fails_an_action_as_temporary(make_ecs: MakeEcs) -> None:
+    """A 5xx answer is temporary: the retry budget may try again later."""
+    actuator = make_ecs(clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        stubber.add_client_error(
+            "update_service", service_error_code="ServerException", http_status_code=500
+        )
+        outcome = await actuator.apply(
+            Action(ActionKind.SCALE, ResourceRef("ecs", "prod/api"), "scaling", "load", replicas=4)
+        )
+
+    assert outcome.error_kind is ErrorKind.TEMPORARY
+    assert outcome.error_code == "ServerException"
+
+
+async def test_metrics_failure_keeps_services_observed(make_ecs: MakeEcs) -> None:
+    """Throttled CloudWatch leaves services observed, marked with the metrics error."""
+    actuator = make_ecs(clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as ecs, Stubber(actuator.clients.cloudwatch) as cw:
+        _stub_fleet(ecs, [_deployment("PRIMARY", 2, "COMPLETED")])
+        cw.add_client_error(
+            "get_metric_data", service_error_code="Throttling", http_status_code=400
+        )
+        (state,) = await actuator.observe()
+
+    assert state.health is Health.HEALTHY
+    assert state.metrics == {}
+    assert state.attributes["metrics_error"] == "Throttling"

@@ -1,0 +1,86 @@
+"""The IAM policy in deploy/aws grants exactly the actions the AWS actuators use.
+
+Every test that builds actuators through `make_aws` already fails if an
+operation it made is missing from the policy; this test drives every kind of
+call once and fails if the policy grants anything that was never needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+
+from jarvis.actuators.aws_clients import iam_actions
+from jarvis.actuators.ecs import EcsActuator
+from jarvis.model import Action, ActionKind, ResourceRef
+from tests.aws.conftest import MakeAws, create_fleet, policy_actions
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+pytestmark = pytest.mark.anyio
+
+TARGET_GROUP = (
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+)
+
+
+async def test_policy_grants_exactly_the_actions_used(
+    make_aws: MakeAws, ecs_client: ECSClient, session: boto3.Session, moto: str
+) -> None:
+    """Observing, every action kind, probes and cost use every granted action, and no other."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs_client.create_service(
+        cluster="prod",
+        serviceName="web",
+        taskDefinition="api",
+        desiredCount=1,
+        loadBalancers=[
+            {"targetGroupArn": TARGET_GROUP, "containerName": "app", "containerPort": 80}
+        ],
+    )
+    scaling = session.client("application-autoscaling", endpoint_url=moto)
+    scaling.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId="service/prod/web",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    scaling.put_scaling_policy(
+        PolicyName="cpu",
+        ServiceNamespace="ecs",
+        ResourceId="service/prod/web",
+        ScalableDimension="ecs:service:DesiredCount",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 50.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+            },
+        },
+    )
+    scaling.close()
+    s3 = session.client("s3", endpoint_url=moto)
+    s3.create_bucket(Bucket="media")
+    s3.put_object(Bucket="media", Key="jarvis/canary.txt", Body=b"ok")
+    s3.close()
+    ecs, probes, cost = make_aws(cost=True, probes={"s3": [{"bucket": "media"}]})
+    assert isinstance(ecs, EcsActuator)
+
+    for actuator in (ecs, probes, cost):
+        assert await actuator.observe()
+    api, web = ResourceRef("ecs", "prod/svc-0"), ResourceRef("ecs", "prod/web")
+    for action in (
+        Action(ActionKind.SCALE, web, "t", "r", replicas=3),
+        Action(ActionKind.RESTART, api, "t", "r"),
+        Action(ActionKind.DEPLOY, api, "t", "r", image="nginx:1.27"),
+        Action(ActionKind.ROLLBACK, api, "t", "r", version="api:1"),
+    ):
+        outcome = await ecs.apply(action)
+        assert outcome.ok, outcome.detail
+
+    used = {action for operation in ecs.calls.snapshot() for action in iam_actions(operation)}
+    assert sorted(used) == sorted(policy_actions())

@@ -1,0 +1,95 @@
+"""AWS through the whole loop: settings → aws_actuators → reconciler ticks on a real store.
+
+The actuators come from an ``[aws]`` section aimed at moto and run under
+`jarvis.app.build_app` with the real heal policy, guard and SQLite event store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from jarvis.actuators.ecs import EcsActuator, aws_actuators
+from jarvis.app import App, build_app
+from jarvis.config import load_settings
+from jarvis.model import ActionKind, BlockReason, Health
+from jarvis.policies.heal import HealPolicy
+from tests.aws.conftest import FixedClock, create_fleet
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+pytestmark = pytest.mark.anyio
+
+AppFactory = Callable[..., Awaitable[App]]
+
+
+@pytest.fixture
+async def make_app(
+    moto: str, session: boto3.Session, sqlite_url: str, clock: FixedClock, tmp_path: Path
+) -> AsyncIterator[AppFactory]:
+    """Builds an app whose AWS actuators come from settings; closes it at the end."""
+    apps: list[App] = []
+
+    async def factory(**aws: Any) -> App:
+        settings = load_settings(
+            database_url=sqlite_url,
+            spool_path=tmp_path / "spool.jsonl",
+            allowlist=[{"provider": "ecs", "resources": "prod/*", "actions": ["restart"]}],
+            aws={"endpoint_url": moto, "clusters": ["prod", "staging"], "metrics": False} | aws,
+        )
+        assert settings.aws is not None
+        actuators = aws_actuators(settings.aws, clock=clock, session=session)
+        app = await build_app(
+            settings, clock=clock, actuators=actuators, policies=[HealPolicy()], run_id="t"
+        )
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        await app.aclose()
+
+
+async def test_unhealthy_services_are_restarted_where_the_allow_list_permits(
+    make_app: AppFactory, ecs_client: ECSClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Services with no running task are restarted in prod and blocked in staging."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
+    create_fleet(ecs_client, per_cluster=1)
+    before = ecs_client.describe_services(cluster="prod", services=["svc-0"])["services"][0]
+    app = await make_app()
+    report = await app.reconciler.tick()
+
+    assert report.snapshot.resources["ecs://prod/svc-0"].health is Health.UNHEALTHY
+    outcomes = {str(d.action.target): d for d in report.decisions}
+    assert outcomes["ecs://prod/svc-0"].action.kind is ActionKind.RESTART
+    assert outcomes["ecs://prod/svc-0"].outcome is not None
+    assert outcomes["ecs://prod/svc-0"].outcome.ok
+    assert outcomes["ecs://staging/svc-0"].verdict.reason is BlockReason.ALLOWLIST
+    after = ecs_client.describe_services(cluster="prod", services=["svc-0"])["services"][0]
+    assert after["deployments"][0]["id"] != before["deployments"][0]["id"]
+    applied = await app.store.events(kinds=["action.applied"])
+    assert [e.resource for e in applied] == ["ecs://prod/svc-0"]
+
+
+async def test_throttled_ecs_is_recorded_and_probes_are_still_observed(
+    make_app: AppFactory, redis_url: str
+) -> None:
+    """A throttled ECS observe becomes observe.failed with its code; probes still report."""
+    app = await make_app(clusters=["prod"], probes={"redis": {"cache": redis_url}})
+    ecs = app.actuators[0]
+    assert isinstance(ecs, EcsActuator)
+    with Stubber(ecs.clients.ecs) as stubber:
+        stubber.add_client_error("list_services", service_error_code="ThrottlingException")
+        report = await app.reconciler.tick()
+
+    assert "ThrottlingException" in report.snapshot.errors["ecs"]
+    assert report.snapshot.resources["probe://redis/cache"].health is Health.HEALTHY
+    failed = await app.store.events(kinds=["observe.failed"])
+    assert len(failed) == 1

@@ -1,0 +1,147 @@
+"""Dependency probes (real Postgres, Redis, S3 on moto) and Cost Explorer spend."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from jarvis.actuators.aws_cost import CostActuator
+from jarvis.actuators.aws_probes import ProbeActuator
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.ecs import aws_actuators
+from jarvis.config.aws import AwsSettings
+from jarvis.model import Health
+from tests.aws.conftest import FixedClock, MakeAws
+
+pytestmark = pytest.mark.anyio
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_probes_report_reachable_and_unreachable_dependencies(
+    make_aws: MakeAws, session: boto3.Session, moto: str, pg_url: str, redis_url: str
+) -> None:
+    """Reachable Postgres, Redis and S3 are healthy; a closed port and a missing bucket are not."""
+    s3 = session.client("s3", endpoint_url=moto)
+    s3.create_bucket(Bucket="media")
+    s3.put_object(Bucket="media", Key="jarvis/canary.txt", Body=b"ok")
+    s3.create_bucket(Bucket="empty")
+    s3.close()
+    dead = f"postgresql://postgres@127.0.0.1:{_closed_port()}/postgres"
+    probes = {
+        "postgres": {"main": pg_url, "dead": dead},
+        "redis": {"cache": redis_url},
+        "s3": [{"bucket": "media"}, {"bucket": "empty"}, {"bucket": "ghost"}],
+    }
+    _, actuator = make_aws(probes=probes)
+    assert isinstance(actuator, ProbeActuator)
+    assert actuator.action_kinds == frozenset()
+    states = {str(s.ref): s for s in await actuator.observe()}
+
+    assert {uri: s.health for uri, s in states.items()} == {
+        "probe://postgres/dead": Health.UNHEALTHY,
+        "probe://postgres/main": Health.HEALTHY,
+        "probe://redis/cache": Health.HEALTHY,
+        "probe://s3/empty": Health.UNHEALTHY,
+        "probe://s3/ghost": Health.UNHEALTHY,
+        "probe://s3/media": Health.HEALTHY,
+    }
+    assert states["probe://s3/empty"].attributes["error"] == "HTTP404"
+    assert states["probe://s3/ghost"].attributes["error"] in {"404", "NoSuchBucket"}
+    assert states["probe://postgres/main"].ref.kind == "probe"
+    assert "latency_ms" in states["probe://redis/cache"].metrics
+    assert "postgres@" not in states["probe://postgres/main"].attributes["target"]
+
+
+def _post_cost(moto: str, results: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(  # noqa: S310 - a loopback http URL
+        f"{moto}/moto-api/static/ce/cost-and-usage-results",
+        data=json.dumps({"results": results}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback URL
+        assert response.status == 201
+
+
+def _group(service: str, amount: str) -> dict[str, Any]:
+    return {"Keys": [service], "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}}
+
+
+async def test_cost_is_read_once_an_hour_and_forecast_to_month_end(
+    moto: str, session: boto3.Session
+) -> None:
+    """Month-to-date spend by service is cached for an hour and extrapolated to month end."""
+    _post_cost(
+        moto,
+        [
+            {
+                "ResultsByTime": [
+                    {
+                        "TimePeriod": {"Start": "2025-04-01", "End": "2025-04-11"},
+                        "Total": {},
+                        "Groups": [
+                            _group("Amazon Elastic Container Service", "60.0"),
+                            _group("Amazon Simple Storage Service", "40.0"),
+                        ],
+                        "Estimated": True,
+                    }
+                ]
+            }
+        ],
+    )
+    clock = FixedClock(datetime(2025, 4, 11, 0, 0, tzinfo=UTC))
+    settings = AwsSettings(endpoint_url=moto, cost=True)
+    built = aws_actuators(settings, clock=clock, session=session)
+    cost = built[-1]
+    assert isinstance(cost, CostActuator)
+    try:
+        (first,) = await cost.observe()
+        clock.advance(1800)
+        (cached,) = await cost.observe()
+        calls_within_the_hour = built[0].calls.snapshot()  # type: ignore[attr-defined]
+        clock.advance(1801)
+        await cost.observe()
+        calls_after = built[0].calls.snapshot()  # type: ignore[attr-defined]
+    finally:
+        for actuator in built:
+            await actuator.aclose()
+
+    assert str(first.ref) == "cost://aws"
+    assert first.metrics == {"month_to_date_usd": 100.0, "forecast_month_end_usd": 300.0}
+    assert first.attributes["by_service_usd"] == {
+        "Amazon Elastic Container Service": 60.0,
+        "Amazon Simple Storage Service": 40.0,
+    }
+    assert first.attributes["estimated"] is True
+    assert cached is first
+    assert calls_within_the_hour == {"ce:GetCostAndUsage": 1}
+    assert calls_after == {"ce:GetCostAndUsage": 2}
+
+
+async def test_unreachable_cost_explorer_fails_observe_as_temporary(
+    session: boto3.Session,
+) -> None:
+    """With no cached answer, an unreachable Cost Explorer fails observe as temporary."""
+    settings = AwsSettings(
+        endpoint_url=f"http://127.0.0.1:{_closed_port()}", cost=True, max_attempts=1
+    )
+    built = aws_actuators(settings, clock=FixedClock(), session=session)
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await built[-1].observe()
+    finally:
+        for actuator in built:
+            await actuator.aclose()
+
+    assert caught.value.code == "ConnectionError"

@@ -1,0 +1,122 @@
+"""`jarvis run` as a real process: metrics, health, the admin API, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def get(url: str, token: str | None = None, body: dict[str, object] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST" if body is not None else "GET")  # noqa: S310 - loopback URL built by the test
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    data = json.dumps(body).encode() if body is not None else None
+    if data:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data=data, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if get(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200")
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    """Metrics are scraped while it runs; SIGTERM ends it with status 0 within 10 s."""
+    port = free_port()
+    env = jarvis_env(tmp_path, JARVIS_ADMIN_TOKEN="s3cret", JARVIS_HTTP__HOST="127.0.0.1")
+    process = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/readyz", time.monotonic() + 60)
+        deadline = time.monotonic() + 60
+        ticks = 0.0
+        while time.monotonic() < deadline and ticks < 4:
+            _, text = get(f"{base}/metrics")
+            ticks = sample(text, "jarvis_ticks_total", outcome="ok") or 0.0
+            time.sleep(0.1)
+        assert ticks >= 4
+        _, text = get(f"{base}/metrics")
+        assert sample(text, "jarvis_actions_total", kind="restart", outcome="applied") == 1
+        assert sample(text, "jarvis_build_info") == 1
+        assert get(f"{base}/healthz")[0] == 200
+
+        assert get(f"{base}/v1/killswitch")[0] == 401
+        assert get(f"{base}/v1/killswitch", token="wrong")[0] == 401
+        status, body = get(
+            f"{base}/v1/killswitch", token="s3cret", body={"engaged": True, "reason": "api test"}
+        )
+        assert status == 200 and json.loads(body)["engaged"] is True
+        deadline = time.monotonic() + 30
+        engaged = 0.0
+        while time.monotonic() < deadline and engaged != 1:
+            _, text = get(f"{base}/metrics")
+            engaged = sample(text, "jarvis_killswitch_engaged") or 0.0
+            time.sleep(0.1)
+        assert engaged == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            raise AssertionError("jarvis run did not exit within 10 s of SIGTERM") from None
+    assert process.returncode == 0, output
+    assert "jarvis stopped" in output
+
+    events = subprocess.run(
+        jarvis_argv("events", "--json", "--kind", "admin.request", "--kind", "killswitch.engaged"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    recorded = [json.loads(line) for line in events.stdout.splitlines()]
+    kinds = [e["kind"] for e in recorded]
+    assert kinds.count("admin.request") == 3
+    assert "killswitch.engaged" in kinds
+    assert "s3cret" not in events.stdout
