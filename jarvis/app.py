@@ -9,6 +9,7 @@ so start-up stays fast on the embedded default.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,10 +95,30 @@ def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
         from jarvis.actuators.ecs import aws_actuators
 
         actuators.extend(aws_actuators(settings.aws, clock=clock))
+    if settings.kubernetes is not None:
+        from jarvis.actuators.kubernetes import KubernetesActuator
+
+        actuators.append(KubernetesActuator.from_settings(settings.kubernetes, clock=clock))
     if settings.cloudrun is not None:
         from jarvis.actuators.cloudrun import CloudRunActuator
 
         actuators.append(CloudRunActuator.from_settings(settings.cloudrun, clock=clock))
+    if settings.routing.enabled:
+        from jarvis.actuators.routing import RoutingActuator
+
+        actuators.append(
+            RoutingActuator.from_settings(
+                settings.routing, clock=clock, redis_url=settings.redis_url
+            )
+        )
+    if settings.cost.enabled:
+        from jarvis.actuators.llm_usage import LlmUsageActuator
+
+        actuators.append(
+            LlmUsageActuator.from_settings(
+                settings.cost, clock=clock, database_url=settings.database_url
+            )
+        )
     return actuators
 
 
@@ -107,7 +128,31 @@ def build_policies(settings: Settings) -> list[Policy]:
         from jarvis.policies.heal import HealPolicy
 
         policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded))
+    if settings.rollback.enabled:
+        from jarvis.policies.rollback import RollbackPolicy
+
+        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump()))
+    if settings.scaling.enabled:
+        from jarvis.policies.scaling import ScalingPolicy
+
+        policies.append(ScalingPolicy.from_config(settings.scaling.model_dump()))
+    if settings.cost.enabled:
+        from jarvis.policies.cost import CostPolicy
+
+        policies.append(
+            CostPolicy.from_settings(
+                settings.cost, settings.routing, max_shift=settings.bounds.max_traffic_shift
+            )
+        )
     return policies
+
+
+def history_size(settings: Settings) -> int:
+    """Snapshots to keep: enough to cover the scaling stabilization window."""
+    needed = 0
+    if settings.scaling.enabled:
+        needed = math.ceil(settings.scaling.stabilization_seconds / settings.loop.interval) + 2
+    return max(settings.loop.history_snapshots, needed)
 
 
 async def build_app(
@@ -139,7 +184,7 @@ async def build_app(
             observe_timeout=settings.loop.observe_timeout,
             apply_timeout=settings.loop.apply_timeout,
             dry_run=settings.dry_run,
-            history_snapshots=settings.loop.history_snapshots,
+            history_snapshots=history_size(settings),
         )
         await reconciler.start()
     except BaseException:

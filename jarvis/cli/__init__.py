@@ -8,7 +8,6 @@ commands take ``--json`` and then print one JSON object per line.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -54,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

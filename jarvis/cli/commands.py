@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
@@ -21,14 +22,17 @@ from jarvis.config import Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import TickReport
-from jarvis.model import Action, ActionKind, Event, EventKind, ResourceRef
+from jarvis.model import Action, ActionKind, Event, EventKind, History, ResourceRef, Snapshot
+from jarvis.policies.base import Evaluation
 from jarvis.store import upgrade
 
 console = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
-killswitch_app = typer.Typer(help="Engage, release or inspect the kill switch.", no_args_is_help=True)
+killswitch_app = typer.Typer(
+    help="Engage, release or inspect the kill switch.", no_args_is_help=True
+)
 retries_app = typer.Typer(help="The retry ledger and quarantined resources.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -39,7 +43,9 @@ config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
 def tick(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate and record; apply nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Evaluate and record; apply nothing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one reconcile tick now and print what it did."""
@@ -121,9 +127,13 @@ def _decision_row(action: Action, allowed: bool, decision: Any) -> dict[str, Any
 def events(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many.")] = 50,
-    kind: Annotated[list[str] | None, typer.Option("--kind", "-k", help="Event kind (repeatable).")] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", "-k", help="Event kind (repeatable).")
+    ] = None,
     resource: Annotated[str | None, typer.Option("--resource", "-r", help="Resource URI.")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print recent events, oldest first."""
@@ -144,7 +154,9 @@ def events(
                 if last is None:
                     newer = await store.events(limit=500, kinds=kind, resource=resource)
                 else:
-                    newer = await store.events(limit=500, kinds=kind, resource=resource, after_id=last)
+                    newer = await store.events(
+                        limit=500, kinds=kind, resource=resource, after_id=last
+                    )
                 if newer:
                     _print_events(newer, as_json)
                     last = newer[-1].id
@@ -165,7 +177,11 @@ def _print_events(batch: list[Event], as_json: bool) -> None:
         where = f" {e.resource}" if e.resource else ""
         what = f" {e.action_kind}" if e.action_kind else ""
         why = f" — {e.reason}" if e.reason else ""
-        console.print(f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}", highlight=False, markup=False)
+        console.print(
+            f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}",
+            highlight=False,
+            markup=False,
+        )
 
 
 # -- kill switch ---------------------------------------------------------------
@@ -203,13 +219,17 @@ def killswitch_engage(
             settings, lambda ks: ks.set(engaged=True, actor=actor or _operator(), reason=reason)
         )
     )
-    console.print(f"kill switch [bold red]ENGAGED[/] by {state.actor}: {state.reason}", highlight=False)
+    console.print(
+        f"kill switch [bold red]ENGAGED[/] by {state.actor}: {state.reason}", highlight=False
+    )
 
 
 @killswitch_app.command("release")
 def killswitch_release(
     ctx: typer.Context,
-    reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the flip.")] = "released",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why; recorded with the flip.")
+    ] = "released",
     actor: Annotated[str | None, typer.Option("--actor", help="Who (default: your user).")] = None,
 ) -> None:
     """Let Jarvis act again."""
@@ -240,9 +260,16 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         )
         return
     if state.engaged:
-        console.print(f"[bold red]ENGAGED[/] by {state.actor} at {state.changed_at}: {state.reason}", highlight=False)
+        console.print(
+            f"[bold red]ENGAGED[/] by {state.actor} at {state.changed_at}: {state.reason}",
+            highlight=False,
+        )
     else:
-        console.print("[green]released[/]" + (f" by {state.actor} at {state.changed_at}" if state.actor else ""), highlight=False)
+        console.print(
+            "[green]released[/]"
+            + (f" by {state.actor} at {state.changed_at}" if state.actor else ""),
+            highlight=False,
+        )
 
 
 # -- retries -------------------------------------------------------------------
@@ -364,7 +391,9 @@ def deploy(
     ctx: typer.Context,
     resource: Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")],
     image: Annotated[str, typer.Option("--image", help="Container image to deploy.")],
-    reason: Annotated[str, typer.Option("--reason", help="Recorded with the action.")] = "operator deploy",
+    reason: Annotated[
+        str, typer.Option("--reason", help="Recorded with the action.")
+    ] = "operator deploy",
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Deploy a new image through the same guard as every other action."""
@@ -397,7 +426,5 @@ class _OneShot:
     def __init__(self, action: Action) -> None:
         self.action = action
 
-    def evaluate(self, snapshot: Any, history: Any, now: Any) -> Any:
-        from jarvis.policies.base import Evaluation
-
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         return Evaluation(actions=(self.action,))

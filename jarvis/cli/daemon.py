@@ -26,9 +26,12 @@ log = structlog.get_logger("jarvis")
 def run(
     ctx: typer.Context,
     interval: Annotated[
-        float | None, typer.Option("--interval", min=0.01, help="Seconds between ticks (default 30).")
+        float | None,
+        typer.Option("--interval", min=0.01, help="Seconds between ticks (default 30)."),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Evaluate and record; apply nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Evaluate and record; apply nothing.")
+    ] = False,
     http_port: Annotated[
         int | None, typer.Option("--http-port", min=0, max=65535, help="Default: $PORT, else 8080.")
     ] = None,
@@ -75,7 +78,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
             http_port=server.port if server else None,
         )
         async with anyio.create_task_group() as group:
-            group.start_soon(_stop_on_signal, scheduler, group.cancel_scope)
+            group.start_soon(_stop_on_signal, scheduler)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:
@@ -86,7 +89,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
         log.info("jarvis stopped", ticks=scheduler.ticks, overruns=scheduler.overruns)
 
 
-async def _stop_on_signal(scheduler: Scheduler, scope: anyio.CancelScope) -> None:
+async def _stop_on_signal(scheduler: Scheduler) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("stopping", signal=signal.Signals(signum).name)

@@ -50,6 +50,15 @@ class KubernetesSettings(Section):
     """Seconds one API request may take (connect and read)."""
     observe_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
     """Seconds a whole observe pass may take before it fails as temporary."""
+    verify_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+    """After a restart or rollback, how long to watch the new pods before reporting.
+
+    New pods that crash-loop or cannot pull their image make the action a
+    temporary failure, counted by the retry budget; a rollout still going when
+    the time is up is a success (the next ticks observe it). 0 does not watch.
+    Keep it below ``loop.apply_timeout``.
+    """
+    verify_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     """API requests in flight at once (worker threads)."""
 

@@ -353,11 +353,44 @@ class Reconciler:
             verdict = self.guard.check(action, ctx)
             if not verdict.allowed:
                 self._block(tick_id, action, verdict, report)
+                if verdict.reason is BlockReason.RETRY_BUDGET:
+                    self._escalate_if_exhausted(tick_id, action, ctx.now, report)
                 continue
             touched.add(str(action.target))
             applied += 1
             outcome = await self._apply(tick_id, action, report)
             report.decisions.append(Decision(action, verdict, outcome))
+
+    def _escalate_if_exhausted(
+        self, tick_id: str, action: Action, now: datetime, report: TickReport
+    ) -> None:
+        state = self._retries.get(action.key)
+        if state is None or not self.guard.retry.exhausted(state, now):
+            return
+        attempts = len(self.guard.retry.in_window(state, now))
+        reason = f"{attempts} attempts in the window did not fix it"
+        self._stage_retry(self.guard.retry.quarantine(state, now, reason))
+        self._escalation(tick_id, now, action, attempts=attempts, error=reason, report=report)
+
+    def _escalation(
+        self,
+        tick_id: str,
+        now: datetime,
+        action: Action,
+        *,
+        attempts: int,
+        error: str,
+        report: TickReport,
+    ) -> None:
+        action_id = ev.action_id_for(tick_id, action)
+        event = ev.escalated(tick_id, now, action, action_id, attempts=attempts, error=error)
+        self._record(event)
+        self._history.append(event)
+        self.metrics.escalations.inc()
+        report.escalations.append(str(action.target))
+        log.error(
+            "escalated: retry budget exhausted", resource=str(action.target), attempts=attempts
+        )
 
     def _block(self, tick_id: str, action: Action, verdict: Verdict, report: TickReport) -> None:
         event = ev.blocked(tick_id, self.clock.now(), action, verdict)
@@ -395,19 +428,14 @@ class Reconciler:
             detail=outcome.detail,
         )
         if escalate:
-            esc = ev.escalated(
+            self._escalation(
                 tick_id,
                 now,
                 action,
-                action_id,
                 attempts=state.consecutive_failures,
                 error=outcome.detail,
+                report=report,
             )
-            self._record(esc)
-            self._history.append(esc)
-            self.metrics.escalations.inc()
-            report.escalations.append(str(action.target))
-            log.error("escalated: retry budget exhausted", attempts=state.consecutive_failures)
         await self._flush()
         return outcome
 

@@ -52,6 +52,21 @@ class RetryBudget:
             )
         return Verdict.allow()
 
+    def exhausted(self, state: RetryState | None, now: datetime) -> bool:
+        """All attempts of the window are spent and the pair is not yet quarantined.
+
+        This catches the fix that "succeeds" without fixing: three successful
+        restarts of a service that stays broken escalate like three failures.
+        """
+        return (
+            state is not None
+            and not state.quarantined
+            and len(self.in_window(state, now)) >= self.max_attempts
+        )
+
+    def quarantine(self, state: RetryState, now: datetime, reason: str) -> RetryState:
+        return replace(state, quarantined=True, retry_after=None, last_error=reason, updated_at=now)
+
     def attempted(
         self, state: RetryState | None, resource: str, action_kind: str, now: datetime
     ) -> RetryState:

@@ -90,7 +90,7 @@ def session() -> boto3.Session:
     """A boto3 session with explicit dummy credentials (nothing from the environment)."""
     return boto3.Session(
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+        aws_secret_access_key="testing",
         region_name=REGION,
     )
 

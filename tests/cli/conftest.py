@@ -33,7 +33,9 @@ def jarvis_argv(*args: str) -> list[str]:
 def jarvis(tmp_path: Path) -> Jarvis:
     """Run `jarvis ARGS` to completion in tmp_path with an isolated SQLite database."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             jarvis_argv(*args),
             cwd=tmp_path,

@@ -15,7 +15,11 @@ def test_a_bad_config_exits_2_naming_the_key(jarvis: Jarvis, tmp_path: Path) -> 
     cases = [
         ("intervall = 3\n", "intervall: unknown key", ["run"]),
         ("[loop]\ninterval = 'soon'\n", "loop.interval", ["tick"]),
-        ("[[allowlist]]\nprovider = 'sim'\nactions = ['explode']\n", "allowlist.0.actions", ["run"]),
+        (
+            "[[allowlist]]\nprovider = 'sim'\nactions = ['explode']\n",
+            "allowlist.0.actions",
+            ["run"],
+        ),
         ("[aws]\nbogus = 1\n", "aws.bogus", ["config", "check"]),
         ("not toml [\n", "not valid TOML", ["killswitch", "status"]),
     ]
@@ -115,9 +119,7 @@ def test_retries_list_and_reset(jarvis: Jarvis) -> None:
     assert brain["consecutive_failures"] >= 1
     reset = jarvis("retries", "reset", "sim://ai-dawg-ai-brain")
     assert reset.returncode == 0 and "reset 1" in reset.stdout
-    assert [e["resource"] for e in events_of(jarvis, "retries.reset")] == [
-        "sim://ai-dawg-ai-brain"
-    ]
+    assert [e["resource"] for e in events_of(jarvis, "retries.reset")] == ["sim://ai-dawg-ai-brain"]
     bad = jarvis("retries", "reset", "ai-brain")
     assert bad.returncode == 2 and "provider://name" in bad.stderr
 
@@ -149,9 +151,7 @@ async def test_an_unmigrated_postgres_names_the_upgrade_command(
 
 def test_an_unreachable_database_is_one_clear_line(jarvis: Jarvis, tmp_path: Path) -> None:
     """A database that does not answer gives exit 1 and no traceback."""
-    env = jarvis_env(
-        tmp_path, JARVIS_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:1/none"
-    )
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:1/none")
     result = jarvis("events", env=env)
     assert result.returncode == 1
     assert "127.0.0.1" in result.stderr and "Traceback" not in result.stderr

@@ -23,7 +23,9 @@ def free_port() -> int:
         return port
 
 
-def get(url: str, token: str | None = None, body: dict[str, object] | None = None) -> tuple[int, str]:
+def get(
+    url: str, token: str | None = None, body: dict[str, object] | None = None
+) -> tuple[int, str]:
     request = urllib.request.Request(url, method="POST" if body is not None else "GET")  # noqa: S310 - loopback URL built by the test
     if token:
         request.add_header("Authorization", f"Bearer {token}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,
@@ -15,8 +17,6 @@ from jarvis.policies.heal import HealPolicy
 from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
-
-import pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -50,9 +50,7 @@ async def test_an_unhealthy_service_is_restarted_and_recorded(
         ("action.started", "fake://web"),
         ("action.applied", "fake://web"),
     ]
-    started, applied = await app.store.events(
-        kinds=["action.started", "action.applied"], limit=10
-    )
+    started, applied = await app.store.events(kinds=["action.started", "action.applied"], limit=10)
     assert started.action_id == applied.action_id is not None
 
 
@@ -131,7 +129,12 @@ async def test_a_rollback_beats_a_restart_on_the_same_resource(
 ) -> None:
     """One action per resource per tick: the higher priority wins, the other is blocked."""
     rollback = Action(
-        ActionKind.ROLLBACK, ResourceRef("fake", "api"), "rollback", "bad", version="v0", priority=10
+        ActionKind.ROLLBACK,
+        ResourceRef("fake", "api"),
+        "rollback",
+        "bad",
+        version="v0",
+        priority=10,
     )
     app = await make_app([ProposeEach([restart("api"), rollback])])
     report = await app.reconciler.tick()

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 import anyio
+import pytest
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.reconciler import Reconciler
@@ -108,6 +107,7 @@ async def test_an_apply_that_hangs_times_out_and_counts_as_a_failure(
     make_app: AppFactory, fleet: FakeActuator
 ) -> None:
     """An apply past its timeout is recorded as timed out and charged to the budget."""
+
     async def hang(action: Action) -> Outcome:
         await anyio.sleep_forever()
         raise AssertionError
@@ -137,3 +137,19 @@ async def test_scale_actions_respect_the_restart_kind_budget_separately(
     app2 = await make_app([ProposeEach([scale])])
     report = await app2.reconciler.tick()
     assert [d.action.kind for d in report.applied] == [ActionKind.SCALE]
+
+
+async def test_fixes_that_succeed_without_fixing_escalate_when_the_budget_is_spent(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Three 'successful' restarts of a service that stays broken escalate and quarantine."""
+    fleet.services["web"].health = Health.UNHEALTHY
+    fleet.restart_heals = False
+    app = await make_app([HealPolicy()])
+    await run_ticks(app.reconciler, clock, 6)
+    assert len(fleet.applied) == 3
+    escalated = await app.store.events(kinds=["action.escalated"])
+    assert [e.resource for e in escalated] == ["fake://web"]
+    assert "did not fix it" in escalated[0].payload["last_error"]
+    ledger = await app.store.load_retries()
+    assert ledger[("fake://web", "restart")].quarantined

@@ -37,7 +37,7 @@ async def test_ticks_start_on_interval_boundaries(
 async def test_jitter_delays_a_tick_by_at_most_its_fraction(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    """Jittered starts stay within jitter × interval after their boundary."""
+    """Jittered starts stay within jitter times the interval after their boundary."""
     app = await make_app()
     origin = clock.now()
     scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, jitter=0.1)

@@ -187,7 +187,10 @@ def test_bounds_limit_routing_weight_shifts() -> None:
     broken = Action(
         ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.7, "gemini": 0.7}
     )
-    check = lambda a: bounds.violation(a, applied_this_tick=0, touched=frozenset(), current=current)  # noqa: E731
+
+    def check(action: Action) -> str | None:
+        return bounds.violation(action, applied_this_tick=0, touched=frozenset(), current=current)
+
     assert check(half) is None
     assert "moves by 1.00" in str(check(all_in))
     assert "sum to" in str(check(broken))

@@ -20,7 +20,7 @@ from jarvis.model import KillSwitchState
 from jarvis.telemetry.http import HttpServer
 from jarvis.telemetry.metrics import Metrics
 
-TOKEN = "s3cret-admin-token-for-tests"  # noqa: S105 - a throwaway token for a loopback server
+TOKEN = "s3cret-admin-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

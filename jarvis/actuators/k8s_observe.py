@@ -1,0 +1,327 @@
+"""Turning what the Kubernetes API returned into `ResourceState`s: pure functions.
+
+Called by `jarvis.actuators.kubernetes.KubernetesActuator.observe` with the
+SDK objects it read for one Deployment (the Deployment, its ReplicaSets, their
+pods, the autoscaling/v2 HPA targeting it). No I/O here, so the health rules
+are easy to read and to test.
+
+Health: UNHEALTHY when a pod waits in CrashLoopBackOff / ImagePullBackOff /
+ErrImagePull (and friends), when no replica is available while some are
+desired, or when the rollout passed its progress deadline; DEGRADED when only
+partially available or a rollout is in progress; else HEALTHY.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from jarvis.actuators.k8s_client import to_json
+from jarvis.model import JSON, Health, Replicas, ResourceRef, ResourceState
+
+REVISION = "deployment.kubernetes.io/revision"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+HASH_LABEL = "pod-template-hash"
+BAD_WAITING = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    total: int
+    ready: int
+    restarts: int
+    waiting: dict[str, int]
+
+    @property
+    def bad(self) -> dict[str, int]:
+        return {reason: n for reason, n in self.waiting.items() if reason in BAD_WAITING}
+
+
+def selector_string(selector: client.V1LabelSelector | None) -> str:
+    """A Deployment's label selector written the way ``?labelSelector=`` wants it."""
+    if selector is None:
+        return ""
+    parts = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
+    for expr in selector.match_expressions or []:
+        values = ",".join(expr.values or [])
+        match expr.operator:
+            case "In":
+                parts.append(f"{expr.key} in ({values})")
+            case "NotIn":
+                parts.append(f"{expr.key} notin ({values})")
+            case "Exists":
+                parts.append(expr.key)
+            case "DoesNotExist":
+                parts.append(f"!{expr.key}")
+    return ",".join(parts)
+
+
+def revision_of(meta: client.V1ObjectMeta | None) -> int | None:
+    raw = ((meta.annotations if meta else None) or {}).get(REVISION)
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def owned_by(meta: client.V1ObjectMeta | None, uid: str | None) -> bool:
+    refs = (meta.owner_references if meta else None) or []
+    return uid is not None and any(ref.uid == uid for ref in refs)
+
+
+def template_key(api: client.ApiClient, template: client.V1PodTemplateSpec | None) -> Any:
+    """The pod template as JSON, without what a restart or the controller adds.
+
+    Two revisions with equal keys differ only by a ``restartedAt`` annotation,
+    so rolling back from one to the other would undo nothing.
+    """
+    raw: dict[str, Any] = to_json(api, template) or {}
+    meta = dict(raw.get("metadata") or {})
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    meta["annotations"] = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != RESTARTED_AT
+    }
+    return {**raw, "metadata": meta}
+
+
+def pod_facts(pods: list[client.V1Pod]) -> PodFacts:
+    waiting: Counter[str] = Counter()
+    ready = restarts = 0
+    for pod in pods:
+        statuses = (pod.status.container_statuses if pod.status else None) or []
+        ready += bool(statuses) and all(s.ready for s in statuses)
+        for status in statuses:
+            restarts += status.restart_count or 0
+            reason = status.state.waiting.reason if status.state and status.state.waiting else None
+            if reason:
+                waiting[reason] += 1
+    return PodFacts(total=len(pods), ready=ready, restarts=restarts, waiting=dict(waiting))
+
+
+def rollout_status(deployment: client.V1Deployment) -> tuple[str, str]:
+    """("completed" | "in_progress" | "failed", why), following `kubectl rollout status`."""
+    meta, spec, status = deployment.metadata, deployment.spec, deployment.status
+    generation = (meta.generation if meta else None) or 0
+    if status is None or (status.observed_generation or 0) < generation:
+        return "in_progress", "waiting for the deployment spec update to be observed"
+    progressing = _condition(deployment, "Progressing")
+    if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
+        return "failed", "rollout exceeded its progress deadline"
+    desired = spec.replicas if spec and spec.replicas is not None else 1
+    updated, total = status.updated_replicas or 0, status.replicas or 0
+    available = status.available_replicas or 0
+    if updated < desired:
+        return "in_progress", f"{updated} of {desired} new replicas updated"
+    if total > updated:
+        return "in_progress", f"{total - updated} old replicas pending termination"
+    if available < updated:
+        return "in_progress", f"{available} of {updated} updated replicas available"
+    return "completed", "successfully rolled out"
+
+
+def rollout_verdict(
+    deployment: client.V1Deployment,
+    replicasets: list[client.V1ReplicaSet],
+    pods: list[client.V1Pod],
+) -> tuple[bool, str] | None:
+    """Whether the current revision's rollout succeeded (True), failed (False), or None yet.
+
+    Only the pods of the current revision's ReplicaSet count: old pods that
+    are still crashing while they are replaced say nothing about the new ones.
+    """
+    status, why = rollout_status(deployment)
+    if status == "failed":
+        return False, why
+    revision = revision_of(deployment.metadata)
+    current = next((rs for rs in replicasets if revision_of(rs.metadata) == revision), None)
+    uid = current.metadata.uid if current and current.metadata else None
+    facts = pod_facts([pod for pod in pods if owned_by(pod.metadata, uid)])
+    if facts.bad:
+        found = ", ".join(f"{n} pod(s) {reason}" for reason, n in sorted(facts.bad.items()))
+        return False, f"the new pods are failing: {found}"
+    if status == "completed":
+        return True, "rollout complete"
+    return None
+
+
+def _condition(deployment: client.V1Deployment, kind: str) -> client.V1DeploymentCondition | None:
+    conditions = (deployment.status.conditions if deployment.status else None) or []
+    return next((c for c in conditions if c.type == kind), None)
+
+
+def _health(desired: int, available: int, rollout: str, pods: PodFacts) -> tuple[Health, str]:
+    if pods.bad:
+        found = ", ".join(f"{n} pod(s) {reason}" for reason, n in sorted(pods.bad.items()))
+        return Health.UNHEALTHY, found
+    if desired > 0 and available == 0:
+        return Health.UNHEALTHY, f"no replica available of {desired} desired"
+    if rollout == "failed":
+        return Health.UNHEALTHY, "rollout exceeded its progress deadline"
+    if available < desired:
+        return Health.DEGRADED, f"{available}/{desired} replicas available"
+    if rollout == "in_progress":
+        return Health.DEGRADED, "rollout in progress"
+    return Health.HEALTHY, f"{available}/{desired} replicas available"
+
+
+def _hpa_facts(hpa: client.V2HorizontalPodAutoscaler | None) -> dict[str, JSON] | None:
+    if hpa is None or hpa.spec is None:
+        return None
+    status = hpa.status
+    return {
+        "name": hpa.metadata.name if hpa.metadata else None,
+        "min_replicas": hpa.spec.min_replicas if hpa.spec.min_replicas is not None else 1,
+        "max_replicas": hpa.spec.max_replicas,
+        "current_replicas": status.current_replicas if status else None,
+        "desired_replicas": status.desired_replicas if status else None,
+    }
+
+
+def _cpu_utilization(hpa: client.V2HorizontalPodAutoscaler | None) -> float | None:
+    metrics = (hpa.status.current_metrics if hpa and hpa.status else None) or []
+    for metric in metrics:
+        resource = metric.resource
+        if metric.type == "Resource" and resource and resource.name == "cpu" and resource.current:
+            value = resource.current.average_utilization
+            if value is not None:
+                return float(value)
+    return None
+
+
+def _images(template: client.V1PodTemplateSpec | None) -> list[str]:
+    containers = (template.spec.containers if template and template.spec else None) or []
+    return [c.image or "" for c in containers]
+
+
+def fingerprint(api: client.ApiClient, template: client.V1PodTemplateSpec | None) -> str:
+    """The version of a pod template: its images and a hash of the rest, restarts aside.
+
+    Revision numbers are not versions: a restart makes a new revision of the
+    same code, and a rollback renumbers an old one. The fingerprint stays put.
+    """
+    blob = json.dumps(template_key(api, template), sort_keys=True, default=str).encode()
+    return f"{','.join(_images(template))}#{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def rollback_candidates(
+    api: client.ApiClient,
+    deployment: client.V1Deployment,
+    replicasets: list[client.V1ReplicaSet],
+) -> list[tuple[str, client.V1ReplicaSet]]:
+    """(version, newest ReplicaSet of it) one can roll back to, newest first.
+
+    Versions other than the current one, each once: rolling back to a
+    revision that only a restart created would undo nothing.
+    """
+    seen = {fingerprint(api, deployment.spec.template if deployment.spec else None)}
+    found: list[tuple[str, client.V1ReplicaSet]] = []
+    for _, rs in newest_first(replicasets):
+        version = fingerprint(api, rs.spec.template if rs.spec else None)
+        if version not in seen:
+            seen.add(version)
+            found.append((version, rs))
+    return found
+
+
+def newest_first(
+    replicasets: list[client.V1ReplicaSet],
+) -> list[tuple[int | None, client.V1ReplicaSet]]:
+    pairs = [(revision_of(rs.metadata), rs) for rs in replicasets]
+    return sorted(pairs, key=lambda pair: -(pair[0] or 0))
+
+
+def deployment_state(
+    api: client.ApiClient,
+    deployment: client.V1Deployment,
+    *,
+    replicasets: list[client.V1ReplicaSet],
+    pods: list[client.V1Pod],
+    hpa: client.V2HorizontalPodAutoscaler | None,
+    now: datetime,
+) -> ResourceState:
+    """One Deployment and what it owns, as the model's `ResourceState`."""
+    meta = deployment.metadata or client.V1ObjectMeta()
+    spec, status = deployment.spec, deployment.status
+    desired = spec.replicas if spec and spec.replicas is not None else 1
+    available = (status.available_replicas if status else None) or 0
+    rollout, rollout_detail = rollout_status(deployment)
+    facts = pod_facts(pods)
+    health, detail = _health(desired, available, rollout, facts)
+    current = revision_of(meta)
+    versions = [version for version, _ in rollback_candidates(api, deployment, replicasets)]
+    revisions = [
+        {
+            "revision": rev,
+            "version": fingerprint(api, rs.spec.template if rs.spec else None),
+            "images": _images(rs.spec.template if rs.spec else None),
+        }
+        for rev, rs in newest_first(replicasets)
+    ]
+    autoscaler = _hpa_facts(hpa)
+    metrics: dict[str, float] = {"pod_restarts": float(facts.restarts)}
+    if (cpu := _cpu_utilization(hpa)) is not None:
+        metrics["cpu_utilization"] = cpu
+    conditions = {
+        c.type: {"status": c.status, "reason": c.reason}
+        for c in ((status.conditions if status else None) or [])
+    }
+    attributes: dict[str, JSON] = {
+        "namespace": meta.namespace,
+        "deployment": meta.name,
+        "rollout": rollout,
+        "rollout_reason": rollout_detail,
+        "crash_looping": "CrashLoopBackOff" in facts.waiting,
+        "revision": current,
+        "previous_version": versions[0] if versions else None,
+        "versions_available": versions,
+        "revisions": revisions,
+        "images": _images(spec.template if spec else None),
+        "generation": meta.generation,
+        "observed_generation": status.observed_generation if status else None,
+        "paused": bool(spec.paused) if spec else False,
+        "conditions": conditions,
+        "status_replicas": {
+            "total": (status.replicas if status else None) or 0,
+            "updated": (status.updated_replicas if status else None) or 0,
+            "ready": (status.ready_replicas if status else None) or 0,
+            "available": available,
+            "unavailable": (status.unavailable_replicas if status else None) or 0,
+        },
+        "pods": {
+            "total": facts.total,
+            "ready": facts.ready,
+            "restarts": facts.restarts,
+            "waiting": facts.waiting,
+        },
+        "autoscaler": autoscaler,
+        "min_replicas_owner": "hpa" if autoscaler else "deployment",
+    }
+    return ResourceState(
+        ref=ResourceRef("k8s", f"{meta.namespace}/{meta.name}", kind="deployment"),
+        health=health,
+        observed_at=now,
+        replicas=Replicas(
+            desired=desired,
+            running=available,
+            pending=max(0, desired - available),
+            min=autoscaler["min_replicas"] if autoscaler else None,
+            max=autoscaler["max_replicas"] if autoscaler else None,
+        ),
+        version=fingerprint(api, spec.template if spec else None),
+        detail=detail,
+        metrics=metrics,
+        attributes=attributes,
+    )

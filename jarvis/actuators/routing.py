@@ -1,0 +1,237 @@
+"""The routing actuator: LLM traffic weights per route, kept in Redis.
+
+Built by the composition root from `RoutingSettings`; the reconciler calls
+`observe()` every tick and `apply()` for SET_WEIGHTS actions on
+``route://<name>`` resources (kind "route"). Applications read the same
+hashes through `jarvis.routing.client`.
+
+Storage: one hash per route, ``<key_prefix><route>``, mapping model → weight
+(decimal text) plus metadata fields that start with ``_``: ``_version`` (an
+integer bumped by every write) and ``_updated_at`` (ISO time). Every write is
+one Lua script that compares ``_version`` with the version this actuator last
+observed and replaces the whole hash only if they match, so a concurrent
+writer (another Jarvis, an operator) is never silently overwritten: the apply
+fails as a temporary conflict and the next tick decides again on fresh data.
+A route whose hash does not exist is seeded with its configured weights.
+
+Observed resource (`ResourceState`):
+- ``health``: healthy when the weights parse and sum to 1; degraded otherwise.
+- ``detail``: the weights and version, so every change is a `resource.changed`.
+- ``attributes``: ``weights`` {model: weight}, ``weights_version`` (int),
+  ``configured_weights``, ``models`` (allowed, in order), ``floors``,
+  ``updated_at`` (ISO text or null), ``seeded`` (true on the tick that seeded it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings, RoutingSettings
+from jarvis.model import (
+    JSON,
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Health,
+    Outcome,
+    ResourceRef,
+    ResourceState,
+)
+
+# KEYS[1]: the route hash. ARGV[1]: the version the writer last saw ("0" when
+# the hash must not exist yet), ARGV[2]: updated-at text, ARGV[3..]: model,
+# weight pairs. Returns {1, new version} or {0, version found}.
+_CAS_SCRIPT = """
+local found = redis.call('HGET', KEYS[1], '_version') or '0'
+if found ~= ARGV[1] then
+  return {0, found}
+end
+local version = tostring(tonumber(found) + 1)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 3))
+return {1, version}
+"""
+
+
+def format_weight(weight: float) -> str:
+    """Weights as short decimal text: 0.3, not 0.30000000000000004."""
+    return f"{weight:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+class RoutingActuator:
+    """Observes and sets LLM route weights in Redis (see the module docstring)."""
+
+    def __init__(self, client: aioredis.Redis, settings: RoutingSettings, *, clock: Clock) -> None:
+        self._redis = client
+        self._settings = settings
+        self._clock = clock
+        self._script = client.register_script(_CAS_SCRIPT)
+        self._seen_versions: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        section: RoutingSettings,
+        *,
+        clock: Clock,
+        redis_url: str | None = None,
+        client: aioredis.Redis | None = None,
+    ) -> RoutingActuator:
+        """Use ``client``, else connect to ``section.redis_url`` or ``redis_url``."""
+        if client is None:
+            url = section.redis_url or redis_url
+            if url is None:
+                raise ValueError("routing needs a Redis URL: set routing.redis_url or redis_url")
+            client = aioredis.Redis.from_url(url)
+        return cls(client, section, clock=clock)
+
+    @property
+    def name(self) -> str:
+        return "routing"
+
+    @property
+    def provider(self) -> str:
+        return "route"
+
+    @property
+    def action_kinds(self) -> frozenset[ActionKind]:
+        return frozenset({ActionKind.SET_WEIGHTS})
+
+    def key(self, route: str) -> str:
+        return f"{self._settings.key_prefix}{route}"
+
+    async def observe(self) -> Sequence[ResourceState]:
+        states = []
+        try:
+            for route, config in self._settings.routes.items():
+                states.append(await self._observe_route(route, config))
+        except RedisError as exc:
+            raise ActuatorError(f"redis: {exc}") from exc
+        return states
+
+    async def _observe_route(self, route: str, config: RouteSettings) -> ResourceState:
+        raw = await self._redis.hgetall(self.key(route))
+        seeded = False
+        if not raw:
+            written, _ = await self._write(route, "0", config.weights)
+            seeded = written
+            raw = await self._redis.hgetall(self.key(route))
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        version = fields.get("_version", "0")
+        self._seen_versions[route] = version
+        weights, problems = _parse_weights(fields)
+        total = math.fsum(weights.values())
+        if not weights or abs(total - 1) > WEIGHT_TOLERANCE:
+            problems.append(f"weights sum to {total:g}, not 1")
+        shown = " ".join(f"{m}={format_weight(w)}" for m, w in weights.items())
+        attributes: dict[str, JSON] = {
+            "weights": weights,
+            "weights_version": int(version) if version.isdigit() else 0,
+            "configured_weights": dict(config.weights),
+            "models": list(config.models),
+            "floors": dict(config.floors),
+            "updated_at": fields.get("_updated_at"),
+            "seeded": seeded,
+        }
+        return ResourceState(
+            ref=ResourceRef("route", route, kind="route"),
+            health=Health.DEGRADED if problems else Health.HEALTHY,
+            observed_at=self._clock.now(),
+            detail=f"v{version} {shown}" + (f" ({'; '.join(problems)})" if problems else ""),
+            attributes=attributes,
+        )
+
+    async def apply(self, action: Action) -> Outcome:
+        route = action.target.name
+        config = self._settings.routes.get(route)
+        if action.kind is not ActionKind.SET_WEIGHTS or action.target.provider != "route":
+            return Outcome.failure(
+                f"routing cannot apply {action.kind} to {action.target}",
+                kind=ErrorKind.TERMINAL,
+                code="unsupported",
+            )
+        if config is None:
+            return Outcome.failure(
+                f"route {route!r} is not configured", kind=ErrorKind.TERMINAL, code="unknown_route"
+            )
+        problem = _invalid(action.weights, config)
+        if problem:
+            return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
+        assert action.weights is not None  # noqa: S101 - _invalid rejected None
+        try:
+            expected = self._seen_versions.get(route)
+            if expected is None:
+                found = await self._redis.hget(self.key(route), "_version")
+                expected = _text(found) if found is not None else "0"
+            written, version = await self._write(route, expected, action.weights)
+        except RedisError as exc:
+            return ActuatorError(f"redis: {exc}").outcome()
+        if not written:
+            return Outcome.failure(
+                f"route {route} changed under us (expected v{expected}, found v{version})",
+                code="version_conflict",
+            )
+        self._seen_versions[route] = version
+        shown = " ".join(f"{m}={format_weight(w)}" for m, w in action.weights.items())
+        return Outcome.success(f"{route} weights v{version}: {shown}")
+
+    async def _write(
+        self, route: str, expected: str, weights: Mapping[str, float]
+    ) -> tuple[bool, str]:
+        args: list[str] = [expected, self._clock.now().isoformat()]
+        for model, weight in weights.items():
+            args += [model, format_weight(weight)]
+        result: Any = await self._script(keys=[self.key(route)], args=args)
+        return bool(int(result[0])), _text(result[1])
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _parse_weights(fields: Mapping[str, str]) -> tuple[dict[str, float], list[str]]:
+    weights: dict[str, float] = {}
+    problems: list[str] = []
+    for model, text in fields.items():
+        if model.startswith("_"):
+            continue
+        try:
+            weight = float(text)
+        except ValueError:
+            problems.append(f"{model} has weight {text!r}")
+            continue
+        if not math.isfinite(weight) or weight < 0:
+            problems.append(f"{model} has weight {text!r}")
+            continue
+        weights[model] = weight
+    return weights, problems
+
+
+def _invalid(weights: Mapping[str, float] | None, config: RouteSettings) -> str:
+    """Why these weights must not be written to the route, or "" if they may."""
+    if not weights:
+        return "SET_WEIGHTS needs a non-empty weights map"
+    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+        return f"weights must be finite and non-negative: {dict(weights)}"
+    total = math.fsum(weights.values())
+    if abs(total - 1) > WEIGHT_TOLERANCE:
+        return f"weights must sum to 1, not {total:g}"
+    unknown = sorted(m for m in weights if m not in config.models or m.startswith("_"))
+    if unknown:
+        return f"models not allowed on this route: {unknown}"
+    broken = sorted(
+        m for m, floor in config.floors.items() if weights.get(m, 0.0) < floor - WEIGHT_TOLERANCE
+    )
+    if broken:
+        return f"weights break the route's floors for {broken}"
+    return ""

@@ -1,0 +1,474 @@
+"""The cost policy: keep LLM spend inside the monthly budget by re-weighting routes.
+
+Called by the reconciler each tick. It reads the month-to-date spend from the
+``cost://llm`` resource (published by the `llm_usage` actuator; plus
+``cost://aws`` when the AWS actuator publishes it), decides the budget stage,
+and for every ``route://<name>`` resource proposes SET_WEIGHTS toward the
+target weights of that stage:
+
+- below ``shift_at``: the configured weights, adjusted by performance-based
+  selection (`jarvis.policies.model_selection.select`) — so a new month
+  restores them, because its spend starts at zero;
+- from ``shift_at``: ``shift_share`` of the most expensive model's traffic
+  (among those above their floor) moves to the cheapest model the route allows;
+- from ``cheapest_at``: the cheapest allowed model takes all the floors leave.
+
+Targets are recomputed from configuration every tick (level-triggered), so
+shifts never compound; a move larger than ``max_shift`` (the guard's
+``bounds.max_traffic_shift``) is made in steps over several ticks. Crossing
+``alert_at`` or a higher threshold, compared with the previous snapshot,
+yields an alert note. Unknown or stale spend means no proposal at all. Model
+cost per request is the model's price at the route's observed token mix this
+month (1k in, 1k out when there is none).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from jarvis.model import JSON, Action, ActionKind, History, ResourceRef, Snapshot
+from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.model_selection import (
+    ModelStats,
+    SelectionRules,
+    concentrate,
+    move_share,
+    prefer,
+    quantize,
+    select,
+    step_toward,
+    traffic_moved,
+)
+
+__all__ = ["Budget", "CostPolicy", "Price", "Route", "Spend", "Stage", "month_bounds", "read_spend"]
+
+
+class Stage(enum.IntEnum):
+    """How far into the budget the month's spend is."""
+
+    NORMAL = 0
+    ALERT = 1
+    SHIFT = 2
+    CHEAPEST = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1,000 input and output tokens."""
+
+    input_per_1k: float
+    output_per_1k: float
+
+    def per_request(self, input_tokens: float, output_tokens: float) -> float:
+        return (input_tokens * self.input_per_1k + output_tokens * self.output_per_1k) / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route's configured weights, the models it allows (in order) and floors."""
+
+    name: str
+    weights: Mapping[str, float]
+    models: tuple[str, ...]
+    floors: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The monthly budget and its thresholds, as fractions of it."""
+
+    monthly_usd: float = 500.0
+    alert_at: float = 0.8
+    shift_at: float = 0.9
+    cheapest_at: float = 1.0
+    shift_share: float = 0.5
+    include_cloud_spend: bool = True
+    min_change: float = 0.01
+
+    def stage(self, spend_usd: float) -> Stage:
+        used = spend_usd / self.monthly_usd
+        for stage, at in (
+            (Stage.CHEAPEST, self.cheapest_at),
+            (Stage.SHIFT, self.shift_at),
+            (Stage.ALERT, self.alert_at),
+        ):
+            if used >= at:
+                return stage
+        return Stage.NORMAL
+
+
+#: The token mix assumed for a route with no usage recorded this month.
+DEFAULT_TOKENS = (1000.0, 1000.0)
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month containing ``now``: [start, end)."""
+    utc = now.astimezone(UTC)
+    start = datetime(utc.year, utc.month, 1, tzinfo=UTC)
+    end = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """This month's spend as observed: LLM usage plus cloud bills, and usage by route."""
+
+    month: str
+    llm_usd: float
+    cloud_usd: float
+    forecast_usd: float
+    routes: Mapping[str, JSON] = field(default_factory=dict)
+    performance: Mapping[str, JSON] = field(default_factory=dict)
+
+    @property
+    def total_usd(self) -> float:
+        return self.llm_usd + self.cloud_usd
+
+    def _route_number(self, route: str, key: str) -> float:
+        entry = self.routes.get(route)
+        value = entry.get(key) if isinstance(entry, Mapping) else None
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def requests_per_hour(self, route: str, now: datetime) -> float:
+        """The route's average request rate so far this month."""
+        start, _ = month_bounds(now)
+        hours = max(1.0, (now - start).total_seconds() / 3600)
+        return self._route_number(route, "requests") / hours
+
+    def token_mix(self, route: str) -> tuple[float, float]:
+        """Mean input and output tokens per request on the route this month."""
+        requests = self._route_number(route, "requests")
+        if requests <= 0:
+            return DEFAULT_TOKENS
+        return (
+            self._route_number(route, "input_tokens") / requests,
+            self._route_number(route, "output_tokens") / requests,
+        )
+
+
+def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spend | None:
+    """The spend in ``snapshot`` for the month of ``now``, or None if unknown or stale."""
+    llm = snapshot.get("cost://llm")
+    if llm is None or "month_to_date_usd" not in llm.metrics:
+        return None
+    start, end = month_bounds(now)
+    month = f"{start.year:04d}-{start.month:02d}"
+    if llm.attributes.get("month") != month:
+        return None
+    llm_usd = float(llm.metrics["month_to_date_usd"])
+    forecast = float(llm.metrics.get("forecast_month_end_usd", llm_usd))
+    cloud_usd = 0.0
+    cloud = snapshot.get("cost://aws") if include_cloud else None
+    if cloud is not None and "month_to_date_usd" in cloud.metrics:
+        cloud_usd = float(cloud.metrics["month_to_date_usd"])
+        elapsed = max((now - start) / (end - start), 1 / (24 * 31))
+        forecast += float(cloud.metrics.get("forecast_month_end_usd", cloud_usd / elapsed))
+    routes = llm.attributes.get("by_route")
+    performance = llm.attributes.get("performance")
+    return Spend(
+        month=month,
+        llm_usd=llm_usd,
+        cloud_usd=cloud_usd,
+        forecast_usd=forecast,
+        routes=routes if isinstance(routes, Mapping) else {},
+        performance=performance if isinstance(performance, Mapping) else {},
+    )
+
+
+class _PriceConfig(Protocol):
+    @property
+    def input_per_1k(self) -> float: ...
+    @property
+    def output_per_1k(self) -> float: ...
+
+
+class _RouteConfig(Protocol):
+    @property
+    def weights(self) -> Mapping[str, float]: ...
+    @property
+    def floors(self) -> Mapping[str, float]: ...
+    @property
+    def models(self) -> tuple[str, ...]: ...
+
+
+class _PerformanceConfig(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def min_requests(self) -> int: ...
+    @property
+    def min_success_rate(self) -> float: ...
+    @property
+    def success_tolerance(self) -> float: ...
+    @property
+    def score_margin(self) -> float: ...
+    @property
+    def shift(self) -> float: ...
+
+
+class _CostConfig(Protocol):
+    @property
+    def monthly_budget_usd(self) -> float: ...
+    @property
+    def alert_at(self) -> float: ...
+    @property
+    def shift_at(self) -> float: ...
+    @property
+    def cheapest_at(self) -> float: ...
+    @property
+    def shift_share(self) -> float: ...
+    @property
+    def include_cloud_spend(self) -> bool: ...
+    @property
+    def min_change(self) -> float: ...
+
+    @property
+    def prices(self) -> Mapping[str, _PriceConfig]: ...
+    @property
+    def performance(self) -> _PerformanceConfig: ...
+
+
+class _RoutingConfig(Protocol):
+    @property
+    def routes(self) -> Mapping[str, _RouteConfig]: ...
+
+
+class CostPolicy:
+    """Budget-driven and performance-based LLM routing (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        routes: tuple[Route, ...],
+        prices: Mapping[str, Price],
+        budget: Budget | None = None,
+        selection: SelectionRules | None = None,
+        max_shift: float = 0.5,
+        name: str = "cost",
+    ) -> None:
+        for route in routes:
+            unpriced = sorted(set(route.models) - set(prices))
+            if unpriced:
+                raise ValueError(f"route {route.name!r} allows models with no price: {unpriced}")
+        self._routes = routes
+        self._prices = dict(prices)
+        self._budget = budget or Budget()
+        self._selection = selection
+        self._max_shift = max_shift
+        self._name = name
+
+    @classmethod
+    def from_settings(
+        cls, cost: _CostConfig, routing: _RoutingConfig, *, max_shift: float = 0.5
+    ) -> CostPolicy:
+        """Build from `CostSettings` and `RoutingSettings`; ValueError if a model has no price.
+
+        ``max_shift`` is the guard's ``bounds.max_traffic_shift``: the policy walks
+        toward a target in steps the guard will let through.
+        """
+        perf = cost.performance
+        return cls(
+            routes=tuple(
+                Route(name, dict(r.weights), tuple(r.models), dict(r.floors))
+                for name, r in routing.routes.items()
+            ),
+            prices={m: Price(p.input_per_1k, p.output_per_1k) for m, p in cost.prices.items()},
+            budget=Budget(
+                monthly_usd=cost.monthly_budget_usd,
+                alert_at=cost.alert_at,
+                shift_at=cost.shift_at,
+                cheapest_at=cost.cheapest_at,
+                shift_share=cost.shift_share,
+                include_cloud_spend=cost.include_cloud_spend,
+                min_change=cost.min_change,
+            ),
+            selection=SelectionRules(
+                min_requests=perf.min_requests,
+                min_success_rate=perf.min_success_rate,
+                success_tolerance=perf.success_tolerance,
+                score_margin=perf.score_margin,
+                shift=perf.shift,
+            )
+            if perf.enabled
+            else None,
+            max_shift=max_shift,
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
+        spend = read_spend(snapshot, now, include_cloud=self._budget.include_cloud_spend)
+        if spend is None:
+            return Evaluation()
+        stage = self._budget.stage(spend.total_usd)
+        notes = self._crossing_notes(spend, stage, history, now)
+        actions: list[Action] = []
+        for route in self._routes:
+            action = self._propose(route, stage, spend, snapshot, now)
+            if action is not None:
+                actions.append(action)
+        return Evaluation(actions=tuple(actions), notes=notes)
+
+    def _previous_stage(self, history: History, now: datetime) -> Stage:
+        if not history.snapshots:
+            return Stage.NORMAL
+        before = read_spend(
+            history.snapshots[-1], now, include_cloud=self._budget.include_cloud_spend
+        )
+        return Stage.NORMAL if before is None else self._budget.stage(before.total_usd)
+
+    def _crossing_notes(
+        self, spend: Spend, stage: Stage, history: History, now: datetime
+    ) -> tuple[Note, ...]:
+        previous = self._previous_stage(history, now)
+        if stage <= previous or stage is Stage.NORMAL:
+            return ()
+        b = self._budget
+        what = {
+            Stage.ALERT: "alert threshold reached",
+            Stage.SHIFT: "autonomous cost optimization applied: shifting traffic to cheaper models",
+            Stage.CHEAPEST: "budget exhausted: routing to the cheapest allowed models",
+        }[stage]
+        message = (
+            f"{what}; spend ${spend.total_usd:.2f} is {spend.total_usd / b.monthly_usd:.0%} "
+            f"of the ${b.monthly_usd:.2f} monthly budget "
+            f"(forecast ${spend.forecast_usd:.2f} by month end)"
+        )
+        payload: dict[str, JSON] = {
+            "stage": stage.name.lower(),
+            "month": spend.month,
+            "spend_usd": round(spend.total_usd, 2),
+            "llm_spend_usd": round(spend.llm_usd, 2),
+            "cloud_spend_usd": round(spend.cloud_usd, 2),
+            "forecast_usd": round(spend.forecast_usd, 2),
+            "budget_usd": b.monthly_usd,
+        }
+        key = f"budget:{spend.month}:{stage.name.lower()}"
+        return (Note(message, resource="cost://llm", alert=True, key=key, payload=payload),)
+
+    def _propose(
+        self, route: Route, stage: Stage, spend: Spend, snapshot: Snapshot, now: datetime
+    ) -> Action | None:
+        ref = ResourceRef("route", route.name, kind="route")
+        observed = snapshot.get(str(ref))
+        if observed is None:
+            return None
+        current = _weights(observed.attributes.get("weights"))
+        if current is None:
+            return None
+        costs = self._costs_per_request(route, spend)
+        target, why = self._target(route, stage, spend, costs)
+        if traffic_moved(current, target) < max(self._budget.min_change, 1e-6):
+            return None
+        step = step_toward(current, target, self._max_shift, route.floors)
+        if step != target:
+            why += f"; stepping at most {self._max_shift:.0%} per tick toward " + " ".join(
+                f"{m}={w:.2f}" for m, w in target.items()
+            )
+        rate = spend.requests_per_hour(route.name, now)
+        delta = rate * (_blend(step, costs) - _blend(current, costs))
+        _, month_end = month_bounds(now)
+        hours_left = max(0.0, (month_end - now).total_seconds() / 3600)
+        b = self._budget
+        reason = (
+            f"route {route.name}: {why} ({_diff(current, step)}); spend "
+            f"${spend.total_usd:.2f} of ${b.monthly_usd:.2f} "
+            f"({spend.total_usd / b.monthly_usd:.0%}), forecast ${spend.forecast_usd:.2f}; "
+            + _projection(delta, hours_left)
+        )
+        return Action(
+            ActionKind.SET_WEIGHTS,
+            ref,
+            policy=self._name,
+            reason=reason,
+            weights=step,
+            cost_delta_per_hour=delta,
+        )
+
+    def _costs_per_request(self, route: Route, spend: Spend) -> dict[str, float]:
+        input_tokens, output_tokens = spend.token_mix(route.name)
+        return {m: self._prices[m].per_request(input_tokens, output_tokens) for m in route.models}
+
+    def _target(
+        self, route: Route, stage: Stage, spend: Spend, costs: Mapping[str, float]
+    ) -> tuple[dict[str, float], str]:
+        base = {m: route.weights.get(m, 0.0) for m in route.models}
+        why = "restoring the configured weights"
+        if self._selection is not None:
+            stats = _stats(spend.performance.get(route.name))
+            chosen = select(stats, route.models, self._selection)
+            if chosen is not None:
+                base = prefer(base, chosen.model, self._selection.shift, route.floors)
+                why = chosen.describe()
+        # Cheapest first on ties of price, then configuration order.
+        cheapest = min(route.models, key=lambda m: (costs[m], route.models.index(m)))
+        if stage is Stage.CHEAPEST:
+            target = concentrate(route.models, cheapest, route.floors)
+            why = f"budget exhausted: {cheapest} (cheapest allowed) takes all traffic floors allow"
+        elif stage is Stage.SHIFT:
+            movable = [m for m in route.models if base[m] > route.floors.get(m, 0.0) + 1e-9]
+            priciest = max(movable, key=lambda m: (costs[m], -route.models.index(m)), default=None)
+            target = base
+            if priciest is not None and priciest != cheapest:
+                target = move_share(
+                    base, priciest, cheapest, self._budget.shift_share, route.floors
+                )
+                why = (
+                    f"moving {self._budget.shift_share:.0%} of {priciest} traffic to {cheapest} "
+                    f"(cheapest allowed), after {why}"
+                )
+        else:
+            target = base
+        return quantize(target, route.floors), why
+
+
+def _weights(raw: JSON) -> dict[str, float] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return {str(m): float(w) for m, w in raw.items()}
+    except (TypeError, ValueError):
+        return None
+
+
+def _stats(raw: JSON) -> dict[str, ModelStats]:
+    if not isinstance(raw, Mapping):
+        return {}
+    parsed = {str(m): ModelStats.parse(s) for m, s in raw.items()}
+    return {m: s for m, s in parsed.items() if s is not None}
+
+
+def _blend(weights: Mapping[str, float], costs: Mapping[str, float]) -> float:
+    return math.fsum(w * costs.get(m, 0.0) for m, w in weights.items())
+
+
+def _diff(before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    models = [*after, *(m for m in before if m not in after)]
+    changed = [
+        f"{m} {before.get(m, 0.0):.2f}→{after.get(m, 0.0):.2f}"
+        for m in models
+        if abs(before.get(m, 0.0) - after.get(m, 0.0)) >= 0.005
+    ]
+    return ", ".join(changed) or "rounding only"
+
+
+def _projection(delta_per_hour: float, hours_left: float) -> str:
+    if abs(delta_per_hour) < 1e-9:
+        return "no projected cost change (no traffic recorded this month)"
+    total = delta_per_hour * hours_left
+    if total < 0:
+        return (
+            f"projected saving ${-total:.2f} over the remaining {hours_left:.0f} h of the month "
+            f"(${-delta_per_hour:.4f}/h)"
+        )
+    return (
+        f"projected extra cost ${total:.2f} over the remaining {hours_left:.0f} h of the month "
+        f"(${delta_per_hour:.4f}/h)"
+    )

@@ -1,0 +1,172 @@
+"""The arithmetic of Kubernetes' HorizontalPodAutoscaler, as pure functions.
+
+Used by the scaling policy (`jarvis.policies.scaling`), which feeds it one
+resource's metrics and the recommendations it recomputes from history. Kept
+apart so operators can check the numbers against the HPA documentation:
+desired = ceil(current x metric / target), no change inside the tolerance,
+the largest recommendation across metrics, scale-down stabilised to the
+highest recommendation in the window, and rate limits per period.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+CPU = "cpu_utilization"
+RPM = "requests_per_minute"
+P95 = "p95_latency_ms"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricTargets:
+    """What one replica should carry; ``None`` leaves a metric out of the decision.
+
+    ``cpu_utilization`` is a percentage (0-100) averaged over replicas;
+    ``requests_per_minute`` is per replica, compared with the service's total;
+    ``p95_latency_ms`` is the latency SLO.
+    """
+
+    cpu_utilization: float | None = None
+    requests_per_minute: float | None = None
+    p95_latency_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        targets = self.configured()
+        if not targets:
+            raise ValueError("a scaling rule needs at least one metric target")
+        for name, target in targets.items():
+            if not target > 0:
+                raise ValueError(f"the {name} target must be positive, got {target}")
+
+    def configured(self) -> dict[str, float]:
+        """Metric name → target, for the metrics this rule scales on, in a fixed order."""
+        pairs = (
+            (CPU, self.cpu_utilization),
+            (RPM, self.requests_per_minute),
+            (P95, self.p95_latency_ms),
+        )
+        return {name: target for name, target in pairs if target is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """The replica count the metrics ask for, and the metric that asked for the most."""
+
+    replicas: int
+    metric: str
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """How far one period may move the replica count (the HPA's scaling policies).
+
+    Within each direction the more permissive policy wins (the HPA's
+    ``selectPolicy: Max``): up by ``up_percent`` or ``up_replicas``, down by
+    ``down_percent`` or ``down_replicas``. ``down_percent=100`` puts no limit on
+    scale-down beyond the minimum, as the HPA's default does.
+    """
+
+    period_seconds: float = 60.0
+    up_percent: float = 100.0
+    up_replicas: int = 4
+    down_percent: float = 100.0
+    down_replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.period_seconds > 0:
+            raise ValueError("the rate-limit period must be positive")
+        if self.up_percent < 0 or self.up_replicas < 0:
+            raise ValueError("scale-up limits must not be negative")
+        if not 0 <= self.down_percent <= 100:
+            raise ValueError("down_percent must be between 0 and 100")
+        if self.down_replicas is not None and self.down_replicas < 0:
+            raise ValueError("down_replicas must not be negative")
+
+    def up_limit(self, base: int) -> int:
+        """The most replicas allowed when the period started at ``base``."""
+        by_percent = math.ceil(_round(base * (1 + self.up_percent / 100)))
+        return max(by_percent, base + self.up_replicas, base)
+
+    def down_limit(self, base: int) -> int:
+        """The fewest replicas allowed when the period started at ``base``."""
+        # Truncation, as the HPA does: the percentage policy rounds towards more change.
+        by_percent = int(_round(base * (1 - self.down_percent / 100)))
+        if self.down_replicas is None:
+            return min(by_percent, base)
+        return min(by_percent, base - self.down_replicas, base)
+
+
+def _round(value: float) -> float:
+    # 2 x 1.1 is 2.2000000000000002; ceil must not turn float noise into a replica.
+    return round(value, 9)
+
+
+def missing(metrics: Mapping[str, float], targets: MetricTargets) -> list[str]:
+    """The configured metrics absent from ``metrics`` or not a finite, non-negative number."""
+    out = []
+    for name in targets.configured():
+        value = metrics.get(name)
+        if value is None or not math.isfinite(value) or value < 0:
+            out.append(name)
+    return out
+
+
+def recommend(
+    current: int, metrics: Mapping[str, float], targets: MetricTargets, tolerance: float
+) -> Recommendation:
+    """The HPA's recommendation for ``current`` (> 0) replicas; metrics must be present.
+
+    Each metric proposes a count; inside the tolerance it proposes ``current``.
+    The largest proposal wins, so one overloaded dimension is enough to scale up.
+    """
+    best: tuple[int, str, float] | None = None
+    for name, target in targets.configured().items():
+        proposal, ratio = _propose(name, float(metrics[name]), target, current, tolerance)
+        if best is None or proposal > best[0]:
+            best = (proposal, name, ratio)
+    if best is None:  # MetricTargets guarantees at least one target
+        raise ValueError("no metric targets")
+    proposal, name, ratio = best
+    # Only the winner is described: the window's past recommendations need numbers only.
+    value, target = float(metrics[name]), targets.configured()[name]
+    if name == RPM:
+        unit = f"{value:g}/min over {current} = {value / current:.4g}/replica vs {target:g}"
+    else:
+        unit = f"{value:g} vs target {target:g}"
+    within = " (within tolerance)" if proposal == current and ratio != 1 else ""
+    text = f"{name} {unit}: x{ratio:.2f} → {proposal}{within}"
+    return Recommendation(replicas=proposal, metric=name, explanation=text)
+
+
+def _propose(
+    name: str, value: float, target: float, current: int, tolerance: float
+) -> tuple[int, float]:
+    if name == RPM:
+        # The metric is the service's total: per replica it is value / current.
+        ratio = value / (target * current)
+        raw = value / target
+    else:
+        ratio = value / target
+        raw = current * ratio
+    if _round(abs(ratio - 1)) <= tolerance:
+        return current, ratio
+    return math.ceil(_round(raw)), ratio
+
+
+def stabilize(current: int, recommendation: int, window: Iterable[int]) -> int:
+    """Scale up at once; scale down only to the highest recommendation in the window."""
+    if recommendation >= current:
+        return recommendation
+    return min(current, max([recommendation, *window]))
+
+
+def rate_limit(current: int, desired: int, up_base: int, down_base: int, limits: RateLimits) -> int:
+    """``desired`` held to what the period allows, from the counts at its start."""
+    if desired > current:
+        return max(current, min(desired, limits.up_limit(up_base)))
+    if desired < current:
+        return min(current, max(desired, limits.down_limit(down_base)))
+    return desired

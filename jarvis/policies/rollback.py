@@ -1,0 +1,251 @@
+"""The rollback policy: watch each new version and return to the last known good one.
+
+Called by the reconciler once per tick, like every `Policy`. For each resource
+with a version whose URI matches the configured globs, it reads the version
+history from `History.events` (`jarvis.policies.rollouts`) and proposes a
+ROLLBACK (priority above scaling) when the rollout failed outright, or when,
+inside the watch window, the new version is unhealthy, crash-looping, never
+became ready, or its error rate or p95 latency stayed worse than the previous
+version's baseline (from `History.snapshots`) for N consecutive checks, the
+way Argo Rollouts and Flagger judge a canary.
+
+It never targets the running version or one already rolled back as bad, and
+raises an alert note when a rollback of the resource failed or was escalated.
+The composition root builds it with `RollbackPolicy.from_config`, passing
+``settings.rollback.model_dump()``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from statistics import fmean
+from typing import Any
+
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Event,
+    EventKind,
+    Health,
+    History,
+    ResourceState,
+    Snapshot,
+)
+from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.rollouts import RolloutHistory, VersionChange
+
+#: A rollback beats a scale-up (or any scaling) proposed for the same resource.
+ROLLBACK_PRIORITY = 100
+
+ERROR_RATE = "error_rate"
+P95 = "p95_latency_ms"
+
+
+class RollbackPolicy:
+    """Proposes ROLLBACK actions to the last known good version of a failing rollout."""
+
+    def __init__(
+        self,
+        *,
+        match: Sequence[str] = ("*",),
+        watch_seconds: float = 900.0,
+        ready_timeout_seconds: float = 600.0,
+        consecutive_checks: int = 3,
+        error_rate_margin: float = 0.02,
+        latency_margin: float = 0.25,
+        min_baseline_samples: int = 2,
+        priority: int = ROLLBACK_PRIORITY,
+        name: str = "rollback",
+    ) -> None:
+        if watch_seconds <= 0 or ready_timeout_seconds <= 0:
+            raise ValueError("watch_seconds and ready_timeout_seconds must be positive")
+        if consecutive_checks < 1 or min_baseline_samples < 1:
+            raise ValueError("consecutive_checks and min_baseline_samples must be at least 1")
+        if error_rate_margin < 0 or latency_margin < 0:
+            raise ValueError("margins must not be negative")
+        self._match = tuple(match)
+        self._watch = timedelta(seconds=watch_seconds)
+        self._ready_timeout = timedelta(seconds=ready_timeout_seconds)
+        self._checks = consecutive_checks
+        self._error_margin = error_rate_margin
+        self._latency_margin = latency_margin
+        self._min_samples = min_baseline_samples
+        self._priority = priority
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RollbackPolicy:
+        """Build from ``RollbackSettings.model_dump()`` (or the same keys as plain data)."""
+        options = dict(config)
+        options.pop("enabled", None)
+        if "match" in options:
+            options["match"] = tuple(options["match"])
+        return cls(**options)
+
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
+        last_tick = history.snapshots[-1].taken_at if history.snapshots else None
+        # One pass over the (up to a day of) events, not one per resource.
+        events: dict[str, list[Event]] = defaultdict(list)
+        for event in history.events:
+            if event.resource is not None:
+                events[event.resource].append(event)
+        actions: list[Action] = []
+        notes: list[Note] = []
+        for uri in sorted(snapshot.resources):
+            state = snapshot.resources[uri]
+            if state.version is None or not any(fnmatch.fnmatchcase(uri, g) for g in self._match):
+                continue
+            past = RolloutHistory.read(uri, events.get(uri, ()))
+            action, found = self._judge(state, past, history, now, last_tick)
+            if action is not None:
+                actions.append(action)
+            notes.extend(found)
+        return Evaluation(actions=tuple(actions), notes=tuple(notes))
+
+    def _judge(
+        self,
+        state: ResourceState,
+        past: RolloutHistory,
+        history: History,
+        now: datetime,
+        last_tick: datetime | None,
+    ) -> tuple[Action | None, list[Note]]:
+        uri = past.uri
+        running = str(state.version)
+        change = past.changes.get(running)
+        failures = past.failures_since(change.at if change else now - self._watch)
+        notes = [
+            Note(
+                message=f"{uri}: rollback {_verb(event.kind)}: {event.payload.get('detail', '')}",
+                resource=uri,
+                alert=True,
+                key=f"{self._name}:failed:{uri}:{event.idempotency_key}",
+                payload={"event": event.kind.value, "running": running},
+            )
+            for event in failures
+            # Once, in the tick after it happened (virtual clocks give it the tick's own time).
+            if last_tick is None or event.ts >= last_tick
+        ]
+        why = self._failure(state, change, now) or self._regression(state, change, history, now)
+        if why is None:
+            return None, notes
+        if any(event.kind is EventKind.ACTION_ESCALATED for event in failures):
+            notes.append(self._note(uri, "escalated", f"{why}; rollback escalated, not retrying"))
+            return None, notes
+        target = self._target(state, past)
+        if target is None:
+            message = f"{why}; no known good version to roll back to"
+            notes.append(self._note(uri, "no-target", message, alert=True))
+            return None, notes
+        version, provenance = target
+        reason = f"roll back {running} → {version} ({provenance}): {why}"
+        action = Action(
+            kind=ActionKind.ROLLBACK,
+            target=state.ref,
+            policy=self._name,
+            reason=reason,
+            version=version,
+            priority=self._priority,
+        )
+        return action, notes
+
+    def _failure(
+        self, state: ResourceState, change: VersionChange | None, now: datetime
+    ) -> str | None:
+        """Why the rollout failed outright, if it did."""
+        rollout = state.attributes.get("rollout")
+        detail = state.attributes.get("rollout_reason") or state.detail
+        suffix = f" ({detail})" if detail else ""
+        if rollout == "failed":
+            return f"rollout of {state.version} failed{suffix}"
+        if change is None:
+            return None
+        age = now - change.at
+        if rollout == "in_progress" and age > self._ready_timeout:
+            return f"{state.version} not ready {_secs(age)} after the change{suffix}"
+        problem = None
+        if state.health is Health.UNHEALTHY:
+            problem = "unhealthy"
+        elif state.attributes.get("crash_looping"):
+            problem = "crash-looping"
+        if problem is None or age > self._watch:
+            return None
+        return f"{state.version} {problem} {_secs(age)} after the change{suffix}"
+
+    def _regression(
+        self, state: ResourceState, change: VersionChange | None, history: History, now: datetime
+    ) -> str | None:
+        """Which metric stayed worse than the previous version's for N checks, if any."""
+        if change is None or now - change.at > self._watch:
+            return None
+        uri = str(state.ref)
+        baseline_version = change.previous or state.attributes.get("previous_version")
+        recent = [state]
+        for past in reversed(history.snapshots):
+            if len(recent) >= self._checks:
+                break
+            seen = past.resources.get(uri)
+            if seen is None or seen.version != state.version:
+                break
+            recent.append(seen)
+        if len(recent) < self._checks:
+            return None
+        baseline = [
+            seen
+            for past in history.snapshots
+            if (seen := past.resources.get(uri)) is not None and seen.version == baseline_version
+        ]
+        for metric in (ERROR_RATE, P95):
+            samples = [seen.metrics[metric] for seen in baseline if metric in seen.metrics]
+            if len(samples) < self._min_samples:
+                continue
+            base = fmean(samples)
+            limit = (
+                base + self._error_margin
+                if metric == ERROR_RATE
+                else base * (1 + self._latency_margin)
+            )
+            values = [seen.metrics.get(metric) for seen in recent]
+            if all(value is not None and value > limit for value in values):
+                shown = ", ".join(f"{value:.4g}" for value in reversed(values) if value is not None)
+                return (
+                    f"{metric} {shown} over {self._checks} checks, worse than {baseline_version}'s "
+                    f"{base:.4g} (limit {limit:.4g})"
+                )
+        return None
+
+    def _target(self, state: ResourceState, past: RolloutHistory) -> tuple[str, str] | None:
+        """The version to return to, and where the policy learnt it was good."""
+        available = state.attributes.get("versions_available")
+        allowed = {str(v) for v in available} if isinstance(available, list) and available else None
+        previous = state.attributes.get("previous_version")
+        candidates = [(version, "last known good") for version in reversed(past.good)]
+        if previous:
+            candidates.append((str(previous), "previous version, not seen healthy in history"))
+        for version, provenance in candidates:
+            if version == state.version or version in past.bad:
+                continue
+            if allowed is not None and version not in allowed:
+                continue
+            return version, provenance
+        return None
+
+    def _note(self, uri: str, why: str, message: str, *, alert: bool = False) -> Note:
+        return Note(
+            message=f"{uri}: {message}", resource=uri, alert=alert, key=f"{self._name}:{why}:{uri}"
+        )
+
+
+def _verb(kind: EventKind) -> str:
+    return "escalated" if kind is EventKind.ACTION_ESCALATED else "failed"
+
+
+def _secs(delta: timedelta) -> str:
+    return f"{delta.total_seconds():.0f} s"

@@ -1,0 +1,126 @@
+"""The application side of LLM routing: pick a model by the weights Jarvis sets.
+
+Imported by the product's services, not by Jarvis itself; it depends on
+`redis` alone, so an application does not pull in the daemon. Jarvis's
+routing actuator (`jarvis.actuators.routing`) writes one hash per route,
+``<prefix><route>``: model → weight, plus ``_version`` bumped on every write.
+The client caches a route's weights for ``max_age`` seconds; after that, one
+HGET of ``_version`` tells whether to re-read the hash. If Redis is down, the
+last weights it saw keep being used.
+
+    client = RoutingClient("redis://cache:6379/0")
+    model = client.choose("chat")
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import RedisError
+
+__all__ = ["DEFAULT_PREFIX", "NoWeightsError", "RoutingClient"]
+
+DEFAULT_PREFIX = "jarvis:route:"
+
+
+class NoWeightsError(LookupError):
+    """The route has no usable weights (never seeded, or Redis unreachable and nothing cached)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    version: str
+    weights: tuple[tuple[str, float], ...]
+    checked_at: float
+
+
+class RoutingClient:
+    """Picks a model per route by Jarvis's current weights (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        max_age: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if client is None:
+            if redis_url is None:
+                raise ValueError("give a redis_url or a client")
+            client = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+        self._redis = client
+        self._prefix = prefix
+        self._max_age = max_age
+        self._monotonic = monotonic
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def choose(self, route: str, rng: random.Random | None = None) -> str:
+        """A model for one request on ``route``, drawn by weight; NoWeightsError if none."""
+        weights = [(m, w) for m, w in self.weights(route) if w > 0]
+        if not weights:
+            raise NoWeightsError(f"route {route!r} has no model with a positive weight")
+        point = (rng or random).random() * sum(w for _, w in weights)
+        for model, weight in weights:
+            point -= weight
+            if point < 0:
+                return model
+        return weights[-1][0]
+
+    def weights(self, route: str) -> tuple[tuple[str, float], ...]:
+        """The route's weights as (model, weight) pairs sorted by model, at most max_age old."""
+        now = self._monotonic()
+        with self._lock:
+            entry = self._cache.get(route)
+        if entry is not None and now - entry.checked_at < self._max_age:
+            return entry.weights
+        try:
+            fresh = self._refresh(route, entry, now)
+        except RedisError as exc:
+            if entry is None:
+                raise NoWeightsError(f"route {route!r}: redis unreachable: {exc}") from exc
+            # Serve the last known weights, and wait max_age before asking again.
+            fresh = _Entry(entry.version, entry.weights, now)
+        with self._lock:
+            self._cache[route] = fresh
+        return fresh.weights
+
+    def version(self, route: str) -> str | None:
+        """The version of the weights last read for ``route``, if any."""
+        entry = self._cache.get(route)
+        return None if entry is None else entry.version
+
+    def _refresh(self, route: str, entry: _Entry | None, now: float) -> _Entry:
+        key = f"{self._prefix}{route}"
+        if entry is not None:
+            version = self._redis.hget(key, "_version")
+            if version is not None and _text(version) == entry.version:
+                return _Entry(entry.version, entry.weights, now)
+        raw = self._redis.hgetall(key)
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        weights = []
+        for model, text in sorted(fields.items()):
+            if model.startswith("_"):
+                continue
+            try:
+                weight = float(text)
+            except ValueError:
+                continue
+            if math.isfinite(weight) and weight >= 0:
+                weights.append((model, weight))
+        return _Entry(fields.get("_version", "0"), tuple(weights), now)
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

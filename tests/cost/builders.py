@@ -1,0 +1,110 @@
+"""Snapshots and policies for the cost tests, shaped like the actuators' output.
+
+`cost_state` mirrors what `jarvis.actuators.llm_usage` publishes as
+``cost://llm``; `route_state` mirrors ``route://<name>`` from the routing
+actuator. Prices are list prices per 1k tokens (GPT-4o, Claude 3.5 Haiku and
+Sonnet, Gemini 1.5 Flash), so "most expensive" and "cheapest" mean what they
+mean in the seed scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from jarvis.model import JSON, Health, ResourceRef, ResourceState, Snapshot
+from jarvis.policies.cost import Budget, CostPolicy, Price, Route
+from jarvis.policies.model_selection import SelectionRules
+
+NOW = datetime(2025, 6, 20, 12, 0, tzinfo=UTC)
+
+PRICES = {
+    "gpt-4o": Price(0.0025, 0.01),
+    "claude": Price(0.0008, 0.004),
+    "claude-sonnet": Price(0.003, 0.015),
+    "gemini": Price(0.000075, 0.0003),
+}
+
+CHAT = Route("chat", {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}, ("gpt-4o", "gemini", "claude"))
+CODE = Route(
+    "code",
+    {"claude-sonnet": 0.7, "gpt-4o": 0.3},
+    ("claude-sonnet", "gpt-4o", "gemini"),
+    {"claude-sonnet": 0.5},
+)
+CREATIVE = Route(
+    "creative", {"gpt-4o": 0.5, "claude-sonnet": 0.5}, ("gpt-4o", "claude-sonnet", "gemini")
+)
+
+
+def policy(
+    *routes: Route,
+    budget: Budget | None = None,
+    selection: SelectionRules | None = None,
+    max_shift: float = 1.0,
+) -> CostPolicy:
+    """A cost policy over ``routes``; by default any step size passes the guard."""
+    return CostPolicy(
+        routes=routes or (CHAT,),
+        prices=PRICES,
+        budget=budget,
+        selection=selection,
+        max_shift=max_shift,
+    )
+
+
+def cost_state(
+    month_to_date: float,
+    *,
+    now: datetime = NOW,
+    by_model: Mapping[str, float] | None = None,
+    by_route: Mapping[str, JSON] | None = None,
+    performance: Mapping[str, JSON] | None = None,
+    month: str | None = None,
+) -> ResourceState:
+    return ResourceState(
+        ref=ResourceRef("cost", "llm", "cost"),
+        health=Health.HEALTHY,
+        observed_at=now,
+        metrics={
+            "month_to_date_usd": month_to_date,
+            "forecast_month_end_usd": month_to_date * 1.5,
+        },
+        attributes={
+            "month": month or f"{now:%Y-%m}",
+            "by_model": {m: {"cost_usd": c, "requests": 0} for m, c in (by_model or {}).items()},
+            "by_route": dict(by_route or {}),
+            "performance": dict(performance or {}),
+        },
+    )
+
+
+def route_usage(requests: int, input_tokens: int = 500, output_tokens: int = 500) -> JSON:
+    """A route's month-to-date usage: ``requests`` with the given mean token counts."""
+    return {
+        "requests": requests,
+        "input_tokens": requests * input_tokens,
+        "output_tokens": requests * output_tokens,
+    }
+
+
+def stats(requests: int, success_rate: float, latency_ms: float, cost_usd: float) -> JSON:
+    return {
+        "requests": requests,
+        "success_rate": success_rate,
+        "mean_latency_ms": latency_ms,
+        "cost_usd": cost_usd,
+    }
+
+
+def route_state(name: str, weights: Mapping[str, float], *, now: datetime = NOW) -> ResourceState:
+    return ResourceState(
+        ref=ResourceRef("route", name, "route"),
+        health=Health.HEALTHY,
+        observed_at=now,
+        attributes={"weights": dict(weights), "weights_version": 1},
+    )
+
+
+def snapshot(*states: ResourceState, now: datetime = NOW) -> Snapshot:
+    return Snapshot(taken_at=now, resources={str(s.ref): s for s in states})

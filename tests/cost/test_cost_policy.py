@@ -1,0 +1,219 @@
+"""The cost policy's budget stages, as table tests over hand-built snapshots."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
+from jarvis.model import ActionKind, History, ResourceRef, ResourceState
+from jarvis.policies.cost import Budget, CostPolicy, Route
+from tests.cost.builders import (
+    CHAT,
+    CODE,
+    NOW,
+    cost_state,
+    policy,
+    route_state,
+    route_usage,
+    snapshot,
+)
+
+SEED_SPEND = {"gpt-4o": 300.0, "gemini": 100.0, "claude": 50.0}
+
+
+def test_seed_scenario_moves_half_of_gpt4o_traffic_to_gemini_with_an_alert() -> None:
+    """At $450 of $500, half of gpt-4o's traffic moves to gemini, with savings and an alert."""
+    snap = snapshot(
+        cost_state(450.0, by_model=SEED_SPEND, by_route={"chat": route_usage(100_000)}),
+        route_state("chat", CHAT.weights),
+    )
+
+    result = policy(CHAT).evaluate(snap, History(), NOW)
+
+    (action,) = result.actions
+    assert action.kind is ActionKind.SET_WEIGHTS
+    assert action.target == ResourceRef("route", "chat", "route")
+    assert action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert action.cost_delta_per_hour is not None
+    assert action.cost_delta_per_hour < 0
+    assert "moving 50% of gpt-4o traffic to gemini" in action.reason
+    assert "projected saving $" in action.reason
+    (note,) = result.notes
+    assert note.alert
+    assert "autonomous cost optimization applied" in note.message
+    assert note.payload["spend_usd"] == 450.0
+
+
+def test_projected_saving_covers_the_rest_of_the_month() -> None:
+    """The saving is the hourly delta times the hours left in the month."""
+    snap = snapshot(
+        cost_state(450.0, by_route={"chat": route_usage(100_000)}),
+        route_state("chat", CHAT.weights),
+    )
+    (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
+    hours_elapsed = (NOW - datetime(2025, 6, 1, tzinfo=UTC)).total_seconds() / 3600
+    per_request = {"gpt-4o": 0.00625, "gemini": 0.0001875}
+    expected = 100_000 / hours_elapsed * 0.3 * (per_request["gemini"] - per_request["gpt-4o"])
+    assert action.cost_delta_per_hour == pytest.approx(expected)
+    hours_left = (datetime(2025, 7, 1, tzinfo=UTC) - NOW).total_seconds() / 3600
+    assert f"${-expected * hours_left:.2f}" in action.reason
+
+
+@pytest.mark.parametrize(
+    ("spend", "weights", "alert"),
+    [
+        (100.0, None, False),
+        (399.0, None, False),
+        (400.0, None, True),
+        (449.0, None, True),
+        (450.0, {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}, True),
+        (499.0, {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}, True),
+        (500.0, {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}, True),
+        (900.0, {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}, True),
+    ],
+)
+def test_each_budget_stage_targets_its_weights(
+    spend: float, weights: dict[str, float] | None, alert: bool
+) -> None:
+    """Below 80% nothing happens; 80% alerts; 90% shifts half; 100% sends all to the cheapest."""
+    snap = snapshot(cost_state(spend), route_state("chat", CHAT.weights))
+    result = policy(CHAT).evaluate(snap, History(), NOW)
+    assert [a.weights for a in result.actions] == ([weights] if weights else [])
+    assert [n.alert for n in result.notes] == ([True] if alert else [])
+
+
+def test_large_moves_walk_to_the_target_within_the_guards_per_tick_bound() -> None:
+    """A move bigger than max_shift is split into steps the bounds guard lets through."""
+    cost = policy(CHAT, max_shift=0.5)
+    current = dict(CHAT.weights)
+    steps = []
+    for _ in range(5):
+        snap = snapshot(cost_state(510.0), route_state("chat", current))
+        actions = cost.evaluate(snap, History(), NOW).actions
+        if not actions:
+            break
+        (action,) = actions
+        assert action.weights is not None
+        assert all(abs(action.weights[m] - current.get(m, 0.0)) <= 0.5 for m in action.weights)
+        current = dict(action.weights)
+        steps.append(action)
+    assert current == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+    assert len(steps) == 2
+    assert "stepping at most 50% per tick" in steps[0].reason
+
+
+def test_floors_hold_when_the_budget_is_exhausted() -> None:
+    """At 100% the cheapest model takes everything except what a floor keeps."""
+    snap = snapshot(cost_state(510.0), route_state("code", CODE.weights))
+    (action,) = policy(CODE).evaluate(snap, History(), NOW).actions
+    assert action.weights == {"claude-sonnet": 0.5, "gpt-4o": 0.0, "gemini": 0.5}
+
+
+def test_shift_stops_at_the_floor_of_the_most_expensive_model() -> None:
+    """At 90% a floored model gives up only what lies above its floor."""
+    snap = snapshot(cost_state(460.0), route_state("code", CODE.weights))
+    (action,) = policy(CODE).evaluate(snap, History(), NOW).actions
+    assert action.weights == {"claude-sonnet": 0.5, "gpt-4o": 0.3, "gemini": 0.2}
+    assert "moving 50% of claude-sonnet traffic to gemini" in action.reason
+
+
+def test_new_month_restores_the_configured_weights() -> None:
+    """When a new month starts, shifted weights go back to the configured ones."""
+    july = datetime(2025, 7, 1, 0, 5, tzinfo=UTC)
+    snap = snapshot(
+        cost_state(0.4, now=july),
+        route_state("chat", {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}, now=july),
+        now=july,
+    )
+    (action,) = policy(CHAT).evaluate(snap, History(), july).actions
+    assert action.weights == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+    assert "configured weights" in action.reason
+
+
+def test_stale_or_missing_spend_proposes_nothing() -> None:
+    """Without this month's spend the policy neither shifts nor restores weights."""
+    shifted = route_state("chat", {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0})
+    last_month = cost_state(450.0, month="2025-05")
+    for snap in (snapshot(shifted), snapshot(last_month, shifted)):
+        result = policy(CHAT).evaluate(snap, History(), NOW)
+        assert result.actions == ()
+        assert result.notes == ()
+
+
+def test_cloud_spend_counts_toward_the_budget() -> None:
+    """AWS month-to-date spend from cost://aws is added to the LLM spend."""
+    aws = ResourceState(
+        ref=ResourceRef("cost", "aws", "cost"),
+        health=cost_state(0).health,
+        observed_at=NOW,
+        metrics={"month_to_date_usd": 160.0},
+    )
+    snap = snapshot(cost_state(300.0), aws, route_state("chat", CHAT.weights))
+    result = policy(CHAT).evaluate(snap, History(), NOW)
+    assert [a.weights for a in result.actions] == [{"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}]
+    assert result.notes[0].payload["cloud_spend_usd"] == 160.0
+
+    without_cloud = policy(CHAT, budget=Budget(include_cloud_spend=False))
+    assert without_cloud.evaluate(snap, History(), NOW).actions == ()
+
+
+def test_alert_fires_once_when_the_threshold_is_crossed() -> None:
+    """An alert is raised on the tick spend crosses a threshold, not on every tick after."""
+    route = route_state("chat", CHAT.weights)
+    before = snapshot(cost_state(420.0), route)
+    now = snapshot(cost_state(430.0), route)
+    assert policy(CHAT).evaluate(now, History(snapshots=(before,)), NOW).notes == ()
+    below = snapshot(cost_state(390.0), route)
+    (note,) = policy(CHAT).evaluate(now, History(snapshots=(below,)), NOW).notes
+    assert note.key == "budget:2025-06:alert"
+
+
+def test_weights_already_at_target_need_no_action() -> None:
+    """Once the target weights are in place the policy proposes nothing more."""
+    shifted = {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    snap = snapshot(cost_state(470.0), route_state("chat", shifted))
+    assert policy(CHAT).evaluate(snap, History(), NOW).actions == ()
+
+
+def test_routes_that_were_not_observed_are_left_alone() -> None:
+    """A route missing from the snapshot (Redis down) gets no proposal."""
+    snap = snapshot(cost_state(470.0), route_state("chat", CHAT.weights))
+    result = policy(CHAT, CODE).evaluate(snap, History(), NOW)
+    assert [a.target.name for a in result.actions] == ["chat"]
+
+
+def test_from_settings_builds_the_policy_from_both_sections() -> None:
+    """CostSettings and RoutingSettings make the same policy as the hand-built one."""
+    cost = CostSettings(
+        enabled=True,
+        prices={
+            "gpt-4o": ModelPrice(input_per_1k=0.0025, output_per_1k=0.01),
+            "claude": ModelPrice(input_per_1k=0.0008, output_per_1k=0.004),
+            "gemini": ModelPrice(input_per_1k=0.000075, output_per_1k=0.0003),
+        },
+    )
+    routing = RoutingSettings(routes={"chat": RouteSettings(weights=dict(CHAT.weights))})
+    built = CostPolicy.from_settings(cost, routing)
+    snap = snapshot(cost_state(450.0), route_state("chat", CHAT.weights))
+    (action,) = built.evaluate(snap, History(), NOW).actions
+    assert action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert built.name == "cost"
+
+
+def test_a_model_without_a_price_is_a_configuration_error() -> None:
+    """Every model a route allows must have a price, or the policy refuses to start."""
+    route = Route("chat", {"gpt-4o": 1.0}, ("gpt-4o", "mystery"))
+    with pytest.raises(ValueError, match="mystery"):
+        policy(route)
+
+
+def test_weights_of_every_proposal_sum_to_one() -> None:
+    """Proposed weights sum to 1 at every stage."""
+    for spend in (0.0, 450.0, 500.0):
+        snap = snapshot(cost_state(spend), route_state("chat", {"claude": 1.0}))
+        for action in policy(CHAT).evaluate(snap, History(), NOW).actions:
+            assert action.weights is not None
+            assert math.fsum(action.weights.values()) == pytest.approx(1, abs=1e-12)

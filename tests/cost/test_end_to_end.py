@@ -1,0 +1,116 @@
+"""Budget-driven routing through the real loop: usage in SQLite, weights in Redis.
+
+Applications record usage; the `llm_usage` actuator reads it; the cost policy
+proposes; the guard allows ``route://*``; the routing actuator writes Redis;
+the application's `RoutingClient` picks models by the new weights. Virtual
+time carries the fleet into a new month, where the configured weights return.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jarvis.actuators.llm_usage import LlmUsageActuator
+from jarvis.actuators.routing import RoutingActuator
+from jarvis.app import App, build_app
+from jarvis.config import load_settings
+from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import EventKind
+from jarvis.policies.cost import CostPolicy
+from jarvis.routing import RoutingClient, record_usage_async
+from tests.cost.builders import NOW
+
+pytestmark = pytest.mark.anyio
+
+ROUTING = RoutingSettings(
+    enabled=True,
+    routes={"chat": RouteSettings(weights={"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2})},
+)
+COST = CostSettings(
+    enabled=True,
+    prices={
+        "gpt-4o": ModelPrice(input_per_1k=0.0025, output_per_1k=0.01),
+        "claude": ModelPrice(input_per_1k=0.0008, output_per_1k=0.004),
+        "gemini": ModelPrice(input_per_1k=0.000075, output_per_1k=0.0003),
+    },
+)
+SEED_SPEND = {"gpt-4o": 300.0, "gemini": 100.0, "claude": 50.0}
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(NOW)
+
+
+@pytest.fixture
+async def app(sqlite_url: str, redis_url: str, clock: VirtualClock) -> AsyncIterator[App]:
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+    routing = RoutingActuator.from_settings(ROUTING, clock=clock, redis_url=redis_url)
+    # The usage reader's own engine on the same database; the store migrates it on open.
+    usage = LlmUsageActuator.from_settings(COST, clock=clock, database_url=sqlite_url)
+    policy = CostPolicy.from_settings(COST, ROUTING, max_shift=settings.bounds.max_traffic_shift)
+    built = await build_app(
+        settings, clock=clock, actuators=[routing, usage], policies=[policy], run_id="cost"
+    )
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+async def test_seed_spend_shifts_traffic_and_a_new_month_restores_it(
+    app: App, redis_url: str, clock: VirtualClock
+) -> None:
+    """$450 of $500 moves half of gpt-4o's traffic to gemini; July brings the old weights back."""
+    for model, cost in SEED_SPEND.items():
+        for hour in range(10):
+            await record_usage_async(
+                app.store.engine,
+                route="chat",
+                model=model,
+                input_tokens=500,
+                output_tokens=500,
+                cost_usd=cost / 10,
+                latency_ms=700,
+                success=True,
+                at=NOW - timedelta(hours=hour + 1),
+            )
+
+    report = await app.reconciler.tick()
+
+    (decision,) = report.applied
+    assert decision.action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert "projected saving $" in decision.action.reason
+    applied = await app.store.events(kinds=[EventKind.ACTION_APPLIED.value])
+    assert [e.resource for e in applied] == ["route://chat"]
+    assert applied[0].payload["params"]["weights"] == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    (alert,) = await app.store.events(kinds=[EventKind.ALERT.value])
+    assert "autonomous cost optimization applied" in (alert.reason or "")
+
+    client = RoutingClient(redis_url, max_age=0)
+    try:
+        rng = random.Random(5)  # noqa: S311 - reproducible draws, not secrets
+        picks = [client.choose("chat", rng) for _ in range(5000)]
+        assert picks.count("gemini") / len(picks) == pytest.approx(0.5, abs=0.03)
+        assert client.version("chat") == "2"
+
+        # The next tick finds the weights in place and proposes nothing.
+        assert (await app.reconciler.tick()).proposals == []
+
+        clock.jump(datetime(2025, 7, 1, 0, 5, tzinfo=UTC))
+        july = await app.reconciler.tick()
+        (restore,) = july.applied
+        assert restore.action.weights == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+        assert "configured weights" in restore.action.reason
+        client.choose("chat")
+        assert client.version("chat") == "3"
+    finally:
+        client.close()

@@ -1,0 +1,233 @@
+"""The llm_usage actuator and the usage recorders, on migrated PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.llm_usage import LlmUsageActuator, month_bounds
+from jarvis.config.cost import CostSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import ActionKind, ResourceRef
+from jarvis.routing import record_usage, record_usage_async
+from jarvis.store.migrate import upgrade
+from tests.cost.builders import NOW
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL database, then a fresh SQLite file."""
+    url: str = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database migrated to head, so llm_usage exists."""
+    url = database_url
+    await upgrade(url)
+    engine = create_async_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def add(
+    engine: AsyncEngine,
+    at: datetime,
+    model: str,
+    cost: float,
+    *,
+    route: str = "chat",
+    success: bool = True,
+    latency_ms: float = 500.0,
+) -> None:
+    await record_usage_async(
+        engine,
+        route=route,
+        model=model,
+        input_tokens=400,
+        output_tokens=600,
+        cost_usd=cost,
+        latency_ms=latency_ms,
+        success=success,
+        at=at,
+    )
+
+
+def actuator(engine: AsyncEngine, now: datetime = NOW) -> LlmUsageActuator:
+    return LlmUsageActuator.from_settings(CostSettings(), clock=VirtualClock(now), engine=engine)
+
+
+async def test_migration_0002_matches_the_table_definition(engine: AsyncEngine) -> None:
+    """Alembic finds no difference between the migrated llm_usage and jarvis.store.usage."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.usage import llm_usage
+
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        changes = compare_metadata(context, llm_usage.metadata)
+        return [c for c in changes if "llm_usage" in repr(c)]
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
+        assert (
+            await connection.run_sync(
+                lambda c: MigrationContext.configure(c).get_current_revision()
+            )
+            is not None
+        )
+
+
+async def test_month_to_date_spend_per_model_and_route(engine: AsyncEngine) -> None:
+    """The seed's spend ($300 gpt-4o, $100 gemini, $50 claude) is summed per model and route."""
+    day = timedelta(days=1)
+    for at in (NOW - 10 * day, NOW - 2 * day, NOW - timedelta(hours=1)):
+        await add(engine, at, "gpt-4o", 100.0)
+    await add(engine, NOW - 3 * day, "gemini", 100.0, route="code")
+    await add(engine, NOW - 3 * day, "claude", 50.0)
+    # Last month's spend does not count toward this month's budget.
+    await add(engine, datetime(2025, 5, 31, 23, 59, tzinfo=UTC), "gpt-4o", 1000.0)
+
+    (state,) = await actuator(engine).observe()
+
+    assert state.ref == ResourceRef("cost", "llm", "cost")
+    assert state.metrics["month_to_date_usd"] == pytest.approx(450.0)
+    assert state.metrics["requests_month_to_date"] == 5
+    start, end = month_bounds(NOW)
+    fraction = (NOW - start) / (end - start)
+    assert state.metrics["forecast_month_end_usd"] == pytest.approx(450.0 / fraction, rel=1e-6)
+    assert state.attributes["month"] == "2025-06"
+    assert state.attributes["by_model"] == {
+        "claude": {"cost_usd": 50.0, "requests": 1},
+        "gemini": {"cost_usd": 100.0, "requests": 1},
+        "gpt-4o": {"cost_usd": 300.0, "requests": 3},
+    }
+    chat = state.attributes["by_route"]["chat"]
+    assert chat["cost_usd"] == pytest.approx(350.0)
+    assert chat["requests"] == 4
+    assert chat["input_tokens"] == 1600
+    assert chat["output_tokens"] == 2400
+    assert chat["by_model"] == {"gpt-4o": 300.0, "claude": 50.0}
+
+
+async def test_performance_covers_only_the_window(engine: AsyncEngine) -> None:
+    """Success rate, mean latency and cost per route and model cover the last N days only."""
+    day = timedelta(days=1)
+    await add(engine, NOW - 1 * day, "claude", 1.0, route="code", latency_ms=1000)
+    await add(engine, NOW - 2 * day, "claude", 1.0, route="code", latency_ms=2000, success=False)
+    await add(engine, NOW - 8 * day, "claude", 5.0, route="code", latency_ms=9000, success=False)
+
+    (state,) = await actuator(engine).observe()
+
+    assert state.attributes["window_days"] == 7
+    code = state.attributes["performance"]["code"]["claude"]
+    assert code["requests"] == 2
+    assert code["success_rate"] == 0.5
+    assert code["mean_latency_ms"] == pytest.approx(1500.0)
+    assert code["cost_usd"] == pytest.approx(2.0)
+
+
+async def test_an_empty_table_is_zero_spend(engine: AsyncEngine) -> None:
+    """With no usage recorded the spend is zero, not missing."""
+    usage = actuator(engine)
+    (state,) = await usage.observe()
+    assert state.metrics["month_to_date_usd"] == 0.0
+    assert state.attributes["by_route"] == {}
+    assert usage.action_kinds == frozenset()
+    assert usage.provider == "cost"
+
+
+async def test_a_missing_table_is_an_actuator_error(sqlite_url: str) -> None:
+    """An unmigrated database makes observe raise ActuatorError naming the problem."""
+    engine = create_async_engine(sqlite_url)
+    try:
+        with pytest.raises(ActuatorError, match="llm_usage"):
+            await actuator(engine).observe()
+    finally:
+        await engine.dispose()
+
+
+async def test_apply_is_refused(engine: AsyncEngine) -> None:
+    """The usage reader is observe-only."""
+    from jarvis.model import Action
+
+    action = Action(ActionKind.SET_WEIGHTS, ResourceRef("cost", "llm", "cost"), "x", "y")
+    outcome = await actuator(engine).apply(action)
+    assert outcome.error_code == "ObserveOnly"
+
+
+async def test_usage_database_url_gives_the_actuator_its_own_engine(
+    sqlite_url: str,
+) -> None:
+    """With cost.usage_database_url set the actuator reads that database and closes it."""
+    await upgrade(sqlite_url)
+    usage = LlmUsageActuator.from_settings(
+        CostSettings(usage_database_url=sqlite_url), clock=VirtualClock(NOW)
+    )
+    try:
+        (state,) = await usage.observe()
+        assert state.metrics["month_to_date_usd"] == 0.0
+    finally:
+        await usage.aclose()
+
+
+async def test_sync_record_usage_appends_through_a_dsn(sqlite_url: str, tmp_path: Path) -> None:
+    """A synchronous application records usage with a plain DSN, and Jarvis reads it back."""
+    await upgrade(sqlite_url)
+    dsn = f"sqlite:///{tmp_path}/jarvis.db"
+    record_usage(
+        dsn,
+        route="chat",
+        model="gemini",
+        input_tokens=10,
+        output_tokens=20,
+        cost_usd=0.25,
+        latency_ms=300,
+        success=True,
+        at=NOW - timedelta(minutes=5),
+    )
+    engine = create_async_engine(sqlite_url)
+    try:
+        (state,) = await actuator(engine).observe()
+    finally:
+        await engine.dispose()
+    assert state.attributes["by_model"] == {"gemini": {"cost_usd": 0.25, "requests": 1}}
+
+
+def test_record_usage_refuses_naive_times_and_negative_numbers() -> None:
+    """Rows are validated before any connection is made."""
+    with pytest.raises(ValueError, match="timezone"):
+        record_usage(
+            "sqlite://",
+            route="chat",
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.1,
+            latency_ms=1,
+            success=True,
+            at=datetime(2025, 6, 1),  # noqa: DTZ001 - the naive time under test
+        )
+    with pytest.raises(ValueError, match="negative"):
+        record_usage(
+            "sqlite://",
+            route="chat",
+            model="m",
+            input_tokens=-1,
+            output_tokens=1,
+            cost_usd=0.1,
+            latency_ms=1,
+            success=True,
+        )

@@ -1,0 +1,152 @@
+"""The routing actuator against a real Redis: seeding, observing, versioned writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from jarvis.actuators.routing import RoutingActuator
+from jarvis.config.cost import RouteSettings, RoutingSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef
+from tests.cost.builders import NOW
+
+pytestmark = pytest.mark.anyio
+
+SETTINGS = RoutingSettings(
+    enabled=True,
+    routes={
+        "chat": RouteSettings(weights={"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}),
+        "code": RouteSettings(
+            weights={"claude": 0.7, "gpt-4o": 0.3},
+            allowed=["gemini"],
+            floors={"claude": 0.5},
+        ),
+    },
+)
+CHAT = ResourceRef("route", "chat", "route")
+
+
+@pytest.fixture
+async def actuator(redis_url: str) -> AsyncIterator[RoutingActuator]:
+    routing = RoutingActuator.from_settings(SETTINGS, clock=VirtualClock(NOW), redis_url=redis_url)
+    try:
+        yield routing
+    finally:
+        await routing.aclose()
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def set_weights(weights: dict[str, float], target: ResourceRef = CHAT) -> Action:
+    return Action(ActionKind.SET_WEIGHTS, target, "cost", "test", weights=weights)
+
+
+async def test_missing_routes_are_seeded_with_configured_weights(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """A route hash that does not exist is written with the configured weights, version 1."""
+    states = {str(s.ref): s for s in await actuator.observe()}
+    chat = states["route://chat"]
+    assert chat.health is Health.HEALTHY
+    assert chat.attributes["weights"] == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+    assert chat.attributes["weights_version"] == 1
+    assert chat.attributes["seeded"] is True
+    assert states["route://code"].attributes["models"] == ["claude", "gpt-4o", "gemini"]
+    stored = await raw.hgetall("jarvis:route:code")
+    assert stored["claude"] == "0.7"
+    assert stored["_version"] == "1"
+    again = {str(s.ref): s for s in await actuator.observe()}
+    assert again["route://chat"].attributes["seeded"] is False
+
+
+async def test_set_weights_replaces_the_hash_and_bumps_the_version(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """Applied weights replace the hash atomically and show up in the next observation."""
+    await actuator.observe()
+    outcome = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}))
+    assert outcome.ok, outcome.detail
+    stored = await raw.hgetall("jarvis:route:chat")
+    assert stored == {
+        "_version": "2",
+        "_updated_at": NOW.isoformat(),
+        "gpt-4o": "0.3",
+        "gemini": "0.5",
+        "claude": "0.2",
+    }
+    (chat, _) = await actuator.observe()
+    assert chat.attributes["weights"] == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert chat.detail.startswith("v2 ")
+
+
+async def test_a_concurrent_write_makes_apply_fail_as_a_temporary_conflict(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """If someone else wrote since the last observation, apply refuses to overwrite it."""
+    await actuator.observe()
+    await raw.hset("jarvis:route:chat", mapping={"gpt-4o": "1", "gemini": "0", "_version": "7"})
+    outcome = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}))
+    assert not outcome.ok
+    assert outcome.error_kind is ErrorKind.TEMPORARY
+    assert outcome.error_code == "version_conflict"
+    assert await raw.hget("jarvis:route:chat", "gpt-4o") == "1"
+    await actuator.observe()
+    assert (await actuator.apply(set_weights({"gpt-4o": 1.0}))).ok
+    assert await raw.hget("jarvis:route:chat", "_version") == "8"
+
+
+@pytest.mark.parametrize(
+    ("weights", "code"),
+    [
+        ({"gpt-4o": 0.5, "gemini": 0.4}, "invalid_weights"),
+        ({"gpt-4o": 1.5, "gemini": -0.5}, "invalid_weights"),
+        ({"gpt-4o": 0.5, "llama": 0.5}, "invalid_weights"),
+        ({}, "invalid_weights"),
+    ],
+)
+async def test_invalid_weights_are_refused_as_terminal(
+    actuator: RoutingActuator, weights: dict[str, float], code: str
+) -> None:
+    """Weights that do not sum to 1, are negative or name unknown models are never written."""
+    outcome = await actuator.apply(set_weights(weights))
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_code == code
+
+
+async def test_weights_breaking_a_floor_are_refused(actuator: RoutingActuator) -> None:
+    """The actuator re-checks the route's floors before writing."""
+    code = ResourceRef("route", "code", "route")
+    outcome = await actuator.apply(set_weights({"claude": 0.4, "gemini": 0.6}, code))
+    assert outcome.error_code == "invalid_weights"
+    assert "floors" in outcome.detail
+    assert (await actuator.apply(set_weights({"claude": 0.5, "gemini": 0.5}, code))).ok
+
+
+async def test_unknown_routes_are_refused(actuator: RoutingActuator) -> None:
+    """A SET_WEIGHTS for a route that is not configured fails terminally."""
+    outcome = await actuator.apply(set_weights({"a": 1.0}, ResourceRef("route", "nope", "route")))
+    assert outcome.error_code == "unknown_route"
+
+
+async def test_corrupt_weights_are_observed_as_degraded(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """A hash with unparseable or unbalanced weights is reported, not hidden."""
+    await raw.hset(
+        "jarvis:route:chat", mapping={"gpt-4o": "lots", "gemini": "0.2", "_version": "3"}
+    )
+    states = {str(s.ref): s for s in await actuator.observe()}
+    chat = states["route://chat"]
+    assert chat.health is Health.DEGRADED
+    assert "lots" in chat.detail
+    assert chat.attributes["weights_version"] == 3

@@ -1,0 +1,293 @@
+"""apply() against the fake API server: scale, restart, rollback, conflicts and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef, ResourceState
+from tests.kubernetes.conftest import FakeClock
+from tests.kubernetes.fake_apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+PRODUCER = ResourceRef("k8s", "default/producer", kind="deployment")
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def action(kind: ActionKind, target: ResourceRef = PRODUCER, **fields: object) -> Action:
+    return Action(kind, target, policy="test", reason="test", **fields)  # type: ignore[arg-type]  # fields are the typed Action fields
+
+
+async def observe(actuator: KubernetesActuator, ref: ResourceRef = PRODUCER) -> ResourceState:
+    return {s.ref: s for s in await actuator.observe()}[ref]
+
+
+def set_image(apiserver: FakeApiServer, image: str) -> None:
+    body = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+    apiserver.cluster.patch("deployments", "default", "producer", body, STRATEGIC)
+
+
+async def test_scale_up_and_down_goes_through_the_scale_subresource(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Without an HPA, scaling patches deployments/scale and the replicas follow."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    up = await actuator.apply(action(ActionKind.SCALE, replicas=5))
+    after_up = await observe(actuator)
+    down = await actuator.apply(action(ActionKind.SCALE, replicas=1))
+    after_down = await observe(actuator)
+
+    assert up.ok, up.detail
+    assert down.ok, down.detail
+    assert after_up.replicas is not None
+    assert after_up.replicas.desired == 5
+    assert after_up.replicas.running == 5
+    assert after_down.replicas is not None
+    assert after_down.replicas.desired == 1
+    assert after_down.health is Health.HEALTHY
+    writes = [(c.verb, c.resource) for c in apiserver.writes()]
+    assert writes == [("patch", "deployments/scale"), ("patch", "deployments/scale")]
+
+
+async def test_scale_to_the_current_count_writes_nothing(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Scaling to the replicas already desired succeeds without a write."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    outcome = await actuator.apply(action(ActionKind.SCALE, replicas=2))
+
+    assert outcome.ok
+    assert "already" in outcome.detail
+    assert apiserver.writes() == []
+
+
+async def test_scale_with_an_hpa_moves_its_bounds_instead(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """With an HPA on the Deployment, scaling sets the HPA's min/max, not spec.replicas."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.add_hpa("default", "producer-hpa", target="producer", min_replicas=2, max_replicas=4)
+
+    up = await actuator.apply(action(ActionKind.SCALE, replicas=6))
+    state = await observe(actuator)
+
+    assert up.ok, up.detail
+    hpa = cluster.get("horizontalpodautoscalers", "default", "producer-hpa")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (6, 6)
+    assert state.replicas is not None
+    assert (state.replicas.desired, state.replicas.min, state.replicas.max) == (6, 6, 6)
+    assert [(c.verb, c.resource) for c in apiserver.writes()] == [
+        ("patch", "horizontalpodautoscalers")
+    ]
+
+    down = await actuator.apply(action(ActionKind.SCALE, min_replicas=1, max_replicas=3))
+
+    assert down.ok, down.detail
+    hpa = cluster.get("horizontalpodautoscalers", "default", "producer-hpa")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 3)
+    assert cluster.deployment_spec("default", "producer")["replicas"] == 3
+
+
+async def test_scale_with_inverted_hpa_bounds_is_terminal(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """An HPA min above its max is refused as terminal before any write."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.add_hpa("default", "p", target="producer", min_replicas=2, max_replicas=4)
+
+    outcome = await actuator.apply(action(ActionKind.SCALE, min_replicas=5, max_replicas=3))
+
+    assert not outcome.ok
+    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert apiserver.writes() == []
+
+
+async def test_restart_heals_a_crash_loop_like_kubectl_rollout_restart(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, clock: FakeClock
+) -> None:
+    """A crash-looping Deployment is restarted by a restartedAt template annotation."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.crash_pods("default", "producer")
+    assert (await observe(actuator)).health is Health.UNHEALTHY
+
+    outcome = await actuator.apply(action(ActionKind.RESTART))
+    state = await observe(actuator)
+
+    assert outcome.ok, outcome.detail
+    annotations = apiserver.cluster.deployment_spec("default", "producer")["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations == {"kubectl.kubernetes.io/restartedAt": "2025-03-01T09:30:00Z"}
+    assert state.health is Health.HEALTHY
+    assert state.attributes["revision"] == 2
+    patch = apiserver.writes()[0]
+    assert (patch.resource, patch.content_type) == ("deployments", STRATEGIC)
+
+
+async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Rollback restores the previous version's template, as revision 3, and heals."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    apiserver.cluster.fail_image("registry.local/app:v2", "CrashLoopBackOff")
+    good = await observe(actuator)
+    set_image(apiserver, "registry.local/app:v2")
+    bad = await observe(actuator)
+    assert bad.health is Health.UNHEALTHY
+    assert bad.attributes["previous_version"] == good.version
+
+    outcome = await actuator.apply(action(ActionKind.ROLLBACK))
+    state = await observe(actuator)
+
+    assert outcome.ok, outcome.detail
+    assert state.health is Health.HEALTHY
+    assert state.version == good.version
+    assert state.attributes["images"] == ["registry.local/app:v1"]
+    assert state.attributes["revision"] == 3
+    assert state.attributes["previous_version"] == bad.version
+    template = apiserver.cluster.deployment_spec("default", "producer")["template"]
+    assert "pod-template-hash" not in template["metadata"]["labels"]
+    patch = apiserver.writes()[-1]
+    assert (patch.resource, patch.content_type) == ("deployments", "application/json-patch+json")
+
+
+async def test_rollback_to_an_explicit_version_or_revision(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Rollback goes to the named version (or revision number), skipping newer ones."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    v1 = (await observe(actuator)).version
+    set_image(apiserver, "registry.local/app:v2")
+    v2 = (await observe(actuator)).version
+    set_image(apiserver, "registry.local/app:v3")
+    v3 = (await observe(actuator)).version
+
+    by_version = await actuator.apply(action(ActionKind.ROLLBACK, version=v1))
+    at_v1 = await observe(actuator)
+    by_revision = await actuator.apply(action(ActionKind.ROLLBACK, version="3"))
+    at_v3 = await observe(actuator)
+
+    assert by_version.ok, by_version.detail
+    assert at_v1.version == v1
+    assert at_v1.attributes["versions_available"] == [v3, v2]
+    assert by_revision.ok, by_revision.detail
+    assert at_v3.version == v3
+    assert at_v3.attributes["revision"] == 5
+
+
+async def test_rollback_to_an_unknown_revision_is_terminal(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A revision with no ReplicaSet cannot be rolled back to, and nothing is written."""
+    apiserver.cluster.add_deployment("default", "producer")
+
+    missing = await actuator.apply(action(ActionKind.ROLLBACK, version="7"))
+    unknown = await actuator.apply(action(ActionKind.ROLLBACK, version="app:v0#00000000"))
+    no_history = await actuator.apply(action(ActionKind.ROLLBACK))
+
+    assert (missing.error_kind, missing.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
+    assert (unknown.error_kind, unknown.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
+    assert (no_history.error_kind, no_history.error_code) == (ErrorKind.TERMINAL, "NoRevision")
+    assert apiserver.writes() == []
+
+
+async def test_a_conflict_is_re_read_and_retried_once(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A 409 from a concurrent writer leads to one re-read and a successful second write."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.interfere("deployments", "default", "producer", times=1)
+
+    outcome = await actuator.apply(action(ActionKind.SCALE, replicas=4))
+
+    assert outcome.ok, outcome.detail
+    assert apiserver.cluster.deployment_spec("default", "producer")["replicas"] == 4
+    reads = [c for c in apiserver.calls if c.verb == "get" and c.resource == "deployments"]
+    assert len(reads) == 2
+    assert len(apiserver.writes()) == 2
+
+
+async def test_a_second_conflict_is_a_temporary_failure(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Two 409s in a row give up for this tick as a temporary Conflict failure."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.interfere("deployments", "default", "producer", times=2)
+
+    outcome = await actuator.apply(action(ActionKind.RESTART))
+
+    assert not outcome.ok
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "Conflict")
+    assert len(apiserver.writes()) == 2
+
+
+async def test_a_missing_deployment_is_a_terminal_not_found(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Acting on a Deployment that does not exist fails terminally with NotFound."""
+    outcome = await actuator.apply(action(ActionKind.RESTART))
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "NotFound")
+    assert 'deployments.apps "producer" not found' in outcome.detail
+
+
+async def test_targets_outside_the_managed_namespaces_are_refused_without_a_call(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A namespace not in the settings, or an unsupported kind, is refused before any request."""
+    other = ResourceRef("k8s", "kube-system/coredns", kind="deployment")
+
+    foreign = await actuator.apply(action(ActionKind.RESTART, target=other))
+    deploy = await actuator.apply(action(ActionKind.DEPLOY, image="x:1"))
+
+    assert (foreign.error_kind, foreign.error_code) == (ErrorKind.TERMINAL, "NotManaged")
+    assert (deploy.error_kind, deploy.error_code) == (ErrorKind.TERMINAL, "Unsupported")
+    assert apiserver.calls == []
+
+
+async def test_a_restart_whose_new_pods_crash_is_a_temporary_failure(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """When the restarted pods crash-loop too, the restart is reported failed, for the budget."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "CrashLoopBackOff")
+    apiserver.cluster.add_deployment("default", "producer")
+
+    outcome = await actuator.apply(action(ActionKind.RESTART))
+
+    assert not outcome.ok
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "RolloutFailed")
+    assert "CrashLoopBackOff" in outcome.detail
+    assert len(apiserver.writes()) == 1
+
+
+async def test_a_rollout_still_going_when_verification_ends_is_a_success(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, clock: FakeClock
+) -> None:
+    """New pods that are slow but not failing leave the restart a success, noted as in progress."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "ContainerCreating")
+    apiserver.cluster.add_deployment("default", "producer")
+    started = clock.now()
+
+    outcome = await actuator.apply(action(ActionKind.RESTART))
+
+    assert outcome.ok, outcome.detail
+    assert "still in progress after 10s" in outcome.detail
+    assert (clock.now() - started).total_seconds() >= 10
+
+
+async def test_rolling_back_to_the_running_version_is_skipped(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A rollback to the version already running succeeds without a write."""
+    apiserver.cluster.add_deployment("default", "producer")
+    running = (await observe(actuator)).version
+
+    outcome = await actuator.apply(action(ActionKind.ROLLBACK, version=running))
+
+    assert outcome.ok, outcome.detail
+    assert outcome.detail.startswith("skipped:")
+    assert apiserver.writes() == []

@@ -1,0 +1,130 @@
+"""The fake API server itself, driven by the real client: the wire behaviour the tests rely on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+
+from tests.kubernetes.fake_apiserver import FakeApiServer
+
+
+@pytest.fixture
+def apps(apiserver: FakeApiServer, api_client: client.ApiClient) -> client.AppsV1Api:
+    apiserver.cluster.add_deployment("default", "producer")
+    return client.AppsV1Api(api_client)
+
+
+def test_a_missing_object_is_a_404_status(apps: client.AppsV1Api) -> None:
+    """Reading an absent Deployment answers 404 with a NotFound Status body."""
+    with pytest.raises(client.ApiException) as caught:
+        apps.read_namespaced_deployment("absent", "default")
+
+    body = json.loads(caught.value.body or "")
+    assert caught.value.status == 404
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "NotFound", 404)
+    assert body["details"] == {"name": "absent", "group": "apps", "kind": "deployments"}
+
+
+def test_every_write_changes_the_resource_version_and_stale_ones_conflict(
+    apps: client.AppsV1Api,
+) -> None:
+    """A write bumps resourceVersion; a write carrying the old one is a 409 Conflict."""
+    before = apps.read_namespaced_deployment("producer", "default")
+    stale = before.metadata.resource_version if before.metadata else None
+    apps.patch_namespaced_deployment("producer", "default", {"metadata": {"labels": {"a": "b"}}})
+
+    with pytest.raises(client.ApiException) as caught:
+        apps.patch_namespaced_deployment(
+            "producer", "default", {"metadata": {"resourceVersion": stale, "labels": {"a": "c"}}}
+        )
+
+    after = apps.read_namespaced_deployment("producer", "default")
+    assert caught.value.status == 409
+    assert json.loads(caught.value.body or "")["reason"] == "Conflict"
+    assert after.metadata is not None
+    assert after.metadata.resource_version != stale
+    assert (after.metadata.labels or {})["a"] == "b"
+
+
+def test_the_three_patch_types_follow_their_rfcs(apps: client.AppsV1Api) -> None:
+    """Strategic merge merges containers by name, merge patch replaces lists, JSON patch tests."""
+    sidecar = {"name": "proxy", "image": "envoy:1"}
+    apps.patch_namespaced_deployment(
+        "producer", "default", {"spec": {"template": {"spec": {"containers": [sidecar]}}}}
+    )
+    merged = apps.read_namespaced_deployment("producer", "default")
+    assert merged.spec is not None
+    assert [c.name for c in merged.spec.template.spec.containers] == ["app", "proxy"]  # type: ignore[union-attr]  # present in this test
+
+    apps.patch_namespaced_deployment(
+        "producer",
+        "default",
+        {"spec": {"template": {"spec": {"containers": [sidecar]}}}},
+        _content_type="application/merge-patch+json",
+    )
+    replaced = apps.read_namespaced_deployment("producer", "default")
+    assert replaced.spec is not None
+    assert [c.name for c in replaced.spec.template.spec.containers] == ["proxy"]  # type: ignore[union-attr]  # present in this test
+
+    with pytest.raises(client.ApiException) as caught:
+        apps.patch_namespaced_deployment(
+            "producer", "default", [{"op": "test", "path": "/spec/replicas", "value": 99}]
+        )
+    assert caught.value.status == 422
+
+
+def test_an_unknown_patch_type_is_unsupported(apps: client.AppsV1Api) -> None:
+    """A server-side apply body, which the fake does not speak, is answered 415."""
+    with pytest.raises(client.ApiException) as caught:
+        apps.patch_namespaced_deployment(
+            "producer", "default", {"spec": {}}, _content_type="application/apply-patch+yaml"
+        )
+
+    assert caught.value.status == 415
+
+
+def test_label_selectors_filter_lists(apiserver: FakeApiServer, apps: client.AppsV1Api) -> None:
+    """Equality, set-based and existence selectors filter lists as on a real server."""
+    apiserver.cluster.add_deployment("default", "redis", labels={"app": "redis", "tier": "db"})
+
+    def names(selector: str) -> list[str]:
+        items = apps.list_namespaced_deployment("default", label_selector=selector).items
+        return [d.metadata.name or "" for d in items if d.metadata]
+
+    assert names("app in (producer,redis)") == ["producer", "redis"]
+    assert names("!jarvis.io/managed") == ["redis"]
+    assert names("tier!=db") == ["producer"]
+    assert names("app=producer,jarvis.io/managed=true") == ["producer"]
+
+
+def test_rollout_creates_a_replicaset_per_revision_owned_by_the_deployment(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """A new template makes a ReplicaSet with the next revision, owned by the Deployment."""
+    apps.patch_namespaced_deployment(
+        "producer",
+        "default",
+        [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "app:v2"}],
+    )
+
+    deployment = apps.read_namespaced_deployment("producer", "default")
+    sets = apps.list_namespaced_replica_set("default", label_selector="app=producer").items
+
+    assert deployment.metadata is not None
+    revisions = {
+        (rs.metadata.annotations or {})["deployment.kubernetes.io/revision"]: rs
+        for rs in sets
+        if rs.metadata
+    }
+    assert sorted(revisions) == ["1", "2"]
+    assert (deployment.metadata.annotations or {})["deployment.kubernetes.io/revision"] == "2"
+    for rs in sets:
+        assert rs.metadata is not None
+        owners = rs.metadata.owner_references or []
+        assert [o.uid for o in owners] == [deployment.metadata.uid]
+    assert revisions["1"].spec is not None
+    assert revisions["1"].spec.replicas == 0
+    assert revisions["2"].spec is not None
+    assert revisions["2"].spec.replicas == 2

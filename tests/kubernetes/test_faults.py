@@ -1,0 +1,123 @@
+"""An API server that answers 500, hangs or refuses the token: errors, never a stuck tick."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.model import Action, ActionKind, ErrorKind, OutcomeStatus, ResourceRef
+from tests.kubernetes.conftest import FakeClock, ungranted
+from tests.kubernetes.fake_apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "s3cr3t-token"
+PRODUCER = ResourceRef("k8s", "default/producer", kind="deployment")
+
+
+@pytest.fixture
+async def token_server() -> AsyncIterator[FakeApiServer]:
+    with FakeApiServer(token=TOKEN) as server:
+        server.cluster.add_deployment("default", "producer")
+        yield server
+        assert not ungranted(server.calls)
+
+
+def built(server: FakeApiServer, token: str = TOKEN) -> KubernetesActuator:
+    """An actuator whose client is built from settings, as in production."""
+    settings = KubernetesSettings(
+        host=server.url, token=SecretStr(token), request_timeout=0.5, observe_timeout=10
+    )
+    return KubernetesActuator.from_settings(settings, clock=FakeClock())
+
+
+async def test_explicit_host_and_token_reach_the_api(token_server: FakeApiServer) -> None:
+    """Settings with host and token build a client that authenticates with a bearer token."""
+    actuator = built(token_server)
+    try:
+        states = await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert [str(s.ref) for s in states] == ["k8s://default/producer"]
+
+
+async def test_a_refused_token_is_a_terminal_observe_error(token_server: FakeApiServer) -> None:
+    """A 401 from the API server makes observe raise a terminal ActuatorError."""
+    actuator = built(token_server, token="wrong")
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert (caught.value.kind, caught.value.code) == (ErrorKind.TERMINAL, "Unauthorized")
+
+
+async def test_a_500_makes_observe_raise_a_temporary_error(token_server: FakeApiServer) -> None:
+    """An API server answering 500 makes observe raise a temporary ActuatorError."""
+    token_server.fault = "error"
+    actuator = built(token_server)
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert (caught.value.kind, caught.value.code) == (ErrorKind.TEMPORARY, "InternalError")
+    assert "HTTP 500" in str(caught.value)
+
+
+async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
+    token_server: FakeApiServer,
+) -> None:
+    """An API server that never answers makes observe raise a temporary timeout error."""
+    token_server.fault = "hang"
+    actuator = built(token_server)
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert (caught.value.kind, caught.value.code) == (ErrorKind.TEMPORARY, "Timeout")
+
+
+async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
+    token_server: FakeApiServer,
+) -> None:
+    """apply() never raises: a 500 is a temporary failure, a hang a timed-out outcome."""
+    actuator = built(token_server)
+    restart = Action(ActionKind.RESTART, PRODUCER, policy="heal", reason="crash loop")
+    try:
+        token_server.fault = "error"
+        failed = await actuator.apply(restart)
+        token_server.fault = "hang"
+        hung = await actuator.apply(restart)
+    finally:
+        await actuator.aclose()
+
+    assert (failed.status, failed.error_kind) == (OutcomeStatus.FAILED, ErrorKind.TEMPORARY)
+    assert (hung.status, hung.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+
+
+async def test_observe_gives_up_at_its_own_deadline(token_server: FakeApiServer) -> None:
+    """The observe deadline bounds a pass even when single requests may wait longer."""
+    token_server.fault = "hang"
+    settings = KubernetesSettings(
+        host=token_server.url, token=SecretStr(TOKEN), request_timeout=60, observe_timeout=0.3
+    )
+    actuator = KubernetesActuator.from_settings(settings, clock=FakeClock())
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert caught.value.code == "Timeout"
+    assert "longer than 0.3s" in str(caught.value)

@@ -1,0 +1,162 @@
+"""The kubernetes actuator inside the real loop: `build_app` on SQLite, ticks in virtual time.
+
+Heal restarts a crash loop; a crash that restarts cannot fix is escalated by
+the retry budget; a bad deploy is rolled back by the rollback policy; and an
+API answering 500 is recorded without stopping another provider's actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from jarvis.actuators.base import Actuator
+from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.app import App, build_app
+from jarvis.config import load_settings
+from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import Health
+from jarvis.policies.base import Policy
+from jarvis.policies.heal import HealPolicy
+from jarvis.policies.rollback import RollbackPolicy
+from tests.fakes import FakeActuator
+from tests.kubernetes.fake_apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+ALLOW = [
+    {"provider": "k8s", "resources": "default/*", "actions": ["restart", "rollback", "scale"]},
+    {"provider": "fake", "resources": "*", "actions": ["*"]},
+]
+PRODUCER = "k8s://default/producer"
+
+AppFactory = Callable[..., Awaitable[App]]
+
+
+@pytest.fixture
+def vclock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+async def make_app(
+    sqlite_url: str, vclock: VirtualClock, api_client: client.ApiClient
+) -> AsyncIterator[AppFactory]:
+    apps: list[App] = []
+
+    async def factory(policies: Sequence[Policy], extra: Sequence[Actuator] = ()) -> App:
+        settings = load_settings(database_url=sqlite_url, allowlist=ALLOW)
+        k8s = KubernetesActuator.from_settings(
+            KubernetesSettings(request_timeout=2.0), clock=vclock, api_client=api_client
+        )
+        app = await build_app(
+            settings,
+            clock=vclock,
+            actuators=[k8s, *extra],
+            policies=policies,
+            run_id="k8s",
+        )
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        await app.store.aclose()  # the shared api_client is closed by its own fixture
+
+
+async def ticks(app: App, clock: VirtualClock, n: int) -> list[Any]:
+    reports = []
+    for _ in range(n):
+        reports.append(await app.reconciler.tick())
+        clock.advance(30)
+    return reports
+
+
+async def test_the_loop_restarts_a_crash_looping_deployment(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A crash-looping Deployment is restarted by heal and observed healthy the next tick."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.crash_pods("default", "producer")
+    app = await make_app([HealPolicy()])
+
+    first, second = await ticks(app, vclock, 2)
+
+    assert [(str(d.action.target), d.action.kind.value) for d in first.applied] == [
+        (PRODUCER, "restart")
+    ]
+    assert second.snapshot.resources[PRODUCER].health is Health.HEALTHY
+    assert second.decisions == []
+    applied = await app.store.events(kinds=["action.applied"])
+    assert [e.resource for e in applied] == [PRODUCER]
+
+
+async def test_a_crash_restarts_cannot_fix_is_escalated_after_three_attempts(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """When every new pod crashes too, heal restarts three times and the budget escalates."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "CrashLoopBackOff")
+    apiserver.cluster.add_deployment("default", "producer")
+    app = await make_app([HealPolicy()])
+
+    await ticks(app, vclock, 12)
+
+    restarts = [c for c in apiserver.writes() if c.resource == "deployments"]
+    assert len(restarts) == 3
+    escalated = await app.store.events(kinds=["action.escalated"])
+    assert [e.resource for e in escalated] == [PRODUCER]
+
+
+async def test_the_loop_rolls_back_a_bad_deploy(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A new version that crash-loops is rolled back to the version seen healthy before it."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    cluster.fail_image("registry.local/app:v2", "CrashLoopBackOff")
+    app = await make_app([HealPolicy(), RollbackPolicy()])
+    (healthy,) = await ticks(app, vclock, 1)
+    good = healthy.snapshot.resources[PRODUCER].version
+    body = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "app", "image": "registry.local/app:v2"}]}
+            }
+        }
+    }
+    cluster.patch(
+        "deployments", "default", "producer", body, "application/strategic-merge-patch+json"
+    )
+
+    bad_tick, after = await ticks(app, vclock, 2)
+
+    assert [(d.action.kind.value, d.action.version) for d in bad_tick.applied] == [
+        ("rollback", good)
+    ]
+    state = after.snapshot.resources[PRODUCER]
+    assert (state.health, state.version) == (Health.HEALTHY, good)
+    assert (
+        cluster.deployment_spec("default", "producer")["template"]["spec"]["containers"][0]["image"]
+        == "registry.local/app:v1"
+    )
+
+
+async def test_a_failing_kubernetes_api_does_not_stop_other_providers(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """With the API answering 500, the tick records the error and still heals elsewhere."""
+    apiserver.fault = "error"
+    fleet = FakeActuator(vclock).add("web", health=Health.UNHEALTHY)
+    app = await make_app([HealPolicy()], extra=[fleet])
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert set(report.snapshot.errors) == {"kubernetes"}
+    assert "InternalError" in report.snapshot.errors["kubernetes"]
+    assert [str(a.target) for a in fleet.applied] == ["fake://web"]
+    failed = await app.store.events(kinds=["observe.failed"])
+    assert len(failed) == 1

@@ -1,0 +1,196 @@
+"""observe() against the fake API server: health, replicas, rollout and autoscaler facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.model import Action, ActionKind, Health, ResourceRef, ResourceState
+from tests.kubernetes.fake_apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+
+
+async def observe_one(actuator: KubernetesActuator, uri: str) -> ResourceState:
+    states = {str(s.ref): s for s in await actuator.observe()}
+    return states[uri]
+
+
+async def test_healthy_deployment_is_observed_with_replicas_and_version(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A fully rolled-out Deployment is HEALTHY, with its replica counts and image version."""
+    apiserver.cluster.add_deployment("default", "vocal-coach", replicas=3)
+
+    state = await observe_one(actuator, "k8s://default/vocal-coach")
+
+    assert state.health is Health.HEALTHY
+    assert state.ref == ResourceRef("k8s", "default/vocal-coach", kind="deployment")
+    assert state.replicas is not None
+    assert (state.replicas.desired, state.replicas.running, state.replicas.pending) == (3, 3, 0)
+    assert state.version is not None
+    assert state.version.startswith("registry.local/app:v1#")
+    assert state.attributes["revision"] == 1
+    assert state.attributes["rollout"] == "completed"
+    assert state.attributes["images"] == ["registry.local/app:v1"]
+    assert state.attributes["pods"]["ready"] == 3
+    assert state.attributes["min_replicas_owner"] == "deployment"
+    assert state.attributes["previous_version"] is None
+
+
+async def test_only_selected_deployments_in_configured_namespaces_are_observed(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Deployments without the managed label, or outside the namespaces, are left out."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer")
+    cluster.add_deployment("prod", "ai-brain")
+    cluster.add_deployment("default", "postgres", labels={"app": "postgres"})
+    cluster.add_deployment("kube-system", "coredns")
+
+    states = await actuator.observe()
+
+    assert [str(s.ref) for s in states] == ["k8s://default/producer", "k8s://prod/ai-brain"]
+    lists = [c for c in apiserver.calls if c.verb == "list" and c.resource == "deployments"]
+    assert {c.namespace for c in lists} == {"default", "prod"}
+
+
+async def test_crash_looping_pods_make_the_deployment_unhealthy(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Pods waiting in CrashLoopBackOff make the Deployment UNHEALTHY and are counted."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer")
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert "CrashLoopBackOff" in state.detail
+    assert state.attributes["pods"]["waiting"] == {"CrashLoopBackOff": 2}
+    assert state.metrics["pod_restarts"] == 14.0
+    assert state.replicas is not None
+    assert state.replicas.running == 0
+
+
+async def test_bad_image_rollout_is_unhealthy_with_the_previous_revision_known(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A rollout stuck on ImagePullBackOff is UNHEALTHY, in progress, and names revision 1."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    cluster.fail_image("registry.local/app:v2", "ImagePullBackOff")
+    cluster.patch(
+        "deployments",
+        "default",
+        "producer",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "app", "image": "registry.local/app:v2"}]}
+                }
+            }
+        },
+        "application/strategic-merge-patch+json",
+    )
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert "ImagePullBackOff" in state.detail
+    assert state.version is not None
+    assert state.version.startswith("registry.local/app:v2#")
+    assert state.attributes["revision"] == 2
+    assert state.attributes["rollout"] == "in_progress"
+    revisions = state.attributes["revisions"]
+    assert [(r["revision"], r["images"]) for r in revisions] == [
+        (2, ["registry.local/app:v2"]),
+        (1, ["registry.local/app:v1"]),
+    ]
+    assert revisions[0]["version"] == state.version
+    assert state.attributes["previous_version"] == revisions[1]["version"]
+    assert state.attributes["versions_available"] == [revisions[1]["version"]]
+    # The old pods keep serving while the new ones cannot start.
+    assert state.replicas is not None
+    assert state.replicas.running == 2
+
+
+async def test_slow_rollout_without_failing_pods_is_degraded(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """New pods that are not ready yet, but not failing, make the Deployment DEGRADED."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.fail_image("registry.local/app:v2", "ContainerCreating")
+    cluster.patch(
+        "deployments",
+        "default",
+        "producer",
+        [
+            {
+                "op": "replace",
+                "path": "/spec/template/spec/containers/0/image",
+                "value": "registry.local/app:v2",
+            }
+        ],
+        "application/json-patch+json",
+    )
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED
+    assert state.attributes["rollout"] == "in_progress"
+    assert state.attributes["status_replicas"]["updated"] == 2
+
+
+async def test_progress_deadline_exceeded_is_unhealthy_and_failed(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Progressing=False/ProgressDeadlineExceeded condition is an UNHEALTHY, failed rollout."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.exceed_progress_deadline("default", "producer")
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert state.attributes["rollout"] == "failed"
+    assert state.attributes["conditions"]["Progressing"] == {
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+    }
+
+
+async def test_hpa_bounds_and_cpu_are_reported(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """An HPA targeting the Deployment supplies replica bounds and cpu_utilization."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "ai-brain", replicas=2)
+    cluster.add_hpa(
+        "default", "ai-brain", target="ai-brain", min_replicas=3, max_replicas=8, cpu_utilization=81
+    )
+
+    state = await observe_one(actuator, "k8s://default/ai-brain")
+
+    assert state.replicas is not None
+    assert (state.replicas.desired, state.replicas.min, state.replicas.max) == (3, 3, 8)
+    assert state.metrics["cpu_utilization"] == 81.0
+    assert state.attributes["min_replicas_owner"] == "hpa"
+    assert state.attributes["autoscaler"]["name"] == "ai-brain"
+
+
+async def test_a_restart_keeps_the_version_and_offers_no_rollback(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A restart makes a new revision of the same version, which is no rollback target."""
+    apiserver.cluster.add_deployment("default", "producer")
+    before = await observe_one(actuator, "k8s://default/producer")
+    target = ResourceRef("k8s", "default/producer", kind="deployment")
+    outcome = await actuator.apply(Action(ActionKind.RESTART, target, policy="test", reason="r"))
+    assert outcome.ok
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.attributes["revision"] == 2
+    assert state.version == before.version
+    assert state.attributes["versions_available"] == []
+    assert state.attributes["previous_version"] is None

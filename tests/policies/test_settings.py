@@ -1,0 +1,111 @@
+"""From a TOML file to working policies: the documented example, and what it refuses."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+import pytest
+
+from jarvis.config import ConfigError, load_settings
+from jarvis.model import History
+from jarvis.policies.rollback import RollbackPolicy
+from jarvis.policies.scaling import ScalingPolicy
+from tests.policies.fleet import API, service, snap, steady
+
+DOC = Path(__file__).parents[2] / "docs" / "policies-scaling.md"
+
+
+def documented_toml() -> str:
+    match = re.search(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    assert match is not None, "docs/policies-scaling.md lost its TOML example"
+    return match.group(1)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jarvis.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_documented_example_builds_both_policies(tmp_path: Path) -> None:
+    """The README's example config loads and becomes the rules it describes."""
+    settings = load_settings(write(tmp_path, documented_toml()))
+    scaling = ScalingPolicy.from_config(settings.scaling.model_dump())
+    rollback = RollbackPolicy.from_config(settings.rollback.model_dump())
+    api, k8s = scaling.rules
+    assert (api.match, api.min_replicas, api.max_replicas) == (API, 2, 20)
+    assert api.targets.configured() == {
+        "cpu_utilization": 70,
+        "requests_per_minute": 100,
+        "p95_latency_ms": 250,
+    }
+    assert api.schedule.timezone == "America/New_York"
+    night, morning = api.schedule.windows
+    assert (night.start, night.end, night.min_replicas) == (time(0), time(6), 1)
+    assert morning.days == frozenset(range(5))
+    assert k8s.targets.configured() == {"cpu_utilization": 60}
+    assert rollback.name == "rollback"
+
+
+def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
+    """Under the example config, 10 req/min at 03:00 New York time runs one task."""
+    settings = load_settings(write(tmp_path, documented_toml()))
+    policy = ScalingPolicy.from_config(settings.scaling.model_dump())
+    now = datetime(2026, 1, 14, 8, 0, tzinfo=UTC)
+    quiet = {"requests_per_minute": 10, "cpu_utilization": 3, "p95_latency_ms": 40}
+
+    history = History(
+        snapshots=steady(now, 10, lambda at: service(desired=2, at=at, metrics=quiet))
+    )
+    evaluation = policy.evaluate(snap(now, service(desired=2, at=now, metrics=quiet)), history, now)
+    assert [(a.replicas, a.cost_delta_per_hour) for a in evaluation.actions] == [(1, -0.0494)]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\ntimezone = "Mars/Olympus"\n',
+         "scaling.rules.0.timezone"),
+        ("[[scaling.rules]]\nmin_replicas = 5\nmax_replicas = 2\ntarget_cpu_utilization = 50\n",
+         "scaling.rules.0"),
+        ('[[scaling.rules]]\nmatch = "*"\n', "scaling.rules.0"),
+        ("[[scaling.rules]]\ntarget_cpu_utilization = 50\nmin_replicas = 0\n",
+         "scaling.rules.0.min_replicas"),
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "00:00"\nend = "06:00"\n', "scaling.rules.0.schedule.0"),
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "00:00"\nend = "06:00"\nmin_replicas = 20\n', "scaling.rules.0"),
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "22:00"\nend = "06:00"\nmin_replicas = 1\ndays = ["caturday"]\n',
+         "scaling.rules.0.schedule.0.days.0"),
+        ("[scaling]\nstabilisation_seconds = 300\n", "scaling.stabilisation_seconds"),
+        ("[rollback]\nconsecutive_checks = 0\n", "rollback.consecutive_checks"),
+        ("[rollback]\nmatch = []\n", "rollback.match"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_refused_naming_the_key(tmp_path: Path, toml: str, key: str) -> None:
+    """A bad zone, inverted bounds, a rule without a metric or a typo fails at load, by key."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, toml))
+    assert f"  {key}: " in str(caught.value)
+
+
+def test_from_config_refuses_keys_it_does_not_know() -> None:
+    """Drift between the settings and the policy's reader is an error, not a silent default."""
+    with pytest.raises(ValueError, match="unknown scaling settings"):
+        ScalingPolicy.from_config({"rules": [], "stabilisation": 1})
+    with pytest.raises(TypeError):
+        RollbackPolicy.from_config({"watch": 1})
+
+
+def test_defaults_build_policies_that_propose_nothing_without_rules() -> None:
+    """With default settings the scaling policy has no rules and proposes nothing."""
+    settings = load_settings()
+    policy = ScalingPolicy.from_config(settings.scaling.model_dump())
+    state = service(desired=2, metrics={"requests_per_minute": 10_000})
+    now = state.observed_at
+    assert policy.evaluate(snap(now, state), History(), now).actions == ()
+    assert settings.scaling.enabled is False
+    assert settings.rollback.enabled is False
