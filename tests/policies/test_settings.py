@@ -14,13 +14,14 @@ from jarvis.policies.rollback import RollbackPolicy
 from jarvis.policies.scaling import ScalingPolicy
 from tests.policies.fleet import API, service, snap, steady
 
-DOC = Path(__file__).parents[2] / "docs" / "policies-scaling.md"
+DOC = Path(__file__).parents[2] / "README.md"
 
 
 def documented_toml() -> str:
-    match = re.search(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
-    assert match is not None, "docs/policies-scaling.md lost its TOML example"
-    return match.group(1)
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+    found = [b for b in blocks if b.startswith("[scaling]")]
+    assert found, "the README lost its [scaling] TOML example"
+    return str(found[0])
 
 
 def write(tmp_path: Path, text: str) -> Path:
