@@ -1,0 +1,27 @@
+"""The event store: SQLAlchemy (async) tables, the event writer with its spool,
+queries, the kill-switch backends and Alembic migrations.
+
+The app builds an `EventStore` (and a kill-switch backend) once from settings;
+the loop appends and flushes events through it, and the CLI migrates
+(`upgrade`) and queries it. Nothing below the loop imports this package.
+"""
+
+from jarvis.store.errors import NotMigratedError, StoreError
+from jarvis.store.events import EventStore, FlushResult
+from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend, RedisKillSwitch
+from jarvis.store.migrate import current_revision, head_revision, upgrade
+from jarvis.store.tables import metadata
+
+__all__ = [
+    "DbKillSwitch",
+    "EventStore",
+    "FlushResult",
+    "KillSwitchBackend",
+    "NotMigratedError",
+    "RedisKillSwitch",
+    "StoreError",
+    "current_revision",
+    "head_revision",
+    "metadata",
+    "upgrade",
+]

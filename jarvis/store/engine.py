@@ -1,0 +1,110 @@
+"""Building the async SQLAlchemy engine the whole store shares, for either backend.
+
+Called by `EventStore.connect` and by the migration helpers (`upgrade`,
+`current_revision`). One code path serves PostgreSQL (asyncpg) and SQLite
+(aiosqlite); the differences live here: SQLite gets WAL and a busy timeout on
+every connection, so the CLI can flip the kill switch while the daemon writes,
+and real transactions (BEGIN emitted by us, not guessed by the driver).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from jarvis.store.errors import StoreError, describe
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "CONNECT_TIMEOUT_S",
+    "create_engine",
+    "masked",
+    "normalize_url",
+    "unreachable",
+]
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite writer waits for another process's write lock."""
+CONNECT_TIMEOUT_S = 5.0
+"""How long connecting to PostgreSQL may take before the database counts as unreachable."""
+
+_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a database URL, giving a bare ``postgresql://`` or ``sqlite://`` its async driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {url!r}") from exc
+    drivername = _DRIVERS.get(parsed.drivername, parsed.drivername)
+    if drivername not in {"postgresql+asyncpg", "sqlite+aiosqlite"}:
+        raise StoreError(
+            f"unsupported database {parsed.drivername!r}: "
+            "use postgresql+asyncpg://… or sqlite+aiosqlite:///FILE"
+        )
+    return parsed.set(drivername=drivername)
+
+
+def masked(url: URL) -> str:
+    """The URL as it may appear in logs: the password replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(url: URL) -> AsyncEngine:
+    """An engine for `url`; for a SQLite file, its directory is created first."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url,
+        # No pre-ping: the kill-switch read must stay one round trip. A dead
+        # pooled connection is invalidated on first use and callers retry once.
+        connect_args={"timeout": CONNECT_TIMEOUT_S},
+    )
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the sqlite3 module, which would
+        # otherwise commit before DDL and begin only before DML.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def unreachable(url: URL, exc: BaseException) -> StoreError:
+    """A one-line error naming where the database was expected and why it did not answer."""
+    if url.get_backend_name() == "sqlite":
+        where = f"SQLite database {url.database}"
+    else:
+        where = (
+            f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+            f" (database {url.database or '-'})"
+        )
+    return StoreError(f"cannot reach {where}: {describe(exc)}")

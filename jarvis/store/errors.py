@@ -1,0 +1,90 @@
+"""Errors raised by the event store (`jarvis.store`) to the loop, the CLI and the app.
+
+Callers catch `StoreError` alone: every failure the store can explain (an
+unreachable database, an unreadable kill switch, a schema behind the code) is
+one, with a one-line message an operator can act on. `is_operational` is the
+store's own judgement of whether a database failure is the world's fault (spool
+and retry later) or the program's (raise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import asyncpg.exceptions
+from sqlalchemy import exc as sa_exc
+
+__all__ = ["NotMigratedError", "StoreError", "describe", "is_operational"]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why, on one line."""
+
+
+class NotMigratedError(StoreError):
+    """The database schema is missing or behind this version of Jarvis."""
+
+
+# SQLSTATE classes and codes that mean "the database is unavailable or busy
+# right now", not "this statement is wrong": connection exceptions (08),
+# insufficient resources (53), operator intervention such as a restart (57),
+# transaction rollbacks such as deadlocks (40), invalid authorization (28),
+# a database that no longer exists (3D000), lost CONNECT privilege (42501) and
+# lock timeouts (55P03).
+_OPERATIONAL_SQLSTATE_PREFIXES = ("08", "53", "57", "40", "28", "3D000", "42501", "55P03")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (`.orig`) and what caused it, each once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        todo.extend(
+            [
+                current.__context__,
+                current.__cause__,
+                orig if isinstance(orig, BaseException) else None,
+            ]
+        )
+
+
+def is_operational(exc: BaseException) -> bool:
+    """Whether a failure talking to the database is transient (spool) or a bug (raise).
+
+    A value the driver cannot encode (TypeError/ValueError anywhere in the
+    chain) is a bug; a socket error, a lost connection, SQLite's "database is
+    locked" and the SQLSTATEs above are the database being unavailable.
+    """
+    chain = list(_chain(exc))
+    if any(isinstance(e, TypeError | ValueError) and not isinstance(e, OSError) for e in chain):
+        return False
+    for e in chain:
+        if isinstance(e, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(e, asyncpg.exceptions.InterfaceError):  # "connection is closed"
+            return True
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            return True
+        sqlstate = getattr(e, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_OPERATIONAL_SQLSTATE_PREFIXES):
+            return True
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """The root cause of a failure as one line: ``TypeName: message``."""
+    root: BaseException = exc
+    for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
+        orig = getattr(root, "orig", None)
+        following = orig if isinstance(orig, BaseException) else root.__cause__
+        if following is None:
+            break
+        root = following
+    text = " ".join(str(root).split()) or "no detail"
+    return f"{type(root).__name__}: {text}"

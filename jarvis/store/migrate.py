@@ -1,0 +1,127 @@
+"""Schema migrations: run Alembic programmatically against the store's async engine.
+
+Called by `jarvis db upgrade` (the CLI), by `EventStore.connect` (SQLite
+migrates itself; PostgreSQL is only checked), and by tests. No alembic.ini is
+needed: the script directory is `jarvis/store/migrations` inside the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jarvis.store.engine import create_engine, masked, normalize_url, unreachable
+from jarvis.store.errors import NotMigratedError, StoreError, is_operational
+
+__all__ = [
+    "MIGRATIONS",
+    "alembic_config",
+    "check_revision",
+    "current_revision",
+    "head_revision",
+    "upgrade",
+    "upgrade_engine",
+]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, built in code: only the script location matters."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this version of Jarvis knows."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"migrations have {len(heads)} heads {heads}; merge them")
+    return heads[0]
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> str | None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    return _current(connection)
+
+
+async def upgrade_engine(engine: AsyncEngine) -> str:
+    """Migrate the database behind `engine` to head in one transaction; return the revision."""
+    try:
+        async with engine.begin() as connection:
+            revision = await connection.run_sync(_upgrade)
+    except Exception as exc:
+        if is_operational(exc):
+            raise unreachable(engine.url, exc) from exc
+        raise
+    if revision is None:  # pragma: no cover - alembic always stamps a revision
+        raise StoreError("migration finished without a revision")
+    return revision
+
+
+async def current_revision_engine(engine: AsyncEngine) -> str | None:
+    """The revision the database behind `engine` is at; None when never migrated."""
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current)
+    except Exception as exc:
+        if is_operational(exc):
+            raise unreachable(engine.url, exc) from exc
+        raise
+
+
+async def check_revision(engine: AsyncEngine) -> str:
+    """Raise NotMigratedError unless the database is at this version's head revision."""
+    current = await current_revision_engine(engine)
+    head = head_revision()
+    if current == head:
+        return head
+    where = masked(engine.url)
+    if current is not None and _is_unknown(current):
+        raise StoreError(
+            f"database {where} is at revision {current}, newer than this Jarvis knows "
+            f"(head {head}); run a newer Jarvis"
+        )
+    raise NotMigratedError(
+        f"database {where} is at revision {current or 'none (empty)'}, this Jarvis needs "
+        f"{head}; run `jarvis db upgrade`"
+    )
+
+
+def _is_unknown(revision: str) -> bool:
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        return script.get_revision(revision) is None
+    except Exception:  # noqa: BLE001 - alembic raises several types for an unknown id
+        return True
+
+
+async def upgrade(url: str) -> str:
+    """Migrate the database at `url` to head and return the revision it is now at."""
+    engine = create_engine(normalize_url(url))
+    try:
+        return await upgrade_engine(engine)
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at; None when it was never migrated."""
+    engine = create_engine(normalize_url(url))
+    try:
+        return await current_revision_engine(engine)
+    finally:
+        await engine.dispose()

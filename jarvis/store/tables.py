@@ -1,0 +1,132 @@
+"""The store's tables on one shared `metadata`: events, retry ledger, kill switch.
+
+Imported by the event store, the kill-switch backend and Alembic's env.py.
+Other parts of Jarvis add their own tables to this same `metadata` (each with
+its own migration revision), so it must stay importable from here. The schema
+itself is created by the migrations in `jarvis.store.migrations`, never by
+`metadata.create_all`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["UtcDateTime", "events", "json_type", "killswitch", "metadata", "retry_state"]
+
+# Deterministic constraint names, so later migrations can alter them by name on
+# both backends (SQLite's batch mode needs names to find constraints).
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime that comes back aware, in UTC, on every backend.
+
+    SQLite has no timezone type: values are stored as UTC text and given their
+    timezone back on the way out. A naive datetime is refused, because its
+    meaning depends on the host it was made on.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} (store needs timezone-aware)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - the signature is SQLAlchemy's
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def json_type() -> Any:
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact)."""
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "id",
+        # SQLite autoincrements only an INTEGER PRIMARY KEY, not a BIGINT one.
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("ts", UtcDateTime(), nullable=False),
+    Column("tick_id", Text),
+    Column("kind", Text, nullable=False),
+    Column("resource", Text),
+    Column("action_kind", Text),
+    Column("policy", Text),
+    Column("reason", Text),
+    Column("payload", json_type(), nullable=False),
+    Column("action_id", Text),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    # "Last N of a kind / of a resource" walks these backwards by id.
+    Index(None, "kind", "id"),
+    Index(None, "resource", "id"),
+    Index(None, "ts"),
+    Index(None, "action_id"),
+)
+
+retry_state = Table(
+    "retry_state",
+    metadata,
+    Column("resource", Text, nullable=False),
+    Column("action_kind", Text, nullable=False),
+    Column("attempts", json_type(), nullable=False),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("retry_after", UtcDateTime()),
+    Column("quarantined", Boolean, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("updated_at", UtcDateTime()),
+    PrimaryKeyConstraint("resource", "action_kind"),
+)
+
+killswitch = Table(
+    "killswitch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("engaged", Boolean, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", UtcDateTime()),
+    CheckConstraint("id = 1", name="single_row"),
+)

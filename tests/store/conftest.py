@@ -1,0 +1,48 @@
+"""Fixtures for the event-store tests: a URL per backend, an open store, a TCP proxy.
+
+`db_url` runs a test once on SQLite and once on PostgreSQL; `store` is an
+`EventStore` on it (migrated, with a spool file), closed after the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from jarvis.store import EventStore
+from tests.store.tcp_proxy import TcpProxy
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each backend in turn."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+@pytest.fixture
+async def store(db_url: str, tmp_path: Path) -> AsyncIterator[EventStore]:
+    """A migrated store with a spool file in the test's temporary directory."""
+    opened = await EventStore.connect(
+        db_url, spool_path=tmp_path / "spool.jsonl", auto_migrate=True
+    )
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+@pytest.fixture
+async def pg_proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy on 127.0.0.1 in front of the test's PostgreSQL server."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()

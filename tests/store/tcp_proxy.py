@@ -1,0 +1,78 @@
+"""A TCP forwarder on 127.0.0.1 that tests stop and start to make a server go away.
+
+Stopping it closes the listening socket and aborts every forwarded connection,
+which is what a client sees when a database host dies: pooled connections are
+lost and new ones are refused. Starting it again listens on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+
+class TcpProxy:
+    """Forwards connections on a loopback port to ``target_host:target_port``."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        """Listen (on a free port the first time, the same port afterwards)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Refuse new connections and cut every open one."""
+        if self._server is None:
+            return
+        self._server.close()
+        for transport in list(self._transports):
+            transport.abort()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    def url_for(self, url: str) -> str:
+        """`url` with its host and port replaced by this proxy's."""
+        from sqlalchemy.engine import make_url
+
+        return (
+            make_url(url)
+            .set(host="127.0.0.1", port=self.port)
+            .render_as_string(hide_password=False)
+        )
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._transports.add(writer.transport)
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self._target)
+            except OSError:
+                writer.transport.abort()
+                return
+            self._transports.add(up_writer.transport)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            self._tasks.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

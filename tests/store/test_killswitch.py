@@ -1,0 +1,95 @@
+"""Kill-switch backends: the database row and the Redis hash."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from jarvis.model import Event, EventKind, KillSwitchState
+from jarvis.store import DbKillSwitch, EventStore, RedisKillSwitch, StoreError
+
+pytestmark = pytest.mark.anyio
+
+ENGAGED = KillSwitchState(
+    engaged=True,
+    actor="alice@ops",
+    reason="incident 42: bad deploy",
+    changed_at=datetime(2025, 3, 1, 12, 0, 5, 250000, tzinfo=UTC),
+)
+
+
+async def test_db_killswitch_round_trips_a_state(store: EventStore) -> None:
+    """An absent row reads as released; a written state reads back equal."""
+    switch = DbKillSwitch(store.engine)
+    assert await switch.read() == KillSwitchState(engaged=False)
+    await switch.write(ENGAGED)
+    assert await switch.read() == ENGAGED
+    released = KillSwitchState(engaged=False, actor="bob", reason="fixed", changed_at=None)
+    await switch.write(released)
+    assert await switch.read() == released
+    await switch.aclose()
+
+
+async def test_sqlite_accepts_a_killswitch_write_while_the_daemon_reads(tmp_path: Path) -> None:
+    """In WAL mode a second engine flips the switch while the first holds a read transaction."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+    daemon = await EventStore.connect(url)
+    cli = await EventStore.connect(url)
+    try:
+        daemon.append([Event(EventKind.TICK_STARTED, datetime.now(UTC), "t1")])
+        await daemon.flush()
+        async with daemon.engine.connect() as held:
+            mode = (await held.execute(text("PRAGMA journal_mode"))).scalar_one()
+            assert mode == "wal"
+            # An open read transaction: in rollback-journal mode this blocks writers.
+            assert (await held.execute(text("SELECT count(*) FROM events"))).scalar_one() == 1
+            await DbKillSwitch(cli.engine).write(ENGAGED)
+        assert await DbKillSwitch(daemon.engine).read() == ENGAGED
+    finally:
+        await cli.aclose()
+        await daemon.aclose()
+
+
+async def test_redis_killswitch_round_trips_a_state(redis_url: str) -> None:
+    """An absent hash reads as released; a written state reads back equal."""
+    switch = RedisKillSwitch(redis_url, key="jarvis:test:killswitch")
+    try:
+        assert await switch.read() == KillSwitchState(engaged=False)
+        await switch.write(ENGAGED)
+        assert await switch.read() == ENGAGED
+        await switch.write(KillSwitchState(engaged=False, actor="bob"))
+        assert await switch.read() == KillSwitchState(engaged=False, actor="bob")
+    finally:
+        await switch.aclose()
+
+
+async def test_redis_killswitch_on_a_closed_port_raises_store_error() -> None:
+    """Reading from a Redis that does not answer raises StoreError naming where it looked."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    switch = RedisKillSwitch(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(StoreError, match=f"Redis at 127.0.0.1:{port}"):
+            await switch.read()
+        with pytest.raises(StoreError, match="cannot write"):
+            await switch.write(ENGAGED)
+    finally:
+        await switch.aclose()
+
+
+async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path: Path) -> None:
+    """When the switch's table cannot be read, read() raises StoreError (the guard fails safe)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+    store = await EventStore.connect(url)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("DROP TABLE killswitch"))
+        with pytest.raises(StoreError, match="cannot read the kill switch"):
+            await DbKillSwitch(store.engine).read()
+    finally:
+        await store.aclose()

@@ -1,0 +1,177 @@
+"""Migrations and connecting: schema at head, an un-migrated or unreachable database."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from jarvis.store import EventStore, NotMigratedError, StoreError, current_revision, upgrade
+from jarvis.store.migrate import alembic_config
+
+pytestmark = pytest.mark.anyio
+
+
+def _script_head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_upgrade_migrates_to_the_script_head(db_url: str) -> None:
+    """upgrade() brings an empty database to Alembic's head and reports that revision."""
+    assert await current_revision(db_url) is None
+    assert await upgrade(db_url) == _script_head()
+    assert await current_revision(db_url) == _script_head()
+    # A second upgrade is a no-op at head.
+    assert await upgrade(db_url) == _script_head()
+
+
+async def test_sqlite_store_migrates_a_new_file_itself(tmp_path: Path) -> None:
+    """Connecting to a SQLite file that does not exist yet creates and migrates it."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/nested/dir/jarvis.db"
+    store = await EventStore.connect(url)
+    try:
+        assert await store.count_events() == 0
+        assert await current_revision(url) == _script_head()
+    finally:
+        await store.aclose()
+    assert (tmp_path / "nested" / "dir" / "jarvis.db").exists()
+
+
+async def test_unmigrated_postgres_raises_not_migrated(pg_url: str) -> None:
+    """A PostgreSQL database without the schema is refused with a pointer to `jarvis db upgrade`."""
+    with pytest.raises(NotMigratedError, match="jarvis db upgrade") as caught:
+        await EventStore.connect(pg_url)
+    assert "none" in str(caught.value)
+    assert await current_revision(pg_url) is None
+
+
+async def test_postgres_connects_once_upgraded(pg_url: str) -> None:
+    """After `upgrade`, connecting to PostgreSQL without auto-migration succeeds."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_url)
+    try:
+        await store.ping()
+        assert store.url.startswith("postgresql+asyncpg://")
+    finally:
+        await store.aclose()
+
+
+async def test_unreachable_postgres_raises_one_line_store_error() -> None:
+    """A closed port gives StoreError naming host, port and cause on one line."""
+    port = _closed_port()
+    with pytest.raises(StoreError) as caught:
+        await EventStore.connect(f"postgresql+asyncpg://jarvis:secret@127.0.0.1:{port}/jarvis")
+    message = str(caught.value)
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port}" in message
+    assert "refused" in message.lower() or "connect call failed" in message.lower()
+    assert "\n" not in message
+    assert "secret" not in message
+    assert not isinstance(caught.value, NotMigratedError)
+
+
+async def test_unsupported_database_url_is_refused() -> None:
+    """A URL for a database the store does not support is a StoreError naming both choices."""
+    with pytest.raises(StoreError, match="postgresql\\+asyncpg"):
+        await EventStore.connect("mysql://root@127.0.0.1/jarvis")
+
+
+async def test_masked_url_hides_the_password(pg_url: str) -> None:
+    """The store's url property never shows the database password."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_url.replace("postgres@", "postgres:hunter2@"))
+    try:
+        assert "hunter2" not in store.url
+        assert "***" in store.url
+    finally:
+        await store.aclose()
+
+
+async def test_migrations_create_exactly_the_tables_on_metadata(db_url: str) -> None:
+    """After upgrade, autogenerate finds no difference between the database and `metadata`."""
+    import importlib
+    import pkgutil
+
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    import jarvis.store
+    from jarvis.store import metadata
+    from jarvis.store.engine import create_engine, normalize_url
+
+    # As env.py does: every module of the package may put tables on metadata.
+    for module in pkgutil.iter_modules(jarvis.store.__path__, prefix="jarvis.store."):
+        importlib.import_module(module.name)
+
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    await upgrade(db_url)
+    engine = create_engine(normalize_url(db_url))
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def _migrate_to_base(url: str) -> str:
+    """Upgrade only to the first revision; return it."""
+    from alembic import command
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    base = ScriptDirectory.from_config(alembic_config()).get_base()
+    assert isinstance(base, str)
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, base)
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()
+    return base
+
+
+async def test_postgres_behind_head_raises_not_migrated(pg_url: str) -> None:
+    """A database at an older revision is refused, naming both revisions and the fix."""
+    base = await _migrate_to_base(pg_url)
+    if base == _script_head():
+        pytest.skip("only one revision exists, so no database can be behind head")
+    with pytest.raises(NotMigratedError, match="jarvis db upgrade") as caught:
+        await EventStore.connect(pg_url)
+    assert f"at revision {base}" in str(caught.value)
+    assert _script_head() in str(caught.value)
+
+
+async def test_database_newer_than_the_code_is_refused(pg_url: str) -> None:
+    """A revision this Jarvis does not know means a newer schema: StoreError, not upgrade advice."""
+    import asyncpg
+
+    await upgrade(pg_url)
+    connection = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute("UPDATE alembic_version SET version_num = 'ffff9999'")
+    finally:
+        await connection.close()
+    with pytest.raises(StoreError, match="newer than this Jarvis") as caught:
+        await EventStore.connect(pg_url)
+    assert not isinstance(caught.value, NotMigratedError)
