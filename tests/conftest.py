@@ -47,26 +47,40 @@ def _require(url: str, default_port: int, what: str) -> None:
     pytest.skip(f"{message}; set JARVIS_TEST_* to a running server to run this test")
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+async def create_pg_database() -> str:
+    """Create a brand-new, empty PostgreSQL database and return its URL."""
     _require(PG_URL, 5432, "PostgreSQL")
     import asyncpg
 
-    parts = urlsplit(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    admin_url = PG_URL.replace("postgresql+asyncpg", "postgresql")
     name = f"jarvis_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(urlunsplit(parts))
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    test_parts = urlsplit(PG_URL)
-    yield urlunsplit(test_parts._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(urlunsplit(parts))
+    return urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
+
+
+async def drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""
+    url = await create_pg_database()
+    try:
+        yield url
+    finally:
+        await drop_pg_database(url)
 
 
 @pytest.fixture

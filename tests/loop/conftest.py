@@ -30,10 +30,16 @@ def fleet(clock: VirtualClock) -> FakeActuator:
 
 
 @pytest.fixture
+async def db_url(sqlite_url: str) -> str:
+    """The database loop tests run on; modules override it to run on Postgres too."""
+    return sqlite_url
+
+
+@pytest.fixture
 async def make_app(
-    sqlite_url: str, clock: VirtualClock, fleet: FakeActuator
+    db_url: str, clock: VirtualClock, fleet: FakeActuator
 ) -> AsyncIterator[AppFactory]:
-    """Builds apps on one SQLite database; every app built is closed at the end."""
+    """Builds apps on one database; every app built is closed at the end."""
     apps: list[App] = []
 
     async def factory(
@@ -44,7 +50,7 @@ async def make_app(
         **overrides: Any,
     ) -> App:
         overrides.setdefault("allowlist", ALLOW_FAKE)
-        settings = load_settings(database_url=database_url or sqlite_url, **overrides)
+        settings = load_settings(database_url=database_url or db_url, **overrides)
         app = await build_app(
             settings,
             clock=clock,

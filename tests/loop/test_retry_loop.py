@@ -3,6 +3,7 @@ survives a restart, operator reset, and intents orphaned by a crash."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
@@ -21,10 +22,26 @@ from jarvis.model import (
     ResourceRef,
 )
 from jarvis.policies.heal import HealPolicy
+from jarvis.store import upgrade
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)
 
 
 async def always_fail(action: Action) -> Outcome:
