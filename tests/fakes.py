@@ -38,7 +38,7 @@ class FakeActuator:
 
     clock: Clock
     services: dict[str, FakeService] = field(default_factory=dict)
-    provider: str = "fake"
+    provider: str = "sim"
     name: str = "fake"
     action_kinds: frozenset[ActionKind] = frozenset(ActionKind)
     applied: list[Action] = field(default_factory=list)

@@ -20,6 +20,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Providers whose resources can be acted on (observe-only ones never need an entry).
+ACTING_PROVIDERS = ("sim", "ecs", "k8s", "cloudrun", "route")
+
+
 class AllowEntry(Section):
     """One allow-list entry: a provider, a resource glob and the action kinds allowed.
 
@@ -30,6 +34,15 @@ class AllowEntry(Section):
     provider: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_-]*$")]
     resources: Annotated[str, Field(min_length=1)] = "*"
     actions: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in ACTING_PROVIDERS:
+            raise ValueError(
+                f"unknown provider {value!r}; expected one of {', '.join(ACTING_PROVIDERS)}"
+            )
+        return value
 
     @field_validator("actions")
     @classmethod

@@ -21,6 +21,8 @@ def test_a_bad_config_exits_2_naming_the_key(jarvis: Jarvis, tmp_path: Path) -> 
             ["run"],
         ),
         ("[aws]\nbogus = 1\n", "aws.bogus", ["config", "check"]),
+        ("[azure]\nregion = 'x'\n", "azure: unknown key", ["tick"]),
+        ("[[allowlist]]\nprovider = 'gce'\nactions = ['*']\n", "allowlist.0.provider", ["plan"]),
         ("not toml [\n", "not valid TOML", ["killswitch", "status"]),
     ]
     for text, expected, command in cases:

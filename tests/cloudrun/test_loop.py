@@ -45,7 +45,7 @@ async def make_app(
             spool_path=tmp_path / "spool.jsonl",
             allowlist=[
                 {"provider": "cloudrun", "resources": f"{PROJECT}/{REGION}/*", "actions": ["*"]},
-                {"provider": "fake", "resources": "*", "actions": ["*"]},
+                {"provider": "sim", "resources": "*", "actions": ["*"]},
             ],
             cloudrun={
                 "project": PROJECT,

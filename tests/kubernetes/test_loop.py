@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 ALLOW = [
     {"provider": "k8s", "resources": "default/*", "actions": ["restart", "rollback", "scale"]},
-    {"provider": "fake", "resources": "*", "actions": ["*"]},
+    {"provider": "sim", "resources": "*", "actions": ["*"]},
 ]
 PRODUCER = "k8s://default/producer"
 
@@ -157,6 +157,6 @@ async def test_a_failing_kubernetes_api_does_not_stop_other_providers(
 
     assert set(report.snapshot.errors) == {"kubernetes"}
     assert "InternalError" in report.snapshot.errors["kubernetes"]
-    assert [str(a.target) for a in fleet.applied] == ["fake://web"]
+    assert [str(a.target) for a in fleet.applied] == ["sim://web"]
     failed = await app.store.events(kinds=["observe.failed"])
     assert len(failed) == 1

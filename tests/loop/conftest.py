@@ -16,7 +16,7 @@ from tests.fakes import FakeActuator
 
 AppFactory = Callable[..., Awaitable[App]]
 
-ALLOW_FAKE = [{"provider": "fake", "resources": "*", "actions": ["*"]}]
+ALLOW_SIM = [{"provider": "sim", "resources": "*", "actions": ["*"]}]
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ async def make_app(
         actuators: Sequence[Any] | None = None,
         **overrides: Any,
     ) -> App:
-        overrides.setdefault("allowlist", ALLOW_FAKE)
+        overrides.setdefault("allowlist", ALLOW_SIM)
         settings = load_settings(database_url=database_url or db_url, **overrides)
         app = await build_app(
             settings,

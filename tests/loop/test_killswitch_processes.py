@@ -3,7 +3,6 @@ in another shell stops a running app's very next apply, on SQLite and on Redis."
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -39,7 +38,7 @@ async def test_an_engage_from_another_process_blocks_the_next_apply(
 ) -> None:
     """The daemon applies, an operator engages from a shell, the next apply is blocked."""
     redis = request.getfixturevalue("redis_url") if backend == "redis" else None
-    restart = Action(ActionKind.RESTART, ResourceRef("fake", "api"), "p", "r")
+    restart = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "p", "r")
     app = await make_app([ProposeEach([restart])], redis_url=redis)
     first = await app.reconciler.tick()
     assert [d.verdict.allowed for d in first.decisions] == [True]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.anyio
 
 
 def restart(name: str) -> Action:
-    return Action(ActionKind.RESTART, ResourceRef("fake", name), "scripted", "test")
+    return Action(ActionKind.RESTART, ResourceRef("sim", name), "scripted", "test")
 
 
 async def kinds(store: EventStore, *wanted: EventKind) -> list[tuple[str, str | None]]:
@@ -37,7 +37,7 @@ async def test_an_unhealthy_service_is_restarted_and_recorded(
     fleet.services["web"].health = Health.UNHEALTHY
     app = await make_app([HealPolicy()])
     report = await app.reconciler.tick()
-    assert [str(d.action.target) for d in report.applied] == ["fake://web"]
+    assert [str(d.action.target) for d in report.applied] == ["sim://web"]
     assert fleet.services["web"].health is Health.HEALTHY
     recorded = await kinds(
         app.store,
@@ -46,9 +46,9 @@ async def test_an_unhealthy_service_is_restarted_and_recorded(
         EventKind.ACTION_APPLIED,
     )
     assert recorded == [
-        ("action.proposed", "fake://web"),
-        ("action.started", "fake://web"),
-        ("action.applied", "fake://web"),
+        ("action.proposed", "sim://web"),
+        ("action.started", "sim://web"),
+        ("action.applied", "sim://web"),
     ]
     started, applied = await app.store.events(kinds=["action.started", "action.applied"], limit=10)
     assert started.action_id == applied.action_id is not None
@@ -67,11 +67,11 @@ async def test_a_kill_switch_flip_mid_tick_blocks_the_rest_of_the_tick(
 
     fleet.on_apply = engage_on_first
     report = await app.reconciler.tick()
-    assert [str(a.target) for a in fleet.applied] == ["fake://api"]
+    assert [str(a.target) for a in fleet.applied] == ["sim://api"]
     blocked = [d for d in report.decisions if not d.verdict.allowed]
     assert [(str(d.action.target), d.verdict.reason) for d in blocked] == [
-        ("fake://web", "killswitch"),
-        ("fake://worker", "killswitch"),
+        ("sim://web", "killswitch"),
+        ("sim://worker", "killswitch"),
     ]
     flips = await app.store.events(kinds=["killswitch.engaged"])
     assert flips[0].payload["actor"] == "op"
@@ -119,7 +119,7 @@ async def test_one_failing_provider_does_not_stop_the_others(
     app = await make_app([HealPolicy()], actuators=[broken, fleet])
     report = await app.reconciler.tick()
     assert report.snapshot.errors == {"other": "Boom: throttled"}
-    assert [str(d.action.target) for d in report.applied] == ["fake://web"]
+    assert [str(d.action.target) for d in report.applied] == ["sim://web"]
     failed = await app.store.events(kinds=["observe.failed"])
     assert failed[0].payload["actuator"] == "other"
 
@@ -130,7 +130,7 @@ async def test_a_rollback_beats_a_restart_on_the_same_resource(
     """One action per resource per tick: the higher priority wins, the other is blocked."""
     rollback = Action(
         ActionKind.ROLLBACK,
-        ResourceRef("fake", "api"),
+        ResourceRef("sim", "api"),
         "rollback",
         "bad",
         version="v0",
@@ -157,8 +157,8 @@ async def test_only_state_transitions_are_recorded(
     await app.reconciler.tick()
     changed = await kinds(app.store, EventKind.RESOURCE_CHANGED)
     assert changed == [
-        ("resource.changed", "fake://api"),
-        ("resource.changed", "fake://web"),
-        ("resource.changed", "fake://worker"),
-        ("resource.changed", "fake://api"),
+        ("resource.changed", "sim://api"),
+        ("resource.changed", "sim://web"),
+        ("resource.changed", "sim://worker"),
+        ("resource.changed", "sim://api"),
     ]

@@ -64,7 +64,7 @@ async def test_three_failures_escalate_and_quarantine_across_a_restart(
     await run_ticks(app.reconciler, clock, 10)
     assert len(fleet.applied) == 3
     escalated = await app.store.events(kinds=["action.escalated"])
-    assert [e.resource for e in escalated] == ["fake://web"]
+    assert [e.resource for e in escalated] == ["sim://web"]
     blocked = await app.store.events(kinds=["action.blocked"], limit=100)
     reasons = [e.payload["blocked"] for e in blocked]
     assert reasons[:1] == ["retry_budget"] and reasons[-1] == "quarantine"
@@ -77,7 +77,7 @@ async def test_three_failures_escalate_and_quarantine_across_a_restart(
     assert len(fleet.applied) == 3
 
     # The operator's reset lifts it.
-    assert await restarted.store.reset_retries("fake://web") == 1
+    assert await restarted.store.reset_retries("sim://web") == 1
     fleet.on_apply = None
     await run_ticks(restarted.reconciler, clock, 1)
     assert len(fleet.applied) == 4
@@ -97,7 +97,7 @@ async def test_an_orphaned_intent_is_closed_as_unknown_and_counted(
                 ts=now - timedelta(seconds=5),
                 idempotency_key="crashed:started",
                 tick_id="crashed",
-                resource="fake://api",
+                resource="sim://api",
                 action_kind="restart",
                 policy="heal",
                 action_id="crashed",
@@ -109,10 +109,10 @@ async def test_an_orphaned_intent_is_closed_as_unknown_and_counted(
 
     restarted = await make_app()
     unknown = await restarted.store.events(kinds=["action.unknown"])
-    assert [(e.resource, e.action_id) for e in unknown] == [("fake://api", "crashed")]
+    assert [(e.resource, e.action_id) for e in unknown] == [("sim://api", "crashed")]
     assert await restarted.store.open_intents() == []
     ledger = await restarted.store.load_retries()
-    state = ledger[("fake://api", "restart")]
+    state = ledger[("sim://api", "restart")]
     assert state.consecutive_failures == 1 and len(state.attempts) == 1
 
     # Starting again does not close it twice.
@@ -138,7 +138,7 @@ async def test_an_apply_that_hangs_times_out_and_counts_as_a_failure(
     failed = await app.store.events(kinds=["action.failed"])
     assert failed[0].payload["outcome"] == "timed_out"
     ledger = await app.store.load_retries()
-    assert ledger[("fake://api", "restart")].consecutive_failures == 1
+    assert ledger[("sim://api", "restart")].consecutive_failures == 1
 
 
 async def test_scale_actions_respect_the_restart_kind_budget_separately(
@@ -146,10 +146,10 @@ async def test_scale_actions_respect_the_restart_kind_budget_separately(
 ) -> None:
     """The budget counts per (resource, action kind): a quarantined restart leaves scale alone."""
     fleet.on_apply = always_fail
-    restart = Action(ActionKind.RESTART, ResourceRef("fake", "api"), "p", "r")
+    restart = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "p", "r")
     app = await make_app([ProposeEach([restart])])
     await run_ticks(app.reconciler, clock, 10)
-    scale = Action(ActionKind.SCALE, ResourceRef("fake", "api"), "p", "r", replicas=3)
+    scale = Action(ActionKind.SCALE, ResourceRef("sim", "api"), "p", "r", replicas=3)
     fleet.on_apply = None
     app2 = await make_app([ProposeEach([scale])])
     report = await app2.reconciler.tick()
@@ -166,7 +166,7 @@ async def test_fixes_that_succeed_without_fixing_escalate_when_the_budget_is_spe
     await run_ticks(app.reconciler, clock, 6)
     assert len(fleet.applied) == 3
     escalated = await app.store.events(kinds=["action.escalated"])
-    assert [e.resource for e in escalated] == ["fake://web"]
+    assert [e.resource for e in escalated] == ["sim://web"]
     assert "did not fix it" in escalated[0].payload["last_error"]
     ledger = await app.store.load_retries()
-    assert ledger[("fake://web", "restart")].quarantined
+    assert ledger[("sim://web", "restart")].quarantined

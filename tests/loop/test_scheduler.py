@@ -84,14 +84,14 @@ async def test_stop_lets_the_apply_in_flight_finish_and_takes_no_new_actions(
         return None
 
     fleet.on_apply = stop_during_first
-    targets = [ResourceRef("fake", n) for n in ("api", "web", "worker")]
+    targets = [ResourceRef("sim", n) for n in ("api", "web", "worker")]
     app = await make_app([ProposeEach([Action(ActionKind.RESTART, t, "p", "r") for t in targets])])
     scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, shutdown_grace=5)
     with anyio.fail_after(10):
         await scheduler.run()
-    assert [str(a.target) for a in fleet.applied] == ["fake://api"]
+    assert [str(a.target) for a in fleet.applied] == ["sim://api"]
     applied = await app.store.events(kinds=["action.applied"])
-    assert [e.resource for e in applied] == ["fake://api"]
+    assert [e.resource for e in applied] == ["sim://api"]
     blocked = await app.store.events(kinds=["action.blocked"])
     assert {e.payload["blocked"] for e in blocked} == {"shutdown"}
     assert scheduler.ticks == 1
