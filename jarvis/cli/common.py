@@ -17,6 +17,7 @@ from rich.console import Console
 from jarvis.config import ConfigError, Settings, load_settings
 from jarvis.model import Event
 from jarvis.store import StoreError
+from jarvis.telemetry.logging import configure_logging
 
 T = TypeVar("T")
 
@@ -36,9 +37,12 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return load_settings(state.config_path, **clean)
+        settings = load_settings(state.config_path, **clean)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    # Logs go to stderr, so `--json` output on stdout stays machine-readable.
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -18,7 +18,6 @@ from jarvis.config import Settings
 from jarvis.loop.killswitch import AdminService
 from jarvis.loop.scheduler import Scheduler
 from jarvis.telemetry.http import HttpServer
-from jarvis.telemetry.logging import configure_logging
 
 log = structlog.get_logger("jarvis")
 
@@ -49,7 +48,6 @@ def run(
     if dry_run:
         overrides["dry_run"] = True
     settings = base.model_copy(update=overrides) if overrides else base
-    configure_logging(settings.log_level, settings.log_format)
     run_async(lambda: _daemon(settings, max_ticks=ticks))
 
 
