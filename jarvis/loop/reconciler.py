@@ -477,12 +477,15 @@ class Reconciler:
         await self._flush()
 
     async def _flush(self) -> None:
+        waiting = self.store.spooled
         result = await self.store.flush()
         if result.written:
             self.metrics.events_written.inc(result.written)
-        if result.spooled:
-            self.metrics.events_spooled.inc(result.spooled)
-            log.warning("event store unreachable; events spooled", spooled=result.spooled)
+        if result.spooled > waiting:
+            self.metrics.events_spooled.inc(result.spooled - waiting)
+            log.warning("event store unreachable; events spooled", waiting=result.spooled)
+        elif result.replayed:
+            log.info("event store back; spooled events replayed", replayed=result.replayed)
 
     def _update_quarantine_gauge(self) -> None:
         quarantined = {s.resource for s in self._retries.values() if s.quarantined}
