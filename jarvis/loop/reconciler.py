@@ -29,6 +29,7 @@ from jarvis.model import (
     Event,
     EventKind,
     History,
+    KillSwitchState,
     Outcome,
     ResourceState,
     RetryState,
@@ -210,7 +211,10 @@ class Reconciler:
         planned, superseded = plan_actions(proposals)
         for action, verdict in superseded:
             self._block(tick_id, action, verdict, report)
-        await self._flush()
+        if planned:
+            # Proposals are durable before anything is applied; with nothing to
+            # apply, the flush at the end of the tick writes them just as well.
+            await self._flush()
         await self._apply_all(tick_id, planned, snapshot, dry, report)
         self._snapshots.append(snapshot)
         finished = self.clock.now()
@@ -238,6 +242,11 @@ class Reconciler:
     async def _refresh_retries(self) -> None:
         # The ledger is re-read every tick so `jarvis retries reset` from another
         # process takes effect; when the store is down the in-memory one stands.
+        # Flushing first writes retry states staged during an outage, so the
+        # re-read can never return a ledger older than this process's own.
+        await self._flush()
+        if self.store.spooled:
+            return
         try:
             self._retries = await self.store.load_retries()
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
@@ -334,13 +343,14 @@ class Reconciler:
     ) -> None:
         applied = 0
         touched: set[str] = set()
+        if not planned:
+            return
+        killswitch = await self._read_killswitch()
         for action in planned:
             if self._stopping:
                 verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
                 self._block(tick_id, action, verdict, report)
                 continue
-            killswitch = await self.killswitch.read_failsafe()
-            self.metrics.killswitch_engaged.set(1 if killswitch.engaged else 0)
             ctx = GuardContext(
                 now=self.clock.now(),
                 killswitch=killswitch,
@@ -351,6 +361,14 @@ class Reconciler:
                 dry_run=dry,
             )
             verdict = self.guard.check(action, ctx)
+            if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
+                # Only an action the rest of the guard lets through needs the switch
+                # read fresh, right before it is applied; an action blocked anyway
+                # is judged on the last read of this tick, which saves a round trip
+                # per blocked action. An engaged last read blocks the rest of the
+                # tick without reading again: a release mid-tick waits a tick.
+                killswitch = await self._read_killswitch()
+                verdict = self.guard.check(action, replace(ctx, killswitch=killswitch))
             if not verdict.allowed:
                 self._block(tick_id, action, verdict, report)
                 if verdict.reason is BlockReason.RETRY_BUDGET:
@@ -391,6 +409,11 @@ class Reconciler:
         log.error(
             "escalated: retry budget exhausted", resource=str(action.target), attempts=attempts
         )
+
+    async def _read_killswitch(self) -> KillSwitchState:
+        state = await self.killswitch.read_failsafe()
+        self.metrics.killswitch_engaged.set(1 if state.engaged else 0)
+        return state
 
     def _block(self, tick_id: str, action: Action, verdict: Verdict, report: TickReport) -> None:
         event = ev.blocked(tick_id, self.clock.now(), action, verdict)
