@@ -105,6 +105,11 @@ class ScalingPolicy:
         self._max_age = timedelta(seconds=metric_max_age_seconds)
         self._priority = priority
         self._name = name
+        # Past snapshots never change, so each one's recommendations are computed
+        # once: {id(snapshot): (snapshot, {uri: replicas or None})}. Holding the
+        # snapshot keeps its id from being reused. A memo, not state: the
+        # policy's answers are the same with or without it.
+        self._past: dict[int, tuple[Snapshot, dict[str, int | None]]] = {}
 
     @property
     def name(self) -> str:
@@ -120,6 +125,9 @@ class ScalingPolicy:
         return _from_config(config)
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
+        kept = {id(past) for past in history.snapshots}
+        for stale in [key for key in self._past if key not in kept]:
+            del self._past[stale]
         actions: list[Action] = []
         notes: list[Note] = []
         for uri in sorted(snapshot.resources):
@@ -239,9 +247,15 @@ class ScalingPolicy:
             replicas = state.replicas
             if past.taken_at < cutoff or replicas is None or replicas.desired <= 0:
                 continue
-            if self._metric_problem(state, rule, past.taken_at) is None:
-                rec = recommend(replicas.desired, state.metrics, rule.targets, self._tolerance)
-                recommendations.append(rec.replicas)
+            memo = self._past.setdefault(id(past), (past, {}))[1]
+            if uri not in memo:
+                memo[uri] = None
+                if self._metric_problem(state, rule, past.taken_at) is None:
+                    rec = recommend(replicas.desired, state.metrics, rule.targets, self._tolerance)
+                    memo[uri] = rec.replicas
+            replicas_then = memo[uri]
+            if replicas_then is not None:
+                recommendations.append(replicas_then)
         return recommendations, covered or not self._window
 
     def _period_bases(
