@@ -23,7 +23,7 @@ from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Clock
 from jarvis.policies.base import Policy
 from jarvis.safety import AllowList, AllowRule, Bounds, Guard, RetryBudget
-from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, RedisKillSwitch
+from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -52,6 +52,8 @@ async def open_store(settings: Settings, *, auto_migrate: bool | None = None) ->
 
 def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
     if settings.redis_url:
+        from jarvis.store.redis_killswitch import RedisKillSwitch
+
         return RedisKillSwitch(settings.redis_url)
     return DbKillSwitch(store.engine)
 

@@ -8,7 +8,7 @@ the loop appends and flushes events through it, and the CLI migrates
 
 from jarvis.store.errors import NotMigratedError, StoreError
 from jarvis.store.events import EventStore, FlushResult
-from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend, RedisKillSwitch
+from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
 from jarvis.store.migrate import current_revision, head_revision, upgrade
 from jarvis.store.tables import metadata
 
@@ -18,7 +18,6 @@ __all__ = [
     "FlushResult",
     "KillSwitchBackend",
     "NotMigratedError",
-    "RedisKillSwitch",
     "StoreError",
     "current_revision",
     "head_revision",

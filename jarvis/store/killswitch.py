@@ -9,14 +9,8 @@ database otherwise.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.typing import EncodableT
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,9 +21,8 @@ from jarvis.store.engine import masked
 from jarvis.store.errors import StoreError, describe
 from jarvis.store.tables import killswitch
 
-__all__ = ["DbKillSwitch", "KillSwitchBackend", "RedisKillSwitch"]
+__all__ = ["DbKillSwitch", "KillSwitchBackend"]
 
-REDIS_TIMEOUT_S = 1.0
 """Connect and socket timeout: an unreachable Redis must fail a read fast."""
 
 
@@ -112,66 +105,3 @@ class DbKillSwitch:
         return StoreError(
             f"cannot {verb} the kill switch in {masked(self._engine.url)}: {describe(exc)}"
         )
-
-
-class RedisKillSwitch:
-    """The kill switch as a Redis hash (engaged, actor, reason, changed_at)."""
-
-    def __init__(self, url: str, key: str = "jarvis:killswitch") -> None:
-        self._key = key
-        self._client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            # Retrying would turn a fail-fast read into a slow one; the guard
-            # blocks on failure and reads again before the next action anyway.
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-        )
-        pool_kwargs = self._client.connection_pool.connection_kwargs
-        self._where = f"Redis at {pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}"
-
-    async def read(self) -> KillSwitchState:
-        try:
-            raw = await self._client.hgetall(self._key)
-        except (RedisError, OSError) as exc:
-            raise StoreError(
-                f"cannot read the kill switch from {self._where}: {describe(exc)}"
-            ) from exc
-        if not raw:
-            return KillSwitchState(engaged=False)
-        fields = {_text(key): _text(value) for key, value in raw.items()}
-        try:
-            changed = fields.get("changed_at") or None
-            return KillSwitchState(
-                engaged=fields.get("engaged") == "1",
-                actor=fields.get("actor", ""),
-                reason=fields.get("reason", ""),
-                changed_at=None if changed is None else datetime.fromisoformat(changed),
-            )
-        except ValueError as exc:
-            raise StoreError(
-                f"kill switch hash {self._key!r} in {self._where} is damaged: {exc}"
-            ) from exc
-
-    async def write(self, state: KillSwitchState) -> None:
-        mapping: dict[EncodableT, EncodableT] = {
-            "engaged": "1" if state.engaged else "0",
-            "actor": state.actor,
-            "reason": state.reason,
-            "changed_at": "" if state.changed_at is None else state.changed_at.isoformat(),
-        }
-        try:
-            await self._client.hset(self._key, mapping=mapping)
-        except (RedisError, OSError) as exc:
-            raise StoreError(
-                f"cannot write the kill switch to {self._where}: {describe(exc)}"
-            ) from exc
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def _text(value: bytes | str) -> str:
-    # The client decodes responses; this only narrows redis's bytes-or-str type.
-    return value.decode() if isinstance(value, bytes) else value

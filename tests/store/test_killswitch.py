@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from jarvis.model import Event, EventKind, KillSwitchState
-from jarvis.store import DbKillSwitch, EventStore, RedisKillSwitch, StoreError
+from jarvis.store import DbKillSwitch, EventStore, StoreError
+from jarvis.store.redis_killswitch import RedisKillSwitch
 
 pytestmark = pytest.mark.anyio
 
