@@ -58,7 +58,7 @@ def test_quantized_weights_sum_to_one_in_whole_millionths(weights: dict[str, flo
     success=st.lists(st.floats(min_value=0.5, max_value=1), min_size=4, max_size=4),
     max_shift=st.sampled_from((0.1, 0.5, 1.0)),
 )
-def test_proposals_sum_to_one_and_respect_floors(  # noqa: PLR0917 - one argument per strategy
+def test_proposals_sum_to_one_and_respect_floors(
     route: Route,
     spend: float,
     current: dict[str, float],
