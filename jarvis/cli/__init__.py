@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon
+from jarvis.cli import commands, daemon, simulate
 from jarvis.cli.common import State
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ app.command("tick")(commands.tick)
 app.command("plan")(commands.plan)
 app.command("events")(commands.events)
 app.command("deploy")(commands.deploy)
+app.command("simulate")(simulate.simulate)
 app.add_typer(commands.killswitch_app, name="killswitch")
 app.add_typer(commands.retries_app, name="retries")
 app.add_typer(commands.db_app, name="db")

@@ -1,8 +1,9 @@
 """The simulated cloud: a deterministic fleet of services that crash, scale and roll out.
 
 `SimulatedActuator` (``jarvis.actuators.sim.actuator``) wraps it for the
-reconcile loop; the simulation harness drives its fault hooks (`crash`,
-`break_permanently`, `set_api_failing`, `surge`) directly. It is plain and
+reconcile loop; the simulation harness (`jarvis.simulation`) drives its fault
+hooks (`crash`, `break_permanently`, `bad_deploy`, `set_api_failing`, `surge`)
+and its operator's `repair` directly. It is plain and
 synchronous: time comes only from the ``now`` passed in, randomness only from
 ``random.Random(seed)``, so the same seed and the same calls give the same states.
 
@@ -59,6 +60,7 @@ MIN_REPLICAS = 1
 MAX_REPLICAS = 20
 CRASH_DETAIL = "CrashLoopBackOff: exit code 137"
 BROKEN_DETAIL = "ImagePullBackOff: image registry unreachable"
+BAD_VERSION_DETAIL = "CrashLoopBackOff: {version} fails its readiness probe"
 
 # The newcomer's show, keyed by observation number: a crash that a restart
 # heals, then a service whose restarts keep failing until the retry budget
@@ -80,6 +82,7 @@ class _Service:
 
     __slots__ = (
         "attributes",
+        "bad_versions",
         "broken_detail",
         "crash_detail",
         "desired",
@@ -113,6 +116,8 @@ class _Service:
         """Non-empty while crashed: the service runs nothing until restarted."""
         self.broken_detail = ""
         """Non-empty when every restart fails with this detail."""
+        self.bad_versions: set[str] = set()
+        """Versions that crash-loop whenever they run (from `bad_deploy`)."""
         self.load = 1.0
         self.attributes: dict[str, JSON] = {}
         self.refresh_attributes()
@@ -283,6 +288,34 @@ class SimulatedFleet:
         """Every later restart of the service fails with a temporary error."""
         self._require(name).broken_detail = detail
 
+    def bad_deploy(self, name: str, image: str | None = None) -> str:
+        """Someone outside Jarvis deploys a version that crash-loops; returns the version.
+
+        Restarts fail while it runs; a rollback to a good version mends it.
+        """
+        service = self._require(name)
+        version = f"v{len(service.versions) + 1}"
+        service.versions.append((version, image or f"registry.sim.local/{name}:{version}-bad"))
+        service.set_version(version)
+        service.bad_versions.add(version)
+        detail = BAD_VERSION_DETAIL.format(version=version)
+        self.crash(name, detail=detail)
+        self.break_permanently(name, detail=detail)
+        return version
+
+    def repair(self, name: str) -> None:
+        """An operator mends the cause: broken restarts work again, a bad version is rolled back.
+
+        A crashed service stays crashed: the restart is still Jarvis's to make.
+        """
+        service = self._require(name)
+        service.broken_detail = ""
+        if service.version in service.bad_versions:
+            good = [v for v, _ in reversed(service.versions) if v not in service.bad_versions]
+            service.set_version(good[0])
+            service.crash_detail = ""
+            service.replicas_seen = None
+
     def set_api_failing(self, failing: bool) -> None:
         """While failing, observe raises ActuatorError and every apply fails (temporary)."""
         self._api_failing = failing
@@ -364,6 +397,10 @@ class SimulatedFleet:
             return _terminal(f"version {target} was never deployed", "VersionNotFound")
         before = service.version
         service.set_version(target)
+        if before in service.bad_versions and target not in service.bad_versions:
+            # The good version starts cleanly: the bad one's crash loop ends with it.
+            service.broken_detail = service.crash_detail = ""
+            service.replicas_seen = None
         return Outcome.success(f"rolled back {before} -> {target}")
 
     @staticmethod

@@ -1,0 +1,46 @@
+"""Run the benchmarks: ``uv run python bench/run.py [NAME ...] [-- OPTIONS]``.
+
+Names: tick, simulation (also writes memory), ingest, killswitch, startup;
+none means all. Each writes ``bench/results/<name>.json``; afterwards the
+table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
+after the name go to that benchmark (``bench/run.py simulation --days 1``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import write_table
+
+NAMES = ("tick", "simulation", "ingest", "killswitch", "startup")
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in NAMES:
+        chosen, options = [argv[0]], argv[1:]
+    elif not argv:
+        chosen, options = list(NAMES), []
+    else:
+        print(f"usage: bench/run.py [{'|'.join(NAMES)}] [OPTIONS]", file=sys.stderr)
+        return 2
+    for name in chosen:
+        module = importlib.import_module(name if name != "tick" else "tick_overhead")
+        print(f"== {name}", flush=True)
+        result = module.run(options)
+        summaries = [
+            row
+            for part in (result.values() if "summary" not in result else [result])
+            for row in part.get("summary", [])
+        ]
+        print(json.dumps(summaries, indent=2))
+    write_table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,153 @@
+"""The fault plan: which faults strike the simulated cloud, when, where and for how long.
+
+Built once per run by the harness (`jarvis.simulation.harness`) from the seed,
+before the first tick. Each fault kind arrives as a Poisson process with its
+own random stream, seeded from the run's seed and the kind's name, so turning
+one kind off (``--faults crash,outage``) leaves the others exactly where they
+were. The harness applies a fault when its time has come; the plan itself
+does nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+class FaultKind(enum.StrEnum):
+    CRASH = "crash"
+    """A service crashes; a restart heals it."""
+    BAD_DEPLOY = "bad_deploy"
+    """A deploy from outside Jarvis crash-loops; restarts fail, a rollback mends it."""
+    NEVER_RECOVERS = "never_recovers"
+    """A service crashes and every restart fails until an operator repairs it."""
+    THROTTLING = "throttling"
+    """The provider API throttles: observe and apply fail with ``Throttling`` at a rate."""
+    API_ERRORS = "api_errors"
+    """Applies fail with a 5xx-like temporary error at a rate."""
+    TIMEOUTS = "timeouts"
+    """Applies hang until the reconciler's apply timeout cuts them off."""
+    OUTAGE = "outage"
+    """The whole provider API is down: every observe and apply fails."""
+    CLOCK_JUMP = "clock_jump"
+    """The wall clock jumps: forwards (a paused VM) or a little backwards (NTP)."""
+    KILLSWITCH = "killswitch"
+    """The simulated operator engages the kill switch, then releases it."""
+    SPIKE = "spike"
+    """One service's traffic multiplies for a while."""
+
+
+ALL_FAULTS: tuple[FaultKind, ...] = tuple(FaultKind)
+
+# (events per simulated day for the whole fleet, per service) per kind.
+_RATES: dict[FaultKind, tuple[float, float]] = {
+    FaultKind.CRASH: (0.0, 0.08),
+    FaultKind.BAD_DEPLOY: (0.5, 0.01),
+    FaultKind.NEVER_RECOVERS: (0.2, 0.0),
+    FaultKind.THROTTLING: (2.0, 0.0),
+    FaultKind.API_ERRORS: (2.0, 0.0),
+    FaultKind.TIMEOUTS: (0.5, 0.0),
+    FaultKind.OUTAGE: (0.3, 0.0),
+    FaultKind.CLOCK_JUMP: (0.5, 0.0),
+    FaultKind.KILLSWITCH: (1.0, 0.0),
+    FaultKind.SPIKE: (2.0, 0.0),
+}
+_DAY = 86_400.0
+# Provider-wide episodes: (shortest, longest minutes, failure probability per call).
+_EPISODES: dict[FaultKind, tuple[float, float, float]] = {
+    FaultKind.THROTTLING: (5, 20, 0.5),
+    FaultKind.API_ERRORS: (5, 15, 0.3),
+    FaultKind.TIMEOUTS: (2, 10, 0.2),
+    FaultKind.OUTAGE: (10, 45, 0.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    at: datetime
+    kind: FaultKind
+    target: str | None = None
+    """The service it strikes, for service faults."""
+    duration: timedelta = timedelta(0)
+    """How long an episode (API faults, kill switch, spike) lasts."""
+    magnitude: float = 0.0
+    """Failure probability for API faults, traffic factor for spikes, seconds for clock jumps."""
+    mid_tick: bool = False
+    """For kill-switch flips: during an apply rather than between ticks."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind.value,
+            "target": self.target,
+            "duration_seconds": self.duration.total_seconds(),
+            "magnitude": round(self.magnitude, 4),
+            "mid_tick": self.mid_tick,
+        }
+
+
+def parse_faults(text: str) -> tuple[FaultKind, ...]:
+    """``all``, ``none`` or a comma-separated list of kinds; ValueError names an unknown one."""
+    spec = text.strip().lower()
+    if spec == "all":
+        return ALL_FAULTS
+    if spec in {"none", ""}:
+        return ()
+    kinds: list[FaultKind] = []
+    for part in spec.split(","):
+        name = part.strip()
+        try:
+            kinds.append(FaultKind(name))
+        except ValueError:
+            known = ", ".join(kind.value for kind in FaultKind)
+            raise ValueError(
+                f"unknown fault {name!r}; expected all, none or any of {known}"
+            ) from None
+    return tuple(dict.fromkeys(kinds))
+
+
+def plan_faults(
+    *,
+    seed: int,
+    start: datetime,
+    days: float,
+    services: Sequence[str],
+    kinds: Iterable[FaultKind],
+    intensity: float = 1.0,
+) -> list[Fault]:
+    """Every fault of the run, in time order (ties by kind, for determinism)."""
+    end = start + timedelta(days=days)
+    faults: list[Fault] = []
+    for kind in kinds:
+        rng = random.Random(f"{seed}:{kind.value}")  # noqa: S311 -- a reproducible simulation
+        fleet_rate, per_service = _RATES[kind]
+        per_second = intensity * (fleet_rate + per_service * len(services)) / _DAY
+        if per_second <= 0:
+            continue
+        at = start + timedelta(seconds=rng.expovariate(per_second))
+        while at < end:
+            faults.append(_draw(rng, kind, at, services))
+            at += timedelta(seconds=rng.expovariate(per_second))
+    faults.sort(key=lambda fault: (fault.at, fault.kind.value))
+    return faults
+
+
+def _draw(rng: random.Random, kind: FaultKind, at: datetime, services: Sequence[str]) -> Fault:
+    target = rng.choice(services)
+    if kind in {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS}:
+        return Fault(at, kind, target)
+    if kind in _EPISODES:
+        low, high, rate = _EPISODES[kind]
+        return Fault(at, kind, duration=timedelta(minutes=rng.uniform(low, high)), magnitude=rate)
+    if kind is FaultKind.CLOCK_JUMP:
+        # Mostly forwards (a suspended VM wakes up), sometimes back (an NTP step).
+        jump = rng.uniform(60, 1200) if rng.random() < 0.8 else -rng.uniform(5, 120)
+        return Fault(at, kind, magnitude=jump)
+    if kind is FaultKind.KILLSWITCH:
+        hold = timedelta(minutes=rng.uniform(5, 90))
+        return Fault(at, kind, duration=hold, mid_tick=rng.random() < 0.5)
+    duration = timedelta(minutes=rng.uniform(15, 120))
+    return Fault(at, kind, target, duration=duration, magnitude=rng.uniform(2, 4))

@@ -1,0 +1,290 @@
+"""The simulation harness: days of autonomous operation in virtual time, checked every tick.
+
+Called by `jarvis simulate` (`jarvis.cli.simulate`), the seed-sweep tests and
+the benchmarks. It builds the real app through the composition root
+(`jarvis.app.build_app`: the real reconciler, guard, kill switch and event
+store, with whatever policies `build_policies` returns) on a `VirtualClock`
+and a `SimulatedProvider`, then paces ticks the way the scheduler does (fixed
+boundaries, seeded jitter, no stacking after a jump), injecting faults from
+the seeded plan and letting the simulated operator act between and during
+ticks. After every tick the invariant checker reads what the store recorded
+since the last tick and what the provider witnessed; the run stops at the
+first violation. The run id is derived from the seed, so the same seed gives
+the same run, event for event.
+
+Ticks are paced here, not by `jarvis.loop.scheduler.Scheduler`, because the
+checker must run between two ticks; the pacing rules are the scheduler's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jarvis.actuators.sim import SimulatedFleet
+from jarvis.app import App, build_app
+from jarvis.config import Settings, load_settings
+from jarvis.loop.clock import VirtualClock
+from jarvis.policies.base import Policy
+from jarvis.simulation.faults import ALL_FAULTS, Fault, FaultKind, plan_faults
+from jarvis.simulation.invariants import InvariantChecker, Rules
+from jarvis.simulation.operator import Operator
+from jarvis.simulation.provider import SimulatedProvider
+from jarvis.simulation.report import SimulationReport
+from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
+
+START = datetime.fromisoformat("2026-01-05T08:00:00+00:00")
+"""A Monday morning; a 30-day run crosses a month end."""
+_SERVICE_FAULTS = {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS, FaultKind.SPIKE}
+_EVENT_PAGE = 100_000
+
+ProgressCallback = Callable[[float, float], None]
+"""Called after each tick with (simulated seconds done, simulated seconds in all)."""
+
+#: Scaling and rollback rules for the simulated fleet, used unless the
+#: configuration already enables those policies (they join the run once the
+#: composition root builds them).
+SIM_SCALING: dict[str, Any] = {
+    "enabled": True,
+    "rules": [
+        {"match": "sim://*", "min_replicas": 1, "max_replicas": 20, "target_cpu_utilization": 70}
+    ],
+}
+SIM_ROLLBACK: dict[str, Any] = {"enabled": True, "match": ["sim://*"]}
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    seed: int = 1
+    days: float = 1.0
+    services: int = 50
+    faults: tuple[FaultKind, ...] = ALL_FAULTS
+    intensity: float = 1.0
+    """Multiplies every fault rate: short CI runs see as many faults as long ones."""
+
+
+def simulation_settings(
+    config_path: str | Path | None = None, *, database_url: str, spool_path: Path, **overrides: Any
+) -> Settings:
+    """The configuration's policies and guards, on a private store and the simulated fleet only.
+
+    Redis is left out on purpose: a simulation must never touch a real kill switch.
+    """
+    base = load_settings(config_path)
+    extra: dict[str, Any] = {
+        "database_url": database_url,
+        "spool_path": spool_path,
+        "redis_url": None,
+        "dry_run": False,
+    }
+    if not base.scaling.enabled:
+        extra["scaling"] = SIM_SCALING
+    if not base.rollback.enabled:
+        extra["rollback"] = SIM_ROLLBACK
+    extra.update(overrides)
+    return load_settings(config_path, **extra)
+
+
+def rules_from(settings: Settings) -> Rules:
+    return Rules(
+        allow=tuple(
+            (entry.provider, entry.resources, frozenset(entry.actions))
+            for entry in settings.allowlist
+        ),
+        max_actions_per_tick=settings.bounds.max_actions_per_tick,
+        max_replicas=settings.bounds.max_replicas,
+        max_attempts=settings.retry.max_attempts,
+        retry_window=timedelta(seconds=settings.retry.window_seconds),
+    )
+
+
+async def run_simulation(
+    settings: Settings,
+    config: SimulationConfig,
+    *,
+    policies: Sequence[Policy] | None = None,
+    progress: ProgressCallback | None = None,
+    rules: Rules | None = None,
+) -> SimulationReport:
+    """Run the simulation to its end or its first violation, and report.
+
+    ``policies`` default to what the composition root builds from ``settings``;
+    ``rules`` (what the invariants are checked against) default to the
+    settings' allow-list, bounds and retry budget.
+    """
+    clock = VirtualClock(START)
+    fleet = SimulatedFleet(seed=config.seed, services=config.services, script=False, start=START)
+    provider = SimulatedProvider(fleet, clock, seed=config.seed)
+    run_id = f"sim{config.seed}"
+    app = await build_app(
+        settings, clock=clock, actuators=[provider], policies=policies, run_id=run_id
+    )
+    try:
+        run = _Run(
+            app=app,
+            clock=clock,
+            provider=provider,
+            settings=settings,
+            config=config,
+            rules=rules or rules_from(settings),
+        )
+        report = SimulationReport(
+            seed=config.seed,
+            days=config.days,
+            services=config.services,
+            faults=[kind.value for kind in config.faults],
+            policies=[policy.name for policy in app.reconciler.policies],
+            run_id=run_id,
+            database=app.store.url,
+        )
+        await run.run(report, progress)
+        return report
+    finally:
+        await app.aclose()
+
+
+class _Run:
+    """One simulation's moving parts and its tick loop."""
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        clock: VirtualClock,
+        provider: SimulatedProvider,
+        settings: Settings,
+        config: SimulationConfig,
+        rules: Rules,
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.provider = provider
+        self.fleet = provider.fleet
+        self.config = config
+        self.interval = settings.loop.interval
+        self.jitter = settings.loop.jitter
+        self.rng = random.Random(f"{config.seed}:jitter")  # noqa: S311 -- a reproducible simulation
+        self.end = START + timedelta(days=config.days)
+        self.faults = plan_faults(
+            seed=config.seed,
+            start=START,
+            days=config.days,
+            services=self.fleet.names,
+            kinds=config.faults,
+            intensity=config.intensity,
+        )
+        self.operator = Operator(
+            killswitch=app.killswitch, store=app.store, provider=provider, seed=config.seed
+        )
+        self.checker = InvariantChecker(rules)
+        self.tally = Tally()
+        self.incidents = Incidents()
+        self.capacity = Capacity()
+        self.budget = Budget(settings.cost.monthly_budget_usd)
+        self.injected: dict[str, int] = {}
+        self.surges: list[tuple[datetime, str]] = []
+        self.outage_until: datetime | None = None
+        self.last_event_id = 0
+
+    async def run(self, report: SimulationReport, progress: ProgressCallback | None) -> None:
+        wall = time.perf_counter()
+        total = (self.end - START).total_seconds()
+        boundary = 0
+        ticks = 0
+        while True:
+            due = START + timedelta(seconds=boundary * self.interval)
+            delay = (due - self.clock.now()).total_seconds()
+            delay += self.jitter * self.interval * self.rng.random()
+            if delay > 0:
+                await self.clock.sleep(delay)
+            if self.clock.now() >= self.end:
+                break
+            await self._inject(self.clock.now())
+            tick = await self.app.reconciler.tick()
+            ticks += 1
+            await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
+            await self._check(tick.tick_id)
+            self.budget.observe(tick.snapshot.resources, tick.started_at)
+            if progress is not None:
+                progress(min(total, (self.clock.now() - START).total_seconds()), total)
+            if not self.checker.ok:
+                break
+            # The scheduler's rule: the next boundary still ahead, never a stacked tick.
+            elapsed = (self.clock.now() - START).total_seconds()
+            boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
+        self._fill(report, ticks, time.perf_counter() - wall)
+
+    async def _inject(self, now: datetime) -> None:
+        while self.faults and self.faults[0].at <= now:
+            fault = self.faults.pop(0)
+            self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
+            self._apply_fault(fault, now)
+        for until, name in [s for s in self.surges if s[0] <= now]:
+            self.fleet.surge(name, 1.0)
+            self.surges.remove((until, name))
+        if self.outage_until is not None and now >= self.outage_until:
+            self.fleet.set_api_failing(False)
+            self.outage_until = None
+        await self.operator.between_ticks(now)
+
+    def _apply_fault(self, fault: Fault, now: datetime) -> None:
+        kind, target = fault.kind, fault.target or ""
+        if kind is FaultKind.CRASH:
+            self.fleet.crash(target)
+        elif kind is FaultKind.BAD_DEPLOY:
+            self.fleet.bad_deploy(target)
+        elif kind is FaultKind.NEVER_RECOVERS:
+            self.fleet.crash(target)
+            self.fleet.break_permanently(target)
+        elif kind is FaultKind.SPIKE:
+            self.fleet.surge(target, fault.magnitude)
+            self.surges.append((now + fault.duration, target))
+        elif kind in {FaultKind.THROTTLING, FaultKind.API_ERRORS, FaultKind.TIMEOUTS}:
+            self.provider.start_episode(kind, now + fault.duration, fault.magnitude)
+        elif kind is FaultKind.OUTAGE:
+            self.fleet.set_api_failing(True)
+            self.outage_until = max(now + fault.duration, self.outage_until or now)
+        elif kind is FaultKind.CLOCK_JUMP:
+            self.clock.jump(now + timedelta(seconds=fault.magnitude))
+        elif kind is FaultKind.KILLSWITCH:
+            self.operator.schedule_killswitch(fault)
+        if kind in _SERVICE_FAULTS:
+            self.incidents.opened(kind, target, now)
+
+    async def _check(self, tick_id: str) -> None:
+        events = await self.app.store.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
+        if events and events[-1].id is not None:
+            self.last_event_id = events[-1].id
+        self.checker.feed_events(events)
+        self.checker.feed_calls(self.provider.drain())
+        states = self.fleet.states()
+        self.checker.end_tick(tick_id, states)
+        now = self.clock.now()
+        for resource in self.tally.feed(events):
+            self.operator.escalated(resource, now)
+        self.incidents.operator_touched(self.operator.repaired)
+        self.operator.repaired.clear()
+        self.incidents.observe(states, now)
+        self.capacity.observe(states, self.interval / 60)
+
+    def _fill(self, report: SimulationReport, ticks: int, wall: float) -> None:
+        report.ticks = ticks
+        report.simulated_seconds = (self.clock.now() - START).total_seconds()
+        report.wall_seconds = wall
+        report.faults_injected = dict(sorted(self.injected.items()))
+        report.actions = self.tally.as_dict()
+        report.remediation = self.incidents.as_dict()
+        report.capacity = self.capacity.as_dict()
+        report.budget = self.budget.as_dict()
+        report.operator = {
+            "killswitch_flips": self.operator.flips,
+            "repairs": self.operator.repairs,
+        }
+        report.checks = dict(self.checker.checks)
+        report.violations = list(self.checker.violations)

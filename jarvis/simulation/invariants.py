@@ -1,0 +1,319 @@
+"""The safety invariants, checked after every simulated tick from what was recorded.
+
+The harness (`jarvis.simulation.harness`) feeds the checker two independent
+records: the event store's rows in id order (`feed_events`) and the simulated
+provider's own log of the calls it received and of the operator's kill-switch
+flips (`feed_calls`, the witness). `end_tick` then checks what only holds at a
+tick's end and the state of the world. The checker re-derives every rule from
+the settings with its own small code (fnmatch, plain counting) rather than
+calling `jarvis.safety`, so a bug in the guard cannot hide itself here.
+
+The invariants, as issue 6 numbers them:
+
+1. ``killswitch`` — no action started (store) or applied (witness) while the
+   kill switch was engaged;
+2. ``retry_budget`` — never more than ``max_attempts`` attempts per (resource,
+   action kind) within the retry window (an operator's ``retries.reset`` starts over);
+3. ``allowlist_bounds`` — nothing started outside the allow-list or the bounds
+   (actions per tick, one action per resource per tick, replica limits, weights);
+4. ``one_outcome`` — every ``action.started`` has exactly one outcome, in its
+   tick, and every provider call has a recorded intent (``witness``);
+5. ``capacity_bounds`` — replicas never outside min/max; routing weights sum to 1
+   (vacuous while no ``route://`` resource is simulated).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from jarvis.model import Action, ActionKind, Event, EventKind, Replicas, ResourceState
+
+INVARIANTS = (
+    "killswitch",
+    "retry_budget",
+    "allowlist_bounds",
+    "one_outcome",
+    "witness",
+    "capacity_bounds",
+)
+_OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
+_CLOSED_MEMORY = 10_000
+"""How many closed action ids are remembered to catch a late second outcome."""
+WEIGHT_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the invariants are checked against, taken from the run's settings."""
+
+    allow: tuple[tuple[str, str, frozenset[str]], ...]
+    """(provider, resource glob, action kinds or ``{"*"}``) per allow-list entry."""
+    max_actions_per_tick: int
+    max_replicas: int
+    max_attempts: int
+    retry_window: timedelta
+
+    def allowed(self, resource: str, kind: str) -> bool:
+        provider, _, name = resource.partition("://")
+        return any(
+            provider == p and fnmatch.fnmatchcase(name, glob) and ("*" in kinds or kind in kinds)
+            for p, glob, kinds in self.allow
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One entry of the witness: an apply the provider received, or an operator's flip."""
+
+    seq: int
+    at: datetime
+    what: str
+    """``apply``, ``engage`` or ``release``."""
+    action: Action | None = None
+    before: Replicas | None = None
+    """The target's replicas as the provider held them when the apply arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    message: str
+    at: datetime | None = None
+    tick_id: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "invariant": self.invariant,
+            "message": self.message,
+            "at": None if self.at is None else self.at.isoformat(),
+            "tick_id": self.tick_id,
+        }
+
+
+@dataclass
+class InvariantChecker:
+    rules: Rules
+    violations: list[Violation] = field(default_factory=list)
+    checks: Counter[str] = field(default_factory=Counter)
+    _engaged: bool = False
+    _witness_engaged: bool = False
+    _attempts: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
+    _open: dict[str, Event] = field(default_factory=dict)
+    _closed: set[str] = field(default_factory=set)
+    _closed_order: deque[str] = field(default_factory=deque)
+    _tick_started: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _tick_applied: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _touched: dict[str, set[str]] = field(default_factory=dict)
+    _per_tick: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def _fail(self, invariant: str, message: str, event: Event | None = None) -> None:
+        self.violations.append(
+            Violation(
+                invariant,
+                message,
+                at=None if event is None else event.ts,
+                tick_id=None if event is None else event.tick_id,
+            )
+        )
+
+    # -- the store's record ---------------------------------------------------
+
+    def feed_events(self, events: Iterable[Event]) -> None:
+        """Check events in the order the store assigned their ids."""
+        for event in events:
+            kind = event.kind
+            if kind is EventKind.KILLSWITCH_ENGAGED:
+                self._engaged = True
+            elif kind is EventKind.KILLSWITCH_RELEASED:
+                self._engaged = False
+            elif kind is EventKind.RETRIES_RESET and event.resource is not None:
+                for key in [k for k in self._attempts if k[0] == event.resource]:
+                    del self._attempts[key]
+            elif kind is EventKind.ACTION_STARTED:
+                self._started(event)
+            elif kind in _OUTCOMES:
+                self._outcome(event)
+
+    def _started(self, event: Event) -> None:
+        resource, kind = event.resource or "", event.action_kind or ""
+        self.checks["killswitch"] += 1
+        if self._engaged:
+            self._fail("killswitch", f"{kind} on {resource} started while engaged", event)
+        self._check_budget(event, resource, kind)
+        self._check_allowed(event, resource, kind)
+        self.checks["one_outcome"] += 1
+        action_id = event.action_id or event.idempotency_key
+        if action_id in self._open or action_id in self._closed:
+            self._fail("one_outcome", f"action {action_id} started twice", event)
+        self._open[action_id] = event
+        self._tick_started[(resource, kind)] += 1
+
+    def _check_budget(self, event: Event, resource: str, kind: str) -> None:
+        self.checks["retry_budget"] += 1
+        # The same rule as the budget's: an attempt counts while it is later than
+        # now - window, including one "later than now" after a backward clock jump.
+        horizon = event.ts - self.rules.retry_window
+        attempts = [t for t in self._attempts.get((resource, kind), ()) if t > horizon]
+        if len(attempts) >= self.rules.max_attempts:
+            self._fail(
+                "retry_budget",
+                f"attempt {len(attempts) + 1} of {kind} on {resource} within "
+                f"{self.rules.retry_window} (limit {self.rules.max_attempts})",
+                event,
+            )
+        attempts.append(event.ts)
+        self._attempts[(resource, kind)] = attempts
+
+    def _check_allowed(self, event: Event, resource: str, kind: str) -> None:
+        self.checks["allowlist_bounds"] += 1
+        if not self.rules.allowed(resource, kind):
+            self._fail("allowlist_bounds", f"{kind} on {resource} is not allow-listed", event)
+        tick = event.tick_id or ""
+        self._per_tick[tick] += 1
+        if self._per_tick[tick] > self.rules.max_actions_per_tick:
+            self._fail(
+                "allowlist_bounds",
+                f"{self._per_tick[tick]} actions started in one tick "
+                f"(limit {self.rules.max_actions_per_tick})",
+                event,
+            )
+        touched = self._touched.setdefault(tick, set())
+        if resource in touched:
+            self._fail("allowlist_bounds", f"second action on {resource} in one tick", event)
+        touched.add(resource)
+        params = event.payload.get("params")
+        if isinstance(params, dict):
+            problem = _params_problem(params, self.rules.max_replicas)
+            if problem is not None:
+                self._fail("allowlist_bounds", f"{kind} on {resource}: {problem}", event)
+
+    def _outcome(self, event: Event) -> None:
+        action_id = event.action_id or ""
+        if self._open.pop(action_id, None) is not None:
+            self._closed.add(action_id)
+            self._closed_order.append(action_id)
+            if len(self._closed_order) > _CLOSED_MEMORY:
+                self._closed.discard(self._closed_order.popleft())
+            return
+        what = "a second outcome" if action_id in self._closed else "an outcome with no intent"
+        self._fail("one_outcome", f"{what} for action {action_id or '?'}", event)
+
+    # -- the provider's record ------------------------------------------------
+
+    def feed_calls(self, calls: Iterable[ProviderCall]) -> None:
+        """Check the witness: what the provider received, interleaved with the operator's flips."""
+        for call in calls:
+            if call.what == "engage":
+                self._witness_engaged = True
+            elif call.what == "release":
+                self._witness_engaged = False
+            elif call.action is not None:
+                self._applied(call, call.action)
+
+    def _applied(self, call: ProviderCall, action: Action) -> None:
+        uri, kind = str(action.target), action.kind.value
+        self.checks["witness"] += 1
+        self._tick_applied[(uri, kind)] += 1
+        if self._witness_engaged:
+            self.violations.append(
+                Violation(
+                    "killswitch", f"the provider received {kind} on {uri} while engaged", call.at
+                )
+            )
+        if not self.rules.allowed(uri, kind):
+            self.violations.append(
+                Violation("allowlist_bounds", f"the provider received {kind} on {uri}", call.at)
+            )
+        before = call.before
+        if action.kind is ActionKind.SCALE and action.replicas is not None and before is not None:
+            low, high = before.min, before.max
+            if (low is not None and action.replicas < low) or (
+                high is not None and action.replicas > high
+            ):
+                self.violations.append(
+                    Violation(
+                        "allowlist_bounds",
+                        f"the provider was asked for {action.replicas} replicas of {uri}, "
+                        f"outside {low}..{high}",
+                        at=call.at,
+                    )
+                )
+
+    # -- the end of a tick ----------------------------------------------------
+
+    def end_tick(self, tick_id: str | None, states: Sequence[ResourceState]) -> None:
+        """Intents closed, intents matching provider calls, and the world within bounds."""
+        # The reconciler records each outcome in the tick that started the action.
+        for action_id, intent in self._open.items():
+            self._fail("one_outcome", f"action {action_id} has no outcome", intent)
+        self._open.clear()
+        if self._tick_started != self._tick_applied:
+            missing = self._tick_applied - self._tick_started
+            extra = self._tick_started - self._tick_applied
+            self.violations.append(
+                Violation(
+                    "witness",
+                    f"provider calls without a recorded intent: {sorted(missing)}; "
+                    f"intents the provider never received: {sorted(extra)}",
+                    tick_id=tick_id,
+                )
+            )
+        self._tick_started.clear()
+        self._tick_applied.clear()
+        self._touched.clear()
+        self._per_tick.clear()
+        for state in states:
+            self._check_state(state, tick_id)
+
+    def _check_state(self, state: ResourceState, tick_id: str | None) -> None:
+        self.checks["capacity_bounds"] += 1
+        replicas = state.replicas
+        if replicas is not None:
+            low = 0 if replicas.min is None else replicas.min
+            high = math.inf if replicas.max is None else replicas.max
+            if not low <= replicas.desired <= high:
+                self.violations.append(
+                    Violation(
+                        "capacity_bounds",
+                        f"{state.ref} wants {replicas.desired} replicas, outside "
+                        f"{replicas.min}..{replicas.max}",
+                        at=state.observed_at,
+                        tick_id=tick_id,
+                    )
+                )
+        weights = state.attributes.get("weights")
+        if isinstance(weights, dict) and weights:
+            problem = _weights_problem(weights)
+            if problem is not None:
+                self.violations.append(
+                    Violation("capacity_bounds", f"{state.ref}: {problem}", tick_id=tick_id)
+                )
+
+
+def _params_problem(params: dict[str, object], max_replicas: int) -> str | None:
+    for name in ("replicas", "min_replicas", "max_replicas"):
+        value = params.get(name)
+        if isinstance(value, int) and not 0 <= value <= max_replicas:
+            return f"{name}={value} outside 0..{max_replicas}"
+    weights = params.get("weights")
+    if isinstance(weights, dict):
+        return _weights_problem(weights)
+    return None
+
+
+def _weights_problem(weights: dict[object, object]) -> str | None:
+    values = [float(v) for v in weights.values() if isinstance(v, int | float)]
+    if len(values) != len(weights) or any(not 0.0 <= v <= 1.0 for v in values):
+        return f"weights {weights} are not each within [0, 1]"
+    if abs(math.fsum(values) - 1.0) > WEIGHT_TOLERANCE:
+        return f"weights sum to {math.fsum(values):.6f}, not 1"
+    return None

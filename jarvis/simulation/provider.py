@@ -1,0 +1,107 @@
+"""The simulated provider's API: the actuator the simulated reconciler talks to.
+
+Built by the harness (`jarvis.simulation.harness`) around a `SimulatedFleet`.
+It plays the part of a cloud API in front of the fleet: throttling, 5xx-like
+errors and timeouts come from here (the fleet's own `set_api_failing` is the
+full outage), each drawn from its own seeded stream. It is also the witness:
+every apply it receives, and every kill-switch flip the simulated operator
+makes, goes into `calls` in the order it happened, for the invariant checker
+to compare with what the event store recorded.
+
+A timeout is the SDK's: the call returns TIMED_OUT, and whether the change
+took effect is a coin toss, as with a real provider. Hanging for real would
+tie the run to wall-clock deadlines and make it non-deterministic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import anyio.lowlevel
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.sim import SimulatedFleet
+from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
+from jarvis.simulation.faults import FaultKind
+from jarvis.simulation.invariants import ProviderCall
+
+ApplyHook = Callable[[], Awaitable[None]]
+
+
+class SimulatedProvider:
+    """An `Actuator` over a fleet, with API faults and a witness log."""
+
+    provider = "sim"
+    name = "simulated"
+    action_kinds = frozenset(
+        {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
+    )
+
+    def __init__(self, fleet: SimulatedFleet, clock: Clock, *, seed: int) -> None:
+        self.fleet = fleet
+        self._clock = clock
+        self._rng = random.Random(f"{seed}:api")  # noqa: S311 -- a reproducible simulation
+        self._seq = itertools.count()
+        self._episodes: dict[FaultKind, tuple[datetime, float]] = {}
+        self.calls: list[ProviderCall] = []
+        self.after_apply: ApplyHook | None = None
+        """Called after each apply, for the operator's mid-tick kill-switch flips."""
+
+    def start_episode(self, kind: FaultKind, until: datetime, rate: float) -> None:
+        """From now until ``until``, calls fail with ``kind`` at probability ``rate``."""
+        self._episodes[kind] = (until, rate)
+
+    def _strikes(self, kind: FaultKind, now: datetime) -> bool:
+        episode = self._episodes.get(kind)
+        if episode is None:
+            return False
+        until, rate = episode
+        if now >= until:
+            del self._episodes[kind]
+            return False
+        return self._rng.random() < rate
+
+    def record_flip(self, *, engaged: bool) -> None:
+        self.calls.append(
+            ProviderCall(next(self._seq), self._clock.now(), "engage" if engaged else "release")
+        )
+
+    def drain(self) -> list[ProviderCall]:
+        calls, self.calls = self.calls, []
+        return calls
+
+    async def observe(self) -> list[ResourceState]:
+        await anyio.lowlevel.checkpoint()
+        now = self._clock.now()
+        if self._strikes(FaultKind.THROTTLING, now):
+            raise ActuatorError("Rate exceeded", code="Throttling")
+        return self.fleet.observe(now)
+
+    async def apply(self, action: Action) -> Outcome:
+        now = self._clock.now()
+        try:
+            before = self.fleet.state(action.target.name).replicas
+        except KeyError:
+            before = None
+        self.calls.append(ProviderCall(next(self._seq), now, "apply", action, before))
+        outcome = self._call(action, now)
+        if self.after_apply is not None:
+            await self.after_apply()
+        return outcome
+
+    def _call(self, action: Action, now: datetime) -> Outcome:
+        if self._strikes(FaultKind.THROTTLING, now):
+            return Outcome.failure("Rate exceeded", code="Throttling")
+        if self._strikes(FaultKind.API_ERRORS, now):
+            return Outcome.failure("InternalError: try again later", code="InternalError")
+        if self._strikes(FaultKind.TIMEOUTS, now):
+            if self._rng.random() < 0.5:
+                self.fleet.apply(action)
+            return Outcome.timed_out("read timeout: the change may or may not have taken effect")
+        return self.fleet.apply(action)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the fleet lives in memory."""

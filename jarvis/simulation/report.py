@@ -1,0 +1,155 @@
+"""The simulation's report: one JSON document and a readable terminal summary.
+
+Built by the harness at the end of a run (or at the first violation) and
+printed by `jarvis simulate`; `--report FILE` writes `as_dict()` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from jarvis.simulation.invariants import INVARIANTS, Violation
+
+
+@dataclass
+class SimulationReport:
+    seed: int
+    days: float
+    services: int
+    faults: list[str]
+    policies: list[str]
+    run_id: str
+    database: str
+    ticks: int = 0
+    simulated_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    faults_injected: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, Any] = field(default_factory=dict)
+    remediation: dict[str, Any] = field(default_factory=dict)
+    capacity: dict[str, float] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    operator: dict[str, int] = field(default_factory=dict)
+    checks: dict[str, int] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.seed,
+            "days": self.days,
+            "services": self.services,
+            "faults": self.faults,
+            "policies": self.policies,
+            "run_id": self.run_id,
+            "database": self.database,
+            "ticks": self.ticks,
+            "simulated_seconds": round(self.simulated_seconds, 3),
+            "wall_seconds": round(self.wall_seconds, 3),
+            "faults_injected": self.faults_injected,
+            "actions": self.actions,
+            "remediation": self.remediation,
+            "capacity": self.capacity,
+            "budget": self.budget,
+            "operator": self.operator,
+            "invariants": {
+                name: {
+                    "checks": self.checks.get(name, 0),
+                    "violations": sum(1 for v in self.violations if v.invariant == name),
+                }
+                for name in INVARIANTS
+            },
+            "violations": [v.as_dict() for v in self.violations],
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n", "utf-8")
+
+    def render(self, console: Console) -> None:
+        """The readable summary: the run, actions, remediation, invariants."""
+        verdict = "[bold green]all invariants held[/]" if self.ok else "[bold red]VIOLATION[/]"
+        console.print(
+            f"simulated {self.days:g} days, {self.services} services, seed {self.seed}: "
+            f"{self.ticks} ticks in {self.wall_seconds:.1f}s wall"
+        )
+        console.print(verdict)
+        faults = ", ".join(self.faults) or "none"
+        console.print(f"policies: {', '.join(self.policies) or '-'}; faults: {faults}")
+        console.print(_actions_table(self.actions))
+        console.print(_remediation_table(self.remediation))
+        capacity = self.capacity
+        console.print(
+            f"capacity below demand: {capacity.get('minutes_with_capacity_below_demand', 0):g} min "
+            f"({capacity.get('service_minutes_below_demand', 0):g} service-minutes); "
+            f"escalations: {self.actions.get('escalations', 0)}; "
+            f"operator flips: {self.operator.get('killswitch_flips', 0)}, "
+            f"repairs: {self.operator.get('repairs', 0)}"
+        )
+        budget = self.budget
+        if budget.get("months"):
+            for month in budget["months"]:
+                console.print(
+                    f"budget {month['month']}: ${month['spent_usd']} of ${month['budget_usd']}"
+                )
+        elif budget.get("note"):
+            console.print(f"budget: {budget['note']}")
+        console.print(_invariants_table(self.as_dict()["invariants"]))
+        for violation in self.violations[:5]:
+            console.print(
+                f"[red]{violation.invariant}[/]: {violation.message} "
+                f"(tick {violation.tick_id or '?'}); rerun with --seed {self.seed}",
+                highlight=False,
+            )
+
+
+def _actions_table(actions: Mapping[str, Any]) -> Table:
+    table = Table(title="actions by kind and outcome")
+    outcomes = ["proposed", "started", "applied", "failed", "timed_out", "unknown", "blocked"]
+    table.add_column("kind")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for kind, counts in actions.get("actions", {}).items():
+        table.add_row(kind, *(str(counts.get(outcome, 0)) for outcome in outcomes))
+    return table
+
+
+def _remediation_table(remediation: Mapping[str, Any]) -> Table:
+    table = Table(title="time from fault to remediation")
+    for column in ("fault", "mended", "median s", "p95 s", "after operator", "never"):
+        table.add_column(column, justify="right" if column != "fault" else "left")
+    for kind, row in remediation.get("by_fault", {}).items():
+        table.add_row(
+            kind,
+            str(row["count"]),
+            _num(row["median_seconds"]),
+            _num(row["p95_seconds"]),
+            str(row["mended_after_operator"]),
+            str(row["unremediated"]),
+        )
+    return table
+
+
+def _invariants_table(invariants: Mapping[str, Mapping[str, int]]) -> Table:
+    table = Table(title="invariants")
+    table.add_column("invariant")
+    table.add_column("checks", justify="right")
+    table.add_column("violations", justify="right")
+    for name, row in invariants.items():
+        style = "red" if row["violations"] else "green"
+        table.add_row(name, str(row["checks"]), f"[{style}]{row['violations']}[/]")
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"

@@ -1,0 +1,228 @@
+"""What the simulation measures while it runs, for the report.
+
+The harness (`jarvis.simulation.harness`) feeds these after every tick:
+`Tally` counts the store's events (actions by kind and outcome, blocks by
+reason, escalations); `Incidents` times each service fault from injection to
+the first tick that sees the service well again, and says who mended it;
+`Capacity` counts the minutes in which some service had less capacity than
+its demand; `Budget` notes month-end spend when a ``cost://`` resource is
+observed. All of them keep bounded state (counters and one list of durations).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jarvis.model import Event, EventKind, Health, ResourceState
+from jarvis.simulation.faults import FaultKind
+
+_ACTION_OUTCOMES = {
+    EventKind.ACTION_PROPOSED: "proposed",
+    EventKind.ACTION_STARTED: "started",
+    EventKind.ACTION_APPLIED: "applied",
+    EventKind.ACTION_FAILED: "failed",
+    EventKind.ACTION_UNKNOWN: "unknown",
+    EventKind.ACTION_BLOCKED: "blocked",
+}
+
+
+@dataclass
+class Tally:
+    actions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    blocked: Counter[str] = field(default_factory=Counter)
+    escalations: list[dict[str, str]] = field(default_factory=list)
+    events: int = 0
+
+    def feed(self, events: Iterable[Event]) -> list[str]:
+        """Count events; return the resources escalated among them."""
+        escalated: list[str] = []
+        for event in events:
+            self.events += 1
+            label = _ACTION_OUTCOMES.get(event.kind)
+            if label is not None:
+                kind = event.action_kind or "?"
+                if label == "failed" and event.payload.get("outcome") == "timed_out":
+                    label = "timed_out"
+                self.actions[(kind, label)] += 1
+                if label == "blocked":
+                    self.blocked[str(event.payload.get("blocked", event.reason))] += 1
+            elif event.kind is EventKind.ACTION_ESCALATED:
+                resource = event.resource or "?"
+                escalated.append(resource)
+                self.escalations.append(
+                    {
+                        "at": event.ts.isoformat(),
+                        "resource": resource,
+                        "action": event.action_kind or "?",
+                    }
+                )
+        return escalated
+
+    def as_dict(self) -> dict[str, object]:
+        by_kind: dict[str, dict[str, int]] = {}
+        for (kind, outcome), count in sorted(self.actions.items()):
+            by_kind.setdefault(kind, {})[outcome] = count
+        return {
+            "events": self.events,
+            "actions": by_kind,
+            "blocked_by_reason": dict(sorted(self.blocked.items())),
+            "escalations": len(self.escalations),
+            "escalated": self.escalations[:100],
+        }
+
+
+@dataclass
+class _Incident:
+    kind: FaultKind
+    target: str
+    at: datetime
+    operator: bool = False
+
+
+@dataclass
+class Incidents:
+    """Service faults from injection to the first tick that sees the service well."""
+
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    by_operator: Counter[str] = field(default_factory=Counter)
+    unremediated: Counter[str] = field(default_factory=Counter)
+    _open: dict[str, _Incident] = field(default_factory=dict)
+
+    def opened(self, kind: FaultKind, target: str, at: datetime) -> None:
+        # A second fault on a service still down folds into the first incident.
+        self._open.setdefault(target, _Incident(kind, target, at))
+
+    def operator_touched(self, targets: Iterable[str]) -> None:
+        for target in targets:
+            incident = self._open.get(target.partition("://")[2])
+            if incident is not None:
+                incident.operator = True
+
+    def observe(self, states: Sequence[ResourceState], now: datetime) -> None:
+        if not self._open:
+            return
+        by_name = {state.ref.name: state for state in states}
+        for target, incident in list(self._open.items()):
+            state = by_name.get(target)
+            if state is None or not _well(state, incident.kind):
+                continue
+            del self._open[target]
+            seconds = max(0.0, (now - incident.at).total_seconds())
+            self.durations.setdefault(incident.kind.value, []).append(seconds)
+            if incident.operator:
+                self.by_operator[incident.kind.value] += 1
+
+    def as_dict(self) -> dict[str, object]:
+        for incident in self._open.values():
+            self.unremediated[incident.kind.value] += 1
+        self._open.clear()
+        kinds = sorted(set(self.durations) | set(self.unremediated))
+        per_kind = {
+            kind: {
+                **_summary(self.durations.get(kind, [])),
+                "mended_after_operator": self.by_operator[kind],
+                "unremediated": self.unremediated[kind],
+            }
+            for kind in kinds
+        }
+        every = [d for values in self.durations.values() for d in values]
+        return {"all": _summary(every), "by_fault": per_kind}
+
+
+def _well(state: ResourceState, kind: FaultKind) -> bool:
+    if kind is FaultKind.SPIKE:
+        return state.metrics.get("cpu_utilization", 0.0) < 100.0
+    return state.health is Health.HEALTHY
+
+
+def _summary(durations: list[float]) -> dict[str, float | int | None]:
+    if not durations:
+        return {"count": 0, "median_seconds": None, "p95_seconds": None}
+    ordered = sorted(durations)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "count": len(ordered),
+        "median_seconds": round(statistics.median(ordered), 1),
+        "p95_seconds": round(p95, 1),
+    }
+
+
+@dataclass
+class Capacity:
+    """Minutes in which demand exceeded what was running."""
+
+    minutes_any_short: float = 0.0
+    service_minutes_short: float = 0.0
+
+    def observe(self, states: Sequence[ResourceState], minutes: float) -> None:
+        short = sum(1 for state in states if _short(state))
+        if short:
+            self.minutes_any_short += minutes
+            self.service_minutes_short += short * minutes
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "minutes_with_capacity_below_demand": round(self.minutes_any_short, 1),
+            "service_minutes_below_demand": round(self.service_minutes_short, 1),
+        }
+
+
+def _short(state: ResourceState) -> bool:
+    metrics = state.metrics
+    if metrics.get("requests_per_minute", 0.0) <= 0:
+        return False
+    replicas = state.replicas
+    running = 0 if replicas is None else replicas.running
+    return running == 0 or metrics.get("cpu_utilization", 0.0) >= 100.0
+
+
+@dataclass
+class Budget:
+    """Month-end spend against the budget, from observed ``cost://`` resources."""
+
+    monthly_budget_usd: float
+    month_ends: list[dict[str, object]] = field(default_factory=list)
+    _month: str | None = None
+    _spend: float | None = None
+
+    def observe(self, resources: Mapping[str, ResourceState], now: datetime) -> None:
+        month = f"{now:%Y-%m}"
+        if self._month is not None and month != self._month:
+            self._close()
+        self._month = month
+        spend = [
+            state.metrics["month_to_date_usd"]
+            for state in resources.values()
+            if state.ref.provider == "cost" and "month_to_date_usd" in state.metrics
+        ]
+        if spend:
+            self._spend = sum(spend)
+
+    def _close(self) -> None:
+        if self._spend is not None:
+            self.month_ends.append(
+                {
+                    "month": self._month,
+                    "spent_usd": round(self._spend, 2),
+                    "budget_usd": self.monthly_budget_usd,
+                    "within_budget": self._spend <= self.monthly_budget_usd,
+                }
+            )
+        self._spend = None
+
+    def as_dict(self) -> dict[str, object]:
+        self._close()
+        note = (
+            None
+            if self.month_ends
+            else "no cost:// resource was observed: LLM spend is not simulated yet"
+        )
+        return {
+            "monthly_budget_usd": self.monthly_budget_usd,
+            "months": self.month_ends,
+            "note": note,
+        }

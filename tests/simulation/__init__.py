@@ -1,0 +1,1 @@
+"""Tests for the simulation harness, its fault plan and its invariant checker."""

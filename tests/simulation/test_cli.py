@@ -1,0 +1,69 @@
+"""`jarvis simulate` as an operator runs it: a real subprocess, its report and exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+
+
+def simulate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        jarvis_argv("simulate", *args),
+        cwd=tmp_path,
+        env=jarvis_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+
+
+def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
+    """A short run prints its report as JSON, writes the same to --report, and exits 0."""
+    result = simulate(
+        tmp_path,
+        "--days",
+        "0.02",
+        "--services",
+        "4",
+        "--seed",
+        "2",
+        "--json",
+        "--report",
+        "out/report.json",
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert printed == written
+    assert printed["ok"] is True
+    assert printed["seed"] == 2
+    assert printed["ticks"] > 50
+    assert set(printed["invariants"]) == {
+        "killswitch",
+        "retry_budget",
+        "allowlist_bounds",
+        "one_outcome",
+        "witness",
+        "capacity_bounds",
+    }
+    assert not (tmp_path / "jarvis.db").exists()
+
+
+def test_simulate_prints_a_readable_summary(tmp_path: Path) -> None:
+    """Without --json the summary names the seed and the verdict; no progress bar off a TTY."""
+    result = simulate(tmp_path, "--days", "0.01", "--services", "3", "--faults", "crash")
+    assert result.returncode == 0, result.stderr
+    assert "seed 1" in result.stdout
+    assert "all invariants held" in result.stdout
+    assert "simulating" not in result.stdout
+
+
+def test_an_unknown_fault_exits_2_naming_it(tmp_path: Path) -> None:
+    """A typo in --faults is refused before anything runs."""
+    result = simulate(tmp_path, "--faults", "crash,meteor")
+    assert result.returncode == 2
+    assert "'meteor'" in result.stderr
