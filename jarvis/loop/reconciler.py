@@ -242,11 +242,12 @@ class Reconciler:
     async def _refresh_retries(self) -> None:
         # The ledger is re-read every tick so `jarvis retries reset` from another
         # process takes effect; when the store is down the in-memory one stands.
-        # Flushing first writes retry states staged during an outage, so the
-        # re-read can never return a ledger older than this process's own.
-        await self._flush()
+        # Retry states staged during an outage (there is a spool then) are
+        # written first, so the re-read is never older than this process's own.
         if self.store.spooled:
-            return
+            await self._flush()
+            if self.store.spooled:
+                return
         try:
             self._retries = await self.store.load_retries()
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
