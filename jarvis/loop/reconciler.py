@@ -110,7 +110,9 @@ class Reconciler:
         self.observe_timeout = observe_timeout
         self.apply_timeout = apply_timeout
         self.dry_run = dry_run
-        self._by_provider = {a.provider: a for a in self.actuators}
+        # Observe-only actuators (probes, cost) own no action kinds and never
+        # receive an action, even when they share a provider name.
+        self._by_provider = {a.provider: a for a in self.actuators if a.action_kinds}
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self._history: deque[Event] = deque(maxlen=HISTORY_EVENTS)
         self._last: dict[str, ResourceState] = {}
@@ -468,6 +470,10 @@ class Reconciler:
         if actuator is None:
             return Outcome.failure(
                 f"no actuator for provider {action.target.provider!r}", kind=ErrorKind.TERMINAL
+            )
+        if action.kind not in actuator.action_kinds:
+            return Outcome.failure(
+                f"actuator {actuator.name} cannot {action.kind.value}", kind=ErrorKind.TERMINAL
             )
         # Shielded: shutdown or a tick timeout must not cut a provider call in
         # half; the scope's own deadline bounds it (shortened by request_stop).

@@ -162,3 +162,18 @@ async def test_only_state_transitions_are_recorded(
         ("resource.changed", "sim://worker"),
         ("resource.changed", "sim://api"),
     ]
+
+
+async def test_an_action_the_owning_actuator_does_not_support_fails_terminally(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Routing honours action kinds; observe-only actuators never receive actions."""
+    fleet.action_kinds = frozenset({ActionKind.RESTART})
+    probes = FakeActuator(clock, provider="sim", name="probes", action_kinds=frozenset())
+    deploy = Action(ActionKind.DEPLOY, ResourceRef("sim", "api"), "op", "ship", image="api:2")
+    app = await make_app([ProposeEach([deploy])], actuators=[fleet, probes])
+    report = await app.reconciler.tick()
+    outcome = report.decisions[0].outcome
+    assert outcome is not None and not outcome.ok
+    assert outcome.error_kind == "terminal" and "cannot deploy" in outcome.detail
+    assert fleet.applied == [] and probes.applied == []
