@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.aws.moto_server import running_moto
 from tests.cloudrun.conftest import service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -43,15 +44,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
     """moto on 127.0.0.1 (a free port) for this module; each test resets its state."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture

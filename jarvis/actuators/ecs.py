@@ -43,6 +43,7 @@ behind an ALB target group, ``requests_per_minute``, ``error_rate`` (target
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -145,16 +146,7 @@ class EcsActuator:
             )
             if metrics_error is not None:
                 attributes = dict(state.attributes) | {"metrics_error": metrics_error}
-                state = ResourceState(
-                    ref=state.ref,
-                    health=state.health,
-                    observed_at=state.observed_at,
-                    replicas=state.replicas,
-                    version=state.version,
-                    detail=state.detail,
-                    metrics=state.metrics,
-                    attributes=attributes,
-                )
+                state = replace(state, attributes=attributes)
             states.append(state)
         return states
 

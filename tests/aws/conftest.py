@@ -24,6 +24,7 @@ from jarvis.actuators.aws_clients import AwsClients, iam_actions
 from jarvis.actuators.base import Actuator
 from jarvis.actuators.ecs import EcsActuator, aws_actuators
 from jarvis.config.aws import AwsSettings
+from tests.aws.moto_server import running_moto
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -61,15 +62,8 @@ class FixedClock:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """The base URL of a moto server on 127.0.0.1, for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture
