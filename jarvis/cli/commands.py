@@ -21,7 +21,7 @@ from jarvis.cli.common import event_json, fail, print_json_lines, run, settings_
 from jarvis.config import Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.loop.reconciler import TickReport
+from jarvis.loop.reconciler import Decision, TickReport
 from jarvis.model import Action, ActionKind, Event, EventKind, History, ResourceRef, Snapshot
 from jarvis.policies.base import Evaluation
 from jarvis.store import upgrade
@@ -70,7 +70,7 @@ async def _one_tick(settings: Settings, *, dry_run: bool) -> TickReport:
 
 
 def _print_report(report: TickReport, as_json: bool) -> None:
-    rows = [_decision_row(d.action, d.verdict.allowed, d) for d in report.decisions]
+    rows = [_decision_row(d) for d in report.decisions]
     if as_json:
         print_json_lines(rows)
         return
@@ -101,13 +101,14 @@ def _print_report(report: TickReport, as_json: bool) -> None:
     console.print(table)
 
 
-def _decision_row(action: Action, allowed: bool, decision: Any) -> dict[str, Any]:
-    if allowed and decision.outcome is not None:
-        outcome = decision.outcome
+def _decision_row(decision: Decision) -> dict[str, Any]:
+    action, outcome = decision.action, decision.outcome
+    if decision.verdict.allowed and outcome is not None:
         verdict = "applied" if outcome.ok else outcome.status.value
         detail = outcome.detail
     else:
-        verdict = f"blocked: {decision.verdict.reason.value}"
+        reason = decision.verdict.reason
+        verdict = f"blocked: {reason.value if reason else 'unknown'}"
         detail = decision.verdict.detail
     params = {k: v for k, v in action.params().items() if k != "cost_delta_per_hour"}
     return {
