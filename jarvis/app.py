@@ -166,13 +166,19 @@ async def build_app(
     metrics: Metrics | None = None,
     run_id: str | None = None,
     auto_migrate: bool | None = None,
+    store: EventStore | None = None,
+    switch: KillSwitchBackend | None = None,
 ) -> App:
-    """Open the store, build everything, and start the reconciler (orphans closed)."""
+    """Open the store, build everything, and start the reconciler (orphans closed).
+
+    ``store`` and ``switch`` replace the ones the settings name (the simulation
+    passes in-memory ones); the app closes them with everything else.
+    """
     clock = clock or WallClock()
     metrics = metrics or Metrics()
-    store = await open_store(settings, auto_migrate=auto_migrate)
+    store = store or await open_store(settings, auto_migrate=auto_migrate)
     try:
-        killswitch = KillSwitch(killswitch_backend(settings, store), store, clock)
+        killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
         built = list(actuators) if actuators is not None else build_actuators(settings, clock)
         reconciler = Reconciler(
             actuators=built,

@@ -1,5 +1,6 @@
 """The event store: SQLAlchemy (async) tables, the event writer with its spool,
-queries, the kill-switch backends and Alembic migrations.
+queries, the kill-switch backends and Alembic migrations, plus the in-memory
+backends the simulation runs on.
 
 The app builds an `EventStore` (and a kill-switch backend) once from settings;
 the loop appends and flushes events through it, and the CLI migrates
@@ -7,16 +8,20 @@ the loop appends and flushes events through it, and the CLI migrates
 """
 
 from jarvis.store.errors import NotMigratedError, StoreError
-from jarvis.store.events import EventStore, FlushResult
+from jarvis.store.events import EventBackend, EventStore, FlushResult
 from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
+from jarvis.store.memory import MemoryBackend, MemoryKillSwitch
 from jarvis.store.migrate import current_revision, head_revision, upgrade
 from jarvis.store.tables import metadata
 
 __all__ = [
     "DbKillSwitch",
+    "EventBackend",
     "EventStore",
     "FlushResult",
     "KillSwitchBackend",
+    "MemoryBackend",
+    "MemoryKillSwitch",
     "NotMigratedError",
     "StoreError",
     "current_revision",

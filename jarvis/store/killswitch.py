@@ -23,8 +23,6 @@ from jarvis.store.tables import killswitch
 
 __all__ = ["DbKillSwitch", "KillSwitchBackend"]
 
-"""Connect and socket timeout: an unreachable Redis must fail a read fast."""
-
 
 class KillSwitchBackend(Protocol):
     """Reads and writes the one kill-switch state."""

@@ -10,7 +10,13 @@ import pytest
 from sqlalchemy import text
 
 from jarvis.model import Event, EventKind, KillSwitchState
-from jarvis.store import DbKillSwitch, EventStore, StoreError
+from jarvis.store import (
+    DbKillSwitch,
+    EventStore,
+    KillSwitchBackend,
+    MemoryKillSwitch,
+    StoreError,
+)
 from jarvis.store.redis_killswitch import RedisKillSwitch
 
 pytestmark = pytest.mark.anyio
@@ -23,9 +29,7 @@ ENGAGED = KillSwitchState(
 )
 
 
-async def test_db_killswitch_round_trips_a_state(store: EventStore) -> None:
-    """An absent row reads as released; a written state reads back equal."""
-    switch = DbKillSwitch(store.engine)
+async def _round_trip(switch: KillSwitchBackend) -> None:
     assert await switch.read() == KillSwitchState(engaged=False)
     await switch.write(ENGAGED)
     assert await switch.read() == ENGAGED
@@ -33,6 +37,35 @@ async def test_db_killswitch_round_trips_a_state(store: EventStore) -> None:
     await switch.write(released)
     assert await switch.read() == released
     await switch.aclose()
+
+
+async def test_db_killswitch_round_trips_a_state(db_url: str) -> None:
+    """An absent row reads as released; a written state reads back equal."""
+    store = await EventStore.connect(db_url, auto_migrate=True)
+    try:
+        await _round_trip(DbKillSwitch(store.engine))
+    finally:
+        await store.aclose()
+
+
+async def test_memory_killswitch_round_trips_and_fails_like_a_lost_store() -> None:
+    """The simulation's switch reads back what was written, and raises StoreError while away."""
+    switch = MemoryKillSwitch()
+    await _round_trip(switch)
+    switch.available = False
+    with pytest.raises(StoreError, match="cannot read the kill switch"):
+        await switch.read()
+    with pytest.raises(StoreError, match="cannot write the kill switch"):
+        await switch.write(ENGAGED)
+    switch.available = True
+    assert (await switch.read()).engaged is False
+
+
+async def test_the_in_memory_store_has_no_sql_engine() -> None:
+    """Asking the simulation's store for a database kill switch is a clear error."""
+    store = await EventStore.in_memory()
+    with pytest.raises(StoreError, match="memory:// event store has no SQL engine"):
+        DbKillSwitch(store.engine)
 
 
 async def test_sqlite_accepts_a_killswitch_write_while_the_daemon_reads(tmp_path: Path) -> None:

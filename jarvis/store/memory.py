@@ -1,0 +1,213 @@
+"""An in-process backend for the event store, and an in-process kill switch.
+
+Built by the simulation harness (`jarvis.simulation.harness`), never from
+configuration: a daemon's events must outlive its process. It answers the
+same questions as the SQL backend (`jarvis.store.sql`) with the same
+semantics — ids in arrival order, a duplicate idempotency key written once,
+timestamps read back in UTC, payloads read back as their JSON — which the
+store tests pin by running every case against SQLite, PostgreSQL and this.
+What it saves is the round trip: a simulated month is 86,400 ticks, and on
+SQLite each tick's handful of reads and writes cost more than the tick itself.
+
+Two differences, both on purpose:
+- it keeps the newest ``retain`` events (counts stay exact), so a month-long
+  simulation runs in flat memory; an idempotency key is recognised while its
+  event is retained, which covers every replay the spool makes;
+- `available` can be switched off, and then every call fails as an
+  unreachable database does, so the simulation can take the database (or,
+  with `MemoryKillSwitch`, the kill switch's Redis) away for a while.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import anyio.lowlevel
+
+from jarvis.model import Event, EventKind, KillSwitchState, RetryState
+from jarvis.store.errors import StoreError
+from jarvis.store.sql import OUTCOME_KINDS
+
+__all__ = ["MemoryBackend", "MemoryKillSwitch"]
+
+_OUTCOMES = frozenset(OUTCOME_KINDS)
+DEFAULT_RETAIN = 50_000
+
+
+class MemoryBackend:
+    """Events and the retry ledger in this process; see the module docstring."""
+
+    url = "memory://"
+
+    def __init__(self, *, retain: int = DEFAULT_RETAIN) -> None:
+        if retain < 1:
+            raise ValueError("retain must be at least 1")
+        self.available = True
+        self._retain = retain
+        self._events: list[Event] = []
+        self._first_id = 1  # the id of self._events[0]
+        self._next_id = 1
+        self._keys: set[str] = set()
+        self._kinds: Counter[str] = Counter()
+        self._open: dict[str, Event] = {}
+        self._retries: dict[tuple[str, str], RetryState] = {}
+
+    def unreachable(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot reach the in-memory database: {exc}")
+
+    def _check(self) -> None:
+        if not self.available:
+            raise ConnectionRefusedError("the in-memory database is unavailable (simulated)")
+
+    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._check()
+        # Encode everything before storing anything: one bad event fails the
+        # whole flush, as a rolled-back transaction does.
+        stored = [_as_read_back(event) for event in pending]
+        for state in retries:
+            if any(moment.tzinfo is None for moment in state.attempts):
+                raise ValueError(f"retry state of {state.resource} has a naive attempt time")
+        for event in stored:
+            if event.idempotency_key in self._keys:
+                continue
+            numbered = replace(event, id=self._next_id)
+            self._next_id += 1
+            self._events.append(numbered)
+            self._keys.add(numbered.idempotency_key)
+            self._kinds[numbered.kind.value] += 1
+            self._track_intent(numbered)
+        for state in retries:
+            self._retries[(state.resource, state.action_kind)] = state
+        self._trim()
+
+    def _track_intent(self, event: Event) -> None:
+        if event.action_id is None:
+            return
+        if event.kind is EventKind.ACTION_STARTED:
+            self._open.setdefault(event.action_id, event)
+        elif event.kind in _OUTCOMES:
+            self._open.pop(event.action_id, None)
+
+    def _trim(self) -> None:
+        # Drop the oldest half of the excess at once: amortised O(1) per event.
+        excess = len(self._events) - self._retain
+        if excess <= self._retain // 2:
+            return
+        for event in self._events[:excess]:
+            self._keys.discard(event.idempotency_key)
+        del self._events[:excess]
+        self._first_id += excess
+
+    async def events(
+        self,
+        *,
+        limit: int,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        after_id: int | None,
+        since: datetime | None,
+    ) -> list[Event]:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        wanted = None if kinds is None else {str(kind) for kind in kinds}
+
+        def match(event: Event) -> bool:
+            return (
+                (wanted is None or event.kind.value in wanted)
+                and (resource is None or event.resource == resource)
+                and (since is None or event.ts >= since)
+            )
+
+        found: list[Event] = []
+        if limit <= 0:
+            return found
+        if after_id is not None:
+            start = max(0, after_id + 1 - self._first_id)
+            for event in self._events[start:]:
+                if match(event):
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            return found
+        for event in reversed(self._events):
+            if match(event):
+                found.append(event)
+                if len(found) == limit:
+                    break
+        return found[::-1]
+
+    async def open_intents(self) -> list[Event]:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        return sorted(self._open.values(), key=lambda event: event.id or 0)
+
+    async def load_retries(self) -> dict[tuple[str, str], RetryState]:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        return dict(self._retries)
+
+    async def delete_retries(self, resource: str) -> int:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        doomed = [key for key in self._retries if key[0] == resource]
+        for key in doomed:
+            del self._retries[key]
+        return len(doomed)
+
+    async def count_events(self, kinds: Sequence[str] | None) -> int:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        if kinds is None:
+            return self._kinds.total()
+        return sum(self._kinds[str(kind)] for kind in set(kinds))
+
+    async def ping(self) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _read_check(self) -> None:
+        try:
+            self._check()
+        except ConnectionRefusedError as exc:
+            raise self.unreachable(exc) from exc
+
+
+def _as_read_back(event: Event) -> Event:
+    """The event as a database gives it back: UTC time, payload through JSON."""
+    if event.ts.tzinfo is None:
+        raise ValueError(f"event {event.idempotency_key!r} has a naive timestamp")
+    payload = json.loads(json.dumps(dict(event.payload), allow_nan=False))
+    return replace(event, kind=EventKind(event.kind), ts=event.ts.astimezone(UTC), payload=payload)
+
+
+class MemoryKillSwitch:
+    """A `KillSwitchBackend` in this process, standing in for Redis in the simulation."""
+
+    def __init__(self) -> None:
+        self.available = True
+        self._state = KillSwitchState(engaged=False)
+
+    async def read(self) -> KillSwitchState:
+        await anyio.lowlevel.checkpoint()
+        self._check("read")
+        return self._state
+
+    async def write(self, state: KillSwitchState) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._check("write")
+        self._state = state
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _check(self, verb: str) -> None:
+        if not self.available:
+            raise StoreError(f"cannot {verb} the kill switch: its store is unavailable (simulated)")

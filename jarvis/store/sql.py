@@ -1,0 +1,188 @@
+"""The SQL backend of the event store: PostgreSQL (asyncpg) or SQLite (aiosqlite).
+
+`EventStore.connect` builds one from a URL; the store's buffer, spool and
+flush sit in front of it (`jarvis.store.events`). Writes take one transaction
+per flush through the dialect's batch writer (`jarvis.store.writer`); reads
+take a pooled connection each. A database that does not answer becomes
+`StoreError` with a one-line message naming where it was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, delete, exists, func, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from jarvis.model import Event, EventKind, RetryState
+from jarvis.store.codec import event_from_row, retry_from_row
+from jarvis.store.engine import create_engine, masked, normalize_url, unreachable
+from jarvis.store.errors import StoreError, is_operational
+from jarvis.store.migrate import check_revision, upgrade_engine
+from jarvis.store.tables import events, retry_state
+from jarvis.store.writer import event_writer
+
+__all__ = ["OUTCOME_KINDS", "SqlBackend"]
+
+_T = TypeVar("_T")
+
+OUTCOME_KINDS = (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN)
+"""The events that close an `action.started` intent with the same action id."""
+
+
+class SqlBackend:
+    """Events and the retry ledger in tables, over one async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._writer = event_writer(engine.dialect.name)
+
+    @classmethod
+    async def connect(cls, url: str, *, auto_migrate: bool | None = None) -> SqlBackend:
+        """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
+
+        Raises NotMigratedError when the schema is behind and not migrated
+        here, and StoreError with a one-line message when it cannot be reached.
+        """
+        parsed = normalize_url(url)
+        engine = create_engine(parsed)
+        try:
+            migrate = (
+                parsed.get_backend_name() == "sqlite" if auto_migrate is None else auto_migrate
+            )
+            if migrate:
+                await upgrade_engine(engine)
+            else:
+                await check_revision(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        return masked(self.engine.url)
+
+    def unreachable(self, exc: BaseException) -> StoreError:
+        return unreachable(self.engine.url, exc)
+
+    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None:
+        # A pooled connection killed by a database restart fails on first use
+        # and is invalidated; the second attempt gets a fresh connection.
+        for attempt in (1, 2):
+            try:
+                async with self.engine.begin() as connection:
+                    await self._writer.write(connection, pending, retries)
+                return
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+
+    async def events(
+        self,
+        *,
+        limit: int,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        after_id: int | None,
+        since: datetime | None,
+    ) -> list[Event]:
+        conditions: list[ColumnElement[bool]] = []
+        if kinds is not None:
+            conditions.append(events.c.kind.in_([str(kind) for kind in kinds]))
+        if resource is not None:
+            conditions.append(events.c.resource == resource)
+        if since is not None:
+            conditions.append(events.c.ts >= since)
+        query = select(events).where(*conditions).limit(limit)
+        if after_id is not None:
+            query = query.where(events.c.id > after_id).order_by(events.c.id)
+        else:
+            query = query.order_by(events.c.id.desc())
+
+        async def run(connection: AsyncConnection) -> list[Event]:
+            result = await connection.execute(query)
+            return [event_from_row(row) for row in result.mappings()]
+
+        found = await self._read(run)
+        return found if after_id is not None else found[::-1]
+
+    async def open_intents(self) -> list[Event]:
+        outcome = events.alias("outcome")
+        query = (
+            select(events)
+            .where(
+                events.c.kind == EventKind.ACTION_STARTED.value,
+                events.c.action_id.is_not(None),
+                ~exists().where(
+                    outcome.c.action_id == events.c.action_id,
+                    outcome.c.kind.in_([kind.value for kind in OUTCOME_KINDS]),
+                ),
+            )
+            .order_by(events.c.id)
+        )
+
+        async def run(connection: AsyncConnection) -> list[Event]:
+            result = await connection.execute(query)
+            return [event_from_row(row) for row in result.mappings()]
+
+        return await self._read(run)
+
+    async def load_retries(self) -> dict[tuple[str, str], RetryState]:
+        async def run(connection: AsyncConnection) -> dict[tuple[str, str], RetryState]:
+            result = await connection.execute(select(retry_state))
+            states = [retry_from_row(row) for row in result.mappings()]
+            return {(state.resource, state.action_kind): state for state in states}
+
+        return await self._read(run)
+
+    async def delete_retries(self, resource: str) -> int:
+        async def run(connection: AsyncConnection) -> int:
+            result = await connection.execute(
+                delete(retry_state).where(retry_state.c.resource == resource)
+            )
+            await connection.commit()
+            return result.rowcount
+
+        return await self._read(run)
+
+    async def count_events(self, kinds: Sequence[str] | None) -> int:
+        query = select(func.count()).select_from(events)
+        if kinds is not None:
+            query = query.where(events.c.kind.in_([str(kind) for kind in kinds]))
+
+        async def run(connection: AsyncConnection) -> int:
+            return int((await connection.execute(query)).scalar_one())
+
+        return await self._read(run)
+
+    async def ping(self) -> None:
+        async def run(connection: AsyncConnection) -> None:
+            await connection.execute(text("SELECT 1"))
+
+        try:
+            await self._read(run)
+        except SQLAlchemyError as exc:
+            raise self.unreachable(exc) from exc
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+    async def _read(self, run: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run a query on a pooled connection; a lost database becomes StoreError."""
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as connection:
+                    return await run(connection)
+            except DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                if is_operational(exc):
+                    raise self.unreachable(exc) from exc
+                raise
+            except OSError as exc:
+                raise self.unreachable(exc) from exc
+        raise AssertionError("unreachable: the second attempt returns or raises")

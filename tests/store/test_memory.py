@@ -1,0 +1,108 @@
+"""The simulation's in-memory backend: what it does that the SQL one does not.
+
+Everything they share is pinned by the `store` fixture, which runs the store
+tests on SQLite, PostgreSQL and this backend alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from jarvis.model import Event, EventKind, RetryState
+from jarvis.store import EventStore, FlushResult, MemoryBackend, StoreError
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def ev(key: str, kind: EventKind = EventKind.RESOURCE_CHANGED, **fields: str) -> Event:
+    return Event(kind=kind, ts=T0, idempotency_key=key, **fields)  # type: ignore[arg-type]
+
+
+async def test_an_unavailable_backend_spools_then_replays_in_order_once(tmp_path: Path) -> None:
+    """Events flushed while the backend is away wait in the spool and land in order, once."""
+    backend = MemoryBackend()
+    store = await EventStore.in_memory(spool_path=tmp_path / "spool.jsonl", backend=backend)
+    store.append([ev("before-1"), ev("before-2")])
+    assert await store.flush() == FlushResult(written=2, spooled=0)
+
+    backend.available = False
+    store.append([ev("down-1"), ev("before-2")])
+    retry = RetryState("sim://a", "restart", attempts=(T0,), consecutive_failures=1)
+    store.stage_retry(retry)
+    assert await store.flush() == FlushResult(written=0, spooled=2)
+    with pytest.raises(StoreError, match="in-memory database"):
+        await store.events()
+    with pytest.raises(StoreError, match="in-memory database"):
+        await store.load_retries()
+
+    backend.available = True
+    store.append([ev("after-1")])
+    assert await store.flush() == FlushResult(written=3, spooled=0, replayed=2)
+    assert [e.idempotency_key for e in await store.events()] == [
+        "before-1", "before-2", "down-1", "after-1"
+    ]  # fmt: skip
+    assert await store.load_retries() == {("sim://a", "restart"): retry}
+
+
+async def test_without_a_spool_an_unavailable_backend_raises_and_keeps_the_buffer() -> None:
+    """With nowhere to park them, the events stay buffered and the error names the store."""
+    backend = MemoryBackend()
+    store = await EventStore.in_memory(backend=backend)
+    backend.available = False
+    store.append([ev("a")])
+    with pytest.raises(StoreError, match="cannot reach the in-memory database"):
+        await store.flush()
+    backend.available = True
+    assert await store.flush() == FlushResult(written=1, spooled=0)
+
+
+async def test_only_the_newest_events_are_retained_but_counts_stay_exact() -> None:
+    """Past the retention, the oldest events go; ids, paging and counts are unaffected."""
+    store = await EventStore.in_memory(backend=MemoryBackend(retain=10))
+    for batch in range(5):
+        store.append([ev(f"e{batch}-{i}", EventKind.TICK_STARTED) for i in range(7)])
+        await store.flush()
+    assert await store.count_events() == 35
+    assert await store.count_events([EventKind.TICK_STARTED.value]) == 35
+    kept = await store.events(limit=100)
+    assert 10 <= len(kept) <= 15
+    assert kept[-1].idempotency_key == "e4-6"
+    assert kept[-1].id == 35
+    assert [e.id for e in await store.events(after_id=32)] == [33, 34, 35]
+
+
+async def test_an_open_intent_stays_open_until_its_outcome_even_when_evicted() -> None:
+    """Retention never hides an intent a crash left without an outcome."""
+    store = await EventStore.in_memory(backend=MemoryBackend(retain=2))
+    store.append([ev("s1", EventKind.ACTION_STARTED, action_id="a1")])
+    store.append([ev(f"filler-{i}") for i in range(10)])
+    store.append([ev("s2", EventKind.ACTION_STARTED, action_id="a2")])
+    store.append([ev("o2", EventKind.ACTION_APPLIED, action_id="a2")])
+    await store.flush()
+    assert [e.action_id for e in await store.open_intents()] == ["a1"]
+
+
+async def test_events_read_back_as_a_database_gives_them() -> None:
+    """Times come back in UTC and payloads as their JSON, as from a real database."""
+    store = await EventStore.in_memory()
+    local = datetime(2025, 3, 1, 16, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.append([Event(EventKind.TICK_STARTED, local, "k", payload={"pair": (1, 2), "n": 1.5})])
+    await store.flush()
+    [stored] = await store.events()
+    assert stored.ts == local
+    assert stored.ts.utcoffset() == timedelta(0)
+    assert stored.payload == {"pair": [1, 2], "n": 1.5}
+
+
+async def test_a_non_json_payload_fails_the_whole_flush() -> None:
+    """One unencodable event raises and nothing of its batch is stored, as in a transaction."""
+    store = await EventStore.in_memory()
+    store.append([ev("good"), Event(EventKind.TICK_STARTED, T0, "bad", payload={"x": object()})])
+    with pytest.raises(TypeError):
+        await store.flush()
+    assert await store.count_events() == 0
