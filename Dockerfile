@@ -7,7 +7,9 @@ ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY jarvis ./jarvis
-RUN uv sync --locked --no-dev
+# Not editable: Jarvis itself goes into site-packages, byte-compiled like its
+# dependencies, so an unprivileged process never recompiles it at start-up.
+RUN uv sync --locked --no-dev --no-editable
 
 # Run: the environment only, as an unprivileged user.
 FROM python:3.11-slim

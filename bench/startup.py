@@ -1,8 +1,11 @@
 """Benchmark 5: start-up, from process start to ``/readyz`` answering 200.
 
-Starts ``jarvis run`` on the embedded default (a fresh SQLite file, the
-simulated fleet) as a subprocess on a free port, polls ``/readyz`` every 5 ms
-until it answers 200, and stops it with SIGTERM. Repeated; the median counts.
+Starts ``jarvis run`` on the embedded default (the simulated fleet, SQLite)
+as a subprocess on a free port, polls ``/readyz`` every 5 ms until it answers
+200, and stops it with SIGTERM. Two cases, each repeated (the median counts):
+a first start, which creates and migrates the database, and a restart on that
+database, which is what an orchestrator does all day. Jarvis's own modules are
+byte-compiled first, as they are in the image (``uv sync --no-editable``).
 Also records ``python -X importtime`` for ``jarvis.cli`` (the heaviest
 imports), so a shortfall says where the time goes. Target: under 1 s.
 """
@@ -10,6 +13,7 @@ imports), so a shortfall says where the time goes. Target: under 1 s.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import signal
@@ -42,34 +46,40 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _once() -> float:
+def _start(scratch: str) -> float:
+    """Seconds from spawning ``jarvis run`` in ``scratch`` to ``/readyz`` answering 200."""
     jarvis = str(Path(sys.executable).parent / "jarvis")
     port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}
+    env.update(
+        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/jarvis.db",
+        JARVIS_SPOOL_PATH=f"{scratch}/spool.jsonl",
+        JARVIS_LOG_FORMAT="json",
+    )
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [jarvis, "run", "--http-port", str(port)],
+        cwd=scratch,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = started + 30
+        while not _ready(port):
+            if time.perf_counter() > deadline or process.poll() is not None:
+                raise RuntimeError("jarvis run did not become ready")
+            time.sleep(0.005)
+        return time.perf_counter() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def _once() -> tuple[float, float]:
+    """(first start on a new database, restart on the same database)."""
     with tempfile.TemporaryDirectory() as scratch:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}
-        env.update(
-            JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{scratch}/jarvis.db",
-            JARVIS_SPOOL_PATH=f"{scratch}/spool.jsonl",
-            JARVIS_LOG_FORMAT="json",
-        )
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [jarvis, "run", "--http-port", str(port)],
-            cwd=scratch,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = started + 30
-            while not _ready(port):
-                if time.perf_counter() > deadline or process.poll() is not None:
-                    raise RuntimeError("jarvis run did not become ready")
-                time.sleep(0.005)
-            return time.perf_counter() - started
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+        return _start(scratch), _start(scratch)
 
 
 def _import_times() -> list[dict[str, Any]]:
@@ -99,24 +109,33 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench/run.py startup")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(argv)
-    times = [_once() for _ in range(args.runs)]
-    median = statistics.median(times)
+    compileall.compile_dir(ROOT / "jarvis", quiet=1)
+    pairs = [_once() for _ in range(args.runs)]
+    first = [round(pair[0], 3) for pair in pairs]
+    again = [round(pair[1], 3) for pair in pairs]
+    medians = {"first_start": statistics.median(first), "restart": statistics.median(again)}
     imports = _import_times()
-    print({"median_seconds": round(median, 3), "runs": [round(t, 3) for t in times]}, flush=True)
+    print({name: round(value, 3) for name, value in medians.items()}, flush=True)
+    labels = {
+        "first_start": "first start (creates and migrates the database)",
+        "restart": "restart on an existing database",
+    }
     return save(
         "startup",
         {
-            "runs": [round(t, 3) for t in times],
-            "median_seconds": round(median, 3),
+            "runs_first_start": first,
+            "runs_restart": again,
+            "median_seconds": {name: round(value, 3) for name, value in medians.items()},
             "top_level_imports_of_jarvis_cli": imports,
             "summary": [
                 {
                     "benchmark": "5. start-up",
-                    "measure": "`jarvis run` start to /readyz 200, embedded default (median)",
+                    "measure": f"`jarvis run` to /readyz 200, embedded default, {label} (median)",
                     "target": f"< {TARGET_SECONDS:g} s",
-                    "measured": f"{median:.2f} s",
-                    "meets": median < TARGET_SECONDS,
+                    "measured": f"{medians[name]:.2f} s",
+                    "meets": medians[name] < TARGET_SECONDS,
                 }
+                for name, label in labels.items()
             ],
         },
     )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from alembic.script import ScriptDirectory
 
 from jarvis.store import EventStore, NotMigratedError, StoreError, current_revision, upgrade
-from jarvis.store.migrate import alembic_config
+from jarvis.store.migrate import HEAD_REVISION, alembic_config
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +36,28 @@ async def test_upgrade_migrates_to_the_script_head(db_url: str) -> None:
     assert await current_revision(db_url) == _script_head()
     # A second upgrade is a no-op at head.
     assert await upgrade(db_url) == _script_head()
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """The constant start-up compares against is the newest migration script."""
+    assert _script_head() == HEAD_REVISION
+
+
+async def test_a_database_at_head_is_opened_without_importing_alembic(tmp_path: Path) -> None:
+    """Restarting on a migrated database skips Alembic's quarter-second import."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+    await upgrade(url)
+    probe = (
+        "import sys, anyio\n"
+        "from jarvis.store import EventStore\n"
+        "async def main():\n"
+        f"    store = await EventStore.connect({url!r})\n"
+        "    await store.aclose()\n"
+        "anyio.run(main)\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = await anyio.run_process([sys.executable, "-c", probe])
+    assert result.stdout.decode().strip() == "False"
 
 
 async def test_sqlite_store_migrates_a_new_file_itself(tmp_path: Path) -> None:
