@@ -1,7 +1,7 @@
 """Benchmarks 2 and 6: simulation speed and resident memory across a long simulation.
 
 One run of `jarvis.simulation.run_simulation` (all faults, all policies the
-composition root builds, a SQLite file as the store) with RSS sampled every
+composition root builds, the in-memory store unless ``--database sqlite``) with RSS sampled every
 simulated hour. Writes ``simulation.json`` (wall seconds for the simulated
 days; target: 30 days x 50 services in under 60 s) and ``memory.json`` (RSS
 growth after the first simulated day; target: under 10 MB). With ``--days``
@@ -33,7 +33,12 @@ def options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database", choices=["file", "memory"], default="file")
+    parser.add_argument(
+        "--database",
+        choices=["memory", "sqlite"],
+        default="memory",
+        help="memory: the simulation's in-memory store (its default); sqlite: a SQLite file",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,13 +53,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             next_sample[0] = done + 3600
 
     with tempfile.TemporaryDirectory() as scratch:
-        url = (
-            "sqlite+aiosqlite:///:memory:"
-            if args.database == "memory"
-            else f"sqlite+aiosqlite:///{scratch}/sim.db"
+        url = None if args.database == "memory" else f"sqlite+aiosqlite:///{scratch}/sim.db"
+        settings = simulation_settings(spool_path=Path(scratch) / "s.jsonl")
+        config = SimulationConfig(
+            seed=args.seed, days=args.days, services=args.services, database_url=url
         )
-        settings = simulation_settings(database_url=url, spool_path=Path(scratch) / "s.jsonl")
-        config = SimulationConfig(seed=args.seed, days=args.days, services=args.services)
         started = time.perf_counter()
         report = await run_simulation(settings, config, progress=progress)
         wall = time.perf_counter() - started

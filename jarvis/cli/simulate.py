@@ -1,10 +1,11 @@
 """`jarvis simulate`: days of autonomous operation against a faulty simulated cloud, in seconds.
 
 Registered by `jarvis.cli` as a command. It loads the configuration's
-policies and guards, points them at a private SQLite store and the simulated
-fleet (`jarvis.simulation.simulation_settings`), runs `run_simulation`, and
-prints the report (rich on a terminal, `--json` for one JSON object); a
-progress bar shows only on a terminal. Exit status: 0 when every invariant
+policies and guards (`jarvis.simulation.simulation_settings`), runs
+`run_simulation` on a private in-memory store (or the database
+``--database-url`` names) and the simulated fleet, and prints the report
+(rich on a terminal, `--json` for one JSON object); a progress bar shows
+only on a terminal. Exit status: 0 when every invariant
 held, 3 at the first violation (the seed is printed to rerun it), 2 for bad
 options or configuration, 1 when the store fails.
 """
@@ -46,7 +47,9 @@ def simulate(
     database_url: Annotated[
         str | None,
         typer.Option(
-            "--database-url", help="Event store for the run (default: a temporary SQLite file)."
+            "--database-url",
+            help="Record the run in this SQLite or PostgreSQL database"
+            " (default: an in-memory store).",
         ),
     ] = None,
 ) -> None:
@@ -64,14 +67,15 @@ def simulate(
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG)
     state = ctx.obj if isinstance(ctx.obj, State) else State()
-    config = SimulationConfig(seed=seed, days=days, services=services, faults=kinds)
+    config = SimulationConfig(
+        seed=seed, days=days, services=services, faults=kinds, database_url=database_url
+    )
     # The reconciler logs every action; a month of them would drown the report.
     configure_logging("error", "json", stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="jarvis-sim-") as scratch:
-        url = database_url or f"sqlite+aiosqlite:///{scratch}/simulation.db"
         try:
             settings = simulation_settings(
-                state.config_path, database_url=url, spool_path=Path(scratch) / "spool.jsonl"
+                state.config_path, spool_path=Path(scratch) / "spool.jsonl"
             )
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)

@@ -3,7 +3,8 @@
 `jarvis simulate` (`jarvis.cli.simulate`), the seed-sweep tests and the
 benchmarks call `run_simulation` with settings from `simulation_settings`.
 The pieces: ``faults`` (the seeded fault plan), ``provider`` (the simulated
-cloud API and witness), ``operator`` (kill-switch flips, answers to
+cloud API and witness), ``llm`` (the simulated LLM platform: routes, usage and
+spend against the budget), ``operator`` (kill-switch flips, answers to
 escalations), ``invariants`` (the checker), ``tracking`` and ``report``.
 """
 
@@ -16,6 +17,7 @@ from jarvis.simulation.invariants import (
     Rules,
     Violation,
 )
+from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.report import SimulationReport
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "InvariantChecker",
     "ProviderCall",
     "Rules",
+    "SimulatedLlm",
     "SimulationConfig",
     "SimulationReport",
     "Violation",

@@ -38,6 +38,12 @@ class FaultKind(enum.StrEnum):
     """The simulated operator engages the kill switch, then releases it."""
     SPIKE = "spike"
     """One service's traffic multiplies for a while."""
+    DATABASE_OUTAGE = "database_outage"
+    """The event database is unreachable: events wait in the spool, retries are kept in memory."""
+    REDIS_OUTAGE = "redis_outage"
+    """The kill switch's Redis is unreachable: the switch reads as engaged, nothing is applied."""
+    LLM_SURGE = "llm_surge"
+    """One LLM route's traffic (and so its spend) multiplies for a while."""
 
 
 ALL_FAULTS: tuple[FaultKind, ...] = tuple(FaultKind)
@@ -54,6 +60,9 @@ _RATES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.CLOCK_JUMP: (0.5, 0.0),
     FaultKind.KILLSWITCH: (1.0, 0.0),
     FaultKind.SPIKE: (2.0, 0.0),
+    FaultKind.DATABASE_OUTAGE: (0.5, 0.0),
+    FaultKind.REDIS_OUTAGE: (0.5, 0.0),
+    FaultKind.LLM_SURGE: (0.5, 0.0),
 }
 _DAY = 86_400.0
 # Provider-wide episodes: (shortest, longest minutes, failure probability per call).
@@ -62,6 +71,8 @@ _EPISODES: dict[FaultKind, tuple[float, float, float]] = {
     FaultKind.API_ERRORS: (5, 15, 0.3),
     FaultKind.TIMEOUTS: (2, 10, 0.2),
     FaultKind.OUTAGE: (10, 45, 0.0),
+    FaultKind.DATABASE_OUTAGE: (2, 20, 0.0),
+    FaultKind.REDIS_OUTAGE: (1, 10, 0.0),
 }
 
 
@@ -70,11 +81,12 @@ class Fault:
     at: datetime
     kind: FaultKind
     target: str | None = None
-    """The service it strikes, for service faults."""
+    """The service it strikes, for service faults; the route, for an LLM surge."""
     duration: timedelta = timedelta(0)
     """How long an episode (API faults, kill switch, spike) lasts."""
     magnitude: float = 0.0
-    """Failure probability for API faults, traffic factor for spikes, seconds for clock jumps."""
+    """Failure probability for API faults, traffic factor for spikes and surges, seconds for
+    clock jumps."""
     mid_tick: bool = False
     """For kill-switch flips: during an apply rather than between ticks."""
 
@@ -117,8 +129,12 @@ def plan_faults(
     services: Sequence[str],
     kinds: Iterable[FaultKind],
     intensity: float = 1.0,
+    routes: Sequence[str] = (),
 ) -> list[Fault]:
-    """Every fault of the run, in time order (ties by kind, for determinism)."""
+    """Every fault of the run, in time order (ties by kind, for determinism).
+
+    ``routes`` are the LLM routes an ``llm_surge`` may strike; with none it names no target.
+    """
     end = start + timedelta(days=days)
     faults: list[Fault] = []
     for kind in kinds:
@@ -129,14 +145,20 @@ def plan_faults(
             continue
         at = start + timedelta(seconds=rng.expovariate(per_second))
         while at < end:
-            faults.append(_draw(rng, kind, at, services))
+            faults.append(_draw(rng, kind, at, services, routes))
             at += timedelta(seconds=rng.expovariate(per_second))
     faults.sort(key=lambda fault: (fault.at, fault.kind.value))
     return faults
 
 
-def _draw(rng: random.Random, kind: FaultKind, at: datetime, services: Sequence[str]) -> Fault:
-    target = rng.choice(services)
+def _draw(
+    rng: random.Random,
+    kind: FaultKind,
+    at: datetime,
+    services: Sequence[str],
+    routes: Sequence[str],
+) -> Fault:
+    target: str | None = rng.choice(services)
     if kind in {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS}:
         return Fault(at, kind, target)
     if kind in _EPISODES:
@@ -149,5 +171,7 @@ def _draw(rng: random.Random, kind: FaultKind, at: datetime, services: Sequence[
     if kind is FaultKind.KILLSWITCH:
         hold = timedelta(minutes=rng.uniform(5, 90))
         return Fault(at, kind, duration=hold, mid_tick=rng.random() < 0.5)
+    if kind is FaultKind.LLM_SURGE:
+        target = rng.choice(routes) if routes else None
     duration = timedelta(minutes=rng.uniform(15, 120))
     return Fault(at, kind, target, duration=duration, magnitude=rng.uniform(2, 4))

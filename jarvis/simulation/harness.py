@@ -3,14 +3,15 @@
 Called by `jarvis simulate` (`jarvis.cli.simulate`), the seed-sweep tests and
 the benchmarks. It builds the real app through the composition root
 (`jarvis.app.build_app`: the real reconciler, guard, kill switch and event
-store, with whatever policies `build_policies` returns) on a `VirtualClock`
-and a `SimulatedProvider`, then paces ticks the way the scheduler does (fixed
-boundaries, seeded jitter, no stacking after a jump), injecting faults from
-the seeded plan and letting the simulated operator act between and during
-ticks. After every tick the invariant checker reads what the store recorded
-since the last tick and what the provider witnessed; the run stops at the
-first violation. The run id is derived from the seed, so the same seed gives
-the same run, event for event.
+store, with whatever policies `build_policies` returns) on a `VirtualClock`,
+a `SimulatedProvider` and the simulated LLM platform (`jarvis.simulation.llm`,
+whose routes and budget the run gets when the configuration has none), then
+paces ticks the way the scheduler does (fixed boundaries, seeded jitter, no
+stacking after a jump), injecting faults from the seeded plan and letting the
+simulated operator act between and during ticks. After every tick the
+invariant checker reads what the store recorded since the last tick and what
+the provider witnessed; the run stops at the first violation. The run id is
+derived from the seed, so the same seed gives the same run, event for event.
 
 Ticks are paced here, not by `jarvis.loop.scheduler.Scheduler`, because the
 checker must run between two ticks; the pacing rules are the scheduler's.
@@ -34,14 +35,20 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
 from jarvis.simulation.faults import ALL_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.invariants import InvariantChecker, Rules
+from jarvis.simulation.llm import SimulatedLlm
+from jarvis.simulation.llm_actuators import llm_actuators
+from jarvis.simulation.llm_scenario import sim_llm_settings
 from jarvis.simulation.operator import Operator
 from jarvis.simulation.provider import SimulatedProvider
 from jarvis.simulation.report import SimulationReport
 from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
+from jarvis.store import EventStore, MemoryBackend, MemoryKillSwitch, StoreError
 
 START = datetime.fromisoformat("2026-01-05T08:00:00+00:00")
 """A Monday morning; a 30-day run crosses a month end."""
 _SERVICE_FAULTS = {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS, FaultKind.SPIKE}
+_DOWNTIME = {FaultKind.OUTAGE, FaultKind.DATABASE_OUTAGE, FaultKind.REDIS_OUTAGE}
+"""Faults that take something away until a moment, overlapping ones extending it."""
 _EVENT_PAGE = 100_000
 
 ProgressCallback = Callable[[float, float], None]
@@ -67,18 +74,23 @@ class SimulationConfig:
     faults: tuple[FaultKind, ...] = ALL_FAULTS
     intensity: float = 1.0
     """Multiplies every fault rate: short CI runs see as many faults as long ones."""
+    database_url: str | None = None
+    """None: the in-memory store (fast; the default). A URL: that SQLite or PostgreSQL
+    database, migrated if needed, so the run also exercises the SQL store."""
 
 
 def simulation_settings(
-    config_path: str | Path | None = None, *, database_url: str, spool_path: Path, **overrides: Any
+    config_path: str | Path | None = None, *, spool_path: Path, **overrides: Any
 ) -> Settings:
     """The configuration's policies and guards, on a private store and the simulated fleet only.
 
-    Redis is left out on purpose: a simulation must never touch a real kill switch.
+    Redis is left out on purpose: a simulation must never touch a real kill
+    switch (it runs on an in-memory one). The store is chosen by
+    `SimulationConfig.database_url`; ``database_url`` may still be overridden
+    here for callers that build an app from these settings themselves.
     """
     base = load_settings(config_path)
     extra: dict[str, Any] = {
-        "database_url": database_url,
         "spool_path": spool_path,
         "redis_url": None,
         "dry_run": False,
@@ -87,6 +99,7 @@ def simulation_settings(
         extra["scaling"] = SIM_SCALING
     if not base.rollback.enabled:
         extra["rollback"] = SIM_ROLLBACK
+    extra.update(sim_llm_settings(base))
     extra.update(overrides)
     return load_settings(config_path, **extra)
 
@@ -101,6 +114,7 @@ def rules_from(settings: Settings) -> Rules:
         max_replicas=settings.bounds.max_replicas,
         max_attempts=settings.retry.max_attempts,
         retry_window=timedelta(seconds=settings.retry.window_seconds),
+        max_traffic_shift=settings.bounds.max_traffic_shift,
     )
 
 
@@ -121,18 +135,38 @@ async def run_simulation(
     clock = VirtualClock(START)
     fleet = SimulatedFleet(seed=config.seed, services=config.services, script=False, start=START)
     provider = SimulatedProvider(fleet, clock, seed=config.seed)
+    llm = SimulatedLlm.from_settings(settings, seed=config.seed, start=START)
     run_id = f"sim{config.seed}"
+    # The kill switch stands in for Redis: a simulation never touches a real one.
+    switch = MemoryKillSwitch()
+    database: MemoryBackend | None = None
+    if config.database_url is None:
+        database = MemoryBackend()
+        store = await EventStore.in_memory(spool_path=settings.spool_path, backend=database)
+    else:
+        store = await EventStore.connect(
+            config.database_url, spool_path=settings.spool_path, auto_migrate=True
+        )
     app = await build_app(
-        settings, clock=clock, actuators=[provider], policies=policies, run_id=run_id
+        settings,
+        clock=clock,
+        actuators=[provider, *llm_actuators(settings, llm, clock, provider)],
+        policies=policies,
+        run_id=run_id,
+        store=store,
+        switch=switch,
     )
     try:
         run = _Run(
             app=app,
             clock=clock,
             provider=provider,
+            llm=llm,
             settings=settings,
             config=config,
             rules=rules or rules_from(settings),
+            database=database,
+            switch=switch,
         )
         report = SimulationReport(
             seed=config.seed,
@@ -158,14 +192,21 @@ class _Run:
         app: App,
         clock: VirtualClock,
         provider: SimulatedProvider,
+        llm: SimulatedLlm,
         settings: Settings,
         config: SimulationConfig,
         rules: Rules,
+        database: MemoryBackend | None,
+        switch: MemoryKillSwitch,
     ) -> None:
         self.app = app
+        self.database = database
+        """The event database, when it is in memory (only then can it be taken away)."""
+        self.switch = switch
         self.clock = clock
         self.provider = provider
         self.fleet = provider.fleet
+        self.llm = llm
         self.config = config
         self.interval = settings.loop.interval
         self.jitter = settings.loop.jitter
@@ -178,6 +219,7 @@ class _Run:
             services=self.fleet.names,
             kinds=config.faults,
             intensity=config.intensity,
+            routes=llm.route_names,
         )
         self.operator = Operator(
             killswitch=app.killswitch, store=app.store, provider=provider, seed=config.seed
@@ -186,10 +228,12 @@ class _Run:
         self.tally = Tally()
         self.incidents = Incidents()
         self.capacity = Capacity()
-        self.budget = Budget(settings.cost.monthly_budget_usd)
+        self.budget = Budget(
+            settings.cost.monthly_budget_usd, unmanaged=llm.baseline_month_to_date_usd
+        )
         self.injected: dict[str, int] = {}
         self.surges: list[tuple[datetime, str]] = []
-        self.outage_until: datetime | None = None
+        self.down_until: dict[FaultKind, datetime] = {}
         self.last_event_id = 0
 
     async def run(self, report: SimulationReport, progress: ProgressCallback | None) -> None:
@@ -218,22 +262,49 @@ class _Run:
             # The scheduler's rule: the next boundary still ahead, never a stacked tick.
             elapsed = (self.clock.now() - START).total_seconds()
             boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
+        await self._settle()
         self._fill(report, ticks, time.perf_counter() - wall)
+
+    async def _settle(self) -> None:
+        """At the end, bring back what is down and check the record it held back."""
+        for kind in list(self.down_until):
+            self._set_down(kind, down=False)
+        self.down_until.clear()
+        if self.app.store.spooled:
+            await self.app.reconciler.flush()
+            await self._read_record()
+            self.checker.feed_calls(self.provider.drain())
+            self.checker.end_tick(None, [])
 
     async def _inject(self, now: datetime) -> None:
         while self.faults and self.faults[0].at <= now:
             fault = self.faults.pop(0)
-            self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
-            self._apply_fault(fault, now)
+            if self._apply_fault(fault, now):
+                self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
         for until, name in [s for s in self.surges if s[0] <= now]:
             self.fleet.surge(name, 1.0)
             self.surges.remove((until, name))
-        if self.outage_until is not None and now >= self.outage_until:
-            self.fleet.set_api_failing(False)
-            self.outage_until = None
+        for kind, until in list(self.down_until.items()):
+            if now >= until:
+                del self.down_until[kind]
+                self._set_down(kind, down=False)
         await self.operator.between_ticks(now)
 
-    def _apply_fault(self, fault: Fault, now: datetime) -> None:
+    def _set_down(self, kind: FaultKind, *, down: bool) -> bool:
+        """Take away (or give back) what ``kind`` strikes; False if this run cannot."""
+        if kind is FaultKind.OUTAGE:
+            self.fleet.set_api_failing(down)
+        elif kind is FaultKind.DATABASE_OUTAGE:
+            if self.database is None:
+                return False  # a real database cannot be taken away from here
+            self.database.available = not down
+        elif kind is FaultKind.REDIS_OUTAGE:
+            self.switch.available = not down
+            self.provider.record_switch_store(readable=not down)
+        return True
+
+    def _apply_fault(self, fault: Fault, now: datetime) -> bool:
+        """Strike; False when the fault does not apply to this run (it is then not counted)."""
         kind, target = fault.kind, fault.target or ""
         if kind is FaultKind.CRASH:
             self.fleet.crash(target)
@@ -245,33 +316,47 @@ class _Run:
         elif kind is FaultKind.SPIKE:
             self.fleet.surge(target, fault.magnitude)
             self.surges.append((now + fault.duration, target))
+        elif kind is FaultKind.LLM_SURGE:
+            return self.llm.surge(fault.target, fault.magnitude, now + fault.duration)
         elif kind in {FaultKind.THROTTLING, FaultKind.API_ERRORS, FaultKind.TIMEOUTS}:
             self.provider.start_episode(kind, now + fault.duration, fault.magnitude)
-        elif kind is FaultKind.OUTAGE:
-            self.fleet.set_api_failing(True)
-            self.outage_until = max(now + fault.duration, self.outage_until or now)
+        elif kind in _DOWNTIME:
+            if not self._set_down(kind, down=True):
+                return False
+            self.down_until[kind] = max(now + fault.duration, self.down_until.get(kind, now))
         elif kind is FaultKind.CLOCK_JUMP:
             self.clock.jump(now + timedelta(seconds=fault.magnitude))
         elif kind is FaultKind.KILLSWITCH:
             self.operator.schedule_killswitch(fault)
         if kind in _SERVICE_FAULTS:
             self.incidents.opened(kind, target, now)
+        return True
 
     async def _check(self, tick_id: str) -> None:
-        events = await self.app.store.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
+        settled = await self._read_record()
+        self.checker.feed_calls(self.provider.drain())
+        states = self.fleet.states()
+        routes = self.llm.route_states(self.clock.now())
+        self.checker.end_tick(tick_id, [*states, *routes], settled=settled)
+        self.incidents.operator_touched(self.operator.repaired)
+        self.operator.repaired.clear()
+        self.incidents.observe(states, self.clock.now())
+        self.capacity.observe(states, self.interval / 60)
+
+    async def _read_record(self) -> bool:
+        """Feed the events stored since the last read; False while some wait in the spool."""
+        try:
+            events = await self.app.store.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
+        except StoreError:
+            return False
         if events and events[-1].id is not None:
             self.last_event_id = events[-1].id
         self.checker.feed_events(events)
-        self.checker.feed_calls(self.provider.drain())
-        states = self.fleet.states()
-        self.checker.end_tick(tick_id, states)
         now = self.clock.now()
         for resource in self.tally.feed(events):
             self.operator.escalated(resource, now)
-        self.incidents.operator_touched(self.operator.repaired)
-        self.operator.repaired.clear()
-        self.incidents.observe(states, now)
-        self.capacity.observe(states, self.interval / 60)
+        self.budget.feed(events)
+        return not self.app.store.spooled
 
     def _fill(self, report: SimulationReport, ticks: int, wall: float) -> None:
         report.ticks = ticks
@@ -285,6 +370,11 @@ class _Run:
         report.operator = {
             "killswitch_flips": self.operator.flips,
             "repairs": self.operator.repairs,
+        }
+        registry = self.app.metrics.registry
+        report.store = {
+            name: int(registry.get_sample_value(f"jarvis_{name}_total") or 0)
+            for name in ("events_written", "events_spooled")
         }
         report.checks = dict(self.checker.checks)
         report.violations = list(self.checker.violations)

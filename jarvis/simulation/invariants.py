@@ -11,15 +11,22 @@ calling `jarvis.safety`, so a bug in the guard cannot hide itself here.
 The invariants, as issue 6 numbers them:
 
 1. ``killswitch`` — no action started (store) or applied (witness) while the
-   kill switch was engaged;
+   kill switch was engaged, or while its store could not be read (fail-safe);
 2. ``retry_budget`` — never more than ``max_attempts`` attempts per (resource,
    action kind) within the retry window (an operator's ``retries.reset`` starts over);
 3. ``allowlist_bounds`` — nothing started outside the allow-list or the bounds
-   (actions per tick, one action per resource per tick, replica limits, weights);
+   (actions per tick, one action per resource per tick, replica limits, weights
+   that sum to 1, and no SET_WEIGHTS moving a model's share by more than
+   ``max_traffic_shift`` from what the route held when the write arrived);
 4. ``one_outcome`` — every ``action.started`` has exactly one outcome, in its
    tick, and every provider call has a recorded intent (``witness``);
-5. ``capacity_bounds`` — replicas never outside min/max; routing weights sum to 1
-   (vacuous while no ``route://`` resource is simulated).
+5. ``capacity_bounds`` — replicas never outside min/max; every route's actual
+   weights (the simulated LLM platform's, `jarvis.simulation.llm`) each in
+   [0, 1], summing to 1, none below its floor.
+
+``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
+counts a part of one apart (``capacity_bounds.weights``: route states, not
+services) and adds to that invariant's total in the report.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -57,6 +64,8 @@ class Rules:
     max_replicas: int
     max_attempts: int
     retry_window: timedelta
+    max_traffic_shift: float = 0.5
+    """The largest move of any one model's weight in one SET_WEIGHTS."""
 
     def allowed(self, resource: str, kind: str) -> bool:
         provider, _, name = resource.partition("://")
@@ -73,10 +82,13 @@ class ProviderCall:
     seq: int
     at: datetime
     what: str
-    """``apply``, ``engage`` or ``release``."""
+    """``apply``, ``engage``, ``release``, or ``switch_down`` / ``switch_up`` when the
+    kill switch's store becomes unreadable / readable again."""
     action: Action | None = None
     before: Replicas | None = None
     """The target's replicas as the provider held them when the apply arrived."""
+    weights_before: Mapping[str, float] | None = None
+    """For a route: its weights as the platform held them when the apply arrived."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,7 @@ class InvariantChecker:
     checks: Counter[str] = field(default_factory=Counter)
     _engaged: bool = False
     _witness_engaged: bool = False
+    _witness_unreadable: bool = False
     _attempts: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     _open: dict[str, Event] = field(default_factory=dict)
     _closed: set[str] = field(default_factory=set)
@@ -216,6 +229,10 @@ class InvariantChecker:
                 self._witness_engaged = True
             elif call.what == "release":
                 self._witness_engaged = False
+            elif call.what == "switch_down":
+                self._witness_unreadable = True
+            elif call.what == "switch_up":
+                self._witness_unreadable = False
             elif call.action is not None:
                 self._applied(call, call.action)
 
@@ -223,35 +240,43 @@ class InvariantChecker:
         uri, kind = str(action.target), action.kind.value
         self.checks["witness"] += 1
         self._tick_applied[(uri, kind)] += 1
-        if self._witness_engaged:
+        if self._witness_engaged or self._witness_unreadable:
+            why = "engaged" if self._witness_engaged else "unreadable"
             self.violations.append(
                 Violation(
-                    "killswitch", f"the provider received {kind} on {uri} while engaged", call.at
+                    "killswitch",
+                    f"the provider received {kind} on {uri} while the kill switch was {why}",
+                    call.at,
                 )
             )
         if not self.rules.allowed(uri, kind):
             self.violations.append(
                 Violation("allowlist_bounds", f"the provider received {kind} on {uri}", call.at)
             )
-        before = call.before
-        if action.kind is ActionKind.SCALE and action.replicas is not None and before is not None:
-            low, high = before.min, before.max
-            if (low is not None and action.replicas < low) or (
-                high is not None and action.replicas > high
-            ):
-                self.violations.append(
-                    Violation(
-                        "allowlist_bounds",
-                        f"the provider was asked for {action.replicas} replicas of {uri}, "
-                        f"outside {low}..{high}",
-                        at=call.at,
-                    )
-                )
+        problem = _call_problem(call, action, self.rules.max_traffic_shift)
+        if problem is not None:
+            self.violations.append(
+                Violation("allowlist_bounds", f"the provider was asked {problem}", at=call.at)
+            )
 
     # -- the end of a tick ----------------------------------------------------
 
-    def end_tick(self, tick_id: str | None, states: Sequence[ResourceState]) -> None:
-        """Intents closed, intents matching provider calls, and the world within bounds."""
+    def end_tick(
+        self, tick_id: str | None, states: Sequence[ResourceState], *, settled: bool = True
+    ) -> None:
+        """Intents closed, intents matching provider calls, and the world within bounds.
+
+        ``settled=False``: the store's record is incomplete (events wait in the
+        spool while the database is away), so only the world is checked now;
+        the record is checked, across all the ticks it spans, at the first
+        settled tick after the replay.
+        """
+        for state in states:
+            self._check_state(state, tick_id)
+        if settled:
+            self._settle(tick_id)
+
+    def _settle(self, tick_id: str | None) -> None:
         # The reconciler records each outcome in the tick that started the action.
         for action_id, intent in self._open.items():
             self._fail("one_outcome", f"action {action_id} has no outcome", intent)
@@ -271,10 +296,11 @@ class InvariantChecker:
         self._tick_applied.clear()
         self._touched.clear()
         self._per_tick.clear()
-        for state in states:
-            self._check_state(state, tick_id)
 
     def _check_state(self, state: ResourceState, tick_id: str | None) -> None:
+        if state.ref.provider == "route":
+            self._check_route(state, tick_id)
+            return
         self.checks["capacity_bounds"] += 1
         replicas = state.replicas
         if replicas is not None:
@@ -297,6 +323,63 @@ class InvariantChecker:
                 self.violations.append(
                     Violation("capacity_bounds", f"{state.ref}: {problem}", tick_id=tick_id)
                 )
+
+    def _check_route(self, state: ResourceState, tick_id: str | None) -> None:
+        self.checks["capacity_bounds.weights"] += 1
+        weights = state.attributes.get("weights")
+        if not isinstance(weights, dict) or not weights:
+            problem: str | None = "no weights"
+        else:
+            problem = _weights_problem(weights) or _floors_problem(
+                weights, state.attributes.get("floors")
+            )
+        if problem is not None:
+            self.violations.append(
+                Violation(
+                    "capacity_bounds",
+                    f"{state.ref}: {problem}",
+                    at=state.observed_at,
+                    tick_id=tick_id,
+                )
+            )
+
+
+def _call_problem(call: ProviderCall, action: Action, max_shift: float) -> str | None:
+    """What in an apply breaks the bounds, against the target as the provider held it."""
+    before = call.before
+    if action.kind is ActionKind.SCALE and action.replicas is not None and before is not None:
+        low, high = before.min, before.max
+        if (low is not None and action.replicas < low) or (
+            high is not None and action.replicas > high
+        ):
+            return f"for {action.replicas} replicas of {action.target}, outside {low}..{high}"
+    held = call.weights_before
+    if action.kind is ActionKind.SET_WEIGHTS and action.weights and held is not None:
+        wanted = action.weights
+        moves = {m: abs(wanted.get(m, 0.0) - held.get(m, 0.0)) for m in {*wanted, *held}}
+        model = max(sorted(moves), key=lambda m: moves[m])
+        if moves[model] > max_shift + WEIGHT_TOLERANCE:
+            return (
+                f"to move {model} on {action.target} by {moves[model]:.4f}, "
+                f"more than {max_shift:g} in one write"
+            )
+    return None
+
+
+def _floors_problem(weights: dict[object, object], floors: object) -> str | None:
+    if not isinstance(floors, dict):
+        return None
+    below = sorted(
+        str(model)
+        for model, floor in floors.items()
+        if isinstance(floor, int | float)
+        and _share(weights.get(model)) < float(floor) - WEIGHT_TOLERANCE
+    )
+    return f"below the floor for {below}" if below else None
+
+
+def _share(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _params_problem(params: dict[str, object], max_replicas: int) -> str | None:

@@ -7,6 +7,8 @@ after the provider applied an action), which is what the kill switch's
 read-before-every-apply promise is about. An escalation is answered after a
 seeded delay the way a paged human would: repair the cause in the fleet and
 reset the resource's retry ledger (recorded as ``retries.reset``, as the CLI does).
+A flip or a reset that fails because its store is away is tried again at the
+next chance, as a human would.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import Event, EventKind
 from jarvis.simulation.faults import Fault
 from jarvis.simulation.provider import SimulatedProvider
-from jarvis.store import EventStore
+from jarvis.store import EventStore, StoreError
 
 ACTOR = "sim-operator"
 
@@ -82,29 +84,37 @@ class Operator:
         remaining: list[_Flip] = []
         for flip in self._flips:
             eligible = flip.mid_tick if only_mid_tick else (mid_tick or not flip.mid_tick)
-            if flip.at <= now and eligible:
-                await self._flip(flip.engage)
-            else:
+            if not (flip.at <= now and eligible and await self._flip(flip.engage)):
                 remaining.append(flip)
         self._flips = remaining
 
-    async def _flip(self, engage: bool) -> None:
+    async def _flip(self, engage: bool) -> bool:
+        """Count one hold more or less and flip on a change; False if the switch is away."""
         # Overlapping holds: the switch is released only when the last one ends.
-        before = self._holds > 0
-        self._holds = self._holds + 1 if engage else max(0, self._holds - 1)
-        after = self._holds > 0
-        if before == after:
-            return
-        reason = "simulated operator: investigating" if after else "simulated operator: all clear"
-        await self._killswitch.set(engaged=after, actor=ACTOR, reason=reason)
-        self._provider.record_flip(engaged=after)
-        self.flips += 1
+        holds = self._holds + 1 if engage else max(0, self._holds - 1)
+        before, after = self._holds > 0, holds > 0
+        if before != after:
+            reason = (
+                "simulated operator: investigating" if after else "simulated operator: all clear"
+            )
+            try:
+                await self._killswitch.set(engaged=after, actor=ACTOR, reason=reason)
+            except StoreError:
+                return False
+            self._provider.record_flip(engaged=after)
+            self.flips += 1
+        self._holds = holds
+        return True
 
     async def _repair(self, resource: str, now: datetime) -> None:
+        try:
+            rows = await self._store.reset_retries(resource)
+        except StoreError:
+            self._repairs[resource] = now  # the database is away: again at the next chance
+            return
         _, _, name = resource.partition("://")
         if name in self._fleet.names:
             self._fleet.repair(name)
-        rows = await self._store.reset_retries(resource)
         self._store.append(
             [
                 Event(

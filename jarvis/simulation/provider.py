@@ -4,9 +4,12 @@ Built by the harness (`jarvis.simulation.harness`) around a `SimulatedFleet`.
 It plays the part of a cloud API in front of the fleet: throttling, 5xx-like
 errors and timeouts come from here (the fleet's own `set_api_failing` is the
 full outage), each drawn from its own seeded stream. It is also the witness:
-every apply it receives, and every kill-switch flip the simulated operator
-makes, goes into `calls` in the order it happened, for the invariant checker
-to compare with what the event store recorded.
+every apply it receives, every kill-switch flip the simulated operator makes,
+and every moment the kill switch's store goes away or comes back, goes into
+`calls` in the order it happened, for the invariant checker
+to compare with what the event store recorded. The simulated LLM routes
+(`jarvis.simulation.llm`) send their weight writes through `call` as well, so
+one log orders every apply of the run against the operator's flips.
 
 A timeout is the SDK's: the call returns TIMED_OUT, and whether the change
 took effect is a coin toss, as with a real provider. Hanging for real would
@@ -17,18 +20,20 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 import anyio.lowlevel
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.sim import SimulatedFleet
-from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
+from jarvis.model import Action, ActionKind, Clock, Outcome, Replicas, ResourceState
 from jarvis.simulation.faults import FaultKind
 from jarvis.simulation.invariants import ProviderCall
 
 ApplyHook = Callable[[], Awaitable[None]]
+Backend = Callable[[Action], Outcome]
+"""What a call reaches when no fault strikes: the fleet's apply, or the LLM routes'."""
 
 
 class SimulatedProvider:
@@ -65,9 +70,14 @@ class SimulatedProvider:
         return self._rng.random() < rate
 
     def record_flip(self, *, engaged: bool) -> None:
-        self.calls.append(
-            ProviderCall(next(self._seq), self._clock.now(), "engage" if engaged else "release")
-        )
+        self._witness("engage" if engaged else "release")
+
+    def record_switch_store(self, *, readable: bool) -> None:
+        """The kill switch's store went away or came back (a fail-safe period starts or ends)."""
+        self._witness("switch_up" if readable else "switch_down")
+
+    def _witness(self, what: str) -> None:
+        self.calls.append(ProviderCall(next(self._seq), self._clock.now(), what))
 
     def drain(self) -> list[ProviderCall]:
         calls, self.calls = self.calls, []
@@ -81,27 +91,40 @@ class SimulatedProvider:
         return self.fleet.observe(now)
 
     async def apply(self, action: Action) -> Outcome:
-        now = self._clock.now()
         try:
             before = self.fleet.state(action.target.name).replicas
         except KeyError:
             before = None
-        self.calls.append(ProviderCall(next(self._seq), now, "apply", action, before))
-        outcome = self._call(action, now)
+        return await self.call(action, self.fleet.apply, before=before)
+
+    async def call(
+        self,
+        action: Action,
+        backend: Backend,
+        *,
+        before: Replicas | None = None,
+        weights_before: Mapping[str, float] | None = None,
+    ) -> Outcome:
+        """Witness ``action``, then hand it to ``backend`` through this API's faults."""
+        now = self._clock.now()
+        self.calls.append(
+            ProviderCall(next(self._seq), now, "apply", action, before, weights_before)
+        )
+        outcome = self._call(action, now, backend)
         if self.after_apply is not None:
             await self.after_apply()
         return outcome
 
-    def _call(self, action: Action, now: datetime) -> Outcome:
+    def _call(self, action: Action, now: datetime, backend: Backend) -> Outcome:
         if self._strikes(FaultKind.THROTTLING, now):
             return Outcome.failure("Rate exceeded", code="Throttling")
         if self._strikes(FaultKind.API_ERRORS, now):
             return Outcome.failure("InternalError: try again later", code="InternalError")
         if self._strikes(FaultKind.TIMEOUTS, now):
             if self._rng.random() < 0.5:
-                self.fleet.apply(action)
+                backend(action)
             return Outcome.timed_out("read timeout: the change may or may not have taken effect")
-        return self.fleet.apply(action)
+        return backend(action)
 
     async def aclose(self) -> None:
         """Nothing to release: the fleet lives in memory."""

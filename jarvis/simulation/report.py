@@ -36,6 +36,8 @@ class SimulationReport:
     capacity: dict[str, float] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     operator: dict[str, int] = field(default_factory=dict)
+    store: dict[str, int] = field(default_factory=dict)
+    """Events written, and events that waited in the spool while the database was away."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
@@ -62,9 +64,13 @@ class SimulationReport:
             "capacity": self.capacity,
             "budget": self.budget,
             "operator": self.operator,
+            "store": self.store,
             "invariants": {
                 name: {
-                    "checks": self.checks.get(name, 0),
+                    # "capacity_bounds.weights" and the like add to their invariant.
+                    "checks": sum(
+                        count for key, count in self.checks.items() if key.partition(".")[0] == name
+                    ),
                     "violations": sum(1 for v in self.violations if v.invariant == name),
                 }
                 for name in INVARIANTS
@@ -94,16 +100,15 @@ class SimulationReport:
             f"({capacity.get('service_minutes_below_demand', 0):g} service-minutes); "
             f"escalations: {self.actions.get('escalations', 0)}; "
             f"operator flips: {self.operator.get('killswitch_flips', 0)}, "
-            f"repairs: {self.operator.get('repairs', 0)}"
+            f"repairs: {self.operator.get('repairs', 0)}; "
+            f"events written: {self.store.get('events_written', 0)}, "
+            f"spooled during outages: {self.store.get('events_spooled', 0)}"
         )
         budget = self.budget
-        if budget.get("months"):
-            for month in budget["months"]:
-                console.print(
-                    f"budget {month['month']}: ${month['spent_usd']} of ${month['budget_usd']}"
-                )
-        elif budget.get("note"):
-            console.print(f"budget: {budget['note']}")
+        for month in budget.get("months", []):
+            console.print(_budget_line(month), highlight=False)
+        if not budget.get("months") and budget.get("note"):
+            console.print(f"LLM budget: {budget['note']}")
         console.print(_invariants_table(self.as_dict()["invariants"]))
         for violation in self.violations[:5]:
             console.print(
@@ -149,6 +154,32 @@ def _invariants_table(invariants: Mapping[str, Mapping[str, int]]) -> Table:
         style = "red" if row["violations"] else "green"
         table.add_row(name, str(row["checks"]), f"[{style}]{row['violations']}[/]")
     return table
+
+
+def _budget_line(month: Mapping[str, Any]) -> str:
+    """One month: spend against budget, what it would have been unmanaged, the alerts."""
+    when = (
+        "month end"
+        if month.get("complete")
+        else f"to {str(month.get('as_of') or '?')[:16].replace('T', ' ')}, month not over"
+    )
+    verdict = "[green]within budget[/]" if month.get("within_budget") else "[red]over budget[/]"
+    line = (
+        f"LLM budget {month['month']} ({when}): spent ${month['spent_usd']:,.2f} "
+        f"of ${month['budget_usd']:,.2f} ({month.get('used', 0):.0%}), {verdict}"
+    )
+    unmanaged = month.get("unmanaged_usd")
+    if unmanaged is not None:
+        share = unmanaged / month["budget_usd"] if month.get("budget_usd") else 0.0
+        line += f"; left at the configured weights: ${unmanaged:,.2f} ({share:.0%})"
+    alerts = month.get("alerts") or []
+    if alerts:
+        line += "\n  " + ", ".join(
+            f"{alert['stage']} at {str(alert['at'])[5:16].replace('T', ' ')} "
+            f"(${alert.get('spend_usd') or 0:,.2f})"
+            for alert in alerts
+        )
+    return line
 
 
 def _num(value: float | None) -> str:

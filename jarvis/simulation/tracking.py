@@ -5,15 +5,17 @@ The harness (`jarvis.simulation.harness`) feeds these after every tick:
 reason, escalations); `Incidents` times each service fault from injection to
 the first tick that sees the service well again, and says who mended it;
 `Capacity` counts the minutes in which some service had less capacity than
-its demand; `Budget` notes month-end spend when a ``cost://`` resource is
-observed. All of them keep bounded state (counters and one list of durations).
+its demand; `Budget` notes spend against the budget at each month end when a
+``cost://`` resource is observed (the simulated LLM platform's,
+`jarvis.simulation.llm`), with the cost policy's budget alerts. All of them
+keep bounded state (counters, one list of durations, one entry per month).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -182,17 +184,28 @@ def _short(state: ResourceState) -> bool:
 
 @dataclass
 class Budget:
-    """Month-end spend against the budget, from observed ``cost://`` resources."""
+    """Spend against the budget at each month end, from observed ``cost://`` resources.
+
+    A month is closed by the first tick of the next one, with the spend the
+    last tick of the month observed; the month the run ends in is closed by
+    `as_dict`, marked incomplete. ``unmanaged`` (the simulated platform's
+    month-to-date spend had the configured weights never moved) is noted
+    beside it, and the cost policy's budget alerts are listed per month.
+    """
 
     monthly_budget_usd: float
+    unmanaged: Callable[[], float] | None = None
     month_ends: list[dict[str, object]] = field(default_factory=list)
     _month: str | None = None
     _spend: float | None = None
+    _unmanaged: float | None = None
+    _seen: datetime | None = None
+    _alerts: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
     def observe(self, resources: Mapping[str, ResourceState], now: datetime) -> None:
         month = f"{now:%Y-%m}"
         if self._month is not None and month != self._month:
-            self._close()
+            self._close(complete=True)
         self._month = month
         spend = [
             state.metrics["month_to_date_usd"]
@@ -201,25 +214,48 @@ class Budget:
         ]
         if spend:
             self._spend = sum(spend)
+            self._seen = now
+            if self.unmanaged is not None:
+                self._unmanaged = self.unmanaged()
 
-    def _close(self) -> None:
-        if self._spend is not None:
-            self.month_ends.append(
+    def feed(self, events: Iterable[Event]) -> None:
+        """Note the cost policy's budget alerts (alert, shift, cheapest) by month."""
+        for event in events:
+            payload = event.payload
+            if event.kind is not EventKind.ALERT or "stage" not in payload:
+                continue
+            self._alerts.setdefault(str(payload.get("month")), []).append(
                 {
-                    "month": self._month,
-                    "spent_usd": round(self._spend, 2),
-                    "budget_usd": self.monthly_budget_usd,
-                    "within_budget": self._spend <= self.monthly_budget_usd,
+                    "stage": payload["stage"],
+                    "at": event.ts.isoformat(),
+                    "spend_usd": payload.get("spend_usd"),
                 }
             )
-        self._spend = None
+
+    def _close(self, *, complete: bool) -> None:
+        month = self._month or "?"
+        if self._spend is not None:
+            entry: dict[str, object] = {
+                "month": month,
+                "complete": complete,
+                "as_of": None if self._seen is None else self._seen.isoformat(),
+                "spent_usd": round(self._spend, 2),
+                "budget_usd": self.monthly_budget_usd,
+                "used": round(self._spend / self.monthly_budget_usd, 4),
+                "within_budget": self._spend <= self.monthly_budget_usd,
+            }
+            if self._unmanaged is not None:
+                entry["unmanaged_usd"] = round(self._unmanaged, 2)
+            entry["alerts"] = self._alerts.pop(month, [])
+            self.month_ends.append(entry)
+        self._spend = self._unmanaged = self._seen = None
 
     def as_dict(self) -> dict[str, object]:
-        self._close()
+        self._close(complete=False)
         note = (
             None
             if self.month_ends
-            else "no cost:// resource was observed: LLM spend is not simulated yet"
+            else "no cost:// resource was observed: the cost policy is not enabled in this run"
         )
         return {
             "monthly_budget_usd": self.monthly_budget_usd,

@@ -1,0 +1,455 @@
+"""The simulated LLM platform: routes, per-model usage and spend, in virtual time.
+
+Built by the harness (`jarvis.simulation.harness`) from the run's ``[routing]``
+and ``[cost]`` settings, which are the simulation's own
+(`jarvis.simulation.llm_scenario`) when the configuration enables neither.
+It stands in for the applications that send LLM requests through the routes
+and record them in ``llm_usage``, and for the Redis hashes that hold the
+routes' weights. The reconciler reads and changes it through the actuators of
+`jarvis.simulation.llm_actuators`, which publish what this module builds in
+the real actuators' shapes, so the real cost policy runs against it
+unchanged: ``route://<name>`` as `jarvis.actuators.routing` publishes it
+(`route_states`, written by `set_weights`) and ``cost://llm`` as
+`jarvis.actuators.llm_usage` does (`usage_state`).
+
+Traffic on a route follows the fleet's day curve
+(`jarvis.actuators.sim.traffic.day_factor`) times a seeded wobble, times any
+``llm_surge`` fault. Usage is integrated in expectation rather than drawn per
+request: `advance` adds rate x elapsed x weight to per-(route, model)
+month-to-date sums and to the current hour's bucket, so a tick costs a few
+dozen float operations whatever the traffic. Months are UTC calendar months;
+crossing a month start files the month's total and starts again from zero.
+The performance window is made of whole hours (it lags by up to one), which
+lets the ``performance`` attribute be rebuilt once an hour, not every tick.
+
+The platform was serving traffic before the run: at construction it
+integrates its own history at the configured weights from the start of the
+month (or of the performance window, if earlier), so the first month end a
+run crosses compares a whole month's spend with the budget.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from jarvis.actuators.llm_usage import REF as USAGE_REF
+from jarvis.actuators.llm_usage import month_bounds
+from jarvis.actuators.routing import format_weight
+from jarvis.actuators.sim.traffic import day_factor
+from jarvis.config import Settings
+from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings
+from jarvis.model import (
+    JSON,
+    Action,
+    ActionKind,
+    ErrorKind,
+    Health,
+    Outcome,
+    ResourceRef,
+    ResourceState,
+)
+from jarvis.simulation.llm_scenario import (
+    DEFAULT_QUALITY,
+    MODEL_QUALITY,
+    SIM_TRAFFIC,
+    ModelQuality,
+    RouteTraffic,
+)
+
+HOUR = 3600.0
+_TAU = 2.0 * math.pi
+
+
+class _Lane:
+    """One model on one route: per-request constants and request counts.
+
+    Tokens and cost per request are constants of the lane, so the running sums
+    are request counts alone; everything else is a product at read time.
+    """
+
+    __slots__ = ("cost", "hour", "input", "latency", "model", "month", "output", "success")
+
+    def __init__(
+        self, model: str, traffic: RouteTraffic, quality: ModelQuality, price: tuple[float, float]
+    ) -> None:
+        self.model = model
+        self.input = traffic.input_tokens
+        self.output = traffic.output_tokens * quality.verbosity
+        self.cost = (self.input * price[0] + self.output * price[1]) / 1000
+        self.success = quality.success_rate
+        self.latency = quality.latency_ms
+        self.month = 0.0
+        """Requests this month (fractional: usage is integrated in expectation)."""
+        self.hour = 0.0
+        """Requests in the hour being accrued."""
+
+
+class _Route:
+    """A route's configuration, traffic, current weights and surge."""
+
+    def __init__(
+        self,
+        name: str,
+        config: RouteSettings,
+        traffic: RouteTraffic,
+        lanes: list[_Lane],
+        phases: tuple[float, float],
+    ) -> None:
+        self.name = name
+        self.traffic = traffic
+        self.lanes = lanes
+        self.phases = phases
+        self.ref = ResourceRef("route", name, kind="route")
+        self.models = list(config.models)
+        self.configured = dict(config.weights)
+        self.floors = dict(config.floors)
+        self.baseline_cost = math.fsum(
+            config.weights.get(lane.model, 0.0) * lane.cost for lane in lanes
+        )
+        self.baseline_month = 0.0
+        self.weights: dict[str, float] = {}
+        self.shares: list[float] = []
+        self.version = 0
+        self.updated_at: str | None = None
+        self.detail = ""
+        self.surge = (1.0, -math.inf)
+        """(factor, until epoch seconds)."""
+        self.write(self.configured, None)
+
+    def write(self, weights: Mapping[str, float], at: datetime | None) -> None:
+        # Stored as the routing actuator writes Redis: six-decimal text, read back.
+        self.weights = {m: float(format_weight(w)) for m, w in weights.items()}
+        self.shares = [self.weights.get(lane.model, 0.0) for lane in self.lanes]
+        self.version += 1
+        self.updated_at = None if at is None else at.isoformat()
+        shown = " ".join(f"{m}={format_weight(w)}" for m, w in self.weights.items())
+        self.detail = f"v{self.version} {shown}"
+
+    def rpm(self, epoch: float, day: float) -> float:
+        """Requests per minute at ``epoch``: the day curve, a +-8 % wobble, any surge."""
+        a, b = self.phases
+        wobble = (
+            1.0
+            + 0.05 * math.sin(_TAU * epoch / 2220 + a)
+            + 0.03 * math.sin(_TAU * epoch / 6780 + b)
+        )
+        factor, until = self.surge
+        return self.traffic.peak_rpm * day * wobble * (factor if epoch < until else 1.0)
+
+
+class SimulatedLlm:
+    """The platform: routes, their weights, and usage integrated over virtual time."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, RouteSettings],
+        prices: Mapping[str, tuple[float, float]],
+        *,
+        seed: int,
+        start: datetime,
+        window_days: int = 7,
+        traffic: Mapping[str, RouteTraffic] | None = None,
+    ) -> None:
+        rng = random.Random(f"{seed}:llm")  # noqa: S311 -- a reproducible simulation
+        demand = SIM_TRAFFIC if traffic is None else traffic
+        self._routes: list[_Route] = []
+        for name, config in routes.items():
+            route_traffic = demand.get(name) or RouteTraffic(
+                rng.uniform(10.0, 60.0), rng.uniform(500.0, 2500.0), rng.uniform(150.0, 600.0)
+            )
+            lanes = [
+                _Lane(model, route_traffic, _quality(model, rng), prices.get(model, (0.0, 0.0)))
+                for model in config.models
+            ]
+            phases = (rng.uniform(0.0, _TAU), rng.uniform(0.0, _TAU))
+            self._routes.append(_Route(name, config, route_traffic, lanes, phases))
+        self._by_name = {route.name: route for route in self._routes}
+        self.window_days = window_days
+        self._window_hours = window_days * 24
+        self._buckets: deque[tuple[int, list[float]]] = deque()
+        self._window = [0.0 for _ in self._lanes()]
+        """Requests per lane over the whole hours of the performance window."""
+        self._performance: dict[str, JSON] = {}
+        self.closed_months: dict[str, float] = {}
+        """Each whole month the platform saw end: its total spend in USD."""
+        month_start, _ = month_bounds(start)
+        history = min(month_start, start - timedelta(days=window_days))
+        self._history = self._now = history.timestamp()
+        self._hour = math.floor(self._now / HOUR)
+        self._month_start, self._month_end = (b.timestamp() for b in month_bounds(history))
+        self._month = f"{history:%Y-%m}"
+        self.advance(start)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, seed: int, start: datetime) -> SimulatedLlm:
+        """The routes of ``[routing]`` (when enabled) at the prices of ``[cost]``."""
+        routes = settings.routing.routes if settings.routing.enabled else {}
+        prices = {m: (p.input_per_1k, p.output_per_1k) for m, p in settings.cost.prices.items()}
+        window = settings.cost.performance.window_days
+        return cls(routes, prices, seed=seed, start=start, window_days=window)
+
+    # -- the world's clock -----------------------------------------------------
+
+    @property
+    def route_names(self) -> list[str]:
+        return [route.name for route in self._routes]
+
+    @property
+    def now(self) -> datetime:
+        """How far usage has been integrated."""
+        return datetime.fromtimestamp(self._now, UTC)
+
+    def _lanes(self) -> Iterable[_Lane]:
+        for route in self._routes:
+            yield from route.lanes
+
+    def advance(self, now: datetime) -> None:
+        """Integrate usage up to ``now``; a clock that went back integrates nothing."""
+        end = now.timestamp()
+        t = self._now
+        while t < end:
+            boundary = (self._hour + 1) * HOUR
+            stop = min(end, boundary)
+            self._accrue(t, stop)
+            t = stop
+            if stop >= boundary:
+                self._next_hour(boundary)
+        self._now = max(self._now, end)
+
+    def _accrue(self, t0: float, t1: float) -> None:
+        minutes = (t1 - t0) / 60.0
+        mid = (t0 + t1) / 2.0
+        day = day_factor(datetime.fromtimestamp(mid, UTC))
+        for route in self._routes:
+            requests = route.rpm(mid, day) * minutes
+            route.baseline_month += requests * route.baseline_cost
+            for lane, share in zip(route.lanes, route.shares, strict=True):
+                if share > 0.0:
+                    n = requests * share
+                    lane.month += n
+                    lane.hour += n
+
+    def _next_hour(self, boundary: float) -> None:
+        lanes = list(self._lanes())
+        bucket = [lane.hour for lane in lanes]
+        self._buckets.append((self._hour, bucket))
+        for index, lane in enumerate(lanes):
+            self._window[index] += lane.hour
+            lane.hour = 0.0
+        self._hour += 1
+        while self._buckets and self._buckets[0][0] < self._hour - self._window_hours:
+            _, dropped = self._buckets.popleft()
+            for index, gone in enumerate(dropped):
+                # Clamped: subtracting what was added can leave -1e-13, not a request.
+                self._window[index] = max(0.0, self._window[index] - gone)
+        self._performance = self._window_performance()
+        if boundary >= self._month_end:
+            self._close_month(boundary)
+
+    def _close_month(self, boundary: float) -> None:
+        if self._month_start >= self._history:
+            self.closed_months[self._month] = self.month_to_date_usd()
+        for lane in self._lanes():
+            lane.month = 0.0
+        for route in self._routes:
+            route.baseline_month = 0.0
+        start, end = month_bounds(datetime.fromtimestamp(boundary, UTC))
+        self._month_start, self._month_end = start.timestamp(), end.timestamp()
+        self._month = f"{start:%Y-%m}"
+
+    # -- what can be read --------------------------------------------------------
+
+    @property
+    def month(self) -> str:
+        return self._month
+
+    def month_to_date_usd(self) -> float:
+        return math.fsum(lane.month * lane.cost for lane in self._lanes())
+
+    def baseline_month_to_date_usd(self) -> float:
+        """What this month would have cost so far had the configured weights never moved."""
+        return math.fsum(route.baseline_month for route in self._routes)
+
+    def weights(self, route: str) -> dict[str, float] | None:
+        found = self._by_name.get(route)
+        return None if found is None else dict(found.weights)
+
+    def route_states(
+        self, now: datetime, *, seeded: frozenset[str] = frozenset()
+    ) -> list[ResourceState]:
+        """Every route as the routing actuator observes it; ``seeded`` ones were just written."""
+        states = []
+        for route in self._routes:
+            first = route.name in seeded
+            if first and route.updated_at is None:
+                route.updated_at = now.isoformat()
+            states.append(_route_state(route, now, seeded=first))
+        return states
+
+    def usage_state(self, now: datetime) -> ResourceState:
+        """``cost://llm`` as the `llm_usage` actuator would publish it."""
+        by_model: dict[str, tuple[float, int]] = {}
+        by_route: dict[str, JSON] = {}
+        total = 0.0
+        requests = 0
+        for route in self._routes:
+            costs: dict[str, JSON] = {}
+            route_cost = 0.0
+            route_requests = input_tokens = output_tokens = 0
+            for lane in route.lanes:
+                count = round(lane.month)
+                if count <= 0:
+                    continue
+                cost = lane.month * lane.cost
+                route_cost += cost
+                route_requests += count
+                input_tokens += round(count * lane.input)
+                output_tokens += round(count * lane.output)
+                costs[lane.model] = round(cost, 6)
+                model_cost, model_requests = by_model.get(lane.model, (0.0, 0))
+                by_model[lane.model] = (model_cost + cost, model_requests + count)
+            if costs:
+                total += route_cost
+                requests += route_requests
+                by_route[route.name] = {
+                    "cost_usd": round(route_cost, 6),
+                    "requests": route_requests,
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "by_model": costs,
+                }
+        start = self._month_start
+        elapsed = max(self._now - start, HOUR)
+        forecast = total * (self._month_end - start) / elapsed
+        return ResourceState(
+            ref=USAGE_REF,
+            health=Health.HEALTHY,
+            observed_at=now,
+            detail=f"LLM usage for {self._month}",
+            metrics={
+                "month_to_date_usd": round(total, 6),
+                "forecast_month_end_usd": round(forecast, 6),
+                "requests_month_to_date": float(requests),
+            },
+            attributes={
+                "month": self._month,
+                "window_days": self.window_days,
+                "by_model": {
+                    m: {"cost_usd": round(c, 6), "requests": n}
+                    for m, (c, n) in sorted(by_model.items())
+                },
+                "by_route": dict(sorted(by_route.items())),
+                "performance": self._performance,
+            },
+        )
+
+    def _window_performance(self) -> dict[str, JSON]:
+        performance: dict[str, JSON] = {}
+        window = iter(self._window)
+        for route in self._routes:
+            models: dict[str, JSON] = {}
+            for lane in route.lanes:
+                count = round(next(window))
+                if count > 0:
+                    models[lane.model] = {
+                        "requests": count,
+                        "success_rate": lane.success,
+                        "mean_latency_ms": lane.latency,
+                        "cost_usd": round(count * lane.cost, 6),
+                        "input_tokens": round(count * lane.input),
+                        "output_tokens": round(count * lane.output),
+                    }
+            if models:
+                performance[route.name] = models
+        return performance
+
+    # -- what can be changed -----------------------------------------------------
+
+    def set_weights(self, action: Action, now: datetime) -> Outcome:
+        """Write a route's weights, refusing what the routing actuator would refuse."""
+        route = self._by_name.get(action.target.name)
+        if action.kind is not ActionKind.SET_WEIGHTS or action.target.provider != "route":
+            return Outcome.failure(
+                f"routing cannot apply {action.kind} to {action.target}",
+                kind=ErrorKind.TERMINAL,
+                code="unsupported",
+            )
+        if route is None:
+            return Outcome.failure(
+                f"route {action.target.name!r} is not configured",
+                kind=ErrorKind.TERMINAL,
+                code="unknown_route",
+            )
+        problem = _refusal(action.weights, route)
+        if problem or action.weights is None:
+            return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
+        self.advance(now)
+        route.write(action.weights, now)
+        shown = " ".join(f"{m}={format_weight(w)}" for m, w in route.weights.items())
+        return Outcome.success(f"{route.name} weights v{route.version}: {shown}")
+
+    def surge(self, route: str | None, factor: float, until: datetime) -> bool:
+        """Multiply a route's traffic (every route's, for None) by ``factor`` until ``until``.
+
+        False when no route was struck (the platform has none, or not that one).
+        """
+        struck = [r for r in self._routes if route is None or r.name == route]
+        for found in struck:
+            found.surge = (factor, until.timestamp())
+        return bool(struck)
+
+
+def _quality(model: str, rng: random.Random) -> ModelQuality:
+    known = MODEL_QUALITY.get(model, DEFAULT_QUALITY)
+    # A little per-route spread, drawn once: the same model does not score
+    # identically on chat and on code.
+    return ModelQuality(
+        min(1.0, known.success_rate + rng.uniform(-0.002, 0.002)),
+        known.latency_ms * rng.uniform(0.95, 1.05),
+        known.verbosity,
+    )
+
+
+def _refusal(weights: Mapping[str, float] | None, route: _Route) -> str:
+    """Why a write is refused, as `jarvis.actuators.routing` refuses it, or ""."""
+    if not weights:
+        return "SET_WEIGHTS needs a non-empty weights map"
+    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
+        return f"weights must be finite and non-negative: {dict(weights)}"
+    total = math.fsum(weights.values())
+    if abs(total - 1) > WEIGHT_TOLERANCE:
+        return f"weights must sum to 1, not {total:g}"
+    unknown = sorted(m for m in weights if m not in route.models)
+    if unknown:
+        return f"models not allowed on this route: {unknown}"
+    broken = sorted(
+        m for m, floor in route.floors.items() if weights.get(m, 0.0) < floor - WEIGHT_TOLERANCE
+    )
+    if broken:
+        return f"weights break the route's floors for {broken}"
+    return ""
+
+
+def _route_state(route: _Route, now: datetime, *, seeded: bool = False) -> ResourceState:
+    attributes: dict[str, JSON] = {
+        "weights": route.weights,
+        "weights_version": route.version,
+        "configured_weights": route.configured,
+        "models": route.models,
+        "floors": route.floors,
+        "updated_at": route.updated_at,
+        "seeded": seeded,
+    }
+    total = math.fsum(route.weights.values())
+    healthy = bool(route.weights) and abs(total - 1) <= WEIGHT_TOLERANCE
+    return ResourceState(
+        ref=route.ref,
+        health=Health.HEALTHY if healthy else Health.DEGRADED,
+        observed_at=now,
+        detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
+        attributes=attributes,
+    )
