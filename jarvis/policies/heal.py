@@ -26,6 +26,9 @@ RESTART_PRIORITY = 20
 than resized, but if its new version is what crashes, rolling back wins."""
 DEGRADED_RESTART_PRIORITY = 10
 
+_UNHEALTHY = Health.UNHEALTHY
+_DEGRADED = Health.DEGRADED
+
 
 class HealPolicy:
     """Restarts UNHEALTHY services and deployments (and DEGRADED ones when asked)."""
@@ -43,11 +46,12 @@ class HealPolicy:
         # (malformed) snapshot holding one resource under two keys.
         for key in sorted(resources):
             state = resources[key]
-            if state.ref.kind not in RESTARTABLE_KINDS:
-                continue
+            # Health first: most resources are healthy, and the URI costs a format.
             priority = self._priority(state.health)
+            if priority is None or state.ref.kind not in RESTARTABLE_KINDS:
+                continue
             uri = str(state.ref)
-            if priority is None or uri in proposals:
+            if uri in proposals:
                 continue
             proposals[uri] = Action(
                 kind=ActionKind.RESTART,
@@ -59,9 +63,9 @@ class HealPolicy:
         return Evaluation(actions=tuple(proposals[uri] for uri in sorted(proposals)))
 
     def _priority(self, health: Health) -> int | None:
-        if health is Health.UNHEALTHY:
+        if health is _UNHEALTHY:
             return RESTART_PRIORITY
-        if health is Health.DEGRADED and self._restart_degraded:
+        if health is _DEGRADED and self._restart_degraded:
             return DEGRADED_RESTART_PRIORITY
         return None
 

@@ -42,12 +42,19 @@ class MetricTargets:
 
     def configured(self) -> dict[str, float]:
         """Metric name → target, for the metrics this rule scales on, in a fixed order."""
-        pairs = (
-            (CPU, self.cpu_utilization),
-            (RPM, self.requests_per_minute),
-            (P95, self.p95_latency_ms),
+        return dict(self.pairs())
+
+    def pairs(self) -> tuple[tuple[str, float], ...]:
+        """`configured` as (name, target) pairs: what callers with a hot loop keep."""
+        return tuple(
+            (name, target)
+            for name, target in (
+                (CPU, self.cpu_utilization),
+                (RPM, self.requests_per_minute),
+                (P95, self.p95_latency_ms),
+            )
+            if target is not None
         )
-        return {name: target for name, target in pairs if target is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +113,16 @@ def _round(value: float) -> float:
 
 def missing(metrics: Mapping[str, float], targets: MetricTargets) -> list[str]:
     """The configured metrics absent from ``metrics`` or not a finite, non-negative number."""
-    out = []
-    for name in targets.configured():
-        value = metrics.get(name)
-        if value is None or not math.isfinite(value) or value < 0:
-            out.append(name)
-    return out
+    return [name for name, _ in targets.pairs() if not _usable(metrics.get(name))]
+
+
+def all_present(metrics: Mapping[str, float], pairs: Iterable[tuple[str, float]]) -> bool:
+    """Whether `missing` would find nothing, for ``pairs`` from `MetricTargets.pairs`."""
+    return all(_usable(metrics.get(name)) for name, _ in pairs)
+
+
+def _usable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value >= 0
 
 
 def recommend(
@@ -122,16 +133,16 @@ def recommend(
     Each metric proposes a count; inside the tolerance it proposes ``current``.
     The largest proposal wins, so one overloaded dimension is enough to scale up.
     """
-    best: tuple[int, str, float] | None = None
-    for name, target in targets.configured().items():
+    best: tuple[int, str, float, float] | None = None
+    for name, target in targets.pairs():
         proposal, ratio = _propose(name, float(metrics[name]), target, current, tolerance)
         if best is None or proposal > best[0]:
-            best = (proposal, name, ratio)
+            best = (proposal, name, ratio, target)
     if best is None:  # MetricTargets guarantees at least one target
         raise ValueError("no metric targets")
-    proposal, name, ratio = best
+    proposal, name, ratio, target = best
     # Only the winner is described: the window's past recommendations need numbers only.
-    value, target = float(metrics[name]), targets.configured()[name]
+    value = float(metrics[name])
     if name == RPM:
         unit = f"{value:g}/min over {current} = {value / current:.4g}/replica vs {target:g}"
     else:
@@ -139,6 +150,27 @@ def recommend(
     within = " (within tolerance)" if proposal == current and ratio != 1 else ""
     text = f"{name} {unit}: x{ratio:.2f} → {proposal}{within}"
     return Recommendation(replicas=proposal, metric=name, explanation=text)
+
+
+def recommended_replicas(
+    current: int,
+    metrics: Mapping[str, float],
+    pairs: Iterable[tuple[str, float]],
+    tolerance: float,
+) -> int:
+    """``recommend(...).replicas`` for ``pairs`` from `MetricTargets.pairs`, without the text.
+
+    The scaling policy asks this for every service every tick and for its
+    history; the explanation is only worth building for a proposal.
+    """
+    best: int | None = None
+    for name, target in pairs:
+        proposal, _ = _propose(name, float(metrics[name]), target, current, tolerance)
+        if best is None or proposal > best:
+            best = proposal
+    if best is None:  # MetricTargets guarantees at least one target
+        raise ValueError("no metric targets")
+    return best
 
 
 def _propose(

@@ -18,7 +18,6 @@ The composition root builds it with `RollbackPolicy.from_config`, passing
 from __future__ import annotations
 
 import fnmatch
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -27,7 +26,6 @@ from typing import Any
 from jarvis.model import (
     Action,
     ActionKind,
-    Event,
     EventKind,
     Health,
     History,
@@ -35,13 +33,16 @@ from jarvis.model import (
     Snapshot,
 )
 from jarvis.policies.base import Evaluation, Note
-from jarvis.policies.rollouts import RolloutHistory, VersionChange
+from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
 
 #: A rollback beats a scale-up (or any scaling) proposed for the same resource.
 ROLLBACK_PRIORITY = 100
 
 ERROR_RATE = "error_rate"
 P95 = "p95_latency_ms"
+
+_UNHEALTHY = Health.UNHEALTHY
+_ESCALATED = EventKind.ACTION_ESCALATED
 
 
 class RollbackPolicy:
@@ -75,6 +76,11 @@ class RollbackPolicy:
         self._min_samples = min_baseline_samples
         self._priority = priority
         self._name = name
+        # Memos, not state: the answers are the same without them. Each
+        # resource's version history, kept in step with `History.events`; and
+        # whether a URI matches the globs, cleared when it outgrows the fleet.
+        self._rollouts = RolloutIndex()
+        self._matches: dict[str, bool] = {}
 
     @property
     def name(self) -> str:
@@ -91,18 +97,30 @@ class RollbackPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
         last_tick = history.snapshots[-1].taken_at if history.snapshots else None
-        # One pass over the (up to a day of) events, not one per resource.
-        events: dict[str, list[Event]] = defaultdict(list)
-        for event in history.events:
-            if event.resource is not None:
-                events[event.resource].append(event)
+        resources = snapshot.resources
+        self._rollouts.update(history.events)
+        matches = self._matches
+        if len(matches) > 2 * len(resources) + 1024:
+            matches.clear()
         actions: list[Action] = []
         notes: list[Note] = []
-        for uri in sorted(snapshot.resources):
-            state = snapshot.resources[uri]
-            if state.version is None or not any(fnmatch.fnmatchcase(uri, g) for g in self._match):
+        for uri in sorted(resources):
+            state = resources[uri]
+            if state.version is None:
                 continue
-            past = RolloutHistory.read(uri, events.get(uri, ()))
+            matched = matches.get(uri)
+            if matched is None:
+                matched = matches[uri] = any(fnmatch.fnmatchcase(uri, g) for g in self._match)
+            if not matched:
+                continue
+            past = self._rollouts.history(uri)
+            if past is None:
+                # With no events there is no version change to watch and no failed
+                # rollback to report: only a rollout the provider calls failed
+                # can count, so the quiet majority skips the full judgement.
+                if state.attributes.get("rollout") != "failed":
+                    continue
+                past = RolloutHistory(uri=uri)
             action, found = self._judge(state, past, history, now, last_tick)
             if action is not None:
                 actions.append(action)
@@ -120,7 +138,11 @@ class RollbackPolicy:
         uri = past.uri
         running = str(state.version)
         change = past.changes.get(running)
-        failures = past.failures_since(change.at if change else now - self._watch)
+        failures = (
+            past.failures_since(change.at if change else now - self._watch)
+            if past.rollback_failures
+            else []
+        )
         notes = [
             Note(
                 message=f"{uri}: rollback {_verb(event.kind)}: {event.payload.get('detail', '')}",
@@ -136,7 +158,7 @@ class RollbackPolicy:
         why = self._failure(state, change, now) or self._regression(state, change, history, now)
         if why is None:
             return None, notes
-        if any(event.kind is EventKind.ACTION_ESCALATED for event in failures):
+        if any(event.kind is _ESCALATED for event in failures):
             notes.append(self._note(uri, "escalated", f"{why}; rollback escalated, not retrying"))
             return None, notes
         target = self._target(state, past)
@@ -161,23 +183,21 @@ class RollbackPolicy:
     ) -> str | None:
         """Why the rollout failed outright, if it did."""
         rollout = state.attributes.get("rollout")
-        detail = state.attributes.get("rollout_reason") or state.detail
-        suffix = f" ({detail})" if detail else ""
         if rollout == "failed":
-            return f"rollout of {state.version} failed{suffix}"
+            return f"rollout of {state.version} failed{_suffix(state)}"
         if change is None:
             return None
         age = now - change.at
         if rollout == "in_progress" and age > self._ready_timeout:
-            return f"{state.version} not ready {_secs(age)} after the change{suffix}"
+            return f"{state.version} not ready {_secs(age)} after the change{_suffix(state)}"
         problem = None
-        if state.health is Health.UNHEALTHY:
+        if state.health is _UNHEALTHY:
             problem = "unhealthy"
         elif state.attributes.get("crash_looping"):
             problem = "crash-looping"
         if problem is None or age > self._watch:
             return None
-        return f"{state.version} {problem} {_secs(age)} after the change{suffix}"
+        return f"{state.version} {problem} {_secs(age)} after the change{_suffix(state)}"
 
     def _regression(
         self, state: ResourceState, change: VersionChange | None, history: History, now: datetime
@@ -244,7 +264,13 @@ class RollbackPolicy:
 
 
 def _verb(kind: EventKind) -> str:
-    return "escalated" if kind is EventKind.ACTION_ESCALATED else "failed"
+    return "escalated" if kind is _ESCALATED else "failed"
+
+
+def _suffix(state: ResourceState) -> str:
+    """The provider's detail, in brackets, for a reason (built only when one is given)."""
+    detail = state.attributes.get("rollout_reason") or state.detail
+    return f" ({detail})" if detail else ""
 
 
 def _secs(delta: timedelta) -> str:

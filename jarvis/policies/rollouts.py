@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeGuard
 
 from jarvis.model import JSON, ActionKind, Event, EventKind, Health
 
 _FAILURES = (EventKind.ACTION_FAILED, EventKind.ACTION_ESCALATED)
+# Plain values, read once: an enum's ``.value`` is a descriptor call, and these
+# are compared for every event of every resource.
+_CHANGED = EventKind.RESOURCE_CHANGED
+_APPLIED = EventKind.ACTION_APPLIED
+_ROLLBACK = ActionKind.ROLLBACK.value
+_HEALTHY = Health.HEALTHY.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +53,13 @@ class RolloutHistory:
         for event in events:
             if event.resource != uri:
                 continue
-            if event.kind is EventKind.RESOURCE_CHANGED:
+            kind = event.kind
+            if kind is _CHANGED:
                 running = history._changed(event, running)
-            elif event.action_kind == ActionKind.ROLLBACK.value:
-                if event.kind is EventKind.ACTION_APPLIED and running is not None:
+            elif event.action_kind == _ROLLBACK:
+                if kind is _APPLIED and running is not None:
                     history.bad.add(running)
-                elif event.kind in _FAILURES:
+                elif kind in _FAILURES:
                     history.rollback_failures.append(event)
         return history
 
@@ -61,14 +69,14 @@ class RolloutHistory:
         if version is None:
             return running
         previous = payload.get("previous")
-        before = _text(previous.get("version")) if isinstance(previous, Mapping) else None
+        before = _text(previous.get("version")) if _is_mapping(previous) else None
         if before is None and running is not None and running != version:
             before = running
         if before is not None and before != version:
             self.changes[version] = VersionChange(at=event.ts, previous=before)
         attributes = payload.get("attributes")
-        rollout = attributes.get("rollout") if isinstance(attributes, Mapping) else None
-        if payload.get("health") == Health.HEALTHY.value and rollout in (None, "completed"):
+        rollout = attributes.get("rollout") if _is_mapping(attributes) else None
+        if payload.get("health") == _HEALTHY and rollout in (None, "completed"):
             if version in self.good:
                 self.good.remove(version)
             self.good.append(version)
@@ -79,7 +87,100 @@ class RolloutHistory:
         return [e for e in self.rollback_failures if since is None or e.ts >= since]
 
 
+class RolloutIndex:
+    """Every resource's `RolloutHistory`, kept in step with a sliding window of events.
+
+    The reconciler passes its recent events as a window that moves a little
+    each tick: a few events fall off the front, a few arrive at the back.
+    Reading the whole window for every resource every tick was most of the
+    rollback policy's time, so this keeps the window's events grouped by
+    resource and reads again only the resources whose events changed. It checks
+    (never assumes) that a new window continues the last one, and groups from
+    scratch when it does not. `history` always equals
+    ``RolloutHistory.read(uri, <the window's events for uri>)``; callers must
+    not change what it returns, since the next tick may be handed the same object.
+    Only resources with events in the window are kept, so memory follows the
+    window, not the fleet.
+    """
+
+    def __init__(self) -> None:
+        self._window: tuple[Event, ...] = ()
+        self._by_uri: dict[str, list[Event]] = {}
+        self._read: dict[str, RolloutHistory] = {}
+
+    def update(self, events: Iterable[Event]) -> None:
+        """Move to the window ``events``."""
+        window = tuple(events)
+        previous = self._window
+        if window is previous:
+            return
+        kept = _continued(previous, window)
+        if kept == 0:
+            self._by_uri.clear()
+            self._read.clear()
+        else:
+            self._drop(previous[: len(previous) - kept])
+        self._add(window[kept:])
+        self._window = window
+
+    def history(self, uri: str) -> RolloutHistory | None:
+        """The resource's history; None when the window holds no event of it."""
+        events = self._by_uri.get(uri)
+        if events is None:
+            return None
+        read = self._read.get(uri)
+        if read is None:
+            read = self._read[uri] = RolloutHistory.read(uri, events)
+        return read
+
+    def _drop(self, events: tuple[Event, ...]) -> None:
+        # The window lost a prefix, so each resource lost the head of its list.
+        counts: dict[str, int] = {}
+        for event in events:
+            uri = event.resource
+            if uri is not None:
+                counts[uri] = counts.get(uri, 0) + 1
+        for uri, count in counts.items():
+            remaining = self._by_uri[uri]
+            del remaining[:count]
+            if not remaining:
+                del self._by_uri[uri]
+            self._read.pop(uri, None)
+
+    def _add(self, events: tuple[Event, ...]) -> None:
+        by_uri = self._by_uri
+        for event in events:
+            uri = event.resource
+            if uri is not None:
+                if uri in by_uri:
+                    by_uri[uri].append(event)
+                else:
+                    by_uri[uri] = [event]
+                self._read.pop(uri, None)
+
+
+def _continued(previous: tuple[Event, ...], window: tuple[Event, ...]) -> int:
+    """How many leading events of ``window`` are the tail of ``previous`` (0: none, or unsure)."""
+    if not previous or not window:
+        return 0
+    first = window[0]
+    # The window usually lost a few events at most, so the search is short.
+    for start, event in enumerate(previous):
+        if event is first:
+            kept = len(previous) - start
+            # Tuple comparison checks identity first, so this is a fast C loop.
+            if kept <= len(window) and window[:kept] == previous[start:]:
+                return kept
+            return 0
+    return 0
+
+
 def _text(value: JSON) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+def _is_mapping(value: JSON) -> TypeGuard[Mapping[str, JSON]]:
+    # Payloads are plain dicts in practice; the ABC check is the slow fallback.
+    return type(value) is dict or isinstance(value, Mapping)

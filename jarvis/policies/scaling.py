@@ -25,9 +25,11 @@ from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.hpa import (
     MetricTargets,
     RateLimits,
+    all_present,
     missing,
     rate_limit,
     recommend,
+    recommended_replicas,
     stabilize,
 )
 from jarvis.policies.schedule import Schedule, ScheduleWindow, parse_days, parse_time
@@ -99,17 +101,25 @@ class ScalingPolicy:
         if stabilization_seconds < 0 or metric_max_age_seconds <= 0:
             raise ValueError("stabilization_seconds >= 0 and metric_max_age_seconds > 0")
         self._rules = tuple(rules)
+        # Targets as pairs once, not a dict per service per tick.
+        self._pairs = tuple(rule.targets.pairs() for rule in self._rules)
         self._tolerance = tolerance
         self._window = timedelta(seconds=stabilization_seconds)
         self._limits = limits or RateLimits()
+        self._period = timedelta(seconds=self._limits.period_seconds)
         self._max_age = timedelta(seconds=metric_max_age_seconds)
         self._priority = priority
         self._name = name
         # Past snapshots never change, so each one's recommendations are computed
-        # once: {id(snapshot): (snapshot, {uri: replicas or None})}. Holding the
-        # snapshot keeps its id from being reused. A memo, not state: the
-        # policy's answers are the same with or without it.
+        # once: {id(snapshot): (snapshot, {uri: replicas or None})}, filled as a
+        # snapshot is decided (it is history next tick) or when a window asks.
+        # Holding the snapshot keeps its id from being reused. A memo, not
+        # state: the policy's answers are the same with or without it.
         self._past: dict[int, tuple[Snapshot, dict[str, int | None]]] = {}
+        # The index of the first rule matching a URI (-1: none), since globbing
+        # every URI every tick costs more than the rest of a quiet decision.
+        # Cleared when it outgrows the fleet, so renamed services cannot grow it.
+        self._rule_of: dict[str, int] = {}
 
     @property
     def name(self) -> str:
@@ -128,61 +138,118 @@ class ScalingPolicy:
         kept = {id(past) for past in history.snapshots}
         for stale in [key for key in self._past if key not in kept]:
             del self._past[stale]
+        resources = snapshot.resources
+        if len(self._rule_of) > 2 * len(resources) + 1024:
+            self._rule_of.clear()
+        tick = _Tick(history, now)
+        if now == snapshot.taken_at:
+            # What this tick recommends is what later ticks would recompute for
+            # this snapshot in their window (same state, same time): keep it.
+            tick.recommended = self._past.setdefault(id(snapshot), (snapshot, {}))[1]
         actions: list[Action] = []
         notes: list[Note] = []
-        for uri in sorted(snapshot.resources):
-            state = snapshot.resources[uri]
-            rule = next((rule for rule in self._rules if rule.matches(uri)), None)
-            if rule is None or state.replicas is None:
+        for uri in sorted(resources):
+            state = resources[uri]
+            index = self._rule_of.get(uri)
+            if index is None:
+                index = self._rule_of[uri] = self._match(uri)
+            if index < 0 or state.replicas is None:
                 continue
-            result = self._decide(
-                uri, state, current=state.replicas.desired, rule=rule, history=history, now=now
-            )
+            result = self._decide(uri, state, index, tick)
             if isinstance(result, Action):
                 actions.append(result)
             elif isinstance(result, Note):
                 notes.append(result)
         return Evaluation(actions=tuple(actions), notes=tuple(notes))
 
+    def _match(self, uri: str) -> int:
+        return next((i for i, rule in enumerate(self._rules) if rule.matches(uri)), -1)
+
     def _decide(
+        self, uri: str, state: ResourceState, index: int, tick: _Tick
+    ) -> Action | Note | None:
+        replicas = state.replicas
+        if replicas is None:  # evaluate skips these; the check is for mypy
+            return None
+        current = replicas.desired
+        if current <= 0:
+            return self._note(uri, "paused", f"{uri}: scaled to 0 outside Jarvis; not scaling it")
+        rule_bounds = tick.bounds.get(index)
+        if rule_bounds is None:
+            rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
+        low, high, _ = rule_bounds
+        if replicas.min is not None:
+            low = max(low, replicas.min)
+        if replicas.max is not None:
+            high = min(high, replicas.max)
+        if low > high:
+            text = self._bounds_text(state, self._rules[index], rule_bounds)
+            return self._note(uri, "bounds", f"{uri}: no replica count fits {text}")
+        if not self._usable(state, index, tick.now):
+            tick.recommended[uri] = None
+            problem = self._metric_problem(state, self._rules[index], tick.now)
+            return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
+        recommended = tick.recommended[uri] = recommended_replicas(
+            current, state.metrics, self._pairs[index], self._tolerance
+        )
+        if recommended == current and low <= current <= high:
+            return None  # the quiet case: nothing asked for, nothing to enforce
+        return self._scale(
+            uri,
+            state,
+            current=current,
+            recommended=recommended,
+            bounds=(low, high),
+            index=index,
+            rule_bounds=rule_bounds,
+            tick=tick,
+        )
+
+    def _scale(
         self,
         uri: str,
         state: ResourceState,
         *,
         current: int,
-        rule: ScalingRule,
-        history: History,
-        now: datetime,
-    ) -> Action | Note | None:
-        if current <= 0:
-            return self._note(uri, "paused", f"{uri}: scaled to 0 outside Jarvis; not scaling it")
-        low, high, bounds_text = self._bounds(state, rule, now)
-        if low > high:
-            return self._note(uri, "bounds", f"{uri}: no replica count fits {bounds_text}")
-        problem = self._metric_problem(state, rule, now)
-        if problem is not None:
-            return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
-
+        recommended: int,
+        bounds: tuple[int, int],
+        index: int,
+        rule_bounds: tuple[int, int, ScheduleWindow | None],
+        tick: _Tick,
+    ) -> Action | None:
+        """The HPA's steps after the recommendation: stabilise, rate-limit, bound."""
+        # History and text are worked out only when they can change the answer.
+        stabilized = desired = recommended
+        covered = True
+        if recommended < current:  # scale-up is never stabilised
+            highest, covered = self._window_recommendations(uri, index, tick)
+            window = () if highest is None else (highest,)
+            stabilized = desired = stabilize(current, recommended, window)
+            if desired < current and not covered:
+                desired = current
+        limited = desired
+        if desired != current:
+            up_base, down_base = self._period_bases(uri, tick, current)
+            limited = rate_limit(current, desired, up_base, down_base, self._limits)
+        low, high = bounds
+        final = min(max(limited, low), high)
+        if final == current:
+            return None
+        rule = self._rules[index]
         rec = recommend(current, state.metrics, rule.targets, self._tolerance)
         steps = [rec.explanation]
-        window, covered = self._window_recommendations(uri, rule, history, now)
-        desired = stabilize(current, rec.replicas, window)
         window_text = f"{self._window.total_seconds():g} s"
-        if desired > rec.replicas:
-            steps.append(f"held at {desired}, the highest recommendation of the last {window_text}")
-        if desired < current and not covered:
-            desired = current
+        if stabilized > recommended:
+            steps.append(
+                f"held at {stabilized}, the highest recommendation of the last {window_text}"
+            )
+        if stabilized < current and not covered:
             steps.append(f"no scale-down until history covers the {window_text} window")
-        up_base, down_base = self._period_bases(uri, history, now, current)
-        limited = rate_limit(current, desired, up_base, down_base, self._limits)
         if limited != desired:
             period = f"{self._limits.period_seconds:g} s"
             steps.append(f"rate limit caps {desired} at {limited} per {period}")
-        final = min(max(limited, low), high)
         moved = f" move {limited} to {final}" if final != limited else ""
-        steps.append(f"bounds {bounds_text}{moved}")
-        if final == current:
-            return None
+        steps.append(f"bounds {self._bounds_text(state, rule, rule_bounds)}{moved}")
         return self._action(state, rule, current, final, steps)
 
     def _action(
@@ -204,10 +271,14 @@ class ScalingPolicy:
             priority=self._priority,
         )
 
-    def _bounds(
-        self, state: ResourceState, rule: ScalingRule, now: datetime
-    ) -> tuple[int, int, str]:
-        low, high, window = rule.bounds(now)
+    @staticmethod
+    def _bounds_text(
+        state: ResourceState,
+        rule: ScalingRule,
+        rule_bounds: tuple[int, int, ScheduleWindow | None],
+    ) -> str:
+        """The bounds as an operator reads them: rule or schedule, then the provider's."""
+        low, high, window = rule_bounds
         text = f"{low}-{high}"
         if window is not None:
             text += f" (schedule {window.describe()} {rule.schedule.timezone})"
@@ -218,7 +289,13 @@ class ScalingPolicy:
             if replicas.max is not None:
                 high = min(high, replicas.max)
             text += f" ∩ provider {replicas.min}-{replicas.max} = {low}-{high}"
-        return low, high, text
+        return text
+
+    def _usable(self, state: ResourceState, index: int, at: datetime) -> bool:
+        """Whether `_metric_problem` finds nothing wrong, without writing why."""
+        return all_present(state.metrics, self._pairs[index]) and (
+            at - state.observed_at <= self._max_age
+        )
 
     def _metric_problem(self, state: ResourceState, rule: ScalingRule, at: datetime) -> str | None:
         gone = missing(state.metrics, rule.targets)
@@ -232,46 +309,90 @@ class ScalingPolicy:
             )
         return None
 
-    def _window_recommendations(
-        self, uri: str, rule: ScalingRule, history: History, now: datetime
-    ) -> tuple[list[int], bool]:
-        """Recommendations recomputed from the window's snapshots; whether history covers it."""
-        cutoff = now - self._window
-        recommendations: list[int] = []
-        covered = False
-        for past in history.snapshots:
-            state = past.resources.get(uri)
-            if state is None or past.taken_at > now:
-                continue
-            covered = covered or past.taken_at <= cutoff
-            replicas = state.replicas
-            if past.taken_at < cutoff or replicas is None or replicas.desired <= 0:
-                continue
-            memo = self._past.setdefault(id(past), (past, {}))[1]
-            if uri not in memo:
-                memo[uri] = None
-                if self._metric_problem(state, rule, past.taken_at) is None:
-                    rec = recommend(replicas.desired, state.metrics, rule.targets, self._tolerance)
-                    memo[uri] = rec.replicas
-            replicas_then = memo[uri]
-            if replicas_then is not None:
-                recommendations.append(replicas_then)
-        return recommendations, covered or not self._window
+    def _span(self, tick: _Tick) -> _Span:
+        """Which history snapshots the window and the rate-limit period look at."""
+        if tick.span is None:
+            now = tick.now
+            cutoff = now - self._window
+            start = now - self._period
+            past = [snapshot for snapshot in tick.history.snapshots if snapshot.taken_at <= now]
+            tick.span = _Span(
+                covering=tuple(s for s in past if s.taken_at <= cutoff),
+                window=tuple(
+                    (s, self._past.setdefault(id(s), (s, {}))[1])
+                    for s in past
+                    if s.taken_at >= cutoff
+                ),
+                period=tuple(s for s in past if s.taken_at > start),
+            )
+        return tick.span
 
-    def _period_bases(
-        self, uri: str, history: History, now: datetime, current: int
-    ) -> tuple[int, int]:
+    def _window_recommendations(self, uri: str, index: int, tick: _Tick) -> tuple[int | None, bool]:
+        """The highest recommendation recomputed from the window; whether history covers it.
+
+        Only the highest matters: stabilisation scales down to it and no lower.
+        """
+        span = self._span(tick)
+        highest: int | None = None
+        for past, memo in span.window:
+            if uri in memo:
+                then = memo[uri]
+            else:
+                then = memo[uri] = self._past_recommendation(past, uri, index)
+            if then is not None and (highest is None or then > highest):
+                highest = then
+        covered = not self._window or any(
+            past.resources.get(uri) is not None for past in span.covering
+        )
+        return highest, covered
+
+    def _past_recommendation(self, past: Snapshot, uri: str, index: int) -> int | None:
+        """What the policy recommended for ``uri`` in ``past``; None: nothing to count."""
+        state = past.resources.get(uri)
+        if state is None or state.replicas is None or state.replicas.desired <= 0:
+            return None
+        if not self._usable(state, index, past.taken_at):
+            return None
+        return recommended_replicas(
+            state.replicas.desired, state.metrics, self._pairs[index], self._tolerance
+        )
+
+    def _period_bases(self, uri: str, tick: _Tick, current: int) -> tuple[int, int]:
         """The lowest and highest desired count seen in the rate-limit period."""
-        start = now - timedelta(seconds=self._limits.period_seconds)
         counts = [current]
-        for past in history.snapshots:
+        for past in self._span(tick).period:
             state = past.resources.get(uri)
-            if state is not None and state.replicas is not None and start < past.taken_at <= now:
+            if state is not None and state.replicas is not None:
                 counts.append(state.replicas.desired)
         return min(counts), max(counts)
 
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
+
+
+@dataclass(slots=True)
+class _Tick:
+    """One evaluation's inputs and what it works out once and shares across services."""
+
+    history: History
+    now: datetime
+    bounds: dict[int, tuple[int, int, ScheduleWindow | None]] = field(default_factory=dict)
+    """Each rule's bounds at ``now``, by rule index, on first use."""
+    recommended: dict[str, int | None] = field(default_factory=dict)
+    """This snapshot's recommendations, kept for later windows when ``now`` is its time."""
+    span: _Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """The history one tick looks back on, sorted out once for all its services."""
+
+    covering: tuple[Snapshot, ...]
+    """At or before the window's start: a service seen in one has a covered window."""
+    window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
+    """Inside the stabilisation window, each with its memo of recommendations."""
+    period: tuple[Snapshot, ...]
+    """Inside the rate-limit period."""
 
 
 def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:
