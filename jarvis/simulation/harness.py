@@ -43,6 +43,7 @@ from jarvis.simulation.provider import SimulatedProvider
 from jarvis.simulation.report import SimulationReport
 from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
 from jarvis.store import EventStore, MemoryBackend, MemoryKillSwitch, StoreError
+from jarvis.store.memory import DEFAULT_RETAIN
 
 START = datetime.fromisoformat("2026-01-05T08:00:00+00:00")
 """A Monday morning; a 30-day run crosses a month end."""
@@ -141,7 +142,9 @@ async def run_simulation(
     switch = MemoryKillSwitch()
     database: MemoryBackend | None = None
     if config.database_url is None:
-        database = MemoryBackend()
+        # A tick writes about one event per service at most (the first tick's
+        # resource.changed); the checker must read them before they are trimmed.
+        database = MemoryBackend(retain=max(DEFAULT_RETAIN, 10 * config.services))
         store = await EventStore.in_memory(spool_path=settings.spool_path, backend=database)
     else:
         store = await EventStore.connect(
