@@ -161,10 +161,10 @@ class RoutingActuator:
             return Outcome.failure(
                 f"route {route!r} is not configured", kind=ErrorKind.TERMINAL, code="unknown_route"
             )
-        problem = _invalid(action.weights, config)
+        problem = weights_refusal(action.weights, config)
         if problem:
             return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
-        assert action.weights is not None  # noqa: S101 - _invalid rejected None
+        assert action.weights is not None  # noqa: S101 - weights_refusal rejected None
         try:
             expected = self._seen_versions.get(route)
             if expected is None:
@@ -217,8 +217,11 @@ def _parse_weights(fields: Mapping[str, str]) -> tuple[dict[str, float], list[st
     return weights, problems
 
 
-def _invalid(weights: Mapping[str, float] | None, config: RouteSettings) -> str:
-    """Why these weights must not be written to the route, or "" if they may."""
+def weights_refusal(weights: Mapping[str, float] | None, config: RouteSettings) -> str:
+    """Why these weights must not be written to the route, or "" if they may.
+
+    Also the simulated routes' rule (`jarvis.simulation.llm`), so both refuse alike.
+    """
     if not weights:
         return "SET_WEIGHTS needs a non-empty weights map"
     if any(not math.isfinite(w) or w < 0 for w in weights.values()):

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 from jarvis.actuators.llm_usage import REF as USAGE_REF
 from jarvis.actuators.llm_usage import month_bounds
-from jarvis.actuators.routing import format_weight
+from jarvis.actuators.routing import format_weight, weights_refusal
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings
@@ -104,6 +104,7 @@ class _Route:
         self.lanes = lanes
         self.phases = phases
         self.ref = ResourceRef("route", name, kind="route")
+        self.config = config
         self.models = list(config.models)
         self.configured = dict(config.weights)
         self.floors = dict(config.floors)
@@ -384,7 +385,7 @@ class SimulatedLlm:
                 kind=ErrorKind.TERMINAL,
                 code="unknown_route",
             )
-        problem = _refusal(action.weights, route)
+        problem = weights_refusal(action.weights, route.config)
         if problem or action.weights is None:
             return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
         self.advance(now)
@@ -412,26 +413,6 @@ def _quality(model: str, rng: random.Random) -> ModelQuality:
         known.latency_ms * rng.uniform(0.95, 1.05),
         known.verbosity,
     )
-
-
-def _refusal(weights: Mapping[str, float] | None, route: _Route) -> str:
-    """Why a write is refused, as `jarvis.actuators.routing` refuses it, or ""."""
-    if not weights:
-        return "SET_WEIGHTS needs a non-empty weights map"
-    if any(not math.isfinite(w) or w < 0 for w in weights.values()):
-        return f"weights must be finite and non-negative: {dict(weights)}"
-    total = math.fsum(weights.values())
-    if abs(total - 1) > WEIGHT_TOLERANCE:
-        return f"weights must sum to 1, not {total:g}"
-    unknown = sorted(m for m in weights if m not in route.models)
-    if unknown:
-        return f"models not allowed on this route: {unknown}"
-    broken = sorted(
-        m for m, floor in route.floors.items() if weights.get(m, 0.0) < floor - WEIGHT_TOLERANCE
-    )
-    if broken:
-        return f"weights break the route's floors for {broken}"
-    return ""
 
 
 def _route_state(route: _Route, now: datetime, *, seeded: bool = False) -> ResourceState:
