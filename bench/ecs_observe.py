@@ -20,8 +20,8 @@ from pathlib import Path
 import anyio
 import boto3
 
-from jarvis.actuators.aws_clients import AwsClients
-from jarvis.actuators.ecs import EcsActuator
+from jarvis.actuators.aws.clients import AwsClients
+from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.config.aws import AwsSettings
 
 RESULTS = Path(__file__).parent / "results" / "ecs_observe.json"

@@ -94,19 +94,19 @@ def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
         )
         actuators.append(SimulatedActuator(fleet, clock))
     if settings.aws is not None:
-        from jarvis.actuators.ecs import aws_actuators
+        from jarvis.actuators.aws.ecs import aws_actuators
 
         actuators.extend(aws_actuators(settings.aws, clock=clock))
     if settings.kubernetes is not None:
-        from jarvis.actuators.kubernetes import KubernetesActuator
+        from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 
         actuators.append(KubernetesActuator.from_settings(settings.kubernetes, clock=clock))
     if settings.cloudrun is not None:
-        from jarvis.actuators.cloudrun import CloudRunActuator
+        from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 
         actuators.append(CloudRunActuator.from_settings(settings.cloudrun, clock=clock))
     if settings.routing.enabled:
-        from jarvis.actuators.routing import RoutingActuator
+        from jarvis.actuators.llm.routing import RoutingActuator
 
         actuators.append(
             RoutingActuator.from_settings(
@@ -114,7 +114,7 @@ def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
             )
         )
     if settings.cost.enabled:
-        from jarvis.actuators.llm_usage import LlmUsageActuator
+        from jarvis.actuators.llm.usage import LlmUsageActuator
 
         actuators.append(
             LlmUsageActuator.from_settings(

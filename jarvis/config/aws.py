@@ -1,6 +1,6 @@
 """Settings for the AWS actuators (ECS services, dependency probes, cost).
 
-Read by `jarvis.actuators.ecs` (and its `aws_*` siblings) when the composition
+Read by `jarvis.actuators.aws.ecs` (and its `aws_*` siblings) when the composition
 root builds them; a TOML ``[aws]`` table lands here. AWS credentials never live
 in this section: boto3 finds them through its standard chain (environment,
 shared config, container or instance role). Probe URLs may carry database

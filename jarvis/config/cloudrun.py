@@ -1,4 +1,4 @@
-"""Settings for the Cloud Run actuator (`jarvis.actuators.cloudrun`).
+"""Settings for the Cloud Run actuator (`jarvis.actuators.cloudrun.actuator`).
 
 The ``[cloudrun]`` TOML table lands here; `jarvis.app` hands the section to
 `CloudRunActuator.from_settings`. Absent means the provider is off. This module

@@ -1,6 +1,6 @@
 """Settings for the kubernetes actuator: the ``[kubernetes]`` table.
 
-Read by `jarvis.actuators.kubernetes.KubernetesActuator.from_settings`, which
+Read by `jarvis.actuators.kubernetes.actuator.KubernetesActuator.from_settings`, which
 the composition root calls when this section is present. How to reach the API
 server is chosen by which keys are set: ``host`` (with a ``token``) for an
 explicit endpoint, ``in_cluster = true`` for the pod's service account, or

@@ -2,7 +2,7 @@
 
 Imported by the product's services, not by Jarvis itself; it depends on
 `redis` alone, so an application does not pull in the daemon. Jarvis's
-routing actuator (`jarvis.actuators.routing`) writes one hash per route,
+routing actuator (`jarvis.actuators.llm.routing`) writes one hash per route,
 ``<prefix><route>``: model → weight, plus ``_version`` bumped on every write.
 The client caches a route's weights for ``max_age`` seconds; after that, one
 HGET of ``_version`` tells whether to re-read the hash. If Redis is down, the

@@ -8,9 +8,9 @@ and record them in ``llm_usage``, and for the Redis hashes that hold the
 routes' weights. The reconciler reads and changes it through the actuators of
 `jarvis.simulation.llm_actuators`, which publish what this module builds in
 the real actuators' shapes, so the real cost policy runs against it
-unchanged: ``route://<name>`` as `jarvis.actuators.routing` publishes it
+unchanged: ``route://<name>`` as `jarvis.actuators.llm.routing` publishes it
 (`route_states`, written by `set_weights`) and ``cost://llm`` as
-`jarvis.actuators.llm_usage` does (`usage_state`).
+`jarvis.actuators.llm.usage` does (`usage_state`).
 
 Traffic on a route follows the fleet's day curve
 (`jarvis.actuators.sim.traffic.day_factor`) times a seeded wobble, times any
@@ -36,9 +36,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from jarvis.actuators.llm_usage import REF as USAGE_REF
-from jarvis.actuators.llm_usage import month_bounds
-from jarvis.actuators.routing import format_weight, weights_refusal
+from jarvis.actuators.llm.routing import format_weight, weights_refusal
+from jarvis.actuators.llm.usage import REF as USAGE_REF
+from jarvis.actuators.llm.usage import month_bounds
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings

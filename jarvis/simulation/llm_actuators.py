@@ -4,12 +4,12 @@ Built by the harness (`jarvis.simulation.harness`) through `llm_actuators`, as
 the composition root would build the real ones from the same settings:
 
 - `SimulatedRouting` (provider ``route``, owns SET_WEIGHTS) in place of
-  `jarvis.actuators.routing`. Its writes go through the simulated provider's
+  `jarvis.actuators.llm.routing`. Its writes go through the simulated provider's
   API faults and witness log (`SimulatedProvider.call`), so the invariant
   checker orders them against the operator's kill-switch flips like any
   other apply, and knows the weights each write started from.
 - `SimulatedUsage` (provider ``cost``, observe-only) in place of
-  `jarvis.actuators.llm_usage`.
+  `jarvis.actuators.llm.usage`.
 
 Both advance the platform to the clock's now before reading or writing, so
 usage accrues every tick at the weights that carried it.

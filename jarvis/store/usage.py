@@ -2,7 +2,7 @@
 
 Defined on the store's shared `metadata` (migration revision 0002 creates it).
 Applications call `record_usage` / `record_usage_async` after each model call;
-the `llm_usage` actuator (`jarvis.actuators.llm_usage`) reads the table with
+the `llm_usage` actuator (`jarvis.actuators.llm.usage`) reads the table with
 plain SQL, because actuators may not import the store.
 """
 

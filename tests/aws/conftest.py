@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from jarvis.actuators.aws_clients import AwsClients, iam_actions
+from jarvis.actuators.aws.clients import AwsClients, iam_actions
+from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
 from jarvis.actuators.base import Actuator
-from jarvis.actuators.ecs import EcsActuator, aws_actuators
 from jarvis.config.aws import AwsSettings
 from tests.aws.moto_server import running_moto
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from jarvis.actuators.aws_clients import AwsClients
-from jarvis.actuators.ecs import EcsActuator
+from jarvis.actuators.aws.clients import AwsClients
+from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.config.aws import AwsSettings
 from jarvis.model import Action, ActionKind, ErrorKind, ResourceRef
 from tests.aws.conftest import FixedClock, MakeEcs, create_fleet

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from jarvis.actuators.aws_clients import iam_actions
-from jarvis.actuators.ecs import EcsActuator
+from jarvis.actuators.aws.clients import iam_actions
+from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.model import Action, ActionKind, ResourceRef
 from tests.aws.conftest import MakeAws, create_fleet, policy_actions
 

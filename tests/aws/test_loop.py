@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from jarvis.actuators.ecs import EcsActuator, aws_actuators
+from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.model import ActionKind, BlockReason, Health

@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
-from jarvis.actuators.aws_cost import CostActuator
-from jarvis.actuators.aws_probes import ProbeActuator
+from jarvis.actuators.aws.cost import CostActuator
+from jarvis.actuators.aws.ecs import aws_actuators
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.ecs import aws_actuators
+from jarvis.actuators.probes.dependencies import ProbeActuator
 from jarvis.config.aws import AwsSettings
 from jarvis.model import Health
 from tests.aws.conftest import FixedClock, MakeAws

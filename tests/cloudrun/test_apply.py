@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.actuators.cloudrun import Clients, CloudRunActuator
+from jarvis.actuators.cloudrun.actuator import Clients, CloudRunActuator
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.cloudrun import CloudRunActuator, build_clients
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator, build_clients
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, ActionKind, ErrorKind, Health, OutcomeStatus, ResourceRef
 from tests.cloudrun.conftest import PROJECT, REGION, make_settings

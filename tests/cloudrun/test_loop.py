@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jarvis.actuators.base import Actuator
-from jarvis.actuators.cloudrun import CloudRunActuator
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock

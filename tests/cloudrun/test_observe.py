@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.actuators.cloudrun import CloudRunActuator
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, ActionKind, Health, ResourceState
 from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name

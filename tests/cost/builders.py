@@ -1,6 +1,6 @@
 """Snapshots and policies for the cost tests, shaped like the actuators' output.
 
-`cost_state` mirrors what `jarvis.actuators.llm_usage` publishes as
+`cost_state` mirrors what `jarvis.actuators.llm.usage` publishes as
 ``cost://llm``; `route_state` mirrors ``route://<name>`` from the routing
 actuator. Prices are list prices per 1k tokens (GPT-4o, Claude 3.5 Haiku and
 Sonnet, Gemini 1.5 Flash), so "most expensive" and "cheapest" mean what they

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jarvis.actuators.llm_usage import LlmUsageActuator
-from jarvis.actuators.routing import RoutingActuator
+from jarvis.actuators.llm.routing import RoutingActuator
+from jarvis.actuators.llm.usage import LlmUsageActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.llm_usage import LlmUsageActuator, month_bounds
+from jarvis.actuators.llm.usage import LlmUsageActuator, month_bounds
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import ActionKind, ResourceRef

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from jarvis.actuators.routing import RoutingActuator
+from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef

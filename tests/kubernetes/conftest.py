@@ -16,7 +16,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs and types-PyYAML is not a dependency
 from kubernetes import client
 
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
 from tests.kubernetes.fake_apiserver import Call, FakeApiServer
 

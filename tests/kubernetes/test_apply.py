@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef, ResourceState
 from tests.kubernetes.conftest import FakeClock
 from tests.kubernetes.fake_apiserver import FakeApiServer

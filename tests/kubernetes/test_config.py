@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config import load_settings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import ErrorKind

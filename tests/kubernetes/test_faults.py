@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import Action, ActionKind, ErrorKind, OutcomeStatus, ResourceRef
 from tests.kubernetes.conftest import FakeClock, ungranted

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from jarvis.actuators.base import Actuator
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.kubernetes import KubernetesSettings

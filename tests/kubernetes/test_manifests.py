@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs and types-PyYAML is not a dependency
 
-from jarvis.actuators.kubernetes import KubernetesActuator
+from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config import load_settings
 from jarvis.model import Action, ActionKind, ResourceRef
 from tests.kubernetes.conftest import DEPLOY_DIR, role_rules

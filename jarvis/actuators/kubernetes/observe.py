@@ -1,6 +1,6 @@
 """Turning what the Kubernetes API returned into `ResourceState`s: pure functions.
 
-Called by `jarvis.actuators.kubernetes.KubernetesActuator.observe` with the
+Called by `jarvis.actuators.kubernetes.actuator.KubernetesActuator.observe` with the
 SDK objects it read for one Deployment (the Deployment, its ReplicaSets, their
 pods, the autoscaling/v2 HPA targeting it). No I/O here, so the health rules
 are easy to read and to test.
@@ -22,7 +22,7 @@ from typing import Any
 
 from kubernetes import client
 
-from jarvis.actuators.k8s_client import to_json
+from jarvis.actuators.kubernetes.client import to_json
 from jarvis.model import JSON, Health, Replicas, ResourceRef, ResourceState
 
 REVISION = "deployment.kubernetes.io/revision"

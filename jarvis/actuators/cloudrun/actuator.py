@@ -51,8 +51,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from jarvis.actuators.base import ActuatorError, run_blocking
-from jarvis.actuators.cloudrun_changes import Change, NoChange, plan_change
-from jarvis.actuators.cloudrun_state import parse_service, resource_state, short_name
+from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
+from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import (
     Action,

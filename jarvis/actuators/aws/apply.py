@@ -1,6 +1,6 @@
 """The changes Jarvis makes to ECS services: scale, restart, roll back, deploy.
 
-Called by `jarvis.actuators.ecs.EcsActuator.apply` after the guard allowed an
+Called by `jarvis.actuators.aws.ecs.EcsActuator.apply` after the guard allowed an
 action; each function makes the AWS calls for one action kind and returns a
 human-readable detail, or raises `ActuatorError`. Scaling respects
 Application Auto Scaling: a desired count is never set outside a registered
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from jarvis.actuators.aws_clients import aws_call
-from jarvis.actuators.aws_services import DESIRED_COUNT, Scaling, scaling_resource_id, version_of
+from jarvis.actuators.aws.clients import aws_call
+from jarvis.actuators.aws.services import DESIRED_COUNT, Scaling, scaling_resource_id, version_of
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import Action, ErrorKind
 

@@ -1,6 +1,6 @@
 """Cloud Run services as Jarvis sees them: SDK objects parsed into typed views and judged.
 
-`jarvis.actuators.cloudrun` reads a `run_v2.Service` and its `run_v2.Revision`s
+`jarvis.actuators.cloudrun.actuator` reads a `run_v2.Service` and its `run_v2.Revision`s
 and calls `parse_service`, then `resource_state`. Everything here is pure (no
 I/O): the parsing happens once, at the boundary, and the judgement works on the
 frozen views below. Revision names are always the short form (``api-00003-xyz``);
@@ -250,7 +250,7 @@ def _serving_problem(view: ServiceView) -> Judgement | None:
 def resource_state(
     ref: ResourceRef, view: ServiceView, *, observed_at: datetime, scaling_level: str
 ) -> ResourceState:
-    """The `ResourceState` of one service (attribute keys: `jarvis.actuators.cloudrun`)."""
+    """The `ResourceState` of one service (attribute keys: `jarvis.actuators.cloudrun.actuator`)."""
     verdict = judge(view)
     version = view.version()
     serving = view.serving_version()

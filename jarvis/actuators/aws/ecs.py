@@ -50,12 +50,11 @@ from typing import TYPE_CHECKING
 import anyio
 import boto3
 
-from jarvis.actuators.aws_apply import EcsApplier
-from jarvis.actuators.aws_clients import AwsClients, CallLog, aws_call, gather
-from jarvis.actuators.aws_cost import CostActuator
-from jarvis.actuators.aws_metrics import MetricsReader
-from jarvis.actuators.aws_probes import ProbeActuator
-from jarvis.actuators.aws_services import (
+from jarvis.actuators.aws.apply import EcsApplier
+from jarvis.actuators.aws.clients import AwsClients, CallLog, aws_call, gather
+from jarvis.actuators.aws.cost import CostActuator
+from jarvis.actuators.aws.metrics import MetricsReader
+from jarvis.actuators.aws.services import (
     DESIRED_COUNT,
     PROVIDER,
     Scaling,
@@ -64,6 +63,7 @@ from jarvis.actuators.aws_services import (
     service_state,
 )
 from jarvis.actuators.base import Actuator, ActuatorError
+from jarvis.actuators.probes.dependencies import ProbeActuator
 from jarvis.config.aws import AwsSettings
 from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
 

@@ -1,6 +1,6 @@
 """What each action changes on a Cloud Run service: a new `run_v2.Service` and its update mask.
 
-`jarvis.actuators.cloudrun` reads the service, calls `plan_change`, and sends the
+`jarvis.actuators.cloudrun.actuator` reads the service, calls `plan_change`, and sends the
 result as one ``UpdateService`` (PATCH with ``updateMask``). Pure: no I/O, the
 time comes in as ``now``. The whole service as read is sent back, with its
 ``etag`` for optimistic concurrency, and the mask names exactly the fields that
@@ -16,7 +16,7 @@ from datetime import datetime
 from google.cloud import run_v2
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.cloudrun_state import ServiceView, primary_container, short_name
+from jarvis.actuators.cloudrun.state import ServiceView, primary_container, short_name
 from jarvis.model import Action, ActionKind, ErrorKind
 
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST

@@ -1,6 +1,6 @@
 """CloudWatch metrics for ECS services, read in batches of up to 500 queries a call.
 
-Called by `jarvis.actuators.ecs.EcsActuator.observe` once per tick with every
+Called by `jarvis.actuators.aws.ecs.EcsActuator.observe` once per tick with every
 managed service. Per service it asks for CPU and memory utilization
 (``AWS/ECS``) and, for services behind an Application Load Balancer target
 group, request count, target response time and 5xx count
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from jarvis.actuators.aws_clients import aws_call
-from jarvis.actuators.aws_services import Service
+from jarvis.actuators.aws.clients import aws_call
+from jarvis.actuators.aws.services import Service
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

@@ -1,6 +1,6 @@
 """Building the Kubernetes `ApiClient` from settings, and classifying its errors.
 
-Used by `jarvis.actuators.kubernetes` only: `build_api_client` when the
+Used by `jarvis.actuators.kubernetes.actuator` only: `build_api_client` when the
 composition root calls `KubernetesActuator.from_settings` without a client,
 and `to_actuator_error` at the boundary where an SDK exception becomes an
 `ActuatorError` (temporary or terminal, with the API's reason as the code).

@@ -1,6 +1,6 @@
 """boto3 clients for the AWS actuators, the calls they make, and their errors.
 
-Built once by `jarvis.actuators.ecs.aws_actuators` (or by tests, with a session
+Built once by `jarvis.actuators.aws.ecs.aws_actuators` (or by tests, with a session
 holding dummy credentials pointed at moto). Every client counts its API calls
 in a shared `CallLog`, which the benchmark reports and the IAM-policy test
 checks against ``deploy/aws/jarvis-iam-policy.json``. `to_actuator_error` is

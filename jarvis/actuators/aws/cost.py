@@ -1,6 +1,6 @@
 """AWS spend: month to date and a month-end forecast, from Cost Explorer.
 
-An observe-only actuator built by `jarvis.actuators.ecs.aws_actuators` when
+An observe-only actuator built by `jarvis.actuators.aws.ecs.aws_actuators` when
 ``[aws] cost = true``; the cost policy reads its one resource, ``cost://aws``
 (kind ``cost``), from the snapshot. Cost Explorer charges per request, so the
 answer is cached for ``cost_refresh_seconds`` (an hour at least) and a failed
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from jarvis.actuators.aws_clients import aws_call
+from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import (
     Action,

@@ -8,7 +8,7 @@ capacity limiter, every request with a timeout.
 
 observe() reads, per namespace, the Deployments matching the label selector
 and the autoscaling/v2 HPAs, then per Deployment its ReplicaSets and pods (by
-the Deployment's own selector, kept only when owned). `jarvis.actuators.k8s_observe`
+the Deployment's own selector, kept only when owned). `jarvis.actuators.kubernetes.observe`
 turns them into a `ResourceState`:
 
 - ``version``: the pod template's fingerprint, ``IMAGES#HASH`` (``registry/app:v2#1a2b3c4d``):
@@ -62,8 +62,8 @@ import anyio
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError, run_blocking
-from jarvis.actuators.k8s_client import TIMEOUT, build_api_client, to_actuator_error, to_json
-from jarvis.actuators.k8s_observe import (
+from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error, to_json
+from jarvis.actuators.kubernetes.observe import (
     HASH_LABEL,
     RESTARTED_AT,
     deployment_state,

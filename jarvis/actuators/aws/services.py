@@ -1,9 +1,9 @@
 """ECS service descriptions parsed into Jarvis's typed model, at the boundary.
 
-Called by `jarvis.actuators.ecs.EcsActuator.observe` with the raw
+Called by `jarvis.actuators.aws.ecs.EcsActuator.observe` with the raw
 ``describe_services`` entries and Application Auto Scaling answers; nothing
 here does I/O. `service_state` decides health and lays out the attributes that
-the rollback and scaling policies read (listed in `jarvis.actuators.ecs`).
+the rollback and scaling policies read (listed in `jarvis.actuators.aws.ecs`).
 """
 
 from __future__ import annotations

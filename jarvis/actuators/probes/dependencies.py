@@ -1,7 +1,7 @@
 """Dependency probes: can the fleet reach its Postgres, Redis and S3?
 
 An observe-only actuator built beside the ECS actuator by
-`jarvis.actuators.ecs.aws_actuators`; the reconciler calls `observe` each
+`jarvis.actuators.aws.ecs.aws_actuators`; the reconciler calls `observe` each
 tick. Every configured dependency becomes a resource of kind ``probe``:
 ``probe://postgres/NAME`` (``SELECT 1``), ``probe://redis/NAME`` (``PING``),
 ``probe://s3/BUCKET`` (``head_bucket``, then a presigned GET of a canary
@@ -26,7 +26,7 @@ import anyio
 import asyncpg
 import redis.asyncio
 
-from jarvis.actuators.aws_clients import aws_call
+from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.config.aws import ProbeSettings, S3ProbeSettings
 from jarvis.model import (
@@ -43,7 +43,7 @@ from jarvis.model import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from jarvis.actuators.aws_clients import CallLog
+    from jarvis.actuators.aws.clients import CallLog
 
 PROVIDER = "probe"
 

@@ -1,0 +1,1 @@
+"""Dependency probes: observe-only checks that the fleet's Postgres, Redis and S3 answer."""
