@@ -9,6 +9,7 @@ A bad value raises `ConfigError`, whose message names every offending key.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from pathlib import Path
@@ -69,7 +70,6 @@ class Settings(BaseSettings):
     spool_path: Path = Path("jarvis-spool.jsonl")
     """Where events wait while the database is unreachable."""
     dry_run: bool = False
-    instance: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "jarvis"))
     log_level: str = "info"
     admin_token: SecretStr | None = None
     """Bearer token for the admin API; with none, the admin API refuses everything."""
@@ -132,17 +132,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no secret dirs
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = _CONFIG_FILE.get("path")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if settings_cls.model_config.get("toml_file") is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
 
-# The TOML path is handed to `settings_customise_sources`, a classmethod that
-# pydantic-settings calls without arguments; `load_settings` sets it for the
-# duration of one construction.
-_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+@functools.lru_cache(maxsize=16)
+def _reading(path: Path) -> type[Settings]:
+    """`Settings` that also read ``path``: pydantic-settings takes the TOML file from
+    the class's config, so each file gets its own (cached) subclass instead of a
+    module-level variable set around the constructor."""
+    config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+    return type("Settings", (Settings,), {"model_config": config, "__module__": __name__})
 
 
 def load_settings(
@@ -164,13 +166,11 @@ def load_settings(
             tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    _CONFIG_FILE["path"] = path
+    cls = Settings if path is None else _reading(path.resolve())
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
-    finally:
-        _CONFIG_FILE["path"] = None
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
