@@ -1,10 +1,11 @@
-"""The composition root: builds actuators, policies, the guard, the store and the
-reconciler from settings. The only place that knows every concrete class.
+"""The composition root: builds policies, the guard, the store and the reconciler
+from settings, and the sensors and actuators through the provider registry
+(`jarvis.providers`).
 
 The CLI, the simulation and the end-to-end tests call `build_app`; nothing else
 constructs these objects, and there are no singletons or registration on import.
-Cloud SDKs are imported here lazily, only for the providers that are configured,
-so start-up stays fast on the embedded default.
+Cloud SDKs are imported lazily, only for the providers that are configured, so
+start-up stays fast on the embedded default.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from jarvis.actuators.base import Actuator
+from jarvis.actuators.base import Sensor
 from jarvis.config import Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Clock
 from jarvis.policies.base import Policy
+from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
 from jarvis.safety import AllowList, AllowRule, Bounds, Guard, RetryBudget
 from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend
 from jarvis.telemetry.metrics import Metrics
@@ -35,7 +37,7 @@ class App:
     killswitch: KillSwitch
     reconciler: Reconciler
     metrics: Metrics
-    actuators: list[Actuator] = field(default_factory=list)
+    actuators: list[Sensor] = field(default_factory=list)
 
     async def aclose(self) -> None:
         for actuator in self.actuators:
@@ -79,51 +81,6 @@ def build_guard(settings: Settings) -> Guard:
     )
 
 
-def build_actuators(settings: Settings, clock: Clock) -> list[Actuator]:
-    actuators: list[Actuator] = []
-    if settings.simulated_enabled:
-        from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
-
-        sim = settings.simulated
-        fleet = SimulatedFleet(
-            seed=sim.seed,
-            services=sim.services,
-            script=sim.script,
-            fail_rate=sim.fail_rate,
-            start=clock.now(),
-        )
-        actuators.append(SimulatedActuator(fleet, clock))
-    if settings.aws is not None:
-        from jarvis.actuators.aws.ecs import aws_actuators
-
-        actuators.extend(aws_actuators(settings.aws, clock=clock))
-    if settings.kubernetes is not None:
-        from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-
-        actuators.append(KubernetesActuator.from_settings(settings.kubernetes, clock=clock))
-    if settings.cloudrun is not None:
-        from jarvis.actuators.cloudrun.actuator import CloudRunActuator
-
-        actuators.append(CloudRunActuator.from_settings(settings.cloudrun, clock=clock))
-    if settings.routing.enabled:
-        from jarvis.actuators.llm.routing import RoutingActuator
-
-        actuators.append(
-            RoutingActuator.from_settings(
-                settings.routing, clock=clock, redis_url=settings.redis_url
-            )
-        )
-    if settings.cost.enabled:
-        from jarvis.actuators.llm.usage import LlmUsageActuator
-
-        actuators.append(
-            LlmUsageActuator.from_settings(
-                settings.cost, clock=clock, database_url=settings.database_url
-            )
-        )
-    return actuators
-
-
 def build_policies(settings: Settings) -> list[Policy]:
     policies: list[Policy] = []
     if settings.heal.enabled:
@@ -161,7 +118,8 @@ async def build_app(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    actuators: Sequence[Actuator] | None = None,
+    actuators: Sequence[Sensor] | None = None,
+    providers: Sequence[Provider] = PROVIDERS,
     policies: Sequence[Policy] | None = None,
     metrics: Metrics | None = None,
     run_id: str | None = None,
@@ -171,15 +129,21 @@ async def build_app(
 ) -> App:
     """Open the store, build everything, and start the reconciler (orphans closed).
 
-    ``store`` and ``switch`` replace the ones the settings name (the simulation
-    passes in-memory ones); the app closes them with everything else.
+    Sensors and actuators come from the ``providers`` table (`jarvis.providers`)
+    unless ``actuators`` are given. ``store`` and ``switch`` replace the ones the
+    settings name (the simulation passes in-memory ones); the app closes them
+    with everything else.
     """
+    check_table(providers)
+    check_allowlist(settings, providers)
     clock = clock or WallClock()
     metrics = metrics or Metrics()
     store = store or await open_store(settings, auto_migrate=auto_migrate)
     try:
         killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
-        built = list(actuators) if actuators is not None else build_actuators(settings, clock)
+        built = (
+            list(actuators) if actuators is not None else build_sensors(settings, clock, providers)
+        )
         reconciler = Reconciler(
             actuators=built,
             policies=list(policies) if policies is not None else build_policies(settings),

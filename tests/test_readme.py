@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from jarvis.cli import app
 from jarvis.config import load_settings
+from jarvis.providers import check_allowlist
 
 README = Path(__file__).parents[1] / "README.md"
 TEXT = README.read_text(encoding="utf-8")
@@ -21,7 +22,7 @@ def test_every_toml_example_in_the_readme_is_a_valid_config(block: str, tmp_path
     """Each TOML example loads through the same validation as a real config file."""
     path = tmp_path / "example.toml"
     path.write_text(block, encoding="utf-8")
-    load_settings(path)
+    check_allowlist(load_settings(path))
 
 
 def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
@@ -29,6 +30,7 @@ def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
     shown = "\n".join(BLOCKS)
     for section in (
         "[aws]",
+        "[probes]",
         "[kubernetes]",
         "[cloudrun]",
         "[scaling]",

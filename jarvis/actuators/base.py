@@ -1,15 +1,16 @@
-"""The `Actuator` protocol: the only way Jarvis reads or changes resources.
+"""The `Sensor` and `Actuator` protocols: the only way Jarvis reads or changes resources.
 
-The reconciler calls `observe()` on every actuator concurrently each tick and
-`apply()` on the actuator whose ``provider`` owns an action's target. Actuators
-never decide; they translate between a provider's API and `jarvis.model`.
-Blocking SDKs run in worker threads through `run_blocking`, behind a capacity
-limiter the actuator owns.
+The reconciler calls `observe()` on every sensor and actuator concurrently each
+tick, and `apply()` on the one actuator that owns an action's (provider, kind),
+found through `route_table`. A `Sensor` only observes (probes, cost, usage); an
+`Actuator` also applies. Neither decides; they translate between a provider's
+API and `jarvis.model`. Blocking SDKs run in worker threads through
+`run_blocking`, behind a capacity limiter the actuator owns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
@@ -34,18 +35,14 @@ class ActuatorError(Exception):
         return Outcome.failure(str(self), kind=self.kind, code=self.code)
 
 
-@runtime_checkable
-class Actuator(Protocol):
-    """A provider adapter. ``provider`` is the URI scheme of the resources it owns."""
+class Sensor(Protocol):
+    """Observes resources of one provider. ``provider`` is their URI scheme."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def provider(self) -> str: ...
-
-    @property
-    def action_kinds(self) -> frozenset[ActionKind]: ...
 
     async def observe(self) -> Sequence[ResourceState]:
         """Read the current state of every managed resource.
@@ -55,13 +52,47 @@ class Actuator(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Release clients and connections."""
+        ...
+
+
+@runtime_checkable
+class Actuator(Sensor, Protocol):
+    """A sensor that also applies the action kinds it owns on its provider's resources."""
+
+    @property
+    def action_kinds(self) -> frozenset[ActionKind]: ...
+
     async def apply(self, action: Action) -> Outcome:
         """Apply one action and report the outcome; never raises for provider errors."""
         ...
 
-    async def aclose(self) -> None:
-        """Release clients and connections."""
-        ...
+
+def route_table(observers: Iterable[Sensor]) -> Mapping[tuple[str, str], Actuator]:
+    """Which actuator applies each (provider, action kind): exactly one, or an error.
+
+    Raises ValueError naming the clash when two observers share a name or two
+    actuators claim the same kind on the same provider, instead of letting the
+    last one silently win.
+    """
+    names: set[str] = set()
+    routes: dict[tuple[str, str], Actuator] = {}
+    for observer in observers:
+        if observer.name in names:
+            raise ValueError(f"two actuators are named {observer.name!r}")
+        names.add(observer.name)
+        if not isinstance(observer, Actuator):
+            continue
+        for kind in observer.action_kinds:
+            key = (observer.provider, str(kind))
+            if key in routes:
+                raise ValueError(
+                    f"{routes[key].name} and {observer.name} both apply {kind} "
+                    f"on {observer.provider}://"
+                )
+            routes[key] = observer
+    return routes
 
 
 async def run_blocking(func: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:

@@ -24,6 +24,7 @@ from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Decision, TickReport
 from jarvis.model import Action, ActionKind, Event, EventKind, History, ResourceRef, Snapshot
 from jarvis.policies.base import Evaluation
+from jarvis.providers import enabled as enabled_providers
 from jarvis.store import upgrade
 
 console = Console()
@@ -376,7 +377,7 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     settings = settings_from(ctx)
     build_guard(settings)
     data = json.loads(settings.model_dump_json())
-    data["simulated_enabled"] = settings.simulated_enabled
+    data["providers"] = [provider.name for provider in enabled_providers(settings)]
     data["http_port"] = settings.http_port
     if as_json:
         print_json_lines([data])

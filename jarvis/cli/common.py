@@ -16,6 +16,7 @@ from rich.console import Console
 
 from jarvis.config import ConfigError, Settings, load_settings
 from jarvis.model import Event
+from jarvis.providers import check_allowlist
 from jarvis.store import StoreError
 from jarvis.telemetry.logging import configure_logging
 
@@ -38,6 +39,7 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = load_settings(state.config_path, **clean)
+        check_allowlist(settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     # Logs go to stderr, so `--json` output on stdout stays machine-readable.

@@ -28,6 +28,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
+from jarvis.config.probes import ProbeSettings
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     aws: AwsSettings | None = None
     kubernetes: KubernetesSettings | None = None
     cloudrun: CloudRunSettings | None = None
+    probes: ProbeSettings = ProbeSettings()
 
     heal: HealSettings = HealSettings()
     scaling: ScalingSettings = ScalingSettings()
@@ -106,12 +108,6 @@ class Settings(BaseSettings):
         if value not in {"auto", "json", "console"}:
             raise ValueError("must be one of auto, json, console")
         return value
-
-    @property
-    def simulated_enabled(self) -> bool:
-        if self.simulated.enabled is not None:
-            return self.simulated.enabled
-        return self.aws is None and self.kubernetes is None and self.cloudrun is None
 
     @property
     def tick_timeout(self) -> float:

@@ -1,39 +1,19 @@
-"""Settings for the AWS actuators (ECS services, dependency probes, cost).
+"""Settings for the AWS actuators (ECS services and cost).
 
-Read by `jarvis.actuators.aws.ecs` (and its `aws_*` siblings) when the composition
+Read by `jarvis.actuators.aws` (the ECS actuator and its siblings) when the composition
 root builds them; a TOML ``[aws]`` table lands here. AWS credentials never live
 in this section: boto3 finds them through its standard chain (environment,
-shared config, container or instance role). Probe URLs may carry database
-passwords, so they are secrets and are best given through ``JARVIS_AWS__…``
-environment variables rather than the file.
+shared config, container or instance role). Dependency probes have their own
+section (`jarvis.config.probes`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from jarvis.config.sections import Section
-
-
-class S3ProbeSettings(Section):
-    """One S3 bucket to probe: ``head_bucket``, then a presigned GET of a canary object."""
-
-    bucket: Annotated[str, Field(min_length=3, max_length=63)]
-    canary_key: Annotated[str, Field(min_length=1)] = "jarvis/canary.txt"
-
-
-class ProbeSettings(Section):
-    """Dependency probes, observed as ``probe://postgres/NAME`` and the like."""
-
-    postgres: dict[str, SecretStr] = Field(default_factory=dict)
-    """Name to URL (``postgresql://`` or ``postgresql+asyncpg://``); probed with SELECT 1."""
-    redis: dict[str, SecretStr] = Field(default_factory=dict)
-    """Name to ``redis://`` URL; probed with PING."""
-    s3: list[S3ProbeSettings] = Field(default_factory=list)
-    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
-    """Per probe; a probe that takes longer is unhealthy."""
 
 
 class AwsSettings(Section):
@@ -67,8 +47,6 @@ class AwsSettings(Section):
     cost_refresh_seconds: Annotated[float, Field(ge=3600)] = 3600.0
     cost_retry_seconds: Annotated[float, Field(ge=60)] = 900.0
     """After a failed Cost Explorer call, wait this long before the next one."""
-
-    probes: ProbeSettings = ProbeSettings()
 
     @field_validator("service_tag")
     @classmethod

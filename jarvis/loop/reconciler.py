@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import anyio
 import structlog
 
-from jarvis.actuators.base import Actuator, ActuatorError
+from jarvis.actuators.base import ActuatorError, Sensor, route_table
 from jarvis.loop import events as ev
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.plan import plan_actions
@@ -86,7 +86,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        actuators: Sequence[Actuator],
+        actuators: Sequence[Sensor],
         policies: Sequence[Policy],
         guard: Guard,
         store: EventStore,
@@ -110,9 +110,9 @@ class Reconciler:
         self.observe_timeout = observe_timeout
         self.apply_timeout = apply_timeout
         self.dry_run = dry_run
-        # Observe-only actuators (probes, cost) own no action kinds and never
-        # receive an action, even when they share a provider name.
-        self._by_provider = {a.provider: a for a in self.actuators if a.action_kinds}
+        # Sensors (probes, cost, usage) own no action kinds and never receive an
+        # action; two actuators claiming one (provider, kind) is refused here.
+        self._routes = route_table(self.actuators)
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self._history: deque[Event] = deque(maxlen=HISTORY_EVENTS)
         self._last: dict[str, ResourceState] = {}
@@ -261,7 +261,7 @@ class Reconciler:
         results: dict[str, Sequence[ResourceState]] = {}
         errors: dict[str, str] = {}
 
-        async def observe_one(actuator: Actuator) -> None:
+        async def observe_one(actuator: Sensor) -> None:
             started = anyio.current_time()
             try:
                 with anyio.fail_after(self.observe_timeout):
@@ -466,14 +466,17 @@ class Reconciler:
         return outcome
 
     async def _call_actuator(self, action: Action) -> Outcome:
-        actuator = self._by_provider.get(action.target.provider)
+        actuator = self._routes.get((action.target.provider, action.kind.value))
         if actuator is None:
-            return Outcome.failure(
-                f"no actuator for provider {action.target.provider!r}", kind=ErrorKind.TERMINAL
+            owners = sorted(
+                a.name for (p, _), a in self._routes.items() if p == action.target.provider
             )
-        if action.kind not in actuator.action_kinds:
+            if not owners:
+                return Outcome.failure(
+                    f"no actuator for provider {action.target.provider!r}", kind=ErrorKind.TERMINAL
+                )
             return Outcome.failure(
-                f"actuator {actuator.name} cannot {action.kind.value}", kind=ErrorKind.TERMINAL
+                f"actuator {owners[0]} cannot {action.kind.value}", kind=ErrorKind.TERMINAL
             )
         # Shielded: shutdown or a tick timeout must not cut a provider call in
         # half; the scope's own deadline bounds it (shortened by request_stop).

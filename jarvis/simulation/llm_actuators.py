@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jarvis.config import Settings
-from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
+from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.provider import SimulatedProvider
 
@@ -69,7 +69,6 @@ class SimulatedUsage:
 
     provider = "cost"
     name = "simulated-llm-usage"
-    action_kinds: frozenset[ActionKind] = frozenset()
 
     def __init__(self, platform: SimulatedLlm, clock: Clock) -> None:
         self._platform = platform
@@ -79,11 +78,6 @@ class SimulatedUsage:
         now = self._clock.now()
         self._platform.advance(now)
         return [self._platform.usage_state(now)]
-
-    async def apply(self, action: Action) -> Outcome:
-        return Outcome.failure(
-            f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
-        )
 
     async def aclose(self) -> None:
         """Nothing to release."""

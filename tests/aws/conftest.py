@@ -17,13 +17,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import boto3
 import pytest
 
 from jarvis.actuators.aws.clients import AwsClients, iam_actions
 from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
-from jarvis.actuators.base import Actuator
+from jarvis.actuators.aws.s3probe import s3_probes
+from jarvis.actuators.base import Sensor
+from jarvis.actuators.probes.dependencies import ProbeSensor, dependency_probes
 from jarvis.config.aws import AwsSettings
+from jarvis.config.probes import ProbeSettings
 from tests.aws.moto_server import running_moto
 
 if TYPE_CHECKING:
@@ -103,7 +107,8 @@ def clock() -> FixedClock:
 
 
 MakeEcs = Callable[..., EcsActuator]
-MakeAws = Callable[..., list[Actuator]]
+MakeAws = Callable[..., list[Sensor]]
+MakeProbes = Callable[..., ProbeSensor]
 
 
 @pytest.fixture
@@ -111,7 +116,7 @@ def make_aws(moto: str, session: boto3.Session, clock: FixedClock) -> Iterator[M
     """Build the AWS actuators against moto; at teardown, check their calls against the policy."""
     built: list[EcsActuator] = []
 
-    def make(**overrides: Any) -> list[Actuator]:
+    def make(**overrides: Any) -> list[Sensor]:
         settings = AwsSettings.model_validate(
             {"region": REGION, "endpoint_url": moto, "clusters": ["prod", "staging"]} | overrides
         )
@@ -174,3 +179,27 @@ def create_fleet(ecs: ECSClient, *, per_cluster: int = 3) -> list[str]:
             )
             uris.append(f"ecs://{cluster}/{name}")
     return uris
+
+
+@pytest.fixture
+def make_probes(make_aws: MakeAws, clock: FixedClock) -> MakeProbes:
+    """Build dependency probes as the registry does, their S3 calls on an ECS call log.
+
+    Sharing the ECS actuator's clients puts the probes' S3 calls under the
+    teardown check against the IAM policy.
+    """
+
+    def make(**probes: Any) -> ProbeSensor:
+        settings = ProbeSettings.model_validate(probes)
+        ecs = make_aws()[0]
+        assert isinstance(ecs, EcsActuator)
+        buckets = s3_probes(
+            settings, s3=ecs.clients.s3, calls=ecs.calls, limiter=anyio.CapacityLimiter(4)
+        )
+        return ProbeSensor(
+            [*dependency_probes(settings), *buckets],
+            clock=clock,
+            timeout=settings.timeout_seconds,
+        )
+
+    return make

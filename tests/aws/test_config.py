@@ -16,14 +16,14 @@ clusters = ["prod", "staging"]
 service_tag = "jarvis=managed"
 cost = true
 
-[aws.probes]
+[probes]
 redis = { cache = "redis://cache.internal:6379/0" }
 s3 = [{ bucket = "jarvis-media" }]
 """
 
 
 def test_toml_aws_table_lands_in_the_section(tmp_path: Path) -> None:
-    """A TOML [aws] table becomes typed AwsSettings with probe URLs kept secret."""
+    """A TOML [aws] table becomes typed AwsSettings; [probes] keeps its URLs secret."""
     path = tmp_path / "jarvis.toml"
     path.write_text(TOML, encoding="utf-8")
     settings = load_settings(path)
@@ -35,9 +35,10 @@ def test_toml_aws_table_lands_in_the_section(tmp_path: Path) -> None:
         ["prod", "staging"],
         ("jarvis", "managed"),
     )
-    assert aws.probes.s3[0].canary_key == "jarvis/canary.txt"
-    assert "cache.internal" not in repr(aws.probes)
-    assert aws.probes.redis["cache"].get_secret_value().startswith("redis://cache.internal")
+    probes = settings.probes
+    assert probes.s3[0].canary_key == "jarvis/canary.txt"
+    assert "cache.internal" not in repr(probes)
+    assert probes.redis["cache"].get_secret_value().startswith("redis://cache.internal")
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio
 import boto3
 import pytest
 
 from jarvis.actuators.aws.clients import iam_actions
 from jarvis.actuators.aws.ecs import EcsActuator
+from jarvis.actuators.aws.s3probe import s3_probes
+from jarvis.actuators.probes.dependencies import ProbeSensor
+from jarvis.config.probes import ProbeSettings
 from jarvis.model import Action, ActionKind, ResourceRef
-from tests.aws.conftest import MakeAws, create_fleet, policy_actions
+from tests.aws.conftest import FixedClock, MakeAws, create_fleet, policy_actions
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -67,8 +71,14 @@ async def test_policy_grants_exactly_the_actions_used(
     s3.create_bucket(Bucket="media")
     s3.put_object(Bucket="media", Key="jarvis/canary.txt", Body=b"ok")
     s3.close()
-    ecs, probes, cost = make_aws(cost=True, probes={"s3": [{"bucket": "media"}]})
+    ecs, cost = make_aws(cost=True)
     assert isinstance(ecs, EcsActuator)
+    bucket = ProbeSettings.model_validate({"s3": [{"bucket": "media"}]})
+    probes = ProbeSensor(
+        s3_probes(bucket, s3=ecs.clients.s3, calls=ecs.calls, limiter=anyio.CapacityLimiter(1)),
+        clock=FixedClock(),
+        timeout=3.0,
+    )
 
     for actuator in (ecs, probes, cost):
         assert await actuator.observe()

@@ -19,6 +19,7 @@ from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.model import ActionKind, BlockReason, Health
 from jarvis.policies.heal import HealPolicy
+from jarvis.providers import PROVIDERS, build_sensors
 from tests.aws.conftest import FixedClock, create_fleet
 
 if TYPE_CHECKING:
@@ -36,15 +37,22 @@ async def make_app(
     """Builds an app whose AWS actuators come from settings; closes it at the end."""
     apps: list[App] = []
 
-    async def factory(**aws: Any) -> App:
+    async def factory(probes: dict[str, Any] | None = None, **aws: Any) -> App:
         settings = load_settings(
             database_url=sqlite_url,
             spool_path=tmp_path / "spool.jsonl",
             allowlist=[{"provider": "ecs", "resources": "prod/*", "actions": ["restart"]}],
             aws={"endpoint_url": moto, "clusters": ["prod", "staging"], "metrics": False} | aws,
+            probes=probes or {},
         )
         assert settings.aws is not None
-        actuators = aws_actuators(settings.aws, clock=clock, session=session)
+        # AWS with the test's dummy-credential session; the rest (probes) as the
+        # registry builds them from the same settings.
+        others = [p for p in PROVIDERS if p.name not in {"aws", "simulated"}]
+        actuators = [
+            *aws_actuators(settings.aws, clock=clock, session=session),
+            *build_sensors(settings, clock, others),
+        ]
         app = await build_app(
             settings, clock=clock, actuators=actuators, policies=[HealPolicy()], run_id="t"
         )

@@ -13,11 +13,10 @@ import pytest
 
 from jarvis.actuators.aws.cost import CostActuator
 from jarvis.actuators.aws.ecs import aws_actuators
-from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.probes.dependencies import ProbeActuator
+from jarvis.actuators.base import Actuator, ActuatorError
 from jarvis.config.aws import AwsSettings
 from jarvis.model import Health
-from tests.aws.conftest import FixedClock, MakeAws
+from tests.aws.conftest import FixedClock, MakeProbes
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +28,7 @@ def _closed_port() -> int:
 
 
 async def test_probes_report_reachable_and_unreachable_dependencies(
-    make_aws: MakeAws, session: boto3.Session, moto: str, pg_url: str, redis_url: str
+    make_probes: MakeProbes, session: boto3.Session, moto: str, pg_url: str, redis_url: str
 ) -> None:
     """Reachable Postgres, Redis and S3 are healthy; a closed port and a missing bucket are not."""
     s3 = session.client("s3", endpoint_url=moto)
@@ -43,10 +42,9 @@ async def test_probes_report_reachable_and_unreachable_dependencies(
         "redis": {"cache": redis_url},
         "s3": [{"bucket": "media"}, {"bucket": "empty"}, {"bucket": "ghost"}],
     }
-    _, actuator = make_aws(probes=probes)
-    assert isinstance(actuator, ProbeActuator)
-    assert actuator.action_kinds == frozenset()
-    states = {str(s.ref): s for s in await actuator.observe()}
+    sensor = make_probes(**probes)
+    assert not isinstance(sensor, Actuator)
+    states = {str(s.ref): s for s in await sensor.observe()}
 
     assert {uri: s.health for uri, s in states.items()} == {
         "probe://postgres/dead": Health.UNHEALTHY,

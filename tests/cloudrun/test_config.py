@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from jarvis.config import ConfigError, load_settings
 from jarvis.config.cloudrun import CloudRunSettings
+from jarvis.providers import enabled
 
 TOML = """
 [cloudrun]
@@ -30,7 +31,7 @@ def test_a_toml_cloudrun_table_configures_the_provider(tmp_path: Path) -> None:
     assert section.credentials == "application-default" and section.api_endpoint is None
     assert section.operation_timeout == 60
     assert section.resource_path("producer") == "demo-project/europe-west4/producer"
-    assert settings.simulated_enabled is False
+    assert [p.name for p in enabled(settings)] == ["cloudrun"]
 
 
 def test_an_unknown_key_in_the_section_is_named(tmp_path: Path) -> None:

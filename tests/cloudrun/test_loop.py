@@ -121,6 +121,7 @@ async def test_a_bad_deploy_is_rolled_back_to_the_previous_revision(
     good = first.snapshot.resources[API].version
     clock.advance(30)
     cloudrun = app.actuators[0]
+    assert isinstance(cloudrun, Actuator)
     # Someone ships a broken image by hand.
     deploy = await cloudrun.apply(_action(ActionKind.DEPLOY, image=BAD_IMAGE))
     assert not deploy.ok

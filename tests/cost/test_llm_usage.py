@@ -13,7 +13,7 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.llm.usage import LlmUsageActuator, month_bounds
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import ActionKind, ResourceRef
+from jarvis.model import ResourceRef
 from jarvis.routing import record_usage, record_usage_async
 from jarvis.store.migrate import upgrade
 from tests.cost.builders import NOW
@@ -145,7 +145,6 @@ async def test_an_empty_table_is_zero_spend(engine: AsyncEngine) -> None:
     (state,) = await usage.observe()
     assert state.metrics["month_to_date_usd"] == 0.0
     assert state.attributes["by_route"] == {}
-    assert usage.action_kinds == frozenset()
     assert usage.provider == "cost"
 
 
@@ -159,13 +158,15 @@ async def test_a_missing_table_is_an_actuator_error(sqlite_url: str) -> None:
         await engine.dispose()
 
 
-async def test_apply_is_refused(engine: AsyncEngine) -> None:
-    """The usage reader is observe-only."""
-    from jarvis.model import Action
+async def test_the_usage_reader_is_a_sensor_that_cannot_be_routed_an_action(
+    engine: AsyncEngine,
+) -> None:
+    """The usage reader only observes: it has no apply, so no action is ever routed to it."""
+    from jarvis.actuators.base import Actuator, route_table
 
-    action = Action(ActionKind.SET_WEIGHTS, ResourceRef("cost", "llm", "cost"), "x", "y")
-    outcome = await actuator(engine).apply(action)
-    assert outcome.error_code == "ObserveOnly"
+    reader = actuator(engine)
+    assert not isinstance(reader, Actuator)
+    assert route_table([reader]) == {}
 
 
 async def test_usage_database_url_gives_the_actuator_its_own_engine(

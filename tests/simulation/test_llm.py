@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from jarvis.actuators.base import Actuator
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
@@ -421,4 +422,4 @@ def test_settings_without_llm_routes_get_the_simulated_ones(tmp_path: Path) -> N
     )
     assert any(entry.provider == "sim" for entry in built.allowlist)
     usage = SimulatedUsage(platform(tmp_path), VirtualClock(START))
-    assert usage.action_kinds == frozenset()
+    assert not isinstance(usage, Actuator)

@@ -26,12 +26,8 @@ import anyio
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import (
-    Action,
-    ActionKind,
     Clock,
-    ErrorKind,
     Health,
-    Outcome,
     ResourceRef,
     ResourceState,
 )
@@ -50,7 +46,6 @@ class CostActuator:
 
     name = "aws-cost"
     provider = PROVIDER
-    action_kinds: frozenset[ActionKind] = frozenset()
 
     def __init__(
         self,
@@ -107,11 +102,6 @@ class CostActuator:
                 GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
             ),
             self._limiter,
-        )
-
-    async def apply(self, action: Action) -> Outcome:
-        return Outcome.failure(
-            f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )
 
     async def aclose(self) -> None:

@@ -1,10 +1,10 @@
 """The AWS ECS actuator: observes and changes the fleet's ECS services.
 
 Built by the composition root through `aws_actuators` (the ECS actuator plus,
-as configured, the observe-only `ProbeActuator` and `CostActuator`, which share
-its boto3 clients); the reconciler calls `observe` every tick and `apply` for
-actions on ``ecs://CLUSTER/SERVICE``. boto3 is blocking, so every call runs in
-a worker thread behind this actuator's capacity limiter.
+as configured, the observe-only `CostActuator`, which shares its boto3
+clients); the reconciler calls `observe` every tick and `apply` for actions on
+``ecs://CLUSTER/SERVICE``. boto3 is blocking, so every call runs in a worker
+thread behind this actuator's capacity limiter.
 
 One tick of observe costs, per cluster, ``ceil(services/100)`` ListServices
 and ``ceil(services/10)`` DescribeServices calls; region-wide, one page of
@@ -62,8 +62,7 @@ from jarvis.actuators.aws.services import (
     scaling_resource_id,
     service_state,
 )
-from jarvis.actuators.base import Actuator, ActuatorError
-from jarvis.actuators.probes.dependencies import ProbeActuator
+from jarvis.actuators.base import ActuatorError, Sensor
 from jarvis.config.aws import AwsSettings
 from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
 
@@ -248,21 +247,10 @@ def aws_actuators(
     clock: Clock,
     session: boto3.Session | None = None,
     clients: AwsClients | None = None,
-) -> list[Actuator]:
-    """Every AWS actuator the section configures: ECS, then probes and cost if set."""
+) -> list[Sensor]:
+    """Every AWS actuator the section configures: ECS, then cost if set."""
     ecs = EcsActuator.from_settings(section, clock=clock, session=session, clients=clients)
-    built: list[Actuator] = [ecs]
-    probes = section.probes
-    if probes.postgres or probes.redis or probes.s3:
-        built.append(
-            ProbeActuator(
-                probes,
-                clock=clock,
-                s3=ecs.clients.s3,
-                calls=ecs.calls,
-                limiter=anyio.CapacityLimiter(4),
-            )
-        )
+    built: list[Sensor] = [ecs]
     if section.cost:
         built.append(
             CostActuator(

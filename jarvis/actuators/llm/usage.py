@@ -34,12 +34,8 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.config.cost import CostSettings
 from jarvis.model import (
     JSON,
-    Action,
-    ActionKind,
     Clock,
-    ErrorKind,
     Health,
-    Outcome,
     ResourceRef,
     ResourceState,
 )
@@ -110,10 +106,6 @@ class LlmUsageActuator:
     @property
     def provider(self) -> str:
         return "cost"
-
-    @property
-    def action_kinds(self) -> frozenset[ActionKind]:
-        return frozenset()
 
     async def observe(self) -> Sequence[ResourceState]:
         now = self._clock.now().astimezone(UTC)
@@ -188,11 +180,6 @@ class LlmUsageActuator:
                 "by_route": {k: _rounded(v) for k, v in sorted(by_route.items())},
                 "performance": performance,
             },
-        )
-
-    async def apply(self, action: Action) -> Outcome:
-        return Outcome.failure(
-            f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )
 
     async def aclose(self) -> None:

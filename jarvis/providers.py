@@ -1,0 +1,276 @@
+"""The provider registry: the one table of every provider Jarvis can run.
+
+Each entry names a provider, the settings section that switches it on, the
+resource schemes its sensors and actuators report under, the action kinds it
+applies on each, and how to build it. The composition root (`jarvis.app`)
+builds what the settings enable from this table; the CLI and `build_app`
+check the allow-list against it. Adding a provider is one entry here and its
+actuator classes: no other table names providers. Builders import their SDKs
+lazily, so a provider that is not configured costs no start-up time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jarvis.actuators.base import Actuator, Sensor, route_table
+from jarvis.config import ConfigError, Settings
+from jarvis.model import ActionKind, Clock
+
+if TYPE_CHECKING:
+    from jarvis.actuators.probes.dependencies import Probe
+    from jarvis.config.probes import ProbeSettings
+
+Build = Callable[[Settings, Clock], Sequence[Sensor]]
+
+CLOUD_ACTIONS = frozenset(
+    {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider: what switches it on, what it owns, and how it is built."""
+
+    name: str
+    section: str | None
+    """The `Settings` field that configures it; None for one that needs no settings."""
+    owns: Mapping[str, frozenset[str]]
+    """Resource scheme (``ecs`` in ``ecs://…``) to the action kinds applied there;
+    an empty set for a scheme that is only observed."""
+    enabled: Callable[[Settings], bool]
+    build: Build
+
+
+def _simulated(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
+
+    sim = settings.simulated
+    fleet = SimulatedFleet(
+        seed=sim.seed,
+        services=sim.services,
+        script=sim.script,
+        fail_rate=sim.fail_rate,
+        start=clock.now(),
+    )
+    return [SimulatedActuator(fleet, clock)]
+
+
+def _aws(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.aws.ecs import aws_actuators
+
+    assert settings.aws is not None  # noqa: S101 - `enabled` checked it
+    return aws_actuators(settings.aws, clock=clock)
+
+
+def _kubernetes(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.kubernetes.actuator import KubernetesActuator
+
+    assert settings.kubernetes is not None  # noqa: S101 - `enabled` checked it
+    return [KubernetesActuator.from_settings(settings.kubernetes, clock=clock)]
+
+
+def _cloudrun(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+
+    assert settings.cloudrun is not None  # noqa: S101 - `enabled` checked it
+    return [CloudRunActuator.from_settings(settings.cloudrun, clock=clock)]
+
+
+def _routing(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.llm.routing import RoutingActuator
+
+    return [
+        RoutingActuator.from_settings(settings.routing, clock=clock, redis_url=settings.redis_url)
+    ]
+
+
+def _llm_usage(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.llm.usage import LlmUsageActuator
+
+    return [
+        LlmUsageActuator.from_settings(
+            settings.cost, clock=clock, database_url=settings.database_url
+        )
+    ]
+
+
+def _probes(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.probes.dependencies import ProbeSensor, dependency_probes
+
+    section = settings.probes
+    probes = dependency_probes(section)
+    close = None
+    if section.s3:
+        buckets, close = _s3_probes(settings, section)
+        probes.extend(buckets)
+    return [ProbeSensor(probes, clock=clock, timeout=section.timeout_seconds, close=close)]
+
+
+def _s3_probes(
+    settings: Settings, section: ProbeSettings
+) -> tuple[list[Probe], Callable[[], None]]:
+    import anyio
+
+    from jarvis.actuators.aws.clients import AwsClients
+    from jarvis.actuators.aws.s3probe import s3_probes
+    from jarvis.config.aws import AwsSettings
+
+    # The [aws] section's region and endpoint when there is one; boto3's
+    # credential chain either way.
+    clients = AwsClients.create(settings.aws or AwsSettings())
+    limiter = anyio.CapacityLimiter(4)
+    return s3_probes(section, s3=clients.s3, calls=clients.calls, limiter=limiter), clients.close
+
+
+#: Every provider Jarvis knows, in the order their resources are observed.
+PROVIDERS: tuple[Provider, ...] = (
+    Provider(
+        name="simulated",
+        section="simulated",
+        owns={"sim": CLOUD_ACTIONS},
+        enabled=lambda s: (
+            s.simulated.enabled
+            if s.simulated.enabled is not None
+            else s.aws is None and s.kubernetes is None and s.cloudrun is None
+        ),
+        build=_simulated,
+    ),
+    Provider(
+        name="aws",
+        section="aws",
+        owns={"ecs": CLOUD_ACTIONS, "cost": frozenset()},
+        enabled=lambda s: s.aws is not None,
+        build=_aws,
+    ),
+    Provider(
+        name="kubernetes",
+        section="kubernetes",
+        owns={"k8s": CLOUD_ACTIONS - {ActionKind.DEPLOY}},
+        enabled=lambda s: s.kubernetes is not None,
+        build=_kubernetes,
+    ),
+    Provider(
+        name="cloudrun",
+        section="cloudrun",
+        owns={"cloudrun": CLOUD_ACTIONS},
+        enabled=lambda s: s.cloudrun is not None,
+        build=_cloudrun,
+    ),
+    Provider(
+        name="routing",
+        section="routing",
+        owns={"route": frozenset({ActionKind.SET_WEIGHTS})},
+        enabled=lambda s: s.routing.enabled,
+        build=_routing,
+    ),
+    Provider(
+        name="llm_usage",
+        section="cost",
+        owns={"cost": frozenset()},
+        enabled=lambda s: s.cost.enabled,
+        build=_llm_usage,
+    ),
+    Provider(
+        name="probes",
+        section="probes",
+        owns={"probe": frozenset()},
+        enabled=lambda s: s.probes.enabled,
+        build=_probes,
+    ),
+)
+
+
+def enabled(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> list[Provider]:
+    return [provider for provider in table if provider.enabled(settings)]
+
+
+def acting_schemes(table: Sequence[Provider] = PROVIDERS) -> dict[str, frozenset[str]]:
+    """Every resource scheme some provider acts on, with the union of its action kinds."""
+    schemes: dict[str, frozenset[str]] = {}
+    for provider in table:
+        for scheme, kinds in provider.owns.items():
+            if kinds:
+                schemes[scheme] = schemes.get(scheme, frozenset()) | kinds
+    return schemes
+
+
+def check_table(table: Sequence[Provider]) -> None:
+    """Provider names are unique and no two providers apply one kind on one scheme."""
+    names: set[str] = set()
+    claimed: dict[tuple[str, str], str] = {}
+    for provider in table:
+        if provider.name in names:
+            raise ConfigError(f"two providers are named {provider.name!r}")
+        names.add(provider.name)
+        for scheme, kinds in provider.owns.items():
+            for kind in kinds:
+                other = claimed.setdefault((scheme, kind), provider.name)
+                if other != provider.name:
+                    raise ConfigError(
+                        f"providers {other} and {provider.name} both apply {kind} on {scheme}://"
+                    )
+
+
+def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
+    """Every allow-list entry names a scheme some provider acts on, and kinds it applies.
+
+    An entry that can never match is a configuration error, not a silent deny:
+    ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything.
+    """
+    schemes = acting_schemes(table)
+    problems: list[str] = []
+    for index, entry in enumerate(settings.allowlist):
+        kinds = schemes.get(entry.provider)
+        if kinds is None:
+            problems.append(
+                f"  allowlist.{index}.provider: unknown provider {entry.provider!r}; "
+                f"expected one of {', '.join(sorted(schemes))}"
+            )
+            continue
+        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
+        if unknown:
+            problems.append(
+                f"  allowlist.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
+                f"expected '*' or some of {', '.join(sorted(kinds))}"
+            )
+    if problems:
+        raise ConfigError("\n".join(["invalid configuration:", *problems]))
+
+
+def build_sensors(
+    settings: Settings, clock: Clock, table: Sequence[Provider] = PROVIDERS
+) -> list[Sensor]:
+    """Build every enabled provider's sensors and actuators, checked against the table."""
+    check_table(table)
+    built: list[Sensor] = []
+    try:
+        for provider in enabled(settings, table):
+            for observer in provider.build(settings, clock):
+                built.append(observer)
+                _check_owned(provider, observer)
+        route_table(built)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return built
+
+
+def _check_owned(provider: Provider, observer: Sensor) -> None:
+    if observer.provider not in provider.owns:
+        raise ValueError(
+            f"{provider.name} built {observer.name} for {observer.provider}://, "
+            f"which its registry entry does not own"
+        )
+    kinds = (
+        frozenset(str(k) for k in observer.action_kinds)
+        if isinstance(observer, Actuator)
+        else frozenset()
+    )
+    declared = provider.owns[observer.provider]
+    if not kinds <= declared:
+        raise ValueError(
+            f"{observer.name} applies {', '.join(sorted(kinds - declared))} on "
+            f"{observer.provider}://, which the {provider.name} registry entry does not declare"
+        )
