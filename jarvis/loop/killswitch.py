@@ -1,8 +1,12 @@
 """The kill switch as operators and the reconciler see it.
 
 Wraps a backend (Redis or the event database, from `jarvis.store`) with the
-two promises Jarvis makes about it: a read that fails counts as engaged
-(fail-safe), and every flip is recorded as an event with who, why and when.
+promises Jarvis makes about it: a read that fails counts as engaged
+(fail-safe); every flip is recorded as an event with who, why and when; and
+only an explicit release releases. A backend with no record at all (Redis
+restarted empty, a deleted row) is judged by the last recorded flip: engaged
+if that was an engage, released only if it was a release or there never was
+one (a new installation).
 Called by the reconciler right before each apply, by the CLI, and by the
 admin API (through `AdminService`).
 """
@@ -22,13 +26,38 @@ class KillSwitch:
         self.clock = clock
 
     async def read(self) -> KillSwitchState:
-        """The current state; raises StoreError when the backend cannot be read."""
-        return await self.backend.read()
+        """The current state; raises StoreError when it cannot be read."""
+        state = await self.backend.read()
+        if state is not None:
+            return state
+        return await self._from_history()
+
+    async def _from_history(self) -> KillSwitchState:
+        kinds = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value]
+        flips = await self.store.events(limit=1, kinds=kinds)
+        if not flips:
+            return KillSwitchState(engaged=False)
+        (last,) = flips
+        if last.kind is EventKind.KILLSWITCH_RELEASED:
+            return KillSwitchState(
+                engaged=False, actor=str(last.payload.get("actor", "")), changed_at=last.ts
+            )
+        actor = str(last.payload.get("actor", ""))
+        return KillSwitchState(
+            engaged=True,
+            actor=actor,
+            reason=(
+                f"the kill switch record is missing; the last recorded flip engaged it "
+                f"({last.reason or 'no reason given'}) at {last.ts.isoformat()}: "
+                f"release it explicitly"
+            ),
+            changed_at=last.ts,
+        )
 
     async def read_failsafe(self) -> KillSwitchState:
         """The current state, or an engaged one when it cannot be read."""
         try:
-            return await self.backend.read()
+            return await self.read()
         except Exception as exc:  # noqa: BLE001 - any failure to read must stop actions
             return KillSwitchState(
                 engaged=True,

@@ -27,8 +27,13 @@ __all__ = ["DbKillSwitch", "KillSwitchBackend"]
 class KillSwitchBackend(Protocol):
     """Reads and writes the one kill-switch state."""
 
-    async def read(self) -> KillSwitchState:
-        """The current state; raises StoreError when it cannot be read."""
+    async def read(self) -> KillSwitchState | None:
+        """The recorded state, or None when there is no record at all.
+
+        Raises StoreError when it cannot be read or the record is not exactly
+        what Jarvis writes. What None means is decided by the caller
+        (`jarvis.loop.killswitch.KillSwitch`), which knows the flip history.
+        """
         ...
 
     async def write(self, state: KillSwitchState) -> None: ...
@@ -60,7 +65,7 @@ class DbKillSwitch:
             },
         )
 
-    async def read(self) -> KillSwitchState:
+    async def read(self) -> KillSwitchState | None:
         for attempt in (1, 2):
             try:
                 async with self._reader.connect() as connection:
@@ -74,7 +79,7 @@ class DbKillSwitch:
             except (SQLAlchemyError, OSError) as exc:
                 raise self._error("read", exc) from exc
         if row is None:
-            return KillSwitchState(engaged=False)
+            return None
         return KillSwitchState(
             engaged=bool(row["engaged"]),
             actor=row["actor"],

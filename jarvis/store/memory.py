@@ -191,13 +191,17 @@ def _as_read_back(event: Event) -> Event:
 
 
 class MemoryKillSwitch:
-    """A `KillSwitchBackend` in this process, standing in for Redis in the simulation."""
+    """A `KillSwitchBackend` in this process, standing in for Redis in the simulation.
+
+    It starts with an explicit release record, as a Redis that Jarvis had
+    written would, so reads never fall back to the flip history.
+    """
 
     def __init__(self) -> None:
         self.available = True
         self._state = KillSwitchState(engaged=False)
 
-    async def read(self) -> KillSwitchState:
+    async def read(self) -> KillSwitchState | None:
         await anyio.lowlevel.checkpoint()
         self._check("read")
         return self._state

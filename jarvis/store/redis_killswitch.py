@@ -40,7 +40,14 @@ class RedisKillSwitch:
         pool_kwargs = self._client.connection_pool.connection_kwargs
         self._where = f"Redis at {pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}"
 
-    async def read(self) -> KillSwitchState:
+    async def read(self) -> KillSwitchState | None:
+        """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
+
+        Anything but exactly the four fields Jarvis writes, with ``engaged``
+        exactly ``"1"`` or ``"0"``, is damage and raises StoreError, so a
+        tampered ``engaged = "true"`` or ``" 1"`` fails safe instead of
+        reading as released.
+        """
         try:
             raw = await self._client.hgetall(self._key)
         except (RedisError, OSError) as exc:
@@ -48,16 +55,10 @@ class RedisKillSwitch:
                 f"cannot read the kill switch from {self._where}: {describe(exc)}"
             ) from exc
         if not raw:
-            return KillSwitchState(engaged=False)
+            return None
         fields = {_text(key): _text(value) for key, value in raw.items()}
         try:
-            changed = fields.get("changed_at") or None
-            return KillSwitchState(
-                engaged=fields.get("engaged") == "1",
-                actor=fields.get("actor", ""),
-                reason=fields.get("reason", ""),
-                changed_at=None if changed is None else datetime.fromisoformat(changed),
-            )
+            return _parse(fields)
         except ValueError as exc:
             raise StoreError(
                 f"kill switch hash {self._key!r} in {self._where} is damaged: {exc}"
@@ -79,6 +80,27 @@ class RedisKillSwitch:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+FIELDS = frozenset({"engaged", "actor", "reason", "changed_at"})
+FLAGS = {"1": True, "0": False}
+
+
+def _parse(fields: dict[str, str]) -> KillSwitchState:
+    if set(fields) != FIELDS:
+        raise ValueError(f"fields {sorted(fields)}, expected {sorted(FIELDS)}")
+    engaged = FLAGS.get(fields["engaged"])
+    if engaged is None:
+        raise ValueError(f"engaged={fields['engaged']!r}, expected '1' or '0'")
+    changed = fields["changed_at"]
+    at = None
+    if changed:
+        at = datetime.fromisoformat(changed)
+        if at.tzinfo is None:
+            raise ValueError(f"changed_at={changed!r} has no time zone")
+    return KillSwitchState(
+        engaged=engaged, actor=fields["actor"], reason=fields["reason"], changed_at=at
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from redis.typing import EncodableT
 from sqlalchemy import text
 
 from jarvis.model import Event, EventKind, KillSwitchState
@@ -29,8 +30,8 @@ ENGAGED = KillSwitchState(
 )
 
 
-async def _round_trip(switch: KillSwitchBackend) -> None:
-    assert await switch.read() == KillSwitchState(engaged=False)
+async def _round_trip(switch: KillSwitchBackend, initial: KillSwitchState | None = None) -> None:
+    assert await switch.read() == initial
     await switch.write(ENGAGED)
     assert await switch.read() == ENGAGED
     released = KillSwitchState(engaged=False, actor="bob", reason="fixed", changed_at=None)
@@ -40,7 +41,7 @@ async def _round_trip(switch: KillSwitchBackend) -> None:
 
 
 async def test_db_killswitch_round_trips_a_state(db_url: str) -> None:
-    """An absent row reads as released; a written state reads back equal."""
+    """An absent row reads as no record; a written state reads back equal."""
     store = await EventStore.connect(db_url, auto_migrate=True)
     try:
         await _round_trip(DbKillSwitch(store.engine))
@@ -51,14 +52,15 @@ async def test_db_killswitch_round_trips_a_state(db_url: str) -> None:
 async def test_memory_killswitch_round_trips_and_fails_like_a_lost_store() -> None:
     """The simulation's switch reads back what was written, and raises StoreError while away."""
     switch = MemoryKillSwitch()
-    await _round_trip(switch)
+    await _round_trip(switch, initial=KillSwitchState(engaged=False))
     switch.available = False
     with pytest.raises(StoreError, match="cannot read the kill switch"):
         await switch.read()
     with pytest.raises(StoreError, match="cannot write the kill switch"):
         await switch.write(ENGAGED)
     switch.available = True
-    assert (await switch.read()).engaged is False
+    state = await switch.read()
+    assert state is not None and state.engaged is False
 
 
 async def test_the_in_memory_store_has_no_sql_engine() -> None:
@@ -89,10 +91,10 @@ async def test_sqlite_accepts_a_killswitch_write_while_the_daemon_reads(tmp_path
 
 
 async def test_redis_killswitch_round_trips_a_state(redis_url: str) -> None:
-    """An absent hash reads as released; a written state reads back equal."""
+    """An absent hash reads as no record; a written state reads back equal."""
     switch = RedisKillSwitch(redis_url, key="jarvis:test:killswitch")
     try:
-        assert await switch.read() == KillSwitchState(engaged=False)
+        assert await switch.read() is None
         await switch.write(ENGAGED)
         assert await switch.read() == ENGAGED
         await switch.write(KillSwitchState(engaged=False, actor="bob"))
@@ -127,3 +129,34 @@ async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path
             await DbKillSwitch(store.engine).read()
     finally:
         await store.aclose()
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        {"engaged": "true", "actor": "", "reason": "", "changed_at": ""},
+        {"engaged": " 1", "actor": "", "reason": "", "changed_at": ""},
+        {"engaged": "0 ", "actor": "", "reason": "", "changed_at": ""},
+        {"engaged": "0"},
+        {"engaged": "0", "actor": "", "reason": "", "changed_at": "", "note": "x"},
+        {"engaged": "0", "actor": "", "reason": "", "changed_at": "2025-03-01T12:00:00"},
+        {"engaged": "0", "actor": "", "reason": "", "changed_at": "yesterday"},
+    ],
+    ids=["true", "space-1", "0-space", "partial", "extra-field", "naive-time", "bad-time"],
+)
+async def test_a_tampered_redis_hash_is_damage_and_fails_safe(
+    redis_url: str, tampered: dict[EncodableT, EncodableT]
+) -> None:
+    """Anything but exactly what Jarvis writes raises StoreError: the guard reads it as engaged."""
+    import redis
+
+    key = "jarvis:test:killswitch"
+    client = redis.Redis.from_url(redis_url)
+    client.hset(key, mapping=tampered)
+    client.close()
+    switch = RedisKillSwitch(redis_url, key=key)
+    try:
+        with pytest.raises(StoreError, match="is damaged"):
+            await switch.read()
+    finally:
+        await switch.aclose()
