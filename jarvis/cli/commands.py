@@ -10,6 +10,7 @@ import getpass
 import json
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import typer
@@ -378,6 +379,9 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     build_guard(settings)
     data = json.loads(settings.model_dump_json())
     data["providers"] = [provider.name for provider in enabled_providers(settings)]
+    for key in ("database_url", "redis_url"):
+        if data.get(key):
+            data[key] = masked_url(data[key])
     data["http_port"] = settings.http_port
     if as_json:
         print_json_lines([data])
@@ -430,3 +434,13 @@ class _OneShot:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         return Evaluation(actions=(self.action,))
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=user + host))

@@ -13,19 +13,21 @@ import functools
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from jarvis.config.aws import AwsSettings
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
+from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -71,7 +74,7 @@ class Settings(BaseSettings):
     spool_path: Path = Path("jarvis-spool.jsonl")
     """Where events wait while the database is unreachable."""
     dry_run: bool = False
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     admin_token: SecretStr | None = None
     """Bearer token for the admin API; with none, the admin API refuses everything."""
     log_format: str = "auto"
@@ -101,6 +104,11 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_format")
     @classmethod
@@ -152,6 +160,9 @@ def load_settings(
     ``config_path`` falls back to ``$JARVIS_CONFIG``. ``overrides`` (from CLI
     flags) win over both.
     """
+    unknown = unknown_variables(Settings, os.environ)
+    if unknown:
+        raise ConfigError("\n".join(["invalid configuration (from the environment):", *unknown]))
     path_text = config_path if config_path is not None else os.environ.get("JARVIS_CONFIG")
     path: Path | None = None
     if path_text:
@@ -167,6 +178,12 @@ def load_settings(
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:
+        # A complex value (a list or a table) in the environment that is not JSON.
+        raise ConfigError(
+            f"invalid configuration (from the environment): {exc}; "
+            "lists and tables given as JARVIS_* variables must be JSON"
+        ) from None
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

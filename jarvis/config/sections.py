@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Section(BaseModel):
     """Base for every settings section: frozen, and strict about unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AllowEntry(Section):
@@ -38,14 +38,14 @@ def _default_allowlist() -> list[AllowEntry]:
 
 
 class LoopSettings(Section):
-    interval: Annotated[float, Field(gt=0)] = 30.0
-    """Seconds between tick starts."""
+    interval: Annotated[float, Field(ge=0.01, le=86_400)] = 30.0
+    """Seconds between tick starts (below a second only for tests)."""
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.05
     """Fraction of the interval by which a tick start may be delayed at random."""
-    tick_timeout: Annotated[float | None, Field(gt=0)] = None
+    tick_timeout: Annotated[float | None, Field(gt=0, le=86_400)] = None
     """Seconds a whole tick may take; defaults to the interval."""
-    observe_timeout: Annotated[float, Field(gt=0)] = 10.0
-    apply_timeout: Annotated[float, Field(gt=0)] = 20.0
+    observe_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    apply_timeout: Annotated[float, Field(gt=0, le=3600)] = 20.0
     shutdown_grace: Annotated[float, Field(gt=0, le=10)] = 8.0
     """Seconds an in-flight apply may take to finish after SIGTERM."""
     history_snapshots: Annotated[int, Field(ge=1, le=1000)] = 20
@@ -62,8 +62,12 @@ class BoundsSettings(Section):
 
 class RetrySettings(Section):
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
-    window_seconds: Annotated[float, Field(gt=0)] = 3600.0
-    backoff_ticks: Annotated[list[int], Field(min_length=1)] = [1, 2, 4]
+    window_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 3600.0
+    backoff_ticks: Annotated[list[Annotated[int, Field(ge=1, le=1000)]], Field(min_length=1)] = [
+        1,
+        2,
+        4,
+    ]
     """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
 
 

@@ -1,0 +1,104 @@
+"""Configuration values that used to slip through: each exits 2 naming the key.
+
+Before, ``interval = inf`` or ``1e308`` and a non-JSON list in the environment
+ended in a traceback, ``backoff_ticks = [-5, 0]`` and ``interval = 1e-300``
+were accepted, and a misspelt variable (``JARVIS_DRYRUN``) was silently
+ignored, leaving dry run off.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jarvis.cli import app
+from jarvis.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_LOOP__INTERVAL", "inf", "loop.interval"),
+        ("JARVIS_LOOP__INTERVAL", "nan", "loop.interval"),
+        ("JARVIS_LOOP__INTERVAL", "1e308", "loop.interval"),
+        ("JARVIS_LOOP__INTERVAL", "1e-300", "loop.interval"),
+        ("JARVIS_LOOP__OBSERVE_TIMEOUT", "1e308", "loop.observe_timeout"),
+        ("JARVIS_RETRY__WINDOW_SECONDS", "1e308", "retry.window_seconds"),
+        ("JARVIS_RETRY__BACKOFF_TICKS", "[-5, 0]", "retry.backoff_ticks.0"),
+        ("JARVIS_BOUNDS__MAX_TRAFFIC_SHIFT", "nan", "bounds.max_traffic_shift"),
+        ("JARVIS_LOG_LEVEL", "verbose", "log_level"),
+    ],
+)
+def test_a_bad_value_is_a_config_error_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """Out-of-range, infinite and unknown values are refused with the key's dotted name."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\n  {key}: "):
+        load_settings()
+
+
+def test_a_list_that_is_not_json_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list given in the environment must be JSON; otherwise the error says so."""
+    monkeypatch.setenv("JARVIS_ALLOWLIST", "sim:*:restart")
+    with pytest.raises(ConfigError, match=r'"allowlist".*must be JSON'):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("JARVIS_DRYRUN", "JARVIS_DRY_RUN"),
+        ("JARVIS_LOOP_INTERVAL", "JARVIS_LOOP__INTERVAL"),
+        ("JARVIS_DATABASE", "JARVIS_DATABASE_URL"),
+        ("JARVIS_CONFG", "JARVIS_CONFIG"),
+    ],
+)
+def test_a_misspelt_variable_is_an_error_naming_the_closest_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    """An unknown ``JARVIS_*`` name is refused, not ignored, with the nearest real name."""
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ConfigError, match=rf"{variable}: .*did you mean {suggestion}\?"):
+        load_settings()
+
+
+def test_keys_under_a_mapping_and_the_suites_own_variables_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``JARVIS_PROBES__REDIS__CACHE`` names a mapping key; ``JARVIS_TEST_*`` is not Jarvis's."""
+    monkeypatch.setenv("JARVIS_PROBES__REDIS__CACHE", "redis://cache:6379/0")
+    monkeypatch.setenv("JARVIS_TEST_ANYTHING", "1")
+    monkeypatch.setenv("JARVIS_LOG_LEVEL", "WARNING")
+    settings = load_settings()
+    assert settings.probes.redis["cache"].get_secret_value() == "redis://cache:6379/0"
+    assert settings.log_level == "warning"
+
+
+def test_config_check_exits_2_on_a_misspelt_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI turns the error into exit status 2 and one clear message, not a traceback."""
+    monkeypatch.setenv("JARVIS_DRYRUN", "1")
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2
+    assert "did you mean JARVIS_DRY_RUN?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_check_masks_passwords_in_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Database and Redis URLs are printed with their passwords replaced by ***."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis:s3cr3t@db:5432/jarvis")
+    monkeypatch.setenv("JARVIS_REDIS_URL", "redis://:hunter2@cache:6379/0")
+    result = CliRunner().invoke(app, ["config", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["database_url"] == "postgresql+asyncpg://jarvis:***@db:5432/jarvis"
+    assert data["redis_url"] == "redis://:***@cache:6379/0"
+    assert "s3cr3t" not in result.output and "hunter2" not in result.output
