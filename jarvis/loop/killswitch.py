@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
-from jarvis.store import EventStore, KillSwitchBackend
+from jarvis.store import EventStore, KillSwitchBackend, safe_text
 
 
 class KillSwitch:
@@ -68,7 +68,9 @@ class KillSwitch:
     async def set(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
         """Flip the switch, record who, why and when, and flush the event at once."""
         now = self.clock.now()
-        state = KillSwitchState(engaged=engaged, actor=actor, reason=reason, changed_at=now)
+        state = KillSwitchState(
+            engaged=engaged, actor=safe_text(actor), reason=safe_text(reason), changed_at=now
+        )
         await self.backend.write(state)
         self.store.append([flip_event(state, now)])
         await self.store.flush()

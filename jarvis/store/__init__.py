@@ -7,6 +7,7 @@ the loop appends and flushes events through it, and the CLI migrates
 (`upgrade`) and queries it. Nothing below the loop imports this package.
 """
 
+from jarvis.store.codec import safe_text
 from jarvis.store.errors import NotMigratedError, StoreError
 from jarvis.store.events import EventBackend, EventStore, FlushResult
 from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
@@ -27,5 +28,6 @@ __all__ = [
     "current_revision",
     "head_revision",
     "metadata",
+    "safe_text",
     "upgrade",
 ]

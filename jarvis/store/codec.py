@@ -4,12 +4,21 @@ Used by the event store (rows to insert, rows read back, spool lines) and the
 kill-switch backends. Enums travel as their values and datetimes as ISO-8601
 with their timezone, so an event survives a trip through the spool file
 unchanged.
+
+`safe_event` and `safe_text` make outside strings storable before they are
+buffered: PostgreSQL refuses NUL in text and JSONB, and no UTF-8 encoder
+takes a lone surrogate, so one such character in an admin request's reason, a
+Redis value or a provider's error message would otherwise fail every flush
+after it. NUL becomes U+FFFD, a lone surrogate ``?``, a non-finite float in a
+payload ``null``; everything else passes through untouched (and unallocated).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +33,9 @@ __all__ = [
     "event_to_json",
     "retry_from_row",
     "retry_row",
+    "safe_event",
+    "safe_retry",
+    "safe_text",
 ]
 
 
@@ -117,3 +129,63 @@ def retry_from_row(row: RowMapping | Mapping[str, Any]) -> RetryState:
         last_error=row["last_error"],
         updated_at=row["updated_at"],
     )
+
+
+def safe_text(value: str) -> str:
+    """``value`` with what no database or UTF-8 file can hold replaced; usually itself."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _safe_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        cleaned = {safe_text(str(k)): _safe_json(v) for k, v in value.items()}
+        same = len(cleaned) == len(value) and all(
+            k in value and cleaned[k] is value[k] for k in cleaned
+        )
+        return value if same else cleaned
+    if isinstance(value, list | tuple):
+        items = [_safe_json(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def _optional(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
+
+
+def safe_event(event: Event) -> Event:
+    """The event with its strings and payload storable; the same object when already so."""
+    cleaned = {
+        "idempotency_key": safe_text(event.idempotency_key),
+        "tick_id": _optional(event.tick_id),
+        "resource": _optional(event.resource),
+        "action_kind": _optional(event.action_kind),
+        "policy": _optional(event.policy),
+        "reason": _optional(event.reason),
+        "action_id": _optional(event.action_id),
+        "payload": _safe_json(event.payload),
+    }
+    if all(value is getattr(event, name) for name, value in cleaned.items()):
+        return event
+    return replace(event, **cleaned)
+
+
+def safe_retry(state: RetryState) -> RetryState:
+    """The ledger row with its strings storable; the same object when already so."""
+    resource = safe_text(state.resource)
+    action_kind = safe_text(state.action_kind)
+    last_error = safe_text(state.last_error)
+    if (resource, action_kind, last_error) == (state.resource, state.action_kind, state.last_error):
+        return state
+    return replace(state, resource=resource, action_kind=action_kind, last_error=last_error)

@@ -22,6 +22,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.model import Event, RetryState
+from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.spool import Spool
@@ -144,11 +145,12 @@ class EventStore:
         return 0 if self._spool is None else self._spool.count
 
     def append(self, events: Iterable[Event]) -> None:
-        """Buffer events for the next flush; no I/O."""
-        self._buffer.extend(events)
+        """Buffer events for the next flush, made storable (`safe_event`); no I/O."""
+        self._buffer.extend(safe_event(event) for event in events)
 
     def stage_retry(self, state: RetryState) -> None:
         """Buffer an upsert of one retry-ledger row; the latest per key wins."""
+        state = safe_retry(state)
         self._retries[(state.resource, state.action_kind)] = state
 
     async def flush(self) -> FlushResult:
