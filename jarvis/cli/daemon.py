@@ -5,6 +5,7 @@ time out, flushes events and exits 0 within the shutdown grace (< 10 s)."""
 from __future__ import annotations
 
 import signal
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
@@ -14,7 +15,7 @@ import typer
 from jarvis.app import App, build_app
 from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
-from jarvis.config import Settings
+from jarvis.config import ConfigError, Settings
 from jarvis.loop.killswitch import AdminService
 from jarvis.loop.scheduler import Scheduler
 from jarvis.telemetry.http import HttpServer
@@ -52,6 +53,18 @@ def run(
 
 
 async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
+    # The handlers stay installed until the daemon has finished shutting down,
+    # then signals are ignored while the process exits: a second SIGTERM during
+    # the shutdown is logged, not fatal (it used to end the process with 143).
+    try:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await _serve(settings, signals, max_ticks=max_ticks)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
     app = await build_app(settings)
     scheduler = Scheduler(
         app.reconciler,
@@ -65,7 +78,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
     server = _http_server(settings, app, scheduler) if settings.http.enabled else None
     try:
         if server is not None:
-            await server.start()
+            await _listen(server, settings)
         log.info(
             "jarvis started",
             database=app.store.url,
@@ -76,7 +89,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
             http_port=server.port if server else None,
         )
         async with anyio.create_task_group() as group:
-            group.start_soon(_stop_on_signal, scheduler)
+            group.start_soon(_stop_on_signal, scheduler, signals)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:
@@ -87,12 +100,26 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
         log.info("jarvis stopped", ticks=scheduler.ticks, overruns=scheduler.overruns)
 
 
-async def _stop_on_signal(scheduler: Scheduler) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("stopping", signal=signal.Signals(signum).name)
-            scheduler.stop()
-            return
+async def _listen(server: HttpServer, settings: Settings) -> None:
+    """Start the HTTP server, or exit 2 with one line when its port cannot be had."""
+    try:
+        await server.start()
+    except OSError as exc:
+        where = f"{settings.http.host}:{settings.http_port}"
+        raise ConfigError(
+            f"http.port: cannot listen on {where}: {exc.strerror or exc}; "
+            "choose another with --http-port or JARVIS_HTTP__PORT"
+        ) from None
+
+
+async def _stop_on_signal(scheduler: Scheduler, signals: AsyncIterator[int]) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if scheduler.stopping:
+            log.info("already stopping", signal=name)
+            continue
+        log.info("stopping", signal=name)
+        scheduler.stop()
 
 
 def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServer:

@@ -122,3 +122,48 @@ def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> Non
     assert kinds.count("admin.request") == 3
     assert "killswitch.engaged" in kinds
     assert "s3cret" not in events.stdout
+
+
+def test_a_port_already_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Another listener on the HTTP port: one clear line naming it, status 2, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            jarvis_argv("run", "--ticks", "1", "--http-port", str(port)),
+            cwd=tmp_path,
+            env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_two_sigterms_in_quick_succession_still_exit_0(tmp_path: Path) -> None:
+    """A second SIGTERM during the shutdown is logged, not fatal: the exit status stays 0."""
+    port = free_port()
+    process = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 60)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert "jarvis stopped" in output
