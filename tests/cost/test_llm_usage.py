@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.llm.usage import LlmUsageActuator, month_bounds
+from jarvis.actuators.llm.usage import LlmUsageActuator
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import ActionKind, ResourceRef
+from jarvis.model import ActionKind, ResourceRef, month_bounds
 from jarvis.routing import record_usage, record_usage_async
 from jarvis.store.migrate import upgrade
 from tests.cost.builders import NOW
