@@ -4,7 +4,8 @@ Every layer speaks these types: actuators produce `ResourceState`s, the loop
 bundles them into a `Snapshot`, policies turn a snapshot into `Action`s, the
 guard answers each with a `Verdict`, actuators answer applied actions with an
 `Outcome`, and everything becomes an `Event`. This module imports nothing of
-Jarvis and does no I/O; every type is frozen.
+Jarvis but its own facets (`jarvis.facets`, re-exported here) and does no
+I/O; every type is frozen.
 """
 
 from __future__ import annotations
@@ -14,6 +15,34 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from jarvis.facets import (
+    CloudSpend,
+    LlmUsage,
+    ModelPerformance,
+    ModelSpend,
+    Rollout,
+    RolloutState,
+    RouteUsage,
+    RouteWeights,
+    Versions,
+    month_bounds,
+)
+
+# The facets are part of the model: re-exported so that layers which may import
+# only `jarvis.model` (policies, safety) reach them here.
+__all__ = [
+    "CloudSpend",
+    "LlmUsage",
+    "ModelPerformance",
+    "ModelSpend",
+    "Rollout",
+    "RolloutState",
+    "RouteUsage",
+    "RouteWeights",
+    "Versions",
+    "month_bounds",
+]
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
@@ -130,10 +159,12 @@ class Replicas:
 class ResourceState:
     """One resource as an actuator saw it at one moment.
 
-    ``metrics`` hold numbers policies reason about (``cpu_utilization``,
-    ``requests_per_minute``, ``p95_latency_ms``, ``error_rate``); ``attributes``
-    hold typed-but-provider-specific facts (rollout state, revision lists) as
-    JSON values, parsed at the actuator boundary.
+    The facets (``rollout``, ``versions``, ``weights``, ``llm_usage``,
+    ``cloud_spend``) are the typed facts policies and guards read, parsed at
+    the actuator boundary; None when the provider does not report them.
+    ``metrics`` hold the numbers the provider measures (``cpu_utilization``,
+    ``requests_per_minute``, ``p95_latency_ms``, ``error_rate``), by name;
+    ``attributes`` hold provider-specific record detail that no policy reads.
     """
 
     ref: ResourceRef
@@ -144,6 +175,13 @@ class ResourceState:
     detail: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     attributes: Mapping[str, JSON] = field(default_factory=dict)
+    rollout: Rollout | None = None
+    versions: Versions | None = None
+    weights: RouteWeights | None = None
+    llm_usage: LlmUsage | None = None
+    cloud_spend: CloudSpend | None = None
+    record_nulls: frozenset[str] = frozenset()
+    """Facet keys this provider records as null when unknown, rather than leaving out."""
 
     def transition_key(self) -> tuple[object, ...]:
         """What, when it changes, makes a `resource.changed` event.
@@ -157,6 +195,25 @@ class ResourceState:
             None if replicas is None else (replicas.desired, replicas.running),
             self.detail,
         )
+
+    def record_attributes(self) -> dict[str, JSON]:
+        """Facets and remaining attributes as one JSON object, for `resource.changed`.
+
+        The shape recorded before facets existed (one flat object of provider
+        keys), kept so the event record, and what reads it back, do not change.
+        """
+        out: dict[str, JSON] = {}
+        nulls = self.record_nulls
+        if self.rollout is not None:
+            self.rollout.record(out, nulls)
+        if self.versions is not None:
+            self.versions.record(out, nulls)
+        if self.weights is not None:
+            self.weights.record(out)
+        if self.llm_usage is not None:
+            self.llm_usage.record(out)
+        out.update(self.attributes)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,10 +278,10 @@ async def test_deploy_then_rollback_moves_the_version_and_its_attributes() -> No
     assert deployed.ok
     mid = actuator.fleet.state("customer-api")
     assert mid.version == "v2"
-    assert mid.attributes["rollout"] == "in_progress"
+    assert mid.record_attributes()["rollout"] == "in_progress"
     clock.tick()
     after = by_name(await actuator.observe())["customer-api"]
-    assert after.attributes == {
+    assert after.record_attributes() == {
         "rollout": "completed",
         "image": "registry.sim.local/api:2.0",
         "previous_version": "v1",
@@ -292,8 +292,8 @@ async def test_deploy_then_rollback_moves_the_version_and_its_attributes() -> No
     clock.tick()
     back = by_name(await actuator.observe())["customer-api"]
     assert back.version == "v1"
-    assert back.attributes["previous_version"] == "v2"
-    assert back.attributes["versions_available"] == ["v2"]
+    assert back.record_attributes()["previous_version"] == "v2"
+    assert back.record_attributes()["versions_available"] == ["v2"]
 
 
 async def test_rollback_to_a_version_never_deployed_fails_terminally() -> None:

@@ -55,7 +55,7 @@ def resource_changed(
             "max": replicas.max,
         },
         "detail": state.detail,
-        "attributes": dict(state.attributes),
+        "attributes": state.record_attributes(),
         "previous": None
         if previous is None
         else {"health": previous.health.value, "version": previous.version},

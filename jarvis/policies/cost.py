@@ -28,10 +28,20 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
-from jarvis.model import JSON, Action, ActionKind, History, ResourceRef, Snapshot
+from jarvis.model import (
+    JSON,
+    Action,
+    ActionKind,
+    History,
+    ModelPerformance,
+    ResourceRef,
+    RouteUsage,
+    Snapshot,
+    month_bounds,
+)
 from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.model_selection import (
     ModelStats,
@@ -106,14 +116,6 @@ class Budget:
 DEFAULT_TOKENS = (1000.0, 1000.0)
 
 
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """The UTC calendar month containing ``now``: [start, end)."""
-    utc = now.astimezone(UTC)
-    start = datetime(utc.year, utc.month, 1, tzinfo=UTC)
-    end = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
 @dataclass(frozen=True, slots=True)
 class Spend:
     """This month's spend as observed: LLM usage plus cloud bills, and usage by route."""
@@ -122,61 +124,52 @@ class Spend:
     llm_usd: float
     cloud_usd: float
     forecast_usd: float
-    routes: Mapping[str, JSON] = field(default_factory=dict)
-    performance: Mapping[str, JSON] = field(default_factory=dict)
+    routes: Mapping[str, RouteUsage] = field(default_factory=dict)
+    performance: Mapping[str, Mapping[str, ModelPerformance]] = field(default_factory=dict)
 
     @property
     def total_usd(self) -> float:
         return self.llm_usd + self.cloud_usd
 
-    def _route_number(self, route: str, key: str) -> float:
-        entry = self.routes.get(route)
-        value = entry.get(key) if isinstance(entry, Mapping) else None
-        return float(value) if isinstance(value, int | float) else 0.0
-
     def requests_per_hour(self, route: str, now: datetime) -> float:
         """The route's average request rate so far this month."""
         start, _ = month_bounds(now)
         hours = max(1.0, (now - start).total_seconds() / 3600)
-        return self._route_number(route, "requests") / hours
+        usage = self.routes.get(route)
+        return (0.0 if usage is None else float(usage.requests)) / hours
 
     def token_mix(self, route: str) -> tuple[float, float]:
         """Mean input and output tokens per request on the route this month."""
-        requests = self._route_number(route, "requests")
-        if requests <= 0:
+        usage = self.routes.get(route)
+        if usage is None or usage.requests <= 0:
             return DEFAULT_TOKENS
-        return (
-            self._route_number(route, "input_tokens") / requests,
-            self._route_number(route, "output_tokens") / requests,
-        )
+        requests = float(usage.requests)
+        return (usage.input_tokens / requests, usage.output_tokens / requests)
 
 
 def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spend | None:
     """The spend in ``snapshot`` for the month of ``now``, or None if unknown or stale."""
     llm = snapshot.get("cost://llm")
-    if llm is None or "month_to_date_usd" not in llm.metrics:
+    usage = None if llm is None else llm.llm_usage
+    if usage is None:
         return None
-    start, end = month_bounds(now)
+    start, _ = month_bounds(now)
     month = f"{start.year:04d}-{start.month:02d}"
-    if llm.attributes.get("month") != month:
+    if usage.month != month:
         return None
-    llm_usd = float(llm.metrics["month_to_date_usd"])
-    forecast = float(llm.metrics.get("forecast_month_end_usd", llm_usd))
+    forecast = usage.forecast_month_end_usd
     cloud_usd = 0.0
     cloud = snapshot.get("cost://aws") if include_cloud else None
-    if cloud is not None and "month_to_date_usd" in cloud.metrics:
-        cloud_usd = float(cloud.metrics["month_to_date_usd"])
-        elapsed = max((now - start) / (end - start), 1 / (24 * 31))
-        forecast += float(cloud.metrics.get("forecast_month_end_usd", cloud_usd / elapsed))
-    routes = llm.attributes.get("by_route")
-    performance = llm.attributes.get("performance")
+    if cloud is not None and cloud.cloud_spend is not None:
+        cloud_usd = cloud.cloud_spend.month_to_date_usd
+        forecast += cloud.cloud_spend.forecast_month_end_usd
     return Spend(
         month=month,
-        llm_usd=llm_usd,
+        llm_usd=usage.month_to_date_usd,
         cloud_usd=cloud_usd,
         forecast_usd=forecast,
-        routes=routes if isinstance(routes, Mapping) else {},
-        performance=performance if isinstance(performance, Mapping) else {},
+        routes=usage.by_route,
+        performance=usage.performance,
     )
 
 
@@ -360,9 +353,9 @@ class CostPolicy:
         observed = snapshot.get(str(ref))
         if observed is None:
             return None
-        current = _weights(observed.attributes.get("weights"))
-        if current is None:
+        if observed.weights is None:
             return None
+        current = dict(observed.weights.weights)
         costs = self._costs_per_request(route, spend)
         target, why = self._target(route, stage, spend, costs)
         if traffic_moved(current, target) < max(self._budget.min_change, 1e-6):
@@ -429,20 +422,11 @@ class CostPolicy:
         return quantize(target, route.floors), why
 
 
-def _weights(raw: JSON) -> dict[str, float] | None:
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return {str(m): float(w) for m, w in raw.items()}
-    except (TypeError, ValueError):
-        return None
-
-
-def _stats(raw: JSON) -> dict[str, ModelStats]:
-    if not isinstance(raw, Mapping):
-        return {}
-    parsed = {str(m): ModelStats.parse(s) for m, s in raw.items()}
-    return {m: s for m, s in parsed.items() if s is not None}
+def _stats(performance: Mapping[str, ModelPerformance] | None) -> dict[str, ModelStats]:
+    return {
+        m: ModelStats(p.requests, p.success_rate, p.mean_latency_ms, p.cost_usd)
+        for m, p in (performance or {}).items()
+    }
 
 
 def _blend(weights: Mapping[str, float], costs: Mapping[str, float]) -> float:

@@ -30,6 +30,7 @@ from jarvis.model import (
     Health,
     History,
     ResourceState,
+    RolloutState,
     Snapshot,
 )
 from jarvis.policies.base import Evaluation, Note
@@ -42,6 +43,7 @@ ERROR_RATE = "error_rate"
 P95 = "p95_latency_ms"
 
 _UNHEALTHY = Health.UNHEALTHY
+_FAILED = RolloutState.FAILED
 _ESCALATED = EventKind.ACTION_ESCALATED
 
 
@@ -118,7 +120,7 @@ class RollbackPolicy:
                 # With no events there is no version change to watch and no failed
                 # rollback to report: only a rollout the provider calls failed
                 # can count, so the quiet majority skips the full judgement.
-                if state.attributes.get("rollout") != "failed":
+                if state.rollout is None or state.rollout.state is not _FAILED:
                     continue
                 past = RolloutHistory(uri=uri)
             action, found = self._judge(state, past, history, now, last_tick)
@@ -182,18 +184,18 @@ class RollbackPolicy:
         self, state: ResourceState, change: VersionChange | None, now: datetime
     ) -> str | None:
         """Why the rollout failed outright, if it did."""
-        rollout = state.attributes.get("rollout")
-        if rollout == "failed":
+        rollout = None if state.rollout is None else state.rollout.state
+        if rollout is _FAILED:
             return f"rollout of {state.version} failed{_suffix(state)}"
         if change is None:
             return None
         age = now - change.at
-        if rollout == "in_progress" and age > self._ready_timeout:
+        if rollout is RolloutState.IN_PROGRESS and age > self._ready_timeout:
             return f"{state.version} not ready {_secs(age)} after the change{_suffix(state)}"
         problem = None
         if state.health is _UNHEALTHY:
             problem = "unhealthy"
-        elif state.attributes.get("crash_looping"):
+        elif state.rollout is not None and state.rollout.crash_looping:
             problem = "crash-looping"
         if problem is None or age > self._watch:
             return None
@@ -206,7 +208,8 @@ class RollbackPolicy:
         if change is None or now - change.at > self._watch:
             return None
         uri = str(state.ref)
-        baseline_version = change.previous or state.attributes.get("previous_version")
+        known = None if state.versions is None else state.versions.previous
+        baseline_version = change.previous or known
         recent = [state]
         for past in reversed(history.snapshots):
             if len(recent) >= self._checks:
@@ -243,12 +246,13 @@ class RollbackPolicy:
 
     def _target(self, state: ResourceState, past: RolloutHistory) -> tuple[str, str] | None:
         """The version to return to, and where the policy learnt it was good."""
-        available = state.attributes.get("versions_available")
-        allowed = {str(v) for v in available} if isinstance(available, list) and available else None
-        previous = state.attributes.get("previous_version")
+        versions = state.versions
+        available = () if versions is None else versions.available
+        allowed = set(available) if available else None
+        previous = None if versions is None else versions.previous
         candidates = [(version, "last known good") for version in reversed(past.good)]
         if previous:
-            candidates.append((str(previous), "previous version, not seen healthy in history"))
+            candidates.append((previous, "previous version, not seen healthy in history"))
         for version, provenance in candidates:
             if version == state.version or version in past.bad:
                 continue
@@ -269,7 +273,8 @@ def _verb(kind: EventKind) -> str:
 
 def _suffix(state: ResourceState) -> str:
     """The provider's detail, in brackets, for a reason (built only when one is given)."""
-    detail = state.attributes.get("rollout_reason") or state.detail
+    reason = None if state.rollout is None else state.rollout.reason
+    detail = reason or state.detail
     return f" ({detail})" if detail else ""
 
 

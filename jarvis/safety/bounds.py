@@ -81,9 +81,6 @@ class Bounds:
 
 
 def _current_weights(current: ResourceState | None) -> dict[str, float]:
-    if current is None:
+    if current is None or current.weights is None:
         return {}
-    raw = current.attributes.get("weights")
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): float(v) for k, v in raw.items() if isinstance(v, int | float)}
+    return dict(current.weights.weights)

@@ -316,8 +316,10 @@ class InvariantChecker:
                         tick_id=tick_id,
                     )
                 )
-        weights = state.attributes.get("weights")
-        if isinstance(weights, dict) and weights:
+        weights: dict[object, object] = {}
+        if state.weights is not None:
+            weights.update(state.weights.weights)
+        if weights:
             problem = _weights_problem(weights)
             if problem is not None:
                 self.violations.append(
@@ -326,13 +328,12 @@ class InvariantChecker:
 
     def _check_route(self, state: ResourceState, tick_id: str | None) -> None:
         self.checks["capacity_bounds.weights"] += 1
-        weights = state.attributes.get("weights")
-        if not isinstance(weights, dict) or not weights:
+        facet = state.weights
+        if facet is None or not facet.weights:
             problem: str | None = "no weights"
         else:
-            problem = _weights_problem(weights) or _floors_problem(
-                weights, state.attributes.get("floors")
-            )
+            weights: dict[object, object] = dict(facet.weights.items())
+            problem = _weights_problem(weights) or _floors_problem(weights, dict(facet.floors))
         if problem is not None:
             self.violations.append(
                 Violation(

@@ -37,8 +37,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from jarvis.actuators.llm.routing import format_weight, weights_refusal
-from jarvis.actuators.llm.usage import REF as USAGE_REF
-from jarvis.actuators.llm.usage import month_bounds
+from jarvis.actuators.llm.spend import MonthRow, WindowRow, usage_state
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings
@@ -51,6 +50,8 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    RouteWeights,
+    month_bounds,
 )
 from jarvis.simulation.llm_scenario import (
     DEFAULT_QUALITY,
@@ -174,7 +175,7 @@ class SimulatedLlm:
         self._buckets: deque[tuple[int, list[float]]] = deque()
         self._window = [0.0 for _ in self._lanes()]
         """Requests per lane over the whole hours of the performance window."""
-        self._performance: dict[str, JSON] = {}
+        self._performance: list[WindowRow] = []
         self.closed_months: dict[str, float] = {}
         """Each whole month the platform saw end: its total spend in USD."""
         month_start, _ = month_bounds(start)
@@ -292,81 +293,56 @@ class SimulatedLlm:
         return states
 
     def usage_state(self, now: datetime) -> ResourceState:
-        """``cost://llm`` as the `llm_usage` actuator would publish it."""
-        by_model: dict[str, tuple[float, int]] = {}
-        by_route: dict[str, JSON] = {}
-        total = 0.0
-        requests = 0
-        for route in self._routes:
-            costs: dict[str, JSON] = {}
-            route_cost = 0.0
-            route_requests = input_tokens = output_tokens = 0
-            for lane in route.lanes:
-                count = round(lane.month)
-                if count <= 0:
-                    continue
-                cost = lane.month * lane.cost
-                route_cost += cost
-                route_requests += count
-                input_tokens += round(count * lane.input)
-                output_tokens += round(count * lane.output)
-                costs[lane.model] = round(cost, 6)
-                model_cost, model_requests = by_model.get(lane.model, (0.0, 0))
-                by_model[lane.model] = (model_cost + cost, model_requests + count)
-            if costs:
-                total += route_cost
-                requests += route_requests
-                by_route[route.name] = {
-                    "cost_usd": round(route_cost, 6),
-                    "requests": route_requests,
-                    "input_tokens": input_tokens,
-                    "output_tokens": output_tokens,
-                    "by_model": costs,
-                }
+        """``cost://llm`` as the `llm_usage` actuator would publish it, by the same builder."""
         start = self._month_start
-        elapsed = max(self._now - start, HOUR)
-        forecast = total * (self._month_end - start) / elapsed
-        return ResourceState(
-            ref=USAGE_REF,
-            health=Health.HEALTHY,
+        return usage_state(
+            self._month_rows(),
+            self._performance,
+            month=self._month,
+            window_days=self.window_days,
+            month_seconds=self._month_end - start,
+            elapsed_seconds=self._now - start,
             observed_at=now,
-            detail=f"LLM usage for {self._month}",
-            metrics={
-                "month_to_date_usd": round(total, 6),
-                "forecast_month_end_usd": round(forecast, 6),
-                "requests_month_to_date": float(requests),
-            },
-            attributes={
-                "month": self._month,
-                "window_days": self.window_days,
-                "by_model": {
-                    m: {"cost_usd": round(c, 6), "requests": n}
-                    for m, (c, n) in sorted(by_model.items())
-                },
-                "by_route": dict(sorted(by_route.items())),
-                "performance": self._performance,
-            },
         )
 
-    def _window_performance(self) -> dict[str, JSON]:
-        performance: dict[str, JSON] = {}
+    def _month_rows(self) -> list[MonthRow]:
+        rows = []
+        for route in self._routes:
+            for lane in route.lanes:
+                count = round(lane.month)
+                if count > 0:
+                    rows.append(
+                        MonthRow(
+                            route.name,
+                            lane.model,
+                            count,
+                            lane.month * lane.cost,
+                            round(count * lane.input),
+                            round(count * lane.output),
+                        )
+                    )
+        return rows
+
+    def _window_performance(self) -> list[WindowRow]:
+        rows = []
         window = iter(self._window)
         for route in self._routes:
-            models: dict[str, JSON] = {}
             for lane in route.lanes:
                 count = round(next(window))
                 if count > 0:
-                    models[lane.model] = {
-                        "requests": count,
-                        "success_rate": lane.success,
-                        "mean_latency_ms": lane.latency,
-                        "cost_usd": round(count * lane.cost, 6),
-                        "input_tokens": round(count * lane.input),
-                        "output_tokens": round(count * lane.output),
-                    }
-            if models:
-                performance[route.name] = models
-        return performance
+                    rows.append(
+                        WindowRow(
+                            route.name,
+                            lane.model,
+                            count,
+                            lane.success,
+                            lane.latency,
+                            count * lane.cost,
+                            round(count * lane.input),
+                            round(count * lane.output),
+                        )
+                    )
+        return rows
 
     # -- what can be changed -----------------------------------------------------
 
@@ -417,11 +393,8 @@ def _quality(model: str, rng: random.Random) -> ModelQuality:
 
 def _route_state(route: _Route, now: datetime, *, seeded: bool = False) -> ResourceState:
     attributes: dict[str, JSON] = {
-        "weights": route.weights,
-        "weights_version": route.version,
         "configured_weights": route.configured,
         "models": route.models,
-        "floors": route.floors,
         "updated_at": route.updated_at,
         "seeded": seeded,
     }
@@ -433,4 +406,5 @@ def _route_state(route: _Route, now: datetime, *, seeded: bool = False) -> Resou
         observed_at=now,
         detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
         attributes=attributes,
+        weights=RouteWeights(route.weights, route.version, route.floors),
     )

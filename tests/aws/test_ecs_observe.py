@@ -37,10 +37,10 @@ async def test_observe_lists_every_service_of_both_clusters(
     assert api.version == "api:1"
     assert api.replicas is not None
     assert (api.replicas.desired, api.replicas.running, api.replicas.min) == (2, 2, None)
-    assert api.attributes["launch_type"] == "FARGATE"
-    assert api.attributes["rollout"] == "completed"
-    assert api.attributes["stable_version"] == "api:1"
-    deployment = api.attributes["deployments"][0]
+    assert api.record_attributes()["launch_type"] == "FARGATE"
+    assert api.record_attributes()["rollout"] == "completed"
+    assert api.record_attributes()["stable_version"] == "api:1"
+    deployment = api.record_attributes()["deployments"][0]
     assert deployment["status"] == "PRIMARY"
     assert deployment["completed"] is True
     assert deployment["task_definition"].endswith("task-definition/api:1")
@@ -73,8 +73,8 @@ async def test_service_with_no_running_task_is_unhealthy(
 
     assert {s.health for s in states} == {Health.UNHEALTHY}
     assert states[0].detail == "0 of 2 tasks running"
-    assert states[0].attributes["rollout"] == "in_progress"
-    assert states[0].attributes["stable_version"] is None
+    assert states[0].record_attributes()["rollout"] == "in_progress"
+    assert states[0].record_attributes()["stable_version"] is None
 
 
 async def test_describe_calls_grow_by_batches_of_ten(
@@ -129,10 +129,10 @@ async def test_scalable_target_bounds_and_owner_are_observed(
 
     assert prod.replicas is not None
     assert (prod.replicas.min, prod.replicas.max) == (1, 6)
-    assert prod.attributes["min_replicas_owner"] == "application-autoscaling"
-    assert prod.attributes["autoscaling"]["policies"] == ["cpu60"]
-    assert staging.attributes["autoscaling"] is None
-    assert staging.attributes["min_replicas_owner"] is None
+    assert prod.record_attributes()["min_replicas_owner"] == "application-autoscaling"
+    assert prod.record_attributes()["autoscaling"]["policies"] == ["cpu60"]
+    assert staging.record_attributes()["autoscaling"] is None
+    assert staging.record_attributes()["min_replicas_owner"] is None
 
 
 async def test_cloudwatch_metrics_are_read_back_in_one_batch(

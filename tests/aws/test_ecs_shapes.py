@@ -13,7 +13,16 @@ import pytest
 from botocore.stub import Stubber
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef
+from jarvis.model import (
+    Action,
+    ActionKind,
+    ErrorKind,
+    Health,
+    ResourceRef,
+    Rollout,
+    RolloutState,
+    Versions,
+)
 from tests.aws.conftest import MakeEcs
 
 pytestmark = pytest.mark.anyio
@@ -90,13 +99,15 @@ async def test_failed_rollout_beside_an_older_deployment_is_unhealthy(make_ecs: 
     assert state.health is Health.UNHEALTHY
     assert state.detail.startswith("deployment ecs-svc/8 failed")
     assert state.version == "api:8"
-    assert state.attributes["rollout"] == "failed"
-    assert state.attributes["rollout_reason"] == "rollout failed"
-    assert state.attributes["previous_version"] == "api:7"
-    assert state.attributes["versions_available"] == ["api:7", "api:6"]
-    assert state.attributes["stable_version"] is None
-    assert state.attributes["circuit_breaker"] == {"enable": True, "rollback": False}
-    primary = state.attributes["deployments"][0]
+    assert state.record_attributes()["rollout"] == "failed"
+    assert state.record_attributes()["rollout_reason"] == "rollout failed"
+    assert state.record_attributes()["previous_version"] == "api:7"
+    assert state.record_attributes()["versions_available"] == ["api:7", "api:6"]
+    assert state.rollout == Rollout(RolloutState.FAILED, reason="rollout failed")
+    assert state.versions == Versions(previous="api:7", available=("api:7", "api:6"))
+    assert state.record_attributes()["stable_version"] is None
+    assert state.record_attributes()["circuit_breaker"] == {"enable": True, "rollback": False}
+    primary = state.record_attributes()["deployments"][0]
     assert (primary["failed_tasks"], primary["completed"]) == (4, False)
 
 
@@ -114,9 +125,9 @@ async def test_rollout_in_progress_is_not_yet_stable(make_ecs: MakeEcs) -> None:
         (state,) = await actuator.observe()
 
     assert state.health is Health.HEALTHY
-    assert state.attributes["rollout"] == "in_progress"
-    assert state.attributes["stable_version"] is None
-    assert state.attributes["previous_version"] == "api:2"
+    assert state.record_attributes()["rollout"] == "in_progress"
+    assert state.record_attributes()["stable_version"] is None
+    assert state.record_attributes()["previous_version"] == "api:2"
 
 
 async def test_throttled_listing_raises_a_temporary_error_with_the_code(
@@ -182,4 +193,4 @@ async def test_metrics_failure_keeps_services_observed(make_ecs: MakeEcs) -> Non
 
     assert state.health is Health.HEALTHY
     assert state.metrics == {}
-    assert state.attributes["metrics_error"] == "Throttling"
+    assert state.record_attributes()["metrics_error"] == "Throttling"

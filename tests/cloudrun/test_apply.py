@@ -95,7 +95,7 @@ async def test_scale_at_revision_level_writes_the_template_and_makes_a_revision(
     stored = fake.state.get_service(service_name("api"))
     assert stored["template"]["scaling"]["minInstanceCount"] == 2
     assert len(fake.state.revisions[service_name("api")]) == 2
-    attrs = (await observe_api(actuator)).attributes
+    attrs = (await observe_api(actuator)).record_attributes()
     assert attrs["min_instances"] == 2 and attrs["min_replicas_owner"] == "template.scaling"
 
 
@@ -115,7 +115,7 @@ async def test_restart_heals_a_crash_looping_service_with_a_new_revision(
     assert after.health is Health.HEALTHY
     assert after.version != crashed
     assert after.version is not None and after.version.startswith("api-00002-")
-    assert after.attributes["serving_image"] == IMAGE
+    assert after.record_attributes()["serving_image"] == IMAGE
 
 
 async def test_restart_whose_new_revision_also_crashes_fails_temporarily(
@@ -149,10 +149,12 @@ async def test_rollback_after_a_bad_deploy_pins_all_traffic_to_the_previous_revi
     good = await observe_api(actuator)
     assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
     failed = await observe_api(actuator)
-    assert failed.attributes["rollout"] == "failed"
-    assert failed.attributes["serving_version"] == good.attributes["serving_version"]
+    assert failed.record_attributes()["rollout"] == "failed"
+    assert (
+        failed.record_attributes()["serving_version"] == good.record_attributes()["serving_version"]
+    )
     target = good.version
-    assert failed.attributes["previous_version"] == target
+    assert failed.record_attributes()["previous_version"] == target
     fake.requests.clear()
 
     outcome = await actuator.apply(act(ActionKind.ROLLBACK))
@@ -163,8 +165,14 @@ async def test_rollback_after_a_bad_deploy_pins_all_traffic_to_the_previous_revi
     after = await observe_api(actuator)
     assert after.health is Health.HEALTHY
     assert after.version == target
-    assert after.attributes["traffic_pinned"] is True and after.attributes["rollout"] == "completed"
-    assert after.attributes["failed_revision"] == failed.attributes["failed_revision"]
+    assert (
+        after.record_attributes()["traffic_pinned"] is True
+        and after.record_attributes()["rollout"] == "completed"
+    )
+    assert (
+        after.record_attributes()["failed_revision"]
+        == failed.record_attributes()["failed_revision"]
+    )
 
 
 async def test_rollback_to_a_named_revision_and_again_is_idempotent(
@@ -190,7 +198,7 @@ async def test_rollback_to_an_unknown_or_unready_revision_is_terminal(
     nothing = await actuator.apply(act(ActionKind.ROLLBACK))
     assert (nothing.error_kind, nothing.error_code) == (ErrorKind.TERMINAL, "NO_PREVIOUS_REVISION")
     assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
-    bad = (await observe_api(actuator)).attributes["failed_revision"]
+    bad = (await observe_api(actuator)).record_attributes()["failed_revision"]
     unready = await actuator.apply(act(ActionKind.ROLLBACK, version=bad))
     assert (unready.error_kind, unready.error_code) == (ErrorKind.TERMINAL, "REVISION_NOT_READY")
     assert len(fake.patches()) == 1
@@ -221,8 +229,12 @@ async def test_deploy_sets_the_image_and_routes_all_traffic_to_latest(
         "template.containers,template.revision,traffic"
     ]
     after = await observe_api(actuator)
-    assert after.attributes["serving_image"] == after.attributes["image"] == f"{IMAGE[:-4]}:2.0"
-    assert after.attributes["traffic_pinned"] is False
+    assert (
+        after.record_attributes()["serving_image"]
+        == after.record_attributes()["image"]
+        == f"{IMAGE[:-4]}:2.0"
+    )
+    assert after.record_attributes()["traffic_pinned"] is False
     assert (after.version or "").startswith("api-00003-")
     same = await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:2.0"))
     assert same.ok and "already runs" in same.detail
@@ -282,5 +294,5 @@ async def test_rollback_keeps_tagged_targets_at_zero_percent(
         {"type": 2, "revision": first, "percent": 100},
         {"type": 1, "tag": "edge"},
     ]
-    statuses = (await observe_api(actuator)).attributes["traffic_statuses"]
+    statuses = (await observe_api(actuator)).record_attributes()["traffic_statuses"]
     assert statuses == [{"latest": False, "revision": first, "percent": 100, "tag": ""}]

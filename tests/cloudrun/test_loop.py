@@ -127,7 +127,7 @@ async def test_a_bad_deploy_is_rolled_back_to_the_previous_revision(
     assert not deploy.ok
     second = await app.reconciler.tick()
     state = second.snapshot.resources[API]
-    assert state.health is Health.DEGRADED and state.attributes["rollout"] == "failed"
+    assert state.health is Health.DEGRADED and state.record_attributes()["rollout"] == "failed"
     (decision,) = second.decisions
     assert decision.action.kind is ActionKind.ROLLBACK and decision.action.version == good
     assert decision.outcome is not None and decision.outcome.ok, decision.outcome

@@ -6,7 +6,7 @@ import pytest
 
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, Health, ResourceState
+from jarvis.model import Action, ActionKind, Health, ResourceState, Rollout, RolloutState, Versions
 from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 
@@ -30,7 +30,7 @@ async def test_a_healthy_service_is_observed_with_its_revision_scaling_and_traff
     assert api.version is not None and api.version.startswith("api-00001-")
     assert api.replicas is not None
     assert (api.replicas.desired, api.replicas.min, api.replicas.max) == (1, 1, 10)
-    attrs = api.attributes
+    attrs = api.record_attributes()
     assert attrs["rollout"] == "completed"
     assert attrs["image"] == IMAGE and attrs["serving_image"] == IMAGE
     assert attrs["traffic"] == [{"latest": True, "revision": "", "percent": 100, "tag": ""}]
@@ -67,7 +67,7 @@ async def test_a_revision_that_never_becomes_ready_is_a_failed_rollout(
     assert not outcome.ok
     after = by_name(list(await actuator.observe()))["api"]
     assert after.health is Health.DEGRADED
-    attrs = after.attributes
+    attrs = after.record_attributes()
     assert attrs["rollout"] == "failed"
     # The version is the one being rolled out; the old one still serves.
     assert after.version == attrs["failed_revision"] == attrs["latest_created_revision"]
@@ -76,6 +76,9 @@ async def test_a_revision_that_never_becomes_ready_is_a_failed_rollout(
     assert attrs["previous_version"] == before.version
     assert attrs["versions_available"] == [before.version]
     assert attrs["image"] == BAD_IMAGE and attrs["serving_image"] == IMAGE
+    assert after.rollout == Rollout(RolloutState.FAILED)
+    old = str(before.version)
+    assert after.versions == Versions(previous=old, available=(old,), image=BAD_IMAGE)
     assert "failed to become ready" in after.detail
 
 
@@ -91,9 +94,9 @@ async def test_versions_available_lists_ready_revisions_newest_first(
         assert (await actuator.apply(action)).ok
     api = by_name(list(await actuator.observe()))["api"]
     assert api.version is not None and api.version.startswith("api-00003-")
-    available = api.attributes["versions_available"]
+    available = api.record_attributes()["versions_available"]
     assert [v[:9] for v in available] == ["api-00002", "api-00001"]
-    assert api.attributes["previous_version"] == available[0]
+    assert api.record_attributes()["previous_version"] == available[0]
     assert first.version == available[1]
 
 
@@ -109,11 +112,11 @@ async def test_an_update_still_running_is_observed_in_progress(
         )
     api = by_name(list(await actuator.observe()))["api"]
     assert api.health is Health.HEALTHY
-    assert api.attributes["rollout"] == "in_progress"
-    assert api.attributes["reconciling"] is True
+    assert api.record_attributes()["rollout"] == "in_progress"
+    assert api.record_attributes()["reconciling"] is True
     fake.state.finish_operations()
     done = by_name(list(await actuator.observe()))["api"]
-    assert done.attributes["rollout"] == "completed"
+    assert done.record_attributes()["rollout"] == "completed"
     assert done.version is not None and done.version.startswith("api-00002-")
 
 

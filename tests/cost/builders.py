@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from jarvis.model import JSON, Health, ResourceRef, ResourceState, Snapshot
+from jarvis.model import (
+    JSON,
+    Health,
+    LlmUsage,
+    ModelPerformance,
+    ModelSpend,
+    ResourceRef,
+    ResourceState,
+    RouteUsage,
+    RouteWeights,
+    Snapshot,
+)
 from jarvis.policies.cost import Budget, CostPolicy, Price, Route
 from jarvis.policies.model_selection import SelectionRules
 
@@ -62,6 +73,7 @@ def cost_state(
     performance: Mapping[str, JSON] | None = None,
     month: str | None = None,
 ) -> ResourceState:
+    """``cost://llm`` with its `LlmUsage` facet; routes and performance as `route_usage`/`stats`."""
     return ResourceState(
         ref=ResourceRef("cost", "llm", "cost"),
         health=Health.HEALTHY,
@@ -70,12 +82,40 @@ def cost_state(
             "month_to_date_usd": month_to_date,
             "forecast_month_end_usd": month_to_date * 1.5,
         },
-        attributes={
-            "month": month or f"{now:%Y-%m}",
-            "by_model": {m: {"cost_usd": c, "requests": 0} for m, c in (by_model or {}).items()},
-            "by_route": dict(by_route or {}),
-            "performance": dict(performance or {}),
-        },
+        llm_usage=LlmUsage(
+            month=month or f"{now:%Y-%m}",
+            window_days=7,
+            month_to_date_usd=month_to_date,
+            forecast_month_end_usd=month_to_date * 1.5,
+            requests_month_to_date=0,
+            by_model={m: ModelSpend(c, 0) for m, c in (by_model or {}).items()},
+            by_route={r: _route(u) for r, u in (by_route or {}).items()},
+            performance={
+                r: {m: _performance(s) for m, s in models.items()}
+                for r, models in (performance or {}).items()
+            },
+        ),
+    )
+
+
+def _route(usage: JSON) -> RouteUsage:
+    return RouteUsage(
+        cost_usd=float(usage.get("cost_usd", 0.0)),
+        requests=int(usage["requests"]),
+        input_tokens=int(usage["input_tokens"]),
+        output_tokens=int(usage["output_tokens"]),
+        by_model=dict(usage.get("by_model", {})),
+    )
+
+
+def _performance(stats: JSON) -> ModelPerformance:
+    return ModelPerformance(
+        requests=int(stats["requests"]),
+        success_rate=float(stats["success_rate"]),
+        mean_latency_ms=float(stats["mean_latency_ms"]),
+        cost_usd=float(stats["cost_usd"]),
+        input_tokens=0,
+        output_tokens=0,
     )
 
 
@@ -102,7 +142,7 @@ def route_state(name: str, weights: Mapping[str, float], *, now: datetime = NOW)
         ref=ResourceRef("route", name, "route"),
         health=Health.HEALTHY,
         observed_at=now,
-        attributes={"weights": dict(weights), "weights_version": 1},
+        weights=RouteWeights(dict(weights), 1, {}),
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
-from jarvis.model import ActionKind, History, ResourceRef, ResourceState
+from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
 from jarvis.policies.cost import Budget, CostPolicy, Route
 from tests.cost.builders import (
     CHAT,
@@ -150,6 +150,7 @@ def test_cloud_spend_counts_toward_the_budget() -> None:
         health=cost_state(0).health,
         observed_at=NOW,
         metrics={"month_to_date_usd": 160.0},
+        cloud_spend=CloudSpend(month_to_date_usd=160.0, forecast_month_end_usd=240.0),
     )
     snap = snapshot(cost_state(300.0), aws, route_state("chat", CHAT.weights))
     result = policy(CHAT).evaluate(snap, History(), NOW)

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.llm.usage import LlmUsageActuator, month_bounds
+from jarvis.actuators.llm.usage import LlmUsageActuator
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import ResourceRef
+from jarvis.model import ModelSpend, ResourceRef, month_bounds
 from jarvis.routing import record_usage, record_usage_async
 from jarvis.store.migrate import upgrade
 from tests.cost.builders import NOW
@@ -108,18 +108,22 @@ async def test_month_to_date_spend_per_model_and_route(engine: AsyncEngine) -> N
     start, end = month_bounds(NOW)
     fraction = (NOW - start) / (end - start)
     assert state.metrics["forecast_month_end_usd"] == pytest.approx(450.0 / fraction, rel=1e-6)
-    assert state.attributes["month"] == "2025-06"
-    assert state.attributes["by_model"] == {
+    assert state.record_attributes()["month"] == "2025-06"
+    assert state.record_attributes()["by_model"] == {
         "claude": {"cost_usd": 50.0, "requests": 1},
         "gemini": {"cost_usd": 100.0, "requests": 1},
         "gpt-4o": {"cost_usd": 300.0, "requests": 3},
     }
-    chat = state.attributes["by_route"]["chat"]
+    chat = state.record_attributes()["by_route"]["chat"]
     assert chat["cost_usd"] == pytest.approx(350.0)
     assert chat["requests"] == 4
     assert chat["input_tokens"] == 1600
     assert chat["output_tokens"] == 2400
     assert chat["by_model"] == {"gpt-4o": 300.0, "claude": 50.0}
+    usage = state.llm_usage
+    assert usage is not None and usage.month == "2025-06"
+    assert usage.by_model["gpt-4o"] == ModelSpend(300.0, 3)
+    assert (usage.by_route["chat"].requests, usage.by_route["chat"].input_tokens) == (4, 1600)
 
 
 async def test_performance_covers_only_the_window(engine: AsyncEngine) -> None:
@@ -131,8 +135,8 @@ async def test_performance_covers_only_the_window(engine: AsyncEngine) -> None:
 
     (state,) = await actuator(engine).observe()
 
-    assert state.attributes["window_days"] == 7
-    code = state.attributes["performance"]["code"]["claude"]
+    assert state.record_attributes()["window_days"] == 7
+    code = state.record_attributes()["performance"]["code"]["claude"]
     assert code["requests"] == 2
     assert code["success_rate"] == 0.5
     assert code["mean_latency_ms"] == pytest.approx(1500.0)
@@ -144,7 +148,7 @@ async def test_an_empty_table_is_zero_spend(engine: AsyncEngine) -> None:
     usage = actuator(engine)
     (state,) = await usage.observe()
     assert state.metrics["month_to_date_usd"] == 0.0
-    assert state.attributes["by_route"] == {}
+    assert state.record_attributes()["by_route"] == {}
     assert usage.provider == "cost"
 
 
@@ -204,7 +208,7 @@ async def test_sync_record_usage_appends_through_a_dsn(sqlite_url: str, tmp_path
         (state,) = await actuator(engine).observe()
     finally:
         await engine.dispose()
-    assert state.attributes["by_model"] == {"gemini": {"cost_usd": 0.25, "requests": 1}}
+    assert state.record_attributes()["by_model"] == {"gemini": {"cost_usd": 0.25, "requests": 1}}
 
 
 def test_record_usage_refuses_naive_times_and_negative_numbers() -> None:

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef
+from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef, RouteWeights
 from tests.cost.builders import NOW
 
 pytestmark = pytest.mark.anyio
@@ -58,15 +58,16 @@ async def test_missing_routes_are_seeded_with_configured_weights(
     states = {str(s.ref): s for s in await actuator.observe()}
     chat = states["route://chat"]
     assert chat.health is Health.HEALTHY
-    assert chat.attributes["weights"] == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
-    assert chat.attributes["weights_version"] == 1
-    assert chat.attributes["seeded"] is True
-    assert states["route://code"].attributes["models"] == ["claude", "gpt-4o", "gemini"]
+    assert chat.record_attributes()["weights"] == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+    assert chat.record_attributes()["weights_version"] == 1
+    assert chat.record_attributes()["seeded"] is True
+    assert chat.weights == RouteWeights({"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}, 1, {})
+    assert states["route://code"].record_attributes()["models"] == ["claude", "gpt-4o", "gemini"]
     stored = await raw.hgetall("jarvis:route:code")
     assert stored["claude"] == "0.7"
     assert stored["_version"] == "1"
     again = {str(s.ref): s for s in await actuator.observe()}
-    assert again["route://chat"].attributes["seeded"] is False
+    assert again["route://chat"].record_attributes()["seeded"] is False
 
 
 async def test_set_weights_replaces_the_hash_and_bumps_the_version(
@@ -85,7 +86,7 @@ async def test_set_weights_replaces_the_hash_and_bumps_the_version(
         "claude": "0.2",
     }
     (chat, _) = await actuator.observe()
-    assert chat.attributes["weights"] == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert chat.record_attributes()["weights"] == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
     assert chat.detail.startswith("v2 ")
 
 
@@ -149,4 +150,4 @@ async def test_corrupt_weights_are_observed_as_degraded(
     chat = states["route://chat"]
     assert chat.health is Health.DEGRADED
     assert "lots" in chat.detail
-    assert chat.attributes["weights_version"] == 3
+    assert chat.record_attributes()["weights_version"] == 3

@@ -123,7 +123,7 @@ async def test_restart_heals_a_crash_loop_like_kubectl_rollout_restart(
     ]
     assert annotations == {"kubectl.kubernetes.io/restartedAt": "2025-03-01T09:30:00Z"}
     assert state.health is Health.HEALTHY
-    assert state.attributes["revision"] == 2
+    assert state.record_attributes()["revision"] == 2
     patch = apiserver.writes()[0]
     assert (patch.resource, patch.content_type) == ("deployments", STRATEGIC)
 
@@ -138,7 +138,7 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     set_image(apiserver, "registry.local/app:v2")
     bad = await observe(actuator)
     assert bad.health is Health.UNHEALTHY
-    assert bad.attributes["previous_version"] == good.version
+    assert bad.record_attributes()["previous_version"] == good.version
 
     outcome = await actuator.apply(action(ActionKind.ROLLBACK))
     state = await observe(actuator)
@@ -146,9 +146,9 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     assert outcome.ok, outcome.detail
     assert state.health is Health.HEALTHY
     assert state.version == good.version
-    assert state.attributes["images"] == ["registry.local/app:v1"]
-    assert state.attributes["revision"] == 3
-    assert state.attributes["previous_version"] == bad.version
+    assert state.record_attributes()["images"] == ["registry.local/app:v1"]
+    assert state.record_attributes()["revision"] == 3
+    assert state.record_attributes()["previous_version"] == bad.version
     template = apiserver.cluster.deployment_spec("default", "producer")["template"]
     assert "pod-template-hash" not in template["metadata"]["labels"]
     patch = apiserver.writes()[-1]
@@ -173,10 +173,10 @@ async def test_rollback_to_an_explicit_version_or_revision(
 
     assert by_version.ok, by_version.detail
     assert at_v1.version == v1
-    assert at_v1.attributes["versions_available"] == [v3, v2]
+    assert at_v1.record_attributes()["versions_available"] == [v3, v2]
     assert by_revision.ok, by_revision.detail
     assert at_v3.version == v3
-    assert at_v3.attributes["revision"] == 5
+    assert at_v3.record_attributes()["revision"] == 5
 
 
 async def test_rollback_to_an_unknown_revision_is_terminal(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-from jarvis.model import Action, ActionKind, Health, ResourceRef, ResourceState
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Health,
+    ResourceRef,
+    ResourceState,
+    RolloutState,
+    Versions,
+)
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
 pytestmark = pytest.mark.anyio
@@ -30,12 +38,12 @@ async def test_healthy_deployment_is_observed_with_replicas_and_version(
     assert (state.replicas.desired, state.replicas.running, state.replicas.pending) == (3, 3, 0)
     assert state.version is not None
     assert state.version.startswith("registry.local/app:v1#")
-    assert state.attributes["revision"] == 1
-    assert state.attributes["rollout"] == "completed"
-    assert state.attributes["images"] == ["registry.local/app:v1"]
-    assert state.attributes["pods"]["ready"] == 3
-    assert state.attributes["min_replicas_owner"] == "deployment"
-    assert state.attributes["previous_version"] is None
+    assert state.record_attributes()["revision"] == 1
+    assert state.record_attributes()["rollout"] == "completed"
+    assert state.record_attributes()["images"] == ["registry.local/app:v1"]
+    assert state.record_attributes()["pods"]["ready"] == 3
+    assert state.record_attributes()["min_replicas_owner"] == "deployment"
+    assert state.record_attributes()["previous_version"] is None
 
 
 async def test_only_selected_deployments_in_configured_namespaces_are_observed(
@@ -66,7 +74,7 @@ async def test_crash_looping_pods_make_the_deployment_unhealthy(
 
     assert state.health is Health.UNHEALTHY
     assert "CrashLoopBackOff" in state.detail
-    assert state.attributes["pods"]["waiting"] == {"CrashLoopBackOff": 2}
+    assert state.record_attributes()["pods"]["waiting"] == {"CrashLoopBackOff": 2}
     assert state.metrics["pod_restarts"] == 14.0
     assert state.replicas is not None
     assert state.replicas.running == 0
@@ -99,16 +107,20 @@ async def test_bad_image_rollout_is_unhealthy_with_the_previous_revision_known(
     assert "ImagePullBackOff" in state.detail
     assert state.version is not None
     assert state.version.startswith("registry.local/app:v2#")
-    assert state.attributes["revision"] == 2
-    assert state.attributes["rollout"] == "in_progress"
-    revisions = state.attributes["revisions"]
+    assert state.record_attributes()["revision"] == 2
+    assert state.record_attributes()["rollout"] == "in_progress"
+    revisions = state.record_attributes()["revisions"]
     assert [(r["revision"], r["images"]) for r in revisions] == [
         (2, ["registry.local/app:v2"]),
         (1, ["registry.local/app:v1"]),
     ]
     assert revisions[0]["version"] == state.version
-    assert state.attributes["previous_version"] == revisions[1]["version"]
-    assert state.attributes["versions_available"] == [revisions[1]["version"]]
+    assert state.record_attributes()["previous_version"] == revisions[1]["version"]
+    assert state.record_attributes()["versions_available"] == [revisions[1]["version"]]
+    assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+    assert state.rollout.crash_looping is False
+    old = revisions[1]["version"]
+    assert state.versions == Versions(previous=old, available=(old,))
     # The old pods keep serving while the new ones cannot start.
     assert state.replicas is not None
     assert state.replicas.running == 2
@@ -138,8 +150,8 @@ async def test_slow_rollout_without_failing_pods_is_degraded(
     state = await observe_one(actuator, "k8s://default/producer")
 
     assert state.health is Health.DEGRADED
-    assert state.attributes["rollout"] == "in_progress"
-    assert state.attributes["status_replicas"]["updated"] == 2
+    assert state.record_attributes()["rollout"] == "in_progress"
+    assert state.record_attributes()["status_replicas"]["updated"] == 2
 
 
 async def test_progress_deadline_exceeded_is_unhealthy_and_failed(
@@ -152,8 +164,8 @@ async def test_progress_deadline_exceeded_is_unhealthy_and_failed(
     state = await observe_one(actuator, "k8s://default/producer")
 
     assert state.health is Health.UNHEALTHY
-    assert state.attributes["rollout"] == "failed"
-    assert state.attributes["conditions"]["Progressing"] == {
+    assert state.record_attributes()["rollout"] == "failed"
+    assert state.record_attributes()["conditions"]["Progressing"] == {
         "status": "False",
         "reason": "ProgressDeadlineExceeded",
     }
@@ -174,8 +186,8 @@ async def test_hpa_bounds_and_cpu_are_reported(
     assert state.replicas is not None
     assert (state.replicas.desired, state.replicas.min, state.replicas.max) == (3, 3, 8)
     assert state.metrics["cpu_utilization"] == 81.0
-    assert state.attributes["min_replicas_owner"] == "hpa"
-    assert state.attributes["autoscaler"]["name"] == "ai-brain"
+    assert state.record_attributes()["min_replicas_owner"] == "hpa"
+    assert state.record_attributes()["autoscaler"]["name"] == "ai-brain"
 
 
 async def test_a_restart_keeps_the_version_and_offers_no_rollback(
@@ -190,7 +202,7 @@ async def test_a_restart_keeps_the_version_and_offers_no_rollback(
 
     state = await observe_one(actuator, "k8s://default/producer")
 
-    assert state.attributes["revision"] == 2
+    assert state.record_attributes()["revision"] == 2
     assert state.version == before.version
-    assert state.attributes["versions_available"] == []
-    assert state.attributes["previous_version"] is None
+    assert state.record_attributes()["versions_available"] == []
+    assert state.record_attributes()["previous_version"] is None

@@ -21,7 +21,10 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    Rollout,
+    RolloutState,
     Snapshot,
+    Versions,
 )
 from jarvis.policies.base import Evaluation, Policy
 
@@ -54,8 +57,34 @@ def service(
         version=version,
         detail=detail,
         metrics=dict(metrics or {}),
-        attributes=dict(attributes or {}),
+        **facets(attributes or {}),
     )
+
+
+def facets(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Facet fields of `ResourceState` from the flat keys an actuator used to report.
+
+    ``rollout``, ``rollout_reason`` and ``crash_looping`` make the `Rollout`;
+    ``previous_version``, ``versions_available`` and ``stable_version`` the
+    `Versions`; any other key stays an attribute.
+    """
+    rest = dict(attributes)
+    out: dict[str, Any] = {}
+    if "rollout" in rest:
+        out["rollout"] = Rollout(
+            RolloutState(rest.pop("rollout")),
+            reason=rest.pop("rollout_reason", None),
+            crash_looping=rest.pop("crash_looping", None),
+        )
+    keys = ("previous_version", "versions_available", "stable_version")
+    if any(key in rest for key in keys):
+        out["versions"] = Versions(
+            previous=rest.pop("previous_version", None),
+            available=tuple(rest.pop("versions_available", ())),
+            stable=rest.pop("stable_version", None),
+        )
+    out["attributes"] = rest
+    return out
 
 
 def snap(at: datetime, *states: ResourceState) -> Snapshot:

@@ -7,7 +7,19 @@ from typing import Any
 
 import pytest
 
-from jarvis.model import ActionKind, Event, EventKind, Health, History, ResourceState, Snapshot
+from jarvis.model import (
+    ActionKind,
+    Event,
+    EventKind,
+    Health,
+    History,
+    ResourceRef,
+    ResourceState,
+    Rollout,
+    RolloutState,
+    Snapshot,
+    Versions,
+)
 from jarvis.policies.base import Evaluation
 from jarvis.policies.rollback import ROLLBACK_PRIORITY, RollbackPolicy
 from jarvis.policies.scaling import SCALING_PRIORITY
@@ -56,7 +68,8 @@ def target(evaluation: Evaluation) -> str | None:
          rollout_reason="ECS deployment circuit breaker: tasks failed to start"), T0, "v1"),
         ("Kubernetes ProgressDeadlineExceeded", running(rollout="failed",
          rollout_reason="ProgressDeadlineExceeded"), T0, "v1"),
-        ("new pods crash-looping", running(crash_looping=True), T0, "v1"),
+        ("new pods crash-looping", running(rollout="in_progress", crash_looping=True), T0,
+             "v1"),
         ("new version unhealthy in the window", running(health=Health.UNHEALTHY), T0, "v1"),
         ("unhealthy after the window is heal's business", running(health=Health.UNHEALTHY),
          DEPLOYED + timedelta(minutes=16), None),
@@ -221,3 +234,19 @@ def test_only_matching_resources_with_versions_are_watched() -> None:
     assert evaluate(running(rollout="failed"), policy=policy).actions == ()
     unversioned = service(desired=2, attributes={"rollout": "failed"})
     assert RollbackPolicy().evaluate(snap(T0, unversioned), History(), T0).actions == ()
+
+
+def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
+    """The policy reads the `Rollout` and `Versions` facets, with no attributes at all."""
+    state = ResourceState(
+        ResourceRef.parse(API),
+        Health.HEALTHY,
+        T0,
+        version="v2",
+        rollout=Rollout(RolloutState.FAILED, reason="circuit breaker"),
+        versions=Versions(previous="v1", available=("v1",)),
+    )
+    evaluation = RollbackPolicy().evaluate(snap(T0, state), History(), T0)
+    assert [(a.version, "circuit breaker" in a.reason) for a in evaluation.actions] == [
+        ("v1", True)
+    ]

@@ -18,6 +18,7 @@ from jarvis.model import (
     ResourceRef,
     ResourceState,
     RetryState,
+    RouteWeights,
 )
 from jarvis.safety import AllowList, AllowRule, Bounds, Guard, GuardContext, RetryBudget
 
@@ -180,7 +181,7 @@ def test_bounds_limit_routing_weight_shifts() -> None:
     bounds = Bounds(max_traffic_shift=0.5)
     ref = ResourceRef("route", "chat", kind="route")
     current = ResourceState(
-        ref, Health.HEALTHY, NOW, attributes={"weights": {"gpt-4o": 1.0, "gemini": 0.0}}
+        ref, Health.HEALTHY, NOW, weights=RouteWeights({"gpt-4o": 1.0, "gemini": 0.0}, 1, {})
     )
     half = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.5, "gemini": 0.5})
     all_in = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gemini": 1.0})

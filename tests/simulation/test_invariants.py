@@ -14,6 +14,7 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    RouteWeights,
 )
 from jarvis.simulation import InvariantChecker, ProviderCall, Rules
 
@@ -253,8 +254,12 @@ def test_replicas_outside_min_max_are_caught() -> None:
 def test_routing_weights_that_do_not_sum_to_one_are_caught() -> None:
     """A route whose observed weights sum to 0.9 is a violation; 1.0 is fine."""
     route = ResourceRef("route", "chat", "route")
-    bad = ResourceState(route, Health.HEALTHY, T0, attributes={"weights": {"a": 0.5, "b": 0.4}})
-    good = ResourceState(route, Health.HEALTHY, T0, attributes={"weights": {"a": 0.5, "b": 0.5}})
+    bad = ResourceState(
+        route, Health.HEALTHY, T0, weights=RouteWeights({"a": 0.5, "b": 0.4}, 1, {})
+    )
+    good = ResourceState(
+        route, Health.HEALTHY, T0, weights=RouteWeights({"a": 0.5, "b": 0.5}, 1, {})
+    )
     assert check(Record(), states=[bad]) == ["capacity_bounds"]
     assert check(Record(), states=[good]) == []
 

@@ -26,6 +26,7 @@ from jarvis.model import (
     Health,
     ResourceRef,
     ResourceState,
+    RouteWeights,
     Snapshot,
 )
 from jarvis.policies.cost import read_spend
@@ -83,7 +84,7 @@ def test_spend_accrues_and_starts_again_at_the_month_start(tmp_path: Path) -> No
     assert evening < last_minute <= llm.closed_months["2026-01"]
     assert 0 < llm.month_to_date_usd() < 0.01 * llm.closed_months["2026-01"]
     state = llm.usage_state(llm.now)
-    assert state.attributes["month"] == "2026-02"
+    assert state.record_attributes()["month"] == "2026-02"
     assert state.metrics["month_to_date_usd"] == pytest.approx(llm.month_to_date_usd(), abs=1e-5)
 
 
@@ -117,10 +118,16 @@ def test_the_usage_resource_reads_as_the_cost_policy_expects(tmp_path: Path) -> 
         "forecast_month_end_usd",
         "requests_month_to_date",
     }
-    assert set(state.attributes) == {"month", "window_days", "by_model", "by_route", "performance"}
-    chat = state.attributes["by_route"]["chat"]
+    assert set(state.record_attributes()) == {
+        "month",
+        "window_days",
+        "by_model",
+        "by_route",
+        "performance",
+    }
+    chat = state.record_attributes()["by_route"]["chat"]
     assert set(chat) == {"cost_usd", "requests", "input_tokens", "output_tokens", "by_model"}
-    performance = state.attributes["performance"]["chat"]["gpt-4o"]
+    performance = state.record_attributes()["performance"]["chat"]["gpt-4o"]
     assert set(performance) == {
         "requests",
         "success_rate",
@@ -146,7 +153,7 @@ async def test_routes_read_as_the_routing_actuator_publishes_them(tmp_path: Path
     again = await routing.observe()
     chat = first["route://chat"]
     assert set(first) == {"route://chat", "route://code", "route://summarize"}
-    assert set(chat.attributes) == {
+    assert set(chat.record_attributes()) == {
         "weights",
         "weights_version",
         "configured_weights",
@@ -156,9 +163,13 @@ async def test_routes_read_as_the_routing_actuator_publishes_them(tmp_path: Path
         "seeded",
     }
     assert chat.health is Health.HEALTHY
-    assert chat.attributes["weights"] == {"gpt-4o": 0.6, "claude-haiku": 0.2, "gemini-flash": 0.2}
-    assert chat.attributes["seeded"] is True
-    assert all(state.attributes["seeded"] is False for state in again)
+    assert chat.record_attributes()["weights"] == {
+        "gpt-4o": 0.6,
+        "claude-haiku": 0.2,
+        "gemini-flash": 0.2,
+    }
+    assert chat.record_attributes()["seeded"] is True
+    assert all(state.record_attributes()["seeded"] is False for state in again)
 
 
 @pytest.mark.anyio
@@ -179,7 +190,7 @@ async def test_cheaper_weights_lower_the_spend_rate(tmp_path: Path) -> None:
 
 
 def _chat_cost(llm: SimulatedLlm) -> float:
-    chat = llm.usage_state(llm.now).attributes["by_route"]["chat"]
+    chat = llm.usage_state(llm.now).record_attributes()["by_route"]["chat"]
     return float(chat["cost_usd"])
 
 
@@ -244,9 +255,7 @@ def test_an_llm_surge_multiplies_a_routes_spend_until_it_ends(tmp_path: Path) ->
 
 
 def _route(weights: dict[str, float], floors: dict[str, float] | None = None) -> ResourceState:
-    return ResourceState(
-        CHAT, Health.HEALTHY, T0, attributes={"weights": weights, "floors": floors or {}}
-    )
+    return ResourceState(CHAT, Health.HEALTHY, T0, weights=RouteWeights(weights, 1, floors or {}))
 
 
 def _violations(states: list[ResourceState]) -> list[str]:

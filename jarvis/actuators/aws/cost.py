@@ -6,9 +6,10 @@ An observe-only actuator built by `jarvis.actuators.aws.ecs.aws_actuators` when
 answer is cached for ``cost_refresh_seconds`` (an hour at least) and a failed
 call waits ``cost_retry_seconds``; every other tick returns the cached state.
 
-Metrics: ``month_to_date_usd``, ``forecast_month_end_usd`` (month to date
-extrapolated linearly over the days elapsed; Cost Explorer's own forecast API
-costs another request and needs a history Jarvis does not wait for).
+Facet `CloudSpend` (and the same numbers as metrics): ``month_to_date_usd``,
+``forecast_month_end_usd`` (month to date extrapolated linearly over the days
+elapsed; Cost Explorer's own forecast API costs another request and needs a
+history Jarvis does not wait for).
 Attributes: ``by_service_usd`` (AWS service name to month-to-date USD),
 ``period_start``, ``fetched_at``, ``estimated`` (AWS has not closed the
 figures), ``error`` (the last failure's code, while serving a stale answer).
@@ -27,6 +28,7 @@ from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import (
     Clock,
+    CloudSpend,
     Health,
     ResourceRef,
     ResourceState,
@@ -83,6 +85,7 @@ class CostActuator:
                     detail=f"serving the answer of {self._cached.observed_at:%H:%M}: {exc}",
                     metrics=self._cached.metrics,
                     attributes=stale,
+                    cloud_spend=self._cached.cloud_spend,
                 )
             ]
         self._next_call = now + self._refresh
@@ -125,14 +128,19 @@ def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceSta
     days = calendar.monthrange(now.year, now.month)[1]
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     elapsed_days = max((now - month_start).total_seconds() / 86400.0, 1.0)
+    spend = CloudSpend(
+        month_to_date_usd=round(total, 4),
+        forecast_month_end_usd=round(total * days / elapsed_days, 4),
+    )
     return ResourceState(
         ref=REF,
         health=Health.HEALTHY,
         observed_at=now,
         metrics={
-            "month_to_date_usd": round(total, 4),
-            "forecast_month_end_usd": round(total * days / elapsed_days, 4),
+            "month_to_date_usd": spend.month_to_date_usd,
+            "forecast_month_end_usd": spend.forecast_month_end_usd,
         },
+        cloud_spend=spend,
         attributes={
             "by_service_usd": {k: round(v, 4) for k, v in sorted(by_service.items())},
             "period_start": month_start.date().isoformat(),

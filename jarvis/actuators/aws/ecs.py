@@ -16,20 +16,22 @@ Resources: kind ``service``. ``version`` is the task definition's
 ``family:revision``; ``replicas`` carry the registered scalable target's
 min/max. Metrics: ``cpu_utilization``, ``memory_utilization`` (percent) and,
 behind an ALB target group, ``requests_per_minute``, ``error_rate`` (target
-5xx / requests) and ``p95_latency_ms``. Attributes:
+5xx / requests) and ``p95_latency_ms``. The facets ``rollout`` and ``versions``
+hold the facts marked (facet) below; the rest are attributes (record detail):
 
 - ``cluster``, ``service``, ``arn``, ``status``, ``launch_type``;
 - ``task_definition_arn``: what the service runs now (moto: the string given);
-- ``rollout``: ``in_progress`` | ``completed`` | ``failed`` (the primary
-  deployment's rolloutState), and ``rollout_reason``;
+- ``rollout`` (facet): ``in_progress`` | ``completed`` | ``failed`` (the
+  primary deployment's rolloutState), and its reason;
 - ``deployments``: every deployment, newest ECS order, each with ``id``,
   ``status`` (PRIMARY/ACTIVE), ``task_definition`` (ARN), ``version``,
   ``rollout_state``, ``completed`` (rolloutState is COMPLETED),
   ``failed_tasks``, ``desired``/``running``/``pending``, ``created_at``;
-- ``stable_version``: the version when a single deployment has COMPLETED —
+- ``stable_version`` (facet ``versions.stable``): the version when a single
+  deployment has COMPLETED —
   what a rollback policy remembers from history as "last stable", since ECS
   forgets old deployments;
-- ``previous_version`` and ``versions_available``: task definitions of the
+- ``previous_version`` and ``versions_available`` (facet ``versions``): task definitions of the
   non-primary deployments still present, newest first;
 - ``circuit_breaker``: ``{"enable", "rollback"}`` or None (with rollback on,
   ECS reverts failed deployments itself);

@@ -2,8 +2,9 @@
 
 Called by `jarvis.actuators.aws.ecs.EcsActuator.observe` with the raw
 ``describe_services`` entries and Application Auto Scaling answers; nothing
-here does I/O. `service_state` decides health and lays out the attributes that
-the rollback and scaling policies read (listed in `jarvis.actuators.aws.ecs`).
+here does I/O. `service_state` decides health, parses the facets the rollback
+policy reads (rollout, versions) and keeps the rest as attributes (listed in
+`jarvis.actuators.aws.ecs`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from jarvis.model import JSON, Health, Replicas, ResourceRef, ResourceState
+from jarvis.model import (
+    JSON,
+    Health,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    Rollout,
+    RolloutState,
+    Versions,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling.type_defs import (
@@ -25,6 +35,8 @@ if TYPE_CHECKING:
 PROVIDER = "ecs"
 DESIRED_COUNT: Final = "ecs:service:DesiredCount"
 _ROLLOUT = {"COMPLETED": "completed", "IN_PROGRESS": "in_progress", "FAILED": "failed"}
+# ECS records these facts as null when unknown (see `ResourceState.record_nulls`).
+_NULLS = frozenset({"rollout_reason", "previous_version", "stable_version"})
 
 
 def version_of(task_definition: str) -> str:
@@ -218,13 +230,7 @@ def service_state(
         "status": service.status,
         "launch_type": service.launch_type,
         "task_definition_arn": service.task_definition,
-        "rollout": rollout,
-        "rollout_reason": None if primary is None else primary.rollout_reason,
         "deployments": [d.as_json() for d in service.deployments],
-        "previous_version": previous[0] if previous else None,
-        "versions_available": list(dict.fromkeys(previous)),
-        # The version to remember as "last stable": only a single COMPLETED deployment.
-        "stable_version": version if rollout == "completed" and not others else None,
         "circuit_breaker": service.circuit_breaker,
         "target_groups": list(service.target_groups),
         "autoscaling": None if scaling is None else scaling.as_json(),
@@ -247,4 +253,14 @@ def service_state(
         detail=detail,
         metrics=dict(metrics),
         attributes=attributes,
+        rollout=Rollout(
+            RolloutState(rollout), reason=None if primary is None else primary.rollout_reason
+        ),
+        versions=Versions(
+            previous=previous[0] if previous else None,
+            available=tuple(dict.fromkeys(previous)),
+            # The version to remember as "last stable": only a single COMPLETED deployment.
+            stable=version if rollout == "completed" and not others else None,
+        ),
+        record_nulls=_NULLS,
     )

@@ -11,18 +11,22 @@ the short name of the revision the service is meant to run: the latest created
 one while traffic follows LATEST (even before, or without, it becoming ready, as
 a Kubernetes Deployment's revision is), else the pinned revision with the most
 traffic. ``replicas.desired`` and ``min``/``max`` are the min/max instance
-counts (the Admin API reports no live instance count). ``attributes``:
+counts (the Admin API reports no live instance count). Facets:
 
-- ``rollout``: "in_progress" | "completed" | "failed" (latest created revision
+- ``rollout``: in progress | completed | failed (latest created revision
   never became ready while traffic follows LATEST)
-- ``previous_version``: newest ready revision older than ``version``, or null
-- ``versions_available``: ready revisions other than ``version``, newest first
+- ``versions``: ``previous`` (newest ready revision older than ``version``, or
+  None), ``available`` (ready revisions other than ``version``, newest first)
+  and ``image`` (the template's, what a new revision runs)
+
+``attributes``:
+
 - ``serving_version``: the revision actually carrying the most traffic
 - ``latest_created_revision``, ``latest_ready_revision``, ``failed_revision``
 - ``traffic`` (declared) and ``traffic_statuses`` (routed, LATEST resolved): lists
   of ``{"latest", "revision", "percent", "tag"}``; ``traffic_pinned``: no LATEST target
 - ``terminal_condition`` and ``conditions``: ``{"type", "state", "reason", "message"}``
-- ``image`` (the template's, what a new revision runs), ``serving_image``
+- ``serving_image``
 - ``min_instances``, ``max_instances``, ``autoscaler`` ("cloudrun"),
   ``min_replicas_owner`` ("service.scaling" | "template.scaling")
 - ``reconciling``, ``generation``, ``observed_generation``, ``uri``

@@ -26,7 +26,19 @@ from typing import Any
 
 from google.cloud import run_v2
 
-from jarvis.model import JSON, Health, Replicas, ResourceRef, ResourceState
+from jarvis.model import (
+    JSON,
+    Health,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    Rollout,
+    RolloutState,
+    Versions,
+)
+
+# Recorded as null when unknown, not left out (see `ResourceState.record_nulls`).
+_NULLS = frozenset({"previous_version"})
 
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -259,9 +271,6 @@ def resource_state(
     # ``running`` is the floor Cloud Run keeps warm while the serving revision is ready.
     running = view.min_instances if verdict.health is not Health.UNHEALTHY else 0
     attributes: dict[str, JSON] = {
-        "rollout": verdict.rollout,
-        "previous_version": view.previous_version(),
-        "versions_available": view.ready_revisions(excluding=version),
         "serving_version": serving,
         "latest_created_revision": view.latest_created,
         "latest_ready_revision": view.latest_ready,
@@ -271,7 +280,6 @@ def resource_state(
         "traffic_pinned": not view.follows_latest(),
         "terminal_condition": view.terminal.to_json() if view.terminal else None,
         "conditions": [c.to_json() for c in view.conditions],
-        "image": view.image,
         "serving_image": serving_revision.image if serving_revision else None,
         "min_instances": view.min_instances,
         "max_instances": view.max_instances,
@@ -297,6 +305,13 @@ def resource_state(
         version=version,
         detail=verdict.detail,
         attributes=attributes,
+        rollout=Rollout(RolloutState(verdict.rollout)),
+        versions=Versions(
+            previous=view.previous_version(),
+            available=tuple(view.ready_revisions(excluding=version)),
+            image=view.image,
+        ),
+        record_nulls=_NULLS,
     )
 
 

@@ -18,12 +18,13 @@ turns them into a `ResourceState`:
 - ``replicas``: desired = ``spec.replicas``, running = available, pending = the rest;
   min/max are the HPA's when one targets the Deployment.
 - ``metrics``: ``pod_restarts``; ``cpu_utilization`` from the HPA's status when known.
-- ``attributes``: ``namespace``, ``deployment``, ``rollout`` ("in_progress" |
-  "completed" | "failed", as `kubectl rollout status` judges it), ``rollout_reason``,
-  ``crash_looping`` (bool), ``revision`` (int), ``previous_version`` (the newest
-  other version still in the ReplicaSet history), ``versions_available`` (every
-  such version, newest first), ``revisions`` (``[{revision, version, images}]``,
-  newest first), ``images``, ``generation``, ``observed_generation``, ``paused``,
+- ``rollout`` (facet): in progress | completed | failed, as `kubectl rollout
+  status` judges it, with its reason and ``crash_looping``.
+- ``versions`` (facet): ``previous`` (the newest other version still in the
+  ReplicaSet history) and ``available`` (every such version, newest first).
+- ``attributes``: ``namespace``, ``deployment``, ``revision`` (int),
+  ``revisions`` (``[{revision, version, images}]``, newest first), ``images``,
+  ``generation``, ``observed_generation``, ``paused``,
   ``conditions`` (type -> status/reason), ``status_replicas``
   (total/updated/ready/available/unavailable), ``pods`` (total/ready/restarts/
   waiting reasons), ``autoscaler`` (HPA name/min/max/current/desired, or null)

@@ -23,7 +23,19 @@ from typing import Any
 from kubernetes import client
 
 from jarvis.actuators.kubernetes.client import to_json
-from jarvis.model import JSON, Health, Replicas, ResourceRef, ResourceState
+from jarvis.model import (
+    JSON,
+    Health,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    Rollout,
+    RolloutState,
+    Versions,
+)
+
+# Recorded as null when unknown, not left out (see `ResourceState.record_nulls`).
+_NULLS = frozenset({"previous_version"})
 
 REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -281,12 +293,7 @@ def deployment_state(
     attributes: dict[str, JSON] = {
         "namespace": meta.namespace,
         "deployment": meta.name,
-        "rollout": rollout,
-        "rollout_reason": rollout_detail,
-        "crash_looping": "CrashLoopBackOff" in facts.waiting,
         "revision": current,
-        "previous_version": versions[0] if versions else None,
-        "versions_available": versions,
         "revisions": revisions,
         "images": _images(spec.template if spec else None),
         "generation": meta.generation,
@@ -324,4 +331,11 @@ def deployment_state(
         detail=detail,
         metrics=metrics,
         attributes=attributes,
+        rollout=Rollout(
+            RolloutState(rollout),
+            reason=rollout_detail,
+            crash_looping="CrashLoopBackOff" in facts.waiting,
+        ),
+        versions=Versions(previous=versions[0] if versions else None, available=tuple(versions)),
+        record_nulls=_NULLS,
     )

@@ -17,8 +17,9 @@ A route whose hash does not exist is seeded with its configured weights.
 Observed resource (`ResourceState`):
 - ``health``: healthy when the weights parse and sum to 1; degraded otherwise.
 - ``detail``: the weights and version, so every change is a `resource.changed`.
-- ``attributes``: ``weights`` {model: weight}, ``weights_version`` (int),
-  ``configured_weights``, ``models`` (allowed, in order), ``floors``,
+- ``weights`` (the facet): the weights {model: weight}, their ``version`` (int)
+  and the configured ``floors``.
+- ``attributes``: ``configured_weights``, ``models`` (allowed, in order),
   ``updated_at`` (ISO text or null), ``seeded`` (true on the tick that seeded it).
 """
 
@@ -43,6 +44,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    RouteWeights,
 )
 
 # KEYS[1]: the route hash. ARGV[1]: the version the writer last saw ("0" when
@@ -131,12 +133,14 @@ class RoutingActuator:
         if not weights or abs(total - 1) > WEIGHT_TOLERANCE:
             problems.append(f"weights sum to {total:g}, not 1")
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in weights.items())
+        facet = RouteWeights(
+            weights=weights,
+            version=int(version) if version.isdigit() else 0,
+            floors=dict(config.floors),
+        )
         attributes: dict[str, JSON] = {
-            "weights": weights,
-            "weights_version": int(version) if version.isdigit() else 0,
             "configured_weights": dict(config.weights),
             "models": list(config.models),
-            "floors": dict(config.floors),
             "updated_at": fields.get("_updated_at"),
             "seeded": seeded,
         }
@@ -146,6 +150,7 @@ class RoutingActuator:
             observed_at=self._clock.now(),
             detail=f"v{version} {shown}" + (f" ({'; '.join(problems)})" if problems else ""),
             attributes=attributes,
+            weights=facet,
         )
 
     async def apply(self, action: Action) -> Outcome:

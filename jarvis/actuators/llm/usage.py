@@ -7,17 +7,13 @@ SQL, because actuators may not import the store that defines the table — and
 publishes one resource, ``cost://llm`` (kind ``cost``), that the cost policy
 reads. Months are UTC calendar months.
 
-Metrics: ``month_to_date_usd``, ``forecast_month_end_usd`` (month to date
-extrapolated linearly over the time elapsed, at least an hour),
+The rows become the `LlmUsage` facet through `jarvis.actuators.llm.spend`,
+the builder the simulated platform shares: month-to-date spend and requests,
+the forecast (month to date extrapolated linearly over the time elapsed, at
+least an hour), spend by model and by route this month, and per route and
+model the record over the last ``window_days``. The same numbers are
+``metrics`` ``month_to_date_usd``, ``forecast_month_end_usd`` and
 ``requests_month_to_date``.
-Attributes:
-- ``month`` ("YYYY-MM"), ``window_days``;
-- ``by_model``: model → {``cost_usd``, ``requests``} this month;
-- ``by_route``: route → {``cost_usd``, ``requests``, ``input_tokens``,
-  ``output_tokens``, ``by_model``: model → cost_usd} this month;
-- ``performance``: route → model → {``requests``, ``success_rate``,
-  ``mean_latency_ms``, ``cost_usd``, ``input_tokens``, ``output_tokens``}
-  over the last ``window_days``.
 """
 
 from __future__ import annotations
@@ -31,16 +27,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.llm.spend import REF, MonthRow, WindowRow, usage_state
 from jarvis.config.cost import CostSettings
 from jarvis.model import (
-    JSON,
     Clock,
-    Health,
-    ResourceRef,
     ResourceState,
+    month_bounds,
 )
 
-REF = ResourceRef("cost", "llm", "cost")
+__all__ = ["REF", "LlmUsageActuator"]
 
 _TIME = DateTime(timezone=True)
 
@@ -54,14 +49,6 @@ _WINDOW_SQL = text(
     "AVG(latency_ms), SUM(cost_usd), SUM(input_tokens), SUM(output_tokens) "
     'FROM llm_usage WHERE "time" >= :start AND "time" <= :end GROUP BY route, model'
 ).bindparams(bindparam("start", type_=_TIME), bindparam("end", type_=_TIME))
-
-
-def month_bounds(now: datetime) -> tuple[datetime, datetime]:
-    """The UTC calendar month containing ``now``: [start, end)."""
-    utc = now.astimezone(UTC)
-    start = datetime(utc.year, utc.month, 1, tzinfo=UTC)
-    end = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
 
 
 class LlmUsageActuator:
@@ -131,61 +118,31 @@ class LlmUsageActuator:
         month: Sequence[Any],
         window: Sequence[Any],
     ) -> ResourceState:
-        by_model: dict[str, dict[str, JSON]] = {}
-        by_route: dict[str, dict[str, JSON]] = {}
-        total = 0.0
-        requests = 0
-        for route, model, count, cost, input_tokens, output_tokens in month:
-            cost_usd = float(cost or 0)
-            total += cost_usd
-            requests += int(count)
-            m = by_model.setdefault(model, {"cost_usd": 0.0, "requests": 0})
-            m["cost_usd"] += cost_usd
-            m["requests"] += int(count)
-            r = by_route.setdefault(
-                route,
-                {"cost_usd": 0.0, "requests": 0, "input_tokens": 0, "output_tokens": 0},
-            )
-            r["cost_usd"] += cost_usd
-            r["requests"] += int(count)
-            r["input_tokens"] += int(input_tokens or 0)
-            r["output_tokens"] += int(output_tokens or 0)
-            r.setdefault("by_model", {})[model] = round(cost_usd, 6)
-        performance: dict[str, dict[str, JSON]] = {}
-        for route, model, count, ok, latency, cost, input_tokens, output_tokens in window:
-            performance.setdefault(route, {})[model] = {
-                "requests": int(count),
-                "success_rate": int(ok or 0) / int(count),
-                "mean_latency_ms": float(latency or 0),
-                "cost_usd": round(float(cost or 0), 6),
-                "input_tokens": int(input_tokens or 0),
-                "output_tokens": int(output_tokens or 0),
-            }
-        elapsed = max((now - start).total_seconds(), 3600.0)
-        forecast = total * (end - start).total_seconds() / elapsed
-        return ResourceState(
-            ref=REF,
-            health=Health.HEALTHY,
+        return usage_state(
+            (
+                MonthRow(route, model, int(count), float(cost or 0), int(i or 0), int(o or 0))
+                for route, model, count, cost, i, o in month
+            ),
+            (
+                WindowRow(
+                    route,
+                    model,
+                    int(count),
+                    int(ok or 0) / int(count),
+                    float(latency or 0),
+                    float(cost or 0),
+                    int(i or 0),
+                    int(o or 0),
+                )
+                for route, model, count, ok, latency, cost, i, o in window
+            ),
+            month=f"{start:%Y-%m}",
+            window_days=self._window.days,
+            month_seconds=(end - start).total_seconds(),
+            elapsed_seconds=(now - start).total_seconds(),
             observed_at=now,
-            detail=f"LLM usage for {start:%Y-%m}",
-            metrics={
-                "month_to_date_usd": round(total, 6),
-                "forecast_month_end_usd": round(forecast, 6),
-                "requests_month_to_date": float(requests),
-            },
-            attributes={
-                "month": f"{start:%Y-%m}",
-                "window_days": self._window.days,
-                "by_model": {k: _rounded(v) for k, v in sorted(by_model.items())},
-                "by_route": {k: _rounded(v) for k, v in sorted(by_route.items())},
-                "performance": performance,
-            },
         )
 
     async def aclose(self) -> None:
         if self._owns_engine:
             await self._engine.dispose()
-
-
-def _rounded(entry: dict[str, JSON]) -> dict[str, JSON]:
-    return {k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()}

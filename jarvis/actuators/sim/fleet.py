@@ -8,19 +8,17 @@ synchronous: time comes only from the ``now`` passed in, randomness only from
 ``random.Random(seed)``, so the same seed and the same calls give the same states.
 
 Observed states carry the metrics ``requests_per_minute``, ``cpu_utilization``
-(percent), ``p95_latency_ms`` and ``error_rate`` (0..1), and these attributes:
+(percent), ``p95_latency_ms`` and ``error_rate`` (0..1), and these facets:
 
-- ``rollout``: ``"in_progress"`` from a deploy or rollback until the next
-  observation, then ``"completed"``.
-- ``image``: the image the current version runs.
-- ``previous_version``: the version that ran before the current one (absent
-  until the first deploy or rollback).
-- ``versions_available``: every other version ever deployed, newest first,
-  i.e. what a rollback may target.
+- ``rollout``: in progress from a deploy or rollback until the next
+  observation, then completed.
+- ``versions``: ``image`` (the image the current version runs), ``previous``
+  (the version that ran before the current one; None until the first deploy
+  or rollback) and ``available`` (every other version ever deployed, newest
+  first, i.e. what a rollback may target).
 
-One attributes mapping is shared by a service's states until something in it
-changes (that keeps a 10,000-service observation cheap): treat it as read-only,
-like every other field of a frozen `ResourceState`.
+One facet of each kind is shared by a service's states until it changes (that
+keeps a 10,000-service observation cheap); facets are frozen, so sharing is safe.
 
 With ``script=True`` the fleet plays the newcomer's show, counted in successful
 observations: on the 2nd, ``ai-dawg-vocal-coach`` crashes (a restart heals it);
@@ -36,7 +34,6 @@ from datetime import datetime
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
 from jarvis.model import (
-    JSON,
     Action,
     ActionKind,
     ErrorKind,
@@ -45,6 +42,9 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    Rollout,
+    RolloutState,
+    Versions,
 )
 
 PROVIDER = "sim"
@@ -71,6 +71,10 @@ _SCRIPT: dict[int, tuple[str, bool]] = {
 }
 
 
+_COMPLETED = Rollout(RolloutState.COMPLETED)
+_IN_PROGRESS = Rollout(RolloutState.IN_PROGRESS)
+
+
 def service_names(count: int) -> list[str]:
     """The six seed-system names, then ``svc-00007`` onwards."""
     named = list(DEFAULT_SERVICE_NAMES[:count])
@@ -81,7 +85,6 @@ class _Service:
     """The mutable state of one simulated service. Private to the fleet."""
 
     __slots__ = (
-        "attributes",
         "bad_versions",
         "broken_detail",
         "crash_detail",
@@ -98,6 +101,7 @@ class _Service:
         "running",
         "version",
         "versions",
+        "versions_facet",
     )
 
     def __init__(self, name: str, profile: Profile, replicas: int) -> None:
@@ -111,7 +115,7 @@ class _Service:
         self.versions: list[tuple[str, str]] = [("v1", f"registry.sim.local/{name}:1.0.0")]
         self.version = "v1"
         self.previous: str | None = None
-        self.rollout = "completed"
+        self.rollout = _COMPLETED
         self.crash_detail = ""
         """Non-empty while crashed: the service runs nothing until restarted."""
         self.broken_detail = ""
@@ -119,8 +123,7 @@ class _Service:
         self.bad_versions: set[str] = set()
         """Versions that crash-loop whenever they run (from `bad_deploy`)."""
         self.load = 1.0
-        self.attributes: dict[str, JSON] = {}
-        self.refresh_attributes()
+        self.versions_facet = self.facet()
         self.replicas_seen: Replicas | None = None
         """The `Replicas` last reported, reused until a count changes (None: rebuild)."""
 
@@ -134,21 +137,18 @@ class _Service:
             self.replicas_seen = seen
         return seen
 
-    def refresh_attributes(self) -> None:
-        # Rebuilt only when a version or rollout changes and shared by every
-        # state observed until then; replaced, never mutated, so sharing is safe.
-        images = dict(self.versions)
-        attributes: dict[str, JSON] = {"rollout": self.rollout, "image": images[self.version]}
-        if self.previous is not None:
-            attributes["previous_version"] = self.previous
-        attributes["versions_available"] = [
-            version for version, _ in reversed(self.versions) if version != self.version
-        ]
-        self.attributes = attributes
+    def facet(self) -> Versions:
+        # Rebuilt only when the version changes and shared by every state
+        # observed until then.
+        return Versions(
+            previous=self.previous,
+            available=tuple(v for v, _ in reversed(self.versions) if v != self.version),
+            image=dict(self.versions)[self.version],
+        )
 
     def set_version(self, version: str) -> None:
-        self.previous, self.version, self.rollout = self.version, version, "in_progress"
-        self.refresh_attributes()
+        self.previous, self.version, self.rollout = self.version, version, _IN_PROGRESS
+        self.versions_facet = self.facet()
 
 
 class SimulatedFleet:
@@ -231,9 +231,7 @@ class SimulatedFleet:
             if service.running != service.desired and not service.crash_detail:
                 service.running = service.desired
                 service.replicas_seen = None
-            if service.rollout != "completed":
-                service.rollout = "completed"
-                service.refresh_attributes()
+            service.rollout = _COMPLETED
 
     def states(self) -> list[ResourceState]:
         """Every service as it looks at the fleet's current time, without advancing."""
@@ -272,7 +270,8 @@ class SimulatedFleet:
             version=service.version,
             detail=detail,
             metrics=metrics,
-            attributes=service.attributes,
+            rollout=service.rollout,
+            versions=service.versions_facet,
         )
 
     # -- fault hooks for the simulation harness ---------------------------------

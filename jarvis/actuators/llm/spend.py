@@ -1,0 +1,139 @@
+"""The ``cost://llm`` resource, built from usage rows: the one builder of the LLM-usage facet.
+
+Called by `jarvis.actuators.llm.usage.LlmUsageActuator` with the rows of its
+SQL aggregates and by `jarvis.simulation.llm.SimulatedLlm` with rows from its
+counters, so the real and the simulated resource cannot drift apart. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from jarvis.model import (
+    Health,
+    LlmUsage,
+    ModelPerformance,
+    ModelSpend,
+    ResourceRef,
+    ResourceState,
+    RouteUsage,
+)
+
+REF = ResourceRef("cost", "llm", "cost")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthRow:
+    """One (route, model) pair's usage this month."""
+
+    route: str
+    model: str
+    requests: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    """One (route, model) pair's record over the performance window."""
+
+    route: str
+    model: str
+    requests: int
+    success_rate: float
+    mean_latency_ms: float
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(slots=True)
+class _RouteSum:
+    cost_usd: float = 0.0
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def usage_state(
+    month_rows: Iterable[MonthRow],
+    window_rows: Iterable[WindowRow],
+    *,
+    month: str,
+    window_days: int,
+    month_seconds: float,
+    elapsed_seconds: float,
+    observed_at: datetime,
+) -> ResourceState:
+    """The ``cost://llm`` state of ``month`` ("YYYY-MM").
+
+    The forecast extrapolates linearly over ``elapsed_seconds`` (at least an
+    hour) of the month's ``month_seconds``. The month's total is summed per
+    route first, in the order routes first appear in ``month_rows``; the
+    simulation's pinned record depends on that order of float additions.
+    """
+    by_model: dict[str, tuple[float, int]] = {}
+    sums: dict[str, _RouteSum] = {}
+    costs: dict[str, dict[str, float]] = {}
+    for row in month_rows:
+        s = sums.get(row.route)
+        if s is None:
+            s = sums[row.route] = _RouteSum()
+            costs[row.route] = {}
+        s.cost_usd += row.cost_usd
+        s.requests += row.requests
+        s.input_tokens += row.input_tokens
+        s.output_tokens += row.output_tokens
+        costs[row.route][row.model] = round(row.cost_usd, 6)
+        model_cost, model_requests = by_model.get(row.model, (0.0, 0))
+        by_model[row.model] = (model_cost + row.cost_usd, model_requests + row.requests)
+    total = 0.0
+    requests = 0
+    for s in sums.values():
+        total += s.cost_usd
+        requests += s.requests
+    performance: dict[str, dict[str, ModelPerformance]] = {}
+    for w in window_rows:
+        performance.setdefault(w.route, {})[w.model] = ModelPerformance(
+            requests=w.requests,
+            success_rate=w.success_rate,
+            mean_latency_ms=w.mean_latency_ms,
+            cost_usd=round(w.cost_usd, 6),
+            input_tokens=w.input_tokens,
+            output_tokens=w.output_tokens,
+        )
+    forecast = total * month_seconds / max(elapsed_seconds, 3600.0)
+    usage = LlmUsage(
+        month=month,
+        window_days=window_days,
+        month_to_date_usd=round(total, 6),
+        forecast_month_end_usd=round(forecast, 6),
+        requests_month_to_date=requests,
+        by_model={m: ModelSpend(round(c, 6), n) for m, (c, n) in sorted(by_model.items())},
+        by_route={
+            r: RouteUsage(
+                cost_usd=round(s.cost_usd, 6),
+                requests=s.requests,
+                input_tokens=s.input_tokens,
+                output_tokens=s.output_tokens,
+                by_model=costs[r],
+            )
+            for r, s in sorted(sums.items())
+        },
+        performance=performance,
+    )
+    return ResourceState(
+        ref=REF,
+        health=Health.HEALTHY,
+        observed_at=observed_at,
+        detail=f"LLM usage for {month}",
+        metrics={
+            "month_to_date_usd": usage.month_to_date_usd,
+            "forecast_month_end_usd": usage.forecast_month_end_usd,
+            "requests_month_to_date": float(requests),
+        },
+        llm_usage=usage,
+    )
