@@ -106,7 +106,7 @@ class RetryLedger:
         """Read the whole ledger from the store (at start; a failure is the caller's)."""
         self._states = await self.store.load_retries()
 
-    async def refresh(self, flush: Callable[[], Awaitable[None]]) -> None:
+    async def refresh(self, flush: Callable[[], Awaitable[object]]) -> None:
         """Re-read the ledger, so `jarvis retries reset` from another process takes effect.
 
         Rows staged during an outage (there is a spool then) are written first

@@ -13,6 +13,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
 )
+from jarvis.policies.base import Evaluation
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
@@ -177,3 +178,30 @@ async def test_an_action_the_owning_actuator_does_not_support_fails_terminally(
     assert outcome is not None and not outcome.ok
     assert outcome.error_kind == "terminal" and "cannot deploy" in outcome.detail
     assert fleet.applied == [] and probes.applied == []
+
+
+class Broken:
+    """A policy whose evaluation raises."""
+
+    name = "broken"
+
+    def evaluate(self, snapshot: object, history: object, now: object) -> Evaluation:
+        raise RuntimeError("bad rule")
+
+
+async def test_a_failing_policy_is_counted_and_alerted_while_the_others_run(
+    make_app: AppFactory,
+) -> None:
+    """A policy that raises adds one to its failure counter and one alert; the rest still act."""
+    app = await make_app([Broken(), ProposeEach([restart("api")])])
+    sample = "jarvis_policy_failures_total"
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "broken"}) == 0
+    report = await app.reconciler.tick()
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "broken"}) == 1
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "scripted"}) == 0
+    assert [d.action.target.name for d in report.applied] == ["api"]
+    [alert] = await app.store.events(kinds=["alert"])
+    assert (alert.policy, alert.reason) == (
+        "broken",
+        "policy broken failed: RuntimeError('bad rule')",
+    )
