@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,
     ActionKind,
+    Event,
     EventKind,
     Health,
     Outcome,
@@ -205,3 +208,33 @@ async def test_a_failing_policy_is_counted_and_alerted_while_the_others_run(
         "broken",
         "policy broken failed: RuntimeError('bad rule')",
     )
+
+
+class LongMemory(ProposeEach):
+    """A policy that states it reads three days of history."""
+
+    history_horizon = timedelta(days=3)
+
+
+async def test_history_loads_at_start_by_event_time_for_the_longest_stated_horizon(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A restart reads history by event time, 24 hours back unless a policy states longer."""
+    app = await make_app()
+    now = clock.now()
+    app.store.append(
+        [
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=1), "recent"),
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=2), "older"),
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=48), "two-days"),
+        ]
+    )
+    await app.store.flush()
+    await app.aclose()
+
+    restarted = await make_app()
+    window = restarted.reconciler.history.window
+    assert [e.idempotency_key for e in window] == ["older", "recent"]
+    remembering = await make_app([LongMemory([])])
+    window = remembering.reconciler.history.window
+    assert [e.idempotency_key for e in window] == ["two-days", "older", "recent"]
