@@ -3,9 +3,10 @@
 The scheduler (`jarvis.loop.scheduler`) calls `Reconciler.tick()` every interval;
 `jarvis tick`, `jarvis plan` and `jarvis simulate` call it directly. Decisions
 live in policies, the planner, the guard, the retry ledger (`jarvis.loop.ledger`)
-and recovery (`jarvis.loop.recovery`); this module only sequences them, records
-every step as an event, and counts every outcome. It acts on state read in this
-tick, never on an older event payload.
+and recovery (`jarvis.loop.recovery`); this module only sequences them, and
+records every step as an event and counts every outcome through its `Recorder`
+(`jarvis.loop.record`). It acts on state read in this tick, never on an older
+event payload.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class Reconciler:
         rec.tick_finished(report, finished)
         await self._flush()
         self.last_tick_finished = finished
+        self.metrics.last_tick_timestamp.set(finished.timestamp())
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
         return report
 

@@ -150,4 +150,3 @@ class Recorder:
                 duration_seconds=round((finished - report.started_at).total_seconds(), 6),
             )
         )
-        self.metrics.last_tick_timestamp.set(finished.timestamp())
