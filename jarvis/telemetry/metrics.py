@@ -1,7 +1,7 @@
 """Prometheus metrics for the daemon, on a registry owned by one `Metrics` object.
 
 The composition root builds one `Metrics` and hands it to the loop (which
-counts ticks, actions, observe errors and policy failures, and sets the gauges), the event writer
+counts ticks, actions, observe errors and sets the gauges), the event writer
 (events written and spooled) and the HTTP server (admin requests, and
 ``GET /metrics``, which calls `Metrics.render`). Nothing here touches the
 global prometheus registry, so two daemons, or two tests, coexist in one
