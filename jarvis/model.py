@@ -11,7 +11,7 @@ I/O; every type is frozen.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -375,13 +375,37 @@ class History:
     """What policies may know besides the current snapshot, passed in as data.
 
     ``snapshots`` are the most recent ones, oldest first, not including the
-    current one. ``events`` are recent events, oldest first. ``retries`` is the
-    retry ledger keyed by (resource, action kind).
+    current one. ``events`` are recent events, oldest first (by event time,
+    then id), as an `EventHistory` holds them. ``retries`` is the retry ledger
+    keyed by (resource, action kind).
     """
 
     snapshots: Sequence[Snapshot] = ()
     events: Sequence[Event] = ()
     retries: Mapping[tuple[str, str], RetryState] = field(default_factory=dict)
+
+
+class EventHistory(Protocol):
+    """Recorded events by event time: the seam `History.events` is filled through.
+
+    `events_since` answers the events of ``kinds`` (every kind when None) of
+    ``resource`` (every resource when None) with ``ts >= since``, ordered by
+    ``ts``, then id. It is asynchronous, since the event store stands behind
+    it (`jarvis.store.history`), so policies, which are pure and synchronous,
+    never call it. A policy states how far back it reads instead, as a
+    ``history_horizon`` attribute (a `timedelta`); the reconciler asks this
+    seam for the longest horizon stated when it starts, and every tick passes
+    what the seam's cache holds, kept current as events are recorded, as
+    `History.events`.
+    """
+
+    async def events_since(
+        self,
+        since: datetime,
+        *,
+        kinds: Collection[str] | None = None,
+        resource: str | None = None,
+    ) -> Sequence[Event]: ...
 
 
 class Clock(Protocol):

@@ -159,13 +159,43 @@ def outcome_event(
 
 
 def escalated(
-    tick_id: str, now: datetime, action: Action, action_id: str, *, attempts: int, error: str
+    tick_id: str | None,
+    now: datetime,
+    subject: Action | Event,
+    action_id: str | None,
+    *,
+    attempts: int,
+    error: str,
 ) -> Event:
+    """A retry budget is spent: the (resource, action kind) pair is quarantined.
+
+    ``subject`` is the action whose budget ran out in this tick, or the
+    `action.started` intent a previous process left open (recovery). The kind,
+    key and the ``attempts``/``last_error`` payload are decided here for both;
+    an orphaned intent has no `Action` to repeat, so its event carries the
+    intent's names and no ``params``/``proposal``, and its reason is the
+    shorter one recovery has always written (changing it would rewrite history).
+    """
+    if isinstance(subject, Event):
+        return Event(
+            kind=EventKind.ACTION_ESCALATED,
+            ts=now,
+            idempotency_key=f"{action_id}:escalated",
+            tick_id=tick_id,
+            resource=subject.resource,
+            action_kind=subject.action_kind,
+            policy=subject.policy,
+            reason=f"{attempts} failed attempts; quarantined",
+            payload={"attempts": attempts, "last_error": error},
+            action_id=action_id,
+        )
+    if tick_id is None or action_id is None:
+        raise ValueError("an action's escalation needs its tick id and action id")
     return action_event(
         EventKind.ACTION_ESCALATED,
         tick_id,
         now,
-        action,
+        subject,
         key=f"{action_id}:escalated",
         action_id=action_id,
         reason=f"{attempts} failed attempts; quarantined until `jarvis retries reset`",

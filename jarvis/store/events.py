@@ -57,6 +57,16 @@ class EventBackend(Protocol):
         since: datetime | None,
     ) -> list[Event]: ...
 
+    async def events_by_time(
+        self,
+        *,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> list[Event]: ...
+
     async def open_intents(self) -> list[Event]: ...
 
     async def load_retries(self) -> dict[tuple[str, str], RetryState]: ...
@@ -213,6 +223,26 @@ class EventStore:
         """
         return await self.backend.events(
             limit=limit, kinds=kinds, resource=resource, after_id=after_id, since=since
+        )
+
+    async def events_by_time(
+        self,
+        *,
+        kinds: Sequence[str] | None = None,
+        resource: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Matching events with ``since <= ts <= until``, ordered by event time, then id.
+
+        With `limit`, the newest `limit` of them (still oldest first). Unlike
+        `events`, which follows ids (the order rows arrived in), this is the
+        order things happened in: a spool replayed late, or a second process,
+        writes rows whose ids are out of time order.
+        """
+        return await self.backend.events_by_time(
+            kinds=kinds, resource=resource, since=since, until=until, limit=limit
         )
 
     async def open_intents(self) -> list[Event]:

@@ -143,6 +143,31 @@ class MemoryBackend:
                     break
         return found[::-1]
 
+    async def events_by_time(
+        self,
+        *,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> list[Event]:
+        await anyio.lowlevel.checkpoint()
+        self._read_check()
+        wanted = None if kinds is None else {str(kind) for kind in kinds}
+        found = [
+            event
+            for event in self._events
+            if (wanted is None or event.kind.value in wanted)
+            and (resource is None or event.resource == resource)
+            and (since is None or event.ts >= since)
+            and (until is None or event.ts <= until)
+        ]
+        found.sort(key=lambda event: (event.ts, event.id or 0))
+        if limit is None:
+            return found
+        return found[-limit:] if limit > 0 else []
+
     async def open_intents(self) -> list[Event]:
         await anyio.lowlevel.checkpoint()
         self._read_check()

@@ -110,6 +110,38 @@ class SqlBackend:
         found = await self._read(run)
         return found if after_id is not None else found[::-1]
 
+    async def events_by_time(
+        self,
+        *,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> list[Event]:
+        conditions: list[ColumnElement[bool]] = []
+        if kinds is not None:
+            conditions.append(events.c.kind.in_([str(kind) for kind in kinds]))
+        if resource is not None:
+            conditions.append(events.c.resource == resource)
+        if since is not None:
+            conditions.append(events.c.ts >= since)
+        if until is not None:
+            conditions.append(events.c.ts <= until)
+        query = select(events).where(*conditions)
+        if limit is None:
+            query = query.order_by(events.c.ts, events.c.id)
+        else:
+            # The newest `limit`, walked backwards on the ts index, then turned round.
+            query = query.order_by(events.c.ts.desc(), events.c.id.desc()).limit(limit)
+
+        async def run(connection: AsyncConnection) -> list[Event]:
+            result = await connection.execute(query)
+            return [event_from_row(row) for row in result.mappings()]
+
+        found = await self._read(run)
+        return found if limit is None else found[::-1]
+
     async def open_intents(self) -> list[Event]:
         outcome = events.alias("outcome")
         query = (

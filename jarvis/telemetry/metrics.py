@@ -85,6 +85,12 @@ class Metrics:
             "Resources escalated after exhausting their retry budget.",
             registry=reg,
         )
+        self.policy_failures = Counter(
+            "jarvis_policy_failures_total",
+            "Policy evaluations that raised, by policy; the tick went on without them.",
+            ["policy"],
+            registry=reg,
+        )
         self.killswitch_engaged = Gauge(
             "jarvis_killswitch_engaged",
             "1 while the kill switch is engaged (or unreadable), else 0.",
@@ -161,6 +167,11 @@ class Metrics:
         for name in names:
             self.observe_errors.labels(actuator=name)
             self.observe_duration.labels(actuator=name)
+
+    def known_policies(self, names: Iterable[str]) -> None:
+        """Start the per-policy failure series at zero for the policies the daemon runs."""
+        for name in names:
+            self.policy_failures.labels(policy=name)
 
     def set_resources(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace the resource gauge with this tick's counts by (provider, health).

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,
     ActionKind,
+    Event,
     EventKind,
     Health,
     Outcome,
     ResourceRef,
 )
+from jarvis.policies.base import Evaluation
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
@@ -177,3 +181,60 @@ async def test_an_action_the_owning_actuator_does_not_support_fails_terminally(
     assert outcome is not None and not outcome.ok
     assert outcome.error_kind == "terminal" and "cannot deploy" in outcome.detail
     assert fleet.applied == [] and probes.applied == []
+
+
+class Broken:
+    """A policy whose evaluation raises."""
+
+    name = "broken"
+
+    def evaluate(self, snapshot: object, history: object, now: object) -> Evaluation:
+        raise RuntimeError("bad rule")
+
+
+async def test_a_failing_policy_is_counted_and_alerted_while_the_others_run(
+    make_app: AppFactory,
+) -> None:
+    """A policy that raises adds one to its failure counter and one alert; the rest still act."""
+    app = await make_app([Broken(), ProposeEach([restart("api")])])
+    sample = "jarvis_policy_failures_total"
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "broken"}) == 0
+    report = await app.reconciler.tick()
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "broken"}) == 1
+    assert app.metrics.registry.get_sample_value(sample, {"policy": "scripted"}) == 0
+    assert [d.action.target.name for d in report.applied] == ["api"]
+    [alert] = await app.store.events(kinds=["alert"])
+    assert (alert.policy, alert.reason) == (
+        "broken",
+        "policy broken failed: RuntimeError('bad rule')",
+    )
+
+
+class LongMemory(ProposeEach):
+    """A policy that states it reads three days of history."""
+
+    history_horizon = timedelta(days=3)
+
+
+async def test_history_loads_at_start_by_event_time_for_the_longest_stated_horizon(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A restart reads history by event time, 24 hours back unless a policy states longer."""
+    app = await make_app()
+    now = clock.now()
+    app.store.append(
+        [
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=1), "recent"),
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=2), "older"),
+            Event(EventKind.RESOURCE_CHANGED, now - timedelta(hours=48), "two-days"),
+        ]
+    )
+    await app.store.flush()
+    await app.aclose()
+
+    restarted = await make_app()
+    window = restarted.reconciler.history.window
+    assert [e.idempotency_key for e in window] == ["older", "recent"]
+    remembering = await make_app([LongMemory([])])
+    window = remembering.reconciler.history.window
+    assert [e.idempotency_key for e in window] == ["two-days", "older", "recent"]

@@ -1,0 +1,123 @@
+"""The retry ledger as the loop holds it: one `RetryState` per (resource, action kind).
+
+The reconciler (`jarvis.loop.reconciler`) owns one `RetryLedger`: the guard
+reads it before each action, an apply stages an attempt and its outcome, and
+recovery (`jarvis.loop.recovery`) stages the attempts a crash left open. The
+decisions are pure functions of a state, the `RetryBudget` and the time
+(`exhaustion`, `quarantined_count`, and the budget's own transitions); the
+class keeps the in-memory copy and does the store I/O at its edges: staging
+every change for the next flush, and re-reading the ledger once per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from jarvis.model import Action, Outcome, RetryState
+from jarvis.safety.retry import RetryBudget
+from jarvis.store import EventStore
+
+log = structlog.get_logger("jarvis.reconciler")
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    """A budget spent without a failure that escalated: the pair to quarantine, and why."""
+
+    state: RetryState
+    """The ledger row after quarantine."""
+    attempts: int
+    reason: str
+
+
+def exhaustion(budget: RetryBudget, state: RetryState | None, now: datetime) -> Exhausted | None:
+    """The quarantine an action blocked by its retry budget leads to; None while it may retry.
+
+    This is how fixes that "succeed" without fixing escalate: every attempt
+    of the window is spent though none failed.
+    """
+    if state is None or not budget.exhausted(state, now):
+        return None
+    attempts = len(budget.in_window(state, now))
+    reason = f"{attempts} attempts in the window did not fix it"
+    return Exhausted(budget.quarantine(state, now, reason), attempts, reason)
+
+
+def quarantined_count(states: Mapping[Key, RetryState]) -> int:
+    """Resources with at least one quarantined action kind."""
+    return len({state.resource for state in states.values() if state.quarantined})
+
+
+class RetryLedger:
+    """The in-memory ledger, staged to the store on every change and refreshed each tick."""
+
+    def __init__(self, store: EventStore, budget: RetryBudget) -> None:
+        self.store = store
+        self.budget = budget
+        self._states: dict[Key, RetryState] = {}
+
+    @property
+    def states(self) -> Mapping[Key, RetryState]:
+        """The whole ledger (what policies see as `History.retries`)."""
+        return self._states
+
+    def get(self, key: Key) -> RetryState | None:
+        return self._states.get(key)
+
+    @property
+    def quarantined(self) -> int:
+        return quarantined_count(self._states)
+
+    def stage(self, state: RetryState) -> None:
+        """Take ``state`` as the row for its key, here and in the store's next flush."""
+        self._states[(state.resource, state.action_kind)] = state
+        self.store.stage_retry(state)
+
+    def attempted(self, action: Action, now: datetime) -> RetryState:
+        """Stage the attempt of ``action`` starting at ``now``; return the new row."""
+        state = self.budget.attempted(
+            self._states.get(action.key), str(action.target), action.kind.value, now
+        )
+        self.stage(state)
+        return state
+
+    def finished(
+        self, state: RetryState, outcome: Outcome, now: datetime
+    ) -> tuple[RetryState, bool]:
+        """Stage the row after ``outcome``; return it and whether to escalate now."""
+        state, escalate = self.budget.finished(state, outcome, now)
+        self.stage(state)
+        return state, escalate
+
+    def exhaust(self, key: Key, now: datetime) -> Exhausted | None:
+        """Quarantine ``key`` (staged) when its budget is spent; None when it is not."""
+        spent = exhaustion(self.budget, self._states.get(key), now)
+        if spent is not None:
+            self.stage(spent.state)
+        return spent
+
+    async def load(self) -> None:
+        """Read the whole ledger from the store (at start; a failure is the caller's)."""
+        self._states = await self.store.load_retries()
+
+    async def refresh(self, flush: Callable[[], Awaitable[object]]) -> None:
+        """Re-read the ledger, so `jarvis retries reset` from another process takes effect.
+
+        Rows staged during an outage (there is a spool then) are written first
+        with ``flush``, so the re-read is never older than this process's own;
+        while the store stays down, the in-memory copy stands.
+        """
+        if self.store.spooled:
+            await flush()
+            if self.store.spooled:
+                return
+        try:
+            self._states = await self.store.load_retries()
+        except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
+            log.warning("retry ledger unreadable; using the in-memory copy", error=str(exc))

@@ -1,0 +1,78 @@
+"""Observe: every actuator read at once, merged into one view of the fleet.
+
+Called by the reconciler (`jarvis.loop.reconciler`) at the start of each tick.
+Each actuator's `observe()` runs concurrently under its own timeout; one that
+fails or hangs becomes an error string, never a failed tick. `transitions`
+turns what changed since the last tick into `resource.changed` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import anyio
+
+from jarvis.actuators.base import ActuatorError, Sensor
+from jarvis.loop import events as ev
+from jarvis.model import Event, ResourceState
+from jarvis.telemetry.metrics import Metrics
+
+
+async def observe_all(
+    actuators: Sequence[Sensor], time_limit: float, metrics: Metrics
+) -> tuple[dict[str, ResourceState], dict[str, str]]:
+    """Resources by URI (a later actuator's view of a URI wins), and errors by actuator."""
+    results: dict[str, Sequence[ResourceState]] = {}
+    errors: dict[str, str] = {}
+
+    async def observe_one(actuator: Sensor) -> None:
+        started = anyio.current_time()
+        try:
+            with anyio.fail_after(time_limit):
+                results[actuator.name] = await actuator.observe()
+        except TimeoutError:
+            errors[actuator.name] = f"observe timed out after {time_limit:g}s"
+        except ActuatorError as exc:
+            errors[actuator.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
+        except Exception as exc:  # noqa: BLE001 - one provider failing must not stop the others
+            errors[actuator.name] = f"{type(exc).__name__}: {exc}"
+        finally:
+            metrics.observe_duration.labels(actuator=actuator.name).observe(
+                anyio.current_time() - started
+            )
+
+    async with anyio.create_task_group() as group:
+        for actuator in actuators:
+            group.start_soon(observe_one, actuator)
+
+    resources: dict[str, ResourceState] = {}
+    for actuator in actuators:
+        for state in results.get(actuator.name, ()):
+            resources[str(state.ref)] = state
+    return resources, errors
+
+
+def transitions(
+    tick_id: str,
+    now: datetime,
+    last: dict[str, ResourceState],
+    resources: Mapping[str, ResourceState],
+) -> list[Event]:
+    """`resource.changed` for each resource new or changed since ``last``, which is updated."""
+    changed: list[Event] = []
+    for uri, state in resources.items():
+        previous = last.get(uri)
+        if previous is None or previous.transition_key() != state.transition_key():
+            changed.append(ev.resource_changed(tick_id, now, state, previous))
+        last[uri] = state
+    return changed
+
+
+def health_counts(resources: Mapping[str, ResourceState]) -> dict[tuple[str, str], int]:
+    """Resources by (provider, health), for the resources gauge."""
+    counts: dict[tuple[str, str], int] = {}
+    for state in resources.values():
+        label = (state.ref.provider, state.health.value)
+        counts[label] = counts.get(label, 0) + 1
+    return counts

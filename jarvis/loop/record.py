@@ -1,0 +1,152 @@
+"""Recording: every step of a tick as an event, and every outcome as a count.
+
+The reconciler (`jarvis.loop.reconciler`) hands each step to its `Recorder`,
+which builds the event (`jarvis.loop.events`), buffers it in the event store,
+adds the kinds policies read (`HISTORY_KINDS`) to their history window
+(`jarvis.store.history`), and counts it in the metrics. Flushes go through here too, so written and
+spooled events are counted in one place. No decisions are made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import structlog
+
+from jarvis.loop import events as ev
+from jarvis.loop.recovery import Recovered
+from jarvis.loop.report import Decision, TickReport
+from jarvis.model import Action, Event, EventKind, Outcome, Verdict
+from jarvis.policies.base import Note
+from jarvis.store import EventStore
+from jarvis.store.history import StoreHistory
+from jarvis.telemetry.metrics import Metrics
+
+log = structlog.get_logger("jarvis.reconciler")
+
+#: Event kinds policies may read as history (see `History.events`).
+HISTORY_KINDS = (
+    EventKind.RESOURCE_CHANGED,
+    EventKind.ACTION_APPLIED,
+    EventKind.ACTION_FAILED,
+    EventKind.ACTION_ESCALATED,
+    EventKind.ACTION_BLOCKED,
+)
+HISTORY_EVENTS = 5000
+HISTORY_HORIZON = timedelta(hours=24)
+"""How far back history is loaded at start unless a policy states a longer
+``history_horizon`` (see `jarvis.model.EventHistory`)."""
+
+
+def history_horizon(policies: Iterable[object]) -> timedelta:
+    """The longest ``history_horizon`` a policy states, and never less than the default."""
+    stated = (getattr(policy, "history_horizon", None) for policy in policies)
+    return max([HISTORY_HORIZON, *(h for h in stated if isinstance(h, timedelta))])
+
+
+class Recorder:
+    """Buffers, remembers and counts the loop's events; see the module docstring."""
+
+    def __init__(self, store: EventStore, history: StoreHistory, metrics: Metrics) -> None:
+        self.store = store
+        self.history = history
+        self.metrics = metrics
+
+    def record(self, event: Event) -> None:
+        self.store.append([event])
+
+    def remember(self, event: Event) -> None:
+        """Record an event policies also see as history from the next tick on."""
+        self.record(event)
+        self.history.append(event)
+
+    async def flush(self) -> None:
+        waiting = self.store.spooled
+        result = await self.store.flush()
+        if result.written:
+            self.metrics.events_written.inc(result.written)
+        if result.spooled > waiting:
+            self.metrics.events_spooled.inc(result.spooled - waiting)
+            log.warning("event store unreachable; events spooled", waiting=result.spooled)
+        elif result.replayed:
+            log.info("event store back; spooled events replayed", replayed=result.replayed)
+
+    def recovered(self, closed: Recovered) -> None:
+        """An orphaned intent closed at start (not added to history: it never was)."""
+        for event in closed.events:
+            self.record(event)
+        intent = closed.intent
+        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="unknown").inc()
+        log.warning("orphaned intent closed", action_id=intent.action_id, resource=intent.resource)
+        if closed.escalated:
+            self.metrics.escalations.inc()
+
+    def observe_failed(self, tick_id: str, now: datetime, errors: Mapping[str, str]) -> None:
+        for name, error in sorted(errors.items()):
+            self.metrics.observe_errors.labels(actuator=name).inc()
+            self.record(ev.observe_failed(tick_id, now, name, error, None))
+            log.warning("observe failed", actuator=name, error=error)
+
+    def proposed(self, tick_id: str, now: datetime, proposals: Sequence[Action]) -> None:
+        for action in proposals:
+            self.record(ev.proposed(tick_id, now, action))
+            self.metrics.actions.labels(kind=action.kind.value, outcome="proposed").inc()
+
+    def note(self, report: TickReport, policy: str, note: Note) -> None:
+        report.notes.append((policy, note))
+        self.record(ev.note_event(report.tick_id, report.snapshot.taken_at, policy, note))
+
+    def policy_failed(self, report: TickReport, policy: str, exc: Exception) -> None:
+        log.exception("policy failed", policy=policy)
+        self.metrics.policy_failures.labels(policy=policy).inc()
+        message = f"policy {policy} failed: {exc!r}"
+        self.note(report, policy, Note(message=message, alert=True, key="error"))
+
+    def blocked(self, report: TickReport, now: datetime, action: Action, verdict: Verdict) -> None:
+        self.remember(ev.blocked(report.tick_id, now, action, verdict))
+        reason = verdict.reason.value if verdict.reason else "unknown"
+        self.metrics.actions.labels(kind=action.kind.value, outcome="blocked").inc()
+        self.metrics.actions_blocked.labels(reason=reason).inc()
+        report.decisions.append(Decision(action, verdict))
+
+    def outcome(self, tick_id: str, now: datetime, action: Action, outcome: Outcome) -> None:
+        action_id = ev.action_id_for(tick_id, action)
+        self.remember(ev.outcome_event(tick_id, now, action, action_id, outcome))
+        label = "applied" if outcome.ok else outcome.status.value
+        self.metrics.actions.labels(kind=action.kind.value, outcome=label).inc()
+        log.info(
+            "action applied" if outcome.ok else "action failed",
+            action=action.kind.value,
+            outcome=outcome.status.value,
+            detail=outcome.detail,
+        )
+
+    def escalated(
+        self, report: TickReport, now: datetime, action: Action, *, attempts: int, error: str
+    ) -> None:
+        tick_id = report.tick_id
+        action_id = ev.action_id_for(tick_id, action)
+        self.remember(ev.escalated(tick_id, now, action, action_id, attempts=attempts, error=error))
+        self.metrics.escalations.inc()
+        report.escalations.append(str(action.target))
+        log.error(
+            "escalated: retry budget exhausted", resource=str(action.target), attempts=attempts
+        )
+
+    def tick_finished(self, report: TickReport, finished: datetime) -> None:
+        decisions = report.decisions
+        self.record(
+            ev.tick_event(
+                EventKind.TICK_FINISHED,
+                report.tick_id,
+                finished,
+                resources=len(report.snapshot.resources),
+                observe_errors=len(report.snapshot.errors),
+                proposed=len(report.proposals),
+                applied=len(report.applied),
+                blocked=sum(1 for d in decisions if not d.verdict.allowed),
+                failed=sum(1 for d in decisions if d.outcome and not d.outcome.ok),
+                duration_seconds=round((finished - report.started_at).total_seconds(), 6),
+            )
+        )

@@ -1,0 +1,101 @@
+"""Recovery on its own: the events and ledger rows that close intents a crash left open."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jarvis.loop.ledger import RetryLedger
+from jarvis.loop.recovery import close_orphan, recover
+from jarvis.model import Event, EventKind, RetryState
+from jarvis.safety.retry import RetryBudget
+from jarvis.store import EventStore
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=10)
+BUDGET = RetryBudget(max_attempts=3)
+
+
+def intent(action_id: str = "tick-1:sim://api:restart", at: datetime = T0) -> Event:
+    return Event(
+        kind=EventKind.ACTION_STARTED,
+        ts=at,
+        idempotency_key=f"{action_id}:started",
+        tick_id="tick-1",
+        resource="sim://api",
+        action_kind="restart",
+        policy="heal",
+        reason="unhealthy",
+        payload={"params": {}, "proposal": "unhealthy"},
+        action_id=action_id,
+        id=7,
+    )
+
+
+def test_an_orphan_becomes_unknown_and_a_failed_attempt() -> None:
+    """With budget left, an orphan is one action.unknown event and one more failure."""
+    closed = close_orphan(intent(), None, BUDGET, NOW)
+    [unknown] = closed.events
+    assert unknown.kind is EventKind.ACTION_UNKNOWN
+    assert unknown.idempotency_key == "tick-1:sim://api:restart:outcome"
+    assert unknown.payload == {"outcome": "failed", "intent_id": 7}
+    assert not closed.escalated
+    assert closed.state.attempts == (T0,)
+    assert closed.state.consecutive_failures == 1
+    assert closed.state.last_error == "outcome unknown: the process ended mid-apply"
+
+
+def test_an_attempt_already_on_the_ledger_is_not_counted_twice() -> None:
+    """When the ledger row already holds the intent's start, the attempt is not added again."""
+    state = RetryState("sim://api", "restart", attempts=(T0,))
+    closed = close_orphan(intent(), state, BUDGET, NOW)
+    assert closed.state.attempts == (T0,)
+
+
+def test_an_orphan_that_spends_the_budget_is_escalated_in_the_shape_recovery_writes() -> None:
+    """The last failure escalates with the intent's names, key, reason and payload, exactly."""
+    state = RetryState("sim://api", "restart", attempts=(T0,), consecutive_failures=2)
+    closed = close_orphan(intent(), state, BUDGET, NOW)
+    assert closed.escalated
+    assert closed.state.quarantined
+    assert closed.events[1] == Event(
+        kind=EventKind.ACTION_ESCALATED,
+        ts=NOW,
+        idempotency_key="tick-1:sim://api:restart:escalated",
+        tick_id="tick-1",
+        resource="sim://api",
+        action_kind="restart",
+        policy="heal",
+        reason="3 failed attempts; quarantined",
+        payload={"attempts": 3, "last_error": "outcome unknown: the process ended mid-apply"},
+        action_id="tick-1:sim://api:restart",
+    )
+
+
+async def test_recover_closes_every_open_intent_and_stages_its_row() -> None:
+    """Two orphans of one pair close in turn, the second on the row the first left."""
+    store = await EventStore.in_memory()
+    store.append([intent("a", T0), intent("b", T0 + timedelta(minutes=1))])
+    await store.flush()
+    ledger = RetryLedger(store, BUDGET)
+
+    closed = await recover(ledger, NOW)
+    assert [c.intent.action_id for c in closed] == ["a", "b"]
+    assert [c.state.consecutive_failures for c in closed] == [1, 2]
+    assert closed[1].state.attempts == (T0, T0 + timedelta(minutes=1))
+    assert ledger.get(("sim://api", "restart")) == closed[1].state
+    await store.flush()
+    assert await store.load_retries() == {("sim://api", "restart"): closed[1].state}
+
+
+async def test_recover_with_nothing_open_changes_nothing() -> None:
+    """No open intent: no events, no ledger rows."""
+    store = await EventStore.in_memory()
+    ledger = RetryLedger(store, BUDGET)
+    ledger.stage(replace(RetryState("sim://web", "scale"), consecutive_failures=1))
+    assert await recover(ledger, NOW) == []
+    assert list(ledger.states) == [("sim://web", "scale")]
