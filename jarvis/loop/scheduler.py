@@ -38,6 +38,8 @@ class TickResult:
 
     outcome: TickOutcome
     report: TickReport | None
+    error: Exception | None = None
+    """What a failed tick raised (logged and counted here; a driver may re-raise it)."""
 
 
 class TickHooks(Protocol):
@@ -156,6 +158,7 @@ class Scheduler:
         started = self.clock.now()
         outcome: TickOutcome = "ok"
         report: TickReport | None = None
+        error: Exception | None = None
         # The deadline is the event loop's time, not `self.clock`'s: a virtual
         # clock never blocks, so in virtual time only a real hang can reach it.
         with anyio.CancelScope() as scope:
@@ -163,8 +166,9 @@ class Scheduler:
             self._tick_scope = scope
             try:
                 report = await self.reconciler.tick()
-            except Exception:
+            except Exception as exc:
                 outcome = "failed"
+                error = exc
                 self.failed += 1
                 log.exception("tick failed")
         self._tick_scope = None
@@ -176,7 +180,7 @@ class Scheduler:
         self.ticks += 1
         self.metrics.ticks.labels(outcome=outcome).inc()
         self.metrics.tick_duration.observe((self.clock.now() - started).total_seconds())
-        return TickResult(outcome, report)
+        return TickResult(outcome, report, error)
 
     async def _settle(self) -> None:
         """Flush what a cut-short tick buffered; never longer than a few seconds."""
