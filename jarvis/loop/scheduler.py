@@ -6,22 +6,52 @@ simulation drive it on a `VirtualClock`. Boundaries are fixed multiples of the
 interval from the first tick: a tick that overruns its boundary is counted in
 `jarvis_tick_overruns_total`, and the next tick starts on the next boundary
 still ahead, never immediately and never twice.
+
+The simulation (`jarvis.simulation.harness`) runs this same scheduler with
+`TickHooks`: injecting faults before a tick, checking invariants after it, and
+ending the run by returning False from either.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 import anyio
 import structlog
 
-from jarvis.loop.reconciler import Reconciler
+from jarvis.loop.reconciler import Reconciler, TickReport
 from jarvis.model import Clock
 from jarvis.telemetry.metrics import Metrics
 
 log = structlog.get_logger("jarvis.scheduler")
+
+TickOutcome = Literal["ok", "failed", "timed_out"]
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """One tick as the scheduler saw it: how it ended and, if it finished, its report."""
+
+    outcome: TickOutcome
+    report: TickReport | None
+    error: Exception | None = None
+    """What a failed tick raised (logged and counted here; a driver may re-raise it)."""
+
+
+class TickHooks(Protocol):
+    """What a driver (the simulation) does around each tick; False from either ends the run.
+
+    Ending this way is not `Scheduler.stop`: no shutdown is requested of the
+    reconciler, the loop just takes no further tick and flushes.
+    """
+
+    async def before_tick(self, now: datetime) -> bool: ...
+
+    async def after_tick(self, result: TickResult) -> bool: ...
 
 
 class Scheduler:
@@ -36,6 +66,7 @@ class Scheduler:
         tick_timeout: float | None = None,
         shutdown_grace: float = 8.0,
         rng: random.Random | None = None,
+        hooks: TickHooks | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.clock = clock
@@ -45,8 +76,11 @@ class Scheduler:
         self.tick_timeout = tick_timeout or interval
         self.shutdown_grace = shutdown_grace
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.hooks = hooks
         self.ticks = 0
         self.overruns = 0
+        self.timed_out = 0
+        self.failed = 0
         self.started_at: datetime | None = None
         self._stop = anyio.Event()
         self._sleep_scope: anyio.CancelScope | None = None
@@ -96,42 +130,57 @@ class Scheduler:
                 self._sleep_scope = None
                 if self._stop.is_set():
                     break
+            if self.hooks is not None and not await self.hooks.before_tick(self.clock.now()):
+                break
             started = self.clock.now()
-            await self._one_tick()
-            finished = self.clock.now()
-            elapsed = (finished - origin).total_seconds()
-            next_boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
-            if next_boundary > boundary + 1:
-                skipped = next_boundary - boundary - 1
-                self.overruns += 1
-                self.metrics.tick_overruns.inc()
-                log.warning(
-                    "tick overran its interval",
-                    seconds=(finished - started).total_seconds(),
-                    skipped_boundaries=skipped,
-                )
-            boundary = next_boundary
+            result = await self._one_tick()
+            boundary = self._next_boundary(boundary, origin, started)
+            if self.hooks is not None and not await self.hooks.after_tick(result):
+                break
         await self._settle()
 
-    async def _one_tick(self) -> None:
+    def _next_boundary(self, boundary: int, origin: datetime, started: datetime) -> int:
+        """The next boundary still ahead of now; skipping any is an overrun, counted."""
+        finished = self.clock.now()
+        elapsed = (finished - origin).total_seconds()
+        next_boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
+        if next_boundary > boundary + 1:
+            self.overruns += 1
+            self.metrics.tick_overruns.inc()
+            log.warning(
+                "tick overran its interval",
+                seconds=(finished - started).total_seconds(),
+                skipped_boundaries=next_boundary - boundary - 1,
+            )
+        return next_boundary
+
+    async def _one_tick(self) -> TickResult:
         started = self.clock.now()
-        outcome = "ok"
+        outcome: TickOutcome = "ok"
+        report: TickReport | None = None
+        error: Exception | None = None
+        # The deadline is the event loop's time, not `self.clock`'s: a virtual
+        # clock never blocks, so in virtual time only a real hang can reach it.
         with anyio.CancelScope() as scope:
             scope.deadline = anyio.current_time() + self.tick_timeout
             self._tick_scope = scope
             try:
-                await self.reconciler.tick()
-            except Exception:
+                report = await self.reconciler.tick()
+            except Exception as exc:
                 outcome = "failed"
+                error = exc
+                self.failed += 1
                 log.exception("tick failed")
         self._tick_scope = None
         if scope.cancelled_caught:
             outcome = "timed_out"
+            self.timed_out += 1
             log.error("tick timed out", timeout=self.tick_timeout)
             await self._settle()
         self.ticks += 1
         self.metrics.ticks.labels(outcome=outcome).inc()
         self.metrics.tick_duration.observe((self.clock.now() - started).total_seconds())
+        return TickResult(outcome, report, error)
 
     async def _settle(self) -> None:
         """Flush what a cut-short tick buffered; never longer than a few seconds."""

@@ -5,21 +5,17 @@ the benchmarks. It builds the real app through the composition root
 (`jarvis.app.build_app`: the real reconciler, guard, kill switch and event
 store, with whatever policies `build_policies` returns) on a `VirtualClock`,
 a `SimulatedProvider` and the simulated LLM platform (`jarvis.simulation.llm`,
-whose routes and budget the run gets when the configuration has none), then
-paces ticks the way the scheduler does (fixed boundaries, seeded jitter, no
-stacking after a jump), injecting faults from the seeded plan and letting the
-simulated operator act between and during ticks. After every tick the
-invariant checker reads what the store recorded since the last tick and what
-the provider witnessed; the run stops at the first violation. The run id is
-derived from the seed, so the same seed gives the same run, event for event.
-
-Ticks are paced here, not by `jarvis.loop.scheduler.Scheduler`, because the
-checker must run between two ticks; the pacing rules are the scheduler's.
+whose routes and budget the run gets when the configuration has none), and
+runs the real `jarvis.loop.scheduler.Scheduler` on it, with its pacing, tick
+timeout and overrun count. The run is the scheduler's `TickHooks`: faults from
+the seeded plan and the simulated operator strike before a tick; after it, the
+operator's mid-tick actions and the invariant checker, which reads what the
+store recorded and what the provider witnessed. The run ends at the end time or
+the first violation. Its id is derived from the seed: same seed, same run.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +28,7 @@ from jarvis.actuators.sim import SimulatedFleet
 from jarvis.app import App, build_app
 from jarvis.config import Settings, load_settings
 from jarvis.loop.clock import VirtualClock
+from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.policies.base import Policy
 from jarvis.simulation.faults import ALL_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.invariants import InvariantChecker, Rules
@@ -126,14 +123,16 @@ async def run_simulation(
     policies: Sequence[Policy] | None = None,
     progress: ProgressCallback | None = None,
     rules: Rules | None = None,
+    clock: VirtualClock | None = None,
 ) -> SimulationReport:
     """Run the simulation to its end or its first violation, and report.
 
     ``policies`` default to what the composition root builds from ``settings``;
     ``rules`` (what the invariants are checked against) default to the
-    settings' allow-list, bounds and retry budget.
+    settings' allow-list, bounds and retry budget. ``clock`` (at `START`) lets
+    a test's policy spend virtual time, as a slow one spends real time.
     """
-    clock = VirtualClock(START)
+    clock = clock or VirtualClock(START)
     fleet = SimulatedFleet(seed=config.seed, services=config.services, script=False, start=START)
     provider = SimulatedProvider(fleet, clock, seed=config.seed)
     llm = SimulatedLlm.from_settings(settings, seed=config.seed, start=START)
@@ -162,6 +161,7 @@ async def run_simulation(
     try:
         run = _Run(
             app=app,
+            progress=progress,
             clock=clock,
             provider=provider,
             llm=llm,
@@ -180,19 +180,20 @@ async def run_simulation(
             run_id=run_id,
             database=app.store.url,
         )
-        await run.run(report, progress)
+        await run.run(report)
         return report
     finally:
         await app.aclose()
 
 
 class _Run:
-    """One simulation's moving parts and its tick loop."""
+    """One simulation's moving parts, and what it does around each of the scheduler's ticks."""
 
     def __init__(
         self,
         *,
         app: App,
+        progress: ProgressCallback | None,
         clock: VirtualClock,
         provider: SimulatedProvider,
         llm: SimulatedLlm,
@@ -203,6 +204,7 @@ class _Run:
         switch: MemoryKillSwitch,
     ) -> None:
         self.app = app
+        self.progress = progress
         self.database = database
         """The event database, when it is in memory (only then can it be taken away)."""
         self.switch = switch
@@ -210,10 +212,18 @@ class _Run:
         self.provider = provider
         self.fleet = provider.fleet
         self.llm = llm
-        self.config = config
         self.interval = settings.loop.interval
-        self.jitter = settings.loop.jitter
-        self.rng = random.Random(f"{config.seed}:jitter")  # noqa: S311 -- a reproducible simulation
+        self.scheduler = Scheduler(
+            app.reconciler,
+            clock,
+            app.metrics,
+            interval=settings.loop.interval,
+            jitter=settings.loop.jitter,
+            tick_timeout=settings.tick_timeout,
+            shutdown_grace=settings.loop.shutdown_grace,
+            rng=random.Random(f"{config.seed}:jitter"),  # noqa: S311 -- a reproducible simulation
+            hooks=self,
+        )
         self.end = START + timedelta(days=config.days)
         self.faults = plan_faults(
             seed=config.seed,
@@ -238,46 +248,49 @@ class _Run:
         self.surges: list[tuple[datetime, str]] = []
         self.down_until: dict[FaultKind, datetime] = {}
         self.last_event_id = 0
+        self.held_back = False  # at the end, events waited in the spool: check them once more
 
-    async def run(self, report: SimulationReport, progress: ProgressCallback | None) -> None:
+    async def run(self, report: SimulationReport) -> None:
         wall = time.perf_counter()
-        total = (self.end - START).total_seconds()
-        boundary = 0
-        ticks = 0
-        while True:
-            due = START + timedelta(seconds=boundary * self.interval)
-            delay = (due - self.clock.now()).total_seconds()
-            delay += self.jitter * self.interval * self.rng.random()
-            if delay > 0:
-                await self.clock.sleep(delay)
-            if self.clock.now() >= self.end:
-                break
-            await self._inject(self.clock.now())
-            tick = await self.app.reconciler.tick()
-            ticks += 1
-            await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
-            await self._check(tick.tick_id)
-            self.budget.observe(tick.snapshot.resources, tick.started_at)
-            if progress is not None:
-                progress(min(total, (self.clock.now() - START).total_seconds()), total)
-            if not self.checker.ok:
-                break
-            # The scheduler's rule: the next boundary still ahead, never a stacked tick.
-            elapsed = (self.clock.now() - START).total_seconds()
-            boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
-        await self._settle()
-        self._fill(report, ticks, time.perf_counter() - wall)
-
-    async def _settle(self) -> None:
-        """At the end, bring back what is down and check the record it held back."""
-        for kind in list(self.down_until):
-            self._set_down(kind, down=False)
-        self.down_until.clear()
-        if self.app.store.spooled:
-            await self.app.reconciler.flush()
+        await self.scheduler.run()
+        if self.held_back:
+            # The scheduler's last flush replayed the spool: check what it held back.
             await self._read_record()
             self.checker.feed_calls(self.provider.drain())
             self.checker.end_tick(None, [])
+        self._fill(report, time.perf_counter() - wall)
+
+    async def before_tick(self, now: datetime) -> bool:
+        """Strike what is due; at the end time, end the run before this tick."""
+        if now >= self.end:
+            self._bring_back()
+            return False
+        await self._inject(now)
+        return True
+
+    async def after_tick(self, result: TickResult) -> bool:
+        """Let the operator finish, check the invariants; the first violation ends the run."""
+        if result.error is not None:
+            raise result.error  # the daemon would go on; a simulation must fail on a bug
+        await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
+        tick = result.report
+        await self._check(None if tick is None else tick.tick_id)
+        if tick is not None:
+            self.budget.observe(tick.snapshot.resources, tick.started_at)
+        if self.progress is not None:
+            total = (self.end - START).total_seconds()
+            self.progress(min(total, (self.clock.now() - START).total_seconds()), total)
+        if not self.checker.ok:
+            self._bring_back()
+            return False
+        return True
+
+    def _bring_back(self) -> None:
+        """Give back what is down before the scheduler's last flush, which replays the spool."""
+        for kind in list(self.down_until):
+            self._set_down(kind, down=False)
+        self.down_until.clear()
+        self.held_back = self.app.store.spooled > 0
 
     async def _inject(self, now: datetime) -> None:
         while self.faults and self.faults[0].at <= now:
@@ -335,7 +348,7 @@ class _Run:
             self.incidents.opened(kind, target, now)
         return True
 
-    async def _check(self, tick_id: str) -> None:
+    async def _check(self, tick_id: str | None) -> None:
         settled = await self._read_record()
         self.checker.feed_calls(self.provider.drain())
         states = self.fleet.states()
@@ -361,8 +374,12 @@ class _Run:
         self.budget.feed(events)
         return not self.app.store.spooled
 
-    def _fill(self, report: SimulationReport, ticks: int, wall: float) -> None:
-        report.ticks = ticks
+    def _fill(self, report: SimulationReport, wall: float) -> None:
+        report.ticks = self.scheduler.ticks
+        report.scheduler = {
+            "overruns": self.scheduler.overruns,
+            "timed_out": self.scheduler.timed_out,
+        }
         report.simulated_seconds = (self.clock.now() - START).total_seconds()
         report.wall_seconds = wall
         report.faults_injected = dict(sorted(self.injected.items()))

@@ -38,6 +38,8 @@ class SimulationReport:
     operator: dict[str, int] = field(default_factory=dict)
     store: dict[str, int] = field(default_factory=dict)
     """Events written, and events that waited in the spool while the database was away."""
+    scheduler: dict[str, int] = field(default_factory=dict)
+    """The scheduler's count of ticks that overran their interval, and that timed out."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
@@ -65,6 +67,7 @@ class SimulationReport:
             "budget": self.budget,
             "operator": self.operator,
             "store": self.store,
+            "scheduler": self.scheduler,
             "invariants": {
                 name: {
                     # "capacity_bounds.weights" and the like add to their invariant.
@@ -102,7 +105,9 @@ class SimulationReport:
             f"operator flips: {self.operator.get('killswitch_flips', 0)}, "
             f"repairs: {self.operator.get('repairs', 0)}; "
             f"events written: {self.store.get('events_written', 0)}, "
-            f"spooled during outages: {self.store.get('events_spooled', 0)}"
+            f"spooled during outages: {self.store.get('events_spooled', 0)}; "
+            f"ticks overrun: {self.scheduler.get('overruns', 0)}, "
+            f"timed out: {self.scheduler.get('timed_out', 0)}"
         )
         budget = self.budget
         for month in budget.get("months", []):

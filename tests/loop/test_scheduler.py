@@ -8,13 +8,31 @@ import anyio
 import pytest
 
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.scheduler import Scheduler
+from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.model import Action, ActionKind, Outcome, ResourceRef
 from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
 pytestmark = pytest.mark.anyio
+
+
+class Hooks:
+    """Lets ``ticks`` ticks start, then ends the run before the next; keeps every result."""
+
+    def __init__(self, ticks: int, *, stop_after: int | None = None) -> None:
+        self.ticks = ticks
+        self.stop_after = stop_after
+        self.before: list[datetime] = []
+        self.results: list[TickResult] = []
+
+    async def before_tick(self, now: datetime) -> bool:
+        self.before.append(now)
+        return len(self.before) <= self.ticks
+
+    async def after_tick(self, result: TickResult) -> bool:
+        self.results.append(result)
+        return self.stop_after is None or len(self.results) < self.stop_after
 
 
 async def tick_starts(store: EventStore, origin: datetime) -> list[float]:
@@ -108,3 +126,61 @@ async def test_health_turns_bad_when_no_tick_finished_in_three_intervals(
     clock.advance(91)
     healthy, detail = scheduler.healthy()
     assert not healthy and "ago" in detail
+
+
+async def test_hooks_see_each_tick_and_end_the_run_before_the_next_without_a_shutdown(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Hooks get every tick's report; False before a tick ends the run, no shutdown requested."""
+    app = await make_app()
+    origin = clock.now()
+    hooks = Hooks(3)
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=hooks)
+    await scheduler.run()
+    assert [(t - origin).total_seconds() for t in hooks.before] == [0, 30, 60, 90]
+    assert [r.outcome for r in hooks.results] == ["ok", "ok", "ok"]
+    started = await app.store.events(kinds=["tick.started"], limit=100)
+    assert [r.report.tick_id for r in hooks.results if r.report] == [e.tick_id for e in started]
+    assert scheduler.ticks == 3
+    assert not scheduler.stopping and not app.reconciler.stopping
+
+
+async def test_false_after_a_tick_ends_the_run_with_that_tick_recorded(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """False after a tick ends the run there; the tick's events are flushed."""
+    app = await make_app()
+    hooks = Hooks(10, stop_after=2)
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=hooks)
+    await scheduler.run()
+    assert scheduler.ticks == 2
+    assert len(hooks.before) == 2
+    assert len(await app.store.events(kinds=["tick.finished"], limit=100)) == 2
+    assert not app.reconciler.stopping
+
+
+async def test_a_tick_past_its_timeout_is_counted_and_handed_to_the_hooks_without_a_report(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A tick cut short by the tick timeout is counted as timed out, and the run goes on."""
+    calls = 0
+
+    async def hang_on_second_observe() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await anyio.sleep_forever()
+
+    fleet.on_observe = hang_on_second_observe
+    app = await make_app(loop={"observe_timeout": 1000})
+    hooks = Hooks(3)
+    scheduler = Scheduler(
+        app.reconciler, clock, app.metrics, interval=30, tick_timeout=0.05, hooks=hooks
+    )
+    with anyio.fail_after(10):
+        await scheduler.run()
+    assert [r.outcome for r in hooks.results] == ["ok", "timed_out", "ok"]
+    assert [r.report is None for r in hooks.results] == [False, True, False]
+    assert scheduler.timed_out == 1 and scheduler.failed == 0
+    registry = app.metrics.registry
+    assert registry.get_sample_value("jarvis_ticks_total", {"outcome": "timed_out"}) == 1
