@@ -73,9 +73,16 @@ class Recorder:
             log.info("event store back; spooled events replayed", replayed=result.replayed)
 
     def recovered(self, closed: Recovered) -> None:
-        """An orphaned intent closed at start (not added to history: it never was)."""
+        """An orphaned intent closed at start; its escalation joins the history too.
+
+        Otherwise the window would lack an escalation the store holds, and
+        `StoreHistory` would not look for it there (it trusts its window).
+        """
         for event in closed.events:
-            self.record(event)
+            if event.kind in HISTORY_KINDS:
+                self.remember(event)
+            else:
+                self.record(event)
         intent = closed.intent
         self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="unknown").inc()
         log.warning("orphaned intent closed", action_id=intent.action_id, resource=intent.resource)

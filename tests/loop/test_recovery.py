@@ -99,3 +99,24 @@ async def test_recover_with_nothing_open_changes_nothing() -> None:
     ledger.stage(replace(RetryState("sim://web", "scale"), consecutive_failures=1))
     assert await recover(ledger, NOW) == []
     assert list(ledger.states) == [("sim://web", "scale")]
+
+
+async def test_an_orphans_escalation_joins_the_history_policies_read() -> None:
+    """The escalation recovery records is in the history window, not only in the store."""
+    from jarvis.loop.record import HISTORY_KINDS, Recorder
+    from jarvis.store.history import StoreHistory
+    from jarvis.telemetry.metrics import Metrics
+
+    store = await EventStore.in_memory()
+    try:
+        history = StoreHistory(store, kinds=HISTORY_KINDS, size=100)
+        recorder = Recorder(store, history, Metrics())
+        spent = RetryState(
+            "sim://api", "restart", attempts=(T0, T0 + timedelta(minutes=1)), consecutive_failures=2
+        )
+        closed = close_orphan(intent(), spent, BUDGET, NOW)
+        assert closed.escalated
+        recorder.recovered(closed)
+        assert [e.kind for e in history.window] == [EventKind.ACTION_ESCALATED]
+    finally:
+        await store.aclose()
