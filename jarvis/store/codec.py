@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import RowMapping
 
 from jarvis.model import Event, EventKind, RetryState
+from jarvis.store.errors import StoreError
+
+log = structlog.get_logger("jarvis.store")
+
+
+class DamagedRowError(StoreError):
+    """A row is not what Jarvis writes: changed by hand, or by another program."""
+
 
 __all__ = [
     "event_from_json",
@@ -56,7 +65,37 @@ def event_row(event: Event) -> dict[str, Any]:
 
 
 def event_from_row(row: RowMapping | Mapping[str, Any]) -> Event:
-    """An event read back from the ``events`` table, with its ``id``."""
+    """An event read back from the ``events`` table, with its ``id``.
+
+    Raises `DamagedRowError` naming the row when it is not what Jarvis writes
+    (an unknown kind, a payload that is not an object, a time without a zone).
+    """
+    try:
+        return _event_from_row(row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DamagedRowError(f"events row {row.get('id')} is damaged: {exc}") from exc
+
+
+def readable_events(rows: Iterable[RowMapping]) -> list[Event]:
+    """The events of ``rows``, leaving out (and logging) any damaged one.
+
+    One hand-edited row must not make `jarvis events`, the history load or a
+    following reader fail for every other row.
+    """
+    found = []
+    for row in rows:
+        try:
+            found.append(event_from_row(row))
+        except DamagedRowError as exc:
+            log.warning("damaged event row skipped", error=str(exc))
+    return found
+
+
+def _event_from_row(row: RowMapping | Mapping[str, Any]) -> Event:
+    if not isinstance(row["payload"], Mapping):
+        raise TypeError(f"payload is {type(row['payload']).__name__}, not an object")
+    if not isinstance(row["ts"], datetime) or row["ts"].tzinfo is None:
+        raise TypeError(f"ts {row['ts']!r} is not a time with a zone")
     return Event(
         kind=EventKind(row["kind"]),
         ts=row["ts"],
@@ -118,7 +157,28 @@ def retry_row(state: RetryState) -> dict[str, Any]:
 
 
 def retry_from_row(row: RowMapping | Mapping[str, Any]) -> RetryState:
-    """A retry-ledger row read back as the model's `RetryState`."""
+    """A retry-ledger row read back as the model's `RetryState`.
+
+    Raises `DamagedRowError` naming the row, and how to clear it, when it is
+    not what Jarvis writes: the ledger is safety state, so a damaged row stops
+    start-up with that one line rather than being skipped.
+    """
+    try:
+        return _retry_from_row(row)
+    except (KeyError, TypeError, ValueError) as exc:
+        resource = row.get("resource")
+        raise DamagedRowError(
+            f"retry_state row ({resource!r}, {row.get('action_kind')!r}) is damaged: {exc}; "
+            f"inspect it, or clear it with `jarvis retries reset {resource}`"
+        ) from exc
+
+
+def _retry_from_row(row: RowMapping | Mapping[str, Any]) -> RetryState:
+    attempts = row["attempts"]
+    if not isinstance(attempts, list) or not all(isinstance(a, str) for a in attempts):
+        raise TypeError(f"attempts {attempts!r} is not a list of ISO times")
+    if not isinstance(row["consecutive_failures"], int):
+        raise TypeError(f"consecutive_failures {row['consecutive_failures']!r} is not a number")
     return RetryState(
         resource=row["resource"],
         action_kind=row["action_kind"],

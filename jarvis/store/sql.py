@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.codec import event_from_row, retry_from_row
+from jarvis.store.codec import readable_events, retry_from_row
 from jarvis.store.engine import create_engine, masked, normalize_url, unreachable
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.migrate import check_revision, upgrade_engine
@@ -105,7 +105,7 @@ class SqlBackend:
 
         async def run(connection: AsyncConnection) -> list[Event]:
             result = await connection.execute(query)
-            return [event_from_row(row) for row in result.mappings()]
+            return readable_events(result.mappings())
 
         found = await self._read(run)
         return found if after_id is not None else found[::-1]
@@ -137,7 +137,7 @@ class SqlBackend:
 
         async def run(connection: AsyncConnection) -> list[Event]:
             result = await connection.execute(query)
-            return [event_from_row(row) for row in result.mappings()]
+            return readable_events(result.mappings())
 
         found = await self._read(run)
         return found if limit is None else found[::-1]
@@ -159,7 +159,7 @@ class SqlBackend:
 
         async def run(connection: AsyncConnection) -> list[Event]:
             result = await connection.execute(query)
-            return [event_from_row(row) for row in result.mappings()]
+            return readable_events(result.mappings())
 
         return await self._read(run)
 
