@@ -6,18 +6,30 @@ counts ticks, actions, observe errors and sets the gauges), the event writer
 ``GET /metrics``, which calls `Metrics.render`). Nothing here touches the
 global prometheus registry, so two daemons, or two tests, coexist in one
 process. Names follow the Prometheus conventions: base units in the name,
-``_total`` on counters.
+``_total`` on counters. Beside Jarvis's own metrics the registry carries the
+standard ``process_*`` and ``python_info`` series; the ``_created`` samples
+prometheus_client adds to counters and histograms are left out of the
+exposition (see `render`).
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from jarvis.model import ActionKind, BlockReason
 
@@ -47,12 +59,35 @@ def _jarvis_version() -> str:
         return "unknown"
 
 
+class _WithoutCreated(Collector):
+    """A registry's metrics less the ``_created`` sample of each counter and histogram.
+
+    Those samples (one per labelled series, 63 of them) carry the time a series
+    was first touched; no dashboard or alert of ours reads them. Dropping them
+    here, per registry, rather than through prometheus_client's
+    ``disable_created_metrics()`` or ``PROMETHEUS_DISABLE_CREATED_SERIES``,
+    keeps the switch out of the library's process-wide state.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            created = f"{metric.name}_created"
+            # collect() builds fresh Metric objects, so filtering in place is safe.
+            metric.samples = [s for s in metric.samples if s.name != created]
+            yield metric
+
+
 class Metrics:
     """Every metric Jarvis exports, as attributes, on a private registry."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
 
         self.ticks = Counter(
             "jarvis_ticks_total", "Ticks finished, by outcome.", ["outcome"], registry=reg
@@ -184,5 +219,5 @@ class Metrics:
             self.resources.labels(provider=provider, health=health).set(count)
 
     def render(self) -> tuple[bytes, str]:
-        """The text exposition of every metric, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text exposition of every metric, less ``_created``, and its content type."""
+        return generate_latest(_WithoutCreated(self.registry)), CONTENT_TYPE_LATEST

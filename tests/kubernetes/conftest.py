@@ -1,7 +1,7 @@
 """Fixtures for the kubernetes actuator tests: a fake API server and a real client on it.
 
 Every `apiserver` fixture checks, when its test ends, that each request the
-test made is granted by the Role in deploy/kubernetes/rbac.yaml, so a new API
+test made is granted by the Role in deploy/kubernetes/base/rbac.yaml, so a new API
 call without a matching RBAC rule fails the suite.
 """
 
@@ -20,7 +20,7 @@ from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
 from tests.kubernetes.fake_apiserver import Call, FakeApiServer
 
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "base"
 
 
 class FakeClock:
@@ -61,7 +61,7 @@ def apiserver() -> Iterator[FakeApiServer]:
     with FakeApiServer() as server:
         yield server
         missing = ungranted(server.calls)
-        assert not missing, f"calls not granted by deploy/kubernetes/rbac.yaml: {missing}"
+        assert not missing, f"calls not granted by deploy/kubernetes/base/rbac.yaml: {missing}"
 
 
 @pytest.fixture

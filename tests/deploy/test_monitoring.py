@@ -1,0 +1,136 @@
+"""deploy/monitoring: the alert rules pass promtool, and every query names an exported metric.
+
+The names are checked against the ``/metrics`` of a real `jarvis run`, so a
+renamed or removed metric breaks the dashboard or an alert here first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.cli.test_daemon import free_port, get, sample, wait_for
+from tests.deploy.conftest import DEPLOY, load_yaml, promtool
+
+MONITORING = DEPLOY / "monitoring"
+#: Metric names as Jarvis and prometheus_client spell them; labels and PromQL
+#: functions never start with these prefixes.
+METRIC = re.compile(r"\b(?:jarvis|process|python)_[a-z_]+\b")
+#: Series Prometheus makes itself rather than the daemon.
+SYNTHETIC = {"up"}
+
+
+def alert_exprs() -> list[str]:
+    rules = load_yaml(MONITORING / "alerts.yaml")
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_exprs() -> list[str]:
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    variables = board["templating"]["list"]
+    return exprs + [v["query"]["query"] for v in variables if v["type"] == "query"]
+
+
+def test_promtool_checks_the_rules() -> None:
+    """promtool check rules accepts alerts.yaml."""
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(MONITORING / "alerts.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass() -> None:
+    """promtool test rules passes alerts.test.yaml, which tests every alert."""
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(MONITORING / "alerts.test.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tests = load_yaml(MONITORING / "alerts.test.yaml")["tests"]
+    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
+    alerts = load_yaml(MONITORING / "alerts.yaml")["groups"]
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert tested == {rule["alert"] for group in alerts for rule in group["rules"]}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """Every sample name on the /metrics of a real `jarvis run`, after a few ticks."""
+    tmp_path: Path = tmp_path_factory.mktemp("daemon")
+    port = free_port()
+    process = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/readyz", time.monotonic() + 60)
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline and (sample(text, "jarvis_ticks_total") or 0) < 2:
+            _, text = get(f"{base}/metrics")
+            time.sleep(0.1)
+        yield {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def names_in(exprs: list[str]) -> set[str]:
+    found: set[str] = set()
+    for expr in exprs:
+        names = set(METRIC.findall(expr))
+        assert names or set(re.findall(r"\w+", expr)) & SYNTHETIC, f"no metric in {expr!r}"
+        found |= names
+    return found
+
+
+def test_every_dashboard_query_names_an_exported_metric(exported: set[str]) -> None:
+    """Each metric a panel or variable queries is on the live daemon's /metrics."""
+    assert names_in(dashboard_exprs()) - exported == set()
+
+
+def test_every_alert_names_an_exported_metric(exported: set[str]) -> None:
+    """Each metric an alert rule reads is on the live daemon's /metrics."""
+    assert names_in(alert_exprs()) - exported == set()
+
+
+def test_the_check_would_see_an_unknown_metric(exported: set[str]) -> None:
+    """A misspelt metric is caught: the check compares names, not prefixes."""
+    assert names_in(["rate(jarvis_tick_total[5m])"]) - exported == {"jarvis_tick_total"}
+
+
+def test_the_dashboard_is_a_grafana_dashboard() -> None:
+    """Unique panel ids, every panel on the templated data source, a uid to import by."""
+    board: dict[str, Any] = json.loads(
+        (MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8")
+    )
+    ids = [panel["id"] for panel in board["panels"]]
+
+    assert board["uid"] == "jarvis"
+    assert len(ids) == len(set(ids))
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in board["panels"])
