@@ -48,7 +48,7 @@ temporary ``RolloutFailed`` failure, so the retry budget can escalate a crash
 a restart cannot fix. Every write carries the ``resourceVersion`` just read; a
 409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts
 -> temporary and 400/401/403/404/422 -> terminal. The RBAC this needs is in
-deploy/kubernetes/rbac.yaml.
+deploy/kubernetes/base/rbac.yaml.
 """
 
 from __future__ import annotations
