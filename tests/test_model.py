@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jarvis.model import Action, ActionKind, Health, Replicas, ResourceRef, ResourceState
+from jarvis.model import Action, Health, Replicas, ResourceRef, ResourceState, Scale
 
 
 def test_resource_ref_round_trips_through_its_uri() -> None:
@@ -25,8 +25,8 @@ def test_resource_ref_rejects_malformed_uris(text: str) -> None:
 
 def test_action_params_hold_only_the_fields_that_are_set() -> None:
     """An action's params carry its kind-specific fields and nothing else."""
-    action = Action(ActionKind.SCALE, ResourceRef("sim", "a"), "scaling", "busy", replicas=4)
-    assert action.params() == {"replicas": 4}
+    action = Action(ResourceRef("sim", "a"), Scale(replicas=4), "scaling", "busy")
+    assert action.params_json() == {"replicas": 4}
     assert action.key == ("sim://a", "scale")
 
 

@@ -209,7 +209,7 @@ class Reconciler:
         proposals = self._evaluate(snapshot, history, report)
         for action in proposals:
             self._record(ev.proposed(tick_id, snapshot.taken_at, action))
-            self.metrics.actions.labels(kind=action.kind.value, outcome="proposed").inc()
+            self.metrics.actions.labels(kind=action.kind, outcome="proposed").inc()
         planned, superseded = plan_actions(proposals)
         for action, verdict in superseded:
             self._block(tick_id, action, verdict, report)
@@ -423,7 +423,7 @@ class Reconciler:
         self._record(event)
         self._history.append(event)
         reason = verdict.reason.value if verdict.reason else "unknown"
-        self.metrics.actions.labels(kind=action.kind.value, outcome="blocked").inc()
+        self.metrics.actions.labels(kind=action.kind, outcome="blocked").inc()
         self.metrics.actions_blocked.labels(reason=reason).inc()
         report.decisions.append(Decision(action, verdict))
 
@@ -431,7 +431,7 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.guard.retry.attempted(
-            self._retries.get(action.key), str(action.target), action.kind.value, start
+            self._retries.get(action.key), str(action.target), action.kind, start
         )
         self._stage_retry(state)
         # The intent is durable (or spooled) before the provider is called, so a
@@ -439,17 +439,17 @@ class Reconciler:
         self._record(ev.started(tick_id, start, action, action_id))
         await self._flush()
         structlog.contextvars.bind_contextvars(resource=str(action.target))
-        outcome = await self._call_actuator(action)
+        outcome = await self._call_actuator(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         event = ev.outcome_event(tick_id, now, action, action_id, outcome)
         self._record(event)
         self._history.append(event)
-        self.metrics.actions.labels(kind=action.kind.value, outcome=_outcome_label(outcome)).inc()
+        self.metrics.actions.labels(kind=action.kind, outcome=_outcome_label(outcome)).inc()
         state, escalate = self.guard.retry.finished(state, outcome, now)
         self._stage_retry(state)
         log.info(
             "action applied" if outcome.ok else "action failed",
-            action=action.kind.value,
+            action=action.kind,
             outcome=outcome.status.value,
             detail=outcome.detail,
         )
@@ -465,7 +465,7 @@ class Reconciler:
         await self._flush()
         return outcome
 
-    async def _call_actuator(self, action: Action) -> Outcome:
+    async def _call_actuator(self, action: Action, key: str) -> Outcome:
         actuator = self._by_provider.get(action.target.provider)
         if actuator is None:
             return Outcome.failure(
@@ -473,7 +473,7 @@ class Reconciler:
             )
         if action.kind not in actuator.action_kinds:
             return Outcome.failure(
-                f"actuator {actuator.name} cannot {action.kind.value}", kind=ErrorKind.TERMINAL
+                f"actuator {actuator.name} cannot {action.kind}", kind=ErrorKind.TERMINAL
             )
         # Shielded: shutdown or a tick timeout must not cut a provider call in
         # half; the scope's own deadline bounds it (shortened by request_stop).
@@ -481,7 +481,7 @@ class Reconciler:
             scope.deadline = anyio.current_time() + self.apply_timeout
             self._apply_scope = scope
             try:
-                outcome = await actuator.apply(action)
+                outcome = await actuator.apply(action, key)
             except ActuatorError as exc:
                 outcome = exc.outcome()
             except Exception as exc:

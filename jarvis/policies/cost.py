@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from jarvis.model import JSON, Action, ActionKind, History, ResourceRef, Snapshot
+from jarvis.model import JSON, Action, History, ResourceRef, SetWeights, Snapshot
 from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.model_selection import (
     ModelStats,
@@ -384,11 +384,10 @@ class CostPolicy:
             + _projection(delta, hours_left)
         )
         return Action(
-            ActionKind.SET_WEIGHTS,
             ref,
+            SetWeights(step),
             policy=self._name,
             reason=reason,
-            weights=step,
             cost_delta_per_hour=delta,
         )
 

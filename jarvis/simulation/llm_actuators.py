@@ -47,7 +47,7 @@ class SimulatedRouting:
         seeded, self._unseeded = self._unseeded, frozenset()
         return self._platform.route_states(now, seeded=seeded)
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         now = self._clock.now()
         # Usage until now accrues at the weights that carried it.
         self._platform.advance(now)
@@ -58,7 +58,7 @@ class SimulatedRouting:
         if self._api is None:
             return write(action)
         before = self._platform.weights(action.target.name)
-        return await self._api.call(action, write, weights_before=before)
+        return await self._api.call(action, key, write, weights_before=before)
 
     async def aclose(self) -> None:
         """Nothing to release: the platform lives in memory."""
@@ -69,7 +69,7 @@ class SimulatedUsage:
 
     provider = "cost"
     name = "simulated-llm-usage"
-    action_kinds: frozenset[ActionKind] = frozenset()
+    action_kinds: frozenset[str] = frozenset()
 
     def __init__(self, platform: SimulatedLlm, clock: Clock) -> None:
         self._platform = platform
@@ -80,7 +80,7 @@ class SimulatedUsage:
         self._platform.advance(now)
         return [self._platform.usage_state(now)]
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- observe-only
         return Outcome.failure(
             f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )

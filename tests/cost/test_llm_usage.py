@@ -13,9 +13,10 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.llm.usage import LlmUsageActuator, month_bounds
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import ActionKind, ResourceRef
+from jarvis.model import Action, ResourceRef, SetWeights
 from jarvis.routing import record_usage, record_usage_async
 from jarvis.store.migrate import upgrade
+from tests.actions import new_key
 from tests.cost.builders import NOW
 
 pytestmark = pytest.mark.anyio
@@ -161,10 +162,9 @@ async def test_a_missing_table_is_an_actuator_error(sqlite_url: str) -> None:
 
 async def test_apply_is_refused(engine: AsyncEngine) -> None:
     """The usage reader is observe-only."""
-    from jarvis.model import Action
 
-    action = Action(ActionKind.SET_WEIGHTS, ResourceRef("cost", "llm", "cost"), "x", "y")
-    outcome = await actuator(engine).apply(action)
+    action = Action(ResourceRef("cost", "llm", "cost"), SetWeights({}), "x", "y")
+    outcome = await actuator(engine).apply(action, new_key())
     assert outcome.error_code == "ObserveOnly"
 
 

@@ -11,6 +11,7 @@ from jarvis.model import ActionKind, Event, EventKind, Health, History, Resource
 from jarvis.policies.base import Evaluation
 from jarvis.policies.rollback import ROLLBACK_PRIORITY, RollbackPolicy
 from jarvis.policies.scaling import SCALING_PRIORITY
+from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, changed, rollback_event, service, snap
 
 DEPLOYED = T0 - timedelta(minutes=5)
@@ -46,7 +47,7 @@ def evaluate(
 
 def target(evaluation: Evaluation) -> str | None:
     assert len(evaluation.actions) <= 1
-    return evaluation.actions[0].version if evaluation.actions else None
+    return typed.version(evaluation.actions[0]) if evaluation.actions else None
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_outright_failures_roll_back_to_the_last_known_good(
     evaluation = evaluate(state, now=now)
     assert target(evaluation) == expected, case
     for action in evaluation.actions:
-        assert action.kind is ActionKind.ROLLBACK
+        assert action.kind == ActionKind.ROLLBACK
         assert action.priority == ROLLBACK_PRIORITY > SCALING_PRIORITY
         assert "roll back v2 → v1 (last known good)" in action.reason
 

@@ -27,7 +27,6 @@ from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import (
     Action,
-    ActionKind,
     Clock,
     ErrorKind,
     Health,
@@ -50,7 +49,7 @@ class CostActuator:
 
     name = "aws-cost"
     provider = PROVIDER
-    action_kinds: frozenset[ActionKind] = frozenset()
+    action_kinds: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -109,7 +108,7 @@ class CostActuator:
             self._limiter,
         )
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- observe-only
         return Outcome.failure(
             f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )

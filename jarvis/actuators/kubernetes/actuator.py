@@ -31,7 +31,7 @@ turns them into a `ResourceState`:
 
 apply() handles:
 
-- SCALE: ``replicas`` through the ``/scale`` subresource; when an HPA targets the
+- SCALE: ``spec.replicas`` of the Deployment; when an HPA targets the
   Deployment, its min/max instead (min = ``min_replicas`` or ``replicas``, max =
   ``max_replicas`` or at least min), since the HPA would undo a direct scale.
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
@@ -39,6 +39,14 @@ apply() handles:
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
+
+Every change writes the action's idempotency key as a ``jarvis.io/action-key``
+annotation in the same patch: on the pod template beside ``restartedAt`` for
+a restart, on the Deployment's (or HPA's) metadata for a scale or rollback.
+Each change first reads the object, and when it already carries the key (a
+replay, or a 409 retry after a write that did land) succeeds without writing.
+An object keeps only the key of its latest change: a replay that comes after
+another change to the same object is not recognised.
 
 After a restart or rollback, the new revision's pods are watched for up to
 ``verify_seconds`` (polling on the injected clock): crash-looping or
@@ -64,6 +72,7 @@ from kubernetes import client
 from jarvis.actuators.base import ActuatorError, run_blocking
 from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error, to_json
 from jarvis.actuators.kubernetes.observe import (
+    ACTION_KEY,
     HASH_LABEL,
     RESTARTED_AT,
     deployment_state,
@@ -76,7 +85,17 @@ from jarvis.actuators.kubernetes.observe import (
     selector_string,
 )
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Outcome,
+    ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+)
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -91,7 +110,8 @@ class _Request:
 
     namespace: str
     name: str
-    action: Action
+    key: str
+    """The action's idempotency key, written as the ``jarvis.io/action-key`` annotation."""
     now: datetime
 
 
@@ -212,13 +232,17 @@ class KubernetesActuator:
 
     # -- apply -----------------------------------------------------------------
 
-    async def apply(self, action: Action) -> Outcome:
-        handlers: dict[ActionKind, Callable[[_Request], str]] = {
-            ActionKind.SCALE: self._scale,
-            ActionKind.RESTART: self._restart,
-            ActionKind.ROLLBACK: self._rollback,
-        }
-        handler = handlers.get(action.kind)
+    async def apply(self, action: Action, key: str) -> Outcome:
+        handler: Callable[[_Request], str] | None
+        match action.params:
+            case Scale() as scale:
+                handler = partial(self._scale, scale)
+            case Restart():
+                handler = self._restart
+            case Rollback(version=version):
+                handler = partial(self._rollback, version or None)
+            case _:
+                handler = None
         namespace, _, name = action.target.name.partition("/")
         if action.target.provider != PROVIDER or handler is None:
             return Outcome.failure(
@@ -233,7 +257,7 @@ class KubernetesActuator:
                 kind=ErrorKind.TERMINAL,
                 code="NotManaged",
             )
-        request = _Request(namespace, name, action, self._clock.now())
+        request = _Request(namespace, name, key, self._clock.now())
         try:
             detail = await self._call(
                 f"{action.kind} {action.target}",
@@ -241,7 +265,7 @@ class KubernetesActuator:
             )
         except ActuatorError as exc:
             return Outcome.timed_out(str(exc)) if exc.code == TIMEOUT else exc.outcome()
-        rolled = action.kind in {ActionKind.RESTART, ActionKind.ROLLBACK}
+        rolled = isinstance(action.params, Restart | Rollback)
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:
             return await self._verify(namespace, name, detail)
         return Outcome.success(detail)
@@ -294,40 +318,48 @@ class KubernetesActuator:
             name, namespace, _request_timeout=self._timeout
         )
 
-    def _scale(self, request: _Request) -> str:
-        namespace, name, action = request.namespace, request.name, request.action
+    def _scale(self, params: Scale, request: _Request) -> str:
+        namespace, name, key = request.namespace, request.name, request.key
         deployment = self._read(namespace, name)
         hpa = _hpa_for(name, self._hpas(namespace))
         if hpa is not None:
-            return self._scale_hpa(namespace, hpa, action)
-        if action.replicas is None or action.replicas < 0:
-            raise ActuatorError(
-                f"scale needs replicas >= 0, got {action.replicas}", kind=ErrorKind.TERMINAL
-            )
+            return self._scale_hpa(namespace, hpa, params, key)
+        wanted = params.replicas
+        if wanted is None or wanted < 0:
+            raise ActuatorError(f"scale needs replicas >= 0, got {wanted}", kind=ErrorKind.TERMINAL)
+        if _carries(deployment.metadata, key):
+            return f"{SKIPPED} already applied (key {key})"
         current = deployment.spec.replicas if deployment.spec else None
-        if current == action.replicas:
+        if current == wanted:
             return f"already at {current} replicas"
-        self._apps.patch_namespaced_deployment_scale(
+        # The Deployment itself, not /scale: a Scale object cannot carry the
+        # key, and one conditional patch writes the count and the key together.
+        self._apps.patch_namespaced_deployment(
             name,
             namespace,
             {
-                "metadata": {"resourceVersion": _rv(deployment.metadata)},
-                "spec": {"replicas": action.replicas},
+                "metadata": {
+                    "resourceVersion": _rv(deployment.metadata),
+                    "annotations": {ACTION_KEY: key},
+                },
+                "spec": {"replicas": wanted},
             },
             _request_timeout=self._timeout,
         )
-        return f"scaled from {current} to {action.replicas} replicas"
+        return f"scaled from {current} to {wanted} replicas"
 
     def _scale_hpa(
-        self, namespace: str, hpa: client.V2HorizontalPodAutoscaler, action: Action
+        self, namespace: str, hpa: client.V2HorizontalPodAutoscaler, params: Scale, key: str
     ) -> str:
         spec = hpa.spec or client.V2HorizontalPodAutoscalerSpec(
             max_replicas=1, scale_target_ref=client.V2CrossVersionObjectReference(kind="", name="")
         )
         old = (spec.min_replicas if spec.min_replicas is not None else 1, spec.max_replicas)
-        low = next(v for v in (action.min_replicas, action.replicas, old[0]) if v is not None)
-        high = action.max_replicas if action.max_replicas is not None else max(old[1], low)
+        low = next(v for v in (params.min_replicas, params.replicas, old[0]) if v is not None)
+        high = params.max_replicas if params.max_replicas is not None else max(old[1], low)
         hpa_name = (hpa.metadata.name if hpa.metadata else None) or ""
+        if _carries(hpa.metadata, key):
+            return f"{SKIPPED} HPA {hpa_name} already applied (key {key})"
         if not 1 <= low <= high:
             raise ActuatorError(
                 f"HPA {namespace}/{hpa_name} needs 1 <= min <= max, got min {low} max {high}",
@@ -340,7 +372,10 @@ class KubernetesActuator:
             hpa_name,
             namespace,
             {
-                "metadata": {"resourceVersion": _rv(hpa.metadata)},
+                "metadata": {
+                    "resourceVersion": _rv(hpa.metadata),
+                    "annotations": {ACTION_KEY: key},
+                },
                 "spec": {"minReplicas": low, "maxReplicas": high},
             },
             _request_timeout=self._timeout,
@@ -348,8 +383,11 @@ class KubernetesActuator:
         return f"HPA {hpa_name}: min {old[0]}->{low}, max {old[1]}->{high}"
 
     def _restart(self, request: _Request) -> str:
-        namespace, name = request.namespace, request.name
+        namespace, name, key = request.namespace, request.name, request.key
         deployment = self._read(namespace, name)
+        template = deployment.spec.template if deployment.spec else None
+        if _carries(template.metadata if template else None, key):
+            return f"{SKIPPED} already restarted (key {key})"
         if deployment.spec is not None and deployment.spec.paused:
             raise ActuatorError(
                 f"cannot restart paused deployment {namespace}/{name} (resume it first)",
@@ -363,22 +401,27 @@ class KubernetesActuator:
             namespace,
             {
                 "metadata": {"resourceVersion": _rv(deployment.metadata)},
-                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}},
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {RESTARTED_AT: stamp, ACTION_KEY: key}}
+                    }
+                },
             },
             _request_timeout=self._timeout,
         )
         return f"restarted (restartedAt={stamp}) from revision {revision_of(deployment.metadata)}"
 
-    def _rollback(self, request: _Request) -> str:
-        namespace, name, action = request.namespace, request.name, request.action
+    def _rollback(self, wanted: str | None, request: _Request) -> str:
+        namespace, name, key = request.namespace, request.name, request.key
         deployment = self._read(namespace, name)
         meta = deployment.metadata or client.V1ObjectMeta()
+        if _carries(meta, key):
+            return f"{SKIPPED} already rolled back (key {key})"
         spec = deployment.spec
         replicasets = self._replicasets(
             namespace, selector_string(spec.selector if spec else None), meta.uid
         )
         current = revision_of(meta)
-        wanted = action.version
         target = _rollback_target(self._api, deployment, replicasets, wanted)
         if target is None or target.spec is None:
             missing = "an earlier version" if wanted is None else f"version {wanted}"
@@ -387,21 +430,24 @@ class KubernetesActuator:
                 kind=ErrorKind.TERMINAL,
                 code="NoRevision" if wanted is None else "RevisionNotFound",
             )
-        wanted = f"revision {revision_of(target.metadata)}"
+        reached = f"revision {revision_of(target.metadata)}"
         template = _without_hash(to_json(self._api, target.spec.template))
         if template == _without_hash(to_json(self._api, spec.template if spec else None)):
-            return f"{SKIPPED} the current template already matches {wanted}"
-        # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it conditional.
+            return f"{SKIPPED} the current template already matches {reached}"
+        # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it
+        # conditional, so replacing the whole annotation map loses no one's write.
+        annotations = {**(meta.annotations or {}), ACTION_KEY: key}
         self._apps.patch_namespaced_deployment(
             name,
             namespace,
             [
                 {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(meta)},
                 {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "add", "path": "/metadata/annotations", "value": annotations},
             ],
             _request_timeout=self._timeout,
         )
-        return f"rolled back from revision {current} to the template of revision {wanted}"
+        return f"rolled back from revision {current} to the template of revision {reached}"
 
     # -- plumbing --------------------------------------------------------------
 
@@ -440,6 +486,11 @@ def _without_hash(template: dict[str, Any] | None) -> dict[str, Any]:
 
 def _rv(meta: client.V1ObjectMeta | None) -> str | None:
     return meta.resource_version if meta else None
+
+
+def _carries(meta: client.V1ObjectMeta | None, key: str) -> bool:
+    """Whether the object (or template) was last changed by the action with ``key``."""
+    return bool(meta and meta.annotations and meta.annotations.get(ACTION_KEY) == key)
 
 
 def _hpa_for(

@@ -35,7 +35,6 @@ from jarvis.config.cost import CostSettings
 from jarvis.model import (
     JSON,
     Action,
-    ActionKind,
     Clock,
     ErrorKind,
     Health,
@@ -112,7 +111,7 @@ class LlmUsageActuator:
         return "cost"
 
     @property
-    def action_kinds(self) -> frozenset[ActionKind]:
+    def action_kinds(self) -> frozenset[str]:
         return frozenset()
 
     async def observe(self) -> Sequence[ResourceState]:
@@ -190,7 +189,7 @@ class LlmUsageActuator:
             },
         )
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- observe-only
         return Outcome.failure(
             f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )

@@ -31,7 +31,6 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.config.aws import ProbeSettings, S3ProbeSettings
 from jarvis.model import (
     Action,
-    ActionKind,
     Clock,
     ErrorKind,
     Health,
@@ -58,7 +57,7 @@ class ProbeActuator:
 
     name = "aws-probes"
     provider = PROVIDER
-    action_kinds: frozenset[ActionKind] = frozenset()
+    action_kinds: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -179,7 +178,7 @@ class ProbeActuator:
 
         return probe
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- observe-only
         return Outcome.failure(
             f"{action.target} is observe-only", kind=ErrorKind.TERMINAL, code="ObserveOnly"
         )
