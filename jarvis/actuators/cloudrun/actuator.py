@@ -32,11 +32,8 @@ Actions: SCALE sets min (``min_replicas``, else ``replicas``) and/or max
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
-awaited up to ``operation_timeout``. Each update is sent with the service's
-``etag`` as read, so a concurrent change fails it (409) instead of being
-overwritten, and carries the action's idempotency key as the
-``jarvis.io/action-key`` Service annotation, checked before any change
-(`jarvis.actuators.cloudrun.changes`).
+awaited up to ``operation_timeout``. Updates carry the service's ``etag`` and
+the action's key (`jarvis.actuators.cloudrun.changes`).
 """
 
 from __future__ import annotations
