@@ -21,10 +21,18 @@ from jarvis.config import Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Reconciler
-from jarvis.model import Clock
+from jarvis.model import ActionKind, Clock
 from jarvis.policies.base import Policy
 from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
-from jarvis.safety import AllowList, AllowRule, Bounds, Guard, RetryBudget
+from jarvis.safety import (
+    AllowList,
+    AllowRule,
+    Bounds,
+    Guard,
+    RetryBudget,
+    ScaleBounds,
+    WeightBounds,
+)
 from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend
 from jarvis.telemetry.metrics import Metrics
 
@@ -69,8 +77,13 @@ def build_guard(settings: Settings) -> Guard:
         allowlist=AllowList(rules),
         bounds=Bounds(
             max_actions_per_tick=settings.bounds.max_actions_per_tick,
-            max_replicas=settings.bounds.max_replicas,
-            max_traffic_shift=settings.bounds.max_traffic_shift,
+            # Kind name -> its bound; a kind not listed has no kind-specific bound.
+            kinds={
+                ActionKind.SCALE: ScaleBounds(max_replicas=settings.bounds.max_replicas),
+                ActionKind.SET_WEIGHTS: WeightBounds(
+                    max_traffic_shift=settings.bounds.max_traffic_shift
+                ),
+            },
         ),
         retry=RetryBudget(
             max_attempts=settings.retry.max_attempts,

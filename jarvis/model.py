@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from jarvis.facets import (
     CloudSpend,
@@ -47,6 +47,9 @@ __all__ = [
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
 
+#: Routing weights and floors are compared with this slack: they are written as decimals.
+WEIGHT_TOLERANCE = 1e-6
+
 
 class Health(enum.StrEnum):
     """How an actuator judges a resource it observed."""
@@ -58,14 +61,18 @@ class Health(enum.StrEnum):
 
 
 class ActionKind(enum.StrEnum):
-    """Every change Jarvis knows how to make. Each actuator owns a subset."""
+    """The names of the built-in action kinds.
+
+    Not the closed set of kinds: an action's kind is whatever string its
+    params class declares, and a new kind needs only a params dataclass and
+    the actuator that lists it in ``action_kinds``.
+    """
 
     SCALE = "scale"
     RESTART = "restart"
     ROLLBACK = "rollback"
     DEPLOY = "deploy"
     SET_WEIGHTS = "set_weights"
-    NOTIFY = "notify"
 
 
 class BlockReason(enum.StrEnum):
@@ -228,43 +235,93 @@ class Snapshot:
         return self.resources.get(uri)
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A change a policy proposes. Typed fields, not an untyped parameter bag.
+class ActionParams(Protocol):
+    """The parameters of one kind of action: a frozen dataclass naming its kind.
 
-    Only the fields relevant to ``kind`` are set: ``replicas`` (and optionally
-    ``min_replicas``/``max_replicas``) for SCALE, ``version`` for ROLLBACK,
-    ``image`` for DEPLOY, ``weights`` for SET_WEIGHTS.
+    ``kind`` is a class attribute, so the kind cannot disagree with the
+    fields. Fields left None are omitted from the JSON form; a Mapping field
+    is written as a JSON object.
     """
 
-    kind: ActionKind
-    target: ResourceRef
-    policy: str
-    reason: str
+    kind: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """Set the desired replica count, and/or the autoscaler's min and max."""
+
+    kind: ClassVar[str] = ActionKind.SCALE.value
     replicas: int | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
-    version: str | None = None
-    image: str | None = None
-    weights: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Replace every running instance with a fresh one of the same version."""
+
+    kind: ClassVar[str] = ActionKind.RESTART.value
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """Return to ``version`` (a provider's revision name; empty: the previous one)."""
+
+    kind: ClassVar[str] = ActionKind.ROLLBACK.value
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    """Roll out a new version running ``image``."""
+
+    kind: ClassVar[str] = ActionKind.DEPLOY.value
+    image: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeights:
+    """Route each model its share of a route's traffic; shares sum to 1."""
+
+    kind: ClassVar[str] = ActionKind.SET_WEIGHTS.value
+    weights: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A change a policy proposes: a target and the typed params of one kind."""
+
+    target: ResourceRef
+    params: ActionParams
+    policy: str
+    reason: str
     cost_delta_per_hour: float | None = None
     priority: int = 0
     """Higher wins when two policies propose for the same resource in one tick."""
 
     @property
+    def kind(self) -> str:
+        """The kind's name, as its params class declares it."""
+        return self.params.kind
+
+    @property
     def key(self) -> tuple[str, str]:
         """The (resource, action kind) pair the retry budget counts against."""
-        return (str(self.target), self.kind.value)
+        return (str(self.target), self.kind)
 
-    def params(self) -> dict[str, JSON]:
-        """The kind-specific fields that are set, as a JSON object."""
+    def params_json(self) -> dict[str, JSON]:
+        """The params that are set, and the cost delta, as a JSON object.
+
+        Events record exactly this object (and the simulation's pinned
+        digests hash it), so its keys and their order must not change.
+        """
         out: dict[str, JSON] = {}
-        for name in ("replicas", "min_replicas", "max_replicas", "version", "image"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        if self.weights is not None:
-            out["weights"] = dict(self.weights)
+        for spec in fields(self.params):
+            value = getattr(self.params, spec.name)
+            if value is None:
+                continue
+            out[spec.name] = dict(value) if isinstance(value, Mapping) else value
         if self.cost_delta_per_hour is not None:
             out["cost_delta_per_hour"] = round(self.cost_delta_per_hour, 4)
         return out

@@ -18,6 +18,7 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    Scale,
 )
 from jarvis.policies.base import Evaluation
 
@@ -40,8 +41,10 @@ class FakeActuator:
     services: dict[str, FakeService] = field(default_factory=dict)
     provider: str = "sim"
     name: str = "fake"
-    action_kinds: frozenset[ActionKind] = frozenset(ActionKind)
+    action_kinds: frozenset[str] = frozenset(ActionKind)
     applied: list[Action] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    """The idempotency key of each applied action, in order."""
     on_apply: ApplyHook | None = None
     on_observe: Callable[[], Awaitable[None]] | None = None
     observe_error: str | None = None
@@ -70,17 +73,18 @@ class FakeActuator:
             for s in self.services.values()
         ]
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         self.applied.append(action)
+        self.keys.append(key)
         if self.on_apply is not None:
             result = await self.on_apply(action)
             if result is not None:
                 return result
         service = self.services[action.target.name]
-        if action.kind is ActionKind.RESTART and self.restart_heals:
+        if action.kind == ActionKind.RESTART and self.restart_heals:
             service.health = Health.HEALTHY
-        if action.kind is ActionKind.SCALE and action.replicas is not None:
-            service.desired = action.replicas
+        if isinstance(action.params, Scale) and action.params.replicas is not None:
+            service.desired = action.params.replicas
         return Outcome.success("done")
 
     async def aclose(self) -> None:

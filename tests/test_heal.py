@@ -75,7 +75,7 @@ def test_reason_says_what_was_seen() -> None:
         replicas=Replicas(desired=3, running=0),
     )
     (action,) = HealPolicy().evaluate(snapshot(crashed), History(), NOW).actions
-    assert action.kind is ActionKind.RESTART
+    assert action.kind == ActionKind.RESTART
     assert action.policy == "heal"
     assert action.target == crashed.ref
     assert action.reason == "unhealthy: CrashLoopBackOff: exit code 137; 0 of 3 replicas running"
@@ -166,6 +166,6 @@ def test_every_proposal_targets_a_broken_restartable_resource(
     assert uris == sorted(set(uris))
     assert set(uris) == set(broken)
     for action in evaluation.actions:
-        assert action.kind is ActionKind.RESTART
+        assert action.kind == ActionKind.RESTART
         assert action.target.kind in RESTARTABLE_KINDS
     assert policy.evaluate(snap, History(), NOW) == evaluation

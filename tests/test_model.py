@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from jarvis.model import Action, ActionKind, Health, Replicas, ResourceRef, ResourceState
+from jarvis.model import (
+    Action,
+    ActionParams,
+    Deploy,
+    Health,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+    SetWeights,
+)
 
 
 def test_resource_ref_round_trips_through_its_uri() -> None:
@@ -25,9 +38,32 @@ def test_resource_ref_rejects_malformed_uris(text: str) -> None:
 
 def test_action_params_hold_only_the_fields_that_are_set() -> None:
     """An action's params carry its kind-specific fields and nothing else."""
-    action = Action(ActionKind.SCALE, ResourceRef("sim", "a"), "scaling", "busy", replicas=4)
-    assert action.params() == {"replicas": 4}
+    action = Action(ResourceRef("sim", "a"), Scale(replicas=4), "scaling", "busy")
+    assert action.params_json() == {"replicas": 4}
     assert action.key == ("sim://a", "scale")
+
+
+@pytest.mark.parametrize(
+    ("params", "cost", "text"),
+    [
+        (
+            Scale(replicas=3, max_replicas=8),
+            0.123456,
+            '{"replicas": 3, "max_replicas": 8, "cost_delta_per_hour": 0.1235}',
+        ),
+        (Restart(), None, "{}"),
+        (Rollback("v1"), None, '{"version": "v1"}'),
+        (Deploy("api:2"), -1.0, '{"image": "api:2", "cost_delta_per_hour": -1.0}'),
+        (SetWeights({"b": 0.5, "a": 0.5}), None, '{"weights": {"b": 0.5, "a": 0.5}}'),
+    ],
+)
+def test_params_json_keeps_the_recorded_event_format(
+    params: ActionParams, cost: float | None, text: str
+) -> None:
+    """Each kind's params serialise, keys in order, exactly as events have recorded them."""
+    action = Action(ResourceRef("sim", "a"), params, "p", "r", cost_delta_per_hour=cost)
+    assert json.dumps(action.params_json()) == text
+    assert action.kind == params.kind
 
 
 def test_metric_changes_are_not_transitions() -> None:

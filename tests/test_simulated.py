@@ -17,13 +17,19 @@ from jarvis.actuators.sim import (
 from jarvis.model import (
     Action,
     ActionKind,
+    Deploy,
     ErrorKind,
     Health,
     Outcome,
     OutcomeStatus,
     ResourceRef,
     ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+    SetWeights,
 )
+from tests.actions import new_key
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +73,7 @@ def ref(name: str) -> ResourceRef:
 
 
 def restart(name: str) -> Action:
-    return Action(ActionKind.RESTART, ref(name), "test", "restart it")
+    return Action(ref(name), Restart(), "test", "restart it")
 
 
 def by_name(states: list[ResourceState]) -> dict[str, ResourceState]:
@@ -133,7 +139,7 @@ async def test_same_seed_and_calls_give_equal_states() -> None:
         for _ in range(5):
             clock.tick(timedelta(minutes=17))
             trace.append(await actuator.observe())
-            trace.append(await actuator.apply(restart("ai-dawg-vocal-coach")))
+            trace.append(await actuator.apply(restart("ai-dawg-vocal-coach"), new_key()))
         runs.append(trace)
     assert runs[0] == runs[1]
 
@@ -176,7 +182,7 @@ async def test_script_crashes_the_vocal_coach_on_the_second_observation() -> Non
     assert coach.replicas.running == 0
     assert coach.metrics["error_rate"] == 1.0
 
-    outcome = await actuator.apply(restart("ai-dawg-vocal-coach"))
+    outcome = await actuator.apply(restart("ai-dawg-vocal-coach"), new_key())
     assert outcome.ok
     clock.tick()
     healed = by_name(await actuator.observe())["ai-dawg-vocal-coach"]
@@ -191,7 +197,7 @@ async def test_script_breaks_the_ai_brain_for_good_on_the_third_observation() ->
     await observe_ticks(actuator, clock, 2)
     assert by_name(await actuator.observe())["ai-dawg-ai-brain"].health is Health.UNHEALTHY
     for _ in range(4):
-        outcome = await actuator.apply(restart("ai-dawg-ai-brain"))
+        outcome = await actuator.apply(restart("ai-dawg-ai-brain"), new_key())
         assert outcome.status is OutcomeStatus.FAILED
         assert outcome.error_kind is ErrorKind.TEMPORARY
         assert outcome.detail == BROKEN_DETAIL
@@ -227,7 +233,7 @@ async def test_scale_changes_desired_and_running_follows_next_observation() -> N
     actuator, clock = make()
     await actuator.observe()
     outcome = await actuator.apply(
-        Action(ActionKind.SCALE, ref("customer-api"), "test", "busy", replicas=9)
+        Action(ref("customer-api"), Scale(replicas=9), "test", "busy"), new_key()
     )
     assert outcome.ok
     between = actuator.fleet.state("customer-api").replicas
@@ -247,7 +253,7 @@ async def test_scale_outside_bounds_fails_terminally(replicas: int) -> None:
     actuator, _ = make()
     before = actuator.fleet.state("customer-api").replicas
     outcome = await actuator.apply(
-        Action(ActionKind.SCALE, ref("customer-api"), "test", "x", replicas=replicas)
+        Action(ref("customer-api"), Scale(replicas=replicas), "test", "x"), new_key()
     )
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.error_kind is ErrorKind.TERMINAL
@@ -258,10 +264,8 @@ async def test_scale_outside_bounds_fails_terminally(replicas: int) -> None:
 async def test_scale_may_move_the_bounds() -> None:
     """A scale carrying min/max replicas sets the service's bounds too."""
     actuator, clock = make()
-    action = Action(
-        ActionKind.SCALE, ref("billing-worker"), "test", "night", replicas=1, max_replicas=3
-    )
-    assert (await actuator.apply(action)).ok
+    action = Action(ref("billing-worker"), Scale(replicas=1, max_replicas=3), "test", "night")
+    assert (await actuator.apply(action, new_key())).ok
     clock.tick()
     replicas = by_name(await actuator.observe())["billing-worker"].replicas
     assert replicas is not None
@@ -273,7 +277,7 @@ async def test_deploy_then_rollback_moves_the_version_and_its_attributes() -> No
     actuator, clock = make()
     target = ref("customer-api")
     deployed = await actuator.apply(
-        Action(ActionKind.DEPLOY, target, "test", "ship", image="registry.sim.local/api:2.0")
+        Action(target, Deploy("registry.sim.local/api:2.0"), "test", "ship"), new_key()
     )
     assert deployed.ok
     mid = actuator.fleet.state("customer-api")
@@ -287,7 +291,7 @@ async def test_deploy_then_rollback_moves_the_version_and_its_attributes() -> No
         "previous_version": "v1",
         "versions_available": ["v1"],
     }
-    rolled = await actuator.apply(Action(ActionKind.ROLLBACK, target, "test", "bad", version="v1"))
+    rolled = await actuator.apply(Action(target, Rollback("v1"), "test", "bad"), new_key())
     assert rolled.ok
     clock.tick()
     back = by_name(await actuator.observe())["customer-api"]
@@ -300,7 +304,7 @@ async def test_rollback_to_a_version_never_deployed_fails_terminally() -> None:
     """Rolling back to v9 when only v1 exists is refused for good."""
     actuator, _ = make()
     outcome = await actuator.apply(
-        Action(ActionKind.ROLLBACK, ref("customer-api"), "test", "x", version="v9")
+        Action(ref("customer-api"), Rollback("v9"), "test", "x"), new_key()
     )
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert "never deployed" in outcome.detail
@@ -310,17 +314,17 @@ async def test_rollback_to_a_version_never_deployed_fails_terminally() -> None:
 @pytest.mark.parametrize(
     ("action", "needle"),
     [
-        (Action(ActionKind.RESTART, ref("no-such"), "t", "x"), "no such service"),
-        (Action(ActionKind.RESTART, ResourceRef("ecs", "customer-api"), "t", "x"), "no such"),
-        (Action(ActionKind.SET_WEIGHTS, ref("customer-api"), "t", "x"), "cannot set_weights"),
-        (Action(ActionKind.SCALE, ref("customer-api"), "t", "x"), "replica count"),
-        (Action(ActionKind.DEPLOY, ref("customer-api"), "t", "x"), "needs an image"),
+        (Action(ref("no-such"), Restart(), "t", "x"), "no such service"),
+        (Action(ResourceRef("ecs", "customer-api"), Restart(), "t", "x"), "no such"),
+        (Action(ref("customer-api"), SetWeights({}), "t", "x"), "cannot set_weights"),
+        (Action(ref("customer-api"), Scale(), "t", "x"), "replica count"),
+        (Action(ref("customer-api"), Deploy(""), "t", "x"), "needs an image"),
     ],
 )
 async def test_impossible_actions_fail_terminally(action: Action, needle: str) -> None:
     """Unknown resources, unsupported kinds and missing parameters fail terminally."""
     actuator, _ = make()
-    outcome = await actuator.apply(action)
+    outcome = await actuator.apply(action, new_key())
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert needle in outcome.detail
@@ -331,7 +335,7 @@ async def test_fail_rate_one_fails_every_apply_temporarily() -> None:
     actuator, _ = make(fail_rate=1.0)
     for _ in range(5):
         outcome = await actuator.apply(
-            Action(ActionKind.SCALE, ref("customer-api"), "t", "x", replicas=12)
+            Action(ref("customer-api"), Scale(replicas=12), "t", "x"), new_key()
         )
         assert outcome.error_kind is ErrorKind.TEMPORARY
     replicas = actuator.fleet.state("customer-api").replicas
@@ -344,7 +348,9 @@ async def test_fail_rate_fails_a_seeded_share_of_applies() -> None:
 
     async def pattern(seed: int) -> list[bool]:
         actuator, _ = make(seed=seed, fail_rate=0.5)
-        outcomes: list[Outcome] = [await actuator.apply(restart("customer-api")) for _ in range(40)]
+        outcomes: list[Outcome] = [
+            await actuator.apply(restart("customer-api"), new_key()) for _ in range(40)
+        ]
         return [outcome.ok for outcome in outcomes]
 
     first = await pattern(3)
@@ -360,7 +366,7 @@ async def test_api_failure_makes_observe_raise_and_apply_fail() -> None:
     with pytest.raises(ActuatorError) as raised:
         await actuator.observe()
     assert raised.value.kind is ErrorKind.TEMPORARY
-    outcome = await actuator.apply(restart("customer-api"))
+    outcome = await actuator.apply(restart("customer-api"), new_key())
     assert outcome.error_kind is ErrorKind.TEMPORARY
     actuator.fleet.set_api_failing(False)
     assert len(await actuator.observe()) == 6
@@ -369,7 +375,7 @@ async def test_api_failure_makes_observe_raise_and_apply_fail() -> None:
 async def test_crash_hook_and_restart_of_a_healthy_service() -> None:
     """The crash hook downs a service; restarting a running service is a harmless success."""
     actuator, clock = make()
-    assert (await actuator.apply(restart("billing-worker"))).ok
+    assert (await actuator.apply(restart("billing-worker"), new_key())).ok
     actuator.fleet.crash("billing-worker", detail="OOMKilled")
     clock.tick()
     state = by_name(await actuator.observe())["billing-worker"]
@@ -382,7 +388,7 @@ async def test_break_permanently_fails_restarts_of_a_running_service() -> None:
     """A broken service keeps running, but every restart of it fails temporarily."""
     actuator, clock = make()
     actuator.fleet.break_permanently("customer-api")
-    outcome = await actuator.apply(restart("customer-api"))
+    outcome = await actuator.apply(restart("customer-api"), new_key())
     assert outcome.error_kind is ErrorKind.TEMPORARY
     clock.tick()
     assert by_name(await actuator.observe())["customer-api"].health is Health.HEALTHY

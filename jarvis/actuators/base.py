@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import anyio
 import anyio.to_thread
 
-from jarvis.model import Action, ActionKind, ErrorKind, Outcome, ResourceState
+from jarvis.model import Action, ErrorKind, Outcome, ResourceState
 
 T = TypeVar("T")
 
@@ -62,10 +62,19 @@ class Actuator(Sensor, Protocol):
     """A sensor that also applies the action kinds it owns on its provider's resources."""
 
     @property
-    def action_kinds(self) -> frozenset[ActionKind]: ...
+    def action_kinds(self) -> frozenset[str]:
+        """The names of the action kinds this actuator applies (``Action.kind``)."""
+        ...
 
-    async def apply(self, action: Action) -> Outcome:
-        """Apply one action and report the outcome; never raises for provider errors."""
+    async def apply(self, action: Action, key: str) -> Outcome:
+        """Apply one action and report the outcome; never raises for provider errors.
+
+        ``key`` is the action's idempotency key (`jarvis.loop.events.idempotency_key`):
+        the same for every attempt of one action id, retries inside this call
+        and replays alike. Where the provider can, the actuator sends it or
+        records it with the change, and answers success without changing
+        anything when the change with this key was already made.
+        """
         ...
 
 

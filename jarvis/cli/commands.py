@@ -23,7 +23,7 @@ from jarvis.config import Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Decision, TickReport
-from jarvis.model import Action, ActionKind, Event, EventKind, History, ResourceRef, Snapshot
+from jarvis.model import Action, Deploy, Event, EventKind, History, ResourceRef, Snapshot
 from jarvis.policies.base import Evaluation
 from jarvis.providers import enabled as enabled_providers
 from jarvis.store import upgrade
@@ -112,10 +112,10 @@ def _decision_row(decision: Decision) -> dict[str, Any]:
         reason = decision.verdict.reason
         verdict = f"blocked: {reason.value if reason else 'unknown'}"
         detail = decision.verdict.detail
-    params = {k: v for k, v in action.params().items() if k != "cost_delta_per_hour"}
+    params = {k: v for k, v in action.params_json().items() if k != "cost_delta_per_hour"}
     return {
         "resource": str(action.target),
-        "action": action.kind.value,
+        "action": action.kind,
         "params": json.dumps(params, sort_keys=True) if params else "",
         "policy": action.policy,
         "decision": verdict,
@@ -408,7 +408,7 @@ def deploy(
     except ValueError as exc:
         fail(str(exc), 2)
     settings = settings_from(ctx)
-    action = Action(ActionKind.DEPLOY, ref, policy="operator", reason=reason, image=image)
+    action = Action(ref, Deploy(image), policy="operator", reason=reason)
 
     async def main() -> TickReport:
         app = await build_app(settings, policies=[_OneShot(action)])

@@ -16,9 +16,7 @@ from typing import Annotated, Self
 from pydantic import Field, field_validator, model_validator
 
 from jarvis.config.sections import Section
-
-#: Weights and floors are compared with this slack: they are written as decimals.
-WEIGHT_TOLERANCE = 1e-6
+from jarvis.model import WEIGHT_TOLERANCE
 
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 RouteName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]

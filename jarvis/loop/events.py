@@ -25,7 +25,22 @@ def tick_id_for(now: datetime, run_id: str) -> str:
 
 
 def action_id_for(tick_id: str, action: Action) -> str:
-    return f"{tick_id}:{action.target}:{action.kind.value}"
+    return f"{tick_id}:{action.target}:{action.kind}"
+
+
+def idempotency_key(action_id: str) -> str:
+    """The key an actuator sends (or records) with the change for ``action_id``.
+
+    ``jarvis-`` and the first 40 hex digits of the id's SHA-256: 47 ASCII
+    characters, stable across processes and restarts, so every attempt of one
+    action id (an actuator's own retry, a replay after a crash) sends the same
+    key. Short and plain enough for every provider: ECS client tokens take at
+    most 64 ASCII characters, Kubernetes and Cloud Run annotation values and
+    Redis hash fields take any string. 160 bits make a collision between two
+    action ids negligible.
+    """
+    digest = hashlib.sha256(action_id.encode()).hexdigest()
+    return f"jarvis-{digest[:40]}"
 
 
 def tick_event(kind: EventKind, tick_id: str, now: datetime, **payload: JSON) -> Event:
@@ -101,21 +116,21 @@ def action_event(
         idempotency_key=key,
         tick_id=tick_id,
         resource=str(action.target),
-        action_kind=action.kind.value,
+        action_kind=action.kind,
         policy=action.policy,
         reason=reason if reason is not None else action.reason,
-        payload={"params": action.params(), "proposal": action.reason, **extra},
+        payload={"params": action.params_json(), "proposal": action.reason, **extra},
         action_id=action_id,
     )
 
 
 def proposed(tick_id: str, now: datetime, action: Action) -> Event:
-    key = f"{tick_id}:proposed:{action.policy}:{action.target}:{action.kind.value}"
+    key = f"{tick_id}:proposed:{action.policy}:{action.target}:{action.kind}"
     return action_event(EventKind.ACTION_PROPOSED, tick_id, now, action, key=key)
 
 
 def blocked(tick_id: str, now: datetime, action: Action, verdict: Verdict) -> Event:
-    key = f"{tick_id}:blocked:{action.policy}:{action.target}:{action.kind.value}"
+    key = f"{tick_id}:blocked:{action.policy}:{action.target}:{action.kind}"
     reason = verdict.reason.value if verdict.reason else "unknown"
     return action_event(
         EventKind.ACTION_BLOCKED,

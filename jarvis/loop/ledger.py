@@ -82,7 +82,7 @@ class RetryLedger:
     def attempted(self, action: Action, now: datetime) -> RetryState:
         """Stage the attempt of ``action`` starting at ``now``; return the new row."""
         state = self.budget.attempted(
-            self._states.get(action.key), str(action.target), action.kind.value, now
+            self._states.get(action.key), str(action.target), action.kind, now
         )
         self.stage(state)
         return state

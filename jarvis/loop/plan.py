@@ -34,8 +34,7 @@ def plan_actions(
                 loser,
                 Verdict.block(
                     BlockReason.BOUNDS,
-                    f"one action per resource per tick: superseded by {keep.policy} "
-                    f"{keep.kind.value}",
+                    f"one action per resource per tick: superseded by {keep.policy} {keep.kind}",
                 ),
             )
         )

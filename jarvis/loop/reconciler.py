@@ -241,14 +241,15 @@ class Reconciler:
 
     async def _apply(self, action: Action, report: TickReport) -> Outcome:
         tick_id = report.tick_id
+        action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
-        self.recorder.record(ev.started(tick_id, start, action, ev.action_id_for(tick_id, action)))
+        self.recorder.record(ev.started(tick_id, start, action, action_id))
         await self._flush()
         structlog.contextvars.bind_contextvars(resource=str(action.target))
-        outcome = await self._call_actuator(action)
+        outcome = await self._call_actuator(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
         state, escalate = self.ledger.finished(state, outcome, now)
@@ -259,8 +260,8 @@ class Reconciler:
         await self._flush()
         return outcome
 
-    async def _call_actuator(self, action: Action) -> Outcome:
-        actuator = self._routes.get((action.target.provider, action.kind.value))
+    async def _call_actuator(self, action: Action, key: str) -> Outcome:
+        actuator = self._routes.get((action.target.provider, action.kind))
         if actuator is None:
             owners = sorted(
                 a.name for (p, _), a in self._routes.items() if p == action.target.provider
@@ -270,7 +271,7 @@ class Reconciler:
                     f"no actuator for provider {action.target.provider!r}", kind=ErrorKind.TERMINAL
                 )
             return Outcome.failure(
-                f"actuator {owners[0]} cannot {action.kind.value}", kind=ErrorKind.TERMINAL
+                f"actuator {owners[0]} cannot {action.kind}", kind=ErrorKind.TERMINAL
             )
         # Shielded: shutdown or a tick timeout must not cut a provider call in
         # half; the scope's own deadline bounds it (shortened by request_stop).
@@ -278,7 +279,7 @@ class Reconciler:
             scope.deadline = anyio.current_time() + self.apply_timeout
             self._apply_scope = scope
             try:
-                outcome = await actuator.apply(action)
+                outcome = await actuator.apply(action, key)
             except ActuatorError as exc:
                 outcome = exc.outcome()
             except Exception as exc:

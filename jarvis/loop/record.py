@@ -98,7 +98,7 @@ class Recorder:
     def proposed(self, tick_id: str, now: datetime, proposals: Sequence[Action]) -> None:
         for action in proposals:
             self.record(ev.proposed(tick_id, now, action))
-            self.metrics.actions.labels(kind=action.kind.value, outcome="proposed").inc()
+            self.metrics.actions.labels(kind=action.kind, outcome="proposed").inc()
 
     def note(self, report: TickReport, policy: str, note: Note) -> None:
         report.notes.append((policy, note))
@@ -113,7 +113,7 @@ class Recorder:
     def blocked(self, report: TickReport, now: datetime, action: Action, verdict: Verdict) -> None:
         self.remember(ev.blocked(report.tick_id, now, action, verdict))
         reason = verdict.reason.value if verdict.reason else "unknown"
-        self.metrics.actions.labels(kind=action.kind.value, outcome="blocked").inc()
+        self.metrics.actions.labels(kind=action.kind, outcome="blocked").inc()
         self.metrics.actions_blocked.labels(reason=reason).inc()
         report.decisions.append(Decision(action, verdict))
 
@@ -121,10 +121,10 @@ class Recorder:
         action_id = ev.action_id_for(tick_id, action)
         self.remember(ev.outcome_event(tick_id, now, action, action_id, outcome))
         label = "applied" if outcome.ok else outcome.status.value
-        self.metrics.actions.labels(kind=action.kind.value, outcome=label).inc()
+        self.metrics.actions.labels(kind=action.kind, outcome=label).inc()
         log.info(
             "action applied" if outcome.ok else "action failed",
-            action=action.kind.value,
+            action=action.kind,
             outcome=outcome.status.value,
             detail=outcome.detail,
         )

@@ -34,11 +34,11 @@ from typing import Protocol
 from jarvis.model import (
     JSON,
     Action,
-    ActionKind,
     History,
     ModelPerformance,
     ResourceRef,
     RouteUsage,
+    SetWeights,
     Snapshot,
     month_bounds,
 )
@@ -377,11 +377,10 @@ class CostPolicy:
             + _projection(delta, hours_left)
         )
         return Action(
-            ActionKind.SET_WEIGHTS,
             ref,
+            SetWeights(step),
             policy=self._name,
             reason=reason,
-            weights=step,
             cost_delta_per_hour=delta,
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jarvis.model import Action, ActionKind, Health, History, ResourceState, Snapshot
+from jarvis.model import Action, Health, History, ResourceState, Restart, Snapshot
 from jarvis.policies.base import Evaluation
 
 RESTARTABLE_KINDS = frozenset({"service", "deployment"})
@@ -54,8 +54,8 @@ class HealPolicy:
             if uri in proposals:
                 continue
             proposals[uri] = Action(
-                kind=ActionKind.RESTART,
                 target=state.ref,
+                params=Restart(),
                 policy=self.name,
                 reason=_reason(state),
                 priority=priority,

@@ -25,11 +25,11 @@ from typing import Any
 
 from jarvis.model import (
     Action,
-    ActionKind,
     EventKind,
     Health,
     History,
     ResourceState,
+    Rollback,
     RolloutState,
     Snapshot,
 )
@@ -171,11 +171,10 @@ class RollbackPolicy:
         version, provenance = target
         reason = f"roll back {running} → {version} ({provenance}): {why}"
         action = Action(
-            kind=ActionKind.ROLLBACK,
             target=state.ref,
+            params=Rollback(version),
             policy=self._name,
             reason=reason,
-            version=version,
             priority=self._priority,
         )
         return action, notes

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jarvis.model import Action, ActionKind, History, ResourceState, Snapshot
+from jarvis.model import Action, History, ResourceState, Scale, Snapshot
 from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.hpa import (
     MetricTargets,
@@ -262,11 +262,10 @@ class ScalingPolicy:
             cost_text = f"cost {cost:+.4g} $/h"
         reason = f"scale {current} → {final}: " + "; ".join([*steps, cost_text])
         return Action(
-            kind=ActionKind.SCALE,
             target=state.ref,
+            params=Scale(replicas=final),
             policy=self._name,
             reason=reason,
-            replicas=final,
             cost_delta_per_hour=cost,
             priority=self._priority,
         )

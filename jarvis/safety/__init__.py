@@ -5,8 +5,18 @@ and the retry ledger, hands them in as a `GuardContext`, and records the verdict
 """
 
 from jarvis.safety.allowlist import AllowList, AllowRule
-from jarvis.safety.bounds import Bounds
+from jarvis.safety.bounds import Bounds, KindBound, ScaleBounds, WeightBounds
 from jarvis.safety.guard import Guard, GuardContext
 from jarvis.safety.retry import RetryBudget
 
-__all__ = ["AllowList", "AllowRule", "Bounds", "Guard", "GuardContext", "RetryBudget"]
+__all__ = [
+    "AllowList",
+    "AllowRule",
+    "Bounds",
+    "Guard",
+    "GuardContext",
+    "KindBound",
+    "RetryBudget",
+    "ScaleBounds",
+    "WeightBounds",
+]

@@ -22,7 +22,7 @@ class AllowRule:
         return (
             action.target.provider == self.provider
             and fnmatch.fnmatchcase(action.target.name, self.resources)
-            and ("*" in self.actions or action.kind.value in self.actions)
+            and ("*" in self.actions or action.kind in self.actions)
         )
 
 

@@ -1,28 +1,44 @@
 """Bounds: the blast radius of one tick and the limits on any one change.
 
+Fleet-wide, in `Bounds`:
+
 - at most ``max_actions_per_tick`` actions applied per tick;
-- at most one action per resource per tick;
-- a scale never below 0, never above ``max_replicas``, and never outside the
-  min/max the provider itself reports (an autoscaler's registered range);
-- routing weights that sum to 1, each in [0, 1], and no weight moving by more
-  than ``max_traffic_shift`` in one tick.
+- at most one action per resource per tick.
+
+Per kind, in the bound object the composition root maps to that kind's name
+(a kind with no entry has no kind-specific bound, so adding a kind never
+touches the guard):
+
+- `ScaleBounds`: a scale never below 0, never above ``max_replicas``, and
+  never outside the min/max the provider itself reports (an autoscaler's
+  registered range);
+- `WeightBounds`: routing weights that sum to 1, each in [0, 1], and no
+  weight moving by more than ``max_traffic_shift`` in one tick.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from jarvis.model import Action, ActionKind, ResourceState
+from jarvis.model import WEIGHT_TOLERANCE, Action, ResourceState, Scale, SetWeights
 
-WEIGHT_TOLERANCE = 1e-6
+
+class KindBound(Protocol):
+    """The limits on one kind of action, given the target as last observed."""
+
+    def violation(self, action: Action, current: ResourceState | None) -> str | None:
+        """Why the action breaks this kind's limits, or None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
     max_actions_per_tick: int = 10
-    max_replicas: int = 100
-    max_traffic_shift: float = 0.5
+    kinds: Mapping[str, KindBound] = field(default_factory=dict)
+    """Kind name -> its bound; looked up by ``action.kind``."""
 
     def violation(
         self,
@@ -37,32 +53,43 @@ class Bounds:
             return f"max {self.max_actions_per_tick} actions per tick reached"
         if str(action.target) in touched:
             return "one action per resource per tick"
-        if action.kind is ActionKind.SCALE:
-            return self._scale_violation(action, current)
-        if action.kind is ActionKind.SET_WEIGHTS:
-            return self._weights_violation(action, current)
-        return None
+        bound = self.kinds.get(action.kind)
+        return None if bound is None else bound.violation(action, current)
 
-    def _scale_violation(self, action: Action, current: ResourceState | None) -> str | None:
+
+@dataclass(frozen=True, slots=True)
+class ScaleBounds:
+    max_replicas: int = 100
+
+    def violation(self, action: Action, current: ResourceState | None) -> str | None:
+        params = action.params
+        if not isinstance(params, Scale):
+            return f"{action.kind} action without scale parameters"
         for label, value in (
-            ("replicas", action.replicas),
-            ("min_replicas", action.min_replicas),
-            ("max_replicas", action.max_replicas),
+            ("replicas", params.replicas),
+            ("min_replicas", params.min_replicas),
+            ("max_replicas", params.max_replicas),
         ):
             if value is not None and not 0 <= value <= self.max_replicas:
                 return f"{label}={value} outside 0..{self.max_replicas}"
-        if action.replicas is None and action.min_replicas is None and action.max_replicas is None:
+        if params.replicas is None and params.min_replicas is None and params.max_replicas is None:
             return "scale action without a replica count"
-        if action.replicas is not None and current is not None and current.replicas is not None:
+        if params.replicas is not None and current is not None and current.replicas is not None:
             low, high = current.replicas.min, current.replicas.max
-            if low is not None and action.replicas < low:
-                return f"replicas={action.replicas} below the provider's minimum {low}"
-            if high is not None and action.replicas > high:
-                return f"replicas={action.replicas} above the provider's maximum {high}"
+            if low is not None and params.replicas < low:
+                return f"replicas={params.replicas} below the provider's minimum {low}"
+            if high is not None and params.replicas > high:
+                return f"replicas={params.replicas} above the provider's maximum {high}"
         return None
 
-    def _weights_violation(self, action: Action, current: ResourceState | None) -> str | None:
-        weights = action.weights
+
+@dataclass(frozen=True, slots=True)
+class WeightBounds:
+    max_traffic_shift: float = 0.5
+
+    def violation(self, action: Action, current: ResourceState | None) -> str | None:
+        params = action.params
+        weights = params.weights if isinstance(params, SetWeights) else None
         if not weights:
             return "set_weights action without weights"
         if any(not (0.0 <= w <= 1.0) or math.isnan(w) for w in weights.values()):

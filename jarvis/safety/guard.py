@@ -53,7 +53,7 @@ class Guard:
         if not self.allowlist.permits(action):
             return Verdict.block(
                 BlockReason.ALLOWLIST,
-                f"no allow-list entry permits {action.kind.value} on {action.target}",
+                f"no allow-list entry permits {action.kind} on {action.target}",
             )
         violation = self.bounds.violation(
             action,

@@ -38,7 +38,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from jarvis.model import Action, ActionKind, Event, EventKind, Replicas, ResourceState
+from jarvis.model import (
+    WEIGHT_TOLERANCE,
+    Action,
+    Event,
+    EventKind,
+    Replicas,
+    ResourceState,
+    Scale,
+    SetWeights,
+)
 
 INVARIANTS = (
     "killswitch",
@@ -51,7 +60,6 @@ INVARIANTS = (
 _OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
 _CLOSED_MEMORY = 10_000
 """How many closed action ids are remembered to catch a late second outcome."""
-WEIGHT_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +245,7 @@ class InvariantChecker:
                 self._applied(call, call.action)
 
     def _applied(self, call: ProviderCall, action: Action) -> None:
-        uri, kind = str(action.target), action.kind.value
+        uri, kind = str(action.target), action.kind
         self.checks["witness"] += 1
         self._tick_applied[(uri, kind)] += 1
         if self._witness_engaged or self._witness_unreadable:
@@ -347,16 +355,15 @@ class InvariantChecker:
 
 def _call_problem(call: ProviderCall, action: Action, max_shift: float) -> str | None:
     """What in an apply breaks the bounds, against the target as the provider held it."""
-    before = call.before
-    if action.kind is ActionKind.SCALE and action.replicas is not None and before is not None:
-        low, high = before.min, before.max
-        if (low is not None and action.replicas < low) or (
-            high is not None and action.replicas > high
+    before, held, params = call.before, call.weights_before, action.params
+    if isinstance(params, Scale) and params.replicas is not None and before is not None:
+        low, high, wanted_replicas = before.min, before.max, params.replicas
+        if (low is not None and wanted_replicas < low) or (
+            high is not None and wanted_replicas > high
         ):
-            return f"for {action.replicas} replicas of {action.target}, outside {low}..{high}"
-    held = call.weights_before
-    if action.kind is ActionKind.SET_WEIGHTS and action.weights and held is not None:
-        wanted = action.weights
+            return f"for {wanted_replicas} replicas of {action.target}, outside {low}..{high}"
+    if isinstance(params, SetWeights) and params.weights and held is not None:
+        wanted = params.weights
         moves = {m: abs(wanted.get(m, 0.0) - held.get(m, 0.0)) for m in {*wanted, *held}}
         model = max(sorted(moves), key=lambda m: moves[m])
         if moves[model] > max_shift + WEIGHT_TOLERANCE:

@@ -40,17 +40,18 @@ from jarvis.actuators.llm.routing import format_weight, weights_refusal
 from jarvis.actuators.llm.spend import MonthRow, WindowRow, usage_state
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
-from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings
+from jarvis.config.cost import RouteSettings
 from jarvis.model import (
     JSON,
+    WEIGHT_TOLERANCE,
     Action,
-    ActionKind,
     ErrorKind,
     Health,
     Outcome,
     ResourceRef,
     ResourceState,
     RouteWeights,
+    SetWeights,
     month_bounds,
 )
 from jarvis.simulation.llm_scenario import (
@@ -349,7 +350,8 @@ class SimulatedLlm:
     def set_weights(self, action: Action, now: datetime) -> Outcome:
         """Write a route's weights, refusing what the routing actuator would refuse."""
         route = self._by_name.get(action.target.name)
-        if action.kind is not ActionKind.SET_WEIGHTS or action.target.provider != "route":
+        params = action.params
+        if not isinstance(params, SetWeights) or action.target.provider != "route":
             return Outcome.failure(
                 f"routing cannot apply {action.kind} to {action.target}",
                 kind=ErrorKind.TERMINAL,
@@ -361,11 +363,11 @@ class SimulatedLlm:
                 kind=ErrorKind.TERMINAL,
                 code="unknown_route",
             )
-        problem = weights_refusal(action.weights, route.config)
-        if problem or action.weights is None:
+        problem = weights_refusal(params.weights, route.config)
+        if problem:
             return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
         self.advance(now)
-        route.write(action.weights, now)
+        route.write(params.weights, now)
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in route.weights.items())
         return Outcome.success(f"{route.name} weights v{route.version}: {shown}")
 

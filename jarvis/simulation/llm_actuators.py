@@ -47,7 +47,7 @@ class SimulatedRouting:
         seeded, self._unseeded = self._unseeded, frozenset()
         return self._platform.route_states(now, seeded=seeded)
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         now = self._clock.now()
         # Usage until now accrues at the weights that carried it.
         self._platform.advance(now)
@@ -58,7 +58,7 @@ class SimulatedRouting:
         if self._api is None:
             return write(action)
         before = self._platform.weights(action.target.name)
-        return await self._api.call(action, write, weights_before=before)
+        return await self._api.call(action, key, write, weights_before=before)
 
     async def aclose(self) -> None:
         """Nothing to release: the platform lives in memory."""

@@ -11,6 +11,11 @@ to compare with what the event store recorded. The simulated LLM routes
 (`jarvis.simulation.llm`) send their weight writes through `call` as well, so
 one log orders every apply of the run against the operator's flips.
 
+Idempotency keys: the provider remembers the key of every call whose change
+took effect; a call with such a key answers "already applied" before it
+reaches the witness log or the backend, so a replayed action is never
+witnessed (or counted) as a second change.
+
 A timeout is the SDK's: the call returns TIMED_OUT, and whether the change
 took effect is a coin toss, as with a real provider. Hanging for real would
 tie the run to wall-clock deadlines and make it non-deterministic.
@@ -52,6 +57,8 @@ class SimulatedProvider:
         self._seq = itertools.count()
         self._episodes: dict[FaultKind, tuple[datetime, float]] = {}
         self.calls: list[ProviderCall] = []
+        self._applied: set[str] = set()
+        """Keys of calls whose change took effect."""
         self.after_apply: ApplyHook | None = None
         """Called after each apply, for the operator's mid-tick kill-switch flips."""
 
@@ -90,27 +97,41 @@ class SimulatedProvider:
             raise ActuatorError("Rate exceeded", code="Throttling")
         return self.fleet.observe(now)
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         try:
             before = self.fleet.state(action.target.name).replicas
         except KeyError:
             before = None
-        return await self.call(action, self.fleet.apply, before=before)
+        return await self.call(action, key, self.fleet.apply, before=before)
 
     async def call(
         self,
         action: Action,
+        key: str,
         backend: Backend,
         *,
         before: Replicas | None = None,
         weights_before: Mapping[str, float] | None = None,
     ) -> Outcome:
-        """Witness ``action``, then hand it to ``backend`` through this API's faults."""
+        """Witness ``action``, then hand it to ``backend`` through this API's faults.
+
+        A ``key`` whose change already took effect is answered at once.
+        """
+        if key in self._applied:
+            await anyio.lowlevel.checkpoint()
+            return Outcome.success(f"already applied (key {key})")
         now = self._clock.now()
         self.calls.append(
             ProviderCall(next(self._seq), now, "apply", action, before, weights_before)
         )
-        outcome = self._call(action, now, backend)
+
+        def once(action: Action) -> Outcome:
+            outcome = backend(action)
+            if outcome.ok:
+                self._applied.add(key)
+            return outcome
+
+        outcome = self._call(action, now, once)
         if self.after_apply is not None:
             await self.after_apply()
         return outcome

@@ -12,7 +12,17 @@ import pytest
 from jarvis.actuators.aws.clients import AwsClients
 from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.config.aws import AwsSettings
-from jarvis.model import Action, ActionKind, ErrorKind, ResourceRef
+from jarvis.model import (
+    Action,
+    ActionParams,
+    Deploy,
+    ErrorKind,
+    ResourceRef,
+    Restart,
+    Rollback,
+    Scale,
+)
+from tests.actions import new_key
 from tests.aws.conftest import FixedClock, MakeEcs, create_fleet
 
 if TYPE_CHECKING:
@@ -24,8 +34,8 @@ pytestmark = pytest.mark.anyio
 API = ResourceRef("ecs", "prod/svc-0")
 
 
-def _action(kind: ActionKind, **fields: object) -> Action:
-    return Action(kind, API, "test", "because", **fields)  # type: ignore[arg-type]  # typed per kind
+def _action(params: ActionParams) -> Action:
+    return Action(API, params, "test", "because")
 
 
 def _service(ecs: ECSClient, name: str = "svc-0") -> dict[str, object]:
@@ -66,7 +76,7 @@ def _register_target(scaling: ApplicationAutoScalingClient, *, tracking: bool) -
 async def test_scale_sets_the_desired_count(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
     """Scaling a service without an autoscaler sets its desiredCount."""
     create_fleet(ecs_client, per_cluster=1)
-    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=5))
+    outcome = await make_ecs().apply(_action(Scale(replicas=5)), new_key())
 
     assert outcome.ok, outcome.detail
     assert _service(ecs_client)["desiredCount"] == 5
@@ -78,7 +88,7 @@ async def test_scale_outside_registered_bounds_is_refused(
     """A desired count outside the scalable target's min/max is never set."""
     create_fleet(ecs_client, per_cluster=1)
     _register_target(scaling, tracking=False)
-    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=9))
+    outcome = await make_ecs().apply(_action(Scale(replicas=9)), new_key())
 
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert outcome.error_code == "OutOfBounds"
@@ -91,7 +101,7 @@ async def test_scale_under_target_tracking_moves_the_bounds(
     """Under a target-tracking policy a scale-up raises min capacity, not desiredCount."""
     create_fleet(ecs_client, per_cluster=1)
     _register_target(scaling, tracking=True)
-    outcome = await make_ecs().apply(_action(ActionKind.SCALE, replicas=4))
+    outcome = await make_ecs().apply(_action(Scale(replicas=4)), new_key())
 
     assert outcome.ok, outcome.detail
     target = scaling.describe_scalable_targets(
@@ -105,7 +115,7 @@ async def test_restart_forces_a_new_deployment(make_ecs: MakeEcs, ecs_client: EC
     """A restart forces a new deployment of the same task definition."""
     create_fleet(ecs_client, per_cluster=1)
     before = _service(ecs_client)["deployments"]
-    outcome = await make_ecs().apply(_action(ActionKind.RESTART))
+    outcome = await make_ecs().apply(_action(Restart()), new_key())
     after = _service(ecs_client)["deployments"]
 
     assert outcome.ok
@@ -117,7 +127,7 @@ async def test_deploy_clones_the_task_definition_with_the_new_image(
 ) -> None:
     """Deploy registers a new revision that differs only in the app image, and runs it."""
     create_fleet(ecs_client, per_cluster=1)
-    outcome = await make_ecs().apply(_action(ActionKind.DEPLOY, image="nginx:1.27"))
+    outcome = await make_ecs().apply(_action(Deploy("nginx:1.27")), new_key())
 
     assert outcome.ok, outcome.detail
     assert "api:2" in outcome.detail
@@ -136,8 +146,8 @@ async def test_rollback_returns_to_the_given_task_definition(
     """Rollback after a deploy puts the service back on the given revision."""
     create_fleet(ecs_client, per_cluster=1)
     actuator = make_ecs(metrics=False)
-    assert (await actuator.apply(_action(ActionKind.DEPLOY, image="nginx:broken"))).ok
-    outcome = await actuator.apply(_action(ActionKind.ROLLBACK, version="api:1"))
+    assert (await actuator.apply(_action(Deploy("nginx:broken")), new_key())).ok
+    outcome = await actuator.apply(_action(Rollback("api:1")), new_key())
     states = await actuator.observe()
 
     assert outcome.ok, outcome.detail
@@ -149,7 +159,7 @@ async def test_deploy_refuses_when_the_container_is_ambiguous(
 ) -> None:
     """An image matching none of several containers is a terminal error, nothing registered."""
     create_fleet(ecs_client, per_cluster=1)
-    outcome = await make_ecs().apply(_action(ActionKind.DEPLOY, image="redis:7"))
+    outcome = await make_ecs().apply(_action(Deploy("redis:7")), new_key())
 
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert outcome.error_code == "AmbiguousContainer"
@@ -164,7 +174,7 @@ async def test_unknown_service_is_a_terminal_failure_with_the_aws_code(
     """Restarting a service ECS does not know fails terminally with its error code."""
     create_fleet(ecs_client, per_cluster=1)
     outcome = await make_ecs().apply(
-        Action(ActionKind.RESTART, ResourceRef("ecs", "prod/ghost"), "test", "because")
+        Action(ResourceRef("ecs", "prod/ghost"), Restart(), "test", "because"), new_key()
     )
 
     assert outcome.error_kind is ErrorKind.TERMINAL
@@ -175,7 +185,7 @@ async def test_targets_outside_the_configuration_are_refused(make_ecs: MakeEcs) 
     """An action on a cluster Jarvis does not manage never reaches AWS."""
     actuator = make_ecs()
     outcome = await actuator.apply(
-        Action(ActionKind.RESTART, ResourceRef("ecs", "other/api"), "test", "because")
+        Action(ResourceRef("ecs", "other/api"), Restart(), "test", "because"), new_key()
     )
 
     assert outcome.error_kind is ErrorKind.TERMINAL
@@ -203,9 +213,31 @@ async def test_timeout_is_a_temporary_failure(
     )
     actuator = EcsActuator(settings, clock=clock, clients=AwsClients.create(settings, session))
     try:
-        outcome = await actuator.apply(_action(ActionKind.RESTART))
+        outcome = await actuator.apply(_action(Restart()), new_key())
     finally:
         await actuator.aclose()
 
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert outcome.error_code == "Timeout"
+
+
+async def test_a_replayed_key_is_found_in_the_service_tags(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """A deploy tags the service with its key; the replay registers and updates nothing."""
+    create_fleet(ecs_client, per_cluster=1)
+    actuator = make_ecs(metrics=False)
+    key = new_key()
+    first = await actuator.apply(_action(Deploy("nginx:1.27")), key)
+    calls = actuator.calls.snapshot()
+
+    replay = await actuator.apply(_action(Deploy("nginx:1.27")), key)
+
+    assert first.ok, first.detail
+    assert replay.ok and "already applied" in replay.detail
+    after = actuator.calls.snapshot()
+    changes = ("ecs:UpdateService", "ecs:RegisterTaskDefinition", "ecs:TagResource")
+    assert [after.get(c) for c in changes] == [calls.get(c) for c in changes] == [1, 1, 1]
+    service = ecs_client.describe_services(cluster="prod", services=["svc-0"], include=["TAGS"])
+    assert {"key": "jarvis:action-key", "value": key} in service["services"][0]["tags"]
+    assert str(_service(ecs_client)["taskDefinition"]).endswith("task-definition/api:2")

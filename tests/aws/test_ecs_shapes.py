@@ -15,14 +15,16 @@ from botocore.stub import Stubber
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import (
     Action,
-    ActionKind,
     ErrorKind,
     Health,
     ResourceRef,
+    Restart,
     Rollout,
     RolloutState,
+    Scale,
     Versions,
 )
+from tests.actions import new_key
 from tests.aws.conftest import MakeEcs
 
 pytestmark = pytest.mark.anyio
@@ -146,10 +148,21 @@ async def test_throttled_listing_raises_a_temporary_error_with_the_code(
     assert caught.value.code == "ThrottlingException"
 
 
+def untagged_service(stubber: Stubber) -> None:
+    """The idempotency check's DescribeServices: prod/api, not yet tagged with any key."""
+    arn = "arn:aws:ecs:us-east-1:123456789012:service/prod/api"
+    stubber.add_response(
+        "describe_services",
+        {"services": [{"serviceArn": arn, "serviceName": "api", "tags": []}]},
+        {"cluster": "prod", "services": ["api"], "include": ["TAGS"]},
+    )
+
+
 async def test_access_denied_names_the_missing_iam_action(make_ecs: MakeEcs) -> None:
     """AccessDenied on UpdateService is terminal and names ecs:UpdateService."""
     actuator = make_ecs(clusters=["prod"])
     with Stubber(actuator.clients.ecs) as stubber:
+        untagged_service(stubber)
         stubber.add_client_error(
             "update_service",
             service_error_code="AccessDeniedException",
@@ -157,7 +170,7 @@ async def test_access_denied_names_the_missing_iam_action(make_ecs: MakeEcs) -> 
             http_status_code=400,
         )
         outcome = await actuator.apply(
-            Action(ActionKind.RESTART, ResourceRef("ecs", "prod/api"), "heal", "crashed")
+            Action(ResourceRef("ecs", "prod/api"), Restart(), "heal", "crashed"), new_key()
         )
 
     assert not outcome.ok
@@ -170,11 +183,12 @@ async def test_server_error_fails_an_action_as_temporary(make_ecs: MakeEcs) -> N
     """A 5xx answer is temporary: the retry budget may try again later."""
     actuator = make_ecs(clusters=["prod"])
     with Stubber(actuator.clients.ecs) as stubber:
+        untagged_service(stubber)
         stubber.add_client_error(
             "update_service", service_error_code="ServerException", http_status_code=500
         )
         outcome = await actuator.apply(
-            Action(ActionKind.SCALE, ResourceRef("ecs", "prod/api"), "scaling", "load", replicas=4)
+            Action(ResourceRef("ecs", "prod/api"), Scale(replicas=4), "scaling", "load"), new_key()
         )
 
     assert outcome.error_kind is ErrorKind.TEMPORARY

@@ -18,7 +18,8 @@ from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.actuators.aws.s3probe import s3_probes
 from jarvis.actuators.probes.dependencies import ProbeSensor
 from jarvis.config.probes import ProbeSettings
-from jarvis.model import Action, ActionKind, ResourceRef
+from jarvis.model import Action, Deploy, ResourceRef, Restart, Rollback, Scale
+from tests.actions import new_key
 from tests.aws.conftest import FixedClock, MakeAws, create_fleet, policy_actions
 
 if TYPE_CHECKING:
@@ -84,12 +85,12 @@ async def test_policy_grants_exactly_the_actions_used(
         assert await actuator.observe()
     api, web = ResourceRef("ecs", "prod/svc-0"), ResourceRef("ecs", "prod/web")
     for action in (
-        Action(ActionKind.SCALE, web, "t", "r", replicas=3),
-        Action(ActionKind.RESTART, api, "t", "r"),
-        Action(ActionKind.DEPLOY, api, "t", "r", image="nginx:1.27"),
-        Action(ActionKind.ROLLBACK, api, "t", "r", version="api:1"),
+        Action(web, Scale(replicas=3), "t", "r"),
+        Action(api, Restart(), "t", "r"),
+        Action(api, Deploy("nginx:1.27"), "t", "r"),
+        Action(api, Rollback("api:1"), "t", "r"),
     ):
-        outcome = await ecs.apply(action)
+        outcome = await ecs.apply(action, new_key())
         assert outcome.ok, outcome.detail
 
     used = {action for operation in ecs.calls.snapshot() for action in iam_actions(operation)}

@@ -76,7 +76,7 @@ async def test_unhealthy_services_are_restarted_where_the_allow_list_permits(
 
     assert report.snapshot.resources["ecs://prod/svc-0"].health is Health.UNHEALTHY
     outcomes = {str(d.action.target): d for d in report.decisions}
-    assert outcomes["ecs://prod/svc-0"].action.kind is ActionKind.RESTART
+    assert outcomes["ecs://prod/svc-0"].action.kind == ActionKind.RESTART
     assert outcomes["ecs://prod/svc-0"].outcome is not None
     assert outcomes["ecs://prod/svc-0"].outcome.ok
     assert outcomes["ecs://staging/svc-0"].verdict.reason is BlockReason.ALLOWLIST

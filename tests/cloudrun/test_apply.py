@@ -8,13 +8,19 @@ from jarvis.actuators.cloudrun.actuator import Clients, CloudRunActuator
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,
-    ActionKind,
+    ActionParams,
+    Deploy,
     ErrorKind,
     Health,
     OutcomeStatus,
     ResourceRef,
     ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+    SetWeights,
 )
+from tests.actions import new_key
 from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 
@@ -23,8 +29,8 @@ pytestmark = pytest.mark.anyio
 API = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
 
 
-def act(kind: ActionKind, **fields: object) -> Action:
-    return Action(kind, API, "test", "because the test says so", **fields)  # type: ignore[arg-type]  # typed fields passed through
+def act(params: ActionParams) -> Action:
+    return Action(API, params, "test", "because the test says so")
 
 
 async def observe_api(actuator: CloudRunActuator) -> ResourceState:
@@ -36,10 +42,10 @@ async def test_scale_up_sets_the_service_min_instances_without_a_new_revision(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """SCALE with ``replicas`` raises the service-level minimum; no revision is created."""
-    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=4))
+    outcome = await actuator.apply(act(Scale(replicas=4)), new_key())
     assert outcome.ok, outcome.detail
     (patch,) = fake.patches()
-    assert patch.query["updateMask"] == ["scaling.minInstanceCount"]
+    assert patch.query["updateMask"] == ["scaling.minInstanceCount,annotations"]
     assert patch.body["scaling"]["minInstanceCount"] == 4
     stored = fake.state.get_service(service_name("api"))
     assert stored["scaling"] == {"minInstanceCount": 4, "maxInstanceCount": 10}
@@ -53,11 +59,13 @@ async def test_scale_down_sets_min_and_max_instances(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """SCALE with ``min_replicas`` and ``max_replicas`` writes both bounds."""
-    outcome = await actuator.apply(act(ActionKind.SCALE, min_replicas=0, max_replicas=3))
+    outcome = await actuator.apply(act(Scale(min_replicas=0, max_replicas=3)), new_key())
     assert outcome.ok, outcome.detail
     assert "min 1->0, max 10->3" in outcome.detail
     (patch,) = fake.patches()
-    assert patch.query["updateMask"] == ["scaling.minInstanceCount,scaling.maxInstanceCount"]
+    assert patch.query["updateMask"] == [
+        "scaling.minInstanceCount,scaling.maxInstanceCount,annotations"
+    ]
     scaling = fake.state.get_service(service_name("api"))["scaling"]
     # proto3 JSON leaves zero out: an absent minInstanceCount is 0.
     assert (scaling.get("minInstanceCount", 0), scaling["maxInstanceCount"]) == (0, 3)
@@ -67,7 +75,7 @@ async def test_scale_to_the_current_bounds_sends_nothing(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """A SCALE that changes nothing succeeds without an update call."""
-    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=1))
+    outcome = await actuator.apply(act(Scale(replicas=1)), new_key())
     assert outcome.ok and "already at min 1" in outcome.detail
     assert fake.patches() == []
 
@@ -76,7 +84,7 @@ async def test_scale_above_the_maximum_is_refused_as_terminal(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """A minimum above the maximum is a terminal failure and never reaches the API."""
-    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=50))
+    outcome = await actuator.apply(act(Scale(replicas=50)), new_key())
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.error_kind is ErrorKind.TERMINAL and outcome.error_code == "INVALID_ACTION"
     assert fake.patches() == []
@@ -88,10 +96,12 @@ async def test_scale_at_revision_level_writes_the_template_and_makes_a_revision(
     """With ``scaling_level = "revision"`` SCALE changes template.scaling, creating a revision."""
     settings = make_settings(fake, scaling_level="revision")
     actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
-    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=2))
+    outcome = await actuator.apply(act(Scale(replicas=2)), new_key())
     assert outcome.ok, outcome.detail
     (patch,) = fake.patches()
-    assert patch.query["updateMask"] == ["template.scaling.minInstanceCount,template.revision"]
+    assert patch.query["updateMask"] == [
+        "template.scaling.minInstanceCount,template.revision,annotations"
+    ]
     stored = fake.state.get_service(service_name("api"))
     assert stored["template"]["scaling"]["minInstanceCount"] == 2
     assert len(fake.state.revisions[service_name("api")]) == 2
@@ -105,10 +115,10 @@ async def test_restart_heals_a_crash_looping_service_with_a_new_revision(
     """RESTART writes the restart annotation; the new revision is ready and serves 100%."""
     crashed = fake.state.crash(service_name("api"))
     assert (await observe_api(actuator)).health is Health.UNHEALTHY
-    outcome = await actuator.apply(act(ActionKind.RESTART))
+    outcome = await actuator.apply(act(Restart()), new_key())
     assert outcome.ok, outcome.detail
     (patch,) = fake.patches()
-    assert patch.query["updateMask"] == ["template.annotations,template.revision"]
+    assert patch.query["updateMask"] == ["template.annotations,template.revision,annotations"]
     annotations = fake.state.get_service(service_name("api"))["template"]["annotations"]
     assert annotations == {"jarvis.dev/restarted-at": clock.now().isoformat()}
     after = await observe_api(actuator)
@@ -124,7 +134,7 @@ async def test_restart_whose_new_revision_also_crashes_fails_temporarily(
     """When the new revision never becomes ready, the operation's error is a TEMPORARY failure."""
     fake.state.crash(service_name("api"))
     fake.state.revision_ready = lambda _service, _template: False
-    outcome = await actuator.apply(act(ActionKind.RESTART))
+    outcome = await actuator.apply(act(Restart()), new_key())
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert outcome.error_code == "OPERATION_FAILED_PRECONDITION"
@@ -136,8 +146,8 @@ async def test_two_restarts_at_the_same_instant_still_make_two_revisions(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """The restart annotation changes even when a virtual clock has not moved."""
-    assert (await actuator.apply(act(ActionKind.RESTART))).ok
-    assert (await actuator.apply(act(ActionKind.RESTART))).ok
+    assert (await actuator.apply(act(Restart()), new_key())).ok
+    assert (await actuator.apply(act(Restart()), new_key())).ok
     assert len(fake.state.revisions[service_name("api")]) == 3
 
 
@@ -145,9 +155,9 @@ async def test_rollback_after_a_bad_deploy_pins_all_traffic_to_the_previous_revi
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """ROLLBACK without a version sends 100% to the previous ready revision; health recovers."""
-    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
     good = await observe_api(actuator)
-    assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
+    assert not (await actuator.apply(act(Deploy(BAD_IMAGE)), new_key())).ok
     failed = await observe_api(actuator)
     assert failed.record_attributes()["rollout"] == "failed"
     assert (
@@ -157,10 +167,10 @@ async def test_rollback_after_a_bad_deploy_pins_all_traffic_to_the_previous_revi
     assert failed.record_attributes()["previous_version"] == target
     fake.requests.clear()
 
-    outcome = await actuator.apply(act(ActionKind.ROLLBACK))
+    outcome = await actuator.apply(act(Rollback("")), new_key())
     assert outcome.ok, outcome.detail
     (patch,) = fake.patches()
-    assert patch.query["updateMask"] == ["traffic"]
+    assert patch.query["updateMask"] == ["traffic,annotations"]
     assert patch.body["traffic"] == [{"type": 2, "revision": target, "percent": 100}]
     after = await observe_api(actuator)
     assert after.health is Health.HEALTHY
@@ -180,11 +190,11 @@ async def test_rollback_to_a_named_revision_and_again_is_idempotent(
 ) -> None:
     """ROLLBACK to ``version`` (short or full name) pins it; repeating it sends nothing."""
     first = (await observe_api(actuator)).version
-    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
     full = f"{service_name('api')}/revisions/{first}"
-    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=full))).ok
+    assert (await actuator.apply(act(Rollback(full)), new_key())).ok
     assert (await observe_api(actuator)).version == first
-    again = await actuator.apply(act(ActionKind.ROLLBACK, version=first))
+    again = await actuator.apply(act(Rollback(str(first))), new_key())
     assert again.ok and "already" in again.detail
     assert len(fake.patches()) == 2
 
@@ -193,13 +203,13 @@ async def test_rollback_to_an_unknown_or_unready_revision_is_terminal(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:
     """ROLLBACK to a revision that does not exist, or never got ready, fails terminally."""
-    missing = await actuator.apply(act(ActionKind.ROLLBACK, version="api-00042-zzz"))
+    missing = await actuator.apply(act(Rollback("api-00042-zzz")), new_key())
     assert (missing.error_kind, missing.error_code) == (ErrorKind.TERMINAL, "NOT_FOUND")
-    nothing = await actuator.apply(act(ActionKind.ROLLBACK))
+    nothing = await actuator.apply(act(Rollback("")), new_key())
     assert (nothing.error_kind, nothing.error_code) == (ErrorKind.TERMINAL, "NO_PREVIOUS_REVISION")
-    assert not (await actuator.apply(act(ActionKind.DEPLOY, image=BAD_IMAGE))).ok
+    assert not (await actuator.apply(act(Deploy(BAD_IMAGE)), new_key())).ok
     bad = (await observe_api(actuator)).record_attributes()["failed_revision"]
-    unready = await actuator.apply(act(ActionKind.ROLLBACK, version=bad))
+    unready = await actuator.apply(act(Rollback(bad)), new_key())
     assert (unready.error_kind, unready.error_code) == (ErrorKind.TERMINAL, "REVISION_NOT_READY")
     assert len(fake.patches()) == 1
 
@@ -209,9 +219,9 @@ async def test_restart_is_refused_while_traffic_is_pinned(
 ) -> None:
     """After a rollback pinned traffic, RESTART would deploy the template: terminal refusal."""
     first = (await observe_api(actuator)).version
-    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
-    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
-    outcome = await actuator.apply(act(ActionKind.RESTART))
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    outcome = await actuator.apply(act(Restart()), new_key())
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "TRAFFIC_PINNED")
     assert len(fake.patches()) == 2
 
@@ -221,12 +231,12 @@ async def test_deploy_sets_the_image_and_routes_all_traffic_to_latest(
 ) -> None:
     """DEPLOY changes the serving container's image, un-pins traffic and serves the new revision."""
     first = (await observe_api(actuator)).version
-    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
-    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
-    outcome = await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:2.0"))
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    outcome = await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:2.0")), new_key())
     assert outcome.ok, outcome.detail
     assert fake.patches()[-1].query["updateMask"] == [
-        "template.containers,template.revision,traffic"
+        "template.containers,template.revision,traffic,annotations"
     ]
     after = await observe_api(actuator)
     assert (
@@ -236,7 +246,7 @@ async def test_deploy_sets_the_image_and_routes_all_traffic_to_latest(
     )
     assert after.record_attributes()["traffic_pinned"] is False
     assert (after.version or "").startswith("api-00003-")
-    same = await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:2.0"))
+    same = await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:2.0")), new_key())
     assert same.ok and "already runs" in same.detail
 
 
@@ -245,10 +255,10 @@ async def test_a_stale_etag_is_reread_and_retried_once(
 ) -> None:
     """One 409 ABORTED (concurrent writer) is retried after a fresh read; two fail temporarily."""
     fake.state.conflicts = 1
-    assert (await actuator.apply(act(ActionKind.SCALE, replicas=2))).ok
+    assert (await actuator.apply(act(Scale(replicas=2)), new_key())).ok
     assert len(fake.patches()) == 2
     fake.state.conflicts = 2
-    outcome = await actuator.apply(act(ActionKind.SCALE, replicas=3))
+    outcome = await actuator.apply(act(Scale(replicas=3)), new_key())
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "ABORTED")
 
 
@@ -259,7 +269,7 @@ async def test_an_operation_that_never_finishes_times_out(
     fake.state.operation_polls = None
     settings = make_settings(fake, operation_timeout=0.3)
     actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
-    outcome = await actuator.apply(act(ActionKind.RESTART))
+    outcome = await actuator.apply(act(Restart()), new_key())
     assert outcome.status is OutcomeStatus.TIMED_OUT
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert "still running" in outcome.detail
@@ -272,9 +282,9 @@ async def test_actions_on_services_jarvis_does_not_manage_are_terminal(
     """A target outside the configured project, region and services is refused unsent."""
     for name in (f"{PROJECT}/{REGION}/other", f"other-project/{REGION}/api", "api"):
         target = ResourceRef("cloudrun", name, "service")
-        outcome = await actuator.apply(Action(ActionKind.RESTART, target, "test", "r"))
+        outcome = await actuator.apply(Action(target, Restart(), "test", "r"), new_key())
         assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "NOT_MANAGED")
-    unsupported = await actuator.apply(act(ActionKind.SET_WEIGHTS, weights={"a": 1.0}))
+    unsupported = await actuator.apply(act(SetWeights({"a": 1.0})), new_key())
     assert unsupported.error_kind is ErrorKind.TERMINAL
     assert fake.requests == []
 
@@ -284,15 +294,34 @@ async def test_rollback_keeps_tagged_targets_at_zero_percent(
 ) -> None:
     """Pinning traffic keeps other tagged targets (at 0%) so their tag URLs still resolve."""
     first = (await observe_api(actuator)).version
-    assert (await actuator.apply(act(ActionKind.DEPLOY, image=f"{IMAGE[:-4]}:1.1"))).ok
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
     tagged = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100, "tag": "edge"}]
     with fake.lock:
         fake.state.update_service(service_name("api"), {"traffic": tagged}, ["traffic"])
     fake.state.finish_operations()
-    assert (await actuator.apply(act(ActionKind.ROLLBACK, version=first))).ok
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
     assert fake.patches()[-1].body["traffic"] == [
         {"type": 2, "revision": first, "percent": 100},
         {"type": 1, "tag": "edge"},
     ]
     statuses = (await observe_api(actuator)).record_attributes()["traffic_statuses"]
     assert statuses == [{"latest": False, "revision": first, "percent": 100, "tag": ""}]
+
+
+async def test_a_replayed_key_finds_its_annotation_and_changes_nothing(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """The key rides on the Service as jarvis.io/action-key; a replay of it sends no update."""
+    key = new_key()
+    first = await actuator.apply(act(Restart()), key)
+    stored = fake.state.get_service(service_name("api"))
+    revisions = len(fake.state.revisions[service_name("api")])
+
+    replay = await actuator.apply(act(Restart()), key)
+
+    assert first.ok, first.detail
+    assert stored["annotations"]["jarvis.io/action-key"] == key
+    assert replay.ok and "already applied" in replay.detail
+    assert len(fake.patches()) == 1
+    assert len(fake.state.revisions[service_name("api")]) == revisions
+    assert fake.patches()[0].body["etag"]  # the write is conditional on the service as read

@@ -7,14 +7,15 @@ import pytest
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator, build_clients
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, ErrorKind, Health, OutcomeStatus, ResourceRef
+from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, Restart
+from tests.actions import new_key
 from tests.cloudrun.conftest import PROJECT, REGION, make_settings
 from tests.cloudrun.fake_server import FakeCloudRun
 
 pytestmark = pytest.mark.anyio
 
 API = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
-RESTART = Action(ActionKind.RESTART, API, "test", "crash loop")
+RESTART = Action(API, Restart(), "test", "crash loop")
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ async def test_an_api_error_makes_observe_raise_and_apply_fail_by_kind(
     with pytest.raises(ActuatorError) as raised:
         await actuator.observe()
     assert (raised.value.kind, raised.value.code) == (kind, code)
-    outcome = await actuator.apply(RESTART)
+    outcome = await actuator.apply(RESTART, new_key())
     assert outcome.status is OutcomeStatus.FAILED
     assert (outcome.error_kind, outcome.error_code) == (kind, code)
     assert fake.patches() == []
@@ -66,7 +67,7 @@ async def test_a_hanging_api_makes_observe_raise_within_the_request_timeout(
             await actuator.observe()
         assert raised.value.kind is ErrorKind.TEMPORARY
         assert raised.value.code == "UNAVAILABLE"
-        outcome = await actuator.apply(RESTART)
+        outcome = await actuator.apply(RESTART, new_key())
         assert outcome.status is OutcomeStatus.FAILED
         assert outcome.error_kind is ErrorKind.TEMPORARY
     finally:
@@ -80,7 +81,7 @@ async def test_an_operation_poll_that_errors_fails_the_apply_temporarily(
 ) -> None:
     """A 500 while polling the operation is a TEMPORARY failure of the apply."""
     fake.fail_with(500, path_contains="/operations/")
-    outcome = await actuator.apply(RESTART)
+    outcome = await actuator.apply(RESTART, new_key())
     assert outcome.status is OutcomeStatus.FAILED
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "INTERNAL")
     assert len(fake.patches()) == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,10 +17,12 @@ from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, Health, ResourceRef
+from jarvis.model import Action, ActionKind, ActionParams, Deploy, Health, ResourceRef
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
 from jarvis.policies.rollback import RollbackPolicy
+from tests import actions as typed
+from tests.actions import new_key
 from tests.cloudrun.conftest import BAD_IMAGE, PROJECT, REGION, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.fakes import FakeActuator
@@ -87,7 +88,7 @@ async def test_a_crash_looping_service_is_restarted_and_recovers(
     first = await app.reconciler.tick()
     assert first.snapshot.resources[API].health is Health.UNHEALTHY
     (decision,) = first.decisions
-    assert decision.action.kind is ActionKind.RESTART
+    assert decision.action.kind == ActionKind.RESTART
     assert decision.outcome is not None and decision.outcome.ok, decision.outcome
     clock.advance(30)
     second = await app.reconciler.tick()
@@ -123,13 +124,13 @@ async def test_a_bad_deploy_is_rolled_back_to_the_previous_revision(
     cloudrun = app.actuators[0]
     assert isinstance(cloudrun, Actuator)
     # Someone ships a broken image by hand.
-    deploy = await cloudrun.apply(_action(ActionKind.DEPLOY, image=BAD_IMAGE))
+    deploy = await cloudrun.apply(_action(Deploy(BAD_IMAGE)), new_key())
     assert not deploy.ok
     second = await app.reconciler.tick()
     state = second.snapshot.resources[API]
     assert state.health is Health.DEGRADED and state.record_attributes()["rollout"] == "failed"
     (decision,) = second.decisions
-    assert decision.action.kind is ActionKind.ROLLBACK and decision.action.version == good
+    assert decision.action.kind == ActionKind.ROLLBACK and typed.version(decision.action) == good
     assert decision.outcome is not None and decision.outcome.ok, decision.outcome
     clock.advance(30)
     third = await app.reconciler.tick()
@@ -155,6 +156,6 @@ async def test_a_failing_cloud_run_api_does_not_stop_other_actuators(
     assert len(observe_failed) == 1
 
 
-def _action(kind: ActionKind, **fields: Any) -> Action:
+def _action(params: ActionParams) -> Action:
     target = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
-    return Action(kind, target, "operator", "manual deploy", **fields)
+    return Action(target, params, "operator", "manual deploy")

@@ -6,7 +6,8 @@ import pytest
 
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, Health, ResourceState, Rollout, RolloutState, Versions
+from jarvis.model import Action, Deploy, Health, ResourceState, Rollout, RolloutState, Versions
+from tests.actions import new_key
 from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, make_settings, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 
@@ -62,7 +63,7 @@ async def test_a_revision_that_never_becomes_ready_is_a_failed_rollout(
     """A bad deploy leaves traffic on the old revision: DEGRADED, rollout failed, a target."""
     before = by_name(list(await actuator.observe()))["api"]
     outcome = await actuator.apply(
-        Action(ActionKind.DEPLOY, before.ref, "test", "new release", image=BAD_IMAGE)
+        Action(before.ref, Deploy(BAD_IMAGE), "test", "new release"), new_key()
     )
     assert not outcome.ok
     after = by_name(list(await actuator.observe()))["api"]
@@ -88,10 +89,8 @@ async def test_versions_available_lists_ready_revisions_newest_first(
     """After two deploys, the two older ready revisions are rollback candidates, newest first."""
     first = by_name(list(await actuator.observe()))["api"]
     for tag in ("1.1", "1.2"):
-        action = Action(
-            ActionKind.DEPLOY, first.ref, "test", "release", image=f"{IMAGE[:-4]}:{tag}"
-        )
-        assert (await actuator.apply(action)).ok
+        action = Action(first.ref, Deploy(f"{IMAGE[:-4]}:{tag}"), "test", "release")
+        assert (await actuator.apply(action, new_key())).ok
     api = by_name(list(await actuator.observe()))["api"]
     assert api.version is not None and api.version.startswith("api-00003-")
     available = api.record_attributes()["versions_available"]

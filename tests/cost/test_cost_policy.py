@@ -10,6 +10,7 @@ import pytest
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
 from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
 from jarvis.policies.cost import Budget, CostPolicy, Route
+from tests import actions as typed
 from tests.cost.builders import (
     CHAT,
     CODE,
@@ -34,9 +35,9 @@ def test_seed_scenario_moves_half_of_gpt4o_traffic_to_gemini_with_an_alert() -> 
     result = policy(CHAT).evaluate(snap, History(), NOW)
 
     (action,) = result.actions
-    assert action.kind is ActionKind.SET_WEIGHTS
+    assert action.kind == ActionKind.SET_WEIGHTS
     assert action.target == ResourceRef("route", "chat", "route")
-    assert action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert typed.weights(action) == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
     assert action.cost_delta_per_hour is not None
     assert action.cost_delta_per_hour < 0
     assert "moving 50% of gpt-4o traffic to gemini" in action.reason
@@ -81,7 +82,7 @@ def test_each_budget_stage_targets_its_weights(
     """Below 80% nothing happens; 80% alerts; 90% shifts half; 100% sends all to the cheapest."""
     snap = snapshot(cost_state(spend), route_state("chat", CHAT.weights))
     result = policy(CHAT).evaluate(snap, History(), NOW)
-    assert [a.weights for a in result.actions] == ([weights] if weights else [])
+    assert [typed.weights(a) for a in result.actions] == ([weights] if weights else [])
     assert [n.alert for n in result.notes] == ([True] if alert else [])
 
 
@@ -96,9 +97,12 @@ def test_large_moves_walk_to_the_target_within_the_guards_per_tick_bound() -> No
         if not actions:
             break
         (action,) = actions
-        assert action.weights is not None
-        assert all(abs(action.weights[m] - current.get(m, 0.0)) <= 0.5 for m in action.weights)
-        current = dict(action.weights)
+        assert typed.weights(action) is not None
+        assert all(
+            abs(typed.weights(action)[m] - current.get(m, 0.0)) <= 0.5
+            for m in typed.weights(action)
+        )
+        current = dict(typed.weights(action))
         steps.append(action)
     assert current == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
     assert len(steps) == 2
@@ -109,14 +113,14 @@ def test_floors_hold_when_the_budget_is_exhausted() -> None:
     """At 100% the cheapest model takes everything except what a floor keeps."""
     snap = snapshot(cost_state(510.0), route_state("code", CODE.weights))
     (action,) = policy(CODE).evaluate(snap, History(), NOW).actions
-    assert action.weights == {"claude-sonnet": 0.5, "gpt-4o": 0.0, "gemini": 0.5}
+    assert typed.weights(action) == {"claude-sonnet": 0.5, "gpt-4o": 0.0, "gemini": 0.5}
 
 
 def test_shift_stops_at_the_floor_of_the_most_expensive_model() -> None:
     """At 90% a floored model gives up only what lies above its floor."""
     snap = snapshot(cost_state(460.0), route_state("code", CODE.weights))
     (action,) = policy(CODE).evaluate(snap, History(), NOW).actions
-    assert action.weights == {"claude-sonnet": 0.5, "gpt-4o": 0.3, "gemini": 0.2}
+    assert typed.weights(action) == {"claude-sonnet": 0.5, "gpt-4o": 0.3, "gemini": 0.2}
     assert "moving 50% of claude-sonnet traffic to gemini" in action.reason
 
 
@@ -129,7 +133,7 @@ def test_new_month_restores_the_configured_weights() -> None:
         now=july,
     )
     (action,) = policy(CHAT).evaluate(snap, History(), july).actions
-    assert action.weights == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+    assert typed.weights(action) == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
     assert "configured weights" in action.reason
 
 
@@ -154,7 +158,9 @@ def test_cloud_spend_counts_toward_the_budget() -> None:
     )
     snap = snapshot(cost_state(300.0), aws, route_state("chat", CHAT.weights))
     result = policy(CHAT).evaluate(snap, History(), NOW)
-    assert [a.weights for a in result.actions] == [{"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}]
+    assert [typed.weights(a) for a in result.actions] == [
+        {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    ]
     assert result.notes[0].payload["cloud_spend_usd"] == 160.0
 
     without_cloud = policy(CHAT, budget=Budget(include_cloud_spend=False))
@@ -200,7 +206,7 @@ def test_from_settings_builds_the_policy_from_both_sections() -> None:
     built = CostPolicy.from_settings(cost, routing)
     snap = snapshot(cost_state(450.0), route_state("chat", CHAT.weights))
     (action,) = built.evaluate(snap, History(), NOW).actions
-    assert action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert typed.weights(action) == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
     assert built.name == "cost"
 
 
@@ -216,5 +222,5 @@ def test_weights_of_every_proposal_sum_to_one() -> None:
     for spend in (0.0, 450.0, 500.0):
         snap = snapshot(cost_state(spend), route_state("chat", {"claude": 1.0}))
         for action in policy(CHAT).evaluate(snap, History(), NOW).actions:
-            assert action.weights is not None
-            assert math.fsum(action.weights.values()) == pytest.approx(1, abs=1e-12)
+            assert typed.weights(action) is not None
+            assert math.fsum(typed.weights(action).values()) == pytest.approx(1, abs=1e-12)

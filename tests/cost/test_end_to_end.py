@@ -23,6 +23,7 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.model import EventKind
 from jarvis.policies.cost import CostPolicy
 from jarvis.routing import RoutingClient, record_usage_async
+from tests import actions as typed
 from tests.cost.builders import NOW
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +88,7 @@ async def test_seed_spend_shifts_traffic_and_a_new_month_restores_it(
     report = await app.reconciler.tick()
 
     (decision,) = report.applied
-    assert decision.action.weights == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    assert typed.weights(decision.action) == {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
     assert "projected saving $" in decision.action.reason
     applied = await app.store.events(kinds=[EventKind.ACTION_APPLIED.value])
     assert [e.resource for e in applied] == ["route://chat"]
@@ -108,7 +109,7 @@ async def test_seed_spend_shifts_traffic_and_a_new_month_restores_it(
         clock.jump(datetime(2025, 7, 1, 0, 5, tzinfo=UTC))
         july = await app.reconciler.tick()
         (restore,) = july.applied
-        assert restore.action.weights == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+        assert typed.weights(restore.action) == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
         assert "configured weights" in restore.action.reason
         client.choose("chat")
         assert client.version("chat") == "3"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jarvis.model import History
 from jarvis.policies.model_selection import ModelStats, SelectionRules, select
+from tests import actions as typed
 from tests.cost.builders import (
     CODE,
     CREATIVE,
@@ -39,9 +40,17 @@ def test_claude_is_preferred_for_code_and_gpt_for_creative() -> None:
     result = policy(CODE, CREATIVE, selection=RULES).evaluate(snap, History(), NOW)
     by_route = {a.target.name: a for a in result.actions}
     # A quarter of every other model's share moves to the winner.
-    assert by_route["code"].weights == {"claude-sonnet": 0.775, "gpt-4o": 0.225, "gemini": 0.0}
+    assert typed.weights(by_route["code"]) == {
+        "claude-sonnet": 0.775,
+        "gpt-4o": 0.225,
+        "gemini": 0.0,
+    }
     assert "preferring claude-sonnet on performance" in by_route["code"].reason
-    assert by_route["creative"].weights == {"gpt-4o": 0.625, "claude-sonnet": 0.375, "gemini": 0.0}
+    assert typed.weights(by_route["creative"]) == {
+        "gpt-4o": 0.625,
+        "claude-sonnet": 0.375,
+        "gemini": 0.0,
+    }
     assert "preferring gpt-4o on performance" in by_route["creative"].reason
 
 
@@ -52,7 +61,7 @@ def test_budget_rules_apply_on_top_of_the_performance_choice() -> None:
     )
     (action,) = policy(CODE, selection=RULES).evaluate(snap, History(), NOW).actions
     # Preferred: sonnet 0.775, gpt-4o 0.225; sonnet (priciest) gives 0.275 down to its floor.
-    assert action.weights == {"claude-sonnet": 0.5, "gpt-4o": 0.225, "gemini": 0.275}
+    assert typed.weights(action) == {"claude-sonnet": 0.5, "gpt-4o": 0.225, "gemini": 0.275}
 
 
 def test_too_few_requests_mean_no_preference() -> None:

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef, RouteWeights
+from jarvis.model import Action, ErrorKind, Health, ResourceRef, RouteWeights, SetWeights
+from tests.actions import new_key
 from tests.cost.builders import NOW
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +49,7 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 def set_weights(weights: dict[str, float], target: ResourceRef = CHAT) -> Action:
-    return Action(ActionKind.SET_WEIGHTS, target, "cost", "test", weights=weights)
+    return Action(target, SetWeights(weights), "cost", "test")
 
 
 async def test_missing_routes_are_seeded_with_configured_weights(
@@ -75,12 +76,14 @@ async def test_set_weights_replaces_the_hash_and_bumps_the_version(
 ) -> None:
     """Applied weights replace the hash atomically and show up in the next observation."""
     await actuator.observe()
-    outcome = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}))
+    key = new_key()
+    outcome = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}), key)
     assert outcome.ok, outcome.detail
     stored = await raw.hgetall("jarvis:route:chat")
     assert stored == {
         "_version": "2",
         "_updated_at": NOW.isoformat(),
+        "_action_key": key,
         "gpt-4o": "0.3",
         "gemini": "0.5",
         "claude": "0.2",
@@ -96,13 +99,15 @@ async def test_a_concurrent_write_makes_apply_fail_as_a_temporary_conflict(
     """If someone else wrote since the last observation, apply refuses to overwrite it."""
     await actuator.observe()
     await raw.hset("jarvis:route:chat", mapping={"gpt-4o": "1", "gemini": "0", "_version": "7"})
-    outcome = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}))
+    outcome = await actuator.apply(
+        set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}), new_key()
+    )
     assert not outcome.ok
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert outcome.error_code == "version_conflict"
     assert await raw.hget("jarvis:route:chat", "gpt-4o") == "1"
     await actuator.observe()
-    assert (await actuator.apply(set_weights({"gpt-4o": 1.0}))).ok
+    assert (await actuator.apply(set_weights({"gpt-4o": 1.0}), new_key())).ok
     assert await raw.hget("jarvis:route:chat", "_version") == "8"
 
 
@@ -119,7 +124,7 @@ async def test_invalid_weights_are_refused_as_terminal(
     actuator: RoutingActuator, weights: dict[str, float], code: str
 ) -> None:
     """Weights that do not sum to 1, are negative or name unknown models are never written."""
-    outcome = await actuator.apply(set_weights(weights))
+    outcome = await actuator.apply(set_weights(weights), new_key())
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert outcome.error_code == code
 
@@ -127,15 +132,17 @@ async def test_invalid_weights_are_refused_as_terminal(
 async def test_weights_breaking_a_floor_are_refused(actuator: RoutingActuator) -> None:
     """The actuator re-checks the route's floors before writing."""
     code = ResourceRef("route", "code", "route")
-    outcome = await actuator.apply(set_weights({"claude": 0.4, "gemini": 0.6}, code))
+    outcome = await actuator.apply(set_weights({"claude": 0.4, "gemini": 0.6}, code), new_key())
     assert outcome.error_code == "invalid_weights"
     assert "floors" in outcome.detail
-    assert (await actuator.apply(set_weights({"claude": 0.5, "gemini": 0.5}, code))).ok
+    assert (await actuator.apply(set_weights({"claude": 0.5, "gemini": 0.5}, code), new_key())).ok
 
 
 async def test_unknown_routes_are_refused(actuator: RoutingActuator) -> None:
     """A SET_WEIGHTS for a route that is not configured fails terminally."""
-    outcome = await actuator.apply(set_weights({"a": 1.0}, ResourceRef("route", "nope", "route")))
+    outcome = await actuator.apply(
+        set_weights({"a": 1.0}, ResourceRef("route", "nope", "route")), new_key()
+    )
     assert outcome.error_code == "unknown_route"
 
 
@@ -151,3 +158,21 @@ async def test_corrupt_weights_are_observed_as_degraded(
     assert chat.health is Health.DEGRADED
     assert "lots" in chat.detail
     assert chat.record_attributes()["weights_version"] == 3
+
+
+async def test_a_replayed_key_is_already_applied_and_keeps_the_version(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """The key stored with the weights makes a replay succeed without a second write."""
+    await actuator.observe()
+    key = new_key()
+    first = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}), key)
+    replay = await actuator.apply(set_weights({"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}), key)
+
+    assert first.ok and replay.ok
+    assert "already applied" in replay.detail
+    assert await raw.hget("jarvis:route:chat", "_version") == "2"
+    assert await raw.hget("jarvis:route:chat", "_action_key") == key
+    # A new key is a new action, written as usual.
+    assert (await actuator.apply(set_weights({"gpt-4o": 1.0}), new_key())).ok
+    assert await raw.hget("jarvis:route:chat", "_version") == "3"

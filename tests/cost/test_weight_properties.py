@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from jarvis.model import History
 from jarvis.policies.cost import Budget, Route
 from jarvis.policies.model_selection import SelectionRules, quantize
+from tests import actions as typed
 from tests.cost.builders import NOW, cost_state, policy, route_state, snapshot, stats
 
 MODELS = ("gpt-4o", "claude", "claude-sonnet", "gemini")
@@ -77,11 +78,11 @@ def test_proposals_sum_to_one_and_respect_floors(
     rules = SelectionRules(min_requests=100)
     cost = policy(route, budget=Budget(shift_share=share), selection=rules, max_shift=max_shift)
     for action in cost.evaluate(snap, History(), NOW).actions:
-        assert action.weights is not None
-        assert abs(math.fsum(action.weights.values()) - 1) <= TOLERANCE
-        assert set(action.weights) <= set(route.models)
+        assert typed.weights(action) is not None
+        assert abs(math.fsum(typed.weights(action).values()) - 1) <= TOLERANCE
+        assert set(typed.weights(action)) <= set(route.models)
         for model, floor in route.floors.items():
-            assert action.weights[model] >= floor - TOLERANCE
+            assert typed.weights(action)[model] >= floor - TOLERANCE
 
 
 @settings(max_examples=300)
@@ -104,6 +105,6 @@ def test_no_weight_moves_further_than_the_guard_allows(
     )
     snap = snapshot(cost_state(spend), route_state("r", current))
     for action in policy(route, max_shift=max_shift).evaluate(snap, History(), NOW).actions:
-        assert action.weights is not None
-        for model, weight in action.weights.items():
+        assert typed.weights(action) is not None
+        for model, weight in typed.weights(action).items():
             assert abs(weight - current.get(model, 0.0)) <= max_shift + 1e-6

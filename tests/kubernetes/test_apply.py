@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-from jarvis.model import Action, ActionKind, ErrorKind, Health, ResourceRef, ResourceState
+from jarvis.model import (
+    Action,
+    ActionParams,
+    Deploy,
+    ErrorKind,
+    Health,
+    ResourceRef,
+    ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+)
+from tests.actions import new_key
 from tests.kubernetes.conftest import FakeClock
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -15,8 +27,8 @@ PRODUCER = ResourceRef("k8s", "default/producer", kind="deployment")
 STRATEGIC = "application/strategic-merge-patch+json"
 
 
-def action(kind: ActionKind, target: ResourceRef = PRODUCER, **fields: object) -> Action:
-    return Action(kind, target, policy="test", reason="test", **fields)  # type: ignore[arg-type]  # fields are the typed Action fields
+def action(params: ActionParams, target: ResourceRef = PRODUCER) -> Action:
+    return Action(target, params, policy="test", reason="test")
 
 
 async def observe(actuator: KubernetesActuator, ref: ResourceRef = PRODUCER) -> ResourceState:
@@ -28,15 +40,15 @@ def set_image(apiserver: FakeApiServer, image: str) -> None:
     apiserver.cluster.patch("deployments", "default", "producer", body, STRATEGIC)
 
 
-async def test_scale_up_and_down_goes_through_the_scale_subresource(
+async def test_scale_up_and_down_patches_the_deployment_with_the_action_key(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:
-    """Without an HPA, scaling patches deployments/scale and the replicas follow."""
+    """Without an HPA, scaling patches the Deployment's replicas and key; the pods follow."""
     apiserver.cluster.add_deployment("default", "producer", replicas=2)
 
-    up = await actuator.apply(action(ActionKind.SCALE, replicas=5))
+    up = await actuator.apply(action(Scale(replicas=5)), new_key())
     after_up = await observe(actuator)
-    down = await actuator.apply(action(ActionKind.SCALE, replicas=1))
+    down = await actuator.apply(action(Scale(replicas=1)), new_key())
     after_down = await observe(actuator)
 
     assert up.ok, up.detail
@@ -48,7 +60,7 @@ async def test_scale_up_and_down_goes_through_the_scale_subresource(
     assert after_down.replicas.desired == 1
     assert after_down.health is Health.HEALTHY
     writes = [(c.verb, c.resource) for c in apiserver.writes()]
-    assert writes == [("patch", "deployments/scale"), ("patch", "deployments/scale")]
+    assert writes == [("patch", "deployments"), ("patch", "deployments")]
 
 
 async def test_scale_to_the_current_count_writes_nothing(
@@ -57,7 +69,7 @@ async def test_scale_to_the_current_count_writes_nothing(
     """Scaling to the replicas already desired succeeds without a write."""
     apiserver.cluster.add_deployment("default", "producer", replicas=2)
 
-    outcome = await actuator.apply(action(ActionKind.SCALE, replicas=2))
+    outcome = await actuator.apply(action(Scale(replicas=2)), new_key())
 
     assert outcome.ok
     assert "already" in outcome.detail
@@ -72,7 +84,7 @@ async def test_scale_with_an_hpa_moves_its_bounds_instead(
     cluster.add_deployment("default", "producer", replicas=2)
     cluster.add_hpa("default", "producer-hpa", target="producer", min_replicas=2, max_replicas=4)
 
-    up = await actuator.apply(action(ActionKind.SCALE, replicas=6))
+    up = await actuator.apply(action(Scale(replicas=6)), new_key())
     state = await observe(actuator)
 
     assert up.ok, up.detail
@@ -84,7 +96,7 @@ async def test_scale_with_an_hpa_moves_its_bounds_instead(
         ("patch", "horizontalpodautoscalers")
     ]
 
-    down = await actuator.apply(action(ActionKind.SCALE, min_replicas=1, max_replicas=3))
+    down = await actuator.apply(action(Scale(min_replicas=1, max_replicas=3)), new_key())
 
     assert down.ok, down.detail
     hpa = cluster.get("horizontalpodautoscalers", "default", "producer-hpa")
@@ -99,7 +111,7 @@ async def test_scale_with_inverted_hpa_bounds_is_terminal(
     apiserver.cluster.add_deployment("default", "producer")
     apiserver.cluster.add_hpa("default", "p", target="producer", min_replicas=2, max_replicas=4)
 
-    outcome = await actuator.apply(action(ActionKind.SCALE, min_replicas=5, max_replicas=3))
+    outcome = await actuator.apply(action(Scale(min_replicas=5, max_replicas=3)), new_key())
 
     assert not outcome.ok
     assert outcome.error_kind is ErrorKind.TERMINAL
@@ -114,14 +126,18 @@ async def test_restart_heals_a_crash_loop_like_kubectl_rollout_restart(
     apiserver.cluster.crash_pods("default", "producer")
     assert (await observe(actuator)).health is Health.UNHEALTHY
 
-    outcome = await actuator.apply(action(ActionKind.RESTART))
+    key = new_key()
+    outcome = await actuator.apply(action(Restart()), key)
     state = await observe(actuator)
 
     assert outcome.ok, outcome.detail
     annotations = apiserver.cluster.deployment_spec("default", "producer")["template"]["metadata"][
         "annotations"
     ]
-    assert annotations == {"kubectl.kubernetes.io/restartedAt": "2025-03-01T09:30:00Z"}
+    assert annotations == {
+        "kubectl.kubernetes.io/restartedAt": "2025-03-01T09:30:00Z",
+        "jarvis.io/action-key": key,
+    }
     assert state.health is Health.HEALTHY
     assert state.record_attributes()["revision"] == 2
     patch = apiserver.writes()[0]
@@ -140,7 +156,7 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     assert bad.health is Health.UNHEALTHY
     assert bad.record_attributes()["previous_version"] == good.version
 
-    outcome = await actuator.apply(action(ActionKind.ROLLBACK))
+    outcome = await actuator.apply(action(Rollback("")), new_key())
     state = await observe(actuator)
 
     assert outcome.ok, outcome.detail
@@ -166,9 +182,9 @@ async def test_rollback_to_an_explicit_version_or_revision(
     set_image(apiserver, "registry.local/app:v3")
     v3 = (await observe(actuator)).version
 
-    by_version = await actuator.apply(action(ActionKind.ROLLBACK, version=v1))
+    by_version = await actuator.apply(action(Rollback(str(v1))), new_key())
     at_v1 = await observe(actuator)
-    by_revision = await actuator.apply(action(ActionKind.ROLLBACK, version="3"))
+    by_revision = await actuator.apply(action(Rollback("3")), new_key())
     at_v3 = await observe(actuator)
 
     assert by_version.ok, by_version.detail
@@ -185,9 +201,9 @@ async def test_rollback_to_an_unknown_revision_is_terminal(
     """A revision with no ReplicaSet cannot be rolled back to, and nothing is written."""
     apiserver.cluster.add_deployment("default", "producer")
 
-    missing = await actuator.apply(action(ActionKind.ROLLBACK, version="7"))
-    unknown = await actuator.apply(action(ActionKind.ROLLBACK, version="app:v0#00000000"))
-    no_history = await actuator.apply(action(ActionKind.ROLLBACK))
+    missing = await actuator.apply(action(Rollback("7")), new_key())
+    unknown = await actuator.apply(action(Rollback("app:v0#00000000")), new_key())
+    no_history = await actuator.apply(action(Rollback("")), new_key())
 
     assert (missing.error_kind, missing.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
     assert (unknown.error_kind, unknown.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
@@ -202,7 +218,7 @@ async def test_a_conflict_is_re_read_and_retried_once(
     apiserver.cluster.add_deployment("default", "producer", replicas=2)
     apiserver.cluster.interfere("deployments", "default", "producer", times=1)
 
-    outcome = await actuator.apply(action(ActionKind.SCALE, replicas=4))
+    outcome = await actuator.apply(action(Scale(replicas=4)), new_key())
 
     assert outcome.ok, outcome.detail
     assert apiserver.cluster.deployment_spec("default", "producer")["replicas"] == 4
@@ -218,7 +234,7 @@ async def test_a_second_conflict_is_a_temporary_failure(
     apiserver.cluster.add_deployment("default", "producer")
     apiserver.cluster.interfere("deployments", "default", "producer", times=2)
 
-    outcome = await actuator.apply(action(ActionKind.RESTART))
+    outcome = await actuator.apply(action(Restart()), new_key())
 
     assert not outcome.ok
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "Conflict")
@@ -229,7 +245,7 @@ async def test_a_missing_deployment_is_a_terminal_not_found(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:
     """Acting on a Deployment that does not exist fails terminally with NotFound."""
-    outcome = await actuator.apply(action(ActionKind.RESTART))
+    outcome = await actuator.apply(action(Restart()), new_key())
 
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "NotFound")
     assert 'deployments.apps "producer" not found' in outcome.detail
@@ -241,8 +257,8 @@ async def test_targets_outside_the_managed_namespaces_are_refused_without_a_call
     """A namespace not in the settings, or an unsupported kind, is refused before any request."""
     other = ResourceRef("k8s", "kube-system/coredns", kind="deployment")
 
-    foreign = await actuator.apply(action(ActionKind.RESTART, target=other))
-    deploy = await actuator.apply(action(ActionKind.DEPLOY, image="x:1"))
+    foreign = await actuator.apply(action(Restart(), target=other), new_key())
+    deploy = await actuator.apply(action(Deploy("x:1")), new_key())
 
     assert (foreign.error_kind, foreign.error_code) == (ErrorKind.TERMINAL, "NotManaged")
     assert (deploy.error_kind, deploy.error_code) == (ErrorKind.TERMINAL, "Unsupported")
@@ -256,7 +272,7 @@ async def test_a_restart_whose_new_pods_crash_is_a_temporary_failure(
     apiserver.cluster.fail_image("registry.local/app:v1", "CrashLoopBackOff")
     apiserver.cluster.add_deployment("default", "producer")
 
-    outcome = await actuator.apply(action(ActionKind.RESTART))
+    outcome = await actuator.apply(action(Restart()), new_key())
 
     assert not outcome.ok
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "RolloutFailed")
@@ -272,7 +288,7 @@ async def test_a_rollout_still_going_when_verification_ends_is_a_success(
     apiserver.cluster.add_deployment("default", "producer")
     started = clock.now()
 
-    outcome = await actuator.apply(action(ActionKind.RESTART))
+    outcome = await actuator.apply(action(Restart()), new_key())
 
     assert outcome.ok, outcome.detail
     assert "still in progress after 10s" in outcome.detail
@@ -286,8 +302,69 @@ async def test_rolling_back_to_the_running_version_is_skipped(
     apiserver.cluster.add_deployment("default", "producer")
     running = (await observe(actuator)).version
 
-    outcome = await actuator.apply(action(ActionKind.ROLLBACK, version=running))
+    outcome = await actuator.apply(action(Rollback(str(running))), new_key())
 
     assert outcome.ok, outcome.detail
     assert outcome.detail.startswith("skipped:")
     assert apiserver.writes() == []
+
+
+async def test_a_replayed_key_changes_each_object_once(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Scale, HPA bounds, restart and rollback each write their key; its replay writes nothing."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2, image="registry.local/app:v1")
+    cluster.add_deployment("default", "ai-brain")
+    cluster.add_hpa("default", "ai-brain", target="ai-brain", min_replicas=2, max_replicas=5)
+    brain = ResourceRef("k8s", "default/ai-brain", kind="deployment")
+    set_image(apiserver, "registry.local/app:v2")
+    changes = [
+        action(Scale(replicas=4)),
+        action(Scale(replicas=4), target=brain),
+        action(Restart()),
+        action(Rollback("")),
+    ]
+
+    keys = [new_key() for _ in changes]
+    for change, key in zip(changes, keys, strict=True):
+        assert (await actuator.apply(change, key)).ok
+        writes = len(apiserver.writes())
+        replay = await actuator.apply(change, key)
+        assert replay.ok and "already" in replay.detail, replay.detail
+        assert len(apiserver.writes()) == writes
+
+    hpa = cluster.get("horizontalpodautoscalers", "default", "ai-brain")
+    assert hpa["metadata"]["annotations"]["jarvis.io/action-key"] == keys[1]
+
+
+async def test_a_replay_does_not_undo_a_later_manual_scale(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Scaled to 4 under a key, set back to 2 by hand: the key's replay leaves 2 alone."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    key = new_key()
+    assert (await actuator.apply(action(Scale(replicas=4)), key)).ok
+    body = {"spec": {"replicas": 2}}
+    apiserver.cluster.patch("deployments", "default", "producer", body, STRATEGIC)
+
+    replay = await actuator.apply(action(Scale(replicas=4)), key)
+
+    assert replay.ok and "already applied" in replay.detail
+    producer = apiserver.cluster.get("deployments", "default", "producer")
+    assert producer["spec"]["replicas"] == 2
+    assert producer["metadata"]["annotations"]["jarvis.io/action-key"] == key
+
+
+async def test_the_action_key_annotation_is_not_part_of_the_version(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A restart's template key, like restartedAt, leaves the version fingerprint unchanged."""
+    apiserver.cluster.add_deployment("default", "producer")
+    before = await observe(actuator)
+
+    assert (await actuator.apply(action(Restart()), new_key())).ok
+    after = await observe(actuator)
+
+    assert after.version == before.version
+    assert after.attributes["revision"] == 2

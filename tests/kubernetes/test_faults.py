@@ -10,7 +10,8 @@ from pydantic import SecretStr
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ActionKind, ErrorKind, OutcomeStatus, ResourceRef
+from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart
+from tests.actions import new_key
 from tests.kubernetes.conftest import FakeClock, ungranted
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -93,12 +94,12 @@ async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
 ) -> None:
     """apply() never raises: a 500 is a temporary failure, a hang a timed-out outcome."""
     actuator = built(token_server)
-    restart = Action(ActionKind.RESTART, PRODUCER, policy="heal", reason="crash loop")
+    restart = Action(PRODUCER, Restart(), policy="heal", reason="crash loop")
     try:
         token_server.fault = "error"
-        failed = await actuator.apply(restart)
+        failed = await actuator.apply(restart, new_key())
         token_server.fault = "hang"
-        hung = await actuator.apply(restart)
+        hung = await actuator.apply(restart, new_key())
     finally:
         await actuator.aclose()
 

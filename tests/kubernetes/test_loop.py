@@ -23,6 +23,7 @@ from jarvis.model import Health
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
 from jarvis.policies.rollback import RollbackPolicy
+from tests import actions as typed
 from tests.fakes import FakeActuator
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -86,9 +87,7 @@ async def test_the_loop_restarts_a_crash_looping_deployment(
 
     first, second = await ticks(app, vclock, 2)
 
-    assert [(str(d.action.target), d.action.kind.value) for d in first.applied] == [
-        (PRODUCER, "restart")
-    ]
+    assert [(str(d.action.target), d.action.kind) for d in first.applied] == [(PRODUCER, "restart")]
     assert second.snapshot.resources[PRODUCER].health is Health.HEALTHY
     assert second.decisions == []
     applied = await app.store.events(kinds=["action.applied"])
@@ -134,7 +133,7 @@ async def test_the_loop_rolls_back_a_bad_deploy(
 
     bad_tick, after = await ticks(app, vclock, 2)
 
-    assert [(d.action.kind.value, d.action.version) for d in bad_tick.applied] == [
+    assert [(d.action.kind, typed.version(d.action)) for d in bad_tick.applied] == [
         ("rollback", good)
     ]
     state = after.snapshot.resources[PRODUCER]

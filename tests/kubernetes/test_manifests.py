@@ -11,7 +11,8 @@ import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs and types-P
 
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config import load_settings
-from jarvis.model import Action, ActionKind, ResourceRef
+from jarvis.model import Action, ResourceRef, Restart, Rollback, Scale
+from tests.actions import new_key
 from tests.kubernetes.conftest import DEPLOY_DIR, role_rules
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -92,10 +93,10 @@ async def test_the_role_grants_exactly_the_calls_the_actuator_makes(
 
     await actuator.observe()
     outcomes = [
-        await actuator.apply(Action(ActionKind.SCALE, producer, "t", "r", replicas=3)),
-        await actuator.apply(Action(ActionKind.SCALE, brain, "t", "r", replicas=4)),
-        await actuator.apply(Action(ActionKind.RESTART, producer, "t", "r")),
-        await actuator.apply(Action(ActionKind.ROLLBACK, producer, "t", "r", version="1")),
+        await actuator.apply(Action(producer, Scale(replicas=3), "t", "r"), new_key()),
+        await actuator.apply(Action(brain, Scale(replicas=4), "t", "r"), new_key()),
+        await actuator.apply(Action(producer, Restart(), "t", "r"), new_key()),
+        await actuator.apply(Action(producer, Rollback("1"), "t", "r"), new_key()),
     ]
 
     assert all(o.ok for o in outcomes), [o.detail for o in outcomes]

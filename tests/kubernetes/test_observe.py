@@ -7,13 +7,14 @@ import pytest
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.model import (
     Action,
-    ActionKind,
     Health,
     ResourceRef,
     ResourceState,
+    Restart,
     RolloutState,
     Versions,
 )
+from tests.actions import new_key
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
 pytestmark = pytest.mark.anyio
@@ -197,7 +198,7 @@ async def test_a_restart_keeps_the_version_and_offers_no_rollback(
     apiserver.cluster.add_deployment("default", "producer")
     before = await observe_one(actuator, "k8s://default/producer")
     target = ResourceRef("k8s", "default/producer", kind="deployment")
-    outcome = await actuator.apply(Action(ActionKind.RESTART, target, policy="test", reason="r"))
+    outcome = await actuator.apply(Action(target, Restart(), policy="test", reason="r"), new_key())
     assert outcome.ok
 
     state = await observe_one(actuator, "k8s://default/producer")

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jarvis.model import Action, ActionKind, ResourceRef
+from jarvis.model import Action, ResourceRef, Restart
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -38,7 +38,7 @@ async def test_an_engage_from_another_process_blocks_the_next_apply(
 ) -> None:
     """The daemon applies, an operator engages from a shell, the next apply is blocked."""
     redis = request.getfixturevalue("redis_url") if backend == "redis" else None
-    restart = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "p", "r")
+    restart = Action(ResourceRef("sim", "api"), Restart(), "p", "r")
     app = await make_app([ProposeEach([restart])], redis_url=redis)
     first = await app.reconciler.tick()
     assert [d.verdict.allowed for d in first.decisions] == [True]

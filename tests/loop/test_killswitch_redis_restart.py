@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from jarvis.model import Action, ActionKind, ResourceRef
+from jarvis.model import Action, ResourceRef, Restart
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 from tests.private_redis import PrivateRedis, private_redis
 
 pytestmark = pytest.mark.anyio
 
-RESTART = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "p", "r")
+RESTART = Action(ResourceRef("sim", "api"), Restart(), "p", "r")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jarvis.loop.ledger import RetryLedger, exhaustion, quarantined_count
-from jarvis.model import Action, ActionKind, Event, EventKind, Outcome, ResourceRef, RetryState
+from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore, MemoryBackend
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 BUDGET = RetryBudget(max_attempts=3, window=timedelta(hours=1))
-RESTART = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "heal", "unhealthy")
+RESTART = Action(ResourceRef("sim", "api"), Restart(), "heal", "unhealthy")
 
 
 def spent(n: int = 3, failures: int = 0) -> RetryState:

@@ -10,11 +10,14 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,
     ActionKind,
+    Deploy,
     Event,
     EventKind,
     Health,
     Outcome,
     ResourceRef,
+    Restart,
+    Rollback,
 )
 from jarvis.policies.base import Evaluation
 from jarvis.policies.heal import HealPolicy
@@ -26,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 
 def restart(name: str) -> Action:
-    return Action(ActionKind.RESTART, ResourceRef("sim", name), "scripted", "test")
+    return Action(ResourceRef("sim", name), Restart(), "scripted", "test")
 
 
 async def kinds(store: EventStore, *wanted: EventKind) -> list[tuple[str, str | None]]:
@@ -132,19 +135,12 @@ async def test_a_rollback_beats_a_restart_on_the_same_resource(
     make_app: AppFactory, fleet: FakeActuator
 ) -> None:
     """One action per resource per tick: the higher priority wins, the other is blocked."""
-    rollback = Action(
-        ActionKind.ROLLBACK,
-        ResourceRef("sim", "api"),
-        "rollback",
-        "bad",
-        version="v0",
-        priority=10,
-    )
+    rollback = Action(ResourceRef("sim", "api"), Rollback("v0"), "rollback", "bad", priority=10)
     app = await make_app([ProposeEach([restart("api"), rollback])])
     report = await app.reconciler.tick()
     assert [a.kind for a in fleet.applied] == [ActionKind.ROLLBACK]
     loser = next(d for d in report.decisions if not d.verdict.allowed)
-    assert loser.action.kind is ActionKind.RESTART
+    assert loser.action.kind == ActionKind.RESTART
     assert loser.verdict.reason == "bounds"
 
 
@@ -174,7 +170,7 @@ async def test_an_action_the_owning_actuator_does_not_support_fails_terminally(
     """Routing honours action kinds; observe-only actuators never receive actions."""
     fleet.action_kinds = frozenset({ActionKind.RESTART})
     probes = FakeActuator(clock, provider="sim", name="probes", action_kinds=frozenset())
-    deploy = Action(ActionKind.DEPLOY, ResourceRef("sim", "api"), "op", "ship", image="api:2")
+    deploy = Action(ResourceRef("sim", "api"), Deploy("api:2"), "op", "ship")
     app = await make_app([ProposeEach([deploy])], actuators=[fleet, probes])
     report = await app.reconciler.tick()
     outcome = report.decisions[0].outcome

@@ -20,6 +20,8 @@ from jarvis.model import (
     Health,
     Outcome,
     ResourceRef,
+    Restart,
+    Scale,
 )
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import upgrade
@@ -146,10 +148,10 @@ async def test_scale_actions_respect_the_restart_kind_budget_separately(
 ) -> None:
     """The budget counts per (resource, action kind): a quarantined restart leaves scale alone."""
     fleet.on_apply = always_fail
-    restart = Action(ActionKind.RESTART, ResourceRef("sim", "api"), "p", "r")
+    restart = Action(ResourceRef("sim", "api"), Restart(), "p", "r")
     app = await make_app([ProposeEach([restart])])
     await run_ticks(app.reconciler, clock, 10)
-    scale = Action(ActionKind.SCALE, ResourceRef("sim", "api"), "p", "r", replicas=3)
+    scale = Action(ResourceRef("sim", "api"), Scale(replicas=3), "p", "r")
     fleet.on_apply = None
     app2 = await make_app([ProposeEach([scale])])
     report = await app2.reconciler.tick()

@@ -9,7 +9,7 @@ import pytest
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
-from jarvis.model import Action, ActionKind, Outcome, ResourceRef
+from jarvis.model import Action, Outcome, ResourceRef, Restart
 from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -103,7 +103,7 @@ async def test_stop_lets_the_apply_in_flight_finish_and_takes_no_new_actions(
 
     fleet.on_apply = stop_during_first
     targets = [ResourceRef("sim", n) for n in ("api", "web", "worker")]
-    app = await make_app([ProposeEach([Action(ActionKind.RESTART, t, "p", "r") for t in targets])])
+    app = await make_app([ProposeEach([Action(t, Restart(), "p", "r") for t in targets])])
     scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, shutdown_grace=5)
     with anyio.fail_after(10):
         await scheduler.run()

@@ -27,6 +27,7 @@ from jarvis.model import (
     Versions,
 )
 from jarvis.policies.base import Evaluation, Policy
+from tests import actions as typed
 
 T0 = datetime(2026, 1, 14, 12, 0, tzinfo=UTC)
 API = "ecs://prod/api"
@@ -175,8 +176,8 @@ def drive(
         serving = replicas
         current = snap(now, service(uri, desired=replicas, at=now, metrics=observed))
         evaluation = policy.evaluate(current, History(snapshots=tuple(history[-keep:])), now)
-        scale = [a for a in evaluation.actions if a.kind is ActionKind.SCALE]
-        proposed = scale[0].replicas if scale else None
+        scale = [a for a in evaluation.actions if a.kind == ActionKind.SCALE]
+        proposed = typed.replicas(scale[0]) if scale else None
         out.append(Tick(now, replicas, proposed, evaluation))
         history.append(current)
         if proposed is not None:

@@ -15,6 +15,7 @@ from jarvis.model import (
     History,
     ResourceRef,
     ResourceState,
+    Rollback,
     Rollout,
     RolloutState,
     Snapshot,
@@ -23,6 +24,7 @@ from jarvis.model import (
 from jarvis.policies.base import Evaluation
 from jarvis.policies.rollback import ROLLBACK_PRIORITY, RollbackPolicy
 from jarvis.policies.scaling import SCALING_PRIORITY
+from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, changed, rollback_event, service, snap
 
 DEPLOYED = T0 - timedelta(minutes=5)
@@ -58,7 +60,7 @@ def evaluate(
 
 def target(evaluation: Evaluation) -> str | None:
     assert len(evaluation.actions) <= 1
-    return evaluation.actions[0].version if evaluation.actions else None
+    return typed.version(evaluation.actions[0]) if evaluation.actions else None
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,7 @@ def test_outright_failures_roll_back_to_the_last_known_good(
     evaluation = evaluate(state, now=now)
     assert target(evaluation) == expected, case
     for action in evaluation.actions:
-        assert action.kind is ActionKind.ROLLBACK
+        assert action.kind == ActionKind.ROLLBACK
         assert action.priority == ROLLBACK_PRIORITY > SCALING_PRIORITY
         assert "roll back v2 → v1 (last known good)" in action.reason
 
@@ -247,6 +249,6 @@ def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
         versions=Versions(previous="v1", available=("v1",)),
     )
     evaluation = RollbackPolicy().evaluate(snap(T0, state), History(), T0)
-    assert [(a.version, "circuit breaker" in a.reason) for a in evaluation.actions] == [
-        ("v1", True)
+    assert [(a.params, "circuit breaker" in a.reason) for a in evaluation.actions] == [
+        (Rollback("v1"), True)
     ]

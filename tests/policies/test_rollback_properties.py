@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from jarvis.model import Event, EventKind, Health, History
 from jarvis.policies.rollback import RollbackPolicy
+from tests import actions as typed
 from tests.policies.fleet import T0, changed, rollback_event, service, snap
 
 versions = st.sampled_from(["v0", "v1", "v2", "v3"])
@@ -75,9 +76,9 @@ def test_never_targets_the_running_version_or_a_bad_one(
     state = service(version=version, health=health, attributes=attributes)
     evaluation = RollbackPolicy().evaluate(snap(T0, state), History(events=tuple(events)), T0)
     for action in evaluation.actions:
-        assert action.version is not None
-        assert action.version != version
-        assert action.version not in bad
+        assert typed.version(action) is not None
+        assert typed.version(action) != version
+        assert typed.version(action) not in bad
         available = attributes.get("versions_available")
         if isinstance(available, list) and available:
-            assert action.version in available
+            assert typed.version(action) in available

@@ -13,6 +13,7 @@ from jarvis.policies.hpa import MetricTargets, RateLimits
 from jarvis.policies.rollback import ROLLBACK_PRIORITY
 from jarvis.policies.scaling import SCALING_PRIORITY, ScalingPolicy, ScalingRule
 from jarvis.policies.schedule import Schedule, ScheduleWindow
+from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, drive, service, snap, steady
 
 PRICE = 0.05
@@ -88,7 +89,7 @@ def test_seed_and_table_scenarios(
 ) -> None:
     """Each scenario proposes the replica count in the table, or nothing."""
     action, notes = decide(policy(), now, desired, metrics)
-    assert (action.replicas if action else None) == expected, (case, action, notes)
+    assert (typed.replicas(action) if action else None) == expected, (case, action, notes)
     assert notes == []
 
 
@@ -145,7 +146,7 @@ def test_morning_window_raises_the_floor_before_traffic() -> None:
     after, _ = decide(policy(rule), six, 1, {"requests_per_minute": 10})
     assert before is None
     assert after is not None
-    assert after.replicas == 6  # bounds win over the rate limit (max(+100%, +4) = 5)
+    assert typed.replicas(after) == 6  # bounds win over the rate limit (max(+100%, +4) = 5)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +168,7 @@ def test_each_metric_and_the_largest_of_several(
     rule = ScalingRule(match="*", targets=targets, min_replicas=1, max_replicas=50)
     action, _ = decide(policy(rule), T0, 4, metrics)
     assert action is not None
-    assert action.replicas == expected
+    assert typed.replicas(action) == expected
 
 
 def test_missing_metric_gives_a_note_and_no_decision() -> None:
@@ -224,7 +225,7 @@ def test_provider_bounds_are_respected(
         provider_max=provider[1],
     )
     assert action is not None
-    assert action.replicas == expected
+    assert typed.replicas(action) == expected
 
 
 def test_conflicting_bounds_give_a_note() -> None:
@@ -244,7 +245,7 @@ def test_no_scale_down_before_history_covers_the_window() -> None:
         snap(T0, service(desired=2, metrics={"requests_per_minute": 400})), History(), T0
     )
     assert low.actions == ()
-    assert [a.replicas for a in high.actions] == [4]
+    assert [typed.replicas(a) for a in high.actions] == [4]
 
 
 def test_first_matching_rule_wins_and_unmatched_resources_are_ignored() -> None:
@@ -262,7 +263,7 @@ def test_first_matching_rule_wins_and_unmatched_resources_are_ignored() -> None:
         service("route://chat", desired=None, metrics=load),
     ]
     evaluation = pol.evaluate(snap(T0, *states), History(), T0)
-    proposed = {str(a.target): a.replicas for a in evaluation.actions}
+    proposed = {str(a.target): typed.replicas(a) for a in evaluation.actions}
     assert proposed == {API: 8, "ecs://prod/worker": 4}
     assert evaluation.notes == ()
 
@@ -314,5 +315,5 @@ def test_scale_down_goes_only_to_the_highest_recommendation_in_the_window() -> N
     )
     now_state = service(desired=10, metrics={"requests_per_minute": 150})
     evaluation = pol.evaluate(snap(T0, now_state), history, T0)
-    assert [a.replicas for a in evaluation.actions] == [4]
+    assert [typed.replicas(a) for a in evaluation.actions] == [4]
     assert "held at 4, the highest recommendation of the last 300 s" in evaluation.actions[0].reason

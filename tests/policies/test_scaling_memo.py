@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from jarvis.model import History, Snapshot
 from jarvis.policies.scaling import ScalingPolicy
+from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, service, snap
 
 CONFIG = {"rules": [{"match": "ecs://*", "target_requests_per_minute": 100, "max_replicas": 30}]}
@@ -28,5 +29,5 @@ def test_a_reused_policy_answers_like_a_fresh_one(traffic: list[int]) -> None:
         fresh = ScalingPolicy.from_config(CONFIG).evaluate(current, history, now)
         assert reused.evaluate(current, history, now) == fresh
         for action in fresh.actions:
-            desired = action.replicas or desired
+            desired = typed.replicas(action) or desired
         snapshots.append(current)

@@ -12,6 +12,7 @@ from jarvis.model import History
 from jarvis.policies.hpa import MetricTargets
 from jarvis.policies.scaling import ScalingPolicy, ScalingRule
 from jarvis.policies.schedule import Schedule, ScheduleWindow
+from tests import actions as typed
 from tests.policies.fleet import T0, drive, service, snap
 
 WINDOW = timedelta(seconds=300)
@@ -83,9 +84,10 @@ def test_never_proposes_outside_min_and_max(
     low = max(low, provider[0] or low)
     high = min(high, provider[1] or high)
     for action in evaluation.actions:
-        assert action.replicas is not None
-        assert low <= action.replicas <= high
-        assert action.replicas != desired
+        wanted = typed.replicas(action)
+        assert wanted is not None
+        assert low <= wanted <= high
+        assert wanted != desired
     if low > high:
         assert evaluation.actions == ()
 

@@ -12,6 +12,7 @@ from jarvis.config import ConfigError, load_settings
 from jarvis.model import History
 from jarvis.policies.rollback import RollbackPolicy
 from jarvis.policies.scaling import ScalingPolicy
+from tests import actions as typed
 from tests.policies.fleet import API, service, snap, steady
 
 DOC = Path(__file__).parents[2] / "README.md"
@@ -61,7 +62,9 @@ def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
         snapshots=steady(now, 10, lambda at: service(desired=2, at=at, metrics=quiet))
     )
     evaluation = policy.evaluate(snap(now, service(desired=2, at=now, metrics=quiet)), history, now)
-    assert [(a.replicas, a.cost_delta_per_hour) for a in evaluation.actions] == [(1, -0.0494)]
+    assert [(typed.replicas(a), a.cost_delta_per_hour) for a in evaluation.actions] == [
+        (1, -0.0494)
+    ]
 
 
 @pytest.mark.parametrize(

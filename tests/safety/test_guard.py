@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jarvis.model import (
     Action,
-    ActionKind,
     BlockReason,
     Health,
     KillSwitchState,
@@ -17,22 +18,39 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    Restart,
     RetryState,
+    Rollback,
     RouteWeights,
+    Scale,
+    SetWeights,
 )
-from jarvis.safety import AllowList, AllowRule, Bounds, Guard, GuardContext, RetryBudget
+from jarvis.safety import (
+    AllowList,
+    AllowRule,
+    Bounds,
+    Guard,
+    GuardContext,
+    RetryBudget,
+    ScaleBounds,
+    WeightBounds,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PROVIDERS = ["sim", "ecs", "k8s"]
 NAMES = ["api", "web", "worker", "ai-brain", "db/primary"]
 
+targets = st.builds(ResourceRef, st.sampled_from(PROVIDERS), st.sampled_from(NAMES))
 actions = st.builds(
     Action,
-    kind=st.sampled_from([ActionKind.RESTART, ActionKind.SCALE, ActionKind.ROLLBACK]),
-    target=st.builds(ResourceRef, st.sampled_from(PROVIDERS), st.sampled_from(NAMES)),
+    target=targets,
+    params=st.one_of(
+        st.just(Restart()),
+        st.builds(Scale, replicas=st.integers(0, 10)),
+        st.builds(Rollback, version=st.sampled_from(["", "v1"])),
+    ),
     policy=st.sampled_from(["heal", "scaling"]),
     reason=st.just("because"),
-    replicas=st.integers(0, 10),
 )
 rules = st.lists(
     st.builds(
@@ -155,7 +173,7 @@ def test_a_success_resets_consecutive_failures() -> None:
 def test_bounds_refuse_a_second_action_on_one_resource_and_the_blast_radius() -> None:
     """One action per resource per tick, and no more than the per-tick maximum."""
     bounds = Bounds(max_actions_per_tick=2)
-    act = Action(ActionKind.RESTART, ResourceRef("sim", "a"), "heal", "x")
+    act = Action(ResourceRef("sim", "a"), Restart(), "heal", "x")
     assert bounds.violation(act, applied_this_tick=0, touched=frozenset(), current=None) is None
     assert "one action per resource" in str(
         bounds.violation(act, applied_this_tick=1, touched=frozenset({"sim://a"}), current=None)
@@ -167,27 +185,25 @@ def test_bounds_refuse_a_second_action_on_one_resource_and_the_blast_radius() ->
 
 def test_bounds_keep_scaling_inside_the_providers_range() -> None:
     """A scale outside the provider's registered min/max or the hard cap is refused."""
-    bounds = Bounds(max_replicas=50)
+    bounds = Bounds(kinds={"scale": ScaleBounds(max_replicas=50)})
     ref = ResourceRef("ecs", "prod/api")
     current = ResourceState(ref, Health.HEALTHY, NOW, Replicas(2, 2, min=1, max=8))
     for replicas, ok in [(1, True), (8, True), (0, False), (9, False), (51, False)]:
-        act = Action(ActionKind.SCALE, ref, "scaling", "x", replicas=replicas)
+        act = Action(ref, Scale(replicas=replicas), "scaling", "x")
         violation = bounds.violation(act, applied_this_tick=0, touched=frozenset(), current=current)
         assert (violation is None) is ok, (replicas, violation)
 
 
 def test_bounds_limit_routing_weight_shifts() -> None:
     """Weights must sum to 1 and move no more than the per-tick shift."""
-    bounds = Bounds(max_traffic_shift=0.5)
+    bounds = Bounds(kinds={"set_weights": WeightBounds(max_traffic_shift=0.5)})
     ref = ResourceRef("route", "chat", kind="route")
     current = ResourceState(
         ref, Health.HEALTHY, NOW, weights=RouteWeights({"gpt-4o": 1.0, "gemini": 0.0}, 1, {})
     )
-    half = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.5, "gemini": 0.5})
-    all_in = Action(ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gemini": 1.0})
-    broken = Action(
-        ActionKind.SET_WEIGHTS, ref, "cost", "x", weights={"gpt-4o": 0.7, "gemini": 0.7}
-    )
+    half = Action(ref, SetWeights({"gpt-4o": 0.5, "gemini": 0.5}), "cost", "x")
+    all_in = Action(ref, SetWeights({"gemini": 1.0}), "cost", "x")
+    broken = Action(ref, SetWeights({"gpt-4o": 0.7, "gemini": 0.7}), "cost", "x")
 
     def check(action: Action) -> str | None:
         return bounds.violation(action, applied_this_tick=0, touched=frozenset(), current=current)
@@ -200,6 +216,52 @@ def test_bounds_limit_routing_weight_shifts() -> None:
 def test_dry_run_blocks_after_every_other_check_passes() -> None:
     """Dry run is the last check: an action that would pass is recorded as dry_run."""
     g = guard()
-    act = Action(ActionKind.RESTART, ResourceRef("sim", "a"), "heal", "x")
+    act = Action(ResourceRef("sim", "a"), Restart(), "heal", "x")
     ctx = GuardContext(now=NOW, killswitch=KillSwitchState(engaged=False), dry_run=True)
     assert g.check(act, ctx).reason is BlockReason.DRY_RUN
+
+
+@dataclass(frozen=True, slots=True)
+class SendEmail:
+    """A kind the core has never heard of: params and a bound, nothing else."""
+
+    kind: ClassVar[str] = "send_email"
+    to: str
+    recipients: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientBound:
+    max_recipients: int
+
+    def violation(self, action: Action, current: ResourceState | None) -> str | None:
+        assert isinstance(action.params, SendEmail)
+        if action.params.recipients > self.max_recipients:
+            return f"{action.params.recipients} recipients, more than {self.max_recipients}"
+        return None
+
+
+@given(st.integers(0, 20), st.integers(0, 20), targets)
+def test_a_new_kind_is_bounded_by_its_own_entry_alone(
+    recipients: int, limit: int, target: ResourceRef
+) -> None:
+    """A kind added by params and a bound object is blocked exactly when its bound says so."""
+    email = Action(target, SendEmail("ops@example.com", recipients), "notify", "incident")
+    ctx = GuardContext(now=NOW, killswitch=KillSwitchState(engaged=False))
+    allow = AllowList([AllowRule(target.provider, "*", frozenset({"send_email"}))])
+    bounded = Guard(
+        allowlist=allow,
+        bounds=Bounds(kinds={"send_email": RecipientBound(limit), "scale": ScaleBounds(1)}),
+        retry=RetryBudget(),
+    )
+    unbounded = Guard(
+        allowlist=allow, bounds=Bounds(kinds={"scale": ScaleBounds(1)}), retry=RetryBudget()
+    )
+
+    verdict = bounded.check(email, ctx)
+
+    assert verdict.allowed is (recipients <= limit)
+    if not verdict.allowed:
+        assert verdict.reason is BlockReason.BOUNDS
+        assert verdict.detail == f"{recipients} recipients, more than {limit}"
+    assert unbounded.check(email, ctx).allowed

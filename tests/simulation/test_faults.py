@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jarvis.actuators.sim import SimulatedFleet
-from jarvis.model import Action, ActionKind, Health, ResourceRef
+from jarvis.model import Action, Health, ResourceRef, Restart, Rollback
 from jarvis.simulation import ALL_FAULTS, FaultKind, parse_faults, plan_faults
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -57,8 +57,8 @@ def test_a_bad_deploy_crash_loops_until_rolled_back() -> None:
     ref = ResourceRef("sim", name)
     version = fleet.bad_deploy(name)
     assert fleet.state(name).health is Health.UNHEALTHY
-    assert not fleet.apply(Action(ActionKind.RESTART, ref, "test", "heal")).ok
-    rolled = fleet.apply(Action(ActionKind.ROLLBACK, ref, "test", "undo", version="v1"))
+    assert not fleet.apply(Action(ref, Restart(), "test", "heal")).ok
+    rolled = fleet.apply(Action(ref, Rollback("v1"), "test", "undo"))
     assert rolled.ok
     fleet.advance(START)
     state = fleet.state(name)
@@ -73,10 +73,10 @@ def test_an_operator_repair_mends_the_cause_but_leaves_the_restart_to_jarvis() -
     ref = ResourceRef("sim", name)
     fleet.crash(name)
     fleet.break_permanently(name)
-    assert not fleet.apply(Action(ActionKind.RESTART, ref, "test", "heal")).ok
+    assert not fleet.apply(Action(ref, Restart(), "test", "heal")).ok
     fleet.repair(name)
     assert fleet.state(name).health is Health.UNHEALTHY
-    assert fleet.apply(Action(ActionKind.RESTART, ref, "test", "heal")).ok
+    assert fleet.apply(Action(ref, Restart(), "test", "heal")).ok
     fleet.advance(START)
     assert fleet.state(name).health is Health.HEALTHY
 

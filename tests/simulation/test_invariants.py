@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 from jarvis.model import (
     Action,
-    ActionKind,
+    ActionParams,
     Event,
     EventKind,
     Health,
     Replicas,
     ResourceRef,
     ResourceState,
+    Restart,
+    Rollback,
     RouteWeights,
+    Scale,
 )
 from jarvis.simulation import InvariantChecker, ProviderCall, Rules
 
@@ -122,9 +125,10 @@ def check(
 
 
 def apply_call(
-    seq: int, uri: str = "sim://api", kind: ActionKind = ActionKind.RESTART
+    seq: int, uri: str = "sim://api", params: ActionParams | None = None
 ) -> ProviderCall:
-    return ProviderCall(seq, T0, "apply", Action(kind, ResourceRef.parse(uri), "test", "why"))
+    action = Action(ResourceRef.parse(uri), params or Restart(), "test", "why")
+    return ProviderCall(seq, T0, "apply", action)
 
 
 def test_a_clean_record_passes_every_invariant() -> None:
@@ -182,7 +186,7 @@ def test_an_action_outside_the_allow_list_is_caught() -> None:
     record = Record().start(kind="rollback").outcome(kind="rollback")
     record.start("ecs://prod/api", tick="t1").outcome("ecs://prod/api")
     calls = [
-        apply_call(0, kind=ActionKind.ROLLBACK),
+        apply_call(0, params=Rollback("")),
         apply_call(1, "ecs://prod/api"),
     ]
     assert check(record, calls).count("allowlist_bounds") == 4
@@ -201,14 +205,14 @@ def test_two_actions_on_one_resource_in_a_tick_are_caught() -> None:
     """Restart and scale of one resource in one tick break one-action-per-resource."""
     record = Record().start().outcome().start(kind="scale", params={"replicas": 3})
     record.outcome(kind="scale")
-    calls = [apply_call(0), apply_call(1, kind=ActionKind.SCALE)]
+    calls = [apply_call(0), apply_call(1, params=Scale())]
     assert check(record, calls) == ["allowlist_bounds"]
 
 
 def test_a_scale_beyond_the_bounds_is_caught() -> None:
     """Replicas above the configured maximum, or outside the provider's range, are caught."""
     record = Record().start(kind="scale", params={"replicas": 50}).outcome(kind="scale")
-    action = Action(ActionKind.SCALE, ResourceRef("sim", "api"), "test", "why", replicas=50)
+    action = Action(ResourceRef("sim", "api"), Scale(replicas=50), "test", "why")
     call = ProviderCall(0, T0, "apply", action, Replicas(2, 2, 0, 1, 10))
     assert check(record, [call]) == ["allowlist_bounds", "allowlist_bounds"]
 

@@ -27,6 +27,7 @@ from jarvis.model import (
     ResourceRef,
     ResourceState,
     RouteWeights,
+    SetWeights,
     Snapshot,
 )
 from jarvis.policies.cost import read_spend
@@ -47,6 +48,7 @@ from jarvis.simulation.llm_actuators import SimulatedRouting, SimulatedUsage
 from jarvis.simulation.llm_scenario import SIM_COST
 from jarvis.simulation.provider import SimulatedProvider
 from jarvis.simulation.tracking import Budget
+from tests.actions import new_key
 
 CHAT = ResourceRef("route", "chat", "route")
 CHEAP_CHAT = {"gpt-4o": 0.0, "claude-haiku": 0.0, "gemini-flash": 1.0}
@@ -70,7 +72,7 @@ def platform(tmp_path: Path, start: datetime = START) -> SimulatedLlm:
 
 
 def set_weights(weights: dict[str, float], route: ResourceRef = CHAT) -> Action:
-    return Action(ActionKind.SET_WEIGHTS, route, "test", "why", weights=weights)
+    return Action(route, SetWeights(weights), "test", "why")
 
 
 def test_spend_accrues_and_starts_again_at_the_month_start(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ async def test_cheaper_weights_lower_the_spend_rate(tmp_path: Path) -> None:
     """An hour of chat on its cheapest model costs far less than an hour at the configured mix."""
     clock = VirtualClock(START)
     changed, unchanged = platform(tmp_path), platform(tmp_path)
-    outcome = await SimulatedRouting(changed, clock).apply(set_weights(CHEAP_CHAT))
+    outcome = await SimulatedRouting(changed, clock).apply(set_weights(CHEAP_CHAT), new_key())
     assert outcome.ok, outcome.detail
     assert changed.weights("chat") == CHEAP_CHAT
     before = _chat_cost(changed)
@@ -200,8 +202,10 @@ async def test_a_write_the_routing_actuator_would_refuse_changes_nothing(tmp_pat
     llm = platform(tmp_path)
     routing = SimulatedRouting(llm, VirtualClock(START))
     code = ResourceRef("route", "code", "route")
-    below_floor = await routing.apply(set_weights({"claude-sonnet": 0.2, "gpt-4o": 0.8}, code))
-    unknown = await routing.apply(set_weights({"claude-haiku": 1.0}, code))
+    below_floor = await routing.apply(
+        set_weights({"claude-sonnet": 0.2, "gpt-4o": 0.8}, code), new_key()
+    )
+    unknown = await routing.apply(set_weights({"claude-haiku": 1.0}, code), new_key())
     assert (below_floor.error_code, unknown.error_code) == ("invalid_weights", "invalid_weights")
     assert llm.weights("code") == {"claude-sonnet": 0.7, "gpt-4o": 0.3}
 
@@ -214,9 +218,9 @@ async def test_route_writes_go_through_the_providers_faults_and_witness(tmp_path
     provider = SimulatedProvider(_fleet(), clock, seed=1)
     provider.start_episode(FaultKind.API_ERRORS, START + timedelta(minutes=5), 1.0)
     routing = SimulatedRouting(llm, clock, api=provider)
-    failed = await routing.apply(set_weights(CHEAP_CHAT))
+    failed = await routing.apply(set_weights(CHEAP_CHAT), new_key())
     clock.advance(600)
-    written = await routing.apply(set_weights(CHEAP_CHAT))
+    written = await routing.apply(set_weights(CHEAP_CHAT), new_key())
     calls = provider.drain()
     assert (failed.error_code, written.ok) == ("InternalError", True)
     assert [call.action.kind for call in calls if call.action] == [ActionKind.SET_WEIGHTS] * 2
@@ -286,7 +290,7 @@ def _write(weights: dict[str, float], held: dict[str, float]) -> list[str]:
             tick_id="t1",
             resource=str(CHAT),
             action_kind="set_weights",
-            payload={"params": action.params()},
+            payload={"params": action.params_json()},
             action_id="t1:route://chat:set_weights",
         )
         for kind in (EventKind.ACTION_STARTED, EventKind.ACTION_APPLIED)

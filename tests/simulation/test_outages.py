@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jarvis.model import ActionKind
+from jarvis.model import Scale
 from jarvis.simulation import (
     FaultKind,
     InvariantChecker,
@@ -97,7 +97,7 @@ def test_an_apply_after_the_switch_is_back_is_fine() -> None:
 def test_an_unsettled_record_is_checked_once_the_spool_lands() -> None:
     """Calls made while events wait in the spool are matched with them after the replay."""
     checker = InvariantChecker(RULES)
-    checker.feed_calls([apply_call(0), apply_call(1, "sim://web", ActionKind.SCALE)])
+    checker.feed_calls([apply_call(0), apply_call(1, "sim://web", Scale())])
     checker.end_tick("t1", [], settled=False)
     checker.end_tick("t2", [], settled=False)
     assert checker.violations == []

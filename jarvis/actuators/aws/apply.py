@@ -6,6 +6,15 @@ human-readable detail, or raises `ActuatorError`. Scaling respects
 Application Auto Scaling: a desired count is never set outside a registered
 min/max, and where a target-tracking policy owns the service Jarvis moves the
 scalable target's bounds instead of fighting the autoscaler over desiredCount.
+
+Idempotency: none of the calls a change makes (UpdateService,
+RegisterTaskDefinition, RegisterScalableTarget) takes a ``clientToken`` in
+the ECS and Application Auto Scaling API models, so the key is checked before
+the change and written after it: `already_applied` reads the service's tags
+(DescribeServices with ``include=["TAGS"]``) for ``jarvis:action-key``, and
+`record_key` tags the service (TagResource) once the change succeeded. A
+crash, timeout or failed tag write between the change and the tag leaves the
+key unrecorded, so a replay in that window changes the service again.
 """
 
 from __future__ import annotations
@@ -17,11 +26,14 @@ import anyio
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.aws.services import DESIRED_COUNT, Scaling, scaling_resource_id, version_of
 from jarvis.actuators.base import ActuatorError
-from jarvis.model import Action, ErrorKind
+from jarvis.model import ErrorKind, Scale
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
     from mypy_boto3_ecs import ECSClient
+
+
+KEY_TAG = "jarvis:action-key"
 
 
 def _terminal(message: str, code: str) -> ActuatorError:
@@ -41,14 +53,39 @@ class EcsApplier:
         self._autoscaling = autoscaling
         self._limiter = limiter
 
-    async def scale(self, cluster: str, service: str, action: Action) -> str:
-        if action.replicas is None or action.replicas < 0:
+    async def already_applied(self, cluster: str, service: str, key: str) -> str | None:
+        """The service's ARN, or None when its tags say the change with ``key`` was made."""
+        answer = await aws_call(
+            "ecs:DescribeServices",
+            lambda: self._ecs.describe_services(
+                cluster=cluster, services=[service], include=["TAGS"]
+            ),
+            self._limiter,
+        )
+        services = answer.get("services", [])
+        if not services:
+            raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
+        found = services[0]
+        if any(t.get("key") == KEY_TAG and t.get("value") == key for t in found.get("tags", [])):
+            return None
+        return found["serviceArn"]
+
+    async def record_key(self, arn: str, key: str) -> None:
+        """Tag the service with the key of the change just made."""
+        await aws_call(
+            "ecs:TagResource",
+            lambda: self._ecs.tag_resource(resourceArn=arn, tags=[{"key": KEY_TAG, "value": key}]),
+            self._limiter,
+        )
+
+    async def scale(self, cluster: str, service: str, params: Scale) -> str:
+        wanted = params.replicas
+        if wanted is None or wanted < 0:
             raise _terminal("scale needs a non-negative replica count", "InvalidAction")
-        wanted = action.replicas
         scaling = await self.scaling(cluster, service)
         if scaling is not None and scaling.target_tracking:
-            low = action.min_replicas if action.min_replicas is not None else wanted
-            high = action.max_replicas if action.max_replicas is not None else scaling.max
+            low = params.min_replicas if params.min_replicas is not None else wanted
+            high = params.max_replicas if params.max_replicas is not None else scaling.max
             if low > high:
                 raise _terminal(
                     f"min capacity {low} would exceed max capacity {high}", "OutOfBounds"
@@ -81,16 +118,16 @@ class EcsApplier:
         await self._update(cluster, service, forceNewDeployment=True)
         return "new deployment forced"
 
-    async def rollback(self, cluster: str, service: str, action: Action) -> str:
-        if not action.version:
+    async def rollback(self, cluster: str, service: str, version: str) -> str:
+        if not version:
             raise _terminal(
                 "rollback needs a task definition (ARN or family:revision)", "InvalidAction"
             )
-        await self._update(cluster, service, taskDefinition=action.version)
-        return f"task definition set to {version_of(action.version)}"
+        await self._update(cluster, service, taskDefinition=version)
+        return f"task definition set to {version_of(version)}"
 
-    async def deploy(self, cluster: str, service: str, action: Action) -> str:
-        if not action.image:
+    async def deploy(self, cluster: str, service: str, image: str) -> str:
+        if not image:
             raise _terminal("deploy needs an image", "InvalidAction")
         current = await self._current_task_definition(cluster, service)
         described = await aws_call(
@@ -98,7 +135,7 @@ class EcsApplier:
             lambda: self._ecs.describe_task_definition(taskDefinition=current, include=["TAGS"]),
             self._limiter,
         )
-        request = self._clone(described["taskDefinition"], described.get("tags", []), action.image)
+        request = self._clone(described["taskDefinition"], described.get("tags", []), image)
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
             lambda: self._ecs.register_task_definition(**request),
@@ -106,7 +143,7 @@ class EcsApplier:
         )
         arn = registered["taskDefinition"]["taskDefinitionArn"]
         await self._update(cluster, service, taskDefinition=arn)
-        return f"registered {version_of(arn)} with image {action.image}; was {version_of(current)}"
+        return f"registered {version_of(arn)} with image {image}; was {version_of(current)}"
 
     async def scaling(self, cluster: str, service: str) -> Scaling | None:
         """The registered scalable target of one service, with its policies, if any."""

@@ -66,7 +66,18 @@ from jarvis.actuators.aws.services import (
 )
 from jarvis.actuators.base import ActuatorError, Sensor
 from jarvis.config.aws import AwsSettings
-from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    Deploy,
+    ErrorKind,
+    Outcome,
+    ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling.type_defs import (
@@ -212,28 +223,51 @@ class EcsActuator:
             t["ResourceId"]: Scaling.parse(t, by_resource.get(t["ResourceId"], [])) for t in found
         }
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         cluster, _, service = action.target.name.partition("/")
+        refusal = self._refusal(action, cluster, service)
+        if refusal:
+            return _refuse(refusal)
+        try:
+            arn = await self._applier.already_applied(cluster, service, key)
+            if arn is None:
+                return Outcome.success(f"already applied (key {key})")
+            detail = await self._change(cluster, service, action)
+        except ActuatorError as exc:
+            return exc.outcome()
+        try:
+            await self._applier.record_key(arn, key)
+        except ActuatorError as exc:
+            # The change was made: reporting a failure would have it made again.
+            return Outcome.success(f"{detail}; idempotency key not recorded: {exc}")
+        return Outcome.success(detail)
+
+    def _refusal(self, action: Action, cluster: str, service: str) -> str:
+        """Why the action is not this actuator's to apply, or ""."""
         if action.target.provider != PROVIDER or not cluster or not service or "/" in service:
-            return _refuse(f"{action.target} is not an ecs://CLUSTER/SERVICE resource")
+            return f"{action.target} is not an ecs://CLUSTER/SERVICE resource"
         if action.kind not in self.action_kinds:
-            return _refuse(f"the ECS actuator cannot {action.kind.value}")
+            return f"the ECS actuator cannot {action.kind}"
         if cluster not in self._settings.clusters or (
             self._settings.services and service not in self._settings.services
         ):
-            return _refuse(f"{action.target} is not managed by this configuration")
-        try:
-            if action.kind is ActionKind.SCALE:
-                detail = await self._applier.scale(cluster, service, action)
-            elif action.kind is ActionKind.RESTART:
-                detail = await self._applier.restart(cluster, service)
-            elif action.kind is ActionKind.ROLLBACK:
-                detail = await self._applier.rollback(cluster, service, action)
-            else:
-                detail = await self._applier.deploy(cluster, service, action)
-        except ActuatorError as exc:
-            return exc.outcome()
-        return Outcome.success(detail)
+            return f"{action.target} is not managed by this configuration"
+        return ""
+
+    async def _change(self, cluster: str, service: str, action: Action) -> str:
+        applier = self._applier
+        match action.params:
+            case Scale() as params:
+                return await applier.scale(cluster, service, params)
+            case Restart():
+                return await applier.restart(cluster, service)
+            case Rollback(version=version):
+                return await applier.rollback(cluster, service, version)
+            case Deploy(image=image):
+                return await applier.deploy(cluster, service, image)
+        raise ActuatorError(
+            f"the ECS actuator cannot {action.kind}", kind=ErrorKind.TERMINAL, code="InvalidAction"
+        )
 
     async def aclose(self) -> None:
         self._clients.close()

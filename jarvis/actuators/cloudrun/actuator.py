@@ -36,7 +36,8 @@ Actions: SCALE sets min (``min_replicas``, else ``replicas``) and/or max
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
-awaited up to ``operation_timeout``.
+awaited up to ``operation_timeout``. Updates carry the service's ``etag`` and
+the action's key (`jarvis.actuators.cloudrun.changes`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    Rollback,
 )
 
 PROVIDER = "cloudrun"
@@ -229,7 +231,7 @@ class CloudRunActuator:
         return PROVIDER
 
     @property
-    def action_kinds(self) -> frozenset[ActionKind]:
+    def action_kinds(self) -> frozenset[str]:
         return frozenset(
             {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
         )
@@ -280,11 +282,11 @@ class CloudRunActuator:
 
     # -- apply -------------------------------------------------------------------
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         """Apply one action; provider failures become a failed or timed-out `Outcome`."""
         if action.kind not in self.action_kinds:
             return Outcome.failure(
-                f"cloudrun cannot {action.kind.value}", kind=ErrorKind.TERMINAL, code="UNSUPPORTED"
+                f"cloudrun cannot {action.kind}", kind=ErrorKind.TERMINAL, code="UNSUPPORTED"
             )
         service = self._managed_service(action.target)
         if service is None:
@@ -296,24 +298,26 @@ class CloudRunActuator:
         deadline = self._settings.operation_timeout + 6 * self._settings.request_timeout
         try:
             return await self._blocking(
-                lambda: self._apply_sync(service, action), deadline=deadline
+                lambda: self._apply_sync(service, action, key), deadline=deadline
             )
         except ActuatorError as exc:
             if exc.code == "DEADLINE":
                 return Outcome.timed_out(str(exc))
             return exc.outcome()
 
-    def _apply_sync(self, service: str, action: Action) -> Outcome:
+    def _apply_sync(self, service: str, action: Action, key: str) -> Outcome:
         name = self._full_name(service)
         try:
-            return self._update_once(name, action)
+            return self._update_once(name, action, key)
         except gexc.Conflict:
             # Someone else wrote the service between our read and our write (stale
-            # etag): re-read and try once more, like a Kubernetes 409.
-            return self._update_once(name, action)
+            # etag): re-read and try once more, like a Kubernetes 409. The re-read
+            # finds the key if it was our own write that landed.
+            return self._update_once(name, action, key)
 
-    def _update_once(self, name: str, action: Action) -> Outcome:
-        service, revisions = self._read(name, with_revisions=action.kind is ActionKind.ROLLBACK)
+    def _update_once(self, name: str, action: Action, key: str) -> Outcome:
+        rollback = isinstance(action.params, Rollback)
+        service, revisions = self._read(name, with_revisions=rollback)
         view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
         change = plan_change(
             action,
@@ -322,6 +326,7 @@ class CloudRunActuator:
             scaling_level=self._settings.scaling_level,
             annotation=self._settings.restart_annotation,
             now=self._clock.now(),
+            key=key,
         )
         if isinstance(change, NoChange):
             return Outcome.success(change.detail)

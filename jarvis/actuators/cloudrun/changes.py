@@ -6,6 +6,11 @@ time comes in as ``now``. The whole service as read is sent back, with its
 ``etag`` for optimistic concurrency, and the mask names exactly the fields that
 change. A change to the template clears ``template.revision`` so that Cloud Run
 names the new revision instead of colliding with an explicit name.
+
+Every change also writes the action's idempotency key as the Service
+annotation ``jarvis.io/action-key`` (mask path ``annotations``, the map as
+read plus the key); a service that already carries the key needs no change,
+so a replay, or the re-read after a conflict, does not change it twice.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from google.cloud import run_v2
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.cloudrun.state import ServiceView, primary_container, short_name
-from jarvis.model import Action, ActionKind, ErrorKind
+from jarvis.model import Action, Deploy, ErrorKind, Restart, Rollback, Scale
 
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 _REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+ACTION_KEY = "jarvis.io/action-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +53,28 @@ def plan_change(
     scaling_level: str,
     annotation: str,
     now: datetime,
+    key: str,
 ) -> Change | NoChange | ActuatorError:
-    """The update ``action`` needs, no update at all, or why it cannot be done (terminal)."""
+    """The update ``action`` (idempotency key ``key``) needs, none, or why it cannot be done."""
+    if service.annotations.get(ACTION_KEY) == key:
+        return NoChange(f"{view.name}: already applied (key {key})")
     desired = run_v2.Service.deserialize(run_v2.Service.serialize(service))
-    if action.kind is ActionKind.SCALE:
-        return _scale(action, desired, view, scaling_level)
-    if action.kind is ActionKind.ROLLBACK:
-        return _rollback(action, desired, view)
-    if action.kind is ActionKind.RESTART:
-        return _restart(desired, view, annotation, now)
-    if action.kind is ActionKind.DEPLOY:
-        return _deploy(action, desired, view)
-    return _refuse(f"cloudrun cannot {action.kind.value}", "UNSUPPORTED")
+    planned: Change | NoChange | ActuatorError
+    match action.params:
+        case Scale() as params:
+            planned = _scale(params, desired, view, scaling_level)
+        case Rollback(version=version):
+            planned = _rollback(version, desired, view)
+        case Restart():
+            planned = _restart(desired, view, annotation, now)
+        case Deploy(image=image):
+            planned = _deploy(image, desired, view)
+        case _:
+            return _refuse(f"cloudrun cannot {action.kind}", "UNSUPPORTED")
+    if not isinstance(planned, Change):
+        return planned
+    planned.service.annotations[ACTION_KEY] = key
+    return Change(planned.service, (*planned.paths, "annotations"), planned.summary)
 
 
 def _refuse(message: str, code: str) -> ActuatorError:
@@ -66,10 +82,10 @@ def _refuse(message: str, code: str) -> ActuatorError:
 
 
 def _scale(
-    action: Action, desired: run_v2.Service, view: ServiceView, level: str
+    params: Scale, desired: run_v2.Service, view: ServiceView, level: str
 ) -> Change | NoChange | ActuatorError:
-    new_min = action.min_replicas if action.min_replicas is not None else action.replicas
-    new_max = action.max_replicas
+    new_min = params.min_replicas if params.min_replicas is not None else params.replicas
+    new_max = params.max_replicas
     if new_min is None and new_max is None:
         return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
     if (new_min is not None and new_min < 0) or (new_max is not None and new_max < 1):
@@ -103,10 +119,10 @@ def _scale(
 
 
 def _rollback(
-    action: Action, desired: run_v2.Service, view: ServiceView
+    version: str, desired: run_v2.Service, view: ServiceView
 ) -> Change | NoChange | ActuatorError:
     current = view.serving_version()
-    target = short_name(action.version) if action.version else view.previous_version()
+    target = short_name(version) if version else view.previous_version()
     if target is None:
         return _refuse(
             f"{view.name} has no earlier ready revision to roll back to", "NO_PREVIOUS_REVISION"
@@ -149,23 +165,23 @@ def _restart(
 
 
 def _deploy(
-    action: Action, desired: run_v2.Service, view: ServiceView
+    image: str, desired: run_v2.Service, view: ServiceView
 ) -> Change | NoChange | ActuatorError:
-    if not action.image:
+    if not image:
         return _refuse("DEPLOY needs an image", "INVALID_ACTION")
     containers = desired.template.containers
     if not containers:
         return _refuse(f"{view.name} has no container to deploy into", "INVALID_ACTION")
     only_latest = [(t.latest, t.percent) for t in view.traffic if t.percent > 0] == [(True, 100)]
-    if view.image == action.image and only_latest:
-        return NoChange(f"{view.name} already runs {action.image}")
-    containers[primary_container(containers)].image = action.image
+    if view.image == image and only_latest:
+        return NoChange(f"{view.name} already runs {image}")
+    containers[primary_container(containers)].image = image
     desired.template.revision = ""
     desired.traffic = _traffic_to(run_v2.TrafficTarget(type_=_LATEST, percent=100), view)
     return Change(
         desired,
         ("template.containers", "template.revision", "traffic"),
-        f"deployed {action.image} to {view.name} (was {view.image})",
+        f"deployed {image} to {view.name} (was {view.image})",
     )
 
 

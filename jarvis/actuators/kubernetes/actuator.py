@@ -32,7 +32,7 @@ turns them into a `ResourceState`:
 
 apply() handles:
 
-- SCALE: ``replicas`` through the ``/scale`` subresource; when an HPA targets the
+- SCALE: ``spec.replicas`` of the Deployment; when an HPA targets the
   Deployment, its min/max instead (min = ``min_replicas`` or ``replicas``, max =
   ``max_replicas`` or at least min), since the HPA would undo a direct scale.
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
@@ -40,6 +40,14 @@ apply() handles:
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
+
+Every change writes the action's idempotency key as a ``jarvis.io/action-key``
+annotation in the same patch: on the pod template beside ``restartedAt`` for
+a restart, on the Deployment's (or HPA's) metadata for a scale or rollback.
+Each change first reads the object, and when it already carries the key (a
+replay, or a 409 retry after a write that did land) succeeds without writing.
+An object keeps only the key of its latest change: a replay that comes after
+another change to the same object is not recognised.
 
 After a restart or rollback, the new revision's pods are watched for up to
 ``verify_seconds`` (polling on the injected clock): crash-looping or
@@ -54,46 +62,39 @@ deploy/kubernetes/base/rbac.yaml.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
-from typing import Any, Self, TypeVar, cast
+from typing import Self, TypeVar, cast
 
 import anyio
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError, run_blocking
-from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error, to_json
+from jarvis.actuators.kubernetes.changes import SKIPPED, ChangeRequest, DeploymentChanges, hpa_for
+from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error
 from jarvis.actuators.kubernetes.observe import (
-    HASH_LABEL,
-    RESTARTED_AT,
     deployment_state,
-    fingerprint,
-    newest_first,
     owned_by,
-    revision_of,
-    rollback_candidates,
     rollout_verdict,
     selector_string,
 )
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ActionKind, Clock, ErrorKind, Outcome, ResourceState
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Outcome,
+    ResourceState,
+    Restart,
+    Rollback,
+    Scale,
+)
 
 T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 PROVIDER = "k8s"
-SKIPPED = "skipped:"
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """One action on one Deployment, with the time it was asked for."""
-
-    namespace: str
-    name: str
-    action: Action
-    now: datetime
 
 
 class KubernetesActuator:
@@ -117,8 +118,8 @@ class KubernetesActuator:
         self._limiter = limiter or anyio.CapacityLimiter(settings.max_concurrency)
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
-        self._autoscaling = client.AutoscalingV2Api(api_client)
         self._timeout = settings.request_timeout
+        self._changes = DeploymentChanges(api_client, timeout=settings.request_timeout)
 
     @classmethod
     def from_settings(
@@ -162,7 +163,9 @@ class KubernetesActuator:
                     ).items
                 ),
             ),
-            lambda: self._call(f"listing HPAs in {namespace}", lambda: self._hpas(namespace)),
+            lambda: self._call(
+                f"listing HPAs in {namespace}", lambda: self._changes.hpas(namespace)
+            ),
         )
         return await _gather([partial(self._observe_deployment, d, hpas) for d in deployments])
 
@@ -175,7 +178,7 @@ class KubernetesActuator:
         replicasets, pods = await _both(
             lambda: self._call(
                 f"listing replicasets of {namespace}/{name}",
-                lambda: self._replicasets(namespace, selector, meta.uid),
+                lambda: self._changes.replicasets(namespace, selector, meta.uid),
             ),
             lambda: self._call(
                 f"listing pods of {namespace}/{name}",
@@ -188,7 +191,7 @@ class KubernetesActuator:
         )
         owners = {rs.metadata.uid for rs in replicasets if rs.metadata}
         mine = [p for p in pods if any(owned_by(p.metadata, uid) for uid in owners)]
-        hpa = _hpa_for(name, hpas)
+        hpa = hpa_for(name, hpas)
         return deployment_state(
             self._api,
             deployment,
@@ -198,28 +201,19 @@ class KubernetesActuator:
             now=self._clock.now(),
         )
 
-    def _hpas(self, namespace: str) -> list[client.V2HorizontalPodAutoscaler]:
-        return self._autoscaling.list_namespaced_horizontal_pod_autoscaler(
-            namespace, _request_timeout=self._timeout
-        ).items
-
-    def _replicasets(
-        self, namespace: str, selector: str, owner_uid: str | None
-    ) -> list[client.V1ReplicaSet]:
-        found = self._apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _request_timeout=self._timeout
-        ).items
-        return [rs for rs in found if owned_by(rs.metadata, owner_uid)]
-
     # -- apply -----------------------------------------------------------------
 
-    async def apply(self, action: Action) -> Outcome:
-        handlers: dict[ActionKind, Callable[[_Request], str]] = {
-            ActionKind.SCALE: self._scale,
-            ActionKind.RESTART: self._restart,
-            ActionKind.ROLLBACK: self._rollback,
-        }
-        handler = handlers.get(action.kind)
+    async def apply(self, action: Action, key: str) -> Outcome:
+        handler: Callable[[ChangeRequest], str] | None
+        match action.params:
+            case Scale() as scale:
+                handler = partial(self._changes.scale, scale)
+            case Restart():
+                handler = self._changes.restart
+            case Rollback(version=version):
+                handler = partial(self._changes.rollback, version or None)
+            case _:
+                handler = None
         namespace, _, name = action.target.name.partition("/")
         if action.target.provider != PROVIDER or handler is None:
             return Outcome.failure(
@@ -234,7 +228,7 @@ class KubernetesActuator:
                 kind=ErrorKind.TERMINAL,
                 code="NotManaged",
             )
-        request = _Request(namespace, name, action, self._clock.now())
+        request = ChangeRequest(namespace, name, key, self._clock.now())
         try:
             detail = await self._call(
                 f"{action.kind} {action.target}",
@@ -242,7 +236,7 @@ class KubernetesActuator:
             )
         except ActuatorError as exc:
             return Outcome.timed_out(str(exc)) if exc.code == TIMEOUT else exc.outcome()
-        rolled = action.kind in {ActionKind.RESTART, ActionKind.ROLLBACK}
+        rolled = isinstance(action.params, Restart | Rollback)
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:
             return await self._verify(namespace, name, detail)
         return Outcome.success(detail)
@@ -271,10 +265,10 @@ class KubernetesActuator:
             await self._clock.sleep(self._settings.verify_poll_seconds)
 
     def _rollout_verdict(self, namespace: str, name: str) -> tuple[bool, str] | None:
-        deployment = self._read(namespace, name)
+        deployment = self._changes.read(namespace, name)
         meta = deployment.metadata or client.V1ObjectMeta()
         selector = selector_string(deployment.spec.selector if deployment.spec else None)
-        replicasets = self._replicasets(namespace, selector, meta.uid)
+        replicasets = self._changes.replicasets(namespace, selector, meta.uid)
         pods = self._core.list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=self._timeout
         ).items
@@ -290,120 +284,6 @@ class KubernetesActuator:
                 raise
         return op()
 
-    def _read(self, namespace: str, name: str) -> client.V1Deployment:
-        return self._apps.read_namespaced_deployment(
-            name, namespace, _request_timeout=self._timeout
-        )
-
-    def _scale(self, request: _Request) -> str:
-        namespace, name, action = request.namespace, request.name, request.action
-        deployment = self._read(namespace, name)
-        hpa = _hpa_for(name, self._hpas(namespace))
-        if hpa is not None:
-            return self._scale_hpa(namespace, hpa, action)
-        if action.replicas is None or action.replicas < 0:
-            raise ActuatorError(
-                f"scale needs replicas >= 0, got {action.replicas}", kind=ErrorKind.TERMINAL
-            )
-        current = deployment.spec.replicas if deployment.spec else None
-        if current == action.replicas:
-            return f"already at {current} replicas"
-        self._apps.patch_namespaced_deployment_scale(
-            name,
-            namespace,
-            {
-                "metadata": {"resourceVersion": _rv(deployment.metadata)},
-                "spec": {"replicas": action.replicas},
-            },
-            _request_timeout=self._timeout,
-        )
-        return f"scaled from {current} to {action.replicas} replicas"
-
-    def _scale_hpa(
-        self, namespace: str, hpa: client.V2HorizontalPodAutoscaler, action: Action
-    ) -> str:
-        spec = hpa.spec or client.V2HorizontalPodAutoscalerSpec(
-            max_replicas=1, scale_target_ref=client.V2CrossVersionObjectReference(kind="", name="")
-        )
-        old = (spec.min_replicas if spec.min_replicas is not None else 1, spec.max_replicas)
-        low = next(v for v in (action.min_replicas, action.replicas, old[0]) if v is not None)
-        high = action.max_replicas if action.max_replicas is not None else max(old[1], low)
-        hpa_name = (hpa.metadata.name if hpa.metadata else None) or ""
-        if not 1 <= low <= high:
-            raise ActuatorError(
-                f"HPA {namespace}/{hpa_name} needs 1 <= min <= max, got min {low} max {high}",
-                kind=ErrorKind.TERMINAL,
-                code="Invalid",
-            )
-        if (low, high) == old:
-            return f"HPA {hpa_name} already at min {low} max {high}"
-        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            hpa_name,
-            namespace,
-            {
-                "metadata": {"resourceVersion": _rv(hpa.metadata)},
-                "spec": {"minReplicas": low, "maxReplicas": high},
-            },
-            _request_timeout=self._timeout,
-        )
-        return f"HPA {hpa_name}: min {old[0]}->{low}, max {old[1]}->{high}"
-
-    def _restart(self, request: _Request) -> str:
-        namespace, name = request.namespace, request.name
-        deployment = self._read(namespace, name)
-        if deployment.spec is not None and deployment.spec.paused:
-            raise ActuatorError(
-                f"cannot restart paused deployment {namespace}/{name} (resume it first)",
-                kind=ErrorKind.TERMINAL,
-                code="Paused",
-            )
-        # RFC 3339 in UTC, exactly what `kubectl rollout restart` writes.
-        stamp = request.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._apps.patch_namespaced_deployment(
-            name,
-            namespace,
-            {
-                "metadata": {"resourceVersion": _rv(deployment.metadata)},
-                "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}},
-            },
-            _request_timeout=self._timeout,
-        )
-        return f"restarted (restartedAt={stamp}) from revision {revision_of(deployment.metadata)}"
-
-    def _rollback(self, request: _Request) -> str:
-        namespace, name, action = request.namespace, request.name, request.action
-        deployment = self._read(namespace, name)
-        meta = deployment.metadata or client.V1ObjectMeta()
-        spec = deployment.spec
-        replicasets = self._replicasets(
-            namespace, selector_string(spec.selector if spec else None), meta.uid
-        )
-        current = revision_of(meta)
-        wanted = action.version
-        target = _rollback_target(self._api, deployment, replicasets, wanted)
-        if target is None or target.spec is None:
-            missing = "an earlier version" if wanted is None else f"version {wanted}"
-            raise ActuatorError(
-                f"{namespace}/{name} has no ReplicaSet of {missing} to roll back to",
-                kind=ErrorKind.TERMINAL,
-                code="NoRevision" if wanted is None else "RevisionNotFound",
-            )
-        wanted = f"revision {revision_of(target.metadata)}"
-        template = _without_hash(to_json(self._api, target.spec.template))
-        if template == _without_hash(to_json(self._api, spec.template if spec else None)):
-            return f"{SKIPPED} the current template already matches {wanted}"
-        # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it conditional.
-        self._apps.patch_namespaced_deployment(
-            name,
-            namespace,
-            [
-                {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(meta)},
-                {"op": "replace", "path": "/spec/template", "value": template},
-            ],
-            _request_timeout=self._timeout,
-        )
-        return f"rolled back from revision {current} to the template of revision {wanted}"
-
     # -- plumbing --------------------------------------------------------------
 
     async def _call(self, what: str, func: Callable[[], T]) -> T:
@@ -411,46 +291,6 @@ class KubernetesActuator:
             return await run_blocking(func, self._limiter)
         except Exception as exc:  # every SDK failure is classified; none escapes raw
             raise to_actuator_error(exc, what) from exc
-
-
-def _rollback_target(
-    api: client.ApiClient,
-    deployment: client.V1Deployment,
-    replicasets: list[client.V1ReplicaSet],
-    wanted: str | None,
-) -> client.V1ReplicaSet | None:
-    """The ReplicaSet whose template to restore: by version, by revision number, or the last."""
-    if wanted is not None and wanted.isdigit():
-        return next((rs for rs in replicasets if revision_of(rs.metadata) == int(wanted)), None)
-    if wanted is None:
-        candidates = rollback_candidates(api, deployment, replicasets)
-        return candidates[0][1] if candidates else None
-    for _, rs in newest_first(replicasets):
-        if fingerprint(api, rs.spec.template if rs.spec else None) == wanted:
-            return rs
-    return None
-
-
-def _without_hash(template: dict[str, Any] | None) -> dict[str, Any]:
-    # The controller adds pod-template-hash; kubectl strips it before rolling back.
-    out = dict(template or {})
-    meta = dict(out.get("metadata") or {})
-    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
-    return {**out, "metadata": meta}
-
-
-def _rv(meta: client.V1ObjectMeta | None) -> str | None:
-    return meta.resource_version if meta else None
-
-
-def _hpa_for(
-    deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
-) -> client.V2HorizontalPodAutoscaler | None:
-    for hpa in hpas:
-        ref = hpa.spec.scale_target_ref if hpa.spec else None
-        if ref is not None and ref.kind == "Deployment" and ref.name == deployment:
-            return hpa
-    return None
 
 
 async def _gather(funcs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:

@@ -39,6 +39,8 @@ _NULLS = frozenset({"previous_version"})
 
 REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+ACTION_KEY = "jarvis.io/action-key"
+"""The idempotency key of the Jarvis action that last changed an object (or pod template)."""
 HASH_LABEL = "pod-template-hash"
 BAD_WAITING = frozenset(
     {
@@ -97,14 +99,17 @@ def owned_by(meta: client.V1ObjectMeta | None, uid: str | None) -> bool:
 def template_key(api: client.ApiClient, template: client.V1PodTemplateSpec | None) -> Any:
     """The pod template as JSON, without what a restart or the controller adds.
 
-    Two revisions with equal keys differ only by a ``restartedAt`` annotation,
-    so rolling back from one to the other would undo nothing.
+    Two revisions with equal keys differ only by the ``restartedAt`` and
+    action-key annotations a restart writes, so rolling back from one to the
+    other would undo nothing.
     """
     raw: dict[str, Any] = to_json(api, template) or {}
     meta = dict(raw.get("metadata") or {})
     meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
     meta["annotations"] = {
-        k: v for k, v in (meta.get("annotations") or {}).items() if k != RESTARTED_AT
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k not in {RESTARTED_AT, ACTION_KEY}
     }
     return {**raw, "metadata": meta}
 

@@ -7,12 +7,16 @@ hashes through `jarvis.routing.client`.
 
 Storage: one hash per route, ``<key_prefix><route>``, mapping model → weight
 (decimal text) plus metadata fields that start with ``_``: ``_version`` (an
-integer bumped by every write) and ``_updated_at`` (ISO time). Every write is
-one Lua script that compares ``_version`` with the version this actuator last
-observed and replaces the whole hash only if they match, so a concurrent
-writer (another Jarvis, an operator) is never silently overwritten: the apply
-fails as a temporary conflict and the next tick decides again on fresh data.
-A route whose hash does not exist is seeded with its configured weights.
+integer bumped by every write), ``_updated_at`` (ISO time) and
+``_action_key`` (the idempotency key of the action that wrote the weights;
+absent after seeding). Every write is one Lua script that first answers
+"already applied" when the hash already carries the action's key (a replay,
+or a retry after a write whose reply was lost), then compares ``_version``
+with the version this actuator last observed and replaces the whole hash only
+if they match, so a concurrent writer (another Jarvis, an operator) is never
+silently overwritten: the apply fails as a temporary conflict and the next
+tick decides again on fresh data. A route whose hash does not exist is seeded
+with its configured weights.
 
 Observed resource (`ResourceState`):
 - ``health``: healthy when the weights parse and sum to 1; degraded otherwise.
@@ -33,9 +37,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.config.cost import WEIGHT_TOLERANCE, RouteSettings, RoutingSettings
+from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.model import (
     JSON,
+    WEIGHT_TOLERANCE,
     Action,
     ActionKind,
     Clock,
@@ -45,21 +50,31 @@ from jarvis.model import (
     ResourceRef,
     ResourceState,
     RouteWeights,
+    SetWeights,
 )
 
 # KEYS[1]: the route hash. ARGV[1]: the version the writer last saw ("0" when
-# the hash must not exist yet), ARGV[2]: updated-at text, ARGV[3..]: model,
-# weight pairs. Returns {1, new version} or {0, version found}.
+# the hash must not exist yet), ARGV[2]: updated-at text, ARGV[3]: the action's
+# idempotency key ("" when seeding), ARGV[4..]: model, weight pairs. Returns
+# {1, new version}, {0, version found} on a conflict, or {2, version found}
+# when the hash already carries this key.
 _CAS_SCRIPT = """
 local found = redis.call('HGET', KEYS[1], '_version') or '0'
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], '_action_key') == ARGV[3] then
+  return {2, found}
+end
 if found ~= ARGV[1] then
   return {0, found}
 end
 local version = tostring(tonumber(found) + 1)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 4))
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], '_action_key', ARGV[3])
+end
 return {1, version}
 """
+_WRITTEN, _CONFLICT, _ALREADY = 1, 0, 2
 
 
 def format_weight(weight: float) -> str:
@@ -103,7 +118,7 @@ class RoutingActuator:
         return "route"
 
     @property
-    def action_kinds(self) -> frozenset[ActionKind]:
+    def action_kinds(self) -> frozenset[str]:
         return frozenset({ActionKind.SET_WEIGHTS})
 
     def key(self, route: str) -> str:
@@ -122,8 +137,8 @@ class RoutingActuator:
         raw = await self._redis.hgetall(self.key(route))
         seeded = False
         if not raw:
-            written, _ = await self._write(route, "0", config.weights)
-            seeded = written
+            status, _ = await self._write(route, "0", "", config.weights)
+            seeded = status == _WRITTEN
             raw = await self._redis.hgetall(self.key(route))
         fields = {_text(k): _text(v) for k, v in raw.items()}
         version = fields.get("_version", "0")
@@ -153,51 +168,63 @@ class RoutingActuator:
             weights=facet,
         )
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         route = action.target.name
-        config = self._settings.routes.get(route)
-        if action.kind is not ActionKind.SET_WEIGHTS or action.target.provider != "route":
-            return Outcome.failure(
-                f"routing cannot apply {action.kind} to {action.target}",
-                kind=ErrorKind.TERMINAL,
-                code="unsupported",
-            )
-        if config is None:
-            return Outcome.failure(
-                f"route {route!r} is not configured", kind=ErrorKind.TERMINAL, code="unknown_route"
-            )
-        problem = weights_refusal(action.weights, config)
-        if problem:
-            return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
-        assert action.weights is not None  # noqa: S101 - weights_refusal rejected None
+        params = _checked(action, self._settings.routes.get(route))
+        if isinstance(params, Outcome):
+            return params
         try:
             expected = self._seen_versions.get(route)
             if expected is None:
                 found = await self._redis.hget(self.key(route), "_version")
                 expected = _text(found) if found is not None else "0"
-            written, version = await self._write(route, expected, action.weights)
+            status, version = await self._write(route, expected, key, params.weights)
         except RedisError as exc:
             return ActuatorError(f"redis: {exc}").outcome()
-        if not written:
+        if status == _CONFLICT:
             return Outcome.failure(
                 f"route {route} changed under us (expected v{expected}, found v{version})",
                 code="version_conflict",
             )
+        if status == _ALREADY:
+            return Outcome.success(f"{route} weights already applied (v{version}, key {key})")
         self._seen_versions[route] = version
-        shown = " ".join(f"{m}={format_weight(w)}" for m, w in action.weights.items())
+        shown = " ".join(f"{m}={format_weight(w)}" for m, w in params.weights.items())
         return Outcome.success(f"{route} weights v{version}: {shown}")
 
     async def _write(
-        self, route: str, expected: str, weights: Mapping[str, float]
-    ) -> tuple[bool, str]:
-        args: list[str] = [expected, self._clock.now().isoformat()]
+        self, route: str, expected: str, key: str, weights: Mapping[str, float]
+    ) -> tuple[int, str]:
+        """Run the write script: (``_WRITTEN``/``_CONFLICT``/``_ALREADY``, version)."""
+        args: list[str] = [expected, self._clock.now().isoformat(), key]
         for model, weight in weights.items():
             args += [model, format_weight(weight)]
         result: Any = await self._script(keys=[self.key(route)], args=args)
-        return bool(int(result[0])), _text(result[1])
+        return int(result[0]), _text(result[1])
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _checked(action: Action, config: RouteSettings | None) -> SetWeights | Outcome:
+    """The action's params when the route may take them, else the terminal refusal."""
+    params = action.params
+    if not isinstance(params, SetWeights) or action.target.provider != "route":
+        return Outcome.failure(
+            f"routing cannot apply {action.kind} to {action.target}",
+            kind=ErrorKind.TERMINAL,
+            code="unsupported",
+        )
+    if config is None:
+        return Outcome.failure(
+            f"route {action.target.name!r} is not configured",
+            kind=ErrorKind.TERMINAL,
+            code="unknown_route",
+        )
+    problem = weights_refusal(params.weights, config)
+    if problem:
+        return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
+    return params
 
 
 def _text(value: bytes | str) -> str:

@@ -61,9 +61,9 @@ class SimulatedActuator:
         await anyio.lowlevel.checkpoint()
         return self._fleet.observe(self._clock.now())
 
-    async def apply(self, action: Action) -> Outcome:
+    async def apply(self, action: Action, key: str) -> Outcome:
         await anyio.lowlevel.checkpoint()
-        return self._fleet.apply(action)
+        return self._fleet.apply(action, key)
 
     async def aclose(self) -> None:
         """Nothing to release: the fleet lives in memory."""

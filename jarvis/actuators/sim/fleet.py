@@ -28,22 +28,24 @@ on the 3rd, ``ai-dawg-ai-brain`` crashes and every restart of it fails.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import datetime
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
 from jarvis.model import (
     Action,
-    ActionKind,
+    Deploy,
     ErrorKind,
     Health,
     Outcome,
     Replicas,
     ResourceRef,
     ResourceState,
+    Restart,
+    Rollback,
     Rollout,
     RolloutState,
+    Scale,
     Versions,
 )
 
@@ -183,12 +185,7 @@ class SimulatedFleet:
         self._api_failing = False
         self._now = start
         self._observations = 0
-        self._appliers: dict[ActionKind, Callable[[_Service, Action], Outcome]] = {
-            ActionKind.SCALE: self._scale,
-            ActionKind.RESTART: self._restart,
-            ActionKind.ROLLBACK: self._rollback,
-            ActionKind.DEPLOY: self._deploy,
-        }
+        self._applied_keys: set[str] = set()
 
     @property
     def now(self) -> datetime:
@@ -336,45 +333,65 @@ class SimulatedFleet:
 
     # -- applying ---------------------------------------------------------------
 
-    def apply(self, action: Action) -> Outcome:
-        """Apply one action; provider-ish problems come back as failure outcomes."""
+    def applied(self, key: str) -> bool:
+        """Whether an apply with idempotency key ``key`` already took effect."""
+        return key in self._applied_keys
+
+    def apply(self, action: Action, key: str | None = None) -> Outcome:
+        """Apply one action; provider-ish problems come back as failure outcomes.
+
+        An apply whose ``key`` already took effect succeeds without a change,
+        as a provider honouring an idempotency key would answer.
+        """
         if self._api_failing:
             return Outcome.failure("simulated provider API unavailable", code="ServiceUnavailable")
         service = self._by_uri.get(str(action.target))
         if service is None:
             return _terminal(f"no such service: {action.target}", "NotFound")
-        applier = self._appliers.get(action.kind)
-        if applier is None:
-            return _terminal(f"the simulated fleet cannot {action.kind.value}", "Unsupported")
+        params = action.params
+        if not isinstance(params, Scale | Restart | Rollback | Deploy):
+            return _terminal(f"the simulated fleet cannot {action.kind}", "Unsupported")
+        if key is not None and key in self._applied_keys:
+            return Outcome.success(f"already applied (key {key})")
         if self._fail_rate and self._apply_rng.random() < self._fail_rate:
             return Outcome.failure(
                 f"injected failure (fail_rate={self._fail_rate:g})", code="InjectedFailure"
             )
-        return applier(service, action)
+        match params:
+            case Scale():
+                outcome = self._scale(service, params)
+            case Restart():
+                outcome = self._restart(service)
+            case Rollback(version=version):
+                outcome = self._rollback(service, version)
+            case Deploy(image=image):
+                outcome = self._deploy(service, image)
+        if outcome.ok and key is not None:
+            self._applied_keys.add(key)
+        return outcome
 
     @staticmethod
-    def _scale(service: _Service, action: Action) -> Outcome:
-        if action.replicas is None:
+    def _scale(service: _Service, params: Scale) -> Outcome:
+        wanted = params.replicas
+        if wanted is None:
             return _terminal("scale needs a replica count", "InvalidParameter")
-        low = service.min_replicas if action.min_replicas is None else action.min_replicas
-        high = service.max_replicas if action.max_replicas is None else action.max_replicas
+        low = service.min_replicas if params.min_replicas is None else params.min_replicas
+        high = service.max_replicas if params.max_replicas is None else params.max_replicas
         if not MIN_REPLICAS <= low <= high:
             return _terminal(f"invalid replica bounds {low}..{high}", "InvalidParameter")
         # The guard enforces bounds; a fleet that clamped would hide a guard bug.
-        if not low <= action.replicas <= high:
-            return _terminal(
-                f"replicas {action.replicas} outside {low}..{high}", "InvalidParameter"
-            )
+        if not low <= wanted <= high:
+            return _terminal(f"replicas {wanted} outside {low}..{high}", "InvalidParameter")
         before = service.desired
         service.min_replicas, service.max_replicas = low, high
-        service.desired = action.replicas
+        service.desired = wanted
         service.replicas_seen = None
-        if before == action.replicas:
+        if before == wanted:
             return Outcome.success(f"already at {before} replicas")
-        return Outcome.success(f"desired replicas {before} -> {action.replicas}")
+        return Outcome.success(f"desired replicas {before} -> {wanted}")
 
     @staticmethod
-    def _restart(service: _Service, action: Action) -> Outcome:  # noqa: ARG004 -- one signature for every applier
+    def _restart(service: _Service) -> Outcome:
         if service.broken_detail:
             if service.crash_detail:
                 service.crash_detail = service.broken_detail
@@ -386,9 +403,8 @@ class SimulatedFleet:
         return Outcome.success("rolling restart of a running service")
 
     @staticmethod
-    def _rollback(service: _Service, action: Action) -> Outcome:
-        target = action.version
-        if target is None:
+    def _rollback(service: _Service, target: str) -> Outcome:
+        if not target:
             return _terminal("rollback needs a version", "InvalidParameter")
         if target == service.version:
             return Outcome.success(f"already at {target}")
@@ -403,13 +419,13 @@ class SimulatedFleet:
         return Outcome.success(f"rolled back {before} -> {target}")
 
     @staticmethod
-    def _deploy(service: _Service, action: Action) -> Outcome:
-        if not action.image:
+    def _deploy(service: _Service, image: str) -> Outcome:
+        if not image:
             return _terminal("deploy needs an image", "InvalidParameter")
         version = f"v{len(service.versions) + 1}"
-        service.versions.append((version, action.image))
+        service.versions.append((version, image))
         service.set_version(version)
-        return Outcome.success(f"deployed {action.image} as {version}")
+        return Outcome.success(f"deployed {image} as {version}")
 
 
 def _terminal(detail: str, code: str) -> Outcome:

@@ -1,0 +1,251 @@
+"""The changes Jarvis makes to a Deployment: scale (or its HPA's bounds), restart, roll back.
+
+Called by `jarvis.actuators.kubernetes.actuator.KubernetesActuator.apply` in a
+worker thread, once more after a 409 Conflict; each change reads what it
+changes, writes with the ``resourceVersion`` it read, and returns a detail
+(``SKIPPED``-prefixed when nothing was written that a rollout check could
+watch) or raises `ActuatorError`. Every write carries the action's key as the
+``jarvis.io/action-key`` annotation, and an object already carrying it is left
+alone (see the actuator's docstring). The reads of Deployments, HPAs and
+ReplicaSets live here too, shared with observing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.kubernetes.client import to_json
+from jarvis.actuators.kubernetes.observe import (
+    ACTION_KEY,
+    HASH_LABEL,
+    RESTARTED_AT,
+    fingerprint,
+    newest_first,
+    owned_by,
+    revision_of,
+    rollback_candidates,
+    selector_string,
+)
+from jarvis.model import ErrorKind, Scale
+
+SKIPPED = "skipped:"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequest:
+    """One action on one Deployment, with the time it was asked for."""
+
+    namespace: str
+    name: str
+    key: str
+    """The action's idempotency key, written as the ``jarvis.io/action-key`` annotation."""
+    now: datetime
+
+
+class DeploymentChanges:
+    """The Kubernetes calls behind apply, and the reads observing shares."""
+
+    def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
+        self._api = api
+        self._apps = client.AppsV1Api(api)
+        self._autoscaling = client.AutoscalingV2Api(api)
+        self._timeout = timeout
+
+    def read(self, namespace: str, name: str) -> client.V1Deployment:
+        return self._apps.read_namespaced_deployment(
+            name, namespace, _request_timeout=self._timeout
+        )
+
+    def hpas(self, namespace: str) -> list[client.V2HorizontalPodAutoscaler]:
+        return self._autoscaling.list_namespaced_horizontal_pod_autoscaler(
+            namespace, _request_timeout=self._timeout
+        ).items
+
+    def replicasets(
+        self, namespace: str, selector: str, owner_uid: str | None
+    ) -> list[client.V1ReplicaSet]:
+        found = self._apps.list_namespaced_replica_set(
+            namespace, label_selector=selector, _request_timeout=self._timeout
+        ).items
+        return [rs for rs in found if owned_by(rs.metadata, owner_uid)]
+
+    def scale(self, params: Scale, request: ChangeRequest) -> str:
+        namespace, name, key = request.namespace, request.name, request.key
+        deployment = self.read(namespace, name)
+        hpa = hpa_for(name, self.hpas(namespace))
+        if hpa is not None:
+            return self._scale_hpa(namespace, hpa, params, key)
+        wanted = params.replicas
+        if wanted is None or wanted < 0:
+            raise ActuatorError(f"scale needs replicas >= 0, got {wanted}", kind=ErrorKind.TERMINAL)
+        if _carries(deployment.metadata, key):
+            return f"{SKIPPED} already applied (key {key})"
+        current = deployment.spec.replicas if deployment.spec else None
+        if current == wanted:
+            return f"already at {current} replicas"
+        # The Deployment itself, not /scale: a Scale object cannot carry the
+        # key, and one conditional patch writes the count and the key together.
+        self._apps.patch_namespaced_deployment(
+            name,
+            namespace,
+            {
+                "metadata": {
+                    "resourceVersion": _rv(deployment.metadata),
+                    "annotations": {ACTION_KEY: key},
+                },
+                "spec": {"replicas": wanted},
+            },
+            _request_timeout=self._timeout,
+        )
+        return f"scaled from {current} to {wanted} replicas"
+
+    def _scale_hpa(
+        self, namespace: str, hpa: client.V2HorizontalPodAutoscaler, params: Scale, key: str
+    ) -> str:
+        spec = hpa.spec or client.V2HorizontalPodAutoscalerSpec(
+            max_replicas=1, scale_target_ref=client.V2CrossVersionObjectReference(kind="", name="")
+        )
+        old = (spec.min_replicas if spec.min_replicas is not None else 1, spec.max_replicas)
+        low = next(v for v in (params.min_replicas, params.replicas, old[0]) if v is not None)
+        high = params.max_replicas if params.max_replicas is not None else max(old[1], low)
+        hpa_name = (hpa.metadata.name if hpa.metadata else None) or ""
+        if _carries(hpa.metadata, key):
+            return f"{SKIPPED} HPA {hpa_name} already applied (key {key})"
+        if not 1 <= low <= high:
+            raise ActuatorError(
+                f"HPA {namespace}/{hpa_name} needs 1 <= min <= max, got min {low} max {high}",
+                kind=ErrorKind.TERMINAL,
+                code="Invalid",
+            )
+        if (low, high) == old:
+            return f"HPA {hpa_name} already at min {low} max {high}"
+        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            hpa_name,
+            namespace,
+            {
+                "metadata": {
+                    "resourceVersion": _rv(hpa.metadata),
+                    "annotations": {ACTION_KEY: key},
+                },
+                "spec": {"minReplicas": low, "maxReplicas": high},
+            },
+            _request_timeout=self._timeout,
+        )
+        return f"HPA {hpa_name}: min {old[0]}->{low}, max {old[1]}->{high}"
+
+    def restart(self, request: ChangeRequest) -> str:
+        namespace, name, key = request.namespace, request.name, request.key
+        deployment = self.read(namespace, name)
+        template = deployment.spec.template if deployment.spec else None
+        if _carries(template.metadata if template else None, key):
+            return f"{SKIPPED} already restarted (key {key})"
+        if deployment.spec is not None and deployment.spec.paused:
+            raise ActuatorError(
+                f"cannot restart paused deployment {namespace}/{name} (resume it first)",
+                kind=ErrorKind.TERMINAL,
+                code="Paused",
+            )
+        # RFC 3339 in UTC, exactly what `kubectl rollout restart` writes.
+        stamp = request.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._apps.patch_namespaced_deployment(
+            name,
+            namespace,
+            {
+                "metadata": {"resourceVersion": _rv(deployment.metadata)},
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {RESTARTED_AT: stamp, ACTION_KEY: key}}
+                    }
+                },
+            },
+            _request_timeout=self._timeout,
+        )
+        return f"restarted (restartedAt={stamp}) from revision {revision_of(deployment.metadata)}"
+
+    def rollback(self, wanted: str | None, request: ChangeRequest) -> str:
+        namespace, name, key = request.namespace, request.name, request.key
+        deployment = self.read(namespace, name)
+        meta = deployment.metadata or client.V1ObjectMeta()
+        if _carries(meta, key):
+            return f"{SKIPPED} already rolled back (key {key})"
+        spec = deployment.spec
+        replicasets = self.replicasets(
+            namespace, selector_string(spec.selector if spec else None), meta.uid
+        )
+        current = revision_of(meta)
+        target = _rollback_target(self._api, deployment, replicasets, wanted)
+        if target is None or target.spec is None:
+            missing = "an earlier version" if wanted is None else f"version {wanted}"
+            raise ActuatorError(
+                f"{namespace}/{name} has no ReplicaSet of {missing} to roll back to",
+                kind=ErrorKind.TERMINAL,
+                code="NoRevision" if wanted is None else "RevisionNotFound",
+            )
+        reached = f"revision {revision_of(target.metadata)}"
+        template = _without_hash(to_json(self._api, target.spec.template))
+        if template == _without_hash(to_json(self._api, spec.template if spec else None)):
+            return f"{SKIPPED} the current template already matches {reached}"
+        # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it
+        # conditional, so replacing the whole annotation map loses no one's write.
+        annotations = {**(meta.annotations or {}), ACTION_KEY: key}
+        self._apps.patch_namespaced_deployment(
+            name,
+            namespace,
+            [
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(meta)},
+                {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "add", "path": "/metadata/annotations", "value": annotations},
+            ],
+            _request_timeout=self._timeout,
+        )
+        return f"rolled back from revision {current} to the template of revision {reached}"
+
+
+def _rollback_target(
+    api: client.ApiClient,
+    deployment: client.V1Deployment,
+    replicasets: list[client.V1ReplicaSet],
+    wanted: str | None,
+) -> client.V1ReplicaSet | None:
+    """The ReplicaSet whose template to restore: by version, by revision number, or the last."""
+    if wanted is not None and wanted.isdigit():
+        return next((rs for rs in replicasets if revision_of(rs.metadata) == int(wanted)), None)
+    if wanted is None:
+        candidates = rollback_candidates(api, deployment, replicasets)
+        return candidates[0][1] if candidates else None
+    for _, rs in newest_first(replicasets):
+        if fingerprint(api, rs.spec.template if rs.spec else None) == wanted:
+            return rs
+    return None
+
+
+def _without_hash(template: dict[str, Any] | None) -> dict[str, Any]:
+    # The controller adds pod-template-hash; kubectl strips it before rolling back.
+    out = dict(template or {})
+    meta = dict(out.get("metadata") or {})
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    return {**out, "metadata": meta}
+
+
+def _rv(meta: client.V1ObjectMeta | None) -> str | None:
+    return meta.resource_version if meta else None
+
+
+def _carries(meta: client.V1ObjectMeta | None, key: str) -> bool:
+    """Whether the object (or template) was last changed by the action with ``key``."""
+    return bool(meta and meta.annotations and meta.annotations.get(ACTION_KEY) == key)
+
+
+def hpa_for(
+    deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
+) -> client.V2HorizontalPodAutoscaler | None:
+    for hpa in hpas:
+        ref = hpa.spec.scale_target_ref if hpa.spec else None
+        if ref is not None and ref.kind == "Deployment" and ref.name == deployment:
+            return hpa
+    return None

@@ -1,0 +1,82 @@
+"""Idempotency keys: one per action id, and a replay never changes the simulated provider twice."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.events import action_id_for, idempotency_key
+from jarvis.model import Action, ResourceRef, Restart, Scale
+from jarvis.simulation.provider import SimulatedProvider
+
+pytestmark = pytest.mark.anyio
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TICK = "20260301T120000.000Z-run"
+
+
+def scale(name: str, replicas: int) -> Action:
+    return Action(ResourceRef("sim", name), Scale(replicas=replicas), "test", "why")
+
+
+def test_the_key_is_a_short_stable_digest_of_the_action_id() -> None:
+    """One action id gives one 47-character ASCII key; another id gives another."""
+    action_id = action_id_for(TICK, scale("customer-api", 4))
+    key = idempotency_key(action_id)
+    assert key == idempotency_key(action_id)
+    assert key == "jarvis-" + hashlib.sha256(action_id.encode()).hexdigest()[:40]
+    assert len(key) == 47 and key.isascii()
+    other = action_id_for(TICK, Action(ResourceRef("sim", "customer-api"), Restart(), "t", "r"))
+    assert idempotency_key(other) != key
+
+
+async def test_a_replayed_key_is_answered_without_a_second_change_or_witness() -> None:
+    """The simulated provider applies a key once; the replay succeeds unwitnessed."""
+    clock = VirtualClock(START)
+    fleet = SimulatedFleet(seed=7, services=3, start=START)
+    provider = SimulatedProvider(fleet, clock, seed=7)
+    name = fleet.observe(START)[0].ref.name
+    first, replay = scale(name, 5), scale(name, 3)
+
+    applied = await provider.apply(first, "key-1")
+    again = await provider.apply(replay, "key-1")
+
+    assert applied.ok and again.ok
+    assert "already applied" in again.detail
+    replicas = fleet.state(name).replicas
+    assert replicas is not None and replicas.desired == 5
+    assert [call.action for call in provider.calls if call.what == "apply"] == [first]
+
+
+async def test_a_failed_apply_leaves_its_key_free_to_try_again() -> None:
+    """Only a change that took effect claims the key: a refused one may be retried."""
+    clock = VirtualClock(START)
+    fleet = SimulatedFleet(seed=7, services=3, start=START)
+    provider = SimulatedProvider(fleet, clock, seed=7)
+    name = fleet.observe(START)[0].ref.name
+    fleet.set_api_failing(True)
+    assert not (await provider.apply(scale(name, 5), "key-1")).ok
+    fleet.set_api_failing(False)
+
+    retried = await provider.apply(scale(name, 5), "key-1")
+
+    assert retried.ok and "already applied" not in retried.detail
+    assert len([call for call in provider.calls if call.what == "apply"]) == 2
+
+
+async def test_the_simulated_actuator_applies_one_key_once() -> None:
+    """The default actuator's fleet remembers keys too: a replay does not restart twice."""
+    clock = VirtualClock(START)
+    actuator = SimulatedActuator.create(clock, seed=3, script=False)
+    name = actuator.fleet.observe(START)[0].ref.name
+    restart = Action(ResourceRef("sim", name), Restart(), "test", "why")
+
+    first = await actuator.apply(restart, "key-9")
+    again = await actuator.apply(restart, "key-9")
+
+    assert first.ok and again.detail == "already applied (key key-9)"
+    assert actuator.fleet.applied("key-9")
