@@ -1,0 +1,139 @@
+"""What is recorded and remembered: events, the retry ledger, the kill switch, history.
+
+Every step of a tick becomes an `Event` in the event store; `RetryState` and
+`KillSwitchState` are the safety state the guard reads; `History` is what
+policies may know besides the snapshot, and `Clock` where time comes from.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from jarvis.model.resources import JSON, Snapshot
+
+
+class EventKind(enum.StrEnum):
+    """The kinds of event in the append-only event store."""
+
+    TICK_STARTED = "tick.started"
+    TICK_FINISHED = "tick.finished"
+    RESOURCE_CHANGED = "resource.changed"
+    OBSERVE_FAILED = "observe.failed"
+    ACTION_PROPOSED = "action.proposed"
+    ACTION_BLOCKED = "action.blocked"
+    ACTION_STARTED = "action.started"
+    ACTION_APPLIED = "action.applied"
+    ACTION_FAILED = "action.failed"
+    ACTION_UNKNOWN = "action.unknown"
+    ACTION_ESCALATED = "action.escalated"
+    KILLSWITCH_ENGAGED = "killswitch.engaged"
+    KILLSWITCH_RELEASED = "killswitch.released"
+    ADMIN_REQUEST = "admin.request"
+    RETRIES_RESET = "retries.reset"
+    POLICY_NOTE = "policy.note"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One append-only row of the event store.
+
+    ``idempotency_key`` is unique: replaying a spooled batch, or recording the
+    same outcome twice, never duplicates a row.
+    """
+
+    kind: EventKind
+    ts: datetime
+    idempotency_key: str
+    tick_id: str | None = None
+    resource: str | None = None
+    action_kind: str | None = None
+    policy: str | None = None
+    reason: str | None = None
+    payload: Mapping[str, JSON] = field(default_factory=dict)
+    action_id: str | None = None
+    """Shared by an `action.started` intent and its one outcome event."""
+    id: int | None = None
+    """Assigned by the store; None until written."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """The retry ledger for one (resource, action kind) pair.
+
+    ``attempts`` are the start times of attempts inside the current window,
+    oldest first; ``consecutive_failures`` resets on success.
+    """
+
+    resource: str
+    action_kind: str
+    attempts: tuple[datetime, ...] = ()
+    consecutive_failures: int = 0
+    retry_after: datetime | None = None
+    quarantined: bool = False
+    last_error: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    """Whether the kill switch is engaged, and who set it so, why and when."""
+
+    engaged: bool
+    actor: str = ""
+    reason: str = ""
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What policies may know besides the current snapshot, passed in as data.
+
+    ``snapshots`` are the most recent ones, oldest first, not including the
+    current one. ``events`` are recent events, oldest first (by event time,
+    then id), as an `EventHistory` holds them. ``retries`` is the retry ledger
+    keyed by (resource, action kind).
+    """
+
+    snapshots: Sequence[Snapshot] = ()
+    events: Sequence[Event] = ()
+    retries: Mapping[tuple[str, str], RetryState] = field(default_factory=dict)
+
+
+class EventHistory(Protocol):
+    """Recorded events by event time: the seam `History.events` is filled through.
+
+    `events_since` answers the events of ``kinds`` (every kind when None) of
+    ``resource`` (every resource when None) with ``ts >= since``, ordered by
+    ``ts``, then id. It is asynchronous, since the event store stands behind
+    it (`jarvis.store.history`), so policies, which are pure and synchronous,
+    never call it. A policy states how far back it reads instead, as a
+    ``history_horizon`` attribute (a `timedelta`); the reconciler asks this
+    seam for the longest horizon stated when it starts, and every tick passes
+    what the seam's cache holds, kept current as events are recorded, as
+    `History.events`.
+    """
+
+    async def events_since(
+        self,
+        since: datetime,
+        *,
+        kinds: Collection[str] | None = None,
+        resource: str | None = None,
+    ) -> Sequence[Event]: ...
+
+
+class Clock(Protocol):
+    """Where time comes from: the wall clock in the daemon, virtual time in tests.
+
+    ``now()`` is timezone-aware UTC. The loop and the simulated fleet read time
+    only through a clock, so the same code runs in real and virtual time.
+    """
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...

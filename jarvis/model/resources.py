@@ -1,0 +1,136 @@
+"""What is observed: resources, their state and the snapshot of one tick.
+
+Actuators and sensors produce `ResourceState`s (their typed facts in
+`jarvis.model.facets`); the loop bundles them into a `Snapshot` for policies.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jarvis.model.facets import CloudSpend, LlmUsage, Rollout, RouteWeights, Versions
+
+#: A JSON-compatible value, as stored in event payloads and resource attributes.
+JSON = Any
+
+
+class Health(enum.StrEnum):
+    """How an actuator judges a resource it observed."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ResourceRef:
+    """The identity of a managed resource: a provider and a path within it.
+
+    Written as a URI, ``provider://path`` (``sim://ai-dawg-producer``,
+    ``ecs://prod/api``, ``k8s://default/vocal-coach``), which is what the
+    allow-list globs, the CLI and the event store use.
+    """
+
+    provider: str
+    name: str
+    kind: str = "service"
+
+    def __str__(self) -> str:
+        return f"{self.provider}://{self.name}"
+
+    @classmethod
+    def parse(cls, uri: str, kind: str = "service") -> ResourceRef:
+        """Parse ``provider://name``; raise ValueError on anything else."""
+        provider, sep, name = uri.partition("://")
+        if not sep or not provider or not name:
+            raise ValueError(f"not a resource URI (want provider://name): {uri!r}")
+        return cls(provider=provider, name=name, kind=kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Replicas:
+    """Replica counts as the provider reports them, and the bounds it enforces."""
+
+    desired: int
+    running: int
+    pending: int = 0
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceState:
+    """One resource as an actuator saw it at one moment.
+
+    The facets (``rollout``, ``versions``, ``weights``, ``llm_usage``,
+    ``cloud_spend``) are the typed facts policies and guards read, parsed at
+    the actuator boundary; None when the provider does not report them.
+    ``metrics`` hold the numbers the provider measures (``cpu_utilization``,
+    ``requests_per_minute``, ``p95_latency_ms``, ``error_rate``), by name;
+    ``attributes`` hold provider-specific record detail that no policy reads.
+    """
+
+    ref: ResourceRef
+    health: Health
+    observed_at: datetime
+    replicas: Replicas | None = None
+    version: str | None = None
+    detail: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    attributes: Mapping[str, JSON] = field(default_factory=dict)
+    rollout: Rollout | None = None
+    versions: Versions | None = None
+    weights: RouteWeights | None = None
+    llm_usage: LlmUsage | None = None
+    cloud_spend: CloudSpend | None = None
+    record_nulls: frozenset[str] = frozenset()
+    """Facet keys this provider records as null when unknown, rather than leaving out."""
+
+    def transition_key(self) -> tuple[object, ...]:
+        """What, when it changes, makes a `resource.changed` event.
+
+        Metrics move every tick and are deliberately left out.
+        """
+        replicas = self.replicas
+        return (
+            self.health,
+            self.version,
+            None if replicas is None else (replicas.desired, replicas.running),
+            self.detail,
+        )
+
+    def record_attributes(self) -> dict[str, JSON]:
+        """Facets and remaining attributes as one JSON object, for `resource.changed`.
+
+        The shape recorded before facets existed (one flat object of provider
+        keys), kept so the event record, and what reads it back, do not change.
+        """
+        out: dict[str, JSON] = {}
+        nulls = self.record_nulls
+        if self.rollout is not None:
+            self.rollout.record(out, nulls)
+        if self.versions is not None:
+            self.versions.record(out, nulls)
+        if self.weights is not None:
+            self.weights.record(out)
+        if self.llm_usage is not None:
+            self.llm_usage.record(out)
+        out.update(self.attributes)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything observed in one tick: resources by URI, and failed actuators."""
+
+    taken_at: datetime
+    resources: Mapping[str, ResourceState]
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, uri: str) -> ResourceState | None:
+        return self.resources.get(uri)
