@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, simulate
+from jarvis.cli import commands, daemon, operator, simulate, ticks
 from jarvis.cli.common import State
 
 app = typer.Typer(
@@ -38,13 +38,13 @@ def _root(
 
 
 app.command("run")(daemon.run)
-app.command("tick")(commands.tick)
-app.command("plan")(commands.plan)
+app.command("tick")(ticks.tick)
+app.command("plan")(ticks.plan)
 app.command("events")(commands.events)
-app.command("deploy")(commands.deploy)
+app.command("deploy")(ticks.deploy)
 app.command("simulate")(simulate.simulate)
-app.add_typer(commands.killswitch_app, name="killswitch")
-app.add_typer(commands.retries_app, name="retries")
+app.add_typer(operator.killswitch_app, name="killswitch")
+app.add_typer(operator.retries_app, name="retries")
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -26,6 +26,9 @@ EXIT_CONFIG = 2
 EXIT_STORE = 1
 
 err_console = Console(stderr=True)
+console = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
 
 @dataclass
