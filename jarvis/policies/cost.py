@@ -20,16 +20,16 @@ shifts never compound; a move larger than ``max_shift`` (the guard's
 yields an alert note. Unknown or stale spend means no proposal at all. Model
 cost per request is the model's price at the route's observed token mix this
 month (1k in, 1k out when there is none).
+
+The month's spend and budget stages live in `jarvis.policies.budget`; prices,
+routes and the shape of the settings in `jarvis.policies.cost_settings`.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
 from jarvis.model import (
     JSON,
@@ -37,12 +37,13 @@ from jarvis.model import (
     History,
     ModelPerformance,
     ResourceRef,
-    RouteUsage,
     SetWeights,
     Snapshot,
     month_bounds,
 )
 from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.budget import Budget, Spend, Stage, read_spend
+from jarvis.policies.cost_settings import CostConfig, Price, Route, RoutingConfig
 from jarvis.policies.model_selection import (
     ModelStats,
     SelectionRules,
@@ -55,180 +56,7 @@ from jarvis.policies.model_selection import (
     traffic_moved,
 )
 
-__all__ = ["Budget", "CostPolicy", "Price", "Route", "Spend", "Stage", "month_bounds", "read_spend"]
-
-
-class Stage(enum.IntEnum):
-    """How far into the budget the month's spend is."""
-
-    NORMAL = 0
-    ALERT = 1
-    SHIFT = 2
-    CHEAPEST = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per 1,000 input and output tokens."""
-
-    input_per_1k: float
-    output_per_1k: float
-
-    def per_request(self, input_tokens: float, output_tokens: float) -> float:
-        return (input_tokens * self.input_per_1k + output_tokens * self.output_per_1k) / 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A route's configured weights, the models it allows (in order) and floors."""
-
-    name: str
-    weights: Mapping[str, float]
-    models: tuple[str, ...]
-    floors: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """The monthly budget and its thresholds, as fractions of it."""
-
-    monthly_usd: float = 500.0
-    alert_at: float = 0.8
-    shift_at: float = 0.9
-    cheapest_at: float = 1.0
-    shift_share: float = 0.5
-    include_cloud_spend: bool = True
-    min_change: float = 0.01
-
-    def stage(self, spend_usd: float) -> Stage:
-        used = spend_usd / self.monthly_usd
-        for stage, at in (
-            (Stage.CHEAPEST, self.cheapest_at),
-            (Stage.SHIFT, self.shift_at),
-            (Stage.ALERT, self.alert_at),
-        ):
-            if used >= at:
-                return stage
-        return Stage.NORMAL
-
-
-#: The token mix assumed for a route with no usage recorded this month.
-DEFAULT_TOKENS = (1000.0, 1000.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """This month's spend as observed: LLM usage plus cloud bills, and usage by route."""
-
-    month: str
-    llm_usd: float
-    cloud_usd: float
-    forecast_usd: float
-    routes: Mapping[str, RouteUsage] = field(default_factory=dict)
-    performance: Mapping[str, Mapping[str, ModelPerformance]] = field(default_factory=dict)
-
-    @property
-    def total_usd(self) -> float:
-        return self.llm_usd + self.cloud_usd
-
-    def requests_per_hour(self, route: str, now: datetime) -> float:
-        """The route's average request rate so far this month."""
-        start, _ = month_bounds(now)
-        hours = max(1.0, (now - start).total_seconds() / 3600)
-        usage = self.routes.get(route)
-        return (0.0 if usage is None else float(usage.requests)) / hours
-
-    def token_mix(self, route: str) -> tuple[float, float]:
-        """Mean input and output tokens per request on the route this month."""
-        usage = self.routes.get(route)
-        if usage is None or usage.requests <= 0:
-            return DEFAULT_TOKENS
-        requests = float(usage.requests)
-        return (usage.input_tokens / requests, usage.output_tokens / requests)
-
-
-def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spend | None:
-    """The spend in ``snapshot`` for the month of ``now``, or None if unknown or stale."""
-    llm = snapshot.get("cost://llm")
-    usage = None if llm is None else llm.llm_usage
-    if usage is None:
-        return None
-    start, _ = month_bounds(now)
-    month = f"{start.year:04d}-{start.month:02d}"
-    if usage.month != month:
-        return None
-    forecast = usage.forecast_month_end_usd
-    cloud_usd = 0.0
-    cloud = snapshot.get("cost://aws") if include_cloud else None
-    if cloud is not None and cloud.cloud_spend is not None:
-        cloud_usd = cloud.cloud_spend.month_to_date_usd
-        forecast += cloud.cloud_spend.forecast_month_end_usd
-    return Spend(
-        month=month,
-        llm_usd=usage.month_to_date_usd,
-        cloud_usd=cloud_usd,
-        forecast_usd=forecast,
-        routes=usage.by_route,
-        performance=usage.performance,
-    )
-
-
-class _PriceConfig(Protocol):
-    @property
-    def input_per_1k(self) -> float: ...
-    @property
-    def output_per_1k(self) -> float: ...
-
-
-class _RouteConfig(Protocol):
-    @property
-    def weights(self) -> Mapping[str, float]: ...
-    @property
-    def floors(self) -> Mapping[str, float]: ...
-    @property
-    def models(self) -> tuple[str, ...]: ...
-
-
-class _PerformanceConfig(Protocol):
-    @property
-    def enabled(self) -> bool: ...
-    @property
-    def min_requests(self) -> int: ...
-    @property
-    def min_success_rate(self) -> float: ...
-    @property
-    def success_tolerance(self) -> float: ...
-    @property
-    def score_margin(self) -> float: ...
-    @property
-    def shift(self) -> float: ...
-
-
-class _CostConfig(Protocol):
-    @property
-    def monthly_budget_usd(self) -> float: ...
-    @property
-    def alert_at(self) -> float: ...
-    @property
-    def shift_at(self) -> float: ...
-    @property
-    def cheapest_at(self) -> float: ...
-    @property
-    def shift_share(self) -> float: ...
-    @property
-    def include_cloud_spend(self) -> bool: ...
-    @property
-    def min_change(self) -> float: ...
-
-    @property
-    def prices(self) -> Mapping[str, _PriceConfig]: ...
-    @property
-    def performance(self) -> _PerformanceConfig: ...
-
-
-class _RoutingConfig(Protocol):
-    @property
-    def routes(self) -> Mapping[str, _RouteConfig]: ...
+__all__ = ["CostPolicy"]
 
 
 class CostPolicy:
@@ -257,7 +85,7 @@ class CostPolicy:
 
     @classmethod
     def from_settings(
-        cls, cost: _CostConfig, routing: _RoutingConfig, *, max_shift: float = 0.5
+        cls, cost: CostConfig, routing: RoutingConfig, *, max_shift: float = 0.5
     ) -> CostPolicy:
         """Build from `CostSettings` and `RoutingSettings`; ValueError if a model has no price.
 

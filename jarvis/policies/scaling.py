@@ -10,20 +10,21 @@ or stale metrics give a `Note` and no decision, never a scale to zero.
 
 The composition root builds it with `ScalingPolicy.from_config`, passing
 ``settings.scaling.model_dump()``; the policy never imports the settings.
+
+A service's rule, its bounds and their wording live in
+`jarvis.policies.scaling_rules`; what one tick works out once and shares across
+services, in `jarvis.policies.scaling_tick`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from jarvis.model import Action, History, ResourceState, Scale, Snapshot
 from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.hpa import (
-    MetricTargets,
     RateLimits,
     all_present,
     missing,
@@ -32,54 +33,13 @@ from jarvis.policies.hpa import (
     recommended_replicas,
     stabilize,
 )
-from jarvis.policies.schedule import Schedule, ScheduleWindow, parse_days, parse_time
+from jarvis.policies.scaling_rules import ScalingRule, bounds_text, parse_rule
+from jarvis.policies.scaling_tick import Span, Tick
+from jarvis.policies.schedule import ScheduleWindow
 
 #: Scaling yields to a rollback (100) and to a restart (heal: 10-20): resizing a
 #: crashed or broken service does not mend it.
 SCALING_PRIORITY = 5
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingRule:
-    """How the services whose URI matches ``match`` are scaled."""
-
-    match: str
-    targets: MetricTargets
-    min_replicas: int = 1
-    max_replicas: int = 10
-    price_per_replica_hour: float | None = None
-    schedule: Schedule = field(default_factory=Schedule)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min_replicas <= self.max_replicas:
-            raise ValueError(
-                f"rule {self.match!r}: need 1 <= min_replicas <= max_replicas, "
-                f"got {self.min_replicas} and {self.max_replicas}"
-            )
-        if self.price_per_replica_hour is not None and self.price_per_replica_hour < 0:
-            raise ValueError(f"rule {self.match!r}: price_per_replica_hour must not be negative")
-        for window in self.schedule.windows:
-            low, high = self._window_bounds(window)
-            if not 1 <= low <= high:
-                raise ValueError(
-                    f"rule {self.match!r}: window {window.describe()} gives bounds {low}-{high}"
-                )
-
-    def matches(self, uri: str) -> bool:
-        return fnmatch.fnmatchcase(uri, self.match)
-
-    def bounds(self, now: datetime) -> tuple[int, int, ScheduleWindow | None]:
-        """The rule's min and max at ``now``, and the schedule window that set them."""
-        window = self.schedule.active(now)
-        if window is None:
-            return self.min_replicas, self.max_replicas, None
-        low, high = self._window_bounds(window)
-        return low, high, window
-
-    def _window_bounds(self, window: ScheduleWindow) -> tuple[int, int]:
-        low = self.min_replicas if window.min_replicas is None else window.min_replicas
-        high = self.max_replicas if window.max_replicas is None else window.max_replicas
-        return low, high
 
 
 class ScalingPolicy:
@@ -141,7 +101,7 @@ class ScalingPolicy:
         resources = snapshot.resources
         if len(self._rule_of) > 2 * len(resources) + 1024:
             self._rule_of.clear()
-        tick = _Tick(history, now)
+        tick = Tick(history, now)
         if now == snapshot.taken_at:
             # What this tick recommends is what later ticks would recompute for
             # this snapshot in their window (same state, same time): keep it.
@@ -166,7 +126,7 @@ class ScalingPolicy:
         return next((i for i, rule in enumerate(self._rules) if rule.matches(uri)), -1)
 
     def _decide(
-        self, uri: str, state: ResourceState, index: int, tick: _Tick
+        self, uri: str, state: ResourceState, index: int, tick: Tick
     ) -> Action | Note | None:
         replicas = state.replicas
         if replicas is None:  # evaluate skips these; the check is for mypy
@@ -183,7 +143,7 @@ class ScalingPolicy:
         if replicas.max is not None:
             high = min(high, replicas.max)
         if low > high:
-            text = self._bounds_text(state, self._rules[index], rule_bounds)
+            text = bounds_text(state, self._rules[index], rule_bounds)
             return self._note(uri, "bounds", f"{uri}: no replica count fits {text}")
         if not self._usable(state, index, tick.now):
             tick.recommended[uri] = None
@@ -215,7 +175,7 @@ class ScalingPolicy:
         bounds: tuple[int, int],
         index: int,
         rule_bounds: tuple[int, int, ScheduleWindow | None],
-        tick: _Tick,
+        tick: Tick,
     ) -> Action | None:
         """The HPA's steps after the recommendation: stabilise, rate-limit, bound."""
         # History and text are worked out only when they can change the answer.
@@ -249,7 +209,7 @@ class ScalingPolicy:
             period = f"{self._limits.period_seconds:g} s"
             steps.append(f"rate limit caps {desired} at {limited} per {period}")
         moved = f" move {limited} to {final}" if final != limited else ""
-        steps.append(f"bounds {self._bounds_text(state, rule, rule_bounds)}{moved}")
+        steps.append(f"bounds {bounds_text(state, rule, rule_bounds)}{moved}")
         return self._action(state, rule, current, final, steps)
 
     def _action(
@@ -270,26 +230,6 @@ class ScalingPolicy:
             priority=self._priority,
         )
 
-    @staticmethod
-    def _bounds_text(
-        state: ResourceState,
-        rule: ScalingRule,
-        rule_bounds: tuple[int, int, ScheduleWindow | None],
-    ) -> str:
-        """The bounds as an operator reads them: rule or schedule, then the provider's."""
-        low, high, window = rule_bounds
-        text = f"{low}-{high}"
-        if window is not None:
-            text += f" (schedule {window.describe()} {rule.schedule.timezone})"
-        replicas = state.replicas
-        if replicas is not None and (replicas.min is not None or replicas.max is not None):
-            if replicas.min is not None:
-                low = max(low, replicas.min)
-            if replicas.max is not None:
-                high = min(high, replicas.max)
-            text += f" ∩ provider {replicas.min}-{replicas.max} = {low}-{high}"
-        return text
-
     def _usable(self, state: ResourceState, index: int, at: datetime) -> bool:
         """Whether `_metric_problem` finds nothing wrong, without writing why."""
         return all_present(state.metrics, self._pairs[index]) and (
@@ -308,14 +248,14 @@ class ScalingPolicy:
             )
         return None
 
-    def _span(self, tick: _Tick) -> _Span:
+    def _span(self, tick: Tick) -> Span:
         """Which history snapshots the window and the rate-limit period look at."""
         if tick.span is None:
             now = tick.now
             cutoff = now - self._window
             start = now - self._period
             past = [snapshot for snapshot in tick.history.snapshots if snapshot.taken_at <= now]
-            tick.span = _Span(
+            tick.span = Span(
                 covering=tuple(s for s in past if s.taken_at <= cutoff),
                 window=tuple(
                     (s, self._past.setdefault(id(s), (s, {}))[1])
@@ -326,7 +266,7 @@ class ScalingPolicy:
             )
         return tick.span
 
-    def _window_recommendations(self, uri: str, index: int, tick: _Tick) -> tuple[int | None, bool]:
+    def _window_recommendations(self, uri: str, index: int, tick: Tick) -> tuple[int | None, bool]:
         """The highest recommendation recomputed from the window; whether history covers it.
 
         Only the highest matters: stabilisation scales down to it and no lower.
@@ -356,7 +296,7 @@ class ScalingPolicy:
             state.replicas.desired, state.metrics, self._pairs[index], self._tolerance
         )
 
-    def _period_bases(self, uri: str, tick: _Tick, current: int) -> tuple[int, int]:
+    def _period_bases(self, uri: str, tick: Tick, current: int) -> tuple[int, int]:
         """The lowest and highest desired count seen in the rate-limit period."""
         counts = [current]
         for past in self._span(tick).period:
@@ -367,31 +307,6 @@ class ScalingPolicy:
 
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
-
-
-@dataclass(slots=True)
-class _Tick:
-    """One evaluation's inputs and what it works out once and shares across services."""
-
-    history: History
-    now: datetime
-    bounds: dict[int, tuple[int, int, ScheduleWindow | None]] = field(default_factory=dict)
-    """Each rule's bounds at ``now``, by rule index, on first use."""
-    recommended: dict[str, int | None] = field(default_factory=dict)
-    """This snapshot's recommendations, kept for later windows when ``now`` is its time."""
-    span: _Span | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """The history one tick looks back on, sorted out once for all its services."""
-
-    covering: tuple[Snapshot, ...]
-    """At or before the window's start: a service seen in one has a covered window."""
-    window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
-    """Inside the stabilisation window, each with its memo of recommendations."""
-    period: tuple[Snapshot, ...]
-    """Inside the rate-limit period."""
 
 
 def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:
@@ -411,34 +326,9 @@ def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:
         down_replicas=config.get("scale_down_max_replicas"),
     )
     return ScalingPolicy(
-        [_rule(raw) for raw in config.get("rules", ())],
+        [parse_rule(raw) for raw in config.get("rules", ())],
         tolerance=config.get("tolerance", 0.1),
         stabilization_seconds=config.get("stabilization_seconds", 300.0),
         limits=limits,
         metric_max_age_seconds=config.get("metric_max_age_seconds", 120.0),
-    )
-
-
-def _rule(raw: Mapping[str, Any]) -> ScalingRule:
-    windows = tuple(
-        ScheduleWindow(
-            start=parse_time(window["start"]),
-            end=parse_time(window["end"]),
-            min_replicas=window.get("min_replicas"),
-            max_replicas=window.get("max_replicas"),
-            days=parse_days(window.get("days") or ()),
-        )
-        for window in raw.get("schedule", ())
-    )
-    return ScalingRule(
-        match=raw.get("match", "*"),
-        targets=MetricTargets(
-            cpu_utilization=raw.get("target_cpu_utilization"),
-            requests_per_minute=raw.get("target_requests_per_minute"),
-            p95_latency_ms=raw.get("latency_slo_ms"),
-        ),
-        min_replicas=raw.get("min_replicas", 1),
-        max_replicas=raw.get("max_replicas", 10),
-        price_per_replica_hour=raw.get("price_per_replica_hour"),
-        schedule=Schedule(timezone=raw.get("timezone", "UTC"), windows=windows),
     )

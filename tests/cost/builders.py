@@ -24,7 +24,9 @@ from jarvis.model import (
     RouteWeights,
     Snapshot,
 )
-from jarvis.policies.cost import Budget, CostPolicy, Price, Route
+from jarvis.policies.budget import Budget
+from jarvis.policies.cost import CostPolicy
+from jarvis.policies.cost_settings import Price, Route
 from jarvis.policies.model_selection import SelectionRules
 
 NOW = datetime(2025, 6, 20, 12, 0, tzinfo=UTC)

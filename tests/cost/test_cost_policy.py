@@ -9,7 +9,9 @@ import pytest
 
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
 from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
-from jarvis.policies.cost import Budget, CostPolicy, Route
+from jarvis.policies.budget import Budget
+from jarvis.policies.cost import CostPolicy
+from jarvis.policies.cost_settings import Route
 from tests import actions as typed
 from tests.cost.builders import (
     CHAT,

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jarvis.model import History
-from jarvis.policies.cost import Budget, Route
+from jarvis.policies.budget import Budget
+from jarvis.policies.cost_settings import Route
 from jarvis.policies.model_selection import SelectionRules, quantize
 from tests import actions as typed
 from tests.cost.builders import NOW, cost_state, policy, route_state, snapshot, stats

@@ -11,7 +11,8 @@ import pytest
 from jarvis.model import Action, History, ResourceState, Snapshot
 from jarvis.policies.hpa import MetricTargets, RateLimits
 from jarvis.policies.rollback import ROLLBACK_PRIORITY
-from jarvis.policies.scaling import SCALING_PRIORITY, ScalingPolicy, ScalingRule
+from jarvis.policies.scaling import SCALING_PRIORITY, ScalingPolicy
+from jarvis.policies.scaling_rules import ScalingRule
 from jarvis.policies.schedule import Schedule, ScheduleWindow
 from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, drive, service, snap, steady

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from jarvis.model import History
 from jarvis.policies.hpa import MetricTargets
-from jarvis.policies.scaling import ScalingPolicy, ScalingRule
+from jarvis.policies.scaling import ScalingPolicy
+from jarvis.policies.scaling_rules import ScalingRule
 from jarvis.policies.schedule import Schedule, ScheduleWindow
 from tests import actions as typed
 from tests.policies.fleet import T0, drive, service, snap

@@ -30,7 +30,7 @@ from jarvis.model import (
     SetWeights,
     Snapshot,
 )
-from jarvis.policies.cost import read_spend
+from jarvis.policies.budget import read_spend
 from jarvis.simulation import (
     FaultKind,
     InvariantChecker,

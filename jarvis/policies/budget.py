@@ -1,0 +1,113 @@
+"""The month's spend as the cost policy sees it, and the budget stage it reaches.
+
+Used by the cost policy (`jarvis.policies.cost`), which calls `read_spend` on
+the current snapshot and on the previous one each tick and asks its `Budget`
+which `Stage` the total is in. `read_spend` reads the ``cost://llm`` resource
+(published by the `llm_usage` actuator) and, when asked, ``cost://aws``; spend
+from another month, or none at all, reads as unknown (None).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds
+
+__all__ = ["DEFAULT_TOKENS", "Budget", "Spend", "Stage", "read_spend"]
+
+
+class Stage(enum.IntEnum):
+    """How far into the budget the month's spend is."""
+
+    NORMAL = 0
+    ALERT = 1
+    SHIFT = 2
+    CHEAPEST = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The monthly budget and its thresholds, as fractions of it."""
+
+    monthly_usd: float = 500.0
+    alert_at: float = 0.8
+    shift_at: float = 0.9
+    cheapest_at: float = 1.0
+    shift_share: float = 0.5
+    include_cloud_spend: bool = True
+    min_change: float = 0.01
+
+    def stage(self, spend_usd: float) -> Stage:
+        used = spend_usd / self.monthly_usd
+        for stage, at in (
+            (Stage.CHEAPEST, self.cheapest_at),
+            (Stage.SHIFT, self.shift_at),
+            (Stage.ALERT, self.alert_at),
+        ):
+            if used >= at:
+                return stage
+        return Stage.NORMAL
+
+
+#: The token mix assumed for a route with no usage recorded this month.
+DEFAULT_TOKENS = (1000.0, 1000.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """This month's spend as observed: LLM usage plus cloud bills, and usage by route."""
+
+    month: str
+    llm_usd: float
+    cloud_usd: float
+    forecast_usd: float
+    routes: Mapping[str, RouteUsage] = field(default_factory=dict)
+    performance: Mapping[str, Mapping[str, ModelPerformance]] = field(default_factory=dict)
+
+    @property
+    def total_usd(self) -> float:
+        return self.llm_usd + self.cloud_usd
+
+    def requests_per_hour(self, route: str, now: datetime) -> float:
+        """The route's average request rate so far this month."""
+        start, _ = month_bounds(now)
+        hours = max(1.0, (now - start).total_seconds() / 3600)
+        usage = self.routes.get(route)
+        return (0.0 if usage is None else float(usage.requests)) / hours
+
+    def token_mix(self, route: str) -> tuple[float, float]:
+        """Mean input and output tokens per request on the route this month."""
+        usage = self.routes.get(route)
+        if usage is None or usage.requests <= 0:
+            return DEFAULT_TOKENS
+        requests = float(usage.requests)
+        return (usage.input_tokens / requests, usage.output_tokens / requests)
+
+
+def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spend | None:
+    """The spend in ``snapshot`` for the month of ``now``, or None if unknown or stale."""
+    llm = snapshot.get("cost://llm")
+    usage = None if llm is None else llm.llm_usage
+    if usage is None:
+        return None
+    start, _ = month_bounds(now)
+    month = f"{start.year:04d}-{start.month:02d}"
+    if usage.month != month:
+        return None
+    forecast = usage.forecast_month_end_usd
+    cloud_usd = 0.0
+    cloud = snapshot.get("cost://aws") if include_cloud else None
+    if cloud is not None and cloud.cloud_spend is not None:
+        cloud_usd = cloud.cloud_spend.month_to_date_usd
+        forecast += cloud.cloud_spend.forecast_month_end_usd
+    return Spend(
+        month=month,
+        llm_usd=usage.month_to_date_usd,
+        cloud_usd=cloud_usd,
+        forecast_usd=forecast,
+        routes=usage.by_route,
+        performance=usage.performance,
+    )
