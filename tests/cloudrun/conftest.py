@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from jarvis.actuators.cloudrun.actuator import Clients, CloudRunActuator, build_clients
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+from jarvis.actuators.cloudrun.client import Clients, build_clients
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.loop.clock import VirtualClock
 from tests.cloudrun.fake_server import FakeCloudRun

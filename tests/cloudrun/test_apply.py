@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.actuators.cloudrun.actuator import Clients, CloudRunActuator
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+from jarvis.actuators.cloudrun.client import Clients
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import (
     Action,

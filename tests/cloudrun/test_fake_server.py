@@ -7,7 +7,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 from google.protobuf import field_mask_pb2
 
-from jarvis.actuators.cloudrun.actuator import Clients
+from jarvis.actuators.cloudrun.client import Clients
 from tests.cloudrun.conftest import service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.cloudrun.actuator import CloudRunActuator, build_clients
+from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+from jarvis.actuators.cloudrun.client import build_clients
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, Restart
 from tests.actions import new_key

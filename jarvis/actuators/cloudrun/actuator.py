@@ -4,7 +4,8 @@ Built by the composition root (`jarvis.app`) with `CloudRunActuator.from_setting
 the reconciler calls `observe()` every tick and `apply()` for actions whose target
 provider is ``cloudrun``. The `google-cloud-run` REST client is blocking, so every
 call runs in a worker thread (`run_blocking`) behind the actuator's capacity
-limiter. Parsing and health judgement live in `cloudrun_state`.
+limiter. Parsing and health judgement live in `jarvis.actuators.cloudrun.state`;
+building the clients and classifying their errors in `jarvis.actuators.cloudrun.client`.
 
 Resources: ``cloudrun://PROJECT/REGION/SERVICE``, kind "service". ``version`` is
 the short name of the revision the service is meant to run: the latest created
@@ -43,20 +44,18 @@ the action's key (`jarvis.actuators.cloudrun.changes`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 from google.api_core import exceptions as gexc
 from google.api_core.future.polling import DEFAULT_POLLING
-from google.auth.credentials import AnonymousCredentials
-from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from jarvis.actuators.base import ActuatorError, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
+from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
 from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import (
@@ -89,104 +88,6 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "run.operations.get",
     ),
 }
-
-_TERMINAL = (
-    gexc.NotFound,
-    gexc.PermissionDenied,
-    gexc.Unauthenticated,
-    gexc.InvalidArgument,
-    gexc.BadRequest,
-    gexc.FailedPrecondition,
-    gexc.AlreadyExists,
-)
-_TEMPORARY = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.ResourceExhausted,
-    gexc.DeadlineExceeded,
-    gexc.GatewayTimeout,
-    gexc.Conflict,
-)
-
-# The REST client raises by HTTP status; a 409 (Conflict) has no gRPC twin.
-_HTTP_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The two blocking SDK clients the actuator drives."""
-
-    services: run_v2.ServicesClient
-    revisions: run_v2.RevisionsClient
-
-    def close(self) -> None:
-        """Close both clients' HTTP sessions."""
-        # The transports' close() is untyped in google-cloud-run.
-        self.services.transport.close()  # type: ignore[no-untyped-call]
-        self.revisions.transport.close()  # type: ignore[no-untyped-call]
-
-
-def build_clients(settings: CloudRunSettings) -> Clients:
-    """REST clients on application-default credentials, or anonymous ones for a fake endpoint."""
-    options: dict[str, Any] = {}
-    if settings.api_endpoint is not None:
-        options["api_endpoint"] = settings.api_endpoint
-    credentials = (
-        AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth ships no types here
-        if settings.credentials == "anonymous"
-        else None
-    )
-    try:
-        return Clients(
-            services=run_v2.ServicesClient(
-                transport="rest", credentials=credentials, client_options=options
-            ),
-            revisions=run_v2.RevisionsClient(
-                transport="rest", credentials=credentials, client_options=options
-            ),
-        )
-    except DefaultCredentialsError as exc:
-        raise ActuatorError(
-            f"cloudrun: no application-default credentials ({exc})", kind=ErrorKind.TERMINAL
-        ) from exc
-
-
-def status_name(exc: gexc.GoogleAPICallError) -> str:
-    """Google's canonical status (NOT_FOUND, UNAVAILABLE, ...) of a client exception."""
-    grpc_name = getattr(exc.grpc_status_code, "name", None)
-    if grpc_name:
-        return str(grpc_name)
-    return _HTTP_STATUS.get(exc.code or 0, str(exc.code))
-
-
-def classify(exc: BaseException) -> ActuatorError:
-    """Map a client failure to an `ActuatorError` whose kind says whether to retry."""
-    if isinstance(exc, ActuatorError):
-        return exc
-    if isinstance(exc, gexc.GoogleAPICallError):
-        status = status_name(exc)
-        if isinstance(exc, _TERMINAL):
-            kind = ErrorKind.TERMINAL
-        elif isinstance(exc, _TEMPORARY):
-            kind = ErrorKind.TEMPORARY
-        else:
-            kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
-        return ActuatorError(f"cloudrun: {status}: {exc.message}", kind=kind, code=status)
-    # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
-    if isinstance(exc, OSError):
-        return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")
-    return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNKNOWN")
 
 
 class CloudRunActuator:

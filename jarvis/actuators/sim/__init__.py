@@ -1,8 +1,9 @@
 """The simulated provider: the embedded default fleet and the simulation harness's world.
 
-`SimulatedFleet` is the deterministic simulated cloud (``fleet``), its traffic
-model lives in ``traffic``, and `SimulatedActuator` (``actuator``) is what the
-reconcile loop calls. Import from here.
+`SimulatedFleet` is the deterministic simulated cloud (``fleet``), one service's
+state lives in ``service`` and what an action does to it in ``changes``, its
+traffic model lives in ``traffic``, and `SimulatedActuator` (``actuator``) is
+what the reconcile loop calls. Import from here.
 """
 
 from jarvis.actuators.sim.actuator import SimulatedActuator
@@ -10,11 +11,10 @@ from jarvis.actuators.sim.fleet import (
     BROKEN_DETAIL,
     CRASH_DETAIL,
     DEFAULT_SERVICE_NAMES,
-    MAX_REPLICAS,
-    MIN_REPLICAS,
     SimulatedFleet,
     service_names,
 )
+from jarvis.actuators.sim.service import MAX_REPLICAS, MIN_REPLICAS
 
 __all__ = [
     "BROKEN_DETAIL",

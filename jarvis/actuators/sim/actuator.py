@@ -12,7 +12,8 @@ from datetime import datetime
 
 import anyio.lowlevel
 
-from jarvis.actuators.sim.fleet import PROVIDER, SimulatedFleet
+from jarvis.actuators.sim.fleet import SimulatedFleet
+from jarvis.actuators.sim.service import PROVIDER
 from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
 
 

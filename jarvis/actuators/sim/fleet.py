@@ -6,6 +6,8 @@ hooks (`crash`, `break_permanently`, `bad_deploy`, `set_api_failing`, `surge`)
 and its operator's `repair` directly. It is plain and
 synchronous: time comes only from the ``now`` passed in, randomness only from
 ``random.Random(seed)``, so the same seed and the same calls give the same states.
+Each service's mutable state is a `Service` (``jarvis.actuators.sim.service``);
+what an applied action does to it lives in ``jarvis.actuators.sim.changes``.
 
 Observed states carry the metrics ``requests_per_minute``, ``cpu_utilization``
 (percent), ``p95_latency_ms`` and ``error_rate`` (0..1), and these facets:
@@ -31,25 +33,20 @@ import random
 from datetime import datetime
 
 from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.sim.changes import deploy, restart, rollback, scale, terminal
+from jarvis.actuators.sim.service import COMPLETED, PROVIDER, Service
 from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
 from jarvis.model import (
     Action,
     Deploy,
-    ErrorKind,
     Health,
     Outcome,
-    Replicas,
-    ResourceRef,
     ResourceState,
     Restart,
     Rollback,
-    Rollout,
-    RolloutState,
     Scale,
-    Versions,
 )
 
-PROVIDER = "sim"
 DEFAULT_SERVICE_NAMES = (
     "jarvis-control-plane",
     "ai-dawg-producer",
@@ -58,8 +55,6 @@ DEFAULT_SERVICE_NAMES = (
     "customer-api",
     "billing-worker",
 )
-MIN_REPLICAS = 1
-MAX_REPLICAS = 20
 CRASH_DETAIL = "CrashLoopBackOff: exit code 137"
 BROKEN_DETAIL = "ImagePullBackOff: image registry unreachable"
 BAD_VERSION_DETAIL = "CrashLoopBackOff: {version} fails its readiness probe"
@@ -73,84 +68,10 @@ _SCRIPT: dict[int, tuple[str, bool]] = {
 }
 
 
-_COMPLETED = Rollout(RolloutState.COMPLETED)
-_IN_PROGRESS = Rollout(RolloutState.IN_PROGRESS)
-
-
 def service_names(count: int) -> list[str]:
     """The six seed-system names, then ``svc-00007`` onwards."""
     named = list(DEFAULT_SERVICE_NAMES[:count])
     return named + [f"svc-{index:05d}" for index in range(len(named) + 1, count + 1)]
-
-
-class _Service:
-    """The mutable state of one simulated service. Private to the fleet."""
-
-    __slots__ = (
-        "bad_versions",
-        "broken_detail",
-        "crash_detail",
-        "desired",
-        "load",
-        "max_replicas",
-        "min_replicas",
-        "name",
-        "previous",
-        "profile",
-        "ref",
-        "replicas_seen",
-        "rollout",
-        "running",
-        "version",
-        "versions",
-        "versions_facet",
-    )
-
-    def __init__(self, name: str, profile: Profile, replicas: int) -> None:
-        self.name = name
-        self.ref = ResourceRef(PROVIDER, name, "service")
-        self.profile = profile
-        self.desired = replicas
-        self.running = replicas
-        self.min_replicas = MIN_REPLICAS
-        self.max_replicas = MAX_REPLICAS
-        self.versions: list[tuple[str, str]] = [("v1", f"registry.sim.local/{name}:1.0.0")]
-        self.version = "v1"
-        self.previous: str | None = None
-        self.rollout = _COMPLETED
-        self.crash_detail = ""
-        """Non-empty while crashed: the service runs nothing until restarted."""
-        self.broken_detail = ""
-        """Non-empty when every restart fails with this detail."""
-        self.bad_versions: set[str] = set()
-        """Versions that crash-loop whenever they run (from `bad_deploy`)."""
-        self.load = 1.0
-        self.versions_facet = self.facet()
-        self.replicas_seen: Replicas | None = None
-        """The `Replicas` last reported, reused until a count changes (None: rebuild)."""
-
-    def replicas(self) -> Replicas:
-        seen = self.replicas_seen
-        if seen is None:
-            pending = 0 if self.crash_detail else max(0, self.desired - self.running)
-            seen = Replicas(
-                self.desired, self.running, pending, self.min_replicas, self.max_replicas
-            )
-            self.replicas_seen = seen
-        return seen
-
-    def facet(self) -> Versions:
-        # Rebuilt only when the version changes and shared by every state
-        # observed until then.
-        return Versions(
-            previous=self.previous,
-            available=tuple(v for v, _ in reversed(self.versions) if v != self.version),
-            image=dict(self.versions)[self.version],
-        )
-
-    def set_version(self, version: str) -> None:
-        self.previous, self.version, self.rollout = self.version, version, _IN_PROGRESS
-        self.versions_facet = self.facet()
 
 
 class SimulatedFleet:
@@ -175,10 +96,10 @@ class SimulatedFleet:
         # Apply failures draw from their own stream, so how often the fleet is
         # observed does not change which applies fail.
         self._apply_rng = random.Random(rng.getrandbits(64))  # noqa: S311 -- as above
-        self._services: list[_Service] = []
+        self._services: list[Service] = []
         for name in service_names(services):
             replicas = rng.randint(2, 6)
-            self._services.append(_Service(name, Profile.draw(rng, replicas), replicas))
+            self._services.append(Service(name, Profile.draw(rng, replicas), replicas))
         self._by_uri = {str(service.ref): service for service in self._services}
         self._script = script
         self._fail_rate = fail_rate
@@ -228,7 +149,7 @@ class SimulatedFleet:
             if service.running != service.desired and not service.crash_detail:
                 service.running = service.desired
                 service.replicas_seen = None
-            service.rollout = _COMPLETED
+            service.rollout = COMPLETED
 
     def states(self) -> list[ResourceState]:
         """Every service as it looks at the fleet's current time, without advancing."""
@@ -244,7 +165,7 @@ class SimulatedFleet:
         return self._state(service, now, day_factor(now), now.timestamp())
 
     @staticmethod
-    def _state(service: _Service, now: datetime, day: float, epoch: float) -> ResourceState:
+    def _state(service: Service, now: datetime, day: float, epoch: float) -> ResourceState:
         profile = service.profile
         wobble = profile.noise(epoch)
         rpm = profile.peak_rpm * day * wobble * service.load
@@ -322,10 +243,10 @@ class SimulatedFleet:
             raise ValueError(f"a traffic factor cannot be negative: {factor}")
         self._require(name).load = factor
 
-    def _lookup(self, name: str) -> _Service | None:
+    def _lookup(self, name: str) -> Service | None:
         return self._by_uri.get(f"{PROVIDER}://{name}")
 
-    def _require(self, name: str) -> _Service:
+    def _require(self, name: str) -> Service:
         service = self._lookup(name)
         if service is None:
             raise KeyError(f"no such service: {name}")
@@ -347,10 +268,10 @@ class SimulatedFleet:
             return Outcome.failure("simulated provider API unavailable", code="ServiceUnavailable")
         service = self._by_uri.get(str(action.target))
         if service is None:
-            return _terminal(f"no such service: {action.target}", "NotFound")
+            return terminal(f"no such service: {action.target}", "NotFound")
         params = action.params
         if not isinstance(params, Scale | Restart | Rollback | Deploy):
-            return _terminal(f"the simulated fleet cannot {action.kind}", "Unsupported")
+            return terminal(f"the simulated fleet cannot {action.kind}", "Unsupported")
         if key is not None and key in self._applied_keys:
             return Outcome.success(f"already applied (key {key})")
         if self._fail_rate and self._apply_rng.random() < self._fail_rate:
@@ -359,74 +280,13 @@ class SimulatedFleet:
             )
         match params:
             case Scale():
-                outcome = self._scale(service, params)
+                outcome = scale(service, params)
             case Restart():
-                outcome = self._restart(service)
+                outcome = restart(service)
             case Rollback(version=version):
-                outcome = self._rollback(service, version)
+                outcome = rollback(service, version)
             case Deploy(image=image):
-                outcome = self._deploy(service, image)
+                outcome = deploy(service, image)
         if outcome.ok and key is not None:
             self._applied_keys.add(key)
         return outcome
-
-    @staticmethod
-    def _scale(service: _Service, params: Scale) -> Outcome:
-        wanted = params.replicas
-        if wanted is None:
-            return _terminal("scale needs a replica count", "InvalidParameter")
-        low = service.min_replicas if params.min_replicas is None else params.min_replicas
-        high = service.max_replicas if params.max_replicas is None else params.max_replicas
-        if not MIN_REPLICAS <= low <= high:
-            return _terminal(f"invalid replica bounds {low}..{high}", "InvalidParameter")
-        # The guard enforces bounds; a fleet that clamped would hide a guard bug.
-        if not low <= wanted <= high:
-            return _terminal(f"replicas {wanted} outside {low}..{high}", "InvalidParameter")
-        before = service.desired
-        service.min_replicas, service.max_replicas = low, high
-        service.desired = wanted
-        service.replicas_seen = None
-        if before == wanted:
-            return Outcome.success(f"already at {before} replicas")
-        return Outcome.success(f"desired replicas {before} -> {wanted}")
-
-    @staticmethod
-    def _restart(service: _Service) -> Outcome:
-        if service.broken_detail:
-            if service.crash_detail:
-                service.crash_detail = service.broken_detail
-            return Outcome.failure(service.broken_detail, code="RestartFailed")
-        if service.crash_detail:
-            service.crash_detail = ""
-            service.replicas_seen = None
-            return Outcome.success(f"restarted; {service.desired} replicas starting")
-        return Outcome.success("rolling restart of a running service")
-
-    @staticmethod
-    def _rollback(service: _Service, target: str) -> Outcome:
-        if not target:
-            return _terminal("rollback needs a version", "InvalidParameter")
-        if target == service.version:
-            return Outcome.success(f"already at {target}")
-        if target not in {version for version, _ in service.versions}:
-            return _terminal(f"version {target} was never deployed", "VersionNotFound")
-        before = service.version
-        service.set_version(target)
-        if before in service.bad_versions and target not in service.bad_versions:
-            # The good version starts cleanly: the bad one's crash loop ends with it.
-            service.broken_detail = service.crash_detail = ""
-            service.replicas_seen = None
-        return Outcome.success(f"rolled back {before} -> {target}")
-
-    @staticmethod
-    def _deploy(service: _Service, image: str) -> Outcome:
-        if not image:
-            return _terminal("deploy needs an image", "InvalidParameter")
-        version = f"v{len(service.versions) + 1}"
-        service.versions.append((version, image))
-        service.set_version(version)
-        return Outcome.success(f"deployed {image} as {version}")
-
-
-def _terminal(detail: str, code: str) -> Outcome:
-    return Outcome.failure(detail, kind=ErrorKind.TERMINAL, code=code)

@@ -1,0 +1,119 @@
+"""The Cloud Run clients: building them from settings, and classifying their errors.
+
+`jarvis.actuators.cloudrun.actuator` builds its `Clients` here (tests build them
+too, aimed at the fake in tests/cloudrun) and passes every failure of a
+blocking SDK call through `classify`, so the loop sees a temporary or a
+terminal `ActuatorError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud import run_v2
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.config.cloudrun import CloudRunSettings
+from jarvis.model import ErrorKind
+
+_TERMINAL = (
+    gexc.NotFound,
+    gexc.PermissionDenied,
+    gexc.Unauthenticated,
+    gexc.InvalidArgument,
+    gexc.BadRequest,
+    gexc.FailedPrecondition,
+    gexc.AlreadyExists,
+)
+_TEMPORARY = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.ResourceExhausted,
+    gexc.DeadlineExceeded,
+    gexc.GatewayTimeout,
+    gexc.Conflict,
+)
+
+# The REST client raises by HTTP status; a 409 (Conflict) has no gRPC twin.
+_HTTP_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The two blocking SDK clients the actuator drives."""
+
+    services: run_v2.ServicesClient
+    revisions: run_v2.RevisionsClient
+
+    def close(self) -> None:
+        """Close both clients' HTTP sessions."""
+        # The transports' close() is untyped in google-cloud-run.
+        self.services.transport.close()  # type: ignore[no-untyped-call]
+        self.revisions.transport.close()  # type: ignore[no-untyped-call]
+
+
+def build_clients(settings: CloudRunSettings) -> Clients:
+    """REST clients on application-default credentials, or anonymous ones for a fake endpoint."""
+    options: dict[str, Any] = {}
+    if settings.api_endpoint is not None:
+        options["api_endpoint"] = settings.api_endpoint
+    credentials = (
+        AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth ships no types here
+        if settings.credentials == "anonymous"
+        else None
+    )
+    try:
+        return Clients(
+            services=run_v2.ServicesClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+            revisions=run_v2.RevisionsClient(
+                transport="rest", credentials=credentials, client_options=options
+            ),
+        )
+    except DefaultCredentialsError as exc:
+        raise ActuatorError(
+            f"cloudrun: no application-default credentials ({exc})", kind=ErrorKind.TERMINAL
+        ) from exc
+
+
+def status_name(exc: gexc.GoogleAPICallError) -> str:
+    """Google's canonical status (NOT_FOUND, UNAVAILABLE, ...) of a client exception."""
+    grpc_name = getattr(exc.grpc_status_code, "name", None)
+    if grpc_name:
+        return str(grpc_name)
+    return _HTTP_STATUS.get(exc.code or 0, str(exc.code))
+
+
+def classify(exc: BaseException) -> ActuatorError:
+    """Map a client failure to an `ActuatorError` whose kind says whether to retry."""
+    if isinstance(exc, ActuatorError):
+        return exc
+    if isinstance(exc, gexc.GoogleAPICallError):
+        status = status_name(exc)
+        if isinstance(exc, _TERMINAL):
+            kind = ErrorKind.TERMINAL
+        elif isinstance(exc, _TEMPORARY):
+            kind = ErrorKind.TEMPORARY
+        else:
+            kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
+        return ActuatorError(f"cloudrun: {status}: {exc.message}", kind=kind, code=status)
+    # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
+    if isinstance(exc, OSError):
+        return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")
+    return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNKNOWN")
