@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from jarvis.model import (
     Health,
     ResourceRef,
@@ -67,3 +69,15 @@ def test_route_weights_render_with_their_version_and_floors() -> None:
         "weights_version": 3,
         "floors": {"a": 0.1},
     }
+
+
+@pytest.mark.anyio
+async def test_the_simulated_fleet_reports_metrics_only_under_their_shared_names() -> None:
+    """Every metric name an actuator writes is a `Metric`, the names policies read by."""
+    from jarvis.actuators.sim import SimulatedActuator
+    from jarvis.loop.clock import VirtualClock
+    from jarvis.model import Metric
+
+    states = await SimulatedActuator.create(VirtualClock(), seed=3, services=12).observe()
+    names = {name for state in states for name in state.metrics}
+    assert names and names <= set(Metric)

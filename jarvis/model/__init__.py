@@ -28,6 +28,7 @@ from jarvis.model.actions import (
 from jarvis.model.facets import (
     CloudSpend,
     LlmUsage,
+    Metric,
     ModelPerformance,
     ModelSpend,
     Rollout,
@@ -73,6 +74,7 @@ __all__ = [
     "History",
     "KillSwitchState",
     "LlmUsage",
+    "Metric",
     "ModelPerformance",
     "ModelSpend",
     "Outcome",

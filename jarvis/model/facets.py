@@ -46,6 +46,29 @@ def _put(out: dict[str, Any], key: str, value: object, nulls: Collection[str]) -
         out[key] = value
 
 
+class Metric(enum.StrEnum):
+    """The names of the numbers in `ResourceState.metrics`, one vocabulary for every provider.
+
+    Actuators write their measurements under these names and policies read them
+    by these names, so neither side can misspell one. A metric a provider does
+    not measure is absent, never zero.
+    """
+
+    CPU_UTILIZATION = "cpu_utilization"
+    """Percent of the requested CPU, averaged over the service's replicas."""
+    MEMORY_UTILIZATION = "memory_utilization"
+    """Percent of the requested memory."""
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+    P95_LATENCY_MS = "p95_latency_ms"
+    ERROR_RATE = "error_rate"
+    """Failed requests over all requests, 0..1."""
+    LATENCY_MS = "latency_ms"
+    """A probe's round trip."""
+    MONTH_TO_DATE_USD = "month_to_date_usd"
+    FORECAST_MONTH_END_USD = "forecast_month_end_usd"
+    REQUESTS_MONTH_TO_DATE = "requests_month_to_date"
+
+
 class RolloutState(enum.StrEnum):
     """Where the newest change of a resource stands, as its provider judges it."""
 

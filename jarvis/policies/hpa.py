@@ -14,9 +14,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-CPU = "cpu_utilization"
-RPM = "requests_per_minute"
-P95 = "p95_latency_ms"
+from jarvis.model import Metric
+
+CPU = Metric.CPU_UTILIZATION
+RPM = Metric.REQUESTS_PER_MINUTE
+P95 = Metric.P95_LATENCY_MS
 
 
 @dataclass(frozen=True, slots=True)

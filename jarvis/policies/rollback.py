@@ -28,6 +28,7 @@ from jarvis.model import (
     EventKind,
     Health,
     History,
+    Metric,
     ResourceState,
     Rollback,
     RolloutState,
@@ -39,8 +40,8 @@ from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
 #: A rollback beats a scale-up (or any scaling) proposed for the same resource.
 ROLLBACK_PRIORITY = 100
 
-ERROR_RATE = "error_rate"
-P95 = "p95_latency_ms"
+ERROR_RATE = Metric.ERROR_RATE
+P95 = Metric.P95_LATENCY_MS
 
 _UNHEALTHY = Health.UNHEALTHY
 _FAILED = RolloutState.FAILED

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jarvis.model import Event, EventKind, Health, ResourceState
+from jarvis.model import Event, EventKind, Health, Metric, ResourceState
 from jarvis.simulation.faults import FaultKind
 
 _ACTION_OUTCOMES = {
@@ -137,7 +137,7 @@ class Incidents:
 
 def _well(state: ResourceState, kind: FaultKind) -> bool:
     if kind is FaultKind.SPIKE:
-        return state.metrics.get("cpu_utilization", 0.0) < 100.0
+        return state.metrics.get(Metric.CPU_UTILIZATION, 0.0) < 100.0
     return state.health is Health.HEALTHY
 
 
@@ -175,11 +175,11 @@ class Capacity:
 
 def _short(state: ResourceState) -> bool:
     metrics = state.metrics
-    if metrics.get("requests_per_minute", 0.0) <= 0:
+    if metrics.get(Metric.REQUESTS_PER_MINUTE, 0.0) <= 0:
         return False
     replicas = state.replicas
     running = 0 if replicas is None else replicas.running
-    return running == 0 or metrics.get("cpu_utilization", 0.0) >= 100.0
+    return running == 0 or metrics.get(Metric.CPU_UTILIZATION, 0.0) >= 100.0
 
 
 @dataclass
@@ -208,9 +208,9 @@ class Budget:
             self._close(complete=True)
         self._month = month
         spend = [
-            state.metrics["month_to_date_usd"]
+            state.metrics[Metric.MONTH_TO_DATE_USD]
             for state in resources.values()
-            if state.ref.provider == "cost" and "month_to_date_usd" in state.metrics
+            if state.ref.provider == "cost" and Metric.MONTH_TO_DATE_USD in state.metrics
         ]
         if spend:
             self._spend = sum(spend)

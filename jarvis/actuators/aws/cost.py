@@ -30,6 +30,7 @@ from jarvis.model import (
     Clock,
     CloudSpend,
     Health,
+    Metric,
     ResourceRef,
     ResourceState,
 )
@@ -137,8 +138,8 @@ def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceSta
         health=Health.HEALTHY,
         observed_at=now,
         metrics={
-            "month_to_date_usd": spend.month_to_date_usd,
-            "forecast_month_end_usd": spend.forecast_month_end_usd,
+            Metric.MONTH_TO_DATE_USD: spend.month_to_date_usd,
+            Metric.FORECAST_MONTH_END_USD: spend.forecast_month_end_usd,
         },
         cloud_spend=spend,
         attributes={

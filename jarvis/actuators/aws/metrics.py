@@ -20,6 +20,7 @@ import anyio
 
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.aws.services import Service
+from jarvis.model import Metric
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -146,8 +147,8 @@ class MetricsReader:
             uri = str(service.ref)
             ecs_dims = (("ClusterName", service.cluster), ("ServiceName", service.name))
             for key, metric in (
-                ("cpu_utilization", "CPUUtilization"),
-                ("memory_utilization", "MemoryUtilization"),
+                (Metric.CPU_UTILIZATION, "CPUUtilization"),
+                (Metric.MEMORY_UTILIZATION, "MemoryUtilization"),
             ):
                 yield _Query(f"s{index}_{key}", uri, key, "AWS/ECS", metric, ecs_dims, "Average")
             for tg_index, arn in enumerate(service.target_groups):
@@ -170,11 +171,11 @@ class MetricsReader:
         errors = sum(v for k, v in values.items() if k.startswith("errors#"))
         latencies = [v for k, v in values.items() if k.startswith("latency#")]
         if any(k.startswith("requests#") for k in values):
-            out["requests_per_minute"] = requests * 60.0 / self._period
-            out["error_rate"] = errors / requests if requests > 0 else 0.0
+            out[Metric.REQUESTS_PER_MINUTE] = requests * 60.0 / self._period
+            out[Metric.ERROR_RATE] = errors / requests if requests > 0 else 0.0
         if latencies:
             # Several target groups: the slowest one is what users feel.
-            out["p95_latency_ms"] = max(latencies) * 1000.0
+            out[Metric.P95_LATENCY_MS] = max(latencies) * 1000.0
         return out
 
 

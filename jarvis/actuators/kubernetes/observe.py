@@ -26,6 +26,7 @@ from jarvis.actuators.kubernetes.client import to_json
 from jarvis.model import (
     JSON,
     Health,
+    Metric,
     Replicas,
     ResourceRef,
     ResourceState,
@@ -290,7 +291,7 @@ def deployment_state(
     autoscaler = _hpa_facts(hpa)
     metrics: dict[str, float] = {"pod_restarts": float(facts.restarts)}
     if (cpu := _cpu_utilization(hpa)) is not None:
-        metrics["cpu_utilization"] = cpu
+        metrics[Metric.CPU_UTILIZATION] = cpu
     conditions = {
         c.type: {"status": c.status, "reason": c.reason}
         for c in ((status.conditions if status else None) or [])

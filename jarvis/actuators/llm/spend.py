@@ -14,6 +14,7 @@ from datetime import datetime
 from jarvis.model import (
     Health,
     LlmUsage,
+    Metric,
     ModelPerformance,
     ModelSpend,
     ResourceRef,
@@ -131,9 +132,9 @@ def usage_state(
         observed_at=observed_at,
         detail=f"LLM usage for {month}",
         metrics={
-            "month_to_date_usd": usage.month_to_date_usd,
-            "forecast_month_end_usd": usage.forecast_month_end_usd,
-            "requests_month_to_date": float(requests),
+            Metric.MONTH_TO_DATE_USD: usage.month_to_date_usd,
+            Metric.FORECAST_MONTH_END_USD: usage.forecast_month_end_usd,
+            Metric.REQUESTS_MONTH_TO_DATE: float(requests),
         },
         llm_usage=usage,
     )

@@ -26,7 +26,7 @@ import anyio
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.config.probes import ProbeSettings
-from jarvis.model import Clock, Health, ResourceRef, ResourceState
+from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
 PROVIDER = "probe"
 
@@ -104,7 +104,7 @@ class ProbeSensor:
             health=health,
             observed_at=self._clock.now(),
             detail=detail,
-            metrics={"latency_ms": round(latency_ms, 3)},
+            metrics={Metric.LATENCY_MS: round(latency_ms, 3)},
             attributes=attributes,
         )
 

@@ -40,6 +40,7 @@ from jarvis.model import (
     Action,
     Deploy,
     Health,
+    Metric,
     Outcome,
     ResourceState,
     Restart,
@@ -175,7 +176,7 @@ class SimulatedFleet:
             health, detail = Health.UNHEALTHY, service.crash_detail
         elif running == 0:
             health, detail = Health.DEGRADED, f"starting: 0 of {service.desired} replicas running"
-        elif metrics["cpu_utilization"] > DEGRADED_CPU:
+        elif metrics[Metric.CPU_UTILIZATION] > DEGRADED_CPU:
             health = Health.DEGRADED
             detail = f"overloaded: cpu above {DEGRADED_CPU:g}% on {running} replicas"
         else:

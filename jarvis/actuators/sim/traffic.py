@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from jarvis.model import Metric
+
 PEAK_HOUR_UTC = 15.0
 """Traffic peaks mid-afternoon UTC and bottoms out twelve hours later."""
 NIGHT_FLOOR = 0.2
@@ -86,10 +88,10 @@ class Profile:
         """
         if running <= 0:
             return {
-                "requests_per_minute": rpm,
-                "cpu_utilization": 0.0,
-                "p95_latency_ms": 0.0,
-                "error_rate": 1.0 if rpm > 0 else 0.0,
+                Metric.REQUESTS_PER_MINUTE: rpm,
+                Metric.CPU_UTILIZATION: 0.0,
+                Metric.P95_LATENCY_MS: 0.0,
+                Metric.ERROR_RATE: 1.0 if rpm > 0 else 0.0,
             }
         # Plain float arithmetic on the common path: this runs per service per tick.
         base = self.base_latency_ms
@@ -106,8 +108,8 @@ class Profile:
         # Unrounded on purpose: rounding four floats costs more than the rest of
         # this function, and metrics are not part of a state's transition key.
         return {
-            "requests_per_minute": rpm,
-            "cpu_utilization": cpu,
-            "p95_latency_ms": latency,
-            "error_rate": errors,
+            Metric.REQUESTS_PER_MINUTE: rpm,
+            Metric.CPU_UTILIZATION: cpu,
+            Metric.P95_LATENCY_MS: latency,
+            Metric.ERROR_RATE: errors,
         }
