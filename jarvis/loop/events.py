@@ -181,8 +181,9 @@ def escalated(
     *,
     attempts: int,
     error: str,
+    terminal: bool = False,
 ) -> Event:
-    """A retry budget is spent: the (resource, action kind) pair is quarantined.
+    """A retry budget is spent, or a terminal error ended it: the pair is quarantined.
 
     ``subject`` is the action whose budget ran out in this tick, or the
     `action.started` intent a previous process left open (recovery). The kind,
@@ -213,7 +214,11 @@ def escalated(
         subject,
         key=f"{action_id}:escalated",
         action_id=action_id,
-        reason=f"{attempts} failed attempts; quarantined until `jarvis retries reset`",
+        reason=(
+            "a terminal error (retrying cannot help); quarantined until `jarvis retries reset`"
+            if terminal
+            else f"{attempts} failed attempts; quarantined until `jarvis retries reset`"
+        ),
         attempts=attempts,
         last_error=error,
     )

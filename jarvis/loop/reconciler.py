@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-import anyio
 import structlog
 
-from jarvis.actuators.base import ActuatorError, Sensor, route_table
+from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
+from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.observe import health_counts, observe_all, transitions
@@ -80,18 +80,14 @@ class Reconciler:
         self.metrics = metrics
         self.run_id = run_id
         self.observe_timeout = observe_timeout
-        self.apply_timeout = apply_timeout
         self.dry_run = dry_run
-        # Sensors (probes, cost, usage) own no action kinds and never receive an
-        # action; two actuators claiming one (provider, kind) is refused here.
-        self._routes = route_table(self.actuators)
+        self.dispatcher = Dispatcher(self.actuators, apply_timeout=apply_timeout)
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
         self.recorder = Recorder(store, self.history, metrics)
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
-        self._apply_scope: anyio.CancelScope | None = None
         self.last_tick_finished: datetime | None = None
         metrics.known_actuators(a.name for a in self.actuators)
         metrics.known_policies(p.name for p in self.policies)
@@ -111,9 +107,7 @@ class Reconciler:
     def request_stop(self, grace: float) -> None:
         """Stop taking new actions; an apply in flight gets ``grace`` seconds at most."""
         self._stopping = True
-        scope = self._apply_scope
-        if scope is not None:
-            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+        self.dispatcher.shorten(grace)
 
     @property
     def stopping(self) -> bool:
@@ -249,46 +243,17 @@ class Reconciler:
         self.recorder.record(ev.started(tick_id, start, action, action_id))
         await self._flush()
         structlog.contextvars.bind_contextvars(resource=str(action.target))
-        outcome = await self._call_actuator(action, ev.idempotency_key(action_id))
+        outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
         state, escalate = self.ledger.finished(state, outcome, now)
         if escalate:
+            terminal = outcome.error_kind is ErrorKind.TERMINAL
+            attempts, error = state.consecutive_failures, outcome.detail
             self.recorder.escalated(
-                report, now, action, attempts=state.consecutive_failures, error=outcome.detail
+                report, now, action, attempts=attempts, error=error, terminal=terminal
             )
         await self._flush()
-        return outcome
-
-    async def _call_actuator(self, action: Action, key: str) -> Outcome:
-        actuator = self._routes.get((action.target.provider, action.kind))
-        if actuator is None:
-            owners = sorted(
-                a.name for (p, _), a in self._routes.items() if p == action.target.provider
-            )
-            if not owners:
-                return Outcome.failure(
-                    f"no actuator for provider {action.target.provider!r}", kind=ErrorKind.TERMINAL
-                )
-            return Outcome.failure(
-                f"actuator {owners[0]} cannot {action.kind}", kind=ErrorKind.TERMINAL
-            )
-        # Shielded: shutdown or a tick timeout must not cut a provider call in
-        # half; the scope's own deadline bounds it (shortened by request_stop).
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + self.apply_timeout
-            self._apply_scope = scope
-            try:
-                outcome = await actuator.apply(action, key)
-            except ActuatorError as exc:
-                outcome = exc.outcome()
-            except Exception as exc:
-                log.exception("actuator raised", actuator=actuator.name)
-                outcome = Outcome.failure(f"{type(exc).__name__}: {exc}")
-            finally:
-                self._apply_scope = None
-        if scope.cancelled_caught:
-            return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
         return outcome
 
     async def flush(self) -> None:

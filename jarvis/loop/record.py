@@ -130,15 +130,27 @@ class Recorder:
         )
 
     def escalated(
-        self, report: TickReport, now: datetime, action: Action, *, attempts: int, error: str
+        self,
+        report: TickReport,
+        now: datetime,
+        action: Action,
+        *,
+        attempts: int,
+        error: str,
+        terminal: bool = False,
     ) -> None:
         tick_id = report.tick_id
         action_id = ev.action_id_for(tick_id, action)
-        self.remember(ev.escalated(tick_id, now, action, action_id, attempts=attempts, error=error))
+        event = ev.escalated(
+            tick_id, now, action, action_id, attempts=attempts, error=error, terminal=terminal
+        )
+        self.remember(event)
         self.metrics.escalations.inc()
         report.escalations.append(str(action.target))
         log.error(
-            "escalated: retry budget exhausted", resource=str(action.target), attempts=attempts
+            "escalated: a terminal error" if terminal else "escalated: retry budget exhausted",
+            resource=str(action.target),
+            attempts=attempts,
         )
 
     def tick_finished(self, report: TickReport, finished: datetime) -> None:

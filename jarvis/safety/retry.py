@@ -3,9 +3,11 @@
 Pure transitions over `RetryState`: the reconciler keeps the ledger, persists it
 through the store, and calls `check` before an action, `attempted` when it starts
 and `finished` with its outcome. After ``max_attempts`` consecutive failures the
-pair is quarantined until an operator resets it, and `finished` says to escalate.
-Backoff between attempts is counted in ticks (1, 2, 4 … by default) and turned
-into seconds with the loop interval, so it survives a restart.
+pair is quarantined until an operator resets it, and `finished` says to escalate;
+a terminal error (access denied, a validation error: retrying cannot help)
+quarantines and escalates at once. Backoff between attempts is counted in ticks
+(1, 2, 4 … by default) from the attempt's start, not from when a slow apply
+ended, and turned into seconds with the loop interval, so it survives a restart.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from jarvis.model import BlockReason, Outcome, RetryState, Verdict
+from jarvis.model import BlockReason, ErrorKind, Outcome, RetryState, Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class RetryBudget:
         if outcome.ok:
             return replace(state, consecutive_failures=0, retry_after=None, updated_at=now), False
         failures = state.consecutive_failures + 1
-        if failures >= self.max_attempts:
+        if failures >= self.max_attempts or outcome.error_kind is ErrorKind.TERMINAL:
             return (
                 replace(
                     state,
@@ -95,9 +97,11 @@ class RetryBudget:
                 True,
             )
         ticks = self.backoff_ticks[min(failures, len(self.backoff_ticks)) - 1]
-        # Skip `ticks` ticks, then try on the next one; half an interval of
-        # slack keeps a jittered tick from missing its turn.
-        retry_after = now + self.interval * (ticks + 1) - self.interval / 2
+        # Skip `ticks` ticks after the one that started the attempt, then try on
+        # the next; half an interval of slack keeps a jittered tick from missing
+        # its turn. Counting from the end of a slow apply would cost a tick.
+        started = state.attempts[-1] if state.attempts else now
+        retry_after = started + self.interval * (ticks + 1) - self.interval / 2
         return (
             replace(
                 state,

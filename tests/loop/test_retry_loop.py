@@ -172,3 +172,24 @@ async def test_fixes_that_succeed_without_fixing_escalate_when_the_budget_is_spe
     assert "did not fix it" in escalated[0].payload["last_error"]
     ledger = await app.store.load_retries()
     assert ledger[("sim://web", "restart")].quarantined
+
+
+async def test_a_terminal_error_escalates_and_quarantines_after_one_attempt(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Access denied is not retried three times: one attempt, one escalation, quarantined."""
+
+    async def denied(action: Action) -> Outcome:
+        return Outcome.failure("AccessDenied: not allowed", kind=ErrorKind.TERMINAL)
+
+    fleet.services["web"].health = Health.UNHEALTHY
+    fleet.on_apply = denied
+    app = await make_app([HealPolicy()])
+    await run_ticks(app.reconciler, clock, 6)
+    assert len(fleet.applied) == 1
+    (escalated,) = await app.store.events(kinds=["action.escalated"])
+    assert escalated.resource == "sim://web"
+    assert "terminal" in (escalated.reason or "")
+    assert escalated.payload["last_error"] == "AccessDenied: not allowed"
+    blocked = await app.store.events(kinds=["action.blocked"], limit=100)
+    assert {e.payload["blocked"] for e in blocked} == {"quarantine"}

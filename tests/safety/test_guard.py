@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from jarvis.model import (
     Action,
     BlockReason,
+    ErrorKind,
     Health,
     KillSwitchState,
     Outcome,
@@ -158,6 +159,40 @@ def test_backoff_skips_one_then_two_ticks() -> None:
         state = budget.attempted(state, "sim://a", "restart", now)
         state, _ = budget.finished(state, Outcome.failure("no"), now)
     assert tried == [0, 2, 5]
+
+
+def test_a_slow_apply_does_not_push_the_backoff_a_tick_later() -> None:
+    """Backoff counts from the attempt's start: a 25 s apply still retries two ticks on."""
+    budget = RetryBudget(interval=timedelta(seconds=30))
+    tried: list[int] = []
+    state: RetryState | None = None
+    for tick in range(12):
+        now = NOW + timedelta(seconds=30 * tick)
+        if not budget.check(state, now).allowed:
+            continue
+        tried.append(tick)
+        state = budget.attempted(state, "sim://a", "restart", now)
+        state, _ = budget.finished(state, Outcome.failure("no"), now + timedelta(seconds=25))
+    assert tried == [0, 2, 5]
+
+
+@given(
+    code=st.sampled_from(["AccessDenied", "ValidationError", "NotFound"]),
+    earlier=st.integers(min_value=0, max_value=1),
+)
+def test_a_terminal_error_quarantines_and_escalates_at_once(code: str, earlier: int) -> None:
+    """Retrying cannot help a terminal error: the first one quarantines and says to escalate."""
+    budget = RetryBudget(interval=timedelta(seconds=30))
+    state = None
+    for _ in range(earlier):
+        state = budget.attempted(state, "sim://a", "restart", NOW)
+        state, _ = budget.finished(state, Outcome.failure("flaky"), NOW)
+    state = budget.attempted(state, "sim://a", "restart", NOW + timedelta(minutes=5))
+    state, escalate = budget.finished(
+        state, Outcome.failure("denied", kind=ErrorKind.TERMINAL, code=code), NOW
+    )
+    assert escalate and state.quarantined
+    assert budget.check(state, NOW + timedelta(days=1)).reason is BlockReason.QUARANTINE
 
 
 def test_a_success_resets_consecutive_failures() -> None:
