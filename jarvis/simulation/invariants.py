@@ -27,92 +27,32 @@ The invariants, as issue 6 numbers them:
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
 services) and adds to that invariant's total in the report.
+
+What the checker is fed and reports (`Rules`, `ProviderCall`, `Violation`)
+is `jarvis.simulation.invariant_records`; the pure bound checks it applies to
+params, provider calls and weights are `jarvis.simulation.invariant_bounds`.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from jarvis.model import (
-    WEIGHT_TOLERANCE,
-    Action,
-    Event,
-    EventKind,
-    Replicas,
-    ResourceState,
-    Scale,
-    SetWeights,
+from jarvis.model import Action, Event, EventKind, ResourceState
+from jarvis.simulation.invariant_bounds import (
+    call_problem,
+    floors_problem,
+    params_problem,
+    weights_problem,
 )
+from jarvis.simulation.invariant_records import ProviderCall, Rules, Violation
 
-INVARIANTS = (
-    "killswitch",
-    "retry_budget",
-    "allowlist_bounds",
-    "one_outcome",
-    "witness",
-    "capacity_bounds",
-)
 _OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
 _CLOSED_MEMORY = 10_000
 """How many closed action ids are remembered to catch a late second outcome."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    """What the invariants are checked against, taken from the run's settings."""
-
-    allow: tuple[tuple[str, str, frozenset[str]], ...]
-    """(provider, resource glob, action kinds or ``{"*"}``) per allow-list entry."""
-    max_actions_per_tick: int
-    max_replicas: int
-    max_attempts: int
-    retry_window: timedelta
-    max_traffic_shift: float = 0.5
-    """The largest move of any one model's weight in one SET_WEIGHTS."""
-
-    def allowed(self, resource: str, kind: str) -> bool:
-        provider, _, name = resource.partition("://")
-        return any(
-            provider == p and fnmatch.fnmatchcase(name, glob) and ("*" in kinds or kind in kinds)
-            for p, glob, kinds in self.allow
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderCall:
-    """One entry of the witness: an apply the provider received, or an operator's flip."""
-
-    seq: int
-    at: datetime
-    what: str
-    """``apply``, ``engage``, ``release``, or ``switch_down`` / ``switch_up`` when the
-    kill switch's store becomes unreadable / readable again."""
-    action: Action | None = None
-    before: Replicas | None = None
-    """The target's replicas as the provider held them when the apply arrived."""
-    weights_before: Mapping[str, float] | None = None
-    """For a route: its weights as the platform held them when the apply arrived."""
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    invariant: str
-    message: str
-    at: datetime | None = None
-    tick_id: str | None = None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {
-            "invariant": self.invariant,
-            "message": self.message,
-            "at": None if self.at is None else self.at.isoformat(),
-            "tick_id": self.tick_id,
-        }
 
 
 @dataclass
@@ -213,7 +153,7 @@ class InvariantChecker:
         touched.add(resource)
         params = event.payload.get("params")
         if isinstance(params, dict):
-            problem = _params_problem(params, self.rules.max_replicas)
+            problem = params_problem(params, self.rules.max_replicas)
             if problem is not None:
                 self._fail("allowlist_bounds", f"{kind} on {resource}: {problem}", event)
 
@@ -261,7 +201,7 @@ class InvariantChecker:
             self.violations.append(
                 Violation("allowlist_bounds", f"the provider received {kind} on {uri}", call.at)
             )
-        problem = _call_problem(call, action, self.rules.max_traffic_shift)
+        problem = call_problem(call, action, self.rules.max_traffic_shift)
         if problem is not None:
             self.violations.append(
                 Violation("allowlist_bounds", f"the provider was asked {problem}", at=call.at)
@@ -328,7 +268,7 @@ class InvariantChecker:
         if state.weights is not None:
             weights.update(state.weights.weights)
         if weights:
-            problem = _weights_problem(weights)
+            problem = weights_problem(weights)
             if problem is not None:
                 self.violations.append(
                     Violation("capacity_bounds", f"{state.ref}: {problem}", tick_id=tick_id)
@@ -341,7 +281,7 @@ class InvariantChecker:
             problem: str | None = "no weights"
         else:
             weights: dict[object, object] = dict(facet.weights.items())
-            problem = _weights_problem(weights) or _floors_problem(weights, dict(facet.floors))
+            problem = weights_problem(weights) or floors_problem(weights, dict(facet.floors))
         if problem is not None:
             self.violations.append(
                 Violation(
@@ -351,60 +291,3 @@ class InvariantChecker:
                     tick_id=tick_id,
                 )
             )
-
-
-def _call_problem(call: ProviderCall, action: Action, max_shift: float) -> str | None:
-    """What in an apply breaks the bounds, against the target as the provider held it."""
-    before, held, params = call.before, call.weights_before, action.params
-    if isinstance(params, Scale) and params.replicas is not None and before is not None:
-        low, high, wanted_replicas = before.min, before.max, params.replicas
-        if (low is not None and wanted_replicas < low) or (
-            high is not None and wanted_replicas > high
-        ):
-            return f"for {wanted_replicas} replicas of {action.target}, outside {low}..{high}"
-    if isinstance(params, SetWeights) and params.weights and held is not None:
-        wanted = params.weights
-        moves = {m: abs(wanted.get(m, 0.0) - held.get(m, 0.0)) for m in {*wanted, *held}}
-        model = max(sorted(moves), key=lambda m: moves[m])
-        if moves[model] > max_shift + WEIGHT_TOLERANCE:
-            return (
-                f"to move {model} on {action.target} by {moves[model]:.4f}, "
-                f"more than {max_shift:g} in one write"
-            )
-    return None
-
-
-def _floors_problem(weights: dict[object, object], floors: object) -> str | None:
-    if not isinstance(floors, dict):
-        return None
-    below = sorted(
-        str(model)
-        for model, floor in floors.items()
-        if isinstance(floor, int | float)
-        and _share(weights.get(model)) < float(floor) - WEIGHT_TOLERANCE
-    )
-    return f"below the floor for {below}" if below else None
-
-
-def _share(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _params_problem(params: dict[str, object], max_replicas: int) -> str | None:
-    for name in ("replicas", "min_replicas", "max_replicas"):
-        value = params.get(name)
-        if isinstance(value, int) and not 0 <= value <= max_replicas:
-            return f"{name}={value} outside 0..{max_replicas}"
-    weights = params.get("weights")
-    if isinstance(weights, dict):
-        return _weights_problem(weights)
-    return None
-
-
-def _weights_problem(weights: dict[object, object]) -> str | None:
-    values = [float(v) for v in weights.values() if isinstance(v, int | float)]
-    if len(values) != len(weights) or any(not 0.0 <= v <= 1.0 for v in values):
-        return f"weights {weights} are not each within [0, 1]"
-    if abs(math.fsum(values) - 1.0) > WEIGHT_TOLERANCE:
-        return f"weights sum to {math.fsum(values):.6f}, not 1"
-    return None

@@ -26,6 +26,9 @@ The platform was serving traffic before the run: at construction it
 integrates its own history at the configured weights from the start of the
 month (or of the performance window, if earlier), so the first month end a
 run crosses compares a whole month's spend with the budget.
+
+A route, its lanes (one per model) and its published state are
+`jarvis.simulation.llm_routes`; this module integrates usage across them.
 """
 
 from __future__ import annotations
@@ -42,106 +45,17 @@ from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import RouteSettings
 from jarvis.model import (
-    JSON,
-    WEIGHT_TOLERANCE,
     Action,
     ErrorKind,
-    Health,
     Outcome,
-    ResourceRef,
     ResourceState,
-    RouteWeights,
     SetWeights,
     month_bounds,
 )
-from jarvis.simulation.llm_scenario import (
-    DEFAULT_QUALITY,
-    MODEL_QUALITY,
-    SIM_TRAFFIC,
-    ModelQuality,
-    RouteTraffic,
-)
+from jarvis.simulation.llm_routes import TAU, Lane, Route, lane_quality, route_state
+from jarvis.simulation.llm_scenario import SIM_TRAFFIC, RouteTraffic
 
 HOUR = 3600.0
-_TAU = 2.0 * math.pi
-
-
-class _Lane:
-    """One model on one route: per-request constants and request counts.
-
-    Tokens and cost per request are constants of the lane, so the running sums
-    are request counts alone; everything else is a product at read time.
-    """
-
-    __slots__ = ("cost", "hour", "input", "latency", "model", "month", "output", "success")
-
-    def __init__(
-        self, model: str, traffic: RouteTraffic, quality: ModelQuality, price: tuple[float, float]
-    ) -> None:
-        self.model = model
-        self.input = traffic.input_tokens
-        self.output = traffic.output_tokens * quality.verbosity
-        self.cost = (self.input * price[0] + self.output * price[1]) / 1000
-        self.success = quality.success_rate
-        self.latency = quality.latency_ms
-        self.month = 0.0
-        """Requests this month (fractional: usage is integrated in expectation)."""
-        self.hour = 0.0
-        """Requests in the hour being accrued."""
-
-
-class _Route:
-    """A route's configuration, traffic, current weights and surge."""
-
-    def __init__(
-        self,
-        name: str,
-        config: RouteSettings,
-        traffic: RouteTraffic,
-        lanes: list[_Lane],
-        phases: tuple[float, float],
-    ) -> None:
-        self.name = name
-        self.traffic = traffic
-        self.lanes = lanes
-        self.phases = phases
-        self.ref = ResourceRef("route", name, kind="route")
-        self.config = config
-        self.models = list(config.models)
-        self.configured = dict(config.weights)
-        self.floors = dict(config.floors)
-        self.baseline_cost = math.fsum(
-            config.weights.get(lane.model, 0.0) * lane.cost for lane in lanes
-        )
-        self.baseline_month = 0.0
-        self.weights: dict[str, float] = {}
-        self.shares: list[float] = []
-        self.version = 0
-        self.updated_at: str | None = None
-        self.detail = ""
-        self.surge = (1.0, -math.inf)
-        """(factor, until epoch seconds)."""
-        self.write(self.configured, None)
-
-    def write(self, weights: Mapping[str, float], at: datetime | None) -> None:
-        # Stored as the routing actuator writes Redis: six-decimal text, read back.
-        self.weights = {m: float(format_weight(w)) for m, w in weights.items()}
-        self.shares = [self.weights.get(lane.model, 0.0) for lane in self.lanes]
-        self.version += 1
-        self.updated_at = None if at is None else at.isoformat()
-        shown = " ".join(f"{m}={format_weight(w)}" for m, w in self.weights.items())
-        self.detail = f"v{self.version} {shown}"
-
-    def rpm(self, epoch: float, day: float) -> float:
-        """Requests per minute at ``epoch``: the day curve, a +-8 % wobble, any surge."""
-        a, b = self.phases
-        wobble = (
-            1.0
-            + 0.05 * math.sin(_TAU * epoch / 2220 + a)
-            + 0.03 * math.sin(_TAU * epoch / 6780 + b)
-        )
-        factor, until = self.surge
-        return self.traffic.peak_rpm * day * wobble * (factor if epoch < until else 1.0)
 
 
 class SimulatedLlm:
@@ -159,17 +73,17 @@ class SimulatedLlm:
     ) -> None:
         rng = random.Random(f"{seed}:llm")  # noqa: S311 -- a reproducible simulation
         demand = SIM_TRAFFIC if traffic is None else traffic
-        self._routes: list[_Route] = []
+        self._routes: list[Route] = []
         for name, config in routes.items():
             route_traffic = demand.get(name) or RouteTraffic(
                 rng.uniform(10.0, 60.0), rng.uniform(500.0, 2500.0), rng.uniform(150.0, 600.0)
             )
             lanes = [
-                _Lane(model, route_traffic, _quality(model, rng), prices.get(model, (0.0, 0.0)))
+                Lane(model, route_traffic, lane_quality(model, rng), prices.get(model, (0.0, 0.0)))
                 for model in config.models
             ]
-            phases = (rng.uniform(0.0, _TAU), rng.uniform(0.0, _TAU))
-            self._routes.append(_Route(name, config, route_traffic, lanes, phases))
+            phases = (rng.uniform(0.0, TAU), rng.uniform(0.0, TAU))
+            self._routes.append(Route(name, config, route_traffic, lanes, phases))
         self._by_name = {route.name: route for route in self._routes}
         self.window_days = window_days
         self._window_hours = window_days * 24
@@ -206,7 +120,7 @@ class SimulatedLlm:
         """How far usage has been integrated."""
         return datetime.fromtimestamp(self._now, UTC)
 
-    def _lanes(self) -> Iterable[_Lane]:
+    def _lanes(self) -> Iterable[Lane]:
         for route in self._routes:
             yield from route.lanes
 
@@ -290,7 +204,7 @@ class SimulatedLlm:
             first = route.name in seeded
             if first and route.updated_at is None:
                 route.updated_at = now.isoformat()
-            states.append(_route_state(route, now, seeded=first))
+            states.append(route_state(route, now, seeded=first))
         return states
 
     def usage_state(self, now: datetime) -> ResourceState:
@@ -380,33 +294,3 @@ class SimulatedLlm:
         for found in struck:
             found.surge = (factor, until.timestamp())
         return bool(struck)
-
-
-def _quality(model: str, rng: random.Random) -> ModelQuality:
-    known = MODEL_QUALITY.get(model, DEFAULT_QUALITY)
-    # A little per-route spread, drawn once: the same model does not score
-    # identically on chat and on code.
-    return ModelQuality(
-        min(1.0, known.success_rate + rng.uniform(-0.002, 0.002)),
-        known.latency_ms * rng.uniform(0.95, 1.05),
-        known.verbosity,
-    )
-
-
-def _route_state(route: _Route, now: datetime, *, seeded: bool = False) -> ResourceState:
-    attributes: dict[str, JSON] = {
-        "configured_weights": route.configured,
-        "models": route.models,
-        "updated_at": route.updated_at,
-        "seeded": seeded,
-    }
-    total = math.fsum(route.weights.values())
-    healthy = bool(route.weights) and abs(total - 1) <= WEIGHT_TOLERANCE
-    return ResourceState(
-        ref=route.ref,
-        health=Health.HEALTHY if healthy else Health.DEGRADED,
-        observed_at=now,
-        detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
-        attributes=attributes,
-        weights=RouteWeights(route.weights, route.version, route.floors),
-    )

@@ -1,11 +1,11 @@
 """The simulated LLM scenario: routes, models, prices, demand and budget, calibrated together.
 
-Read by the harness (`jarvis.simulation.harness`, through `sim_llm_settings`)
+Read by the harness (`jarvis.simulation.run_config`, through `sim_llm_settings`)
 when the configuration enables neither ``[cost]`` nor ``[routing]``, and by the
 simulated platform (`jarvis.simulation.llm`) for each route's demand and each
 model's quality. The numbers are chosen together: list prices per 1k tokens,
 a demand whose January at the configured weights costs about $15,000, and a
-$12,000 budget, so that a 30-day run from 5 January (`harness.START`) meets
+$12,000 budget, so that a 30-day run from 5 January (`run_config.START`) meets
 the cost policy's alert, shift and cheapest stages in the last ten days of
 January (``tests/simulation/test_llm.py`` pins the calibration).
 """

@@ -34,7 +34,7 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.sim import SimulatedFleet
 from jarvis.model import Action, ActionKind, Clock, Outcome, Replicas, ResourceState
 from jarvis.simulation.faults import FaultKind
-from jarvis.simulation.invariants import ProviderCall
+from jarvis.simulation.invariant_records import ProviderCall
 
 ApplyHook = Callable[[], Awaitable[None]]
 Backend = Callable[[Action], Outcome]

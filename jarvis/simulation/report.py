@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from jarvis.simulation.invariants import INVARIANTS, Violation
+from jarvis.simulation.invariant_records import INVARIANTS, Violation
 
 
 @dataclass

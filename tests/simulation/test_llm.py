@@ -42,11 +42,11 @@ from jarvis.simulation import (
     run_simulation,
     simulation_settings,
 )
-from jarvis.simulation.harness import START
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.llm_actuators import SimulatedRouting, SimulatedUsage
 from jarvis.simulation.llm_scenario import SIM_COST
 from jarvis.simulation.provider import SimulatedProvider
+from jarvis.simulation.run_config import START
 from jarvis.simulation.tracking import Budget
 from tests.actions import new_key
 

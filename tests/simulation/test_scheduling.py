@@ -10,7 +10,7 @@ import pytest
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Evaluation
 from jarvis.simulation import SimulationConfig, run_simulation, simulation_settings
-from jarvis.simulation.harness import START
+from jarvis.simulation.run_config import START
 from jarvis.store import EventStore
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,249 @@
+"""One simulation's moving parts, and what it does around each of the scheduler's ticks.
+
+Built by the harness (`jarvis.simulation.harness.run_simulation`) and handed to
+the real `jarvis.loop.scheduler.Scheduler` as its `TickHooks`: before a tick,
+faults from the seeded plan and the simulated operator strike; after it, the
+operator's mid-tick actions and the invariant checker, which reads what the
+store recorded and what the provider witnessed. The first violation, or the
+end time, ends the run; `SimulationRun.run` then fills the report.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+
+from jarvis.app import App
+from jarvis.config import Settings
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.scheduler import Scheduler, TickResult
+from jarvis.simulation.faults import Fault, FaultKind, plan_faults
+from jarvis.simulation.invariant_records import Rules
+from jarvis.simulation.invariants import InvariantChecker
+from jarvis.simulation.llm import SimulatedLlm
+from jarvis.simulation.operator import Operator
+from jarvis.simulation.provider import SimulatedProvider
+from jarvis.simulation.report import SimulationReport
+from jarvis.simulation.run_config import START, ProgressCallback, SimulationConfig
+from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
+from jarvis.store import MemoryBackend, MemoryKillSwitch, StoreError
+
+_SERVICE_FAULTS = {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS, FaultKind.SPIKE}
+_DOWNTIME = {FaultKind.OUTAGE, FaultKind.DATABASE_OUTAGE, FaultKind.REDIS_OUTAGE}
+"""Faults that take something away until a moment, overlapping ones extending it."""
+_EVENT_PAGE = 100_000
+
+
+class SimulationRun:
+    """One simulation's moving parts, and what it does around each of the scheduler's ticks."""
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        progress: ProgressCallback | None,
+        clock: VirtualClock,
+        provider: SimulatedProvider,
+        llm: SimulatedLlm,
+        settings: Settings,
+        config: SimulationConfig,
+        rules: Rules,
+        database: MemoryBackend | None,
+        switch: MemoryKillSwitch,
+    ) -> None:
+        self.app = app
+        self.progress = progress
+        self.database = database
+        """The event database, when it is in memory (only then can it be taken away)."""
+        self.switch = switch
+        self.clock = clock
+        self.provider = provider
+        self.fleet = provider.fleet
+        self.llm = llm
+        self.interval = settings.loop.interval
+        self.scheduler = Scheduler(
+            app.reconciler,
+            clock,
+            app.metrics,
+            interval=settings.loop.interval,
+            jitter=settings.loop.jitter,
+            tick_timeout=settings.tick_timeout,
+            shutdown_grace=settings.loop.shutdown_grace,
+            rng=random.Random(f"{config.seed}:jitter"),  # noqa: S311 -- a reproducible simulation
+            hooks=self,
+        )
+        self.end = START + timedelta(days=config.days)
+        self.faults = plan_faults(
+            seed=config.seed,
+            start=START,
+            days=config.days,
+            services=self.fleet.names,
+            kinds=config.faults,
+            intensity=config.intensity,
+            routes=llm.route_names,
+        )
+        self.operator = Operator(
+            killswitch=app.killswitch, store=app.store, provider=provider, seed=config.seed
+        )
+        self.checker = InvariantChecker(rules)
+        self.tally = Tally()
+        self.incidents = Incidents()
+        self.capacity = Capacity()
+        self.budget = Budget(
+            settings.cost.monthly_budget_usd, unmanaged=llm.baseline_month_to_date_usd
+        )
+        self.injected: dict[str, int] = {}
+        self.surges: list[tuple[datetime, str]] = []
+        self.down_until: dict[FaultKind, datetime] = {}
+        self.last_event_id = 0
+        self.held_back = False  # at the end, events waited in the spool: check them once more
+
+    async def run(self, report: SimulationReport) -> None:
+        wall = time.perf_counter()
+        await self.scheduler.run()
+        if self.held_back:
+            # The scheduler's last flush replayed the spool: check what it held back.
+            await self._read_record()
+            self.checker.feed_calls(self.provider.drain())
+            self.checker.end_tick(None, [])
+        self._fill(report, time.perf_counter() - wall)
+
+    async def before_tick(self, now: datetime) -> bool:
+        """Strike what is due; at the end time, end the run before this tick."""
+        if now >= self.end:
+            self._bring_back()
+            return False
+        await self._inject(now)
+        return True
+
+    async def after_tick(self, result: TickResult) -> bool:
+        """Let the operator finish, check the invariants; the first violation ends the run."""
+        if result.error is not None:
+            raise result.error  # the daemon would go on; a simulation must fail on a bug
+        await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
+        tick = result.report
+        await self._check(None if tick is None else tick.tick_id)
+        if tick is not None:
+            self.budget.observe(tick.snapshot.resources, tick.started_at)
+        if self.progress is not None:
+            total = (self.end - START).total_seconds()
+            self.progress(min(total, (self.clock.now() - START).total_seconds()), total)
+        if not self.checker.ok:
+            self._bring_back()
+            return False
+        return True
+
+    def _bring_back(self) -> None:
+        """Give back what is down before the scheduler's last flush, which replays the spool."""
+        for kind in list(self.down_until):
+            self._set_down(kind, down=False)
+        self.down_until.clear()
+        self.held_back = self.app.store.spooled > 0
+
+    async def _inject(self, now: datetime) -> None:
+        while self.faults and self.faults[0].at <= now:
+            fault = self.faults.pop(0)
+            if self._apply_fault(fault, now):
+                self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
+        for until, name in [s for s in self.surges if s[0] <= now]:
+            self.fleet.surge(name, 1.0)
+            self.surges.remove((until, name))
+        for kind, until in list(self.down_until.items()):
+            if now >= until:
+                del self.down_until[kind]
+                self._set_down(kind, down=False)
+        await self.operator.between_ticks(now)
+
+    def _set_down(self, kind: FaultKind, *, down: bool) -> bool:
+        """Take away (or give back) what ``kind`` strikes; False if this run cannot."""
+        if kind is FaultKind.OUTAGE:
+            self.fleet.set_api_failing(down)
+        elif kind is FaultKind.DATABASE_OUTAGE:
+            if self.database is None:
+                return False  # a real database cannot be taken away from here
+            self.database.available = not down
+        elif kind is FaultKind.REDIS_OUTAGE:
+            self.switch.available = not down
+            self.provider.record_switch_store(readable=not down)
+        return True
+
+    def _apply_fault(self, fault: Fault, now: datetime) -> bool:
+        """Strike; False when the fault does not apply to this run (it is then not counted)."""
+        kind, target = fault.kind, fault.target or ""
+        if kind is FaultKind.CRASH:
+            self.fleet.crash(target)
+        elif kind is FaultKind.BAD_DEPLOY:
+            self.fleet.bad_deploy(target)
+        elif kind is FaultKind.NEVER_RECOVERS:
+            self.fleet.crash(target)
+            self.fleet.break_permanently(target)
+        elif kind is FaultKind.SPIKE:
+            self.fleet.surge(target, fault.magnitude)
+            self.surges.append((now + fault.duration, target))
+        elif kind is FaultKind.LLM_SURGE:
+            return self.llm.surge(fault.target, fault.magnitude, now + fault.duration)
+        elif kind in {FaultKind.THROTTLING, FaultKind.API_ERRORS, FaultKind.TIMEOUTS}:
+            self.provider.start_episode(kind, now + fault.duration, fault.magnitude)
+        elif kind in _DOWNTIME:
+            if not self._set_down(kind, down=True):
+                return False
+            self.down_until[kind] = max(now + fault.duration, self.down_until.get(kind, now))
+        elif kind is FaultKind.CLOCK_JUMP:
+            self.clock.jump(now + timedelta(seconds=fault.magnitude))
+        elif kind is FaultKind.KILLSWITCH:
+            self.operator.schedule_killswitch(fault)
+        if kind in _SERVICE_FAULTS:
+            self.incidents.opened(kind, target, now)
+        return True
+
+    async def _check(self, tick_id: str | None) -> None:
+        settled = await self._read_record()
+        self.checker.feed_calls(self.provider.drain())
+        states = self.fleet.states()
+        routes = self.llm.route_states(self.clock.now())
+        self.checker.end_tick(tick_id, [*states, *routes], settled=settled)
+        self.incidents.operator_touched(self.operator.repaired)
+        self.operator.repaired.clear()
+        self.incidents.observe(states, self.clock.now())
+        self.capacity.observe(states, self.interval / 60)
+
+    async def _read_record(self) -> bool:
+        """Feed the events stored since the last read; False while some wait in the spool."""
+        try:
+            events = await self.app.store.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
+        except StoreError:
+            return False
+        if events and events[-1].id is not None:
+            self.last_event_id = events[-1].id
+        self.checker.feed_events(events)
+        now = self.clock.now()
+        for resource in self.tally.feed(events):
+            self.operator.escalated(resource, now)
+        self.budget.feed(events)
+        return not self.app.store.spooled
+
+    def _fill(self, report: SimulationReport, wall: float) -> None:
+        report.ticks = self.scheduler.ticks
+        report.scheduler = {
+            "overruns": self.scheduler.overruns,
+            "timed_out": self.scheduler.timed_out,
+        }
+        report.simulated_seconds = (self.clock.now() - START).total_seconds()
+        report.wall_seconds = wall
+        report.faults_injected = dict(sorted(self.injected.items()))
+        report.actions = self.tally.as_dict()
+        report.remediation = self.incidents.as_dict()
+        report.capacity = self.capacity.as_dict()
+        report.budget = self.budget.as_dict()
+        report.operator = {
+            "killswitch_flips": self.operator.flips,
+            "repairs": self.operator.repairs,
+        }
+        registry = self.app.metrics.registry
+        report.store = {
+            name: int(registry.get_sample_value(f"jarvis_{name}_total") or 0)
+            for name in ("events_written", "events_spooled")
+        }
+        report.checks = dict(self.checker.checks)
+        report.violations = list(self.checker.violations)
