@@ -39,6 +39,21 @@ class _JarvisHandler(logging.StreamHandler[TextIO]):
     """The root handler we install; a distinct type so a second call can find it."""
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of each write.
+
+    The default destination: an embedding program (or a test harness) that
+    swaps stderr after logging was configured keeps getting the log, instead of
+    a write to the stream it closed.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _is_tty(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
@@ -83,8 +98,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         raise ValueError(f"unknown log level {level!r}; expected one of {sorted(LEVELS)}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; expected one of {list(FORMATS)}")
-    out = sys.stderr if stream is None else stream
-    tty = _is_tty(out)
+    tty = _is_tty(sys.stderr if stream is None else stream)
     json_lines = fmt == "json" or (fmt == "auto" and not tty)
 
     shared: list[Processor] = [
@@ -104,16 +118,20 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(
+            file=_CurrentStderr() if stream is None else stream  # type: ignore[arg-type]
+        ),
         # Not cached: module-level loggers must follow a later configure_logging
         # call (tests, or the CLI reconfiguring after reading settings).
         cache_logger_on_first_use=False,
     )
-    _route_stdlib(out, level_no, shared, renderer)
+    _route_stdlib(stream, level_no, shared, renderer)
 
 
-def _route_stdlib(out: TextIO, level_no: int, shared: list[Processor], renderer: Processor) -> None:
-    handler = _JarvisHandler(out)
+def _route_stdlib(
+    out: TextIO | None, level_no: int, shared: list[Processor], renderer: Processor
+) -> None:
+    handler = _JarvisHandler(_CurrentStderr() if out is None else out)  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -155,3 +156,19 @@ def test_unknown_level_or_format_is_refused(level: str, fmt: str) -> None:
     """A typo in the level or format is a ValueError naming the accepted values."""
     with pytest.raises(ValueError, match="expected one of"):
         configure_logging(level=level, fmt=fmt, stream=io.StringIO())
+
+
+def test_logs_follow_stderr_when_it_is_replaced_after_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Configured for stderr, logging writes to whatever stderr is now, not a closed stream."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("info", "json")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    structlog.get_logger("jarvis.test").info("still heard")
+    logging.getLogger("jarvis.test").warning("stdlib too")
+    assert '"event": "still heard"' in second.getvalue()
+    assert "stdlib too" in second.getvalue()
