@@ -139,13 +139,15 @@ async def build_app(
     auto_migrate: bool | None = None,
     store: EventStore | None = None,
     switch: KillSwitchBackend | None = None,
+    recover_orphans: bool = True,
 ) -> App:
     """Open the store, build everything, and start the reconciler (orphans closed).
 
     Sensors and actuators come from the ``providers`` table (`jarvis.providers`)
     unless ``actuators`` are given. ``store`` and ``switch`` replace the ones the
     settings name (the simulation passes in-memory ones); the app closes them
-    with everything else.
+    with everything else. One-shot commands pass ``recover_orphans=False``: only
+    the process that owns the loop closes intents a crash left open.
     """
     check_table(providers)
     check_allowlist(settings, providers)
@@ -171,7 +173,7 @@ async def build_app(
             dry_run=settings.dry_run,
             history_snapshots=history_size(settings),
         )
-        await reconciler.start()
+        await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:
         await store.aclose()
         raise

@@ -44,7 +44,7 @@ def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 async def _one_tick(settings: Settings, *, dry_run: bool) -> TickReport:
-    app = await build_app(settings)
+    app = await build_app(settings, recover_orphans=False)
     try:
         return await app.reconciler.tick(dry_run=dry_run)
     finally:
@@ -125,7 +125,7 @@ def deploy(
     action = Action(ref, Deploy(image), policy="operator", reason=reason)
 
     async def main() -> TickReport:
-        app = await build_app(settings, policies=[_OneShot(action)])
+        app = await build_app(settings, policies=[_OneShot(action)], recover_orphans=False)
         try:
             return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
         finally:

@@ -94,12 +94,17 @@ class Reconciler:
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def start(self) -> None:
-        """Load the retry ledger and history, and close intents a crash left open."""
+    async def start(self, *, recover_orphans: bool = True) -> None:
+        """Load the retry ledger and history, and close intents a crash left open.
+
+        Only the process that owns the loop closes orphans: a one-shot command
+        beside a running daemon would otherwise close the daemon's intent in
+        flight as ``action.unknown``.
+        """
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
-        for closed in await recover(self.ledger, now):
+        for closed in await recover(self.ledger, now) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
