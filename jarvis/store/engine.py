@@ -23,6 +23,7 @@ from jarvis.store.errors import StoreError, describe
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "CONNECT_TIMEOUT_S",
+    "STATEMENT_TIMEOUT_S",
     "create_engine",
     "masked",
     "normalize_url",
@@ -33,6 +34,11 @@ BUSY_TIMEOUT_MS = 5000
 """How long a SQLite writer waits for another process's write lock."""
 CONNECT_TIMEOUT_S = 5.0
 """How long connecting to PostgreSQL may take before the database counts as unreachable."""
+STATEMENT_TIMEOUT_S = 15.0
+"""How long one PostgreSQL statement may take before it counts as an outage: a
+frozen database (SIGSTOP, a partition that drops packets) must fail writes over
+to the spool, not hang them. Three times what a 100,000-event flush took here
+(ingest measured about 20,000 events/s, docs/benchmarks.md)."""
 
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
@@ -61,7 +67,7 @@ def masked(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url: URL) -> AsyncEngine:
+def create_engine(url: URL, *, statement_timeout: float = STATEMENT_TIMEOUT_S) -> AsyncEngine:
     """An engine for `url`; for a SQLite file, its directory is created first."""
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
@@ -69,7 +75,7 @@ def create_engine(url: URL) -> AsyncEngine:
         url,
         # No pre-ping: the kill-switch read must stay one round trip. A dead
         # pooled connection is invalidated on first use and callers retry once.
-        connect_args={"timeout": CONNECT_TIMEOUT_S},
+        connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": statement_timeout},
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.model import Event, RetryState
 from jarvis.store.codec import safe_event, safe_retry
+from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.spool import Spool
@@ -112,13 +113,18 @@ class EventStore:
         *,
         spool_path: Path | None = None,
         auto_migrate: bool | None = None,
+        statement_timeout: float = STATEMENT_TIMEOUT_S,
     ) -> EventStore:
         """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
 
         Raises NotMigratedError when the schema is behind and not migrated
         here, and StoreError with a one-line message when it cannot be reached.
+        A PostgreSQL statement that takes longer than ``statement_timeout``
+        seconds fails as an outage (the events spool).
         """
-        backend = await SqlBackend.connect(url, auto_migrate=auto_migrate)
+        backend = await SqlBackend.connect(
+            url, auto_migrate=auto_migrate, statement_timeout=statement_timeout
+        )
         try:
             spool = await cls._open_spool(spool_path)
         except BaseException:

@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.codec import readable_events, retry_from_row
-from jarvis.store.engine import create_engine, masked, normalize_url, unreachable
+from jarvis.store.engine import (
+    STATEMENT_TIMEOUT_S,
+    create_engine,
+    masked,
+    normalize_url,
+    unreachable,
+)
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.migrate import check_revision, upgrade_engine
 from jarvis.store.tables import events, retry_state
@@ -41,14 +47,20 @@ class SqlBackend:
         self._writer = event_writer(engine.dialect.name)
 
     @classmethod
-    async def connect(cls, url: str, *, auto_migrate: bool | None = None) -> SqlBackend:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        auto_migrate: bool | None = None,
+        statement_timeout: float = STATEMENT_TIMEOUT_S,
+    ) -> SqlBackend:
         """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
 
         Raises NotMigratedError when the schema is behind and not migrated
         here, and StoreError with a one-line message when it cannot be reached.
         """
         parsed = normalize_url(url)
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, statement_timeout=statement_timeout)
         try:
             migrate = (
                 parsed.get_backend_name() == "sqlite" if auto_migrate is None else auto_migrate

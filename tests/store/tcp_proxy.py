@@ -3,6 +3,9 @@
 Stopping it closes the listening socket and aborts every forwarded connection,
 which is what a client sees when a database host dies: pooled connections are
 lost and new ones are refused. Starting it again listens on the same port.
+Freezing it keeps every connection open and forwards nothing, in either
+direction, until it thaws: what a client sees of a database that was SIGSTOPped
+or sits behind a partition that drops packets.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.port = 0
 
     async def start(self) -> None:
@@ -37,6 +42,13 @@ class TcpProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+
+    def freeze(self) -> None:
+        """Keep connections (and accepting) but forward nothing until `thaw`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def url_for(self, url: str) -> str:
         """`url` with its host and port replaced by this proxy's."""
@@ -60,14 +72,19 @@ class TcpProxy:
                 writer.transport.abort()
                 return
             self._transports.add(up_writer.transport)
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(
+                _pipe(reader, up_writer, self._flowing), _pipe(up_reader, writer, self._flowing)
+            )
         finally:
             self._tasks.discard(task)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     except OSError:
