@@ -119,7 +119,9 @@ class Settings(BaseSettings):
 
     @property
     def tick_timeout(self) -> float:
-        return self.loop.tick_timeout or self.loop.interval
+        """The interval unless set, and never less than one observe and one apply."""
+        room = self.loop.observe_timeout + self.loop.apply_timeout
+        return self.loop.tick_timeout or max(self.loop.interval, room)
 
     @property
     def http_port(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -49,6 +49,16 @@ class LoopSettings(Section):
     shutdown_grace: Annotated[float, Field(gt=0, le=10)] = 8.0
     """Seconds an in-flight apply may take to finish after SIGTERM."""
     history_snapshots: Annotated[int, Field(ge=1, le=1000)] = 20
+
+    @model_validator(mode="after")
+    def _tick_has_room(self) -> LoopSettings:
+        room = self.observe_timeout + self.apply_timeout
+        if self.tick_timeout is not None and self.tick_timeout < room:
+            raise ValueError(
+                f"loop.tick_timeout {self.tick_timeout:g} s is shorter than observe_timeout + "
+                f"apply_timeout ({room:g} s): a tick could be cut in the middle of an apply"
+            )
+        return self
 
 
 class BoundsSettings(Section):

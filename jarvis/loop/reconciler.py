@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+import anyio
 import structlog
 
 from jarvis.actuators.base import Sensor
@@ -190,10 +191,25 @@ class Reconciler:
     async def _apply_all(
         self, planned: Sequence[Action], snapshot: Snapshot, dry: bool, report: TickReport
     ) -> None:
-        applied = 0
-        touched: set[str] = set()
         if not planned:
             return
+        try:
+            await self._guard_each(planned, snapshot, dry, report)
+        except anyio.get_cancelled_exc_class():
+            # The tick's deadline cut it short: what was planned and not decided
+            # is recorded as blocked (the scheduler flushes it), never dropped.
+            decided = {id(d.action) for d in report.decisions}
+            cut = Verdict.block(BlockReason.TICK_TIMEOUT, "the tick ran out of time")
+            for action in planned:
+                if id(action) not in decided:
+                    self.recorder.blocked(report, self.clock.now(), action, cut)
+            raise
+
+    async def _guard_each(
+        self, planned: Sequence[Action], snapshot: Snapshot, dry: bool, report: TickReport
+    ) -> None:
+        applied = 0
+        touched: set[str] = set()
         killswitch = await self._read_killswitch()
         for action in planned:
             if self._stopping:
@@ -239,6 +255,15 @@ class Reconciler:
         return state
 
     async def _apply(self, action: Action, report: TickReport) -> Outcome:
+        # One shielded unit: intent, provider call and outcome. A tick timeout or
+        # shutdown must not leave an attempt counted and an intent open without
+        # the provider ever being called. Store statements and the apply each
+        # have their own deadline, so the unit is bounded.
+        with anyio.CancelScope(shield=True):
+            outcome = await self._apply_unit(action, report)
+        return outcome  # noqa: RET504 - outside the scope: mypy reads a scope as able to swallow
+
+    async def _apply_unit(self, action: Action, report: TickReport) -> Outcome:
         tick_id = report.tick_id
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()

@@ -44,6 +44,7 @@ class BlockReason(enum.StrEnum):
     QUARANTINE = "quarantine"
     DRY_RUN = "dry_run"
     SHUTDOWN = "shutdown"
+    TICK_TIMEOUT = "tick_timeout"
 
 
 class OutcomeStatus(enum.StrEnum):

@@ -61,9 +61,10 @@ async def test_a_tick_timeout_in_a_simulation_is_counted_and_the_run_goes_on(
 ) -> None:
     """Ticks cut short by the tick timeout are counted; the run still reaches its end."""
     # The timeout is real time: one this short cuts every tick at its first await.
-    settings = simulation_settings(
-        spool_path=tmp_path / "spool.jsonl", loop={"interval": 30, "tick_timeout": 1e-9}
-    )
+    # The settings refuse a tick timeout shorter than an observe and an apply, so
+    # those shrink with it.
+    loop = {"interval": 30, "tick_timeout": 1e-9, "observe_timeout": 4e-10, "apply_timeout": 4e-10}
+    settings = simulation_settings(spool_path=tmp_path / "spool.jsonl", loop=loop)
     config = SimulationConfig(seed=3, days=600 / 86_400, services=3)
     report = await run_simulation(settings, config)
     assert report.ok, [v.as_dict() for v in report.violations]
