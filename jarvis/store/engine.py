@@ -23,6 +23,7 @@ from jarvis.store.errors import StoreError, describe
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "CONNECT_TIMEOUT_S",
+    "SQLITE_IMMEDIATE",
     "STATEMENT_TIMEOUT_S",
     "create_engine",
     "masked",
@@ -30,6 +31,8 @@ __all__ = [
     "unreachable",
 ]
 
+SQLITE_IMMEDIATE = "jarvis_sqlite_immediate"
+"""Execution option: begin SQLite transactions with BEGIN IMMEDIATE (ignored elsewhere)."""
 BUSY_TIMEOUT_MS = 5000
 """How long a SQLite writer waits for another process's write lock."""
 CONNECT_TIMEOUT_S = 5.0
@@ -99,7 +102,12 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A writer that reads first (a migration) takes the write lock up front
+        # with BEGIN IMMEDIATE, waiting out the busy timeout: in WAL mode a
+        # deferred transaction whose snapshot went stale cannot upgrade to a
+        # write and fails at once with "database is locked".
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

@@ -18,7 +18,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jarvis.store.engine import create_engine, masked, normalize_url, unreachable
+from jarvis.store.engine import (
+    SQLITE_IMMEDIATE,
+    create_engine,
+    masked,
+    normalize_url,
+    unreachable,
+)
 from jarvis.store.errors import NotMigratedError, StoreError, is_operational
 
 __all__ = [
@@ -79,9 +85,16 @@ def _upgrade(connection: Connection) -> str | None:
 
 
 async def upgrade_engine(engine: AsyncEngine) -> str:
-    """Migrate the database behind `engine` to head in one transaction; return the revision."""
+    """Migrate the database behind `engine` to head in one transaction; return the revision.
+
+    A database already at head is only read. Otherwise the transaction holds
+    the write lock from its start (on SQLite), so two processes opening one
+    new file at once migrate it one after the other instead of one failing.
+    """
     try:
-        async with engine.begin() as connection:
+        if await current_revision_engine(engine) == HEAD_REVISION:
+            return HEAD_REVISION
+        async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
     except Exception as exc:
         if is_operational(exc):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env
 
 
 def test_a_bad_config_exits_2_naming_the_key(jarvis: Jarvis, tmp_path: Path) -> None:
@@ -61,9 +64,39 @@ def events_of(jarvis: Jarvis, *kinds: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_run_heals_the_simulated_fleet_and_escalates_the_broken_service(jarvis: Jarvis) -> None:
+def run_until(jarvis: Jarvis, tmp_path: Path, kind: str, deadline: float = 180) -> None:
+    """Run the daemon until an event of ``kind`` is recorded, then stop it with SIGTERM.
+
+    Waiting for the event, not counting ticks: under load a tick overruns its
+    0.05 s interval, and a fixed number of ticks may end before the show does.
+    """
+    log = tmp_path / "daemon.log"
+    # The log goes to a file: a pipe nobody reads fills up and blocks the daemon.
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            jarvis_argv("run", "--interval", "0.05", "--http-port", "0"),
+            cwd=tmp_path,
+            env=jarvis_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        try:
+            until = time.monotonic() + deadline
+            while time.monotonic() < until and not events_of(jarvis, kind):
+                time.sleep(0.5)
+            assert events_of(jarvis, kind), f"no {kind} within {deadline:g} s"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    assert process.returncode == 0, log.read_text()
+
+
+@pytest.mark.timeout(300)
+def test_run_heals_the_simulated_fleet_and_escalates_the_broken_service(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
     """The embedded default's show: one crash healed, one service escalated."""
-    run_ticks(jarvis, 10)
+    run_until(jarvis, tmp_path, "action.escalated")
     applied = events_of(jarvis, "action.applied")
     assert [e["resource"] for e in applied] == ["sim://ai-dawg-vocal-coach"]
     failed = events_of(jarvis, "action.failed")
