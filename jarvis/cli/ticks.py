@@ -19,6 +19,7 @@ from jarvis.config import Settings
 from jarvis.loop.reconciler import Decision, TickReport
 from jarvis.model import Action, Deploy, History, ResourceRef, Snapshot
 from jarvis.policies.base import Evaluation
+from jarvis.store import EventStore
 
 # -- tick and plan -------------------------------------------------------------
 
@@ -37,14 +38,17 @@ def tick(
 
 
 def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Show what Jarvis would do now: a dry-run tick printed as a table."""
+    """Show what Jarvis would do now: a dry-run tick printed as a table; it records nothing."""
     settings = settings_from(ctx)
-    report = run(lambda: _one_tick(settings, dry_run=True))
+    report = run(lambda: _one_tick(settings, dry_run=True, record=False))
     _print_report(report, as_json)
 
 
-async def _one_tick(settings: Settings, *, dry_run: bool) -> TickReport:
-    app = await build_app(settings, recover_orphans=False)
+async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -> TickReport:
+    # `plan` reads the ledger, history and kill switch but writes no event: a
+    # fresh process sees every resource as changed and would record them all.
+    store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
+    app = await build_app(settings, recover_orphans=False, store=store)
     try:
         return await app.reconciler.tick(dry_run=dry_run)
     finally:

@@ -99,8 +99,12 @@ class FlushResult:
 class EventStore:
     """Append-only events and the retry ledger: a buffer and a spool in front of a backend."""
 
-    def __init__(self, backend: EventBackend, spool: Spool | None = None) -> None:
+    def __init__(
+        self, backend: EventBackend, spool: Spool | None = None, *, read_only: bool = False
+    ) -> None:
         self.backend = backend
+        self.read_only = read_only
+        """Flushes discard what was buffered: for `jarvis plan`, which must write nothing."""
         self._spool = spool
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
@@ -114,23 +118,26 @@ class EventStore:
         spool_path: Path | None = None,
         auto_migrate: bool | None = None,
         statement_timeout: float = STATEMENT_TIMEOUT_S,
+        read_only: bool = False,
     ) -> EventStore:
         """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
 
         Raises NotMigratedError when the schema is behind and not migrated
         here, and StoreError with a one-line message when it cannot be reached.
         A PostgreSQL statement that takes longer than ``statement_timeout``
-        seconds fails as an outage (the events spool).
+        seconds fails as an outage (the events spool). A ``read_only`` store
+        reads as usual and discards what it is asked to write; it never opens
+        the spool, which belongs to the daemon.
         """
         backend = await SqlBackend.connect(
             url, auto_migrate=auto_migrate, statement_timeout=statement_timeout
         )
         try:
-            spool = await cls._open_spool(spool_path)
+            spool = None if read_only else await cls._open_spool(spool_path)
         except BaseException:
             await backend.aclose()
             raise
-        return cls(backend, spool)
+        return cls(backend, spool, read_only=read_only)
 
     @classmethod
     async def in_memory(
@@ -180,6 +187,8 @@ class EventStore:
         async with self._lock:
             batch, self._buffer = self._buffer, []
             retries, self._retries = self._retries, {}
+            if self.read_only:
+                return FlushResult(written=0, spooled=0)
             spool = self._spool
             try:
                 # The count is kept in memory: no file read while nothing waits.
