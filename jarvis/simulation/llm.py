@@ -39,17 +39,15 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from jarvis.actuators.llm.routing import format_weight, weights_refusal
+from jarvis.actuators.llm.routing import checked_params, format_weight
 from jarvis.actuators.llm.spend import MonthRow, WindowRow, usage_state
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import RouteSettings
 from jarvis.model import (
     Action,
-    ErrorKind,
     Outcome,
     ResourceState,
-    SetWeights,
     month_bounds,
 )
 from jarvis.simulation.llm_routes import TAU, Lane, Route, lane_quality, route_state
@@ -264,22 +262,10 @@ class SimulatedLlm:
     def set_weights(self, action: Action, now: datetime) -> Outcome:
         """Write a route's weights, refusing what the routing actuator would refuse."""
         route = self._by_name.get(action.target.name)
-        params = action.params
-        if not isinstance(params, SetWeights) or action.target.provider != "route":
-            return Outcome.failure(
-                f"routing cannot apply {action.kind} to {action.target}",
-                kind=ErrorKind.TERMINAL,
-                code="unsupported",
-            )
-        if route is None:
-            return Outcome.failure(
-                f"route {action.target.name!r} is not configured",
-                kind=ErrorKind.TERMINAL,
-                code="unknown_route",
-            )
-        problem = weights_refusal(params.weights, route.config)
-        if problem:
-            return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
+        params = checked_params(action, None if route is None else route.config)
+        if isinstance(params, Outcome):
+            return params
+        assert route is not None  # noqa: S101 - checked_params refuses an unconfigured route
         self.advance(now)
         route.write(params.weights, now)
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in route.weights.items())

@@ -102,13 +102,7 @@ class SqlBackend:
         after_id: int | None,
         since: datetime | None,
     ) -> list[Event]:
-        conditions: list[ColumnElement[bool]] = []
-        if kinds is not None:
-            conditions.append(events.c.kind.in_([str(kind) for kind in kinds]))
-        if resource is not None:
-            conditions.append(events.c.resource == resource)
-        if since is not None:
-            conditions.append(events.c.ts >= since)
+        conditions = _filters(kinds, resource, since)
         query = select(events).where(*conditions).limit(limit)
         if after_id is not None:
             query = query.where(events.c.id > after_id).order_by(events.c.id)
@@ -131,13 +125,7 @@ class SqlBackend:
         until: datetime | None,
         limit: int | None,
     ) -> list[Event]:
-        conditions: list[ColumnElement[bool]] = []
-        if kinds is not None:
-            conditions.append(events.c.kind.in_([str(kind) for kind in kinds]))
-        if resource is not None:
-            conditions.append(events.c.resource == resource)
-        if since is not None:
-            conditions.append(events.c.ts >= since)
+        conditions = _filters(kinds, resource, since)
         if until is not None:
             conditions.append(events.c.ts <= until)
         query = select(events).where(*conditions)
@@ -230,3 +218,17 @@ class SqlBackend:
             except OSError as exc:
                 raise self.unreachable(exc) from exc
         raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _filters(
+    kinds: Sequence[str] | None, resource: str | None, since: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The WHERE conditions every events query shares: kinds, resource, earliest time."""
+    conditions: list[ColumnElement[bool]] = []
+    if kinds is not None:
+        conditions.append(events.c.kind.in_([str(kind) for kind in kinds]))
+    if resource is not None:
+        conditions.append(events.c.resource == resource)
+    if since is not None:
+        conditions.append(events.c.ts >= since)
+    return conditions

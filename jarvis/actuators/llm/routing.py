@@ -170,7 +170,7 @@ class RoutingActuator:
 
     async def apply(self, action: Action, key: str) -> Outcome:
         route = action.target.name
-        params = _checked(action, self._settings.routes.get(route))
+        params = checked_params(action, self._settings.routes.get(route))
         if isinstance(params, Outcome):
             return params
         try:
@@ -206,8 +206,12 @@ class RoutingActuator:
         await self._redis.aclose()
 
 
-def _checked(action: Action, config: RouteSettings | None) -> SetWeights | Outcome:
-    """The action's params when the route may take them, else the terminal refusal."""
+def checked_params(action: Action, config: RouteSettings | None) -> SetWeights | Outcome:
+    """The action's params when the route may take them, else the terminal refusal.
+
+    The simulated platform (`jarvis.simulation.llm`) refuses through this too,
+    so the simulation cannot accept weights the real actuator would refuse.
+    """
     params = action.params
     if not isinstance(params, SetWeights) or action.target.provider != "route":
         return Outcome.failure(
