@@ -203,6 +203,38 @@ def safe_text(value: str) -> str:
     return value
 
 
+def _storable_text(value: str) -> bool:
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(value: Any) -> bool:
+    """Whether `_safe_json` would leave ``value`` as it is; allocates nothing.
+
+    Nearly every event is storable as it comes, so `safe_event` asks this
+    first and copies only when something needs replacing.
+    """
+    # Concrete types first: an ABC isinstance check costs far more, per value.
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, bool | int) or value is None:
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict | Mapping):
+        return all(
+            isinstance(k, str) and _storable_text(k) and _storable(v) for k, v in value.items()
+        )
+    return not isinstance(value, list | tuple) or all(_storable(v) for v in value)
+
+
 def _safe_json(value: Any) -> Any:
     if isinstance(value, str):
         return safe_text(value)
@@ -226,6 +258,14 @@ def _optional(value: str | None) -> str | None:
 
 def safe_event(event: Event) -> Event:
     """The event with its strings and payload storable; the same object when already so."""
+    texts = (event.tick_id, event.resource, event.action_kind, event.policy, event.reason)
+    if (
+        _storable_text(event.idempotency_key)
+        and all(text is None or _storable_text(text) for text in texts)
+        and (event.action_id is None or _storable_text(event.action_id))
+        and _storable(event.payload)
+    ):
+        return event
     cleaned = {
         "idempotency_key": safe_text(event.idempotency_key),
         "tick_id": _optional(event.tick_id),
