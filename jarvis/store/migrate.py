@@ -94,6 +94,10 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
     try:
         if await current_revision_engine(engine) == HEAD_REVISION:
             return HEAD_REVISION
+        # Imported before the write lock is taken, not while holding it: other
+        # processes wait for that lock only the busy timeout.
+        import alembic.command  # noqa: F401, PLC0415 -- see the module docstring
+
         async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
     except Exception as exc:

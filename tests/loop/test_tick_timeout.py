@@ -23,6 +23,8 @@ from tests.loop.conftest import AppFactory
 
 pytestmark = pytest.mark.anyio
 
+TICK_TIMEOUT = 3.0
+
 
 async def test_actions_not_reached_are_blocked_and_the_one_in_flight_completes(
     make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
@@ -30,13 +32,17 @@ async def test_actions_not_reached_are_blocked_and_the_one_in_flight_completes(
     """The apply in flight finishes and is recorded; the rest are blocked as tick_timeout."""
 
     async def slow(action: Action) -> Outcome | None:
-        await anyio.sleep(0.5)  # real time: past the tick's 0.1 s deadline
+        # Real time, past the tick's deadline; the deadline itself is generous so
+        # that a loaded machine still reaches this first apply before it.
+        await anyio.sleep(TICK_TIMEOUT + 1)
         return None
 
     fleet.on_apply = slow
     restarts = [Action(ResourceRef("sim", name), Restart(), "p", "r") for name in ("api", "web")]
     app = await make_app([ProposeEach(restarts)])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, tick_timeout=0.1)
+    scheduler = Scheduler(
+        app.reconciler, clock, app.metrics, interval=30, tick_timeout=TICK_TIMEOUT
+    )
     await scheduler.run(max_ticks=1)
 
     assert scheduler.timed_out == 1

@@ -29,7 +29,7 @@ async def test_a_frozen_postgres_spools_within_the_statement_timeout(
     """A flush to a database that stopped answering spools instead of hanging."""
     await upgrade(pg_url)
     store = await EventStore.connect(
-        pg_proxy.url_for(pg_url), spool_path=tmp_path / "spool.jsonl", statement_timeout=1.0
+        pg_proxy.url_for(pg_url), spool_path=tmp_path / "spool.jsonl", statement_timeout=3.0
     )
     try:
         store.append([Event(EventKind.TICK_STARTED, NOW, "before")])
