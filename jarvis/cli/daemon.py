@@ -141,6 +141,7 @@ def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServ
         return ok, checks
 
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    reader = settings.read_token.get_secret_value() if settings.read_token else None
     return HttpServer(
         host=settings.http.host,
         port=settings.http_port,
@@ -149,4 +150,6 @@ def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServ
         ready=ready,
         admin=AdminService(app.killswitch),
         admin_token=token,
+        read_token=reader,
+        redact=app.store.redactor.text,
     )

@@ -66,10 +66,18 @@ class KillSwitch:
             )
 
     async def set(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
-        """Flip the switch, record who, why and when, and flush the event at once."""
+        """Flip the switch, record who, why and when, and flush the event at once.
+
+        Actor and reason are outside text: known secrets are redacted (the
+        store's `Redactor`) before the backend writes them, not only the event.
+        """
         now = self.clock.now()
+        redact = self.store.redactor.text
         state = KillSwitchState(
-            engaged=engaged, actor=safe_text(actor), reason=safe_text(reason), changed_at=now
+            engaged=engaged,
+            actor=safe_text(redact(actor)),
+            reason=safe_text(redact(reason)),
+            changed_at=now,
         )
         await self.backend.write(state)
         self.store.append([flip_event(state, now)])

@@ -4,14 +4,17 @@
 from the loop (reading and flipping the kill switch, recording each request as
 an event) comes in through the `AdminBackend` protocol, which the composition
 root implements over the safety layer and the event store. Every attempt,
-refused ones included, is recorded and counted; the bearer token is compared
-in constant time and never logged, recorded or echoed.
+refused ones included, is answered (never a 500 page with a traceback),
+recorded and counted. The actor of a flip is the credential (`auth`), never a
+field of the body; the read token may read and change nothing. Tokens are
+compared in constant time and never logged, recorded or echoed: details pass
+through the same redactor as the store's.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -19,17 +22,17 @@ import structlog
 from aiohttp import web
 
 from jarvis.model import KillSwitchState
+from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["MAX_REASON_CHARS", "AdminApi", "AdminBackend", "KillSwitchRequest", "parse_request"]
 
 MAX_REASON_CHARS: Final = 500
-MAX_ACTOR_CHARS: Final = 200
+ACTOR_MESSAGE: Final = "actor: not accepted; the actor is the credential (admin-token)"
 DISABLED_MESSAGE: Final = "admin API disabled: set JARVIS_ADMIN_TOKEN"
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="jarvis"'}
 # Admin answers are state at one instant: never cached by a proxy or a browser.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
-_REDACTED: Final = "[redacted]"
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,6 @@ class KillSwitchRequest:
 
     engaged: bool
     reason: str
-    actor: str | None
 
 
 def parse_request(raw: bytes) -> KillSwitchRequest:
@@ -67,9 +69,14 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequestError(f"body: not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        # Deeply nested brackets exhaust the parser's stack: a bad body, not a crash.
+        raise BadRequestError("body: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequestError("body: expected a JSON object")
-    unknown = sorted(set(body) - {"engaged", "reason", "actor"})
+    if "actor" in body:
+        raise BadRequestError(ACTOR_MESSAGE)
+    unknown = sorted(set(body) - {"engaged", "reason"})
     if unknown:
         raise BadRequestError(f"body: unknown field(s) {', '.join(unknown)}")
     engaged = body.get("engaged")
@@ -83,14 +90,7 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
         raise BadRequestError("reason: required when engaging the kill switch")
     if len(reason) > MAX_REASON_CHARS:
         raise BadRequestError(f"reason: at most {MAX_REASON_CHARS} characters")
-    actor = body.get("actor")
-    if actor is not None:
-        if not isinstance(actor, str) or not actor.strip():
-            raise BadRequestError("actor: must be a non-empty string")
-        if len(actor) > MAX_ACTOR_CHARS:
-            raise BadRequestError(f"actor: at most {MAX_ACTOR_CHARS} characters")
-        actor = actor.strip()
-    return KillSwitchRequest(engaged=engaged, reason=reason, actor=actor)
+    return KillSwitchRequest(engaged=engaged, reason=reason)
 
 
 def state_json(state: KillSwitchState) -> dict[str, object]:
@@ -100,14 +100,6 @@ def state_json(state: KillSwitchState) -> dict[str, object]:
         "reason": state.reason,
         "changed_at": None if state.changed_at is None else state.changed_at.isoformat(),
     }
-
-
-def _presented_token(request: web.Request) -> bytes | None:
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    # The auth scheme is case-insensitive (RFC 7235 section 2.1).
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip().encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +126,27 @@ async def _record(
 class AdminApi:
     """Handles ``GET`` and ``POST /v1/killswitch``; one per `HttpServer`."""
 
-    def __init__(self, *, backend: AdminBackend | None, token: str | None, metrics: Metrics):
+    def __init__(
+        self,
+        *,
+        backend: AdminBackend | None,
+        credentials: Credentials,
+        metrics: Metrics,
+        redact: Callable[[str], str],
+    ) -> None:
         self._backend = backend
-        # An empty token would let "Authorization: Bearer " through: treat it as unset.
-        self._token = token.encode() if token else None
+        self._credentials = credentials
         self._metrics = metrics
+        self._redact = redact
 
     async def handle(self, request: web.Request) -> web.Response:
-        reply = await self._decide(request)
+        try:
+            reply = await self._decide(request)
+        except Exception as exc:
+            # Whatever went wrong, the request is still answered and audited.
+            log.exception("admin.handler_failed", path=request.path)
+            message = f"internal error ({exc.__class__.__name__})"
+            reply = _Reply(500, "error", message, {"error": message})
         method = request.method if request.method in {"GET", "POST"} else "other"
         detail = self._redact(reply.detail)
         remote = request.remote or "unknown"
@@ -168,11 +173,15 @@ class AdminApi:
         return web.json_response(reply.body, status=reply.status, headers=headers)
 
     async def _decide(self, request: web.Request) -> _Reply:
-        backend = self._authorize(request)
-        if isinstance(backend, _Reply):
-            return backend
+        authorized = self._authorize(request)
+        if isinstance(authorized, _Reply):
+            return authorized
+        backend, identity = authorized
         if request.method == "GET":
             return await self._status(backend)
+        if not identity.may_change:
+            message = "the read token may not change the kill switch; use the admin token"
+            return _Reply(403, "forbidden", message, {"error": message})
         try:
             parsed = parse_request(await request.read())
         except web.HTTPRequestEntityTooLarge:
@@ -180,25 +189,25 @@ class AdminApi:
             return _Reply(413, "bad_request", message, {"error": message})
         except BadRequestError as exc:
             return _Reply(400, "bad_request", str(exc), {"error": str(exc)})
-        actor = parsed.actor or f"api:{request.remote or 'unknown'}"
-        return await self._set(backend, parsed, actor)
+        return await self._set(backend, parsed, identity.actor)
 
-    def _authorize(self, request: web.Request) -> _Reply | AdminBackend:
-        """The backend to act on, or the refusal to send before the body is read."""
+    def _authorize(self, request: web.Request) -> _Reply | tuple[AdminBackend, Identity]:
+        """The backend and caller to act for, or the refusal to send before the body is read."""
         if request.method not in {"GET", "POST"}:
             message = f"method {request.method} not allowed; use GET or POST"
             return _Reply(405, "bad_request", message, {"error": message}, {"Allow": "GET, POST"})
-        if self._token is None:
+        if not self._credentials.admin_enabled:
             return _Reply(403, "forbidden", DISABLED_MESSAGE, {"error": DISABLED_MESSAGE})
         backend = self._backend
         if backend is None:
             message = "admin API disabled: no kill-switch backend is configured"
             return _Reply(403, "forbidden", message, {"error": message})
-        presented = _presented_token(request)
-        if presented is None or not hmac.compare_digest(presented, self._token):
+        presented = bearer_token(request)
+        identity = self._credentials.identify(presented)
+        if identity is None:
             message = "missing bearer token" if presented is None else "invalid bearer token"
             return _Reply(401, "unauthorized", message, {"error": message}, _CHALLENGE)
-        return backend
+        return backend, identity
 
     async def _status(self, backend: AdminBackend) -> _Reply:
         try:
@@ -223,9 +232,3 @@ class AdminApi:
         log.error("admin.backend_failed", doing=doing, exc_info=exc)
         message = f"kill-switch backend unavailable while {doing} ({exc.__class__.__name__})"
         return _Reply(503, "error", message, {"error": message})
-
-    def _redact(self, detail: str) -> str:
-        # Our own messages never include the token; a client might paste it into a reason.
-        if self._token is None:
-            return detail
-        return detail.replace(self._token.decode(), _REDACTED)

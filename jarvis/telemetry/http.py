@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from jarvis.telemetry.admin import AdminApi, AdminBackend
+from jarvis.telemetry.auth import Credentials
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["AdminBackend", "HttpServer"]
@@ -70,6 +71,8 @@ class HttpServer:
         ready: Callable[[], Awaitable[tuple[bool, dict[str, str]]]],
         admin: AdminBackend | None,
         admin_token: str | None,
+        read_token: str | None = None,
+        redact: Callable[[str], str] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
     ) -> None:
         self._host = host
@@ -78,7 +81,16 @@ class HttpServer:
         self._healthy = healthy
         self._ready = ready
         self._ready_timeout = ready_timeout
-        self._admin = AdminApi(backend=admin, token=admin_token, metrics=metrics)
+        self._credentials = Credentials(admin_token=admin_token, read_token=read_token)
+        # The daemon passes the store's redactor (every configured secret); the
+        # tokens alone are the least a standalone server must keep out of its audit.
+        self._redact = redact or self._credentials.redact
+        self._admin = AdminApi(
+            backend=admin,
+            credentials=self._credentials,
+            metrics=metrics,
+            redact=self._redact,
+        )
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
