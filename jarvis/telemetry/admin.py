@@ -22,10 +22,20 @@ import structlog
 from aiohttp import web
 
 from jarvis.model import KillSwitchState
+from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.metrics import Metrics
 
-__all__ = ["MAX_REASON_CHARS", "AdminApi", "AdminBackend", "KillSwitchRequest", "parse_request"]
+__all__ = [
+    "MAX_REASON_CHARS",
+    "AdminApi",
+    "AdminBackend",
+    "BadRequestError",
+    "KillSwitchRequest",
+    "flip_request",
+    "parse_request",
+    "state_json",
+]
 
 MAX_REASON_CHARS: Final = 500
 ACTOR_MESSAGE: Final = "actor: not accepted; the actor is the credential (admin-token)"
@@ -79,10 +89,13 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
     unknown = sorted(set(body) - {"engaged", "reason"})
     if unknown:
         raise BadRequestError(f"body: unknown field(s) {', '.join(unknown)}")
-    engaged = body.get("engaged")
+    return flip_request(body.get("engaged"), body.get("reason", ""))
+
+
+def flip_request(engaged: object, reason: object) -> KillSwitchRequest:
+    """Validate a flip from any form (API body, page form); `BadRequestError` names the field."""
     if not isinstance(engaged, bool):
         raise BadRequestError("engaged: required, must be true or false")
-    reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise BadRequestError("reason: must be a string")
     reason = reason.strip()
@@ -111,18 +124,6 @@ class _Reply:
     headers: dict[str, str] | None = None
 
 
-async def _record(
-    backend: AdminBackend, *, method: str, path: str, remote: str, result: str, detail: str
-) -> None:
-    try:
-        await backend.record_admin_request(
-            method=method, path=path, remote=remote, result=result, detail=detail
-        )
-    except Exception:
-        # A lost audit row must not undo a kill-switch flip that already happened.
-        log.exception("admin.record_failed", method=method, path=path)
-
-
 class AdminApi:
     """Handles ``GET`` and ``POST /v1/killswitch``; one per `HttpServer`."""
 
@@ -136,8 +137,7 @@ class AdminApi:
     ) -> None:
         self._backend = backend
         self._credentials = credentials
-        self._metrics = metrics
-        self._redact = redact
+        self._audit = Auditor(sink=backend, metrics=metrics, redact=redact)
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -147,28 +147,9 @@ class AdminApi:
             log.exception("admin.handler_failed", path=request.path)
             message = f"internal error ({exc.__class__.__name__})"
             reply = _Reply(500, "error", message, {"error": message})
-        method = request.method if request.method in {"GET", "POST"} else "other"
-        detail = self._redact(reply.detail)
-        remote = request.remote or "unknown"
-        self._metrics.admin_requests.labels(method=method, result=reply.result).inc()
-        log.info(
-            "admin.request",
-            method=request.method,
-            path=request.path,
-            remote=remote,
-            result=reply.result,
-            status=reply.status,
-            detail=detail,
+        await self._audit.record(
+            request, result=reply.result, status=reply.status, detail=reply.detail
         )
-        if self._backend is not None:
-            await _record(
-                self._backend,
-                method=request.method,
-                path=request.path,
-                remote=remote,
-                result=reply.result,
-                detail=detail,
-            )
         headers = {**_NO_STORE, **(reply.headers or {})}
         return web.json_response(reply.body, status=reply.status, headers=headers)
 

@@ -14,8 +14,10 @@ import pytest
 from pydantic import SecretStr
 
 from jarvis.config import Settings
+from jarvis.config.probes import ProbeSettings
+from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import WallClock
-from jarvis.loop.killswitch import AdminService, KillSwitch
+from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import EventKind
 from jarvis.store import EventStore, MemoryKillSwitch, Redactor
 from jarvis.telemetry.http import HttpServer
@@ -133,7 +135,7 @@ def test_every_secret_in_the_settings_is_known() -> None:
     settings = Settings(
         admin_token=SecretStr("admin-secret"),
         database_url="postgresql+asyncpg://jarvis:db%40secret@db:5432/jarvis",
-        probes={"postgres": {"main": "postgresql://u:probe-secret@h/db"}},
+        probes=ProbeSettings(postgres={"main": SecretStr("postgresql://u:probe-secret@h/db")}),
     )
     redact = Redactor(settings.secrets).text
     text = "admin-secret db@secret db%40secret postgresql://u:probe-secret@h/db probe-secret"
