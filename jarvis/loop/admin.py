@@ -20,6 +20,8 @@ from jarvis.store import EventStore
 
 __all__ = ["AdminService", "UnknownResourceError", "reset_retries"]
 
+_PAGE_KINDS = [kind.value for kind in EventKind if not kind.value.startswith("tick.")]
+
 
 class UnknownResourceError(LookupError):
     """A reset named a resource the retry ledger does not hold."""
@@ -74,8 +76,12 @@ class AdminService:
         return await reset_retries(self._store, self.killswitch.clock, resource, actor)
 
     async def recent_events(self, *, after_id: int | None, limit: int) -> Sequence[Event]:
-        """The newest ``limit`` events, or the first after ``after_id``; oldest first."""
-        return await self._store.events(limit=limit, after_id=after_id)
+        """The newest ``limit`` events but tick markers, or the first after ``after_id``.
+
+        Oldest first. ``tick.started``/``tick.finished`` are left out: two a
+        tick, they would push everything an operator reads off the page.
+        """
+        return await self._store.events(limit=limit, after_id=after_id, kinds=_PAGE_KINDS)
 
     async def escalations(self, *, limit: int) -> Sequence[Event]:
         """The newest ``action.escalated`` events, oldest first."""

@@ -135,9 +135,12 @@ async def test_engage_release_and_reset_are_recorded_as_the_admin_token(tmp_path
 @pytest.mark.anyio
 async def test_without_tokens_the_page_is_disabled(tmp_path: Path) -> None:
     """With no token configured the page says how to enable it and shows nothing else."""
-    async with page_server(tmp_path, admin_token=None) as served, browser() as s:
-        async with s.get(f"{served.base}/") as resp:
-            assert resp.status == 403
-            html = await resp.text()
+    async with (
+        page_server(tmp_path, admin_token=None) as served,
+        browser() as s,
+        s.get(f"{served.base}/") as resp,
+    ):
+        assert resp.status == 403
+        html = await resp.text()
     assert "JARVIS_READ_TOKEN" in html
     assert "sim://" not in html

@@ -18,7 +18,7 @@
 
   function addEvent(e) {
     var tr = document.createElement("tr");
-    tr.className = e.kind.split(".")[0];
+    tr.className = e.kind.split(".")[0] + " " + e.kind.split(".").join("-");
     tr.appendChild(cell(e.ts, "nowrap"));
     tr.appendChild(cell(e.kind, "nowrap"));
     tr.appendChild(cell(e.resource, "id"));
