@@ -150,10 +150,15 @@ class EventStore:
 
     @classmethod
     async def in_memory(
-        cls, *, spool_path: Path | None = None, backend: MemoryBackend | None = None
+        cls,
+        *,
+        spool_path: Path | None = None,
+        backend: MemoryBackend | None = None,
+        redactor: Redactor | None = None,
     ) -> EventStore:
         """A store on a `MemoryBackend` (the simulation's), with a real spool file if given."""
-        return cls(backend or MemoryBackend(), await cls._open_spool(spool_path))
+        spool = await cls._open_spool(spool_path)
+        return cls(backend or MemoryBackend(), spool, redactor=redactor)
 
     @staticmethod
     async def _open_spool(path: Path | None) -> Spool | None:
