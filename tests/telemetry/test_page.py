@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -144,3 +145,17 @@ async def test_without_tokens_the_page_is_disabled(tmp_path: Path) -> None:
         html = await resp.text()
     assert "JARVIS_READ_TOKEN" in html
     assert "sim://" not in html
+
+
+@pytest.mark.anyio
+async def test_an_oversized_login_is_refused_and_audited(tmp_path: Path) -> None:
+    """A form body past the server's limit is a 413 page, recorded like any other attempt."""
+    async with page_server(tmp_path) as served, browser() as session:
+        body = io.BytesIO(b"token=" + b"x" * (2 * 1024 * 1024))
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        async with session.post(f"{served.base}/login", data=body, headers=headers) as resp:
+            assert resp.status == 413
+            assert "form: unreadable" in await resp.text()
+        events = await served.store.events(limit=10)
+    audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
+    assert audits == ["bad_request"]

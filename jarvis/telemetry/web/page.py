@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import jinja2
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
@@ -43,6 +45,7 @@ DISABLED: Final = "status page disabled: set JARVIS_READ_TOKEN or JARVIS_ADMIN_T
 MAX_LIVE_EVENTS: Final = 100
 
 Viewer = Session | Identity
+Form = MultiDictProxy[str | bytes | bytearray | FileField]
 
 
 class StatusPage:
@@ -136,7 +139,9 @@ class StatusPage:
     # -- logging in ---------------------------------------------------------------
 
     async def _login(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = await self._form(request)
+        if isinstance(form, web.Response):
+            return form
         token = form.get("token")
         identity = self._credentials.identify(token if isinstance(token, str) else None)
         if identity is None:
@@ -169,7 +174,9 @@ class StatusPage:
     ) -> Session | web.Response:
         """The session a form acts for, or the (audited) refusal to send."""
         session = self._sessions.get(request.cookies.get(COOKIE))
-        form = await request.post()
+        form = await self._form(request)
+        if isinstance(form, web.Response):
+            return form
         csrf = form.get("csrf")
         if session is None or not session.csrf_ok(csrf if isinstance(csrf, str) else None):
             message = "not logged in" if session is None else "stale or missing CSRF token"
@@ -184,6 +191,16 @@ class StatusPage:
             session.flash.append(message)
             return _see_other()
         return session
+
+    async def _form(self, request: web.Request) -> Form | web.Response:
+        """The posted form, or the (audited) refusal of a body too large or malformed to read."""
+        try:
+            return await request.post()
+        except (web.HTTPException, ValueError) as exc:
+            status = exc.status if isinstance(exc, web.HTTPException) else 400
+            message = f"form: unreadable ({exc.__class__.__name__})"
+            await self._audit.record(request, result="bad_request", status=status, detail=message)
+            return self._html("message.html", {"title": "Refused", "message": message}, status)
 
     async def _flip(self, request: web.Request) -> web.Response:
         session = await self._form_session(request, need_change=True)
