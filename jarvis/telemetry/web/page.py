@@ -98,15 +98,12 @@ class StatusPage:
         context = await gather(self._backend, self._healthy, self._budget)
         session = viewer if isinstance(viewer, Session) else None
         identity = viewer.identity if isinstance(viewer, Session) else viewer
-        flash, session_flash = (session.flash, True) if session else ([], False)
         context |= {
             "identity": identity,
             "csrf": session.csrf if session else "",
             "can_change": identity.may_change and session is not None,
-            "flash": list(flash),
+            "flash": session.take_flash() if session else [],
         }
-        if session_flash:
-            flash.clear()
         return self._html("status.html", context)
 
     async def _events(self, request: web.Request) -> web.Response:
@@ -117,7 +114,11 @@ class StatusPage:
         except ValueError:
             error = {"error": "after: not a number"}
             return web.json_response(error, status=400, headers=_SECURITY)
-        events = await self._backend.recent_events(after_id=after, limit=MAX_LIVE_EVENTS)
+        try:
+            events = await self._backend.recent_events(after_id=after, limit=MAX_LIVE_EVENTS)
+        except Exception as exc:  # noqa: BLE001 - the page says updates paused; no traceback
+            error = {"error": f"events unavailable ({exc.__class__.__name__})"}
+            return web.json_response(error, status=503, headers=_SECURITY)
         ok, detail = self._healthy()
         body: dict[str, Any] = {
             "events": [event_json(e) for e in events],

@@ -36,6 +36,11 @@ class Session:
     flash: list[str] = field(default_factory=list)
     """Messages to show once on the next page (the outcome of a form)."""
 
+    def take_flash(self) -> list[str]:
+        """The messages to show now; each is shown once."""
+        messages, self.flash = self.flash, []
+        return messages
+
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(), self.csrf.encode())
 
