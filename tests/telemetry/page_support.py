@@ -72,13 +72,14 @@ async def seed(store: EventStore) -> None:
 
 @asynccontextmanager
 async def page_server(
-    tmp_path: Path, *, admin_token: str | None = ADMIN_TOKEN
+    tmp_path: Path, *, admin_token: str | None = ADMIN_TOKEN, store: EventStore | None = None
 ) -> AsyncIterator[PageServer]:
+    """The page on a fresh SQLite store in tmp_path, or on ``store`` (seeded either way)."""
     settings = Settings(
         admin_token=SecretStr(admin_token) if admin_token else None,
         read_token=SecretStr(READ_TOKEN) if admin_token else None,
     )
-    store = await EventStore.connect(
+    store = store or await EventStore.connect(
         f"sqlite+aiosqlite:///{tmp_path}/page.db", redactor=Redactor(settings.secrets)
     )
     await seed(store)

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from jarvis.model import EventKind
+from jarvis.store import EventStore, MemoryBackend
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
 
 
@@ -159,3 +160,20 @@ async def test_an_oversized_login_is_refused_and_audited(tmp_path: Path) -> None
         events = await served.store.events(limit=10)
     audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
     assert audits == ["bad_request"]
+
+
+@pytest.mark.anyio
+async def test_the_page_renders_while_the_store_is_away(tmp_path: Path) -> None:
+    """With the database away the page still shows the kill switch and says what is missing."""
+    backend = MemoryBackend()
+    store = await EventStore.in_memory(backend=backend)
+    async with page_server(tmp_path, store=store) as served, browser() as session:
+        await login(session, served.base, ADMIN_TOKEN)
+        backend.available = False
+        async with session.get(f"{served.base}/") as resp:
+            assert resp.status == 200
+            html = await resp.text()
+        async with session.get(f"{served.base}/ui/events?after=0") as resp:
+            assert resp.status == 503
+    assert 'id="ks-state" class="state good">released' in html
+    assert "unavailable (StoreError)" in html
