@@ -154,7 +154,16 @@ class StatusPage:
         )
         response = _see_other()
         response.set_cookie(
-            COOKIE, session.id, max_age=SESSION_SECONDS, httponly=True, samesite="Strict", path="/"
+            COOKIE,
+            session.id,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+            # Secure only when this connection is TLS: over plain HTTP (a port
+            # forward, a private network) a browser drops a Secure cookie, and
+            # the daemon cannot tell a TLS proxy in front from no proxy at all.
+            secure=request.secure,
         )
         return response
 
