@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
@@ -199,3 +200,31 @@ async def test_a_hostile_resource_name_renders_inert_in_the_browser(
         await shot(page, tmp_path, "page-hostile-readonly")
         assert await page.evaluate("window.pwned === undefined")
         assert await page.locator("#engage").count() == 0
+
+
+@pytest.mark.anyio
+async def test_a_flip_made_elsewhere_reaches_the_open_page_live(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Engaged through the API, the open page shows it and its event without a reload."""
+    async with page_server(tmp_path) as served:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await login(page, served.base, ADMIN_TOKEN)
+        assert await page.locator("#ks-changed").is_hidden()
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(
+                f"{served.base}/v1/killswitch",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                json={"engaged": True, "reason": "from the API"},
+            ) as resp,
+        ):
+            assert resp.status == 200
+        await page.wait_for_selector("#ks-changed", state="visible", timeout=DEADLINE * 1000)
+        await page.wait_for_selector("#ks-state:has-text('ENGAGED')", timeout=DEADLINE * 1000)
+        await page.wait_for_selector(
+            "#events tr.killswitch-engaged:has-text('from the API')", timeout=DEADLINE * 1000
+        )
+        assert await page.inner_text("#ks-reason") == "from the API"
+        assert await page.inner_text("#ks-actor") == "admin-token"
+        await shot(page, tmp_path, "page-flipped-elsewhere")

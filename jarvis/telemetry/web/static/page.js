@@ -32,6 +32,17 @@
     if (!state || !ks) { return; }
     state.textContent = ks.engaged ? "ENGAGED" : "released";
     state.className = "state " + (ks.engaged ? "bad" : "good");
+    var fields = { "ks-actor": ks.actor, "ks-reason": ks.reason, "ks-when": (ks.changed_at || "").replace(/\.\d+/, "") };
+    Object.keys(fields).forEach(function (id) {
+      var dd = document.getElementById(id);
+      if (dd) { dd.textContent = fields[id] || "\u2014"; }
+    });
+    // Flipped elsewhere (the CLI, the API): the form below is for the old state.
+    var card = document.getElementById("killswitch");
+    var note = document.getElementById("ks-changed");
+    if (card && note) {
+      note.hidden = (card.getAttribute("data-engaged") === "true") === ks.engaged;
+    }
   }
 
   function showHealth(h) {
