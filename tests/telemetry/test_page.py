@@ -177,3 +177,17 @@ async def test_the_page_renders_while_the_store_is_away(tmp_path: Path) -> None:
             assert resp.status == 503
     assert 'id="ks-state" class="state good">released' in html
     assert "unavailable (StoreError)" in html
+
+
+@pytest.mark.anyio
+async def test_guessing_tokens_is_throttled_and_audited(tmp_path: Path) -> None:
+    """After five wrong tokens from one address, even the right one is refused for a while."""
+    async with page_server(tmp_path) as served, browser() as session:
+        statuses = []
+        for token in [*(f"guess-{n}" for n in range(5)), ADMIN_TOKEN]:
+            async with session.post(f"{served.base}/login", data={"token": token}) as resp:
+                statuses.append(resp.status)
+        events = await served.store.events(limit=20)
+    assert statuses == [401, 401, 401, 401, 401, 429]
+    audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
+    assert audits == ["unauthorized"] * 5 + ["forbidden"]

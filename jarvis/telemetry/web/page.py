@@ -23,7 +23,13 @@ from multidict import MultiDictProxy
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
-from jarvis.telemetry.web.sessions import COOKIE, SESSION_SECONDS, Session, Sessions
+from jarvis.telemetry.web.sessions import (
+    COOKIE,
+    SESSION_SECONDS,
+    LoginThrottle,
+    Session,
+    Sessions,
+)
 from jarvis.telemetry.web.view import BudgetView, PageBackend, event_json, gather
 
 __all__ = ["StatusPage"]
@@ -65,6 +71,7 @@ class StatusPage:
         self._healthy = healthy
         self._budget = budget
         self._sessions = Sessions()
+        self._throttle = LoginThrottle()
         # Imported here: every CLI command imports this module through the
         # daemon's, and only the daemon renders pages (jinja2 costs ~0.1 s).
         import jinja2  # noqa: PLC0415
@@ -146,9 +153,15 @@ class StatusPage:
         form = await self._form(request)
         if isinstance(form, web.Response):
             return form
+        remote = request.remote or "unknown"
+        if self._throttle.blocked(remote):
+            message = "Too many failed logins from this address; wait a minute."
+            await self._audit.record(request, result="forbidden", status=429, detail=message)
+            return self._html("login.html", {"error": message}, 429)
         token = form.get("token")
         identity = self._credentials.identify(token if isinstance(token, str) else None)
         if identity is None:
+            self._throttle.failed(remote)
             await self._audit.record(request, result="unauthorized", status=401, detail="login")
             return self._html("login.html", {"error": "That token is not valid."}, 401)
         session = self._sessions.create(identity)

@@ -76,3 +76,38 @@ class Sessions:
 
     def drop(self, session_id: str) -> None:
         self._by_id.pop(session_id, None)
+
+
+#: Failed logins from one address within `THROTTLE_SECONDS` before logins from it are refused.
+MAX_FAILED_LOGINS: Final = 5
+THROTTLE_SECONDS: Final = 60.0
+
+
+class LoginThrottle:
+    """Slows token guessing: after five failures from an address, a minute of refusals.
+
+    Operators choose the tokens, and a short one could be guessed online;
+    this caps guessing at five a minute per address. A refused login is
+    refused whatever token it carries, so the throttle says nothing about
+    whether a guess was right.
+    """
+
+    def __init__(self) -> None:
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, remote: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(remote, []) if now - t < THROTTLE_SECONDS]
+        if recent:
+            self._failures[remote] = recent
+        else:
+            self._failures.pop(remote, None)
+        return recent
+
+    def blocked(self, remote: str) -> bool:
+        return len(self._recent(remote, time.monotonic())) >= MAX_FAILED_LOGINS
+
+    def failed(self, remote: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) >= MAX_SESSIONS and remote not in self._failures:
+            del self._failures[next(iter(self._failures))]
+        self._failures[remote] = [*self._recent(remote, now), now]
