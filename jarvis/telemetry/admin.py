@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 
 from jarvis.model import KillSwitchState
-from jarvis.telemetry.audit import Auditor
+from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.metrics import Metrics
 
@@ -47,7 +47,7 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 log = structlog.get_logger(__name__)
 
 
-class AdminBackend(Protocol):
+class AdminBackend(AuditSink, Protocol):
     """What the admin API needs from the rest of the daemon."""
 
     async def killswitch_status(self) -> KillSwitchState: ...
@@ -55,10 +55,6 @@ class AdminBackend(Protocol):
     async def set_killswitch(
         self, *, engaged: bool, actor: str, reason: str
     ) -> KillSwitchState: ...
-
-    async def record_admin_request(
-        self, *, method: str, path: str, remote: str, result: str, detail: str
-    ) -> None: ...
 
 
 class BadRequestError(ValueError):

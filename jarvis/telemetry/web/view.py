@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from jarvis.model import Event, KillSwitchState, RetryState
-from jarvis.telemetry.audit import AuditSink
+from jarvis.model import Event, RetryState
+from jarvis.telemetry.admin import AdminBackend
 
 __all__ = ["BudgetView", "PageBackend", "event_json", "gather"]
 
@@ -25,14 +25,8 @@ RECENT_EVENTS = 50
 T = TypeVar("T")
 
 
-class PageBackend(AuditSink, Protocol):
-    """What the status page needs from the rest of the daemon."""
-
-    async def killswitch_status(self) -> KillSwitchState: ...
-
-    async def set_killswitch(
-        self, *, engaged: bool, actor: str, reason: str
-    ) -> KillSwitchState: ...
+class PageBackend(AdminBackend, Protocol):
+    """What the status page needs from the rest of the daemon: the admin API's, and more."""
 
     async def quarantined(self) -> list[RetryState]: ...
 
