@@ -59,7 +59,7 @@ class Redactor:
 
     def event(self, event: Event) -> Event:
         """The event with secrets replaced in its strings and payload; itself when clean."""
-        if not self._secrets:
+        if not self._secrets or not self._leaks(event):
             return event
         cleaned = {
             "idempotency_key": self.text(event.idempotency_key),
@@ -74,6 +74,29 @@ class Redactor:
         if all(value == getattr(event, name) for name, value in cleaned.items()):
             return event
         return replace(event, **cleaned)
+
+    def _found(self, value: Any) -> bool:
+        """Whether a secret occurs anywhere in ``value``; allocates nothing."""
+        if isinstance(value, str):
+            return any(secret in value for secret in self._secrets)
+        if isinstance(value, Mapping):
+            return any(self._found(k) or self._found(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(self._found(v) for v in value)
+        return False
+
+    def _leaks(self, event: Event) -> bool:
+        # Nearly every event is clean: look first, copy only one that needs it.
+        texts = (
+            event.idempotency_key,
+            event.tick_id,
+            event.resource,
+            event.action_kind,
+            event.policy,
+            event.reason,
+            event.action_id,
+        )
+        return any(t is not None and self._found(t) for t in texts) or self._found(event.payload)
 
     def retry(self, state: RetryState) -> RetryState:
         """The ledger row with secrets replaced in its error text; itself when clean."""
