@@ -33,7 +33,7 @@ from jarvis.safety import (
     ScaleBounds,
     WeightBounds,
 )
-from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend
+from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, Redactor
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -56,7 +56,10 @@ class App:
 
 async def open_store(settings: Settings, *, auto_migrate: bool | None = None) -> EventStore:
     return await EventStore.connect(
-        settings.database_url, spool_path=settings.spool_path, auto_migrate=auto_migrate
+        settings.database_url,
+        spool_path=settings.spool_path,
+        auto_migrate=auto_migrate,
+        redactor=Redactor(settings.secrets),
     )
 
 

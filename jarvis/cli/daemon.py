@@ -16,9 +16,11 @@ from jarvis.app import App, build_app
 from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
 from jarvis.config import ConfigError, Settings
-from jarvis.loop.killswitch import AdminService
+from jarvis.loop.admin import AdminService
 from jarvis.loop.scheduler import Scheduler
+from jarvis.policies.budget import read_spend
 from jarvis.telemetry.http import HttpServer
+from jarvis.telemetry.web.view import BudgetView
 
 log = structlog.get_logger("jarvis")
 
@@ -140,13 +142,36 @@ def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServ
             checks["killswitch"] = str(exc)
         return ok, checks
 
+    admin = AdminService(app.killswitch)
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    reader = settings.read_token.get_secret_value() if settings.read_token else None
     return HttpServer(
         host=settings.http.host,
         port=settings.http_port,
         metrics=app.metrics,
         healthy=scheduler.healthy,
         ready=ready,
-        admin=AdminService(app.killswitch),
+        admin=admin,
         admin_token=token,
+        read_token=reader,
+        redact=app.store.redactor.text,
+        page=admin,
+        budget=lambda: _budget(settings, app),
+    )
+
+
+def _budget(settings: Settings, app: App) -> BudgetView | None:
+    """The month's spend against the budget, as the cost policy reads the last snapshot."""
+    snapshot = app.reconciler.latest_snapshot
+    if snapshot is None:
+        return None
+    cost = settings.cost
+    spend = read_spend(snapshot, app.clock.now(), include_cloud=cost.include_cloud_spend)
+    if spend is None:
+        return None
+    return BudgetView(
+        month=spend.month,
+        budget_usd=cost.monthly_budget_usd,
+        spent_usd=spend.total_usd,
+        forecast_usd=spend.forecast_usd,
     )

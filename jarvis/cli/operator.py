@@ -15,9 +15,10 @@ from rich.table import Table
 from jarvis.app import killswitch_backend, open_store
 from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
 from jarvis.config import Settings
+from jarvis.loop.admin import reset_retries
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.model import Event, EventKind, ResourceRef
+from jarvis.model import ResourceRef
 
 killswitch_app = typer.Typer(
     help="Engage, release or inspect the kill switch.", no_args_is_help=True
@@ -176,22 +177,7 @@ def retries_reset(
     async def main() -> int:
         store = await open_store(settings)
         try:
-            count = await store.reset_retries(resource)
-            now = clock.now()
-            store.append(
-                [
-                    Event(
-                        kind=EventKind.RETRIES_RESET,
-                        ts=now,
-                        idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
-                        resource=resource,
-                        reason=f"reset by {_operator()}",
-                        payload={"actor": _operator(), "rows": count},
-                    )
-                ]
-            )
-            await store.flush()
-            return count
+            return await reset_retries(store, clock, resource, _operator())
         finally:
             await store.aclose()
 

@@ -31,6 +31,7 @@ from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
+from jarvis.config.secrets import known_secrets
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,
@@ -76,7 +77,9 @@ class Settings(BaseSettings):
     dry_run: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     admin_token: SecretStr | None = None
-    """Bearer token for the admin API; with none, the admin API refuses everything."""
+    """Bearer token for the admin API and the status page's changes; acts as ``admin-token``."""
+    read_token: SecretStr | None = None
+    """Bearer token that may read the admin API and the status page, and change nothing."""
     log_format: str = "auto"
     """auto (console on a terminal, JSON otherwise), json or console."""
 
@@ -122,6 +125,11 @@ class Settings(BaseSettings):
         """The interval unless set, and never less than one observe and one apply."""
         room = self.loop.observe_timeout + self.loop.apply_timeout
         return self.loop.tick_timeout or max(self.loop.interval, room)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, to redact from what is stored (`known_secrets`)."""
+        return known_secrets(self)
 
     @property
     def http_port(self) -> int:

@@ -8,7 +8,7 @@ restarted empty, a deleted row) is judged by the last recorded flip: engaged
 if that was an engage, released only if it was a release or there never was
 one (a new installation).
 Called by the reconciler right before each apply, by the CLI, and by the
-admin API (through `AdminService`).
+admin API and the status page (through `jarvis.loop.admin.AdminService`).
 """
 
 from __future__ import annotations
@@ -66,10 +66,18 @@ class KillSwitch:
             )
 
     async def set(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
-        """Flip the switch, record who, why and when, and flush the event at once."""
+        """Flip the switch, record who, why and when, and flush the event at once.
+
+        Actor and reason are outside text: known secrets are redacted (the
+        store's `Redactor`) before the backend writes them, not only the event.
+        """
         now = self.clock.now()
+        redact = self.store.redactor.text
         state = KillSwitchState(
-            engaged=engaged, actor=safe_text(actor), reason=safe_text(reason), changed_at=now
+            engaged=engaged,
+            actor=safe_text(redact(actor)),
+            reason=safe_text(redact(reason)),
+            changed_at=now,
         )
         await self.backend.write(state)
         self.store.append([flip_event(state, now)])
@@ -86,40 +94,3 @@ def flip_event(state: KillSwitchState, now: datetime) -> Event:
         reason=state.reason,
         payload={"actor": state.actor, "reason": state.reason},
     )
-
-
-class AdminService:
-    """The admin API's backend: the kill switch plus an audit event per request."""
-
-    def __init__(self, killswitch: KillSwitch) -> None:
-        self.killswitch = killswitch
-
-    async def killswitch_status(self) -> KillSwitchState:
-        return await self.killswitch.read()
-
-    async def set_killswitch(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
-        return await self.killswitch.set(engaged=engaged, actor=actor, reason=reason)
-
-    async def record_admin_request(
-        self, *, method: str, path: str, remote: str, result: str, detail: str
-    ) -> None:
-        now = self.killswitch.clock.now()
-        store = self.killswitch.store
-        store.append(
-            [
-                Event(
-                    kind=EventKind.ADMIN_REQUEST,
-                    ts=now,
-                    idempotency_key=f"admin:{now.isoformat()}:{method}:{path}:{remote}",
-                    reason=detail or result,
-                    payload={
-                        "method": method,
-                        "path": path,
-                        "remote": remote,
-                        "result": result,
-                        "detail": detail,
-                    },
-                )
-            ]
-        )
-        await store.flush()

@@ -93,6 +93,11 @@ class Reconciler:
         metrics.known_actuators(a.name for a in self.actuators)
         metrics.known_policies(p.name for p in self.policies)
 
+    @property
+    def latest_snapshot(self) -> Snapshot | None:
+        """What the last finished tick observed (for the status page); None before one."""
+        return self._snapshots[-1] if self._snapshots else None
+
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self, *, recover_orphans: bool = True) -> None:

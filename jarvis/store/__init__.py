@@ -13,6 +13,7 @@ from jarvis.store.events import EventBackend, EventStore, FlushResult
 from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
 from jarvis.store.memory import MemoryBackend, MemoryKillSwitch
 from jarvis.store.migrate import current_revision, head_revision, upgrade
+from jarvis.store.redact import Redactor
 from jarvis.store.tables import metadata
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryKillSwitch",
     "NotMigratedError",
+    "Redactor",
     "StoreError",
     "current_revision",
     "head_revision",

@@ -26,6 +26,7 @@ from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.memory import MemoryBackend
+from jarvis.store.redact import Redactor
 from jarvis.store.spool import Spool
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 
@@ -100,10 +101,17 @@ class EventStore:
     """Append-only events and the retry ledger: a buffer and a spool in front of a backend."""
 
     def __init__(
-        self, backend: EventBackend, spool: Spool | None = None, *, read_only: bool = False
+        self,
+        backend: EventBackend,
+        spool: Spool | None = None,
+        *,
+        read_only: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
         self.backend = backend
         self.read_only = read_only
+        self.redactor = redactor or Redactor()
+        """Applied to everything buffered or staged, and by the kill switch to each flip."""
         """Flushes discard what was buffered: for `jarvis plan`, which must write nothing."""
         self._spool = spool
         self._buffer: list[Event] = []
@@ -119,6 +127,7 @@ class EventStore:
         auto_migrate: bool | None = None,
         statement_timeout: float = STATEMENT_TIMEOUT_S,
         read_only: bool = False,
+        redactor: Redactor | None = None,
     ) -> EventStore:
         """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
 
@@ -137,14 +146,19 @@ class EventStore:
         except BaseException:
             await backend.aclose()
             raise
-        return cls(backend, spool, read_only=read_only)
+        return cls(backend, spool, read_only=read_only, redactor=redactor)
 
     @classmethod
     async def in_memory(
-        cls, *, spool_path: Path | None = None, backend: MemoryBackend | None = None
+        cls,
+        *,
+        spool_path: Path | None = None,
+        backend: MemoryBackend | None = None,
+        redactor: Redactor | None = None,
     ) -> EventStore:
         """A store on a `MemoryBackend` (the simulation's), with a real spool file if given."""
-        return cls(backend or MemoryBackend(), await cls._open_spool(spool_path))
+        spool = await cls._open_spool(spool_path)
+        return cls(backend or MemoryBackend(), spool, redactor=redactor)
 
     @staticmethod
     async def _open_spool(path: Path | None) -> Spool | None:
@@ -168,12 +182,13 @@ class EventStore:
         return 0 if self._spool is None else self._spool.count
 
     def append(self, events: Iterable[Event]) -> None:
-        """Buffer events for the next flush, made storable (`safe_event`); no I/O."""
-        self._buffer.extend(safe_event(event) for event in events)
+        """Buffer events for the next flush, secrets redacted and made storable; no I/O."""
+        redact = self.redactor.event
+        self._buffer.extend(safe_event(redact(event)) for event in events)
 
     def stage_retry(self, state: RetryState) -> None:
         """Buffer an upsert of one retry-ledger row; the latest per key wins."""
-        state = safe_retry(state)
+        state = safe_retry(self.redactor.retry(state))
         self._retries[(state.resource, state.action_kind)] = state
 
     async def flush(self) -> FlushResult:

@@ -4,14 +4,17 @@
 from the loop (reading and flipping the kill switch, recording each request as
 an event) comes in through the `AdminBackend` protocol, which the composition
 root implements over the safety layer and the event store. Every attempt,
-refused ones included, is recorded and counted; the bearer token is compared
-in constant time and never logged, recorded or echoed.
+refused ones included, is answered (never a 500 page with a traceback),
+recorded and counted. The actor of a flip is the credential (`auth`), never a
+field of the body; the read token may read and change nothing. Tokens are
+compared in constant time and never logged, recorded or echoed: details pass
+through the same redactor as the store's.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -19,22 +22,32 @@ import structlog
 from aiohttp import web
 
 from jarvis.model import KillSwitchState
+from jarvis.telemetry.audit import Auditor, AuditSink
+from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.metrics import Metrics
 
-__all__ = ["MAX_REASON_CHARS", "AdminApi", "AdminBackend", "KillSwitchRequest", "parse_request"]
+__all__ = [
+    "MAX_REASON_CHARS",
+    "AdminApi",
+    "AdminBackend",
+    "BadRequestError",
+    "KillSwitchRequest",
+    "flip_request",
+    "parse_request",
+    "state_json",
+]
 
 MAX_REASON_CHARS: Final = 500
-MAX_ACTOR_CHARS: Final = 200
+ACTOR_MESSAGE: Final = "actor: not accepted; the actor is the credential (admin-token)"
 DISABLED_MESSAGE: Final = "admin API disabled: set JARVIS_ADMIN_TOKEN"
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="jarvis"'}
 # Admin answers are state at one instant: never cached by a proxy or a browser.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
-_REDACTED: Final = "[redacted]"
 
 log = structlog.get_logger(__name__)
 
 
-class AdminBackend(Protocol):
+class AdminBackend(AuditSink, Protocol):
     """What the admin API needs from the rest of the daemon."""
 
     async def killswitch_status(self) -> KillSwitchState: ...
@@ -42,10 +55,6 @@ class AdminBackend(Protocol):
     async def set_killswitch(
         self, *, engaged: bool, actor: str, reason: str
     ) -> KillSwitchState: ...
-
-    async def record_admin_request(
-        self, *, method: str, path: str, remote: str, result: str, detail: str
-    ) -> None: ...
 
 
 class BadRequestError(ValueError):
@@ -58,7 +67,6 @@ class KillSwitchRequest:
 
     engaged: bool
     reason: str
-    actor: str | None
 
 
 def parse_request(raw: bytes) -> KillSwitchRequest:
@@ -67,15 +75,23 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequestError(f"body: not valid JSON ({exc.__class__.__name__})") from None
+    except RecursionError:
+        # Deeply nested brackets exhaust the parser's stack: a bad body, not a crash.
+        raise BadRequestError("body: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequestError("body: expected a JSON object")
-    unknown = sorted(set(body) - {"engaged", "reason", "actor"})
+    if "actor" in body:
+        raise BadRequestError(ACTOR_MESSAGE)
+    unknown = sorted(set(body) - {"engaged", "reason"})
     if unknown:
         raise BadRequestError(f"body: unknown field(s) {', '.join(unknown)}")
-    engaged = body.get("engaged")
+    return flip_request(body.get("engaged"), body.get("reason", ""))
+
+
+def flip_request(engaged: object, reason: object) -> KillSwitchRequest:
+    """Validate a flip from any form (API body, page form); `BadRequestError` names the field."""
     if not isinstance(engaged, bool):
         raise BadRequestError("engaged: required, must be true or false")
-    reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise BadRequestError("reason: must be a string")
     reason = reason.strip()
@@ -83,14 +99,7 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
         raise BadRequestError("reason: required when engaging the kill switch")
     if len(reason) > MAX_REASON_CHARS:
         raise BadRequestError(f"reason: at most {MAX_REASON_CHARS} characters")
-    actor = body.get("actor")
-    if actor is not None:
-        if not isinstance(actor, str) or not actor.strip():
-            raise BadRequestError("actor: must be a non-empty string")
-        if len(actor) > MAX_ACTOR_CHARS:
-            raise BadRequestError(f"actor: at most {MAX_ACTOR_CHARS} characters")
-        actor = actor.strip()
-    return KillSwitchRequest(engaged=engaged, reason=reason, actor=actor)
+    return KillSwitchRequest(engaged=engaged, reason=reason)
 
 
 def state_json(state: KillSwitchState) -> dict[str, object]:
@@ -102,14 +111,6 @@ def state_json(state: KillSwitchState) -> dict[str, object]:
     }
 
 
-def _presented_token(request: web.Request) -> bytes | None:
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    # The auth scheme is case-insensitive (RFC 7235 section 2.1).
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip().encode()
-
-
 @dataclass(frozen=True, slots=True)
 class _Reply:
     status: int
@@ -119,60 +120,45 @@ class _Reply:
     headers: dict[str, str] | None = None
 
 
-async def _record(
-    backend: AdminBackend, *, method: str, path: str, remote: str, result: str, detail: str
-) -> None:
-    try:
-        await backend.record_admin_request(
-            method=method, path=path, remote=remote, result=result, detail=detail
-        )
-    except Exception:
-        # A lost audit row must not undo a kill-switch flip that already happened.
-        log.exception("admin.record_failed", method=method, path=path)
-
-
 class AdminApi:
     """Handles ``GET`` and ``POST /v1/killswitch``; one per `HttpServer`."""
 
-    def __init__(self, *, backend: AdminBackend | None, token: str | None, metrics: Metrics):
+    def __init__(
+        self,
+        *,
+        backend: AdminBackend | None,
+        credentials: Credentials,
+        metrics: Metrics,
+        redact: Callable[[str], str],
+    ) -> None:
         self._backend = backend
-        # An empty token would let "Authorization: Bearer " through: treat it as unset.
-        self._token = token.encode() if token else None
-        self._metrics = metrics
+        self._credentials = credentials
+        self._audit = Auditor(sink=backend, metrics=metrics, redact=redact)
 
     async def handle(self, request: web.Request) -> web.Response:
-        reply = await self._decide(request)
-        method = request.method if request.method in {"GET", "POST"} else "other"
-        detail = self._redact(reply.detail)
-        remote = request.remote or "unknown"
-        self._metrics.admin_requests.labels(method=method, result=reply.result).inc()
-        log.info(
-            "admin.request",
-            method=request.method,
-            path=request.path,
-            remote=remote,
-            result=reply.result,
-            status=reply.status,
-            detail=detail,
+        try:
+            reply = await self._decide(request)
+        except Exception as exc:
+            # Whatever went wrong, the request is still answered and audited.
+            log.exception("admin.handler_failed", path=request.path)
+            message = f"internal error ({exc.__class__.__name__})"
+            reply = _Reply(500, "error", message, {"error": message})
+        await self._audit.record(
+            request, result=reply.result, status=reply.status, detail=reply.detail
         )
-        if self._backend is not None:
-            await _record(
-                self._backend,
-                method=request.method,
-                path=request.path,
-                remote=remote,
-                result=reply.result,
-                detail=detail,
-            )
         headers = {**_NO_STORE, **(reply.headers or {})}
         return web.json_response(reply.body, status=reply.status, headers=headers)
 
     async def _decide(self, request: web.Request) -> _Reply:
-        backend = self._authorize(request)
-        if isinstance(backend, _Reply):
-            return backend
+        authorized = self._authorize(request)
+        if isinstance(authorized, _Reply):
+            return authorized
+        backend, identity = authorized
         if request.method == "GET":
             return await self._status(backend)
+        if not identity.may_change:
+            message = "the read token may not change the kill switch; use the admin token"
+            return _Reply(403, "forbidden", message, {"error": message})
         try:
             parsed = parse_request(await request.read())
         except web.HTTPRequestEntityTooLarge:
@@ -180,25 +166,25 @@ class AdminApi:
             return _Reply(413, "bad_request", message, {"error": message})
         except BadRequestError as exc:
             return _Reply(400, "bad_request", str(exc), {"error": str(exc)})
-        actor = parsed.actor or f"api:{request.remote or 'unknown'}"
-        return await self._set(backend, parsed, actor)
+        return await self._set(backend, parsed, identity.actor)
 
-    def _authorize(self, request: web.Request) -> _Reply | AdminBackend:
-        """The backend to act on, or the refusal to send before the body is read."""
+    def _authorize(self, request: web.Request) -> _Reply | tuple[AdminBackend, Identity]:
+        """The backend and caller to act for, or the refusal to send before the body is read."""
         if request.method not in {"GET", "POST"}:
             message = f"method {request.method} not allowed; use GET or POST"
             return _Reply(405, "bad_request", message, {"error": message}, {"Allow": "GET, POST"})
-        if self._token is None:
+        if not self._credentials.admin_enabled:
             return _Reply(403, "forbidden", DISABLED_MESSAGE, {"error": DISABLED_MESSAGE})
         backend = self._backend
         if backend is None:
             message = "admin API disabled: no kill-switch backend is configured"
             return _Reply(403, "forbidden", message, {"error": message})
-        presented = _presented_token(request)
-        if presented is None or not hmac.compare_digest(presented, self._token):
+        presented = bearer_token(request)
+        identity = self._credentials.identify(presented)
+        if identity is None:
             message = "missing bearer token" if presented is None else "invalid bearer token"
             return _Reply(401, "unauthorized", message, {"error": message}, _CHALLENGE)
-        return backend
+        return backend, identity
 
     async def _status(self, backend: AdminBackend) -> _Reply:
         try:
@@ -223,9 +209,3 @@ class AdminApi:
         log.error("admin.backend_failed", doing=doing, exc_info=exc)
         message = f"kill-switch backend unavailable while {doing} ({exc.__class__.__name__})"
         return _Reply(503, "error", message, {"error": message})
-
-    def _redact(self, detail: str) -> str:
-        # Our own messages never include the token; a client might paste it into a reason.
-        if self._token is None:
-            return detail
-        return detail.replace(self._token.decode(), _REDACTED)

@@ -1,12 +1,14 @@
-"""The daemon's HTTP server: metrics, probes and the admin API, in the loop's event loop.
+"""The daemon's HTTP server: metrics, probes, the admin API and the status page.
 
 The composition root builds one `HttpServer` and starts it beside the
 reconcile loop (same asyncio event loop, no thread). What the server reports
 comes in as callables: ``healthy()`` (the loop decides: a tick finished
 recently), ``ready()`` (the store and the kill-switch backend answer) and an
-`AdminBackend` for the kill switch. It imports nothing from the loop, the app
-or the CLI. Every response is JSON except the metrics exposition; errors,
-unknown paths included, are JSON too, never an HTML page or a traceback.
+`AdminBackend` for the kill switch, and, for the status page at ``/``
+(`jarvis.telemetry.web`), a `PageBackend` and the month's budget. It runs in
+the loop's event loop and imports nothing from the loop, the app or the CLI.
+Every response is JSON except the metrics exposition and the status page;
+errors, unknown paths included, are JSON too, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from jarvis.telemetry.admin import AdminApi, AdminBackend
+from jarvis.telemetry.audit import Auditor
+from jarvis.telemetry.auth import Credentials
 from jarvis.telemetry.metrics import Metrics
+from jarvis.telemetry.web.page import StatusPage
+from jarvis.telemetry.web.view import BudgetView, PageBackend
 
 __all__ = ["AdminBackend", "HttpServer"]
 
@@ -58,7 +64,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 class HttpServer:
-    """``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/killswitch`` on one port."""
+    """``/metrics``, ``/healthz``, ``/readyz``, ``/v1/killswitch`` and ``/`` on one port."""
 
     def __init__(
         self,
@@ -70,6 +76,10 @@ class HttpServer:
         ready: Callable[[], Awaitable[tuple[bool, dict[str, str]]]],
         admin: AdminBackend | None,
         admin_token: str | None,
+        read_token: str | None = None,
+        redact: Callable[[str], str] | None = None,
+        page: PageBackend | None = None,
+        budget: Callable[[], BudgetView | None] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
     ) -> None:
         self._host = host
@@ -78,7 +88,26 @@ class HttpServer:
         self._healthy = healthy
         self._ready = ready
         self._ready_timeout = ready_timeout
-        self._admin = AdminApi(backend=admin, token=admin_token, metrics=metrics)
+        self._credentials = Credentials(admin_token=admin_token, read_token=read_token)
+        # The daemon passes the store's redactor (every configured secret); the
+        # tokens alone are the least a standalone server must keep out of its audit.
+        self._redact = redact or self._credentials.redact
+        self._admin = AdminApi(
+            backend=admin,
+            credentials=self._credentials,
+            metrics=metrics,
+            redact=self._redact,
+        )
+        self._page = None
+        if page is not None:
+            auditor = Auditor(sink=page, metrics=metrics, redact=self._redact)
+            self._page = StatusPage(
+                backend=page,
+                credentials=self._credentials,
+                auditor=auditor,
+                healthy=healthy,
+                budget=budget,
+            )
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -89,6 +118,8 @@ class HttpServer:
         app.router.add_get("/readyz", self._handle_readyz)
         # Every method is routed to the admin API so that even a refused PUT is recorded.
         app.router.add_route("*", "/v1/killswitch", self._admin.handle)
+        if self._page is not None:
+            self._page.add_routes(app)
         return app
 
     async def start(self) -> None:

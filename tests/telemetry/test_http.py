@@ -300,24 +300,24 @@ async def test_admin_get_returns_the_kill_switch_state(
 async def test_admin_post_engages_then_releases(
     serve: Serve, client: aiohttp.ClientSession
 ) -> None:
-    """POST engages with a reason (actor defaulting to the remote), then releases."""
+    """POST engages with a reason, then releases; the actor is the admin token's identity."""
     served = await serve()
     url = served.url("/v1/killswitch")
     async with client.post(url, headers=AUTH, json={"engaged": True, "reason": "p1 incident"}) as r:
         assert r.status == 200
         engaged = await r.json()
     assert engaged["engaged"] is True
-    assert engaged["actor"] == "api:127.0.0.1"
+    assert engaged["actor"] == "admin-token"
     assert engaged["reason"] == "p1 incident"
 
-    release = {"engaged": False, "actor": "oncall:bob"}
+    release = {"engaged": False}
     async with client.post(url, headers=AUTH, json=release) as r:
         assert r.status == 200
         assert (await r.json())["engaged"] is False
 
     assert served.backend.sets == [
-        (True, "api:127.0.0.1", "p1 incident"),
-        (False, "oncall:bob", ""),
+        (True, "admin-token", "p1 incident"),
+        (False, "admin-token", ""),
     ]
     assert [r.result for r in served.backend.requests] == ["ok", "ok"]
     assert "p1 incident" in served.backend.requests[0].detail
@@ -335,7 +335,7 @@ async def test_admin_post_engages_then_releases(
         (b'{"engaged": true}', "reason"),
         (b'{"engaged": true, "reason": "   "}', "reason"),
         (b'{"engaged": true, "reason": "' + b"x" * 501 + b'"}', "reason"),
-        (b'{"engaged": false, "actor": 7}', "actor"),
+        (b'{"engaged": false, "actor": "bob"}', "actor"),
         (b'{"engaged": false, "force": true}', "force"),
     ],
     ids=[
@@ -346,7 +346,7 @@ async def test_admin_post_engages_then_releases(
         "reason-missing",
         "reason-blank",
         "reason-too-long",
-        "actor-not-string",
+        "actor-given",
         "unknown-field",
     ],
 )

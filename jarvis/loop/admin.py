@@ -1,0 +1,111 @@
+"""What the admin API and the status page may do to the daemon: `AdminService`.
+
+The HTTP server (`jarvis.telemetry`) cannot import the loop, so the composition
+root hands it an `AdminService`, which implements the telemetry layer's
+`AdminBackend` and `PageBackend` protocols over the kill switch and the event
+store. `reset_retries` is the one way a quarantine is lifted: the CLI's
+``jarvis retries reset`` and the page's reset button both call it, so both
+record the same ``retries.reset`` event. The reconciler re-reads the ledger
+every tick, so a reset here takes effect at the next tick like one from
+another process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jarvis.loop.killswitch import KillSwitch
+from jarvis.model import Clock, Event, EventKind, KillSwitchState, RetryState
+from jarvis.store import EventStore
+
+__all__ = ["AdminService", "UnknownResourceError", "reset_retries"]
+
+_PAGE_KINDS = [kind.value for kind in EventKind if not kind.value.startswith("tick.")]
+
+
+class UnknownResourceError(LookupError):
+    """A reset named a resource the retry ledger does not hold."""
+
+
+async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: str) -> int:
+    """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it."""
+    count = await store.reset_retries(resource)
+    now = clock.now()
+    store.append(
+        [
+            Event(
+                kind=EventKind.RETRIES_RESET,
+                ts=now,
+                idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
+                resource=resource,
+                reason=f"reset by {actor}",
+                payload={"actor": actor, "rows": count},
+            )
+        ]
+    )
+    await store.flush()
+    return count
+
+
+class AdminService:
+    """The HTTP server's backend: the kill switch, the ledger, and an audit event per request."""
+
+    def __init__(self, killswitch: KillSwitch) -> None:
+        self.killswitch = killswitch
+
+    @property
+    def _store(self) -> EventStore:
+        return self.killswitch.store
+
+    async def killswitch_status(self) -> KillSwitchState:
+        return await self.killswitch.read()
+
+    async def set_killswitch(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
+        return await self.killswitch.set(engaged=engaged, actor=actor, reason=reason)
+
+    async def quarantined(self) -> list[RetryState]:
+        """Ledger rows in quarantine, by resource."""
+        ledger = await self._store.load_retries()
+        return [state for _, state in sorted(ledger.items()) if state.quarantined]
+
+    async def reset_retries(self, *, resource: str, actor: str) -> int:
+        """Lift ``resource``'s quarantine; `UnknownResourceError` when it has no ledger rows."""
+        ledger = await self._store.load_retries()
+        if not any(key[0] == resource for key in ledger):
+            raise UnknownResourceError(resource)
+        return await reset_retries(self._store, self.killswitch.clock, resource, actor)
+
+    async def recent_events(self, *, after_id: int | None, limit: int) -> Sequence[Event]:
+        """The newest ``limit`` events but tick markers, or the first after ``after_id``.
+
+        Oldest first. ``tick.started``/``tick.finished`` are left out: two a
+        tick, they would push everything an operator reads off the page.
+        """
+        return await self._store.events(limit=limit, after_id=after_id, kinds=_PAGE_KINDS)
+
+    async def escalations(self, *, limit: int) -> Sequence[Event]:
+        """The newest ``action.escalated`` events, oldest first."""
+        return await self._store.events(limit=limit, kinds=[EventKind.ACTION_ESCALATED.value])
+
+    async def record_admin_request(
+        self, *, method: str, path: str, remote: str, result: str, detail: str
+    ) -> None:
+        now = self.killswitch.clock.now()
+        self._store.append(
+            [
+                Event(
+                    kind=EventKind.ADMIN_REQUEST,
+                    ts=now,
+                    idempotency_key=f"admin:{now.isoformat()}:{method}:{path}:{remote}",
+                    reason=detail or result,
+                    payload={
+                        "method": method,
+                        "path": path,
+                        "remote": remote,
+                        "result": result,
+                        "detail": detail,
+                    },
+                )
+            ]
+        )
+        await self._store.flush()

@@ -1,0 +1,107 @@
+"""Known secrets kept out of the store: one `Redactor` for every write path.
+
+The composition root builds a `Redactor` from the settings' secrets (the admin
+and read tokens, database and Redis passwords, every other ``SecretStr`` such
+as probe URLs or webhook URLs) and hands it to the `EventStore`, which applies
+it to every event it buffers and every retry-ledger row it stages, and to the
+kill switch, which applies it before the backend writes a flip. Text from
+outside (an admin request's reason, a provider's error message) therefore
+reaches neither the database, the spool nor Redis with a secret in it, however
+it was pasted. Tokens are compared as substrings, so a secret shorter than
+`MIN_SECRET_CHARS` is not redacted: it would shred ordinary words, and a
+secret that short is no secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Final
+
+from jarvis.model import Event, RetryState
+
+__all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor"]
+
+REDACTED: Final = "[redacted]"
+MIN_SECRET_CHARS: Final = 4
+
+
+class Redactor:
+    """Replaces each known secret in outside text with ``[redacted]``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first: a secret that contains another is replaced whole.
+        unique = {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
+        self._secrets = tuple(sorted(unique, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret replaced; usually itself."""
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def optional(self, value: str | None) -> str | None:
+        return None if value is None else self.text(value)
+
+    def json(self, value: Any) -> Any:
+        """A JSON-like value with secrets replaced in every string, keys included."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.json(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json(v) for v in value]
+        return value
+
+    def event(self, event: Event) -> Event:
+        """The event with secrets replaced in its strings and payload; itself when clean."""
+        if not self._secrets or not self._leaks(event):
+            return event
+        cleaned = {
+            "idempotency_key": self.text(event.idempotency_key),
+            "tick_id": self.optional(event.tick_id),
+            "resource": self.optional(event.resource),
+            "action_kind": self.optional(event.action_kind),
+            "policy": self.optional(event.policy),
+            "reason": self.optional(event.reason),
+            "action_id": self.optional(event.action_id),
+            "payload": self.json(event.payload),
+        }
+        if all(value == getattr(event, name) for name, value in cleaned.items()):
+            return event
+        return replace(event, **cleaned)
+
+    def _found(self, value: Any) -> bool:
+        """Whether a secret occurs anywhere in ``value``; allocates nothing."""
+        if isinstance(value, str):
+            return any(secret in value for secret in self._secrets)
+        if isinstance(value, Mapping):
+            return any(self._found(k) or self._found(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(self._found(v) for v in value)
+        return False
+
+    def _leaks(self, event: Event) -> bool:
+        # Nearly every event is clean: look first, copy only one that needs it.
+        texts = (
+            event.idempotency_key,
+            event.tick_id,
+            event.resource,
+            event.action_kind,
+            event.policy,
+            event.reason,
+            event.action_id,
+        )
+        return any(t is not None and self._found(t) for t in texts) or self._found(event.payload)
+
+    def retry(self, state: RetryState) -> RetryState:
+        """The ledger row with secrets replaced in its error text; itself when clean."""
+        last_error = self.text(state.last_error)
+        resource = self.text(state.resource)
+        if (last_error, resource) == (state.last_error, state.resource):
+            return state
+        return replace(state, last_error=last_error, resource=resource)
