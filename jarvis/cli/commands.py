@@ -85,14 +85,33 @@ def _print_events(batch: list[Event], as_json: bool) -> None:
         print_json_lines(event_json(e) for e in batch)
         return
     for e in batch:
-        where = f" {e.resource}" if e.resource else ""
-        what = f" {e.action_kind}" if e.action_kind else ""
+        console.print(event_line(e), highlight=False, markup=False, soft_wrap=True)
+
+
+def event_line(e: Event) -> str:
+    """One event as a line: when, what, where, and the fact an operator reads it for.
+
+    An outcome line shows the outcome (``failed: crash loop``), not the
+    proposal's reason, which the ``action.proposed`` line already showed; a
+    ``resource.changed`` line shows the new health and what it was.
+    """
+    where = f" {e.resource}" if e.resource else ""
+    what = f" {e.action_kind}" if e.action_kind else ""
+    payload = e.payload
+    if e.kind in (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED):
+        outcome = str(payload.get("outcome") or e.kind.value.removeprefix("action."))
+        detail = payload.get("detail")
+        why = f" — {outcome}" + (f": {detail}" if detail else "")
+    elif e.kind is EventKind.RESOURCE_CHANGED:
+        health = payload.get("health")
+        previous = payload.get("previous")
+        was = previous.get("health") if isinstance(previous, dict) else None
+        why = f" — {health}" if health else ""
+        why += f" (was {was})" if was and was != health else ""
+        why += f": {e.reason}" if e.reason else ""
+    else:
         why = f" — {e.reason}" if e.reason else ""
-        console.print(
-            f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}",
-            highlight=False,
-            markup=False,
-        )
+    return f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}"
 
 
 # -- db and config -------------------------------------------------------------
