@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jarvis.config.sections import RetentionSettings
+from jarvis.config.sections import KindRetention, RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store import EventStore
 
@@ -61,7 +61,7 @@ async def test_events_older_than_their_kind_allows_go_and_the_newest_stays(
             event(EventKind.KILLSWITCH_ENGAGED, days_ago(90), "engaged-only"),
         ],
     )
-    retention = RetentionSettings(kinds={"resource.changed": {"max_age_days": 7}})
+    retention = RetentionSettings(kinds={"resource.changed": KindRetention(max_age_days=7)})
     deleted = await sql_store.prune(retention, now=NOW, keep_after=HORIZON)
     assert deleted == {"tick.started": 2, "resource.changed": 1}
     assert await keys(sql_store) == ["tick-young", "changed-3d", "engaged-only"]
@@ -120,7 +120,7 @@ async def test_open_intents_and_the_outcomes_of_kept_intents_stay(sql_store: Eve
     )
     open_before = [e.idempotency_key for e in await sql_store.open_intents()]
     # Intents kept for a year: their outcomes must stay too, though over their own age.
-    keep_intents = RetentionSettings(kinds={"action.started": {"max_age_days": 365}})
+    keep_intents = RetentionSettings(kinds={"action.started": KindRetention(max_age_days=365)})
     assert await sql_store.prune(keep_intents, now=NOW, keep_after=HORIZON) == {}
     deleted = await sql_store.prune(RetentionSettings(), now=NOW, keep_after=HORIZON)
     assert deleted == {"action.started": 2, "action.applied": 1, "action.failed": 1}
