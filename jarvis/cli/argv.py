@@ -30,11 +30,11 @@ def hoist_config(args: Sequence[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg in CONFIG_OPTIONS and i + 1 < len(args) and rest:
+        if arg in CONFIG_OPTIONS and i + 1 < len(args):
             front[:] = [arg, args[i + 1]]
             i += 2
             continue
-        if arg.startswith("--config=") and rest:
+        if arg.startswith("--config="):
             front[:] = [arg]
         else:
             rest.append(arg)
