@@ -33,7 +33,9 @@ def test_restart_is_applied_and_recorded_with_the_operator_as_actor(jarvis: Jarv
 
 def test_rollback_and_scale_take_their_parameters(jarvis: Jarvis) -> None:
     """`rollback --to` and `scale N` reach the provider as typed parameters."""
-    assert jarvis("rollback", COACH, "--to", "v1", "--json").returncode in (0, 1)
+    rolled = jarvis("rollback", COACH, "--to", "v1", "--json")
+    assert rolled.returncode == 0, rolled.stderr + rolled.stdout
+    assert [row["decision"] for row in json.loads(rolled.stdout)["decisions"]] == ["applied"]
     scaled = jarvis("scale", COACH, "3", "--json")
     assert scaled.returncode == 0, scaled.stderr + scaled.stdout
     (row,) = json.loads(scaled.stdout)["decisions"]
