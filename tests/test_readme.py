@@ -56,3 +56,16 @@ def test_every_command_the_readme_names_exists(command: str) -> None:
     if result.exit_code != 0 and len(words) == 2:
         result = CliRunner().invoke(app, [words[0], "--help"])
     assert result.exit_code == 0, (command, result.output)
+
+
+def test_the_readme_links_an_architecture_page_that_is_in_the_repository() -> None:
+    """The architecture page a reader is sent to ships with the code; nothing points outside."""
+    assert "(docs/architecture.md)" in TEXT
+    assert (README.parent / "docs" / "architecture.md").is_file()
+    assert "../shared" not in TEXT and "DESIGN.md" not in TEXT
+
+
+def test_the_readme_says_logs_follow_stderr() -> None:
+    """The log format is chosen by whether stderr is a terminal, and the README says so."""
+    assert "stderr is not a terminal" in TEXT
+    assert "when stdout is not a terminal" not in TEXT

@@ -210,8 +210,13 @@ class ThreeClouds:
         return grouped
 
 
-def by_resource(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Decision rows keyed by resource URI (one action per resource per tick)."""
+def by_resource(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The decision rows of the one tick report `tick`/`plan --json` print, keyed by resource.
+
+    One action per resource per tick.
+    """
+    (report,) = reports
+    rows = report["decisions"]
     keyed = {row["resource"]: row for row in rows}
     assert len(keyed) == len(rows), f"two decisions for one resource: {rows}"
     return keyed

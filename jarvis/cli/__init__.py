@@ -8,11 +8,13 @@ commands take ``--json`` and then print one JSON object per line.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, simulate, ticks
+from jarvis.cli import commands, daemon, operator, override, simulate, ticks
+from jarvis.cli.argv import hoist_config, quiet_flags
 from jarvis.cli.common import State
 
 app = typer.Typer(
@@ -41,7 +43,10 @@ app.command("run")(daemon.run)
 app.command("tick")(ticks.tick)
 app.command("plan")(ticks.plan)
 app.command("events")(commands.events)
-app.command("deploy")(ticks.deploy)
+app.command("deploy")(override.deploy)
+app.command("restart")(override.restart)
+app.command("rollback")(override.rollback)
+app.command("scale")(override.scale)
 app.command("simulate")(simulate.simulate)
 app.add_typer(operator.killswitch_app, name="killswitch")
 app.add_typer(operator.retries_app, name="retries")
@@ -50,7 +55,10 @@ app.add_typer(commands.config_app, name="config")
 
 
 def main() -> None:
-    app(prog_name="jarvis")
+    args = hoist_config(sys.argv[1:])
+    command = typer.main.get_command(app)
+    quiet_flags(command, args)
+    command(args=args, prog_name="jarvis")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import typer
 
-from jarvis.app import build_guard, open_store
+from jarvis.app import build_guard, build_policies, open_store
 from jarvis.cli.common import (
     JsonOpt,
     console,
@@ -85,14 +85,33 @@ def _print_events(batch: list[Event], as_json: bool) -> None:
         print_json_lines(event_json(e) for e in batch)
         return
     for e in batch:
-        where = f" {e.resource}" if e.resource else ""
-        what = f" {e.action_kind}" if e.action_kind else ""
+        console.print(event_line(e), highlight=False, markup=False, soft_wrap=True)
+
+
+def event_line(e: Event) -> str:
+    """One event as a line: when, what, where, and the fact an operator reads it for.
+
+    An outcome line shows the outcome (``failed: crash loop``), not the
+    proposal's reason, which the ``action.proposed`` line already showed; a
+    ``resource.changed`` line shows the new health and what it was.
+    """
+    where = f" {e.resource}" if e.resource else ""
+    what = f" {e.action_kind}" if e.action_kind else ""
+    payload = e.payload
+    if e.kind in (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED):
+        outcome = str(payload.get("outcome") or e.kind.value.removeprefix("action."))
+        detail = payload.get("detail")
+        why = f" — {outcome}" + (f": {detail}" if detail else "")
+    elif e.kind is EventKind.RESOURCE_CHANGED:
+        health = payload.get("health")
+        previous = payload.get("previous")
+        was = previous.get("health") if isinstance(previous, dict) else None
+        why = f" — {health}" if health else ""
+        why += f" (was {was})" if was and was != health else ""
+        why += f": {e.reason}" if e.reason else ""
+    else:
         why = f" — {e.reason}" if e.reason else ""
-        console.print(
-            f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}",
-            highlight=False,
-            markup=False,
-        )
+    return f"{e.ts:%Y-%m-%d %H:%M:%S} {e.kind.value}{where}{what}{why}"
 
 
 # -- db and config -------------------------------------------------------------
@@ -104,6 +123,44 @@ def db_upgrade(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     revision = run(lambda: upgrade(settings.database_url))
     console.print(f"database at revision {revision}", highlight=False)
+
+
+@db_app.command("prune")
+def db_prune(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete events past the retention limits now (the daemon does it every retention.interval).
+
+    Never an open intent, the outcome of one kept, the newest event of a kind,
+    a quarantined resource's escalation, or anything inside the history horizon.
+    """
+    from jarvis.loop.clock import WallClock  # noqa: PLC0415 - only this command needs them
+    from jarvis.loop.retention import Pruner  # noqa: PLC0415
+
+    settings = settings_from(ctx)
+
+    async def main() -> dict[str, int]:
+        store = await open_store(settings)
+        try:
+            pruner = Pruner.for_policies(
+                store, settings.retention, WallClock(), build_policies(settings)
+            )
+            return await pruner.prune(dry_run=dry_run)
+        finally:
+            await store.aclose()
+
+    deleted = run(main)
+    if as_json:
+        print_json_lines([{"dry_run": dry_run, "deleted": deleted}])
+        return
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {sum(deleted.values())} event(s)", highlight=False)
+    for kind, count in sorted(deleted.items()):
+        console.print(f"  {kind}: {count}", highlight=False)
 
 
 @config_app.command("check")

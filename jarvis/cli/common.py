@@ -3,6 +3,7 @@ failures into one clear line and an exit status, and printing JSON lines."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -13,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import anyio
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from jarvis.config import ConfigError, Settings, load_settings
 from jarvis.model import Event
@@ -48,6 +50,33 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     # Logs go to stderr, so `--json` output on stdout stays machine-readable.
     configure_logging(settings.log_level, settings.log_format)
     return settings
+
+
+def operator_name() -> str:
+    """Who is at the keyboard, as recorded with what they do: ``cli:USER``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def print_table(table: Table, target: Console | None = None) -> None:
+    """Print ``table`` without ever cutting a cell short.
+
+    Rich fits a table to the terminal, or to 80 columns in a pipe, and cuts
+    what does not fit with an ellipsis: ``sim://ai-daw…`` hides which
+    resource a row is about. Every column folds instead of cutting, and off a
+    terminal the table gets the width it needs, so ``grep`` finds whole names.
+    """
+    out = target or console
+    for column in table.columns:
+        column.overflow = "fold"
+    if out.is_terminal:
+        out.print(table)
+        return
+    needed = out.measure(table, options=out.options.update_width(100_000)).maximum
+    wide = Console(width=max(out.width, needed), file=out.file)
+    wide.print(table)
 
 
 def fail(message: str, code: int) -> NoReturn:

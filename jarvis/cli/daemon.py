@@ -17,6 +17,7 @@ from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
 from jarvis.config import ConfigError, Settings
 from jarvis.loop.admin import AdminService
+from jarvis.loop.retention import Pruner
 from jarvis.loop.scheduler import Scheduler
 from jarvis.policies.budget import read_spend
 from jarvis.telemetry.http import HttpServer
@@ -92,6 +93,10 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
+            pruner = Pruner.for_policies(
+                app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
+            )
+            group.start_soon(pruner.run)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:

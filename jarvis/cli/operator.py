@@ -6,14 +6,23 @@ they work beside a running daemon and while a cloud API is down.
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from jarvis.app import killswitch_backend, open_store
-from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
+from jarvis.cli.common import (
+    EXIT_CONFIG,
+    JsonOpt,
+    console,
+    fail,
+    operator_name,
+    print_json_lines,
+    print_table,
+    run,
+    settings_from,
+)
 from jarvis.config import Settings
 from jarvis.loop.admin import reset_retries
 from jarvis.loop.clock import WallClock
@@ -27,13 +36,6 @@ retries_app = typer.Typer(help="The retry ledger and quarantined resources.", no
 
 
 # -- kill switch ---------------------------------------------------------------
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 async def _with_killswitch(settings: Settings, body: Any) -> Any:
@@ -58,7 +60,8 @@ def killswitch_engage(
     settings = settings_from(ctx)
     state = run(
         lambda: _with_killswitch(
-            settings, lambda ks: ks.set(engaged=True, actor=actor or _operator(), reason=reason)
+            settings,
+            lambda ks: ks.set(engaged=True, actor=actor or operator_name(), reason=reason),
         )
     )
     console.print(
@@ -78,7 +81,8 @@ def killswitch_release(
     settings = settings_from(ctx)
     state = run(
         lambda: _with_killswitch(
-            settings, lambda ks: ks.set(engaged=False, actor=actor or _operator(), reason=reason)
+            settings,
+            lambda ks: ks.set(engaged=False, actor=actor or operator_name(), reason=reason),
         )
     )
     console.print(f"kill switch [bold green]released[/] by {state.actor}", highlight=False)
@@ -158,7 +162,7 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             "[bold red]yes[/]" if r["quarantined"] else "no",
             r["last_error"],
         )
-    console.print(table)
+    print_table(table)
 
 
 @retries_app.command("reset")
@@ -166,7 +170,11 @@ def retries_reset(
     ctx: typer.Context,
     resource: Annotated[str, typer.Argument(help="Resource URI, e.g. sim://ai-dawg-ai-brain.")],
 ) -> None:
-    """Clear a resource's retry ledger and lift its quarantine."""
+    """Clear a resource's retry ledger and lift its quarantine.
+
+    A resource the ledger does not hold is an error (exit 2): a typo must not
+    look like a reset that worked.
+    """
     try:
         ResourceRef.parse(resource)
     except ValueError as exc:
@@ -177,9 +185,11 @@ def retries_reset(
     async def main() -> int:
         store = await open_store(settings)
         try:
-            return await reset_retries(store, clock, resource, _operator())
+            return await reset_retries(store, clock, resource, operator_name())
         finally:
             await store.aclose()
 
     count = run(main)
+    if count == 0:
+        fail(f"{resource} has no retry records (see `jarvis retries list`)", EXIT_CONFIG)
     console.print(f"reset {count} retry record(s) for {resource}", highlight=False)

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from jarvis.cli.common import EXIT_CONFIG, State, fail, run
+from jarvis.cli.common import EXIT_CONFIG, State, fail, print_table, run
 from jarvis.config import ConfigError
 from jarvis.telemetry.logging import configure_logging
 
@@ -88,7 +88,7 @@ def simulate(
     if as_json:
         sys.stdout.write(json.dumps(result.as_dict(), sort_keys=True) + "\n")
     else:
-        result.render(console)
+        result.render(console, lambda table: print_table(table, console))
     if not result.ok:
         first = result.violations[0]
         fail(

@@ -1,24 +1,22 @@
-"""One-shot commands that run the loop's own decisions: `tick`, `plan` and `deploy`.
+"""One-shot commands that run the loop's own decisions: `tick` and `plan`.
 
-Each builds the whole app through the composition root (`jarvis.app`), so a
-deploy goes through the same guard as every action the daemon proposes.
+Each builds the whole app through the composition root (`jarvis.app`). The
+report printer here serves the operator's overrides too (`jarvis.cli.override`:
+`deploy`, `restart`, `rollback`, `scale`), which are one-shot ticks as well.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from jarvis.app import build_app
-from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
+from jarvis.cli.common import JsonOpt, console, print_json_lines, print_table, run, settings_from
 from jarvis.config import Settings
 from jarvis.loop.reconciler import Decision, TickReport
-from jarvis.model import Action, Deploy, History, ResourceRef, Snapshot
-from jarvis.policies.base import Evaluation
 from jarvis.store import EventStore
 
 # -- tick and plan -------------------------------------------------------------
@@ -34,14 +32,14 @@ def tick(
     """Run one reconcile tick now and print what it did."""
     settings = settings_from(ctx)
     report = run(lambda: _one_tick(settings, dry_run=dry_run or settings.dry_run))
-    _print_report(report, as_json)
+    print_report(report, as_json)
 
 
 def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show what Jarvis would do now: a dry-run tick printed as a table; it records nothing."""
     settings = settings_from(ctx)
     report = run(lambda: _one_tick(settings, dry_run=True, record=False))
-    _print_report(report, as_json)
+    print_report(report, as_json)
 
 
 async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -> TickReport:
@@ -55,10 +53,11 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
         await app.aclose()
 
 
-def _print_report(report: TickReport, as_json: bool) -> None:
+def print_report(report: TickReport, as_json: bool) -> None:
+    """The tick as a table, or with ``--json`` as one JSON object (``report_json``)."""
     rows = [_decision_row(d) for d in report.decisions]
     if as_json:
-        print_json_lines(rows)
+        print_json_lines([report_json(report, rows)])
         return
     snapshot = report.snapshot
     console.print(
@@ -84,7 +83,27 @@ def _print_report(report: TickReport, as_json: bool) -> None:
             row["reason"],
             "" if row["cost_delta_per_hour"] is None else f"{row['cost_delta_per_hour']:+.2f}",
         )
-    console.print(table)
+    print_table(table)
+
+
+def report_json(report: TickReport, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One object per tick, so a tick with nothing to do still prints something to parse.
+
+    ``decisions`` holds one row per planned action (empty when there was
+    nothing to do); the counts and observe errors say why it was empty.
+    """
+    return {
+        "tick_id": report.tick_id,
+        "resources": len(report.snapshot.resources),
+        "proposals": len(report.proposals),
+        "applied": len(report.applied),
+        "observe_errors": dict(report.snapshot.errors),
+        "notes": [
+            {"policy": policy, "message": note.message, "alert": note.alert}
+            for policy, note in report.notes
+        ],
+        "decisions": rows,
+    }
 
 
 def _decision_row(decision: Decision) -> dict[str, Any]:
@@ -106,49 +125,3 @@ def _decision_row(decision: Decision) -> dict[str, Any]:
         "reason": action.reason + (f" — {detail}" if detail else ""),
         "cost_delta_per_hour": action.cost_delta_per_hour,
     }
-
-
-# -- deploy --------------------------------------------------------------------
-
-
-def deploy(
-    ctx: typer.Context,
-    resource: Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")],
-    image: Annotated[str, typer.Option("--image", help="Container image to deploy.")],
-    reason: Annotated[
-        str, typer.Option("--reason", help="Recorded with the action.")
-    ] = "operator deploy",
-    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-) -> None:
-    """Deploy a new image through the same guard as every other action."""
-    try:
-        ref = ResourceRef.parse(resource)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    settings = settings_from(ctx)
-    action = Action(ref, Deploy(image), policy="operator", reason=reason)
-
-    async def main() -> TickReport:
-        app = await build_app(settings, policies=[_OneShot(action)], recover_orphans=False)
-        try:
-            return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
-        finally:
-            await app.aclose()
-
-    report = run(main)
-    _print_report(report, as_json=False)
-    decision = next((d for d in report.decisions if d.action == action), None)
-    if decision is None or decision.outcome is None or not decision.outcome.ok:
-        raise typer.Exit(1)
-
-
-class _OneShot:
-    """A policy that proposes exactly one operator-supplied action."""
-
-    name = "operator"
-
-    def __init__(self, action: Action) -> None:
-        self.action = action
-
-    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
-        return Evaluation(actions=(self.action,))

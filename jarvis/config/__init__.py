@@ -38,6 +38,7 @@ from jarvis.config.sections import (
     HealSettings,
     HttpSettings,
     LoopSettings,
+    RetentionSettings,
     RetrySettings,
     SimulatedSettings,
     _default_allowlist,
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     bounds: BoundsSettings = BoundsSettings()
     retry: RetrySettings = RetrySettings()
     http: HttpSettings = HttpSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     simulated: SimulatedSettings = SimulatedSettings()
     aws: AwsSettings | None = None

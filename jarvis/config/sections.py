@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from jarvis.model import EventKind
 
 
 class Section(BaseModel):
@@ -103,3 +105,52 @@ class HealSettings(Section):
     enabled: bool = True
     restart_degraded: bool = False
     """Also restart resources that are only degraded, not just unhealthy."""
+
+
+class KindRetention(Section):
+    """Limits for one event kind, over the section's defaults."""
+
+    max_age_days: Annotated[float | None, Field(ge=1, le=36_500)] = None
+    max_count: Annotated[int | None, Field(ge=1_000)] = None
+
+
+class RetentionSettings(Section):
+    """How long events are kept: by age and by count, per kind; applied by the daemon.
+
+    A quarantined service adds about four rows a tick, so without this the
+    event table only grows. Pruning never deletes an open intent, the outcome
+    of an intent it keeps, the newest event of a kind (the last kill-switch
+    flip is read back from it), the escalation of a resource still
+    quarantined, or anything younger than the policies' history horizon.
+    The floors (a day, a thousand rows) keep a typo from emptying the record.
+    """
+
+    enabled: bool = True
+    max_age_days: Annotated[float, Field(ge=1, le=36_500)] = 30.0
+    """Events older than this are deleted (per kind unless ``kinds`` says otherwise)."""
+    max_count: Annotated[int, Field(ge=1_000)] = 100_000
+    """At most this many events of each kind are kept; the oldest go first."""
+    kinds: dict[str, KindRetention] = {}
+    """Per-kind limits, e.g. ``[retention.kinds."resource.changed"] max_age_days = 7``."""
+    interval: Annotated[float, Field(ge=1, le=7 * 86_400)] = 3600.0
+    """Seconds between two prunes by the daemon (and one shortly after it starts)."""
+    batch: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+    """At most this many rows deleted per kind per prune, so one prune stays short."""
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, KindRetention]) -> dict[str, KindRetention]:
+        known = {kind.value for kind in EventKind}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            choices = ", ".join(sorted(known))
+            raise ValueError(f"unknown event kind {unknown[0]!r}; one of: {choices}")
+        return value
+
+    def limits(self, kind: str) -> tuple[float, int]:
+        """(max age in days, max count) for ``kind``: its own limits over the defaults."""
+        own = self.kinds.get(kind, KindRetention())
+        return (
+            own.max_age_days if own.max_age_days is not None else self.max_age_days,
+            own.max_count if own.max_count is not None else self.max_count,
+        )

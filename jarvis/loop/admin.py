@@ -28,8 +28,13 @@ class UnknownResourceError(LookupError):
 
 
 async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: str) -> int:
-    """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it."""
+    """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it.
+
+    A resource with no rows records nothing: there was nothing to reset.
+    """
     count = await store.reset_retries(resource)
+    if count == 0:
+        return 0
     now = clock.now()
     store.append(
         [

@@ -119,7 +119,13 @@ def action_event(
         action_kind=action.kind,
         policy=action.policy,
         reason=reason if reason is not None else action.reason,
-        payload={"params": action.params_json(), "proposal": action.reason, **extra},
+        payload={
+            "params": action.params_json(),
+            "proposal": action.reason,
+            # Only an operator's action names one, so policy events keep their shape.
+            **({"actor": action.actor} if action.actor else {}),
+            **extra,
+        },
         action_id=action_id,
     )
 

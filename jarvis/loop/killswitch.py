@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import structlog
+
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
 from jarvis.store import EventStore, KillSwitchBackend, safe_text
+
+log = structlog.get_logger("jarvis.killswitch")
 
 
 class KillSwitch:
@@ -83,6 +87,33 @@ class KillSwitch:
         self.store.append([flip_event(state, now)])
         await self.store.flush()
         return state
+
+
+class FlipLog:
+    """Logs each flip the loop sees, whoever made it: the CLI, the API or a failing read.
+
+    A flip from another process reaches the daemon only through its next
+    read, so the daemon's log would otherwise never mention an engage made
+    with `jarvis killswitch engage`. An engaged switch is logged at the first
+    read too (a daemon starting stopped should say so); a release only as a
+    change.
+    """
+
+    def __init__(self) -> None:
+        self._seen: tuple[bool, str | None, datetime | None] | None = None
+
+    def seen(self, state: KillSwitchState) -> None:
+        key = (state.engaged, state.actor, state.changed_at)
+        if key == self._seen:
+            return
+        first = self._seen is None
+        self._seen = key
+        if state.engaged:
+            log.warning(
+                "kill switch engaged", actor=state.actor, reason=state.reason, at=state.changed_at
+            )
+        elif not first:
+            log.info("kill switch released", actor=state.actor, at=state.changed_at)
 
 
 def flip_event(state: KillSwitchState, now: datetime) -> Event:

@@ -118,6 +118,23 @@ class RetryLedger:
             if self.store.spooled:
                 return
         try:
-            self._states = await self.store.load_retries()
+            states = await self.store.load_retries()
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
             log.warning("retry ledger unreadable; using the in-memory copy", error=str(exc))
+            return
+        log_resets(self._states, states)
+        self._states = states
+
+
+def log_resets(before: Mapping[Key, RetryState], after: Mapping[Key, RetryState]) -> None:
+    """Log the rows another process cleared (`jarvis retries reset`), the lifted quarantines first.
+
+    This process's own changes are already in ``before``, so a row that is
+    gone, or no longer quarantined, after the re-read was reset elsewhere.
+    """
+    for key, state in sorted(before.items()):
+        now = after.get(key)
+        if state.quarantined and (now is None or not now.quarantined):
+            log.info("quarantine lifted", resource=key[0], action=key[1])
+        elif now is None:
+            log.info("retry record reset", resource=key[0], action=key[1])

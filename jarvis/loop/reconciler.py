@@ -22,7 +22,7 @@ import structlog
 from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
 from jarvis.loop.dispatch import Dispatcher
-from jarvis.loop.killswitch import KillSwitch
+from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.observe import health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
@@ -77,6 +77,7 @@ class Reconciler:
         self.guard = guard
         self.store = store
         self.killswitch = killswitch
+        self._flips = FlipLog()
         self.clock = clock
         self.metrics = metrics
         self.run_id = run_id
@@ -256,6 +257,7 @@ class Reconciler:
 
     async def _read_killswitch(self) -> KillSwitchState:
         state = await self.killswitch.read_failsafe()
+        self._flips.seen(state)
         self.metrics.killswitch_engaged.set(1 if state.engaged else 0)
         return state
 

@@ -122,8 +122,10 @@ class Recorder:
         self.remember(ev.outcome_event(tick_id, now, action, action_id, outcome))
         label = "applied" if outcome.ok else outcome.status.value
         self.metrics.actions.labels(kind=action.kind, outcome=label).inc()
-        log.info(
+        # A failure is what an operator greps the log for: warning, not info.
+        (log.info if outcome.ok else log.warning)(
             "action applied" if outcome.ok else "action failed",
+            resource=str(action.target),
             action=action.kind,
             outcome=outcome.status.value,
             detail=outcome.detail,

@@ -128,6 +128,8 @@ class Action:
     cost_delta_per_hour: float | None = None
     priority: int = 0
     """Higher wins when two policies propose for the same resource in one tick."""
+    actor: str | None = None
+    """Who asked for it when a person did (``cli:alice``, `jarvis restart`); None for policies."""
 
     @property
     def kind(self) -> str:

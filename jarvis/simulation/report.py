@@ -7,7 +7,7 @@ printed by `jarvis simulate`; `--report FILE` writes `as_dict()` as JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,13 @@ class SimulationReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n", "utf-8")
 
-    def render(self, console: Console) -> None:
-        """The readable summary: the run, actions, remediation, invariants."""
+    def render(self, console: Console, show: Callable[[Table], None] | None = None) -> None:
+        """The readable summary: the run, actions, remediation, invariants.
+
+        ``show`` prints a table (default: ``console.print``); the CLI passes one
+        that never cuts a header or a name short to fit 80 columns.
+        """
+        show = show or console.print
         verdict = "[bold green]all invariants held[/]" if self.ok else "[bold red]VIOLATION[/]"
         console.print(
             f"simulated {self.days:g} days, {self.services} services, seed {self.seed}: "
@@ -95,8 +100,8 @@ class SimulationReport:
         console.print(verdict)
         faults = ", ".join(self.faults) or "none"
         console.print(f"policies: {', '.join(self.policies) or '-'}; faults: {faults}")
-        console.print(_actions_table(self.actions))
-        console.print(_remediation_table(self.remediation))
+        show(_actions_table(self.actions))
+        show(_remediation_table(self.remediation))
         capacity = self.capacity
         console.print(
             f"capacity below demand: {capacity.get('minutes_with_capacity_below_demand', 0):g} min "
@@ -114,7 +119,7 @@ class SimulationReport:
             console.print(_budget_line(month), highlight=False)
         if not budget.get("months") and budget.get("note"):
             console.print(f"LLM budget: {budget['note']}")
-        console.print(_invariants_table(self.as_dict()["invariants"]))
+        show(_invariants_table(self.as_dict()["invariants"]))
         for violation in self.violations[:5]:
             console.print(
                 f"[red]{violation.invariant}[/]: {violation.message} "

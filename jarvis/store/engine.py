@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jarvis.store.errors import StoreError, describe
+from jarvis.store.errors import StoreError, describe, no_such_database
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -117,8 +117,12 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
     if url.get_backend_name() == "sqlite":
         where = f"SQLite database {url.database}"
     else:
-        where = (
-            f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
-            f" (database {url.database or '-'})"
-        )
+        server = f"{url.host or 'localhost'}:{url.port or 5432}"
+        if no_such_database(exc):
+            # The server answered: "cannot reach" would send the operator to the network.
+            return StoreError(
+                f"PostgreSQL at {server} has no database {url.database!r}: create it "
+                f"(createdb {url.database}), then run `jarvis db upgrade`"
+            )
+        where = f"PostgreSQL at {server} (database {url.database or '-'})"
     return StoreError(f"cannot reach {where}: {describe(exc)}")

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 import asyncpg.exceptions
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["NotMigratedError", "StoreError", "describe", "is_operational"]
+__all__ = [
+    "NotMigratedError",
+    "StoreError",
+    "describe",
+    "is_operational",
+    "no_such_database",
+]
 
 
 class StoreError(Exception):
@@ -75,6 +81,14 @@ def is_operational(exc: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith(_OPERATIONAL_SQLSTATE_PREFIXES):
             return True
     return False
+
+
+def no_such_database(exc: BaseException) -> bool:
+    """Whether PostgreSQL answered that the database does not exist (SQLSTATE 3D000).
+
+    The server is reachable then, and the operator needs `createdb`, not the network.
+    """
+    return any(getattr(e, "sqlstate", None) == "3D000" for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:

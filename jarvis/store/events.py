@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, RetryState
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
@@ -76,6 +77,10 @@ class EventBackend(Protocol):
     async def delete_retries(self, resource: str) -> int: ...
 
     async def count_events(self, kinds: Sequence[str] | None) -> int: ...
+
+    async def prune(
+        self, retention: RetentionSettings, *, now: datetime, keep_after: datetime, dry_run: bool
+    ) -> dict[str, int]: ...
 
     async def ping(self) -> None: ...
 
@@ -291,6 +296,21 @@ class EventStore:
     async def count_events(self, kinds: Sequence[str] | None = None) -> int:
         """How many events are stored, optionally only of some kinds."""
         return await self.backend.count_events(kinds)
+
+    async def prune(
+        self,
+        retention: RetentionSettings,
+        *,
+        now: datetime,
+        keep_after: datetime,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Delete events past ``retention`` but none still needed; rows per kind.
+
+        See `jarvis.store.retention` for what always stays. With ``dry_run``
+        nothing is deleted and the counts are what would have been.
+        """
+        return await self.backend.prune(retention, now=now, keep_after=keep_after, dry_run=dry_run)
 
     async def ping(self) -> None:
         """One round trip to the database; raises StoreError when it does not answer."""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 import anyio.lowlevel
 
+from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.sql import OUTCOME_KINDS
@@ -192,6 +193,13 @@ class MemoryBackend:
         if kinds is None:
             return self._kinds.total()
         return sum(self._kinds[str(kind)] for kind in set(kinds))
+
+    async def prune(
+        self, retention: RetentionSettings, *, now: datetime, keep_after: datetime, dry_run: bool
+    ) -> dict[str, int]:
+        """Nothing: this backend already keeps only its newest ``retain`` events (`_trim`)."""
+        del retention, now, keep_after, dry_run
+        return {}
 
     async def ping(self) -> None:
         await anyio.lowlevel.checkpoint()

@@ -17,9 +17,11 @@ from sqlalchemy import ColumnElement, delete, exists, func, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.codec import readable_events, retry_from_row
 from jarvis.store.engine import (
+    SQLITE_IMMEDIATE,
     STATEMENT_TIMEOUT_S,
     create_engine,
     masked,
@@ -28,15 +30,13 @@ from jarvis.store.engine import (
 )
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.migrate import check_revision, upgrade_engine
+from jarvis.store.retention import OUTCOME_KINDS, prune_events
 from jarvis.store.tables import events, retry_state
 from jarvis.store.writer import event_writer
 
 __all__ = ["OUTCOME_KINDS", "SqlBackend"]
 
 _T = TypeVar("_T")
-
-OUTCOME_KINDS = (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN)
-"""The events that close an `action.started` intent with the same action id."""
 
 
 class SqlBackend:
@@ -190,6 +190,24 @@ class SqlBackend:
             return int((await connection.execute(query)).scalar_one())
 
         return await self._read(run)
+
+    async def prune(
+        self, retention: RetentionSettings, *, now: datetime, keep_after: datetime, dry_run: bool
+    ) -> dict[str, int]:
+        """Delete old events in one transaction (`jarvis.store.retention`); roll back a dry run."""
+        writer = self.engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        try:
+            async with writer.connect() as connection:
+                transaction = await connection.begin()
+                deleted = await prune_events(connection, retention, now=now, keep_after=keep_after)
+                await (transaction.rollback() if dry_run else transaction.commit())
+                return deleted
+        except DBAPIError as exc:
+            if is_operational(exc):
+                raise self.unreachable(exc) from exc
+            raise
+        except OSError as exc:
+            raise self.unreachable(exc) from exc
 
     async def ping(self) -> None:
         async def run(connection: AsyncConnection) -> None:

@@ -168,6 +168,12 @@ class Metrics:
             "Events spooled to the local file while the store was unreachable.",
             registry=reg,
         )
+        self.events_pruned = Counter(
+            "jarvis_events_pruned_total",
+            "Events deleted by retention, by kind.",
+            ["kind"],
+            registry=reg,
+        )
         self.admin_requests = Counter(
             "jarvis_admin_requests_total",
             "Admin API requests, by method and result.",

@@ -111,7 +111,7 @@ def test_tick_records_a_tick_and_plan_applies_and_records_nothing(jarvis: Jarvis
     before = events_of(jarvis)
     result = jarvis("plan", "--json")
     assert result.returncode == 0, result.stderr
-    decisions = [json.loads(line)["decision"] for line in result.stdout.splitlines()]
+    decisions = [row["decision"] for row in json.loads(result.stdout)["decisions"]]
     assert set(decisions) <= {"blocked: dry_run"}
     assert events_of(jarvis) == before
     started = events_of(jarvis, "tick.started")
@@ -192,3 +192,16 @@ def test_an_unreachable_database_is_one_clear_line(jarvis: Jarvis, tmp_path: Pat
     result = jarvis("events", env=env)
     assert result.returncode == 1
     assert "127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.anyio
+async def test_a_postgres_database_that_does_not_exist_is_named_as_such(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str
+) -> None:
+    """A server that answers "no such database" is not reported as unreachable."""
+    missing = pg_url.rsplit("/", 1)[0] + "/jarvis_no_such_database"
+    for command in (("events",), ("db", "upgrade"), ("run", "--ticks", "1", "--http-port", "0")):
+        result = jarvis(*command, env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=missing))
+        assert result.returncode == 1, (command, result.stderr)
+        assert "has no database 'jarvis_no_such_database'" in result.stderr, result.stderr
+        assert "cannot reach" not in result.stderr and "Traceback" not in result.stderr

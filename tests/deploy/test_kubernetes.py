@@ -16,13 +16,18 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs and types-PyYAML is not a dependency
 
+from tests.deploy import prometheus_rule
 from tests.deploy.conftest import DEPLOY, load_all_yaml, venv_tool
 
 KUBERNETES = DEPLOY / "kubernetes"
 KUBERNETES_VERSION = "1.30"
 OVERLAYS = sorted(p.name for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
-CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CRDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 @cache
@@ -122,9 +127,30 @@ def test_production_scrapes_the_service_through_a_service_monitor() -> None:
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
+def test_the_prometheus_rule_is_generated_from_the_alert_rules() -> None:
+    """The component's PrometheusRule is exactly what alerts.yaml renders to."""
+    assert prometheus_rule.RULE.read_text(encoding="utf-8") == prometheus_rule.render(), (
+        "deploy/kubernetes/monitoring/prometheusrule.yaml is stale: "
+        "run `uv run python -m tests.deploy.prometheus_rule`"
+    )
+
+
+def test_production_ships_the_alert_rules_as_a_prometheus_rule() -> None:
+    """Production renders a PrometheusRule whose groups are alerts.yaml's, in its namespace."""
+    objects = rendered("production")
+    rule = objects["PrometheusRule/jarvis"]
+    alerts = yaml.safe_load(prometheus_rule.ALERTS.read_text(encoding="utf-8"))
+
+    assert rule["spec"]["groups"] == alerts["groups"]
+    assert rule["metadata"]["namespace"] == objects["Service/jarvis"]["metadata"]["namespace"]
+    names = [r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert "JarvisLoopStalled" in names and len(names) == len(set(names))
+
+
 def test_staging_only_proposes() -> None:
-    """The staging overlay runs the daemon in dry-run and has no ServiceMonitor."""
+    """The staging overlay runs the daemon in dry-run and has no ServiceMonitor or rules."""
     env = {e["name"]: e.get("value") for e in containers("staging")["jarvis"]["env"]}
 
     assert env["JARVIS_DRY_RUN"] == "true"
     assert "ServiceMonitor/jarvis" not in rendered("staging")
+    assert "PrometheusRule/jarvis" not in rendered("staging")

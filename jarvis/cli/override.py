@@ -1,0 +1,160 @@
+"""The operator's overrides: `deploy`, `restart`, `rollback` and `scale`, from the CLI.
+
+An override is one action an operator names, run as a one-shot tick whose
+only policy proposes it (`OneShot`): it passes through the same guard as
+everything the daemon proposes (kill switch, allow-list, bounds, quarantine and
+the retry budget, dry run), is applied by the owning actuator with the same
+idempotency key, and is recorded with the operator as ``actor`` and
+``operator`` as its policy. `override` is that one piece; the four commands
+only build the action's parameters.
+
+Exit status: 0 when the action was applied (or, with ``--dry-run``, would
+have been), 1 when it was blocked or failed (the printed report says why),
+2 for a malformed resource URI or option.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from jarvis.app import build_app
+from jarvis.cli.common import (
+    EXIT_CONFIG,
+    JsonOpt,
+    fail,
+    operator_name,
+    run,
+    settings_from,
+)
+from jarvis.cli.ticks import print_report
+from jarvis.loop.reconciler import TickReport
+from jarvis.model import (
+    Action,
+    ActionParams,
+    BlockReason,
+    Deploy,
+    History,
+    ResourceRef,
+    Restart,
+    Rollback,
+    Scale,
+    Snapshot,
+)
+from jarvis.policies.base import Evaluation
+
+Resource = Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Check it against the guard and record; apply nothing.")
+]
+Reason = Annotated[str | None, typer.Option("--reason", help="Recorded with the action.")]
+
+
+def override(
+    ctx: typer.Context,
+    resource: str,
+    params: ActionParams,
+    *,
+    reason: str | None,
+    dry_run: bool,
+    as_json: bool = False,
+) -> None:
+    """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
+    try:
+        ref = ResourceRef.parse(resource)
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    settings = settings_from(ctx)
+    actor = operator_name()
+    action = Action(
+        ref,
+        params,
+        policy="operator",
+        reason=reason or f"operator {params.kind} by {actor}",
+        actor=actor,
+    )
+
+    async def main() -> TickReport:
+        app = await build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+        try:
+            return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
+        finally:
+            await app.aclose()
+
+    report = run(main)
+    print_report(report, as_json=as_json)
+    decision = next((d for d in report.decisions if d.action == action), None)
+    if decision is None:
+        raise typer.Exit(1)
+    if decision.outcome is None:
+        # Only a dry run's refusal counts as success: the guard let everything else through.
+        if decision.verdict.reason is not BlockReason.DRY_RUN:
+            raise typer.Exit(1)
+    elif not decision.outcome.ok:
+        raise typer.Exit(1)
+
+
+class OneShot:
+    """A policy that proposes exactly one operator-supplied action."""
+
+    name = "operator"
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
+        return Evaluation(actions=(self.action,))
+
+
+def deploy(
+    ctx: typer.Context,
+    resource: Resource,
+    image: Annotated[str, typer.Option("--image", help="Container image to deploy.")],
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy a new image through the same guard as every other action."""
+    override(ctx, resource, Deploy(image), reason=reason, dry_run=dry_run, as_json=as_json)
+
+
+def restart(
+    ctx: typer.Context,
+    resource: Resource,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restart a resource now, through the same guard as every other action."""
+    override(ctx, resource, Restart(), reason=reason, dry_run=dry_run, as_json=as_json)
+
+
+def rollback(
+    ctx: typer.Context,
+    resource: Resource,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Version to return to (default: the previous one)."),
+    ] = None,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll a resource back, through the same guard as every other action."""
+    override(ctx, resource, Rollback(to or ""), reason=reason, dry_run=dry_run, as_json=as_json)
+
+
+def scale(
+    ctx: typer.Context,
+    resource: Resource,
+    replicas: Annotated[int, typer.Argument(min=0, help="Desired replicas.")],
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a resource's replicas, through the same guard (and bounds) as every other action."""
+    override(
+        ctx, resource, Scale(replicas=replicas), reason=reason, dry_run=dry_run, as_json=as_json
+    )

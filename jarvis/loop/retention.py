@@ -1,0 +1,86 @@
+"""Event retention as the daemon applies it: a prune soon after start, then one per interval.
+
+`jarvis run` (`jarvis.cli.daemon`) runs `Pruner.run` beside the scheduler;
+`jarvis db prune` calls `Pruner.prune` once. The rules for what may go are the
+store's (`jarvis.store.retention`); here is only when, the protected history
+horizon (the policies' own, so a policy never loses the window it reads),
+and the log line and counter per prune. A prune that fails (the database is
+down) is logged and tried again at the next interval: retention must never
+stop the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+import structlog
+
+from jarvis.config.sections import RetentionSettings
+from jarvis.loop.record import history_horizon
+from jarvis.model import Clock
+from jarvis.store import EventStore, StoreError
+from jarvis.telemetry.metrics import Metrics
+
+log = structlog.get_logger("jarvis.retention")
+
+FIRST_PRUNE_DELAY = 60.0
+"""Seconds after start before the first prune: start-up (recovery, the first
+tick) goes first, and a crash loop does not prune on every start."""
+
+
+class Pruner:
+    """Prunes ``store`` by ``retention``, never inside the history ``horizon``."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        retention: RetentionSettings,
+        clock: Clock,
+        *,
+        horizon: timedelta,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.retention = retention
+        self.clock = clock
+        self.horizon = horizon
+        self.metrics = metrics
+
+    @classmethod
+    def for_policies(
+        cls,
+        store: EventStore,
+        retention: RetentionSettings,
+        clock: Clock,
+        policies: Iterable[object],
+        metrics: Metrics | None = None,
+    ) -> Pruner:
+        """A pruner that keeps at least the longest history any of ``policies`` reads."""
+        return cls(store, retention, clock, horizon=history_horizon(policies), metrics=metrics)
+
+    async def prune(self, *, dry_run: bool = False) -> dict[str, int]:
+        """One prune now; rows deleted (or, dry, that would be) per kind. Raises StoreError."""
+        now = self.clock.now()
+        deleted = await self.store.prune(
+            self.retention, now=now, keep_after=now - self.horizon, dry_run=dry_run
+        )
+        if not dry_run and self.metrics is not None:
+            for kind, count in deleted.items():
+                self.metrics.events_pruned.labels(kind=kind).inc(count)
+        return deleted
+
+    async def run(self) -> None:
+        """Prune every ``retention.interval`` seconds until cancelled; log each prune."""
+        if not self.retention.enabled:
+            return
+        await self.clock.sleep(min(FIRST_PRUNE_DELAY, self.retention.interval))
+        while True:
+            try:
+                deleted = await self.prune()
+            except StoreError as exc:
+                log.warning("event retention skipped; the store is unavailable", error=str(exc))
+            else:
+                if deleted:
+                    log.info("events pruned", total=sum(deleted.values()), by_kind=deleted)
+            await self.clock.sleep(self.retention.interval)

@@ -1,0 +1,83 @@
+"""`jarvis restart|rollback|scale|deploy`: an operator's action through the daemon's own guard."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.cli.conftest import Jarvis
+
+COACH = "sim://ai-dawg-vocal-coach"
+
+
+def events_of(jarvis: Jarvis, *kinds: str) -> list[dict[str, Any]]:
+    args = [arg for kind in kinds for arg in ("--kind", kind)]
+    result = jarvis("events", "--json", "--limit", "1000", *args)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_restart_is_applied_and_recorded_with_the_operator_as_actor(jarvis: Jarvis) -> None:
+    """The action goes through the guard, is applied, and names who asked for it."""
+    result = jarvis("restart", COACH, "--reason", "stuck since the deploy")
+    assert result.returncode == 0, result.stderr
+    assert "applied" in result.stdout
+    started, applied = events_of(jarvis, "action.started", "action.applied")
+    assert applied["resource"] == COACH and applied["action_kind"] == "restart"
+    assert applied["policy"] == "operator"
+    assert applied["payload"]["actor"] == started["payload"]["actor"] == f"cli:{getpass.getuser()}"
+    assert applied["payload"]["proposal"] == "stuck since the deploy"
+
+
+def test_rollback_and_scale_take_their_parameters(jarvis: Jarvis) -> None:
+    """`rollback --to` and `scale N` reach the provider as typed parameters."""
+    rolled = jarvis("rollback", COACH, "--to", "v1", "--json")
+    assert rolled.returncode == 0, rolled.stderr + rolled.stdout
+    assert [row["decision"] for row in json.loads(rolled.stdout)["decisions"]] == ["applied"]
+    scaled = jarvis("scale", COACH, "3", "--json")
+    assert scaled.returncode == 0, scaled.stderr + scaled.stdout
+    (row,) = json.loads(scaled.stdout)["decisions"]
+    assert row["decision"] == "applied" and json.loads(row["params"]) == {"replicas": 3}
+    proposed = events_of(jarvis, "action.proposed")
+    assert [e["payload"]["params"] for e in proposed] == [{"version": "v1"}, {"replicas": 3}]
+
+
+def test_an_override_is_refused_by_the_kill_switch(jarvis: Jarvis) -> None:
+    """With the switch engaged, every override is blocked, exits 1 and applies nothing."""
+    assert jarvis("killswitch", "engage", "--reason", "incident").returncode == 0
+    for args in (("restart", COACH), ("rollback", COACH), ("scale", COACH, "2")):
+        result = jarvis(*args)
+        assert result.returncode == 1, (args, result.stdout)
+        assert "blocked: killswitch" in result.stdout
+    assert events_of(jarvis, "action.started", "action.applied") == []
+
+
+def test_an_override_is_held_to_the_bounds_and_the_allow_list(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """Replicas past the bound, or a kind the allow-list does not permit, are refused."""
+    too_many = jarvis("scale", COACH, "1000")
+    assert too_many.returncode == 1 and "blocked: bounds" in too_many.stdout
+    (tmp_path / "narrow.toml").write_text(
+        "[[allowlist]]\nprovider = 'sim'\nresources = '*'\nactions = ['scale']\n"
+    )
+    refused = jarvis("restart", COACH, "--config", "narrow.toml")
+    assert refused.returncode == 1 and "blocked: allowlist" in refused.stdout
+    assert events_of(jarvis, "action.applied") == []
+
+
+def test_a_dry_run_override_exits_0_and_applies_nothing(jarvis: Jarvis) -> None:
+    """--dry-run checks the guard and records the refusal as dry_run; nothing is applied."""
+    result = jarvis("restart", COACH, "--dry-run")
+    assert result.returncode == 0, result.stdout
+    assert "blocked: dry_run" in result.stdout
+    assert events_of(jarvis, "action.started") == []
+
+
+def test_a_malformed_uri_is_exit_2(jarvis: Jarvis) -> None:
+    """A resource that is not provider://name is refused before anything opens."""
+    for args in (("restart", "vocal-coach"), ("scale", "vocal-coach", "2")):
+        result = jarvis(*args)
+        assert result.returncode == 2 and "provider://name" in result.stderr

@@ -1,0 +1,153 @@
+"""The CLI as a new user reads it: whole names in a pipe, outcomes on outcome lines,
+something to parse when there is nothing to do, clear errors, plain help."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from jarvis.loop import events as ev
+from jarvis.model import (
+    Action,
+    Event,
+    Health,
+    Outcome,
+    ResourceRef,
+    ResourceState,
+    Restart,
+    RetryState,
+)
+from jarvis.store import EventStore
+from tests.cli.conftest import Jarvis, jarvis_env
+
+LONG = "sim://ai-dawg-ai-brain-eu-west-1-a-name-long-enough-to-be-cut-at-eighty-columns"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+async def seed(
+    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
+) -> None:
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        for state in retries:
+            store.stage_retry(state)
+        store.append(events)
+        await store.flush()
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_retries_list_never_cuts_a_resource_name_in_a_pipe(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """At 80 columns and in a pipe, a quarantined row shows its whole URI and says so."""
+    await seed(
+        tmp_path,
+        retries=[
+            RetryState(
+                LONG,
+                "restart",
+                consecutive_failures=3,
+                quarantined=True,
+                last_error="the container exited with status 137 three times in a row",
+            ),
+            RetryState("sim://ai-dawg-ai-brain", "restart", consecutive_failures=1),
+        ],
+    )
+    result = jarvis("retries", "list", env=jarvis_env(tmp_path, COLUMNS="80"))
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if LONG in line]
+    assert "yes" in row
+    assert "three times in a row" in result.stdout
+
+
+def test_simulate_headers_are_never_cut_in_a_pipe(jarvis: Jarvis, tmp_path: Path) -> None:
+    """The report's column headers and kinds print whole at 80 columns off a terminal."""
+    result = jarvis(
+        "simulate", "--days", "0.05", "--services", "5", env=jarvis_env(tmp_path, COLUMNS="80")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    for word in ("proposed", "timed_out", "set_weights", "after operator", "violations"):
+        assert word in result.stdout, word
+
+
+@pytest.mark.anyio
+async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path: Path) -> None:
+    """`action.failed` shows the outcome, not the proposal; `resource.changed` the health."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    was = ResourceState(ResourceRef("sim", "web"), Health.HEALTHY, T0)
+    now = ResourceState(ResourceRef("sim", "web"), Health.UNHEALTHY, T0, detail="crash loop")
+    await seed(
+        tmp_path,
+        events=[
+            ev.resource_changed("t1", T0, now, was),
+            ev.outcome_event("t1", T0, action, "a1", Outcome.failure("exit 137")),
+            ev.outcome_event("t2", T0, action, "a2", Outcome.success("restarted")),
+        ],
+    )
+    result = jarvis("events")
+    assert result.returncode == 0, result.stderr
+    changed, failed, applied = result.stdout.splitlines()
+    assert changed.endswith("resource.changed sim://web — unhealthy (was healthy): crash loop")
+    assert failed.endswith("action.failed sim://web restart — failed: exit 137")
+    assert applied.endswith("action.applied sim://web restart — ok: restarted")
+    assert "unhealthy for 2 ticks" not in result.stdout
+
+
+def test_tick_and_plan_json_print_an_empty_result_to_parse(jarvis: Jarvis) -> None:
+    """With nothing to do, `--json` still prints one object whose decisions are empty."""
+    for command in ("plan", "tick"):
+        result = jarvis(command, "--json")
+        assert result.returncode == 0, result.stderr
+        (line,) = result.stdout.splitlines()
+        report = json.loads(line)
+        assert report["decisions"] == [] and report["resources"] == 6, report
+
+
+def test_resetting_a_resource_not_in_the_ledger_is_an_error(jarvis: Jarvis) -> None:
+    """`retries reset sim://nope` exits 2 with one line and records nothing."""
+    result = jarvis("retries", "reset", "sim://nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: sim://nope has no retry records (see `jarvis retries list`)"
+    ]
+    events = jarvis("events", "--json", "--kind", "retries.reset")
+    assert events.returncode == 0 and events.stdout == ""
+
+
+def test_help_shows_no_bool_after_flags_and_documents_dry_run(jarvis: Jarvis) -> None:
+    """Plain flags print no `<bool>`; every override's --dry-run says what it does."""
+    for command in ("tick", "run", "deploy", "restart", "rollback", "scale", "events"):
+        result = jarvis(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "<bool>" not in result.stdout, command
+    for command in ("deploy", "restart", "rollback", "scale"):
+        dry = next(
+            line for line in jarvis(command, "--help").stdout.splitlines() if "--dry-run" in line
+        )
+        assert "apply" in dry, (command, dry)
+
+
+def test_config_works_after_the_subcommand(jarvis: Jarvis, tmp_path: Path) -> None:
+    """`jarvis config check --config FILE` reads FILE, like the option before the command."""
+    (tmp_path / "bad.toml").write_text("[loop]\ninterval = 'soon'\n")
+    (tmp_path / "good.toml").write_text("dry_run = true\n")
+    for args in (
+        ("config", "check", "--config", "bad.toml"),
+        ("config", "check", "-c", "bad.toml"),
+        ("config", "check", "--config=bad.toml"),
+        ("killswitch", "status", "--config", "bad.toml"),
+    ):
+        result = jarvis(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "loop.interval" in result.stderr
+    good = jarvis("config", "check", "--json", "--config", "good.toml")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["dry_run"] is True
