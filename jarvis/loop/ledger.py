@@ -18,6 +18,7 @@ from datetime import datetime
 import structlog
 
 from jarvis.model import Action, Outcome, RetryState
+from jarvis.safety.breakers import forgive
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
 
@@ -94,6 +95,14 @@ class RetryLedger:
         state, escalate = self.budget.finished(state, outcome, now)
         self.stage(state)
         return state, escalate
+
+    def forgive(self, key: Key, attempt: datetime, now: datetime, *, charged: bool) -> None:
+        """Take back the failed attempt started at ``attempt`` (a degraded provider's fault)."""
+        state = self._states.get(key)
+        if state is not None:
+            forgiven = forgive(state, attempt, now, charged=charged)
+            if forgiven is not state:
+                self.stage(forgiven)
 
     def exhaust(self, key: Key, now: datetime) -> Exhausted | None:
         """Quarantine ``key`` (staged) when its budget is spent; None when it is not."""

@@ -21,6 +21,7 @@ import structlog
 
 from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
+from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.ledger import RetryLedger
@@ -44,6 +45,7 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext
+from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
@@ -71,6 +73,7 @@ class Reconciler:
         apply_timeout: float = 20.0,
         dry_run: bool = False,
         history_snapshots: int = 20,
+        breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
     ) -> None:
         self.actuators = list(actuators)
         self.policies = list(policies)
@@ -87,6 +90,16 @@ class Reconciler:
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
         self.recorder = Recorder(store, self.history, metrics)
+        self.breakers: Breakers | None = None
+        if breakers is not None:
+            self.breakers = Breakers(
+                provider_policy=breakers[0],
+                fleet_policy=breakers[1],
+                providers=provider_map(self.actuators),
+                ledger=self.ledger,
+                recorder=self.recorder,
+                metrics=metrics,
+            )
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
@@ -167,6 +180,8 @@ class Reconciler:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
+        if self.breakers is not None:
+            self.breakers.observed(tick_id, now, len(resources), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
@@ -224,6 +239,9 @@ class Reconciler:
                 applied_this_tick=applied,
                 touched=frozenset(touched),
                 dry_run=dry,
+                held=None
+                if self.breakers is None
+                else self.breakers.hold(action, self.clock.now()),
             )
             verdict = self.guard.check(action, ctx)
             if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
@@ -268,6 +286,8 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
+        if self.breakers is not None:
+            self.breakers.probing(action, start)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
         self.recorder.record(ev.started(tick_id, start, action, action_id))
@@ -276,7 +296,12 @@ class Reconciler:
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
-        state, escalate = self.ledger.finished(state, outcome, now)
+        if self.breakers is None or self.breakers.settle(action, outcome, start, now):
+            state, escalate = self.ledger.finished(state, outcome, now)
+        else:
+            # A degraded provider's failure: not the resource's, so not its budget's.
+            self.ledger.forgive(action.key, start, now, charged=False)
+            escalate = False
         if escalate:
             terminal = outcome.error_kind is ErrorKind.TERMINAL
             attempts, error = state.consecutive_failures, outcome.detail
