@@ -23,10 +23,7 @@ COOLDOWN_TICKS = 10  # the default 300 s cool-down at 30 s ticks
 
 def scale_all() -> ProposeEach:
     return ProposeEach(
-        [
-            Action(ResourceRef("sim", name), Scale(replicas=3), "scaling", "demand")
-            for name in NAMES
-        ]
+        [Action(ResourceRef("sim", name), Scale(replicas=3), "scaling", "demand") for name in NAMES]
     )
 
 
