@@ -34,6 +34,7 @@ from jarvis.safety.breakers import (
     counts,
     failed,
     fleet_threshold,
+    provider_wide,
     succeeded,
 )
 from jarvis.telemetry.metrics import Metrics
@@ -139,7 +140,10 @@ class Breakers:
         elif counts(outcome):
             before = self.state(provider).phase(self.provider_policy, now)
             tripping = (*action.key, attempt)
-            opened = self._provider_failed(provider, str(action.target), now, tripping)
+            source = str(action.target)
+            if provider_wide(outcome):
+                source = f"{source}@{attempt.isoformat()}"
+            opened = self._provider_failed(provider, source, now, tripping)
             charge = before is Phase.CLOSED and not opened
             if charge:
                 horizon = now - self.provider_policy.window

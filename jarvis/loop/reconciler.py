@@ -24,7 +24,7 @@ from jarvis.loop import events as ev
 from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.loop.ledger import RetryLedger
+from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
@@ -256,7 +256,8 @@ class Reconciler:
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 spent = None
                 if verdict.reason is BlockReason.RETRY_BUDGET:
-                    spent = self.ledger.exhaust(action.key, ctx.now)
+                    broken = still_broken(ctx.current)
+                    spent = self.ledger.exhaust(action.key, ctx.now, broken=broken)
                 if spent is not None:
                     self.recorder.escalated(
                         report, ctx.now, action, attempts=spent.attempts, error=spent.reason

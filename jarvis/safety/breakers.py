@@ -26,6 +26,7 @@ outcomes in and turns transitions into events, metrics and ledger refunds.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -68,6 +69,35 @@ class BreakerState:
         return Phase.OPEN if now < self.opened_at + policy.cooldown else Phase.HALF_OPEN
 
 
+#: Error codes (lower case) by which AWS, Kubernetes and Google APIs say the provider
+#: itself is throttling or failing, whatever the resource; HTTP 429 and 5xx too.
+PROVIDER_CODES = frozenset(
+    {
+        "throttling",
+        "throttlingexception",
+        "toomanyrequests",
+        "toomanyrequestsexception",
+        "requestlimitexceeded",
+        "requestthrottled",
+        "slowdown",
+        "internalerror",
+        "internalfailure",
+        "internalservererror",
+        "serviceunavailable",
+        "serviceunavailableexception",
+        "serverexception",
+        "servertimeout",
+        "timeout",
+        "connectionerror",
+        "unavailable",
+        "resource_exhausted",
+        "deadline_exceeded",
+        "internal",
+    }
+)
+_HTTP_PROVIDER = re.compile(r"(http)?(429|5\d\d)")
+
+
 def counts(outcome: Outcome) -> bool:
     """Whether an apply outcome counts against its provider's breaker.
 
@@ -78,6 +108,20 @@ def counts(outcome: Outcome) -> bool:
     if outcome.status is OutcomeStatus.TIMED_OUT:
         return True
     return outcome.status is OutcomeStatus.FAILED and outcome.error_kind is ErrorKind.TEMPORARY
+
+
+def provider_wide(outcome: Outcome) -> bool:
+    """Whether a counted failure is the provider's by its nature: a timeout, throttling, a 5xx.
+
+    Such a failure counts by itself, however many times one resource meets it
+    (an API answering 5xx three times in five minutes is degraded); any other
+    temporary failure counts once per resource, so a crash-looping service is
+    left to its retry budget.
+    """
+    if outcome.status is OutcomeStatus.TIMED_OUT:
+        return True
+    code = (outcome.error_code or "").lower()
+    return counts(outcome) and (code in PROVIDER_CODES or bool(_HTTP_PROVIDER.fullmatch(code)))
 
 
 def failed(

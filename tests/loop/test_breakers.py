@@ -144,3 +144,42 @@ async def test_breakers_can_be_turned_off(
     await tick(app.reconciler, clock)
     assert len(fleet.applied) == len(NAMES)
     assert await app.store.events(kinds=["alert"]) == []
+
+
+async def test_one_resource_meeting_5xx_again_and_again_trips_and_is_not_charged(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Three 5xx answers in the window are the provider's, even on one resource: no escalation."""
+    fleet.services.clear()
+    fleet.add("a")
+
+    async def internal_error(action: Action) -> Outcome:
+        return Outcome.failure("InternalError: try again later", code="InternalError")
+
+    fleet.on_apply = internal_error
+    app = await make_app([ProposeEach([scale_all().actions[0]])])
+    await tick(app.reconciler, clock, 8)
+    assert len(fleet.applied) == 3
+    assert breaker_alerts(await app.store.events(kinds=["alert"])) == ["open"]
+    assert await app.store.events(kinds=["action.escalated"]) == []
+    row = app.reconciler.ledger.get(("sim://a", "scale"))
+    assert row is not None and row.attempts == () and not row.quarantined
+
+
+async def test_one_crash_looping_resource_is_left_to_its_retry_budget(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """A resource's own temporary failure counts once per resource: it escalates, no breaker."""
+    fleet.services.clear()
+    fleet.add("a")
+
+    async def crash_loop(action: Action) -> Outcome:
+        return Outcome.failure("ImagePullBackOff", code="RestartFailed")
+
+    fleet.on_apply = crash_loop
+    app = await make_app([ProposeEach([scale_all().actions[0]])])
+    await tick(app.reconciler, clock, 8)
+    assert len(fleet.applied) == 3
+    assert await app.store.events(kinds=["alert"]) == []
+    escalated = await app.store.events(kinds=["action.escalated"])
+    assert [e.resource for e in escalated] == ["sim://a"]

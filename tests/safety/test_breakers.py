@@ -18,6 +18,7 @@ from jarvis.safety.breakers import (
     failed,
     fleet_threshold,
     forgive,
+    provider_wide,
     succeeded,
 )
 
@@ -146,3 +147,14 @@ def test_forgiving_takes_back_the_attempt_and_its_failure_but_never_a_quarantine
     assert uncharged.consecutive_failures == 2
     quarantined = RetryState("sim://a", "scale", attempts=(first,), quarantined=True)
     assert forgive(quarantined, first, second, charged=True) is quarantined
+
+
+def test_throttling_5xx_and_timeouts_are_the_providers_by_their_nature() -> None:
+    """Those count once per failure; a resource's own temporary error once per resource."""
+    assert provider_wide(Outcome.failure("Rate exceeded", code="Throttling"))
+    assert provider_wide(Outcome.failure("try again", code="InternalError"))
+    assert provider_wide(Outcome.failure("503", code="HTTP503"))
+    assert provider_wide(Outcome.failure("gRPC", code="UNAVAILABLE"))
+    assert provider_wide(Outcome.timed_out("read timeout"))
+    assert not provider_wide(Outcome.failure("ImagePullBackOff", code="RestartFailed"))
+    assert not provider_wide(Outcome.failure("denied", kind=ErrorKind.TERMINAL, code="HTTP503"))
