@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
 
 from jarvis.model import Event, EventKind
@@ -12,7 +13,7 @@ from tests.simulation.test_invariants import RULES, T0, Record
 BREAKER_RULES = dataclasses.replace(RULES, breaker_cooldown=timedelta(minutes=5))
 
 
-def alert(record: Record, state: str, at: timedelta, refunded: list[list[str]] = ()) -> Record:
+def alert(record: Record, state: str, at: timedelta, refunded: Sequence[list[str]] = ()) -> Record:
     record.events.append(
         Event(
             kind=EventKind.ALERT,
