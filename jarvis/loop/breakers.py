@@ -10,10 +10,11 @@ the one `alert` event per opening and per closing, sets the
 degraded provider caused, so a provider-wide fault never pages a human per
 resource.
 
-Not persisted: after a restart every breaker starts closed. A provider still
-failing trips it again after ``threshold`` failing resources (a tick or two),
-and those failures are refunded when it trips, so a restart costs a few calls
-and one more pair of alerts, never a resource's budget.
+The alerts are the record of its state: at start, `restore` re-opens every
+breaker whose last alert says open (as of that alert; the cool-down it then
+counts from may already be over, so the first tick may probe). The failure
+window is not kept: after a restart it starts empty, so a breaker that was
+closing in on its threshold needs ``threshold`` failures again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime
 from jarvis.loop import events as ev
 from jarvis.loop.ledger import Key, RetryLedger
 from jarvis.loop.record import Recorder
-from jarvis.model import Action, BlockReason, Outcome, Verdict
+from jarvis.model import Action, BlockReason, Event, Outcome, Verdict
 from jarvis.safety.breakers import (
     BreakerPolicy,
     BreakerState,
@@ -77,6 +78,22 @@ class Breakers:
         for provider in sorted(set(self._providers.values())):
             metrics.breaker_open.labels(scope="provider", provider=provider).set(0)
         metrics.breaker_open.labels(scope="fleet", provider=FLEET).set(0)
+
+    def restore(self, alerts: Iterable[Event]) -> None:
+        """Take each breaker's state from its last recorded alert (oldest first)."""
+        for event in alerts:
+            payload = event.payload
+            scope, provider, state = (payload.get(k) for k in ("breaker", "provider", "state"))
+            opened = state == "open"
+            restored = BreakerState(opened_at=event.ts) if opened else BreakerState()
+            if scope == "fleet":
+                self._fleet = restored
+            elif scope == "provider" and isinstance(provider, str):
+                self._states[provider] = restored
+            else:
+                continue
+            label = provider if isinstance(provider, str) else FLEET
+            self._metrics.breaker_open.labels(scope=scope, provider=label).set(1 if opened else 0)
 
     def state(self, provider: str) -> BreakerState:
         return self._states.get(provider, BreakerState())

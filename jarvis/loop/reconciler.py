@@ -118,6 +118,8 @@ class Reconciler:
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
+        if self.breakers is not None:
+            self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
         for closed in await recover(self.ledger, now) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()

@@ -183,3 +183,24 @@ async def test_one_crash_looping_resource_is_left_to_its_retry_budget(
     assert await app.store.events(kinds=["alert"]) == []
     escalated = await app.store.events(kinds=["action.escalated"])
     assert [e.resource for e in escalated] == ["sim://a"]
+
+
+async def test_an_open_breaker_stays_open_across_a_restart(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """A new process reads the last breaker alert: still held, and no second opening alert."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    fleet.on_apply = throttled
+    app = await make_app([scale_all()])
+    await tick(app.reconciler, clock)
+    assert len(fleet.applied) == 3
+    await app.aclose()
+
+    restarted = await make_app([scale_all()])
+    assert gauge(restarted.reconciler, "provider", "sim") == 1
+    await tick(restarted.reconciler, clock, 2)
+    assert len(fleet.applied) == 3
+    blocked = await restarted.store.events(kinds=["action.blocked"], limit=100)
+    assert {e.payload["blocked"] for e in blocked} == {"provider_degraded"}
+    assert breaker_alerts(await restarted.store.events(kinds=["alert"])) == ["open"]
