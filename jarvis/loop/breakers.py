@@ -53,15 +53,15 @@ class Breakers:
     def __init__(
         self,
         *,
-        provider_policy: BreakerPolicy,
-        fleet_policy: BreakerPolicy,
+        policies: tuple[BreakerPolicy, BreakerPolicy] | None,
         providers: Mapping[str, str],
         ledger: RetryLedger,
         recorder: Recorder,
         metrics: Metrics,
     ) -> None:
-        self.provider_policy = provider_policy
-        self.fleet_policy = fleet_policy
+        self.enabled = policies is not None
+        """Off (``[breakers] enabled = false``): nothing is held and every failure is charged."""
+        self.provider_policy, self.fleet_policy = policies or (BreakerPolicy(), BreakerPolicy())
         self._providers = dict(providers)
         """Actuator name -> provider, to attribute a failed observe."""
         self._ledger = ledger
@@ -75,12 +75,16 @@ class Breakers:
         self._probed: set[str] = set()
         self._fleet_size = 0
         self._tick_id = ""
+        if not self.enabled:
+            return
         for provider in sorted(set(self._providers.values())):
             metrics.breaker_open.labels(scope="provider", provider=provider).set(0)
         metrics.breaker_open.labels(scope="fleet", provider=FLEET).set(0)
 
     def restore(self, alerts: Iterable[Event]) -> None:
         """Take each breaker's state from its last recorded alert (oldest first)."""
+        if not self.enabled:
+            return
         for event in alerts:
             payload = event.payload
             scope, provider, state = (payload.get(k) for k in ("breaker", "provider", "state"))
@@ -110,6 +114,8 @@ class Breakers:
         A successful observe does not close a breaker: a provider may answer
         reads while its writes are throttled, so only a successful probe does.
         """
+        if not self.enabled:
+            return
         self._tick_id = tick_id
         self._probed.clear()
         self._fleet_size = resources
@@ -120,6 +126,8 @@ class Breakers:
 
     def hold(self, action: Action, now: datetime) -> Verdict | None:
         """The block an open breaker puts on ``action``, or None when it may pass."""
+        if not self.enabled:
+            return None
         if not admits(self._fleet, self.fleet_policy, now, probed=FLEET in self._probed):
             return Verdict.block(
                 BlockReason.FLEET_PAUSED,
@@ -138,6 +146,8 @@ class Breakers:
 
     def probing(self, action: Action, now: datetime) -> None:
         """``action`` is about to be applied: a half-open breaker has sent its probe."""
+        if not self.enabled:
+            return
         if self._fleet.phase(self.fleet_policy, now) is Phase.HALF_OPEN:
             self._probed.add(FLEET)
         provider = action.target.provider
@@ -150,6 +160,8 @@ class Breakers:
         The caller charges the retry budget only when this returns True; for
         False the attempt is to be taken back (``RetryLedger.forgive``).
         """
+        if not self.enabled:
+            return True
         provider = action.target.provider
         charge = True
         if outcome.ok:

@@ -90,16 +90,13 @@ class Reconciler:
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
         self.recorder = Recorder(store, self.history, metrics)
-        self.breakers: Breakers | None = None
-        if breakers is not None:
-            self.breakers = Breakers(
-                provider_policy=breakers[0],
-                fleet_policy=breakers[1],
-                providers=provider_map(self.actuators),
-                ledger=self.ledger,
-                recorder=self.recorder,
-                metrics=metrics,
-            )
+        self.breakers = Breakers(
+            policies=breakers,
+            providers=provider_map(self.actuators),
+            ledger=self.ledger,
+            recorder=self.recorder,
+            metrics=metrics,
+        )
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
@@ -118,8 +115,7 @@ class Reconciler:
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
-        if self.breakers is not None:
-            self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
+        self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
         for closed in await recover(self.ledger, now) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
@@ -182,8 +178,7 @@ class Reconciler:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
-        if self.breakers is not None:
-            self.breakers.observed(tick_id, now, len(resources), errors)
+        self.breakers.observed(tick_id, now, len(resources), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
@@ -241,9 +236,7 @@ class Reconciler:
                 applied_this_tick=applied,
                 touched=frozenset(touched),
                 dry_run=dry,
-                held=None
-                if self.breakers is None
-                else self.breakers.hold(action, self.clock.now()),
+                held=self.breakers.hold(action, self.clock.now()),
             )
             verdict = self.guard.check(action, ctx)
             if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
@@ -289,8 +282,7 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
-        if self.breakers is not None:
-            self.breakers.probing(action, start)
+        self.breakers.probing(action, start)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
         self.recorder.record(ev.started(tick_id, start, action, action_id))
@@ -299,7 +291,7 @@ class Reconciler:
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
-        if self.breakers is None or self.breakers.settle(action, outcome, start, now):
+        if self.breakers.settle(action, outcome, start, now):
             state, escalate = self.ledger.finished(state, outcome, now)
         else:
             # A degraded provider's failure: not the resource's, so not its budget's.
