@@ -245,8 +245,9 @@ class InvariantChecker:
         """
         for state in states:
             self._check_state(state, tick_id)
-        self.checks[BREAKERS] += self._breakers.checks
-        self._breakers.checks = 0
+        if self._breakers.checks:
+            self.checks[BREAKERS] += self._breakers.checks
+            self._breakers.checks = 0
         for message, event in self._breakers.problems:
             self._fail(BREAKERS, message, event)
         self._breakers.problems.clear()
