@@ -33,6 +33,7 @@ from jarvis.safety import (
     ScaleBounds,
     WeightBounds,
 )
+from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, Redactor
 from jarvis.telemetry.metrics import Metrics
 
@@ -95,6 +96,18 @@ def build_guard(settings: Settings) -> Guard:
             interval=timedelta(seconds=settings.loop.interval),
         ),
     )
+
+
+def build_breakers(settings: Settings) -> tuple[BreakerPolicy, BreakerPolicy] | None:
+    """The provider and fleet breaker policies; None when breakers are turned off."""
+    section = settings.breakers
+    if not section.enabled:
+        return None
+    window = timedelta(seconds=section.window_seconds)
+    cooldown = timedelta(seconds=section.cooldown_seconds)
+    provider = BreakerPolicy(section.provider_threshold, window, cooldown)
+    # The fleet's threshold is max(3, half the fleet), given per tick; 3 is its floor.
+    return provider, BreakerPolicy(3, window, cooldown)
 
 
 def build_policies(settings: Settings) -> list[Policy]:
@@ -175,6 +188,7 @@ async def build_app(
             apply_timeout=settings.loop.apply_timeout,
             dry_run=settings.dry_run,
             history_snapshots=history_size(settings),
+            breakers=build_breakers(settings),
         )
         await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:

@@ -35,6 +35,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_RETRY__BACKOFF_TICKS", "[-5, 0]", "retry.backoff_ticks.0"),
         ("JARVIS_BOUNDS__MAX_TRAFFIC_SHIFT", "nan", "bounds.max_traffic_shift"),
         ("JARVIS_LOG_LEVEL", "verbose", "log_level"),
+        ("JARVIS_BREAKERS__PROVIDER_THRESHOLD", "0", "breakers.provider_threshold"),
+        ("JARVIS_BREAKERS__COOLDOWN_SECONDS", "inf", "breakers.cooldown_seconds"),
+        ("JARVIS_BREAKERS__WINDOW_SECONDS", "0.5", "breakers.window_seconds"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from jarvis.config.aws import AwsSettings
+from jarvis.config.breakers import BreakerSettings
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.environment import unknown_variables
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = LoopSettings()
     bounds: BoundsSettings = BoundsSettings()
     retry: RetrySettings = RetrySettings()
+    breakers: BreakerSettings = BreakerSettings()
     http: HttpSettings = HttpSettings()
     retention: RetentionSettings = RetentionSettings()
 

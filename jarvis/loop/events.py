@@ -264,3 +264,39 @@ def note_event(tick_id: str, now: datetime, policy: str, note: Note) -> Event:
         reason=note.message,
         payload=dict(note.payload),
     )
+
+
+def breaker_alert(
+    tick_id: str,
+    now: datetime,
+    *,
+    scope: str,
+    provider: str | None,
+    opened: bool,
+    failures: int,
+    detail: str,
+    refunded: list[JSON] | None = None,
+) -> Event:
+    """One `alert` when a breaker opens and one when it closes (``scope``: provider or fleet).
+
+    ``refunded`` lists [resource, action kind, attempt start] of the failures
+    not charged to their retry budgets because this opening explains them.
+    """
+    state = "open" if opened else "closed"
+    subject = provider or "fleet"
+    return Event(
+        kind=EventKind.ALERT,
+        ts=now,
+        idempotency_key=f"{tick_id}:alert:breaker:{scope}:{subject}:{state}",
+        tick_id=tick_id,
+        resource=None,
+        policy="breaker",
+        reason=detail,
+        payload={
+            "breaker": scope,
+            "provider": provider,
+            "state": state,
+            "failures": failures,
+            "refunded": refunded or [],
+        },
+    )

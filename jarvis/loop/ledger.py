@@ -17,7 +17,8 @@ from datetime import datetime
 
 import structlog
 
-from jarvis.model import Action, Outcome, RetryState
+from jarvis.model import Action, Health, Outcome, ResourceState, RetryState
+from jarvis.safety.breakers import forgive
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
 
@@ -36,17 +37,32 @@ class Exhausted:
     reason: str
 
 
-def exhaustion(budget: RetryBudget, state: RetryState | None, now: datetime) -> Exhausted | None:
+def exhaustion(
+    budget: RetryBudget, state: RetryState | None, now: datetime, *, broken: bool = True
+) -> Exhausted | None:
     """The quarantine an action blocked by its retry budget leads to; None while it may retry.
 
     This is how fixes that "succeed" without fixing escalate: every attempt
-    of the window is spent though none failed.
+    of the window is spent though none failed, and the target is still
+    ``broken``. A target that is not (a service scaled up three times in an
+    hour to follow a surge, each scale doing what it asked) is only held by
+    the budget until its window frees an attempt: nothing failed to fix, so
+    there is nothing to page a human about.
     """
-    if state is None or not budget.exhausted(state, now):
+    if state is None or not broken or not budget.exhausted(state, now):
         return None
     attempts = len(budget.in_window(state, now))
     reason = f"{attempts} attempts in the window did not fix it"
     return Exhausted(budget.quarantine(state, now, reason), attempts, reason)
+
+
+def still_broken(current: ResourceState | None) -> bool:
+    """Whether a target whose budget is spent is still unhealthy as last observed.
+
+    Unobserved counts as not broken: escalating needs evidence that the
+    attempts did not fix it.
+    """
+    return current is not None and current.health is Health.UNHEALTHY
 
 
 def quarantined_count(states: Mapping[Key, RetryState]) -> int:
@@ -95,9 +111,17 @@ class RetryLedger:
         self.stage(state)
         return state, escalate
 
-    def exhaust(self, key: Key, now: datetime) -> Exhausted | None:
-        """Quarantine ``key`` (staged) when its budget is spent; None when it is not."""
-        spent = exhaustion(self.budget, self._states.get(key), now)
+    def forgive(self, key: Key, attempt: datetime, now: datetime, *, charged: bool) -> None:
+        """Take back the failed attempt started at ``attempt`` (a degraded provider's fault)."""
+        state = self._states.get(key)
+        if state is not None:
+            forgiven = forgive(state, attempt, now, charged=charged)
+            if forgiven is not state:
+                self.stage(forgiven)
+
+    def exhaust(self, key: Key, now: datetime, *, broken: bool = True) -> Exhausted | None:
+        """Quarantine ``key`` (staged) when its budget is spent on a target still ``broken``."""
+        spent = exhaustion(self.budget, self._states.get(key), now, broken=broken)
         if spent is not None:
             self.stage(spent.state)
         return spent

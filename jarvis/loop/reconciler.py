@@ -21,9 +21,10 @@ import structlog
 
 from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
+from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import FlipLog, KillSwitch
-from jarvis.loop.ledger import RetryLedger
+from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
@@ -44,6 +45,7 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext
+from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
@@ -71,6 +73,7 @@ class Reconciler:
         apply_timeout: float = 20.0,
         dry_run: bool = False,
         history_snapshots: int = 20,
+        breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
     ) -> None:
         self.actuators = list(actuators)
         self.policies = list(policies)
@@ -88,6 +91,13 @@ class Reconciler:
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
         self.recorder = Recorder(store, self.history, metrics)
+        self.breakers = Breakers(
+            policies=breakers,
+            providers=provider_map(self.actuators),
+            ledger=self.ledger,
+            recorder=self.recorder,
+            metrics=metrics,
+        )
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
@@ -111,6 +121,7 @@ class Reconciler:
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
+        self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
         for closed in await recover(self.ledger, now) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
@@ -173,6 +184,7 @@ class Reconciler:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
+        self.breakers.observed(tick_id, now, len(resources), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
@@ -230,6 +242,7 @@ class Reconciler:
                 applied_this_tick=applied,
                 touched=frozenset(touched),
                 dry_run=dry,
+                held=self.breakers.hold(action, self.clock.now()),
             )
             verdict = self.guard.check(action, ctx)
             if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
@@ -244,7 +257,8 @@ class Reconciler:
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 spent = None
                 if verdict.reason is BlockReason.RETRY_BUDGET:
-                    spent = self.ledger.exhaust(action.key, ctx.now)
+                    broken = still_broken(ctx.current)
+                    spent = self.ledger.exhaust(action.key, ctx.now, broken=broken)
                 if spent is not None:
                     self.recorder.escalated(
                         report, ctx.now, action, attempts=spent.attempts, error=spent.reason
@@ -275,6 +289,7 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
+        self.breakers.probing(action, start)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
         self.recorder.record(ev.started(tick_id, start, action, action_id))
@@ -283,7 +298,12 @@ class Reconciler:
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
-        state, escalate = self.ledger.finished(state, outcome, now)
+        if self.breakers.settle(action, outcome, start, now):
+            state, escalate = self.ledger.finished(state, outcome, now)
+        else:
+            # A degraded provider's failure: not the resource's, so not its budget's.
+            self.ledger.forgive(action.key, start, now, charged=False)
+            escalate = False
         if escalate:
             terminal = outcome.error_kind is ErrorKind.TERMINAL
             attempts, error = state.consecutive_failures, outcome.detail

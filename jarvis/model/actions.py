@@ -45,6 +45,10 @@ class BlockReason(enum.StrEnum):
     DRY_RUN = "dry_run"
     SHUTDOWN = "shutdown"
     TICK_TIMEOUT = "tick_timeout"
+    PROVIDER_DEGRADED = "provider_degraded"
+    """The provider's circuit breaker is open: its calls keep failing temporarily."""
+    FLEET_PAUSED = "fleet_paused"
+    """The fleet breaker is open: too many actions failed across the fleet."""
 
 
 class OutcomeStatus(enum.StrEnum):

@@ -1,6 +1,7 @@
 """The guard: composes the safety checks, in order, into one verdict per action.
 
-Order: kill switch, allow-list, bounds, quarantine and retry budget, dry run.
+Order: kill switch, allow-list, bounds, circuit breakers (provider degraded,
+fleet paused), quarantine and retry budget, dry run.
 The first refusal wins and names its reason. The reconciler builds a fresh
 `GuardContext` right before each action (the kill switch read from its backend
 at that moment, so a flip mid-tick stops the rest of the tick) and records the
@@ -37,6 +38,8 @@ class GuardContext:
     applied_this_tick: int = 0
     touched: frozenset[str] = frozenset()
     dry_run: bool = False
+    held: Verdict | None = None
+    """An open circuit breaker's block (`jarvis.safety.breakers`), or None."""
 
 
 class Guard:
@@ -63,7 +66,8 @@ class Guard:
         )
         if violation is not None:
             return Verdict.block(BlockReason.BOUNDS, violation)
-        budget = self.retry.check(ctx.retry, ctx.now)
+        # An open breaker holds the action before its own budget is looked at.
+        budget = ctx.held if ctx.held is not None else self.retry.check(ctx.retry, ctx.now)
         if not budget.allowed:
             return budget
         if ctx.dry_run:

@@ -24,6 +24,7 @@ INVARIANTS = (
     "one_outcome",
     "witness",
     "capacity_bounds",
+    "breakers",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
 
@@ -40,6 +41,8 @@ class Rules:
     retry_window: timedelta
     max_traffic_shift: float = 0.5
     """The largest move of any one model's weight in one SET_WEIGHTS."""
+    breaker_cooldown: timedelta | None = None
+    """How long an open provider breaker holds everything; None: breakers are off."""
 
     def allowed(self, resource: str, kind: str) -> bool:
         provider, _, name = resource.partition("://")

@@ -22,7 +22,10 @@ The invariants, as issue 6 numbers them:
    tick, and every provider call has a recorded intent (``witness``);
 5. ``capacity_bounds`` — replicas never outside min/max; every route's actual
    weights (the simulated LLM platform's, `jarvis.simulation.llm`) each in
-   [0, 1], summing to 1, none below its floor.
+   [0, 1], summing to 1, none below its floor;
+6. ``breakers`` — nothing started on a provider whose breaker is open until
+   its cool-down has passed, then one probe per tick; no escalation on it
+   while open (`jarvis.simulation.invariant_breakers`).
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -48,6 +51,8 @@ from jarvis.simulation.invariant_bounds import (
     params_problem,
     weights_problem,
 )
+from jarvis.simulation.invariant_breakers import NAME as BREAKERS
+from jarvis.simulation.invariant_breakers import BreakerWatch
 from jarvis.simulation.invariant_records import ProviderCall, Rules, Violation
 
 _OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
@@ -71,6 +76,10 @@ class InvariantChecker:
     _tick_applied: Counter[tuple[str, str]] = field(default_factory=Counter)
     _touched: dict[str, set[str]] = field(default_factory=dict)
     _per_tick: Counter[str] = field(default_factory=Counter)
+    _breakers: BreakerWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._breakers = BreakerWatch(self.rules.breaker_cooldown)
 
     @property
     def ok(self) -> bool:
@@ -103,6 +112,17 @@ class InvariantChecker:
                 self._started(event)
             elif kind in _OUTCOMES:
                 self._outcome(event)
+            elif kind is EventKind.ALERT:
+                for resource, action_kind, at in self._breakers.alert(event):
+                    self._uncharge(resource, action_kind, at)
+            elif kind is EventKind.ACTION_ESCALATED:
+                self._breakers.escalated(event)
+
+    def _uncharge(self, resource: str, kind: str, at: datetime) -> None:
+        """An attempt a breaker explains: the retry budget does not count it (see breakers)."""
+        attempts = self._attempts.get((resource, kind))
+        if attempts is not None and at in attempts:
+            attempts.remove(at)
 
     def _started(self, event: Event) -> None:
         resource, kind = event.resource or "", event.action_kind or ""
@@ -111,6 +131,7 @@ class InvariantChecker:
             self._fail("killswitch", f"{kind} on {resource} started while engaged", event)
         self._check_budget(event, resource, kind)
         self._check_allowed(event, resource, kind)
+        self._breakers.started(event)
         self.checks["one_outcome"] += 1
         action_id = event.action_id or event.idempotency_key
         if action_id in self._open or action_id in self._closed:
@@ -159,6 +180,9 @@ class InvariantChecker:
 
     def _outcome(self, event: Event) -> None:
         action_id = event.action_id or ""
+        started = self._open.get(action_id)
+        if started is not None and self._breakers.forgiven(event):
+            self._uncharge(started.resource or "", started.action_kind or "", started.ts)
         if self._open.pop(action_id, None) is not None:
             self._closed.add(action_id)
             self._closed_order.append(action_id)
@@ -221,6 +245,13 @@ class InvariantChecker:
         """
         for state in states:
             self._check_state(state, tick_id)
+        if self._breakers.checks:
+            self.checks[BREAKERS] += self._breakers.checks
+            self._breakers.checks = 0
+        for message, event in self._breakers.problems:
+            self._fail(BREAKERS, message, event)
+        self._breakers.problems.clear()
+        self._breakers.end_tick()
         if settled:
             self._settle(tick_id)
 

@@ -33,6 +33,8 @@ class SimulationReport:
     faults_injected: dict[str, int] = field(default_factory=dict)
     actions: dict[str, Any] = field(default_factory=dict)
     remediation: dict[str, Any] = field(default_factory=dict)
+    handoff: dict[str, Any] = field(default_factory=dict)
+    """What Jarvis mended by itself, what needed the operator, and why (`handoff`)."""
     capacity: dict[str, float] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     operator: dict[str, int] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class SimulationReport:
             "faults_injected": self.faults_injected,
             "actions": self.actions,
             "remediation": self.remediation,
+            "handoff": self.handoff,
             "capacity": self.capacity,
             "budget": self.budget,
             "operator": self.operator,
@@ -102,6 +105,7 @@ class SimulationReport:
         console.print(f"policies: {', '.join(self.policies) or '-'}; faults: {faults}")
         show(_actions_table(self.actions))
         show(_remediation_table(self.remediation))
+        show(_handoff_table(self.handoff))
         capacity = self.capacity
         console.print(
             f"capacity below demand: {capacity.get('minutes_with_capacity_below_demand', 0):g} min "
@@ -152,6 +156,32 @@ def _remediation_table(remediation: Mapping[str, Any]) -> Table:
             str(row["mended_after_operator"]),
             str(row["unremediated"]),
         )
+    return table
+
+
+def _handoff_table(handoff: Mapping[str, Any]) -> Table:
+    """Faults mended by Jarvis alone against those that needed a human, then why humans were."""
+    table = Table(title="who mended it: Jarvis alone, or a human (and why)")
+    table.add_column("fault or cause")
+    table.add_column("Jarvis alone", justify="right")
+    table.add_column("after operator", justify="right")
+    table.add_column("escalations", justify="right")
+    table.add_column("why a human")
+    by_jarvis = handoff.get("mended_by_jarvis", {})
+    by_human = handoff.get("mended_after_operator", {})
+    causes = handoff.get("escalations_by_cause", {})
+    for kind in sorted(set(by_jarvis) | set(causes)):
+        cause = causes.get(kind, {})
+        table.add_row(
+            kind,
+            str(by_jarvis.get(kind, "-")),
+            str(by_human.get(kind, "-")),
+            str(cause.get("count", 0)),
+            str(cause.get("why", "")),
+        )
+    alerts = handoff.get("breaker_alerts", {})
+    if alerts:
+        table.caption = "breaker alerts: " + ", ".join(f"{k} {v}" for k, v in alerts.items())
     return table
 
 

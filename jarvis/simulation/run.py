@@ -18,7 +18,9 @@ from jarvis.app import App
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
+from jarvis.model import EventKind
 from jarvis.simulation.faults import Fault, FaultKind, plan_faults
+from jarvis.simulation.handoff import Handoff
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.invariants import InvariantChecker
 from jarvis.simulation.llm import SimulatedLlm
@@ -89,6 +91,7 @@ class SimulationRun:
         self.checker = InvariantChecker(rules)
         self.tally = Tally()
         self.incidents = Incidents()
+        self.handoff = Handoff()
         self.capacity = Capacity()
         self.budget = Budget(
             settings.cost.monthly_budget_usd, unmanaged=llm.baseline_month_to_date_usd
@@ -219,7 +222,11 @@ class SimulationRun:
         self.checker.feed_events(events)
         now = self.clock.now()
         for resource in self.tally.feed(events):
+            self.handoff.escalated(self.incidents.cause(resource))
             self.operator.escalated(resource, now)
+        for event in events:
+            if event.kind is EventKind.ALERT and "breaker" in event.payload:
+                self.handoff.alert(event)
         self.budget.feed(events)
         return not self.app.store.spooled
 
@@ -234,6 +241,7 @@ class SimulationRun:
         report.faults_injected = dict(sorted(self.injected.items()))
         report.actions = self.tally.as_dict()
         report.remediation = self.incidents.as_dict()
+        report.handoff = self.handoff.as_dict(report.remediation)
         report.capacity = self.capacity.as_dict()
         report.budget = self.budget.as_dict()
         report.operator = {

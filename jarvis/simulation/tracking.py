@@ -98,6 +98,11 @@ class Incidents:
         # A second fault on a service still down folds into the first incident.
         self._open.setdefault(target, _Incident(kind, target, at))
 
+    def cause(self, resource: str) -> str | None:
+        """The fault open on ``resource`` (a ``provider://name``) now, if any."""
+        incident = self._open.get(resource.partition("://")[2])
+        return None if incident is None else incident.kind.value
+
     def operator_touched(self, targets: Iterable[str]) -> None:
         for target in targets:
             incident = self._open.get(target.partition("://")[2])

@@ -131,6 +131,13 @@ class Metrics:
             "1 while the kill switch is engaged (or unreadable), else 0.",
             registry=reg,
         )
+        self.breaker_open = Gauge(
+            "jarvis_breaker_open",
+            "1 while a circuit breaker holds actions (open or half-open), else 0; "
+            'scope="provider" per provider, scope="fleet" with provider="all".',
+            ["scope", "provider"],
+            registry=reg,
+        )
         self.quarantined_resources = Gauge(
             "jarvis_quarantined_resources",
             "Resources quarantined until an operator resets them.",

@@ -136,3 +136,10 @@ async def test_an_unreadable_store_without_a_spool_leaves_the_ledger_as_it_was()
     backend.available = False
     await ledger.refresh(store.flush)
     assert ledger.get(RESTART.key) == spent()
+
+
+def test_a_spent_budget_on_a_target_no_longer_broken_does_not_escalate() -> None:
+    """Three scales that each did what they asked hold the next one, and page nobody."""
+    now = T0 + timedelta(minutes=5)
+    assert exhaustion(BUDGET, spent(3), now, broken=False) is None
+    assert exhaustion(BUDGET, spent(3), now, broken=True) is not None

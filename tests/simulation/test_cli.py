@@ -49,6 +49,7 @@ def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
         "one_outcome",
         "witness",
         "capacity_bounds",
+        "breakers",
     }
     assert not (tmp_path / "jarvis.db").exists()
 

@@ -158,3 +158,6 @@ async def test_thirty_days_of_fifty_services_hold_every_invariant(tmp_path: Path
     report.write(tmp_path / "report.json")
     assert report.ok, [v.as_dict() for v in report.violations]
     assert report.ticks > 80_000
+    # Humans are paged only for faults no automation can fix (measured: 13, all never_recovers).
+    causes = report.handoff["escalations_by_cause"]
+    assert set(causes) <= {"never_recovers", "bad_deploy"}, causes
