@@ -7,17 +7,16 @@ they work beside a running daemon and while a cloud API is down.
 from __future__ import annotations
 
 import getpass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jarvis.app import killswitch_backend, open_store
 from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
-from jarvis.config import Settings
-from jarvis.loop.clock import WallClock
-from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import Event, EventKind, ResourceRef
+
+if TYPE_CHECKING:
+    from jarvis.config import Settings
 
 killswitch_app = typer.Typer(
     help="Engage, release or inspect the kill switch.", no_args_is_help=True
@@ -36,6 +35,10 @@ def _operator() -> str:
 
 
 async def _with_killswitch(settings: Settings, body: Any) -> Any:
+    from jarvis.app import killswitch_backend, open_store
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.killswitch import KillSwitch
+
     store = await open_store(settings)
     backend = killswitch_backend(settings, store)
     try:
@@ -120,6 +123,7 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print the retry ledger: attempts, failures and quarantine per resource."""
     settings = settings_from(ctx)
+    from jarvis.app import open_store
 
     async def main() -> list[dict[str, Any]]:
         store = await open_store(settings)
@@ -171,6 +175,9 @@ def retries_reset(
     except ValueError as exc:
         fail(str(exc), 2)
     settings = settings_from(ctx)
+    from jarvis.app import open_store
+    from jarvis.loop.clock import WallClock
+
     clock = WallClock()
 
     async def main() -> int:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jarvis.app import build_app
 from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
-from jarvis.config import Settings
-from jarvis.loop.reconciler import Decision, TickReport
 from jarvis.model import Action, Deploy, History, ResourceRef, Snapshot
 from jarvis.policies.base import Evaluation
-from jarvis.store import EventStore
+
+if TYPE_CHECKING:
+    from jarvis.config import Settings
+    from jarvis.loop.reconciler import Decision, TickReport
 
 # -- tick and plan -------------------------------------------------------------
 
@@ -47,6 +47,9 @@ def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -> TickReport:
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
+    from jarvis.app import build_app
+    from jarvis.store import EventStore
+
     store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
     app = await build_app(settings, recover_orphans=False, store=store)
     try:
@@ -129,6 +132,8 @@ def deploy(
     action = Action(ref, Deploy(image), policy="operator", reason=reason)
 
     async def main() -> TickReport:
+        from jarvis.app import build_app
+
         app = await build_app(settings, policies=[_OneShot(action)], recover_orphans=False)
         try:
             return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
