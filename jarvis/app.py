@@ -15,27 +15,24 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from jarvis.actuators.base import Sensor
-from jarvis.config import Settings
-from jarvis.loop.clock import WallClock
-from jarvis.loop.killswitch import KillSwitch
-from jarvis.loop.reconciler import Reconciler
 from jarvis.model import ActionKind, Clock
-from jarvis.policies.base import Policy
 from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
-from jarvis.safety import (
-    AllowList,
-    AllowRule,
-    Bounds,
-    Guard,
-    RetryBudget,
-    ScaleBounds,
-    WeightBounds,
-)
-from jarvis.safety.breakers import BreakerPolicy
-from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, Redactor
-from jarvis.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    # The loop, the guard and the metrics are imported by the functions that
+    # build them: `jarvis killswitch engage` uses this module only to open the
+    # store and the switch, and must not wait for the rest (issue 11 item 10).
+    from jarvis.actuators.base import Sensor
+    from jarvis.config import Settings
+    from jarvis.loop.killswitch import KillSwitch
+    from jarvis.loop.reconciler import Reconciler
+    from jarvis.policies.base import Policy
+    from jarvis.safety import Guard
+    from jarvis.safety.breakers import BreakerPolicy
+    from jarvis.store import EventStore, KillSwitchBackend
+    from jarvis.telemetry.metrics import Metrics
 
 
 @dataclass
@@ -56,6 +53,8 @@ class App:
 
 
 async def open_store(settings: Settings, *, auto_migrate: bool | None = None) -> EventStore:
+    from jarvis.store import EventStore, Redactor
+
     return await EventStore.connect(
         settings.database_url,
         spool_path=settings.spool_path,
@@ -69,10 +68,22 @@ def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBacke
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
         return RedisKillSwitch(settings.redis_url)
+    from jarvis.store import DbKillSwitch
+
     return DbKillSwitch(store.engine)
 
 
 def build_guard(settings: Settings) -> Guard:
+    from jarvis.safety import (
+        AllowList,
+        AllowRule,
+        Bounds,
+        Guard,
+        RetryBudget,
+        ScaleBounds,
+        WeightBounds,
+    )
+
     rules = [
         AllowRule(provider=e.provider, resources=e.resources, actions=frozenset(e.actions))
         for e in settings.allowlist
@@ -100,6 +111,8 @@ def build_guard(settings: Settings) -> Guard:
 
 def build_breakers(settings: Settings) -> tuple[BreakerPolicy, BreakerPolicy] | None:
     """The provider and fleet breaker policies; None when breakers are turned off."""
+    from jarvis.safety.breakers import BreakerPolicy
+
     section = settings.breakers
     if not section.enabled:
         return None
@@ -165,6 +178,11 @@ async def build_app(
     with everything else. One-shot commands pass ``recover_orphans=False``: only
     the process that owns the loop closes intents a crash left open.
     """
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.killswitch import KillSwitch
+    from jarvis.loop.reconciler import Reconciler
+    from jarvis.telemetry.metrics import Metrics
+
     check_table(providers)
     check_allowlist(settings, providers)
     clock = clock or WallClock()

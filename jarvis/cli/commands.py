@@ -11,10 +11,8 @@ import json
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-import anyio
 import typer
 
-from jarvis.app import build_guard, build_policies, open_store
 from jarvis.cli.common import (
     JsonOpt,
     console,
@@ -25,8 +23,6 @@ from jarvis.cli.common import (
     settings_from,
 )
 from jarvis.model import Event, EventKind
-from jarvis.providers import enabled as enabled_providers
-from jarvis.store import upgrade
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -53,6 +49,10 @@ def events(
     for k in kind or []:
         if k not in known:
             fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", 2)
+
+    import anyio
+
+    from jarvis.app import open_store
 
     async def main() -> None:
         store = await open_store(settings)
@@ -121,6 +121,8 @@ def event_line(e: Event) -> str:
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or migrate the event database schema to the latest revision."""
     settings = settings_from(ctx)
+    from jarvis.store import upgrade
+
     revision = run(lambda: upgrade(settings.database_url))
     console.print(f"database at revision {revision}", highlight=False)
 
@@ -138,8 +140,9 @@ def db_prune(
     Never an open intent, the outcome of one kept, the newest event of a kind,
     a quarantined resource's escalation, or anything inside the history horizon.
     """
-    from jarvis.loop.clock import WallClock  # noqa: PLC0415 - only this command needs them
-    from jarvis.loop.retention import Pruner  # noqa: PLC0415
+    from jarvis.app import build_policies, open_store
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.retention import Pruner
 
     settings = settings_from(ctx)
 
@@ -167,6 +170,9 @@ def db_prune(
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden)."""
     settings = settings_from(ctx)
+    from jarvis.app import build_guard
+    from jarvis.providers import enabled as enabled_providers
+
     build_guard(settings)
     data = json.loads(settings.model_dump_json())
     data["providers"] = [provider.name for provider in enabled_providers(settings)]

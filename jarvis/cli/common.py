@@ -1,5 +1,11 @@
 """What every CLI command shares: loading settings, opening the app, turning
-failures into one clear line and an exit status, and printing JSON lines."""
+failures into one clear line and an exit status, and printing JSON lines.
+
+Settings, the store and logging are imported inside the functions that use
+them: `jarvis --help` loads the command modules only to describe them, and an
+operator in a hurry should not wait for pydantic or SQLAlchemy to print help
+(tests/cli/test_import_cost.py holds every CLI module to that).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,15 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
-import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from jarvis.config import ConfigError, Settings, load_settings
-from jarvis.model import Event
-from jarvis.providers import check_allowlist
-from jarvis.store import StoreError
-from jarvis.telemetry.logging import configure_logging
+if TYPE_CHECKING:
+    from jarvis.config import Settings
+    from jarvis.model import Event
 
 T = TypeVar("T")
 
@@ -40,6 +43,10 @@ class State:
 
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     """Settings for this invocation, or exit 2 naming the offending key."""
+    from jarvis.config import ConfigError, load_settings
+    from jarvis.providers import check_allowlist
+    from jarvis.telemetry.logging import configure_logging
+
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -86,6 +93,11 @@ def fail(message: str, code: int) -> NoReturn:
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run an async command body, mapping known failures to exit statuses."""
+    import anyio
+
+    from jarvis.config import ConfigError
+    from jarvis.store import StoreError
+
     try:
         return anyio.run(main)
     except StoreError as exc:

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
-import structlog
 import typer
 
-from jarvis.app import App, build_app
 from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
-from jarvis.config import ConfigError, Settings
-from jarvis.loop.admin import AdminService
-from jarvis.loop.retention import Pruner
-from jarvis.loop.scheduler import Scheduler
-from jarvis.policies.budget import read_spend
-from jarvis.telemetry.http import HttpServer
-from jarvis.telemetry.web.view import BudgetView
 
-log = structlog.get_logger("jarvis")
+if TYPE_CHECKING:
+    from jarvis.app import App
+    from jarvis.config import Settings
+    from jarvis.loop.scheduler import Scheduler
+    from jarvis.telemetry.http import HttpServer
+    from jarvis.telemetry.web.view import BudgetView
+
+
+def _log() -> Any:
+    """The daemon's logger; structlog is imported when the daemon runs, not for `--help`."""
+    import structlog
+
+    return structlog.get_logger("jarvis")
 
 
 def run(
@@ -56,6 +58,8 @@ def run(
 
 
 async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
+    import anyio
+
     # The handlers stay installed until the daemon has finished shutting down,
     # then signals are ignored while the process exits: a second SIGTERM during
     # the shutdown is logged, not fatal (it used to end the process with 143).
@@ -68,6 +72,12 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
 
 
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
+    import anyio
+
+    from jarvis.app import build_app
+    from jarvis.loop.scheduler import Scheduler
+
+    log = _log()
     app = await build_app(settings)
     scheduler = Scheduler(
         app.reconciler,
@@ -93,6 +103,8 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
+            from jarvis.loop.retention import Pruner
+
             pruner = Pruner.for_policies(
                 app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
             )
@@ -109,6 +121,8 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
 
 async def _listen(server: HttpServer, settings: Settings) -> None:
     """Start the HTTP server, or exit 2 with one line when its port cannot be had."""
+    from jarvis.config import ConfigError
+
     try:
         await server.start()
     except OSError as exc:
@@ -120,6 +134,7 @@ async def _listen(server: HttpServer, settings: Settings) -> None:
 
 
 async def _stop_on_signal(scheduler: Scheduler, signals: AsyncIterator[int]) -> None:
+    log = _log()
     async for signum in signals:
         name = signal.Signals(signum).name
         if scheduler.stopping:
@@ -130,6 +145,9 @@ async def _stop_on_signal(scheduler: Scheduler, signals: AsyncIterator[int]) -> 
 
 
 def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServer:
+    from jarvis.loop.admin import AdminService
+    from jarvis.telemetry.http import HttpServer
+
     async def ready() -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
         ok = True
@@ -167,6 +185,9 @@ def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServ
 
 def _budget(settings: Settings, app: App) -> BudgetView | None:
     """The month's spend against the budget, as the cost policy reads the last snapshot."""
+    from jarvis.policies.budget import read_spend
+    from jarvis.telemetry.web.view import BudgetView
+
     snapshot = app.reconciler.latest_snapshot
     if snapshot is None:
         return None

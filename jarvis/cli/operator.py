@@ -6,12 +6,11 @@ they work beside a running daemon and while a cloud API is down.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jarvis.app import killswitch_backend, open_store
 from jarvis.cli.common import (
     EXIT_CONFIG,
     JsonOpt,
@@ -23,11 +22,10 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
-from jarvis.config import Settings
-from jarvis.loop.admin import reset_retries
-from jarvis.loop.clock import WallClock
-from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import ResourceRef
+
+if TYPE_CHECKING:
+    from jarvis.config import Settings
 
 killswitch_app = typer.Typer(
     help="Engage, release or inspect the kill switch.", no_args_is_help=True
@@ -39,6 +37,10 @@ retries_app = typer.Typer(help="The retry ledger and quarantined resources.", no
 
 
 async def _with_killswitch(settings: Settings, body: Any) -> Any:
+    from jarvis.app import killswitch_backend, open_store
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.killswitch import KillSwitch
+
     store = await open_store(settings)
     backend = killswitch_backend(settings, store)
     try:
@@ -125,6 +127,7 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print the retry ledger: attempts, failures and quarantine per resource."""
     settings = settings_from(ctx)
+    from jarvis.app import open_store
 
     async def main() -> list[dict[str, Any]]:
         store = await open_store(settings)
@@ -180,6 +183,10 @@ def retries_reset(
     except ValueError as exc:
         fail(str(exc), 2)
     settings = settings_from(ctx)
+    from jarvis.app import open_store
+    from jarvis.loop.admin import reset_retries
+    from jarvis.loop.clock import WallClock
+
     clock = WallClock()
 
     async def main() -> int:

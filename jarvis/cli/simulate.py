@@ -24,8 +24,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jarvis.cli.common import EXIT_CONFIG, State, fail, print_table, run
-from jarvis.config import ConfigError
-from jarvis.telemetry.logging import configure_logging
 
 EXIT_VIOLATION = 3
 
@@ -55,12 +53,14 @@ def simulate(
 ) -> None:
     """Simulate autonomous operation in virtual time, checking the safety invariants every tick."""
     # Imported here: `jarvis run` should not pay for the simulation at start-up.
-    from jarvis.simulation import (  # noqa: PLC0415 -- see above
+    from jarvis.config import ConfigError
+    from jarvis.simulation import (
         SimulationConfig,
         parse_faults,
         run_simulation,
         simulation_settings,
     )
+    from jarvis.telemetry.logging import configure_logging
 
     try:
         kinds = parse_faults(faults)

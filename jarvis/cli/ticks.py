@@ -8,16 +8,16 @@ report printer here serves the operator's overrides too (`jarvis.cli.override`:
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from jarvis.app import build_app
 from jarvis.cli.common import JsonOpt, console, print_json_lines, print_table, run, settings_from
-from jarvis.config import Settings
-from jarvis.loop.reconciler import Decision, TickReport
-from jarvis.store import EventStore
+
+if TYPE_CHECKING:
+    from jarvis.config import Settings
+    from jarvis.loop.reconciler import Decision, TickReport
 
 # -- tick and plan -------------------------------------------------------------
 
@@ -45,6 +45,9 @@ def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -> TickReport:
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
+    from jarvis.app import build_app
+    from jarvis.store import EventStore
+
     store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
     app = await build_app(settings, recover_orphans=False, store=store)
     try:

@@ -6,13 +6,20 @@ needed: the script directory is `jarvis/store/migrations` inside the package.
 
 Alembic is imported only when a migration has to run (or a revision has to be
 looked up): importing it costs about a quarter of a second, and a daemon
-restarting on a database already at `HEAD_REVISION` should not pay that.
+restarting on a database already at `HEAD_REVISION` should not pay that. A
+database with no tables at all (a first start) is not migrated either: its
+tables are created from `metadata` and it is stamped at `HEAD_REVISION`, as
+Alembic would leave it (about 0.5 s less on the first start of the embedded
+default). `tests/store/test_migrations.py` holds the two schemas equal on both
+backends; a future revision that changes data rather than schema must run
+through Alembic on a new database too, and would end this shortcut.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -39,6 +46,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+_T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 HEAD_REVISION = "0002"
@@ -73,9 +82,36 @@ def _current(connection: Connection) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def _is_empty(connection: Connection) -> bool:
+    return not inspect(connection).get_table_names()
+
+
+_CREATE_VERSION_TABLE = text(
+    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,"
+    " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+"""Alembic's own version table, as Alembic creates it."""
+
+
+def _create_at_head(connection: Connection) -> None:
+    """Every table on `metadata`, and the version table saying `HEAD_REVISION`."""
+    import jarvis.store.usage  # noqa: F401, PLC0415 -- puts llm_usage on metadata
+    from jarvis.store.tables import metadata  # noqa: PLC0415 -- with the line above
+
+    metadata.create_all(connection)
+    connection.execute(_CREATE_VERSION_TABLE)
+    connection.execute(
+        text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD_REVISION}
+    )
+
+
 def _upgrade(connection: Connection) -> str | None:
-    if _current(connection) == HEAD_REVISION:
+    current = _current(connection)
+    if current == HEAD_REVISION:
         return HEAD_REVISION
+    if current is None and _is_empty(connection):
+        _create_at_head(connection)
+        return _current(connection)
     from alembic import command  # noqa: PLC0415 -- see the module docstring
 
     config = alembic_config()
@@ -92,11 +128,13 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
     new file at once migrate it one after the other instead of one failing.
     """
     try:
-        if await current_revision_engine(engine) == HEAD_REVISION:
+        current = await current_revision_engine(engine)
+        if current == HEAD_REVISION:
             return HEAD_REVISION
-        # Imported before the write lock is taken, not while holding it: other
-        # processes wait for that lock only the busy timeout.
-        import alembic.command  # noqa: F401, PLC0415 -- see the module docstring
+        if current is not None or not await _run_read(engine, _is_empty):
+            # Imported before the write lock is taken, not while holding it:
+            # other processes wait for that lock only the busy timeout.
+            import alembic.command  # noqa: F401, PLC0415 -- see the module docstring
 
         async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
@@ -111,9 +149,13 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
 
 async def current_revision_engine(engine: AsyncEngine) -> str | None:
     """The revision the database behind `engine` is at; None when never migrated."""
+    return await _run_read(engine, _current)
+
+
+async def _run_read(engine: AsyncEngine, read: Callable[[Connection], _T]) -> _T:
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(_current)
+            return await connection.run_sync(read)
     except Exception as exc:
         if is_operational(exc):
             raise unreachable(engine.url, exc) from exc

@@ -128,5 +128,8 @@ killswitch = Table(
     Column("actor", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("changed_at", UtcDateTime()),
-    CheckConstraint("id = 1", name="single_row"),
+    # Named as revision 0001 named it: the convention prefixed its full name
+    # again, so databases carry ``ck_killswitch_ck_killswitch_single_row`` and a
+    # new one created from this metadata must too.
+    CheckConstraint("id = 1", name="ck_killswitch_single_row"),
 )

@@ -46,6 +46,20 @@ async def test_observe_lists_every_service_of_both_clusters(
     assert deployment["task_definition"].endswith("task-definition/api:1")
 
 
+async def test_observe_without_metrics_builds_only_the_clients_it_calls(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """Each boto3 client costs ~0.1 s to build: an observe with metrics and cost off
+    (what `jarvis plan` for heal needs) builds ECS and Application Auto Scaling only."""
+    create_fleet(ecs_client)
+    actuator = make_ecs(metrics=False)
+    assert actuator.clients.made() == []
+    await actuator.observe()
+    assert sorted(actuator.clients.made()) == ["application-autoscaling", "ecs"]
+    operations = actuator.calls.snapshot()
+    assert not [op for op in operations if op.startswith(("cloudwatch:", "ce:", "s3:"))]
+
+
 async def test_observe_keeps_only_configured_names_and_tag(
     make_ecs: MakeEcs, ecs_client: ECSClient
 ) -> None:

@@ -68,6 +68,25 @@ async def test_duplicate_idempotency_key_is_written_once(store: EventStore) -> N
     assert await store.count_events() == 2
 
 
+async def test_a_flush_with_some_stored_keys_writes_the_new_ones_in_order(
+    store: EventStore,
+) -> None:
+    """A replay mixed with new events (PostgreSQL's direct COPY then fails on the key and
+    the flush falls back to the deduplicating path) stores each new one once, in order,
+    and the next all-new flush goes on from there."""
+    store.append([event("a"), event("b")])
+    await store.flush()
+    store.append([event("c"), event("a"), event("d"), event("d")])
+    await store.flush()
+    store.append([event("e"), event("f")])
+    await store.flush()
+    stored = await store.events()
+    assert [e.idempotency_key for e in stored] == ["a", "b", "c", "d", "e", "f"]
+    ids = [e.id for e in stored if e.id is not None]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert await store.count_events() == 6
+
+
 async def test_events_without_after_id_are_the_last_ones_oldest_first(store: EventStore) -> None:
     """Without after_id, `limit` picks the newest matching events, returned in id order."""
     store.append([event(f"e{i}") for i in range(10)])

@@ -199,3 +199,82 @@ async def test_database_newer_than_the_code_is_refused(pg_url: str) -> None:
     with pytest.raises(StoreError, match="newer than this Jarvis") as caught:
         await EventStore.connect(pg_url)
     assert not isinstance(caught.value, NotMigratedError)
+
+
+async def _schema(url: str) -> dict[str, object]:
+    """Everything the database says about its tables, for comparing two of them."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    def read(connection: Connection) -> dict[str, object]:
+        found = inspect(connection)
+        schema: dict[str, object] = {}
+        for table in sorted(found.get_table_names()):
+            schema[table] = {
+                "columns": [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in found.get_columns(table)
+                ],
+                "pk": found.get_pk_constraint(table),
+                "unique": sorted(
+                    (u["name"] or "", tuple(u["column_names"]))
+                    for u in found.get_unique_constraints(table)
+                ),
+                "indexes": sorted(
+                    (i["name"] or "", tuple(map(str, i["column_names"])), bool(i["unique"]))
+                    for i in found.get_indexes(table)
+                ),
+                "foreign_keys": found.get_foreign_keys(table),
+                "checks": sorted(str(c) for c in found.get_check_constraints(table)),
+            }
+        schema["version"] = list(
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        )
+        return schema
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_database_gets_the_schema_the_migrations_make(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A first start creates the tables from `metadata` and stamps head, without Alembic;
+    the result is the schema the migration scripts build, table by table."""
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    await upgrade(db_url)  # an empty database: the fast path
+    on_pg = not db_url.startswith("sqlite")
+    other = (
+        await create_pg_database() if on_pg else f"sqlite+aiosqlite:///{tmp_path}/by-migrations.db"
+    )
+    try:
+        await _migrate_to_base(other)
+        await upgrade(other)  # not empty: Alembic runs the remaining scripts
+        assert await _schema(db_url) == await _schema(other)
+    finally:
+        if on_pg:
+            await drop_pg_database(other)
+
+
+async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
+    """Creating a new database from `metadata` skips Alembic's import and scripts."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+    probe = (
+        "import sys, anyio\n"
+        "from jarvis.store import EventStore\n"
+        "async def main():\n"
+        f"    store = await EventStore.connect({url!r}, auto_migrate=True)\n"
+        "    await store.aclose()\n"
+        "anyio.run(main)\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = await anyio.run_process([sys.executable, "-c", probe])
+    assert result.stdout.decode().strip() == "False"
+    assert await current_revision(url) == HEAD_REVISION

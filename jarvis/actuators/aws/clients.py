@@ -131,22 +131,18 @@ def _iam_prefix(client: Any) -> str:
     return _IAM_PREFIX.get(signing, signing)
 
 
-@dataclass(frozen=True)
 class AwsClients:
-    """The boto3 clients the AWS actuators use, and the log of their calls."""
+    """The boto3 clients the AWS actuators use, and the log of their calls.
 
-    ecs: ECSClient
-    cloudwatch: CloudWatchClient
-    autoscaling: ApplicationAutoScalingClient
-    ce: CostExplorerClient
-    s3: S3Client
-    calls: CallLog
+    Each client is built on first use, not up front: building one costs about
+    0.1 s of CPU, and a `jarvis plan` with CloudWatch metrics and Cost Explorer
+    off uses two of the five. Built under a lock, as a boto3 session is not
+    safe to share between threads and calls run in worker threads.
+    """
 
-    @classmethod
-    def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
-        """Build every client from ``session`` (default: boto3's standard credential chain)."""
-        session = session or boto3.Session()
-        config = Config(
+    def __init__(self, settings: AwsSettings, session: boto3.Session | None = None) -> None:
+        self._session = session or boto3.Session()
+        self._config = Config(
             region_name=settings.region,
             retries={"mode": "standard", "max_attempts": settings.max_attempts},
             connect_timeout=settings.connect_timeout,
@@ -155,38 +151,71 @@ class AwsClients:
             # Path-style keeps presigned URLs valid against a local stand-in on an IP.
             s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
         )
-        endpoint = settings.endpoint_url
-        calls = CallLog()
-        clients = cls(
-            ecs=session.client("ecs", config=config, endpoint_url=endpoint),
-            cloudwatch=session.client("cloudwatch", config=config, endpoint_url=endpoint),
-            autoscaling=session.client(
-                "application-autoscaling", config=config, endpoint_url=endpoint
-            ),
-            # Cost Explorer is global and lives in us-east-1 whatever the fleet's region.
-            ce=session.client(
-                "ce", config=config.merge(Config(region_name="us-east-1")), endpoint_url=endpoint
-            ),
-            # SigV4 presigned URLs: the only kind every region accepts.
-            s3=session.client(
-                "s3",
-                config=config.merge(Config(signature_version="s3v4")),
-                endpoint_url=endpoint,
-            ),
-            calls=calls,
-        )
-        for client in (
-            clients.ecs,
-            clients.cloudwatch,
-            clients.autoscaling,
-            clients.ce,
-            clients.s3,
-        ):
-            calls.watch(client)
-        return clients
+        self._endpoint = settings.endpoint_url
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.calls = CallLog()
+
+    @classmethod
+    def create(cls, settings: AwsSettings, session: boto3.Session | None = None) -> AwsClients:
+        """Clients from ``session`` (default: boto3's standard credential chain), built lazily."""
+        return cls(settings, session)
+
+    def _client(self, service: str) -> Any:
+        made = self._made.get(service)
+        if made is not None:
+            return made
+        with self._lock:
+            made = self._made.get(service)
+            if made is None:
+                config = self._config
+                if service == "ce":
+                    # Cost Explorer is global and lives in us-east-1 whatever the fleet's region.
+                    config = config.merge(Config(region_name="us-east-1"))
+                elif service == "s3":
+                    # SigV4 presigned URLs: the only kind every region accepts.
+                    config = config.merge(Config(signature_version="s3v4"))
+                made = self._session.client(  # type: ignore[call-overload]  # one of five literals
+                    service, config=config, endpoint_url=self._endpoint
+                )
+                self.calls.watch(made)
+                self._made[service] = made
+        return made
+
+    @property
+    def ecs(self) -> ECSClient:
+        client: ECSClient = self._client("ecs")
+        return client
+
+    @property
+    def cloudwatch(self) -> CloudWatchClient:
+        client: CloudWatchClient = self._client("cloudwatch")
+        return client
+
+    @property
+    def autoscaling(self) -> ApplicationAutoScalingClient:
+        client: ApplicationAutoScalingClient = self._client("application-autoscaling")
+        return client
+
+    @property
+    def ce(self) -> CostExplorerClient:
+        client: CostExplorerClient = self._client("ce")
+        return client
+
+    @property
+    def s3(self) -> S3Client:
+        client: S3Client = self._client("s3")
+        return client
+
+    def made(self) -> list[str]:
+        """The services whose clients were built so far, in the order they were."""
+        with self._lock:
+            return list(self._made)
 
     def close(self) -> None:
-        for client in (self.ecs, self.cloudwatch, self.autoscaling, self.ce, self.s3):
+        with self._lock:
+            made, self._made = list(self._made.values()), {}
+        for client in made:
             client.close()
 
 

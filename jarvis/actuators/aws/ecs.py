@@ -103,14 +103,30 @@ class EcsActuator:
         self._clock = clock
         self._clients = clients
         self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
-        self._metrics = MetricsReader(
-            clients.cloudwatch,
-            self._limiter,
-            period=settings.metrics_period_seconds,
-            window=settings.metrics_window_seconds,
-            latency_stat=settings.latency_stat,
-        )
-        self._applier = EcsApplier(clients.ecs, clients.autoscaling, self._limiter)
+        # Built on first use, with the clients they need (`AwsClients` builds
+        # each on first use): an observe with metrics off needs neither.
+        self._metrics_reader: MetricsReader | None = None
+        self._ecs_applier: EcsApplier | None = None
+
+    @property
+    def _metrics(self) -> MetricsReader:
+        if self._metrics_reader is None:
+            settings = self._settings
+            self._metrics_reader = MetricsReader(
+                self._clients.cloudwatch,
+                self._limiter,
+                period=settings.metrics_period_seconds,
+                window=settings.metrics_window_seconds,
+                latency_stat=settings.latency_stat,
+            )
+        return self._metrics_reader
+
+    @property
+    def _applier(self) -> EcsApplier:
+        if self._ecs_applier is None:
+            clients = self._clients
+            self._ecs_applier = EcsApplier(clients.ecs, clients.autoscaling, self._limiter)
+        return self._ecs_applier
 
     @classmethod
     def from_settings(

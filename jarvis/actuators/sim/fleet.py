@@ -108,6 +108,8 @@ class SimulatedFleet:
         self._now = start
         self._observations = 0
         self._applied_keys: set[str] = set()
+        self._states: list[ResourceState] | None = None
+        """`states()` as last built; None once anything changed since (see `_changed`)."""
 
     @property
     def now(self) -> datetime:
@@ -146,6 +148,7 @@ class SimulatedFleet:
     def advance(self, now: datetime) -> None:
         """Move to ``now``: running replicas catch up with desired, rollouts complete."""
         self._now = now
+        self._states = None
         for service in self._services:
             if service.running != service.desired and not service.crash_detail:
                 service.running = service.desired
@@ -153,15 +156,26 @@ class SimulatedFleet:
             service.rollout = COMPLETED
 
     def states(self) -> list[ResourceState]:
-        """Every service as it looks at the fleet's current time, without advancing."""
-        now = self._now
-        day = day_factor(now)
-        epoch = now.timestamp()
-        return [self._state(service, now, day, epoch) for service in self._services]
+        """Every service as it looks at the fleet's current time, without advancing.
+
+        Built once per change: the simulation reads the fleet twice per tick
+        at the same instant (the observe, then the invariant checker's ground
+        truth), and when nothing was applied in between the answer is the same.
+        Building it was a fifth of a simulated tick. Every change goes through
+        `advance`, `apply` or `_require`, which drop the cached list.
+        """
+        if self._states is None:
+            now = self._now
+            day = day_factor(now)
+            epoch = now.timestamp()
+            self._states = [self._state(service, now, day, epoch) for service in self._services]
+        return list(self._states)
 
     def state(self, name: str) -> ResourceState:
         """One service as it looks now; KeyError if there is no such service."""
-        service = self._require(name)
+        service = self._lookup(name)
+        if service is None:
+            raise KeyError(f"no such service: {name}")
         now = self._now
         return self._state(service, now, day_factor(now), now.timestamp())
 
@@ -248,6 +262,8 @@ class SimulatedFleet:
         return self._by_uri.get(f"{PROVIDER}://{name}")
 
     def _require(self, name: str) -> Service:
+        """The service, for a change: the cached `states()` is dropped."""
+        self._states = None
         service = self._lookup(name)
         if service is None:
             raise KeyError(f"no such service: {name}")
@@ -267,6 +283,7 @@ class SimulatedFleet:
         """
         if self._api_failing:
             return Outcome.failure("simulated provider API unavailable", code="ServiceUnavailable")
+        self._states = None
         service = self._by_uri.get(str(action.target))
         if service is None:
             return terminal(f"no such service: {action.target}", "NotFound")

@@ -1,0 +1,227 @@
+"""Benchmark 8: `jarvis plan` against Cloud Custodian on the same 500 ECS services.
+
+What an SRE would otherwise run to find ECS services with fewer tasks running
+than desired is a Custodian policy; `jarvis plan` answers the same question
+(the heal policy, restarting degraded services too, in a dry-run tick that
+records nothing). Both run as whole processes against one moto server on
+127.0.0.1, interleaved, several times; the benchmark reports median wall and
+CPU seconds, Jarvis's time as a multiple of Custodian's (target: at most
+0.6x), and whether both found the same services.
+
+Custodian (the ``c7n`` package from PyPI) is installed by this benchmark into
+a throw-away virtual environment; it is never a dependency of Jarvis. Pass
+``--venv DIR`` to reuse one between runs. Of the services, one in ten wants
+three tasks and runs two: those are the ones both must find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import save
+
+TARGET_RATIO = 0.6
+CLUSTERS = ("prod", "staging")
+POLICY = """\
+policies:
+  - name: ecs-unhealthy
+    resource: aws.ecs-service
+    filters:
+      - type: value
+        key: runningCount
+        op: less-than
+        value_type: expr
+        value: desiredCount
+"""
+
+
+def _custodian_venv(path: Path) -> Path:
+    """A virtual environment with c7n in it; created (and c7n installed) when absent."""
+    custodian = path / "bin" / "custodian"
+    if custodian.exists():
+        return custodian
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    subprocess.run(
+        [str(path / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "c7n"],
+        check=True,
+    )
+    return custodian
+
+
+def _populate(endpoint: str, services: int) -> set[str]:
+    """Create the fleet; return the names of the services running fewer than desired."""
+    import boto3
+
+    ecs = boto3.Session(
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - moto's dummy credentials
+        region_name="us-east-1",
+    ).client("ecs", endpoint_url=endpoint)
+    ecs.register_task_definition(
+        family="api", containerDefinitions=[{"name": "app", "image": "nginx", "memory": 64}]
+    )
+    for cluster in CLUSTERS:
+        ecs.create_cluster(clusterName=cluster)
+    short: set[str] = set()
+    for index in range(services):
+        name = f"svc-{index:04}"
+        # moto starts every service with MOTO_ECS_SERVICE_RUNNING (2) tasks running.
+        desired = 3 if index % 10 == 7 else 2
+        if desired == 3:
+            short.add(name)
+        ecs.create_service(
+            cluster=CLUSTERS[index % len(CLUSTERS)],
+            serviceName=name,
+            taskDefinition="api",
+            desiredCount=desired,
+        )
+    ecs.close()
+    return short
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of one whole process."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode()
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} exited {process.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, text
+
+
+def _custodian_found(output: Path) -> set[str]:
+    resources = json.loads((output / "ecs-unhealthy" / "resources.json").read_text())
+    return {r["serviceName"] for r in resources}
+
+
+def _jarvis_found(stdout: str) -> set[str]:
+    rows = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return {row["resource"].rsplit("/", 1)[-1] for row in rows if row["action"] == "restart"}
+
+
+def _environments(endpoint: str, scratch: str) -> tuple[dict[str, str], dict[str, str]]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("JARVIS_", "AWS_"))}
+    aws = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    custodian = {**base, **aws, "AWS_ENDPOINT_URL": endpoint}
+    jarvis = {
+        **base,
+        **aws,
+        "JARVIS_DATABASE_URL": f"sqlite+aiosqlite:///{scratch}/jarvis.db",
+        "JARVIS_SPOOL_PATH": f"{scratch}/spool.jsonl",
+        "JARVIS_LOG_LEVEL": "error",
+        "JARVIS_AWS__ENDPOINT_URL": endpoint,
+        "JARVIS_AWS__CLUSTERS": json.dumps(list(CLUSTERS)),
+        "JARVIS_AWS__METRICS": "false",
+        "JARVIS_SIMULATED__ENABLED": "false",
+        "JARVIS_HEAL__RESTART_DEGRADED": "true",
+        "JARVIS_SCALING__ENABLED": "false",
+        "JARVIS_ROLLBACK__ENABLED": "false",
+    }
+    return custodian, jarvis
+
+
+def _measure(args: argparse.Namespace, custodian: Path, scratch: str) -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = "2"
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        expected = _populate(endpoint, args.services)
+        custodian_env, jarvis_env = _environments(endpoint, scratch)
+        jarvis = str(Path(sys.executable).parent / "jarvis")
+        _timed([jarvis, "db", "upgrade"], jarvis_env, scratch)
+        policy = Path(scratch) / "policy.yml"
+        policy.write_text(POLICY)
+        output = Path(scratch) / "out"
+        runs: dict[str, list[tuple[float, float]]] = {"custodian": [], "jarvis": []}
+        found: dict[str, set[str]] = {}
+        for _ in range(args.runs):
+            shutil.rmtree(output, ignore_errors=True)
+            wall, cpu, _ = _timed(
+                [str(custodian), "run", "-s", str(output), "--region", "us-east-1", str(policy)],
+                custodian_env,
+                scratch,
+            )
+            runs["custodian"].append((wall, cpu))
+            found["custodian"] = _custodian_found(output)
+            wall, cpu, stdout = _timed([jarvis, "plan", "--json"], jarvis_env, scratch)
+            runs["jarvis"].append((wall, cpu))
+            found["jarvis"] = _jarvis_found(stdout)
+    finally:
+        server.stop()
+    return {"runs": runs, "found": found, "expected": expected}
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench/run.py custodian")
+    parser.add_argument("--services", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--venv", type=Path, help="Reuse this c7n environment (kept).")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        custodian = _custodian_venv(args.venv or Path(scratch) / "c7n-venv")
+        measured = _measure(args, custodian, scratch)
+    runs, found, expected = measured["runs"], measured["found"], measured["expected"]
+    medians = {
+        tool: {
+            "wall_s": round(statistics.median(w for w, _ in samples), 3),
+            "cpu_s": round(statistics.median(c for _, c in samples), 3),
+        }
+        for tool, samples in runs.items()
+    }
+    pairs = list(zip(runs["jarvis"], runs["custodian"], strict=True))
+    wall_ratio = statistics.median(j[0] / c[0] for j, c in pairs)
+    cpu_ratio = statistics.median(j[1] / c[1] for j, c in pairs)
+    same = found["jarvis"] == found["custodian"] == expected
+    print(medians, {"wall_ratio": round(wall_ratio, 2), "same": same}, flush=True)
+    return save(
+        "custodian",
+        {
+            "services": args.services,
+            "runs": runs,
+            "median": medians,
+            "jarvis_over_custodian": {"wall": round(wall_ratio, 2), "cpu": round(cpu_ratio, 2)},
+            "found": {
+                "expected": len(expected),
+                "jarvis": len(found["jarvis"]),
+                "custodian": len(found["custodian"]),
+                "same_set": same,
+            },
+            "summary": [
+                {
+                    "benchmark": "8. `jarvis plan` vs Cloud Custodian",
+                    "measure": f"whole process, {args.services} ECS services on moto, wall "
+                    "(median of pairs)",
+                    "target": f"<= {TARGET_RATIO:g}x Custodian",
+                    "measured": f"{wall_ratio:.2f}x ({medians['jarvis']['wall_s']:.2f} s vs "
+                    f"{medians['custodian']['wall_s']:.2f} s; CPU {cpu_ratio:.2f}x); "
+                    f"same {len(expected)} services found: {'yes' if same else 'NO'}",
+                    "meets": wall_ratio <= TARGET_RATIO and same,
+                }
+            ],
+        },
+    )

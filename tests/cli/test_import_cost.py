@@ -1,0 +1,94 @@
+"""What the fast commands import: an operator in a hurry must not wait for modules
+they do not use (issue 11 item 10, issue 16).
+
+Each case runs the real CLI in a fresh interpreter and lists the modules it
+loaded; no timing, so load on the machine cannot make it flaky.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.conftest import jarvis_env
+
+_CLOUD_SDKS = ("boto3", "botocore", "kubernetes", "google.cloud", "google.api_core")
+_HEAVY = ("aiohttp", "alembic", "prometheus_client", "jarvis.loop.reconciler", *_CLOUD_SDKS)
+"""Never needed by `--help` or the kill switch on a database already migrated.
+
+Not listed, and still imported by the kill switch: ``sqlalchemy.orm``. Every
+store path goes through ``sqlalchemy.ext.asyncio``, whose package imports the
+ORM session (about 0.08 s of CPU here); see docs/benchmarks.md.
+"""
+_HELP_ALSO = (
+    "sqlalchemy",
+    "pydantic_settings",
+    "redis",
+    "structlog",
+    "asyncpg",
+    "aiosqlite",
+    "jarvis.app",
+)
+"""Not needed to print help either: no settings, no store."""
+
+_PROBE = """
+import json, sys
+from jarvis.cli import app
+try:
+    app(prog_name="jarvis", args=sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def _loaded(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    report = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(report), *args],
+        cwd=tmp_path,
+        env=env or jarvis_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    found = json.loads(report.read_text())
+    assert found["code"] in (0, None), result.stderr
+    modules: list[str] = found["modules"]
+    return modules
+
+
+def _offenders(modules: list[str], banned: tuple[str, ...]) -> list[str]:
+    return sorted({b for b in banned for m in modules if m == b or m.startswith(b + ".")})
+
+
+def test_help_imports_no_store_settings_or_sdk(tmp_path: Path) -> None:
+    for args in (["--help"], ["killswitch", "--help"], ["plan", "--help"]):
+        modules = _loaded(tmp_path, *args)
+        assert _offenders(modules, _HEAVY + _HELP_ALSO) == [], args
+
+
+def _migrated(tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    """The database as a daemon leaves it: created and at the head revision."""
+    _loaded(tmp_path, "db", "upgrade", env=env)
+
+
+def test_killswitch_engage_on_sqlite_imports_no_http_loop_or_sdk(tmp_path: Path) -> None:
+    _migrated(tmp_path)
+    modules = _loaded(tmp_path, "killswitch", "engage", "--reason", "import check")
+    assert _offenders(modules, _HEAVY) == []
+    assert "jarvis.store.killswitch" in modules  # it did reach the database
+
+
+def test_killswitch_engage_on_redis_imports_no_http_loop_or_sdk(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
+    _migrated(tmp_path, env)
+    modules = _loaded(tmp_path, "killswitch", "engage", "--reason", "import check", env=env)
+    assert _offenders(modules, _HEAVY) == []
+    assert "jarvis.store.redis_killswitch" in modules
