@@ -16,11 +16,10 @@ have been), 1 when it was blocked or failed (the printed report says why),
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jarvis.app import build_app
 from jarvis.cli.common import (
     EXIT_CONFIG,
     JsonOpt,
@@ -30,7 +29,6 @@ from jarvis.cli.common import (
     settings_from,
 )
 from jarvis.cli.ticks import print_report
-from jarvis.loop.reconciler import TickReport
 from jarvis.model import (
     Action,
     ActionParams,
@@ -44,6 +42,9 @@ from jarvis.model import (
     Snapshot,
 )
 from jarvis.policies.base import Evaluation
+
+if TYPE_CHECKING:
+    from jarvis.loop.reconciler import TickReport
 
 Resource = Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")]
 DryRun = Annotated[
@@ -77,6 +78,8 @@ def override(
     )
 
     async def main() -> TickReport:
+        from jarvis.app import build_app
+
         app = await build_app(settings, policies=[OneShot(action)], recover_orphans=False)
         try:
             return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
