@@ -240,6 +240,17 @@ def unknown_outcome(intent: Event, now: datetime) -> Event:
     )
 
 
+def spool_dead_letters(now: datetime, count: int, dead_letter_file: str | None) -> Event:
+    """Spool lines that could not be read were set aside: an operator should look at them."""
+    return Event(
+        kind=EventKind.ALERT,
+        ts=now,
+        idempotency_key=f"spool.dead-letters:{now.isoformat()}:{count}",
+        reason=f"{count} damaged spool line(s) set aside in {dead_letter_file}",
+        payload={"dead_letters": count, "dead_letter_file": dead_letter_file},
+    )
+
+
 def note_event(tick_id: str, now: datetime, policy: str, note: Note) -> Event:
     discriminator = (
         note.key

@@ -95,6 +95,14 @@ class RetryLedger:
         self.stage(state)
         return state, escalate
 
+    def revert(self, key: Key, prior: RetryState | None) -> None:
+        """Undo an attempt staged but never made durable: ``key`` goes back to ``prior``."""
+        if prior is not None:
+            self.stage(prior)
+            return
+        self._states.pop(key, None)
+        self.store.unstage_retry(*key)
+
     def exhaust(self, key: Key, now: datetime) -> Exhausted | None:
         """Quarantine ``key`` (staged) when its budget is spent; None when it is not."""
         spent = exhaustion(self.budget, self._states.get(key), now)
@@ -113,9 +121,9 @@ class RetryLedger:
         with ``flush``, so the re-read is never older than this process's own;
         while the store stays down, the in-memory copy stands.
         """
-        if self.store.spooled:
+        if self.store.journal_pending:
             await flush()
-            if self.store.spooled:
+            if self.store.journal_pending:
                 return
         try:
             self._states = await self.store.load_retries()

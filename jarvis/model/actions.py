@@ -45,6 +45,8 @@ class BlockReason(enum.StrEnum):
     DRY_RUN = "dry_run"
     SHUTDOWN = "shutdown"
     TICK_TIMEOUT = "tick_timeout"
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The action's intent and ledger update could be neither committed nor spooled."""
 
 
 class OutcomeStatus(enum.StrEnum):
