@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jarvis.model import Event, RetryState
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, is_operational
+from jarvis.store.errors import StoreError, describe, is_operational
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.spool import Spool, SpoolBusyError
+from jarvis.store.spool_lines import encode_lines
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
@@ -253,16 +254,45 @@ class EventStore:
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
 
     async def _replay(self, spool: Spool) -> int:
-        """Commit what the spool holds, chunk by chunk; return the events replayed."""
+        """Commit what the spool holds, chunk by chunk; return the events replayed.
+
+        A chunk the database refuses as wrong (not as away) is written line by
+        line, and the lines it refuses are set aside with the unreadable ones:
+        one bad line must not stop every flush after it.
+        """
         replayed = 0
         while spool.pending:
             chunk = await self._in_thread(spool.head)
+            refused: list[tuple[bytes, str]] = []
             if chunk.events or chunk.retries:
-                await self.backend.write(chunk.events, chunk.retries)
-            await self._in_thread(spool.advance, chunk)
-            replayed += len(chunk.events)
-            self._dead_letters += len(chunk.dead)
+                try:
+                    await self.backend.write(chunk.events, chunk.retries)
+                except Exception as exc:
+                    if is_operational(exc):
+                        raise
+                    refused = await self._write_one_by_one(chunk.events, chunk.retries)
+            await self._in_thread(spool.advance, chunk, refused)
+            replayed += len(chunk.events) - len(refused)
+            self._dead_letters += len(chunk.dead) + len(refused)
         return replayed
+
+    async def _write_one_by_one(
+        self, events: Sequence[Event], retries: Sequence[RetryState]
+    ) -> list[tuple[bytes, str]]:
+        """Write each event and row in its own transaction; return the refused ones as lines."""
+        refused: list[tuple[bytes, str]] = []
+        items: list[Event | RetryState] = [*events, *retries]
+        for item in items:
+            try:
+                if isinstance(item, Event):
+                    await self.backend.write([item], [])
+                else:
+                    await self.backend.write([], [item])
+            except Exception as exc:
+                if is_operational(exc):
+                    raise
+                refused.append((_as_line(item), f"refused by the database: {describe(exc)}"))
+        return refused
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0
@@ -348,3 +378,13 @@ class EventStore:
     @staticmethod
     async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
         return await anyio.to_thread.run_sync(function, *args)
+
+
+def _as_line(item: Event | RetryState) -> bytes:
+    """The spool line of an item the database refused, for the dead-letter file."""
+    try:
+        if isinstance(item, Event):
+            return encode_lines([item], [])
+        return encode_lines([], [item])
+    except (TypeError, ValueError):
+        return repr(item).encode("utf-8", "backslashreplace") + b"\n"

@@ -198,8 +198,11 @@ class Spool:
         self._head = chunk
         return chunk
 
-    def advance(self, chunk: Chunk) -> None:
+    def advance(self, chunk: Chunk, refused: Sequence[tuple[bytes, str]] = ()) -> None:
         """Mark ``chunk`` committed: set its damaged lines aside, move the cursor past it.
+
+        ``refused``: lines of the chunk the database would not take, and why;
+        they are set aside with the unreadable ones.
 
         The cursor is written before the file is emptied, so a crash between the
         two leaves a cursor past the end (read as zero), never one inside lines
@@ -207,7 +210,7 @@ class Spool:
         """
         if chunk.start != self._offset:
             raise ValueError(f"chunk at {chunk.start} is not the head ({self._offset})")
-        self._set_aside(chunk.dead)
+        self._set_aside([*chunk.dead, *((chunk.start, line, why) for line, why in refused)])
         self._write_cursor(chunk.end)
         self._offset = chunk.end
         self._head = None

@@ -162,3 +162,30 @@ async def test_a_second_process_runs_without_the_spool(tmp_path: Path, sqlite_ur
     finally:
         owner.close()
     Spool(path).close()
+
+
+async def test_a_line_the_database_refuses_is_set_aside_and_the_rest_written(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A line that reads but that the database refuses does not stop every flush after it."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    spool.append([ev("before")])
+    with path.open("ab") as handle:
+        handle.write(b'{"kind":"resource.changed","ts":"2025-03-01T12:00:00+00:00",')
+        handle.write(b'"idempotency_key":null}\n')
+    spool.close()
+    spool = Spool(path)
+    spool.append([ev("after")])
+    spool.close()
+
+    store = await EventStore.connect(db_url, spool_path=path, auto_migrate=True)
+    try:
+        result = await store.flush()
+        assert result == FlushResult(written=2, spooled=0, replayed=2, dead_letters=1)
+        assert keys(await store.events(limit=10)) == ["before", "after"]
+    finally:
+        await store.aclose()
+    [dead] = [json.loads(line) for line in (tmp_path / "spool.jsonl.dead").read_text().splitlines()]
+    assert dead["error"].startswith("refused by the database: ")
+    assert '"idempotency_key":null' in dead["line"]
