@@ -163,7 +163,12 @@ class Reconciler:
         if planned:
             # Proposals are durable before anything is applied; with nothing to
             # apply, the flush at the end of the tick writes them just as well.
-            await self._flush()
+            # A store that takes nothing is judged per action, where its intent
+            # must be durable (`store_unavailable` otherwise).
+            try:
+                await self._flush()
+            except StoreError as exc:
+                log.warning("proposals not durable", error=str(exc))
         await self._apply_all(planned, snapshot, dry, report)
         self._snapshots.append(snapshot)
         finished = report.finished_at = self.clock.now()

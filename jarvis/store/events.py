@@ -12,10 +12,9 @@ first, and the unique idempotency key makes any replay harmless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -23,12 +22,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.model import Event, RetryState
+from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, describe, is_operational
+from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.memory import MemoryBackend
+from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
-from jarvis.store.spool_lines import encode_lines
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
@@ -36,71 +36,6 @@ __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 _T = TypeVar("_T")
 
 log = structlog.get_logger("jarvis.store")
-
-
-class EventBackend(Protocol):
-    """Where flushed events and the retry ledger live (`SqlBackend`, `MemoryBackend`).
-
-    `write` is one transaction; a failure `is_operational` judges transient is
-    spooled by the store. Reads raise StoreError when the backend is unreachable.
-    """
-
-    @property
-    def url(self) -> str: ...
-
-    def unreachable(self, exc: BaseException) -> StoreError: ...
-
-    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None: ...
-
-    async def events(
-        self,
-        *,
-        limit: int,
-        kinds: Sequence[str] | None,
-        resource: str | None,
-        after_id: int | None,
-        since: datetime | None,
-    ) -> list[Event]: ...
-
-    async def events_by_time(
-        self,
-        *,
-        kinds: Sequence[str] | None,
-        resource: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int | None,
-    ) -> list[Event]: ...
-
-    async def open_intents(self) -> list[Event]: ...
-
-    async def load_retries(self) -> dict[tuple[str, str], RetryState]: ...
-
-    async def delete_retries(self, resource: str) -> int: ...
-
-    async def count_events(self, kinds: Sequence[str] | None) -> int: ...
-
-    async def ping(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    """What one flush did.
-
-    ``written``: events sent to the database in the committed transaction
-    (replayed ones included; any already present were skipped by their key).
-    ``spooled``: events waiting in the spool file afterwards (0 on success).
-    ``replayed``: how many of ``written`` came from the spool file.
-    ``dead_letters``: spool lines that could not be read, set aside in the
-    dead-letter file beside the spool since the last result said so.
-    """
-
-    written: int
-    spooled: int
-    replayed: int = 0
-    dead_letters: int = 0
 
 
 class EventStore:
@@ -228,7 +163,8 @@ class EventStore:
             replayed = 0
             try:
                 if spool is not None and spool.pending:
-                    replayed = await self._replay(spool)
+                    replayed, dead = await replay(self.backend, spool, self._in_thread)
+                    self._dead_letters += dead
                 if batch or retries:
                     await self.backend.write(batch, list(retries.values()))
             except Exception as exc:
@@ -252,47 +188,6 @@ class EventStore:
                 raise
             self.write_error = None
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
-
-    async def _replay(self, spool: Spool) -> int:
-        """Commit what the spool holds, chunk by chunk; return the events replayed.
-
-        A chunk the database refuses as wrong (not as away) is written line by
-        line, and the lines it refuses are set aside with the unreadable ones:
-        one bad line must not stop every flush after it.
-        """
-        replayed = 0
-        while spool.pending:
-            chunk = await self._in_thread(spool.head)
-            refused: list[tuple[bytes, str]] = []
-            if chunk.events or chunk.retries:
-                try:
-                    await self.backend.write(chunk.events, chunk.retries)
-                except Exception as exc:
-                    if is_operational(exc):
-                        raise
-                    refused = await self._write_one_by_one(chunk.events, chunk.retries)
-            await self._in_thread(spool.advance, chunk, refused)
-            replayed += len(chunk.events) - len(refused)
-            self._dead_letters += len(chunk.dead) + len(refused)
-        return replayed
-
-    async def _write_one_by_one(
-        self, events: Sequence[Event], retries: Sequence[RetryState]
-    ) -> list[tuple[bytes, str]]:
-        """Write each event and row in its own transaction; return the refused ones as lines."""
-        refused: list[tuple[bytes, str]] = []
-        items: list[Event | RetryState] = [*events, *retries]
-        for item in items:
-            try:
-                if isinstance(item, Event):
-                    await self.backend.write([item], [])
-                else:
-                    await self.backend.write([], [item])
-            except Exception as exc:
-                if is_operational(exc):
-                    raise
-                refused.append((_as_line(item), f"refused by the database: {describe(exc)}"))
-        return refused
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0
@@ -378,13 +273,3 @@ class EventStore:
     @staticmethod
     async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
         return await anyio.to_thread.run_sync(function, *args)
-
-
-def _as_line(item: Event | RetryState) -> bytes:
-    """The spool line of an item the database refused, for the dead-letter file."""
-    try:
-        if isinstance(item, Event):
-            return encode_lines([item], [])
-        return encode_lines([], [item])
-    except (TypeError, ValueError):
-        return repr(item).encode("utf-8", "backslashreplace") + b"\n"
