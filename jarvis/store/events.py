@@ -25,7 +25,7 @@ from jarvis.model import Event, RetryState
 from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, is_operational
+from jarvis.store.errors import StoreError, describe, is_operational
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
@@ -168,7 +168,9 @@ class EventStore:
                 if batch or retries:
                     await self.backend.write(batch, list(retries.values()))
             except Exception as exc:
-                self.write_error = f"{type(exc).__name__}: {exc}"
+                self.write_error = (
+                    str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
+                )
                 if spool is None or not is_operational(exc):
                     self._restore(batch, retries)
                     if is_operational(exc):
