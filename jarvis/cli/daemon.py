@@ -157,6 +157,12 @@ def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServ
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             ok = False
             checks["store"] = str(exc)
+        # A database that answers a ping can still refuse every write.
+        if app.store.write_error is None:
+            checks["store_writes"] = "ok"
+        else:
+            ok = False
+            checks["store_writes"] = app.store.write_error
         try:
             await app.killswitch.read()
             checks["killswitch"] = "ok"

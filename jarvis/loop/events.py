@@ -246,6 +246,22 @@ def unknown_outcome(intent: Event, now: datetime) -> Event:
     )
 
 
+def spool_dead_letters(
+    now: datetime, count: int, total: int, dead_letter_file: str | None
+) -> Event:
+    """Spool lines that could not be replayed were set aside: an operator should look at them.
+
+    ``total`` (this process's running count) keeps two alerts at one instant apart.
+    """
+    return Event(
+        kind=EventKind.ALERT,
+        ts=now,
+        idempotency_key=f"spool.dead-letters:{now.isoformat()}:{total}",
+        reason=f"{count} damaged spool line(s) set aside in {dead_letter_file}",
+        payload={"dead_letters": count, "dead_letter_file": dead_letter_file},
+    )
+
+
 def note_event(tick_id: str, now: datetime, policy: str, note: Note) -> Event:
     discriminator = (
         note.key

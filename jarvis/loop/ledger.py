@@ -119,6 +119,14 @@ class RetryLedger:
             if forgiven is not state:
                 self.stage(forgiven)
 
+    def revert(self, key: Key, prior: RetryState | None) -> None:
+        """Undo an attempt staged but never made durable: ``key`` goes back to ``prior``."""
+        if prior is not None:
+            self.stage(prior)
+            return
+        self._states.pop(key, None)
+        self.store.unstage_retry(*key)
+
     def exhaust(self, key: Key, now: datetime, *, broken: bool = True) -> Exhausted | None:
         """Quarantine ``key`` (staged) when its budget is spent on a target still ``broken``."""
         spent = exhaustion(self.budget, self._states.get(key), now, broken=broken)
@@ -137,9 +145,9 @@ class RetryLedger:
         with ``flush``, so the re-read is never older than this process's own;
         while the store stays down, the in-memory copy stands.
         """
-        if self.store.spooled:
+        if self.store.journal_pending:
             await flush()
-            if self.store.spooled:
+            if self.store.journal_pending:
                 return
         try:
             states = await self.store.load_retries()

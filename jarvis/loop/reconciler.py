@@ -46,7 +46,7 @@ from jarvis.model import (
 from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext
 from jarvis.safety.breakers import BreakerPolicy
-from jarvis.store import EventStore
+from jarvis.store import EventStore, StoreError
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
 
@@ -117,8 +117,19 @@ class Reconciler:
         Only the process that owns the loop closes orphans: a one-shot command
         beside a running daemon would otherwise close the daemon's intent in
         flight as ``action.unknown``.
+
+        The spool replays before anything is read: it may hold intents and
+        ledger rows of attempts a previous process made while the database
+        was away, and the ledger and the orphans are judged with them. When
+        it cannot be replayed, StoreError: no loop starts on a partial ledger.
         """
         now = self.clock.now()
+        await self._flush()
+        if self.store.journal_pending:
+            raise StoreError(
+                "the spool holds intents and ledger rows the database has not taken yet; "
+                f"start again when {self.store.url} accepts writes"
+            )
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
         self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
@@ -169,7 +180,12 @@ class Reconciler:
         if planned:
             # Proposals are durable before anything is applied; with nothing to
             # apply, the flush at the end of the tick writes them just as well.
-            await self._flush()
+            # A store that takes nothing is judged per action, where its intent
+            # must be durable (`store_unavailable` otherwise).
+            try:
+                await self._flush()
+            except StoreError as exc:
+                log.warning("proposals not durable", error=str(exc))
         await self._apply_all(planned, snapshot, dry, report)
         self._snapshots.append(snapshot)
         finished = report.finished_at = self.clock.now()
@@ -264,9 +280,16 @@ class Reconciler:
                         report, ctx.now, action, attempts=spent.attempts, error=spent.reason
                     )
                 continue
+            outcome = await self._apply(action, report)
+            if outcome is None:
+                verdict = Verdict.block(
+                    BlockReason.STORE_UNAVAILABLE,
+                    "the intent and its ledger update could be neither committed nor spooled",
+                )
+                self.recorder.blocked(report, self.clock.now(), action, verdict)
+                continue
             touched.add(str(action.target))
             applied += 1
-            outcome = await self._apply(action, report)
             report.decisions.append(Decision(action, verdict, outcome))
 
     async def _read_killswitch(self) -> KillSwitchState:
@@ -275,7 +298,7 @@ class Reconciler:
         self.metrics.killswitch_engaged.set(1 if state.engaged else 0)
         return state
 
-    async def _apply(self, action: Action, report: TickReport) -> Outcome:
+    async def _apply(self, action: Action, report: TickReport) -> Outcome | None:
         # One shielded unit: intent, provider call and outcome. A tick timeout or
         # shutdown must not leave an attempt counted and an intent open without
         # the provider ever being called. Store statements and the apply each
@@ -284,16 +307,27 @@ class Reconciler:
             outcome = await self._apply_unit(action, report)
         return outcome  # noqa: RET504 - outside the scope: mypy reads a scope as able to swallow
 
-    async def _apply_unit(self, action: Action, report: TickReport) -> Outcome:
+    async def _apply_unit(self, action: Action, report: TickReport) -> Outcome | None:
+        """Apply ``action``; None when its intent could not be made durable (nothing applied)."""
         tick_id = report.tick_id
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
+        prior = self.ledger.get(action.key)
         state = self.ledger.attempted(action, start)
+        # The intent and the attempt on the ledger are durable (committed, or in
+        # the fsynced spool) before the provider is called, so a crash between
+        # the two leaves a visible, reconcilable `action.started`, and a restart
+        # counts the attempt.
+        intent = ev.started(tick_id, start, action, action_id)
+        self.recorder.record(intent)
+        try:
+            await self._flush()
+        except StoreError as exc:
+            log.warning("intent not durable; action not taken", error=str(exc))
+            self.store.retract(intent.idempotency_key)
+            self.ledger.revert(action.key, prior)
+            return None
         self.breakers.probing(action, start)
-        # The intent is durable (or spooled) before the provider is called, so a
-        # crash between the two leaves a visible, reconcilable `action.started`.
-        self.recorder.record(ev.started(tick_id, start, action, action_id))
-        await self._flush()
         structlog.contextvars.bind_contextvars(resource=str(action.target))
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
@@ -318,4 +352,4 @@ class Reconciler:
         await self._flush()
 
     async def _flush(self) -> None:
-        await self.recorder.flush()
+        await self.recorder.flush(self.clock.now())

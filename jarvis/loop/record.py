@@ -52,6 +52,7 @@ class Recorder:
         self.store = store
         self.history = history
         self.metrics = metrics
+        self._dead_letters = 0
 
     def record(self, event: Event) -> None:
         self.store.append([event])
@@ -61,16 +62,31 @@ class Recorder:
         self.record(event)
         self.history.append(event)
 
-    async def flush(self) -> None:
+    async def flush(self, now: datetime) -> None:
         waiting = self.store.spooled
         result = await self.store.flush()
+        if result.dead_letters:
+            self.dead_letters(now, result.dead_letters)
         if result.written:
             self.metrics.events_written.inc(result.written)
-        if result.spooled > waiting:
-            self.metrics.events_spooled.inc(result.spooled - waiting)
+        # What waited, less what was replayed before the failure, is still waiting.
+        added = result.spooled - max(0, waiting - result.replayed) if result.spooled else 0
+        if added > 0:
+            self.metrics.events_spooled.inc(added)
             log.warning("event store unreachable; events spooled", waiting=result.spooled)
         elif result.replayed:
             log.info("event store back; spooled events replayed", replayed=result.replayed)
+
+    def dead_letters(self, now: datetime, count: int) -> None:
+        """Spool lines set aside unreadable: counted, logged and raised as an alert event.
+
+        The alert joins the buffer and is written by the next flush.
+        """
+        self.metrics.spool_dead_letters.inc(count)
+        self._dead_letters += count
+        where = self.store.dead_letter_path
+        log.error("damaged spool lines set aside", count=count, dead_letter_file=where)
+        self.record(ev.spool_dead_letters(now, count, self._dead_letters, where))
 
     def recovered(self, closed: Recovered) -> None:
         """An orphaned intent closed at start; its escalation joins the history too.

@@ -49,6 +49,8 @@ class BlockReason(enum.StrEnum):
     """The provider's circuit breaker is open: its calls keep failing temporarily."""
     FLEET_PAUSED = "fleet_paused"
     """The fleet breaker is open: too many actions failed across the fleet."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The action's intent and ledger update could be neither committed nor spooled."""
 
 
 class OutcomeStatus(enum.StrEnum):

@@ -12,94 +12,32 @@ first, and the unique idempotency key makes any replay harmless.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, RetryState
+from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, is_operational
+from jarvis.store.errors import StoreError, describe, is_operational
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
-from jarvis.store.spool import Spool
+from jarvis.store.replay import replay
+from jarvis.store.spool import Spool, SpoolBusyError
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 
 _T = TypeVar("_T")
 
-
-class EventBackend(Protocol):
-    """Where flushed events and the retry ledger live (`SqlBackend`, `MemoryBackend`).
-
-    `write` is one transaction; a failure `is_operational` judges transient is
-    spooled by the store. Reads raise StoreError when the backend is unreachable.
-    """
-
-    @property
-    def url(self) -> str: ...
-
-    def unreachable(self, exc: BaseException) -> StoreError: ...
-
-    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None: ...
-
-    async def events(
-        self,
-        *,
-        limit: int,
-        kinds: Sequence[str] | None,
-        resource: str | None,
-        after_id: int | None,
-        since: datetime | None,
-    ) -> list[Event]: ...
-
-    async def events_by_time(
-        self,
-        *,
-        kinds: Sequence[str] | None,
-        resource: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        limit: int | None,
-    ) -> list[Event]: ...
-
-    async def open_intents(self) -> list[Event]: ...
-
-    async def load_retries(self) -> dict[tuple[str, str], RetryState]: ...
-
-    async def delete_retries(self, resource: str) -> int: ...
-
-    async def count_events(self, kinds: Sequence[str] | None) -> int: ...
-
-    async def prune(
-        self, retention: RetentionSettings, *, now: datetime, keep_after: datetime, dry_run: bool
-    ) -> dict[str, int]: ...
-
-    async def ping(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FlushResult:
-    """What one flush did.
-
-    ``written``: events sent to the database in the committed transaction
-    (replayed ones included; any already present were skipped by their key).
-    ``spooled``: events waiting in the spool file afterwards (0 on success).
-    ``replayed``: how many of ``written`` came from the spool file.
-    """
-
-    written: int
-    spooled: int
-    replayed: int = 0
+log = structlog.get_logger("jarvis.store")
 
 
 class EventStore:
@@ -122,6 +60,9 @@ class EventStore:
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
         self._lock = anyio.Lock()
+        self._dead_letters = 0
+        self.write_error: str | None = None
+        """Why the last flush did not reach the database (None when it did): for /readyz."""
 
     @classmethod
     async def connect(
@@ -167,7 +108,18 @@ class EventStore:
 
     @staticmethod
     async def _open_spool(path: Path | None) -> Spool | None:
-        return None if path is None else await anyio.to_thread.run_sync(Spool, path)
+        """The spool at ``path``; None when there is none, or another process owns it.
+
+        Without a spool, a flush the database refuses raises, and the loop
+        blocks actions (`store_unavailable`) rather than apply them unrecorded.
+        """
+        if path is None:
+            return None
+        try:
+            return await anyio.to_thread.run_sync(Spool, path)
+        except SpoolBusyError as exc:
+            log.warning("running without a spool", reason=str(exc))
+            return None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -186,6 +138,16 @@ class EventStore:
         """Events waiting in the spool file for the database to come back."""
         return 0 if self._spool is None else self._spool.count
 
+    @property
+    def dead_letter_path(self) -> str | None:
+        """Where unreadable spool lines are set aside."""
+        return None if self._spool is None else str(self._spool.dead_path)
+
+    @property
+    def journal_pending(self) -> bool:
+        """Whether anything (events or ledger rows) waits in the spool file."""
+        return self._spool is not None and self._spool.pending
+
     def append(self, events: Iterable[Event]) -> None:
         """Buffer events for the next flush, secrets redacted and made storable; no I/O."""
         redact = self.redactor.event
@@ -197,12 +159,16 @@ class EventStore:
         self._retries[(state.resource, state.action_kind)] = state
 
     async def flush(self) -> FlushResult:
-        """Write spooled events, buffered events and staged retries in one transaction.
+        """Replay the spool, then write buffered events and staged retries.
 
-        On an operational failure with a spool file, the buffered events move
-        to the spool and the staged retries stay for the next flush; without
-        a spool file, StoreError is raised and the buffer is kept. A
-        programming error (an unencodable value) raises and keeps the buffer.
+        The spool replays a chunk per transaction, each committed before the
+        cursor moves past it (`jarvis.store.spool`); then the buffer and the
+        staged ledger rows go in one transaction. On an operational failure
+        with a spool file, the buffered events and staged rows are appended to
+        the spool (fsynced), so they are durable either way; without a spool
+        file (or when it cannot be written), StoreError is raised and both are
+        kept in memory. A programming error (an unencodable value) raises and
+        keeps them.
         """
         async with self._lock:
             batch, self._buffer = self._buffer, []
@@ -210,38 +176,53 @@ class EventStore:
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
+            replayed = 0
             try:
-                # The count is kept in memory: no file read while nothing waits.
-                replay = await self._in_thread(spool.read) if spool and spool.count else []
-                pending = [*replay, *batch]
-                if pending or retries:
-                    await self.backend.write(pending, list(retries.values()))
+                if spool is not None and spool.pending:
+                    replayed, dead = await replay(self.backend, spool, self._in_thread)
+                    self._dead_letters += dead
+                if batch or retries:
+                    await self.backend.write(batch, list(retries.values()))
             except Exception as exc:
+                self.write_error = (
+                    str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
+                )
                 if spool is None or not is_operational(exc):
                     self._restore(batch, retries)
                     if is_operational(exc):
                         raise self.backend.unreachable(exc) from exc
                     raise
-                self._restore([], retries)
                 try:
-                    await self._in_thread(spool.append, batch)
-                except BaseException:
-                    self._restore(batch, {})
+                    await self._in_thread(spool.append, batch, list(retries.values()))
+                except BaseException as failed:
+                    self._restore(batch, retries)
+                    self.write_error = str(failed)
                     raise
-                return FlushResult(written=0, spooled=spool.count)
+                return self._result(replayed, spooled=spool.count, replayed=replayed)
             except BaseException:
                 # Cancelled mid-write: keep everything. If the commit did land,
                 # replaying it is a no-op thanks to the idempotency keys.
                 self._restore(batch, retries)
                 raise
-            if replay and spool is not None:
-                await self._in_thread(spool.clear)
-            return FlushResult(written=len(pending), spooled=0, replayed=len(replay))
+            self.write_error = None
+            return self._result(replayed + len(batch), spooled=0, replayed=replayed)
+
+    def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
+        dead, self._dead_letters = self._dead_letters, 0
+        return FlushResult(written, spooled, replayed, dead_letters=dead)
 
     def _restore(self, batch: list[Event], retries: dict[tuple[str, str], RetryState]) -> None:
         """Put back what a failed flush took; anything staged since then is newer and wins."""
         self._buffer[:0] = batch
         self._retries = {**retries, **self._retries}
+
+    def retract(self, idempotency_key: str) -> None:
+        """Drop a buffered event no flush has made durable (an intent whose action is not taken)."""
+        self._buffer = [e for e in self._buffer if e.idempotency_key != idempotency_key]
+
+    def unstage_retry(self, resource: str, action_kind: str) -> None:
+        """Forget a staged ledger row no flush has made durable."""
+        self._retries.pop((resource, action_kind), None)
 
     async def events(
         self,
@@ -317,7 +298,9 @@ class EventStore:
         await self.backend.ping()
 
     async def aclose(self) -> None:
-        """Release every pooled connection. Buffered events are not flushed."""
+        """Release every pooled connection and the spool. Buffered events are not flushed."""
+        if self._spool is not None:
+            self._spool.close()
         await self.backend.aclose()
 
     @staticmethod

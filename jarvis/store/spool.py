@@ -1,92 +1,304 @@
-"""The spool: a JSON-lines file where events wait while the database is away.
+"""The spool: a local journal where events and ledger rows wait while the database is away.
 
-Owned by `EventStore`: a failed flush appends its events here, the next flush
-that reaches the database replays them first, in order, and truncates the file
-after the commit. A crash between commit and truncation only causes a replay
-that the unique idempotency key turns into a no-op. Methods block on file I/O;
-the store calls them in a worker thread.
+Owned by `EventStore`: a flush the database refuses appends its events and
+retry-ledger rows here (fsynced), and the next flush that reaches the
+database replays them first, in order, a chunk per transaction. Replay is
+incremental: a cursor file beside the spool (``<spool>.cursor``) holds the
+byte offset of the first line not yet committed, written (atomically, by
+rename) only after its chunk's commit, and the chunk read is kept in memory
+while the database stays away, so a flush during an outage costs no read of
+what already waits. A crash between a commit and the cursor write only
+replays that chunk again, which the unique idempotency keys (and the ledger
+rows being the same ones) turn into a no-op; nothing is lost, because the
+cursor never passes a line that is not committed. When all is replayed the
+file is emptied.
+
+A line that cannot be read (a damaged disk, a hand edit) is set aside in a
+dead-letter file beside the spool (``<spool>.dead``) with why, and replay goes
+on; the store counts them so the loop can raise an alert.
+
+One process owns a spool file at a time (an advisory lock on
+``<spool>.lock``): a second one opening it gets `SpoolBusyError`, and runs without
+a spool. Methods block on file I/O; the store calls them in a worker thread.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from jarvis.model import Event
-from jarvis.store.codec import event_from_json, event_to_json
+from jarvis.model import Event, RetryState
 from jarvis.store.errors import StoreError
+from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
-__all__ = ["Spool"]
+__all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError"]
+
+CHUNK_LINES = 5000
+"""Lines replayed per transaction: bounds the memory and the transaction of one replay step."""
+
+
+class SpoolBusyError(StoreError):
+    """Another process owns this spool file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Lines ``[start, end)`` of the spool, read: what to replay and what to set aside."""
+
+    start: int
+    end: int
+    events: tuple[Event, ...]
+    retries: tuple[RetryState, ...]
+    """The newest row per (resource, action kind) among the lines, in first-seen order."""
+    dead: tuple[tuple[int, bytes, str], ...]
+    """Damaged lines: byte offset, the line, why it cannot be read."""
+    dead_events: int
+    """How many of ``dead`` were counted as events (all but damaged ledger lines)."""
+    row_lines: int
+    """Ledger lines read whole (several of one pair are one row in ``retries``)."""
 
 
 class Spool:
-    """Events waiting in one file, oldest first; `count` is kept without rereading."""
+    """Events and ledger rows waiting in one file, oldest first; counts kept without rereading."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.count = self._repair_and_count()
-
-    def _repair_and_count(self) -> int:
-        """Cut a torn last line (a crash mid-write) and count the whole ones."""
+        self.cursor_path = path.with_name(path.name + ".cursor")
+        self.dead_path = path.with_name(path.name + ".dead")
+        self._lock = _lock(path.with_name(path.name + ".lock"), path)
         try:
-            data = self.path.read_bytes()
+            self._size, self._offset = self._repair()
+            self.count, self.rows = self._count_waiting()
+        except BaseException:
+            self.close()
+            raise
+        self._head: Chunk | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether any line waits for replay (events or ledger rows)."""
+        return self._offset < self._size
+
+    def close(self) -> None:
+        """Release the file to another process."""
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def _repair(self) -> tuple[int, int]:
+        """Cut a torn last line (a crash mid-write); return the size and the replay offset."""
+        try:
+            with self.path.open("r+b") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                whole = _last_newline(handle, size)
+                if whole != size:
+                    handle.truncate(whole)
+                    os.fsync(handle.fileno())
         except FileNotFoundError:
-            return 0
+            whole = 0
         except OSError as exc:
             raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
-        whole = data[: data.rfind(b"\n") + 1]
-        if len(whole) != len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(whole))
-                os.fsync(handle.fileno())
-        return whole.count(b"\n")
+        offset = self._read_cursor()
+        # Only a crash between emptying the spool and zeroing the cursor leaves it past the end.
+        return whole, 0 if offset > whole else offset
 
-    def append(self, events: Sequence[Event]) -> None:
-        """Write events durably (flushed and fsynced) after those already waiting.
+    def _read_cursor(self) -> int:
+        try:
+            text = self.cursor_path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
+        # A cursor that is not a number replays everything: duplicates are harmless, loss is not.
+        return int(text) if text.isdigit() else 0
 
-        Raises TypeError/ValueError for an event that cannot be JSON (a bug), and
-        StoreError when the file cannot be written.
+    def _count_waiting(self) -> tuple[int, int]:
+        """(events, ledger rows) between the cursor and the end, read once at open."""
+        if not self.pending:
+            return 0, 0
+        events = rows = 0
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            for line in handle:
+                if line.startswith(RETRY_PREFIX):
+                    rows += 1
+                else:
+                    events += 1
+        return events, rows
+
+    def append(self, events: Sequence[Event], retries: Sequence[RetryState] = ()) -> None:
+        """Write events, then ledger rows, durably (fsynced) after those already waiting.
+
+        Raises TypeError/ValueError for a value that cannot be JSON (a bug), and
+        StoreError when the file cannot be written (then nothing was added).
         """
-        if not events:
+        if not events and not retries:
             return
-        text = "".join(event_to_json(event) + "\n" for event in events)
+        data = encode_lines(list(events), list(retries))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(text)
+            with self.path.open("ab") as handle:
+                try:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except OSError:
+                    # A half-written line would be glued to the next append.
+                    handle.truncate(self._size)
+                    raise
+        except OSError as exc:
+            raise StoreError(f"cannot write spool file {self.path}: {exc}") from exc
+        self._size += len(data)
+        self.count += len(events)
+        self.rows += len(retries)
+
+    def head(self, limit: int = CHUNK_LINES) -> Chunk:
+        """The next ``limit`` lines to replay, read once and kept until `advance`."""
+        if self._head is not None and self._head.start == self._offset:
+            return self._head
+        events: list[Event] = []
+        retries: dict[tuple[str, str], RetryState] = {}
+        dead: list[tuple[int, bytes, str]] = []
+        dead_events = row_lines = 0
+        position = self._offset
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(position)
+                while len(events) + len(retries) + len(dead) < limit and position < self._size:
+                    line = handle.readline()
+                    at, position = position, position + len(line)
+                    try:
+                        item = decode_line(line.rstrip(b"\n"))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        dead.append((at, line, f"{type(exc).__name__}: {exc}"))
+                        dead_events += not line.startswith(RETRY_PREFIX)
+                        continue
+                    if isinstance(item, Event):
+                        events.append(item)
+                    else:
+                        row_lines += 1
+                        retries.pop((item.resource, item.action_kind), None)
+                        retries[(item.resource, item.action_kind)] = item
+        except OSError as exc:
+            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
+        chunk = Chunk(
+            start=self._offset,
+            end=position,
+            events=tuple(events),
+            retries=tuple(retries.values()),
+            dead=tuple(dead),
+            dead_events=dead_events,
+            row_lines=row_lines,
+        )
+        self._head = chunk
+        return chunk
+
+    def advance(self, chunk: Chunk, refused: Sequence[tuple[bytes, str]] = ()) -> None:
+        """Mark ``chunk`` committed: set its damaged lines aside, move the cursor past it.
+
+        ``refused``: lines of the chunk the database would not take, and why;
+        they are set aside with the unreadable ones.
+
+        The cursor is written before the file is emptied, so a crash between the
+        two leaves a cursor past the end (read as zero), never one inside lines
+        that still wait.
+        """
+        if chunk.start != self._offset:
+            raise ValueError(f"chunk at {chunk.start} is not the head ({self._offset})")
+        self._set_aside([*chunk.dead, *((chunk.start, line, why) for line, why in refused)])
+        self._write_cursor(chunk.end)
+        self._offset = chunk.end
+        self._head = None
+        self.count -= len(chunk.events) + chunk.dead_events
+        self.rows -= len(chunk.dead) - chunk.dead_events + chunk.row_lines
+        if self._offset >= self._size:
+            try:
+                with self.path.open("r+b") as handle:
+                    handle.truncate(0)
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise StoreError(f"cannot truncate spool file {self.path}: {exc}") from exc
+            self._size = self._offset = 0
+            self.count = self.rows = 0
+            self._write_cursor(0)
+
+    def _set_aside(self, dead: Sequence[tuple[int, bytes, str]]) -> None:
+        if not dead:
+            return
+        lines = "".join(
+            json.dumps(
+                {
+                    "spool": str(self.path),
+                    "offset": at,
+                    "error": error,
+                    "line": line.decode("utf-8", "backslashreplace"),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for at, line, error in dead
+        )
+        try:
+            with self.dead_path.open("a", encoding="utf-8") as handle:
+                handle.write(lines)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise StoreError(f"cannot write spool file {self.path}: {exc}") from exc
-        self.count += len(events)
+            raise StoreError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
 
-    def read(self) -> list[Event]:
-        """Every waiting event, oldest first."""
-        if self.count == 0:
-            return []
+    def _write_cursor(self, offset: int) -> None:
+        partial = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
-        out: list[Event] = []
-        for number, line in enumerate(lines, start=1):
-            try:
-                out.append(event_from_json(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise StoreError(f"spool file {self.path} line {number} is damaged: {exc}") from exc
-        return out
-
-    def clear(self) -> None:
-        """Empty the file once its events are committed."""
-        if self.count == 0:
-            return
-        try:
-            with self.path.open("r+b") as handle:
-                handle.truncate(0)
+            with partial.open("w", encoding="ascii") as handle:
+                handle.write(f"{offset}\n")
+                handle.flush()
                 os.fsync(handle.fileno())
-        except FileNotFoundError:
-            pass
+            partial.replace(self.cursor_path)
+            directory = os.open(self.cursor_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         except OSError as exc:
-            raise StoreError(f"cannot truncate spool file {self.path}: {exc}") from exc
-        self.count = 0
+            raise StoreError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
+
+
+def _last_newline(handle: BinaryIO, size: int) -> int:
+    """The offset just past the last newline (0 when there is none), reading from the end."""
+    block = 65536
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        handle.seek(start)
+        found = handle.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def _lock(path: Path, spool: Path) -> int:
+    """A descriptor holding an exclusive advisory lock on ``path`` until it is closed.
+
+    A bare descriptor rather than a file object: a store nobody closes (the
+    simulation's) releases it at exit without a ResourceWarning.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open spool lock {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolBusyError(f"spool file {spool} is in use by another process") from None
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(f"cannot lock spool {path}: {exc}") from exc
+    return fd

@@ -181,6 +181,11 @@ class Metrics:
             ["kind"],
             registry=reg,
         )
+        self.spool_dead_letters = Counter(
+            "jarvis_spool_dead_letters_total",
+            "Spool lines that could not be read, set aside in the dead-letter file.",
+            registry=reg,
+        )
         self.admin_requests = Counter(
             "jarvis_admin_requests_total",
             "Admin API requests, by method and result.",

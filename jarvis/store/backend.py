@@ -1,0 +1,90 @@
+"""What the event store (`jarvis.store.events`) stands on and reports.
+
+`EventBackend` is the protocol `SqlBackend` and `MemoryBackend` implement;
+`FlushResult` is what one `EventStore.flush` did, which the loop's recorder
+turns into metrics, logs and alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from jarvis.model import Event, RetryState
+from jarvis.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from jarvis.config.sections import RetentionSettings
+
+__all__ = ["EventBackend", "FlushResult"]
+
+
+class EventBackend(Protocol):
+    """Where flushed events and the retry ledger live (`SqlBackend`, `MemoryBackend`).
+
+    `write` is one transaction; a failure `is_operational` judges transient is
+    spooled by the store. Reads raise StoreError when the backend is unreachable.
+    """
+
+    @property
+    def url(self) -> str: ...
+
+    def unreachable(self, exc: BaseException) -> StoreError: ...
+
+    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None: ...
+
+    async def events(
+        self,
+        *,
+        limit: int,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        after_id: int | None,
+        since: datetime | None,
+    ) -> list[Event]: ...
+
+    async def events_by_time(
+        self,
+        *,
+        kinds: Sequence[str] | None,
+        resource: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> list[Event]: ...
+
+    async def open_intents(self) -> list[Event]: ...
+
+    async def load_retries(self) -> dict[tuple[str, str], RetryState]: ...
+
+    async def delete_retries(self, resource: str) -> int: ...
+
+    async def count_events(self, kinds: Sequence[str] | None) -> int: ...
+
+    async def prune(
+        self, retention: RetentionSettings, *, now: datetime, keep_after: datetime, dry_run: bool
+    ) -> dict[str, int]: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What one flush did.
+
+    ``written``: events sent to the database in the committed transaction
+    (replayed ones included; any already present were skipped by their key).
+    ``spooled``: events waiting in the spool file afterwards (0 on success).
+    ``replayed``: how many of ``written`` came from the spool file.
+    ``dead_letters``: spool lines that could not be read, set aside in the
+    dead-letter file beside the spool since the last result said so.
+    """
+
+    written: int
+    spooled: int
+    replayed: int = 0
+    dead_letters: int = 0
