@@ -36,6 +36,7 @@ from jarvis.config.sections import (
     BoundsSettings,
     HealSettings,
     HttpSettings,
+    LeaseSettings,
     LoopSettings,
     RetrySettings,
     SimulatedSettings,
@@ -85,6 +86,7 @@ class Settings(BaseSettings):
     bounds: BoundsSettings = BoundsSettings()
     retry: RetrySettings = RetrySettings()
     http: HttpSettings = HttpSettings()
+    lease: LeaseSettings = LeaseSettings()
 
     simulated: SimulatedSettings = SimulatedSettings()
     aws: AwsSettings | None = None

@@ -34,6 +34,7 @@ from jarvis.model import (
     BlockReason,
     Clock,
     ErrorKind,
+    Event,
     EventKind,
     History,
     KillSwitchState,
@@ -45,10 +46,18 @@ from jarvis.model import (
 from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext
 from jarvis.store import EventStore
+from jarvis.store.fence import Fence
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Decision", "Reconciler", "TickReport"]
+
+
+def _older(intent: Event, epoch: int) -> bool:
+    """An intent written under an epoch before ``epoch`` (or under none): its run has stopped."""
+    written = intent.payload.get("epoch")
+    return not isinstance(written, int) or written < epoch
+
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -109,6 +118,35 @@ class Reconciler:
             self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
+
+    async def take_lead(self, fence: Fence) -> None:
+        """Become the leader under ``fence``: reload, close the orphans of stopped runs.
+
+        The ledger and history are re-read (the previous leader wrote them);
+        intents of an older epoch are orphans, since that leader can no longer
+        write (fencing). From here on every intent and ledger change is written
+        under the fence, and every event names this replica and epoch.
+        """
+        self.store.fence = fence
+        self.recorder.identity = {"replica": fence.holder, "epoch": fence.epoch}
+        self._last = {}
+        now = self.clock.now()
+        await self.ledger.load()
+        await self.history.load(now - history_horizon(self.policies))
+        for closed in await recover(self.ledger, now, stopped=lambda e: _older(e, fence.epoch)):
+            self.recorder.recovered(closed)
+        await self._flush()
+        self.metrics.quarantined_resources.set(self.ledger.quarantined)
+
+    async def step_down(self) -> None:
+        """Stop writing as the leader; events already buffered are written unfenced."""
+        self.store.fence = None
+        self.recorder.identity = None
+        with anyio.move_on_after(5):
+            try:
+                await self._flush()
+            except Exception as exc:  # noqa: BLE001 - the facts wait for the next flush
+                log.warning("flush after stepping down failed", error=str(exc))
 
     def request_stop(self, grace: float) -> None:
         """Stop taking new actions; an apply in flight gets ``grace`` seconds at most."""

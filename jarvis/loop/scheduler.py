@@ -25,6 +25,7 @@ import structlog
 
 from jarvis.loop.reconciler import Reconciler, TickReport
 from jarvis.model import Clock
+from jarvis.store import LeaseLostError
 from jarvis.telemetry.metrics import Metrics
 
 log = structlog.get_logger("jarvis.scheduler")
@@ -54,6 +55,21 @@ class TickHooks(Protocol):
     async def after_tick(self, result: TickResult) -> bool: ...
 
 
+class Gate(Protocol):
+    """Whether this process may tick now (`jarvis.loop.election.Leadership`).
+
+    A replica that does not lead skips its ticks (it observes nothing) and
+    stays healthy; a tick whose fenced write is refused reports it with `lost`.
+    """
+
+    @property
+    def leading(self) -> bool: ...
+
+    async def ready(self) -> bool: ...
+
+    async def lost(self, why: str) -> None: ...
+
+
 class Scheduler:
     def __init__(
         self,
@@ -67,6 +83,7 @@ class Scheduler:
         shutdown_grace: float = 8.0,
         rng: random.Random | None = None,
         hooks: TickHooks | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.clock = clock
@@ -77,6 +94,7 @@ class Scheduler:
         self.shutdown_grace = shutdown_grace
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.hooks = hooks
+        self.gate = gate
         self.ticks = 0
         self.overruns = 0
         self.timed_out = 0
@@ -107,6 +125,8 @@ class Scheduler:
         """A tick finished within the last three intervals (or we just started)."""
         now = self.clock.now()
         limit = timedelta(seconds=3 * self.interval)
+        if self.gate is not None and not self.gate.leading:
+            return True, "following: another replica leads"
         last = self.reconciler.last_tick_finished
         if last is not None:
             age = (now - last).total_seconds()
@@ -132,6 +152,10 @@ class Scheduler:
                     break
             if self.hooks is not None and not await self.hooks.before_tick(self.clock.now()):
                 break
+            if self.gate is not None and not await self.gate.ready():
+                # A follower: no tick, no observation; ask again on the next boundary.
+                boundary = self._next_boundary(boundary, origin, self.clock.now())
+                continue
             started = self.clock.now()
             result = await self._one_tick()
             boundary = self._next_boundary(boundary, origin, started)
@@ -166,6 +190,13 @@ class Scheduler:
             self._tick_scope = scope
             try:
                 report = await self.reconciler.tick()
+            except LeaseLostError as exc:
+                outcome = "failed"
+                error = exc
+                self.failed += 1
+                log.warning("lease lost mid-tick: nothing more is applied", error=str(exc))
+                if self.gate is not None:
+                    await self.gate.lost(str(exc))
             except Exception as exc:
                 outcome = "failed"
                 error = exc

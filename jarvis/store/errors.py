@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import asyncpg.exceptions
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["NotMigratedError", "StoreError", "describe", "is_operational"]
+__all__ = ["LeaseLostError", "NotMigratedError", "StoreError", "describe", "is_operational"]
 
 
 class StoreError(Exception):
@@ -88,3 +88,10 @@ def describe(exc: BaseException) -> str:
         root = following
     text = " ".join(str(root).split()) or "no detail"
     return f"{type(root).__name__}: {text}"
+
+
+class LeaseLostError(StoreError):
+    """A fenced write found this replica's epoch no longer current: it must step down.
+
+    Never operational (never spooled): the write it refused must not happen later.
+    """

@@ -21,10 +21,11 @@ import anyio
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jarvis.model import Event, RetryState
+from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, is_operational
+from jarvis.store.errors import LeaseLostError, StoreError, is_operational
+from jarvis.store.fence import Fence
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.spool import Spool
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
@@ -32,6 +33,11 @@ from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 
 _T = TypeVar("_T")
+
+
+def is_intent(event: Event) -> bool:
+    """An `action.started`: the permission to call a provider, which only a leader may write."""
+    return event.kind is EventKind.ACTION_STARTED
 
 
 class EventBackend(Protocol):
@@ -46,7 +52,9 @@ class EventBackend(Protocol):
 
     def unreachable(self, exc: BaseException) -> StoreError: ...
 
-    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None: ...
+    async def write(
+        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fence | None = None
+    ) -> None: ...
 
     async def events(
         self,
@@ -109,6 +117,12 @@ class EventStore:
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
         self._lock = anyio.Lock()
+        self.fence: Fence | None = None
+        """Set while this process leads (`jarvis.loop.election`): a flush holding an
+        intent or a retry-ledger change is then written only under this epoch
+        (`jarvis.store.fence`), and raises `LeaseLostError` when it cannot be:
+        the intents and ledger changes are dropped (nothing was applied yet),
+        the other events stay buffered for the next flush."""
 
     @classmethod
     async def connect(
@@ -190,13 +204,20 @@ class EventStore:
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
+            fence = self.fence if retries or any(map(is_intent, batch)) else None
             try:
                 # The count is kept in memory: no file read while nothing waits.
                 replay = await self._in_thread(spool.read) if spool and spool.count else []
                 pending = [*replay, *batch]
                 if pending or retries:
-                    await self.backend.write(pending, list(retries.values()))
+                    await self.backend.write(pending, list(retries.values()), fence)
             except Exception as exc:
+                if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
+                    # Facts stay for the next flush; decisions taken as leader go.
+                    self._restore([e for e in batch if not is_intent(e)], {})
+                    if isinstance(exc, LeaseLostError):
+                        raise
+                    raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
                 if spool is None or not is_operational(exc):
                     self._restore(batch, retries)
                     if is_operational(exc):

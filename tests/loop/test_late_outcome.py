@@ -49,7 +49,11 @@ async def test_a_late_real_outcome_after_unknown_is_recorded_and_wins(sqlite_url
         await store.flush()
 
         kinds = [e.kind for e in await store.events(limit=10) if e.action_id == action_id]
-        assert kinds == [EventKind.ACTION_STARTED, EventKind.ACTION_UNKNOWN, EventKind.ACTION_APPLIED]
+        assert kinds == [
+            EventKind.ACTION_STARTED,
+            EventKind.ACTION_UNKNOWN,
+            EventKind.ACTION_APPLIED,
+        ]
         assert await store.open_intents() == []
     finally:
         await store.aclose()
