@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, simulate, ticks
+from jarvis.cli import commands, daemon, operator, simulate, status, ticks
 from jarvis.cli.common import State
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.command("run")(daemon.run)
 app.command("tick")(ticks.tick)
 app.command("plan")(ticks.plan)
 app.command("events")(commands.events)
+app.command("status")(status.status)
 app.command("deploy")(ticks.deploy)
 app.command("simulate")(simulate.simulate)
 app.add_typer(operator.killswitch_app, name="killswitch")
