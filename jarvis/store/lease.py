@@ -27,10 +27,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.store.tables import leases, replicas
 
-__all__ = ["LOOP_LEASE", "LeaseRow", "LeaseStatus", "PgLease", "ReplicaRow"]
+__all__ = [
+    "FORGET_REPLICAS_AFTER",
+    "LOOP_LEASE",
+    "LeaseRow",
+    "LeaseStatus",
+    "PgLease",
+    "ReplicaRow",
+    "lease_status",
+]
 
 LOOP_LEASE = "loop"
 """The one lease today: who runs the reconcile loop."""
+FORGET_REPLICAS_AFTER = timedelta(hours=1)
+"""A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,12 @@ class PgLease:
         )
         async with self.engine.begin() as connection:
             await connection.execute(statement)
+            if leader_epoch is not None:
+                await connection.execute(
+                    delete(replicas).where(
+                        replicas.c.heartbeat_at < func.now() - FORGET_REPLICAS_AFTER
+                    )
+                )
 
     async def leave(self) -> None:
         """Forget this replica's heartbeat row (a clean stop)."""

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 
 import anyio
 import pytest
+from sqlalchemy import func, update
 
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store import EventStore, LeaseLostError
 from jarvis.store.fence import Fence
-from jarvis.store.lease import LOOP_LEASE, PgLease, lease_status
+from jarvis.store.lease import FORGET_REPLICAS_AFTER, LOOP_LEASE, PgLease, lease_status
+from jarvis.store.tables import replicas
 
 pytestmark = pytest.mark.anyio
 
@@ -91,5 +93,26 @@ async def test_a_stale_epoch_writes_no_intent_and_no_ledger_row(pg_url: str) -> 
         stored = {e.idempotency_key for e in await store.events(limit=100)}
         assert stored == {"a1:started", "t1"}
         assert await store.load_retries() == {}
+    finally:
+        await store.aclose()
+
+
+async def test_heartbeats_show_in_status_and_the_leader_forgets_long_silent_replicas(
+    pg_url: str,
+) -> None:
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    try:
+        leader = PgLease(store.engine, "leader", duration=LONG)
+        gone = PgLease(store.engine, "gone", duration=LONG)
+        await gone.heartbeat(None)
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                update(replicas).values(heartbeat_at=func.now() - FORGET_REPLICAS_AFTER * 2)
+            )
+        await leader.heartbeat(await leader.acquire())
+        status = await lease_status(store.engine)
+        assert [(r.replica_id, r.leader_epoch) for r in status.replicas] == [("leader", 1)]
+        await leader.leave()
+        assert (await lease_status(store.engine)).replicas == ()
     finally:
         await store.aclose()
