@@ -15,6 +15,7 @@ from rich.table import Table
 
 from jarvis.app import build_app
 from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
+from jarvis.cli.oneshot import holding_lease
 from jarvis.config import Settings
 from jarvis.loop.reconciler import Decision, TickReport
 from jarvis.model import Action, Deploy, History, ResourceRef, Snapshot
@@ -50,7 +51,8 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
     app = await build_app(settings, recover_orphans=False, store=store)
     try:
-        return await app.reconciler.tick(dry_run=dry_run)
+        async with holding_lease(settings, app, "tick", dry_run=dry_run or not record):
+            return await app.reconciler.tick(dry_run=dry_run)
     finally:
         await app.aclose()
 
@@ -130,8 +132,10 @@ def deploy(
 
     async def main() -> TickReport:
         app = await build_app(settings, policies=[_OneShot(action)], recover_orphans=False)
+        dry = dry_run or settings.dry_run
         try:
-            return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
+            async with holding_lease(settings, app, "deploy", dry_run=dry):
+                return await app.reconciler.tick(dry_run=dry)
         finally:
             await app.aclose()
 

@@ -27,14 +27,13 @@ from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.observe import health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
-from jarvis.loop.recovery import recover
+from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.model import (
     Action,
     BlockReason,
     Clock,
     ErrorKind,
-    Event,
     EventKind,
     History,
     KillSwitchState,
@@ -51,12 +50,6 @@ from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Decision", "Reconciler", "TickReport"]
-
-
-def _older(intent: Event, epoch: int) -> bool:
-    """An intent written under an epoch before ``epoch`` (or under none): its run has stopped."""
-    written = intent.payload.get("epoch")
-    return not isinstance(written, int) or written < epoch
 
 
 log = structlog.get_logger("jarvis.reconciler")
@@ -127,21 +120,32 @@ class Reconciler:
         write (fencing). From here on every intent and ledger change is written
         under the fence, and every event names this replica and epoch.
         """
-        self.store.fence = fence
-        self.recorder.identity = {"replica": fence.holder, "epoch": fence.epoch}
+        self.act_as(fence)
         self._last = {}
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
-        for closed in await recover(self.ledger, now, stopped=lambda e: _older(e, fence.epoch)):
+        for closed in await recover(
+            self.ledger, now, stopped=lambda e: older_epoch(e, fence.epoch)
+        ):
             self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
 
+    def act_as(self, fence: Fence | None) -> None:
+        """Write intents and ledger changes only under ``fence``, and name it in every event.
+
+        `take_lead` calls it for an elected replica; a one-shot command that
+        holds the lease for its tick calls it alone (it closes no orphans).
+        """
+        self.store.fence = fence
+        self.recorder.identity = (
+            None if fence is None else {"replica": fence.holder, "epoch": fence.epoch}
+        )
+
     async def step_down(self) -> None:
         """Stop writing as the leader; events already buffered are written unfenced."""
-        self.store.fence = None
-        self.recorder.identity = None
+        self.act_as(None)
         with anyio.move_on_after(5):
             try:
                 await self._flush()

@@ -62,6 +62,13 @@ def close_orphan(
     return Recovered(intent, (unknown, escalation), after)
 
 
+def older_epoch(intent: Event, epoch: int) -> bool:
+    """Written under an epoch before ``epoch``, or under none: the run that wrote it has
+    stopped writing (fencing), so its open intent is an orphan."""
+    written = intent.payload.get("epoch")
+    return not isinstance(written, int) or written < epoch
+
+
 async def recover(
     ledger: RetryLedger, now: datetime, stopped: Callable[[Event], bool] | None = None
 ) -> Sequence[Recovered]:
