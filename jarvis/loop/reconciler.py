@@ -92,6 +92,8 @@ class Reconciler:
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
+        self.leading_since: datetime | None = None
+        """When this replica last took the lead (`take_lead`); None on a single node."""
         metrics.known_actuators(a.name for a in self.actuators)
         metrics.known_policies(p.name for p in self.policies)
 
@@ -122,7 +124,8 @@ class Reconciler:
         """
         self.act_as(fence)
         self._last = {}
-        now = self.clock.now()
+        now = self.leading_since = self.clock.now()
+        self.last_tick_finished = None  # a tick of an earlier term says nothing of this one
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
         for closed in await recover(

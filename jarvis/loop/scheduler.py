@@ -122,7 +122,8 @@ class Scheduler:
         return self._stop.is_set()
 
     def healthy(self) -> tuple[bool, str]:
-        """A tick finished within the last three intervals (or we just started)."""
+        """A tick finished within the last three intervals (or we just started, or just
+        took the lead); a follower, which does not tick, is healthy."""
         now = self.clock.now()
         limit = timedelta(seconds=3 * self.interval)
         if self.gate is not None and not self.gate.leading:
@@ -131,7 +132,8 @@ class Scheduler:
         if last is not None:
             age = (now - last).total_seconds()
             return now - last <= limit, f"last tick finished {age:.1f}s ago"
-        if self.started_at is not None and now - self.started_at <= limit:
+        began = self.reconciler.leading_since or self.started_at
+        if began is not None and now - began <= limit:
             return True, "starting: no tick finished yet"
         return False, "no tick has finished"
 

@@ -134,3 +134,33 @@ async def waiting_on_a_lock(store: EventStore) -> None:
                 if (await probe.execute(query)).scalar_one():
                     return
             await anyio.sleep(0.05)
+
+
+async def test_a_new_leader_is_healthy_before_its_first_tick(pg: str) -> None:
+    """Taking the lead hours after start is a fresh start for /healthz, not a stalled loop."""
+    clock = VirtualClock()
+    fleet = FakeActuator(clock).add("api")
+    settings = load_settings(database_url=pg, allowlist=ALLOW_SIM)
+    app = await build_app(
+        settings, clock=clock, actuators=[fleet], run_id="late", recover_orphans=False
+    )
+    try:
+        elector = Elector(
+            PgLease(app.store.engine, "late", duration=600),
+            app.metrics,
+            renew_deadline=600,
+            retry_period=600,
+        )
+        leadership = Leadership(elector, app.reconciler)
+        scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, gate=leadership)
+        scheduler.started_at = clock.now()
+        clock.advance(3600)
+        assert scheduler.healthy()[0]  # a follower
+        await elector.step()
+        assert await leadership.ready()
+        healthy, why = scheduler.healthy()
+        assert healthy, why
+        clock.advance(91)
+        assert not scheduler.healthy()[0]  # three intervals as leader without a tick
+    finally:
+        await app.aclose()
