@@ -1,6 +1,6 @@
 """Run the benchmarks: ``uv run python bench/run.py [NAME ...] [-- OPTIONS]``.
 
-Names: tick, simulation (also writes memory), ingest, killswitch, startup;
+Names: tick, simulation (also writes memory), ingest, killswitch, startup, failover;
 none means all. Each writes ``bench/results/<name>.json``; afterwards the
 table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_table
 
-NAMES = ("tick", "simulation", "ingest", "killswitch", "startup")
+NAMES = ("tick", "simulation", "ingest", "killswitch", "startup", "failover")
 
 
 def main(argv: list[str]) -> int:
