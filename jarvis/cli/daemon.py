@@ -93,6 +93,8 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         shutdown_grace=settings.loop.shutdown_grace,
         gate=None if elector is None else Leadership(elector, app.reconciler),
     )
+    if elector is not None:
+        elector.on_elected = scheduler.wake
     server = _http_server(settings, app, scheduler) if settings.http.enabled else None
     try:
         if server is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -73,6 +74,8 @@ class Elector:
         self._epoch: int | None = None
         self._confirmed = 0.0
         """Monotonic time at which the last successful acquire or renew was sent."""
+        self.on_elected: Callable[[], None] | None = None
+        """Called on winning the lease (the daemon wakes its scheduler: no wait for a boundary)."""
 
     @property
     def replica(self) -> str:
@@ -128,6 +131,8 @@ class Elector:
         self.metrics.leader.set(1)
         self.metrics.leader_transitions.labels(direction="elected").inc()
         log.info("elected leader", replica=self.replica, epoch=epoch)
+        if self.on_elected is not None:
+            self.on_elected()
 
     async def resign(self) -> None:
         """On a clean stop: end the lease now and drop the heartbeat row (best effort)."""

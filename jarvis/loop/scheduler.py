@@ -117,6 +117,11 @@ class Scheduler:
                 self._tick_scope.deadline, anyio.current_time() + self.shutdown_grace
             )
 
+    def wake(self) -> None:
+        """Tick now rather than at the next boundary (a replica just elected leader)."""
+        if self._sleep_scope is not None:
+            self._sleep_scope.cancel()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
