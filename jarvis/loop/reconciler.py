@@ -12,7 +12,7 @@ event payload.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -34,6 +34,7 @@ from jarvis.model import (
     BlockReason,
     Clock,
     ErrorKind,
+    Event,
     EventKind,
     History,
     KillSwitchState,
@@ -99,17 +100,20 @@ class Reconciler:
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def start(self, *, recover_orphans: bool = True) -> None:
+    async def start(
+        self, *, recover_orphans: bool = True, stopped: Callable[[Event], bool] | None = None
+    ) -> None:
         """Load the retry ledger and history, and close intents a crash left open.
 
         Only the process that owns the loop closes orphans: a one-shot command
         beside a running daemon would otherwise close the daemon's intent in
-        flight as ``action.unknown``.
+        flight as ``action.unknown``. ``stopped`` limits them to intents whose
+        run has stopped (`take_lead`: those of older epochs).
         """
         now = self.clock.now()
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
-        for closed in await recover(self.ledger, now) if recover_orphans else []:
+        for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
@@ -124,16 +128,9 @@ class Reconciler:
         """
         self.act_as(fence)
         self._last = {}
-        now = self.leading_since = self.clock.now()
+        self.leading_since = self.clock.now()
         self.last_tick_finished = None  # a tick of an earlier term says nothing of this one
-        await self.ledger.load()
-        await self.history.load(now - history_horizon(self.policies))
-        for closed in await recover(
-            self.ledger, now, stopped=lambda e: older_epoch(e, fence.epoch)
-        ):
-            self.recorder.recovered(closed)
-        await self._flush()
-        self.metrics.quarantined_resources.set(self.ledger.quarantined)
+        await self.start(stopped=lambda intent: older_epoch(intent, fence.epoch))
 
     def act_as(self, fence: Fence | None) -> None:
         """Write intents and ledger changes only under ``fence``, and name it in every event.
