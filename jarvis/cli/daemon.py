@@ -1,6 +1,10 @@
 """`jarvis run`: the daemon. The scheduler and the HTTP server share one event
 loop; SIGTERM or SIGINT stops new actions, lets an apply in flight finish or
-time out, flushes events and exits 0 within the shutdown grace (< 10 s)."""
+time out, flushes events and exits 0 within the shutdown grace (< 10 s).
+
+On PostgreSQL any number may run: an elector (`jarvis.loop.election`) beside
+the scheduler decides which one ticks, and a clean stop releases the lease.
+On SQLite one runs: it holds the file's node lock (`jarvis.store.nodelock`)."""
 
 from __future__ import annotations
 

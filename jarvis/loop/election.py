@@ -117,7 +117,7 @@ class Elector:
                 elif await self.lease.renew(self._epoch or 0):
                     self._confirmed = sent
                 else:
-                    self.lose("the lease was renewed by nobody else but refused: it expired")
+                    self.lose("renew refused: the lease expired or changed hands")
                 await self.lease.heartbeat(self.epoch)
         except Exception as exc:  # noqa: BLE001 - the next round retries; the deadline decides
             log.warning("lease round failed", replica=self.replica, error=str(exc))
