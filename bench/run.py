@@ -1,7 +1,7 @@
 """Run the benchmarks: ``uv run python bench/run.py [NAME ...] [-- OPTIONS]``.
 
 Names: tick, simulation (also writes memory), ingest, killswitch, startup, cli, custodian,
-spool;
+spool, failover;
 none means all. Each writes ``bench/results/<name>.json``; afterwards the
 table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
@@ -18,7 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_table
 
-NAMES = ("tick", "simulation", "ingest", "killswitch", "startup", "cli", "custodian", "spool")
+NAMES = (
+    "tick",
+    "simulation",
+    "ingest",
+    "killswitch",
+    "startup",
+    "cli",
+    "custodian",
+    "spool",
+    "failover",
+)
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, override, simulate, ticks
+from jarvis.cli import commands, daemon, operator, override, simulate, status, ticks
 from jarvis.cli.argv import hoist_config, quiet_flags
 from jarvis.cli.common import State
 
@@ -43,6 +43,7 @@ app.command("run")(daemon.run)
 app.command("tick")(ticks.tick)
 app.command("plan")(ticks.plan)
 app.command("events")(commands.events)
+app.command("status")(status.status)
 app.command("deploy")(override.deploy)
 app.command("restart")(override.restart)
 app.command("rollback")(override.rollback)

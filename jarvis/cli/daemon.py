@@ -1,10 +1,17 @@
 """`jarvis run`: the daemon. The scheduler and the HTTP server share one event
 loop; SIGTERM or SIGINT stops new actions, lets an apply in flight finish or
-time out, flushes events and exits 0 within the shutdown grace (< 10 s)."""
+time out, flushes events and exits 0 within the shutdown grace (< 10 s).
+
+On PostgreSQL any number may run: an elector (`jarvis.loop.election`) beside
+the scheduler decides which one ticks, and a clean stop releases the lease.
+On SQLite one runs: it holds the file's node lock (`jarvis.store.nodelock`)."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +23,9 @@ from jarvis.cli.common import settings_from
 if TYPE_CHECKING:
     from jarvis.app import App
     from jarvis.config import Settings
+    from jarvis.loop.election import Elector
     from jarvis.loop.scheduler import Scheduler
+    from jarvis.store.nodelock import NodeLock
     from jarvis.telemetry.http import HttpServer
     from jarvis.telemetry.web.view import BudgetView
 
@@ -75,10 +84,22 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
     import anyio
 
     from jarvis.app import build_app
+    from jarvis.loop.election import Leadership
     from jarvis.loop.scheduler import Scheduler
 
     log = _log()
-    app = await build_app(settings)
+    replicated = settings.database_url.startswith("postgresql")
+    lock = None if replicated else _single_node(settings)
+    try:
+        # Replicas close orphans only once elected, and only those of stopped runs.
+        app = await build_app(settings, recover_orphans=not replicated)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    elector = _elector(settings, app) if replicated else None
+    if elector is None:
+        app.metrics.leader.set(1)  # one node: it leads
     scheduler = Scheduler(
         app.reconciler,
         app.clock,
@@ -87,11 +108,16 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         jitter=settings.loop.jitter,
         tick_timeout=settings.tick_timeout,
         shutdown_grace=settings.loop.shutdown_grace,
+        gate=None if elector is None else Leadership(elector, app.reconciler),
     )
+    if elector is not None:
+        elector.on_elected = scheduler.wake
     server = _http_server(settings, app, scheduler) if settings.http.enabled else None
     try:
         if server is not None:
             await _listen(server, settings)
+        if elector is not None:
+            await elector.step()  # the first tick knows whether it leads
         log.info(
             "jarvis started",
             database=app.store.url,
@@ -100,6 +126,7 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
             interval=settings.loop.interval,
             dry_run=settings.dry_run,
             http_port=server.port if server else None,
+            replica=None if elector is None else elector.replica,
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
@@ -109,14 +136,50 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
                 app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
             )
             group.start_soon(pruner.run)
+            if elector is not None:
+                group.start_soon(elector.run)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             if server is not None:
                 await server.stop()
+            if elector is not None:
+                await elector.resign()
             await app.aclose()
+            if lock is not None:
+                lock.release()
         log.info("jarvis stopped", ticks=scheduler.ticks, overruns=scheduler.overruns)
+
+
+def _single_node(settings: Settings) -> NodeLock | None:
+    """On SQLite, hold the database alone, or exit 2 saying who does."""
+    from jarvis.config import ConfigError
+    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
+
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        return None
+    lock = NodeLock(path)
+    try:
+        lock.acquire()
+    except AlreadyRunningError as exc:
+        raise ConfigError(str(exc)) from None
+    return lock
+
+
+def _elector(settings: Settings, app: App) -> Elector:
+    from jarvis.loop.election import Elector
+    from jarvis.store.lease import PgLease
+
+    lease = settings.lease
+    replica = lease.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    return Elector(
+        PgLease(app.store.engine, replica, duration=lease.duration),
+        app.metrics,
+        renew_deadline=lease.renew_deadline,
+        retry_period=lease.retry_period,
+    )
 
 
 async def _listen(server: HttpServer, settings: Settings) -> None:

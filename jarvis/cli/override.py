@@ -79,10 +79,13 @@ def override(
 
     async def main() -> TickReport:
         from jarvis.app import build_app
+        from jarvis.cli.oneshot import holding_lease
 
         app = await build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+        dry = dry_run or settings.dry_run
         try:
-            return await app.reconciler.tick(dry_run=dry_run or settings.dry_run)
+            async with holding_lease(settings, app, params.kind, dry_run=dry):
+                return await app.reconciler.tick(dry_run=dry)
         finally:
             await app.aclose()
 

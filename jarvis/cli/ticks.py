@@ -46,12 +46,14 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
     from jarvis.app import build_app
+    from jarvis.cli.oneshot import holding_lease
     from jarvis.store import EventStore
 
     store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
     app = await build_app(settings, recover_orphans=False, store=store)
     try:
-        return await app.reconciler.tick(dry_run=dry_run)
+        async with holding_lease(settings, app, "tick", dry_run=dry_run or not record):
+            return await app.reconciler.tick(dry_run=dry_run)
     finally:
         await app.aclose()
 

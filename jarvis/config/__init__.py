@@ -38,6 +38,7 @@ from jarvis.config.sections import (
     BoundsSettings,
     HealSettings,
     HttpSettings,
+    LeaseSettings,
     LoopSettings,
     RetentionSettings,
     RetrySettings,
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     breakers: BreakerSettings = BreakerSettings()
     http: HttpSettings = HttpSettings()
     retention: RetentionSettings = RetentionSettings()
+    lease: LeaseSettings = LeaseSettings()
 
     simulated: SimulatedSettings = SimulatedSettings()
     aws: AwsSettings | None = None

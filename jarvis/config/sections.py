@@ -83,6 +83,37 @@ class RetrySettings(Section):
     """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
 
 
+class LeaseSettings(Section):
+    """Leader election on PostgreSQL (`jarvis.store.lease`); controller-runtime's timings.
+
+    The leader renews every ``retry_period`` and steps down when it has not
+    renewed for ``renew_deadline``; a follower takes over once the lease has
+    gone ``duration`` unrenewed (measured on the database's clock). The order
+    ``duration > renew_deadline > 1.2 x retry_period`` is what keeps the
+    leader's own view ending before anyone else's can begin.
+    """
+
+    duration: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    renew_deadline: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    retry_period: Annotated[float, Field(gt=0, le=600)] = 2.0
+    replica_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    """This replica's name in the lease and in events; default host-pid-random."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaseSettings:
+        if not self.duration > self.renew_deadline:
+            raise ValueError(
+                f"lease.duration ({self.duration:g} s) must be longer than "
+                f"lease.renew_deadline ({self.renew_deadline:g} s)"
+            )
+        if not self.renew_deadline > 1.2 * self.retry_period:
+            raise ValueError(
+                f"lease.renew_deadline ({self.renew_deadline:g} s) must be longer than "
+                f"1.2 x lease.retry_period ({self.retry_period:g} s)"
+            )
+        return self
+
+
 class HttpSettings(Section):
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
     port: Annotated[int | None, Field(ge=0, le=65535)] = None

@@ -235,7 +235,9 @@ def unknown_outcome(intent: Event, now: datetime) -> Event:
     return Event(
         kind=EventKind.ACTION_UNKNOWN,
         ts=now,
-        idempotency_key=f"{intent.action_id}:outcome",
+        # Its own key, not the outcome's: a real outcome that arrives later (a
+        # paused process waking) is then recorded beside it, not dropped.
+        idempotency_key=f"{intent.action_id}:unknown",
         tick_id=intent.tick_id,
         resource=intent.resource,
         action_kind=intent.action_kind,

@@ -12,7 +12,7 @@ event payload.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -28,13 +28,14 @@ from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
-from jarvis.loop.recovery import recover
+from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.model import (
     Action,
     BlockReason,
     Clock,
     ErrorKind,
+    Event,
     EventKind,
     History,
     KillSwitchState,
@@ -46,11 +47,13 @@ from jarvis.model import (
 from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext
 from jarvis.safety.breakers import BreakerPolicy
-from jarvis.store import EventStore, StoreError
+from jarvis.store import EventStore, LeaseLostError, StoreError
+from jarvis.store.fence import Fence
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Decision", "Reconciler", "TickReport"]
+
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -101,6 +104,8 @@ class Reconciler:
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
+        self.leading_since: datetime | None = None
+        """When this replica last took the lead (`take_lead`); None on a single node."""
         metrics.known_actuators(a.name for a in self.actuators)
         metrics.known_policies(p.name for p in self.policies)
 
@@ -111,12 +116,15 @@ class Reconciler:
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def start(self, *, recover_orphans: bool = True) -> None:
+    async def start(
+        self, *, recover_orphans: bool = True, stopped: Callable[[Event], bool] | None = None
+    ) -> None:
         """Load the retry ledger and history, and close intents a crash left open.
 
         Only the process that owns the loop closes orphans: a one-shot command
         beside a running daemon would otherwise close the daemon's intent in
-        flight as ``action.unknown``.
+        flight as ``action.unknown``. ``stopped`` limits them to intents whose
+        run has stopped (`take_lead`: those of older epochs).
 
         The spool replays before anything is read: it may hold intents and
         ledger rows of attempts a previous process made while the database
@@ -133,10 +141,44 @@ class Reconciler:
         await self.ledger.load()
         await self.history.load(now - history_horizon(self.policies))
         self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
-        for closed in await recover(self.ledger, now) if recover_orphans else []:
+        for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
+
+    async def take_lead(self, fence: Fence) -> None:
+        """Become the leader under ``fence``: reload, close the orphans of stopped runs.
+
+        The ledger and history are re-read (the previous leader wrote them);
+        intents of an older epoch are orphans, since that leader can no longer
+        write (fencing). From here on every intent and ledger change is written
+        under the fence, and every event names this replica and epoch.
+        """
+        self.act_as(fence)
+        self._last = {}
+        self.leading_since = self.clock.now()
+        self.last_tick_finished = None  # a tick of an earlier term says nothing of this one
+        await self.start(stopped=lambda intent: older_epoch(intent, fence.epoch))
+
+    def act_as(self, fence: Fence | None) -> None:
+        """Write intents and ledger changes only under ``fence``, and name it in every event.
+
+        `take_lead` calls it for an elected replica; a one-shot command that
+        holds the lease for its tick calls it alone (it closes no orphans).
+        """
+        self.store.fence = fence
+        self.recorder.identity = (
+            None if fence is None else {"replica": fence.holder, "epoch": fence.epoch}
+        )
+
+    async def step_down(self) -> None:
+        """Stop writing as the leader; events already buffered are written unfenced."""
+        self.act_as(None)
+        with anyio.move_on_after(5):
+            try:
+                await self._flush()
+            except Exception as exc:  # noqa: BLE001 - the facts wait for the next flush
+                log.warning("flush after stepping down failed", error=str(exc))
 
     def request_stop(self, grace: float) -> None:
         """Stop taking new actions; an apply in flight gets ``grace`` seconds at most."""
@@ -184,6 +226,8 @@ class Reconciler:
             # must be durable (`store_unavailable` otherwise).
             try:
                 await self._flush()
+            except LeaseLostError:
+                raise  # the scheduler steps down; nothing more is applied
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
         await self._apply_all(planned, snapshot, dry, report)
@@ -322,6 +366,11 @@ class Reconciler:
         self.recorder.record(intent)
         try:
             await self._flush()
+        except LeaseLostError:
+            # The store dropped the intent and the ledger row (a deposed leader
+            # may not act); the scheduler steps down.
+            self.ledger.revert(action.key, prior)
+            raise
         except StoreError as exc:
             log.warning("intent not durable; action not taken", error=str(exc))
             self.store.retract(intent.idempotency_key)

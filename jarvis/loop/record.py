@@ -10,6 +10,7 @@ spooled events are counted in one place. No decisions are made here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -17,7 +18,7 @@ import structlog
 from jarvis.loop import events as ev
 from jarvis.loop.recovery import Recovered
 from jarvis.loop.report import Decision, TickReport
-from jarvis.model import Action, Event, EventKind, Outcome, Verdict
+from jarvis.model import JSON, Action, Event, EventKind, Outcome, Verdict
 from jarvis.policies.base import Note
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
@@ -53,8 +54,12 @@ class Recorder:
         self.history = history
         self.metrics = metrics
         self._dead_letters = 0
+        self.identity: Mapping[str, JSON] | None = None
+        """``replica`` and ``epoch`` while this process leads: added to every event's payload."""
 
     def record(self, event: Event) -> None:
+        if self.identity is not None:
+            event = replace(event, payload={**event.payload, **self.identity})
         self.store.append([event])
 
     def remember(self, event: Event) -> None:

@@ -11,7 +11,7 @@ and the reconciler records the events and counts them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -62,13 +62,28 @@ def close_orphan(
     return Recovered(intent, (unknown, escalation), after)
 
 
-async def recover(ledger: RetryLedger, now: datetime) -> Sequence[Recovered]:
-    """Close every open intent in the store, oldest first, staging each ledger row.
+def older_epoch(intent: Event, epoch: int) -> bool:
+    """Written under an epoch before ``epoch``, or under none: the run that wrote it has
+    stopped writing (fencing), so its open intent is an orphan."""
+    written = intent.payload.get("epoch")
+    return not isinstance(written, int) or written < epoch
 
-    Orphans of one pair are closed in turn, each on the row the last one left.
+
+async def recover(
+    ledger: RetryLedger, now: datetime, stopped: Callable[[Event], bool] | None = None
+) -> Sequence[Recovered]:
+    """Close every open intent of a stopped run, oldest first, staging each ledger row.
+
+    ``stopped`` says whether an intent's run has stopped (the elected leader
+    passes "written under an older epoch"); by default every open intent is
+    taken as orphaned, which only a single node that holds its database alone
+    may assume. Orphans of one pair are closed in turn, each on the row the
+    last one left.
     """
     closed: list[Recovered] = []
     for intent in await ledger.store.open_intents():
+        if stopped is not None and not stopped(intent):
+            continue
         key = (intent.resource or "", intent.action_kind or "")
         recovered = close_orphan(intent, ledger.get(key), ledger.budget, now)
         ledger.stage(recovered.state)

@@ -25,6 +25,7 @@ import structlog
 
 from jarvis.loop.reconciler import Reconciler, TickReport
 from jarvis.model import Clock
+from jarvis.store import LeaseLostError
 from jarvis.telemetry.metrics import Metrics
 
 log = structlog.get_logger("jarvis.scheduler")
@@ -54,6 +55,21 @@ class TickHooks(Protocol):
     async def after_tick(self, result: TickResult) -> bool: ...
 
 
+class Gate(Protocol):
+    """Whether this process may tick now (`jarvis.loop.election.Leadership`).
+
+    A replica that does not lead skips its ticks (it observes nothing) and
+    stays healthy; a tick whose fenced write is refused reports it with `lost`.
+    """
+
+    @property
+    def leading(self) -> bool: ...
+
+    async def ready(self) -> bool: ...
+
+    async def lost(self, why: str) -> None: ...
+
+
 class Scheduler:
     def __init__(
         self,
@@ -67,6 +83,7 @@ class Scheduler:
         shutdown_grace: float = 8.0,
         rng: random.Random | None = None,
         hooks: TickHooks | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.reconciler = reconciler
         self.clock = clock
@@ -77,6 +94,7 @@ class Scheduler:
         self.shutdown_grace = shutdown_grace
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.hooks = hooks
+        self.gate = gate
         self.ticks = 0
         self.overruns = 0
         self.timed_out = 0
@@ -99,19 +117,28 @@ class Scheduler:
                 self._tick_scope.deadline, anyio.current_time() + self.shutdown_grace
             )
 
+    def wake(self) -> None:
+        """Tick now rather than at the next boundary (a replica just elected leader)."""
+        if self._sleep_scope is not None:
+            self._sleep_scope.cancel()
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
     def healthy(self) -> tuple[bool, str]:
-        """A tick finished within the last three intervals (or we just started)."""
+        """A tick finished within the last three intervals (or we just started, or just
+        took the lead); a follower, which does not tick, is healthy."""
         now = self.clock.now()
         limit = timedelta(seconds=3 * self.interval)
+        if self.gate is not None and not self.gate.leading:
+            return True, "following: another replica leads"
         last = self.reconciler.last_tick_finished
         if last is not None:
             age = (now - last).total_seconds()
             return now - last <= limit, f"last tick finished {age:.1f}s ago"
-        if self.started_at is not None and now - self.started_at <= limit:
+        began = self.reconciler.leading_since or self.started_at
+        if began is not None and now - began <= limit:
             return True, "starting: no tick finished yet"
         return False, "no tick has finished"
 
@@ -132,6 +159,10 @@ class Scheduler:
                     break
             if self.hooks is not None and not await self.hooks.before_tick(self.clock.now()):
                 break
+            if self.gate is not None and not await self.gate.ready():
+                # A follower: no tick, no observation; ask again on the next boundary.
+                boundary = self._next_boundary(boundary, origin, self.clock.now())
+                continue
             started = self.clock.now()
             result = await self._one_tick()
             boundary = self._next_boundary(boundary, origin, started)
@@ -166,6 +197,13 @@ class Scheduler:
             self._tick_scope = scope
             try:
                 report = await self.reconciler.tick()
+            except LeaseLostError as exc:
+                outcome = "failed"
+                error = exc
+                self.failed += 1
+                log.warning("lease lost mid-tick: nothing more is applied", error=str(exc))
+                if self.gate is not None:
+                    await self.gate.lost(str(exc))
             except Exception as exc:
                 outcome = "failed"
                 error = exc

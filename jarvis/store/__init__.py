@@ -8,7 +8,7 @@ the loop appends and flushes events through it, and the CLI migrates
 """
 
 from jarvis.store.codec import safe_text
-from jarvis.store.errors import NotMigratedError, StoreError
+from jarvis.store.errors import LeaseLostError, NotMigratedError, StoreError
 from jarvis.store.events import EventBackend, EventStore, FlushResult
 from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
 from jarvis.store.memory import MemoryBackend, MemoryKillSwitch
@@ -22,6 +22,7 @@ __all__ = [
     "EventStore",
     "FlushResult",
     "KillSwitchBackend",
+    "LeaseLostError",
     "MemoryBackend",
     "MemoryKillSwitch",
     "NotMigratedError",

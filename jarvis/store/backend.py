@@ -17,6 +17,7 @@ from jarvis.store.errors import StoreError
 
 if TYPE_CHECKING:
     from jarvis.config.sections import RetentionSettings
+    from jarvis.store.fence import Fence
 
 __all__ = ["EventBackend", "FlushResult"]
 
@@ -33,7 +34,9 @@ class EventBackend(Protocol):
 
     def unreachable(self, exc: BaseException) -> StoreError: ...
 
-    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None: ...
+    async def write(
+        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fence | None = None
+    ) -> None: ...
 
     async def events(
         self,

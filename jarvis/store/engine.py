@@ -43,6 +43,12 @@ frozen database (SIGSTOP, a partition that drops packets) must fail writes over
 to the spool, not hang them. Three times what a 100,000-event flush took here
 (ingest measured about 20,000 events/s, docs/benchmarks.md)."""
 
+IDLE_IN_TRANSACTION_S = 10.0
+"""How long PostgreSQL keeps a session that sits idle inside a transaction. A
+leader paused mid-flush (SIGSTOP, a frozen VM) holds a share lock on the lease
+row (`jarvis.store.fence`); the server ends its session after this, so the
+takeover waits at most this long, and the paused write is rolled back."""
+
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
@@ -78,7 +84,13 @@ def create_engine(url: URL, *, statement_timeout: float = STATEMENT_TIMEOUT_S) -
         url,
         # No pre-ping: the kill-switch read must stay one round trip. A dead
         # pooled connection is invalidated on first use and callers retry once.
-        connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": statement_timeout},
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_S,
+            "command_timeout": statement_timeout,
+            "server_settings": {
+                "idle_in_transaction_session_timeout": str(int(IDLE_IN_TRANSACTION_S * 1000))
+            },
+        },
     )
 
 

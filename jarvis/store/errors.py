@@ -15,6 +15,7 @@ import asyncpg.exceptions
 from sqlalchemy import exc as sa_exc
 
 __all__ = [
+    "LeaseLostError",
     "NotMigratedError",
     "StoreError",
     "describe",
@@ -102,3 +103,10 @@ def describe(exc: BaseException) -> str:
         root = following
     text = " ".join(str(root).split()) or "no detail"
     return f"{type(root).__name__}: {text}"
+
+
+class LeaseLostError(StoreError):
+    """A fenced write found this replica's epoch no longer current: it must step down.
+
+    Never operational (never spooled): the write it refused must not happen later.
+    """

@@ -22,11 +22,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.config.sections import RetentionSettings
-from jarvis.model import Event, RetryState
+from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
-from jarvis.store.errors import StoreError, describe, is_operational
+from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
+from jarvis.store.fence import Fence
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
@@ -38,6 +39,11 @@ __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 _T = TypeVar("_T")
 
 log = structlog.get_logger("jarvis.store")
+
+
+def is_intent(event: Event) -> bool:
+    """An `action.started`: the permission to call a provider, which only a leader may write."""
+    return event.kind is EventKind.ACTION_STARTED
 
 
 class EventStore:
@@ -63,6 +69,12 @@ class EventStore:
         self._dead_letters = 0
         self.write_error: str | None = None
         """Why the last flush did not reach the database (None when it did): for /readyz."""
+        self.fence: Fence | None = None
+        """Set while this process leads (`jarvis.loop.election`): a flush holding an
+        intent or a retry-ledger change is then written only under this epoch
+        (`jarvis.store.fence`), and raises `LeaseLostError` when it cannot be:
+        the intents and ledger changes are dropped (nothing was applied yet),
+        the other events stay buffered for the next flush."""
 
     @classmethod
     async def connect(
@@ -176,17 +188,25 @@ class EventStore:
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
+            fence = self.fence if retries or any(map(is_intent, batch)) else None
             replayed = 0
             try:
                 if spool is not None and spool.pending:
                     replayed, dead = await replay(self.backend, spool, self._in_thread)
                     self._dead_letters += dead
                 if batch or retries:
-                    await self.backend.write(batch, list(retries.values()))
+                    await self.backend.write(batch, list(retries.values()), fence)
             except Exception as exc:
-                self.write_error = (
-                    str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
-                )
+                error = str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
+                self.write_error = error
+                if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
+                    # A leader's intents and ledger rows are never journaled: a
+                    # spooled intent proves no lease. Facts stay for the next
+                    # flush; decisions taken as leader go.
+                    self._restore([e for e in batch if not is_intent(e)], {})
+                    if isinstance(exc, LeaseLostError):
+                        raise
+                    raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
                 if spool is None or not is_operational(exc):
                     self._restore(batch, retries)
                     if is_operational(exc):

@@ -31,6 +31,7 @@ import anyio.lowlevel
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
+from jarvis.store.fence import Fence
 from jarvis.store.sql import OUTCOME_KINDS
 
 __all__ = ["MemoryBackend", "MemoryKillSwitch"]
@@ -66,7 +67,12 @@ class MemoryBackend:
         if not self.available:
             raise ConnectionRefusedError("the in-memory database is unavailable (simulated)")
 
-    async def write(self, pending: Sequence[Event], retries: Sequence[RetryState]) -> None:
+    async def write(
+        self,
+        pending: Sequence[Event],
+        retries: Sequence[RetryState],
+        fence: Fence | None = None,  # noqa: ARG002 - one process: nothing to fence against
+    ) -> None:
         await anyio.lowlevel.checkpoint()
         self._check()
         # Encode everything before storing anything: one bad event fails the

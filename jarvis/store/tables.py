@@ -30,7 +30,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["UtcDateTime", "events", "json_type", "killswitch", "metadata", "retry_state"]
+__all__ = [
+    "UtcDateTime",
+    "events",
+    "json_type",
+    "killswitch",
+    "leases",
+    "metadata",
+    "replicas",
+    "retry_state",
+]
 
 # Deterministic constraint names, so later migrations can alter them by name on
 # both backends (SQLite's batch mode needs names to find constraints).
@@ -133,3 +142,29 @@ killswitch = Table(
     # new one created from this metadata must too.
     CheckConstraint("id = 1", name="ck_killswitch_single_row"),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("renewed_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+"""One row per lease (today only ``loop``): who leads, under which epoch, until when.
+Times are the database's own clock, so replicas' clocks never have to agree."""
+
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("replica_id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("leader_epoch", BigInteger),
+)
+"""Each running replica's last heartbeat (for `jarvis status`); ``leader_epoch``
+is set while it believes it leads."""

@@ -192,6 +192,17 @@ class Metrics:
             ["method", "result"],
             registry=reg,
         )
+        self.leader = Gauge(
+            "jarvis_leader",
+            "1 while this replica holds the leader lease and runs the loop, else 0.",
+            registry=reg,
+        )
+        self.leader_transitions = Counter(
+            "jarvis_leader_transitions_total",
+            "Times this replica became leader or stepped down, by direction.",
+            ["direction"],
+            registry=reg,
+        )
         self.build_info = Gauge(
             "jarvis_build_info",
             "Always 1; the labels say which Jarvis and which Python are running.",
@@ -211,6 +222,8 @@ class Metrics:
                 self.actions.labels(kind=kind.value, outcome=outcome)
         for reason in BlockReason:
             self.actions_blocked.labels(reason=reason.value)
+        for direction in ("elected", "stepped_down"):
+            self.leader_transitions.labels(direction=direction)
         for method in ADMIN_METHODS:
             for result in ADMIN_RESULTS:
                 self.admin_requests.labels(method=method, result=result)

@@ -105,14 +105,14 @@ def test_stop_timeout_outlasts_the_longest_shutdown_grace() -> None:
     assert container()["stopTimeout"] > max_shutdown_grace() + HTTP_SHUTDOWN_SECONDS
 
 
-def test_the_service_never_runs_two_tasks() -> None:
-    """One task, and a deployment that stops the old task before starting the new one."""
+def test_the_service_runs_a_standby_and_deploys_without_a_gap() -> None:
+    """Two tasks (one leads, one stands by); a deployment starts new tasks before old ones stop."""
     spec = service()
     deployment = spec["deploymentConfiguration"]
 
-    assert spec["desiredCount"] == 1
-    assert spec["desiredCount"] * deployment["maximumPercent"] // 100 == 1
-    assert deployment["minimumHealthyPercent"] == 0
+    assert spec["desiredCount"] == 2
+    assert deployment["maximumPercent"] == 200
+    assert spec["desiredCount"] * deployment["minimumHealthyPercent"] // 100 >= 1
     assert spec["taskDefinition"] == task_definition()["family"]
 
 
@@ -179,7 +179,7 @@ def test_the_roles_task_definition_and_service_register_on_moto(aws: boto3.Sessi
     assert registered["taskRoleArn"] == arns["jarvis-task"]
     assert registered["executionRoleArn"] == arns["jarvis-execution"]
     assert registered["containerDefinitions"][0]["stopTimeout"] == container()["stopTimeout"]
-    assert created["desiredCount"] == 1
+    assert created["desiredCount"] == 2
     assert created["taskDefinition"] == registered["taskDefinitionArn"]
     trusted = iam.get_role(RoleName="jarvis-task")["Role"]["AssumeRolePolicyDocument"]
     assert trusted["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}

@@ -43,13 +43,13 @@ def test_the_service_has_the_knative_serving_v1_shape() -> None:
     assert all(isinstance(v, str) for v in annotations.values())
 
 
-def test_cpu_is_always_allocated_and_exactly_one_instance_runs() -> None:
-    """CPU is not throttled between requests, and min and max instances are both 1."""
+def test_cpu_is_always_allocated_and_a_standby_instance_runs() -> None:
+    """CPU is not throttled between requests; two instances: one leads, one stands by."""
     annotations = template()["metadata"]["annotations"]
 
     assert annotations["run.googleapis.com/cpu-throttling"] == "false"
-    assert annotations["autoscaling.knative.dev/minScale"] == "1"
-    assert annotations["autoscaling.knative.dev/maxScale"] == "1"
+    assert annotations["autoscaling.knative.dev/minScale"] == "2"
+    assert annotations["autoscaling.knative.dev/maxScale"] == "2"
 
 
 def test_the_port_comes_from_cloud_run_and_the_probes_use_it() -> None:

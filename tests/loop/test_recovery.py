@@ -41,7 +41,7 @@ def test_an_orphan_becomes_unknown_and_a_failed_attempt() -> None:
     closed = close_orphan(intent(), None, BUDGET, NOW)
     [unknown] = closed.events
     assert unknown.kind is EventKind.ACTION_UNKNOWN
-    assert unknown.idempotency_key == "tick-1:sim://api:restart:outcome"
+    assert unknown.idempotency_key == "tick-1:sim://api:restart:unknown"
     assert unknown.payload == {"outcome": "failed", "intent_id": 7}
     assert not closed.escalated
     assert closed.state.attempts == (T0,)

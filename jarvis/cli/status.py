@@ -1,0 +1,106 @@
+"""`jarvis status`: who leads the loop, under which epoch, until when, and which
+replicas are alive (their last heartbeat).
+
+On PostgreSQL it reads the lease and heartbeat tables (`jarvis.store.lease`)
+and judges times on the database's clock, the same clock the lease expires
+on. On SQLite there is one node: it says whether a daemon holds the database
+(`jarvis.store.nodelock`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from jarvis.app import open_store
+from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
+from jarvis.store.lease import LeaseStatus, lease_status
+from jarvis.store.nodelock import NodeLock, sqlite_path
+
+
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the leader, its epoch and lease expiry, and each replica's last heartbeat."""
+    settings = settings_from(ctx)
+    path = sqlite_path(settings.database_url)
+    if path is not None or not settings.database_url.startswith("postgresql"):
+        pid = None if path is None else NodeLock(path).holder()
+        report: dict[str, Any] = {"backend": "sqlite", "single_node": True, "daemon_pid": pid}
+        if as_json:
+            print_json_lines([report])
+        else:
+            running = f"a daemon runs (pid {pid})" if pid else "no daemon holds it"
+            console.print(f"SQLite, one node: {running}", highlight=False)
+        return
+
+    async def main() -> LeaseStatus:
+        store = await open_store(settings)
+        try:
+            return await lease_status(store.engine)
+        finally:
+            await store.aclose()
+
+    found = run(main)
+    report = status_json(found, settings.lease.duration)
+    if as_json:
+        print_json_lines([report])
+        return
+    _print(report)
+
+
+def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
+    """The status as one JSON object; a replica is ``alive`` if it beat within a lease."""
+    lease = found.lease
+    leading = lease is not None and lease.expires_at > found.now
+    return {
+        "backend": "postgresql",
+        "now": found.now,
+        "leader": lease.holder if lease is not None and leading else None,
+        "epoch": None if lease is None else lease.epoch,
+        "last_holder": None if lease is None else lease.holder,
+        "lease_expires_at": None if lease is None else lease.expires_at,
+        "lease_expires_in_seconds": None if lease is None else _age(found.now, lease.expires_at),
+        "replicas": [
+            {
+                "replica": r.replica_id,
+                "host": r.host,
+                "pid": r.pid,
+                "started_at": r.started_at,
+                "heartbeat_at": r.heartbeat_at,
+                "heartbeat_age_seconds": _age(r.heartbeat_at, found.now),
+                "alive": _age(r.heartbeat_at, found.now) <= lease_seconds,
+                "leader_epoch": r.leader_epoch,
+            }
+            for r in found.replicas
+        ],
+    }
+
+
+def _age(earlier: datetime, later: datetime) -> float:
+    return round((later - earlier).total_seconds(), 3)
+
+
+def _print(report: dict[str, Any]) -> None:
+    if report["leader"] is not None:
+        console.print(
+            f"leader: {report['leader']}  epoch {report['epoch']}  "
+            f"lease expires in {report['lease_expires_in_seconds']:.1f}s",
+            highlight=False,
+        )
+    elif report["epoch"] is not None:
+        console.print(
+            f"leader: none (lease of {report['last_holder']}, epoch {report['epoch']}, "
+            f"expired {-report['lease_expires_in_seconds']:.1f}s ago)",
+            highlight=False,
+        )
+    else:
+        console.print("leader: none (no replica has ever led)", highlight=False)
+    for r in report["replicas"]:
+        role = f"leader (epoch {r['leader_epoch']})" if r["leader_epoch"] else "follower"
+        state = "alive" if r["alive"] else "silent"
+        console.print(
+            f"  {r['replica']}  {r['host']} pid {r['pid']}  {role}  "
+            f"last heartbeat {r['heartbeat_age_seconds']:.1f}s ago ({state})",
+            highlight=False,
+        )

@@ -1,0 +1,56 @@
+"""Fencing: a write that acts as the leader first proves, in its own transaction,
+that the leader's epoch is still current.
+
+Leader election alone does not make a paused leader safe (client-go's
+leaderelection package warns as much): a process stopped by SIGSTOP, a long
+GC or a partition wakes believing it still leads. `check_fence` runs as the
+first statement of the transaction that inserts an intent or updates the
+retry ledger (`SqlBackend.write`). It reads the lease row ``FOR SHARE``: a
+takeover (an UPDATE of that row) either committed before, and the check finds
+another epoch and raises `LeaseLostError`, or waits until this transaction
+commits, so no write of an old epoch can land after a new epoch began. The
+lease's expiry is checked on the database's clock too, so a leader never
+writes past its lease even while nobody has taken it over yet.
+
+Kept to one function over one statement, so any write path (the event
+writer, a journal replay) can add it to its transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from jarvis.store.errors import LeaseLostError
+from jarvis.store.tables import leases
+
+__all__ = ["Fence", "check_fence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who may write as the leader of ``lease``: ``holder`` under ``epoch``."""
+
+    lease: str
+    holder: str
+    epoch: int
+
+
+async def check_fence(connection: AsyncConnection, fence: Fence) -> None:
+    """Raise `LeaseLostError` unless ``fence`` holds the unexpired lease; lock it shared."""
+    query = (
+        select(leases.c.epoch)
+        .where(
+            leases.c.name == fence.lease,
+            leases.c.holder == fence.holder,
+            leases.c.epoch == fence.epoch,
+            leases.c.expires_at > func.now(),
+        )
+        .with_for_update(read=True)
+    )
+    if (await connection.execute(query)).first() is None:
+        raise LeaseLostError(
+            f"lease {fence.lease!r}: epoch {fence.epoch} of {fence.holder} is no longer current"
+        )

@@ -1,0 +1,172 @@
+"""The leader lease on PostgreSQL: a row with holder, epoch and expiry.
+
+Why a row rather than an advisory lock: an advisory lock belongs to a
+connection, and a paused leader (SIGSTOP, a frozen VM) keeps its TCP
+connection, so PostgreSQL would keep its lock until TCP keepalive gives up,
+minutes later, and nobody could take over. A row expires by time, on the
+database's own clock (``now()``), so replicas need no clock agreement; its
+epoch rises with every change of holder, which is what fencing
+(`jarvis.store.fence`) compares. It also survives connection poolers that
+would hand a session lock to another client.
+
+The elector (`jarvis.loop.election`) calls `acquire` while following and
+`renew` while leading, every retry period, and `heartbeat` for `jarvis status`.
+Each call is one short autocommitted statement.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jarvis.store.tables import leases, replicas
+
+__all__ = [
+    "FORGET_REPLICAS_AFTER",
+    "LOOP_LEASE",
+    "LeaseRow",
+    "LeaseStatus",
+    "PgLease",
+    "ReplicaRow",
+    "lease_status",
+]
+
+LOOP_LEASE = "loop"
+"""The one lease today: who runs the reconcile loop."""
+FORGET_REPLICAS_AFTER = timedelta(hours=1)
+"""A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    name: str
+    holder: str
+    epoch: int
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRow:
+    replica_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    leader_epoch: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """What `jarvis status` shows: the lease, every replica, and the database's time."""
+
+    now: datetime
+    lease: LeaseRow | None
+    replicas: tuple[ReplicaRow, ...]
+
+
+class PgLease:
+    """Lease and heartbeat statements for one replica (``holder``) on one engine."""
+
+    def __init__(
+        self, engine: AsyncEngine, holder: str, *, duration: float, name: str = LOOP_LEASE
+    ) -> None:
+        self.engine = engine
+        self.holder = holder
+        self.name = name
+        self.duration = timedelta(seconds=duration)
+        self._started_at: datetime | None = None
+
+    async def acquire(self) -> int | None:
+        """Take the lease if it is free or expired; the new epoch, or None when held."""
+        expires = func.now() + self.duration
+        statement = insert(leases).values(
+            name=self.name,
+            holder=self.holder,
+            epoch=1,
+            acquired_at=func.now(),
+            renewed_at=func.now(),
+            expires_at=expires,
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[leases.c.name],
+            set_={
+                "holder": statement.excluded.holder,
+                "epoch": leases.c.epoch + 1,
+                "acquired_at": func.now(),
+                "renewed_at": func.now(),
+                "expires_at": expires,
+            },
+            where=leases.c.expires_at <= func.now(),
+        ).returning(leases.c.epoch)
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(upsert)).first()
+        return None if row is None else int(row[0])
+
+    async def renew(self, epoch: int) -> bool:
+        """Extend the lease held under ``epoch``; False once it expired or changed hands."""
+        statement = (
+            update(leases)
+            .where(*self._held(epoch), leases.c.expires_at > func.now())
+            .values(renewed_at=func.now(), expires_at=func.now() + self.duration)
+            .returning(leases.c.epoch)
+        )
+        async with self.engine.begin() as connection:
+            return (await connection.execute(statement)).first() is not None
+
+    async def release(self, epoch: int) -> None:
+        """End the lease now (a clean stop), so a follower need not wait for it to expire."""
+        statement = update(leases).where(*self._held(epoch)).values(expires_at=func.now())
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def heartbeat(self, leader_epoch: int | None) -> None:
+        """Record that this replica is alive (and whether it leads) for `jarvis status`."""
+        statement = insert(replicas).values(
+            replica_id=self.holder,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            leader_epoch=leader_epoch,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[replicas.c.replica_id],
+            set_={"heartbeat_at": func.now(), "leader_epoch": leader_epoch},
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+            if leader_epoch is not None:
+                await connection.execute(
+                    delete(replicas).where(
+                        replicas.c.heartbeat_at < func.now() - FORGET_REPLICAS_AFTER
+                    )
+                )
+
+    async def leave(self) -> None:
+        """Forget this replica's heartbeat row (a clean stop)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(replicas).where(replicas.c.replica_id == self.holder))
+
+    def _held(self, epoch: int) -> tuple[ColumnElement[bool], ...]:
+        return (leases.c.name == self.name, leases.c.holder == self.holder, leases.c.epoch == epoch)
+
+
+async def lease_status(engine: AsyncEngine, name: str = LOOP_LEASE) -> LeaseStatus:
+    """The lease row, every replica's heartbeat and the database's time, in one read."""
+    async with engine.connect() as connection:
+        now = (await connection.execute(select(func.now()))).scalar_one()
+        lease = (await connection.execute(select(leases).where(leases.c.name == name))).first()
+        rows = await connection.execute(select(replicas).order_by(replicas.c.replica_id))
+        return LeaseStatus(
+            now=now,
+            lease=None if lease is None else LeaseRow(**lease._asdict()),
+            replicas=tuple(ReplicaRow(**row._asdict()) for row in rows),
+        )

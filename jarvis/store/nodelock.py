@@ -1,0 +1,80 @@
+"""One daemon per SQLite file: an exclusive lock on a file beside the database.
+
+SQLite has no leases and no fencing a second process could respect, and two
+daemons on one file would both act (the HA issue measured 58 pairs acted on
+twice within half a second). So on SQLite there is one node: `jarvis run`
+takes an exclusive, non-blocking `flock` on ``<database>.lock`` for its whole
+life, and a second one is refused with a one-line message. The kernel drops
+the lock when the process dies, however it dies, so a crash never leaves a
+stale lock behind. One-shot commands (`tick`, `killswitch`, …) take no lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from jarvis.store.errors import StoreError
+
+__all__ = ["AlreadyRunningError", "NodeLock", "sqlite_path"]
+
+
+class AlreadyRunningError(StoreError):
+    """Another daemon holds this SQLite database."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+class NodeLock:
+    """The exclusive lock on ``<database>.lock``; `acquire` or raise, `release` at exit."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = database.with_name(database.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AlreadyRunningError(
+                f"another jarvis run (pid {holder}) is using {self.database}; SQLite runs "
+                "one node. Stop it, or use PostgreSQL (database_url) to run several replicas"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def holder(self) -> int | None:
+        """The pid of the daemon holding the lock, or None when nobody does."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,73 @@
+"""SQLite is one node: a second `jarvis run` on the same file refuses to start.
+
+Before, it started and both acted on every resource (the HA issue measured 58
+pairs acted on by two daemons within half a second).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.cli.test_daemon import free_port, get, sample, wait_for
+
+
+def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
+    first = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
+        _, text = get(f"http://127.0.0.1:{port}/metrics")
+        assert sample(text, "jarvis_leader") == 1.0
+        second = subprocess.run(
+            jarvis_argv("run", "--http-port", "0"),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert f"another jarvis run (pid {first.pid})" in lines[0]
+        assert "PostgreSQL" in lines[0]
+
+        status = subprocess.run(
+            jarvis_argv("status", "--json"),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["daemon_pid"] == first.pid
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+
+    # Once the first has stopped, the file is free again.
+    again = subprocess.run(
+        jarvis_argv("run", "--ticks", "1", "--http-port", "0"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
