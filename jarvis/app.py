@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from jarvis.actuators.base import Sensor
-from jarvis.config import Settings
+from jarvis.config import ConfigError, Settings
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import ActionKind, Clock
+from jarvis.notify import Notifier, Severity
 from jarvis.policies.base import Policy
 from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
 from jarvis.safety import (
@@ -34,6 +35,7 @@ from jarvis.safety import (
     WeightBounds,
 )
 from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend
+from jarvis.store.outbox import Outbox
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -90,6 +92,70 @@ def build_guard(settings: Settings) -> Guard:
             window=timedelta(seconds=settings.retry.window_seconds),
             backoff_ticks=tuple(settings.retry.backoff_ticks),
             interval=timedelta(seconds=settings.loop.interval),
+        ),
+    )
+
+
+def build_notifier(
+    settings: Settings,
+    store: EventStore,
+    clock: Clock,
+    metrics: Metrics,
+    *,
+    seed: int | None = None,
+) -> Notifier | None:
+    """The notifier for the configured channels, or None when none is configured.
+
+    Raises ConfigError when a channel's secret is missing from the environment.
+    """
+    notify = settings.notify
+    if not notify.enabled:
+        return None
+    from jarvis.notify.channels import MissingSecretError, build_channels
+    from jarvis.notify.delivery import Delivery
+    from jarvis.notify.groups import Grouper, Route, Timing
+    from jarvis.notify.service import jitter_rng
+
+    try:
+        channels = build_channels(notify)
+    except MissingSecretError as exc:
+        raise ConfigError(str(exc)) from None
+    routes = [
+        Route(
+            channel=name,
+            severities=frozenset(Severity(s) for s in section.severities),
+            resources=tuple(section.resources),
+        )
+        for name, section in (
+            ("slack", notify.slack),
+            ("pagerduty", notify.pagerduty),
+            ("email", notify.email),
+        )
+        if section is not None
+    ]
+    timing = Timing(
+        group_wait=timedelta(seconds=notify.group_wait),
+        group_interval=timedelta(seconds=notify.group_interval),
+        repeat_interval=timedelta(seconds=notify.repeat_interval),
+    )
+    return Notifier(
+        store=store,
+        outbox=Outbox(store.engine),
+        channels=channels,
+        grouper=Grouper(routes, timing),
+        clock=clock,
+        metrics=metrics,
+        poll_interval=notify.poll_interval,
+        stall_after=timedelta(seconds=notify.stall_intervals * settings.loop.interval),
+        unreachable_after=timedelta(seconds=notify.store_unreachable_after),
+        delivery=Delivery(
+            clock=clock,
+            metrics=metrics,
+            max_attempts=notify.max_attempts,
+            backoff_base=notify.backoff_base,
+            backoff_max=notify.backoff_max,
+            send_timeout=notify.send_timeout,
+            rng=jitter_rng(seed),
         ),
     )
 

@@ -27,6 +27,7 @@ from jarvis.cli.common import (
 from jarvis.model import Event, EventKind
 from jarvis.providers import enabled as enabled_providers
 from jarvis.store import upgrade
+from jarvis.store.follow import follow as follow_events
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
@@ -59,18 +60,12 @@ def events(
         try:
             batch = await store.events(limit=limit, kinds=kind, resource=resource)
             _print_events(batch, as_json)
-            last = batch[-1].id if batch else None
-            while follow:
-                await anyio.sleep(1.0)
-                if last is None:
-                    newer = await store.events(limit=500, kinds=kind, resource=resource)
-                else:
-                    newer = await store.events(
-                        limit=500, kinds=kind, resource=resource, after_id=last
-                    )
-                if newer:
+            if follow:
+                last = batch[-1].id if batch else None
+                async for newer in follow_events(
+                    store, last, anyio.sleep, kinds=kind, resource=resource
+                ):
                     _print_events(newer, as_json)
-                    last = newer[-1].id
         finally:
             await store.aclose()
 

@@ -12,7 +12,7 @@ import anyio
 import structlog
 import typer
 
-from jarvis.app import App, build_app
+from jarvis.app import App, build_app, build_notifier
 from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
 from jarvis.config import ConfigError, Settings
@@ -66,6 +66,11 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
 
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
     app = await build_app(settings)
+    try:
+        notifier = build_notifier(settings, app.store, app.clock, app.metrics)
+    except BaseException:
+        await app.aclose()
+        raise
     scheduler = Scheduler(
         app.reconciler,
         app.clock,
@@ -87,9 +92,13 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
             interval=settings.loop.interval,
             dry_run=settings.dry_run,
             http_port=server.port if server else None,
+            notify=sorted(notifier.channels) if notifier else [],
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
+            if notifier is not None:
+                # Beside the scheduler, never inside a tick: a slow receiver delays no action.
+                group.start_soon(notifier.run)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003_notifications"
 """The newest revision under ``migrations/versions``; a test holds it equal to Alembic's head."""
 
 
