@@ -28,7 +28,8 @@ retries_app = typer.Typer(help="The retry ledger and quarantined resources.", no
 # -- kill switch ---------------------------------------------------------------
 
 
-def _operator() -> str:
+def operator_name() -> str:
+    """Who runs this command, for the record: ``cli:USER``."""
     try:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):
@@ -57,7 +58,7 @@ def killswitch_engage(
     settings = settings_from(ctx)
     state = run(
         lambda: _with_killswitch(
-            settings, lambda ks: ks.set(engaged=True, actor=actor or _operator(), reason=reason)
+            settings, lambda ks: ks.set(engaged=True, actor=actor or operator_name(), reason=reason)
         )
     )
     console.print(
@@ -77,7 +78,8 @@ def killswitch_release(
     settings = settings_from(ctx)
     state = run(
         lambda: _with_killswitch(
-            settings, lambda ks: ks.set(engaged=False, actor=actor or _operator(), reason=reason)
+            settings,
+            lambda ks: ks.set(engaged=False, actor=actor or operator_name(), reason=reason),
         )
     )
     console.print(f"kill switch [bold green]released[/] by {state.actor}", highlight=False)
@@ -185,8 +187,8 @@ def retries_reset(
                         ts=now,
                         idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
                         resource=resource,
-                        reason=f"reset by {_operator()}",
-                        payload={"actor": _operator(), "rows": count},
+                        reason=f"reset by {operator_name()}",
+                        payload={"actor": operator_name(), "rows": count},
                     )
                 ]
             )

@@ -24,7 +24,8 @@ from jarvis.model import Clock, Event, EventKind
 from jarvis.notify.alerts import AlertChange, Severity, changes_for
 from jarvis.notify.channels import Channel
 from jarvis.notify.delivery import Delivery
-from jarvis.notify.groups import Grouper, Silence
+from jarvis.notify.groups import Grouper
+from jarvis.notify.silences import silence_from
 from jarvis.store import EventStore, StoreError
 from jarvis.store.follow import newer
 from jarvis.store.outbox import Outbox
@@ -170,15 +171,7 @@ class Notifier:
             self.watchdog.last_tick = max(self.watchdog.last_tick, event.ts)
             return
         if event.kind is EventKind.SILENCE_ADDED:
-            payload = event.payload
-            self.grouper.add_silence(
-                Silence(
-                    id=str(payload["id"]),
-                    match=str(payload["match"]),
-                    until=datetime.fromisoformat(str(payload["until"])),
-                    reason=event.reason or "",
-                )
-            )
+            self.grouper.add_silence(silence_from(event))
             return
         if event.kind is EventKind.SILENCE_EXPIRED:
             self.grouper.expire_silence(str(event.payload.get("id")))

@@ -1,0 +1,114 @@
+"""`jarvis silence add|list|expire`: mute notifications for a resource glob or a cause.
+
+Each command opens only the store and records an event (`silence.added`,
+`silence.expired`), so it works beside a running daemon, whose notifier
+reads the same events by cursor and applies them at its next round.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jarvis.app import open_store
+from jarvis.cli.common import JsonOpt, console, fail, print_json_lines, run, settings_from
+from jarvis.cli.operator import operator_name
+from jarvis.config import Settings
+from jarvis.loop.clock import WallClock
+from jarvis.model import EventKind
+from jarvis.notify.groups import Silence
+from jarvis.notify.silences import active_silences, added_event, expired_event, parse_duration
+
+silence_app = typer.Typer(help="Mute notifications for a while.", no_args_is_help=True)
+
+_KINDS = [EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value]
+
+
+@silence_app.command("add")
+def silence_add(
+    ctx: typer.Context,
+    match: Annotated[
+        str, typer.Option("--match", "-m", help="Resource glob or cause, e.g. 'sim://ai-dawg-*'.")
+    ],
+    duration: Annotated[str, typer.Option("--for", help="How long: 90s, 30m, 2h, 1d, 1w.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the silence.")],
+) -> None:
+    """Mute alerts whose resource or cause matches, until the time runs out."""
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        fail(f"--for: {exc}", 2)
+    if not match.strip() or not reason.strip():
+        fail("--match and --reason must not be empty", 2)
+    settings = settings_from(ctx)
+    now = WallClock().now()
+    silence = Silence(id=secrets.token_hex(4), match=match, until=now + length, reason=reason)
+
+    async def main() -> None:
+        store = await open_store(settings)
+        try:
+            store.append([added_event(silence, operator_name(), now)])
+            await store.flush()
+        finally:
+            await store.aclose()
+
+    run(main)
+    console.print(
+        f"silence {silence.id} on {match} until {silence.until:%Y-%m-%d %H:%M:%S} UTC",
+        highlight=False,
+        markup=False,
+    )
+
+
+@silence_app.command("list")
+def silence_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The silences in force now."""
+    settings = settings_from(ctx)
+    silences = run(lambda: _active(settings))
+    if as_json:
+        print_json_lines(
+            {"id": s.id, "match": s.match, "until": s.until, "reason": s.reason} for s in silences
+        )
+        return
+    table = Table("id", "match", "until (UTC)", "reason")
+    for s in silences:
+        table.add_row(s.id, s.match, f"{s.until:%Y-%m-%d %H:%M:%S}", s.reason)
+    console.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    ctx: typer.Context,
+    silence_id: Annotated[str, typer.Argument(help="The id `jarvis silence list` shows.")],
+) -> None:
+    """End a silence now."""
+    settings = settings_from(ctx)
+
+    async def main() -> bool:
+        store = await open_store(settings)
+        try:
+            events = await store.events(limit=10_000, kinds=_KINDS)
+            now = WallClock().now()
+            if silence_id not in {s.id for s in active_silences(events, now)}:
+                return False
+            store.append([expired_event(silence_id, operator_name(), now)])
+            await store.flush()
+            return True
+        finally:
+            await store.aclose()
+
+    if not run(main):
+        fail(f"no active silence {silence_id!r}; see `jarvis silence list`", 2)
+    console.print(f"silence {silence_id} expired", highlight=False, markup=False)
+
+
+async def _active(settings: Settings) -> list[Silence]:
+    store = await open_store(settings)
+    try:
+        events = await store.events(limit=10_000, kinds=_KINDS)
+        return active_silences(events, WallClock().now())
+    finally:
+        await store.aclose()
