@@ -76,7 +76,7 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
         return [
             p
             for p in receivers.triggers()
-            if BRAIN in p["payload"]["custom_details"]["resources"]  # type: ignore[index, operator]
+            if BRAIN in p["payload"]["custom_details"]["resources"]
         ]
 
     first = start(tmp_path, env)
