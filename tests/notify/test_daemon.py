@@ -74,9 +74,7 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
 
     def brain_pages() -> list[dict[str, object]]:
         return [
-            p
-            for p in receivers.triggers()
-            if BRAIN in p["payload"]["custom_details"]["resources"]
+            p for p in receivers.triggers() if BRAIN in p["payload"]["custom_details"]["resources"]
         ]
 
     first = start(tmp_path, env)
