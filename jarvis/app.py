@@ -23,6 +23,7 @@ from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import ActionKind, Clock
 from jarvis.notify import Notifier, Severity
+from jarvis.notify.channels import Channel
 from jarvis.policies.base import Policy
 from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
 from jarvis.safety import (
@@ -96,6 +97,16 @@ def build_guard(settings: Settings) -> Guard:
     )
 
 
+def notify_channels(settings: Settings) -> dict[str, Channel]:
+    """The configured notification channels; ConfigError names a secret missing from the env."""
+    from jarvis.notify.channels import MissingSecretError, build_channels
+
+    try:
+        return build_channels(settings.notify)
+    except MissingSecretError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def build_notifier(
     settings: Settings,
     store: EventStore,
@@ -111,15 +122,11 @@ def build_notifier(
     notify = settings.notify
     if not notify.enabled:
         return None
-    from jarvis.notify.channels import MissingSecretError, build_channels
     from jarvis.notify.delivery import Delivery
     from jarvis.notify.groups import Grouper, Route, Timing
     from jarvis.notify.service import jitter_rng
 
-    try:
-        channels = build_channels(notify)
-    except MissingSecretError as exc:
-        raise ConfigError(str(exc)) from None
+    channels = notify_channels(settings)
     routes = [
         Route(
             channel=name,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import typer
 
-from jarvis.app import build_guard, open_store
+from jarvis.app import build_guard, notify_channels, open_store
 from jarvis.cli.common import (
     JsonOpt,
     console,
@@ -24,6 +24,7 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
+from jarvis.config import ConfigError
 from jarvis.model import Event, EventKind
 from jarvis.providers import enabled as enabled_providers
 from jarvis.store import upgrade
@@ -106,7 +107,12 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden)."""
     settings = settings_from(ctx)
     build_guard(settings)
+    try:
+        channels = notify_channels(settings)
+    except ConfigError as exc:
+        fail(str(exc), 2)
     data = json.loads(settings.model_dump_json())
+    data["notify_channels"] = sorted(channels)
     data["providers"] = [provider.name for provider in enabled_providers(settings)]
     for key in ("database_url", "redis_url"):
         if data.get(key):

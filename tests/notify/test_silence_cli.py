@@ -49,3 +49,26 @@ def test_a_bad_duration_or_an_unknown_silence_is_one_line_and_exit_2(tmp_path: P
     assert unknown.returncode == 2
     assert "no active silence" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_a_channel_whose_secret_is_not_in_the_environment_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    """config check and run name the missing variable; the secret itself is never a setting."""
+    env = jarvis_env(tmp_path, JARVIS_NOTIFY__PAGERDUTY="{}")
+    env.pop("PAGERDUTY_ROUTING_KEY", None)
+    for args in (("config", "check"), ("run", "--ticks", "1", "--http-port", "0")):
+        result = subprocess.run(
+            jarvis_argv(*args),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "notify.pagerduty: environment variable PAGERDUTY_ROUTING_KEY is not set" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr
