@@ -110,7 +110,10 @@ class Notifier:
         """Rounds forever, every ``poll_interval``; an outage is reported, never raised."""
         await self._until_started()
         while True:
-            await self.round()
+            try:
+                await self.round()
+            except Exception:  # a notifier bug must never stop the loop beside it
+                log.exception("notifier round failed; trying again next round")
             await self.clock.sleep(self.poll_interval)
 
     async def _until_started(self) -> None:

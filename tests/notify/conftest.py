@@ -84,8 +84,10 @@ async def make_rig(
     monkeypatch.setenv("TEST_PD_KEY", ROUTING_KEY)
     stores: list[EventStore] = []
 
-    async def make(interval: float = 3600.0, clock: VirtualClock | None = None) -> Rig:
-        store = await EventStore.connect(pg_url, auto_migrate=True)
+    async def make(
+        interval: float = 3600.0, clock: VirtualClock | None = None, url: str | None = None
+    ) -> Rig:
+        store = await EventStore.connect(url or pg_url, auto_migrate=True)
         stores.append(store)
         clock = clock or VirtualClock()
         metrics = Metrics()
