@@ -173,7 +173,11 @@ class Grouper:
                 "oneshot": change.oneshot,
                 "resolved": False,
             }
-            if known is None or known["resolved"]:
+            # New, back, or worse (a budget alert moving to its next stage): tell again.
+            fresh = group.alerts[change.fingerprint]
+            if known is None or any(
+                known[k] != fresh[k] for k in ("resolved", "severity", "summary")
+            ):
                 self._changed(group, now)
 
     def _resolve(self, prefix: str, now: datetime) -> None:
@@ -226,7 +230,7 @@ class Grouper:
         if not firing:
             group.next_flush = now + self.timing.group_interval
             return None
-        fingerprints = sorted(a["fingerprint"] for a in firing)
+        fingerprints = sorted(f"{a['fingerprint']}|{a['severity']}|{a['summary']}" for a in firing)
         sent_at = group.sent_at
         repeat = self.timing.repeat_interval
         if fingerprints == group.sent and sent_at is not None and now - sent_at < repeat:

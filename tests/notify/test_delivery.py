@@ -203,3 +203,47 @@ async def test_a_new_notifier_on_the_same_database_sends_nothing_twice(
     await second.rounds(60, step=10.0)
     assert len(receivers.resolves()) == 1
     assert receivers.resolves()[0]["dedup_key"] == receivers.triggers()[0]["dedup_key"]
+
+
+async def test_an_engaged_kill_switch_is_told_to_slack_and_email_but_does_not_page(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A warning routes to Slack and email only; the release sends their resolve."""
+    engaged = Event(
+        kind=EventKind.KILLSWITCH_ENGAGED,
+        ts=rig.clock.now(),
+        idempotency_key="ks:1",
+        reason="look",
+        payload={"actor": "cli:alice"},
+    )
+    await record(rig, engaged)
+    await rig.rounds(10, step=10.0)
+    assert receivers.pagerduty == []
+    assert len(receivers.slack) == 1
+    assert "jarvis killswitch release" in str(receivers.slack[0]["blocks"])
+    assert len(receivers.emails) == 1
+    released = Event(kind=EventKind.KILLSWITCH_RELEASED, ts=rig.clock.now(), idempotency_key="ks:2")
+    await record(rig, released)
+    await rig.rounds(60, step=10.0)
+    assert receivers.slack[-1]["text"].startswith("[RESOLVED]")
+    assert len(receivers.slack) == 2
+    assert receivers.pagerduty == []
+
+
+async def test_a_resource_reported_healthy_again_resolves_its_escalation(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """resource.changed with health healthy resolves the page without an operator."""
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10, step=10.0)
+    healthy = Event(
+        kind=EventKind.RESOURCE_CHANGED,
+        ts=rig.clock.now(),
+        idempotency_key="changed:brain",
+        resource="sim://ai-dawg-ai-brain",
+        payload={"health": "healthy"},
+    )
+    await record(rig, healthy)
+    await rig.rounds(60, step=10.0)
+    (resolve,) = receivers.resolves()
+    assert resolve["dedup_key"] == receivers.triggers()[0]["dedup_key"]

@@ -91,3 +91,57 @@ def test_the_state_survives_a_round_trip_through_json() -> None:
     restored.ingest(AlertChange("escalated:sim://a:", firing=False, at=later, event_id=3), later)
     (resolve,) = run(restored, later, 60)
     assert (resolve.action, resolve.incident) == ("resolve", first.incident)
+
+
+def test_routes_match_by_severity_and_resource_glob() -> None:
+    """A route for ecs://prod/* critical alerts gets neither a sim alert nor a warning."""
+    g = Grouper(
+        [
+            Route("pagerduty", frozenset({Severity.CRITICAL}), ("ecs://prod/*",)),
+            Route("slack", ALL),
+        ],
+        grouper().timing,
+    )
+    g.ingest(fire("sim://a", T0), T0)
+    g.ingest(fire("ecs://prod/api", T0, cause="ecs_outage"), T0)
+    warning = AlertChange(
+        "alert:budget:", firing=True, at=T0, event_id=5, cause="budget", severity=Severity.WARNING
+    )
+    g.ingest(warning, T0)
+    notices = run(g, T0, 60)
+    assert sorted((n.channel, n.cause) for n in notices) == [
+        ("pagerduty", "ecs_outage"),
+        ("slack", "budget"),
+        ("slack", "ecs_outage"),
+        ("slack", "escalated"),
+    ]
+
+
+def test_an_alert_that_gets_worse_is_sent_again() -> None:
+    """The same alert at a higher severity (a budget's next stage) is a change, not a repeat."""
+    g = grouper()
+    stage = AlertChange(
+        "alert:budget:",
+        firing=True,
+        at=T0,
+        event_id=5,
+        cause="budget",
+        severity=Severity.WARNING,
+        summary="80% of budget",
+    )
+    g.ingest(stage, T0)
+    assert len(run(g, T0, 60)) == 1
+    later = T0 + timedelta(minutes=10)
+    worse = AlertChange(
+        "alert:budget:",
+        firing=True,
+        at=later,
+        event_id=6,
+        cause="budget",
+        severity=Severity.CRITICAL,
+        summary="budget exhausted: hard stop",
+    )
+    g.ingest(worse, later)
+    (notice,) = run(g, later, 60)
+    assert notice.severity is Severity.CRITICAL
+    assert notice.alerts[0]["summary"] == "budget exhausted: hard stop"
