@@ -23,6 +23,7 @@ import structlog
 from jarvis.model import Clock, Event, EventKind
 from jarvis.notify.alerts import AlertChange, Severity, changes_for
 from jarvis.notify.channels import Channel
+from jarvis.notify.cursor import Cursor
 from jarvis.notify.delivery import Delivery
 from jarvis.notify.groups import Grouper
 from jarvis.notify.silences import silence_from
@@ -35,9 +36,8 @@ __all__ = ["Notifier"]
 
 log = structlog.get_logger("jarvis.notify")
 
-KINDS = [
-    k.value
-    for k in (
+KINDS = frozenset(
+    (
         EventKind.ACTION_ESCALATED,
         EventKind.RETRIES_RESET,
         EventKind.RESOURCE_CHANGED,
@@ -49,7 +49,7 @@ KINDS = [
         EventKind.SILENCE_ADDED,
         EventKind.SILENCE_EXPIRED,
     )
-]
+)
 
 
 @dataclass
@@ -77,6 +77,7 @@ class Notifier:
         stall_after: timedelta,
         unreachable_after: timedelta,
         delivery: Delivery,
+        gap_grace: timedelta = timedelta(seconds=15),
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -86,7 +87,7 @@ class Notifier:
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.delivery = delivery
-        self.cursor: int | None = None
+        self.cursor = Cursor(0, gap_grace)
         self.watchdog = Watchdog(stall_after=stall_after, last_tick=clock.now())
         self.unreachable_after = unreachable_after
         self._unreachable_since: datetime | None = None
@@ -97,14 +98,14 @@ class Notifier:
         """Load the saved cursor and groups; on a first start, begin after the newest event."""
         state = await self.outbox.load_state()
         if "cursor" in state:
-            self.cursor = state["cursor"]["event_id"]
+            self.cursor.position = state["cursor"]["event_id"]
             self.grouper.load_json(state.get("groups", {}))
             watch = state.get("watchdog", {})
             self.watchdog.stalled = bool(watch.get("stalled", False))
         else:
             # A notifier switched on beside an old record does not page its history.
             latest = await newer(self.store, None, limit=1)
-            self.cursor = latest[-1].id if latest else 0
+            self.cursor.position = (latest[-1].id or 0) if latest else 0
 
     async def run(self) -> None:
         """Rounds forever, every ``poll_interval``; an outage is reported, never raised."""
@@ -138,13 +139,13 @@ class Notifier:
     async def consume(self) -> int:
         """Read new events, group them, commit what is due with the cursor; return how many."""
         while True:
-            batch = await newer(self.store, self.cursor, kinds=KINDS)
+            # Every kind, not only KINDS: the cursor needs consecutive ids to see a gap.
+            batch = await newer(self.store, self.cursor.position)
             now = self.clock.now()
-            for event in batch:
+            taken, held = self.cursor.accept(batch, now)
+            for event in taken:
                 self._ingest(event, now)
-            if batch:
-                self.cursor = batch[-1].id
-            if len(batch) < 500:
+            if held or len(batch) < 500:
                 break
         now = self.clock.now()
         self._watch(now)
@@ -164,12 +165,14 @@ class Notifier:
 
     def _state(self) -> dict[str, Any]:
         return {
-            "cursor": {"event_id": self.cursor or 0},
+            "cursor": {"event_id": self.cursor.position},
             "groups": self.grouper.to_json(),
             "watchdog": {"stalled": self.watchdog.stalled},
         }
 
     def _ingest(self, event: Event, now: datetime) -> None:
+        if event.kind not in KINDS:
+            return
         if event.kind is EventKind.TICK_FINISHED:
             self.watchdog.last_tick = max(self.watchdog.last_tick, event.ts)
             return

@@ -247,3 +247,36 @@ async def test_a_resource_reported_healthy_again_resolves_its_escalation(
     await rig.rounds(60, step=10.0)
     (resolve,) = receivers.resolves()
     assert resolve["dedup_key"] == receivers.triggers()[0]["dedup_key"]
+
+
+async def test_an_event_committed_after_a_later_id_still_pages(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Ids commit out of order; the cursor waits at the gap rather than skip the escalation."""
+    from jarvis.store.tables import events as events_table
+
+    esc = escalation("sim://ai-dawg-ai-brain", rig.clock.now())
+    async with rig.store.engine.connect() as slow:
+        transaction = await slow.begin()
+        await slow.execute(
+            events_table.insert().values(
+                ts=esc.ts,
+                kind=esc.kind.value,
+                resource=esc.resource,
+                action_kind=esc.action_kind,
+                policy=esc.policy,
+                reason=esc.reason,
+                payload=dict(esc.payload),
+                action_id=esc.action_id,
+                idempotency_key=esc.idempotency_key,
+            )
+        )
+        # A later id commits first: another writer's tick.
+        later = Event(
+            kind=EventKind.TICK_FINISHED, ts=rig.clock.now(), idempotency_key="t:finished"
+        )
+        await record(rig, later)
+        await rig.rounds(5, step=1.0)
+        await transaction.commit()
+    await rig.rounds(60, step=1.0)
+    assert len(receivers.triggers()) == 1
