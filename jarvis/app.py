@@ -114,32 +114,43 @@ def build_notifier(
     metrics: Metrics,
     *,
     seed: int | None = None,
+    pager: Channel | None = None,
 ) -> Notifier | None:
     """The notifier for the configured channels, or None when none is configured.
 
     Raises ConfigError when a channel's secret is missing from the environment.
+    With ``pager`` (the simulation's recorder), that one channel receives what
+    PagerDuty would, through an outbox in memory, whatever the settings say.
     """
     notify = settings.notify
-    if not notify.enabled:
-        return None
     from jarvis.notify.delivery import Delivery
     from jarvis.notify.groups import Grouper, Route, Timing
     from jarvis.notify.service import jitter_rng
+    from jarvis.store.outbox import MemoryOutbox, NotificationOutbox
 
-    channels = notify_channels(settings)
-    routes = [
-        Route(
-            channel=name,
-            severities=frozenset(Severity(s) for s in section.severities),
-            resources=tuple(section.resources),
-        )
-        for name, section in (
-            ("slack", notify.slack),
-            ("pagerduty", notify.pagerduty),
-            ("email", notify.email),
-        )
-        if section is not None
-    ]
+    outbox: NotificationOutbox
+    if pager is not None:
+        channels: dict[str, Channel] = {pager.name: pager}
+        routes = [Route(pager.name, frozenset({Severity.CRITICAL, Severity.ERROR}))]
+        outbox = MemoryOutbox()
+    elif notify.enabled:
+        channels = notify_channels(settings)
+        routes = [
+            Route(
+                channel=name,
+                severities=frozenset(Severity(s) for s in section.severities),
+                resources=tuple(section.resources),
+            )
+            for name, section in (
+                ("slack", notify.slack),
+                ("pagerduty", notify.pagerduty),
+                ("email", notify.email),
+            )
+            if section is not None
+        ]
+        outbox = Outbox(store.engine)
+    else:
+        return None
     timing = Timing(
         group_wait=timedelta(seconds=notify.group_wait),
         group_interval=timedelta(seconds=notify.group_interval),
@@ -147,7 +158,7 @@ def build_notifier(
     )
     return Notifier(
         store=store,
-        outbox=Outbox(store.engine),
+        outbox=outbox,
         channels=channels,
         grouper=Grouper(routes, timing),
         clock=clock,

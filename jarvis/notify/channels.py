@@ -20,7 +20,7 @@ from jarvis.config.notify import NotifySettings, secret
 from jarvis.notify.groups import Notice
 from jarvis.notify.render import email_message, pagerduty_event, slack_message
 
-__all__ = ["Channel", "DeliveryError", "build_channels"]
+__all__ = ["Channel", "DeliveryError", "Recorder", "build_channels"]
 
 
 class DeliveryError(Exception):
@@ -116,6 +116,17 @@ class Email:
             raise DeliveryError(
                 f"email unreachable: {type(exc).__name__}", temporary=True
             ) from None
+
+
+@dataclass
+class Recorder:
+    """A channel that keeps what it is sent: the simulation's pager, which reaches nobody."""
+
+    name: str
+    notices: list[Notice]
+
+    async def send(self, notice: Notice) -> None:
+        self.notices.append(notice)
 
 
 class MissingSecretError(Exception):

@@ -22,7 +22,7 @@ from jarvis.model import Clock
 from jarvis.notify.alerts import AlertChange, Severity
 from jarvis.notify.channels import Channel, DeliveryError
 from jarvis.notify.groups import Notice, Route
-from jarvis.store.outbox import Outbox
+from jarvis.store.outbox import NotificationOutbox
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Delivery"]
@@ -57,7 +57,7 @@ class Delivery:
         delay: float = min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max)
         return delay * (0.5 + self.rng.random() / 2)
 
-    async def deliver_due(self, outbox: Outbox, channels: dict[str, Channel]) -> int:
+    async def deliver_due(self, outbox: NotificationOutbox, channels: dict[str, Channel]) -> int:
         """One attempt at every due row; return how many were sent."""
         sent = 0
         for row in await outbox.due(self.clock.now()):

@@ -29,7 +29,7 @@ from jarvis.notify.groups import Grouper
 from jarvis.notify.silences import silence_from
 from jarvis.store import EventStore, StoreError
 from jarvis.store.follow import newer
-from jarvis.store.outbox import Outbox
+from jarvis.store.outbox import NotificationOutbox
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Notifier"]
@@ -68,7 +68,7 @@ class Notifier:
         self,
         *,
         store: EventStore,
-        outbox: Outbox,
+        outbox: NotificationOutbox,
         channels: dict[str, Channel],
         grouper: Grouper,
         clock: Clock,

@@ -11,9 +11,9 @@ recomputing it after a restart inserts nothing: a restart never double-sends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -31,7 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.store.tables import UtcDateTime, json_type, metadata
 
-__all__ = ["NotificationRow", "Outbox", "notifications", "notify_state"]
+__all__ = [
+    "MemoryOutbox",
+    "NotificationOutbox",
+    "NotificationRow",
+    "Outbox",
+    "notifications",
+    "notify_state",
+]
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -83,6 +90,26 @@ class NotificationRow:
     next_attempt_at: datetime
     last_error: str
     sent_at: datetime | None
+
+
+class NotificationOutbox(Protocol):
+    """What the notifier needs of an outbox: `Outbox` (SQL) or `MemoryOutbox` (simulation)."""
+
+    async def load_state(self) -> dict[str, Any]: ...
+
+    async def commit(
+        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+    ) -> int: ...
+
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]: ...
+
+    async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None: ...
+
+    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None: ...
+
+    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None: ...
 
 
 class Outbox:
@@ -178,3 +205,56 @@ class Outbox:
                 )
                 for r in result
             ]
+
+
+class MemoryOutbox:
+    """The outbox in memory, for the simulation (whose event store is in memory too)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] = {}
+        self._rows: dict[int, NotificationRow] = {}
+        self._keys: set[str] = set()
+
+    async def load_state(self) -> dict[str, Any]:
+        return dict(self._state)
+
+    async def commit(
+        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+    ) -> int:
+        self._state.update(state)
+        inserted = 0
+        for row in new:
+            if row["dedup_key"] in self._keys:
+                continue
+            self._keys.add(row["dedup_key"])
+            row_id = len(self._rows) + 1
+            self._rows[row_id] = NotificationRow(
+                id=row_id,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                sent_at=None,
+                **row,
+            )
+            inserted += 1
+        return inserted
+
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
+        due = [r for r in self._rows.values() if r.status == PENDING and r.next_attempt_at <= now]
+        return due[:limit]
+
+    async def rows(self, status: str | None = None) -> list[NotificationRow]:
+        return [r for r in self._rows.values() if status is None or r.status == status]
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None:
+        self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error="")
+
+    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
+        self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
+
+    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
+        self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
+
+    def _update(self, row_id: int, **values: Any) -> None:
+        self._rows[row_id] = replace(self._rows[row_id], **values)
