@@ -17,7 +17,7 @@ import aiohttp
 import aiosmtplib
 
 from jarvis.config.notify import NotifySettings, secret
-from jarvis.notify.groups import Notice
+from jarvis.notify.notice import Notice
 from jarvis.notify.render import email_message, pagerduty_event, slack_message
 
 __all__ = ["Channel", "DeliveryError", "Recorder", "build_channels"]

@@ -21,7 +21,8 @@ import structlog
 from jarvis.model import Clock
 from jarvis.notify.alerts import AlertChange, Severity
 from jarvis.notify.channels import Channel, DeliveryError
-from jarvis.notify.groups import Notice, Route
+from jarvis.notify.groups import Route
+from jarvis.notify.notice import Notice
 from jarvis.store.outbox import NotificationOutbox
 from jarvis.telemetry.metrics import Metrics
 

@@ -20,8 +20,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.notify.notice import Notice
 
-__all__ = ["Grouper", "Notice", "Route", "Silence", "Timing"]
+__all__ = ["Grouper", "Route", "Silence", "Timing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,55 +61,6 @@ class Silence:
     def mutes(self, alert: dict[str, Any], now: datetime) -> bool:
         return now < self.until and (
             fnmatchcase(alert["resource"], self.match) or fnmatchcase(alert["cause"], self.match)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One notification due on one channel; the outbox row's content."""
-
-    channel: str
-    incident: str
-    """The incident's dedup key: PagerDuty's ``dedup_key``, the same for every notice of it."""
-    action: str
-    """``trigger`` (first, update or repeat) or ``resolve``."""
-    sequence: int
-    severity: Severity
-    cause: str
-    provider: str
-    alerts: tuple[dict[str, Any], ...]
-    since: datetime
-
-    @property
-    def key(self) -> str:
-        """The outbox row's unique key: a restart that recomputes this notice inserts nothing."""
-        return f"{self.incident}:{self.channel}:{self.sequence}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "incident": self.incident,
-            "action": self.action,
-            "sequence": self.sequence,
-            "severity": self.severity.value,
-            "cause": self.cause,
-            "provider": self.provider,
-            "alerts": list(self.alerts),
-            "since": self.since.isoformat(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Notice:
-        return cls(
-            channel=data["channel"],
-            incident=data["incident"],
-            action=data["action"],
-            sequence=data["sequence"],
-            severity=Severity(data["severity"]),
-            cause=data["cause"],
-            provider=data["provider"],
-            alerts=tuple(data["alerts"]),
-            since=datetime.fromisoformat(data["since"]),
         )
 
 

@@ -13,7 +13,7 @@ import html
 from email.message import EmailMessage
 from typing import Any
 
-from jarvis.notify.groups import Notice
+from jarvis.notify.notice import Notice
 
 __all__ = ["email_message", "pagerduty_event", "slack_message", "subject"]
 

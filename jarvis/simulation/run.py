@@ -20,7 +20,7 @@ from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.notify.channels import Recorder
-from jarvis.notify.groups import Notice
+from jarvis.notify.notice import Notice
 from jarvis.simulation.faults import Fault, FaultKind, plan_faults
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.invariants import InvariantChecker

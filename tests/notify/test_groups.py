@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jarvis.notify.alerts import AlertChange, Severity
-from jarvis.notify.groups import Grouper, Notice, Route, Timing
+from jarvis.notify.groups import Grouper, Route, Timing
+from jarvis.notify.notice import Notice
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 ALL = frozenset(Severity)
