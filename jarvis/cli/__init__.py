@@ -46,6 +46,7 @@ app.command("simulate")(simulate.simulate)
 app.add_typer(operator.killswitch_app, name="killswitch")
 app.add_typer(operator.retries_app, name="retries")
 app.add_typer(silence.silence_app, name="silence")
+app.add_typer(silence.notifications_app, name="notifications")
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

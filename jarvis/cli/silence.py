@@ -1,8 +1,9 @@
-"""`jarvis silence add|list|expire`: mute notifications for a resource glob or a cause.
+"""`jarvis silence add|list|expire` (mute notifications for a resource glob or a cause)
+and `jarvis notifications list` (the outbox: what was sent, is retrying, or failed).
 
-Each command opens only the store and records an event (`silence.added`,
-`silence.expired`), so it works beside a running daemon, whose notifier
-reads the same events by cursor and applies them at its next round.
+Each command opens only the store, so it works beside a running daemon. The
+silence commands record an event (`silence.added`, `silence.expired`) that the
+daemon's notifier reads by cursor and applies at its next round.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jarvis.loop.clock import WallClock
 from jarvis.model import EventKind
 from jarvis.notify.groups import Silence
 from jarvis.notify.silences import active_silences, added_event, expired_event, parse_duration
+from jarvis.store.outbox import NotificationRow, Outbox
 
 silence_app = typer.Typer(help="Mute notifications for a while.", no_args_is_help=True)
 
@@ -112,3 +114,53 @@ async def _active(settings: Settings) -> list[Silence]:
         return active_silences(events, WallClock().now())
     finally:
         await store.aclose()
+
+
+# -- the outbox ----------------------------------------------------------------
+
+notifications_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
+
+
+@notifications_app.command("list")
+def notifications_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, sent or failed (default: all).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="The newest N.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the notifier sent, is retrying, or gave up on, newest last."""
+    if status is not None and status not in {"pending", "sent", "failed"}:
+        fail(f"--status: {status!r} is not one of pending, sent, failed", 2)
+    settings = settings_from(ctx)
+
+    async def main() -> list[NotificationRow]:
+        store = await open_store(settings)
+        try:
+            return (await Outbox(store.engine).rows(status))[-limit:]
+        finally:
+            await store.aclose()
+
+    rows = run(main)
+    if as_json:
+        print_json_lines(
+            {
+                "id": r.id,
+                "channel": r.channel,
+                "incident": r.incident,
+                "action": r.action,
+                "status": r.status,
+                "attempts": r.attempts,
+                "last_error": r.last_error,
+                "sent_at": r.sent_at,
+            }
+            for r in rows
+        )
+        return
+    table = Table("id", "channel", "action", "status", "attempts", "incident", "last error")
+    for r in rows:
+        table.add_row(
+            str(r.id), r.channel, r.action, r.status, str(r.attempts), r.incident, r.last_error
+        )
+    console.print(table)

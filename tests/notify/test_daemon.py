@@ -106,6 +106,22 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
 
     assert [p["dedup_key"] for p in receivers.triggers()].count(incident) == 1
     assert [r["dedup_key"] for r in receivers.resolves()].count(incident) == 1
+    listed = subprocess.run(
+        jarvis_argv("notifications", "list", "--json", "--status", "sent"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    paged = sorted(
+        (r["action"], r["attempts"])
+        for r in rows
+        if r["channel"] == "pagerduty" and r["incident"] == incident
+    )
+    assert paged == [("resolve", 1), ("trigger", 1)]
     # Secrets never reach the logs.
     assert ROUTING_KEY not in output
     assert "secretpart" not in output
