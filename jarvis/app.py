@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from jarvis.config import Settings
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.loop.reconciler import Reconciler
+    from jarvis.notify import Notifier
+    from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
     from jarvis.safety import Guard
     from jarvis.safety.breakers import BreakerPolicy
@@ -121,6 +123,89 @@ def build_breakers(settings: Settings) -> tuple[BreakerPolicy, BreakerPolicy] | 
     provider = BreakerPolicy(section.provider_threshold, window, cooldown)
     # The fleet's threshold is max(3, half the fleet), given per tick; 3 is its floor.
     return provider, BreakerPolicy(3, window, cooldown)
+
+
+def notify_channels(settings: Settings) -> dict[str, Channel]:
+    """The configured notification channels; ConfigError names a secret missing from the env."""
+    from jarvis.config import ConfigError
+    from jarvis.notify.channels import MissingSecretError, build_channels
+
+    try:
+        return build_channels(settings.notify)
+    except MissingSecretError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_notifier(
+    settings: Settings,
+    store: EventStore,
+    clock: Clock,
+    metrics: Metrics,
+    *,
+    seed: int | None = None,
+    pager: Channel | None = None,
+) -> Notifier | None:
+    """The notifier for the configured channels, or None when none is configured.
+
+    Raises ConfigError when a channel's secret is missing from the environment.
+    With ``pager`` (the simulation's recorder), that one channel receives what
+    PagerDuty would, through an outbox in memory, whatever the settings say.
+    """
+    from jarvis.notify import Notifier, Severity
+    from jarvis.notify.delivery import Delivery
+    from jarvis.notify.groups import Grouper, Route, Timing
+    from jarvis.notify.service import jitter_rng
+    from jarvis.store.outbox import MemoryOutbox, NotificationOutbox, Outbox
+
+    notify = settings.notify
+    outbox: NotificationOutbox
+    if pager is not None:
+        channels: dict[str, Channel] = {pager.name: pager}
+        routes = [Route(pager.name, frozenset({Severity.CRITICAL, Severity.ERROR}))]
+        outbox = MemoryOutbox()
+    elif notify.enabled:
+        channels = notify_channels(settings)
+        routes = [
+            Route(
+                channel=name,
+                severities=frozenset(Severity(s) for s in section.severities),
+                resources=tuple(section.resources),
+            )
+            for name, section in (
+                ("slack", notify.slack),
+                ("pagerduty", notify.pagerduty),
+                ("email", notify.email),
+            )
+            if section is not None
+        ]
+        outbox = Outbox(store.engine)
+    else:
+        return None
+    timing = Timing(
+        group_wait=timedelta(seconds=notify.group_wait),
+        group_interval=timedelta(seconds=notify.group_interval),
+        repeat_interval=timedelta(seconds=notify.repeat_interval),
+    )
+    return Notifier(
+        store=store,
+        outbox=outbox,
+        channels=channels,
+        grouper=Grouper(routes, timing),
+        clock=clock,
+        metrics=metrics,
+        poll_interval=notify.poll_interval,
+        stall_after=timedelta(seconds=notify.stall_intervals * settings.loop.interval),
+        unreachable_after=timedelta(seconds=notify.store_unreachable_after),
+        delivery=Delivery(
+            clock=clock,
+            metrics=metrics,
+            max_attempts=notify.max_attempts,
+            backoff_base=notify.backoff_base,
+            backoff_max=notify.backoff_max,
+            send_timeout=notify.send_timeout,
+            rng=jitter_rng(seed),
+        ),
+    )
 
 
 def build_policies(settings: Settings) -> list[Policy]:

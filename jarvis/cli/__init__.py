@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, override, simulate, status, ticks
+from jarvis.cli import commands, daemon, operator, override, silence, simulate, status, ticks
 from jarvis.cli.argv import hoist_config, quiet_flags
 from jarvis.cli.common import State
 
@@ -51,6 +51,8 @@ app.command("scale")(override.scale)
 app.command("simulate")(simulate.simulate)
 app.add_typer(operator.killswitch_app, name="killswitch")
 app.add_typer(operator.retries_app, name="retries")
+app.add_typer(silence.silence_app, name="silence")
+app.add_typer(silence.notifications_app, name="notifications")
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

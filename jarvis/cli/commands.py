@@ -53,24 +53,19 @@ def events(
     import anyio
 
     from jarvis.app import open_store
+    from jarvis.store.follow import follow as follow_events
 
     async def main() -> None:
         store = await open_store(settings)
         try:
             batch = await store.events(limit=limit, kinds=kind, resource=resource)
             _print_events(batch, as_json)
-            last = batch[-1].id if batch else None
-            while follow:
-                await anyio.sleep(1.0)
-                if last is None:
-                    newer = await store.events(limit=500, kinds=kind, resource=resource)
-                else:
-                    newer = await store.events(
-                        limit=500, kinds=kind, resource=resource, after_id=last
-                    )
-                if newer:
+            if follow:
+                last = batch[-1].id if batch else None
+                async for newer in follow_events(
+                    store, last, anyio.sleep, kinds=kind, resource=resource
+                ):
                     _print_events(newer, as_json)
-                    last = newer[-1].id
         finally:
             await store.aclose()
 
@@ -170,11 +165,17 @@ def db_prune(
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden)."""
     settings = settings_from(ctx)
-    from jarvis.app import build_guard
+    from jarvis.app import build_guard, notify_channels
+    from jarvis.config import ConfigError
     from jarvis.providers import enabled as enabled_providers
 
     build_guard(settings)
+    try:
+        channels = notify_channels(settings)
+    except ConfigError as exc:
+        fail(str(exc), 2)
     data = json.loads(settings.model_dump_json())
+    data["notify_channels"] = sorted(channels)
     data["providers"] = [provider.name for provider in enabled_providers(settings)]
     for key in ("database_url", "redis_url"):
         if data.get(key):

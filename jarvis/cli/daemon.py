@@ -21,10 +21,13 @@ from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.election import Elector
     from jarvis.loop.scheduler import Scheduler
+    from jarvis.notify import Notifier
     from jarvis.store.nodelock import NodeLock
     from jarvis.telemetry.http import HttpServer
     from jarvis.telemetry.web.view import BudgetView
@@ -80,26 +83,63 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
-    import anyio
+async def _open(
+    settings: Settings,
+) -> tuple[App, NodeLock | None, Elector | None, Notifier | None]:
+    """Build the app (on SQLite holding the file alone), its elector and notifier.
 
-    from jarvis.app import build_app
-    from jarvis.loop.election import Leadership
-    from jarvis.loop.scheduler import Scheduler
+    Whatever was taken is given back when a later step fails.
+    """
+    from jarvis.app import build_app, build_notifier
 
-    log = _log()
     replicated = settings.database_url.startswith("postgresql")
     lock = None if replicated else _single_node(settings)
+    app: App | None = None
     try:
         # Replicas close orphans only once elected, and only those of stopped runs.
         app = await build_app(settings, recover_orphans=not replicated)
+        notifier = build_notifier(settings, app.store, app.clock, app.metrics)
     except BaseException:
+        if app is not None:
+            await app.aclose()
         if lock is not None:
             lock.release()
         raise
     elector = _elector(settings, app) if replicated else None
     if elector is None:
         app.metrics.leader.set(1)  # one node: it leads
+    return app, lock, elector, notifier
+
+
+def _start_beside(
+    group: TaskGroup,
+    settings: Settings,
+    app: App,
+    elector: Elector | None,
+    notifier: Notifier | None,
+) -> None:
+    """Start what runs beside the scheduler, never inside a tick: retention, election, notices."""
+    from jarvis.loop.retention import Pruner
+
+    pruner = Pruner.for_policies(
+        app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
+    )
+    group.start_soon(pruner.run)
+    if elector is not None:
+        group.start_soon(elector.run)
+    if notifier is not None:
+        # A slow receiver delays no action.
+        group.start_soon(notifier.run)
+
+
+async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
+    import anyio
+
+    from jarvis.loop.election import Leadership
+    from jarvis.loop.scheduler import Scheduler
+
+    log = _log()
+    app, lock, elector, notifier = await _open(settings)
     scheduler = Scheduler(
         app.reconciler,
         app.clock,
@@ -127,17 +167,11 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
             dry_run=settings.dry_run,
             http_port=server.port if server else None,
             replica=None if elector is None else elector.replica,
+            notify=sorted(notifier.channels) if notifier else [],
         )
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
-            from jarvis.loop.retention import Pruner
-
-            pruner = Pruner.for_policies(
-                app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
-            )
-            group.start_soon(pruner.run)
-            if elector is not None:
-                group.start_soon(elector.run)
+            _start_beside(group, settings, app, elector, notifier)
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:

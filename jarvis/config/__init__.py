@@ -30,6 +30,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
 from jarvis.config.secrets import known_secrets
@@ -106,6 +107,7 @@ class Settings(BaseSettings):
     rollback: RollbackSettings = RollbackSettings()
     cost: CostSettings = CostSettings()
     routing: RoutingSettings = RoutingSettings()
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("database_url")
     @classmethod

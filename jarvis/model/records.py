@@ -36,6 +36,8 @@ class EventKind(enum.StrEnum):
     RETRIES_RESET = "retries.reset"
     POLICY_NOTE = "policy.note"
     ALERT = "alert"
+    SILENCE_ADDED = "silence.added"
+    SILENCE_EXPIRED = "silence.expired"
 
 
 @dataclass(frozen=True, slots=True)

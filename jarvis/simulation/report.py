@@ -42,6 +42,8 @@ class SimulationReport:
     """Events written, and events that waited in the spool while the database was away."""
     scheduler: dict[str, int] = field(default_factory=dict)
     """The scheduler's count of ticks that overran their interval, and that timed out."""
+    notifications: dict[str, Any] = field(default_factory=dict)
+    """Pages (distinct PagerDuty incidents) the notifier raised, by cause, against escalations."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ class SimulationReport:
             "operator": self.operator,
             "store": self.store,
             "scheduler": self.scheduler,
+            "notifications": self.notifications,
             "invariants": {
                 name: {
                     # "capacity_bounds.weights" and the like add to their invariant.
@@ -118,6 +121,15 @@ class SimulationReport:
             f"ticks overrun: {self.scheduler.get('overruns', 0)}, "
             f"timed out: {self.scheduler.get('timed_out', 0)}"
         )
+        pages = self.notifications
+        if pages:
+            causes = ", ".join(f"{c} {n}" for c, n in pages.get("by_cause", {}).items()) or "-"
+            console.print(
+                f"pages: {pages.get('pages', 0)} incidents ({causes}) for "
+                f"{pages.get('escalations', 0)} escalations; "
+                f"{pages.get('page_notices', 0)} notices, {pages.get('resolves', 0)} resolves",
+                highlight=False,
+            )
         budget = self.budget
         for month in budget.get("months", []):
             console.print(_budget_line(month), highlight=False)

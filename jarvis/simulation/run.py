@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 
-from jarvis.app import App
+from jarvis.app import App, build_notifier
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.model import EventKind
+from jarvis.notify.channels import Recorder
+from jarvis.notify.notice import Notice
 from jarvis.simulation.faults import Fault, FaultKind, plan_faults
 from jarvis.simulation.handoff import Handoff
 from jarvis.simulation.invariant_records import Rules
@@ -100,6 +103,17 @@ class SimulationRun:
         self.surges: list[tuple[datetime, str]] = []
         self.down_until: dict[FaultKind, datetime] = {}
         self.last_event_id = 0
+        self.pages: list[Notice] = []
+        # The real notifier, in virtual time, paging a recorder: how often a human is woken.
+        self.notifier = build_notifier(
+            settings,
+            app.store,
+            clock,
+            app.metrics,
+            seed=config.seed,
+            pager=Recorder("pager", self.pages),
+        )
+        self.notifier_started = False
         self.held_back = False  # at the end, events waited in the spool: check them once more
 
     async def run(self, report: SimulationReport) -> None:
@@ -127,6 +141,7 @@ class SimulationRun:
         await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
         tick = result.report
         await self._check(None if tick is None else tick.tick_id)
+        await self._notify()
         if tick is not None:
             self.budget.observe(tick.snapshot.resources, tick.started_at)
         if self.progress is not None:
@@ -136,6 +151,18 @@ class SimulationRun:
             self._bring_back()
             return False
         return True
+
+    async def _notify(self) -> None:
+        """One notifier round after each tick (it polls far more often in the daemon)."""
+        if self.notifier is None:
+            return
+        try:
+            if not self.notifier_started:
+                await self.notifier.start()
+                self.notifier_started = True
+            await self.notifier.round()
+        except StoreError:
+            return  # the database is away; the round after it returns catches up
 
     def _bring_back(self) -> None:
         """Give back what is down before the scheduler's last flush, which replays the spool."""
@@ -252,6 +279,15 @@ class SimulationRun:
         report.store = {
             name: int(registry.get_sample_value(f"jarvis_{name}_total") or 0)
             for name in ("events_written", "events_spooled")
+        }
+        triggers = [n for n in self.pages if n.action == "trigger"]
+        first = {n.incident: n for n in reversed(triggers)}
+        report.notifications = {
+            "pages": len({n.incident for n in triggers}),
+            "page_notices": len(triggers),
+            "resolves": sum(1 for n in self.pages if n.action == "resolve"),
+            "by_cause": dict(sorted(Counter(first[i].cause for i in first).items())),
+            "escalations": len(self.tally.escalations),
         }
         report.checks = dict(self.checker.checks)
         report.violations = list(self.checker.violations)

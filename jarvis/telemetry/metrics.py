@@ -37,6 +37,7 @@ __all__ = [
     "ACTION_OUTCOMES",
     "ADMIN_RESULTS",
     "DURATION_BUCKETS",
+    "NOTIFICATION_OUTCOMES",
     "TICK_OUTCOMES",
     "Metrics",
 ]
@@ -48,6 +49,7 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
 ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
+NOTIFICATION_OUTCOMES: Final = ("sent", "retried", "failed")
 ADMIN_METHODS: Final = ("GET", "POST")
 ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")
 
@@ -143,6 +145,12 @@ class Metrics:
             "Resources quarantined until an operator resets them.",
             registry=reg,
         )
+        self.notifications = Counter(
+            "jarvis_notifications_total",
+            "Notification delivery attempts by channel and outcome (sent, retried, failed).",
+            ["channel", "outcome"],
+            registry=reg,
+        )
         self.observe_errors = Counter(
             "jarvis_observe_errors_total",
             "Failed observations, by actuator.",
@@ -233,6 +241,12 @@ class Metrics:
         for name in names:
             self.observe_errors.labels(actuator=name)
             self.observe_duration.labels(actuator=name)
+
+    def known_channels(self, names: Iterable[str]) -> None:
+        """Start the per-channel notification series at zero for the configured channels."""
+        for name in names:
+            for outcome in NOTIFICATION_OUTCOMES:
+                self.notifications.labels(channel=name, outcome=outcome)
 
     def known_policies(self, names: Iterable[str]) -> None:
         """Start the per-policy failure series at zero for the policies the daemon runs."""

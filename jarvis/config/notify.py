@@ -1,0 +1,93 @@
+"""The ``[notify]`` section: channels, routes and Alertmanager's timings.
+
+Read by the composition root, which builds the notifier from it. Secrets
+(the Slack webhook URL, the PagerDuty routing key, the SMTP password) are
+never settings: each channel names the environment variable that holds its
+secret (``webhook_url_env`` …), and `secret` reads it here, the one place
+besides `jarvis.config` that reads the environment, so a secret can never sit
+in a TOML file or be printed by ``jarvis config check``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr
+
+from jarvis.config.sections import Section
+
+__all__ = ["EmailChannel", "NotifySettings", "PagerDutyChannel", "SlackChannel", "secret"]
+
+SeverityName = Literal["critical", "error", "warning", "info"]
+
+
+def _severities(*names: SeverityName) -> Any:
+    """A default list of severities, built fresh for each section."""
+    return Field(default_factory=lambda: list(names), min_length=1)
+
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def secret(variable: str) -> SecretStr | None:
+    """The value of environment variable ``variable``, or None when unset or empty."""
+    value = os.environ.get(variable, "")
+    return SecretStr(value) if value else None
+
+
+class ChannelRoute(Section):
+    """Which alerts a channel receives: by severity and by resource glob."""
+
+    severities: list[SeverityName] = _severities("critical", "error")
+    resources: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["*"])
+
+
+class SlackChannel(ChannelRoute):
+    severities: list[SeverityName] = _severities("critical", "error", "warning", "info")
+    webhook_url_env: EnvName = "SLACK_WEBHOOK_URL"
+    """The environment variable holding the incoming-webhook URL (it is the secret)."""
+
+
+class PagerDutyChannel(ChannelRoute):
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    routing_key_env: EnvName = "PAGERDUTY_ROUTING_KEY"
+    source: str = "jarvis"
+    """``payload.source`` of every event: which system is paging."""
+
+
+class EmailChannel(ChannelRoute):
+    severities: list[SeverityName] = _severities("critical", "error", "warning")
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    sender: Annotated[str, Field(min_length=3)]
+    recipients: Annotated[list[str], Field(min_length=1)]
+    username: str | None = None
+    password_env: EnvName = "SMTP_PASSWORD"  # noqa: S105 - a variable's name, not a password
+    starttls: bool = True
+    """STARTTLS after connecting (port 587); ``use_tls`` is TLS from the start (port 465)."""
+    use_tls: bool = False
+
+
+class NotifySettings(Section):
+    """Off unless a channel is configured; the notifier never delays a tick."""
+
+    poll_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    group_wait: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    group_interval: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    repeat_interval: Annotated[float, Field(gt=0, le=30 * 86_400)] = 4 * 3600.0
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
+    backoff_base: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    backoff_max: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    send_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    stall_intervals: Annotated[float, Field(ge=2, le=1000)] = 3.0
+    """The loop counts as stalled after this many intervals without a finished tick."""
+    store_unreachable_after: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    """Seconds the event store may stay unreachable before a human is told."""
+    slack: SlackChannel | None = None
+    pagerduty: PagerDutyChannel | None = None
+    email: EmailChannel | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any(c is not None for c in (self.slack, self.pagerduty, self.email))

@@ -1,0 +1,170 @@
+"""The three channels: Slack incoming webhooks, PagerDuty Events v2, email over SMTP.
+
+Built by `build_channels` from the ``[notify]`` settings and the secrets in
+the environment; called by the delivery loop with one `Notice` at a time. A
+failure is a `DeliveryError` that says whether retrying can help (a 5xx, a
+429, a refused connection) or not (a 4xx: the payload or the secret is
+wrong). Error messages name the channel and the status, never the URL or key,
+because the webhook URL is itself the Slack secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import aiosmtplib
+
+from jarvis.config.notify import NotifySettings, secret
+from jarvis.notify.notice import Notice
+from jarvis.notify.render import email_message, pagerduty_event, slack_message
+
+__all__ = ["Channel", "DeliveryError", "Recorder", "build_channels"]
+
+
+class DeliveryError(Exception):
+    """A notification did not get through; ``temporary`` says whether to try again."""
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, notice: Notice) -> None: ...
+
+
+def _http_error(channel: str, status: int, body: str) -> DeliveryError:
+    temporary = status == 429 or status >= 500
+    return DeliveryError(f"{channel} answered {status}: {body[:200]}", temporary=temporary)
+
+
+async def _post(channel: str, url: str, body: object, seconds: float, accept: set[int]) -> None:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.post(url, json=body) as response,
+        ):
+            text = await response.text()
+            if response.status not in accept:
+                raise _http_error(channel, response.status, text)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # Not str(exc): some aiohttp errors quote the URL, and the URL is the secret.
+        raise DeliveryError(
+            f"{channel} unreachable: {type(exc).__name__}", temporary=True
+        ) from None
+
+
+@dataclass
+class SlackWebhook:
+    url: str
+    timeout: float
+    name: str = "slack"
+
+    async def send(self, notice: Notice) -> None:
+        await _post(self.name, self.url, slack_message(notice), self.timeout, {200})
+
+
+@dataclass
+class PagerDuty:
+    url: str
+    routing_key: str
+    source: str
+    timeout: float
+    name: str = "pagerduty"
+
+    async def send(self, notice: Notice) -> None:
+        body = pagerduty_event(notice, self.routing_key, self.source)
+        await _post(self.name, self.url, body, self.timeout, {200, 202})
+
+
+@dataclass
+class Email:
+    host: str
+    port: int
+    sender: str
+    recipients: list[str]
+    username: str | None
+    password: str | None
+    starttls: bool
+    use_tls: bool
+    timeout: float
+    name: str = "email"
+
+    async def send(self, notice: Notice) -> None:
+        message = email_message(notice, self.sender, self.recipients)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.use_tls,
+                start_tls=self.starttls and not self.use_tls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            temporary = 400 <= exc.code < 500
+            raise DeliveryError(
+                f"email refused {exc.code}: {exc.message[:200]}", temporary=temporary
+            ) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise DeliveryError(
+                f"email unreachable: {type(exc).__name__}", temporary=True
+            ) from None
+
+
+@dataclass
+class Recorder:
+    """A channel that keeps what it is sent: the simulation's pager, which reaches nobody."""
+
+    name: str
+    notices: list[Notice]
+
+    async def send(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
+
+class MissingSecretError(Exception):
+    """A configured channel's secret is not in the environment."""
+
+
+def build_channels(settings: NotifySettings) -> dict[str, Channel]:
+    """Every configured channel by name; raises MissingSecretError naming the variable."""
+    channels: dict[str, Channel] = {}
+    timeout = settings.send_timeout
+    if settings.slack is not None:
+        url = _required(settings.slack.webhook_url_env, "notify.slack")
+        channels["slack"] = SlackWebhook(url=url, timeout=timeout)
+    if settings.pagerduty is not None:
+        pd = settings.pagerduty
+        key = _required(pd.routing_key_env, "notify.pagerduty")
+        channels["pagerduty"] = PagerDuty(
+            url=pd.url, routing_key=key, source=pd.source, timeout=timeout
+        )
+    if settings.email is not None:
+        mail = settings.email
+        password = secret(mail.password_env)
+        channels["email"] = Email(
+            host=mail.host,
+            port=mail.port,
+            sender=mail.sender,
+            recipients=list(mail.recipients),
+            username=mail.username,
+            password=None if password is None else password.get_secret_value(),
+            starttls=mail.starttls,
+            use_tls=mail.use_tls,
+            timeout=timeout,
+        )
+    return channels
+
+
+def _required(variable: str, section: str) -> str:
+    value = secret(variable)
+    if value is None:
+        raise MissingSecretError(f"{section}: environment variable {variable} is not set")
+    return value.get_secret_value()

@@ -1,0 +1,161 @@
+"""Delivering the outbox: one attempt per due row, retries with backoff and jitter.
+
+Called by the notifier after each consume. A row is sent, or rescheduled at
+``base * 2**(attempts-1)`` seconds (capped, then scaled by a random factor in
+[0.5, 1] so a fleet of retries does not arrive at once), or marked failed
+after its last attempt or a refusal retrying cannot fix. Each outcome is
+counted in ``jarvis_notifications_total{channel,outcome}``. Delivery is at
+least once: a row is marked sent after the receiver answered, so a crash in
+between sends it again; PagerDuty folds that repeat into the same incident by
+its dedup key, and the window is one HTTP round trip wide.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import anyio
+import structlog
+
+from jarvis.model import Clock
+from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.notify.channels import Channel, DeliveryError
+from jarvis.notify.groups import Route
+from jarvis.notify.notice import Notice
+from jarvis.store.outbox import NotificationOutbox
+from jarvis.telemetry.metrics import Metrics
+
+__all__ = ["Delivery"]
+
+log = structlog.get_logger("jarvis.notify")
+
+
+class Delivery:
+    """Sends due outbox rows through their channels and records what happened."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        max_attempts: int,
+        backoff_base: float,
+        backoff_max: float,
+        send_timeout: float,
+        rng: random.Random,
+    ) -> None:
+        self.clock = clock
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.send_timeout = send_timeout
+        self.rng = rng
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
+        delay: float = min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max)
+        return delay * (0.5 + self.rng.random() / 2)
+
+    async def deliver_due(self, outbox: NotificationOutbox, channels: dict[str, Channel]) -> int:
+        """One attempt at every due row; return how many were sent."""
+        sent = 0
+        for row in await outbox.due(self.clock.now()):
+            attempts = row.attempts + 1
+            channel = channels.get(row.channel)
+            if channel is None:
+                await outbox.mark_failed(row.id, attempts, f"channel {row.channel} not configured")
+                self.metrics.notifications.labels(channel=row.channel, outcome="failed").inc()
+                continue
+            error = await self._send(channel, Notice.from_json(row.message))
+            now = self.clock.now()
+            if error is None:
+                await outbox.mark_sent(row.id, attempts, now)
+                outcome = "sent"
+                sent += 1
+            elif error.temporary and attempts < self.max_attempts:
+                at = now + timedelta(seconds=self.backoff(attempts))
+                await outbox.mark_retry(row.id, attempts, at, str(error))
+                outcome = "retried"
+            else:
+                await outbox.mark_failed(row.id, attempts, str(error))
+                outcome = "failed"
+            self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
+            if error is not None:
+                log.warning(
+                    "notification not delivered",
+                    channel=row.channel,
+                    incident=row.incident,
+                    attempts=attempts,
+                    outcome=outcome,
+                    error=str(error),
+                )
+        return sent
+
+    async def _send(self, channel: Channel, notice: Notice) -> DeliveryError | None:
+        try:
+            with anyio.fail_after(self.send_timeout):
+                await channel.send(notice)
+        except DeliveryError as exc:
+            return exc
+        except TimeoutError:
+            return DeliveryError(f"{channel.name} timed out", temporary=True)
+        return None
+
+    async def direct(
+        self,
+        channels: dict[str, Channel],
+        routes: list[Route],
+        since: datetime,
+        error: str,
+        *,
+        resolved: bool,
+    ) -> None:
+        """Report the event store unreachable (or back) without the outbox, which lives in it.
+
+        One attempt per channel: best effort, because nothing durable is left
+        to remember a retry in.
+        """
+        change = AlertChange(
+            fingerprint="store_unreachable",
+            firing=True,
+            at=since,
+            event_id=0,
+            cause="store_unreachable",
+            severity=Severity.CRITICAL,
+            summary=f"the event store has been unreachable since {since:%Y-%m-%d %H:%M:%S} UTC"
+            + (f": {error}" if error else ""),
+            tried="spooling events to the local file; no action can be made durable meanwhile",
+            reset="bring the database back; Jarvis replays the spool by itself",
+        )
+        alert = {
+            "fingerprint": change.fingerprint,
+            "resource": "",
+            "cause": change.cause,
+            "severity": change.severity.value,
+            "summary": change.summary,
+            "tried": change.tried,
+            "reset": change.reset,
+            "since": since.isoformat(),
+            "oneshot": False,
+            "resolved": resolved,
+        }
+        for route in routes:
+            channel = channels.get(route.channel)
+            if channel is None or not route.matches(change):
+                continue
+            notice = Notice(
+                channel=route.channel,
+                incident=f"jarvis-store-unreachable-{since:%Y%m%dT%H%M%S}",
+                action="resolve" if resolved else "trigger",
+                sequence=2 if resolved else 1,
+                severity=Severity.CRITICAL,
+                cause=change.cause,
+                provider="",
+                alerts=() if resolved else (alert,),
+                since=since,
+            )
+            failure = await self._send(channel, notice)
+            outcome = "sent" if failure is None else "failed"
+            self.metrics.notifications.labels(channel=route.channel, outcome=outcome).inc()

@@ -1,0 +1,143 @@
+"""A `Notice` in each channel's documented shape: Slack Block Kit, PagerDuty Events v2, email.
+
+Pure; called by the channels at send time. Every message says which
+resources, what happened, what Jarvis tried, and the command that resets it.
+Limits the APIs document are respected here (Slack: a header's text at most
+150 characters, a section's 3000, at most 50 blocks; PagerDuty: a summary at
+most 1024 characters), so a long outage list is cut with a count, not refused.
+"""
+
+from __future__ import annotations
+
+import html
+from email.message import EmailMessage
+from typing import Any
+
+from jarvis.notify.notice import Notice
+
+__all__ = ["email_message", "pagerduty_event", "slack_message", "subject"]
+
+_SLACK_LISTED = 20
+"""Alerts listed one section each; the rest are counted (Slack allows 50 blocks)."""
+
+
+def subject(notice: Notice) -> str:
+    """One line for a header, a subject or a page summary."""
+    count = len(notice.alerts)
+    where = f" on {notice.provider}" if notice.provider else ""
+    if notice.action == "resolve":
+        return f"[RESOLVED] {notice.cause}{where}"
+    if count == 1:
+        return f"[{notice.severity.value.upper()}] {notice.alerts[0]['summary']}"
+    return f"[{notice.severity.value.upper()}] {notice.cause}{where}: {count} resources affected"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _alert_lines(alert: dict[str, Any]) -> list[str]:
+    lines = [alert["summary"]]
+    if alert["tried"]:
+        lines.append(f"Jarvis tried: {alert['tried']}")
+    if alert["reset"]:
+        lines.append(f"To reset: {alert['reset']}")
+    return lines
+
+
+def slack_message(notice: Notice) -> dict[str, Any]:
+    """An incoming-webhook body: ``text`` (the notification fallback) and Block Kit ``blocks``."""
+    title = subject(notice)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150)}}
+    ]
+    if notice.action == "resolve":
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "Every resource of this incident is healthy."},
+            }
+        )
+    for alert in notice.alerts[:_SLACK_LISTED]:
+        resource = f"*{alert['resource']}*\n" if alert["resource"] else ""
+        lines = _alert_lines(alert)
+        if alert["reset"]:
+            lines[-1] = f"To reset: `{alert['reset']}`"
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(resource + "\n".join(lines), 3000)},
+            }
+        )
+    if len(notice.alerts) > _SLACK_LISTED:
+        more = len(notice.alerts) - _SLACK_LISTED
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"…and {more} more"}})
+    footer = f"incident `{notice.incident}` · since {notice.since:%Y-%m-%d %H:%M} UTC"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
+    return {"text": title, "blocks": blocks}
+
+
+def pagerduty_event(notice: Notice, routing_key: str, source: str) -> dict[str, Any]:
+    """An Events API v2 body; the dedup key is the incident's, never the tick's."""
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": notice.action,
+        "dedup_key": notice.incident,
+    }
+    if notice.action == "resolve":
+        return body
+    body["payload"] = {
+        "summary": _cut(subject(notice), 1024),
+        "source": source,
+        "severity": notice.severity.value,
+        "timestamp": notice.since.isoformat(),
+        "component": notice.provider or "jarvis",
+        "group": notice.provider or "jarvis",
+        "class": notice.cause,
+        "custom_details": {
+            "resources": [a["resource"] for a in notice.alerts if a["resource"]],
+            "tried": sorted({a["tried"] for a in notice.alerts if a["tried"]}),
+            "reset": [a["reset"] for a in notice.alerts if a["reset"]],
+        },
+    }
+    body["client"] = "Jarvis"
+    return body
+
+
+def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMessage:
+    """A multipart/alternative message: plain text first, HTML second."""
+    message = EmailMessage()
+    message["Subject"] = subject(notice)
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    # Threads the notices of one incident together in mail clients.
+    message["References"] = f"<{notice.incident}@jarvis>"
+    text = [subject(notice), ""]
+    if notice.action == "resolve":
+        text.append("Every resource of this incident is healthy.")
+    for alert in notice.alerts:
+        if alert["resource"]:
+            text.append(alert["resource"])
+        text.extend(f"  {line}" for line in _alert_lines(alert))
+        text.append("")
+    text.append(f"incident {notice.incident}, since {notice.since:%Y-%m-%d %H:%M} UTC")
+    message.set_content("\n".join(text))
+    items = "".join(
+        "<li>"
+        + (f"<b>{html.escape(a['resource'])}</b><br>" if a["resource"] else "")
+        + "<br>".join(html.escape(line) for line in _alert_lines(a))
+        + "</li>"
+        for a in notice.alerts
+    )
+    body = (
+        f"<h2>{html.escape(subject(notice))}</h2>"
+        + (
+            "<p>Every resource of this incident is healthy.</p>"
+            if notice.action == "resolve"
+            else ""
+        )
+        + (f"<ul>{items}</ul>" if items else "")
+        + f"<p><small>incident {html.escape(notice.incident)}</small></p>"
+    )
+    message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+    return message

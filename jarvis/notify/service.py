@@ -1,0 +1,243 @@
+"""The notifier: an outbox consumer beside the loop, never inside a tick.
+
+The daemon runs `Notifier.run` as a task next to the scheduler. Each round
+reads the events after its cursor (`jarvis.store.follow`, as `jarvis events
+--follow` does), turns them into alert changes, asks the `Grouper` what is
+due, and commits the new notifications with the cursor and the grouping state
+in one transaction; then it delivers what is pending (`delivery`). Because it
+reads the record rather than the loop's memory, it is also the watchdog: no
+``tick.finished`` for ``stall_intervals`` intervals fires ``loop_stalled``,
+and an event store that stays unreachable is reported straight to the
+channels, since the outbox lives in that same store.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from jarvis.model import Clock, Event, EventKind
+from jarvis.notify.alerts import AlertChange, Severity, changes_for
+from jarvis.notify.channels import Channel
+from jarvis.notify.cursor import Cursor
+from jarvis.notify.delivery import Delivery
+from jarvis.notify.groups import Grouper
+from jarvis.notify.silences import silence_from
+from jarvis.store import EventStore, StoreError
+from jarvis.store.follow import newer
+from jarvis.store.outbox import NotificationOutbox
+from jarvis.telemetry.metrics import Metrics
+
+__all__ = ["Notifier"]
+
+log = structlog.get_logger("jarvis.notify")
+
+KINDS = frozenset(
+    (
+        EventKind.ACTION_ESCALATED,
+        EventKind.RETRIES_RESET,
+        EventKind.RESOURCE_CHANGED,
+        EventKind.ALERT,
+        EventKind.KILLSWITCH_ENGAGED,
+        EventKind.KILLSWITCH_RELEASED,
+        EventKind.ACTION_APPLIED,
+        EventKind.TICK_FINISHED,
+        EventKind.SILENCE_ADDED,
+        EventKind.SILENCE_EXPIRED,
+    )
+)
+
+
+@dataclass
+class Watchdog:
+    """When a tick last finished, and whether that is too long ago."""
+
+    stall_after: timedelta
+    last_tick: datetime
+    stalled: bool = False
+
+
+class Notifier:
+    """Consumes the event store into the outbox and delivers it."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        outbox: NotificationOutbox,
+        channels: dict[str, Channel],
+        grouper: Grouper,
+        clock: Clock,
+        metrics: Metrics,
+        poll_interval: float,
+        stall_after: timedelta,
+        unreachable_after: timedelta,
+        delivery: Delivery,
+        gap_grace: timedelta = timedelta(seconds=15),
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.channels = channels
+        self.grouper = grouper
+        self.clock = clock
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.delivery = delivery
+        self.cursor = Cursor(0, gap_grace)
+        self.watchdog = Watchdog(stall_after=stall_after, last_tick=clock.now())
+        self.unreachable_after = unreachable_after
+        self._unreachable_since: datetime | None = None
+        self._unreachable_reported = False
+        metrics.known_channels(channels)
+
+    async def start(self) -> None:
+        """Load the saved cursor and groups; on a first start, begin after the newest event."""
+        state = await self.outbox.load_state()
+        if "cursor" in state:
+            self.cursor.position = state["cursor"]["event_id"]
+            self.grouper.load_json(state.get("groups", {}))
+            watch = state.get("watchdog", {})
+            self.watchdog.stalled = bool(watch.get("stalled", False))
+        else:
+            # A notifier switched on beside an old record does not page its history.
+            latest = await newer(self.store, None, limit=1)
+            self.cursor.position = (latest[-1].id or 0) if latest else 0
+
+    async def run(self) -> None:
+        """Rounds forever, every ``poll_interval``; an outage is reported, never raised."""
+        await self._until_started()
+        while True:
+            try:
+                await self.round()
+            except Exception:  # a notifier bug must never stop the loop beside it
+                log.exception("notifier round failed; trying again next round")
+            await self.clock.sleep(self.poll_interval)
+
+    async def _until_started(self) -> None:
+        while True:
+            try:
+                await self.start()
+                return
+            except StoreError as exc:
+                await self._store_down(exc)
+            await self.clock.sleep(self.poll_interval)
+
+    async def round(self) -> None:
+        """One consume and one delivery pass; store outages are counted toward the report."""
+        try:
+            await self.consume()
+            await self.delivery.deliver_due(self.outbox, self.channels)
+        except StoreError as exc:
+            await self._store_down(exc)
+            return
+        await self._store_up()
+
+    async def consume(self) -> int:
+        """Read new events, group them, commit what is due with the cursor; return how many."""
+        while True:
+            # Every kind, not only KINDS: the cursor needs consecutive ids to see a gap.
+            batch = await newer(self.store, self.cursor.position)
+            now = self.clock.now()
+            taken, held = self.cursor.accept(batch, now)
+            for event in taken:
+                self._ingest(event, now)
+            if held or len(batch) < 500:
+                break
+        now = self.clock.now()
+        self._watch(now)
+        notices = self.grouper.due(now)
+        rows = [
+            {
+                "dedup_key": n.key,
+                "channel": n.channel,
+                "incident": n.incident,
+                "action": n.action,
+                "message": n.to_json(),
+            }
+            for n in notices
+        ]
+        await self.outbox.commit(self._state(), rows, now)
+        return len(rows)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "cursor": {"event_id": self.cursor.position},
+            "groups": self.grouper.to_json(),
+            "watchdog": {"stalled": self.watchdog.stalled},
+        }
+
+    def _ingest(self, event: Event, now: datetime) -> None:
+        if event.kind not in KINDS:
+            return
+        if event.kind is EventKind.TICK_FINISHED:
+            self.watchdog.last_tick = max(self.watchdog.last_tick, event.ts)
+            return
+        if event.kind is EventKind.SILENCE_ADDED:
+            self.grouper.add_silence(silence_from(event))
+            return
+        if event.kind is EventKind.SILENCE_EXPIRED:
+            self.grouper.expire_silence(str(event.payload.get("id")))
+            return
+        for change in changes_for(event):
+            self.grouper.ingest(change, now)
+
+    def _watch(self, now: datetime) -> None:
+        """The stall watchdog: fire when ticks stop, resolve when one finishes again."""
+        watch = self.watchdog
+        late = now - watch.last_tick
+        if not watch.stalled and late > watch.stall_after:
+            watch.stalled = True
+            self.grouper.ingest(self._stalled_change(watch.last_tick, late), now)
+        elif watch.stalled and late <= watch.stall_after:
+            watch.stalled = False
+            self.grouper.ingest(AlertChange("loop_stalled", firing=False, at=now, event_id=0), now)
+
+    @staticmethod
+    def _stalled_change(last_tick: datetime, late: timedelta) -> AlertChange:
+        return AlertChange(
+            fingerprint="loop_stalled",
+            firing=True,
+            at=last_tick,
+            event_id=0,
+            cause="loop_stalled",
+            severity=Severity.CRITICAL,
+            summary=f"no tick has finished for {late.total_seconds():.0f} s "
+            f"(last at {last_tick:%Y-%m-%d %H:%M:%S} UTC)",
+            tried="nothing: the loop itself is stuck",
+            reset="look at the daemon's logs and /healthz; restart it if it is hung",
+        )
+
+    async def _store_down(self, exc: StoreError) -> None:
+        now = self.clock.now()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            log.warning("notifier: event store unreachable", error=str(exc))
+        if (
+            not self._unreachable_reported
+            and now - self._unreachable_since >= self.unreachable_after
+        ):
+            self._unreachable_reported = True
+            await self.delivery.direct(
+                self.channels,
+                self.grouper.routes,
+                self._unreachable_since,
+                str(exc),
+                resolved=False,
+            )
+
+    async def _store_up(self) -> None:
+        if self._unreachable_reported and self._unreachable_since is not None:
+            await self.delivery.direct(
+                self.channels, self.grouper.routes, self._unreachable_since, "", resolved=True
+            )
+        self._unreachable_since = None
+        self._unreachable_reported = False
+
+
+def jitter_rng(seed: int | None = None) -> random.Random:
+    """The delivery's source of jitter (seeded in tests)."""
+    return random.Random(seed)  # noqa: S311 - jitter, not cryptography

@@ -1,0 +1,260 @@
+"""The notification outbox: the `notifications` table and the notifier's saved state.
+
+Defined on the store's shared `metadata` (migration 0004_notifications creates
+both tables). The notifier (`jarvis.notify`) writes the notifications an
+incident needs together with its event cursor and grouping state in one
+transaction (`commit`), then delivers pending rows and marks each sent, or
+failed after its last attempt. A notification's ``dedup_key`` is unique, so
+recomputing it after a restart inserts nothing: a restart never double-sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    Table,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jarvis.store.tables import UtcDateTime, json_type, metadata
+
+__all__ = [
+    "MemoryOutbox",
+    "NotificationOutbox",
+    "NotificationRow",
+    "Outbox",
+    "notifications",
+    "notify_state",
+]
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("dedup_key", Text, nullable=False, unique=True),
+    Column("channel", Text, nullable=False),
+    Column("incident", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("message", json_type(), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    # The dispatcher's question: which pending rows are due now.
+    Index(None, "status", "next_attempt_at"),
+)
+
+notify_state = Table(
+    "notify_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", json_type(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    """One row of the outbox, as the dispatcher and the tests read it."""
+
+    id: int
+    dedup_key: str
+    channel: str
+    incident: str
+    action: str
+    message: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    sent_at: datetime | None
+
+
+class NotificationOutbox(Protocol):
+    """What the notifier needs of an outbox: `Outbox` (SQL) or `MemoryOutbox` (simulation)."""
+
+    async def load_state(self) -> dict[str, Any]: ...
+
+    async def commit(
+        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+    ) -> int: ...
+
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]: ...
+
+    async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None: ...
+
+    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None: ...
+
+    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None: ...
+
+
+class Outbox:
+    """Reads and writes the outbox over the event database's engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def load_state(self) -> dict[str, Any]:
+        """The notifier's saved state by name (``cursor``, ``groups``), empty at first start."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(notify_state.c.name, notify_state.c.value))
+            return {row.name: row.value for row in rows}
+
+    async def commit(
+        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+    ) -> int:
+        """Save ``state`` and insert ``new`` notifications (skipping known keys) atomically."""
+        dialect = self.engine.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        async with self.engine.begin() as conn:
+            for name, value in state.items():
+                statement = insert(notify_state).values(name=name, value=value, updated_at=now)
+                await conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["name"], set_={"value": value, "updated_at": now}
+                    )
+                )
+            inserted = 0
+            for row in new:
+                statement = insert(notifications).values(
+                    **row,
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error="",
+                    created_at=now,
+                )
+                result = await conn.execute(
+                    statement.on_conflict_do_nothing(index_elements=["dedup_key"])
+                )
+                inserted += result.rowcount or 0
+            return inserted
+
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
+        """Pending rows whose next attempt is due, oldest first."""
+        query = (
+            select(notifications)
+            .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now)
+            .order_by(notifications.c.id)
+            .limit(limit)
+        )
+        return await self._rows(query)
+
+    async def rows(self, status: str | None = None) -> list[NotificationRow]:
+        """Every row (or those with ``status``), oldest first: for the CLI and tests."""
+        query = select(notifications).order_by(notifications.c.id)
+        if status is not None:
+            query = query.where(notifications.c.status == status)
+        return await self._rows(query)
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None:
+        await self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error="")
+
+    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
+        await self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
+
+    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
+        await self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
+
+    async def _update(self, row_id: int, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(notifications).where(notifications.c.id == row_id).values(**values)
+            )
+
+    async def _rows(self, query: Any) -> list[NotificationRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [
+                NotificationRow(
+                    id=r.id,
+                    dedup_key=r.dedup_key,
+                    channel=r.channel,
+                    incident=r.incident,
+                    action=r.action,
+                    message=dict(r.message),
+                    status=r.status,
+                    attempts=r.attempts,
+                    next_attempt_at=r.next_attempt_at,
+                    last_error=r.last_error,
+                    sent_at=r.sent_at,
+                )
+                for r in result
+            ]
+
+
+class MemoryOutbox:
+    """The outbox in memory, for the simulation (whose event store is in memory too)."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] = {}
+        self._rows: dict[int, NotificationRow] = {}
+        self._keys: set[str] = set()
+
+    async def load_state(self) -> dict[str, Any]:
+        return dict(self._state)
+
+    async def commit(
+        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+    ) -> int:
+        self._state.update(state)
+        inserted = 0
+        for row in new:
+            if row["dedup_key"] in self._keys:
+                continue
+            self._keys.add(row["dedup_key"])
+            row_id = len(self._rows) + 1
+            self._rows[row_id] = NotificationRow(
+                id=row_id,
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                sent_at=None,
+                **row,
+            )
+            inserted += 1
+        return inserted
+
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
+        due = [r for r in self._rows.values() if r.status == PENDING and r.next_attempt_at <= now]
+        return due[:limit]
+
+    async def rows(self, status: str | None = None) -> list[NotificationRow]:
+        return [r for r in self._rows.values() if status is None or r.status == status]
+
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None:
+        self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error="")
+
+    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
+        self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
+
+    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
+        self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
+
+    def _update(self, row_id: int, **values: Any) -> None:
+        self._rows[row_id] = replace(self._rows[row_id], **values)

@@ -1,0 +1,127 @@
+"""`jarvis run` as a real process pages once for an escalation, across a restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.notify.conftest import ROUTING_KEY
+from tests.notify.receivers import Receivers, free_port
+
+BRAIN = "sim://ai-dawg-ai-brain"
+
+
+def daemon_env(tmp_path: Path, receivers: Receivers) -> dict[str, str]:
+    return jarvis_env(
+        tmp_path,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_NOTIFY__POLL_INTERVAL="0.2",
+        JARVIS_NOTIFY__GROUP_WAIT="0.5",
+        JARVIS_NOTIFY__GROUP_INTERVAL="1",
+        # Under load a tick can take seconds; this test is not about the stall watchdog.
+        JARVIS_NOTIFY__STALL_INTERVALS="1000",
+        JARVIS_NOTIFY__SLACK=json.dumps({"webhook_url_env": "TEST_SLACK_URL"}),
+        JARVIS_NOTIFY__PAGERDUTY=json.dumps(
+            {"url": receivers.pagerduty_url, "routing_key_env": "TEST_PD_KEY"}
+        ),
+        TEST_SLACK_URL=receivers.slack_url,
+        TEST_PD_KEY=ROUTING_KEY,
+    )
+
+
+def start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.5", "--http-port", str(free_port())),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        raise AssertionError("jarvis run did not exit after SIGTERM") from None
+    assert process.returncode == 0, output
+    return output
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
+    tmp_path: Path, receivers: Receivers
+) -> None:
+    """Escalation pages once; after a restart, nothing is resent and the reset resolves it."""
+    env = daemon_env(tmp_path, receivers)
+
+    def brain_pages() -> list[dict[str, object]]:
+        return [
+            p for p in receivers.triggers() if BRAIN in p["payload"]["custom_details"]["resources"]
+        ]
+
+    first = start(tmp_path, env)
+    try:
+        wait_until(lambda: len(brain_pages()) >= 1, "the escalation's page")
+    finally:
+        output = stop(first)
+    (page,) = brain_pages()
+    incident = page["dedup_key"]
+
+    second = start(tmp_path, env)
+    try:
+        reset = subprocess.run(
+            jarvis_argv("retries", "reset", BRAIN),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert reset.returncode == 0, reset.stderr
+        wait_until(
+            lambda: any(r["dedup_key"] == incident for r in receivers.resolves()),
+            "the resolve of the first incident",
+        )
+    finally:
+        output += stop(second)
+
+    assert [p["dedup_key"] for p in receivers.triggers()].count(incident) == 1
+    assert [r["dedup_key"] for r in receivers.resolves()].count(incident) == 1
+    listed = subprocess.run(
+        jarvis_argv("notifications", "list", "--json", "--status", "sent"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    paged = sorted(
+        (r["action"], r["attempts"])
+        for r in rows
+        if r["channel"] == "pagerduty" and r["incident"] == incident
+    )
+    assert paged == [("resolve", 1), ("trigger", 1)]
+    # Secrets never reach the logs.
+    assert ROUTING_KEY not in output
+    assert "secretpart" not in output

@@ -1,0 +1,282 @@
+"""The notifier end to end: events in a real PostgreSQL, loopback Slack, PagerDuty and SMTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+
+from jarvis.model import Event, EventKind
+from tests.notify.conftest import ROUTING_KEY, Rig, RigFactory
+from tests.notify.receivers import Receivers
+
+pytestmark = pytest.mark.anyio
+
+
+def escalation(resource: str, at: datetime, *, n: int = 0) -> Event:
+    return Event(
+        kind=EventKind.ACTION_ESCALATED,
+        ts=at,
+        idempotency_key=f"esc:{resource}:{n}",
+        resource=resource,
+        action_kind="restart",
+        policy="heal",
+        reason="3 failed attempts; quarantined until `jarvis retries reset`",
+        payload={"attempts": 3, "last_error": "container exited with code 137"},
+        action_id=f"a-{resource}-{n}",
+    )
+
+
+def reset(resource: str, at: datetime) -> Event:
+    return Event(
+        kind=EventKind.RETRIES_RESET,
+        ts=at,
+        idempotency_key=f"reset:{resource}:{at.isoformat()}",
+        resource=resource,
+        reason="reset by alice",
+        payload={"actor": "alice", "rows": 1},
+    )
+
+
+async def record(rig: Rig, *events: Event) -> None:
+    rig.store.append(events)
+    await rig.store.flush()
+
+
+def text_of(message: EmailMessage) -> tuple[str, str]:
+    plain = message.get_body(preferencelist=("plain",))
+    rich = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert rich is not None
+    return plain.get_content(), rich.get_content()
+
+
+async def test_one_escalation_sends_one_slack_message_one_page_and_one_email(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """An escalation reaches every channel once, after group_wait, and not again while unchanged."""
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(20)  # 20 s: still inside group_wait
+    assert (receivers.slack, receivers.pagerduty, receivers.emails) == ([], [], [])
+
+    await rig.rounds(360, step=10.0)  # an hour, well under repeat_interval
+
+    assert len(receivers.slack) == 1
+    assert len(receivers.triggers()) == 1
+    assert len(receivers.emails) == 1
+    slack_text = str(receivers.slack[0]["blocks"])
+    assert "sim://ai-dawg-ai-brain" in slack_text
+    assert "jarvis retries reset sim://ai-dawg-ai-brain" in slack_text
+    assert "restart, 3 attempts" in slack_text
+    page = receivers.triggers()[0]
+    assert page["routing_key"] == ROUTING_KEY
+    assert page["payload"]["severity"] == "critical"
+    assert page["payload"]["custom_details"]["resources"] == ["sim://ai-dawg-ai-brain"]
+    plain, rich = text_of(receivers.emails[0])
+    assert "jarvis retries reset sim://ai-dawg-ai-brain" in plain
+    assert "<b>sim://ai-dawg-ai-brain</b>" in rich
+    sent = rig.metrics.notifications.labels(channel="pagerduty", outcome="sent")._value.get()
+    assert sent == 1
+
+
+async def test_an_operator_reset_resolves_the_page_once(rig: Rig, receivers: Receivers) -> None:
+    """Resetting the escalated resource sends one resolve with the trigger's dedup key."""
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40)
+    assert len(receivers.triggers()) == 1
+    await record(rig, reset("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(720, step=10.0)
+
+    assert len(receivers.resolves()) == 1
+    assert len(receivers.triggers()) == 1
+    assert receivers.resolves()[0]["dedup_key"] == receivers.triggers()[0]["dedup_key"]
+    assert len(receivers.slack) == 2
+    assert receivers.slack[1]["text"].startswith("[RESOLVED]")
+    assert len(receivers.emails) == 2
+
+
+async def test_fifty_services_failing_in_one_outage_page_once(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Fifty escalations of one provider and cause make one page that lists all fifty."""
+    now = rig.clock.now()
+    services = [f"sim://svc-{i:02d}" for i in range(50)]
+    await record(
+        rig, *(escalation(s, now + timedelta(seconds=i % 20)) for i, s in enumerate(services))
+    )
+    await rig.rounds(180, step=10.0)
+
+    assert len(receivers.triggers()) == 1
+    assert len({p["dedup_key"] for p in receivers.pagerduty}) == 1
+    assert sorted(receivers.triggers()[0]["payload"]["custom_details"]["resources"]) == services
+    assert "50 resources affected" in receivers.triggers()[0]["payload"]["summary"]
+    assert len(receivers.slack) == 1
+    assert len(receivers.emails) == 1
+
+
+async def test_a_receiver_failing_three_times_then_answering_gets_the_page_once(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Three 500s then a 202: retried with backoff, delivered exactly once."""
+    receivers.fail_next["pagerduty"] = 3
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10 * 60, step=1.0)
+
+    assert receivers.requests["pagerduty"] == 4
+    assert len(receivers.triggers()) == 1
+    counts = {
+        outcome: rig.metrics.notifications.labels(channel="pagerduty", outcome=outcome)._value.get()
+        for outcome in ("sent", "retried", "failed")
+    }
+    assert counts == {"sent": 1, "retried": 3, "failed": 0}
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "pagerduty"]
+    assert (row.status, row.attempts) == ("sent", 4)
+
+
+async def test_a_silence_mutes_matching_resources_until_it_expires(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A silence on sim://ai-dawg-* holds the notification back; expiring it lets it through."""
+    now = rig.clock.now()
+    silence = Event(
+        kind=EventKind.SILENCE_ADDED,
+        ts=now,
+        idempotency_key="silence.added:s1",
+        reason="maintenance",
+        payload={
+            "id": "s1",
+            "match": "sim://ai-dawg-*",
+            "until": (now + timedelta(hours=2)).isoformat(),
+        },
+    )
+    await record(rig, silence, escalation("sim://ai-dawg-ai-brain", now))
+    await rig.rounds(180, step=10.0)
+    assert receivers.pagerduty == []
+    expire = Event(
+        kind=EventKind.SILENCE_EXPIRED,
+        ts=rig.clock.now(),
+        idempotency_key="silence.expired:s1",
+        payload={"id": "s1"},
+    )
+    await record(rig, expire)
+    await rig.rounds(10 * 60, step=1.0)
+    assert len(receivers.triggers()) == 1
+
+
+async def test_a_stalled_loop_pages_and_a_finished_tick_resolves_it(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """Three intervals without tick.finished page loop_stalled; ticking again resolves it."""
+    rig = await make_rig(interval=30.0)
+    await rig.rounds(60, step=1.0)  # 60 s < 3 intervals of 30 s
+    assert receivers.pagerduty == []
+    await rig.rounds(120, step=1.0)
+    assert len(receivers.triggers()) == 1
+    assert "no tick has finished" in receivers.triggers()[0]["payload"]["summary"]
+    for n in range(20):  # the loop ticks again, every 30 s, for ten minutes
+        tick = Event(
+            kind=EventKind.TICK_FINISHED,
+            ts=rig.clock.now(),
+            idempotency_key=f"tick-{n}:finished",
+            tick_id=f"tick-{n}",
+        )
+        await record(rig, tick)
+        await rig.rounds(30, step=1.0)
+    assert len(receivers.resolves()) == 1
+    assert len(receivers.triggers()) == 1
+
+
+async def test_a_new_notifier_on_the_same_database_sends_nothing_twice(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """A restarted notifier resumes from the saved cursor and groups: nothing is resent."""
+    first = await make_rig()
+    await record(first, escalation("sim://ai-dawg-ai-brain", first.clock.now()))
+    await first.rounds(60, step=1.0)
+    assert len(receivers.triggers()) == 1
+    second = await make_rig(clock=first.clock)
+    await second.rounds(360, step=10.0)
+    assert len(receivers.triggers()) == 1
+    assert len(receivers.slack) == 1
+    await record(second, reset("sim://ai-dawg-ai-brain", second.clock.now()))
+    await second.rounds(60, step=10.0)
+    assert len(receivers.resolves()) == 1
+    assert receivers.resolves()[0]["dedup_key"] == receivers.triggers()[0]["dedup_key"]
+
+
+async def test_an_engaged_kill_switch_is_told_to_slack_and_email_but_does_not_page(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A warning routes to Slack and email only; the release sends their resolve."""
+    engaged = Event(
+        kind=EventKind.KILLSWITCH_ENGAGED,
+        ts=rig.clock.now(),
+        idempotency_key="ks:1",
+        reason="look",
+        payload={"actor": "cli:alice"},
+    )
+    await record(rig, engaged)
+    await rig.rounds(10, step=10.0)
+    assert receivers.pagerduty == []
+    assert len(receivers.slack) == 1
+    assert "jarvis killswitch release" in str(receivers.slack[0]["blocks"])
+    assert len(receivers.emails) == 1
+    released = Event(kind=EventKind.KILLSWITCH_RELEASED, ts=rig.clock.now(), idempotency_key="ks:2")
+    await record(rig, released)
+    await rig.rounds(60, step=10.0)
+    assert receivers.slack[-1]["text"].startswith("[RESOLVED]")
+    assert len(receivers.slack) == 2
+    assert receivers.pagerduty == []
+
+
+async def test_a_resource_reported_healthy_again_resolves_its_escalation(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """resource.changed with health healthy resolves the page without an operator."""
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10, step=10.0)
+    healthy = Event(
+        kind=EventKind.RESOURCE_CHANGED,
+        ts=rig.clock.now(),
+        idempotency_key="changed:brain",
+        resource="sim://ai-dawg-ai-brain",
+        payload={"health": "healthy"},
+    )
+    await record(rig, healthy)
+    await rig.rounds(60, step=10.0)
+    (resolve,) = receivers.resolves()
+    assert resolve["dedup_key"] == receivers.triggers()[0]["dedup_key"]
+
+
+async def test_an_event_committed_after_a_later_id_still_pages(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Ids commit out of order; the cursor waits at the gap rather than skip the escalation."""
+    from jarvis.store.tables import events as events_table
+
+    esc = escalation("sim://ai-dawg-ai-brain", rig.clock.now())
+    async with rig.store.engine.connect() as slow:
+        transaction = await slow.begin()
+        await slow.execute(
+            events_table.insert().values(
+                ts=esc.ts,
+                kind=esc.kind.value,
+                resource=esc.resource,
+                action_kind=esc.action_kind,
+                policy=esc.policy,
+                reason=esc.reason,
+                payload=dict(esc.payload),
+                action_id=esc.action_id,
+                idempotency_key=esc.idempotency_key,
+            )
+        )
+        # A later id commits first: another writer's tick.
+        later = Event(
+            kind=EventKind.TICK_FINISHED, ts=rig.clock.now(), idempotency_key="t:finished"
+        )
+        await record(rig, later)
+        await rig.rounds(5, step=1.0)
+        await transaction.commit()
+    await rig.rounds(60, step=1.0)
+    assert len(receivers.triggers()) == 1

@@ -1,0 +1,148 @@
+"""Alertmanager's timers in the pure grouper: group_wait, group_interval, repeat_interval."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.notify.groups import Grouper, Route, Timing
+from jarvis.notify.notice import Notice
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+ALL = frozenset(Severity)
+
+
+def fire(resource: str, at: datetime, cause: str = "escalated") -> AlertChange:
+    return AlertChange(
+        fingerprint=f"escalated:{resource}:restart",
+        firing=True,
+        at=at,
+        event_id=1,
+        cause=cause,
+        provider="sim",
+        resource=resource,
+        severity=Severity.CRITICAL,
+        summary=f"{resource} escalated",
+    )
+
+
+def run(grouper: Grouper, start: datetime, seconds: int) -> list[Notice]:
+    notices: list[Notice] = []
+    for s in range(seconds):
+        notices += grouper.due(start + timedelta(seconds=s))
+    return notices
+
+
+def grouper() -> Grouper:
+    timing = Timing(
+        group_wait=timedelta(seconds=30),
+        group_interval=timedelta(minutes=5),
+        repeat_interval=timedelta(hours=1),
+    )
+    return Grouper([Route("pagerduty", ALL)], timing)
+
+
+def test_an_unresolved_incident_repeats_every_repeat_interval_with_the_same_dedup_key() -> None:
+    """Unchanged and unresolved: one notice after group_wait, then one per repeat_interval."""
+    g = grouper()
+    g.ingest(fire("sim://a", T0), T0)
+    notices = run(g, T0, 3 * 3600 + 60)
+    assert [n.action for n in notices] == ["trigger"] * 4
+    assert len({n.incident for n in notices}) == 1
+    assert (notices[1].sequence, notices[3].sequence) == (2, 4)
+
+
+def test_an_alert_joining_a_notified_group_waits_for_the_group_interval() -> None:
+    """A second resource in the same cause is sent as an update at the next group interval."""
+    g = grouper()
+    g.ingest(fire("sim://a", T0), T0)
+    first = run(g, T0, 60)
+    assert len(first) == 1
+    later = T0 + timedelta(seconds=60)
+    g.ingest(fire("sim://b", later), later)
+    # The first notice went out at T0 + 30 s, so the update is due at T0 + 330 s.
+    assert run(g, later, 270) == []
+    (notice,) = run(g, T0 + timedelta(seconds=330), 60)
+    assert [a["resource"] for a in notice.alerts] == ["sim://a", "sim://b"]
+    assert notice.incident == first[0].incident
+
+
+def test_two_causes_are_two_incidents_and_an_alert_resolved_before_group_wait_sends_nothing() -> (
+    None
+):
+    """Grouping is by cause; a blip that heals inside group_wait never reaches anyone."""
+    g = grouper()
+    g.ingest(fire("sim://a", T0), T0)
+    g.ingest(fire("sim://b", T0, cause="provider_breaker"), T0)
+    g.ingest(fire("sim://c", T0, cause="blip"), T0)
+    g.ingest(AlertChange("escalated:sim://c:", firing=False, at=T0, event_id=2), T0)
+    notices = run(g, T0, 60)
+    assert sorted(n.cause for n in notices) == ["escalated", "provider_breaker"]
+    assert len({n.incident for n in notices}) == 2
+
+
+def test_the_state_survives_a_round_trip_through_json() -> None:
+    """What is saved with the cursor restores the same timers and incident."""
+    g = grouper()
+    g.ingest(fire("sim://a", T0), T0)
+    (first,) = run(g, T0, 60)
+    restored = grouper()
+    restored.load_json(g.to_json())
+    later = T0 + timedelta(minutes=10)
+    restored.ingest(AlertChange("escalated:sim://a:", firing=False, at=later, event_id=3), later)
+    (resolve,) = run(restored, later, 60)
+    assert (resolve.action, resolve.incident) == ("resolve", first.incident)
+
+
+def test_routes_match_by_severity_and_resource_glob() -> None:
+    """A route for ecs://prod/* critical alerts gets neither a sim alert nor a warning."""
+    g = Grouper(
+        [
+            Route("pagerduty", frozenset({Severity.CRITICAL}), ("ecs://prod/*",)),
+            Route("slack", ALL),
+        ],
+        grouper().timing,
+    )
+    g.ingest(fire("sim://a", T0), T0)
+    g.ingest(fire("ecs://prod/api", T0, cause="ecs_outage"), T0)
+    warning = AlertChange(
+        "alert:budget:", firing=True, at=T0, event_id=5, cause="budget", severity=Severity.WARNING
+    )
+    g.ingest(warning, T0)
+    notices = run(g, T0, 60)
+    assert sorted((n.channel, n.cause) for n in notices) == [
+        ("pagerduty", "ecs_outage"),
+        ("slack", "budget"),
+        ("slack", "ecs_outage"),
+        ("slack", "escalated"),
+    ]
+
+
+def test_an_alert_that_gets_worse_is_sent_again() -> None:
+    """The same alert at a higher severity (a budget's next stage) is a change, not a repeat."""
+    g = grouper()
+    stage = AlertChange(
+        "alert:budget:",
+        firing=True,
+        at=T0,
+        event_id=5,
+        cause="budget",
+        severity=Severity.WARNING,
+        summary="80% of budget",
+    )
+    g.ingest(stage, T0)
+    assert len(run(g, T0, 60)) == 1
+    later = T0 + timedelta(minutes=10)
+    worse = AlertChange(
+        "alert:budget:",
+        firing=True,
+        at=later,
+        event_id=6,
+        cause="budget",
+        severity=Severity.CRITICAL,
+        summary="budget exhausted: hard stop",
+    )
+    g.ingest(worse, later)
+    (notice,) = run(g, later, 60)
+    assert notice.severity is Severity.CRITICAL
+    assert notice.alerts[0]["summary"] == "budget exhausted: hard stop"

@@ -1,0 +1,74 @@
+"""`jarvis silence add|list|expire` as a real process: each recorded as an event."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+
+
+def jarvis(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        jarvis_argv(*args),
+        cwd=tmp_path,
+        env=jarvis_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_silence_is_added_listed_and_expired_with_an_event_for_each(tmp_path: Path) -> None:
+    """add records silence.added, list shows it, expire records silence.expired and ends it."""
+    added = jarvis(
+        tmp_path, "silence", "add", "--match", "sim://ai-dawg-*", "--for", "2h", "--reason", "maint"
+    )
+    assert added.returncode == 0, added.stderr
+    listed = jarvis(tmp_path, "silence", "list", "--json")
+    (silence,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (silence["match"], silence["reason"]) == ("sim://ai-dawg-*", "maint")
+
+    expired = jarvis(tmp_path, "silence", "expire", silence["id"])
+    assert expired.returncode == 0, expired.stderr
+    assert jarvis(tmp_path, "silence", "list", "--json").stdout == ""
+    events = jarvis(tmp_path, "events", "--json", "-k", "silence.added", "-k", "silence.expired")
+    kinds = [json.loads(line)["kind"] for line in events.stdout.splitlines()]
+    assert kinds == ["silence.added", "silence.expired"]
+
+
+def test_a_bad_duration_or_an_unknown_silence_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Operators get one clear line, never a traceback."""
+    bad = jarvis(tmp_path, "silence", "add", "--match", "x", "--for", "soon", "--reason", "r")
+    assert bad.returncode == 2
+    assert "--for" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = jarvis(tmp_path, "silence", "expire", "nope")
+    assert unknown.returncode == 2
+    assert "no active silence" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_a_channel_whose_secret_is_not_in_the_environment_is_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    """config check and run name the missing variable; the secret itself is never a setting."""
+    env = jarvis_env(tmp_path, JARVIS_NOTIFY__PAGERDUTY="{}")
+    env.pop("PAGERDUTY_ROUTING_KEY", None)
+    for args in (("config", "check"), ("run", "--ticks", "1", "--http-port", "0")):
+        result = subprocess.run(
+            jarvis_argv(*args),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "notify.pagerduty: environment variable PAGERDUTY_ROUTING_KEY is not set" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr

@@ -1,0 +1,48 @@
+"""An event store that stays unreachable is reported straight to the channels, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.notify.conftest import RigFactory
+from tests.notify.receivers import Receivers
+from tests.store.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+async def test_the_store_unreachable_for_five_minutes_pages_once_and_resolves_when_back(
+    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str
+) -> None:
+    """Past store_unreachable_after, one page with no outbox; the store answering resolves it."""
+    parts = urlsplit(pg_url)
+    rig = await make_rig(
+        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    )
+    await proxy.stop()
+    await rig.rounds(24, step=10.0)  # four minutes
+    assert receivers.pagerduty == []
+    await rig.rounds(60, step=10.0)  # fourteen minutes in all
+    (page,) = receivers.triggers()
+    assert "event store has been unreachable" in page["payload"]["summary"]
+    assert len(receivers.slack) == 1
+    assert len(receivers.emails) == 1
+    await proxy.start()
+    await rig.rounds(3, step=10.0)
+    (resolve,) = receivers.resolves()
+    assert resolve["dedup_key"] == page["dedup_key"]
+    assert len(receivers.triggers()) == 1
