@@ -10,18 +10,22 @@ on. On SQLite there is one node: it says whether a daemon holds the database
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jarvis.app import open_store
 from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
-from jarvis.store.lease import LeaseStatus, lease_status
-from jarvis.store.nodelock import NodeLock, sqlite_path
+
+if TYPE_CHECKING:
+    from jarvis.store.lease import LeaseStatus
 
 
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the leader, its epoch and lease expiry, and each replica's last heartbeat."""
+    from jarvis.app import open_store
+    from jarvis.store.lease import lease_status
+    from jarvis.store.nodelock import NodeLock, sqlite_path
+
     settings = settings_from(ctx)
     path = sqlite_path(settings.database_url)
     if path is not None or not settings.database_url.startswith("postgresql"):
