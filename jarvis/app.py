@@ -22,12 +22,15 @@ from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import ActionKind, Clock
+from jarvis.model.hours import Hours, WeeklyHours, parse_days
 from jarvis.policies.base import Policy
 from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
 from jarvis.safety import (
     AllowList,
     AllowRule,
     Bounds,
+    Budgets,
+    DisruptionBudget,
     Guard,
     RetryBudget,
     ScaleBounds,
@@ -91,7 +94,32 @@ def build_guard(settings: Settings) -> Guard:
             backoff_ticks=tuple(settings.retry.backoff_ticks),
             interval=timedelta(seconds=settings.loop.interval),
         ),
+        budgets=build_budgets(settings),
     )
+
+
+def build_budgets(settings: Settings) -> Budgets:
+    """The ``[[budgets]]`` entries as the guard's `DisruptionBudget`s (validated by config)."""
+    budgets: list[DisruptionBudget] = []
+    for entry in settings.budgets:
+        schedule = None
+        if entry.schedule is not None:
+            windows = tuple(Hours(h.start, h.end, parse_days(h.days)) for h in entry.schedule.hours)
+            schedule = WeeklyHours(timezone=entry.schedule.timezone, windows=windows)
+        budgets.append(
+            DisruptionBudget(
+                name=entry.name,
+                window=timedelta(seconds=entry.window_seconds),
+                max_changes=entry.max,
+                max_percent=entry.max_percent,
+                provider=entry.provider,
+                kinds=frozenset(entry.actions),
+                resources=entry.resources,
+                per_resource=entry.per == "resource",
+                schedule=schedule,
+            )
+        )
+    return Budgets(budgets)
 
 
 def build_policies(settings: Settings) -> list[Policy]:

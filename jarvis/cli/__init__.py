@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, simulate, ticks
+from jarvis.cli import budgets, commands, daemon, operator, simulate, ticks
 from jarvis.cli.common import State
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ app.command("deploy")(ticks.deploy)
 app.command("simulate")(simulate.simulate)
 app.add_typer(operator.killswitch_app, name="killswitch")
 app.add_typer(operator.retries_app, name="retries")
+app.command("budgets")(budgets.budgets)
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

@@ -21,6 +21,7 @@ import structlog
 
 from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
+from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.ledger import RetryLedger
@@ -38,6 +39,7 @@ from jarvis.model import (
     History,
     KillSwitchState,
     Outcome,
+    ResourceRef,
     ResourceState,
     Snapshot,
     Verdict,
@@ -86,6 +88,7 @@ class Reconciler:
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
+        self.changes = ChangeLog(guard.budgets)
         self.recorder = Recorder(store, self.history, metrics)
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
@@ -104,6 +107,7 @@ class Reconciler:
         """
         now = self.clock.now()
         await self.ledger.load()
+        await self.changes.load(self.store, now)
         await self.history.load(now - history_horizon(self.policies))
         for closed in await recover(self.ledger, now) if recover_orphans else []:
             self.recorder.recovered(closed)
@@ -156,6 +160,11 @@ class Reconciler:
         await self._apply_all(planned, snapshot, dry, report)
         self._snapshots.append(snapshot)
         finished = report.finished_at = self.clock.now()
+        if self.guard.budgets.budgets:
+            remaining = self.guard.budgets.remaining(
+                self.changes.current(finished), _fleet(snapshot), finished
+            )
+            self.metrics.set_budgets(remaining)
         rec.tick_finished(report, finished)
         await self._flush()
         self.last_tick_finished = finished
@@ -211,19 +220,23 @@ class Reconciler:
         applied = 0
         touched: set[str] = set()
         killswitch = await self._read_killswitch()
+        fleet = _fleet(snapshot)
         for action in planned:
             if self._stopping:
                 verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 continue
+            now = self.clock.now()
             ctx = GuardContext(
-                now=self.clock.now(),
+                now=now,
                 killswitch=killswitch,
                 retry=self.ledger.get(action.key),
                 current=snapshot.get(str(action.target)),
                 applied_this_tick=applied,
                 touched=frozenset(touched),
                 dry_run=dry,
+                changes=self.changes.current(now),
+                fleet=fleet,
             )
             verdict = self.guard.check(action, ctx)
             if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
@@ -268,6 +281,7 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
+        self.changes.note(action, start)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
         self.recorder.record(ev.started(tick_id, start, action, action_id))
@@ -292,3 +306,8 @@ class Reconciler:
 
     async def _flush(self) -> None:
         await self.recorder.flush()
+
+
+def _fleet(snapshot: Snapshot) -> list[ResourceRef]:
+    """The resources observed this tick: what a budget's percentage is of."""
+    return [state.ref for state in snapshot.resources.values()]

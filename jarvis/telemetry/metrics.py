@@ -14,6 +14,7 @@ exposition (see `render`).
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +33,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from jarvis.model import ActionKind, BlockReason
+from jarvis.safety import Remaining
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -155,6 +157,12 @@ class Metrics:
             ["provider", "health"],
             registry=reg,
         )
+        self.budget_remaining = Gauge(
+            "jarvis_disruption_budget_remaining",
+            "Changes a disruption budget still allows in its window (+Inf outside its schedule).",
+            ["kind", "provider", "budget"],
+            registry=reg,
+        )
         self.last_tick_timestamp = Gauge(
             "jarvis_last_tick_timestamp_seconds",
             "Unix time at which the last tick finished.",
@@ -217,6 +225,16 @@ class Metrics:
         self.resources.clear()
         for (provider, health), count in counts.items():
             self.resources.labels(provider=provider, health=health).set(count)
+
+    def set_budgets(self, rows: Iterable[Remaining]) -> None:
+        """Set each budget's remaining changes; a budget whose schedule is not in force
+        reads +Inf, since it does not limit then."""
+        for row in rows:
+            left = row.remaining
+            series = self.budget_remaining.labels(
+                kind=row.kind, provider=row.provider, budget=row.budget
+            )
+            series.set(math.inf if left is None else left)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, less ``_created``, and its content type."""
