@@ -92,7 +92,7 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
     if as_json:
         print_json_lines(out)
         return
-    cells = [
+    cells: list[tuple[str, ...]] = [
         (
             r["budget"],
             r["provider"],
@@ -110,8 +110,8 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(HEADERS)]
     for header, width in zip(HEADERS, widths, strict=True):
         table.add_column(header, no_wrap=True, min_width=width)
-    for row in cells:
-        table.add_row(*row)
+    for line in cells:
+        table.add_row(*line)
     # Never narrower than the rows, whatever the terminal: an identifier cut
     # short names the wrong thing. Each column adds a border and two spaces.
     needed = sum(widths) + 3 * len(widths) + 1

@@ -30,8 +30,9 @@ def test_budgets_shows_what_the_daemon_spent_and_held(jarvis: Jarvis, tmp_path: 
     config = tmp_path / "jarvis.toml"
     config.write_text(ONE_RESTART, encoding="utf-8")
     run_ticks(jarvis, 6, "--config", str(config))  # ticks 2 and 3 crash two services
-    held = [e for e in events_of(jarvis, "action.blocked") if e["payload"]["blocked"] == "budget"]
-    assert held and "restarts-per-hour" in str(held[0]["payload"])
+    payloads = [e["payload"] for e in events_of(jarvis, "action.blocked")]
+    held = [p for p in payloads if isinstance(p, dict) and p.get("blocked") == "budget"]
+    assert held and "restarts-per-hour" in str(held[0])
     listed = jarvis("--config", str(config), "budgets", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
