@@ -35,8 +35,10 @@ class Span:
     """The history one tick looks back on, sorted out once for all its services."""
 
     covering: tuple[Snapshot, ...]
-    """At or before the window's start: a service seen in one has a covered window."""
-    window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
-    """Inside the stabilisation window, each with its memo of recommendations."""
-    period: tuple[Snapshot, ...]
-    """Inside the rate-limit period."""
+    """At or before the scale-down window's start: a service seen in one has a covered window."""
+    up_window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
+    """Inside the scale-up stabilization window, each with its memo of recommendations."""
+    down_window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
+    """Inside the scale-down stabilization window, likewise."""
+    past: tuple[Snapshot, ...]
+    """Every snapshot up to now, oldest first: the scale events of the rate policies."""
