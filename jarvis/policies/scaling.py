@@ -35,7 +35,6 @@ from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.hpa import all_present, missing, recommend, recommended_replicas
 from jarvis.policies.hpa_behavior import (
     Behavior,
-    ScaleEvent,
     rate_limit,
     scale_down_limit,
     scale_up_limit,
@@ -49,7 +48,7 @@ from jarvis.policies.scale_zero import (
 )
 from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.scaling_rules import ScalingRule, bounds_text, parse_rule
-from jarvis.policies.scaling_tick import Span, Tick
+from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events
 from jarvis.policies.schedule import ScheduleWindow
 
 #: Scaling yields to a rollback (100) and to a restart (heal: 10-20): resizing a
@@ -90,7 +89,7 @@ class ScalingPolicy:
         # snapshot is decided (it is history next tick) or when a window asks.
         # Holding the snapshot keeps its id from being reused. A memo, not
         # state: the policy's answers are the same with or without it.
-        self._past: dict[int, tuple[Snapshot, dict[str, int | None]]] = {}
+        self._past: Memo = {}
         # The index of the first rule matching a URI (-1: none), since globbing
         # every URI every tick costs more than the rest of a quiet decision.
         # Cleared when it outgrows the fleet, so renamed services cannot grow it.
@@ -249,7 +248,7 @@ class ScalingPolicy:
             desired = current
         limited = desired
         if desired != current:
-            events = self._events(uri, tick, current)
+            events = scale_events(uri, self._span(tick).past, current)
             behavior, now = self._behavior, tick.now
             up = scale_up_limit(current, events, behavior.scale_up, now)
             down = scale_down_limit(current, events, behavior.scale_down, now)
@@ -318,22 +317,7 @@ class ScalingPolicy:
     def _span(self, tick: Tick) -> Span:
         """Which history snapshots the windows and the rate policies look at."""
         if tick.span is None:
-            now = tick.now
-            up_cutoff, down_cutoff = now - self._up_window, now - self._down_window
-            past = [snapshot for snapshot in tick.history.snapshots if snapshot.taken_at <= now]
-            # Kubernetes counts a recommendation while timestamp.After(now - window):
-            # one made exactly one window ago is outside.
-            recent = [
-                (s, self._past.setdefault(id(s), (s, {}))[1])
-                for s in past
-                if s.taken_at > min(up_cutoff, down_cutoff)
-            ]
-            tick.span = Span(
-                covering=tuple(s for s in past if s.taken_at <= down_cutoff),
-                up_window=tuple(r for r in recent if r[0].taken_at > up_cutoff),
-                down_window=tuple(r for r in recent if r[0].taken_at > down_cutoff),
-                past=tuple(past),
-            )
+            tick.span = Span.of(tick, self._up_window, self._down_window, self._past)
         return tick.span
 
     def _window_recommendations(
@@ -372,23 +356,6 @@ class ScalingPolicy:
         return recommended_replicas(
             state.replicas.desired, state.metrics, self._pairs[index], self._tolerance
         )
-
-    def _events(self, uri: str, tick: Tick, current: int) -> list[ScaleEvent]:
-        """Changes of the desired count between snapshots, each timed at the earlier one:
-        the tick that applied it, as Kubernetes times a scale event at its rescale."""
-        events: list[ScaleEvent] = []
-        before: tuple[datetime, int] | None = None
-        for past in self._span(tick).past:
-            state = past.resources.get(uri)
-            if state is None or state.replicas is None:
-                continue
-            count = state.replicas.desired
-            if before is not None and count != before[1]:
-                events.append(ScaleEvent(before[0], count - before[1]))
-            before = (past.taken_at, count)
-        if before is not None and current != before[1]:
-            events.append(ScaleEvent(before[0], current - before[1]))
-        return events
 
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
