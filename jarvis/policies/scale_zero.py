@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from jarvis.model import Metric, ResourceState, Snapshot
 from jarvis.policies.scaling_rules import ScalingRule
 
-__all__ = ["COLD_START", "activity", "idle_through_cooldown", "wake_reason", "zero_reason"]
+__all__ = ["COLD_START", "RPM", "activity", "idle_through_cooldown", "wake_reason", "zero_reason"]
 
 RPM = Metric.REQUESTS_PER_MINUTE
 COLD_START = "cold start: the first requests wait while a replica starts"

@@ -41,6 +41,7 @@ from jarvis.policies.hpa_behavior import (
     stabilize,
 )
 from jarvis.policies.scale_zero import (
+    RPM,
     activity,
     idle_through_cooldown,
     wake_reason,
@@ -160,6 +161,8 @@ class ScalingPolicy:
         if low > high:
             text = bounds_text(state, rule, rule_bounds)
             return self._note(uri, "bounds", f"{uri}: no replica count fits {text}")
+        if current <= 0:  # a rule that scales to zero: only requests can wake it
+            return self._wake(uri, state, rule, (low, high), tick.now)
         if not self._usable(state, index, tick.now):
             tick.recommended[uri] = None
             problem = self._metric_problem(state, rule, tick.now)
@@ -180,10 +183,9 @@ class ScalingPolicy:
         """With usable metrics and bounds that fit: KEDA's zero steps, else the HPA's."""
         current, low, high = counts
         rule = self._rules[index]
-        if rule.scales_to_zero and (current <= 0 or low == 0):
-            decided, action = self._zero(uri, state, rule, counts, tick)
-            if decided:
-                return action
+        if low == 0:
+            if idle_through_cooldown(uri, state, rule, tick.history.snapshots, tick.now):
+                return self._action(state, rule, current, 0, [zero_reason(state, rule, current)])
             low = 1  # below one replica is the cooldown's call, never the HPA's
         recommended = tick.recommended[uri] = recommended_replicas(
             current, state.metrics, self._pairs[index], self._tolerance
@@ -201,29 +203,29 @@ class ScalingPolicy:
             tick=tick,
         )
 
-    def _zero(
+    def _wake(
         self,
         uri: str,
         state: ResourceState,
         rule: ScalingRule,
-        counts: tuple[int, int, int],
-        tick: Tick,
-    ) -> tuple[bool, Action | None]:
-        """Scale to zero and back, KEDA's steps beside the HPA; (False, None): the HPA decides.
+        bounds: tuple[int, int],
+        now: datetime,
+    ) -> Action | Note | None:
+        """At zero, requests wake it to one replica (or the floor); none leave it there.
 
-        At zero, requests wake it to one replica (or the floor); none leave it
-        there. Above zero with a floor of zero, idle through the cooldown scales
-        it to zero.
+        Only the request metric is read: at zero replicas the others (CPU,
+        latency) have nothing to measure, as KEDA's activation reads its trigger alone.
         """
-        current, low, high = counts
-        if current <= 0:
-            target = min(max(low, 1) if activity(state, rule) else low, high)
-            if target <= 0:
-                return True, None
-            return True, self._action(state, rule, 0, target, [wake_reason(state, rule, target)])
-        if idle_through_cooldown(uri, state, rule, tick.history.snapshots, tick.now):
-            return True, self._action(state, rule, current, 0, [zero_reason(state, rule, current)])
-        return False, None
+        fresh = now - state.observed_at <= self._max_age
+        active = activity(state, rule) if fresh else None
+        if active is None:
+            message = f"{uri}: at zero with no usable {RPM} reading; not waking it"
+            return self._note(uri, "metrics", message)
+        low, high = bounds
+        target = min(max(low, 1) if active else low, high)
+        if target <= 0:
+            return None
+        return self._action(state, rule, 0, target, [wake_reason(state, rule, target)])
 
     def _scale(
         self,

@@ -115,3 +115,16 @@ def test_the_guard_lets_a_scale_to_zero_through() -> None:
                   metrics=lambda _i, _r: {"requests_per_minute": 0})  # fmt: skip
     zero = [t for t in ticks if t.proposed == 0]
     assert zero and typed.replicas(zero[0].evaluation.actions[0]) == 0
+
+
+def test_only_requests_can_wake_a_service_at_zero() -> None:
+    """At zero a CPU reading does not exist; requests alone wake a CPU-and-requests rule."""
+    rule = ScalingRule(
+        match="ecs://prod/*",
+        targets=MetricTargets(cpu_utilization=60, requests_per_minute=100),
+        min_replicas=0,
+    )
+    ticks = drive(policy(rule), start=T0, ticks=2, replicas=0,
+                  metrics=lambda i, _r: {} if i == 0 else {"requests_per_minute": 50})  # fmt: skip
+    assert [t.proposed for t in ticks] == [None, 1]
+    assert "not waking it" in ticks[0].evaluation.notes[0].message

@@ -36,7 +36,7 @@ def test_documented_example_builds_both_policies(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, documented_toml()))
     scaling = ScalingPolicy.from_config(settings.scaling.model_dump())
     rollback = RollbackPolicy.from_config(settings.rollback.model_dump())
-    api, k8s = scaling.rules
+    api, k8s, batch = scaling.rules
     assert (api.match, api.min_replicas, api.max_replicas) == (API, 2, 20)
     assert api.targets.configured() == {
         "cpu_utilization": 70,
@@ -48,6 +48,7 @@ def test_documented_example_builds_both_policies(tmp_path: Path) -> None:
     assert (night.start, night.end, night.min_replicas) == (time(0), time(6), 1)
     assert morning.days == frozenset(range(5))
     assert k8s.targets.configured() == {"cpu_utilization": 60}
+    assert batch.scales_to_zero and batch.cooldown_seconds == 600
     assert rollback.name == "rollback"
 
 
