@@ -109,12 +109,16 @@ class DisruptionBudget:
         *,
         target: ResourceRef | None = None,
     ) -> int:
-        """Matching changes younger than the window (on ``target`` only, if given)."""
+        """Matching changes younger than the window (on ``target`` only, if given).
+
+        A change stamped after ``now`` (the clock stepped back since) counts: it
+        is recent by any reading, and a budget must not refill on a clock jump.
+        """
         since = now - self.window
         return sum(
             1
             for c in changes
-            if since < c.ts <= now
+            if c.ts > since
             and (target is None or c.target == target)
             and self.matches(c.target, c.kind)
         )

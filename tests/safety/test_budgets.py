@@ -213,3 +213,10 @@ def test_remaining_reads_none_off_schedule_and_the_busiest_resource_per_resource
     assert rows["night", "*"].remaining is None
     assert (rows["each", "*"].used, rows["each", "*"].remaining) == (2, 1)
     assert rows["fleet", "restart"].limit == 5 and rows["fleet", "scale"].remaining == 2
+
+
+def test_a_clock_stepping_back_does_not_refill_a_budget() -> None:
+    """Changes stamped after now (the clock jumped back) still count against the window."""
+    g = guard([DisruptionBudget("one", HOUR, max_changes=1)])
+    changes = [Change(START, ResourceRef("sim", "api"), "restart")]
+    assert held(g, restart("web"), changes, START - timedelta(minutes=10))
