@@ -139,6 +139,7 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
+        await self.changes.refresh(self.store, now)
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
         snapshot = await self._observe(tick_id)
@@ -281,7 +282,7 @@ class Reconciler:
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
         state = self.ledger.attempted(action, start)
-        self.changes.note(action, start)
+        self.changes.note(action, start, action_id)
         # The intent is durable (or spooled) before the provider is called, so a
         # crash between the two leaves a visible, reconcilable `action.started`.
         self.recorder.record(ev.started(tick_id, start, action, action_id))

@@ -40,6 +40,8 @@ class Change:
     ts: datetime
     target: ResourceRef
     kind: str
+    action_id: str | None = None
+    """The action's id: one change however many times it is read back from the store."""
 
 
 @dataclass(frozen=True, slots=True)

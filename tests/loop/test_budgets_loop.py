@@ -10,7 +10,7 @@ import pytest
 from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
 from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Health
+from jarvis.model import BlockReason, Health
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import upgrade
 from tests.conftest import create_pg_database, drop_pg_database
@@ -89,3 +89,27 @@ async def test_a_fleet_wide_budget_holds_restarts_across_ticks_and_a_restart(
     assert crashed(fleet) == []
     started = await again.store.events(kinds=["action.started"], limit=100)
     assert len(started) == 4
+
+
+async def test_the_daemon_counts_the_changes_of_a_second_process(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A one-shot `jarvis tick` beside the daemon spends the budget; the daemon's next tick
+    reads it back from the store and holds its own restart."""
+    fleet = SimulatedFleet(seed=3, services=6, script=False, start=clock.now())
+    for name in fleet.names[:2]:
+        fleet.crash(name)
+    one = [{**BUDGET[0], "max": 1}]
+    daemon = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=one
+    )
+    one_shot = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=one
+    )
+    await one_shot.reconciler.tick()
+    await one_shot.aclose()
+    assert len(crashed(fleet)) == 1
+    clock.advance(30)
+    report = await daemon.reconciler.tick()
+    assert len(crashed(fleet)) == 1
+    assert [d.verdict.reason for d in report.decisions] == [BlockReason.BUDGET]
