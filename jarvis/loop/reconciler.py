@@ -139,7 +139,7 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
-        await self.changes.refresh(self.store, now)
+        await self.changes.refresh(self.store)
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
         snapshot = await self._observe(tick_id)
