@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
-    from jarvis.safety import Guard
+    from jarvis.safety import Budgets, Guard
     from jarvis.safety.breakers import BreakerPolicy
     from jarvis.store import EventStore, KillSwitchBackend
     from jarvis.telemetry.metrics import Metrics
@@ -108,6 +108,7 @@ def build_guard(settings: Settings) -> Guard:
             backoff_ticks=tuple(settings.retry.backoff_ticks),
             interval=timedelta(seconds=settings.loop.interval),
         ),
+        budgets=build_budgets(settings),
     )
 
 
@@ -206,6 +207,33 @@ def build_notifier(
             rng=jitter_rng(seed),
         ),
     )
+
+
+def build_budgets(settings: Settings) -> Budgets:
+    """The ``[[budgets]]`` entries as the guard's `DisruptionBudget`s (validated by config)."""
+    from jarvis.model.hours import Hours, WeeklyHours, parse_days
+    from jarvis.safety import Budgets, DisruptionBudget
+
+    budgets: list[DisruptionBudget] = []
+    for entry in settings.budgets:
+        schedule = None
+        if entry.schedule is not None:
+            windows = tuple(Hours(h.start, h.end, parse_days(h.days)) for h in entry.schedule.hours)
+            schedule = WeeklyHours(timezone=entry.schedule.timezone, windows=windows)
+        budgets.append(
+            DisruptionBudget(
+                name=entry.name,
+                window=timedelta(seconds=entry.window_seconds),
+                max_changes=entry.max,
+                max_percent=entry.max_percent,
+                provider=entry.provider,
+                kinds=frozenset(entry.actions),
+                resources=entry.resources,
+                per_resource=entry.per == "resource",
+                schedule=schedule,
+            )
+        )
+    return Budgets(budgets)
 
 
 def build_policies(settings: Settings) -> list[Policy]:

@@ -215,10 +215,12 @@ def check_table(table: Sequence[Provider]) -> None:
 
 
 def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
-    """Every allow-list entry names a scheme some provider acts on, and kinds it applies.
+    """Every allow-list entry and disruption budget names a scheme some provider acts
+    on, and kinds it applies.
 
     An entry that can never match is a configuration error, not a silent deny:
-    ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything.
+    ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything,
+    and a budget naming it would limit nothing.
     """
     schemes = acting_schemes(table)
     problems: list[str] = []
@@ -236,8 +238,31 @@ def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -
                 f"  allowlist.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
                 f"expected '*' or some of {', '.join(sorted(kinds))}"
             )
+    problems.extend(_budget_problems(settings, schemes))
     if problems:
         raise ConfigError("\n".join(["invalid configuration:", *problems]))
+
+
+def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> list[str]:
+    problems: list[str] = []
+    for index, entry in enumerate(settings.budgets):
+        if entry.provider == "*":
+            kinds = frozenset().union(*schemes.values())
+        elif entry.provider in schemes:
+            kinds = schemes[entry.provider]
+        else:
+            problems.append(
+                f"  budgets.{index}.provider: unknown provider {entry.provider!r}; "
+                f"expected '*' or one of {', '.join(sorted(schemes))}"
+            )
+            continue
+        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
+        if unknown:
+            problems.append(
+                f"  budgets.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
+                f"expected '*' or some of {', '.join(sorted(kinds))}"
+            )
+    return problems
 
 
 def build_sensors(

@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-from jarvis.cli import commands, daemon, operator, override, silence, simulate, status, ticks
+from jarvis.cli import (
+    budgets,
+    commands,
+    daemon,
+    operator,
+    override,
+    silence,
+    simulate,
+    status,
+    ticks,
+)
 from jarvis.cli.argv import hoist_config, quiet_flags
 from jarvis.cli.common import State
 
@@ -53,6 +63,7 @@ app.add_typer(operator.killswitch_app, name="killswitch")
 app.add_typer(operator.retries_app, name="retries")
 app.add_typer(silence.silence_app, name="silence")
 app.add_typer(silence.notifications_app, name="notifications")
+app.command("budgets")(budgets.budgets)
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

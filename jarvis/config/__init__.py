@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from jarvis.config.aws import AwsSettings
 from jarvis.config.breakers import BreakerSettings
+from jarvis.config.budgets import BudgetEntry, unique_names
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.environment import unknown_variables
@@ -49,6 +50,7 @@ from jarvis.config.sections import (
 
 __all__ = [
     "AllowEntry",
+    "BudgetEntry",
     "ConfigError",
     "Settings",
     "load_settings",
@@ -92,6 +94,8 @@ class Settings(BaseSettings):
     bounds: BoundsSettings = BoundsSettings()
     retry: RetrySettings = RetrySettings()
     breakers: BreakerSettings = BreakerSettings()
+    budgets: list[BudgetEntry] = Field(default_factory=list)
+    """Disruption budgets: changes per time window (`jarvis.config.budgets`)."""
     http: HttpSettings = HttpSettings()
     retention: RetentionSettings = RetentionSettings()
     lease: LeaseSettings = LeaseSettings()
@@ -115,6 +119,11 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique_budgets(cls, value: list[BudgetEntry]) -> list[BudgetEntry]:
+        return unique_names(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

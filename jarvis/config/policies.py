@@ -51,7 +51,13 @@ class ScalingRuleSettings(Section):
     """How services whose URI matches ``match`` (a glob, e.g. ``ecs://prod/*``) scale."""
 
     match: Annotated[str, Field(min_length=1)] = "*"
-    min_replicas: ReplicaCount = 1
+    min_replicas: Annotated[int, Field(ge=0)] = 1
+    """0 opts in to scale to zero and back (needs target_requests_per_minute)."""
+    cooldown_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 300.0
+    """With min_replicas = 0: idle this long (requests at or below the activation
+    threshold) before scaling to zero, as KEDA's cooldownPeriod."""
+    activation_requests_per_minute: Annotated[float, Field(ge=0)] = 0.0
+    """With min_replicas = 0: more requests per minute than this wake it from zero."""
     max_replicas: ReplicaCount = 10
     target_cpu_utilization: Annotated[float | None, Field(gt=0, le=100)] = None
     """Percent, averaged over replicas."""
@@ -78,6 +84,11 @@ class ScalingRuleSettings(Section):
     def _consistent(self) -> Self:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
+        if self.min_replicas == 0 and self.target_requests_per_minute is None:
+            raise ValueError(
+                "min_replicas = 0 (scale to zero) needs target_requests_per_minute, "
+                "the activity that wakes the service"
+            )
         if (
             self.target_cpu_utilization is None
             and self.target_requests_per_minute is None
@@ -97,12 +108,40 @@ class ScalingRuleSettings(Section):
         return self
 
 
+class RatePolicySettings(Section):
+    """One rate policy, as Kubernetes' ``HPAScalingPolicy``: at most ``value`` pods
+    (or percent) of change per ``period_seconds``."""
+
+    type: Literal["pods", "percent"]
+    value: Annotated[float, Field(ge=0)]
+    period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
+
+    @model_validator(mode="after")
+    def _whole_pods(self) -> Self:
+        if self.type == "pods" and self.value != int(self.value):
+            raise ValueError("a pods policy's value is a whole number of replicas")
+        return self
+
+
+Select = Literal["max", "min", "disabled"]
+
+
 class ScalingSettings(Section):
     enabled: bool = False
     tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.1
     """No change while metric / target stays within 1 ± tolerance."""
-    stabilization_seconds: Annotated[float, Field(ge=0)] = 300.0
+    stabilization_seconds: Annotated[float, Field(ge=0, le=3600)] = 300.0
     """Scale down only to the highest recommendation of this window."""
+    scale_up_stabilization_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    """Scale up only to the lowest recommendation of this window (0: at once, as Kubernetes)."""
+    scale_up_select: Select = "max"
+    scale_down_select: Select = "max"
+    """Which rate policy wins: the largest change (max), the smallest (min), or no
+    scaling in that direction (disabled)."""
+    scale_up_policies: list[RatePolicySettings] = Field(default_factory=list)
+    scale_down_policies: list[RatePolicySettings] = Field(default_factory=list)
+    """Each with its own period; when set, they replace the max_percent/max_replicas
+    shorthand below for that direction."""
     rate_period_seconds: Annotated[float, Field(gt=0)] = 60.0
     scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
     scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4

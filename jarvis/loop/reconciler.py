@@ -22,6 +22,7 @@ import structlog
 from jarvis.actuators.base import Sensor
 from jarvis.loop import events as ev
 from jarvis.loop.breakers import Breakers, provider_map
+from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
@@ -40,6 +41,7 @@ from jarvis.model import (
     History,
     KillSwitchState,
     Outcome,
+    ResourceRef,
     ResourceState,
     Snapshot,
     Verdict,
@@ -93,6 +95,7 @@ class Reconciler:
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
+        self.changes = ChangeLog(guard.budgets)
         self.recorder = Recorder(store, self.history, metrics)
         self.breakers = Breakers(
             policies=breakers,
@@ -139,6 +142,7 @@ class Reconciler:
                 f"start again when {self.store.url} accepts writes"
             )
         await self.ledger.load()
+        await self.changes.load(self.store, now)
         await self.history.load(now - history_horizon(self.policies))
         self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
         for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
@@ -205,6 +209,7 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
+        await self.changes.refresh(self.store)
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
         snapshot = await self._observe(tick_id)
@@ -233,6 +238,11 @@ class Reconciler:
         await self._apply_all(planned, snapshot, dry, report)
         self._snapshots.append(snapshot)
         finished = report.finished_at = self.clock.now()
+        if self.guard.budgets.budgets:
+            remaining = self.guard.budgets.remaining(
+                self.changes.current(finished), _fleet(snapshot), finished
+            )
+            self.metrics.set_budgets(remaining)
         rec.tick_finished(report, finished)
         await self._flush()
         self.last_tick_finished = finished
@@ -289,13 +299,15 @@ class Reconciler:
         applied = 0
         touched: set[str] = set()
         killswitch = await self._read_killswitch()
+        fleet = _fleet(snapshot)
         for action in planned:
             if self._stopping:
                 verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 continue
+            now = self.clock.now()
             ctx = GuardContext(
-                now=self.clock.now(),
+                now=now,
                 killswitch=killswitch,
                 retry=self.ledger.get(action.key),
                 current=snapshot.get(str(action.target)),
@@ -303,6 +315,8 @@ class Reconciler:
                 touched=frozenset(touched),
                 dry_run=dry,
                 held=self.breakers.hold(action, self.clock.now()),
+                changes=self.changes.current(now),
+                fleet=fleet,
             )
             verdict = self.guard.check(action, ctx)
             if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
@@ -377,6 +391,7 @@ class Reconciler:
             self.ledger.revert(action.key, prior)
             return None
         self.breakers.probing(action, start)
+        self.changes.note(action, start, action_id)
         structlog.contextvars.bind_contextvars(resource=str(action.target))
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
@@ -402,3 +417,8 @@ class Reconciler:
 
     async def _flush(self) -> None:
         await self.recorder.flush(self.clock.now())
+
+
+def _fleet(snapshot: Snapshot) -> list[ResourceRef]:
+    """The resources observed this tick: what a budget's percentage is of."""
+    return [state.ref for state in snapshot.resources.values()]

@@ -41,6 +41,8 @@ class BlockReason(enum.StrEnum):
     ALLOWLIST = "allowlist"
     BOUNDS = "bounds"
     RETRY_BUDGET = "retry_budget"
+    BUDGET = "budget"
+    """A disruption budget (changes per time window, `jarvis.safety.budgets`) is spent."""
     QUARANTINE = "quarantine"
     DRY_RUN = "dry_run"
     SHUTDOWN = "shutdown"

@@ -4,8 +4,9 @@ Used by the scaling policy (`jarvis.policies.scaling`), which feeds it one
 resource's metrics and the recommendations it recomputes from history. Kept
 apart so operators can check the numbers against the HPA documentation:
 desired = ceil(current x metric / target), no change inside the tolerance,
-the largest recommendation across metrics, scale-down stabilised to the
-highest recommendation in the window, and rate limits per period.
+the largest recommendation across metrics. What Kubernetes does with the
+recommendation next (stabilization windows, rate policies, ``selectPolicy``)
+is `jarvis.policies.hpa_behavior`.
 """
 
 from __future__ import annotations
@@ -66,46 +67,6 @@ class Recommendation:
     replicas: int
     metric: str
     explanation: str
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """How far one period may move the replica count (the HPA's scaling policies).
-
-    Within each direction the more permissive policy wins (the HPA's
-    ``selectPolicy: Max``): up by ``up_percent`` or ``up_replicas``, down by
-    ``down_percent`` or ``down_replicas``. ``down_percent=100`` puts no limit on
-    scale-down beyond the minimum, as the HPA's default does.
-    """
-
-    period_seconds: float = 60.0
-    up_percent: float = 100.0
-    up_replicas: int = 4
-    down_percent: float = 100.0
-    down_replicas: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.period_seconds > 0:
-            raise ValueError("the rate-limit period must be positive")
-        if self.up_percent < 0 or self.up_replicas < 0:
-            raise ValueError("scale-up limits must not be negative")
-        if not 0 <= self.down_percent <= 100:
-            raise ValueError("down_percent must be between 0 and 100")
-        if self.down_replicas is not None and self.down_replicas < 0:
-            raise ValueError("down_replicas must not be negative")
-
-    def up_limit(self, base: int) -> int:
-        """The most replicas allowed when the period started at ``base``."""
-        by_percent = math.ceil(_round(base * (1 + self.up_percent / 100)))
-        return max(by_percent, base + self.up_replicas, base)
-
-    def down_limit(self, base: int) -> int:
-        """The fewest replicas allowed when the period started at ``base``."""
-        # Truncation, as the HPA does: the percentage policy rounds towards more change.
-        by_percent = int(_round(base * (1 - self.down_percent / 100)))
-        if self.down_replicas is None:
-            return min(by_percent, base)
-        return min(by_percent, base - self.down_replicas, base)
 
 
 def _round(value: float) -> float:
@@ -188,19 +149,3 @@ def _propose(
     if _round(abs(ratio - 1)) <= tolerance:
         return current, ratio
     return math.ceil(_round(raw)), ratio
-
-
-def stabilize(current: int, recommendation: int, window: Iterable[int]) -> int:
-    """Scale up at once; scale down only to the highest recommendation in the window."""
-    if recommendation >= current:
-        return recommendation
-    return min(current, max([recommendation, *window]))
-
-
-def rate_limit(current: int, desired: int, up_base: int, down_base: int, limits: RateLimits) -> int:
-    """``desired`` held to what the period allows, from the counts at its start."""
-    if desired > current:
-        return max(current, min(desired, limits.up_limit(up_base)))
-    if desired < current:
-        return min(current, max(desired, limits.down_limit(down_base)))
-    return desired

@@ -3,10 +3,18 @@
 Called by the reconciler once per tick, like every `Policy`. For each service
 in the snapshot that a rule matches (first match wins, by URI glob), it
 recomputes the HorizontalPodAutoscaler's recommendation (`jarvis.policies.hpa`)
-from the current metrics and, for the stabilisation window and the rate-limit
-period, from the snapshots in `History`. Bounds come from the rule, its
-schedule (`jarvis.policies.schedule`) and the provider's own min/max. Missing
-or stale metrics give a `Note` and no decision, never a scale to zero.
+from the current metrics and, for the stabilization windows and the rate
+policies' periods, from the snapshots in `History`; then applies the HPA's
+``behavior`` as Kubernetes does (`jarvis.policies.hpa_behavior`). Bounds come
+from the rule, its schedule (`jarvis.policies.schedule`) and the provider's own
+min/max. Missing or stale metrics give a `Note` and no decision, never a scale
+to zero; a rule with ``min_replicas = 0`` scales to zero and back on evidence,
+as KEDA does (`jarvis.policies.scale_zero`).
+
+History gives what Kubernetes keeps in memory: the recommendations of past
+ticks (recomputed from each past snapshot, once, and memoised) and the scale
+events (a change of the desired count between two snapshots, timed at the
+earlier one, the tick in which it was applied).
 
 The composition root builds it with `ScalingPolicy.from_config`, passing
 ``settings.scaling.model_dump()``; the policy never imports the settings.
@@ -24,17 +32,24 @@ from typing import Any
 
 from jarvis.model import Action, History, ResourceState, Scale, Snapshot
 from jarvis.policies.base import Evaluation, Note
-from jarvis.policies.hpa import (
-    RateLimits,
-    all_present,
-    missing,
+from jarvis.policies.hpa import all_present, missing, recommend, recommended_replicas
+from jarvis.policies.hpa_behavior import (
+    Behavior,
     rate_limit,
-    recommend,
-    recommended_replicas,
+    scale_down_limit,
+    scale_up_limit,
     stabilize,
 )
+from jarvis.policies.scale_zero import (
+    RPM,
+    activity,
+    idle_through_cooldown,
+    wake_reason,
+    zero_reason,
+)
+from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.scaling_rules import ScalingRule, bounds_text, parse_rule
-from jarvis.policies.scaling_tick import Span, Tick
+from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events
 from jarvis.policies.schedule import ScheduleWindow
 
 #: Scaling yields to a rollback (100) and to a restart (heal: 10-20): resizing a
@@ -50,23 +65,23 @@ class ScalingPolicy:
         rules: Sequence[ScalingRule],
         *,
         tolerance: float = 0.1,
-        stabilization_seconds: float = 300.0,
-        limits: RateLimits | None = None,
+        behavior: Behavior | None = None,
         metric_max_age_seconds: float = 120.0,
         priority: int = SCALING_PRIORITY,
         name: str = "scaling",
     ) -> None:
         if not 0 <= tolerance < 1:
             raise ValueError("tolerance must be in [0, 1)")
-        if stabilization_seconds < 0 or metric_max_age_seconds <= 0:
-            raise ValueError("stabilization_seconds >= 0 and metric_max_age_seconds > 0")
+        if metric_max_age_seconds <= 0:
+            raise ValueError("metric_max_age_seconds must be positive")
         self._rules = tuple(rules)
         # Targets as pairs once, not a dict per service per tick.
         self._pairs = tuple(rule.targets.pairs() for rule in self._rules)
         self._tolerance = tolerance
-        self._window = timedelta(seconds=stabilization_seconds)
-        self._limits = limits or RateLimits()
-        self._period = timedelta(seconds=self._limits.period_seconds)
+        # Without one, the defaults of the [scaling] settings.
+        self._behavior = behavior or behavior_from_config({})
+        self._up_window = self._behavior.scale_up.window
+        self._down_window = self._behavior.scale_down.window
         self._max_age = timedelta(seconds=metric_max_age_seconds)
         self._priority = priority
         self._name = name
@@ -75,7 +90,7 @@ class ScalingPolicy:
         # snapshot is decided (it is history next tick) or when a window asks.
         # Holding the snapshot keeps its id from being reused. A memo, not
         # state: the policy's answers are the same with or without it.
-        self._past: dict[int, tuple[Snapshot, dict[str, int | None]]] = {}
+        self._past: Memo = {}
         # The index of the first rule matching a URI (-1: none), since globbing
         # every URI every tick costs more than the rest of a quiet decision.
         # Cleared when it outgrows the fleet, so renamed services cannot grow it.
@@ -131,24 +146,47 @@ class ScalingPolicy:
         replicas = state.replicas
         if replicas is None:  # evaluate skips these; the check is for mypy
             return None
+        rule = self._rules[index]
         current = replicas.desired
-        if current <= 0:
+        if current <= 0 and not rule.scales_to_zero:
             return self._note(uri, "paused", f"{uri}: scaled to 0 outside Jarvis; not scaling it")
         rule_bounds = tick.bounds.get(index)
         if rule_bounds is None:
-            rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
+            rule_bounds = tick.bounds[index] = rule.bounds(tick.now)
         low, high, _ = rule_bounds
         if replicas.min is not None:
             low = max(low, replicas.min)
         if replicas.max is not None:
             high = min(high, replicas.max)
         if low > high:
-            text = bounds_text(state, self._rules[index], rule_bounds)
+            text = bounds_text(state, rule, rule_bounds)
             return self._note(uri, "bounds", f"{uri}: no replica count fits {text}")
+        if current <= 0:  # a rule that scales to zero: only requests can wake it
+            return self._wake(uri, state, rule, (low, high), tick.now)
         if not self._usable(state, index, tick.now):
             tick.recommended[uri] = None
-            problem = self._metric_problem(state, self._rules[index], tick.now)
+            problem = self._metric_problem(state, rule, tick.now)
             return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
+        counts = (current, low, high)
+        return self._move(uri, state, index, counts=counts, rule_bounds=rule_bounds, tick=tick)
+
+    def _move(
+        self,
+        uri: str,
+        state: ResourceState,
+        index: int,
+        *,
+        counts: tuple[int, int, int],
+        rule_bounds: tuple[int, int, ScheduleWindow | None],
+        tick: Tick,
+    ) -> Action | None:
+        """With usable metrics and bounds that fit: KEDA's zero steps, else the HPA's."""
+        current, low, high = counts
+        rule = self._rules[index]
+        if low == 0:
+            if idle_through_cooldown(uri, state, rule, tick.history.snapshots, tick.now):
+                return self._action(state, rule, current, 0, [zero_reason(state, rule, current)])
+            low = 1  # below one replica is the cooldown's call, never the HPA's
         recommended = tick.recommended[uri] = recommended_replicas(
             current, state.metrics, self._pairs[index], self._tolerance
         )
@@ -165,6 +203,30 @@ class ScalingPolicy:
             tick=tick,
         )
 
+    def _wake(
+        self,
+        uri: str,
+        state: ResourceState,
+        rule: ScalingRule,
+        bounds: tuple[int, int],
+        now: datetime,
+    ) -> Action | Note | None:
+        """At zero, requests wake it to one replica (or the floor); none leave it there.
+
+        Only the request metric is read: at zero replicas the others (CPU,
+        latency) have nothing to measure, as KEDA's activation reads its trigger alone.
+        """
+        fresh = now - state.observed_at <= self._max_age
+        active = activity(state, rule) if fresh else None
+        if active is None:
+            message = f"{uri}: at zero with no usable {RPM} reading; not waking it"
+            return self._note(uri, "metrics", message)
+        low, high = bounds
+        target = min(max(low, 1) if active else low, high)
+        if target <= 0:
+            return None
+        return self._action(state, rule, 0, target, [wake_reason(state, rule, target)])
+
     def _scale(
         self,
         uri: str,
@@ -177,20 +239,22 @@ class ScalingPolicy:
         rule_bounds: tuple[int, int, ScheduleWindow | None],
         tick: Tick,
     ) -> Action | None:
-        """The HPA's steps after the recommendation: stabilise, rate-limit, bound."""
-        # History and text are worked out only when they can change the answer.
-        stabilized = desired = recommended
-        covered = True
-        if recommended < current:  # scale-up is never stabilised
-            highest, covered = self._window_recommendations(uri, index, tick)
-            window = () if highest is None else (highest,)
-            stabilized = desired = stabilize(current, recommended, window)
-            if desired < current and not covered:
-                desired = current
+        """The HPA's steps after the recommendation: stabilize, rate-limit, bound."""
+        up_window, down_window, covered = self._window_recommendations(uri, index, tick)
+        if recommended >= current:
+            down_window = []  # only the direction being moved in needs its window read
+        else:
+            up_window = []
+        stabilized = desired = stabilize(current, recommended, up_window, down_window)
+        if desired < current and not covered:
+            desired = current
         limited = desired
         if desired != current:
-            up_base, down_base = self._period_bases(uri, tick, current)
-            limited = rate_limit(current, desired, up_base, down_base, self._limits)
+            events = scale_events(uri, self._span(tick).past, current)
+            behavior, now = self._behavior, tick.now
+            up = scale_up_limit(current, events, behavior.scale_up, now)
+            down = scale_down_limit(current, events, behavior.scale_down, now)
+            limited = rate_limit(current, desired, up, down)
         low, high = bounds
         final = min(max(limited, low), high)
         if final == current:
@@ -198,16 +262,20 @@ class ScalingPolicy:
         rule = self._rules[index]
         rec = recommend(current, state.metrics, rule.targets, self._tolerance)
         steps = [rec.explanation]
-        window_text = f"{self._window.total_seconds():g} s"
+        if stabilized < recommended:
+            window = f"{self._up_window.total_seconds():g} s"
+            steps.append(f"held at {stabilized}, the lowest recommendation of the last {window}")
         if stabilized > recommended:
-            steps.append(
-                f"held at {stabilized}, the highest recommendation of the last {window_text}"
-            )
+            window = f"{self._down_window.total_seconds():g} s"
+            steps.append(f"held at {stabilized}, the highest recommendation of the last {window}")
         if stabilized < current and not covered:
-            steps.append(f"no scale-down until history covers the {window_text} window")
+            window = f"{self._down_window.total_seconds():g} s"
+            steps.append(f"no scale-down until history covers the {window} window")
         if limited != desired:
-            period = f"{self._limits.period_seconds:g} s"
-            steps.append(f"rate limit caps {desired} at {limited} per {period}")
+            up = desired > current
+            rules = self._behavior.scale_up if up else self._behavior.scale_down
+            policies = rules.describe("+" if up else "-")
+            steps.append(f"rate limit caps {desired} at {limited} ({policies})")
         moved = f" move {limited} to {final}" if final != limited else ""
         steps.append(f"bounds {bounds_text(state, rule, rule_bounds)}{moved}")
         return self._action(state, rule, current, final, steps)
@@ -249,41 +317,36 @@ class ScalingPolicy:
         return None
 
     def _span(self, tick: Tick) -> Span:
-        """Which history snapshots the window and the rate-limit period look at."""
+        """Which history snapshots the windows and the rate policies look at."""
         if tick.span is None:
-            now = tick.now
-            cutoff = now - self._window
-            start = now - self._period
-            past = [snapshot for snapshot in tick.history.snapshots if snapshot.taken_at <= now]
-            tick.span = Span(
-                covering=tuple(s for s in past if s.taken_at <= cutoff),
-                window=tuple(
-                    (s, self._past.setdefault(id(s), (s, {}))[1])
-                    for s in past
-                    if s.taken_at >= cutoff
-                ),
-                period=tuple(s for s in past if s.taken_at > start),
-            )
+            tick.span = Span.of(tick, self._up_window, self._down_window, self._past)
         return tick.span
 
-    def _window_recommendations(self, uri: str, index: int, tick: Tick) -> tuple[int | None, bool]:
-        """The highest recommendation recomputed from the window; whether history covers it.
+    def _window_recommendations(
+        self, uri: str, index: int, tick: Tick
+    ) -> tuple[list[int], list[int], bool]:
+        """The recommendations of each window; whether history covers the scale-down one.
 
-        Only the highest matters: stabilisation scales down to it and no lower.
+        A fresh process knows no past recommendations; rather than scale down
+        on a window it has not seen, it waits until it has. Scale-up does not
+        wait: Kubernetes scales up from an empty window too.
         """
         span = self._span(tick)
-        highest: int | None = None
-        for past, memo in span.window:
-            if uri in memo:
-                then = memo[uri]
-            else:
-                then = memo[uri] = self._past_recommendation(past, uri, index)
-            if then is not None and (highest is None or then > highest):
-                highest = then
-        covered = not self._window or any(
+        windows: list[list[int]] = []
+        for window in (span.up_window, span.down_window):
+            found: list[int] = []
+            for past, memo in window:
+                if uri in memo:
+                    then = memo[uri]
+                else:
+                    then = memo[uri] = self._past_recommendation(past, uri, index)
+                if then is not None:
+                    found.append(then)
+            windows.append(found)
+        covered = not self._down_window or any(
             past.resources.get(uri) is not None for past in span.covering
         )
-        return highest, covered
+        return windows[0], windows[1], covered
 
     def _past_recommendation(self, past: Snapshot, uri: str, index: int) -> int | None:
         """What the policy recommended for ``uri`` in ``past``; None: nothing to count."""
@@ -296,39 +359,14 @@ class ScalingPolicy:
             state.replicas.desired, state.metrics, self._pairs[index], self._tolerance
         )
 
-    def _period_bases(self, uri: str, tick: Tick, current: int) -> tuple[int, int]:
-        """The lowest and highest desired count seen in the rate-limit period."""
-        counts = [current]
-        for past in self._span(tick).period:
-            state = past.resources.get(uri)
-            if state is not None and state.replicas is not None:
-                counts.append(state.replicas.desired)
-        return min(counts), max(counts)
-
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
 
 
 def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:
-    known = {
-        "enabled", "tolerance", "stabilization_seconds", "rate_period_seconds",
-        "scale_up_max_percent", "scale_up_max_replicas", "scale_down_max_percent",
-        "scale_down_max_replicas", "metric_max_age_seconds", "rules",
-    }  # fmt: skip
-    unknown = set(config) - known
-    if unknown:
-        raise ValueError(f"unknown scaling settings: {sorted(unknown)}")
-    limits = RateLimits(
-        period_seconds=config.get("rate_period_seconds", 60.0),
-        up_percent=config.get("scale_up_max_percent", 100.0),
-        up_replicas=config.get("scale_up_max_replicas", 4),
-        down_percent=config.get("scale_down_max_percent", 100.0),
-        down_replicas=config.get("scale_down_max_replicas"),
-    )
     return ScalingPolicy(
         [parse_rule(raw) for raw in config.get("rules", ())],
         tolerance=config.get("tolerance", 0.1),
-        stabilization_seconds=config.get("stabilization_seconds", 300.0),
-        limits=limits,
+        behavior=behavior_from_config(config),
         metric_max_age_seconds=config.get("metric_max_age_seconds", 120.0),
     )

@@ -32,21 +32,35 @@ class ScalingRule:
     max_replicas: int = 10
     price_per_replica_hour: float | None = None
     schedule: Schedule = field(default_factory=Schedule)
+    cooldown_seconds: float = 300.0
+    """With ``min_replicas = 0``: requests idle this long scale the service to zero."""
+    activation_requests_per_minute: float = 0.0
+    """With ``min_replicas = 0``: more requests per minute than this are activity."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.min_replicas <= self.max_replicas:
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
             raise ValueError(
-                f"rule {self.match!r}: need 1 <= min_replicas <= max_replicas, "
-                f"got {self.min_replicas} and {self.max_replicas}"
+                f"rule {self.match!r}: need 0 <= min_replicas <= max_replicas and "
+                f"max_replicas >= 1, got {self.min_replicas} and {self.max_replicas}"
+            )
+        if self.scales_to_zero and self.targets.requests_per_minute is None:
+            raise ValueError(
+                f"rule {self.match!r}: min_replicas = 0 needs target_requests_per_minute, "
+                "the activity that wakes the service"
             )
         if self.price_per_replica_hour is not None and self.price_per_replica_hour < 0:
             raise ValueError(f"rule {self.match!r}: price_per_replica_hour must not be negative")
         for window in self.schedule.windows:
             low, high = self._window_bounds(window)
-            if not 1 <= low <= high:
+            if not 0 <= low <= high or high < 1:
                 raise ValueError(
                     f"rule {self.match!r}: window {window.describe()} gives bounds {low}-{high}"
                 )
+
+    @property
+    def scales_to_zero(self) -> bool:
+        """Whether the rule opts in to scale to zero and back (``min_replicas = 0``)."""
+        return self.min_replicas == 0
 
     def matches(self, uri: str) -> bool:
         return fnmatch.fnmatchcase(uri, self.match)
@@ -106,5 +120,7 @@ def parse_rule(raw: Mapping[str, Any]) -> ScalingRule:
         min_replicas=raw.get("min_replicas", 1),
         max_replicas=raw.get("max_replicas", 10),
         price_per_replica_hour=raw.get("price_per_replica_hour"),
+        cooldown_seconds=raw.get("cooldown_seconds", 300.0),
+        activation_requests_per_minute=raw.get("activation_requests_per_minute", 0.0),
         schedule=Schedule(timezone=raw.get("timezone", "UTC"), windows=windows),
     )

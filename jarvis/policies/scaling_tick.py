@@ -8,13 +8,18 @@ back on into a `Span` on first use. Neither outlives the tick.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jarvis.model import History, Snapshot
+from jarvis.policies.hpa_behavior import ScaleEvent
 from jarvis.policies.schedule import ScheduleWindow
 
-__all__ = ["Span", "Tick"]
+__all__ = ["Memo", "Span", "Tick", "scale_events"]
+
+Memo = dict[int, tuple[Snapshot, dict[str, int | None]]]
+"""The policy's recommendations per past snapshot: {id(snapshot): (snapshot, {uri: replicas})}."""
 
 
 @dataclass(slots=True)
@@ -35,8 +40,50 @@ class Span:
     """The history one tick looks back on, sorted out once for all its services."""
 
     covering: tuple[Snapshot, ...]
-    """At or before the window's start: a service seen in one has a covered window."""
-    window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
-    """Inside the stabilisation window, each with its memo of recommendations."""
-    period: tuple[Snapshot, ...]
-    """Inside the rate-limit period."""
+    """At or before the scale-down window's start: a service seen in one has a covered window."""
+    up_window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
+    """Inside the scale-up stabilization window, each with its memo of recommendations."""
+    down_window: tuple[tuple[Snapshot, dict[str, int | None]], ...]
+    """Inside the scale-down stabilization window, likewise."""
+    past: tuple[Snapshot, ...]
+    """Every snapshot up to now, oldest first: the scale events of the rate policies."""
+
+    @classmethod
+    def of(cls, tick: Tick, up_window: timedelta, down_window: timedelta, memo: Memo) -> Span:
+        """Sort the tick's history into windows, each snapshot with its memo of recommendations.
+
+        Kubernetes counts a recommendation while ``timestamp.After(now - window)``:
+        one made exactly one window ago is outside.
+        """
+        now = tick.now
+        up_cutoff, down_cutoff = now - up_window, now - down_window
+        past = [snapshot for snapshot in tick.history.snapshots if snapshot.taken_at <= now]
+        recent = [
+            (s, memo.setdefault(id(s), (s, {}))[1])
+            for s in past
+            if s.taken_at > min(up_cutoff, down_cutoff)
+        ]
+        return cls(
+            covering=tuple(s for s in past if s.taken_at <= down_cutoff),
+            up_window=tuple(r for r in recent if r[0].taken_at > up_cutoff),
+            down_window=tuple(r for r in recent if r[0].taken_at > down_cutoff),
+            past=tuple(past),
+        )
+
+
+def scale_events(uri: str, past: Sequence[Snapshot], current: int) -> list[ScaleEvent]:
+    """Changes of ``uri``'s desired count between snapshots, each timed at the earlier one:
+    the tick that applied it, as Kubernetes times a scale event at its rescale."""
+    events: list[ScaleEvent] = []
+    before: tuple[datetime, int] | None = None
+    for snapshot in past:
+        state = snapshot.resources.get(uri)
+        if state is None or state.replicas is None:
+            continue
+        count = state.replicas.desired
+        if before is not None and count != before[1]:
+            events.append(ScaleEvent(before[0], count - before[1]))
+        before = (snapshot.taken_at, count)
+    if before is not None and current != before[1]:
+        events.append(ScaleEvent(before[0], current - before[1]))
+    return events

@@ -1,19 +1,20 @@
 """Time windows in a named time zone that change a service's replica bounds.
 
 Used by the scaling policy (`jarvis.policies.scaling`) to lower the floor at
-night and raise it before morning traffic. Pure: the caller passes ``now``
-(timezone-aware); the zone database comes from the standard `zoneinfo`.
+night and raise it before morning traffic. The wall-clock arithmetic is the
+model's `Hours` (`jarvis.model.hours`), which disruption budgets use too. Pure:
+the caller passes ``now`` (timezone-aware).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-#: Day names as written in configuration, Monday first (``datetime.weekday()`` order).
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from jarvis.model.hours import DAY_NAMES, Hours, parse_days, parse_time
+
+__all__ = ["DAY_NAMES", "Schedule", "ScheduleWindow", "parse_days", "parse_time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class ScheduleWindow:
     min_replicas: int | None = None
     max_replicas: int | None = None
     days: frozenset[int] = frozenset()
+    hours: Hours = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.start == self.end:
@@ -38,25 +40,14 @@ class ScheduleWindow:
             raise ValueError("a schedule window must set min_replicas or max_replicas")
         if any(day not in range(7) for day in self.days):
             raise ValueError(f"schedule days must be 0 (Monday) to 6, got {sorted(self.days)}")
+        object.__setattr__(self, "hours", Hours(self.start, self.end, self.days))
 
     def contains(self, local: datetime) -> bool:
         """Whether the local wall-clock time ``local`` falls inside this window."""
-        clock = local.time().replace(tzinfo=None)
-        weekday = local.weekday()
-        if self.start < self.end:
-            return self.start <= clock < self.end and self._on(weekday)
-        # Past midnight: the evening part belongs to today's start, the morning
-        # part to yesterday's.
-        if clock >= self.start:
-            return self._on(weekday)
-        return clock < self.end and self._on((weekday - 1) % 7)
+        return self.hours.contains(local)
 
     def describe(self) -> str:
-        days = ",".join(DAY_NAMES[day] for day in sorted(self.days)) if self.days else "daily"
-        return f"{self.start:%H:%M}-{self.end:%H:%M} {days}"
-
-    def _on(self, weekday: int) -> bool:
-        return not self.days or weekday in self.days
+        return self.hours.describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +69,3 @@ class Schedule:
             if window.contains(local):
                 return window
         return None
-
-
-def parse_time(value: str | time) -> time:
-    """``"06:00"`` or ``"06:00:30"`` (or a `time` already) as a naive `time`."""
-    if isinstance(value, time):
-        return value.replace(tzinfo=None)
-    return time.fromisoformat(value)
-
-
-def parse_days(values: Sequence[str | int]) -> frozenset[int]:
-    """Day names (``"mon"``) or numbers (0 = Monday) as weekday numbers."""
-    days: set[int] = set()
-    for value in values:
-        if isinstance(value, int):
-            days.add(value)
-            continue
-        name = value.strip().lower()[:3]
-        if name not in DAY_NAMES:
-            raise ValueError(f"unknown day {value!r}; expected one of {', '.join(DAY_NAMES)}")
-        days.add(DAY_NAMES.index(name))
-    return frozenset(days)

@@ -6,6 +6,7 @@ and the retry ledger, hands them in as a `GuardContext`, and records the verdict
 
 from jarvis.safety.allowlist import AllowList, AllowRule
 from jarvis.safety.bounds import Bounds, KindBound, ScaleBounds, WeightBounds
+from jarvis.safety.budgets import Budgets, Change, DisruptionBudget, Remaining
 from jarvis.safety.guard import Guard, GuardContext
 from jarvis.safety.retry import RetryBudget
 
@@ -13,9 +14,13 @@ __all__ = [
     "AllowList",
     "AllowRule",
     "Bounds",
+    "Budgets",
+    "Change",
+    "DisruptionBudget",
     "Guard",
     "GuardContext",
     "KindBound",
+    "Remaining",
     "RetryBudget",
     "ScaleBounds",
     "WeightBounds",

@@ -1,7 +1,7 @@
 """The guard: composes the safety checks, in order, into one verdict per action.
 
-Order: kill switch, allow-list, bounds, circuit breakers (provider degraded,
-fleet paused), quarantine and retry budget, dry run.
+Order: kill switch, allow-list, bounds, disruption budgets, circuit breakers
+(provider degraded, fleet paused), quarantine and retry budget, dry run.
 The first refusal wins and names its reason. The reconciler builds a fresh
 `GuardContext` right before each action (the kill switch read from its backend
 at that moment, so a flip mid-tick stops the rest of the tick) and records the
@@ -10,6 +10,7 @@ verdict. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,12 +18,14 @@ from jarvis.model import (
     Action,
     BlockReason,
     KillSwitchState,
+    ResourceRef,
     ResourceState,
     RetryState,
     Verdict,
 )
 from jarvis.safety.allowlist import AllowList
 from jarvis.safety.bounds import Bounds
+from jarvis.safety.budgets import Budgets, Change
 from jarvis.safety.retry import RetryBudget
 
 
@@ -40,13 +43,25 @@ class GuardContext:
     dry_run: bool = False
     held: Verdict | None = None
     """An open circuit breaker's block (`jarvis.safety.breakers`), or None."""
+    changes: Sequence[Change] = ()
+    """Changes the budgets count: at least those of the longest budget window, this tick's too."""
+    fleet: Sequence[ResourceRef] = ()
+    """The resources last observed: what a budget's percentage is of."""
 
 
 class Guard:
-    def __init__(self, *, allowlist: AllowList, bounds: Bounds, retry: RetryBudget) -> None:
+    def __init__(
+        self,
+        *,
+        allowlist: AllowList,
+        bounds: Bounds,
+        retry: RetryBudget,
+        budgets: Budgets | None = None,
+    ) -> None:
         self.allowlist = allowlist
         self.bounds = bounds
         self.retry = retry
+        self.budgets = budgets if budgets is not None else Budgets()
 
     def check(self, action: Action, ctx: GuardContext) -> Verdict:
         if ctx.killswitch.engaged:
@@ -58,6 +73,19 @@ class Guard:
                 BlockReason.ALLOWLIST,
                 f"no allow-list entry permits {action.kind} on {action.target}",
             )
+        limited = self._limits(action, ctx)
+        if limited is not None:
+            return limited
+        # An open breaker holds the action before its own budget is looked at.
+        budget = ctx.held if ctx.held is not None else self.retry.check(ctx.retry, ctx.now)
+        if not budget.allowed:
+            return budget
+        if ctx.dry_run:
+            return Verdict.block(BlockReason.DRY_RUN, "dry run: evaluated, not applied")
+        return Verdict.allow()
+
+    def _limits(self, action: Action, ctx: GuardContext) -> Verdict | None:
+        """The blast radius: this tick's bounds, then the disruption budgets' windows."""
         violation = self.bounds.violation(
             action,
             applied_this_tick=ctx.applied_this_tick,
@@ -66,10 +94,4 @@ class Guard:
         )
         if violation is not None:
             return Verdict.block(BlockReason.BOUNDS, violation)
-        # An open breaker holds the action before its own budget is looked at.
-        budget = ctx.held if ctx.held is not None else self.retry.check(ctx.retry, ctx.now)
-        if not budget.allowed:
-            return budget
-        if ctx.dry_run:
-            return Verdict.block(BlockReason.DRY_RUN, "dry run: evaluated, not applied")
-        return Verdict.allow()
+        return self.budgets.check(action, ctx.changes, ctx.fleet, ctx.now)

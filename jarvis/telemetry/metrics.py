@@ -14,10 +14,11 @@ exposition (see `render`).
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Final
+from typing import Final, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -41,6 +42,24 @@ __all__ = [
     "TICK_OUTCOMES",
     "Metrics",
 ]
+
+
+class BudgetLeft(Protocol):
+    """What the budget gauge reads of one budget (`jarvis.safety.Remaining` is one).
+
+    A protocol rather than the safety type, so telemetry (and notify, which
+    counts through it) never imports the guard.
+    """
+
+    @property
+    def budget(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def remaining(self) -> int | None: ...
+
 
 #: 1 ms .. 60 s: a simulated tick takes milliseconds, a slow cloud API tens of seconds.
 DURATION_BUCKETS: Final = (
@@ -170,6 +189,12 @@ class Metrics:
             ["provider", "health"],
             registry=reg,
         )
+        self.budget_remaining = Gauge(
+            "jarvis_disruption_budget_remaining",
+            "Changes a disruption budget still allows in its window (+Inf outside its schedule).",
+            ["kind", "provider", "budget"],
+            registry=reg,
+        )
         self.last_tick_timestamp = Gauge(
             "jarvis_last_tick_timestamp_seconds",
             "Unix time at which the last tick finished.",
@@ -262,6 +287,16 @@ class Metrics:
         self.resources.clear()
         for (provider, health), count in counts.items():
             self.resources.labels(provider=provider, health=health).set(count)
+
+    def set_budgets(self, rows: Iterable[BudgetLeft]) -> None:
+        """Set each budget's remaining changes; a budget whose schedule is not in force
+        reads +Inf, since it does not limit then."""
+        for row in rows:
+            left = row.remaining
+            series = self.budget_remaining.labels(
+                kind=row.kind, provider=row.provider, budget=row.budget
+            )
+            series.set(math.inf if left is None else left)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, less ``_created``, and its content type."""

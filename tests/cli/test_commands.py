@@ -52,8 +52,8 @@ def test_a_missing_config_file_exits_2(jarvis: Jarvis) -> None:
     assert "config file not found: nope.toml" in result.stderr
 
 
-def run_ticks(jarvis: Jarvis, n: int) -> None:
-    result = jarvis("run", "--ticks", str(n), "--interval", "0.05", "--http-port", "0")
+def run_ticks(jarvis: Jarvis, n: int, *options: str) -> None:
+    result = jarvis(*options, "run", "--ticks", str(n), "--interval", "0.05", "--http-port", "0")
     assert result.returncode == 0, result.stderr
 
 

@@ -28,6 +28,7 @@ MONITORING = DEPLOY / "monitoring"
 METRIC = re.compile(r"\b(?:jarvis|process|python)_[a-z_]+\b")
 #: Series Prometheus makes itself rather than the daemon.
 SYNTHETIC = {"up"}
+BUDGETS = json.dumps([{"name": "restarts", "actions": ["restart"], "max": 5}])
 
 
 def alert_exprs() -> list[str]:
@@ -78,7 +79,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     process = subprocess.Popen(
         jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
         cwd=tmp_path,
-        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1"),
+        # A budget configured, so its gauge has a series to be found.
+        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1", JARVIS_BUDGETS=BUDGETS),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -6,14 +6,17 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from jarvis.policies.hpa import (
-    MetricTargets,
-    RateLimits,
-    missing,
+from jarvis.policies.hpa import MetricTargets, missing, recommend
+from jarvis.policies.hpa_behavior import (
+    PolicyType,
+    RatePolicy,
+    ScalingRules,
     rate_limit,
-    recommend,
+    scale_down_limit,
+    scale_up_limit,
     stabilize,
 )
+from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.schedule import Schedule, ScheduleWindow, parse_days, parse_time
 
 
@@ -59,38 +62,44 @@ def test_targets_need_one_positive_metric() -> None:
         MetricTargets(cpu_utilization=0)
 
 
+NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("base", "up", "down"),
     [(1, 5, 0), (2, 6, 0), (4, 8, 0), (10, 20, 0)],
 )
 def test_default_rate_limits(base: int, up: int, down: int) -> None:
     """Up by max(+100%, +4) per period; down unlimited, as the HPA's defaults."""
-    limits = RateLimits()
-    assert (limits.up_limit(base), limits.down_limit(base)) == (up, down)
+    behavior = behavior_from_config({})
+    assert scale_up_limit(base, [], behavior.scale_up, NOW) == up
+    assert scale_down_limit(base, [], behavior.scale_down, NOW) == down
 
 
 def test_configured_scale_down_limits_pick_the_larger_change() -> None:
     """With 10% or 3 replicas per period, 20 may drop to 17, and 50 to 45."""
-    limits = RateLimits(down_percent=10, down_replicas=3)
-    assert limits.down_limit(20) == 17
-    assert limits.down_limit(50) == 45
-    assert RateLimits(down_percent=0).down_limit(7) == 7
+    rules = behavior_from_config({"scale_down_max_percent": 10, "scale_down_max_replicas": 3})
+    assert scale_down_limit(20, [], rules.scale_down, NOW) == 17
+    assert scale_down_limit(50, [], rules.scale_down, NOW) == 45
+    none = ScalingRules(policies=(RatePolicy(PolicyType.PERCENT, 0, 60),))
+    assert scale_down_limit(7, [], none, NOW) == 7
 
 
 def test_rate_limit_never_reverses_direction() -> None:
     """A limit slows a move; it never turns a scale-up into a scale-down or the reverse."""
-    limits = RateLimits(up_percent=0, up_replicas=0, down_percent=0)
-    assert rate_limit(5, 9, 5, 5, limits) == 5
-    assert rate_limit(5, 1, 5, 5, limits) == 5
-    assert rate_limit(5, 9, 2, 2, RateLimits()) == 6
+    assert rate_limit(5, 9, 5, 5) == 5
+    assert rate_limit(5, 1, 5, 5) == 5
+    assert rate_limit(5, 9, 3, 3) == 5
+    assert rate_limit(5, 1, 7, 7) == 5
+    assert rate_limit(5, 9, 6, 0) == 6
 
 
 def test_stabilize_scales_up_at_once_and_down_to_the_window_maximum() -> None:
-    """Up: the recommendation; down: the highest recommendation in the window, at most current."""
-    assert stabilize(4, 9, [1, 2]) == 9
-    assert stabilize(10, 2, [2, 7, 3]) == 7
-    assert stabilize(10, 2, [12]) == 10
-    assert stabilize(10, 2, []) == 2
+    """With no scale-up window: up to the recommendation; down to the highest in the window."""
+    assert stabilize(4, 9, [], [1, 2]) == 9
+    assert stabilize(10, 2, [], [2, 7, 3]) == 7
+    assert stabilize(10, 2, [], [12]) == 10
+    assert stabilize(10, 2, [], []) == 2
 
 
 def test_window_past_midnight_belongs_to_the_day_it_started() -> None:

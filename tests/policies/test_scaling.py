@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfoNotFoundError
 import pytest
 
 from jarvis.model import Action, History, ResourceState, Snapshot
-from jarvis.policies.hpa import MetricTargets, RateLimits
+from jarvis.policies.hpa import MetricTargets
 from jarvis.policies.rollback import ROLLBACK_PRIORITY
 from jarvis.policies.scaling import SCALING_PRIORITY, ScalingPolicy
+from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.scaling_rules import ScalingRule
 from jarvis.policies.schedule import Schedule, ScheduleWindow
 from tests import actions as typed
@@ -106,7 +107,8 @@ def test_spike_reaches_ten_within_a_minute() -> None:
 
 
 def test_scale_down_waits_for_the_whole_stabilization_window() -> None:
-    """Traffic back to normal returns to 2 tasks once 300 s have passed, not a tick before."""
+    """Traffic back to normal returns to 2 tasks when the last high recommendation is 300 s
+    old: as in Kubernetes, one made exactly one window ago is outside the window."""
     drop = 4  # ticks 0-3 at 1000 req/min, then 150 req/min (2 tasks' worth)
     ticks = drive(
         policy(),
@@ -117,7 +119,9 @@ def test_scale_down_waits_for_the_whole_stabilization_window() -> None:
     dropped_at = ticks[drop].at
     downs = [t for t in ticks if t.proposed is not None and t.proposed < t.desired]
     assert len(downs) == 1
-    assert downs[0].at - dropped_at == timedelta(seconds=300)
+    last_high = ticks[drop - 1].at
+    assert downs[0].at - last_high == timedelta(seconds=300)
+    assert downs[0].at - dropped_at == timedelta(seconds=270)
     assert downs[0].proposed == 2
     assert all(t.desired == 10 for t in ticks if dropped_at <= t.at <= downs[0].at)
     saving = downs[0].evaluation.actions[0].cost_delta_per_hour
@@ -271,7 +275,7 @@ def test_first_matching_rule_wins_and_unmatched_resources_are_ignored() -> None:
 
 def test_scale_down_rate_limit_is_configurable() -> None:
     """With at most 50% down per minute, 10 → 2 takes two steps a minute apart."""
-    pol = ScalingPolicy([RPM_RULE], limits=RateLimits(down_percent=50))
+    pol = ScalingPolicy([RPM_RULE], behavior=behavior_from_config({"scale_down_max_percent": 50}))
     ticks = drive(
         pol,
         start=T0,

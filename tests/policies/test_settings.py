@@ -36,7 +36,7 @@ def test_documented_example_builds_both_policies(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, documented_toml()))
     scaling = ScalingPolicy.from_config(settings.scaling.model_dump())
     rollback = RollbackPolicy.from_config(settings.rollback.model_dump())
-    api, k8s = scaling.rules
+    api, k8s, batch = scaling.rules
     assert (api.match, api.min_replicas, api.max_replicas) == (API, 2, 20)
     assert api.targets.configured() == {
         "cpu_utilization": 70,
@@ -48,6 +48,7 @@ def test_documented_example_builds_both_policies(tmp_path: Path) -> None:
     assert (night.start, night.end, night.min_replicas) == (time(0), time(6), 1)
     assert morning.days == frozenset(range(5))
     assert k8s.targets.configured() == {"cpu_utilization": 60}
+    assert batch.scales_to_zero and batch.cooldown_seconds == 600
     assert rollback.name == "rollback"
 
 
@@ -75,8 +76,16 @@ def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
         ("[[scaling.rules]]\nmin_replicas = 5\nmax_replicas = 2\ntarget_cpu_utilization = 50\n",
          "scaling.rules.0"),
         ('[[scaling.rules]]\nmatch = "*"\n', "scaling.rules.0"),
+        # Scale to zero needs requests as its activity metric.
         ("[[scaling.rules]]\ntarget_cpu_utilization = 50\nmin_replicas = 0\n",
+         "scaling.rules.0"),
+        ("[[scaling.rules]]\ntarget_cpu_utilization = 50\nmin_replicas = -1\n",
          "scaling.rules.0.min_replicas"),
+        ("[scaling]\nscale_up_select = \"least\"\n", "scaling.scale_up_select"),
+        ('[[scaling.scale_down_policies]]\ntype = "pods"\nvalue = 1.5\n',
+         "scaling.scale_down_policies.0"),
+        ('[[scaling.scale_up_policies]]\ntype = "pods"\nvalue = 1\nperiod_seconds = 0\n',
+         "scaling.scale_up_policies.0.period_seconds"),
         ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
          'start = "00:00"\nend = "06:00"\n', "scaling.rules.0.schedule.0"),
         ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'

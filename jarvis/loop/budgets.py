@@ -1,0 +1,116 @@
+"""The changes disruption budgets count, as the loop remembers them.
+
+The reconciler (`jarvis.loop.reconciler`) owns one `ChangeLog`: `load` rebuilds
+it at start from the ``action.started`` intents in the event store (so a
+restart does not reset a budget), `refresh` adds at the start of every tick the
+intents written since (so the changes of another process, a `jarvis tick`
+beside the daemon, count from its next tick), `note` adds each action the loop
+lets through to its provider, and `current` hands the guard the changes still
+inside the longest budget window.
+`jarvis budgets` loads one the same way. The decisions are the guard's
+(`jarvis.safety.budgets`); this class only keeps the list. Nothing is read when
+no budget is configured.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+
+import structlog
+
+from jarvis.model import Action, Event, EventKind, ResourceRef
+from jarvis.safety.budgets import Budgets, Change
+from jarvis.store import EventStore
+
+__all__ = ["ChangeLog", "change_of"]
+
+log = structlog.get_logger("jarvis.reconciler")
+
+_PAGE = 1000
+
+
+def change_of(event: Event) -> Change | None:
+    """The change an ``action.started`` intent records; None for a row that names no resource."""
+    if event.resource is None or event.action_kind is None:
+        return None
+    try:
+        target = ResourceRef.parse(event.resource)
+    except ValueError:
+        return None
+    return Change(ts=event.ts, target=target, kind=event.action_kind, action_id=event.action_id)
+
+
+class ChangeLog:
+    """Changes inside the longest budget window, oldest first; empty when no budget is set."""
+
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+        self._changes: deque[Change] = deque()
+        self._known: set[str] = set()
+        """Action ids of the changes held: one change however often it is read back."""
+        self._cursor: int | None = None
+        """The newest event id read: `refresh` reads only what was written after it."""
+
+    async def load(self, store: EventStore, now: datetime) -> None:
+        """Rebuild from the intents recorded inside the longest window before ``now``."""
+        self._changes.clear()
+        self._known.clear()
+        horizon = self.budgets.horizon
+        if not horizon:
+            return
+        newest = await store.events(limit=1)
+        self._cursor = newest[-1].id if newest else 0
+        found = await store.events_by_time(kinds=[EventKind.ACTION_STARTED], since=now - horizon)
+        self._add(found)
+
+    async def refresh(self, store: EventStore) -> None:
+        """Add the intents written since the last read, by this process or another.
+
+        By event id, not time: a row another process writes late (a spool
+        replayed after an outage) still has a newer id, and the read costs what
+        was written since, not the whole window. While the store cannot answer,
+        the in-memory list stands.
+        """
+        if not self.budgets.horizon or self._cursor is None:
+            return
+        try:
+            while True:
+                found = await store.events(
+                    kinds=[EventKind.ACTION_STARTED], after_id=self._cursor, limit=_PAGE
+                )
+                self._add(found)
+                if len(found) < _PAGE:
+                    break
+        except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
+            log.warning("disruption budgets unreadable; using the in-memory list", error=str(exc))
+
+    def note(self, action: Action, ts: datetime, action_id: str) -> None:
+        """Count an action the loop is about to hand to its provider."""
+        if self.budgets.horizon and action_id not in self._known:
+            self._known.add(action_id)
+            change = Change(ts=ts, target=action.target, kind=action.kind, action_id=action_id)
+            self._changes.append(change)
+
+    def current(self, now: datetime) -> tuple[Change, ...]:
+        """The changes younger than the longest window; older ones are forgotten."""
+        edge = now - self.budgets.horizon
+        changes = self._changes
+        while changes and changes[0].ts <= edge:
+            gone = changes.popleft()
+            self._known.discard(gone.action_id or "")
+        return tuple(changes)
+
+    def _add(self, events: list[Event]) -> None:
+        for event in events:
+            if event.id is not None and (self._cursor is None or event.id > self._cursor):
+                self._cursor = event.id
+            change = change_of(event)
+            key = event.action_id or event.idempotency_key
+            if change is None or key in self._known:
+                continue
+            self._known.add(key)
+            self._changes.append(change)
+        # Read back late or from another process: keep the list in time order.
+        if events:
+            self._changes = deque(sorted(self._changes, key=lambda c: c.ts))

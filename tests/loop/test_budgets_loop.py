@@ -1,0 +1,115 @@
+"""Disruption budgets through the whole loop, against the simulated fleet: a window's
+budget holds restarts across ticks, survives a restart of Jarvis, and refills."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
+from jarvis.app import App
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import BlockReason, Health
+from jarvis.policies.heal import HealPolicy
+from jarvis.store import upgrade
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.loop.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+BUDGET = [
+    {
+        "name": "restarts-per-hour",
+        "provider": "sim",
+        "actions": ["restart"],
+        "max": 2,
+        "window_seconds": 3600,
+    }
+]
+REMAINING = "jarvis_disruption_budget_remaining"
+LABELS = {"kind": "restart", "provider": "sim", "budget": "restarts-per-hour"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+async def ticks(app: App, clock: VirtualClock, n: int) -> None:
+    for _ in range(n):
+        await app.reconciler.tick()
+        clock.advance(30)
+
+
+def crashed(fleet: SimulatedFleet) -> list[str]:
+    return [n for n in fleet.names if fleet.state(n).health is Health.UNHEALTHY]
+
+
+async def test_a_fleet_wide_budget_holds_restarts_across_ticks_and_a_restart(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Four crashes, two restarts an hour: two heal, two wait (reason budget) through a
+    restart of Jarvis, and heal once the first two restarts are an hour old."""
+    fleet = SimulatedFleet(seed=3, services=6, script=False, start=clock.now())
+    down = fleet.names[:4]
+    for name in down:
+        fleet.crash(name)
+    app = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=BUDGET
+    )
+    await ticks(app, clock, 5)
+    assert len(crashed(fleet)) == 2
+    blocked = await app.store.events(kinds=["action.blocked"], limit=100)
+    assert blocked and {e.payload["blocked"] for e in blocked} == {"budget"}
+    assert app.metrics.registry.get_sample_value(REMAINING, LABELS) == 0
+
+    # A new process on the same database counts the restarts the first one made.
+    await app.aclose()
+    clock.advance(600)
+    again = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=BUDGET
+    )
+    await ticks(again, clock, 5)
+    assert len(crashed(fleet)) == 2
+    assert again.metrics.registry.get_sample_value(REMAINING, LABELS) == 0
+
+    # An hour after the first restarts, the window has room again.
+    clock.advance(3600)
+    await ticks(again, clock, 3)
+    assert crashed(fleet) == []
+    started = await again.store.events(kinds=["action.started"], limit=100)
+    assert len(started) == 4
+
+
+async def test_the_daemon_counts_the_changes_of_a_second_process(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """A one-shot `jarvis tick` beside the daemon spends the budget; the daemon's next tick
+    reads it back from the store and holds its own restart."""
+    fleet = SimulatedFleet(seed=3, services=6, script=False, start=clock.now())
+    for name in fleet.names[:2]:
+        fleet.crash(name)
+    one = [{**BUDGET[0], "max": 1}]
+    daemon = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=one
+    )
+    one_shot = await make_app(
+        [HealPolicy()], actuators=[SimulatedActuator(fleet, clock)], budgets=one
+    )
+    await one_shot.reconciler.tick()
+    await one_shot.aclose()
+    assert len(crashed(fleet)) == 1
+    clock.advance(30)
+    report = await daemon.reconciler.tick()
+    assert len(crashed(fleet)) == 1
+    assert [d.verdict.reason for d in report.decisions] == [BlockReason.BUDGET]
