@@ -26,7 +26,7 @@ PINNED = {
     # (seed, days, services, intensity): sha256 of the whole record
     (1, 0.25, 6, 4.0): "6edb60869206a19d31290d91c0eb0d14adcfef5ad1ccafabf630fdf089cb8ee4",
     (11, 1 / 24, 5, 30.0): "7dd3488c07448ba7565b25c9885c0bd922081c466a73d8d36641f3557ab60b4a",
-    (7, 0.5, 12, 8.0): "9d65f864cdffb9e9048a562c03215c761bb9145be8289513c7b6cfce193dae7e",
+    (7, 0.5, 12, 8.0): "3c57ad6cd92bd447610520877823a38f7ca4ffd8e60de5b14d6fce416d9bd0f5",
 }
 
 
