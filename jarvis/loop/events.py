@@ -260,7 +260,12 @@ def spool_dead_letters(
         ts=now,
         idempotency_key=f"spool.dead-letters:{now.isoformat()}:{total}",
         reason=f"{count} damaged spool line(s) set aside in {dead_letter_file}",
-        payload={"dead_letters": count, "dead_letter_file": dead_letter_file},
+        payload={
+            "cause": "spool.dead_letters",
+            "severity": "warning",
+            "dead_letters": count,
+            "dead_letter_file": dead_letter_file,
+        },
     )
 
 
@@ -311,6 +316,12 @@ def breaker_alert(
         policy="breaker",
         reason=detail,
         payload={
+            # What the notifier reads (`jarvis.notify.alerts`): one incident per
+            # breaker, resolved by its closing. A warning, not a page: a held
+            # provider is Jarvis coping, and the escalations it spares are the pages.
+            "cause": f"breaker:{scope}:{subject}",
+            "severity": "warning",
+            "resolved": not opened,
             "breaker": scope,
             "provider": provider,
             "state": state,
