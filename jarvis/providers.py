@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jarvis.actuators.base import Actuator, Sensor, route_table
+from jarvis.actuators.base import Actuator, MetricSource, Sensor, route_table
 from jarvis.config import ConfigError, Settings
 from jarvis.model import ActionKind, Clock
 
@@ -280,6 +280,30 @@ def build_sensors(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return built
+
+
+def build_metric_sources(settings: Settings) -> list[MetricSource]:
+    """The metric sources ``[metrics]`` configures, read after observe each tick.
+
+    Each names services by resource URI; one whose scheme no enabled provider
+    observes would never be enriched, which is a configuration error.
+    """
+    sources: list[MetricSource] = []
+    prometheus = settings.metrics.prometheus
+    if prometheus is not None:
+        observed = {scheme for p in enabled(settings) for scheme in p.owns}
+        unknown = sorted(
+            uri for uri in prometheus.services if uri.partition("://")[0] not in observed
+        )
+        if unknown:
+            raise ConfigError(
+                f"invalid configuration:\n  metrics.prometheus.services: {unknown[0]} is not "
+                f"a resource of any enabled provider (observed: {', '.join(sorted(observed))})"
+            )
+        from jarvis.actuators.prometheus.source import PrometheusSource
+
+        sources.append(PrometheusSource(prometheus))
+    return sources
 
 
 def _check_owned(provider: Provider, observer: Sensor) -> None:
