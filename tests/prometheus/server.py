@@ -109,7 +109,7 @@ class PrometheusServer:
             encoding="utf-8",
         )
         self._log = (self._dir / "prometheus.log").open("wb")
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and our own arguments
+        self._process = subprocess.Popen(
             [
                 PROMETHEUS,
                 f"--config.file={self._dir / 'prometheus.yml'}",
