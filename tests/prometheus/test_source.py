@@ -77,9 +77,10 @@ async def test_error_rate_and_p95_come_from_their_own_templates(
                 and 100 <= v[WEB].get("p95_latency_ms", 0) <= 250
             ),
         )
-        # No requests at all: the error rate is 0/0, which is no measurement.
+        # No requests at all: the error rate is 0/0, which is no measurement, and
+        # not a failure either: an idle service would otherwise fail every tick.
         assert "error_rate" not in reading.values[API]
-        assert any("api" in problem and "error_rate" in problem for problem in reading.problems)
+        assert reading.problems == ()
     finally:
         await source.aclose()
 
@@ -143,3 +144,28 @@ def queries_served(server: PrometheusServer) -> float:
         if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def test_a_template_that_does_not_aggregate_is_ambiguous_and_supplies_nothing(
+    exporter: Exporter, prometheus: PrometheusServer
+) -> None:
+    """Two series for one service (one per status code): no value, and the reason why."""
+    settings = PrometheusSettings.model_validate(
+        {
+            "url": prometheus.url,
+            "queries": {"requests_per_minute": 'http_requests_total{service=~"$services"}'},
+            "services": {WEB: "web"},
+        }
+    )
+    source = PrometheusSource(settings)
+    try:
+        with anyio.fail_after(DEADLINE):
+            reading = await source.read()
+            while not reading.problems:  # until the first scrape has landed
+                await anyio.sleep(0.5)
+                reading = await source.read()
+        assert reading.values[WEB] == {}
+        assert reading.problems == ("requests_per_minute: several series for service='web'",)
+    finally:
+        await source.aclose()
+    del exporter

@@ -104,9 +104,7 @@ class PrometheusSource:
                 continue
             seen.add(uri)
             number = _number(item.get("value"))
-            if number is None:
-                problems.append(f"{metric}: {self._label}={label!r} is not a finite number")
-            else:
+            if number is not None:  # NaN (0/0 on an idle service) is quietly absent
                 values[uri][metric] = number
         return problems
 
