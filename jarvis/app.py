@@ -18,13 +18,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from jarvis.model import ActionKind, Clock
-from jarvis.providers import PROVIDERS, Provider, build_sensors, check_allowlist, check_table
+from jarvis.providers import (
+    PROVIDERS,
+    Provider,
+    build_metric_sources,
+    build_sensors,
+    check_allowlist,
+    check_table,
+)
 
 if TYPE_CHECKING:
     # The loop, the guard and the metrics are imported by the functions that
     # build them: `jarvis killswitch engage` uses this module only to open the
     # store and the switch, and must not wait for the rest (issue 11 item 10).
-    from jarvis.actuators.base import Sensor
+    from jarvis.actuators.base import MetricSource, Sensor
     from jarvis.config import Settings
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.loop.reconciler import Reconciler
@@ -46,10 +53,13 @@ class App:
     reconciler: Reconciler
     metrics: Metrics
     actuators: list[Sensor] = field(default_factory=list)
+    sources: list[MetricSource] = field(default_factory=list)
 
     async def aclose(self) -> None:
         for actuator in self.actuators:
             await actuator.aclose()
+        for source in self.sources:
+            await source.aclose()
         await self.killswitch.backend.aclose()
         await self.store.aclose()
 
@@ -274,6 +284,7 @@ async def build_app(
     *,
     clock: Clock | None = None,
     actuators: Sequence[Sensor] | None = None,
+    sources: Sequence[MetricSource] | None = None,
     providers: Sequence[Provider] = PROVIDERS,
     policies: Sequence[Policy] | None = None,
     metrics: Metrics | None = None,
@@ -306,6 +317,7 @@ async def build_app(
         built = (
             list(actuators) if actuators is not None else build_sensors(settings, clock, providers)
         )
+        metric_sources = list(sources) if sources is not None else build_metric_sources(settings)
         reconciler = Reconciler(
             actuators=built,
             policies=list(policies) if policies is not None else build_policies(settings),
@@ -320,6 +332,7 @@ async def build_app(
             dry_run=settings.dry_run,
             history_snapshots=history_size(settings),
             breakers=build_breakers(settings),
+            sources=metric_sources,
         )
         await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:
@@ -333,4 +346,5 @@ async def build_app(
         reconciler=reconciler,
         metrics=metrics,
         actuators=built,
+        sources=metric_sources,
     )

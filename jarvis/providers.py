@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jarvis.actuators.base import Actuator, Sensor, route_table
+from jarvis.actuators.base import Actuator, MetricSource, Sensor, route_table
 from jarvis.config import ConfigError, Settings
 from jarvis.model import ActionKind, Clock
 
@@ -216,7 +216,7 @@ def check_table(table: Sequence[Provider]) -> None:
 
 def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
     """Every allow-list entry and disruption budget names a scheme some provider acts
-    on, and kinds it applies.
+    on, and kinds it applies; every metric source's service, an enabled provider's scheme.
 
     An entry that can never match is a configuration error, not a silent deny:
     ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything,
@@ -239,6 +239,7 @@ def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -
                 f"expected '*' or some of {', '.join(sorted(kinds))}"
             )
     problems.extend(_budget_problems(settings, schemes))
+    problems.extend(_metric_source_problems(settings, table))
     if problems:
         raise ConfigError("\n".join(["invalid configuration:", *problems]))
 
@@ -265,6 +266,21 @@ def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> 
     return problems
 
 
+def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> list[str]:
+    # A service whose scheme no enabled provider observes is never enriched:
+    # its metrics would be read every tick and silently thrown away.
+    prometheus = settings.metrics.prometheus
+    if prometheus is None:
+        return []
+    observed = {scheme for provider in enabled(settings, table) for scheme in provider.owns}
+    return [
+        f"  metrics.prometheus.services: {uri} is not a resource of an enabled provider "
+        f"(observed: {', '.join(sorted(observed))})"
+        for uri in sorted(prometheus.services)
+        if uri.partition("://")[0] not in observed
+    ]
+
+
 def build_sensors(
     settings: Settings, clock: Clock, table: Sequence[Provider] = PROVIDERS
 ) -> list[Sensor]:
@@ -280,6 +296,20 @@ def build_sensors(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return built
+
+
+def build_metric_sources(settings: Settings) -> list[MetricSource]:
+    """The metric sources ``[metrics]`` configures, read after observe each tick.
+
+    `check_allowlist` has checked that their services belong to enabled providers.
+    """
+    sources: list[MetricSource] = []
+    prometheus = settings.metrics.prometheus
+    if prometheus is not None:
+        from jarvis.actuators.prometheus.source import PrometheusSource
+
+        sources.append(PrometheusSource(prometheus))
+    return sources
 
 
 def _check_owned(provider: Provider, observer: Sensor) -> None:

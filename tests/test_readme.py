@@ -31,6 +31,7 @@ def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
     for section in (
         "[aws]",
         "[probes]",
+        "[metrics.prometheus]",
         "[kubernetes]",
         "[cloudrun]",
         "[scaling]",

@@ -10,7 +10,8 @@ API and `jarvis.model`. Blocking SDKs run in worker threads through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 import anyio
@@ -76,6 +77,45 @@ class Actuator(Sensor, Protocol):
         anything when the change with this key was already made.
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricReading:
+    """What a metric source found this tick: values by resource URI, and what it could not."""
+
+    values: Mapping[str, Mapping[str, float]]
+    """Resource URI to metric name to value; a metric with no usable answer is absent."""
+    problems: Sequence[str] = ()
+    """One line per query that failed or answered something unusable."""
+
+
+class MetricSource(Protocol):
+    """Supplies some metrics of some services, read once per tick after observe.
+
+    The reconciler merges a reading into the observed states
+    (`jarvis.loop.observe.enrich`): for every service the source names, the
+    metrics it supplies replace whatever the service's provider reported, and
+    one it has no answer for is absent, so a policy decides nothing on it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def services(self) -> Collection[str]:
+        """The resource URIs this source supplies metrics for."""
+        ...
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        """The metric names (`jarvis.model.Metric`) it supplies."""
+        ...
+
+    async def read(self) -> MetricReading:
+        """One batch of queries for every service; raises when the source cannot be read."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def route_table(observers: Iterable[Sensor]) -> Mapping[tuple[str, str], Actuator]:

@@ -31,6 +31,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.config.metrics import MetricSourceSettings
 from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings | None = None
     cloudrun: CloudRunSettings | None = None
     probes: ProbeSettings = ProbeSettings()
+    metrics: MetricSourceSettings = MetricSourceSettings()
+    """Where service metrics come from instead of their provider (`jarvis.config.metrics`)."""
 
     heal: HealSettings = HealSettings()
     scaling: ScalingSettings = ScalingSettings()

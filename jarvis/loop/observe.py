@@ -9,11 +9,12 @@ turns what changed since the last tick into `resource.changed` events.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import anyio
 
-from jarvis.actuators.base import ActuatorError, Sensor
+from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Sensor
 from jarvis.loop import events as ev
 from jarvis.model import Event, ResourceState
 from jarvis.telemetry.metrics import Metrics
@@ -51,6 +52,50 @@ async def observe_all(
         for state in results.get(actuator.name, ()):
             resources[str(state.ref)] = state
     return resources, errors
+
+
+async def enrich(
+    resources: dict[str, ResourceState],
+    sources: Sequence[MetricSource],
+    time_limit: float,
+    errors: dict[str, str],
+) -> None:
+    """Merge every metric source's reading into ``resources``, in place.
+
+    For each service a source names, the metrics it supplies replace the
+    provider's: a value it found is set, one it did not find is removed, so a
+    policy sees it missing (and notes it) rather than deciding on a number the
+    operator chose not to trust. A source that fails, or answers in part, adds
+    its reason to ``errors`` under its name (recorded as ``observe.failed``).
+    """
+
+    async def read_one(source: MetricSource) -> None:
+        reading = MetricReading(values={})
+        try:
+            with anyio.fail_after(time_limit):
+                reading = await source.read()
+        except TimeoutError:
+            errors[source.name] = f"metrics read timed out after {time_limit:g}s"
+        except ActuatorError as exc:
+            errors[source.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
+        except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick
+            errors[source.name] = f"{type(exc).__name__}: {exc}"
+        if reading.problems:
+            errors[source.name] = "; ".join(reading.problems)
+        readings.append((source, reading))
+
+    readings: list[tuple[MetricSource, MetricReading]] = []
+    async with anyio.create_task_group() as group:
+        for source in sources:
+            group.start_soon(read_one, source)
+    for source, reading in readings:
+        for uri in source.services:
+            state = resources.get(uri)
+            if state is None:
+                continue
+            merged = {k: v for k, v in state.metrics.items() if k not in source.metrics}
+            merged.update(reading.values.get(uri, {}))
+            resources[uri] = replace(state, metrics=merged)
 
 
 def transitions(

@@ -19,14 +19,14 @@ from datetime import datetime
 import anyio
 import structlog
 
-from jarvis.actuators.base import Sensor
+from jarvis.actuators.base import MetricSource, Sensor
 from jarvis.loop import events as ev
 from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
-from jarvis.loop.observe import health_counts, observe_all, transitions
+from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
 from jarvis.loop.recovery import older_epoch, recover
@@ -79,8 +79,10 @@ class Reconciler:
         dry_run: bool = False,
         history_snapshots: int = 20,
         breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
+        sources: Sequence[MetricSource] = (),
     ) -> None:
         self.actuators = list(actuators)
+        self.sources = list(sources)
         self.policies = list(policies)
         self.guard = guard
         self.store = store
@@ -109,7 +111,7 @@ class Reconciler:
         self.last_tick_finished: datetime | None = None
         self.leading_since: datetime | None = None
         """When this replica last took the lead (`take_lead`); None on a single node."""
-        metrics.known_actuators(a.name for a in self.actuators)
+        metrics.known_actuators([a.name for a in self.actuators] + [s.name for s in self.sources])
         metrics.known_policies(p.name for p in self.policies)
 
     @property
@@ -252,6 +254,8 @@ class Reconciler:
 
     async def _observe(self, tick_id: str) -> Snapshot:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
+        if self.sources:
+            await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
         self.breakers.observed(tick_id, now, len(resources), errors)

@@ -62,6 +62,8 @@ class Metric(enum.StrEnum):
     P95_LATENCY_MS = "p95_latency_ms"
     ERROR_RATE = "error_rate"
     """Failed requests over all requests, 0..1."""
+    CONCURRENCY = "concurrency"
+    """Requests in flight per replica; supplied by metric sources, read by no policy yet."""
     LATENCY_MS = "latency_ms"
     """A probe's round trip."""
     MONTH_TO_DATE_USD = "month_to_date_usd"

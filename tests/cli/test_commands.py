@@ -27,6 +27,19 @@ def test_a_bad_config_exits_2_naming_the_key(jarvis: Jarvis, tmp_path: Path) -> 
         ("[azure]\nregion = 'x'\n", "azure: unknown key", ["tick"]),
         ("[[allowlist]]\nprovider = 'gce'\nactions = ['*']\n", "allowlist.0.provider", ["plan"]),
         ("not toml [\n", "not valid TOML", ["killswitch", "status"]),
+        (
+            "[metrics.prometheus]\nurl = 'http://127.0.0.1:9090'\n"
+            "services = { 'sim://web' = 'web' }\nqueries = { cpu_seconds = '$services' }\n",
+            "metrics.prometheus.queries",
+            ["config", "check"],
+        ),
+        (
+            "[metrics.prometheus]\nurl = 'http://127.0.0.1:9090'\n"
+            "services = { 'k8s://d/w' = 'w' }\n"
+            "queries = { error_rate = 'e{service=~\"$services\"}' }\n",
+            "metrics.prometheus.services: k8s://d/w",
+            ["tick"],
+        ),
     ]
     for text, expected, command in cases:
         (tmp_path / "bad.toml").write_text(text)

@@ -1,0 +1,1 @@
+"""Prometheus as a metric source: service metrics by PromQL over the HTTP query API."""

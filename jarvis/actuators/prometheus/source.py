@@ -1,0 +1,150 @@
+"""Service metrics from Prometheus: one instant query per metric template per tick.
+
+Built by `jarvis.providers.build_metric_sources` from ``[metrics.prometheus]``
+and read by the reconciler after observe (`jarvis.loop.observe.enrich`). Each
+template selects every configured service at once through ``$services`` (a
+regex alternation of their label values) and answers one series per service,
+told apart by the service label; so the query count per tick is the number of
+templates, however many services there are. An answer that is missing, not a
+finite number, or ambiguous (two series for one service) supplies nothing for
+that service: Prometheus itself drops a series whose target stopped answering
+(staleness markers, then its lookback window), so a stale metric arrives here
+as a missing one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import aiohttp
+import anyio
+
+from jarvis.actuators.base import ActuatorError, MetricReading
+from jarvis.config.metrics import SERVICES_PLACEHOLDER, PrometheusSettings
+
+
+def services_regex(labels: Collection[str]) -> str:
+    """A PromQL regex (inside a double-quoted string) matching exactly these label values."""
+    escaped = (re.escape(label).replace("\\", "\\\\").replace('"', '\\"') for label in labels)
+    return "|".join(sorted(escaped))
+
+
+class PrometheusSource:
+    """Reads the configured metrics of the configured services from one Prometheus server."""
+
+    def __init__(
+        self, settings: PrometheusSettings, *, session: aiohttp.ClientSession | None = None
+    ) -> None:
+        self._url = str(settings.url).rstrip("/") + "/api/v1/query"
+        self._timeout = settings.timeout_seconds
+        self._label = settings.service_label
+        self._by_label = {label: uri for uri, label in settings.services.items()}
+        selector = services_regex(self._by_label)
+        self._queries = {
+            str(metric): template.replace(SERVICES_PLACEHOLDER, selector)
+            for metric, template in settings.queries.items()
+        }
+        self._session = session
+
+    @property
+    def name(self) -> str:
+        return "prometheus"
+
+    @property
+    def services(self) -> Collection[str]:
+        return self._by_label.values()
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        return frozenset(self._queries)
+
+    @property
+    def queries(self) -> Mapping[str, str]:
+        """Metric name to the PromQL sent each tick, with ``$services`` filled in."""
+        return self._queries
+
+    async def read(self) -> MetricReading:
+        """Every template at once; raises ActuatorError only when none of them answered."""
+        values: dict[str, dict[str, float]] = {uri: {} for uri in self._by_label.values()}
+        problems: list[str] = []
+        answers: dict[str, list[dict[str, Any]] | str] = {}
+
+        async def one(metric: str, query: str) -> None:
+            answers[metric] = await self._query(query)
+
+        async with anyio.create_task_group() as group:
+            for metric, query in self._queries.items():
+                group.start_soon(one, metric, query)
+        for metric in sorted(answers):
+            answer = answers[metric]
+            if isinstance(answer, str):
+                problems.append(f"{metric}: {answer}")
+                continue
+            problems.extend(self._collect(metric, answer, values))
+        if all(isinstance(answer, str) for answer in answers.values()):
+            raise ActuatorError("prometheus: " + "; ".join(problems), code="unreachable")
+        return MetricReading(values=values, problems=tuple(problems))
+
+    def _collect(
+        self, metric: str, series: list[dict[str, Any]], values: dict[str, dict[str, float]]
+    ) -> list[str]:
+        problems: list[str] = []
+        seen: set[str] = set()
+        for item in series:
+            label = item.get("metric", {}).get(self._label)
+            uri = self._by_label.get(label) if isinstance(label, str) else None
+            if uri is None:
+                continue
+            if uri in seen:
+                values[uri].pop(metric, None)
+                problems.append(f"{metric}: several series for {self._label}={label!r}")
+                continue
+            seen.add(uri)
+            number = _number(item.get("value"))
+            if number is not None:  # NaN (0/0 on an idle service) is quietly absent
+                values[uri][metric] = number
+        return problems
+
+    async def _query(self, query: str) -> list[dict[str, Any]] | str:
+        """The result vector, or a one-line reason there is none."""
+        session = self._session_or_new()
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        try:
+            async with session.post(self._url, data={"query": query}, timeout=timeout) as reply:
+                body = await reply.json(content_type=None)
+        except TimeoutError:
+            return f"no answer within {self._timeout:g}s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else None
+            return f"query failed: {error or 'unexpected answer'}"
+        data = body.get("data") or {}
+        if data.get("resultType") != "vector":
+            return f"answered a {data.get('resultType')}, not an instant vector"
+        result = data.get("result")
+        return result if isinstance(result, list) else "answered no result list"
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _number(value: object) -> float | None:
+    # An instant sample is [unix time, "text"]; NaN (0/0, say, an error rate
+    # with no requests) and ±Inf are no measurement.
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    try:
+        number = float(value[1])
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
