@@ -65,6 +65,7 @@ def http_server(
         overrides=overrides,
         leader=leader,
         budgets_left=lambda: app.reconciler.budgets_remaining,
+        resources=lambda: _observed(app),
     )
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     reader = settings.read_token.get_secret_value() if settings.read_token else None
@@ -101,3 +102,9 @@ def budget_view(settings: Settings, app: App) -> BudgetView | None:
         spent_usd=spend.total_usd,
         forecast_usd=spend.forecast_usd,
     )
+
+
+def _observed(app: App) -> list[str]:
+    """The resources the last tick observed, by name: the override form's suggestions."""
+    snapshot = app.reconciler.latest_snapshot
+    return [] if snapshot is None else sorted(snapshot.resources)

@@ -92,11 +92,13 @@ class AdminService:
         overrides: OverrideQueue | None = None,
         leader: Callable[[], Awaitable[LeaderView]] | None = None,
         budgets_left: Callable[[], Sequence[Remaining]] | None = None,
+        resources: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.killswitch = killswitch
         self._overrides = overrides
         self._leader = leader
         self._budgets_left = budgets_left
+        self._resources = resources
 
     @property
     def _store(self) -> EventStore:
@@ -134,6 +136,9 @@ class AdminService:
 
     def budgets_left(self) -> Sequence[Remaining]:
         return [] if self._budgets_left is None else self._budgets_left()
+
+    def known_resources(self) -> Sequence[str]:
+        return [] if self._resources is None else self._resources()
 
     async def recent_events(self, *, after_id: int | None, limit: int) -> Sequence[Event]:
         """The newest ``limit`` events but tick markers, or the first after ``after_id``.

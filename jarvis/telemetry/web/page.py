@@ -29,6 +29,7 @@ from jarvis.telemetry.web.sessions import (
     COOKIE,
     SESSION_SECONDS,
     LoginThrottle,
+    Notice,
     Session,
     Sessions,
 )
@@ -217,7 +218,7 @@ class StatusPage:
                 f"{session.identity.actor} may not change anything; log in with the admin token"
             )
             await self._audit.record(request, result="forbidden", status=403, detail=message)
-            session.flash.append(message)
+            session.flash.append(Notice(message, ok=False))
             return _see_other()
         return session
 
@@ -290,7 +291,7 @@ class StatusPage:
     ) -> web.Response:
         """Audit a form's outcome, show it once on the page, and go back to it."""
         await self._audit.record(request, result=result, status=303, detail=detail)
-        session.flash.append(self._audit.redact(detail))
+        session.flash.append(Notice(self._audit.redact(detail), ok=result == "ok"))
         return _see_other()
 
     def _html(self, template: str, context: dict[str, Any], status: int = 200) -> web.Response:

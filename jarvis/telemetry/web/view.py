@@ -79,6 +79,10 @@ class PageBackend(AdminBackend, Protocol):
 
     def budgets_left(self) -> Sequence[Remaining]: ...
 
+    def known_resources(self) -> Sequence[str]:
+        """What the last tick observed: the override form offers these names."""
+        ...
+
     async def quarantined(self) -> list[RetryState]: ...
 
     async def reset_retries(self, *, resource: str, actor: str) -> int:
@@ -178,5 +182,6 @@ async def gather(
         "leader_error": leader_error,
         "budgets_left": budgets_left,
         "overrides": backend.overrides_enabled,
+        "resources": list(backend.known_resources()),
         "when": when,
     }
