@@ -11,6 +11,7 @@ from jarvis.loop.clock import VirtualClock, WallClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.model import Action, ResourceRef, Restart, Scale
+from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import operator_action
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -136,3 +137,36 @@ async def test_an_override_outranks_a_policy_proposal_for_the_same_resource(
         scheduler.stop()
     assert result.state == "applied", result
     assert [(str(a.target), a.kind) for a in fleet.applied[:1]] == [("sim://api", "scale")]
+
+
+class WakeOnce:
+    """A policy that wakes the scheduler from inside the first tick (an override queued then)."""
+
+    name = "wake-once"
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.scheduler: Scheduler | None = None
+        self.calls = 0
+
+    def evaluate(self, snapshot: object, history: object, now: datetime) -> Evaluation:
+        self.calls += 1
+        if self.calls == 1 and self.scheduler is not None:
+            self.scheduler.wake()
+            self.clock.advance(1)  # the tick takes a second
+        return Evaluation()
+
+
+async def test_a_wake_during_a_tick_starts_the_next_one_when_it_ends(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Woken mid-tick, the next tick starts when this one ends (and stands for the next boundary):
+    a queued override waits for one tick, not an interval."""
+    policy = WakeOnce(clock)
+    app = await make_app([policy])
+    origin = clock.now()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30)
+    policy.scheduler = scheduler
+    await scheduler.run(max_ticks=3)
+    started = await app.store.events(kinds=["tick.started"], limit=10)
+    assert [(e.ts - origin).total_seconds() for e in started] == [0, 1, 60]
