@@ -162,7 +162,9 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         elector.on_elected = scheduler.wake
         overrides.leading = lambda: elector.epoch is not None
     server = (
-        http_server(settings, app, scheduler, overrides, elector) if settings.http.enabled else None
+        http_server(settings, app, scheduler, overrides, elector, notifier)
+        if settings.http.enabled
+        else None
     )
     try:
         if server is not None:

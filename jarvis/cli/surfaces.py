@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from jarvis.loop.election import Elector
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
+    from jarvis.notify import Notifier
     from jarvis.telemetry.http import HttpServer
-    from jarvis.telemetry.web.view import BudgetView, LeaderView
+    from jarvis.telemetry.web.view import BudgetView, LeaderView, NotificationView
 
 
 def http_server(
@@ -26,6 +27,7 @@ def http_server(
     scheduler: Scheduler,
     overrides: OverrideQueue,
     elector: Elector | None,
+    notifier: Notifier | None,
 ) -> HttpServer:
     """The daemon's HTTP server: probes, metrics, the admin API and the status page."""
     from jarvis.loop.admin import AdminService, lease_view
@@ -66,6 +68,7 @@ def http_server(
         leader=leader,
         budgets_left=lambda: app.reconciler.budgets_remaining,
         resources=lambda: _observed(app),
+        notifications=None if notifier is None else lambda: _incidents(notifier),
     )
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     reader = settings.read_token.get_secret_value() if settings.read_token else None
@@ -108,3 +111,13 @@ def _observed(app: App) -> list[str]:
     """The resources the last tick observed, by name: the override form's suggestions."""
     snapshot = app.reconciler.latest_snapshot
     return [] if snapshot is None else sorted(snapshot.resources)
+
+
+def _incidents(notifier: Notifier) -> list[NotificationView]:
+    """The notifier's open incidents, as the page's own type (telemetry imports no notify)."""
+    from jarvis.telemetry.web.view import NotificationView
+
+    return [
+        NotificationView(i.channel, i.cause, i.provider, i.since, i.alerts, i.sent)
+        for i in notifier.grouper.incidents()
+    ]

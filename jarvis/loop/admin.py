@@ -20,7 +20,7 @@ from jarvis.loop.overrides import OverrideQueue
 from jarvis.model import Action, Clock, Event, EventKind, KillSwitchState, RetryState
 from jarvis.safety import Remaining
 from jarvis.store import EventStore
-from jarvis.telemetry.web.view import LeaderView, OverrideResult
+from jarvis.telemetry.web.view import LeaderView, NotificationView, OverrideResult
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,12 +93,14 @@ class AdminService:
         leader: Callable[[], Awaitable[LeaderView]] | None = None,
         budgets_left: Callable[[], Sequence[Remaining]] | None = None,
         resources: Callable[[], Sequence[str]] | None = None,
+        notifications: Callable[[], Sequence[NotificationView]] | None = None,
     ) -> None:
         self.killswitch = killswitch
         self._overrides = overrides
         self._leader = leader
         self._budgets_left = budgets_left
         self._resources = resources
+        self._notifications = notifications
 
     @property
     def _store(self) -> EventStore:
@@ -136,6 +138,9 @@ class AdminService:
 
     def budgets_left(self) -> Sequence[Remaining]:
         return [] if self._budgets_left is None else self._budgets_left()
+
+    def notifications(self) -> Sequence[NotificationView] | None:
+        return None if self._notifications is None else self._notifications()
 
     def known_resources(self) -> Sequence[str]:
         return [] if self._resources is None else self._resources()

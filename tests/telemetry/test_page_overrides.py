@@ -1,4 +1,4 @@
-"""The status page's overrides, leader and budgets over HTTP (the loop's side: tests/loop)."""
+"""The page's overrides, leader, budgets and notification incidents over HTTP (loop: tests/loop)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import pytest
 from jarvis.loop.admin import lease_view
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.model import EventKind
+from jarvis.notify import Severity
+from jarvis.notify.alerts import AlertChange
+from jarvis.notify.groups import Grouper, Route, Timing
 from jarvis.safety import Remaining
 from jarvis.store import EventStore
 from jarvis.store.lease import PgLease
-from jarvis.telemetry.web.view import LeaderView
+from jarvis.telemetry.web.view import LeaderView, NotificationView
 from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, page_server
 from tests.telemetry.test_page import browser, login
 
@@ -153,3 +156,45 @@ async def test_the_lease_view_reads_the_holder_and_epoch_on_postgres(pg_url: str
     assert (here.replica, here.epoch, here.expired) == ("a", epoch, False)
     assert here.leads_here and not there.leads_here
     assert here.expires_at is not None and here.expires_at > datetime.now(UTC)
+
+
+async def test_open_notification_incidents_are_shown_when_channels_are_configured(
+    tmp_path: Path,
+) -> None:
+    """The notifier's open groups appear (channel, cause, since, alerts, whether sent)."""
+    grouper = Grouper([Route("pagerduty", frozenset(Severity))], Timing())
+    since = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+    grouper.ingest(
+        AlertChange(
+            "breaker:aws",
+            firing=True,
+            at=since,
+            event_id=1,
+            cause="provider_degraded",
+            provider="aws",
+            severity=Severity.CRITICAL,
+        ),
+        since,
+    )
+
+    def notifications() -> list[NotificationView]:
+        return [
+            NotificationView(i.channel, i.cause, i.provider, i.since, i.alerts, i.sent)
+            for i in grouper.incidents()
+        ]
+
+    async with page_server(tmp_path, notifications=notifications) as served, browser() as session:
+        await login(session, served.base, READ_TOKEN)
+        async with session.get(f"{served.base}/") as resp:
+            html = await resp.text()
+    section = html[html.index('id="notifications"') :]
+    assert "pagerduty" in section and "provider_degraded" in section
+    assert "2026-11-28T22:00:00+00:00" in section and "waiting" in section
+
+
+async def test_without_channels_there_is_no_notification_section(tmp_path: Path) -> None:
+    """No notifier configured: nothing to show, and the page does not pretend otherwise."""
+    async with page_server(tmp_path) as served, browser() as session:
+        await login(session, served.base, READ_TOKEN)
+        async with session.get(f"{served.base}/") as resp:
+            assert 'id="notifications"' not in await resp.text()

@@ -22,6 +22,7 @@ from jarvis.telemetry.admin import AdminBackend
 __all__ = [
     "BudgetView",
     "LeaderView",
+    "NotificationView",
     "OverrideResult",
     "PageBackend",
     "event_json",
@@ -63,6 +64,19 @@ class LeaderView:
         return self.single_node or (self.replica == self.here and not self.expired)
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationView:
+    """One open notification incident: an alert group a channel was (or will be) told of."""
+
+    channel: str
+    cause: str
+    provider: str
+    since: datetime
+    alerts: int
+    sent: bool
+    """Whether the channel has been sent it yet (False while the group waits)."""
+
+
 class PageBackend(AdminBackend, Protocol):
     """What the status page needs from the rest of the daemon: the admin API's, and more."""
 
@@ -78,6 +92,10 @@ class PageBackend(AdminBackend, Protocol):
     async def leader(self) -> LeaderView | None: ...
 
     def budgets_left(self) -> Sequence[Remaining]: ...
+
+    def notifications(self) -> Sequence[NotificationView] | None:
+        """Open notification incidents; None when no channel is configured."""
+        ...
 
     def known_resources(self) -> Sequence[str]:
         """What the last tick observed: the override form offers these names."""
@@ -183,5 +201,6 @@ async def gather(
         "budgets_left": budgets_left,
         "overrides": backend.overrides_enabled,
         "resources": list(backend.known_resources()),
+        "notifications": backend.notifications(),
         "when": when,
     }
