@@ -16,14 +16,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.loop.overrides import OverrideQueue
 from jarvis.model import Action, Clock, Event, EventKind, KillSwitchState, RetryState
-from jarvis.safety import Remaining
 from jarvis.store import EventStore
-from jarvis.telemetry.web.view import LeaderView, NotificationView, OverrideResult
 
 if TYPE_CHECKING:
+    # Types only: `jarvis retries reset` imports this module for `reset_retries`
+    # and must not wait for the loop, the page or aiohttp.
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from jarvis.loop.overrides import OverrideQueue
+    from jarvis.safety import Remaining
+    from jarvis.telemetry.web.view import LeaderView, NotificationView, OverrideResult
 
 __all__ = ["AdminService", "UnknownResourceError", "lease_view", "reset_retries"]
 
@@ -62,6 +65,7 @@ async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: s
 async def lease_view(engine: AsyncEngine, here: str) -> LeaderView:
     """Who holds the loop's lease, under which epoch, until when (the database's clock)."""
     from jarvis.store.lease import lease_status  # noqa: PLC0415 - PostgreSQL only
+    from jarvis.telemetry.web.view import LeaderView  # noqa: PLC0415 - see the imports
 
     found = await lease_status(engine)
     lease = found.lease
@@ -130,6 +134,8 @@ class AdminService:
 
     async def override(self, action: Action) -> OverrideResult:
         if self._overrides is None:
+            from jarvis.telemetry.web.view import OverrideResult  # noqa: PLC0415 - see the imports
+
             return OverrideResult("refused", "overrides need the running daemon's loop")
         return await self._overrides.submit(action)
 
