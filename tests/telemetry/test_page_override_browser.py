@@ -15,14 +15,17 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
 
+from jarvis.safety import Remaining
+from jarvis.telemetry.web.view import LeaderView, NotificationView
 from tests.cli.conftest import jarvis_env
 from tests.cli.test_daemon import free_port, wait_for
-from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN
+from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, page_server
 from tests.telemetry.test_page_browser import (
     CHROMIUM,
     DEADLINE,
@@ -139,3 +142,38 @@ async def test_scale_from_the_page_is_applied_and_the_kill_switch_blocks_an_over
             "%/ui/override%",
         )
         assert [json.loads(str(d))["result"] for (d,) in audit] == ["ok", "blocked"]
+
+
+@pytest.mark.anyio
+async def test_a_replica_page_shows_the_leader_budgets_and_notifications(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """On PostgreSQL the page names the leader and its term; budgets and incidents are tables."""
+    until_ = datetime(2026, 11, 28, 23, 0, 15, tzinfo=UTC)
+
+    async def leader() -> LeaderView:
+        return LeaderView(
+            single_node=False,
+            here="jarvis-7d9f-b",
+            replica="jarvis-7d9f-a",
+            epoch=42,
+            expires_at=until_,
+        )
+
+    left = [
+        Remaining("restarts-per-hour", "*", "restart", limit=3, used=3),
+        Remaining("business-hours", "ecs", "deploy", limit=None, used=0),
+        Remaining("scale-per-service", "k8s", "scale", limit=5, used=2),
+    ]
+    incident = NotificationView("pagerduty", "provider_degraded", "aws", until_, 2, sent=True)
+    async with page_server(
+        tmp_path, leader=leader, budgets_left=lambda: left, notifications=lambda: [incident]
+    ) as served:
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await login(page, served.base, READ_TOKEN)
+        assert await page.inner_text("#leader-state") == "another replica"
+        assert await page.inner_text("#leader-epoch") == "42"
+        spent = page.locator("#budgets tr.spent td.left")
+        assert await spent.inner_text() == "0"
+        assert await page.locator("#notifications td", has_text="provider_degraded").count() == 1
+        await shot(page, tmp_path, "page2-leader-budgets")
