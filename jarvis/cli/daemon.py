@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.election import Elector
+    from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
     from jarvis.notify import Notifier
     from jarvis.store.nodelock import NodeLock
     from jarvis.telemetry.http import HttpServer
-    from jarvis.telemetry.web.view import BudgetView
 
 
 def _log() -> Any:
@@ -84,20 +84,22 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
 
 
 async def _open(
-    settings: Settings,
+    settings: Settings, overrides: OverrideQueue
 ) -> tuple[App, NodeLock | None, Elector | None, Notifier | None]:
     """Build the app (on SQLite holding the file alone), its elector and notifier.
 
+    The page's ``overrides`` are the last policy: they reach the guard in a tick.
     Whatever was taken is given back when a later step fails.
     """
-    from jarvis.app import build_app, build_notifier
+    from jarvis.app import build_app, build_notifier, build_policies
 
     replicated = settings.database_url.startswith("postgresql")
     lock = None if replicated else _single_node(settings)
     app: App | None = None
     try:
         # Replicas close orphans only once elected, and only those of stopped runs.
-        app = await build_app(settings, recover_orphans=not replicated)
+        policies = [*build_policies(settings), overrides]
+        app = await build_app(settings, policies=policies, recover_orphans=not replicated)
         notifier = build_notifier(settings, app.store, app.clock, app.metrics)
     except BaseException:
         if app is not None:
@@ -135,11 +137,15 @@ def _start_beside(
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
     import anyio
 
+    from jarvis.cli.surfaces import http_server
     from jarvis.loop.election import Leadership
+    from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
 
     log = _log()
-    app, lock, elector, notifier = await _open(settings)
+    # An override waits for the tick in flight and the one it wakes, at most.
+    overrides = OverrideQueue(wait=2 * settings.tick_timeout + 10)
+    app, lock, elector, notifier = await _open(settings, overrides)
     scheduler = Scheduler(
         app.reconciler,
         app.clock,
@@ -149,10 +155,17 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         tick_timeout=settings.tick_timeout,
         shutdown_grace=settings.loop.shutdown_grace,
         gate=None if elector is None else Leadership(elector, app.reconciler),
+        hooks=overrides,
     )
+    overrides.wake = scheduler.wake
     if elector is not None:
         elector.on_elected = scheduler.wake
-    server = _http_server(settings, app, scheduler) if settings.http.enabled else None
+        overrides.leading = lambda: elector.epoch is not None
+    server = (
+        http_server(settings, app, scheduler, overrides, elector, notifier)
+        if settings.http.enabled
+        else None
+    )
     try:
         if server is not None:
             await _listen(server, settings)
@@ -239,68 +252,3 @@ async def _stop_on_signal(scheduler: Scheduler, signals: AsyncIterator[int]) -> 
             continue
         log.info("stopping", signal=name)
         scheduler.stop()
-
-
-def _http_server(settings: Settings, app: App, scheduler: Scheduler) -> HttpServer:
-    from jarvis.loop.admin import AdminService
-    from jarvis.telemetry.http import HttpServer
-
-    async def ready() -> tuple[bool, dict[str, str]]:
-        checks: dict[str, str] = {}
-        ok = True
-        try:
-            await app.store.ping()
-            checks["store"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            ok = False
-            checks["store"] = str(exc)
-        # A database that answers a ping can still refuse every write.
-        if app.store.write_error is None:
-            checks["store_writes"] = "ok"
-        else:
-            ok = False
-            checks["store_writes"] = app.store.write_error
-        try:
-            await app.killswitch.read()
-            checks["killswitch"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            ok = False
-            checks["killswitch"] = str(exc)
-        return ok, checks
-
-    admin = AdminService(app.killswitch)
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    reader = settings.read_token.get_secret_value() if settings.read_token else None
-    return HttpServer(
-        host=settings.http.host,
-        port=settings.http_port,
-        metrics=app.metrics,
-        healthy=scheduler.healthy,
-        ready=ready,
-        admin=admin,
-        admin_token=token,
-        read_token=reader,
-        redact=app.store.redactor.text,
-        page=admin,
-        budget=lambda: _budget(settings, app),
-    )
-
-
-def _budget(settings: Settings, app: App) -> BudgetView | None:
-    """The month's spend against the budget, as the cost policy reads the last snapshot."""
-    from jarvis.policies.budget import read_spend
-    from jarvis.telemetry.web.view import BudgetView
-
-    snapshot = app.reconciler.latest_snapshot
-    if snapshot is None:
-        return None
-    cost = settings.cost
-    spend = read_spend(snapshot, app.clock.now(), include_cloud=cost.include_cloud_spend)
-    if spend is None:
-        return None
-    return BudgetView(
-        month=spend.month,
-        budget_usd=cost.monthly_budget_usd,
-        spent_usd=spend.total_usd,
-        forecast_usd=spend.forecast_usd,
-    )

@@ -5,7 +5,8 @@ only policy proposes it (`OneShot`): it passes through the same guard as
 everything the daemon proposes (kill switch, allow-list, bounds, quarantine and
 the retry budget, dry run), is applied by the owning actuator with the same
 idempotency key, and is recorded with the operator as ``actor`` and
-``operator`` as its policy. `override` is that one piece; the four commands
+``operator`` as its policy (`jarvis.policies.operator`, shared with the
+status page). `override` is that one piece; the four commands
 only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
@@ -15,7 +16,6 @@ have been), 1 when it was blocked or failed (the printed report says why),
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,19 +29,8 @@ from jarvis.cli.common import (
     settings_from,
 )
 from jarvis.cli.ticks import print_report
-from jarvis.model import (
-    Action,
-    ActionParams,
-    BlockReason,
-    Deploy,
-    History,
-    ResourceRef,
-    Restart,
-    Rollback,
-    Scale,
-    Snapshot,
-)
-from jarvis.policies.base import Evaluation
+from jarvis.model import ActionParams, BlockReason, Deploy, ResourceRef, Restart, Rollback, Scale
+from jarvis.policies.operator import OneShot, operator_action
 
 if TYPE_CHECKING:
     from jarvis.loop.reconciler import TickReport
@@ -69,13 +58,7 @@ def override(
         fail(str(exc), EXIT_CONFIG)
     settings = settings_from(ctx)
     actor = operator_name()
-    action = Action(
-        ref,
-        params,
-        policy="operator",
-        reason=reason or f"operator {params.kind} by {actor}",
-        actor=actor,
-    )
+    action = operator_action(ref, params, actor=actor, reason=reason)
 
     async def main() -> TickReport:
         from jarvis.app import build_app
@@ -100,18 +83,6 @@ def override(
             raise typer.Exit(1)
     elif not decision.outcome.ok:
         raise typer.Exit(1)
-
-
-class OneShot:
-    """A policy that proposes exactly one operator-supplied action."""
-
-    name = "operator"
-
-    def __init__(self, action: Action) -> None:
-        self.action = action
-
-    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
-        return Evaluation(actions=(self.action,))
 
 
 def deploy(

@@ -12,13 +12,23 @@ another process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.model import Clock, Event, EventKind, KillSwitchState, RetryState
+from jarvis.model import Action, Clock, Event, EventKind, KillSwitchState, RetryState
 from jarvis.store import EventStore
 
-__all__ = ["AdminService", "UnknownResourceError", "reset_retries"]
+if TYPE_CHECKING:
+    # Types only: `jarvis retries reset` imports this module for `reset_retries`
+    # and must not wait for the loop, the page or aiohttp.
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from jarvis.loop.overrides import OverrideQueue
+    from jarvis.safety import Remaining
+    from jarvis.telemetry.web.view import LeaderView, NotificationView, OverrideResult
+
+__all__ = ["AdminService", "UnknownResourceError", "lease_view", "reset_retries"]
 
 _PAGE_KINDS = [kind.value for kind in EventKind if not kind.value.startswith("tick.")]
 
@@ -52,11 +62,49 @@ async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: s
     return count
 
 
-class AdminService:
-    """The HTTP server's backend: the kill switch, the ledger, and an audit event per request."""
+async def lease_view(engine: AsyncEngine, here: str) -> LeaderView:
+    """Who holds the loop's lease, under which epoch, until when (the database's clock)."""
+    from jarvis.store.lease import lease_status  # noqa: PLC0415 - PostgreSQL only
+    from jarvis.telemetry.web.view import LeaderView  # noqa: PLC0415 - see the imports
 
-    def __init__(self, killswitch: KillSwitch) -> None:
+    found = await lease_status(engine)
+    lease = found.lease
+    if lease is None:
+        return LeaderView(single_node=False, here=here)
+    return LeaderView(
+        single_node=False,
+        here=here,
+        replica=lease.holder,
+        epoch=lease.epoch,
+        expires_at=lease.expires_at,
+        expired=lease.expires_at <= found.now,
+    )
+
+
+class AdminService:
+    """The HTTP server's backend: the kill switch, the ledger, and an audit event per request.
+
+    Inside the daemon it also has the override queue (`jarvis.loop.overrides`),
+    who leads, and the budgets' remaining as the last tick computed them; a
+    standalone one (tests, a server without a loop) offers no overrides.
+    """
+
+    def __init__(
+        self,
+        killswitch: KillSwitch,
+        *,
+        overrides: OverrideQueue | None = None,
+        leader: Callable[[], Awaitable[LeaderView]] | None = None,
+        budgets_left: Callable[[], Sequence[Remaining]] | None = None,
+        resources: Callable[[], Sequence[str]] | None = None,
+        notifications: Callable[[], Sequence[NotificationView]] | None = None,
+    ) -> None:
         self.killswitch = killswitch
+        self._overrides = overrides
+        self._leader = leader
+        self._budgets_left = budgets_left
+        self._resources = resources
+        self._notifications = notifications
 
     @property
     def _store(self) -> EventStore:
@@ -79,6 +127,29 @@ class AdminService:
         if not any(key[0] == resource for key in ledger):
             raise UnknownResourceError(resource)
         return await reset_retries(self._store, self.killswitch.clock, resource, actor)
+
+    @property
+    def overrides_enabled(self) -> bool:
+        return self._overrides is not None
+
+    async def override(self, action: Action) -> OverrideResult:
+        if self._overrides is None:
+            from jarvis.telemetry.web.view import OverrideResult  # noqa: PLC0415 - see the imports
+
+            return OverrideResult("refused", "overrides need the running daemon's loop")
+        return await self._overrides.submit(action)
+
+    async def leader(self) -> LeaderView | None:
+        return None if self._leader is None else await self._leader()
+
+    def budgets_left(self) -> Sequence[Remaining]:
+        return [] if self._budgets_left is None else self._budgets_left()
+
+    def notifications(self) -> Sequence[NotificationView] | None:
+        return None if self._notifications is None else self._notifications()
+
+    def known_resources(self) -> Sequence[str]:
+        return [] if self._resources is None else self._resources()
 
     async def recent_events(self, *, after_id: int | None, limit: int) -> Sequence[Event]:
         """The newest ``limit`` events but tick markers, or the first after ``after_id``.

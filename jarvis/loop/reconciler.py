@@ -47,7 +47,7 @@ from jarvis.model import (
     Verdict,
 )
 from jarvis.policies.base import Policy
-from jarvis.safety import Guard, GuardContext
+from jarvis.safety import Guard, GuardContext, Remaining
 from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import EventStore, LeaseLostError, StoreError
 from jarvis.store.fence import Fence
@@ -109,6 +109,8 @@ class Reconciler:
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
         self.last_tick_finished: datetime | None = None
+        self.budgets_remaining: list[Remaining] = []
+        """Each disruption budget's remaining as the last tick computed it (the status page)."""
         self.leading_since: datetime | None = None
         """When this replica last took the lead (`take_lead`); None on a single node."""
         metrics.known_actuators([a.name for a in self.actuators] + [s.name for s in self.sources])
@@ -245,6 +247,7 @@ class Reconciler:
                 self.changes.current(finished), _fleet(snapshot), finished
             )
             self.metrics.set_budgets(remaining)
+            self.budgets_remaining = remaining
         rec.tick_finished(report, finished)
         await self._flush()
         self.last_tick_finished = finished

@@ -101,6 +101,7 @@ class Scheduler:
         self.failed = 0
         self.started_at: datetime | None = None
         self._stop = anyio.Event()
+        self._woken = False
         self._sleep_scope: anyio.CancelScope | None = None
         self._tick_scope: anyio.CancelScope | None = None
 
@@ -118,7 +119,9 @@ class Scheduler:
             )
 
     def wake(self) -> None:
-        """Tick now rather than at the next boundary (a replica just elected leader)."""
+        """Tick now rather than at the next boundary (a replica just elected leader, an
+        override queued); during a tick, the next one starts as soon as it ends."""
+        self._woken = True
         if self._sleep_scope is not None:
             self._sleep_scope.cancel()
 
@@ -151,12 +154,13 @@ class Scheduler:
             due = origin + timedelta(seconds=boundary * self.interval)
             delay = (due - self.clock.now()).total_seconds()
             delay += self.jitter * self.interval * self.rng.random()
-            if delay > 0:
+            if delay > 0 and not self._woken:
                 with anyio.CancelScope() as self._sleep_scope:
                     await self.clock.sleep(delay)
                 self._sleep_scope = None
                 if self._stop.is_set():
                     break
+            self._woken = False
             if self.hooks is not None and not await self.hooks.before_tick(self.clock.now()):
                 break
             if self.gate is not None and not await self.gate.ready():

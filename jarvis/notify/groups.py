@@ -78,6 +78,18 @@ class _Group:
     sequence: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class OpenIncident:
+    """One open group, as read from outside: which channel, why, since when, how many alerts."""
+
+    channel: str
+    cause: str
+    provider: str
+    since: datetime
+    alerts: int
+    sent: bool
+
+
 class Grouper:
     """Groups, silences and timers; `ingest` changes, then ask what is `due`."""
 
@@ -270,3 +282,20 @@ class Grouper:
     @property
     def open_incidents(self) -> int:
         return len(self._groups)
+
+    def incidents(self) -> list[OpenIncident]:
+        """The open incidents, oldest first (the status page shows them)."""
+        return sorted(
+            (
+                OpenIncident(
+                    channel=g.channel,
+                    cause=g.cause,
+                    provider=g.provider,
+                    since=g.since,
+                    alerts=len(g.alerts),
+                    sent=g.sent is not None,
+                )
+                for g in self._groups.values()
+            ),
+            key=lambda view: (view.since, view.channel, view.cause),
+        )

@@ -92,7 +92,7 @@ def test_the_task_runs_on_fargate_with_health_logs_and_secrets() -> None:
     assert "/healthz" in " ".join(jarvis["healthCheck"]["command"])
     assert jarvis["healthCheck"]["command"][0] == "CMD"
     assert jarvis["logConfiguration"]["logDriver"] == "awslogs"
-    assert set(secrets) == {"JARVIS_DATABASE_URL", "JARVIS_ADMIN_TOKEN"}
+    assert set(secrets) == {"JARVIS_DATABASE_URL", "JARVIS_ADMIN_TOKEN", "JARVIS_READ_TOKEN"}
     assert all(
         arn.startswith(("arn:aws:secretsmanager:", "arn:aws:ssm:")) for arn in secrets.values()
     )

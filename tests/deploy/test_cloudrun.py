@@ -66,10 +66,10 @@ def test_the_port_comes_from_cloud_run_and_the_probes_use_it() -> None:
 
 
 def test_secrets_come_from_secret_manager_and_a_service_account_runs_it() -> None:
-    """The database URL and admin token are Secret Manager refs; the service account is set."""
+    """The database URL and both tokens are Secret Manager refs; the service account is set."""
     (container,) = template()["spec"]["containers"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
 
-    assert set(refs) == {"JARVIS_DATABASE_URL", "JARVIS_ADMIN_TOKEN"}
+    assert set(refs) == {"JARVIS_DATABASE_URL", "JARVIS_ADMIN_TOKEN", "JARVIS_READ_TOKEN"}
     assert all(set(ref) == {"name", "key"} for ref in refs.values())
     assert template()["spec"]["serviceAccountName"].endswith(".iam.gserviceaccount.com")

@@ -69,7 +69,7 @@ def test_every_rendered_object_validates_strictly(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_secret_is_required(overlay: str) -> None:
-    """No secretRef is optional, and the database URL and admin token are required keys."""
+    """No secretRef is optional; the database URL and both tokens are required keys."""
     for container in containers(overlay).values():
         assert all("optional" not in ref["secretRef"] for ref in container.get("envFrom", []))
         from_secret = {
@@ -79,6 +79,7 @@ def test_the_secret_is_required(overlay: str) -> None:
         }
         assert not from_secret["JARVIS_DATABASE_URL"].get("optional", False)
         assert not from_secret["JARVIS_ADMIN_TOKEN"].get("optional", False)
+        assert not from_secret["JARVIS_READ_TOKEN"].get("optional", False)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -72,9 +73,16 @@ async def seed(store: EventStore) -> None:
 
 @asynccontextmanager
 async def page_server(
-    tmp_path: Path, *, admin_token: str | None = ADMIN_TOKEN, store: EventStore | None = None
+    tmp_path: Path,
+    *,
+    admin_token: str | None = ADMIN_TOKEN,
+    store: EventStore | None = None,
+    **service: Any,
 ) -> AsyncIterator[PageServer]:
-    """The page on a fresh SQLite store in tmp_path, or on ``store`` (seeded either way)."""
+    """The page on a fresh SQLite store in tmp_path, or on ``store`` (seeded either way).
+
+    ``service`` goes to `AdminService` (the override queue, the leader, the budgets).
+    """
     settings = Settings(
         admin_token=SecretStr(admin_token) if admin_token else None,
         read_token=SecretStr(READ_TOKEN) if admin_token else None,
@@ -83,7 +91,7 @@ async def page_server(
         f"sqlite+aiosqlite:///{tmp_path}/page.db", redactor=Redactor(settings.secrets)
     )
     await seed(store)
-    admin = AdminService(KillSwitch(MemoryKillSwitch(), store, WallClock()))
+    admin = AdminService(KillSwitch(MemoryKillSwitch(), store, WallClock()), **service)
     metrics = Metrics()
     server = HttpServer(
         host="127.0.0.1",

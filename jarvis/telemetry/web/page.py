@@ -3,7 +3,8 @@
 `HttpServer` adds these routes when it is given a `PageBackend`. Reading
 needs the read or the admin token (a bearer header, or a login that sets an
 HttpOnly, SameSite=Strict session cookie); engaging or releasing the kill
-switch and resetting a quarantine need a session of the admin token and the
+switch, resetting a quarantine and an override (restart, roll back, scale:
+`jarvis.telemetry.web.overrides`) need a session of the admin token and the
 session's CSRF token in the form. Every login and every change, refused ones
 included, goes through the same `Auditor` as the admin API. Templates
 autoescape everything, and the Content-Security-Policy allows only this
@@ -23,10 +24,12 @@ from multidict import MultiDictProxy
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
+from jarvis.telemetry.web.overrides import page_action
 from jarvis.telemetry.web.sessions import (
     COOKIE,
     SESSION_SECONDS,
     LoginThrottle,
+    Notice,
     Session,
     Sessions,
 )
@@ -88,6 +91,7 @@ class StatusPage:
         app.router.add_post("/logout", self._logout)
         app.router.add_post("/ui/killswitch", self._flip)
         app.router.add_post("/ui/retries/reset", self._reset)
+        app.router.add_post("/ui/override", self._override)
         app.router.add_get("/ui/events", self._events)
         app.router.add_get("/ui/static/{name}", self._static)
 
@@ -214,7 +218,7 @@ class StatusPage:
                 f"{session.identity.actor} may not change anything; log in with the admin token"
             )
             await self._audit.record(request, result="forbidden", status=403, detail=message)
-            session.flash.append(message)
+            session.flash.append(Notice(message, ok=False))
             return _see_other()
         return session
 
@@ -263,12 +267,31 @@ class StatusPage:
             return await self._done(request, session, "error", _unavailable(exc))
         return await self._done(request, session, "ok", f"reset {rows} record(s) for {resource}")
 
+    async def _override(self, request: web.Request) -> web.Response:
+        """Restart, roll back or scale a resource through the daemon's next tick and guard."""
+        session = await self._form_session(request, need_change=True)
+        if isinstance(session, web.Response):
+            return session
+        form = await request.post()
+        actor = session.identity.actor
+        try:
+            action = page_action(form, actor)
+        except ValueError as exc:
+            return await self._done(request, session, "bad_request", f"override refused: {exc}")
+        try:
+            result = await self._backend.override(action)
+        except Exception as exc:  # noqa: BLE001 - said on the page, never a traceback
+            return await self._done(request, session, "error", _unavailable(exc))
+        # Audited as "ok" when applied, like the page's other changes; otherwise what stopped it.
+        state = "ok" if result.ok else result.state
+        return await self._done(request, session, state, f"override: {result.detail}")
+
     async def _done(
         self, request: web.Request, session: Session, result: str, detail: str
     ) -> web.Response:
         """Audit a form's outcome, show it once on the page, and go back to it."""
         await self._audit.record(request, result=result, status=303, detail=detail)
-        session.flash.append(self._audit.redact(detail))
+        session.flash.append(Notice(self._audit.redact(detail), ok=result == "ok"))
         return _see_other()
 
     def _html(self, template: str, context: dict[str, Any], status: int = 200) -> web.Response:

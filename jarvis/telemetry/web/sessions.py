@@ -19,12 +19,20 @@ from typing import Final
 
 from jarvis.telemetry.auth import Identity
 
-__all__ = ["COOKIE", "SESSION_SECONDS", "Session", "Sessions"]
+__all__ = ["COOKIE", "SESSION_SECONDS", "Notice", "Session", "Sessions"]
 
 COOKIE: Final = "jarvis_session"
 SESSION_SECONDS: Final = 12 * 3600
 #: Sessions kept at most; the oldest goes first, so a login flood cannot fill memory.
 MAX_SESSIONS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One message for the next page: the outcome of a form, shown red unless it is ``ok``."""
+
+    text: str
+    ok: bool = True
 
 
 @dataclass(slots=True)
@@ -33,10 +41,10 @@ class Session:
     identity: Identity
     csrf: str
     expires: float
-    flash: list[str] = field(default_factory=list)
+    flash: list[Notice] = field(default_factory=list)
     """Messages to show once on the next page (the outcome of a form)."""
 
-    def take_flash(self) -> list[str]:
+    def take_flash(self) -> list[Notice]:
         """The messages to show now; each is shown once."""
         messages, self.flash = self.flash, []
         return messages

@@ -15,18 +15,91 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from jarvis.model import Event, RetryState
+from jarvis.model import Action, Event, RetryState
+from jarvis.safety import Remaining
 from jarvis.telemetry.admin import AdminBackend
 
-__all__ = ["BudgetView", "PageBackend", "event_json", "gather"]
+__all__ = [
+    "BudgetView",
+    "LeaderView",
+    "NotificationView",
+    "OverrideResult",
+    "PageBackend",
+    "event_json",
+    "gather",
+]
 
 #: Events on the page when it loads; the live feed adds newer ones.
 RECENT_EVENTS = 50
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class OverrideResult:
+    """What became of an operator's override, as the page says it."""
+
+    state: str
+    """``applied``, ``blocked``, ``failed``, ``refused`` (not queued) or ``pending``."""
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "applied"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderView:
+    """Who runs the loop: one node on SQLite; on PostgreSQL the lease's holder and term."""
+
+    single_node: bool
+    here: str | None = None
+    """This replica's id (None on one node)."""
+    replica: str | None = None
+    epoch: int | None = None
+    expires_at: datetime | None = None
+    expired: bool = False
+
+    @property
+    def leads_here(self) -> bool:
+        return self.single_node or (self.replica == self.here and not self.expired)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationView:
+    """One open notification incident: an alert group a channel was (or will be) told of."""
+
+    channel: str
+    cause: str
+    provider: str
+    since: datetime
+    alerts: int
+    sent: bool
+    """Whether the channel has been sent it yet (False while the group waits)."""
+
+
 class PageBackend(AdminBackend, Protocol):
     """What the status page needs from the rest of the daemon: the admin API's, and more."""
+
+    @property
+    def overrides_enabled(self) -> bool:
+        """Whether `override` can queue anything (only inside a running daemon)."""
+        ...
+
+    async def override(self, action: Action) -> OverrideResult:
+        """Have the daemon's next tick propose ``action``; its verdict, or why there is none."""
+        ...
+
+    async def leader(self) -> LeaderView | None: ...
+
+    def budgets_left(self) -> Sequence[Remaining]: ...
+
+    def notifications(self) -> Sequence[NotificationView] | None:
+        """Open notification incidents; None when no channel is configured."""
+        ...
+
+    def known_resources(self) -> Sequence[str]:
+        """What the last tick observed: the override form offers these names."""
+        ...
 
     async def quarantined(self) -> list[RetryState]: ...
 
@@ -98,6 +171,11 @@ async def gather(
     events, events_error = await _part(
         lambda: backend.recent_events(after_id=None, limit=RECENT_EVENTS)
     )
+    leader, leader_error = await _part(backend.leader)
+    try:
+        budgets_left = list(backend.budgets_left())
+    except Exception:  # noqa: BLE001 - shown as none rather than failing the page
+        budgets_left = []
     try:
         ok, detail = healthy()
     except Exception as exc:  # noqa: BLE001 - a broken check reads as unhealthy
@@ -118,5 +196,11 @@ async def gather(
         "events_error": events_error,
         "last_event_id": max((e.id or 0 for e in newest), default=0),
         "budget": spend,
+        "leader": leader,
+        "leader_error": leader_error,
+        "budgets_left": budgets_left,
+        "overrides": backend.overrides_enabled,
+        "resources": list(backend.known_resources()),
+        "notifications": backend.notifications(),
         "when": when,
     }

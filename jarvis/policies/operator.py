@@ -1,0 +1,77 @@
+"""The operator's overrides as actions: one builder for the CLI and the status page.
+
+`jarvis restart|rollback|scale|deploy` (`jarvis.cli.override`) and the status
+page's override form (`jarvis.telemetry.web`) both turn what a person asked
+for into an `Action` here, so the two record the same policy (``operator``),
+the same actor and reason, and win over a policy's proposal for the same
+resource in the same tick alike. `OneShot` is the policy a one-shot tick runs
+with; the daemon queues the page's actions instead (`jarvis.loop.overrides`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from jarvis.model import (
+    Action,
+    ActionParams,
+    History,
+    ResourceRef,
+    Restart,
+    Rollback,
+    Scale,
+    Snapshot,
+)
+from jarvis.policies.base import Evaluation
+
+__all__ = ["OPERATOR", "OVERRIDE_KINDS", "OneShot", "operator_action", "override_params"]
+
+OPERATOR: Final = "operator"
+#: Higher than any policy's: what an operator asked for is planned over a policy's proposal.
+PRIORITY: Final = 1000
+#: The overrides the status page offers (``deploy`` needs an image: the CLI only).
+OVERRIDE_KINDS: Final = ("restart", "rollback", "scale")
+
+
+def operator_action(
+    target: ResourceRef, params: ActionParams, *, actor: str, reason: str | None
+) -> Action:
+    """The action an operator asked for, recorded with them as its actor."""
+    return Action(
+        target,
+        params,
+        policy=OPERATOR,
+        reason=reason or f"operator {params.kind} by {actor}",
+        priority=PRIORITY,
+        actor=actor,
+    )
+
+
+def override_params(kind: str, *, replicas: str = "", version: str = "") -> ActionParams:
+    """The params of a page override; ValueError (said to the operator) when malformed."""
+    if kind == "restart":
+        return Restart()
+    if kind == "rollback":
+        return Rollback(version.strip())
+    if kind == "scale":
+        try:
+            count = int(replicas.strip())
+        except ValueError:
+            raise ValueError(f"replicas: {replicas.strip()!r} is not a whole number") from None
+        if count < 0:
+            raise ValueError("replicas: must be 0 or more")
+        return Scale(replicas=count)
+    raise ValueError(f"action: {kind!r} is not one of {', '.join(OVERRIDE_KINDS)}")
+
+
+class OneShot:
+    """A policy that proposes exactly one operator-supplied action."""
+
+    name = OPERATOR
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+
+    def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
+        return Evaluation(actions=(self.action,))

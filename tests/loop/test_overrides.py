@@ -1,0 +1,172 @@
+"""The page's overrides: queued for the scheduler's own next tick, through its guard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import pytest
+
+from jarvis.loop.clock import VirtualClock, WallClock
+from jarvis.loop.overrides import OverrideQueue
+from jarvis.loop.scheduler import Scheduler, TickResult
+from jarvis.model import Action, ResourceRef, Restart, Scale
+from jarvis.policies.base import Evaluation
+from jarvis.policies.operator import operator_action
+from tests.fakes import FakeActuator, ProposeEach
+from tests.loop.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+#: Generous: a loaded machine is slow, and nothing here waits for time to pass.
+WAIT = 120.0
+
+
+class Ticked:
+    """The queue's hooks, and an event set when the first tick has finished."""
+
+    def __init__(self, queue: OverrideQueue) -> None:
+        self.queue = queue
+        self.first = anyio.Event()
+
+    async def before_tick(self, now: datetime) -> bool:
+        return await self.queue.before_tick(now)
+
+    async def after_tick(self, result: TickResult) -> bool:
+        self.first.set()
+        return await self.queue.after_tick(result)
+
+
+def scale(replicas: int) -> Action:
+    return operator_action(
+        ResourceRef("sim", "api"), Scale(replicas=replicas), actor="admin-token", reason=None
+    )
+
+
+async def test_a_queued_override_is_applied_by_the_next_tick_and_blocked_by_the_switch(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """The scheduler's tick applies it once, as the actor; the kill switch blocks the next."""
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        applied = await queue.submit(scale(3))
+        await app.killswitch.set(engaged=True, actor="cli:test", reason="incident")
+        blocked = await queue.submit(
+            operator_action(
+                ResourceRef("sim", "web"), Restart(), actor="admin-token", reason="stuck"
+            )
+        )
+        scheduler.stop()
+    assert applied.state == "applied", applied
+    assert applied.detail.startswith("scale sim://api: applied")
+    assert blocked.state == "blocked" and "(killswitch)" in blocked.detail, blocked
+    assert [(str(a.target), a.kind, a.actor) for a in fleet.applied] == [
+        ("sim://api", "scale", "admin-token")
+    ]
+    proposed = await app.store.events(kinds=["action.proposed"], limit=100)
+    assert [(e.resource, e.policy) for e in proposed] == [
+        ("sim://api", "operator"),
+        ("sim://web", "operator"),
+    ]
+    (done,) = await app.store.events(kinds=["action.applied"], limit=10)
+    assert done.payload["actor"] == "admin-token"
+
+
+async def test_an_override_wakes_a_scheduler_sleeping_until_its_next_boundary(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """With an hour between ticks, the override is applied now, not in an hour."""
+    wall = WallClock()
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    hooks = Ticked(queue)
+    scheduler = Scheduler(app.reconciler, wall, app.metrics, interval=3600, hooks=hooks)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        with anyio.fail_after(WAIT):
+            await hooks.first.wait()  # the first tick, at once; the next is an hour away
+        result = await queue.submit(scale(2))
+        scheduler.stop()
+    assert result.state == "applied", result
+    assert scheduler.ticks == 2
+    assert [a.kind for a in fleet.applied] == ["scale"]
+
+
+async def test_an_override_no_tick_takes_is_withdrawn_and_never_applied(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """Nothing ticks within the wait: the page is told, and a later tick does not apply it."""
+    queue = OverrideQueue(wait=0.2)
+    app = await make_app([queue])
+    result = await queue.submit(scale(4))
+    assert result.state == "refused" and "withdrawn" in result.detail
+    await app.reconciler.tick()
+    assert fleet.applied == []
+
+
+async def test_a_replica_that_does_not_lead_queues_nothing(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """A follower does not tick, so it refuses at once and sends the operator to the leader."""
+    queue = OverrideQueue(wait=WAIT, leading=lambda: False)
+    app = await make_app([queue])
+    result = await queue.submit(scale(4))
+    assert result.state == "refused" and "does not lead" in result.detail
+    await app.reconciler.tick()
+    assert fleet.applied == []
+
+
+async def test_an_override_outranks_a_policy_proposal_for_the_same_resource(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A policy's restart of the same resource in the same tick is superseded by the operator's."""
+    queue = OverrideQueue(wait=WAIT)
+    api = ResourceRef("sim", "api")
+    policy = ProposeEach([Action(api, Restart(), policy="heal", reason="policy", priority=10)])
+    app = await make_app([policy, queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(scale(5))
+        scheduler.stop()
+    assert result.state == "applied", result
+    assert [(str(a.target), a.kind) for a in fleet.applied[:1]] == [("sim://api", "scale")]
+
+
+class WakeOnce:
+    """A policy that wakes the scheduler from inside the first tick (an override queued then)."""
+
+    name = "wake-once"
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.scheduler: Scheduler | None = None
+        self.calls = 0
+
+    def evaluate(self, snapshot: object, history: object, now: datetime) -> Evaluation:
+        self.calls += 1
+        if self.calls == 1 and self.scheduler is not None:
+            self.scheduler.wake()
+            self.clock.advance(1)  # the tick takes a second
+        return Evaluation()
+
+
+async def test_a_wake_during_a_tick_starts_the_next_one_when_it_ends(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Woken mid-tick, the next tick starts when this one ends (and stands for the next boundary):
+    a queued override waits for one tick, not an interval."""
+    policy = WakeOnce(clock)
+    app = await make_app([policy])
+    origin = clock.now()
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30)
+    policy.scheduler = scheduler
+    await scheduler.run(max_ticks=3)
+    started = await app.store.events(kinds=["tick.started"], limit=10)
+    assert [(e.ts - origin).total_seconds() for e in started] == [0, 1, 60]
