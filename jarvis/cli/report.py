@@ -49,11 +49,16 @@ def report(
     from jarvis.report import build_figures
     from jarvis.report.markdown import markdown
     from jarvis.store import EventStore, Redactor
+    from jarvis.store.nodelock import sqlite_path
 
     if fmt not in ("md", "html"):
         fail(f"--format {fmt!r}: expected md or html", EXIT_CONFIG)
     settings = settings_from(ctx)
     start = parse_day(date, WallClock().now())
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        # Opening it would create an empty database and report a quiet day.
+        fail(f"no event database at {path}: nothing to report", EXIT_CONFIG)
     end = start + timedelta(days=1) - timedelta(microseconds=1)
 
     async def main() -> str:

@@ -190,3 +190,35 @@ async def test_the_html_report_renders_with_charts_that_decode(
     assert all(w > 400 for w in widths)
     assert await page.title() == f"Jarvis daily report, {DAY} (UTC)"
     await page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+
+def test_a_missing_sqlite_database_is_an_error_not_a_quiet_day(tmp_path: Path) -> None:
+    """No database file: exit 2 with one line, and no empty database left behind."""
+    missing = tmp_path / "absent.db"
+    done = subprocess.run(
+        jarvis_argv("report", "--date", DAY),
+        env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{missing}"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert "no event database" in done.stderr
+    assert not missing.exists()
+
+
+def test_a_malformed_date_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """`--date 05/01/2026` names the expected form, without a traceback."""
+    done = subprocess.run(
+        jarvis_argv("report", "--date", "05/01/2026"),
+        env=jarvis_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "expected YYYY-MM-DD" in done.stderr
+    assert "Traceback" not in done.stderr
