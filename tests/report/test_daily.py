@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 DAY = "2026-01-05"
+NEXT_DAY = "2026-01-06"
 OUTCOMES = {
     "action.applied": "applied",
     "action.failed": "failed",
@@ -72,9 +73,9 @@ def jarvis_report(tmp_path: Path, db: Path, *args: str) -> str:
     return done.stdout
 
 
-def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+def rows(db: Path, sql: str, *params: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def ts(value: object) -> datetime:
@@ -86,8 +87,10 @@ def expected_incidents(db: Path) -> tuple[list[float], int, int]:
     found = rows(
         db,
         "SELECT ts, kind, resource, json_extract(payload, '$.health') FROM events "
-        f"WHERE ts >= '{DAY}' AND ts < '{DAY}T24' AND kind IN "
+        "WHERE ts >= ? AND ts < ? AND kind IN "
         "('resource.changed', 'action.escalated', 'retries.reset') ORDER BY ts, id",
+        DAY,
+        NEXT_DAY,
     )
     since: dict[str, datetime] = {}
     helped: set[str] = set()
@@ -158,8 +161,6 @@ async def test_the_report_of_a_simulated_day_has_the_figures_its_events_imply(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=["--no-sandbox"]
@@ -168,6 +169,7 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin")
 async def test_the_html_report_renders_with_charts_that_decode(
     tmp_path: Path, day_db: Path, browser: Browser
 ) -> None:
