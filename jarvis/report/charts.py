@@ -61,6 +61,7 @@ def replicas(f: DailyFigures) -> bytes | None:
         ys = [n for _, n in points] + [points[-1][1]]
         ax.step(xs, ys, where="post", label=resource.partition("://")[2] or resource, lw=1.4)
     ax.set_xlim(*_x(f.start, end))
+    ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 3)))  # type: ignore[no-untyped-call]
     _hours(ax, "%H:%M")
     ax.set_ylabel("desired replicas")
     ax.set_xlabel("time (UTC)")

@@ -13,6 +13,7 @@ from jarvis.report.figures import DailyFigures
 __all__ = ["duration", "markdown", "sections"]
 
 TOP_SAVINGS = 10
+TOP_INCIDENTS = 15
 
 
 def duration(seconds: float | None) -> str:
@@ -51,6 +52,11 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
         f"{duration(f.median_seconds)}, p95 {duration(f.p95_seconds)}.",
         "",
     ]
+    # The ones a human needed, still open, or longest first: forty thirty-second
+    # restarts are one line of the summary, not forty rows.
+    shown = sorted(
+        f.incidents, key=lambda i: (not i.human, i.end is not None, -(i.seconds or 0.0))
+    )[:TOP_INCIDENTS]
     rows = [
         [
             i.resource,
@@ -58,8 +64,10 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
             duration(i.seconds) if i.end else "open",
             "yes" if i.human else "no",
         ]
-        for i in f.incidents
+        for i in shown
     ]
+    if len(f.incidents) > len(shown):
+        lines += [f"The {len(shown)} that needed a human, are open or took longest:", ""]
     out.append(("Incidents", lines + _table(["resource", "from", "to remediate", "human"], rows)))
     rows = [
         [e.resource or "", e.action_kind or "", f"{e.ts:%H:%M:%S}", e.reason or ""]
