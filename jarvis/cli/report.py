@@ -17,6 +17,17 @@ import typer
 from jarvis.cli.common import EXIT_CONFIG, fail, run, settings_from
 from jarvis.model import EventKind, month_bounds
 
+REPORTED_KINDS = [
+    EventKind.ACTION_APPLIED,
+    EventKind.ACTION_FAILED,
+    EventKind.ACTION_UNKNOWN,
+    EventKind.ACTION_BLOCKED,
+    EventKind.ACTION_ESCALATED,
+    EventKind.RESOURCE_CHANGED,
+    EventKind.RETRIES_RESET,
+]
+"""The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
+
 DateOpt = Annotated[
     str | None,
     typer.Option(
@@ -66,7 +77,7 @@ def report(
             settings.database_url, read_only=True, redactor=Redactor(settings.secrets)
         )
         try:
-            day = await store.events_by_time(since=start, until=end)
+            day = await store.events_by_time(kinds=REPORTED_KINDS, since=start, until=end)
             llm = await store.events_by_time(
                 kinds=[EventKind.RESOURCE_CHANGED],
                 resource="cost://llm",
