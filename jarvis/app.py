@@ -207,6 +207,7 @@ def build_notifier(
         poll_interval=notify.poll_interval,
         stall_after=timedelta(seconds=notify.stall_intervals * settings.loop.interval),
         unreachable_after=timedelta(seconds=notify.store_unreachable_after),
+        unreachable_page_after=timedelta(seconds=notify.store_unreachable_page_after),
         delivery=Delivery(
             clock=clock,
             metrics=metrics,

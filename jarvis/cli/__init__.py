@@ -19,6 +19,7 @@ from jarvis.cli import (
     daemon,
     operator,
     override,
+    report,
     silence,
     simulate,
     status,
@@ -64,6 +65,7 @@ app.add_typer(operator.retries_app, name="retries")
 app.add_typer(silence.silence_app, name="silence")
 app.add_typer(silence.notifications_app, name="notifications")
 app.command("budgets")(budgets.budgets)
+app.command("report")(report.report)
 app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 

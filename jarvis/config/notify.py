@@ -83,7 +83,20 @@ class NotifySettings(Section):
     stall_intervals: Annotated[float, Field(ge=2, le=1000)] = 3.0
     """The loop counts as stalled after this many intervals without a finished tick."""
     store_unreachable_after: Annotated[float, Field(gt=0, le=86_400)] = 300.0
-    """Seconds the event store may stay unreachable before a human is told."""
+    """Seconds the event store may stay unreachable before a human is told.
+
+    Told at ``critical`` when nothing absorbs the outage (no spool: actions are
+    blocked), else at ``warning`` (Slack and email, not the pager by default).
+    """
+    store_unreachable_page_after: Annotated[float, Field(gt=0, le=7 * 86_400)] = 1800.0
+    """Seconds after which an outage the spool absorbs is raised to ``critical`` (a page).
+
+    While the spool takes every tick's events and ledger rows, Jarvis goes on
+    healing the fleet and replays the record when the database returns; the
+    database's own failover (a minute or two on managed PostgreSQL) or a
+    restart ends most outages long before this. Half an hour is when someone
+    should look: the spool grows and the record is not queryable.
+    """
     slack: SlackChannel | None = None
     pagerduty: PagerDutyChannel | None = None
     email: EmailChannel | None = None

@@ -111,11 +111,14 @@ class Delivery:
         error: str,
         *,
         resolved: bool,
+        severity: Severity = Severity.CRITICAL,
+        journaled: bool = False,
     ) -> None:
         """Report the event store unreachable (or back) without the outbox, which lives in it.
 
         One attempt per channel: best effort, because nothing durable is left
-        to remember a retry in.
+        to remember a retry in. ``severity`` picks the routes (a resolve goes
+        where the trigger went); ``journaled`` says the spool absorbs the outage.
         """
         change = AlertChange(
             fingerprint="store_unreachable",
@@ -123,10 +126,14 @@ class Delivery:
             at=since,
             event_id=0,
             cause="store_unreachable",
-            severity=Severity.CRITICAL,
+            severity=severity,
             summary=f"the event store has been unreachable since {since:%Y-%m-%d %H:%M:%S} UTC"
             + (f": {error}" if error else ""),
-            tried="spooling events to the local file; no action can be made durable meanwhile",
+            tried=(
+                "spooling events and retry budgets to the local file; actions go on"
+                if journaled
+                else "nothing: no spool, so no action can be made durable and none is applied"
+            ),
             reset="bring the database back; Jarvis replays the spool by itself",
         )
         alert = {
@@ -149,8 +156,9 @@ class Delivery:
                 channel=route.channel,
                 incident=f"jarvis-store-unreachable-{since:%Y%m%dT%H%M%S}",
                 action="resolve" if resolved else "trigger",
-                sequence=2 if resolved else 1,
-                severity=Severity.CRITICAL,
+                # A warning raised to critical is a second trigger of the same incident.
+                sequence=3 if resolved else 1 + (severity is Severity.CRITICAL),
+                severity=severity,
                 cause=change.cause,
                 provider="",
                 alerts=() if resolved else (alert,),

@@ -77,6 +77,7 @@ class Notifier:
         stall_after: timedelta,
         unreachable_after: timedelta,
         delivery: Delivery,
+        unreachable_page_after: timedelta = timedelta(minutes=30),
         gap_grace: timedelta = timedelta(seconds=15),
     ) -> None:
         self.store = store
@@ -90,8 +91,9 @@ class Notifier:
         self.cursor = Cursor(0, gap_grace)
         self.watchdog = Watchdog(stall_after=stall_after, last_tick=clock.now())
         self.unreachable_after = unreachable_after
+        self.unreachable_page_after = unreachable_page_after
         self._unreachable_since: datetime | None = None
-        self._unreachable_reported = False
+        self._unreachable_reported: Severity | None = None
         metrics.known_channels(channels)
 
     async def start(self) -> None:
@@ -211,31 +213,51 @@ class Notifier:
             reset="look at the daemon's logs and /healthz; restart it if it is hung",
         )
 
+    def _outage_severity(self, lasted: timedelta) -> Severity | None:
+        """How loud an outage of ``lasted`` is: not yet, a warning, or a page.
+
+        With a spool the loop keeps acting and the record waits on disk, so a
+        database that comes back by itself (a failover, a restart) is worth a
+        warning, not a page; without one nothing can be applied, which pages.
+        """
+        if lasted < self.unreachable_after:
+            return None
+        if not self.store.journals or lasted >= self.unreachable_page_after:
+            return Severity.CRITICAL
+        return Severity.WARNING
+
     async def _store_down(self, exc: StoreError) -> None:
         now = self.clock.now()
         if self._unreachable_since is None:
             self._unreachable_since = now
             log.warning("notifier: event store unreachable", error=str(exc))
-        if (
-            not self._unreachable_reported
-            and now - self._unreachable_since >= self.unreachable_after
-        ):
-            self._unreachable_reported = True
+        severity = self._outage_severity(now - self._unreachable_since)
+        reported = self._unreachable_reported
+        if severity is not None and (reported is None or severity.rank < reported.rank):
+            self._unreachable_reported = severity
             await self.delivery.direct(
                 self.channels,
                 self.grouper.routes,
                 self._unreachable_since,
                 str(exc),
                 resolved=False,
+                severity=severity,
+                journaled=self.store.journals,
             )
 
     async def _store_up(self) -> None:
-        if self._unreachable_reported and self._unreachable_since is not None:
+        reported = self._unreachable_reported
+        if reported is not None and self._unreachable_since is not None:
             await self.delivery.direct(
-                self.channels, self.grouper.routes, self._unreachable_since, "", resolved=True
+                self.channels,
+                self.grouper.routes,
+                self._unreachable_since,
+                "",
+                resolved=True,
+                severity=reported,
             )
         self._unreachable_since = None
-        self._unreachable_reported = False
+        self._unreachable_reported = None
 
 
 def jitter_rng(seed: int | None = None) -> random.Random:

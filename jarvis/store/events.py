@@ -151,6 +151,11 @@ class EventStore:
         return 0 if self._spool is None else self._spool.count
 
     @property
+    def journals(self) -> bool:
+        """Whether an outage is absorbed: flushes go to a spool file instead of failing."""
+        return self._spool is not None
+
+    @property
     def dead_letter_path(self) -> str | None:
         """Where unreadable spool lines are set aside."""
         return None if self._spool is None else str(self._spool.dead_path)

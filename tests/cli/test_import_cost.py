@@ -15,7 +15,14 @@ from pathlib import Path
 from tests.cli.conftest import jarvis_env
 
 _CLOUD_SDKS = ("boto3", "botocore", "kubernetes", "google.cloud", "google.api_core")
-_HEAVY = ("aiohttp", "alembic", "prometheus_client", "jarvis.loop.reconciler", *_CLOUD_SDKS)
+_HEAVY = (
+    "aiohttp",
+    "alembic",
+    "prometheus_client",
+    "jarvis.loop.reconciler",
+    "matplotlib",
+    *_CLOUD_SDKS,
+)
 """Never needed by `--help` or the kill switch on a database already migrated.
 
 Not listed, and still imported by the kill switch: ``sqlalchemy.orm``. Every

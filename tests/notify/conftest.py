@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -85,9 +86,12 @@ async def make_rig(
     stores: list[EventStore] = []
 
     async def make(
-        interval: float = 3600.0, clock: VirtualClock | None = None, url: str | None = None
+        interval: float = 3600.0,
+        clock: VirtualClock | None = None,
+        url: str | None = None,
+        spool_path: Path | None = None,
     ) -> Rig:
-        store = await EventStore.connect(url or pg_url, auto_migrate=True)
+        store = await EventStore.connect(url or pg_url, auto_migrate=True, spool_path=spool_path)
         stores.append(store)
         clock = clock or VirtualClock()
         metrics = Metrics()

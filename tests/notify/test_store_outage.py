@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -46,3 +47,45 @@ async def test_the_store_unreachable_for_five_minutes_pages_once_and_resolves_wh
     (resolve,) = receivers.resolves()
     assert resolve["dedup_key"] == page["dedup_key"]
     assert len(receivers.triggers()) == 1
+
+
+async def test_an_outage_the_spool_absorbs_warns_and_pages_only_past_half_an_hour(
+    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str, tmp_path: Path
+) -> None:
+    """With a spool, five minutes down is a warning (Slack, email); thirty minutes is a page."""
+    parts = urlsplit(pg_url)
+    rig = await make_rig(
+        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
+        spool_path=tmp_path / "spool.jsonl",
+    )
+    await proxy.stop()
+    await rig.rounds(84, step=10.0)  # fourteen minutes: past store_unreachable_after
+    assert receivers.triggers() == []
+    assert len(receivers.slack) == 1
+    (warning,) = receivers.emails
+    assert "spooling events" in str(warning)
+    await rig.rounds(100, step=10.0)  # thirty-one minutes in all
+    (page,) = receivers.triggers()
+    assert page["payload"]["severity"] == "critical"
+    assert len(receivers.slack) == 2
+    await proxy.start()
+    await rig.rounds(3, step=10.0)
+    (resolve,) = receivers.resolves()
+    assert resolve["dedup_key"] == page["dedup_key"]
+
+
+async def test_an_outage_the_spool_absorbs_that_ends_by_itself_pages_no_one(
+    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str, tmp_path: Path
+) -> None:
+    """A fourteen-minute outage with a spool warns and resolves on Slack, and never pages."""
+    parts = urlsplit(pg_url)
+    rig = await make_rig(
+        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
+        spool_path=tmp_path / "spool.jsonl",
+    )
+    await proxy.stop()
+    await rig.rounds(84, step=10.0)
+    await proxy.start()
+    await rig.rounds(3, step=10.0)
+    assert receivers.pagerduty == []
+    assert len(receivers.slack) == 2  # the warning and its resolution

@@ -1,0 +1,237 @@
+"""One day's events reduced to the report's figures: pure, no I/O, no clock.
+
+The CLI reads the day's events by time and the month's ``cost://llm``
+observations, and passes them here with the quarantined ledger rows. Every
+figure is a count or a difference of event timestamps, so a test can compute
+the same figures from the same events another way and compare.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from jarvis.model import Event, EventKind, RetryState, month_bounds
+
+__all__ = ["DailyFigures", "Incident", "SpendFigures", "build_figures", "percentile"]
+
+OUTCOMES = {
+    EventKind.ACTION_APPLIED: "applied",
+    EventKind.ACTION_FAILED: "failed",
+    EventKind.ACTION_UNKNOWN: "unknown",
+    EventKind.ACTION_BLOCKED: "blocked",
+    EventKind.ACTION_ESCALATED: "escalated",
+}
+#: Model name prefixes to the provider that bills them; the record names models only.
+PROVIDERS = (
+    ("claude", "anthropic"),
+    ("gpt", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("gemini", "google"),
+    ("mistral", "mistral"),
+    ("llama", "meta"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A resource unhealthy from ``start`` until ``end`` (None: still at the day's end)."""
+
+    resource: str
+    start: datetime
+    end: datetime | None
+    human: bool
+    """An escalation or an operator's reset fell inside it: Jarvis alone did not mend it."""
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end is None else (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class SpendFigures:
+    """The month's LLM spend as last observed on or before the day's end."""
+
+    observed_at: datetime
+    month: str
+    by_model: dict[str, float]
+    budget_usd: float
+    forecast_usd: float
+    series: list[tuple[datetime, float]]
+    """(observed at, month to date) for every observation this month up to the day's end."""
+
+    @property
+    def total_usd(self) -> float:
+        return sum(self.by_model.values())
+
+    @property
+    def by_provider(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for model, usd in self.by_model.items():
+            out[model_provider(model)] += usd
+        return dict(sorted(out.items()))
+
+
+@dataclass(slots=True)
+class DailyFigures:
+    """Everything the daily report says, for the day ``[start, start + 1 day)``."""
+
+    start: datetime
+    actions: dict[str, dict[str, int]] = field(default_factory=dict)
+    blocked_reasons: dict[str, int] = field(default_factory=dict)
+    actions_per_hour: list[int] = field(default_factory=lambda: [0] * 24)
+    incidents: list[Incident] = field(default_factory=list)
+    escalations_open: list[Event] = field(default_factory=list)
+    savings: list[tuple[str, str, float]] = field(default_factory=list)
+    """(resource, action kind, dollars saved per hour) of applied actions, biggest first."""
+    quarantined: list[RetryState] = field(default_factory=list)
+    replicas: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
+    spend: SpendFigures | None = None
+
+    @property
+    def remediation_seconds(self) -> list[float]:
+        return sorted(s for i in self.incidents if (s := i.seconds) is not None)
+
+    @property
+    def median_seconds(self) -> float | None:
+        return percentile(self.remediation_seconds, 50)
+
+    @property
+    def p95_seconds(self) -> float | None:
+        return percentile(self.remediation_seconds, 95)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank ``q``-th percentile of sorted ``values``; None when empty."""
+    if not values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(values)))
+    return values[rank - 1]
+
+
+def model_provider(model: str) -> str:
+    name = model.lower()
+    return next((p for prefix, p in PROVIDERS if name.startswith(prefix)), "other")
+
+
+def build_figures(
+    day_events: Iterable[Event],
+    *,
+    start: datetime,
+    llm_observations: Iterable[Event] = (),
+    quarantined: Iterable[RetryState] = (),
+    budget_usd: float = 0.0,
+) -> DailyFigures:
+    """The figures of the day beginning at ``start`` from its events, oldest first."""
+    events = list(day_events)
+    figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
+    _actions(figures, events)
+    _incidents(figures, events, start + timedelta(days=1))
+    _escalations(figures, events)
+    figures.replicas = _replicas(events)
+    figures.spend = _spend(list(llm_observations), start + timedelta(days=1), budget_usd)
+    return figures
+
+
+def _actions(figures: DailyFigures, events: list[Event]) -> None:
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons: Counter[str] = Counter()
+    savings: list[tuple[str, str, float]] = []
+    for event in events:
+        outcome = OUTCOMES.get(event.kind)
+        if outcome is None or not event.action_kind:
+            continue
+        table[event.action_kind][outcome] += 1
+        if event.kind is EventKind.ACTION_BLOCKED:
+            reasons[str(event.reason or event.payload.get("blocked") or "unknown")] += 1
+        if event.kind is EventKind.ACTION_APPLIED:
+            hour = int((event.ts - figures.start).total_seconds() // 3600)
+            figures.actions_per_hour[min(max(hour, 0), 23)] += 1
+            delta = (event.payload.get("params") or {}).get("cost_delta_per_hour")
+            if isinstance(delta, int | float) and delta < 0:
+                savings.append((event.resource or "", event.action_kind, -float(delta)))
+    figures.actions = {kind: dict(sorted(c.items())) for kind, c in sorted(table.items())}
+    figures.blocked_reasons = dict(reasons.most_common())
+    figures.savings = sorted(savings, key=lambda s: -s[2])
+
+
+def _incidents(figures: DailyFigures, events: list[Event], end: datetime) -> None:
+    open_at: dict[str, datetime] = {}
+    human: set[str] = set()
+    for event in events:
+        resource = event.resource or ""
+        if event.kind in (EventKind.ACTION_ESCALATED, EventKind.RETRIES_RESET):
+            if resource in open_at:
+                human.add(resource)
+            continue
+        if event.kind is not EventKind.RESOURCE_CHANGED or not resource:
+            continue
+        health = event.payload.get("health")
+        if health == "healthy" and resource in open_at:
+            figures.incidents.append(
+                Incident(resource, open_at.pop(resource), event.ts, resource in human)
+            )
+            human.discard(resource)
+        elif health not in (None, "healthy") and resource not in open_at:
+            open_at[resource] = event.ts
+    for resource, since in open_at.items():
+        figures.incidents.append(Incident(resource, since, None, resource in human))
+    figures.incidents.sort(key=lambda i: (i.start, i.resource))
+    del end  # an incident still open at the day's end has no end: it is counted as open
+
+
+def _escalations(figures: DailyFigures, events: list[Event]) -> None:
+    """Escalations of the day that no reset or recovery has answered by its end."""
+    open_: dict[str, Event] = {}
+    for event in events:
+        resource = event.resource or ""
+        if event.kind is EventKind.ACTION_ESCALATED:
+            open_[f"{resource}\0{event.action_kind}"] = event
+        elif event.kind is EventKind.RETRIES_RESET or (
+            event.kind is EventKind.RESOURCE_CHANGED and event.payload.get("health") == "healthy"
+        ):
+            for key in [k for k in open_ if k.partition("\0")[0] == resource]:
+                del open_[key]
+    figures.escalations_open = sorted(open_.values(), key=lambda e: e.ts)
+
+
+def _replicas(events: list[Event]) -> dict[str, list[tuple[datetime, int]]]:
+    out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for event in events:
+        replicas = (
+            event.payload.get("replicas") if event.kind is EventKind.RESOURCE_CHANGED else None
+        )
+        if event.resource and isinstance(replicas, dict) and "desired" in replicas:
+            out[event.resource].append((event.ts, int(replicas["desired"])))
+    return dict(sorted(out.items()))
+
+
+def _spend(observations: list[Event], end: datetime, budget_usd: float) -> SpendFigures | None:
+    series: list[tuple[datetime, float]] = []
+    last: tuple[Event, dict[str, float]] | None = None
+    for event in observations:
+        by_model = (event.payload.get("attributes") or {}).get("by_model")
+        if event.ts >= end or not isinstance(by_model, dict):
+            continue
+        costs = {m: float(v.get("cost_usd", 0.0)) for m, v in by_model.items()}
+        series.append((event.ts, sum(costs.values())))
+        last = (event, costs)
+    if last is None:
+        return None
+    event, costs = last
+    start, month_end = month_bounds(event.ts)
+    elapsed = max(3600.0, (event.ts - start).total_seconds())
+    forecast = sum(costs.values()) * (month_end - start).total_seconds() / elapsed
+    month = str((event.payload.get("attributes") or {}).get("month") or f"{start:%Y-%m}")
+    return SpendFigures(
+        observed_at=event.ts,
+        month=month,
+        by_model=dict(sorted(costs.items(), key=lambda kv: -kv[1])),
+        budget_usd=budget_usd,
+        forecast_usd=forecast,
+        series=series,
+    )

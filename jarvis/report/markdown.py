@@ -1,0 +1,130 @@
+"""The daily report as Markdown: the text an SRE reads in a terminal, Slack or an email.
+
+Called by `jarvis report --format md` and by `html`, which puts the same
+tables beside its charts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from jarvis.report.figures import DailyFigures
+
+__all__ = ["duration", "markdown", "sections"]
+
+TOP_SAVINGS = 10
+TOP_INCIDENTS = 15
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return ["_none_", ""]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
+    """(title, Markdown lines) per section, in the order the report shows them."""
+    out: list[tuple[str, list[str]]] = []
+    outcomes = sorted({o for row in f.actions.values() for o in row})
+    rows = [[k, *(str(row.get(o, 0)) for o in outcomes)] for k, row in f.actions.items()]
+    blocked = ", ".join(f"{r} {n}" for r, n in f.blocked_reasons.items())
+    out.append(
+        (
+            "Actions by kind and outcome",
+            _table(["kind", *outcomes], rows)
+            + ([f"Blocked, by reason: {blocked}", ""] if blocked else []),
+        )
+    )
+    human = sum(1 for i in f.incidents if i.human)
+    still_open = sum(1 for i in f.incidents if i.end is None)
+    lines = [
+        f"{len(f.incidents)} incidents (a resource unhealthy until healthy again): "
+        f"{len(f.incidents) - human} mended by Jarvis alone, {human} needed a human, "
+        f"{still_open} still open at the day's end. Time to remediate: median "
+        f"{duration(f.median_seconds)}, p95 {duration(f.p95_seconds)}.",
+        "",
+    ]
+    # The ones a human needed, still open, or longest first: forty thirty-second
+    # restarts are one line of the summary, not forty rows.
+    shown = sorted(
+        f.incidents, key=lambda i: (not i.human, i.end is not None, -(i.seconds or 0.0))
+    )[:TOP_INCIDENTS]
+    rows = [
+        [
+            i.resource,
+            f"{i.start:%H:%M:%S}",
+            duration(i.seconds) if i.end else "open",
+            "yes" if i.human else "no",
+        ]
+        for i in shown
+    ]
+    if len(f.incidents) > len(shown):
+        lines += [f"The {len(shown)} that needed a human, are open or took longest:", ""]
+    out.append(("Incidents", lines + _table(["resource", "from", "to remediate", "human"], rows)))
+    rows = [
+        [e.resource or "", e.action_kind or "", f"{e.ts:%H:%M:%S}", e.reason or ""]
+        for e in f.escalations_open
+    ]
+    out.append(("Escalations open", _table(["resource", "kind", "at", "why"], rows)))
+    out.append(("LLM spend against budget", _spend_lines(f)))
+    rows = [
+        [r, k, f"${usd:,.4f}/h", f"${usd * 24:,.2f}/day"] for r, k, usd in f.savings[:TOP_SAVINGS]
+    ]
+    out.append(
+        (
+            "Biggest savings (applied actions)",
+            _table(["resource", "kind", "saving", "if it holds a day"], rows),
+        )
+    )
+    rows = [
+        [q.resource, q.action_kind, str(len(q.attempts)), q.last_error or "-"]
+        for q in f.quarantined
+    ]
+    out.append(
+        (
+            "Quarantined now",
+            _table(["resource", "kind", "attempts", "last error"], rows)
+            + ["Reset one with `jarvis retries reset RESOURCE`.", ""] * bool(rows),
+        )
+    )
+    return out
+
+
+def _spend_lines(f: DailyFigures) -> list[str]:
+    s = f.spend
+    if s is None:
+        return ["No LLM spend observed this month up to the day's end.", ""]
+    share = f" ({s.total_usd / s.budget_usd:.0%} of ${s.budget_usd:,.2f})" if s.budget_usd else ""
+    verdict = "over" if s.budget_usd and s.forecast_usd > s.budget_usd else "within"
+    lines = [
+        f"Month {s.month}, as observed at {s.observed_at:%Y-%m-%d %H:%M} UTC: "
+        f"${s.total_usd:,.2f} spent{share}; month-end forecast ${s.forecast_usd:,.2f} "
+        f"(linear), {verdict} budget.",
+        "",
+    ]
+    total = s.total_usd or 1.0
+    lines += _table(
+        ["model", "spent", "share"],
+        [[m, f"${u:,.2f}", f"{u / total:.0%}"] for m, u in s.by_model.items()],
+    )
+    lines += _table(
+        ["provider", "spent", "share"],
+        [[p, f"${u:,.2f}", f"{u / total:.0%}"] for p, u in s.by_provider.items()],
+    )
+    return lines
+
+
+def markdown(f: DailyFigures) -> str:
+    """The whole report as one Markdown document."""
+    lines = [f"# Jarvis daily report, {f.start:%Y-%m-%d} (UTC)", ""]
+    for title, body in sections(f):
+        lines += [f"## {title}", "", *body]
+    return "\n".join(lines).rstrip() + "\n"
