@@ -25,6 +25,14 @@ from jarvis.model.actions import (
     SetWeights,
     Verdict,
 )
+from jarvis.model.customers import (
+    CUSTOMER_KIND,
+    CUSTOMER_SCHEME,
+    CreateBillingCustomer,
+    Customer,
+    GrantAccess,
+    SendEmail,
+)
 from jarvis.model.facets import (
     CloudSpend,
     LlmUsage,
@@ -57,6 +65,12 @@ from jarvis.model.resources import (
 )
 
 __all__ = [
+    "CUSTOMER_KIND",
+    "CUSTOMER_SCHEME",
+    "CreateBillingCustomer",
+    "Customer",
+    "GrantAccess",
+    "SendEmail",
     "JSON",
     "WEIGHT_TOLERANCE",
     "Action",
