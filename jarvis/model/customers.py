@@ -62,7 +62,7 @@ class Customer:
         out["subscription_status"] = self.subscription_status
 
 
-def _yes(value: bool) -> str:  # noqa: FBT001 - a formatter of one flag
+def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
