@@ -145,15 +145,15 @@ class StripeStandIn:
             )
         found = re.fullmatch(r"/v1/customers/(cus_\w+)", path)
         if method == "GET" and found:
-            customer = self.customers.get(found[1])
-            if customer is None:
+            known = self.customers.get(found[1])
+            if known is None:
                 return _error(
                     404,
                     "invalid_request_error",
                     "resource_missing",
                     f"No such customer: '{found[1]}'",
                 )
-            return 200, customer, {}
+            return 200, known, {}
         return _error(
             404, "invalid_request_error", None, f"Unrecognized request URL ({method}: {path})"
         )

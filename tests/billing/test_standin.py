@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from stripe.params import CustomerCreateParams
 
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, parse_form
 
@@ -28,13 +29,14 @@ def test_a_replayed_key_returns_the_first_customer_and_makes_no_second(
 ) -> None:
     """The same Idempotency-Key and parameters replay the first answer."""
     client = _client(stripe_api)
-    params: stripe.CustomerService.CreateParams = {
+    params: CustomerCreateParams = {
         "email": "a@b.c",
         "metadata": {"jarvis_customer_id": "c1"},
     }
     first = client.v1.customers.create(params=params, options={"idempotency_key": "k1"})
     again = client.v1.customers.create(params=params, options={"idempotency_key": "k1"})
     assert first.id == again.id
+    assert first.metadata is not None
     assert first.metadata["jarvis_customer_id"] == "c1"
     assert len(stripe_api.customers) == 1
     assert [c.idempotency_key for c in stripe_api.created()] == ["k1"]
