@@ -98,7 +98,7 @@ def customer_settings(
         simulated={"enabled": False},
         customers={
             "enabled": True,
-            "lag_seconds": 0,
+            "lag_seconds": 1,
             "stripe": {"api_base": stripe_api.url},
             "email": {
                 "host": "127.0.0.1",

@@ -1,13 +1,16 @@
 """The customers sensor: ``customer://ID`` from the ``customers`` table, read incrementally.
 
 Built by the provider registry (provider ``access``) from ``[customers]``. The
-first observe reads every row; each later one reads only rows stamped at or
-after the newest ``updated_at`` it has seen (less ``lag``, for a writer whose
-transaction commits a little after its stamp), so a tick costs what changed
-since the last, not the table. The states of unchanged customers are kept and
-handed back as they were, so the reconciler records `resource.changed` only
-for customers whose row moved. Customers are never deleted here: a deleted row
-stays observed until the process restarts (not handled yet).
+first observe reads every row; each later one reads only rows stamped after
+the newest ``updated_at`` it has seen, or after its previous read less
+``lag`` if that is earlier. The lag covers a writer whose transaction commits
+a little after its stamp, and the skew between the writer's clock and
+Jarvis's: a row stamped inside it is read once more, never missed. So a tick
+costs what changed since the last, not the table. The states of unchanged
+customers are kept and handed back as they were, so the reconciler records
+`resource.changed` only for customers whose row moved. Customers are never
+deleted here: a deleted row stays observed until the process restarts (not
+handled yet).
 
 It also applies ``grant_access``: dashboard access is a column of the row.
 """
@@ -35,6 +38,7 @@ from jarvis.model import (
 __all__ = ["CustomersActuator", "customer_state"]
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+"""Before any stamp: the first read takes every row."""
 
 
 def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
@@ -67,6 +71,7 @@ class CustomersActuator:
         self._states: dict[str, ResourceState] = {}
         self._rows: dict[str, CustomerRow] = {}
         self._newest = _EPOCH
+        self._last_read: datetime | None = None
         self.rows_read = 0
         """Rows read by the last observe: what the incremental read costs (the bench reads it)."""
 
@@ -83,10 +88,13 @@ class CustomersActuator:
         return frozenset({GrantAccess.kind})
 
     async def observe(self) -> Sequence[ResourceState]:
-        since = self._newest - self._lag if self._states else _EPOCH
-        rows = await self._table.changed_since(since)
-        self.rows_read = len(rows)
         now = self._clock.now()
+        since = _EPOCH
+        if self._last_read is not None:
+            since = min(self._newest, self._last_read - self._lag)
+        rows = await self._table.changed_since(since)
+        self._last_read = now
+        self.rows_read = len(rows)
         for row in rows:
             if self._rows.get(row.id) == row:
                 continue  # re-read inside the lag, unchanged

@@ -26,7 +26,7 @@ _TIME = DateTime(timezone=True)
 _CHANGED = text(
     "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
     "dashboard_access, marketing_opt_out, subscription_status, updated_at "
-    "FROM customers WHERE updated_at >= :since ORDER BY updated_at"
+    "FROM customers WHERE updated_at > :since ORDER BY updated_at"
 ).bindparams(bindparam("since", type_=_TIME))
 
 _CONTACT = text(
@@ -84,7 +84,7 @@ class CustomerTable:
         return cls(create_async_engine(url), owns_engine=True)
 
     async def changed_since(self, since: datetime) -> list[CustomerRow]:
-        """Rows stamped at or after ``since``, oldest first."""
+        """Rows stamped after ``since``, oldest first."""
         rows = await self._run(_CHANGED, {"since": _bind(since, self._engine)}, fetch=True)
         return [
             CustomerRow(
