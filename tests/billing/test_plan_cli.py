@@ -7,6 +7,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import select
 
@@ -74,6 +75,15 @@ async def _rows(url: str) -> list[object]:
         await store.aclose()
 
 
+async def _jarvis(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `jarvis ARGS` without blocking the event loop."""
+    with anyio.fail_after(120):
+        done = await anyio.run_process(jarvis_argv(*args), cwd=cwd, env=env, check=False)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
 async def test_plan_lists_the_welcome_emails_by_customer_id_and_sends_nothing(
     tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
 ) -> None:
@@ -83,15 +93,7 @@ async def test_plan_lists_the_welcome_emails_by_customer_id_and_sends_nothing(
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
     before = await _seed(env["JARVIS_DATABASE_URL"])
 
-    result = subprocess.run(
-        jarvis_argv("plan", "--json"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = await _jarvis(tmp_path, env, "plan", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)["decisions"]
     emails = [r for r in rows if r["action"] == "send_email"]
@@ -102,15 +104,7 @@ async def test_plan_lists_the_welcome_emails_by_customer_id_and_sends_nothing(
     assert stripe_api.calls == []
     assert inbox.messages == []
     assert await _rows(env["JARVIS_DATABASE_URL"]) == before
-    listed = subprocess.run(
-        jarvis_argv("events", "--json"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    listed = await _jarvis(tmp_path, env, "events", "--json")
     assert listed.stdout.strip() == ""
 
 
