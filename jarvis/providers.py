@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jarvis.actuators.base import Actuator, Sensor, route_table
 from jarvis.config import ConfigError, Settings
@@ -27,6 +27,7 @@ from jarvis.model import (
 )
 
 if TYPE_CHECKING:
+    from jarvis.actuators.customers.table import CustomerTable
     from jarvis.actuators.probes.dependencies import Probe
     from jarvis.config.probes import ProbeSettings
 
@@ -132,7 +133,7 @@ def _s3_probes(
     return s3_probes(section, s3=clients.s3, calls=clients.calls, limiter=limiter), clients.close
 
 
-def _customer_table(settings: Settings) -> Any:
+def _customer_table(settings: Settings) -> CustomerTable:
     from jarvis.actuators.customers.table import CustomerTable
 
     return CustomerTable.connect(settings.customers.database_url or settings.database_url)
