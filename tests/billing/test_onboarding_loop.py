@@ -151,3 +151,22 @@ async def test_a_budget_caps_welcome_emails_per_hour_fleet_wide(
     assert len(inbox.messages) == 2
     blocked = await app.store.events(kinds=[EventKind.ACTION_BLOCKED], limit=100)
     assert {e.payload["blocked"] for e in blocked} == {"budget"}
+
+
+async def test_a_refused_email_fails_terminally_without_the_address_in_the_record(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """A 550 escalates at once; the server's words, which quote the address, are not kept."""
+    app = await make_app()
+    await sign_up(app, "c1", clock.now(), email_address="bob@example.com", stripe_customer_id="x")
+    inbox.refuse_next.append(550)
+    await _ticks(app, clock, 3)
+    assert inbox.messages == []
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.payload["detail"], e.payload["error_kind"]) for e in failed] == [
+        ("email refused 550", "terminal")
+    ]
+    escalated = await app.store.events(kinds=[EventKind.ACTION_ESCALATED], limit=10)
+    assert [e.resource for e in escalated] == ["customer://c1"]
+    events = await app.store.events(limit=10_000)
+    assert "bob@example.com" not in json.dumps([e.payload for e in events])
