@@ -145,7 +145,8 @@ def _access(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     from jarvis.actuators.customers.sensor import CustomersActuator
 
     lag = timedelta(seconds=settings.customers.lag_seconds)
-    return [CustomersActuator(_customer_table(settings), clock=clock, lag=lag)]
+    batch = settings.customers.read_batch
+    return [CustomersActuator(_customer_table(settings), clock=clock, lag=lag, batch=batch)]
 
 
 def _stripe(settings: Settings, clock: Clock) -> Sequence[Sensor]:

@@ -51,5 +51,7 @@ class CustomersSettings(Section):
     """The database holding ``customers``; Jarvis's own (``database_url``) when unset."""
     lag_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """Each read re-reads rows stamped this long before the newest seen, for late commits."""
+    read_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
+    """At most this many rows per observe: a large table is first read over several ticks."""
     stripe: StripeSettings | None = None
     email: CustomerEmailSettings | None = None

@@ -23,7 +23,9 @@ from jarvis.app import App, build_app
 from jarvis.config import Settings, load_settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.store.customers import customers
+from jarvis.store.migrate import upgrade
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
+from tests.conftest import create_pg_database, drop_pg_database
 
 ALLOW_CUSTOMERS = [
     {
@@ -93,12 +95,14 @@ def customer_settings(
     db_url: str, stripe_api: StripeStandIn, inbox: Inbox, **overrides: Any
 ) -> Settings:
     overrides.setdefault("allowlist", ALLOW_CUSTOMERS)
+    batch = overrides.pop("customers_read_batch", 20_000)
     return load_settings(
         database_url=db_url,
         simulated={"enabled": False},
         customers={
             "enabled": True,
             "lag_seconds": 1,
+            "read_batch": batch,
             "stripe": {"api_base": stripe_api.url},
             "email": {
                 "host": "127.0.0.1",
@@ -113,15 +117,29 @@ def customer_settings(
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """Each loop test runs on the embedded SQLite default and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
 @pytest.fixture
 async def make_app(
-    sqlite_url: str, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
+    db_url: str, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
 ) -> AsyncIterator[Any]:
     """Builds apps through the real composition root and provider registry; closes them."""
     apps: list[App] = []
 
     async def factory(**overrides: Any) -> App:
-        settings = customer_settings(sqlite_url, stripe_api, inbox, **overrides)
+        settings = customer_settings(db_url, stripe_api, inbox, **overrides)
         app = await build_app(settings, clock=clock, run_id=f"r{len(apps)}")
         apps.append(app)
         return app

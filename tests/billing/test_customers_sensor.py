@@ -59,3 +59,23 @@ async def test_an_unchanged_table_costs_no_rows_and_one_change_one_event(
     assert len(changed) == 51
     assert all("@" not in str(e.payload) for e in changed)
     assert timedelta(0) <= clock.now() - pro[-1].ts
+
+
+async def test_a_large_table_is_first_read_in_batches_over_several_ticks(
+    make_app: Any, clock: Any
+) -> None:
+    """With a batch of 20, 50 customers sharing one stamp are read 20, 20, 10, then none."""
+    app = await make_app(allowlist=[], customers_read_batch=20)
+    for index in range(50):
+        await sign_up(app, f"c{index:02d}", clock.now())
+    clock.advance(60)
+    sensor = _sensor(app)
+    read: list[int] = []
+    seen: list[int] = []
+    for _ in range(5):
+        report = await app.reconciler.tick()
+        read.append(sensor.rows_read)
+        seen.append(len(report.snapshot.resources))
+        clock.advance(30)
+    assert read == [20, 20, 10, 0, 0]
+    assert seen == [20, 40, 50, 50, 50]

@@ -6,7 +6,10 @@ the newest ``updated_at`` it has seen, or after its previous read less
 ``lag`` if that is earlier. The lag covers a writer whose transaction commits
 a little after its stamp, and the skew between the writer's clock and
 Jarvis's: a row stamped inside it is read once more, never missed. So a tick
-costs what changed since the last, not the table. The states of unchanged
+costs what changed since the last, not the table. At most ``batch`` rows
+(20,000) are read per observe, in (updated_at, id) order: the first reads of
+a large table page through it over several ticks, each inside the observe
+timeout, and customers not yet read are simply not observed yet. The states of unchanged
 customers are kept and handed back as they were, so the reconciler records
 `resource.changed` only for customers whose row moved. Customers are never
 deleted here: a deleted row stays observed until the process restarts (not
@@ -64,10 +67,15 @@ def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
 class CustomersActuator:
     """Observes every customer; applies ``grant_access``."""
 
-    def __init__(self, table: CustomerTable, *, clock: Clock, lag: timedelta) -> None:
+    def __init__(
+        self, table: CustomerTable, *, clock: Clock, lag: timedelta, batch: int = 20_000
+    ) -> None:
         self._table = table
         self._clock = clock
         self._lag = lag
+        self._batch = batch
+        self._page: tuple[datetime, str] | None = None
+        """Where the next read resumes while catching up on more rows than one batch."""
         self._states: dict[str, ResourceState] = {}
         self._rows: dict[str, CustomerRow] = {}
         self._newest = _EPOCH
@@ -89,11 +97,17 @@ class CustomersActuator:
 
     async def observe(self) -> Sequence[ResourceState]:
         now = self._clock.now()
-        since = _EPOCH
-        if self._last_read is not None:
-            since = min(self._newest, self._last_read - self._lag)
-        rows = await self._table.changed_since(since)
-        self._last_read = now
+        if self._page is not None:
+            since, after = self._page
+            rows = await self._table.changed_since(since, after=after, limit=self._batch)
+        else:
+            since = _EPOCH
+            if self._last_read is not None:
+                since = min(self._newest, self._last_read - self._lag)
+            rows = await self._table.changed_since(since, limit=self._batch)
+            # While catching up, the lag counts from the read that started it.
+            self._last_read = now
+        self._page = (rows[-1].updated_at, rows[-1].id) if len(rows) == self._batch else None
         self.rows_read = len(rows)
         for row in rows:
             if self._rows.get(row.id) == row:

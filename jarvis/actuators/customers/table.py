@@ -23,10 +23,19 @@ __all__ = ["Contact", "CustomerRow", "CustomerTable"]
 
 _TIME = DateTime(timezone=True)
 
-_CHANGED = text(
+_COLUMNS = (
     "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
-    "dashboard_access, marketing_opt_out, subscription_status, updated_at "
-    "FROM customers WHERE updated_at > :since ORDER BY updated_at"
+    "dashboard_access, marketing_opt_out, subscription_status, updated_at FROM customers "
+)
+# Keyset order (updated_at, id): a page ends at a row, and the next starts just after
+# it, even when thousands of rows share one stamp (a bulk import).
+_AFTER = text(
+    _COLUMNS
+    + "WHERE updated_at > :since OR (updated_at = :since AND id > :after) "
+    + "ORDER BY updated_at, id LIMIT :limit"
+).bindparams(bindparam("since", type_=_TIME))
+_SINCE = text(
+    _COLUMNS + "WHERE updated_at > :since ORDER BY updated_at, id LIMIT :limit"
 ).bindparams(bindparam("since", type_=_TIME))
 
 _CONTACT = text(
@@ -83,9 +92,15 @@ class CustomerTable:
     def connect(cls, url: str) -> CustomerTable:
         return cls(create_async_engine(url), owns_engine=True)
 
-    async def changed_since(self, since: datetime) -> list[CustomerRow]:
-        """Rows stamped after ``since``, oldest first."""
-        rows = await self._run(_CHANGED, {"since": _bind(since, self._engine)}, fetch=True)
+    async def changed_since(
+        self, since: datetime, *, after: str | None = None, limit: int
+    ) -> list[CustomerRow]:
+        """At most ``limit`` rows stamped after ``since`` (or at it, with an id after
+        ``after``), in (updated_at, id) order."""
+        params: dict[str, Any] = {"since": _bind(since, self._engine), "limit": limit}
+        if after is not None:
+            params["after"] = after
+        rows = await self._run(_SINCE if after is None else _AFTER, params, fetch=True)
         return [
             CustomerRow(
                 id=str(r[0]),
