@@ -2,12 +2,13 @@
 
 Fills the ``customers`` table with N onboarded customers (nothing to do), builds
 the app through the composition root with ``[customers]`` on (the customers
-sensor and the onboarding policy; nothing allowed), and times: the first tick,
-which reads every row; then steady ticks in which ``--changes`` customers are
-updated between ticks, each reading only those rows. Reported: the customers
-sensor's observe alone and the whole tick, median of ``--ticks``. Target: the
-steady observe reads only the changed rows and the whole tick stays well
-inside the default observe timeout (10 s).
+sensor and the onboarding policy; nothing allowed), and times: the first
+ticks, which page through every row (``read_batch`` rows each); then steady
+ticks in which ``--changes`` customers are updated between ticks, each
+reading only those rows. Reported: the customers sensor's observe alone and
+the whole tick, median of ``--ticks``. Target: the steady observe reads only
+the changed rows and the whole tick stays well inside the default observe
+timeout (10 s).
 """
 
 from __future__ import annotations
@@ -75,10 +76,14 @@ async def _measure(url: str, count: int, ticks: int, changes: int) -> dict[str, 
         app = await build_app(settings, clock=clock, run_id="bench")
         try:
             sensor = next(a for a in app.actuators if isinstance(a, CustomersActuator))
-            started = time.perf_counter()
-            await app.reconciler.tick()
-            first = time.perf_counter() - started
-            first_rows = sensor.rows_read
+            catching_up: list[float] = []
+            first_rows = 0
+            while not catching_up or sensor.rows_read == settings.customers.read_batch:
+                started = time.perf_counter()
+                await app.reconciler.tick()
+                catching_up.append(time.perf_counter() - started)
+                first_rows += sensor.rows_read
+                clock.advance(30)
             observes: list[float] = []
             whole: list[float] = []
             rows_read: list[int] = []
@@ -104,7 +109,8 @@ async def _measure(url: str, count: int, ticks: int, changes: int) -> dict[str, 
     return {
         "customers": count,
         "changes_per_tick": changes,
-        "first_tick_seconds": round(first, 3),
+        "first_ticks": len(catching_up),
+        "first_tick_max_seconds": round(max(catching_up), 3),
         "first_rows_read": first_rows,
         "observe_median_seconds": round(statistics.median(observes), 4),
         "rows_read_median": statistics.median(rows_read),
@@ -136,11 +142,13 @@ def run(argv: list[str]) -> dict[str, Any]:
         {
             "benchmark": "11. customers",
             "measure": f"{r['customers']:,} customers, {r['changes_per_tick']} changed per tick, "
-            f"{backend}: steady observe / whole tick (median); first tick",
+            f"{backend}: steady observe / whole tick (median); first read",
             "target": "reads only the changed rows; tick < 10 s",
             "measured": f"{r['observe_median_seconds'] * 1000:.0f} ms reading "
             f"{r['rows_read_median']:g} rows / {r['tick_median_seconds']:.2f} s; "
-            f"first {r['first_tick_seconds']:.1f} s ({r['first_rows_read']:,} rows)",
+            f"first read over {r['first_ticks']} ticks, "
+            f"each <= {r['first_tick_max_seconds']:.1f} s "
+            f"({r['first_rows_read']:,} rows)",
             "meets": r["rows_read_median"] <= 2 * r["changes_per_tick"]
             and r["tick_median_seconds"] < 10,
         }
