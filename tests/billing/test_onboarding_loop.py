@@ -170,3 +170,18 @@ async def test_a_refused_email_fails_terminally_without_the_address_in_the_recor
     assert [e.resource for e in escalated] == ["customer://c1"]
     events = await app.store.events(limit=10_000)
     assert "bob@example.com" not in json.dumps([e.payload for e in events])
+
+
+async def test_the_default_allow_list_contacts_no_customer(
+    make_app: Any, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """Deny by default: with only the simulated fleet allowed, every step is blocked."""
+    app = await make_app(allowlist=[{"provider": "sim", "resources": "*", "actions": ["*"]}])
+    await sign_up(app, "c1", clock.now())
+    await _ticks(app, clock, 2)
+    assert stripe_api.calls == []
+    assert inbox.messages == []
+    blocked = await app.store.events(kinds=[EventKind.ACTION_BLOCKED], limit=100)
+    assert {(e.action_kind, e.payload["blocked"]) for e in blocked} == {
+        ("create_billing_customer", "allowlist")
+    }
