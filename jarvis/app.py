@@ -269,6 +269,10 @@ def build_policies(settings: Settings) -> list[Policy]:
                 settings.cost, settings.routing, max_shift=settings.bounds.max_traffic_shift
             )
         )
+    if settings.customers.enabled:
+        from jarvis.policies.onboarding import OnboardingPolicy
+
+        policies.append(OnboardingPolicy())
     return policies
 
 

@@ -17,9 +17,17 @@ from typing import TYPE_CHECKING
 
 from jarvis.actuators.base import Actuator, MetricSource, Sensor, route_table
 from jarvis.config import ConfigError, Settings
-from jarvis.model import ActionKind, Clock
+from jarvis.model import (
+    CUSTOMER_SCHEME,
+    ActionKind,
+    Clock,
+    CreateBillingCustomer,
+    GrantAccess,
+    SendEmail,
+)
 
 if TYPE_CHECKING:
+    from jarvis.actuators.customers.table import CustomerTable
     from jarvis.actuators.probes.dependencies import Probe
     from jarvis.config.probes import ProbeSettings
 
@@ -125,6 +133,76 @@ def _s3_probes(
     return s3_probes(section, s3=clients.s3, calls=clients.calls, limiter=limiter), clients.close
 
 
+def _customer_table(settings: Settings) -> CustomerTable:
+    from jarvis.actuators.customers.table import CustomerTable
+
+    return CustomerTable.connect(settings.customers.database_url or settings.database_url)
+
+
+def _access(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from datetime import timedelta
+
+    from jarvis.actuators.customers.sensor import CustomersActuator
+
+    lag = timedelta(seconds=settings.customers.lag_seconds)
+    batch = settings.customers.read_batch
+    return [CustomersActuator(_customer_table(settings), clock=clock, lag=lag, batch=batch)]
+
+
+def _stripe(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.customers.stripe_billing import StripeBilling
+    from jarvis.config.notify import secret
+
+    section = settings.customers.stripe
+    assert section is not None  # noqa: S101 - `enabled` checked it
+    key = secret(section.secret_key_env)
+    if key is None:
+        raise ConfigError(
+            f"customers.stripe: environment variable {section.secret_key_env} is not set"
+        )
+    billing = StripeBilling.create(
+        api_key=key.get_secret_value(),
+        api_base=section.api_base,
+        timeout=section.timeout,
+        table=_customer_table(settings),
+        clock=clock,
+    )
+    return [billing]
+
+
+def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.customers.mailer import CustomerMailer, Letterhead
+    from jarvis.config.notify import secret
+    from jarvis.mail import SmtpServer
+
+    mail = settings.customers.email
+    assert mail is not None  # noqa: S101 - `enabled` checked it
+    password = secret(mail.password_env)
+    server = SmtpServer(
+        host=mail.host,
+        port=mail.port,
+        username=mail.username,
+        password=None if password is None else password.get_secret_value(),
+        starttls=mail.starttls,
+        use_tls=mail.use_tls,
+        timeout=mail.timeout,
+    )
+    head = Letterhead(
+        sender=mail.sender,
+        product=mail.product,
+        dashboard_url=mail.dashboard_url,
+        unsubscribe_url=mail.unsubscribe_url,
+    )
+    return [CustomerMailer(server, head, _customer_table(settings), clock=clock)]
+
+
+CUSTOMER_ACTIONS = {
+    "access": frozenset({GrantAccess.kind}),
+    "stripe": frozenset({CreateBillingCustomer.kind}),
+    "email": frozenset({SendEmail.kind}),
+}
+"""What each customer provider applies on ``customer://``."""
+
 #: Every provider Jarvis knows, in the order their resources are observed.
 PROVIDERS: tuple[Provider, ...] = (
     Provider(
@@ -172,6 +250,27 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"cost": frozenset()},
         enabled=lambda s: s.cost.enabled,
         build=_llm_usage,
+    ),
+    Provider(
+        name="access",
+        section="customers",
+        owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["access"]},
+        enabled=lambda s: s.customers.enabled,
+        build=_access,
+    ),
+    Provider(
+        name="stripe",
+        section="customers",
+        owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["stripe"]},
+        enabled=lambda s: s.customers.enabled and s.customers.stripe is not None,
+        build=_stripe,
+    ),
+    Provider(
+        name="email",
+        section="customers",
+        owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["email"]},
+        enabled=lambda s: s.customers.enabled and s.customers.email is not None,
+        build=_email,
     ),
     Provider(
         name="probes",

@@ -29,6 +29,7 @@ from jarvis.config.breakers import BreakerSettings
 from jarvis.config.budgets import BudgetEntry, unique_names
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
+from jarvis.config.customers import CustomersSettings
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.metrics import MetricSourceSettings
@@ -115,6 +116,7 @@ class Settings(BaseSettings):
     cost: CostSettings = CostSettings()
     routing: RoutingSettings = RoutingSettings()
     notify: NotifySettings = NotifySettings()
+    customers: CustomersSettings = CustomersSettings()
 
     @field_validator("database_url")
     @classmethod

@@ -25,6 +25,14 @@ from jarvis.model.actions import (
     SetWeights,
     Verdict,
 )
+from jarvis.model.customers import (
+    CUSTOMER_KIND,
+    CUSTOMER_SCHEME,
+    CreateBillingCustomer,
+    Customer,
+    GrantAccess,
+    SendEmail,
+)
 from jarvis.model.facets import (
     CloudSpend,
     LlmUsage,
@@ -57,6 +65,8 @@ from jarvis.model.resources import (
 )
 
 __all__ = [
+    "CUSTOMER_KIND",
+    "CUSTOMER_SCHEME",
     "JSON",
     "WEIGHT_TOLERANCE",
     "Action",
@@ -65,11 +75,14 @@ __all__ = [
     "BlockReason",
     "Clock",
     "CloudSpend",
+    "CreateBillingCustomer",
+    "Customer",
     "Deploy",
     "ErrorKind",
     "Event",
     "EventHistory",
     "EventKind",
+    "GrantAccess",
     "Health",
     "History",
     "KillSwitchState",
@@ -90,6 +103,7 @@ __all__ = [
     "RouteUsage",
     "RouteWeights",
     "Scale",
+    "SendEmail",
     "SetWeights",
     "Snapshot",
     "Verdict",

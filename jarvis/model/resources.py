@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jarvis.model.customers import Customer
 from jarvis.model.facets import CloudSpend, LlmUsage, Rollout, RouteWeights, Versions
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
@@ -88,6 +89,7 @@ class ResourceState:
     weights: RouteWeights | None = None
     llm_usage: LlmUsage | None = None
     cloud_spend: CloudSpend | None = None
+    customer: Customer | None = None
     record_nulls: frozenset[str] = frozenset()
     """Facet keys this provider records as null when unknown, rather than leaving out."""
 
@@ -120,6 +122,8 @@ class ResourceState:
             self.weights.record(out)
         if self.llm_usage is not None:
             self.llm_usage.record(out)
+        if self.customer is not None:
+            self.customer.record(out)
         out.update(self.attributes)
         return out
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
-import aiosmtplib
 
 from jarvis.config.notify import NotifySettings, secret
+from jarvis.mail import SendError, SmtpServer, send
 from jarvis.notify.notice import Notice
 from jarvis.notify.render import email_message, pagerduty_event, slack_message
 
@@ -96,26 +96,19 @@ class Email:
 
     async def send(self, notice: Notice) -> None:
         message = email_message(notice, self.sender, self.recipients)
+        server = SmtpServer(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            starttls=self.starttls,
+            use_tls=self.use_tls,
+            timeout=self.timeout,
+        )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                use_tls=self.use_tls,
-                start_tls=self.starttls and not self.use_tls,
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            temporary = 400 <= exc.code < 500
-            raise DeliveryError(
-                f"email refused {exc.code}: {exc.message[:200]}", temporary=temporary
-            ) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise DeliveryError(
-                f"email unreachable: {type(exc).__name__}", temporary=True
-            ) from None
+            await send(message, server)
+        except SendError as exc:
+            raise DeliveryError(str(exc), temporary=exc.temporary) from None
 
 
 @dataclass

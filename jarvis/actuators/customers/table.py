@@ -1,0 +1,169 @@
+"""Plain-SQL access to the ``customers`` table, shared by the customer sensor and actuators.
+
+Plain SQL because actuators may not import the store that defines the table
+(`jarvis.store.customers`). Every write stamps ``updated_at``, which is what
+the sensor reads by; a write is one statement, so it commits or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, bindparam, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.model import ErrorKind
+
+__all__ = ["Contact", "CustomerRow", "CustomerTable"]
+
+_TIME = DateTime(timezone=True)
+
+_COLUMNS = (
+    "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
+    "dashboard_access, marketing_opt_out, subscription_status, updated_at FROM customers "
+)
+# Keyset order (updated_at, id): a page ends at a row, and the next starts just after
+# it, even when thousands of rows share one stamp (a bulk import).
+_AFTER = text(
+    _COLUMNS
+    + "WHERE updated_at > :since OR (updated_at = :since AND id > :after) "
+    + "ORDER BY updated_at, id LIMIT :limit"
+).bindparams(bindparam("since", type_=_TIME))
+_SINCE = text(
+    _COLUMNS + "WHERE updated_at > :since ORDER BY updated_at, id LIMIT :limit"
+).bindparams(bindparam("since", type_=_TIME))
+
+_CONTACT = text(
+    "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL FROM customers WHERE id = :id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """A row as the sensor reads it: no personal data."""
+
+    id: str
+    plan: str
+    signed_up_at: datetime
+    billing: bool
+    welcomed: bool
+    access: bool
+    opted_out: bool
+    subscription_status: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What an actuator needs to reach one customer; never leaves the actuator."""
+
+    email: str
+    name: str | None
+    stripe_customer_id: str | None
+    welcomed: bool
+
+
+def _utc(value: Any) -> datetime:
+    # SQLite hands back naive text-parsed datetimes (stored in UTC); Postgres aware ones.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)  # noqa: S101 - the column's type
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _bind(value: datetime, engine: AsyncEngine) -> datetime:
+    value = value.astimezone(UTC)
+    return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value
+
+
+class CustomerTable:
+    """The ``customers`` table over one async engine (disposed by `aclose` when owned)."""
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
+        self._engine = engine
+        self._owns = owns_engine
+
+    @classmethod
+    def connect(cls, url: str) -> CustomerTable:
+        return cls(create_async_engine(url), owns_engine=True)
+
+    async def changed_since(
+        self, since: datetime, *, after: str | None = None, limit: int
+    ) -> list[CustomerRow]:
+        """At most ``limit`` rows stamped after ``since`` (or at it, with an id after
+        ``after``), in (updated_at, id) order."""
+        params: dict[str, Any] = {"since": _bind(since, self._engine), "limit": limit}
+        if after is not None:
+            params["after"] = after
+        rows = await self._run(_SINCE if after is None else _AFTER, params, fetch=True)
+        return [
+            CustomerRow(
+                id=str(r[0]),
+                plan=str(r[1]),
+                signed_up_at=_utc(r[2]),
+                billing=bool(r[3]),
+                welcomed=bool(r[4]),
+                access=bool(r[5]),
+                opted_out=bool(r[6]),
+                subscription_status=r[7],
+                updated_at=_utc(r[8]),
+            )
+            for r in rows
+        ]
+
+    async def contact(self, customer_id: str) -> Contact:
+        rows = await self._run(_CONTACT, {"id": customer_id}, fetch=True)
+        if not rows:
+            raise ActuatorError(
+                f"customer {customer_id} is not in the customers table",
+                kind=ErrorKind.TERMINAL,
+                code="NotFound",
+            )
+        email, name, stripe_id, welcomed = rows[0]
+        return Contact(str(email), name, stripe_id, bool(welcomed))
+
+    async def set_stripe_customer(self, customer_id: str, stripe_id: str, now: datetime) -> None:
+        await self._update(customer_id, "stripe_customer_id = :value", stripe_id, now)
+
+    async def set_welcomed(self, customer_id: str, now: datetime) -> None:
+        await self._update(customer_id, "welcomed_at = :value", _bind(now, self._engine), now)
+
+    async def grant_access(self, customer_id: str, now: datetime) -> None:
+        statement = text(
+            "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id"
+        ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
+        await self._run(
+            statement, {"value": True, "now": _bind(now, self._engine), "id": customer_id}
+        )
+
+    async def _update(
+        self, customer_id: str, assignment: str, value: object, now: datetime
+    ) -> None:
+        statement = text(
+            f"UPDATE customers SET {assignment}, updated_at = :now WHERE id = :id"  # noqa: S608 - the assignment is one of ours, never input
+        ).bindparams(bindparam("now", type_=_TIME))
+        if isinstance(value, datetime):
+            statement = statement.bindparams(bindparam("value", type_=_TIME))
+        await self._run(
+            statement, {"value": value, "now": _bind(now, self._engine), "id": customer_id}
+        )
+
+    async def _run(
+        self, statement: Any, params: dict[str, Any], *, fetch: bool = False
+    ) -> Sequence[Any]:
+        try:
+            async with self._engine.begin() as connection:
+                result = await connection.execute(statement, params)
+                return result.all() if fetch else ()
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise ActuatorError(f"customers: {type(cause).__name__}: {cause}") from exc
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self._engine.dispose()

@@ -1,0 +1,57 @@
+"""The ``[customers]`` section: the customers table, Stripe and the customer email (issue 14).
+
+Read by the provider registry (`jarvis.providers`): ``enabled`` switches on the
+customers sensor (provider ``access``, which also grants dashboard access);
+``[customers.stripe]`` the ``stripe`` provider; ``[customers.email]`` the
+``email`` provider. Secrets are never settings: the Stripe secret key and the
+SMTP password are read from the environment variables named here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from jarvis.config.notify import EnvName
+from jarvis.config.sections import Section
+
+__all__ = ["CustomerEmailSettings", "CustomersSettings", "StripeSettings"]
+
+
+class StripeSettings(Section):
+    api_base: Annotated[str, Field(pattern=r"^https?://")] = "https://api.stripe.com"
+    """Stripe's API; tests point it at a loopback stand-in."""
+    secret_key_env: EnvName = "STRIPE_SECRET_KEY"  # noqa: S105 - a variable's name, not a key
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class CustomerEmailSettings(Section):
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    sender: Annotated[str, Field(min_length=3)]
+    username: str | None = None
+    password_env: EnvName = "SMTP_PASSWORD"  # noqa: S105 - a variable's name, not a password
+    starttls: bool = True
+    use_tls: bool = False
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    unsubscribe_url: Annotated[str, Field(pattern=r"^https?://.*\{customer\}")] = (
+        "https://example.com/unsubscribe?customer={customer}"
+    )
+    """Where a recipient unsubscribes; ``{customer}`` is replaced by the customer id."""
+    dashboard_url: Annotated[str, Field(pattern=r"^https?://")] = "https://example.com/dashboard"
+    product: Annotated[str, Field(min_length=1)] = "Jarvis"
+
+
+class CustomersSettings(Section):
+    """Off by default: no customer is observed or contacted unless configured."""
+
+    enabled: bool = False
+    database_url: str | None = None
+    """The database holding ``customers``; Jarvis's own (``database_url``) when unset."""
+    lag_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """Each read re-reads rows stamped this long before the newest seen, for late commits."""
+    read_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
+    """At most this many rows per observe: a large table is first read over several ticks."""
+    stripe: StripeSettings | None = None
+    email: CustomerEmailSettings | None = None

@@ -1,0 +1,88 @@
+"""Customers as resources: the `Customer` facet and the onboarding action kinds.
+
+The customers sensor (`jarvis.actuators.customers`) reads the ``customers``
+table into one `ResourceState` per customer, ``customer://ID`` (kind
+``customer``), whose ``customer`` facet is this; the onboarding policy
+(`jarvis.policies.onboarding`) reads only the facet. The facet holds no
+personal data (no e-mail address, no name): it is recorded in
+``resource.changed`` events, and the event log must carry none. Actuators read
+the address from the table when they send, by customer id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "CUSTOMER_KIND",
+    "CUSTOMER_SCHEME",
+    "CreateBillingCustomer",
+    "Customer",
+    "GrantAccess",
+    "SendEmail",
+]
+
+CUSTOMER_SCHEME = "customer"
+"""The resource scheme of customers: ``customer://ID``."""
+CUSTOMER_KIND = "customer"
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """What Jarvis knows of one customer, without personal data."""
+
+    plan: str
+    signed_up_at: datetime
+    billing: bool
+    """Whether the customer has a Stripe customer (its id stays in the table)."""
+    welcomed: bool
+    """Whether the welcome email went out."""
+    access: bool
+    """Whether the customer may use the dashboard."""
+    opted_out: bool
+    """Marketing email refused; the welcome email is transactional and still goes."""
+    subscription_status: str | None = None
+
+    def stage(self) -> str:
+        """The one-line summary that changes when onboarding moves: the state's ``detail``."""
+        return (
+            f"plan={self.plan} billing={_yes(self.billing)} welcomed={_yes(self.welcomed)} "
+            f"access={_yes(self.access)}"
+        )
+
+    def record(self, out: dict[str, Any]) -> None:
+        out["plan"] = self.plan
+        out["signed_up_at"] = self.signed_up_at.isoformat()
+        out["billing"] = self.billing
+        out["welcomed"] = self.welcomed
+        out["access"] = self.access
+        out["opted_out"] = self.opted_out
+        out["subscription_status"] = self.subscription_status
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBillingCustomer:
+    """Create the customer's Stripe customer (owned by the ``stripe`` provider)."""
+
+    kind: ClassVar[str] = "create_billing_customer"
+
+
+@dataclass(frozen=True, slots=True)
+class SendEmail:
+    """Send the customer the email ``template`` (owned by the ``email`` provider)."""
+
+    kind: ClassVar[str] = "send_email"
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantAccess:
+    """Let the customer into the dashboard (owned by the ``access`` provider)."""
+
+    kind: ClassVar[str] = "grant_access"

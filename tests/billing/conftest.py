@@ -1,0 +1,173 @@
+"""Fixtures for the customer tests: the Stripe stand-in, an SMTP server, a customers table.
+
+Everything is real on loopback: the official `stripe` client talks to
+`stripe_standin`, aiosmtplib to aiosmtpd on a free port, and customers live in
+a real SQLite file migrated by the store.
+"""
+
+from __future__ import annotations
+
+import email
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from jarvis.app import App, build_app
+from jarvis.config import Settings, load_settings
+from jarvis.loop.clock import VirtualClock
+from jarvis.store.customers import customers
+from jarvis.store.migrate import upgrade
+from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
+from tests.conftest import create_pg_database, drop_pg_database
+
+ALLOW_CUSTOMERS = [
+    {
+        "provider": "customer",
+        "resources": "*",
+        "actions": ["create_billing_customer", "send_email", "grant_access"],
+    }
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Inbox:
+    """An SMTP server on 127.0.0.1 and a free port; what it received, in order."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[EmailMessage] = []
+        self.refuse_next: list[int] = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        if self.refuse_next:
+            return f"{self.refuse_next.pop(0)} refused for bob@example.com"
+        message = email.message_from_bytes(envelope.original_content or b"", policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+@pytest.fixture
+def stripe_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeStandIn]:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", API_KEY)
+    with running() as standin:
+        yield standin
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox()
+    box.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+def customer_settings(
+    db_url: str, stripe_api: StripeStandIn, inbox: Inbox, **overrides: Any
+) -> Settings:
+    overrides.setdefault("allowlist", ALLOW_CUSTOMERS)
+    batch = overrides.pop("customers_read_batch", 20_000)
+    return load_settings(
+        database_url=db_url,
+        simulated={"enabled": False},
+        customers={
+            "enabled": True,
+            "lag_seconds": 1,
+            "read_batch": batch,
+            "stripe": {"api_base": stripe_api.url},
+            "email": {
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "sender": "hello@jarvis.test",
+                "starttls": False,
+                "unsubscribe_url": "https://jarvis.test/unsubscribe?c={customer}",
+                "dashboard_url": "https://jarvis.test/dashboard",
+            },
+        },
+        **overrides,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """Each loop test runs on the embedded SQLite default and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+@pytest.fixture
+async def make_app(
+    db_url: str, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
+) -> AsyncIterator[Any]:
+    """Builds apps through the real composition root and provider registry; closes them."""
+    apps: list[App] = []
+
+    async def factory(**overrides: Any) -> App:
+        settings = customer_settings(db_url, stripe_api, inbox, **overrides)
+        app = await build_app(settings, clock=clock, run_id=f"r{len(apps)}")
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        await app.aclose()
+
+
+async def sign_up(
+    app: App,
+    customer_id: str,
+    now: datetime,
+    *,
+    email_address: str | None = None,
+    **columns: Any,
+) -> None:
+    """Insert a customer as the product would at sign-up."""
+    row = {
+        "id": customer_id,
+        "email": email_address or f"{customer_id}@customers.test",
+        "name": f"Name {customer_id}",
+        "plan": "free",
+        "signed_up_at": now,
+        "marketing_opt_out": False,
+        "dashboard_access": False,
+        "updated_at": now,
+        **columns,
+    }
+    async with app.store.engine.begin() as connection:
+        await connection.execute(customers.insert().values(**row))

@@ -1,0 +1,81 @@
+"""The customers sensor reads only what changed since its last read, and records only changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from jarvis.actuators.customers.sensor import CustomersActuator
+from jarvis.model import EventKind
+from jarvis.store.customers import customers
+from tests.billing.conftest import sign_up
+
+pytestmark = pytest.mark.anyio
+
+
+def _sensor(app: Any) -> CustomersActuator:
+    found = [a for a in app.actuators if isinstance(a, CustomersActuator)]
+    assert len(found) == 1
+    return found[0]
+
+
+async def test_an_unchanged_table_costs_no_rows_and_one_change_one_event(
+    make_app: Any, clock: Any
+) -> None:
+    """After the first read, a tick reads only rows stamped since; one upgrade, one event."""
+    app = await make_app(allowlist=[])  # observe only: nothing is applied
+    for index in range(50):
+        await sign_up(app, f"c{index}", clock.now())
+    sensor = _sensor(app)
+    await app.reconciler.tick()
+    assert sensor.rows_read == 50
+    clock.advance(30)
+    await app.reconciler.tick()
+    assert sensor.rows_read == 50  # stamped within the lag (1 s) of the previous read
+    clock.advance(30)
+    await app.reconciler.tick()
+    assert sensor.rows_read == 0
+    clock.advance(30)
+    async with app.store.engine.begin() as connection:
+        await connection.execute(
+            update(customers)
+            .where(customers.c.id == "c7")
+            .values(plan="pro", updated_at=clock.now())
+        )
+    await app.reconciler.tick()
+    assert sensor.rows_read == 1
+    clock.advance(30)
+    await app.reconciler.tick()
+    assert sensor.rows_read == 1  # within the lag of the previous read: once more
+    clock.advance(30)
+    await app.reconciler.tick()
+    assert sensor.rows_read == 0
+    changed = await app.store.events(kinds=[EventKind.RESOURCE_CHANGED], limit=1000)
+    pro = [e for e in changed if e.resource == "customer://c7"]
+    assert [e.payload["attributes"]["plan"] for e in pro] == ["free", "pro"]
+    assert len(changed) == 51
+    assert all("@" not in str(e.payload) for e in changed)
+    assert timedelta(0) <= clock.now() - pro[-1].ts
+
+
+async def test_a_large_table_is_first_read_in_batches_over_several_ticks(
+    make_app: Any, clock: Any
+) -> None:
+    """With a batch of 20, 50 customers sharing one stamp are read 20, 20, 10, then none."""
+    app = await make_app(allowlist=[], customers_read_batch=20)
+    for index in range(50):
+        await sign_up(app, f"c{index:02d}", clock.now())
+    clock.advance(60)
+    sensor = _sensor(app)
+    read: list[int] = []
+    seen: list[int] = []
+    for _ in range(5):
+        report = await app.reconciler.tick()
+        read.append(sensor.rows_read)
+        seen.append(len(report.snapshot.resources))
+        clock.advance(30)
+    assert read == [20, 20, 10, 0, 0]
+    assert seen == [20, 40, 50, 50, 50]

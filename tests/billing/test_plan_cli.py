@@ -1,0 +1,130 @@
+"""`jarvis plan` shows which customer emails would go out, by customer id, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlalchemy import select
+
+from jarvis.store import EventStore
+from jarvis.store.customers import customers
+from tests.billing.conftest import Inbox
+from tests.billing.stripe_standin import API_KEY, StripeStandIn
+from tests.cli.conftest import jarvis_argv, jarvis_env
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[simulated]
+enabled = false
+
+[[allowlist]]
+provider = "customer"
+resources = "*"
+actions = ["create_billing_customer", "send_email", "grant_access"]
+
+[customers]
+enabled = true
+
+[customers.stripe]
+api_base = "{stripe}"
+
+[customers.email]
+host = "127.0.0.1"
+port = {smtp}
+sender = "hello@jarvis.test"
+starttls = false
+"""
+
+
+async def _seed(url: str) -> list[object]:
+    store = await EventStore.connect(url, spool_path=None)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    try:
+        async with store.engine.begin() as connection:
+            for customer_id, stripe_id in (("c1", None), ("c2", "cus_2")):
+                await connection.execute(
+                    customers.insert().values(
+                        id=customer_id,
+                        email=f"{customer_id}@customers.test",
+                        plan="free",
+                        signed_up_at=now,
+                        stripe_customer_id=stripe_id,
+                        marketing_opt_out=False,
+                        dashboard_access=False,
+                        updated_at=now,
+                    )
+                )
+        async with store.engine.connect() as connection:
+            return list((await connection.execute(select(customers))).all())
+    finally:
+        await store.aclose()
+
+
+async def _rows(url: str) -> list[object]:
+    store = await EventStore.connect(url, spool_path=None)
+    try:
+        async with store.engine.connect() as connection:
+            return list((await connection.execute(select(customers))).all())
+    finally:
+        await store.aclose()
+
+
+async def _jarvis(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `jarvis ARGS` without blocking the event loop."""
+    with anyio.fail_after(120):
+        done = await anyio.run_process(jarvis_argv(*args), cwd=cwd, env=env, check=False)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+async def test_plan_lists_the_welcome_emails_by_customer_id_and_sends_nothing(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """c2 (billed, not welcomed) would get the welcome email; nothing is sent or written."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port))
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    before = await _seed(env["JARVIS_DATABASE_URL"])
+
+    result = await _jarvis(tmp_path, env, "plan", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["decisions"]
+    emails = [r for r in rows if r["action"] == "send_email"]
+    assert [(r["resource"], r["params"], r["decision"]) for r in emails] == [
+        ("customer://c2", '{"template": "welcome"}', "blocked: dry_run")
+    ]
+    assert "c2@customers.test" not in result.stdout
+    assert stripe_api.calls == []
+    assert inbox.messages == []
+    assert await _rows(env["JARVIS_DATABASE_URL"]) == before
+    listed = await _jarvis(tmp_path, env, "events", "--json")
+    assert listed.stdout.strip() == ""
+
+
+def test_a_missing_stripe_key_is_one_line_and_exit_2(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """The secret key comes from the environment only; without it, a clear error."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port))
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config))
+    env.pop("STRIPE_SECRET_KEY", None)
+    result = subprocess.run(
+        jarvis_argv("plan"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "STRIPE_SECRET_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr
