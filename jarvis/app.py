@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     # store and the switch, and must not wait for the rest (issue 11 item 10).
     from jarvis.actuators.base import Sensor
     from jarvis.config import Settings
+    from jarvis.loop.endpoints import EndpointConfig
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.loop.reconciler import Reconciler
     from jarvis.notify import Notifier
@@ -236,16 +237,43 @@ def build_budgets(settings: Settings) -> Budgets:
     return Budgets(budgets)
 
 
+def build_endpoint_watch(settings: Settings) -> EndpointConfig:
+    """The SLO objectives and each endpoint's metric labels, for the loop's `EndpointWatch`."""
+    from jarvis.loop.endpoints import EndpointConfig
+    from jarvis.policies.slo import Objective
+
+    endpoints = settings.probes.endpoints
+    objectives = tuple(
+        Objective(
+            name=slo.name,
+            endpoints=frozenset(e.uri for e in endpoints if slo.selects(e)),
+            p95_ms=slo.p95_ms,
+            window=timedelta(seconds=slo.window_seconds),
+            min_samples=slo.min_samples,
+            severity=slo.severity,
+        )
+        for slo in settings.probes.slos
+    )
+    labels = {e.uri: (e.name, e.region, e.cloud) for e in endpoints}
+    return EndpointConfig(objectives=objectives, labels=labels)
+
+
+def endpoint_serves(settings: Settings) -> dict[str, str]:
+    """Endpoint URI to the resource it serves, for heal and rollback."""
+    return {e.uri: e.serves for e in settings.probes.endpoints if e.serves is not None}
+
+
 def build_policies(settings: Settings) -> list[Policy]:
     policies: list[Policy] = []
+    serves = endpoint_serves(settings)
     if settings.heal.enabled:
         from jarvis.policies.heal import HealPolicy
 
-        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded))
+        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded, serves=serves))
     if settings.rollback.enabled:
         from jarvis.policies.rollback import RollbackPolicy
 
-        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump()))
+        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump(), serves=serves))
     if settings.scaling.enabled:
         from jarvis.policies.scaling import ScalingPolicy
 
@@ -320,6 +348,7 @@ async def build_app(
             dry_run=settings.dry_run,
             history_snapshots=history_size(settings),
             breakers=build_breakers(settings),
+            endpoints=build_endpoint_watch(settings),
         )
         await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:
