@@ -126,7 +126,7 @@ async def test_a_breach_outliving_a_restart_is_not_alerted_twice(
 async def test_a_failing_endpoint_makes_heal_restart_the_service_it_serves(
     make_app: MakeApp, clock: VirtualClock, http_server: Server
 ) -> None:
-    """Unhealthy after two failed probes, the endpoint's service is restarted; never the endpoint."""
+    """Unhealthy after two failed probes: its service is restarted, never the endpoint."""
     http_server.behaviour.status = 503
     probes = _probes(http_server, serves="sim://ai-dawg-producer", failure_threshold=2)
     app = await make_app(probes=probes)

@@ -1,0 +1,52 @@
+"""`[[probes.endpoints]]` and `[[probes.slos]]` as an operator writes them, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import Jarvis, jarvis  # noqa: F401 - the fixture
+
+GOOD = """
+[[probes.endpoints]]
+name = "api"
+url = "https://api.example.com/healthz"
+"""
+
+
+def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: Path) -> None:  # noqa: F811 - the fixture
+    """A bad URL, status, link, duplicate name or an SLO selecting nothing names its key."""
+    cases = [
+        ('[[probes.endpoints]]\nname = "a"\nurl = "ftp://x/"\n', "probes.endpoints.0.url"),
+        (GOOD + "expect_status = [700]\n", "probes.endpoints.0.expect_status.0"),
+        (GOOD + 'serves = "api"\n', "probes.endpoints.0.serves"),
+        (GOOD + "timeout = 3\n", "probes.endpoints.0.timeout: unknown key"),
+        (GOOD + GOOD, "probes.endpoints.1.name: duplicate 'api'"),
+        (GOOD + '[[probes.slos]]\nname = "s"\nendpoints = ["web*"]\n', "probes.slos.0.endpoints"),
+        (GOOD + '[[probes.slos]]\nname = "s"\ncloud = "gcp"\n', "probes.slos.0.endpoints"),
+    ]
+    for text, expected in cases:
+        (tmp_path / "bad.toml").write_text(text)
+        result = jarvis("--config", "bad.toml", "config", "check")
+        assert result.returncode == 2, (text, result.stderr)
+        assert expected in result.stderr, (text, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_config_check_masks_the_password_and_token_of_an_endpoint_url(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """`config check` shows where an endpoint points, never its password or query token."""
+    url = "https://probe:hunter22@api.example.com/healthz?token=s3cr3t-t0ken&v=1"
+    (tmp_path / "c.toml").write_text(
+        f'[[probes.endpoints]]\nname = "api"\nurl = "{url}"\ncloud = "aws"\n'
+    )
+    result = jarvis("--config", "c.toml", "config", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "hunter22" not in result.stdout
+    assert "s3cr3t-t0ken" not in result.stdout
+    data = json.loads(result.stdout)
+    [shown] = data["probes"]["endpoints"]
+    assert shown["url"] == "https://probe:***@api.example.com/healthz?token=%2A%2A%2A&v=%2A%2A%2A"
+    assert "endpoints" in data["providers"]
