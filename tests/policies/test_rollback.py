@@ -252,3 +252,16 @@ def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
     assert [(a.params, "circuit breaker" in a.reason) for a in evaluation.actions] == [
         (Rollback("v1"), True)
     ]
+
+
+def test_a_failing_endpoint_of_a_new_version_rolls_it_back() -> None:
+    """A healthy-looking v2 whose endpoint probe fails in the watch window is rolled back."""
+    endpoint = ResourceState(
+        ResourceRef("endpoint", "api", "endpoint"), Health.UNHEALTHY, T0, detail="status 502"
+    )
+    history = History(events=(*GOOD_EVENTS, V2_ARRIVES))
+    linked = RollbackPolicy(serves={"endpoint://api": API})
+    result = linked.evaluate(snap(T0, running(), endpoint), history, T0)
+    assert target(result) == "v1"
+    assert "endpoint://api failing: status 502" in result.actions[0].reason
+    assert target(RollbackPolicy().evaluate(snap(T0, running(), endpoint), history, T0)) is None
