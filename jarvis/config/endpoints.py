@@ -11,12 +11,16 @@ a secret: `display_url` is the only form printed (``config check``) or recorded.
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated, Literal
+import math
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from jarvis.config.sections import Section
+
+if TYPE_CHECKING:
+    from jarvis.config.probes import ProbeSettings
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -132,3 +136,25 @@ def check_endpoints(endpoints: list[EndpointSettings], slos: list[SloSettings]) 
         if not any(slo.selects(endpoint) for endpoint in endpoints):
             problems.append(f"probes.slos.{index}.endpoints: selects no configured endpoint")
     return problems
+
+
+def endpoints_fit(probes: ProbeSettings, observe_timeout: float) -> str | None:
+    """Why the endpoint probes could overrun ``loop.observe_timeout``, or None.
+
+    The worst case is every endpoint timing out: rounds of
+    ``endpoint_concurrency`` probes, each as long as the slowest timeout. An
+    overrun would fail the whole observe, losing every endpoint's answer
+    exactly when they all time out, so it is refused rather than hoped away.
+    """
+    if not probes.endpoints:
+        return None
+    rounds = math.ceil(len(probes.endpoints) / probes.endpoint_concurrency)
+    slowest = max(e.timeout_seconds for e in probes.endpoints)
+    if rounds * slowest < observe_timeout:
+        return None
+    return (
+        f"probes.endpoint_concurrency: {len(probes.endpoints)} endpoints, "
+        f"{probes.endpoint_concurrency} at a time, timing out after {slowest:g} s each "
+        f"could take {rounds * slowest:g} s, not shorter than loop.observe_timeout "
+        f"({observe_timeout:g} s); raise either, or shorten probes.endpoints.*.timeout_seconds"
+    )

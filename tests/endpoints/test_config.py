@@ -24,6 +24,11 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         (GOOD + GOOD, "probes.endpoints.1.name: duplicate 'api'"),
         (GOOD + '[[probes.slos]]\nname = "s"\nendpoints = ["web*"]\n', "probes.slos.0.endpoints"),
         (GOOD + '[[probes.slos]]\nname = "s"\ncloud = "gcp"\n', "probes.slos.0.endpoints"),
+        (GOOD + "timeout_seconds = 12\n", "probes.endpoint_concurrency: 1 endpoints"),
+        (
+            "[probes]\nendpoint_concurrency = 1\n" + GOOD + GOOD.replace('"api"', '"web"'),
+            "could take 10 s, not shorter than loop.observe_timeout (10 s)",
+        ),
     ]
     for text, expected in cases:
         (tmp_path / "bad.toml").write_text(text)

@@ -171,7 +171,9 @@ async def probe(
     except OSError as exc:
         return Answer(elapsed(), problem=_reason(exc), error=type(exc).__name__)
     days = None
-    with anyio.move_on_after(endpoint.timeout_seconds):
+    # The handshake shares the probe's timeout: a probe never takes longer
+    # than its timeout, which is what the settings' observe budget counts on.
+    with anyio.move_on_after(max(0.0, endpoint.timeout_seconds - latency / 1000.0)):
         days = await cert_days_left(url, now)
     status = response.status
     problem = error = None
