@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
+import pytest
+
 from tests.cli.conftest import Jarvis, jarvis  # noqa: F401 - the fixture
+from tests.endpoints.conftest import Server
 
 GOOD = """
 [[probes.endpoints]]
@@ -55,3 +60,39 @@ def test_config_check_masks_the_password_and_token_of_an_endpoint_url(
     [shown] = data["probes"]["endpoints"]
     assert shown["url"] == "https://probe:***@api.example.com/healthz?token=%2A%2A%2A&v=%2A%2A%2A"
     assert "endpoints" in data["providers"]
+
+
+def _stored(directory: Path) -> bytes:
+    """Every byte of the SQLite database and its journal files."""
+    return b"".join(path.read_bytes() for path in directory.glob("jarvis*"))
+
+
+@pytest.mark.anyio
+async def test_jarvis_run_records_an_endpoint_and_stores_none_of_its_url_secrets(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    http_server: Server,
+) -> None:
+    """The daemon observes endpoint://api; neither its password nor its token reaches the store."""
+    http_server.behaviour.status = 503
+    url = http_server.url.replace("http://", "http://probe:hunter22@") + "?token=s3cr3t-t0ken"
+    (tmp_path / "c.toml").write_text(
+        f'[[probes.endpoints]]\nname = "api"\nurl = "{url}"\nfailure_threshold = 1\n'
+    )
+    args = ("--config", "c.toml", "run", "--ticks", "2", "--interval", "0.05", "--http-port", "0")
+    result = await anyio.to_thread.run_sync(lambda: jarvis(*args, timeout=120))
+    assert result.returncode == 0, result.stderr
+    assert http_server.behaviour.hits >= 1
+    shown = jarvis("events", "--json", "--kind", "resource.changed", "--limit", "100")
+    # One change, however many ticks it stays down: the detail does not move.
+    [event] = [
+        json.loads(line)
+        for line in shown.stdout.splitlines()
+        if json.loads(line)["resource"] == "endpoint://api"
+    ]
+    assert event["payload"]["health"] == "unhealthy"
+    assert event["payload"]["attributes"]["status"] == 503
+    stored = _stored(tmp_path)
+    assert b"hunter22" not in stored
+    assert b"s3cr3t-t0ken" not in stored
+    assert "hunter22" not in result.stderr

@@ -54,7 +54,8 @@ async def test_a_status_mismatch_degrades_then_fails_after_the_threshold(
     try:
         seen = [(await sensor.observe())[0] for _ in range(3)]
         assert [s.health for s in seen] == [Health.DEGRADED, Health.DEGRADED, Health.UNHEALTHY]
-        assert seen[-1].detail == "status 503, expected 200 (3 in a row)"
+        assert seen[-1].detail == "status 503, expected 200"
+        assert seen[-1].attributes["failures"] == 3
         assert seen[-1].attributes["error"] == "Status"
         http_server.behaviour.status = 200
         [recovered] = await sensor.observe()

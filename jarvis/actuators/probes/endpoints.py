@@ -117,7 +117,9 @@ class EndpointSensor:
         if answer.problem is not None:
             unhealthy = failures >= endpoint.failure_threshold
             health = Health.UNHEALTHY if unhealthy else Health.DEGRADED
-            detail = f"{answer.problem} ({failures} in a row)"
+            # The count stays out of the detail (it is in ``failures``): a
+            # detail that changed every tick would record a change every tick.
+            detail = answer.problem
         elif answer.cert_days_left is not None and answer.cert_days_left < endpoint.min_cert_days:
             health = Health.DEGRADED
             detail = (
