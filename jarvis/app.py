@@ -238,7 +238,7 @@ def build_budgets(settings: Settings) -> Budgets:
 
 
 def build_endpoint_watch(settings: Settings) -> EndpointConfig:
-    """The SLO objectives and each endpoint's metric labels, for the loop's `EndpointWatch`."""
+    """The SLOs, each endpoint's metric labels and the resource it serves, for `EndpointWatch`."""
     from jarvis.loop.endpoints import EndpointConfig
     from jarvis.policies.slo import Objective
 
@@ -255,25 +255,20 @@ def build_endpoint_watch(settings: Settings) -> EndpointConfig:
         for slo in settings.probes.slos
     )
     labels = {e.uri: (e.name, e.region, e.cloud) for e in endpoints}
-    return EndpointConfig(objectives=objectives, labels=labels)
-
-
-def endpoint_serves(settings: Settings) -> dict[str, str]:
-    """Endpoint URI to the resource it serves, for heal and rollback."""
-    return {e.uri: e.serves for e in settings.probes.endpoints if e.serves is not None}
+    serves = {e.uri: e.serves for e in endpoints if e.serves is not None}
+    return EndpointConfig(objectives=objectives, labels=labels, serves=serves)
 
 
 def build_policies(settings: Settings) -> list[Policy]:
     policies: list[Policy] = []
-    serves = endpoint_serves(settings)
     if settings.heal.enabled:
         from jarvis.policies.heal import HealPolicy
 
-        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded, serves=serves))
+        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded))
     if settings.rollback.enabled:
         from jarvis.policies.rollback import RollbackPolicy
 
-        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump(), serves=serves))
+        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump()))
     if settings.scaling.enabled:
         from jarvis.policies.scaling import ScalingPolicy
 

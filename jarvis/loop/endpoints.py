@@ -6,6 +6,7 @@ and ``jarvis_endpoint_latency_seconds`` from each ``endpoint://`` resource,
 keeps each endpoint's recent latencies in memory, judges every SLO over its
 window (`jarvis.policies.slo`, pure), sets ``jarvis_slo_ok``, and records one
 `alert` when an SLO breaks and one (``resolved: true``) when it is met again.
+It also folds endpoint health into the snapshot the tick decides on (`fold`).
 
 What a restart loses: the samples. After a start an SLO says nothing until
 ``min_samples`` new probes fill its window. Whether an alert is open is not
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jarvis.loop.record import Recorder
-from jarvis.model import Event, EventKind, Metric, ResourceState
-from jarvis.policies.slo import Judgement, Objective, alert_change, judge
+from jarvis.model import Event, EventKind, Metric, ResourceState, Snapshot
+from jarvis.policies.slo import Judgement, Objective, alert_change, judge, with_endpoint_health
 from jarvis.telemetry.metrics import Metrics
 
 CAUSE = "slo:"
@@ -37,6 +38,8 @@ class EndpointConfig:
     objectives: tuple[Objective, ...] = ()
     labels: Mapping[str, tuple[str, str, str]] = field(default_factory=dict)
     """Endpoint URI to its (name, region, cloud) metric labels."""
+    serves: Mapping[str, str] = field(default_factory=dict)
+    """Endpoint URI to the resource behind it (``serves`` in the settings)."""
 
 
 class EndpointWatch:
@@ -45,6 +48,7 @@ class EndpointWatch:
     def __init__(self, config: EndpointConfig, *, recorder: Recorder, metrics: Metrics) -> None:
         self._objectives = config.objectives
         self._labels = dict(config.labels)
+        self._serves = dict(config.serves)
         self._recorder = recorder
         self._metrics = metrics
         self._samples: dict[str, deque[tuple[datetime, float]]] = {}
@@ -83,6 +87,16 @@ class EndpointWatch:
                     kept.popleft()
         for objective in self._objectives:
             self._judge(tick_id, now, objective)
+
+    def fold(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot policies and the guard see: a served resource is unhealthy while
+        its endpoint is (`with_endpoint_health`).
+
+        Folded once, here, rather than in each policy, so heal, rollback and the
+        retry budget's "still broken" judge a service by the same health: restarts
+        that leave its endpoint failing escalate like any other failed fix.
+        """
+        return with_endpoint_health(snapshot, self._serves) if self._serves else snapshot
 
     def _judge(self, tick_id: str, now: datetime, objective: Objective) -> None:
         pooled = [s for uri in sorted(objective.endpoints) for s in self._samples.get(uri, ())]

@@ -266,7 +266,8 @@ class Reconciler:
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
         self.endpoints.observed(tick_id, now, resources)
-        return Snapshot(taken_at=now, resources=resources, errors=errors)
+        # Recorded as observed above; decided on with endpoint health folded in.
+        return self.endpoints.fold(Snapshot(taken_at=now, resources=resources, errors=errors))
 
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []

@@ -13,12 +13,10 @@ service and is holding back, instead of seeing nothing at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from jarvis.model import Action, Health, History, ResourceState, Restart, Snapshot
 from jarvis.policies.base import Evaluation
-from jarvis.policies.slo import with_endpoint_health
 
 RESTARTABLE_KINDS = frozenset({"service", "deployment"})
 """Resource kinds a restart means something for; probes, routes and cost never qualify."""
@@ -33,25 +31,16 @@ _DEGRADED = Health.DEGRADED
 
 
 class HealPolicy:
-    """Restarts UNHEALTHY services and deployments (and DEGRADED ones when asked).
-
-    ``serves`` (endpoint URI to the resource behind it) makes a failing
-    endpoint probe count as its service's failure (`with_endpoint_health`).
-    """
+    """Restarts UNHEALTHY services and deployments (and DEGRADED ones when asked)."""
 
     name = "heal"
 
-    def __init__(
-        self, *, restart_degraded: bool = False, serves: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, *, restart_degraded: bool = False) -> None:
         self._restart_degraded = restart_degraded
-        self._serves = dict(serves or {})
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; healing needs only the snapshot
         """One RESTART per broken restartable resource, sorted by resource URI."""
         proposals: dict[str, Action] = {}
-        if self._serves:
-            snapshot = with_endpoint_health(snapshot, self._serves)
         resources = snapshot.resources
         # Sorted keys make the result independent of insertion order, even for a
         # (malformed) snapshot holding one resource under two keys.

@@ -36,7 +36,6 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Evaluation, Note
 from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
-from jarvis.policies.slo import with_endpoint_health
 
 #: A rollback beats a scale-up (or any scaling) proposed for the same resource.
 ROLLBACK_PRIORITY = 100
@@ -64,7 +63,6 @@ class RollbackPolicy:
         min_baseline_samples: int = 2,
         priority: int = ROLLBACK_PRIORITY,
         name: str = "rollback",
-        serves: Mapping[str, str] | None = None,
     ) -> None:
         if watch_seconds <= 0 or ready_timeout_seconds <= 0:
             raise ValueError("watch_seconds and ready_timeout_seconds must be positive")
@@ -81,9 +79,6 @@ class RollbackPolicy:
         self._min_samples = min_baseline_samples
         self._priority = priority
         self._name = name
-        self._serves = dict(serves or {})
-        """Endpoint URI to the resource behind it: a failing endpoint makes a new
-        version unhealthy (`with_endpoint_health`)."""
         # Memos, not state: the answers are the same without them. Each
         # resource's version history, kept in step with `History.events`; and
         # whether a URI matches the globs, cleared when it outgrows the fleet.
@@ -95,12 +90,9 @@ class RollbackPolicy:
         return self._name
 
     @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], *, serves: Mapping[str, str] | None = None
-    ) -> RollbackPolicy:
+    def from_config(cls, config: Mapping[str, Any]) -> RollbackPolicy:
         """Build from ``RollbackSettings.model_dump()`` (or the same keys as plain data)."""
         options = dict(config)
-        options["serves"] = serves
         options.pop("enabled", None)
         if "match" in options:
             options["match"] = tuple(options["match"])
@@ -108,8 +100,6 @@ class RollbackPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
         last_tick = history.snapshots[-1].taken_at if history.snapshots else None
-        if self._serves:
-            snapshot = with_endpoint_health(snapshot, self._serves)
         resources = snapshot.resources
         self._rollouts.update(history.events)
         matches = self._matches

@@ -8,8 +8,10 @@ I/O or reads a clock.
 
 `with_endpoint_health` is how an endpoint feeds the heal and rollback policies:
 while ``endpoint://NAME`` is unhealthy, the service it serves reads as
-unhealthy too, so heal restarts it and rollback counts it against a new
-version. The endpoint itself is never a target.
+unhealthy too, so heal restarts it, rollback counts it against a new version
+and the retry budget sees restarts that did not fix it. The loop folds it into
+each tick's snapshot once (`EndpointWatch.fold`). The endpoint itself is never
+a target.
 """
 
 from __future__ import annotations

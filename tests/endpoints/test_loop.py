@@ -150,3 +150,22 @@ async def test_no_allow_list_entry_can_name_an_endpoint(
     allow = [{"provider": "endpoint", "resources": "*", "actions": ["*"]}]
     with pytest.raises(ConfigError, match=r"allowlist\.0\.provider: unknown provider 'endpoint'"):
         await make_app(probes=_probes(http_server), allowlist=allow)
+
+
+async def test_restarts_that_leave_the_endpoint_failing_escalate(
+    make_app: MakeApp, clock: VirtualClock, http_server: Server
+) -> None:
+    """The retry budget judges the service by its endpoint too: spent restarts page a human."""
+    http_server.behaviour.status = 503
+    probes = _probes(http_server, serves="sim://ai-dawg-producer", failure_threshold=1)
+    app = await make_app(probes=probes)
+    escalated: list[Event] = []
+    for _ in range(20):
+        await _ticks(app, clock, http_server, [FAST])
+        escalated = await app.store.events(kinds=[EventKind.ACTION_ESCALATED], limit=10)
+        if escalated:
+            break
+    [event] = escalated
+    assert event.resource == "sim://ai-dawg-producer"
+    applied = await app.store.events(kinds=[EventKind.ACTION_APPLIED], limit=10)
+    assert len(applied) == 3

@@ -64,11 +64,12 @@ def test_an_unhealthy_endpoint_makes_the_service_it_serves_unhealthy() -> None:
 
 
 def test_heal_restarts_the_served_service_and_never_the_endpoint() -> None:
-    """With the link, heal proposes one restart, of the service; without it, nothing."""
-    snapshot = _snapshot(
+    """Folded, heal proposes one restart, of the service; unfolded, nothing."""
+    raw = _snapshot(
         _state("endpoint://a", Health.UNHEALTHY, "no answer"),
         _state("ecs://prod/api", Health.HEALTHY),
     )
-    linked = HealPolicy(serves={"endpoint://a": "ecs://prod/api"}).evaluate(snapshot, History(), T0)
+    folded = with_endpoint_health(raw, {"endpoint://a": "ecs://prod/api"})
+    linked = HealPolicy().evaluate(folded, History(), T0)
     assert [str(a.target) for a in linked.actions] == ["ecs://prod/api"]
-    assert HealPolicy().evaluate(snapshot, History(), T0).actions == ()
+    assert HealPolicy().evaluate(raw, History(), T0).actions == ()

@@ -24,6 +24,7 @@ from jarvis.model import (
 from jarvis.policies.base import Evaluation
 from jarvis.policies.rollback import ROLLBACK_PRIORITY, RollbackPolicy
 from jarvis.policies.scaling import SCALING_PRIORITY
+from jarvis.policies.slo import with_endpoint_health
 from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, changed, rollback_event, service, snap
 
@@ -255,13 +256,14 @@ def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
 
 
 def test_a_failing_endpoint_of_a_new_version_rolls_it_back() -> None:
-    """A healthy-looking v2 whose endpoint probe fails in the watch window is rolled back."""
+    """A healthy-looking v2 whose endpoint fails in the watch window is rolled back, once folded."""
     endpoint = ResourceState(
         ResourceRef("endpoint", "api", "endpoint"), Health.UNHEALTHY, T0, detail="status 502"
     )
     history = History(events=(*GOOD_EVENTS, V2_ARRIVES))
-    linked = RollbackPolicy(serves={"endpoint://api": API})
-    result = linked.evaluate(snap(T0, running(), endpoint), history, T0)
+    raw = snap(T0, running(), endpoint)
+    folded = with_endpoint_health(raw, {"endpoint://api": API})
+    result = RollbackPolicy().evaluate(folded, history, T0)
     assert target(result) == "v1"
     assert "endpoint://api failing: status 502" in result.actions[0].reason
-    assert target(RollbackPolicy().evaluate(snap(T0, running(), endpoint), history, T0)) is None
+    assert target(RollbackPolicy().evaluate(raw, history, T0)) is None
