@@ -1,4 +1,5 @@
-"""Settings for the dependency probes (`jarvis.actuators.probes`): a ``[probes]`` table.
+"""Settings for the dependency probes (`jarvis.actuators.probes`): a ``[probes]`` table,
+which also holds the HTTP(S) endpoints and their SLOs (`jarvis.config.endpoints`).
 
 Probe URLs may carry database passwords, so they are secrets and are best given
 through ``JARVIS_PROBES__…`` environment variables rather than the file. S3
