@@ -20,6 +20,7 @@ zero. A failed probe is an unhealthy resource, never a failed observe.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections.abc import Sequence
@@ -146,7 +147,7 @@ async def probe(
 ) -> Answer:
     """GET ``endpoint`` once and judge the answer against its expectations."""
     url = endpoint.url.get_secret_value()
-    verify: ssl.SSLContext | bool = ssl.create_default_context() if endpoint.verify_tls else False
+    verify: ssl.SSLContext | bool = _verifying() if endpoint.verify_tls else False
     timeout = aiohttp.ClientTimeout(total=endpoint.timeout_seconds)
     started = time.perf_counter()
 
@@ -202,9 +203,7 @@ async def cert_days_left(url: str, now: datetime) -> float | None:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
         return None
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = _unverified()
     try:
         stream = await anyio.connect_tcp(
             parts.hostname, parts.port or 443, ssl_context=context, tls_hostname=parts.hostname
@@ -219,6 +218,21 @@ async def cert_days_left(url: str, now: datetime) -> float | None:
 
     expires = x509.load_der_x509_certificate(der).not_valid_after_utc
     return (expires - now).total_seconds() / 86_400
+
+
+@functools.cache
+def _verifying() -> ssl.SSLContext:
+    """One verifying context for every probe: building one loads the CA bundle (tens of ms)."""
+    return ssl.create_default_context()
+
+
+@functools.cache
+def _unverified() -> ssl.SSLContext:
+    """One context that takes any certificate, only to read its expiry."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _reason(exc: BaseException) -> str:
