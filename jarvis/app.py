@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     # store and the switch, and must not wait for the rest (issue 11 item 10).
     from jarvis.actuators.base import MetricSource, Sensor
     from jarvis.config import Settings
+    from jarvis.loop.endpoints import EndpointConfig
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.loop.reconciler import Reconciler
     from jarvis.notify import Notifier
@@ -247,6 +248,28 @@ def build_budgets(settings: Settings) -> Budgets:
     return Budgets(budgets)
 
 
+def build_endpoint_watch(settings: Settings) -> EndpointConfig:
+    """The SLOs, each endpoint's metric labels and the resource it serves, for `EndpointWatch`."""
+    from jarvis.loop.endpoints import EndpointConfig
+    from jarvis.policies.slo import Objective
+
+    endpoints = settings.probes.endpoints
+    objectives = tuple(
+        Objective(
+            name=slo.name,
+            endpoints=frozenset(e.uri for e in endpoints if slo.selects(e)),
+            p95_ms=slo.p95_ms,
+            window=timedelta(seconds=slo.window_seconds),
+            min_samples=slo.min_samples,
+            severity=slo.severity,
+        )
+        for slo in settings.probes.slos
+    )
+    labels = {e.uri: (e.name, e.region, e.cloud) for e in endpoints}
+    serves = {e.uri: e.serves for e in endpoints if e.serves is not None}
+    return EndpointConfig(objectives=objectives, labels=labels, serves=serves)
+
+
 def build_policies(settings: Settings) -> list[Policy]:
     policies: list[Policy] = []
     if settings.heal.enabled:
@@ -338,6 +361,7 @@ async def build_app(
             history_snapshots=history_size(settings),
             breakers=build_breakers(settings),
             sources=metric_sources,
+            endpoints=build_endpoint_watch(settings),
         )
         await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:

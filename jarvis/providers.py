@@ -203,6 +203,16 @@ CUSTOMER_ACTIONS = {
 }
 """What each customer provider applies on ``customer://``."""
 
+
+def _endpoints(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.probes.endpoints import EndpointSensor
+
+    section = settings.probes
+    return [
+        EndpointSensor(section.endpoints, clock=clock, concurrency=section.endpoint_concurrency)
+    ]
+
+
 #: Every provider Jarvis knows, in the order their resources are observed.
 PROVIDERS: tuple[Provider, ...] = (
     Provider(
@@ -278,6 +288,15 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"probe": frozenset()},
         enabled=lambda s: s.probes.enabled,
         build=_probes,
+    ),
+    Provider(
+        # Observe-only: no kind is applied on endpoint://, so no allow-list entry
+        # can name it; heal and rollback act on the service an endpoint serves.
+        name="endpoints",
+        section="probes",
+        owns={"endpoint": frozenset()},
+        enabled=lambda s: bool(s.probes.endpoints),
+        build=_endpoints,
     ),
 )
 

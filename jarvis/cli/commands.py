@@ -180,6 +180,12 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     for key in ("database_url", "redis_url"):
         if data.get(key):
             data[key] = masked_url(data[key])
+    from jarvis.config.endpoints import display_url
+
+    for shown, endpoint in zip(data["probes"]["endpoints"], settings.probes.endpoints, strict=True):
+        # Where it points, with its password and query values masked: the
+        # whole URL is a secret, but an operator needs to see which one it is.
+        shown["url"] = display_url(endpoint.url.get_secret_value())
     data["http_port"] = settings.http_port
     if as_json:
         print_json_lines([data])

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +30,7 @@ from jarvis.config.budgets import BudgetEntry, unique_names
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.customers import CustomersSettings
+from jarvis.config.endpoints import endpoints_fit
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.metrics import MetricSourceSettings
@@ -141,6 +142,13 @@ class Settings(BaseSettings):
         if value not in {"auto", "json", "console"}:
             raise ValueError("must be one of auto, json, console")
         return value
+
+    @model_validator(mode="after")
+    def _endpoints_fit_the_observe(self) -> Settings:
+        problem = endpoints_fit(self.probes, self.loop.observe_timeout)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @property
     def tick_timeout(self) -> float:

@@ -1,4 +1,5 @@
-"""Settings for the dependency probes (`jarvis.actuators.probes`): a ``[probes]`` table.
+"""Settings for the dependency probes (`jarvis.actuators.probes`): a ``[probes]`` table,
+which also holds the HTTP(S) endpoints and their SLOs (`jarvis.config.endpoints`).
 
 Probe URLs may carry database passwords, so they are secrets and are best given
 through ``JARVIS_PROBES__…`` environment variables rather than the file. S3
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
+from jarvis.config.endpoints import EndpointSettings, SloSettings, check_endpoints
 from jarvis.config.sections import Section
 
 
@@ -32,7 +34,21 @@ class ProbeSettings(Section):
     s3: list[S3ProbeSettings] = Field(default_factory=list)
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
     """Per probe; a probe that takes longer is unhealthy."""
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    """HTTP(S) endpoints, observed as ``endpoint://NAME`` (`jarvis.config.endpoints`)."""
+    slos: list[SloSettings] = Field(default_factory=list)
+    """Latency objectives over endpoints; each raises one alert when broken."""
+    endpoint_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    """At most this many endpoint probes in flight at once."""
+
+    @model_validator(mode="after")
+    def _endpoints_consistent(self) -> ProbeSettings:
+        problems = check_endpoints(self.endpoints, self.slos)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def enabled(self) -> bool:
+        """Dependency probes are configured (endpoints are their own provider)."""
         return bool(self.postgres or self.redis or self.s3)

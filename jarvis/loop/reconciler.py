@@ -24,6 +24,7 @@ from jarvis.loop import events as ev
 from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
+from jarvis.loop.endpoints import EndpointConfig, EndpointWatch
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
@@ -80,6 +81,7 @@ class Reconciler:
         history_snapshots: int = 20,
         breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
         sources: Sequence[MetricSource] = (),
+        endpoints: EndpointConfig | None = None,
     ) -> None:
         self.actuators = list(actuators)
         self.sources = list(sources)
@@ -105,6 +107,9 @@ class Reconciler:
             ledger=self.ledger,
             recorder=self.recorder,
             metrics=metrics,
+        )
+        self.endpoints = EndpointWatch(
+            endpoints or EndpointConfig(), recorder=self.recorder, metrics=metrics
         )
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
@@ -148,7 +153,9 @@ class Reconciler:
         await self.ledger.load()
         await self.changes.load(self.store, now)
         await self.history.load(now - history_horizon(self.policies))
-        self.breakers.restore(await self.store.events(kinds=[EventKind.ALERT], limit=1000))
+        alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
+        self.breakers.restore(alerts)
+        self.endpoints.restore(alerts)
         for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
@@ -265,7 +272,9 @@ class Reconciler:
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
-        return Snapshot(taken_at=now, resources=resources, errors=errors)
+        self.endpoints.observed(tick_id, now, resources)
+        # Recorded as observed above; decided on with endpoint health folded in.
+        return self.endpoints.fold(Snapshot(taken_at=now, resources=resources, errors=errors))
 
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []

@@ -66,6 +66,10 @@ DURATION_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
 )  # fmt: skip
+#: 5 ms .. 10 s around the 100 ms cross-cloud target, for endpoint probes.
+ENDPOINT_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
 ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
 NOTIFICATION_OUTCOMES: Final = ("sent", "retried", "failed")
@@ -234,6 +238,25 @@ class Metrics:
             "jarvis_leader_transitions_total",
             "Times this replica became leader or stepped down, by direction.",
             ["direction"],
+            registry=reg,
+        )
+        self.endpoint_latency = Histogram(
+            "jarvis_endpoint_latency_seconds",
+            "Round trip of one endpoint probe from where Jarvis runs (a timeout counts as it).",
+            ["endpoint", "region", "cloud"],
+            buckets=ENDPOINT_BUCKETS,
+            registry=reg,
+        )
+        self.endpoint_up = Gauge(
+            "jarvis_endpoint_up",
+            "1 when an endpoint's last probe met its expectations (status, body, time), else 0.",
+            ["endpoint", "region", "cloud"],
+            registry=reg,
+        )
+        self.slo_ok = Gauge(
+            "jarvis_slo_ok",
+            "1 while a latency SLO is met over its window, 0 while broken; absent until judged.",
+            ["slo"],
             registry=reg,
         )
         self.build_info = Gauge(

@@ -24,6 +24,7 @@ from jarvis.model import (
 from jarvis.policies.base import Evaluation
 from jarvis.policies.rollback import ROLLBACK_PRIORITY, RollbackPolicy
 from jarvis.policies.scaling import SCALING_PRIORITY
+from jarvis.policies.slo import with_endpoint_health
 from tests import actions as typed
 from tests.policies.fleet import API, T0, TICK, changed, rollback_event, service, snap
 
@@ -252,3 +253,17 @@ def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
     assert [(a.params, "circuit breaker" in a.reason) for a in evaluation.actions] == [
         (Rollback("v1"), True)
     ]
+
+
+def test_a_failing_endpoint_of_a_new_version_rolls_it_back() -> None:
+    """A healthy-looking v2 whose endpoint fails in the watch window is rolled back, once folded."""
+    endpoint = ResourceState(
+        ResourceRef("endpoint", "api", "endpoint"), Health.UNHEALTHY, T0, detail="status 502"
+    )
+    history = History(events=(*GOOD_EVENTS, V2_ARRIVES))
+    raw = snap(T0, running(), endpoint)
+    folded = with_endpoint_health(raw, {"endpoint://api": API})
+    result = RollbackPolicy().evaluate(folded, history, T0)
+    assert target(result) == "v1"
+    assert "endpoint://api failing: status 502" in result.actions[0].reason
+    assert target(RollbackPolicy().evaluate(raw, history, T0)) is None
