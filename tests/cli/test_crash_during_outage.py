@@ -3,11 +3,18 @@
 Before, ledger updates made while PostgreSQL was away lived only in memory:
 the daemon's attempts were spooled as events, but a restart loaded the
 ledger from the database (without them) and tried again, so a service that
-never recovers got six restarts in a minute instead of three. Now the spool
-journals ledger rows too and replays before anything else at start.
+never recovers got six restarts in a minute instead of three.
+
+On PostgreSQL the daemon is a replica under a lease, and every intent is
+written under the leader's fence, in the database's own transaction: with the
+database gone no intent can be, so nothing is applied during the outage (the
+leader steps down) and no attempt exists that a restart could forget. (On
+SQLite, with no fence, the spool journals intents and ledger rows instead and
+replays them first at start: `tests/store/test_spool_journal.py` and
+`tests/loop/test_store_outage.py`.)
 
 The real daemon runs twice on a simulated fleet (one service never recovers)
-with its kill switch in Redis, so it can act while the database is gone: a
+with its kill switch in Redis, so it could act while the database is gone: a
 TCP proxy in front of PostgreSQL is the database going away.
 """
 
@@ -108,13 +115,17 @@ async def test_a_sigkill_during_an_outage_does_not_reset_the_retry_limit(
         await proxy.stop()
         await set_switch(redis_url, engaged=False)
 
-        async def escalated() -> bool:
-            text = spool.read_text(encoding="utf-8") if spool.exists() else ""
-            return '"kind":"action.escalated"' in text
+        log = tmp_path / "first.log"
 
-        await wait_until(escalated, "the budget was spent", first)
+        async def stood_down() -> bool:
+            # Its next intent cannot be fenced without the database: it stops acting.
+            return "lease lost" in log.read_text(encoding="utf-8", errors="replace")
+
+        await wait_until(stood_down, "its fenced intent failed", first)
         first.kill()
         first.wait(timeout=30)
+        text = spool.read_text(encoding="utf-8") if spool.exists() else ""
+        assert '"kind":"action.started"' not in text, "an intent was journaled without its fence"
     finally:
         if first.poll() is None:
             first.kill()
