@@ -32,6 +32,7 @@ from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.fence import Fence
+from jarvis.store.memory_lease import MemoryLeases
 from jarvis.store.sql import OUTCOME_KINDS
 
 __all__ = ["MemoryBackend", "MemoryKillSwitch"]
@@ -51,6 +52,8 @@ class MemoryBackend:
         if retain < 1:
             raise ValueError("retain must be at least 1")
         self.available = True
+        self.leases: MemoryLeases | None = None
+        """The lease table fenced writes are checked against (the simulation's replicas)."""
         self._retain = retain
         self._events: list[Event] = []
         self._first_id = 1  # the id of self._events[0]
@@ -71,10 +74,12 @@ class MemoryBackend:
         self,
         pending: Sequence[Event],
         retries: Sequence[RetryState],
-        fence: Fence | None = None,  # noqa: ARG002 - one process: nothing to fence against
+        fence: Fence | None = None,
     ) -> None:
         await anyio.lowlevel.checkpoint()
         self._check()
+        if fence is not None and self.leases is not None:
+            self.leases.check(fence)  # the SQL backend's check_fence, first in the "transaction"
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
         stored = [_as_read_back(event) for event in pending]
