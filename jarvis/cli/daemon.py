@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.election import Elector
-    from jarvis.loop.scheduler import Scheduler
+    from jarvis.loop.scheduler import Gate, Scheduler
+    from jarvis.loop.shards import ShardElector
+
+    AnyElector = Elector | ShardElector
     from jarvis.notify import Notifier
     from jarvis.store.nodelock import NodeLock
     from jarvis.telemetry.http import HttpServer
@@ -85,7 +88,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
 
 async def _open(
     settings: Settings,
-) -> tuple[App, NodeLock | None, Elector | None, Notifier | None]:
+) -> tuple[App, NodeLock | None, AnyElector | None, Notifier | None]:
     """Build the app (on SQLite holding the file alone), its elector and notifier.
 
     Whatever was taken is given back when a later step fails.
@@ -115,7 +118,7 @@ def _start_beside(
     group: TaskGroup,
     settings: Settings,
     app: App,
-    elector: Elector | None,
+    elector: AnyElector | None,
     notifier: Notifier | None,
 ) -> None:
     """Start what runs beside the scheduler, never inside a tick: retention, election, notices."""
@@ -135,7 +138,6 @@ def _start_beside(
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:
     import anyio
 
-    from jarvis.loop.election import Leadership
     from jarvis.loop.scheduler import Scheduler
 
     log = _log()
@@ -148,7 +150,7 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         jitter=settings.loop.jitter,
         tick_timeout=settings.tick_timeout,
         shutdown_grace=settings.loop.shutdown_grace,
-        gate=None if elector is None else Leadership(elector, app.reconciler),
+        gate=None if elector is None else _gate(elector, app),
     )
     if elector is not None:
         elector.on_elected = scheduler.wake
@@ -202,12 +204,32 @@ def _single_node(settings: Settings) -> NodeLock | None:
     return lock
 
 
-def _elector(settings: Settings, app: App) -> Elector:
+def _gate(elector: AnyElector, app: App) -> Gate:
+    from jarvis.loop.election import Elector, Leadership
+    from jarvis.loop.shards import ShardLeadership
+
+    if isinstance(elector, Elector):
+        return Leadership(elector, app.reconciler)
+    return ShardLeadership(elector, app.reconciler)
+
+
+def _elector(settings: Settings, app: App) -> AnyElector:
     from jarvis.loop.election import Elector
+    from jarvis.loop.shards import ShardElector
     from jarvis.store.lease import PgLease
 
     lease = settings.lease
     replica = lease.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    if settings.loop.shards > 1:
+        return ShardElector(
+            app.store.engine,
+            replica,
+            app.metrics,
+            shards=settings.loop.shards,
+            duration=lease.duration,
+            renew_deadline=lease.renew_deadline,
+            retry_period=lease.retry_period,
+        )
     return Elector(
         PgLease(app.store.engine, replica, duration=lease.duration),
         app.metrics,

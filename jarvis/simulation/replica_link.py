@@ -16,7 +16,7 @@ from datetime import datetime
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, RetryState
 from jarvis.store import MemoryBackend, StoreError
-from jarvis.store.fence import Fence
+from jarvis.store.fence import Fences
 
 
 class ReplicaLink:
@@ -45,7 +45,7 @@ class ReplicaLink:
             raise self.unreachable(exc) from exc
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fence | None = None
+        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
     ) -> None:
         self._check()
         await self.backend.write(pending, retries, fence)

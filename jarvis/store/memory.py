@@ -31,7 +31,7 @@ import anyio.lowlevel
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
-from jarvis.store.fence import Fence
+from jarvis.store.fence import Fences, each
 from jarvis.store.memory_lease import MemoryLeases
 from jarvis.store.sql import OUTCOME_KINDS
 
@@ -74,12 +74,13 @@ class MemoryBackend:
         self,
         pending: Sequence[Event],
         retries: Sequence[RetryState],
-        fence: Fence | None = None,
+        fence: Fences | None = None,
     ) -> None:
         await anyio.lowlevel.checkpoint()
         self._check()
-        if fence is not None and self.leases is not None:
-            self.leases.check(fence)  # the SQL backend's check_fence, first in the "transaction"
+        if self.leases is not None:
+            for one in each(fence):
+                self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
         stored = [_as_read_back(event) for event in pending]
