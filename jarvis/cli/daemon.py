@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from jarvis.config import Settings
     from jarvis.loop.election import Elector
     from jarvis.loop.overrides import OverrideQueue
-    from jarvis.loop.scheduler import Scheduler
+    from jarvis.loop.scheduler import Gate, Scheduler
+    from jarvis.loop.shards import ShardElector
+
+    AnyElector = Elector | ShardElector
     from jarvis.notify import Notifier
     from jarvis.store.nodelock import NodeLock
     from jarvis.telemetry.http import HttpServer
@@ -85,7 +88,7 @@ async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
 
 async def _open(
     settings: Settings, overrides: OverrideQueue
-) -> tuple[App, NodeLock | None, Elector | None, Notifier | None]:
+) -> tuple[App, NodeLock | None, AnyElector | None, Notifier | None]:
     """Build the app (on SQLite holding the file alone), its elector and notifier.
 
     The page's ``overrides`` are the last policy: they reach the guard in a tick.
@@ -113,11 +116,20 @@ async def _open(
     return app, lock, elector, notifier
 
 
+def _leads(elector: AnyElector) -> bool:
+    """Whether this replica leads now: holds the lease, or with shards any shard."""
+    from jarvis.loop.election import Elector
+
+    if isinstance(elector, Elector):
+        return elector.epoch is not None
+    return bool(elector.held())
+
+
 def _start_beside(
     group: TaskGroup,
     settings: Settings,
     app: App,
-    elector: Elector | None,
+    elector: AnyElector | None,
     notifier: Notifier | None,
 ) -> None:
     """Start what runs beside the scheduler, never inside a tick: retention, election, notices."""
@@ -138,7 +150,6 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
     import anyio
 
     from jarvis.cli.surfaces import http_server
-    from jarvis.loop.election import Leadership
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
 
@@ -154,15 +165,16 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
         jitter=settings.loop.jitter,
         tick_timeout=settings.tick_timeout,
         shutdown_grace=settings.loop.shutdown_grace,
-        gate=None if elector is None else Leadership(elector, app.reconciler),
+        gate=None if elector is None else _gate(elector, app),
         hooks=overrides,
     )
     overrides.wake = scheduler.wake
     if elector is not None:
         elector.on_elected = scheduler.wake
-        overrides.leading = lambda: elector.epoch is not None
+        overrides.leading = lambda: _leads(elector)
+    replica = None if elector is None else elector.replica
     server = (
-        http_server(settings, app, scheduler, overrides, elector, notifier)
+        http_server(settings, app, scheduler, overrides, replica, notifier)
         if settings.http.enabled
         else None
     )
@@ -215,12 +227,32 @@ def _single_node(settings: Settings) -> NodeLock | None:
     return lock
 
 
-def _elector(settings: Settings, app: App) -> Elector:
+def _gate(elector: AnyElector, app: App) -> Gate:
+    from jarvis.loop.election import Elector, Leadership
+    from jarvis.loop.shards import ShardLeadership
+
+    if isinstance(elector, Elector):
+        return Leadership(elector, app.reconciler)
+    return ShardLeadership(elector, app.reconciler)
+
+
+def _elector(settings: Settings, app: App) -> AnyElector:
     from jarvis.loop.election import Elector
+    from jarvis.loop.shards import ShardElector
     from jarvis.store.lease import PgLease
 
     lease = settings.lease
     replica = lease.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    if settings.loop.shards > 1:
+        return ShardElector(
+            app.store.engine,
+            replica,
+            app.metrics,
+            shards=settings.loop.shards,
+            duration=lease.duration,
+            renew_deadline=lease.renew_deadline,
+            retry_period=lease.retry_period,
+        )
     return Elector(
         PgLease(app.store.engine, replica, duration=lease.duration),
         app.metrics,

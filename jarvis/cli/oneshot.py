@@ -7,6 +7,7 @@ renewed in the background while it runs), writes its intents under that
 epoch's fence, and releases the lease when done; when a replica holds it, the
 command exits 2 naming the leader. It never closes orphaned intents: it is not
 the loop's owner. Dry runs and `jarvis plan` apply nothing and take no lease.
+With shards (`loop.shards` > 1) it refuses: the shard leases fence the fleet.
 On SQLite nothing changes (one node; see `jarvis.store.nodelock`).
 """
 
@@ -33,6 +34,13 @@ async def holding_lease(
     if dry_run or not settings.database_url.startswith("postgresql"):
         yield
         return
+    if settings.loop.shards > 1:
+        # The shard leases, not the `loop` lease, fence the fleet: holding `loop`
+        # would fence nothing the replicas do.
+        raise ConfigError(
+            f"loop.shards = {settings.loop.shards}: the replicas hold the fleet's shards, "
+            f"`jarvis {command}` would act beside them. Let the daemon act, or use --dry-run"
+        )
     holder = f"jarvis-{command}@{socket.gethostname()}-{os.getpid()}"
     elector = Elector(
         PgLease(app.store.engine, holder, duration=settings.lease.duration),

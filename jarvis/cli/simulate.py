@@ -36,7 +36,12 @@ def simulate(
     ] = 50,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same run.")] = 1,
     faults: Annotated[
-        str, typer.Option("--faults", help="all, none, or a comma-separated list of fault kinds.")
+        str,
+        typer.Option(
+            "--faults",
+            help="all, none, or a comma-separated list of fault kinds; the replica faults"
+            " (leader_crash, leader_pause, replica_partition) run three replicas, only when named.",
+        ),
     ] = "all",
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the report here as JSON.")
@@ -55,6 +60,7 @@ def simulate(
     # Imported here: `jarvis run` should not pay for the simulation at start-up.
     from jarvis.config import ConfigError
     from jarvis.simulation import (
+        REPLICA_FAULTS,
         SimulationConfig,
         parse_faults,
         run_simulation,
@@ -66,6 +72,8 @@ def simulate(
         kinds = parse_faults(faults)
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG)
+    if database_url is not None and REPLICA_FAULTS.intersection(kinds):
+        fail("replica faults run on the in-memory store only; drop --database-url", EXIT_CONFIG)
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     config = SimulationConfig(
         seed=seed, days=days, services=services, faults=kinds, database_url=database_url

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from jarvis.app import App
     from jarvis.config import Settings
-    from jarvis.loop.election import Elector
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
     from jarvis.notify import Notifier
@@ -26,7 +25,7 @@ def http_server(
     app: App,
     scheduler: Scheduler,
     overrides: OverrideQueue,
-    elector: Elector | None,
+    replica: str | None,
     notifier: Notifier | None,
 ) -> HttpServer:
     """The daemon's HTTP server: probes, metrics, the admin API and the status page."""
@@ -58,9 +57,9 @@ def http_server(
         return ok, checks
 
     async def leader() -> LeaderView:
-        if elector is None:
+        if replica is None:
             return LeaderView(single_node=True)
-        return await lease_view(app.store.engine, elector.replica)
+        return await lease_view(app.store.engine, replica)
 
     admin = AdminService(
         app.killswitch,

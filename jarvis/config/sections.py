@@ -51,6 +51,9 @@ class LoopSettings(Section):
     shutdown_grace: Annotated[float, Field(gt=0, le=10)] = 8.0
     """Seconds an in-flight apply may take to finish after SIGTERM."""
     history_snapshots: Annotated[int, Field(ge=1, le=1000)] = 20
+    shards: Annotated[int, Field(ge=1, le=1024)] = 1
+    """Partitions of the fleet, each with its own lease (`jarvis.loop.shards`); replicas on
+    PostgreSQL share them out. 1: one leader runs the whole loop."""
 
     @model_validator(mode="after")
     def _tick_has_room(self) -> LoopSettings:

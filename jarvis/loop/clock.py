@@ -30,13 +30,23 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+        self._elapsed = 0.0
 
     def now(self) -> datetime:
         return self._now
 
+    def monotonic(self) -> float:
+        """Seconds advanced since the start; unlike `now`, a `jump` does not move it.
+
+        What `time.monotonic` is to the wall clock: the simulation's electors
+        and lease table (`jarvis.simulation.replicas`) measure deadlines on it.
+        """
+        return self._elapsed
+
     def advance(self, seconds: float) -> None:
         if seconds > 0:
             self._now += timedelta(seconds=seconds)
+            self._elapsed += seconds
 
     def jump(self, to: datetime) -> None:
         """Set the time outright (forwards or backwards): a clock jump."""

@@ -65,8 +65,11 @@ class Elector:
         renew_deadline: float,
         retry_period: float,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lease = lease
+        self.monotonic = monotonic
+        """The clock deadlines are measured on; the simulation passes its virtual one."""
         self.metrics = metrics
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
@@ -84,7 +87,7 @@ class Elector:
     @property
     def epoch(self) -> int | None:
         """The epoch this replica leads under, or None; False as soon as the deadline passes."""
-        if self._epoch is not None and time.monotonic() - self._confirmed >= self.renew_deadline:
+        if self._epoch is not None and self.monotonic() - self._confirmed >= self.renew_deadline:
             self.lose("renew deadline passed")
         return self._epoch
 
@@ -109,7 +112,7 @@ class Elector:
 
     async def step(self) -> None:
         """One round: acquire or renew, then heartbeat. A database error is logged, not raised."""
-        sent = time.monotonic()
+        sent = self.monotonic()
         try:
             with anyio.fail_after(self.renew_deadline):
                 if self.epoch is None:

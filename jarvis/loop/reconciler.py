@@ -51,7 +51,7 @@ from jarvis.policies.base import Policy
 from jarvis.safety import Guard, GuardContext, Remaining
 from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import EventStore, LeaseLostError, StoreError
-from jarvis.store.fence import Fence
+from jarvis.store.fence import Fence, Fences, each
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
 
@@ -118,6 +118,9 @@ class Reconciler:
         """Each disruption budget's remaining as the last tick computed it (the status page)."""
         self.leading_since: datetime | None = None
         """When this replica last took the lead (`take_lead`); None on a single node."""
+        self.owns: Callable[[str], bool] | None = None
+        """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
+        replica holds; the others are dropped from the snapshot. None: every resource."""
         metrics.known_actuators([a.name for a in self.actuators] + [s.name for s in self.sources])
         metrics.known_policies(p.name for p in self.policies)
 
@@ -169,22 +172,33 @@ class Reconciler:
         write (fencing). From here on every intent and ledger change is written
         under the fence, and every event names this replica and epoch.
         """
-        self.act_as(fence)
+        await self.take_over(fence, lambda intent: older_epoch(intent, fence.epoch))
+
+    async def take_over(self, fences: Fences, stopped: Callable[[Event], bool]) -> None:
+        """`take_lead` for one lease or several (shards): reload; close orphans ``stopped``."""
+        self.act_as(fences)
         self._last = {}
         self.leading_since = self.clock.now()
         self.last_tick_finished = None  # a tick of an earlier term says nothing of this one
-        await self.start(stopped=lambda intent: older_epoch(intent, fence.epoch))
+        await self.start(stopped=stopped)
 
-    def act_as(self, fence: Fence | None) -> None:
+    def act_as(self, fence: Fences | None) -> None:
         """Write intents and ledger changes only under ``fence``, and name it in every event.
 
         `take_lead` calls it for an elected replica; a one-shot command that
         holds the lease for its tick calls it alone (it closes no orphans).
         """
         self.store.fence = fence
-        self.recorder.identity = (
-            None if fence is None else {"replica": fence.holder, "epoch": fence.epoch}
-        )
+        if fence is None or isinstance(fence, Fence):
+            self.recorder.identity = (
+                None if fence is None else {"replica": fence.holder, "epoch": fence.epoch}
+            )
+        else:  # shards: the replica, and the epoch of each shard it holds
+            held = each(fence)
+            self.recorder.identity = {
+                "replica": held[0].holder if held else "",
+                "shards": {one.lease: one.epoch for one in held},
+            }
 
     async def step_down(self) -> None:
         """Stop writing as the leader; events already buffered are written unfenced."""
@@ -264,6 +278,8 @@ class Reconciler:
 
     async def _observe(self, tick_id: str) -> Snapshot:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
+        if self.owns is not None:
+            resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()

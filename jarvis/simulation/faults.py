@@ -44,9 +44,22 @@ class FaultKind(enum.StrEnum):
     """The kill switch's Redis is unreachable: the switch reads as engaged, nothing is applied."""
     LLM_SURGE = "llm_surge"
     """One LLM route's traffic (and so its spend) multiplies for a while."""
+    LEADER_CRASH = "leader_crash"
+    """The leading replica's process dies (SIGKILL) and restarts later as a follower."""
+    LEADER_PAUSE = "leader_pause"
+    """The leading replica freezes (SIGSTOP, a long GC) past its lease, between its
+    leadership check and its tick's first write, and then wakes and ticks."""
+    REPLICA_PARTITION = "replica_partition"
+    """The leading replica loses the database for a while; the others still reach it."""
 
 
-ALL_FAULTS: tuple[FaultKind, ...] = tuple(FaultKind)
+REPLICA_FAULTS = frozenset(
+    {FaultKind.LEADER_CRASH, FaultKind.LEADER_PAUSE, FaultKind.REPLICA_PARTITION}
+)
+"""Faults that strike replicas: a run that names one runs several (`jarvis.simulation.replicas`)."""
+ALL_FAULTS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k not in REPLICA_FAULTS)
+"""What ``all`` means: every fault but the replica faults, which run only when named, so
+a single-replica run (and its pinned digests) stays what it was."""
 
 # (events per simulated day for the whole fleet, per service) per kind.
 _RATES: dict[FaultKind, tuple[float, float]] = {
@@ -63,6 +76,9 @@ _RATES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.DATABASE_OUTAGE: (0.5, 0.0),
     FaultKind.REDIS_OUTAGE: (0.5, 0.0),
     FaultKind.LLM_SURGE: (0.5, 0.0),
+    FaultKind.LEADER_CRASH: (2.0, 0.0),
+    FaultKind.LEADER_PAUSE: (2.0, 0.0),
+    FaultKind.REPLICA_PARTITION: (2.0, 0.0),
 }
 _DAY = 86_400.0
 # Provider-wide episodes: (shortest, longest minutes, failure probability per call).
@@ -73,6 +89,10 @@ _EPISODES: dict[FaultKind, tuple[float, float, float]] = {
     FaultKind.OUTAGE: (10, 45, 0.0),
     FaultKind.DATABASE_OUTAGE: (2, 20, 0.0),
     FaultKind.REDIS_OUTAGE: (1, 10, 0.0),
+    # Replica faults, as seconds: a restart, a pause past the 15 s lease, a partition.
+    FaultKind.LEADER_CRASH: (20 / 60, 3, 0.0),
+    FaultKind.LEADER_PAUSE: (20 / 60, 2, 0.0),
+    FaultKind.REPLICA_PARTITION: (5 / 60, 5, 0.0),
 }
 
 
@@ -102,7 +122,10 @@ class Fault:
 
 
 def parse_faults(text: str) -> tuple[FaultKind, ...]:
-    """``all``, ``none`` or a comma-separated list of kinds; ValueError names an unknown one."""
+    """``all``, ``none`` or a comma-separated list of kinds; ValueError names an unknown one.
+
+    ``all`` leaves out the replica faults (`REPLICA_FAULTS`); name them to add them.
+    """
     spec = text.strip().lower()
     if spec == "all":
         return ALL_FAULTS

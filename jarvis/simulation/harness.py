@@ -13,7 +13,9 @@ operator strike before a tick; after it, the operator's mid-tick actions and
 the invariant checker, which reads what the store recorded and what the
 provider witnessed. The run ends at the end time or the first violation. Its
 id is derived from the seed: same seed, same run. Its start, configuration,
-settings and rules are `jarvis.simulation.run_config`.
+settings and rules are `jarvis.simulation.run_config`. A run that names a
+replica fault runs three replicas on one in-memory database, and the
+scheduler ticks whichever leads (`jarvis.simulation.replicas`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jarvis.actuators.sim import SimulatedFleet
-from jarvis.app import build_app
+from jarvis.app import App, build_app
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
+from jarvis.simulation.faults import REPLICA_FAULTS
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.llm_actuators import llm_actuators
 from jarvis.simulation.provider import SimulatedProvider
+from jarvis.simulation.replicas import ReplicaSet
 from jarvis.simulation.report import SimulationReport
 from jarvis.simulation.run import SimulationRun
 from jarvis.simulation.run_config import START, ProgressCallback, SimulationConfig, rules_from
@@ -60,6 +64,9 @@ async def run_simulation(
     # The kill switch stands in for Redis: a simulation never touches a real one.
     switch = MemoryKillSwitch()
     database: MemoryBackend | None = None
+    replicated = bool(REPLICA_FAULTS.intersection(config.faults))
+    if replicated and config.database_url is not None:
+        raise ValueError("replica faults run on the in-memory database only")
     if config.database_url is None:
         # A tick writes about one event per service at most (the first tick's
         # resource.changed); the checker must read them before they are trimmed.
@@ -69,15 +76,27 @@ async def run_simulation(
         store = await EventStore.connect(
             config.database_url, spool_path=settings.spool_path, auto_migrate=True
         )
-    app = await build_app(
-        settings,
-        clock=clock,
-        actuators=[provider, *llm_actuators(settings, llm, clock, provider)],
-        policies=policies,
-        run_id=run_id,
-        store=store,
-        switch=switch,
-    )
+
+    async def make_app(on: EventStore, index: int) -> App:
+        return await build_app(
+            settings,
+            clock=clock,
+            actuators=[provider, *llm_actuators(settings, llm, clock, provider)],
+            policies=policies,
+            run_id=run_id if index == 0 else f"{run_id}-r{index}",
+            store=on,
+            switch=switch,
+        )
+
+    replicas: ReplicaSet | None = None
+    if replicated and database is not None:
+        await store.aclose()
+        replicas = await ReplicaSet.build(
+            settings, clock, database, make_app, fencing=config.fencing
+        )
+        app = replicas.members[0].app
+    else:
+        app = await make_app(store, 0)
     try:
         run = SimulationRun(
             app=app,
@@ -90,6 +109,7 @@ async def run_simulation(
             rules=rules or rules_from(settings),
             database=database,
             switch=switch,
+            replicas=replicas,
         )
         report = SimulationReport(
             seed=config.seed,
@@ -104,3 +124,5 @@ async def run_simulation(
         return report
     finally:
         await app.aclose()
+        if replicas is not None:
+            await replicas.aclose()

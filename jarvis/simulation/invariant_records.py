@@ -25,6 +25,7 @@ INVARIANTS = (
     "witness",
     "capacity_bounds",
     "breakers",
+    "stale_epoch",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
 

@@ -25,7 +25,9 @@ The invariants, as issue 6 numbers them:
    [0, 1], summing to 1, none below its floor;
 6. ``breakers`` — nothing started on a provider whose breaker is open until
    its cool-down has passed, then one probe per tick; no escalation on it
-   while open (`jarvis.simulation.invariant_breakers`).
+   while open (`jarvis.simulation.invariant_breakers`);
+7. ``stale_epoch`` — with several replicas, nothing started or applied under
+   an epoch a newer one had replaced (`jarvis.simulation.invariant_epochs`).
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -53,6 +55,8 @@ from jarvis.simulation.invariant_bounds import (
 )
 from jarvis.simulation.invariant_breakers import NAME as BREAKERS
 from jarvis.simulation.invariant_breakers import BreakerWatch
+from jarvis.simulation.invariant_epochs import NAME as STALE_EPOCH
+from jarvis.simulation.invariant_epochs import EpochWatch
 from jarvis.simulation.invariant_records import ProviderCall, Rules, Violation
 
 _OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
@@ -77,6 +81,7 @@ class InvariantChecker:
     _touched: dict[str, set[str]] = field(default_factory=dict)
     _per_tick: Counter[str] = field(default_factory=Counter)
     _breakers: BreakerWatch = field(init=False)
+    _epochs: EpochWatch = field(default_factory=EpochWatch)
 
     def __post_init__(self) -> None:
         self._breakers = BreakerWatch(self.rules.breaker_cooldown)
@@ -100,6 +105,8 @@ class InvariantChecker:
     def feed_events(self, events: Iterable[Event]) -> None:
         """Check events in the order the store assigned their ids."""
         for event in events:
+            for message, stale in self._epochs.feed(event):
+                self._fail(STALE_EPOCH, message, stale)
             kind = event.kind
             if kind is EventKind.KILLSWITCH_ENGAGED:
                 self._engaged = True
@@ -248,6 +255,9 @@ class InvariantChecker:
         if self._breakers.checks:
             self.checks[BREAKERS] += self._breakers.checks
             self._breakers.checks = 0
+        if self._epochs.checks:
+            self.checks[STALE_EPOCH] += self._epochs.checks
+            self._epochs.checks = 0
         for message, event in self._breakers.problems:
             self._fail(BREAKERS, message, event)
         self._breakers.problems.clear()

@@ -44,6 +44,8 @@ class SimulationReport:
     """The scheduler's count of ticks that overran their interval, and that timed out."""
     notifications: dict[str, Any] = field(default_factory=dict)
     """Pages (distinct PagerDuty incidents) the notifier raised, by cause, against escalations."""
+    replicas: dict[str, int] | None = None
+    """Elections, epochs and refused writes, when the run had several replicas."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
 
@@ -74,6 +76,7 @@ class SimulationReport:
             "store": self.store,
             "scheduler": self.scheduler,
             "notifications": self.notifications,
+            **({} if self.replicas is None else {"replicas": self.replicas}),
             "invariants": {
                 name: {
                     # "capacity_bounds.weights" and the like add to their invariant.
@@ -128,6 +131,14 @@ class SimulationReport:
                 f"pages: {pages.get('pages', 0)} incidents ({causes}) for "
                 f"{pages.get('escalations', 0)} escalations; "
                 f"{pages.get('page_notices', 0)} notices, {pages.get('resolves', 0)} resolves",
+                highlight=False,
+            )
+        if self.replicas is not None:
+            r = self.replicas
+            console.print(
+                f"replicas: {r['replicas']}, elections: {r['elections']} (epoch {r['epoch']}); "
+                f"woken leaders' ticks: {r['stale_ticks']}, fenced writes refused: "
+                f"{r['refused_writes']}",
                 highlight=False,
             )
         budget = self.budget

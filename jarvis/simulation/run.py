@@ -22,17 +22,18 @@ from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.model import EventKind
 from jarvis.notify.channels import Recorder
 from jarvis.notify.notice import Notice
-from jarvis.simulation.faults import Fault, FaultKind, plan_faults
+from jarvis.simulation.faults import REPLICA_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.handoff import Handoff
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.invariants import InvariantChecker
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.operator import Operator
 from jarvis.simulation.provider import SimulatedProvider
+from jarvis.simulation.replicas import ReplicaSet
 from jarvis.simulation.report import SimulationReport
 from jarvis.simulation.run_config import START, ProgressCallback, SimulationConfig
 from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
-from jarvis.store import MemoryBackend, MemoryKillSwitch, StoreError
+from jarvis.store import EventStore, LeaseLostError, MemoryBackend, MemoryKillSwitch, StoreError
 
 _SERVICE_FAULTS = {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS, FaultKind.SPIKE}
 _DOWNTIME = {FaultKind.OUTAGE, FaultKind.DATABASE_OUTAGE, FaultKind.REDIS_OUTAGE}
@@ -56,8 +57,13 @@ class SimulationRun:
         rules: Rules,
         database: MemoryBackend | None,
         switch: MemoryKillSwitch,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self.app = app
+        self.replicas = replicas
+        """Several replicas (a run with replica faults); the scheduler ticks whichever leads."""
+        self.record = app.store if replicas is None or database is None else EventStore(database)
+        """Where the checker reads the record: past any one replica's partition."""
         self.progress = progress
         self.database = database
         """The event database, when it is in memory (only then can it be taken away)."""
@@ -77,7 +83,10 @@ class SimulationRun:
             shutdown_grace=settings.loop.shutdown_grace,
             rng=random.Random(f"{config.seed}:jitter"),  # noqa: S311 -- a reproducible simulation
             hooks=self,
+            gate=replicas,
         )
+        if replicas is not None:
+            replicas.scheduler = self.scheduler
         self.end = START + timedelta(days=config.days)
         self.faults = plan_faults(
             seed=config.seed,
@@ -119,6 +128,8 @@ class SimulationRun:
     async def run(self, report: SimulationReport) -> None:
         wall = time.perf_counter()
         await self.scheduler.run()
+        if self.replicas is not None:
+            await self.replicas.settle()
         if self.held_back:
             # The scheduler's last flush replayed the spool: check what it held back.
             await self._read_record()
@@ -136,7 +147,9 @@ class SimulationRun:
 
     async def after_tick(self, result: TickResult) -> bool:
         """Let the operator finish, check the invariants; the first violation ends the run."""
-        if result.error is not None:
+        if result.error is not None and not (
+            self.replicas is not None and isinstance(result.error, LeaseLostError)
+        ):
             raise result.error  # the daemon would go on; a simulation must fail on a bug
         await self.operator.between_ticks(self.clock.now(), include_mid_tick=True)
         tick = result.report
@@ -169,12 +182,15 @@ class SimulationRun:
         for kind in list(self.down_until):
             self._set_down(kind, down=False)
         self.down_until.clear()
-        self.held_back = self.app.store.spooled > 0
+        if self.replicas is not None:
+            self.replicas.heal()
+        spooled = self.app.store.spooled if self.replicas is None else self.replicas.spooled
+        self.held_back = spooled > 0
 
     async def _inject(self, now: datetime) -> None:
         while self.faults and self.faults[0].at <= now:
             fault = self.faults.pop(0)
-            if self._apply_fault(fault, now):
+            if self._strike(fault, now):
                 self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
         for until, name in [s for s in self.surges if s[0] <= now]:
             self.fleet.surge(name, 1.0)
@@ -197,6 +213,13 @@ class SimulationRun:
             self.switch.available = not down
             self.provider.record_switch_store(readable=not down)
         return True
+
+    def _strike(self, fault: Fault, now: datetime) -> bool:
+        if fault.kind in REPLICA_FAULTS:
+            # Only a run with replicas has them (the harness builds replicas when one is named).
+            replicas, seconds = self.replicas, fault.duration.total_seconds()
+            return replicas is not None and replicas.strike(fault.kind, seconds)
+        return self._apply_fault(fault, now)
 
     def _apply_fault(self, fault: Fault, now: datetime) -> bool:
         """Strike; False when the fault does not apply to this run (it is then not counted)."""
@@ -223,6 +246,7 @@ class SimulationRun:
             self.clock.jump(now + timedelta(seconds=fault.magnitude))
         elif kind is FaultKind.KILLSWITCH:
             self.operator.schedule_killswitch(fault)
+
         if kind in _SERVICE_FAULTS:
             self.incidents.opened(kind, target, now)
         return True
@@ -241,7 +265,7 @@ class SimulationRun:
     async def _read_record(self) -> bool:
         """Feed the events stored since the last read; False while some wait in the spool."""
         try:
-            events = await self.app.store.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
+            events = await self.record.events(after_id=self.last_event_id, limit=_EVENT_PAGE)
         except StoreError:
             return False
         if events and events[-1].id is not None:
@@ -255,6 +279,8 @@ class SimulationRun:
             if event.kind is EventKind.ALERT and "breaker" in event.payload:
                 self.handoff.alert(event)
         self.budget.feed(events)
+        if self.replicas is not None:
+            return not self.replicas.spooled
         return not self.app.store.spooled
 
     def _fill(self, report: SimulationReport, wall: float) -> None:
@@ -289,5 +315,7 @@ class SimulationRun:
             "by_cause": dict(sorted(Counter(first[i].cause for i in first).items())),
             "escalations": len(self.tally.escalations),
         }
+        if self.replicas is not None:
+            report.replicas = self.replicas.as_dict()
         report.checks = dict(self.checker.checks)
         report.violations = list(self.checker.violations)

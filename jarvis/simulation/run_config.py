@@ -48,6 +48,9 @@ class SimulationConfig:
     database_url: str | None = None
     """None: the in-memory store (fast; the default). A URL: that SQLite or PostgreSQL
     database, migrated if needed, so the run also exercises the SQL store."""
+    fencing: bool = True
+    """With replica faults: False lets the replicas write without the epoch fence, to
+    show what fencing prevents (a woken leader's actions fail ``stale_epoch``)."""
 
 
 def simulation_settings(

@@ -17,7 +17,7 @@ from jarvis.store.errors import StoreError
 
 if TYPE_CHECKING:
     from jarvis.config.sections import RetentionSettings
-    from jarvis.store.fence import Fence
+    from jarvis.store.fence import Fences
 
 __all__ = ["EventBackend", "FlushResult"]
 
@@ -35,7 +35,7 @@ class EventBackend(Protocol):
     def unreachable(self, exc: BaseException) -> StoreError: ...
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fence | None = None
+        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
     ) -> None: ...
 
     async def events(

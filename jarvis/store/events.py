@@ -27,7 +27,7 @@ from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
-from jarvis.store.fence import Fence
+from jarvis.store.fence import Fences
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
@@ -69,7 +69,7 @@ class EventStore:
         self._dead_letters = 0
         self.write_error: str | None = None
         """Why the last flush did not reach the database (None when it did): for /readyz."""
-        self.fence: Fence | None = None
+        self.fence: Fences | None = None
         """Set while this process leads (`jarvis.loop.election`): a flush holding an
         intent or a retry-ledger change is then written only under this epoch
         (`jarvis.store.fence`), and raises `LeaseLostError` when it cannot be:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from jarvis.store.errors import LeaseLostError
 from jarvis.store.tables import leases
 
-__all__ = ["Fence", "check_fence"]
+__all__ = ["Fence", "Fences", "check_fence", "each"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,20 @@ class Fence:
     lease: str
     holder: str
     epoch: int
+
+
+Fences = Fence | tuple[Fence, ...]
+"""One lease's fence, or several: a replica holding several shards (`jarvis.loop.shards`)
+writes a batch under all of them, each checked in the one transaction."""
+
+
+def each(fences: Fences | None) -> tuple[Fence, ...]:
+    """The fences to check, in lease-name order (so two writers lock rows in one order)."""
+    if fences is None:
+        return ()
+    if isinstance(fences, Fence):
+        return (fences,)
+    return tuple(sorted(fences, key=lambda fence: fence.lease))
 
 
 async def check_fence(connection: AsyncConnection, fence: Fence) -> None:

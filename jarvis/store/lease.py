@@ -35,6 +35,7 @@ __all__ = [
     "PgLease",
     "ReplicaRow",
     "lease_status",
+    "live_replicas",
 ]
 
 LOOP_LEASE = "loop"
@@ -170,3 +171,18 @@ async def lease_status(engine: AsyncEngine, name: str = LOOP_LEASE) -> LeaseStat
             lease=None if lease is None else LeaseRow(**lease._asdict()),
             replicas=tuple(ReplicaRow(**row._asdict()) for row in rows),
         )
+
+
+async def live_replicas(engine: AsyncEngine, within: float) -> int:
+    """Replicas whose heartbeat is younger than ``within`` seconds, on the database's clock.
+
+    What a shard's fair share is reckoned from (`jarvis.loop.shards`): a replica
+    that died stops counting once its heartbeat is older than a lease.
+    """
+    query = (
+        select(func.count())
+        .select_from(replicas)
+        .where(replicas.c.heartbeat_at > func.now() - timedelta(seconds=within))
+    )
+    async with engine.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())

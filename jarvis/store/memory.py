@@ -31,7 +31,8 @@ import anyio.lowlevel
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
-from jarvis.store.fence import Fence
+from jarvis.store.fence import Fences, each
+from jarvis.store.memory_lease import MemoryLeases
 from jarvis.store.sql import OUTCOME_KINDS
 
 __all__ = ["MemoryBackend", "MemoryKillSwitch"]
@@ -51,6 +52,8 @@ class MemoryBackend:
         if retain < 1:
             raise ValueError("retain must be at least 1")
         self.available = True
+        self.leases: MemoryLeases | None = None
+        """The lease table fenced writes are checked against (the simulation's replicas)."""
         self._retain = retain
         self._events: list[Event] = []
         self._first_id = 1  # the id of self._events[0]
@@ -71,10 +74,13 @@ class MemoryBackend:
         self,
         pending: Sequence[Event],
         retries: Sequence[RetryState],
-        fence: Fence | None = None,  # noqa: ARG002 - one process: nothing to fence against
+        fence: Fences | None = None,
     ) -> None:
         await anyio.lowlevel.checkpoint()
         self._check()
+        if self.leases is not None:
+            for one in each(fence):
+                self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
         stored = [_as_read_back(event) for event in pending]

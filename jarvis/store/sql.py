@@ -29,7 +29,7 @@ from jarvis.store.engine import (
     unreachable,
 )
 from jarvis.store.errors import StoreError, is_operational
-from jarvis.store.fence import Fence, check_fence
+from jarvis.store.fence import Fences, check_fence, each
 from jarvis.store.migrate import check_revision, upgrade_engine
 from jarvis.store.retention import OUTCOME_KINDS, prune_events
 from jarvis.store.tables import events, retry_state
@@ -83,15 +83,15 @@ class SqlBackend:
         return unreachable(self.engine.url, exc)
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fence | None = None
+        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
     ) -> None:
         # A pooled connection killed by a database restart fails on first use
         # and is invalidated; the second attempt gets a fresh connection.
         for attempt in (1, 2):
             try:
                 async with self.engine.begin() as connection:
-                    if fence is not None:
-                        await check_fence(connection, fence)
+                    for one in each(fence):
+                        await check_fence(connection, one)
                     await self._writer.write(connection, pending, retries)
                 return
             except DBAPIError as exc:

@@ -234,6 +234,11 @@ class Metrics:
             "1 while this replica holds the leader lease and runs the loop, else 0.",
             registry=reg,
         )
+        self.shards_held = Gauge(
+            "jarvis_shards_held",
+            "Shards of the fleet this replica holds the lease of and ticks (loop.shards > 1).",
+            registry=reg,
+        )
         self.leader_transitions = Counter(
             "jarvis_leader_transitions_total",
             "Times this replica became leader or stepped down, by direction.",

@@ -90,3 +90,22 @@ def test_a_one_shot_alone_acts_under_its_own_epoch_and_releases(
 async def upgrade_only(url: str) -> None:
     store = await EventStore.connect(url, auto_migrate=True)
     await store.aclose()
+
+
+def test_a_one_shot_with_shards_exits_2_and_acts_not(tmp_path: Path, pg_url: str) -> None:
+    """With shards the `loop` lease fences nobody's shards: a one-shot would act beside them."""
+    anyio.run(lambda: upgrade_only(pg_url))
+    done = subprocess.run(
+        jarvis_argv("deploy", "sim://ai-dawg-producer", "--image", "img:2"),
+        cwd=tmp_path,
+        env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_LOOP__SHARDS="4"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "loop.shards = 4" in lines[0]
+    assert anyio.run(intents_and_lease, pg_url)[0] == []

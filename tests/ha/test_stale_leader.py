@@ -22,7 +22,7 @@ from jarvis.loop.scheduler import Scheduler
 from jarvis.model import EventKind, Health
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import EventStore, upgrade
-from jarvis.store.fence import Fence, check_fence
+from jarvis.store.fence import Fence, Fences, check_fence
 from jarvis.store.lease import PgLease, lease_status
 from tests.fakes import FakeActuator
 from tests.loop.conftest import ALLOW_SIM
@@ -36,7 +36,7 @@ async def pg(pg_url: str) -> AsyncIterator[str]:
     yield pg_url
 
 
-def fence_of(store: EventStore) -> Fence | None:
+def fence_of(store: EventStore) -> Fences | None:
     """The store's fence, read afresh (a call, so a type checker does not narrow it)."""
     return store.fence
 

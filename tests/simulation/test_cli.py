@@ -50,6 +50,7 @@ def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
         "witness",
         "capacity_bounds",
         "breakers",
+        "stale_epoch",
     }
     assert not (tmp_path / "jarvis.db").exists()
 
@@ -68,3 +69,20 @@ def test_an_unknown_fault_exits_2_naming_it(tmp_path: Path) -> None:
     result = simulate(tmp_path, "--faults", "crash,meteor")
     assert result.returncode == 2
     assert "'meteor'" in result.stderr
+
+
+def test_replica_faults_run_three_replicas_and_say_so(tmp_path: Path) -> None:
+    result = simulate(
+        tmp_path, "--days", "0.05", "--services", "3", "--faults", "leader_crash,leader_pause"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replicas: 3, elections:" in result.stdout
+    assert "all invariants held" in result.stdout
+
+
+def test_replica_faults_on_a_database_url_exit_2(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/sim.db"
+    result = simulate(tmp_path, "--faults", "leader_pause", "--database-url", url)
+    assert result.returncode == 2
+    assert "in-memory store only" in result.stderr
+    assert "Traceback" not in result.stderr

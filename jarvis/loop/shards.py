@@ -1,0 +1,234 @@
+"""Shards: the fleet split across replicas, each shard with its own lease and epoch.
+
+With ``loop.shards = N`` (N > 1) on PostgreSQL, a resource belongs to shard
+``shard_of(uri, N)``, a stable hash of its URI (the same on every replica and
+every restart). Each shard is a lease row (``shard-0`` … ``shard-N-1``) driven
+by its own `jarvis.loop.election.Elector`, so each has the one-leader
+protocol, timings and epoch of the unsharded loop. `ShardElector` decides how
+many to hold: a fair share, ``ceil(N / live replicas)``, live meaning a
+heartbeat younger than one lease. Short of it, a replica tries free or expired
+shards, starting at an offset of its own so replicas do not all contend for
+shard 0; over it (a replica joined), it releases the surplus, but only between
+ticks (`ShardLeadership.ready`), so no tick writes under a shard it gave away.
+A replica that dies keeps its shards until their leases expire; the others
+count one replica fewer once its heartbeat is a lease old and take them.
+
+`ShardLeadership` is the scheduler's gate. When the set of shards held
+changes, the reconciler takes over under all of their fences: every intent
+and ledger write checks each held shard's epoch in its transaction
+(`jarvis.store.fence.each`), every event names the replica and each shard's
+epoch (``shards`` in the payload), and the snapshot keeps only the resources
+of held shards. The kill switch, the allow-list and the bounds are read by
+every replica from the same configuration and store, so they stay global;
+the fleet breaker and per-tick bounds count per replica (see the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Callable
+
+import anyio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jarvis.loop.election import Elector
+from jarvis.loop.reconciler import Reconciler
+from jarvis.model import Event
+from jarvis.store.fence import Fence
+from jarvis.store.lease import PgLease, live_replicas
+from jarvis.telemetry.metrics import Metrics
+
+__all__ = ["ShardElector", "ShardLeadership", "shard_name", "shard_of"]
+
+log = structlog.get_logger("jarvis.shards")
+
+
+def shard_of(uri: str, shards: int) -> int:
+    """The shard of a resource: a stable hash of its URI (not Python's salted `hash`)."""
+    digest = hashlib.sha256(uri.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index}"
+
+
+class _ShardLease(PgLease):
+    """A shard's lease: the replica's one heartbeat row is `ShardElector`'s to write."""
+
+    async def heartbeat(self, leader_epoch: int | None) -> None:
+        """Written once per round by `ShardElector`, not once per shard."""
+
+    async def leave(self) -> None:
+        """Left once by `ShardElector`."""
+
+
+class ShardElector:
+    """Holds a fair share of the shard leases; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        holder: str,
+        metrics: Metrics,
+        *,
+        shards: int,
+        duration: float,
+        renew_deadline: float,
+        retry_period: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.shards = shards
+        self.duration = duration
+        self.retry_period = retry_period
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.base = PgLease(engine, holder, duration=duration)
+        self.electors = [
+            Elector(
+                _ShardLease(engine, holder, duration=duration, name=shard_name(index)),
+                metrics,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
+            )
+            for index in range(shards)
+        ]
+        self.offset = shard_of(holder, shards)
+        self.surplus: list[Elector] = []
+        """Shards to hand over at the next tick boundary (a replica joined)."""
+        self.on_elected: Callable[[], None] | None = None
+
+    @property
+    def replica(self) -> str:
+        return self.base.holder
+
+    def held(self) -> list[Elector]:
+        return [elector for elector in self.electors if elector.epoch is not None]
+
+    def fences(self) -> tuple[Fence, ...]:
+        return tuple(fence for e in self.electors if (fence := e.fence()) is not None)
+
+    async def run(self) -> None:
+        while True:
+            await self.step()
+            await anyio.sleep(self.retry_period * (1 + 0.2 * self.rng.random()))
+
+    async def step(self) -> None:
+        """Renew what is held, then take up to a fair share (or mark the surplus)."""
+        for elector in self.held():
+            await elector.step()
+        try:
+            live = await live_replicas(self.engine, within=self.duration)
+        except Exception as exc:  # noqa: BLE001 - renewing went on; take nothing new
+            log.warning("could not count the replicas", error=str(exc))
+            live = 0
+        held = self.held()
+        if live:
+            fair = math.ceil(self.shards / max(live, 1))
+            if len(held) > fair:
+                self.surplus = held[fair:]
+            else:
+                self.surplus = []
+                await self._take(held, fair)
+        count = len(self.held())
+        self.metrics.shards_held.set(count)
+        self.metrics.leader.set(1 if count else 0)
+        try:
+            with anyio.fail_after(self.duration):
+                # No single epoch to name: `jarvis status` shows the replica as alive.
+                await self.base.heartbeat(None)
+        except Exception as exc:  # noqa: BLE001 - the next round writes it again
+            log.warning("heartbeat failed", replica=self.replica, error=str(exc))
+
+    async def _take(self, held: list[Elector], fair: int) -> None:
+        gained = False
+        for step in range(self.shards):
+            if len(held) >= fair:
+                break
+            elector = self.electors[(self.offset + step) % self.shards]
+            if elector.epoch is not None:
+                continue
+            await elector.step()
+            if elector.fence() is not None:  # a call: the step may have changed the epoch
+                held.append(elector)
+                gained = True
+        if gained and self.on_elected is not None:
+            self.on_elected()
+
+    async def hand_over(self) -> None:
+        """Release the surplus (between ticks): a follower takes it on its next round."""
+        surplus, self.surplus = self.surplus, []
+        for elector in surplus:
+            epoch = elector.epoch
+            if epoch is None:
+                continue
+            elector.lose("handed over to balance the shards")
+            try:
+                await elector.lease.release(epoch)
+            except Exception as exc:  # noqa: BLE001 - it expires by itself
+                log.warning("could not release a shard", shard=elector.lease.name, error=str(exc))
+
+    async def resign(self) -> None:
+        for elector in self.electors:
+            await elector.resign()
+        with anyio.move_on_after(self.duration):
+            try:
+                await self.base.leave()
+            except Exception as exc:  # noqa: BLE001 - the row is pruned in an hour anyway
+                log.warning("could not leave", error=str(exc))
+
+
+class ShardLeadership:
+    """The scheduler's gate with shards: tick while this replica holds any."""
+
+    def __init__(self, elector: ShardElector, reconciler: Reconciler) -> None:
+        self.elector = elector
+        self.reconciler = reconciler
+        self._led: frozenset[Fence] = frozenset()
+
+    @property
+    def leading(self) -> bool:
+        return bool(self.elector.fences())
+
+    async def ready(self) -> bool:
+        await self.elector.hand_over()
+        fences = self.elector.fences()
+        if not fences:
+            if self._led:
+                await self.step_down()
+            return False
+        if frozenset(fences) != self._led:
+            shards = self.elector.shards
+            owned = {fence.lease for fence in fences}
+            epochs = {fence.lease: fence.epoch for fence in fences}
+            self.reconciler.owns = lambda uri: shard_name(shard_of(uri, shards)) in owned
+
+            def stopped(intent: Event) -> bool:
+                name = shard_name(shard_of(intent.resource or "", shards))
+                written = intent.payload.get("shards")
+                epoch = written.get(name) if isinstance(written, dict) else None
+                return name in epochs and isinstance(epoch, int) and epoch < epochs[name]
+
+            try:
+                await self.reconciler.take_over(fences, stopped)
+            except Exception as exc:  # noqa: BLE001 - try again next tick, still not acting
+                await self.lost(f"taking the shards failed: {exc}")
+                return False
+            self._led = frozenset(fences)
+            log.info("ticking shards", replica=self.elector.replica, shards=sorted(owned))
+        return True
+
+    async def lost(self, why: str) -> None:
+        """A fenced write was refused: some shard is gone; hold none until the next rounds."""
+        for elector in self.elector.held():
+            elector.lose(why)
+        await self.step_down()
+
+    async def step_down(self) -> None:
+        self._led = frozenset()
+        self.reconciler.owns = lambda _uri: False
+        await self.reconciler.step_down()
