@@ -36,8 +36,13 @@ def simulate(
     ] = 50,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same run.")] = 1,
     faults: Annotated[
-        str, typer.Option("--faults", help="all, none, or a comma-separated list of fault kinds.")
-    ] = "all",
+        str,
+        typer.Option(
+            "--faults",
+            help="default (every fault but the process faults), all, none,"
+            " or a comma-separated list of fault kinds.",
+        ),
+    ] = "default",
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the report here as JSON.")
     ] = None,

@@ -78,6 +78,7 @@ async def run_simulation(
         store=store,
         switch=switch,
     )
+    run: SimulationRun | None = None
     try:
         run = SimulationRun(
             app=app,
@@ -90,6 +91,7 @@ async def run_simulation(
             rules=rules or rules_from(settings),
             database=database,
             switch=switch,
+            policies=policies,
         )
         report = SimulationReport(
             seed=config.seed,
@@ -103,4 +105,5 @@ async def run_simulation(
         await run.run(report)
         return report
     finally:
-        await app.aclose()
+        # A process fault may have restarted the daemon: close the app running now.
+        await (app if run is None else run.app).aclose()

@@ -50,6 +50,8 @@ def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
         "witness",
         "capacity_bounds",
         "breakers",
+        "restart",
+        "second_process",
     }
     assert not (tmp_path / "jarvis.db").exists()
 
