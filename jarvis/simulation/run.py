@@ -5,7 +5,10 @@ the real `jarvis.loop.scheduler.Scheduler` as its `TickHooks`: before a tick,
 faults from the seeded plan and the simulated operator strike; after it, the
 operator's mid-tick actions and the invariant checker, which reads what the
 store recorded and what the provider witnessed. The first violation, or the
-end time, ends the run; `SimulationRun.run` then fills the report.
+end time, ends the run; `SimulationRun.run` then fills the report. A process
+fault (`jarvis.simulation.process_faults`) may kill and restart the daemon
+between ticks: `SimulationRun.app` is then the new one, and the scheduler,
+the operator and the notifier are handed its reconciler, switch and store.
 """
 
 from __future__ import annotations
