@@ -39,10 +39,12 @@ def simulate(
         str,
         typer.Option(
             "--faults",
-            help="all, none, or a comma-separated list of fault kinds; the replica faults"
-            " (leader_crash, leader_pause, replica_partition) run three replicas, only when named.",
+            help="default (every fault but the process and replica faults), all (adds the"
+            " process faults), none, or a comma-separated list of fault kinds; the replica"
+            " faults (leader_crash, leader_pause, replica_partition) run three replicas,"
+            " only when named.",
         ),
-    ] = "all",
+    ] = "default",
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the report here as JSON.")
     ] = None,
@@ -60,6 +62,7 @@ def simulate(
     # Imported here: `jarvis run` should not pay for the simulation at start-up.
     from jarvis.config import ConfigError
     from jarvis.simulation import (
+        PROCESS_FAULTS,
         REPLICA_FAULTS,
         SimulationConfig,
         parse_faults,
@@ -74,6 +77,12 @@ def simulate(
         fail(str(exc), EXIT_CONFIG)
     if database_url is not None and REPLICA_FAULTS.intersection(kinds):
         fail("replica faults run on the in-memory store only; drop --database-url", EXIT_CONFIG)
+    if REPLICA_FAULTS.intersection(kinds) and PROCESS_FAULTS.intersection(kinds):
+        fail(
+            "replica faults and process faults (crash_in_outage, redis_restart,"
+            " second_process) do not run together; name one family",
+            EXIT_CONFIG,
+        )
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     config = SimulationConfig(
         seed=seed, days=days, services=services, faults=kinds, database_url=database_url

@@ -3,7 +3,8 @@
 `jarvis simulate` (`jarvis.cli.simulate`), the seed-sweep tests and the
 benchmarks call `run_simulation` (``harness``) with settings from
 `simulation_settings` (``run_config``). The pieces: ``run`` (what happens
-around each tick), ``faults`` (the seeded fault plan), ``provider`` (the
+around each tick), ``process_faults`` (Jarvis killed, Redis emptied, a second
+process), ``faults`` (the seeded fault plan), ``provider`` (the
 simulated cloud API and witness), ``llm`` and ``llm_routes`` (the simulated LLM
 platform: routes, usage and spend against the budget), ``replicas`` and
 ``replica_link`` (several replicas electing a leader, for the replica faults), ``operator``
@@ -13,6 +14,8 @@ platform: routes, usage and spend against the budget), ``replicas`` and
 
 from jarvis.simulation.faults import (
     ALL_FAULTS,
+    DEFAULT_FAULTS,
+    PROCESS_FAULTS,
     REPLICA_FAULTS,
     Fault,
     FaultKind,
@@ -28,7 +31,9 @@ from jarvis.simulation.run_config import SimulationConfig, simulation_settings
 
 __all__ = [
     "ALL_FAULTS",
+    "DEFAULT_FAULTS",
     "INVARIANTS",
+    "PROCESS_FAULTS",
     "REPLICA_FAULTS",
     "Fault",
     "FaultKind",

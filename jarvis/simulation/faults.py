@@ -5,7 +5,10 @@ before the first tick. Each fault kind arrives as a Poisson process with its
 own random stream, seeded from the run's seed and the kind's name, so turning
 one kind off (``--faults crash,outage``) leaves the others exactly where they
 were. The harness applies a fault when its time has come; the plan itself
-does nothing.
+does nothing. The process faults (`PROCESS_FAULTS`: Jarvis itself killed, its
+Redis restarted, a second process beside it) strike only when named or with
+``--faults all``: `DEFAULT_FAULTS`, what a run gets unless told, leaves them
+out, so the pinned seeds' records stay what they were.
 """
 
 from __future__ import annotations
@@ -51,15 +54,27 @@ class FaultKind(enum.StrEnum):
     leadership check and its tick's first write, and then wakes and ticks."""
     REPLICA_PARTITION = "replica_partition"
     """The leading replica loses the database for a while; the others still reach it."""
+    CRASH_IN_OUTAGE = "crash_in_outage"
+    """The event database goes away; midway the Jarvis process is killed and restarted."""
+    REDIS_RESTART = "redis_restart"
+    """The kill switch's Redis restarts empty while the switch is engaged."""
+    SECOND_PROCESS = "second_process"
+    """A one-shot ``jarvis plan`` or ``jarvis tick --dry-run`` runs beside the daemon."""
 
 
 REPLICA_FAULTS = frozenset(
     {FaultKind.LEADER_CRASH, FaultKind.LEADER_PAUSE, FaultKind.REPLICA_PARTITION}
 )
 """Faults that strike replicas: a run that names one runs several (`jarvis.simulation.replicas`)."""
+PROCESS_FAULTS = frozenset(
+    {FaultKind.CRASH_IN_OUTAGE, FaultKind.REDIS_RESTART, FaultKind.SECOND_PROCESS}
+)
+"""Faults of Jarvis's own processes and of its Redis (`jarvis.simulation.process_faults`)."""
 ALL_FAULTS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k not in REPLICA_FAULTS)
 """What ``all`` means: every fault but the replica faults, which run only when named, so
-a single-replica run (and its pinned digests) stays what it was."""
+a single-replica run stays one."""
+DEFAULT_FAULTS: tuple[FaultKind, ...] = tuple(k for k in ALL_FAULTS if k not in PROCESS_FAULTS)
+"""What a run gets unless told: ``all`` less the process faults (so the pinned digests hold)."""
 
 # (events per simulated day for the whole fleet, per service) per kind.
 _RATES: dict[FaultKind, tuple[float, float]] = {
@@ -79,6 +94,9 @@ _RATES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.LEADER_CRASH: (2.0, 0.0),
     FaultKind.LEADER_PAUSE: (2.0, 0.0),
     FaultKind.REPLICA_PARTITION: (2.0, 0.0),
+    FaultKind.CRASH_IN_OUTAGE: (0.3, 0.0),
+    FaultKind.REDIS_RESTART: (0.5, 0.0),
+    FaultKind.SECOND_PROCESS: (2.0, 0.0),
 }
 _DAY = 86_400.0
 # Provider-wide episodes: (shortest, longest minutes, failure probability per call).
@@ -93,6 +111,7 @@ _EPISODES: dict[FaultKind, tuple[float, float, float]] = {
     FaultKind.LEADER_CRASH: (20 / 60, 3, 0.0),
     FaultKind.LEADER_PAUSE: (20 / 60, 2, 0.0),
     FaultKind.REPLICA_PARTITION: (5 / 60, 5, 0.0),
+    FaultKind.CRASH_IN_OUTAGE: (2, 20, 0.0),
 }
 
 
@@ -101,12 +120,13 @@ class Fault:
     at: datetime
     kind: FaultKind
     target: str | None = None
-    """The service it strikes, for service faults; the route, for an LLM surge."""
+    """The service it strikes, for service faults; the route, for an LLM surge; the
+    command (``plan`` or ``tick``) for a second process."""
     duration: timedelta = timedelta(0)
     """How long an episode (API faults, kill switch, spike) lasts."""
     magnitude: float = 0.0
     """Failure probability for API faults, traffic factor for spikes and surges, seconds for
-    clock jumps."""
+    clock jumps; for a crash in an outage, how far into the outage (0..1) the kill lands."""
     mid_tick: bool = False
     """For kill-switch flips: during an apply rather than between ticks."""
 
@@ -122,13 +142,17 @@ class Fault:
 
 
 def parse_faults(text: str) -> tuple[FaultKind, ...]:
-    """``all``, ``none`` or a comma-separated list of kinds; ValueError names an unknown one.
+    """``all``, ``default``, ``none`` or a comma-separated list of kinds.
 
-    ``all`` leaves out the replica faults (`REPLICA_FAULTS`); name them to add them.
+    ValueError names an unknown one. ``default`` is `DEFAULT_FAULTS` (every
+    kind but the process and replica faults); ``all`` adds the process faults;
+    the replica faults (`REPLICA_FAULTS`) run only when named.
     """
     spec = text.strip().lower()
     if spec == "all":
         return ALL_FAULTS
+    if spec == "default":
+        return DEFAULT_FAULTS
     if spec in {"none", ""}:
         return ()
     kinds: list[FaultKind] = []
@@ -139,7 +163,7 @@ def parse_faults(text: str) -> tuple[FaultKind, ...]:
         except ValueError:
             known = ", ".join(kind.value for kind in FaultKind)
             raise ValueError(
-                f"unknown fault {name!r}; expected all, none or any of {known}"
+                f"unknown fault {name!r}; expected all, default, none or any of {known}"
             ) from None
     return tuple(dict.fromkeys(kinds))
 
@@ -184,6 +208,8 @@ def _draw(
     target: str | None = rng.choice(services)
     if kind in {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS}:
         return Fault(at, kind, target)
+    if kind in PROCESS_FAULTS:
+        return _draw_process(rng, kind, at)
     if kind in _EPISODES:
         low, high, rate = _EPISODES[kind]
         return Fault(at, kind, duration=timedelta(minutes=rng.uniform(low, high)), magnitude=rate)
@@ -198,3 +224,13 @@ def _draw(
         target = rng.choice(routes) if routes else None
     duration = timedelta(minutes=rng.uniform(15, 120))
     return Fault(at, kind, target, duration=duration, magnitude=rng.uniform(2, 4))
+
+
+def _draw_process(rng: random.Random, kind: FaultKind, at: datetime) -> Fault:
+    if kind is FaultKind.CRASH_IN_OUTAGE:
+        low, high, _ = _EPISODES[kind]
+        outage = timedelta(minutes=rng.uniform(low, high))
+        return Fault(at, kind, duration=outage, magnitude=rng.uniform(0.3, 0.8))
+    if kind is FaultKind.SECOND_PROCESS:
+        return Fault(at, kind, rng.choice(("plan", "tick")))
+    return Fault(at, kind)

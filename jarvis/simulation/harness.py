@@ -27,7 +27,7 @@ from jarvis.app import App, build_app
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
-from jarvis.simulation.faults import REPLICA_FAULTS
+from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.llm_actuators import llm_actuators
@@ -67,6 +67,8 @@ async def run_simulation(
     replicated = bool(REPLICA_FAULTS.intersection(config.faults))
     if replicated and config.database_url is not None:
         raise ValueError("replica faults run on the in-memory database only")
+    if replicated and PROCESS_FAULTS.intersection(config.faults):
+        raise ValueError("replica faults and process faults do not run together")
     if config.database_url is None:
         # A tick writes about one event per service at most (the first tick's
         # resource.changed); the checker must read them before they are trimmed.
@@ -97,6 +99,7 @@ async def run_simulation(
         app = replicas.members[0].app
     else:
         app = await make_app(store, 0)
+    run: SimulationRun | None = None
     try:
         run = SimulationRun(
             app=app,
@@ -110,6 +113,7 @@ async def run_simulation(
             database=database,
             switch=switch,
             replicas=replicas,
+            policies=policies,
         )
         report = SimulationReport(
             seed=config.seed,
@@ -123,6 +127,7 @@ async def run_simulation(
         await run.run(report)
         return report
     finally:
-        await app.aclose()
+        # A process fault may have restarted the daemon: close the app running now.
+        await (app if run is None else run.app).aclose()
         if replicas is not None:
             await replicas.aclose()

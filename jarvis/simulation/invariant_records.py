@@ -26,6 +26,8 @@ INVARIANTS = (
     "capacity_bounds",
     "breakers",
     "stale_epoch",
+    "restart",
+    "second_process",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
 
@@ -61,7 +63,8 @@ class ProviderCall:
     at: datetime
     what: str
     """``apply``, ``engage``, ``release``, or ``switch_down`` / ``switch_up`` when the
-    kill switch's store becomes unreadable / readable again."""
+    kill switch's store becomes unreadable / readable again, ``switch_wiped`` when it
+    restarts empty (the record is gone until the next flip writes one)."""
     action: Action | None = None
     before: Replicas | None = None
     """The target's replicas as the provider held them when the apply arrived."""

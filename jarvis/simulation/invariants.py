@@ -27,7 +27,12 @@ The invariants, as issue 6 numbers them:
    its cool-down has passed, then one probe per tick; no escalation on it
    while open (`jarvis.simulation.invariant_breakers`);
 7. ``stale_epoch`` — with several replicas, nothing started or applied under
-   an epoch a newer one had replaced (`jarvis.simulation.invariant_epochs`).
+   an epoch a newer one had replaced (`jarvis.simulation.invariant_epochs`);
+8. ``restart`` and ``second_process`` — after a kill in a database outage no
+   intent stays open; a one-shot process beside the daemon applies and records
+   no action, and ``plan`` writes nothing (`jarvis.simulation.invariant_processes`).
+   While Redis has restarted empty under an engaged switch, ``killswitch``
+   holds as ever and counts those ticks as ``killswitch.redis_restart``.
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -57,6 +62,7 @@ from jarvis.simulation.invariant_breakers import NAME as BREAKERS
 from jarvis.simulation.invariant_breakers import BreakerWatch
 from jarvis.simulation.invariant_epochs import NAME as STALE_EPOCH
 from jarvis.simulation.invariant_epochs import EpochWatch
+from jarvis.simulation.invariant_processes import ProcessWatch
 from jarvis.simulation.invariant_records import ProviderCall, Rules, Violation
 
 _OUTCOMES = frozenset({EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN})
@@ -72,6 +78,7 @@ class InvariantChecker:
     _engaged: bool = False
     _witness_engaged: bool = False
     _witness_unreadable: bool = False
+    _witness_wiped: bool = False
     _attempts: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     _open: dict[str, Event] = field(default_factory=dict)
     _closed: set[str] = field(default_factory=set)
@@ -82,6 +89,7 @@ class InvariantChecker:
     _per_tick: Counter[str] = field(default_factory=Counter)
     _breakers: BreakerWatch = field(init=False)
     _epochs: EpochWatch = field(default_factory=EpochWatch)
+    processes: ProcessWatch = field(default_factory=ProcessWatch)
 
     def __post_init__(self) -> None:
         self._breakers = BreakerWatch(self.rules.breaker_cooldown)
@@ -116,8 +124,10 @@ class InvariantChecker:
                 for key in [k for k in self._attempts if k[0] == event.resource]:
                     del self._attempts[key]
             elif kind is EventKind.ACTION_STARTED:
+                self.processes.event(event)
                 self._started(event)
             elif kind in _OUTCOMES:
+                self.processes.event(event)
                 self._outcome(event)
             elif kind is EventKind.ALERT:
                 for resource, action_kind, at in self._breakers.alert(event):
@@ -204,10 +214,11 @@ class InvariantChecker:
     def feed_calls(self, calls: Iterable[ProviderCall]) -> None:
         """Check the witness: what the provider received, interleaved with the operator's flips."""
         for call in calls:
-            if call.what == "engage":
-                self._witness_engaged = True
-            elif call.what == "release":
-                self._witness_engaged = False
+            if call.what in {"engage", "release"}:
+                self._witness_engaged = call.what == "engage"
+                self._witness_wiped = False  # the flip wrote a record again
+            elif call.what == "switch_wiped":
+                self._witness_wiped = True
             elif call.what == "switch_down":
                 self._witness_unreadable = True
             elif call.what == "switch_up":
@@ -221,6 +232,8 @@ class InvariantChecker:
         self._tick_applied[(uri, kind)] += 1
         if self._witness_engaged or self._witness_unreadable:
             why = "engaged" if self._witness_engaged else "unreadable"
+            if self._witness_wiped:
+                why += " (its Redis had restarted empty)"
             self.violations.append(
                 Violation(
                     "killswitch",
@@ -262,8 +275,24 @@ class InvariantChecker:
             self._fail(BREAKERS, message, event)
         self._breakers.problems.clear()
         self._breakers.end_tick()
+        if self._witness_wiped and self._witness_engaged:
+            self.checks["killswitch.redis_restart"] += 1
+        self._end_processes()
         if settled:
             self._settle(tick_id)
+
+    def _end_processes(self) -> None:
+        watch = self.processes
+        for name, count in watch.checks.items():
+            if count:
+                self.checks[name] += count
+                watch.checks[name] = 0
+        for name, message, event in watch.problems:
+            if event is None:
+                self.violations.append(Violation(name, message))
+            else:
+                self._fail(name, message, event)
+        watch.problems.clear()
 
     def _settle(self, tick_id: str | None) -> None:
         # The reconciler records each outcome in the tick that started the action.

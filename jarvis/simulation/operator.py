@@ -57,6 +57,16 @@ class Operator:
         """Resources repaired since the harness last looked (it clears this)."""
         provider.after_apply = self._mid_tick
 
+    @property
+    def engaged(self) -> bool:
+        """Whether this operator holds the switch engaged now."""
+        return self._holds > 0
+
+    def rebind(self, *, killswitch: KillSwitch, store: EventStore) -> None:
+        """Talk to a restarted daemon's switch and store (its CLI opens them anew)."""
+        self._killswitch = killswitch
+        self._store = store
+
     def schedule_killswitch(self, fault: Fault) -> None:
         self._flips.append(_Flip(fault.at, True, fault.mid_tick))
         self._flips.append(_Flip(fault.at + fault.duration, False, fault.mid_tick))

@@ -83,6 +83,10 @@ class SimulatedProvider:
         """The kill switch's store went away or came back (a fail-safe period starts or ends)."""
         self._witness("switch_up" if readable else "switch_down")
 
+    def record_switch_wiped(self) -> None:
+        """The kill switch's Redis restarted empty: its record is gone until the next flip."""
+        self._witness("switch_wiped")
+
     def _witness(self, what: str) -> None:
         self.calls.append(ProviderCall(next(self._seq), self._clock.now(), what))
 

@@ -42,6 +42,8 @@ class SimulationReport:
     """Events written, and events that waited in the spool while the database was away."""
     scheduler: dict[str, int] = field(default_factory=dict)
     """The scheduler's count of ticks that overran their interval, and that timed out."""
+    processes: dict[str, Any] = field(default_factory=dict)
+    """The process faults' doings: restarts (and failed starts), Redis restarts, one-shots."""
     notifications: dict[str, Any] = field(default_factory=dict)
     """Pages (distinct PagerDuty incidents) the notifier raised, by cause, against escalations."""
     replicas: dict[str, int] | None = None
@@ -72,6 +74,7 @@ class SimulationReport:
             "handoff": self.handoff,
             "capacity": self.capacity,
             "budget": self.budget,
+            "processes": self.processes,
             "operator": self.operator,
             "store": self.store,
             "scheduler": self.scheduler,
@@ -124,6 +127,8 @@ class SimulationReport:
             f"ticks overrun: {self.scheduler.get('overruns', 0)}, "
             f"timed out: {self.scheduler.get('timed_out', 0)}"
         )
+        if any(self.processes.values()):
+            console.print(_processes_line(self.processes), highlight=False)
         pages = self.notifications
         if pages:
             causes = ", ".join(f"{c} {n}" for c, n in pages.get("by_cause", {}).items()) or "-"
@@ -247,3 +252,14 @@ def _budget_line(month: Mapping[str, Any]) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
+
+
+def _processes_line(processes: dict[str, Any]) -> str:
+    shots = ", ".join(f"{n} {c}" for c, n in processes.get("one_shots", {}).items()) or "none"
+    return (
+        f"process faults: {processes.get('restarts', 0)} restarts after a kill in a database "
+        f"outage ({processes.get('failed_starts', 0)} starts refused while it was away); "
+        f"Redis restarted empty {processes.get('redis_restarts', 0)} times; "
+        f"one-shots beside the daemon: {shots} "
+        f"({processes.get('one_shots_refused', 0)} refused)"
+    )

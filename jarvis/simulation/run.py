@@ -5,7 +5,10 @@ the real `jarvis.loop.scheduler.Scheduler` as its `TickHooks`: before a tick,
 faults from the seeded plan and the simulated operator strike; after it, the
 operator's mid-tick actions and the invariant checker, which reads what the
 store recorded and what the provider witnessed. The first violation, or the
-end time, ends the run; `SimulationRun.run` then fills the report.
+end time, ends the run; `SimulationRun.run` then fills the report. A process
+fault (`jarvis.simulation.process_faults`) may kill and restart the daemon
+between ticks: `SimulationRun.app` is then the new one, and the scheduler,
+the operator and the notifier are handed its reconciler, switch and store.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from jarvis.app import App, build_notifier
 from jarvis.config import Settings
@@ -22,18 +27,23 @@ from jarvis.loop.scheduler import Scheduler, TickResult
 from jarvis.model import EventKind
 from jarvis.notify.channels import Recorder
 from jarvis.notify.notice import Notice
-from jarvis.simulation.faults import REPLICA_FAULTS, Fault, FaultKind, plan_faults
+from jarvis.policies.base import Policy
+from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.handoff import Handoff
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.invariants import InvariantChecker
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.operator import Operator
+from jarvis.simulation.process_faults import ProcessFaults
 from jarvis.simulation.provider import SimulatedProvider
 from jarvis.simulation.replicas import ReplicaSet
 from jarvis.simulation.report import SimulationReport
 from jarvis.simulation.run_config import START, ProgressCallback, SimulationConfig
 from jarvis.simulation.tracking import Budget, Capacity, Incidents, Tally
 from jarvis.store import EventStore, LeaseLostError, MemoryBackend, MemoryKillSwitch, StoreError
+
+if TYPE_CHECKING:
+    from jarvis.notify import Notifier
 
 _SERVICE_FAULTS = {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS, FaultKind.SPIKE}
 _DOWNTIME = {FaultKind.OUTAGE, FaultKind.DATABASE_OUTAGE, FaultKind.REDIS_OUTAGE}
@@ -58,12 +68,14 @@ class SimulationRun:
         database: MemoryBackend | None,
         switch: MemoryKillSwitch,
         replicas: ReplicaSet | None = None,
+        policies: Sequence[Policy] | None = None,
     ) -> None:
         self.app = app
         self.replicas = replicas
         """Several replicas (a run with replica faults); the scheduler ticks whichever leads."""
         self.record = app.store if replicas is None or database is None else EventStore(database)
         """Where the checker reads the record: past any one replica's partition."""
+        self.settings = settings
         self.progress = progress
         self.database = database
         """The event database, when it is in memory (only then can it be taken away)."""
@@ -101,6 +113,17 @@ class SimulationRun:
             killswitch=app.killswitch, store=app.store, provider=provider, seed=config.seed
         )
         self.checker = InvariantChecker(rules)
+        self.processes = ProcessFaults(
+            settings=settings,
+            clock=clock,
+            database=database,
+            switch=switch,
+            provider=provider,
+            checker=self.checker,
+            policies=policies,
+            seed=config.seed,
+            engages_planned=FaultKind.KILLSWITCH in config.faults,
+        )
         self.tally = Tally()
         self.incidents = Incidents()
         self.handoff = Handoff()
@@ -108,20 +131,13 @@ class SimulationRun:
         self.budget = Budget(
             settings.cost.monthly_budget_usd, unmanaged=llm.baseline_month_to_date_usd
         )
-        self.injected: dict[str, int] = {}
+        self.injected: Counter[str] = Counter()
         self.surges: list[tuple[datetime, str]] = []
         self.down_until: dict[FaultKind, datetime] = {}
         self.last_event_id = 0
         self.pages: list[Notice] = []
-        # The real notifier, in virtual time, paging a recorder: how often a human is woken.
-        self.notifier = build_notifier(
-            settings,
-            app.store,
-            clock,
-            app.metrics,
-            seed=config.seed,
-            pager=Recorder("pager", self.pages),
-        )
+        self.seed = config.seed
+        self.notifier = self._notifier()
         self.notifier_started = False
         self.held_back = False  # at the end, events waited in the spool: check them once more
 
@@ -190,16 +206,58 @@ class SimulationRun:
     async def _inject(self, now: datetime) -> None:
         while self.faults and self.faults[0].at <= now:
             fault = self.faults.pop(0)
-            if self._strike(fault, now):
-                self.injected[fault.kind.value] = self.injected.get(fault.kind.value, 0) + 1
+            if fault.kind in PROCESS_FAULTS:
+                applied = await self.processes.strike(
+                    fault, now, engaged=self.operator.engaged, database_down=self._database_down
+                )
+            else:
+                applied = self._strike(fault, now)
+            if applied:
+                self.injected[fault.kind.value] += 1
         for until, name in [s for s in self.surges if s[0] <= now]:
             self.fleet.surge(name, 1.0)
             self.surges.remove((until, name))
+        self._give_back(now)
+        await self.operator.between_ticks(now)
+        await self._strike_process(now)
+
+    def _give_back(self, now: datetime) -> None:
+        """End the downtimes due by ``now``."""
         for kind, until in list(self.down_until.items()):
             if now >= until:
                 del self.down_until[kind]
                 self._set_down(kind, down=False)
-        await self.operator.between_ticks(now)
+
+    async def _strike_process(self, now: datetime) -> None:
+        """A deferred Redis restart once the switch is engaged; a kill whose time has come."""
+        if self.processes.pending_wipe and self.processes.wipe_redis(self.operator.engaged):
+            self.injected[FaultKind.REDIS_RESTART.value] += 1
+        for _ in range(self.processes.crashes_due(now)):
+            await self._restart()
+
+    def _database_down(self, now: datetime, until: datetime) -> None:
+        """Take the database away from ``now`` until at least ``until``."""
+        self._set_down(FaultKind.DATABASE_OUTAGE, down=True)
+        kind = FaultKind.DATABASE_OUTAGE
+        self.down_until[kind] = max(until, self.down_until.get(kind, now))
+
+    async def _restart(self) -> None:
+        """Kill the daemon and start it again; everyone who held the old app gets the new."""
+        app = await self.processes.restart(self.app, self._give_back)
+        self.app = app
+        self.record = app.store  # process faults never run beside replicas
+        self.scheduler.reconciler = app.reconciler
+        self.operator.rebind(killswitch=app.killswitch, store=app.store)
+        self.notifier = self._notifier()
+        self.notifier_started = False
+
+    def _notifier(self) -> Notifier | None:
+        """The real notifier, in virtual time, paging a recorder: how often a human is woken."""
+        app = self.app
+        pager = Recorder("pager", self.pages)
+        return build_notifier(
+            self.settings, app.store, self.clock, app.metrics, seed=self.seed, pager=pager
+        )
 
     def _set_down(self, kind: FaultKind, *, down: bool) -> bool:
         """Take away (or give back) what ``kind`` strikes; False if this run cannot."""
@@ -253,6 +311,8 @@ class SimulationRun:
 
     async def _check(self, tick_id: str | None) -> None:
         settled = await self._read_record()
+        if settled:
+            await self.processes.check_restart(self.app.store)
         self.checker.feed_calls(self.provider.drain())
         states = self.fleet.states()
         routes = self.llm.route_states(self.clock.now())
@@ -308,6 +368,7 @@ class SimulationRun:
         }
         triggers = [n for n in self.pages if n.action == "trigger"]
         first = {n.incident: n for n in reversed(triggers)}
+        report.processes = self.processes.as_dict() if self.processes.active else {}
         report.notifications = {
             "pages": len({n.incident for n in triggers}),
             "page_notices": len(triggers),

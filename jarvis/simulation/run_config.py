@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jarvis.config import Settings, load_settings
-from jarvis.simulation.faults import ALL_FAULTS, FaultKind
+from jarvis.simulation.faults import DEFAULT_FAULTS, FaultKind
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm_scenario import sim_llm_settings
 
@@ -42,7 +42,7 @@ class SimulationConfig:
     seed: int = 1
     days: float = 1.0
     services: int = 50
-    faults: tuple[FaultKind, ...] = ALL_FAULTS
+    faults: tuple[FaultKind, ...] = DEFAULT_FAULTS
     intensity: float = 1.0
     """Multiplies every fault rate: short CI runs see as many faults as long ones."""
     database_url: str | None = None

@@ -239,12 +239,17 @@ class MemoryKillSwitch:
     """A `KillSwitchBackend` in this process, standing in for Redis in the simulation.
 
     It starts with an explicit release record, as a Redis that Jarvis had
-    written would, so reads never fall back to the flip history.
+    written would, so reads fall back to the flip history only after
+    `restart_empty` (the simulation's ``redis_restart`` fault).
     """
 
     def __init__(self) -> None:
         self.available = True
-        self._state = KillSwitchState(engaged=False)
+        self._state: KillSwitchState | None = KillSwitchState(engaged=False)
+
+    def restart_empty(self) -> None:
+        """Lose the record, as a Redis restarted without persistence does (issue 11, item 9)."""
+        self._state = None
 
     async def read(self) -> KillSwitchState | None:
         await anyio.lowlevel.checkpoint()

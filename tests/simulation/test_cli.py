@@ -51,6 +51,8 @@ def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
         "capacity_bounds",
         "breakers",
         "stale_epoch",
+        "restart",
+        "second_process",
     }
     assert not (tmp_path / "jarvis.db").exists()
 

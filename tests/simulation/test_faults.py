@@ -8,7 +8,15 @@ import pytest
 
 from jarvis.actuators.sim import SimulatedFleet
 from jarvis.model import Action, Health, ResourceRef, Restart, Rollback
-from jarvis.simulation import ALL_FAULTS, FaultKind, parse_faults, plan_faults
+from jarvis.simulation import (
+    ALL_FAULTS,
+    DEFAULT_FAULTS,
+    PROCESS_FAULTS,
+    FaultKind,
+    SimulationConfig,
+    parse_faults,
+    plan_faults,
+)
 
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 NAMES = [f"svc-{i}" for i in range(10)]
@@ -44,10 +52,27 @@ def test_intensity_multiplies_the_number_of_faults() -> None:
 def test_fault_lists_parse_and_unknown_names_are_refused() -> None:
     """all, none and comma lists parse; a typo names itself."""
     assert parse_faults("all") == ALL_FAULTS
+    assert parse_faults("default") == DEFAULT_FAULTS
     assert parse_faults("none") == ()
+    assert parse_faults("redis_restart,second_process") == (
+        FaultKind.REDIS_RESTART,
+        FaultKind.SECOND_PROCESS,
+    )
     assert parse_faults("crash, outage,crash") == (FaultKind.CRASH, FaultKind.OUTAGE)
     with pytest.raises(ValueError, match="'crsh'"):
         parse_faults("crash,crsh")
+
+
+def test_process_faults_strike_only_when_named_or_with_all() -> None:
+    """A run's default faults leave out the process faults; ``all`` has every kind."""
+    assert set(PROCESS_FAULTS) == {
+        FaultKind.CRASH_IN_OUTAGE,
+        FaultKind.REDIS_RESTART,
+        FaultKind.SECOND_PROCESS,
+    }
+    assert SimulationConfig().faults == DEFAULT_FAULTS
+    assert not set(DEFAULT_FAULTS) & PROCESS_FAULTS
+    assert set(ALL_FAULTS) == set(DEFAULT_FAULTS) | PROCESS_FAULTS
 
 
 def test_a_bad_deploy_crash_loops_until_rolled_back() -> None:
