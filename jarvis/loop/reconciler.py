@@ -3,7 +3,8 @@
 The scheduler (`jarvis.loop.scheduler`) calls `Reconciler.tick()` every interval;
 `jarvis tick`, `jarvis plan` and `jarvis simulate` call it directly. Decisions
 live in policies, the planner, the guard, the retry ledger (`jarvis.loop.ledger`)
-and recovery (`jarvis.loop.recovery`); this module only sequences them, and
+and recovery (`jarvis.loop.recovery`); an allowed action is applied as one
+shielded unit by `jarvis.loop.apply`; this module only sequences them, and
 records every step as an event and counts every outcome through its `Recorder`
 (`jarvis.loop.record`). It acts on state read in this tick, never on an older
 event payload.
@@ -21,6 +22,7 @@ import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
 from jarvis.loop import events as ev
+from jarvis.loop.apply import Applier
 from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
@@ -36,12 +38,10 @@ from jarvis.model import (
     Action,
     BlockReason,
     Clock,
-    ErrorKind,
     Event,
     EventKind,
     History,
     KillSwitchState,
-    Outcome,
     ResourceRef,
     ResourceState,
     Snapshot,
@@ -107,6 +107,15 @@ class Reconciler:
             ledger=self.ledger,
             recorder=self.recorder,
             metrics=metrics,
+        )
+        self.applier = Applier(
+            clock=clock,
+            store=store,
+            ledger=self.ledger,
+            recorder=self.recorder,
+            dispatcher=self.dispatcher,
+            breakers=self.breakers,
+            changes=self.changes,
         )
         self.endpoints = EndpointWatch(
             endpoints or EndpointConfig(), recorder=self.recorder, metrics=metrics
@@ -370,7 +379,7 @@ class Reconciler:
                         report, ctx.now, action, attempts=spent.attempts, error=spent.reason
                     )
                 continue
-            outcome = await self._apply(action, report)
+            outcome = await self.applier.apply(action, report)
             if outcome is None:
                 verdict = Verdict.block(
                     BlockReason.STORE_UNAVAILABLE,
@@ -387,61 +396,6 @@ class Reconciler:
         self._flips.seen(state)
         self.metrics.killswitch_engaged.set(1 if state.engaged else 0)
         return state
-
-    async def _apply(self, action: Action, report: TickReport) -> Outcome | None:
-        # One shielded unit: intent, provider call and outcome. A tick timeout or
-        # shutdown must not leave an attempt counted and an intent open without
-        # the provider ever being called. Store statements and the apply each
-        # have their own deadline, so the unit is bounded.
-        with anyio.CancelScope(shield=True):
-            outcome = await self._apply_unit(action, report)
-        return outcome  # noqa: RET504 - outside the scope: mypy reads a scope as able to swallow
-
-    async def _apply_unit(self, action: Action, report: TickReport) -> Outcome | None:
-        """Apply ``action``; None when its intent could not be made durable (nothing applied)."""
-        tick_id = report.tick_id
-        action_id = ev.action_id_for(tick_id, action)
-        start = self.clock.now()
-        prior = self.ledger.get(action.key)
-        state = self.ledger.attempted(action, start)
-        # The intent and the attempt on the ledger are durable (committed, or in
-        # the fsynced spool) before the provider is called, so a crash between
-        # the two leaves a visible, reconcilable `action.started`, and a restart
-        # counts the attempt.
-        intent = ev.started(tick_id, start, action, action_id)
-        self.recorder.record(intent)
-        try:
-            await self._flush()
-        except LeaseLostError:
-            # The store dropped the intent and the ledger row (a deposed leader
-            # may not act); the scheduler steps down.
-            self.ledger.revert(action.key, prior)
-            raise
-        except StoreError as exc:
-            log.warning("intent not durable; action not taken", error=str(exc))
-            self.store.retract(intent.idempotency_key)
-            self.ledger.revert(action.key, prior)
-            return None
-        self.breakers.probing(action, start)
-        self.changes.note(action, start, action_id)
-        structlog.contextvars.bind_contextvars(resource=str(action.target))
-        outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
-        now = self.clock.now()
-        self.recorder.outcome(tick_id, now, action, outcome)
-        if self.breakers.settle(action, outcome, start, now):
-            state, escalate = self.ledger.finished(state, outcome, now)
-        else:
-            # A degraded provider's failure: not the resource's, so not its budget's.
-            self.ledger.forgive(action.key, start, now, charged=False)
-            escalate = False
-        if escalate:
-            terminal = outcome.error_kind is ErrorKind.TERMINAL
-            attempts, error = state.consecutive_failures, outcome.detail
-            self.recorder.escalated(
-                report, now, action, attempts=attempts, error=error, terminal=terminal
-            )
-        await self._flush()
-        return outcome
 
     async def flush(self) -> None:
         """Write buffered events and retry state (the scheduler calls it on the way out)."""
