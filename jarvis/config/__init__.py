@@ -31,6 +31,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.config.local import LocalSettings
 from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
@@ -104,6 +105,8 @@ class Settings(BaseSettings):
     aws: AwsSettings | None = None
     kubernetes: KubernetesSettings | None = None
     cloudrun: CloudRunSettings | None = None
+    local: LocalSettings | None = None
+    """Services on this host (`jarvis.config.local`); absent means off."""
     probes: ProbeSettings = ProbeSettings()
 
     heal: HealSettings = HealSettings()

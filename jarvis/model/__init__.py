@@ -23,6 +23,8 @@ from jarvis.model.actions import (
     Rollback,
     Scale,
     SetWeights,
+    Start,
+    Stop,
     Verdict,
 )
 from jarvis.model.facets import (
@@ -92,6 +94,8 @@ __all__ = [
     "Scale",
     "SetWeights",
     "Snapshot",
+    "Start",
+    "Stop",
     "Verdict",
     "Versions",
     "month_bounds",

@@ -1,0 +1,224 @@
+"""The local-process actuator: services on this host, observed as ``local://NAME``.
+
+Built by the provider registry (`jarvis.providers`) from ``[[local.services]]``.
+Healthy means the process Jarvis started is alive and its health check passes;
+a service with no process of ours is unhealthy with 0 of 1 running, so the
+heal policy's RESTART starts it, and the retry budget and escalation apply as
+to any provider. Jarvis recognises its processes by pidfile and command line
+(`process.is_ours`), so a daemon restart finds them again and a process it did
+not start is never signalled.
+
+Idempotency: the key of the action that started a process is kept in its
+pidfile; a RESTART or START whose key is on the live process is answered as
+already applied. STOP and START are idempotent by state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+
+from jarvis.actuators.local.health import check
+from jarvis.actuators.local.process import Pidfiles, Record, is_ours, signal_group, spawn
+from jarvis.config.local import LocalServiceSettings, LocalSettings
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Health,
+    Outcome,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+)
+
+PROVIDER = "local"
+_POLL = 0.2
+"""Seconds between looks while waiting for a start or a stop; not a tick, a syscall."""
+
+
+class LocalActuator:
+    """Starts, stops and restarts configured host processes; implements `Actuator`."""
+
+    provider = PROVIDER
+    action_kinds = frozenset({ActionKind.RESTART, ActionKind.START, ActionKind.STOP})
+
+    def __init__(self, settings: LocalSettings, clock: Clock, *, name: str = "local") -> None:
+        self.name = name
+        self._services = {service.name: service for service in settings.services}
+        self._files = Pidfiles(settings.state_directory)
+        self._clock = clock
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        """Processes this daemon started, kept to reap them and read their exit codes."""
+        self._passed: set[int] = set()
+        """Pids seen passing their health check: past their start, whatever the clock says."""
+
+    @property
+    def children(self) -> tuple[subprocess.Popen[bytes], ...]:
+        """The processes this actuator started (and may have to reap), oldest first."""
+        return tuple(self._children.values())
+
+    async def observe(self) -> list[ResourceState]:
+        states = []
+        for service in self._services.values():
+            states.append(await self._observe(service))
+        return states
+
+    async def _observe(self, service: LocalServiceSettings) -> ResourceState:
+        record = self._running(service.name)
+        if record is None:
+            return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
+        passed, detail = await check(service)
+        if passed:
+            health = Health.HEALTHY
+            self._passed.add(record.pid)
+        elif (
+            record.pid not in self._passed
+            and time.time() - record.started_at < service.start_timeout
+        ):
+            # A start still inside its grace (another process's, or one whose
+            # apply was cut short): not yet a failure to heal.
+            health, detail = Health.UNKNOWN, f"starting; {detail}"
+        else:
+            health = Health.UNHEALTHY
+        return self._state(service, health, 1, f"pid {record.pid}; {detail}", record.pid)
+
+    def _state(
+        self,
+        service: LocalServiceSettings,
+        health: Health,
+        running: int,
+        detail: str,
+        pid: int | None = None,
+    ) -> ResourceState:
+        return ResourceState(
+            ref=ResourceRef(PROVIDER, service.name),
+            health=health,
+            observed_at=self._clock.now(),
+            replicas=Replicas(desired=1, running=running, min=1, max=1),
+            detail=detail,
+            attributes={} if pid is None else {"pid": pid},
+        )
+
+    def _running(self, name: str) -> Record | None:
+        """The live process Jarvis started for ``name``, reaping it first if it exited."""
+        child = self._children.get(name)
+        if child is not None:
+            child.poll()  # reaps an exited child, so /proc no longer shows a zombie
+        record = self._files.read(name)
+        return record if record is not None and is_ours(record) else None
+
+    def _why_not_running(self, name: str) -> str:
+        child = self._children.get(name)
+        code = None if child is None else child.returncode
+        detail = "not running" if code is None else f"not running; exited with code {code}"
+        tail = self._files.stderr_tail(name)
+        return f"{detail}; stderr: {tail}" if tail else detail
+
+    async def apply(self, action: Action, key: str) -> Outcome:
+        service = self._services.get(action.target.name)
+        if action.target.provider != PROVIDER or service is None:
+            return Outcome.failure(
+                f"{action.target} is not a configured local service",
+                kind=ErrorKind.TERMINAL,
+                code="NotConfigured",
+            )
+        try:
+            with self._lock(service.name):
+                return await self._apply(service, action.kind, key)
+        except BlockingIOError:
+            return Outcome.failure(
+                f"another Jarvis process is changing {action.target}", code="Busy"
+            )
+
+    async def _apply(self, service: LocalServiceSettings, kind: str, key: str) -> Outcome:
+        record = self._running(service.name)
+        if kind == ActionKind.STOP:
+            if record is None:
+                return Outcome.success("not running")
+            return await self._stop(service, record)
+        if record is not None:
+            if record.key == key:
+                return Outcome.success(f"already applied: pid {record.pid} was started by it")
+            if kind == ActionKind.START:
+                return Outcome.success(f"already running as pid {record.pid}")
+            stopped = await self._stop(service, record)
+            if not stopped.ok:
+                return stopped
+        return await self._start(service, key)
+
+    async def _start(self, service: LocalServiceSettings, key: str) -> Outcome:
+        try:
+            child, record = spawn(service, self._files, key)
+        except OSError as exc:
+            return Outcome.failure(
+                f"cannot run {service.command[0]}: {exc}",
+                kind=ErrorKind.TERMINAL,
+                code="CannotExecute",
+            )
+        self._children[service.name] = child
+        deadline = time.monotonic() + service.start_timeout
+        detail = "no health check has run"
+        while time.monotonic() < deadline:
+            code = child.poll()
+            if code is not None:
+                return Outcome.failure(
+                    f"{self._why_not_running(service.name)} (pid {record.pid})", code="Exited"
+                )
+            passed, detail = await check(service)
+            if passed:
+                self._passed.add(record.pid)
+                return Outcome.success(f"started pid {record.pid}; {detail}")
+            await anyio.sleep(_POLL)
+        return Outcome.failure(
+            f"pid {record.pid} not healthy within {service.start_timeout:g} s; {detail}",
+            code="StartTimeout",
+        )
+
+    async def _stop(self, service: LocalServiceSettings, record: Record) -> Outcome:
+        signal_group(record, signal.SIGTERM)
+        if await self._gone(record, service.stop_timeout):
+            self._files.remove(service.name)
+            return Outcome.success(f"stopped pid {record.pid}")
+        signal_group(record, signal.SIGKILL)
+        if await self._gone(record, service.stop_timeout):
+            self._files.remove(service.name)
+            return Outcome.success(f"killed pid {record.pid} after {service.stop_timeout:g} s")
+        return Outcome.failure(f"pid {record.pid} survived SIGKILL", code="StopFailed")
+
+    async def _gone(self, record: Record, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._running_record(record) is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(_POLL)
+
+    def _running_record(self, record: Record) -> Record | None:
+        for name, child in self._children.items():
+            if child.pid == record.pid:
+                self._children[name].poll()
+        return record if is_ours(record) else None
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """One changer per service across processes (`jarvis tick` beside the daemon)."""
+        self._files.directory.mkdir(parents=True, exist_ok=True)
+        with Path(self._files.path(name, "lock")).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the processes are meant to outlive the daemon."""

@@ -1,0 +1,72 @@
+"""Settings for services on this host (`jarvis.actuators.local`): a ``[local]`` table.
+
+Each ``[[local.services]]`` entry is one process Jarvis may start, stop and
+restart, observed as ``local://NAME``. Absent means the provider is off. This
+module only says what to run and how to tell it is healthy; the actuator does
+the running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from jarvis.config.sections import Section
+
+# A name is a file name under the state directory and a URI path: keep it plain.
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class LocalServiceSettings(Section):
+    """One service on the host: the command that runs it and the check that it works."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    """The argv, run without a shell (``["python", "-m", "http.server", "8001"]``)."""
+    working_directory: Path | None = None
+    """Where the command runs; default: the daemon's working directory."""
+    environment: dict[str, str] = Field(default_factory=dict)
+    """Added to the daemon's own environment for this command."""
+    health_url: str | None = None
+    """An HTTP(S) URL that answers 2xx or 3xx when the service is healthy."""
+    health_command: list[Annotated[str, Field(min_length=1)]] | None = None
+    """An argv that exits 0 when the service is healthy (instead of a URL)."""
+    start_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Seconds a start may take to pass its health check before it counts as failed."""
+    stop_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Seconds between SIGTERM and SIGKILL when stopping."""
+    health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """Seconds one health check may take; a slower one fails."""
+
+    @field_validator("health_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_check(self) -> LocalServiceSettings:
+        if self.health_url is not None and self.health_command is not None:
+            raise ValueError("set health_url or health_command, not both")
+        return self
+
+
+class LocalSettings(Section):
+    """Services on this host, observed as ``local://NAME`` (kind "service")."""
+
+    services: Annotated[list[LocalServiceSettings], Field(min_length=1)]
+    state_directory: Path = Path("jarvis-local")
+    """Pidfiles and log files (``NAME.pid``, ``NAME.stdout.log``, ``NAME.stderr.log``)."""
+
+    @field_validator("services")
+    @classmethod
+    def _unique(cls, value: list[LocalServiceSettings]) -> list[LocalServiceSettings]:
+        seen: set[str] = set()
+        for service in value:
+            if service.name in seen:
+                raise ValueError(f"two services are named {service.name!r}")
+            seen.add(service.name)
+        return value
