@@ -35,6 +35,10 @@ class LocalServiceSettings(Section):
     """An argv that exits 0 when the service is healthy (instead of a URL)."""
     start_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
     """Seconds a start may take to pass its health check before it counts as failed."""
+    start_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
+    """Seconds a started process must stay up (and pass its check) before a start
+    counts as done, like supervisord's ``startsecs``: a command that dies at once
+    fails its start even with no health check, or one served by another process."""
     stop_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Seconds between SIGTERM and SIGKILL when stopping."""
     health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
@@ -51,6 +55,8 @@ class LocalServiceSettings(Section):
     def _one_check(self) -> LocalServiceSettings:
         if self.health_url is not None and self.health_command is not None:
             raise ValueError("set health_url or health_command, not both")
+        if self.start_seconds >= self.start_timeout:
+            raise ValueError("start_seconds must be shorter than start_timeout")
         return self
 
 

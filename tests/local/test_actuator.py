@@ -198,11 +198,11 @@ async def test_a_health_command_decides_health(lab: Lab) -> None:
     flag = lab.tmp_path / "ok"
     check = ["test", "-e", str(flag)]
     api = web("api", lab.tmp_path).model_copy(
-        update={"health_url": None, "health_command": check, "start_timeout": 1.0}
+        update={"health_url": None, "health_command": check, "start_timeout": 2.0}
     )
     actuator = lab.actuator(api)
     failed = await actuator.apply(action("api", Start()), KEY)
-    assert not failed.ok and "not healthy within 1 s" in failed.detail
+    assert not failed.ok and "not healthy within 2 s" in failed.detail
     [state] = await actuator.observe()
     assert state.health is Health.UNHEALTHY and "health command exited 1" in state.detail
     flag.touch()

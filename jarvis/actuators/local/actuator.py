@@ -165,16 +165,19 @@ class LocalActuator:
                 code="CannotExecute",
             )
         self._children[service.name] = child
-        deadline = time.monotonic() + service.start_timeout
+        started = time.monotonic()
+        deadline = started + service.start_timeout
         detail = "no health check has run"
         while time.monotonic() < deadline:
+            up = time.monotonic() - started
             code = child.poll()
             if code is not None:
                 return Outcome.failure(
-                    f"{self._why_not_running(service.name)} (pid {record.pid})", code="Exited"
+                    f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
+                    code="Exited",
                 )
             passed, detail = await check(service)
-            if passed:
+            if passed and up >= service.start_seconds:
                 self._passed.add(record.pid)
                 return Outcome.success(f"started pid {record.pid}; {detail}")
             await anyio.sleep(_POLL)
