@@ -1,11 +1,11 @@
-"""The operator's overrides: `deploy`, `restart`, `rollback` and `scale`, from the CLI.
+"""The operator's overrides: `deploy`, `restart`, `rollback`, `scale`, `start` and `stop`.
 
 An override is one action an operator names, run as a one-shot tick whose
 only policy proposes it (`OneShot`): it passes through the same guard as
 everything the daemon proposes (kill switch, allow-list, bounds, quarantine and
 the retry budget, dry run), is applied by the owning actuator with the same
 idempotency key, and is recorded with the operator as ``actor`` and
-``operator`` as its policy. `override` is that one piece; the four commands
+``operator`` as its policy. `override` is that one piece; the commands
 only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
@@ -40,6 +40,8 @@ from jarvis.model import (
     Rollback,
     Scale,
     Snapshot,
+    Start,
+    Stop,
 )
 from jarvis.policies.base import Evaluation
 
@@ -164,3 +166,25 @@ def scale(
     override(
         ctx, resource, Scale(replicas=replicas), reason=reason, dry_run=dry_run, as_json=as_json
     )
+
+
+def start(
+    ctx: typer.Context,
+    resource: Resource,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a service that is not running (local://NAME), through the same guard."""
+    override(ctx, resource, Start(), reason=reason, dry_run=dry_run, as_json=as_json)
+
+
+def stop(
+    ctx: typer.Context,
+    resource: Resource,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a running service (local://NAME), through the same guard."""
+    override(ctx, resource, Stop(), reason=reason, dry_run=dry_run, as_json=as_json)

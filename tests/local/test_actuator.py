@@ -112,6 +112,22 @@ async def test_a_restarted_daemon_finds_its_process_and_starts_no_second_copy(la
     assert not (lab.state / "api.pid").exists()
 
 
+async def test_a_stopped_service_stays_stopped_until_started(lab: Lab) -> None:
+    """After STOP it is healthy at 0 of 0 (heal leaves it be), in a restarted daemon too;
+    START runs it again and it counts 1 of 1."""
+    api = web("api", lab.tmp_path)
+    actuator = lab.actuator(api)
+    assert (await actuator.apply(action("api", Start()), KEY)).ok
+    assert (await actuator.apply(action("api", Stop()), "jarvis-" + "e" * 40)).ok
+    [stopped] = await lab.actuator(api).observe()
+    assert stopped.health is Health.HEALTHY and stopped.detail == "stopped on request"
+    assert stopped.replicas is not None and stopped.replicas.desired == 0
+    assert (await actuator.apply(action("api", Start()), "jarvis-" + "1" * 40)).ok
+    [started] = await actuator.observe()
+    assert started.health is Health.HEALTHY
+    assert started.replicas is not None and started.replicas.desired == 1
+
+
 async def test_a_process_jarvis_did_not_start_is_never_killed(lab: Lab) -> None:
     """The same command started by hand is not Jarvis's: stop leaves it alone, and a
     look-alike beside Jarvis's own copy survives that copy's restart and stop."""
@@ -167,6 +183,7 @@ async def test_a_pidfile_naming_a_reused_pid_is_not_trusted(lab: Lab) -> None:
         assert state.health is Health.UNHEALTHY and "not running" in state.detail
         assert (await actuator.apply(action("api", Stop()), KEY)).detail == "not running"
         assert alive(foreign.pid)
+        (lab.state / "api.stopped").unlink()
 
 
 async def test_a_command_that_exits_at_once_fails_with_its_exit_code_and_stderr(

@@ -142,15 +142,17 @@ def test_jarvis_run_heals_one_local_service_escalates_the_other_and_finds_it_aga
         wait_dead(first.pid)
         seen = wait_events(
             lab, config,
-            lambda s: count(s, "action.applied", "local://web") >= 2,  # noqa: PLR2004
+            lambda s: count(s, "action.applied", "local://web") >= 2,
             "web restarted after the SIGKILL",
         )  # fmt: skip
         wait_http(url)
         second = files.read("web")
         assert second is not None and second.pid != first.pid
     assert count(seen, "action.applied", "local://crashy") == 0
-    failures = [e for e in seen if e["kind"] == "action.failed" and e["resource"] == "local://crashy"]
-    assert len(failures) == 3  # noqa: PLR2004 - the default retry budget
+    failures = [
+        e for e in seen if e["kind"] == "action.failed" and e["resource"] == "local://crashy"
+    ]
+    assert len(failures) == 3
     assert "exited with code 3" in failures[0]["payload"]["detail"]
     assert alive(second.pid), "the service outlives the daemon"
 
@@ -158,7 +160,7 @@ def test_jarvis_run_heals_one_local_service_escalates_the_other_and_finds_it_aga
     with daemon(lab, config):
         after = wait_events(
             lab, config,
-            lambda s: count(s, "tick.finished", after=before) >= 5,  # noqa: PLR2004
+            lambda s: count(s, "tick.finished", after=before) >= 5,
             "five ticks of the restarted daemon",
         )  # fmt: skip
     assert count(after, "action.started", "local://web", after=before) == 0

@@ -10,7 +10,10 @@ not start is never signalled.
 
 Idempotency: the key of the action that started a process is kept in its
 pidfile; a RESTART or START whose key is on the live process is answered as
-already applied. STOP and START are idempotent by state.
+already applied. STOP and START are idempotent by state. A STOP leaves a
+marker (``NAME.stopped``) that a START or RESTART removes: while it is there
+the service is reported healthy with 0 of 0 desired running, so the heal
+policy does not undo an operator's `jarvis stop`.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class LocalActuator:
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
         record = self._running(service.name)
+        if record is None and self._files.stopped(service.name):
+            # Stopped on request: that is its desired state, not a failure to heal.
+            return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
         if record is None:
             return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
         passed, detail = await check(service)
@@ -98,12 +104,14 @@ class LocalActuator:
         running: int,
         detail: str,
         pid: int | None = None,
+        *,
+        desired: int = 1,
     ) -> ResourceState:
         return ResourceState(
             ref=ResourceRef(PROVIDER, service.name),
             health=health,
             observed_at=self._clock.now(),
-            replicas=Replicas(desired=1, running=running, min=1, max=1),
+            replicas=Replicas(desired=desired, running=running, min=0, max=1),
             detail=detail,
             attributes={} if pid is None else {"pid": pid},
         )
@@ -142,9 +150,12 @@ class LocalActuator:
     async def _apply(self, service: LocalServiceSettings, kind: str, key: str) -> Outcome:
         record = self._running(service.name)
         if kind == ActionKind.STOP:
+            # Marked first, so heal leaves it stopped even if the stop is cut short.
+            self._files.mark_stopped(service.name, key)
             if record is None:
                 return Outcome.success("not running")
             return await self._stop(service, record)
+        self._files.clear_stopped(service.name)
         if record is not None:
             if record.key == key:
                 return Outcome.success(f"already applied: pid {record.pid} was started by it")

@@ -102,6 +102,18 @@ class Pidfiles:
         with contextlib.suppress(FileNotFoundError):
             self.path(name, "pid").unlink()
 
+    def mark_stopped(self, name: str, key: str) -> None:
+        """Record that the service is meant to be stopped (by the action with ``key``)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path(name, "stopped").write_text(key)
+
+    def clear_stopped(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(name, "stopped").unlink()
+
+    def stopped(self, name: str) -> bool:
+        return self.path(name, "stopped").exists()
+
     def stderr_tail(self, name: str, limit: int = 300) -> str:
         """The last line the service wrote to stderr, for an operator reading the event."""
         try:
