@@ -33,6 +33,7 @@ def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
         "[probes]",
         "[kubernetes]",
         "[cloudrun]",
+        "[local]",
         "[scaling]",
         "[rollback]",
         "[cost]",
