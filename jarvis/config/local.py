@@ -8,10 +8,11 @@ the running.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from jarvis.config.sections import Section
 
@@ -28,7 +29,10 @@ class LocalServiceSettings(Section):
     working_directory: Path | None = None
     """Where the command runs; default: the daemon's working directory."""
     environment: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's own environment for this command."""
+    """Added to the daemon's own environment for this command (and its health command)."""
+    secret_environment: dict[str, SecretStr] = Field(default_factory=dict)
+    """Like ``environment``, for API keys and passwords: masked by `jarvis config check`
+    and redacted from every event, as every configured secret is."""
     health_url: str | None = None
     """An HTTP(S) URL that answers 2xx or 3xx when the service is healthy."""
     health_command: list[Annotated[str, Field(min_length=1)]] | None = None
@@ -43,6 +47,11 @@ class LocalServiceSettings(Section):
     """Seconds between SIGTERM and SIGKILL when stopping."""
     health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     """Seconds one health check may take; a slower one fails."""
+
+    def process_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (the daemon's environment) with this service's variables over it."""
+        secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
+        return {**base, **self.environment, **secrets}
 
     @field_validator("health_url")
     @classmethod

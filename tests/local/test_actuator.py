@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from jarvis.actuators.local.process import Pidfiles, is_ours, proc_identity
+from jarvis.config.local import LocalServiceSettings
+from jarvis.config.secrets import known_secrets
 from jarvis.model import Action, Health, ResourceRef, Restart, Start, Stop
 from jarvis.model.actions import ActionParams
 from tests.local.conftest import (
@@ -208,6 +210,35 @@ async def test_a_command_that_cannot_run_is_a_terminal_failure(lab: Lab) -> None
     outcome = await actuator.apply(action("gone", Start()), KEY)
     assert not outcome.ok and outcome.error_kind is not None
     assert outcome.error_kind.value == "terminal"
+
+
+async def test_the_command_gets_its_environment_and_working_directory(lab: Lab) -> None:
+    """environment and secret_environment over the daemon's; the working directory set."""
+    out = lab.tmp_path / "seen.json"
+    script = (
+        "import json, os, sys; json.dump([os.getcwd(), os.environ['PLAIN'], "
+        "os.environ['TOKEN'], os.environ['PATH']], open(sys.argv[1], 'w')); "
+        "import time; time.sleep(600)"
+    )
+    service = LocalServiceSettings.model_validate(
+        {
+            "name": "env",
+            "command": [sys.executable, "-c", script, str(out)],
+            "working_directory": str(lab.tmp_path),
+            "environment": {"PLAIN": "plain-value"},
+            "secret_environment": {"TOKEN": "s3cret-token"},
+            "health_command": ["test", "-s", str(out)],
+        }
+    )
+    assert (await lab.actuator(service).apply(action("env", Start()), KEY)).ok
+    cwd, plain, token, path = json.loads(out.read_text())
+    assert (cwd, plain, token, path) == (
+        str(lab.tmp_path),
+        "plain-value",
+        "s3cret-token",
+        os.environ["PATH"],
+    )
+    assert "s3cret-token" in known_secrets(service)
 
 
 async def test_a_health_command_decides_health(lab: Lab) -> None:

@@ -49,7 +49,7 @@ async def _command(service: LocalServiceSettings) -> tuple[bool, str]:
                 argv,
                 check=False,
                 cwd=service.working_directory,
-                env={**os.environ, **service.environment},
+                env=service.process_environment(os.environ),
                 stdin=subprocess.DEVNULL,
             )
     except TimeoutError:

@@ -142,7 +142,7 @@ def spawn(
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
             cwd=service.working_directory,
-            env={**os.environ, **service.environment},
+            env=service.process_environment(os.environ),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
