@@ -61,15 +61,18 @@ class LocalActuator:
         self._clock = clock
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         """Processes this daemon started, kept to reap them and read their exit codes."""
+        self._orphans: list[subprocess.Popen[bytes]] = []
+        """Children replaced before they were reaped (stopped by another process)."""
         self._passed: set[int] = set()
         """Pids seen passing their health check: past their start, whatever the clock says."""
 
     @property
     def children(self) -> tuple[subprocess.Popen[bytes], ...]:
         """The processes this actuator started (and may have to reap), oldest first."""
-        return tuple(self._children.values())
+        return (*self._orphans, *self._children.values())
 
     async def observe(self) -> list[ResourceState]:
+        self._orphans = [child for child in self._orphans if child.poll() is None]
         states = []
         for service in self._services.values():
             states.append(await self._observe(service))
@@ -175,6 +178,9 @@ class LocalActuator:
                 kind=ErrorKind.TERMINAL,
                 code="CannotExecute",
             )
+        previous = self._children.get(service.name)
+        if previous is not None and previous.poll() is None:
+            self._orphans.append(previous)
         self._children[service.name] = child
         started = time.monotonic()
         deadline = started + service.start_timeout
@@ -218,9 +224,12 @@ class LocalActuator:
             await anyio.sleep(_POLL)
 
     def _running_record(self, record: Record) -> Record | None:
-        for name, child in self._children.items():
+        for child in self._children.values():
             if child.pid == record.pid:
-                self._children[name].poll()
+                # Our own child is gone when reaped: between exit and zombie its
+                # /proc entry already reads empty, and a Popen dropped unreaped
+                # would leave a zombie behind.
+                return record if child.poll() is None else None
         return record if is_ours(record) else None
 
     @contextmanager

@@ -149,8 +149,8 @@ def spawn(
             start_new_session=True,
             close_fds=True,
         )
-    seen = _settled_identity(child.pid) or (list(service.command), -1)
-    record = Record(child.pid, seen[0], seen[1], time.time(), key)
+    cmdline, ticks = _settled_identity(child.pid) or ([], -1)
+    record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key)
     files.write(service.name, record)
     return child, record
 
