@@ -37,13 +37,14 @@ class LocalServiceSettings(Section):
     """An HTTP(S) URL that answers 2xx or 3xx when the service is healthy."""
     health_command: list[Annotated[str, Field(min_length=1)]] | None = None
     """An argv that exits 0 when the service is healthy (instead of a URL)."""
-    start_timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
-    """Seconds a start may take to pass its health check before it counts as failed."""
+    start_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a start may take to pass its health check before it counts as failed;
+    with ``stop_timeout`` (a restart does both) below ``loop.apply_timeout``."""
     start_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
     """Seconds a started process must stay up (and pass its check) before a start
     counts as done, like supervisord's ``startsecs``: a command that dies at once
     fails its start even with no health check, or one served by another process."""
-    stop_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    stop_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     """Seconds between SIGTERM and SIGKILL when stopping."""
     health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     """Seconds one health check may take; a slower one fails."""
@@ -85,3 +86,14 @@ class LocalSettings(Section):
                 raise ValueError(f"two services are named {service.name!r}")
             seen.add(service.name)
         return value
+
+    def check_fits(self, apply_timeout: float) -> None:
+        """A restart (stop, then start) must end before the loop cuts its apply short,
+        or every slow start would be recorded as timed out while its process runs on."""
+        for service in self.services:
+            needed = service.start_timeout + service.stop_timeout
+            if needed >= apply_timeout:
+                raise ValueError(
+                    f"local service {service.name!r}: start_timeout + stop_timeout "
+                    f"({needed:g} s) must be below loop.apply_timeout ({apply_timeout:g} s)"
+                )

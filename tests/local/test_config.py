@@ -37,6 +37,7 @@ def load(tmp_path: Path, text: str) -> None:
         ('health_url = "http://127.0.0.1:1/"\nhealth_command = ["true"]', "not both"),
         ('health_url = "ftp://x/"', "local.services.0.health_url"),
         ("start_seconds = 40", "start_seconds must be shorter"),
+        ("start_timeout = 18", "start_timeout \\+ stop_timeout \\(23 s\\) must be below"),
         ("colour = 1", "local.services.0.colour: unknown key"),
         ('\n[[local.services]]\nname = "web"\ncommand = ["true"]', "two services are named"),
     ],

@@ -51,12 +51,12 @@ state_directory = {json.dumps(str(lab.state))}
 name = "web"
 command = {json.dumps(api.command)}
 health_url = "{api.health_url}"
-start_timeout = 15
+start_timeout = 10
 
 [[local.services]]
 name = "crashy"
 command = {json.dumps(crashing_argv(lab.tmp_path))}
-start_timeout = 15
+start_timeout = 10
 """
     path = lab.tmp_path / "jarvis.toml"
     path.write_text(toml)
