@@ -29,7 +29,14 @@ from pathlib import Path
 import anyio
 
 from jarvis.actuators.local.health import check
-from jarvis.actuators.local.process import Pidfiles, Record, is_ours, signal_group, spawn
+from jarvis.actuators.local.process import (
+    Pidfiles,
+    Record,
+    is_ours,
+    signal_group,
+    spawn,
+    still_running,
+)
 from jarvis.config.local import LocalServiceSettings, LocalSettings
 from jarvis.model import (
     Action,
@@ -230,7 +237,7 @@ class LocalActuator:
                 # /proc entry already reads empty, and a Popen dropped unreaped
                 # would leave a zombie behind.
                 return record if child.poll() is None else None
-        return record if is_ours(record) else None
+        return record if still_running(record) else None
 
     @contextmanager
     def _lock(self, name: str) -> Iterator[None]:

@@ -65,6 +65,16 @@ def is_ours(record: Record) -> bool:
     return seen is not None and seen == (record.cmdline, record.start_ticks)
 
 
+def still_running(record: Record) -> bool:
+    """The process is not yet gone (exited processes are zombies or absent).
+
+    For waiting on a stop only, after `is_ours` held: by pid and start time,
+    since an exiting process's command line already reads empty.
+    """
+    seen = proc_identity(record.pid)
+    return seen is not None and seen[1] == record.start_ticks
+
+
 class Pidfiles:
     """The state directory: one pidfile and two log files per service."""
 
