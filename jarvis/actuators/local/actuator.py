@@ -70,8 +70,8 @@ class LocalActuator:
         """Processes this daemon started, kept to reap them and read their exit codes."""
         self._orphans: list[subprocess.Popen[bytes]] = []
         """Children replaced before they were reaped (stopped by another process)."""
-        self._passed: set[int] = set()
-        """Pids seen passing their health check: past their start, whatever the clock says."""
+        self._passed: dict[str, int] = {}
+        """Per service, the pid last seen passing its check: past its start, whatever the clock."""
 
     @property
     def children(self) -> tuple[subprocess.Popen[bytes], ...]:
@@ -80,10 +80,16 @@ class LocalActuator:
 
     async def observe(self) -> list[ResourceState]:
         self._orphans = [child for child in self._orphans if child.poll() is None]
-        states = []
-        for service in self._services.values():
-            states.append(await self._observe(service))
-        return states
+        states: dict[str, ResourceState] = {}
+
+        async def one(service: LocalServiceSettings) -> None:
+            states[service.name] = await self._observe(service)
+
+        # Concurrently: each health check may take its whole timeout.
+        async with anyio.create_task_group() as group:
+            for service in self._services.values():
+                group.start_soon(one, service)
+        return [states[name] for name in self._services]
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
         record = self._running(service.name)
@@ -95,9 +101,9 @@ class LocalActuator:
         passed, detail = await check(service)
         if passed:
             health = Health.HEALTHY
-            self._passed.add(record.pid)
+            self._passed[service.name] = record.pid
         elif (
-            record.pid not in self._passed
+            self._passed.get(service.name) != record.pid
             and time.time() - record.started_at < service.start_timeout
         ):
             # A start still inside its grace (another process's, or one whose
@@ -202,7 +208,7 @@ class LocalActuator:
                 )
             passed, detail = await check(service)
             if passed and up >= service.start_seconds:
-                self._passed.add(record.pid)
+                self._passed[service.name] = record.pid
                 return Outcome.success(f"started pid {record.pid}; {detail}")
             await anyio.sleep(_POLL)
         return Outcome.failure(
