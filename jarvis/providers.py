@@ -87,6 +87,13 @@ def _cloudrun(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     return [CloudRunActuator.from_settings(settings.cloudrun, clock=clock)]
 
 
+def _local(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.local.actuator import LocalActuator
+
+    assert settings.local is not None  # noqa: S101 - `enabled` checked it
+    return [LocalActuator(settings.local, clock)]
+
+
 def _routing(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     from jarvis.actuators.llm.routing import RoutingActuator
 
@@ -222,7 +229,7 @@ PROVIDERS: tuple[Provider, ...] = (
         enabled=lambda s: (
             s.simulated.enabled
             if s.simulated.enabled is not None
-            else s.aws is None and s.kubernetes is None and s.cloudrun is None
+            else s.aws is None and s.kubernetes is None and s.cloudrun is None and s.local is None
         ),
         build=_simulated,
     ),
@@ -246,6 +253,15 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"cloudrun": CLOUD_ACTIONS},
         enabled=lambda s: s.cloudrun is not None,
         build=_cloudrun,
+    ),
+    Provider(
+        name="local",
+        section="local",
+        owns={
+            "local": frozenset({ActionKind.RESTART, ActionKind.START, ActionKind.STOP}),
+        },
+        enabled=lambda s: s.local is not None,
+        build=_local,
     ),
     Provider(
         name="routing",

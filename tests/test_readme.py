@@ -34,6 +34,7 @@ def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
         "[metrics.prometheus]",
         "[kubernetes]",
         "[cloudrun]",
+        "[local]",
         "[scaling]",
         "[rollback]",
         "[cost]",

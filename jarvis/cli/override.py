@@ -1,4 +1,4 @@
-"""The operator's overrides: `deploy`, `restart`, `rollback` and `scale`, from the CLI.
+"""The operator's overrides: `deploy`, `restart`, `rollback`, `scale`, `start` and `stop`.
 
 An override is one action an operator names, run as a one-shot tick whose
 only policy proposes it (`OneShot`): it passes through the same guard as
@@ -6,7 +6,7 @@ everything the daemon proposes (kill switch, allow-list, bounds, quarantine and
 the retry budget, dry run), is applied by the owning actuator with the same
 idempotency key, and is recorded with the operator as ``actor`` and
 ``operator`` as its policy (`jarvis.policies.operator`, shared with the
-status page). `override` is that one piece; the four commands
+status page). `override` is that one piece; the commands
 only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
@@ -29,7 +29,17 @@ from jarvis.cli.common import (
     settings_from,
 )
 from jarvis.cli.ticks import print_report
-from jarvis.model import ActionParams, BlockReason, Deploy, ResourceRef, Restart, Rollback, Scale
+from jarvis.model import (
+    ActionParams,
+    BlockReason,
+    Deploy,
+    ResourceRef,
+    Restart,
+    Rollback,
+    Scale,
+    Start,
+    Stop,
+)
 from jarvis.policies.operator import OneShot, operator_action
 
 if TYPE_CHECKING:
@@ -135,3 +145,25 @@ def scale(
     override(
         ctx, resource, Scale(replicas=replicas), reason=reason, dry_run=dry_run, as_json=as_json
     )
+
+
+def start(
+    ctx: typer.Context,
+    resource: Resource,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a service that is not running (local://NAME), through the same guard."""
+    override(ctx, resource, Start(), reason=reason, dry_run=dry_run, as_json=as_json)
+
+
+def stop(
+    ctx: typer.Context,
+    resource: Resource,
+    reason: Reason = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a running service (local://NAME), through the same guard."""
+    override(ctx, resource, Stop(), reason=reason, dry_run=dry_run, as_json=as_json)

@@ -33,6 +33,7 @@ from jarvis.config.customers import CustomersSettings
 from jarvis.config.endpoints import endpoints_fit
 from jarvis.config.environment import unknown_variables
 from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.config.local import LocalSettings
 from jarvis.config.metrics import MetricSourceSettings
 from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
@@ -107,6 +108,8 @@ class Settings(BaseSettings):
     aws: AwsSettings | None = None
     kubernetes: KubernetesSettings | None = None
     cloudrun: CloudRunSettings | None = None
+    local: LocalSettings | None = None
+    """Services on this host (`jarvis.config.local`); absent means off."""
     probes: ProbeSettings = ProbeSettings()
     metrics: MetricSourceSettings = MetricSourceSettings()
     """Where service metrics come from instead of their provider (`jarvis.config.metrics`)."""
@@ -125,6 +128,12 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _local_fits_an_apply(self) -> Settings:
+        if self.local is not None:
+            self.local.check_fits(self.loop.apply_timeout)
+        return self
 
     @field_validator("budgets")
     @classmethod

@@ -23,6 +23,8 @@ from jarvis.model.actions import (
     Rollback,
     Scale,
     SetWeights,
+    Start,
+    Stop,
     Verdict,
 )
 from jarvis.model.customers import (
@@ -106,6 +108,8 @@ __all__ = [
     "SendEmail",
     "SetWeights",
     "Snapshot",
+    "Start",
+    "Stop",
     "Verdict",
     "Versions",
     "month_bounds",

@@ -32,6 +32,8 @@ class ActionKind(enum.StrEnum):
     ROLLBACK = "rollback"
     DEPLOY = "deploy"
     SET_WEIGHTS = "set_weights"
+    START = "start"
+    STOP = "stop"
 
 
 class BlockReason(enum.StrEnum):
@@ -99,6 +101,20 @@ class Restart:
     """Replace every running instance with a fresh one of the same version."""
 
     kind: ClassVar[str] = ActionKind.RESTART.value
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start a service that is not running; nothing when it already runs."""
+
+    kind: ClassVar[str] = ActionKind.START.value
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop a running service; nothing when it is not running."""
+
+    kind: ClassVar[str] = ActionKind.STOP.value
 
 
 @dataclass(frozen=True, slots=True)

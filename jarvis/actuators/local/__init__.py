@@ -1,0 +1,1 @@
+"""Services on this host: start, stop and restart processes Jarvis started itself."""

@@ -1,0 +1,260 @@
+"""The local-process actuator: services on this host, observed as ``local://NAME``.
+
+Built by the provider registry (`jarvis.providers`) from ``[[local.services]]``.
+Healthy means the process Jarvis started is alive and its health check passes;
+a service with no process of ours is unhealthy with 0 of 1 running, so the
+heal policy's RESTART starts it, and the retry budget and escalation apply as
+to any provider. Jarvis recognises its processes by pidfile and command line
+(`process.is_ours`), so a daemon restart finds them again and a process it did
+not start is never signalled.
+
+Idempotency: the key of the action that started a process is kept in its
+pidfile; a RESTART or START whose key is on the live process is answered as
+already applied. STOP and START are idempotent by state. A STOP leaves a
+marker (``NAME.stopped``) that a START or RESTART removes: while it is there
+the service is reported healthy with 0 of 0 desired running, so the heal
+policy does not undo an operator's `jarvis stop`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+
+from jarvis.actuators.local.health import check
+from jarvis.actuators.local.process import (
+    Pidfiles,
+    Record,
+    is_ours,
+    signal_group,
+    spawn,
+    still_running,
+)
+from jarvis.config.local import LocalServiceSettings, LocalSettings
+from jarvis.model import (
+    Action,
+    ActionKind,
+    Clock,
+    ErrorKind,
+    Health,
+    Outcome,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+)
+
+PROVIDER = "local"
+_POLL = 0.2
+"""Seconds between looks while waiting for a start or a stop; not a tick, a syscall."""
+
+
+class LocalActuator:
+    """Starts, stops and restarts configured host processes; implements `Actuator`."""
+
+    provider = PROVIDER
+    action_kinds = frozenset({ActionKind.RESTART, ActionKind.START, ActionKind.STOP})
+
+    def __init__(self, settings: LocalSettings, clock: Clock, *, name: str = "local") -> None:
+        self.name = name
+        self._services = {service.name: service for service in settings.services}
+        self._files = Pidfiles(settings.state_directory)
+        self._clock = clock
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        """Processes this daemon started, kept to reap them and read their exit codes."""
+        self._orphans: list[subprocess.Popen[bytes]] = []
+        """Children replaced before they were reaped (stopped by another process)."""
+        self._passed: dict[str, int] = {}
+        """Per service, the pid last seen passing its check: past its start, whatever the clock."""
+
+    @property
+    def children(self) -> tuple[subprocess.Popen[bytes], ...]:
+        """The processes this actuator started (and may have to reap), oldest first."""
+        return (*self._orphans, *self._children.values())
+
+    async def observe(self) -> list[ResourceState]:
+        self._orphans = [child for child in self._orphans if child.poll() is None]
+        states: dict[str, ResourceState] = {}
+
+        async def one(service: LocalServiceSettings) -> None:
+            states[service.name] = await self._observe(service)
+
+        # Concurrently: each health check may take its whole timeout.
+        async with anyio.create_task_group() as group:
+            for service in self._services.values():
+                group.start_soon(one, service)
+        return [states[name] for name in self._services]
+
+    async def _observe(self, service: LocalServiceSettings) -> ResourceState:
+        record = self._running(service.name)
+        if record is None and self._files.stopped(service.name):
+            # Stopped on request: that is its desired state, not a failure to heal.
+            return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
+        if record is None:
+            return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
+        passed, detail = await check(service)
+        if passed:
+            health = Health.HEALTHY
+            self._passed[service.name] = record.pid
+        elif (
+            self._passed.get(service.name) != record.pid
+            and time.time() - record.started_at < service.start_timeout
+        ):
+            # A start still inside its grace (another process's, or one whose
+            # apply was cut short): not yet a failure to heal.
+            health, detail = Health.UNKNOWN, f"starting; {detail}"
+        else:
+            health = Health.UNHEALTHY
+        return self._state(service, health, 1, f"pid {record.pid}; {detail}", record.pid)
+
+    def _state(
+        self,
+        service: LocalServiceSettings,
+        health: Health,
+        running: int,
+        detail: str,
+        pid: int | None = None,
+        *,
+        desired: int = 1,
+    ) -> ResourceState:
+        return ResourceState(
+            ref=ResourceRef(PROVIDER, service.name),
+            health=health,
+            observed_at=self._clock.now(),
+            replicas=Replicas(desired=desired, running=running, min=0, max=1),
+            detail=detail,
+            attributes={} if pid is None else {"pid": pid},
+        )
+
+    def _running(self, name: str) -> Record | None:
+        """The live process Jarvis started for ``name``, reaping it first if it exited."""
+        child = self._children.get(name)
+        if child is not None:
+            child.poll()  # reaps an exited child, so /proc no longer shows a zombie
+        record = self._files.read(name)
+        return record if record is not None and is_ours(record) else None
+
+    def _why_not_running(self, name: str) -> str:
+        child = self._children.get(name)
+        code = None if child is None else child.returncode
+        detail = "not running" if code is None else f"not running; exited with code {code}"
+        tail = self._files.stderr_tail(name)
+        return f"{detail}; stderr: {tail}" if tail else detail
+
+    async def apply(self, action: Action, key: str) -> Outcome:
+        service = self._services.get(action.target.name)
+        if action.target.provider != PROVIDER or service is None:
+            return Outcome.failure(
+                f"{action.target} is not a configured local service",
+                kind=ErrorKind.TERMINAL,
+                code="NotConfigured",
+            )
+        try:
+            with self._lock(service.name):
+                return await self._apply(service, action.kind, key)
+        except BlockingIOError:
+            return Outcome.failure(
+                f"another Jarvis process is changing {action.target}", code="Busy"
+            )
+
+    async def _apply(self, service: LocalServiceSettings, kind: str, key: str) -> Outcome:
+        record = self._running(service.name)
+        if kind == ActionKind.STOP:
+            # Marked first, so heal leaves it stopped even if the stop is cut short.
+            self._files.mark_stopped(service.name, key)
+            if record is None:
+                return Outcome.success("not running")
+            return await self._stop(service, record)
+        self._files.clear_stopped(service.name)
+        if record is not None:
+            if record.key == key:
+                return Outcome.success(f"already applied: pid {record.pid} was started by it")
+            if kind == ActionKind.START:
+                return Outcome.success(f"already running as pid {record.pid}")
+            stopped = await self._stop(service, record)
+            if not stopped.ok:
+                return stopped
+        return await self._start(service, key)
+
+    async def _start(self, service: LocalServiceSettings, key: str) -> Outcome:
+        try:
+            child, record = spawn(service, self._files, key)
+        except OSError as exc:
+            return Outcome.failure(
+                f"cannot run {service.command[0]}: {exc}",
+                kind=ErrorKind.TERMINAL,
+                code="CannotExecute",
+            )
+        previous = self._children.get(service.name)
+        if previous is not None and previous.poll() is None:
+            self._orphans.append(previous)
+        self._children[service.name] = child
+        started = time.monotonic()
+        deadline = started + service.start_timeout
+        detail = "no health check has run"
+        while time.monotonic() < deadline:
+            up = time.monotonic() - started
+            code = child.poll()
+            if code is not None:
+                return Outcome.failure(
+                    f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
+                    code="Exited",
+                )
+            passed, detail = await check(service)
+            if passed and up >= service.start_seconds:
+                self._passed[service.name] = record.pid
+                return Outcome.success(f"started pid {record.pid}; {detail}")
+            await anyio.sleep(_POLL)
+        return Outcome.failure(
+            f"pid {record.pid} not healthy within {service.start_timeout:g} s; {detail}",
+            code="StartTimeout",
+        )
+
+    async def _stop(self, service: LocalServiceSettings, record: Record) -> Outcome:
+        signal_group(record, signal.SIGTERM)
+        if await self._gone(record, service.stop_timeout):
+            self._files.remove(service.name)
+            return Outcome.success(f"stopped pid {record.pid}")
+        signal_group(record, signal.SIGKILL)
+        if await self._gone(record, service.stop_timeout):
+            self._files.remove(service.name)
+            return Outcome.success(f"killed pid {record.pid} after {service.stop_timeout:g} s")
+        return Outcome.failure(f"pid {record.pid} survived SIGKILL", code="StopFailed")
+
+    async def _gone(self, record: Record, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._running_record(record) is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(_POLL)
+
+    def _running_record(self, record: Record) -> Record | None:
+        for child in self._children.values():
+            if child.pid == record.pid:
+                # Our own child is gone when reaped: between exit and zombie its
+                # /proc entry already reads empty, and a Popen dropped unreaped
+                # would leave a zombie behind.
+                return record if child.poll() is None else None
+        return record if still_running(record) else None
+
+    @contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """One changer per service across processes (`jarvis tick` beside the daemon)."""
+        self._files.directory.mkdir(parents=True, exist_ok=True)
+        with Path(self._files.path(name, "lock")).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the processes are meant to outlive the daemon."""

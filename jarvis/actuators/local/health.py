@@ -1,0 +1,62 @@
+"""Health checks for local services: an HTTP URL or a command, each under a timeout.
+
+Used by `jarvis.actuators.local.actuator` on every observe and while a start
+waits for the service to come up. A check answers (passed, detail); it never
+raises, since a failing check is what it exists to report.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import aiohttp
+import anyio
+
+from jarvis.config.local import LocalServiceSettings
+
+
+async def check(service: LocalServiceSettings) -> tuple[bool, str]:
+    """Run the service's health check; with none configured, a live process passes."""
+    if service.health_url is not None:
+        return await _url(service.health_url, service.health_timeout)
+    if service.health_command is not None:
+        return await _command(service)
+    return True, "no health check configured"
+
+
+async def _url(url: str, seconds: float) -> tuple[bool, str]:
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.get(url, allow_redirects=False) as response,
+        ):
+            status = response.status
+    except TimeoutError:
+        return False, f"health check {url}: no answer within {seconds:g} s"
+    except aiohttp.ClientError as exc:
+        return False, f"health check {url}: {type(exc).__name__}: {exc}"
+    if 200 <= status < 400:
+        return True, f"health check {url}: HTTP {status}"
+    return False, f"health check {url}: HTTP {status}"
+
+
+async def _command(service: LocalServiceSettings) -> tuple[bool, str]:
+    argv = service.health_command or []
+    try:
+        with anyio.fail_after(service.health_timeout):
+            result = await anyio.run_process(
+                argv,
+                check=False,
+                cwd=service.working_directory,
+                env=service.process_environment(os.environ),
+                stdin=subprocess.DEVNULL,
+            )
+    except TimeoutError:
+        return False, f"health command did not finish within {service.health_timeout:g} s"
+    except OSError as exc:
+        return False, f"health command cannot run: {exc}"
+    if result.returncode == 0:
+        return True, "health command passed"
+    tail = result.stderr.decode(errors="replace").strip().splitlines()
+    return False, f"health command exited {result.returncode}" + (f": {tail[-1]}" if tail else "")

@@ -1,0 +1,200 @@
+"""Processes Jarvis started on this host: spawn, recognise, stop. Linux only (reads /proc).
+
+Used by `jarvis.actuators.local.actuator`. A process is Jarvis's only when its
+pidfile (written by `spawn`, under the state directory) names a pid whose
+/proc entry still shows the command line *and* the start time recorded at
+spawn: a pid the kernel reused, or a process that merely looks the same (one
+an operator started by hand), is not ours and is never signalled. The start
+time is what tells a reused pid apart from the original when the command
+lines agree. Processes run in their own session, detached from the daemon,
+so they outlive it and a restarted daemon finds them again by pidfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jarvis.config.local import LocalServiceSettings
+
+_PROC = Path("/proc")
+_GONE = frozenset({"Z", "X", "x"})
+"""Process states of a process that has exited (a zombie waits to be reaped)."""
+_SETTLE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What a pidfile holds: the process, how to recognise it, and which action made it."""
+
+    pid: int
+    cmdline: list[str]
+    start_ticks: int
+    """Field 22 of /proc/PID/stat: clock ticks after boot; unique per pid with the boot."""
+    started_at: float
+    """Wall-clock seconds, for the start grace after a daemon restart."""
+    key: str | None
+    """The idempotency key of the action that started it, if one did."""
+
+
+def proc_identity(pid: int) -> tuple[list[str], int] | None:
+    """The command line and start ticks of a live pid, or None when it is gone."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if not fields or fields[0] in _GONE:
+        return None
+    return [part.decode(errors="surrogateescape") for part in raw.split(b"\0")[:-1]], int(
+        fields[19]
+    )
+
+
+def is_ours(record: Record) -> bool:
+    """The pidfile's process is alive and is the one Jarvis started (not a reused pid)."""
+    seen = proc_identity(record.pid)
+    return seen is not None and seen == (record.cmdline, record.start_ticks)
+
+
+def still_running(record: Record) -> bool:
+    """The process is not yet gone (exited processes are zombies or absent).
+
+    For waiting on a stop only, after `is_ours` held: by pid and start time,
+    since an exiting process's command line already reads empty.
+    """
+    seen = proc_identity(record.pid)
+    return seen is not None and seen[1] == record.start_ticks
+
+
+class Pidfiles:
+    """The state directory: one pidfile and two log files per service."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, name: str, suffix: str) -> Path:
+        return self.directory / f"{name}.{suffix}"
+
+    def read(self, name: str) -> Record | None:
+        """The service's record, or None when there is none or it cannot be read."""
+        try:
+            data = json.loads(self.path(name, "pid").read_text())
+            return Record(
+                pid=int(data["pid"]),
+                cmdline=[str(part) for part in data["cmdline"]],
+                start_ticks=int(data["start_ticks"]),
+                started_at=float(data["started_at"]),
+                key=None if data.get("key") is None else str(data["key"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, name: str, record: Record) -> None:
+        """Replace the pidfile atomically and durably: a crash leaves the old or the new one."""
+        target = self.path(name, "pid")
+        temporary = target.with_suffix(".pid.tmp")
+        with temporary.open("w") as handle:
+            json.dump(asdict(record), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(target)
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(name, "pid").unlink()
+
+    def mark_stopped(self, name: str, key: str) -> None:
+        """Record that the service is meant to be stopped (by the action with ``key``)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path(name, "stopped").write_text(key)
+
+    def clear_stopped(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(name, "stopped").unlink()
+
+    def stopped(self, name: str) -> bool:
+        return self.path(name, "stopped").exists()
+
+    def stderr_tail(self, name: str, limit: int = 300) -> str:
+        """The last line the service wrote to stderr, for an operator reading the event."""
+        try:
+            with self.path(name, "stderr.log").open("rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+                lines = handle.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][-limit:] if lines else ""
+
+
+def spawn(
+    service: LocalServiceSettings, files: Pidfiles, key: str | None
+) -> tuple[subprocess.Popen[bytes], Record]:
+    """Start the service detached (own session, logs to files) and record it in its pidfile.
+
+    Nothing is awaited between the start and the pidfile, so a cancelled apply
+    cannot leave a process Jarvis would not recognise. Raises OSError when the
+    command cannot be executed.
+    """
+    files.directory.mkdir(parents=True, exist_ok=True)
+    with (
+        files.path(service.name, "stdout.log").open("ab") as out,
+        files.path(service.name, "stderr.log").open("ab") as err,
+    ):
+        child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
+            service.command,
+            cwd=service.working_directory,
+            env=service.process_environment(os.environ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+        )
+    cmdline, ticks = _settled_identity(child.pid) or ([], -1)
+    record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key)
+    files.write(service.name, record)
+    return child, record
+
+
+def _settled_identity(pid: int) -> tuple[list[str], int] | None:
+    """The new program's identity once exec has laid out its arguments.
+
+    Popen returns when exec has closed the child's descriptors, which is before
+    the kernel has set up the new argument area: /proc/PID/cmdline can read
+    empty for a moment. Waiting here (milliseconds, without yielding) keeps the
+    pidfile written before anything can cancel the caller. A child that
+    already exited is None; it is recorded with the configured argv, and since
+    it is not alive it never matches.
+    """
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    while True:
+        seen = proc_identity(pid)
+        if seen is None or seen[0] or time.monotonic() >= deadline:
+            return seen
+        time.sleep(0.002)
+
+
+def signal_group(record: Record, signum: signal.Signals) -> bool:
+    """Signal the process's session group if, checked just before, it is still ours."""
+    if not is_ours(record):
+        return False
+    try:
+        # Started in its own session, so it leads its process group: children
+        # it forked (a shell's, a server's workers) go with it. One that moved
+        # itself out of that group is signalled alone.
+        if os.getpgid(record.pid) == record.pid:
+            os.killpg(record.pid, signum)
+        else:
+            os.kill(record.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,99 @@
+"""Settings for services on this host (`jarvis.actuators.local`): a ``[local]`` table.
+
+Each ``[[local.services]]`` entry is one process Jarvis may start, stop and
+restart, observed as ``local://NAME``. Absent means the provider is off. This
+module only says what to run and how to tell it is healthy; the actuator does
+the running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from jarvis.config.sections import Section
+
+# A name is a file name under the state directory and a URI path: keep it plain.
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class LocalServiceSettings(Section):
+    """One service on the host: the command that runs it and the check that it works."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    """The argv, run without a shell (``["python", "-m", "http.server", "8001"]``)."""
+    working_directory: Path | None = None
+    """Where the command runs; default: the daemon's working directory."""
+    environment: dict[str, str] = Field(default_factory=dict)
+    """Added to the daemon's own environment for this command (and its health command)."""
+    secret_environment: dict[str, SecretStr] = Field(default_factory=dict)
+    """Like ``environment``, for API keys and passwords: masked by `jarvis config check`
+    and redacted from every event, as every configured secret is."""
+    health_url: str | None = None
+    """An HTTP(S) URL that answers 2xx or 3xx when the service is healthy."""
+    health_command: list[Annotated[str, Field(min_length=1)]] | None = None
+    """An argv that exits 0 when the service is healthy (instead of a URL)."""
+    start_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a start may take to pass its health check before it counts as failed;
+    with ``stop_timeout`` (a restart does both) below ``loop.apply_timeout``."""
+    start_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0
+    """Seconds a started process must stay up (and pass its check) before a start
+    counts as done, like supervisord's ``startsecs``: a command that dies at once
+    fails its start even with no health check, or one served by another process."""
+    stop_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    """Seconds between SIGTERM and SIGKILL when stopping."""
+    health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """Seconds one health check may take; a slower one fails."""
+
+    def process_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` (the daemon's environment) with this service's variables over it."""
+        secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
+        return {**base, **self.environment, **secrets}
+
+    @field_validator("health_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_check(self) -> LocalServiceSettings:
+        if self.health_url is not None and self.health_command is not None:
+            raise ValueError("set health_url or health_command, not both")
+        if self.start_seconds >= self.start_timeout:
+            raise ValueError("start_seconds must be shorter than start_timeout")
+        return self
+
+
+class LocalSettings(Section):
+    """Services on this host, observed as ``local://NAME`` (kind "service")."""
+
+    services: Annotated[list[LocalServiceSettings], Field(min_length=1)]
+    state_directory: Path = Path("jarvis-local")
+    """Pidfiles and log files (``NAME.pid``, ``NAME.stdout.log``, ``NAME.stderr.log``)."""
+
+    @field_validator("services")
+    @classmethod
+    def _unique(cls, value: list[LocalServiceSettings]) -> list[LocalServiceSettings]:
+        seen: set[str] = set()
+        for service in value:
+            if service.name in seen:
+                raise ValueError(f"two services are named {service.name!r}")
+            seen.add(service.name)
+        return value
+
+    def check_fits(self, apply_timeout: float) -> None:
+        """A restart (stop, then start) must end before the loop cuts its apply short,
+        or every slow start would be recorded as timed out while its process runs on."""
+        for service in self.services:
+            needed = service.start_timeout + service.stop_timeout
+            if needed >= apply_timeout:
+                raise ValueError(
+                    f"local service {service.name!r}: start_timeout + stop_timeout "
+                    f"({needed:g} s) must be below loop.apply_timeout ({apply_timeout:g} s)"
+                )
