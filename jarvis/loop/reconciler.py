@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
@@ -30,6 +30,7 @@ from jarvis.loop.endpoints import EndpointConfig, EndpointWatch
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
+from jarvis.loop.peers import PeerFailures, tick_window
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
 from jarvis.loop.recovery import older_epoch, recover
@@ -82,6 +83,7 @@ class Reconciler:
         breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
         sources: Sequence[MetricSource] = (),
         endpoints: EndpointConfig | None = None,
+        fleet_window: timedelta | None = None,
     ) -> None:
         self.actuators = list(actuators)
         self.sources = list(sources)
@@ -99,7 +101,11 @@ class Reconciler:
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
-        self.changes = ChangeLog(guard.budgets)
+        self.fleet_window = fleet_window
+        """With shards, the loop interval: the per-tick bound and the fleet breaker count
+        every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
+        self.changes = ChangeLog(guard.budgets, window=fleet_window or timedelta(0))
+        self.peers = PeerFailures() if fleet_window else None
         self.recorder = Recorder(store, self.history, metrics)
         self.breakers = Breakers(
             policies=breakers,
@@ -164,6 +170,8 @@ class Reconciler:
             )
         await self.ledger.load()
         await self.changes.load(self.store, now)
+        if self.peers is not None:
+            await self.peers.start(self.store)
         await self.history.load(now - history_horizon(self.policies))
         alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
         self.breakers.restore(alerts)
@@ -247,6 +255,7 @@ class Reconciler:
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
         snapshot = await self._observe(tick_id)
+        await self._peer_failures()
         report = TickReport(tick_id=tick_id, started_at=now, snapshot=snapshot)
         history = History(
             snapshots=tuple(self._snapshots),
@@ -287,19 +296,38 @@ class Reconciler:
 
     async def _observe(self, tick_id: str) -> Snapshot:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
+        fleet_size = len(resources)  # before the shards: the fleet breaker is the fleet's
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
-        self.breakers.observed(tick_id, now, len(resources), errors)
+        self.breakers.observed(tick_id, now, fleet_size, errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         return self.endpoints.fold(Snapshot(taken_at=now, resources=resources, errors=errors))
+
+    async def _peer_failures(self) -> None:
+        """Feed the fleet breaker the failures other replicas recorded since the last tick."""
+        if self.peers is None:
+            return
+        me = (self.recorder.identity or {}).get("replica")
+        try:
+            for event in await self.peers.read(self.store, me if isinstance(me, str) else None):
+                self.breakers.peer_failed(event)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
+            log.warning("other replicas' failures unreadable", error=str(exc))
+
+    def _applied(self, applied: int, now: datetime) -> int:
+        """What the per-tick bound compares: this tick's, or with shards every replica's
+        intents in the current tick window (`jarvis.loop.peers.tick_window`)."""
+        if self.fleet_window is None:
+            return applied
+        return self.changes.started_since(tick_window(now, self.fleet_window))
 
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []
@@ -352,7 +380,7 @@ class Reconciler:
                 killswitch=killswitch,
                 retry=self.ledger.get(action.key),
                 current=snapshot.get(str(action.target)),
-                applied_this_tick=applied,
+                applied_this_tick=self._applied(applied, now),
                 touched=frozenset(touched),
                 dry_run=dry,
                 held=self.breakers.hold(action, self.clock.now()),
@@ -366,8 +394,14 @@ class Reconciler:
                 # is judged on the last read of this tick, which saves a round trip
                 # per blocked action. An engaged last read blocks the rest of the
                 # tick without reading again: a release mid-tick waits a tick.
+                # With shards the other replicas' intents are read again too.
                 killswitch = await self._read_killswitch()
-                verdict = self.guard.check(action, replace(ctx, killswitch=killswitch))
+                if self.fleet_window is not None:
+                    await self.changes.refresh(self.store)
+                fresh = replace(
+                    ctx, killswitch=killswitch, applied_this_tick=self._applied(applied, now)
+                )
+                verdict = self.guard.check(action, fresh)
             if not verdict.allowed:
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 spent = None
