@@ -133,6 +133,9 @@ class Reconciler:
         """Each disruption budget's remaining as the last tick computed it (the status page)."""
         self.leading_since: datetime | None = None
         """When this replica last took the lead (`take_lead`); None on a single node."""
+        self._fleet: list[ResourceRef] = []
+        """Every resource the last observe saw, before the shards were kept: what a
+        disruption budget's percentage is of (its changes are counted fleet-wide)."""
         self.owns: Callable[[str], bool] | None = None
         """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
         replica holds; the others are dropped from the snapshot. None: every resource."""
@@ -283,7 +286,7 @@ class Reconciler:
         finished = report.finished_at = self.clock.now()
         if self.guard.budgets.budgets:
             remaining = self.guard.budgets.remaining(
-                self.changes.current(finished), _fleet(snapshot), finished
+                self.changes.current(finished), self._fleet, finished
             )
             self.metrics.set_budgets(remaining)
             self.budgets_remaining = remaining
@@ -296,14 +299,15 @@ class Reconciler:
 
     async def _observe(self, tick_id: str) -> Snapshot:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
-        fleet_size = len(resources)  # before the shards: the fleet breaker is the fleet's
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's.
+        self._fleet = [state.ref for state in resources.values()]
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
-        self.breakers.observed(tick_id, now, fleet_size, errors)
+        self.breakers.observed(tick_id, now, len(self._fleet), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
@@ -368,7 +372,7 @@ class Reconciler:
         applied = 0
         touched: set[str] = set()
         killswitch = await self._read_killswitch()
-        fleet = _fleet(snapshot)
+        fleet = self._fleet
         for action in planned:
             if self._stopping:
                 verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
@@ -437,8 +441,3 @@ class Reconciler:
 
     async def _flush(self) -> None:
         await self.recorder.flush(self.clock.now())
-
-
-def _fleet(snapshot: Snapshot) -> list[ResourceRef]:
-    """The resources observed this tick: what a budget's percentage is of."""
-    return [state.ref for state in snapshot.resources.values()]

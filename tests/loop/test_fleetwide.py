@@ -108,3 +108,29 @@ async def test_the_fleet_breaker_counts_failures_across_shards_on_the_whole_flee
     assert len(fleet.applied) == 10
     events = await b.store.events(kinds=["action.blocked", "alert"])
     assert breaker_alerts(by(events, "b")) == ["open"]
+
+
+async def test_a_percentage_budget_is_of_the_whole_fleet_and_spent_by_every_replica(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """10% of 20 resources is 2 changes an hour, not 10% of a replica's ten."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    budgets = [
+        {
+            "name": "scales",
+            "provider": "sim",
+            "actions": ["scale"],
+            "max_percent": 10,
+            "window_seconds": 3600,
+        }
+    ]
+    a = await replica(make_app, "a", A_OWNS, NAMES[:10], budgets=budgets)
+    b = await replica(make_app, "b", B_OWNS, NAMES[10:], budgets=budgets)
+    await a.reconciler.tick()
+    assert len(fleet.applied) == 2
+    clock.advance(30)
+    await b.reconciler.tick()
+    assert len(fleet.applied) == 2  # a spent the fleet's budget
+    blocked = by(await b.store.events(kinds=["action.blocked"]), "b")
+    assert blocked and {e.payload["blocked"] for e in blocked} == {"budget"}
