@@ -20,7 +20,8 @@ and ledger write checks each held shard's epoch in its transaction
 epoch (``shards`` in the payload), and the snapshot keeps only the resources
 of held shards. The kill switch, the allow-list and the bounds are read by
 every replica from the same configuration and store, so they stay global;
-the fleet breaker and per-tick bounds count per replica (see the README).
+the per-tick bound, the disruption budgets and the fleet breaker count every
+replica's intents and failures from the store (`jarvis.loop.peers`).
 """
 
 from __future__ import annotations
