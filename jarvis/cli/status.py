@@ -123,7 +123,8 @@ def _print(report: dict[str, Any]) -> None:
     for r in report["replicas"]:
         role = f"leader (epoch {r['leader_epoch']})" if r["leader_epoch"] else "follower"
         if report["shards"]:
-            role = f"shards {', '.join(r['shards'])}" if r["shards"] else "no shard"
+            # Which ones is the shard list's to say; a count keeps the line short.
+            role = f"holds {len(r['shards'])} of {len(report['shards'])} shards"
         state = "alive" if r["alive"] else "silent"
         console.print(
             f"  {r['replica']}  {r['host']} pid {r['pid']}  {role}  "

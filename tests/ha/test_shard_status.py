@@ -6,6 +6,10 @@ Real PostgreSQL, two `ShardElector`s stepped by hand: no processes, no clock.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import anyio
 import pytest
 from sqlalchemy import func, update
 
@@ -15,6 +19,7 @@ from jarvis.store import EventStore
 from jarvis.store.lease import FORGET_REPLICAS_AFTER, PgLease, lease_status
 from jarvis.store.tables import replicas
 from jarvis.telemetry.metrics import Metrics
+from tests.cli.conftest import jarvis_argv, jarvis_env
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +38,17 @@ def elector(store: EventStore, holder: str, shards: int) -> ShardElector:
     )
 
 
-async def test_status_shows_each_shard_lease_and_which_replica_holds_it(pg_url: str) -> None:
+async def status_cli(tmp_path: Path, pg_url: str, *args: str) -> str:
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_LOOP__SHARDS="10")
+    with anyio.fail_after(120):
+        done = await anyio.run_process(jarvis_argv("status", *args), env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout.decode()
+
+
+async def test_status_shows_each_shard_lease_and_which_replica_holds_it(
+    pg_url: str, tmp_path: Path
+) -> None:
     store = await EventStore.connect(pg_url, auto_migrate=True)
     try:
         a, b = elector(store, "a", 10), elector(store, "b", 10)
@@ -54,6 +69,17 @@ async def test_status_shows_each_shard_lease_and_which_replica_holds_it(pg_url: 
         assert sorted(held["a"] + held["b"]) == sorted(s["shard"] for s in shards)
         assert report["leader"] is None  # no unsharded loop lease with shards
         assert all(r["alive"] and r["leader_epoch"] is None for r in report["replicas"])
+        # The command itself, as an operator runs it.
+        shown = json.loads(await status_cli(tmp_path, pg_url, "--json"))
+        assert [(s["shard"], s["holder"]) for s in shown["shards"]] == [
+            (s["shard"], s["holder"]) for s in shards
+        ]
+        text = (await status_cli(tmp_path, pg_url)).splitlines()
+        assert text[0] == "shards: 10 of 10 held"
+        assert sum(1 for line in text if line.strip().startswith("shard-")) == 10
+        assert any(
+            line.strip().startswith("a ") and "holds 5 of 10 shards" in line for line in text
+        )
     finally:
         await store.aclose()
 
