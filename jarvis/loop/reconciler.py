@@ -400,11 +400,14 @@ class Reconciler:
                 # tick without reading again: a release mid-tick waits a tick.
                 # With shards the other replicas' intents are read again too.
                 killswitch = await self._read_killswitch()
+                fresh = replace(ctx, killswitch=killswitch)
                 if self.fleet_window is not None:
                     await self.changes.refresh(self.store)
-                fresh = replace(
-                    ctx, killswitch=killswitch, applied_this_tick=self._applied(applied, now)
-                )
+                    fresh = replace(
+                        fresh,
+                        applied_this_tick=self._applied(applied, now),
+                        changes=self.changes.current(now),
+                    )
                 verdict = self.guard.check(action, fresh)
             if not verdict.allowed:
                 self.recorder.blocked(report, self.clock.now(), action, verdict)

@@ -16,7 +16,7 @@ import pytest
 from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.peers import tick_window
-from jarvis.model import Action, Event, ResourceRef, Scale
+from jarvis.model import Action, Event, Outcome, ResourceRef, Scale
 from jarvis.store import upgrade
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -134,3 +134,34 @@ async def test_a_percentage_budget_is_of_the_whole_fleet_and_spent_by_every_repl
     assert len(fleet.applied) == 2  # a spent the fleet's budget
     blocked = by(await b.store.events(kinds=["action.blocked"]), "b")
     assert blocked and {e.payload["blocked"] for e in blocked} == {"budget"}
+
+
+async def test_a_budget_spent_by_another_replica_mid_tick_holds_the_next_action(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """b ticks while a is applying its first action: a's second sees b's intent."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    budgets = [
+        {
+            "name": "scales",
+            "provider": "sim",
+            "actions": ["scale"],
+            "max": 2,
+            "window_seconds": 3600,
+        }
+    ]
+    a = await replica(make_app, "a", A_OWNS, NAMES[:2], budgets=budgets)
+    b = await replica(make_app, "b", B_OWNS, NAMES[10:12], budgets=budgets)
+
+    async def b_ticks_once(action: Action) -> Outcome | None:
+        fleet.on_apply = None
+        await b.reconciler.tick()
+        return None
+
+    fleet.on_apply = b_ticks_once
+    await a.reconciler.tick()
+    assert [x.target.name for x in fleet.applied] == [NAMES[0], NAMES[10]]
+    blocked = by(await a.store.events(kinds=["action.blocked"]), "a")
+    assert [e.resource for e in blocked] == [f"sim://{NAMES[1]}"]
+    assert {e.payload["blocked"] for e in blocked} == {"budget"}
