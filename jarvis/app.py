@@ -362,6 +362,9 @@ async def build_app(
             breakers=build_breakers(settings),
             sources=metric_sources,
             endpoints=build_endpoint_watch(settings),
+            fleet_window=(
+                timedelta(seconds=settings.loop.interval) if settings.loop.shards > 1 else None
+            ),
         )
         await reconciler.start(recover_orphans=recover_orphans)
     except BaseException:

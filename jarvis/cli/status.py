@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Show the leader, its epoch and lease expiry, and each replica's last heartbeat."""
+    """Show the leader (or each shard's holder), epoch and lease expiry, and each replica."""
     from jarvis.app import open_store
     from jarvis.store.lease import lease_status
     from jarvis.store.nodelock import NodeLock, sqlite_path
@@ -54,9 +54,25 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
-    """The status as one JSON object; a replica is ``alive`` if it beat within a lease."""
+    """The status as one JSON object; a replica is ``alive`` if it beat within a lease.
+
+    With shards, ``shards`` lists each shard lease (holder while unexpired,
+    epoch, expiry) and each replica names the shards it holds; ``leader`` then
+    stays None, as no replica holds the unsharded loop lease.
+    """
     lease = found.lease
     leading = lease is not None and lease.expires_at > found.now
+    shards = [
+        {
+            "shard": row.name,
+            "holder": row.holder if row.expires_at > found.now else None,
+            "last_holder": row.holder,
+            "epoch": row.epoch,
+            "lease_expires_at": row.expires_at,
+            "lease_expires_in_seconds": _age(found.now, row.expires_at),
+        }
+        for row in found.shards
+    ]
     return {
         "backend": "postgresql",
         "now": found.now,
@@ -75,9 +91,11 @@ def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
                 "heartbeat_age_seconds": _age(r.heartbeat_at, found.now),
                 "alive": _age(r.heartbeat_at, found.now) <= lease_seconds,
                 "leader_epoch": r.leader_epoch,
+                "shards": [s["shard"] for s in shards if s["holder"] == r.replica_id],
             }
             for r in found.replicas
         ],
+        "shards": shards,
     }
 
 
@@ -86,7 +104,9 @@ def _age(earlier: datetime, later: datetime) -> float:
 
 
 def _print(report: dict[str, Any]) -> None:
-    if report["leader"] is not None:
+    if report["shards"]:
+        _print_shards(report["shards"])
+    elif report["leader"] is not None:
         console.print(
             f"leader: {report['leader']}  epoch {report['epoch']}  "
             f"lease expires in {report['lease_expires_in_seconds']:.1f}s",
@@ -102,9 +122,26 @@ def _print(report: dict[str, Any]) -> None:
         console.print("leader: none (no replica has ever led)", highlight=False)
     for r in report["replicas"]:
         role = f"leader (epoch {r['leader_epoch']})" if r["leader_epoch"] else "follower"
+        if report["shards"]:
+            # Which ones is the shard list's to say; a count keeps the line short.
+            role = f"holds {len(r['shards'])} of {len(report['shards'])} shards"
         state = "alive" if r["alive"] else "silent"
         console.print(
             f"  {r['replica']}  {r['host']} pid {r['pid']}  {role}  "
             f"last heartbeat {r['heartbeat_age_seconds']:.1f}s ago ({state})",
             highlight=False,
         )
+
+
+def _print_shards(shards: list[dict[str, Any]]) -> None:
+    held = sum(1 for s in shards if s["holder"] is not None)
+    console.print(f"shards: {held} of {len(shards)} held", highlight=False)
+    for s in shards:
+        if s["holder"] is not None:
+            state = f"{s['holder']}  lease expires in {s['lease_expires_in_seconds']:.1f}s"
+        else:
+            state = (
+                f"free (lease of {s['last_holder']} expired "
+                f"{-s['lease_expires_in_seconds']:.1f}s ago)"
+            )
+        console.print(f"  {s['shard']}  epoch {s['epoch']}  {state}", highlight=False)

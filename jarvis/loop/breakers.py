@@ -15,6 +15,15 @@ breaker whose last alert says open (as of that alert; the cool-down it then
 counts from may already be over, so the first tick may probe). The failure
 window is not kept: after a restart it starts empty, so a breaker that was
 closing in on its threshold needs ``threshold`` failures again.
+
+With shards the fleet breaker is the fleet's, not the replica's: `observed`
+is given the size of the whole fleet (every replica observes it all before
+keeping its shards), and `peer_failed` counts the failures other replicas
+recorded (`jarvis.loop.peers.PeerFailures`, read at the start of each tick),
+so the breaker opens on every replica once failures across all shards reach
+the fleet's threshold. A peer's failure is inhibited as one's own is: not
+counted while this replica's breaker of its provider is not closed. Each
+replica then probes on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +34,16 @@ from datetime import datetime
 from jarvis.loop import events as ev
 from jarvis.loop.ledger import Key, RetryLedger
 from jarvis.loop.record import Recorder
-from jarvis.model import Action, BlockReason, Event, Outcome, Verdict
+from jarvis.model import (
+    Action,
+    BlockReason,
+    ErrorKind,
+    Event,
+    Outcome,
+    OutcomeStatus,
+    ResourceRef,
+    Verdict,
+)
 from jarvis.safety.breakers import (
     BreakerPolicy,
     BreakerState,
@@ -183,6 +201,24 @@ class Breakers:
             self._fleet_outcome(action, outcome, now)
         return charge
 
+    def peer_failed(self, event: Event) -> None:
+        """Count another replica's recorded failure (an ``action.failed`` event) for the fleet."""
+        if not self.enabled or event.resource is None:
+            return
+        payload = event.payload
+        try:
+            target = ResourceRef.parse(event.resource)
+            kind = payload.get("error_kind")
+            outcome = Outcome(
+                status=OutcomeStatus(str(payload.get("outcome"))),
+                error_kind=None if kind is None else ErrorKind(str(kind)),
+            )
+        except ValueError:
+            return
+        closed = self.state(target.provider).phase(self.provider_policy, event.ts) is Phase.CLOSED
+        if counts(outcome) and closed:
+            self._fleet_failed(event.resource, event.ts)
+
     # -- transitions ---------------------------------------------------------
 
     def _provider_failed(
@@ -220,12 +256,20 @@ class Breakers:
         if outcome.ok:
             self._fleet, transition = succeeded(self._fleet, self.fleet_policy, now)
         else:
-            # Distinct resources, as for a provider: one resource failing again
-            # and again is its retry budget's business, not a reason to pause all.
-            limit = fleet_threshold(self._fleet_size)
-            self._fleet, transition = failed(
-                self._fleet, self.fleet_policy, str(action.target), now, threshold=limit
-            )
+            self._fleet_failed(str(action.target), now)
+            return
+        self._fleet_alert(transition, now)
+
+    def _fleet_failed(self, resource: str, now: datetime) -> None:
+        # Distinct resources, as for a provider: one resource failing again
+        # and again is its retry budget's business, not a reason to pause all.
+        limit = fleet_threshold(self._fleet_size)
+        self._fleet, transition = failed(
+            self._fleet, self.fleet_policy, resource, now, threshold=limit
+        )
+        self._fleet_alert(transition, now)
+
+    def _fleet_alert(self, transition: Transition, now: datetime) -> None:
         if transition is not Transition.NONE:
             failures = len({src for _, src in self._fleet.failures})
             opened = transition is Transition.OPENED

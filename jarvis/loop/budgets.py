@@ -9,16 +9,22 @@ lets through to its provider, and `current` hands the guard the changes still
 inside the longest budget window.
 `jarvis budgets` loads one the same way. The decisions are the guard's
 (`jarvis.safety.budgets`); this class only keeps the list. Nothing is read when
-no budget is configured.
+no budget is configured and no tick window is given.
+
+With shards the reconciler also gives it the tick ``window`` (the loop
+interval): `started_since` then counts the intents of every replica in the
+current window (`jarvis.loop.peers.tick_window`), which is what the per-tick
+bound compares with fleet-wide.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
+from jarvis.loop.peers import EventTail
 from jarvis.model import Action, Event, EventKind, ResourceRef
 from jarvis.safety.budgets import Budgets, Change
 from jarvis.store import EventStore
@@ -26,8 +32,6 @@ from jarvis.store import EventStore
 __all__ = ["ChangeLog", "change_of"]
 
 log = structlog.get_logger("jarvis.reconciler")
-
-_PAGE = 1000
 
 
 def change_of(event: Event) -> Change | None:
@@ -42,26 +46,32 @@ def change_of(event: Event) -> Change | None:
 
 
 class ChangeLog:
-    """Changes inside the longest budget window, oldest first; empty when no budget is set."""
+    """Changes inside the longest budget window (or the tick window), oldest first.
 
-    def __init__(self, budgets: Budgets) -> None:
+    Empty when neither a budget nor a tick window is set.
+    """
+
+    def __init__(self, budgets: Budgets, window: timedelta = timedelta(0)) -> None:
         self.budgets = budgets
+        self.window = window
+        """The tick window of the fleet-wide per-tick bound; zero without shards."""
+        self.horizon = max(budgets.horizon, window)
         self._changes: deque[Change] = deque()
         self._known: set[str] = set()
         """Action ids of the changes held: one change however often it is read back."""
-        self._cursor: int | None = None
-        """The newest event id read: `refresh` reads only what was written after it."""
+        self._tail = EventTail([EventKind.ACTION_STARTED])
+        """`refresh` reads only what was written after its cursor."""
 
     async def load(self, store: EventStore, now: datetime) -> None:
         """Rebuild from the intents recorded inside the longest window before ``now``."""
         self._changes.clear()
         self._known.clear()
-        horizon = self.budgets.horizon
-        if not horizon:
+        if not self.horizon:
             return
-        newest = await store.events(limit=1)
-        self._cursor = newest[-1].id if newest else 0
-        found = await store.events_by_time(kinds=[EventKind.ACTION_STARTED], since=now - horizon)
+        await self._tail.start(store)
+        found = await store.events_by_time(
+            kinds=[EventKind.ACTION_STARTED], since=now - self.horizon
+        )
         self._add(found)
 
     async def refresh(self, store: EventStore) -> None:
@@ -72,29 +82,27 @@ class ChangeLog:
         was written since, not the whole window. While the store cannot answer,
         the in-memory list stands.
         """
-        if not self.budgets.horizon or self._cursor is None:
+        if not self.horizon:
             return
         try:
-            while True:
-                found = await store.events(
-                    kinds=[EventKind.ACTION_STARTED], after_id=self._cursor, limit=_PAGE
-                )
-                self._add(found)
-                if len(found) < _PAGE:
-                    break
+            self._add(await self._tail.read(store))
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
             log.warning("disruption budgets unreadable; using the in-memory list", error=str(exc))
 
     def note(self, action: Action, ts: datetime, action_id: str) -> None:
         """Count an action the loop is about to hand to its provider."""
-        if self.budgets.horizon and action_id not in self._known:
+        if self.horizon and action_id not in self._known:
             self._known.add(action_id)
             change = Change(ts=ts, target=action.target, kind=action.kind, action_id=action_id)
             self._changes.append(change)
 
+    def started_since(self, start: datetime) -> int:
+        """How many changes (of any replica) started at or after ``start``."""
+        return sum(1 for change in self._changes if change.ts >= start)
+
     def current(self, now: datetime) -> tuple[Change, ...]:
         """The changes younger than the longest window; older ones are forgotten."""
-        edge = now - self.budgets.horizon
+        edge = now - self.horizon
         changes = self._changes
         while changes and changes[0].ts <= edge:
             gone = changes.popleft()
@@ -103,8 +111,7 @@ class ChangeLog:
 
     def _add(self, events: list[Event]) -> None:
         for event in events:
-            if event.id is not None and (self._cursor is None or event.id > self._cursor):
-                self._cursor = event.id
+            self._tail.seen(event)
             change = change_of(event)
             key = event.action_id or event.idempotency_key
             if change is None or key in self._known:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
@@ -30,6 +30,7 @@ from jarvis.loop.endpoints import EndpointConfig, EndpointWatch
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
+from jarvis.loop.peers import PeerFailures, tick_window
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
 from jarvis.loop.recovery import older_epoch, recover
@@ -82,6 +83,7 @@ class Reconciler:
         breakers: tuple[BreakerPolicy, BreakerPolicy] | None = None,
         sources: Sequence[MetricSource] = (),
         endpoints: EndpointConfig | None = None,
+        fleet_window: timedelta | None = None,
     ) -> None:
         self.actuators = list(actuators)
         self.sources = list(sources)
@@ -99,7 +101,11 @@ class Reconciler:
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
         self.ledger = RetryLedger(store, guard.retry)
-        self.changes = ChangeLog(guard.budgets)
+        self.fleet_window = fleet_window
+        """With shards, the loop interval: the per-tick bound and the fleet breaker count
+        every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
+        self.changes = ChangeLog(guard.budgets, window=fleet_window or timedelta(0))
+        self.peers = PeerFailures() if fleet_window else None
         self.recorder = Recorder(store, self.history, metrics)
         self.breakers = Breakers(
             policies=breakers,
@@ -127,6 +133,9 @@ class Reconciler:
         """Each disruption budget's remaining as the last tick computed it (the status page)."""
         self.leading_since: datetime | None = None
         """When this replica last took the lead (`take_lead`); None on a single node."""
+        self._fleet: list[ResourceRef] = []
+        """Every resource the last observe saw, before the shards were kept: what a
+        disruption budget's percentage is of (its changes are counted fleet-wide)."""
         self.owns: Callable[[str], bool] | None = None
         """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
         replica holds; the others are dropped from the snapshot. None: every resource."""
@@ -164,6 +173,8 @@ class Reconciler:
             )
         await self.ledger.load()
         await self.changes.load(self.store, now)
+        if self.peers is not None:
+            await self.peers.start(self.store)
         await self.history.load(now - history_horizon(self.policies))
         alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
         self.breakers.restore(alerts)
@@ -247,6 +258,7 @@ class Reconciler:
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
         snapshot = await self._observe(tick_id)
+        await self._peer_failures()
         report = TickReport(tick_id=tick_id, started_at=now, snapshot=snapshot)
         history = History(
             snapshots=tuple(self._snapshots),
@@ -274,7 +286,7 @@ class Reconciler:
         finished = report.finished_at = self.clock.now()
         if self.guard.budgets.budgets:
             remaining = self.guard.budgets.remaining(
-                self.changes.current(finished), _fleet(snapshot), finished
+                self.changes.current(finished), self._fleet, finished
             )
             self.metrics.set_budgets(remaining)
             self.budgets_remaining = remaining
@@ -287,19 +299,39 @@ class Reconciler:
 
     async def _observe(self, tick_id: str) -> Snapshot:
         resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's.
+        self._fleet = [state.ref for state in resources.values()]
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
-        self.breakers.observed(tick_id, now, len(resources), errors)
+        self.breakers.observed(tick_id, now, len(self._fleet), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.metrics.set_resources(health_counts(resources))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         return self.endpoints.fold(Snapshot(taken_at=now, resources=resources, errors=errors))
+
+    async def _peer_failures(self) -> None:
+        """Feed the fleet breaker the failures other replicas recorded since the last tick."""
+        if self.peers is None:
+            return
+        me = (self.recorder.identity or {}).get("replica")
+        try:
+            for event in await self.peers.read(self.store, me if isinstance(me, str) else None):
+                self.breakers.peer_failed(event)
+        except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
+            log.warning("other replicas' failures unreadable", error=str(exc))
+
+    def _applied(self, applied: int, now: datetime) -> int:
+        """What the per-tick bound compares: this tick's, or with shards every replica's
+        intents in the current tick window (`jarvis.loop.peers.tick_window`)."""
+        if self.fleet_window is None:
+            return applied
+        return self.changes.started_since(tick_window(now, self.fleet_window))
 
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []
@@ -340,7 +372,7 @@ class Reconciler:
         applied = 0
         touched: set[str] = set()
         killswitch = await self._read_killswitch()
-        fleet = _fleet(snapshot)
+        fleet = self._fleet
         for action in planned:
             if self._stopping:
                 verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
@@ -352,7 +384,7 @@ class Reconciler:
                 killswitch=killswitch,
                 retry=self.ledger.get(action.key),
                 current=snapshot.get(str(action.target)),
-                applied_this_tick=applied,
+                applied_this_tick=self._applied(applied, now),
                 touched=frozenset(touched),
                 dry_run=dry,
                 held=self.breakers.hold(action, self.clock.now()),
@@ -366,8 +398,17 @@ class Reconciler:
                 # is judged on the last read of this tick, which saves a round trip
                 # per blocked action. An engaged last read blocks the rest of the
                 # tick without reading again: a release mid-tick waits a tick.
+                # With shards the other replicas' intents are read again too.
                 killswitch = await self._read_killswitch()
-                verdict = self.guard.check(action, replace(ctx, killswitch=killswitch))
+                fresh = replace(ctx, killswitch=killswitch)
+                if self.fleet_window is not None:
+                    await self.changes.refresh(self.store)
+                    fresh = replace(
+                        fresh,
+                        applied_this_tick=self._applied(applied, now),
+                        changes=self.changes.current(now),
+                    )
+                verdict = self.guard.check(action, fresh)
             if not verdict.allowed:
                 self.recorder.blocked(report, self.clock.now(), action, verdict)
                 spent = None
@@ -403,8 +444,3 @@ class Reconciler:
 
     async def _flush(self) -> None:
         await self.recorder.flush(self.clock.now())
-
-
-def _fleet(snapshot: Snapshot) -> list[ResourceRef]:
-    """The resources observed this tick: what a budget's percentage is of."""
-    return [state.ref for state in snapshot.resources.values()]

@@ -20,7 +20,8 @@ and ledger write checks each held shard's epoch in its transaction
 epoch (``shards`` in the payload), and the snapshot keeps only the resources
 of held shards. The kill switch, the allow-list and the bounds are read by
 every replica from the same configuration and store, so they stay global;
-the fleet breaker and per-tick bounds count per replica (see the README).
+the per-tick bound, the disruption budgets and the fleet breaker count every
+replica's intents and failures from the store (`jarvis.loop.peers`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from jarvis.loop.election import Elector
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Event
 from jarvis.store.fence import Fence
-from jarvis.store.lease import PgLease, live_replicas
+from jarvis.store.lease import SHARD_PREFIX, PgLease, live_replicas
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["ShardElector", "ShardLeadership", "shard_name", "shard_of"]
@@ -53,13 +54,13 @@ def shard_of(uri: str, shards: int) -> int:
 
 
 def shard_name(index: int) -> str:
-    return f"shard-{index}"
+    return f"{SHARD_PREFIX}{index}"
 
 
 class _ShardLease(PgLease):
     """A shard's lease: the replica's one heartbeat row is `ShardElector`'s to write."""
 
-    async def heartbeat(self, leader_epoch: int | None) -> None:
+    async def heartbeat(self, leader_epoch: int | None, *, prune: bool | None = None) -> None:
         """Written once per round by `ShardElector`, not once per shard."""
 
     async def leave(self) -> None:
@@ -139,8 +140,10 @@ class ShardElector:
         self.metrics.leader.set(1 if count else 0)
         try:
             with anyio.fail_after(self.duration):
-                # No single epoch to name: `jarvis status` shows the replica as alive.
-                await self.base.heartbeat(None)
+                # No single epoch to name: `jarvis status` shows the replica as alive
+                # and its shards from their leases. A replica holding any prunes the
+                # long-silent rows, as the leader does without shards.
+                await self.base.heartbeat(None, prune=count > 0)
         except Exception as exc:  # noqa: BLE001 - the next round writes it again
             log.warning("heartbeat failed", replica=self.replica, error=str(exc))
 

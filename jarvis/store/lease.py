@@ -30,6 +30,7 @@ from jarvis.store.tables import leases, replicas
 __all__ = [
     "FORGET_REPLICAS_AFTER",
     "LOOP_LEASE",
+    "SHARD_PREFIX",
     "LeaseRow",
     "LeaseStatus",
     "PgLease",
@@ -40,6 +41,8 @@ __all__ = [
 
 LOOP_LEASE = "loop"
 """The one lease today: who runs the reconcile loop."""
+SHARD_PREFIX = "shard-"
+"""Shard leases are named ``shard-0`` … ``shard-N-1`` (`jarvis.loop.shards.shard_name`)."""
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 """A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
 
@@ -71,6 +74,8 @@ class LeaseStatus:
     now: datetime
     lease: LeaseRow | None
     replicas: tuple[ReplicaRow, ...]
+    shards: tuple[LeaseRow, ...] = ()
+    """The shard leases (``shard-0`` …), in shard order; empty without shards."""
 
 
 class PgLease:
@@ -128,8 +133,13 @@ class PgLease:
         async with self.engine.begin() as connection:
             await connection.execute(statement)
 
-    async def heartbeat(self, leader_epoch: int | None) -> None:
-        """Record that this replica is alive (and whether it leads) for `jarvis status`."""
+    async def heartbeat(self, leader_epoch: int | None, *, prune: bool | None = None) -> None:
+        """Record that this replica is alive (and whether it leads) for `jarvis status`.
+
+        ``prune`` (default: when it leads) also deletes the rows of replicas
+        silent for `FORGET_REPLICAS_AFTER`. With shards no replica names a
+        leader epoch, so a replica holding any shard prunes instead.
+        """
         statement = insert(replicas).values(
             replica_id=self.holder,
             host=socket.gethostname(),
@@ -144,7 +154,7 @@ class PgLease:
         )
         async with self.engine.begin() as connection:
             await connection.execute(statement)
-            if leader_epoch is not None:
+            if leader_epoch is not None if prune is None else prune:
                 await connection.execute(
                     delete(replicas).where(
                         replicas.c.heartbeat_at < func.now() - FORGET_REPLICAS_AFTER
@@ -161,16 +171,27 @@ class PgLease:
 
 
 async def lease_status(engine: AsyncEngine, name: str = LOOP_LEASE) -> LeaseStatus:
-    """The lease row, every replica's heartbeat and the database's time, in one read."""
+    """The lease row, the shard leases, every replica's heartbeat and the database's time."""
     async with engine.connect() as connection:
         now = (await connection.execute(select(func.now()))).scalar_one()
         lease = (await connection.execute(select(leases).where(leases.c.name == name))).first()
+        found = await connection.execute(
+            select(leases).where(leases.c.name.like(f"{SHARD_PREFIX}%"))
+        )
+        shards = sorted((LeaseRow(**row._asdict()) for row in found), key=_shard_index)
         rows = await connection.execute(select(replicas).order_by(replicas.c.replica_id))
         return LeaseStatus(
             now=now,
             lease=None if lease is None else LeaseRow(**lease._asdict()),
             replicas=tuple(ReplicaRow(**row._asdict()) for row in rows),
+            shards=tuple(shards),
         )
+
+
+def _shard_index(row: LeaseRow) -> int:
+    """``shard-10`` after ``shard-9``: numeric order, not the string's."""
+    tail = row.name.removeprefix(SHARD_PREFIX)
+    return int(tail) if tail.isdigit() else -1
 
 
 async def live_replicas(engine: AsyncEngine, within: float) -> int:
