@@ -16,6 +16,7 @@ import pytest
 
 from jarvis.model import Event
 from jarvis.simulation import (
+    ALL_FAULTS,
     FaultKind,
     Rules,
     SimulationConfig,
@@ -85,7 +86,7 @@ async def test_the_in_memory_store_and_sqlite_give_the_same_run(tmp_path: Path) 
     """The fast default store changes nothing a run decides or reports."""
     # Only the in-memory database can be taken away or shared, so those faults stay out.
     memory_only = {FaultKind.DATABASE_OUTAGE, FaultKind.CRASH_IN_OUTAGE, FaultKind.SECOND_PROCESS}
-    faults = tuple(kind for kind in FaultKind if kind not in memory_only)
+    faults = tuple(kind for kind in ALL_FAULTS if kind not in memory_only)
     config = SimulationConfig(seed=11, days=1 / 24, services=5, intensity=30, faults=faults)
     in_memory = (await simulate(tmp_path, config)).as_dict()
     on_sqlite = (
