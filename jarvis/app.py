@@ -166,6 +166,7 @@ def build_notifier(
     from jarvis.notify import Notifier, Severity
     from jarvis.notify.delivery import Delivery
     from jarvis.notify.groups import Grouper, Route, Timing
+    from jarvis.notify.inhibit import Inhibitor, rules_from
     from jarvis.notify.service import jitter_rng
     from jarvis.store.outbox import MemoryOutbox, NotificationOutbox, Outbox
 
@@ -202,7 +203,7 @@ def build_notifier(
         store=store,
         outbox=outbox,
         channels=channels,
-        grouper=Grouper(routes, timing),
+        grouper=Grouper(routes, timing, Inhibitor(rules_from(notify.inhibit))),
         clock=clock,
         metrics=metrics,
         poll_interval=notify.poll_interval,
