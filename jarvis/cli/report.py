@@ -3,7 +3,8 @@
 Reads only what the day needs: its events by time, the ``cost://llm``
 observations of its month up to its end, and the quarantined rows of the retry
 ledger; opens the store read-only, so it is safe beside a running daemon. The
-figures come from `jarvis.report.figures`; this module only reads and writes.
+read and the figures are `jarvis.report.load`'s, shared with the daemon's daily
+delivery (`jarvis.report.deliver`); this module only opens the store and writes.
 """
 
 from __future__ import annotations
