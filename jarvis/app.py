@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
+    from jarvis.report.deliver import ReportSender
     from jarvis.safety import Budgets, Guard
     from jarvis.safety.breakers import BreakerPolicy
     from jarvis.store import EventStore, KillSwitchBackend
@@ -166,6 +167,7 @@ def build_notifier(
     from jarvis.notify import Notifier, Severity
     from jarvis.notify.delivery import Delivery
     from jarvis.notify.groups import Grouper, Route, Timing
+    from jarvis.notify.inhibit import Inhibitor, rules_from
     from jarvis.notify.service import jitter_rng
     from jarvis.store.outbox import MemoryOutbox, NotificationOutbox, Outbox
 
@@ -202,7 +204,7 @@ def build_notifier(
         store=store,
         outbox=outbox,
         channels=channels,
-        grouper=Grouper(routes, timing),
+        grouper=Grouper(routes, timing, Inhibitor(rules_from(notify.inhibit))),
         clock=clock,
         metrics=metrics,
         poll_interval=notify.poll_interval,
@@ -218,6 +220,32 @@ def build_notifier(
             send_timeout=notify.send_timeout,
             rng=jitter_rng(seed),
         ),
+    )
+
+
+def build_report_sender(settings: Settings, store: EventStore, clock: Clock) -> ReportSender | None:
+    """The daily report's sender when ``[report] deliver_at`` is set, else None.
+
+    Its channels are the ``[notify]`` ones named in ``[report] channels``
+    (config checks they are configured); ConfigError names a missing secret.
+    """
+    from jarvis.notify.channels import Email, SlackWebhook
+    from jarvis.report.deliver import ReportSender
+
+    report = settings.report
+    if report.deliver_at is None:
+        return None
+    channels = notify_channels(settings)
+    mailer = channels.get("email") if "email" in report.channels else None
+    slack = channels.get("slack") if "slack" in report.channels else None
+    return ReportSender(
+        store=store,
+        clock=clock,
+        at=report.deliver_at,
+        zone=report.zone,
+        budget_usd=settings.cost.monthly_budget_usd,
+        mailer=mailer if isinstance(mailer, Email) else None,
+        slack=slack if isinstance(slack, SlackWebhook) else None,
     )
 
 

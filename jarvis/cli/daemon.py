@@ -132,7 +132,7 @@ def _start_beside(
     elector: AnyElector | None,
     notifier: Notifier | None,
 ) -> None:
-    """Start what runs beside the scheduler, never inside a tick: retention, election, notices."""
+    """Start what runs beside the scheduler, never a tick: retention, election, notices, report."""
     from jarvis.loop.retention import Pruner
 
     pruner = Pruner.for_policies(
@@ -144,6 +144,14 @@ def _start_beside(
     if notifier is not None:
         # A slow receiver delays no action.
         group.start_soon(notifier.run)
+    if settings.report.deliver_at is not None:
+        from jarvis.app import build_report_sender
+
+        sender = build_report_sender(settings, app.store, app.clock)
+        if sender is not None:
+            if elector is not None:
+                sender.leads = lambda: _leads(elector)
+            group.start_soon(sender.run)
 
 
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:

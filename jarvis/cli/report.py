@@ -3,7 +3,8 @@
 Reads only what the day needs: its events by time, the ``cost://llm``
 observations of its month up to its end, and the quarantined rows of the retry
 ledger; opens the store read-only, so it is safe beside a running daemon. The
-figures come from `jarvis.report.figures`; this module only reads and writes.
+read and the figures are `jarvis.report.load`'s, shared with the daemon's daily
+delivery (`jarvis.report.deliver`); this module only opens the store and writes.
 """
 
 from __future__ import annotations
@@ -15,18 +16,6 @@ from typing import Annotated
 import typer
 
 from jarvis.cli.common import EXIT_CONFIG, fail, run, settings_from
-from jarvis.model import EventKind, month_bounds
-
-REPORTED_KINDS = [
-    EventKind.ACTION_APPLIED,
-    EventKind.ACTION_FAILED,
-    EventKind.ACTION_UNKNOWN,
-    EventKind.ACTION_BLOCKED,
-    EventKind.ACTION_ESCALATED,
-    EventKind.RESOURCE_CHANGED,
-    EventKind.RETRIES_RESET,
-]
-"""The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
 
 DateOpt = Annotated[
     str | None,
@@ -57,7 +46,7 @@ def report(
 ) -> None:
     """Print the daily report: actions, incidents, escalations, spend, savings, quarantine."""
     from jarvis.loop.clock import WallClock
-    from jarvis.report import build_figures
+    from jarvis.report.load import load_figures
     from jarvis.report.markdown import markdown
     from jarvis.store import EventStore, Redactor
     from jarvis.store.nodelock import sqlite_path
@@ -70,30 +59,15 @@ def report(
     if path is not None and not path.exists():
         # Opening it would create an empty database and report a quiet day.
         fail(f"no event database at {path}: nothing to report", EXIT_CONFIG)
-    end = start + timedelta(days=1) - timedelta(microseconds=1)
 
     async def main() -> str:
         store = await EventStore.connect(
             settings.database_url, read_only=True, redactor=Redactor(settings.secrets)
         )
         try:
-            day = await store.events_by_time(kinds=REPORTED_KINDS, since=start, until=end)
-            llm = await store.events_by_time(
-                kinds=[EventKind.RESOURCE_CHANGED],
-                resource="cost://llm",
-                since=month_bounds(end)[0],
-                until=end,
-            )
-            ledger = await store.load_retries()
+            figures = await load_figures(store, start, settings.cost.monthly_budget_usd)
         finally:
             await store.aclose()
-        figures = build_figures(
-            day,
-            start=start,
-            llm_observations=llm,
-            quarantined=ledger.values(),
-            budget_usd=settings.cost.monthly_budget_usd,
-        )
         if fmt == "html":
             from jarvis.report.html import html
 

@@ -38,6 +38,7 @@ from jarvis.config.metrics import MetricSourceSettings
 from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
+from jarvis.config.report import ReportSettings
 from jarvis.config.secrets import known_secrets
 from jarvis.config.sections import (
     AllowEntry,
@@ -120,6 +121,8 @@ class Settings(BaseSettings):
     cost: CostSettings = CostSettings()
     routing: RoutingSettings = RoutingSettings()
     notify: NotifySettings = NotifySettings()
+    report: ReportSettings = ReportSettings()
+    """Daily delivery of `jarvis report` (`jarvis.config.report`)."""
     customers: CustomersSettings = CustomersSettings()
 
     @field_validator("database_url")
@@ -157,6 +160,14 @@ class Settings(BaseSettings):
         problem = endpoints_fit(self.probes, self.loop.observe_timeout)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _report_channels_exist(self) -> Settings:
+        if self.report.deliver_at is not None:
+            for name in self.report.channels:
+                if getattr(self.notify, name) is None:
+                    raise ValueError(f"report.channels names {name!r} but [notify.{name}] is unset")
         return self
 
     @property

@@ -17,7 +17,15 @@ from pydantic import Field, SecretStr
 
 from jarvis.config.sections import Section
 
-__all__ = ["EmailChannel", "NotifySettings", "PagerDutyChannel", "SlackChannel", "secret"]
+__all__ = [
+    "EmailChannel",
+    "InhibitMatcher",
+    "InhibitRuleSettings",
+    "NotifySettings",
+    "PagerDutyChannel",
+    "SlackChannel",
+    "secret",
+]
 
 SeverityName = Literal["critical", "error", "warning", "info"]
 
@@ -69,6 +77,25 @@ class EmailChannel(ChannelRoute):
     use_tls: bool = False
 
 
+class InhibitMatcher(Section):
+    """Alerts by cause glob and, when listed, severities (none listed: any severity)."""
+
+    cause: Annotated[str, Field(min_length=1)] = "*"
+    severities: list[SeverityName] = Field(default_factory=list)
+
+
+class InhibitRuleSettings(Section):
+    """One ``[[notify.inhibit]]``: a firing ``source`` mutes ``target`` alerts.
+
+    ``equal`` names the labels the two must share, as in Alertmanager: with
+    ``["provider"]`` a provider's breaker mutes only that provider's escalations.
+    """
+
+    source: InhibitMatcher
+    target: InhibitMatcher
+    equal: list[Literal["cause", "severity", "provider", "resource"]] = Field(default_factory=list)
+
+
 class NotifySettings(Section):
     """Off unless a channel is configured; the notifier never delays a tick."""
 
@@ -97,6 +124,9 @@ class NotifySettings(Section):
     restart ends most outages long before this. Half an hour is when someone
     should look: the spool grows and the record is not queryable.
     """
+    inhibit: list[InhibitRuleSettings] | None = None
+    """Inhibition rules; unset keeps the defaults (`jarvis.notify.inhibit.DEFAULT_RULES`),
+    an empty list inhibits nothing."""
     slack: SlackChannel | None = None
     pagerduty: PagerDutyChannel | None = None
     email: EmailChannel | None = None

@@ -38,6 +38,7 @@ class EventKind(enum.StrEnum):
     ALERT = "alert"
     SILENCE_ADDED = "silence.added"
     SILENCE_EXPIRED = "silence.expired"
+    REPORT_SENT = "report.sent"
 
 
 @dataclass(frozen=True, slots=True)

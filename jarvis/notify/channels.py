@@ -11,7 +11,8 @@ because the webhook URL is itself the Slack secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from email.message import EmailMessage
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -65,7 +66,11 @@ class SlackWebhook:
     name: str = "slack"
 
     async def send(self, notice: Notice) -> None:
-        await _post(self.name, self.url, slack_message(notice), self.timeout, {200})
+        await self.post(slack_message(notice))
+
+    async def post(self, body: dict[str, Any]) -> None:
+        """Post any message to the webhook (the daily report's summary uses it too)."""
+        await _post(self.name, self.url, body, self.timeout, {200})
 
 
 @dataclass
@@ -95,7 +100,14 @@ class Email:
     name: str = "email"
 
     async def send(self, notice: Notice) -> None:
-        message = email_message(notice, self.sender, self.recipients)
+        await self.mail(email_message(notice, self.sender, self.recipients))
+
+    async def mail(self, message: EmailMessage) -> None:
+        """Send ``message`` to the recipients; sets From and To when it has none."""
+        if "From" not in message:
+            message["From"] = self.sender
+        if "To" not in message:
+            message["To"] = ", ".join(self.recipients)
         server = SmtpServer(
             host=self.host,
             port=self.port,

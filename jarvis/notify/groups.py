@@ -8,7 +8,8 @@ severities and resource globs match it, and joins that route's group for its
 services notifies once, listing them. A group waits ``group_wait`` before its
 first notification, sends changes at most every ``group_interval``, repeats
 an unchanged unresolved incident every ``repeat_interval``, and sends one
-resolve when its last alert resolves.
+resolve when its last alert resolves. An alert an inhibition rule mutes
+(`jarvis.notify.inhibit`) is held like a silenced one while its source fires.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.notify.inhibit import Inhibitor
 from jarvis.notify.notice import Notice
 
 __all__ = ["Grouper", "Route", "Silence", "Timing"]
@@ -93,9 +95,12 @@ class OpenIncident:
 class Grouper:
     """Groups, silences and timers; `ingest` changes, then ask what is `due`."""
 
-    def __init__(self, routes: list[Route], timing: Timing) -> None:
+    def __init__(
+        self, routes: list[Route], timing: Timing, inhibitor: Inhibitor | None = None
+    ) -> None:
         self.routes = routes
         self.timing = timing
+        self.inhibitor = inhibitor or Inhibitor()
         self._groups: dict[str, _Group] = {}
         self.silences: dict[str, Silence] = {}
 
@@ -108,6 +113,14 @@ class Grouper:
             self._resolve(change.fingerprint, now)
 
     def _fire(self, change: AlertChange, now: datetime) -> None:
+        if not change.oneshot:  # nothing resolves a one-shot: it could inhibit forever
+            labels = {
+                "cause": change.cause,
+                "severity": change.severity.value,
+                "provider": change.provider,
+                "resource": change.resource,
+            }
+            self.inhibitor.fired(change.fingerprint, labels)
         for route in self.routes:
             if not route.matches(change):
                 continue
@@ -145,6 +158,7 @@ class Grouper:
                 self._changed(group, now)
 
     def _resolve(self, prefix: str, now: datetime) -> None:
+        self.inhibitor.resolved(prefix)
         for group in self._groups.values():
             for fingerprint, alert in group.alerts.items():
                 if fingerprint.startswith(prefix) and not alert["resolved"]:
@@ -183,7 +197,12 @@ class Grouper:
 
     def _flush(self, group: _Group, now: datetime) -> Notice | None:
         unresolved = [a for a in group.alerts.values() if not a["resolved"]]
-        firing = [a for a in unresolved if not self._silenced(a, now)]
+        firing = [
+            a
+            for a in unresolved
+            if not self._silenced(a, now)
+            and not self.inhibitor.inhibited(a["fingerprint"], {**a, "provider": group.provider})
+        ]
         # What was reported resolved is forgotten; a new alert starts afresh.
         group.alerts = {a["fingerprint"]: a for a in unresolved}
         if not unresolved:
@@ -247,6 +266,7 @@ class Grouper:
                 }
                 for key, g in self._groups.items()
             },
+            "inhibiting": self.inhibitor.sources,
             "silences": {
                 s.id: {"match": s.match, "until": s.until.isoformat(), "reason": s.reason}
                 for s in self.silences.values()
@@ -269,6 +289,7 @@ class Grouper:
             )
             for key, g in data.get("groups", {}).items()
         }
+        self.inhibitor.load(data.get("inhibiting", {}).items())
         self.silences = {
             sid: Silence(
                 id=sid,

@@ -125,3 +125,41 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
     # Secrets never reach the logs.
     assert ROUTING_KEY not in output
     assert "secretpart" not in output
+
+
+def test_the_daemon_sends_yesterdays_report_once_by_email_and_slack(
+    tmp_path: Path, receivers: Receivers
+) -> None:
+    """Wiring: ``[report] deliver_at`` already past today, so the first check sends it."""
+    env = daemon_env(tmp_path, receivers)
+    env.update(
+        JARVIS_NOTIFY__EMAIL=json.dumps(
+            {
+                "host": "127.0.0.1",
+                "port": receivers.smtp_port,
+                "sender": "jarvis@example.com",
+                "recipients": ["sre@example.com"],
+                "starttls": False,
+            }
+        ),
+        JARVIS_REPORT__DELIVER_AT="00:00",
+        JARVIS_REPORT__TIMEZONE="UTC",
+    )
+
+    def reports() -> list[str]:
+        return [
+            str(m["Subject"])
+            for m in receivers.emails
+            if str(m["Subject"]).startswith("Jarvis daily report")
+        ]
+
+    def summaries() -> list[object]:
+        return [m for m in receivers.slack if str(m["text"]).startswith("Jarvis daily report")]
+
+    process = start(tmp_path, env)
+    try:
+        wait_until(lambda: len(reports()) == 1 and len(summaries()) == 1, "the daily report")
+    finally:
+        output = stop(process)
+    assert len(reports()) == 1, output
+    assert "secretpart" not in output

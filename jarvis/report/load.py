@@ -1,0 +1,47 @@
+"""Read what one UTC day's report needs from the store, and reduce it to figures.
+
+Shared by `jarvis report` (a read-only store of its own) and the daemon's daily
+delivery (`jarvis.report.deliver`, on the daemon's store), so both report the
+same day the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from jarvis.model import EventKind, month_bounds
+from jarvis.report.figures import DailyFigures, build_figures
+from jarvis.store import EventStore
+
+__all__ = ["REPORTED_KINDS", "load_figures"]
+
+REPORTED_KINDS = [
+    EventKind.ACTION_APPLIED,
+    EventKind.ACTION_FAILED,
+    EventKind.ACTION_UNKNOWN,
+    EventKind.ACTION_BLOCKED,
+    EventKind.ACTION_ESCALATED,
+    EventKind.RESOURCE_CHANGED,
+    EventKind.RETRIES_RESET,
+]
+"""The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
+
+
+async def load_figures(store: EventStore, start: datetime, budget_usd: float) -> DailyFigures:
+    """The figures of the UTC day beginning at ``start``."""
+    end = start + timedelta(days=1) - timedelta(microseconds=1)
+    day = await store.events_by_time(kinds=REPORTED_KINDS, since=start, until=end)
+    llm = await store.events_by_time(
+        kinds=[EventKind.RESOURCE_CHANGED],
+        resource="cost://llm",
+        since=month_bounds(end)[0],
+        until=end,
+    )
+    ledger = await store.load_retries()
+    return build_figures(
+        day,
+        start=start,
+        llm_observations=llm,
+        quarantined=ledger.values(),
+        budget_usd=budget_usd,
+    )

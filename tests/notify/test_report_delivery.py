@@ -1,0 +1,137 @@
+"""The daily report's delivery: once a day at a local time, email with charts and Slack.
+
+Real PostgreSQL, loopback Slack and aiosmtpd; a virtual clock, moved by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jarvis.app import build_report_sender
+from jarvis.config import Settings
+from jarvis.config.report import ReportSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.model import Event, EventKind
+from jarvis.report.deliver import ReportSender, next_check
+from jarvis.store import EventStore
+from tests.notify.conftest import notify_settings
+from tests.notify.receivers import Receivers
+
+pytestmark = pytest.mark.anyio
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DAY = datetime(2026, 1, 4, tzinfo=UTC)  # the day reported; 08:00 in Berlin is 07:00 UTC
+
+
+def applied(n: int) -> Event:
+    return Event(
+        kind=EventKind.ACTION_APPLIED,
+        ts=DAY + timedelta(hours=3 + n),
+        idempotency_key=f"applied:{n}",
+        resource=f"sim://svc-{n}",
+        action_kind="restart",
+        policy="heal",
+        reason="unhealthy",
+        action_id=f"a{n}",
+    )
+
+
+def settings(pg_url: str, receivers: Receivers) -> Settings:
+    return Settings(
+        database_url=pg_url,
+        notify=notify_settings(receivers),
+        report=ReportSettings(deliver_at=time(8, 0), timezone="Europe/Berlin"),
+    )
+
+
+async def sender_at(
+    pg_url: str, receivers: Receivers, now: datetime
+) -> tuple[ReportSender, EventStore, VirtualClock]:
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    clock = VirtualClock(now)
+    sender = build_report_sender(settings(pg_url, receivers), store, clock)
+    assert sender is not None
+    return sender, store, clock
+
+
+@pytest.fixture
+def secrets(receivers: Receivers, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SLACK_URL", receivers.slack_url)
+    monkeypatch.setenv("TEST_PD_KEY", "R0UT1NGK3Y0000000000000000000001")
+
+
+def html_of(message: EmailMessage) -> EmailMessage:
+    rich = message.get_body(preferencelist=("related", "html"))
+    assert isinstance(rich, EmailMessage)
+    return rich
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_the_report_goes_out_once_at_the_local_time_and_never_again_after_a_restart(
+    pg_url: str, receivers: Receivers
+) -> None:
+    sender, store, clock = await sender_at(pg_url, receivers, DAY + timedelta(days=1, hours=6))
+    try:
+        store.append([applied(n) for n in range(3)])
+        await store.flush()
+        assert await sender.check() is None  # 07:00 in Berlin: not yet
+        clock.jump(DAY + timedelta(days=1, hours=7))
+        assert await sender.check() == date(2026, 1, 4)
+        assert await sender.check() is None
+    finally:
+        await store.aclose()
+
+    (message,) = receivers.emails
+    assert message["Subject"] == "Jarvis daily report, 2026-01-04 (UTC)"
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "| restart | 3 |" in plain.get_content()
+    related = html_of(message)
+    page = next(p for p in related.walk() if p.get_content_type() == "text/html")
+    images = [p for p in related.walk() if p.get_content_type() == "image/png"]
+    assert "data:image" not in page.get_content()
+    assert len(images) >= 1
+    for image in images:
+        cid = str(image["Content-ID"]).strip("<>")
+        assert f'src="cid:{cid}"' in page.get_content()
+        assert image.get_content().startswith(b"\x89PNG\r\n\x1a\n")
+    (slack,) = receivers.slack
+    assert slack["blocks"][0]["text"]["text"] == "Jarvis daily report, 2026-01-04 (UTC)"
+    assert "Actions: 3 applied, 0 failed, 0 blocked" in slack["blocks"][1]["text"]["text"]
+
+    # A restart later that day finds the marker and sends nothing; the next day sends.
+    later = DAY + timedelta(days=1, hours=11)
+    again, store, clock = await sender_at(pg_url, receivers, later)
+    try:
+        assert await again.check() is None
+        clock.jump(DAY + timedelta(days=2, hours=7))
+        assert await again.check() == date(2026, 1, 5)
+        sent = await store.events(kinds=[EventKind.REPORT_SENT])
+    finally:
+        await store.aclose()
+    assert [e.payload["day"] for e in sent] == ["2026-01-04", "2026-01-05"]
+    assert (len(receivers.emails), len(receivers.slack)) == (2, 2)
+
+
+def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() -> None:
+    at = time(8, 0)
+    # The night of 29 March 2026 Berlin moves from UTC+1 to UTC+2.
+    assert next_check(datetime(2026, 3, 28, 7, 0, tzinfo=UTC), at, BERLIN) == datetime(
+        2026, 3, 29, 6, 0, tzinfo=UTC
+    )
+    assert next_check(datetime(2026, 3, 28, 6, 59, tzinfo=UTC), at, BERLIN) == datetime(
+        2026, 3, 28, 7, 0, tzinfo=UTC
+    )
+
+
+def test_a_report_channel_without_its_notify_section_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match=r"\[notify.slack\] is unset"):
+        Settings(
+            report=ReportSettings(deliver_at=time(8, 0), channels=["slack"]),
+        )
+    with pytest.raises(ValueError, match="unknown time zone"):
+        ReportSettings(timezone="Mars/Olympus")
