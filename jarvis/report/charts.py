@@ -87,7 +87,14 @@ def replicas(f: DailyFigures) -> bytes | None:
         handles, labels = handles + more_handles, labels + more_labels
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(handles, labels, fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+    ax.legend(
+        handles,
+        labels,
+        fontsize=7,
+        ncol=2,
+        loc="upper left",
+        bbox_to_anchor=(1.1 if traffic_ax is not None else 1.01, 1.0),
+    )
     return _png(fig)
 
 
