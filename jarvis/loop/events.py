@@ -329,3 +329,18 @@ def breaker_alert(
             "refunded": refunded or [],
         },
     )
+
+
+def metrics_sampled(tick_id: str, now: datetime, rpm: dict[str, JSON]) -> Event:
+    """One hour's traffic sample: each resource URI's ``requests_per_minute``.
+
+    One event for the whole fleet, not one per resource, so a day holds 24 of
+    them; the daily report draws them beside the replicas (`jarvis.report`).
+    """
+    return Event(
+        kind=EventKind.METRICS_SAMPLED,
+        ts=now,
+        idempotency_key=f"{tick_id}:{EventKind.METRICS_SAMPLED.value}",
+        tick_id=tick_id,
+        payload={"requests_per_minute": rpm},
+    )

@@ -310,6 +310,7 @@ class Reconciler:
         self.breakers.observed(tick_id, now, len(self._fleet), errors)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
+        self.recorder.sample(tick_id, now, resources)
         self.metrics.set_resources(health_counts(resources))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.

@@ -18,7 +18,7 @@ import structlog
 from jarvis.loop import events as ev
 from jarvis.loop.recovery import Recovered
 from jarvis.loop.report import Decision, TickReport
-from jarvis.model import JSON, Action, Event, EventKind, Outcome, Verdict
+from jarvis.model import JSON, Action, Event, EventKind, Metric, Outcome, ResourceState, Verdict
 from jarvis.policies.base import Note
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
@@ -56,6 +56,7 @@ class Recorder:
         self._dead_letters = 0
         self.identity: Mapping[str, JSON] | None = None
         """``replica`` and ``epoch`` while this process leads: added to every event's payload."""
+        self._sampled_hour: datetime | None = None
 
     def record(self, event: Event) -> None:
         if self.identity is not None:
@@ -109,6 +110,26 @@ class Recorder:
         log.warning("orphaned intent closed", action_id=intent.action_id, resource=intent.resource)
         if closed.escalated:
             self.metrics.escalations.inc()
+
+    def sample(self, tick_id: str, now: datetime, resources: Mapping[str, ResourceState]) -> None:
+        """At the first tick of each hour, one `metrics.sampled` of every resource's traffic.
+
+        Metrics are left out of `resource.changed` (they move every tick), so
+        without this sample nothing records a service's request rate; hourly
+        keeps it to 24 small rows a day. An hour with no traffic reported is
+        not marked sampled, so a later tick in it may still sample.
+        """
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        if hour == self._sampled_hour:
+            return
+        rpm: dict[str, JSON] = {
+            uri: round(state.metrics[Metric.REQUESTS_PER_MINUTE], 1)
+            for uri, state in sorted(resources.items())
+            if Metric.REQUESTS_PER_MINUTE in state.metrics
+        }
+        if rpm:
+            self._sampled_hour = hour
+            self.record(ev.metrics_sampled(tick_id, now, rpm))
 
     def observe_failed(self, tick_id: str, now: datetime, errors: Mapping[str, str]) -> None:
         for name, error in sorted(errors.items()):

@@ -39,6 +39,7 @@ class EventKind(enum.StrEnum):
     SILENCE_ADDED = "silence.added"
     SILENCE_EXPIRED = "silence.expired"
     REPORT_SENT = "report.sent"
+    METRICS_SAMPLED = "metrics.sampled"
 
 
 @dataclass(frozen=True, slots=True)

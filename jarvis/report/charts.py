@@ -48,26 +48,53 @@ def _png(fig: Figure) -> bytes:
 
 
 def replicas(f: DailyFigures) -> bytes | None:
-    """Desired replicas per service over the day, a step per recorded change."""
+    """Desired replicas per service over the day, a step per recorded change, and
+    its hourly traffic sample on a second axis (same colour, dashed)."""
     series = {r: s for r, s in f.replicas.items() if s}
     if not series:
         return None
     busiest = sorted(series, key=lambda r: (-len(series[r]), r))[:MAX_SERVICES]
     end = f.start + timedelta(days=1)
     fig, ax = plt.subplots(figsize=(10, 4.2))
+    traffic_ax = ax.twinx() if any(f.traffic.get(r) for r in busiest) else None
     for resource in sorted(busiest):
         points = series[resource]
         xs = _x(*(t for t, _ in points), end)
         ys = [n for _, n in points] + [points[-1][1]]
-        ax.step(xs, ys, where="post", label=resource.partition("://")[2] or resource, lw=1.4)
+        name = resource.partition("://")[2] or resource
+        (line,) = ax.step(xs, ys, where="post", label=name, lw=1.4)
+        samples = f.traffic.get(resource)
+        if traffic_ax is not None and samples:
+            traffic_ax.plot(
+                _x(*(t for t, _ in samples)),
+                [v for _, v in samples],
+                ls="--",
+                lw=1.0,
+                color=line.get_color(),
+                label=f"{name} (req/min)",
+            )
     ax.set_xlim(*_x(f.start, end))
     ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 3)))  # type: ignore[no-untyped-call]
     _hours(ax, "%H:%M")
-    ax.set_ylabel("desired replicas")
+    ax.set_ylabel("desired replicas (solid)")
     ax.set_xlabel("time (UTC)")
-    ax.set_title(f"Replicas per service ({len(busiest)} of {len(series)} with most changes)")
+    title = f"Replicas per service ({len(busiest)} of {len(series)} with most changes)"
+    handles, labels = ax.get_legend_handles_labels()
+    if traffic_ax is not None:
+        traffic_ax.set_ylabel("requests per minute (dashed)")
+        title = f"Replicas against traffic per service ({len(busiest)} of {len(series)})"
+        more_handles, more_labels = traffic_ax.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        handles,
+        labels,
+        fontsize=7,
+        ncol=2,
+        loc="upper left",
+        bbox_to_anchor=(1.1 if traffic_ax is not None else 1.01, 1.0),
+    )
     return _png(fig)
 
 

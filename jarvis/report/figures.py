@@ -90,6 +90,8 @@ class DailyFigures:
     """(resource, action kind, dollars saved per hour) of applied actions, biggest first."""
     quarantined: list[RetryState] = field(default_factory=list)
     replicas: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
+    traffic: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
+    """Requests per minute per service at each hourly `metrics.sampled`."""
     spend: SpendFigures | None = None
 
     @property
@@ -133,6 +135,7 @@ def build_figures(
     _incidents(figures, events, start + timedelta(days=1))
     _escalations(figures, events)
     figures.replicas = _replicas(events)
+    figures.traffic = _traffic(events)
     figures.spend = _spend(list(llm_observations), start + timedelta(days=1), budget_usd)
     return figures
 
@@ -207,6 +210,21 @@ def _replicas(events: list[Event]) -> dict[str, list[tuple[datetime, int]]]:
         )
         if event.resource and isinstance(replicas, dict) and "desired" in replicas:
             out[event.resource].append((event.ts, int(replicas["desired"])))
+    return dict(sorted(out.items()))
+
+
+def _traffic(events: list[Event]) -> dict[str, list[tuple[datetime, float]]]:
+    out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for event in events:
+        rpm = (
+            event.payload.get("requests_per_minute")
+            if event.kind is EventKind.METRICS_SAMPLED
+            else None
+        )
+        if isinstance(rpm, dict):
+            for resource, value in rpm.items():
+                if isinstance(value, int | float):
+                    out[resource].append((event.ts, float(value)))
     return dict(sorted(out.items()))
 
 

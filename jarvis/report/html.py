@@ -71,7 +71,7 @@ def html(f: DailyFigures) -> str:
     charts_after = {
         "Actions by kind and outcome": [
             (charts.actions_per_hour(f), "Actions applied per hour"),
-            (charts.replicas(f), "Replicas per service"),
+            (charts.replicas(f), "Replicas against traffic per service"),
         ],
         "LLM spend against budget": [(charts.spend(f), "LLM spend against budget")],
     }

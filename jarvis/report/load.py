@@ -23,6 +23,7 @@ REPORTED_KINDS = [
     EventKind.ACTION_ESCALATED,
     EventKind.RESOURCE_CHANGED,
     EventKind.RETRIES_RESET,
+    EventKind.METRICS_SAMPLED,
 ]
 """The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
 

@@ -15,17 +15,19 @@ import math
 import re
 import sqlite3
 import subprocess
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, async_playwright
 
+from jarvis.report.load import load_figures
 from jarvis.simulation import SimulationConfig, run_simulation, simulation_settings
 from jarvis.simulation.faults import FaultKind
+from jarvis.store import EventStore
 from tests.cli.conftest import jarvis_argv, jarvis_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -157,6 +159,31 @@ async def test_the_report_of_a_simulated_day_has_the_figures_its_events_imply(
     assert f"${spent:,.2f} spent" in text
     for model, usage in by_model.items():
         assert f"| {model} | ${usage['cost_usd']:,.2f} |" in text
+
+
+async def test_the_replicas_chart_traffic_comes_from_the_hourly_samples(day_db: Path) -> None:
+    """One `metrics.sampled` per simulated hour; the chart's traffic series are their values."""
+    expected: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    sampled = rows(
+        day_db,
+        "SELECT ts, payload FROM events WHERE kind = 'metrics.sampled' AND ts >= ? AND ts < ? "
+        "ORDER BY ts, id",
+        DAY,
+        NEXT_DAY,
+    )
+    for when, payload in sampled:
+        at = ts(when)
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        for uri, rpm in json.loads(str(payload))["requests_per_minute"].items():
+            expected[uri].append((at, float(rpm)))
+    assert sorted(ts(when).hour for when, _ in sampled) == list(range(8, 24))
+    assert len(expected) == 6, "every simulated service reports its traffic"
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{day_db}", read_only=True)
+    try:
+        figures = await load_figures(store, datetime.fromisoformat(DAY).replace(tzinfo=UTC), 0.0)
+    finally:
+        await store.aclose()
+    assert figures.traffic == dict(expected)
 
 
 @pytest.fixture
