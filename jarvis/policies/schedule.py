@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from zoneinfo import ZoneInfo
 
-from jarvis.model.hours import DAY_NAMES, Hours, parse_days, parse_time
+from jarvis.model.hours import DAY_NAMES, Hours, WeeklyHours, parse_days, parse_time
 
 __all__ = ["DAY_NAMES", "Schedule", "ScheduleWindow", "parse_days", "parse_time"]
 
@@ -56,16 +55,17 @@ class Schedule:
 
     timezone: str = "UTC"
     windows: tuple[ScheduleWindow, ...] = ()
+    _weekly: WeeklyHours = field(init=False, repr=False, compare=False)
+    """The same windows as the model's `WeeklyHours`, which disruption budgets use too."""
 
     def __post_init__(self) -> None:
-        ZoneInfo(self.timezone)  # raises ZoneInfoNotFoundError on a bad name, at construction
+        # WeeklyHours raises ZoneInfoNotFoundError on a bad name, at construction.
+        weekly = WeeklyHours(self.timezone, tuple(window.hours for window in self.windows))
+        object.__setattr__(self, "_weekly", weekly)
 
     def active(self, now: datetime) -> ScheduleWindow | None:
         """The first window containing ``now`` (aware) in this schedule's zone, if any."""
-        if not self.windows:
+        hit = self._weekly.active(now)
+        if hit is None:
             return None
-        local = now.astimezone(ZoneInfo(self.timezone))
-        for window in self.windows:
-            if window.contains(local):
-                return window
-        return None
+        return next(window for window in self.windows if window.hours is hit)
