@@ -8,15 +8,17 @@ epoch's fence, and releases the lease when done; when a replica holds it, the
 command exits 2 naming the leader. It never closes orphaned intents: it is not
 the loop's owner. Dry runs and `jarvis plan` apply nothing and take no lease.
 With shards (`loop.shards` > 1) it refuses: the shard leases fence the fleet.
-On SQLite nothing changes (one node; see `jarvis.store.nodelock`).
+On SQLite, where there is no lease, the command takes the file's node lock
+(`jarvis.store.nodelock`) for as long as it acts: beside a running `jarvis
+run` (or another acting one-shot) it exits 2 naming the holder's pid.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
@@ -24,6 +26,49 @@ from jarvis.app import App
 from jarvis.config import ConfigError, Settings
 from jarvis.loop.election import Elector
 from jarvis.store.lease import PgLease, lease_status
+
+
+@asynccontextmanager
+async def acting_app(
+    settings: Settings, command: str, build: Callable[[], Awaitable[App]], *, dry_run: bool
+) -> AsyncIterator[App]:
+    """The app ``build`` makes, alone in acting on its database while the body runs.
+
+    On SQLite the node lock is taken before anything is built, so a refused
+    command opens nothing of the daemon's (its spool included).
+    """
+    with _node_lock(settings, command, dry_run=dry_run):
+        app = await build()
+        try:
+            async with holding_lease(settings, app, command, dry_run=dry_run):
+                yield app
+        finally:
+            await app.aclose()
+
+
+@contextmanager
+def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[None]:
+    """Hold the SQLite file's node lock, or raise ConfigError naming the process that has it."""
+    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
+
+    path = None if dry_run else sqlite_path(settings.database_url)
+    if path is None:  # a dry run, PostgreSQL, or an in-memory database nobody else sees
+        yield
+        return
+    lock = NodeLock(path)
+    try:
+        lock.acquire()
+    except AlreadyRunningError:
+        holder = lock.holder()
+        who = f"pid {holder}" if holder and holder > 0 else "pid unknown"
+        raise ConfigError(
+            f"another jarvis process ({who}) acts on {path}: `jarvis {command}` would act "
+            "beside it. Let the daemon act (the status page queues overrides), or use --dry-run"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @asynccontextmanager

@@ -43,6 +43,9 @@ from jarvis.model import (
 from jarvis.policies.operator import OneShot, operator_action
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from jarvis.app import App
     from jarvis.loop.reconciler import TickReport
 
 Resource = Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")]
@@ -72,15 +75,14 @@ def override(
 
     async def main() -> TickReport:
         from jarvis.app import build_app
-        from jarvis.cli.oneshot import holding_lease
+        from jarvis.cli.oneshot import acting_app
 
-        app = await build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+        def build() -> Awaitable[App]:
+            return build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+
         dry = dry_run or settings.dry_run
-        try:
-            async with holding_lease(settings, app, params.kind, dry_run=dry):
-                return await app.reconciler.tick(dry_run=dry)
-        finally:
-            await app.aclose()
+        async with acting_app(settings, params.kind, build, dry_run=dry) as app:
+            return await app.reconciler.tick(dry_run=dry)
 
     report = run(main)
     print_report(report, as_json=as_json)

@@ -16,6 +16,7 @@ from rich.table import Table
 from jarvis.cli.common import JsonOpt, console, print_json_lines, print_table, run, settings_from
 
 if TYPE_CHECKING:
+    from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.reconciler import Decision, TickReport
 
@@ -46,16 +47,16 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
     from jarvis.app import build_app
-    from jarvis.cli.oneshot import holding_lease
+    from jarvis.cli.oneshot import acting_app
     from jarvis.store import EventStore
 
-    store = await EventStore.connect(settings.database_url, read_only=True) if not record else None
-    app = await build_app(settings, recover_orphans=False, store=store)
-    try:
-        async with holding_lease(settings, app, "tick", dry_run=dry_run or not record):
-            return await app.reconciler.tick(dry_run=dry_run)
-    finally:
-        await app.aclose()
+    async def build() -> App:
+        url = settings.database_url
+        store = None if record else await EventStore.connect(url, read_only=True)
+        return await build_app(settings, recover_orphans=False, store=store)
+
+    async with acting_app(settings, "tick", build, dry_run=dry_run or not record) as app:
+        return await app.reconciler.tick(dry_run=dry_run)
 
 
 def print_report(report: TickReport, as_json: bool) -> None:

@@ -71,3 +71,61 @@ def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path
         check=False,
     )
     assert again.returncode == 0, again.stderr
+
+
+def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing(
+    tmp_path: Path,
+) -> None:
+    """`jarvis tick` and the overrides act; beside a live daemon they would be a second actor.
+
+    Before, on SQLite (no lease to take), `jarvis restart` beside `jarvis run`
+    applied its restart while the daemon acted on the same fleet. A dry run
+    and `jarvis plan` apply nothing and still work.
+    """
+    port = free_port()
+    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
+    daemon = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def jarvis(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            jarvis_argv(*args),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
+        for argv in (("restart", "sim://customer-api", "--reason", "by hand"), ("tick",)):
+            acted = jarvis(*argv)
+            assert acted.returncode == 2, (argv, acted.stdout, acted.stderr)
+            lines = acted.stderr.strip().splitlines()
+            assert len(lines) == 1, acted.stderr
+            assert f"another jarvis process (pid {daemon.pid})" in lines[0]
+            assert "--dry-run" in lines[0]
+        assert jarvis("restart", "sim://customer-api", "--dry-run").returncode == 0
+        assert jarvis("plan").returncode == 0
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+
+    events = jarvis("events", "--json", "--limit", "1000")
+    assert events.returncode == 0, events.stderr
+    applied = [
+        json.loads(line)
+        for line in events.stdout.splitlines()
+        if '"action.applied"' in line and '"by hand"' in line
+    ]
+    assert applied == []
+
+    # With the daemon gone, the operator's restart runs.
+    assert jarvis("restart", "sim://customer-api").returncode == 0
