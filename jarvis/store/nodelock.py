@@ -6,7 +6,9 @@ twice within half a second). So on SQLite there is one node: `jarvis run`
 takes an exclusive, non-blocking `flock` on ``<database>.lock`` for its whole
 life, and a second one is refused with a one-line message. The kernel drops
 the lock when the process dies, however it dies, so a crash never leaves a
-stale lock behind. One-shot commands (`tick`, `killswitch`, …) take no lock.
+stale lock behind. A one-shot command that acts (`tick`, `restart`, …) takes it
+for as long as it acts (`jarvis.cli.oneshot.acting_app`); read-only ones, dry runs
+and `killswitch` take none.
 """
 
 from __future__ import annotations
