@@ -7,7 +7,8 @@ after its last attempt or a refusal retrying cannot fix. Each outcome is
 counted in ``jarvis_notifications_total{channel,outcome}``. Delivery is at
 least once: a row is marked sent after the receiver answered, so a crash in
 between sends it again; PagerDuty folds that repeat into the same incident by
-its dedup key, and the window is one HTTP round trip wide.
+its dedup key, and the window is one HTTP round trip wide. A clean stop does
+not open that window: the send and its record are shielded from cancellation.
 """
 
 from __future__ import annotations
@@ -68,19 +69,13 @@ class Delivery:
                 await outbox.mark_failed(row.id, attempts, f"channel {row.channel} not configured")
                 self.metrics.notifications.labels(channel=row.channel, outcome="failed").inc()
                 continue
-            error = await self._send(channel, Notice.from_json(row.message))
-            now = self.clock.now()
-            if error is None:
-                await outbox.mark_sent(row.id, attempts, now)
-                outcome = "sent"
-                sent += 1
-            elif error.temporary and attempts < self.max_attempts:
-                at = now + timedelta(seconds=self.backoff(attempts))
-                await outbox.mark_retry(row.id, attempts, at, str(error))
-                outcome = "retried"
-            else:
-                await outbox.mark_failed(row.id, attempts, str(error))
-                outcome = "failed"
+            # The send and its record are one unit a shutdown waits for (the send
+            # is bounded by `send_timeout`): a receiver that has the notice must
+            # not get it again from the next daemon.
+            with anyio.CancelScope(shield=True):
+                error = await self._send(channel, Notice.from_json(row.message))
+                outcome = await self._record(outbox, row.id, attempts, error)
+            sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
             if error is not None:
                 log.warning(
@@ -92,6 +87,20 @@ class Delivery:
                     error=str(error),
                 )
         return sent
+
+    async def _record(
+        self, outbox: NotificationOutbox, row_id: int, attempts: int, error: DeliveryError | None
+    ) -> str:
+        now = self.clock.now()
+        if error is None:
+            await outbox.mark_sent(row_id, attempts, now)
+            return "sent"
+        if error.temporary and attempts < self.max_attempts:
+            at = now + timedelta(seconds=self.backoff(attempts))
+            await outbox.mark_retry(row_id, attempts, at, str(error))
+            return "retried"
+        await outbox.mark_failed(row_id, attempts, str(error))
+        return "failed"
 
     async def _send(self, channel: Channel, notice: Notice) -> DeliveryError | None:
         try:

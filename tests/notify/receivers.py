@@ -142,6 +142,10 @@ class Receivers:
         self.pagerduty: list[dict[str, Any]] = []
         self.requests: dict[str, int] = {"slack": 0, "pagerduty": 0}
         self.fail_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
+        # While `holding` is set, PagerDuty takes an event, sets `arrived`, and
+        # answers only once `holding` is cleared: a receiver slow to answer.
+        self.holding = threading.Event()
+        self.arrived = threading.Event()
         self._smtp = _SmtpHandler()
         self._controller = Controller(self._smtp, hostname="127.0.0.1", port=self.smtp_port)
         self._loop = asyncio.new_event_loop()
@@ -209,6 +213,9 @@ class Receivers:
                 status=400,
             )
         self.pagerduty.append(body)
+        self.arrived.set()
+        while self.holding.is_set():
+            await asyncio.sleep(0.01)
         return web.json_response(
             {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")},
             status=202,

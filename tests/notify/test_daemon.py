@@ -31,6 +31,8 @@ def daemon_env(tmp_path: Path, receivers: Receivers) -> dict[str, str]:
         ),
         TEST_SLACK_URL=receivers.slack_url,
         TEST_PD_KEY=ROUTING_KEY,
+        # A daemon that hangs on its way out prints every thread's stack on SIGABRT.
+        PYTHONFAULTHANDLER="1",
     )
 
 
@@ -51,9 +53,13 @@ def stop(process: subprocess.Popen[str]) -> str:
         # Generous: a tick in flight may run to its timeout first on a loaded machine.
         output, _ = process.communicate(timeout=90)
     except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        tail = "\n".join(output.splitlines()[-40:])
+        process.send_signal(signal.SIGABRT)  # the faulthandler's dump of every thread
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        tail = "\n".join(output.splitlines()[-120:])
         message = f"jarvis run did not exit after SIGTERM; its last lines:\n{tail}"
         raise AssertionError(message) from None
     assert process.returncode == 0, output

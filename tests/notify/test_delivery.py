@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+import anyio
 import pytest
 
 from jarvis.model import Event, EventKind
@@ -280,3 +281,25 @@ async def test_an_event_committed_after_a_later_id_still_pages(
         await transaction.commit()
     await rig.rounds(60, step=1.0)
     assert len(receivers.triggers()) == 1
+
+
+async def test_a_page_in_flight_when_the_notifier_stops_is_recorded_as_sent(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A shutdown during a send lets it finish and records it: a restart must not page again.
+
+    Before, cancelling the notifier while PagerDuty had the event but had not
+    answered left the row due, and the next daemon sent the page a second time.
+    """
+    receivers.holding.set()
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    async with anyio.create_task_group() as group:
+        group.start_soon(rig.rounds, 400, 10.0)
+        await anyio.to_thread.run_sync(receivers.arrived.wait, 60)
+        group.cancel_scope.cancel()  # SIGTERM while the receiver holds its answer
+        receivers.holding.clear()
+
+    assert len(receivers.triggers()) == 1
+    rows = await rig.outbox.rows()
+    paged = [(r.action, r.status) for r in rows if r.channel == "pagerduty"]
+    assert paged == [("trigger", "sent")]
