@@ -143,8 +143,9 @@ class Receivers:
         self.requests: dict[str, int] = {"slack": 0, "pagerduty": 0}
         self.fail_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
         # While `holding` is set, PagerDuty takes an event, sets `arrived`, and
-        # answers only once `holding` is cleared: a receiver slow to answer.
+        # answers only once `released` is set: a receiver slow to answer.
         self.holding = threading.Event()
+        self.released = threading.Event()
         self.arrived = threading.Event()
         self._smtp = _SmtpHandler()
         self._controller = Controller(self._smtp, hostname="127.0.0.1", port=self.smtp_port)
@@ -214,8 +215,8 @@ class Receivers:
             )
         self.pagerduty.append(body)
         self.arrived.set()
-        while self.holding.is_set():
-            await asyncio.sleep(0.01)
+        if self.holding.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, self.released.wait, 120)
         return web.json_response(
             {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key")},
             status=202,

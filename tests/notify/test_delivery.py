@@ -297,7 +297,7 @@ async def test_a_page_in_flight_when_the_notifier_stops_is_recorded_as_sent(
         group.start_soon(rig.rounds, 400, 10.0)
         await anyio.to_thread.run_sync(receivers.arrived.wait, 60)
         group.cancel_scope.cancel()  # SIGTERM while the receiver holds its answer
-        receivers.holding.clear()
+        receivers.released.set()
 
     assert len(receivers.triggers()) == 1
     rows = await rig.outbox.rows()
