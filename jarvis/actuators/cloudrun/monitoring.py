@@ -145,7 +145,8 @@ class BearerToken:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    # google-auth's RefreshError carries (message, response body): the message is the line.
+    text = str(exc.args[0] if exc.args else exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 

@@ -70,6 +70,11 @@ class PrometheusSource:
         return self._name
 
     @property
+    def url(self) -> str:
+        """Where every query is POSTed."""
+        return self._url
+
+    @property
     def services(self) -> Collection[str]:
         return self._by_label.values()
 
