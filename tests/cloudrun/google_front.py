@@ -1,4 +1,4 @@
-"""Google's side of a Cloud Monitoring PromQL query, on loopback: OAuth token endpoint and API front.
+"""Google's side of a Cloud Monitoring PromQL query on loopback: token endpoint and API front.
 
 `GoogleFront` plays two Google servers in one thread-served HTTP server:
 
@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -139,18 +140,16 @@ class GoogleFront:
         payload = json.loads(_unb64(claims))
         key = self.keys.get(payload.get("iss", ""))
         try:
-            if key is None:
-                raise ValueError("unknown issuer")
+            if key is None:  # a deleted key: the same answer as a bad signature
+                return _invalid_grant()
             key.verify(
                 _unb64(signature),
                 f"{header}.{claims}".encode(),
                 padding.PKCS1v15(),
                 hashes.SHA256(),
             )
-        except Exception:  # noqa: BLE001 - any bad signature is the same grant error
-            return 400, json.dumps(
-                {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-            ).encode()
+        except InvalidSignature:
+            return _invalid_grant()
         if payload.get("aud") != AUDIENCE or SCOPE not in payload.get("scope", ""):
             return 400, json.dumps(
                 {"error": "invalid_scope", "error_description": "Invalid audience or scope."}
@@ -175,6 +174,11 @@ class GoogleFront:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+def _invalid_grant() -> tuple[int, bytes]:
+    body = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+    return 400, json.dumps(body).encode()
 
 
 def _error(code: int, status: str, message: str) -> tuple[int, bytes]:

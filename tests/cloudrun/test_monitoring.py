@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -33,7 +34,7 @@ WORKER = f"cloudrun://{PROJECT}/{REGION}/worker"
 DEADLINE = 90.0
 
 
-def settings_for(url: str, **extra: object) -> dict[str, object]:
+def settings_for(url: str, **extra: object) -> dict[str, Any]:
     return {
         "cloudrun": {
             "project": PROJECT,
@@ -196,7 +197,7 @@ def test_cloud_monitoring_needs_the_cloudrun_section() -> None:
     """Without [cloudrun] there are no services to read: start-up stops naming the key."""
     values = settings_for("http://127.0.0.1:9")
     del values["cloudrun"]
-    with pytest.raises(ConfigError, match="metrics.cloud_monitoring: reads the services of"):
+    with pytest.raises(ConfigError, match=r"metrics\.cloud_monitoring: reads the services of"):
         check_allowlist(load_settings(**values))
 
 
