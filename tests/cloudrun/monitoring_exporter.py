@@ -73,6 +73,8 @@ class CloudRunExporter(Collector):
             service: Traffic(revision=f"{service}-00001-abc") for service in services
         }
         self._totals = {service: _Totals() for service in services}
+        self.silent: set[str] = set()
+        """Services whose series are not exposed at all (Cloud Run stopped reporting them)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         registry = CollectorRegistry()
@@ -85,6 +87,10 @@ class CloudRunExporter(Collector):
     def traffic(self, service: str, traffic: Traffic) -> None:
         with self._lock:
             self.traffic_of[service] = traffic
+
+    def silence(self, service: str) -> None:
+        with self._lock:
+            self.silent.add(service)
 
     def _feed(self) -> None:
         while not self._stop.wait(STEP):
@@ -135,6 +141,8 @@ class CloudRunExporter(Collector):
         )
         with self._lock:
             for service, totals in self._totals.items():
+                if service in self.silent:
+                    continue
                 now = self.traffic_of[service]
 
                 def labels(revision: str, service: str = service) -> list[str]:

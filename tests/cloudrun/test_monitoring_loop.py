@@ -147,6 +147,31 @@ async def test_a_traffic_spike_in_cloud_monitoring_scales_the_service(
     assert stored["scaling"]["minInstanceCount"] == wanted
 
 
+async def test_metrics_that_stop_arriving_decide_nothing_and_say_so(
+    fake: FakeCloudRun, make_app: AppFactory, exporter: CloudRunExporter, clock: VirtualClock
+) -> None:
+    """Cloud Run stops reporting a service: past the window, no scaling, a note naming why."""
+    rule = ScalingRule(
+        match=f"cloudrun://{PROJECT}/{REGION}/*",
+        targets=MetricTargets(requests_per_minute=300),
+        max_replicas=10,
+    )
+    app = await make_app([ScalingPolicy([rule])])
+    exporter.traffic("api", Traffic(per_second=40, instances=3))
+    await seen(app, lambda v: v.get("requests_per_minute", 0) > 2000)
+    exporter.silence("api")
+    await seen(app, lambda v: not v)  # nothing older than the 5 s window is answered
+
+    report = await tick(app, clock)
+    state = report.snapshot.resources[API]
+    assert "requests_per_minute" not in state.metrics
+    assert state.replicas is not None and state.replicas.running == 1  # the floor, not 3
+    assert not [d for d in report.decisions if str(d.action.target) == API]
+    notes = [note.message for _, note in report.notes if note.resource == API]
+    assert notes == [f"{API}: no scaling decision: missing metrics requests_per_minute"]
+    assert fake.state.get_service(service_name("api"))["scaling"]["minInstanceCount"] == 1
+
+
 async def test_an_error_rate_regression_after_a_new_revision_rolls_it_back(
     fake: FakeCloudRun, make_app: AppFactory, exporter: CloudRunExporter, clock: VirtualClock
 ) -> None:
