@@ -27,6 +27,7 @@ the services. Monarch has no staleness markers, so every template reads a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import anyio
@@ -105,18 +106,21 @@ class BearerToken:
     """An OAuth access token from application-default credentials, refreshed when it expires.
 
     Resolving and refreshing credentials block (files, the metadata server, the
-    token endpoint), so both run in a worker thread; a failure is one line
-    (``auth: …``) recorded as ``observe.failed``, and the next tick tries again.
+    token endpoint), so both run in a worker thread, abandoned (not waited for)
+    past ``timeout``; the lock keeps an abandoned refresh and the next tick's from
+    racing. A failure is one line (``auth: …``) recorded as ``observe.failed``,
+    and the next tick tries again.
     """
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._credentials: gcreds.Credentials | None = None
+        self._lock = threading.Lock()
 
     async def __call__(self) -> Mapping[str, str]:
         try:
             with anyio.fail_after(self._timeout):
-                token = await anyio.to_thread.run_sync(self._token)
+                token = await anyio.to_thread.run_sync(self._token, abandon_on_cancel=True)
         except TimeoutError:
             raise ActuatorError(
                 f"{NAME}: no access token within {self._timeout:g}s", code="auth"
@@ -124,6 +128,10 @@ class BearerToken:
         return {"Authorization": f"Bearer {token}"}
 
     def _token(self) -> str:
+        with self._lock:
+            return self._locked_token()
+
+    def _locked_token(self) -> str:
         try:
             if self._credentials is None:
                 self._credentials, _ = google.auth.default(scopes=SCOPES)
