@@ -403,11 +403,16 @@ def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> 
 def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> list[str]:
     # A service whose scheme no enabled provider observes is never enriched:
     # its metrics would be read every tick and silently thrown away.
+    problems: list[str] = []
+    if settings.metrics.cloud_monitoring is not None and settings.cloudrun is None:
+        problems.append(
+            "  metrics.cloud_monitoring: reads the services of [cloudrun], which is not configured"
+        )
     prometheus = settings.metrics.prometheus
     if prometheus is None:
-        return []
+        return problems
     observed = {scheme for provider in enabled(settings, table) for scheme in provider.owns}
-    return [
+    return problems + [
         f"  metrics.prometheus.services: {uri} is not a resource of an enabled provider "
         f"(observed: {', '.join(sorted(observed))})"
         for uri in sorted(prometheus.services)
@@ -443,6 +448,11 @@ def build_metric_sources(settings: Settings) -> list[MetricSource]:
         from jarvis.actuators.prometheus.source import PrometheusSource
 
         sources.append(PrometheusSource(prometheus))
+    cloud_monitoring = settings.metrics.cloud_monitoring
+    if cloud_monitoring is not None and settings.cloudrun is not None:
+        from jarvis.actuators.cloudrun.monitoring import build_source
+
+        sources.append(build_source(cloud_monitoring, settings.cloudrun))
     return sources
 
 

@@ -16,7 +16,7 @@ import anyio
 
 from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Sensor
 from jarvis.loop import events as ev
-from jarvis.model import Event, ResourceState
+from jarvis.model import Event, Metric, Replicas, ResourceState
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -67,6 +67,9 @@ async def enrich(
     policy sees it missing (and notes it) rather than deciding on a number the
     operator chose not to trust. A source that fails, or answers in part, adds
     its reason to ``errors`` under its name (recorded as ``observe.failed``).
+    A live instance count (``instances``) also replaces ``replicas.running``:
+    Cloud Run's Admin API reports none, only the floor it keeps warm. Without
+    a reading the provider's count stays, and the source's problem is recorded.
     """
 
     async def read_one(source: MetricSource) -> None:
@@ -95,7 +98,15 @@ async def enrich(
                 continue
             merged = {k: v for k, v in state.metrics.items() if k not in source.metrics}
             merged.update(reading.values.get(uri, {}))
-            resources[uri] = replace(state, metrics=merged)
+            resources[uri] = replace(state, metrics=merged, replicas=_live(state.replicas, merged))
+
+
+def _live(replicas: Replicas | None, metrics: Mapping[str, float]) -> Replicas | None:
+    """``replicas`` with ``running`` from a measured instance count, when there is one."""
+    count = metrics.get(Metric.INSTANCES)
+    if replicas is None or count is None or count < 0:
+        return replicas
+    return replace(replicas, running=round(count))
 
 
 def transitions(

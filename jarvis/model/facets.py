@@ -64,6 +64,8 @@ class Metric(enum.StrEnum):
     """Failed requests over all requests, 0..1."""
     CONCURRENCY = "concurrency"
     """Requests in flight per replica; supplied by metric sources, read by no policy yet."""
+    INSTANCES = "instances"
+    """Live replicas as a metric source counts them; the reading replaces ``replicas.running``."""
     LATENCY_MS = "latency_ms"
     """A probe's round trip."""
     MONTH_TO_DATE_USD = "month_to_date_usd"

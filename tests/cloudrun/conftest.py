@@ -1,9 +1,12 @@
 """Fixtures for the Cloud Run tests: the fake Admin API on a free loopback port, real
-`google-cloud-run` REST clients pointed at it, and a `CloudRunActuator` on top."""
+`google-cloud-run` REST clients pointed at it, and a `CloudRunActuator` on top; for
+Cloud Monitoring, Cloud Run's series scraped by a real Prometheus behind a Google front
+(token endpoint and bearer check), with application-default credentials pointing at it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,9 @@ from jarvis.actuators.cloudrun.client import Clients, build_clients
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.loop.clock import VirtualClock
 from tests.cloudrun.fake_server import FakeCloudRun
+from tests.cloudrun.google_front import GoogleFront
+from tests.cloudrun.monitoring_exporter import RULES, CloudRunExporter
+from tests.prometheus.server import PrometheusServer
 
 PROJECT = "demo-project"
 REGION = "us-central1"
@@ -73,3 +79,32 @@ def clock() -> VirtualClock:
 @pytest.fixture
 def actuator(settings: CloudRunSettings, clock: VirtualClock, clients: Clients) -> CloudRunActuator:
     return CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+
+
+@pytest.fixture
+def exporter() -> Iterator[CloudRunExporter]:
+    """Cloud Run's series for ``api`` and ``worker``, idle until the test sets traffic."""
+    served = CloudRunExporter(PROJECT, REGION, ["api", "worker"])
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def prometheus(exporter: CloudRunExporter) -> Iterator[PrometheusServer]:
+    with PrometheusServer([exporter.port], rules=RULES) as server:
+        yield server
+
+
+@pytest.fixture
+def google(prometheus: PrometheusServer) -> Iterator[GoogleFront]:
+    """Google's token endpoint and Cloud Monitoring's PromQL front over that Prometheus."""
+    with GoogleFront(PROJECT, prometheus.url) as front:
+        yield front
+
+
+@pytest.fixture
+def adc(google: GoogleFront, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Application-default credentials: a service-account key whose token endpoint is ``google``."""
+    key = google.write_key(tmp_path / "key.json")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    return key

@@ -5,8 +5,8 @@
 prometheus_client's HTTP server; a background thread feeds them at the rates
 the test sets (`Exporter.traffic`), so Prometheus computes real rates from
 real scrapes. `PrometheusServer` runs Debian's /usr/bin/prometheus with a
-temporary configuration scraping that exporter every second, and stops it
-when the test ends.
+temporary configuration scraping that exporter every second (and, if given,
+evaluating recording rules every second), and stops it when the test ends.
 """
 
 from __future__ import annotations
@@ -97,13 +97,19 @@ class Exporter:
 class PrometheusServer:
     """/usr/bin/prometheus scraping ``targets`` every second, on a free loopback port."""
 
-    def __init__(self, targets: list[int]) -> None:
+    def __init__(self, targets: list[int], rules: str | None = None) -> None:
+        """``rules``: a rule file's YAML (recording rules evaluated every second), if any."""
         self._dir = Path(tempfile.mkdtemp(prefix="jarvis-prom-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         listed = ", ".join(f"'127.0.0.1:{port}'" for port in targets)
+        rule_files = ""
+        if rules is not None:
+            (self._dir / "rules.yml").write_text(rules, encoding="utf-8")
+            rule_files = f"rule_files: ['{self._dir / 'rules.yml'}']\n"
         (self._dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"{rule_files}"
             "scrape_configs:\n  - job_name: app\n"
             f"    static_configs:\n      - targets: [{listed}]\n",
             encoding="utf-8",

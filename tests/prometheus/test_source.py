@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import anyio
 import pytest
+from aiohttp import web
 
 from jarvis.actuators.base import ActuatorError, MetricReading
 from jarvis.actuators.prometheus.source import PrometheusSource, services_regex
@@ -169,3 +170,27 @@ async def test_a_template_that_does_not_aggregate_is_ambiguous_and_supplies_noth
     finally:
         await source.aclose()
     del exporter
+
+
+async def test_a_proxy_refusing_the_request_is_one_line_naming_the_status() -> None:
+    """A 401 page (not JSON) from a proxy in front of Prometheus: no metric, one clear line."""
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.Response(status=401, text="<html><body>401 Authorization Required</body></html>")
+
+    application = web.Application()
+    application.router.add_post("/api/v1/query", refuse)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    source = source_for(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(ActuatorError) as raised:
+            await source.read()
+    finally:
+        await source.aclose()
+        await runner.cleanup()
+    message = str(raised.value)
+    assert "requests_per_minute: credentials refused (HTTP 401): <html>" in message
+    assert "\n" not in message

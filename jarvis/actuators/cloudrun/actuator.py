@@ -12,7 +12,9 @@ the short name of the revision the service is meant to run: the latest created
 one while traffic follows LATEST (even before, or without, it becoming ready, as
 a Kubernetes Deployment's revision is), else the pinned revision with the most
 traffic. ``replicas.desired`` and ``min``/``max`` are the min/max instance
-counts (the Admin API reports no live instance count). Facets:
+counts; ``running`` is that floor too, since the Admin API reports no live
+instance count: ``[metrics.cloud_monitoring]`` (`jarvis.actuators.cloudrun.monitoring`)
+replaces it with Cloud Monitoring's, and supplies the metrics. Facets:
 
 - ``rollout``: in progress | completed | failed (latest created revision
   never became ready while traffic follows LATEST)

@@ -267,8 +267,10 @@ def resource_state(
     version = view.version()
     serving = view.serving_version()
     serving_revision = view.revision(serving) if serving else None
-    # The Admin API reports no live instance count (that is Cloud Monitoring's);
-    # ``running`` is the floor Cloud Run keeps warm while the serving revision is ready.
+    # The Admin API reports no live instance count: ``running`` is the floor Cloud Run
+    # keeps warm while the serving revision is ready, until Cloud Monitoring's
+    # instance_count replaces it (`jarvis.actuators.cloudrun.monitoring`, merged by
+    # `jarvis.loop.observe.enrich`).
     running = view.min_instances if verdict.health is not Health.UNHEALTHY else 0
     attributes: dict[str, JSON] = {
         "serving_version": serving,

@@ -10,13 +10,18 @@ finite number, or ambiguous (two series for one service) supplies nothing for
 that service: Prometheus itself drops a series whose target stopped answering
 (staleness markers, then its lookback window), so a stale metric arrives here
 as a missing one.
+
+Cloud Monitoring's Prometheus-compatible endpoint speaks the same API:
+`jarvis.actuators.cloudrun.monitoring` builds this source under another name,
+with an ``authorize`` callable that supplies a fresh OAuth bearer header.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import aiohttp
@@ -24,6 +29,10 @@ import anyio
 
 from jarvis.actuators.base import ActuatorError, MetricReading
 from jarvis.config.metrics import SERVICES_PLACEHOLDER, PrometheusSettings
+
+#: Supplies the request headers of one tick's queries (a bearer token, say);
+#: raises ActuatorError when it cannot, and the tick reads nothing.
+Authorize = Callable[[], Awaitable[Mapping[str, str]]]
 
 
 def services_regex(labels: Collection[str]) -> str:
@@ -36,8 +45,15 @@ class PrometheusSource:
     """Reads the configured metrics of the configured services from one Prometheus server."""
 
     def __init__(
-        self, settings: PrometheusSettings, *, session: aiohttp.ClientSession | None = None
+        self,
+        settings: PrometheusSettings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        name: str = "prometheus",
+        authorize: Authorize | None = None,
     ) -> None:
+        self._name = name
+        self._authorize = authorize
         self._url = str(settings.url).rstrip("/") + "/api/v1/query"
         self._timeout = settings.timeout_seconds
         self._label = settings.service_label
@@ -51,7 +67,12 @@ class PrometheusSource:
 
     @property
     def name(self) -> str:
-        return "prometheus"
+        return self._name
+
+    @property
+    def url(self) -> str:
+        """Where every query is POSTed."""
+        return self._url
 
     @property
     def services(self) -> Collection[str]:
@@ -71,9 +92,10 @@ class PrometheusSource:
         values: dict[str, dict[str, float]] = {uri: {} for uri in self._by_label.values()}
         problems: list[str] = []
         answers: dict[str, list[dict[str, Any]] | str] = {}
+        headers = await self._authorize() if self._authorize is not None else {}
 
         async def one(metric: str, query: str) -> None:
-            answers[metric] = await self._query(query)
+            answers[metric] = await self._query(query, headers)
 
         async with anyio.create_task_group() as group:
             for metric, query in self._queries.items():
@@ -85,7 +107,7 @@ class PrometheusSource:
                 continue
             problems.extend(self._collect(metric, answer, values))
         if all(isinstance(answer, str) for answer in answers.values()):
-            raise ActuatorError("prometheus: " + "; ".join(problems), code="unreachable")
+            raise ActuatorError(f"{self._name}: " + "; ".join(problems), code="unreachable")
         return MetricReading(values=values, problems=tuple(problems))
 
     def _collect(
@@ -108,12 +130,16 @@ class PrometheusSource:
                 values[uri][metric] = number
         return problems
 
-    async def _query(self, query: str) -> list[dict[str, Any]] | str:
+    async def _query(self, query: str, headers: Mapping[str, str]) -> list[dict[str, Any]] | str:
         """The result vector, or a one-line reason there is none."""
         session = self._session_or_new()
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
-            async with session.post(self._url, data={"query": query}, timeout=timeout) as reply:
+            async with session.post(
+                self._url, data={"query": query}, headers=headers, timeout=timeout
+            ) as reply:
+                if reply.status in (401, 403):
+                    return _refused(reply.status, await reply.text())
                 body = await reply.json(content_type=None)
         except TimeoutError:
             return f"no answer within {self._timeout:g}s"
@@ -136,6 +162,22 @@ class PrometheusSource:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _refused(status: int, text: str) -> str:
+    """One line for a refused credential, with the server's reason when it gave one.
+
+    Google answers ``{"error": {"code", "message", "status"}}``; a Prometheus
+    behind a proxy may answer anything, so the text is cut, never parsed blindly.
+    """
+    reason = text.strip().splitlines()[0][:200] if text.strip() else ""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        reason = f"{error.get('status', '')} {error.get('message', '')}".strip()[:200]
+    return f"credentials refused (HTTP {status}){': ' + reason if reason else ''}"
 
 
 def _number(value: object) -> float | None:
