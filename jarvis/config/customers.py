@@ -24,8 +24,11 @@ class StripeSettings(Section):
     api_base: Annotated[str, Field(pattern=r"^https?://")] = "https://api.stripe.com"
     """Stripe's API; tests point it at a loopback stand-in."""
     secret_key_env: EnvName = "STRIPE_SECRET_KEY"  # noqa: S105 - a variable's name, not a key
-    webhook_secret_env: EnvName = "JARVIS_STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable's name
-    """Holds the endpoint's signing secret (``whsec_…``); unset: no ``POST /webhooks/stripe``."""
+    webhook_secret_env: EnvName = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable's name
+    """Holds the endpoint's signing secret (``whsec_…``); unset: no ``POST /webhooks/stripe``.
+
+    Not ``JARVIS_…``: every ``JARVIS_`` variable must name a setting.
+    """
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 
