@@ -302,3 +302,14 @@ async def test_the_ledger_refuses_an_older_change_that_raced_past_the_check(hook
         ("evt_old", "stale"),
         ("evt_old2", "applied"),
     ]
+
+
+async def test_without_a_signing_secret_there_is_no_endpoint(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe configured but ``STRIPE_WEBHOOK_SECRET`` unset: nothing to verify with, no route."""
+    from jarvis.cli.surfaces import stripe_webhook
+
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    app = await make_app()
+    assert stripe_webhook(app.settings, app, lambda: None) is None
