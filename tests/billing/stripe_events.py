@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-SECRET = "whsec_test_jarvis_endpoint"  # noqa: S105 - a test endpoint's secret
+SECRET = "whsec_test_jarvis_endpoint"
 
 
 def sign(body: bytes, *, secret: str = SECRET, at: int | None = None) -> str:

@@ -272,7 +272,7 @@ async def test_a_customer_is_found_by_metadata_when_its_stripe_id_is_not_yet_wri
 
 
 async def test_the_ledger_refuses_an_older_change_that_raced_past_the_check(hook: Webhook) -> None:
-    """Two deliveries at once: the row's stamp, not the receiver's earlier read, has the last word."""
+    """Two deliveries at once: the row's stamp, not the receiver's read, has the last word."""
     from jarvis.actuators.customers.billing import BillingLedger, Delivery, SubscriptionChange
 
     ledger = BillingLedger(hook.app.store.engine)
