@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
+
 from jarvis.model import CUSTOMER_SCHEME, Clock, Event, EventKind
 
 if TYPE_CHECKING:
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from jarvis.store import EventStore
 
 __all__ = ["BillingWebhook", "billing_event"]
+
+log = structlog.get_logger("jarvis.webhooks")
 
 
 class Receiver(Protocol):
@@ -48,6 +52,10 @@ class BillingWebhook:
     async def receive(self, body: bytes, signature: str | None) -> tuple[int, dict[str, object]]:
         receipt = await self._receiver.receive(body, signature)
         answer: dict[str, object] = {"outcome": receipt.outcome}
+        if receipt.status >= 500:
+            log.warning(
+                "stripe webhook not recorded", stripe_event=receipt.event_id, error=receipt.detail
+            )
         if receipt.status >= 400:
             answer["error"] = receipt.outcome.replace("_", " ")
             return receipt.status, answer

@@ -73,6 +73,8 @@ class Receipt:
     state: str | None = None
     """The subscription status, or ``payment_failed`` / ``paid`` for an invoice."""
     reread: bool = False
+    detail: str = ""
+    """Why a verified delivery could not be recorded (for the log, not the answer)."""
 
 
 class StripeWebhooks:
@@ -107,7 +109,8 @@ class StripeWebhooks:
         try:
             return await self._record(delivery, obj)
         except ActuatorError as exc:
-            return Receipt(503, "unavailable", delivery.id, delivery.type, state=str(exc))
+            # The table's or Stripe's error class and status: never a body or a secret.
+            return Receipt(503, "unavailable", delivery.id, delivery.type, detail=str(exc))
 
     async def _record(self, delivery: Delivery, obj: dict[str, Any]) -> Receipt:
         receipt = Receipt(200, "replayed", delivery.id, delivery.type)
@@ -174,9 +177,6 @@ class StripeWebhooks:
             return answer
 
         return await run_blocking(blocking, self._limiter)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the engine belongs to whoever built the ledger."""
 
 
 def _parse(body: bytes) -> tuple[Delivery, dict[str, Any]] | None:
