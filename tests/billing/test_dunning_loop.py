@@ -140,3 +140,33 @@ async def test_an_engaged_kill_switch_sends_no_dunning_email_but_still_records(
     await _ticks(webhook, 3)
     assert (await _row(webhook)).dashboard_access is False
     assert len(inbox.messages) == 1
+
+
+async def test_a_budget_bounds_revocations_fleet_wide(make_app: Any) -> None:
+    """``[[budgets]]`` on ``revoke_access``: a bug that cancels everyone shuts out one an hour."""
+    budget = {
+        "name": "revocations-per-hour",
+        "provider": "customer",
+        "actions": ["revoke_access"],
+        "max": 1,
+        "window_seconds": 3600,
+    }
+    app = await make_app(budgets=[budget])
+    now = app.clock.now()
+    for name in ("c1", "c2", "c3"):
+        await sign_up(
+            app,
+            name,
+            now,
+            stripe_customer_id=f"cus_{name}",
+            welcomed_at=now,
+            dashboard_access=True,
+            subscription_status="canceled",
+        )
+    for _ in range(3):
+        await app.reconciler.tick()
+        app.clock.advance(30)
+    applied = await app.store.events(kinds=[EventKind.ACTION_APPLIED], limit=100)
+    assert [e.action_kind for e in applied] == ["revoke_access"]
+    blocked = await app.store.events(kinds=[EventKind.ACTION_BLOCKED], limit=100)
+    assert {(e.action_kind, e.payload["blocked"]) for e in blocked} == {("revoke_access", "budget")}
