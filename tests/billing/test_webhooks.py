@@ -313,3 +313,27 @@ async def test_without_a_signing_secret_there_is_no_endpoint(
     monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
     app = await make_app()
     assert stripe_webhook(app.settings, app, lambda: None) is None
+
+
+async def test_a_stripe_customer_stripe_does_not_know_is_not_ours_and_not_retried(
+    hook: Webhook, stripe_api: StripeStandIn
+) -> None:
+    """No row, no metadata, and Stripe answers 404 for the customer: 200, not a 503 loop."""
+    body = event(
+        "evt_1",
+        "customer.subscription.created",
+        100,
+        subscription("sub_9", "active", customer="cus_gone"),
+    )
+    assert await hook.post(body) == (200, {"outcome": "unknown_customer", "event": "evt_1"})
+    assert [(c.method, c.path) for c in stripe_api.calls] == [("GET", "/v1/customers/cus_gone")]
+
+
+async def test_an_object_stripe_no_longer_has_leaves_a_late_event_stale(
+    hook: Webhook, stripe_api: StripeStandIn
+) -> None:
+    """In doubt and the re-read is a 404: recorded as stale, the row keeps the newer state."""
+    await hook.post(event("evt_2", "invoice.payment_failed", 200, invoice("in_2", "open")))
+    late = event("evt_1", "invoice.payment_failed", 100, invoice("in_1", "open"))
+    assert await hook.post(late) == (200, {"outcome": "stale", "event": "evt_1"})
+    assert (await _row(hook)).unpaid_invoice_id == "in_2"

@@ -55,6 +55,7 @@ SUBSCRIPTION_EVENTS = frozenset(
 )
 INVOICE_EVENTS = frozenset({"invoice.paid", "invoice.payment_failed"})
 HANDLED = SUBSCRIPTION_EVENTS | INVOICE_EVENTS
+_NOT_FOUND = 404
 _SETTLED = frozenset({"paid", "void", "uncollectible"})
 """Invoice statuses that leave nothing to pay (a re-read invoice in one of them clears dunning)."""
 
@@ -132,10 +133,16 @@ class StripeWebhooks:
         invoice = delivery.type in INVOICE_EVENTS
         stamp = stamps.invoice if invoice else stamps.subscription
         doubt = stamp is not None and delivery.created <= stamp
-        if doubt:
-            obj = await self._read(delivery.type, str(obj["id"]))
-        change = _invoice(delivery.type, obj, doubt) if invoice else _subscription(obj, doubt)
-        outcome = "ignored" if change is None else "applied"
+        change: SubscriptionChange | InvoiceChange | None = None
+        current = await self._read(delivery.type, str(obj["id"])) if doubt else obj
+        if current is not None:
+            change = (
+                _invoice(delivery.type, current, doubt)
+                if invoice
+                else _subscription(current, doubt)
+            )
+        # Nothing to read back (an object Stripe no longer has): the event is stale.
+        outcome = "applied" if change is not None else "stale" if current is None else "ignored"
         outcome = await self._ledger.record(
             delivery, customer_id=customer_id, change=change, outcome=outcome, now=now
         )
@@ -157,22 +164,27 @@ class StripeWebhooks:
                 return found
         named = _metadata(obj)
         if named is None and isinstance(stripe_id, str):
-            named = _metadata(
-                await self._call(lambda: self._client.v1.customers.retrieve(stripe_id))
+            found_in_stripe = await self._call(
+                lambda: self._client.v1.customers.retrieve(stripe_id)
             )
+            named = None if found_in_stripe is None else _metadata(found_in_stripe)
         return named
 
-    async def _read(self, event_type: str, object_id: str) -> dict[str, Any]:
-        """The object as Stripe holds it now."""
+    async def _read(self, event_type: str, object_id: str) -> dict[str, Any] | None:
+        """The object as Stripe holds it now; None when Stripe has none by that id."""
         if event_type in INVOICE_EVENTS:
             return await self._call(lambda: self._client.v1.invoices.retrieve(object_id))
         return await self._call(lambda: self._client.v1.subscriptions.retrieve(object_id))
 
-    async def _call(self, call: Any) -> dict[str, Any]:
-        def blocking() -> dict[str, Any]:
+    async def _call(self, call: Any) -> dict[str, Any] | None:
+        """The object the call reads; None when Stripe has no such object (404)."""
+
+        def blocking() -> dict[str, Any] | None:
             try:
                 answer: dict[str, Any] = call().to_dict()
             except stripe.StripeError as exc:
+                if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == _NOT_FOUND:
+                    return None
                 raise ActuatorError(f"stripe {type(exc).__name__} ({exc.http_status})") from None
             return answer
 
