@@ -19,6 +19,9 @@ customers sensor reads it):
 Access comes back by onboarding, not here: when Stripe says the subscription
 is active again (the customer paid, or subscribed anew), the customer is no
 longer ``access_withheld`` and onboarding's ``grant_access`` step applies.
+Until access is back, this policy resolves the ``dunning`` alert (a note with
+``resolved``), so the notifier closes the incident; for a new subscriber not
+yet let in, that resolves nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class DunningPolicy:
     name = "dunning"
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet says what is done
-        """At most one action per customer, sorted by resource URI, and an alert per revocation."""
+        """At most one action per customer, sorted by resource URI; alerts raised and resolved."""
         actions: list[Action] = []
         notes: list[Note] = []
         resources = snapshot.resources
@@ -61,7 +64,10 @@ class DunningPolicy:
             if customer.access_withheld and customer.access:
                 actions.append(self._revoke(state))
                 notes.append(_escalation(state))
-            elif customer.unpaid_invoice and customer.unpaid_invoice != customer.dunned_invoice:
+                continue
+            if customer.subscription_status and not (customer.access or customer.access_withheld):
+                notes.append(_resolution(state))
+            if customer.unpaid_invoice and customer.unpaid_invoice != customer.dunned_invoice:
                 actions.append(
                     Action(
                         target=state.ref,
@@ -99,4 +105,16 @@ def _escalation(state: ResourceState) -> Note:
             "subscription_status": status,
             "tried": "revoke_access (Stripe retried the charge itself)",
         },
+    )
+
+
+def _resolution(state: ResourceState) -> Note:
+    status = state.customer.subscription_status if state.customer else None
+    uri = str(state.ref)
+    return Note(
+        message=f"{uri}: subscription {status} again; dashboard access follows",
+        resource=uri,
+        alert=True,
+        key=f"dunning-resolved:{state.ref.name}",
+        payload={"cause": "dunning", "resolved": True, "provider": CUSTOMER_SCHEME},
     )

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from jarvis.model import EventKind
+from jarvis.notify.alerts import changes_for
 from jarvis.store.customers import customers
 from tests.billing.conftest import Inbox, Webhook, sign_up
 from tests.billing.stripe_events import event, invoice, subscription
@@ -115,6 +116,17 @@ async def test_a_canceled_subscription_revokes_access_and_escalates_until_renewe
     assert (row.plan, row.subscription_status, row.dashboard_access) == ("team", "active", True)
     applied = await store.events(kinds=[EventKind.ACTION_APPLIED], limit=100)
     assert [e.action_kind for e in applied] == ["revoke_access", "grant_access"]
+    alerts = await store.events(kinds=[EventKind.ALERT], limit=100)
+    assert [(a.payload["cause"], a.payload.get("resolved", False)) for a in alerts] == [
+        ("dunning", False),
+        ("dunning", True),
+    ]
+    # What the notifier makes of them: one incident for a person, closed by the renewal.
+    changes = [c for a in alerts for c in changes_for(a)]
+    assert [(c.fingerprint, c.firing, c.severity.value) for c in changes] == [
+        ("alert:dunning:customer://c1", True, "error"),
+        ("alert:dunning:customer://c1", False, "warning"),
+    ]
 
 
 async def test_an_engaged_kill_switch_sends_no_dunning_email_but_still_records(

@@ -104,10 +104,14 @@ def test_once_revoked_nothing_more_is_proposed_and_onboarding_does_not_grant() -
 
 
 def test_access_comes_back_through_onboarding_when_the_subscription_is_active_again() -> None:
-    """Paid (or renewed): Stripe says active, and onboarding's last step grants access."""
+    """Paid (or renewed): onboarding grants access, and dunning resolves its alert."""
     snapshot = _snapshot(_state("a", status="active", access=False))
     actions = OnboardingPolicy().evaluate(snapshot, History(), NOW).actions
     assert [a.params for a in actions] == [GrantAccess()]
+    notes = DunningPolicy().evaluate(snapshot, History(), NOW).notes
+    assert [(n.resource, n.alert, n.payload) for n in notes] == [
+        ("customer://a", True, {"cause": "dunning", "resolved": True, "provider": "customer"})
+    ]
 
 
 @given(
@@ -124,5 +128,6 @@ def test_access_is_revoked_exactly_when_stripe_gave_up_and_access_is_still_open(
         f"customer://c{i}" for i, (s, a) in enumerate(statuses) if a and s in {"unpaid", "canceled"}
     }
     assert revoked == expected
-    assert {n.resource for n in evaluation.notes} == expected
+    raised = {n.resource for n in evaluation.notes if not n.payload.get("resolved")}
+    assert raised == expected
     assert len({str(a.target) for a in evaluation.actions}) == len(evaluation.actions)
