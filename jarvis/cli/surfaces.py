@@ -8,10 +8,11 @@ on SQLite) and the budgets' remaining as the last tick computed them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.overrides import OverrideQueue
