@@ -30,6 +30,7 @@ NAMES = (
     "failover",
     "customers",
     "shards",
+    "webhooks",
 )
 
 

@@ -321,9 +321,11 @@ def build_policies(settings: Settings) -> list[Policy]:
             )
         )
     if settings.customers.enabled:
+        from jarvis.policies.dunning import DunningPolicy
         from jarvis.policies.onboarding import OnboardingPolicy
 
         policies.append(OnboardingPolicy())
+        policies.append(DunningPolicy())
     return policies
 
 

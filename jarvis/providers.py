@@ -23,6 +23,7 @@ from jarvis.model import (
     Clock,
     CreateBillingCustomer,
     GrantAccess,
+    RevokeAccess,
     SendEmail,
 )
 
@@ -204,7 +205,7 @@ def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
 
 
 CUSTOMER_ACTIONS = {
-    "access": frozenset({GrantAccess.kind}),
+    "access": frozenset({GrantAccess.kind, RevokeAccess.kind}),
     "stripe": frozenset({CreateBillingCustomer.kind}),
     "email": frozenset({SendEmail.kind}),
 }

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
     from jarvis.notify import Notifier
-    from jarvis.telemetry.http import HttpServer
+    from jarvis.telemetry.http import HttpServer, WebhookBackend
     from jarvis.telemetry.web.view import BudgetView, LeaderView, NotificationView
 
 
@@ -83,7 +85,49 @@ def http_server(
         redact=app.store.redactor.text,
         page=admin,
         budget=lambda: budget_view(settings, app),
+        stripe_webhook=stripe_webhook(settings, app, scheduler.wake),
     )
+
+
+def stripe_webhook(settings: Settings, app: App, wake: Callable[[], None]) -> WebhookBackend | None:
+    """``POST /webhooks/stripe``, when Stripe is configured and its signing secret is set.
+
+    The receiver writes to the database holding ``customers`` (Jarvis's own
+    unless ``customers.database_url`` names another, whose engine it then owns).
+    """
+    section = settings.customers.stripe
+    if not settings.customers.enabled or section is None:
+        return None
+    from jarvis.actuators.customers.billing import BillingLedger
+    from jarvis.actuators.customers.stripe_billing import stripe_client
+    from jarvis.actuators.customers.webhooks import StripeWebhooks
+    from jarvis.config import ConfigError
+    from jarvis.config.notify import secret
+    from jarvis.loop.billing import BillingWebhook
+
+    signing = secret(section.webhook_secret_env)
+    if signing is None:
+        return None
+    key = secret(section.secret_key_env)
+    if key is None:
+        raise ConfigError(
+            f"customers.stripe: environment variable {section.secret_key_env} is not set"
+        )
+    url = settings.customers.database_url
+    engine = app.store.engine
+    close = None
+    if url is not None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        close = engine.dispose
+    receiver = StripeWebhooks(
+        stripe_client(key.get_secret_value(), section.api_base, section.timeout),
+        BillingLedger(engine),
+        secret=signing.get_secret_value(),
+        clock=app.clock,
+    )
+    return BillingWebhook(receiver, app.store, clock=app.clock, wake=wake, close=close)
 
 
 def budget_view(settings: Settings, app: App) -> BudgetView | None:

@@ -3,8 +3,9 @@
 Read by the provider registry (`jarvis.providers`): ``enabled`` switches on the
 customers sensor (provider ``access``, which also grants dashboard access);
 ``[customers.stripe]`` the ``stripe`` provider; ``[customers.email]`` the
-``email`` provider. Secrets are never settings: the Stripe secret key and the
-SMTP password are read from the environment variables named here.
+``email`` provider. Secrets are never settings: the Stripe secret key, the
+webhook signing secret and the SMTP password are read from the environment
+variables named here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class StripeSettings(Section):
     api_base: Annotated[str, Field(pattern=r"^https?://")] = "https://api.stripe.com"
     """Stripe's API; tests point it at a loopback stand-in."""
     secret_key_env: EnvName = "STRIPE_SECRET_KEY"  # noqa: S105 - a variable's name, not a key
+    webhook_secret_env: EnvName = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 - a variable's name
+    """Holds the endpoint's signing secret (``whsec_…``); unset: no ``POST /webhooks/stripe``.
+
+    Not ``JARVIS_…``: every ``JARVIS_`` variable must name a setting.
+    """
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 

@@ -33,6 +33,7 @@ from jarvis.model.customers import (
     CreateBillingCustomer,
     Customer,
     GrantAccess,
+    RevokeAccess,
     SendEmail,
 )
 from jarvis.model.facets import (
@@ -99,6 +100,7 @@ __all__ = [
     "ResourceState",
     "Restart",
     "RetryState",
+    "RevokeAccess",
     "Rollback",
     "Rollout",
     "RolloutState",

@@ -21,12 +21,15 @@ __all__ = [
     "CreateBillingCustomer",
     "Customer",
     "GrantAccess",
+    "RevokeAccess",
     "SendEmail",
 ]
 
 CUSTOMER_SCHEME = "customer"
 """The resource scheme of customers: ``customer://ID``."""
 CUSTOMER_KIND = "customer"
+WITHHOLD_ACCESS = frozenset({"unpaid", "canceled"})
+"""Subscription statuses under which a customer has no dashboard access."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,19 @@ class Customer:
     opted_out: bool
     """Marketing email refused; the welcome email is transactional and still goes."""
     subscription_status: str | None = None
+    """Stripe's status of the customer's subscription, as its webhooks last said (None: none)."""
+    unpaid_invoice: str | None = None
+    """The Stripe id of the open invoice whose payment failed; None once it is paid."""
+    dunned_invoice: str | None = None
+    """The invoice the last ``payment_failed`` email went out for."""
+
+    @property
+    def access_withheld(self) -> bool:
+        """Stripe has given up on the subscription: no dashboard until it is paid or renewed.
+
+        ``past_due`` keeps access: Stripe is still retrying the charge (Smart Retries).
+        """
+        return self.subscription_status in WITHHOLD_ACCESS
 
     def stage(self) -> str:
         """The one-line summary that changes when onboarding moves: the state's ``detail``."""
@@ -60,6 +76,8 @@ class Customer:
         out["access"] = self.access
         out["opted_out"] = self.opted_out
         out["subscription_status"] = self.subscription_status
+        out["unpaid_invoice"] = self.unpaid_invoice
+        out["dunned_invoice"] = self.dunned_invoice
 
 
 def _yes(value: bool) -> str:
@@ -86,3 +104,10 @@ class GrantAccess:
     """Let the customer into the dashboard (owned by the ``access`` provider)."""
 
     kind: ClassVar[str] = "grant_access"
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeAccess:
+    """Shut the customer out of the dashboard (owned by the ``access`` provider)."""
+
+    kind: ClassVar[str] = "revoke_access"

@@ -40,6 +40,10 @@ class EventKind(enum.StrEnum):
     SILENCE_EXPIRED = "silence.expired"
     REPORT_SENT = "report.sent"
     METRICS_SAMPLED = "metrics.sampled"
+    BILLING_SUBSCRIPTION = "billing.subscription"
+    """A Stripe subscription webhook changed a customer's plan or status (by customer id)."""
+    BILLING_INVOICE = "billing.invoice"
+    """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
 
 
 @dataclass(frozen=True, slots=True)

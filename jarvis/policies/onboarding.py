@@ -64,6 +64,7 @@ def next_step(customer: Customer) -> tuple[ActionParams, str] | None:
         return CreateBillingCustomer(), "new customer without a Stripe customer"
     if not customer.welcomed:
         return SendEmail(template=WELCOME), "new customer not yet welcomed"
-    if not customer.access:
-        return GrantAccess(), "new customer without dashboard access"
+    if not customer.access and not customer.access_withheld:
+        # Also how access returns once Stripe says the subscription is active again.
+        return GrantAccess(), "customer without dashboard access"
     return None

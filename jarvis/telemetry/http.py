@@ -4,8 +4,10 @@ The composition root builds one `HttpServer` and starts it beside the
 reconcile loop (same asyncio event loop, no thread). What the server reports
 comes in as callables: ``healthy()`` (the loop decides: a tick finished
 recently), ``ready()`` (the store and the kill-switch backend answer) and an
-`AdminBackend` for the kill switch, and, for the status page at ``/``
-(`jarvis.telemetry.web`), a `PageBackend` and the month's budget. It runs in
+`AdminBackend` for the kill switch, for the status page at ``/``
+(`jarvis.telemetry.web`) a `PageBackend` and the month's budget, and for
+``POST /webhooks/stripe`` a `WebhookBackend` (`jarvis.loop.billing`): this
+module only bounds the body and hands it over with its ``Stripe-Signature``. It runs in
 the loop's event loop and imports nothing from the loop, the app or the CLI.
 Every response is JSON except the metrics exposition and the status page;
 errors, unknown paths included, are JSON too, never a traceback.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 from aiohttp import web
@@ -28,7 +30,7 @@ from jarvis.telemetry.metrics import Metrics
 from jarvis.telemetry.web.page import StatusPage
 from jarvis.telemetry.web.view import BudgetView, PageBackend
 
-__all__ = ["AdminBackend", "HttpServer"]
+__all__ = ["AdminBackend", "HttpServer", "WebhookBackend"]
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_READY_TIMEOUT: Final = 5.0
 #: Seconds `stop` waits for in-flight requests; shorter than the loop's shutdown grace.
 _SHUTDOWN_TIMEOUT: Final = 2.0
+#: Bytes a Stripe webhook body may have; Stripe's events are a few kilobytes.
+WEBHOOK_MAX_BYTES: Final = 256 * 1024
 # Headers an error page carries that a JSON body replaces.
 _BODY_HEADERS: Final = frozenset({"content-type", "content-length"})
 
@@ -63,6 +67,16 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _json({"error": f"internal error ({exc.__class__.__name__})"}, status=500)
 
 
+class WebhookBackend(Protocol):
+    """Receives one webhook delivery; answers an HTTP status and a JSON body with an ``outcome``."""
+
+    async def receive(
+        self, body: bytes, signature: str | None
+    ) -> tuple[int, dict[str, object]]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class HttpServer:
     """``/metrics``, ``/healthz``, ``/readyz``, ``/v1/killswitch`` and ``/`` on one port."""
 
@@ -81,6 +95,8 @@ class HttpServer:
         page: PageBackend | None = None,
         budget: Callable[[], BudgetView | None] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        stripe_webhook: WebhookBackend | None = None,
+        webhook_max_bytes: int = WEBHOOK_MAX_BYTES,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -108,6 +124,8 @@ class HttpServer:
                 healthy=healthy,
                 budget=budget,
             )
+        self._webhook = stripe_webhook
+        self._webhook_max_bytes = webhook_max_bytes
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -118,6 +136,8 @@ class HttpServer:
         app.router.add_get("/readyz", self._handle_readyz)
         # Every method is routed to the admin API so that even a refused PUT is recorded.
         app.router.add_route("*", "/v1/killswitch", self._admin.handle)
+        if self._webhook is not None:
+            app.router.add_post("/webhooks/stripe", self._handle_stripe)
         if self._page is not None:
             self._page.add_routes(app)
         return app
@@ -151,6 +171,8 @@ class HttpServer:
         if runner is None:
             return
         await runner.cleanup()
+        if self._webhook is not None:
+            await self._webhook.aclose()
         log.info("http.stopped", port=self._port)
         self._port = None
 
@@ -183,3 +205,29 @@ class HttpServer:
             return _json({"status": "not_ready", "checks": {}, "detail": detail}, status=503)
         status = "ready" if ok else "not_ready"
         return _json({"status": status, "checks": dict(checks)}, 200 if ok else 503)
+
+    async def _handle_stripe(self, request: web.Request) -> web.Response:
+        assert self._webhook is not None  # noqa: S101 - routed only when there is one
+        limit = self._webhook_max_bytes
+        body = b""
+        if (request.content_length or 0) <= limit:
+            body = await _read_at_most(request, limit + 1)
+        if len(body) > limit or (request.content_length or 0) > limit:
+            self._metrics.stripe_webhooks.labels("too_large").inc()
+            return _json({"error": f"body larger than {limit} bytes"}, status=413)
+        status, answer = await self._webhook.receive(body, request.headers.get("Stripe-Signature"))
+        self._metrics.stripe_webhooks.labels(str(answer.get("outcome", "unknown"))).inc()
+        return _json(answer, status=status)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body, up to ``limit`` bytes: a chunked or understated body is cut off there."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

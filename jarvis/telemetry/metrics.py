@@ -174,6 +174,13 @@ class Metrics:
             ["channel", "outcome"],
             registry=reg,
         )
+        self.stripe_webhooks = Counter(
+            "jarvis_stripe_webhooks_total",
+            "Stripe webhook deliveries by outcome (applied, replayed, stale, ignored, "
+            "unknown_customer, bad_signature, bad_payload, too_large, unavailable).",
+            ["outcome"],
+            registry=reg,
+        )
         self.observe_errors = Counter(
             "jarvis_observe_errors_total",
             "Failed observations, by actuator.",

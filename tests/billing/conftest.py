@@ -15,15 +15,19 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
+import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from jarvis.app import App, build_app
+from jarvis.cli.surfaces import stripe_webhook
 from jarvis.config import Settings, load_settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.store.customers import customers
 from jarvis.store.migrate import upgrade
+from jarvis.telemetry.http import HttpServer
+from tests.billing.stripe_events import SECRET, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
 from tests.conftest import create_pg_database, drop_pg_database
 
@@ -31,7 +35,7 @@ ALLOW_CUSTOMERS = [
     {
         "provider": "customer",
         "resources": "*",
-        "actions": ["create_billing_customer", "send_email", "grant_access"],
+        "actions": ["create_billing_customer", "send_email", "grant_access", "revoke_access"],
     }
 ]
 
@@ -171,3 +175,65 @@ async def sign_up(
     }
     async with app.store.engine.begin() as connection:
         await connection.execute(customers.insert().values(**row))
+
+
+class Webhook:
+    """The daemon's HTTP server with ``POST /webhooks/stripe`` wired to a real app."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.server: HttpServer | None = None
+        self.wakes = 0
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}/webhooks/stripe"
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+    async def post(
+        self, body: bytes, signature: str | None = None, *, sign_it: bool = True
+    ) -> tuple[int, dict[str, Any]]:
+        """POST ``body`` signed now (unless a signature, or none, is given)."""
+        headers = {"Content-Type": "application/json"}
+        if signature is None and sign_it:
+            signature = sign(body)
+        if signature is not None:
+            headers["Stripe-Signature"] = signature
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(self.url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.json()
+
+
+@pytest.fixture
+async def webhook(make_app: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Webhook]:
+    """A real app and its HTTP server on a free loopback port, built as `jarvis run` builds it."""
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    app = await make_app()
+    hook = Webhook(app)
+    backend = stripe_webhook(app.settings, app, hook.wake)
+    assert backend is not None
+    server = HttpServer(
+        host="127.0.0.1",
+        port=0,
+        metrics=app.metrics,
+        healthy=lambda: (True, "ok"),
+        ready=_ready,
+        admin=None,
+        admin_token=None,
+        stripe_webhook=backend,
+    )
+    hook.server = server
+    await server.start()
+    try:
+        yield hook
+    finally:
+        await server.stop()
+
+
+async def _ready() -> tuple[bool, dict[str, str]]:
+    return True, {}

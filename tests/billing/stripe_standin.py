@@ -7,6 +7,10 @@ with its status codes. ``Idempotency-Key`` follows Stripe's rules: the same key
 with the same parameters replays the first answer (``Idempotent-Replayed: true``)
 without acting again; with other parameters it is a 400 ``idempotency_error``.
 Search answers ``metadata['KEY']:'VALUE'`` queries (``search_result`` objects).
+Subscriptions and invoices are only read (``GET /v1/subscriptions/ID``,
+``GET /v1/invoices/ID``), as the webhook does when an event's order is in
+doubt; tests put the objects they mean Stripe to hold in ``subscriptions`` and
+``invoices``.
 Runs in its own thread on 127.0.0.1 and a free port, so the blocking client can
 call it from anywhere; every request is kept in ``calls``, the witness tests read.
 """
@@ -58,6 +62,8 @@ class Call:
 @dataclass
 class StripeStandIn:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     """Statuses to answer the next requests with (500 → ``api_error``), first first."""
@@ -143,15 +149,20 @@ class StripeStandIn:
                 },
                 {},
             )
-        found = re.fullmatch(r"/v1/customers/(cus_\w+)", path)
+        found = re.fullmatch(r"/v1/(customers|subscriptions|invoices)/(\w+)", path)
         if method == "GET" and found:
-            known = self.customers.get(found[1])
+            objects = {
+                "customers": self.customers,
+                "subscriptions": self.subscriptions,
+                "invoices": self.invoices,
+            }[found[1]]
+            known = objects.get(found[2])
             if known is None:
                 return _error(
                     404,
                     "invalid_request_error",
                     "resource_missing",
-                    f"No such customer: '{found[1]}'",
+                    f"No such {found[1][:-1]}: '{found[2]}'",
                 )
             return 200, known, {}
         return _error(

@@ -128,3 +128,61 @@ def test_a_missing_stripe_key_is_one_line_and_exit_2(
     assert result.returncode == 2
     assert "STRIPE_SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_plan_lists_dunning_emails_and_revocations_by_customer_id(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """A failed invoice and a canceled subscription show as dry-run decisions, by id only."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(
+        CONFIG.format(stripe=stripe_api.url, smtp=inbox.port).replace(
+            '"grant_access"]', '"grant_access", "revoke_access"]'
+        )
+    )
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    store = await EventStore.connect(env["JARVIS_DATABASE_URL"], spool_path=None)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    onboarded = {
+        "plan": "pro",
+        "signed_up_at": now,
+        "marketing_opt_out": False,
+        "dashboard_access": True,
+        "welcomed_at": now,
+        "updated_at": now,
+    }
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                customers.insert().values(
+                    id="d1",
+                    email="d1@customers.test",
+                    stripe_customer_id="cus_d1",
+                    subscription_status="past_due",
+                    unpaid_invoice_id="in_1",
+                    unpaid_invoice_url="https://invoice.stripe.test/i/in_1",
+                    **onboarded,
+                )
+            )
+            await connection.execute(
+                customers.insert().values(
+                    id="d2",
+                    email="d2@customers.test",
+                    stripe_customer_id="cus_d2",
+                    subscription_status="canceled",
+                    **onboarded,
+                )
+            )
+    finally:
+        await store.aclose()
+
+    result = await _jarvis(tmp_path, env, "plan", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["decisions"]
+    assert sorted((r["resource"], r["action"], r["params"], r["decision"]) for r in rows) == [
+        ("customer://d1", "send_email", '{"template": "payment_failed"}', "blocked: dry_run"),
+        ("customer://d2", "revoke_access", "", "blocked: dry_run"),
+    ]
+    assert "customers.test" not in result.stdout
+    assert "invoice.stripe.test" not in result.stdout
+    assert inbox.messages == []

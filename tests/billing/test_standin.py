@@ -73,3 +73,21 @@ def test_search_finds_customers_by_metadata(stripe_api: StripeStandIn) -> None:
         params={"query": "metadata['jarvis_customer_id']:'c\\'1'", "limit": 1}
     )
     assert [c.id for c in found.data] == [made.id]
+
+
+def test_subscriptions_and_invoices_are_read_back_as_stripe_holds_them(
+    stripe_api: StripeStandIn,
+) -> None:
+    """``GET /v1/subscriptions/ID`` and ``/v1/invoices/ID``; an unknown id is resource_missing."""
+    stripe_api.subscriptions["sub_1"] = {
+        "id": "sub_1",
+        "object": "subscription",
+        "status": "unpaid",
+    }
+    stripe_api.invoices["in_1"] = {"id": "in_1", "object": "invoice", "status": "paid"}
+    client = _client(stripe_api)
+    assert client.v1.subscriptions.retrieve("sub_1").status == "unpaid"
+    assert client.v1.invoices.retrieve("in_1").status == "paid"
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.invoices.retrieve("in_missing")
+    assert missing.value.code == "resource_missing"

@@ -1,4 +1,4 @@
-"""The ``email`` provider: sends customers their emails (the welcome email so far).
+"""The ``email`` provider: sends customers their emails (welcome, payment failed).
 
 Built by the provider registry from ``[customers.email]``; the SMTP password is
 read from the environment. Messages are rendered from Jinja2 templates in
@@ -8,8 +8,12 @@ text and HTML), each with an unsubscribe link and the ``List-Unsubscribe``
 the SMTP sender the notifier uses (`jarvis.mail`). The address is read from
 the customer's row when sending and goes nowhere else.
 
-Once per customer: a row whose ``welcomed_at`` is set answers "already
-applied"; after a send, ``welcomed_at`` is written. SMTP cannot take an
+Once per customer (welcome) or per invoice (payment failed): a row whose
+``welcomed_at`` is set, or whose ``dunned_invoice_id`` is the unpaid invoice,
+answers "already applied"; after a send, that column is written. The payment
+failed email carries the invoice's hosted link, read from the row (the Stripe
+webhook wrote it there), never from the action or an event; with no unpaid
+invoice left (paid since the proposal) nothing is sent. SMTP cannot take an
 idempotency key, so a crash between the server accepting the message and that
 write sends it again on the next attempt; the Message-ID is derived from the
 customer and the template, so a receiving system that de-duplicates by it
@@ -41,7 +45,9 @@ from jarvis.model import (
 
 __all__ = ["CustomerMailer", "Letterhead", "render"]
 
-TEMPLATES = frozenset({"welcome"})
+WELCOME = "welcome"
+PAYMENT_FAILED = "payment_failed"
+TEMPLATES = frozenset({WELCOME, PAYMENT_FAILED})
 """The templates this mailer can send; any other is a terminal error."""
 
 _ENV = Environment(
@@ -67,14 +73,27 @@ class Letterhead:
         return self.unsubscribe_url.replace("{customer}", customer_id)
 
 
-def render(template: str, customer_id: str, contact: Contact, head: Letterhead) -> EmailMessage:
-    """The message ``template`` for one customer: text and HTML, unsubscribe headers."""
+def render(
+    template: str,
+    customer_id: str,
+    contact: Contact,
+    head: Letterhead,
+    *,
+    about: str = "",
+    links: dict[str, str] | None = None,
+) -> EmailMessage:
+    """The message ``template`` for one customer: text and HTML, unsubscribe headers.
+
+    ``about`` (an invoice id) tells apart two messages of one template to one
+    customer, in the Message-ID; ``links`` are extra URLs the template shows.
+    """
     unsubscribe = head.unsubscribe(customer_id)
     context = {
         "name": contact.name,
         "product": head.product,
         "dashboard_url": head.dashboard_url,
         "unsubscribe_url": unsubscribe,
+        **(links or {}),
     }
     message = EmailMessage()
     message["Subject"] = _ENV.get_template(f"{template}.subject.j2").render(context).strip()
@@ -82,7 +101,7 @@ def render(template: str, customer_id: str, contact: Contact, head: Letterhead) 
     message["To"] = formataddr((contact.name or "", contact.email))
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    digest = hashlib.sha256(f"{customer_id}\0{template}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{customer_id}\0{template}\0{about}".encode()).hexdigest()[:32]
     domain = head.sender.rpartition("@")[2] or "jarvis.invalid"
     message["Message-ID"] = f"<{template}.{digest}@{domain}>"
     message.set_content(_ENV.get_template(f"{template}.txt.j2").render(context))
@@ -102,7 +121,7 @@ class CustomerMailer:
         self._head = head
         self._table = table
         self._clock = clock
-        self._unrecorded: set[tuple[str, str]] = set()
+        self._unrecorded: set[tuple[str, str, str]] = set()
 
     @property
     def name(self) -> str:
@@ -126,15 +145,22 @@ class CustomerMailer:
                 f"email cannot send {action.params!r}", kind=ErrorKind.TERMINAL, code="Template"
             )
         customer_id = action.target.name
-        sent = (customer_id, params.template)
         try:
             contact = await self._table.contact(customer_id)
-            if contact.welcomed:
-                return Outcome.success("already applied: welcome email sent before")
+            about, links, skip = _what_to_send(params.template, contact)
+            if skip is not None:
+                return Outcome.success(skip)
+            sent = (customer_id, params.template, about)
             if sent not in self._unrecorded:
-                await send(render(params.template, customer_id, contact, self._head), self._server)
+                message = render(
+                    params.template, customer_id, contact, self._head, about=about, links=links
+                )
+                await send(message, self._server)
                 self._unrecorded.add(sent)
-            await self._table.set_welcomed(customer_id, self._clock.now())
+            if params.template == WELCOME:
+                await self._table.set_welcomed(customer_id, self._clock.now())
+            else:
+                await self._table.set_dunned(customer_id, about, self._clock.now())
             self._unrecorded.discard(sent)
         except ActuatorError as exc:
             return exc.outcome()
@@ -147,3 +173,20 @@ class CustomerMailer:
 
     async def aclose(self) -> None:
         await self._table.aclose()
+
+
+def _what_to_send(template: str, contact: Contact) -> tuple[str, dict[str, str], str | None]:
+    """What the message is about and the links it shows, or why nothing is to be sent."""
+    if template == WELCOME:
+        return "", {}, "already applied: welcome email sent before" if contact.welcomed else None
+    invoice, url = contact.unpaid_invoice, contact.invoice_url
+    if invoice is None:
+        return "", {}, "not sent: no unpaid invoice any more"
+    if contact.dunned_invoice == invoice:
+        return invoice, {}, f"already applied: payment failed email sent for {invoice}"
+    if url is None:
+        # A draft invoice has no hosted page; a failed payment is never on a draft.
+        raise ActuatorError(
+            f"invoice {invoice} has no hosted link", kind=ErrorKind.TERMINAL, code="NoInvoiceLink"
+        )
+    return invoice, {"invoice_url": url}, None

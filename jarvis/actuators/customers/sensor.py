@@ -15,7 +15,8 @@ customers are kept and handed back as they were, so the reconciler records
 deleted here: a deleted row stays observed until the process restarts (not
 handled yet).
 
-It also applies ``grant_access``: dashboard access is a column of the row.
+It also applies ``grant_access`` and ``revoke_access``: dashboard access is a
+column of the row, which the product reads.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    RevokeAccess,
 )
 
 __all__ = ["CustomersActuator", "customer_state"]
@@ -54,6 +56,8 @@ def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
         access=row.access,
         opted_out=row.opted_out,
         subscription_status=row.subscription_status,
+        unpaid_invoice=row.unpaid_invoice,
+        dunned_invoice=row.dunned_invoice,
     )
     return ResourceState(
         ref=ResourceRef(CUSTOMER_SCHEME, row.id, kind=CUSTOMER_KIND),
@@ -65,7 +69,7 @@ def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
 
 
 class CustomersActuator:
-    """Observes every customer; applies ``grant_access``."""
+    """Observes every customer; applies ``grant_access`` and ``revoke_access``."""
 
     def __init__(
         self, table: CustomerTable, *, clock: Clock, lag: timedelta, batch: int = 20_000
@@ -93,7 +97,7 @@ class CustomersActuator:
 
     @property
     def action_kinds(self) -> frozenset[str]:
-        return frozenset({GrantAccess.kind})
+        return frozenset({GrantAccess.kind, RevokeAccess.kind})
 
     async def observe(self) -> Sequence[ResourceState]:
         now = self._clock.now()
@@ -117,14 +121,15 @@ class CustomersActuator:
             self._newest = max(self._newest, row.updated_at)
         return list(self._states.values())
 
-    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 - granting twice grants once: the write is the record
-        if not isinstance(action.params, GrantAccess):
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 - granting (or revoking) twice does it once: the write is the record
+        allowed = isinstance(action.params, GrantAccess)
+        if not allowed and not isinstance(action.params, RevokeAccess):
             return Outcome.failure(f"customers cannot apply {action.kind}")
         try:
-            await self._table.grant_access(action.target.name, self._clock.now())
+            await self._table.set_access(action.target.name, allowed, self._clock.now())
         except ActuatorError as exc:
             return exc.outcome()
-        return Outcome.success("dashboard access granted")
+        return Outcome.success(f"dashboard access {'granted' if allowed else 'revoked'}")
 
     async def aclose(self) -> None:
         await self._table.aclose()

@@ -34,12 +34,20 @@ from jarvis.model import (
     ResourceState,
 )
 
-__all__ = ["METADATA_KEY", "StripeBilling"]
+__all__ = ["METADATA_KEY", "StripeBilling", "stripe_client"]
 
 METADATA_KEY = "jarvis_customer_id"
 """The Stripe customer's metadata key that names the Jarvis customer it belongs to."""
 
 _TEMPORARY = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+def stripe_client(api_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
+    """The official client on ``api_base``; Jarvis's retry budget does the retrying."""
+    http = stripe.RequestsClient(timeout=timeout)
+    return stripe.StripeClient(
+        api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=http
+    )
 
 
 def _search_query(customer_id: str) -> str:
@@ -60,11 +68,7 @@ class StripeBilling:
     def create(
         cls, *, api_key: str, api_base: str, timeout: float, table: CustomerTable, clock: Clock
     ) -> StripeBilling:
-        http = stripe.RequestsClient(timeout=timeout)
-        client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=http
-        )
-        return cls(client, table, clock=clock)
+        return cls(stripe_client(api_key, api_base, timeout), table, clock=clock)
 
     @property
     def name(self) -> str:

@@ -25,7 +25,8 @@ _TIME = DateTime(timezone=True)
 
 _COLUMNS = (
     "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
-    "dashboard_access, marketing_opt_out, subscription_status, updated_at FROM customers "
+    "dashboard_access, marketing_opt_out, subscription_status, updated_at, "
+    "unpaid_invoice_id, dunned_invoice_id FROM customers "
 )
 # Keyset order (updated_at, id): a page ends at a row, and the next starts just after
 # it, even when thousands of rows share one stamp (a bulk import).
@@ -39,7 +40,8 @@ _SINCE = text(
 ).bindparams(bindparam("since", type_=_TIME))
 
 _CONTACT = text(
-    "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL FROM customers WHERE id = :id"
+    "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL, unpaid_invoice_id, "
+    "unpaid_invoice_url, dunned_invoice_id FROM customers WHERE id = :id"
 )
 
 
@@ -56,6 +58,8 @@ class CustomerRow:
     opted_out: bool
     subscription_status: str | None
     updated_at: datetime
+    unpaid_invoice: str | None = None
+    dunned_invoice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,11 @@ class Contact:
     name: str | None
     stripe_customer_id: str | None
     welcomed: bool
+    unpaid_invoice: str | None = None
+    """The open invoice whose payment failed (its Stripe id)."""
+    invoice_url: str | None = None
+    """That invoice's hosted page, where the customer pays it."""
+    dunned_invoice: str | None = None
 
 
 def _utc(value: Any) -> datetime:
@@ -112,6 +121,8 @@ class CustomerTable:
                 opted_out=bool(r[6]),
                 subscription_status=r[7],
                 updated_at=_utc(r[8]),
+                unpaid_invoice=r[9],
+                dunned_invoice=r[10],
             )
             for r in rows
         ]
@@ -124,8 +135,8 @@ class CustomerTable:
                 kind=ErrorKind.TERMINAL,
                 code="NotFound",
             )
-        email, name, stripe_id, welcomed = rows[0]
-        return Contact(str(email), name, stripe_id, bool(welcomed))
+        email, name, stripe_id, welcomed, unpaid, url, dunned = rows[0]
+        return Contact(str(email), name, stripe_id, bool(welcomed), unpaid, url, dunned)
 
     async def set_stripe_customer(self, customer_id: str, stripe_id: str, now: datetime) -> None:
         await self._update(customer_id, "stripe_customer_id = :value", stripe_id, now)
@@ -133,12 +144,15 @@ class CustomerTable:
     async def set_welcomed(self, customer_id: str, now: datetime) -> None:
         await self._update(customer_id, "welcomed_at = :value", _bind(now, self._engine), now)
 
-    async def grant_access(self, customer_id: str, now: datetime) -> None:
+    async def set_dunned(self, customer_id: str, invoice_id: str, now: datetime) -> None:
+        await self._update(customer_id, "dunned_invoice_id = :value", invoice_id, now)
+
+    async def set_access(self, customer_id: str, allowed: bool, now: datetime) -> None:
         statement = text(
             "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id"
         ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
         await self._run(
-            statement, {"value": True, "now": _bind(now, self._engine), "id": customer_id}
+            statement, {"value": allowed, "now": _bind(now, self._engine), "id": customer_id}
         )
 
     async def _update(
