@@ -98,8 +98,14 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     from jarvis.config import ConfigError
     from jarvis.store import StoreError
 
+    async def body() -> T:
+        try:
+            return await main()
+        finally:
+            await _settle_strays()
+
     try:
-        return anyio.run(main)
+        return anyio.run(body)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     except ConfigError as exc:
@@ -135,3 +141,34 @@ def event_json(event: Event) -> dict[str, Any]:
         "action_id": event.action_id,
         "payload": dict(event.payload),
     }
+
+
+async def _settle_strays(grace: float = 2.0, rounds: int = 5) -> None:
+    """Let tasks left outside any task group finish, cancelling them until they do.
+
+    asyncio.run cancels leftover tasks once and then waits for them without
+    limit. SQLAlchemy closes a connection cancelled mid-query in a task of its
+    own, and aiosqlite's ``close()`` awaits again in its ``finally``: cancelled
+    once, that task never finishes, and the process hung at exit after the
+    daemon had logged "jarvis stopped". Each stray gets ``grace`` seconds to
+    end by itself (a close in progress completes), then is cancelled again, a
+    few times over, until it ends.
+    """
+    import asyncio
+
+    current = asyncio.current_task()
+    pending = {task for task in asyncio.all_tasks() if task is not current}
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    for _ in range(rounds):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    if pending:
+        import structlog
+
+        structlog.get_logger("jarvis").warning(
+            "tasks still running at exit", tasks=sorted(repr(task)[:200] for task in pending)
+        )
