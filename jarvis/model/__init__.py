@@ -22,6 +22,7 @@ from jarvis.model.actions import (
     Restart,
     Rollback,
     Scale,
+    SetDnsWeights,
     SetWeights,
     Start,
     Stop,
@@ -37,6 +38,7 @@ from jarvis.model.customers import (
 )
 from jarvis.model.facets import (
     CloudSpend,
+    DnsWeights,
     LlmUsage,
     Metric,
     ModelPerformance,
@@ -80,6 +82,7 @@ __all__ = [
     "CreateBillingCustomer",
     "Customer",
     "Deploy",
+    "DnsWeights",
     "ErrorKind",
     "Event",
     "EventHistory",
@@ -106,6 +109,7 @@ __all__ = [
     "RouteWeights",
     "Scale",
     "SendEmail",
+    "SetDnsWeights",
     "SetWeights",
     "Snapshot",
     "Start",
