@@ -83,7 +83,7 @@ def route53(moto: str, session: boto3.Session) -> Iterator[Route53Client]:
 
 
 @pytest.fixture
-def clock() -> VirtualClock:  # type: ignore[override]  # the AWS conftest's is a FixedClock
+def clock() -> VirtualClock:  # the AWS conftest's is a FixedClock
     return VirtualClock(datetime.now(UTC))
 
 
