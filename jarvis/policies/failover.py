@@ -21,8 +21,8 @@ name, observed as ``route53://ZONE/NAME/TYPE`` with its records' weights in the
 
 Each step moves a record by at most ``max_shift`` (the guard's
 ``bounds.max_dns_weight_shift``), and is taken only if some target is good now.
-A step never raises the weight of a target that is not good now, never takes
-the last weight off the good targets, and never sets every weight to 0. When
+A step never raises the weight of a target that is not good now, and is not
+taken if it would leave no good target with weight (so never all 0s). When
 every target has failed, nothing changes and one alert says so (once, when it
 starts). Targets are recomputed from configuration every tick: level-triggered.
 The consecutive ticks are counted over ``history.snapshots``, so the reconciler
@@ -185,7 +185,9 @@ class FailoverPolicy:
             return None, None  # nowhere healthy to move weight to
         desired = self._desired(group, ticks, current, failed, good)
         proposed = step(current, desired, good, self._max_shift)
-        if proposed == current or not any(proposed.values()):
+        if proposed == current or not any(proposed[r] for r in good):
+            # Nothing to do, or a write that would leave every healthy target
+            # without answers: better none until a step can keep one.
             return None, None
         return Action(
             target=state.ref,
@@ -230,11 +232,12 @@ class FailoverPolicy:
                 desired[record] = target.weight
                 serving.append(record)
         # What the failed and held targets miss of their weight; when no target
-        # in service would carry any (a standby whose configured weight is 0),
-        # the good ones in service share it, so answers go somewhere healthy.
+        # left would carry any (a standby whose configured weight is 0, or a
+        # held one at 0), the good ones share it, those in service first, so
+        # answers go somewhere healthy.
         shortfall = sum(max(0, t.weight - desired[t.set_identifier]) for t in group.targets)
-        takers = [r for r in serving if r in good]
-        if shortfall and takers and not any(desired[r] for r in serving):
+        takers = [r for r in serving if r in good] or sorted(good - failed)
+        if shortfall and takers and not any(desired[r] for r in desired if r not in failed):
             share = min(MAX_WEIGHT, math.ceil(shortfall / len(takers)))
             for record in takers:
                 desired[record] = share

@@ -180,7 +180,7 @@ def scenarios(draw: st.DrawFn) -> tuple[FailoverPolicy, dict[str, int], list[dic
 def test_every_step_is_safe_and_bounded(
     scenario: tuple[FailoverPolicy, dict[str, int], list[dict[str, Signal]]],
 ) -> None:
-    """Only good records gain; good records keep weight if they had it; never all 0; bounded."""
+    """Only good records gain; a write leaves a good record weight; never all 0; bounded."""
     policy, start, ticks = scenario
     for (before, after, _), health in zip(_run(policy, start, ticks), ticks, strict=True):
         good = {r for r, s in health.items() if s is GOOD}
@@ -190,7 +190,8 @@ def test_every_step_is_safe_and_bounded(
             assert abs(after[record] - before[record]) <= policy.max_shift
             if after[record] > before[record]:
                 assert record in good, (before, after, health)
-        if any(before[r] for r in good):
+        if after != before:
+            # A write never leaves the healthy targets without answers.
             assert any(after[r] for r in good), (before, after, health)
 
 
@@ -224,3 +225,12 @@ def test_alternating_health_never_flaps(fail: int, recover: int, length: int) ->
     policy = FailoverPolicy([_group({"a": 100, "b": 100})], fail_ticks=fail, recover_ticks=recover)
     ticks = [{"a": BAD if i % 2 else GOOD, "b": GOOD} for i in range(length)]
     assert all(before == after for before, after, _ in _run(policy, {"a": 100, "b": 100}, ticks))
+
+
+def test_a_recovering_target_takes_over_when_the_other_fails() -> None:
+    """Held at 0 while it proves itself, it still beats a target that has failed."""
+    policy = FailoverPolicy(
+        [_group({"a": 100, "b": 100})], fail_ticks=1, recover_ticks=5, max_shift=255
+    )
+    run = _run(policy, {"a": 0, "b": 100}, [{"a": GOOD, "b": BAD}])
+    assert run[0][1] == {"a": 200, "b": 0}
