@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 import boto3
 import pytest
 from aiohttp import web
@@ -26,6 +28,7 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.model import BlockReason, EventKind, KillSwitchState
 from jarvis.providers import PROVIDERS, build_sensors
 from tests.aws.route53_zone import NAME, create_zone, zone_weights
+from tests.cli.conftest import Jarvis, jarvis, jarvis_env  # noqa: F401 - the fixture
 
 if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
@@ -238,3 +241,41 @@ async def test_the_retry_budget_holds_a_fourth_write_in_the_hour(
     assert {b.payload["blocked"] for b in blocked} == {BlockReason.RETRY_BUDGET.value}
     # The record set is healthy: a held step is not a failed fix, so nobody is paged.
     assert not await app.store.events(kinds=[EventKind.ACTION_ESCALATED], limit=10)
+
+
+async def test_jarvis_plan_shows_the_weight_shift_it_would_make(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    moto: str,
+    route53: Route53Client,
+    regions: dict[str, Region],
+) -> None:
+    """One tick sees one failed probe: with fail_ticks = 1, plan prints the new weights."""
+    zone = create_zone(route53, {"use1": 100, "euw1": 100})
+    await regions["use1"].stop()
+    endpoints = "".join(
+        f'[[probes.endpoints]]\nname = "api-{r}"\nurl = "{region.url}"\nfailure_threshold = 1\n'
+        for r, region in regions.items()
+    )
+    targets = "".join(
+        f'[[failover.groups.targets]]\nset_identifier = "{r}"\nweight = 100\n'
+        f'endpoints = ["api-{r}"]\n'
+        for r in regions
+    )
+    (tmp_path / "jarvis.toml").write_text(
+        '[simulated]\nenabled = false\n[[allowlist]]\nprovider = "route53"\n'
+        'actions = ["set_dns_weights"]\n'
+        f"{endpoints}"
+        f'[failover]\nendpoint_url = "{moto}"\nfail_ticks = 1\n'
+        f'[[failover.groups]]\nzone_id = "{zone}"\nname = "{NAME}"\n{targets}'
+    )
+    env = jarvis_env(
+        tmp_path, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", COLUMNS="250"
+    )
+    result = await anyio.to_thread.run_sync(
+        lambda: jarvis("--config", "jarvis.toml", "plan", env=env, timeout=120)
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"euw1": 100, "use1": 0' in result.stdout, result.stdout
+    assert "use1 100→0" in result.stdout, result.stdout
+    assert zone_weights(route53, zone) == {"use1": 100, "euw1": 100}
