@@ -21,7 +21,14 @@ from jarvis.model import (
     SetDnsWeights,
     Snapshot,
 )
-from jarvis.policies.failover import FailoverGroup, FailoverPolicy, FailoverTarget, Signal, step
+from jarvis.policies.failover import (
+    FailoverGroup,
+    FailoverPolicy,
+    FailoverTarget,
+    Signal,
+    signal,
+    step,
+)
 
 URI = "route53://Z1/api.example.com/A"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -234,3 +241,24 @@ def test_a_recovering_target_takes_over_when_the_other_fails() -> None:
     )
     run = _run(policy, {"a": 0, "b": 100}, [{"a": GOOD, "b": BAD}])
     assert run[0][1] == {"a": 200, "b": 0}
+
+
+def test_the_providers_observe_errors_are_a_second_signal() -> None:
+    """A failed observe counts against a target whose endpoints are not healthy, never alone."""
+    target = FailoverTarget("use1", 100, ("endpoint://use1",), sensor="ecs")
+    now = START
+
+    def judged(health: Health | None, errors: dict[str, str]) -> Signal:
+        resources = {}
+        if health is not None:
+            ref = ResourceRef("endpoint", "use1", "endpoint")
+            resources["endpoint://use1"] = ResourceState(ref, health, now)
+        return signal(target, Snapshot(taken_at=now, resources=resources, errors=errors))
+
+    failing = {"ecs": "Throttling: Rate exceeded"}
+    assert judged(Health.DEGRADED, failing) is BAD
+    assert judged(None, failing) is BAD
+    assert judged(Health.HEALTHY, failing) is GOOD
+    assert judged(Health.DEGRADED, {}) is UNKNOWN
+    assert judged(Health.DEGRADED, {"kubernetes": "down"}) is UNKNOWN
+    assert judged(Health.UNHEALTHY, {}) is BAD
