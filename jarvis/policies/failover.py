@@ -82,10 +82,11 @@ def signal(target: FailoverTarget, snapshot: Snapshot) -> Signal:
     return Signal.UNKNOWN
 
 
-def _streak(target: FailoverTarget, snapshots: Sequence[Snapshot], wanted: Signal) -> int:
+def _streak(seen: Sequence[Signal], wanted: Signal) -> int:
+    """How many of the latest signals in ``seen`` (oldest first) are ``wanted``, in a row."""
     count = 0
-    for snapshot in reversed(snapshots):
-        if signal(target, snapshot) is not wanted:
+    for judged in reversed(seen):
+        if judged is not wanted:
             break
         count += 1
     return count
@@ -156,10 +157,8 @@ class FailoverPolicy:
                 notes.append(note)
         return Evaluation(actions=tuple(actions), notes=tuple(notes))
 
-    def _failed(self, group: FailoverGroup, ticks: Sequence[Snapshot]) -> set[str]:
-        return {
-            t.set_identifier for t in group.targets if _streak(t, ticks, Signal.BAD) >= self._fail
-        }
+    def _failed(self, seen: Mapping[str, Sequence[Signal]]) -> set[str]:
+        return {r for r, judged in seen.items() if _streak(judged, Signal.BAD) >= self._fail}
 
     def _group(
         self, group: FailoverGroup, ticks: Sequence[Snapshot]
@@ -176,14 +175,16 @@ class FailoverPolicy:
                 resource=group.uri,
                 key=f"failover-missing:{group.uri}",
             )
-        failed = self._failed(group, ticks)
+        # Each target judged in every tick once, oldest first: the streaks read these.
+        seen = {t.set_identifier: [signal(t, tick) for tick in ticks] for t in group.targets}
+        failed = self._failed(seen)
         if len(failed) == len(group.targets):
-            return None, self._all_failed(group, ticks)
-        signals = {t.set_identifier: signal(t, snapshot) for t in group.targets}
+            return None, self._all_failed(group, seen)
+        signals = {r: judged[-1] for r, judged in seen.items()}
         good = frozenset(r for r, s in signals.items() if s is Signal.GOOD)
         if not good:
             return None, None  # nowhere healthy to move weight to
-        desired = self._desired(group, ticks, current, failed, good)
+        desired = self._desired(group, seen, current, failed, good)
         proposed = step(current, desired, good, self._max_shift)
         if proposed == current or not any(proposed[r] for r in good):
             # Nothing to do, or a write that would leave every healthy target
@@ -196,9 +197,11 @@ class FailoverPolicy:
             reason=_reason(current, proposed, failed, signals),
         ), None
 
-    def _all_failed(self, group: FailoverGroup, ticks: Sequence[Snapshot]) -> Note | None:
+    def _all_failed(
+        self, group: FailoverGroup, seen: Mapping[str, Sequence[Signal]]
+    ) -> Note | None:
         """One alert when every target has failed: on the tick it starts, not every tick."""
-        before = self._failed(group, ticks[:-1]) if len(ticks) > 1 else set()
+        before = self._failed({r: judged[:-1] for r, judged in seen.items()})
         if len(before) == len(group.targets):
             return None
         return Note(
@@ -212,7 +215,7 @@ class FailoverPolicy:
     def _desired(
         self,
         group: FailoverGroup,
-        ticks: Sequence[Snapshot],
+        seen: Mapping[str, Sequence[Signal]],
         current: Mapping[str, int],
         failed: set[str],
         good: frozenset[str],
@@ -225,7 +228,7 @@ class FailoverPolicy:
                 desired[record] = 0
             elif (
                 current[record] < target.weight
-                and _streak(target, ticks, Signal.GOOD) < self._recover
+                and _streak(seen[record], Signal.GOOD) < self._recover
             ):
                 desired[record] = current[record]  # held: not yet good long enough
             else:
