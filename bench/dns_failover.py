@@ -63,31 +63,32 @@ def _median_ms(call: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _case(count: int, repeat: int) -> dict[str, Any]:
+    policy = FailoverPolicy(_groups(count), fail_ticks=3, recover_ticks=5)
+    ticks = [_snapshot(count, i) for i in range(policy.snapshots_needed)]
+    current, history = ticks[-1], History(snapshots=tuple(ticks[:-1]))
+    now = current.taken_at
+    heal = HealPolicy()
+    failover = _median_ms(lambda: policy.evaluate(current, history, now), repeat)
+    healing = _median_ms(lambda: heal.evaluate(current, history, now), repeat)
+    return {
+        "groups": count,
+        "targets": count * TARGETS,
+        "snapshots": len(ticks),
+        "failover_ms": round(failover, 3),
+        "heal_ms": round(healing, 3),
+        "ratio": round(failover / healing, 1) if healing else None,
+        "proposals": len(policy.evaluate(current, history, now).actions),
+    }
+
+
 def run(args: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench/run.py dns_failover")
     parser.add_argument("--repeat", type=int, default=50)
     options = parser.parse_args(args)
     cases = []
     for count in (1, 10, 100):
-        policy = FailoverPolicy(_groups(count), fail_ticks=3, recover_ticks=5)
-        ticks = [_snapshot(count, i) for i in range(policy.snapshots_needed)]
-        history = History(snapshots=tuple(ticks[:-1]))
-        now = ticks[-1].taken_at
-        failover = _median_ms(lambda: policy.evaluate(ticks[-1], history, now), options.repeat)
-        heal = HealPolicy()
-        healing = _median_ms(lambda: heal.evaluate(ticks[-1], history, now), options.repeat)
-        proposals = len(policy.evaluate(ticks[-1], history, now).actions)
-        cases.append(
-            {
-                "groups": count,
-                "targets": count * TARGETS,
-                "snapshots": len(ticks),
-                "failover_ms": round(failover, 3),
-                "heal_ms": round(healing, 3),
-                "ratio": round(failover / healing, 1) if healing else None,
-                "proposals": proposals,
-            }
-        )
+        cases.append(_case(count, options.repeat))
         print(cases[-1], flush=True)
     largest = cases[-1]
     summary = [
