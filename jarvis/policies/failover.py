@@ -23,10 +23,11 @@ Each step moves a record by at most ``max_shift`` (the guard's
 ``bounds.max_dns_weight_shift``), and is taken only if some target is good now.
 A step never raises the weight of a target that is not good now, and is not
 taken if it would leave no good target with weight (so never all 0s). When
-every target has failed, nothing changes and one alert says so (once, when it
-starts). Targets are recomputed from configuration every tick: level-triggered.
-The consecutive ticks are counted over ``history.snapshots``, so the reconciler
-must keep at least `FailoverPolicy.snapshots_needed` of them.
+every target has failed, nothing changes and one critical alert says so (once,
+when it starts; resolved once, when a target stops failing). Targets are
+recomputed from configuration every tick: level-triggered. The consecutive
+ticks are counted over ``history.snapshots``, so the reconciler must keep at
+least `FailoverPolicy.snapshots_needed` of them.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from jarvis.model import Action, Health, History, SetDnsWeights, Snapshot
+from jarvis.model import Action, Health, History, ResourceRef, SetDnsWeights, Snapshot
 from jarvis.policies.base import Evaluation, Note
 
 __all__ = ["FailoverGroup", "FailoverPolicy", "FailoverTarget", "Signal", "signal", "step"]
@@ -163,53 +164,74 @@ class FailoverPolicy:
     def _group(
         self, group: FailoverGroup, ticks: Sequence[Snapshot]
     ) -> tuple[Action | None, Note | None]:
-        snapshot = ticks[-1]
-        state = snapshot.get(group.uri)
+        state = ticks[-1].get(group.uri)
         if state is None or state.dns_weights is None:
             return None, None  # not observed this tick: the observe failure is recorded
         current = dict(state.dns_weights.weights)
-        missing = sorted(t.set_identifier for t in group.targets if t.set_identifier not in current)
+        missing = _missing(group, current)
         if missing:
-            return None, Note(
-                f"failover: {group.uri} has no weighted record for {', '.join(missing)}",
-                resource=group.uri,
-                key=f"failover-missing:{group.uri}",
-            )
+            return None, _missing_note(group, ticks, missing)
         # Each target judged in every tick once, oldest first: the streaks read these.
         seen = {t.set_identifier: [signal(t, tick) for tick in ticks] for t in group.targets}
         failed = self._failed(seen)
+        alert = self._all_failed_change(group, seen, failed)
         if len(failed) == len(group.targets):
-            return None, self._all_failed(group, seen)
+            return None, alert
+        return self._move(group, state.ref, seen, current, failed), alert
+
+    def _move(
+        self,
+        group: FailoverGroup,
+        ref: ResourceRef,
+        seen: Mapping[str, Sequence[Signal]],
+        current: dict[str, int],
+        failed: set[str],
+    ) -> Action | None:
         signals = {r: judged[-1] for r, judged in seen.items()}
         good = frozenset(r for r, s in signals.items() if s is Signal.GOOD)
         if not good:
-            return None, None  # nowhere healthy to move weight to
+            return None  # nowhere healthy to move weight to
         desired = self._desired(group, seen, current, failed, good)
         proposed = step(current, desired, good, self._max_shift)
         if proposed == current or not any(proposed[r] for r in good):
             # Nothing to do, or a write that would leave every healthy target
             # without answers: better none until a step can keep one.
-            return None, None
+            return None
         return Action(
-            target=state.ref,
+            target=ref,
             params=SetDnsWeights(record_weights=proposed),
             policy=self.name,
             reason=_reason(current, proposed, failed, signals),
-        ), None
+        )
 
-    def _all_failed(
-        self, group: FailoverGroup, seen: Mapping[str, Sequence[Signal]]
+    def _all_failed_change(
+        self, group: FailoverGroup, seen: Mapping[str, Sequence[Signal]], failed: set[str]
     ) -> Note | None:
-        """One alert when every target has failed: on the tick it starts, not every tick."""
-        before = self._failed({r: judged[:-1] for r, judged in seen.items()})
-        if len(before) == len(group.targets):
+        """An alert on the tick every target has failed, its resolution on the tick one has not.
+
+        Once each: the previous tick's judgement, from the same history, says
+        whether it already fired.
+        """
+        everyone = len(group.targets)
+        before = len(self._failed({r: judged[:-1] for r, judged in seen.items()})) == everyone
+        now = len(failed) == everyone
+        if before == now:
             return None
+        if now:
+            message = f"failover: every target of {group.uri} is failing; weights left as they are"
+        else:
+            message = f"failover: a target of {group.uri} is no longer failing"
         return Note(
-            f"failover: every target of {group.uri} is failing; weights left as they are",
+            message,
             resource=group.uri,
             alert=True,
             key=f"failover-all-failed:{group.uri}",
-            payload={"failed": sorted(t.set_identifier for t in group.targets)},
+            payload={
+                "cause": "failover",
+                "severity": "critical",
+                "failed": sorted(failed),
+                **({} if now else {"resolved": True}),
+            },
         )
 
     def _desired(
@@ -245,6 +267,25 @@ class FailoverPolicy:
             for record in takers:
                 desired[record] = share
         return desired
+
+
+def _missing(group: FailoverGroup, weights: Mapping[str, int]) -> list[str]:
+    return sorted(t.set_identifier for t in group.targets if t.set_identifier not in weights)
+
+
+def _missing_note(
+    group: FailoverGroup, ticks: Sequence[Snapshot], missing: list[str]
+) -> Note | None:
+    """A note when the zone first lacks a configured record, not every tick while it does."""
+    previous = ticks[-2].get(group.uri) if len(ticks) > 1 else None
+    held = None if previous is None else previous.dns_weights
+    if held is not None and _missing(group, held.weights) == missing:
+        return None
+    return Note(
+        f"failover: {group.uri} has no weighted record for {', '.join(missing)}",
+        resource=group.uri,
+        key=f"failover-missing:{group.uri}",
+    )
 
 
 def _reason(

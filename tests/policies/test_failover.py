@@ -262,3 +262,33 @@ def test_the_providers_observe_errors_are_a_second_signal() -> None:
     assert judged(Health.DEGRADED, {}) is UNKNOWN
     assert judged(Health.DEGRADED, {"kubernetes": "down"}) is UNKNOWN
     assert judged(Health.UNHEALTHY, {}) is BAD
+
+
+def test_the_all_failed_alert_resolves_once_when_a_target_recovers() -> None:
+    """Critical when every target has failed; resolved on the tick one stops failing; once each."""
+    policy = FailoverPolicy([_group({"a": 100, "b": 100})], fail_ticks=2, recover_ticks=2)
+    current: dict[str, int] = {"a": 100, "b": 100}
+    health = [(BAD, BAD)] * 4 + [(BAD, GOOD)] * 3
+    history: list[Snapshot] = []
+    notes = []
+    for at, (a, b) in enumerate(health):
+        snapshot = _snapshot(at, current, {"a": a, "b": b})
+        evaluation = policy.evaluate(snapshot, History(snapshots=tuple(history)), snapshot.taken_at)
+        notes.append(
+            [(n.payload.get("severity"), n.payload.get("resolved")) for n in evaluation.notes]
+        )
+        history.append(snapshot)
+    assert notes == [[], [("critical", None)], [], [], [("critical", True)], [], []]
+
+
+def test_a_missing_record_is_noted_once() -> None:
+    """A configured set identifier the zone lacks: one note, then quiet while it stays so."""
+    policy = FailoverPolicy([_group({"a": 100, "b": 100, "c": 100})])
+    history: list[Snapshot] = []
+    counts = []
+    for at in range(3):
+        snapshot = _snapshot(at, {"a": 100, "b": 100}, {"a": GOOD, "b": GOOD, "c": GOOD})
+        evaluation = policy.evaluate(snapshot, History(snapshots=tuple(history)), snapshot.taken_at)
+        counts.append((len(evaluation.actions), [n.message for n in evaluation.notes]))
+        history.append(snapshot)
+    assert counts == [(0, [f"failover: {URI} has no weighted record for c"]), (0, []), (0, [])]
