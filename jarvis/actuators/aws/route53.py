@@ -21,7 +21,8 @@ someone else between them is overwritten for those records only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -71,7 +72,7 @@ class Route53Actuator:
         *,
         clock: Clock,
         limiter: anyio.CapacityLimiter | None = None,
-        close: Any = None,
+        close: Callable[[], None] | None = None,
     ) -> None:
         self._groups = tuple((zone, record_name(name), kind) for zone, name, kind in groups)
         self._client = client
@@ -131,7 +132,7 @@ class Route53Actuator:
                 kwargs["StartRecordIdentifier"] = start_id
             page = await aws_call(
                 "route53:ListResourceRecordSets",
-                lambda kw=kwargs: self._client.list_resource_record_sets(**kw),  # type: ignore[misc]
+                functools.partial(self._client.list_resource_record_sets, **kwargs),
                 self._limiter,
             )
             sets = page["ResourceRecordSets"]
