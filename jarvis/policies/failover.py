@@ -47,6 +47,8 @@ MAX_WEIGHT = 255
 
 
 class Signal(enum.Enum):
+    """What one tick says about a target (`signal`)."""
+
     GOOD = "good"
     BAD = "bad"
     UNKNOWN = "unknown"
@@ -149,7 +151,8 @@ class FailoverPolicy:
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; time is the ticks in history
         actions: list[Action] = []
         notes: list[Note] = []
-        ticks = [*history.snapshots, snapshot]
+        # Only as far back as a streak reads: the loop may keep many more.
+        ticks = [*history.snapshots[-self.snapshots_needed :], snapshot]
         for group in self._groups:
             action, note = self._group(group, ticks)
             if action is not None:
