@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
+    from jarvis.policies.failover import FailoverPolicy
     from jarvis.report.deliver import ReportSender
     from jarvis.safety import Budgets, Guard
     from jarvis.safety.breakers import BreakerPolicy
@@ -92,6 +93,7 @@ def build_guard(settings: Settings) -> Guard:
         AllowList,
         AllowRule,
         Bounds,
+        DnsWeightBounds,
         Guard,
         RetryBudget,
         ScaleBounds,
@@ -111,6 +113,9 @@ def build_guard(settings: Settings) -> Guard:
                 ActionKind.SCALE: ScaleBounds(max_replicas=settings.bounds.max_replicas),
                 ActionKind.SET_WEIGHTS: WeightBounds(
                     max_traffic_shift=settings.bounds.max_traffic_shift
+                ),
+                ActionKind.SET_DNS_WEIGHTS: DnsWeightBounds(
+                    max_weight_shift=settings.bounds.max_dns_weight_shift
                 ),
             },
         ),
@@ -326,14 +331,49 @@ def build_policies(settings: Settings) -> list[Policy]:
 
         policies.append(OnboardingPolicy())
         policies.append(DunningPolicy())
+    if settings.failover.enabled:
+        policies.append(build_failover(settings))
     return policies
 
 
+def build_failover(settings: Settings) -> FailoverPolicy:
+    """The failover policy over ``[failover]`` groups, stepping as far as the guard allows."""
+    from jarvis.policies.failover import FailoverGroup, FailoverPolicy, FailoverTarget
+
+    section = settings.failover
+    uris = {e.name: e.uri for e in settings.probes.endpoints}  # config checked every name
+    groups = [
+        FailoverGroup(
+            uri=group.uri,
+            targets=tuple(
+                FailoverTarget(
+                    set_identifier=t.set_identifier,
+                    weight=t.weight,
+                    endpoints=tuple(uris[name] for name in t.endpoints),
+                    sensor=t.sensor,
+                )
+                for t in group.targets
+            ),
+        )
+        for group in section.groups
+    ]
+    return FailoverPolicy(
+        groups,
+        fail_ticks=section.fail_ticks,
+        recover_ticks=section.recover_ticks,
+        max_shift=settings.bounds.max_dns_weight_shift,
+    )
+
+
 def history_size(settings: Settings) -> int:
-    """Snapshots to keep: enough to cover the scaling stabilization window."""
+    """Snapshots to keep: enough to cover the scaling stabilization window and the
+    failover policy's consecutive ticks."""
     needed = 0
     if settings.scaling.enabled:
         needed = math.ceil(settings.scaling.stabilization_seconds / settings.loop.interval) + 2
+    if settings.failover.enabled:
+        failover = settings.failover
+        needed = max(needed, max(failover.fail_ticks, failover.recover_ticks) + 1)
     return max(settings.loop.history_snapshots, needed)
 
 

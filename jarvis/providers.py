@@ -103,6 +103,12 @@ def _routing(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     ]
 
 
+def _route53(settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    from jarvis.actuators.aws.route53 import Route53Actuator
+
+    return [Route53Actuator.from_settings(settings.failover, clock=clock)]
+
+
 def _llm_usage(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     from jarvis.actuators.llm.usage import LlmUsageActuator
 
@@ -270,6 +276,15 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"route": frozenset({ActionKind.SET_WEIGHTS})},
         enabled=lambda s: s.routing.enabled,
         build=_routing,
+    ),
+    Provider(
+        # DNS failover: the records' weights on route53://ZONE/NAME/TYPE, moved
+        # by the failover policy from what the endpoint probes say.
+        name="route53",
+        section="failover",
+        owns={"route53": frozenset({ActionKind.SET_DNS_WEIGHTS})},
+        enabled=lambda s: s.failover.enabled,
+        build=_route53,
     ),
     Provider(
         name="llm_usage",

@@ -35,6 +35,7 @@ def test_the_readme_has_examples_for_every_provider_and_policy() -> None:
         "[kubernetes]",
         "[cloudrun]",
         "[local]",
+        "[failover]",
         "[scaling]",
         "[rollback]",
         "[cost]",

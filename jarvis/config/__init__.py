@@ -32,6 +32,7 @@ from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.customers import CustomersSettings
 from jarvis.config.endpoints import endpoints_fit
 from jarvis.config.environment import unknown_variables
+from jarvis.config.failover import FailoverSettings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.local import LocalSettings
 from jarvis.config.metrics import MetricSourceSettings
@@ -124,6 +125,8 @@ class Settings(BaseSettings):
     report: ReportSettings = ReportSettings()
     """Daily delivery of `jarvis report` (`jarvis.config.report`)."""
     customers: CustomersSettings = CustomersSettings()
+    failover: FailoverSettings = FailoverSettings()
+    """DNS failover through Route 53 weighted records (`jarvis.config.failover`)."""
 
     @field_validator("database_url")
     @classmethod
@@ -160,6 +163,17 @@ class Settings(BaseSettings):
         problem = endpoints_fit(self.probes, self.loop.observe_timeout)
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _failover_endpoints_exist(self) -> Settings:
+        known = {e.name for e in self.probes.endpoints}
+        missing = sorted(self.failover.endpoint_names() - known)
+        if missing:
+            raise ValueError(
+                f"failover.groups: targets name endpoints {', '.join(missing)} "
+                "that no [[probes.endpoints]] entry defines"
+            )
         return self
 
     @model_validator(mode="after")

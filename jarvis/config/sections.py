@@ -73,6 +73,9 @@ class BoundsSettings(Section):
     """No scale action may ask for more replicas than this, whatever a policy says."""
     max_traffic_shift: Annotated[float, Field(gt=0, le=1)] = 0.5
     """The largest change of any one model's routing weight in one tick."""
+    max_dns_weight_shift: Annotated[int, Field(ge=1, le=255)] = 128
+    """The largest change of any one DNS record's weight (0..255) in one tick; each write
+    is an attempt of the retry budget, so a failover should take one or two."""
 
 
 class RetrySettings(Section):

@@ -22,6 +22,7 @@ from jarvis.model.actions import (
     Restart,
     Rollback,
     Scale,
+    SetDnsWeights,
     SetWeights,
     Start,
     Stop,
@@ -38,6 +39,7 @@ from jarvis.model.customers import (
 )
 from jarvis.model.facets import (
     CloudSpend,
+    DnsWeights,
     LlmUsage,
     Metric,
     ModelPerformance,
@@ -81,6 +83,7 @@ __all__ = [
     "CreateBillingCustomer",
     "Customer",
     "Deploy",
+    "DnsWeights",
     "ErrorKind",
     "Event",
     "EventHistory",
@@ -108,6 +111,7 @@ __all__ = [
     "RouteWeights",
     "Scale",
     "SendEmail",
+    "SetDnsWeights",
     "SetWeights",
     "Snapshot",
     "Start",

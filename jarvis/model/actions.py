@@ -34,6 +34,7 @@ class ActionKind(enum.StrEnum):
     SET_WEIGHTS = "set_weights"
     START = "start"
     STOP = "stop"
+    SET_DNS_WEIGHTS = "set_dns_weights"
 
 
 class BlockReason(enum.StrEnum):
@@ -139,6 +140,19 @@ class SetWeights:
 
     kind: ClassVar[str] = ActionKind.SET_WEIGHTS.value
     weights: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class SetDnsWeights:
+    """Give each weighted DNS record of one name its weight (Route 53: 0..255, relative).
+
+    Keyed by the record's set identifier. Named ``record_weights``, not
+    ``weights``: these are integer shares of DNS answers, not routing fractions
+    summing to 1, and nothing that checks the latter may mistake them for it.
+    """
+
+    kind: ClassVar[str] = ActionKind.SET_DNS_WEIGHTS.value
+    record_weights: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "CloudSpend",
+    "DnsWeights",
     "LlmUsage",
     "ModelPerformance",
     "ModelSpend",
@@ -131,6 +132,17 @@ class RouteWeights:
         out["weights"] = self.weights
         out["weights_version"] = self.version
         out["floors"] = self.floors
+
+
+@dataclass(frozen=True, slots=True)
+class DnsWeights:
+    """The weighted records of one DNS name and type, by set identifier, as the zone holds them."""
+
+    weights: Mapping[str, int]
+    """Set identifier → weight (Route 53: 0..255; a record's share is its weight over the sum)."""
+
+    def record(self, out: dict[str, Any]) -> None:
+        out["record_weights"] = dict(sorted(self.weights.items()))
 
 
 @dataclass(frozen=True, slots=True)

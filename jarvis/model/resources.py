@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from jarvis.model.customers import Customer
-from jarvis.model.facets import CloudSpend, LlmUsage, Rollout, RouteWeights, Versions
+from jarvis.model.facets import (
+    CloudSpend,
+    DnsWeights,
+    LlmUsage,
+    Rollout,
+    RouteWeights,
+    Versions,
+)
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
@@ -69,7 +76,7 @@ class ResourceState:
     """One resource as an actuator saw it at one moment.
 
     The facets (``rollout``, ``versions``, ``weights``, ``llm_usage``,
-    ``cloud_spend``) are the typed facts policies and guards read, parsed at
+    ``cloud_spend``, ``dns_weights``) are the typed facts policies and guards read, parsed at
     the actuator boundary; None when the provider does not report them.
     ``metrics`` hold the numbers the provider measures (``cpu_utilization``,
     ``requests_per_minute``, ``p95_latency_ms``, ``error_rate``), by name;
@@ -90,6 +97,7 @@ class ResourceState:
     llm_usage: LlmUsage | None = None
     cloud_spend: CloudSpend | None = None
     customer: Customer | None = None
+    dns_weights: DnsWeights | None = None
     record_nulls: frozenset[str] = frozenset()
     """Facet keys this provider records as null when unknown, rather than leaving out."""
 
@@ -124,6 +132,8 @@ class ResourceState:
             self.llm_usage.record(out)
         if self.customer is not None:
             self.customer.record(out)
+        if self.dns_weights is not None:
+            self.dns_weights.record(out)
         out.update(self.attributes)
         return out
 

@@ -5,7 +5,7 @@ and the retry ledger, hands them in as a `GuardContext`, and records the verdict
 """
 
 from jarvis.safety.allowlist import AllowList, AllowRule
-from jarvis.safety.bounds import Bounds, KindBound, ScaleBounds, WeightBounds
+from jarvis.safety.bounds import Bounds, DnsWeightBounds, KindBound, ScaleBounds, WeightBounds
 from jarvis.safety.budgets import Budgets, Change, DisruptionBudget, Remaining
 from jarvis.safety.guard import Guard, GuardContext
 from jarvis.safety.retry import RetryBudget
@@ -17,6 +17,7 @@ __all__ = [
     "Budgets",
     "Change",
     "DisruptionBudget",
+    "DnsWeightBounds",
     "Guard",
     "GuardContext",
     "KindBound",

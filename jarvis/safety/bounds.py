@@ -13,7 +13,11 @@ touches the guard):
   never outside the min/max the provider itself reports (an autoscaler's
   registered range);
 - `WeightBounds`: routing weights that sum to 1, each in [0, 1], and no
-  weight moving by more than ``max_traffic_shift`` in one tick.
+  weight moving by more than ``max_traffic_shift`` in one tick;
+- `DnsWeightBounds`: DNS record weights that are whole numbers in 0..255
+  (Route 53's range), not all 0 (Route 53 then answers every record equally,
+  the failing ones included), naming exactly the records the zone holds, and
+  none moving by more than ``max_weight_shift`` in one tick.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from jarvis.model import WEIGHT_TOLERANCE, Action, ResourceState, Scale, SetWeights
+from jarvis.model import (
+    WEIGHT_TOLERANCE,
+    Action,
+    ResourceState,
+    Scale,
+    SetDnsWeights,
+    SetWeights,
+)
 
 
 class KindBound(Protocol):
@@ -111,3 +122,49 @@ def _current_weights(current: ResourceState | None) -> dict[str, float]:
     if current is None or current.weights is None:
         return {}
     return dict(current.weights.weights)
+
+
+MAX_DNS_WEIGHT = 255
+"""Route 53's largest record weight."""
+
+
+@dataclass(frozen=True, slots=True)
+class DnsWeightBounds:
+    max_weight_shift: int = 128
+
+    def violation(self, action: Action, current: ResourceState | None) -> str | None:
+        params = action.params
+        weights = params.record_weights if isinstance(params, SetDnsWeights) else None
+        problem = _dns_weights_problem(weights)
+        if problem is not None or weights is None:
+            return problem
+        if current is None or current.dns_weights is None:
+            # Unobserved: the shift cannot be measured, so it is not allowed.
+            return f"the weights of {action.target} were not observed this tick"
+        before = current.dns_weights.weights
+        if set(weights) != set(before):
+            return (
+                f"records {sorted(weights)} are not the records {sorted(before)} "
+                f"the zone holds for {action.target}"
+            )
+        for record in sorted(weights):
+            shift = abs(weights[record] - before[record])
+            if shift > self.max_weight_shift:
+                return (
+                    f"weight of {record} moves by {shift}, "
+                    f"more than {self.max_weight_shift} per tick"
+                )
+        return None
+
+
+def _dns_weights_problem(weights: Mapping[str, int] | None) -> str | None:
+    if not weights:
+        return "set_dns_weights action without record weights"
+    if any(
+        isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= MAX_DNS_WEIGHT
+        for w in weights.values()
+    ):
+        return f"record weights must each be a whole number in 0..{MAX_DNS_WEIGHT}"
+    if not any(weights.values()):
+        return "record weights are all 0 (Route 53 would answer every record equally)"
+    return None

@@ -8,7 +8,8 @@ were. The harness applies a fault when its time has come; the plan itself
 does nothing. The process faults (`PROCESS_FAULTS`: Jarvis itself killed, its
 Redis restarted, a second process beside it) strike only when named or with
 ``--faults all``: `DEFAULT_FAULTS`, what a run gets unless told, leaves them
-out, so the pinned seeds' records stay what they were.
+out, so the pinned seeds' records stay what they were. ``region_dark`` strikes
+only when named (`OPT_IN_FAULTS`), for the same reason.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class FaultKind(enum.StrEnum):
     """The kill switch's Redis restarts empty while the switch is engaged."""
     SECOND_PROCESS = "second_process"
     """A one-shot ``jarvis plan`` or ``jarvis tick --dry-run`` runs beside the daemon."""
+    REGION_DARK = "region_dark"
+    """One of two regions behind a weighted DNS name goes dark, then comes back
+    (`jarvis.simulation.dns`); opt-in."""
 
 
 REPLICA_FAULTS = frozenset(
@@ -70,9 +74,13 @@ PROCESS_FAULTS = frozenset(
     {FaultKind.CRASH_IN_OUTAGE, FaultKind.REDIS_RESTART, FaultKind.SECOND_PROCESS}
 )
 """Faults of Jarvis's own processes and of its Redis (`jarvis.simulation.process_faults`)."""
-ALL_FAULTS: tuple[FaultKind, ...] = tuple(k for k in FaultKind if k not in REPLICA_FAULTS)
+OPT_IN_FAULTS = frozenset({FaultKind.REGION_DARK})
+"""Faults that bring their own part of the world (two DNS regions): only when named."""
+ALL_FAULTS: tuple[FaultKind, ...] = tuple(
+    k for k in FaultKind if k not in REPLICA_FAULTS and k not in OPT_IN_FAULTS
+)
 """What ``all`` means: every fault but the replica faults, which run only when named, so
-a single-replica run stays one."""
+a single-replica run stays one, and the opt-in ones (`OPT_IN_FAULTS`)."""
 DEFAULT_FAULTS: tuple[FaultKind, ...] = tuple(k for k in ALL_FAULTS if k not in PROCESS_FAULTS)
 """What a run gets unless told: ``all`` less the process faults (so the pinned digests hold)."""
 
@@ -97,6 +105,7 @@ _RATES: dict[FaultKind, tuple[float, float]] = {
     FaultKind.CRASH_IN_OUTAGE: (0.3, 0.0),
     FaultKind.REDIS_RESTART: (0.5, 0.0),
     FaultKind.SECOND_PROCESS: (2.0, 0.0),
+    FaultKind.REGION_DARK: (4.0, 0.0),
 }
 _DAY = 86_400.0
 # Provider-wide episodes: (shortest, longest minutes, failure probability per call).
@@ -208,8 +217,8 @@ def _draw(
     target: str | None = rng.choice(services)
     if kind in {FaultKind.CRASH, FaultKind.BAD_DEPLOY, FaultKind.NEVER_RECOVERS}:
         return Fault(at, kind, target)
-    if kind in PROCESS_FAULTS:
-        return _draw_process(rng, kind, at)
+    if kind in PROCESS_FAULTS or kind in OPT_IN_FAULTS:
+        return _draw_apart(rng, kind, at)
     if kind in _EPISODES:
         low, high, rate = _EPISODES[kind]
         return Fault(at, kind, duration=timedelta(minutes=rng.uniform(low, high)), magnitude=rate)
@@ -226,7 +235,11 @@ def _draw(
     return Fault(at, kind, target, duration=duration, magnitude=rng.uniform(2, 4))
 
 
-def _draw_process(rng: random.Random, kind: FaultKind, at: datetime) -> Fault:
+def _draw_apart(rng: random.Random, kind: FaultKind, at: datetime) -> Fault:
+    """A process fault or an opt-in one: each draws its own shape."""
+    if kind is FaultKind.REGION_DARK:
+        region = rng.choice(("region-a", "region-b"))
+        return Fault(at, kind, region, duration=timedelta(minutes=rng.uniform(3, 60)))
     if kind is FaultKind.CRASH_IN_OUTAGE:
         low, high, _ = _EPISODES[kind]
         outage = timedelta(minutes=rng.uniform(low, high))

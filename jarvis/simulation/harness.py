@@ -15,7 +15,9 @@ provider witnessed. The run ends at the end time or the first violation. Its
 id is derived from the seed: same seed, same run. Its start, configuration,
 settings and rules are `jarvis.simulation.run_config`. A run that names a
 replica fault runs three replicas on one in-memory database, and the
-scheduler ticks whichever leads (`jarvis.simulation.replicas`).
+scheduler ticks whichever leads (`jarvis.simulation.replicas`). A run that
+names ``region_dark`` adds two DNS regions and the failover policy
+(`jarvis.simulation.dns`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from jarvis.app import App, build_app
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
-from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS
+from jarvis.simulation.dns import SimulatedRegions, dns_actuators, with_failover
+from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS, FaultKind
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.llm_actuators import llm_actuators
@@ -57,6 +60,10 @@ async def run_simulation(
     a test's policy spend virtual time, as a slow one spends real time.
     """
     clock = clock or VirtualClock(START)
+    regions: SimulatedRegions | None = None
+    if FaultKind.REGION_DARK in config.faults:
+        settings = with_failover(settings)
+        regions = SimulatedRegions()
     fleet = SimulatedFleet(seed=config.seed, services=config.services, script=False, start=START)
     provider = SimulatedProvider(fleet, clock, seed=config.seed)
     llm = SimulatedLlm.from_settings(settings, seed=config.seed, start=START)
@@ -83,7 +90,11 @@ async def run_simulation(
         return await build_app(
             settings,
             clock=clock,
-            actuators=[provider, *llm_actuators(settings, llm, clock, provider)],
+            actuators=[
+                provider,
+                *llm_actuators(settings, llm, clock, provider),
+                *dns_actuators(regions, clock, provider),
+            ],
             policies=policies,
             run_id=run_id if index == 0 else f"{run_id}-r{index}",
             store=on,
@@ -114,6 +125,7 @@ async def run_simulation(
             switch=switch,
             replicas=replicas,
             policies=policies,
+            regions=regions,
         )
         report = SimulationReport(
             seed=config.seed,

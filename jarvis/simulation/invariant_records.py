@@ -28,6 +28,7 @@ INVARIANTS = (
     "stale_epoch",
     "restart",
     "second_process",
+    "failover",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
 
@@ -46,6 +47,8 @@ class Rules:
     """The largest move of any one model's weight in one SET_WEIGHTS."""
     breaker_cooldown: timedelta | None = None
     """How long an open provider breaker holds everything; None: breakers are off."""
+    max_dns_weight_shift: int = 128
+    """The largest move of any one DNS record's weight in one SET_DNS_WEIGHTS."""
 
     def allowed(self, resource: str, kind: str) -> bool:
         provider, _, name = resource.partition("://")
@@ -69,7 +72,10 @@ class ProviderCall:
     before: Replicas | None = None
     """The target's replicas as the provider held them when the apply arrived."""
     weights_before: Mapping[str, float] | None = None
-    """For a route: its weights as the platform held them when the apply arrived."""
+    """For a route: its weights as the platform held them when the apply arrived; for
+    a DNS record group, its records' weights as the zone held them."""
+    dark: frozenset[str] = frozenset()
+    """For a DNS record group: the regions that were dark when the apply arrived."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,10 @@ The invariants, as issue 6 numbers them:
    intent stays open; a one-shot process beside the daemon applies and records
    no action, and ``plan`` writes nothing (`jarvis.simulation.invariant_processes`).
    While Redis has restarted empty under an engaged switch, ``killswitch``
-   holds as ever and counts those ticks as ``killswitch.redis_restart``.
+   holds as ever and counts those ticks as ``killswitch.redis_restart``;
+9. ``failover`` — no DNS weight write raises a dark region's weight, leaves the
+   regions that were up without weight while one was, or moves a record by more
+   than ``max_dns_weight_shift`` (`jarvis.simulation.invariant_failover`).
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -51,7 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jarvis.model import Action, Event, EventKind, ResourceState
+from jarvis.model import Action, Event, EventKind, ResourceState, SetDnsWeights
 from jarvis.simulation.invariant_bounds import (
     call_problem,
     floors_problem,
@@ -62,6 +65,8 @@ from jarvis.simulation.invariant_breakers import NAME as BREAKERS
 from jarvis.simulation.invariant_breakers import BreakerWatch
 from jarvis.simulation.invariant_epochs import NAME as STALE_EPOCH
 from jarvis.simulation.invariant_epochs import EpochWatch
+from jarvis.simulation.invariant_failover import NAME as FAILOVER
+from jarvis.simulation.invariant_failover import dns_write_problem
 from jarvis.simulation.invariant_processes import ProcessWatch
 from jarvis.simulation.invariant_records import ProviderCall, Rules, Violation
 
@@ -250,6 +255,14 @@ class InvariantChecker:
             self.violations.append(
                 Violation("allowlist_bounds", f"the provider was asked {problem}", at=call.at)
             )
+        if isinstance(action.params, SetDnsWeights):
+            self.checks[FAILOVER] += 1
+            before = call.weights_before or {}
+            dns = dns_write_problem(
+                action.params, before, call.dark, self.rules.max_dns_weight_shift
+            )
+            if dns is not None:
+                self.violations.append(Violation(FAILOVER, f"{uri}: {dns}", at=call.at))
 
     # -- the end of a tick ----------------------------------------------------
 

@@ -116,6 +116,7 @@ class SimulatedProvider:
         *,
         before: Replicas | None = None,
         weights_before: Mapping[str, float] | None = None,
+        dark: frozenset[str] = frozenset(),
     ) -> Outcome:
         """Witness ``action``, then hand it to ``backend`` through this API's faults.
 
@@ -126,7 +127,7 @@ class SimulatedProvider:
             return Outcome.success(f"already applied (key {key})")
         now = self._clock.now()
         self.calls.append(
-            ProviderCall(next(self._seq), now, "apply", action, before, weights_before)
+            ProviderCall(next(self._seq), now, "apply", action, before, weights_before, dark)
         )
 
         def once(action: Action) -> Outcome:

@@ -28,6 +28,7 @@ from jarvis.model import EventKind
 from jarvis.notify.channels import Recorder
 from jarvis.notify.notice import Notice
 from jarvis.policies.base import Policy
+from jarvis.simulation.dns import SimulatedRegions
 from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.handoff import Handoff
 from jarvis.simulation.invariant_records import Rules
@@ -69,8 +70,13 @@ class SimulationRun:
         switch: MemoryKillSwitch,
         replicas: ReplicaSet | None = None,
         policies: Sequence[Policy] | None = None,
+        regions: SimulatedRegions | None = None,
     ) -> None:
         self.app = app
+        self.regions = regions
+        """The two DNS regions ``region_dark`` strikes, when the run names it."""
+        self.lit: list[tuple[datetime, str]] = []
+        """(when, region): dark regions due to come back."""
         self.replicas = replicas
         """Several replicas (a run with replica faults); the scheduler ticks whichever leads."""
         self.record = app.store if replicas is None or database is None else EventStore(database)
@@ -217,6 +223,10 @@ class SimulationRun:
         for until, name in [s for s in self.surges if s[0] <= now]:
             self.fleet.surge(name, 1.0)
             self.surges.remove((until, name))
+        for until, region in [d for d in self.lit if d[0] <= now]:
+            if self.regions is not None:
+                self.regions.set_dark(region, dark=False)
+            self.lit.remove((until, region))
         self._give_back(now)
         await self.operator.between_ticks(now)
         await self._strike_process(now)
@@ -277,7 +287,17 @@ class SimulationRun:
             # Only a run with replicas has them (the harness builds replicas when one is named).
             replicas, seconds = self.replicas, fault.duration.total_seconds()
             return replicas is not None and replicas.strike(fault.kind, seconds)
+        if fault.kind is FaultKind.REGION_DARK:
+            return self._darken(fault, now)
         return self._apply_fault(fault, now)
+
+    def _darken(self, fault: Fault, now: datetime) -> bool:
+        """A region goes dark until the fault's end; one already dark stays until its own."""
+        region = fault.target or ""
+        if self.regions is None or not self.regions.set_dark(region, dark=True):
+            return False
+        self.lit.append((now + fault.duration, region))
+        return True
 
     def _apply_fault(self, fault: Fault, now: datetime) -> bool:
         """Strike; False when the fault does not apply to this run (it is then not counted)."""

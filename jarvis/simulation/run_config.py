@@ -89,6 +89,7 @@ def rules_from(settings: Settings) -> Rules:
         max_attempts=settings.retry.max_attempts,
         retry_window=timedelta(seconds=settings.retry.window_seconds),
         max_traffic_shift=settings.bounds.max_traffic_shift,
+        max_dns_weight_shift=settings.bounds.max_dns_weight_shift,
         breaker_cooldown=timedelta(seconds=settings.breakers.cooldown_seconds)
         if settings.breakers.enabled
         else None,

@@ -15,12 +15,14 @@ import pytest
 
 from jarvis.actuators.aws.clients import iam_actions
 from jarvis.actuators.aws.ecs import EcsActuator
+from jarvis.actuators.aws.route53 import Route53Actuator
 from jarvis.actuators.aws.s3probe import s3_probes
 from jarvis.actuators.probes.dependencies import ProbeSensor
 from jarvis.config.probes import ProbeSettings
-from jarvis.model import Action, Deploy, ResourceRef, Restart, Rollback, Scale
+from jarvis.model import Action, Deploy, ResourceRef, Restart, Rollback, Scale, SetDnsWeights
 from tests.actions import new_key
 from tests.aws.conftest import FixedClock, MakeAws, create_fleet, policy_actions
+from tests.aws.route53_zone import NAME, create_zone
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -35,7 +37,7 @@ TARGET_GROUP = (
 async def test_policy_grants_exactly_the_actions_used(
     make_aws: MakeAws, ecs_client: ECSClient, session: boto3.Session, moto: str
 ) -> None:
-    """Observing, every action kind, probes and cost use every granted action, and no other."""
+    """Observe, every action kind, probes, cost and failover use every granted action, no other."""
     create_fleet(ecs_client, per_cluster=1)
     ecs_client.create_service(
         cluster="prod",
@@ -92,6 +94,18 @@ async def test_policy_grants_exactly_the_actions_used(
     ):
         outcome = await ecs.apply(action, new_key())
         assert outcome.ok, outcome.detail
+
+    # Failover's Route 53 calls, on the same clients (and so the same call log).
+    setup = session.client("route53", endpoint_url=moto)
+    zone = create_zone(setup, {"a": 100, "b": 100})
+    setup.close()
+    dns = Route53Actuator([(zone, NAME, "A")], ecs.clients.route53, clock=FixedClock())
+    assert await dns.observe()
+    record = ResourceRef("route53", f"{zone}/{NAME}/A", "dns_record")
+    outcome = await dns.apply(
+        Action(record, SetDnsWeights(record_weights={"a": 0, "b": 100}), "t", "r"), new_key()
+    )
+    assert outcome.ok, outcome.detail
 
     used = {action for operation in ecs.calls.snapshot() for action in iam_actions(operation)}
     assert sorted(used) == sorted(policy_actions())

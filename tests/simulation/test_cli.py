@@ -53,6 +53,7 @@ def test_simulate_writes_a_json_report_and_exits_0(tmp_path: Path) -> None:
         "stale_epoch",
         "restart",
         "second_process",
+        "failover",
     }
     assert not (tmp_path / "jarvis.db").exists()
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ce import CostExplorerClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_route53 import Route53Client
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
@@ -169,13 +170,14 @@ class AwsClients:
             made = self._made.get(service)
             if made is None:
                 config = self._config
-                if service == "ce":
-                    # Cost Explorer is global and lives in us-east-1 whatever the fleet's region.
+                if service in {"ce", "route53"}:
+                    # Cost Explorer and Route 53 are global; their API lives in
+                    # us-east-1 whatever the fleet's region.
                     config = config.merge(Config(region_name="us-east-1"))
                 elif service == "s3":
                     # SigV4 presigned URLs: the only kind every region accepts.
                     config = config.merge(Config(signature_version="s3v4"))
-                made = self._session.client(  # type: ignore[call-overload]  # one of five literals
+                made = self._session.client(  # type: ignore[call-overload]  # one of six literals
                     service, config=config, endpoint_url=self._endpoint
                 )
                 self.calls.watch(made)
@@ -205,6 +207,11 @@ class AwsClients:
     @property
     def s3(self) -> S3Client:
         client: S3Client = self._client("s3")
+        return client
+
+    @property
+    def route53(self) -> Route53Client:
+        client: Route53Client = self._client("route53")
         return client
 
     def made(self) -> list[str]:
