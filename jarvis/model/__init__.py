@@ -57,6 +57,16 @@ from jarvis.model.records import (
     KillSwitchState,
     RetryState,
 )
+from jarvis.model.revenue import (
+    PAYING_STATUSES,
+    BookEntry,
+    Movement,
+    RevenueDay,
+    Subscription,
+    customer_mrr,
+    movement,
+    settle,
+)
 from jarvis.model.resources import (
     JSON,
     Health,
@@ -67,6 +77,14 @@ from jarvis.model.resources import (
 )
 
 __all__ = [
+    "PAYING_STATUSES",
+    "BookEntry",
+    "Movement",
+    "RevenueDay",
+    "Subscription",
+    "customer_mrr",
+    "movement",
+    "settle",
     "CUSTOMER_KIND",
     "CUSTOMER_SCHEME",
     "JSON",
