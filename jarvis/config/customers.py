@@ -65,7 +65,7 @@ class CustomersSettings(Section):
     """Each read re-reads rows stamped this long before the newest seen, for late commits."""
     read_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     """At most this many rows per observe: a large table is first read over several ticks."""
-    plans: dict[str, Annotated[float, Field(ge=0)] | PlanPrice] = {}
+    plans: dict[str, Annotated[float, Field(ge=0)] | PlanPrice] = Field(default_factory=dict)
     """Plan name to its price: a number is monthly USD; a table may say ``interval = "year"``.
     Revenue (MRR) is counted from these; a plan without a price counts as zero."""
     revenue_interval_seconds: Annotated[float, Field(ge=60, le=86_400)] = 3600.0

@@ -57,6 +57,14 @@ from jarvis.model.records import (
     KillSwitchState,
     RetryState,
 )
+from jarvis.model.resources import (
+    JSON,
+    Health,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    Snapshot,
+)
 from jarvis.model.revenue import (
     PAYING_STATUSES,
     BookEntry,
@@ -67,32 +75,18 @@ from jarvis.model.revenue import (
     movement,
     settle,
 )
-from jarvis.model.resources import (
-    JSON,
-    Health,
-    Replicas,
-    ResourceRef,
-    ResourceState,
-    Snapshot,
-)
 
 __all__ = [
-    "PAYING_STATUSES",
-    "BookEntry",
-    "Movement",
-    "RevenueDay",
-    "Subscription",
-    "customer_mrr",
-    "movement",
-    "settle",
     "CUSTOMER_KIND",
     "CUSTOMER_SCHEME",
     "JSON",
+    "PAYING_STATUSES",
     "WEIGHT_TOLERANCE",
     "Action",
     "ActionKind",
     "ActionParams",
     "BlockReason",
+    "BookEntry",
     "Clock",
     "CloudSpend",
     "CreateBillingCustomer",
@@ -110,6 +104,7 @@ __all__ = [
     "Metric",
     "ModelPerformance",
     "ModelSpend",
+    "Movement",
     "Outcome",
     "OutcomeStatus",
     "Replicas",
@@ -117,6 +112,7 @@ __all__ = [
     "ResourceState",
     "Restart",
     "RetryState",
+    "RevenueDay",
     "Rollback",
     "Rollout",
     "RolloutState",
@@ -128,7 +124,11 @@ __all__ = [
     "Snapshot",
     "Start",
     "Stop",
+    "Subscription",
     "Verdict",
     "Versions",
+    "customer_mrr",
     "month_bounds",
+    "movement",
+    "settle",
 ]

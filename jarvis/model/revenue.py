@@ -101,7 +101,9 @@ class RevenueDay:
     @property
     def net_usd(self) -> float:
         m = Movement
-        return self.usd(m.NEW) + self.usd(m.EXPANSION) - self.usd(m.CONTRACTION) - self.usd(m.CHURNED)
+        return (
+            self.usd(m.NEW) + self.usd(m.EXPANSION) - self.usd(m.CONTRACTION) - self.usd(m.CHURNED)
+        )
 
     @property
     def customer_count(self) -> int:

@@ -21,9 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Column, Date, Float, Integer, Table, Text, delete, insert, select, text
+from sqlalchemy import (
+    Column,
+    Date,
+    Float,
+    Integer,
+    RowMapping,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -71,6 +83,8 @@ class RevenueLedger:
     def __init__(self, engine: AsyncEngine, *, customers: AsyncEngine | None = None) -> None:
         self._engine = engine
         self._customers = customers or engine
+        self._owns_customers = customers is not None
+        """A customers engine of its own (another database) is the ledger's to dispose."""
 
     async def settle(self, day: date, prices: Mapping[str, float], now: datetime) -> RevenueDay:
         """Settle ``day`` from the customers as they are now; store it and the book."""
@@ -147,9 +161,7 @@ class RevenueLedger:
             )
 
     @staticmethod
-    async def _guard(
-        engine: AsyncEngine, run: Callable[[AsyncConnection], Awaitable[_T]]
-    ) -> _T:
+    async def _guard(engine: AsyncEngine, run: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run on a connection; an outage or a bug in the database becomes one-line StoreError."""
         try:
             async with engine.connect() as connection:
@@ -159,19 +171,20 @@ class RevenueLedger:
                 raise unreachable(engine.url, exc) from exc
             raise StoreError(f"revenue: {describe(exc)}") from exc
 
+    async def aclose(self) -> None:
+        if self._owns_customers:
+            await self._customers.dispose()
 
-def _day(row: Mapping[str, Any]) -> RevenueDay:
+
+def _day(row: RowMapping) -> RevenueDay:
     customers = row["customers"]
     return RevenueDay(
         day=row["day"],
         mrr_usd=float(row["mrr_usd"]),
         moved={
-            kind: float(row[f"{kind.value}_usd"])
-            for kind in Movement
-            if row[f"{kind.value}_usd"]
+            kind: float(row[f"{kind.value}_usd"]) for kind in Movement if row[f"{kind.value}_usd"]
         },
         customers={str(k): int(v) for k, v in (customers or {}).items()},
         paying=int(row["paying"]),
         unpriced=int(row["unpriced"]),
     )
-
