@@ -24,6 +24,25 @@ PRICES = {"starter": 19.0, "pro": 49.0, "team": 100.0}
 DAY = datetime(2026, 3, 11, tzinfo=UTC)
 
 
+PER_CUSTOMER = re.compile(
+    r"Cost per customer \$([\d,]+\.\d\d) a month; per paying customer \$([\d,]+\.\d\d)"
+)
+
+
+def revenue_section(tmp_path: Path, db: Path) -> str:
+    """The report's revenue section, printed by `jarvis report` in a process of its own."""
+    done = subprocess.run(
+        jarvis_argv("report", "--date", "2026-03-11"),
+        env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{db}"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("## Revenue against cost", 1)[1].split("\n## ", 1)[0]
+
+
 def cost_event(resource: str, ts: datetime, attributes: dict[str, object]) -> Event:
     return Event(
         EventKind.RESOURCE_CHANGED,
@@ -83,16 +102,7 @@ async def test_the_report_shows_revenue_and_cost_per_customer_as_sql_computes_th
     await store.flush()
     await store.aclose()
 
-    done = subprocess.run(
-        jarvis_argv("report", "--date", "2026-03-11"),
-        env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{db}"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    text = done.stdout.split("## Revenue against cost", 1)[1].split("\n## ", 1)[0]
+    text = revenue_section(tmp_path, db)
 
     with sqlite3.connect(db) as conn:
         mrr, new, expansion, churned = conn.execute(
