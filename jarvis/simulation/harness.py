@@ -27,6 +27,8 @@ from jarvis.app import App, build_app
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
+from jarvis.simulation.customer_actuators import customer_actuators
+from jarvis.simulation.customers import SimulatedCustomers
 from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm import SimulatedLlm
@@ -61,6 +63,18 @@ async def run_simulation(
     provider = SimulatedProvider(fleet, clock, seed=config.seed)
     llm = SimulatedLlm.from_settings(settings, seed=config.seed, start=START)
     run_id = f"sim{config.seed}"
+    customers: SimulatedCustomers | None = None
+    if config.customers:
+        if not settings.customers.enabled:
+            raise ValueError("simulated customers need simulation_settings(customers=True)")
+        customers = SimulatedCustomers.scenario(
+            seed=config.seed,
+            count=config.customers,
+            start=START,
+            days=config.days,
+            prices=settings.customers.monthly_prices(),
+        )
+    extra = [] if customers is None else customer_actuators(customers, clock, provider)
     # The kill switch stands in for Redis: a simulation never touches a real one.
     switch = MemoryKillSwitch()
     database: MemoryBackend | None = None
@@ -83,7 +97,7 @@ async def run_simulation(
         return await build_app(
             settings,
             clock=clock,
-            actuators=[provider, *llm_actuators(settings, llm, clock, provider)],
+            actuators=[provider, *llm_actuators(settings, llm, clock, provider), *extra],
             policies=policies,
             run_id=run_id if index == 0 else f"{run_id}-r{index}",
             store=on,
@@ -114,6 +128,7 @@ async def run_simulation(
             switch=switch,
             replicas=replicas,
             policies=policies,
+            customers=customers,
         )
         report = SimulationReport(
             seed=config.seed,

@@ -28,6 +28,10 @@ INVARIANTS = (
     "stale_epoch",
     "restart",
     "second_process",
+    "email_window",
+    "email_opt_out",
+    "email_killswitch",
+    "stripe_key",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
 
