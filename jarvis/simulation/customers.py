@@ -116,6 +116,10 @@ class SimulatedCustomers:
     stripe_calls: list[StripeCall] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
     _plan: list[_Change] = field(default_factory=list)
+    _states: dict[str, ResourceState] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
+    """Rows changed since their state was last built: as the real sensor, unchanged
+    customers are handed back as they were, so a tick costs what changed."""
     _drained: tuple[int, int] = (0, 0)
     """How many sends and Stripe calls the checker has been fed."""
     _stripe_keys: dict[str, str] = field(default_factory=dict)
@@ -170,6 +174,7 @@ class SimulatedCustomers:
 
     def _apply(self, change: _Change) -> None:
         self.changes[change.what] = self.changes.get(change.what, 0) + 1
+        self._dirty.add(change.customer)
         if change.what == "sign_up":
             plan = change.plan or "free"
             status = None if plan == "free" else "active"
@@ -190,7 +195,10 @@ class SimulatedCustomers:
             row.status = "canceled"
 
     def states(self, now: datetime) -> list[ResourceState]:
-        return [customer_state(r.sensor_row(now), now) for _, r in sorted(self.rows.items())]
+        for customer in self._dirty:
+            self._states[customer] = customer_state(self.rows[customer].sensor_row(now), now)
+        self._dirty.clear()
+        return list(self._states.values())
 
     # -- what the simulated actuators do ------------------------------------
 
@@ -202,6 +210,7 @@ class SimulatedCustomers:
         if key:
             self._stripe_keys[key] = stripe_id
         self.rows[customer].stripe_id = stripe_id
+        self._dirty.add(customer)
         return stripe_id
 
     def send(self, customer: str, template: str, now: datetime) -> None:
@@ -209,9 +218,11 @@ class SimulatedCustomers:
         self.sends.append(Sent(now, customer, template, row.opted_out))
         if template == "welcome":
             row.welcomed = True
+            self._dirty.add(customer)
 
     def grant_access(self, customer: str) -> None:
         self.rows[customer].access = True
+        self._dirty.add(customer)
 
     def drain(self) -> tuple[list[Sent], list[StripeCall]]:
         """The sends and Stripe calls since the last drain (the logs themselves are kept)."""

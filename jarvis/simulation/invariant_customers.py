@@ -26,9 +26,8 @@ from jarvis.model import SendEmail
 from jarvis.simulation.customers import Sent, StripeCall
 from jarvis.simulation.invariant_records import ProviderCall
 
-__all__ = ["NAMES", "TRANSACTIONAL", "CustomerWatch"]
+__all__ = ["TRANSACTIONAL", "CustomerWatch"]
 
-NAMES = ("email_window", "email_opt_out", "email_killswitch", "stripe_key")
 TRANSACTIONAL = frozenset({"welcome", "payment_failed", "access_revoked"})
 """Templates a customer gets whatever their marketing choice: the account's own business."""
 WINDOWS: dict[str, timedelta | None] = {"welcome": None}

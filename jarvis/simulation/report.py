@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from jarvis.simulation.invariant_records import INVARIANTS, Violation
+from jarvis.simulation.invariant_records import CUSTOMER_INVARIANTS, INVARIANTS, Violation
 
 
 @dataclass
@@ -91,7 +91,7 @@ class SimulationReport:
                     ),
                     "violations": sum(1 for v in self.violations if v.invariant == name),
                 }
-                for name in INVARIANTS
+                for name in INVARIANTS + (() if self.customers is None else CUSTOMER_INVARIANTS)
             },
             "violations": [v.as_dict() for v in self.violations],
         }
