@@ -1,7 +1,9 @@
 """One day's events reduced to the report's figures: pure, no I/O, no clock.
 
 The CLI reads the day's events by time and the month's ``cost://llm``
-observations, and passes them here with the quarantined ledger rows. Every
+observations, and passes them here with the quarantined ledger rows, the
+month's settled revenue days and ``cost://aws`` observations (the revenue
+figures are `jarvis.report.revenue`'s). Every
 figure is a count or a difference of event timestamps, so a test can compute
 the same figures from the same events another way and compare.
 """

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import text, update
 
@@ -16,6 +18,7 @@ from jarvis.model import Movement
 from jarvis.store import EventStore, StoreError
 from jarvis.store.customers import customers
 from jarvis.store.migrate import upgrade
+from jarvis.store.revenue import RevenueLedger
 from jarvis.telemetry.metrics import Metrics
 from tests.conftest import create_pg_database, drop_pg_database
 
@@ -137,3 +140,29 @@ async def test_no_keeper_without_prices_or_on_the_memory_store(store: EventStore
     memory = await EventStore.in_memory()
     with_plans = load_settings(None, customers={"enabled": True, "plans": PLANS})
     assert build_revenue_keeper(with_plans, memory, clock, metrics) is None
+
+
+async def test_the_daemon_starts_the_keeper_beside_the_scheduler(sqlite_url: str) -> None:
+    """What `jarvis run` starts beside the loop settles today and sets the gauge."""
+    from jarvis.app import build_app
+    from jarvis.cli.daemon import _start_beside
+
+    settings = load_settings(
+        None, database_url=sqlite_url, customers={"enabled": True, "plans": PLANS}
+    )
+    clock = VirtualClock(START)
+    app = await build_app(settings, clock=clock)
+    try:
+        await put(app.store, "a", "pro", "active", START)
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                _start_beside(group, settings, app, None, None)
+                for _ in itertools.count():  # polled: the keeper has no event to wait on
+                    if app.metrics.registry.get_sample_value("jarvis_mrr_usd") == 49.0:
+                        break
+                    await anyio.sleep(0.05)
+                group.cancel_scope.cancel()
+        ledger = RevenueLedger(app.store.engine)
+        assert [d.mrr_usd for d in await ledger.days(START.date(), START.date())] == [49.0]
+    finally:
+        await app.aclose()
