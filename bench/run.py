@@ -1,7 +1,7 @@
 """Run the benchmarks: ``uv run python bench/run.py [NAME ...] [-- OPTIONS]``.
 
 Names: tick, simulation (also writes memory), ingest, killswitch, startup, cli, custodian,
-spool, failover, customers, shards, dns_failover;
+spool, failover, customers, shards, webhooks, dns_failover, sim_customers;
 none means all. Each writes ``bench/results/<name>.json``; afterwards the
 table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
@@ -32,6 +32,7 @@ NAMES = (
     "shards",
     "webhooks",
     "dns_failover",
+    "sim_customers",
 )
 
 

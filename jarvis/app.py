@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from jarvis.loop.endpoints import EndpointConfig
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.loop.reconciler import Reconciler
+    from jarvis.loop.revenue import RevenueKeeper
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
@@ -251,6 +252,34 @@ def build_report_sender(settings: Settings, store: EventStore, clock: Clock) -> 
         budget_usd=settings.cost.monthly_budget_usd,
         mailer=mailer if isinstance(mailer, Email) else None,
         slack=slack if isinstance(slack, SlackWebhook) else None,
+    )
+
+
+def build_revenue_keeper(
+    settings: Settings, store: EventStore, clock: Clock, metrics: Metrics
+) -> RevenueKeeper | None:
+    """The revenue keeper when ``[customers]`` is enabled with plan prices on a SQL store.
+
+    The customers are read from ``[customers] database_url`` when set (the
+    product's database), the ledger is kept in Jarvis's own.
+    """
+    from jarvis.loop.revenue import RevenueKeeper
+    from jarvis.store.engine import create_engine, normalize_url
+    from jarvis.store.revenue import RevenueLedger
+    from jarvis.store.sql import SqlBackend
+
+    section = settings.customers
+    if not section.enabled or not section.plans or not isinstance(store.backend, SqlBackend):
+        return None
+    customers = None
+    if section.database_url is not None:
+        customers = create_engine(normalize_url(section.database_url))
+    return RevenueKeeper(
+        ledger=RevenueLedger(store.engine, customers=customers),
+        prices=section.monthly_prices(),
+        clock=clock,
+        metrics=metrics,
+        interval=section.revenue_interval_seconds,
     )
 
 

@@ -132,7 +132,8 @@ def _start_beside(
     elector: AnyElector | None,
     notifier: Notifier | None,
 ) -> None:
-    """Start what runs beside the scheduler, never a tick: retention, election, notices, report."""
+    """Start what runs beside the scheduler, never a tick: retention, election, notices, report,
+    revenue."""
     from jarvis.loop.retention import Pruner
 
     pruner = Pruner.for_policies(
@@ -152,6 +153,13 @@ def _start_beside(
             if elector is not None:
                 sender.leads = lambda: _leads(elector)
             group.start_soon(sender.run)
+    from jarvis.app import build_revenue_keeper
+
+    keeper = build_revenue_keeper(settings, app.store, app.clock, app.metrics)
+    if keeper is not None:
+        if elector is not None:
+            keeper.leads = lambda: _leads(elector)
+        group.start_soon(keeper.run)
 
 
 async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: int | None) -> None:

@@ -49,6 +49,16 @@ def simulate(
         Path | None, typer.Option("--report", help="Write the report here as JSON.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    customers: Annotated[
+        int,
+        typer.Option(
+            "--customers",
+            min=0,
+            max=1_000_000,
+            help="Simulated customers signing up over the run, onboarded by the real policies"
+            " (default: none).",
+        ),
+    ] = 0,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -85,14 +95,21 @@ def simulate(
         )
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     config = SimulationConfig(
-        seed=seed, days=days, services=services, faults=kinds, database_url=database_url
+        seed=seed,
+        days=days,
+        services=services,
+        faults=kinds,
+        database_url=database_url,
+        customers=customers,
     )
     # The reconciler logs every action; a month of them would drown the report.
     configure_logging("error", "json", stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="jarvis-sim-") as scratch:
         try:
             settings = simulation_settings(
-                state.config_path, spool_path=Path(scratch) / "spool.jsonl"
+                state.config_path,
+                spool_path=Path(scratch) / "spool.jsonl",
+                customers=customers > 0,
             )
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)

@@ -3,21 +3,22 @@
 Read by the provider registry (`jarvis.providers`): ``enabled`` switches on the
 customers sensor (provider ``access``, which also grants dashboard access);
 ``[customers.stripe]`` the ``stripe`` provider; ``[customers.email]`` the
-``email`` provider. Secrets are never settings: the Stripe secret key, the
-webhook signing secret and the SMTP password are read from the environment
-variables named here.
+``email`` provider; ``[customers.plans]`` the plan prices revenue is counted
+from (`jarvis.model.revenue`). Secrets are never settings: the Stripe secret
+key, the webhook signing secret and the SMTP password are read from the
+environment variables named here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from jarvis.config.notify import EnvName
 from jarvis.config.sections import Section
 
-__all__ = ["CustomerEmailSettings", "CustomersSettings", "StripeSettings"]
+__all__ = ["CustomerEmailSettings", "CustomersSettings", "PlanPrice", "StripeSettings"]
 
 
 class StripeSettings(Section):
@@ -49,6 +50,17 @@ class CustomerEmailSettings(Section):
     product: Annotated[str, Field(min_length=1)] = "Jarvis"
 
 
+class PlanPrice(Section):
+    """A plan billed other than monthly: ``{ usd = 490, interval = "year" }``."""
+
+    usd: Annotated[float, Field(ge=0)]
+    interval: Literal["month", "year"] = "month"
+
+    @property
+    def monthly_usd(self) -> float:
+        return self.usd / 12 if self.interval == "year" else self.usd
+
+
 class CustomersSettings(Section):
     """Off by default: no customer is observed or contacted unless configured."""
 
@@ -59,5 +71,17 @@ class CustomersSettings(Section):
     """Each read re-reads rows stamped this long before the newest seen, for late commits."""
     read_batch: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
     """At most this many rows per observe: a large table is first read over several ticks."""
+    plans: dict[str, Annotated[float, Field(ge=0)] | PlanPrice] = Field(default_factory=dict)
+    """Plan name to its price: a number is monthly USD; a table may say ``interval = "year"``.
+    Revenue (MRR) is counted from these; a plan without a price counts as zero."""
+    revenue_interval_seconds: Annotated[float, Field(ge=60, le=86_400)] = 3600.0
+    """How often the daemon settles today's revenue (``revenue_daily``) and sets the gauges."""
     stripe: StripeSettings | None = None
     email: CustomerEmailSettings | None = None
+
+    def monthly_prices(self) -> dict[str, float]:
+        """Every plan's price per month in USD, yearly plans divided by 12."""
+        return {
+            name: price if isinstance(price, float | int) else price.monthly_usd
+            for name, price in self.plans.items()
+        }

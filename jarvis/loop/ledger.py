@@ -164,7 +164,13 @@ def log_resets(before: Mapping[Key, RetryState], after: Mapping[Key, RetryState]
     This process's own changes are already in ``before``, so a row that is
     gone, or no longer quarantined, after the re-read was reset elsewhere.
     """
-    for key, state in sorted(before.items()):
+    # Sort only what is logged: a ledger of thousands of rows is re-read every tick.
+    cleared = [
+        (key, state)
+        for key, state in before.items()
+        if (now := after.get(key)) is None or (state.quarantined and not now.quarantined)
+    ]
+    for key, state in sorted(cleared):
         now = after.get(key)
         if state.quarantined and (now is None or not now.quarantined):
             log.info("quarantine lifted", resource=key[0], action=key[1])

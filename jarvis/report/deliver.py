@@ -72,6 +72,13 @@ def key_figures(f: DailyFigures) -> list[str]:
             f"LLM spend {s.month}: ${s.total_usd:,.2f} of ${s.budget_usd:,.2f},"
             f" forecast ${s.forecast_usd:,.2f}"
         )
+    if f.revenue is not None:
+        r = f.revenue
+        cost = r.cost_usd
+        lines.append(
+            f"MRR ${r.latest.mrr_usd:,.2f} ({r.latest.paying} paying)"
+            + ("" if cost is None else f" against a month's cost of ${cost:,.2f}")
+        )
     if f.savings:
         resource, kind, usd = f.savings[0]
         lines.append(f"Biggest saving: {resource} {kind}, ${usd:,.2f}/h")

@@ -1,7 +1,9 @@
 """One day's events reduced to the report's figures: pure, no I/O, no clock.
 
 The CLI reads the day's events by time and the month's ``cost://llm``
-observations, and passes them here with the quarantined ledger rows. Every
+observations, and passes them here with the quarantined ledger rows, the
+month's settled revenue days and ``cost://aws`` observations (the revenue
+figures are `jarvis.report.revenue`'s). Every
 figure is a count or a difference of event timestamps, so a test can compute
 the same figures from the same events another way and compare.
 """
@@ -14,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from jarvis.model import Event, EventKind, RetryState, month_bounds
+from jarvis.model import Event, EventKind, RetryState, RevenueDay, month_bounds
+from jarvis.report.revenue import RevenueFigures, revenue_figures
 
 __all__ = ["DailyFigures", "Incident", "SpendFigures", "build_figures", "percentile"]
 
@@ -93,6 +96,8 @@ class DailyFigures:
     traffic: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
     """Requests per minute per service at each hourly `metrics.sampled`."""
     spend: SpendFigures | None = None
+    revenue: RevenueFigures | None = None
+    """MRR and its movements beside the month's cost; None when no day is settled yet."""
 
     @property
     def remediation_seconds(self) -> list[float]:
@@ -127,6 +132,8 @@ def build_figures(
     llm_observations: Iterable[Event] = (),
     quarantined: Iterable[RetryState] = (),
     budget_usd: float = 0.0,
+    revenue_days: Sequence[RevenueDay] = (),
+    cloud_observations: Iterable[Event] = (),
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first."""
     events = list(day_events)
@@ -137,6 +144,12 @@ def build_figures(
     figures.replicas = _replicas(events)
     figures.traffic = _traffic(events)
     figures.spend = _spend(list(llm_observations), start + timedelta(days=1), budget_usd)
+    figures.revenue = revenue_figures(
+        revenue_days,
+        start=start,
+        cloud_observations=cloud_observations,
+        llm_forecast_usd=None if figures.spend is None else figures.spend.forecast_usd,
+    )
     return figures
 
 

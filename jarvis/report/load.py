@@ -2,16 +2,19 @@
 
 Shared by `jarvis report` (a read-only store of its own) and the daemon's daily
 delivery (`jarvis.report.deliver`, on the daemon's store), so both report the
-same day the same way.
+same day the same way. Revenue comes from the ledger's ``revenue_daily`` rows
+(`jarvis.store.revenue`) on a SQL store; the cloud bill from ``cost://aws``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jarvis.model import EventKind, month_bounds
+from jarvis.model import EventKind, RevenueDay, month_bounds
 from jarvis.report.figures import DailyFigures, build_figures
 from jarvis.store import EventStore
+from jarvis.store.revenue import RevenueLedger
+from jarvis.store.sql import SqlBackend
 
 __all__ = ["REPORTED_KINDS", "load_figures"]
 
@@ -38,6 +41,12 @@ async def load_figures(store: EventStore, start: datetime, budget_usd: float) ->
         since=month_bounds(end)[0],
         until=end,
     )
+    cloud = await store.events_by_time(
+        kinds=[EventKind.RESOURCE_CHANGED],
+        resource="cost://aws",
+        since=month_bounds(end)[0],
+        until=end,
+    )
     ledger = await store.load_retries()
     return build_figures(
         day,
@@ -45,4 +54,14 @@ async def load_figures(store: EventStore, start: datetime, budget_usd: float) ->
         llm_observations=llm,
         quarantined=ledger.values(),
         budget_usd=budget_usd,
+        revenue_days=await _revenue(store, start),
+        cloud_observations=cloud,
     )
+
+
+async def _revenue(store: EventStore, start: datetime) -> list[RevenueDay]:
+    """The month's settled days up to ``start``'s (and the last one before, for day one)."""
+    if not isinstance(store.backend, SqlBackend):
+        return []  # the simulation's memory store keeps no ledger
+    first = month_bounds(start)[0].date() - timedelta(days=31)
+    return await RevenueLedger(store.engine).days(first, start.date())

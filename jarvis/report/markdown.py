@@ -75,6 +75,7 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
     ]
     out.append(("Escalations open", _table(["resource", "kind", "at", "why"], rows)))
     out.append(("LLM spend against budget", _spend_lines(f)))
+    out.append(("Revenue against cost", _revenue_lines(f)))
     rows = [
         [r, k, f"${usd:,.4f}/h", f"${usd * 24:,.2f}/day"] for r, k, usd in f.savings[:TOP_SAVINGS]
     ]
@@ -119,6 +120,49 @@ def _spend_lines(f: DailyFigures) -> list[str]:
         ["provider", "spent", "share"],
         [[p, f"${u:,.2f}", f"{u / total:.0%}"] for p, u in s.by_provider.items()],
     )
+    return lines
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _revenue_lines(f: DailyFigures) -> list[str]:
+    r = f.revenue
+    if r is None:
+        return ["No revenue settled up to the day's end (`[customers.plans]` sets the prices).", ""]
+    day = r.latest
+    settled = "" if day.day == f.start.date() else f" (last settled {day.day:%Y-%m-%d})"
+    lines = [
+        f"MRR {_usd(day.mrr_usd)}{settled}: {day.paying} paying of {day.customer_count} "
+        "customers" + (f", {day.unpriced} on a plan without a price" if day.unpriced else "") + ".",
+        "",
+    ]
+    on_day = day if day.day == f.start.date() else None
+    lines += _table(
+        ["movement", "this day", "month to date"],
+        [
+            [kind.value, _usd(on_day.usd(kind) if on_day else 0.0), _usd(r.month[kind])]
+            for kind in r.month
+        ],
+    )
+    cloud = r.cloud
+    cost = r.cost_usd
+    parts = [f"LLM {_usd(r.llm_forecast_usd)}"]
+    if cloud is not None:
+        parts.append(f"cloud {_usd(cloud.forecast_usd)} (recorded {cloud.observed_at:%d %b %H:%M})")
+    if cost is None:
+        lines += ["No LLM or cloud cost recorded this month: no cost to set against revenue.", ""]
+        return lines
+    margin = day.mrr_usd - cost
+    share = f" ({margin / day.mrr_usd:.0%} of MRR)" if day.mrr_usd else ""
+    lines += [
+        f"Month-end cost forecast {_usd(cost)}: " + ", ".join(parts) + ".",
+        f"MRR less cost: {_usd(margin)}{share}.",
+        f"Cost per customer {_usd(r.per_customer(paying=False))} a month; "
+        f"per paying customer {_usd(r.per_customer(paying=True))}.",
+        "",
+    ]
     return lines
 
 

@@ -29,6 +29,8 @@ from jarvis.app import App, build_app
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.policies.base import Policy
+from jarvis.simulation.customer_actuators import customer_actuators
+from jarvis.simulation.customers import SimulatedCustomers
 from jarvis.simulation.dns import SimulatedRegions, dns_actuators, with_failover
 from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS, FaultKind
 from jarvis.simulation.invariant_records import Rules
@@ -68,6 +70,18 @@ async def run_simulation(
     provider = SimulatedProvider(fleet, clock, seed=config.seed)
     llm = SimulatedLlm.from_settings(settings, seed=config.seed, start=START)
     run_id = f"sim{config.seed}"
+    customers: SimulatedCustomers | None = None
+    if config.customers:
+        if not settings.customers.enabled:
+            raise ValueError("simulated customers need simulation_settings(customers=True)")
+        customers = SimulatedCustomers.scenario(
+            seed=config.seed,
+            count=config.customers,
+            start=START,
+            days=config.days,
+            prices=settings.customers.monthly_prices(),
+        )
+    extra = [] if customers is None else customer_actuators(customers, clock, provider)
     # The kill switch stands in for Redis: a simulation never touches a real one.
     switch = MemoryKillSwitch()
     database: MemoryBackend | None = None
@@ -94,6 +108,7 @@ async def run_simulation(
                 provider,
                 *llm_actuators(settings, llm, clock, provider),
                 *dns_actuators(regions, clock, provider),
+                *extra,
             ],
             policies=policies,
             run_id=run_id if index == 0 else f"{run_id}-r{index}",
@@ -126,6 +141,7 @@ async def run_simulation(
             replicas=replicas,
             policies=policies,
             regions=regions,
+            customers=customers,
         )
         report = SimulationReport(
             seed=config.seed,

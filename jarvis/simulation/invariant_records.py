@@ -31,6 +31,9 @@ INVARIANTS = (
     "failover",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
+CUSTOMER_INVARIANTS = ("email_window", "email_opt_out", "email_killswitch", "stripe_key")
+"""The invariants of simulated customers (`jarvis.simulation.invariant_customers`): in the
+report only of a run that has them."""
 
 
 @dataclass(frozen=True, slots=True)

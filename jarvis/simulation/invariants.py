@@ -35,7 +35,10 @@ The invariants, as issue 6 numbers them:
    holds as ever and counts those ticks as ``killswitch.redis_restart``;
 9. ``failover`` — no DNS weight write raises a dark region's weight, leaves the
    regions that were up without weight while one was, or moves a record by more
-   than ``max_dns_weight_shift`` (`jarvis.simulation.invariant_failover`).
+   than ``max_dns_weight_shift`` (`jarvis.simulation.invariant_failover`);
+10. ``email_window``, ``email_opt_out``, ``email_killswitch`` and
+    ``stripe_key`` — with simulated customers, what a customer may receive and
+    how Stripe is called (`jarvis.simulation.invariant_customers`).
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -55,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jarvis.model import Action, Event, EventKind, ResourceState, SetDnsWeights
+from jarvis.simulation.customers import Sent, StripeCall
 from jarvis.simulation.invariant_bounds import (
     call_problem,
     floors_problem,
@@ -63,6 +67,7 @@ from jarvis.simulation.invariant_bounds import (
 )
 from jarvis.simulation.invariant_breakers import NAME as BREAKERS
 from jarvis.simulation.invariant_breakers import BreakerWatch
+from jarvis.simulation.invariant_customers import CustomerWatch
 from jarvis.simulation.invariant_epochs import NAME as STALE_EPOCH
 from jarvis.simulation.invariant_epochs import EpochWatch
 from jarvis.simulation.invariant_failover import NAME as FAILOVER
@@ -95,6 +100,7 @@ class InvariantChecker:
     _breakers: BreakerWatch = field(init=False)
     _epochs: EpochWatch = field(default_factory=EpochWatch)
     processes: ProcessWatch = field(default_factory=ProcessWatch)
+    customers: CustomerWatch = field(default_factory=CustomerWatch)
 
     def __post_init__(self) -> None:
         self._breakers = BreakerWatch(self.rules.breaker_cooldown)
@@ -219,6 +225,7 @@ class InvariantChecker:
     def feed_calls(self, calls: Iterable[ProviderCall]) -> None:
         """Check the witness: what the provider received, interleaved with the operator's flips."""
         for call in calls:
+            self.customers.call(call)
             if call.what in {"engage", "release"}:
                 self._witness_engaged = call.what == "engage"
                 self._witness_wiped = False  # the flip wrote a record again
@@ -264,6 +271,13 @@ class InvariantChecker:
             if dns is not None:
                 self.violations.append(Violation(FAILOVER, f"{uri}: {dns}", at=call.at))
 
+    def feed_customers(self, sends: Iterable[Sent], stripe_calls: Iterable[StripeCall]) -> None:
+        """The simulated mailer's and Stripe's own records (`jarvis.simulation.customers`)."""
+        for sent in sends:
+            self.customers.sent(sent)
+        for call in stripe_calls:
+            self.customers.stripe(call)
+
     # -- the end of a tick ----------------------------------------------------
 
     def end_tick(
@@ -291,6 +305,7 @@ class InvariantChecker:
         if self._witness_wiped and self._witness_engaged:
             self.checks["killswitch.redis_restart"] += 1
         self._end_processes()
+        self._end_customers(tick_id)
         if settled:
             self._settle(tick_id)
 
@@ -305,6 +320,14 @@ class InvariantChecker:
                 self.violations.append(Violation(name, message))
             else:
                 self._fail(name, message, event)
+        watch.problems.clear()
+
+    def _end_customers(self, tick_id: str | None) -> None:
+        watch = self.customers
+        self.checks.update(watch.checks)
+        watch.checks.clear()
+        for name, message, at in watch.problems:
+            self.violations.append(Violation(name, message, at=at, tick_id=tick_id))
         watch.problems.clear()
 
     def _settle(self, tick_id: str | None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from jarvis.simulation.invariant_records import INVARIANTS, Violation
+from jarvis.simulation.invariant_records import CUSTOMER_INVARIANTS, INVARIANTS, Violation
 
 
 @dataclass
@@ -47,6 +47,8 @@ class SimulationReport:
     notifications: dict[str, Any] = field(default_factory=dict)
     """Pages (distinct PagerDuty incidents) the notifier raised, by cause, against escalations."""
     replicas: dict[str, int] | None = None
+    customers: dict[str, Any] | None = None
+    """With simulated customers: sign-ups, changes, emails by template, MRR at the end."""
     """Elections, epochs and refused writes, when the run had several replicas."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
@@ -80,6 +82,7 @@ class SimulationReport:
             "scheduler": self.scheduler,
             "notifications": self.notifications,
             **({} if self.replicas is None else {"replicas": self.replicas}),
+            **({} if self.customers is None else {"customers": self.customers}),
             "invariants": {
                 name: {
                     # "capacity_bounds.weights" and the like add to their invariant.
@@ -88,7 +91,7 @@ class SimulationReport:
                     ),
                     "violations": sum(1 for v in self.violations if v.invariant == name),
                 }
-                for name in INVARIANTS
+                for name in INVARIANTS + (() if self.customers is None else CUSTOMER_INVARIANTS)
             },
             "violations": [v.as_dict() for v in self.violations],
         }
@@ -144,6 +147,14 @@ class SimulationReport:
                 f"replicas: {r['replicas']}, elections: {r['elections']} (epoch {r['epoch']}); "
                 f"woken leaders' ticks: {r['stale_ticks']}, fenced writes refused: "
                 f"{r['refused_writes']}",
+                highlight=False,
+            )
+        if self.customers is not None:
+            c = self.customers
+            emails = ", ".join(f"{t} {n}" for t, n in c["emails_by_template"].items()) or "none"
+            console.print(
+                f"customers: {c['sign_ups']} sign-ups, {c['paying']} paying at the end, "
+                f"MRR ${c['mrr_usd']:,.2f}; emails: {emails}; Stripe calls: {c['stripe_calls']}",
                 highlight=False,
             )
         budget = self.budget

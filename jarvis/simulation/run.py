@@ -28,6 +28,7 @@ from jarvis.model import EventKind
 from jarvis.notify.channels import Recorder
 from jarvis.notify.notice import Notice
 from jarvis.policies.base import Policy
+from jarvis.simulation.customers import SimulatedCustomers
 from jarvis.simulation.dns import SimulatedRegions
 from jarvis.simulation.faults import PROCESS_FAULTS, REPLICA_FAULTS, Fault, FaultKind, plan_faults
 from jarvis.simulation.handoff import Handoff
@@ -71,12 +72,14 @@ class SimulationRun:
         replicas: ReplicaSet | None = None,
         policies: Sequence[Policy] | None = None,
         regions: SimulatedRegions | None = None,
+        customers: SimulatedCustomers | None = None,
     ) -> None:
         self.app = app
         self.regions = regions
         """The two DNS regions ``region_dark`` strikes, when the run names it."""
         self.lit: list[tuple[datetime, str]] = []
         """(when, region): dark regions due to come back."""
+        self.customers = customers
         self.replicas = replicas
         """Several replicas (a run with replica faults); the scheduler ticks whichever leads."""
         self.record = app.store if replicas is None or database is None else EventStore(database)
@@ -334,6 +337,8 @@ class SimulationRun:
         if settled:
             await self.processes.check_restart(self.app.store)
         self.checker.feed_calls(self.provider.drain())
+        if self.customers is not None:
+            self.checker.feed_customers(*self.customers.drain())
         states = self.fleet.states()
         routes = self.llm.route_states(self.clock.now())
         self.checker.end_tick(tick_id, [*states, *routes], settled=settled)
@@ -398,5 +403,7 @@ class SimulationRun:
         }
         if self.replicas is not None:
             report.replicas = self.replicas.as_dict()
+        if self.customers is not None:
+            report.customers = self.customers.as_dict(self.clock.now())
         report.checks = dict(self.checker.checks)
         report.violations = list(self.checker.violations)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jarvis.config import Settings, load_settings
+from jarvis.simulation.customers import SIM_PLANS
 from jarvis.simulation.faults import DEFAULT_FAULTS, FaultKind
 from jarvis.simulation.invariant_records import Rules
 from jarvis.simulation.llm_scenario import sim_llm_settings
@@ -49,19 +50,29 @@ class SimulationConfig:
     """None: the in-memory store (fast; the default). A URL: that SQLite or PostgreSQL
     database, migrated if needed, so the run also exercises the SQL store."""
     fencing: bool = True
+    customers: int = 0
+    """Simulated customers signing up over the run (`jarvis.simulation.customers`); 0: none.
+    Their settings come from ``simulation_settings(customers=True)``."""
     """With replica faults: False lets the replicas write without the epoch fence, to
     show what fencing prevents (a woken leader's actions fail ``stale_epoch``)."""
 
 
 def simulation_settings(
-    config_path: str | Path | None = None, *, spool_path: Path, **overrides: Any
+    config_path: str | Path | None = None,
+    *,
+    spool_path: Path,
+    customers: bool = False,
+    **overrides: Any,
 ) -> Settings:
     """The configuration's policies and guards, on a private store and the simulated fleet only.
 
     Redis is left out on purpose: a simulation must never touch a real kill
     switch (it runs on an in-memory one). The store is chosen by
     `SimulationConfig.database_url`; ``database_url`` may still be overridden
-    here for callers that build an app from these settings themselves.
+    here for callers that build an app from these settings themselves. With
+    ``customers``, ``[customers]`` is enabled (with `SIM_PLANS` unless the
+    configuration prices its own plans) and the allow-list lets the customer
+    action kinds through on ``customer://*``.
     """
     base = load_settings(config_path)
     extra: dict[str, Any] = {
@@ -74,8 +85,19 @@ def simulation_settings(
     if not base.rollback.enabled:
         extra["rollback"] = SIM_ROLLBACK
     extra.update(sim_llm_settings(base))
+    if customers:
+        extra.update(_sim_customers(base, extra.get("allowlist")))
     extra.update(overrides)
     return load_settings(config_path, **extra)
+
+
+def _sim_customers(base: Settings, allowlist: list[dict[str, Any]] | None) -> dict[str, Any]:
+    section = base.customers.model_dump(exclude_none=True)
+    section.update(enabled=True, plans=section.get("plans") or SIM_PLANS)
+    allow = allowlist if allowlist is not None else [e.model_dump() for e in base.allowlist]
+    kinds = ["create_billing_customer", "send_email", "grant_access"]
+    entry = {"provider": "customer", "resources": "*", "actions": kinds}
+    return {"customers": section, "allowlist": [*allow, entry]}
 
 
 def rules_from(settings: Settings) -> Rules:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0006_stripe_events"
+HEAD_REVISION = "0008_revenue"
 """The newest revision under ``migrations/versions``; a test holds it equal to Alembic's head."""
 
 
@@ -97,6 +97,7 @@ def _create_at_head(connection: Connection) -> None:
     """Every table on `metadata`, and the version table saying `HEAD_REVISION`."""
     import jarvis.store.customers  # noqa: PLC0415 -- puts customers on metadata
     import jarvis.store.outbox  # noqa: PLC0415 -- puts the notification tables on metadata
+    import jarvis.store.revenue  # noqa: PLC0415 -- puts the revenue tables on metadata
     import jarvis.store.usage  # noqa: F401, PLC0415 -- puts llm_usage on metadata
     from jarvis.store.tables import metadata  # noqa: PLC0415 -- with the line above
 

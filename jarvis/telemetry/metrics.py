@@ -32,7 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from jarvis.model import ActionKind, BlockReason
+from jarvis.model import ActionKind, BlockReason, Movement, RevenueDay
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -271,6 +271,23 @@ class Metrics:
             ["slo"],
             registry=reg,
         )
+        self.mrr = Gauge(
+            "jarvis_mrr_usd",
+            "Monthly recurring revenue at the last settlement of the revenue ledger, in USD.",
+            registry=reg,
+        )
+        self.mrr_movement = Gauge(
+            "jarvis_mrr_movement_usd",
+            "MRR moved so far in the current UTC day (at the last settlement), by kind.",
+            ["kind"],
+            registry=reg,
+        )
+        self.customers = Gauge(
+            "jarvis_customers",
+            "Customers at the last revenue settlement, by subscription status (none: none yet).",
+            ["status"],
+            registry=reg,
+        )
         self.build_info = Gauge(
             "jarvis_build_info",
             "Always 1; the labels say which Jarvis and which Python are running.",
@@ -295,6 +312,15 @@ class Metrics:
         for method in ADMIN_METHODS:
             for result in ADMIN_RESULTS:
                 self.admin_requests.labels(method=method, result=result)
+
+    def revenue(self, day: RevenueDay) -> None:
+        """Set the revenue gauges from one settlement; statuses no customer has any more go."""
+        self.mrr.set(day.mrr_usd)
+        for kind in Movement:
+            self.mrr_movement.labels(kind=kind.value).set(day.usd(kind))
+        self.customers.clear()
+        for status, count in day.customers.items():
+            self.customers.labels(status=status).set(count)
 
     def known_actuators(self, names: Iterable[str]) -> None:
         """Start the per-actuator series at zero for the actuators the daemon runs."""

@@ -1,0 +1,68 @@
+"""The revenue keeper: settles today's MRR every so often and sets the revenue gauges.
+
+Run by the daemon beside the scheduler (`jarvis.cli.daemon`), like the pruner
+and the report sender, never inside a tick: settling reads every customer once,
+which is a daily bookkeeping cost, not a per-tick one. Built by the composition
+root (`jarvis.app.build_revenue_keeper`) when ``[customers]`` is enabled with
+plan prices and the store is SQL. With several replicas only the leader
+settles (the book is one per database); a follower's gauges keep the last
+value it settled. A failed settlement is logged and tried again at the next
+interval: revenue is reported, never acted on, so a gap costs a late figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import anyio
+import structlog
+
+from jarvis.model import Clock, RevenueDay
+from jarvis.store.revenue import RevenueLedger
+from jarvis.telemetry.metrics import Metrics
+
+__all__ = ["RevenueKeeper"]
+
+log = structlog.get_logger("jarvis.revenue")
+
+
+@dataclass
+class RevenueKeeper:
+    """Settles today (UTC) every ``interval`` seconds; `check` is one settlement."""
+
+    ledger: RevenueLedger
+    prices: Mapping[str, float]
+    clock: Clock
+    metrics: Metrics
+    interval: float = 3600.0
+    leads: Callable[[], bool] = field(default=lambda: True)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.check()
+                except Exception:  # an outage or a bug in revenue must never stop the daemon
+                    log.exception("revenue: settlement failed; trying again at the next interval")
+                await self.clock.sleep(self.interval)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.ledger.aclose()
+
+    async def check(self) -> RevenueDay | None:
+        """Settle today and set the gauges; None on a follower."""
+        if not self.leads():
+            return None
+        now = self.clock.now()
+        day = await self.ledger.settle(now.astimezone(UTC).date(), self.prices, now)
+        self.metrics.revenue(day)
+        log.info(
+            "revenue.settled",
+            day=day.day.isoformat(),
+            mrr_usd=round(day.mrr_usd, 2),
+            paying=day.paying,
+            unpriced=day.unpriced,
+        )
+        return day
