@@ -120,7 +120,9 @@ def _custodian_found(output: Path) -> tuple[set[str], int]:
 
 
 def _jarvis_found(stdout: str) -> set[str]:
-    rows = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    """The services `jarvis plan --json` would restart (one object per tick, its decisions)."""
+    ticks = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    rows = [row for tick in ticks for row in tick["decisions"]]
     return {row["resource"].rsplit("/", 1)[-1] for row in rows if row["action"] == "restart"}
 
 
