@@ -338,7 +338,8 @@ class InvariantChecker:
                     )
                 )
         if state.weights is not None and state.weights.weights:
-            weights: dict[object, object] = dict(state.weights.weights)
+            weights: dict[object, object] = {}
+            weights.update(state.weights.weights)
             problem = weights_problem(weights)
             if problem is not None:
                 self.violations.append(
