@@ -16,7 +16,7 @@ import anyio
 
 from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Sensor
 from jarvis.loop import events as ev
-from jarvis.model import Event, Metric, Replicas, ResourceState
+from jarvis.model import Event, Health, Metric, Replicas, ResourceState
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -127,8 +127,10 @@ def transitions(
 
 def health_counts(resources: Mapping[str, ResourceState]) -> dict[tuple[str, str], int]:
     """Resources by (provider, health), for the resources gauge."""
-    counts: dict[tuple[str, str], int] = {}
+    # Counted by the enum member, named once per label: `.value` is a
+    # descriptor call, and this runs for every resource every tick.
+    counts: dict[tuple[str, Health], int] = {}
     for state in resources.values():
-        label = (state.ref.provider, state.health.value)
+        label = (state.ref.provider, state.health)
         counts[label] = counts.get(label, 0) + 1
-    return counts
+    return {(provider, health.value): count for (provider, health), count in counts.items()}

@@ -80,8 +80,16 @@ def missing(metrics: Mapping[str, float], targets: MetricTargets) -> list[str]:
 
 
 def all_present(metrics: Mapping[str, float], pairs: Iterable[tuple[str, float]]) -> bool:
-    """Whether `missing` would find nothing, for ``pairs`` from `MetricTargets.pairs`."""
-    return all(_usable(metrics.get(name)) for name, _ in pairs)
+    """Whether `missing` would find nothing, for ``pairs`` from `MetricTargets.pairs`.
+
+    A plain loop, not ``all()`` over a generator: the scaling policy asks this
+    for every service every tick.
+    """
+    for name, _ in pairs:
+        value = metrics.get(name)
+        if value is None or not (math.isfinite(value) and value >= 0):
+            return False
+    return True
 
 
 def _usable(value: float | None) -> bool:

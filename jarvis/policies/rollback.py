@@ -124,6 +124,15 @@ class RollbackPolicy:
                 if state.rollout is None or state.rollout.state is not _FAILED:
                     continue
                 past = RolloutHistory(uri=uri)
+            elif (
+                not past.rollback_failures
+                and str(state.version) not in past.changes
+                and (state.rollout is None or state.rollout.state is not _FAILED)
+            ):
+                # No failed rollback to report, no change of the running version
+                # to watch, no failed rollout: `_judge` would find nothing, and
+                # most services are in this state most ticks.
+                continue
             action, found = self._judge(state, past, history, now, last_tick)
             if action is not None:
                 actions.append(action)

@@ -290,8 +290,14 @@ class InvariantChecker:
         the record is checked, across all the ticks it spans, at the first
         settled tick after the replay.
         """
+        services = 0
         for state in states:
-            self._check_state(state, tick_id)
+            if state.ref.provider == "route":
+                self._check_route(state, tick_id)
+            else:
+                services += 1
+                self._check_state(state, tick_id)
+        self.checks["capacity_bounds"] += services
         if self._breakers.checks:
             self.checks[BREAKERS] += self._breakers.checks
             self._breakers.checks = 0
@@ -352,10 +358,7 @@ class InvariantChecker:
         self._per_tick.clear()
 
     def _check_state(self, state: ResourceState, tick_id: str | None) -> None:
-        if state.ref.provider == "route":
-            self._check_route(state, tick_id)
-            return
-        self.checks["capacity_bounds"] += 1
+        """A service's replicas within its bounds and its weights whole (counted by the caller)."""
         replicas = state.replicas
         if replicas is not None:
             low = 0 if replicas.min is None else replicas.min
@@ -370,10 +373,9 @@ class InvariantChecker:
                         tick_id=tick_id,
                     )
                 )
-        weights: dict[object, object] = {}
-        if state.weights is not None:
+        if state.weights is not None and state.weights.weights:
+            weights: dict[object, object] = {}
             weights.update(state.weights.weights)
-        if weights:
             problem = weights_problem(weights)
             if problem is not None:
                 self.violations.append(

@@ -166,12 +166,20 @@ class EventStore:
         return self._spool is not None and self._spool.pending
 
     def append(self, events: Iterable[Event]) -> None:
-        """Buffer events for the next flush, secrets redacted and made storable; no I/O."""
+        """Buffer events for the next flush, secrets redacted and made storable; no I/O.
+
+        A read-only store would discard them at the flush: it keeps nothing, so
+        `jarvis plan` does not redact and check the ~600 events of its one tick.
+        """
+        if self.read_only:
+            return
         redact = self.redactor.event
         self._buffer.extend(safe_event(redact(event)) for event in events)
 
     def stage_retry(self, state: RetryState) -> None:
-        """Buffer an upsert of one retry-ledger row; the latest per key wins."""
+        """Buffer an upsert of one retry-ledger row; the latest per key wins (none if read-only)."""
+        if self.read_only:
+            return
         state = safe_retry(self.redactor.retry(state))
         self._retries[(state.resource, state.action_kind)] = state
 

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio.lowlevel
 
@@ -83,14 +84,21 @@ class MemoryBackend:
                 self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
-        stored = [_as_read_back(event) for event in pending]
+        stored = [(event, _payload_read_back(event)) for event in pending]
         for state in retries:
             if any(moment.tzinfo is None for moment in state.attempts):
                 raise ValueError(f"retry state of {state.resource} has a naive attempt time")
-        for event in stored:
+        for event, payload in stored:
             if event.idempotency_key in self._keys:
                 continue
-            numbered = replace(event, id=self._next_id)
+            # One copy per event, numbered and as a database gives it back.
+            numbered = replace(
+                event,
+                id=self._next_id,
+                kind=EventKind(event.kind),
+                ts=event.ts.astimezone(UTC),
+                payload=payload,
+            )
             self._next_id += 1
             self._events.append(numbered)
             self._keys.add(numbered.idempotency_key)
@@ -227,12 +235,16 @@ class MemoryBackend:
             raise self.unreachable(exc) from exc
 
 
-def _as_read_back(event: Event) -> Event:
-    """The event as a database gives it back: UTC time, payload through JSON."""
+# Built once: `json.dumps(..., allow_nan=False)` builds an encoder per call.
+_encode = json.JSONEncoder(allow_nan=False).encode
+
+
+def _payload_read_back(event: Event) -> dict[str, Any]:
+    """The payload as a database gives it back (through JSON); raises if it cannot be stored."""
     if event.ts.tzinfo is None:
         raise ValueError(f"event {event.idempotency_key!r} has a naive timestamp")
-    payload = json.loads(json.dumps(dict(event.payload), allow_nan=False))
-    return replace(event, kind=EventKind(event.kind), ts=event.ts.astimezone(UTC), payload=payload)
+    payload: dict[str, Any] = json.loads(_encode(dict(event.payload)))
+    return payload
 
 
 class MemoryKillSwitch:

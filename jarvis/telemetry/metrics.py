@@ -200,6 +200,7 @@ class Metrics:
             ["provider", "health"],
             registry=reg,
         )
+        self._resource_labels: set[tuple[str, str]] = set()
         self.budget_remaining = Gauge(
             "jarvis_disruption_budget_remaining",
             "Changes a disruption budget still allows in its window (+Inf outside its schedule).",
@@ -342,12 +343,15 @@ class Metrics:
     def set_resources(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace the resource gauge with this tick's counts by (provider, health).
 
-        Cleared first, so a provider or health that vanished does not linger
-        at its last value.
+        A provider or health that vanished is removed, so it does not linger at
+        its last value; the others keep their series, since clearing and
+        re-creating every series each tick cost 2 % of a simulated tick.
         """
-        self.resources.clear()
+        for provider, health in self._resource_labels - counts.keys():
+            self.resources.remove(provider, health)
         for (provider, health), count in counts.items():
             self.resources.labels(provider=provider, health=health).set(count)
+        self._resource_labels = set(counts)
 
     def set_budgets(self, rows: Iterable[BudgetLeft]) -> None:
         """Set each budget's remaining changes; a budget whose schedule is not in force

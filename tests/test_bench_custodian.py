@@ -1,0 +1,83 @@
+"""The Custodian benchmark (bench/custodian.py) reads what each tool prints as it prints it now.
+
+It ran `jarvis plan --json` and Custodian side by side but parsed the plan's
+old one-line-per-decision output, and counted a Custodian run that answered
+from its cache as a run that read the fleet. These pin the parsing on the
+current shapes: `report_json`'s one object per tick, and Custodian's
+``resources.json`` and ``metadata.json`` (``api-stats``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture(scope="module")
+def custodian() -> ModuleType:
+    sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling `common`
+    try:
+        spec = importlib.util.spec_from_file_location("bench_custodian", BENCH / "custodian.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _decision(resource: str, action: str) -> dict[str, object]:
+    return {
+        "resource": resource,
+        "action": action,
+        "params": "",
+        "policy": "heal",
+        "decision": "blocked: allowlist",
+        "reason": "degraded",
+        "cost_delta_per_hour": None,
+    }
+
+
+def test_the_services_plan_would_restart_are_read_from_its_one_object_per_tick(
+    custodian: ModuleType,
+) -> None:
+    """Only restarts count, from each tick's decisions; a tick with none adds nothing."""
+    busy = {
+        "tick_id": "t1",
+        "resources": 3,
+        "proposals": 2,
+        "applied": 0,
+        "observe_errors": {},
+        "notes": [],
+        "decisions": [
+            _decision("ecs://prod/svc-0007", "restart"),
+            _decision("ecs://prod/svc-0008", "scale"),
+        ],
+    }
+    idle = {**busy, "tick_id": "t2", "proposals": 0, "decisions": []}
+    stdout = json.dumps(busy) + "\n" + json.dumps(idle) + "\n"
+
+    assert custodian._jarvis_found(stdout) == {"svc-0007"}
+
+
+def test_custodian_runs_report_their_matches_and_the_api_calls_they_made(
+    custodian: ModuleType, tmp_path: Path
+) -> None:
+    """A run that answered from Custodian's cache shows as zero calls, not as a fleet read."""
+    policy = tmp_path / "ecs-unhealthy"
+    policy.mkdir()
+    (policy / "resources.json").write_text(json.dumps([{"serviceName": "svc-0007"}]))
+    stats = {"ecs.ListClusters": 1, "ecs.ListServices": 2, "ecs.DescribeServices": 50}
+    (policy / "metadata.json").write_text(json.dumps({"api-stats": stats}))
+
+    assert custodian._custodian_found(tmp_path) == ({"svc-0007"}, 53)
+
+    (policy / "metadata.json").write_text(json.dumps({"api-stats": {}}))
+    assert custodian._custodian_found(tmp_path) == ({"svc-0007"}, 0)
