@@ -5,10 +5,11 @@ Tick: the simulated fleet at 100,000 resources (heal, scaling and rollback on,
 1 % of the services crashing every tick, as benchmark 1), an in-memory event
 store so the loop's own cost is what is timed. The same tick is timed holding
 every shard (one replica) and holding one shard of four (``loop.shards = 4``,
-four replicas): the ratio says what sharding buys a replica. Every replica
-still observes the whole fleet and drops other shards' resources afterwards
-(the simulated provider lists everything in one call), so observing does not
-shrink; policies, guard and records do.
+four replicas): the ratio says what sharding buys a replica. A replica
+observes only its shards' resources (`jarvis.actuators.base.Scope`: the
+simulated provider builds only their states, as ECS describes only them), so
+observing shrinks with policies, guard and records; what stays whole is the
+list of the fleet and the hash of each URI that sorts it into shards.
 
 Rebalance (``--rebalance``): three ``jarvis run`` on a fresh PostgreSQL with
 ``loop.shards = 6`` and the default lease timings (15 s, 10 s, 2 s); once each
@@ -136,7 +137,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     print("one shard of four", quarter, flush=True)
     summary = [
         {
-            "benchmark": "11. shards",
+            "benchmark": "12. shards",
             "measure": f"median tick, {args.size:,} resources: one replica / one of 4 shards",
             "target": "4x (ideal)",
             "measured": f"{whole:.2f} s / {quarter:.2f} s = {whole / quarter:.1f}x",
@@ -155,7 +156,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         result["rebalance_seconds"] = round(moved, 2)
         summary.append(
             {
-                "benchmark": "11. shards",
+                "benchmark": "12. shards",
                 "measure": "SIGKILL one of 3 replicas (6 shards, lease 15 s) to its shards held",
                 "target": f"<= {2 * LEASE:g} s",
                 "measured": f"{moved:.1f} s",

@@ -17,11 +17,13 @@ count one replica fewer once its heartbeat is a lease old and take them.
 changes, the reconciler takes over under all of their fences: every intent
 and ledger write checks each held shard's epoch in its transaction
 (`jarvis.store.fence.each`), every event names the replica and each shard's
-epoch (``shards`` in the payload), and the snapshot keeps only the resources
-of held shards. The kill switch, the allow-list and the bounds are read by
-every replica from the same configuration and store, so they stay global;
-the per-tick bound, the disruption budgets and the fleet breaker count every
-replica's intents and failures from the store (`jarvis.loop.peers`).
+epoch (``shards`` in the payload), and the actuators observe only the
+resources of held shards (`jarvis.actuators.base.Scope`): the costly
+per-resource reads are split across the replicas, not repeated by each.
+The kill switch, the allow-list and the bounds are read by every replica
+from the same configuration and store, so they stay global; the per-tick
+bound, the disruption budgets and the fleet breaker count every replica's
+intents and failures from the store (`jarvis.loop.peers`).
 """
 
 from __future__ import annotations
@@ -208,7 +210,8 @@ class ShardLeadership:
             shards = self.elector.shards
             owned = {fence.lease for fence in fences}
             epochs = {fence.lease: fence.epoch for fence in fences}
-            self.reconciler.owns = lambda uri: shard_name(shard_of(uri, shards)) in owned
+            indices = frozenset(i for i in range(shards) if shard_name(i) in owned)
+            self.reconciler.owns = lambda uri: shard_of(uri, shards) in indices
 
             def stopped(intent: Event) -> bool:
                 name = shard_name(shard_of(intent.resource or "", shards))
