@@ -47,7 +47,11 @@ from jarvis.telemetry.logging import configure_logging
 LEASE = 15.0
 
 
-async def _tick_seconds(size: int, shards: int | None, ticks: int, warmup: int) -> float:
+async def _tick_seconds(
+    size: int, shards: int | None, ticks: int, warmup: int
+) -> tuple[float, float]:
+    """The median tick in wall time, and in this process's CPU time (what a loaded shared
+    machine disturbs least: other processes' load stretches the wall time, not this)."""
     with tempfile.TemporaryDirectory() as scratch:
         settings = simulation_settings(spool_path=Path(scratch) / "s.jsonl")
         clock = VirtualClock()
@@ -66,17 +70,19 @@ async def _tick_seconds(size: int, shards: int | None, ticks: int, warmup: int) 
         try:
             names = actuator.fleet.names
             durations: list[float] = []
+            cpu: list[float] = []
             for index in range(warmup + ticks):
                 await clock.sleep(settings.loop.interval)
                 for offset in range(max(1, size // 100)):
                     actuator.fleet.crash(names[(index * 37 + offset * 101) % size])
-                started = time.perf_counter()
+                started, used = time.perf_counter(), time.process_time()
                 await app.reconciler.tick()
                 if index >= warmup:
                     durations.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - used)
         finally:
             await app.aclose()
-    return statistics.median(durations)
+    return statistics.median(durations), statistics.median(cpu)
 
 
 def _rebalance(url: str) -> float:
@@ -131,17 +137,20 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--rebalance", action="store_true")
     args = parser.parse_args(argv)
     configure_logging("error", "json", stream=sys.stderr)
-    whole = anyio.run(_tick_seconds, args.size, None, args.ticks, 2)
-    print("one replica, every shard", whole, flush=True)
-    quarter = anyio.run(_tick_seconds, args.size, 4, args.ticks, 2)
-    print("one shard of four", quarter, flush=True)
+    whole, whole_cpu = anyio.run(_tick_seconds, args.size, None, args.ticks, 2)
+    print("one replica, every shard", whole, "cpu", whole_cpu, flush=True)
+    quarter, quarter_cpu = anyio.run(_tick_seconds, args.size, 4, args.ticks, 2)
+    print("one shard of four", quarter, "cpu", quarter_cpu, flush=True)
     summary = [
         {
             "benchmark": "12. shards",
             "measure": f"median tick, {args.size:,} resources: one replica / one of 4 shards",
             "target": "4x (ideal)",
-            "measured": f"{whole:.2f} s / {quarter:.2f} s = {whole / quarter:.1f}x",
-            "meets": whole / quarter >= 2,
+            "measured": (
+                f"wall {whole:.2f} s / {quarter:.2f} s = {whole / quarter:.1f}x; "
+                f"CPU {whole_cpu:.2f} s / {quarter_cpu:.2f} s = {whole_cpu / quarter_cpu:.1f}x"
+            ),
+            "meets": whole_cpu / quarter_cpu >= 3.5,
         }
     ]
     result: dict[str, Any] = {
@@ -149,6 +158,9 @@ def run(argv: list[str]) -> dict[str, Any]:
         "tick_seconds_one_replica": round(whole, 3),
         "tick_seconds_one_of_four_shards": round(quarter, 3),
         "ratio": round(whole / quarter, 2),
+        "tick_cpu_seconds_one_replica": round(whole_cpu, 3),
+        "tick_cpu_seconds_one_of_four_shards": round(quarter_cpu, 3),
+        "cpu_ratio": round(whole_cpu / quarter_cpu, 2),
     }
     if args.rebalance:
         moved = anyio.run(_rebalanced)

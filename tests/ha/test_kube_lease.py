@@ -8,7 +8,7 @@ refuse what they would refuse in production (a stale resourceVersion, a stale ep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from kubernetes import client
@@ -18,7 +18,7 @@ from jarvis.actuators.kubernetes.lease import LeaseLock
 from jarvis.loop.leases import KubeLease
 from jarvis.store import LeaseLostError, upgrade
 from jarvis.store.fence import Fence, check_fence
-from jarvis.store.lease import lease_status
+from jarvis.store.lease import PgLease, lease_status
 from tests.kubernetes.conftest import role_rules, ungranted
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -52,22 +52,31 @@ def apiserver() -> Iterator[FakeApiServer]:
         assert not ungranted(server.calls)
 
 
-def candidate(
-    apiserver: FakeApiServer, engine: AsyncEngine, holder: str, clock: Monotonic
-) -> KubeLease:
-    from jarvis.store.lease import PgLease
+Candidate = Callable[[str, Monotonic], KubeLease]
 
-    api = client.ApiClient(client.Configuration(host=apiserver.url))
-    lock = LeaseLock(
-        api,
-        namespace="default",
-        name="jarvis",
-        holder=holder,
-        duration=DURATION,
-        request_timeout=5.0,
-        monotonic=clock,
-    )
-    return KubeLease(lock, PgLease(engine, holder, duration=DURATION))
+
+@pytest.fixture
+def candidate(apiserver: FakeApiServer, engine: AsyncEngine) -> Iterator[Candidate]:
+    """Makes a contender ``holder`` with its own API client and clock; closed after the test."""
+    made: list[LeaseLock] = []
+
+    def make(holder: str, clock: Monotonic) -> KubeLease:
+        api = client.ApiClient(client.Configuration(host=apiserver.url))
+        lock = LeaseLock(
+            api,
+            namespace="default",
+            name="jarvis",
+            holder=holder,
+            duration=DURATION,
+            request_timeout=5.0,
+            monotonic=clock,
+        )
+        made.append(lock)
+        return KubeLease(lock, PgLease(engine, holder, duration=DURATION))
+
+    yield make
+    for lock in made:
+        lock.close()
 
 
 async def fenced_write(engine: AsyncEngine, fence: Fence) -> None:
@@ -76,11 +85,11 @@ async def fenced_write(engine: AsyncEngine, fence: Fence) -> None:
 
 
 async def test_one_candidate_holds_the_lease_and_the_row_follows_it(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """The first candidate takes the Lease (term 1) and the row (epoch 1); the next one waits."""
-    a = candidate(apiserver, engine, "a", Monotonic())
-    b = candidate(apiserver, engine, "b", Monotonic())
+    a = candidate("a", Monotonic())
+    b = candidate("b", Monotonic())
 
     assert await a.acquire() == 1
     assert await b.acquire() is None
@@ -100,12 +109,12 @@ async def test_one_candidate_holds_the_lease_and_the_row_follows_it(
 
 
 async def test_a_stale_leader_wakes_to_a_refused_renewal_and_a_refused_write(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """B takes over only after a whole lease without change; then A's renew and write both fail."""
     a_clock, b_clock = Monotonic(), Monotonic()
-    a = candidate(apiserver, engine, "a", a_clock)
-    b = candidate(apiserver, engine, "b", b_clock)
+    a = candidate("a", a_clock)
+    b = candidate("b", b_clock)
     assert await a.acquire() == 1
     assert await b.acquire() is None  # B first sees A's record now
 
@@ -125,12 +134,12 @@ async def test_a_stale_leader_wakes_to_a_refused_renewal_and_a_refused_write(
 
 
 async def test_a_renewal_seen_by_a_follower_restarts_its_wait(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """A follower counts the lease from the last change it saw, not from the record's times."""
     b_clock = Monotonic()
-    a = candidate(apiserver, engine, "a", Monotonic())
-    b = candidate(apiserver, engine, "b", b_clock)
+    a = candidate("a", Monotonic())
+    b = candidate("b", b_clock)
     assert await a.acquire() == 1
     assert await b.acquire() is None
     b_clock.now += DURATION - 1
@@ -141,11 +150,11 @@ async def test_a_renewal_seen_by_a_follower_restarts_its_wait(
 
 
 async def test_a_released_lease_is_taken_at_once_under_the_next_epoch(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """A clean stop empties the holder; a follower need not wait out the lease."""
-    a = candidate(apiserver, engine, "a", Monotonic())
-    b = candidate(apiserver, engine, "b", Monotonic())
+    a = candidate("a", Monotonic())
+    b = candidate("b", Monotonic())
     assert await a.acquire() == 1
     assert await b.acquire() is None
 
@@ -157,12 +166,12 @@ async def test_a_released_lease_is_taken_at_once_under_the_next_epoch(
 
 
 async def test_a_winner_that_writes_the_row_late_cannot_take_it_back(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """Paused between winning term 1 and writing the row, A finds term 2 there: not acquired."""
     a_clock, b_clock = Monotonic(), Monotonic()
-    a = candidate(apiserver, engine, "a", a_clock)
-    b = candidate(apiserver, engine, "b", b_clock)
+    a = candidate("a", a_clock)
+    b = candidate("b", b_clock)
     assert await a.lock.acquire(0) == 1  # won the Lease; the row not written yet (paused)
     assert await b.acquire() is None
     b_clock.now += DURATION
@@ -175,27 +184,26 @@ async def test_a_winner_that_writes_the_row_late_cannot_take_it_back(
 
 
 async def test_a_lease_created_again_continues_the_rows_epochs(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """A Lease deleted and created again starts from the row's epoch, never below it."""
-    a = candidate(apiserver, engine, "a", Monotonic())
+    a = candidate("a", Monotonic())
     assert await a.acquire() == 1
     await a.release(1)
     assert await a.acquire() == 2
     apiserver.leases.forget("default", "jarvis")
 
-    b = candidate(apiserver, engine, "b", Monotonic())
+    b = candidate("b", Monotonic())
     assert await b.acquire() == 3
 
 
 async def test_the_lease_calls_are_exactly_the_leader_election_role(
-    apiserver: FakeApiServer, engine: AsyncEngine
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
 ) -> None:
     """Create, read, take, renew and release use every rule of that Role and no other."""
-    a = candidate(apiserver, engine, "a", Monotonic())
+    a = candidate("a", Monotonic())
     assert await a.acquire() == 1
     assert await a.renew(1)
     await a.release(1)
-    await a.leave()
 
     assert {call.rule for call in apiserver.calls} == role_rules("jarvis-leader-election")

@@ -29,6 +29,7 @@ so a Lease deleted and created again continues the count.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class LeaseLock:
         self.namespace = namespace
         self.name = name
         self.holder = holder
-        self.duration = max(1, round(duration))
+        self.duration = math.ceil(duration)  # never shorter than the elector believes
         self._timeout = request_timeout
         self._monotonic = monotonic
         self._wall = wall
