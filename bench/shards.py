@@ -39,7 +39,7 @@ from pg import fresh_database
 from jarvis.actuators.sim import SimulatedActuator
 from jarvis.app import build_app
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.shards import shard_of
+from jarvis.loop.shards import owner
 from jarvis.simulation import simulation_settings
 from jarvis.store import EventStore, MemoryKillSwitch
 from jarvis.telemetry.logging import configure_logging
@@ -66,7 +66,7 @@ async def _tick_seconds(
             switch=MemoryKillSwitch(),
         )
         if shards is not None:
-            app.reconciler.owns = lambda uri: shard_of(uri, shards) == 0
+            app.reconciler.owns = owner(shards, [0])  # as `ShardLeadership` sets it
         try:
             names = actuator.fleet.names
             durations: list[float] = []

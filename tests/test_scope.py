@@ -12,7 +12,7 @@ from jarvis.app import build_app
 from jarvis.config import Settings
 from jarvis.config.budgets import BudgetEntry
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.shards import shard_of
+from jarvis.loop.shards import owner, shard_of
 from jarvis.simulation import simulation_settings
 from jarvis.store import EventStore, MemoryKillSwitch
 
@@ -63,3 +63,13 @@ async def test_a_replica_with_some_shards_still_counts_the_whole_fleet(tmp_path:
         assert {r.limit for r in app.reconciler.budgets_remaining} == {100}
     finally:
         await app.aclose()
+
+
+def test_the_remembered_owner_answers_as_the_hash_does() -> None:
+    """`owner` remembers answers per URI; each is the shard hash's, asked once or twice."""
+    owns = owner(4, [0, 2])
+    uris = [f"sim://svc-{index:05d}" for index in range(1000)]
+    expected = [shard_of(uri, 4) in {0, 2} for uri in uris]
+
+    assert [owns(uri) for uri in uris] == expected
+    assert [owns(uri) for uri in reversed(uris)] == expected[::-1]
