@@ -27,6 +27,7 @@ import anyio
 import anyio.abc
 from common import ROOT, save
 
+from jarvis.actuators.base import Scope
 from jarvis.app import build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import WallClock
@@ -97,7 +98,7 @@ class SlowFleet:
     def refs(self) -> list[ResourceRef]:
         return [ResourceRef("sim", f"t{self.trial}-svc-{i:03d}") for i in range(ACTIONS)]
 
-    async def observe(self) -> list[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> list[ResourceState]:
         now = WallClock().now()
         return [ResourceState(ref, Health.UNHEALTHY, now, Replicas(1, 0)) for ref in self.refs()]
 

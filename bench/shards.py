@@ -5,10 +5,11 @@ Tick: the simulated fleet at 100,000 resources (heal, scaling and rollback on,
 1 % of the services crashing every tick, as benchmark 1), an in-memory event
 store so the loop's own cost is what is timed. The same tick is timed holding
 every shard (one replica) and holding one shard of four (``loop.shards = 4``,
-four replicas): the ratio says what sharding buys a replica. Every replica
-still observes the whole fleet and drops other shards' resources afterwards
-(the simulated provider lists everything in one call), so observing does not
-shrink; policies, guard and records do.
+four replicas): the ratio says what sharding buys a replica. A replica
+observes only its shards' resources (`jarvis.actuators.base.Scope`: the
+simulated provider builds only their states, as ECS describes only them), so
+observing shrinks with policies, guard and records; what stays whole is the
+list of the fleet and the hash of each URI that sorts it into shards.
 
 Rebalance (``--rebalance``): three ``jarvis run`` on a fresh PostgreSQL with
 ``loop.shards = 6`` and the default lease timings (15 s, 10 s, 2 s); once each
@@ -38,7 +39,7 @@ from pg import fresh_database
 from jarvis.actuators.sim import SimulatedActuator
 from jarvis.app import build_app
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.shards import shard_of
+from jarvis.loop.shards import owner
 from jarvis.simulation import simulation_settings
 from jarvis.store import EventStore, MemoryKillSwitch
 from jarvis.telemetry.logging import configure_logging
@@ -46,7 +47,11 @@ from jarvis.telemetry.logging import configure_logging
 LEASE = 15.0
 
 
-async def _tick_seconds(size: int, shards: int | None, ticks: int, warmup: int) -> float:
+async def _tick_seconds(
+    size: int, shards: int | None, ticks: int, warmup: int
+) -> tuple[float, float]:
+    """The median tick in wall time, and in this process's CPU time (what a loaded shared
+    machine disturbs least: other processes' load stretches the wall time, not this)."""
     with tempfile.TemporaryDirectory() as scratch:
         settings = simulation_settings(spool_path=Path(scratch) / "s.jsonl")
         clock = VirtualClock()
@@ -61,21 +66,23 @@ async def _tick_seconds(size: int, shards: int | None, ticks: int, warmup: int) 
             switch=MemoryKillSwitch(),
         )
         if shards is not None:
-            app.reconciler.owns = lambda uri: shard_of(uri, shards) == 0
+            app.reconciler.owns = owner(shards, [0])  # as `ShardLeadership` sets it
         try:
             names = actuator.fleet.names
             durations: list[float] = []
+            cpu: list[float] = []
             for index in range(warmup + ticks):
                 await clock.sleep(settings.loop.interval)
                 for offset in range(max(1, size // 100)):
                     actuator.fleet.crash(names[(index * 37 + offset * 101) % size])
-                started = time.perf_counter()
+                started, used = time.perf_counter(), time.process_time()
                 await app.reconciler.tick()
                 if index >= warmup:
                     durations.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - used)
         finally:
             await app.aclose()
-    return statistics.median(durations)
+    return statistics.median(durations), statistics.median(cpu)
 
 
 def _rebalance(url: str) -> float:
@@ -130,17 +137,20 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--rebalance", action="store_true")
     args = parser.parse_args(argv)
     configure_logging("error", "json", stream=sys.stderr)
-    whole = anyio.run(_tick_seconds, args.size, None, args.ticks, 2)
-    print("one replica, every shard", whole, flush=True)
-    quarter = anyio.run(_tick_seconds, args.size, 4, args.ticks, 2)
-    print("one shard of four", quarter, flush=True)
+    whole, whole_cpu = anyio.run(_tick_seconds, args.size, None, args.ticks, 2)
+    print("one replica, every shard", whole, "cpu", whole_cpu, flush=True)
+    quarter, quarter_cpu = anyio.run(_tick_seconds, args.size, 4, args.ticks, 2)
+    print("one shard of four", quarter, "cpu", quarter_cpu, flush=True)
     summary = [
         {
-            "benchmark": "11. shards",
+            "benchmark": "12. shards",
             "measure": f"median tick, {args.size:,} resources: one replica / one of 4 shards",
             "target": "4x (ideal)",
-            "measured": f"{whole:.2f} s / {quarter:.2f} s = {whole / quarter:.1f}x",
-            "meets": whole / quarter >= 2,
+            "measured": (
+                f"wall {whole:.2f} s / {quarter:.2f} s = {whole / quarter:.1f}x; "
+                f"CPU {whole_cpu:.2f} s / {quarter_cpu:.2f} s = {whole_cpu / quarter_cpu:.1f}x"
+            ),
+            "meets": whole_cpu / quarter_cpu >= 3.5,
         }
     ]
     result: dict[str, Any] = {
@@ -148,6 +158,9 @@ def run(argv: list[str]) -> dict[str, Any]:
         "tick_seconds_one_replica": round(whole, 3),
         "tick_seconds_one_of_four_shards": round(quarter, 3),
         "ratio": round(whole / quarter, 2),
+        "tick_cpu_seconds_one_replica": round(whole_cpu, 3),
+        "tick_cpu_seconds_one_of_four_shards": round(quarter_cpu, 3),
+        "cpu_ratio": round(whole_cpu / quarter_cpu, 2),
     }
     if args.rebalance:
         moved = anyio.run(_rebalanced)
@@ -155,7 +168,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         result["rebalance_seconds"] = round(moved, 2)
         summary.append(
             {
-                "benchmark": "11. shards",
+                "benchmark": "12. shards",
                 "measure": "SIGKILL one of 3 replicas (6 shards, lease 15 s) to its shards held",
                 "target": f"<= {2 * LEASE:g} s",
                 "measured": f"{moved:.1f} s",

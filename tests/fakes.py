@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.model import (
     Action,
     ActionKind,
@@ -55,7 +55,7 @@ class FakeActuator:
             self.services[n] = FakeService(n, health)
         return self
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         if self.on_observe is not None:
             await self.on_observe()
         if self.observe_error is not None:

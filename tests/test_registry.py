@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from jarvis.actuators.base import Scope
 from jarvis.app import build_app
 from jarvis.config import ConfigError, Settings, load_settings
 from jarvis.loop.clock import VirtualClock
@@ -46,7 +47,7 @@ class LabActuator:
         self.health = {"bench-1": Health.UNHEALTHY, "bench-2": Health.HEALTHY}
         self.restarted: list[str] = []
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self.clock.now()
         return [
             ResourceState(ResourceRef("lab", name), health, now)

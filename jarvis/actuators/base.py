@@ -1,8 +1,9 @@
 """The `Sensor` and `Actuator` protocols: the only way Jarvis reads or changes resources.
 
 The reconciler calls `observe()` on every sensor and actuator concurrently each
-tick, and `apply()` on the one actuator that owns an action's (provider, kind),
-found through `route_table`. A `Sensor` only observes (probes, cost, usage); an
+tick (with shards, passing the `Scope` of the shards this replica holds), and
+`apply()` on the one actuator that owns an action's (provider, kind), found
+through `route_table`. A `Sensor` only observes (probes, cost, usage); an
 `Actuator` also applies. Neither decides; they translate between a provider's
 API and `jarvis.model`. Blocking SDKs run in worker threads through
 `run_blocking`, behind a capacity limiter the actuator owns.
@@ -17,7 +18,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import anyio
 import anyio.to_thread
 
-from jarvis.model import Action, ErrorKind, Outcome, ResourceState
+from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, ResourceState
 
 T = TypeVar("T")
 
@@ -36,6 +37,33 @@ class ActuatorError(Exception):
         return Outcome.failure(str(self), kind=self.kind, code=self.code)
 
 
+class Scope:
+    """The resources one replica observes in full: those of the shards it holds.
+
+    With shards (`jarvis.loop.shards`) each replica ticks only its part of the
+    fleet, so the costly per-resource reads (a describe call, a metric query,
+    the pods of a Deployment) are wasted on the rest. A sensor that learns a
+    resource's URI before that work asks `keeps`: an owned resource is observed
+    as usual, any other is only named in `others`, which the fleet-wide bounds
+    count (a budget's percentage, the fleet breaker's threshold are of the whole
+    fleet). A sensor that cannot tell early returns everything, and the
+    reconciler keeps the owned part; the outcome is the same, only dearer.
+    """
+
+    __slots__ = ("others", "owns")
+
+    def __init__(self, owns: Callable[[str], bool]) -> None:
+        self.owns = owns
+        self.others: list[ResourceRef] = []
+
+    def keeps(self, ref: ResourceRef) -> bool:
+        """Whether to observe ``ref`` in full; if not, it is counted among `others`."""
+        if self.owns(str(ref)):
+            return True
+        self.others.append(ref)
+        return False
+
+
 class Sensor(Protocol):
     """Observes resources of one provider. ``provider`` is their URI scheme."""
 
@@ -45,8 +73,8 @@ class Sensor(Protocol):
     @property
     def provider(self) -> str: ...
 
-    async def observe(self) -> Sequence[ResourceState]:
-        """Read the current state of every managed resource.
+    async def observe(self, scope: Scope | None = None, /) -> Sequence[ResourceState]:
+        """Read the current state of every managed resource (in ``scope``, if given).
 
         Raises ActuatorError (or any exception) when the provider cannot be
         read; the reconciler records it as `observe.failed` and goes on.

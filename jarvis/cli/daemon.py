@@ -95,8 +95,14 @@ async def _open(
     Whatever was taken is given back when a later step fails.
     """
     from jarvis.app import build_app, build_notifier, build_policies
+    from jarvis.config import ConfigError
 
     replicated = settings.database_url.startswith("postgresql")
+    if not replicated and settings.lease.backend != "postgresql":
+        raise ConfigError(
+            f'lease.backend = "{settings.lease.backend}" elects among replicas, and only '
+            "PostgreSQL fences them: on SQLite there is one node and no lease"
+        )
     lock = None if replicated else _single_node(settings)
     app: App | None = None
     try:
@@ -104,13 +110,13 @@ async def _open(
         policies = [*build_policies(settings), overrides]
         app = await build_app(settings, policies=policies, recover_orphans=not replicated)
         notifier = build_notifier(settings, app.store, app.clock, app.metrics)
+        elector = _elector(settings, app) if replicated else None
     except BaseException:
         if app is not None:
             await app.aclose()
         if lock is not None:
             lock.release()
         raise
-    elector = _elector(settings, app) if replicated else None
     if elector is None:
         app.metrics.leader.set(1)  # one node: it leads
     return app, lock, elector, notifier
@@ -254,11 +260,12 @@ def _gate(elector: AnyElector, app: App) -> Gate:
 
 def _elector(settings: Settings, app: App) -> AnyElector:
     from jarvis.loop.election import Elector
+    from jarvis.loop.leases import lease_backend
     from jarvis.loop.shards import ShardElector
-    from jarvis.store.lease import PgLease
 
     lease = settings.lease
     replica = lease.replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    backend = lease_backend(settings, app.store.engine, replica)  # refuses what it cannot elect
     if settings.loop.shards > 1:
         return ShardElector(
             app.store.engine,
@@ -270,7 +277,7 @@ def _elector(settings: Settings, app: App) -> AnyElector:
             retry_period=lease.retry_period,
         )
     return Elector(
-        PgLease(app.store.engine, replica, duration=lease.duration),
+        backend,
         app.metrics,
         renew_deadline=lease.renew_deadline,
         retry_period=lease.retry_period,

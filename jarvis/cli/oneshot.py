@@ -25,7 +25,8 @@ import anyio
 from jarvis.app import App
 from jarvis.config import ConfigError, Settings
 from jarvis.loop.election import Elector
-from jarvis.store.lease import PgLease, lease_status
+from jarvis.loop.leases import lease_backend
+from jarvis.store.lease import lease_status
 
 
 @asynccontextmanager
@@ -88,7 +89,7 @@ async def holding_lease(
         )
     holder = f"jarvis-{command}@{socket.gethostname()}-{os.getpid()}"
     elector = Elector(
-        PgLease(app.store.engine, holder, duration=settings.lease.duration),
+        lease_backend(settings, app.store.engine, holder),
         app.metrics,
         renew_deadline=settings.lease.renew_deadline,
         retry_period=settings.lease.retry_period,

@@ -7,7 +7,7 @@ section forbids unknown keys, so a typo is an error that names the key.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -89,8 +89,17 @@ class RetrySettings(Section):
     """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
 
 
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
 class LeaseSettings(Section):
     """Leader election on PostgreSQL (`jarvis.store.lease`); controller-runtime's timings.
+
+    ``backend = "kubernetes"`` elects through a ``coordination.k8s.io/v1`` Lease
+    named ``kubernetes_lease`` in ``kubernetes_namespace`` instead
+    (`jarvis.loop.kube_lease`), reached as the ``[kubernetes]`` section says
+    (in-cluster when it is absent); the fence is still the PostgreSQL row's epoch.
 
     The leader renews every ``retry_period`` and steps down when it has not
     renewed for ``renew_deadline``; a follower takes over once the lease has
@@ -104,6 +113,10 @@ class LeaseSettings(Section):
     retry_period: Annotated[float, Field(gt=0, le=600)] = 2.0
     replica_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     """This replica's name in the lease and in events; default host-pid-random."""
+    backend: Literal["postgresql", "kubernetes"] = "postgresql"
+    """Who elects: the lease row itself, or a Kubernetes Lease (fenced by the row either way)."""
+    kubernetes_namespace: Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)] = "default"
+    kubernetes_lease: Annotated[str, Field(pattern=_DNS_SUBDOMAIN, max_length=253)] = "jarvis"
 
     @model_validator(mode="after")
     def _ordered(self) -> LeaseSettings:

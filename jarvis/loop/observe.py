@@ -8,30 +8,43 @@ turns what changed since the last tick into `resource.changed` events.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 import anyio
 
-from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Sensor
+from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Scope, Sensor
 from jarvis.loop import events as ev
-from jarvis.model import Event, Health, Metric, Replicas, ResourceState
+from jarvis.model import Event, Health, Metric, Replicas, ResourceRef, ResourceState
 from jarvis.telemetry.metrics import Metrics
 
 
 async def observe_all(
-    actuators: Sequence[Sensor], time_limit: float, metrics: Metrics
-) -> tuple[dict[str, ResourceState], dict[str, str]]:
-    """Resources by URI (a later actuator's view of a URI wins), and errors by actuator."""
+    actuators: Sequence[Sensor],
+    time_limit: float,
+    metrics: Metrics,
+    owns: Callable[[str], bool] | None = None,
+) -> tuple[dict[str, ResourceState], dict[str, str], list[ResourceRef]]:
+    """Resources by URI (a later actuator's view of a URI wins), errors by actuator, and
+    the resources left out of scope.
+
+    With ``owns`` (shards) each actuator gets its own `Scope`, so the resources
+    one that failed named out of scope are not counted; those of the others
+    are what the fleet-wide bounds count besides the resources returned.
+    """
     results: dict[str, Sequence[ResourceState]] = {}
     errors: dict[str, str] = {}
+    others: list[ResourceRef] = []
 
     async def observe_one(actuator: Sensor) -> None:
         started = anyio.current_time()
+        scope = None if owns is None else Scope(owns)
         try:
             with anyio.fail_after(time_limit):
-                results[actuator.name] = await actuator.observe()
+                results[actuator.name] = await actuator.observe(scope)
+            if scope is not None:
+                others.extend(scope.others)
         except TimeoutError:
             errors[actuator.name] = f"observe timed out after {time_limit:g}s"
         except ActuatorError as exc:
@@ -51,7 +64,7 @@ async def observe_all(
     for actuator in actuators:
         for state in results.get(actuator.name, ()):
             resources[str(state.ref)] = state
-    return resources, errors
+    return resources, errors, others
 
 
 async def enrich(

@@ -138,7 +138,8 @@ class Reconciler:
         disruption budget's percentage is of (its changes are counted fleet-wide)."""
         self.owns: Callable[[str], bool] | None = None
         """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
-        replica holds; the others are dropped from the snapshot. None: every resource."""
+        replica holds. Actuators observe only those (`Scope`); what one returns beyond
+        them is dropped from the snapshot. None: every resource."""
         metrics.known_actuators([a.name for a in self.actuators] + [s.name for s in self.sources])
         metrics.known_policies(p.name for p in self.policies)
 
@@ -298,9 +299,12 @@ class Reconciler:
         return report
 
     async def _observe(self, tick_id: str) -> Snapshot:
-        resources, errors = await observe_all(self.actuators, self.observe_timeout, self.metrics)
-        # Before the shards are kept: the fleet breaker and budgets are the fleet's.
-        self._fleet = [state.ref for state in resources.values()]
+        resources, errors, others = await observe_all(
+            self.actuators, self.observe_timeout, self.metrics, self.owns
+        )
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
+        # including what the actuators only listed (out of this replica's scope).
+        self._fleet = [state.ref for state in resources.values()] + others
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
         if self.sources:

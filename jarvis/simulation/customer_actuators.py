@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from jarvis.actuators.base import Scope
 from jarvis.model import (
     CUSTOMER_SCHEME,
     Action,
@@ -41,7 +42,7 @@ class _Base:
         self._clock = clock
         self._api = api
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         return []
 
     async def aclose(self) -> None:
@@ -54,7 +55,7 @@ class SimulatedCustomersSensor(_Base):
     name = "customers"
     action_kinds = frozenset({GrantAccess.kind})
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         self._world.advance(now)
         return self._world.states(now)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from jarvis.actuators.base import Scope
 from jarvis.config import AllowEntry, Settings
 from jarvis.config.failover import FailoverSettings
 from jarvis.config.probes import ProbeSettings
@@ -155,7 +156,7 @@ class SimulatedEndpoints:
         self._regions = regions
         self._clock = clock
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         return self._regions.endpoint_states(self._clock.now())
 
     async def aclose(self) -> None:
@@ -174,7 +175,7 @@ class SimulatedRoute53:
         self._clock = clock
         self._api = api
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         return [self._regions.record_state(self._clock.now())]
 
     async def apply(self, action: Action, key: str) -> Outcome:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from jarvis.actuators.base import Scope
 from jarvis.config import Settings
 from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
 from jarvis.simulation.llm import SimulatedLlm
@@ -40,7 +41,7 @@ class SimulatedRouting:
         self._api = api
         self._unseeded = frozenset(platform.route_names)
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         self._platform.advance(now)
         # The real actuator reports seeded=true on the tick that wrote the hash.
@@ -74,7 +75,7 @@ class SimulatedUsage:
         self._platform = platform
         self._clock = clock
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         self._platform.advance(now)
         return [self._platform.usage_state(now)]

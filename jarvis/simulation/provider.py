@@ -30,7 +30,7 @@ from datetime import datetime
 
 import anyio.lowlevel
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.sim import SimulatedFleet
 from jarvis.model import Action, ActionKind, Clock, Outcome, Replicas, ResourceState
 from jarvis.simulation.faults import FaultKind
@@ -94,12 +94,12 @@ class SimulatedProvider:
         calls, self.calls = self.calls, []
         return calls
 
-    async def observe(self) -> list[ResourceState]:
+    async def observe(self, scope: Scope | None = None) -> list[ResourceState]:
         await anyio.lowlevel.checkpoint()
         now = self._clock.now()
         if self._strikes(FaultKind.THROTTLING, now):
             raise ActuatorError("Rate exceeded", code="Throttling")
-        return self.fleet.observe(now)
+        return self.fleet.observe(now, scope)
 
     async def apply(self, action: Action, key: str) -> Outcome:
         try:

@@ -133,6 +133,52 @@ class PgLease:
         async with self.engine.begin() as connection:
             await connection.execute(statement)
 
+    async def current_epoch(self) -> int:
+        """The lease row's epoch (0 before any holder): where an outside election counts from."""
+        query = select(leases.c.epoch).where(leases.c.name == self.name)
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar() or 0)
+
+    async def adopt(self, epoch: int) -> bool:
+        """Hold the row under ``epoch``, elected elsewhere (a Kubernetes Lease); False if stale.
+
+        Whoever holds the row is replaced, expired or not: the election already
+        happened, and from this commit on every fenced write of an older epoch
+        fails. Only a higher epoch than the row's is taken, so a candidate that
+        won an older term and woke late (paused between winning and this write)
+        cannot take the row back.
+        """
+        expires = func.now() + self.duration
+        values = {
+            "holder": self.holder,
+            "epoch": epoch,
+            "acquired_at": func.now(),
+            "renewed_at": func.now(),
+            "expires_at": expires,
+        }
+        statement = insert(leases).values(name=self.name, **values)
+        upsert = statement.on_conflict_do_update(
+            index_elements=[leases.c.name], set_=values, where=leases.c.epoch < epoch
+        ).returning(leases.c.epoch)
+        async with self.engine.begin() as connection:
+            return (await connection.execute(upsert)).first() is not None
+
+    async def extend(self, epoch: int) -> bool:
+        """Move the expiry of the row held under ``epoch`` (renewed elsewhere); False if not ours.
+
+        Unlike `renew`, an expired row is extended too: the outside election
+        says the term goes on, and no one else can hold the row meanwhile
+        without a higher epoch (`adopt`).
+        """
+        statement = (
+            update(leases)
+            .where(*self._held(epoch))
+            .values(renewed_at=func.now(), expires_at=func.now() + self.duration)
+            .returning(leases.c.epoch)
+        )
+        async with self.engine.begin() as connection:
+            return (await connection.execute(statement)).first() is not None
+
     async def heartbeat(self, leader_epoch: int | None, *, prune: bool | None = None) -> None:
         """Record that this replica is alive (and whether it leads) for `jarvis status`.
 

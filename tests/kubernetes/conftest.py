@@ -36,14 +36,18 @@ class FakeClock:
         self.current += timedelta(seconds=seconds)
 
 
-def role_rules() -> set[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) triples granted by the Role in rbac.yaml."""
+def role_rules(name: str | None = "jarvis-actuator") -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples granted by the Role ``name`` in rbac.yaml (None: all)."""
     docs: list[dict[str, Any]] = list(
         yaml.safe_load_all((DEPLOY_DIR / "rbac.yaml").read_text(encoding="utf-8"))
     )
-    role = next(doc for doc in docs if doc["kind"] == "Role")
+    roles = [
+        doc for doc in docs if doc["kind"] == "Role" and name in {None, doc["metadata"]["name"]}
+    ]
+    assert roles, f"no Role {name!r} in rbac.yaml"
     return {
         (group, resource, verb)
+        for role in roles
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
@@ -52,7 +56,7 @@ def role_rules() -> set[tuple[str, str, str]]:
 
 
 def ungranted(calls: list[Call]) -> list[Call]:
-    granted = role_rules()
+    granted = role_rules(None)
     return [call for call in calls if call.rule not in granted]
 
 

@@ -10,6 +10,8 @@ at `FakeApiServer.url`. It speaks the real paths and verbs Jarvis uses:
 - ``GET  /apis/apps/v1/namespaces/{ns}/replicasets[?labelSelector=]``
 - ``GET  /api/v1/namespaces/{ns}/pods[?labelSelector=]``
 - ``GET|PATCH /apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers[/{name}]``
+- ``POST /apis/coordination.k8s.io/v1/namespaces/{ns}/leases`` and ``GET|PUT .../{name}``
+  (`tests.kubernetes.fake_leases`: the leader-election lock)
 
 Errors are `Status` objects with the real codes and reasons (404 NotFound,
 409 Conflict on a stale ``resourceVersion``, 422 Invalid, 415, 405, 401).
@@ -30,6 +32,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 from tests.kubernetes.fake_cluster import KINDS, ApiError, FakeCluster
+from tests.kubernetes.fake_leases import FakeLeases
 from tests.kubernetes.fake_patch import JSON_PATCH, MERGE, STRATEGIC
 
 Fault = Literal["error", "hang"] | None
@@ -43,6 +46,10 @@ _ROUTES = [
     re.compile(
         r"^/apis/(?P<group>autoscaling)/v2/namespaces/(?P<ns>[^/]+)"
         r"/(?P<res>horizontalpodautoscalers)(?:/(?P<name>[^/]+))?$"
+    ),
+    re.compile(
+        r"^/apis/(?P<group>coordination\.k8s\.io)/v1/namespaces/(?P<ns>[^/]+)"
+        r"/(?P<res>leases)(?:/(?P<name>[^/]+))?$"
     ),
 ]
 _PATCHABLE = {("deployments", None), ("deployments", "scale"), ("horizontalpodautoscalers", None)}
@@ -70,6 +77,7 @@ class FakeApiServer:
 
     def __init__(self, cluster: FakeCluster | None = None, *, token: str | None = None) -> None:
         self.cluster = cluster or FakeCluster()
+        self.leases = FakeLeases(self.cluster)
         self.token = token
         self.calls: list[Call] = []
         self.fault: Fault = None
@@ -198,7 +206,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             request = _Request(method, match, parts.query, raw, call)
-            code, payload = _dispatch(server.cluster, request)
+            if request.call.resource == "leases":
+                code, payload = _dispatch_lease(server.leases, request)
+            else:
+                code, payload = _dispatch(server.cluster, request)
         except ApiError as exc:
             body = _status(exc.code, exc.reason, exc.message, name=exc.name, kind=exc.kind)
             self._send(exc.code, body)
@@ -270,3 +281,22 @@ def _dispatch(cluster: FakeCluster, request: _Request) -> tuple[int, Any]:
     if sub:
         return 200, cluster.patch_scale(ns, name, body, media)
     return 200, cluster.patch(res, ns, name, body, media)
+
+
+def _dispatch_lease(leases: FakeLeases, request: _Request) -> tuple[int, Any]:
+    found = request.match.groupdict()
+    ns, name = found["ns"], found["name"]
+    try:
+        body = json.loads(request.raw or b"null")
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "BadRequest", f"invalid JSON: {exc}") from exc
+    match request.method, name:
+        case "GET", str():
+            return 200, leases.get(ns, name)
+        case "POST", None:
+            return 201, leases.create(ns, body)
+        case "PUT", str():
+            return 200, leases.replace(ns, name, body)
+    raise ApiError(
+        405, "MethodNotAllowed", f"the server does not allow {request.call.verb} on leases"
+    )

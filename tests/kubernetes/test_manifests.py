@@ -48,6 +48,8 @@ def test_the_manifests_hold_what_a_cluster_install_needs() -> None:
         "ServiceAccount/jarvis",
         "Role/jarvis-actuator",
         "RoleBinding/jarvis-actuator",
+        "Role/jarvis-leader-election",
+        "RoleBinding/jarvis-leader-election",
         "Deployment/jarvis",
         "Service/jarvis",
         "ConfigMap/jarvis-config",
@@ -55,11 +57,12 @@ def test_the_manifests_hold_what_a_cluster_install_needs() -> None:
         "PodDisruptionBudget/jarvis",
     }
     account = docs["ServiceAccount/jarvis"]["metadata"]
-    binding = docs["RoleBinding/jarvis-actuator"]
-    assert binding["roleRef"]["name"] == "jarvis-actuator"
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
-    ]
+    for role in ("jarvis-actuator", "jarvis-leader-election"):
+        binding = docs[f"RoleBinding/{role}"]
+        assert binding["roleRef"]["name"] == role
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
     pod = docs["Deployment/jarvis"]["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == account["name"]
     assert docs["Service/jarvis"]["spec"]["selector"] == pod["metadata"]["labels"]

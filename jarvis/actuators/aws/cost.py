@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from jarvis.actuators.aws.clients import aws_call
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.model import (
     Clock,
     CloudSpend,
@@ -67,7 +67,7 @@ class CostActuator:
         self._cached: ResourceState | None = None
         self._next_call: datetime | None = None
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         if self._next_call is not None and now < self._next_call and self._cached is not None:
             return [self._cached]

@@ -64,7 +64,7 @@ from jarvis.actuators.aws.services import (
     scaling_resource_id,
     service_state,
 )
-from jarvis.actuators.base import ActuatorError, Sensor
+from jarvis.actuators.base import ActuatorError, Scope, Sensor
 from jarvis.config.aws import AwsSettings
 from jarvis.model import (
     Action,
@@ -73,6 +73,7 @@ from jarvis.model import (
     Deploy,
     ErrorKind,
     Outcome,
+    ResourceRef,
     ResourceState,
     Restart,
     Rollback,
@@ -149,10 +150,10 @@ class EcsActuator:
         """API calls made so far by ``prefix:Operation`` (shared with probes and cost)."""
         return self._clients.calls
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         per_cluster = await gather(
-            [partial(self._describe_cluster, name) for name in self._settings.clusters]
+            [partial(self._describe_cluster, name, scope) for name in self._settings.clusters]
         )
         services = sorted((s for found in per_cluster for s in found), key=lambda s: s.ref)
         scaling = await self._scaling_map()
@@ -178,7 +179,7 @@ class EcsActuator:
             states.append(state)
         return states
 
-    async def _describe_cluster(self, cluster: str) -> list[Service]:
+    async def _describe_cluster(self, cluster: str, scope: Scope | None) -> list[Service]:
         def list_arns() -> list[str]:
             pages = self._clients.ecs.get_paginator("list_services").paginate(
                 cluster=cluster, PaginationConfig={"PageSize": 100}
@@ -189,6 +190,8 @@ class EcsActuator:
         wanted = set(self._settings.services)
         if wanted:
             arns = [arn for arn in arns if arn.rsplit("/", 1)[-1] in wanted]
+        if scope is not None:
+            arns = _in_scope(arns, cluster, scope, tagged=self._settings.tag_filter is not None)
 
         async def describe(batch: list[str]) -> list[ServiceTypeDef]:
             answer = await aws_call(
@@ -314,3 +317,19 @@ def aws_actuators(
             )
         )
     return built
+
+
+def _in_scope(arns: list[str], cluster: str, scope: Scope, *, tagged: bool) -> list[str]:
+    """The ARNs of the services in ``scope``: only those are described and queried.
+
+    Listing is one cheap paginated call; DescribeServices and the metric
+    queries are per service. Under a tag filter, which services carry the tag
+    is known only from a describe, so the others are not counted as the fleet:
+    the fleet-wide percentages then shrink to this replica's part (stricter).
+    """
+    kept = []
+    for arn in arns:
+        ref = ResourceRef(PROVIDER, f"{cluster}/{arn.rsplit('/', 1)[-1]}", "service")
+        if scope.owns(str(ref)) if tagged else scope.keeps(ref):
+            kept.append(arn)
+    return kept

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from jarvis.actuators.aws.clients import AwsClients, aws_call
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.config.aws import AwsSettings
 from jarvis.config.failover import SCHEME, FailoverSettings, record_name
 from jarvis.model import (
@@ -96,7 +96,7 @@ class Route53Actuator:
         groups = [(g.zone_id, g.name, g.type) for g in section.groups]
         return cls(groups, clients.route53, clock=clock, close=clients.close)
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         states = []
         for zone, name, record_type in self._groups:
             records = await self._records(zone, name, record_type)

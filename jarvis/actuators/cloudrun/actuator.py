@@ -55,7 +55,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
-from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.actuators.base import ActuatorError, Scope, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
 from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
 from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
@@ -144,8 +144,12 @@ class CloudRunActuator:
 
     # -- observe -----------------------------------------------------------------
 
-    async def observe(self) -> Sequence[ResourceState]:
-        """Read every configured service; raise `ActuatorError` if any cannot be read."""
+    async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
+        """Read every configured service in ``scope``; `ActuatorError` if any cannot be read.
+
+        Each service is one GET, so a replica reads only the services of its shards.
+        """
+        services = [s for s in self._settings.services if scope is None or scope.keeps(self.ref(s))]
         states: dict[str, ResourceState] = {}
         errors: dict[str, ActuatorError] = {}
 
@@ -156,7 +160,7 @@ class CloudRunActuator:
                 errors[service] = exc
 
         async with anyio.create_task_group() as group:
-            for service in self._settings.services:
+            for service in services:
                 group.start_soon(read_one, service)
         if errors:
             # Temporary wins: if any service may answer next tick, so may the provider.
@@ -164,7 +168,7 @@ class CloudRunActuator:
             first = kinds[0]
             summary = "; ".join(f"{name}: {exc}" for name, exc in sorted(errors.items()))
             raise ActuatorError(summary, kind=first.kind, code=first.code)
-        return [states[name] for name in self._settings.services]
+        return [states[name] for name in services]
 
     async def _observe_one(self, service: str) -> ResourceState:
         ref = self.ref(service)

@@ -30,7 +30,7 @@ from email.utils import formataddr
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.table import Contact, CustomerTable
 from jarvis.mail import SendError, SmtpServer, send
 from jarvis.model import (
@@ -135,7 +135,7 @@ class CustomerMailer:
     def action_kinds(self) -> frozenset[str]:
         return frozenset({SendEmail.kind})
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         return []
 
     async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 - SMTP takes no key; see the module docstring

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.table import CustomerRow, CustomerTable
 from jarvis.model import (
     CUSTOMER_KIND,
@@ -99,7 +99,7 @@ class CustomersActuator:
     def action_kinds(self) -> frozenset[str]:
         return frozenset({GrantAccess.kind, RevokeAccess.kind})
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
         if self._page is not None:
             since, after = self._page

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import anyio
 import stripe
 
-from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.actuators.base import ActuatorError, Scope, run_blocking
 from jarvis.actuators.customers.table import Contact, CustomerTable
 from jarvis.model import (
     CUSTOMER_SCHEME,
@@ -82,7 +82,7 @@ class StripeBilling:
     def action_kinds(self) -> frozenset[str]:
         return frozenset({CreateBillingCustomer.kind})
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         return []
 
     async def apply(self, action: Action, key: str) -> Outcome:

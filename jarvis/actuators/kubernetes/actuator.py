@@ -69,10 +69,11 @@ from typing import Self, TypeVar, cast
 import anyio
 from kubernetes import client
 
-from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.actuators.base import ActuatorError, Scope, run_blocking
 from jarvis.actuators.kubernetes.changes import SKIPPED, ChangeRequest, DeploymentChanges, hpa_for
 from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error
 from jarvis.actuators.kubernetes.observe import (
+    deployment_ref,
     deployment_state,
     owned_by,
     rollout_verdict,
@@ -137,11 +138,14 @@ class KubernetesActuator:
 
     # -- observe ---------------------------------------------------------------
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
         try:
             with anyio.fail_after(self._settings.observe_timeout):
                 per_namespace = await _gather(
-                    [partial(self._observe_namespace, ns) for ns in self._settings.namespaces]
+                    [
+                        partial(self._observe_namespace, ns, scope)
+                        for ns in self._settings.namespaces
+                    ]
                 )
         except TimeoutError as exc:
             raise ActuatorError(
@@ -151,7 +155,7 @@ class KubernetesActuator:
         states = [state for states in per_namespace for state in states]
         return sorted(states, key=lambda s: str(s.ref))
 
-    async def _observe_namespace(self, namespace: str) -> list[ResourceState]:
+    async def _observe_namespace(self, namespace: str, scope: Scope | None) -> list[ResourceState]:
         deployments, hpas = await _both(
             lambda: self._call(
                 f"listing deployments in {namespace}",
@@ -167,6 +171,9 @@ class KubernetesActuator:
                 f"listing HPAs in {namespace}", lambda: self._changes.hpas(namespace)
             ),
         )
+        if scope is not None:
+            # The list is one call; each Deployment kept costs two (its ReplicaSets, its pods).
+            deployments = [d for d in deployments if scope.keeps(deployment_ref(d))]
         return await _gather([partial(self._observe_deployment, d, hpas) for d in deployments])
 
     async def _observe_deployment(

@@ -261,6 +261,12 @@ def newest_first(
     return sorted(pairs, key=lambda pair: -(pair[0] or 0))
 
 
+def deployment_ref(deployment: client.V1Deployment) -> ResourceRef:
+    """A Deployment's URI, known from the list alone (before its pods are read)."""
+    meta = deployment.metadata or client.V1ObjectMeta()
+    return ResourceRef("k8s", f"{meta.namespace}/{meta.name}", kind="deployment")
+
+
 def deployment_state(
     api: client.ApiClient,
     deployment: client.V1Deployment,
@@ -323,7 +329,7 @@ def deployment_state(
         "min_replicas_owner": "hpa" if autoscaler else "deployment",
     }
     return ResourceState(
-        ref=ResourceRef("k8s", f"{meta.namespace}/{meta.name}", kind="deployment"),
+        ref=deployment_ref(deployment),
         health=health,
         observed_at=now,
         replicas=Replicas(

@@ -36,7 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.model import (
     JSON,
@@ -124,7 +124,7 @@ class RoutingActuator:
     def key(self, route: str) -> str:
         return f"{self._settings.key_prefix}{route}"
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         states = []
         try:
             for route, config in self._settings.routes.items():

@@ -26,7 +26,7 @@ from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.llm.spend import REF, MonthRow, WindowRow, usage_state
 from jarvis.config.cost import CostSettings
 from jarvis.model import (
@@ -94,7 +94,7 @@ class LlmUsageActuator:
     def provider(self) -> str:
         return "cost"
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now().astimezone(UTC)
         start, end = month_bounds(now)
         try:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import anyio
 
+from jarvis.actuators.base import Scope
 from jarvis.actuators.local.health import check
 from jarvis.actuators.local.process import (
     Pidfiles,
@@ -78,7 +79,7 @@ class LocalActuator:
         """The processes this actuator started (and may have to reap), oldest first."""
         return (*self._orphans, *self._children.values())
 
-    async def observe(self) -> list[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> list[ResourceState]:
         self._orphans = [child for child in self._orphans if child.poll() is None]
         states: dict[str, ResourceState] = {}
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.config.probes import ProbeSettings
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
@@ -70,7 +70,7 @@ class ProbeSensor:
     def probes(self) -> tuple[Probe, ...]:
         return self._probes
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         results: list[ResourceState] = []
 
         async def run(probe: Probe) -> None:

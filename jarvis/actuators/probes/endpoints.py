@@ -32,6 +32,7 @@ import aiohttp
 import anyio
 from anyio.streams.tls import TLSAttribute
 
+from jarvis.actuators.base import Scope
 from jarvis.config.endpoints import EndpointSettings, display_url
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
@@ -74,7 +75,7 @@ class EndpointSensor:
     def endpoints(self) -> tuple[EndpointSettings, ...]:
         return self._endpoints
 
-    async def observe(self) -> Sequence[ResourceState]:
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         session = self._open()
         results: list[ResourceState] = []
 

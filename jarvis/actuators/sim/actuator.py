@@ -12,6 +12,7 @@ from datetime import datetime
 
 import anyio.lowlevel
 
+from jarvis.actuators.base import Scope
 from jarvis.actuators.sim.fleet import SimulatedFleet
 from jarvis.actuators.sim.service import PROVIDER
 from jarvis.model import Action, ActionKind, Clock, Outcome, ResourceState
@@ -57,10 +58,10 @@ class SimulatedActuator:
         """The fleet behind this actuator, for the harness's fault hooks."""
         return self._fleet
 
-    async def observe(self) -> list[ResourceState]:
+    async def observe(self, scope: Scope | None = None) -> list[ResourceState]:
         # A checkpoint keeps the call cancellable like a real provider's.
         await anyio.lowlevel.checkpoint()
-        return self._fleet.observe(self._clock.now())
+        return self._fleet.observe(self._clock.now(), scope)
 
     async def apply(self, action: Action, key: str) -> Outcome:
         await anyio.lowlevel.checkpoint()

@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.sim.changes import deploy, restart, rollback, scale, terminal
 from jarvis.actuators.sim.service import COMPLETED, PROVIDER, Service
 from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
@@ -127,8 +127,8 @@ class SimulatedFleet:
 
     # -- reading ----------------------------------------------------------------
 
-    def observe(self, now: datetime) -> list[ResourceState]:
-        """One observation: play the script, move to ``now``, return every state.
+    def observe(self, now: datetime, scope: Scope | None = None) -> list[ResourceState]:
+        """One observation: play the script, move to ``now``, return every state (in ``scope``).
 
         Raises ActuatorError (temporary) while the API is failing; a failed
         observation is not counted, so the script waits for a successful one.
@@ -143,7 +143,11 @@ class SimulatedFleet:
                 if broken:
                     self.break_permanently(name)
         self.advance(now)
-        return self.states()
+        if scope is None:
+            return self.states()
+        # Only the owned services' states are built, as a provider describes only those.
+        day, epoch = day_factor(now), now.timestamp()
+        return [self._state(s, now, day, epoch) for s in self._services if scope.keeps(s.ref)]
 
     def advance(self, now: datetime) -> None:
         """Move to ``now``: running replicas catch up with desired, rollouts complete."""

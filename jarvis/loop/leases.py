@@ -1,0 +1,107 @@
+"""The lease backends an `Elector` drives: the PostgreSQL row, or a Kubernetes Lease.
+
+`lease_backend` is what the daemon (`jarvis.cli.daemon`) and a one-shot command
+holding the lease (`jarvis.cli.oneshot`) call, so every contender on one
+database elects the same way. Both backends fence through the PostgreSQL
+lease row (`jarvis.store.fence`); they differ in who decides the holder.
+
+With `KubeLease` a ``coordination.k8s.io/v1`` Lease decides
+(`jarvis.actuators.kubernetes.lease.LeaseLock`, client-go's rules), and the
+row follows it: a replica that wins the Lease under term T writes the row as
+holder under epoch T, taken only if the row's epoch is lower
+(`PgLease.adopt`), and each renewal of the Lease moves the row's expiry
+(`PgLease.extend`). A leader paused past its Lease wakes to a row that names
+a higher epoch: its first fenced write fails and it steps down, exactly as
+with the row alone. Client-go warns that its election does not fence; the
+row's epoch is what does.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jarvis.config import ConfigError, Settings
+from jarvis.loop.election import LeaseBackend
+from jarvis.store.lease import LOOP_LEASE, PgLease
+
+__all__ = ["KubeLease", "LeaseLock", "lease_backend"]
+
+
+class LeaseLock(Protocol):
+    """An outside election (`jarvis.actuators.kubernetes.lease.LeaseLock`)."""
+
+    async def acquire(self, floor: int) -> int | None: ...
+
+    async def renew(self, term: int) -> bool: ...
+
+    async def release(self, term: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class KubeLease:
+    """A `LeaseBackend` elected by a Kubernetes Lease and fenced by the row; see above."""
+
+    def __init__(self, lock: LeaseLock, row: PgLease) -> None:
+        self.lock = lock
+        self.row = row
+        self.name = row.name
+        self.holder = row.holder
+
+    async def acquire(self) -> int | None:
+        term = await self.lock.acquire(await self.row.current_epoch())
+        if term is None or not await self.row.adopt(term):
+            return None  # a later term holds the row; the next round reads its epoch
+        return term
+
+    async def renew(self, epoch: int) -> bool:
+        return await self.lock.renew(epoch) and await self.row.extend(epoch)
+
+    async def release(self, epoch: int) -> None:
+        await self.lock.release(epoch)
+        await self.row.release(epoch)
+
+    async def heartbeat(self, leader_epoch: int | None) -> None:
+        await self.row.heartbeat(leader_epoch)
+
+    async def leave(self) -> None:
+        """Drop the heartbeat row, then the API client (the elector's last call)."""
+        try:
+            await self.row.leave()
+        finally:
+            self.lock.close()
+
+
+def lease_backend(settings: Settings, engine: AsyncEngine, holder: str) -> LeaseBackend:
+    """The ``loop`` lease for ``holder`` by ``lease.backend``; ConfigError when unusable."""
+    lease = settings.lease
+    row = PgLease(engine, holder, duration=lease.duration, name=LOOP_LEASE)
+    if lease.backend == "postgresql":
+        return row
+    if settings.loop.shards > 1:
+        raise ConfigError(
+            f'lease.backend = "kubernetes" elects one leader; loop.shards = '
+            f"{settings.loop.shards} needs a lease per shard: use the postgresql backend"
+        )
+    # The Kubernetes SDK is imported only when this backend is chosen (start-up time).
+    from jarvis.actuators.base import ActuatorError  # noqa: PLC0415
+    from jarvis.actuators.kubernetes.client import build_api_client  # noqa: PLC0415
+    from jarvis.actuators.kubernetes.lease import LeaseLock as KubernetesLock  # noqa: PLC0415
+    from jarvis.config.kubernetes import KubernetesSettings  # noqa: PLC0415
+
+    cluster = settings.kubernetes or KubernetesSettings(in_cluster=True)
+    try:
+        api = build_api_client(cluster)
+    except ActuatorError as exc:
+        raise ConfigError(f'lease.backend = "kubernetes": {exc}') from exc
+    lock = KubernetesLock(
+        api,
+        namespace=lease.kubernetes_namespace,
+        name=lease.kubernetes_lease,
+        holder=holder,
+        duration=lease.duration,
+        request_timeout=cluster.request_timeout,
+    )
+    return KubeLease(lock, row)
