@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
+    from jarvis.policies.churn import ChurnRules
     from jarvis.report.deliver import ReportSender
     from jarvis.safety import Budgets, Guard
     from jarvis.safety.breakers import BreakerPolicy
@@ -324,7 +325,28 @@ def build_policies(settings: Settings) -> list[Policy]:
         from jarvis.policies.onboarding import OnboardingPolicy
 
         policies.append(OnboardingPolicy())
+        if settings.customers.churn.enabled:
+            from jarvis.policies.churn import ChurnPolicy
+
+            policies.append(ChurnPolicy(churn_rules(settings)))
     return policies
+
+
+def churn_rules(settings: Settings) -> ChurnRules:
+    """The churn policy's rules from ``[customers.churn]`` (the daily report uses them too)."""
+    from datetime import timedelta
+
+    from jarvis.policies.churn import ChurnRules
+
+    churn = settings.customers.churn
+    return ChurnRules(
+        high_after=timedelta(days=churn.high_days),
+        medium_after=timedelta(days=churn.medium_days),
+        cooldown=timedelta(days=churn.cooldown_days),
+        free_plans=frozenset(churn.free_plans),
+        percent_off=churn.percent_off,
+        valid_days=churn.valid_days,
+    )
 
 
 def history_size(settings: Settings) -> int:

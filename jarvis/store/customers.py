@@ -1,20 +1,27 @@
 """The `customers` table: the product's customers, as Jarvis manages them (issue 14).
 
 Defined on the store's shared `metadata` (migration 0005_customers creates
-it). The product inserts a row at sign-up and bumps ``updated_at`` with every
-change; the customers sensor (`jarvis.actuators.customers`) reads rows changed
-since its last read, so ``updated_at`` is indexed. The onboarding actuators
+it; 0007_churn adds the win-back columns). The product inserts a row at
+sign-up and bumps ``updated_at`` with every change; the customers sensor
+(`jarvis.actuators.customers`) reads rows changed since its last read, so
+``updated_at`` is indexed. The onboarding actuators
 write back what they did (``stripe_customer_id``, ``welcomed_at``,
-``dashboard_access``) with plain SQL, since actuators may not import the store.
+``dashboard_access``, and for the churn policy ``discount_code``,
+``discount_at`` and ``reengaged_at``) with plain SQL, since actuators may not
+import the store. `opt_out` is the one write outside the actuators: the
+daemon's ``/unsubscribe`` endpoint.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Table, Text, false
+from datetime import datetime
+
+from sqlalchemy import Boolean, Column, Index, Table, Text, false, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.store.tables import UtcDateTime, metadata
 
-__all__ = ["customers"]
+__all__ = ["customers", "opt_out"]
 
 customers = Table(
     "customers",
@@ -31,5 +38,24 @@ customers = Table(
     Column("dashboard_access", Boolean, nullable=False, server_default=false()),
     Column("welcomed_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # 0007_churn; after updated_at, where ALTER TABLE puts them on upgraded databases.
+    Column("reengaged_at", UtcDateTime()),
+    Column("discount_code", Text),
+    Column("discount_at", UtcDateTime()),
     Index(None, "updated_at"),
 )
+
+
+async def opt_out(engine: AsyncEngine, customer_id: str, now: datetime) -> bool:
+    """Record the customer's refusal of marketing email; False when there is no such customer.
+
+    Stamps ``updated_at``, so the customers sensor reads the refusal on its next tick.
+    """
+    statement = (
+        update(customers)
+        .where(customers.c.id == customer_id)
+        .values(marketing_opt_out=True, updated_at=now)
+    )
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+    return bool(result.rowcount)

@@ -25,7 +25,8 @@ _TIME = DateTime(timezone=True)
 
 _COLUMNS = (
     "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
-    "dashboard_access, marketing_opt_out, subscription_status, updated_at FROM customers "
+    "dashboard_access, marketing_opt_out, subscription_status, updated_at, last_active_at, "
+    "reengaged_at, discount_at FROM customers "
 )
 # Keyset order (updated_at, id): a page ends at a row, and the next starts just after
 # it, even when thousands of rows share one stamp (a bulk import).
@@ -39,7 +40,8 @@ _SINCE = text(
 ).bindparams(bindparam("since", type_=_TIME))
 
 _CONTACT = text(
-    "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL FROM customers WHERE id = :id"
+    "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL, marketing_opt_out, "
+    "subscription_status, reengaged_at, discount_code, discount_at FROM customers WHERE id = :id"
 )
 
 
@@ -56,6 +58,9 @@ class CustomerRow:
     opted_out: bool
     subscription_status: str | None
     updated_at: datetime
+    last_active_at: datetime | None = None
+    reengaged_at: datetime | None = None
+    discount_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,15 @@ class Contact:
     name: str | None
     stripe_customer_id: str | None
     welcomed: bool
+    opted_out: bool = False
+    subscription_status: str | None = None
+    reengaged_at: datetime | None = None
+    discount_code: str | None = None
+    discount_at: datetime | None = None
+
+
+def _maybe_utc(value: Any) -> datetime | None:
+    return None if value is None else _utc(value)
 
 
 def _utc(value: Any) -> datetime:
@@ -92,6 +106,11 @@ class CustomerTable:
     def connect(cls, url: str) -> CustomerTable:
         return cls(create_async_engine(url), owns_engine=True)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for a writer that shares it (the product source's copies)."""
+        return self._engine
+
     async def changed_since(
         self, since: datetime, *, after: str | None = None, limit: int
     ) -> list[CustomerRow]:
@@ -112,6 +131,9 @@ class CustomerTable:
                 opted_out=bool(r[6]),
                 subscription_status=r[7],
                 updated_at=_utc(r[8]),
+                last_active_at=_maybe_utc(r[9]),
+                reengaged_at=_maybe_utc(r[10]),
+                discount_at=_maybe_utc(r[11]),
             )
             for r in rows
         ]
@@ -124,14 +146,36 @@ class CustomerTable:
                 kind=ErrorKind.TERMINAL,
                 code="NotFound",
             )
-        email, name, stripe_id, welcomed = rows[0]
-        return Contact(str(email), name, stripe_id, bool(welcomed))
+        email, name, stripe_id, welcomed, opted_out, status, reengaged, code, discount = rows[0]
+        return Contact(
+            str(email),
+            name,
+            stripe_id,
+            bool(welcomed),
+            opted_out=bool(opted_out),
+            subscription_status=status,
+            reengaged_at=_maybe_utc(reengaged),
+            discount_code=code,
+            discount_at=_maybe_utc(discount),
+        )
 
     async def set_stripe_customer(self, customer_id: str, stripe_id: str, now: datetime) -> None:
         await self._update(customer_id, "stripe_customer_id = :value", stripe_id, now)
 
     async def set_welcomed(self, customer_id: str, now: datetime) -> None:
         await self._update(customer_id, "welcomed_at = :value", _bind(now, self._engine), now)
+
+    async def set_discount(self, customer_id: str, code: str, now: datetime) -> None:
+        statement = text(
+            "UPDATE customers SET discount_code = :code, discount_at = :now, updated_at = :now "
+            "WHERE id = :id"
+        ).bindparams(bindparam("now", type_=_TIME))
+        await self._run(
+            statement, {"code": code, "now": _bind(now, self._engine), "id": customer_id}
+        )
+
+    async def set_reengaged(self, customer_id: str, now: datetime) -> None:
+        await self._update(customer_id, "reengaged_at = :value", _bind(now, self._engine), now)
 
     async def grant_access(self, customer_id: str, now: datetime) -> None:
         statement = text(
