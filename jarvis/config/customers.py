@@ -67,7 +67,7 @@ class CustomerEmailSettings(Section):
     )
     """Where a recipient unsubscribes: ``{customer}`` is replaced by the customer id,
     ``{token}`` by a signed token the daemon's ``/unsubscribe`` accepts."""
-    unsubscribe_secret_env: EnvName = "JARVIS_UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable's name
+    unsubscribe_secret_env: EnvName = "UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable's name
     """The HMAC secret of ``{token}`` (needed by a URL with ``{token}`` and by ``/unsubscribe``)."""
     dashboard_url: Annotated[str, Field(pattern=r"^https?://")] = "https://example.com/dashboard"
     product: Annotated[str, Field(min_length=1)] = "Jarvis"
