@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from jarvis.loop.scheduler import Scheduler
     from jarvis.notify import Notifier
     from jarvis.telemetry.http import HttpServer
+    from jarvis.telemetry.unsubscribe import Unsubscribe
     from jarvis.telemetry.web.view import BudgetView, LeaderView, NotificationView
 
 
@@ -83,7 +84,24 @@ def http_server(
         redact=app.store.redactor.text,
         page=admin,
         budget=lambda: budget_view(settings, app),
+        unsubscribe=unsubscribe(settings, app),
     )
+
+
+def unsubscribe(settings: Settings, app: App) -> Unsubscribe | None:
+    """``/unsubscribe`` when customer email has its secret; the opt-out goes to the sensor."""
+    from jarvis.actuators.customers.sensor import CustomersActuator
+    from jarvis.config.notify import secret
+    from jarvis.telemetry.unsubscribe import Unsubscribe
+
+    mail = settings.customers.email
+    if mail is None:
+        return None
+    signing = secret(mail.unsubscribe_secret_env)
+    sensor = next((a for a in app.actuators if isinstance(a, CustomersActuator)), None)
+    if signing is None or sensor is None:
+        return None
+    return Unsubscribe(secret=signing.get_secret_value().encode(), opt_out=sensor.opt_out)
 
 
 def budget_view(settings: Settings, app: App) -> BudgetView | None:

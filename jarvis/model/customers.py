@@ -56,10 +56,11 @@ class Customer:
     """When the last one-time discount was made for the customer (its code stays in the table)."""
 
     def stage(self) -> str:
-        """The one-line summary that changes when onboarding moves: the state's ``detail``."""
+        """The one-line summary that changes when onboarding moves or the customer opts out:
+        the state's ``detail``, so either is a ``resource.changed`` event."""
         return (
             f"plan={self.plan} billing={_yes(self.billing)} welcomed={_yes(self.welcomed)} "
-            f"access={_yes(self.access)}"
+            f"access={_yes(self.access)} marketing={'off' if self.opted_out else 'on'}"
         )
 
     def record(self, out: dict[str, Any]) -> None:

@@ -8,20 +8,17 @@ sign-up and bumps ``updated_at`` with every change; the customers sensor
 write back what they did (``stripe_customer_id``, ``welcomed_at``,
 ``dashboard_access``, and for the churn policy ``discount_code``,
 ``discount_at`` and ``reengaged_at``) with plain SQL, since actuators may not
-import the store. `opt_out` is the one write outside the actuators: the
-daemon's ``/unsubscribe`` endpoint.
+import the store; so does the daemon's ``/unsubscribe`` (``marketing_opt_out``),
+through the customers sensor.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import Boolean, Column, Index, Table, Text, false, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Boolean, Column, Index, Table, Text, false
 
 from jarvis.store.tables import UtcDateTime, metadata
 
-__all__ = ["customers", "opt_out"]
+__all__ = ["customers"]
 
 customers = Table(
     "customers",
@@ -44,18 +41,3 @@ customers = Table(
     Column("discount_at", UtcDateTime()),
     Index(None, "updated_at"),
 )
-
-
-async def opt_out(engine: AsyncEngine, customer_id: str, now: datetime) -> bool:
-    """Record the customer's refusal of marketing email; False when there is no such customer.
-
-    Stamps ``updated_at``, so the customers sensor reads the refusal on its next tick.
-    """
-    statement = (
-        update(customers)
-        .where(customers.c.id == customer_id)
-        .values(marketing_opt_out=True, updated_at=now)
-    )
-    async with engine.begin() as connection:
-        result = await connection.execute(statement)
-    return bool(result.rowcount)

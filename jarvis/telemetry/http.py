@@ -5,7 +5,8 @@ reconcile loop (same asyncio event loop, no thread). What the server reports
 comes in as callables: ``healthy()`` (the loop decides: a tick finished
 recently), ``ready()`` (the store and the kill-switch backend answer) and an
 `AdminBackend` for the kill switch, and, for the status page at ``/``
-(`jarvis.telemetry.web`), a `PageBackend` and the month's budget. It runs in
+(`jarvis.telemetry.web`), a `PageBackend` and the month's budget; with
+customer email, ``/unsubscribe`` (`jarvis.telemetry.unsubscribe`). It runs in
 the loop's event loop and imports nothing from the loop, the app or the CLI.
 Every response is JSON except the metrics exposition and the status page;
 errors, unknown paths included, are JSON too, never a traceback.
@@ -25,6 +26,7 @@ from jarvis.telemetry.admin import AdminApi, AdminBackend
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials
 from jarvis.telemetry.metrics import Metrics
+from jarvis.telemetry.unsubscribe import Unsubscribe
 from jarvis.telemetry.web.page import StatusPage
 from jarvis.telemetry.web.view import BudgetView, PageBackend
 
@@ -81,8 +83,10 @@ class HttpServer:
         page: PageBackend | None = None,
         budget: Callable[[], BudgetView | None] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        unsubscribe: Unsubscribe | None = None,
     ) -> None:
         self._host = host
+        self._unsubscribe = unsubscribe
         self._requested_port = port
         self._metrics = metrics
         self._healthy = healthy
@@ -120,6 +124,8 @@ class HttpServer:
         app.router.add_route("*", "/v1/killswitch", self._admin.handle)
         if self._page is not None:
             self._page.add_routes(app)
+        if self._unsubscribe is not None:
+            self._unsubscribe.add_routes(app)
         return app
 
     async def start(self) -> None:

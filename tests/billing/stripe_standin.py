@@ -164,7 +164,6 @@ class StripeStandIn:
             404, "invalid_request_error", None, f"Unrecognized request URL ({method}: {path})"
         )
 
-
     def _discounts(
         self, method: str, path: str, params: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:

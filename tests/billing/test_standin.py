@@ -115,7 +115,11 @@ def test_a_promotion_code_needs_its_coupon_and_customer_and_a_free_code(
         client.v1.promotion_codes.create(
             params={"promotion": {"type": "coupon", "coupon": coupon.id}, "customer": "cus_no"}
         )
-    params = {"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "X", "customer": customer.id}
+    params = {
+        "promotion": {"type": "coupon", "coupon": coupon.id},
+        "code": "X",
+        "customer": customer.id,
+    }
     client.v1.promotion_codes.create(params=params)  # type: ignore[arg-type]
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.promotion_codes.create(params=params)  # type: ignore[arg-type]

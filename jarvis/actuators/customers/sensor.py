@@ -155,6 +155,13 @@ class CustomersActuator:
                 )
         return list(self._states.values())
 
+    async def opt_out(self, customer_id: str) -> bool:
+        """Refuse marketing email for the customer (``/unsubscribe``); False if unknown.
+
+        Written to Jarvis's ``customers`` table, never to a product source.
+        """
+        return await self._table.opt_out(customer_id, self._clock.now())
+
     async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 - granting twice grants once: the write is the record
         if not isinstance(action.params, GrantAccess):
             return Outcome.failure(f"customers cannot apply {action.kind}")

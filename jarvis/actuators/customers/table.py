@@ -177,6 +177,18 @@ class CustomerTable:
     async def set_reengaged(self, customer_id: str, now: datetime) -> None:
         await self._update(customer_id, "reengaged_at = :value", _bind(now, self._engine), now)
 
+    async def opt_out(self, customer_id: str, now: datetime) -> bool:
+        """Record a refusal of marketing email; False when there is no such customer."""
+        statement = text(
+            "UPDATE customers SET marketing_opt_out = :value, updated_at = :now "
+            "WHERE id = :id AND NOT marketing_opt_out RETURNING id"
+        ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
+        params = {"value": True, "now": _bind(now, self._engine), "id": customer_id}
+        if await self._run(statement, params, fetch=True):
+            return True
+        known = await self._run(_CONTACT, {"id": customer_id}, fetch=True)
+        return bool(known)
+
     async def grant_access(self, customer_id: str, now: datetime) -> None:
         statement = text(
             "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id"
