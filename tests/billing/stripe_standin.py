@@ -113,6 +113,13 @@ class StripeStandIn:
     def _route(
         self, method: str, path: str, params: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if path in {"/v1/coupons", "/v1/promotion_codes"}:
+            return self._discounts(method, path, params)
+        return self._customers(method, path, params)
+
+    def _customers(
+        self, method: str, path: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method == "POST" and path == "/v1/customers":
             customer = {
                 "id": f"cus_{secrets.token_hex(7)}",
@@ -147,8 +154,6 @@ class StripeStandIn:
                 },
                 {},
             )
-        if path in {"/v1/coupons", "/v1/promotion_codes"}:
-            return self._discounts(method, path, params)
         found = re.fullmatch(r"/v1/customers/(cus_\w+)", path)
         if method == "GET" and found:
             known = self.customers.get(found[1])

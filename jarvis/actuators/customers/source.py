@@ -86,7 +86,11 @@ class ProductSource:
             f"{head}{cursor} > :since OR ({cursor} = :since AND {key} > :after){tail}"
         ).bindparams(since)
         self._write = text(_upsert(self._fields)).bindparams(
-            *(bindparam(f, type_=DateTime(timezone=True)) for f in self._fields if f in _TIMES),
+            *(
+                bindparam(f, type_=DateTime(timezone=True))
+                for f in _copied(self._fields)
+                if f in _TIMES
+            ),
             bindparam("now", type_=DateTime(timezone=True)),
         )
         self._since = datetime(1970, 1, 1, tzinfo=UTC)
@@ -161,7 +165,7 @@ def _upsert(fields: list[str]) -> str:
     ``IS DISTINCT FROM``). An opt-out is never undone here: Jarvis's own
     (from ``/unsubscribe``) or the product's, either holds.
     """
-    copied = [f for f in fields if f not in {"id", "updated_at"}]
+    copied = _copied(fields)
     columns = [_TARGET.get(f, f) for f in copied]
     names = ", ".join(["id", *columns, "updated_at"])
     params = ", ".join(
@@ -185,6 +189,11 @@ def _upsert(fields: list[str]) -> str:
         + " WHERE "
         + " OR ".join(differs)
     )
+
+
+def _copied(fields: list[str]) -> list[str]:
+    """The mapped fields written to a column of their own (``updated_at`` is Jarvis's stamp)."""
+    return [f for f in fields if f not in {"id", "updated_at"}]
 
 
 def _utc(value: Any) -> datetime:
