@@ -142,7 +142,7 @@ async def test_later_reads_copy_only_what_changed(
         stamp = now - timedelta(minutes=51 - user_id)
         await product.user(user_id, now, last_seen=now - DAY, modified=stamp)
     app = await make_app(customers_extra=_source(product))
-    source = _sensor(app)._source  # noqa: SLF001 - the read count is the observable here
+    source = _sensor(app)._source
     assert isinstance(source, ProductSource)
     await app.reconciler.tick()
     assert source.rows_read == 50
@@ -197,7 +197,7 @@ async def test_the_source_session_refuses_writes(product: Product, clock: Virtua
     )
     try:
         with pytest.raises(DBAPIError, match="read-only"):
-            async with source._source.begin() as connection:  # noqa: SLF001 - the engine under test
+            async with source._source.begin() as connection:
                 await connection.execute(text(f"DELETE FROM {product.table}"))  # noqa: S608 - test
     finally:
         await source.aclose()
@@ -234,6 +234,6 @@ def test_a_bad_mapping_is_a_configuration_error_naming_the_key(
     source: dict[str, Any], named: str
 ) -> None:
     """A missing field, an unknown one, or a name that is not an identifier: one clear error."""
-    with pytest.raises(ConfigError, match="customers.source") as error:
+    with pytest.raises(ConfigError, match=r"customers\.source") as error:
         load_settings(customers={"enabled": True, "source": source})
     assert named in str(error.value)
