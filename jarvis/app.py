@@ -245,6 +245,7 @@ def build_report_sender(settings: Settings, store: EventStore, clock: Clock) -> 
         at=report.deliver_at,
         zone=report.zone,
         budget_usd=settings.cost.monthly_budget_usd,
+        churn=report_churn_rules(settings),
         mailer=mailer if isinstance(mailer, Email) else None,
         slack=slack if isinstance(slack, SlackWebhook) else None,
     )
@@ -347,6 +348,15 @@ def churn_rules(settings: Settings) -> ChurnRules:
         percent_off=churn.percent_off,
         valid_days=churn.valid_days,
     )
+
+
+def report_churn_rules(settings: Settings) -> ChurnRules | None:
+    """The rules the daily report lists medium churn risk by: when the churn policy runs
+    on customers kept in the store's own database, else None (no list)."""
+    customers = settings.customers
+    if not (customers.enabled and customers.churn.enabled) or customers.database_url:
+        return None
+    return churn_rules(settings)
 
 
 def history_size(settings: Settings) -> int:

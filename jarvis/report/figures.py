@@ -93,6 +93,8 @@ class DailyFigures:
     traffic: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
     """Requests per minute per service at each hourly `metrics.sampled`."""
     spend: SpendFigures | None = None
+    medium_risk: list[str] | None = None
+    """Customers at medium churn risk, by id; None when customers are not managed."""
 
     @property
     def remediation_seconds(self) -> list[float]:
@@ -127,10 +129,12 @@ def build_figures(
     llm_observations: Iterable[Event] = (),
     quarantined: Iterable[RetryState] = (),
     budget_usd: float = 0.0,
+    medium_risk: Sequence[str] | None = None,
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first."""
     events = list(day_events)
     figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
+    figures.medium_risk = None if medium_risk is None else list(medium_risk)
     _actions(figures, events)
     _incidents(figures, events, start + timedelta(days=1))
     _escalations(figures, events)
