@@ -112,6 +112,8 @@ class CustomersActuator:
         self._last_read: datetime | None = None
         self.rows_read = 0
         """Rows read by the last observe: what the incremental read costs (the bench reads it)."""
+        self.active_seen = 0
+        """Customers with requests counted by the last observe (the bench reads it)."""
 
     @property
     def name(self) -> str:
@@ -149,6 +151,7 @@ class CustomersActuator:
             self._newest = max(self._newest, row.updated_at)
         if self._activity is not None:
             seen, week_ended = await self._activity.read(now)
+            self.active_seen = len(seen)
             for customer_id in self._rows if week_ended else seen & self._rows.keys():
                 self._states[customer_id] = customer_state(
                     self._rows[customer_id], now, self._activity
