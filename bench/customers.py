@@ -130,28 +130,35 @@ async def _change_product(url: str, table: str, ids: list[str], now: datetime) -
         await connection.close()
 
 
+async def _prepare(
+    url: str, count: int, clock: VirtualClock, usage: int, *, product: str | None, table: str
+) -> dict[str, Any]:
+    """Fill Jarvis's tables, or the product's; the ``[customers]`` keys that read the latter."""
+    if product is None:
+        await _fill(url, count, clock, usage)
+        return {}
+    # A restart beside an existing copy: every customer already copied and onboarded,
+    # so the first reads compare 100,000 rows and write none.
+    await _fill(url, count, clock, 0)
+    await _fill_product(product, table, count, clock.now())
+    columns = {
+        "id": "user_id",
+        "email": "mail",
+        "plan": "tier",
+        "signed_up_at": "created",
+        "last_active_at": "last_seen",
+        "updated_at": "modified",
+    }
+    return {"source": {"url": product, "table": table, "columns": columns}}
+
+
 async def _measure(
     url: str, count: int, ticks: int, changes: int, usage: int, *, product: str | None = None
 ) -> dict[str, Any]:
     """Customers in Jarvis's table, or with ``product`` (a URL) in the product's own database."""
     clock = VirtualClock()
     table = "product_users"
-    extra: dict[str, Any] = {}
-    if product is None:
-        await _fill(url, count, clock, usage)
-    else:
-        store = await EventStore.connect(url, auto_migrate=True)
-        await store.aclose()
-        await _fill_product(product, table, count, clock.now())
-        columns = {
-            "id": "user_id",
-            "email": "mail",
-            "plan": "tier",
-            "signed_up_at": "created",
-            "last_active_at": "last_seen",
-            "updated_at": "modified",
-        }
-        extra = {"source": {"url": product, "table": table, "columns": columns}}
+    extra = await _prepare(url, count, clock, usage, product=product, table=table)
     clock.advance(60)
     with tempfile.TemporaryDirectory() as scratch:
         settings = load_settings(
