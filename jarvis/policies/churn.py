@@ -93,8 +93,10 @@ def assess(customer: Customer, now: datetime, rules: ChurnRules) -> Risk:
     """The customer's churn risk at ``now``: inactivity first, trend and plan after."""
     since = customer.last_active_at or customer.signed_up_at
     inactive = max(timedelta(0), now - since)
-    falling = decline(customer.weekly_usage)
     paying = customer.plan not in rules.free_plans
+    if inactive < rules.medium_after and not paying:
+        return Risk(RiskLevel.LOW, inactive, 0.0)  # the trend alone never moves a free plan
+    falling = decline(customer.weekly_usage)
     steep = falling >= rules.steep_decline
     if inactive >= rules.high_after or (inactive >= rules.medium_after and steep and paying):
         level = RiskLevel.HIGH
@@ -116,8 +118,10 @@ def next_step(
     customer: Customer, now: datetime, rules: ChurnRules
 ) -> tuple[ActionParams, str] | None:
     """The next win-back step for this customer, with the reason; None when there is none."""
+    if not may_win_back(customer, now, rules):
+        return None
     risk = assess(customer, now, rules)
-    if risk.level is not RiskLevel.HIGH or not may_win_back(customer, now, rules):
+    if risk.level is not RiskLevel.HIGH:
         return None
     why = f"churn risk high: inactive {risk.inactive.days} days, usage down {risk.decline:.0%}"
     offered = customer.discount_at
@@ -148,10 +152,9 @@ class ChurnPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet carries what was done
         """At most one action per high-risk customer, sorted by resource URI."""
-        actions: list[Action] = []
-        resources = snapshot.resources
-        for uri in sorted(resources):
-            state = resources[uri]
+        actions: list[tuple[str, Action]] = []
+        # Sorting the few proposals, not the 100,000 customers: same order, a fraction of the cost.
+        for uri, state in snapshot.resources.items():
             customer = state.customer
             if customer is None or state.ref.provider != CUSTOMER_SCHEME:
                 continue
@@ -159,5 +162,6 @@ class ChurnPolicy:
             if step is None:
                 continue
             params, reason = step
-            actions.append(Action(target=state.ref, params=params, policy=self.name, reason=reason))
-        return Evaluation(actions=tuple(actions))
+            action = Action(target=state.ref, params=params, policy=self.name, reason=reason)
+            actions.append((uri, action))
+        return Evaluation(actions=tuple(a for _, a in sorted(actions, key=lambda pair: pair[0])))
