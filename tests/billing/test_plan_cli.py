@@ -182,3 +182,61 @@ async def test_plan_lists_the_win_back_steps_by_customer_id_and_sends_nothing(
     assert stripe_api.calls == []
     assert inbox.messages == []
     assert await _rows(url) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (
+            '[customers.source]\nurl = "postgresql+asyncpg://x/y"\ntable = "users"\n'
+            'columns = { id = "id", email = "email" }\n',
+            "customers.source",
+        ),
+        (
+            "[customers.churn]\nmedium_days = 40\n",
+            "medium_days",
+        ),
+    ],
+)
+def test_a_bad_churn_or_source_setting_is_exit_2_naming_the_key(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox, extra: str, named: str
+) -> None:
+    """`jarvis plan` refuses a bad mapping or threshold in one line, exit 2, no traceback."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port) + "\n" + extra)
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    result = subprocess.run(
+        jarvis_argv("plan"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_token_link_without_its_secret_is_exit_2_naming_the_variable(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """``{token}`` in the unsubscribe URL needs UNSUBSCRIBE_SECRET in the environment."""
+    config = tmp_path / "jarvis.toml"
+    text = CONFIG.format(stripe=stripe_api.url, smtp=inbox.port)
+    config.write_text(text + 'unsubscribe_url = "https://x.test/u?t={token}"\n')
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    env.pop("UNSUBSCRIBE_SECRET", None)
+    result = subprocess.run(
+        jarvis_argv("plan"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "UNSUBSCRIBE_SECRET" in result.stderr
+    assert "customers.email.unsubscribe_url" in result.stderr
