@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from jarvis.notify import Notifier
     from jarvis.notify.channels import Channel
     from jarvis.policies.base import Policy
+    from jarvis.policies.churn import ChurnRules
     from jarvis.policies.failover import FailoverPolicy
     from jarvis.report.deliver import ReportSender
     from jarvis.safety import Budgets, Guard
@@ -250,6 +251,7 @@ def build_report_sender(settings: Settings, store: EventStore, clock: Clock) -> 
         at=report.deliver_at,
         zone=report.zone,
         budget_usd=settings.cost.monthly_budget_usd,
+        churn=report_churn_rules(settings),
         mailer=mailer if isinstance(mailer, Email) else None,
         slack=slack if isinstance(slack, SlackWebhook) else None,
     )
@@ -360,6 +362,10 @@ def build_policies(settings: Settings) -> list[Policy]:
 
         policies.append(OnboardingPolicy())
         policies.append(DunningPolicy())
+        if settings.customers.churn.enabled:
+            from jarvis.policies.churn import ChurnPolicy
+
+            policies.append(ChurnPolicy(churn_rules(settings)))
     if settings.failover.enabled:
         policies.append(build_failover(settings))
     return policies
@@ -392,6 +398,32 @@ def build_failover(settings: Settings) -> FailoverPolicy:
         recover_ticks=section.recover_ticks,
         max_shift=settings.bounds.max_dns_weight_shift,
     )
+
+
+def churn_rules(settings: Settings) -> ChurnRules:
+    """The churn policy's rules from ``[customers.churn]`` (the daily report uses them too)."""
+    from datetime import timedelta
+
+    from jarvis.policies.churn import ChurnRules
+
+    churn = settings.customers.churn
+    return ChurnRules(
+        high_after=timedelta(days=churn.high_days),
+        medium_after=timedelta(days=churn.medium_days),
+        cooldown=timedelta(days=churn.cooldown_days),
+        free_plans=frozenset(churn.free_plans),
+        percent_off=churn.percent_off,
+        valid_days=churn.valid_days,
+    )
+
+
+def report_churn_rules(settings: Settings) -> ChurnRules | None:
+    """The rules the daily report lists medium churn risk by: when the churn policy runs
+    on customers kept in the store's own database, else None (no list)."""
+    customers = settings.customers
+    if not (customers.enabled and customers.churn.enabled) or customers.database_url:
+        return None
+    return churn_rules(settings)
 
 
 def history_size(settings: Settings) -> int:

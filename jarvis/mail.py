@@ -4,16 +4,31 @@
 A layer of its own below both (it imports nothing of Jarvis), so the notifier
 and the customer email actuator share one way of talking SMTP and of telling a
 temporary refusal (4xx, a connection that fails) from a permanent one (5xx).
+
+It also holds the unsubscribe token, which two sides share: the customer
+mailer signs it into every marketing email's unsubscribe link and the daemon's
+``/unsubscribe`` endpoint (`jarvis.telemetry.unsubscribe`) checks it. The
+token is the customer id and an HMAC-SHA256 of it under a secret from the
+environment, so nobody can unsubscribe a customer whose link they were not
+sent, and the endpoint needs no table of issued tokens. It does not expire:
+an unsubscribe link must keep working (RFC 8058).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
 
-__all__ = ["SendError", "SmtpServer", "send"]
+__all__ = ["SendError", "SmtpServer", "send", "unsubscribe_token", "verify_unsubscribe_token"]
+
+_PURPOSE = b"jarvis-unsubscribe\0"
+"""Domain separation: a MAC for this purpose is no MAC for any other use of the secret."""
 
 
 class SendError(Exception):
@@ -58,3 +73,27 @@ async def send(message: EmailMessage, server: SmtpServer) -> None:
         ) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+
+
+def unsubscribe_token(customer_id: str, secret: bytes) -> str:
+    """``base64url(id).hex-mac``: what an unsubscribe link carries for one customer."""
+    encoded = base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+    return f"{encoded}.{_mac(customer_id, secret)}"
+
+
+def verify_unsubscribe_token(token: str, secret: bytes) -> str | None:
+    """The customer id a genuine token names; None for anything else."""
+    encoded, dot, mac = token.partition(".")
+    if not dot or not encoded or len(token) > 512:
+        return None
+    try:
+        customer_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not hmac.compare_digest(mac, _mac(customer_id, secret)):
+        return None
+    return customer_id
+
+
+def _mac(customer_id: str, secret: bytes) -> str:
+    return hmac.new(secret, _PURPOSE + customer_id.encode(), hashlib.sha256).hexdigest()[:32]

@@ -22,12 +22,17 @@ from jarvis.model import (
     ActionKind,
     Clock,
     CreateBillingCustomer,
+    CreateDiscount,
     GrantAccess,
     RevokeAccess,
     SendEmail,
 )
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from jarvis.actuators.customers.activity import UsageActivity
+    from jarvis.actuators.customers.source import ProductSource
     from jarvis.actuators.customers.table import CustomerTable
     from jarvis.actuators.probes.dependencies import Probe
     from jarvis.config.probes import ProbeSettings
@@ -158,13 +163,59 @@ def _access(settings: Settings, clock: Clock) -> Sequence[Sensor]:
 
     from jarvis.actuators.customers.sensor import CustomersActuator
 
-    lag = timedelta(seconds=settings.customers.lag_seconds)
-    batch = settings.customers.read_batch
-    return [CustomersActuator(_customer_table(settings), clock=clock, lag=lag, batch=batch)]
+    section = settings.customers
+    lag = timedelta(seconds=section.lag_seconds)
+    table = _customer_table(settings)
+    return [
+        CustomersActuator(
+            table,
+            clock=clock,
+            lag=lag,
+            batch=section.read_batch,
+            activity=_activity(settings, lag),
+            source=_source(settings, table, lag),
+        )
+    ]
+
+
+def _activity(settings: Settings, lag: timedelta) -> UsageActivity | None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from jarvis.actuators.customers.activity import UsageActivity
+
+    section = settings.customers.activity
+    if not section.enabled:
+        return None
+    url = section.database_url or settings.customers.database_url or settings.database_url
+    return UsageActivity(
+        create_async_engine(url),
+        table=section.table,
+        customer_column=section.customer_column,
+        time_column=section.time_column,
+        weeks=section.weeks,
+        lag=lag,
+    )
+
+
+def _source(settings: Settings, table: CustomerTable, lag: timedelta) -> ProductSource | None:
+    from jarvis.actuators.customers.source import ProductSource
+
+    section = settings.customers.source
+    if section is None:
+        return None
+    return ProductSource.connect(
+        section.url,
+        table.engine,
+        table=section.table,
+        columns=section.columns,
+        lag=lag,
+        batch=settings.customers.read_batch,
+    )
 
 
 def _stripe(settings: Settings, clock: Clock) -> Sequence[Sensor]:
-    from jarvis.actuators.customers.stripe_billing import StripeBilling
+    from jarvis.actuators.customers.discounts import StripeDiscounts
+    from jarvis.actuators.customers.stripe_billing import StripeBilling, stripe_client
     from jarvis.config.notify import secret
 
     section = settings.customers.stripe
@@ -174,14 +225,13 @@ def _stripe(settings: Settings, clock: Clock) -> Sequence[Sensor]:
         raise ConfigError(
             f"customers.stripe: environment variable {section.secret_key_env} is not set"
         )
-    billing = StripeBilling.create(
-        api_key=key.get_secret_value(),
-        api_base=section.api_base,
-        timeout=section.timeout,
-        table=_customer_table(settings),
-        clock=clock,
+    client = stripe_client(
+        api_key=key.get_secret_value(), api_base=section.api_base, timeout=section.timeout
     )
-    return [billing]
+    return [
+        StripeBilling(client, _customer_table(settings), clock=clock),
+        StripeDiscounts(client, _customer_table(settings), clock=clock),
+    ]
 
 
 def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
@@ -192,6 +242,12 @@ def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     mail = settings.customers.email
     assert mail is not None  # noqa: S101 - `enabled` checked it
     password = secret(mail.password_env)
+    signing = secret(mail.unsubscribe_secret_env)
+    if signing is None and "{token}" in mail.unsubscribe_url:
+        raise ConfigError(
+            "customers.email.unsubscribe_url: {token} needs the environment variable "
+            f"{mail.unsubscribe_secret_env} (customers.email.unsubscribe_secret_env)"
+        )
     server = SmtpServer(
         host=mail.host,
         port=mail.port,
@@ -206,13 +262,14 @@ def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
         product=mail.product,
         dashboard_url=mail.dashboard_url,
         unsubscribe_url=mail.unsubscribe_url,
+        secret=None if signing is None else signing.get_secret_value().encode(),
     )
     return [CustomerMailer(server, head, _customer_table(settings), clock=clock)]
 
 
 CUSTOMER_ACTIONS = {
     "access": frozenset({GrantAccess.kind, RevokeAccess.kind}),
-    "stripe": frozenset({CreateBillingCustomer.kind}),
+    "stripe": frozenset({CreateBillingCustomer.kind, CreateDiscount.kind}),
     "email": frozenset({SendEmail.kind}),
 }
 """What each customer provider applies on ``customer://``."""

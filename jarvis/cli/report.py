@@ -45,6 +45,7 @@ def report(
     ctx: typer.Context, date: DateOpt = None, fmt: FormatOpt = "md", out: OutOpt = None
 ) -> None:
     """Print the daily report: actions, incidents, escalations, spend, savings, quarantine."""
+    from jarvis.app import report_churn_rules
     from jarvis.loop.clock import WallClock
     from jarvis.report.load import load_figures
     from jarvis.report.markdown import markdown
@@ -65,7 +66,8 @@ def report(
             settings.database_url, read_only=True, redactor=Redactor(settings.secrets)
         )
         try:
-            figures = await load_figures(store, start, settings.cost.monthly_budget_usd)
+            churn = report_churn_rules(settings)
+            figures = await load_figures(store, start, settings.cost.monthly_budget_usd, churn)
         finally:
             await store.aclose()
         if fmt == "html":

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jarvis.loop.scheduler import Scheduler
     from jarvis.notify import Notifier
     from jarvis.telemetry.http import HttpServer, WebhookBackend
+    from jarvis.telemetry.unsubscribe import Unsubscribe
     from jarvis.telemetry.web.view import BudgetView, LeaderView, NotificationView
 
 
@@ -86,6 +87,7 @@ def http_server(
         page=admin,
         budget=lambda: budget_view(settings, app),
         stripe_webhook=stripe_webhook(settings, app, scheduler.wake),
+        unsubscribe=unsubscribe(settings, app),
     )
 
 
@@ -122,12 +124,30 @@ def stripe_webhook(settings: Settings, app: App, wake: Callable[[], None]) -> We
         engine = create_async_engine(url)
         close = engine.dispose
     receiver = StripeWebhooks(
-        stripe_client(key.get_secret_value(), section.api_base, section.timeout),
+        stripe_client(
+            api_key=key.get_secret_value(), api_base=section.api_base, timeout=section.timeout
+        ),
         BillingLedger(engine),
         secret=signing.get_secret_value(),
         clock=app.clock,
     )
     return BillingWebhook(receiver, app.store, clock=app.clock, wake=wake, close=close)
+
+
+def unsubscribe(settings: Settings, app: App) -> Unsubscribe | None:
+    """``/unsubscribe`` when customer email has its secret; the opt-out goes to the sensor."""
+    from jarvis.actuators.customers.sensor import CustomersActuator
+    from jarvis.config.notify import secret
+    from jarvis.telemetry.unsubscribe import Unsubscribe
+
+    mail = settings.customers.email
+    if mail is None:
+        return None
+    signing = secret(mail.unsubscribe_secret_env)
+    sensor = next((a for a in app.actuators if isinstance(a, CustomersActuator)), None)
+    if signing is None or sensor is None:
+        return None
+    return Unsubscribe(secret=signing.get_secret_value().encode(), opt_out=sensor.opt_out)
 
 
 def budget_view(settings: Settings, app: App) -> BudgetView | None:

@@ -4,21 +4,49 @@ Read by the provider registry (`jarvis.providers`): ``enabled`` switches on the
 customers sensor (provider ``access``, which also grants dashboard access);
 ``[customers.stripe]`` the ``stripe`` provider; ``[customers.email]`` the
 ``email`` provider; ``[customers.plans]`` the plan prices revenue is counted
-from (`jarvis.model.revenue`). Secrets are never settings: the Stripe secret
-key, the webhook signing secret and the SMTP password are read from the
-environment variables named here.
+from (`jarvis.model.revenue`). ``[customers.activity]`` says where the
+product's usage is counted (``llm_usage`` by default), ``[customers.source]``
+maps the product's own database, read-only, and ``[customers.churn]`` tunes
+the churn policy. Secrets are never settings: the Stripe secret key, the
+webhook signing secret, the SMTP password and the unsubscribe secret are read
+from the environment variables named here.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
 from jarvis.config.notify import EnvName
 from jarvis.config.sections import Section
 
-__all__ = ["CustomerEmailSettings", "CustomersSettings", "PlanPrice", "StripeSettings"]
+__all__ = [
+    "ActivitySettings",
+    "ChurnSettings",
+    "CustomerEmailSettings",
+    "CustomersSettings",
+    "PlanPrice",
+    "SourceSettings",
+    "StripeSettings",
+]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+SOURCE_REQUIRED = ("id", "email", "signed_up_at")
+SOURCE_FIELDS = frozenset(
+    {*SOURCE_REQUIRED, "name", "plan", "last_active_at", "subscription_status", "opted_out"}
+    | {"updated_at"}
+)
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain table or column name ([schema.]name)")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class StripeSettings(Section):
@@ -42,10 +70,13 @@ class CustomerEmailSettings(Section):
     starttls: bool = True
     use_tls: bool = False
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    unsubscribe_url: Annotated[str, Field(pattern=r"^https?://.*\{customer\}")] = (
+    unsubscribe_url: Annotated[str, Field(pattern=r"^https?://.*\{(customer|token)\}")] = (
         "https://example.com/unsubscribe?customer={customer}"
     )
-    """Where a recipient unsubscribes; ``{customer}`` is replaced by the customer id."""
+    """Where a recipient unsubscribes: ``{customer}`` is replaced by the customer id,
+    ``{token}`` by a signed token the daemon's ``/unsubscribe`` accepts."""
+    unsubscribe_secret_env: EnvName = "UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable's name
+    """The HMAC secret of ``{token}`` (needed by a URL with ``{token}`` and by ``/unsubscribe``)."""
     dashboard_url: Annotated[str, Field(pattern=r"^https?://")] = "https://example.com/dashboard"
     product: Annotated[str, Field(min_length=1)] = "Jarvis"
 
@@ -59,6 +90,61 @@ class PlanPrice(Section):
     @property
     def monthly_usd(self) -> float:
         return self.usd / 12 if self.interval == "year" else self.usd
+
+
+class ActivitySettings(Section):
+    """Where a customer's use of the product is counted: one row per request."""
+
+    enabled: bool = True
+    database_url: str | None = None
+    """The database holding the table; the customers' database when unset."""
+    table: Identifier = "llm_usage"
+    customer_column: Identifier = "customer_id"
+    time_column: Identifier = "time"
+    weeks: Annotated[int, Field(ge=2, le=26)] = 4
+    """Complete weeks of counts the churn policy sees for the trend."""
+
+
+class SourceSettings(Section):
+    """The product's own customer table, read-only: its URL, table and column names."""
+
+    url: Annotated[str, Field(min_length=1)]
+    table: Identifier
+    columns: dict[str, Identifier]
+    """Jarvis's field → the product's column: ``id``, ``email``, ``signed_up_at`` required;
+    ``name``, ``plan``, ``last_active_at``, ``subscription_status``, ``opted_out``,
+    ``updated_at`` optional (``updated_at`` or ``last_active_at`` makes reads incremental)."""
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> SourceSettings:
+        unknown = sorted(set(self.columns) - SOURCE_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"columns: unknown field {unknown[0]!r} (known: {sorted(SOURCE_FIELDS)})"
+            )
+        missing = [f for f in SOURCE_REQUIRED if f not in self.columns]
+        if missing:
+            raise ValueError(f"columns: {missing[0]!r} is required")
+        return self
+
+
+class ChurnSettings(Section):
+    """The churn policy's thresholds and the discount it offers."""
+
+    enabled: bool = True
+    high_days: Annotated[int, Field(ge=1, le=365)] = 30
+    medium_days: Annotated[int, Field(ge=1, le=365)] = 14
+    cooldown_days: Annotated[int, Field(ge=1, le=365)] = 30
+    """At most one win-back email per customer in this many days."""
+    free_plans: tuple[str, ...] = ("free",)
+    percent_off: Annotated[int, Field(ge=1, le=100)] = 20
+    valid_days: Annotated[int, Field(ge=1, le=90)] = 14
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChurnSettings:
+        if self.medium_days > self.high_days:
+            raise ValueError("medium_days: must not exceed high_days")
+        return self
 
 
 class CustomersSettings(Section):
@@ -78,6 +164,9 @@ class CustomersSettings(Section):
     """How often the daemon settles today's revenue (``revenue_daily``) and sets the gauges."""
     stripe: StripeSettings | None = None
     email: CustomerEmailSettings | None = None
+    activity: ActivitySettings = ActivitySettings()
+    source: SourceSettings | None = None
+    churn: ChurnSettings = ChurnSettings()
 
     def monthly_prices(self) -> dict[str, float]:
         """Every plan's price per month in USD, yearly plans divided by 12."""

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import structlog
 
 from jarvis.model import Clock, Event, EventKind
+from jarvis.policies.churn import ChurnRules
 from jarvis.report.figures import DailyFigures
 from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
@@ -156,6 +157,8 @@ class ReportSender:
     at: time
     zone: tzinfo
     budget_usd: float
+    churn: ChurnRules | None = None
+    """The churn policy's rules, for the medium-risk list; None without customers."""
     mailer: Mailer | None = None
     slack: SlackPoster | None = None
     attempts: int = 5
@@ -182,7 +185,7 @@ class ReportSender:
         from jarvis.report.html import html  # noqa: PLC0415 - matplotlib: once a day
 
         start = datetime.combine(day, time(), tzinfo=UTC)
-        figures = await load_figures(self.store, start, self.budget_usd)
+        figures = await load_figures(self.store, start, self.budget_usd, self.churn)
         outlets = self._outlets(figures, html(figures))
         self.store.append([self._marker(day, [name for name, _ in outlets])])
         await self.store.flush()

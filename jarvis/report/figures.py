@@ -98,6 +98,8 @@ class DailyFigures:
     spend: SpendFigures | None = None
     revenue: RevenueFigures | None = None
     """MRR and its movements beside the month's cost; None when no day is settled yet."""
+    medium_risk: list[str] | None = None
+    """Customers at medium churn risk, by id; None when customers are not managed."""
 
     @property
     def remediation_seconds(self) -> list[float]:
@@ -134,10 +136,12 @@ def build_figures(
     budget_usd: float = 0.0,
     revenue_days: Sequence[RevenueDay] = (),
     cloud_observations: Iterable[Event] = (),
+    medium_risk: Sequence[str] | None = None,
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first."""
     events = list(day_events)
     figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
+    figures.medium_risk = None if medium_risk is None else list(medium_risk)
     _actions(figures, events)
     _incidents(figures, events, start + timedelta(days=1))
     _escalations(figures, events)

@@ -4,6 +4,10 @@ Shared by `jarvis report` (a read-only store of its own) and the daemon's daily
 delivery (`jarvis.report.deliver`, on the daemon's store), so both report the
 same day the same way. Revenue comes from the ledger's ``revenue_daily`` rows
 (`jarvis.store.revenue`) on a SQL store; the cloud bill from ``cost://aws``.
+With churn rules (customers managed), the medium-risk customers are judged
+by the churn policy's own `assess` at the day's end, from the ``customers``
+table and ``llm_usage`` as they stand when the report is made (the event log
+holds no activity to replay).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from jarvis.model import EventKind, RevenueDay, month_bounds
+from jarvis.policies.churn import ChurnRules, medium_risk
 from jarvis.report.figures import DailyFigures, build_figures
 from jarvis.store import EventStore
 from jarvis.store.revenue import RevenueLedger
@@ -31,7 +36,9 @@ REPORTED_KINDS = [
 """The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
 
 
-async def load_figures(store: EventStore, start: datetime, budget_usd: float) -> DailyFigures:
+async def load_figures(
+    store: EventStore, start: datetime, budget_usd: float, churn: ChurnRules | None = None
+) -> DailyFigures:
     """The figures of the UTC day beginning at ``start``."""
     end = start + timedelta(days=1) - timedelta(microseconds=1)
     day = await store.events_by_time(kinds=REPORTED_KINDS, since=start, until=end)
@@ -48,6 +55,11 @@ async def load_figures(store: EventStore, start: datetime, budget_usd: float) ->
         until=end,
     )
     ledger = await store.load_retries()
+    at_risk = None
+    if churn is not None:
+        from jarvis.store.customers import customer_facets  # noqa: PLC0415 - customers only
+
+        at_risk = medium_risk(await customer_facets(store.engine, end), end, churn)
     return build_figures(
         day,
         start=start,
@@ -56,6 +68,7 @@ async def load_figures(store: EventStore, start: datetime, budget_usd: float) ->
         budget_usd=budget_usd,
         revenue_days=await _revenue(store, start),
         cloud_observations=cloud,
+        medium_risk=at_risk,
     )
 
 

@@ -14,6 +14,7 @@ __all__ = ["duration", "markdown", "sections"]
 
 TOP_SAVINGS = 10
 TOP_INCIDENTS = 15
+TOP_AT_RISK = 50
 
 
 def duration(seconds: float | None) -> str:
@@ -96,7 +97,22 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
             + ["Reset one with `jarvis retries reset RESOURCE`.", ""] * bool(rows),
         )
     )
+    if f.medium_risk is not None:
+        out.append(("Customers at medium churn risk", _risk_lines(f.medium_risk)))
     return out
+
+
+def _risk_lines(ids: list[str]) -> list[str]:
+    """Customer ids only: the report, like the event log, carries no personal data."""
+    if not ids:
+        return ["None.", ""]
+    shown = ", ".join(f"`{i}`" for i in ids[:TOP_AT_RISK])
+    more = f" and {len(ids) - TOP_AT_RISK} more" if len(ids) > TOP_AT_RISK else ""
+    return [
+        f"{len(ids)} customers quiet for two weeks or more, or whose use is falling fast: "
+        f"{shown}{more}.",
+        "",
+    ]
 
 
 def _spend_lines(f: DailyFigures) -> list[str]:

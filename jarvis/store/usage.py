@@ -1,6 +1,8 @@
 """The `llm_usage` table: one row per LLM request, appended by applications.
 
-Defined on the store's shared `metadata` (migration revision 0002 creates it).
+Defined on the store's shared `metadata` (migration revision 0002 creates it;
+0007_churn adds ``customer_id``, the product's customer who made the request,
+which the customers sensor counts as activity).
 Applications call `record_usage` / `record_usage_async` after each model call;
 the `llm_usage` actuator (`jarvis.actuators.llm.usage`) reads the table with
 plain SQL, because actuators may not import the store.
@@ -48,6 +50,7 @@ llm_usage = Table(
     Column("cost_usd", Numeric(18, 8, asdecimal=False), nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("success", Boolean, nullable=False),
+    Column("customer_id", Text),
     # Month-to-date sums scan by time; per-route statistics by route, model, time.
     Index(None, "time"),
     Index(None, "route", "model", "time"),
@@ -64,6 +67,7 @@ def usage_row(
     latency_ms: float,
     success: bool,
     at: datetime | None = None,
+    customer_id: str | None = None,
 ) -> dict[str, object]:
     """One validated row; ``at`` defaults to now (UTC) and must be timezone-aware."""
     if input_tokens < 0 or output_tokens < 0 or cost_usd < 0 or latency_ms < 0:
@@ -79,6 +83,7 @@ def usage_row(
         "cost_usd": cost_usd,
         "latency_ms": latency_ms,
         "success": success,
+        "customer_id": customer_id,
     }
 
 
@@ -93,6 +98,7 @@ def record_usage(
     latency_ms: float,
     success: bool,
     at: datetime | None = None,
+    customer_id: str | None = None,
 ) -> None:
     """Append one request to `llm_usage` from a synchronous application.
 
@@ -108,6 +114,7 @@ def record_usage(
         latency_ms=latency_ms,
         success=success,
         at=at,
+        customer_id=customer_id,
     )
     own = isinstance(engine, str)
     bound = create_engine(engine) if isinstance(engine, str) else engine
@@ -130,6 +137,7 @@ async def record_usage_async(
     latency_ms: float,
     success: bool,
     at: datetime | None = None,
+    customer_id: str | None = None,
 ) -> None:
     """Append one request to `llm_usage` from an asyncio application."""
     row = usage_row(
@@ -141,6 +149,7 @@ async def record_usage_async(
         latency_ms=latency_ms,
         success=success,
         at=at,
+        customer_id=customer_id,
     )
     async with engine.begin() as connection:
         await connection.execute(llm_usage.insert(), [row])

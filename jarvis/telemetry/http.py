@@ -5,9 +5,10 @@ reconcile loop (same asyncio event loop, no thread). What the server reports
 comes in as callables: ``healthy()`` (the loop decides: a tick finished
 recently), ``ready()`` (the store and the kill-switch backend answer) and an
 `AdminBackend` for the kill switch, for the status page at ``/``
-(`jarvis.telemetry.web`) a `PageBackend` and the month's budget, and for
+(`jarvis.telemetry.web`) a `PageBackend` and the month's budget, for
 ``POST /webhooks/stripe`` a `WebhookBackend` (`jarvis.loop.billing`): this
-module only bounds the body and hands it over with its ``Stripe-Signature``. It runs in
+module only bounds the body and hands it over with its ``Stripe-Signature``;
+and with customer email, ``/unsubscribe`` (`jarvis.telemetry.unsubscribe`). It runs in
 the loop's event loop and imports nothing from the loop, the app or the CLI.
 Every response is JSON except the metrics exposition and the status page;
 errors, unknown paths included, are JSON too, never a traceback.
@@ -27,6 +28,7 @@ from jarvis.telemetry.admin import AdminApi, AdminBackend
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials
 from jarvis.telemetry.metrics import Metrics
+from jarvis.telemetry.unsubscribe import Unsubscribe
 from jarvis.telemetry.web.page import StatusPage
 from jarvis.telemetry.web.view import BudgetView, PageBackend
 
@@ -97,8 +99,10 @@ class HttpServer:
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         stripe_webhook: WebhookBackend | None = None,
         webhook_max_bytes: int = WEBHOOK_MAX_BYTES,
+        unsubscribe: Unsubscribe | None = None,
     ) -> None:
         self._host = host
+        self._unsubscribe = unsubscribe
         self._requested_port = port
         self._metrics = metrics
         self._healthy = healthy
@@ -140,6 +144,8 @@ class HttpServer:
             app.router.add_post("/webhooks/stripe", self._handle_stripe)
         if self._page is not None:
             self._page.add_routes(app)
+        if self._unsubscribe is not None:
+            self._unsubscribe.add_routes(app)
         return app
 
     async def start(self) -> None:

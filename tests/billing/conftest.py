@@ -35,7 +35,13 @@ ALLOW_CUSTOMERS = [
     {
         "provider": "customer",
         "resources": "*",
-        "actions": ["create_billing_customer", "send_email", "grant_access", "revoke_access"],
+        "actions": [
+            "create_billing_customer",
+            "send_email",
+            "grant_access",
+            "revoke_access",
+            "create_discount",
+        ],
     }
 ]
 
@@ -100,6 +106,16 @@ def customer_settings(
 ) -> Settings:
     overrides.setdefault("allowlist", ALLOW_CUSTOMERS)
     batch = overrides.pop("customers_read_batch", 20_000)
+    extra = overrides.pop("customers_extra", {})
+    email = {
+        "host": "127.0.0.1",
+        "port": inbox.port,
+        "sender": "hello@jarvis.test",
+        "starttls": False,
+        "unsubscribe_url": "https://jarvis.test/unsubscribe?c={customer}",
+        "dashboard_url": "https://jarvis.test/dashboard",
+        **overrides.pop("email_extra", {}),
+    }
     return load_settings(
         database_url=db_url,
         simulated={"enabled": False},
@@ -108,14 +124,8 @@ def customer_settings(
             "lag_seconds": 1,
             "read_batch": batch,
             "stripe": {"api_base": stripe_api.url},
-            "email": {
-                "host": "127.0.0.1",
-                "port": inbox.port,
-                "sender": "hello@jarvis.test",
-                "starttls": False,
-                "unsubscribe_url": "https://jarvis.test/unsubscribe?c={customer}",
-                "dashboard_url": "https://jarvis.test/dashboard",
-            },
+            "email": email,
+            **extra,
         },
         **overrides,
     )

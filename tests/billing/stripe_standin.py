@@ -1,4 +1,10 @@
-"""A local Stripe stand-in: the few customer endpoints Jarvis calls, in Stripe's wire format.
+"""A local Stripe stand-in: the few endpoints Jarvis calls, in Stripe's wire format.
+
+Customers (create, retrieve, search), coupons (create) and promotion codes
+(create, list by ``code``/``customer``/``active``), with Stripe's rules where
+Jarvis depends on them: a promotion code needs an existing coupon and, when
+restricted, an existing customer; an active code is unique per customer
+(case-insensitive); integers arrive as form strings and go back as numbers.
 
 Requests are form-encoded with bracketed keys (``metadata[jarvis_customer_id]=c1``)
 and authenticated with ``Authorization: Bearer sk_…``; answers are Stripe's JSON
@@ -64,6 +70,8 @@ class StripeStandIn:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    coupons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    promotion_codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     """Statuses to answer the next requests with (500 → ``api_error``), first first."""
@@ -71,13 +79,9 @@ class StripeStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
-    def created(self) -> list[Call]:
-        """Creates that made a customer (not replays)."""
-        return [
-            c
-            for c in self.calls
-            if c.method == "POST" and not c.replayed and c.path == "/v1/customers"
-        ]
+    def created(self, path: str = "/v1/customers") -> list[Call]:
+        """Creates at ``path`` that made an object (not replays)."""
+        return [c for c in self.calls if c.method == "POST" and not c.replayed and c.path == path]
 
     def handle(
         self, method: str, target: str, headers: Any, body: str
@@ -113,6 +117,13 @@ class StripeStandIn:
             return status, answer, extra
 
     def _route(
+        self, method: str, path: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if path in {"/v1/coupons", "/v1/promotion_codes"}:
+            return self._discounts(method, path, params)
+        return self._customers(method, path, params)
+
+    def _customers(
         self, method: str, path: str, params: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if method == "POST" and path == "/v1/customers":
@@ -168,6 +179,98 @@ class StripeStandIn:
         return _error(
             404, "invalid_request_error", None, f"Unrecognized request URL ({method}: {path})"
         )
+
+    def _discounts(
+        self, method: str, path: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method == "POST" and path == "/v1/coupons":
+            if "percent_off" not in params and "amount_off" not in params:
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    "parameter_missing",
+                    "Must provide either percent_off or amount_off",
+                )
+            coupon = {
+                "id": params.get("id") or secrets.token_hex(4),
+                "object": "coupon",
+                "percent_off": float(params["percent_off"]) if "percent_off" in params else None,
+                "duration": params.get("duration", "once"),
+                "max_redemptions": _int(params.get("max_redemptions")),
+                "times_redeemed": 0,
+                "valid": True,
+                "name": params.get("name"),
+                "metadata": params.get("metadata", {}),
+            }
+            self.coupons[coupon["id"]] = coupon
+            return 200, coupon, {}
+        if method == "POST":
+            return self._create_promotion_code(params)
+        data = [
+            p
+            for p in self.promotion_codes.values()
+            if all(
+                str(p[name]).lower() == str(params[name]).lower()
+                for name in ("code", "customer", "active")
+                if name in params
+            )
+        ]
+        limit = int(params.get("limit", 10))
+        return (
+            200,
+            {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": path},
+            {},
+        )
+
+    def _create_promotion_code(
+        self, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        promotion = params.get("promotion") or {}
+        coupon = self.coupons.get(promotion.get("coupon", ""))
+        if promotion.get("type") != "coupon" or coupon is None:
+            return _error(
+                400,
+                "invalid_request_error",
+                "resource_missing",
+                f"No such coupon: '{promotion.get('coupon')}'",
+            )
+        customer = params.get("customer")
+        if customer is not None and customer not in self.customers:
+            return _error(
+                400, "invalid_request_error", "resource_missing", f"No such customer: '{customer}'"
+            )
+        code = params.get("code") or secrets.token_hex(4).upper()
+        for known in self.promotion_codes.values():
+            if (
+                known["active"]
+                and known["customer"] == customer
+                and known["code"].lower() == code.lower()
+            ):
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    None,
+                    f"An active promotion code with `code: {code}` already exists.",
+                )
+        made = {
+            "id": f"promo_{secrets.token_hex(7)}",
+            "object": "promotion_code",
+            "active": True,
+            "code": code,
+            "customer": customer,
+            "expires_at": _int(params.get("expires_at")),
+            "max_redemptions": _int(params.get("max_redemptions")),
+            "times_redeemed": 0,
+            "promotion": {"type": "coupon", "coupon": coupon},
+            "metadata": params.get("metadata", {}),
+            "livemode": False,
+        }
+        self.promotion_codes[made["id"]] = made
+        return 200, made, {}
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def _error(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -186,3 +186,115 @@ async def test_plan_lists_dunning_emails_and_revocations_by_customer_id(
     assert "customers.test" not in result.stdout
     assert "invoice.stripe.test" not in result.stdout
     assert inbox.messages == []
+
+
+async def test_plan_lists_the_win_back_steps_by_customer_id_and_sends_nothing(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """Two quiet customers: one would get a discount, the other its win-back email; dry run."""
+    config = tmp_path / "jarvis.toml"
+    allowed = '"grant_access"]'
+    text = CONFIG.format(stripe=stripe_api.url, smtp=inbox.port)
+    config.write_text(text.replace(allowed, '"grant_access", "create_discount"]'))
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    url = env["JARVIS_DATABASE_URL"]
+    store = await EventStore.connect(url, spool_path=None)
+    now = datetime.now(UTC)
+    try:
+        async with store.engine.begin() as connection:
+            for customer_id, offered in (("q1", None), ("q2", now)):
+                await connection.execute(
+                    customers.insert().values(
+                        id=customer_id,
+                        email=f"{customer_id}@customers.test",
+                        plan="pro",
+                        signed_up_at=now - timedelta(days=90),
+                        last_active_at=now - timedelta(days=40),
+                        stripe_customer_id=f"cus_{customer_id}",
+                        welcomed_at=now - timedelta(days=90),
+                        dashboard_access=True,
+                        marketing_opt_out=False,
+                        discount_code=None if offered is None else "BACK-X",
+                        discount_at=offered,
+                        updated_at=now,
+                    )
+                )
+    finally:
+        await store.aclose()
+    before = await _rows(url)
+
+    result = await _jarvis(tmp_path, env, "plan", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["decisions"]
+    assert [(r["resource"], r["action"], r["params"], r["decision"]) for r in rows] == [
+        (
+            "customer://q1",
+            "create_discount",
+            '{"percent_off": 20, "valid_days": 14}',
+            "blocked: dry_run",
+        ),
+        ("customer://q2", "send_email", '{"template": "win_back"}', "blocked: dry_run"),
+    ]
+    assert "@customers.test" not in result.stdout
+    assert "BACK-X" not in result.stdout
+    assert stripe_api.calls == []
+    assert inbox.messages == []
+    assert await _rows(url) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (
+            '[customers.source]\nurl = "postgresql+asyncpg://x/y"\ntable = "users"\n'
+            'columns = { id = "id", email = "email" }\n',
+            "customers.source",
+        ),
+        (
+            "[customers.churn]\nmedium_days = 40\n",
+            "medium_days",
+        ),
+    ],
+)
+def test_a_bad_churn_or_source_setting_is_exit_2_naming_the_key(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox, extra: str, named: str
+) -> None:
+    """`jarvis plan` refuses a bad mapping or threshold in one line, exit 2, no traceback."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port) + "\n" + extra)
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    result = subprocess.run(
+        jarvis_argv("plan"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_token_link_without_its_secret_is_exit_2_naming_the_variable(
+    tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
+) -> None:
+    """``{token}`` in the unsubscribe URL needs UNSUBSCRIBE_SECRET in the environment."""
+    config = tmp_path / "jarvis.toml"
+    text = CONFIG.format(stripe=stripe_api.url, smtp=inbox.port)
+    config.write_text(text + 'unsubscribe_url = "https://x.test/u?t={token}"\n')
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
+    env.pop("UNSUBSCRIBE_SECRET", None)
+    result = subprocess.run(
+        jarvis_argv("plan"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "UNSUBSCRIBE_SECRET" in result.stderr
+    assert "customers.email.unsubscribe_url" in result.stderr

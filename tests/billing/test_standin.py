@@ -91,3 +91,58 @@ def test_subscriptions_and_invoices_are_read_back_as_stripe_holds_them(
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.invoices.retrieve("in_missing")
     assert missing.value.code == "resource_missing"
+
+
+def test_a_promotion_code_restricted_to_a_customer_round_trips(stripe_api: StripeStandIn) -> None:
+    """Coupon then promotion code, as the library encodes them; listed back by code and customer."""
+    client = _client(stripe_api)
+    customer = client.v1.customers.create(params={"email": "a@b.c"})
+    coupon = client.v1.coupons.create(
+        params={"percent_off": 20.0, "duration": "once", "max_redemptions": 1}
+    )
+    made = client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon.id},
+            "code": "BACK-1",
+            "customer": customer.id,
+            "max_redemptions": 1,
+            "expires_at": 1_900_000_000,
+        },
+        options={"idempotency_key": "p1"},
+    )
+    assert (made.customer, made.max_redemptions, made.expires_at) == (customer.id, 1, 1_900_000_000)
+    sent = stripe_api.created("/v1/promotion_codes")[0]
+    assert sent.params["promotion"] == {"type": "coupon", "coupon": coupon.id}
+    assert sent.params["max_redemptions"] == "1"
+    found = client.v1.promotion_codes.list(params={"code": "back-1", "customer": customer.id})
+    assert [p.id for p in found.data] == [made.id]
+    other = client.v1.customers.create(params={"email": "x@y.z"})
+    assert client.v1.promotion_codes.list(params={"customer": other.id}).data == []
+
+
+def test_a_promotion_code_needs_its_coupon_and_customer_and_a_free_code(
+    stripe_api: StripeStandIn,
+) -> None:
+    """A missing coupon or customer and a second active code of one customer are refused."""
+    client = _client(stripe_api)
+    customer = client.v1.customers.create(params={"email": "a@b.c"})
+    coupon = client.v1.coupons.create(params={"percent_off": 10.0, "duration": "once"})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.promotion_codes.create(params={"promotion": {"type": "coupon", "coupon": "no"}})
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.promotion_codes.create(
+            params={"promotion": {"type": "coupon", "coupon": coupon.id}, "customer": "cus_no"}
+        )
+    params = {
+        "promotion": {"type": "coupon", "coupon": coupon.id},
+        "code": "X",
+        "customer": customer.id,
+    }
+    client.v1.promotion_codes.create(params=params)  # type: ignore[arg-type]
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.promotion_codes.create(params=params)  # type: ignore[arg-type]
+    replay = {**params, "code": "Y"}
+    first = client.v1.promotion_codes.create(params=replay, options={"idempotency_key": "k"})  # type: ignore[arg-type]
+    again = client.v1.promotion_codes.create(params=replay, options={"idempotency_key": "k"})  # type: ignore[arg-type]
+    assert first.id == again.id
+    assert len(stripe_api.promotion_codes) == 2

@@ -1,4 +1,4 @@
-"""The ``email`` provider: sends customers their emails (welcome, payment failed).
+"""The ``email`` provider: sends customers their emails (welcome, payment failed, win-back).
 
 Built by the provider registry from ``[customers.email]``; the SMTP password is
 read from the environment. Messages are rendered from Jinja2 templates in
@@ -8,12 +8,19 @@ text and HTML), each with an unsubscribe link and the ``List-Unsubscribe``
 the SMTP sender the notifier uses (`jarvis.mail`). The address is read from
 the customer's row when sending and goes nowhere else.
 
+The unsubscribe link carries ``{customer}`` or a signed ``{token}``
+(`jarvis.mail.unsubscribe_token`), which the daemon's ``/unsubscribe`` checks.
+
 Once per customer (welcome) or per invoice (payment failed): a row whose
 ``welcomed_at`` is set, or whose ``dunned_invoice_id`` is the unpaid invoice,
 answers "already applied"; after a send, that column is written. The payment
 failed email carries the invoice's hosted link, read from the row (the Stripe
 webhook wrote it there), never from the action or an event; with no unpaid
-invoice left (paid since the proposal) nothing is sent. SMTP cannot take an
+invoice left (paid since the proposal) nothing is sent. The win-back email is
+marketing: it is checked against the row when sending (an opt-out or a
+cancellation that arrived since the tick observed it sends nothing), carries
+the row's ``discount_code``, and writes ``reengaged_at``; a row whose
+``reengaged_at`` is not older than its discount answers "already applied". SMTP cannot take an
 idempotency key, so a crash between the server accepting the message and that
 write sends it again on the next attempt; the Message-ID is derived from the
 customer and the template, so a receiving system that de-duplicates by it
@@ -27,12 +34,13 @@ import hashlib
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formataddr
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.table import Contact, CustomerTable
-from jarvis.mail import SendError, SmtpServer, send
+from jarvis.mail import SendError, SmtpServer, send, unsubscribe_token
 from jarvis.model import (
     CUSTOMER_SCHEME,
     Action,
@@ -47,8 +55,12 @@ __all__ = ["CustomerMailer", "Letterhead", "render"]
 
 WELCOME = "welcome"
 PAYMENT_FAILED = "payment_failed"
-TEMPLATES = frozenset({WELCOME, PAYMENT_FAILED})
+WIN_BACK = "win_back"
+TEMPLATES = frozenset({WELCOME, PAYMENT_FAILED, WIN_BACK})
 """The templates this mailer can send; any other is a terminal error."""
+MARKETING = frozenset({WIN_BACK})
+"""Templates a customer may refuse (``marketing_opt_out``)."""
+CANCELLED = frozenset({"canceled", "incomplete_expired"})
 
 _ENV = Environment(
     loader=PackageLoader("jarvis.actuators.customers", "templates"),
@@ -62,15 +74,27 @@ class Letterhead:
     """Who sends, and the links every message carries."""
 
     def __init__(
-        self, *, sender: str, product: str, dashboard_url: str, unsubscribe_url: str
+        self,
+        *,
+        sender: str,
+        product: str,
+        dashboard_url: str,
+        unsubscribe_url: str,
+        secret: bytes | None = None,
     ) -> None:
+        if "{token}" in unsubscribe_url and secret is None:
+            raise ValueError("an unsubscribe URL with {token} needs the unsubscribe secret")
         self.sender = sender
         self.product = product
         self.dashboard_url = dashboard_url
         self.unsubscribe_url = unsubscribe_url
+        self._secret = secret
 
     def unsubscribe(self, customer_id: str) -> str:
-        return self.unsubscribe_url.replace("{customer}", customer_id)
+        url = self.unsubscribe_url.replace("{customer}", quote(customer_id, safe=""))
+        if self._secret is not None:
+            url = url.replace("{token}", unsubscribe_token(customer_id, self._secret))
+        return url
 
 
 def render(
@@ -84,8 +108,8 @@ def render(
 ) -> EmailMessage:
     """The message ``template`` for one customer: text and HTML, unsubscribe headers.
 
-    ``about`` (an invoice id) tells apart two messages of one template to one
-    customer, in the Message-ID; ``links`` are extra URLs the template shows.
+    ``about`` (an invoice id, a discount code) tells apart two messages of one
+    template to one customer, in the Message-ID; ``links`` are extra URLs the template shows.
     """
     unsubscribe = head.unsubscribe(customer_id)
     context = {
@@ -94,6 +118,7 @@ def render(
         "dashboard_url": head.dashboard_url,
         "unsubscribe_url": unsubscribe,
         **(links or {}),
+        "discount_code": contact.discount_code,
     }
     message = EmailMessage()
     message["Subject"] = _ENV.get_template(f"{template}.subject.j2").render(context).strip()
@@ -159,6 +184,8 @@ class CustomerMailer:
                 self._unrecorded.add(sent)
             if params.template == WELCOME:
                 await self._table.set_welcomed(customer_id, self._clock.now())
+            elif params.template == WIN_BACK:
+                await self._table.set_reengaged(customer_id, self._clock.now())
             else:
                 await self._table.set_dunned(customer_id, about, self._clock.now())
             self._unrecorded.discard(sent)
@@ -179,6 +206,10 @@ def _what_to_send(template: str, contact: Contact) -> tuple[str, dict[str, str],
     """What the message is about and the links it shows, or why nothing is to be sent."""
     if template == WELCOME:
         return "", {}, "already applied: welcome email sent before" if contact.welcomed else None
+    if template == WIN_BACK:
+        # About its code: a later win-back carries another, and is another message.
+        held = _win_back_held(contact)
+        return contact.discount_code or "", {}, held
     invoice, url = contact.unpaid_invoice, contact.invoice_url
     if invoice is None:
         return "", {}, "not sent: no unpaid invoice any more"
@@ -190,3 +221,21 @@ def _what_to_send(template: str, contact: Contact) -> tuple[str, dict[str, str],
             f"invoice {invoice} has no hosted link", kind=ErrorKind.TERMINAL, code="NoInvoiceLink"
         )
     return invoice, {"invoice_url": url}, None
+
+
+def _win_back_held(contact: Contact) -> str | None:
+    """Why the row says not to send the win-back (already sent, or refused); None to send it."""
+    if contact.opted_out:
+        return "not sent: the customer opted out of marketing email"
+    if contact.subscription_status in CANCELLED:
+        return "not sent: the customer's subscription is cancelled"
+    sent, offered = contact.reengaged_at, contact.discount_at
+    if sent is not None and (offered is None or sent >= offered):
+        return "already applied: win-back email sent for this discount"
+    if contact.discount_code is None:
+        raise ActuatorError(
+            "no discount to offer: create_discount first",
+            kind=ErrorKind.TERMINAL,
+            code="NoDiscount",
+        )
+    return None

@@ -15,6 +15,12 @@ customers are kept and handed back as they were, so the reconciler records
 deleted here: a deleted row stays observed until the process restarts (not
 handled yet).
 
+Activity (`UsageActivity`, when configured) is read after the rows: a
+customer who used the product since the last read, or every customer when a
+week ended, gets a fresh state carrying ``last_active_at`` (the later of the
+row's column and the usage table) and ``weekly_usage``. With ``[customers.source]``
+the product's own database is first copied in (`ProductSource`), read-only.
+
 It also applies ``grant_access`` and ``revoke_access``: dashboard access is a
 column of the row, which the product reads.
 """
@@ -25,6 +31,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from jarvis.actuators.base import ActuatorError, Scope
+from jarvis.actuators.customers.activity import UsageActivity
+from jarvis.actuators.customers.source import ProductSource
 from jarvis.actuators.customers.table import CustomerRow, CustomerTable
 from jarvis.model import (
     CUSTOMER_KIND,
@@ -46,8 +54,17 @@ _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 """Before any stamp: the first read takes every row."""
 
 
-def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
+def customer_state(
+    row: CustomerRow, observed_at: datetime, activity: UsageActivity | None = None
+) -> ResourceState:
     """One row as a resource: the `Customer` facet and its stage as the detail."""
+    last_active = row.last_active_at
+    weekly: tuple[int, ...] = ()
+    if activity is not None:
+        used = activity.last_active(row.id)
+        if used is not None and (last_active is None or used > last_active):
+            last_active = used
+        weekly = activity.weekly(row.id)
     customer = Customer(
         plan=row.plan,
         signed_up_at=row.signed_up_at,
@@ -58,6 +75,10 @@ def customer_state(row: CustomerRow, observed_at: datetime) -> ResourceState:
         subscription_status=row.subscription_status,
         unpaid_invoice=row.unpaid_invoice,
         dunned_invoice=row.dunned_invoice,
+        last_active_at=last_active,
+        weekly_usage=weekly,
+        reengaged_at=row.reengaged_at,
+        discount_at=row.discount_at,
     )
     return ResourceState(
         ref=ResourceRef(CUSTOMER_SCHEME, row.id, kind=CUSTOMER_KIND),
@@ -72,9 +93,18 @@ class CustomersActuator:
     """Observes every customer; applies ``grant_access`` and ``revoke_access``."""
 
     def __init__(
-        self, table: CustomerTable, *, clock: Clock, lag: timedelta, batch: int = 20_000
+        self,
+        table: CustomerTable,
+        *,
+        clock: Clock,
+        lag: timedelta,
+        batch: int = 20_000,
+        activity: UsageActivity | None = None,
+        source: ProductSource | None = None,
     ) -> None:
         self._table = table
+        self._activity = activity
+        self._source = source
         self._clock = clock
         self._lag = lag
         self._batch = batch
@@ -86,6 +116,8 @@ class CustomersActuator:
         self._last_read: datetime | None = None
         self.rows_read = 0
         """Rows read by the last observe: what the incremental read costs (the bench reads it)."""
+        self.active_seen = 0
+        """Customers with requests counted by the last observe (the bench reads it)."""
 
     @property
     def name(self) -> str:
@@ -101,6 +133,8 @@ class CustomersActuator:
 
     async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
+        if self._source is not None:
+            await self._source.sync(now)
         if self._page is not None:
             since, after = self._page
             rows = await self._table.changed_since(since, after=after, limit=self._batch)
@@ -117,9 +151,23 @@ class CustomersActuator:
             if self._rows.get(row.id) == row:
                 continue  # re-read inside the lag, unchanged
             self._rows[row.id] = row
-            self._states[row.id] = customer_state(row, now)
+            self._states[row.id] = customer_state(row, now, self._activity)
             self._newest = max(self._newest, row.updated_at)
+        if self._activity is not None:
+            seen, week_ended = await self._activity.read(now)
+            self.active_seen = len(seen)
+            for customer_id in self._rows if week_ended else seen & self._rows.keys():
+                self._states[customer_id] = customer_state(
+                    self._rows[customer_id], now, self._activity
+                )
         return list(self._states.values())
+
+    async def opt_out(self, customer_id: str) -> bool:
+        """Refuse marketing email for the customer (``/unsubscribe``); False if unknown.
+
+        Written to Jarvis's ``customers`` table, never to a product source.
+        """
+        return await self._table.opt_out(customer_id, self._clock.now())
 
     async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 - granting (or revoking) twice does it once: the write is the record
         allowed = isinstance(action.params, GrantAccess)
@@ -133,3 +181,7 @@ class CustomersActuator:
 
     async def aclose(self) -> None:
         await self._table.aclose()
+        if self._activity is not None:
+            await self._activity.aclose()
+        if self._source is not None:
+            await self._source.aclose()

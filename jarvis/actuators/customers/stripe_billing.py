@@ -34,16 +34,17 @@ from jarvis.model import (
     ResourceState,
 )
 
-__all__ = ["METADATA_KEY", "StripeBilling", "stripe_client"]
+__all__ = ["METADATA_KEY", "TEMPORARY", "StripeBilling", "describe", "stripe_client"]
 
 METADATA_KEY = "jarvis_customer_id"
 """The Stripe customer's metadata key that names the Jarvis customer it belongs to."""
 
-_TEMPORARY = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+TEMPORARY = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+"""Stripe errors worth retrying; every other `stripe.StripeError` is terminal."""
 
 
-def stripe_client(api_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
-    """The official client on ``api_base``; Jarvis's retry budget does the retrying."""
+def stripe_client(*, api_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
+    """The one client of the ``stripe`` provider: no retries of its own (the loop retries)."""
     http = stripe.RequestsClient(timeout=timeout)
     return stripe.StripeClient(
         api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=http
@@ -63,12 +64,6 @@ class StripeBilling:
         self._table = table
         self._clock = clock
         self._limiter = anyio.CapacityLimiter(4)
-
-    @classmethod
-    def create(
-        cls, *, api_key: str, api_base: str, timeout: float, table: CustomerTable, clock: Clock
-    ) -> StripeBilling:
-        return cls(stripe_client(api_key, api_base, timeout), table, clock=clock)
 
     @property
     def name(self) -> str:
@@ -115,11 +110,11 @@ class StripeBilling:
                 },
                 options={"idempotency_key": key},
             )
-        except _TEMPORARY as exc:
-            raise ActuatorError(_describe(exc), code=exc.code or type(exc).__name__) from None
+        except TEMPORARY as exc:
+            raise ActuatorError(describe(exc), code=exc.code or type(exc).__name__) from None
         except stripe.StripeError as exc:
             raise ActuatorError(
-                _describe(exc), kind=ErrorKind.TERMINAL, code=exc.code or type(exc).__name__
+                describe(exc), kind=ErrorKind.TERMINAL, code=exc.code or type(exc).__name__
             ) from None
         return made.id, True
 
@@ -127,6 +122,6 @@ class StripeBilling:
         await self._table.aclose()
 
 
-def _describe(exc: stripe.StripeError) -> str:
+def describe(exc: stripe.StripeError) -> str:
     # The user message only: the library's str() may include the request id, never the key.
     return f"stripe {type(exc).__name__} ({exc.http_status}): {exc.user_message or 'no message'}"

@@ -26,7 +26,8 @@ _TIME = DateTime(timezone=True)
 _COLUMNS = (
     "SELECT id, plan, signed_up_at, stripe_customer_id IS NOT NULL, welcomed_at IS NOT NULL, "
     "dashboard_access, marketing_opt_out, subscription_status, updated_at, "
-    "unpaid_invoice_id, dunned_invoice_id FROM customers "
+    "unpaid_invoice_id, dunned_invoice_id, last_active_at, reengaged_at, discount_at "
+    "FROM customers "
 )
 # Keyset order (updated_at, id): a page ends at a row, and the next starts just after
 # it, even when thousands of rows share one stamp (a bulk import).
@@ -41,7 +42,8 @@ _SINCE = text(
 
 _CONTACT = text(
     "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL, unpaid_invoice_id, "
-    "unpaid_invoice_url, dunned_invoice_id FROM customers WHERE id = :id"
+    "unpaid_invoice_url, dunned_invoice_id, marketing_opt_out, subscription_status, "
+    "reengaged_at, discount_code, discount_at FROM customers WHERE id = :id"
 )
 
 
@@ -60,6 +62,9 @@ class CustomerRow:
     updated_at: datetime
     unpaid_invoice: str | None = None
     dunned_invoice: str | None = None
+    last_active_at: datetime | None = None
+    reengaged_at: datetime | None = None
+    discount_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,15 @@ class Contact:
     invoice_url: str | None = None
     """That invoice's hosted page, where the customer pays it."""
     dunned_invoice: str | None = None
+    opted_out: bool = False
+    subscription_status: str | None = None
+    reengaged_at: datetime | None = None
+    discount_code: str | None = None
+    discount_at: datetime | None = None
+
+
+def _maybe_utc(value: Any) -> datetime | None:
+    return None if value is None else _utc(value)
 
 
 def _utc(value: Any) -> datetime:
@@ -101,6 +115,11 @@ class CustomerTable:
     def connect(cls, url: str) -> CustomerTable:
         return cls(create_async_engine(url), owns_engine=True)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for a writer that shares it (the product source's copies)."""
+        return self._engine
+
     async def changed_since(
         self, since: datetime, *, after: str | None = None, limit: int
     ) -> list[CustomerRow]:
@@ -123,6 +142,9 @@ class CustomerTable:
                 updated_at=_utc(r[8]),
                 unpaid_invoice=r[9],
                 dunned_invoice=r[10],
+                last_active_at=_maybe_utc(r[11]),
+                reengaged_at=_maybe_utc(r[12]),
+                discount_at=_maybe_utc(r[13]),
             )
             for r in rows
         ]
@@ -135,14 +157,52 @@ class CustomerTable:
                 kind=ErrorKind.TERMINAL,
                 code="NotFound",
             )
-        email, name, stripe_id, welcomed, unpaid, url, dunned = rows[0]
-        return Contact(str(email), name, stripe_id, bool(welcomed), unpaid, url, dunned)
+        (email, name, stripe_id, welcomed, unpaid, url, dunned) = rows[0][:7]
+        opted_out, status, reengaged, code, discount = rows[0][7:]
+        return Contact(
+            str(email),
+            name,
+            stripe_id,
+            bool(welcomed),
+            unpaid,
+            url,
+            dunned,
+            opted_out=bool(opted_out),
+            subscription_status=status,
+            reengaged_at=_maybe_utc(reengaged),
+            discount_code=code,
+            discount_at=_maybe_utc(discount),
+        )
 
     async def set_stripe_customer(self, customer_id: str, stripe_id: str, now: datetime) -> None:
         await self._update(customer_id, "stripe_customer_id = :value", stripe_id, now)
 
     async def set_welcomed(self, customer_id: str, now: datetime) -> None:
         await self._update(customer_id, "welcomed_at = :value", _bind(now, self._engine), now)
+
+    async def set_discount(self, customer_id: str, code: str, now: datetime) -> None:
+        statement = text(
+            "UPDATE customers SET discount_code = :code, discount_at = :now, updated_at = :now "
+            "WHERE id = :id"
+        ).bindparams(bindparam("now", type_=_TIME))
+        await self._run(
+            statement, {"code": code, "now": _bind(now, self._engine), "id": customer_id}
+        )
+
+    async def set_reengaged(self, customer_id: str, now: datetime) -> None:
+        await self._update(customer_id, "reengaged_at = :value", _bind(now, self._engine), now)
+
+    async def opt_out(self, customer_id: str, now: datetime) -> bool:
+        """Record a refusal of marketing email; False when there is no such customer."""
+        statement = text(
+            "UPDATE customers SET marketing_opt_out = :value, updated_at = :now "
+            "WHERE id = :id AND NOT marketing_opt_out RETURNING id"
+        ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
+        params = {"value": True, "now": _bind(now, self._engine), "id": customer_id}
+        if await self._run(statement, params, fetch=True):
+            return True
+        known = await self._run(_CONTACT, {"id": customer_id}, fetch=True)
+        return bool(known)
 
     async def set_dunned(self, customer_id: str, invoice_id: str, now: datetime) -> None:
         await self._update(customer_id, "dunned_invoice_id = :value", invoice_id, now)

@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0008_revenue"
-down_revision: str | Sequence[str] | None = "0006_stripe_events"
+down_revision: str | Sequence[str] | None = "0007_churn"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

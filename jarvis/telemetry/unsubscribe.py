@@ -1,0 +1,56 @@
+"""``GET/POST /unsubscribe?token=…``: a customer refuses marketing email, in one click.
+
+Served by the daemon's HTTP server (`jarvis.telemetry.http`) when customer
+email is configured with an unsubscribe secret; `jarvis.cli.surfaces` wires
+``opt_out`` to the customers sensor, which writes ``marketing_opt_out`` to
+Jarvis's ``customers`` table (never to a product database). The token is the
+one the mailer signs into the link (`jarvis.mail.unsubscribe_token`): no login,
+and no way to unsubscribe a customer whose link one was not sent.
+
+GET is the link a person clicks and answers a short HTML page; POST is RFC
+8058's one-click (``List-Unsubscribe=One-Click`` in the body, sent by the mail
+client) and answers JSON. A bad token is 400 and changes nothing; a valid
+token for a customer no longer in the table is 404. Opting out twice is fine.
+Like the rest of this package it imports nothing of the loop or the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from jarvis.mail import verify_unsubscribe_token
+
+__all__ = ["Unsubscribe"]
+
+log = structlog.get_logger(__name__)
+
+_DONE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Unsubscribed</title></head>
+<body><p>You will get no more marketing email from us.</p></body></html>
+"""
+
+
+class Unsubscribe:
+    """Checks the token, then records the opt-out through ``opt_out(customer_id) -> known``."""
+
+    def __init__(self, *, secret: bytes, opt_out: Callable[[str], Awaitable[bool]]) -> None:
+        self._secret = secret
+        self._opt_out = opt_out
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/unsubscribe", self.handle)
+        app.router.add_post("/unsubscribe", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        customer_id = verify_unsubscribe_token(request.query.get("token", ""), self._secret)
+        if customer_id is None:
+            return web.json_response({"error": "invalid unsubscribe token"}, status=400)
+        if not await self._opt_out(customer_id):
+            return web.json_response({"error": "no such customer"}, status=404)
+        log.info("customer.unsubscribed", customer=customer_id, method=request.method)
+        if request.method == "GET":
+            return web.Response(text=_DONE, content_type="text/html")
+        return web.json_response({"status": "unsubscribed"})
