@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+import anyio
 import structlog
 
 from jarvis.config.sections import RetentionSettings
@@ -77,7 +78,10 @@ class Pruner:
         await self.clock.sleep(min(FIRST_PRUNE_DELAY, self.retention.interval))
         while True:
             try:
-                deleted = await self.prune()
+                # Whole or not at all: a shutdown waits for the prune's transactions
+                # (bounded by the statement timeout) rather than cut one.
+                with anyio.CancelScope(shield=True):
+                    deleted = await self.prune()
             except StoreError as exc:
                 log.warning("event retention skipped; the store is unavailable", error=str(exc))
             else:

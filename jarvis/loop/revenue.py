@@ -43,7 +43,11 @@ class RevenueKeeper:
         try:
             while True:
                 try:
-                    await self.check()
+                    # One settlement is one transaction: a shutdown waits for it (bounded
+                    # by the statement timeout) rather than cut it, since a connection
+                    # cancelled mid-query can leave a close behind that never ends.
+                    with anyio.CancelScope(shield=True):
+                        await self.check()
                 except Exception:  # an outage or a bug in revenue must never stop the daemon
                     log.exception("revenue: settlement failed; trying again at the next interval")
                 await self.clock.sleep(self.interval)
