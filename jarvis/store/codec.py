@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 import structlog
@@ -40,6 +41,7 @@ __all__ = [
     "event_from_row",
     "event_row",
     "event_to_json",
+    "payload_json",
     "retry_from_row",
     "retry_row",
     "safe_event",
@@ -268,18 +270,54 @@ def _optional(value: str | None) -> str | None:
 
 
 def _storable_event(event: Event) -> bool:
-    for text in (
+    # One scan of the fields joined: Python never pairs two lone surrogates
+    # across a join, so the joined text is storable exactly when each field is.
+    fields = (
         event.idempotency_key,
-        event.tick_id,
-        event.resource,
-        event.action_kind,
-        event.policy,
-        event.reason,
-        event.action_id,
-    ):
-        if text is not None and not _storable_text(text):
-            return False
-    return _storable(event.payload)
+        event.tick_id or "",
+        event.resource or "",
+        event.action_kind or "",
+        event.policy or "",
+        event.reason or "",
+        event.action_id or "",
+    )
+    return _storable_text("".join(fields)) and _storable_payload(event.payload)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_encoder = c_make_encoder(None, _refuse, c_encode_basestring, None, ":", ",", False, False, False)
+
+
+def payload_json(payload: Mapping[str, Any]) -> str:
+    """A payload as compact JSON text, non-ASCII kept as is; ValueError on NaN or infinity.
+
+    The C encoder built once, without the circular-reference check: a payload
+    is a tree, and `json.JSONEncoder.encode` builds a new C encoder per call,
+    which costs as much as the encoding of a small payload.
+    """
+    return "".join(_encoder(payload if type(payload) is dict else dict(payload), 0))
+
+
+def _storable_payload(payload: Mapping[str, Any]) -> bool:
+    """Whether `_safe_json` would leave ``payload`` as it is, in one pass of the C encoder.
+
+    Walking every value in Python cost about half of an event's ingest
+    (docs/benchmarks.md, benchmark 3). JSON encoding refuses non-finite floats,
+    escapes NUL as ``\\u0000`` and keeps lone surrogates raw (with
+    ``ensure_ascii=False``), so one encode and two scans of its text answer for
+    nearly every payload. Anything the encoder refuses or whose text shows a
+    possible NUL (a literal backslash-u0000 too) takes the exact Python walk.
+    """
+    try:
+        text = payload_json(payload)
+    except (TypeError, ValueError, RecursionError):
+        return _storable(payload)
+    if "\\u0000" in text:
+        return _storable(payload)
+    return text.isascii() or _storable_text(text)
 
 
 def safe_event(event: Event) -> Event:
