@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-import asyncpg
-
 from jarvis.model import Event, EventKind, KillSwitchState
 from jarvis.store.codec import EVENT_COLUMNS, event_record
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
@@ -135,6 +133,8 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> boo
 
 
 async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> bool:
+    import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
+
     parts = urlsplit(url)
     dsn = urlunsplit(parts._replace(scheme="postgresql"))
     try:

@@ -24,10 +24,10 @@ _HEAVY = (
     *_CLOUD_SDKS,
 )
 """Never needed by `--help` or the kill switch on a database already migrated."""
-_FLIP_ALSO = ("sqlalchemy.orm", "sqlalchemy.ext.asyncio", "aiosqlite", "jarvis.store.events")
-"""Not needed to engage or release either: the flip goes straight through the
-driver (`jarvis.store.direct`), never through the async engine, whose package
-imports the ORM."""
+_FLIP_ALSO = ("sqlalchemy", "aiosqlite", "asyncpg", "jarvis.store.events")
+"""Not needed to engage or release on SQLite either: the flip goes straight
+through stdlib sqlite3 (`jarvis.store.direct`), never through SQLAlchemy's
+async engine, whose package imports the ORM."""
 _HELP_ALSO = (
     "sqlalchemy",
     "pydantic_settings",
