@@ -60,9 +60,9 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import flip
-    from jarvis.store.codec import safe_event
     from jarvis.store.direct import write_flip
     from jarvis.store.redact import Redactor
+    from jarvis.store.storable import safe_event
 
     redactor = Redactor(settings.secrets)
     state, event = flip(

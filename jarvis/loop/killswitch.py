@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
-from jarvis.store.codec import safe_text
+from jarvis.store.storable import safe_text
 
 if TYPE_CHECKING:
     from jarvis.store import EventStore, KillSwitchBackend

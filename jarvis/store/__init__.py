@@ -17,13 +17,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jarvis.store.codec import safe_text
     from jarvis.store.errors import LeaseLostError, NotMigratedError, StoreError
     from jarvis.store.events import EventBackend, EventStore, FlushResult
     from jarvis.store.killswitch import DbKillSwitch, KillSwitchBackend
     from jarvis.store.memory import MemoryBackend, MemoryKillSwitch
     from jarvis.store.migrate import current_revision, head_revision, upgrade
     from jarvis.store.redact import Redactor
+    from jarvis.store.storable import safe_text
     from jarvis.store.tables import metadata
 
 _WHERE = {
@@ -41,7 +41,7 @@ _WHERE = {
     "current_revision": "migrate",
     "head_revision": "migrate",
     "metadata": "tables",
-    "safe_text": "codec",
+    "safe_text": "storable",
     "upgrade": "migrate",
 }
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from jarvis.model import Event, RetryState
-from jarvis.store.codec import payload_json
+from jarvis.store.storable import payload_json
 
 __all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor"]
 

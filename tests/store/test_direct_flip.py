@@ -18,8 +18,8 @@ from sqlalchemy import text
 from jarvis.loop.killswitch import flip
 from jarvis.model import Event, EventKind, KillSwitchState
 from jarvis.store import DbKillSwitch, EventStore, Redactor
-from jarvis.store.codec import safe_event
 from jarvis.store.direct import write_flip
+from jarvis.store.storable import safe_event
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
-from jarvis.store.codec import _safe_json, safe_event, safe_text
 from jarvis.store.redact import Redactor
+from jarvis.store.storable import _safe_json, safe_event, safe_text
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SECRETS = ["s3cret-token", 'pa"ss\\word', "db-pass"]
