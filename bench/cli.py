@@ -92,7 +92,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         {
             "benchmark": "7. CLI start-up",
             "measure": "`jarvis killswitch engage`, SQLite, whole process, CPU (median)",
-            "target": "no HTTP, Alembic or cloud SDK import (ORM: not yet)",
+            "target": "no HTTP, Alembic, cloud SDK or ORM import",
             "measured": f"{medians['jarvis killswitch engage']['cpu_s']:.2f} s CPU "
             f"({medians['jarvis killswitch engage']['cpu_x_python']:g}x `python -c pass`)",
             "meets": None,

@@ -171,6 +171,8 @@ def build_notifier(
     With ``pager`` (the simulation's recorder), that one channel receives what
     PagerDuty would, through an outbox in memory, whatever the settings say.
     """
+    if pager is None and not settings.notify.enabled:
+        return None  # before the imports: jarvis.notify costs a start that uses none of it
     from jarvis.notify import Notifier, Severity
     from jarvis.notify.delivery import Delivery
     from jarvis.notify.groups import Grouper, Route, Timing
@@ -184,7 +186,7 @@ def build_notifier(
         channels: dict[str, Channel] = {pager.name: pager}
         routes = [Route(pager.name, frozenset({Severity.CRITICAL, Severity.ERROR}))]
         outbox = MemoryOutbox()
-    elif notify.enabled:
+    else:
         channels = notify_channels(settings)
         routes = [
             Route(
@@ -200,8 +202,6 @@ def build_notifier(
             if section is not None
         ]
         outbox = Outbox(store.engine)
-    else:
-        return None
     timing = Timing(
         group_wait=timedelta(seconds=notify.group_wait),
         group_interval=timedelta(seconds=notify.group_interval),

@@ -26,6 +26,7 @@ from jarvis.model import ResourceRef
 
 if TYPE_CHECKING:
     from jarvis.config import Settings
+    from jarvis.model import Event, KillSwitchState
 
 killswitch_app = typer.Typer(
     help="Engage, release or inspect the kill switch.", no_args_is_help=True
@@ -50,6 +51,52 @@ async def _with_killswitch(settings: Settings, body: Any) -> Any:
         await store.aclose()
 
 
+async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
+    """Flip the switch straight through the driver, or through the store when that cannot.
+
+    The direct write (`jarvis.store.direct`) loads no SQLAlchemy ORM: an
+    engage in a hurry waits only for its one transaction. Both paths write
+    the same state and event, made once here.
+    """
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.killswitch import flip
+    from jarvis.store.direct import write_flip
+    from jarvis.store.redact import Redactor
+    from jarvis.store.storable import safe_event
+
+    redactor = Redactor(settings.secrets)
+    state, event = flip(
+        engaged=engaged, actor=actor, reason=reason, now=WallClock().now(), redactor=redactor
+    )
+    stored = safe_event(redactor.event(event))
+    if settings.redis_url:
+        from jarvis.store.redis_killswitch import RedisKillSwitch
+
+        switch = RedisKillSwitch(settings.redis_url)
+        try:
+            await switch.write(state)
+        finally:
+            await switch.aclose()
+        if not await write_flip(settings.database_url, stored, None):
+            await _with_store(settings, stored)
+        return state
+    if not await write_flip(settings.database_url, stored, state):
+        await _with_killswitch(settings, lambda ks: ks.record(state, stored))
+    return state
+
+
+async def _with_store(settings: Settings, event: Event) -> None:
+    """Record a flip's event through the store (which spools it if the database is away)."""
+    from jarvis.app import open_store
+
+    store = await open_store(settings)
+    try:
+        store.append([event])
+        await store.flush()
+    finally:
+        await store.aclose()
+
+
 @killswitch_app.command("engage")
 def killswitch_engage(
     ctx: typer.Context,
@@ -61,10 +108,7 @@ def killswitch_engage(
         fail("--reason must not be empty", 2)
     settings = settings_from(ctx)
     state = run(
-        lambda: _with_killswitch(
-            settings,
-            lambda ks: ks.set(engaged=True, actor=actor or operator_name(), reason=reason),
-        )
+        lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
     )
     console.print(
         f"kill switch [bold red]ENGAGED[/] by {state.actor}: {state.reason}", highlight=False
@@ -82,10 +126,7 @@ def killswitch_release(
     """Let Jarvis act again."""
     settings = settings_from(ctx)
     state = run(
-        lambda: _with_killswitch(
-            settings,
-            lambda ks: ks.set(engaged=False, actor=actor or operator_name(), reason=reason),
-        )
+        lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
     )
     console.print(f"kill switch [bold green]released[/] by {state.actor}", highlight=False)
 

@@ -14,11 +14,16 @@ admin API and the status page (through `jarvis.loop.admin.AdminService`).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
-from jarvis.store import EventStore, KillSwitchBackend, safe_text
+from jarvis.store.storable import safe_text
+
+if TYPE_CHECKING:
+    from jarvis.store import EventStore, KillSwitchBackend
+    from jarvis.store.redact import Redactor
 
 log = structlog.get_logger("jarvis.killswitch")
 
@@ -70,23 +75,40 @@ class KillSwitch:
             )
 
     async def set(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
-        """Flip the switch, record who, why and when, and flush the event at once.
-
-        Actor and reason are outside text: known secrets are redacted (the
-        store's `Redactor`) before the backend writes them, not only the event.
-        """
-        now = self.clock.now()
-        redact = self.store.redactor.text
-        state = KillSwitchState(
+        """Flip the switch, record who, why and when, and flush the event at once."""
+        state, event = flip(
             engaged=engaged,
-            actor=safe_text(redact(actor)),
-            reason=safe_text(redact(reason)),
-            changed_at=now,
+            actor=actor,
+            reason=reason,
+            now=self.clock.now(),
+            redactor=self.store.redactor,
         )
-        await self.backend.write(state)
-        self.store.append([flip_event(state, now)])
-        await self.store.flush()
+        await self.record(state, event)
         return state
+
+    async def record(self, state: KillSwitchState, event: Event) -> None:
+        """Write a flip made by `flip`: the backend's state, then its event, flushed."""
+        await self.backend.write(state)
+        self.store.append([event])
+        await self.store.flush()
+
+
+def flip(
+    *, engaged: bool, actor: str, reason: str, now: datetime, redactor: Redactor
+) -> tuple[KillSwitchState, Event]:
+    """The state a flip writes and the event that records it.
+
+    Actor and reason are outside text: known secrets are redacted before the
+    backend writes them, not only the event. Shared by `KillSwitch.set` and
+    the CLI's direct write (`jarvis.store.direct`), so both write the same.
+    """
+    state = KillSwitchState(
+        engaged=engaged,
+        actor=safe_text(redactor.text(actor)),
+        reason=safe_text(redactor.text(reason)),
+        changed_at=now,
+    )
+    return state, flip_event(state, now)
 
 
 class FlipLog:

@@ -3,30 +3,24 @@
 Used by the event store (rows to insert, rows read back, spool lines) and the
 kill-switch backends. Enums travel as their values and datetimes as ISO-8601
 with their timezone, so an event survives a trip through the spool file
-unchanged.
-
-`safe_event` and `safe_text` make outside strings storable before they are
-buffered: PostgreSQL refuses NUL in text and JSONB, and no UTF-8 encoder
-takes a lone surrogate, so one such character in an admin request's reason, a
-Redis value or a provider's error message would otherwise fail every flush
-after it. NUL becomes U+FFFD, a lone surrogate ``?``, a non-finite float in a
-payload ``null``; everything else passes through untouched (and unallocated).
+unchanged. What makes outside text storable first is `jarvis.store.storable`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import RowMapping
 
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.errors import StoreError
+from jarvis.store.storable import payload_json
+
+if TYPE_CHECKING:
+    from sqlalchemy import RowMapping
 
 log = structlog.get_logger("jarvis.store")
 
@@ -36,15 +30,14 @@ class DamagedRowError(StoreError):
 
 
 __all__ = [
+    "EVENT_COLUMNS",
     "event_from_json",
     "event_from_row",
+    "event_record",
     "event_row",
     "event_to_json",
     "retry_from_row",
     "retry_row",
-    "safe_event",
-    "safe_retry",
-    "safe_text",
 ]
 
 
@@ -62,6 +55,46 @@ def event_row(event: Event) -> dict[str, Any]:
         "action_id": event.action_id,
         "idempotency_key": event.idempotency_key,
     }
+
+
+EVENT_COLUMNS = (
+    "ts",
+    "tick_id",
+    "kind",
+    "resource",
+    "action_kind",
+    "policy",
+    "reason",
+    "payload",
+    "action_id",
+    "idempotency_key",
+)
+"""The columns of `event_record`, in order: every column of ``events`` but ``id``."""
+
+
+def event_record(event: Event) -> tuple[Any, ...]:
+    """One event's values in `EVENT_COLUMNS` order, for asyncpg (COPY and INSERT).
+
+    The hottest function of an ingest: no call it can spare.
+
+    Non-ASCII text goes as UTF-8 rather than ``\\u`` escapes: `safe_event` has
+    made it encodable, and it is fewer bytes for the server to parse.
+    """
+    if event.ts.tzinfo is None:
+        raise ValueError(f"event {event.idempotency_key!r} has a naive timestamp")
+    kind = event.kind
+    return (
+        event.ts,
+        event.tick_id,
+        kind.value if type(kind) is EventKind else EventKind(kind).value,
+        event.resource,
+        event.action_kind,
+        event.policy,
+        event.reason,
+        payload_json(event.payload),
+        event.action_id,
+        event.idempotency_key,
+    )
 
 
 def event_from_row(row: RowMapping | Mapping[str, Any]) -> Event:
@@ -189,123 +222,3 @@ def _retry_from_row(row: RowMapping | Mapping[str, Any]) -> RetryState:
         last_error=row["last_error"],
         updated_at=row["updated_at"],
     )
-
-
-def safe_text(value: str) -> str:
-    """``value`` with what no database or UTF-8 file can hold replaced; usually itself."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _storable_text(value: str) -> bool:
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _storable(value: Any) -> bool:
-    """Whether `_safe_json` would leave ``value`` as it is; allocates nothing.
-
-    Nearly every event is storable as it comes, so `safe_event` asks this
-    first and copies only when something needs replacing.
-    """
-    # Concrete types first: an ABC isinstance check costs far more, per value.
-    # Plain loops, not all() over a generator: this runs for every value of
-    # every event appended, and the generator frames cost a third of it.
-    if isinstance(value, str):
-        return _storable_text(value)
-    if isinstance(value, bool | int) or value is None:
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict | Mapping):
-        return _storable_mapping(value)
-    if isinstance(value, list | tuple):
-        for v in value:
-            if not _storable(v):
-                return False
-    return True
-
-
-def _storable_mapping(value: Mapping[Any, Any]) -> bool:
-    for k, v in value.items():  # noqa: SIM110 - a loop: all() would add a generator frame
-        if not (isinstance(k, str) and _storable_text(k) and _storable(v)):
-            return False
-    return True
-
-
-def _safe_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        cleaned = {safe_text(str(k)): _safe_json(v) for k, v in value.items()}
-        same = len(cleaned) == len(value) and all(
-            k in value and cleaned[k] is value[k] for k in cleaned
-        )
-        return value if same else cleaned
-    if isinstance(value, list | tuple):
-        items = [_safe_json(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    return value
-
-
-def _optional(value: str | None) -> str | None:
-    return None if value is None else safe_text(value)
-
-
-def _storable_event(event: Event) -> bool:
-    for text in (
-        event.idempotency_key,
-        event.tick_id,
-        event.resource,
-        event.action_kind,
-        event.policy,
-        event.reason,
-        event.action_id,
-    ):
-        if text is not None and not _storable_text(text):
-            return False
-    return _storable(event.payload)
-
-
-def safe_event(event: Event) -> Event:
-    """The event with its strings and payload storable; the same object when already so."""
-    if _storable_event(event):
-        return event
-    cleaned = {
-        "idempotency_key": safe_text(event.idempotency_key),
-        "tick_id": _optional(event.tick_id),
-        "resource": _optional(event.resource),
-        "action_kind": _optional(event.action_kind),
-        "policy": _optional(event.policy),
-        "reason": _optional(event.reason),
-        "action_id": _optional(event.action_id),
-        "payload": _safe_json(event.payload),
-    }
-    if all(value is getattr(event, name) for name, value in cleaned.items()):
-        return event
-    return replace(event, **cleaned)
-
-
-def safe_retry(state: RetryState) -> RetryState:
-    """The ledger row with its strings storable; the same object when already so."""
-    resource = safe_text(state.resource)
-    action_kind = safe_text(state.action_kind)
-    last_error = safe_text(state.last_error)
-    if (resource, action_kind, last_error) == (state.resource, state.action_kind, state.last_error):
-        return state
-    return replace(state, resource=resource, action_kind=action_kind, last_error=last_error)

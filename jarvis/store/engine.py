@@ -19,6 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from jarvis.store.errors import StoreError, describe, no_such_database
+from jarvis.store.timeouts import (
+    BUSY_TIMEOUT_MS,
+    CONNECT_TIMEOUT_S,
+    IDLE_IN_TRANSACTION_S,
+    STATEMENT_TIMEOUT_S,
+)
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -33,22 +39,6 @@ __all__ = [
 
 SQLITE_IMMEDIATE = "jarvis_sqlite_immediate"
 """Execution option: begin SQLite transactions with BEGIN IMMEDIATE (ignored elsewhere)."""
-BUSY_TIMEOUT_MS = 5000
-"""How long a SQLite writer waits for another process's write lock."""
-CONNECT_TIMEOUT_S = 5.0
-"""How long connecting to PostgreSQL may take before the database counts as unreachable."""
-STATEMENT_TIMEOUT_S = 15.0
-"""How long one PostgreSQL statement may take before it counts as an outage: a
-frozen database (SIGSTOP, a partition that drops packets) must fail writes over
-to the spool, not hang them. Three times what a 100,000-event flush took here
-(ingest measured about 20,000 events/s, docs/benchmarks.md)."""
-
-IDLE_IN_TRANSACTION_S = 10.0
-"""How long PostgreSQL keeps a session that sits idle inside a transaction. A
-leader paused mid-flush (SIGSTOP, a frozen VM) holds a share lock on the lease
-row (`jarvis.store.fence`); the server ends its session after this, so the
-takeover waits at most this long, and the paused write is rolled back."""
-
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",

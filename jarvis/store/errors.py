@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import asyncpg.exceptions
-from sqlalchemy import exc as sa_exc
-
 __all__ = [
     "LeaseLostError",
     "NotMigratedError",
@@ -68,6 +65,11 @@ def is_operational(exc: BaseException) -> bool:
     chain) is a bug; a socket error, a lost connection, SQLite's "database is
     locked" and the SQLSTATEs above are the database being unavailable.
     """
+    # Imported here, on a failure: `jarvis killswitch engage` imports this
+    # module for `StoreError` and must not load SQLAlchemy to do so.
+    import asyncpg.exceptions  # noqa: PLC0415
+    from sqlalchemy import exc as sa_exc  # noqa: PLC0415
+
     chain = list(_chain(exc))
     if any(isinstance(e, TypeError | ValueError) and not isinstance(e, OSError) for e in chain):
         return False

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.backend import EventBackend, FlushResult
-from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
 from jarvis.store.fence import Fences
@@ -33,6 +32,7 @@ from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
+from jarvis.store.storable import safe_event, safe_retry
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 

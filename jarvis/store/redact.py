@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from jarvis.model import Event, RetryState
+from jarvis.store.storable import payload_json
 
 __all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor"]
 
@@ -33,6 +34,8 @@ class Redactor:
         # Longest first: a secret that contains another is replaced whole.
         unique = {s for s in secrets if len(s) >= MIN_SECRET_CHARS}
         self._secrets = tuple(sorted(unique, key=len, reverse=True))
+        self._plain = all(payload_json({"": s}) == f'{{"":"{s}"}}' for s in self._secrets)
+        """No secret holds a character JSON escapes, so each is found in encoded text as is."""
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -86,7 +89,14 @@ class Redactor:
         return False
 
     def _leaks(self, event: Event) -> bool:
-        # Nearly every event is clean: look first, copy only one that needs it.
+        """Whether a secret occurs in the event; one scan per secret for a clean one.
+
+        Nearly every event is clean: look first, copy only one that needs it.
+        The fields and the payload's JSON are joined and searched once; a
+        secret JSON would not escape appears verbatim there wherever it occurs.
+        A match may also span two fields, so only a match pays for the exact
+        walk (`_found`), and so does a secret JSON escapes.
+        """
         texts = (
             event.idempotency_key,
             event.tick_id,
@@ -96,6 +106,14 @@ class Redactor:
             event.reason,
             event.action_id,
         )
+        if self._plain:
+            try:
+                joined = "\n".join([t or "" for t in texts] + [payload_json(event.payload)])
+            except (TypeError, ValueError, RecursionError):
+                pass
+            else:
+                if not any(secret in joined for secret in self._secrets):
+                    return False
         return any(t is not None and self._found(t) for t in texts) or self._found(event.payload)
 
     def retry(self, state: RetryState) -> RetryState:

@@ -15,7 +15,6 @@ connection (and in the transaction) the caller passes in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,24 +23,12 @@ from sqlalchemy import Insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.codec import event_row, retry_row
+from jarvis.model import Event, RetryState
+from jarvis.store.codec import EVENT_COLUMNS, event_record, event_row, retry_row
 from jarvis.store.tables import events, retry_state
 
 __all__ = ["EventWriter", "PostgresEventWriter", "SqliteEventWriter", "event_writer"]
 
-_COLUMNS = (
-    "ts",
-    "tick_id",
-    "kind",
-    "resource",
-    "action_kind",
-    "policy",
-    "reason",
-    "payload",
-    "action_id",
-    "idempotency_key",
-)
 _INCOMING = "jarvis_incoming_events"  # a session temp table, emptied at commit
 _CREATE_INCOMING = text(
     "CREATE TEMP TABLE IF NOT EXISTS jarvis_incoming_events ("
@@ -104,13 +91,13 @@ class PostgresEventWriter(EventWriter):
         super().__init__(postgresql)
 
     async def write_events(self, connection: AsyncConnection, batch: Sequence[Event]) -> None:
-        records = [_record(event) for event in batch]
+        records = [event_record(event) for event in batch]
         raw = (await connection.get_raw_connection()).driver_connection
         # SAVEPOINT through SQLAlchemy, which also opens the transaction the raw COPY joins.
         savepoint = await connection.begin_nested()
         try:
             await raw.copy_records_to_table(  # type: ignore[union-attr]  # asyncpg is untyped
-                "events", records=records, columns=_COLUMNS
+                "events", records=records, columns=EVENT_COLUMNS
             )
         except asyncpg.UniqueViolationError:
             await savepoint.rollback()
@@ -121,29 +108,9 @@ class PostgresEventWriter(EventWriter):
         await raw.copy_records_to_table(  # type: ignore[union-attr]  # asyncpg is untyped
             _INCOMING,
             records=[(seq, *record) for seq, record in enumerate(records)],
-            columns=("seq", *_COLUMNS),
+            columns=("seq", *EVENT_COLUMNS),
         )
         await connection.execute(_MOVE_INCOMING)
-
-
-_payload_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _record(event: Event) -> tuple[Any, ...]:
-    if event.ts.tzinfo is None:
-        raise ValueError(f"event {event.idempotency_key!r} has a naive timestamp")
-    return (
-        event.ts,
-        event.tick_id,
-        EventKind(event.kind).value,
-        event.resource,
-        event.action_kind,
-        event.policy,
-        event.reason,
-        _payload_json(dict(event.payload)),
-        event.action_id,
-        event.idempotency_key,
-    )
 
 
 def event_writer(dialect_name: str) -> EventWriter:

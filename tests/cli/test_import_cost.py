@@ -23,12 +23,11 @@ _HEAVY = (
     "matplotlib",
     *_CLOUD_SDKS,
 )
-"""Never needed by `--help` or the kill switch on a database already migrated.
-
-Not listed, and still imported by the kill switch: ``sqlalchemy.orm``. Every
-store path goes through ``sqlalchemy.ext.asyncio``, whose package imports the
-ORM session (about 0.08 s of CPU here); see docs/benchmarks.md.
-"""
+"""Never needed by `--help` or the kill switch on a database already migrated."""
+_FLIP_ALSO = ("sqlalchemy", "aiosqlite", "asyncpg", "jarvis.store.events")
+"""Not needed to engage or release on SQLite either: the flip goes straight
+through stdlib sqlite3 (`jarvis.store.direct`), never through SQLAlchemy's
+async engine, whose package imports the ORM."""
 _HELP_ALSO = (
     "sqlalchemy",
     "pydantic_settings",
@@ -86,9 +85,10 @@ def _migrated(tmp_path: Path, env: dict[str, str] | None = None) -> None:
 
 def test_killswitch_engage_on_sqlite_imports_no_http_loop_or_sdk(tmp_path: Path) -> None:
     _migrated(tmp_path)
-    modules = _loaded(tmp_path, "killswitch", "engage", "--reason", "import check")
-    assert _offenders(modules, _HEAVY) == []
-    assert "jarvis.store.killswitch" in modules  # it did reach the database
+    for args in (["engage", "--reason", "import check"], ["release"]):
+        modules = _loaded(tmp_path, "killswitch", *args)
+        assert _offenders(modules, _HEAVY + _FLIP_ALSO) == [], args
+        assert "jarvis.store.direct" in modules  # it did reach the database
 
 
 def test_killswitch_engage_on_redis_imports_no_http_loop_or_sdk(
@@ -97,5 +97,5 @@ def test_killswitch_engage_on_redis_imports_no_http_loop_or_sdk(
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
     _migrated(tmp_path, env)
     modules = _loaded(tmp_path, "killswitch", "engage", "--reason", "import check", env=env)
-    assert _offenders(modules, _HEAVY) == []
+    assert _offenders(modules, _HEAVY + _FLIP_ALSO) == []
     assert "jarvis.store.redis_killswitch" in modules

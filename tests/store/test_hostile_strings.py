@@ -17,7 +17,7 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store import DbKillSwitch, EventStore, upgrade
-from jarvis.store.codec import safe_event
+from jarvis.store.storable import safe_event
 from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 from aiohttp.web_request import FileField
@@ -34,6 +34,9 @@ from jarvis.telemetry.web.sessions import (
     Sessions,
 )
 from jarvis.telemetry.web.view import BudgetView, PageBackend, event_json, gather
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["StatusPage"]
 
@@ -75,15 +78,25 @@ class StatusPage:
         self._budget = budget
         self._sessions = Sessions()
         self._throttle = LoginThrottle()
-        # Imported here: every CLI command imports this module through the
-        # daemon's, and only the daemon renders pages (jinja2 costs ~0.1 s).
-        import jinja2  # noqa: PLC0415
+        self._environment: jinja2.Environment | None = None
 
-        self._templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(_HERE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
+    @property
+    def _templates(self) -> jinja2.Environment:
+        """The page templates, loaded at the first page served.
+
+        Not at start: every CLI command imports this module through the
+        daemon's, and jinja2 (~0.1 s) is not needed before the first tick or
+        for ``/readyz``; only a person opening the page needs it.
+        """
+        if self._environment is None:
+            import jinja2  # noqa: PLC0415
+
+            self._environment = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(_HERE / "templates"),
+                autoescape=True,
+                undefined=jinja2.StrictUndefined,
+            )
+        return self._environment
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._index)

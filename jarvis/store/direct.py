@@ -1,0 +1,157 @@
+"""A kill-switch flip written straight through the driver: `jarvis killswitch engage|release`.
+
+An operator in a hurry should not wait for imports. Every other store path
+goes through SQLAlchemy's async engine, whose ``sqlalchemy.ext.asyncio``
+imports the ORM (docs/benchmarks.md, benchmark 7); this module writes the one
+flip (the ``killswitch`` row, when the switch lives in the database, and its
+event) in one transaction with stdlib ``sqlite3`` or ``asyncpg``, nothing else.
+
+It writes exactly what the store writes: the caller passes an event already
+made by `jarvis.loop.killswitch.flip` and through the store's `Redactor` and
+`safe_event`, SQLite's values are encoded as SQLAlchemy's types encode them
+(`jarvis.store.tables`: UTC text for times, ``json.dumps`` for payloads), and
+PostgreSQL's are the COPY path's (`event_record`);
+`tests/store/test_direct_flip.py` reads both back through the store. When
+this path cannot write (no such database yet, tables missing, a URL it does
+not know, a lock or an outage), `write_flip` says so and the CLI takes the
+store's own path, which migrates, spools and reports errors as always.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from jarvis.model import Event, EventKind, KillSwitchState
+from jarvis.store.codec import EVENT_COLUMNS, event_record
+from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
+
+__all__ = ["write_flip"]
+
+_SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
+_PG_SCHEMES = {"postgresql", "postgresql+asyncpg", "postgres"}
+
+# Built from constants only (the column names of `EVENT_COLUMNS`), never from input.
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({{}})"  # noqa: S608
+    " ON CONFLICT (idempotency_key) DO NOTHING"
+)
+_UPSERT_SWITCH = (
+    "INSERT INTO killswitch (id, engaged, actor, reason, changed_at) VALUES (1, {})"
+    " ON CONFLICT (id) DO UPDATE SET engaged = excluded.engaged, actor = excluded.actor,"
+    " reason = excluded.reason, changed_at = excluded.changed_at"
+)
+
+
+def _marks(style: str, count: int) -> str:
+    """Parameter markers: ``?, ?`` for sqlite3, ``$1, $2`` for asyncpg."""
+    return ", ".join("?" if style == "?" else f"${n}" for n in range(1, count + 1))
+
+
+_PG_EVENT = _INSERT_EVENT.format(_marks("$", len(EVENT_COLUMNS)))
+_PG_SWITCH = _UPSERT_SWITCH.format(_marks("$", 4))
+_SQLITE_EVENT = _INSERT_EVENT.format(_marks("?", len(EVENT_COLUMNS)))
+_SQLITE_SWITCH = _UPSERT_SWITCH.format(_marks("?", 4))
+
+
+async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> bool:
+    """Write ``event`` (and ``state`` as the switch row, when given) in one transaction.
+
+    True when committed. False when this path cannot write it, so nothing was
+    written and the caller must use the store's path instead. Raises only
+    for a programming error (an event that is not a flip, a naive time).
+    """
+    if event.kind not in (EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED):
+        raise ValueError(f"{event.kind} is not a kill-switch flip")
+    scheme = urlsplit(url).scheme
+    if scheme in _SQLITE_SCHEMES:
+        path = _sqlite_path(url)
+        return path is not None and _write_sqlite(path, event, state)
+    if scheme in _PG_SCHEMES:
+        return await _write_postgres(url, event, state)
+    return False
+
+
+def _sqlite_path(url: str) -> str | None:
+    """The file of ``sqlite:///FILE``; None for memory, URI or parameterised databases."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)[1:]
+    if parts.netloc or parts.query or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
+def _sqlite_time(moment: datetime | None) -> str | None:
+    """A time as SQLAlchemy's SQLite DateTime stores it, in UTC (`tables.UtcDateTime`)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment.isoformat()} (store needs timezone-aware)")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _sqlite_values(event: Event) -> tuple[Any, ...]:
+    values = dict(zip(EVENT_COLUMNS, event_record(event), strict=True))
+    values["ts"] = _sqlite_time(event.ts)
+    # SQLAlchemy's JSON type on SQLite serialises with plain json.dumps.
+    values["payload"] = json.dumps(dict(event.payload))
+    return tuple(values[name] for name in EVENT_COLUMNS)
+
+
+def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> bool:
+    if not Path(path).is_file():
+        return False  # a first start: the store's path creates and migrates it
+    event_values = _sqlite_values(event)
+    try:
+        # mode=rw: never create a database here; isolation_level=None: our BEGIN.
+        connection = sqlite3.connect(
+            f"file:{quote(path)}?mode=rw",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+        )
+    except sqlite3.Error:
+        return False
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(_SQLITE_EVENT, event_values)
+        if state is not None:
+            connection.execute(
+                _SQLITE_SWITCH,
+                (int(state.engaged), state.actor, state.reason, _sqlite_time(state.changed_at)),
+            )
+        connection.execute("COMMIT")
+    except sqlite3.Error:
+        return False
+    finally:
+        connection.close()  # an open transaction is rolled back
+    return True
+
+
+async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> bool:
+    import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
+
+    parts = urlsplit(url)
+    dsn = urlunsplit(parts._replace(scheme="postgresql"))
+    try:
+        connection = await asyncpg.connect(
+            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
+        return False
+    try:
+        async with connection.transaction():
+            await connection.execute(_PG_EVENT, *event_record(event))
+            if state is not None:
+                await connection.execute(
+                    _PG_SWITCH, state.engaged, state.actor, state.reason, state.changed_at
+                )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False
+    finally:
+        await connection.close()
+    return True

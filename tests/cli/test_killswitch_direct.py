@@ -1,0 +1,33 @@
+"""`jarvis killswitch engage` through the direct path still redacts what it writes.
+
+The command writes its flip with stdlib sqlite3 (`jarvis.store.direct`), not
+through the store; the settings' secrets must still be redacted from the
+switch row and from the event, as the store's own path does (NUL cannot pass
+through argv; `tests/store/test_direct_flip.py` covers it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import Jarvis, jarvis_env
+
+TOKEN = "admin-token-for-the-direct-path-0123"
+
+
+def test_an_engage_stores_no_secret(jarvis: Jarvis, tmp_path: Path) -> None:
+    """The token pasted in the reason is redacted in row and event alike, and in no file."""
+    env = jarvis_env(tmp_path, JARVIS_ADMIN_TOKEN=TOKEN)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    engaged = jarvis("killswitch", "engage", "--reason", f"stop\x01 {TOKEN} now", env=env)
+    assert engaged.returncode == 0, engaged.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert status["engaged"] is True
+    assert status["reason"] == "stop\x01 [redacted] now"
+    events = jarvis("events", "--json", "--kind", "killswitch.engaged", env=env)
+    (flip,) = [json.loads(line) for line in events.stdout.splitlines()]
+    assert flip["reason"] == "stop\x01 [redacted] now"
+    assert flip["payload"] == {"actor": status["actor"], "reason": flip["reason"]}
+    for database in tmp_path.glob("jarvis.db*"):  # the WAL file too
+        assert TOKEN.encode() not in database.read_bytes(), database
