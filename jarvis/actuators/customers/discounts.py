@@ -23,24 +23,24 @@ without a code).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import anyio
 import stripe
 
-from jarvis.actuators.base import ActuatorError, Scope, run_blocking
-from jarvis.actuators.customers.stripe_billing import METADATA_KEY, TEMPORARY, describe
-from jarvis.actuators.customers.table import Contact, CustomerTable
+from jarvis.actuators.base import ActuatorError, run_blocking
+from jarvis.actuators.customers.stripe_billing import (
+    METADATA_KEY,
+    TEMPORARY,
+    StripeActuator,
+    describe,
+)
+from jarvis.actuators.customers.table import Contact
 from jarvis.model import (
-    CUSTOMER_SCHEME,
     Action,
-    Clock,
     CreateDiscount,
     ErrorKind,
     Outcome,
-    ResourceState,
 )
 
 __all__ = ["StripeDiscounts", "discount_code", "fresh_discount"]
@@ -78,29 +78,16 @@ def fresh_discount(contact: Contact, now: datetime, valid: timedelta) -> bool:
     return after_last and now - made < valid
 
 
-class StripeDiscounts:
-    """Applies ``create_discount`` on ``customer://ID``; observes nothing itself."""
-
-    def __init__(self, client: stripe.StripeClient, table: CustomerTable, *, clock: Clock) -> None:
-        self._client = client
-        self._table = table
-        self._clock = clock
-        self._limiter = anyio.CapacityLimiter(4)
+class StripeDiscounts(StripeActuator):
+    """Applies ``create_discount`` on ``customer://ID``."""
 
     @property
     def name(self) -> str:
         return "stripe-discounts"
 
     @property
-    def provider(self) -> str:
-        return CUSTOMER_SCHEME
-
-    @property
     def action_kinds(self) -> frozenset[str]:
         return frozenset({CreateDiscount.kind})
-
-    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
-        return []
 
     async def apply(self, action: Action, key: str) -> Outcome:
         params = action.params

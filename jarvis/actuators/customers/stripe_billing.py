@@ -34,7 +34,14 @@ from jarvis.model import (
     ResourceState,
 )
 
-__all__ = ["METADATA_KEY", "TEMPORARY", "StripeBilling", "describe", "stripe_client"]
+__all__ = [
+    "METADATA_KEY",
+    "TEMPORARY",
+    "StripeActuator",
+    "StripeBilling",
+    "describe",
+    "stripe_client",
+]
 
 METADATA_KEY = "jarvis_customer_id"
 """The Stripe customer's metadata key that names the Jarvis customer it belongs to."""
@@ -56,8 +63,9 @@ def _search_query(customer_id: str) -> str:
     return f"metadata['{METADATA_KEY}']:'{escaped}'"
 
 
-class StripeBilling:
-    """Applies ``create_billing_customer`` on ``customer://ID``; observes nothing itself."""
+class StripeActuator:
+    """What the ``stripe`` provider's actuators share: the client, the customers table,
+    a limit of 4 blocking calls at once, and nothing to observe of their own."""
 
     def __init__(self, client: stripe.StripeClient, table: CustomerTable, *, clock: Clock) -> None:
         self._client = client
@@ -66,19 +74,23 @@ class StripeBilling:
         self._limiter = anyio.CapacityLimiter(4)
 
     @property
+    def provider(self) -> str:
+        return CUSTOMER_SCHEME
+
+    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
+        return []
+
+
+class StripeBilling(StripeActuator):
+    """Applies ``create_billing_customer`` on ``customer://ID``."""
+
+    @property
     def name(self) -> str:
         return "stripe"
 
     @property
-    def provider(self) -> str:
-        return CUSTOMER_SCHEME
-
-    @property
     def action_kinds(self) -> frozenset[str]:
         return frozenset({CreateBillingCustomer.kind})
-
-    async def observe(self, _scope: Scope | None = None) -> Sequence[ResourceState]:
-        return []
 
     async def apply(self, action: Action, key: str) -> Outcome:
         if not isinstance(action.params, CreateBillingCustomer):
