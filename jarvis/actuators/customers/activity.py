@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.customers.table import as_utc, bind_time
 
 __all__ = ["IDENTIFIER", "UsageActivity", "week_start"]
 
@@ -93,7 +94,7 @@ class UsageActivity:
             week = self._counts[week_start(since)]
             for customer, count, last in await self._window(since, end):
                 week[customer] = week.get(customer, 0) + count
-                at = _utc(last)
+                at = as_utc(last)
                 if customer not in self._last or at > self._last[customer]:
                     self._last[customer] = at
                 seen.add(customer)
@@ -118,7 +119,7 @@ class UsageActivity:
         return tuple(self._counts.get(start, {}).get(customer_id, 0) for start in starts)
 
     async def _window(self, since: datetime, until: datetime) -> list[Any]:
-        params = {"since": _bind(since, self._engine), "until": _bind(until, self._engine)}
+        params = {"since": bind_time(since, self._engine), "until": bind_time(until, self._engine)}
         try:
             async with self._engine.connect() as connection:
                 result = await connection.execute(self._query, params)
@@ -129,16 +130,3 @@ class UsageActivity:
 
     async def aclose(self) -> None:
         await self._engine.dispose()
-
-
-def _utc(value: Any) -> datetime:
-    # SQLite hands back MAX() of a timestamp as text; PostgreSQL an aware datetime.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)  # noqa: S101 - the column's type
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _bind(value: datetime, engine: AsyncEngine) -> datetime:
-    value = value.astimezone(UTC)
-    return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.customers.activity import quote
+from jarvis.actuators.customers.table import as_utc, bind_time
 
 __all__ = ["FIELDS", "REQUIRED", "ProductSource"]
 
@@ -111,7 +112,7 @@ class ProductSource:
     async def sync(self, now: datetime) -> None:
         """Copy one page of changed rows; the next continues, or starts again near the newest."""
         try:
-            params = {"since": _bind(self._since, self._source), "limit": self._batch}
+            params = {"since": bind_time(self._since, self._source), "limit": self._batch}
             statement = self._read
             if self._after is not None:
                 params["after"] = self._after
@@ -125,14 +126,14 @@ class ProductSource:
         if rows:
             values = [self._values(row, now) for row in rows]
             await self._upsert(values)
-            self._newest = max(self._newest, _utc(rows[-1][-1]))
+            self._newest = max(self._newest, as_utc(rows[-1][-1]))
         if len(rows) == self._batch:
-            self._since, self._after = _utc(rows[-1][-1]), rows[-1][0]
+            self._since, self._after = as_utc(rows[-1][-1]), rows[-1][0]
         else:
             self._since, self._after = self._newest - self._lag, None
 
     def _values(self, row: Any, now: datetime) -> dict[str, Any]:
-        values: dict[str, Any] = {"now": _bind(now, self._target)}
+        values: dict[str, Any] = {"now": bind_time(now, self._target)}
         for field, value in zip(self._fields, row, strict=False):
             values[field] = self._convert(field, value)
         return values
@@ -143,7 +144,7 @@ class ProductSource:
         if value is None:
             return None
         if field in _TIMES:
-            return _bind(_utc(value), self._target)
+            return bind_time(as_utc(value), self._target)
         return str(value)
 
     async def _upsert(self, values: list[dict[str, Any]]) -> None:
@@ -194,16 +195,3 @@ def _upsert(fields: list[str]) -> str:
 def _copied(fields: list[str]) -> list[str]:
     """The mapped fields written to a column of their own (``updated_at`` is Jarvis's stamp)."""
     return [f for f in fields if f not in {"id", "updated_at"}]
-
-
-def _utc(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        raise ActuatorError(f"customers source: a time column holds {type(value).__name__}")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _bind(value: datetime, engine: AsyncEngine) -> datetime:
-    value = value.astimezone(UTC)
-    return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value

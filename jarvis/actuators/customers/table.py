@@ -88,10 +88,11 @@ class Contact:
 
 
 def _maybe_utc(value: Any) -> datetime | None:
-    return None if value is None else _utc(value)
+    return None if value is None else as_utc(value)
 
 
-def _utc(value: Any) -> datetime:
+def as_utc(value: Any) -> datetime:
+    """A timestamp column's value as an aware UTC datetime, from either backend."""
     # SQLite hands back naive text-parsed datetimes (stored in UTC); Postgres aware ones.
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -99,7 +100,8 @@ def _utc(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _bind(value: datetime, engine: AsyncEngine) -> datetime:
+def bind_time(value: datetime, engine: AsyncEngine) -> datetime:
+    """``value`` as the engine stores timestamps: naive UTC on SQLite, aware elsewhere."""
     value = value.astimezone(UTC)
     return value.replace(tzinfo=None) if engine.dialect.name == "sqlite" else value
 
@@ -125,7 +127,7 @@ class CustomerTable:
     ) -> list[CustomerRow]:
         """At most ``limit`` rows stamped after ``since`` (or at it, with an id after
         ``after``), in (updated_at, id) order."""
-        params: dict[str, Any] = {"since": _bind(since, self._engine), "limit": limit}
+        params: dict[str, Any] = {"since": bind_time(since, self._engine), "limit": limit}
         if after is not None:
             params["after"] = after
         rows = await self._run(_SINCE if after is None else _AFTER, params, fetch=True)
@@ -133,13 +135,13 @@ class CustomerTable:
             CustomerRow(
                 id=str(r[0]),
                 plan=str(r[1]),
-                signed_up_at=_utc(r[2]),
+                signed_up_at=as_utc(r[2]),
                 billing=bool(r[3]),
                 welcomed=bool(r[4]),
                 access=bool(r[5]),
                 opted_out=bool(r[6]),
                 subscription_status=r[7],
-                updated_at=_utc(r[8]),
+                updated_at=as_utc(r[8]),
                 unpaid_invoice=r[9],
                 dunned_invoice=r[10],
                 last_active_at=_maybe_utc(r[11]),
@@ -178,7 +180,7 @@ class CustomerTable:
         await self._update(customer_id, "stripe_customer_id = :value", stripe_id, now)
 
     async def set_welcomed(self, customer_id: str, now: datetime) -> None:
-        await self._update(customer_id, "welcomed_at = :value", _bind(now, self._engine), now)
+        await self._update(customer_id, "welcomed_at = :value", bind_time(now, self._engine), now)
 
     async def set_discount(self, customer_id: str, code: str, now: datetime) -> None:
         statement = text(
@@ -186,11 +188,11 @@ class CustomerTable:
             "WHERE id = :id"
         ).bindparams(bindparam("now", type_=_TIME))
         await self._run(
-            statement, {"code": code, "now": _bind(now, self._engine), "id": customer_id}
+            statement, {"code": code, "now": bind_time(now, self._engine), "id": customer_id}
         )
 
     async def set_reengaged(self, customer_id: str, now: datetime) -> None:
-        await self._update(customer_id, "reengaged_at = :value", _bind(now, self._engine), now)
+        await self._update(customer_id, "reengaged_at = :value", bind_time(now, self._engine), now)
 
     async def opt_out(self, customer_id: str, now: datetime) -> bool:
         """Record a refusal of marketing email; False when there is no such customer."""
@@ -198,7 +200,7 @@ class CustomerTable:
             "UPDATE customers SET marketing_opt_out = :value, updated_at = :now "
             "WHERE id = :id AND NOT marketing_opt_out RETURNING id"
         ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
-        params = {"value": True, "now": _bind(now, self._engine), "id": customer_id}
+        params = {"value": True, "now": bind_time(now, self._engine), "id": customer_id}
         if await self._run(statement, params, fetch=True):
             return True
         known = await self._run(_CONTACT, {"id": customer_id}, fetch=True)
@@ -212,7 +214,7 @@ class CustomerTable:
             "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id"
         ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
         await self._run(
-            statement, {"value": allowed, "now": _bind(now, self._engine), "id": customer_id}
+            statement, {"value": allowed, "now": bind_time(now, self._engine), "id": customer_id}
         )
 
     async def _update(
@@ -224,7 +226,7 @@ class CustomerTable:
         if isinstance(value, datetime):
             statement = statement.bindparams(bindparam("value", type_=_TIME))
         await self._run(
-            statement, {"value": value, "now": _bind(now, self._engine), "id": customer_id}
+            statement, {"value": value, "now": bind_time(now, self._engine), "id": customer_id}
         )
 
     async def _run(
