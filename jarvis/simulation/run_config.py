@@ -95,7 +95,13 @@ def _sim_customers(base: Settings, allowlist: list[dict[str, Any]] | None) -> di
     section = base.customers.model_dump(exclude_none=True)
     section.update(enabled=True, plans=section.get("plans") or SIM_PLANS)
     allow = allowlist if allowlist is not None else [e.model_dump() for e in base.allowlist]
-    kinds = ["create_billing_customer", "send_email", "grant_access"]
+    kinds = [
+        "create_billing_customer",
+        "create_discount",
+        "send_email",
+        "grant_access",
+        "revoke_access",
+    ]
     entry = {"provider": "customer", "resources": "*", "actions": kinds}
     return {"customers": section, "allowlist": [*allow, entry]}
 
