@@ -233,6 +233,18 @@ class SimulatedCustomers:
                     counts[level.value] += 1
         return counts
 
+    def _restored(self) -> int:
+        """Grants to a customer whose access was revoked earlier in the run."""
+        revoked: set[str] = set()
+        restored = 0
+        for change in self.access_changes:
+            if not change.granted:
+                revoked.add(change.customer)
+            elif change.customer in revoked:
+                revoked.discard(change.customer)
+                restored += 1
+        return restored
+
     def as_dict(self, now: datetime, rules: ChurnRules) -> dict[str, Any]:
         by_template: dict[str, int] = {}
         for sent in self.sends:
@@ -246,6 +258,7 @@ class SimulatedCustomers:
             "stripe_calls": len(self.stripe_calls),
             "discounts": self.discounts,
             "revocations": sum(1 for c in self.access_changes if not c.granted),
+            "access_restored": self._restored(),
             "at_risk": self.at_risk(now, rules),
             "mrr_usd": round(revenue.mrr_usd, 2),
             "paying": revenue.paying,
