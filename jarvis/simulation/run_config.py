@@ -51,7 +51,8 @@ class SimulationConfig:
     database, migrated if needed, so the run also exercises the SQL store."""
     fencing: bool = True
     customers: int = 0
-    """Simulated customers signing up over the run (`jarvis.simulation.customers`); 0: none.
+    """Simulated customers, about half there at the start, the rest signing up over the run
+    (`jarvis.simulation.customers`); 0: none.
     Their settings come from ``simulation_settings(customers=True)``."""
     """With replica faults: False lets the replicas write without the epoch fence, to
     show what fencing prevents (a woken leader's actions fail ``stale_epoch``)."""
