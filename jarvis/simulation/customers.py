@@ -78,7 +78,14 @@ class SimulatedCustomers:
     ) -> SimulatedCustomers:
         """``count`` customers, about half there at ``start``, the rest signing up over ``days``."""
         rows, changes = draw(seed, count, start, days)
-        world = cls(prices=prices, rows={row.id: row for row in rows}, _plan=changes)
+        return cls.of(rows, prices=prices, changes=changes)
+
+    @classmethod
+    def of(
+        cls, rows: list[Row], *, prices: dict[str, float], changes: list[Change] | None = None
+    ) -> SimulatedCustomers:
+        """A world holding ``rows``, with ``changes`` (latest first) still to come."""
+        world = cls(prices=prices, rows={row.id: row for row in rows}, _plan=changes or [])
         world._dirty.update(world.rows)
         return world
 

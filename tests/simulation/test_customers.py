@@ -144,9 +144,9 @@ def test_a_stripe_call_without_an_idempotency_key_is_caught() -> None:
 
 def test_the_simulated_stripe_replays_a_key_like_stripe() -> None:
     """The same key twice returns the customer, or the promotion code, made the first time."""
-    world = SimulatedCustomers(prices={})
-    for cid in ("c1", "c2"):
-        world.rows[cid] = Row(cid, "pro", T0, "active", T0)
+    world = SimulatedCustomers.of(
+        [Row(c, "pro", T0, "active", T0) for c in ("c1", "c2")], prices={}
+    )
     first = world.create_billing_customer("c1", "key-1", T0)
     assert world.create_billing_customer("c1", "key-1", T0) == first
     assert world.create_billing_customer("c2", "key-2", T0) != first
@@ -160,22 +160,20 @@ def test_the_simulated_stripe_replays_a_key_like_stripe() -> None:
 
 def test_the_facet_carries_activity_and_billing_from_the_world() -> None:
     """Through the real sensor's builder: last use, weekly counts that fade, the unpaid invoice."""
-    world = SimulatedCustomers(prices={})
     quiet = Row("c1", "pro", T0 - timedelta(days=90), "past_due", T0, rate=10)
     quiet.stopped_at = quiet.last_active_at = T0 - timedelta(days=20)
     quiet.unpaid_invoice = "in_1"
-    world.rows["c1"] = quiet
-    world.rows["c2"] = Row("c2", "free", T0 - timedelta(days=90), None, T0, rate=10)
+    steady = Row("c2", "free", T0 - timedelta(days=90), None, T0, rate=10)
+    world = SimulatedCustomers.of([quiet, steady], prices={})
     now = T0 + timedelta(days=1)
     world.advance(now)
-    world._dirty.update(world.rows)
     facets = {s.ref.name: s.customer for s in world.states(now)}
-    gone, steady = facets["c1"], facets["c2"]
-    assert gone is not None and steady is not None
+    gone, used = facets["c1"], facets["c2"]
+    assert gone is not None and used is not None
     assert gone.last_active_at == T0 - timedelta(days=20)
     assert gone.unpaid_invoice == "in_1" and gone.subscription_status == "past_due"
-    assert steady.last_active_at == now
-    assert steady.weekly_usage == (70, 70, 70, 70)
+    assert used.last_active_at == now
+    assert used.weekly_usage == (70, 70, 70, 70)
     assert len(gone.weekly_usage) == 4 and gone.weekly_usage[-1] == 0 < gone.weekly_usage[0]
 
 
