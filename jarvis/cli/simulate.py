@@ -55,8 +55,8 @@ def simulate(
             "--customers",
             min=0,
             max=1_000_000,
-            help="Simulated customers signing up over the run, onboarded by the real policies"
-            " (default: none).",
+            help="Simulated customers (half there before the run, half signing up), onboarded,"
+            " dunned and won back by the real policies (default: none).",
         ),
     ] = 0,
     database_url: Annotated[

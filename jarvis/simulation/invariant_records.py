@@ -31,7 +31,14 @@ INVARIANTS = (
     "failover",
 )
 """The invariants by name, as the checker (`jarvis.simulation.invariants`) describes them."""
-CUSTOMER_INVARIANTS = ("email_window", "email_opt_out", "email_killswitch", "stripe_key")
+CUSTOMER_INVARIANTS = (
+    "email_window",
+    "email_opt_out",
+    "email_cancelled",
+    "email_killswitch",
+    "stripe_key",
+    "access_billing",
+)
 """The invariants of simulated customers (`jarvis.simulation.invariant_customers`): in the
 report only of a run that has them."""
 

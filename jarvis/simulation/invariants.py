@@ -36,9 +36,10 @@ The invariants, as issue 6 numbers them:
 9. ``failover`` — no DNS weight write raises a dark region's weight, leaves the
    regions that were up without weight while one was, or moves a record by more
    than ``max_dns_weight_shift`` (`jarvis.simulation.invariant_failover`);
-10. ``email_window``, ``email_opt_out``, ``email_killswitch`` and
-    ``stripe_key`` — with simulated customers, what a customer may receive and
-    how Stripe is called (`jarvis.simulation.invariant_customers`).
+10. ``email_window``, ``email_opt_out``, ``email_cancelled``,
+    ``email_killswitch``, ``stripe_key`` and ``access_billing`` — with simulated
+    customers, what a customer may receive, how Stripe is called and when access
+    moves (`jarvis.simulation.invariant_customers`).
 
 ``checks`` counts what each invariant looked at; a key ``<invariant>.<part>``
 counts a part of one apart (``capacity_bounds.weights``: route states, not
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from jarvis.model import Action, Event, EventKind, ResourceState, SetDnsWeights
-from jarvis.simulation.customers import Sent, StripeCall
+from jarvis.simulation.customer_scenario import AccessChange, Sent, StripeCall
 from jarvis.simulation.invariant_bounds import (
     call_problem,
     floors_problem,
@@ -271,12 +272,19 @@ class InvariantChecker:
             if dns is not None:
                 self.violations.append(Violation(FAILOVER, f"{uri}: {dns}", at=call.at))
 
-    def feed_customers(self, sends: Iterable[Sent], stripe_calls: Iterable[StripeCall]) -> None:
-        """The simulated mailer's and Stripe's own records (`jarvis.simulation.customers`)."""
+    def feed_customers(
+        self,
+        sends: Iterable[Sent],
+        stripe_calls: Iterable[StripeCall],
+        access: Iterable[AccessChange] = (),
+    ) -> None:
+        """The simulated mailer's, Stripe's and access's records (`jarvis.simulation.customers`)."""
         for sent in sends:
             self.customers.sent(sent)
         for call in stripe_calls:
             self.customers.stripe(call)
+        for change in access:
+            self.customers.access(change)
 
     # -- the end of a tick ----------------------------------------------------
 

@@ -48,7 +48,8 @@ class SimulationReport:
     """Pages (distinct PagerDuty incidents) the notifier raised, by cause, against escalations."""
     replicas: dict[str, int] | None = None
     customers: dict[str, Any] | None = None
-    """With simulated customers: sign-ups, changes, emails by template, MRR at the end."""
+    """With simulated customers: sign-ups, changes, emails by template, discounts,
+    revocations, churn risk and MRR at the end."""
     """Elections, epochs and refused writes, when the run had several replicas."""
     checks: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
@@ -152,9 +153,13 @@ class SimulationReport:
         if self.customers is not None:
             c = self.customers
             emails = ", ".join(f"{t} {n}" for t, n in c["emails_by_template"].items()) or "none"
+            risk = c["at_risk"]
             console.print(
-                f"customers: {c['sign_ups']} sign-ups, {c['paying']} paying at the end, "
-                f"MRR ${c['mrr_usd']:,.2f}; emails: {emails}; Stripe calls: {c['stripe_calls']}",
+                f"customers: {c['customers']} ({c['sign_ups']} signed up), {c['paying']} paying "
+                f"at the end, MRR ${c['mrr_usd']:,.2f}; emails: {emails}; Stripe calls: "
+                f"{c['stripe_calls']}; discounts: {c['discounts']}; access revoked: "
+                f"{c['revocations']}; churn risk at the end: {risk['high']} high, "
+                f"{risk['medium']} medium",
                 highlight=False,
             )
         budget = self.budget

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from jarvis.app import App, build_notifier
+from jarvis.app import App, build_notifier, churn_rules
 from jarvis.config import Settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
@@ -404,6 +404,6 @@ class SimulationRun:
         if self.replicas is not None:
             report.replicas = self.replicas.as_dict()
         if self.customers is not None:
-            report.customers = self.customers.as_dict(self.clock.now())
+            report.customers = self.customers.as_dict(self.clock.now(), churn_rules(self.settings))
         report.checks = dict(self.checker.checks)
         report.violations = list(self.checker.violations)

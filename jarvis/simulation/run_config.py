@@ -51,7 +51,8 @@ class SimulationConfig:
     database, migrated if needed, so the run also exercises the SQL store."""
     fencing: bool = True
     customers: int = 0
-    """Simulated customers signing up over the run (`jarvis.simulation.customers`); 0: none.
+    """Simulated customers, about half there at the start, the rest signing up over the run
+    (`jarvis.simulation.customers`); 0: none.
     Their settings come from ``simulation_settings(customers=True)``."""
     """With replica faults: False lets the replicas write without the epoch fence, to
     show what fencing prevents (a woken leader's actions fail ``stale_epoch``)."""
@@ -95,7 +96,13 @@ def _sim_customers(base: Settings, allowlist: list[dict[str, Any]] | None) -> di
     section = base.customers.model_dump(exclude_none=True)
     section.update(enabled=True, plans=section.get("plans") or SIM_PLANS)
     allow = allowlist if allowlist is not None else [e.model_dump() for e in base.allowlist]
-    kinds = ["create_billing_customer", "send_email", "grant_access"]
+    kinds = [
+        "create_billing_customer",
+        "create_discount",
+        "send_email",
+        "grant_access",
+        "revoke_access",
+    ]
     entry = {"provider": "customer", "resources": "*", "actions": kinds}
     return {"customers": section, "allowlist": [*allow, entry]}
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from jarvis.simulation.invariant_records import CUSTOMER_INVARIANTS
 from tests.cli.conftest import jarvis_argv, jarvis_env
 
 
@@ -92,15 +93,13 @@ def test_replica_faults_on_a_database_url_exit_2(tmp_path: Path) -> None:
 
 
 def test_simulate_with_customers_reports_them_and_their_invariants(tmp_path: Path) -> None:
-    """--customers adds sign-ups, emails by template and MRR, and the four customer invariants."""
+    """--customers adds customers, emails by template and MRR, and the customer invariants."""
     result = simulate(
         tmp_path, "--days", "0.05", "--services", "2", "--customers", "6", "--seed", "3", "--json"
     )
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["ok"] is True
-    assert printed["customers"]["sign_ups"] == 6
-    assert "onboarding" in printed["policies"]
-    assert {"email_window", "email_opt_out", "email_killswitch", "stripe_key"} <= set(
-        printed["invariants"]
-    )
+    assert printed["customers"]["customers"] == 6
+    assert {"onboarding", "dunning", "churn"} <= set(printed["policies"])
+    assert set(CUSTOMER_INVARIANTS) <= set(printed["invariants"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.activity import UsageActivity
@@ -48,14 +49,22 @@ from jarvis.model import (
     RevokeAccess,
 )
 
-__all__ = ["CustomersActuator", "customer_state"]
+__all__ = ["Activity", "CustomersActuator", "customer_state"]
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 """Before any stamp: the first read takes every row."""
 
 
+class Activity(Protocol):
+    """What the state builder reads of activity: `UsageActivity`, or the simulated world's."""
+
+    def last_active(self, customer_id: str) -> datetime | None: ...
+
+    def weekly(self, customer_id: str) -> tuple[int, ...]: ...
+
+
 def customer_state(
-    row: CustomerRow, observed_at: datetime, activity: UsageActivity | None = None
+    row: CustomerRow, observed_at: datetime, activity: Activity | None = None
 ) -> ResourceState:
     """One row as a resource: the `Customer` facet and its stage as the detail."""
     last_active = row.last_active_at
