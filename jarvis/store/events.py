@@ -28,6 +28,7 @@ from jarvis.store.codec import safe_event, safe_retry
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
 from jarvis.store.fence import Fences
+from jarvis.store.fleetcap import Cap, FleetCapError
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
@@ -65,6 +66,7 @@ class EventStore:
         self._spool = spool
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
+        self._caps: tuple[Cap, ...] = ()
         self._lock = anyio.Lock()
         self._dead_letters = 0
         self.write_error: str | None = None
@@ -183,6 +185,10 @@ class EventStore:
         state = safe_retry(self.redactor.retry(state))
         self._retries[(state.resource, state.action_kind)] = state
 
+    def stage_caps(self, caps: Sequence[Cap]) -> None:
+        """Write the next flush's intents only within ``caps`` (`jarvis.store.fleetcap`)."""
+        self._caps = tuple(caps)
+
     async def flush(self) -> FlushResult:
         """Replay the spool, then write buffered events and staged retries.
 
@@ -198,17 +204,22 @@ class EventStore:
         async with self._lock:
             batch, self._buffer = self._buffer, []
             retries, self._retries = self._retries, {}
+            caps, self._caps = self._caps, ()
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
             fence = self.fence if retries or any(map(is_intent, batch)) else None
+            caps = caps if any(map(is_intent, batch)) else ()
             replayed = 0
             try:
                 if spool is not None and spool.pending:
                     replayed, dead = await replay(self.backend, spool, self._in_thread)
                     self._dead_letters += dead
                 if batch or retries:
-                    await self.backend.write(batch, list(retries.values()), fence)
+                    await self.backend.write(batch, list(retries.values()), fence, caps)
+            except FleetCapError:
+                self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
+                raise
             except Exception as exc:
                 error = str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
                 self.write_error = error
