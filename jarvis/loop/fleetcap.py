@@ -76,4 +76,6 @@ def _budget_cap(budget: DisruptionBudget, limit: int, at: datetime) -> Cap:
         since=edge,
         counts=counts,
         detail=lambda used: budget.spent(used, limit) + _AT_WRITE,
+        kinds=None if "*" in budget.kinds else budget.kinds,
+        provider=None if budget.provider == "*" else budget.provider,
     )

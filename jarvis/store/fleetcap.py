@@ -31,7 +31,7 @@ from jarvis.model import BlockReason, EventKind, Verdict
 from jarvis.store.errors import StoreError
 from jarvis.store.tables import events
 
-__all__ = ["FLEET_CAP_LOCK", "Cap", "FleetCapError", "check_caps", "first_exceeded"]
+__all__ = ["FLEET_CAP_LOCK", "Cap", "FleetCapError", "check_caps", "exceeded"]
 
 FLEET_CAP_LOCK = int.from_bytes(b"jarvisfc", "big")
 """The advisory lock key every capped intent write takes (one per database, < 2**63)."""
@@ -43,9 +43,10 @@ _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 class Cap:
     """One fleet-wide limit an intent must stay under: at most ``limit`` intents that ``count``.
 
-    ``since`` bounds the rows read (none older counts); ``counts`` says of one
-    stored intent (time, resource URI, action kind) whether it counts, with the
-    guard's own window edge; ``detail`` words the block as the guard would.
+    ``since``, ``kinds`` and ``provider`` bound the rows read (in SQL); ``counts``
+    says of each stored intent read (time, resource URI, action kind) whether it
+    counts, with the guard's own window edge and resource glob; ``detail`` words
+    the block as the guard would.
     """
 
     reason: BlockReason
@@ -54,6 +55,11 @@ class Cap:
     counts: Callable[[datetime, str, str], bool]
     detail: Callable[[int], str]
     """The block's detail, given how many intents counted."""
+    kinds: frozenset[str] | None = None
+    """Only intents of these action kinds can count (None: any): read no others."""
+    provider: str | None = None
+    """Only intents on this provider's resources can count (None: any): read no others.
+    Both only narrow the read; ``counts`` alone decides (the memory backend reads all)."""
 
 
 class FleetCapError(StoreError):
@@ -67,30 +73,31 @@ class FleetCapError(StoreError):
         self.verdict = verdict
 
 
-def first_exceeded(
-    caps: Sequence[Cap], intents: Iterable[tuple[datetime, str, str]]
-) -> Verdict | None:
-    """The block of the first cap one more intent would exceed, given the stored ``intents``."""
-    rows = list(intents)
-    for cap in caps:
-        used = sum(1 for ts, resource, kind in rows if cap.counts(ts, resource, kind))
-        if used >= cap.limit:
-            return Verdict.block(cap.reason, cap.detail(used))
-    return None
+def exceeded(cap: Cap, intents: Iterable[tuple[datetime, str, str]]) -> Verdict | None:
+    """The block when one more intent would exceed ``cap``, given the stored ``intents``."""
+    used = sum(1 for ts, resource, kind in intents if cap.counts(ts, resource, kind))
+    return Verdict.block(cap.reason, cap.detail(used)) if used >= cap.limit else None
 
 
 async def check_caps(connection: AsyncConnection, caps: Sequence[Cap]) -> None:
-    """Serialise on the fleet-wide lock, then raise `FleetCapError` if a cap is reached."""
+    """Serialise on the fleet-wide lock, then raise `FleetCapError` if a cap is reached.
+
+    One read per cap, of only the intents it may count: a per-tick window holds
+    no more than the bound, a budget's window no more than its kinds' changes.
+    """
     if not caps:
         return
     if connection.dialect.name == "postgresql":
         await connection.execute(_LOCK, {"key": FLEET_CAP_LOCK})
-    query = select(events.c.ts, events.c.resource, events.c.action_kind).where(
-        events.c.kind == EventKind.ACTION_STARTED.value,
-        events.c.ts >= min(cap.since for cap in caps),
-    )
-    found = await connection.execute(query)
-    intents = ((ts, resource or "", kind or "") for ts, resource, kind in found)
-    verdict = first_exceeded(caps, intents)
-    if verdict is not None:
-        raise FleetCapError(verdict)
+    for cap in caps:
+        query = select(events.c.ts, events.c.resource, events.c.action_kind).where(
+            events.c.kind == EventKind.ACTION_STARTED.value, events.c.ts >= cap.since
+        )
+        if cap.kinds is not None:
+            query = query.where(events.c.action_kind.in_(sorted(cap.kinds)))
+        if cap.provider is not None:
+            query = query.where(events.c.resource.startswith(f"{cap.provider}://", autoescape=True))
+        found = await connection.execute(query)
+        verdict = exceeded(cap, ((ts, r or "", k or "") for ts, r, k in found))
+        if verdict is not None:
+            raise FleetCapError(verdict)

@@ -103,6 +103,10 @@ async def _actions(url: str) -> tuple[list[Event], list[Event]]:
         await store.aclose()
 
 
+def held(group: list[Replica]) -> list[float | None]:
+    return [r.metric("jarvis_shards_held") for r in group]
+
+
 def per_window(started: list[Event]) -> Counter[object]:
     return Counter(tick_window(e.ts, timedelta(seconds=INTERVAL)) for e in started)
 
@@ -116,8 +120,7 @@ def full_windows(url: str) -> int:
 def test_three_replicas_start_no_more_than_the_bound_in_any_tick_window(
     replicas: list[Replica], pg_url: str
 ) -> None:
-    held = lambda: [r.metric("jarvis_shards_held") for r in replicas]  # noqa: E731
-    until(lambda: held() == [2.0, 2.0, 2.0], START + HANDOVER, "two shards each")
+    until(lambda: held(replicas) == [2.0, 2.0, 2.0], START + HANDOVER, "two shards each")
     until(lambda: full_windows(pg_url) >= WINDOWS, 2 * HANDOVER, f"{WINDOWS} full windows")
     for r in replicas:
         r.process.terminate()
