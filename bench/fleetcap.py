@@ -52,7 +52,7 @@ def _caps(now: datetime) -> list[Cap]:
     scale = frozenset({"scale"})
     return [
         Cap(BlockReason.BOUNDS, 10**9, start, lambda ts, _r, _k: ts >= start, str),
-        Cap(BlockReason.BUDGET, 10**9, edge, lambda ts, _r, k: ts > edge, str, scale, "sim"),
+        Cap(BlockReason.BUDGET, 10**9, edge, lambda ts, _r, _k: ts > edge, str, scale, "sim"),
     ]
 
 
