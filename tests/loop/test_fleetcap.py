@@ -12,6 +12,7 @@ it released.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -19,8 +20,11 @@ import asyncpg
 import pytest
 
 from jarvis.app import App
+from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.shards import shard_name, shard_of
-from jarvis.model import Action, ResourceRef, Scale
+from jarvis.model import Action, BlockReason, ResourceRef, Scale
+from jarvis.safety.bounds import Bounds
+from jarvis.safety.budgets import Budgets, DisruptionBudget
 from jarvis.store import upgrade
 from jarvis.store.fence import Fence
 from jarvis.store.lease import PgLease
@@ -124,3 +128,38 @@ async def test_replicas_racing_past_the_pre_check_start_no_more_than_the_fleet_w
     assert sorted(resource for resource, _ in ledger) == sorted(e.resource or "" for e in started)
     for app in apps:
         assert app.reconciler.ledger.get((refused, "scale")) is None
+
+
+def test_an_intent_is_capped_by_the_bound_and_each_fleet_wide_budget_it_matches() -> None:
+    """Per-resource budgets and budgets of other kinds add no cap; each cap counts as the
+    guard does: the bound from its tick window's start, a budget inside its window only."""
+    budgets = Budgets(
+        [
+            DisruptionBudget(
+                "scales", timedelta(minutes=10), max_percent=50, kinds=frozenset({"scale"})
+            ),
+            DisruptionBudget("each", timedelta(minutes=10), max_changes=1, per_resource=True),
+            DisruptionBudget(
+                "restarts", timedelta(minutes=10), max_changes=1, kinds=frozenset({"restart"})
+            ),
+        ]
+    )
+    caps = FleetCaps(Bounds(max_actions_per_tick=3), budgets, timedelta(seconds=30))
+    at = datetime(2026, 1, 5, 8, 0, 10, tzinfo=UTC)
+    action = Action(ResourceRef("sim", "a"), Scale(replicas=3), "scaling", "demand")
+    fleet = [ResourceRef("sim", n) for n in "abcde"]
+    bound, budget = caps.of(action, at, fleet)
+    assert (bound.reason, bound.limit) == (BlockReason.BOUNDS, 3)
+    start = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+    assert bound.counts(start, "k8s://x", "restart")
+    assert not bound.counts(start - timedelta(microseconds=1), "sim://b", "scale")
+    assert (budget.reason, budget.limit, budget.kinds) == (
+        BlockReason.BUDGET,
+        3,
+        frozenset({"scale"}),
+    )
+    edge = at - timedelta(minutes=10)
+    assert budget.counts(edge + timedelta(seconds=1), "sim://b", "scale")
+    assert not budget.counts(edge, "sim://b", "scale")
+    assert not budget.counts(at, "sim://b", "restart")
+    assert budget.detail(3).startswith("disruption budget 'scales' spent: 3 of 3 changes")
