@@ -78,7 +78,7 @@ async def _write(store: EventStore, key: str, capped: bool) -> float:
     store.append([_intent(key, now - timedelta(days=1))])  # outside every window
     store.stage_retry(RetryState(f"sim://{key}", "scale", attempts=(now,)))
     if capped:
-        store.stage_caps(_caps(now))
+        store.stage_caps(key, _caps(now))
     started = time.perf_counter()
     await store.flush()
     return (time.perf_counter() - started) * 1000

@@ -88,7 +88,7 @@ class Applier:
         intent = ev.started(tick_id, start, action, action_id)
         self.recorder.record(intent)
         if self.caps is not None:
-            self.store.stage_caps(self.caps.of(action, start, fleet))
+            self.store.stage_caps(intent.idempotency_key, self.caps.of(action, start, fleet))
         try:
             await self.flush()
         except FleetCapError as exc:

@@ -66,7 +66,10 @@ class EventStore:
         self._spool = spool
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
-        self._caps: tuple[Cap, ...] = ()
+        self._caps: dict[str, tuple[Cap, ...]] = {}
+        """Intent idempotency key -> the caps it is written under, until written or retracted:
+        whichever flush takes the intent (a webhook's, between the loop's staging and its
+        own flush) checks them, and a refused intent keeps them for the loop's flush."""
         self._lock = anyio.Lock()
         self._dead_letters = 0
         self.write_error: str | None = None
@@ -185,9 +188,14 @@ class EventStore:
         state = safe_retry(self.redactor.retry(state))
         self._retries[(state.resource, state.action_kind)] = state
 
-    def stage_caps(self, caps: Sequence[Cap]) -> None:
-        """Write the next flush's intents only within ``caps`` (`jarvis.store.fleetcap`)."""
-        self._caps = tuple(caps)
+    def stage_caps(self, intent: str, caps: Sequence[Cap]) -> None:
+        """Write the buffered intent keyed ``intent`` only within ``caps`` (`.fleetcap`)."""
+        self._caps[intent] = tuple(caps)
+
+    def _uncap(self, intents: Iterable[str]) -> None:
+        """Forget the caps of intents written, or dropped."""
+        for key in intents:
+            self._caps.pop(key, None)
 
     async def flush(self) -> FlushResult:
         """Replay the spool, then write buffered events and staged retries.
@@ -204,12 +212,12 @@ class EventStore:
         async with self._lock:
             batch, self._buffer = self._buffer, []
             retries, self._retries = self._retries, {}
-            caps, self._caps = self._caps, ()
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
             fence = self.fence if retries or any(map(is_intent, batch)) else None
-            caps = caps if any(map(is_intent, batch)) else ()
+            keys = [e.idempotency_key for e in batch if is_intent(e)]
+            caps = [cap for key in keys for cap in self._caps.get(key, ())]
             replayed = 0
             try:
                 if spool is not None and spool.pending:
@@ -228,6 +236,7 @@ class EventStore:
                     # spooled intent proves no lease. Facts stay for the next
                     # flush; decisions taken as leader go.
                     self._restore([e for e in batch if not is_intent(e)], {})
+                    self._uncap(keys)
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
@@ -249,6 +258,7 @@ class EventStore:
                 self._restore(batch, retries)
                 raise
             self.write_error = None
+            self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
@@ -263,6 +273,7 @@ class EventStore:
     def retract(self, idempotency_key: str) -> None:
         """Drop a buffered event no flush has made durable (an intent whose action is not taken)."""
         self._buffer = [e for e in self._buffer if e.idempotency_key != idempotency_key]
+        self._caps.pop(idempotency_key, None)
 
     def unstage_retry(self, resource: str, action_kind: str) -> None:
         """Forget a staged ledger row no flush has made durable."""
