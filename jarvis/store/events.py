@@ -216,6 +216,7 @@ class EventStore:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
             fence = self.fence if retries or any(map(is_intent, batch)) else None
+            # The loop flushes each intent on its own: a batch holds one capped intent at most.
             keys = [e.idempotency_key for e in batch if is_intent(e)]
             caps = [cap for key in keys for cap in self._caps.get(key, ())]
             replayed = 0
