@@ -1,7 +1,7 @@
 """Run the benchmarks: ``uv run python bench/run.py [NAME ...] [-- OPTIONS]``.
 
 Names: tick, simulation (also writes memory), ingest, killswitch, startup, cli, custodian,
-spool, failover, customers, shards, webhooks, dns_failover, sim_customers;
+spool, failover, customers, shards, webhooks, dns_failover, sim_customers, fleetcap;
 none means all. Each writes ``bench/results/<name>.json``; afterwards the
 table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
@@ -33,6 +33,7 @@ NAMES = (
     "webhooks",
     "dns_failover",
     "sim_customers",
+    "fleetcap",
 )
 
 

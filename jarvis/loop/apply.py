@@ -8,6 +8,9 @@ one allowed action and keeps the promises around it:
   two leaves a visible, reconcilable `action.started`, and a restart counts
   the attempt; when they cannot be, nothing is applied (`store_unavailable`);
 - a leader whose fence fails applies nothing and steps down (`LeaseLostError`);
+- with shards, an intent that would exceed a fleet-wide cap, counted in the
+  transaction that writes it (`jarvis.loop.fleetcap`), is not written: the
+  action is blocked with the cap's reason and its attempt is not charged;
 - a tick timeout or a shutdown never cuts the unit in half: it runs shielded,
   bounded by the store's statement timeout and the dispatcher's apply deadline;
 - the provider breakers and the disruption budgets learn of the attempt, and
@@ -16,6 +19,8 @@ one allowed action and keeps the promises around it:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import anyio
 import structlog
 
@@ -23,11 +28,13 @@ from jarvis.loop import events as ev
 from jarvis.loop.breakers import Breakers
 from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
+from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.record import Recorder
 from jarvis.loop.report import TickReport
-from jarvis.model import Action, Clock, ErrorKind, Outcome
+from jarvis.model import Action, BlockReason, Clock, ErrorKind, Outcome, ResourceRef, Verdict
 from jarvis.store import EventStore, LeaseLostError, StoreError
+from jarvis.store.fleetcap import FleetCapError
 
 __all__ = ["Applier"]
 
@@ -47,6 +54,7 @@ class Applier:
         dispatcher: Dispatcher,
         breakers: Breakers,
         changes: ChangeLog,
+        caps: FleetCaps | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -55,14 +63,23 @@ class Applier:
         self.dispatcher = dispatcher
         self.breakers = breakers
         self.changes = changes
+        self.caps = caps
+        """With shards: the fleet-wide caps each intent is written under; None: no caps."""
 
-    async def apply(self, action: Action, report: TickReport) -> Outcome | None:
-        """Apply ``action``; None when its intent could not be made durable (nothing applied)."""
+    async def apply(
+        self, action: Action, report: TickReport, fleet: Sequence[ResourceRef] = ()
+    ) -> Outcome | Verdict:
+        """Apply ``action``; a block when its intent was not written (nothing applied).
+
+        ``fleet`` is what a fleet-wide budget's percentage is of.
+        """
         with anyio.CancelScope(shield=True):
-            outcome = await self._unit(action, report)
+            outcome = await self._unit(action, report, fleet)
         return outcome  # noqa: RET504 - outside the scope: mypy reads a scope as able to swallow
 
-    async def _unit(self, action: Action, report: TickReport) -> Outcome | None:
+    async def _unit(
+        self, action: Action, report: TickReport, fleet: Sequence[ResourceRef]
+    ) -> Outcome | Verdict:
         tick_id = report.tick_id
         action_id = ev.action_id_for(tick_id, action)
         start = self.clock.now()
@@ -70,8 +87,15 @@ class Applier:
         state = self.ledger.attempted(action, start)
         intent = ev.started(tick_id, start, action, action_id)
         self.recorder.record(intent)
+        if self.caps is not None:
+            self.store.stage_caps(intent.idempotency_key, self.caps.of(action, start, fleet))
         try:
             await self.flush()
+        except FleetCapError as exc:
+            # Another replica took what was left: not applied, not a failure, not charged.
+            self.store.retract(intent.idempotency_key)
+            self.ledger.revert(action.key, prior)
+            return exc.verdict
         except LeaseLostError:
             # The store dropped the intent and the ledger row (a deposed leader
             # may not act); the scheduler steps down.
@@ -81,7 +105,10 @@ class Applier:
             log.warning("intent not durable; action not taken", error=str(exc))
             self.store.retract(intent.idempotency_key)
             self.ledger.revert(action.key, prior)
-            return None
+            return Verdict.block(
+                BlockReason.STORE_UNAVAILABLE,
+                "the intent and its ledger update could be neither committed nor spooled",
+            )
         self.breakers.probing(action, start)
         self.changes.note(action, start, action_id)
         structlog.contextvars.bind_contextvars(resource=str(action.target))

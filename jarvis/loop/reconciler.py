@@ -27,6 +27,7 @@ from jarvis.loop.breakers import Breakers, provider_map
 from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.endpoints import EndpointConfig, EndpointWatch
+from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
@@ -122,6 +123,7 @@ class Reconciler:
             dispatcher=self.dispatcher,
             breakers=self.breakers,
             changes=self.changes,
+            caps=FleetCaps(guard.bounds, guard.budgets, fleet_window) if fleet_window else None,
         )
         self.endpoints = EndpointWatch(
             endpoints or EndpointConfig(), recorder=self.recorder, metrics=metrics
@@ -425,13 +427,9 @@ class Reconciler:
                         report, ctx.now, action, attempts=spent.attempts, error=spent.reason
                     )
                 continue
-            outcome = await self.applier.apply(action, report)
-            if outcome is None:
-                verdict = Verdict.block(
-                    BlockReason.STORE_UNAVAILABLE,
-                    "the intent and its ledger update could be neither committed nor spooled",
-                )
-                self.recorder.blocked(report, self.clock.now(), action, verdict)
+            outcome = await self.applier.apply(action, report, fleet)
+            if isinstance(outcome, Verdict):  # the intent was not written (store, fleet cap)
+                self.recorder.blocked(report, self.clock.now(), action, outcome)
                 continue
             touched.add(str(action.target))
             applied += 1

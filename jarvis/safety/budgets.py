@@ -125,6 +125,14 @@ class DisruptionBudget:
             and self.matches(c.target, c.kind)
         )
 
+    def spent(self, used: int, limit: int, target: ResourceRef | None = None) -> str:
+        """Why an action is held: ``used`` of ``limit`` changes (on ``target``, if per resource)."""
+        whose = f" on {target}" if target is not None else ""
+        return (
+            f"disruption budget {self.name!r} spent{whose}: {used} of {limit} "
+            f"changes in the last {self.window} ({self.describe()})"
+        )
+
     def describe(self) -> str:
         size = f"{self.max_changes}" if self.max_changes is not None else f"{self.max_percent:g}%"
         scope = "per resource" if self.per_resource else "fleet-wide"
@@ -161,12 +169,8 @@ class Budgets:
             limit = budget.limit(fleet)
             used = budget.used(changes, now, target=action.target if budget.per_resource else None)
             if used >= limit:
-                whose = f" on {action.target}" if budget.per_resource else ""
-                return Verdict.block(
-                    BlockReason.BUDGET,
-                    f"disruption budget {budget.name!r} spent{whose}: {used} of {limit} "
-                    f"changes in the last {budget.window} ({budget.describe()})",
-                )
+                whose = action.target if budget.per_resource else None
+                return Verdict.block(BlockReason.BUDGET, budget.spent(used, limit, whose))
         return None
 
     def remaining(

@@ -17,6 +17,7 @@ from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, RetryState
 from jarvis.store import MemoryBackend, StoreError
 from jarvis.store.fence import Fences
+from jarvis.store.fleetcap import Cap
 
 
 class ReplicaLink:
@@ -45,10 +46,14 @@ class ReplicaLink:
             raise self.unreachable(exc) from exc
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
+        self,
+        pending: Sequence[Event],
+        retries: Sequence[RetryState],
+        fence: Fences | None = None,
+        caps: Sequence[Cap] = (),
     ) -> None:
         self._check()
-        await self.backend.write(pending, retries, fence)
+        await self.backend.write(pending, retries, fence, caps)
 
     async def events(
         self,

@@ -18,6 +18,7 @@ from jarvis.store.errors import StoreError
 if TYPE_CHECKING:
     from jarvis.config.sections import RetentionSettings
     from jarvis.store.fence import Fences
+    from jarvis.store.fleetcap import Cap
 
 __all__ = ["EventBackend", "FlushResult"]
 
@@ -25,7 +26,8 @@ __all__ = ["EventBackend", "FlushResult"]
 class EventBackend(Protocol):
     """Where flushed events and the retry ledger live (`SqlBackend`, `MemoryBackend`).
 
-    `write` is one transaction; a failure `is_operational` judges transient is
+    `write` is one transaction, refused whole when a fence fails or an intent would
+    exceed one of ``caps`` (`jarvis.store.fleetcap`); a failure `is_operational` judges transient is
     spooled by the store. Reads raise StoreError when the backend is unreachable.
     """
 
@@ -35,7 +37,11 @@ class EventBackend(Protocol):
     def unreachable(self, exc: BaseException) -> StoreError: ...
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
+        self,
+        pending: Sequence[Event],
+        retries: Sequence[RetryState],
+        fence: Fences | None = None,
+        caps: Sequence[Cap] = (),
     ) -> None: ...
 
     async def events(

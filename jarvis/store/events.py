@@ -27,6 +27,7 @@ from jarvis.store.backend import EventBackend, FlushResult
 from jarvis.store.engine import STATEMENT_TIMEOUT_S
 from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
 from jarvis.store.fence import Fences
+from jarvis.store.fleetcap import Cap, FleetCapError
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
@@ -65,6 +66,10 @@ class EventStore:
         self._spool = spool
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
+        self._caps: dict[str, tuple[Cap, ...]] = {}
+        """Intent idempotency key -> the caps it is written under, until written or retracted:
+        whichever flush takes the intent (a webhook's, between the loop's staging and its
+        own flush) checks them, and a refused intent keeps them for the loop's flush."""
         self._lock = anyio.Lock()
         self._dead_letters = 0
         self.write_error: str | None = None
@@ -183,6 +188,15 @@ class EventStore:
         state = safe_retry(self.redactor.retry(state))
         self._retries[(state.resource, state.action_kind)] = state
 
+    def stage_caps(self, intent: str, caps: Sequence[Cap]) -> None:
+        """Write the buffered intent keyed ``intent`` only within ``caps`` (`.fleetcap`)."""
+        self._caps[intent] = tuple(caps)
+
+    def _uncap(self, intents: Iterable[str]) -> None:
+        """Forget the caps of intents written, or dropped."""
+        for key in intents:
+            self._caps.pop(key, None)
+
     async def flush(self) -> FlushResult:
         """Replay the spool, then write buffered events and staged retries.
 
@@ -202,13 +216,19 @@ class EventStore:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
             fence = self.fence if retries or any(map(is_intent, batch)) else None
+            # The loop flushes each intent on its own: a batch holds one capped intent at most.
+            keys = [e.idempotency_key for e in batch if is_intent(e)]
+            caps = [cap for key in keys for cap in self._caps.get(key, ())]
             replayed = 0
             try:
                 if spool is not None and spool.pending:
                     replayed, dead = await replay(self.backend, spool, self._in_thread)
                     self._dead_letters += dead
                 if batch or retries:
-                    await self.backend.write(batch, list(retries.values()), fence)
+                    await self.backend.write(batch, list(retries.values()), fence, caps)
+            except FleetCapError:
+                self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
+                raise
             except Exception as exc:
                 error = str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
                 self.write_error = error
@@ -217,6 +237,7 @@ class EventStore:
                     # spooled intent proves no lease. Facts stay for the next
                     # flush; decisions taken as leader go.
                     self._restore([e for e in batch if not is_intent(e)], {})
+                    self._uncap(keys)
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
@@ -238,6 +259,7 @@ class EventStore:
                 self._restore(batch, retries)
                 raise
             self.write_error = None
+            self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
@@ -252,6 +274,7 @@ class EventStore:
     def retract(self, idempotency_key: str) -> None:
         """Drop a buffered event no flush has made durable (an intent whose action is not taken)."""
         self._buffer = [e for e in self._buffer if e.idempotency_key != idempotency_key]
+        self._caps.pop(idempotency_key, None)
 
     def unstage_retry(self, resource: str, action_kind: str) -> None:
         """Forget a staged ledger row no flush has made durable."""

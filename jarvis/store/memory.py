@@ -33,6 +33,7 @@ from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.fence import Fences, each
+from jarvis.store.fleetcap import Cap, FleetCapError, exceeded
 from jarvis.store.memory_lease import MemoryLeases
 from jarvis.store.sql import OUTCOME_KINDS
 
@@ -76,12 +77,22 @@ class MemoryBackend:
         pending: Sequence[Event],
         retries: Sequence[RetryState],
         fence: Fences | None = None,
+        caps: Sequence[Cap] = (),
     ) -> None:
         await anyio.lowlevel.checkpoint()
         self._check()
         if self.leases is not None:
             for one in each(fence):
                 self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
+        # The SQL backend's check_caps; no lock, as nothing else runs between these lines.
+        intents = [
+            (e.ts, e.resource or "", e.action_kind or "")
+            for e in (self._events if caps else ())
+            if e.kind is EventKind.ACTION_STARTED
+        ]
+        for cap in caps:
+            if (verdict := exceeded(cap, intents)) is not None:
+                raise FleetCapError(verdict)
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
         stored = [(event, _payload_read_back(event)) for event in pending]

@@ -30,6 +30,7 @@ from jarvis.store.engine import (
 )
 from jarvis.store.errors import StoreError, is_operational
 from jarvis.store.fence import Fences, check_fence, each
+from jarvis.store.fleetcap import Cap, check_caps
 from jarvis.store.migrate import check_revision, upgrade_engine
 from jarvis.store.retention import OUTCOME_KINDS, prune_events
 from jarvis.store.tables import events, retry_state
@@ -83,7 +84,11 @@ class SqlBackend:
         return unreachable(self.engine.url, exc)
 
     async def write(
-        self, pending: Sequence[Event], retries: Sequence[RetryState], fence: Fences | None = None
+        self,
+        pending: Sequence[Event],
+        retries: Sequence[RetryState],
+        fence: Fences | None = None,
+        caps: Sequence[Cap] = (),
     ) -> None:
         # A pooled connection killed by a database restart fails on first use
         # and is invalidated; the second attempt gets a fresh connection.
@@ -92,6 +97,7 @@ class SqlBackend:
                 async with self.engine.begin() as connection:
                     for one in each(fence):
                         await check_fence(connection, one)
+                    await check_caps(connection, caps)
                     await self._writer.write(connection, pending, retries)
                 return
             except DBAPIError as exc:

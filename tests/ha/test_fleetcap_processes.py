@@ -1,0 +1,134 @@
+"""The per-tick bound across real replicas: three `jarvis run` processes share six shards
+of a simulated fleet that wants more actions than the bound allows.
+
+Every replica ticks its own shards on its own schedule; the bound is the fleet's
+(`max_actions_per_tick` per interval-long window, `jarvis.loop.peers.tick_window`).
+The record is the judge: grouped by window, the intents every replica wrote
+never exceed the bound, while the bound was reached (and refused at write
+time, or by the guard's pre-check) often enough to show it was contended.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jarvis.loop.peers import tick_window
+from jarvis.model import Event
+from jarvis.store import EventStore
+from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.cli.test_daemon import free_port
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.ha.test_replicas import HANDOVER, LEASE, START, Replica, migrate, until
+
+BOUND = 2
+INTERVAL = 1.0
+WINDOWS = 8
+"""Windows in which the bound must have been reached before the record is judged."""
+SERVICES = 120
+SCALE_ALL = json.dumps(
+    [{"match": "sim://*", "min_replicas": 8, "max_replicas": 20, "target_cpu_utilization": 60}]
+)
+"""Every simulated service runs 1 to 6 replicas: each wants one scale to 8, the fleet 120."""
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = anyio.run(create_pg_database)
+    try:
+        anyio.run(migrate, url)
+        yield url
+    finally:
+        anyio.run(drop_pg_database, url)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
+    started: list[Replica] = []
+    for i in range(3):
+        name = f"r{i}"
+        port = free_port()
+        env = jarvis_env(
+            tmp_path,
+            JARVIS_DATABASE_URL=pg_url,
+            JARVIS_SPOOL_PATH=str(tmp_path / f"spool-{name}.jsonl"),
+            JARVIS_HTTP__HOST="127.0.0.1",
+            JARVIS_LEASE__REPLICA_ID=name,
+            JARVIS_LOOP__SHARDS="6",
+            JARVIS_BOUNDS__MAX_ACTIONS_PER_TICK=str(BOUND),
+            JARVIS_SIMULATED__SERVICES=str(SERVICES),
+            JARVIS_SCALING__ENABLED="true",
+            JARVIS_SCALING__RULES=SCALE_ALL,
+            JARVIS_RETRY__MAX_ATTEMPTS="10",
+            **LEASE,
+        )
+        with (tmp_path / f"{name}.log").open("w") as log:
+            process = subprocess.Popen(
+                jarvis_argv("run", "--interval", str(INTERVAL), "--http-port", str(port)),
+                cwd=tmp_path,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        started.append(Replica(name, port, process))
+    try:
+        yield started
+    finally:
+        for r in started:
+            if r.process.poll() is None:
+                r.process.terminate()
+        for r in started:
+            try:
+                r.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                r.process.kill()
+                r.process.wait()
+
+
+async def _actions(url: str) -> tuple[list[Event], list[Event]]:
+    store = await EventStore.connect(url)
+    try:
+        started = await store.events_by_time(kinds=["action.started"])
+        blocked = await store.events_by_time(kinds=["action.blocked"])
+        return started, [e for e in blocked if e.payload.get("blocked") == "bounds"]
+    finally:
+        await store.aclose()
+
+
+def held(group: list[Replica]) -> list[float | None]:
+    return [r.metric("jarvis_shards_held") for r in group]
+
+
+def per_window(started: list[Event]) -> Counter[object]:
+    return Counter(tick_window(e.ts, timedelta(seconds=INTERVAL)) for e in started)
+
+
+def full_windows(url: str) -> int:
+    started, _ = anyio.run(_actions, url)
+    return sum(1 for n in per_window(started).values() if n >= BOUND)
+
+
+@pytest.mark.timeout(600)  # three daemons start in up to 90 s on a loaded machine
+def test_three_replicas_start_no_more_than_the_bound_in_any_tick_window(
+    replicas: list[Replica], pg_url: str
+) -> None:
+    until(lambda: held(replicas) == [2.0, 2.0, 2.0], START + HANDOVER, "two shards each")
+    until(lambda: full_windows(pg_url) >= WINDOWS, 2 * HANDOVER, f"{WINDOWS} full windows")
+    for r in replicas:
+        r.process.terminate()
+    for r in replicas:
+        r.process.wait(timeout=60)
+
+    started, blocked = anyio.run(_actions, pg_url)
+    counts = per_window(started)
+    assert max(counts.values()) <= BOUND, sorted(counts.items())
+    assert len({e.payload.get("replica") for e in started}) >= 2  # the bound is shared
+    assert blocked  # more was wanted than the bound let through
