@@ -305,7 +305,8 @@ class InvariantChecker:
             else:
                 services += 1
                 self._check_state(state, tick_id)
-        self.checks["capacity_bounds"] += services
+        if services:  # a key only for what was checked, as the report lists them
+            self.checks["capacity_bounds"] += services
         if self._breakers.checks:
             self.checks[BREAKERS] += self._breakers.checks
             self._breakers.checks = 0
