@@ -111,6 +111,7 @@ async def row_of(url: str) -> tuple[str, int]:
     return status.lease.holder, status.lease.epoch
 
 
+@pytest.mark.timeout(600)  # its own waits (start 90 s, handovers 60 s) pass the default 120
 def test_a_leader_paused_past_its_kubernetes_lease_applies_nothing_when_it_wakes(
     replicas: list[Replica], pg_url: str, apiserver: FakeApiServer, tmp_path: Path
 ) -> None:

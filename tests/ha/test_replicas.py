@@ -144,6 +144,7 @@ def the_leader(group: list[Replica]) -> Replica | None:
     return group[values.index(1.0)]
 
 
+@pytest.mark.timeout(600)  # its own waits (start 90 s, handovers 60 s) pass the default 120
 def test_one_leader_fenced_handovers_and_no_pair_acted_on_twice(
     replicas: list[Replica], pg_url: str, tmp_path: Path
 ) -> None:

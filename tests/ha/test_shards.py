@@ -121,6 +121,7 @@ def held(group: list[Replica]) -> list[float | None]:
     return [r.metric("jarvis_shards_held") for r in group]
 
 
+@pytest.mark.timeout(600)  # its own waits (start 90 s, handovers 60 s) pass the default 120
 def test_a_dead_replicas_shards_move_within_two_leases_and_no_resource_has_two_actors(
     replicas: list[Replica], pg_url: str
 ) -> None:

@@ -12,10 +12,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.cli.test_daemon import free_port, get, sample, wait_for
 
 
+@pytest.mark.timeout(300)  # a daemon and several CLI processes on a loaded machine
 def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path) -> None:
     port = free_port()
     env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
@@ -73,6 +76,7 @@ def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.timeout(300)  # a daemon and several CLI processes on a loaded machine
 def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing(
     tmp_path: Path,
 ) -> None:
