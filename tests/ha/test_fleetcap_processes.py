@@ -130,5 +130,8 @@ def test_three_replicas_start_no_more_than_the_bound_in_any_tick_window(
     started, blocked = anyio.run(_actions, pg_url)
     counts = per_window(started)
     assert max(counts.values()) <= BOUND, sorted(counts.items())
-    assert len({e.payload.get("replica") for e in started}) >= 2  # the bound is shared
-    assert blocked  # more was wanted than the bound let through
+    # The bound is shared: several replicas wanted actions in it (which one wins a
+    # window is timing, so one replica may win them all), and more was wanted
+    # than it let through.
+    assert len({e.payload.get("replica") for e in [*started, *blocked]}) >= 2
+    assert blocked
