@@ -11,7 +11,6 @@ time, or by the guard's pre-check) often enough to show it was contended.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,10 +22,14 @@ import pytest
 from jarvis.loop.peers import tick_window
 from jarvis.model import Event
 from jarvis.store import EventStore
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.ha.test_replicas import HANDOVER, LEASE, START, Replica, migrate, until
+from tests.ha.test_replicas import (
+    HANDOVER,
+    START,
+    Replica,
+    migrated_database,
+    running_replicas,
+    until,
+)
 
 BOUND = 2
 INTERVAL = 1.0
@@ -41,56 +44,24 @@ SCALE_ALL = json.dumps(
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(migrate, url)
+    with migrated_database() as url:
         yield url
-    finally:
-        anyio.run(drop_pg_database, url)
 
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
-    for i in range(3):
-        name = f"r{i}"
-        port = free_port()
-        env = jarvis_env(
-            tmp_path,
-            JARVIS_DATABASE_URL=pg_url,
-            JARVIS_SPOOL_PATH=str(tmp_path / f"spool-{name}.jsonl"),
-            JARVIS_HTTP__HOST="127.0.0.1",
-            JARVIS_LEASE__REPLICA_ID=name,
-            JARVIS_LOOP__SHARDS="6",
-            JARVIS_BOUNDS__MAX_ACTIONS_PER_TICK=str(BOUND),
-            JARVIS_SIMULATED__SERVICES=str(SERVICES),
-            JARVIS_SCALING__ENABLED="true",
-            JARVIS_SCALING__RULES=SCALE_ALL,
-            JARVIS_RETRY__MAX_ATTEMPTS="10",
-            **LEASE,
-        )
-        with (tmp_path / f"{name}.log").open("w") as log:
-            process = subprocess.Popen(
-                jarvis_argv("run", "--interval", str(INTERVAL), "--http-port", str(port)),
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        started.append(Replica(name, port, process))
-    try:
+    with running_replicas(
+        tmp_path,
+        pg_url,
+        ["r0", "r1", "r2"],
+        interval=str(INTERVAL),
+        JARVIS_LOOP__SHARDS="6",
+        JARVIS_BOUNDS__MAX_ACTIONS_PER_TICK=str(BOUND),
+        JARVIS_SIMULATED__SERVICES=str(SERVICES),
+        JARVIS_SCALING__ENABLED="true",
+        JARVIS_SCALING__RULES=SCALE_ALL,
+    ) as started:
         yield started
-    finally:
-        for r in started:
-            if r.process.poll() is None:
-                r.process.terminate()
-        for r in started:
-            try:
-                r.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                r.process.kill()
-                r.process.wait()
 
 
 async def _actions(url: str) -> tuple[list[Event], list[Event]]:

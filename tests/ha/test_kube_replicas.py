@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +21,13 @@ import pytest
 
 from jarvis.store import EventStore
 from jarvis.store.lease import lease_status
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.ha.test_replicas import (
     HANDOVER,
-    LEASE,
     START,
     Replica,
     acted,
-    migrate,
+    migrated_database,
+    running_replicas,
     started_by,
     the_leader,
     until,
@@ -43,13 +39,8 @@ TOKEN = "lease-test-token"
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A brand-new migrated PostgreSQL database (sync: the test drives processes)."""
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(migrate, url)
+    with migrated_database() as url:
         yield url
-    finally:
-        anyio.run(drop_pg_database, url)
 
 
 @pytest.fixture
@@ -60,45 +51,16 @@ def apiserver() -> Iterator[FakeApiServer]:
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str, apiserver: FakeApiServer) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
-    for name in ("k0", "k1"):
-        port = free_port()
-        env = jarvis_env(
-            tmp_path,
-            JARVIS_DATABASE_URL=pg_url,
-            JARVIS_SPOOL_PATH=str(tmp_path / f"spool-{name}.jsonl"),
-            JARVIS_HTTP__HOST="127.0.0.1",
-            JARVIS_LEASE__REPLICA_ID=name,
-            JARVIS_LEASE__BACKEND="kubernetes",
-            JARVIS_KUBERNETES__HOST=apiserver.url,
-            JARVIS_KUBERNETES__TOKEN=TOKEN,
-            JARVIS_SIMULATED__ENABLED="true",
-            JARVIS_RETRY__MAX_ATTEMPTS="10",
-            **LEASE,
-        )
-        with (tmp_path / f"{name}.log").open("w") as log:
-            process = subprocess.Popen(
-                jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        started.append(Replica(name, port, process))
-    try:
+    with running_replicas(
+        tmp_path,
+        pg_url,
+        ["k0", "k1"],
+        JARVIS_LEASE__BACKEND="kubernetes",
+        JARVIS_KUBERNETES__HOST=apiserver.url,
+        JARVIS_KUBERNETES__TOKEN=TOKEN,
+        JARVIS_SIMULATED__ENABLED="true",
+    ) as started:
         yield started
-    finally:
-        for r in started:
-            if r.process.poll() is None:
-                os.kill(r.process.pid, signal.SIGCONT)
-                r.process.terminate()
-        for r in started:
-            try:
-                r.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                r.process.kill()
-                r.process.wait()
 
 
 async def row_of(url: str) -> tuple[str, int]:

@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,9 @@ def until(check: Callable[[], object], seconds: float, what: str) -> object:
     raise AssertionError(f"waited {seconds:.0f} s for {what}")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A brand-new migrated PostgreSQL database (sync: the test drives processes)."""
+@contextmanager
+def migrated_database() -> Iterator[str]:
+    """A brand-new migrated PostgreSQL database, dropped after (sync: tests drive processes)."""
     url = anyio.run(create_pg_database)
     try:
         anyio.run(migrate, url)
@@ -75,13 +76,19 @@ def pg_url() -> Iterator[str]:
         anyio.run(drop_pg_database, url)
 
 
-@pytest.fixture
-def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
+@contextmanager
+def running_replicas(
+    tmp_path: Path, pg_url: str, names: Sequence[str], *, interval: str = "0.5", **env: str
+) -> Iterator[list[Replica]]:
+    """``jarvis run`` per name on ``pg_url``, logging to ``NAME.log``; stopped afterwards.
+
+    ``env`` adds settings to every replica's environment. A replica a test paused
+    is continued before it is asked to stop.
+    """
     started: list[Replica] = []
-    for i in range(3):
-        name = f"r{i}"
+    for name in names:
         port = free_port()
-        env = jarvis_env(
+        environment = jarvis_env(
             tmp_path,
             JARVIS_DATABASE_URL=pg_url,
             JARVIS_SPOOL_PATH=str(tmp_path / f"spool-{name}.jsonl"),
@@ -89,12 +96,13 @@ def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
             JARVIS_LEASE__REPLICA_ID=name,
             JARVIS_RETRY__MAX_ATTEMPTS="10",
             **LEASE,
+            **env,
         )
         with (tmp_path / f"{name}.log").open("w") as log:
             process = subprocess.Popen(
-                jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+                jarvis_argv("run", "--interval", interval, "--http-port", str(port)),
                 cwd=tmp_path,
-                env=env,
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -113,6 +121,18 @@ def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
             except subprocess.TimeoutExpired:
                 r.process.kill()
                 r.process.wait()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with migrated_database() as url:
+        yield url
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
+    with running_replicas(tmp_path, pg_url, ["r0", "r1", "r2"]) as started:
+        yield started
 
 
 async def migrate(url: str) -> None:

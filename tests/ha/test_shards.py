@@ -10,7 +10,6 @@ the fence of its resource's shard, and one shard epoch belongs to one replica.
 from __future__ import annotations
 
 import itertools
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,10 +22,17 @@ from sqlalchemy import func, select
 from jarvis.loop.shards import shard_name, shard_of
 from jarvis.store import EventStore
 from jarvis.store.tables import leases
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, get
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.ha.test_replicas import HANDOVER, LEASE, START, Replica, migrate, started_by, until
+from tests.cli.test_daemon import get
+from tests.ha.test_replicas import (
+    HANDOVER,
+    LEASE,
+    START,
+    Replica,
+    migrated_database,
+    running_replicas,
+    started_by,
+    until,
+)
 
 SHARDS = 6
 FLEET = 6.0
@@ -36,52 +42,15 @@ DURATION = float(LEASE["JARVIS_LEASE__DURATION"])
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(migrate, url)
+    with migrated_database() as url:
         yield url
-    finally:
-        anyio.run(drop_pg_database, url)
 
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
-    started: list[Replica] = []
-    for i in range(3):
-        name = f"r{i}"
-        port = free_port()
-        env = jarvis_env(
-            tmp_path,
-            JARVIS_DATABASE_URL=pg_url,
-            JARVIS_SPOOL_PATH=str(tmp_path / f"spool-{name}.jsonl"),
-            JARVIS_HTTP__HOST="127.0.0.1",
-            JARVIS_LEASE__REPLICA_ID=name,
-            JARVIS_RETRY__MAX_ATTEMPTS="10",
-            JARVIS_LOOP__SHARDS=str(SHARDS),
-            **LEASE,
-        )
-        with (tmp_path / f"{name}.log").open("w") as log:
-            process = subprocess.Popen(
-                jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        started.append(Replica(name, port, process))
-    try:
+    names = ["r0", "r1", "r2"]
+    with running_replicas(tmp_path, pg_url, names, JARVIS_LOOP__SHARDS=str(SHARDS)) as started:
         yield started
-    finally:
-        for r in started:
-            if r.process.poll() is None:
-                r.process.terminate()
-        for r in started:
-            try:
-                r.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                r.process.kill()
-                r.process.wait()
 
 
 async def _lease_rows(url: str) -> tuple[datetime, dict[str, tuple[str, int, datetime]]]:
