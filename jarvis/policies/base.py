@@ -9,11 +9,12 @@ such as "no metrics for this service, no scaling decision").
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from jarvis.model import JSON, Action, History, Snapshot
+from jarvis.model import CUSTOMER_SCHEME, JSON, Action, Customer, History, ResourceState, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,23 @@ class Policy(Protocol):
     def name(self) -> str: ...
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation: ...
+
+
+T = TypeVar("T")
+
+
+def customers_of(snapshot: Snapshot) -> Iterator[tuple[str, ResourceState, Customer]]:
+    """Every ``customer://`` resource with its facet, in the snapshot's (unsorted) order.
+
+    The customer policies each walk every customer each tick; sorting what they
+    propose (`by_uri`), not the 100,000 customers, keeps their output in URI order.
+    """
+    for uri, state in snapshot.resources.items():
+        customer = state.customer
+        if customer is not None and state.ref.provider == CUSTOMER_SCHEME:
+            yield uri, state, customer
+
+
+def by_uri(pairs: Iterable[tuple[str, T]]) -> tuple[T, ...]:
+    """The items of (URI, item) pairs in URI order; one URI's items keep their order."""
+    return tuple(item for _, item in sorted(pairs, key=lambda pair: pair[0]))

@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jarvis.model import (
-    CUSTOMER_SCHEME,
     Action,
     ActionParams,
     CreateDiscount,
@@ -37,7 +36,7 @@ from jarvis.model import (
     SendEmail,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation
+from jarvis.policies.base import Evaluation, by_uri, customers_of
 
 __all__ = ["WIN_BACK", "ChurnPolicy", "ChurnRules", "Risk", "RiskLevel", "assess", "medium_risk"]
 
@@ -153,15 +152,11 @@ class ChurnPolicy:
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet carries what was done
         """At most one action per high-risk customer, sorted by resource URI."""
         actions: list[tuple[str, Action]] = []
-        # Sorting the few proposals, not the 100,000 customers: same order, a fraction of the cost.
-        for uri, state in snapshot.resources.items():
-            customer = state.customer
-            if customer is None or state.ref.provider != CUSTOMER_SCHEME:
-                continue
+        for uri, state, customer in customers_of(snapshot):
             step = next_step(customer, now, self.rules)
             if step is None:
                 continue
             params, reason = step
             action = Action(target=state.ref, params=params, policy=self.name, reason=reason)
             actions.append((uri, action))
-        return Evaluation(actions=tuple(a for _, a in sorted(actions, key=lambda pair: pair[0])))
+        return Evaluation(actions=by_uri(actions))

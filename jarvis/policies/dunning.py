@@ -37,7 +37,7 @@ from jarvis.model import (
     SendEmail,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.base import Evaluation, Note, by_uri, customers_of
 
 PAYMENT_FAILED = "payment_failed"
 """The payment failed email's template name."""
@@ -53,31 +53,25 @@ class DunningPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet says what is done
         """At most one action per customer, sorted by resource URI; alerts raised and resolved."""
-        actions: list[Action] = []
-        notes: list[Note] = []
-        resources = snapshot.resources
-        for uri in sorted(resources):
-            state = resources[uri]
-            customer = state.customer
-            if customer is None or state.ref.provider != CUSTOMER_SCHEME:
-                continue
+        actions: list[tuple[str, Action]] = []
+        notes: list[tuple[str, Note]] = []
+        for uri, state, customer in customers_of(snapshot):
             if customer.access_withheld and customer.access:
-                actions.append(self._revoke(state))
-                notes.append(_escalation(state))
+                actions.append((uri, self._revoke(state)))
+                notes.append((uri, _escalation(state)))
                 continue
             if customer.subscription_status and not (customer.access or customer.access_withheld):
-                notes.append(_resolution(state))
+                notes.append((uri, _resolution(state)))
             if customer.unpaid_invoice and customer.unpaid_invoice != customer.dunned_invoice:
-                actions.append(
-                    Action(
-                        target=state.ref,
-                        params=SendEmail(template=PAYMENT_FAILED),
-                        policy=self.name,
-                        reason=f"payment failed on invoice {customer.unpaid_invoice}",
-                        priority=EMAIL_PRIORITY,
-                    )
+                action = Action(
+                    target=state.ref,
+                    params=SendEmail(template=PAYMENT_FAILED),
+                    policy=self.name,
+                    reason=f"payment failed on invoice {customer.unpaid_invoice}",
+                    priority=EMAIL_PRIORITY,
                 )
-        return Evaluation(actions=tuple(actions), notes=tuple(notes))
+                actions.append((uri, action))
+        return Evaluation(actions=by_uri(actions), notes=by_uri(notes))
 
     def _revoke(self, state: ResourceState) -> Action:
         status = state.customer.subscription_status if state.customer else None

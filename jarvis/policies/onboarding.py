@@ -20,7 +20,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from jarvis.model import (
-    CUSTOMER_SCHEME,
     Action,
     ActionParams,
     CreateBillingCustomer,
@@ -30,7 +29,7 @@ from jarvis.model import (
     SendEmail,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation
+from jarvis.policies.base import Evaluation, by_uri, customers_of
 
 WELCOME = "welcome"
 """The welcome email's template name."""
@@ -43,19 +42,15 @@ class OnboardingPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet says what is done
         """At most one action per customer still being onboarded, sorted by resource URI."""
-        actions: list[Action] = []
-        resources = snapshot.resources
-        for uri in sorted(resources):
-            state = resources[uri]
-            customer = state.customer
-            if customer is None or state.ref.provider != CUSTOMER_SCHEME:
-                continue
+        actions: list[tuple[str, Action]] = []
+        for uri, state, customer in customers_of(snapshot):
             step = next_step(customer)
             if step is None:
                 continue
             params, reason = step
-            actions.append(Action(target=state.ref, params=params, policy=self.name, reason=reason))
-        return Evaluation(actions=tuple(actions))
+            action = Action(target=state.ref, params=params, policy=self.name, reason=reason)
+            actions.append((uri, action))
+        return Evaluation(actions=by_uri(actions))
 
 
 def next_step(customer: Customer) -> tuple[ActionParams, str] | None:
