@@ -26,12 +26,11 @@ from jarvis.cli import (
     ticks,
 )
 from jarvis.cli.argv import hoist_config, quiet_flags
-from jarvis.cli.common import State
+from jarvis.cli.common import State, command_group
 
-app = typer.Typer(
+app = command_group(
+    "Jarvis: an autonomous control plane with a kill switch.",
     name="jarvis",
-    help="Jarvis: an autonomous control plane with a kill switch.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )

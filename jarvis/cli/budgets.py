@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
-from jarvis.model import EventKind, ResourceRef
 
 if TYPE_CHECKING:
+    from jarvis.model import ResourceRef
     from jarvis.safety import Budgets, Remaining
     from jarvis.store import EventStore
 
@@ -31,6 +31,8 @@ HEADERS = ("budget", "provider", "kind", "resources", "per", "window", "limit", 
 async def recorded_fleet(store: EventStore, now: datetime) -> list[ResourceRef]:
     """Resources with a ``resource.changed`` event in the last day: the fleet a
     percentage is of, as far as a process that does not observe can tell."""
+    from jarvis.model import EventKind, ResourceRef
+
     found = await store.events_by_time(
         kinds=[EventKind.RESOURCE_CHANGED], since=now - FLEET_LOOKBACK
     )

@@ -8,13 +8,14 @@ the retry ledger in `jarvis.cli.operator`, `jarvis run` in `jarvis.cli.daemon`.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from jarvis.cli.common import (
     JsonOpt,
+    command_group,
     console,
     event_json,
     fail,
@@ -22,10 +23,12 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
-from jarvis.model import Event, EventKind
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from jarvis.model import Event
+
+db_app = command_group("Database schema.")
+config_app = command_group("Configuration.")
 
 
 # -- events --------------------------------------------------------------------
@@ -44,6 +47,8 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Print recent events, oldest first."""
+    from jarvis.model import EventKind
+
     settings = settings_from(ctx)
     known = {k.value for k in EventKind}
     for k in kind or []:
@@ -90,6 +95,8 @@ def event_line(e: Event) -> str:
     proposal's reason, which the ``action.proposed`` line already showed; a
     ``resource.changed`` line shows the new health and what it was.
     """
+    from jarvis.model import EventKind
+
     where = f" {e.resource}" if e.resource else ""
     what = f" {e.action_kind}" if e.action_kind else ""
     payload = e.payload

@@ -36,6 +36,15 @@ console = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
 
+def command_group(help_text: str, **options: Any) -> typer.Typer:
+    """A `jarvis` command or group of commands, with plain (click) help.
+
+    Rich help would import rich's Markdown renderer and markdown-it on every
+    `--help`, a third of its start-up; the tables the commands print still use rich.
+    """
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
 @dataclass
 class State:
     config_path: str | None = None

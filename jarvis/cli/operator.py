@@ -14,6 +14,7 @@ from rich.table import Table
 from jarvis.cli.common import (
     EXIT_CONFIG,
     JsonOpt,
+    command_group,
     console,
     fail,
     operator_name,
@@ -22,16 +23,13 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
-from jarvis.model import ResourceRef
 
 if TYPE_CHECKING:
     from jarvis.config import Settings
     from jarvis.model import Event, KillSwitchState
 
-killswitch_app = typer.Typer(
-    help="Engage, release or inspect the kill switch.", no_args_is_help=True
-)
-retries_app = typer.Typer(help="The retry ledger and quarantined resources.", no_args_is_help=True)
+killswitch_app = command_group("Engage, release or inspect the kill switch.")
+retries_app = command_group("The retry ledger and quarantined resources.")
 
 
 # -- kill switch ---------------------------------------------------------------
@@ -219,6 +217,8 @@ def retries_reset(
     A resource the ledger does not hold is an error (exit 2): a typo must not
     look like a reset that worked.
     """
+    from jarvis.model import ResourceRef
+
     try:
         ResourceRef.parse(resource)
     except ValueError as exc:

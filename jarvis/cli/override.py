@@ -29,24 +29,13 @@ from jarvis.cli.common import (
     settings_from,
 )
 from jarvis.cli.ticks import print_report
-from jarvis.model import (
-    ActionParams,
-    BlockReason,
-    Deploy,
-    ResourceRef,
-    Restart,
-    Rollback,
-    Scale,
-    Start,
-    Stop,
-)
-from jarvis.policies.operator import OneShot, operator_action
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from jarvis.app import App
     from jarvis.loop.reconciler import TickReport
+    from jarvis.model import ActionParams
 
 Resource = Annotated[str, typer.Argument(help="Resource URI, e.g. ecs://CLUSTER/SERVICE.")]
 DryRun = Annotated[
@@ -65,6 +54,9 @@ def override(
     as_json: bool = False,
 ) -> None:
     """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
+    from jarvis.model import BlockReason, ResourceRef
+    from jarvis.policies.operator import OneShot, operator_action
+
     try:
         ref = ResourceRef.parse(resource)
     except ValueError as exc:
@@ -106,6 +98,8 @@ def deploy(
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy a new image through the same guard as every other action."""
+    from jarvis.model import Deploy
+
     override(ctx, resource, Deploy(image), reason=reason, dry_run=dry_run, as_json=as_json)
 
 
@@ -117,6 +111,8 @@ def restart(
     as_json: JsonOpt = False,
 ) -> None:
     """Restart a resource now, through the same guard as every other action."""
+    from jarvis.model import Restart
+
     override(ctx, resource, Restart(), reason=reason, dry_run=dry_run, as_json=as_json)
 
 
@@ -132,6 +128,8 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll a resource back, through the same guard as every other action."""
+    from jarvis.model import Rollback
+
     override(ctx, resource, Rollback(to or ""), reason=reason, dry_run=dry_run, as_json=as_json)
 
 
@@ -144,6 +142,8 @@ def scale(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a resource's replicas, through the same guard (and bounds) as every other action."""
+    from jarvis.model import Scale
+
     override(
         ctx, resource, Scale(replicas=replicas), reason=reason, dry_run=dry_run, as_json=as_json
     )
@@ -157,6 +157,8 @@ def start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a service that is not running (local://NAME), through the same guard."""
+    from jarvis.model import Start
+
     override(ctx, resource, Start(), reason=reason, dry_run=dry_run, as_json=as_json)
 
 
@@ -168,4 +170,6 @@ def stop(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a running service (local://NAME), through the same guard."""
+    from jarvis.model import Stop
+
     override(ctx, resource, Stop(), reason=reason, dry_run=dry_run, as_json=as_json)

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from jarvis.cli.common import (
     JsonOpt,
+    command_group,
     console,
     fail,
     operator_name,
@@ -23,7 +24,6 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
-from jarvis.model import EventKind
 
 if TYPE_CHECKING:
     # Imported by the commands that use them: `jarvis --help` must not load the
@@ -32,9 +32,13 @@ if TYPE_CHECKING:
     from jarvis.notify.groups import Silence
     from jarvis.store.outbox import NotificationRow
 
-silence_app = typer.Typer(help="Mute notifications for a while.", no_args_is_help=True)
+silence_app = command_group("Mute notifications for a while.")
 
-_KINDS = [EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value]
+
+def _silence_kinds() -> list[str]:
+    from jarvis.model import EventKind
+
+    return [EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value]
 
 
 @silence_app.command("add")
@@ -109,7 +113,7 @@ def silence_expire(
     async def main() -> bool:
         store = await open_store(settings)
         try:
-            events = await store.events(limit=10_000, kinds=_KINDS)
+            events = await store.events(limit=10_000, kinds=_silence_kinds())
             now = WallClock().now()
             if silence_id not in {s.id for s in active_silences(events, now)}:
                 return False
@@ -131,7 +135,7 @@ async def _active(settings: Settings) -> list[Silence]:
 
     store = await open_store(settings)
     try:
-        events = await store.events(limit=10_000, kinds=_KINDS)
+        events = await store.events(limit=10_000, kinds=_silence_kinds())
         return active_silences(events, WallClock().now())
     finally:
         await store.aclose()
@@ -139,7 +143,7 @@ async def _active(settings: Settings) -> list[Silence]:
 
 # -- the outbox ----------------------------------------------------------------
 
-notifications_app = typer.Typer(help="The notification outbox.", no_args_is_help=True)
+notifications_app = command_group("The notification outbox.")
 
 
 @notifications_app.command("list")

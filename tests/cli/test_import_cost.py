@@ -36,8 +36,12 @@ _HELP_ALSO = (
     "asyncpg",
     "aiosqlite",
     "jarvis.app",
+    "jarvis.model",
+    "typer.rich_utils",
+    "rich.markdown",
 )
-"""Not needed to print help either: no settings, no store."""
+"""Not needed to print help either: no settings, no store, no model, and plain
+help rather than rich's (its Markdown renderer was a third of `--help`)."""
 
 _PROBE = """
 import json, sys
