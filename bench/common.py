@@ -2,7 +2,7 @@
 
 Each benchmark (``bench/<name>.py``) exposes ``run(args) -> dict`` and is called
 by ``bench/run.py``; its result is written to ``bench/results/<name>.json`` and
-the table in ``docs/benchmarks.md`` is rebuilt from every result file present.
+its rows in the table in ``docs/benchmarks.md`` are replaced (``write_table``).
 Benchmarks measure; they never fail because a machine is slow.
 """
 
@@ -42,46 +42,73 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 1_048_576
 
 
+WRITTEN: list[str] = []
+"""Result files this process wrote, in order: the table rows that ``write_table`` replaces."""
+
+
 def save(name: str, result: dict[str, Any]) -> dict[str, Any]:
     """Write ``bench/results/<name>.json`` (with the machine's details) and return it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": name, "machine": machine(), **result}
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     (RESULTS / f"{name}.json").write_text(text, encoding="utf-8")
+    WRITTEN.append(f"{name}.json")
     return result
 
 
-def rows() -> list[dict[str, Any]]:
-    """One table row per result file that carries a ``summary``."""
+def rows(files: list[str]) -> list[dict[str, Any]]:
+    """One table row per ``summary`` entry in each of these result files."""
     found: list[dict[str, Any]] = []
-    for path in sorted(RESULTS.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
+    for name in files:
+        data = json.loads((RESULTS / name).read_text(encoding="utf-8"))
         for row in data.get("summary", []):
-            found.append({**row, "file": path.name})
-    return sorted(found, key=lambda row: str(row["benchmark"]))
+            found.append({**row, "file": name})
+    return found
 
 
-def write_table() -> None:
-    """Replace the table between the markers in docs/benchmarks.md."""
-    lines = [
-        TABLE_START,
-        "| benchmark | measure | target | measured | meets target | result file |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows():
-        verdict = {True: "yes", False: "**no**", None: "n/a"}[row.get("meets")]
-        lines.append(
+def _row_file(line: str) -> str | None:
+    """The result file a table row names in its last cell (``bench/results/X.json``)."""
+    cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    last = cells[-1].strip("`") if cells else ""
+    return last.removeprefix("bench/results/") if last.startswith("bench/results/") else None
+
+
+def write_table(files: list[str] | None = None) -> None:
+    """Replace, in docs/benchmarks.md's table, the rows of the result files just written.
+
+    Only those rows change, in place: every other row, numbering and any figure
+    written there by hand (an estimate, a note of the load) stays as it was.
+    A result file with no row yet gets its rows at the end of the table.
+    """
+    written = list(dict.fromkeys(WRITTEN if files is None else files))
+    new_rows = {
+        name: [
             f"| {row['benchmark']} | {row['measure']} | {row['target']} | {row['measured']} "
-            f"| {verdict} | `bench/results/{row['file']}` |"
-        )
-    lines.append(TABLE_END)
-    table = "\n".join(lines)
+            f"| {_VERDICT[row.get('meets')]} | `bench/results/{name}` |"
+            for row in rows([name])
+        ]
+        for name in written
+    }
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else ""
-    if TABLE_START in text and TABLE_END in text:
-        head, _, rest = text.partition(TABLE_START)
-        _, _, tail = rest.partition(TABLE_END)
-        text = head + table + tail
-    else:
-        text = text + "\n" + table + "\n"
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text, encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        text += f"\n{TABLE_START}\n{_HEADER}\n{TABLE_END}\n"
+    head, _, rest = text.partition(TABLE_START)
+    body, _, tail = rest.partition(TABLE_END)
+    lines: list[str] = []
+    placed: set[str] = set()
+    for line in body.strip("\n").splitlines():
+        name = _row_file(line)
+        if name not in new_rows:
+            lines.append(line)
+        elif name not in placed:  # the file's new rows where its first old row was
+            lines.extend(new_rows[name])
+            placed.add(name)
+    lines.extend(row for name, made in new_rows.items() if name not in placed for row in made)
+    DOCS.write_text(head + TABLE_START + "\n" + "\n".join(lines) + "\n" + TABLE_END + tail, "utf-8")
+
+
+_VERDICT = {True: "yes", False: "**no**", None: "n/a"}
+_HEADER = (
+    "| benchmark | measure | target | measured | meets target | result file |\n"
+    "|---|---|---|---|---|---|"
+)

@@ -3,7 +3,7 @@
 Names: tick, simulation (also writes memory), ingest, killswitch, startup, cli, custodian,
 spool, failover, customers, shards, webhooks, dns_failover, sim_customers, fleetcap;
 none means all. Each writes ``bench/results/<name>.json``; afterwards the
-table in ``docs/benchmarks.md`` is rebuilt from every result file. Options
+rows of those files in ``docs/benchmarks.md``'s table are replaced, and no other row. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
 """
 
