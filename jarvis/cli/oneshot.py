@@ -19,14 +19,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 
-from jarvis.app import App
 from jarvis.config import ConfigError, Settings
-from jarvis.loop.election import Elector
-from jarvis.loop.leases import lease_backend
-from jarvis.store.lease import lease_status
+
+if TYPE_CHECKING:
+    from jarvis.app import App
 
 
 @asynccontextmanager
@@ -50,10 +50,13 @@ async def acting_app(
 @contextmanager
 def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[None]:
     """Hold the SQLite file's node lock, or raise ConfigError naming the process that has it."""
+    if dry_run:  # a dry run acts on nothing
+        yield
+        return
     from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
 
-    path = None if dry_run else sqlite_path(settings.database_url)
-    if path is None:  # a dry run, PostgreSQL, or an in-memory database nobody else sees
+    path = sqlite_path(settings.database_url)
+    if path is None:  # PostgreSQL, or an in-memory database nobody else sees
         yield
         return
     lock = NodeLock(path)
@@ -87,6 +90,10 @@ async def holding_lease(
             f"loop.shards = {settings.loop.shards}: the replicas hold the fleet's shards, "
             f"`jarvis {command}` would act beside them. Let the daemon act, or use --dry-run"
         )
+    from jarvis.loop.election import Elector
+    from jarvis.loop.leases import lease_backend
+    from jarvis.store.lease import lease_status
+
     holder = f"jarvis-{command}@{socket.gethostname()}-{os.getpid()}"
     elector = Elector(
         lease_backend(settings, app.store.engine, holder),

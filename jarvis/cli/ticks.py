@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jarvis.app import App
     from jarvis.config import Settings
     from jarvis.loop.reconciler import Decision, TickReport
+    from jarvis.store import EventStore, KillSwitchBackend
 
 # -- tick and plan -------------------------------------------------------------
 
@@ -48,15 +49,33 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     # fresh process sees every resource as changed and would record them all.
     from jarvis.app import build_app
     from jarvis.cli.oneshot import acting_app
-    from jarvis.store import EventStore
 
     async def build() -> App:
-        url = settings.database_url
-        store = None if record else await EventStore.connect(url, read_only=True)
-        return await build_app(settings, recover_orphans=False, store=store)
+        if record:
+            return await build_app(settings, recover_orphans=False)
+        store, switch = await _read_only(settings)
+        return await build_app(settings, recover_orphans=False, store=store, switch=switch)
 
     async with acting_app(settings, "tick", build, dry_run=dry_run or not record) as app:
         return await app.reconciler.tick(dry_run=dry_run)
+
+
+async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend | None]:
+    """The store `plan` reads, and its kill switch when that lives in the database.
+
+    On a database at the current schema, both read straight through its
+    driver (`jarvis.store.readonly`: no SQLAlchemy import); otherwise through
+    the SQL backend, read-only, which migrates or names the problem as every
+    command does.
+    """
+    from jarvis.store import EventStore
+    from jarvis.store.readonly import KillSwitchReader, open_reader
+
+    reader = await open_reader(settings.database_url)
+    if reader is None:
+        return await EventStore.connect(settings.database_url, read_only=True), None
+    switch = None if settings.redis_url else KillSwitchReader(reader)
+    return EventStore(reader, read_only=True), switch
 
 
 def print_report(report: TickReport, as_json: bool) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from jarvis.model import Event, RetryState
+from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from jarvis.store.fleetcap import Cap
 
 __all__ = ["EventBackend", "FlushResult"]
+
+
+OUTCOME_KINDS = (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN)
+"""The events that close an `action.started` intent with the same action id."""
 
 
 class EventBackend(Protocol):

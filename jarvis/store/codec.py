@@ -109,7 +109,7 @@ def event_from_row(row: RowMapping | Mapping[str, Any]) -> Event:
         raise DamagedRowError(f"events row {row.get('id')} is damaged: {exc}") from exc
 
 
-def readable_events(rows: Iterable[RowMapping]) -> list[Event]:
+def readable_events(rows: Iterable[RowMapping | Mapping[str, Any]]) -> list[Event]:
     """The events of ``rows``, leaving out (and logging) any damaged one.
 
     One hand-edited row must not make `jarvis events`, the history load or a

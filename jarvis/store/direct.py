@@ -30,7 +30,7 @@ from jarvis.model import Event, EventKind, KillSwitchState
 from jarvis.store.codec import EVENT_COLUMNS, event_record
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
-__all__ = ["write_flip"]
+__all__ = ["sqlite_file", "sqlite_time", "write_flip"]
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _PG_SCHEMES = {"postgresql", "postgresql+asyncpg", "postgres"}
@@ -69,23 +69,26 @@ async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> b
         raise ValueError(f"{event.kind} is not a kill-switch flip")
     scheme = urlsplit(url).scheme
     if scheme in _SQLITE_SCHEMES:
-        path = _sqlite_path(url)
+        path = sqlite_file(url)
         return path is not None and _write_sqlite(path, event, state)
     if scheme in _PG_SCHEMES:
         return await _write_postgres(url, event, state)
     return False
 
 
-def _sqlite_path(url: str) -> str | None:
-    """The file of ``sqlite:///FILE``; None for memory, URI or parameterised databases."""
+def sqlite_file(url: str) -> str | None:
+    """The file of ``sqlite:///FILE``; None for memory, URI or parameterised databases,
+    and for any other scheme."""
     parts = urlsplit(url)
+    if parts.scheme not in _SQLITE_SCHEMES:
+        return None
     path = unquote(parts.path)[1:]
     if parts.netloc or parts.query or not path or path == ":memory:" or path.startswith("file:"):
         return None
     return path
 
 
-def _sqlite_time(moment: datetime | None) -> str | None:
+def sqlite_time(moment: datetime | None) -> str | None:
     """A time as SQLAlchemy's SQLite DateTime stores it, in UTC (`tables.UtcDateTime`)."""
     if moment is None:
         return None
@@ -96,7 +99,7 @@ def _sqlite_time(moment: datetime | None) -> str | None:
 
 def _sqlite_values(event: Event) -> tuple[Any, ...]:
     values = dict(zip(EVENT_COLUMNS, event_record(event), strict=True))
-    values["ts"] = _sqlite_time(event.ts)
+    values["ts"] = sqlite_time(event.ts)
     # SQLAlchemy's JSON type on SQLite serialises with plain json.dumps.
     values["payload"] = json.dumps(dict(event.payload))
     return tuple(values[name] for name in EVENT_COLUMNS)
@@ -122,7 +125,7 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> boo
         if state is not None:
             connection.execute(
                 _SQLITE_SWITCH,
-                (int(state.engaged), state.actor, state.reason, _sqlite_time(state.changed_at)),
+                (int(state.engaged), state.actor, state.reason, sqlite_time(state.changed_at)),
             )
         connection.execute("COMMIT")
     except sqlite3.Error:

@@ -14,17 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.backend import EventBackend, FlushResult
-from jarvis.store.engine import STATEMENT_TIMEOUT_S
+from jarvis.store.backend import OUTCOME_KINDS, EventBackend, FlushResult
 from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
 from jarvis.store.fence import Fences
 from jarvis.store.fleetcap import Cap, FleetCapError
@@ -32,8 +30,11 @@ from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
-from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
 from jarvis.store.storable import safe_event, safe_retry
+from jarvis.store.timeouts import STATEMENT_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 
@@ -101,6 +102,8 @@ class EventStore:
         reads as usual and discards what it is asked to write; it never opens
         the spool, which belongs to the daemon.
         """
+        from jarvis.store.sql import SqlBackend  # noqa: PLC0415 - SQLAlchemy only when opened
+
         backend = await SqlBackend.connect(
             url, auto_migrate=auto_migrate, statement_timeout=statement_timeout
         )
@@ -141,9 +144,10 @@ class EventStore:
     @property
     def engine(self) -> AsyncEngine:
         """The SQL engine, for the database kill switch and the migrations."""
-        if not isinstance(self.backend, SqlBackend):
+        engine: AsyncEngine | None = getattr(self.backend, "engine", None)
+        if engine is None:
             raise StoreError(f"the {self.backend.url} event store has no SQL engine")
-        return self.backend.engine
+        return engine
 
     @property
     def url(self) -> str:

@@ -19,14 +19,19 @@ writer, a journal replay) can add it to its transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING
 
 from jarvis.store.errors import LeaseLostError
-from jarvis.store.tables import leases
 
-__all__ = ["Fence", "Fences", "check_fence", "each"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["LOOP_LEASE", "SHARD_PREFIX", "Fence", "Fences", "check_fence", "each"]
+
+LOOP_LEASE = "loop"
+"""The one lease today: who runs the reconcile loop."""
+SHARD_PREFIX = "shard-"
+"""Shard leases are named ``shard-0`` … ``shard-N-1`` (`jarvis.loop.shards.shard_name`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,10 @@ def each(fences: Fences | None) -> tuple[Fence, ...]:
 
 async def check_fence(connection: AsyncConnection, fence: Fence) -> None:
     """Raise `LeaseLostError` unless ``fence`` holds the unexpired lease; lock it shared."""
+    from sqlalchemy import func, select  # noqa: PLC0415 - only writers that act load SQLAlchemy
+
+    from jarvis.store.tables import leases  # noqa: PLC0415
+
     query = (
         select(leases.c.epoch)
         .where(

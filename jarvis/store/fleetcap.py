@@ -23,20 +23,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING
 
 from jarvis.model import BlockReason, EventKind, Verdict
 from jarvis.store.errors import StoreError
-from jarvis.store.tables import events
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["FLEET_CAP_LOCK", "Cap", "FleetCapError", "check_caps", "exceeded"]
 
 FLEET_CAP_LOCK = int.from_bytes(b"jarvisfc", "big")
 """The advisory lock key every capped intent write takes (one per database, < 2**63)."""
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK = "SELECT pg_advisory_xact_lock(:key)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,12 @@ async def check_caps(connection: AsyncConnection, caps: Sequence[Cap]) -> None:
     """
     if not caps:
         return
+    from sqlalchemy import select, text  # noqa: PLC0415 - only writers that act load SQLAlchemy
+
+    from jarvis.store.tables import events  # noqa: PLC0415
+
     if connection.dialect.name == "postgresql":
-        await connection.execute(_LOCK, {"key": FLEET_CAP_LOCK})
+        await connection.execute(text(_LOCK), {"key": FLEET_CAP_LOCK})
     for cap in caps:
         query = select(events.c.ts, events.c.resource, events.c.action_kind).where(
             events.c.kind == EventKind.ACTION_STARTED.value, events.c.ts >= cap.since

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from jarvis.store.fence import LOOP_LEASE, SHARD_PREFIX
 from jarvis.store.tables import leases, replicas
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
     "live_replicas",
 ]
 
-LOOP_LEASE = "loop"
-"""The one lease today: who runs the reconcile loop."""
-SHARD_PREFIX = "shard-"
-"""Shard leases are named ``shard-0`` … ``shard-N-1`` (`jarvis.loop.shards.shard_name`)."""
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 """A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
 

@@ -31,11 +31,11 @@ import anyio.lowlevel
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
+from jarvis.store.backend import OUTCOME_KINDS
 from jarvis.store.errors import StoreError
 from jarvis.store.fence import Fences, each
 from jarvis.store.fleetcap import Cap, FleetCapError, exceeded
 from jarvis.store.memory_lease import MemoryLeases
-from jarvis.store.sql import OUTCOME_KINDS
 
 __all__ = ["MemoryBackend", "MemoryKillSwitch"]
 

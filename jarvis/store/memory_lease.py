@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jarvis.store.errors import LeaseLostError
-from jarvis.store.fence import Fence
-from jarvis.store.lease import LOOP_LEASE
+from jarvis.store.fence import LOOP_LEASE, Fence
 
 __all__ = ["MemoryLease", "MemoryLeases"]
 

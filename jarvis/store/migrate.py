@@ -33,8 +33,10 @@ from jarvis.store.engine import (
     unreachable,
 )
 from jarvis.store.errors import NotMigratedError, StoreError, is_operational
+from jarvis.store.revision import HEAD_REVISION
 
 __all__ = [
+    "HEAD_REVISION",
     "MIGRATIONS",
     "alembic_config",
     "check_revision",
@@ -50,8 +52,6 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0008_revenue"
-"""The newest revision under ``migrations/versions``; a test holds it equal to Alembic's head."""
 
 
 def alembic_config() -> Config:

@@ -31,12 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import EventKind
+from jarvis.store.backend import OUTCOME_KINDS
 from jarvis.store.tables import events, retry_state
 
 __all__ = ["OUTCOME_KINDS", "prune_events"]
 
-OUTCOME_KINDS = (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN)
-"""The events that close an `action.started` intent with the same action id."""
 
 _OUTCOMES = [kind.value for kind in OUTCOME_KINDS]
 _STARTED = EventKind.ACTION_STARTED.value

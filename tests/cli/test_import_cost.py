@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import jarvis_env
 
 _CLOUD_SDKS = ("boto3", "botocore", "kubernetes", "google.cloud", "google.api_core")
@@ -103,3 +105,23 @@ def test_killswitch_engage_on_redis_imports_no_http_loop_or_sdk(
     modules = _loaded(tmp_path, "killswitch", "engage", "--reason", "import check", env=env)
     assert _offenders(modules, _HEAVY + _FLIP_ALSO) == []
     assert "jarvis.store.redis_killswitch" in modules
+
+
+def test_plan_on_sqlite_reads_without_sqlalchemy(tmp_path: Path) -> None:
+    """`jarvis plan` on a migrated SQLite file reads through stdlib sqlite3 (issue 16)."""
+    _migrated(tmp_path)
+    modules = _loaded(tmp_path, "plan", "--json")
+    assert _offenders(modules, ("sqlalchemy", "aiosqlite", "alembic", "asyncpg")) == []
+    assert "jarvis.store.readonly" in modules  # it did read the database
+    assert "jarvis.loop.reconciler" in modules  # and ran the loop's own tick
+
+
+@pytest.mark.anyio
+async def test_plan_on_postgres_reads_without_sqlalchemy(tmp_path: Path, pg_url: str) -> None:
+    """On PostgreSQL the reader is asyncpg's (`pg_url` is async: hence an async test)."""
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
+    _migrated(tmp_path, env)
+    modules = _loaded(tmp_path, "plan", "--json", env=env)
+    assert _offenders(modules, ("sqlalchemy", "aiosqlite", "alembic")) == []
+    assert "jarvis.store.readonly" in modules
+    assert "asyncpg" in modules

@@ -1,0 +1,208 @@
+"""The read-only reader `jarvis plan` uses answers exactly as the SQL backend does.
+
+`jarvis.store.readonly` reads through stdlib sqlite3 or asyncpg instead of
+SQLAlchemy (issue 16). Each query the store can ask is put to both, on one
+database written by the real store (SQLite, then PostgreSQL), and the answers
+must be equal, event for event and in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jarvis.config.sections import RetentionSettings
+from jarvis.model import Event, EventKind, KillSwitchState, RetryState
+from jarvis.store import DbKillSwitch, EventStore, StoreError
+from jarvis.store.readonly import DirectReader, KillSwitchReader, open_reader
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+KINDS = (EventKind.RESOURCE_CHANGED, EventKind.ALERT, EventKind.ACTION_APPLIED)
+RESOURCES = ("ecs://prod/api", "ecs://prod/web", None)
+
+
+def _events() -> list[Event]:
+    found = []
+    for n in range(60):
+        kind = KINDS[n % 3]
+        # Several events share a time, so ordering by (ts, id) is exercised.
+        ts = T0 + timedelta(minutes=n // 2, microseconds=(n // 2) * 1001)
+        if n % 7 == 0:  # the same moment, written in another zone
+            ts = ts.astimezone(timezone(timedelta(hours=-5)))
+        found.append(
+            Event(
+                kind=kind,
+                ts=ts,
+                idempotency_key=f"key-{n}",
+                tick_id=f"tick-{n // 5}",
+                resource=RESOURCES[n % 4 % 3],
+                action_kind="restart" if kind is EventKind.ACTION_APPLIED else None,
+                policy="heal" if n % 2 else None,
+                reason=f"reason {n} — ünïcode ✓" if n % 5 else None,
+                payload={"n": n, "nested": {"list": [1, 2.5, None, "x"]}, "ok": n % 2 == 0},
+                action_id=f"act-{n}" if kind is EventKind.ACTION_APPLIED else None,
+            )
+        )
+    return found
+
+
+@pytest.fixture
+async def written(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[EventStore, str]]:
+    """A database written by the real store: events, a retry ledger, the switch."""
+    store = await EventStore.connect(db_url, spool_path=tmp_path / "spool.jsonl", auto_migrate=True)
+    store.append(_events())
+    store.stage_retry(
+        RetryState(
+            resource="ecs://prod/api",
+            action_kind="restart",
+            attempts=(T0, T0 + timedelta(seconds=30)),
+            consecutive_failures=2,
+            retry_after=T0 + timedelta(minutes=5),
+            quarantined=False,
+            last_error="crash loop",
+            updated_at=T0 + timedelta(seconds=31),
+        )
+    )
+    store.stage_retry(RetryState(resource="ecs://prod/web", action_kind="scale", quarantined=True))
+    await store.flush()
+    await DbKillSwitch(store.engine).write(
+        KillSwitchState(engaged=True, actor="ops", reason="freeze", changed_at=T0)
+    )
+    try:
+        yield store, db_url
+    finally:
+        await store.aclose()
+
+
+@pytest.fixture
+async def reader(written: tuple[EventStore, str]) -> AsyncIterator[DirectReader]:
+    opened = await open_reader(written[1])
+    assert opened is not None
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+KIND_FILTERS: tuple[list[str] | None, ...] = (
+    None,
+    [EventKind.ALERT.value],
+    [k.value for k in KINDS[:2]],
+    [],
+)
+TIMES = (None, T0 + timedelta(minutes=7), T0 + timedelta(minutes=7, microseconds=1))
+
+
+async def test_events_answer_as_the_sql_backend_does(
+    written: tuple[EventStore, str], reader: DirectReader
+) -> None:
+    sql = written[0].backend
+    for limit, kinds, resource, after_id, since in product(
+        (1, 7, 100), KIND_FILTERS, RESOURCES, (None, 10), TIMES
+    ):
+        query: dict[str, Any] = {
+            "limit": limit,
+            "kinds": kinds,
+            "resource": resource,
+            "after_id": after_id,
+            "since": since,
+        }
+        assert await reader.events(**query) == await sql.events(**query), query
+
+
+async def test_events_by_time_answer_as_the_sql_backend_does(
+    written: tuple[EventStore, str], reader: DirectReader
+) -> None:
+    sql = written[0].backend
+    untils = (None, T0 + timedelta(minutes=20))
+    for limit, kinds, resource, since, until in product(
+        (None, 1, 9), KIND_FILTERS, ("ecs://prod/api", None), TIMES, untils
+    ):
+        query: dict[str, Any] = {
+            "limit": limit,
+            "kinds": kinds,
+            "resource": resource,
+            "since": since,
+            "until": until,
+        }
+        assert await reader.events_by_time(**query) == await sql.events_by_time(**query), query
+
+
+async def test_the_ledger_counts_and_kill_switch_read_as_the_sql_backend_does(
+    written: tuple[EventStore, str], reader: DirectReader
+) -> None:
+    store = written[0]
+    assert await reader.load_retries() == await store.backend.load_retries()
+    assert len(await reader.load_retries()) == 2
+    for kinds in KIND_FILTERS:
+        assert await reader.count_events(kinds) == await store.backend.count_events(kinds)
+    switch = await KillSwitchReader(reader).read()
+    assert switch == await DbKillSwitch(store.engine).read()
+    assert switch is not None and switch.engaged
+    await reader.ping()
+
+
+async def test_it_writes_nothing_and_says_so(
+    written: tuple[EventStore, str], reader: DirectReader
+) -> None:
+    event = _events()[0]
+    with pytest.raises(StoreError, match="read-only"):
+        await reader.write([event], [])
+    with pytest.raises(StoreError, match="read-only"):
+        await reader.delete_retries("ecs://prod/api")
+    with pytest.raises(StoreError, match="read-only"):
+        await reader.open_intents()
+    with pytest.raises(StoreError, match="read-only"):
+        await reader.prune(RetentionSettings(), now=T0, keep_after=T0, dry_run=True)
+    with pytest.raises(StoreError, match="read-only"):
+        await KillSwitchReader(reader).write(KillSwitchState(engaged=False))
+    # The connection itself is read-only: not even a statement of its own writes.
+    with pytest.raises(StoreError, match=r"read-only|readonly"):
+        await reader._query("DELETE FROM events", [])
+    assert await written[0].count_events() == 60
+
+
+async def test_a_read_only_store_on_it_discards_what_it_is_asked_to_write(
+    written: tuple[EventStore, str],
+) -> None:
+    opened = await open_reader(written[1])
+    assert opened is not None
+    store = EventStore(opened, read_only=True)
+    try:
+        store.append([Event(kind=EventKind.ALERT, ts=T0, idempotency_key="plan-only")])
+        await store.flush()
+    finally:
+        await store.aclose()
+    assert await written[0].count_events() == 60
+
+
+async def test_it_does_not_apply_where_the_sql_backend_must_answer(
+    tmp_path: Path, sqlite_url: str, pg_url: str
+) -> None:
+    assert await open_reader("sqlite+aiosqlite:///:memory:") is None
+    assert await open_reader(sqlite_url) is None  # no file yet: the store creates and migrates it
+    assert await open_reader(pg_url) is None  # an empty database: `jarvis db upgrade` first
+    assert await open_reader("postgresql+asyncpg://postgres@127.0.0.1:1/none") is None
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    assert await open_reader(f"sqlite+aiosqlite:///{empty}") is None  # not migrated
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        connection.execute("INSERT INTO alembic_version VALUES ('0001_initial')")
+    connection.close()
+    assert await open_reader(f"sqlite+aiosqlite:///{other}") is None  # behind: migrate first
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    reader = DirectReader("postgresql+asyncpg://jarvis:s3cret@db.internal:5432/jarvis")
+    assert reader.url == "postgresql+asyncpg://jarvis:***@db.internal:5432/jarvis"
+    assert "s3cret" not in str(reader.unreachable(OSError("refused")))
