@@ -14,8 +14,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
 
@@ -111,6 +109,8 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
         )
         for r in out
     ]
+    from rich.table import Table
+
     table = Table()
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(HEADERS)]
     for header, width in zip(HEADERS, widths, strict=True):
@@ -120,6 +120,8 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
     # Never narrower than the rows, whatever the terminal: an identifier cut
     # short names the wrong thing. Each column adds a border and two spaces.
     needed = sum(widths) + 3 * len(widths) + 1
+    from rich.console import Console
+
     wide = Console(width=max(console.width, needed), soft_wrap=False)
     wide.print(table, crop=False)
     if any(b.max_percent is not None for b in configured.budgets):

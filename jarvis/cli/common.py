@@ -15,13 +15,14 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from jarvis.config import Settings
     from jarvis.model import Event
 
@@ -30,8 +31,24 @@ T = TypeVar("T")
 EXIT_CONFIG = 2
 EXIT_STORE = 1
 
-err_console = Console(stderr=True)
-console = Console()
+
+class _Console:
+    """A rich `Console`, made on first use: `--help` and a failed setting print none."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._made: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._made is None:
+            from rich.console import Console
+
+            self._made = Console(stderr=self._stderr)
+        return getattr(self._made, name)
+
+
+err_console = cast("Console", _Console(stderr=True))
+console = cast("Console", _Console())
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
@@ -91,6 +108,8 @@ def print_table(table: Table, target: Console | None = None) -> None:
         out.print(table)
         return
     needed = out.measure(table, options=out.options.update_width(100_000)).maximum
+    from rich.console import Console
+
     wide = Console(width=max(out.width, needed), file=out.file)
     wide.print(table)
 

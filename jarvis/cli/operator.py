@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from jarvis.cli.common import (
     EXIT_CONFIG,
@@ -194,6 +193,8 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if not rows:
         console.print("no retries recorded")
         return
+    from rich.table import Table
+
     table = Table("resource", "action", "attempts", "failures", "quarantined", "last error")
     for r in rows:
         table.add_row(

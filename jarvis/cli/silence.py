@@ -12,7 +12,6 @@ import secrets
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from jarvis.cli.common import (
     JsonOpt,
@@ -92,6 +91,8 @@ def silence_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             {"id": s.id, "match": s.match, "until": s.until, "reason": s.reason} for s in silences
         )
         return
+    from rich.table import Table
+
     table = Table("id", "match", "until (UTC)", "reason")
     for s in silences:
         table.add_row(s.id, s.match, f"{s.until:%Y-%m-%d %H:%M:%S}", s.reason)
@@ -186,6 +187,8 @@ def notifications_list(
             for r in rows
         )
         return
+    from rich.table import Table
+
     table = Table("id", "channel", "action", "status", "attempts", "incident", "last error")
     for r in rows:
         table.add_row(

@@ -17,13 +17,14 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from jarvis.cli.common import EXIT_CONFIG, State, fail, print_table, run
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_VIOLATION = 3
 
@@ -113,6 +114,8 @@ def simulate(
             )
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
+        from rich.console import Console
+
         console = Console()
         show_progress = console.is_terminal and not as_json
         with _progress(console, show_progress) as callback:
@@ -136,6 +139,8 @@ class _progress:  # noqa: N801 -- used like a function, as a context manager
     """A rich progress bar fed by the harness's callback, or nothing off a terminal."""
 
     def __init__(self, console: Console, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._bar = (
             Progress(
                 TextColumn("simulating"),

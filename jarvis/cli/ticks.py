@@ -11,7 +11,6 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from jarvis.cli.common import JsonOpt, console, print_json_lines, print_table, run, settings_from
 
@@ -98,6 +97,8 @@ def print_report(report: TickReport, as_json: bool) -> None:
     if not rows:
         console.print("nothing to do")
         return
+    from rich.table import Table
+
     table = Table("resource", "action", "policy", "decision", "reason", "cost/h")
     for row in rows:
         table.add_row(

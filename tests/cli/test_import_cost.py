@@ -40,7 +40,7 @@ _HELP_ALSO = (
     "jarvis.app",
     "jarvis.model",
     "typer.rich_utils",
-    "rich.markdown",
+    "rich",
 )
 """Not needed to print help either: no settings, no store, no model, and plain
 help rather than rich's (its Markdown renderer was a third of `--help`)."""
