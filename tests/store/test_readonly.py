@@ -206,3 +206,11 @@ def test_a_password_in_the_url_is_never_shown() -> None:
     reader = DirectReader("postgresql+asyncpg://jarvis:s3cret@db.internal:5432/jarvis")
     assert reader.url == "postgresql+asyncpg://jarvis:***@db.internal:5432/jarvis"
     assert "s3cret" not in str(reader.unreachable(OSError("refused")))
+
+
+async def test_an_engine_is_made_on_first_use_for_what_needs_sql(reader: DirectReader) -> None:
+    """The customers table and LLM usage read through SQLAlchemy: they still can."""
+    from sqlalchemy import text
+
+    async with reader.engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM events"))).scalar() == 60
