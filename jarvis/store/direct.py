@@ -23,14 +23,17 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from jarvis.model import Event, EventKind, KillSwitchState
 from jarvis.store.codec import EVENT_COLUMNS, event_record
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
-__all__ = ["sqlite_file", "sqlite_time", "write_flip"]
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["pg_connect", "sqlite_connect", "sqlite_file", "sqlite_time", "write_flip"]
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _PG_SCHEMES = {"postgresql", "postgresql+asyncpg", "postgres"}
@@ -105,19 +108,50 @@ def _sqlite_values(event: Event) -> tuple[Any, ...]:
     return tuple(values[name] for name in EVENT_COLUMNS)
 
 
-def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> bool:
+def sqlite_connect(
+    path: str,
+    mode: Literal["ro", "rw"],
+    *,
+    own_transactions: bool = False,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection | None:
+    """A connection to the existing database file at ``path``, or None.
+
+    ``mode`` is ``rw`` or ``ro``: never ``rwc``, so a missing file is never
+    created here (the store's path creates and migrates it). With
+    ``own_transactions`` the caller issues its own ``BEGIN``.
+    """
     if not Path(path).is_file():
-        return False  # a first start: the store's path creates and migrates it
-    event_values = _sqlite_values(event)
+        return None
     try:
-        # mode=rw: never create a database here; isolation_level=None: our BEGIN.
-        connection = sqlite3.connect(
-            f"file:{quote(path)}?mode=rw",
+        return sqlite3.connect(
+            f"file:{quote(path)}?mode={mode}",
             uri=True,
             timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
+            isolation_level=None if own_transactions else "DEFERRED",
+            check_same_thread=check_same_thread,
         )
     except sqlite3.Error:
+        return None
+
+
+async def pg_connect(url: str) -> asyncpg.Connection[Any] | None:
+    """An asyncpg connection to the database at ``url``, or None when none can be had."""
+    import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
+
+    dsn = urlunsplit(urlsplit(url)._replace(scheme="postgresql"))
+    try:
+        return await asyncpg.connect(
+            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
+        return None
+
+
+def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> bool:
+    event_values = _sqlite_values(event)
+    connection = sqlite_connect(path, "rw", own_transactions=True)
+    if connection is None:
         return False
     try:
         connection.execute("BEGIN IMMEDIATE")
@@ -136,15 +170,10 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> boo
 
 
 async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> bool:
-    import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
+    import asyncpg  # noqa: PLC0415 -- loaded already by `pg_connect`
 
-    parts = urlsplit(url)
-    dsn = urlunsplit(parts._replace(scheme="postgresql"))
-    try:
-        connection = await asyncpg.connect(
-            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
+    connection = await pg_connect(url)
+    if connection is None:
         return False
     try:
         async with connection.transaction():

@@ -25,18 +25,16 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
 
 from jarvis.model import Event, KillSwitchState, RetryState
 from jarvis.store.codec import readable_events, retry_from_row
-from jarvis.store.direct import sqlite_file, sqlite_time
+from jarvis.store.direct import pg_connect, sqlite_connect, sqlite_file, sqlite_time
 from jarvis.store.errors import StoreError
 from jarvis.store.revision import HEAD_REVISION
-from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
 if TYPE_CHECKING:
     import asyncpg
@@ -65,17 +63,9 @@ async def open_reader(url: str) -> DirectReader | None:
 
 def _open_sqlite(url: str) -> DirectReader | None:
     path = sqlite_file(url)
-    if path is None or not Path(path).is_file():
-        return None
-    try:
-        # Used from worker threads, one query at a time (`DirectReader._lock`).
-        connection = sqlite3.connect(
-            f"file:{quote(path)}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=False,
-        )
-    except sqlite3.Error:
+    # Used from worker threads, one query at a time (`DirectReader._lock`).
+    connection = None if path is None else sqlite_connect(path, "ro", check_same_thread=False)
+    if connection is None:
         return None
     try:
         row = connection.execute(_REVISION).fetchone()
@@ -89,14 +79,10 @@ def _open_sqlite(url: str) -> DirectReader | None:
 
 
 async def _open_postgres(url: str) -> DirectReader | None:
-    import asyncpg  # noqa: PLC0415 - only for a PostgreSQL database
+    import asyncpg  # noqa: PLC0415 - loaded already by `pg_connect`
 
-    dsn = urlunsplit(urlsplit(url)._replace(scheme="postgresql"))
-    try:
-        connection = await asyncpg.connect(
-            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
-        )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
+    connection = await pg_connect(url)
+    if connection is None:
         return None
     try:
         revision = await connection.fetchval(_REVISION)
