@@ -33,7 +33,13 @@ from jarvis.loop.ledger import RetryLedger, still_broken
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
 from jarvis.loop.peers import PeerFailures, tick_window
 from jarvis.loop.plan import plan_actions
-from jarvis.loop.record import HISTORY_EVENTS, HISTORY_KINDS, Recorder, history_horizon
+from jarvis.loop.record import (
+    HISTORY_EVENTS,
+    HISTORY_KINDS,
+    Recorder,
+    history_horizon,
+    reads_events,
+)
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.model import (
@@ -178,7 +184,8 @@ class Reconciler:
         await self.changes.load(self.store, now)
         if self.peers is not None:
             await self.peers.start(self.store)
-        await self.history.load(now - history_horizon(self.policies))
+        if reads_events(self.policies):
+            await self.history.load(now - history_horizon(self.policies))
         alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
         self.breakers.restore(alerts)
         self.endpoints.restore(alerts)

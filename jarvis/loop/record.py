@@ -42,8 +42,21 @@ HISTORY_HORIZON = timedelta(hours=24)
 
 def history_horizon(policies: Iterable[object]) -> timedelta:
     """The longest ``history_horizon`` a policy states, and never less than the default."""
+    return max([HISTORY_HORIZON, *_stated_horizons(policies)])
+
+
+def reads_events(policies: Iterable[object]) -> bool:
+    """Whether any policy reads `History.events`, which it says by stating a horizon.
+
+    Only then is the window loaded at start: `jarvis plan` with no such policy
+    enabled reads none of the up to `HISTORY_EVENTS` events.
+    """
+    return bool(_stated_horizons(policies))
+
+
+def _stated_horizons(policies: Iterable[object]) -> list[timedelta]:
     stated = (getattr(policy, "history_horizon", None) for policy in policies)
-    return max([HISTORY_HORIZON, *(h for h in stated if isinstance(h, timedelta))])
+    return [horizon for horizon in stated if isinstance(horizon, timedelta)]
 
 
 class Recorder:

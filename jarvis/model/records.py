@@ -119,10 +119,11 @@ class EventHistory(Protocol):
     ``resource`` (every resource when None) with ``ts >= since``, ordered by
     ``ts``, then id. It is asynchronous, since the event store stands behind
     it (`jarvis.store.history`), so policies, which are pure and synchronous,
-    never call it. A policy states how far back it reads instead, as a
-    ``history_horizon`` attribute (a `timedelta`); the reconciler asks this
-    seam for the longest horizon stated when it starts, and every tick passes
-    what the seam's cache holds, kept current as events are recorded, as
+    never call it. A policy that reads `History.events` states how far back
+    it reads instead, as a ``history_horizon`` attribute (a `timedelta`); the
+    reconciler asks this seam for the longest horizon stated when it starts
+    (and for nothing when no policy states one), and every tick passes what
+    the seam's cache holds, kept current as events are recorded, as
     `History.events`.
     """
 

@@ -85,6 +85,10 @@ class RollbackPolicy:
         self._rollouts = RolloutIndex()
         self._matches: dict[str, bool] = {}
 
+    history_horizon = timedelta(hours=24)
+    """How far back this policy reads `History.events` (each resource's versions):
+    the loop loads that much of the record at start (`jarvis.model.EventHistory`)."""
+
     @property
     def name(self) -> str:
         return self._name

@@ -212,10 +212,17 @@ class LongMemory(ProposeEach):
     history_horizon = timedelta(days=3)
 
 
+class ShortMemory(ProposeEach):
+    """A policy that states it reads an hour of history."""
+
+    history_horizon = timedelta(hours=1)
+
+
 async def test_history_loads_at_start_by_event_time_for_the_longest_stated_horizon(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    """A restart reads history by event time, 24 hours back unless a policy states longer."""
+    """A restart reads history by event time, 24 hours back unless a policy states longer,
+    and reads none when no policy reads it (`jarvis plan` on a busy database)."""
     app = await make_app()
     now = clock.now()
     app.store.append(
@@ -229,7 +236,9 @@ async def test_history_loads_at_start_by_event_time_for_the_longest_stated_horiz
     await app.aclose()
 
     restarted = await make_app()
-    window = restarted.reconciler.history.window
+    assert restarted.reconciler.history.window == ()  # no policy reads History.events
+    short = await make_app([ShortMemory([])])
+    window = short.reconciler.history.window
     assert [e.idempotency_key for e in window] == ["older", "recent"]
     remembering = await make_app([LongMemory([])])
     window = remembering.reconciler.history.window
