@@ -33,7 +33,7 @@ from jarvis.store.redact import Redactor
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
 from jarvis.store.sql import OUTCOME_KINDS, SqlBackend
-from jarvis.store.storable import safe_event, safe_retry
+from jarvis.store.storable import safe_retry
 
 __all__ = ["OUTCOME_KINDS", "EventBackend", "EventStore", "FlushResult"]
 
@@ -178,8 +178,7 @@ class EventStore:
         """
         if self.read_only:
             return
-        redact = self.redactor.event
-        self._buffer.extend(safe_event(redact(event)) for event in events)
+        self._buffer.extend(map(self.redactor.storable, events))
 
     def stage_retry(self, state: RetryState) -> None:
         """Buffer an upsert of one retry-ledger row; the latest per key wins (none if read-only)."""
