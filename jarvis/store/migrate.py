@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD_REVISION = "0008_revenue"
+HEAD_REVISION = "0009_event_indexes"
 """The newest revision under ``migrations/versions``; a test holds it equal to Alembic's head."""
 
 
