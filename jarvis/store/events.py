@@ -214,9 +214,11 @@ class EventStore:
             if self.read_only:
                 return FlushResult(written=0, spooled=0)
             spool = self._spool
-            fence = self.fence if retries or any(map(is_intent, batch)) else None
+            # The intents, in one pass over a batch that may hold 50,000 facts (no call each).
+            started = EventKind.ACTION_STARTED
+            keys = [e.idempotency_key for e in batch if e.kind is started]
+            fence = self.fence if retries or keys else None
             # The loop flushes each intent on its own: a batch holds one capped intent at most.
-            keys = [e.idempotency_key for e in batch if is_intent(e)]
             caps = [cap for key in keys for cap in self._caps.get(key, ())]
             replayed = 0
             try:
