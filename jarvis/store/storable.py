@@ -22,7 +22,7 @@ from typing import Any
 
 from jarvis.model import Event, RetryState
 
-__all__ = ["payload_json", "safe_event", "safe_retry", "safe_text"]
+__all__ = ["payload_json", "safe_event", "safe_retry", "safe_text", "storable_text"]
 
 
 def safe_text(value: str) -> str:
@@ -37,7 +37,8 @@ def safe_text(value: str) -> str:
     return value
 
 
-def _storable_text(value: str) -> bool:
+def storable_text(value: str) -> bool:
+    """Whether `safe_text` would leave ``value`` as it is (no NUL, no lone surrogate)."""
     if "\x00" in value:
         return False
     if value.isascii():
@@ -59,7 +60,7 @@ def _storable(value: Any) -> bool:
     # Plain loops, not all() over a generator: this runs for every value of
     # every event appended, and the generator frames cost a third of it.
     if isinstance(value, str):
-        return _storable_text(value)
+        return storable_text(value)
     if isinstance(value, bool | int) or value is None:
         return True
     if isinstance(value, float):
@@ -75,7 +76,7 @@ def _storable(value: Any) -> bool:
 
 def _storable_mapping(value: Mapping[Any, Any]) -> bool:
     for k, v in value.items():  # noqa: SIM110 - a loop: all() would add a generator frame
-        if not (isinstance(k, str) and _storable_text(k) and _storable(v)):
+        if not (isinstance(k, str) and storable_text(k) and _storable(v)):
             return False
     return True
 
@@ -113,7 +114,7 @@ def _storable_event(event: Event) -> bool:
         event.reason or "",
         event.action_id or "",
     )
-    return _storable_text("".join(fields)) and _storable_payload(event.payload)
+    return storable_text("".join(fields)) and _storable_payload(event.payload)
 
 
 def _refuse(value: Any) -> Any:
@@ -149,7 +150,7 @@ def _storable_payload(payload: Mapping[str, Any]) -> bool:
         return _storable(payload)
     if "\\u0000" in text:
         return _storable(payload)
-    return text.isascii() or _storable_text(text)
+    return text.isascii() or storable_text(text)
 
 
 def safe_event(event: Event) -> Event:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -107,12 +108,25 @@ events = Table(
     Column("reason", Text),
     Column("payload", json_type(), nullable=False),
     Column("action_id", Text),
-    Column("idempotency_key", Text, nullable=False, unique=True),
+    # Byte order on PostgreSQL: no collation work per key written (migration 0009).
+    Column(
+        "idempotency_key",
+        Text().with_variant(Text(collation="C"), "postgresql"),
+        nullable=False,
+        unique=True,
+    ),
     # "Last N of a kind / of a resource" walks these backwards by id.
     Index(None, "kind", "id"),
     Index(None, "resource", "id"),
+    # Reads by time (history, reports, budgets, fleet caps) walk this one.
     Index(None, "ts"),
-    Index(None, "action_id"),
+    # Only action events carry an action id; every reader asks for one equal to another's.
+    Index(
+        None,
+        "action_id",
+        postgresql_where=text("action_id IS NOT NULL"),
+        sqlite_where=text("action_id IS NOT NULL"),
+    ),
 )
 
 retry_state = Table(

@@ -15,7 +15,7 @@ connection (and in the transaction) the caller passes in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -91,19 +91,23 @@ class PostgresEventWriter(EventWriter):
         super().__init__(postgresql)
 
     async def write_events(self, connection: AsyncConnection, batch: Sequence[Event]) -> None:
-        records = [event_record(event) for event in batch]
         raw = (await connection.get_raw_connection()).driver_connection
         # SAVEPOINT through SQLAlchemy, which also opens the transaction the raw COPY joins.
         savepoint = await connection.begin_nested()
+        refused: list[Exception] = []
         try:
             await raw.copy_records_to_table(  # type: ignore[union-attr]  # asyncpg is untyped
-                "events", records=records, columns=EVENT_COLUMNS
+                "events", records=_records(batch, refused), columns=EVENT_COLUMNS
             )
         except asyncpg.UniqueViolationError:
             await savepoint.rollback()
         else:
+            if refused:  # the COPY ended early and short: write none of it
+                await savepoint.rollback()
+                raise refused[0]
             await savepoint.commit()
             return
+        records = [event_record(event) for event in batch]
         await connection.execute(_CREATE_INCOMING)
         await raw.copy_records_to_table(  # type: ignore[union-attr]  # asyncpg is untyped
             _INCOMING,
@@ -111,6 +115,26 @@ class PostgresEventWriter(EventWriter):
             columns=("seq", *EVENT_COLUMNS),
         )
         await connection.execute(_MOVE_INCOMING)
+
+
+def _records(batch: Sequence[Event], refused: list[Exception]) -> Iterator[tuple[Any, ...]]:
+    """The batch's COPY records, each built as asyncpg sends the one before.
+
+    asyncpg streams the COPY in chunks of about 512 KiB as it iterates, so the
+    server parses and indexes one chunk while this builds the next, instead of
+    waiting for the whole batch (docs/benchmarks.md, benchmark 3). An event
+    that cannot be encoded ends the records there, and is left in ``refused``
+    for the caller to roll the short COPY back and raise: an exception inside
+    asyncpg's COPY would abort it with a CopyFail and a cancel request that
+    can race the statements after it.
+    """
+    for event in batch:
+        try:
+            record = event_record(event)
+        except (TypeError, ValueError, RecursionError) as exc:
+            refused.append(exc)
+            return
+        yield record
 
 
 def event_writer(dialect_name: str) -> EventWriter:

@@ -163,3 +163,18 @@ async def test_a_naive_timestamp_raises_and_keeps_the_buffer(store: EventStore) 
         await store.flush()
     assert store.spooled == 0
     assert await store.count_events() == 0
+
+
+async def test_a_bad_event_late_in_a_big_batch_writes_none_of_the_batch(
+    store: EventStore,
+) -> None:
+    """PostgreSQL streams a big batch's COPY as it builds each row: one that cannot be
+    built, after many that were sent, still leaves nothing written and the store usable."""
+    good = [event(f"g{i}", resource=f"sim://svc-{i}") for i in range(8_000)]
+    naive = Event(kind=EventKind.TICK_STARTED, ts=datetime(2025, 1, 1), idempotency_key="n")  # noqa: DTZ001 - the error under test
+    store.append([*good, naive])
+    with pytest.raises((ValueError, StatementError), match="naive"):
+        await store.flush()
+    assert store.spooled == 0
+    assert await store.count_events() == 0
+    assert await store.events(limit=5) == []

@@ -25,6 +25,8 @@ from jarvis.store.storable import _safe_json, safe_event, safe_text
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 SECRETS = ["s3cret-token", 'pa"ss\\word', "db-pass"]
+PLAIN = [SECRETS[0], SECRETS[2]]
+"""Secrets JSON does not escape: `Redactor.storable` then takes its one-pass path."""
 TEXT_FIELDS = ("idempotency_key", "tick_id", "resource", "action_kind", "policy", "reason")
 
 # Pieces that make the checks' shortcuts go wrong if they can: NUL, both halves of a
@@ -96,6 +98,23 @@ def test_redaction_misses_no_secret_and_copies_no_clean_event(
     made = redactor.event(event)
     assert _same(fields(made), expected)
     assert (made is event) == _same(expected, fields(event))
+
+
+@given(events, st.sampled_from([SECRETS, PLAIN, [SECRETS[1]], []]))
+@example(Event(EventKind.ALERT, NOW, "k", payload={"x": [SECRETS[2]]}), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "db-", reason="pass"), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "k", tick_id="\ud800", payload={"a": "\udc00"}), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "k", payload={"a": float("nan")}), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "k", action_id="\x00"), [])
+@example(Event(EventKind.ALERT, NOW, "k", payload={"a": ["\x00"]}), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "k", payload={"a": SECRETS[1]}), SECRETS)
+def test_storable_answers_as_redaction_then_safe_event(event: Event, secrets: list[str]) -> None:
+    """`Redactor.storable`, the store's one pass at append, is the two checks in a row."""
+    redactor = Redactor(secrets)
+    expected = safe_event(redactor.event(event))
+    made = redactor.storable(event)
+    assert _same(fields(made), fields(expected))
+    assert (made is event) == (expected is event)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -223,7 +224,13 @@ async def _schema(url: str) -> dict[str, object]:
                     for u in found.get_unique_constraints(table)
                 ),
                 "indexes": sorted(
-                    (i["name"] or "", tuple(map(str, i["column_names"])), bool(i["unique"]))
+                    (
+                        i["name"] or "",
+                        tuple(map(str, i["column_names"])),
+                        bool(i["unique"]),
+                        # A partial index's WHERE (SQLite reflects it as a clause object).
+                        sorted((k, str(v)) for k, v in i.get("dialect_options", {}).items()),
+                    )
                     for i in found.get_indexes(table)
                 ),
                 "foreign_keys": found.get_foreign_keys(table),
@@ -261,6 +268,83 @@ async def test_a_new_database_gets_the_schema_the_migrations_make(
     finally:
         if on_pg:
             await drop_pg_database(other)
+
+
+async def _alembic(url: str, command_name: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``downgrade`` to ``revision`` on ``url``."""
+    from alembic import command
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        getattr(command, command_name)(config, revision)
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+async def _event_indexes(url: str) -> tuple[dict[str, str], str]:
+    """The ``events`` indexes (name -> columns and WHERE) and the idempotency key's type."""
+    schema = (await _schema(url))["events"]
+    assert isinstance(schema, dict)
+    indexes = {str(name): str((cols, where)) for name, cols, _, where in schema["indexes"]}
+    key = next(str(kind) for name, kind, _, _ in schema["columns"] if name == "idempotency_key")
+    return indexes, key
+
+
+async def test_the_event_index_revision_goes_down_and_up_keeping_rows_and_keys_unique(
+    db_url: str,
+) -> None:
+    """0009 makes the ``action_id`` index partial and, on PostgreSQL, the idempotency key
+    byte-wise; its downgrade gives 0008's indexes back. Rows stay, and a replayed key is
+    still a no-op at every step."""
+    from jarvis.model import Event, EventKind
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    written = [
+        Event(EventKind.ACTION_STARTED, at, "intent-1", resource="sim://a", action_id="act-1"),
+        Event(EventKind.TICK_STARTED, at, "tick-1"),
+    ]
+
+    async def write(events: list[Event]) -> int:
+        store = await EventStore.connect(db_url, auto_migrate=False)
+        try:
+            store.append(events)
+            await store.flush()
+            return await store.count_events()
+        finally:
+            await store.aclose()
+
+    on_pg = not db_url.startswith("sqlite")
+    await upgrade(db_url)
+    head, head_key = await _event_indexes(db_url)
+    assert "action_id IS NOT NULL" in head["ix_events_action_id"]
+    assert ('COLLATE "C"' in head_key) == on_pg
+    assert await write(written) == 2
+
+    await _alembic(db_url, "downgrade", "0008_revenue")
+    before, before_key = await _event_indexes(db_url)
+    assert "action_id IS NOT NULL" not in before["ix_events_action_id"]
+    assert "COLLATE" not in before_key
+    del before["ix_events_action_id"]
+    assert before == {name: where for name, where in head.items() if name != "ix_events_action_id"}
+
+    await _alembic(db_url, "upgrade", "head")
+    assert await _event_indexes(db_url) == (head, head_key)
+    late = Event(EventKind.TICK_FINISHED, at, "tick-1-end")
+    assert await write([*written, late]) == 3  # the two replayed are skipped
+    store = await EventStore.connect(db_url, auto_migrate=False)
+    try:
+        assert [e.action_id for e in await store.open_intents()] == ["act-1"]
+    finally:
+        await store.aclose()
 
 
 async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
