@@ -33,7 +33,7 @@ EXIT_STORE = 1
 
 
 class _Console:
-    """A rich `Console`, made on first use: `--help` and a failed setting print none."""
+    """A rich `Console`, made on first use: `--help` (click's) and `--json` never load rich."""
 
     def __init__(self, *, stderr: bool = False) -> None:
         self._stderr = stderr
