@@ -128,7 +128,7 @@ class ScalingPolicy:
             index = self._rule_of.get(uri)
             if index is None:
                 index = self._rule_of[uri] = self._match(uri)
-            if index < 0 or state.replicas is None:
+            if index < 0 or state.replicas is None or self._settled(uri, state, index, tick):
                 continue
             result = self._decide(uri, state, index, tick)
             if isinstance(result, Action):
@@ -139,6 +139,38 @@ class ScalingPolicy:
 
     def _match(self, uri: str) -> int:
         return next((i for i, rule in enumerate(self._rules) if rule.matches(uri)), -1)
+
+    def _settled(self, uri: str, state: ResourceState, index: int, tick: Tick) -> bool:
+        """Whether `_decide` would find nothing to do, by its quiet path alone; False: ask it.
+
+        Most services, most ticks: replicas above zero within bounds of at
+        least one, usable metrics, and a recommendation of the current count.
+        The same steps as `_decide` and `_move` in one frame (their calls were
+        most of the policy's time); anything else is left to them, which
+        recompute it, so False never changes a decision.
+        """
+        replicas = state.replicas
+        if replicas is None:
+            return False
+        current = replicas.desired
+        rule_bounds = tick.bounds.get(index)
+        if rule_bounds is None:
+            rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
+        low, high, _ = rule_bounds
+        if replicas.min is not None:
+            low = max(low, replicas.min)
+        if replicas.max is not None:
+            high = min(high, replicas.max)
+        if not 1 <= low <= current <= high:
+            return False
+        pairs = self._pairs[index]
+        metrics = state.metrics
+        if not all_present(metrics, pairs) or tick.now - state.observed_at > self._max_age:
+            return False
+        recommended = tick.recommended[uri] = recommended_replicas(
+            current, metrics, pairs, self._tolerance
+        )
+        return recommended == current
 
     def _decide(
         self, uri: str, state: ResourceState, index: int, tick: Tick
