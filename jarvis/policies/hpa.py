@@ -139,6 +139,29 @@ def recommended_replicas(
     return best
 
 
+def usable_recommendation(
+    current: int,
+    metrics: Mapping[str, float],
+    pairs: Iterable[tuple[str, float]],
+    tolerance: float,
+) -> int | None:
+    """`recommended_replicas` when `all_present` holds, else None, in one pass.
+
+    The scaling policy's quiet path asks both for every service every tick.
+    """
+    best: int | None = None
+    for name, target in pairs:
+        value = metrics.get(name)
+        if value is None or not (math.isfinite(value) and value >= 0):
+            return None
+        proposal, _ = _propose(name, float(value), target, current, tolerance)
+        if best is None or proposal > best:
+            best = proposal
+    if best is None:  # MetricTargets guarantees at least one target
+        raise ValueError("no metric targets")
+    return best
+
+
 def _propose(
     name: str, value: float, target: float, current: int, tolerance: float
 ) -> tuple[int, float]:

@@ -32,7 +32,13 @@ from typing import Any
 
 from jarvis.model import Action, History, ResourceState, Scale, Snapshot
 from jarvis.policies.base import Evaluation, Note
-from jarvis.policies.hpa import all_present, missing, recommend, recommended_replicas
+from jarvis.policies.hpa import (
+    all_present,
+    missing,
+    recommend,
+    recommended_replicas,
+    usable_recommendation,
+)
 from jarvis.policies.hpa_behavior import (
     Behavior,
     rate_limit,
@@ -163,13 +169,14 @@ class ScalingPolicy:
             high = min(high, replicas.max)
         if not 1 <= low <= current <= high:
             return False
-        pairs = self._pairs[index]
-        metrics = state.metrics
-        if not all_present(metrics, pairs) or tick.now - state.observed_at > self._max_age:
+        if tick.now - state.observed_at > self._max_age:
             return False
-        recommended = tick.recommended[uri] = recommended_replicas(
-            current, metrics, pairs, self._tolerance
+        recommended = usable_recommendation(
+            current, state.metrics, self._pairs[index], self._tolerance
         )
+        if recommended is None:
+            return False
+        tick.recommended[uri] = recommended
         return recommended == current
 
     def _decide(
