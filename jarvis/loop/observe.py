@@ -52,9 +52,7 @@ async def observe_all(
         except Exception as exc:  # noqa: BLE001 - one provider failing must not stop the others
             errors[actuator.name] = f"{type(exc).__name__}: {exc}"
         finally:
-            metrics.observe_duration.labels(actuator=actuator.name).observe(
-                anyio.current_time() - started
-            )
+            metrics.observed(actuator.name, anyio.current_time() - started)
 
     async with anyio.create_task_group() as group:
         for actuator in actuators:
