@@ -136,7 +136,7 @@ def transitions(
     changed: list[Event] = []
     for uri, state in resources.items():
         previous = last.get(uri)
-        if previous is None or previous.transition_key() != state.transition_key():
+        if previous is None or not previous.same_transition(state):
             changed.append(ev.resource_changed(tick_id, now, state, previous))
         last[uri] = state
     return changed
