@@ -367,9 +367,7 @@ class Metrics:
         """Count one actuator's observe() and how long it took."""
         child = self._observe_series.get(actuator)
         if child is None:
-            child = self._observe_series[actuator] = self.observe_duration.labels(
-                actuator=actuator
-            )
+            child = self._observe_series[actuator] = self.observe_duration.labels(actuator=actuator)
         child.observe(seconds)
 
     def ticked(self, outcome: str) -> None:
