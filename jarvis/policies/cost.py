@@ -250,7 +250,10 @@ class CostPolicy:
         return self._quantize(route, target), why
 
     def _base(self, route: Route, spend: Spend) -> tuple[dict[str, float], str]:
-        """The configured weights, adjusted by performance-based selection, and why."""
+        """The configured weights, adjusted by performance-based selection, and why.
+
+        The same dict while the record stands: callers read it and never change it.
+        """
         performance = spend.performance.get(route.name)
         record = None if performance is None else tuple(performance.items())
         last = self._chosen.get(route.name)
