@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -75,3 +76,26 @@ def test_metric_changes_are_not_transitions() -> None:
     assert before.transition_key() == after.transition_key()
     crashed = ResourceState(ref, Health.UNHEALTHY, now, Replicas(2, 0))
     assert crashed.transition_key() != before.transition_key()
+
+
+def test_same_transition_agrees_with_the_transition_key() -> None:
+    """Two states are the same transition exactly when their transition keys are equal."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ref = ResourceRef("sim", "a")
+    base = ResourceState(ref, Health.HEALTHY, now, Replicas(2, 2), version="v1", detail="")
+    variants = [
+        base,
+        replace(base, metrics={"cpu": 0.9}, observed_at=now + timedelta(seconds=30)),
+        replace(base, replicas=Replicas(2, 2)),
+        replace(base, replicas=Replicas(2, 2, pending=1, min=1, max=9)),
+        replace(base, replicas=Replicas(3, 2)),
+        replace(base, replicas=Replicas(2, 1)),
+        replace(base, replicas=None),
+        replace(base, health=Health.DEGRADED),
+        replace(base, version="v2"),
+        replace(base, version=None),
+        replace(base, detail="CrashLoopBackOff"),
+    ]
+    for a in variants:
+        for b in variants:
+            assert a.same_transition(b) == (a.transition_key() == b.transition_key()), (a, b)

@@ -220,7 +220,7 @@ class Scheduler:
             log.error("tick timed out", timeout=self.tick_timeout)
             await self._settle()
         self.ticks += 1
-        self.metrics.ticks.labels(outcome=outcome).inc()
+        self.metrics.ticked(outcome)
         self.metrics.tick_duration.observe((self.clock.now() - started).total_seconds())
         return TickResult(outcome, report, error)
 

@@ -114,6 +114,25 @@ class ResourceState:
             self.detail,
         )
 
+    def same_transition(self, other: ResourceState) -> bool:
+        """``self.transition_key() == other.transition_key()``, without building either.
+
+        The loop asks this of every resource every tick; a service's `Replicas`
+        is usually the same object from one observation to the next.
+        """
+        if (
+            self.health != other.health
+            or self.version != other.version
+            or self.detail != other.detail
+        ):
+            return False
+        mine, theirs = self.replicas, other.replicas
+        if mine is theirs:
+            return True
+        if mine is None or theirs is None:
+            return False
+        return mine.desired == theirs.desired and mine.running == theirs.running
+
     def record_attributes(self) -> dict[str, JSON]:
         """Facets and remaining attributes as one JSON object, for `resource.changed`.
 

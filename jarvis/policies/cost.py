@@ -82,6 +82,14 @@ class CostPolicy:
         self._selection = selection
         self._max_shift = max_shift
         self._name = name
+        # Per route, the last performance record and what selection made of it,
+        # and the last weights quantized and their result. The window's record
+        # changes once an hour and a stage's weights rarely, while both were
+        # worked out every tick. Equal inputs (compared by value) give the same
+        # answer from these pure functions; anything else recomputes. A memo,
+        # not state: the policy's answers are the same with or without it.
+        self._chosen: dict[str, tuple[object, dict[str, float], str]] = {}
+        self._quantized: dict[str, tuple[tuple[tuple[str, float], ...], dict[str, float]]] = {}
 
     @classmethod
     def from_settings(
@@ -219,14 +227,7 @@ class CostPolicy:
     def _target(
         self, route: Route, stage: Stage, spend: Spend, costs: Mapping[str, float]
     ) -> tuple[dict[str, float], str]:
-        base = {m: route.weights.get(m, 0.0) for m in route.models}
-        why = "restoring the configured weights"
-        if self._selection is not None:
-            stats = _stats(spend.performance.get(route.name))
-            chosen = select(stats, route.models, self._selection)
-            if chosen is not None:
-                base = prefer(base, chosen.model, self._selection.shift, route.floors)
-                why = chosen.describe()
+        base, why = self._base(route, spend)
         # Cheapest first on ties of price, then configuration order.
         cheapest = min(route.models, key=lambda m: (costs[m], route.models.index(m)))
         if stage is Stage.CHEAPEST:
@@ -246,7 +247,35 @@ class CostPolicy:
                 )
         else:
             target = base
-        return quantize(target, route.floors), why
+        return self._quantize(route, target), why
+
+    def _base(self, route: Route, spend: Spend) -> tuple[dict[str, float], str]:
+        """The configured weights, adjusted by performance-based selection, and why.
+
+        The same dict while the record stands: callers read it and never change it.
+        """
+        performance = spend.performance.get(route.name)
+        record = None if performance is None else tuple(performance.items())
+        last = self._chosen.get(route.name)
+        if last is not None and last[0] == record:
+            return last[1], last[2]
+        base = {m: route.weights.get(m, 0.0) for m in route.models}
+        why = "restoring the configured weights"
+        if self._selection is not None:
+            chosen = select(_stats(performance), route.models, self._selection)
+            if chosen is not None:
+                base = prefer(base, chosen.model, self._selection.shift, route.floors)
+                why = chosen.describe()
+        self._chosen[route.name] = (record, base, why)
+        return base, why
+
+    def _quantize(self, route: Route, target: Mapping[str, float]) -> dict[str, float]:
+        """`quantize` of ``target`` at the route's floors; a new dict the caller may keep."""
+        weights = tuple(target.items())
+        last = self._quantized.get(route.name)
+        if last is None or last[0] != weights:
+            last = self._quantized[route.name] = (weights, quantize(target, route.floors))
+        return dict(last[1])
 
 
 def _stats(performance: Mapping[str, ModelPerformance] | None) -> dict[str, ModelStats]:

@@ -69,11 +69,6 @@ class Recommendation:
     explanation: str
 
 
-def _round(value: float) -> float:
-    # 2 x 1.1 is 2.2000000000000002; ceil must not turn float noise into a replica.
-    return round(value, 9)
-
-
 def missing(metrics: Mapping[str, float], targets: MetricTargets) -> list[str]:
     """The configured metrics absent from ``metrics`` or not a finite, non-negative number."""
     return [name for name, _ in targets.pairs() if not _usable(metrics.get(name))]
@@ -144,6 +139,29 @@ def recommended_replicas(
     return best
 
 
+def usable_recommendation(
+    current: int,
+    metrics: Mapping[str, float],
+    pairs: Iterable[tuple[str, float]],
+    tolerance: float,
+) -> int | None:
+    """`recommended_replicas` when `all_present` holds, else None, in one pass.
+
+    The scaling policy's quiet path asks both for every service every tick.
+    """
+    best: int | None = None
+    for name, target in pairs:
+        value = metrics.get(name)
+        if value is None or not (math.isfinite(value) and value >= 0):
+            return None
+        proposal, _ = _propose(name, float(value), target, current, tolerance)
+        if best is None or proposal > best:
+            best = proposal
+    if best is None:  # MetricTargets guarantees at least one target
+        raise ValueError("no metric targets")
+    return best
+
+
 def _propose(
     name: str, value: float, target: float, current: int, tolerance: float
 ) -> tuple[int, float]:
@@ -154,6 +172,8 @@ def _propose(
     else:
         ratio = value / target
         raw = current * ratio
-    if _round(abs(ratio - 1)) <= tolerance:
+    # Rounded to 9 places: 2 x 1.1 is 2.2000000000000002, and ceil must not turn
+    # float noise into a replica. Inline, not a helper: this runs per service per tick.
+    if round(abs(ratio - 1), 9) <= tolerance:
         return current, ratio
-    return math.ceil(_round(raw)), ratio
+    return math.ceil(round(raw, 9)), ratio

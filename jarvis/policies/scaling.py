@@ -32,7 +32,13 @@ from typing import Any
 
 from jarvis.model import Action, History, ResourceState, Scale, Snapshot
 from jarvis.policies.base import Evaluation, Note
-from jarvis.policies.hpa import all_present, missing, recommend, recommended_replicas
+from jarvis.policies.hpa import (
+    all_present,
+    missing,
+    recommend,
+    recommended_replicas,
+    usable_recommendation,
+)
 from jarvis.policies.hpa_behavior import (
     Behavior,
     rate_limit,
@@ -128,7 +134,7 @@ class ScalingPolicy:
             index = self._rule_of.get(uri)
             if index is None:
                 index = self._rule_of[uri] = self._match(uri)
-            if index < 0 or state.replicas is None:
+            if index < 0 or state.replicas is None or self._settled(uri, state, index, tick):
                 continue
             result = self._decide(uri, state, index, tick)
             if isinstance(result, Action):
@@ -139,6 +145,39 @@ class ScalingPolicy:
 
     def _match(self, uri: str) -> int:
         return next((i for i, rule in enumerate(self._rules) if rule.matches(uri)), -1)
+
+    def _settled(self, uri: str, state: ResourceState, index: int, tick: Tick) -> bool:
+        """Whether `_decide` would find nothing to do, by its quiet path alone; False: ask it.
+
+        Most services, most ticks: replicas above zero within bounds of at
+        least one, usable metrics, and a recommendation of the current count.
+        The same steps as `_decide` and `_move` in one frame (their calls were
+        most of the policy's time); anything else is left to them, which
+        recompute it, so False never changes a decision.
+        """
+        replicas = state.replicas
+        if replicas is None:
+            return False
+        current = replicas.desired
+        rule_bounds = tick.bounds.get(index)
+        if rule_bounds is None:
+            rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
+        low, high, _ = rule_bounds
+        if replicas.min is not None:
+            low = max(low, replicas.min)
+        if replicas.max is not None:
+            high = min(high, replicas.max)
+        if not 1 <= low <= current <= high:
+            return False
+        if tick.now - state.observed_at > self._max_age:
+            return False
+        recommended = usable_recommendation(
+            current, state.metrics, self._pairs[index], self._tolerance
+        )
+        if recommended is None:
+            return False
+        tick.recommended[uri] = recommended
+        return recommended == current
 
     def _decide(
         self, uri: str, state: ResourceState, index: int, tick: Tick

@@ -40,12 +40,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from jarvis.actuators.llm.routing import checked_params, format_weight
-from jarvis.actuators.llm.spend import MonthRow, WindowRow, usage_state
+from jarvis.actuators.llm.spend import MonthRow, WindowRow, performance_of, usage_state
 from jarvis.actuators.sim.traffic import day_factor
 from jarvis.config import Settings
 from jarvis.config.cost import RouteSettings
 from jarvis.model import (
     Action,
+    ModelPerformance,
     Outcome,
     ResourceState,
     month_bounds,
@@ -88,7 +89,9 @@ class SimulatedLlm:
         self._buckets: deque[tuple[int, list[float]]] = deque()
         self._window = [0.0 for _ in self._lanes()]
         """Requests per lane over the whole hours of the performance window."""
-        self._performance: list[WindowRow] = []
+        self._performance: dict[str, dict[str, ModelPerformance]] = {}
+        """The window's records, rebuilt hourly as the window moves and shared by the
+        states observed in between (facets are read, never changed)."""
         self.closed_months: dict[str, float] = {}
         """Each whole month the platform saw end: its total spend in USD."""
         month_start, _ = month_bounds(start)
@@ -161,7 +164,7 @@ class SimulatedLlm:
             for index, gone in enumerate(dropped):
                 # Clamped: subtracting what was added can leave -1e-13, not a request.
                 self._window[index] = max(0.0, self._window[index] - gone)
-        self._performance = self._window_performance()
+        self._performance = performance_of(self._window_performance())
         if boundary >= self._month_end:
             self._close_month(boundary)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio
 import pytest
 
 from jarvis.loop.clock import VirtualClock
@@ -126,6 +127,22 @@ async def test_one_failing_provider_does_not_stop_the_others(
     app = await make_app([HealPolicy()], actuators=[broken, fleet])
     report = await app.reconciler.tick()
     assert report.snapshot.errors == {"other": "Boom: throttled"}
+    assert [str(d.action.target) for d in report.applied] == ["sim://web"]
+    failed = await app.store.events(kinds=["observe.failed"])
+    assert failed[0].payload["actuator"] == "other"
+
+
+async def test_a_provider_that_hangs_is_recorded_as_timed_out(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """An observe past the observe timeout is cut off and recorded; the others are acted on."""
+    hung = FakeActuator(clock, provider="other", name="other").add("x")
+    hung.on_observe = anyio.sleep_forever
+    fleet.services["web"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()], actuators=[hung, fleet], loop={"observe_timeout": 0.05})
+    report = await app.reconciler.tick()
+    assert report.snapshot.errors == {"other": "observe timed out after 0.05s"}
+    assert "other://x" not in report.snapshot.resources
     assert [str(d.action.target) for d in report.applied] == ["sim://web"]
     failed = await app.store.events(kinds=["observe.failed"])
     assert failed[0].payload["actuator"] == "other"

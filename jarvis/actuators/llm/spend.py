@@ -7,7 +7,7 @@ counters, so the real and the simulated resource cannot drift apart. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,9 +59,28 @@ class _RouteSum:
     output_tokens: int = 0
 
 
+def performance_of(window_rows: Iterable[WindowRow]) -> dict[str, dict[str, ModelPerformance]]:
+    """Route → model → record over the performance window, for `usage_state`.
+
+    Apart so a caller whose window changes less often than it observes (the
+    simulated platform's, hourly) builds it once and passes it to every state.
+    """
+    performance: dict[str, dict[str, ModelPerformance]] = {}
+    for w in window_rows:
+        performance.setdefault(w.route, {})[w.model] = ModelPerformance(
+            requests=w.requests,
+            success_rate=w.success_rate,
+            mean_latency_ms=w.mean_latency_ms,
+            cost_usd=round(w.cost_usd, 6),
+            input_tokens=w.input_tokens,
+            output_tokens=w.output_tokens,
+        )
+    return performance
+
+
 def usage_state(
     month_rows: Iterable[MonthRow],
-    window_rows: Iterable[WindowRow],
+    performance: Mapping[str, Mapping[str, ModelPerformance]],
     *,
     month: str,
     window_days: int,
@@ -69,7 +88,7 @@ def usage_state(
     elapsed_seconds: float,
     observed_at: datetime,
 ) -> ResourceState:
-    """The ``cost://llm`` state of ``month`` ("YYYY-MM").
+    """The ``cost://llm`` state of ``month`` ("YYYY-MM"); ``performance`` from `performance_of`.
 
     The forecast extrapolates linearly over ``elapsed_seconds`` (at least an
     hour) of the month's ``month_seconds``. The month's total is summed per
@@ -96,16 +115,6 @@ def usage_state(
     for s in sums.values():
         total += s.cost_usd
         requests += s.requests
-    performance: dict[str, dict[str, ModelPerformance]] = {}
-    for w in window_rows:
-        performance.setdefault(w.route, {})[w.model] = ModelPerformance(
-            requests=w.requests,
-            success_rate=w.success_rate,
-            mean_latency_ms=w.mean_latency_ms,
-            cost_usd=round(w.cost_usd, 6),
-            input_tokens=w.input_tokens,
-            output_tokens=w.output_tokens,
-        )
     forecast = total * month_seconds / max(elapsed_seconds, 3600.0)
     usage = LlmUsage(
         month=month,

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError, Scope
-from jarvis.actuators.llm.spend import REF, MonthRow, WindowRow, usage_state
+from jarvis.actuators.llm.spend import REF, MonthRow, WindowRow, performance_of, usage_state
 from jarvis.config.cost import CostSettings
 from jarvis.model import (
     Clock,
@@ -123,7 +123,7 @@ class LlmUsageActuator:
                 MonthRow(route, model, int(count), float(cost or 0), int(i or 0), int(o or 0))
                 for route, model, count, cost, i, o in month
             ),
-            (
+            performance_of(
                 WindowRow(
                     route,
                     model,
