@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from jarvis.model import Event, RetryState
-from jarvis.store.storable import payload_json, safe_event, storable_text
+from jarvis.store.storable import payload_json, safe_event, storable_text, text_fields
 
 __all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor"]
 
@@ -90,18 +90,7 @@ class Redactor:
         """
         if self._plain:
             try:
-                joined = "\n".join(
-                    (
-                        event.idempotency_key,
-                        event.tick_id or "",
-                        event.resource or "",
-                        event.action_kind or "",
-                        event.policy or "",
-                        event.reason or "",
-                        event.action_id or "",
-                        payload_json(event.payload),
-                    )
-                )
+                joined = "\n".join((*text_fields(event), payload_json(event.payload)))
             except (TypeError, ValueError, RecursionError):
                 pass
             else:
@@ -133,24 +122,16 @@ class Redactor:
         A match may also span two fields, so only a match pays for the exact
         walk (`_found`), and so does a secret JSON escapes.
         """
-        texts = (
-            event.idempotency_key,
-            event.tick_id,
-            event.resource,
-            event.action_kind,
-            event.policy,
-            event.reason,
-            event.action_id,
-        )
+        texts = text_fields(event)
         if self._plain:
             try:
-                joined = "\n".join([t or "" for t in texts] + [payload_json(event.payload)])
+                joined = "\n".join((*texts, payload_json(event.payload)))
             except (TypeError, ValueError, RecursionError):
                 pass
             else:
                 if not any(secret in joined for secret in self._secrets):
                     return False
-        return any(t is not None and self._found(t) for t in texts) or self._found(event.payload)
+        return any(self._found(t) for t in texts) or self._found(event.payload)
 
     def retry(self, state: RetryState) -> RetryState:
         """The ledger row with secrets replaced in its error text; itself when clean."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from jarvis.model import Event, RetryState
 
-__all__ = ["payload_json", "safe_event", "safe_retry", "safe_text", "storable_text"]
+__all__ = ["payload_json", "safe_event", "safe_retry", "safe_text", "storable_text", "text_fields"]
 
 
 def safe_text(value: str) -> str:
@@ -102,10 +102,9 @@ def _optional(value: str | None) -> str | None:
     return None if value is None else safe_text(value)
 
 
-def _storable_event(event: Event) -> bool:
-    # One scan of the fields joined: Python never pairs two lone surrogates
-    # across a join, so the joined text is storable exactly when each field is.
-    fields = (
+def text_fields(event: Event) -> tuple[str, ...]:
+    """The event's text columns, an absent one as ``""``: what every check at append scans."""
+    return (
         event.idempotency_key,
         event.tick_id or "",
         event.resource or "",
@@ -114,7 +113,12 @@ def _storable_event(event: Event) -> bool:
         event.reason or "",
         event.action_id or "",
     )
-    return storable_text("".join(fields)) and _storable_payload(event.payload)
+
+
+def _storable_event(event: Event) -> bool:
+    # One scan of the fields joined: Python never pairs two lone surrogates
+    # across a join, so the joined text is storable exactly when each field is.
+    return storable_text("".join(text_fields(event))) and _storable_payload(event.payload)
 
 
 def _refuse(value: Any) -> Any:
