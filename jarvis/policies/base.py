@@ -9,12 +9,21 @@ such as "no metrics for this service, no scaling decision").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from jarvis.model import CUSTOMER_SCHEME, JSON, Action, Customer, History, ResourceState, Snapshot
+from jarvis.model import (
+    CUSTOMER_SCHEME,
+    JSON,
+    Action,
+    ActionParams,
+    Customer,
+    History,
+    ResourceState,
+    Snapshot,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +73,19 @@ def customers_of(snapshot: Snapshot) -> Iterator[tuple[str, ResourceState, Custo
 def by_uri(pairs: Iterable[tuple[str, T]]) -> tuple[T, ...]:
     """The items of (URI, item) pairs in URI order; one URI's items keep their order."""
     return tuple(item for _, item in sorted(pairs, key=lambda pair: pair[0]))
+
+
+def step_each(
+    snapshot: Snapshot,
+    policy: str,
+    step: Callable[[Customer], tuple[ActionParams, str] | None],
+) -> Evaluation:
+    """At most one action per customer, ``step``'s (params and reason), sorted by URI."""
+    actions: list[tuple[str, Action]] = []
+    for uri, state, customer in customers_of(snapshot):
+        found = step(customer)
+        if found is not None:
+            params, reason = found
+            action = Action(target=state.ref, params=params, policy=policy, reason=reason)
+            actions.append((uri, action))
+    return Evaluation(actions=by_uri(actions))

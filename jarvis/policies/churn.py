@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jarvis.model import (
-    Action,
     ActionParams,
     CreateDiscount,
     Customer,
@@ -36,7 +35,7 @@ from jarvis.model import (
     SendEmail,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation, by_uri, customers_of
+from jarvis.policies.base import Evaluation, step_each
 
 __all__ = ["WIN_BACK", "ChurnPolicy", "ChurnRules", "Risk", "RiskLevel", "assess", "medium_risk"]
 
@@ -151,12 +150,4 @@ class ChurnPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet carries what was done
         """At most one action per high-risk customer, sorted by resource URI."""
-        actions: list[tuple[str, Action]] = []
-        for uri, state, customer in customers_of(snapshot):
-            step = next_step(customer, now, self.rules)
-            if step is None:
-                continue
-            params, reason = step
-            action = Action(target=state.ref, params=params, policy=self.name, reason=reason)
-            actions.append((uri, action))
-        return Evaluation(actions=by_uri(actions))
+        return step_each(snapshot, self.name, lambda customer: next_step(customer, now, self.rules))

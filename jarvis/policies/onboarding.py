@@ -20,7 +20,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from jarvis.model import (
-    Action,
     ActionParams,
     CreateBillingCustomer,
     Customer,
@@ -29,7 +28,7 @@ from jarvis.model import (
     SendEmail,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation, by_uri, customers_of
+from jarvis.policies.base import Evaluation, step_each
 
 WELCOME = "welcome"
 """The welcome email's template name."""
@@ -42,15 +41,7 @@ class OnboardingPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; the facet says what is done
         """At most one action per customer still being onboarded, sorted by resource URI."""
-        actions: list[tuple[str, Action]] = []
-        for uri, state, customer in customers_of(snapshot):
-            step = next_step(customer)
-            if step is None:
-                continue
-            params, reason = step
-            action = Action(target=state.ref, params=params, policy=self.name, reason=reason)
-            actions.append((uri, action))
-        return Evaluation(actions=by_uri(actions))
+        return step_each(snapshot, self.name, next_step)
 
 
 def next_step(customer: Customer) -> tuple[ActionParams, str] | None:
