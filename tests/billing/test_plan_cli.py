@@ -108,7 +108,7 @@ async def test_plan_lists_the_welcome_emails_by_customer_id_and_sends_nothing(
     assert listed.stdout.strip() == ""
 
 
-def test_a_missing_stripe_key_is_one_line_and_exit_2(
+async def test_a_missing_stripe_key_is_one_line_and_exit_2(
     tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
 ) -> None:
     """The secret key comes from the environment only; without it, a clear error."""
@@ -116,15 +116,7 @@ def test_a_missing_stripe_key_is_one_line_and_exit_2(
     config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port))
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config))
     env.pop("STRIPE_SECRET_KEY", None)
-    result = subprocess.run(
-        jarvis_argv("plan"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = await _jarvis(tmp_path, env, "plan")
     assert result.returncode == 2
     assert "STRIPE_SECRET_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
@@ -256,28 +248,20 @@ async def test_plan_lists_the_win_back_steps_by_customer_id_and_sends_nothing(
         ),
     ],
 )
-def test_a_bad_churn_or_source_setting_is_exit_2_naming_the_key(
+async def test_a_bad_churn_or_source_setting_is_exit_2_naming_the_key(
     tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox, extra: str, named: str
 ) -> None:
     """`jarvis plan` refuses a bad mapping or threshold in one line, exit 2, no traceback."""
     config = tmp_path / "jarvis.toml"
     config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port) + "\n" + extra)
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
-    result = subprocess.run(
-        jarvis_argv("plan"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = await _jarvis(tmp_path, env, "plan")
     assert result.returncode == 2
     assert named in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_token_link_without_its_secret_is_exit_2_naming_the_variable(
+async def test_a_token_link_without_its_secret_is_exit_2_naming_the_variable(
     tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
 ) -> None:
     """``{token}`` in the unsubscribe URL needs UNSUBSCRIBE_SECRET in the environment."""
@@ -286,15 +270,7 @@ def test_a_token_link_without_its_secret_is_exit_2_naming_the_variable(
     config.write_text(text + 'unsubscribe_url = "https://x.test/u?t={token}"\n')
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
     env.pop("UNSUBSCRIBE_SECRET", None)
-    result = subprocess.run(
-        jarvis_argv("plan"),
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = await _jarvis(tmp_path, env, "plan")
     assert result.returncode == 2
     assert "UNSUBSCRIBE_SECRET" in result.stderr
     assert "customers.email.unsubscribe_url" in result.stderr
