@@ -10,10 +10,10 @@ application-default credentials. The loop ticks in virtual time; the test waits
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
-import anyio
 import pytest
 
 from jarvis.actuators.base import Actuator
@@ -21,7 +21,6 @@ from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.reconciler import TickReport
 from jarvis.model import Action, Deploy, ResourceRef
 from jarvis.policies.base import Policy
 from jarvis.policies.hpa import MetricTargets
@@ -34,11 +33,11 @@ from tests.cloudrun.conftest import PROJECT, REGION, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.cloudrun.google_front import GoogleFront
 from tests.cloudrun.monitoring_exporter import CloudRunExporter, Traffic
+from tests.metric_loop import tick, values_seen
 
 pytestmark = pytest.mark.anyio
 
 API = f"cloudrun://{PROJECT}/{REGION}/api"
-DEADLINE = 90.0
 NEW_IMAGE = "us-docker.pkg.dev/demo-project/apps/api:2.0"
 
 AppFactory = Callable[[Sequence[Policy]], Awaitable[App]]
@@ -98,23 +97,7 @@ async def make_app(
         await app.aclose()
 
 
-async def seen(app: App, done: Callable[[Mapping[str, float]], bool]) -> None:
-    """Wait until Cloud Monitoring answers what ``done`` expects for api (a few scrapes)."""
-    (source,) = app.sources
-    values: Mapping[str, float] = {}
-    with anyio.move_on_after(DEADLINE):
-        while True:
-            values = (await source.read()).values.get(API, {})
-            if done(values):
-                return
-            await anyio.sleep(0.5)
-    raise AssertionError(f"Cloud Monitoring never showed the expected values; last {values}")
-
-
-async def tick(app: App, clock: VirtualClock) -> TickReport:
-    report = await app.reconciler.tick()
-    clock.advance(30)
-    return report
+seen = partial(values_seen, resource=API, source="Cloud Monitoring")
 
 
 async def test_a_traffic_spike_in_cloud_monitoring_scales_the_service(

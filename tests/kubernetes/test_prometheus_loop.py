@@ -9,9 +9,9 @@ Prometheus to see each change of traffic before the tick that should act on it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from functools import partial
 
-import anyio
 import pytest
 from kubernetes import client
 
@@ -20,7 +20,6 @@ from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.reconciler import TickReport
 from jarvis.policies.base import Policy
 from jarvis.policies.hpa import MetricTargets
 from jarvis.policies.rollback import RollbackPolicy
@@ -28,6 +27,7 @@ from jarvis.policies.scaling import ScalingPolicy
 from jarvis.policies.scaling_rules import ScalingRule
 from tests import actions as typed
 from tests.kubernetes.fake_apiserver import FakeApiServer
+from tests.metric_loop import tick, values_seen
 from tests.prometheus.conftest import QUERIES
 from tests.prometheus.server import Exporter, Load, PrometheusServer
 
@@ -35,7 +35,6 @@ pytestmark = pytest.mark.anyio
 
 WEB = "k8s://default/web"
 ALLOW = [{"provider": "k8s", "resources": "default/*", "actions": ["rollback", "scale"]}]
-DEADLINE = 90.0
 
 AppFactory = Callable[[Sequence[Policy], VirtualClock], Awaitable[App]]
 
@@ -92,23 +91,7 @@ async def make_app(
         await app.store.aclose()  # the shared api_client is closed by its own fixture
 
 
-async def seen(app: App, done: Callable[[Mapping[str, float]], bool]) -> None:
-    """Wait until Prometheus answers what ``done`` expects for web (a few scrapes)."""
-    (source,) = app.sources
-    values: Mapping[str, float] = {}
-    with anyio.move_on_after(DEADLINE):
-        while True:
-            values = (await source.read()).values.get(WEB, {})
-            if done(values):
-                return
-            await anyio.sleep(0.5)
-    raise AssertionError(f"Prometheus never showed the expected values; last {values}")
-
-
-async def tick(app: App, clock: VirtualClock) -> TickReport:
-    report = await app.reconciler.tick()
-    clock.advance(30)
-    return report
+seen = partial(values_seen, resource=WEB, source="Prometheus")
 
 
 async def test_a_traffic_spike_in_prometheus_scales_the_deployment(
