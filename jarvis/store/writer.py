@@ -33,7 +33,7 @@ _INCOMING = "jarvis_incoming_events"  # a session temp table, emptied at commit
 _CREATE_INCOMING = text(
     "CREATE TEMP TABLE IF NOT EXISTS jarvis_incoming_events ("
     "seq bigint, ts timestamptz, tick_id text, kind text, resource text, action_kind text,"
-    " policy text, reason text, payload jsonb, action_id text, idempotency_key text"
+    " policy text, reason text, payload json, action_id text, idempotency_key text"
     ") ON COMMIT DELETE ROWS"
 )
 _MOVE_INCOMING = text(

@@ -347,6 +347,56 @@ async def test_the_event_index_revision_goes_down_and_up_keeping_rows_and_keys_u
         await store.aclose()
 
 
+async def test_the_payload_revision_goes_down_and_up_keeping_every_payload(db_url: str) -> None:
+    """0010 stores payloads as ``json`` on PostgreSQL (``jsonb`` before it) and leaves SQLite
+    alone. Down and up again, every stored payload reads back equal, nesting and non-ASCII
+    text included; only its key order is jsonb's after a stay at 0009."""
+    from jarvis.model import Event, EventKind
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    payload = {"z": 1, "a": {"list": [1, 2.5, None, True], "text": "café ✓"}, "m": "x"}
+    on_pg = not db_url.startswith("sqlite")
+
+    async def payload_type() -> str:
+        schema = (await _schema(db_url))["events"]
+        assert isinstance(schema, dict)
+        return next(str(kind) for name, kind, _, _ in schema["columns"] if name == "payload")
+
+    async def payloads() -> list[dict[str, object]]:
+        """Read back as the store decodes them, at whatever revision the database is."""
+        from sqlalchemy import select
+
+        from jarvis.store.engine import create_engine, normalize_url
+        from jarvis.store.tables import events
+
+        engine = create_engine(normalize_url(db_url))
+        try:
+            async with engine.connect() as connection:
+                found = await connection.execute(select(events.c.payload))
+                return [dict(row) for row in found.scalars()]
+        finally:
+            await engine.dispose()
+
+    await upgrade(db_url)
+    store = await EventStore.connect(db_url, auto_migrate=False)
+    try:
+        store.append([Event(EventKind.RESOURCE_CHANGED, at, "changed-1", payload=payload)])
+        await store.flush()
+    finally:
+        await store.aclose()
+    assert await payload_type() == "JSON"
+    (read,) = await payloads()
+    assert read == payload and list(read) == list(payload)  # json keeps the text as written
+
+    await _alembic(db_url, "downgrade", "0009_event_indexes")
+    assert await payload_type() == ("JSONB" if on_pg else "JSON")
+    assert await payloads() == [payload]
+
+    await _alembic(db_url, "upgrade", "head")
+    assert await payload_type() == "JSON"
+    assert await payloads() == [payload]
+
+
 async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
     """Creating a new database from `metadata` skips Alembic's import and scripts."""
     url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
