@@ -4,9 +4,10 @@ Side by side in one process, on one fresh database: the `EventStore` batch
 path (``append`` then one ``flush`` per batch: binary COPY straight into
 ``events``) and a naive loop that inserts and commits one event at a time
 through the same engine. The store redacts three secrets, as a daemon with an
-admin token, a read token and a database password does, so ``append`` pays
-for redaction and `safe_event` as it does in production. Targets: at least 100,000 events/s, and at
-least 20x the naive loop. The naive loop writes fewer events (it is slow);
+admin token, a read token and a database password does, so the batch path
+pays for redaction and `safe_event` as it does in production (in the flush,
+as the COPY streams: `jarvis.store.redact.Storable`). Targets: at least
+100,000 events/s, and at least 20x the naive loop. The naive loop writes fewer events (it is slow);
 the ratio compares rates.
 
 Each round also times the server's part alone: a bare asyncpg

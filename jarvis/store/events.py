@@ -27,7 +27,7 @@ from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operati
 from jarvis.store.fence import Fences
 from jarvis.store.fleetcap import Cap, FleetCapError
 from jarvis.store.memory import MemoryBackend
-from jarvis.store.redact import Redactor
+from jarvis.store.redact import Redactor, Storable
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError
 from jarvis.store.storable import safe_retry
@@ -61,9 +61,9 @@ class EventStore:
     ) -> None:
         self.backend = backend
         self.read_only = read_only
-        self.redactor = redactor or Redactor()
-        """Applied to everything buffered or staged, and by the kill switch to each flip."""
         """Flushes discard what was buffered: for `jarvis plan`, which must write nothing."""
+        self.redactor = redactor or Redactor()
+        """Applied to everything written or spooled, and by the kill switch to each flip."""
         self._spool = spool
         self._buffer: list[Event] = []
         self._retries: dict[tuple[str, str], RetryState] = {}
@@ -175,14 +175,16 @@ class EventStore:
         return self._spool is not None and self._spool.pending
 
     def append(self, events: Iterable[Event]) -> None:
-        """Buffer events for the next flush, secrets redacted and made storable; no I/O.
+        """Buffer events for the next flush; no I/O.
 
-        A read-only store would discard them at the flush: it keeps nothing, so
-        `jarvis plan` does not redact and check the ~600 events of its one tick.
+        Their secrets are redacted and their text made storable as the flush
+        writes them (`Storable`), so nothing reaches the database or the spool
+        unredacted. A read-only store keeps nothing, so `jarvis plan` buffers
+        none of the ~600 events of its one tick.
         """
         if self.read_only:
             return
-        self._buffer.extend(map(self.redactor.storable, events))
+        self._buffer.extend(events)
 
     def stage_retry(self, state: RetryState) -> None:
         """Buffer an upsert of one retry-ledger row; the latest per key wins (none if read-only)."""
@@ -224,13 +226,14 @@ class EventStore:
             fence = self.fence if retries or keys else None
             # The loop flushes each intent on its own: a batch holds one capped intent at most.
             caps = [cap for key in keys for cap in self._caps.get(key, ())]
+            stored = Storable(batch, self.redactor)
             replayed = 0
             try:
                 if spool is not None and spool.pending:
                     replayed, dead = await replay(self.backend, spool, self._in_thread)
                     self._dead_letters += dead
                 if batch or retries:
-                    await self.backend.write(batch, list(retries.values()), fence, caps)
+                    await self.backend.write(stored, list(retries.values()), fence, caps)
             except FleetCapError:
                 self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
                 raise
@@ -252,7 +255,7 @@ class EventStore:
                         raise self.backend.unreachable(exc) from exc
                     raise
                 try:
-                    await self._in_thread(spool.append, batch, list(retries.values()))
+                    await self._in_thread(spool.append, stored, list(retries.values()))
                 except BaseException as failed:
                     self._restore(batch, retries)
                     self.write_error = str(failed)

@@ -14,14 +14,14 @@ secret that short is no secret.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from jarvis.model import Event, RetryState
 from jarvis.store.storable import payload_json, safe_event, storable_text, text_fields
 
-__all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor"]
+__all__ = ["MIN_SECRET_CHARS", "REDACTED", "Redactor", "Storable"]
 
 REDACTED: Final = "[redacted]"
 MIN_SECRET_CHARS: Final = 4
@@ -140,3 +140,40 @@ class Redactor:
         if (last_error, resource) == (state.last_error, state.resource):
             return state
         return replace(state, last_error=last_error, resource=resource)
+
+
+class Storable(Sequence[Event]):
+    """Events as the store writes them: each through `Redactor.storable` as it is read.
+
+    What `EventStore.flush` hands its backend and its spool. The work is done
+    where the events are read, not at ``append``: PostgreSQL's writer reads
+    them as its COPY streams (`jarvis.store.writer`), so the client redacts
+    and checks one event while the server parses the rows before it, on the
+    other core, instead of before the COPY starts (docs/benchmarks.md,
+    benchmark 3). Every read gives the storable event, so no backend can
+    write one that is not; reading twice does the work twice and gives the
+    same events.
+    """
+
+    __slots__ = ("_events", "_storable")
+
+    def __init__(self, events: Sequence[Event], redactor: Redactor) -> None:
+        self._events = events
+        self._storable = redactor.storable
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(self._storable, self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | Sequence[Event]:
+        if isinstance(index, slice):
+            return [self._storable(event) for event in self._events[index]]
+        return self._storable(self._events[index])

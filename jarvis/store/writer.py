@@ -121,15 +121,20 @@ def _records(batch: Sequence[Event], refused: list[Exception]) -> Iterator[tuple
     """The batch's COPY records, each built as asyncpg sends the one before.
 
     asyncpg streams the COPY in chunks of about 512 KiB as it iterates, so the
-    server parses and indexes one chunk while this builds the next, instead of
-    waiting for the whole batch (docs/benchmarks.md, benchmark 3). An event
+    server parses and indexes one chunk while this redacts and builds the next
+    (the store's `Storable` batch redacts as it is read), instead of waiting
+    for the whole batch (docs/benchmarks.md, benchmark 3). An event
     that cannot be encoded ends the records there, and is left in ``refused``
     for the caller to roll the short COPY back and raise: an exception inside
     asyncpg's COPY would abort it with a CopyFail and a cancel request that
     can race the statements after it.
     """
-    for event in batch:
+    events = iter(batch)  # a `Storable` batch redacts each event as it is read
+    while True:
         try:
+            event = next(events, None)
+            if event is None:
+                return
             record = event_record(event)
         except (TypeError, ValueError, RecursionError) as exc:
             refused.append(exc)

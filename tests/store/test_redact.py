@@ -9,6 +9,7 @@ import pytest
 
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store import EventStore, MemoryBackend, Redactor
+from jarvis.store.redact import Storable
 
 SECRET = "hunter2-db-password"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -54,7 +55,8 @@ async def test_events_and_ledger_rows_are_stored_without_the_secret(db_url: str)
 
 @pytest.mark.anyio
 async def test_a_spooled_event_is_redacted_before_it_reaches_the_file(tmp_path: Path) -> None:
-    """Redaction happens when the event is buffered, so the spool file never holds the secret."""
+    """The spool is written through the same redaction as the database, so the file never
+    holds the secret."""
     spool_path = tmp_path / "spool.jsonl"
     backend = MemoryBackend()
     store = await EventStore.in_memory(
@@ -67,6 +69,49 @@ async def test_a_spooled_event_is_redacted_before_it_reaches_the_file(tmp_path: 
     text = spool_path.read_text()
     assert "[redacted]" in text
     assert SECRET not in text
+
+
+@pytest.mark.anyio
+async def test_a_batch_that_takes_the_deduplicating_path_is_redacted_too(db_url: str) -> None:
+    """A key repeated in a batch sends PostgreSQL's flush down its second path (a temp table,
+    then INSERT ... SELECT): redaction happens there as on the direct COPY."""
+    store = await EventStore.connect(db_url, auto_migrate=True, redactor=Redactor([SECRET]))
+    try:
+        store.append([leaky_event(), leaky_event()])
+        result = await store.flush()
+        events = await store.events(limit=5)
+    finally:
+        await store.aclose()
+    assert result.written == 2  # both went to the database; one was a replay of the other
+    assert [event.reason for event in events] == ["connect to postgresql://jarvis:[redacted]@db failed"]
+
+
+@pytest.mark.anyio
+async def test_an_intent_whose_key_holds_a_secret_can_be_retracted_before_the_flush() -> None:
+    """`retract` takes the key the caller knows. Redacting at ``append`` buffered the event
+    under ``[redacted]``, so the retraction missed it and the flush wrote an intent whose
+    action was never taken."""
+    store = await EventStore.in_memory(redactor=Redactor([SECRET]))
+    key = f"intent:sim://svc:restart:{SECRET}"
+    store.append(
+        [Event(EventKind.ACTION_STARTED, NOW, key, resource="sim://svc", action_id="act-1")]
+    )
+    store.retract(key)
+    await store.flush()
+    assert await store.events(limit=5) == []
+
+
+def test_a_storable_batch_reads_as_the_redactor_makes_each_event() -> None:
+    """`Storable` is the batch a backend writes: every way of reading it redacts."""
+    redactor = Redactor([SECRET])
+    clean = Event(EventKind.TICK_STARTED, NOW, "tick-1")
+    batch = Storable([leaky_event(), clean], redactor)
+    expected = [redactor.storable(leaky_event()), clean]
+    assert len(batch) == 2
+    assert list(batch) == expected
+    assert [batch[0], batch[1], batch[-1]] == [*expected, clean]
+    assert batch[1:] == [clean]
+    assert SECRET not in repr(list(batch))
 
 
 def test_short_secrets_are_not_redacted() -> None:
