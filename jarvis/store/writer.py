@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import asyncpg
 from sqlalchemy import Insert, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -91,6 +90,8 @@ class PostgresEventWriter(EventWriter):
         super().__init__(postgresql)
 
     async def write_events(self, connection: AsyncConnection, batch: Sequence[Event]) -> None:
+        import asyncpg  # noqa: PLC0415 -- a daemon on SQLite never loads the driver
+
         raw = (await connection.get_raw_connection()).driver_connection
         # SAVEPOINT through SQLAlchemy, which also opens the transaction the raw COPY joins.
         savepoint = await connection.begin_nested()

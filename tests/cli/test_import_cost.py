@@ -125,3 +125,15 @@ async def test_plan_on_postgres_reads_without_sqlalchemy(tmp_path: Path, pg_url:
     assert _offenders(modules, ("sqlalchemy", "aiosqlite", "alembic")) == []
     assert "jarvis.store.readonly" in modules
     assert "asyncpg" in modules
+
+
+def test_the_daemon_on_sqlite_loads_no_postgres_driver_alembic_or_cloud_sdk(
+    tmp_path: Path,
+) -> None:
+    """`jarvis run` on the embedded default, restarted on its database: every module it loads
+    costs each start, and a restart is what an orchestrator does all day (issue 16)."""
+    _migrated(tmp_path)
+    modules = _loaded(tmp_path, "run", "--ticks", "1", "--interval", "0.01", "--http-port", "0")
+    assert _offenders(modules, ("asyncpg", "alembic", *_CLOUD_SDKS)) == []
+    assert "jarvis.loop.reconciler" in modules  # it did run its tick
+    assert "aiohttp" in modules  # behind its HTTP server
