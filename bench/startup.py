@@ -7,7 +7,8 @@ a first start, which creates and migrates the database, and a restart on that
 database, which is what an orchestrator does all day. Jarvis's own modules are
 byte-compiled first, as they are in the image (``uv sync --no-editable``).
 Also records ``python -X importtime`` for ``jarvis.cli`` (the heaviest
-imports), so a shortfall says where the time goes. Target: under 1 s.
+imports), so a shortfall says where the time goes. Targets (issue 16): a
+first start within 1 s, a restart within 0.5 s.
 
 Beside the absolute figures, a floor measured in the same run, interleaved:
 a bare interpreter importing the libraries any daemon of this design loads
@@ -35,7 +36,7 @@ from typing import Any
 
 from common import ROOT, save
 
-TARGET_SECONDS = 1.0
+TARGET_SECONDS = {"first_start": 1.0, "restart": 0.5}
 FLOOR_IMPORTS = (
     "import aiohttp.web, sqlalchemy.ext.asyncio, pydantic_settings, prometheus_client,"
     " structlog, typer"
@@ -159,10 +160,10 @@ def run(argv: list[str]) -> dict[str, Any]:
                 {
                     "benchmark": "5. start-up",
                     "measure": f"`jarvis run` to /readyz 200, embedded default, {label} (median)",
-                    "target": f"< {TARGET_SECONDS:g} s",
+                    "target": f"<= {TARGET_SECONDS[name]:g} s",
                     "measured": f"{medians[name]:.2f} s "
                     f"({ratios[name]:.2f}x the library-import floor, pair by pair)",
-                    "meets": medians[name] < TARGET_SECONDS,
+                    "meets": medians[name] <= TARGET_SECONDS[name],
                 }
                 for name, label in labels.items()
             ],
