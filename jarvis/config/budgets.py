@@ -6,7 +6,7 @@ operator can get wrong in a file: both or neither of ``max`` and
 ``max_percent``, a percentage per resource, unknown time zones and day names,
 two budgets with one name (the metric's label would merge them). Whether the
 provider exists and acts on those kinds is checked against the provider
-registry (`jarvis.providers.check_budgets`), which config cannot see.
+registry (`jarvis.providers.check_allowlist`), which config cannot see.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""The provider registry: the one table of every provider Jarvis can run.
+"""The provider table, `PROVIDERS`, and building what the settings enable from it.
 
 Each entry names a provider, the settings section that switches it on, the
 resource schemes its sensors and actuators report under, the action kinds it
-applies on each, and how to build it. The composition root (`jarvis.app`)
-builds what the settings enable from this table; the CLI and `build_app`
-check the allow-list against it. Adding a provider is one entry here and its
-actuator classes: no other table names providers. Builders import their SDKs
-lazily, so a provider that is not configured costs no start-up time.
+applies on each, and how to build it. Builders import their SDKs lazily, so a
+provider that is not configured costs no start-up time; the customer
+providers' builders live in `jarvis.providers.customers`.
 """
 
 from __future__ import annotations
@@ -17,23 +15,10 @@ from typing import TYPE_CHECKING
 
 from jarvis.actuators.base import Actuator, MetricSource, Sensor, route_table
 from jarvis.config import ConfigError, Settings
-from jarvis.model import (
-    CUSTOMER_SCHEME,
-    ActionKind,
-    Clock,
-    CreateBillingCustomer,
-    CreateDiscount,
-    GrantAccess,
-    RevokeAccess,
-    SendEmail,
-)
+from jarvis.model import CUSTOMER_SCHEME, ActionKind, Clock
+from jarvis.providers.customers import CUSTOMER_ACTIONS, build_access, build_email, build_stripe
 
 if TYPE_CHECKING:
-    from datetime import timedelta
-
-    from jarvis.actuators.customers.activity import UsageActivity
-    from jarvis.actuators.customers.source import ProductSource
-    from jarvis.actuators.customers.table import CustomerTable
     from jarvis.actuators.probes.dependencies import Probe
     from jarvis.config.probes import ProbeSettings
 
@@ -152,129 +137,6 @@ def _s3_probes(
     return s3_probes(section, s3=clients.s3, calls=clients.calls, limiter=limiter), clients.close
 
 
-def _customer_table(settings: Settings) -> CustomerTable:
-    from jarvis.actuators.customers.table import CustomerTable
-
-    return CustomerTable.connect(settings.customers.database_url or settings.database_url)
-
-
-def _access(settings: Settings, clock: Clock) -> Sequence[Sensor]:
-    from datetime import timedelta
-
-    from jarvis.actuators.customers.sensor import CustomersActuator
-
-    section = settings.customers
-    lag = timedelta(seconds=section.lag_seconds)
-    table = _customer_table(settings)
-    return [
-        CustomersActuator(
-            table,
-            clock=clock,
-            lag=lag,
-            batch=section.read_batch,
-            activity=_activity(settings, lag),
-            source=_source(settings, table, lag),
-        )
-    ]
-
-
-def _activity(settings: Settings, lag: timedelta) -> UsageActivity | None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from jarvis.actuators.customers.activity import UsageActivity
-
-    section = settings.customers.activity
-    if not section.enabled:
-        return None
-    url = section.database_url or settings.customers.database_url or settings.database_url
-    return UsageActivity(
-        create_async_engine(url),
-        table=section.table,
-        customer_column=section.customer_column,
-        time_column=section.time_column,
-        weeks=section.weeks,
-        lag=lag,
-    )
-
-
-def _source(settings: Settings, table: CustomerTable, lag: timedelta) -> ProductSource | None:
-    from jarvis.actuators.customers.source import ProductSource
-
-    section = settings.customers.source
-    if section is None:
-        return None
-    return ProductSource.connect(
-        section.url,
-        table.engine,
-        table=section.table,
-        columns=section.columns,
-        lag=lag,
-        batch=settings.customers.read_batch,
-    )
-
-
-def _stripe(settings: Settings, clock: Clock) -> Sequence[Sensor]:
-    from jarvis.actuators.customers.discounts import StripeDiscounts
-    from jarvis.actuators.customers.stripe_billing import StripeBilling, stripe_client
-    from jarvis.config.notify import secret
-
-    section = settings.customers.stripe
-    assert section is not None  # noqa: S101 - `enabled` checked it
-    key = secret(section.secret_key_env)
-    if key is None:
-        raise ConfigError(
-            f"customers.stripe: environment variable {section.secret_key_env} is not set"
-        )
-    client = stripe_client(
-        api_key=key.get_secret_value(), api_base=section.api_base, timeout=section.timeout
-    )
-    return [
-        StripeBilling(client, _customer_table(settings), clock=clock),
-        StripeDiscounts(client, _customer_table(settings), clock=clock),
-    ]
-
-
-def _email(settings: Settings, clock: Clock) -> Sequence[Sensor]:
-    from jarvis.actuators.customers.mailer import CustomerMailer, Letterhead
-    from jarvis.config.notify import secret
-    from jarvis.mail import SmtpServer
-
-    mail = settings.customers.email
-    assert mail is not None  # noqa: S101 - `enabled` checked it
-    password = secret(mail.password_env)
-    signing = secret(mail.unsubscribe_secret_env)
-    if signing is None and "{token}" in mail.unsubscribe_url:
-        raise ConfigError(
-            "customers.email.unsubscribe_url: {token} needs the environment variable "
-            f"{mail.unsubscribe_secret_env} (customers.email.unsubscribe_secret_env)"
-        )
-    server = SmtpServer(
-        host=mail.host,
-        port=mail.port,
-        username=mail.username,
-        password=None if password is None else password.get_secret_value(),
-        starttls=mail.starttls,
-        use_tls=mail.use_tls,
-        timeout=mail.timeout,
-    )
-    head = Letterhead(
-        sender=mail.sender,
-        product=mail.product,
-        dashboard_url=mail.dashboard_url,
-        unsubscribe_url=mail.unsubscribe_url,
-        secret=None if signing is None else signing.get_secret_value().encode(),
-    )
-    return [CustomerMailer(server, head, _customer_table(settings), clock=clock)]
-
-
-CUSTOMER_ACTIONS = {
-    "access": frozenset({GrantAccess.kind, RevokeAccess.kind}),
-    "stripe": frozenset({CreateBillingCustomer.kind, CreateDiscount.kind}),
-    "email": frozenset({SendEmail.kind}),
-}
-"""What each customer provider applies on ``customer://``."""
-
-
 def _endpoints(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     from jarvis.actuators.probes.endpoints import EndpointSensor
 
@@ -355,21 +217,21 @@ PROVIDERS: tuple[Provider, ...] = (
         section="customers",
         owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["access"]},
         enabled=lambda s: s.customers.enabled,
-        build=_access,
+        build=build_access,
     ),
     Provider(
         name="stripe",
         section="customers",
         owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["stripe"]},
         enabled=lambda s: s.customers.enabled and s.customers.stripe is not None,
-        build=_stripe,
+        build=build_stripe,
     ),
     Provider(
         name="email",
         section="customers",
         owns={CUSTOMER_SCHEME: CUSTOMER_ACTIONS["email"]},
         enabled=lambda s: s.customers.enabled and s.customers.email is not None,
-        build=_email,
+        build=build_email,
     ),
     Provider(
         name="probes",
@@ -419,78 +281,6 @@ def check_table(table: Sequence[Provider]) -> None:
                     raise ConfigError(
                         f"providers {other} and {provider.name} both apply {kind} on {scheme}://"
                     )
-
-
-def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
-    """Every allow-list entry and disruption budget names a scheme some provider acts
-    on, and kinds it applies; every metric source's service, an enabled provider's scheme.
-
-    An entry that can never match is a configuration error, not a silent deny:
-    ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything,
-    and a budget naming it would limit nothing.
-    """
-    schemes = acting_schemes(table)
-    problems: list[str] = []
-    for index, entry in enumerate(settings.allowlist):
-        kinds = schemes.get(entry.provider)
-        if kinds is None:
-            problems.append(
-                f"  allowlist.{index}.provider: unknown provider {entry.provider!r}; "
-                f"expected one of {', '.join(sorted(schemes))}"
-            )
-            continue
-        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
-        if unknown:
-            problems.append(
-                f"  allowlist.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
-                f"expected '*' or some of {', '.join(sorted(kinds))}"
-            )
-    problems.extend(_budget_problems(settings, schemes))
-    problems.extend(_metric_source_problems(settings, table))
-    if problems:
-        raise ConfigError("\n".join(["invalid configuration:", *problems]))
-
-
-def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> list[str]:
-    problems: list[str] = []
-    for index, entry in enumerate(settings.budgets):
-        if entry.provider == "*":
-            kinds = frozenset().union(*schemes.values())
-        elif entry.provider in schemes:
-            kinds = schemes[entry.provider]
-        else:
-            problems.append(
-                f"  budgets.{index}.provider: unknown provider {entry.provider!r}; "
-                f"expected '*' or one of {', '.join(sorted(schemes))}"
-            )
-            continue
-        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
-        if unknown:
-            problems.append(
-                f"  budgets.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
-                f"expected '*' or some of {', '.join(sorted(kinds))}"
-            )
-    return problems
-
-
-def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> list[str]:
-    # A service whose scheme no enabled provider observes is never enriched:
-    # its metrics would be read every tick and silently thrown away.
-    problems: list[str] = []
-    if settings.metrics.cloud_monitoring is not None and settings.cloudrun is None:
-        problems.append(
-            "  metrics.cloud_monitoring: reads the services of [cloudrun], which is not configured"
-        )
-    prometheus = settings.metrics.prometheus
-    if prometheus is None:
-        return problems
-    observed = {scheme for provider in enabled(settings, table) for scheme in provider.owns}
-    return problems + [
-        f"  metrics.prometheus.services: {uri} is not a resource of an enabled provider "
-        f"(observed: {', '.join(sorted(observed))})"
-        for uri in sorted(prometheus.services)
-        if uri.partition("://")[0] not in observed
-    ]
 
 
 def build_sensors(

@@ -1,0 +1,89 @@
+"""Settings checked against the registry: what config alone cannot see.
+
+An allow-list entry or a disruption budget must name a scheme some provider
+acts on and kinds it applies there; a metric source must read services of an
+enabled provider. Config validates each section on its own; only here are
+the settings held against `PROVIDERS`. Run by the CLI before a command and by
+`build_app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jarvis.config import ConfigError, Settings
+from jarvis.providers.registry import PROVIDERS, Provider, acting_schemes, enabled
+
+__all__ = ["check_allowlist"]
+
+
+def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
+    """Every allow-list entry and disruption budget names a scheme some provider acts
+    on, and kinds it applies; every metric source's service, an enabled provider's scheme.
+
+    An entry that can never match is a configuration error, not a silent deny:
+    ``provider = "kubernetes"`` (for ``k8s``) would otherwise block everything,
+    and a budget naming it would limit nothing.
+    """
+    schemes = acting_schemes(table)
+    problems: list[str] = []
+    for index, entry in enumerate(settings.allowlist):
+        kinds = schemes.get(entry.provider)
+        if kinds is None:
+            problems.append(
+                f"  allowlist.{index}.provider: unknown provider {entry.provider!r}; "
+                f"expected one of {', '.join(sorted(schemes))}"
+            )
+            continue
+        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
+        if unknown:
+            problems.append(
+                f"  allowlist.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
+                f"expected '*' or some of {', '.join(sorted(kinds))}"
+            )
+    problems.extend(_budget_problems(settings, schemes))
+    problems.extend(_metric_source_problems(settings, table))
+    if problems:
+        raise ConfigError("\n".join(["invalid configuration:", *problems]))
+
+
+def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> list[str]:
+    problems: list[str] = []
+    for index, entry in enumerate(settings.budgets):
+        if entry.provider == "*":
+            kinds = frozenset().union(*schemes.values())
+        elif entry.provider in schemes:
+            kinds = schemes[entry.provider]
+        else:
+            problems.append(
+                f"  budgets.{index}.provider: unknown provider {entry.provider!r}; "
+                f"expected '*' or one of {', '.join(sorted(schemes))}"
+            )
+            continue
+        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
+        if unknown:
+            problems.append(
+                f"  budgets.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
+                f"expected '*' or some of {', '.join(sorted(kinds))}"
+            )
+    return problems
+
+
+def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> list[str]:
+    # A service whose scheme no enabled provider observes is never enriched:
+    # its metrics would be read every tick and silently thrown away.
+    problems: list[str] = []
+    if settings.metrics.cloud_monitoring is not None and settings.cloudrun is None:
+        problems.append(
+            "  metrics.cloud_monitoring: reads the services of [cloudrun], which is not configured"
+        )
+    prometheus = settings.metrics.prometheus
+    if prometheus is None:
+        return problems
+    observed = {scheme for provider in enabled(settings, table) for scheme in provider.owns}
+    return problems + [
+        f"  metrics.prometheus.services: {uri} is not a resource of an enabled provider "
+        f"(observed: {', '.join(sorted(observed))})"
+        for uri in sorted(prometheus.services)
+        if uri.partition("://")[0] not in observed
+    ]
