@@ -1,0 +1,193 @@
+"""The composition root: builds policies, the guard, the store and the reconciler
+from settings, and the sensors and actuators through the provider registry
+(`jarvis.providers`). What the loop decides with is built in `decide`, what
+Jarvis tells people in `tell`; both are re-exported here.
+
+The CLI, the simulation and the end-to-end tests call `build_app`; nothing else
+constructs these objects, and there are no singletons or registration on import.
+Cloud SDKs are imported lazily, only for the providers that are configured, so
+start-up stays fast on the embedded default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from jarvis.app.decide import (
+    build_breakers,
+    build_budgets,
+    build_endpoint_watch,
+    build_failover,
+    build_guard,
+    build_policies,
+    churn_rules,
+    history_size,
+    report_churn_rules,
+)
+from jarvis.app.tell import (
+    build_notifier,
+    build_report_sender,
+    build_revenue_keeper,
+    notify_channels,
+)
+from jarvis.model import Clock
+from jarvis.providers import (
+    PROVIDERS,
+    Provider,
+    build_metric_sources,
+    build_sensors,
+    check_allowlist,
+    check_table,
+)
+
+if TYPE_CHECKING:
+    # The loop, the guard and the metrics are imported by the functions that
+    # build them: `jarvis killswitch engage` uses this module only to open the
+    # store and the switch, and must not wait for the rest (issue 11 item 10).
+    from jarvis.actuators.base import MetricSource, Sensor
+    from jarvis.config import Settings
+    from jarvis.loop.killswitch import KillSwitch
+    from jarvis.loop.reconciler import Reconciler
+    from jarvis.policies.base import Policy
+    from jarvis.store import EventStore, KillSwitchBackend
+    from jarvis.telemetry.metrics import Metrics
+
+__all__ = [
+    "App",
+    "build_app",
+    "build_breakers",
+    "build_budgets",
+    "build_endpoint_watch",
+    "build_failover",
+    "build_guard",
+    "build_notifier",
+    "build_policies",
+    "build_report_sender",
+    "build_revenue_keeper",
+    "churn_rules",
+    "history_size",
+    "killswitch_backend",
+    "notify_channels",
+    "open_store",
+    "report_churn_rules",
+]
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    store: EventStore
+    killswitch: KillSwitch
+    reconciler: Reconciler
+    metrics: Metrics
+    actuators: list[Sensor] = field(default_factory=list)
+    sources: list[MetricSource] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for actuator in self.actuators:
+            await actuator.aclose()
+        for source in self.sources:
+            await source.aclose()
+        await self.killswitch.backend.aclose()
+        await self.store.aclose()
+
+
+async def open_store(settings: Settings, *, auto_migrate: bool | None = None) -> EventStore:
+    from jarvis.store import EventStore, Redactor
+
+    return await EventStore.connect(
+        settings.database_url,
+        spool_path=settings.spool_path,
+        auto_migrate=auto_migrate,
+        redactor=Redactor(settings.secrets),
+    )
+
+
+def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
+    if settings.redis_url:
+        from jarvis.store.redis_killswitch import RedisKillSwitch
+
+        return RedisKillSwitch(settings.redis_url)
+    from jarvis.store import DbKillSwitch
+
+    return DbKillSwitch(store.engine)
+
+
+async def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    actuators: Sequence[Sensor] | None = None,
+    sources: Sequence[MetricSource] | None = None,
+    providers: Sequence[Provider] = PROVIDERS,
+    policies: Sequence[Policy] | None = None,
+    metrics: Metrics | None = None,
+    run_id: str | None = None,
+    auto_migrate: bool | None = None,
+    store: EventStore | None = None,
+    switch: KillSwitchBackend | None = None,
+    recover_orphans: bool = True,
+) -> App:
+    """Open the store, build everything, and start the reconciler (orphans closed).
+
+    Sensors and actuators come from the ``providers`` table (`jarvis.providers`)
+    unless ``actuators`` are given. ``store`` and ``switch`` replace the ones the
+    settings name (the simulation passes in-memory ones); the app closes them
+    with everything else. One-shot commands pass ``recover_orphans=False``: only
+    the process that owns the loop closes intents a crash left open.
+    """
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.killswitch import KillSwitch
+    from jarvis.loop.reconciler import Reconciler
+    from jarvis.telemetry.metrics import Metrics
+
+    check_table(providers)
+    check_allowlist(settings, providers)
+    clock = clock or WallClock()
+    metrics = metrics or Metrics()
+    store = store or await open_store(settings, auto_migrate=auto_migrate)
+    try:
+        killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
+        built = (
+            list(actuators) if actuators is not None else build_sensors(settings, clock, providers)
+        )
+        metric_sources = list(sources) if sources is not None else build_metric_sources(settings)
+        reconciler = Reconciler(
+            actuators=built,
+            policies=list(policies) if policies is not None else build_policies(settings),
+            guard=build_guard(settings),
+            store=store,
+            killswitch=killswitch,
+            clock=clock,
+            metrics=metrics,
+            run_id=run_id or secrets.token_hex(3),
+            observe_timeout=settings.loop.observe_timeout,
+            apply_timeout=settings.loop.apply_timeout,
+            dry_run=settings.dry_run,
+            history_snapshots=history_size(settings),
+            breakers=build_breakers(settings),
+            sources=metric_sources,
+            endpoints=build_endpoint_watch(settings),
+            fleet_window=(
+                timedelta(seconds=settings.loop.interval) if settings.loop.shards > 1 else None
+            ),
+        )
+        await reconciler.start(recover_orphans=recover_orphans)
+    except BaseException:
+        await store.aclose()
+        raise
+    return App(
+        settings=settings,
+        clock=clock,
+        store=store,
+        killswitch=killswitch,
+        reconciler=reconciler,
+        metrics=metrics,
+        actuators=built,
+        sources=metric_sources,
+    )
