@@ -28,7 +28,7 @@ async def damage_events(store: EventStore) -> None:
     """Copy a good row twice, once with an unknown kind and once with an array payload."""
     array_payload = (
         "INSERT INTO events (ts, kind, payload, idempotency_key) "
-        "SELECT ts, kind, jsonb_build_array(), 'bad-payload' FROM events "
+        "SELECT ts, kind, json_build_array(), 'bad-payload' FROM events "
         "WHERE idempotency_key = 'good'"
         if store.engine.dialect.name == "postgresql"
         else "INSERT INTO events (ts, kind, payload, idempotency_key) "
