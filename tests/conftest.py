@@ -14,6 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis's default deadline (200 ms an example) is a timing assertion that a
+# machine busy with parallel workers and daemons can fail at random. The
+# properties here are about what functions answer, not how fast: no deadline.
+settings.register_profile("jarvis", deadline=None)
+settings.load_profile("jarvis")
 
 PG_URL = os.environ.get(
     "JARVIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
