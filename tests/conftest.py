@@ -14,6 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis's default deadline (200 ms an example) is a timing assertion that a
+# machine busy with parallel workers and daemons can fail at random. The
+# properties here are about what functions answer, not how fast: no deadline.
+settings.register_profile("jarvis", deadline=None)
+settings.load_profile("jarvis")
 
 PG_URL = os.environ.get(
     "JARVIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -83,10 +90,41 @@ async def pg_url() -> AsyncIterator[str]:
         await drop_pg_database(url)
 
 
+REDIS_DATABASES = 16
+"""Redis's default `databases`: indexes 0-15."""
+
+
+def redis_database_url(base: str, worker: str | None) -> str:
+    """The Redis URL one test process uses: ``base`` alone, or its own database per worker.
+
+    A serial run uses ``base``'s database. Under pytest-xdist each worker ``gwN``
+    flushes its own, counting down from the one below ``base``'s (wrapping past
+    0), so two workers, or a worker and a serial run elsewhere, never flush each
+    other's keys.
+    """
+    if worker is None:
+        return base
+    index = int(worker.removeprefix("gw"))
+    if index >= REDIS_DATABASES - 1:
+        raise ValueError(
+            f"worker {worker}: Redis has {REDIS_DATABASES} databases, one for a serial run "
+            f"and {REDIS_DATABASES - 1} for workers; run pytest with fewer workers (-n)"
+        )
+    parts = urlsplit(base)
+    serial = int(parts.path.strip("/") or 0)
+    own = (serial - 1 - index) % REDIS_DATABASES
+    return urlunsplit(parts._replace(path=f"/{own}"))
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A URL to a Redis database (index 15 unless configured), flushed around the test."""
-    url = REDIS_URL if "JARVIS_TEST_REDIS_URL" in os.environ else "redis://127.0.0.1:6379/15"
+    """A URL to a Redis database of this process's own, flushed around the test.
+
+    Index 15 (or `JARVIS_TEST_REDIS_URL`'s) in a serial run; see `redis_database_url`
+    for the one each pytest-xdist worker uses.
+    """
+    base = REDIS_URL if "JARVIS_TEST_REDIS_URL" in os.environ else "redis://127.0.0.1:6379/15"
+    url = redis_database_url(base, os.environ.get("PYTEST_XDIST_WORKER"))
     _require(url, 6379, "Redis")
     import redis
 

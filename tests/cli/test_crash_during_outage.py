@@ -95,6 +95,7 @@ async def wait_until(check: object, what: str, process: subprocess.Popen[bytes])
             await anyio.sleep(0.2)
 
 
+@pytest.mark.timeout(300)  # two daemons, a lease to lose, 15 ticks: 50 s on a loaded machine
 async def test_a_sigkill_during_an_outage_does_not_reset_the_retry_limit(
     tmp_path: Path, pg_url: str, proxy: TcpProxy, redis_url: str
 ) -> None:

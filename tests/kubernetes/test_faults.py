@@ -29,10 +29,23 @@ async def token_server() -> AsyncIterator[FakeApiServer]:
         assert not ungranted(server.calls)
 
 
-def built(server: FakeApiServer, token: str = TOKEN) -> KubernetesActuator:
-    """An actuator whose client is built from settings, as in production."""
+HANG_TIMEOUT = 0.5
+"""The request timeout where the server hangs: short, as the test waits it out."""
+
+
+def built(
+    server: FakeApiServer, token: str = TOKEN, request_timeout: float = 10
+) -> KubernetesActuator:
+    """An actuator whose client is built from settings, as in production.
+
+    A request the fake answers has seconds to arrive, however loaded the machine;
+    only the tests of a hanging server shorten the timeout (``HANG_TIMEOUT``).
+    """
     settings = KubernetesSettings(
-        host=server.url, token=SecretStr(token), request_timeout=0.5, observe_timeout=10
+        host=server.url,
+        token=SecretStr(token),
+        request_timeout=request_timeout,
+        observe_timeout=30,
     )
     return KubernetesActuator.from_settings(settings, clock=FakeClock())
 
@@ -79,7 +92,7 @@ async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
 ) -> None:
     """An API server that never answers makes observe raise a temporary timeout error."""
     token_server.fault = "hang"
-    actuator = built(token_server)
+    actuator = built(token_server, request_timeout=HANG_TIMEOUT)
     try:
         with pytest.raises(ActuatorError) as caught:
             await actuator.observe()
@@ -93,15 +106,17 @@ async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
     token_server: FakeApiServer,
 ) -> None:
     """apply() never raises: a 500 is a temporary failure, a hang a timed-out outcome."""
-    actuator = built(token_server)
+    answering = built(token_server)
+    hanging = built(token_server, request_timeout=HANG_TIMEOUT)
     restart = Action(PRODUCER, Restart(), policy="heal", reason="crash loop")
     try:
         token_server.fault = "error"
-        failed = await actuator.apply(restart, new_key())
+        failed = await answering.apply(restart, new_key())
         token_server.fault = "hang"
-        hung = await actuator.apply(restart, new_key())
+        hung = await hanging.apply(restart, new_key())
     finally:
-        await actuator.aclose()
+        await answering.aclose()
+        await hanging.aclose()
 
     assert (failed.status, failed.error_kind) == (OutcomeStatus.FAILED, ErrorKind.TEMPORARY)
     assert (hung.status, hung.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)

@@ -174,10 +174,12 @@ async def test_a_tick_past_its_timeout_is_counted_and_handed_to_the_hooks_withou
     fleet.on_observe = hang_on_second_observe
     app = await make_app(loop={"observe_timeout": 1000})
     hooks = Hooks(3)
+    # The timeout is real time (the event loop's), and ticks 1 and 3 must beat it
+    # on a loaded machine (their SQLite commits and all): seconds, not milliseconds.
     scheduler = Scheduler(
-        app.reconciler, clock, app.metrics, interval=30, tick_timeout=0.05, hooks=hooks
+        app.reconciler, clock, app.metrics, interval=30, tick_timeout=3, hooks=hooks
     )
-    with anyio.fail_after(10):
+    with anyio.fail_after(60):
         await scheduler.run()
     assert [r.outcome for r in hooks.results] == ["ok", "timed_out", "ok"]
     assert [r.report is None for r in hooks.results] == [False, True, False]
