@@ -5,7 +5,7 @@ Revises: 0009_event_indexes
 Create Date: 2026-11-29
 
 At ingest the server parsed every payload into JSONB's binary form: about
-0.8 µs of its 7.5 µs per event, a tenth of an ingest that is bound by the
+0.55 µs of its 7.15 µs of CPU per row, 8 % of an ingest that is bound by the
 server (issue 16, docs/benchmarks.md, benchmark 3). Nothing reads inside a
 payload in SQL: no operator, no index, no query filters on it; every reader
 takes the whole document back and decodes it in Python, where ``json``
