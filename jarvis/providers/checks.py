@@ -9,7 +9,7 @@ the settings held against `PROVIDERS`. Run by the CLI before a command and by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from jarvis.config import ConfigError, Settings
 from jarvis.providers.registry import PROVIDERS, Provider, acting_schemes, enabled
@@ -26,6 +26,16 @@ def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -
     and a budget naming it would limit nothing.
     """
     schemes = acting_schemes(table)
+    problems = [
+        *_allowlist_problems(settings, schemes),
+        *_budget_problems(settings, schemes),
+        *_metric_source_problems(settings, table),
+    ]
+    if problems:
+        raise ConfigError("\n".join(["invalid configuration:", *problems]))
+
+
+def _allowlist_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> list[str]:
     problems: list[str] = []
     for index, entry in enumerate(settings.allowlist):
         kinds = schemes.get(entry.provider)
@@ -35,16 +45,10 @@ def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -
                 f"expected one of {', '.join(sorted(schemes))}"
             )
             continue
-        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
-        if unknown:
-            problems.append(
-                f"  allowlist.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
-                f"expected '*' or some of {', '.join(sorted(kinds))}"
-            )
-    problems.extend(_budget_problems(settings, schemes))
-    problems.extend(_metric_source_problems(settings, table))
-    if problems:
-        raise ConfigError("\n".join(["invalid configuration:", *problems]))
+        problems.extend(
+            _action_problems(f"allowlist.{index}", entry.provider, entry.actions, kinds)
+        )
+    return problems
 
 
 def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> list[str]:
@@ -60,13 +64,21 @@ def _budget_problems(settings: Settings, schemes: dict[str, frozenset[str]]) -> 
                 f"expected '*' or one of {', '.join(sorted(schemes))}"
             )
             continue
-        unknown = sorted(a for a in entry.actions if a != "*" and a not in kinds)
-        if unknown:
-            problems.append(
-                f"  budgets.{index}.actions: {entry.provider} cannot {', '.join(unknown)}; "
-                f"expected '*' or some of {', '.join(sorted(kinds))}"
-            )
+        problems.extend(_action_problems(f"budgets.{index}", entry.provider, entry.actions, kinds))
     return problems
+
+
+def _action_problems(
+    where: str, provider: str, actions: Iterable[str], kinds: frozenset[str]
+) -> list[str]:
+    """The entry's actions its provider cannot apply, as one problem line (none if all can)."""
+    unknown = sorted(a for a in actions if a != "*" and a not in kinds)
+    if not unknown:
+        return []
+    return [
+        f"  {where}.actions: {provider} cannot {', '.join(unknown)}; "
+        f"expected '*' or some of {', '.join(sorted(kinds))}"
+    ]
 
 
 def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> list[str]:
