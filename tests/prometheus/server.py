@@ -115,17 +115,24 @@ class PrometheusServer:
             encoding="utf-8",
         )
         self._log = (self._dir / "prometheus.log").open("wb")
-        self._process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={self._dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self._dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [
+                    PROMETHEUS,
+                    f"--config.file={self._dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self._dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:  # not installed: say so, and leave no file open or directory behind
+            self._log.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise RuntimeError(
+                f"cannot start {PROMETHEUS} (apt-get install prometheus): {exc}"
+            ) from exc
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_DEADLINE
