@@ -61,8 +61,12 @@ async def observe_all(
             metrics.observed(actuator.name, anyio.current_time() - started)
 
     async with anyio.create_task_group() as group:
-        for actuator in actuators:
+        # The last one is read in this task, as the group's body: one task fewer
+        # to spawn per tick, the same concurrency (the others run while it awaits).
+        for actuator in actuators[:-1]:
             group.start_soon(observe_one, actuator)
+        if actuators:
+            await observe_one(actuators[-1])
 
     resources: dict[str, ResourceState] = {}
     for actuator in actuators:
