@@ -40,6 +40,7 @@ from jarvis.model import (
     Replicas,
     ResourceRef,
     ResourceState,
+    Restart,
     Snapshot,
 )
 from jarvis.policies.base import Evaluation
@@ -102,7 +103,7 @@ class SlowFleet:
         now = WallClock().now()
         return [ResourceState(ref, Health.UNHEALTHY, now, Replicas(1, 0)) for ref in self.refs()]
 
-    async def apply(self, action: Action) -> Outcome:  # noqa: ARG002 -- the Actuator signature
+    async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- the Actuator signature
         self.starts.append(time.time())
         await anyio.sleep(APPLY_SECONDS)
         return Outcome.success()
@@ -117,7 +118,7 @@ class RestartAll:
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature
         return Evaluation(
             actions=tuple(
-                Action(ActionKind.RESTART, state.ref, self.name, "bench")
+                Action(target=state.ref, params=Restart(), policy=self.name, reason="bench")
                 for state in snapshot.resources.values()
             )
         )
@@ -201,6 +202,9 @@ def run(argv: list[str]) -> dict[str, Any]:
         results = anyio.run(_trials, backend, args.trials)
         latencies = [latency for latency, _ in results]
         applied = [count for _, count in results]
+        if min(applied) == 0:
+            # A trial with no action started timed nothing: its 0 ms is no result.
+            raise RuntimeError(f"{backend}: a trial started no action; the benchmark is broken")
         row = {
             "backend": backend,
             "trials": args.trials,
