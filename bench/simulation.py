@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from common import rss_mb, save
+from common import calibration, rss_mb, save
 
 from jarvis.simulation import SimulationConfig, run_simulation, simulation_settings
 from jarvis.telemetry.logging import configure_logging
@@ -58,10 +58,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         config = SimulationConfig(
             seed=args.seed, days=args.days, services=args.services, database_url=url
         )
+        before = calibration()
         started = time.perf_counter()
         report = await run_simulation(settings, config, progress=progress)
         wall = time.perf_counter() - started
-    return {"report": report.as_dict(), "wall": wall, "samples": samples}
+        after = calibration()
+    return {
+        "report": report.as_dict(),
+        "wall": wall,
+        "samples": samples,
+        "calibration": (before, after),
+    }
 
 
 def run(argv: list[str]) -> dict[str, Any]:
@@ -70,8 +77,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     report, wall, samples = out["report"], out["wall"], out["samples"]
     ticks = report["ticks"]
     per_tick_ms = wall / max(1, ticks) * 1000
+    per_service_tick_us = per_tick_ms * 1000 / args.services
     thirty_days = wall * 30 / args.days
     extrapolated = args.days < 30
+    # The machine's speed around the run: the month in calibration runs moves
+    # with the code, not with the VM (see `common.calibration`).
+    unit = statistics.mean(out["calibration"])
     speed = {
         "days": args.days,
         "services": args.services,
@@ -79,6 +90,9 @@ def run(argv: list[str]) -> dict[str, Any]:
         "ticks": ticks,
         "wall_seconds": round(wall, 2),
         "ms_per_tick": round(per_tick_ms, 2),
+        "us_per_service_tick": round(per_service_tick_us, 1),
+        "calibration_seconds": [round(c, 4) for c in out["calibration"]],
+        "thirty_days_in_calibrations": round(thirty_days / unit),
         "thirty_day_wall_seconds": round(thirty_days, 1),
         "extrapolated": extrapolated,
         "invariants_ok": report["ok"],
@@ -88,7 +102,8 @@ def run(argv: list[str]) -> dict[str, Any]:
                 "measure": f"wall time, 30 days x {args.services} services"
                 + (f" (extrapolated from {args.days:g} days)" if extrapolated else ""),
                 "target": f"< {TARGET_SECONDS:g} s",
-                "measured": f"{thirty_days:.0f} s ({per_tick_ms:.1f} ms/tick, {ticks} ticks run)",
+                "measured": f"{thirty_days:.0f} s ({per_service_tick_us:.1f} µs per service-tick,"
+                f" {ticks} ticks run; {thirty_days / unit:.0f}x the calibration loop)",
                 "meets": thirty_days < TARGET_SECONDS,
             }
         ],
