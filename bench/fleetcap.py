@@ -154,7 +154,10 @@ def run(args: list[str]) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--writers", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
-    result = anyio.run(_measure, parser.parse_args(args))
+    options = parser.parse_args(args)
+    if options.repeat < 2:
+        parser.error("--repeat must be at least 2: the figures are medians and spreads")
+    result = anyio.run(_measure, options)
     print(result, flush=True)
     ratio = result["flush_ms_with"] / result["flush_ms_without"]
     summary = [
