@@ -55,7 +55,7 @@ from jarvis.policies.scale_zero import (
 )
 from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.scaling_rules import ScalingRule, bounds_text, parse_rule
-from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events
+from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events, stale_before
 from jarvis.policies.schedule import ScheduleWindow
 
 #: Scaling yields to a rollback (100) and to a restart (heal: 10-20): resizing a
@@ -122,7 +122,7 @@ class ScalingPolicy:
         resources = snapshot.resources
         if len(self._rule_of) > 2 * len(resources) + 1024:
             self._rule_of.clear()
-        tick = Tick(history, now)
+        tick = Tick(history, now, stale_before(now, self._max_age))
         if now == snapshot.taken_at:
             # What this tick recommends is what later ticks would recompute for
             # this snapshot in their window (same state, same time): keep it.
@@ -163,13 +163,20 @@ class ScalingPolicy:
         if rule_bounds is None:
             rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
         low, high, _ = rule_bounds
-        if replicas.min is not None:
-            low = max(low, replicas.min)
-        if replicas.max is not None:
-            high = min(high, replicas.max)
+        # Comparisons, not max() and min(): those builtins parse keyword arguments on
+        # every call, and the provider's bounds are set for most services.
+        floor, ceiling = replicas.min, replicas.max
+        if floor is not None and floor > low:
+            low = floor
+        if ceiling is not None and ceiling < high:
+            high = ceiling
         if not 1 <= low <= current <= high:
             return False
-        if tick.now - state.observed_at > self._max_age:
+        oldest = tick.stale_before
+        if oldest is None:
+            if tick.now - state.observed_at > self._max_age:
+                return False
+        elif state.observed_at < oldest:
             return False
         recommended = usable_recommendation(
             current, state.metrics, self._pairs[index], self._tolerance
