@@ -127,15 +127,19 @@ class ScalingPolicy:
             # What this tick recommends is what later ticks would recompute for
             # this snapshot in their window (same state, same time): keep it.
             tick.recommended = self._past.setdefault(id(snapshot), (snapshot, {}))[1]
-        actions: list[Action] = []
-        notes: list[Note] = []
-        for uri in sorted(resources):
-            state = resources[uri]
+        # Decided in URI order, but only the few that are not settled are sorted:
+        # what one service works out never depends on another's.
+        unsettled: list[tuple[str, ResourceState, int]] = []
+        for uri, state in resources.items():
             index = self._rule_of.get(uri)
             if index is None:
                 index = self._rule_of[uri] = self._match(uri)
             if index < 0 or state.replicas is None or self._settled(uri, state, index, tick):
                 continue
+            unsettled.append((uri, state, index))
+        actions: list[Action] = []
+        notes: list[Note] = []
+        for uri, state, index in sorted(unsettled, key=_first):
             result = self._decide(uri, state, index, tick)
             if isinstance(result, Action):
                 actions.append(result)
@@ -407,6 +411,10 @@ class ScalingPolicy:
 
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
+
+
+def _first(item: tuple[str, ResourceState, int]) -> str:
+    return item[0]
 
 
 def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:
