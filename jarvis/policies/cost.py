@@ -77,6 +77,9 @@ class CostPolicy:
             if unpriced:
                 raise ValueError(f"route {route.name!r} allows models with no price: {unpriced}")
         self._routes = routes
+        # Each route's resource and its URI, built once: a route's name never changes.
+        refs = [ResourceRef("route", route.name, kind="route") for route in routes]
+        self._resources = tuple((ref, str(ref)) for ref in refs)
         self._prices = dict(prices)
         self._budget = budget or Budget()
         self._selection = selection
@@ -139,8 +142,8 @@ class CostPolicy:
         stage = self._budget.stage(spend.total_usd)
         notes = self._crossing_notes(spend, stage, history, now)
         actions: list[Action] = []
-        for route in self._routes:
-            action = self._propose(route, stage, spend, snapshot, now)
+        for route, resource in zip(self._routes, self._resources, strict=True):
+            action = self._propose(route, resource, stage, spend=spend, snapshot=snapshot, now=now)
             if action is not None:
                 actions.append(action)
         return Evaluation(actions=tuple(actions), notes=notes)
@@ -183,10 +186,17 @@ class CostPolicy:
         return (Note(message, resource="cost://llm", alert=True, key=key, payload=payload),)
 
     def _propose(
-        self, route: Route, stage: Stage, spend: Spend, snapshot: Snapshot, now: datetime
+        self,
+        route: Route,
+        resource: tuple[ResourceRef, str],
+        stage: Stage,
+        *,
+        spend: Spend,
+        snapshot: Snapshot,
+        now: datetime,
     ) -> Action | None:
-        ref = ResourceRef("route", route.name, kind="route")
-        observed = snapshot.get(str(ref))
+        ref, uri = resource
+        observed = snapshot.get(uri)
         if observed is None:
             return None
         if observed.weights is None:

@@ -37,16 +37,21 @@ class HealPolicy:
 
     def __init__(self, *, restart_degraded: bool = False) -> None:
         self._restart_degraded = restart_degraded
+        # The healths `_priority` gives a priority for.
+        self._restarted = frozenset({_UNHEALTHY, _DEGRADED} if restart_degraded else {_UNHEALTHY})
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 -- the Policy signature; healing needs only the snapshot
         """One RESTART per broken restartable resource, sorted by resource URI."""
         proposals: dict[str, Action] = {}
         resources = snapshot.resources
+        # Health first, in one pass: most resources are healthy, so each costs a
+        # set lookup, and only the broken ones are sorted and looked at again.
+        restarted = self._restarted
+        broken = [key for key, state in resources.items() if state.health in restarted]
         # Sorted keys make the result independent of insertion order, even for a
         # (malformed) snapshot holding one resource under two keys.
-        for key in sorted(resources):
+        for key in sorted(broken):
             state = resources[key]
-            # Health first: most resources are healthy, and the URI costs a format.
             priority = self._priority(state.health)
             if priority is None or state.ref.kind not in RESTARTABLE_KINDS:
                 continue

@@ -109,10 +109,11 @@ class RollbackPolicy:
         matches = self._matches
         if len(matches) > 2 * len(resources) + 1024:
             matches.clear()
-        actions: list[Action] = []
-        notes: list[Note] = []
-        for uri in sorted(resources):
-            state = resources[uri]
+        history_of = self._rollouts.history
+        # Judged in URI order, but only the few that need it are sorted: most
+        # resources, most ticks, fall out of this pass at a check or two.
+        judged: list[tuple[str, ResourceState, RolloutHistory]] = []
+        for uri, state in resources.items():
             if state.version is None:
                 continue
             matched = matches.get(uri)
@@ -120,7 +121,7 @@ class RollbackPolicy:
                 matched = matches[uri] = any(fnmatch.fnmatchcase(uri, g) for g in self._match)
             if not matched:
                 continue
-            past = self._rollouts.history(uri)
+            past = history_of(uri)
             if past is None:
                 # With no events there is no version change to watch and no failed
                 # rollback to report: only a rollout the provider calls failed
@@ -137,6 +138,10 @@ class RollbackPolicy:
                 # to watch, no failed rollout: `_judge` would find nothing, and
                 # most services are in this state most ticks.
                 continue
+            judged.append((uri, state, past))
+        actions: list[Action] = []
+        notes: list[Note] = []
+        for _, state, past in sorted(judged, key=_first):
             action, found = self._judge(state, past, history, now, last_tick)
             if action is not None:
                 actions.append(action)
@@ -278,6 +283,10 @@ class RollbackPolicy:
         return Note(
             message=f"{uri}: {message}", resource=uri, alert=alert, key=f"{self._name}:{why}:{uri}"
         )
+
+
+def _first(item: tuple[str, ResourceState, RolloutHistory]) -> str:
+    return item[0]
 
 
 def _verb(kind: EventKind) -> str:

@@ -55,7 +55,7 @@ from jarvis.policies.scale_zero import (
 )
 from jarvis.policies.scaling_config import behavior_from_config
 from jarvis.policies.scaling_rules import ScalingRule, bounds_text, parse_rule
-from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events
+from jarvis.policies.scaling_tick import Memo, Span, Tick, scale_events, stale_before
 from jarvis.policies.schedule import ScheduleWindow
 
 #: Scaling yields to a rollback (100) and to a restart (heal: 10-20): resizing a
@@ -122,20 +122,24 @@ class ScalingPolicy:
         resources = snapshot.resources
         if len(self._rule_of) > 2 * len(resources) + 1024:
             self._rule_of.clear()
-        tick = Tick(history, now)
+        tick = Tick(history, now, stale_before(now, self._max_age))
         if now == snapshot.taken_at:
             # What this tick recommends is what later ticks would recompute for
             # this snapshot in their window (same state, same time): keep it.
             tick.recommended = self._past.setdefault(id(snapshot), (snapshot, {}))[1]
-        actions: list[Action] = []
-        notes: list[Note] = []
-        for uri in sorted(resources):
-            state = resources[uri]
+        # Decided in URI order, but only the few that are not settled are sorted:
+        # what one service works out never depends on another's.
+        unsettled: list[tuple[str, ResourceState, int]] = []
+        for uri, state in resources.items():
             index = self._rule_of.get(uri)
             if index is None:
                 index = self._rule_of[uri] = self._match(uri)
             if index < 0 or state.replicas is None or self._settled(uri, state, index, tick):
                 continue
+            unsettled.append((uri, state, index))
+        actions: list[Action] = []
+        notes: list[Note] = []
+        for uri, state, index in sorted(unsettled, key=_first):
             result = self._decide(uri, state, index, tick)
             if isinstance(result, Action):
                 actions.append(result)
@@ -163,13 +167,20 @@ class ScalingPolicy:
         if rule_bounds is None:
             rule_bounds = tick.bounds[index] = self._rules[index].bounds(tick.now)
         low, high, _ = rule_bounds
-        if replicas.min is not None:
-            low = max(low, replicas.min)
-        if replicas.max is not None:
-            high = min(high, replicas.max)
+        # Comparisons, not max() and min(): those builtins parse keyword arguments on
+        # every call, and the provider's bounds are set for most services.
+        floor, ceiling = replicas.min, replicas.max
+        if floor is not None and floor > low:
+            low = floor
+        if ceiling is not None and ceiling < high:
+            high = ceiling
         if not 1 <= low <= current <= high:
             return False
-        if tick.now - state.observed_at > self._max_age:
+        oldest = tick.stale_before
+        if oldest is None:
+            if tick.now - state.observed_at > self._max_age:
+                return False
+        elif state.observed_at < oldest:
             return False
         recommended = usable_recommendation(
             current, state.metrics, self._pairs[index], self._tolerance
@@ -400,6 +411,10 @@ class ScalingPolicy:
 
     def _note(self, uri: str, why: str, message: str) -> Note:
         return Note(message=message, resource=uri, key=f"{self._name}:{why}:{uri}")
+
+
+def _first(item: tuple[str, ResourceState, int]) -> str:
+    return item[0]
 
 
 def _from_config(config: Mapping[str, Any]) -> ScalingPolicy:

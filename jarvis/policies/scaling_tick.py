@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from jarvis.model import History, Snapshot
 from jarvis.policies.hpa_behavior import ScaleEvent
 from jarvis.policies.schedule import ScheduleWindow
 
-__all__ = ["Memo", "Span", "Tick", "scale_events"]
+__all__ = ["Memo", "Span", "Tick", "scale_events", "stale_before"]
 
 Memo = dict[int, tuple[Snapshot, dict[str, int | None]]]
 """The policy's recommendations per past snapshot: {id(snapshot): (snapshot, {uri: replicas})}."""
@@ -28,6 +28,8 @@ class Tick:
 
     history: History
     now: datetime
+    stale_before: datetime | None = None
+    """Metrics observed before this are stale; None: compare ages instead (see `stale_before`)."""
     bounds: dict[int, tuple[int, int, ScheduleWindow | None]] = field(default_factory=dict)
     """Each rule's bounds at ``now``, by rule index, on first use."""
     recommended: dict[str, int | None] = field(default_factory=dict)
@@ -87,3 +89,20 @@ def scale_events(uri: str, past: Sequence[Snapshot], current: int) -> list[Scale
     if before is not None and current != before[1]:
         events.append(ScaleEvent(before[0], current - before[1]))
     return events
+
+
+def stale_before(now: datetime, max_age: timedelta) -> datetime | None:
+    """``now - max_age``, when ``observed_at < it`` says what ``now - observed_at > max_age`` does.
+
+    A comparison costs less than a subtraction that builds a timedelta, and the
+    policy asks this of every service every tick. Both are exact for naive
+    times and for UTC, the zone of every clock the loop has. In a zone with
+    daylight saving, subtracting from ``now`` moves its wall clock across a
+    change of offset, so None: the caller subtracts, as before.
+    """
+    if now.tzinfo is not None and now.tzinfo is not UTC:
+        return None
+    try:
+        return now - max_age
+    except OverflowError:  # a limit reaching before year 1: subtracting ages still works
+        return None
