@@ -89,6 +89,8 @@ class Route:
         self.detail = ""
         self.surge = (1.0, -math.inf)
         """(factor, until epoch seconds)."""
+        self.facet = RouteWeights({}, 0, self.floors)
+        """The weights facet, built by `write` and shared by every state until the next."""
         self.seen: tuple[datetime, bool, ResourceState] | None = None
         """(now, seeded, state) of the last `state`; None once `write` or `seed` changed it."""
         self.write(self.configured, None)
@@ -98,6 +100,7 @@ class Route:
         self.weights = {m: float(format_weight(w)) for m, w in weights.items()}
         self.shares = [self.weights.get(lane.model, 0.0) for lane in self.lanes]
         self.version += 1
+        self.facet = RouteWeights(self.weights, self.version, self.floors)
         self.updated_at = None if at is None else at.isoformat()
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in self.weights.items())
         self.detail = f"v{self.version} {shown}"
@@ -162,5 +165,5 @@ def route_state(route: Route, now: datetime, *, seeded: bool = False) -> Resourc
         observed_at=now,
         detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
         attributes=attributes,
-        weights=RouteWeights(route.weights, route.version, route.floors),
+        weights=route.facet,
     )
