@@ -427,3 +427,51 @@ async def test_ten_thousand_services_observe_in_one_pass() -> None:
     assert len(states) == 10_000
     assert states[-1].ref.name == "svc-10000"
     assert len({str(state.ref) for state in states}) == 10_000
+
+
+def scale(name: str, replicas: int) -> Action:
+    return Action(ref(name), Scale(replicas=replicas), "test", "scale it")
+
+
+def test_an_apply_rebuilds_only_its_services_state_at_the_same_instant() -> None:
+    """After an apply, a read at the same instant rebuilds that service's state, reuses the rest."""
+    fleet = SimulatedFleet(seed=7, services=6, script=False, start=MORNING)
+    before = by_name(fleet.states())
+    assert fleet.apply(scale("customer-api", 5), new_key()).ok
+    after = by_name(fleet.states())
+    assert after["customer-api"].replicas is not None
+    assert after["customer-api"].replicas.desired == 5
+    assert fleet.state("customer-api") is after["customer-api"]
+    for name, state in before.items():
+        assert (after[name] is state) == (name != "customer-api")
+
+
+def test_every_fault_hook_shows_in_the_next_read_at_the_same_instant() -> None:
+    """Crash, surge, bad deploy and repair each change the states read at the same instant."""
+    fleet = SimulatedFleet(seed=7, services=6, script=False, start=MORNING)
+    fleet.states()
+    fleet.crash("billing-worker", detail="OOMKilled")
+    assert by_name(fleet.states())["billing-worker"].detail == "OOMKilled"
+    calm = fleet.state("customer-api").metrics["requests_per_minute"]
+    fleet.surge("customer-api", 2.0)
+    assert fleet.state("customer-api").metrics["requests_per_minute"] == pytest.approx(2 * calm)
+    version = fleet.bad_deploy("ai-dawg-producer")
+    assert by_name(fleet.states())["ai-dawg-producer"].version == version
+    fleet.repair("ai-dawg-producer")
+    assert by_name(fleet.states())["ai-dawg-producer"].version == "v1"
+
+
+def test_states_read_between_changes_equal_those_of_a_fleet_never_read() -> None:
+    """Reading the fleet (and so caching its states) never changes what a later read shows."""
+    read, unread = (
+        SimulatedFleet(seed=7, services=6, script=False, start=MORNING) for _ in range(2)
+    )
+    read.states()
+    for fleet in (read, unread):
+        assert fleet.apply(scale("customer-api", 4), "k1").ok
+        fleet.crash("billing-worker")
+    read.states()
+    for fleet in (read, unread):
+        fleet.advance(MORNING + TICK)
+        assert fleet.apply(restart("billing-worker"), "k2").ok
+    assert read.states() == unread.states()

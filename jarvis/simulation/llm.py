@@ -51,7 +51,7 @@ from jarvis.model import (
     ResourceState,
     month_bounds,
 )
-from jarvis.simulation.llm_routes import TAU, Lane, Route, lane_quality, route_state
+from jarvis.simulation.llm_routes import TAU, Lane, Route, lane_quality
 from jarvis.simulation.llm_scenario import SIM_TRAFFIC, RouteTraffic
 
 HOUR = 3600.0
@@ -203,9 +203,9 @@ class SimulatedLlm:
         states = []
         for route in self._routes:
             first = route.name in seeded
-            if first and route.updated_at is None:
-                route.updated_at = now.isoformat()
-            states.append(route_state(route, now, seeded=first))
+            if first:
+                route.seed(now)
+            states.append(route.state(now, seeded=first))
         return states
 
     def usage_state(self, now: datetime) -> ResourceState:

@@ -89,6 +89,10 @@ class Route:
         self.detail = ""
         self.surge = (1.0, -math.inf)
         """(factor, until epoch seconds)."""
+        self.facet = RouteWeights({}, 0, self.floors)
+        """The weights facet, built by `write` and shared by every state until the next."""
+        self.seen: tuple[datetime, bool, ResourceState] | None = None
+        """(now, seeded, state) of the last `state`; None once `write` or `seed` changed it."""
         self.write(self.configured, None)
 
     def write(self, weights: Mapping[str, float], at: datetime | None) -> None:
@@ -96,9 +100,34 @@ class Route:
         self.weights = {m: float(format_weight(w)) for m, w in weights.items()}
         self.shares = [self.weights.get(lane.model, 0.0) for lane in self.lanes]
         self.version += 1
+        self.facet = RouteWeights(self.weights, self.version, self.floors)
         self.updated_at = None if at is None else at.isoformat()
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in self.weights.items())
         self.detail = f"v{self.version} {shown}"
+        self.seen = None
+
+    def state(self, now: datetime, *, seeded: bool = False) -> ResourceState:
+        """`route_state` at ``now``, reused while the route and ``now`` stay the same.
+
+        The simulation reads every route twice per tick at the same instant
+        (the routing actuator's observe, then the invariant checker's ground
+        truth); building one is a frozen dataclass, a dict and a float sum.
+        ``now`` must be the very object the last build used (the virtual clock
+        hands out one per instant); `write` and `seed`, the only changes to
+        what a state shows, drop the cache.
+        """
+        seen = self.seen
+        if seen is not None and seen[0] is now and seen[1] is seeded:
+            return seen[2]
+        state = route_state(self, now, seeded=seeded)
+        self.seen = (now, seeded, state)
+        return state
+
+    def seed(self, at: datetime) -> None:
+        """The routing actuator wrote the route's hash at ``at``, if nothing had before."""
+        if self.updated_at is None:
+            self.updated_at = at.isoformat()
+            self.seen = None
 
     def rpm(self, epoch: float, day: float) -> float:
         """Requests per minute at ``epoch``: the day curve, a +-8 % wobble, any surge."""
@@ -136,5 +165,5 @@ def route_state(route: Route, now: datetime, *, seeded: bool = False) -> Resourc
         observed_at=now,
         detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
         attributes=attributes,
-        weights=RouteWeights(route.weights, route.version, route.floors),
+        weights=route.facet,
     )

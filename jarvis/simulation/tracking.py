@@ -206,16 +206,19 @@ class Budget:
     unmanaged: Callable[[], float] | None = None
     month_ends: list[dict[str, object]] = field(default_factory=list)
     _month: str | None = None
+    _month_of: tuple[int, int] | None = None
+    """(year, month) that ``_month`` names: the name is formatted only when it changes."""
     _spend: float | None = None
     _unmanaged: float | None = None
     _seen: datetime | None = None
     _alerts: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
     def observe(self, resources: Mapping[str, ResourceState], now: datetime) -> None:
-        month = f"{now:%Y-%m}"
-        if self._month is not None and month != self._month:
-            self._close(complete=True)
-        self._month = month
+        if (now.year, now.month) != self._month_of:
+            if self._month is not None:
+                self._close(complete=True)
+            self._month_of = (now.year, now.month)
+            self._month = f"{now:%Y-%m}"
         spend = [
             state.metrics[Metric.MONTH_TO_DATE_USD]
             for state in resources.values()

@@ -174,6 +174,22 @@ async def test_routes_read_as_the_routing_actuator_publishes_them(tmp_path: Path
     assert all(state.record_attributes()["seeded"] is False for state in again)
 
 
+def test_a_route_read_twice_at_one_instant_is_one_state_until_a_write(tmp_path: Path) -> None:
+    """Routes read again at the same instant are the same states; a write shows at once."""
+    llm = platform(tmp_path)
+    first = llm.route_states(START)
+    assert all(a is b for a, b in zip(first, llm.route_states(START), strict=True))
+    seeded = llm.route_states(START, seeded=frozenset({"chat"}))
+    assert seeded[0].attributes["seeded"] is True
+    assert seeded[0].attributes["updated_at"] == START.isoformat()
+    assert llm.set_weights(set_weights(CHEAP_CHAT), START).ok
+    chat = llm.route_states(START)[0]
+    assert chat.weights is not None
+    assert dict(chat.weights.weights) == CHEAP_CHAT
+    later = START + timedelta(minutes=1)
+    assert llm.route_states(later)[0].observed_at == later
+
+
 @pytest.mark.anyio
 async def test_cheaper_weights_lower_the_spend_rate(tmp_path: Path) -> None:
     """An hour of chat on its cheapest model costs far less than an hour at the configured mix."""

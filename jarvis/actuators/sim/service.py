@@ -9,7 +9,7 @@ from here.
 from __future__ import annotations
 
 from jarvis.actuators.sim.traffic import Profile
-from jarvis.model import Replicas, ResourceRef, Rollout, RolloutState, Versions
+from jarvis.model import Replicas, ResourceRef, ResourceState, Rollout, RolloutState, Versions
 
 PROVIDER = "sim"
 MIN_REPLICAS = 1
@@ -37,6 +37,7 @@ class Service:
         "replicas_seen",
         "rollout",
         "running",
+        "seen",
         "version",
         "versions",
         "versions_facet",
@@ -64,6 +65,11 @@ class Service:
         self.versions_facet = self.facet()
         self.replicas_seen: Replicas | None = None
         """The `Replicas` last reported, reused until a count changes (None: rebuild)."""
+        self.seen: ResourceState | None = None
+        """The state the fleet last built at its current time (None: rebuild).
+
+        Dropped by the fleet whenever it changes this service or moves its clock.
+        """
 
     def replicas(self) -> Replicas:
         seen = self.replicas_seen

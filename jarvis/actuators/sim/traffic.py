@@ -28,6 +28,12 @@ _TAU = 2.0 * math.pi
 # visibly repeats, bounded to +-8 %: noise without a random draw per observation.
 _NOISE_A = (0.05, _TAU / (37 * 60))
 _NOISE_B = (0.03, _TAU / (113 * 60))
+# The metric names, hoisted: `Profile.metrics` runs for every service every
+# tick, and an enum member read from its class costs ten times a module global.
+_RPM = Metric.REQUESTS_PER_MINUTE
+_CPU = Metric.CPU_UTILIZATION
+_P95 = Metric.P95_LATENCY_MS
+_ERRORS = Metric.ERROR_RATE
 
 
 def day_factor(now: datetime) -> float:
@@ -88,10 +94,10 @@ class Profile:
         """
         if running <= 0:
             return {
-                Metric.REQUESTS_PER_MINUTE: rpm,
-                Metric.CPU_UTILIZATION: 0.0,
-                Metric.P95_LATENCY_MS: 0.0,
-                Metric.ERROR_RATE: 1.0 if rpm > 0 else 0.0,
+                _RPM: rpm,
+                _CPU: 0.0,
+                _P95: 0.0,
+                _ERRORS: 1.0 if rpm > 0 else 0.0,
             }
         # Plain float arithmetic on the common path: this runs per service per tick.
         base = self.base_latency_ms
@@ -107,9 +113,4 @@ class Profile:
             latency = base * (1.0 + 1.5 * utilization * utilization * utilization)
         # Unrounded on purpose: rounding four floats costs more than the rest of
         # this function, and metrics are not part of a state's transition key.
-        return {
-            Metric.REQUESTS_PER_MINUTE: rpm,
-            Metric.CPU_UTILIZATION: cpu,
-            Metric.P95_LATENCY_MS: latency,
-            Metric.ERROR_RATE: errors,
-        }
+        return {_RPM: rpm, _CPU: cpu, _P95: latency, _ERRORS: errors}
