@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -475,3 +476,24 @@ def test_states_read_between_changes_equal_those_of_a_fleet_never_read() -> None
         fleet.advance(MORNING + TICK)
         assert fleet.apply(restart("billing-worker"), "k2").ok
     assert read.states() == unread.states()
+
+
+def test_the_fleet_builds_states_positionally_in_the_model_field_order() -> None:
+    """`SimulatedFleet._state` passes ten fields by position, for speed: this pins their order.
+
+    ``version`` and ``detail`` are both text, so mypy would not notice the model
+    swapping them; a change to this order must change `_state` with it.
+    """
+    names = [f.name for f in dataclasses.fields(ResourceState)][:10]
+    assert names == [
+        "ref",
+        "health",
+        "observed_at",
+        "replicas",
+        "version",
+        "detail",
+        "metrics",
+        "attributes",
+        "rollout",
+        "versions",
+    ]
