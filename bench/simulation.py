@@ -81,7 +81,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     thirty_days = wall * 30 / args.days
     extrapolated = args.days < 30
     # The machine's speed around the run: the month in calibration runs moves
-    # with the code, not with the VM (see `common.calibration`).
+    # with the code more than with the VM (see `common.calibration`).
     unit = statistics.mean(out["calibration"])
     speed = {
         "days": args.days,
