@@ -214,9 +214,6 @@ class SimulatedFleet:
             detail = f"overloaded: cpu above {DEGRADED_CPU:g}% on {running} replicas"
         else:
             health, detail = Health.HEALTHY, ""
-        replicas = service.replicas_seen
-        if replicas is None:
-            replicas = service.replicas()
         # Positional, in the field order of `ResourceState`: this runs for every
         # service every tick, and matching nine keywords against a 17-field
         # dataclass's signature cost a sixth of building the state. ``{}`` is
@@ -225,7 +222,7 @@ class SimulatedFleet:
             service.ref,
             health,
             now,
-            replicas,
+            service.replicas(),
             service.version,
             detail,
             metrics,
