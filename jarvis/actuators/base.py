@@ -1,7 +1,9 @@
 """The `Sensor` and `Actuator` protocols: the only way Jarvis reads or changes resources.
 
 The reconciler calls `observe()` on every sensor and actuator concurrently each
-tick (with shards, passing the `Scope` of the shards this replica holds), and
+tick (with shards, passing the `Scope` of the shards this replica holds; a
+sensor that only reads process memory says so with `in_process` and is read in
+the tick's own task), and
 `apply()` on the one actuator that owns an action's (provider, kind), found
 through `route_table`. A `Sensor` only observes (probes, cost, usage); an
 `Actuator` also applies. Neither decides; they translate between a provider's
@@ -84,6 +86,18 @@ class Sensor(Protocol):
     async def aclose(self) -> None:
         """Release clients and connections."""
         ...
+
+
+def in_process(sensor: Sensor) -> bool:
+    """Whether ``sensor`` only reads process memory (its class sets ``in_process = True``).
+
+    The reconciler reads such a sensor in the tick's own task, not in a task of
+    its own: there is no I/O for the other reads to overlap, and spawning the
+    task costs more than the read. A sensor that awaits a network, a disk or a
+    worker thread must not say so, or the reads that could overlap it wait.
+    Its time limit still holds (at its awaits, as for any sensor).
+    """
+    return getattr(sensor, "in_process", False) is True
 
 
 @runtime_checkable

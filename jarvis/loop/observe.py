@@ -1,20 +1,29 @@
 """Observe: every actuator read at once, merged into one view of the fleet.
 
 Called by the reconciler (`jarvis.loop.reconciler`) at the start of each tick.
-Each actuator's `observe()` runs concurrently under its own timeout; one that
+Each actuator's `observe()` runs concurrently under its own timeout (those
+`in_process`, reading memory only, one after another in the tick's task); one that
 fails or hangs becomes an error string, never a failed tick. `transitions`
 turns what changed since the last tick into `resource.changed` events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import anyio
 
-from jarvis.actuators.base import ActuatorError, MetricReading, MetricSource, Scope, Sensor
+from jarvis.actuators.base import (
+    ActuatorError,
+    MetricReading,
+    MetricSource,
+    Scope,
+    Sensor,
+    in_process,
+)
 from jarvis.loop import events as ev
 from jarvis.model import Event, Health, Metric, Replicas, ResourceRef, ResourceState
 from jarvis.telemetry.metrics import Metrics
@@ -60,19 +69,36 @@ async def observe_all(
         finally:
             metrics.observed(actuator.name, anyio.current_time() - started)
 
-    async with anyio.create_task_group() as group:
-        # The last one is read in this task, as the group's body: one task fewer
-        # to spawn per tick, the same concurrency (the others run while it awaits).
-        for actuator in actuators[:-1]:
-            group.start_soon(observe_one, actuator)
-        if actuators:
-            await observe_one(actuators[-1])
+    await _read_each(actuators, observe_one)
 
     resources: dict[str, ResourceState] = {}
     for actuator in actuators:
         for state in results.get(actuator.name, ()):
             resources[str(state.ref)] = state
     return resources, errors, others
+
+
+async def _read_each(
+    sensors: Sequence[Sensor], read: Callable[[Sensor], Coroutine[Any, Any, None]]
+) -> None:
+    """``read`` every sensor; the reads that wait on I/O overlap one another.
+
+    Only those gain from tasks of their own: the `in_process` sensors, and the
+    last of the others, are read in this task (the spawned reads go on while it
+    awaits). With at most one sensor doing I/O no task is spawned at all, which
+    saves about a tenth of a simulated tick.
+    """
+    remote = [sensor for sensor in sensors if not in_process(sensor)]
+    local = [sensor for sensor in sensors if in_process(sensor)]
+    if len(remote) < 2:
+        for sensor in [*local, *remote]:
+            await read(sensor)
+        return
+    async with anyio.create_task_group() as group:
+        for sensor in remote[:-1]:
+            group.start_soon(read, sensor)
+        for sensor in [*local, remote[-1]]:
+            await read(sensor)
 
 
 async def enrich(

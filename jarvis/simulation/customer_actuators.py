@@ -45,6 +45,7 @@ CANCELLED = frozenset({"canceled", "incomplete_expired"})
 
 class _Base:
     provider = CUSTOMER_SCHEME
+    in_process = True
 
     def __init__(self, world: SimulatedCustomers, clock: Clock, api: SimulatedProvider) -> None:
         self._world = world

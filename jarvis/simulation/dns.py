@@ -151,6 +151,7 @@ class SimulatedEndpoints:
 
     provider = "endpoint"
     name = "simulated-endpoints"
+    in_process = True
 
     def __init__(self, regions: SimulatedRegions, clock: Clock) -> None:
         self._regions = regions
@@ -168,6 +169,7 @@ class SimulatedRoute53:
 
     provider = "route53"
     name = "simulated-route53"
+    in_process = True
     action_kinds = frozenset({ActionKind.SET_DNS_WEIGHTS.value})
 
     def __init__(self, regions: SimulatedRegions, clock: Clock, api: SimulatedProvider) -> None:

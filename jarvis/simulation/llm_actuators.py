@@ -31,6 +31,7 @@ class SimulatedRouting:
 
     provider = "route"
     name = "simulated-routing"
+    in_process = True
     action_kinds = frozenset({ActionKind.SET_WEIGHTS})
 
     def __init__(
@@ -70,6 +71,7 @@ class SimulatedUsage:
 
     provider = "cost"
     name = "simulated-llm-usage"
+    in_process = True
 
     def __init__(self, platform: SimulatedLlm, clock: Clock) -> None:
         self._platform = platform

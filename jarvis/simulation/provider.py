@@ -46,6 +46,7 @@ class SimulatedProvider:
 
     provider = "sim"
     name = "simulated"
+    in_process = True
     action_kinds = frozenset(
         {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
     )

@@ -22,6 +22,7 @@ class SimulatedActuator:
     """Observes and changes a `SimulatedFleet`; implements `jarvis.actuators.base.Actuator`."""
 
     provider = PROVIDER
+    in_process = True
     action_kinds = frozenset(
         {ActionKind.SCALE, ActionKind.RESTART, ActionKind.ROLLBACK, ActionKind.DEPLOY}
     )
