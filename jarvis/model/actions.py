@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 from jarvis.model.resources import JSON, ResourceRef
+from jarvis.model.slots import slot_init
 
 #: Routing weights and floors are compared with this slack: they are written as decimals.
 WEIGHT_TOLERANCE = 1e-6
@@ -155,6 +156,7 @@ class SetDnsWeights:
     record_weights: Mapping[str, int]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Action:
     """A change a policy proposes: a target and the typed params of one kind."""
@@ -196,6 +198,7 @@ class Action:
         return out
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The guard's answer to one action."""
@@ -213,6 +216,7 @@ class Verdict:
         return cls(allowed=False, reason=reason, detail=detail)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What an actuator reports after applying an action."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jarvis.model.slots import slot_init
+
 __all__ = [
     "CloudSpend",
     "DnsWeights",
@@ -82,6 +84,7 @@ class RolloutState(enum.StrEnum):
     FAILED = "failed"
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Rollout:
     """The rollout of the version a resource is meant to run."""
@@ -98,6 +101,7 @@ class Rollout:
         _put(out, "crash_looping", self.crash_looping, nulls)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Versions:
     """What a rollback may return to: the versions the provider still keeps."""
@@ -118,6 +122,7 @@ class Versions:
         _put(out, "stable_version", self.stable, nulls)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RouteWeights:
     """The traffic weights of an LLM route, by model, and the write that set them."""
@@ -145,6 +150,7 @@ class DnsWeights:
         out["record_weights"] = dict(sorted(self.weights.items()))
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ModelSpend:
     """One model's spend this month, over every route."""
@@ -153,6 +159,7 @@ class ModelSpend:
     requests: int
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RouteUsage:
     """One route's usage this month."""
@@ -174,6 +181,7 @@ class RouteUsage:
         }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ModelPerformance:
     """One model's record on one route over the performance window."""
@@ -196,6 +204,7 @@ class ModelPerformance:
         }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class LlmUsage:
     """LLM spend and performance, as the ``cost://llm`` resource reports them.

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from jarvis.model.resources import JSON, Snapshot
+from jarvis.model.slots import slot_init
 
 
 class EventKind(enum.StrEnum):
@@ -46,6 +47,7 @@ class EventKind(enum.StrEnum):
     """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One append-only row of the event store.
@@ -69,6 +71,7 @@ class Event:
     """Assigned by the store; None until written."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class RetryState:
     """The retry ledger for one (resource, action kind) pair.
@@ -97,6 +100,7 @@ class KillSwitchState:
     changed_at: datetime | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class History:
     """What policies may know besides the current snapshot, passed in as data.

@@ -21,6 +21,7 @@ from jarvis.model.facets import (
     RouteWeights,
     Versions,
 )
+from jarvis.model.slots import slot_init
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
@@ -60,6 +61,7 @@ class ResourceRef:
         return cls(provider=provider, name=name, kind=kind)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Replicas:
     """Replica counts as the provider reports them, and the bounds it enforces."""
@@ -71,6 +73,7 @@ class Replicas:
     max: int | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ResourceState:
     """One resource as an actuator saw it at one moment.
@@ -157,6 +160,7 @@ class ResourceState:
         return out
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything observed in one tick: resources by URI, and failed actuators."""

@@ -1,0 +1,202 @@
+"""`slot_init`: the same dataclass, frozen as before, built through its slots.
+
+Each class it serves must take the parameters the stock ``__init__`` takes, fill
+the same fields (a fresh default from each factory) and still refuse writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import FrozenInstanceError, InitVar, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import jarvis.model
+from jarvis.model import Event, EventKind, Health, ResourceRef, ResourceState
+from jarvis.model.slots import slot_init
+
+AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _served() -> list[type[Any]]:
+    """Every class of `jarvis.model` whose ``__init__`` `slot_init` built."""
+    found = []
+    for value in vars(jarvis.model).values():
+        init = getattr(value, "__init__", None)
+        code = getattr(init, "__code__", None)
+        built = code is not None and code.co_filename == "<string>" and "_set0" in code.co_names
+        if isinstance(value, type) and built:
+            found.append(value)
+    return found
+
+
+def _stock_parameters(cls: type[Any]) -> list[tuple[str, object]]:
+    """(name, default) of each parameter the dataclass's own ``__init__`` would take."""
+    params = []
+    for one in dataclasses.fields(cls):
+        if one.default is not dataclasses.MISSING:
+            params.append((one.name, one.default))
+        elif one.default_factory is not dataclasses.MISSING:
+            params.append((one.name, "<factory>"))
+        else:
+            params.append((one.name, inspect.Parameter.empty))
+    return params
+
+
+def test_the_hot_values_are_served() -> None:
+    names = {cls.__name__ for cls in _served()}
+    assert {"ResourceState", "Event", "Replicas", "Action", "Outcome", "Verdict"} <= names
+
+
+@pytest.mark.parametrize("cls", _served(), ids=lambda cls: cls.__name__)
+def test_served_classes_take_the_stock_parameters(cls: type[Any]) -> None:
+    parameters = list(inspect.signature(cls).parameters.values())
+    seen = [
+        (p.name, "<factory>" if repr(p.default) == "<factory>" else p.default) for p in parameters
+    ]
+    assert seen == _stock_parameters(cls)
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
+
+
+@pytest.mark.parametrize("cls", _served(), ids=lambda cls: cls.__name__)
+def test_served_classes_stay_frozen(cls: type[Any]) -> None:
+    assert cls.__dataclass_params__.frozen
+    first = dataclasses.fields(cls)[0].name
+    instance = object.__new__(cls)
+    with pytest.raises(FrozenInstanceError):
+        setattr(instance, first, None)
+
+
+@slot_init
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    name: str
+    count: int = 3
+    tags: dict[str, int] = field(default_factory=dict)
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stock:
+    name: str
+    count: int = 3
+    tags: dict[str, int] = field(default_factory=dict)
+    note: str | None = None
+
+
+def _fields(value: object) -> tuple[object, ...]:
+    return tuple(getattr(value, one.name) for one in dataclasses.fields(value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("a",), {}),
+        (("a", 5), {}),
+        (("a", 5, {"x": 1}, "n"), {}),
+        ((), {"name": "a", "note": "n"}),
+        (("a",), {"tags": {"y": 2}, "count": 0}),
+    ],
+)
+def test_it_fills_what_the_stock_init_fills(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    assert _fields(_Sample(*args, **kwargs)) == _fields(_Stock(*args, **kwargs))
+
+
+def test_each_instance_gets_its_own_default_from_the_factory() -> None:
+    first, second = _Sample("a"), _Sample("b")
+    assert first.tags == {} and first.tags is not second.tags
+
+
+def test_equality_repr_and_replace_are_the_dataclass_ones() -> None:
+    sample = _Sample("a", 2, note="n")
+    assert sample == _Sample("a", 2, note="n")
+    assert repr(sample) == "_Sample(name='a', count=2, tags={}, note='n')"
+    assert dataclasses.replace(sample, count=4) == _Sample("a", 4, note="n")
+    with pytest.raises(FrozenInstanceError):
+        sample.count = 5  # type: ignore[misc]
+
+
+def test_a_missing_or_unknown_argument_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        _Sample()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _Sample("a", colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _Sample("a", 1, {}, None, "extra")  # type: ignore[call-arg]
+
+
+def test_the_model_values_come_out_as_before() -> None:
+    ref = ResourceRef("sim", "api")
+    state = ResourceState(ref, Health.HEALTHY, AT, version="v2")
+    assert (state.ref, state.health, state.version, state.detail, dict(state.metrics)) == (
+        ref,
+        Health.HEALTHY,
+        "v2",
+        "",
+        {},
+    )
+    assert state.metrics is not ResourceState(ref, Health.HEALTHY, AT).metrics
+    event = Event(EventKind.TICK_STARTED, AT, "k", payload={"dry_run": False})
+    assert dataclasses.replace(event, id=7) == Event(
+        EventKind.TICK_STARTED, AT, "k", payload={"dry_run": False}, id=7
+    )
+
+
+class _Plain:
+    name: str
+
+
+@dataclass(slots=True)
+class _Thawed:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Unslotted:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a name is needed")
+
+
+@dataclass(frozen=True, slots=True)
+class _KeywordOnly:
+    name: str = field(kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    name: str
+    size: int = field(init=False, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _WithInitVar:
+    name: str
+    scale: InitVar[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Empty:
+    pass
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [_Plain, _Thawed, _Unslotted, _Checked, _KeywordOnly, _Derived, _WithInitVar, _Empty],
+    ids=lambda cls: cls.__name__,
+)
+def test_a_class_it_cannot_serve_is_refused(cls: type[Any]) -> None:
+    stock = vars(cls).get("__init__")
+    with pytest.raises(TypeError):
+        slot_init(cls)
+    assert vars(cls).get("__init__") is stock
