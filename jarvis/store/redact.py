@@ -88,20 +88,31 @@ class Redactor:
         found, or a payload the encoder refuses, takes the two exact paths in
         turn, so the answer is theirs (tests/store/test_fast_checks.py).
         """
-        if self._plain:
-            try:
-                joined = "\n".join((*text_fields(event), payload_json(event.payload)))
-            except (TypeError, ValueError, RecursionError):
-                pass
-            else:
-                # JSON escapes a NUL in the payload as \u0000; a literal one only costs the walk.
-                if "\\u0000" not in joined and storable_text(joined):
-                    for secret in self._secrets:
-                        if secret in joined:
-                            break
-                    else:
-                        return event
+        if self.clean_json(event) is not None:
+            return event
         return safe_event(self.event(event))
+
+    def clean_json(self, event: Event) -> str | None:
+        """The payload's JSON (`payload_json`) when the event is storable as it is; else None.
+
+        `storable`'s fast check, whose encoding a backend that reads payloads
+        back through JSON (`jarvis.store.memory`) reuses. None says only that
+        the check could not vouch for the event: it may still come back clean.
+        """
+        if not self._plain:
+            return None
+        try:
+            payload = payload_json(event.payload)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        joined = "\n".join((*text_fields(event), payload))
+        # JSON escapes a NUL in the payload as \u0000; a literal one only costs the walk.
+        if "\\u0000" in joined or not storable_text(joined):
+            return None
+        for secret in self._secrets:
+            if secret in joined:
+                return None
+        return payload
 
     def _found(self, value: Any) -> bool:
         """Whether a secret occurs anywhere in ``value``; allocates nothing."""
@@ -155,10 +166,11 @@ class Storable(Sequence[Event]):
     same events.
     """
 
-    __slots__ = ("_events", "_storable")
+    __slots__ = ("_events", "_redactor", "_storable")
 
     def __init__(self, events: Sequence[Event], redactor: Redactor) -> None:
         self._events = events
+        self._redactor = redactor
         self._storable = redactor.storable
 
     def __len__(self) -> int:
@@ -166,6 +178,16 @@ class Storable(Sequence[Event]):
 
     def __iter__(self) -> Iterator[Event]:
         return map(self._storable, self._events)
+
+    def encoded(self) -> Iterator[tuple[Event, str | None]]:
+        """Each storable event with its payload's JSON when the check made it (`clean_json`)."""
+        clean_json = self._redactor.clean_json
+        for event in self._events:
+            payload = clean_json(event)
+            if payload is None:
+                yield self._redactor.storable(event), None
+            else:
+                yield event, payload
 
     @overload
     def __getitem__(self, index: int) -> Event: ...

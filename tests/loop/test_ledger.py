@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from jarvis.loop.ledger import RetryLedger, exhaustion, quarantined_count
+from jarvis.loop.ledger import RetryLedger, exhaustion, log_resets, quarantined_count
 from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore, MemoryBackend
@@ -125,6 +126,30 @@ async def test_refresh_keeps_the_in_memory_ledger_while_events_stay_spooled(
     assert store.spooled == 0
     assert await store.load_retries() == {RESTART.key: spent(failures=1)}
     assert ledger.get(RESTART.key) == spent(failures=1)
+
+
+def test_log_resets_names_each_row_cleared_elsewhere_and_nothing_when_none_was() -> None:
+    """A lifted quarantine (row kept or gone) and a deleted row are logged; a same ledger is not."""
+    lifted = replace(spent(), resource="sim://kept", quarantined=True)
+    gone = replace(spent(), resource="sim://gone", quarantined=True)
+    plain = spent()
+    before = {(s.resource, s.action_kind): s for s in (lifted, gone, plain)}
+    key = ("sim://kept", "restart")
+    after = {key: replace(lifted, quarantined=False)}
+    with capture_logs() as logs:
+        log_resets(before, dict(before))
+        log_resets(before, {key: replace(state) for key, state in before.items()})
+    assert logs == []
+    with capture_logs() as logs:
+        log_resets(before, after)
+    assert [(entry["event"], entry["resource"]) for entry in logs] == [
+        ("retry record reset", "sim://api"),
+        ("quarantine lifted", "sim://gone"),
+        ("quarantine lifted", "sim://kept"),
+    ]
+    with capture_logs() as logs:
+        log_resets({key: lifted}, {key: after[key]})
+    assert [entry["event"] for entry in logs] == ["quarantine lifted"]
 
 
 async def test_an_unreadable_store_without_a_spool_leaves_the_ledger_as_it_was() -> None:

@@ -10,6 +10,7 @@ text the checks must leave alone.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
-from jarvis.store.redact import Redactor
+from jarvis.store.redact import Redactor, Storable
 from jarvis.store.storable import _safe_json, safe_event, safe_text
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -115,6 +116,22 @@ def test_storable_answers_as_redaction_then_safe_event(event: Event, secrets: li
     made = redactor.storable(event)
     assert _same(fields(made), fields(expected))
     assert (made is event) == (expected is event)
+
+
+@given(events, st.sampled_from([SECRETS, PLAIN, []]))
+@example(Event(EventKind.ALERT, NOW, "k", payload={"a": SECRETS[0]}), PLAIN)
+@example(Event(EventKind.ALERT, NOW, "k", payload={"a": (1, {"b": "ü"})}), [])
+def test_encoded_gives_the_storable_event_and_the_json_of_its_payload(
+    event: Event, secrets: list[str]
+) -> None:
+    """`Storable.encoded` reads as `Storable` does; any JSON it gives is the event's payload."""
+    redactor = Redactor(secrets)
+    [(made, text)] = list(Storable([event], redactor).encoded())
+    expected = redactor.storable(event)
+    assert _same(fields(made), fields(expected))
+    if text is not None:
+        assert made is event
+        assert json.loads(text) == json.loads(json.dumps(dict(made.payload), allow_nan=False))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ tests on SQLite, PostgreSQL and this backend alike.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -97,6 +98,32 @@ async def test_events_read_back_as_a_database_gives_them() -> None:
     assert stored.ts == local
     assert stored.ts.utcoffset() == timedelta(0)
     assert stored.payload == {"pair": [1, 2], "n": 1.5}
+
+
+async def test_a_stored_event_keeps_every_field() -> None:
+    """Each field of `Event` is stored as given; only the id and the time zone are the store's."""
+    local = datetime(2025, 3, 1, 16, 0, tzinfo=timezone(timedelta(hours=2)))
+    given = {
+        "kind": EventKind.ACTION_APPLIED,
+        "ts": local,
+        "idempotency_key": "k",
+        "tick_id": "tick",
+        "resource": "sim://a",
+        "action_kind": "restart",
+        "policy": "heal",
+        "reason": "why",
+        "payload": {"n": [1, {"m": "x"}]},
+        "action_id": "act-1",
+        "id": None,
+    }
+    assert given.keys() == {f.name for f in fields(Event)}, "give the new field a value here"
+    original = Event(**given)  # type: ignore[arg-type]
+    store = await EventStore.in_memory()
+    store.append([original])
+    await store.flush()
+    [stored] = await store.events()
+    assert stored == replace(original, id=1)
+    assert stored.ts.utcoffset() == timedelta(0)
 
 
 async def test_a_non_json_payload_fails_the_whole_flush() -> None:
