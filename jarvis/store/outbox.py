@@ -213,6 +213,8 @@ class MemoryOutbox:
     def __init__(self) -> None:
         self._state: dict[str, Any] = {}
         self._rows: dict[int, NotificationRow] = {}
+        self._pending: dict[int, NotificationRow] = {}
+        """The pending rows, by id: what `due` scans, not every row ever written."""
         self._keys: set[str] = set()
 
     async def load_state(self) -> dict[str, Any]:
@@ -228,7 +230,7 @@ class MemoryOutbox:
                 continue
             self._keys.add(row["dedup_key"])
             row_id = len(self._rows) + 1
-            self._rows[row_id] = NotificationRow(
+            self._rows[row_id] = self._pending[row_id] = NotificationRow(
                 id=row_id,
                 status=PENDING,
                 attempts=0,
@@ -241,7 +243,7 @@ class MemoryOutbox:
         return inserted
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
-        due = [r for r in self._rows.values() if r.status == PENDING and r.next_attempt_at <= now]
+        due = [r for r in self._pending.values() if r.next_attempt_at <= now]
         return due[:limit]
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
@@ -257,4 +259,8 @@ class MemoryOutbox:
         self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
 
     def _update(self, row_id: int, **values: Any) -> None:
-        self._rows[row_id] = replace(self._rows[row_id], **values)
+        row = self._rows[row_id] = replace(self._rows[row_id], **values)
+        if row.status == PENDING:
+            self._pending[row_id] = row
+        else:
+            self._pending.pop(row_id, None)

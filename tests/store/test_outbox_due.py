@@ -1,0 +1,67 @@
+"""Which notifications are due: the in-memory outbox answers as the SQL one does.
+
+`MemoryOutbox` keeps its pending rows apart so that `due` does not scan every
+row ever written; these checks put the same history to both outboxes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jarvis.store.events import EventStore
+from jarvis.store.outbox import PENDING, MemoryOutbox, NotificationOutbox, Outbox
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _row(key: str) -> dict[str, object]:
+    return {
+        "dedup_key": key,
+        "channel": "slack",
+        "incident": f"incident-{key}",
+        "action": "open",
+        "message": {"text": key},
+    }
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def outbox(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[NotificationOutbox]:
+    if request.param == "memory":
+        yield MemoryOutbox()
+        return
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/o.db", auto_migrate=True)
+    try:
+        yield Outbox(store.engine)
+    finally:
+        await store.aclose()
+
+
+async def _ids(outbox: NotificationOutbox, now: datetime, limit: int = 50) -> list[int]:
+    return [row.id for row in await outbox.due(now, limit)]
+
+
+async def test_due_is_the_pending_rows_whose_time_has_come_oldest_first(
+    outbox: NotificationOutbox,
+) -> None:
+    assert await outbox.commit({}, [_row(k) for k in "abcde"], T0) == 5
+    assert await outbox.commit({}, [_row("a")], T0) == 0  # a known key is skipped
+    assert await _ids(outbox, T0) == [1, 2, 3, 4, 5]
+    await outbox.mark_sent(2, 1, T0)
+    await outbox.mark_failed(4, 3, "410 Gone")
+    await outbox.mark_retry(1, 1, T0 + timedelta(minutes=5), "timeout")
+    assert await _ids(outbox, T0) == [3, 5]
+    assert await _ids(outbox, T0 + timedelta(minutes=5)) == [1, 3, 5]
+    assert await _ids(outbox, T0 + timedelta(minutes=5), limit=2) == [1, 3]
+    await outbox.mark_retry(3, 2, T0 + timedelta(minutes=1), "timeout")
+    await outbox.mark_sent(1, 2, T0 + timedelta(minutes=5))
+    assert await _ids(outbox, T0 + timedelta(minutes=5)) == [3, 5]
+    pending = [row.id for row in await outbox.rows(PENDING)]
+    assert pending == [3, 5]
