@@ -1,10 +1,11 @@
 """The month's spend as the cost policy sees it, and the budget stage it reaches.
 
 Used by the cost policy (`jarvis.policies.cost`), which calls `read_spend` on
-the current snapshot and on the previous one each tick and asks its `Budget`
-which `Stage` the total is in. `read_spend` reads the ``cost://llm`` resource
-(published by the `llm_usage` actuator) and, when asked, ``cost://aws``; spend
-from another month, or none at all, reads as unknown (None).
+the current snapshot each tick (and on the previous one, unless it read that one
+the tick before) and asks its `Budget` which `Stage` the total is in.
+`read_spend` reads the ``cost://llm`` resource (published by the `llm_usage`
+actuator) and, when asked, ``cost://aws``; spend from another month, or none at
+all, reads as unknown (None).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds
 
@@ -93,8 +94,8 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
     usage = None if llm is None else llm.llm_usage
     if usage is None:
         return None
-    start, _ = month_bounds(now)
-    month = f"{start.year:04d}-{start.month:02d}"
+    utc = now.astimezone(UTC)
+    month = f"{utc.year:04d}-{utc.month:02d}"
     if usage.month != month:
         return None
     forecast = usage.forecast_month_end_usd

@@ -93,6 +93,10 @@ class CostPolicy:
         # not state: the policy's answers are the same with or without it.
         self._chosen: dict[str, tuple[object, dict[str, float], str]] = {}
         self._quantized: dict[str, tuple[tuple[tuple[str, float], ...], dict[str, float]]] = {}
+        # The last snapshot evaluated and its spend: next tick it is the history's
+        # latest, whose stage the crossing notes compare with. Snapshots are
+        # read, never changed, so the same object holds the same spend.
+        self._last: tuple[Snapshot, Spend | None] | None = None
 
     @classmethod
     def from_settings(
@@ -137,10 +141,11 @@ class CostPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
         spend = read_spend(snapshot, now, include_cloud=self._budget.include_cloud_spend)
+        last, self._last = self._last, (snapshot, spend)
         if spend is None:
             return Evaluation()
         stage = self._budget.stage(spend.total_usd)
-        notes = self._crossing_notes(spend, stage, history, now)
+        notes = self._crossing_notes(spend, stage, self._previous_stage(history, spend, last, now))
         actions: list[Action] = []
         for route, resource in zip(self._routes, self._resources, strict=True):
             action = self._propose(route, resource, stage, spend=spend, snapshot=snapshot, now=now)
@@ -148,18 +153,29 @@ class CostPolicy:
                 actions.append(action)
         return Evaluation(actions=tuple(actions), notes=notes)
 
-    def _previous_stage(self, history: History, now: datetime) -> Stage:
+    def _previous_stage(
+        self,
+        history: History,
+        spend: Spend,
+        last: tuple[Snapshot, Spend | None] | None,
+        now: datetime,
+    ) -> Stage:
+        """The stage of the history's latest snapshot, read for the month of ``now``.
+
+        When that snapshot is the one evaluated last (``last``) and its spend was
+        known, that spend is reused: it holds for the month of ``now`` (``spend``'s)
+        or is stale in it.
+        """
         if not history.snapshots:
             return Stage.NORMAL
-        before = read_spend(
-            history.snapshots[-1], now, include_cloud=self._budget.include_cloud_spend
-        )
+        latest = history.snapshots[-1]
+        if last is not None and last[0] is latest and last[1] is not None:
+            before: Spend | None = last[1] if last[1].month == spend.month else None
+        else:
+            before = read_spend(latest, now, include_cloud=self._budget.include_cloud_spend)
         return Stage.NORMAL if before is None else self._budget.stage(before.total_usd)
 
-    def _crossing_notes(
-        self, spend: Spend, stage: Stage, history: History, now: datetime
-    ) -> tuple[Note, ...]:
-        previous = self._previous_stage(history, now)
+    def _crossing_notes(self, spend: Spend, stage: Stage, previous: Stage) -> tuple[Note, ...]:
         if stage <= previous or stage is Stage.NORMAL:
             return ()
         b = self._budget
@@ -201,11 +217,11 @@ class CostPolicy:
             return None
         if observed.weights is None:
             return None
-        current = dict(observed.weights.weights)
-        costs = self._costs_per_request(route, spend)
-        target, why = self._target(route, stage, spend, costs)
+        current = observed.weights.weights
+        target, why = self._target(route, stage, spend)
         if traffic_moved(current, target) < max(self._budget.min_change, 1e-6):
             return None
+        costs = self._costs_per_request(route, spend)
         step = step_toward(current, target, self._max_shift, route.floors)
         if step != target:
             why += f"; stepping at most {self._max_shift:.0%} per tick toward " + " ".join(
@@ -234,16 +250,18 @@ class CostPolicy:
         input_tokens, output_tokens = spend.token_mix(route.name)
         return {m: self._prices[m].per_request(input_tokens, output_tokens) for m in route.models}
 
-    def _target(
-        self, route: Route, stage: Stage, spend: Spend, costs: Mapping[str, float]
-    ) -> tuple[dict[str, float], str]:
+    def _target(self, route: Route, stage: Stage, spend: Spend) -> tuple[dict[str, float], str]:
         base, why = self._base(route, spend)
+        if stage < Stage.SHIFT:
+            # Prices only pick the models the budget stages move traffic between.
+            return self._quantize(route, base), why
+        costs = self._costs_per_request(route, spend)
         # Cheapest first on ties of price, then configuration order.
         cheapest = min(route.models, key=lambda m: (costs[m], route.models.index(m)))
         if stage is Stage.CHEAPEST:
             target = concentrate(route.models, cheapest, route.floors)
             why = f"budget exhausted: {cheapest} (cheapest allowed) takes all traffic floors allow"
-        elif stage is Stage.SHIFT:
+        else:
             movable = [m for m in route.models if base[m] > route.floors.get(m, 0.0) + 1e-9]
             priciest = max(movable, key=lambda m: (costs[m], -route.models.index(m)), default=None)
             target = base
@@ -255,8 +273,6 @@ class CostPolicy:
                     f"moving {self._budget.shift_share:.0%} of {priciest} traffic to {cheapest} "
                     f"(cheapest allowed), after {why}"
                 )
-        else:
-            target = base
         return self._quantize(route, target), why
 
     def _base(self, route: Route, spend: Spend) -> tuple[dict[str, float], str]:
@@ -280,12 +296,15 @@ class CostPolicy:
         return base, why
 
     def _quantize(self, route: Route, target: Mapping[str, float]) -> dict[str, float]:
-        """`quantize` of ``target`` at the route's floors; a new dict the caller may keep."""
+        """`quantize` of ``target`` at the route's floors.
+
+        The same dict while ``target`` stands: callers read it and never change it.
+        """
         weights = tuple(target.items())
         last = self._quantized.get(route.name)
         if last is None or last[0] != weights:
             last = self._quantized[route.name] = (weights, quantize(target, route.floors))
-        return dict(last[1])
+        return last[1]
 
 
 def _stats(performance: Mapping[str, ModelPerformance] | None) -> dict[str, ModelStats]:

@@ -86,7 +86,11 @@ class Route:
         self.shares: list[float] = []
         self.version = 0
         self.updated_at: str | None = None
+        self.health = Health.HEALTHY
         self.detail = ""
+        """The state's health and detail: they follow the weights, so `write` sets them."""
+        self.attributes: dict[str, JSON] = {}
+        """The state's attributes on every tick but the seeded one, built by `write` and `seed`."""
         self.surge = (1.0, -math.inf)
         """(factor, until epoch seconds)."""
         self.facet = RouteWeights({}, 0, self.floors)
@@ -103,7 +107,22 @@ class Route:
         self.facet = RouteWeights(self.weights, self.version, self.floors)
         self.updated_at = None if at is None else at.isoformat()
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in self.weights.items())
+        total = math.fsum(self.weights.values())
+        healthy = bool(self.weights) and abs(total - 1) <= WEIGHT_TOLERANCE
+        self.health = Health.HEALTHY if healthy else Health.DEGRADED
         self.detail = f"v{self.version} {shown}"
+        if not healthy:
+            self.detail += f" (weights sum to {total:g}, not 1)"
+        self._changed()
+
+    def _changed(self) -> None:
+        """What a state shows changed: its attributes are rebuilt and the last state dropped."""
+        self.attributes = {
+            "configured_weights": self.configured,
+            "models": self.models,
+            "updated_at": self.updated_at,
+            "seeded": False,
+        }
         self.seen = None
 
     def state(self, now: datetime, *, seeded: bool = False) -> ResourceState:
@@ -111,7 +130,7 @@ class Route:
 
         The simulation reads every route twice per tick at the same instant
         (the routing actuator's observe, then the invariant checker's ground
-        truth); building one is a frozen dataclass, a dict and a float sum.
+        truth); building one is a frozen dataclass of sixteen fields.
         ``now`` must be the very object the last build used (the virtual clock
         hands out one per instant); `write` and `seed`, the only changes to
         what a state shows, drop the cache.
@@ -127,7 +146,7 @@ class Route:
         """The routing actuator wrote the route's hash at ``at``, if nothing had before."""
         if self.updated_at is None:
             self.updated_at = at.isoformat()
-            self.seen = None
+            self._changed()
 
     def rpm(self, epoch: float, day: float) -> float:
         """Requests per minute at ``epoch``: the day curve, a +-8 % wobble, any surge."""
@@ -151,19 +170,16 @@ def lane_quality(model: str, rng: random.Random) -> ModelQuality:
 
 
 def route_state(route: Route, now: datetime, *, seeded: bool = False) -> ResourceState:
-    attributes: dict[str, JSON] = {
-        "configured_weights": route.configured,
-        "models": route.models,
-        "updated_at": route.updated_at,
-        "seeded": seeded,
-    }
-    total = math.fsum(route.weights.values())
-    healthy = bool(route.weights) and abs(total - 1) <= WEIGHT_TOLERANCE
+    """The route at ``now``: what `Route.write` and `Route.seed` built, observed now.
+
+    States share the route's attributes (read, never changed) but for the
+    seeded flag, which the routing actuator raises on one tick only.
+    """
     return ResourceState(
         ref=route.ref,
-        health=Health.HEALTHY if healthy else Health.DEGRADED,
+        health=route.health,
         observed_at=now,
-        detail=route.detail if healthy else f"{route.detail} (weights sum to {total:g}, not 1)",
-        attributes=attributes,
+        detail=route.detail,
+        attributes={**route.attributes, "seeded": True} if seeded else route.attributes,
         weights=route.facet,
     )

@@ -44,7 +44,8 @@ from jarvis.simulation import (
 )
 from jarvis.simulation.llm import SimulatedLlm
 from jarvis.simulation.llm_actuators import SimulatedRouting, SimulatedUsage
-from jarvis.simulation.llm_scenario import SIM_COST
+from jarvis.simulation.llm_routes import Route
+from jarvis.simulation.llm_scenario import SIM_COST, SIM_TRAFFIC
 from jarvis.simulation.provider import SimulatedProvider
 from jarvis.simulation.run_config import START
 from jarvis.simulation.tracking import Budget
@@ -188,6 +189,47 @@ def test_a_route_read_twice_at_one_instant_is_one_state_until_a_write(tmp_path: 
     assert dict(chat.weights.weights) == CHEAP_CHAT
     later = START + timedelta(minutes=1)
     assert llm.route_states(later)[0].observed_at == later
+
+
+def test_a_route_state_follows_each_seed_and_write_and_is_seeded_on_its_tick_only(
+    tmp_path: Path,
+) -> None:
+    """A seed's time, a write's weights, health and detail show at once; ``seeded`` once only."""
+    route = Route(
+        "chat", settings(tmp_path).routing.routes["chat"], SIM_TRAFFIC["chat"], [], (0, 0)
+    )
+    later, latest = START + timedelta(seconds=30), START + timedelta(seconds=60)
+    route.seed(START)
+    seeded = route.state(START, seeded=True)
+    assert (seeded.attributes["seeded"], seeded.attributes["updated_at"]) == (
+        True,
+        START.isoformat(),
+    )
+    unseeded = route.state(later)
+    assert (unseeded.attributes["seeded"], unseeded.attributes["updated_at"]) == (
+        False,
+        START.isoformat(),
+    )
+    route.write({"gpt-4o": 0.5, "claude-haiku": 0.2, "gemini-flash": 0.2}, later)
+    broken = route.state(later)
+    assert broken.health is Health.DEGRADED
+    assert broken.detail == (
+        "v2 gpt-4o=0.5 claude-haiku=0.2 gemini-flash=0.2 (weights sum to 0.9, not 1)"
+    )
+    assert broken.attributes["updated_at"] == later.isoformat()
+    route.write(CHEAP_CHAT, latest)
+    mended = route.state(latest)
+    assert (mended.health, mended.detail) == (
+        Health.HEALTHY,
+        "v3 gpt-4o=0 claude-haiku=0 gemini-flash=1",
+    )
+    assert mended.weights == RouteWeights(CHEAP_CHAT, 3, {})
+    assert mended.attributes == {
+        "configured_weights": {"gpt-4o": 0.6, "claude-haiku": 0.2, "gemini-flash": 0.2},
+        "models": ["gpt-4o", "claude-haiku", "gemini-flash"],
+        "updated_at": latest.isoformat(),
+        "seeded": False,
+    }
 
 
 @pytest.mark.anyio

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from jarvis.model import (
     Health,
@@ -25,9 +26,12 @@ from jarvis.model import (
 REF = ResourceRef("cost", "llm", "cost")
 
 
-@dataclass(frozen=True, slots=True)
-class MonthRow:
-    """One (route, model) pair's usage this month."""
+class MonthRow(NamedTuple):
+    """One (route, model) pair's usage this month.
+
+    A tuple, like the SQL row it stands for: the simulated platform builds
+    one per pair every tick, and `usage_state` unpacks it.
+    """
 
     route: str
     model: str
@@ -98,18 +102,18 @@ def usage_state(
     by_model: dict[str, tuple[float, int]] = {}
     sums: dict[str, _RouteSum] = {}
     costs: dict[str, dict[str, float]] = {}
-    for row in month_rows:
-        s = sums.get(row.route)
+    for route, model, count, cost, input_tokens, output_tokens in month_rows:
+        s = sums.get(route)
         if s is None:
-            s = sums[row.route] = _RouteSum()
-            costs[row.route] = {}
-        s.cost_usd += row.cost_usd
-        s.requests += row.requests
-        s.input_tokens += row.input_tokens
-        s.output_tokens += row.output_tokens
-        costs[row.route][row.model] = round(row.cost_usd, 6)
-        model_cost, model_requests = by_model.get(row.model, (0.0, 0))
-        by_model[row.model] = (model_cost + row.cost_usd, model_requests + row.requests)
+            s = sums[route] = _RouteSum()
+            costs[route] = {}
+        s.cost_usd += cost
+        s.requests += count
+        s.input_tokens += input_tokens
+        s.output_tokens += output_tokens
+        costs[route][model] = round(cost, 6)
+        model_cost, model_requests = by_model.get(model, (0.0, 0))
+        by_model[model] = (model_cost + cost, model_requests + count)
     total = 0.0
     requests = 0
     for s in sums.values():
