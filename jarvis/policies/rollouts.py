@@ -96,11 +96,14 @@ class RolloutIndex:
     rollback policy's time, so this keeps the window's events grouped by
     resource and reads again only the resources whose events changed. It checks
     (never assumes) that a new window continues the last one, and groups from
-    scratch when it does not. `history` always equals
-    ``RolloutHistory.read(uri, <the window's events for uri>)``; callers must
-    not change what it returns, since the next tick may be handed the same object.
-    Only resources with events in the window are kept, so memory follows the
-    window, not the fleet.
+    scratch when it does not. Only the events a read looks at are kept
+    (`_read_by`): a resource's scaling decisions and restarts, most of the
+    window, neither lengthen its list nor make it read again. `history` equals
+    ``RolloutHistory.read(uri, <the window's events for uri>)`` when the window
+    holds such an event, and is None when it holds none (a read would be
+    empty); callers must not change what it returns, since the next tick may be
+    handed the same object. Only resources with such events are kept, so memory
+    follows the window, not the fleet.
     """
 
     def __init__(self) -> None:
@@ -124,7 +127,7 @@ class RolloutIndex:
         self._window = window
 
     def history(self, uri: str) -> RolloutHistory | None:
-        """The resource's history; None when the window holds no event of it."""
+        """The resource's history; None when the window holds no event a read looks at."""
         events = self._by_uri.get(uri)
         if events is None:
             return None
@@ -138,7 +141,7 @@ class RolloutIndex:
         counts: dict[str, int] = {}
         for event in events:
             uri = event.resource
-            if uri is not None:
+            if uri is not None and _read_by(event):
                 counts[uri] = counts.get(uri, 0) + 1
         for uri, count in counts.items():
             remaining = self._by_uri[uri]
@@ -151,12 +154,17 @@ class RolloutIndex:
         by_uri = self._by_uri
         for event in events:
             uri = event.resource
-            if uri is not None:
+            if uri is not None and _read_by(event):
                 if uri in by_uri:
                     by_uri[uri].append(event)
                 else:
                     by_uri[uri] = [event]
                 self._read.pop(uri, None)
+
+
+def _read_by(event: Event) -> bool:
+    """Whether `RolloutHistory.read` looks at ``event``: a version change, or a rollback's."""
+    return event.kind is _CHANGED or event.action_kind == _ROLLBACK
 
 
 def _continued(previous: tuple[Event, ...], window: tuple[Event, ...]) -> int:

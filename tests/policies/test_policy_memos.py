@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -30,6 +31,8 @@ event_ops = st.lists(
             ]
         ),
         st.sampled_from([Health.HEALTHY, Health.UNHEALTHY]),
+        # The action's kind: a rollback's outcome, or another action's, which no read looks at.
+        st.sampled_from(["rollback", "rollback", "scale"]),
     ),
     max_size=40,
 )
@@ -40,14 +43,20 @@ moves = st.lists(
 )
 
 
-def to_events(ops: list[tuple[str, str, EventKind, Health]]) -> list[Event]:
+Op = tuple[str, str, EventKind, Health, str]
+
+
+def to_events(ops: list[Op]) -> list[Event]:
     events = []
-    for index, (uri, version, kind, health) in enumerate(ops):
+    for index, (uri, version, kind, health, action) in enumerate(ops):
         at = T0 + timedelta(seconds=index)
         if kind is EventKind.RESOURCE_CHANGED:
             events.append(changed(at, version, uri=uri, health=health))
-        else:
+        elif action == "rollback":
             events.append(rollback_event(kind, at, version, uri=uri))
+        else:
+            scaled = rollback_event(kind, at, version, uri=uri)
+            events.append(replace(scaled, action_kind=action, idempotency_key=f"{action}:{at}"))
     return events
 
 
@@ -68,7 +77,7 @@ def windows(log: list[Event], steps: list[tuple[int, int] | None]) -> list[tuple
 @settings(max_examples=300)
 @given(ops=event_ops, steps=moves)
 def test_the_rollout_index_reads_like_a_fresh_read(
-    ops: list[tuple[str, str, EventKind, Health]], steps: list[tuple[int, int] | None]
+    ops: list[Op], steps: list[tuple[int, int] | None]
 ) -> None:
     """However the window moves, each resource's history is the one read from scratch."""
     index = RolloutIndex()
@@ -76,13 +85,42 @@ def test_the_rollout_index_reads_like_a_fresh_read(
         index.update(window)
         for uri in URIS:
             own = [event for event in window if event.resource == uri]
-            expected = RolloutHistory.read(uri, own) if own else None
+            # None when a read would look at none of them (it would be empty).
+            looked_at = [
+                e
+                for e in own
+                if e.kind is EventKind.RESOURCE_CHANGED or e.action_kind == "rollback"
+            ]
+            expected = RolloutHistory.read(uri, own) if looked_at else None
+            if expected is None and own:
+                assert RolloutHistory.read(uri, own) == RolloutHistory(uri=uri)
             assert index.history(uri) == expected
+
+
+def test_events_no_read_looks_at_leave_the_history_alone() -> None:
+    """A scaling outcome entering or leaving the window neither reads again nor cuts a list."""
+    api = URIS[0]
+    ops: list[Op] = [
+        (api, "v1", EventKind.ACTION_APPLIED, Health.HEALTHY, "scale"),
+        (api, "v2", EventKind.RESOURCE_CHANGED, Health.HEALTHY, "rollback"),
+        (api, "v3", EventKind.RESOURCE_CHANGED, Health.HEALTHY, "rollback"),
+        (api, "v3", EventKind.ACTION_APPLIED, Health.HEALTHY, "scale"),
+    ]
+    events = to_events(ops)
+    index = RolloutIndex()
+    index.update(events[:3])
+    read = index.history(api)
+    assert read == RolloutHistory.read(api, events[:3])
+    index.update(events[1:4])  # the first scaling outcome leaves, another arrives
+    assert index.history(api) is read
+    assert read is not None and read.good == ["v2", "v3"] and "v3" in read.changes
+    index.update(events[3:4])
+    assert index.history(api) is None  # nothing left that a read looks at
 
 
 @given(ops=event_ops, steps=moves, rollouts=st.lists(st.sampled_from(["failed", "completed"])))
 def test_a_reused_rollback_policy_answers_like_a_fresh_one(
-    ops: list[tuple[str, str, EventKind, Health]],
+    ops: list[Op],
     steps: list[tuple[int, int] | None],
     rollouts: list[str],
 ) -> None:
