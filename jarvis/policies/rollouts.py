@@ -163,7 +163,7 @@ class RolloutIndex:
 
 
 def _read_by(event: Event) -> bool:
-    """Whether `RolloutHistory.read` looks at ``event``: a version change, or a rollback's."""
+    """Whether `RolloutHistory.read` looks at ``event``: a version change, any rollback event."""
     return event.kind is _CHANGED or event.action_kind == _ROLLBACK
 
 
