@@ -190,9 +190,29 @@ class _Empty:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Base:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Inheriting(_Base):
+    size: int = 0
+
+
 @pytest.mark.parametrize(
     "cls",
-    [_Plain, _Thawed, _Unslotted, _Checked, _KeywordOnly, _Derived, _WithInitVar, _Empty],
+    [
+        _Plain,
+        _Thawed,
+        _Unslotted,
+        _Checked,
+        _KeywordOnly,
+        _Derived,
+        _WithInitVar,
+        _Empty,
+        _Inheriting,
+    ],
     ids=lambda cls: cls.__name__,
 )
 def test_a_class_it_cannot_serve_is_refused(cls: type[Any]) -> None:

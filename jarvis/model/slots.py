@@ -39,7 +39,8 @@ def slot_init(cls: type[_T]) -> type[_T]:
     parameters, in the same order, with the same defaults, and calls each
     ``default_factory`` as dataclasses do. A class it cannot serve so (not a
     frozen slotted dataclass, or with a field that is keyword-only, left out of
-    ``__init__``, or an ``InitVar``, or with ``__post_init__``) is refused at import.
+    ``__init__``, an ``InitVar`` or inherited, or with ``__post_init__``) is
+    refused at import.
     """
     if not dataclasses.is_dataclass(cls) or "__slots__" not in vars(cls):
         raise TypeError(f"slot_init needs a slotted dataclass, not {cls.__qualname__}")
@@ -57,7 +58,10 @@ def slot_init(cls: type[_T]) -> type[_T]:
         if field.kw_only or not field.init:
             raise TypeError(f"slot_init cannot serve keyword-only or init=False fields: {cls}")
         name, setter = field.name, f"_set{number}"
-        namespace[setter] = vars(cls)[name].__set__
+        slot = vars(cls).get(name)
+        if slot is None:
+            raise TypeError(f"slot_init cannot serve a field inherited from a base: {cls}")
+        namespace[setter] = slot.__set__
         value = name
         if field.default is not dataclasses.MISSING:
             namespace[f"_default{number}"] = field.default
