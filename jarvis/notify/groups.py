@@ -183,7 +183,10 @@ class Grouper:
     def due(self, now: datetime) -> list[Notice]:
         """Notifications due at ``now``, oldest group first; updates the timers."""
         notices: list[Notice] = []
-        for key, group in sorted(self._groups.items(), key=lambda kv: kv[1].since):
+        # Called every notifier round, nearly always with no group and no silence:
+        # an empty `sorted` or comprehension still costs a few microseconds.
+        groups = sorted(self._groups.items(), key=lambda kv: kv[1].since) if self._groups else ()
+        for key, group in groups:
             if group.next_flush > now:
                 continue
             notice = self._flush(group, now)
@@ -192,7 +195,8 @@ class Grouper:
             only_oneshots = all(a["oneshot"] for a in group.alerts.values())
             if not group.alerts or (only_oneshots and group.sent is not None):
                 del self._groups[key]
-        self.silences = {k: s for k, s in self.silences.items() if s.until > now}
+        if self.silences:
+            self.silences = {k: s for k, s in self.silences.items() if s.until > now}
         return notices
 
     def _flush(self, group: _Group, now: datetime) -> Notice | None:

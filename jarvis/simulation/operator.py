@@ -79,7 +79,11 @@ class Operator:
             self._repairs[resource] = now + delay
 
     async def between_ticks(self, now: datetime, *, include_mid_tick: bool = False) -> None:
-        await self._flip_due(now, mid_tick=include_mid_tick)
+        # Twice a tick, and nearly always with nothing scheduled: skip the empty passes.
+        if self._flips:
+            await self._flip_due(now, mid_tick=include_mid_tick)
+        if not self._repairs:
+            return
         for resource, due in sorted(self._repairs.items(), key=lambda item: item[1]):
             if due <= now:
                 del self._repairs[resource]

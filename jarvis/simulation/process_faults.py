@@ -93,6 +93,8 @@ class ProcessFaults:
 
     def crashes_due(self, now: datetime) -> int:
         """How many planned kills are due (and forget them)."""
+        if not self.crashes:
+            return 0
         due = [at for at in self.crashes if at <= now]
         self.crashes = self.crashes[len(due) :]
         return len(due)

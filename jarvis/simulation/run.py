@@ -226,10 +226,11 @@ class SimulationRun:
         for until, name in [s for s in self.surges if s[0] <= now]:
             self.fleet.surge(name, 1.0)
             self.surges.remove((until, name))
-        for until, region in [d for d in self.lit if d[0] <= now]:
-            if self.regions is not None:
-                self.regions.set_dark(region, dark=False)
-            self.lit.remove((until, region))
+        if self.lit:  # dark regions are rare; skip the comprehension on every other tick
+            for until, region in [d for d in self.lit if d[0] <= now]:
+                if self.regions is not None:
+                    self.regions.set_dark(region, dark=False)
+                self.lit.remove((until, region))
         self._give_back(now)
         await self.operator.between_ticks(now)
         await self._strike_process(now)

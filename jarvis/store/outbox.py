@@ -243,6 +243,8 @@ class MemoryOutbox:
         return inserted
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
+        if not self._pending:  # every round asks; nearly always nothing is pending
+            return []
         due = [r for r in self._pending.values() if r.next_attempt_at <= now]
         return due[:limit]
 

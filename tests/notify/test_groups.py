@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jarvis.notify.alerts import AlertChange, Severity
-from jarvis.notify.groups import Grouper, Route, Timing
+from jarvis.notify.groups import Grouper, Route, Silence, Timing
 from jarvis.notify.notice import Notice
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -146,3 +146,16 @@ def test_an_alert_that_gets_worse_is_sent_again() -> None:
     (notice,) = run(g, later, 60)
     assert notice.severity is Severity.CRITICAL
     assert notice.alerts[0]["summary"] == "budget exhausted: hard stop"
+
+
+def test_a_silence_is_forgotten_once_it_has_ended() -> None:
+    """`due` drops a silence after its end, so the saved state stops carrying it."""
+    g = grouper()
+    g.add_silence(Silence("s1", match="sim://*", until=T0 + timedelta(minutes=10)))
+    g.add_silence(Silence("s2", match="sim://*", until=T0 + timedelta(hours=1)))
+    g.due(T0 + timedelta(minutes=5))
+    assert sorted(g.to_json()["silences"]) == ["s1", "s2"]
+    g.due(T0 + timedelta(minutes=11))
+    assert sorted(g.to_json()["silences"]) == ["s2"]
+    g.due(T0 + timedelta(hours=2))
+    assert g.to_json()["silences"] == {}
