@@ -42,14 +42,14 @@ class Budget:
     min_change: float = 0.01
 
     def stage(self, spend_usd: float) -> Stage:
+        """The highest stage whose threshold the spend has reached (NORMAL below all)."""
         used = spend_usd / self.monthly_usd
-        for stage, at in (
-            (Stage.CHEAPEST, self.cheapest_at),
-            (Stage.SHIFT, self.shift_at),
-            (Stage.ALERT, self.alert_at),
-        ):
-            if used >= at:
-                return stage
+        if used >= self.cheapest_at:
+            return Stage.CHEAPEST
+        if used >= self.shift_at:
+            return Stage.SHIFT
+        if used >= self.alert_at:
+            return Stage.ALERT
         return Stage.NORMAL
 
 
