@@ -82,6 +82,8 @@ class CostPolicy:
         self._resources = tuple((ref, str(ref)) for ref in refs)
         self._prices = dict(prices)
         self._budget = budget or Budget()
+        # The least traffic a proposal must move, fixed with the budget.
+        self._min_move = max(self._budget.min_change, 1e-6)
         self._selection = selection
         self._max_shift = max_shift
         self._name = name
@@ -93,10 +95,15 @@ class CostPolicy:
         # not state: the policy's answers are the same with or without it.
         self._chosen: dict[str, tuple[object, dict[str, float], str]] = {}
         self._quantized: dict[str, tuple[tuple[tuple[str, float], ...], dict[str, float]]] = {}
-        # The last snapshot evaluated and its spend: next tick it is the history's
-        # latest, whose stage the crossing notes compare with. Snapshots are
-        # read, never changed, so the same object holds the same spend.
-        self._last: tuple[Snapshot, Spend | None] | None = None
+        # Per route, the traffic the last weights observed and the last target
+        # differ by: both stand for hours, and the policy asks every tick. Kept
+        # as copies and compared by value, like the memos above.
+        self._moved: dict[str, tuple[dict[str, float], dict[str, float], float]] = {}
+        # The last snapshot evaluated, its spend and that spend's stage: next
+        # tick it is the history's latest, whose stage the crossing notes
+        # compare with. Snapshots are read, never changed, so the same object
+        # holds the same spend.
+        self._last: tuple[Snapshot, tuple[Spend, Stage] | None] | None = None
 
     @classmethod
     def from_settings(
@@ -141,10 +148,12 @@ class CostPolicy:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:
         spend = read_spend(snapshot, now, include_cloud=self._budget.include_cloud_spend)
-        last, self._last = self._last, (snapshot, spend)
+        last = self._last
         if spend is None:
+            self._last = (snapshot, None)
             return Evaluation()
         stage = self._budget.stage(spend.total_usd)
+        self._last = (snapshot, (spend, stage))
         notes = self._crossing_notes(spend, stage, self._previous_stage(history, spend, last, now))
         actions: list[Action] = []
         for route, resource in zip(self._routes, self._resources, strict=True):
@@ -157,22 +166,22 @@ class CostPolicy:
         self,
         history: History,
         spend: Spend,
-        last: tuple[Snapshot, Spend | None] | None,
+        last: tuple[Snapshot, tuple[Spend, Stage] | None] | None,
         now: datetime,
     ) -> Stage:
         """The stage of the history's latest snapshot, read for the month of ``now``.
 
         When that snapshot is the one evaluated last (``last``) and its spend was
-        known, that spend is reused: it holds for the month of ``now`` (``spend``'s)
-        or is stale in it.
+        known, that spend's stage is reused: it holds for the month of ``now``
+        (``spend``'s) or the spend is stale in it.
         """
         if not history.snapshots:
             return Stage.NORMAL
         latest = history.snapshots[-1]
         if last is not None and last[0] is latest and last[1] is not None:
-            before: Spend | None = last[1] if last[1].month == spend.month else None
-        else:
-            before = read_spend(latest, now, include_cloud=self._budget.include_cloud_spend)
+            known, its_stage = last[1]
+            return its_stage if known.month == spend.month else Stage.NORMAL
+        before = read_spend(latest, now, include_cloud=self._budget.include_cloud_spend)
         return Stage.NORMAL if before is None else self._budget.stage(before.total_usd)
 
     def _crossing_notes(self, spend: Spend, stage: Stage, previous: Stage) -> tuple[Note, ...]:
@@ -219,7 +228,7 @@ class CostPolicy:
             return None
         current = observed.weights.weights
         target, why = self._target(route, stage, spend)
-        if traffic_moved(current, target) < max(self._budget.min_change, 1e-6):
+        if self._traffic_moved(route, current, target) < self._min_move:
             return None
         costs = self._costs_per_request(route, spend)
         step = step_toward(current, target, self._max_shift, route.floors)
@@ -294,6 +303,17 @@ class CostPolicy:
                 why = chosen.describe()
         self._chosen[route.name] = (record, base, why)
         return base, why
+
+    def _traffic_moved(
+        self, route: Route, current: Mapping[str, float], target: Mapping[str, float]
+    ) -> float:
+        """`traffic_moved` from ``current`` to ``target``, as last time while both stand."""
+        last = self._moved.get(route.name)
+        if last is not None and last[0] == current and last[1] == target:
+            return last[2]
+        moved = traffic_moved(current, target)
+        self._moved[route.name] = (dict(current), dict(target), moved)
+        return moved
 
     def _quantize(self, route: Route, target: Mapping[str, float]) -> dict[str, float]:
         """`quantize` of ``target`` at the route's floors.

@@ -93,3 +93,40 @@ def test_a_reused_cost_policy_answers_like_a_fresh_one_through_every_stage() -> 
         "budget:2025-06:shift",
         "budget:2025-06:cheapest",
     }
+
+
+def test_weights_changed_in_the_same_mapping_are_read_afresh() -> None:
+    """Weights held in one mapping that changes between ticks are compared by value, not id."""
+    reused = policy(CHAT)
+    weights = dict(CHAT.weights)
+    now = JUNE_END - timedelta(days=10)
+    state = route_state("chat", weights, now=now)
+    held = state.weights
+    assert held is not None
+    mapping = held.weights
+    assert isinstance(mapping, dict)
+
+    def tick() -> Evaluation:
+        snap = _tick(100.0, now, state)
+        answer = reused.evaluate(snap, History(), now)
+        assert answer == policy(CHAT).evaluate(snap, History(), now)
+        return answer
+
+    assert tick().actions == ()
+    mapping.update({"gpt-4o": 0.2, "gemini": 0.2, "claude": 0.6})
+    assert len(tick().actions) == 1, "the moved weights are stepped back"
+    mapping.update(CHAT.weights)
+    assert tick().actions == ()
+
+
+def test_a_new_target_over_the_same_weights_is_measured_afresh() -> None:
+    """The same weights against the alert stage's target, then the shift stage's, then back."""
+    reused = policy(CHAT)
+    answers = []
+    for spend in (100.0, 460.0, 100.0, 460.0):
+        now = JUNE_END - timedelta(days=10)
+        snap = _tick(spend, now, route_state("chat", CHAT.weights, now=now))
+        answer = reused.evaluate(snap, History(), now)
+        assert answer == policy(CHAT).evaluate(snap, History(), now)
+        answers.append(len(answer.actions))
+    assert answers == [0, 1, 0, 1]
