@@ -132,10 +132,20 @@ async def test_scale_from_the_page_is_applied_and_the_kill_switch_blocks_an_over
             engaged_id,
         )
         assert ("operator",) in blocked
-        started = rows(
-            db, "SELECT id FROM events WHERE kind = 'action.started' AND id > ?", engaged_id
+        # A tick that read the switch just before the flip may still write its
+        # intent after the flip's event (the switch is read right before each
+        # apply): only ticks that began after the flip must start nothing.
+        after_flip = rows(
+            db, "SELECT id FROM events WHERE kind = 'tick.started' AND id > ?", engaged_id
         )
-        assert started == []
+        assert after_flip, "the blocked override was decided by a tick after the flip"
+        by_tick = (
+            "SELECT s.id FROM events s JOIN events t"
+            " ON t.tick_id = s.tick_id AND t.kind = 'tick.started'"
+            " WHERE s.kind = 'action.started' AND t.id {} ?"
+        )
+        assert rows(db, by_tick.format("<"), engaged_id), "the scale's intent, found by its tick"
+        assert rows(db, by_tick.format(">"), engaged_id) == []
         audit = rows(
             db,
             "SELECT payload FROM events WHERE kind = 'admin.request' AND payload LIKE ?",
