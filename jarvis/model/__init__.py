@@ -51,6 +51,7 @@ from jarvis.model.facets import (
     RouteWeights,
     Versions,
     month_bounds,
+    month_key,
 )
 from jarvis.model.records import (
     Clock,
@@ -137,6 +138,7 @@ __all__ = [
     "Versions",
     "customer_mrr",
     "month_bounds",
+    "month_key",
     "movement",
     "settle",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "RouteWeights",
     "Versions",
     "month_bounds",
+    "month_key",
 ]
 
 
@@ -40,6 +41,16 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     start = datetime(utc.year, utc.month, 1, tzinfo=UTC)
     end = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
     return start, end
+
+
+def month_key(now: datetime) -> str:
+    """``"YYYY-MM"`` of the UTC calendar month containing ``now``: `LlmUsage.month`.
+
+    The one spelling of a month shared by what publishes the usage facet and
+    what reads it, so the two cannot disagree about which month a spend is in.
+    """
+    utc = now.astimezone(UTC)
+    return f"{utc.year:04d}-{utc.month:02d}"
 
 
 def _put(out: dict[str, Any], key: str, value: object, nulls: Collection[str]) -> None:

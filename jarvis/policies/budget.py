@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds
+from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds, month_key
 
 __all__ = ["DEFAULT_TOKENS", "Budget", "Spend", "Stage", "read_spend"]
 
@@ -94,8 +94,7 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
     usage = None if llm is None else llm.llm_usage
     if usage is None:
         return None
-    utc = now.astimezone(UTC)
-    month = f"{utc.year:04d}-{utc.month:02d}"
+    month = month_key(now)
     if usage.month != month:
         return None
     forecast = usage.forecast_month_end_usd

@@ -50,6 +50,7 @@ from jarvis.model import (
     Outcome,
     ResourceState,
     month_bounds,
+    month_key,
 )
 from jarvis.simulation.llm_routes import TAU, Lane, Route, lane_quality
 from jarvis.simulation.llm_scenario import SIM_TRAFFIC, RouteTraffic
@@ -99,7 +100,7 @@ class SimulatedLlm:
         self._history = self._now = history.timestamp()
         self._hour = math.floor(self._now / HOUR)
         self._month_start, self._month_end = (b.timestamp() for b in month_bounds(history))
-        self._month = f"{history:%Y-%m}"
+        self._month = month_key(history)
         self.advance(start)
 
     @classmethod
@@ -177,7 +178,7 @@ class SimulatedLlm:
             route.baseline_month = 0.0
         start, end = month_bounds(datetime.fromtimestamp(boundary, UTC))
         self._month_start, self._month_end = start.timestamp(), end.timestamp()
-        self._month = f"{start:%Y-%m}"
+        self._month = month_key(start)
 
     # -- what can be read --------------------------------------------------------
 

@@ -33,6 +33,7 @@ from jarvis.model import (
     Clock,
     ResourceState,
     month_bounds,
+    month_key,
 )
 
 __all__ = ["REF", "LlmUsageActuator"]
@@ -136,7 +137,7 @@ class LlmUsageActuator:
                 )
                 for route, model, count, ok, latency, cost, i, o in window
             ),
-            month=f"{start:%Y-%m}",
+            month=month_key(now),
             window_days=self._window.days,
             month_seconds=(end - start).total_seconds(),
             elapsed_seconds=(now - start).total_seconds(),
