@@ -106,7 +106,11 @@ class Reconciler:
         self.dry_run = dry_run
         self.dispatcher = Dispatcher(self.actuators, apply_timeout=apply_timeout)
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
-        self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=HISTORY_EVENTS)
+        self._horizon = history_horizon(self.policies)
+        self._reads_events = reads_events(self.policies)
+        # No policy reads `History.events`: the window holds nothing.
+        size = HISTORY_EVENTS if self._reads_events else 0
+        self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=size)
         self.ledger = RetryLedger(store, guard.retry)
         self.fleet_window = fleet_window
         """With shards, the loop interval: the per-tick bound and the fleet breaker count
@@ -184,8 +188,8 @@ class Reconciler:
         await self.changes.load(self.store, now)
         if self.peers is not None:
             await self.peers.start(self.store)
-        if reads_events(self.policies):
-            await self.history.load(now - history_horizon(self.policies))
+        if self._reads_events:
+            await self.history.load(now - self._horizon)
         alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
         self.breakers.restore(alerts)
         self.endpoints.restore(alerts)
@@ -270,6 +274,9 @@ class Reconciler:
         snapshot = await self._observe(tick_id)
         await self._peer_failures()
         report = TickReport(tick_id=tick_id, started_at=now, snapshot=snapshot)
+        # What a restart now would load, no more: a week of a fleet's events held
+        # for a 24-hour horizon was most of a month's memory growth.
+        self.history.forget_before(now - self._horizon)
         history = History(
             snapshots=tuple(self._snapshots),
             events=self.history.window,

@@ -8,9 +8,13 @@ policies every tick as `History.events`. It implements `EventHistory`
 and reaches the store only for what is older, or for kinds it does not hold.
 
 What the window holds: the newest ``size`` events of its kinds that `load`
-found, then every one appended since. `_edge` marks how far back that is
-complete: every event of its kinds with ``ts > _edge`` is in the window. Each
-event that falls off the front moves the edge up to its time.
+found, then every one appended since, less those `forget_before` let go.
+The reconciler lets go each tick of what is older than the horizon it loaded
+at start, so a loop that has run for days holds what a restart would load
+(and its memory stops growing once the horizon is full). `_edge` marks how
+far back that is complete: every event of its kinds with ``ts > _edge`` is
+in the window. Each event that falls off the front moves the edge up to its
+time.
 """
 
 from __future__ import annotations
@@ -76,6 +80,20 @@ class StoreHistory:
                 self._edge = dropped
         window.append(event)
         self._frozen = None
+
+    def forget_before(self, since: datetime) -> None:
+        """Let go of the events at the front older than ``since``, as `load(since)` would skip.
+
+        The window is in the order recorded, which trails event time by a
+        moment at most: an event older than ``since`` behind a newer one stays
+        until it reaches the front, and `events_since` still answers by time.
+        """
+        window = self._window
+        while window and window[0].ts < since:
+            dropped = window.popleft().ts
+            if self._edge is None or dropped > self._edge:
+                self._edge = dropped
+            self._frozen = None
 
     async def events_since(
         self,

@@ -260,3 +260,29 @@ async def test_history_loads_at_start_by_event_time_for_the_longest_stated_horiz
     remembering = await make_app([LongMemory([])])
     window = remembering.reconciler.history.window
     assert [e.idempotency_key for e in window] == ["two-days", "older", "recent"]
+
+
+async def test_a_running_loop_holds_the_history_a_restart_would_load(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """The window a loop hands policies after days of running is the one a restart loads:
+    events past the longest stated horizon are let go, and none are held when no policy
+    reads them."""
+    app = await make_app([LongMemory([])])
+    quiet = await make_app()  # the same store, no policy reading History.events
+    for hours in (0, 30, 60, 90):
+        changed = Event(EventKind.RESOURCE_CHANGED, clock.now(), f"changed-{hours}")
+        for running in (app, quiet):
+            running.reconciler.recorder.remember(changed)
+        await app.reconciler.tick()
+        await quiet.reconciler.tick()
+        clock.advance(30 * 3600)
+    await app.reconciler.tick()
+    await quiet.reconciler.tick()
+
+    window = [e.idempotency_key for e in app.reconciler.history.window]
+    ours = [key for key in window if key.startswith("changed-")]
+    assert ours == ["changed-60", "changed-90"]  # 3 days back from 120 h is 48 h
+    assert quiet.reconciler.history.window == ()
+    restarted = await make_app([LongMemory([])])
+    assert [e.idempotency_key for e in restarted.reconciler.history.window] == window

@@ -141,3 +141,29 @@ async def test_kinds_outside_the_window_are_asked_of_the_store(store: EventStore
     await history.load(T0)
     assert keys(await history.events_since(T0, kinds=[EventKind.TICK_STARTED.value])) == ["tick"]
     assert keys(await history.events_since(T0)) == ["tick", "changed"]
+
+
+async def test_forgetting_past_the_horizon_leaves_what_a_restart_would_load(
+    store: EventStore,
+) -> None:
+    """A window kept live for days, cut at the horizon, is the window a restart loads then.
+
+    Policies decide the same after a restart as before it, and memory stops
+    growing once the horizon is full (the simulated month's window had held
+    a week of 50 services' events).
+    """
+    live = StoreHistory(store, kinds=KINDS, size=100)
+    await live.load(T0)
+    for i, minutes in enumerate([0, 60, 120, 120, 180, 240]):
+        recorded = event(f"r{i}", minutes, FAILED if i % 2 else CHANGED)
+        await write(store, recorded)
+        live.append(recorded)
+    cut = T0 + timedelta(minutes=120)
+    live.forget_before(cut)
+    restarted = StoreHistory(store, kinds=KINDS, size=100)
+    await restarted.load(cut)
+    assert keys(live.window) == keys(restarted.window) == ["r2", "r3", "r4", "r5"]
+    # What was forgotten is still the store's to answer.
+    found = await live.events_since(T0, kinds=KINDS)
+    assert keys(found) == ["r0", "r1", "r2", "r3", "r4", "r5"]
+    assert keys(await live.events_since(cut, kinds=KINDS)) == ["r2", "r3", "r4", "r5"]
