@@ -9,6 +9,7 @@ and retry later) or the program's (raise).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 __all__ = [
@@ -65,20 +66,24 @@ def is_operational(exc: BaseException) -> bool:
     chain) is a bug; a socket error, a lost connection, SQLite's "database is
     locked" and the SQLSTATEs above are the database being unavailable.
     """
-    # Imported here, on a failure: `jarvis killswitch engage` imports this
-    # module for `StoreError` and must not load SQLAlchemy to do so.
-    import asyncpg.exceptions  # noqa: PLC0415
-    from sqlalchemy import exc as sa_exc  # noqa: PLC0415
+    # Only a driver already loaded can have raised its own errors: looked up,
+    # not imported, so `jarvis killswitch engage` loads no SQLAlchemy to judge
+    # a failure and a daemon on SQLite no asyncpg (its first outage loaded it).
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    pg_exc = sys.modules.get("asyncpg.exceptions")
+    transient: tuple[type[BaseException], ...] = (OSError,)
+    if sa_exc is not None:
+        transient += (sa_exc.OperationalError, sa_exc.InterfaceError)
+    if pg_exc is not None:
+        transient += (pg_exc.InterfaceError,)  # "connection is closed"
 
     chain = list(_chain(exc))
     if any(isinstance(e, TypeError | ValueError) and not isinstance(e, OSError) for e in chain):
         return False
     for e in chain:
-        if isinstance(e, OSError | sa_exc.OperationalError | sa_exc.InterfaceError):
+        if isinstance(e, transient):
             return True
-        if isinstance(e, asyncpg.exceptions.InterfaceError):  # "connection is closed"
-            return True
-        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+        if sa_exc is not None and isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
             return True
         sqlstate = getattr(e, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_OPERATIONAL_SQLSTATE_PREFIXES):
