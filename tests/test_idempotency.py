@@ -80,3 +80,41 @@ async def test_the_simulated_actuator_applies_one_key_once() -> None:
 
     assert first.ok and again.detail == "already applied (key key-9)"
     assert actuator.fleet.applied("key-9")
+
+
+async def test_the_provider_remembers_each_resources_last_key_as_a_tag_does() -> None:
+    """Like the ECS tag and the Kubernetes and Cloud Run annotation, only a resource's last
+    key is kept: its replay is answered, a key a later change superseded applies again.
+
+    Memory follows the fleet, not the month: the simulated provider had kept every key.
+    """
+    clock = VirtualClock(START)
+    fleet = SimulatedFleet(seed=7, services=3, start=START)
+    provider = SimulatedProvider(fleet, clock, seed=7)
+    one, two = (state.ref.name for state in fleet.observe(START)[:2])
+    assert (await provider.apply(scale(one, 5), "key-1")).ok
+    assert (await provider.apply(scale(one, 4), "key-2")).ok
+    assert (await provider.apply(scale(two, 6), "key-3")).ok
+
+    assert "already applied" in (await provider.apply(scale(one, 4), "key-2")).detail
+    assert "already applied" in (await provider.apply(scale(two, 6), "key-3")).detail
+    superseded = await provider.apply(scale(one, 5), "key-1")
+    assert superseded.ok and "already applied" not in superseded.detail
+    replicas = fleet.state(one).replicas
+    assert replicas is not None and replicas.desired == 5
+
+
+async def test_the_simulated_fleet_keeps_each_services_last_key() -> None:
+    """The embedded default's fleet, which `jarvis run` drives for as long as it runs,
+    keeps one key per service too."""
+    clock = VirtualClock(START)
+    actuator = SimulatedActuator.create(clock, seed=3, script=False)
+    name = actuator.fleet.observe(START)[0].ref.name
+    restart = Action(ResourceRef("sim", name), Restart(), "test", "why")
+
+    assert (await actuator.apply(restart, "key-1")).ok
+    assert (await actuator.apply(restart, "key-2")).ok
+
+    assert actuator.fleet.applied("key-2") and not actuator.fleet.applied("key-1")
+    again = await actuator.apply(restart, "key-1")
+    assert again.ok and "already applied" not in again.detail

@@ -58,8 +58,9 @@ class SimulatedProvider:
         self._seq = itertools.count()
         self._episodes: dict[FaultKind, tuple[datetime, float]] = {}
         self.calls: list[ProviderCall] = []
-        self._applied: set[str] = set()
-        """Keys of calls whose change took effect."""
+        self._applied: dict[str, str] = {}
+        """Each target's last key whose change took effect: what a real provider keeps
+        (the ECS tag, the Kubernetes and Cloud Run annotation), one per resource."""
         self.after_apply: ApplyHook | None = None
         """Called after each apply, for the operator's mid-tick kill-switch flips."""
 
@@ -121,9 +122,10 @@ class SimulatedProvider:
     ) -> Outcome:
         """Witness ``action``, then hand it to ``backend`` through this API's faults.
 
-        A ``key`` whose change already took effect is answered at once.
+        A ``key`` whose change was the target's last to take effect is answered at once.
         """
-        if key in self._applied:
+        target = str(action.target)
+        if self._applied.get(target) == key:
             await anyio.lowlevel.checkpoint()
             return Outcome.success(f"already applied (key {key})")
         now = self._clock.now()
@@ -134,7 +136,7 @@ class SimulatedProvider:
         def once(action: Action) -> Outcome:
             outcome = backend(action)
             if outcome.ok:
-                self._applied.add(key)
+                self._applied[target] = key
             return outcome
 
         outcome = self._call(action, now, once)

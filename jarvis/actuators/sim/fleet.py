@@ -109,7 +109,8 @@ class SimulatedFleet:
         self._api_failing = False
         self._now = start
         self._observations = 0
-        self._applied_keys: set[str] = set()
+        self._applied_keys: dict[str, str] = {}
+        """Each service's last key whose change took effect, as a provider's tag keeps it."""
         self._states: list[ResourceState] | None = None
         """`states()` as last built; None once anything changed since (see `states`)."""
         self._factors: tuple[float, float] | None = None
@@ -297,26 +298,28 @@ class SimulatedFleet:
     # -- applying ---------------------------------------------------------------
 
     def applied(self, key: str) -> bool:
-        """Whether an apply with idempotency key ``key`` already took effect."""
-        return key in self._applied_keys
+        """Whether ``key`` is the last idempotency key a service's change took effect with."""
+        return key in self._applied_keys.values()
 
     def apply(self, action: Action, key: str | None = None) -> Outcome:
         """Apply one action; provider-ish problems come back as failure outcomes.
 
-        An apply whose ``key`` already took effect succeeds without a change,
-        as a provider honouring an idempotency key would answer.
+        An apply whose ``key`` was the service's last to take effect succeeds
+        without a change, as a provider reading the key from the tag or
+        annotation it wrote would answer; an older key is not remembered.
         """
         if self._api_failing:
             return Outcome.failure("simulated provider API unavailable", code="ServiceUnavailable")
         self._states = None
-        service = self._by_uri.get(str(action.target))
+        uri = str(action.target)
+        service = self._by_uri.get(uri)
         if service is None:
             return terminal(f"no such service: {action.target}", "NotFound")
         service.seen = None  # the changes below touch this service only
         params = action.params
         if not isinstance(params, Scale | Restart | Rollback | Deploy):
             return terminal(f"the simulated fleet cannot {action.kind}", "Unsupported")
-        if key is not None and key in self._applied_keys:
+        if key is not None and self._applied_keys.get(uri) == key:
             return Outcome.success(f"already applied (key {key})")
         if self._fail_rate and self._apply_rng.random() < self._fail_rate:
             return Outcome.failure(
@@ -332,5 +335,5 @@ class SimulatedFleet:
             case Deploy(image=image):
                 outcome = deploy(service, image)
         if outcome.ok and key is not None:
-            self._applied_keys.add(key)
+            self._applied_keys[uri] = key
         return outcome
