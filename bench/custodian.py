@@ -5,8 +5,9 @@ than desired is a Custodian policy; `jarvis plan` answers the same question
 (the heal policy, restarting degraded services too, in a dry-run tick that
 records nothing). Both run as whole processes against one moto server on
 127.0.0.1, interleaved, several times; the benchmark reports median wall and
-CPU seconds, Jarvis's time as a multiple of Custodian's (target: at most
-0.6x), and whether both found the same services.
+CPU seconds and peak memory (each process's maximum resident set, from the
+same ``wait4`` that times it), Jarvis's as multiples of Custodian's (target:
+at most 0.6x the wall time), and whether both found the same services.
 
 Custodian keeps the resources it describes in a cache file for 15 minutes by
 default, and a run that finds them there calls no API at all: every run but
@@ -99,19 +100,44 @@ def _populate(endpoint: str, services: int) -> set[str]:
     return short
 
 
-def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds, stdout) of one whole process."""
+def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak resident MiB, stdout) of one whole process.
+
+    The peak is the process's own ``VmHWM``, read from ``/proc`` every 5 ms
+    while it runs: a high-water mark, so only what it allocates in its last
+    5 ms can be missed. Not ``wait4``'s ``ru_maxrss``: Linux carries that
+    across ``exec`` from the fork, so every child would read at least this
+    benchmark's own size (moto's server runs in it).
+    """
     started = time.perf_counter()
+    peak_kib = 0
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kib = max(peak_kib, _high_water_kib(process.pid))
+            time.sleep(0.005)
         wall = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode()
     if process.returncode != 0:
         raise RuntimeError(f"{argv[:3]} exited {process.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime, text
+    return wall, usage.ru_utime + usage.ru_stime, peak_kib / 1024, text
+
+
+def _high_water_kib(pid: int) -> int:
+    """A running process's peak resident set (``VmHWM``) in KiB; 0 once it has none."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0  # a zombie: its memory is gone
 
 
 def _custodian_found(output: Path) -> tuple[set[str], int]:
@@ -170,20 +196,20 @@ def _measure(args: argparse.Namespace, custodian: Path, scratch: str) -> dict[st
         policy = Path(scratch) / "policy.yml"
         policy.write_text(POLICY)
         output = Path(scratch) / "out"
-        runs: dict[str, list[tuple[float, float]]] = {"custodian": [], "jarvis": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"custodian": [], "jarvis": []}
         found: dict[str, set[str]] = {}
         calls: list[int] = []
         for _ in range(args.runs):
             shutil.rmtree(output, ignore_errors=True)
             argv = [str(custodian), "run", "--cache-period", "0", "-s", str(output)]
-            wall, cpu, _ = _timed(
+            wall, cpu, rss, _ = _timed(
                 [*argv, "--region", "us-east-1", str(policy)], custodian_env, scratch
             )
-            runs["custodian"].append((wall, cpu))
+            runs["custodian"].append((wall, cpu, rss))
             found["custodian"], made = _custodian_found(output)
             calls.append(made)
-            wall, cpu, stdout = _timed([jarvis, "plan", "--json"], jarvis_env, scratch)
-            runs["jarvis"].append((wall, cpu))
+            wall, cpu, rss, stdout = _timed([jarvis, "plan", "--json"], jarvis_env, scratch)
+            runs["jarvis"].append((wall, cpu, rss))
             found["jarvis"] = _jarvis_found(stdout)
     finally:
         server.stop()
@@ -205,14 +231,16 @@ def run(argv: list[str]) -> dict[str, Any]:
     runs, found, expected = measured["runs"], measured["found"], measured["expected"]
     medians = {
         tool: {
-            "wall_s": round(statistics.median(w for w, _ in samples), 3),
-            "cpu_s": round(statistics.median(c for _, c in samples), 3),
+            "wall_s": round(statistics.median(w for w, _, _ in samples), 3),
+            "cpu_s": round(statistics.median(c for _, c, _ in samples), 3),
+            "max_rss_mib": round(statistics.median(m for _, _, m in samples), 1),
         }
         for tool, samples in runs.items()
     }
     pairs = list(zip(runs["jarvis"], runs["custodian"], strict=True))
     wall_ratio = statistics.median(j[0] / c[0] for j, c in pairs)
     cpu_ratio = statistics.median(j[1] / c[1] for j, c in pairs)
+    rss_ratio = statistics.median(j[2] / c[2] for j, c in pairs)
     same = found["jarvis"] == found["custodian"] == expected
     calls = measured["custodian_calls"]
     calls_text = f"{min(calls)}" if min(calls) == max(calls) else f"{min(calls)}-{max(calls)}"
@@ -223,7 +251,11 @@ def run(argv: list[str]) -> dict[str, Any]:
             "services": args.services,
             "runs": runs,
             "median": medians,
-            "jarvis_over_custodian": {"wall": round(wall_ratio, 2), "cpu": round(cpu_ratio, 2)},
+            "jarvis_over_custodian": {
+                "wall": round(wall_ratio, 2),
+                "cpu": round(cpu_ratio, 2),
+                "max_rss": round(rss_ratio, 2),
+            },
             "custodian_api_calls": measured["custodian_calls"],
             "found": {
                 "expected": len(expected),
@@ -238,7 +270,9 @@ def run(argv: list[str]) -> dict[str, Any]:
                     "(median of pairs)",
                     "target": f"<= {TARGET_RATIO:g}x Custodian",
                     "measured": f"{wall_ratio:.2f}x ({medians['jarvis']['wall_s']:.2f} s vs "
-                    f"{medians['custodian']['wall_s']:.2f} s; CPU {cpu_ratio:.2f}x); "
+                    f"{medians['custodian']['wall_s']:.2f} s; CPU {cpu_ratio:.2f}x; peak memory "
+                    f"{medians['jarvis']['max_rss_mib']:.0f} MiB vs "
+                    f"{medians['custodian']['max_rss_mib']:.0f} MiB, {rss_ratio:.2f}x); "
                     f"same {len(expected)} services found: {'yes' if same else 'NO'}; "
                     f"Custodian's API calls a run: {calls_text}",
                     "meets": wall_ratio <= TARGET_RATIO and same,

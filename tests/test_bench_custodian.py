@@ -81,3 +81,23 @@ def test_custodian_runs_report_their_matches_and_the_api_calls_they_made(
 
     (policy / "metadata.json").write_text(json.dumps({"api-stats": {}}))
     assert custodian._custodian_found(tmp_path) == ({"svc-0007"}, 0)
+
+
+def test_each_process_is_timed_with_its_own_peak_memory(
+    custodian: ModuleType, tmp_path: Path
+) -> None:
+    """The issue compared the tools' memory too: `_timed` reads each process's own peak, in
+    MiB, not the benchmark's (which a fork would pass on to a child's ``ru_maxrss``).
+
+    Each child lingers a second after its peak, so the 5 ms sampling sees it on a busy machine.
+    """
+    env = {"PATH": "/usr/bin:/bin"}
+    ballast = b"x" * (256 << 20)  # this process is big; a child must not read as big
+    bare = "import time; time.sleep(1)"
+    _, _, small, _ = custodian._timed([sys.executable, "-c", bare], env, str(tmp_path))
+    touched = "import time; x = b'x' * (64 << 20); print(len(x) >> 20); time.sleep(1)"
+    _, _, big, out = custodian._timed([sys.executable, "-c", touched], env, str(tmp_path))
+    assert len(ballast) == 256 << 20
+    assert out == "64\n"
+    assert 0 < small < 64 < big < 256
+    assert big - small > 48
