@@ -75,9 +75,7 @@ class StoreHistory:
         """Add an event the loop recorded (of the window's kinds), newest last."""
         window = self._window
         if len(window) == window.maxlen and window:
-            dropped = window[0].ts
-            if self._edge is None or dropped > self._edge:
-                self._edge = dropped
+            self._dropped(window[0])
         window.append(event)
         self._frozen = None
 
@@ -90,10 +88,13 @@ class StoreHistory:
         """
         window = self._window
         while window and window[0].ts < since:
-            dropped = window.popleft().ts
-            if self._edge is None or dropped > self._edge:
-                self._edge = dropped
+            self._dropped(window.popleft())
             self._frozen = None
+
+    def _dropped(self, event: Event) -> None:
+        """``event`` left the front: the window vouches only for what is newer."""
+        if self._edge is None or event.ts > self._edge:
+            self._edge = event.ts
 
     async def events_since(
         self,
