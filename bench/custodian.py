@@ -5,9 +5,10 @@ than desired is a Custodian policy; `jarvis plan` answers the same question
 (the heal policy, restarting degraded services too, in a dry-run tick that
 records nothing). Both run as whole processes against one moto server on
 127.0.0.1, interleaved, several times; the benchmark reports median wall and
-CPU seconds and peak memory (each process's maximum resident set, from the
-same ``wait4`` that times it), Jarvis's as multiples of Custodian's (target:
-at most 0.6x the wall time), and whether both found the same services.
+CPU seconds and peak memory (each process's own high-water resident set,
+sampled from ``/proc`` while it runs; see `_timed`), Jarvis's as multiples of
+Custodian's (target: at most 0.6x the wall time), and whether both found the
+same services.
 
 Custodian keeps the resources it describes in a cache file for 15 minutes by
 default, and a run that finds them there calls no API at all: every run but
