@@ -89,13 +89,13 @@ def test_each_process_is_timed_with_its_own_peak_memory(
     """The issue compared the tools' memory too: `_timed` reads each process's own peak, in
     MiB, not the benchmark's (which a fork would pass on to a child's ``ru_maxrss``).
 
-    Each child lingers a second after its peak, so the 5 ms sampling sees it on a busy machine.
+    Each child lingers two seconds after its peak, so the 5 ms sampling sees it on a busy machine.
     """
     env = {"PATH": "/usr/bin:/bin"}
     ballast = b"x" * (256 << 20)  # this process is big; a child must not read as big
-    bare = "import time; time.sleep(1)"
+    bare = "import time; time.sleep(2)"
     _, _, small, _ = custodian._timed([sys.executable, "-c", bare], env, str(tmp_path))
-    touched = "import time; x = b'x' * (64 << 20); print(len(x) >> 20); time.sleep(1)"
+    touched = "import time; x = b'x' * (64 << 20); print(len(x) >> 20); time.sleep(2)"
     _, _, big, out = custodian._timed([sys.executable, "-c", touched], env, str(tmp_path))
     assert len(ballast) == 256 << 20
     assert out == "64\n"
