@@ -10,6 +10,14 @@ sampled from ``/proc`` while it runs; see `_timed`), Jarvis's as multiples of
 Custodian's (target: at most 0.6x the wall time), and whether both found the
 same services.
 
+Beside them run two floors, `boto3_inventory.py`: a bare boto3 script that
+asks the fleet the same question and does nothing else, and the same script
+importing first the libraries every Jarvis command loads (`LIBRARIES`). Both
+tools pay at least what the first pays (the interpreter, boto3, the server's
+answers), and a Jarvis on those libraries what the second pays, however
+little its own code cost: their times over Custodian's are the least the
+ratio above could be.
+
 Custodian keeps the resources it describes in a cache file for 15 minutes by
 default, and a run that finds them there calls no API at all: every run but
 the first would then answer from a file instead of from the fleet. Both tools
@@ -197,7 +205,13 @@ def _measure(args: argparse.Namespace, custodian: Path, scratch: str) -> dict[st
         policy = Path(scratch) / "policy.yml"
         policy.write_text(POLICY)
         output = Path(scratch) / "out"
-        runs: dict[str, list[tuple[float, float, float]]] = {"custodian": [], "jarvis": []}
+        floor = [sys.executable, str(Path(__file__).with_name("boto3_inventory.py"))]
+        floors = {"boto3": [*floor, *CLUSTERS], "libraries": [*floor, "--libraries", *CLUSTERS]}
+        runs: dict[str, list[tuple[float, float, float]]] = {
+            "custodian": [],
+            "jarvis": [],
+            **{name: [] for name in floors},
+        }
         found: dict[str, set[str]] = {}
         calls: list[int] = []
         for _ in range(args.runs):
@@ -212,6 +226,10 @@ def _measure(args: argparse.Namespace, custodian: Path, scratch: str) -> dict[st
             wall, cpu, rss, stdout = _timed([jarvis, "plan", "--json"], jarvis_env, scratch)
             runs["jarvis"].append((wall, cpu, rss))
             found["jarvis"] = _jarvis_found(stdout)
+            for name, argv in floors.items():
+                wall, cpu, rss, stdout = _timed(argv, custodian_env, scratch)
+                runs[name].append((wall, cpu, rss))
+                found[name] = set(stdout.split())
     finally:
         server.stop()
     return {"runs": runs, "found": found, "expected": expected, "custodian_calls": calls}
@@ -229,7 +247,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         custodian = _custodian_venv(args.venv or Path(scratch) / "c7n-venv")
         measured = _measure(args, custodian, scratch)
-    runs, found, expected = measured["runs"], measured["found"], measured["expected"]
+    runs: dict[str, list[tuple[float, float, float]]] = measured["runs"]
+    found, expected = measured["found"], measured["expected"]
     medians = {
         tool: {
             "wall_s": round(statistics.median(w for w, _, _ in samples), 3),
@@ -238,14 +257,25 @@ def run(argv: list[str]) -> dict[str, Any]:
         }
         for tool, samples in runs.items()
     }
-    pairs = list(zip(runs["jarvis"], runs["custodian"], strict=True))
-    wall_ratio = statistics.median(j[0] / c[0] for j, c in pairs)
-    cpu_ratio = statistics.median(j[1] / c[1] for j, c in pairs)
-    rss_ratio = statistics.median(j[2] / c[2] for j, c in pairs)
-    same = found["jarvis"] == found["custodian"] == expected
+
+    def ratio(tool: str, over: str, measure: int = 0) -> float:
+        """The median, over rounds, of ``tool``'s measure over ``over``'s in the same round."""
+        rounds = zip(runs[tool], runs[over], strict=True)
+        return statistics.median(a[measure] / b[measure] for a, b in rounds)
+
+    wall_ratio, cpu_ratio, rss_ratio = (ratio("jarvis", "custodian", m) for m in range(3))
+    floor_ratio = ratio("boto3", "custodian")
+    libraries_ratio = ratio("libraries", "custodian")
+    over_floor = ratio("jarvis", "boto3")
+    same = all(found[tool] == expected for tool in runs)
     calls = measured["custodian_calls"]
     calls_text = f"{min(calls)}" if min(calls) == max(calls) else f"{min(calls)}-{max(calls)}"
-    print(medians, {"wall_ratio": round(wall_ratio, 2), "same": same}, flush=True)
+    ratios = {
+        "wall_ratio": round(wall_ratio, 2),
+        "floor_ratio": round(floor_ratio, 2),
+        "libraries_ratio": round(libraries_ratio, 2),
+    }
+    print(medians, {**ratios, "same": same}, flush=True)
     return save(
         "custodian",
         {
@@ -257,11 +287,18 @@ def run(argv: list[str]) -> dict[str, Any]:
                 "cpu": round(cpu_ratio, 2),
                 "max_rss": round(rss_ratio, 2),
             },
+            "floors_over_custodian": {
+                "boto3": round(floor_ratio, 2),
+                "boto3_and_libraries": round(libraries_ratio, 2),
+            },
+            "jarvis_over_boto3": {"wall": round(over_floor, 2)},
             "custodian_api_calls": measured["custodian_calls"],
             "found": {
                 "expected": len(expected),
                 "jarvis": len(found["jarvis"]),
                 "custodian": len(found["custodian"]),
+                "boto3": len(found["boto3"]),
+                "boto3_and_libraries": len(found["libraries"]),
                 "same_set": same,
             },
             "summary": [
@@ -275,7 +312,10 @@ def run(argv: list[str]) -> dict[str, Any]:
                     f"{medians['jarvis']['max_rss_mib']:.0f} MiB vs "
                     f"{medians['custodian']['max_rss_mib']:.0f} MiB, {rss_ratio:.2f}x); "
                     f"same {len(expected)} services found: {'yes' if same else 'NO'}; "
-                    f"Custodian's API calls a run: {calls_text}",
+                    f"Custodian's API calls a run: {calls_text}; floors: a bare boto3 "
+                    f"script asking the same {floor_ratio:.2f}x Custodian (plan "
+                    f"{over_floor:.2f}x it), the script after importing the libraries "
+                    f"every Jarvis command loads {libraries_ratio:.2f}x",
                     "meets": wall_ratio <= TARGET_RATIO and same,
                 }
             ],

@@ -12,10 +12,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
+import boto3
 import pytest
+
+from tests.aws.moto_server import running_moto
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -101,3 +105,40 @@ def test_each_process_is_timed_with_its_own_peak_memory(
     assert out == "64\n"
     assert 0 < small < 64 < big < 256
     assert big - small > 48
+
+
+def test_the_floor_finds_the_services_the_tools_must_find(
+    custodian: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bare boto3 script reads the fleet and prints exactly the short services, with or
+    without the libraries imported first.
+
+    Its time is the floor the benchmark reads the tools against, so it must
+    answer the same question as they do: a script that printed nothing, or
+    read one cluster, would make a floor too low. The fleet's short services
+    are all in one cluster, so one more is made in the other.
+    """
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "2")  # read by moto as each service is made
+    with running_moto() as url:
+        reset = urllib.request.Request(f"{url}/moto-api/reset", method="POST")  # noqa: S310 - loopback
+        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - a loopback http URL
+            pass
+        expected = custodian._populate(url, 45)
+        ecs = boto3.Session(
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        ).client("ecs", endpoint_url=url)
+        ecs.create_service(
+            cluster="prod", serviceName="extra", taskDefinition="api", desiredCount=3
+        )
+        ecs.close()
+        env, _ = custodian._environments(url, str(tmp_path))
+        floor = [sys.executable, str(BENCH / "boto3_inventory.py")]
+        outs = [
+            custodian._timed([*floor, *first, *custodian.CLUSTERS], env, str(tmp_path))[3]
+            for first in ([], ["--libraries"])
+        ]
+
+    assert expected == {"svc-0007", "svc-0017", "svc-0027", "svc-0037"}
+    assert [sorted(out.split()) for out in outs] == [sorted({*expected, "extra"})] * 2
