@@ -47,7 +47,9 @@ from jarvis.telemetry.logging import configure_logging
 _BATCH = 10_000
 
 
-async def _fill(url: str, count: int, clock: VirtualClock, usage: int) -> None:
+async def _fill(
+    url: str, count: int, clock: VirtualClock, usage: int, *, plan: str = "free"
+) -> None:
     store = await EventStore.connect(url, auto_migrate=True)
     now = clock.now()
     try:
@@ -58,7 +60,7 @@ async def _fill(url: str, count: int, clock: VirtualClock, usage: int) -> None:
                     {
                         "id": f"c{n:07d}",
                         "email": f"c{n}@bench.test",
-                        "plan": "free",
+                        "plan": plan,
                         "signed_up_at": now,
                         "stripe_customer_id": f"cus_{n}",
                         "welcomed_at": now,
@@ -138,8 +140,8 @@ async def _prepare(
         await _fill(url, count, clock, usage)
         return {}
     # A restart beside an existing copy: every customer already copied and onboarded,
-    # so the first reads compare 100,000 rows and write none.
-    await _fill(url, count, clock, 0)
+    # so the first reads compare 100,000 rows and write none (the plans match: "pro").
+    await _fill(url, count, clock, 0, plan="pro")
     await _fill_product(product, table, count, clock.now())
     columns = {
         "id": "user_id",
@@ -173,7 +175,7 @@ async def _measure(
             sensor = next(a for a in app.actuators if isinstance(a, CustomersActuator))
             catching_up: list[float] = []
             first_rows = 0
-            while not catching_up or sensor.rows_read == settings.customers.read_batch:
+            while not catching_up or sensor.catching_up:
                 started = time.perf_counter()
                 await app.reconciler.tick()
                 catching_up.append(time.perf_counter() - started)

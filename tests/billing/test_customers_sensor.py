@@ -61,6 +61,28 @@ async def test_an_unchanged_table_costs_no_rows_and_one_change_one_event(
     assert timedelta(0) <= clock.now() - pro[-1].ts
 
 
+async def test_a_row_stamped_before_a_read_and_committed_after_it_is_read_by_the_next(
+    make_app: Any, clock: Any
+) -> None:
+    """What the lag (1 s here) is for: a writer stamps its row, the sensor reads, the row commits.
+
+    ``c`` is stamped 0.2 s before the first read and committed before it; ``b``
+    is stamped 0.5 s before it and committed after. Reading on from the newest
+    stamp seen (``c``'s) would skip ``b`` for good.
+    """
+    app = await make_app(allowlist=[])
+    read_at = clock.now()
+    await sign_up(app, "c", read_at - timedelta(seconds=0.2))
+    sensor = _sensor(app)
+    first = await app.reconciler.tick()
+    assert sorted(first.snapshot.resources) == ["customer://c"]
+    await sign_up(app, "b", read_at - timedelta(seconds=0.5))
+    clock.advance(30)
+    second = await app.reconciler.tick()
+    assert sorted(second.snapshot.resources) == ["customer://b", "customer://c"]
+    assert sensor.rows_read == 2  # b, and c again: both within the lag of the first read
+
+
 async def test_a_large_table_is_first_read_in_batches_over_several_ticks(
     make_app: Any, clock: Any
 ) -> None:
@@ -72,10 +94,13 @@ async def test_a_large_table_is_first_read_in_batches_over_several_ticks(
     sensor = _sensor(app)
     read: list[int] = []
     seen: list[int] = []
+    catching_up: list[bool] = []
     for _ in range(5):
         report = await app.reconciler.tick()
         read.append(sensor.rows_read)
         seen.append(len(report.snapshot.resources))
+        catching_up.append(sensor.catching_up)
         clock.advance(30)
     assert read == [20, 20, 10, 0, 0]
     assert seen == [20, 40, 50, 50, 50]
+    assert catching_up == [True, True, False, False, False]

@@ -141,27 +141,95 @@ async def test_later_reads_copy_only_what_changed(
     for user_id in range(1, 51):
         stamp = now - timedelta(minutes=51 - user_id)
         await product.user(user_id, now, last_seen=now - DAY, modified=stamp)
-    app = await make_app(customers_extra=_source(product))
+    app = await make_app(customers_extra={**_source(product), "lag_seconds": 600})
     source = _sensor(app)._source
     assert isinstance(source, ProductSource)
     await app.reconciler.tick()
     assert source.rows_read == 50
     clock.advance(60)
-    later = now + 10 * DAY
+    # Stamped by the product database's clock, as the source reckons its re-reads.
     await product.execute(
-        f"UPDATE {product.table} SET tier = 'team', modified = $1 WHERE user_id = 7",  # noqa: S608 - test schema
-        later,
+        f"UPDATE {product.table} SET tier = 'team', modified = now() WHERE user_id = 7"  # noqa: S608 - test schema
     )
     await app.reconciler.tick()
-    assert source.rows_read == 2  # user 7, and user 50 again: within the lag of the newest
+    # User 7 only: user 50, the newest before, was stamped long before the first read began.
+    assert source.rows_read == 1
     copied = await _row(app, "7")
     assert copied.plan == "team"
     clock.advance(60)
     await app.reconciler.tick()
-    assert source.rows_read == 1  # user 7 again, within the lag
+    # User 7 again: stamped within the lag (10 minutes here) of when the last read began.
+    assert source.rows_read == 1
     assert (
         await _row(app, "7")
     ).updated_at == copied.updated_at  # an unchanged copy writes nothing
+
+
+async def test_a_row_committed_after_a_read_began_is_read_by_the_next(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """What the lag is for: a row stamped before a read, committed after it, is not missed.
+
+    User 2 is stamped when its transaction starts and committed only after the
+    first tick's read, which sees user 1, stamped later. Reading on from the
+    newest stamp alone would skip user 2 for good.
+    """
+    insert = (
+        f"INSERT INTO {product.table} (user_id, mail, tier, created, last_seen, modified) "  # noqa: S608 - test schema
+        "VALUES ($1, $2, 'pro', now(), now(), now())"
+    )
+    late = await asyncpg.connect(product.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        transaction = late.transaction()
+        await transaction.start()
+        await late.execute(insert, 2, "u2@product.test")  # now() is the transaction's start
+        await product.execute(insert, 1, "u1@product.test")  # stamped later, committed first
+        app = await make_app(allowlist=[], customers_extra={**_source(product), "lag_seconds": 600})
+        source = _sensor(app)._source
+        assert isinstance(source, ProductSource)
+        await app.reconciler.tick()
+        assert source.rows_read == 1
+        assert await _row(app, "2") is None
+        await transaction.commit()
+    finally:
+        await late.close()
+    clock.advance(60)
+    await app.reconciler.tick()
+    assert (await _row(app, "2")).email == "u2@product.test"
+
+
+async def test_a_large_product_table_is_read_a_batch_a_tick_then_not_again_while_quiet(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """25 users of one stamp, batches of 10: read 10, 10, 5, then none while the table is quiet.
+
+    A bulk of users sharing the newest stamp, as an import leaves them, was
+    read again in full every pass while nothing newer came: a re-read covers
+    what may have committed after the last pass began, not every row within
+    the lag of the newest. The sensor is catching up while either read stops
+    at a full batch; its table's second pass (ticks 4-6) re-reads the copies
+    written while its first ran, stamped after that pass began.
+    """
+    now = clock.now()
+    for user_id in range(1, 26):
+        await product.user(user_id, now, last_seen=now - DAY)
+    clock.advance(60)
+    app = await make_app(allowlist=[], customers_extra=_source(product), customers_read_batch=10)
+    sensor = _sensor(app)
+    source = sensor._source
+    assert isinstance(source, ProductSource)
+    read: list[int] = []
+    paging: list[bool] = []
+    catching_up: list[bool] = []
+    for _ in range(6):
+        await app.reconciler.tick()
+        read.append(source.rows_read)
+        paging.append(source.paging)
+        catching_up.append(sensor.catching_up)
+        clock.advance(30)
+    assert read == [10, 10, 5, 0, 0, 0]
+    assert paging == [True, True, False, False, False, False]
+    assert catching_up == [True, True, False, True, True, False]
 
 
 async def test_an_opt_out_made_in_jarvis_survives_the_product_s_row(

@@ -34,7 +34,7 @@ from typing import Protocol
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.activity import UsageActivity
 from jarvis.actuators.customers.source import ProductSource
-from jarvis.actuators.customers.table import CustomerRow, CustomerTable
+from jarvis.actuators.customers.table import CustomerRow, CustomerTable, resume_after
 from jarvis.model import (
     CUSTOMER_KIND,
     CUSTOMER_SCHEME,
@@ -133,6 +133,14 @@ class CustomersActuator:
         return "customers"
 
     @property
+    def catching_up(self) -> bool:
+        """Whether the last observe stopped at a full batch, of the table or of the product's.
+
+        Then more rows wait for the next observe: a large table's first read is under way.
+        """
+        return self._page is not None or (self._source is not None and self._source.paging)
+
+    @property
     def provider(self) -> str:
         return CUSTOMER_SCHEME
 
@@ -150,7 +158,7 @@ class CustomersActuator:
         else:
             since = _EPOCH
             if self._last_read is not None:
-                since = min(self._newest, self._last_read - self._lag)
+                since = resume_after(self._newest, self._last_read, self._lag)
             rows = await self._table.changed_since(since, limit=self._batch)
             # While catching up, the lag counts from the read that started it.
             self._last_read = now

@@ -15,8 +15,11 @@ would be refused by the server; only SELECTs are ever sent. Incremental like
 the sensor: keyset pages in (cursor, id) order, where the cursor is the mapped
 ``updated_at`` column, or else ``COALESCE(last_active_at, signed_up_at)`` (then
 a change that moves neither, such as a new plan, is not seen until the
-customer is active again). Rows stamped within ``lag`` of the newest seen are
-read again; an update that changes nothing writes nothing.
+customer is active again). Each pass starts again as the sensor's does
+(`resume_after`): rows stamped within ``lag`` of when the last pass began, by
+the product database's own clock, are read again for late commits; rows
+sharing the newest stamp are not read again while nothing newer comes. An
+update that changes nothing writes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.customers.activity import quote
-from jarvis.actuators.customers.table import as_utc, bind_time
+from jarvis.actuators.customers.table import as_utc, bind_time, resume_after
 
 __all__ = ["FIELDS", "REQUIRED", "ProductSource"]
 
@@ -49,6 +52,7 @@ FIELDS = (
 _TARGET = {"opted_out": "marketing_opt_out"}
 """Jarvis's column for a mapped field, where the names differ."""
 _TIMES = frozenset({"signed_up_at", "last_active_at", "updated_at"})
+_CLOCK = text("SELECT CURRENT_TIMESTAMP")
 
 
 class ProductSource:
@@ -98,7 +102,14 @@ class ProductSource:
         self._after: object = None
         """The last row's id while paging (typed as the product's column), else None."""
         self._newest = self._since
+        self._started = self._since
+        """When the pass under way began (its first batch), by the product database's clock."""
         self.rows_read = 0
+
+    @property
+    def paging(self) -> bool:
+        """Whether the last sync read a full batch: the next continues after its last row."""
+        return self._after is not None
 
     @classmethod
     def connect(cls, url: str, target: AsyncEngine, **options: Any) -> ProductSource:
@@ -110,7 +121,7 @@ class ProductSource:
         return cls(engine, target, **options)
 
     async def sync(self, now: datetime) -> None:
-        """Copy one page of changed rows; the next continues, or starts again near the newest."""
+        """Copy one page of changed rows; the next continues, or starts a new pass."""
         try:
             params = {"since": bind_time(self._since, self._source), "limit": self._batch}
             statement = self._read
@@ -118,6 +129,10 @@ class ProductSource:
                 params["after"] = self._after
                 statement = self._page
             async with self._source.connect() as connection:
+                if self._after is None:
+                    # The pass begins by the product's clock, which stamps its rows, in the
+                    # read's own transaction: whatever committed before it, the read sees.
+                    self._started = as_utc((await connection.execute(_CLOCK)).scalar_one())
                 rows = (await connection.execute(statement, params)).all()
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
@@ -130,7 +145,8 @@ class ProductSource:
         if len(rows) == self._batch:
             self._since, self._after = as_utc(rows[-1][-1]), rows[-1][0]
         else:
-            self._since, self._after = self._newest - self._lag, None
+            self._since = resume_after(self._newest, self._started, self._lag)
+            self._after = None
 
     def _values(self, row: Any, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"now": bind_time(now, self._target)}
