@@ -21,9 +21,6 @@ CPU = Metric.CPU_UTILIZATION
 RPM = Metric.REQUESTS_PER_MINUTE
 P95 = Metric.P95_LATENCY_MS
 
-_EDGE = 1e-8
-"""Past this distance from an edge, rounding to 9 places cannot move a value across it."""
-
 
 @dataclass(frozen=True, slots=True)
 class MetricTargets:
@@ -168,25 +165,22 @@ def usable_recommendation(
 def _propose(
     name: str, value: float, target: float, current: int, tolerance: float
 ) -> tuple[int, float]:
+    """One metric's count and usage ratio, float for float as ``replica_calculator.go``.
+
+    Inside the tolerance band (``Tolerances.isWithin``: ``1 - tolerance <= ratio
+    <= 1 + tolerance``) the count stays. Outside it the count is rounded up with
+    nothing rounded first: where float noise lifts a product just above a whole
+    count (290/70 x 7 is 29.000000000000004), Kubernetes adds the replica, and so
+    does this. Requests per minute are the service's total, as an external
+    metric with an ``AverageValue`` target (``GetExternalPerPodMetricReplicas``);
+    the others are per replica (``GetResourceReplicas``, every pod ready).
+    """
     if name == RPM:
-        # The metric is the service's total: per replica it is value / current.
         ratio = value / (target * current)
-        raw = value / target
-    else:
-        ratio = value / target
-        raw = current * ratio
-    # Rounded to 9 places: 2 x 1.1 is 2.2000000000000002, and ceil must not turn
-    # float noise into a replica. Inline, not a helper: this runs per service per tick.
-    # round(x, 9) goes through a decimal conversion, most of a quiet service's cost,
-    # yet moves x by 5e-10 at most: away from the edge it decides nothing, so it is
-    # asked only within _EDGE of the tolerance or just above a whole count
-    # (tests/policies/test_hpa_rounding.py pins the agreement).
-    deviation = abs(ratio - 1)
-    if deviation < tolerance - _EDGE or (
-        deviation <= tolerance + _EDGE and round(deviation, 9) <= tolerance
-    ):
+        if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
+            return current, ratio
+        return math.ceil(value / target), ratio
+    ratio = value / target
+    if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
         return current, ratio
-    whole = math.ceil(raw)
-    if raw - (whole - 1) > _EDGE:
-        return whole, ratio
-    return math.ceil(round(raw, 9)), ratio
+    return math.ceil(ratio * current), ratio

@@ -180,8 +180,9 @@ def scale_up_limit(
         if policy.type is PolicyType.PODS:
             proposals.append(start + int(policy.value))
         else:
-            # Rounded up, or a small percentage of a small count would never scale up.
-            proposals.append(math.ceil(_round(start * (1 + policy.value / 100))))
+            # Rounded up, or a small percentage of a small count would never scale up;
+            # float for float as Kubernetes: 25 x 1.12 is 28.000000000000004, so 29.
+            proposals.append(math.ceil(start * (1 + policy.value / 100)))
     return max(proposals) if rules.select is SelectPolicy.MAX else min(proposals)
 
 
@@ -198,7 +199,7 @@ def scale_down_limit(
             proposals.append(start - int(policy.value))
         else:
             # Truncated, as Kubernetes' int32() conversion does.
-            proposals.append(int(_round(start * (1 - policy.value / 100))))
+            proposals.append(int(start * (1 - policy.value / 100)))
     # The largest change down is the lowest count.
     return min(proposals) if rules.select is SelectPolicy.MAX else max(proposals)
 
@@ -210,8 +211,3 @@ def rate_limit(current: int, desired: int, up_limit: int, down_limit: int) -> in
     if desired < current:
         return max(desired, min(down_limit, current))
     return desired
-
-
-def _round(value: float) -> float:
-    # 2 x 1.1 is 2.2000000000000002; ceil must not turn float noise into a replica.
-    return round(value, 9)

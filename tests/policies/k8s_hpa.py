@@ -60,11 +60,18 @@ class Hpa:
         return desired
 
     def replica_count(self, current: int, total: float) -> int:
-        """GetMetricReplicas for an AverageValue target, every pod ready."""
-        usage_ratio = (total / current) / self.target_per_pod
-        if abs(1.0 - usage_ratio) <= self.tolerance:
+        """GetExternalPerPodMetricReplicas: the total over an AverageValue target.
+
+        The band is ``Tolerances.isWithin`` (``replica_calculator.go`` since the
+        tolerance became configurable, Kubernetes 1.33); before it, ``math.Abs(1.0 -
+        usageRatio) <= tolerance``, which differs where float noise sits on the edge:
+        220 over 2 replicas of 100 is a ratio of 1.1, inside the band, 0.1000000000000001
+        from 1.
+        """
+        usage_ratio = total / (self.target_per_pod * current)
+        if 1.0 - self.tolerance <= usage_ratio <= 1.0 + self.tolerance:
             return current
-        return math.ceil(round(usage_ratio * current, 9))
+        return math.ceil(total / self.target_per_pod)
 
     def normalize(self, now: datetime, current: int, desired: int) -> int:
         stabilized = self.stabilize(now, current, desired)
@@ -118,7 +125,7 @@ class Hpa:
             if policy.type == "pods":
                 proposed = start + policy.value
             else:
-                proposed = math.ceil(round(start * (1 + policy.value / 100), 9))
+                proposed = math.ceil(start * (1 + policy.value / 100))
             result = proposed if result is None else pick(result, proposed)
         assert result is not None
         return result
@@ -136,7 +143,7 @@ class Hpa:
             if policy.type == "pods":
                 proposed = start - policy.value
             else:
-                proposed = int(round(start * (1 - policy.value / 100), 9))
+                proposed = int(start * (1 - policy.value / 100))
             result = proposed if result is None else pick(result, proposed)
         assert result is not None
         return result

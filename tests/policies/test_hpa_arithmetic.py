@@ -1,0 +1,65 @@
+"""The HPA's arithmetic is Kubernetes', float for float, where float noise decides.
+
+``replica_calculator.go`` keeps the count while ``Tolerances.isWithin(usageRatio)``
+(``1 - tolerance <= ratio <= 1 + tolerance``) and otherwise rounds a product up
+with nothing rounded first; ``horizontal.go``'s rate limits round a percentage
+of the period's start up (scale-up) or truncate it (scale-down) the same way.
+Each row is worked out by hand below, in the floats Go computes. The policy once
+rounded to 9 places first, and disagreed with Kubernetes wherever noise lifted or
+lowered a product past a whole count (the CPU rows and the rate limits' noisy
+cases): a scaling decision an SRE checks against Kubernetes must come out the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jarvis.policies.hpa import CPU, RPM, recommended_replicas
+from jarvis.policies.hpa_behavior import (
+    PolicyType,
+    RatePolicy,
+    ScalingRules,
+    scale_down_limit,
+    scale_up_limit,
+)
+
+NOW = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "current", "value", "target", "expected"),
+    [
+        # 220 / (100 x 2) is the double nearest 1.1, and so is 1 + 0.1: inside the
+        # band. (Before Kubernetes 1.33, |1 - 1.1| = 0.10000000000000009 > 0.1 scaled to 3.)
+        (RPM, 2, 220.0, 100.0, 2),
+        # 1 - 0.1 is the double nearest 0.9, and so is 180 / 200: inside.
+        (RPM, 2, 180.0, 100.0, 2),
+        # 290 / 70 x 7 = 29.000000000000004: rounded up, 30.
+        (CPU, 7, 290.0, 70.0, 30),
+        # 124 / 60 x 15 = 31.000000000000004: 32.
+        (CPU, 15, 124.0, 60.0, 32),
+        # A hair past the band: 77.00000001 / 70 = 1.1000000001428572 > 1 + 0.1, so
+        # ceil(11.000000001428572) = 12.
+        (CPU, 10, 77.00000001, 70.0, 12),
+    ],
+)
+def test_a_count_is_what_kubernetes_computes(
+    name: str, current: int, value: float, target: float, expected: int
+) -> None:
+    assert recommended_replicas(current, {name: value}, ((name, target),), 0.1) == expected
+
+
+def _rules(kind: PolicyType, value: float) -> ScalingRules:
+    return ScalingRules(policies=(RatePolicy(kind, value, 60),))
+
+
+def test_a_percentage_of_the_period_s_start_is_rounded_as_kubernetes_rounds_it() -> None:
+    """Up: ceil(25 x 1.12) = ceil(28.000000000000004) = 29. Down: int(10 x 0.2) truncates
+    1.9999999999999996 (1 - 0.8 is 0.19999999999999996) to 1, as Go's int32() does."""
+    assert scale_up_limit(25, (), _rules(PolicyType.PERCENT, 12), NOW) == 29
+    assert scale_down_limit(10, (), _rules(PolicyType.PERCENT, 80), NOW) == 1
+    # Without noise: ceil(10 x 1.1) = 11, int(10 x 0.7) = 7.
+    assert scale_up_limit(10, (), _rules(PolicyType.PERCENT, 10), NOW) == 11
+    assert scale_down_limit(10, (), _rules(PolicyType.PERCENT, 30), NOW) == 7
