@@ -101,7 +101,12 @@ async def _requests(
 
 
 async def _fill_product(url: str, table: str, count: int, now: datetime) -> None:
-    """The product's own users table, under its own column names."""
+    """The product's own users table, under its own column names.
+
+    Modified a second apart over the last day or so, as a table in use has been,
+    not all at one instant: a bulk at the newest stamp is read a second time
+    after it is first read (`ProductSource`), which would run into the steady ticks.
+    """
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await connection.execute(
@@ -112,7 +117,10 @@ async def _fill_product(url: str, table: str, count: int, now: datetime) -> None
         await connection.execute(f"CREATE INDEX ON {table} (modified, user_id)")
         await connection.copy_records_to_table(
             table,
-            records=[(f"c{n:07d}", f"c{n}@bench.test", "pro", now, now, now) for n in range(count)],
+            records=[
+                (f"c{n:07d}", f"c{n}@bench.test", "pro", now, now, now - timedelta(seconds=n))
+                for n in range(count)
+            ],
             columns=["user_id", "mail", "tier", "created", "last_seen", "modified"],
         )
     finally:

@@ -141,25 +141,24 @@ async def test_later_reads_copy_only_what_changed(
     for user_id in range(1, 51):
         stamp = now - timedelta(minutes=51 - user_id)
         await product.user(user_id, now, last_seen=now - DAY, modified=stamp)
-    app = await make_app(customers_extra={**_source(product), "lag_seconds": 600})
+    app = await make_app(customers_extra=_source(product))
     source = _sensor(app)._source
     assert isinstance(source, ProductSource)
     await app.reconciler.tick()
     assert source.rows_read == 50
     clock.advance(60)
-    # Stamped by the product database's clock, as the source reckons its re-reads.
+    later = now + 10 * DAY
     await product.execute(
-        f"UPDATE {product.table} SET tier = 'team', modified = now() WHERE user_id = 7"  # noqa: S608 - test schema
+        f"UPDATE {product.table} SET tier = 'team', modified = $1 WHERE user_id = 7",  # noqa: S608 - test schema
+        later,
     )
     await app.reconciler.tick()
-    # User 7 only: user 50, the newest before, was stamped long before the first read began.
-    assert source.rows_read == 1
+    assert source.rows_read == 2  # user 7, and user 50 again: within the lag of the newest
     copied = await _row(app, "7")
     assert copied.plan == "team"
     clock.advance(60)
     await app.reconciler.tick()
-    # User 7 again: stamped within the lag (10 minutes here) of when the last read began.
-    assert source.rows_read == 1
+    assert source.rows_read == 1  # user 7 again, within the lag
     assert (
         await _row(app, "7")
     ).updated_at == copied.updated_at  # an unchanged copy writes nothing
@@ -201,14 +200,13 @@ async def test_a_row_committed_after_a_read_began_is_read_by_the_next(
 async def test_a_large_product_table_is_read_a_batch_a_tick_then_not_again_while_quiet(
     make_app: Any, product: Product, clock: VirtualClock
 ) -> None:
-    """25 users of one stamp, batches of 10: read 10, 10, 5, then none while the table is quiet.
+    """25 users of one stamp, batches of 10: read 10, 10, 5, once more, then not while quiet.
 
     A bulk of users sharing the newest stamp, as an import leaves them, was
-    read again in full every pass while nothing newer came: a re-read covers
-    what may have committed after the last pass began, not every row within
-    the lag of the newest. The sensor is catching up while either read stops
-    at a full batch; its table's second pass (ticks 4-6) re-reads the copies
-    written while its first ran, stamped after that pass began.
+    read again in full every pass while nothing newer came. Now the second pass
+    is the last: it began more than the lag after that stamp was first read, so
+    every row stamped before it had committed. The sensor is catching up while
+    either read stops at a full batch.
     """
     now = clock.now()
     for user_id in range(1, 26):
@@ -221,15 +219,15 @@ async def test_a_large_product_table_is_read_a_batch_a_tick_then_not_again_while
     read: list[int] = []
     paging: list[bool] = []
     catching_up: list[bool] = []
-    for _ in range(6):
+    for _ in range(8):
         await app.reconciler.tick()
         read.append(source.rows_read)
         paging.append(source.paging)
         catching_up.append(sensor.catching_up)
         clock.advance(30)
-    assert read == [10, 10, 5, 0, 0, 0]
-    assert paging == [True, True, False, False, False, False]
-    assert catching_up == [True, True, False, True, True, False]
+    assert read == [10, 10, 5, 10, 10, 5, 0, 0]
+    assert paging == [True, True, False] * 2 + [False, False]
+    assert catching_up == [True, True, False] * 2 + [False, False]
 
 
 async def test_an_opt_out_made_in_jarvis_survives_the_product_s_row(

@@ -34,7 +34,7 @@ from typing import Protocol
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.activity import UsageActivity
 from jarvis.actuators.customers.source import ProductSource
-from jarvis.actuators.customers.table import CustomerRow, CustomerTable, resume_after
+from jarvis.actuators.customers.table import CustomerRow, CustomerTable
 from jarvis.model import (
     CUSTOMER_KIND,
     CUSTOMER_SCHEME,
@@ -158,7 +158,7 @@ class CustomersActuator:
         else:
             since = _EPOCH
             if self._last_read is not None:
-                since = resume_after(self._newest, self._last_read, self._lag)
+                since = min(self._newest, self._last_read - self._lag)
             rows = await self._table.changed_since(since, limit=self._batch)
             # While catching up, the lag counts from the read that started it.
             self._last_read = now

@@ -15,11 +15,17 @@ would be refused by the server; only SELECTs are ever sent. Incremental like
 the sensor: keyset pages in (cursor, id) order, where the cursor is the mapped
 ``updated_at`` column, or else ``COALESCE(last_active_at, signed_up_at)`` (then
 a change that moves neither, such as a new plan, is not seen until the
-customer is active again). Each pass starts again as the sensor's does
-(`resume_after`): rows stamped within ``lag`` of when the last pass began, by
-the product database's own clock, are read again for late commits; rows
-sharing the newest stamp are not read again while nothing newer comes. An
-update that changes nothing writes nothing.
+customer is active again). An update that changes nothing writes nothing.
+
+Late commits: a row may commit up to ``lag`` after its stamp, so each pass
+reads again the rows stamped within ``lag`` of the newest stamp seen, until a
+pass has begun more than ``lag`` after that newest row was first read; by then
+every row stamped before it had committed and that pass saw it, and the next
+starts after the newest stamp itself. The wait is measured on Jarvis's clock,
+the stamps compared only with each other: neither the product's clock, nor its
+time zone if its columns hold local time, enters into it. So a bulk of rows
+sharing the newest stamp, as an import leaves them, is read twice, not on every
+pass while nothing newer comes.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.customers.activity import quote
-from jarvis.actuators.customers.table import as_utc, bind_time, resume_after
+from jarvis.actuators.customers.table import as_utc, bind_time
 
 __all__ = ["FIELDS", "REQUIRED", "ProductSource"]
 
@@ -52,7 +58,6 @@ FIELDS = (
 _TARGET = {"opted_out": "marketing_opt_out"}
 """Jarvis's column for a mapped field, where the names differ."""
 _TIMES = frozenset({"signed_up_at", "last_active_at", "updated_at"})
-_CLOCK = text("SELECT CURRENT_TIMESTAMP")
 
 
 class ProductSource:
@@ -102,8 +107,10 @@ class ProductSource:
         self._after: object = None
         """The last row's id while paging (typed as the product's column), else None."""
         self._newest = self._since
+        self._newest_at = self._since
+        """When the newest stamp was first read, on Jarvis's clock."""
         self._started = self._since
-        """When the pass under way began (its first batch), by the product database's clock."""
+        """When the pass under way began (its first batch), on Jarvis's clock."""
         self.rows_read = 0
 
     @property
@@ -122,6 +129,8 @@ class ProductSource:
 
     async def sync(self, now: datetime) -> None:
         """Copy one page of changed rows; the next continues, or starts a new pass."""
+        if self._after is None:
+            self._started = now
         try:
             params = {"since": bind_time(self._since, self._source), "limit": self._batch}
             statement = self._read
@@ -129,10 +138,6 @@ class ProductSource:
                 params["after"] = self._after
                 statement = self._page
             async with self._source.connect() as connection:
-                if self._after is None:
-                    # The pass begins by the product's clock, which stamps its rows, in the
-                    # read's own transaction: whatever committed before it, the read sees.
-                    self._started = as_utc((await connection.execute(_CLOCK)).scalar_one())
                 rows = (await connection.execute(statement, params)).all()
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
@@ -141,11 +146,14 @@ class ProductSource:
         if rows:
             values = [self._values(row, now) for row in rows]
             await self._upsert(values)
-            self._newest = max(self._newest, as_utc(rows[-1][-1]))
+            stamp = as_utc(rows[-1][-1])
+            if stamp > self._newest:
+                self._newest, self._newest_at = stamp, now
         if len(rows) == self._batch:
             self._since, self._after = as_utc(rows[-1][-1]), rows[-1][0]
         else:
-            self._since = resume_after(self._newest, self._started, self._lag)
+            settled = self._started - self._newest_at > self._lag
+            self._since = self._newest if settled else self._newest - self._lag
             self._after = None
 
     def _values(self, row: Any, now: datetime) -> dict[str, Any]:

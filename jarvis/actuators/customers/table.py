@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, bindparam, text
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import ErrorKind
 
-__all__ = ["Contact", "CustomerRow", "CustomerTable", "resume_after"]
+__all__ = ["Contact", "CustomerRow", "CustomerTable"]
 
 _TIME = DateTime(timezone=True)
 
@@ -98,19 +98,6 @@ def as_utc(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)  # noqa: S101 - the column's type
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def resume_after(newest: datetime, started: datetime, lag: timedelta) -> datetime:
-    """Where an incremental read starts again: after ``newest``, or ``lag`` before ``started``.
-
-    ``newest`` is the latest stamp read so far; ``started`` is when the last
-    read began (its first batch, while it caught up over several). A row
-    stamped more than ``lag`` before that had committed by then, so that read
-    saw it; one stamped later may have committed after, and is read again. The
-    lag also covers the skew between a writer's clock and Jarvis's. Shared by
-    the customers sensor and the product source, which read alike.
-    """
-    return min(newest, started - lag)
 
 
 def bind_time(value: datetime, engine: AsyncEngine) -> datetime:
