@@ -65,7 +65,7 @@ class Hpa:
         The band is ``Tolerances.isWithin`` (``replica_calculator.go`` since the
         tolerance became configurable, Kubernetes 1.33); before it, ``math.Abs(1.0 -
         usageRatio) <= tolerance``, which differs where float noise sits on the edge:
-        220 over 2 replicas of 100 is a ratio of 1.1, inside the band, 0.1000000000000001
+        220 over 2 replicas of 100 is a ratio of 1.1, inside the band, 0.10000000000000009
         from 1.
         """
         usage_ratio = total / (self.target_per_pod * current)
