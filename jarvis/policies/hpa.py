@@ -21,6 +21,9 @@ CPU = Metric.CPU_UTILIZATION
 RPM = Metric.REQUESTS_PER_MINUTE
 P95 = Metric.P95_LATENCY_MS
 
+MOST_REPLICAS = 2**31 - 1
+"""The most a recommendation asks for: Kubernetes keeps replica counts in an int32."""
+
 
 @dataclass(frozen=True, slots=True)
 class MetricTargets:
@@ -179,8 +182,11 @@ def _propose(
         ratio = value / (target * current)
         if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
             return current, ratio
-        return math.ceil(value / target), ratio
-    ratio = value / target
-    if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
-        return current, ratio
-    return math.ceil(ratio * current), ratio
+        raw = value / target
+    else:
+        ratio = value / target
+        if 1.0 - tolerance <= ratio <= 1.0 + tolerance:
+            return current, ratio
+        raw = ratio * current
+    # A metric too large for a float (an infinite ratio) asks for the most, not ceil(inf).
+    return (math.ceil(raw) if raw < MOST_REPLICAS else MOST_REPLICAS), ratio

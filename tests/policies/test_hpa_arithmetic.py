@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from jarvis.model import History, Snapshot
 from jarvis.policies.hpa import CPU, RPM, recommended_replicas
 from jarvis.policies.hpa_behavior import (
     PolicyType,
@@ -24,6 +25,9 @@ from jarvis.policies.hpa_behavior import (
     scale_down_limit,
     scale_up_limit,
 )
+from jarvis.policies.scaling import ScalingPolicy
+from tests import actions as typed
+from tests.policies.fleet import T0, service
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -63,3 +67,37 @@ def test_a_percentage_of_the_period_s_start_is_rounded_as_kubernetes_rounds_it()
     # Without noise: ceil(10 x 1.1) = 11, int(10 x 0.7) = 7.
     assert scale_up_limit(10, (), _rules(PolicyType.PERCENT, 10), NOW) == 11
     assert scale_down_limit(10, (), _rules(PolicyType.PERCENT, 30), NOW) == 7
+
+
+def test_a_metric_too_large_for_a_float_asks_for_the_most_replicas_a_count_can_hold() -> None:
+    """1e308 % CPU over a 0.5 % target is an infinite ratio: no ``ceil`` of it, no crash.
+
+    A broken metrics source that reports an absurd value asks for everything,
+    as 1e300 already did, and the rule's maximum and rate limits bound it.
+    Before, ``ceil(inf)`` raised, and the scaling policy failed for every
+    service in the tick.
+    """
+    assert recommended_replicas(2, {CPU: 1e308}, ((CPU, 0.5),), 0.1) == 2**31 - 1
+    assert recommended_replicas(2, {RPM: 1e308}, ((RPM, 0.001),), 0.1) == 2**31 - 1
+    assert recommended_replicas(2, {CPU: 1e300}, ((CPU, 0.5),), 0.1) == 2**31 - 1
+
+
+def test_one_service_s_absurd_metric_does_not_stop_the_others_scaling() -> None:
+    """The fleet's other services are still judged; the absurd one scales up as far as allowed.
+
+    From 2 replicas the default scale-up policies allow max(+100 %, +4) = 6.
+    """
+    policy = ScalingPolicy.from_config(
+        {
+            "rules": [
+                {"match": "ecs://prod/*", "min_replicas": 1, "max_replicas": 10,
+                 "target_cpu_utilization": 0.5}
+            ]
+        }
+    )  # fmt: skip
+    broken = service("ecs://prod/broken", metrics={"cpu_utilization": 1e308})
+    busy = service("ecs://prod/busy", metrics={"cpu_utilization": 1.0})
+    snapshot = Snapshot(taken_at=T0, resources={str(s.ref): s for s in (broken, busy)})
+    evaluation = policy.evaluate(snapshot, History(), T0)
+    counts = {str(a.target): typed.replicas(a) for a in evaluation.actions}
+    assert counts == {"ecs://prod/broken": 6, "ecs://prod/busy": 4}
