@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jarvis.model import History, Snapshot
 from jarvis.policies.hpa import CPU, RPM, recommended_replicas
@@ -27,7 +29,7 @@ from jarvis.policies.hpa_behavior import (
 )
 from jarvis.policies.scaling import ScalingPolicy
 from tests import actions as typed
-from tests.policies.fleet import T0, service
+from tests.policies.fleet import T0, TICK, service
 
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -101,3 +103,41 @@ def test_one_service_s_absurd_metric_does_not_stop_the_others_scaling() -> None:
     evaluation = policy.evaluate(snapshot, History(), T0)
     counts = {str(a.target): typed.replicas(a) for a in evaluation.actions}
     assert counts == {"ecs://prod/broken": 6, "ecs://prod/busy": 4}
+
+
+_ANY = st.floats() | st.sampled_from([0.0, 5e-324, 1e308, 1.7976931348623157e308])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    metrics=st.tuples(_ANY, _ANY, _ANY),
+    targets=st.tuples(st.floats(1e-9, 100), st.floats(1e-9, 1e12), st.floats(1e-9, 1e9)),
+    desired=st.integers(0, 50),
+    bounds=st.tuples(st.integers(0, 3), st.integers(3, 60)),
+)
+def test_no_metric_value_makes_the_policy_raise(
+    metrics: tuple[float, float, float],
+    targets: tuple[float, float, float],
+    desired: int,
+    bounds: tuple[int, int],
+) -> None:
+    """NaN, infinities, zero, the smallest and the largest floats, over any valid targets:
+    the policy decides or writes a note, over two ticks (the second reads the first as
+    history), and never raises. A raise fails the policy for the whole fleet."""
+    cpu, rpm, latency = metrics
+    rule = {
+        "match": "ecs://prod/*",
+        "min_replicas": bounds[0],
+        "max_replicas": bounds[1],
+        "target_cpu_utilization": targets[0],
+        "target_requests_per_minute": targets[1],
+        "target_p95_latency_ms": targets[2],
+    }
+    policy = ScalingPolicy.from_config({"rules": [rule]})
+    readings = {"cpu_utilization": cpu, "requests_per_minute": rpm, "p95_latency_ms": latency}
+    past: list[Snapshot] = []
+    for now in (T0, T0 + TICK):
+        state = service(desired=desired, at=now, metrics=readings)
+        snapshot = Snapshot(taken_at=now, resources={str(state.ref): state})
+        policy.evaluate(snapshot, History(snapshots=tuple(past)), now)
+        past.append(snapshot)
