@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,5 +235,28 @@ def test_record_usage_refuses_naive_times_and_negative_numbers() -> None:
             output_tokens=1,
             cost_usd=0.1,
             latency_ms=1,
+            success=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("cost", "latency"), [(math.nan, 1.0), (math.inf, 1.0), (0.1, math.nan), (0.1, math.inf)]
+)
+def test_record_usage_refuses_a_cost_or_latency_that_is_not_a_number(
+    cost: float, latency: float
+) -> None:
+    """NaN passed the negative check, and PostgreSQL's numeric column takes it: one such
+    row made the month's SUM(cost_usd) NaN, and no budget stage can be reached from NaN
+    (every comparison with it is false), so the cost policy's shifts and alerts stopped
+    for the rest of the month. Refused before any connection, with the field named."""
+    with pytest.raises(ValueError, match="finite"):
+        record_usage(
+            "sqlite://",
+            route="chat",
+            model="m",
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=cost,
+            latency_ms=latency,
             success=True,
         )
