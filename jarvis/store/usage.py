@@ -71,9 +71,10 @@ def usage_row(
     customer_id: str | None = None,
 ) -> dict[str, object]:
     """One validated row; ``at`` defaults to now (UTC) and must be timezone-aware."""
-    if not (math.isfinite(cost_usd) and math.isfinite(latency_ms)):
-        # NaN would pass the check below, and one NaN cost makes the month's sum NaN.
-        raise ValueError(f"cost_usd and latency_ms must be finite, got {cost_usd}, {latency_ms}")
+    # NaN would pass the check below, and one NaN cost makes the month's sum NaN.
+    for name, value in (("cost_usd", cost_usd), ("latency_ms", latency_ms)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
     if input_tokens < 0 or output_tokens < 0 or cost_usd < 0 or latency_ms < 0:
         raise ValueError("tokens, cost and latency must not be negative")
     if at is not None and at.tzinfo is None:

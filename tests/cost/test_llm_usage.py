@@ -240,16 +240,22 @@ def test_record_usage_refuses_naive_times_and_negative_numbers() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cost", "latency"), [(math.nan, 1.0), (math.inf, 1.0), (0.1, math.nan), (0.1, math.inf)]
+    ("cost", "latency", "field"),
+    [
+        (math.nan, 1.0, "cost_usd"),
+        (math.inf, 1.0, "cost_usd"),
+        (0.1, math.nan, "latency_ms"),
+        (0.1, math.inf, "latency_ms"),
+    ],
 )
 def test_record_usage_refuses_a_cost_or_latency_that_is_not_a_number(
-    cost: float, latency: float
+    cost: float, latency: float, field: str
 ) -> None:
     """NaN passed the negative check, and PostgreSQL's numeric column takes it: one such
     row made the month's SUM(cost_usd) NaN, and no budget stage can be reached from NaN
     (every comparison with it is false), so the cost policy's shifts and alerts stopped
     for the rest of the month. Refused before any connection, with the field named."""
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
         record_usage(
             "sqlite://",
             route="chat",
