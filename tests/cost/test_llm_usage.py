@@ -6,6 +6,7 @@ import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -212,31 +213,29 @@ async def test_sync_record_usage_appends_through_a_dsn(sqlite_url: str, tmp_path
     assert state.record_attributes()["by_model"] == {"gemini": {"cost_usd": 0.25, "requests": 1}}
 
 
+_VALID: dict[str, Any] = {
+    "route": "chat",
+    "model": "m",
+    "input_tokens": 1,
+    "output_tokens": 1,
+    "cost_usd": 0.1,
+    "latency_ms": 1,
+    "success": True,
+}
+"""One valid request; each refusal below changes one field of it."""
+
+
+def _record(**changes: Any) -> None:
+    """`record_usage` of `_VALID` with ``changes``, through a DSN a refusal never opens."""
+    record_usage("sqlite://", **{**_VALID, **changes})
+
+
 def test_record_usage_refuses_naive_times_and_negative_numbers() -> None:
     """Rows are validated before any connection is made."""
     with pytest.raises(ValueError, match="timezone"):
-        record_usage(
-            "sqlite://",
-            route="chat",
-            model="m",
-            input_tokens=1,
-            output_tokens=1,
-            cost_usd=0.1,
-            latency_ms=1,
-            success=True,
-            at=datetime(2025, 6, 1),  # noqa: DTZ001 - the naive time under test
-        )
+        _record(at=datetime(2025, 6, 1))  # noqa: DTZ001 - the naive time under test
     with pytest.raises(ValueError, match="negative"):
-        record_usage(
-            "sqlite://",
-            route="chat",
-            model="m",
-            input_tokens=-1,
-            output_tokens=1,
-            cost_usd=0.1,
-            latency_ms=1,
-            success=True,
-        )
+        _record(input_tokens=-1)
 
 
 @pytest.mark.parametrize(
@@ -256,13 +255,4 @@ def test_record_usage_refuses_a_cost_or_latency_that_is_not_a_number(
     (every comparison with it is false), so the cost policy's shifts and alerts stopped
     for the rest of the month. Refused before any connection, with the field named."""
     with pytest.raises(ValueError, match=f"{field} must be a finite number"):
-        record_usage(
-            "sqlite://",
-            route="chat",
-            model="m",
-            input_tokens=1,
-            output_tokens=1,
-            cost_usd=cost,
-            latency_ms=latency,
-            success=True,
-        )
+        _record(cost_usd=cost, latency_ms=latency)
