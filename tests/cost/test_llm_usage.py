@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
@@ -160,6 +162,48 @@ async def test_a_missing_table_is_an_actuator_error(sqlite_url: str) -> None:
     try:
         with pytest.raises(ActuatorError, match="llm_usage"):
             await actuator(engine).observe()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("cost_usd", "NaN"), ("latency_ms", "NaN"), ("latency_ms", "Infinity")],
+)
+async def test_a_number_that_is_not_finite_in_llm_usage_is_an_actuator_error(
+    pg_url: str, column: str, value: str
+) -> None:
+    """A NaN or infinite cost or latency another client wrote fails observe, naming where it is.
+
+    record_usage refuses them, but PostgreSQL stores them for any other writer;
+    summed, one NaN cost made the month's spend NaN, which no budget stage is
+    reached by, so traffic was never shifted however much was spent.
+    """
+    await upgrade(pg_url)
+    engine = create_async_engine(pg_url)
+    try:
+        await add(engine, NOW - timedelta(hours=2), "gpt-4o", 100.0)
+        numbers = {"cost_usd": "1.0", "latency_ms": "500.0", column: value}
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO llm_usage (time, route, model, input_tokens, output_tokens,"
+                    " cost_usd, latency_ms, success)"
+                    " VALUES (:at, 'chat', 'gpt-4o', 400, 600, :cost, :latency, true)"
+                ),
+                {
+                    "at": NOW - timedelta(hours=1),
+                    "cost": Decimal(numbers["cost_usd"]),
+                    "latency": float(numbers["latency_ms"]),
+                },
+            )
+        with pytest.raises(ActuatorError) as raised:
+            await actuator(engine).observe()
+        message = str(raised.value)
+        assert "llm_usage" in message
+        assert column in message
+        assert "'chat'" in message
+        assert "'gpt-4o'" in message
     finally:
         await engine.dispose()
 

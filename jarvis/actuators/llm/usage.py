@@ -18,6 +18,7 @@ model the record over the last ``window_days``. The same numbers are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,24 +120,27 @@ class LlmUsageActuator:
         month: Sequence[Any],
         window: Sequence[Any],
     ) -> ResourceState:
+        month_rows = [
+            MonthRow(route, model, int(count), float(cost or 0), int(i or 0), int(o or 0))
+            for route, model, count, cost, i, o in month
+        ]
+        window_rows = [
+            WindowRow(
+                route,
+                model,
+                int(count),
+                int(ok or 0) / int(count),
+                float(latency or 0),
+                float(cost or 0),
+                int(i or 0),
+                int(o or 0),
+            )
+            for route, model, count, ok, latency, cost, i, o in window
+        ]
+        _require_finite(month_rows, window_rows, self._window.days)
         return usage_state(
-            (
-                MonthRow(route, model, int(count), float(cost or 0), int(i or 0), int(o or 0))
-                for route, model, count, cost, i, o in month
-            ),
-            performance_of(
-                WindowRow(
-                    route,
-                    model,
-                    int(count),
-                    int(ok or 0) / int(count),
-                    float(latency or 0),
-                    float(cost or 0),
-                    int(i or 0),
-                    int(o or 0),
-                )
-                for route, model, count, ok, latency, cost, i, o in window
-            ),
+            month_rows,
+            performance_of(window_rows),
             month=month_key(now),
             window_days=self._window.days,
             month_seconds=(end - start).total_seconds(),
@@ -147,3 +151,25 @@ class LlmUsageActuator:
     async def aclose(self) -> None:
         if self._owns_engine:
             await self._engine.dispose()
+
+
+def _require_finite(month: Sequence[MonthRow], window: Sequence[WindowRow], days: int) -> None:
+    """Raise `ActuatorError` naming the first sum that is not a finite number.
+
+    `record_usage` refuses NaN and infinite numbers, but PostgreSQL stores
+    them for any other writer, and one summed into the month made its spend
+    NaN: no budget stage is reached by NaN, so traffic would never be shifted
+    however much was spent. Unknown spend is what the cost policy must see.
+    """
+    span = f"the last {days} days"
+    sums = [(row.route, row.model, "cost_usd", row.cost_usd, "this month") for row in month]
+    for w in window:
+        sums.append((w.route, w.model, "latency_ms", w.mean_latency_ms, span))
+        sums.append((w.route, w.model, "cost_usd", w.cost_usd, span))
+    for route, model, column, value, over in sums:
+        if not math.isfinite(value):
+            raise ActuatorError(
+                f"llm_usage: {column} of route {route!r}, model {model!r} over {over}"
+                f" is {value}: a row holds a number that is not finite (written around"
+                " record_usage, which refuses them); the spend is unknown until it is corrected"
+            )
