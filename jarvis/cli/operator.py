@@ -53,7 +53,9 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
 
     The direct write (`jarvis.store.direct`) loads no SQLAlchemy ORM: an
     engage in a hurry waits only for its one transaction. Both paths write
-    the same state and event, made once here.
+    the same state and event, made once here. With the switch in Redis, an
+    engage is written there first and a release last, after its event is a
+    row of the database, as `KillSwitch.record` orders them.
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import flip
@@ -69,12 +71,14 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
     if settings.redis_url:
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
+        if not engaged:
+            await _record_release(settings, stored)
         switch = RedisKillSwitch(settings.redis_url)
         try:
             await switch.write(state)
         finally:
             await switch.aclose()
-        if not await write_flip(settings.database_url, stored, None):
+        if engaged and not await write_flip(settings.database_url, stored, None):
             await _with_store(settings, stored)
         return state
     if not await write_flip(settings.database_url, stored, state):
@@ -82,14 +86,30 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
     return state
 
 
-async def _with_store(settings: Settings, event: Event) -> None:
-    """Record a flip's event through the store (which spools it if the database is away)."""
+async def _record_release(settings: Settings, event: Event) -> None:
+    """Commit a release's event to the database, never to the spool; StoreError if it cannot."""
+    from jarvis.store import StoreError
+    from jarvis.store.direct import write_flip
+
+    if await write_flip(settings.database_url, event, None):
+        return
+    try:
+        await _with_store(settings, event, journal=False)
+    except StoreError as exc:
+        raise StoreError(
+            f"the release cannot be recorded ({exc}); the kill switch stays engaged"
+        ) from exc
+
+
+async def _with_store(settings: Settings, event: Event, *, journal: bool = True) -> None:
+    """Record a flip's event through the store (which spools it if the database is away,
+    unless ``journal`` is False)."""
     from jarvis.app import open_store
 
     store = await open_store(settings)
     try:
         store.append([event])
-        await store.flush()
+        await store.flush(journal=journal)
     finally:
         await store.aclose()
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
+from jarvis.store.errors import StoreError
 from jarvis.store.storable import safe_text
 
 if TYPE_CHECKING:
@@ -87,10 +88,34 @@ class KillSwitch:
         return state
 
     async def record(self, state: KillSwitchState, event: Event) -> None:
-        """Write a flip made by `flip`: the backend's state, then its event, flushed."""
-        await self.backend.write(state)
+        """Write a flip made by `flip`: an engage acts first, a release is recorded first.
+
+        An engage is the backend's state, then its event, flushed (to the spool
+        if the database is away): stopping actions waits for no database. A
+        release is its event, committed to the database itself, then the
+        state. Released first, it could let a leader's actions be recorded
+        ahead of it, and the record would show them taken under an engaged
+        switch. When the database cannot take the release, StoreError, and the
+        switch stays engaged.
+        """
+        if state.engaged:
+            await self.backend.write(state)
+            self.store.append([event])
+            await self.store.flush()
+            return
         self.store.append([event])
-        await self.store.flush()
+        try:
+            await self.store.flush(journal=False)
+        except BaseException as exc:
+            # Not written, or not known to be: never let a later flush record a
+            # release that did not happen.
+            self.store.retract(event.idempotency_key)
+            if isinstance(exc, StoreError):
+                raise StoreError(
+                    f"the release cannot be recorded ({exc}); the kill switch stays engaged"
+                ) from exc
+            raise
+        await self.backend.write(state)
 
 
 def flip(

@@ -204,7 +204,7 @@ class EventStore:
         for key in intents:
             self._caps.pop(key, None)
 
-    async def flush(self) -> FlushResult:
+    async def flush(self, *, journal: bool = True) -> FlushResult:
         """Replay the spool, then write buffered events and staged retries.
 
         The spool replays a chunk per transaction, each committed before the
@@ -213,8 +213,10 @@ class EventStore:
         with a spool file, the buffered events and staged rows are appended to
         the spool (fsynced), so they are durable either way; without a spool
         file (or when it cannot be written), StoreError is raised and both are
-        kept in memory. A programming error (an unencodable value) raises and
-        keeps them.
+        kept in memory. ``journal=False`` asks for the database itself: the
+        spool is not written, as if there were none (a kill-switch release
+        must be a row before it takes effect). A programming error (an
+        unencodable value) raises and keeps them.
         """
         async with self._lock:
             batch, self._buffer = self._buffer, []
@@ -251,7 +253,7 @@ class EventStore:
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
-                if spool is None or not is_operational(exc):
+                if spool is None or not journal or not is_operational(exc):
                     self._restore(batch, retries)
                     if is_operational(exc):
                         raise self.backend.unreachable(exc) from exc

@@ -9,6 +9,7 @@ through argv; `tests/store/test_direct_flip.py` covers it).
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from tests.cli.conftest import Jarvis, jarvis_env
@@ -31,3 +32,25 @@ def test_an_engage_stores_no_secret(jarvis: Jarvis, tmp_path: Path) -> None:
     assert flip["payload"] == {"actor": status["actor"], "reason": flip["reason"]}
     for database in tmp_path.glob("jarvis.db*"):  # the WAL file too
         assert TOKEN.encode() not in database.read_bytes(), database
+
+
+def test_a_release_the_database_cannot_record_leaves_redis_engaged(
+    jarvis: Jarvis, tmp_path: Path, redis_url: str
+) -> None:
+    """With the database away, `killswitch release` exits 1 and Redis keeps the switch engaged."""
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
+    with socket.socket() as probe:  # a port nothing listens on: the database is away
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    away = {**env, "JARVIS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/jarvis"}
+
+    released = jarvis("killswitch", "release", "--reason", "all clear", env=away)
+
+    assert released.returncode == 1, released.stdout
+    assert "stays engaged" in released.stderr
+    assert "Traceback" not in released.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert status["engaged"] is True
+    assert status["reason"] == "drill"

@@ -108,3 +108,25 @@ async def test_a_run_without_replica_faults_has_one_replica(tmp_path: Path) -> N
     assert report.ok
     assert report.replicas is None
     assert "replicas" not in report.as_dict()
+
+
+async def test_a_release_through_a_partitioned_replica_never_precedes_its_record(
+    tmp_path: Path,
+) -> None:
+    """The operator's release cut off from the database waits: no action is recorded under it.
+
+    Found by a seed sweep: the release went through the partitioned replica,
+    took effect at once, and its event was written after the new leader's
+    next intent, so the record showed an action started while engaged.
+    """
+    settings = simulation_settings(spool_path=tmp_path / "spool.jsonl", customers=True)
+    config = SimulationConfig(
+        seed=2004,
+        days=1.5,
+        services=15,
+        customers=60,
+        faults=parse_faults("killswitch,leader_pause,replica_partition"),
+    )
+    report = await run_simulation(settings, config)
+    assert report.ok, [v.as_dict() for v in report.violations]
+    assert report.checks["killswitch"] > 0

@@ -1,0 +1,140 @@
+"""The order of a flip's two writes: an engage acts first, a release is recorded first.
+
+The switch lives in Redis and its flips in the event database, so a flip is
+two writes. An engage must stop actions even with the database away; a
+release that took effect before its event reached the database would let a
+leader's actions be recorded ahead of it, and the record would show them
+taken under an engaged switch (found by the simulation: replica faults and
+the operator's release through a partitioned replica).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.killswitch import KillSwitch
+from jarvis.model import EventKind, KillSwitchState
+from jarvis.store import EventStore, StoreError, upgrade
+from jarvis.store.redis_killswitch import RedisKillSwitch
+from tests.store.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FLIPS = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value]
+
+
+@pytest.fixture
+async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+    await upgrade(pg_url)
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+@pytest.fixture
+async def switch(
+    pg_url: str, redis_url: str, proxy: TcpProxy, tmp_path: Path
+) -> AsyncIterator[KillSwitch]:
+    """A kill switch in Redis whose flips are recorded in PostgreSQL behind ``proxy``."""
+    parts = urlsplit(pg_url)
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    store = await EventStore.connect(via_proxy, spool_path=tmp_path / "spool.jsonl")
+    backend = RedisKillSwitch(redis_url)
+    try:
+        yield KillSwitch(backend, store, VirtualClock(T0))
+    finally:
+        await backend.aclose()
+        await store.aclose()
+
+
+async def recorded_flips(switch: KillSwitch) -> list[EventKind]:
+    await switch.store.flush()
+    return [event.kind for event in await switch.store.events(kinds=FLIPS)]
+
+
+async def test_a_release_the_database_cannot_record_leaves_the_switch_engaged(
+    switch: KillSwitch, proxy: TcpProxy
+) -> None:
+    """With the database away a release fails, names why, and the switch stays engaged."""
+    await switch.set(engaged=True, actor="ops", reason="drill")
+    await proxy.stop()
+
+    with pytest.raises(StoreError, match="stays engaged"):
+        await switch.set(engaged=False, actor="ops", reason="all clear")
+
+    assert (await switch.backend.read()) is not None
+    assert (await switch.read()).engaged
+    assert switch.store.spooled == 0  # not journaled: it never took effect
+    await proxy.start()
+    assert await recorded_flips(switch) == [EventKind.KILLSWITCH_ENGAGED]
+
+
+class Witness:
+    """A kill-switch backend in Redis that, at each write, reads what PostgreSQL has committed."""
+
+    def __init__(self, redis_url: str, pg_url: str) -> None:
+        self._switch = RedisKillSwitch(redis_url)
+        self._pg_url = pg_url
+        self.seen: list[tuple[bool, list[EventKind]]] = []
+        """Per write: the state written, and the flips committed at that moment."""
+
+    async def read(self) -> KillSwitchState | None:
+        return await self._switch.read()
+
+    async def write(self, state: KillSwitchState) -> None:
+        reader = await EventStore.connect(self._pg_url)
+        try:
+            committed = [event.kind for event in await reader.events(kinds=FLIPS)]
+        finally:
+            await reader.aclose()
+        self.seen.append((state.engaged, committed))
+        await self._switch.write(state)
+
+    async def aclose(self) -> None:
+        await self._switch.aclose()
+
+
+async def test_a_release_is_committed_before_the_switch_releases(
+    pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """When the switch is written released, the release is already a row of the event database."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_url, spool_path=tmp_path / "spool.jsonl")
+    witness = Witness(redis_url, pg_url)
+    switch = KillSwitch(witness, store, VirtualClock(T0))
+    try:
+        await switch.set(engaged=True, actor="ops", reason="drill")
+        await switch.set(engaged=False, actor="ops", reason="all clear")
+    finally:
+        await witness.aclose()
+        await store.aclose()
+
+    assert witness.seen == [
+        (True, []),  # an engage acts first: it waits for no database
+        (False, [EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED]),
+    ]
+
+
+async def test_an_engage_acts_with_the_database_away_and_is_recorded_when_it_returns(
+    switch: KillSwitch, proxy: TcpProxy
+) -> None:
+    """An engage never waits for the database: it stops actions, and its event is spooled."""
+    await proxy.stop()
+
+    await switch.set(engaged=True, actor="ops", reason="database on fire")
+
+    assert (await switch.read()).engaged
+    assert switch.store.spooled == 1
+    await proxy.start()
+    assert await recorded_flips(switch) == [EventKind.KILLSWITCH_ENGAGED]
