@@ -73,7 +73,9 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
     """Validate a kill-switch body; raise `BadRequestError` naming the bad field."""
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and the plain ValueError of an
+        # integer literal past Python's 4,300-digit limit.
         raise BadRequestError(f"body: not valid JSON ({exc.__class__.__name__})") from None
     except RecursionError:
         # Deeply nested brackets exhaust the parser's stack: a bad body, not a crash.
