@@ -109,6 +109,7 @@ async def test_one_click_post_opts_out_and_answers_json(served: tuple[App, str])
         + "."
         + unsubscribe_token("c1", SECRET).split(".")[1],
         "!!!." + "0" * 32,
+        unsubscribe_token("c1", SECRET).split(".")[0] + ".é",
     ],
 )
 async def test_a_bad_token_is_400_and_changes_nothing(served: tuple[App, str], token: str) -> None:
