@@ -76,6 +76,7 @@ async def test_a_signed_subscription_event_sets_plan_and_status_and_wakes_the_lo
     [
         pytest.param(sign(b"other body"), id="another-body"),
         pytest.param("t=1,v1=" + "0" * 64, id="garbage"),
+        pytest.param("t=1,v1=é", id="not-ascii"),
         pytest.param("", id="empty"),
         pytest.param(None, id="missing"),
     ],
