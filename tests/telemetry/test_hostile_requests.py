@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from jarvis.model import EventKind
 from tests.telemetry.page_support import page_server
 
 pytestmark = pytest.mark.anyio
@@ -41,3 +43,38 @@ async def test_a_bearer_token_that_is_not_utf8_is_refused_as_unknown(
         head = f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + b"Authorization: Bearer \xff\xfe"
         status, _ = await raw_request(served.server.port, head)
     assert status == 401
+
+
+def _multipart_token(part_headers: bytes) -> bytes:
+    """A multipart form whose one field, ``token``, carries ``part_headers``."""
+    disposition = b'Content-Disposition: form-data; name="token"\r\n'
+    return b"--B\r\n" + disposition + part_headers + b"\r\nx\r\n--B--\r\n"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded; charset=no-such-charset", b"token=x"),
+        (
+            "multipart/form-data; boundary=B",
+            _multipart_token(b"Content-Type: text/plain; charset=no-such-charset\r\n"),
+        ),
+        (
+            "multipart/form-data; boundary=B",
+            _multipart_token(b"Content-Transfer-Encoding: no-such-encoding\r\n"),
+        ),
+    ],
+    ids=["form-charset", "field-charset", "field-transfer-encoding"],
+)
+async def test_a_form_in_an_unknown_encoding_is_a_400_and_audited(
+    tmp_path: Path, content_type: str, body: bytes
+) -> None:
+    """A login form in a charset or transfer encoding nobody knows is a 400 page, recorded."""
+    async with page_server(tmp_path) as served, aiohttp.ClientSession() as session:
+        headers = {"Content-Type": content_type}
+        async with session.post(f"{served.base}/login", data=body, headers=headers) as resp:
+            assert resp.status == 400
+            assert "form: unreadable" in await resp.text()
+        events = await served.store.events(limit=10)
+    audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
+    assert audits == ["bad_request"]

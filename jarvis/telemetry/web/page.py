@@ -239,7 +239,9 @@ class StatusPage:
         """The posted form, or the (audited) refusal of a body too large or malformed to read."""
         try:
             return await request.post()
-        except (web.HTTPException, ValueError) as exc:
+        # aiohttp raises LookupError for an unknown charset and RuntimeError for an
+        # unknown Content-Transfer-Encoding or Content-Encoding of a part.
+        except (web.HTTPException, ValueError, LookupError, RuntimeError) as exc:
             status = exc.status if isinstance(exc, web.HTTPException) else 400
             message = f"form: unreadable ({exc.__class__.__name__})"
             await self._audit.record(request, result="bad_request", status=status, detail=message)
