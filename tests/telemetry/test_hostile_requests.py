@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from jarvis.model import EventKind
-from tests.telemetry.page_support import page_server
+from tests.telemetry.page_support import ADMIN_TOKEN, page_server
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +78,27 @@ async def test_a_form_in_an_unknown_encoding_is_a_400_and_audited(
         events = await served.store.events(limit=10)
     audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
     assert audits == ["bad_request"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/killswitch", {"Authorization": f"Bearer {ADMIN_TOKEN}"}),
+        ("/login", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ],
+    ids=["admin-api", "page-login"],
+)
+async def test_a_body_that_does_not_decompress_is_a_400_and_audited(
+    tmp_path: Path, path: str, headers: dict[str, str]
+) -> None:
+    """A body sent as gzip that is not gzip is a 400, recorded, and changes nothing."""
+    async with page_server(tmp_path) as served, aiohttp.ClientSession() as session:
+        headers = {**headers, "Content-Encoding": "gzip"}
+        body = b'{"engaged": true, "reason": "x"}'
+        async with session.post(f"{served.base}{path}", data=body, headers=headers) as resp:
+            assert resp.status == 400
+        events = await served.store.events(limit=10)
+    assert [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST] == [
+        "bad_request"
+    ]
+    assert not [e for e in events if e.kind.value.startswith("killswitch.")]

@@ -239,9 +239,16 @@ class StatusPage:
         """The posted form, or the (audited) refusal of a body too large or malformed to read."""
         try:
             return await request.post()
-        # aiohttp raises LookupError for an unknown charset and RuntimeError for an
-        # unknown Content-Transfer-Encoding or Content-Encoding of a part.
-        except (web.HTTPException, ValueError, LookupError, RuntimeError) as exc:
+        # aiohttp raises LookupError for an unknown charset, RuntimeError for an
+        # unknown Content-Transfer-Encoding or Content-Encoding of a part, and
+        # RequestPayloadError for a body that does not decode as its Content-Encoding.
+        except (
+            web.HTTPException,
+            web.RequestPayloadError,
+            ValueError,
+            LookupError,
+            RuntimeError,
+        ) as exc:
             status = exc.status if isinstance(exc, web.HTTPException) else 400
             message = f"form: unreadable ({exc.__class__.__name__})"
             await self._audit.record(request, result="bad_request", status=status, detail=message)
