@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from jarvis.model import EventKind
-from tests.telemetry.page_support import ADMIN_TOKEN, page_server
+from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, page_server
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +102,13 @@ async def test_a_body_that_does_not_decompress_is_a_400_and_audited(
         "bad_request"
     ]
     assert not [e for e in events if e.kind.value.startswith("killswitch.")]
+
+
+async def test_an_events_cursor_past_any_row_id_is_a_400(tmp_path: Path) -> None:
+    """``/ui/events?after=`` beyond a 64-bit row id is a 400, not a 503 blaming the store."""
+    async with page_server(tmp_path) as served, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {READ_TOKEN}"}
+        url = f"{served.base}/ui/events?after={2**63}"
+        async with session.get(url, headers=headers) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"].startswith("after:")
