@@ -9,7 +9,7 @@ and no way to unsubscribe a customer whose link one was not sent.
 
 GET is the link a person clicks and answers a short HTML page; POST is RFC
 8058's one-click (``List-Unsubscribe=One-Click`` in the body, sent by the mail
-client) and answers JSON. A bad token is 400 and changes nothing; a valid
+client) and answers JSON; HEAD is a 405. A bad token is 400 and changes nothing; a valid
 token for a customer no longer in the table is 404. Opting out twice is fine.
 Like the rest of this package it imports nothing of the loop or the app.
 """
@@ -41,7 +41,8 @@ class Unsubscribe:
         self._opt_out = opt_out
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/unsubscribe", self.handle)
+        # No HEAD: link checkers send it as a safe look, and it must opt nobody out.
+        app.router.add_get("/unsubscribe", self.handle, allow_head=False)
         app.router.add_post("/unsubscribe", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:

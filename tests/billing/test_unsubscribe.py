@@ -125,6 +125,16 @@ async def test_a_bad_token_is_400_and_changes_nothing(served: tuple[App, str], t
     assert before[0] is False
 
 
+async def test_a_head_request_opts_nobody_out(served: tuple[App, str]) -> None:
+    """HEAD, which link checkers send because HTTP calls it safe, is a 405 and changes nothing."""
+    app, base = served
+    async with aiohttp.ClientSession() as session:
+        params = {"token": unsubscribe_token("c1", SECRET)}
+        async with session.head(f"{base}/unsubscribe", params=params) as response:
+            assert response.status == 405
+    assert (await _opted_out(app))[0] is False
+
+
 async def test_a_genuine_token_for_an_unknown_customer_is_404(served: tuple[App, str]) -> None:
     """A customer deleted since the email: 404, nothing written."""
     _, base = served
