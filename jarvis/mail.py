@@ -84,7 +84,8 @@ def unsubscribe_token(customer_id: str, secret: bytes) -> str:
 def verify_unsubscribe_token(token: str, secret: bytes) -> str | None:
     """The customer id a genuine token names; None for anything else."""
     encoded, dot, mac = token.partition(".")
-    if not dot or not encoded or len(token) > 512:
+    # compare_digest refuses a non-ASCII str (TypeError); no genuine MAC has one.
+    if not dot or not encoded or len(token) > 512 or not mac.isascii():
         return None
     try:
         customer_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()

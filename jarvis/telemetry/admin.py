@@ -73,7 +73,9 @@ def parse_request(raw: bytes) -> KillSwitchRequest:
     """Validate a kill-switch body; raise `BadRequestError` naming the bad field."""
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and the plain ValueError of an
+        # integer literal past Python's 4,300-digit limit.
         raise BadRequestError(f"body: not valid JSON ({exc.__class__.__name__})") from None
     except RecursionError:
         # Deeply nested brackets exhaust the parser's stack: a bad body, not a crash.
@@ -120,6 +122,21 @@ class _Reply:
     headers: dict[str, str] | None = None
 
 
+async def _read_flip(request: web.Request) -> KillSwitchRequest | _Reply:
+    """The flip a POST asks for, or the 4xx refusal of its body."""
+    try:
+        return parse_request(await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        message = "body: too large"
+        return _Reply(413, "bad_request", message, {"error": message})
+    except web.RequestPayloadError:
+        # The body did not decode: a Content-Encoding it is not (gzip that is not gzip).
+        message = "body: unreadable (bad Content-Encoding)"
+        return _Reply(400, "bad_request", message, {"error": message})
+    except BadRequestError as exc:
+        return _Reply(400, "bad_request", str(exc), {"error": str(exc)})
+
+
 class AdminApi:
     """Handles ``GET`` and ``POST /v1/killswitch``; one per `HttpServer`."""
 
@@ -159,13 +176,9 @@ class AdminApi:
         if not identity.may_change:
             message = "the read token may not change the kill switch; use the admin token"
             return _Reply(403, "forbidden", message, {"error": message})
-        try:
-            parsed = parse_request(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            message = "body: too large"
-            return _Reply(413, "bad_request", message, {"error": message})
-        except BadRequestError as exc:
-            return _Reply(400, "bad_request", str(exc), {"error": str(exc)})
+        parsed = await _read_flip(request)
+        if isinstance(parsed, _Reply):
+            return parsed
         return await self._set(backend, parsed, identity.actor)
 
     def _authorize(self, request: web.Request) -> _Reply | tuple[AdminBackend, Identity]:

@@ -58,7 +58,9 @@ class Credentials:
     def identify(self, presented: str | None) -> Identity | None:
         if not presented:
             return None
-        raw = presented.encode()
+        # A header that is not UTF-8 arrives with lone surrogates (aiohttp decodes
+        # with surrogateescape); it must compare unequal, not fail to encode.
+        raw = presented.encode("utf-8", "surrogatepass")
         # Both comparisons always run, so timing does not say which token was close.
         is_admin = self._admin is not None and hmac.compare_digest(raw, self._admin)
         is_reader = self._read is not None and hmac.compare_digest(raw, self._read)

@@ -217,7 +217,12 @@ class HttpServer:
         limit = self._webhook_max_bytes
         body = b""
         if (request.content_length or 0) <= limit:
-            body = await _read_at_most(request, limit + 1)
+            try:
+                body = await _read_at_most(request, limit + 1)
+            except web.RequestPayloadError:
+                # A body that does not decode as its Content-Encoding: nothing to verify.
+                self._metrics.stripe_webhooks.labels("bad_payload").inc()
+                return _json({"outcome": "bad_payload", "error": "body unreadable"}, status=400)
         if len(body) > limit or (request.content_length or 0) > limit:
             self._metrics.stripe_webhooks.labels("too_large").inc()
             return _json({"error": f"body larger than {limit} bytes"}, status=413)

@@ -9,8 +9,9 @@ and no way to unsubscribe a customer whose link one was not sent.
 
 GET is the link a person clicks and answers a short HTML page; POST is RFC
 8058's one-click (``List-Unsubscribe=One-Click`` in the body, sent by the mail
-client) and answers JSON. A bad token is 400 and changes nothing; a valid
-token for a customer no longer in the table is 404. Opting out twice is fine.
+client) and answers JSON; HEAD is a 405. A bad token is 400 and changes
+nothing; a valid token for a customer no longer in the table is 404, a table
+that cannot be written 503. Opting out twice is fine.
 Like the rest of this package it imports nothing of the loop or the app.
 """
 
@@ -41,14 +42,23 @@ class Unsubscribe:
         self._opt_out = opt_out
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/unsubscribe", self.handle)
+        # No HEAD: link checkers send it as a safe look, and it must opt nobody out.
+        app.router.add_get("/unsubscribe", self.handle, allow_head=False)
         app.router.add_post("/unsubscribe", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
         customer_id = verify_unsubscribe_token(request.query.get("token", ""), self._secret)
         if customer_id is None:
             return web.json_response({"error": "invalid unsubscribe token"}, status=400)
-        if not await self._opt_out(customer_id):
+        try:
+            known = await self._opt_out(customer_id)
+        except Exception:
+            # The table is away: try later, never a 500. The error's text may name
+            # the database; the log keeps it, the answer does not.
+            log.exception("customer.unsubscribe_failed", customer=customer_id)
+            error = {"error": "unsubscribe unavailable; try the link again later"}
+            return web.json_response(error, status=503)
+        if not known:
             return web.json_response({"error": "no such customer"}, status=404)
         log.info("customer.unsubscribed", customer=customer_id, method=request.method)
         if request.method == "GET":

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from jarvis.app import App
 from jarvis.cli.surfaces import unsubscribe
@@ -109,6 +109,7 @@ async def test_one_click_post_opts_out_and_answers_json(served: tuple[App, str])
         + "."
         + unsubscribe_token("c1", SECRET).split(".")[1],
         "!!!." + "0" * 32,
+        unsubscribe_token("c1", SECRET).split(".")[0] + ".é",
     ],
 )
 async def test_a_bad_token_is_400_and_changes_nothing(served: tuple[App, str], token: str) -> None:
@@ -122,6 +123,31 @@ async def test_a_bad_token_is_400_and_changes_nothing(served: tuple[App, str], t
                 assert await r.json() == {"error": "invalid unsubscribe token"}
     assert await _opted_out(app) == before
     assert before[0] is False
+
+
+async def test_a_head_request_opts_nobody_out(served: tuple[App, str]) -> None:
+    """HEAD, which link checkers send because HTTP calls it safe, is a 405 and changes nothing."""
+    app, base = served
+    async with aiohttp.ClientSession() as session:
+        params = {"token": unsubscribe_token("c1", SECRET)}
+        async with session.head(f"{base}/unsubscribe", params=params) as response:
+            assert response.status == 405
+    assert (await _opted_out(app))[0] is False
+
+
+async def test_a_database_that_fails_is_a_503_to_try_later(served: tuple[App, str]) -> None:
+    """When the customers table cannot be written the link answers 503, never a 500."""
+    app, base = served
+    async with app.store.engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE customers RENAME TO customers_away"))
+    async with aiohttp.ClientSession() as session:
+        params = {"token": unsubscribe_token("c1", SECRET)}
+        for method in ("GET", "POST"):
+            async with session.request(method, f"{base}/unsubscribe", params=params) as r:
+                assert r.status == 503
+                assert "customers_away" not in await r.text()
+    async with app.store.engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE customers_away RENAME TO customers"))
 
 
 async def test_a_genuine_token_for_an_unknown_customer_is_404(served: tuple[App, str]) -> None:

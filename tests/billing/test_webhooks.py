@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -76,6 +77,7 @@ async def test_a_signed_subscription_event_sets_plan_and_status_and_wakes_the_lo
     [
         pytest.param(sign(b"other body"), id="another-body"),
         pytest.param("t=1,v1=" + "0" * 64, id="garbage"),
+        pytest.param("t=1,v1=é", id="not-ascii"),
         pytest.param("", id="empty"),
         pytest.param(None, id="missing"),
     ],
@@ -212,6 +214,20 @@ async def test_an_oversize_body_is_413_and_nothing_is_read(hook: Webhook) -> Non
     assert status == 413
     assert "error" in answer
     assert await _received(hook) == []
+
+
+async def test_a_body_that_does_not_decompress_is_400_and_changes_nothing(hook: Webhook) -> None:
+    """A body sent as gzip that is not gzip is a JSON 400; nothing is read or recorded."""
+    body = event("evt_1", "customer.subscription.created", 100, subscription("sub_1", "active"))
+    headers = {"Stripe-Signature": sign(body), "Content-Encoding": "gzip"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(hook.url, data=body, headers=headers) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["outcome"] == "bad_payload"
+    assert await _received(hook) == []
+    assert hook.wakes == 0
 
 
 async def test_a_signed_body_that_is_not_an_event_is_400_as_json(hook: Webhook) -> None:

@@ -337,6 +337,7 @@ async def test_admin_post_engages_then_releases(
         (b'{"engaged": true, "reason": "' + b"x" * 501 + b'"}', "reason"),
         (b'{"engaged": false, "actor": "bob"}', "actor"),
         (b'{"engaged": false, "force": true}', "force"),
+        (b'{"engaged": ' + b"1" * 5000 + b"}", "body"),
     ],
     ids=[
         "not-json",
@@ -348,6 +349,7 @@ async def test_admin_post_engages_then_releases(
         "reason-too-long",
         "actor-given",
         "unknown-field",
+        "number-too-long",
     ],
 )
 async def test_admin_malformed_body_is_400_naming_the_field(

@@ -99,6 +99,10 @@ class StripeWebhooks:
 
     async def receive(self, body: bytes, signature: str | None) -> Receipt:
         """Verify, then record; a 503 (Stripe delivers again later) when the store or API fails."""
+        # Stripe's header is ASCII; the library compares with compare_digest on str,
+        # which raises TypeError for a non-ASCII signature instead of refusing it.
+        if signature is not None and not signature.isascii():
+            return Receipt(400, "bad_signature")
         try:
             stripe.WebhookSignature.verify_header(body, signature, self._secret, self._tolerance)
         except (stripe.SignatureVerificationError, UnicodeDecodeError):

@@ -54,6 +54,8 @@ _SECURITY: Final = {
 }
 DISABLED: Final = "status page disabled: set JARVIS_READ_TOKEN or JARVIS_ADMIN_TOKEN"
 MAX_LIVE_EVENTS: Final = 100
+#: Event ids are 64-bit integers in both databases.
+_MAX_EVENT_ID: Final = 2**63 - 1
 
 Viewer = Session | Identity
 Form = MultiDictProxy[str | bytes | bytearray | FileField]
@@ -140,6 +142,10 @@ class StatusPage:
             after = int(request.query.get("after", "0"))
         except ValueError:
             error = {"error": "after: not a number"}
+            return web.json_response(error, status=400, headers=_SECURITY)
+        if abs(after) > _MAX_EVENT_ID:
+            # The database would refuse it (OverflowError), read below as the store being away.
+            error = {"error": f"after: at most {_MAX_EVENT_ID}"}
             return web.json_response(error, status=400, headers=_SECURITY)
         try:
             events = await self._backend.recent_events(after_id=after, limit=MAX_LIVE_EVENTS)
@@ -239,7 +245,16 @@ class StatusPage:
         """The posted form, or the (audited) refusal of a body too large or malformed to read."""
         try:
             return await request.post()
-        except (web.HTTPException, ValueError) as exc:
+        # aiohttp raises LookupError for an unknown charset, RuntimeError for an
+        # unknown Content-Transfer-Encoding or Content-Encoding of a part, and
+        # RequestPayloadError for a body that does not decode as its Content-Encoding.
+        except (
+            web.HTTPException,
+            web.RequestPayloadError,
+            ValueError,
+            LookupError,
+            RuntimeError,
+        ) as exc:
             status = exc.status if isinstance(exc, web.HTTPException) else 400
             message = f"form: unreadable ({exc.__class__.__name__})"
             await self._audit.record(request, result="bad_request", status=status, detail=message)
