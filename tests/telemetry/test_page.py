@@ -191,3 +191,26 @@ async def test_guessing_tokens_is_throttled_and_audited(tmp_path: Path) -> None:
     assert statuses == [401, 401, 401, 401, 401, 429]
     audits = [e.payload["result"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
     assert audits == ["unauthorized"] * 5 + ["forbidden"]
+
+
+@pytest.mark.anyio
+async def test_a_csrf_field_that_decodes_to_a_lone_surrogate_is_refused(tmp_path: Path) -> None:
+    """A form whose CSRF field decodes (UTF-7) to a lone surrogate is a 403, not a 500."""
+    async with page_server(tmp_path) as served, browser() as session:
+        await login(session, served.base, ADMIN_TOKEN)
+        parts = [
+            (b'name="action"', b"engage"),
+            (b'name="reason"', b"forged"),
+            (b'name="csrf"\r\nContent-Type: text/plain; charset=utf-7', b"+2AA-"),
+        ]
+        body = b"".join(
+            b"--B\r\nContent-Disposition: form-data; " + name + b"\r\n\r\n" + value + b"\r\n"
+            for name, value in parts
+        )
+        headers = {"Content-Type": "multipart/form-data; boundary=B"}
+        async with session.post(
+            f"{served.base}/ui/killswitch", data=body + b"--B--\r\n", headers=headers
+        ) as resp:
+            assert resp.status == 403
+        events = await served.store.events(limit=50)
+    assert EventKind.KILLSWITCH_ENGAGED not in [e.kind for e in events]

@@ -50,7 +50,10 @@ class Session:
         return messages
 
     def csrf_ok(self, presented: str | None) -> bool:
-        return presented is not None and hmac.compare_digest(presented.encode(), self.csrf.encode())
+        # A field may decode to lone surrogates (a part in UTF-7): unequal, never a 500.
+        if presented is None:
+            return False
+        return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), self.csrf.encode())
 
 
 class Sessions:
