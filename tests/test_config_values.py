@@ -105,3 +105,10 @@ def test_config_check_masks_passwords_in_urls(monkeypatch: pytest.MonkeyPatch) -
     assert data["database_url"] == "postgresql+asyncpg://jarvis:***@db:5432/jarvis"
     assert data["redis_url"] == "redis://:***@cache:6379/0"
     assert "s3cr3t" not in result.output and "hunter2" not in result.output
+
+
+def test_an_empty_spool_path_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``JARVIS_SPOOL_PATH=""`` (an unset shell variable) is refused, not read as the directory."""
+    monkeypatch.setenv("JARVIS_SPOOL_PATH", "")
+    with pytest.raises(ConfigError, match=r"\n  spool_path: .*must name a file"):
+        load_settings()

@@ -135,6 +135,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("spool_path")
+    @classmethod
+    def _spool_is_a_file(cls, value: Path) -> Path:
+        # An empty JARVIS_SPOOL_PATH is Path("."): `config check` passed it and
+        # `jarvis run` stopped with a traceback.
+        if not value.name or value.is_dir():
+            raise ValueError("must name a file, not a directory")
+        return value
+
     @model_validator(mode="after")
     def _local_fits_an_apply(self) -> Settings:
         if self.local is not None:
