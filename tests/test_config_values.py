@@ -112,3 +112,13 @@ def test_an_empty_spool_path_is_a_config_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("JARVIS_SPOOL_PATH", "")
     with pytest.raises(ConfigError, match=r"\n  spool_path: .*must name a file"):
         load_settings()
+
+
+def test_an_unreadable_config_file_is_a_config_error() -> None:
+    """A config file that cannot be read is named in a ConfigError, not a traceback.
+
+    /proc/self/mem is a regular file that fails to read (EIO) even for root, who
+    can read a file whatever its mode.
+    """
+    with pytest.raises(ConfigError, match=r"cannot read config file /proc/self/mem: "):
+        load_settings("/proc/self/mem")
