@@ -122,3 +122,26 @@ def test_an_unreadable_config_file_is_a_config_error() -> None:
     """
     with pytest.raises(ConfigError, match=r"cannot read config file /proc/self/mem: "):
         load_settings("/proc/self/mem")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://jarvis@db:abc/jarvis",
+        "postgresql+asyncpg://jarvis@db:99999/jarvis",
+        "postgresql+asyncpg://jarvis@[::1/jarvis",
+    ],
+)
+def test_a_malformed_database_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A database URL whose port or host cannot be parsed is refused naming ``database_url``."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=r"\n  database_url: .*not a valid URL"):
+        load_settings()
+
+
+def test_a_password_with_url_delimiters_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``#``, ``/`` and ``?`` unquoted in a password are SQLAlchemy's to read, not a bad port."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis:p#s/s?@db:5432/jarvis")
+    assert load_settings().database_url.endswith("@db:5432/jarvis")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,11 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///jarvis.db"
+_DATABASE_URL = re.compile(
+    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
+)
+"""SQLAlchemy's own URL grammar (`sqlalchemy.engine.url._parse_url`), for its port: a
+password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would misread."""
 
 
 class ConfigError(Exception):
@@ -133,6 +139,11 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        match = _DATABASE_URL.match(value)
+        port = match.group("port") if match else None
+        if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
+            # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
+            raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
         return value
 
     @field_validator("spool_path")
