@@ -9,6 +9,7 @@ ignored, leaving dry run off.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,19 @@ def test_a_password_with_url_delimiters_is_accepted(monkeypatch: pytest.MonkeyPa
     """``#``, ``/`` and ``?`` unquoted in a password are SQLAlchemy's to read, not a bad port."""
     monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis:p#s/s?@db:5432/jarvis")
     assert load_settings().database_url.endswith("@db:5432/jarvis")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://cache:abc/0", "not a valid URL"),
+        ("http://cache:6379/0", "must start with redis://, rediss:// or unix://"),
+    ],
+)
+def test_a_malformed_redis_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    """A Redis URL that redis-py cannot open is refused naming ``redis_url``."""
+    monkeypatch.setenv("JARVIS_REDIS_URL", url)
+    with pytest.raises(ConfigError, match=rf"\n  redis_url: .*{re.escape(problem)}"):
+        load_settings()

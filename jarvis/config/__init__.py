@@ -15,6 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -144,6 +145,22 @@ class Settings(BaseSettings):
         if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
             # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
             raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # redis-py reads the URL with urllib.parse and raised a bare ValueError on
+        # the first kill-switch read, where `config check` had passed it.
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
     @field_validator("spool_path")
