@@ -162,3 +162,13 @@ def test_a_malformed_redis_url_is_a_config_error(
     monkeypatch.setenv("JARVIS_REDIS_URL", url)
     with pytest.raises(ConfigError, match=rf"\n  redis_url: .*{re.escape(problem)}"):
         load_settings()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///", "sqlite+aiosqlite://"])
+def test_a_sqlite_url_without_a_file_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """``sqlite+aiosqlite:///$EMPTY`` is refused: each command would get a database in memory."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=r"\n  database_url: .*names no SQLite file"):
+        load_settings()

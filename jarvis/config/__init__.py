@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
+            # SQLite's in-memory database (typically ///$UNSET_VARIABLE): every command
+            # got an empty one of its own, and a kill-switch engage "succeeded" into it.
+            raise ValueError("names no SQLite file: give sqlite+aiosqlite:///FILE")
         match = _DATABASE_URL.match(value)
         port = match.group("port") if match else None
         if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
