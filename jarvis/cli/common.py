@@ -115,7 +115,11 @@ def print_table(table: Table, target: Console | None = None) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # The message quotes what came from outside (a path, a URI, ``[notify.slack]``):
+    # read as markup, its brackets vanished, or raised a MarkupError.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,26 @@
+"""Text from outside (a config value, an argument, a stored reason) printed back as it is.
+
+The CLI prints with rich, which reads ``[...]`` as markup: a message holding
+``[notify.slack]`` lost it, and ``[/x]`` ended the command in a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.conftest import Jarvis
+
+
+def test_an_error_message_keeps_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A config error naming ``[notify.slack]`` prints it, instead of reading it as a style."""
+    (tmp_path / "report.toml").write_text('[report]\ndeliver_at = "08:00"\nchannels = ["slack"]\n')
+    result = jarvis("--config", "report.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert "report.channels names 'slack' but [notify.slack] is unset" in result.stderr
+
+
+def test_an_argument_in_an_error_is_not_markup(jarvis: Jarvis) -> None:
+    """A path holding ``[/x]`` is named in the error, not a MarkupError traceback."""
+    result = jarvis("--config", "[/x]nope.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert "config file not found: [/x]nope.toml" in result.stderr
