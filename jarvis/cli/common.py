@@ -114,11 +114,15 @@ def print_table(table: Table, target: Console | None = None) -> None:
     wide.print(table)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    from rich.markup import escape
+def escape(text: str) -> str:
+    """``text`` as it must go into a string printed with markup: outside text (a path, a
+    URI, a stored reason) read as markup lost its ``[...]`` or raised a MarkupError."""
+    from rich.markup import escape as escape_markup
 
-    # The message quotes what came from outside (a path, a URI, ``[notify.slack]``):
-    # read as markup, its brackets vanished, or raised a MarkupError.
+    return escape_markup(text)
+
+
+def fail(message: str, code: int) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

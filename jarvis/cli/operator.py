@@ -15,6 +15,7 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
+    escape,
     fail,
     operator_name,
     print_json_lines,
@@ -108,7 +109,8 @@ def killswitch_engage(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
     )
     console.print(
-        f"kill switch [bold red]ENGAGED[/] by {state.actor}: {state.reason}", highlight=False
+        f"kill switch [bold red]ENGAGED[/] by {escape(state.actor)}: {escape(state.reason)}",
+        highlight=False,
     )
 
 
@@ -125,7 +127,7 @@ def killswitch_release(
     state = run(
         lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
     )
-    console.print(f"kill switch [bold green]released[/] by {state.actor}", highlight=False)
+    console.print(f"kill switch [bold green]released[/] by {escape(state.actor)}", highlight=False)
 
 
 @killswitch_app.command("status")
@@ -147,13 +149,14 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     if state.engaged:
         console.print(
-            f"[bold red]ENGAGED[/] by {state.actor} at {state.changed_at}: {state.reason}",
+            f"[bold red]ENGAGED[/] by {escape(state.actor)} at {state.changed_at}: "
+            f"{escape(state.reason)}",
             highlight=False,
         )
     else:
         console.print(
             "[green]released[/]"
-            + (f" by {state.actor} at {state.changed_at}" if state.actor else ""),
+            + (f" by {escape(state.actor)} at {state.changed_at}" if state.actor else ""),
             highlight=False,
         )
 

@@ -24,3 +24,18 @@ def test_an_argument_in_an_error_is_not_markup(jarvis: Jarvis) -> None:
     result = jarvis("--config", "[/x]nope.toml", "config", "check")
     assert result.returncode == 2, result.stderr
     assert "config file not found: [/x]nope.toml" in result.stderr
+
+
+def test_a_kill_switch_reason_prints_as_typed(jarvis: Jarvis) -> None:
+    """``[sev1]`` and ``[/x]`` in a flip's reason and actor print as typed, and engage exits 0."""
+    assert jarvis("db", "upgrade").returncode == 0
+    engaged = jarvis("killswitch", "engage", "--reason", "[sev1] stop [/x]", "--actor", "[b]ob")
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED by [b]ob: [sev1] stop [/x]" in engaged.stdout
+    status = jarvis("killswitch", "status")
+    assert status.returncode == 0, status.stderr
+    assert "by [b]ob at " in status.stdout
+    assert ": [sev1] stop [/x]" in status.stdout
+    released = jarvis("killswitch", "release", "--actor", "[/b]ob")
+    assert released.returncode == 0, released.stderr
+    assert "released by [/b]ob" in released.stdout
