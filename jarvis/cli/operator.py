@@ -201,12 +201,12 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table = Table("resource", "action", "attempts", "failures", "quarantined", "last error")
     for r in rows:
         table.add_row(
-            r["resource"],
-            r["action_kind"],
+            escape(r["resource"]),
+            escape(r["action_kind"]),
             str(len(r["attempts"])),
             str(r["consecutive_failures"]),
             "[bold red]yes[/]" if r["quarantined"] else "no",
-            r["last_error"],
+            escape(r["last_error"]),
         )
     print_table(table)
 
@@ -244,4 +244,4 @@ def retries_reset(
     count = run(main)
     if count == 0:
         fail(f"{resource} has no retry records (see `jarvis retries list`)", EXIT_CONFIG)
-    console.print(f"reset {count} retry record(s) for {resource}", highlight=False)
+    console.print(f"reset {count} retry record(s) for {escape(resource)}", highlight=False)

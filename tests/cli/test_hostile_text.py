@@ -6,9 +6,28 @@ The CLI prints with rich, which reads ``[...]`` as markup: a message holding
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
+from jarvis.model import Event, RetryState
+from jarvis.store import EventStore
 from tests.cli.conftest import Jarvis
+
+
+async def seed(
+    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
+) -> None:
+    """Store what a provider or an operator sent, as the daemon would have."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        for state in retries:
+            store.stage_retry(state)
+        store.append(events)
+        await store.flush()
+    finally:
+        await store.aclose()
 
 
 def test_an_error_message_keeps_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:
@@ -39,3 +58,14 @@ def test_a_kill_switch_reason_prints_as_typed(jarvis: Jarvis) -> None:
     released = jarvis("killswitch", "release", "--actor", "[/b]ob")
     assert released.returncode == 0, released.stderr
     assert "released by [/b]ob" in released.stdout
+
+
+@pytest.mark.anyio
+async def test_a_retry_row_prints_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A provider's error holding ``[/x]`` or ``[bold]`` prints as stored in ``retries list``."""
+    error = "InvalidParameter: [bold]replicas[/x] out of range"
+    await seed(tmp_path, retries=[RetryState("sim://[b]api", "restart", last_error=error)])
+    result = jarvis("retries", "list")
+    assert result.returncode == 0, result.stderr
+    assert "sim://[b]api" in result.stdout
+    assert error in result.stdout
