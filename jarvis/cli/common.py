@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -120,6 +121,24 @@ def escape(text: str) -> str:
     from rich.markup import escape as escape_markup
 
     return escape_markup(text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``, ``\\n``).
+
+    Stored text came from outside (a provider's error, an operator's reason); printed
+    raw, an escape sequence in it retitled or cleared the operator's terminal, and a
+    newline forged a line of `jarvis events`.
+    """
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def shown(text: str) -> str:
+    """Stored text for a string printed with markup: `printable`, then `escape`d."""
+    return escape(printable(text))
 
 
 def fail(message: str, code: int) -> NoReturn:

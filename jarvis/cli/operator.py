@@ -22,6 +22,7 @@ from jarvis.cli.common import (
     print_table,
     run,
     settings_from,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def killswitch_engage(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
     )
     console.print(
-        f"kill switch [bold red]ENGAGED[/] by {escape(state.actor)}: {escape(state.reason)}",
+        f"kill switch [bold red]ENGAGED[/] by {shown(state.actor)}: {shown(state.reason)}",
         highlight=False,
     )
 
@@ -127,7 +128,7 @@ def killswitch_release(
     state = run(
         lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
     )
-    console.print(f"kill switch [bold green]released[/] by {escape(state.actor)}", highlight=False)
+    console.print(f"kill switch [bold green]released[/] by {shown(state.actor)}", highlight=False)
 
 
 @killswitch_app.command("status")
@@ -149,14 +150,14 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     if state.engaged:
         console.print(
-            f"[bold red]ENGAGED[/] by {escape(state.actor)} at {state.changed_at}: "
-            f"{escape(state.reason)}",
+            f"[bold red]ENGAGED[/] by {shown(state.actor)} at {state.changed_at}: "
+            f"{shown(state.reason)}",
             highlight=False,
         )
     else:
         console.print(
             "[green]released[/]"
-            + (f" by {escape(state.actor)} at {state.changed_at}" if state.actor else ""),
+            + (f" by {shown(state.actor)} at {state.changed_at}" if state.actor else ""),
             highlight=False,
         )
 
@@ -201,12 +202,12 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table = Table("resource", "action", "attempts", "failures", "quarantined", "last error")
     for r in rows:
         table.add_row(
-            escape(r["resource"]),
-            escape(r["action_kind"]),
+            shown(r["resource"]),
+            shown(r["action_kind"]),
             str(len(r["attempts"])),
             str(r["consecutive_failures"]),
             "[bold red]yes[/]" if r["quarantined"] else "no",
-            escape(r["last_error"]),
+            shown(r["last_error"]),
         )
     print_table(table)
 

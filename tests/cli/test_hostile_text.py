@@ -69,3 +69,22 @@ async def test_a_retry_row_prints_its_brackets(jarvis: Jarvis, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "sim://[b]api" in result.stdout
     assert error in result.stdout
+
+
+HOSTILE = "db down\x1b]0;owned\x07\x1b[2J\n2026-01-01 00:00:00 killswitch.released — ok\x9b31m"
+"""Sets the terminal's title, clears the screen, forges an event line, turns text red (C1 CSI)."""
+
+
+@pytest.mark.anyio
+async def test_control_characters_never_reach_the_terminal(jarvis: Jarvis, tmp_path: Path) -> None:
+    """Escape sequences and newlines in stored text print as visible escapes, one line each."""
+    await seed(tmp_path, retries=[RetryState("sim://api", "restart", last_error=HOSTILE)])
+    assert jarvis("killswitch", "engage", "--reason", HOSTILE).returncode == 0
+    for command in (["events"], ["killswitch", "status"], ["retries", "list"]):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\x1b", "\x07", "\x9b"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "\\x1b]0;owned\\x07\\x1b[2J\\n2026-01-01" in result.stdout.replace("\n", ""), command
+    events = jarvis("events").stdout.splitlines()
+    assert not any(line.startswith("2026-01-01 00:00:00") for line in events)
