@@ -87,7 +87,12 @@ def create_engine(url: URL, *, statement_timeout: float = STATEMENT_TIMEOUT_S) -
 def _sqlite_engine(url: URL) -> AsyncEngine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, or no permission
+            raise StoreError(
+                f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}"
+            ) from exc
     engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
