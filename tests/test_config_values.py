@@ -9,6 +9,7 @@ ignored, leaving dry run off.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,69 @@ def test_config_check_masks_passwords_in_urls(monkeypatch: pytest.MonkeyPatch) -
     assert data["database_url"] == "postgresql+asyncpg://jarvis:***@db:5432/jarvis"
     assert data["redis_url"] == "redis://:***@cache:6379/0"
     assert "s3cr3t" not in result.output and "hunter2" not in result.output
+
+
+def test_an_empty_spool_path_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``JARVIS_SPOOL_PATH=""`` (an unset shell variable) is refused, not read as the directory."""
+    monkeypatch.setenv("JARVIS_SPOOL_PATH", "")
+    with pytest.raises(ConfigError, match=r"\n  spool_path: .*must name a file"):
+        load_settings()
+
+
+def test_an_unreadable_config_file_is_a_config_error() -> None:
+    """A config file that cannot be read is named in a ConfigError, not a traceback.
+
+    /proc/self/mem is a regular file that fails to read (EIO) even for root, who
+    can read a file whatever its mode.
+    """
+    with pytest.raises(ConfigError, match=r"cannot read config file /proc/self/mem: "):
+        load_settings("/proc/self/mem")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://jarvis@db:abc/jarvis",
+        "postgresql+asyncpg://jarvis@db:99999/jarvis",
+        "postgresql+asyncpg://jarvis@[::1/jarvis",
+    ],
+)
+def test_a_malformed_database_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A database URL whose port or host cannot be parsed is refused naming ``database_url``."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=r"\n  database_url: .*not a valid URL"):
+        load_settings()
+
+
+def test_a_password_with_url_delimiters_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``#``, ``/`` and ``?`` unquoted in a password are SQLAlchemy's to read, not a bad port."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis:p#s/s?@db:5432/jarvis")
+    assert load_settings().database_url.endswith("@db:5432/jarvis")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://cache:abc/0", "not a valid URL"),
+        ("http://cache:6379/0", "must start with redis://, rediss:// or unix://"),
+    ],
+)
+def test_a_malformed_redis_url_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    """A Redis URL that redis-py cannot open is refused naming ``redis_url``."""
+    monkeypatch.setenv("JARVIS_REDIS_URL", url)
+    with pytest.raises(ConfigError, match=rf"\n  redis_url: .*{re.escape(problem)}"):
+        load_settings()
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///", "sqlite+aiosqlite://"])
+def test_a_sqlite_url_without_a_file_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """``sqlite+aiosqlite:///$EMPTY`` is refused: each command would get a database in memory."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=r"\n  database_url: .*names no SQLite file"):
+        load_settings()

@@ -20,6 +20,7 @@ from jarvis.cli.common import (
     event_json,
     fail,
     print_json_lines,
+    printable,
     run,
     settings_from,
 )
@@ -85,7 +86,7 @@ def _print_events(batch: list[Event], as_json: bool) -> None:
         print_json_lines(event_json(e) for e in batch)
         return
     for e in batch:
-        console.print(event_line(e), highlight=False, markup=False, soft_wrap=True)
+        console.print(printable(event_line(e)), highlight=False, markup=False, soft_wrap=True)
 
 
 def event_line(e: Event) -> str:

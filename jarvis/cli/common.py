@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -114,8 +115,34 @@ def print_table(table: Table, target: Console | None = None) -> None:
     wide.print(table)
 
 
+def escape(text: str) -> str:
+    """``text`` as it must go into a string printed with markup: outside text (a path, a
+    URI, a stored reason) read as markup lost its ``[...]`` or raised a MarkupError."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``, ``\\n``).
+
+    Stored text came from outside (a provider's error, an operator's reason); printed
+    raw, an escape sequence in it retitled or cleared the operator's terminal, and a
+    newline forged a line of `jarvis events`.
+    """
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def shown(text: str) -> str:
+    """Stored text for a string printed with markup: `printable`, then `escape`d."""
+    return escape(printable(text))
+
+
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

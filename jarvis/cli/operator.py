@@ -15,12 +15,14 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
+    escape,
     fail,
     operator_name,
     print_json_lines,
     print_table,
     run,
     settings_from,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +130,8 @@ def killswitch_engage(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
     )
     console.print(
-        f"kill switch [bold red]ENGAGED[/] by {state.actor}: {state.reason}", highlight=False
+        f"kill switch [bold red]ENGAGED[/] by {shown(state.actor)}: {shown(state.reason)}",
+        highlight=False,
     )
 
 
@@ -145,7 +148,7 @@ def killswitch_release(
     state = run(
         lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
     )
-    console.print(f"kill switch [bold green]released[/] by {state.actor}", highlight=False)
+    console.print(f"kill switch [bold green]released[/] by {shown(state.actor)}", highlight=False)
 
 
 @killswitch_app.command("status")
@@ -167,13 +170,14 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     if state.engaged:
         console.print(
-            f"[bold red]ENGAGED[/] by {state.actor} at {state.changed_at}: {state.reason}",
+            f"[bold red]ENGAGED[/] by {shown(state.actor)} at {state.changed_at}: "
+            f"{shown(state.reason)}",
             highlight=False,
         )
     else:
         console.print(
             "[green]released[/]"
-            + (f" by {state.actor} at {state.changed_at}" if state.actor else ""),
+            + (f" by {shown(state.actor)} at {state.changed_at}" if state.actor else ""),
             highlight=False,
         )
 
@@ -218,12 +222,12 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table = Table("resource", "action", "attempts", "failures", "quarantined", "last error")
     for r in rows:
         table.add_row(
-            r["resource"],
-            r["action_kind"],
+            shown(r["resource"]),
+            shown(r["action_kind"]),
             str(len(r["attempts"])),
             str(r["consecutive_failures"]),
             "[bold red]yes[/]" if r["quarantined"] else "no",
-            r["last_error"],
+            shown(r["last_error"]),
         )
     print_table(table)
 
@@ -261,4 +265,4 @@ def retries_reset(
     count = run(main)
     if count == 0:
         fail(f"{resource} has no retry records (see `jarvis retries list`)", EXIT_CONFIG)
-    console.print(f"reset {count} retry record(s) for {resource}", highlight=False)
+    console.print(f"reset {count} retry record(s) for {escape(resource)}", highlight=False)

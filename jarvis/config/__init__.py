@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -63,6 +65,11 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///jarvis.db"
+_DATABASE_URL = re.compile(
+    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
+)
+"""SQLAlchemy's own URL grammar (`sqlalchemy.engine.url._parse_url`), for its port: a
+password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would misread."""
 
 
 class ConfigError(Exception):
@@ -133,6 +140,40 @@ class Settings(BaseSettings):
     def _supported_database(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
+            # SQLite's in-memory database (typically ///$UNSET_VARIABLE): every command
+            # got an empty one of its own, and a kill-switch engage "succeeded" into it.
+            raise ValueError("names no SQLite file: give sqlite+aiosqlite:///FILE")
+        match = _DATABASE_URL.match(value)
+        port = match.group("port") if match else None
+        if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
+            # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
+            raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        # redis-py reads the URL with urllib.parse and raised a bare ValueError on
+        # the first kill-switch read, where `config check` had passed it.
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("spool_path")
+    @classmethod
+    def _spool_is_a_file(cls, value: Path) -> Path:
+        # An empty JARVIS_SPOOL_PATH is Path("."): `config check` passed it and
+        # `jarvis run` stopped with a traceback.
+        if not value.name or value.is_dir():
+            raise ValueError("must name a file, not a directory")
         return value
 
     @model_validator(mode="after")
@@ -244,8 +285,15 @@ def load_settings(
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            # Permission denied, typically: the file belongs to the daemon's user.
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     cls = Settings if path is None else _reading(path.resolve())
     try:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from jarvis.store.errors import StoreError, describe, no_such_database
+from jarvis.store.errors import StoreError, describe, no_such_database, not_a_database
 from jarvis.store.timeouts import (
     BUSY_TIMEOUT_MS,
     CONNECT_TIMEOUT_S,
@@ -87,7 +87,12 @@ def create_engine(url: URL, *, statement_timeout: float = STATEMENT_TIMEOUT_S) -
 def _sqlite_engine(url: URL) -> AsyncEngine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, or no permission
+            raise StoreError(
+                f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}"
+            ) from exc
     engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -117,6 +122,8 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 def unreachable(url: URL, exc: BaseException) -> StoreError:
     """A one-line error naming where the database was expected and why it did not answer."""
     if url.get_backend_name() == "sqlite":
+        if not_a_database(exc):
+            return StoreError(f"SQLite database {url.database} is not usable: {describe(exc)}")
         where = f"SQLite database {url.database}"
     else:
         server = f"{url.host or 'localhost'}:{url.port or 5432}"

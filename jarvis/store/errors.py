@@ -19,6 +19,7 @@ __all__ = [
     "describe",
     "is_operational",
     "no_such_database",
+    "not_a_database",
 ]
 
 
@@ -97,6 +98,16 @@ def no_such_database(exc: BaseException) -> bool:
     The server is reachable then, and the operator needs `createdb`, not the network.
     """
     return any(getattr(e, "sqlstate", None) == "3D000" for e in _chain(exc))
+
+
+def not_a_database(exc: BaseException) -> bool:
+    """Whether SQLite found no database in its file (corrupt, or another kind of file).
+
+    Not an outage (nothing to wait out, nothing to spool), and not a bug either:
+    the operator's to fix, so it gets a one-line error like an unreachable database.
+    """
+    names = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}
+    return any(getattr(e, "sqlite_errorname", None) in names for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:

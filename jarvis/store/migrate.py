@@ -32,7 +32,7 @@ from jarvis.store.engine import (
     normalize_url,
     unreachable,
 )
-from jarvis.store.errors import NotMigratedError, StoreError, is_operational
+from jarvis.store.errors import NotMigratedError, StoreError, is_operational, not_a_database
 from jarvis.store.revision import HEAD_REVISION
 
 __all__ = [
@@ -142,7 +142,7 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
         async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
     except Exception as exc:
-        if is_operational(exc):
+        if is_operational(exc) or not_a_database(exc):
             raise unreachable(engine.url, exc) from exc
         raise
     if revision is None:  # pragma: no cover - alembic always stamps a revision
@@ -160,7 +160,7 @@ async def _run_read(engine: AsyncEngine, read: Callable[[Connection], _T]) -> _T
         async with engine.connect() as connection:
             return await connection.run_sync(read)
     except Exception as exc:
-        if is_operational(exc):
+        if is_operational(exc) or not_a_database(exc):
             raise unreachable(engine.url, exc) from exc
         raise
 

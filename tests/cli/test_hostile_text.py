@@ -1,0 +1,90 @@
+"""Text from outside (a config value, an argument, a stored reason) printed back as it is.
+
+The CLI prints with rich, which reads ``[...]`` as markup: a message holding
+``[notify.slack]`` lost it, and ``[/x]`` ended the command in a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from jarvis.model import Event, RetryState
+from jarvis.store import EventStore
+from tests.cli.conftest import Jarvis
+
+
+async def seed(
+    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
+) -> None:
+    """Store what a provider or an operator sent, as the daemon would have."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        for state in retries:
+            store.stage_retry(state)
+        store.append(events)
+        await store.flush()
+    finally:
+        await store.aclose()
+
+
+def test_an_error_message_keeps_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A config error naming ``[notify.slack]`` prints it, instead of reading it as a style."""
+    (tmp_path / "report.toml").write_text('[report]\ndeliver_at = "08:00"\nchannels = ["slack"]\n')
+    result = jarvis("--config", "report.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert "report.channels names 'slack' but [notify.slack] is unset" in result.stderr
+
+
+def test_an_argument_in_an_error_is_not_markup(jarvis: Jarvis) -> None:
+    """A path holding ``[/x]`` is named in the error, not a MarkupError traceback."""
+    result = jarvis("--config", "[/x]nope.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert "config file not found: [/x]nope.toml" in result.stderr
+
+
+def test_a_kill_switch_reason_prints_as_typed(jarvis: Jarvis) -> None:
+    """``[sev1]`` and ``[/x]`` in a flip's reason and actor print as typed, and engage exits 0."""
+    assert jarvis("db", "upgrade").returncode == 0
+    engaged = jarvis("killswitch", "engage", "--reason", "[sev1] stop [/x]", "--actor", "[b]ob")
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED by [b]ob: [sev1] stop [/x]" in engaged.stdout
+    status = jarvis("killswitch", "status")
+    assert status.returncode == 0, status.stderr
+    assert "by [b]ob at " in status.stdout
+    assert ": [sev1] stop [/x]" in status.stdout
+    released = jarvis("killswitch", "release", "--actor", "[/b]ob")
+    assert released.returncode == 0, released.stderr
+    assert "released by [/b]ob" in released.stdout
+
+
+@pytest.mark.anyio
+async def test_a_retry_row_prints_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A provider's error holding ``[/x]`` or ``[bold]`` prints as stored in ``retries list``."""
+    error = "InvalidParameter: [bold]replicas[/x] out of range"
+    await seed(tmp_path, retries=[RetryState("sim://[b]api", "restart", last_error=error)])
+    result = jarvis("retries", "list")
+    assert result.returncode == 0, result.stderr
+    assert "sim://[b]api" in result.stdout
+    assert error in result.stdout
+
+
+HOSTILE = "db down\x1b]0;owned\x07\x1b[2J\n2026-01-01 00:00:00 killswitch.released — ok\x9b31m"
+"""Sets the terminal's title, clears the screen, forges an event line, turns text red (C1 CSI)."""
+
+
+@pytest.mark.anyio
+async def test_control_characters_never_reach_the_terminal(jarvis: Jarvis, tmp_path: Path) -> None:
+    """Escape sequences and newlines in stored text print as visible escapes, one line each."""
+    await seed(tmp_path, retries=[RetryState("sim://api", "restart", last_error=HOSTILE)])
+    assert jarvis("killswitch", "engage", "--reason", HOSTILE).returncode == 0
+    for command in (["events"], ["killswitch", "status"], ["retries", "list"]):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\x1b", "\x07", "\x9b"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "\\x1b]0;owned\\x07\\x1b[2J\\n2026-01-01" in result.stdout.replace("\n", ""), command
+    events = jarvis("events").stdout.splitlines()
+    assert not any(line.startswith("2026-01-01 00:00:00") for line in events)
