@@ -71,43 +71,42 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
     )
     stored = safe_event(redactor.event(event))
     if settings.redis_url:
+        from jarvis.store import StoreError
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
         if not engaged:
-            await _record_release(settings, stored)
+            try:
+                await _record_event(settings, stored, journal=False)
+            except StoreError as exc:
+                message = f"the release cannot be recorded ({exc}); the kill switch stays engaged"
+                raise StoreError(message) from exc
         switch = RedisKillSwitch(settings.redis_url)
         try:
             await switch.write(state)
         finally:
             await switch.aclose()
-        if engaged and not await write_flip(settings.database_url, stored, None):
-            await _with_store(settings, stored)
+        if engaged:
+            try:
+                await _record_event(settings, stored, journal=True)
+            except StoreError as exc:
+                raise StoreError(
+                    f"kill switch ENGAGED (in Redis), but the flip is not recorded ({exc});"
+                    " run the engage again once the database answers, to record it"
+                ) from exc
         return state
     if not await write_flip(settings.database_url, stored, state):
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))
     return state
 
 
-async def _record_release(settings: Settings, event: Event) -> None:
-    """Commit a release's event to the database, never to the spool; StoreError if it cannot."""
-    from jarvis.store import StoreError
+async def _record_event(settings: Settings, event: Event, *, journal: bool) -> None:
+    """Record a flip's event straight through the driver, or through the store, which
+    spools it if the database is away unless ``journal`` is False (StoreError then)."""
+    from jarvis.app import open_store
     from jarvis.store.direct import write_flip
 
     if await write_flip(settings.database_url, event, None):
         return
-    try:
-        await _with_store(settings, event, journal=False)
-    except StoreError as exc:
-        raise StoreError(
-            f"the release cannot be recorded ({exc}); the kill switch stays engaged"
-        ) from exc
-
-
-async def _with_store(settings: Settings, event: Event, *, journal: bool = True) -> None:
-    """Record a flip's event through the store (which spools it if the database is away,
-    unless ``journal`` is False)."""
-    from jarvis.app import open_store
-
     store = await open_store(settings)
     try:
         store.append([event])

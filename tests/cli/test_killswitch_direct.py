@@ -54,3 +54,25 @@ def test_a_release_the_database_cannot_record_leaves_redis_engaged(
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert status["engaged"] is True
     assert status["reason"] == "drill"
+
+
+def test_an_engage_the_database_cannot_record_says_the_switch_is_engaged(
+    jarvis: Jarvis, tmp_path: Path, redis_url: str
+) -> None:
+    """With the database away an engage still stops Jarvis, and says so beside the error."""
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    with socket.socket() as probe:  # a port nothing listens on: the database is away
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    away = {**env, "JARVIS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/jarvis"}
+
+    engaged = jarvis("killswitch", "engage", "--reason", "database on fire", env=away)
+
+    assert engaged.returncode == 1, engaged.stdout
+    assert "kill switch ENGAGED" in engaged.stderr
+    assert "not recorded" in engaged.stderr
+    assert "Traceback" not in engaged.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert status["engaged"] is True
+    assert status["reason"] == "database on fire"
