@@ -211,6 +211,7 @@ async def _settle_strays(grace: float = 2.0, rounds: int = 5) -> None:
     """
     import asyncio
 
+    await _join_sqlite_threads(grace)
     current = asyncio.current_task()
     pending = {task for task in asyncio.all_tasks() if task is not current}
     if pending:
@@ -227,3 +228,32 @@ async def _settle_strays(grace: float = 2.0, rounds: int = 5) -> None:
         structlog.get_logger("jarvis").warning(
             "tasks still running at exit", tasks=sorted(repr(task)[:200] for task in pending)
         )
+
+
+async def _join_sqlite_threads(grace: float) -> None:
+    """Wait (at most ``grace`` seconds) for aiosqlite's connection threads to end.
+
+    After a failed connect aiosqlite stops its thread with a future nobody
+    awaits; if the loop closed first, the thread's answer found it closed and
+    printed two tracebacks under the command's one-line error. Every store
+    is closed by now, so each thread has been told to stop.
+    """
+    import threading
+    import time
+
+    import anyio
+
+    threads = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name.endswith("(_connection_worker_thread)")
+    ]
+    if not threads:
+        return
+
+    def join() -> None:
+        deadline = time.monotonic() + grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    await anyio.to_thread.run_sync(join)

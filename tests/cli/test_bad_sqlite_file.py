@@ -29,3 +29,22 @@ def test_a_database_path_under_a_file_is_one_line(jarvis: Jarvis, tmp_path: Path
         assert f"cannot create the directory of SQLite database {tmp_path}/data/j.db" in (
             result.stderr
         ), command
+
+
+def test_a_database_that_cannot_be_opened_leaves_no_thread_traceback(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """A connect that fails ends in one line: aiosqlite's thread is done before the loop closes.
+
+    aiosqlite stops its thread after a failed connect by a future nobody
+    awaits; when the command exited first, the thread's answer found the
+    loop closed and printed two tracebacks (about two runs in three).
+    """
+    (tmp_path / "adir").mkdir()
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/adir")
+    for _ in range(6):
+        result = jarvis("killswitch", "engage", "--reason", "x", env=env)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Event loop is closed" not in result.stderr
+        assert "unable to open database file" in result.stderr
