@@ -125,6 +125,12 @@ def test_an_unreadable_config_file_is_a_config_error() -> None:
         load_settings("/proc/self/mem")
 
 
+def test_a_directory_given_as_the_config_file_is_named_as_one(tmp_path: Path) -> None:
+    """A directory passed as --config is called a directory, not a file that is not there."""
+    with pytest.raises(ConfigError, match=r"is a directory, not a config file"):
+        load_settings(str(tmp_path))
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -282,6 +282,8 @@ def load_settings(
     path: Path | None = None
     if path_text:
         path = Path(path_text)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory, not a config file")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
