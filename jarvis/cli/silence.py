@@ -20,8 +20,10 @@ from jarvis.cli.common import (
     fail,
     operator_name,
     print_json_lines,
+    print_table,
     run,
     settings_from,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -95,8 +97,8 @@ def silence_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     table = Table("id", "match", "until (UTC)", "reason")
     for s in silences:
-        table.add_row(s.id, s.match, f"{s.until:%Y-%m-%d %H:%M:%S}", s.reason)
-    console.print(table)
+        table.add_row(shown(s.id), shown(s.match), f"{s.until:%Y-%m-%d %H:%M:%S}", shown(s.reason))
+    print_table(table)
 
 
 @silence_app.command("expire")
@@ -192,6 +194,10 @@ def notifications_list(
     table = Table("id", "channel", "action", "status", "attempts", "incident", "last error")
     for r in rows:
         table.add_row(
-            str(r.id), r.channel, r.action, r.status, str(r.attempts), r.incident, r.last_error
+            str(r.id),
+            *(shown(text) for text in (r.channel, r.action, r.status)),
+            str(r.attempts),
+            shown(r.incident),
+            shown(r.last_error),
         )
-    console.print(table)
+    print_table(table)

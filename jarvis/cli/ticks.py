@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jarvis.cli.common import JsonOpt, console, print_json_lines, print_table, run, settings_from
+from jarvis.cli.common import (
+    JsonOpt,
+    console,
+    print_json_lines,
+    print_table,
+    run,
+    settings_from,
+    shown,
+)
 
 if TYPE_CHECKING:
     from jarvis.app import App
@@ -89,11 +97,12 @@ def print_report(report: TickReport, as_json: bool) -> None:
         f"{len(report.proposals)} proposals, {len(report.applied)} applied",
         highlight=False,
     )
+    # Provider errors, notes and reasons carry outside text: shown, never read as markup.
     for actuator, error in snapshot.errors.items():
-        console.print(f"[red]observe failed[/] {actuator}: {error}", highlight=False)
+        console.print(f"[red]observe failed[/] {shown(actuator)}: {shown(error)}", highlight=False)
     for policy, note in report.notes:
         style = "bold yellow" if note.alert else "dim"
-        console.print(f"[{style}]{policy}[/]: {note.message}", highlight=False)
+        console.print(f"[{style}]{shown(policy)}[/]: {shown(note.message)}", highlight=False)
     if not rows:
         console.print("nothing to do")
         return
@@ -102,11 +111,11 @@ def print_report(report: TickReport, as_json: bool) -> None:
     table = Table("resource", "action", "policy", "decision", "reason", "cost/h")
     for row in rows:
         table.add_row(
-            row["resource"],
-            row["action"] + (f" {row['params']}" if row["params"] else ""),
-            row["policy"],
-            row["decision"],
-            row["reason"],
+            shown(row["resource"]),
+            shown(row["action"] + (f" {row['params']}" if row["params"] else "")),
+            shown(row["policy"]),
+            shown(row["decision"]),
+            shown(row["reason"]),
             "" if row["cost_delta_per_hour"] is None else f"{row['cost_delta_per_hour']:+.2f}",
         )
     print_table(table)

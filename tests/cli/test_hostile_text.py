@@ -88,3 +88,42 @@ async def test_control_characters_never_reach_the_terminal(jarvis: Jarvis, tmp_p
         assert "\\x1b]0;owned\\x07\\x1b[2J\\n2026-01-01" in result.stdout.replace("\n", ""), command
     events = jarvis("events").stdout.splitlines()
     assert not any(line.startswith("2026-01-01 00:00:00") for line in events)
+
+
+def test_a_silence_prints_its_match_and_reason_as_typed(jarvis: Jarvis) -> None:
+    """``silence list`` shows brackets and control characters of a stored silence as text."""
+    reason = "db [/x] [bold]down\x1b]0;owned\x07"
+    added = jarvis("silence", "add", "-m", "sim://[/x]", "--for", "1h", "--reason", reason)
+    assert added.returncode == 0, added.stderr
+    listed = jarvis("silence", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "sim://[/x]" in listed.stdout
+    assert "\x1b" not in listed.stdout
+    assert "db [/x] [bold]down\\x1b]0;owned\\x07" in listed.stdout
+
+
+def test_a_tick_report_prints_provider_text_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    """``tick``/``plan`` print an observe error, a note and a reason from outside as text."""
+    from datetime import UTC, datetime
+
+    from jarvis.cli.ticks import print_report
+    from jarvis.loop.report import Decision, TickReport
+    from jarvis.model import Action, BlockReason, ResourceRef, Restart, Snapshot, Verdict
+    from jarvis.policies.base import Note
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    hostile = "[/x] [bold]boom\x1b]0;owned\x07"
+    action = Action(ResourceRef.parse("sim://web"), Restart(), "heal", f"unhealthy: {hostile}")
+    report = TickReport(
+        tick_id="t1",
+        started_at=now,
+        snapshot=Snapshot(taken_at=now, resources={}, errors={"ecs": f"AccessDenied: {hostile}"}),
+        decisions=[Decision(action, Verdict(allowed=False, reason=BlockReason.KILLSWITCH))],
+        notes=[("scaling", Note(f"sim://web: {hostile}"))],
+    )
+
+    print_report(report, as_json=False)
+
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert out.count("[/x] [bold]boom\\x1b]0;owned\\x07") == 3, out
