@@ -25,11 +25,16 @@ def subject(notice: Notice) -> str:
     """One line for a header, a subject or a page summary."""
     count = len(notice.alerts)
     where = f" on {notice.provider}" if notice.provider else ""
+    level = notice.severity.value.upper()
     if notice.action == "resolve":
-        return f"[RESOLVED] {notice.cause}{where}"
-    if count == 1:
-        return f"[{notice.severity.value.upper()}] {notice.alerts[0]['summary']}"
-    return f"[{notice.severity.value.upper()}] {notice.cause}{where}: {count} resources affected"
+        line = f"[RESOLVED] {notice.cause}{where}"
+    elif count == 1:
+        line = f"[{level}] {notice.alerts[0]['summary']}"
+    else:
+        line = f"[{level}] {notice.cause}{where}: {count} resources affected"
+    # Reasons are outside text and may break lines, which no email header may
+    # hold: the Subject would refuse the notice (ValueError) and stall the outbox.
+    return " ".join(line.split())
 
 
 def _cut(text: str, limit: int) -> str:
