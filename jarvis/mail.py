@@ -65,14 +65,25 @@ async def send(message: EmailMessage, server: SmtpServer) -> None:
             start_tls=server.starttls and not server.use_tls,
             timeout=server.timeout,
         )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        # Every recipient refused at RCPT TO (a mailbox that does not exist):
+        # the server answered, so it is a refusal, temporary only for a 4xx.
+        refusal = min(exc.recipients, key=lambda r: r.code, default=None)
+        if refusal is None:
+            raise SendError("email refused: no recipient", temporary=False) from None
+        raise _refused(refusal) from None
     except aiosmtplib.SMTPResponseException as exc:
-        raise SendError(
-            f"email refused {exc.code}: {exc.message[:200]}",
-            temporary=400 <= exc.code < 500,
-            code=exc.code,
-        ) from None
+        raise _refused(exc) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+
+
+def _refused(exc: aiosmtplib.SMTPResponseException) -> SendError:
+    return SendError(
+        f"email refused {exc.code}: {exc.message[:200]}",
+        temporary=400 <= exc.code < 500,
+        code=exc.code,
+    )
 
 
 def unsubscribe_token(customer_id: str, secret: bytes) -> str:

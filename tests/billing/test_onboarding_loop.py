@@ -172,6 +172,21 @@ async def test_a_refused_email_fails_terminally_without_the_address_in_the_recor
     assert "bob@example.com" not in json.dumps([e.payload for e in events])
 
 
+async def test_a_recipient_refused_at_rcpt_fails_terminally_as_refused(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """A mailbox the server does not have (550 at RCPT TO) is refused, not "unreachable"."""
+    app = await make_app()
+    await sign_up(app, "c1", clock.now(), email_address="gone@example.com", stripe_customer_id="x")
+    inbox.unknown.add("gone@example.com")
+    await _ticks(app, clock, 3)
+    assert inbox.messages == []
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.payload["detail"], e.payload["error_kind"]) for e in failed] == [
+        ("email refused 550", "terminal")
+    ]
+
+
 async def test_the_default_allow_list_contacts_no_customer(
     make_app: Any, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
 ) -> None:
