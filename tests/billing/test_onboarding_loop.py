@@ -187,6 +187,20 @@ async def test_a_recipient_refused_at_rcpt_fails_terminally_as_refused(
     ]
 
 
+async def test_a_name_with_a_line_break_is_welcomed_under_a_one_line_to(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """A customer's name holding CR/LF is folded onto the To line; the welcome still goes."""
+    app = await make_app()
+    name = "Alice\r\nBcc: everyone@elsewhere.test"
+    await sign_up(app, "c1", clock.now(), name=name, stripe_customer_id="x")
+    await _ticks(app, clock, 3)
+    assert [m["To"] for m in inbox.messages] == [
+        '"Alice Bcc: everyone@elsewhere.test" <c1@customers.test>'
+    ]
+    assert (await _row(app, "c1")).welcomed_at is not None
+
+
 async def test_the_default_allow_list_contacts_no_customer(
     make_app: Any, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
 ) -> None:

@@ -123,7 +123,8 @@ def render(
     message = EmailMessage()
     message["Subject"] = _ENV.get_template(f"{template}.subject.j2").render(context).strip()
     message["From"] = head.sender
-    message["To"] = formataddr((contact.name or "", contact.email))
+    # The name is the customer's own text: a line break in it is refused by any header.
+    message["To"] = formataddr((" ".join((contact.name or "").split()), contact.email))
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     digest = hashlib.sha256(f"{customer_id}\0{template}\0{about}".encode()).hexdigest()[:32]
