@@ -201,6 +201,21 @@ async def test_a_name_with_a_line_break_is_welcomed_under_a_one_line_to(
     assert (await _row(app, "c1")).welcomed_at is not None
 
 
+async def test_an_address_naming_two_mailboxes_mails_neither(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """An email column holding a list of addresses fails terminally; no stranger is mailed."""
+    app = await make_app()
+    address = "alice@customers.test, stranger@elsewhere.test"
+    await sign_up(app, "c1", clock.now(), email_address=address, stripe_customer_id="x")
+    await _ticks(app, clock, 3)
+    assert inbox.recipients == []
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.payload["detail"], e.payload["error_kind"]) for e in failed] == [
+        ("the customer's email is not one address", "terminal")
+    ]
+
+
 async def test_the_default_allow_list_contacts_no_customer(
     make_app: Any, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
 ) -> None:
