@@ -135,6 +135,22 @@ async def test_a_receiver_failing_three_times_then_answering_gets_the_page_once(
     assert (row.status, row.attempts) == ("sent", 4)
 
 
+async def test_a_slack_429_is_retried_no_sooner_than_its_retry_after(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Rate limited with Retry-After: 120, the notice waits those 120 s, then goes once."""
+    receivers.throttle_next["slack"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)  # group_wait (30 s), then the 429
+    assert receivers.requests["slack"] == 1
+
+    await rig.rounds(100, step=1.0)
+    assert receivers.requests["slack"] == 1
+    await rig.rounds(30, step=1.0)
+    assert receivers.requests["slack"] == 2
+    assert len(receivers.slack) == 1
+
+
 async def test_a_silence_mutes_matching_resources_until_it_expires(
     rig: Rig, receivers: Receivers
 ) -> None:
