@@ -55,7 +55,8 @@ async def _post(channel: str, url: str, body: object, seconds: float, accept: se
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
             session.post(url, json=body) as response,
         ):
-            text = await response.text()
+            # Only quoted in the error: a proxy's error page in another charset must not raise.
+            text = await response.text(errors="replace")
             if response.status not in accept:
                 retry_after = response.headers.get("Retry-After")
                 raise _http_error(channel, response.status, text, retry_after)
