@@ -95,7 +95,8 @@ def unsubscribe_token(customer_id: str, secret: bytes) -> str:
 def verify_unsubscribe_token(token: str, secret: bytes) -> str | None:
     """The customer id a genuine token names; None for anything else."""
     encoded, dot, mac = token.partition(".")
-    if not dot or not encoded or len(token) > 512:
+    # A genuine token is ASCII; hmac.compare_digest raises TypeError on any other str.
+    if not dot or not encoded or len(token) > 512 or not token.isascii():
         return None
     try:
         customer_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
