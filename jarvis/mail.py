@@ -65,14 +65,25 @@ async def send(message: EmailMessage, server: SmtpServer) -> None:
             start_tls=server.starttls and not server.use_tls,
             timeout=server.timeout,
         )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        # Every recipient refused at RCPT TO (a mailbox that does not exist):
+        # the server answered, so it is a refusal, temporary only for a 4xx.
+        refusal = min(exc.recipients, key=lambda r: r.code, default=None)
+        if refusal is None:
+            raise SendError("email refused: no recipient", temporary=False) from None
+        raise _refused(refusal) from None
     except aiosmtplib.SMTPResponseException as exc:
-        raise SendError(
-            f"email refused {exc.code}: {exc.message[:200]}",
-            temporary=400 <= exc.code < 500,
-            code=exc.code,
-        ) from None
+        raise _refused(exc) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+
+
+def _refused(exc: aiosmtplib.SMTPResponseException) -> SendError:
+    return SendError(
+        f"email refused {exc.code}: {exc.message[:200]}",
+        temporary=400 <= exc.code < 500,
+        code=exc.code,
+    )
 
 
 def unsubscribe_token(customer_id: str, secret: bytes) -> str:
@@ -84,8 +95,8 @@ def unsubscribe_token(customer_id: str, secret: bytes) -> str:
 def verify_unsubscribe_token(token: str, secret: bytes) -> str | None:
     """The customer id a genuine token names; None for anything else."""
     encoded, dot, mac = token.partition(".")
-    # compare_digest refuses a non-ASCII str (TypeError); no genuine MAC has one.
-    if not dot or not encoded or len(token) > 512 or not mac.isascii():
+    # A genuine token is ASCII; hmac.compare_digest raises TypeError on any other str.
+    if not dot or not encoded or len(token) > 512 or not token.isascii():
         return None
     try:
         customer_id = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()

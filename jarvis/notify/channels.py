@@ -27,9 +27,11 @@ __all__ = ["Channel", "DeliveryError", "Recorder", "build_channels"]
 class DeliveryError(Exception):
     """A notification did not get through; ``temporary`` says whether to try again."""
 
-    def __init__(self, message: str, *, temporary: bool) -> None:
+    def __init__(self, message: str, *, temporary: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.temporary = temporary
+        self.retry_after = retry_after
+        """Seconds the receiver asked us to wait (its ``Retry-After``), if it said."""
 
 
 class Channel(Protocol):
@@ -38,9 +40,13 @@ class Channel(Protocol):
     async def send(self, notice: Notice) -> None: ...
 
 
-def _http_error(channel: str, status: int, body: str) -> DeliveryError:
+def _http_error(channel: str, status: int, body: str, retry_after: str | None) -> DeliveryError:
     temporary = status == 429 or status >= 500
-    return DeliveryError(f"{channel} answered {status}: {body[:200]}", temporary=temporary)
+    # Slack and PagerDuty send Retry-After in seconds; an HTTP date is not honoured.
+    wait = float(retry_after) if retry_after and retry_after.strip().isdigit() else None
+    return DeliveryError(
+        f"{channel} answered {status}: {body[:200]}", temporary=temporary, retry_after=wait
+    )
 
 
 async def _post(channel: str, url: str, body: object, seconds: float, accept: set[int]) -> None:
@@ -49,9 +55,11 @@ async def _post(channel: str, url: str, body: object, seconds: float, accept: se
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
             session.post(url, json=body) as response,
         ):
-            text = await response.text()
+            # Only quoted in the error: a proxy's error page in another charset must not raise.
+            text = await response.text(errors="replace")
             if response.status not in accept:
-                raise _http_error(channel, response.status, text)
+                retry_after = response.headers.get("Retry-After")
+                raise _http_error(channel, response.status, text, retry_after)
     except (aiohttp.ClientError, TimeoutError) as exc:
         # Not str(exc): some aiohttp errors quote the URL, and the URL is the secret.
         raise DeliveryError(

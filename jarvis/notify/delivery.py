@@ -2,7 +2,8 @@
 
 Called by the notifier after each consume. A row is sent, or rescheduled at
 ``base * 2**(attempts-1)`` seconds (capped, then scaled by a random factor in
-[0.5, 1] so a fleet of retries does not arrive at once), or marked failed
+[0.5, 1] so a fleet of retries does not arrive at once; never sooner than a
+429's ``Retry-After``, itself capped at the maximum backoff), or marked failed
 after its last attempt or a refusal retrying cannot fix. Each outcome is
 counted in ``jarvis_notifications_total{channel,outcome}``. Delivery is at
 least once: a row is marked sent after the receiver answered, so a crash in
@@ -96,7 +97,9 @@ class Delivery:
             await outbox.mark_sent(row_id, attempts, now)
             return "sent"
         if error.temporary and attempts < self.max_attempts:
-            at = now + timedelta(seconds=self.backoff(attempts))
+            # A receiver's Retry-After is honoured, up to the longest backoff we would wait.
+            delay = max(self.backoff(attempts), min(error.retry_after or 0.0, self.backoff_max))
+            at = now + timedelta(seconds=delay)
             await outbox.mark_retry(row_id, attempts, at, str(error))
             return "retried"
         await outbox.mark_failed(row_id, attempts, str(error))

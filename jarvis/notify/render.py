@@ -5,6 +5,7 @@ resources, what happened, what Jarvis tried, and the command that resets it.
 Limits the APIs document are respected here (Slack: a header's text at most
 150 characters, a section's 3000, at most 50 blocks; PagerDuty: a summary at
 most 1024 characters), so a long outage list is cut with a count, not refused.
+Outside text in Slack's mrkdwn has ``&``, ``<`` and ``>`` escaped, as Slack asks.
 """
 
 from __future__ import annotations
@@ -25,15 +26,29 @@ def subject(notice: Notice) -> str:
     """One line for a header, a subject or a page summary."""
     count = len(notice.alerts)
     where = f" on {notice.provider}" if notice.provider else ""
+    level = notice.severity.value.upper()
     if notice.action == "resolve":
-        return f"[RESOLVED] {notice.cause}{where}"
-    if count == 1:
-        return f"[{notice.severity.value.upper()}] {notice.alerts[0]['summary']}"
-    return f"[{notice.severity.value.upper()}] {notice.cause}{where}: {count} resources affected"
+        line = f"[RESOLVED] {notice.cause}{where}"
+    elif count == 1:
+        line = f"[{level}] {notice.alerts[0]['summary']}"
+    else:
+        line = f"[{level}] {notice.cause}{where}: {count} resources affected"
+    # Reasons are outside text and may break lines, which no email header may
+    # hold: the Subject would refuse the notice (ValueError) and stall the outbox.
+    return " ".join(line.split())
 
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str) -> str:
+    """Outside text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped.
+
+    Slack parses ``<!channel>``, ``<@U…>`` and ``<url|label>`` in mrkdwn text;
+    a reason carrying one would ping the channel or show a disguised link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _alert_lines(alert: dict[str, Any]) -> list[str]:
@@ -59,10 +74,10 @@ def slack_message(notice: Notice) -> dict[str, Any]:
             }
         )
     for alert in notice.alerts[:_SLACK_LISTED]:
-        resource = f"*{alert['resource']}*\n" if alert["resource"] else ""
-        lines = _alert_lines(alert)
+        resource = f"*{_mrkdwn(alert['resource'])}*\n" if alert["resource"] else ""
+        lines = [_mrkdwn(line) for line in _alert_lines(alert)]
         if alert["reset"]:
-            lines[-1] = f"To reset: `{alert['reset']}`"
+            lines[-1] = f"To reset: `{_mrkdwn(alert['reset'])}`"
         blocks.append(
             {
                 "type": "section",
@@ -74,7 +89,7 @@ def slack_message(notice: Notice) -> dict[str, Any]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"…and {more} more"}})
     footer = f"incident `{notice.incident}` · since {notice.since:%Y-%m-%d %H:%M} UTC"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
-    return {"text": title, "blocks": blocks}
+    return {"text": _mrkdwn(title), "blocks": blocks}
 
 
 def pagerduty_event(notice: Notice, routing_key: str, source: str) -> dict[str, Any]:

@@ -60,7 +60,20 @@ class Inbox:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.refuse_next: list[int] = []
+        self.unknown: set[str] = set()
+        """Addresses refused at RCPT TO with 550 5.1.1, as a server refuses a mailbox it lacks."""
+        self.recipients: list[str] = []
+        """Every address accepted at RCPT TO, in order: the envelope, not the To header."""
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.unknown:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        self.recipients.append(address)
+        return "250 OK"
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope

@@ -172,6 +172,50 @@ async def test_a_refused_email_fails_terminally_without_the_address_in_the_recor
     assert "bob@example.com" not in json.dumps([e.payload for e in events])
 
 
+async def test_a_recipient_refused_at_rcpt_fails_terminally_as_refused(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """A mailbox the server does not have (550 at RCPT TO) is refused, not "unreachable"."""
+    app = await make_app()
+    await sign_up(app, "c1", clock.now(), email_address="gone@example.com", stripe_customer_id="x")
+    inbox.unknown.add("gone@example.com")
+    await _ticks(app, clock, 3)
+    assert inbox.messages == []
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.payload["detail"], e.payload["error_kind"]) for e in failed] == [
+        ("email refused 550", "terminal")
+    ]
+
+
+async def test_a_name_with_a_line_break_is_welcomed_under_a_one_line_to(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """A customer's name holding CR/LF is folded onto the To line; the welcome still goes."""
+    app = await make_app()
+    name = "Alice\r\nBcc: everyone@elsewhere.test"
+    await sign_up(app, "c1", clock.now(), name=name, stripe_customer_id="x")
+    await _ticks(app, clock, 3)
+    assert [m["To"] for m in inbox.messages] == [
+        '"Alice Bcc: everyone@elsewhere.test" <c1@customers.test>'
+    ]
+    assert (await _row(app, "c1")).welcomed_at is not None
+
+
+async def test_an_address_naming_two_mailboxes_mails_neither(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """An email column holding a list of addresses fails terminally; no stranger is mailed."""
+    app = await make_app()
+    address = "alice@customers.test, stranger@elsewhere.test"
+    await sign_up(app, "c1", clock.now(), email_address=address, stripe_customer_id="x")
+    await _ticks(app, clock, 3)
+    assert inbox.recipients == []
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.payload["detail"], e.payload["error_kind"]) for e in failed] == [
+        ("the customer's email is not one address", "terminal")
+    ]
+
+
 async def test_the_default_allow_list_contacts_no_customer(
     make_app: Any, stripe_api: StripeStandIn, inbox: Inbox, clock: VirtualClock
 ) -> None:

@@ -110,10 +110,11 @@ async def test_one_click_post_opts_out_and_answers_json(served: tuple[App, str])
         + unsubscribe_token("c1", SECRET).split(".")[1],
         "!!!." + "0" * 32,
         unsubscribe_token("c1", SECRET).split(".")[0] + ".é",
+        unsubscribe_token("c1", SECRET).split(".")[0] + ".é" + "0" * 31,
     ],
 )
 async def test_a_bad_token_is_400_and_changes_nothing(served: tuple[App, str], token: str) -> None:
-    """Missing, malformed, signed with another secret, tampered, or another customer's: 400."""
+    """Missing, malformed, another secret's, tampered, another customer's, non-ASCII: 400."""
     app, base = served
     before = await _opted_out(app)
     async with aiohttp.ClientSession() as session:

@@ -14,7 +14,11 @@ and an async test can both talk to it) answers:
   error, warning, info); ``202`` with status/message/dedup_key, or ``400``
   "invalid event" with the errors.
 
-``fail_next[route] = n`` makes the next n requests to that route answer 500.
+``fail_next[route] = n`` makes the next n requests to that route answer 500;
+``throttle_next[route] = n`` makes them answer 429 with ``Retry-After:
+retry_after`` seconds, as both services do when rate limited;
+``garble_next[route] = n`` makes them answer 502 with a Windows-1252 error
+page (not UTF-8), as a proxy in front of a receiver may.
 aiosmtpd receives real SMTP on another free port.
 """
 
@@ -142,6 +146,9 @@ class Receivers:
         self.pagerduty: list[dict[str, Any]] = []
         self.requests: dict[str, int] = {"slack": 0, "pagerduty": 0}
         self.fail_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
+        self.throttle_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
+        self.retry_after = 120
+        self.garble_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
         # While `holding` is set, PagerDuty takes an event, sets `arrived`, and
         # answers only once `released` is set: a receiver slow to answer.
         self.holding = threading.Event()
@@ -193,9 +200,22 @@ class Receivers:
             return True
         return False
 
+    def _canned(self, route: str) -> web.Response | None:
+        if self.garble_next[route] > 0:
+            self.garble_next[route] -= 1
+            page = "Passerelle indisponible, réessayez".encode("cp1252")
+            return web.Response(status=502, body=page, content_type="text/html")
+        if self.throttle_next[route] <= 0:
+            return None
+        self.throttle_next[route] -= 1
+        headers = {"Retry-After": str(self.retry_after)}
+        return web.Response(status=429, text="rate_limited", headers=headers)
+
     async def _slack(self, request: web.Request) -> web.Response:
         if self._failing("slack"):
             return web.Response(status=500, text="internal_error")
+        if (canned := self._canned("slack")) is not None:
+            return canned
         body = await request.json()
         errors = slack_errors(body)
         if errors:
@@ -206,6 +226,8 @@ class Receivers:
     async def _pagerduty(self, request: web.Request) -> web.Response:
         if self._failing("pagerduty"):
             return web.json_response({"status": "error"}, status=500)
+        if (canned := self._canned("pagerduty")) is not None:
+            return canned
         body = await request.json()
         errors = pagerduty_errors(body)
         if errors:

@@ -135,6 +135,36 @@ async def test_a_receiver_failing_three_times_then_answering_gets_the_page_once(
     assert (row.status, row.attempts) == ("sent", 4)
 
 
+async def test_a_slack_429_is_retried_no_sooner_than_its_retry_after(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Rate limited with Retry-After: 120, the notice waits those 120 s, then goes once."""
+    receivers.throttle_next["slack"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)  # group_wait (30 s), then the 429
+    assert receivers.requests["slack"] == 1
+
+    await rig.rounds(100, step=1.0)
+    assert receivers.requests["slack"] == 1
+    await rig.rounds(30, step=1.0)
+    assert receivers.requests["slack"] == 2
+    assert len(receivers.slack) == 1
+
+
+async def test_an_error_page_that_is_not_utf8_is_retried_like_any_502(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A 502 whose body does not decode as UTF-8 is a temporary failure; the page goes next."""
+    receivers.garble_next["pagerduty"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10 * 60, step=1.0)
+
+    assert receivers.requests["pagerduty"] == 2
+    assert len(receivers.triggers()) == 1
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "pagerduty"]
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
 async def test_a_silence_mutes_matching_resources_until_it_expires(
     rig: Rig, receivers: Receivers
 ) -> None:

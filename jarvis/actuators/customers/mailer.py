@@ -6,7 +6,8 @@ read from the environment. Messages are rendered from Jinja2 templates in
 text and HTML), each with an unsubscribe link and the ``List-Unsubscribe``
 (and one-click ``List-Unsubscribe-Post``, RFC 8058) headers, and sent through
 the SMTP sender the notifier uses (`jarvis.mail`). The address is read from
-the customer's row when sending and goes nowhere else.
+the customer's row when sending and goes nowhere else; a row whose email is
+not exactly one address (``a@x, b@y``) is a terminal error, never two sends.
 
 The unsubscribe link carries ``{customer}`` or a signed ``{token}``
 (`jarvis.mail.unsubscribe_token`), which the daemon's ``/unsubscribe`` checks.
@@ -32,8 +33,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -123,7 +125,7 @@ def render(
     message = EmailMessage()
     message["Subject"] = _ENV.get_template(f"{template}.subject.j2").render(context).strip()
     message["From"] = head.sender
-    message["To"] = formataddr((contact.name or "", contact.email))
+    message["To"] = _recipient(contact)
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     digest = hashlib.sha256(f"{customer_id}\0{template}\0{about}".encode()).hexdigest()[:32]
@@ -134,6 +136,19 @@ def render(
         _ENV.get_template(f"{template}.html.j2").render(context), subtype="html"
     )
     return message
+
+
+def _recipient(contact: Contact) -> Address:
+    """The one mailbox the row names, or a terminal error: the SMTP envelope is read from To."""
+    # The name is the customer's own text: a line break in it is refused by any header.
+    name = " ".join((contact.name or "").split())
+    try:
+        return Address(display_name=name, addr_spec=contact.email)
+    except (ValueError, HeaderParseError):
+        # "a@x, b@y" would have mailed b, someone the customer named, as well.
+        raise ActuatorError(
+            "the customer's email is not one address", kind=ErrorKind.TERMINAL, code="Address"
+        ) from None
 
 
 class CustomerMailer:
