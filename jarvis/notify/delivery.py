@@ -5,7 +5,9 @@ Called by the notifier after each consume. A row is sent, or rescheduled at
 [0.5, 1] so a fleet of retries does not arrive at once; never sooner than a
 429's ``Retry-After``, itself capped at the maximum backoff), or marked failed
 after its last attempt or a refusal retrying cannot fix. Each outcome is
-counted in ``jarvis_notifications_total{channel,outcome}``. Delivery is at
+counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
+channel raises costs its row an attempt, and a row whose notice cannot be
+read fails at once: one row never holds back the rows after it. Delivery is at
 least once: a row is marked sent after the receiver answered, so a crash in
 between sends it again; PagerDuty folds that repeat into the same incident by
 its dedup key, and the window is one HTTP round trip wide. A clean stop does
@@ -70,11 +72,20 @@ class Delivery:
                 await outbox.mark_failed(row.id, attempts, f"channel {row.channel} not configured")
                 self.metrics.notifications.labels(channel=row.channel, outcome="failed").inc()
                 continue
+            try:
+                notice = Notice.from_json(row.message)
+            except (KeyError, TypeError, ValueError) as exc:
+                # A damaged row is never sendable: it fails, and the rows after it go out.
+                unreadable = f"notice cannot be read: {type(exc).__name__}: {exc}"
+                await outbox.mark_failed(row.id, attempts, unreadable)
+                self.metrics.notifications.labels(channel=row.channel, outcome="failed").inc()
+                log.exception("notification unreadable", incident=row.incident)
+                continue
             # The send and its record are one unit a shutdown waits for (the send
             # is bounded by `send_timeout`): a receiver that has the notice must
             # not get it again from the next daemon.
             with anyio.CancelScope(shield=True):
-                error = await self._send(channel, Notice.from_json(row.message))
+                error = await self._send(channel, notice)
                 outcome = await self._record(outbox, row.id, attempts, error)
             sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
@@ -113,6 +124,11 @@ class Delivery:
             return exc
         except TimeoutError:
             return DeliveryError(f"{channel.name} timed out", temporary=True)
+        except Exception as exc:
+            # A bug in a channel for this notice: it costs this row an attempt (retried,
+            # then failed), never the rows after it, as an exception out of the round did.
+            log.exception("notification channel failed", channel=channel.name)
+            return DeliveryError(f"{channel.name} failed: {type(exc).__name__}", temporary=True)
         return None
 
     async def direct(
