@@ -208,3 +208,32 @@ async def test_metrics_failure_keeps_services_observed(make_ecs: MakeEcs) -> Non
     assert state.health is Health.HEALTHY
     assert state.metrics == {}
     assert state.record_attributes()["metrics_error"] == "Throttling"
+
+
+async def test_a_paginated_metric_keeps_its_newest_value(make_ecs: MakeEcs) -> None:
+    """A series continued on a later (older) GetMetricData page keeps its newest value."""
+    actuator = make_ecs(clusters=["prod"], metrics_window_seconds=86400)
+    stamp, older = datetime(2025, 3, 2, 12, 0, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    with Stubber(actuator.clients.ecs) as ecs, Stubber(actuator.clients.cloudwatch) as cw:
+        _stub_fleet(ecs, [_deployment("PRIMARY", 2, "COMPLETED")])
+        cw.add_response(
+            "get_metric_data",
+            {
+                "MetricDataResults": [
+                    {"Id": "s0_cpu_utilization", "Timestamps": [stamp], "Values": [91.0]},
+                ],
+                "NextToken": "page-2",
+            },
+        )
+        cw.add_response(
+            "get_metric_data",
+            {
+                "MetricDataResults": [
+                    {"Id": "s0_cpu_utilization", "Timestamps": [older], "Values": [12.0]},
+                ],
+            },
+        )
+        (state,) = await actuator.observe()
+        cw.assert_no_pending_responses()
+
+    assert state.metrics == {"cpu_utilization": 91.0}

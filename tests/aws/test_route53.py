@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from jarvis.actuators.aws.clients import AwsClients, iam_actions
 from jarvis.actuators.aws.route53 import Route53Actuator
@@ -114,3 +115,41 @@ async def test_a_group_it_does_not_manage_is_refused(
     outcome = await _actuator(clients, zone).apply(other, new_key())
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert clients.calls.snapshot() == {}
+
+
+async def test_a_change_refused_while_a_prior_one_is_pending_is_temporary(
+    clients: AwsClients,
+) -> None:
+    """PriorRequestNotComplete (HTTP 400) is temporary: Route 53 asks to retry with backoff."""
+    zone = "Z0123456789ABC"
+    records = [
+        {
+            "Name": f"{NAME}.",
+            "Type": "A",
+            "SetIdentifier": record,
+            "Weight": 100,
+            "TTL": 60,
+            "ResourceRecords": [{"Value": value}],
+        }
+        for record, value in (("euw1", "10.0.0.1"), ("use1", "10.0.0.2"))
+    ]
+    with Stubber(clients.route53) as stubber:
+        stubber.add_response(
+            "list_resource_record_sets",
+            {"ResourceRecordSets": records, "IsTruncated": False, "MaxItems": "100"},
+        )
+        stubber.add_client_error(
+            "change_resource_record_sets",
+            service_error_code="PriorRequestNotComplete",
+            service_message="The request was rejected because Route 53 was still processing "
+            "a prior request.",
+            http_status_code=400,
+        )
+        outcome = await _actuator(clients, zone).apply(_action(zone, use1=0), new_key())
+        stubber.assert_no_pending_responses()
+
+    assert not outcome.ok
+    assert (outcome.error_kind, outcome.error_code) == (
+        ErrorKind.TEMPORARY,
+        "PriorRequestNotComplete",
+    )

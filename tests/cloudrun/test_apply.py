@@ -91,6 +91,16 @@ async def test_scale_above_the_maximum_is_refused_as_terminal(
     assert fake.patches() == []
 
 
+async def test_scale_beyond_the_apis_int32_counts_is_refused_as_terminal(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """An instance count the API's int32 fields cannot hold is terminal and never sent."""
+    outcome = await actuator.apply(act(Scale(min_replicas=0, max_replicas=2**31)), new_key())
+    assert outcome.status is OutcomeStatus.FAILED
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "INVALID_ACTION")
+    assert fake.patches() == []
+
+
 async def test_scale_at_revision_level_writes_the_template_and_makes_a_revision(
     fake: FakeCloudRun, clients: Clients, clock: VirtualClock
 ) -> None:

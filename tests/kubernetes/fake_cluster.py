@@ -157,7 +157,8 @@ class FakeCluster:
             return self.get("horizontalpodautoscalers", namespace, name)
 
     def fail_image(self, image: str, reason: str = "CrashLoopBackOff") -> None:
-        """Pods created from ``image`` from now on wait with ``reason``."""
+        """Pods created from ``image`` (in a container or an init container) from now on wait
+        with ``reason``."""
         with self.lock:
             self._bad_images[image] = reason
 
@@ -459,7 +460,9 @@ class FakeCluster:
             }
             images = [c["image"] for c in new_pod["spec"]["containers"]]
             reason = next((self._bad_images[i] for i in images if i in self._bad_images), None)
-            new_pod["status"] = pod_status(new_pod, reason)
+            inits = [c["image"] for c in new_pod["spec"].get("initContainers", [])]
+            init_reason = next((self._bad_images[i] for i in inits if i in self._bad_images), None)
+            new_pod["status"] = pod_status(new_pod, reason, init_reason)
             self._create("pods", namespace, new_pod)
         status = {
             "replicas": replicas,

@@ -19,7 +19,11 @@ def is_ready(pod: Obj) -> bool:
     return all(c["ready"] for c in pod["status"].get("containerStatuses", []))
 
 
-def pod_status(pod: Obj, waiting: str | None) -> Obj:
+def pod_status(pod: Obj, waiting: str | None, init_waiting: str | None = None) -> Obj:
+    """The kubelet's status: init containers first, which hold the others in PodInitializing."""
+    inits = [_init_status(c, init_waiting) for c in pod["spec"].get("initContainers", [])]
+    if init_waiting is not None:
+        waiting = "PodInitializing"
     statuses = []
     for container in pod["spec"]["containers"]:
         state: Obj = {"running": {"startedAt": CREATED}}
@@ -37,10 +41,28 @@ def pod_status(pod: Obj, waiting: str | None) -> Obj:
             }
         )
     ready = "True" if waiting is None else "False"
-    return {
-        "phase": "Pending" if waiting and "Image" in waiting else "Running",
+    status: Obj = {
+        "phase": "Pending" if waiting and ("Image" in waiting or init_waiting) else "Running",
         "conditions": [{"type": "Ready", "status": ready}],
         "containerStatuses": statuses,
+    }
+    if inits:
+        status["initContainerStatuses"] = inits
+    return status
+
+
+def _init_status(container: Obj, waiting: str | None) -> Obj:
+    state: Obj = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    if waiting is not None:
+        state = {"waiting": {"reason": waiting, "message": f"init container {waiting}"}}
+    return {
+        "name": container["name"],
+        "image": container["image"],
+        "imageID": "",
+        "ready": waiting is None,
+        "started": False,
+        "restartCount": 7 if waiting == "CrashLoopBackOff" else 0,
+        "state": state,
     }
 
 

@@ -207,3 +207,30 @@ async def test_a_restart_keeps_the_version_and_offers_no_rollback(
     assert state.version == before.version
     assert state.record_attributes()["versions_available"] == []
     assert state.record_attributes()["previous_version"] is None
+
+
+async def test_a_crash_looping_init_container_is_a_crash_loop(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """New pods whose init container waits in CrashLoopBackOff make the Deployment UNHEALTHY."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    cluster.fail_image("registry.local/migrate:v2", "CrashLoopBackOff")
+    migrate = {"name": "migrate", "image": "registry.local/migrate:v2"}
+    cluster.patch(
+        "deployments",
+        "default",
+        "producer",
+        {"spec": {"template": {"spec": {"initContainers": [migrate]}}}},
+        "application/strategic-merge-patch+json",
+    )
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert "CrashLoopBackOff" in state.detail
+    assert state.rollout is not None and state.rollout.crash_looping is True
+    assert state.metrics["pod_restarts"] == 14.0
+    # The old pods keep serving while the new ones cannot start.
+    assert state.replicas is not None
+    assert state.replicas.running == 2

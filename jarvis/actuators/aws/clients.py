@@ -64,8 +64,14 @@ _THROTTLING = frozenset(
         "SlowDown",
         "LimitExceededException",
         "ProvisionedThroughputExceededException",
+        "EC2ThrottledException",
+        "BandwidthLimitExceeded",
+        "TransactionInProgressException",
     }
 )
+# Answered with HTTP 400 yet transient, as botocore's standard retry mode treats them:
+# Route 53's PriorRequestNotComplete asks to retry with increasing waits.
+_TRANSIENT = frozenset({"PriorRequestNotComplete", "RequestTimeout", "RequestTimeoutException"})
 _SERVER_SIDE = frozenset(
     {"ServerException", "InternalFailure", "InternalError", "ServiceUnavailable"}
 )
@@ -282,7 +288,9 @@ def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> Actua
                 kind=ErrorKind.TERMINAL,
                 code=code,
             )
-        temporary = code in _THROTTLING or code in _SERVER_SIDE or status >= 500
+        temporary = (
+            code in _THROTTLING or code in _TRANSIENT or code in _SERVER_SIDE or status >= 500
+        )
         kind = ErrorKind.TEMPORARY if temporary else ErrorKind.TERMINAL
         return ActuatorError(f"{operation} failed: {code}: {message}", kind=kind, code=code)
     for kinds, code, kind, what in _BOTOCORE_ERRORS:

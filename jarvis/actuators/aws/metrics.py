@@ -104,7 +104,8 @@ class MetricsReader:
         self, chunk: list[MetricDataQueryTypeDef], start: datetime, end: datetime
     ) -> list[tuple[str, float]]:
         def call() -> list[tuple[str, float]]:
-            found: list[tuple[str, float]] = []
+            # Newest first: a series continued on a later page continues with older values.
+            found: dict[str, float] = {}
             pages = self._client.get_paginator("get_metric_data").paginate(
                 MetricDataQueries=chunk,
                 StartTime=start,
@@ -115,8 +116,8 @@ class MetricsReader:
                 for result in page.get("MetricDataResults", []):
                     values = [v for v in result.get("Values", []) if v is not None]
                     if values and "Id" in result:
-                        found.append((result["Id"], float(values[0])))
-            return found
+                        found.setdefault(result["Id"], float(values[0]))
+            return list(found.items())
 
         return await aws_call("cloudwatch:GetMetricData", call, self._limiter)
 

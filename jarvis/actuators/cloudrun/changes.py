@@ -27,6 +27,7 @@ from jarvis.model import Action, Deploy, ErrorKind, Restart, Rollback, Scale
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 _REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
 ACTION_KEY = "jarvis.io/action-key"
+_INT32_MAX = 2**31 - 1  # instance counts are int32 fields; proto refuses larger values
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,9 @@ def _scale(
     new_max = params.max_replicas
     if new_min is None and new_max is None:
         return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
-    if (new_min is not None and new_min < 0) or (new_max is not None and new_max < 1):
+    if (new_min is not None and not 0 <= new_min <= _INT32_MAX) or (
+        new_max is not None and not 1 <= new_max <= _INT32_MAX
+    ):
         return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
     target_min = view.min_instances if new_min is None else new_min
     target_max = view.max_instances if new_max is None else new_max

@@ -5,10 +5,11 @@ SDK objects it read for one Deployment (the Deployment, its ReplicaSets, their
 pods, the autoscaling/v2 HPA targeting it). No I/O here, so the health rules
 are easy to read and to test.
 
-Health: UNHEALTHY when a pod waits in CrashLoopBackOff / ImagePullBackOff /
-ErrImagePull (and friends), when no replica is available while some are
-desired, or when the rollout passed its progress deadline; DEGRADED when only
-partially available or a rollout is in progress; else HEALTHY.
+Health: UNHEALTHY when a pod's container (init containers included) waits in
+CrashLoopBackOff / ImagePullBackOff / ErrImagePull (and friends), when no
+replica is available while some are desired, or when the rollout passed its
+progress deadline; DEGRADED when only partially available or a rollout is in
+progress; else HEALTHY.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def pod_facts(pods: list[client.V1Pod]) -> PodFacts:
     for pod in pods:
         statuses = (pod.status.container_statuses if pod.status else None) or []
         ready += bool(statuses) and all(s.ready for s in statuses)
-        for status in statuses:
+        # A crash-looping init container holds the others in PodInitializing.
+        inits = (pod.status.init_container_statuses if pod.status else None) or []
+        for status in [*inits, *statuses]:
             restarts += status.restart_count or 0
             reason = status.state.waiting.reason if status.state and status.state.waiting else None
             if reason:
