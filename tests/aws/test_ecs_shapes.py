@@ -148,6 +148,20 @@ async def test_throttled_listing_raises_a_temporary_error_with_the_code(
     assert caught.value.code == "ThrottlingException"
 
 
+async def test_a_bare_429_is_temporary_whatever_its_code(make_ecs: MakeEcs) -> None:
+    """HTTP 429 with a code Jarvis does not know is throttling, as botocore's retries judge it."""
+    actuator = make_ecs(metrics=False, clusters=["prod"])
+    with Stubber(actuator.clients.ecs) as stubber:
+        stubber.add_client_error(
+            "list_services", service_error_code="TooManyRequests", http_status_code=429
+        )
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+
+    assert caught.value.kind is ErrorKind.TEMPORARY
+    assert caught.value.code == "TooManyRequests"
+
+
 def untagged_service(stubber: Stubber) -> None:
     """The idempotency check's DescribeServices: prod/api, not yet tagged with any key."""
     arn = "arn:aws:ecs:us-east-1:123456789012:service/prod/api"

@@ -288,8 +288,13 @@ def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> Actua
                 kind=ErrorKind.TERMINAL,
                 code=code,
             )
+        # Any 429 is throttling, whatever its code, as botocore's retry modes judge it.
         temporary = (
-            code in _THROTTLING or code in _TRANSIENT or code in _SERVER_SIDE or status >= 500
+            code in _THROTTLING
+            or code in _TRANSIENT
+            or code in _SERVER_SIDE
+            or status == 429
+            or status >= 500
         )
         kind = ErrorKind.TEMPORARY if temporary else ErrorKind.TERMINAL
         return ActuatorError(f"{operation} failed: {code}: {message}", kind=kind, code=code)
