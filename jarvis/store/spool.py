@@ -104,8 +104,13 @@ class Spool:
         except OSError as exc:
             raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
         offset = self._read_cursor()
-        # Only a crash between emptying the spool and zeroing the cursor leaves it past the end.
-        return whole, 0 if offset > whole else offset
+        if offset > whole:
+            # A crash between emptying the spool and zeroing the cursor leaves it past
+            # the end. Zeroed now: left there, it would skip the first lines appended
+            # next, were the process to die before a replay moved it.
+            self._write_cursor(0)
+            offset = 0
+        return whole, offset
 
     def _read_cursor(self) -> int:
         try:
