@@ -41,3 +41,47 @@ def test_a_cursor_past_the_end_does_not_skip_lines_spooled_after_it(tmp_path: Pa
         assert head.dead == ()
     finally:
         reopened.close()
+
+
+def test_a_spool_file_replaced_while_running_is_replayed_from_its_start(tmp_path: Path) -> None:
+    """A spool file another hand replaces is read as it now is, and its replay comes to an end."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    try:
+        spool.append([ev("a"), ev("b"), ev("c")])
+        spool.advance(spool.head(limit=1))
+        # An operator keeps two lines of their own in a new file moved over the spool.
+        kept = tmp_path / "kept.jsonl"
+        other = Spool(tmp_path / "other.jsonl")
+        other.append([ev("x"), ev("y")])
+        other.close()
+        kept.write_bytes((tmp_path / "other.jsonl").read_bytes())
+        kept.replace(path)
+        head = spool.head()
+        assert keys(head.events) == ["x", "y"]
+        assert head.dead == ()
+        spool.advance(head)
+        assert not spool.pending
+    finally:
+        spool.close()
+
+
+def test_a_spool_file_removed_while_running_takes_the_next_lines_from_its_start(
+    tmp_path: Path,
+) -> None:
+    """Lines spooled after the spool file was deleted are all replayed, and the replay ends."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    try:
+        spool.append([ev("a"), ev("b"), ev("c")])
+        spool.advance(spool.head(limit=2))
+        path.unlink()
+        spool.append([ev("d")])
+        head = spool.head()
+        assert keys(head.events) == ["d"]
+        assert head.dead == ()
+        spool.advance(head)
+        assert not spool.pending
+        assert path.read_bytes() == b""
+    finally:
+        spool.close()
