@@ -37,10 +37,14 @@ from jarvis.model import Event, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
-__all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError"]
+__all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
 
 CHUNK_LINES = 5000
 """Lines replayed per transaction: bounds the memory and the transaction of one replay step."""
+
+
+class SpoolError(StoreError):
+    """The spool's own files cannot be read or written: the local disk, not the database."""
 
 
 class SpoolBusyError(StoreError):
@@ -110,7 +114,7 @@ class Spool:
         except FileNotFoundError:
             whole = 0
         except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
         offset = 0 if replaced else self._read_cursor()
         if replaced or offset > whole:
             # A crash between emptying the spool and zeroing the cursor leaves it past
@@ -136,7 +140,7 @@ class Spool:
         except FileNotFoundError:
             seen = (None, 0)
         except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
         if seen == (self._identity, self._size):
             return
         self._size, self._offset = self._repair(replaced=seen[0] != self._identity)
@@ -149,7 +153,7 @@ class Spool:
         except FileNotFoundError:
             return 0
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
+            raise SpoolError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
         # A cursor that is not a number replays everything: duplicates are harmless, loss is not.
         return int(text) if text.isdigit() else 0
 
@@ -190,7 +194,7 @@ class Spool:
                     handle.truncate(self._size)
                     raise
         except OSError as exc:
-            raise StoreError(f"cannot write spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot write spool file {self.path}: {exc}") from exc
         self._size += len(data)
         self.count += len(events)
         self.rows += len(retries)
@@ -228,7 +232,7 @@ class Spool:
         except FileNotFoundError:
             pass  # removed (now, or by another hand before): nothing to read
         except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
         chunk = Chunk(
             start=self._offset,
             end=position,
@@ -267,7 +271,7 @@ class Spool:
             except FileNotFoundError:
                 pass  # removed by another hand: as empty as a truncated file
             except OSError as exc:
-                raise StoreError(f"cannot truncate spool file {self.path}: {exc}") from exc
+                raise SpoolError(f"cannot truncate spool file {self.path}: {exc}") from exc
             self._size = self._offset = 0
             self.count = self.rows = 0
             self._write_cursor(0)
@@ -294,7 +298,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise StoreError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
+            raise SpoolError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
 
     def _write_cursor(self, offset: int) -> None:
         partial = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
@@ -310,7 +314,7 @@ class Spool:
             finally:
                 os.close(directory)
         except OSError as exc:
-            raise StoreError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
+            raise SpoolError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
 
 
 def _last_newline(handle: BinaryIO, size: int) -> int:
@@ -342,7 +346,7 @@ def _lock(path: Path, spool: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise StoreError(f"cannot open spool lock {path}: {exc}") from exc
+        raise SpoolError(f"cannot open spool lock {path}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -350,5 +354,5 @@ def _lock(path: Path, spool: Path) -> int:
         raise SpoolBusyError(f"spool file {spool} is in use by another process") from None
     except OSError as exc:
         os.close(fd)
-        raise StoreError(f"cannot lock spool {path}: {exc}") from exc
+        raise SpoolError(f"cannot lock spool {path}: {exc}") from exc
     return fd

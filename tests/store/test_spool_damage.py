@@ -10,8 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from jarvis.model import Event, EventKind
+from jarvis.store import EventStore
 from jarvis.store.spool import Spool
+
+pytestmark = pytest.mark.anyio
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -85,3 +90,25 @@ def test_a_spool_file_removed_while_running_takes_the_next_lines_from_its_start(
         assert path.read_bytes() == b""
     finally:
         spool.close()
+
+
+async def test_a_dead_letter_file_that_cannot_be_written_is_named_not_the_database(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A flush held up by an unwritable dead-letter file says so, not that the database is away."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    spool.append([ev("before")])
+    with path.open("ab") as handle:
+        handle.write(b"\x00\xff binary garbage\n")
+    spool.close()
+    (tmp_path / "spool.jsonl.dead").mkdir()  # what no open(..., "a") can write, even as root
+
+    store = await EventStore.connect(sqlite_url, spool_path=path, auto_migrate=True)
+    try:
+        store.append([ev("next")])
+        assert (await store.flush()).spooled == 3  # kept, in order, behind the damaged line
+        assert store.write_error is not None
+        assert store.write_error.startswith("cannot write dead-letter file"), store.write_error
+    finally:
+        await store.aclose()
