@@ -149,12 +149,13 @@ class Spool:
 
     def _read_cursor(self) -> int:
         try:
-            text = self.cursor_path.read_text(encoding="ascii").strip()
+            text = self.cursor_path.read_bytes().strip()
         except FileNotFoundError:
             return 0
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise SpoolError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
-        # A cursor that is not a number replays everything: duplicates are harmless, loss is not.
+        # A cursor that is not a number (a hand edit, bytes a damaged disk left, even
+        # ones that are no text) replays everything: duplicates are harmless, loss is not.
         return int(text) if text.isdigit() else 0
 
     def _count_waiting(self) -> tuple[int, int]:

@@ -112,3 +112,18 @@ async def test_a_dead_letter_file_that_cannot_be_written_is_named_not_the_databa
         assert store.write_error.startswith("cannot write dead-letter file"), store.write_error
     finally:
         await store.aclose()
+
+
+def test_a_cursor_of_binary_garbage_replays_everything(tmp_path: Path) -> None:
+    """A cursor a damaged disk filled with bytes that are no text counts as no cursor."""
+    path = tmp_path / "spool.jsonl"
+    spool = Spool(path)
+    spool.append([ev("a"), ev("b")])
+    spool.close()
+    (tmp_path / "spool.jsonl.cursor").write_bytes(b"\x00\xff\xfe\x80\n")
+
+    reopened = Spool(path)
+    try:
+        assert keys(reopened.head().events) == ["a", "b"]
+    finally:
+        reopened.close()
