@@ -180,9 +180,10 @@ class Reconciler:
         now = self.clock.now()
         await self._flush()
         if self.store.journal_pending:
+            why = self.store.write_error or f"{self.store.url} does not accept writes"
             raise StoreError(
-                "the spool holds intents and ledger rows the database has not taken yet; "
-                f"start again when {self.store.url} accepts writes"
+                "the spool holds intents and ledger rows the database has not taken yet "
+                f"({why}); start again when they can be replayed"
             )
         await self.ledger.load()
         await self.changes.load(self.store, now)

@@ -29,7 +29,7 @@ from jarvis.store.fleetcap import Cap, FleetCapError
 from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor, Storable
 from jarvis.store.replay import replay
-from jarvis.store.spool import Spool, SpoolBusyError
+from jarvis.store.spool import Spool, SpoolBusyError, SpoolError
 from jarvis.store.storable import safe_retry
 from jarvis.store.timeouts import STATEMENT_TIMEOUT_S
 
@@ -242,8 +242,7 @@ class EventStore:
                 self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
                 raise
             except Exception as exc:
-                error = str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
-                self.write_error = error
+                self.write_error = self._why(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
                     # A leader's intents and ledger rows are never journaled: a
                     # spooled intent proves no lease. Facts stay for the next
@@ -255,7 +254,7 @@ class EventStore:
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
                 if spool is None or not journal or not is_operational(exc):
                     self._restore(batch, retries)
-                    if is_operational(exc):
+                    if is_operational(exc) and not isinstance(exc, SpoolError):
                         raise self.backend.unreachable(exc) from exc
                     raise
                 try:
@@ -273,6 +272,13 @@ class EventStore:
             self.write_error = None
             self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
+
+    def _why(self, exc: Exception) -> str:
+        """Why a flush did not reach the database, in one line."""
+        if isinstance(exc, SpoolError):
+            # The spool's disk, with the database perhaps up: not "cannot reach" it.
+            return str(exc)
+        return str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0

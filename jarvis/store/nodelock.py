@@ -41,7 +41,9 @@ class NodeLock:
 
     def __init__(self, database: Path) -> None:
         self.database = database
-        self.path = database.with_name(database.name + ".lock")
+        # Beside the file itself: a symlink to it must find the same lock.
+        real = database.resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,14 @@ from jarvis.model import Event, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
-__all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError"]
+__all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
 
 CHUNK_LINES = 5000
 """Lines replayed per transaction: bounds the memory and the transaction of one replay step."""
+
+
+class SpoolError(StoreError):
+    """The spool's own files cannot be read or written: the local disk, not the database."""
 
 
 class SpoolBusyError(StoreError):
@@ -71,6 +76,8 @@ class Spool:
         self.cursor_path = path.with_name(path.name + ".cursor")
         self.dead_path = path.with_name(path.name + ".dead")
         self._lock = _lock(path.with_name(path.name + ".lock"), path)
+        self._identity: tuple[int, int] | None = None
+        """(device, inode) of the file this process writes; None while there is none."""
         try:
             self._size, self._offset = self._repair()
             self.count, self.rows = self._count_waiting()
@@ -90,10 +97,15 @@ class Spool:
             os.close(self._lock)
             self._lock = -1
 
-    def _repair(self) -> tuple[int, int]:
-        """Cut a torn last line (a crash mid-write); return the size and the replay offset."""
+    def _repair(self, *, replaced: bool = False) -> tuple[int, int]:
+        """Cut a torn last line (a crash mid-write); return the size and the replay offset.
+
+        ``replaced``: the file is not the one the cursor counts in, so it replays from its start.
+        """
+        self._identity = None
         try:
             with self.path.open("r+b") as handle:
+                self._identity = _identity(handle)
                 size = handle.seek(0, os.SEEK_END)
                 whole = _last_newline(handle, size)
                 if whole != size:
@@ -102,19 +114,48 @@ class Spool:
         except FileNotFoundError:
             whole = 0
         except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
-        offset = self._read_cursor()
-        # Only a crash between emptying the spool and zeroing the cursor leaves it past the end.
-        return whole, 0 if offset > whole else offset
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
+        offset = 0 if replaced else self._read_cursor()
+        if replaced or offset > whole:
+            # A crash between emptying the spool and zeroing the cursor leaves it past
+            # the end; a replaced file is not the one it counts in. Zeroed now: left
+            # there, it would skip the first lines appended next, were the process
+            # to die before a replay moved it.
+            self._write_cursor(0)
+            offset = 0
+        return whole, offset
+
+    def _follow(self) -> None:
+        """Take the file as it now is if another hand replaced, cut or removed it.
+
+        Otherwise the size kept here would be past the file's end, and a replay
+        reading up to it would never end.
+        """
+        seen: tuple[tuple[int, int] | None, int]
+        try:
+            status = self.path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                return  # not a file at all: the read or write that follows says so
+            seen = ((status.st_dev, status.st_ino), status.st_size)
+        except FileNotFoundError:
+            seen = (None, 0)
+        except OSError as exc:
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
+        if seen == (self._identity, self._size):
+            return
+        self._size, self._offset = self._repair(replaced=seen[0] != self._identity)
+        self.count, self.rows = self._count_waiting()
+        self._head = None
 
     def _read_cursor(self) -> int:
         try:
-            text = self.cursor_path.read_text(encoding="ascii").strip()
+            text = self.cursor_path.read_bytes().strip()
         except FileNotFoundError:
             return 0
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
-        # A cursor that is not a number replays everything: duplicates are harmless, loss is not.
+        except OSError as exc:
+            raise SpoolError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
+        # A cursor that is not a number (a hand edit, bytes a damaged disk left, even
+        # ones that are no text) replays everything: duplicates are harmless, loss is not.
         return int(text) if text.isdigit() else 0
 
     def _count_waiting(self) -> tuple[int, int]:
@@ -140,9 +181,11 @@ class Spool:
         if not events and not retries:
             return
         data = encode_lines(list(events), list(retries))
+        self._follow()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("ab") as handle:
+                self._identity = _identity(handle)
                 try:
                     handle.write(data)
                     handle.flush()
@@ -152,7 +195,7 @@ class Spool:
                     handle.truncate(self._size)
                     raise
         except OSError as exc:
-            raise StoreError(f"cannot write spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot write spool file {self.path}: {exc}") from exc
         self._size += len(data)
         self.count += len(events)
         self.rows += len(retries)
@@ -161,6 +204,7 @@ class Spool:
         """The next ``limit`` lines to replay, read once and kept until `advance`."""
         if self._head is not None and self._head.start == self._offset:
             return self._head
+        self._follow()
         events: list[Event] = []
         retries: dict[tuple[str, str], RetryState] = {}
         dead: list[tuple[int, bytes, str]] = []
@@ -171,6 +215,8 @@ class Spool:
                 handle.seek(position)
                 while len(events) + len(retries) + len(dead) < limit and position < self._size:
                     line = handle.readline()
+                    if not line:
+                        break  # cut since `_follow`: the next head takes it as it is
                     at, position = position, position + len(line)
                     try:
                         item = decode_line(line.rstrip(b"\n"))
@@ -184,8 +230,10 @@ class Spool:
                         row_lines += 1
                         retries.pop((item.resource, item.action_kind), None)
                         retries[(item.resource, item.action_kind)] = item
+        except FileNotFoundError:
+            pass  # removed (now, or by another hand before): nothing to read
         except OSError as exc:
-            raise StoreError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
         chunk = Chunk(
             start=self._offset,
             end=position,
@@ -221,8 +269,10 @@ class Spool:
                 with self.path.open("r+b") as handle:
                     handle.truncate(0)
                     os.fsync(handle.fileno())
+            except FileNotFoundError:
+                pass  # removed by another hand: as empty as a truncated file
             except OSError as exc:
-                raise StoreError(f"cannot truncate spool file {self.path}: {exc}") from exc
+                raise SpoolError(f"cannot truncate spool file {self.path}: {exc}") from exc
             self._size = self._offset = 0
             self.count = self.rows = 0
             self._write_cursor(0)
@@ -249,7 +299,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise StoreError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
+            raise SpoolError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
 
     def _write_cursor(self, offset: int) -> None:
         partial = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
@@ -265,7 +315,7 @@ class Spool:
             finally:
                 os.close(directory)
         except OSError as exc:
-            raise StoreError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
+            raise SpoolError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
 
 
 def _last_newline(handle: BinaryIO, size: int) -> int:
@@ -282,6 +332,11 @@ def _last_newline(handle: BinaryIO, size: int) -> int:
     return 0
 
 
+def _identity(handle: BinaryIO) -> tuple[int, int]:
+    status = os.fstat(handle.fileno())
+    return status.st_dev, status.st_ino
+
+
 def _lock(path: Path, spool: Path) -> int:
     """A descriptor holding an exclusive advisory lock on ``path`` until it is closed.
 
@@ -292,7 +347,7 @@ def _lock(path: Path, spool: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise StoreError(f"cannot open spool lock {path}: {exc}") from exc
+        raise SpoolError(f"cannot open spool lock {path}: {exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -300,5 +355,5 @@ def _lock(path: Path, spool: Path) -> int:
         raise SpoolBusyError(f"spool file {spool} is in use by another process") from None
     except OSError as exc:
         os.close(fd)
-        raise StoreError(f"cannot lock spool {path}: {exc}") from exc
+        raise SpoolError(f"cannot lock spool {path}: {exc}") from exc
     return fd

@@ -133,3 +133,39 @@ def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing
 
     # With the daemon gone, the operator's restart runs.
     assert jarvis("restart", "sim://customer-api").returncode == 0
+
+
+@pytest.mark.timeout(300)  # two daemons on a loaded machine
+def test_a_second_daemon_on_a_symlink_to_the_sqlite_file_exits_2(tmp_path: Path) -> None:
+    """A second `jarvis run` that names the daemon's SQLite file through a symlink is refused."""
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    env = jarvis_env(
+        tmp_path,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/jarvis.db",
+    )
+    first = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
+        (tmp_path / "jarvis.db").symlink_to(tmp_path / "data" / "jarvis.db")
+        second = subprocess.run(
+            jarvis_argv("run", "--ticks", "1", "--http-port", "0"),
+            cwd=tmp_path,
+            env=jarvis_env(tmp_path, JARVIS_SPOOL_PATH=str(tmp_path / "second-spool.jsonl")),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        assert f"another jarvis run (pid {first.pid})" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
