@@ -73,9 +73,12 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.cursor_path = path.with_name(path.name + ".cursor")
-        self.dead_path = path.with_name(path.name + ".dead")
-        self._lock = _lock(path.with_name(path.name + ".lock"), path)
+        # The companions sit beside the file itself: named through a symlink, the
+        # spool must find the same lock (a second writer) and the same cursor.
+        real = path.resolve()
+        self.cursor_path = real.with_name(real.name + ".cursor")
+        self.dead_path = real.with_name(real.name + ".dead")
+        self._lock = _lock(real.with_name(real.name + ".lock"), path)
         self._identity: tuple[int, int] | None = None
         """(device, inode) of the file this process writes; None while there is none."""
         try:

@@ -14,7 +14,7 @@ import pytest
 
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
-from jarvis.store.spool import Spool
+from jarvis.store.spool import Spool, SpoolBusyError
 
 pytestmark = pytest.mark.anyio
 
@@ -127,3 +127,17 @@ def test_a_cursor_of_binary_garbage_replays_everything(tmp_path: Path) -> None:
         assert keys(reopened.head().events) == ["a", "b"]
     finally:
         reopened.close()
+
+
+def test_a_spool_named_through_a_symlink_is_the_same_spool(tmp_path: Path) -> None:
+    """A second process naming the spool through a symlink finds it in use, not a new spool."""
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "spool.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    first = Spool(real)
+    try:
+        with pytest.raises(SpoolBusyError, match="in use by another process"):
+            Spool(link).close()
+    finally:
+        first.close()
