@@ -130,3 +130,20 @@ def test_importing_the_client_loads_redis_but_not_sqlalchemy_or_the_daemon() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_field_that_is_not_utf8_is_skipped_not_raised(
+    redis_url: str, routing: RoutingClient
+) -> None:
+    """A hand-written field name or value that is not UTF-8 is ignored; the rest still route."""
+    binary = redis.Redis.from_url(redis_url)
+    try:
+        binary.delete("jarvis:route:chat")
+        binary.hset(
+            "jarvis:route:chat",
+            mapping={b"_version": b"\xff1", b"gpt-\xff": b"0.5", b"odd": b"\xfe", b"gemini": b"1"},
+        )
+    finally:
+        binary.close()
+    assert routing.weights("chat") == (("gemini", 1.0),)
+    assert routing.choose("chat") == "gemini"
