@@ -15,6 +15,9 @@ import anyio
 
 from jarvis.config.local import LocalServiceSettings
 
+_TAIL_CHARS = 300
+"""Characters of a failed health command's last stderr line kept in the detail."""
+
 
 async def check(service: LocalServiceSettings) -> tuple[bool, str]:
     """Run the service's health check; with none configured, a live process passes."""
@@ -59,4 +62,6 @@ async def _command(service: LocalServiceSettings) -> tuple[bool, str]:
     if result.returncode == 0:
         return True, "health command passed"
     tail = result.stderr.decode(errors="replace").strip().splitlines()
-    return False, f"health command exited {result.returncode}" + (f": {tail[-1]}" if tail else "")
+    # The end of the last line, as for a service's own stderr: the detail goes into events.
+    last = tail[-1][-_TAIL_CHARS:] if tail else ""
+    return False, f"health command exited {result.returncode}" + (f": {last}" if last else "")
