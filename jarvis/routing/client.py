@@ -68,6 +68,9 @@ class RoutingClient:
         weights = [(m, w) for m, w in self.weights(route) if w > 0]
         if not weights:
             raise NoWeightsError(f"route {route!r} has no model with a positive weight")
+        # Relative to the largest, so a hand-written 1e308 cannot overflow the sum to inf.
+        largest = max(w for _, w in weights)
+        weights = [(m, w / largest) for m, w in weights]
         point = (rng or random).random() * sum(w for _, w in weights)
         for model, weight in weights:
             point -= weight

@@ -147,3 +147,13 @@ def test_a_field_that_is_not_utf8_is_skipped_not_raised(
         binary.close()
     assert routing.weights("chat") == (("gemini", 1.0),)
     assert routing.choose("chat") == "gemini"
+
+
+def test_weights_too_large_to_sum_still_split_the_traffic(
+    raw: redis.Redis, routing: RoutingClient
+) -> None:
+    """Two huge hand-written weights whose sum overflows still share the draws equally."""
+    write(raw, 1, {"gpt-4o": "1e308", "gemini": "1e308"})
+    rng = seeded(7)
+    counts = Counter(routing.choose("chat", rng) for _ in range(2_000))
+    assert counts["gpt-4o"] / 2_000 == pytest.approx(0.5, abs=0.05)
