@@ -68,6 +68,9 @@ class RoutingClient:
         weights = [(m, w) for m, w in self.weights(route) if w > 0]
         if not weights:
             raise NoWeightsError(f"route {route!r} has no model with a positive weight")
+        # Relative to the largest, so a hand-written 1e308 cannot overflow the sum to inf.
+        largest = max(w for _, w in weights)
+        weights = [(m, w / largest) for m, w in weights]
         point = (rng or random).random() * sum(w for _, w in weights)
         for model, weight in weights:
             point -= weight
@@ -108,7 +111,7 @@ class RoutingClient:
         fields = {_text(k): _text(v) for k, v in raw.items()}
         weights = []
         for model, text in sorted(fields.items()):
-            if model.startswith("_"):
+            if model.startswith("_") or _UNDECODABLE in model:
                 continue
             try:
                 weight = float(text)
@@ -122,5 +125,10 @@ class RoutingClient:
         self._redis.close()
 
 
+_UNDECODABLE = "\ufffd"
+"""What `_text` puts for bytes that are not UTF-8: such a model name is nobody's model."""
+
+
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # A hand-edited hash may hold any bytes; raising here would reach the application.
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

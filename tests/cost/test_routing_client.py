@@ -130,3 +130,30 @@ def test_importing_the_client_loads_redis_but_not_sqlalchemy_or_the_daemon() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_field_that_is_not_utf8_is_skipped_not_raised(
+    redis_url: str, routing: RoutingClient
+) -> None:
+    """A hand-written field name or value that is not UTF-8 is ignored; the rest still route."""
+    binary = redis.Redis.from_url(redis_url)
+    try:
+        binary.delete("jarvis:route:chat")
+        binary.hset(
+            "jarvis:route:chat",
+            mapping={b"_version": b"\xff1", b"gpt-\xff": b"0.5", b"odd": b"\xfe", b"gemini": b"1"},
+        )
+    finally:
+        binary.close()
+    assert routing.weights("chat") == (("gemini", 1.0),)
+    assert routing.choose("chat") == "gemini"
+
+
+def test_weights_too_large_to_sum_still_split_the_traffic(
+    raw: redis.Redis, routing: RoutingClient
+) -> None:
+    """Two huge hand-written weights whose sum overflows still share the draws equally."""
+    write(raw, 1, {"gpt-4o": "1e308", "gemini": "1e308"})
+    rng = seeded(7)
+    counts = Counter(routing.choose("chat", rng) for _ in range(2_000))
+    assert counts["gpt-4o"] / 2_000 == pytest.approx(0.5, abs=0.05)

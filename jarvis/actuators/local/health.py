@@ -7,13 +7,21 @@ raises, since a failing check is what it exists to report.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 
 import aiohttp
 import anyio
+from anyio.abc import ByteReceiveStream
 
 from jarvis.config.local import LocalServiceSettings
+
+_TAIL_CHARS = 300
+"""Characters of a failed health command's last stderr line kept in the detail."""
+_STDERR_BYTES = 4096
+"""Bytes of a health command's stderr kept to find that line."""
 
 
 async def check(service: LocalServiceSettings) -> tuple[bool, str]:
@@ -44,19 +52,44 @@ async def _url(url: str, seconds: float) -> tuple[bool, str]:
 async def _command(service: LocalServiceSettings) -> tuple[bool, str]:
     argv = service.health_command or []
     try:
-        with anyio.fail_after(service.health_timeout):
-            result = await anyio.run_process(
-                argv,
-                check=False,
-                cwd=service.working_directory,
-                env=service.process_environment(os.environ),
-                stdin=subprocess.DEVNULL,
-            )
-    except TimeoutError:
-        return False, f"health command did not finish within {service.health_timeout:g} s"
+        process = await anyio.open_process(
+            argv,
+            cwd=service.working_directory,
+            env=service.process_environment(os.environ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            # A session of its own, so what it forked can be ended with it.
+            start_new_session=True,
+        )
     except OSError as exc:
         return False, f"health command cannot run: {exc}"
-    if result.returncode == 0:
+    finished = False
+    async with process:
+        try:
+            with anyio.fail_after(service.health_timeout):
+                stderr = await _tail(process.stderr)
+                code = await process.wait()
+                finished = True
+        except TimeoutError:
+            return False, f"health command did not finish within {service.health_timeout:g} s"
+        finally:
+            if not finished:
+                # Timed out or cancelled: a hung check and its children, every
+                # tick, would pile up on the host.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+    if code == 0:
         return True, "health command passed"
-    tail = result.stderr.decode(errors="replace").strip().splitlines()
-    return False, f"health command exited {result.returncode}" + (f": {tail[-1]}" if tail else "")
+    tail = stderr.decode(errors="replace").strip().splitlines()
+    # The end of the last line, as for a service's own stderr: the detail goes into events.
+    last = tail[-1][-_TAIL_CHARS:] if tail else ""
+    return False, f"health command exited {code}" + (f": {last}" if last else "")
+
+
+async def _tail(stream: ByteReceiveStream | None) -> bytes:
+    """The last `_STDERR_BYTES` of a stream, read to its end (so the pipe never fills)."""
+    kept = b""
+    if stream is not None:
+        async for chunk in stream:
+            kept = (kept + chunk)[-_STDERR_BYTES:]
+    return kept

@@ -160,7 +160,7 @@ async def probe(
             async with session.get(
                 url, ssl=verify, timeout=timeout, allow_redirects=False
             ) as response:
-                body = await response.content.read(BODY_LIMIT)
+                body = await _read_body(response.content)
                 latency = elapsed()
     except TimeoutError:
         return Answer(
@@ -189,6 +189,17 @@ async def probe(
     ):
         problem, error = f"body lacks {endpoint.expect_body!r}", "Body"
     return Answer(latency, status=status, cert_days_left=days, problem=problem, error=error)
+
+
+async def _read_body(content: aiohttp.StreamReader) -> bytes:
+    """The body up to `BODY_LIMIT`: one ``read`` returns only what has arrived so far."""
+    body = bytearray()
+    while len(body) < BODY_LIMIT:
+        chunk = await content.read(BODY_LIMIT - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 async def cert_days_left(url: str, now: datetime) -> float | None:

@@ -1,0 +1,73 @@
+"""The endpoint sensor against loopback servers that answer awkwardly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from jarvis.actuators.probes.endpoints import EndpointSensor
+from jarvis.config.endpoints import EndpointSettings
+from jarvis.loop.clock import WallClock
+from jarvis.model import Health, ResourceState
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def _serve(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/healthz"
+    finally:
+        await runner.cleanup()
+
+
+async def _in_two_pieces(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await response.write(b"status: ")
+    # The rest comes in a later packet, as from any server that streams its page.
+    await asyncio.sleep(0.2)
+    await response.write(b"all systems go")
+    await response.write_eof()
+    return response
+
+
+@pytest.fixture
+async def two_piece_server() -> AsyncIterator[str]:
+    async for url in _serve(_in_two_pieces):
+        yield url
+
+
+async def _observe(endpoint: EndpointSettings) -> ResourceState:
+    sensor = EndpointSensor([endpoint], clock=WallClock())
+    try:
+        [state] = await sensor.observe()
+        return state
+    finally:
+        await sensor.aclose()
+
+
+async def test_the_expected_body_is_found_when_it_arrives_in_pieces(
+    two_piece_server: str,
+) -> None:
+    """expect_body is matched against the whole body, not only its first packet."""
+    endpoint = EndpointSettings(
+        name="api",
+        url=two_piece_server,  # type: ignore[arg-type]
+        expect_body="all systems go",
+        failure_threshold=1,
+    )
+    state = await _observe(endpoint)
+    assert state.detail == ""
+    assert state.health is Health.HEALTHY
