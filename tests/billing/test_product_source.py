@@ -303,3 +303,18 @@ def test_a_bad_mapping_is_a_configuration_error_naming_the_key(
     with pytest.raises(ConfigError, match=r"customers\.source") as error:
         load_settings(customers={"enabled": True, "source": source})
     assert named in str(error.value)
+
+
+async def test_a_product_row_without_an_email_does_not_stop_the_others_being_copied(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """A product user with a NULL required column is left out; the users beside it are copied."""
+    now = clock.now()
+    await product.execute(f"ALTER TABLE {product.table} ALTER COLUMN mail DROP NOT NULL")
+    await product.user(1, now, last_seen=now)
+    await product.user(2, now, last_seen=now)
+    await product.execute(f"UPDATE {product.table} SET mail = NULL WHERE user_id = 1")  # noqa: S608 - test schema
+    app = await make_app(allowlist=[], customers_extra=_source(product))
+    await app.reconciler.tick()
+    assert await _row(app, "1") is None
+    assert (await _row(app, "2")).email == "u2@product.test"

@@ -26,6 +26,10 @@ the stamps compared only with each other: neither the product's clock, nor its
 time zone if its columns hold local time, enters into it. So a bulk of rows
 sharing the newest stamp, as an import leaves them, is read twice, not on every
 pass while nothing newer comes.
+
+A product row whose id, email or sign-up time is NULL is not copied (Jarvis
+cannot reach or onboard it); it is copied once those are filled in and its
+stamp moves.
 """
 
 from __future__ import annotations
@@ -144,8 +148,12 @@ class ProductSource:
             raise ActuatorError(f"customers source: {type(cause).__name__}: {cause}") from exc
         self.rows_read = len(rows)
         if rows:
+            # A row missing a required field (NOT NULL in Jarvis's table) is left out: one
+            # such user would fail the whole batch, and every pass after it.
             values = [self._values(row, now) for row in rows]
-            await self._upsert(values)
+            complete = [v for v in values if all(v[f] is not None for f in REQUIRED)]
+            if complete:
+                await self._upsert(complete)
             stamp = as_utc(rows[-1][-1])
             if stamp > self._newest:
                 self._newest, self._newest_at = stamp, now
