@@ -8,6 +8,7 @@ own database is SQLite or another PostgreSQL database, as for every loop test.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -318,3 +319,26 @@ async def test_a_product_row_without_an_email_does_not_stop_the_others_being_cop
     await app.reconciler.tick()
     assert await _row(app, "1") is None
     assert (await _row(app, "2")).email == "u2@product.test"
+
+
+async def test_a_nul_character_in_a_product_name_does_not_stop_the_copy(
+    make_app: Any, tmp_path: Any, clock: VirtualClock
+) -> None:
+    """A NUL in a product's text (SQLite keeps it, PostgreSQL refuses it) is copied replaced."""
+    path = tmp_path / "product.db"
+    with sqlite3.connect(path) as product:
+        product.execute(
+            "CREATE TABLE users (user_id TEXT PRIMARY KEY, mail TEXT NOT NULL, full_name TEXT, "
+            "created TEXT NOT NULL)"
+        )
+        stamp = clock.now().replace(tzinfo=None).isoformat(sep=" ")
+        product.executemany(
+            "INSERT INTO users VALUES (?, ?, ?, ?)",
+            [("1", "u1@product.test", "Eve\x00il", stamp), ("2", "u2@product.test", "Two", stamp)],
+        )
+    columns = {"id": "user_id", "email": "mail", "name": "full_name", "signed_up_at": "created"}
+    source = {"url": f"sqlite+aiosqlite:///{path}", "table": "users", "columns": columns}
+    app = await make_app(allowlist=[], customers_extra={"source": source})
+    await app.reconciler.tick()
+    assert (await _row(app, "1")).name == "Eve\ufffdil"
+    assert (await _row(app, "2")).name == "Two"

@@ -29,7 +29,7 @@ pass while nothing newer comes.
 
 A product row whose id, email or sign-up time is NULL is not copied (Jarvis
 cannot reach or onboard it); it is copied once those are filled in and its
-stamp moves.
+stamp moves. A NUL character in the product's text becomes U+FFFD.
 """
 
 from __future__ import annotations
@@ -177,7 +177,9 @@ class ProductSource:
             return None
         if field in _TIMES:
             return bind_time(as_utc(value), self._target)
-        return str(value)
+        # PostgreSQL text cannot hold NUL (SQLite and MySQL can): one such name would
+        # fail the whole batch. Replaced as the event store replaces it.
+        return str(value).replace("\x00", "\ufffd")
 
     async def _upsert(self, values: list[dict[str, Any]]) -> None:
         try:
