@@ -342,3 +342,24 @@ async def test_a_nul_character_in_a_product_name_does_not_stop_the_copy(
     await app.reconciler.tick()
     assert (await _row(app, "1")).name == "Eve\ufffdil"
     assert (await _row(app, "2")).name == "Two"
+
+
+async def test_a_product_row_stamped_in_the_future_does_not_hide_later_changes(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """A bogus far-future stamp on one user does not stop later changes of the others being read."""
+    now = clock.now()
+    await product.user(1, now, last_seen=now, modified=now + 3650 * DAY)
+    await product.user(2, now, last_seen=now, tier="free")
+    app = await make_app(allowlist=[], customers_extra=_source(product))
+    await app.reconciler.tick()
+    for _ in range(3):
+        clock.advance(60)
+        await app.reconciler.tick()
+    await product.execute(
+        f"UPDATE {product.table} SET tier = 'team', modified = $1 WHERE user_id = 2",  # noqa: S608 - test schema
+        clock.now(),
+    )
+    clock.advance(60)
+    await app.reconciler.tick()
+    assert (await _row(app, "2")).plan == "team"
