@@ -239,3 +239,18 @@ async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -
         await runner.cleanup()
     assert resources[WEB].metrics == {"requests_per_minute": 120.0}
     assert errors["prometheus"].startswith("error_rate: no answer within")
+
+
+async def test_label_values_with_control_characters_still_make_valid_promql(
+    exporter: Exporter, prometheus: PrometheusServer
+) -> None:
+    """A label with a line break, tab, quote or backslash leaves every query parseable."""
+    odd = ["line\nbreak", "tab\there", 'qu"ote', "back\\slash", "cr\rlf", "nul\x00"]
+    services = {WEB: "web"} | {f"k8s://default/odd{i}": label for i, label in enumerate(odd)}
+    source = source_for(prometheus.url, services)
+    try:
+        exporter.traffic("web", Load(per_second=10))
+        reading = await wait_for(source, lambda v: v[WEB].get("requests_per_minute", 0) > 0)
+        assert reading.problems == ()
+    finally:
+        await source.aclose()

@@ -35,9 +35,19 @@ from jarvis.config.metrics import SERVICES_PLACEHOLDER, PrometheusSettings
 Authorize = Callable[[], Awaitable[Mapping[str, str]]]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def services_regex(labels: Collection[str]) -> str:
     """A PromQL regex (inside a double-quoted string) matching exactly these label values."""
-    escaped = (re.escape(label).replace("\\", "\\\\").replace('"', '\\"') for label in labels)
+    escaped = (
+        _CONTROL.sub(
+            # A raw line break ends a PromQL string ("unterminated quoted string").
+            lambda c: f"\\x{ord(c.group()):02x}",
+            re.escape(label).replace("\\", "\\\\").replace('"', '\\"'),
+        )
+        for label in labels
+    )
     return "|".join(sorted(escaped))
 
 
