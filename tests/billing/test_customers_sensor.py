@@ -6,10 +6,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from jarvis.actuators.customers.sensor import CustomersActuator
-from jarvis.model import EventKind
+from jarvis.model import (
+    CUSTOMER_KIND,
+    CUSTOMER_SCHEME,
+    Action,
+    ErrorKind,
+    EventKind,
+    ResourceRef,
+    RevokeAccess,
+)
 from jarvis.store.customers import customers
 from tests.billing.conftest import sign_up
 
@@ -104,3 +112,26 @@ async def test_a_large_table_is_first_read_in_batches_over_several_ticks(
     assert read == [20, 20, 10, 0, 0]
     assert seen == [20, 40, 50, 50, 50]
     assert catching_up == [True, True, False, False, False]
+
+
+async def test_revoking_access_of_a_customer_deleted_since_observe_is_a_terminal_failure(
+    make_app: Any, clock: Any
+) -> None:
+    """Access changed on a row deleted between observe and apply fails as not found, not success."""
+    app = await make_app(allowlist=[])
+    await sign_up(app, "gone", clock.now(), dashboard_access=True)
+    await app.reconciler.tick()
+    async with app.store.engine.begin() as connection:
+        await connection.execute(delete(customers).where(customers.c.id == "gone"))
+    action = Action(
+        target=ResourceRef(CUSTOMER_SCHEME, "gone", kind=CUSTOMER_KIND),
+        params=RevokeAccess(),
+        policy="dunning",
+        reason="subscription canceled",
+    )
+    outcome = await _sensor(app).apply(action, "key-1")
+    assert (outcome.ok, outcome.error_kind, outcome.error_code) == (
+        False,
+        ErrorKind.TERMINAL,
+        "NotFound",
+    )

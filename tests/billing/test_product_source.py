@@ -8,6 +8,7 @@ own database is SQLite or another PostgreSQL database, as for every loop test.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -303,3 +304,62 @@ def test_a_bad_mapping_is_a_configuration_error_naming_the_key(
     with pytest.raises(ConfigError, match=r"customers\.source") as error:
         load_settings(customers={"enabled": True, "source": source})
     assert named in str(error.value)
+
+
+async def test_a_product_row_without_an_email_does_not_stop_the_others_being_copied(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """A product user with a NULL required column is left out; the users beside it are copied."""
+    now = clock.now()
+    await product.execute(f"ALTER TABLE {product.table} ALTER COLUMN mail DROP NOT NULL")
+    await product.user(1, now, last_seen=now)
+    await product.user(2, now, last_seen=now)
+    await product.execute(f"UPDATE {product.table} SET mail = NULL WHERE user_id = 1")  # noqa: S608 - test schema
+    app = await make_app(allowlist=[], customers_extra=_source(product))
+    await app.reconciler.tick()
+    assert await _row(app, "1") is None
+    assert (await _row(app, "2")).email == "u2@product.test"
+
+
+async def test_a_nul_character_in_a_product_name_does_not_stop_the_copy(
+    make_app: Any, tmp_path: Any, clock: VirtualClock
+) -> None:
+    """A NUL in a product's text (SQLite keeps it, PostgreSQL refuses it) is copied replaced."""
+    path = tmp_path / "product.db"
+    with sqlite3.connect(path) as product:
+        product.execute(
+            "CREATE TABLE users (user_id TEXT PRIMARY KEY, mail TEXT NOT NULL, full_name TEXT, "
+            "created TEXT NOT NULL)"
+        )
+        stamp = clock.now().replace(tzinfo=None).isoformat(sep=" ")
+        product.executemany(
+            "INSERT INTO users VALUES (?, ?, ?, ?)",
+            [("1", "u1@product.test", "Eve\x00il", stamp), ("2", "u2@product.test", "Two", stamp)],
+        )
+    columns = {"id": "user_id", "email": "mail", "name": "full_name", "signed_up_at": "created"}
+    source = {"url": f"sqlite+aiosqlite:///{path}", "table": "users", "columns": columns}
+    app = await make_app(allowlist=[], customers_extra={"source": source})
+    await app.reconciler.tick()
+    assert (await _row(app, "1")).name == "Eve\ufffdil"
+    assert (await _row(app, "2")).name == "Two"
+
+
+async def test_a_product_row_stamped_in_the_future_does_not_hide_later_changes(
+    make_app: Any, product: Product, clock: VirtualClock
+) -> None:
+    """A bogus far-future stamp on one user does not stop later changes of the others being read."""
+    now = clock.now()
+    await product.user(1, now, last_seen=now, modified=now + 3650 * DAY)
+    await product.user(2, now, last_seen=now, tier="free")
+    app = await make_app(allowlist=[], customers_extra=_source(product))
+    await app.reconciler.tick()
+    for _ in range(3):
+        clock.advance(60)
+        await app.reconciler.tick()
+    await product.execute(
+        f"UPDATE {product.table} SET tier = 'team', modified = $1 WHERE user_id = 2",  # noqa: S608 - test schema
+        clock.now(),
+    )
+    clock.advance(60)
+    await app.reconciler.tick()
+    assert (await _row(app, "2")).plan == "team"

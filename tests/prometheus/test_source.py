@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import anyio
 import pytest
@@ -13,6 +14,8 @@ from aiohttp import web
 from jarvis.actuators.base import ActuatorError, MetricReading
 from jarvis.actuators.prometheus.source import PrometheusSource, services_regex
 from jarvis.config.metrics import PrometheusSettings
+from jarvis.loop.observe import enrich
+from jarvis.model import Health, ResourceRef, ResourceState
 from tests.prometheus.conftest import QUERIES
 from tests.prometheus.server import Exporter, Load, PrometheusServer, free_port
 
@@ -194,3 +197,60 @@ async def test_a_proxy_refusing_the_request_is_one_line_naming_the_status() -> N
     message = str(raised.value)
     assert "requests_per_minute: credentials refused (HTTP 401): <html>" in message
     assert "\n" not in message
+
+
+async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -> None:
+    """A query hanging as long as the observe limit loses its own metric, not the others."""
+    release = anyio.Event()
+
+    async def answer(request: web.Request) -> web.Response:
+        query = (await request.post())["query"]
+        if "5.." in str(query):  # the error rate: never answered while the read lasts
+            await release.wait()
+        sample = {"metric": {"service": "web"}, "value": [1.0, "120"]}
+        data = {"resultType": "vector", "result": [sample]}
+        return web.json_response({"status": "success", "data": data})
+
+    application = web.Application()
+    application.router.add_post("/api/v1/query", answer)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = PrometheusSettings.model_validate(
+        {
+            "url": f"http://127.0.0.1:{port}",
+            "timeout_seconds": 2,
+            "queries": {k: QUERIES[k] for k in ("requests_per_minute", "error_rate")},
+            "services": {WEB: "web"},
+        }
+    )
+    source = PrometheusSource(settings)
+    web_state = ResourceState(
+        ref=ResourceRef.parse(WEB), health=Health.HEALTHY, observed_at=datetime.now(UTC)
+    )
+    resources = {WEB: web_state}
+    errors: dict[str, str] = {}
+    try:
+        await enrich(resources, [source], 2.0, errors)
+    finally:
+        release.set()
+        await source.aclose()
+        await runner.cleanup()
+    assert resources[WEB].metrics == {"requests_per_minute": 120.0}
+    assert errors["prometheus"].startswith("error_rate: no answer within")
+
+
+async def test_label_values_with_control_characters_still_make_valid_promql(
+    exporter: Exporter, prometheus: PrometheusServer
+) -> None:
+    """A label with a line break, tab, quote or backslash leaves every query parseable."""
+    odd = ["line\nbreak", "tab\there", 'qu"ote', "back\\slash", "cr\rlf", "nul\x00"]
+    services = {WEB: "web"} | {f"k8s://default/odd{i}": label for i, label in enumerate(odd)}
+    source = source_for(prometheus.url, services)
+    try:
+        exporter.traffic("web", Load(per_second=10))
+        reading = await wait_for(source, lambda v: v[WEB].get("requests_per_minute", 0) > 0)
+        assert reading.problems == ()
+    finally:
+        await source.aclose()

@@ -25,7 +25,15 @@ starts after the newest stamp itself. The wait is measured on Jarvis's clock,
 the stamps compared only with each other: neither the product's clock, nor its
 time zone if its columns hold local time, enters into it. So a bulk of rows
 sharing the newest stamp, as an import leaves them, is read twice, not on every
-pass while nothing newer comes.
+pass while nothing newer comes. One bound uses Jarvis's clock: a pass never
+starts after its now less ``lag``, so a row stamped in the future (a bogus
+date, a ``9999-12-31`` sentinel, a clock or local time ahead of Jarvis's)
+cannot hide the changes stamped before it; such rows are read again each
+pass, and unchanged ones write nothing.
+
+A product row whose id, email or sign-up time is NULL is not copied (Jarvis
+cannot reach or onboard it); it is copied once those are filled in and its
+stamp moves. A NUL character in the product's text becomes U+FFFD.
 """
 
 from __future__ import annotations
@@ -144,8 +152,12 @@ class ProductSource:
             raise ActuatorError(f"customers source: {type(cause).__name__}: {cause}") from exc
         self.rows_read = len(rows)
         if rows:
+            # A row missing a required field (NOT NULL in Jarvis's table) is left out: one
+            # such user would fail the whole batch, and every pass after it.
             values = [self._values(row, now) for row in rows]
-            await self._upsert(values)
+            complete = [v for v in values if all(v[f] is not None for f in REQUIRED)]
+            if complete:
+                await self._upsert(complete)
             stamp = as_utc(rows[-1][-1])
             if stamp > self._newest:
                 self._newest, self._newest_at = stamp, now
@@ -153,7 +165,10 @@ class ProductSource:
             self._since, self._after = as_utc(rows[-1][-1]), rows[-1][0]
         else:
             settled = self._started - self._newest_at > self._lag
-            self._since = self._newest if settled else self._newest - self._lag
+            since = self._newest if settled else self._newest - self._lag
+            # Never past Jarvis's own clock less the lag: one row stamped far ahead
+            # (a bogus date, a 9999 sentinel) would otherwise hide every later change.
+            self._since = min(since, now - self._lag)
             self._after = None
 
     def _values(self, row: Any, now: datetime) -> dict[str, Any]:
@@ -169,7 +184,9 @@ class ProductSource:
             return None
         if field in _TIMES:
             return bind_time(as_utc(value), self._target)
-        return str(value)
+        # PostgreSQL text cannot hold NUL (SQLite and MySQL can): one such name would
+        # fail the whole batch. Replaced as the event store replaces it.
+        return str(value).replace("\x00", "\ufffd")
 
     async def _upsert(self, values: list[dict[str, Any]]) -> None:
         try:

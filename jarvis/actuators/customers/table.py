@@ -210,12 +210,18 @@ class CustomerTable:
         await self._update(customer_id, "dunned_invoice_id = :value", invoice_id, now)
 
     async def set_access(self, customer_id: str, allowed: bool, now: datetime) -> None:
+        """Raises a terminal ``NotFound`` when the row is gone (deleted since it was observed)."""
         statement = text(
-            "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id"
+            "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id "
+            "RETURNING id"
         ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
-        await self._run(
-            statement, {"value": allowed, "now": bind_time(now, self._engine), "id": customer_id}
-        )
+        params = {"value": allowed, "now": bind_time(now, self._engine), "id": customer_id}
+        if not await self._run(statement, params, fetch=True):
+            raise ActuatorError(
+                f"customer {customer_id} is not in the customers table",
+                kind=ErrorKind.TERMINAL,
+                code="NotFound",
+            )
 
     async def _update(
         self, customer_id: str, assignment: str, value: object, now: datetime

@@ -35,9 +35,19 @@ from jarvis.config.metrics import SERVICES_PLACEHOLDER, PrometheusSettings
 Authorize = Callable[[], Awaitable[Mapping[str, str]]]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def services_regex(labels: Collection[str]) -> str:
     """A PromQL regex (inside a double-quoted string) matching exactly these label values."""
-    escaped = (re.escape(label).replace("\\", "\\\\").replace('"', '\\"') for label in labels)
+    escaped = (
+        _CONTROL.sub(
+            # A raw line break ends a PromQL string ("unterminated quoted string").
+            lambda c: f"\\x{ord(c.group()):02x}",
+            re.escape(label).replace("\\", "\\\\").replace('"', '\\"'),
+        )
+        for label in labels
+    )
     return "|".join(sorted(escaped))
 
 
@@ -93,9 +103,10 @@ class PrometheusSource:
         problems: list[str] = []
         answers: dict[str, list[dict[str, Any]] | str] = {}
         headers = await self._authorize() if self._authorize is not None else {}
+        timeout = self._query_timeout()
 
         async def one(metric: str, query: str) -> None:
-            answers[metric] = await self._query(query, headers)
+            answers[metric] = await self._query(query, headers, timeout)
 
         async with anyio.create_task_group() as group:
             for metric, query in self._queries.items():
@@ -130,10 +141,22 @@ class PrometheusSource:
                 values[uri][metric] = number
         return problems
 
-    async def _query(self, query: str, headers: Mapping[str, str]) -> list[dict[str, Any]] | str:
+    def _query_timeout(self) -> float:
+        """``timeout_seconds``, cut to end before the caller's deadline (the observe limit).
+
+        Otherwise a query as slow as that limit has the whole read cancelled, and
+        the answers of the other queries are lost with it. A tenth of the time
+        left is kept for the answers to be read and merged.
+        """
+        left = anyio.current_effective_deadline() - anyio.current_time()
+        return max(min(self._timeout, left * 0.9), 0.001)
+
+    async def _query(
+        self, query: str, headers: Mapping[str, str], seconds: float
+    ) -> list[dict[str, Any]] | str:
         """The result vector, or a one-line reason there is none."""
         session = self._session_or_new()
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        timeout = aiohttp.ClientTimeout(total=seconds)
         try:
             async with session.post(
                 self._url, data={"query": query}, headers=headers, timeout=timeout
@@ -142,7 +165,7 @@ class PrometheusSource:
                     return _refused(reply.status, await reply.text())
                 body = await reply.json(content_type=None)
         except TimeoutError:
-            return f"no answer within {self._timeout:g}s"
+            return f"no answer within {seconds:.3g}s"
         except (aiohttp.ClientError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
         if not isinstance(body, dict) or body.get("status") != "success":
