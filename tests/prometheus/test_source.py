@@ -220,7 +220,7 @@ async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -
     settings = PrometheusSettings.model_validate(
         {
             "url": f"http://127.0.0.1:{port}",
-            "timeout_seconds": 2,
+            "timeout_seconds": 5,
             "queries": {k: QUERIES[k] for k in ("requests_per_minute", "error_rate")},
             "services": {WEB: "web"},
         }
@@ -232,7 +232,8 @@ async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -
     resources = {WEB: web_state}
     errors: dict[str, str] = {}
     try:
-        await enrich(resources, [source], 2.0, errors)
+        # Generous: the answered query must arrive within 90 % of it on a loaded machine.
+        await enrich(resources, [source], 5.0, errors)
     finally:
         release.set()
         await source.aclose()
