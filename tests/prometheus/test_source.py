@@ -255,3 +255,43 @@ async def test_label_values_with_control_characters_still_make_valid_promql(
         assert reading.problems == ()
     finally:
         await source.aclose()
+
+
+async def read_answering(answer: object) -> MetricReading:
+    """What the source reads from a loopback server answering every query with ``answer``."""
+
+    async def reply(_request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    application = web.Application()
+    application.router.add_post("/api/v1/query", reply)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    source = source_for(f"http://127.0.0.1:{port}", services={WEB: "web"})
+    try:
+        return await source.read()
+    finally:
+        await source.aclose()
+        await runner.cleanup()
+
+
+async def test_an_answer_whose_data_is_not_an_object_is_a_clear_error() -> None:
+    """A 200 whose ``data`` is not an object is named as such, not an AttributeError."""
+    with pytest.raises(ActuatorError, match="answered no data object"):
+        await read_answering({"status": "success", "data": ["not", "an", "object"]})
+
+
+async def test_series_that_are_not_objects_are_named_and_the_good_ones_still_count() -> None:
+    """A null ``metric`` or a series that is not an object is skipped with a problem named."""
+    series = [
+        {"metric": None, "value": [1.0, "5"]},
+        "not a series",
+        {"metric": {"service": "web"}, "value": [1.0, "120"]},
+    ]
+    reading = await read_answering(
+        {"status": "success", "data": {"resultType": "vector", "result": series}}
+    )
+    assert reading.values[WEB]["requests_per_minute"] == 120.0
+    assert any("not a series object" in problem for problem in reading.problems), reading

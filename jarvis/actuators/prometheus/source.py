@@ -126,8 +126,13 @@ class PrometheusSource:
     ) -> list[str]:
         problems: list[str] = []
         seen: set[str] = set()
+        odd = 0
         for item in series:
-            label = item.get("metric", {}).get(self._label)
+            labels = item.get("metric") if isinstance(item, dict) else None
+            if not isinstance(labels, dict):
+                odd += 1  # a proxy's or a broken server's answer: skipped, and said once
+                continue
+            label = labels.get(self._label)
             uri = self._by_label.get(label) if isinstance(label, str) else None
             if uri is None:
                 continue
@@ -139,6 +144,8 @@ class PrometheusSource:
             number = _number(item.get("value"))
             if number is not None:  # NaN (0/0 on an idle service) is quietly absent
                 values[uri][metric] = number
+        if odd:
+            problems.append(f"{metric}: {odd} answered item(s) not a series object")
         return problems
 
     def _query_timeout(self) -> float:
@@ -168,14 +175,7 @@ class PrometheusSource:
             return f"no answer within {seconds:.3g}s"
         except (aiohttp.ClientError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
-        if not isinstance(body, dict) or body.get("status") != "success":
-            error = body.get("error") if isinstance(body, dict) else None
-            return f"query failed: {error or 'unexpected answer'}"
-        data = body.get("data") or {}
-        if data.get("resultType") != "vector":
-            return f"answered a {data.get('resultType')}, not an instant vector"
-        result = data.get("result")
-        return result if isinstance(result, list) else "answered no result list"
+        return _vector(body)
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -185,6 +185,20 @@ class PrometheusSource:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _vector(body: object) -> list[dict[str, Any]] | str:
+    """The result vector of a query's JSON answer, or a one-line reason there is none."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        return f"query failed: {error or 'unexpected answer'}"
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        return "answered no data object"
+    if data.get("resultType") != "vector":
+        return f"answered a {data.get('resultType')}, not an instant vector"
+    result = data.get("result")
+    return result if isinstance(result, list) else "answered no result list"
 
 
 def _refused(status: int, text: str) -> str:
