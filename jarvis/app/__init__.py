@@ -97,12 +97,19 @@ class App:
         await self.store.aclose()
 
 
-async def open_store(settings: Settings, *, auto_migrate: bool | None = None) -> EventStore:
+async def open_store(
+    settings: Settings, *, auto_migrate: bool | None = None, spool: bool = True
+) -> EventStore:
+    """The event store of ``settings``; ``spool=False`` for a command that only reads.
+
+    A read writes nothing and needs no spool, and beside a running daemon,
+    which owns the spool, it would only warn that it runs without one.
+    """
     from jarvis.store import EventStore, Redactor
 
     return await EventStore.connect(
         settings.database_url,
-        spool_path=settings.spool_path,
+        spool_path=settings.spool_path if spool else None,
         auto_migrate=auto_migrate,
         redactor=Redactor(settings.secrets),
     )

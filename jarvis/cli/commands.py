@@ -62,7 +62,7 @@ def events(
     from jarvis.store.follow import follow as follow_events
 
     async def main() -> None:
-        store = await open_store(settings)
+        store = await open_store(settings, spool=False)
         try:
             batch = await store.events(limit=limit, kinds=kind, resource=resource)
             _print_events(batch, as_json)

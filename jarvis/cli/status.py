@@ -39,7 +39,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
 
     async def main() -> LeaseStatus:
-        store = await open_store(settings)
+        store = await open_store(settings, spool=False)
         try:
             return await lease_status(store.engine)
         finally:
