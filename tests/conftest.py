@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from hypothesis import settings
 
+from tests.store.tcp_proxy import TcpProxy
+
 # Hypothesis's default deadline (200 ms an example) is a timing assertion that a
 # machine busy with parallel workers and daemons can fail at random. The
 # properties here are about what functions answer, not how fast: no deadline.
@@ -88,6 +90,18 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
     finally:
         await drop_pg_database(url)
+
+
+@pytest.fixture
+async def pg_proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy on 127.0.0.1 in front of the test's PostgreSQL server (`TcpProxy.url_for`)."""
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
 
 
 REDIS_DATABASES = 16

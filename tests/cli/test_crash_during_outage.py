@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,17 +41,10 @@ NEVER_RECOVERS = "sim://ai-dawg-ai-brain"
 
 
 @pytest.fixture
-async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+async def proxy(pg_url: str, pg_proxy: TcpProxy) -> TcpProxy:
+    """``pg_proxy`` in front of a database migrated to head."""
     await upgrade(pg_url)
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(pg_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
+    return pg_proxy
 
 
 async def set_switch(redis_url: str, *, engaged: bool) -> None:

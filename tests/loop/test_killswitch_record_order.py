@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -31,25 +30,12 @@ FLIPS = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value
 
 
 @pytest.fixture
-async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
-    await upgrade(pg_url)
-    parts = urlsplit(pg_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
-
-
-@pytest.fixture
 async def switch(
-    pg_url: str, redis_url: str, proxy: TcpProxy, tmp_path: Path
+    pg_url: str, redis_url: str, pg_proxy: TcpProxy, tmp_path: Path
 ) -> AsyncIterator[KillSwitch]:
-    """A kill switch in Redis whose flips are recorded in PostgreSQL behind ``proxy``."""
-    parts = urlsplit(pg_url)
-    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    store = await EventStore.connect(via_proxy, spool_path=tmp_path / "spool.jsonl")
+    """A kill switch in Redis whose flips are recorded in PostgreSQL behind ``pg_proxy``."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_proxy.url_for(pg_url), spool_path=tmp_path / "spool.jsonl")
     backend = RedisKillSwitch(redis_url)
     try:
         yield KillSwitch(backend, store, VirtualClock(T0))
@@ -64,11 +50,11 @@ async def recorded_flips(switch: KillSwitch) -> list[EventKind]:
 
 
 async def test_a_release_the_database_cannot_record_leaves_the_switch_engaged(
-    switch: KillSwitch, proxy: TcpProxy
+    switch: KillSwitch, pg_proxy: TcpProxy
 ) -> None:
     """With the database away a release fails, names why, and the switch stays engaged."""
     await switch.set(engaged=True, actor="ops", reason="drill")
-    await proxy.stop()
+    await pg_proxy.stop()
 
     with pytest.raises(StoreError, match="stays engaged"):
         await switch.set(engaged=False, actor="ops", reason="all clear")
@@ -76,7 +62,7 @@ async def test_a_release_the_database_cannot_record_leaves_the_switch_engaged(
     assert (await switch.backend.read()) is not None
     assert (await switch.read()).engaged
     assert switch.store.spooled == 0  # not journaled: it never took effect
-    await proxy.start()
+    await pg_proxy.start()
     assert await recorded_flips(switch) == [EventKind.KILLSWITCH_ENGAGED]
 
 
@@ -127,14 +113,14 @@ async def test_a_release_is_committed_before_the_switch_releases(
 
 
 async def test_an_engage_acts_with_the_database_away_and_is_recorded_when_it_returns(
-    switch: KillSwitch, proxy: TcpProxy
+    switch: KillSwitch, pg_proxy: TcpProxy
 ) -> None:
     """An engage never waits for the database: it stops actions, and its event is spooled."""
-    await proxy.stop()
+    await pg_proxy.stop()
 
     await switch.set(engaged=True, actor="ops", reason="database on fire")
 
     assert (await switch.read()).engaged
     assert switch.store.spooled == 1
-    await proxy.start()
+    await pg_proxy.start()
     assert await recorded_flips(switch) == [EventKind.KILLSWITCH_ENGAGED]

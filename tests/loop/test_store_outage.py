@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -31,15 +29,10 @@ async def release(redis_url: str) -> None:
 
 
 @pytest.fixture
-async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
+async def proxy(pg_url: str, pg_proxy: TcpProxy) -> TcpProxy:
+    """``pg_proxy`` in front of a database migrated to head."""
     await upgrade(pg_url)
-    parts = urlsplit(pg_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
+    return pg_proxy
 
 
 async def test_a_database_outage_spools_events_and_replays_them_in_order(
@@ -51,10 +44,8 @@ async def test_a_database_outage_spools_events_and_replays_them_in_order(
     tmp_path: Path,
 ) -> None:
     """Ticks during an outage apply nothing (kill switch unreadable) and lose no event."""
-    parts = urlsplit(pg_url)
-    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     app = await make_app(
-        [HealPolicy()], database_url=via_proxy, spool_path=str(tmp_path / "spool.jsonl")
+        [HealPolicy()], database_url=proxy.url_for(pg_url), spool_path=str(tmp_path / "spool.jsonl")
     )
     await app.reconciler.tick()
 

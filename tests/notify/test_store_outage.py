@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -15,26 +13,12 @@ from tests.store.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
-    parts = urlsplit(pg_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
-
-
 async def test_the_store_unreachable_for_five_minutes_pages_once_and_resolves_when_back(
-    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str
 ) -> None:
     """Past store_unreachable_after, one page with no outbox; the store answering resolves it."""
-    parts = urlsplit(pg_url)
-    rig = await make_rig(
-        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
-    )
-    await proxy.stop()
+    rig = await make_rig(url=pg_proxy.url_for(pg_url))
+    await pg_proxy.stop()
     await rig.rounds(24, step=10.0)  # four minutes
     assert receivers.pagerduty == []
     await rig.rounds(60, step=10.0)  # fourteen minutes in all
@@ -42,7 +26,7 @@ async def test_the_store_unreachable_for_five_minutes_pages_once_and_resolves_wh
     assert "event store has been unreachable" in page["payload"]["summary"]
     assert len(receivers.slack) == 1
     assert len(receivers.emails) == 1
-    await proxy.start()
+    await pg_proxy.start()
     await rig.rounds(3, step=10.0)
     (resolve,) = receivers.resolves()
     assert resolve["dedup_key"] == page["dedup_key"]
@@ -50,15 +34,14 @@ async def test_the_store_unreachable_for_five_minutes_pages_once_and_resolves_wh
 
 
 async def test_an_outage_the_spool_absorbs_warns_and_pages_only_past_half_an_hour(
-    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str, tmp_path: Path
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str, tmp_path: Path
 ) -> None:
     """With a spool, five minutes down is a warning (Slack, email); thirty minutes is a page."""
-    parts = urlsplit(pg_url)
     rig = await make_rig(
-        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
+        url=pg_proxy.url_for(pg_url),
         spool_path=tmp_path / "spool.jsonl",
     )
-    await proxy.stop()
+    await pg_proxy.stop()
     await rig.rounds(84, step=10.0)  # fourteen minutes: past store_unreachable_after
     assert receivers.triggers() == []
     assert len(receivers.slack) == 1
@@ -68,24 +51,23 @@ async def test_an_outage_the_spool_absorbs_warns_and_pages_only_past_half_an_hou
     (page,) = receivers.triggers()
     assert page["payload"]["severity"] == "critical"
     assert len(receivers.slack) == 2
-    await proxy.start()
+    await pg_proxy.start()
     await rig.rounds(3, step=10.0)
     (resolve,) = receivers.resolves()
     assert resolve["dedup_key"] == page["dedup_key"]
 
 
 async def test_an_outage_the_spool_absorbs_that_ends_by_itself_pages_no_one(
-    make_rig: RigFactory, receivers: Receivers, proxy: TcpProxy, pg_url: str, tmp_path: Path
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str, tmp_path: Path
 ) -> None:
     """A fourteen-minute outage with a spool warns and resolves on Slack, and never pages."""
-    parts = urlsplit(pg_url)
     rig = await make_rig(
-        url=urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}")),
+        url=pg_proxy.url_for(pg_url),
         spool_path=tmp_path / "spool.jsonl",
     )
-    await proxy.stop()
+    await pg_proxy.stop()
     await rig.rounds(84, step=10.0)
-    await proxy.start()
+    await pg_proxy.start()
     await rig.rounds(3, step=10.0)
     assert receivers.pagerduty == []
     assert len(receivers.slack) == 2  # the warning and its resolution

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from jarvis.store import EventStore
-from tests.store.tcp_proxy import TcpProxy
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -44,17 +43,3 @@ async def store(store_url: str | None, tmp_path: Path) -> AsyncIterator[EventSto
         yield opened
     finally:
         await opened.aclose()
-
-
-@pytest.fixture
-async def pg_proxy(pg_url: str) -> AsyncIterator[TcpProxy]:
-    """A TCP proxy on 127.0.0.1 in front of the test's PostgreSQL server."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(pg_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.stop()
