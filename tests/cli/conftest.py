@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+
+from jarvis.model import Event, RetryState
+from jarvis.store import EventStore
 
 Jarvis = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -47,3 +50,17 @@ def jarvis(tmp_path: Path) -> Jarvis:
         )
 
     return run
+
+
+async def seed(
+    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
+) -> None:
+    """Store in tmp_path's jarvis.db what a provider or an operator sent, as the daemon would."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        for state in retries:
+            store.stage_retry(state)
+        store.append(events)
+        await store.flush()
+    finally:
+        await store.aclose()

@@ -6,28 +6,12 @@ The CLI prints with rich, which reads ``[...]`` as markup: a message holding
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from jarvis.model import Event, RetryState
-from jarvis.store import EventStore
-from tests.cli.conftest import Jarvis
-
-
-async def seed(
-    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
-) -> None:
-    """Store what a provider or an operator sent, as the daemon would have."""
-    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
-    try:
-        for state in retries:
-            store.stage_retry(state)
-        store.append(events)
-        await store.flush()
-    finally:
-        await store.aclose()
+from jarvis.model import RetryState
+from tests.cli.conftest import Jarvis, seed
 
 
 def test_an_error_message_keeps_its_brackets(jarvis: Jarvis, tmp_path: Path) -> None:

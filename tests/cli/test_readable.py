@@ -4,7 +4,6 @@ something to parse when there is nothing to do, clear errors, plain help."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 from jarvis.loop import events as ev
 from jarvis.model import (
     Action,
-    Event,
     Health,
     Outcome,
     ResourceRef,
@@ -21,24 +19,10 @@ from jarvis.model import (
     Restart,
     RetryState,
 )
-from jarvis.store import EventStore
-from tests.cli.conftest import Jarvis, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_env, seed
 
 LONG = "sim://ai-dawg-ai-brain-eu-west-1-a-name-long-enough-to-be-cut-at-eighty-columns"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-async def seed(
-    tmp_path: Path, *, retries: Sequence[RetryState] = (), events: Sequence[Event] = ()
-) -> None:
-    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
-    try:
-        for state in retries:
-            store.stage_retry(state)
-        store.append(events)
-        await store.flush()
-    finally:
-        await store.aclose()
 
 
 @pytest.mark.anyio

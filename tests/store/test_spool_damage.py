@@ -7,26 +7,15 @@ operator's shell would leave them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
 from jarvis.store.spool import Spool, SpoolBusyError
+from tests.store.spooled import ev, keys
 
 pytestmark = pytest.mark.anyio
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def ev(key: str) -> Event:
-    return Event(kind=EventKind.RESOURCE_CHANGED, ts=T0, idempotency_key=key, payload={"k": key})
-
-
-def keys(events: tuple[Event, ...] | list[Event]) -> list[str]:
-    return [e.idempotency_key for e in events]
 
 
 def test_a_cursor_past_the_end_does_not_skip_lines_spooled_after_it(tmp_path: Path) -> None:

@@ -9,26 +9,16 @@ processes could truncate each other's lines.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from jarvis.model import Event, EventKind, RetryState
+from jarvis.model import RetryState
 from jarvis.store import EventStore, FlushResult
 from jarvis.store.spool import Spool, SpoolBusyError
+from tests.store.spooled import T0, ev, keys
 
 pytestmark = pytest.mark.anyio
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def ev(key: str) -> Event:
-    return Event(kind=EventKind.RESOURCE_CHANGED, ts=T0, idempotency_key=key, payload={"k": key})
-
-
-def keys(events: tuple[Event, ...] | list[Event]) -> list[str]:
-    return [e.idempotency_key for e in events]
 
 
 def test_replay_moves_a_cursor_that_survives_a_restart(tmp_path: Path) -> None:
