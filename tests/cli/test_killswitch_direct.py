@@ -34,6 +34,14 @@ def test_an_engage_stores_no_secret(jarvis: Jarvis, tmp_path: Path) -> None:
         assert TOKEN.encode() not in database.read_bytes(), database
 
 
+def database_away(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with its database on a loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {**env, "JARVIS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/jarvis"}
+
+
 def test_a_release_the_database_cannot_record_leaves_redis_engaged(
     jarvis: Jarvis, tmp_path: Path, redis_url: str
 ) -> None:
@@ -41,10 +49,7 @@ def test_a_release_the_database_cannot_record_leaves_redis_engaged(
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
     assert jarvis("db", "upgrade", env=env).returncode == 0
     assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
-    with socket.socket() as probe:  # a port nothing listens on: the database is away
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    away = {**env, "JARVIS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/jarvis"}
+    away = database_away(env)
 
     released = jarvis("killswitch", "release", "--reason", "all clear", env=away)
 
@@ -62,10 +67,7 @@ def test_an_engage_the_database_cannot_record_says_the_switch_is_engaged(
     """With the database away an engage still stops Jarvis, and says so beside the error."""
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
     assert jarvis("db", "upgrade", env=env).returncode == 0
-    with socket.socket() as probe:  # a port nothing listens on: the database is away
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    away = {**env, "JARVIS_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/jarvis"}
+    away = database_away(env)
 
     engaged = jarvis("killswitch", "engage", "--reason", "database on fire", env=away)
 
