@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import anyio
@@ -175,25 +176,36 @@ async def test_a_template_that_does_not_aggregate_is_ambiguous_and_supplies_noth
     del exporter
 
 
+@asynccontextmanager
+async def answering(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """The URL of a loopback server whose query endpoint is ``handler``, for a test's length."""
+    application = web.Application()
+    application.router.add_post("/api/v1/query", handler)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_proxy_refusing_the_request_is_one_line_naming_the_status() -> None:
     """A 401 page (not JSON) from a proxy in front of Prometheus: no metric, one clear line."""
 
     async def refuse(_request: web.Request) -> web.Response:
         return web.Response(status=401, text="<html><body>401 Authorization Required</body></html>")
 
-    application = web.Application()
-    application.router.add_post("/api/v1/query", refuse)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    source = source_for(f"http://127.0.0.1:{port}")
-    try:
-        with pytest.raises(ActuatorError) as raised:
-            await source.read()
-    finally:
-        await source.aclose()
-        await runner.cleanup()
+    async with answering(refuse) as url:
+        source = source_for(url)
+        try:
+            with pytest.raises(ActuatorError) as raised:
+                await source.read()
+        finally:
+            await source.aclose()
     message = str(raised.value)
     assert "requests_per_minute: credentials refused (HTTP 401): <html>" in message
     assert "\n" not in message
@@ -211,33 +223,27 @@ async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -
         data = {"resultType": "vector", "result": [sample]}
         return web.json_response({"status": "success", "data": data})
 
-    application = web.Application()
-    application.router.add_post("/api/v1/query", answer)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    settings = PrometheusSettings.model_validate(
-        {
-            "url": f"http://127.0.0.1:{port}",
-            "timeout_seconds": 5,
-            "queries": {k: QUERIES[k] for k in ("requests_per_minute", "error_rate")},
-            "services": {WEB: "web"},
-        }
-    )
-    source = PrometheusSource(settings)
-    web_state = ResourceState(
-        ref=ResourceRef.parse(WEB), health=Health.HEALTHY, observed_at=datetime.now(UTC)
-    )
-    resources = {WEB: web_state}
-    errors: dict[str, str] = {}
-    try:
-        # Generous: the answered query must arrive within 90 % of it on a loaded machine.
-        await enrich(resources, [source], 5.0, errors)
-    finally:
-        release.set()
-        await source.aclose()
-        await runner.cleanup()
+    async with answering(answer) as url:
+        settings = PrometheusSettings.model_validate(
+            {
+                "url": url,
+                "timeout_seconds": 5,
+                "queries": {k: QUERIES[k] for k in ("requests_per_minute", "error_rate")},
+                "services": {WEB: "web"},
+            }
+        )
+        source = PrometheusSource(settings)
+        web_state = ResourceState(
+            ref=ResourceRef.parse(WEB), health=Health.HEALTHY, observed_at=datetime.now(UTC)
+        )
+        resources = {WEB: web_state}
+        errors: dict[str, str] = {}
+        try:
+            # Generous: the answered query must arrive within 90 % of it on a loaded machine.
+            await enrich(resources, [source], 5.0, errors)
+        finally:
+            release.set()
+            await source.aclose()
     assert resources[WEB].metrics == {"requests_per_minute": 120.0}
     assert errors["prometheus"].startswith("error_rate: no answer within")
 
@@ -263,18 +269,12 @@ async def read_answering(answer: object) -> MetricReading:
     async def reply(_request: web.Request) -> web.Response:
         return web.json_response(answer)
 
-    application = web.Application()
-    application.router.add_post("/api/v1/query", reply)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    source = source_for(f"http://127.0.0.1:{port}", services={WEB: "web"})
-    try:
-        return await source.read()
-    finally:
-        await source.aclose()
-        await runner.cleanup()
+    async with answering(reply) as url:
+        source = source_for(url, services={WEB: "web"})
+        try:
+            return await source.read()
+        finally:
+            await source.aclose()
 
 
 async def test_an_answer_whose_data_is_not_an_object_is_a_clear_error() -> None:
