@@ -322,9 +322,9 @@ class ScalingPolicy:
             window = f"{self._down_window.total_seconds():g} s"
             steps.append(f"no scale-down until history covers the {window} window")
         if limited != desired:
-            up = desired > current
-            rules = self._behavior.scale_up if up else self._behavior.scale_down
-            policies = rules.describe("+" if up else "-")
+            rising = desired > current
+            rules = self._behavior.scale_up if rising else self._behavior.scale_down
+            policies = rules.describe("+" if rising else "-")
             steps.append(f"rate limit caps {desired} at {limited} ({policies})")
         moved = f" move {limited} to {final}" if final != limited else ""
         steps.append(f"bounds {bounds_text(state, rule, rule_bounds)}{moved}")
