@@ -37,7 +37,9 @@ config_app = command_group("Configuration.")
 
 def events(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many.")
+    ] = 50,
     kind: Annotated[
         list[str] | None, typer.Option("--kind", "-k", help="Event kind (repeatable).")
     ] = None,

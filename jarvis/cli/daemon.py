@@ -60,15 +60,14 @@ def run(
     ] = None,
 ) -> None:
     """Run the reconcile loop until SIGTERM or SIGINT."""
-    overrides: dict[str, object] = {}
-    base = settings_from(ctx)
-    if interval is not None:
-        overrides["loop"] = base.loop.model_copy(update={"interval": interval})
-    if http_port is not None:
-        overrides["http"] = base.http.model_copy(update={"port": http_port})
-    if dry_run:
-        overrides["dry_run"] = True
-    settings = base.model_copy(update=overrides) if overrides else base
+    # Validated with the configuration, over it: `--interval 1e308` is refused
+    # by the same bound as `loop.interval`, not met later as an OverflowError.
+    settings = settings_from(
+        ctx,
+        loop=None if interval is None else {"interval": interval},
+        http=None if http_port is None else {"port": http_port},
+        dry_run=True if dry_run else None,
+    )
     run_async(lambda: _daemon(settings, max_ticks=ticks))
 
 

@@ -55,9 +55,8 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
 
     The direct write (`jarvis.store.direct`) loads no SQLAlchemy ORM: an
     engage in a hurry waits only for its one transaction. Both paths write
-    the same state and event, made once here. With the switch in Redis, an
-    engage is written there first and a release last, after its event is a
-    row of the database, as `KillSwitch.record` orders them.
+    the same state and event, made once here. With the switch in Redis, the
+    two writes go in `write_in_order`'s order, as `KillSwitch.record`'s do.
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import flip
@@ -70,29 +69,22 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         engaged=engaged, actor=actor, reason=reason, now=WallClock().now(), redactor=redactor
     )
     stored = safe_event(redactor.event(event))
-    if settings.redis_url:
-        from jarvis.store import StoreError
+    redis_url = settings.redis_url
+    if redis_url:
+        from jarvis.loop.killswitch import write_in_order
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
-        if not engaged:
+        async def write_state() -> None:
+            switch = RedisKillSwitch(redis_url)
             try:
-                await _record_event(settings, stored, journal=False)
-            except StoreError as exc:
-                message = f"the release cannot be recorded ({exc}); the kill switch stays engaged"
-                raise StoreError(message) from exc
-        switch = RedisKillSwitch(settings.redis_url)
-        try:
-            await switch.write(state)
-        finally:
-            await switch.aclose()
-        if engaged:
-            try:
-                await _record_event(settings, stored, journal=True)
-            except StoreError as exc:
-                raise StoreError(
-                    f"kill switch ENGAGED (in Redis), but the flip is not recorded ({exc});"
-                    " run the engage again once the database answers, to record it"
-                ) from exc
+                await switch.write(state)
+            finally:
+                await switch.aclose()
+
+        async def record_event(*, journal: bool) -> None:
+            await _record_event(settings, stored, journal=journal)
+
+        await write_in_order(state, write_state, record_event)
         return state
     if not await write_flip(settings.database_url, stored, state):
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))

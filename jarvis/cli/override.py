@@ -11,7 +11,9 @@ only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked or failed (the printed report says why),
-2 for a malformed resource URI or option.
+2 for a malformed resource URI or option, or a resource no provider has
+(every provider answered and none named it: nothing is proposed or recorded
+as an action, only a `policy.note`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def override(
     print_report(report, as_json=as_json)
     decision = next((d for d in report.decisions if d.action == action), None)
     if decision is None:
+        observed = report.snapshot.resources
+        if str(ref) not in observed and not report.snapshot.errors:
+            fail(unknown_resource(str(ref), list(observed)), EXIT_CONFIG)
         raise typer.Exit(1)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.
@@ -87,6 +92,17 @@ def override(
             raise typer.Exit(1)
     elif not decision.outcome.ok:
         raise typer.Exit(1)
+
+
+def unknown_resource(uri: str, observed: list[str]) -> str:
+    """What an override of a resource nobody observed says (`OneShot` proposed nothing)."""
+    import difflib
+
+    message = f"no such resource: {uri}; nothing was done"
+    close = difflib.get_close_matches(uri, observed, n=1, cutoff=0.8)
+    if close:
+        return f"{message} (did you mean {close[0]}?)"
+    return f"{message} ({len(observed)} resources observed)"
 
 
 def deploy(

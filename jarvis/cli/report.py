@@ -30,15 +30,25 @@ OutOpt = Annotated[
 ]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_day(value: str | None, now: datetime) -> datetime:
-    """The start of the UTC day ``value`` names, or of yesterday."""
+    """The start of the UTC day ``value`` names (1970-01-01 to today), or of yesterday.
+
+    Outside that range nothing can have been recorded, and the report's
+    windows around a day in year 1 or 9999 overflowed `datetime` (a traceback).
+    """
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if value is None:
-        today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return today - timedelta(days=1)
     try:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         fail(f"--date {value!r}: expected YYYY-MM-DD", EXIT_CONFIG)
+    if not EPOCH <= day <= today:
+        fail(f"--date {value!r}: expected a day from 1970-01-01 to today", EXIT_CONFIG)
+    return day
 
 
 def report(

@@ -31,7 +31,10 @@ EXIT_VIOLATION = 3
 
 def simulate(
     ctx: typer.Context,
-    days: Annotated[float, typer.Option("--days", min=0.001, help="Simulated days.")] = 1.0,
+    days: Annotated[
+        float,
+        typer.Option("--days", min=0.001, max=3650, help="Simulated days (ten years at most)."),
+    ] = 1.0,
     services: Annotated[
         int, typer.Option("--services", min=1, max=100_000, help="Simulated services.")
     ] = 50,

@@ -301,7 +301,7 @@ def load_settings(
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, flags=bool(overrides))) from None
     except SettingsError as exc:
         # A complex value (a list or a table) in the environment that is not JSON.
         raise ConfigError(
@@ -310,8 +310,9 @@ def load_settings(
         ) from None
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    source = f" (from the environment and {path})" if path else " (from the environment)"
+def _describe(exc: ValidationError, path: Path | None, *, flags: bool = False) -> str:
+    *rest, last = ["the environment", *([str(path)] if path else []), *(["flags"] if flags else [])]
+    source = f" (from {', '.join(rest)} and {last})" if rest else f" (from {last})"
     lines = [f"invalid configuration{source}:"]
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(root)"

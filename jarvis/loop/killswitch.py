@@ -13,8 +13,9 @@ admin API and the status page (through `jarvis.loop.admin.AdminService`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -88,34 +89,66 @@ class KillSwitch:
         return state
 
     async def record(self, state: KillSwitchState, event: Event) -> None:
-        """Write a flip made by `flip`: an engage acts first, a release is recorded first.
+        """Write a flip made by `flip`, in the order `write_in_order` keeps.
 
-        An engage is the backend's state, then its event, flushed (to the spool
-        if the database is away): stopping actions waits for no database. A
-        release is its event, committed to the database itself, then the
-        state. Released first, it could let a leader's actions be recorded
-        ahead of it, and the record would show them taken under an engaged
-        switch. When the database cannot take the release, StoreError, and the
-        switch stays engaged.
+        The state goes to the backend; the event is flushed through the store,
+        to the spool if the database is away for an engage, to the database
+        itself for a release.
         """
-        if state.engaged:
-            await self.backend.write(state)
+
+        async def record_event(*, journal: bool) -> None:
             self.store.append([event])
-            await self.store.flush()
-            return
-        self.store.append([event])
+            try:
+                await self.store.flush(journal=journal)
+            except BaseException:
+                if not journal:
+                    # Not written, or not known to be: never let a later flush
+                    # record a release that did not happen.
+                    self.store.retract(event.idempotency_key)
+                raise
+
+        await write_in_order(state, lambda: self.backend.write(state), record_event)
+
+
+class RecordEvent(Protocol):
+    async def __call__(self, *, journal: bool) -> None: ...
+
+
+async def write_in_order(
+    state: KillSwitchState,
+    write_state: Callable[[], Awaitable[None]],
+    record_event: RecordEvent,
+) -> None:
+    """A flip is two writes, and their order is part of the promise.
+
+    An engage acts first, then is recorded (``journal=True``: spooled if the
+    database is away): stopping actions waits for no database. A release is
+    first an event committed to the database itself (``journal=False``),
+    then the state. Released first, it could let a leader's actions be
+    recorded ahead of it, and the record would show them taken under an
+    engaged switch. Either record failing raises StoreError saying what is
+    in force: a release that cannot be recorded leaves the switch engaged;
+    an engage that cannot is engaged all the same. The one order for every
+    writer: `KillSwitch.record` (the daemon, the API, the status page) and
+    the CLI's direct write.
+    """
+    if state.engaged:
+        await write_state()
         try:
-            await self.store.flush(journal=False)
-        except BaseException as exc:
-            # Not written, or not known to be: never let a later flush record a
-            # release that did not happen.
-            self.store.retract(event.idempotency_key)
-            if isinstance(exc, StoreError):
-                raise StoreError(
-                    f"the release cannot be recorded ({exc}); the kill switch stays engaged"
-                ) from exc
-            raise
-        await self.backend.write(state)
+            await record_event(journal=True)
+        except StoreError as exc:
+            raise StoreError(
+                f"kill switch ENGAGED, but the flip is not recorded ({exc});"
+                " run the engage again once the database answers, to record it"
+            ) from exc
+        return
+    try:
+        await record_event(journal=False)
+    except StoreError as exc:
+        raise StoreError(
+            f"the release cannot be recorded ({exc}); the kill switch stays engaged"
+        ) from exc
+    await write_state()
 
 
 def flip(

@@ -27,12 +27,19 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 
 
+LONGEST = timedelta(weeks=52)
+"""The longest silence: past a year it is a channel switched off without saying so."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``1d``, ``1w``; raises ValueError on anything else."""
+    """``90s``, ``30m``, ``2h``, ``1d``, ``1w``, up to `LONGEST`; raises ValueError otherwise."""
     match = _DURATION.match(text.strip())
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"not a duration (want a number and s, m, h, d or w, e.g. 2h): {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > LONGEST.total_seconds():
+        raise ValueError(f"at most 52w (a year): {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def silence_from(event: Event) -> Silence:

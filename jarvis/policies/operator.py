@@ -23,7 +23,7 @@ from jarvis.model import (
     Scale,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation
+from jarvis.policies.base import Evaluation, Note
 
 __all__ = ["OPERATOR", "OVERRIDE_KINDS", "OneShot", "operator_action", "override_params"]
 
@@ -74,4 +74,14 @@ class OneShot:
         self.action = action
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
+        uri = str(self.action.target)
+        if uri not in snapshot.resources and not snapshot.errors:
+            # Every provider answered and none has it: a typo, or a resource that
+            # is gone. Proposed, it would fail at the provider as terminal,
+            # escalate (paging on-call for a typo) and quarantine the name for
+            # whatever resource later takes it. With an observe error it is
+            # proposed: the provider that failed may have it.
+            seen = len(snapshot.resources)
+            message = f"{uri}: no such resource among the {seen} observed; nothing proposed"
+            return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
         return Evaluation(actions=(self.action,))

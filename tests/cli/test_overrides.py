@@ -81,3 +81,24 @@ def test_a_malformed_uri_is_exit_2(jarvis: Jarvis) -> None:
     for args in (("restart", "vocal-coach"), ("scale", "vocal-coach", "2")):
         result = jarvis(*args)
         assert result.returncode == 2 and "provider://name" in result.stderr
+
+
+def test_an_override_of_a_resource_nobody_observed_is_exit_2_and_records_no_action(
+    jarvis: Jarvis,
+) -> None:
+    """A typo is refused before the guard: no failed action, no escalation, no quarantine.
+
+    Proposed, it failed at the provider as terminal, escalated (paging on-call
+    for a typo) and quarantined the name for whatever resource later takes it.
+    """
+    typo = COACH[:-1]
+    result = jarvis("scale", typo, "3", "--reason", "more")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no such resource: {typo}" in result.stderr
+    assert f"did you mean {COACH}" in result.stderr
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+    (note,) = events_of(jarvis, "policy.note")
+    assert note["resource"] == typo and "no such resource" in note["reason"]
+    ledger = jarvis("retries", "list", "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    assert typo not in ledger.stdout

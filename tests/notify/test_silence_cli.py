@@ -45,6 +45,15 @@ def test_a_bad_duration_or_an_unknown_silence_is_one_line_and_exit_2(tmp_path: P
     assert bad.returncode == 2
     assert "--for" in bad.stderr
     assert "Traceback" not in bad.stderr
+    for endless in ("100000000w", "99999999999w", "53w"):
+        # Past datetime's range these were an OverflowError traceback, and past
+        # a year a silence is a channel switched off without saying so.
+        long = jarvis(tmp_path, "silence", "add", "-m", "x", "--for", endless, "--reason", "r")
+        assert long.returncode == 2, long.stderr
+        assert "at most 52w" in long.stderr
+        assert "Traceback" not in long.stderr
+    year = jarvis(tmp_path, "silence", "add", "-m", "x", "--for", "52w", "--reason", "r")
+    assert year.returncode == 0, year.stderr
     unknown = jarvis(tmp_path, "silence", "expire", "nope")
     assert unknown.returncode == 2
     assert "no active silence" in unknown.stderr

@@ -251,3 +251,25 @@ def test_a_malformed_date_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "expected YYYY-MM-DD" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_a_day_nothing_can_have_recorded_is_one_line_and_exit_2(tmp_path: Path, day: str) -> None:
+    """Year 1 and year 9999 are refused by name; the report's windows around them
+    overflowed `datetime` in a traceback once a database existed."""
+    env = jarvis_env(tmp_path)
+    made = subprocess.run(
+        jarvis_argv("tick"), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    done = subprocess.run(
+        jarvis_argv("report", "--date", day),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "from 1970-01-01 to today" in done.stderr
