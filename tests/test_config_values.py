@@ -39,6 +39,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_BREAKERS__PROVIDER_THRESHOLD", "0", "breakers.provider_threshold"),
         ("JARVIS_BREAKERS__COOLDOWN_SECONDS", "inf", "breakers.cooldown_seconds"),
         ("JARVIS_BREAKERS__WINDOW_SECONDS", "0.5", "breakers.window_seconds"),
+        ("JARVIS_HTTP__TRUSTED_PROXIES", '["10.0.0.1/8"]', "http.trusted_proxies.0"),
+        ("JARVIS_HTTP__TRUSTED_PROXIES", '["alb"]', "http.trusted_proxies.0"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(
@@ -85,6 +87,13 @@ def test_keys_under_a_mapping_and_the_suites_own_variables_are_accepted(
     settings = load_settings()
     assert settings.probes.redis["cache"].get_secret_value() == "redis://cache:6379/0"
     assert settings.log_level == "warning"
+
+
+def test_trusted_proxies_are_networks_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``JARVIS_HTTP__TRUSTED_PROXIES`` is a JSON list of CIDRs; unset, no proxy is trusted."""
+    assert load_settings().http.trusted_proxies == ()
+    monkeypatch.setenv("JARVIS_HTTP__TRUSTED_PROXIES", '["10.0.0.0/8", "2001:db8::/32"]')
+    assert [str(n) for n in load_settings().http.trusted_proxies] == ["10.0.0.0/8", "2001:db8::/32"]
 
 
 def test_config_check_exits_2_on_a_misspelt_variable(monkeypatch: pytest.MonkeyPatch) -> None:

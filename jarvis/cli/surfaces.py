@@ -88,6 +88,7 @@ def http_server(
         budget=lambda: budget_view(settings, app),
         stripe_webhook=stripe_webhook(settings, app, scheduler.wake),
         unsubscribe=unsubscribe(settings, app),
+        trusted_proxies=settings.http.trusted_proxies,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 from jarvis.model import EventKind
 
@@ -138,6 +138,12 @@ class HttpSettings(Section):
     port: Annotated[int | None, Field(ge=0, le=65535)] = None
     """Defaults to $PORT, else 8080."""
     enabled: bool = True
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    """Networks (CIDRs) of the load balancers in front of the daemon.
+
+    A request from inside one is from the right-most ``X-Forwarded-For``
+    address outside them (the status page's login throttle keys on it); empty,
+    every request is from the address it connects from."""
 
 
 class SimulatedSettings(Section):

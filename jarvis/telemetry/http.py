@@ -17,7 +17,8 @@ errors, unknown paths included, are JSON too, never a traceback.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from ipaddress import IPv4Network, IPv6Network
 from typing import Final, Protocol
 
 import structlog
@@ -100,6 +101,7 @@ class HttpServer:
         stripe_webhook: WebhookBackend | None = None,
         webhook_max_bytes: int = WEBHOOK_MAX_BYTES,
         unsubscribe: Unsubscribe | None = None,
+        trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
         self._host = host
         self._unsubscribe = unsubscribe
@@ -127,6 +129,7 @@ class HttpServer:
                 auditor=auditor,
                 healthy=healthy,
                 budget=budget,
+                trusted_proxies=trusted_proxies,
             )
         self._webhook = stripe_webhook
         self._webhook_max_bytes = webhook_max_bytes

@@ -1,4 +1,4 @@
-"""``GET/POST /unsubscribe?token=…``: a customer refuses marketing email, in one click.
+"""``GET/POST /unsubscribe?token=…``: a customer refuses marketing email.
 
 Served by the daemon's HTTP server (`jarvis.telemetry.http`) when customer
 email is configured with an unsubscribe secret; `jarvis.cli.surfaces` wires
@@ -7,17 +7,24 @@ Jarvis's ``customers`` table (never to a product database). The token is the
 one the mailer signs into the link (`jarvis.mail.unsubscribe_token`): no login,
 and no way to unsubscribe a customer whose link one was not sent.
 
-GET is the link a person clicks and answers a short HTML page; POST is RFC
-8058's one-click (``List-Unsubscribe=One-Click`` in the body, sent by the mail
-client) and answers JSON; HEAD is a 405. A bad token is 400 and changes
-nothing; a valid token for a customer no longer in the table is 404, a table
-that cannot be written 503. Opting out twice is fine.
+Only POST opts out. Mail scanners (Defender Safe Links, Mimecast, Proofpoint)
+open every link in a message with GET before the customer reads it, so GET,
+the link a person clicks, answers a short HTML page whose button POSTs, and
+changes nothing. POST is that button and RFC 8058's one-click
+(``List-Unsubscribe=One-Click`` in the body, sent by the mail client): it
+answers a confirmation page to a browser (``Accept: text/html``) and JSON to
+anything else. HEAD is a 405. A bad token is 400 and changes nothing; a valid
+token for a customer no longer in the table is 404, a table that cannot be
+written 503. Opting out twice is fine.
 Like the rest of this package it imports nothing of the loop or the app.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
+from typing import Final
+from urllib.parse import quote
 
 import structlog
 from aiohttp import web
@@ -28,10 +35,25 @@ __all__ = ["Unsubscribe"]
 
 log = structlog.get_logger(__name__)
 
+_ASK = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Unsubscribe</title></head>
+<body><form method="post" action="{action}">
+<input type="hidden" name="List-Unsubscribe" value="One-Click">
+<p>Stop marketing email from us? <button type="submit">Unsubscribe</button></p>
+</form></body></html>
+"""
 _DONE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Unsubscribed</title></head>
 <body><p>You will get no more marketing email from us.</p></body></html>
 """
+_PAGE_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class Unsubscribe:
@@ -42,14 +64,19 @@ class Unsubscribe:
         self._opt_out = opt_out
 
     def add_routes(self, app: web.Application) -> None:
-        # No HEAD: link checkers send it as a safe look, and it must opt nobody out.
+        # No HEAD: link checkers send it as a safe look; it has nothing to show them.
         app.router.add_get("/unsubscribe", self.handle, allow_head=False)
         app.router.add_post("/unsubscribe", self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
-        customer_id = verify_unsubscribe_token(request.query.get("token", ""), self._secret)
+        token = request.query.get("token", "")
+        customer_id = verify_unsubscribe_token(token, self._secret)
         if customer_id is None:
             return web.json_response({"error": "invalid unsubscribe token"}, status=400)
+        if request.method == "GET":
+            # Relative: the form posts back to this path, whatever prefix an ingress adds.
+            action = html.escape(f"?token={quote(token, safe='')}")
+            return _page(_ASK.format(action=action))
         try:
             known = await self._opt_out(customer_id)
         except Exception:
@@ -61,6 +88,10 @@ class Unsubscribe:
         if not known:
             return web.json_response({"error": "no such customer"}, status=404)
         log.info("customer.unsubscribed", customer=customer_id, method=request.method)
-        if request.method == "GET":
-            return web.Response(text=_DONE, content_type="text/html")
+        if "text/html" in request.headers.get("Accept", ""):
+            return _page(_DONE)
         return web.json_response({"status": "unsubscribed"})
+
+
+def _page(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/html", headers=_PAGE_HEADERS)

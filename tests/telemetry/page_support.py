@@ -7,10 +7,11 @@ nothing of Jarvis is faked. Seeded rows carry hostile strings on purpose.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,13 @@ async def page_server(
     *,
     admin_token: str | None = ADMIN_TOKEN,
     store: EventStore | None = None,
+    trusted_proxies: Sequence[str] = (),
     **service: Any,
 ) -> AsyncIterator[PageServer]:
     """The page on a fresh SQLite store in tmp_path, or on ``store`` (seeded either way).
 
-    ``service`` goes to `AdminService` (the override queue, the leader, the budgets).
+    ``trusted_proxies`` are CIDRs, as in ``http.trusted_proxies``; ``service`` goes to
+    `AdminService` (the override queue, the leader, the budgets).
     """
     settings = Settings(
         admin_token=SecretStr(admin_token) if admin_token else None,
@@ -105,6 +108,7 @@ async def page_server(
         redact=store.redactor.text,
         page=admin,
         budget=lambda: BudgetView("2026-11", 500.0, 412.5, 530.0),
+        trusted_proxies=[ip_network(cidr) for cidr in trusted_proxies],
     )
     await server.start()
     try:

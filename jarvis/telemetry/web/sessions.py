@@ -98,7 +98,8 @@ class LoginThrottle:
     """Slows token guessing: after five failures from an address, a minute of refusals.
 
     Operators choose the tokens, and a short one could be guessed online;
-    this caps guessing at five a minute per address. A refused login is
+    this caps guessing at five a minute per address (the client's behind a
+    trusted proxy: `jarvis.telemetry.web.clients`). A refused login is
     refused whatever token it carries, so the throttle says nothing about
     whether a guess was right.
     """

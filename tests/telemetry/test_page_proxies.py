@@ -1,0 +1,155 @@
+"""The login throttle behind a load balancer: keyed by the client, not by the proxy.
+
+On ECS behind an ALB, or on Cloud Run behind Google's front end, every request
+reaches the daemon from the proxy's address. With ``http.trusted_proxies``
+naming the proxies' networks, the throttle keys a login by the right-most
+``X-Forwarded-For`` address that is not a trusted proxy; a peer outside those
+networks is keyed by its own address, whatever it forwards. The server is the
+real one on loopback, so 127.0.0.0/8 is the proxy here.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.cli.test_daemon import free_port, wait_for
+from tests.telemetry.page_support import ADMIN_TOKEN, page_server
+from tests.telemetry.test_hostile_requests import raw_request
+
+pytestmark = pytest.mark.anyio
+
+LOOPBACK = "127.0.0.0/8"
+
+
+async def _login(
+    session: aiohttp.ClientSession, base: str, token: str, forwarded: str | None
+) -> int:
+    """One login with ``X-Forwarded-For: forwarded`` (None: no header); its status."""
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    async with session.post(
+        f"{base}/login", data={"token": token}, headers=headers, allow_redirects=False
+    ) as response:
+        return response.status
+
+
+async def _guess_five_times(session: aiohttp.ClientSession, base: str, forwarded: str) -> None:
+    for n in range(5):
+        assert await _login(session, base, f"guess-{n}", forwarded) == 401
+
+
+async def test_behind_a_trusted_proxy_one_client_locked_out_is_not_everyone(
+    tmp_path: Path,
+) -> None:
+    """Five wrong tokens from one client lock out that client; another still logs in."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        await _guess_five_times(session, served.base, "203.0.113.7")
+        assert await _login(session, served.base, ADMIN_TOKEN, "203.0.113.7") == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, "198.51.100.9") == 303
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        # The client wrote the left-most entry itself; the proxy appended the real address.
+        "198.51.100.9, 203.0.113.7",
+        # Two layers of proxies, both trusted: the client is the one before them.
+        "203.0.113.7, 127.0.0.9",
+        "203.0.113.7,127.0.0.9, 127.0.0.10",
+    ],
+)
+async def test_a_locked_out_client_is_known_by_the_address_its_proxies_saw(
+    tmp_path: Path, forwarded: str
+) -> None:
+    """The client is the right-most untrusted address: never the left-most, which it chooses."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        await _guess_five_times(session, served.base, "203.0.113.7")
+        assert await _login(session, served.base, ADMIN_TOKEN, forwarded) == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, "198.51.100.9") == 303
+
+
+@pytest.mark.parametrize("trusted", [[], ["10.0.0.0/8", "fd00::/8"]], ids=["none", "others"])
+async def test_an_untrusted_peer_is_throttled_by_its_own_address_whatever_it_forwards(
+    tmp_path: Path, trusted: list[str]
+) -> None:
+    """A peer outside the trusted networks cannot pick a new key per guess with the header."""
+    async with (
+        page_server(tmp_path, trusted_proxies=trusted) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        for n in range(5):
+            assert await _login(session, served.base, f"guess-{n}", f"203.0.113.{n}") == 401
+        assert await _login(session, served.base, ADMIN_TOKEN, "198.51.100.9") == 429
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        b"",
+        b" , ",
+        b"garbage",
+        b"203.0.113.7:443",
+        b"[2001:db8::1]",
+        b"203.0.113.7, not-an-address",
+        b"203.0.113.7, 127.0.0.9, \xff\xfe",
+        b"1" * 4000,
+    ],
+    ids=["empty", "commas", "word", "port", "brackets", "word-last", "not-utf8", "long"],
+)
+async def test_a_malformed_forwarded_header_counts_against_the_proxy_and_is_never_a_500(
+    tmp_path: Path, forwarded: bytes
+) -> None:
+    """What a trusted proxy would never write picks no key of its own: the peer's counts."""
+    async with page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served:
+        for n in range(5):
+            head = (
+                b"POST /login HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"X-Forwarded-For: " + forwarded
+            )
+            status, _ = await raw_request(served.server.port, head, f"token=guess-{n}".encode())
+            assert status == 401
+        # Straight from the proxy's own address, no header: locked out with it.
+        async with aiohttp.ClientSession() as session:
+            assert await _login(session, served.base, ADMIN_TOKEN, None) == 429
+
+
+async def test_the_daemon_reads_its_trusted_proxies_from_the_environment(tmp_path: Path) -> None:
+    """``jarvis run`` with ``JARVIS_HTTP__TRUSTED_PROXIES``: one client locked out, not another."""
+    port = free_port()
+    env = jarvis_env(
+        tmp_path,
+        JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
+    )
+    argv = jarvis_argv("run", "--interval", "0.5", "--http-port", str(port))
+    process = subprocess.Popen(  # noqa: ASYNC220 - the daemon under test, waited for below
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/readyz", time.monotonic() + 60)
+        async with aiohttp.ClientSession() as session:
+            await _guess_five_times(session, base, "203.0.113.7")
+            assert await _login(session, base, ADMIN_TOKEN, "203.0.113.7") == 429
+            assert await _login(session, base, ADMIN_TOKEN, "198.51.100.9") == 303
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
