@@ -2,7 +2,8 @@
 
 The daemon runs `ReportSender.run` beside the scheduler, like the notifier,
 never inside a tick. At ``[report] deliver_at`` in ``timezone`` (or at the
-first check after it, when the daemon was down then) it reads the UTC day
+first check after it, when the daemon was down then, or after that UTC day
+has ended, when ``timezone`` is east of UTC) it reads the UTC day
 before the local date (`load_figures`, as `jarvis report` does) and sends it:
 email gets the plain-text report and the HTML with its charts as inline
 (``cid:``) images, since mail clients block ``data:`` URIs; Slack gets a short
@@ -132,11 +133,19 @@ def report_email(f: DailyFigures, html_text: str) -> EmailMessage:
 
 
 def report_day(now: datetime, at: time, zone: tzinfo) -> date | None:
-    """The UTC day whose report is due at ``now`` (yesterday, locally), or None before ``at``."""
+    """The UTC day whose report is due at ``now`` (yesterday, locally), or None before ``at``.
+
+    None too while that UTC day has not ended: east of UTC, ``at`` can fall
+    before it does (08:00 in Tokyo is 23:00 UTC), and the report would have
+    missed the day's last hours.
+    """
     local = now.astimezone(zone)
     if local.time() < at:
         return None
-    return local.date() - timedelta(days=1)
+    day = local.date() - timedelta(days=1)
+    if now < datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC):
+        return None
+    return day
 
 
 def next_check(now: datetime, at: time, zone: tzinfo) -> datetime:

@@ -16,7 +16,7 @@ from jarvis.config import Settings
 from jarvis.config.report import ReportSettings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Event, EventKind
-from jarvis.report.deliver import ReportSender, next_check
+from jarvis.report.deliver import ReportSender, next_check, report_day
 from jarvis.store import EventStore
 from tests.notify.conftest import notify_settings
 from tests.notify.receivers import Receivers
@@ -126,6 +126,17 @@ def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() ->
     assert next_check(datetime(2026, 3, 28, 6, 59, tzinfo=UTC), at, BERLIN) == datetime(
         2026, 3, 28, 7, 0, tzinfo=UTC
     )
+
+
+def test_a_zone_ahead_of_utc_waits_for_the_utc_day_to_end_before_reporting_it() -> None:
+    """East of UTC, the day before the local date is reported once it has ended."""
+    tokyo, at = ZoneInfo("Asia/Tokyo"), time(8, 0)
+    # 08:00 on 6 January in Tokyo is 23:00 UTC on the 5th: the 5th has an hour to go.
+    assert report_day(datetime(2026, 1, 5, 23, 0, tzinfo=UTC), at, tokyo) is None
+    assert report_day(datetime(2026, 1, 6, 0, 0, tzinfo=UTC), at, tokyo) == date(2026, 1, 5)
+    # The next local morning reports the next day: none is skipped.
+    assert report_day(datetime(2026, 1, 6, 23, 0, tzinfo=UTC), at, tokyo) is None
+    assert report_day(datetime(2026, 1, 7, 0, 0, tzinfo=UTC), at, tokyo) == date(2026, 1, 6)
 
 
 def test_a_report_channel_without_its_notify_section_is_a_config_error() -> None:
