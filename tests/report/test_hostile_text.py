@@ -48,3 +48,20 @@ def test_a_hostile_reason_stays_in_its_html_cell_and_is_escaped() -> None:
     assert "<script>" not in page
     assert "\x1b" not in page
     assert "\u202e" not in page
+
+
+def test_a_resource_name_with_dollar_signs_is_charted_as_text_not_parsed_as_math() -> None:
+    """A name like pay$\\frac{$ is charted as text; matplotlib would parse it as mathtext."""
+    events = [
+        Event(
+            kind=EventKind.RESOURCE_CHANGED,
+            ts=DAY + timedelta(hours=hour, minutes=n),
+            idempotency_key=f"changed:{n}:{hour}",
+            resource=resource,
+            payload={"replicas": {"desired": hour + 1}},
+        )
+        for n, resource in enumerate(["ecs://prod/pay$\\frac{$", "ecs://prod/web"])
+        for hour in range(3)
+    ]
+    page = html(build_figures(events, start=DAY))
+    assert page.count("data:image/png;base64,") == 1
