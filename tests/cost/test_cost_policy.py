@@ -197,6 +197,20 @@ def test_alert_fires_once_when_the_threshold_is_crossed() -> None:
     assert note.key == "budget:2025-06:alert"
 
 
+def test_a_tick_without_spend_does_not_raise_the_alert_again() -> None:
+    """One tick whose cost://llm is missing (its observe failed) is no new crossing after it."""
+    route = route_state("chat", CHAT.weights)
+    known, blip = snapshot(cost_state(430.0), route), snapshot(route)
+    cost = policy(CHAT)
+    assert cost.evaluate(blip, History(snapshots=(known,)), NOW).notes == ()
+    assert (
+        cost.evaluate(
+            snapshot(cost_state(431.0), route), History(snapshots=(known, blip)), NOW
+        ).notes
+        == ()
+    )
+
+
 def test_weights_already_at_target_need_no_action() -> None:
     """Once the target weights are in place the policy proposes nothing more."""
     shifted = {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
