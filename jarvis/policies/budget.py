@@ -4,8 +4,9 @@ Used by the cost policy (`jarvis.policies.cost`), which calls `read_spend` on
 the current snapshot each tick (and on the previous one, unless it read that one
 the tick before) and asks its `Budget` which `Stage` the total is in.
 `read_spend` reads the ``cost://llm`` resource (published by the `llm_usage`
-actuator) and, when asked, ``cost://aws``; spend from another month, or none at
-all, reads as unknown (None).
+actuator) and, when asked, ``cost://aws``; LLM spend from another month, or none
+at all, reads as unknown (None); a cloud bill observed in another month counts
+as none.
 """
 
 from __future__ import annotations
@@ -100,7 +101,13 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
     forecast = usage.forecast_month_end_usd
     cloud_usd = 0.0
     cloud = snapshot.get("cost://aws") if include_cloud else None
-    if cloud is not None and cloud.cloud_spend is not None:
+    # The AWS answer is cached for an hour and served stale while Cost Explorer
+    # fails: one fetched last month is last month's bill, not this month's.
+    if (
+        cloud is not None
+        and cloud.cloud_spend is not None
+        and month_key(cloud.observed_at) == month
+    ):
         cloud_usd = cloud.cloud_spend.month_to_date_usd
         forecast += cloud.cloud_spend.forecast_month_end_usd
     return Spend(

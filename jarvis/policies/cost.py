@@ -16,10 +16,10 @@ target weights of that stage:
 Targets are recomputed from configuration every tick (level-triggered), so
 shifts never compound; a move larger than ``max_shift`` (the guard's
 ``bounds.max_traffic_shift``) is made in steps over several ticks. Crossing
-``alert_at`` or a higher threshold, compared with the previous snapshot,
-yields an alert note. Unknown or stale spend means no proposal at all. Model
-cost per request is the model's price at the route's observed token mix this
-month (1k in, 1k out when there is none).
+``alert_at`` or a higher threshold, compared with the latest earlier snapshot
+whose spend was known, yields an alert note. Unknown or stale spend means no
+proposal at all. Model cost per request is the model's price at the route's
+observed token mix this month (1k in, 1k out when there is none).
 
 The month's spend and budget stages live in `jarvis.policies.budget`; prices,
 routes and the shape of the settings in `jarvis.policies.cost_settings`.
@@ -169,10 +169,13 @@ class CostPolicy:
         last: tuple[Snapshot, tuple[Spend, Stage] | None] | None,
         now: datetime,
     ) -> Stage:
-        """The stage of the history's latest snapshot, read for the month of ``now``.
+        """The stage of the latest snapshot in history with spend known for the month of ``now``.
 
-        When that snapshot is the one evaluated last (``last``) and its spend was
-        known, that spend's stage is reused: it holds for the month of ``now``
+        A snapshot without it (the usage reader's observe failed that tick) is
+        passed over: compared with it, the stage the month had already reached
+        read as a new crossing, and its alert went out again. When the latest
+        snapshot is the one evaluated last (``last``) and its spend was known,
+        that spend's stage is reused: it holds for the month of ``now``
         (``spend``'s) or the spend is stale in it.
         """
         if not history.snapshots:
@@ -181,8 +184,11 @@ class CostPolicy:
         if last is not None and last[0] is latest and last[1] is not None:
             known, its_stage = last[1]
             return its_stage if known.month == spend.month else Stage.NORMAL
-        before = read_spend(latest, now, include_cloud=self._budget.include_cloud_spend)
-        return Stage.NORMAL if before is None else self._budget.stage(before.total_usd)
+        for earlier in reversed(history.snapshots):
+            before = read_spend(earlier, now, include_cloud=self._budget.include_cloud_spend)
+            if before is not None:
+                return self._budget.stage(before.total_usd)
+        return Stage.NORMAL
 
     def _crossing_notes(self, spend: Spend, stage: Stage, previous: Stage) -> tuple[Note, ...]:
         if stage <= previous or stage is Stage.NORMAL:

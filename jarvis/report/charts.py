@@ -40,6 +40,15 @@ def _hours(ax: Axes, fmt: str) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))  # type: ignore[no-untyped-call]
 
 
+def _text(name: str) -> str:
+    """A name from the record as matplotlib text: its dollar signs escaped.
+
+    Matplotlib reads text between two ``$`` as mathtext, and a resource name
+    such as ``pay$\\frac{$`` raised at ``savefig``: the whole HTML report failed.
+    """
+    return name.replace("$", r"\$")
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -61,7 +70,7 @@ def replicas(f: DailyFigures) -> bytes | None:
         points = series[resource]
         xs = _x(*(t for t, _ in points), end)
         ys = [n for _, n in points] + [points[-1][1]]
-        name = resource.partition("://")[2] or resource
+        name = _text(resource.partition("://")[2] or resource)
         (line,) = ax.step(xs, ys, where="post", label=name, lw=1.4)
         samples = f.traffic.get(resource)
         if traffic_ax is not None and samples:
@@ -135,7 +144,7 @@ def spend(f: DailyFigures) -> bytes | None:
     ax.set_xlim(*_x(start, end))
     _hours(ax, "%d %b")
     ax.set_ylabel("USD")
-    ax.set_title(f"LLM spend against budget, {s.month}")
+    ax.set_title(f"LLM spend against budget, {_text(s.month)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return _png(fig)

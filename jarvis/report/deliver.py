@@ -2,7 +2,8 @@
 
 The daemon runs `ReportSender.run` beside the scheduler, like the notifier,
 never inside a tick. At ``[report] deliver_at`` in ``timezone`` (or at the
-first check after it, when the daemon was down then) it reads the UTC day
+first check after it, when the daemon was down then, or after that UTC day
+has ended, when ``timezone`` is east of UTC) it reads the UTC day
 before the local date (`load_figures`, as `jarvis report` does) and sends it:
 email gets the plain-text report and the HTML with its charts as inline
 (``cid:``) images, since mail clients block ``data:`` URIs; Slack gets a short
@@ -10,7 +11,9 @@ summary of the key figures.
 
 At most once per day, across restarts: before sending, it records a
 `report.sent` event for the day (idempotency key ``report.sent:<day>``) and a
-day that has one is never sent again. A delivery that keeps failing is
+day that has one is never sent again. A day whose check kept failing until the
+next was due (the database away, the daemon down) goes out with the next one,
+up to a week back. A delivery that keeps failing is
 retried a few times with backoff and then given up, logged: a missed report
 costs less than a report sent twice to a whole team every restart.
 """
@@ -35,7 +38,15 @@ from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
 from jarvis.store import EventStore
 
-__all__ = ["Mailer", "ReportSender", "SlackPoster", "report_email", "slack_summary"]
+__all__ = [
+    "CATCH_UP",
+    "Mailer",
+    "ReportSender",
+    "SlackPoster",
+    "report_email",
+    "slack_summary",
+    "unsent",
+]
 
 log = structlog.get_logger("jarvis.report")
 
@@ -132,11 +143,34 @@ def report_email(f: DailyFigures, html_text: str) -> EmailMessage:
 
 
 def report_day(now: datetime, at: time, zone: tzinfo) -> date | None:
-    """The UTC day whose report is due at ``now`` (yesterday, locally), or None before ``at``."""
+    """The UTC day whose report is due at ``now`` (yesterday, locally), or None before ``at``.
+
+    None too while that UTC day has not ended: east of UTC, ``at`` can fall
+    before it does (08:00 in Tokyo is 23:00 UTC), and the report would have
+    missed the day's last hours.
+    """
     local = now.astimezone(zone)
     if local.time() < at:
         return None
-    return local.date() - timedelta(days=1)
+    day = local.date() - timedelta(days=1)
+    if now < datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC):
+        return None
+    return day
+
+
+CATCH_UP = 7
+"""The most days one check sends: the due one and those missed just before it."""
+
+
+def unsent(due: date, sent: set[date]) -> list[date]:
+    """The days to send now, oldest first: ``due`` and the ones missed since the last sent."""
+    if due in sent:
+        return []
+    earlier = [day for day in sent if day < due]
+    if not earlier:
+        return [due]
+    first = max(max(earlier) + timedelta(days=1), due - timedelta(days=CATCH_UP - 1))
+    return [first + timedelta(days=n) for n in range((due - first).days + 1)]
 
 
 def next_check(now: datetime, at: time, zone: tzinfo) -> datetime:
@@ -178,10 +212,21 @@ class ReportSender:
             await self.clock.sleep(min(max(wait, 1.0), 3600.0))
 
     async def check(self) -> date | None:
-        """Send the due day's report unless one was already sent; return the day it sent."""
-        day = report_day(self.clock.now(), self.at, self.zone)
-        if day is None or not self.leads() or await self._sent(day):
+        """Send the due day's report, and any missed since the last one sent; return the last.
+
+        A day is missed when its check failed until the next day was due (the
+        database away, the daemon down): it goes out before the due one, up to
+        `CATCH_UP` days back. With no report sent before, only the due day goes.
+        """
+        due = report_day(self.clock.now(), self.at, self.zone)
+        if due is None or not self.leads():
             return None
+        days = unsent(due, await self._sent_days())
+        for day in days:
+            await self._send(day)
+        return days[-1] if days else None
+
+    async def _send(self, day: date) -> None:
         from jarvis.report.html import html  # noqa: PLC0415 - matplotlib: once a day
 
         start = datetime.combine(day, time(), tzinfo=UTC)
@@ -191,7 +236,6 @@ class ReportSender:
         await self.store.flush()
         for name, send in outlets:
             await self._deliver(name, send, day)
-        return day
 
     def _outlets(self, figures: DailyFigures, html_text: str) -> list[tuple[str, Any]]:
         outlets: list[tuple[str, Any]] = []
@@ -203,9 +247,15 @@ class ReportSender:
             outlets.append(("slack", lambda: slack.post(body)))
         return outlets
 
-    async def _sent(self, day: date) -> bool:
+    async def _sent_days(self) -> set[date]:
         recent: Sequence[Event] = await self.store.events(kinds=[EventKind.REPORT_SENT], limit=50)
-        return any(e.payload.get("day") == day.isoformat() for e in recent)
+        days = set()
+        for event in recent:
+            try:
+                days.add(date.fromisoformat(str(event.payload.get("day"))))
+            except ValueError:
+                continue
+        return days
 
     def _marker(self, day: date, channels: list[str]) -> Event:
         return Event(

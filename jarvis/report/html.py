@@ -50,7 +50,8 @@ def _block(lines: list[str]) -> str:
     for line in lines:
         if line.startswith("|"):
             if not line.startswith("|---"):
-                rows.append([c.strip() for c in line.strip("|").split(" | ")])
+                # `cell` escaped the pipes inside a cell; the separators are unescaped.
+                rows.append([c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")])
             continue
         close_table()
         if line == "_none_":

@@ -6,11 +6,12 @@ tables beside its charts.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from jarvis.report.figures import DailyFigures
 
-__all__ = ["duration", "markdown", "sections"]
+__all__ = ["cell", "duration", "inert", "markdown", "sections"]
 
 TOP_SAVINGS = 10
 TOP_INCIDENTS = 15
@@ -23,11 +24,30 @@ def duration(seconds: float | None) -> str:
     return str(timedelta(seconds=round(seconds)))
 
 
+# Control characters (C0, DEL, C1) and the bidi controls that reorder what follows.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: str) -> str:
+    """Outside text with each control or bidi character shown as its escape (``\\n``).
+
+    Resource names and reasons come from providers: raw, a newline broke a
+    table row in two, an escape sequence reached the terminal of whoever
+    printed the report, and U+202E showed the rest of a line reversed.
+    """
+    return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def cell(text: str) -> str:
+    """`inert` text for a pipe-table cell, its pipes escaped (``\\|``) so it stays one cell."""
+    return inert(text).replace("|", "\\|")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     if not rows:
         return ["_none_", ""]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return [*lines, ""]
 
 
@@ -36,7 +56,7 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
     out: list[tuple[str, list[str]]] = []
     outcomes = sorted({o for row in f.actions.values() for o in row})
     rows = [[k, *(str(row.get(o, 0)) for o in outcomes)] for k, row in f.actions.items()]
-    blocked = ", ".join(f"{r} {n}" for r, n in f.blocked_reasons.items())
+    blocked = ", ".join(f"{inert(r)} {n}" for r, n in f.blocked_reasons.items())
     out.append(
         (
             "Actions by kind and outcome",
@@ -106,7 +126,7 @@ def _risk_lines(ids: list[str]) -> list[str]:
     """Customer ids only: the report, like the event log, carries no personal data."""
     if not ids:
         return ["None.", ""]
-    shown = ", ".join(f"`{i}`" for i in ids[:TOP_AT_RISK])
+    shown = ", ".join(f"`{inert(i)}`" for i in ids[:TOP_AT_RISK])
     more = f" and {len(ids) - TOP_AT_RISK} more" if len(ids) > TOP_AT_RISK else ""
     return [
         f"{len(ids)} customers quiet for two weeks or more, or whose use is falling fast: "

@@ -13,7 +13,9 @@ touches the guard):
   never outside the min/max the provider itself reports (an autoscaler's
   registered range);
 - `WeightBounds`: routing weights that sum to 1, each in [0, 1], and no
-  weight moving by more than ``max_traffic_shift`` in one tick;
+  model's share of the traffic moving by more than ``max_traffic_shift`` in
+  one tick (a share is a weight over the route's current total, as clients
+  draw; a route whose weights are all 0 carries no traffic to shift);
 - `DnsWeightBounds`: DNS record weights that are whole numbers in 0..255
   (Route 53's range), not all 0 (Route 53 then answers every record equally,
   the failing ones included), naming exactly the records the zone holds, and
@@ -107,7 +109,9 @@ class WeightBounds:
             return "weights must each lie in [0, 1]"
         if abs(sum(weights.values()) - 1.0) > WEIGHT_TOLERANCE:
             return f"weights sum to {sum(weights.values()):.6f}, not 1"
-        before = _current_weights(current)
+        before = _current_shares(current)
+        if before is None:
+            return None  # every weight is 0: no traffic flows, so none can shift
         for model in set(weights) | set(before):
             shift = abs(weights.get(model, 0.0) - before.get(model, 0.0))
             if shift > self.max_traffic_shift + WEIGHT_TOLERANCE:
@@ -118,10 +122,23 @@ class WeightBounds:
         return None
 
 
-def _current_weights(current: ResourceState | None) -> dict[str, float]:
+def _current_shares(current: ResourceState | None) -> dict[str, float] | None:
+    """Each model's share of the route's traffic now; None when every weight is 0.
+
+    Clients draw by weight relative to the total (`jarvis.routing.client`), so
+    hand-written weights that do not sum to 1 (60/20/20) are these shares, and
+    all-zero weights route nothing. Unobserved weights are all shares of 0.
+    """
     if current is None or current.weights is None:
         return {}
-    return dict(current.weights.weights)
+    weights = current.weights.weights
+    largest = max((w for w in weights.values() if math.isfinite(w)), default=0.0)
+    if largest <= 0:
+        return None
+    # Relative to the largest first, so 1e308 twice cannot overflow the total.
+    scaled = {m: w / largest if math.isfinite(w) and w > 0 else 0.0 for m, w in weights.items()}
+    total = math.fsum(scaled.values())
+    return {m: w / total for m, w in scaled.items()}
 
 
 MAX_DNS_WEIGHT = 255

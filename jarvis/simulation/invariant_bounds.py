@@ -23,9 +23,13 @@ def call_problem(call: ProviderCall, action: Action, max_shift: float) -> str | 
             high is not None and wanted_replicas > high
         ):
             return f"for {wanted_replicas} replicas of {action.target}, outside {low}..{high}"
-    if isinstance(params, SetWeights) and params.weights and held is not None:
+    # Against each model's share of what the route held (clients draw by share);
+    # a route that held only zeros carried no traffic to shift.
+    total = None if held is None else math.fsum(held.values())
+    if isinstance(params, SetWeights) and params.weights and held is not None and total:
         wanted = params.weights
-        moves = {m: abs(wanted.get(m, 0.0) - held.get(m, 0.0)) for m in {*wanted, *held}}
+        shares = {m: w / total for m, w in held.items()}
+        moves = {m: abs(wanted.get(m, 0.0) - shares.get(m, 0.0)) for m in {*wanted, *shares}}
         model = max(sorted(moves), key=lambda m: moves[m])
         if moves[model] > max_shift + WEIGHT_TOLERANCE:
             return (

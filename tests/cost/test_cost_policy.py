@@ -169,6 +169,23 @@ def test_cloud_spend_counts_toward_the_budget() -> None:
     assert without_cloud.evaluate(snap, History(), NOW).actions == ()
 
 
+def test_last_months_cloud_bill_does_not_count_toward_the_new_month() -> None:
+    """A cost://aws answer fetched last month (cached for an hour) is not this month's spend."""
+    july = datetime(2025, 7, 1, 0, 10, tzinfo=UTC)
+    june_bill = ResourceState(
+        ref=ResourceRef("cost", "aws", "cost"),
+        health=cost_state(0).health,
+        observed_at=datetime(2025, 6, 30, 23, 40, tzinfo=UTC),
+        metrics={"month_to_date_usd": 480.0},
+        cloud_spend=CloudSpend(month_to_date_usd=480.0, forecast_month_end_usd=495.0),
+    )
+    configured = route_state("chat", CHAT.weights, now=july)
+    snap = snapshot(cost_state(1.0, now=july), june_bill, configured, now=july)
+    result = policy(CHAT).evaluate(snap, History(), july)
+    assert result.actions == ()
+    assert result.notes == ()
+
+
 def test_alert_fires_once_when_the_threshold_is_crossed() -> None:
     """An alert is raised on the tick spend crosses a threshold, not on every tick after."""
     route = route_state("chat", CHAT.weights)
@@ -178,6 +195,20 @@ def test_alert_fires_once_when_the_threshold_is_crossed() -> None:
     below = snapshot(cost_state(390.0), route)
     (note,) = policy(CHAT).evaluate(now, History(snapshots=(below,)), NOW).notes
     assert note.key == "budget:2025-06:alert"
+
+
+def test_a_tick_without_spend_does_not_raise_the_alert_again() -> None:
+    """One tick whose cost://llm is missing (its observe failed) is no new crossing after it."""
+    route = route_state("chat", CHAT.weights)
+    known, blip = snapshot(cost_state(430.0), route), snapshot(route)
+    cost = policy(CHAT)
+    assert cost.evaluate(blip, History(snapshots=(known,)), NOW).notes == ()
+    assert (
+        cost.evaluate(
+            snapshot(cost_state(431.0), route), History(snapshots=(known, blip)), NOW
+        ).notes
+        == ()
+    )
 
 
 def test_weights_already_at_target_need_no_action() -> None:

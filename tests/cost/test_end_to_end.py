@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.actuators.llm.usage import LlmUsageActuator
@@ -22,7 +23,7 @@ from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingS
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import EventKind
 from jarvis.policies.cost import CostPolicy
-from jarvis.routing import RoutingClient, record_usage_async
+from jarvis.routing import NoWeightsError, RoutingClient, record_usage_async
 from tests import actions as typed
 from tests.cost.builders import NOW
 
@@ -114,4 +115,27 @@ async def test_seed_spend_shifts_traffic_and_a_new_month_restores_it(
         client.choose("chat")
         assert client.version("chat") == "3"
     finally:
+        client.close()
+
+
+async def test_a_route_whose_weights_were_zeroed_gets_its_configured_weights_back(
+    app: App, redis_url: str
+) -> None:
+    """All-zero weights route no traffic: restoring them shifts none, so the guard lets it pass."""
+    await app.reconciler.tick()  # seeds the configured weights
+    client = RoutingClient(redis_url, max_age=0)
+    operator = redis.Redis.from_url(redis_url)
+    try:
+        # An operator (or a script) zeroes every model: clients can choose none.
+        operator.hset("jarvis:route:chat", mapping={"gpt-4o": 0, "gemini": 0, "claude": 0})
+        with pytest.raises(NoWeightsError):
+            client.choose("chat")
+
+        report = await app.reconciler.tick()
+
+        (restore,) = report.applied
+        assert typed.weights(restore.action) == {"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}
+        client.choose("chat")
+    finally:
+        operator.close()
         client.close()

@@ -16,10 +16,11 @@ from jarvis.config import Settings
 from jarvis.config.report import ReportSettings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Event, EventKind
-from jarvis.report.deliver import ReportSender, next_check
-from jarvis.store import EventStore
+from jarvis.report.deliver import CATCH_UP, ReportSender, next_check, report_day, unsent
+from jarvis.store import EventStore, StoreError
 from tests.notify.conftest import notify_settings
 from tests.notify.receivers import Receivers
+from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -117,6 +118,41 @@ async def test_the_report_goes_out_once_at_the_local_time_and_never_again_after_
     assert (len(receivers.emails), len(receivers.slack)) == (2, 2)
 
 
+@pytest.mark.usefixtures("secrets")
+async def test_a_day_missed_while_the_database_was_away_is_sent_when_it_returns(
+    pg_url: str, pg_proxy: TcpProxy, receivers: Receivers
+) -> None:
+    """The database away through one delivery time: its day goes out with the next one."""
+    sender, store, clock = await sender_at(
+        pg_proxy.url_for(pg_url), receivers, DAY + timedelta(days=1, hours=7)
+    )
+    try:
+        assert await sender.check() == date(2026, 1, 4)
+        await pg_proxy.stop()
+        clock.jump(DAY + timedelta(days=2, hours=7))  # the 5th is due: the database is away
+        with pytest.raises(StoreError):
+            await sender.check()
+        clock.jump(DAY + timedelta(days=3, hours=7, minutes=30))  # back the next morning
+        await pg_proxy.start()
+        assert await sender.check() == date(2026, 1, 6)
+        sent = await store.events(kinds=[EventKind.REPORT_SENT])
+    finally:
+        await store.aclose()
+    assert [e.payload["day"] for e in sent] == ["2026-01-04", "2026-01-05", "2026-01-06"]
+    subjects = [m["Subject"] for m in receivers.emails]
+    assert subjects == [f"Jarvis daily report, 2026-01-0{d} (UTC)" for d in (4, 5, 6)]
+
+
+def test_missed_days_go_out_up_to_a_week_back_and_none_before_the_first_report() -> None:
+    """The days after the last one sent, at most `CATCH_UP`; a first report sends only its day."""
+    due = date(2026, 1, 20)
+    assert unsent(due, set()) == [due]
+    assert unsent(due, {due}) == []
+    assert unsent(due, {date(2026, 1, 18)}) == [date(2026, 1, 19), due]
+    week = unsent(due, {date(2025, 12, 1)})
+    assert week == [due - timedelta(days=n) for n in reversed(range(CATCH_UP))]
+
+
 def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() -> None:
     at = time(8, 0)
     # The night of 29 March 2026 Berlin moves from UTC+1 to UTC+2.
@@ -126,6 +162,17 @@ def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() ->
     assert next_check(datetime(2026, 3, 28, 6, 59, tzinfo=UTC), at, BERLIN) == datetime(
         2026, 3, 28, 7, 0, tzinfo=UTC
     )
+
+
+def test_a_zone_ahead_of_utc_waits_for_the_utc_day_to_end_before_reporting_it() -> None:
+    """East of UTC, the day before the local date is reported once it has ended."""
+    tokyo, at = ZoneInfo("Asia/Tokyo"), time(8, 0)
+    # 08:00 on 6 January in Tokyo is 23:00 UTC on the 5th: the 5th has an hour to go.
+    assert report_day(datetime(2026, 1, 5, 23, 0, tzinfo=UTC), at, tokyo) is None
+    assert report_day(datetime(2026, 1, 6, 0, 0, tzinfo=UTC), at, tokyo) == date(2026, 1, 5)
+    # The next local morning reports the next day: none is skipped.
+    assert report_day(datetime(2026, 1, 6, 23, 0, tzinfo=UTC), at, tokyo) is None
+    assert report_day(datetime(2026, 1, 7, 0, 0, tzinfo=UTC), at, tokyo) == date(2026, 1, 6)
 
 
 def test_a_report_channel_without_its_notify_section_is_a_config_error() -> None:

@@ -248,6 +248,23 @@ def test_bounds_limit_routing_weight_shifts() -> None:
     assert "sum to" in str(check(broken))
 
 
+def test_routing_weight_shifts_are_measured_in_shares_of_the_traffic() -> None:
+    """Weights of 60/20/20 are shares of 0.6/0.2/0.2; all-zero weights carry no traffic."""
+    bounds = Bounds(kinds={"set_weights": WeightBounds(max_traffic_shift=0.5)})
+    ref = ResourceRef("route", "chat", kind="route")
+    configured = Action(ref, SetWeights({"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}), "cost", "x")
+
+    def check(held: dict[str, float]) -> str | None:
+        current = ResourceState(ref, Health.DEGRADED, NOW, weights=RouteWeights(held, 1, {}))
+        return bounds.violation(
+            configured, applied_this_tick=0, touched=frozenset(), current=current
+        )
+
+    assert check({"gpt-4o": 60.0, "gemini": 20.0, "claude": 20.0}) is None
+    assert check({"gpt-4o": 0.0, "gemini": 0.0, "claude": 0.0}) is None
+    assert "moves by 0.60" in str(check({"gemini": 0.5, "claude": 0.5}))
+
+
 def test_dry_run_blocks_after_every_other_check_passes() -> None:
     """Dry run is the last check: an action that would pass is recorded as dry_run."""
     g = guard()
