@@ -14,7 +14,7 @@ through the same redactor as the store's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -24,6 +24,7 @@ from aiohttp import web
 from jarvis.model import KillSwitchState
 from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
+from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = [
@@ -147,10 +148,13 @@ class AdminApi:
         credentials: Credentials,
         metrics: Metrics,
         redact: Callable[[str], str],
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self._backend = backend
         self._credentials = credentials
-        self._audit = Auditor(sink=backend, metrics=metrics, redact=redact)
+        self._audit = Auditor(
+            sink=backend, metrics=metrics, redact=redact, trusted_proxies=trusted_proxies
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         try:

@@ -9,12 +9,13 @@ redactor first (a token pasted into a reason is not echoed anywhere).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
 from aiohttp import web
 
+from jarvis.telemetry.clients import Network, client_address
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["AuditSink", "Auditor"]
@@ -34,16 +35,27 @@ class Auditor:
     """Counts, logs and records one request's outcome."""
 
     def __init__(
-        self, *, sink: AuditSink | None, metrics: Metrics, redact: Callable[[str], str]
+        self,
+        *,
+        sink: AuditSink | None,
+        metrics: Metrics,
+        redact: Callable[[str], str],
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self._sink = sink
         self._metrics = metrics
         self.redact = redact
+        self._trusted = tuple(trusted_proxies)
+
+    def client(self, request: web.Request) -> str:
+        """Who sent ``request``: its peer, or behind a trusted proxy the client it names."""
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_address(request.remote, forwarded, self._trusted)
 
     async def record(self, request: web.Request, *, result: str, status: int, detail: str) -> None:
         method = request.method if request.method in {"GET", "POST"} else "other"
         detail = self.redact(detail)
-        remote = request.remote or "unknown"
+        remote = self.client(request)
         self._metrics.admin_requests.labels(method=method, result=result).inc()
         log.info(
             "admin.request",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from ipaddress import IPv4Network, IPv6Network
 from typing import Final, Protocol
 
 import structlog
@@ -28,6 +27,7 @@ from aiohttp.typedefs import Handler
 from jarvis.telemetry.admin import AdminApi, AdminBackend
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials
+from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
 from jarvis.telemetry.unsubscribe import Unsubscribe
 from jarvis.telemetry.web.page import StatusPage
@@ -101,7 +101,7 @@ class HttpServer:
         stripe_webhook: WebhookBackend | None = None,
         webhook_max_bytes: int = WEBHOOK_MAX_BYTES,
         unsubscribe: Unsubscribe | None = None,
-        trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self._host = host
         self._unsubscribe = unsubscribe
@@ -119,17 +119,19 @@ class HttpServer:
             credentials=self._credentials,
             metrics=metrics,
             redact=self._redact,
+            trusted_proxies=trusted_proxies,
         )
         self._page = None
         if page is not None:
-            auditor = Auditor(sink=page, metrics=metrics, redact=self._redact)
+            auditor = Auditor(
+                sink=page, metrics=metrics, redact=self._redact, trusted_proxies=trusted_proxies
+            )
             self._page = StatusPage(
                 backend=page,
                 credentials=self._credentials,
                 auditor=auditor,
                 healthy=healthy,
                 budget=budget,
-                trusted_proxies=trusted_proxies,
             )
         self._webhook = stripe_webhook
         self._webhook_max_bytes = webhook_max_bytes

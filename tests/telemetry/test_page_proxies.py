@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from jarvis.model import EventKind
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.cli.test_daemon import free_port, wait_for
 from tests.telemetry.page_support import ADMIN_TOKEN, page_server
@@ -124,6 +125,22 @@ async def test_a_malformed_forwarded_header_counts_against_the_proxy_and_is_neve
         # Straight from the proxy's own address, no header: locked out with it.
         async with aiohttp.ClientSession() as session:
             assert await _login(session, served.base, ADMIN_TOKEN, None) == 429
+
+
+async def test_the_audit_trail_names_the_client_behind_a_trusted_proxy(tmp_path: Path) -> None:
+    """Each ``admin.request`` (admin API and page) records who asked, not the balancer."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Forwarded-For": "203.0.113.7"}
+        body = {"engaged": True, "reason": "incident"}
+        async with session.post(f"{served.base}/v1/killswitch", json=body, headers=headers) as r:
+            assert r.status == 200
+        assert await _login(session, served.base, "wrong", "198.51.100.9") == 401
+        events = await served.store.events(limit=20)
+    audits = [e.payload["remote"] for e in events if e.kind is EventKind.ADMIN_REQUEST]
+    assert audits == ["203.0.113.7", "198.51.100.9"]
 
 
 async def test_the_daemon_reads_its_trusted_proxies_from_the_environment(tmp_path: Path) -> None:

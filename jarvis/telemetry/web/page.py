@@ -13,8 +13,7 @@ server's own script, so a hostile resource name renders as inert text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from ipaddress import IPv4Network, IPv6Network
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,7 +24,6 @@ from multidict import MultiDictProxy
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
-from jarvis.telemetry.web.clients import client_address
 from jarvis.telemetry.web.overrides import page_action
 from jarvis.telemetry.web.sessions import (
     COOKIE,
@@ -74,7 +72,6 @@ class StatusPage:
         auditor: Auditor,
         healthy: Callable[[], tuple[bool, str]],
         budget: Callable[[], BudgetView | None] | None,
-        trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
         self._backend = backend
         self._credentials = credentials
@@ -83,7 +80,6 @@ class StatusPage:
         self._budget = budget
         self._sessions = Sessions()
         self._throttle = LoginThrottle()
-        self._trusted = tuple(trusted_proxies)
         self._environment: jinja2.Environment | None = None
 
     @property
@@ -180,8 +176,7 @@ class StatusPage:
         form = await self._form(request)
         if isinstance(form, web.Response):
             return form
-        forwarded = request.headers.getall("X-Forwarded-For", [])
-        remote = client_address(request.remote, forwarded, self._trusted)
+        remote = self._audit.client(request)
         if self._throttle.blocked(remote):
             message = "Too many failed logins from this address; wait a minute."
             await self._audit.record(request, result="forbidden", status=429, detail=message)

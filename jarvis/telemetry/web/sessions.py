@@ -99,7 +99,7 @@ class LoginThrottle:
 
     Operators choose the tokens, and a short one could be guessed online;
     this caps guessing at five a minute per address (the client's behind a
-    trusted proxy: `jarvis.telemetry.web.clients`). A refused login is
+    trusted proxy: `jarvis.telemetry.clients`). A refused login is
     refused whatever token it carries, so the throttle says nothing about
     whether a guess was right.
     """

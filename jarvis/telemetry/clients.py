@@ -1,6 +1,7 @@
 """Who sent a request, when it came through the load balancers in front of the daemon.
 
-The status page (`jarvis.telemetry.web.page`) keys its login throttle on this.
+The audit trail (`jarvis.telemetry.audit`) records it for the admin API and the
+status page, and the status page's login throttle keys on it.
 On ECS behind an ALB or on Cloud Run behind Google's front end, every request
 arrives from a proxy's address; ``http.trusted_proxies`` names those networks.
 Each trusted proxy appends the address it was connected from to
