@@ -8,6 +8,15 @@ The client caches a route's weights for ``max_age`` seconds; after that, one
 HGET of ``_version`` tells whether to re-read the hash. If Redis is down, the
 last weights it saw keep being used.
 
+A `choose` that asks Redis waits on it for at most ``timeout`` seconds (0.5 by
+default), then falls back (the last weights, or NoWeightsError): it is on the
+path of an application's request. Socket timeouts are the only clock a
+blocking redis-py call has, so the budget is shared out: one fifth each for the
+connect and for each of at most four replies (HELLO and SELECT on a new
+connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
+failed command, with back-off, on a client built by its constructor). A client
+passed in keeps its own timeouts and retries.
+
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
 """
@@ -22,11 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
-__all__ = ["DEFAULT_PREFIX", "NoWeightsError", "RoutingClient"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "NoWeightsError", "RoutingClient"]
 
 DEFAULT_PREFIX = "jarvis:route:"
+DEFAULT_TIMEOUT = 0.5
+"""Seconds one `choose` may wait on Redis before it falls back."""
+_WAITS = 5
+"""Socket waits one refresh may need: connect, HELLO, SELECT, HGET, HGETALL."""
 
 
 class NoWeightsError(LookupError):
@@ -50,12 +65,23 @@ class RoutingClient:
         client: redis.Redis | None = None,
         prefix: str = DEFAULT_PREFIX,
         max_age: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if client is None:
             if redis_url is None:
                 raise ValueError("give a redis_url or a client")
-            client = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+            if not timeout > 0:
+                raise ValueError(f"timeout must be a positive number of seconds, not {timeout}")
+            wait = timeout / _WAITS
+            client = redis.Redis.from_url(
+                redis_url,
+                socket_connect_timeout=wait,
+                socket_timeout=wait,
+                retry=Retry(NoBackoff(), 0),
+                # No CLIENT SETINFO: two more replies to wait for on every new connection.
+                driver_info=None,
+            )
         self._redis = client
         self._prefix = prefix
         self._max_age = max_age
