@@ -29,7 +29,8 @@ class LocalServiceSettings(Section):
     working_directory: Path | None = None
     """Where the command runs; default: the daemon's working directory."""
     environment: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's own environment for this command (and its health command)."""
+    """Added to the daemon's own environment, less its ``JARVIS_*`` variables, for this
+    command (and its health command)."""
     secret_environment: dict[str, SecretStr] = Field(default_factory=dict)
     """Like ``environment``, for API keys and passwords: masked by `jarvis config check`
     and redacted from every event, as every configured secret is."""
@@ -50,9 +51,12 @@ class LocalServiceSettings(Section):
     """Seconds one health check may take; a slower one fails."""
 
     def process_environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """``base`` (the daemon's environment) with this service's variables over it."""
+        """``base`` (the daemon's environment) without Jarvis's own ``JARVIS_*`` variables
+        (the database URL, API tokens: any case, as settings read them), and this
+        service's variables over it."""
+        inherited = {k: v for k, v in base.items() if not k.upper().startswith("JARVIS_")}
         secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
-        return {**base, **self.environment, **secrets}
+        return {**inherited, **self.environment, **secrets}
 
     @field_validator("health_url")
     @classmethod

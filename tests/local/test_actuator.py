@@ -291,3 +291,32 @@ async def test_stop_kills_a_process_that_ignores_sigterm(lab: Lab) -> None:
 def test_server_argv_is_marked_with_the_test_directory(tmp_path: Path) -> None:
     """The janitor finds the test's processes by this mark."""
     assert str(tmp_path) in server_argv(1, tmp_path)
+
+
+async def test_jarvis_s_own_variables_do_not_reach_the_service(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JARVIS_* variables (the database URL, tokens) are the daemon's; a service and its
+    health command get only those its configuration names."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql://jarvis:hunter2@db/jarvis")
+    monkeypatch.setenv("jarvis_admin_token", "admin-s3cret")
+    out = lab.tmp_path / "seen.json"
+    script = (
+        "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
+        "import time; time.sleep(600)"
+    )
+    checked = lab.tmp_path / "checked.json"
+    check = [sys.executable, "-c", script.replace("time.sleep(600)", "0"), str(checked)]
+    service = LocalServiceSettings.model_validate(
+        {
+            "name": "env",
+            "command": [sys.executable, "-c", script, str(out)],
+            "environment": {"JARVIS_WANTED": "given"},
+            "health_command": check,
+        }
+    )
+    assert (await lab.actuator(service).apply(action("env", Start()), KEY)).ok
+    for seen in (json.loads(out.read_text()), json.loads(checked.read_text())):
+        jarvis = {k: v for k, v in seen.items() if k.upper().startswith("JARVIS_")}
+        assert jarvis == {"JARVIS_WANTED": "given"}
+        assert seen["PATH"] == os.environ["PATH"]
