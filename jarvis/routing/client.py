@@ -129,6 +129,11 @@ class RoutingClient:
 
     def _refresh(self, route: str, entry: _Entry | None, now: float) -> _Entry:
         key = f"{self._prefix}{route}"
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            # A name from undecodable input (surrogateescape): no key can hold its weights.
+            raise NoWeightsError(f"route {route!r} is not valid UTF-8") from None
         if entry is not None:
             version = self._redis.hget(key, "_version")
             if version is not None and _text(version) == entry.version:
