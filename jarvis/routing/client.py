@@ -15,7 +15,9 @@ blocking redis-py call has, so the budget is shared out: one fifth each for the
 connect and for each of at most four replies (HELLO and SELECT on a new
 connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
 failed command, with back-off, on a client built by its constructor). A client
-passed in keeps its own timeouts and retries.
+passed in keeps its own timeouts and retries. After a failed read, Redis is
+asked about that route again only after ``max_age``, with or without weights
+to fall back on.
 
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
@@ -87,6 +89,8 @@ class RoutingClient:
         self._max_age = max_age
         self._monotonic = monotonic
         self._cache: dict[str, _Entry] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
+        """Per route with nothing cached, when reading it last failed, and why."""
         self._lock = threading.Lock()
 
     def choose(self, route: str, rng: random.Random | None = None) -> str:
@@ -109,17 +113,25 @@ class RoutingClient:
         now = self._monotonic()
         with self._lock:
             entry = self._cache.get(route)
+            failed = self._failed.get(route)
         if entry is not None and now - entry.checked_at < self._max_age:
             return entry.weights
+        if entry is None and failed is not None and now - failed[0] < self._max_age:
+            # As with cached weights, Redis is asked again after max_age, not on every
+            # request: each would pay the time budget and a connection to a sick Redis.
+            raise NoWeightsError(f"route {route!r}: redis unreachable: {failed[1]}")
         try:
             fresh = self._refresh(route, entry, now)
         except RedisError as exc:
             if entry is None:
+                with self._lock:
+                    self._failed[route] = (now, str(exc))
                 raise NoWeightsError(f"route {route!r}: redis unreachable: {exc}") from exc
             # Serve the last known weights, and wait max_age before asking again.
             fresh = _Entry(entry.version, entry.weights, now)
         with self._lock:
             self._cache[route] = fresh
+            self._failed.pop(route, None)
         return fresh.weights
 
     def version(self, route: str) -> str | None:

@@ -106,3 +106,23 @@ def test_a_full_connection_pool_falls_back_at_once() -> None:
             assert time.monotonic() - started < 2.5
         finally:
             client.close()
+
+
+def test_with_nothing_cached_a_silent_redis_is_asked_once_per_max_age() -> None:
+    """After a failed read with no weights to fall back on, requests within max_age fail
+    at once instead of each paying the budget and opening a connection."""
+    ticker = Ticker()
+    with toy_redis() as server:
+        server.silent = True
+        client = RoutingClient(server.url, max_age=5.0, monotonic=ticker)
+        try:
+            for _ in range(10):
+                with pytest.raises(NoWeightsError, match="unreachable"):
+                    client.choose("chat")
+            assert server.connections <= 1  # (the accept thread may not have counted it yet)
+            server.hashes["jarvis:route:chat"] = {"_version": "1", "claude": "1"}
+            server.silent = False
+            ticker.now = 5.0
+            assert client.choose("chat") == "claude"
+        finally:
+            client.close()
