@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -18,6 +18,7 @@ from jarvis.config.sections import Section
 
 # A name is a file name under the state directory and a URI path: keep it plain.
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_Value = TypeVar("_Value", str, SecretStr)
 
 
 class LocalServiceSettings(Section):
@@ -57,6 +58,25 @@ class LocalServiceSettings(Section):
         inherited = {k: v for k, v in base.items() if not k.upper().startswith("JARVIS_")}
         secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
         return {**inherited, **self.environment, **secrets}
+
+    @field_validator("command", "health_command")
+    @classmethod
+    def _execable(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any("\0" in part for part in value):
+            raise ValueError("an argument cannot hold a NUL character")
+        return value
+
+    @field_validator("environment", "secret_environment")
+    @classmethod
+    def _variables(cls, value: dict[str, _Value]) -> dict[str, _Value]:
+        # What exec cannot pass: refused here, rather than failing every start.
+        for name, text in value.items():
+            plain = text.get_secret_value() if isinstance(text, SecretStr) else text
+            if "=" in name or "\0" in name or "\0" in plain:
+                raise ValueError(
+                    f"{name!r}: a variable's name cannot hold '=' or NUL, nor its value NUL"
+                )
+        return value
 
     @field_validator("health_url")
     @classmethod
