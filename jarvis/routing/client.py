@@ -42,6 +42,8 @@ __all__ = ["DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "NoWeightsError", "RoutingClient
 DEFAULT_PREFIX = "jarvis:route:"
 DEFAULT_TIMEOUT = 0.5
 """Seconds one `choose` may wait on Redis before it falls back."""
+_MAX_TIMEOUT = 60.0
+"""A budget on a request's path; more (or infinity) overflows the socket's timeout."""
 _WAITS = 5
 """Socket waits one refresh may need: connect, HELLO, SELECT, HGET, HGETALL."""
 
@@ -73,8 +75,10 @@ class RoutingClient:
         if client is None:
             if redis_url is None:
                 raise ValueError("give a redis_url or a client")
-            if not timeout > 0:
-                raise ValueError(f"timeout must be a positive number of seconds, not {timeout}")
+            if not 0 < timeout <= _MAX_TIMEOUT:
+                raise ValueError(
+                    f"timeout must be above 0 and at most {_MAX_TIMEOUT:g} s, not {timeout}"
+                )
             wait = timeout / _WAITS
             client = redis.Redis.from_url(
                 redis_url,

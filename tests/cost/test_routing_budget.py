@@ -126,3 +126,11 @@ def test_with_nothing_cached_a_silent_redis_is_asked_once_per_max_age() -> None:
             assert client.choose("chat") == "claude"
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan"), float("inf"), 1e300])
+def test_a_timeout_that_is_no_budget_is_refused_at_construction(timeout: float) -> None:
+    """Zero, negative, NaN, infinite or absurd budgets raise ValueError when the client is
+    made, not OverflowError from the socket on the first choose."""
+    with pytest.raises(ValueError, match="timeout"):
+        RoutingClient("redis://127.0.0.1:1/0", timeout=timeout)
