@@ -8,7 +8,7 @@ the running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -51,11 +51,17 @@ class LocalServiceSettings(Section):
     health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     """Seconds one health check may take; a slower one fails."""
 
-    def process_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+    def process_environment(
+        self, base: Mapping[str, str], withheld: Collection[str] = ()
+    ) -> dict[str, str]:
         """``base`` (the daemon's environment) without Jarvis's own ``JARVIS_*`` variables
-        (the database URL, API tokens: any case, as settings read them), and this
-        service's variables over it."""
-        inherited = {k: v for k, v in base.items() if not k.upper().startswith("JARVIS_")}
+        (the database URL, API tokens: any case, as settings read them) and ``withheld``
+        (those other settings read secrets from), and this service's variables over it."""
+        inherited = {
+            k: v
+            for k, v in base.items()
+            if not k.upper().startswith("JARVIS_") and k not in withheld
+        }
         secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
         return {**inherited, **self.environment, **secrets}
 

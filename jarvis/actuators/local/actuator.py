@@ -65,8 +65,17 @@ class LocalActuator:
     provider = PROVIDER
     action_kinds = frozenset({ActionKind.RESTART, ActionKind.START, ActionKind.STOP})
 
-    def __init__(self, settings: LocalSettings, clock: Clock, *, name: str = "local") -> None:
+    def __init__(
+        self,
+        settings: LocalSettings,
+        clock: Clock,
+        *,
+        name: str = "local",
+        withheld: frozenset[str] = frozenset(),
+    ) -> None:
         self.name = name
+        self._withheld = withheld
+        """Variables of the daemon's environment its services do not inherit (its secrets)."""
         self._services = {service.name: service for service in settings.services}
         self._files = Pidfiles(settings.state_directory)
         self._clock = clock
@@ -102,7 +111,7 @@ class LocalActuator:
             return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
         if record is None:
             return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
-        passed, detail = await check(service)
+        passed, detail = await check(service, self._withheld)
         if passed:
             health = Health.HEALTHY
             self._passed[service.name] = record.pid
@@ -192,7 +201,7 @@ class LocalActuator:
         if not ended.ok:
             return ended
         try:
-            child, record = spawn(service, self._files, key)
+            child, record = spawn(service, self._files, key, self._withheld)
         except OSError as exc:
             return Outcome.failure(
                 f"cannot run {service.command[0]}: {exc}",
@@ -214,7 +223,7 @@ class LocalActuator:
                     f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
                     code="Exited",
                 )
-            passed, detail = await check(service)
+            passed, detail = await check(service, self._withheld)
             if passed and up >= service.start_seconds:
                 self._passed[service.name] = record.pid
                 return Outcome.success(f"started pid {record.pid}; {detail}")

@@ -153,7 +153,10 @@ class Pidfiles:
 
 
 def spawn(
-    service: LocalServiceSettings, files: Pidfiles, key: str | None
+    service: LocalServiceSettings,
+    files: Pidfiles,
+    key: str | None,
+    withheld: frozenset[str] = frozenset(),
 ) -> tuple[subprocess.Popen[bytes], Record]:
     """Start the service detached (own session, logs to files) and record it in its pidfile.
 
@@ -170,7 +173,7 @@ def spawn(
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
             cwd=service.working_directory,
-            env={**service.process_environment(os.environ), INSTANCE_VARIABLE: token},
+            env={**service.process_environment(os.environ, withheld), INSTANCE_VARIABLE: token},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
