@@ -15,9 +15,10 @@ blocking redis-py call has, so the budget is shared out: one fifth each for the
 connect and for each of at most four replies (HELLO and SELECT on a new
 connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
 failed command, with back-off, on a client built by its constructor). A client
-passed in keeps its own timeouts and retries. After a failed read, Redis is
-asked about that route again only after ``max_age``, with or without weights
-to fall back on.
+passed in keeps its own timeouts and retries. Resolving the URL's host name
+is outside the budget: no socket timeout covers getaddrinfo. After a failed
+read, Redis is asked about that route again only after ``max_age``, with or
+without weights to fall back on.
 
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
