@@ -15,10 +15,11 @@ blocking redis-py call has, so the budget is shared out: one fifth each for the
 connect and for each of at most four replies (HELLO and SELECT on a new
 connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
 failed command, with back-off, on a client built by its constructor). A client
-passed in keeps its own timeouts and retries. Resolving the URL's host name
-is outside the budget: no socket timeout covers getaddrinfo. After a failed
-read, Redis is asked about that route again only after ``max_age``, with or
-without weights to fall back on.
+passed in keeps its own timeouts and retries; the URL's own ``socket_timeout``
+and retry options are dropped. Resolving the URL's host name is outside the
+budget: no socket timeout covers getaddrinfo. After a failed read, Redis is
+asked about that route again only after ``max_age``, with or without weights
+to fall back on.
 
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
@@ -82,7 +83,7 @@ class RoutingClient:
                 )
             wait = timeout / _WAITS
             client = redis.Redis.from_url(
-                redis_url,
+                _without(redis_url, _BUDGET_OPTIONS),
                 socket_connect_timeout=wait,
                 socket_timeout=wait,
                 retry=Retry(NoBackoff(), 0),
@@ -171,6 +172,20 @@ class RoutingClient:
 
     def close(self) -> None:
         self._redis.close()
+
+
+_BUDGET_OPTIONS = frozenset(
+    {"socket_timeout", "socket_connect_timeout", "retry_on_timeout", "retry_on_error"}
+)
+"""URL options redis-py would let override the budget (its query string wins over arguments)."""
+
+
+def _without(url: str, options: frozenset[str]) -> str:
+    # By hand, not urlsplit: the rest of the URL (a unix:// path, a quoted password)
+    # must reach redis-py exactly as given.
+    base, mark, query = url.partition("?")
+    kept = [part for part in query.split("&") if part.partition("=")[0] not in options]
+    return f"{base}?{'&'.join(kept)}" if mark and kept else base
 
 
 _UNDECODABLE = "\ufffd"

@@ -134,3 +134,19 @@ def test_a_timeout_that_is_no_budget_is_refused_at_construction(timeout: float) 
     made, not OverflowError from the socket on the first choose."""
     with pytest.raises(ValueError, match="timeout"):
         RoutingClient("redis://127.0.0.1:1/0", timeout=timeout)
+
+
+def test_timeouts_in_the_url_do_not_override_the_budget() -> None:
+    """A URL carrying its own socket timeouts (copied from another client's settings)
+    still gets the budget: a silent Redis costs well under its 5 s."""
+    with toy_redis() as server:
+        server.silent = True
+        query = "socket_timeout=5&socket_connect_timeout=5&retry_on_timeout=true"
+        client = RoutingClient(f"{server.url}?{query}")
+        try:
+            started = time.monotonic()
+            with pytest.raises(NoWeightsError, match="unreachable"):
+                client.choose("chat")
+            assert time.monotonic() - started < 3.0
+        finally:
+            client.close()
