@@ -8,9 +8,9 @@ the running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -18,6 +18,7 @@ from jarvis.config.sections import Section
 
 # A name is a file name under the state directory and a URI path: keep it plain.
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_Value = TypeVar("_Value", str, SecretStr)
 
 
 class LocalServiceSettings(Section):
@@ -29,7 +30,8 @@ class LocalServiceSettings(Section):
     working_directory: Path | None = None
     """Where the command runs; default: the daemon's working directory."""
     environment: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's own environment for this command (and its health command)."""
+    """Added to the daemon's own environment, less its ``JARVIS_*`` variables, for this
+    command (and its health command)."""
     secret_environment: dict[str, SecretStr] = Field(default_factory=dict)
     """Like ``environment``, for API keys and passwords: masked by `jarvis config check`
     and redacted from every event, as every configured secret is."""
@@ -49,10 +51,38 @@ class LocalServiceSettings(Section):
     health_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     """Seconds one health check may take; a slower one fails."""
 
-    def process_environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """``base`` (the daemon's environment) with this service's variables over it."""
+    def process_environment(
+        self, base: Mapping[str, str], withheld: Collection[str] = ()
+    ) -> dict[str, str]:
+        """``base`` (the daemon's environment) without Jarvis's own ``JARVIS_*`` variables
+        (the database URL, API tokens: any case, as settings read them) and ``withheld``
+        (those other settings read secrets from), and this service's variables over it."""
+        inherited = {
+            k: v
+            for k, v in base.items()
+            if not k.upper().startswith("JARVIS_") and k not in withheld
+        }
         secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
-        return {**base, **self.environment, **secrets}
+        return {**inherited, **self.environment, **secrets}
+
+    @field_validator("command", "health_command")
+    @classmethod
+    def _execable(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any("\0" in part for part in value):
+            raise ValueError("an argument cannot hold a NUL character")
+        return value
+
+    @field_validator("environment", "secret_environment")
+    @classmethod
+    def _variables(cls, value: dict[str, _Value]) -> dict[str, _Value]:
+        # What exec cannot pass: refused here, rather than failing every start.
+        for name, text in value.items():
+            plain = text.get_secret_value() if isinstance(text, SecretStr) else text
+            if "=" in name or "\0" in name or "\0" in plain:
+                raise ValueError(
+                    f"{name!r}: a variable's name cannot hold '=' or NUL, nor its value NUL"
+                )
+        return value
 
     @field_validator("health_url")
     @classmethod

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["known_secrets"]
+__all__ = ["known_secrets", "secret_variables"]
 
 
 def known_secrets(settings: BaseModel) -> tuple[str, ...]:
@@ -30,6 +30,28 @@ def known_secrets(settings: BaseModel) -> tuple[str, ...]:
             found[password] = None
             found[unquote(password)] = None
     return tuple(found)
+
+
+def secret_variables(settings: BaseModel) -> frozenset[str]:
+    """The environment variables ``settings`` read secrets from: every ``*_env`` field's
+    value (``webhook_url_env = "SLACK_WEBHOOK_URL"``), wherever it is in the tree."""
+    return frozenset(_variables(settings))
+
+
+def _variables(value: object) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            field = getattr(value, name)
+            if name.endswith("_env") and isinstance(field, str):
+                yield field
+            else:
+                yield from _variables(field)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _variables(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _variables(item)
 
 
 def _password(value: str) -> str | None:

@@ -80,9 +80,11 @@ def _cloudrun(settings: Settings, clock: Clock) -> Sequence[Sensor]:
 
 def _local(settings: Settings, clock: Clock) -> Sequence[Sensor]:
     from jarvis.actuators.local.actuator import LocalActuator
+    from jarvis.config.secrets import secret_variables
 
     assert settings.local is not None  # noqa: S101 - `enabled` checked it
-    return [LocalActuator(settings.local, clock)]
+    # The variables Jarvis reads secrets from are its own, not its services'.
+    return [LocalActuator(settings.local, clock, withheld=secret_variables(settings))]
 
 
 def _routing(settings: Settings, clock: Clock) -> Sequence[Sensor]:

@@ -8,6 +8,19 @@ The client caches a route's weights for ``max_age`` seconds; after that, one
 HGET of ``_version`` tells whether to re-read the hash. If Redis is down, the
 last weights it saw keep being used.
 
+A `choose` that asks Redis waits on it for at most ``timeout`` seconds (0.5 by
+default), then falls back (the last weights, or NoWeightsError): it is on the
+path of an application's request. Socket timeouts are the only clock a
+blocking redis-py call has, so the budget is shared out: one fifth each for the
+connect and for each of at most four replies (HELLO and SELECT on a new
+connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
+failed command, with back-off, on a client built by its constructor). A client
+passed in keeps its own timeouts and retries; the URL's own ``socket_timeout``
+and retry options are dropped. Resolving the URL's host name is outside the
+budget: no socket timeout covers getaddrinfo. After a failed read, Redis is
+asked about that route again only after ``max_age``, with or without weights
+to fall back on.
+
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
 """
@@ -22,11 +35,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
-__all__ = ["DEFAULT_PREFIX", "NoWeightsError", "RoutingClient"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "NoWeightsError", "RoutingClient"]
 
 DEFAULT_PREFIX = "jarvis:route:"
+DEFAULT_TIMEOUT = 0.5
+"""Seconds one `choose` may wait on Redis before it falls back."""
+_MAX_TIMEOUT = 60.0
+"""A budget on a request's path; more (or infinity) overflows the socket's timeout."""
+_WAITS = 5
+"""Socket waits one refresh may need: connect, HELLO, SELECT, HGET, HGETALL."""
 
 
 class NoWeightsError(LookupError):
@@ -50,17 +71,32 @@ class RoutingClient:
         client: redis.Redis | None = None,
         prefix: str = DEFAULT_PREFIX,
         max_age: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if client is None:
             if redis_url is None:
                 raise ValueError("give a redis_url or a client")
-            client = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+            if not 0 < timeout <= _MAX_TIMEOUT:
+                raise ValueError(
+                    f"timeout must be above 0 and at most {_MAX_TIMEOUT:g} s, not {timeout}"
+                )
+            wait = timeout / _WAITS
+            client = redis.Redis.from_url(
+                _without(redis_url, _BUDGET_OPTIONS),
+                socket_connect_timeout=wait,
+                socket_timeout=wait,
+                retry=Retry(NoBackoff(), 0),
+                # No CLIENT SETINFO: two more replies to wait for on every new connection.
+                driver_info=None,
+            )
         self._redis = client
         self._prefix = prefix
         self._max_age = max_age
         self._monotonic = monotonic
         self._cache: dict[str, _Entry] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
+        """Per route with nothing cached, when reading it last failed, and why."""
         self._lock = threading.Lock()
 
     def choose(self, route: str, rng: random.Random | None = None) -> str:
@@ -83,17 +119,25 @@ class RoutingClient:
         now = self._monotonic()
         with self._lock:
             entry = self._cache.get(route)
+            failed = self._failed.get(route)
         if entry is not None and now - entry.checked_at < self._max_age:
             return entry.weights
+        if entry is None and failed is not None and now - failed[0] < self._max_age:
+            # As with cached weights, Redis is asked again after max_age, not on every
+            # request: each would pay the time budget and a connection to a sick Redis.
+            raise NoWeightsError(f"route {route!r}: redis unreachable: {failed[1]}")
         try:
             fresh = self._refresh(route, entry, now)
         except RedisError as exc:
             if entry is None:
+                with self._lock:
+                    self._failed[route] = (now, str(exc))
                 raise NoWeightsError(f"route {route!r}: redis unreachable: {exc}") from exc
             # Serve the last known weights, and wait max_age before asking again.
             fresh = _Entry(entry.version, entry.weights, now)
         with self._lock:
             self._cache[route] = fresh
+            self._failed.pop(route, None)
         return fresh.weights
 
     def version(self, route: str) -> str | None:
@@ -103,6 +147,11 @@ class RoutingClient:
 
     def _refresh(self, route: str, entry: _Entry | None, now: float) -> _Entry:
         key = f"{self._prefix}{route}"
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            # A name from undecodable input (surrogateescape): no key can hold its weights.
+            raise NoWeightsError(f"route {route!r} is not valid UTF-8") from None
         if entry is not None:
             version = self._redis.hget(key, "_version")
             if version is not None and _text(version) == entry.version:
@@ -123,6 +172,20 @@ class RoutingClient:
 
     def close(self) -> None:
         self._redis.close()
+
+
+_BUDGET_OPTIONS = frozenset(
+    {"socket_timeout", "socket_connect_timeout", "retry_on_timeout", "retry_on_error"}
+)
+"""URL options redis-py would let override the budget (its query string wins over arguments)."""
+
+
+def _without(url: str, options: frozenset[str]) -> str:
+    # By hand, not urlsplit: the rest of the URL (a unix:// path, a quoted password)
+    # must reach redis-py exactly as given.
+    base, mark, query = url.partition("?")
+    kept = [part for part in query.split("&") if part.partition("=")[0] not in options]
+    return f"{base}?{'&'.join(kept)}" if mark and kept else base
 
 
 _UNDECODABLE = "\ufffd"

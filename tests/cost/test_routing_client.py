@@ -157,3 +157,10 @@ def test_weights_too_large_to_sum_still_split_the_traffic(
     rng = seeded(7)
     counts = Counter(routing.choose("chat", rng) for _ in range(2_000))
     assert counts["gpt-4o"] / 2_000 == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_route_name_that_cannot_be_a_key_has_no_weights(routing: RoutingClient) -> None:
+    """A route name with a lone surrogate (undecodable bytes read with surrogateescape)
+    raises NoWeightsError, the error an application handles, not UnicodeEncodeError."""
+    with pytest.raises(NoWeightsError, match="not valid UTF-8"):
+        routing.choose("chat-\udcff")

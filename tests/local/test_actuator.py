@@ -12,11 +12,15 @@ from pathlib import Path
 import anyio
 import pytest
 
+from jarvis.actuators.local.actuator import LocalActuator
 from jarvis.actuators.local.process import Pidfiles, is_ours, proc_identity
+from jarvis.config import load_settings
 from jarvis.config.local import LocalServiceSettings
 from jarvis.config.secrets import known_secrets
+from jarvis.loop.clock import WallClock
 from jarvis.model import Action, Health, ResourceRef, Restart, Start, Stop
 from jarvis.model.actions import ActionParams
+from jarvis.providers.registry import build_sensors
 from tests.local.conftest import (
     Lab,
     alive,
@@ -291,3 +295,63 @@ async def test_stop_kills_a_process_that_ignores_sigterm(lab: Lab) -> None:
 def test_server_argv_is_marked_with_the_test_directory(tmp_path: Path) -> None:
     """The janitor finds the test's processes by this mark."""
     assert str(tmp_path) in server_argv(1, tmp_path)
+
+
+async def test_jarvis_s_own_variables_do_not_reach_the_service(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JARVIS_* variables (the database URL, tokens) are the daemon's; a service and its
+    health command get only those its configuration names."""
+    monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql://jarvis:hunter2@db/jarvis")
+    monkeypatch.setenv("jarvis_admin_token", "admin-s3cret")
+    out = lab.tmp_path / "seen.json"
+    script = (
+        "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
+        "import time; time.sleep(600)"
+    )
+    checked = lab.tmp_path / "checked.json"
+    check = [sys.executable, "-c", script.replace("time.sleep(600)", "0"), str(checked)]
+    service = LocalServiceSettings.model_validate(
+        {
+            "name": "env",
+            "command": [sys.executable, "-c", script, str(out)],
+            "environment": {"JARVIS_WANTED": "given"},
+            "health_command": check,
+        }
+    )
+    assert (await lab.actuator(service).apply(action("env", Start()), KEY)).ok
+    for seen in (json.loads(out.read_text()), json.loads(checked.read_text())):
+        jarvis = {k: v for k, v in seen.items() if k.upper().startswith("JARVIS_")}
+        assert jarvis == {"JARVIS_WANTED": "given"}
+        assert seen["PATH"] == os.environ["PATH"]
+
+
+async def test_the_secrets_jarvis_reads_by_variable_name_do_not_reach_the_service(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret in a variable a setting names (``webhook_url_env``, Stripe's key) is the
+    daemon's: the service started by the configured actuator does not inherit it."""
+    monkeypatch.setenv("TEAM_SLACK_HOOK", "https://hooks.slack.test/T0/B0/s3cret")
+    monkeypatch.setenv("PLAIN_VARIABLE", "plain")
+    out = lab.tmp_path / "seen.json"
+    script = (
+        "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
+        "import time; time.sleep(600)"
+    )
+    config = lab.tmp_path / "jarvis.toml"
+    config.write_text(
+        f'[notify.slack]\nwebhook_url_env = "TEAM_SLACK_HOOK"\n\n[local]\n'
+        f"state_directory = {json.dumps(str(lab.state))}\n\n[[local.services]]\n"
+        f'name = "env"\ncommand = {json.dumps([sys.executable, "-c", script, str(out)])}\n'
+        f'health_command = ["test", "-s", {json.dumps(str(out))}]\n'
+    )
+    [actuator] = [
+        sensor
+        for sensor in build_sensors(load_settings(config), WallClock())
+        if isinstance(sensor, LocalActuator)
+    ]
+    lab.actuators.append(actuator)
+    assert (await actuator.apply(action("env", Start()), KEY)).ok
+    seen = json.loads(out.read_text())
+    assert "TEAM_SLACK_HOOK" not in seen
+    assert seen["PLAIN_VARIABLE"] == "plain"

@@ -40,12 +40,18 @@ def load(tmp_path: Path, text: str) -> None:
         ("start_timeout = 18", "start_timeout \\+ stop_timeout \\(23 s\\) must be below"),
         ("colour = 1", "local.services.0.colour: unknown key"),
         ('\n[[local.services]]\nname = "web"\ncommand = ["true"]', "two services are named"),
+        # What exec cannot take: refused here, not failed (and retried) at every start.
+        ('environment = { "A=B" = "x" }', "local.services.0.environment"),
+        ('environment = { A = "x\\u0000y" }', "local.services.0.environment"),
+        ('secret_environment = { "TOKEN=" = "x" }', "local.services.0.secret_environment"),
+        ('health_command = ["test", "-e", "a\\u0000b"]', "local.services.0.health_command"),
     ],
 )
 def test_a_malformed_service_is_a_config_error_naming_it(
     tmp_path: Path, extra: str, message: str
 ) -> None:
-    """Contradictory or unknown keys, bad URLs and duplicate names are refused."""
+    """Contradictory or unknown keys, bad URLs, duplicate names and what no process can be
+    given (a variable name with '=', a NUL) are refused."""
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, SERVICE + extra)
 

@@ -3,8 +3,9 @@
 Built by the provider registry (`jarvis.providers`) from ``[[local.services]]``.
 Healthy means the process Jarvis started is alive and its health check passes;
 a service with no process of ours is unhealthy with 0 of 1 running, so the
-heal policy's RESTART starts it, and the retry budget and escalation apply as
-to any provider. Jarvis recognises its processes by pidfile and command line
+heal policy's RESTART starts it (after ending what its last process left
+behind in its process group, `process.survivors`), and the retry budget and
+escalation apply as to any provider. Jarvis recognises its processes by pidfile and command line
 (`process.is_ours`), so a daemon restart finds them again and a process it did
 not start is never signalled.
 
@@ -35,8 +36,10 @@ from jarvis.actuators.local.process import (
     Record,
     is_ours,
     signal_group,
+    signal_survivors,
     spawn,
     still_running,
+    survivors,
 )
 from jarvis.config.local import LocalServiceSettings, LocalSettings
 from jarvis.model import (
@@ -62,8 +65,17 @@ class LocalActuator:
     provider = PROVIDER
     action_kinds = frozenset({ActionKind.RESTART, ActionKind.START, ActionKind.STOP})
 
-    def __init__(self, settings: LocalSettings, clock: Clock, *, name: str = "local") -> None:
+    def __init__(
+        self,
+        settings: LocalSettings,
+        clock: Clock,
+        *,
+        name: str = "local",
+        withheld: frozenset[str] = frozenset(),
+    ) -> None:
         self.name = name
+        self._withheld = withheld
+        """Variables of the daemon's environment its services do not inherit (its secrets)."""
         self._services = {service.name: service for service in settings.services}
         self._files = Pidfiles(settings.state_directory)
         self._clock = clock
@@ -99,7 +111,7 @@ class LocalActuator:
             return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
         if record is None:
             return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
-        passed, detail = await check(service)
+        passed, detail = await check(service, self._withheld)
         if passed:
             health = Health.HEALTHY
             self._passed[service.name] = record.pid
@@ -170,7 +182,7 @@ class LocalActuator:
             # Marked first, so heal leaves it stopped even if the stop is cut short.
             self._files.mark_stopped(service.name, key)
             if record is None:
-                return Outcome.success("not running")
+                return await self._end_survivors(service, "not running")
             return await self._stop(service, record)
         self._files.clear_stopped(service.name)
         if record is not None:
@@ -184,8 +196,12 @@ class LocalActuator:
         return await self._start(service, key)
 
     async def _start(self, service: LocalServiceSettings, key: str) -> Outcome:
+        # A crashed process's children may hold its port: never start beside them.
+        ended = await self._end_survivors(service, "not running")
+        if not ended.ok:
+            return ended
         try:
-            child, record = spawn(service, self._files, key)
+            child, record = spawn(service, self._files, key, self._withheld)
         except OSError as exc:
             return Outcome.failure(
                 f"cannot run {service.command[0]}: {exc}",
@@ -207,7 +223,7 @@ class LocalActuator:
                     f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
                     code="Exited",
                 )
-            passed, detail = await check(service)
+            passed, detail = await check(service, self._withheld)
             if passed and up >= service.start_seconds:
                 self._passed[service.name] = record.pid
                 return Outcome.success(f"started pid {record.pid}; {detail}")
@@ -219,14 +235,50 @@ class LocalActuator:
 
     async def _stop(self, service: LocalServiceSettings, record: Record) -> Outcome:
         signal_group(record, signal.SIGTERM)
+        termed = time.monotonic()
         if await self._gone(record, service.stop_timeout):
-            self._files.remove(service.name)
-            return Outcome.success(f"stopped pid {record.pid}")
+            # The group had its SIGTERM with the main process: what is left of it gets
+            # the rest of stop_timeout, so a stop still takes about stop_timeout at most.
+            grace = max(0.0, termed + service.stop_timeout - time.monotonic())
+            return await self._end_survivors(service, f"stopped pid {record.pid}", grace)
         signal_group(record, signal.SIGKILL)
         if await self._gone(record, service.stop_timeout):
-            self._files.remove(service.name)
-            return Outcome.success(f"killed pid {record.pid} after {service.stop_timeout:g} s")
+            killed = f"killed pid {record.pid} after {service.stop_timeout:g} s"
+            return await self._end_survivors(service, killed, 0.0)
         return Outcome.failure(f"pid {record.pid} survived SIGKILL", code="StopFailed")
+
+    async def _end_survivors(
+        self, service: LocalServiceSettings, detail: str, grace: float | None = None
+    ) -> Outcome:
+        """End what the last process left in its group (SIGTERM, ``grace`` seconds, by
+        default stop_timeout, then SIGKILL), then forget it: success with ``detail``, or a
+        failure if something outlived SIGKILL."""
+        record = self._files.read(service.name)
+        if record is None:
+            return Outcome.success(detail)
+        note = ""
+        grace = service.stop_timeout if grace is None else grace
+        if signal_survivors(record, signal.SIGTERM):
+            if not await self._survivors_gone(record, grace):
+                signal_survivors(record, signal.SIGKILL)
+                if not await self._survivors_gone(record, service.stop_timeout):
+                    left = ", ".join(map(str, survivors(record)))
+                    return Outcome.failure(
+                        f"pid {record.pid}'s children {left} survived SIGKILL", code="StopFailed"
+                    )
+                note = "; killed its children that outlived it"
+            else:
+                note = "; ended its children that outlived it"
+        self._files.remove(service.name)
+        return Outcome.success(detail + note)
+
+    async def _survivors_gone(self, record: Record, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while survivors(record):
+            if time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(_POLL)
+        return True
 
     async def _gone(self, record: Record, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

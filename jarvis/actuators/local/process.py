@@ -8,6 +8,16 @@ an operator started by hand), is not ours and is never signalled. The start
 time is what tells a reused pid apart from the original when the command
 lines agree. Processes run in their own session, detached from the daemon,
 so they outlive it and a restarted daemon finds them again by pidfile.
+
+What a service forked (a shell's worker, a server's children) may outlive its
+main process and keep the port or the files. Such survivors are ended before a
+new copy starts, and only those Jarvis can prove are the old service's: still
+in the process group the main process led (its pid), started after it, and
+carrying the random token `spawn` put in the service's environment
+(``_JARVIS_LOCAL_INSTANCE``, inherited by every descendant). Process group
+numbers are reused once the group is empty, so the group id alone proves
+nothing; the token does. Signals go through a pidfd opened before the check,
+so a pid reused between the check and the signal is not hit.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -27,6 +38,9 @@ _PROC = Path("/proc")
 _GONE = frozenset({"Z", "X", "x"})
 """Process states of a process that has exited (a zombie waits to be reaped)."""
 _SETTLE_SECONDS = 2.0
+INSTANCE_VARIABLE = "_JARVIS_LOCAL_INSTANCE"
+"""Set in each started service's environment to its pidfile's token. Not ``JARVIS_…``:
+a `jarvis` command run by the service would refuse a variable no setting reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +55,8 @@ class Record:
     """Wall-clock seconds, for the start grace after a daemon restart."""
     key: str | None
     """The idempotency key of the action that started it, if one did."""
+    token: str | None = None
+    """The service's ``_JARVIS_LOCAL_INSTANCE``: marks what it forked (None in old pidfiles)."""
 
 
 def proc_identity(pid: int) -> tuple[list[str], int] | None:
@@ -94,6 +110,7 @@ class Pidfiles:
                 start_ticks=int(data["start_ticks"]),
                 started_at=float(data["started_at"]),
                 key=None if data.get("key") is None else str(data["key"]),
+                token=None if data.get("token") is None else str(data["token"]),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -136,7 +153,10 @@ class Pidfiles:
 
 
 def spawn(
-    service: LocalServiceSettings, files: Pidfiles, key: str | None
+    service: LocalServiceSettings,
+    files: Pidfiles,
+    key: str | None,
+    withheld: frozenset[str] = frozenset(),
 ) -> tuple[subprocess.Popen[bytes], Record]:
     """Start the service detached (own session, logs to files) and record it in its pidfile.
 
@@ -145,6 +165,7 @@ def spawn(
     command cannot be executed.
     """
     files.directory.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
     with (
         files.path(service.name, "stdout.log").open("ab") as out,
         files.path(service.name, "stderr.log").open("ab") as err,
@@ -152,7 +173,7 @@ def spawn(
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
             cwd=service.working_directory,
-            env=service.process_environment(os.environ),
+            env={**service.process_environment(os.environ, withheld), INSTANCE_VARIABLE: token},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -160,7 +181,7 @@ def spawn(
             close_fds=True,
         )
     cmdline, ticks = _settled_identity(child.pid) or ([], -1)
-    record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key)
+    record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key, token)
     files.write(service.name, record)
     return child, record
 
@@ -198,3 +219,51 @@ def signal_group(record: Record, signum: signal.Signals) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def survivors(record: Record) -> list[int]:
+    """Live processes of the record's group that are provably the service's (see the module)."""
+    if record.token is None:
+        return []
+    return [pid for pid in _pids() if _in_group(pid, record)]
+
+
+def signal_survivors(record: Record, signum: signal.Signals) -> int:
+    """Signal each survivor, checked after its pidfd is open; how many were signalled."""
+    sent = 0
+    for pid in survivors(record):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # gone meanwhile
+            continue
+        try:
+            # Checked again with the pidfd open: the signal reaches this very process or none.
+            if _in_group(pid, record):
+                signal.pidfd_send_signal(pidfd, signum)
+                sent += 1
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+    return sent
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in _PROC.iterdir() if entry.name.isdigit()]
+
+
+def _in_group(pid: int, record: Record) -> bool:
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if (
+            len(fields) < 20
+            or fields[0] in _GONE
+            or int(fields[2]) != record.pid
+            or int(fields[19]) < record.start_ticks
+        ):
+            return False
+        environ = (_PROC / str(pid) / "environ").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return f"{INSTANCE_VARIABLE}={record.token}".encode() in environ.split(b"\0")

@@ -157,7 +157,9 @@ def postgres_check(url: str, timeout: float) -> Check:
                 value = await connection.fetchval("SELECT 1")
             finally:
                 await connection.close()
-        except asyncpg.PostgresError as exc:
+        # Not only the server's errors: asyncpg's own (an authentication method it
+        # cannot do, such as GSSAPI without the extra) would fail every probe's observe.
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             raise _failed(exc) from exc
         if value != 1:
             raise ActuatorError(f"SELECT 1 answered {value!r}", code="BadAnswer")
