@@ -176,6 +176,14 @@ class FakeCluster:
             self._deadline_exceeded.add((namespace, deployment))
             self._update_status(namespace, deployment)
 
+    def annotate(self, resource: str, namespace: str, name: str, key: str, value: str) -> None:
+        """Set an annotation as an operator's ``kubectl annotate --overwrite`` does (any string
+        the API server accepts), with no controller reacting to it."""
+        with self.lock:
+            obj = self._stored(resource, namespace, name)
+            obj["metadata"].setdefault("annotations", {})[key] = value
+            self._bump(obj)
+
     def interfere(self, resource: str, namespace: str, name: str, times: int = 1) -> None:
         """Another writer touches the object just before each of our next ``times`` writes."""
         with self.lock:

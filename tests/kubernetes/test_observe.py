@@ -234,3 +234,34 @@ async def test_a_crash_looping_init_container_is_a_crash_loop(
     # The old pods keep serving while the new ones cannot start.
     assert state.replicas is not None
     assert state.replicas.running == 2
+
+
+@pytest.mark.parametrize("revision", ["²", "1" * 5000, "-1", " 2"])
+async def test_a_hand_written_revision_annotation_does_not_fail_the_observe(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, revision: str
+) -> None:
+    """An old ReplicaSet annotated by hand with a revision that is no int64 (a superscript
+    digit, 5000 digits) has no revision; every Deployment is still observed."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    cluster.add_deployment("default", "vocal-coach")
+    old = cluster.list_objects("replicasets", "default", None)[0]["metadata"]["name"]
+    v2 = {"containers": [{"name": "app", "image": "registry.local/app:v2"}]}
+    cluster.patch(
+        "deployments",
+        "default",
+        "producer",
+        {"spec": {"template": {"spec": v2}}},
+        "application/merge-patch+json",
+    )
+    cluster.annotate("replicasets", "default", old, "deployment.kubernetes.io/revision", revision)
+
+    states = {s.ref.name: s for s in await actuator.observe()}
+
+    assert set(states) == {"default/producer", "default/vocal-coach"}
+    producer = states["default/producer"]
+    assert producer.health is Health.HEALTHY
+    assert producer.versions is not None
+    assert producer.versions.previous is not None
+    assert producer.versions.previous.startswith("registry.local/app:v1#")
+    assert [r["revision"] for r in producer.record_attributes()["revisions"]] == [2, None]

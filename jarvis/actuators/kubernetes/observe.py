@@ -44,6 +44,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 ACTION_KEY = "jarvis.io/action-key"
 """The idempotency key of the Jarvis action that last changed an object (or pod template)."""
 HASH_LABEL = "pod-template-hash"
+_INT64_DIGITS = 19
 BAD_WAITING = frozenset(
     {
         "CrashLoopBackOff",
@@ -89,8 +90,15 @@ def selector_string(selector: client.V1LabelSelector | None) -> str:
 
 
 def revision_of(meta: client.V1ObjectMeta | None) -> int | None:
+    """The revision annotation as the controller writes it (an int64 in ASCII digits), else None.
+
+    Anyone may overwrite an annotation: ``str.isdigit`` also takes "²", which
+    `int` refuses, and `int` refuses more than 4300 digits too.
+    """
     raw = ((meta.annotations if meta else None) or {}).get(REVISION)
-    return int(raw) if raw is not None and raw.isdigit() else None
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > _INT64_DIGITS:
+        return None
+    return int(raw)
 
 
 def owned_by(meta: client.V1ObjectMeta | None, uid: str | None) -> bool:
