@@ -494,6 +494,7 @@ class FakeCluster:
             pods=pods,
             updated=updated,
             deadline_exceeded=(namespace, name) in self._deadline_exceeded,
+            previous=d.get("status"),
         )
         if d.get("status") != status:
             d["status"] = status

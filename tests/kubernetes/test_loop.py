@@ -159,3 +159,21 @@ async def test_a_failing_kubernetes_api_does_not_stop_other_providers(
     assert [str(a.target) for a in fleet.applied] == ["sim://web"]
     failed = await app.store.events(kinds=["observe.failed"])
     assert len(failed) == 1
+
+
+async def test_a_deployment_whose_first_pods_are_still_starting_is_not_restarted(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A new Deployment whose pods still pull their image (0 available, no pod failing,
+    progress deadline not passed) is a rollout in progress: heal leaves it alone."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "ContainerCreating")
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    app = await make_app([HealPolicy()])
+
+    reports = await ticks(app, vclock, 3)
+
+    for report in reports:
+        state = report.snapshot.resources[PRODUCER]
+        assert state.health is Health.DEGRADED, state.detail
+        assert report.decisions == []
+    assert [c for c in apiserver.calls if c.verb == "patch"] == []

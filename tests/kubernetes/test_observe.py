@@ -265,3 +265,33 @@ async def test_a_hand_written_revision_annotation_does_not_fail_the_observe(
     assert producer.versions.previous is not None
     assert producer.versions.previous.startswith("registry.local/app:v1#")
     assert [r["revision"] for r in producer.record_attributes()["revisions"]] == [2, None]
+
+
+async def test_pods_that_stop_being_ready_after_a_completed_rollout_are_an_outage(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Once a rollout completed, no replica available is UNHEALTHY even if no pod's reason
+    is a known failure: the Deployment is not rolling out, it is down."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer", reason="ContainerCreating")
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert state.record_attributes()["conditions"]["Progressing"]["reason"] == (
+        "NewReplicaSetAvailable"
+    )
+
+
+async def test_a_deployment_whose_first_pods_are_starting_is_a_rollout_in_progress(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A new Deployment with no replica available yet, no pod failing, is DEGRADED and
+    rolling out (as `kubectl rollout status` waits), not UNHEALTHY."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "ContainerCreating")
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS

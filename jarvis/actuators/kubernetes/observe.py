@@ -7,7 +7,8 @@ are easy to read and to test.
 
 Health: UNHEALTHY when a pod's container (init containers included) waits in
 CrashLoopBackOff / ImagePullBackOff / ErrImagePull (and friends), when no
-replica is available while some are desired, or when the rollout passed its
+replica is available while some are desired (unless a rollout is under way
+and no pod fails: its new pods are starting), or when the rollout passed its
 progress deadline; DEGRADED when only partially available or a rollout is in
 progress; else HEALTHY.
 """
@@ -191,12 +192,40 @@ def _condition(deployment: client.V1Deployment, kind: str) -> client.V1Deploymen
     return next((c for c in conditions if c.type == kind), None)
 
 
-def _health(desired: int, available: int, rollout: str, pods: PodFacts) -> tuple[Health, str]:
+def _settling(deployment: client.V1Deployment, rollout: str) -> bool:
+    """Whether a rollout is under way: the controller has not yet reported it complete.
+
+    Once it has (``NewReplicaSetAvailable``) the controller keeps that reason
+    until the next rollout, even when every pod stops being ready: that is an
+    outage, not a rollout.
+    """
+    if rollout != "in_progress":
+        return False
+    progressing = _condition(deployment, "Progressing")
+    meta, status = deployment.metadata, deployment.status
+    observed = status is not None and (status.observed_generation or 0) >= (
+        (meta.generation if meta else None) or 0
+    )
+    return not observed or progressing is None or progressing.reason != "NewReplicaSetAvailable"
+
+
+def _health(
+    desired: int, available: int, rollout: str, pods: PodFacts, *, settling: bool
+) -> tuple[Health, str]:
     if pods.bad:
         found = ", ".join(f"{n} pod(s) {reason}" for reason, n in sorted(pods.bad.items()))
         return Health.UNHEALTHY, found
     if desired > 0 and available == 0:
+        # New pods still starting (pulling, creating) while a rollout is under way:
+        # the progress deadline, not this tick, says when that has taken too long.
+        if settling:
+            return Health.DEGRADED, f"rollout in progress: 0/{desired} replicas available yet"
         return Health.UNHEALTHY, f"no replica available of {desired} desired"
+    return _by_availability(desired, available, rollout)
+
+
+def _by_availability(desired: int, available: int, rollout: str) -> tuple[Health, str]:
+    """Health once no pod fails and some replica is available (or none is desired)."""
     if rollout == "failed":
         return Health.UNHEALTHY, "rollout exceeded its progress deadline"
     if available < desired:
@@ -294,7 +323,8 @@ def deployment_state(
     available = (status.available_replicas if status else None) or 0
     rollout, rollout_detail = rollout_status(deployment)
     facts = pod_facts(pods)
-    health, detail = _health(desired, available, rollout, facts)
+    settling = _settling(deployment, rollout)
+    health, detail = _health(desired, available, rollout, facts, settling=settling)
     current = revision_of(meta)
     versions = [version for version, _ in rollback_candidates(api, deployment, replicasets)]
     revisions = [
