@@ -171,6 +171,26 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     assert (patch.resource, patch.content_type) == ("deployments", "application/json-patch+json")
 
 
+async def test_rollback_of_a_paused_deployment_is_refused_and_writes_nothing(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A paused Deployment (an operator staging edits before `kubectl rollout resume`) is not
+    rolled back, as `kubectl rollout undo` refuses it: terminal, and its template untouched."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    set_image(apiserver, "registry.local/app:v2")
+    apiserver.cluster.patch(
+        "deployments", "default", "producer", {"spec": {"paused": True}}, STRATEGIC
+    )
+    staged = apiserver.cluster.deployment_spec("default", "producer")["template"]
+
+    outcome = await actuator.apply(action(Rollback("")), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "Paused")
+    assert "paused" in (outcome.detail or "")
+    assert apiserver.writes() == []
+    assert apiserver.cluster.deployment_spec("default", "producer")["template"] == staged
+
+
 async def test_rollback_to_an_explicit_version_or_revision(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

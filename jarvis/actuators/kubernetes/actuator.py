@@ -41,6 +41,8 @@ apply() handles:
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
 
+RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``).
+
 Every change writes the action's idempotency key as a ``jarvis.io/action-key``
 annotation in the same patch: on the pod template beside ``restartedAt`` for
 a restart, on the Deployment's (or HPA's) metadata for a scale or rollback.

@@ -174,6 +174,14 @@ class DeploymentChanges:
         if _carries(meta, key):
             return f"{SKIPPED} already rolled back (key {key})"
         spec = deployment.spec
+        if spec is not None and spec.paused:
+            # As `kubectl rollout undo`: the template of a paused Deployment holds
+            # edits an operator is staging, and nothing would roll out anyway.
+            raise ActuatorError(
+                f"cannot roll back paused deployment {namespace}/{name} (resume it first)",
+                kind=ErrorKind.TERMINAL,
+                code="Paused",
+            )
         replicasets = self.replicasets(
             namespace, selector_string(spec.selector if spec else None), meta.uid
         )
