@@ -83,6 +83,8 @@ class FakeCluster:
         self._bad_images: dict[str, str] = {}
         self._deadline_exceeded: set[tuple[str, str]] = set()
         self._interfere: Counter[tuple[str, str, str]] = Counter()
+        self._lag = 0
+        self._lagging: dict[tuple[str, str], int] = {}
 
     # -- hooks for tests -------------------------------------------------------
 
@@ -184,6 +186,13 @@ class FakeCluster:
             obj["metadata"].setdefault("annotations", {})[key] = value
             self._bump(obj)
 
+    def lag_controller(self, reads: int = 1) -> None:
+        """From now on the deployment controller reacts to a spec change only after ``reads``
+        GETs of that Deployment have seen it unobserved (``observedGeneration`` behind,
+        the old revision), as a real one is a few milliseconds behind every write."""
+        with self.lock:
+            self._lag = reads
+
     def interfere(self, resource: str, namespace: str, name: str, times: int = 1) -> None:
         """Another writer touches the object just before each of our next ``times`` writes."""
         with self.lock:
@@ -193,6 +202,8 @@ class FakeCluster:
 
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         with self.lock:
+            if resource == "deployments" and (namespace, name) in self._lagging:
+                self._catch_up(namespace, name)
             obj = self._objects.get((resource, namespace, name))
             if obj is None:
                 group = KINDS.get(resource, ("", "", ""))[2]
@@ -250,6 +261,9 @@ class FakeCluster:
             if resource == "deployments" and spec_changed:
                 current["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             self._bump(current)
+            if resource == "deployments" and spec_changed and self._lag:
+                self._lagging[(namespace, name)] = self._lag
+                return self._public(resource, current)
             self._after_write(resource, namespace, name)
             return self.get(resource, namespace, name)
 
@@ -362,6 +376,15 @@ class FakeCluster:
                     f"minReplicas {low!r} must be between 1 and maxReplicas {high!r}",
                     name=name,
                 )
+
+    def _catch_up(self, namespace: str, name: str) -> None:
+        """One GET of a lagging Deployment: the controller reacts once enough have seen it."""
+        left = self._lagging[(namespace, name)]
+        if left > 0:
+            self._lagging[(namespace, name)] = left - 1
+            return
+        del self._lagging[(namespace, name)]
+        self._after_write("deployments", namespace, name)
 
     def _after_write(self, resource: str, namespace: str, name: str) -> None:
         if resource == "deployments":

@@ -171,6 +171,22 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     assert (patch.resource, patch.content_type) == ("deployments", "application/json-patch+json")
 
 
+async def test_a_restart_is_verified_on_the_new_pods_even_before_the_controller_caught_up(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Read right after the patch, the Deployment is not yet observed (old revision, old
+    crashing pods): that says nothing of the new pods, so the restart is not failed on it."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.crash_pods("default", "producer")
+    apiserver.cluster.lag_controller(reads=1)
+
+    outcome = await actuator.apply(action(Restart()), new_key())
+
+    assert outcome.ok, outcome.detail
+    assert "rollout complete" in (outcome.detail or "")
+    assert (await observe(actuator)).health is Health.HEALTHY
+
+
 async def test_rollback_of_a_paused_deployment_is_refused_and_writes_nothing(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

@@ -143,9 +143,8 @@ def pod_facts(pods: list[client.V1Pod]) -> PodFacts:
 
 def rollout_status(deployment: client.V1Deployment) -> tuple[str, str]:
     """("completed" | "in_progress" | "failed", why), following `kubectl rollout status`."""
-    meta, spec, status = deployment.metadata, deployment.spec, deployment.status
-    generation = (meta.generation if meta else None) or 0
-    if status is None or (status.observed_generation or 0) < generation:
+    spec, status = deployment.spec, deployment.status
+    if status is None or not _observed(deployment):
         return "in_progress", "waiting for the deployment spec update to be observed"
     progressing = _condition(deployment, "Progressing")
     if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
@@ -175,6 +174,10 @@ def rollout_verdict(
     status, why = rollout_status(deployment)
     if status == "failed":
         return False, why
+    if not _observed(deployment):
+        # Read right after the change: the revision and the pods are still the old
+        # ones (crash-looping, maybe: the reason for a restart), not the new ones.
+        return None
     revision = revision_of(deployment.metadata)
     current = next((rs for rs in replicasets if revision_of(rs.metadata) == revision), None)
     uid = current.metadata.uid if current and current.metadata else None
@@ -202,11 +205,18 @@ def _settling(deployment: client.V1Deployment, rollout: str) -> bool:
     if rollout != "in_progress":
         return False
     progressing = _condition(deployment, "Progressing")
-    meta, status = deployment.metadata, deployment.status
-    observed = status is not None and (status.observed_generation or 0) >= (
-        (meta.generation if meta else None) or 0
+    return (
+        not _observed(deployment)
+        or progressing is None
+        or progressing.reason != "NewReplicaSetAvailable"
     )
-    return not observed or progressing is None or progressing.reason != "NewReplicaSetAvailable"
+
+
+def _observed(deployment: client.V1Deployment) -> bool:
+    """Whether the controller has seen the current spec (its status is about it)."""
+    meta, status = deployment.metadata, deployment.status
+    generation = (meta.generation if meta else None) or 0
+    return status is not None and (status.observed_generation or 0) >= generation
 
 
 def _health(
