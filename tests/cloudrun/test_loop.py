@@ -26,7 +26,7 @@ from jarvis.policies.heal import HealPolicy
 from jarvis.policies.rollback import RollbackPolicy
 from tests import actions as typed
 from tests.actions import new_key
-from tests.cloudrun.conftest import BAD_IMAGE, PROJECT, REGION, service_name
+from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.fakes import FakeActuator
 
@@ -232,3 +232,20 @@ def closed_port() -> int:
 def _action(params: ActionParams) -> Action:
     target = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
     return Action(target, params, "operator", "manual deploy")
+
+
+async def test_a_service_whose_first_revision_is_still_starting_is_not_restarted(
+    make_app: AppFactory, fake: FakeCloudRun
+) -> None:
+    """A service just created (its first revision still deploying, nothing ready yet) is a
+    rollout in progress: heal does not restart it into yet another first revision."""
+    fake.state.add_service(PROJECT, REGION, "worker", image=IMAGE, starting=True)
+    app = await make_app([HealPolicy()])
+
+    report = await app.reconciler.tick()
+
+    state = report.snapshot.resources[WORKER]
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.record_attributes()["rollout"] == "in_progress"
+    assert report.decisions == []
+    assert fake.patches() == []
