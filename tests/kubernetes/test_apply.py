@@ -247,6 +247,20 @@ async def test_rollback_to_an_unknown_revision_is_terminal(
     assert apiserver.writes() == []
 
 
+@pytest.mark.parametrize("wanted", ["²", "1" * 5000])
+async def test_a_rollback_to_a_revision_number_int_refuses_is_terminal_not_a_connection_error(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, wanted: str
+) -> None:
+    """An operator's ``--to`` that looks like digits but is no int64 ("²", 5000 digits) names
+    no revision: terminal RevisionNotFound, not a temporary ConnectionError retried 3 times."""
+    apiserver.cluster.add_deployment("default", "producer")
+
+    outcome = await actuator.apply(action(Rollback(wanted)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
+    assert apiserver.writes() == []
+
+
 async def test_a_conflict_is_re_read_and_retried_once(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

@@ -91,12 +91,16 @@ def selector_string(selector: client.V1LabelSelector | None) -> str:
 
 
 def revision_of(meta: client.V1ObjectMeta | None) -> int | None:
-    """The revision annotation as the controller writes it (an int64 in ASCII digits), else None.
+    """The revision annotation as the controller writes it (an int64 in ASCII digits), else None."""
+    return revision_number(((meta.annotations if meta else None) or {}).get(REVISION))
 
-    Anyone may overwrite an annotation: ``str.isdigit`` also takes "²", which
-    `int` refuses, and `int` refuses more than 4300 digits too.
+
+def revision_number(raw: str | None) -> int | None:
+    """``raw`` as a revision number (an int64 in ASCII digits), else None.
+
+    Anyone may overwrite an annotation or type a ``--to``: ``str.isdigit`` also
+    takes "²", which `int` refuses, and `int` refuses more than 4300 digits too.
     """
-    raw = ((meta.annotations if meta else None) or {}).get(REVISION)
     if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > _INT64_DIGITS:
         return None
     return int(raw)
