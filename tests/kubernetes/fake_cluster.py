@@ -120,6 +120,9 @@ class FakeCluster:
         }
         with self.lock:
             self._create("deployments", namespace, deployment)
+            if self._lag:
+                self._lagging[(namespace, name)] = self._lag
+                return self._public("deployments", deployment)
             self._reconcile(namespace, name)
             return self.get("deployments", namespace, name)
 
@@ -187,9 +190,10 @@ class FakeCluster:
             self._bump(obj)
 
     def lag_controller(self, reads: int = 1) -> None:
-        """From now on the deployment controller reacts to a spec change only after ``reads``
-        GETs of that Deployment have seen it unobserved (``observedGeneration`` behind,
-        the old revision), as a real one is a few milliseconds behind every write."""
+        """From now on the deployment controller reacts to a new Deployment or a spec change
+        only after ``reads`` GETs of it have seen it unobserved (no status, or
+        ``observedGeneration`` behind and the old revision), as a real one is a few
+        milliseconds behind every write. Lists do not wait for it."""
         with self.lock:
             self._lag = reads
 

@@ -295,3 +295,18 @@ async def test_a_deployment_whose_first_pods_are_starting_is_a_rollout_in_progre
 
     assert state.health is Health.DEGRADED, state.detail
     assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+
+
+async def test_a_deployment_the_controller_has_not_seen_yet_is_rolling_out(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Deployment just created has no status, no ReplicaSet and no pod yet: DEGRADED and
+    in progress (waiting for the controller), not UNHEALTHY for want of replicas."""
+    apiserver.cluster.lag_controller(reads=5)
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+    assert state.record_attributes()["observed_generation"] is None
