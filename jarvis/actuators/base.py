@@ -43,11 +43,13 @@ class PartialObserveError(ActuatorError):
     """Some resources could not be read, the rest were: ``states`` holds them all.
 
     Raised by an observe whose failures are the resources' own (a permission
-    denied on one service by an IAM condition scoped to it), not the
-    provider's. The unread resources are in ``states`` as UNKNOWN, with the
-    error in their detail, so nothing acts on them; the reconciler records the
-    error as a failed observe, as it does any other, but does not count it
-    against the provider's breaker: the provider answered.
+    denied on one service by an IAM condition scoped to it, or on one
+    Kubernetes namespace), not the provider's. An unread resource the observer
+    knows of is in ``states`` as UNKNOWN, with the error in its detail; one it
+    cannot know of (in a namespace it may not list) is absent. Either way
+    nothing acts on it. The reconciler records the error as a failed observe,
+    as it does any other, but does not count it against the provider's
+    breaker: the provider answered.
     """
 
     def __init__(

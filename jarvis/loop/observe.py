@@ -39,8 +39,8 @@ async def observe_all(
     """Resources by URI (a later actuator's view of a URI wins), errors by actuator, the
     resources left out of scope, and the actuators whose error is partial.
 
-    An actuator that raises `PartialObserveError` has an error and its resources too:
-    the ones it could not read come as UNKNOWN states. Its name is in the last
+    An actuator that raises `PartialObserveError` has an error and its resources too
+    (those it could not read as UNKNOWN states, or absent). Its name is in the last
     set, so the provider's breaker can tell it from a provider that did not answer.
 
     With ``owns`` (shards) each actuator gets its own `Scope`, so the resources
