@@ -39,6 +39,31 @@ class ActuatorError(Exception):
         return Outcome.failure(str(self), kind=self.kind, code=self.code)
 
 
+class PartialObserveError(ActuatorError):
+    """Some resources could not be read, the rest were: ``states`` holds them all.
+
+    Raised by an observe whose failures are the resources' own (a permission
+    denied on one service by an IAM condition scoped to it, or on one
+    Kubernetes namespace), not the provider's. An unread resource the observer
+    knows of is in ``states`` as UNKNOWN, with the error in its detail; one it
+    cannot know of (in a namespace it may not list) is absent. Either way
+    nothing acts on it. The reconciler records the error as a failed observe,
+    as it does any other, but does not count it against the provider's
+    breaker: the provider answered.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        states: Sequence[ResourceState],
+        *,
+        kind: ErrorKind = ErrorKind.TERMINAL,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, kind=kind, code=code)
+        self.states = states
+
+
 class Scope:
     """The resources one replica observes in full: those of the shards it holds.
 

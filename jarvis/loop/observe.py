@@ -20,6 +20,7 @@ from jarvis.actuators.base import (
     ActuatorError,
     MetricReading,
     MetricSource,
+    PartialObserveError,
     Scope,
     Sensor,
     in_process,
@@ -34,9 +35,13 @@ async def observe_all(
     time_limit: float,
     metrics: Metrics,
     owns: Callable[[str], bool] | None = None,
-) -> tuple[dict[str, ResourceState], dict[str, str], list[ResourceRef]]:
-    """Resources by URI (a later actuator's view of a URI wins), errors by actuator, and
-    the resources left out of scope.
+) -> tuple[dict[str, ResourceState], dict[str, str], list[ResourceRef], set[str]]:
+    """Resources by URI (a later actuator's view of a URI wins), errors by actuator, the
+    resources left out of scope, and the actuators whose error is partial.
+
+    An actuator that raises `PartialObserveError` has an error and its resources too
+    (those it could not read as UNKNOWN states, or absent). Its name is in the last
+    set, so the provider's breaker can tell it from a provider that did not answer.
 
     With ``owns`` (shards) each actuator gets its own `Scope`, so the resources
     one that failed named out of scope are not counted; those of the others
@@ -45,6 +50,7 @@ async def observe_all(
     results: dict[str, Sequence[ResourceState]] = {}
     errors: dict[str, str] = {}
     others: list[ResourceRef] = []
+    partial: set[str] = set()
 
     timed_out = f"observe timed out after {time_limit:g}s"
 
@@ -62,6 +68,12 @@ async def observe_all(
                 others.extend(scope.others)
         except TimeoutError:
             errors[actuator.name] = timed_out
+        except PartialObserveError as exc:
+            results[actuator.name] = exc.states
+            errors[actuator.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
+            partial.add(actuator.name)
+            if scope is not None:
+                others.extend(scope.others)
         except ActuatorError as exc:
             errors[actuator.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
         except Exception as exc:  # noqa: BLE001 - one provider failing must not stop the others
@@ -75,7 +87,7 @@ async def observe_all(
     for actuator in actuators:
         for state in results.get(actuator.name, ()):
             resources[str(state.ref)] = state
-    return resources, errors, others
+    return resources, errors, others, partial
 
 
 async def _read_each(

@@ -316,7 +316,7 @@ class Reconciler:
         return report
 
     async def _observe(self, tick_id: str) -> Snapshot:
-        resources, errors, others = await observe_all(
+        resources, errors, others, partial = await observe_all(
             self.actuators, self.observe_timeout, self.metrics, self.owns
         )
         # Before the shards are kept: the fleet breaker and budgets are the fleet's,
@@ -328,7 +328,10 @@ class Reconciler:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
-        self.breakers.observed(tick_id, now, len(self._fleet), errors)
+        # A partial error is the resources' own (a permission on one service): the
+        # provider answered, so it does not count against the provider's breaker.
+        failed = {name: error for name, error in errors.items() if name not in partial}
+        self.breakers.observed(tick_id, now, len(self._fleet), failed)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)

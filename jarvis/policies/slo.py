@@ -87,8 +87,10 @@ def with_endpoint_health(snapshot: Snapshot, serves: Mapping[str, str]) -> Snaps
     """``snapshot`` with each served resource unhealthy while an endpoint serving it is.
 
     ``serves`` maps an endpoint URI to the resource URI behind it. A resource
-    already unhealthy, or absent from the snapshot, is left as it is; so is the
-    snapshot when no endpoint is down (the common case costs a lookup each).
+    already unhealthy, UNKNOWN (its provider could not read it: nothing to act
+    on, and an action would fail on the same read) or absent from the snapshot
+    is left as it is; so is the snapshot when no endpoint is down (the common
+    case costs a lookup each).
     """
     changed: dict[str, ResourceState] = {}
     resources = snapshot.resources
@@ -98,7 +100,7 @@ def with_endpoint_health(snapshot: Snapshot, serves: Mapping[str, str]) -> Snaps
         served = changed.get(target_uri) or resources.get(target_uri)
         if endpoint is None or endpoint.health is not Health.UNHEALTHY or served is None:
             continue
-        if served.health is Health.UNHEALTHY:
+        if served.health is Health.UNHEALTHY or served.health is Health.UNKNOWN:
             continue
         changed[target_uri] = replace(
             served,

@@ -13,7 +13,8 @@ at it. It speaks the REST wire format of the subset Jarvis uses:
 
 Enums arrive as numbers (the client asks for ``$alt=json;enum-encoding=int``)
 and are answered in the encoding asked for. `FakeCloudRun.fail_with` and
-`FakeCloudRun.hang` switch every request to an error status or to no answer.
+`FakeCloudRun.hang` switch every request to an error status or to no answer;
+`FakeCloudRun.deny` answers 403 on one service, as a per-service IAM condition does.
 The reconciliation rules live in `fake_state`.
 
 Run by hand (or from a CLI end-to-end test) to point ``jarvis plan``/``tick`` at it:
@@ -95,6 +96,7 @@ class FakeCloudRun:
         self.requests: list[Request] = []
         self._fault: int | None = None
         self._fault_scope = ""
+        self._denied: set[str] = set()
         self._hanging = False
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -115,6 +117,11 @@ class FakeCloudRun:
         self._fault = status
         self._fault_scope = path_contains
 
+    def deny(self, service: str) -> None:
+        """Answer every request on ``service`` (and its revisions) with 403, as an IAM
+        condition scoped to other services does, until `heal`."""
+        self._denied.add(service)
+
     def hang(self) -> None:
         """Accept every request and never answer it, until `heal` or `close`."""
         self._release.clear()
@@ -122,6 +129,7 @@ class FakeCloudRun:
 
     def heal(self) -> None:
         self._fault = None
+        self._denied.clear()
         self._hanging = False
         self._release.set()
 
@@ -158,6 +166,8 @@ class FakeCloudRun:
         if self._fault is not None and self._fault_scope in parts.path:
             status = _STATUS_NAMES.get(self._fault, "UNKNOWN")
             return _error(ApiError(self._fault, status, "Internal error encountered."))
+        if denied := self._denial(method, parts.path):
+            return _error(denied)
         try:
             with self.lock:
                 out = self._route(method, parts.path, query, _decode_enums(body))
@@ -165,6 +175,27 @@ class FakeCloudRun:
             return _error(exc)
         numeric = any("enum-encoding=int" in v for v in query.get("$alt", []))
         return 200, (_encode_enums(out) if numeric else out)
+
+    def _denial(self, method: str, path: str) -> ApiError | None:
+        """Google's answer to a call on a denied service: the permission and resource named."""
+        for pattern, verb in (
+            (_SERVICE, "services"),
+            (_REVISIONS, "revisions"),
+            (_REVISION, "revisions"),
+        ):
+            match = pattern.match(path)
+            if match and match["svc"] in self._denied:
+                action = (
+                    "update" if method == "PATCH" else "list" if pattern is _REVISIONS else "get"
+                )
+                resource = path.removeprefix("/v2/")
+                return ApiError(
+                    403,
+                    "PERMISSION_DENIED",
+                    f"Permission 'run.{verb}.{action}' denied on resource '{resource}' "
+                    "(or resource may not exist).",
+                )
+        return None
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any

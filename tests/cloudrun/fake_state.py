@@ -80,8 +80,10 @@ class CloudRunState:
         image: str,
         min_instances: int = 0,
         max_instances: int = 100,
+        starting: bool = False,
     ) -> JSON:
-        """Create a serving service with one ready revision and 100% LATEST traffic."""
+        """Create a serving service with one ready revision and 100% LATEST traffic (replacing
+        any of that name); ``starting``: as just created, its first revision not ready yet."""
         name = f"projects/{project}/locations/{location}/services/{service_id}"
         now = self._now()
         self.services[name] = {
@@ -96,8 +98,21 @@ class CloudRunState:
             "uri": f"https://{service_id}-fake.a.run.app",
         }
         self.revisions[name] = []
-        self._create_revision(name)
+        first = self._create_revision(name)
+        if starting:
+            first["conditions"] = [_condition("Ready", RECONCILING, "Deploying revision.")]
         self._reconcile(name)
+        if starting:
+            # What Cloud Run reports in a new service's first minute: nothing ready,
+            # LATEST resolved to no revision, the service still reconciling.
+            service = self.services[name]
+            service["reconciling"] = True
+            service["terminalCondition"] = _condition("Ready", RECONCILING, "Deploying.")
+            service["conditions"] = [
+                _condition("RoutesReady", RECONCILING),
+                _condition("ConfigurationsReady", RECONCILING),
+            ]
+            service.pop("observedGeneration", None)
         return copy.deepcopy(self.services[name])
 
     def crash(self, service: str, reason: str = "Container failed to start.") -> str:

@@ -66,3 +66,19 @@ def test_an_update_is_a_long_running_operation_polled_to_a_typed_service(
     assert result.scaling.max_instance_count == 7
     polls = [r for r in fake.requests if "/operations/" in r.path]
     assert len(polls) == 2
+
+
+def test_a_denied_service_is_permission_denied_and_the_others_answer(
+    clients: Clients, fake: FakeCloudRun
+) -> None:
+    """`deny` answers 403 PERMISSION_DENIED on one service and its revisions (the REST client
+    raises Forbidden), naming the permission and the resource as Google does; the other
+    services answer; `heal` lifts it."""
+    fake.deny("worker")
+    with pytest.raises(gexc.Forbidden, match=r"'run\.services\.get' denied on resource"):
+        clients.services.get_service(name=service_name("worker"))
+    with pytest.raises(gexc.Forbidden, match=r"'run\.revisions\.list' denied"):
+        list(clients.revisions.list_revisions(parent=service_name("worker")))
+    assert clients.services.get_service(name=service_name("api")).name == service_name("api")
+    fake.heal()
+    assert clients.services.get_service(name=service_name("worker")).name.endswith("/worker")

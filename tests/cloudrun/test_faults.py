@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.actuators.cloudrun.client import build_clients
 from jarvis.loop.clock import VirtualClock
@@ -86,3 +86,32 @@ async def test_an_operation_poll_that_errors_fails_the_apply_temporarily(
     assert outcome.status is OutcomeStatus.FAILED
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "INTERNAL")
     assert len(fake.patches()) == 1
+
+
+async def test_a_service_denied_reads_unknown_and_the_others_are_observed(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A 403 on one service: observe raises PartialObserveError holding every service,
+    that one UNKNOWN with the permission error in its detail."""
+    fake.deny("worker")
+    with pytest.raises(PartialObserveError) as raised:
+        await actuator.observe()
+    assert (raised.value.kind, raised.value.code) == (ErrorKind.TERMINAL, "PERMISSION_DENIED")
+    assert "worker" in str(raised.value) and "run.services.get" in str(raised.value)
+    api, worker = raised.value.states
+    assert (api.ref.name, api.health) == (f"{PROJECT}/{REGION}/api", Health.HEALTHY)
+    assert (worker.ref.name, worker.health) == (f"{PROJECT}/{REGION}/worker", Health.UNKNOWN)
+    assert worker.detail is not None and "PERMISSION_DENIED" in worker.detail
+
+
+async def test_a_denied_service_beside_a_failing_one_fails_the_whole_observe(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A 403 on one service, a 503 on the other: nothing was read, the observe fails
+    temporarily."""
+    fake.deny("worker")
+    fake.fail_with(503, path_contains="/services/api")
+    with pytest.raises(ActuatorError) as raised:
+        await actuator.observe()
+    assert not isinstance(raised.value, PartialObserveError)
+    assert raised.value.kind is ErrorKind.TEMPORARY

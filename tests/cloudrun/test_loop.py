@@ -7,13 +7,16 @@ real heal and rollback policies, guard and SQLite event store.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jarvis.actuators.base import Actuator
+from jarvis.actuators.base import Actuator, Sensor
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock
@@ -23,13 +26,14 @@ from jarvis.policies.heal import HealPolicy
 from jarvis.policies.rollback import RollbackPolicy
 from tests import actions as typed
 from tests.actions import new_key
-from tests.cloudrun.conftest import BAD_IMAGE, PROJECT, REGION, service_name
+from tests.cloudrun.conftest import BAD_IMAGE, IMAGE, PROJECT, REGION, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.fakes import FakeActuator
 
 pytestmark = pytest.mark.anyio
 
 API = f"cloudrun://{PROJECT}/{REGION}/api"
+WORKER = f"cloudrun://{PROJECT}/{REGION}/worker"
 AppFactory = Callable[..., Awaitable[App]]
 
 
@@ -40,7 +44,9 @@ async def make_app(
     """Builds an app whose Cloud Run actuator comes from settings; closes it at the end."""
     apps: list[App] = []
 
-    async def factory(policies: Sequence[Policy], *, extra: Sequence[Actuator] = ()) -> App:
+    async def factory(
+        policies: Sequence[Policy], *, extra: Sequence[Actuator] = (), **more: Any
+    ) -> App:
         settings = load_settings(
             database_url=sqlite_url,
             spool_path=tmp_path / "spool.jsonl",
@@ -59,11 +65,15 @@ async def make_app(
                 "poll_initial": 0.01,
                 "poll_maximum": 0.05,
             },
+            **more,
         )
         assert settings.cloudrun is not None
         cloudrun = CloudRunActuator.from_settings(settings.cloudrun, clock=clock)
+        sensors: list[Sensor] = [cloudrun, *extra]
+        if settings.probes is not None and settings.probes.endpoints:
+            sensors.append(EndpointSensor(settings.probes.endpoints, clock=clock))
         app = await build_app(
-            settings, clock=clock, actuators=[cloudrun, *extra], policies=policies, run_id="t"
+            settings, clock=clock, actuators=sensors, policies=policies, run_id="t"
         )
         apps.append(app)
         return app
@@ -156,6 +166,86 @@ async def test_a_failing_cloud_run_api_does_not_stop_other_actuators(
     assert len(observe_failed) == 1
 
 
+async def test_a_service_denied_by_iam_reads_unknown_and_the_others_are_still_acted_on(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """A 403 on one service: it reads UNKNOWN and is never acted on, the others are healed,
+    the denial is recorded as a failed observe each tick, and the provider is not held."""
+    fake.deny("worker")
+    fake.state.crash(service_name("api"))
+    probe = {"name": "worker-ep", "url": f"http://127.0.0.1:{closed_port()}/", "serves": WORKER}
+    app = await make_app(
+        [HealPolicy(), RollbackPolicy()],
+        probes={"endpoints": [{**probe, "failure_threshold": 1, "timeout_seconds": 2}]},
+    )
+    first = await app.reconciler.tick()
+    denied = first.snapshot.resources[WORKER]
+    assert denied.health is Health.UNKNOWN
+    assert denied.detail is not None and "PERMISSION_DENIED" in denied.detail
+    assert "PERMISSION_DENIED" in first.snapshot.errors["cloudrun"]
+    assert first.snapshot.resources["endpoint://worker-ep"].health is Health.UNHEALTHY
+    assert {(d.action.target.name, d.action.kind) for d in first.decisions} >= {
+        (f"{PROJECT}/{REGION}/api", ActionKind.RESTART)
+    }
+    clock.advance(30)
+    # More failed observes than the provider breaker's threshold, then a new crash.
+    reports = [first]
+    for _ in range(4):
+        reports.append(await app.reconciler.tick())
+        clock.advance(30)
+    fake.state.crash(service_name("api"))
+    last = await app.reconciler.tick()
+    (restart,) = last.decisions
+    assert restart.action.kind == ActionKind.RESTART and restart.action.target.name.endswith("/api")
+    assert restart.outcome is not None and restart.outcome.ok, restart
+    for report in [*reports, last]:
+        assert report.snapshot.resources[WORKER].health is Health.UNKNOWN
+        assert all(d.action.target.name.endswith("/api") for d in report.decisions)
+    assert not [p for p in fake.patches() if p.path.endswith("/worker")]
+    observe_failed = await app.store.events(kinds=["observe.failed"])
+    assert len(observe_failed) == 6
+    assert all("worker" in (e.reason or "") for e in observe_failed)
+    alerts = await app.store.events(kinds=["alert"])
+    assert [e for e in alerts if "breaker" in e.payload] == []
+
+
+async def test_every_service_denied_fails_the_observe(
+    make_app: AppFactory, fake: FakeCloudRun
+) -> None:
+    """A 403 on every service is a lost permission, not a per-service condition: observe fails."""
+    fake.deny("api")
+    fake.deny("worker")
+    app = await make_app([HealPolicy()])
+    report = await app.reconciler.tick()
+    assert "PERMISSION_DENIED" in report.snapshot.errors["cloudrun"]
+    assert [uri for uri in report.snapshot.resources if uri.startswith("cloudrun://")] == []
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def _action(params: ActionParams) -> Action:
     target = ResourceRef("cloudrun", f"{PROJECT}/{REGION}/api", "service")
     return Action(target, params, "operator", "manual deploy")
+
+
+async def test_a_service_whose_first_revision_is_still_starting_is_not_restarted(
+    make_app: AppFactory, fake: FakeCloudRun
+) -> None:
+    """A service just created (its first revision still deploying, nothing ready yet) is a
+    rollout in progress: heal does not restart it into yet another first revision."""
+    fake.state.add_service(PROJECT, REGION, "worker", image=IMAGE, starting=True)
+    app = await make_app([HealPolicy()])
+
+    report = await app.reconciler.tick()
+
+    state = report.snapshot.resources[WORKER]
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.record_attributes()["rollout"] == "in_progress"
+    assert report.decisions == []
+    assert fake.patches() == []

@@ -17,7 +17,9 @@ Errors are `Status` objects with the real codes and reasons (404 NotFound,
 409 Conflict on a stale ``resourceVersion``, 422 Invalid, 415, 405, 401).
 Every request is recorded as a `Call` (RBAC verb + resource) so a test can
 hold the Role in deploy/kubernetes against what the actuator really did.
-`fault` switches the whole server to answering 500 or hanging.
+`fault` switches the whole server to answering 500 or hanging; `forbidden`
+answers 403 in the namespaces named, as RBAC does where no RoleBinding grants
+Jarvis's Role.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class FakeApiServer:
         self.token = token
         self.calls: list[Call] = []
         self.fault: Fault = None
+        self.forbidden: set[str] = set()
+        """Namespaces where Jarvis's service account has no RoleBinding: every call is 403."""
         self._release = threading.Event()
         self._calls_lock = threading.Lock()
         self._httpd = _HttpServer(("127.0.0.1", 0), Handler)
@@ -188,6 +192,21 @@ class Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _forbidden(self, call: Call) -> bool:
+        """Answer 403 as RBAC does in a namespace without a RoleBinding; True when answered."""
+        server = cast(_HttpServer, self.server).fake
+        if call.namespace not in server.forbidden:
+            return False
+        group = call.group
+        qualified = f"{call.resource}.{group}" if group else call.resource
+        message = (
+            f'{qualified} is forbidden: User "system:serviceaccount:jarvis:jarvis" cannot '
+            f'{call.verb} resource "{call.resource}" in API group "{group}" in the namespace '
+            f'"{call.namespace}"'
+        )
+        self._send(403, _status(403, "Forbidden", message, kind=call.resource))
+        return True
+
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -202,7 +221,7 @@ class Handler(BaseHTTPRequestHandler):
         call = _call_for(method, match, self.headers.get("Content-Type"))
         server = cast(_HttpServer, self.server).fake
         server.record(call)
-        if self._refused():
+        if self._refused() or self._forbidden(call):
             return
         try:
             request = _Request(method, match, parts.query, raw, call)

@@ -83,6 +83,8 @@ class FakeCluster:
         self._bad_images: dict[str, str] = {}
         self._deadline_exceeded: set[tuple[str, str]] = set()
         self._interfere: Counter[tuple[str, str, str]] = Counter()
+        self._lag = 0
+        self._lagging: dict[tuple[str, str], int] = {}
 
     # -- hooks for tests -------------------------------------------------------
 
@@ -118,6 +120,9 @@ class FakeCluster:
         }
         with self.lock:
             self._create("deployments", namespace, deployment)
+            if self._lag:
+                self._lagging[(namespace, name)] = self._lag
+                return self._public("deployments", deployment)
             self._reconcile(namespace, name)
             return self.get("deployments", namespace, name)
 
@@ -176,6 +181,22 @@ class FakeCluster:
             self._deadline_exceeded.add((namespace, deployment))
             self._update_status(namespace, deployment)
 
+    def annotate(self, resource: str, namespace: str, name: str, key: str, value: str) -> None:
+        """Set an annotation as an operator's ``kubectl annotate --overwrite`` does (any string
+        the API server accepts), with no controller reacting to it."""
+        with self.lock:
+            obj = self._stored(resource, namespace, name)
+            obj["metadata"].setdefault("annotations", {})[key] = value
+            self._bump(obj)
+
+    def lag_controller(self, reads: int = 1) -> None:
+        """From now on the deployment controller reacts to a new Deployment or a spec change
+        only after ``reads`` GETs of it have seen it unobserved (no status, or
+        ``observedGeneration`` behind and the old revision), as a real one is a few
+        milliseconds behind every write. Lists do not wait for it."""
+        with self.lock:
+            self._lag = reads
+
     def interfere(self, resource: str, namespace: str, name: str, times: int = 1) -> None:
         """Another writer touches the object just before each of our next ``times`` writes."""
         with self.lock:
@@ -185,6 +206,8 @@ class FakeCluster:
 
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         with self.lock:
+            if resource == "deployments" and (namespace, name) in self._lagging:
+                self._catch_up(namespace, name)
             obj = self._objects.get((resource, namespace, name))
             if obj is None:
                 group = KINDS.get(resource, ("", "", ""))[2]
@@ -242,6 +265,9 @@ class FakeCluster:
             if resource == "deployments" and spec_changed:
                 current["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             self._bump(current)
+            if resource == "deployments" and spec_changed and self._lag:
+                self._lagging[(namespace, name)] = self._lag
+                return self._public(resource, current)
             self._after_write(resource, namespace, name)
             return self.get(resource, namespace, name)
 
@@ -354,6 +380,15 @@ class FakeCluster:
                     f"minReplicas {low!r} must be between 1 and maxReplicas {high!r}",
                     name=name,
                 )
+
+    def _catch_up(self, namespace: str, name: str) -> None:
+        """One GET of a lagging Deployment: the controller reacts once enough have seen it."""
+        left = self._lagging[(namespace, name)]
+        if left > 0:
+            self._lagging[(namespace, name)] = left - 1
+            return
+        del self._lagging[(namespace, name)]
+        self._after_write("deployments", namespace, name)
 
     def _after_write(self, resource: str, namespace: str, name: str) -> None:
         if resource == "deployments":
@@ -486,6 +521,7 @@ class FakeCluster:
             pods=pods,
             updated=updated,
             deadline_exceeded=(namespace, name) in self._deadline_exceeded,
+            previous=d.get("status"),
         )
         if d.get("status") != status:
             d["status"] = status

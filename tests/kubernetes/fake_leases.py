@@ -12,12 +12,14 @@ API server's lease strategy and validation, and client-go's ``resourcelock``):
   version, one wins), and a missing Lease is 404 (no create on update);
 - every write bumps the cluster-wide ``resourceVersion``; ``leaseDurationSeconds``
   must be positive and ``leaseTransitions`` not negative (422 ``Invalid``);
-  ``acquireTime`` and ``renewTime`` are MicroTime, stored as RFC 3339 with microseconds.
+  ``acquireTime`` and ``renewTime`` are MicroTime, stored as RFC 3339 with microseconds,
+  and must arrive so (six fractional digits; 400 ``BadRequest`` otherwise).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,7 @@ Obj = dict[str, Any]
 
 API_VERSION = "coordination.k8s.io/v1"
 GROUP = "coordination.k8s.io"
+_RFC3339_MICRO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})")
 
 
 class FakeLeases:
@@ -144,11 +147,18 @@ class FakeLeases:
 
 
 def _micro_time(value: Any, field: str) -> str:
-    """RFC 3339 with microseconds in UTC, as the API server writes a MicroTime."""
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "BadRequest", f"spec.{field}: cannot parse {value!r}") from exc
-    if parsed.tzinfo is None:
-        raise ApiError(400, "BadRequest", f"spec.{field}: {value!r} has no time zone")
+    """RFC 3339 with microseconds in UTC, as the API server writes a MicroTime.
+
+    Read as apimachinery's ``MicroTime.UnmarshalJSON`` does, with Go's
+    ``time.Parse(RFC3339Micro)``: exactly six fractional digits, then ``Z`` or an
+    offset. A time without its fraction (``…T12:00:00+00:00``) is refused.
+    """
+    if not isinstance(value, str) or not _RFC3339_MICRO.fullmatch(value):
+        raise ApiError(
+            400,
+            "BadRequest",
+            f'Lease in version "v1" cannot be handled as a Lease: parsing time {value!r} '
+            f'as "2006-01-02T15:04:05.000000Z07:00": spec.{field} is not RFC3339Micro',
+        )
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

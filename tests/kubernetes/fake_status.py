@@ -67,9 +67,22 @@ def _init_status(container: Obj, waiting: str | None) -> Obj:
 
 
 def deployment_status(
-    *, desired: int, generation: int, pods: list[Obj], updated: list[Obj], deadline_exceeded: bool
+    *,
+    desired: int,
+    generation: int,
+    pods: list[Obj],
+    updated: list[Obj],
+    deadline_exceeded: bool,
+    previous: Obj | None = None,
 ) -> Obj:
-    """The status the deployment controller would write for these pods."""
+    """The status the deployment controller would write for these pods, after ``previous``.
+
+    As the controller's ``syncRolloutStatus``: a rollout that completed
+    (``NewReplicaSetAvailable``) and has no old pods left is not estimated again,
+    so its Progressing condition stays even when its pods stop being ready.
+    """
+    conditions = (previous or {}).get("conditions") or []
+    before = next((c.get("reason") for c in conditions if c.get("type") == "Progressing"), None)
     available = sum(1 for pod in pods if is_ready(pod))
     new_available = sum(1 for pod in updated if is_ready(pod))
     max_unavailable = desired // 4  # the default 25% maxUnavailable, rounded down
@@ -80,7 +93,9 @@ def deployment_status(
     )
     if deadline_exceeded:
         progressing = ("False", "ProgressDeadlineExceeded")
-    elif new_available >= desired and len(pods) == len(updated):
+    elif len(pods) == len(updated) and (
+        new_available >= desired or before == "NewReplicaSetAvailable"
+    ):
         progressing = ("True", "NewReplicaSetAvailable")
     else:
         progressing = ("True", "ReplicaSetUpdated")

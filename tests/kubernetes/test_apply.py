@@ -171,6 +171,42 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     assert (patch.resource, patch.content_type) == ("deployments", "application/json-patch+json")
 
 
+async def test_a_restart_is_verified_on_the_new_pods_even_before_the_controller_caught_up(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Read right after the patch, the Deployment is not yet observed (old revision, old
+    crashing pods): that says nothing of the new pods, so the restart is not failed on it."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.crash_pods("default", "producer")
+    apiserver.cluster.lag_controller(reads=1)
+
+    outcome = await actuator.apply(action(Restart()), new_key())
+
+    assert outcome.ok, outcome.detail
+    assert "rollout complete" in (outcome.detail or "")
+    assert (await observe(actuator)).health is Health.HEALTHY
+
+
+async def test_rollback_of_a_paused_deployment_is_refused_and_writes_nothing(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A paused Deployment (an operator staging edits before `kubectl rollout resume`) is not
+    rolled back, as `kubectl rollout undo` refuses it: terminal, and its template untouched."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    set_image(apiserver, "registry.local/app:v2")
+    apiserver.cluster.patch(
+        "deployments", "default", "producer", {"spec": {"paused": True}}, STRATEGIC
+    )
+    staged = apiserver.cluster.deployment_spec("default", "producer")["template"]
+
+    outcome = await actuator.apply(action(Rollback("")), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "Paused")
+    assert "paused" in (outcome.detail or "")
+    assert apiserver.writes() == []
+    assert apiserver.cluster.deployment_spec("default", "producer")["template"] == staged
+
+
 async def test_rollback_to_an_explicit_version_or_revision(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:
@@ -208,6 +244,20 @@ async def test_rollback_to_an_unknown_revision_is_terminal(
     assert (missing.error_kind, missing.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
     assert (unknown.error_kind, unknown.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
     assert (no_history.error_kind, no_history.error_code) == (ErrorKind.TERMINAL, "NoRevision")
+    assert apiserver.writes() == []
+
+
+@pytest.mark.parametrize("wanted", ["²", "1" * 5000])
+async def test_a_rollback_to_a_revision_number_int_refuses_is_terminal_not_a_connection_error(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, wanted: str
+) -> None:
+    """An operator's ``--to`` that looks like digits but is no int64 ("²", 5000 digits) names
+    no revision: terminal RevisionNotFound, not a temporary ConnectionError retried 3 times."""
+    apiserver.cluster.add_deployment("default", "producer")
+
+    outcome = await actuator.apply(action(Rollback(wanted)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "RevisionNotFound")
     assert apiserver.writes() == []
 
 

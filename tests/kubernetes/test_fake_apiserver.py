@@ -128,3 +128,22 @@ def test_rollout_creates_a_replicaset_per_revision_owned_by_the_deployment(
     assert revisions["1"].spec.replicas == 0
     assert revisions["2"].spec is not None
     assert revisions["2"].spec.replicas == 2
+
+
+def test_a_forbidden_namespace_answers_rbacs_403_and_the_others_answer(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """`forbidden` answers every call in a namespace with RBAC's 403 Forbidden Status."""
+    apiserver.forbidden.add("prod")
+    with pytest.raises(client.ApiException) as caught:
+        apps.list_namespaced_deployment("prod")
+
+    body = json.loads(caught.value.body or "")
+    assert caught.value.status == 403
+    assert (body["reason"], body["code"]) == ("Forbidden", 403)
+    assert body["message"] == (
+        'deployments.apps is forbidden: User "system:serviceaccount:jarvis:jarvis" cannot '
+        'list resource "deployments" in API group "apps" in the namespace "prod"'
+    )
+    listed = apps.list_namespaced_deployment("default").items
+    assert [d.metadata.name for d in listed if d.metadata] == ["producer"]

@@ -126,3 +126,14 @@ def test_a_lease_duration_must_be_positive(
     with pytest.raises(client.ApiException) as raised:
         leases.create_namespaced_lease("default", lease("jarvis", "a", duration=0))
     assert status_of(raised) == (422, "Invalid")
+
+
+def test_a_micro_time_without_its_six_fractional_digits_is_refused(
+    apiserver: FakeApiServer, leases: client.CoordinationV1Api
+) -> None:
+    """As Go's time.Parse(RFC3339Micro): a time on a whole second, which the client writes
+    without ".000000" (`datetime.isoformat`), is a 400, not a Lease."""
+    whole = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with pytest.raises(client.ApiException) as refused:
+        leases.create_namespaced_lease("default", lease("jarvis", "a", duration=15, renewed=whole))
+    assert status_of(refused) == (400, "BadRequest")

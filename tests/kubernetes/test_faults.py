@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from kubernetes import client
 from pydantic import SecretStr
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart
@@ -137,3 +138,32 @@ async def test_observe_gives_up_at_its_own_deadline(token_server: FakeApiServer)
 
     assert caught.value.code == "Timeout"
     assert "longer than 0.3s" in str(caught.value)
+
+
+async def test_rbac_forbidding_every_namespace_fails_the_observe(
+    apiserver: FakeApiServer, api_client: client.ApiClient
+) -> None:
+    """Forbidden in every namespace is a lost permission, not one namespace's: observe fails."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.forbidden.update({"default", "prod"})
+    settings = KubernetesSettings(namespaces=["default", "prod"], request_timeout=10)
+    actuator = KubernetesActuator.from_settings(settings, clock=FakeClock(), api_client=api_client)
+    with pytest.raises(ActuatorError) as raised:
+        await actuator.observe()
+    assert not isinstance(raised.value, PartialObserveError)
+    assert (raised.value.kind, raised.value.code) == (ErrorKind.TERMINAL, "Forbidden")
+
+
+async def test_rbac_forbidding_one_namespace_leaves_the_others_observed(
+    apiserver: FakeApiServer, api_client: client.ApiClient
+) -> None:
+    """Forbidden in one namespace: PartialObserveError carries the other namespace's states."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.add_deployment("prod", "ai-brain")
+    apiserver.forbidden.add("prod")
+    settings = KubernetesSettings(namespaces=["default", "prod"], request_timeout=10)
+    actuator = KubernetesActuator.from_settings(settings, clock=FakeClock(), api_client=api_client)
+    with pytest.raises(PartialObserveError) as raised:
+        await actuator.observe()
+    assert [str(s.ref) for s in raised.value.states] == ["k8s://default/producer"]
+    assert (raised.value.kind, raised.value.code) == (ErrorKind.TERMINAL, "Forbidden")

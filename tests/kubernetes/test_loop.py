@@ -49,11 +49,14 @@ async def make_app(
 ) -> AsyncIterator[AppFactory]:
     apps: list[App] = []
 
-    async def factory(policies: Sequence[Policy], extra: Sequence[Actuator] = ()) -> App:
+    async def factory(
+        policies: Sequence[Policy],
+        extra: Sequence[Actuator] = (),
+        namespaces: Sequence[str] = ("default",),
+    ) -> App:
         settings = load_settings(database_url=sqlite_url, allowlist=ALLOW)
-        k8s = KubernetesActuator.from_settings(
-            KubernetesSettings(request_timeout=2.0), clock=vclock, api_client=api_client
-        )
+        section = KubernetesSettings(request_timeout=2.0, namespaces=list(namespaces))
+        k8s = KubernetesActuator.from_settings(section, clock=vclock, api_client=api_client)
         app = await build_app(
             settings,
             clock=vclock,
@@ -159,3 +162,45 @@ async def test_a_failing_kubernetes_api_does_not_stop_other_providers(
     assert [str(a.target) for a in fleet.applied] == ["sim://web"]
     failed = await app.store.events(kinds=["observe.failed"])
     assert len(failed) == 1
+
+
+async def test_a_deployment_whose_first_pods_are_still_starting_is_not_restarted(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A new Deployment whose pods still pull their image (0 available, no pod failing,
+    progress deadline not passed) is a rollout in progress: heal leaves it alone."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "ContainerCreating")
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    app = await make_app([HealPolicy()])
+
+    reports = await ticks(app, vclock, 3)
+
+    for report in reports:
+        state = report.snapshot.resources[PRODUCER]
+        assert state.health is Health.DEGRADED, state.detail
+        assert report.decisions == []
+    assert [c for c in apiserver.calls if c.verb == "patch"] == []
+
+
+async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_others(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """RBAC forbids one namespace: its Deployments are unseen and untouched, the 403 is the
+    tick's failed observe, and a crash loop in the other namespace is still restarted."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.add_deployment("prod", "ai-brain")
+    apiserver.cluster.crash_pods("default", "producer")
+    apiserver.cluster.crash_pods("prod", "ai-brain")
+    apiserver.forbidden.add("prod")
+    app = await make_app([HealPolicy()], namespaces=["default", "prod"])
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert report.snapshot.resources[PRODUCER].health is Health.UNHEALTHY
+    assert "k8s://prod/ai-brain" not in report.snapshot.resources
+    assert "Forbidden" in report.snapshot.errors["kubernetes"]
+    assert 'in the namespace "prod"' in report.snapshot.errors["kubernetes"]
+    (decision,) = report.decisions
+    assert str(decision.action.target) == PRODUCER
+    assert decision.outcome is not None and decision.outcome.ok, decision.outcome
+    assert {c.namespace for c in apiserver.writes()} == {"default"}

@@ -234,3 +234,79 @@ async def test_a_crash_looping_init_container_is_a_crash_loop(
     # The old pods keep serving while the new ones cannot start.
     assert state.replicas is not None
     assert state.replicas.running == 2
+
+
+@pytest.mark.parametrize("revision", ["²", "1" * 5000, "-1", " 2"])
+async def test_a_hand_written_revision_annotation_does_not_fail_the_observe(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, revision: str
+) -> None:
+    """An old ReplicaSet annotated by hand with a revision that is no int64 (a superscript
+    digit, 5000 digits) has no revision; every Deployment is still observed."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    cluster.add_deployment("default", "vocal-coach")
+    old = cluster.list_objects("replicasets", "default", None)[0]["metadata"]["name"]
+    v2 = {"containers": [{"name": "app", "image": "registry.local/app:v2"}]}
+    cluster.patch(
+        "deployments",
+        "default",
+        "producer",
+        {"spec": {"template": {"spec": v2}}},
+        "application/merge-patch+json",
+    )
+    cluster.annotate("replicasets", "default", old, "deployment.kubernetes.io/revision", revision)
+
+    states = {s.ref.name: s for s in await actuator.observe()}
+
+    assert set(states) == {"default/producer", "default/vocal-coach"}
+    producer = states["default/producer"]
+    assert producer.health is Health.HEALTHY
+    assert producer.versions is not None
+    assert producer.versions.previous is not None
+    assert producer.versions.previous.startswith("registry.local/app:v1#")
+    assert [r["revision"] for r in producer.record_attributes()["revisions"]] == [2, None]
+
+
+async def test_pods_that_stop_being_ready_after_a_completed_rollout_are_an_outage(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Once a rollout completed, no replica available is UNHEALTHY even if no pod's reason
+    is a known failure: the Deployment is not rolling out, it is down."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer", reason="ContainerCreating")
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.UNHEALTHY
+    assert state.record_attributes()["conditions"]["Progressing"]["reason"] == (
+        "NewReplicaSetAvailable"
+    )
+
+
+async def test_a_deployment_whose_first_pods_are_starting_is_a_rollout_in_progress(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A new Deployment with no replica available yet, no pod failing, is DEGRADED and
+    rolling out (as `kubectl rollout status` waits), not UNHEALTHY."""
+    apiserver.cluster.fail_image("registry.local/app:v1", "ContainerCreating")
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+
+
+async def test_a_deployment_the_controller_has_not_seen_yet_is_rolling_out(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Deployment just created has no status, no ReplicaSet and no pod yet: DEGRADED and
+    in progress (waiting for the controller), not UNHEALTHY for want of replicas."""
+    apiserver.cluster.lag_controller(reads=5)
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+    assert state.record_attributes()["observed_generation"] is None

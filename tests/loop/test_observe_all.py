@@ -73,7 +73,7 @@ async def test_in_process_sensors_are_read_in_the_callers_task() -> None:
     me = anyio.get_current_task().id
     local = [_Local("a", [_state("sim://a", "1")]), _Local("b", [_state("sim://b", "1")])]
     remote = _Reader("c", [_state("sim://c", "1")])
-    resources, errors, _ = await observe_all([local[0], remote, local[1]], 5.0, Metrics())
+    resources, errors, _, _ = await observe_all([local[0], remote, local[1]], 5.0, Metrics())
     assert errors == {}
     assert sorted(resources) == ["sim://a", "sim://b", "sim://c"]
     # With one sensor doing I/O there is nothing to overlap: no task is spawned.
@@ -88,7 +88,7 @@ async def test_reads_that_wait_on_io_still_overlap() -> None:
     two = _Reader("two", [_state("sim://two", "1")], wait=first_read, signal=second_read)
     local = _Local("local", [_state("sim://local", "1")])
     with anyio.fail_after(30):
-        resources, errors, _ = await observe_all([one, local, two], 5.0, Metrics())
+        resources, errors, _, _ = await observe_all([one, local, two], 5.0, Metrics())
     assert errors == {}
     assert sorted(resources) == ["sim://local", "sim://one", "sim://two"]
     assert one.task != me
@@ -99,7 +99,7 @@ async def test_an_in_process_sensor_keeps_its_time_limit_and_its_errors() -> Non
     hung = _Local("hung", hang=True)
     failing = _Local("failing", fail=True)
     fine = _Local("fine", [_state("sim://fine", "1")])
-    resources, errors, _ = await observe_all([hung, failing, fine], 0.05, Metrics())
+    resources, errors, _, _ = await observe_all([hung, failing, fine], 0.05, Metrics())
     assert errors == {
         "hung": "observe timed out after 0.05s",
         "failing": "Throttling: Rate exceeded",
@@ -113,7 +113,7 @@ async def test_a_later_sensor_wins_whatever_order_they_are_read_in(local_first: 
     remote = _Reader("remote", [_state("sim://same", "remote")])
     other = _Reader("other")
     order: list[Sensor] = [local, remote, other] if local_first else [remote, other, local]
-    resources, _, _ = await observe_all(order, 5.0, Metrics())
+    resources, _, _, _ = await observe_all(order, 5.0, Metrics())
     assert resources["sim://same"].version == ("remote" if local_first else "local")
 
 

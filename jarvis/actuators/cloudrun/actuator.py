@@ -55,7 +55,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
-from jarvis.actuators.base import ActuatorError, Scope, run_blocking
+from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
 from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
 from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
@@ -74,6 +74,7 @@ from jarvis.model import (
 
 PROVIDER = "cloudrun"
 T = TypeVar("T")
+_DENIED = "PERMISSION_DENIED"
 
 #: The IAM permissions each operation needs (``roles/run.developer`` covers them;
 #: updates also need ``iam.serviceAccounts.actAs`` on the runtime service account).
@@ -148,6 +149,11 @@ class CloudRunActuator:
         """Read every configured service in ``scope``; `ActuatorError` if any cannot be read.
 
         Each service is one GET, so a replica reads only the services of its shards.
+        A permission denied on some services but not all (an IAM condition scoped
+        per service) is theirs, not the provider's: they read UNKNOWN with the
+        error in their detail, the others as usual, and `PartialObserveError` carries
+        them all so the tick records the denial. Denied everywhere, it is a lost
+        permission and the observe fails.
         """
         services = [s for s in self._settings.services if scope is None or scope.keeps(self.ref(s))]
         states: dict[str, ResourceState] = {}
@@ -162,11 +168,19 @@ class CloudRunActuator:
         async with anyio.create_task_group() as group:
             for service in services:
                 group.start_soon(read_one, service)
+        summary = "; ".join(f"{name}: {exc}" for name, exc in sorted(errors.items()))
+        denied = all(exc.code == _DENIED for exc in errors.values())
+        if errors and denied and states:
+            for service, exc in errors.items():
+                states[service] = ResourceState(
+                    self.ref(service), Health.UNKNOWN, self._clock.now(), detail=str(exc)
+                )
+            observed = [states[name] for name in services]
+            raise PartialObserveError(summary, observed, kind=ErrorKind.TERMINAL, code=_DENIED)
         if errors:
             # Temporary wins: if any service may answer next tick, so may the provider.
             kinds = sorted(errors.values(), key=lambda e: e.kind is not ErrorKind.TEMPORARY)
             first = kinds[0]
-            summary = "; ".join(f"{name}: {exc}" for name, exc in sorted(errors.items()))
             raise ActuatorError(summary, kind=first.kind, code=first.code)
         return [states[name] for name in services]
 

@@ -11,8 +11,9 @@ Health:
 - UNHEALTHY: no revision carries traffic, or a revision carrying traffic is not ready
   (a crash loop on the serving revision).
 - DEGRADED: the latest created revision failed to become ready while traffic
-  follows LATEST (a failed deploy; the previous revision keeps serving), or the
-  service's terminal condition failed for another reason.
+  follows LATEST (a failed deploy; the previous revision keeps serving), the
+  service's terminal condition failed for another reason, or a new service's
+  first revision is still deploying (nothing ready yet; rollout in progress).
 - HEALTHY: everything carrying traffic is ready (also during a rollout, and after
   a rollback that pinned traffic to a ready revision).
 """
@@ -42,6 +43,8 @@ _NULLS = frozenset({"previous_version"})
 
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_STARTING = ("pending", "reconciling")
+"""Ready states of a revision still deploying."""
 _STATES = {
     run_v2.Condition.State.CONDITION_SUCCEEDED: "succeeded",
     run_v2.Condition.State.CONDITION_FAILED: "failed",
@@ -246,11 +249,18 @@ def _serving_problem(view: ServiceView) -> Judgement | None:
     serving = view.serving()
     if not serving:
         return Judgement(Health.UNHEALTHY, "failed", "no revision serves traffic")
+    first = view.revision(view.latest_created)
+    if not view.latest_ready and first is not None and first.ready in _STARTING:
+        # A new service: LATEST resolves to no revision until its first is ready.
+        # Nothing was serving before, so nothing is broken yet; the rollout decides.
+        return Judgement(
+            Health.DEGRADED, "in_progress", f"first revision {first.name} still deploying"
+        )
     for entry in serving:
         revision = view.revision(entry.revision)
         if revision is None or revision.ready != "succeeded":
             why = revision.message if revision is not None else "revision not found"
-            pending = revision is not None and revision.ready in ("pending", "reconciling")
+            pending = revision is not None and revision.ready in _STARTING
             return Judgement(
                 Health.UNHEALTHY,
                 "in_progress" if pending else "completed",

@@ -41,6 +41,8 @@ apply() handles:
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
 
+RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``).
+
 Every change writes the action's idempotency key as a ``jarvis.io/action-key``
 annotation in the same patch: on the pod template beside ``restartedAt`` for
 a restart, on the Deployment's (or HPA's) metadata for a scale or rollback.
@@ -69,7 +71,7 @@ from typing import Self, TypeVar, cast
 import anyio
 from kubernetes import client
 
-from jarvis.actuators.base import ActuatorError, Scope, run_blocking
+from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
 from jarvis.actuators.kubernetes.changes import SKIPPED, ChangeRequest, DeploymentChanges, hpa_for
 from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error
 from jarvis.actuators.kubernetes.observe import (
@@ -96,6 +98,8 @@ T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 PROVIDER = "k8s"
+FORBIDDEN = "Forbidden"
+"""The reason of a 403: RBAC refused the call."""
 
 
 class KubernetesActuator:
@@ -139,21 +143,43 @@ class KubernetesActuator:
     # -- observe ---------------------------------------------------------------
 
     async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
+        """Every selected Deployment of every namespace; `ActuatorError` if any cannot be read.
+
+        RBAC is per namespace (a Role and RoleBinding in each): a namespace that
+        forbids Jarvis while others answer is the namespace's problem, not the
+        cluster's. Its Deployments are left out (Jarvis cannot know them) and
+        `PartialObserveError` carries the others, so the tick records the 403 and
+        still acts on what it saw. Forbidden everywhere, the observe fails.
+        """
+        namespaces = self._settings.namespaces
+        found: dict[str, list[ResourceState]] = {}
+        errors: dict[str, ActuatorError] = {}
+
+        async def read(namespace: str) -> None:
+            try:
+                found[namespace] = await self._observe_namespace(namespace, scope)
+            except ActuatorError as exc:
+                errors[namespace] = exc
+
         try:
             with anyio.fail_after(self._settings.observe_timeout):
-                per_namespace = await _gather(
-                    [
-                        partial(self._observe_namespace, ns, scope)
-                        for ns in self._settings.namespaces
-                    ]
-                )
+                async with anyio.create_task_group() as group:
+                    for namespace in namespaces:
+                        group.start_soon(read, namespace)
         except TimeoutError as exc:
             raise ActuatorError(
                 f"observing Kubernetes took longer than {self._settings.observe_timeout}s",
                 code=TIMEOUT,
             ) from exc
-        states = [state for states in per_namespace for state in states]
-        return sorted(states, key=lambda s: str(s.ref))
+        states = sorted(
+            (state for ns in namespaces for state in found.get(ns, ())), key=lambda s: str(s.ref)
+        )
+        if errors and found and all(exc.code == FORBIDDEN for exc in errors.values()):
+            summary = "; ".join(str(errors[ns]) for ns in namespaces if ns in errors)
+            raise PartialObserveError(summary, states, kind=ErrorKind.TERMINAL, code=FORBIDDEN)
+        if errors:
+            raise next(errors[ns] for ns in namespaces if ns in errors)
+        return states
 
     async def _observe_namespace(self, namespace: str, scope: Scope | None) -> list[ResourceState]:
         deployments, hpas = await _both(

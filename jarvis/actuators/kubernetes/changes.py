@@ -27,6 +27,7 @@ from jarvis.actuators.kubernetes.observe import (
     fingerprint,
     newest_first,
     owned_by,
+    revision_number,
     revision_of,
     rollback_candidates,
     selector_string,
@@ -174,6 +175,14 @@ class DeploymentChanges:
         if _carries(meta, key):
             return f"{SKIPPED} already rolled back (key {key})"
         spec = deployment.spec
+        if spec is not None and spec.paused:
+            # As `kubectl rollout undo`: the template of a paused Deployment holds
+            # edits an operator is staging, and nothing would roll out anyway.
+            raise ActuatorError(
+                f"cannot roll back paused deployment {namespace}/{name} (resume it first)",
+                kind=ErrorKind.TERMINAL,
+                code="Paused",
+            )
         replicasets = self.replicasets(
             namespace, selector_string(spec.selector if spec else None), meta.uid
         )
@@ -214,7 +223,10 @@ def _rollback_target(
 ) -> client.V1ReplicaSet | None:
     """The ReplicaSet whose template to restore: by version, by revision number, or the last."""
     if wanted is not None and wanted.isdigit():
-        return next((rs for rs in replicasets if revision_of(rs.metadata) == int(wanted)), None)
+        number = revision_number(wanted)
+        if number is None:  # digits no revision can have ("²", 5000 of them)
+            return None
+        return next((rs for rs in replicasets if revision_of(rs.metadata) == number), None)
     if wanted is None:
         candidates = rollback_candidates(api, deployment, replicasets)
         return candidates[0][1] if candidates else None

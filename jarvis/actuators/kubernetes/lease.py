@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -45,6 +45,18 @@ from jarvis.actuators.kubernetes.client import to_actuator_error
 __all__ = ["LeaseLock", "LeaseRecord"]
 
 CONFLICT, NOT_FOUND = 409, 404
+
+
+def micro_time(moment: datetime) -> datetime:
+    """``moment`` as a MicroTime the API server can parse once the client has written it.
+
+    The client writes a datetime with `datetime.isoformat`, which leaves the
+    fraction out on a whole second; the API server reads a MicroTime with Go's
+    ``time.Parse(RFC3339Micro)``, which needs exactly six fractional digits and
+    refuses the Lease (400). One microsecond later it has them; the times are
+    informational (validity is measured on the candidate's own clock).
+    """
+    return moment + timedelta(microseconds=1) if moment.microsecond == 0 else moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +151,7 @@ class LeaseLock:
         record = await self._read()
         if record is None or record.holder != self.holder or record.transitions != term:
             return
-        now = self._wall()
+        now = micro_time(self._wall())
         spec = client.V1LeaseSpec(
             holder_identity="",
             lease_duration_seconds=1,
@@ -165,8 +177,8 @@ class LeaseLock:
             holder_identity=self.holder,
             lease_duration_seconds=self.duration,
             lease_transitions=term,
-            acquire_time=acquired,
-            renew_time=renewed,
+            acquire_time=None if acquired is None else micro_time(acquired),
+            renew_time=micro_time(renewed),
         )
 
     async def _read(self) -> LeaseRecord | None:

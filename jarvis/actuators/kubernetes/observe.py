@@ -7,7 +7,8 @@ are easy to read and to test.
 
 Health: UNHEALTHY when a pod's container (init containers included) waits in
 CrashLoopBackOff / ImagePullBackOff / ErrImagePull (and friends), when no
-replica is available while some are desired, or when the rollout passed its
+replica is available while some are desired (unless a rollout is under way
+and no pod fails: its new pods are starting), or when the rollout passed its
 progress deadline; DEGRADED when only partially available or a rollout is in
 progress; else HEALTHY.
 """
@@ -44,6 +45,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 ACTION_KEY = "jarvis.io/action-key"
 """The idempotency key of the Jarvis action that last changed an object (or pod template)."""
 HASH_LABEL = "pod-template-hash"
+_INT64_DIGITS = 19
 BAD_WAITING = frozenset(
     {
         "CrashLoopBackOff",
@@ -89,8 +91,19 @@ def selector_string(selector: client.V1LabelSelector | None) -> str:
 
 
 def revision_of(meta: client.V1ObjectMeta | None) -> int | None:
-    raw = ((meta.annotations if meta else None) or {}).get(REVISION)
-    return int(raw) if raw is not None and raw.isdigit() else None
+    """The revision annotation as the controller writes it (an int64 in ASCII digits), else None."""
+    return revision_number(((meta.annotations if meta else None) or {}).get(REVISION))
+
+
+def revision_number(raw: str | None) -> int | None:
+    """``raw`` as a revision number (an int64 in ASCII digits), else None.
+
+    Anyone may overwrite an annotation or type a ``--to``: ``str.isdigit`` also
+    takes "²", which `int` refuses, and `int` refuses more than 4300 digits too.
+    """
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > _INT64_DIGITS:
+        return None
+    return int(raw)
 
 
 def owned_by(meta: client.V1ObjectMeta | None, uid: str | None) -> bool:
@@ -134,9 +147,8 @@ def pod_facts(pods: list[client.V1Pod]) -> PodFacts:
 
 def rollout_status(deployment: client.V1Deployment) -> tuple[str, str]:
     """("completed" | "in_progress" | "failed", why), following `kubectl rollout status`."""
-    meta, spec, status = deployment.metadata, deployment.spec, deployment.status
-    generation = (meta.generation if meta else None) or 0
-    if status is None or (status.observed_generation or 0) < generation:
+    spec, status = deployment.spec, deployment.status
+    if status is None or not _observed(deployment):
         return "in_progress", "waiting for the deployment spec update to be observed"
     progressing = _condition(deployment, "Progressing")
     if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
@@ -166,6 +178,10 @@ def rollout_verdict(
     status, why = rollout_status(deployment)
     if status == "failed":
         return False, why
+    if not _observed(deployment):
+        # Read right after the change: the revision and the pods are still the old
+        # ones (crash-looping, maybe: the reason for a restart), not the new ones.
+        return None
     revision = revision_of(deployment.metadata)
     current = next((rs for rs in replicasets if revision_of(rs.metadata) == revision), None)
     uid = current.metadata.uid if current and current.metadata else None
@@ -183,12 +199,47 @@ def _condition(deployment: client.V1Deployment, kind: str) -> client.V1Deploymen
     return next((c for c in conditions if c.type == kind), None)
 
 
-def _health(desired: int, available: int, rollout: str, pods: PodFacts) -> tuple[Health, str]:
+def _settling(deployment: client.V1Deployment, rollout: str) -> bool:
+    """Whether a rollout is under way: the controller has not yet reported it complete.
+
+    Once it has (``NewReplicaSetAvailable``) the controller keeps that reason
+    until the next rollout, even when every pod stops being ready: that is an
+    outage, not a rollout.
+    """
+    if rollout != "in_progress":
+        return False
+    progressing = _condition(deployment, "Progressing")
+    return (
+        not _observed(deployment)
+        or progressing is None
+        or progressing.reason != "NewReplicaSetAvailable"
+    )
+
+
+def _observed(deployment: client.V1Deployment) -> bool:
+    """Whether the controller has seen the current spec (its status is about it)."""
+    meta, status = deployment.metadata, deployment.status
+    generation = (meta.generation if meta else None) or 0
+    return status is not None and (status.observed_generation or 0) >= generation
+
+
+def _health(
+    desired: int, available: int, rollout: str, pods: PodFacts, *, settling: bool
+) -> tuple[Health, str]:
     if pods.bad:
         found = ", ".join(f"{n} pod(s) {reason}" for reason, n in sorted(pods.bad.items()))
         return Health.UNHEALTHY, found
     if desired > 0 and available == 0:
+        # New pods still starting (pulling, creating) while a rollout is under way:
+        # the progress deadline, not this tick, says when that has taken too long.
+        if settling:
+            return Health.DEGRADED, f"rollout in progress: 0/{desired} replicas available yet"
         return Health.UNHEALTHY, f"no replica available of {desired} desired"
+    return _by_availability(desired, available, rollout)
+
+
+def _by_availability(desired: int, available: int, rollout: str) -> tuple[Health, str]:
+    """Health once no pod fails and some replica is available (or none is desired)."""
     if rollout == "failed":
         return Health.UNHEALTHY, "rollout exceeded its progress deadline"
     if available < desired:
@@ -286,7 +337,8 @@ def deployment_state(
     available = (status.available_replicas if status else None) or 0
     rollout, rollout_detail = rollout_status(deployment)
     facts = pod_facts(pods)
-    health, detail = _health(desired, available, rollout, facts)
+    settling = _settling(deployment, rollout)
+    health, detail = _health(desired, available, rollout, facts, settling=settling)
     current = revision_of(meta)
     versions = [version for version, _ in rollback_candidates(api, deployment, replicasets)]
     revisions = [
