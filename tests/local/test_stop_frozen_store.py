@@ -10,6 +10,7 @@ it must be there (and replay into the database at the next start).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -94,11 +95,14 @@ async def ticks(url: str) -> list[Event]:
     return [e for e in found if int(str(e.payload.get("epoch", 0))) >= 2]
 
 
-@pytest.mark.timeout(400)  # two daemons, a frozen flush: a minute or two on a loaded machine
-async def test_an_outcome_in_flight_when_sigterm_meets_a_frozen_database_is_spooled(
-    lab: Lab, pg_url: str, pg_proxy: TcpProxy
-) -> None:
-    """The outcome of a provider call made before the stop survives the frozen database."""
+async def stop_after_a_frozen_call(
+    lab: Lab, pg_url: str, pg_proxy: TcpProxy, *, kill_after: float
+) -> tuple[int, Path, Path, dict[str, str]]:
+    """Run the daemon to a restart whose intent committed and whose outcome meets a frozen
+    database; SIGTERM it, SIGKILL it if it still runs ``kill_after`` seconds later.
+
+    Returns its exit status, its log, the configuration and the environment.
+    """
     await upgrade(pg_url)
     go = lab.tmp_path / "go"
     config = write_config(lab, go)
@@ -120,19 +124,35 @@ async def test_an_outcome_in_flight_when_sigterm_meets_a_frozen_database_is_spoo
         go.touch()
         await wait_until(called, "the provider call", daemon)
         daemon.send_signal(signal.SIGTERM)
-        returncode = await anyio.to_thread.run_sync(lambda: daemon.wait(DEADLINE))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await anyio.to_thread.run_sync(lambda: daemon.wait(kill_after))
     finally:
         if daemon.poll() is None:
             daemon.kill()
-            daemon.wait()
+        await anyio.to_thread.run_sync(daemon.wait)
         pg_proxy.thaw()
-    assert returncode == 0, log.read_text()[-3000:]
-    [intent] = [e for e in await recorded(pg_url) if e.kind is EventKind.ACTION_STARTED]
+    return daemon.returncode, log, config, env
+
+
+def spooled_outcome(lab: Lab, action_id: str | None) -> bool:
     spool = lab.tmp_path / "spool.jsonl"
     lines = spool.read_text().splitlines() if spool.exists() else []
-    assert any(
-        '"action.applied"' in line and json.dumps(intent.action_id) in line for line in lines
-    ), f"the outcome is neither stored nor spooled; daemon log ends:\n{log.read_text()[-3000:]}"
+    return any('"action.applied"' in line and json.dumps(action_id) in line for line in lines)
+
+
+@pytest.mark.timeout(400)  # two daemons, a frozen flush: a minute or two on a loaded machine
+async def test_an_outcome_in_flight_when_sigterm_meets_a_frozen_database_is_spooled(
+    lab: Lab, pg_url: str, pg_proxy: TcpProxy
+) -> None:
+    """The outcome of a provider call made before the stop survives the frozen database."""
+    returncode, log, config, env = await stop_after_a_frozen_call(
+        lab, pg_url, pg_proxy, kill_after=DEADLINE
+    )
+    assert returncode == 0, log.read_text()[-3000:]
+    [intent] = [e for e in await recorded(pg_url) if e.kind is EventKind.ACTION_STARTED]
+    assert spooled_outcome(lab, intent.action_id), (
+        f"the outcome is neither stored nor spooled; daemon log ends:\n{log.read_text()[-3000:]}"
+    )
 
     # The next daemon replays it: the record says applied, never "outcome unknown".
     again = lab.tmp_path / "again.log"
@@ -152,3 +172,22 @@ async def test_an_outcome_in_flight_when_sigterm_meets_a_frozen_database_is_spoo
             daemon.wait()
     closed = [e.kind for e in await recorded(pg_url) if e.action_id == intent.action_id]
     assert closed == [EventKind.ACTION_STARTED, EventKind.ACTION_APPLIED], closed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design gap: after SIGTERM the outcome's flush stays shielded until the 15 s "
+    "statement timeout, then the step-down and shutdown flushes, the lease release and the "
+    "HTTP stop each wait on their own (about 30 s in all with the database frozen); bounding "
+    "them by one shutdown deadline and spooling what it cuts is not built",
+)
+@pytest.mark.timeout(400)
+async def test_with_the_database_frozen_a_sigterm_exits_within_10_s_and_keeps_the_outcome(
+    lab: Lab, pg_url: str, pg_proxy: TcpProxy
+) -> None:
+    """Within Cloud Run's 10 s from SIGTERM to SIGKILL (README: "exits 0 within 10 s"),
+    the daemon exits 0 and the outcome of its last call is spooled."""
+    returncode, log, _, _ = await stop_after_a_frozen_call(lab, pg_url, pg_proxy, kill_after=10)
+    [intent] = [e for e in await recorded(pg_url) if e.kind is EventKind.ACTION_STARTED]
+    assert returncode == 0, f"SIGKILLed after 10 s; log ends:\n{log.read_text()[-3000:]}"
+    assert spooled_outcome(lab, intent.action_id)
