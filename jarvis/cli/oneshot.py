@@ -107,6 +107,13 @@ async def holding_lease(
         status = await lease_status(app.store.engine)
         lease = status.lease
         if lease is None or lease.expires_at <= status.now:
+            held = [shard for shard in status.shards if shard.expires_at > status.now]
+            if held:
+                raise ConfigError(
+                    f"replicas with shards hold this database ({held[0].holder} holds "
+                    f"{held[0].name}): `jarvis {command}` would act beside them. Let the "
+                    "daemon act, or use --dry-run"
+                )
             raise ConfigError(f"`jarvis {command}` could not take the leader lease (see the log)")
         raise ConfigError(
             f"{lease.holder} leads the loop on this database (epoch {lease.epoch}): "

@@ -82,7 +82,8 @@ class EventStore:
         intent or a retry-ledger change is then written only under this epoch
         (`jarvis.store.fence`), and raises `LeaseLostError` when it cannot be:
         the intents and ledger changes are dropped (nothing was applied yet),
-        the other events stay buffered for the next flush."""
+        the other events are spooled if the database is away (else they stay
+        buffered for the next flush)."""
 
     @classmethod
     async def connect(
@@ -244,11 +245,7 @@ class EventStore:
             except Exception as exc:
                 self.write_error = self._why(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
-                    # A leader's intents and ledger rows are never journaled: a
-                    # spooled intent proves no lease. Facts stay for the next
-                    # flush; decisions taken as leader go.
-                    self._restore([e for e in batch if not is_intent(e)], {})
-                    self._uncap(keys)
+                    await self._keep_facts(batch, keys, exc, journal=journal)
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
@@ -272,6 +269,30 @@ class EventStore:
             self.write_error = None
             self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
+
+    async def _keep_facts(
+        self, batch: list[Event], keys: list[str], exc: Exception, *, journal: bool
+    ) -> None:
+        """A fenced flush failed: drop its decisions, keep its facts.
+
+        A leader's intents and ledger rows are never journaled: a spooled intent
+        proves no lease. Decisions taken as leader go; facts (an outcome of a
+        call already made) are spooled when the database is away, as any
+        flush's are: kept in memory, a stop before the next flush could write
+        them (a frozen database outlasts every later flush's bound) lost them.
+        """
+        facts = [e for e in batch if not is_intent(e)]
+        self._uncap(keys)
+        spool = self._spool
+        spooled = False
+        if spool is not None and journal and facts and is_operational(exc):
+            try:
+                await self._in_thread(spool.append, Storable(facts, self.redactor), [])
+                spooled = True
+            except Exception as failed:  # noqa: BLE001 - kept in memory for the next flush
+                log.warning("facts not spooled", error=str(failed))
+        if not spooled:
+            self._restore(facts, {})
 
     def _why(self, exc: Exception) -> str:
         """Why a flush did not reach the database, in one line."""

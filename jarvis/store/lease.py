@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,6 +39,9 @@ __all__ = [
     "lease_status",
     "live_replicas",
 ]
+
+ELECTION_LOCK = int.from_bytes(b"jarvisel", "big")
+"""The advisory lock every acquisition takes (one per database, < 2**63): see `PgLease.acquire`."""
 
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 """A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
@@ -110,8 +113,25 @@ class PgLease:
             where=leases.c.expires_at <= func.now(),
         ).returning(leases.c.epoch)
         async with self.engine.begin() as connection:
+            # The unsharded `loop` lease and the shard leases fence different rows:
+            # a replica under one and a replica under the other (a rolling update
+            # that turns shards on, a replica missing the setting) would both act
+            # on every resource. So neither kind is taken while the other is
+            # live, decided under one lock so two acquisitions cannot both pass.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": ELECTION_LOCK}
+            )
+            rival = select(exists().where(self._other_kind(), leases.c.expires_at > func.now()))
+            if (await connection.execute(rival)).scalar():
+                return None
             row = (await connection.execute(upsert)).first()
         return None if row is None else int(row[0])
+
+    def _other_kind(self) -> ColumnElement[bool]:
+        """The leases that fence the same resources as this one through other rows."""
+        if self.name.startswith(SHARD_PREFIX):
+            return leases.c.name == LOOP_LEASE
+        return leases.c.name.like(f"{SHARD_PREFIX}%")
 
     async def renew(self, epoch: int) -> bool:
         """Extend the lease held under ``epoch``; False once it expired or changed hands."""

@@ -3,8 +3,10 @@
 SQLite has no leases and no fencing a second process could respect, and two
 daemons on one file would both act (the HA issue measured 58 pairs acted on
 twice within half a second). So on SQLite there is one node: `jarvis run`
-takes an exclusive, non-blocking `flock` on ``<database>.lock`` for its whole
-life, and a second one is refused with a one-line message. The kernel drops
+takes an exclusive, non-blocking `flock` on the database file itself (so every
+name of it, a hard link as much as a symlink, finds the same lock) and on
+``<database>.lock`` (where it writes its pid, for the message and `jarvis status`)
+for its whole life, and a second one is refused with a one-line message. The kernel drops
 the lock when the process dies, however it dies, so a crash never leaves a
 stale lock behind. A one-shot command that acts (`tick`, `restart`, …) takes it
 for as long as it acts (`jarvis.cli.oneshot.acting_app`); read-only ones, dry runs
@@ -37,22 +39,35 @@ def sqlite_path(url: str) -> Path | None:
 
 
 class NodeLock:
-    """The exclusive lock on ``<database>.lock``; `acquire` or raise, `release` at exit."""
+    """Exclusive locks on the database and ``<database>.lock``: `acquire` or raise, `release`."""
 
     def __init__(self, database: Path) -> None:
         self.database = database
         # Beside the file itself: a symlink to it must find the same lock.
         real = database.resolve()
         self.path = real.with_name(real.name + ".lock")
+        self._real = real
         self._fd: int | None = None
+        self._gate: int | None = None
 
     def acquire(self) -> None:
+        # A hard link has a name of its own, so a ``.lock`` of its own: the inode is
+        # what every name shares, so the database file itself is locked too. flock
+        # and SQLite's POSIX locks do not interact on Linux; the descriptor stays
+        # open until `release`, after the store is closed, because closing one of
+        # the database's descriptors drops the POSIX locks SQLite holds here.
+        gate = os.open(self._real, os.O_RDONLY | os.O_CREAT, 0o644)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            # Beside another name of the file, this ``.lock`` names nobody (or a past run).
+            if not holder.isdigit() or self.holder() is None:
+                holder = "unknown"
             os.close(fd)
+            os.close(gate)
             raise AlreadyRunningError(
                 f"another jarvis run (pid {holder}) is using {self.database}; SQLite runs "
                 "one node. Stop it, or use PostgreSQL (database_url) to run several replicas"
@@ -60,6 +75,7 @@ class NodeLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        self._gate = gate
 
     def holder(self) -> int | None:
         """The pid of the daemon holding the lock, or None when nobody does."""
@@ -82,3 +98,6 @@ class NodeLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._gate is not None:
+            os.close(self._gate)
+            self._gate = None

@@ -255,19 +255,20 @@ class Spool:
         ``refused``: lines of the chunk the database would not take, and why;
         they are set aside with the unreadable ones.
 
-        The cursor is written before the file is emptied, so a crash between the
-        two leaves a cursor past the end (read as zero), never one inside lines
-        that still wait.
+        The cursor moves only past committed lines, and is removed before the
+        file is emptied, so a crash between the two replays the file again
+        (harmless), never leaves a cursor inside lines that still wait.
         """
         if chunk.start != self._offset:
             raise ValueError(f"chunk at {chunk.start} is not the head ({self._offset})")
         self._set_aside([*chunk.dead, *((chunk.start, line, why) for line, why in refused)])
-        self._write_cursor(chunk.end)
-        self._offset = chunk.end
-        self._head = None
-        self.count -= len(chunk.events) + chunk.dead_events
-        self.rows -= len(chunk.dead) - chunk.dead_events + chunk.row_lines
-        if self._offset >= self._size:
+        if chunk.end >= self._size:
+            # All replayed: the cursor is removed (a missing one reads as zero)
+            # rather than rewritten, so emptying the spool needs no free space.
+            # A disk the outage's spool filled must get its space back here:
+            # a cursor that could not be written failed this replay, and every
+            # flush after it, for as long as the disk stayed full.
+            self._drop_cursor()
             try:
                 with self.path.open("r+b") as handle:
                     handle.truncate(0)
@@ -278,7 +279,13 @@ class Spool:
                 raise SpoolError(f"cannot truncate spool file {self.path}: {exc}") from exc
             self._size = self._offset = 0
             self.count = self.rows = 0
-            self._write_cursor(0)
+            self._head = None
+            return
+        self._write_cursor(chunk.end)
+        self._offset = chunk.end
+        self._head = None
+        self.count -= len(chunk.events) + chunk.dead_events
+        self.rows -= len(chunk.dead) - chunk.dead_events + chunk.row_lines
 
     def _set_aside(self, dead: Sequence[tuple[int, bytes, str]]) -> None:
         if not dead:
@@ -303,6 +310,19 @@ class Spool:
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise SpoolError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
+
+    def _drop_cursor(self) -> None:
+        """Remove the cursor (durably), so the spool replays from its start: before the
+        spool is emptied, so a crash between the two only replays it again."""
+        try:
+            self.cursor_path.unlink(missing_ok=True)
+            directory = os.open(self.cursor_path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            raise SpoolError(f"cannot remove spool cursor {self.cursor_path}: {exc}") from exc
 
     def _write_cursor(self, offset: int) -> None:
         partial = self.cursor_path.with_name(self.cursor_path.name + ".tmp")

@@ -109,3 +109,25 @@ def test_a_one_shot_with_shards_exits_2_and_acts_not(tmp_path: Path, pg_url: str
     assert len(lines) == 1, done.stderr
     assert "loop.shards = 4" in lines[0]
     assert anyio.run(intents_and_lease, pg_url)[0] == []
+
+
+async def hold_a_shard(url: str) -> None:
+    store = await EventStore.connect(url, auto_migrate=True)
+    try:
+        assert await PgLease(store.engine, "s0", duration=600, name="shard-1").acquire() == 1
+    finally:
+        await store.aclose()
+
+
+def test_a_one_shot_without_shards_beside_sharded_replicas_exits_2_and_acts_not(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """An operator's `jarvis deploy` whose configuration lacks `loop.shards` does not take the
+    free `loop` lease beside replicas holding shards (before, it did, and acted beside them)."""
+    anyio.run(hold_a_shard, pg_url)
+    done = jarvis(tmp_path, pg_url, "deploy", "sim://ai-dawg-producer", "--image", "img:2")
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "s0 holds shard-1" in lines[0]
+    assert anyio.run(intents_and_lease, pg_url)[0] == []

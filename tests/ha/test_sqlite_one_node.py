@@ -169,3 +169,40 @@ def test_a_second_daemon_on_a_symlink_to_the_sqlite_file_exits_2(tmp_path: Path)
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0
+
+
+@pytest.mark.timeout(300)  # two daemons on a loaded machine
+def test_a_second_daemon_on_a_hard_link_to_the_sqlite_file_exits_2(tmp_path: Path) -> None:
+    """A second `jarvis run` that names the daemon's SQLite file through a hard link is refused."""
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    env = jarvis_env(
+        tmp_path,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/jarvis.db",
+    )
+    first = subprocess.Popen(
+        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
+        (tmp_path / "jarvis.db").hardlink_to(tmp_path / "data" / "jarvis.db")
+        second = subprocess.run(
+            jarvis_argv("run", "--ticks", "1", "--http-port", "0"),
+            cwd=tmp_path,
+            env=jarvis_env(tmp_path, JARVIS_SPOOL_PATH=str(tmp_path / "second-spool.jsonl")),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        # The link's own name has no `.lock` naming the daemon: the refusal cannot say who.
+        assert "another jarvis run (pid unknown)" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
