@@ -25,7 +25,14 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-__all__ = ["SendError", "SmtpServer", "send", "unsubscribe_token", "verify_unsubscribe_token"]
+__all__ = [
+    "Refusal",
+    "SendError",
+    "SmtpServer",
+    "send",
+    "unsubscribe_token",
+    "verify_unsubscribe_token",
+]
 
 _PURPOSE = b"jarvis-unsubscribe\0"
 """Domain separation: a MAC for this purpose is no MAC for any other use of the secret."""
@@ -42,6 +49,18 @@ class SendError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """One recipient the server refused at RCPT TO while it took the message for others."""
+
+    recipient: str
+    code: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.recipient} {self.code} {self.message[:200]}"
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpServer:
     host: str
     port: int
@@ -52,10 +71,15 @@ class SmtpServer:
     timeout: float = 10.0
 
 
-async def send(message: EmailMessage, server: SmtpServer) -> None:
-    """Hand ``message`` to ``server``; SendError when it is refused or unreachable."""
+async def send(message: EmailMessage, server: SmtpServer) -> list[Refusal]:
+    """Hand ``message`` to ``server``; SendError when it is refused or unreachable.
+
+    A server that takes the message for some recipients and refuses others at
+    RCPT TO has sent it: the refused ones are returned, not raised, because
+    sending again would mail the accepted recipients twice.
+    """
     try:
-        await aiosmtplib.send(
+        refused, _ = await aiosmtplib.send(
             message,
             hostname=server.host,
             port=server.port,
@@ -76,6 +100,7 @@ async def send(message: EmailMessage, server: SmtpServer) -> None:
         raise _refused(exc) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+    return [Refusal(to, reply.code, reply.message) for to, reply in refused.items()]
 
 
 def _refused(exc: aiosmtplib.SMTPResponseException) -> SendError:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from jarvis.mail import Refusal
 from jarvis.model import Clock, Event, EventKind
 from jarvis.policies.churn import ChurnRules
 from jarvis.report.figures import DailyFigures
@@ -54,9 +55,12 @@ _DATA_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 class Mailer(Protocol):
-    """Sends a message to the configured recipients (`jarvis.notify.channels.Email`)."""
+    """Sends a message to the configured recipients (`jarvis.notify.channels.Email`).
 
-    async def mail(self, message: EmailMessage) -> None: ...
+    Returns the recipients the server refused while it took the message for the others.
+    """
+
+    async def mail(self, message: EmailMessage) -> Sequence[Refusal]: ...
 
 
 class SlackPoster(Protocol):
@@ -269,7 +273,16 @@ class ReportSender:
     async def _deliver(self, name: str, send: Any, day: date) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
-                await send()
+                refused = await send()
+                if refused:
+                    # Sent to the others: sending again would give them a second report.
+                    log.warning(
+                        "daily report not sent to every recipient",
+                        channel=name,
+                        day=day.isoformat(),
+                        refused=[str(r) for r in refused],
+                    )
+                    return
                 log.info("daily report sent", channel=name, day=day.isoformat())
                 return
             except Exception as exc:  # noqa: BLE001 - any channel's error; each names no secret

@@ -19,7 +19,9 @@ and an async test can both talk to it) answers:
 retry_after`` seconds, as both services do when rate limited;
 ``garble_next[route] = n`` makes them answer 502 with a Windows-1252 error
 page (not UTF-8), as a proxy in front of a receiver may.
-aiosmtpd receives real SMTP on another free port.
+aiosmtpd receives real SMTP on another free port; an address in ``unknown``
+is refused at RCPT TO with 550 5.1.1, as a server refuses a mailbox it lacks,
+while the other recipients of the same message are taken.
 """
 
 from __future__ import annotations
@@ -125,6 +127,17 @@ def _payload_errors(payload: Any) -> list[str]:
 class _SmtpHandler:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelopes: list[list[str]] = []
+        """The recipients each message was taken for, in order."""
+        self.unknown: set[str] = set()
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.unknown:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope
@@ -133,6 +146,7 @@ class _SmtpHandler:
         message = email.message_from_bytes(content, policy=default_policy)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
+        self.envelopes.append(list(envelope.rcpt_tos))
         return "250 OK"
 
 
@@ -163,6 +177,16 @@ class Receivers:
     @property
     def emails(self) -> list[EmailMessage]:
         return self._smtp.messages
+
+    @property
+    def envelopes(self) -> list[list[str]]:
+        """Whom each email was taken for (its RCPT TO addresses the server accepted)."""
+        return self._smtp.envelopes
+
+    @property
+    def unknown_mailboxes(self) -> set[str]:
+        """Addresses the SMTP server refuses at RCPT TO (550 5.1.1)."""
+        return self._smtp.unknown
 
     @property
     def slack_url(self) -> str:
