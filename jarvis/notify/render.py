@@ -14,6 +14,7 @@ import html
 from email.message import EmailMessage
 from typing import Any
 
+from jarvis.mail import message_id
 from jarvis.notify.notice import Notice
 
 __all__ = ["email_message", "pagerduty_event", "slack_message", "subject"]
@@ -125,6 +126,8 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     message["Subject"] = subject(notice)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
+    # The outbox row's key: every attempt at this notice carries the same id.
+    message["Message-ID"] = message_id(sender, "alert", notice.key)
     # Threads the notices of one incident together in mail clients.
     message["References"] = f"<{notice.incident}@jarvis>"
     text = [subject(notice), ""]

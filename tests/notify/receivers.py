@@ -21,7 +21,9 @@ retry_after`` seconds, as both services do when rate limited;
 page (not UTF-8), as a proxy in front of a receiver may.
 aiosmtpd receives real SMTP on another free port; an address in ``unknown``
 is refused at RCPT TO with 550 5.1.1, as a server refuses a mailbox it lacks,
-while the other recipients of the same message are taken.
+while the other recipients of the same message are taken. ``lose_reply_next
+= n`` keeps the next n messages but answers 451 to each, as when the server's
+answer is lost after it took the message: the sender tries again.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class _SmtpHandler:
         self.envelopes: list[list[str]] = []
         """The recipients each message was taken for, in order."""
         self.unknown: set[str] = set()
+        self.lose_reply_next = 0
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -147,6 +150,9 @@ class _SmtpHandler:
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         self.envelopes.append(list(envelope.rcpt_tos))
+        if self.lose_reply_next > 0:
+            self.lose_reply_next -= 1
+            return "451 4.3.0 try again later"
         return "250 OK"
 
 
@@ -182,6 +188,10 @@ class Receivers:
     def envelopes(self) -> list[list[str]]:
         """Whom each email was taken for (its RCPT TO addresses the server accepted)."""
         return self._smtp.envelopes
+
+    def lose_smtp_replies(self, n: int) -> None:
+        """Keep the next ``n`` emails but answer 451 to each: the sender sends them again."""
+        self._smtp.lose_reply_next = n
 
     @property
     def unknown_mailboxes(self) -> set[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
+
 import pytest
 from structlog.testing import capture_logs
 
-from tests.notify.conftest import RigFactory
+from tests.notify.conftest import Rig, RigFactory
 from tests.notify.receivers import Receivers
 from tests.notify.test_delivery import escalation, record
 
@@ -39,3 +41,21 @@ async def test_a_recipient_refused_at_rcpt_is_recorded_and_told_while_the_others
     assert warning["log_level"] == "warning"
     assert warning["outcome"] == "partial"
     assert "gone@example.com" in warning["error"]
+
+
+async def test_an_alert_email_has_a_date_and_one_message_id_on_the_senders_domain_across_retries(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A retried alert email keeps its Message-ID (the outbox row's), on the sender's domain."""
+    receivers.lose_smtp_replies(1)
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10 * 60, step=1.0)
+
+    first, again = receivers.emails
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "email"]
+    assert (row.status, row.attempts) == ("sent", 2)
+    for message in (first, again):
+        assert parsedate_to_datetime(str(message["Date"])).tzinfo is not None
+        assert str(message["Message-ID"]).endswith("@example.com>")
+    assert first["Message-ID"] == again["Message-ID"]
+    assert first["Message-ID"] != first["References"]

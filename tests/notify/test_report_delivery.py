@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -89,6 +90,8 @@ async def test_the_report_goes_out_once_at_the_local_time_and_never_again_after_
 
     (message,) = receivers.emails
     assert message["Subject"] == "Jarvis daily report, 2026-01-04 (UTC)"
+    assert parsedate_to_datetime(str(message["Date"])).tzinfo is not None
+    assert str(message["Message-ID"]).endswith("@example.com>")
     plain = message.get_body(preferencelist=("plain",))
     assert plain is not None
     assert "| restart | 3 |" in plain.get_content()
