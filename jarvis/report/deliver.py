@@ -37,6 +37,7 @@ from jarvis.policies.churn import ChurnRules
 from jarvis.report.figures import DailyFigures
 from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
+from jarvis.slack import mrkdwn
 from jarvis.store import EventStore
 
 __all__ = [
@@ -108,8 +109,9 @@ def _remediation(median: float | None, p95: float | None) -> str:
 
 
 def slack_summary(f: DailyFigures) -> dict[str, Any]:
+    """The key figures as Block Kit; resource names are outside text, escaped for mrkdwn."""
     title = f"Jarvis daily report, {f.start:%Y-%m-%d} (UTC)"
-    lines = key_figures(f)
+    lines = [mrkdwn(line) for line in key_figures(f)]
     return {
         "text": f"{title}: " + "; ".join(lines),
         "blocks": [

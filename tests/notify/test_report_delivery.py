@@ -180,6 +180,41 @@ async def test_a_report_recipient_refused_at_rcpt_is_warned_and_the_others_get_i
     assert any("gone@example.com 550 5.1.1" in r for r in warning["refused"])
 
 
+@pytest.mark.usefixtures("secrets")
+async def test_mentions_and_links_in_a_resource_name_reach_the_slack_summary_as_text(
+    pg_url: str, receivers: Receivers
+) -> None:
+    """`<!channel>` and `<url|label>` in a resource name are escaped: Slack pings no one."""
+    hostile = "sim://svc <!channel> & <http://evil.example|click>"
+    saving = Event(
+        kind=EventKind.ACTION_APPLIED,
+        ts=DAY + timedelta(hours=3),
+        idempotency_key="applied:hostile",
+        resource=hostile,
+        action_kind="scale",
+        policy="cost",
+        reason="<!channel> idle <http://evil.example|click>",
+        payload={"params": {"cost_delta_per_hour": -1.5}},
+        action_id="a-hostile",
+    )
+    sender, store, _ = await sender_at(pg_url, receivers, DAY + timedelta(days=1, hours=7))
+    try:
+        store.append([saving])
+        await store.flush()
+        assert await sender.check() == date(2026, 1, 4)
+    finally:
+        await store.aclose()
+
+    (body,) = receivers.slack
+    texts = [body["text"], body["blocks"][1]["text"]["text"]]
+    assert not [t for t in texts if "<!" in t or "<http" in t]
+    for text in texts:
+        assert (
+            "Biggest saving: sim://svc &lt;!channel&gt; &amp; "
+            "&lt;http://evil.example|click&gt; scale" in text
+        )
+
+
 def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() -> None:
     at = time(8, 0)
     # The night of 29 March 2026 Berlin moves from UTC+1 to UTC+2.
