@@ -5,6 +5,16 @@ A layer of its own below both (it imports nothing of Jarvis), so the notifier
 and the customer email actuator share one way of talking SMTP and of telling a
 temporary refusal (4xx, a connection that fails) from a permanent one (5xx).
 
+Every message leaves through `send`, which gives one that lacks them a
+``Date`` and a ``Message-ID`` (RFC 5322 asks for both; spam filters penalise
+mail without them and clients cannot thread it). A Message-ID's domain is the
+sender's (`message_id`), never this machine's hostname, which
+`email.utils.make_msgid` would use and which leaks internal names or, in a
+container, means nothing. A message that is sent again after a failure keeps
+its Message-ID when the caller derives it from what the message is about
+(`message_id` with an identity: an alert's outbox row, a customer and a
+template), so a receiver that de-duplicates by it shows one.
+
 It also holds the unsubscribe token, which two sides share: the customer
 mailer signs it into every marketing email's unsubscribe link and the daemon's
 ``/unsubscribe`` endpoint (`jarvis.telemetry.unsubscribe`) checks it. The
@@ -20,12 +30,28 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 
 import aiosmtplib
 
-__all__ = ["SendError", "SmtpServer", "send", "unsubscribe_token", "verify_unsubscribe_token"]
+__all__ = [
+    "Refusal",
+    "SendError",
+    "SmtpServer",
+    "message_id",
+    "send",
+    "unsubscribe_token",
+    "verify_unsubscribe_token",
+]
+
+_DOMAIN = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+"""A domain fit for a Message-ID: ASCII labels, at least two of them."""
+_NO_DOMAIN = "jarvis.invalid"
 
 _PURPOSE = b"jarvis-unsubscribe\0"
 """Domain separation: a MAC for this purpose is no MAC for any other use of the secret."""
@@ -42,6 +68,18 @@ class SendError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """One recipient the server refused at RCPT TO while it took the message for others."""
+
+    recipient: str
+    code: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.recipient} {self.code} {self.message[:200]}"
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpServer:
     host: str
     port: int
@@ -52,10 +90,22 @@ class SmtpServer:
     timeout: float = 10.0
 
 
-async def send(message: EmailMessage, server: SmtpServer) -> None:
-    """Hand ``message`` to ``server``; SendError when it is refused or unreachable."""
+async def send(message: EmailMessage, server: SmtpServer) -> list[Refusal]:
+    """Hand ``message`` to ``server``; SendError when it is refused or unreachable.
+
+    A server that takes the message for some recipients and refuses others at
+    RCPT TO has sent it: the refused ones are returned, not raised, because
+    sending again would mail the accepted recipients twice.
+
+    Gives ``message`` a ``Date`` and a ``Message-ID`` (on the domain of its
+    ``From``) when it has none, so a retry of the same message keeps them.
+    """
+    if "Date" not in message:
+        message["Date"] = formatdate(usegmt=True)
+    if "Message-ID" not in message:
+        message["Message-ID"] = make_msgid(domain=_domain(str(message.get("From", ""))))
     try:
-        await aiosmtplib.send(
+        refused, _ = await aiosmtplib.send(
             message,
             hostname=server.host,
             port=server.port,
@@ -76,6 +126,19 @@ async def send(message: EmailMessage, server: SmtpServer) -> None:
         raise _refused(exc) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+    return [Refusal(to, reply.code, reply.message) for to, reply in refused.items()]
+
+
+def message_id(sender: str, kind: str, identity: str) -> str:
+    """``<kind.digest@sender's domain>``: the same for every send of what ``identity`` names."""
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"<{kind}.{digest}@{_domain(sender)}>"
+
+
+def _domain(sender: str) -> str:
+    """The domain of the address in ``sender`` (``Name <a@b.example>`` too), or a placeholder."""
+    _, at, domain = parseaddr(sender)[1].rpartition("@")
+    return domain if at and _DOMAIN.fullmatch(domain) else _NO_DOMAIN
 
 
 def _refused(exc: aiosmtplib.SMTPResponseException) -> SendError:

@@ -5,7 +5,9 @@ the environment; called by the delivery loop with one `Notice` at a time. A
 failure is a `DeliveryError` that says whether retrying can help (a 5xx, a
 429, a refused connection) or not (a 4xx: the payload or the secret is
 wrong). Error messages name the channel and the status, never the URL or key,
-because the webhook URL is itself the Slack secret.
+because the webhook URL is itself the Slack secret. An email the server took
+for some recipients and refused for others is `PartialDeliveryError`: sent, and
+never sent again, but its refusals are recorded and told.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import Any, Protocol
 import aiohttp
 
 from jarvis.config.notify import NotifySettings, secret
-from jarvis.mail import SendError, SmtpServer, send
+from jarvis.mail import Refusal, SendError, SmtpServer, send
 from jarvis.notify.notice import Notice
 from jarvis.notify.render import email_message, pagerduty_event, slack_message
 
-__all__ = ["Channel", "DeliveryError", "Recorder", "build_channels"]
+__all__ = ["Channel", "DeliveryError", "PartialDeliveryError", "Recorder", "build_channels"]
 
 
 class DeliveryError(Exception):
@@ -32,6 +34,20 @@ class DeliveryError(Exception):
         self.temporary = temporary
         self.retry_after = retry_after
         """Seconds the receiver asked us to wait (its ``Retry-After``), if it said."""
+
+
+class PartialDeliveryError(DeliveryError):
+    """The notice reached some recipients and was refused for the others (``refused``).
+
+    Not temporary: sending it again would reach those who have it a second time.
+    """
+
+    def __init__(self, channel: str, refused: list[Refusal], of: int) -> None:
+        listed = "; ".join(str(r) for r in refused)
+        super().__init__(
+            f"{channel} refused for {len(refused)} of {of} recipients: {listed}", temporary=False
+        )
+        self.refused = refused
 
 
 class Channel(Protocol):
@@ -108,10 +124,15 @@ class Email:
     name: str = "email"
 
     async def send(self, notice: Notice) -> None:
-        await self.mail(email_message(notice, self.sender, self.recipients))
+        refused = await self.mail(email_message(notice, self.sender, self.recipients))
+        if refused:
+            raise PartialDeliveryError(self.name, refused, len(self.recipients))
 
-    async def mail(self, message: EmailMessage) -> None:
-        """Send ``message`` to the recipients; sets From and To when it has none."""
+    async def mail(self, message: EmailMessage) -> list[Refusal]:
+        """Send ``message`` to the recipients; sets From and To when it has none.
+
+        Returns the recipients the server refused while it took the others.
+        """
         if "From" not in message:
             message["From"] = self.sender
         if "To" not in message:
@@ -126,7 +147,7 @@ class Email:
             timeout=self.timeout,
         )
         try:
-            await send(message, server)
+            return await send(message, server)
         except SendError as exc:
             raise DeliveryError(str(exc), temporary=exc.temporary) from None
 

@@ -4,7 +4,10 @@ Called by the notifier after each consume. A row is sent, or rescheduled at
 ``base * 2**(attempts-1)`` seconds (capped, then scaled by a random factor in
 [0.5, 1] so a fleet of retries does not arrive at once; never sooner than a
 429's ``Retry-After``, itself capped at the maximum backoff), or marked failed
-after its last attempt or a refusal retrying cannot fix. Each outcome is
+after its last attempt or a refusal retrying cannot fix. An email the server
+took for some recipients and refused for others is marked sent (sending it
+again would reach the others twice) with the refusals as its error, counted
+``partial`` and warned like a failure. Each outcome is
 counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
 channel raises costs its row an attempt, and a row whose notice cannot be
 read fails at once: one row never holds back the rows after it. Delivery is at
@@ -24,7 +27,7 @@ import structlog
 
 from jarvis.model import Clock
 from jarvis.notify.alerts import AlertChange, Severity
-from jarvis.notify.channels import Channel, DeliveryError
+from jarvis.notify.channels import Channel, DeliveryError, PartialDeliveryError
 from jarvis.notify.groups import Route
 from jarvis.notify.notice import Notice
 from jarvis.store.outbox import NotificationOutbox
@@ -91,7 +94,8 @@ class Delivery:
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
             if error is not None:
                 log.warning(
-                    "notification not delivered",
+                    "notification not delivered"
+                    + (" to every recipient" if outcome == "partial" else ""),
                     channel=row.channel,
                     incident=row.incident,
                     attempts=attempts,
@@ -107,6 +111,9 @@ class Delivery:
         if error is None:
             await outbox.mark_sent(row_id, attempts, now)
             return "sent"
+        if isinstance(error, PartialDeliveryError):
+            await outbox.mark_sent(row_id, attempts, now, error=str(error))
+            return "partial"
         if error.temporary and attempts < self.max_attempts:
             # A receiver's Retry-After is honoured, up to the longest backoff we would wait.
             delay = max(self.backoff(attempts), min(error.retry_after or 0.0, self.backoff_max))
@@ -194,4 +201,6 @@ class Delivery:
             )
             failure = await self._send(channel, notice)
             outcome = "sent" if failure is None else "failed"
+            if isinstance(failure, PartialDeliveryError):
+                outcome = "partial"
             self.metrics.notifications.labels(channel=route.channel, outcome=outcome).inc()

@@ -5,7 +5,8 @@ resources, what happened, what Jarvis tried, and the command that resets it.
 Limits the APIs document are respected here (Slack: a header's text at most
 150 characters, a section's 3000, at most 50 blocks; PagerDuty: a summary at
 most 1024 characters), so a long outage list is cut with a count, not refused.
-Outside text in Slack's mrkdwn has ``&``, ``<`` and ``>`` escaped, as Slack asks.
+Outside text in Slack's mrkdwn has ``&``, ``<`` and ``>`` escaped, as Slack asks
+(`jarvis.slack.mrkdwn`, which the daily report's summary uses too).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import html
 from email.message import EmailMessage
 from typing import Any
 
+from jarvis.mail import message_id
 from jarvis.notify.notice import Notice
+from jarvis.slack import mrkdwn
 
 __all__ = ["email_message", "pagerduty_event", "slack_message", "subject"]
 
@@ -42,15 +45,6 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _mrkdwn(text: str) -> str:
-    """Outside text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped.
-
-    Slack parses ``<!channel>``, ``<@U…>`` and ``<url|label>`` in mrkdwn text;
-    a reason carrying one would ping the channel or show a disguised link.
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _alert_lines(alert: dict[str, Any]) -> list[str]:
     lines = [alert["summary"]]
     if alert["tried"]:
@@ -74,10 +68,10 @@ def slack_message(notice: Notice) -> dict[str, Any]:
             }
         )
     for alert in notice.alerts[:_SLACK_LISTED]:
-        resource = f"*{_mrkdwn(alert['resource'])}*\n" if alert["resource"] else ""
-        lines = [_mrkdwn(line) for line in _alert_lines(alert)]
+        resource = f"*{mrkdwn(alert['resource'])}*\n" if alert["resource"] else ""
+        lines = [mrkdwn(line) for line in _alert_lines(alert)]
         if alert["reset"]:
-            lines[-1] = f"To reset: `{_mrkdwn(alert['reset'])}`"
+            lines[-1] = f"To reset: `{mrkdwn(alert['reset'])}`"
         blocks.append(
             {
                 "type": "section",
@@ -89,7 +83,7 @@ def slack_message(notice: Notice) -> dict[str, Any]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"…and {more} more"}})
     footer = f"incident `{notice.incident}` · since {notice.since:%Y-%m-%d %H:%M} UTC"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]})
-    return {"text": _mrkdwn(title), "blocks": blocks}
+    return {"text": mrkdwn(title), "blocks": blocks}
 
 
 def pagerduty_event(notice: Notice, routing_key: str, source: str) -> dict[str, Any]:
@@ -125,6 +119,8 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     message["Subject"] = subject(notice)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
+    # The outbox row's key: every attempt at this notice carries the same id.
+    message["Message-ID"] = message_id(sender, "alert", notice.key)
     # Threads the notices of one incident together in mail clients.
     message["References"] = f"<{notice.incident}@jarvis>"
     text = [subject(notice), ""]

@@ -31,11 +31,13 @@ from typing import Any, Protocol
 
 import structlog
 
+from jarvis.mail import Refusal
 from jarvis.model import Clock, Event, EventKind
 from jarvis.policies.churn import ChurnRules
 from jarvis.report.figures import DailyFigures
 from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
+from jarvis.slack import mrkdwn
 from jarvis.store import EventStore
 
 __all__ = [
@@ -54,9 +56,12 @@ _DATA_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 class Mailer(Protocol):
-    """Sends a message to the configured recipients (`jarvis.notify.channels.Email`)."""
+    """Sends a message to the configured recipients (`jarvis.notify.channels.Email`).
 
-    async def mail(self, message: EmailMessage) -> None: ...
+    Returns the recipients the server refused while it took the message for the others.
+    """
+
+    async def mail(self, message: EmailMessage) -> Sequence[Refusal]: ...
 
 
 class SlackPoster(Protocol):
@@ -104,8 +109,9 @@ def _remediation(median: float | None, p95: float | None) -> str:
 
 
 def slack_summary(f: DailyFigures) -> dict[str, Any]:
+    """The key figures as Block Kit; resource names are outside text, escaped for mrkdwn."""
     title = f"Jarvis daily report, {f.start:%Y-%m-%d} (UTC)"
-    lines = key_figures(f)
+    lines = [mrkdwn(line) for line in key_figures(f)]
     return {
         "text": f"{title}: " + "; ".join(lines),
         "blocks": [
@@ -269,7 +275,16 @@ class ReportSender:
     async def _deliver(self, name: str, send: Any, day: date) -> None:
         for attempt in range(1, self.attempts + 1):
             try:
-                await send()
+                refused = await send()
+                if refused:
+                    # Sent to the others: sending again would give them a second report.
+                    log.warning(
+                        "daily report not sent to every recipient",
+                        channel=name,
+                        day=day.isoformat(),
+                        refused=[str(r) for r in refused],
+                    )
+                    return
                 log.info("daily report sent", channel=name, day=day.isoformat())
                 return
             except Exception as exc:  # noqa: BLE001 - any channel's error; each names no secret

@@ -3,9 +3,10 @@
 Defined on the store's shared `metadata` (migration 0004_notifications creates
 both tables). The notifier (`jarvis.notify`) writes the notifications an
 incident needs together with its event cursor and grouping state in one
-transaction (`commit`), then delivers pending rows and marks each sent, or
-failed after its last attempt. A notification's ``dedup_key`` is unique, so
-recomputing it after a restart inserts nothing: a restart never double-sends.
+transaction (`commit`), then delivers pending rows and marks each sent (with
+an error when some recipients refused it), or failed after its last attempt.
+A notification's ``dedup_key`` is unique, so recomputing it after a restart
+inserts nothing: a restart never double-sends.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ class NotificationOutbox(Protocol):
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
 
-    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None: ...
+    async def mark_sent(
+        self, row_id: int, attempts: int, now: datetime, error: str = ""
+    ) -> None: ...
 
     async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None: ...
 
@@ -171,8 +174,9 @@ class Outbox:
             query = query.where(notifications.c.status == status)
         return await self._rows(query)
 
-    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None:
-        await self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error="")
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime, error: str = "") -> None:
+        """Sent; ``error`` names the recipients who refused it while the others took it."""
+        await self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error=error)
 
     async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
         await self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
@@ -251,8 +255,8 @@ class MemoryOutbox:
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         return [r for r in self._rows.values() if status is None or r.status == status]
 
-    async def mark_sent(self, row_id: int, attempts: int, now: datetime) -> None:
-        self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error="")
+    async def mark_sent(self, row_id: int, attempts: int, now: datetime, error: str = "") -> None:
+        self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error=error)
 
     async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
         self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)

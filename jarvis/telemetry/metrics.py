@@ -72,7 +72,7 @@ ENDPOINT_BUCKETS: Final = (
 )  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
 ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
-NOTIFICATION_OUTCOMES: Final = ("sent", "retried", "failed")
+NOTIFICATION_OUTCOMES: Final = ("sent", "partial", "retried", "failed")
 ADMIN_METHODS: Final = ("GET", "POST")
 ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")
 
@@ -170,7 +170,8 @@ class Metrics:
         )
         self.notifications = Counter(
             "jarvis_notifications_total",
-            "Notification delivery attempts by channel and outcome (sent, retried, failed).",
+            "Notification delivery attempts by channel and outcome (sent, partial: sent but "
+            "refused for some email recipients, retried, failed).",
             ["channel", "outcome"],
             registry=reg,
         )

@@ -7,18 +7,12 @@ a real SQLite file migrated by the store.
 
 from __future__ import annotations
 
-import email
-import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from jarvis.app import App, build_app
 from jarvis.cli.surfaces import stripe_webhook
@@ -30,6 +24,7 @@ from jarvis.telemetry.http import HttpServer
 from tests.billing.stripe_events import SECRET, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.smtp_inbox import Inbox
 
 ALLOW_CUSTOMERS = [
     {
@@ -44,52 +39,6 @@ ALLOW_CUSTOMERS = [
         ],
     }
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Inbox:
-    """An SMTP server on 127.0.0.1 and a free port; what it received, in order."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.messages: list[EmailMessage] = []
-        self.refuse_next: list[int] = []
-        self.unknown: set[str] = set()
-        """Addresses refused at RCPT TO with 550 5.1.1, as a server refuses a mailbox it lacks."""
-        self.recipients: list[str] = []
-        """Every address accepted at RCPT TO, in order: the envelope, not the To header."""
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.unknown:
-            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        self.recipients.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        if self.refuse_next:
-            return f"{self.refuse_next.pop(0)} refused for bob@example.com"
-        message = email.message_from_bytes(envelope.original_content or b"", policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-    def start(self) -> None:
-        self._controller.start()
-
-    def stop(self) -> None:
-        self._controller.stop()
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ from jarvis.mail import verify_unsubscribe_token
 from jarvis.model import EventKind
 from jarvis.store.customers import customers
 from jarvis.store.usage import record_usage_async
-from tests.billing.conftest import Inbox, sign_up
+from tests.billing.conftest import sign_up
 from tests.billing.stripe_standin import StripeStandIn
+from tests.smtp_inbox import Inbox
 
 pytestmark = pytest.mark.anyio
 

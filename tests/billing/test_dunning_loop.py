@@ -16,8 +16,9 @@ from sqlalchemy import select
 from jarvis.model import EventKind
 from jarvis.notify.alerts import changes_for
 from jarvis.store.customers import customers
-from tests.billing.conftest import Inbox, Webhook, sign_up
+from tests.billing.conftest import Webhook, sign_up
 from tests.billing.stripe_events import event, invoice, subscription
+from tests.smtp_inbox import Inbox
 
 pytestmark = pytest.mark.anyio
 

@@ -17,8 +17,9 @@ from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import EventKind
 from jarvis.store.customers import customers
-from tests.billing.conftest import Inbox, sign_up
+from tests.billing.conftest import sign_up
 from tests.billing.stripe_standin import StripeStandIn
+from tests.smtp_inbox import Inbox
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from jarvis.store import EventStore
 from jarvis.store.customers import customers
-from tests.billing.conftest import Inbox
 from tests.billing.stripe_standin import API_KEY, StripeStandIn
 from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.smtp_inbox import Inbox
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,10 @@ import anyio
 
 from jarvis.store import EventStore
 from jarvis.store.customers import customers
-from tests.billing.conftest import Inbox, free_port
 from tests.billing.stripe_events import SECRET, event, invoice, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn
 from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.smtp_inbox import Inbox, free_port
 
 CONFIG = """
 [simulated]

@@ -32,7 +32,9 @@ def receivers() -> Iterator[Receivers]:
         server.stop()
 
 
-def notify_settings(receivers: Receivers, **timing: float) -> NotifySettings:
+def notify_settings(
+    receivers: Receivers, recipients: list[str] | None = None, **timing: float
+) -> NotifySettings:
     return NotifySettings(
         group_wait=timing.get("group_wait", 30.0),
         group_interval=timing.get("group_interval", 300.0),
@@ -48,7 +50,7 @@ def notify_settings(receivers: Receivers, **timing: float) -> NotifySettings:
             host="127.0.0.1",
             port=receivers.smtp_port,
             sender="jarvis@example.com",
-            recipients=["oncall@example.com"],
+            recipients=recipients or ["oncall@example.com"],
             starttls=False,
         ),
     )
@@ -90,6 +92,7 @@ async def make_rig(
         clock: VirtualClock | None = None,
         url: str | None = None,
         spool_path: Path | None = None,
+        recipients: list[str] | None = None,
     ) -> Rig:
         store = await EventStore.connect(url or pg_url, auto_migrate=True, spool_path=spool_path)
         stores.append(store)
@@ -98,7 +101,7 @@ async def make_rig(
         settings = Settings(
             database_url=pg_url,
             loop=LoopSettings(interval=interval),
-            notify=notify_settings(receivers),
+            notify=notify_settings(receivers, recipients),
         )
         notifier = build_notifier(settings, store, clock, metrics, seed=1)
         assert notifier is not None

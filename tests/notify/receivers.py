@@ -19,33 +19,25 @@ and an async test can both talk to it) answers:
 retry_after`` seconds, as both services do when rate limited;
 ``garble_next[route] = n`` makes them answer 502 with a Windows-1252 error
 page (not UTF-8), as a proxy in front of a receiver may.
-aiosmtpd receives real SMTP on another free port.
+SMTP is a real aiosmtpd server on another free port (`tests.smtp_inbox.Inbox`):
+``unknown_mailboxes`` are refused at RCPT TO while the other recipients are
+taken, and ``lose_smtp_replies(n)`` keeps n messages but answers 451 to each.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email
-import socket
 import threading
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from typing import Any
 
 from aiohttp import web
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.smtp_inbox import Inbox, free_port
 
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
 BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def slack_errors(body: Any) -> list[str]:
@@ -122,26 +114,11 @@ def _payload_errors(payload: Any) -> list[str]:
     return errors
 
 
-class _SmtpHandler:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        content = envelope.original_content or b""
-        message = email.message_from_bytes(content, policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 OK"
-
-
 class Receivers:
     """Slack, PagerDuty and SMTP on loopback; what each received, in order."""
 
     def __init__(self) -> None:
         self.http_port = free_port()
-        self.smtp_port = free_port()
         self.slack: list[dict[str, Any]] = []
         self.pagerduty: list[dict[str, Any]] = []
         self.requests: dict[str, int] = {"slack": 0, "pagerduty": 0}
@@ -154,15 +131,29 @@ class Receivers:
         self.holding = threading.Event()
         self.released = threading.Event()
         self.arrived = threading.Event()
-        self._smtp = _SmtpHandler()
-        self._controller = Controller(self._smtp, hostname="127.0.0.1", port=self.smtp_port)
+        self._inbox = Inbox()
+        self.smtp_port = self._inbox.port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
 
     @property
     def emails(self) -> list[EmailMessage]:
-        return self._smtp.messages
+        return self._inbox.messages
+
+    @property
+    def envelopes(self) -> list[list[str]]:
+        """Whom each email was taken for (its RCPT TO addresses the server accepted)."""
+        return self._inbox.envelopes
+
+    def lose_smtp_replies(self, n: int) -> None:
+        """Keep the next ``n`` emails but answer 451 to each: the sender sends them again."""
+        self._inbox.lose_reply_next = n
+
+    @property
+    def unknown_mailboxes(self) -> set[str]:
+        """Addresses the SMTP server refuses at RCPT TO (550 5.1.1)."""
+        return self._inbox.unknown
 
     @property
     def slack_url(self) -> str:
@@ -173,7 +164,7 @@ class Receivers:
         return f"http://127.0.0.1:{self.http_port}/v2/enqueue"
 
     def start(self) -> None:
-        self._controller.start()
+        self._inbox.start()
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=30)
 
@@ -183,7 +174,7 @@ class Receivers:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
-        self._controller.stop()
+        self._inbox.stop()
 
     async def _serve(self) -> None:
         app = web.Application()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.notify.conftest import ROUTING_KEY
-from tests.notify.receivers import Receivers, free_port
+from tests.notify.receivers import Receivers
+from tests.smtp_inbox import free_port
 
 BRAIN = "sim://ai-dawg-ai-brain"
 

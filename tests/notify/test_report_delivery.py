@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from jarvis.app import build_report_sender
 from jarvis.config import Settings
@@ -41,20 +43,20 @@ def applied(n: int) -> Event:
     )
 
 
-def settings(pg_url: str, receivers: Receivers) -> Settings:
+def settings(pg_url: str, receivers: Receivers, recipients: list[str] | None = None) -> Settings:
     return Settings(
         database_url=pg_url,
-        notify=notify_settings(receivers),
+        notify=notify_settings(receivers, recipients),
         report=ReportSettings(deliver_at=time(8, 0), timezone="Europe/Berlin"),
     )
 
 
 async def sender_at(
-    pg_url: str, receivers: Receivers, now: datetime
+    pg_url: str, receivers: Receivers, now: datetime, recipients: list[str] | None = None
 ) -> tuple[ReportSender, EventStore, VirtualClock]:
     store = await EventStore.connect(pg_url, auto_migrate=True)
     clock = VirtualClock(now)
-    sender = build_report_sender(settings(pg_url, receivers), store, clock)
+    sender = build_report_sender(settings(pg_url, receivers, recipients), store, clock)
     assert sender is not None
     return sender, store, clock
 
@@ -88,6 +90,8 @@ async def test_the_report_goes_out_once_at_the_local_time_and_never_again_after_
 
     (message,) = receivers.emails
     assert message["Subject"] == "Jarvis daily report, 2026-01-04 (UTC)"
+    assert parsedate_to_datetime(str(message["Date"])).tzinfo is not None
+    assert str(message["Message-ID"]).endswith("@example.com>")
     plain = message.get_body(preferencelist=("plain",))
     assert plain is not None
     assert "| restart | 3 |" in plain.get_content()
@@ -151,6 +155,64 @@ def test_missed_days_go_out_up_to_a_week_back_and_none_before_the_first_report()
     assert unsent(due, {date(2026, 1, 18)}) == [date(2026, 1, 19), due]
     week = unsent(due, {date(2025, 12, 1)})
     assert week == [due - timedelta(days=n) for n in reversed(range(CATCH_UP))]
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_a_report_recipient_refused_at_rcpt_is_warned_and_the_others_get_it_once(
+    pg_url: str, receivers: Receivers
+) -> None:
+    """A refused address is logged as a warning naming it; the accepted one is not mailed twice."""
+    receivers.unknown_mailboxes.add("gone@example.com")
+    now = DAY + timedelta(days=1, hours=7)
+    sender, store, _ = await sender_at(
+        pg_url, receivers, now, ["oncall@example.com", "gone@example.com"]
+    )
+    try:
+        with capture_logs() as logs:
+            assert await sender.check() == date(2026, 1, 4)
+    finally:
+        await store.aclose()
+
+    assert receivers.envelopes == [["oncall@example.com"]]
+    (warning,) = [e for e in logs if e.get("channel") == "email"]
+    assert warning["log_level"] == "warning"
+    assert warning["event"] == "daily report not sent to every recipient"
+    assert any("gone@example.com 550 5.1.1" in r for r in warning["refused"])
+
+
+@pytest.mark.usefixtures("secrets")
+async def test_mentions_and_links_in_a_resource_name_reach_the_slack_summary_as_text(
+    pg_url: str, receivers: Receivers
+) -> None:
+    """`<!channel>` and `<url|label>` in a resource name are escaped: Slack pings no one."""
+    hostile = "sim://svc <!channel> & <http://evil.example|click>"
+    saving = Event(
+        kind=EventKind.ACTION_APPLIED,
+        ts=DAY + timedelta(hours=3),
+        idempotency_key="applied:hostile",
+        resource=hostile,
+        action_kind="scale",
+        policy="cost",
+        reason="<!channel> idle <http://evil.example|click>",
+        payload={"params": {"cost_delta_per_hour": -1.5}},
+        action_id="a-hostile",
+    )
+    sender, store, _ = await sender_at(pg_url, receivers, DAY + timedelta(days=1, hours=7))
+    try:
+        store.append([saving])
+        await store.flush()
+        assert await sender.check() == date(2026, 1, 4)
+    finally:
+        await store.aclose()
+
+    (body,) = receivers.slack
+    texts = [body["text"], body["blocks"][1]["text"]["text"]]
+    assert not [t for t in texts if "<!" in t or "<http" in t]
+    for text in texts:
+        assert (
+            "Biggest saving: sim://svc &lt;!channel&gt; &amp; "
+            "&lt;http://evil.example|click&gt; scale" in text
+        )
 
 
 def test_the_next_check_is_the_next_local_delivery_time_across_a_dst_change() -> None:

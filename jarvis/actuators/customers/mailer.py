@@ -31,7 +31,6 @@ only the write is retried.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -42,7 +41,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.customers.table import Contact, CustomerTable
-from jarvis.mail import SendError, SmtpServer, send, unsubscribe_token
+from jarvis.mail import SendError, SmtpServer, message_id, send, unsubscribe_token
 from jarvis.model import (
     CUSTOMER_SCHEME,
     Action,
@@ -128,9 +127,7 @@ def render(
     message["To"] = _recipient(contact)
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    digest = hashlib.sha256(f"{customer_id}\0{template}\0{about}".encode()).hexdigest()[:32]
-    domain = head.sender.rpartition("@")[2] or "jarvis.invalid"
-    message["Message-ID"] = f"<{template}.{digest}@{domain}>"
+    message["Message-ID"] = message_id(head.sender, template, f"{customer_id}\0{template}\0{about}")
     message.set_content(_ENV.get_template(f"{template}.txt.j2").render(context))
     message.add_alternative(
         _ENV.get_template(f"{template}.html.j2").render(context), subtype="html"
