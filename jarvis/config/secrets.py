@@ -22,10 +22,15 @@ __all__ = ["known_secrets", "secret_variables"]
 def known_secrets(settings: BaseModel) -> tuple[str, ...]:
     """Secret strings in ``settings``: SecretStr values and URL passwords, unique."""
     found: dict[str, None] = {}
-    for value, secret in _strings(settings):
-        if secret:
-            found[value] = None
-        password = _password(value)
+    for _, value in _leaves(settings):
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+            found[text] = None
+        elif isinstance(value, str):
+            text = value
+        else:
+            continue
+        password = _password(text)
         if password:
             found[password] = None
             found[unquote(password)] = None
@@ -35,23 +40,8 @@ def known_secrets(settings: BaseModel) -> tuple[str, ...]:
 def secret_variables(settings: BaseModel) -> frozenset[str]:
     """The environment variables ``settings`` read secrets from: every ``*_env`` field's
     value (``webhook_url_env = "SLACK_WEBHOOK_URL"``), wherever it is in the tree."""
-    return frozenset(_variables(settings))
-
-
-def _variables(value: object) -> Iterator[str]:
-    if isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            field = getattr(value, name)
-            if name.endswith("_env") and isinstance(field, str):
-                yield field
-            else:
-                yield from _variables(field)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _variables(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _variables(item)
+    leaves = _leaves(settings)
+    return frozenset(v for name, v in leaves if name.endswith("_env") and isinstance(v, str))
 
 
 def _password(value: str) -> str | None:
@@ -63,18 +53,17 @@ def _password(value: str) -> str | None:
         return None
 
 
-def _strings(value: object) -> Iterator[tuple[str, bool]]:
-    """Every string in a settings tree, and whether it was typed a secret."""
-    if isinstance(value, SecretStr):
-        yield value.get_secret_value(), True
-    elif isinstance(value, str):
-        yield value, False
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _strings(getattr(value, name))
+def _leaves(value: object, name: str = "") -> Iterator[tuple[str, object]]:
+    """Every value in a settings tree that is not a model, dict, list or tuple, with the
+    name of the field that holds it."""
+    if isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _leaves(getattr(value, field), field)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from _leaves(item, name)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item)
+            yield from _leaves(item, name)
+    else:
+        yield name, value

@@ -316,11 +316,7 @@ class Spool:
         spool is emptied, so a crash between the two only replays it again."""
         try:
             self.cursor_path.unlink(missing_ok=True)
-            directory = os.open(self.cursor_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _sync_directory(self.cursor_path.parent)
         except OSError as exc:
             raise SpoolError(f"cannot remove spool cursor {self.cursor_path}: {exc}") from exc
 
@@ -332,13 +328,18 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
             partial.replace(self.cursor_path)
-            directory = os.open(self.cursor_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _sync_directory(self.cursor_path.parent)
         except OSError as exc:
             raise SpoolError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a file's creation, rename or removal in ``path`` durable."""
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _last_newline(handle: BinaryIO, size: int) -> int:
