@@ -18,12 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.loopback import free_port
 
 
 class PrivateRedis:

@@ -11,19 +11,13 @@ answer is lost after it took the message, so the sender tries again.
 from __future__ import annotations
 
 import email
-import socket
 from email.message import EmailMessage
 from email.policy import default as default_policy
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.loopback import free_port
 
 
 class Inbox:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +15,9 @@ from jarvis.store import EventStore
 from jarvis.store.customers import customers
 from tests.billing.stripe_events import SECRET, event, invoice, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.smtp_inbox import Inbox, free_port
+from tests.cli.conftest import jarvis_env
+from tests.daemon import running
+from tests.smtp_inbox import Inbox
 
 CONFIG = """
 [simulated]
@@ -76,25 +75,12 @@ def _post(url: str, body: bytes, signature: str) -> tuple[int, dict[str, object]
         return exc.code, json.loads(exc.read())
 
 
-def _wait_for_port(url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - loopback
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} never answered")
-
-
 def test_the_daemon_records_a_signed_failure_and_sends_one_email(
     tmp_path: Path, stripe_api: StripeStandIn, inbox: Inbox
 ) -> None:
     """Bad signature 400; the signed event 200; the loop mails the hosted link once; exit 0."""
     config = tmp_path / "jarvis.toml"
     config.write_text(CONFIG.format(stripe=stripe_api.url, smtp=inbox.port))
-    port = free_port()
     env = jarvis_env(
         tmp_path,
         JARVIS_CONFIG=str(config),
@@ -103,17 +89,8 @@ def test_the_daemon_records_a_signed_failure_and_sends_one_email(
         STRIPE_WEBHOOK_SECRET=SECRET,
     )
     anyio.run(_seed, env["JARVIS_DATABASE_URL"])
-    process = subprocess.Popen(
-        jarvis_argv("run", "--interval", "1", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/webhooks/stripe"
-    try:
-        _wait_for_port(f"http://127.0.0.1:{port}/healthz", time.monotonic() + 90)
+    with running(tmp_path, env, "--interval", "1", ready="/healthz") as daemon:
+        url = f"{daemon.base}/webhooks/stripe"
         body = event("evt_1", "invoice.payment_failed", 100, invoice("in_1", "open"))
         assert _post(url, body, sign(body, secret="whsec_wrong"))[0] == 400
         assert _post(url, body, sign(body)) == (200, {"outcome": "applied", "event": "evt_1"})
@@ -124,14 +101,7 @@ def test_the_daemon_records_a_signed_failure_and_sends_one_email(
         assert len(inbox.messages) == 1
         parts = {p.get_content_type(): p.get_content() for p in inbox.messages[0].iter_parts()}
         assert "https://invoice.stripe.test/i/in_1" in parts["text/plain"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            raise AssertionError("jarvis run did not exit within 60 s of SIGTERM") from None
-    assert process.returncode == 0, output[-3000:]
+        output = daemon.stop()
+    assert daemon.process.returncode == 0, output[-3000:]
     assert len(inbox.messages) == 1
     assert "c1@customers.test" not in output

@@ -7,72 +7,17 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.cli.conftest import jarvis_argv, jarvis_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def get(
-    url: str, token: str | None = None, body: dict[str, object] | None = None
-) -> tuple[int, str]:
-    request = urllib.request.Request(url, method="POST" if body is not None else "GET")  # noqa: S310 - loopback URL built by the test
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    data = json.dumps(body).encode() if body is not None else None
-    if data:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, data=data, timeout=5) as response:  # noqa: S310 - loopback
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def wait_for(url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            if get(url)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never answered 200")
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return None
+from tests.daemon import get, running, sample
 
 
 def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     """Metrics are scraped while it runs; SIGTERM ends it with status 0 within 10 s."""
-    port = free_port()
     env = jarvis_env(tmp_path, JARVIS_ADMIN_TOKEN="s3cret", JARVIS_HTTP__HOST="127.0.0.1")
-    process = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/readyz", time.monotonic() + 60)
+    with running(tmp_path, env, "--interval", "0.2") as daemon:
+        base = daemon.base
         deadline = time.monotonic() + 60
         ticks = 0.0
         while time.monotonic() < deadline and ticks < 4:
@@ -98,15 +43,8 @@ def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> Non
             engaged = sample(text, "jarvis_killswitch_engaged") or 0.0
             time.sleep(0.1)
         assert engaged == 1
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-            raise AssertionError("jarvis run did not exit within 10 s of SIGTERM") from None
-    assert process.returncode == 0, output
+        output = daemon.stop(within=10)
+    assert daemon.process.returncode == 0, output
     assert "jarvis stopped" in output
 
     events = subprocess.run(
@@ -146,24 +84,11 @@ def test_a_port_already_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_two_sigterms_in_quick_succession_still_exit_0(tmp_path: Path) -> None:
     """A second SIGTERM during the shutdown is logged, not fatal: the exit status stays 0."""
-    port = free_port()
-    process = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 60)
-        process.send_signal(signal.SIGTERM)
+    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
+    with running(tmp_path, env, "--interval", "0.2") as daemon:
+        daemon.process.send_signal(signal.SIGTERM)
         time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, output
+        daemon.process.send_signal(signal.SIGTERM)
+        output = daemon.wait(within=30)
+    assert daemon.process.returncode == 0, output
     assert "jarvis stopped" in output

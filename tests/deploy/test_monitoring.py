@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, get, sample, wait_for
+from tests.cli.conftest import jarvis_env
+from tests.daemon import get, running, sample
 from tests.deploy.conftest import DEPLOY, load_yaml, promtool
 
 MONITORING = DEPLOY / "monitoring"
@@ -75,31 +74,15 @@ def test_promtool_unit_tests_pass() -> None:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
     """Every sample name on the /metrics of a real `jarvis run`, after a few ticks."""
     tmp_path: Path = tmp_path_factory.mktemp("daemon")
-    port = free_port()
-    process = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.2", "--http-port", str(port)),
-        cwd=tmp_path,
-        # A budget configured, so its gauge has a series to be found.
-        env=jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1", JARVIS_BUDGETS=BUDGETS),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/readyz", time.monotonic() + 60)
+    # A budget configured, so its gauge has a series to be found.
+    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1", JARVIS_BUDGETS=BUDGETS)
+    with running(tmp_path, env, "--interval", "0.2") as daemon:
         deadline = time.monotonic() + 60
         text = ""
         while time.monotonic() < deadline and (sample(text, "jarvis_ticks_total") or 0) < 2:
-            _, text = get(f"{base}/metrics")
+            _, text = get(f"{daemon.base}/metrics")
             time.sleep(0.1)
         yield {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def names_in(exprs: list[str]) -> set[str]:

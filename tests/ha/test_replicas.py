@@ -25,8 +25,8 @@ import pytest
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, get, sample
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.daemon import free_port, get, sample
 
 LEASE = {
     "JARVIS_LEASE__DURATION": "4",

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from jarvis.loop.shards import shard_name, shard_of
 from jarvis.store import EventStore
 from jarvis.store.tables import leases
-from tests.cli.test_daemon import get
+from tests.daemon import get
 from tests.ha.test_replicas import (
     HANDOVER,
     LEASE,

@@ -7,31 +7,20 @@ pairs acted on by two daemons within half a second).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, get, sample, wait_for
+from tests.daemon import get, running, sample
 
 
 @pytest.mark.timeout(300)  # a daemon and several CLI processes on a loaded machine
 def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path) -> None:
-    port = free_port()
     env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
-    first = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
-        _, text = get(f"http://127.0.0.1:{port}/metrics")
+    with running(tmp_path, env, "--interval", "0.5") as first:
+        _, text = get(f"{first.base}/metrics")
         assert sample(text, "jarvis_leader") == 1.0
         second = subprocess.run(
             jarvis_argv("run", "--http-port", "0"),
@@ -45,7 +34,7 @@ def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1, second.stderr
-        assert f"another jarvis run (pid {first.pid})" in lines[0]
+        assert f"another jarvis run (pid {first.process.pid})" in lines[0]
         assert "PostgreSQL" in lines[0]
 
         status = subprocess.run(
@@ -58,10 +47,9 @@ def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(tmp_path: Path
             check=False,
         )
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["daemon_pid"] == first.pid
-    finally:
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=60) == 0
+        assert json.loads(status.stdout)["daemon_pid"] == first.process.pid
+        first.stop()
+    assert first.process.returncode == 0
 
     # Once the first has stopped, the file is free again.
     again = subprocess.run(
@@ -86,15 +74,7 @@ def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing
     applied its restart while the daemon acted on the same fleet. A dry run
     and `jarvis plan` apply nothing and still work.
     """
-    port = free_port()
     env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
-    daemon = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
     def jarvis(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -107,20 +87,18 @@ def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing
             check=False,
         )
 
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
+    with running(tmp_path, env, "--interval", "0.5") as daemon:
         for argv in (("restart", "sim://customer-api", "--reason", "by hand"), ("tick",)):
             acted = jarvis(*argv)
             assert acted.returncode == 2, (argv, acted.stdout, acted.stderr)
             lines = acted.stderr.strip().splitlines()
             assert len(lines) == 1, acted.stderr
-            assert f"another jarvis process (pid {daemon.pid})" in lines[0]
+            assert f"another jarvis process (pid {daemon.process.pid})" in lines[0]
             assert "--dry-run" in lines[0]
         assert jarvis("restart", "sim://customer-api", "--dry-run").returncode == 0
         assert jarvis("plan").returncode == 0
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0
+        daemon.stop()
+    assert daemon.process.returncode == 0
 
     events = jarvis("events", "--json", "--limit", "1000")
     assert events.returncode == 0, events.stderr
@@ -136,25 +114,27 @@ def test_a_one_shot_that_acts_beside_a_sqlite_daemon_exits_2_and_applies_nothing
 
 
 @pytest.mark.timeout(300)  # two daemons on a loaded machine
-def test_a_second_daemon_on_a_symlink_to_the_sqlite_file_exits_2(tmp_path: Path) -> None:
-    """A second `jarvis run` that names the daemon's SQLite file through a symlink is refused."""
-    port = free_port()
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_a_second_daemon_on_another_name_of_the_sqlite_file_exits_2(
+    tmp_path: Path, link: str
+) -> None:
+    """A second `jarvis run` naming the daemon's SQLite file through a link is refused.
+
+    Through a hard link the refusal cannot say who: the link's own ``.lock``
+    names nobody, so the lock on the file itself is what refuses it.
+    """
     (tmp_path / "data").mkdir()
+    database = tmp_path / "data" / "jarvis.db"
     env = jarvis_env(
         tmp_path,
         JARVIS_HTTP__HOST="127.0.0.1",
-        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/jarvis.db",
+        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
     )
-    first = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
-        (tmp_path / "jarvis.db").symlink_to(tmp_path / "data" / "jarvis.db")
+    with running(tmp_path, env, "--interval", "0.5") as first:
+        if link == "symlink":
+            (tmp_path / "jarvis.db").symlink_to(database)
+        else:
+            (tmp_path / "jarvis.db").hardlink_to(database)
         second = subprocess.run(
             jarvis_argv("run", "--ticks", "1", "--http-port", "0"),
             cwd=tmp_path,
@@ -165,44 +145,7 @@ def test_a_second_daemon_on_a_symlink_to_the_sqlite_file_exits_2(tmp_path: Path)
             check=False,
         )
         assert second.returncode == 2, second.stderr
-        assert f"another jarvis run (pid {first.pid})" in second.stderr
-    finally:
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=60) == 0
-
-
-@pytest.mark.timeout(300)  # two daemons on a loaded machine
-def test_a_second_daemon_on_a_hard_link_to_the_sqlite_file_exits_2(tmp_path: Path) -> None:
-    """A second `jarvis run` that names the daemon's SQLite file through a hard link is refused."""
-    port = free_port()
-    (tmp_path / "data").mkdir()
-    env = jarvis_env(
-        tmp_path,
-        JARVIS_HTTP__HOST="127.0.0.1",
-        JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/jarvis.db",
-    )
-    first = subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 90)
-        (tmp_path / "jarvis.db").hardlink_to(tmp_path / "data" / "jarvis.db")
-        second = subprocess.run(
-            jarvis_argv("run", "--ticks", "1", "--http-port", "0"),
-            cwd=tmp_path,
-            env=jarvis_env(tmp_path, JARVIS_SPOOL_PATH=str(tmp_path / "second-spool.jsonl")),
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
-        assert second.returncode == 2, second.stderr
-        # The link's own name has no `.lock` naming the daemon: the refusal cannot say who.
-        assert "another jarvis run (pid unknown)" in second.stderr
-    finally:
-        first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=60) == 0
+        who = f"pid {first.process.pid}" if link == "symlink" else "pid unknown"
+        assert f"another jarvis run ({who})" in second.stderr
+        first.stop()
+    assert first.process.returncode == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,7 @@ import pytest
 from jarvis.actuators.local.actuator import LocalActuator
 from jarvis.config.local import LocalServiceSettings, LocalSettings
 from jarvis.loop.clock import WallClock
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.loopback import free_port
 
 
 def server_argv(port: int, directory: Path) -> list[str]:

@@ -20,11 +20,11 @@ from typing import Any
 
 from jarvis.actuators.local.process import Pidfiles
 from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.daemon import Daemon, running
 from tests.local.conftest import (
     Lab,
     alive,
     crashing_argv,
-    free_port,
     pids_with,
     wait_dead,
     wait_http,
@@ -64,26 +64,13 @@ start_timeout = 10
 
 
 @contextmanager
-def daemon(lab: Lab, config: Path) -> Iterator[subprocess.Popen[str]]:
+def daemon(lab: Lab, config: Path) -> Iterator[Daemon]:
     """`jarvis run` until the block ends; then SIGTERM, and it must exit 0."""
     env = jarvis_env(lab.tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
-    log = (lab.tmp_path / "daemon.log").open("a")
-    process = subprocess.Popen(
-        jarvis_argv("run", "--config", str(config), "--interval", "0.5", "--http-port",
-                    str(free_port())),
-        cwd=lab.tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-    assert process.returncode == 0, (lab.tmp_path / "daemon.log").read_text()[-3000:]
+    with running(lab.tmp_path, env, "--config", str(config), "--interval", "0.5") as started:
+        yield started
+        output = started.stop(within=30)
+    assert started.process.returncode == 0, output[-3000:]
 
 
 def events(lab: Lab, config: Path) -> Events:

@@ -16,7 +16,8 @@ from jarvis.actuators.local.process import Pidfiles
 from jarvis.config.local import LocalServiceSettings
 from jarvis.model import Action, ResourceRef, Restart, Start, Stop
 from jarvis.model.actions import ActionParams
-from tests.local.conftest import Lab, alive, free_port, pids_with, wait_dead
+from tests.local.conftest import Lab, alive, pids_with, wait_dead
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -34,7 +34,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.smtp_inbox import Inbox, free_port
+from tests.loopback import free_port
+from tests.smtp_inbox import Inbox
 
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
 BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text"}

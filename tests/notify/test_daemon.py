@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.loopback import free_port
 from tests.notify.conftest import ROUTING_KEY
 from tests.notify.receivers import Receivers
-from tests.smtp_inbox import free_port
 
 BRAIN = "sim://ai-dawg-ai-brain"
 

@@ -12,7 +12,6 @@ evaluating recording rules every second), and stops it when the test ends.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,16 +23,11 @@ from types import TracebackType
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from tests.loopback import free_port
+
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 READY_DEADLINE = 90.0
 STEP = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -17,8 +17,9 @@ from jarvis.actuators.prometheus.source import PrometheusSource, services_regex
 from jarvis.config.metrics import PrometheusSettings
 from jarvis.loop.observe import enrich
 from jarvis.model import Health, ResourceRef, ResourceState
+from tests.loopback import free_port
 from tests.prometheus.conftest import QUERIES
-from tests.prometheus.server import Exporter, Load, PrometheusServer, free_port
+from tests.prometheus.server import Exporter, Load, PrometheusServer
 
 pytestmark = pytest.mark.anyio
 

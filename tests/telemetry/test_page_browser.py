@@ -29,7 +29,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, wait_for
+from tests.daemon import free_port, wait_for
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -24,7 +24,7 @@ from playwright.async_api import Browser
 from jarvis.safety import Remaining
 from jarvis.telemetry.web.view import LeaderView, NotificationView
 from tests.cli.conftest import jarvis_env
-from tests.cli.test_daemon import free_port, wait_for
+from tests.daemon import free_port, wait_for
 from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, page_server
 from tests.telemetry.test_page_browser import (
     CHROMIUM,

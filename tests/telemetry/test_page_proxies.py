@@ -10,17 +10,14 @@ real one on loopback, so 127.0.0.0/8 is the proxy here.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from jarvis.model import EventKind
-from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.cli.test_daemon import free_port, wait_for
+from tests.cli.conftest import jarvis_env
+from tests.daemon import running
 from tests.telemetry.page_support import ADMIN_TOKEN, page_server
 from tests.telemetry.test_hostile_requests import raw_request
 
@@ -145,28 +142,14 @@ async def test_the_audit_trail_names_the_client_behind_a_trusted_proxy(tmp_path:
 
 async def test_the_daemon_reads_its_trusted_proxies_from_the_environment(tmp_path: Path) -> None:
     """``jarvis run`` with ``JARVIS_HTTP__TRUSTED_PROXIES``: one client locked out, not another."""
-    port = free_port()
     env = jarvis_env(
         tmp_path,
         JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
         JARVIS_HTTP__HOST="127.0.0.1",
         JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
     )
-    argv = jarvis_argv("run", "--interval", "0.5", "--http-port", str(port))
-    process = subprocess.Popen(  # noqa: ASYNC220 - the daemon under test, waited for below
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{base}/readyz", time.monotonic() + 60)
+    with running(tmp_path, env, "--interval", "0.5") as daemon:
         async with aiohttp.ClientSession() as session:
-            await _guess_five_times(session, base, "203.0.113.7")
-            assert await _login(session, base, ADMIN_TOKEN, "203.0.113.7") == 429
-            assert await _login(session, base, ADMIN_TOKEN, "198.51.100.9") == 303
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+            await _guess_five_times(session, daemon.base, "203.0.113.7")
+            assert await _login(session, daemon.base, ADMIN_TOKEN, "203.0.113.7") == 429
+            assert await _login(session, daemon.base, ADMIN_TOKEN, "198.51.100.9") == 303

@@ -1,0 +1,139 @@
+"""`jarvis run` as a real process in a test: started on a free port, awaited, stopped.
+
+`running` starts the daemon with the test's environment, waits for an endpoint
+to answer 200 (a daemon can take 20 s to start on a loaded machine, so the wait
+is long, and ends at once if the process exits), and stops it with SIGTERM
+when the block ends. Its output goes to a file, not a pipe a chatty daemon
+could fill, and `Daemon.stop` returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cli.conftest import jarvis_argv
+from tests.loopback import free_port
+
+__all__ = ["Daemon", "free_port", "get", "running", "sample", "wait_for"]
+
+
+def get(
+    url: str, token: str | None = None, body: dict[str, object] | None = None
+) -> tuple[int, str]:
+    """GET ``url`` (POST with a JSON ``body``): the status and the text, errors included."""
+    request = urllib.request.Request(url, method="POST" if body is not None else "GET")  # noqa: S310 - loopback URL built by the test
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    data = json.dumps(body).encode() if body is not None else None
+    if data:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data=data, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_for(url: str, deadline: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Until ``url`` answers 200; fails at ``deadline``, or at once if ``process`` exits."""
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before {url} answered")
+        try:
+            if get(url)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered 200")
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of metric ``name`` with ``labels`` in an exposition, or None."""
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+@dataclass
+class Daemon:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, within: float = 60) -> str:
+        """SIGTERM, then `wait`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.wait(within)
+
+    def wait(self, within: float = 60) -> str:
+        """Its output once it exits; fails (and kills it) if it runs ``within`` s on."""
+        try:
+            self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"jarvis run did not exit within {within:g} s") from None
+        return self.output()
+
+
+@contextmanager
+def running(
+    cwd: Path,
+    env: dict[str, str],
+    *args: str,
+    port: int | None = None,
+    ready: str = "/readyz",
+    ready_within: float = 90,
+) -> Iterator[Daemon]:
+    """`jarvis run --http-port PORT ARGS` in ``cwd``, ready, and stopped when the block ends.
+
+    Stopping on the way out does not check the exit status: a test that cares
+    calls `Daemon.stop` itself and reads ``process.returncode``.
+    """
+    port = port or free_port()
+    log = cwd / f"daemon-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            jarvis_argv("run", "--http-port", str(port), *args),
+            cwd=cwd,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    daemon = Daemon(process, port, log)
+    try:
+        try:
+            wait_for(f"{daemon.base}{ready}", time.monotonic() + ready_within, process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its output:\n{daemon.output()[-3000:]}") from None
+        yield daemon
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
