@@ -119,7 +119,9 @@ class ShardElector:
         self.base = PgLease(engine, holder, duration=duration)
         self.electors = [
             Elector(
-                _ShardLease(engine, holder, duration=duration, name=shard_name(index)),
+                _ShardLease(
+                    engine, holder, duration=duration, name=shard_name(index), shards=shards
+                ),
                 metrics,
                 renew_deadline=renew_deadline,
                 retry_period=retry_period,

@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, exists, func, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,6 +55,8 @@ class LeaseRow:
     acquired_at: datetime
     renewed_at: datetime
     expires_at: datetime
+    shards: int | None = None
+    """The shard count a shard lease was taken under (None for ``loop``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,19 @@ class PgLease:
     """Lease and heartbeat statements for one replica (``holder``) on one engine."""
 
     def __init__(
-        self, engine: AsyncEngine, holder: str, *, duration: float, name: str = LOOP_LEASE
+        self,
+        engine: AsyncEngine,
+        holder: str,
+        *,
+        duration: float,
+        name: str = LOOP_LEASE,
+        shards: int | None = None,
     ) -> None:
         self.engine = engine
         self.holder = holder
         self.name = name
+        self.shards = shards
+        """The shard count a shard lease is taken under (None for ``loop``)."""
         self.duration = timedelta(seconds=duration)
         self._started_at: datetime | None = None
 
@@ -100,6 +110,7 @@ class PgLease:
             acquired_at=func.now(),
             renewed_at=func.now(),
             expires_at=expires,
+            shards=self.shards,
         )
         upsert = statement.on_conflict_do_update(
             index_elements=[leases.c.name],
@@ -109,15 +120,19 @@ class PgLease:
                 "acquired_at": func.now(),
                 "renewed_at": func.now(),
                 "expires_at": expires,
+                "shards": statement.excluded.shards,
             },
             where=leases.c.expires_at <= func.now(),
         ).returning(leases.c.epoch)
         async with self.engine.begin() as connection:
-            # The unsharded `loop` lease and the shard leases fence different rows:
-            # a replica under one and a replica under the other (a rolling update
-            # that turns shards on, a replica missing the setting) would both act
-            # on every resource. So neither kind is taken while the other is
-            # live, decided under one lock so two acquisitions cannot both pass.
+            # The unsharded `loop` lease and the shard leases fence different rows,
+            # and so do the shard leases of two shard counts (``shard-1`` of two
+            # and of four hold different resources): a replica under one and a
+            # replica under the other (a rolling update that turns shards on or
+            # changes their number, a replica missing the setting) would both
+            # act on the same resources. So no lease is taken while one of
+            # another kind or count is live, decided under one lock so two
+            # acquisitions cannot both pass.
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": ELECTION_LOCK}
             )
@@ -128,10 +143,14 @@ class PgLease:
         return None if row is None else int(row[0])
 
     def _other_kind(self) -> ColumnElement[bool]:
-        """The leases that fence the same resources as this one through other rows."""
-        if self.name.startswith(SHARD_PREFIX):
-            return leases.c.name == LOOP_LEASE
-        return leases.c.name.like(f"{SHARD_PREFIX}%")
+        """The leases that fence the same resources as this one through other rows: for
+        a shard lease, the ``loop`` lease and the shard leases of another count (or of
+        none recorded: taken by a replica older than the count's column)."""
+        shard = leases.c.name.like(f"{SHARD_PREFIX}%")
+        if not self.name.startswith(SHARD_PREFIX):
+            return shard
+        other_count = or_(leases.c.shards.is_(None), leases.c.shards != self.shards)
+        return or_(leases.c.name == LOOP_LEASE, and_(shard, other_count))
 
     async def renew(self, epoch: int) -> bool:
         """Extend the lease held under ``epoch``; False once it expired or changed hands."""

@@ -169,9 +169,11 @@ leases = Table(
     Column("acquired_at", UtcDateTime(), nullable=False),
     Column("renewed_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    Column("shards", Integer, nullable=True),
 )
-"""One row per lease (today only ``loop``): who leads, under which epoch, until when.
-Times are the database's own clock, so replicas' clocks never have to agree."""
+"""One row per lease (``loop``, or ``shard-0`` … with shards): who leads, under which
+epoch, until when, and for a shard lease the shard count it was taken under. Times
+are the database's own clock, so replicas' clocks never have to agree."""
 
 replicas = Table(
     "replicas",
