@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -137,13 +137,19 @@ def build_figures(
     revenue_days: Sequence[RevenueDay] = (),
     cloud_observations: Iterable[Event] = (),
     medium_risk: Sequence[str] | None = None,
+    carried: Mapping[str, tuple[datetime, bool]] | None = None,
 ) -> DailyFigures:
-    """The figures of the day beginning at ``start`` from its events, oldest first."""
+    """The figures of the day beginning at ``start`` from its events, oldest first.
+
+    ``carried``: the incidents open when the day began that it mended
+    (`recovered_first`, `unhealthy_since`), by resource: since when, and
+    whether a human stepped in before midnight.
+    """
     events = list(day_events)
     figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
     figures.medium_risk = None if medium_risk is None else list(medium_risk)
     _actions(figures, events)
-    _incidents(figures, events, start + timedelta(days=1))
+    _incidents(figures, events, carried or {})
     _escalations(figures, events)
     figures.replicas = _replicas(events)
     figures.traffic = _traffic(events)
@@ -179,9 +185,13 @@ def _actions(figures: DailyFigures, events: list[Event]) -> None:
     figures.savings = sorted(savings, key=lambda s: -s[2])
 
 
-def _incidents(figures: DailyFigures, events: list[Event], end: datetime) -> None:
-    open_at: dict[str, datetime] = {}
-    human: set[str] = set()
+def _incidents(
+    figures: DailyFigures, events: list[Event], carried: Mapping[str, tuple[datetime, bool]]
+) -> None:
+    """An incident is a resource unhealthy until healthy again; one still open at the day's
+    end has no end. One open at the day's start (``carried``) ends in it."""
+    open_at = {resource: since for resource, (since, _) in carried.items()}
+    human = {resource for resource, (_, stepped_in) in carried.items() if stepped_in}
     for event in events:
         resource = event.resource or ""
         if event.kind in (EventKind.ACTION_ESCALATED, EventKind.RETRIES_RESET):
@@ -201,7 +211,47 @@ def _incidents(figures: DailyFigures, events: list[Event], end: datetime) -> Non
     for resource, since in open_at.items():
         figures.incidents.append(Incident(resource, since, None, resource in human))
     figures.incidents.sort(key=lambda i: (i.start, i.resource))
-    del end  # an incident still open at the day's end has no end: it is counted as open
+
+
+def recovered_first(events: Iterable[Event]) -> list[str]:
+    """Resources whose first change of the day is a recovery: their incident began before it.
+
+    A first change with no ``previous`` recorded (an event of an older shape)
+    counts too; `unhealthy_since` then tells from what came before.
+    """
+    seen: set[str] = set()
+    found: list[str] = []
+    for event in events:
+        resource = event.resource
+        if event.kind is not EventKind.RESOURCE_CHANGED or not resource or resource in seen:
+            continue
+        seen.add(resource)
+        previous = event.payload.get("previous", {})
+        if event.payload.get("health") != "healthy" or previous is None:
+            continue  # an incident starts in the day, or the resource was new
+        if not isinstance(previous, dict) or previous.get("health") != "healthy":
+            found.append(resource)
+    return found
+
+
+def unhealthy_since(before: Iterable[Event]) -> tuple[datetime, bool] | None:
+    """From a resource's events before the day (oldest first), when its last incident began
+    and whether an escalation or a reset fell inside it; None if it ended healthy."""
+    since: datetime | None = None
+    human = False
+    for event in before:
+        if event.kind is EventKind.RESOURCE_CHANGED:
+            health = event.payload.get("health")
+            if health == "healthy":
+                since, human = None, False
+            elif health is not None and since is None:
+                since = event.ts
+        elif since is not None and event.kind in (
+            EventKind.ACTION_ESCALATED,
+            EventKind.RETRIES_RESET,
+        ):
+            human = True
+    return None if since is None else (since, human)
 
 
 def _escalations(figures: DailyFigures, events: list[Event]) -> None:

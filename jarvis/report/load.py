@@ -16,7 +16,12 @@ from datetime import datetime, timedelta
 
 from jarvis.model import EventKind, RevenueDay, month_bounds
 from jarvis.policies.churn import ChurnRules, medium_risk
-from jarvis.report.figures import DailyFigures, build_figures
+from jarvis.report.figures import (
+    DailyFigures,
+    build_figures,
+    recovered_first,
+    unhealthy_since,
+)
 from jarvis.store import EventStore
 from jarvis.store.revenue import RevenueLedger
 from jarvis.store.sql import SqlBackend
@@ -34,6 +39,12 @@ REPORTED_KINDS = [
     EventKind.METRICS_SAMPLED,
 ]
 """The kinds the figures read: ticks and proposals, most of a day's rows, are left in the store."""
+
+
+CARRY_BACK = timedelta(days=7)
+"""How far back the start of an incident the day mended is looked for (`unhealthy_since`):
+one with no change in that week is left out of the day's incidents."""
+CARRIED_KINDS = [EventKind.RESOURCE_CHANGED, EventKind.ACTION_ESCALATED, EventKind.RETRIES_RESET]
 
 
 async def load_figures(
@@ -55,6 +66,17 @@ async def load_figures(
         until=end,
     )
     ledger = await store.load_retries()
+    carried: dict[str, tuple[datetime, bool]] = {}
+    for resource in recovered_first(day):
+        before = await store.events_by_time(
+            kinds=CARRIED_KINDS,
+            resource=resource,
+            since=start - CARRY_BACK,
+            until=start - timedelta(microseconds=1),
+        )
+        found = unhealthy_since(before)
+        if found is not None:
+            carried[resource] = found
     at_risk = None
     if churn is not None:
         from jarvis.store.customers import customer_facets  # noqa: PLC0415 - customers only
@@ -69,6 +91,7 @@ async def load_figures(
         revenue_days=await _revenue(store, start),
         cloud_observations=cloud,
         medium_risk=at_risk,
+        carried=carried,
     )
 
 
