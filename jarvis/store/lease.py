@@ -92,6 +92,9 @@ class PgLease:
         name: str = LOOP_LEASE,
         shards: int | None = None,
     ) -> None:
+        if name.startswith(SHARD_PREFIX) and shards is None:
+            # Without its count a shard lease would exclude every other shard lease.
+            raise ValueError(f"shard lease {name!r} needs the shard count it is taken under")
         self.engine = engine
         self.holder = holder
         self.name = name

@@ -114,7 +114,8 @@ def test_a_one_shot_with_shards_exits_2_and_acts_not(tmp_path: Path, pg_url: str
 async def hold_a_shard(url: str) -> None:
     store = await EventStore.connect(url, auto_migrate=True)
     try:
-        assert await PgLease(store.engine, "s0", duration=600, name="shard-1").acquire() == 1
+        lease = PgLease(store.engine, "s0", duration=600, name="shard-1", shards=2)
+        assert await lease.acquire() == 1
     finally:
         await store.aclose()
 

@@ -60,7 +60,7 @@ async def replica(make_app: AppFactory, index: int, name: str, **settings: Any) 
     action = Action(ResourceRef("sim", name), Scale(replicas=3), "scaling", "demand")
     app = await make_app([ProposeEach([action])], loop={"shards": SHARDS}, **settings)
     holder = f"r{index}"
-    lease = PgLease(app.store.engine, holder, duration=3600, name=shard_name(index))
+    lease = PgLease(app.store.engine, holder, duration=3600, name=shard_name(index), shards=SHARDS)
     epoch = await lease.acquire()
     assert epoch is not None
     app.reconciler.act_as((Fence(shard_name(index), holder, epoch),))
