@@ -1,6 +1,7 @@
 """`jarvis run`: the daemon. The scheduler and the HTTP server share one event
-loop; SIGTERM or SIGINT stops new actions, lets an apply in flight finish or
-time out, flushes events and exits 0 within the shutdown grace (< 10 s).
+loop; SIGTERM, SIGINT or SIGHUP (a closed terminal; Jarvis reloads nothing)
+stops new actions, lets an apply in flight finish or time out, flushes events
+and exits 0 within the shutdown grace (< 10 s).
 
 On PostgreSQL any number may run: an elector (`jarvis.loop.election`) beside
 the scheduler decides which one ticks, and a clean stop releases the lease.
@@ -59,7 +60,7 @@ def run(
         int | None, typer.Option("--ticks", min=1, help="Stop after this many ticks.")
     ] = None,
 ) -> None:
-    """Run the reconcile loop until SIGTERM or SIGINT."""
+    """Run the reconcile loop until SIGTERM, SIGINT or SIGHUP."""
     # Validated with the configuration, over it: `--interval 1e308` is refused
     # by the same bound as `loop.interval`, not met later as an OverflowError.
     settings = settings_from(
@@ -71,18 +72,24 @@ def run(
     run_async(lambda: _daemon(settings, max_ticks=ticks))
 
 
+_STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""The signals that stop the daemon gracefully."""
+
+
 async def _daemon(settings: Settings, *, max_ticks: int | None) -> None:
     import anyio
 
     # The handlers stay installed until the daemon has finished shutting down,
     # then signals are ignored while the process exits: a second SIGTERM during
     # the shutdown is logged, not fatal (it used to end the process with 143).
+    # SIGHUP too: by default it ended the process at once, with no final flush
+    # and no lease released, when the terminal of a foreground run closed.
     try:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(*_STOPPING) as signals:
             await _serve(settings, signals, max_ticks=max_ticks)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in _STOPPING:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 async def _open(

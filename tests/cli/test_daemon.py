@@ -92,3 +92,19 @@ def test_two_sigterms_in_quick_succession_still_exit_0(tmp_path: Path) -> None:
         output = daemon.wait(within=30)
     assert daemon.process.returncode == 0, output
     assert "jarvis stopped" in output
+
+
+def test_sighup_stops_the_daemon_as_sigterm_does(tmp_path: Path) -> None:
+    """Closing the terminal of a foreground `jarvis run` (the Quickstart's) sends SIGHUP.
+
+    Python's default for it ended the process at once: no final flush, no "jarvis
+    stopped", exit status -1 (and on PostgreSQL no lease released). Jarvis
+    reloads nothing on SIGHUP, so it stops as on SIGTERM.
+    """
+    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1")
+    with running(tmp_path, env, "--interval", "0.2") as daemon:
+        daemon.process.send_signal(signal.SIGHUP)
+        output = daemon.wait(within=30)
+    assert daemon.process.returncode == 0, output
+    assert "jarvis stopped" in output
+    assert '"signal": "SIGHUP"' in output
