@@ -297,6 +297,13 @@ def test_server_argv_is_marked_with_the_test_directory(tmp_path: Path) -> None:
     assert str(tmp_path) in server_argv(1, tmp_path)
 
 
+DUMP_ENVIRONMENT = (
+    "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
+    "import time; time.sleep(600)"
+)
+"""A service that writes the environment it was given to ``argv[1]``, then stays up."""
+
+
 async def test_jarvis_s_own_variables_do_not_reach_the_service(
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,16 +312,12 @@ async def test_jarvis_s_own_variables_do_not_reach_the_service(
     monkeypatch.setenv("JARVIS_DATABASE_URL", "postgresql://jarvis:hunter2@db/jarvis")
     monkeypatch.setenv("jarvis_admin_token", "admin-s3cret")
     out = lab.tmp_path / "seen.json"
-    script = (
-        "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
-        "import time; time.sleep(600)"
-    )
     checked = lab.tmp_path / "checked.json"
-    check = [sys.executable, "-c", script.replace("time.sleep(600)", "0"), str(checked)]
+    check = [sys.executable, "-c", DUMP_ENVIRONMENT.replace("time.sleep(600)", "0"), str(checked)]
     service = LocalServiceSettings.model_validate(
         {
             "name": "env",
-            "command": [sys.executable, "-c", script, str(out)],
+            "command": [sys.executable, "-c", DUMP_ENVIRONMENT, str(out)],
             "environment": {"JARVIS_WANTED": "given"},
             "health_command": check,
         }
@@ -334,15 +337,12 @@ async def test_the_secrets_jarvis_reads_by_variable_name_do_not_reach_the_servic
     monkeypatch.setenv("TEAM_SLACK_HOOK", "https://hooks.slack.test/T0/B0/s3cret")
     monkeypatch.setenv("PLAIN_VARIABLE", "plain")
     out = lab.tmp_path / "seen.json"
-    script = (
-        "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w')); "
-        "import time; time.sleep(600)"
-    )
+    command = json.dumps([sys.executable, "-c", DUMP_ENVIRONMENT, str(out)])
     config = lab.tmp_path / "jarvis.toml"
     config.write_text(
         f'[notify.slack]\nwebhook_url_env = "TEAM_SLACK_HOOK"\n\n[local]\n'
         f"state_directory = {json.dumps(str(lab.state))}\n\n[[local.services]]\n"
-        f'name = "env"\ncommand = {json.dumps([sys.executable, "-c", script, str(out)])}\n'
+        f'name = "env"\ncommand = {command}\n'
         f'health_command = ["test", "-s", {json.dumps(str(out))}]\n'
     )
     [actuator] = [

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from jarvis.actuators.local.actuator import LocalActuator
 from jarvis.actuators.local.process import Pidfiles
 from jarvis.config.local import LocalServiceSettings
 from jarvis.model import Action, ResourceRef, Restart, Start, Stop
@@ -63,16 +64,26 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-async def test_a_crashed_wrapper_s_worker_is_ended_before_the_restart(lab: Lab) -> None:
-    """The shell dies, its worker keeps the port: a restart ends the worker, then starts anew."""
-    service = wrapper(lab, free_port())
-    actuator = lab.actuator(service)
+async def started(lab: Lab) -> tuple[LocalActuator, int]:
+    """The wrapper service started by its actuator: (the actuator, the worker it forked)."""
+    actuator = lab.actuator(wrapper(lab, free_port()))
     assert (await actuator.apply(action("svc", Start()), KEYS[0])).ok
-    [old_worker] = worker_pids(lab)
+    [worker] = worker_pids(lab)
+    return actuator, worker
+
+
+def crash(lab: Lab) -> None:
+    """The service's main process (the shell) killed: its worker lives on."""
     record = Pidfiles(lab.state).read("svc")
     assert record is not None
     os.kill(record.pid, signal.SIGKILL)
     wait_dead(record.pid)
+
+
+async def test_a_crashed_wrapper_s_worker_is_ended_before_the_restart(lab: Lab) -> None:
+    """The shell dies, its worker keeps the port: a restart ends the worker, then starts anew."""
+    actuator, old_worker = await started(lab)
+    crash(lab)
     (lab.tmp_path / "ready").unlink()
 
     outcome = await actuator.apply(action("svc", Restart()), KEYS[1])
@@ -83,10 +94,7 @@ async def test_a_crashed_wrapper_s_worker_is_ended_before_the_restart(lab: Lab) 
 
 async def test_a_restart_ends_a_worker_that_ignores_sigterm(lab: Lab) -> None:
     """The shell exits on SIGTERM, its worker does not: SIGKILL after stop_timeout."""
-    service = wrapper(lab, free_port())
-    actuator = lab.actuator(service)
-    assert (await actuator.apply(action("svc", Start()), KEYS[0])).ok
-    [old_worker] = worker_pids(lab)
+    actuator, old_worker = await started(lab)
     (lab.tmp_path / "ready").unlink()
 
     outcome = await actuator.apply(action("svc", Restart()), KEYS[1])
@@ -97,14 +105,8 @@ async def test_a_restart_ends_a_worker_that_ignores_sigterm(lab: Lab) -> None:
 
 async def test_stop_ends_the_survivors_of_a_crashed_service(lab: Lab) -> None:
     """STOP of a service whose main process is already gone still ends what it left behind."""
-    service = wrapper(lab, free_port())
-    actuator = lab.actuator(service)
-    assert (await actuator.apply(action("svc", Start()), KEYS[0])).ok
-    [old_worker] = worker_pids(lab)
-    record = Pidfiles(lab.state).read("svc")
-    assert record is not None
-    os.kill(record.pid, signal.SIGKILL)
-    wait_dead(record.pid)
+    actuator, old_worker = await started(lab)
+    crash(lab)
 
     assert (await actuator.apply(action("svc", Stop()), KEYS[1])).ok
     assert not alive(old_worker)
