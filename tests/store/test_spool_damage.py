@@ -13,7 +13,7 @@ import pytest
 
 from jarvis.store import EventStore
 from jarvis.store.spool import Spool, SpoolBusyError
-from tests.store.spooled import ev, keys
+from tests.store.spooled import damaged_spool, ev, keys
 
 pytestmark = pytest.mark.anyio
 
@@ -86,11 +86,7 @@ async def test_a_dead_letter_file_that_cannot_be_written_is_named_not_the_databa
 ) -> None:
     """A flush held up by an unwritable dead-letter file says so, not that the database is away."""
     path = tmp_path / "spool.jsonl"
-    spool = Spool(path)
-    spool.append([ev("before")])
-    with path.open("ab") as handle:
-        handle.write(b"\x00\xff binary garbage\n")
-    spool.close()
+    damaged_spool(path, b"\x00\xff binary garbage\n", after=None)
     (tmp_path / "spool.jsonl.dead").mkdir()  # what no open(..., "a") can write, even as root
 
     store = await EventStore.connect(sqlite_url, spool_path=path, auto_migrate=True)

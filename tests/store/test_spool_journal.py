@@ -16,7 +16,7 @@ import pytest
 from jarvis.model import RetryState
 from jarvis.store import EventStore, FlushResult
 from jarvis.store.spool import Spool, SpoolBusyError
-from tests.store.spooled import T0, ev, keys
+from tests.store.spooled import T0, damaged_spool, ev, keys
 
 pytestmark = pytest.mark.anyio
 
@@ -113,14 +113,7 @@ async def test_a_damaged_line_is_set_aside_and_recording_goes_on(
 ) -> None:
     """One unreadable line goes to the dead-letter file; the lines around it are written."""
     path = tmp_path / "spool.jsonl"
-    spool = Spool(path)
-    spool.append([ev("before")])
-    with path.open("ab") as handle:
-        handle.write(b'{"kind": "resource.changed", "ts": "not a time"\n')
-    spool.close()
-    spool = Spool(path)
-    spool.append([ev("after")])
-    spool.close()
+    damaged_spool(path, b'{"kind": "resource.changed", "ts": "not a time"\n')
 
     store = await EventStore.connect(sqlite_url, spool_path=path, auto_migrate=True)
     try:
@@ -159,15 +152,10 @@ async def test_a_line_the_database_refuses_is_set_aside_and_the_rest_written(
 ) -> None:
     """A line that reads but that the database refuses does not stop every flush after it."""
     path = tmp_path / "spool.jsonl"
-    spool = Spool(path)
-    spool.append([ev("before")])
-    with path.open("ab") as handle:
-        handle.write(b'{"kind":"resource.changed","ts":"2025-03-01T12:00:00+00:00",')
-        handle.write(b'"idempotency_key":null}\n')
-    spool.close()
-    spool = Spool(path)
-    spool.append([ev("after")])
-    spool.close()
+    refused = (
+        b'{"kind":"resource.changed","ts":"2025-03-01T12:00:00+00:00","idempotency_key":null}\n'
+    )
+    damaged_spool(path, refused)
 
     store = await EventStore.connect(db_url, spool_path=path, auto_migrate=True)
     try:
