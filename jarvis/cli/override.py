@@ -57,7 +57,7 @@ def override(
 ) -> None:
     """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
     from jarvis.model import BlockReason, ResourceRef
-    from jarvis.policies.operator import OneShot, operator_action
+    from jarvis.policies.operator import OneShot, nobody_has, operator_action
 
     try:
         ref = ResourceRef.parse(resource)
@@ -82,9 +82,8 @@ def override(
     print_report(report, as_json=as_json)
     decision = next((d for d in report.decisions if d.action == action), None)
     if decision is None:
-        observed = report.snapshot.resources
-        if str(ref) not in observed and not report.snapshot.errors:
-            fail(unknown_resource(str(ref), list(observed)), EXIT_CONFIG)
+        if nobody_has(str(ref), report.snapshot):
+            fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
         raise typer.Exit(1)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.

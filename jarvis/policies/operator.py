@@ -25,7 +25,14 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Evaluation, Note
 
-__all__ = ["OPERATOR", "OVERRIDE_KINDS", "OneShot", "operator_action", "override_params"]
+__all__ = [
+    "OPERATOR",
+    "OVERRIDE_KINDS",
+    "OneShot",
+    "nobody_has",
+    "operator_action",
+    "override_params",
+]
 
 OPERATOR: Final = "operator"
 #: Higher than any policy's: what an operator asked for is planned over a policy's proposal.
@@ -65,6 +72,14 @@ def override_params(kind: str, *, replicas: str = "", version: str = "") -> Acti
     raise ValueError(f"action: {kind!r} is not one of {', '.join(OVERRIDE_KINDS)}")
 
 
+def nobody_has(uri: str, snapshot: Snapshot) -> bool:
+    """Every provider answered and none has ``uri``: a typo, or a resource that is gone.
+
+    With an observe error it is not known: the provider that failed may have it.
+    """
+    return uri not in snapshot.resources and not snapshot.errors
+
+
 class OneShot:
     """A policy that proposes exactly one operator-supplied action."""
 
@@ -75,12 +90,10 @@ class OneShot:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         uri = str(self.action.target)
-        if uri not in snapshot.resources and not snapshot.errors:
-            # Every provider answered and none has it: a typo, or a resource that
-            # is gone. Proposed, it would fail at the provider as terminal,
-            # escalate (paging on-call for a typo) and quarantine the name for
-            # whatever resource later takes it. With an observe error it is
-            # proposed: the provider that failed may have it.
+        if nobody_has(uri, snapshot):
+            # Proposed, it would fail at the provider as terminal, escalate
+            # (paging on-call for a typo) and quarantine the name for whatever
+            # resource later takes it.
             seen = len(snapshot.resources)
             message = f"{uri}: no such resource among the {seen} observed; nothing proposed"
             return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
