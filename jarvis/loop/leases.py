@@ -10,10 +10,12 @@ With `KubeLease` a ``coordination.k8s.io/v1`` Lease decides
 row follows it: a replica that wins the Lease under term T writes the row as
 holder under epoch T, taken only if the row's epoch is lower
 (`PgLease.adopt`), and each renewal of the Lease moves the row's expiry
-(`PgLease.extend`). A leader paused past its Lease wakes to a row that names
-a higher epoch: its first fenced write fails and it steps down, exactly as
-with the row alone. Client-go warns that its election does not fence; the
-row's epoch is what does.
+(`PgLease.extend`). Both refuse while a lease the Lease cannot see is live
+(shard leases of replicas on the row backend), as the row backend's own
+acquisition does, so the two backends never both lead. A leader paused past
+its Lease wakes to a row that names a higher epoch: its first fenced write
+fails and it steps down, exactly as with the row alone. Client-go warns that
+its election does not fence; the row's epoch is what does.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ class KubeLease:
     async def acquire(self) -> int | None:
         term = await self.lock.acquire(await self.row.current_epoch())
         if term is None or not await self.row.adopt(term):
-            return None  # a later term holds the row; the next round reads its epoch
+            # A later term holds the row (the next round reads its epoch), or
+            # replicas on the row backend hold leases of another kind (shards)
+            # that the Lease knows nothing of: not elected until they end.
+            return None
         return term
 
     async def renew(self, epoch: int) -> bool:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.fence import LOOP_LEASE, SHARD_PREFIX
 from jarvis.store.tables import leases, replicas
@@ -41,7 +41,9 @@ __all__ = [
 ]
 
 ELECTION_LOCK = int.from_bytes(b"jarvisel", "big")
-"""The advisory lock every acquisition takes (one per database, < 2**63): see `PgLease.acquire`."""
+"""The advisory lock every taking of a lease holds (one per database, < 2**63).
+
+See `PgLease._unrivalled`."""
 
 FORGET_REPLICAS_AFTER = timedelta(hours=1)
 """A replica silent this long (it crashed) leaves `jarvis status`; the leader prunes it."""
@@ -128,22 +130,27 @@ class PgLease:
             where=leases.c.expires_at <= func.now(),
         ).returning(leases.c.epoch)
         async with self.engine.begin() as connection:
-            # The unsharded `loop` lease and the shard leases fence different rows,
-            # and so do the shard leases of two shard counts (``shard-1`` of two
-            # and of four hold different resources): a replica under one and a
-            # replica under the other (a rolling update that turns shards on or
-            # changes their number, a replica missing the setting) would both
-            # act on the same resources. So no lease is taken while one of
-            # another kind or count is live, decided under one lock so two
-            # acquisitions cannot both pass.
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": ELECTION_LOCK}
-            )
-            rival = select(exists().where(self._other_kind(), leases.c.expires_at > func.now()))
-            if (await connection.execute(rival)).scalar():
+            if not await self._unrivalled(connection):
                 return None
             row = (await connection.execute(upsert)).first()
         return None if row is None else int(row[0])
+
+    async def _unrivalled(self, connection: AsyncConnection) -> bool:
+        """Whether no lease of another kind or count is live; the lock held to commit.
+
+        The unsharded `loop` lease and the shard leases fence different rows,
+        and so do the shard leases of two shard counts (``shard-1`` of two and
+        of four hold different resources): a replica under one and a replica
+        under the other (a rolling update that turns shards on or changes their
+        number, a replica missing the setting, a replica on the Kubernetes
+        backend beside sharded ones) would both act on the same resources. So
+        no lease is taken (`acquire`, `adopt`) or made live again (`extend`)
+        while one of another kind or count is live, decided under one lock so
+        two of them cannot both pass.
+        """
+        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ELECTION_LOCK})
+        rival = select(exists().where(self._other_kind(), leases.c.expires_at > func.now()))
+        return not (await connection.execute(rival)).scalar()
 
     def _other_kind(self) -> ColumnElement[bool]:
         """The leases that fence the same resources as this one through other rows: for
@@ -179,13 +186,16 @@ class PgLease:
             return int((await connection.execute(query)).scalar() or 0)
 
     async def adopt(self, epoch: int) -> bool:
-        """Hold the row under ``epoch``, elected elsewhere (a Kubernetes Lease); False if stale.
+        """Hold the row under ``epoch``, elected elsewhere (a Kubernetes Lease); False if stale
+        or beside a live lease of another kind or count.
 
         Whoever holds the row is replaced, expired or not: the election already
         happened, and from this commit on every fenced write of an older epoch
         fails. Only a higher epoch than the row's is taken, so a candidate that
         won an older term and woke late (paused between winning and this write)
-        cannot take the row back.
+        cannot take the row back. The outside election knows nothing of the
+        other leases (the shard leases of replicas on this backend), so the same
+        exclusions as `acquire` apply.
         """
         expires = func.now() + self.duration
         values = {
@@ -194,12 +204,15 @@ class PgLease:
             "acquired_at": func.now(),
             "renewed_at": func.now(),
             "expires_at": expires,
+            "shards": self.shards,
         }
         statement = insert(leases).values(name=self.name, **values)
         upsert = statement.on_conflict_do_update(
             index_elements=[leases.c.name], set_=values, where=leases.c.epoch < epoch
         ).returning(leases.c.epoch)
         async with self.engine.begin() as connection:
+            if not await self._unrivalled(connection):
+                return False
             return (await connection.execute(upsert)).first() is not None
 
     async def extend(self, epoch: int) -> bool:
@@ -207,7 +220,9 @@ class PgLease:
 
         Unlike `renew`, an expired row is extended too: the outside election
         says the term goes on, and no one else can hold the row meanwhile
-        without a higher epoch (`adopt`).
+        without a higher epoch (`adopt`). But a lease of another kind or count
+        may have been taken while it was expired, so the exclusions of
+        `acquire` apply here too.
         """
         statement = (
             update(leases)
@@ -216,6 +231,8 @@ class PgLease:
             .returning(leases.c.epoch)
         )
         async with self.engine.begin() as connection:
+            if not await self._unrivalled(connection):
+                return False
             return (await connection.execute(statement)).first() is not None
 
     async def heartbeat(self, leader_epoch: int | None, *, prune: bool | None = None) -> None:

@@ -10,8 +10,11 @@ while the database stays away, so a flush during an outage costs no read of
 what already waits. A crash between a commit and the cursor write only
 replays that chunk again, which the unique idempotency keys (and the ledger
 rows being the same ones) turn into a no-op; nothing is lost, because the
-cursor never passes a line that is not committed. When all is replayed the
-file is emptied.
+cursor never passes a line that is not committed. A cursor that cannot be
+written (a full disk) stays behind and the replay goes on from where it is
+in memory: a crash then replays more again, never less. When all is
+replayed the cursor is removed and the file emptied, neither of which needs
+free space.
 
 A line that cannot be read (a damaged disk, a hand edit) is set aside in a
 dead-letter file beside the spool (``<spool>.dead``) with why, and replay goes
@@ -24,6 +27,7 @@ a spool. Methods block on file I/O; the store calls them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -33,11 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import structlog
+
 from jarvis.model import Event, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
 __all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
+
+log = structlog.get_logger("jarvis.store")
 
 CHUNK_LINES = 5000
 """Lines replayed per transaction: bounds the memory and the transaction of one replay step."""
@@ -120,11 +128,13 @@ class Spool:
             raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
         offset = 0 if replaced else self._read_cursor()
         if replaced or offset > whole:
-            # A crash between emptying the spool and zeroing the cursor leaves it past
-            # the end; a replaced file is not the one it counts in. Zeroed now: left
-            # there, it would skip the first lines appended next, were the process
-            # to die before a replay moved it.
-            self._write_cursor(0)
+            # A spool cut by hand (or emptied by a version that zeroed the cursor
+            # after it) leaves the cursor past the end; a replaced file is not the
+            # one it counts in. Dropped now (a missing cursor reads as zero, and
+            # removing it needs no space on a full disk): left there, it would skip
+            # the first lines appended next, were the process to die before a
+            # replay moved it.
+            self._drop_cursor()
             offset = 0
         return whole, offset
 
@@ -281,7 +291,18 @@ class Spool:
             self.count = self.rows = 0
             self._head = None
             return
-        self._write_cursor(chunk.end)
+        try:
+            self._write_cursor(chunk.end)
+        except SpoolError as exc:
+            # The cursor only spares a later process what is committed. Left
+            # behind (no space for it on the disk the outage's spool filled),
+            # it is never ahead: a crash before the spool is replayed to its
+            # end replays the chunks since then again, which the unique
+            # idempotency keys (and the ledger rows coming again in their
+            # order) make no-ops, and skips nothing. Stopping here instead
+            # committed this chunk again on every flush and never reached the
+            # lines after it, nor emptied the spool to free the space.
+            log.warning("spool replay goes on without its cursor", error=str(exc))
         self._offset = chunk.end
         self._head = None
         self.count -= len(chunk.events) + chunk.dead_events
@@ -312,8 +333,9 @@ class Spool:
             raise SpoolError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
 
     def _drop_cursor(self) -> None:
-        """Remove the cursor (durably), so the spool replays from its start: before the
-        spool is emptied, so a crash between the two only replays it again."""
+        """Remove the cursor (durably), so the spool replays from its start; needs no space.
+
+        Before the spool is emptied, so a crash between the two only replays it again."""
         try:
             self.cursor_path.unlink(missing_ok=True)
             _sync_directory(self.cursor_path.parent)
@@ -330,6 +352,8 @@ class Spool:
             partial.replace(self.cursor_path)
             _sync_directory(self.cursor_path.parent)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)  # what it holds, back to a full disk
             raise SpoolError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
 
 

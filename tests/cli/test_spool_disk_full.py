@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import signal
 import sqlite3
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.full_disk import fill, tmpfs
 
 DEADLINE = 120.0
 
@@ -33,30 +33,8 @@ DEADLINE = 120.0
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs, unmounted afterwards."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> None:
-    """Write a file in ``directory`` until its file system has no byte left."""
-    with (directory / "filler").open("ab", buffering=0) as handle:
-        for size in (4096, 512, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    handle.write(b"x" * size)
-                    os.fsync(handle.fileno())
 
 
 def count(database: Path, kind: str) -> int:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from kubernetes import client
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.kubernetes.lease import LeaseLock
@@ -19,6 +20,7 @@ from jarvis.loop.leases import KubeLease
 from jarvis.store import LeaseLostError, upgrade
 from jarvis.store.fence import Fence, check_fence
 from jarvis.store.lease import PgLease, lease_status
+from jarvis.store.tables import leases
 from tests.kubernetes.conftest import role_rules, ungranted
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
@@ -207,3 +209,66 @@ async def test_the_lease_calls_are_exactly_the_leader_election_role(
     await a.release(1)
 
     assert {call.rule for call in apiserver.calls} == role_rules("jarvis-leader-election")
+
+
+async def shard_leases(engine: AsyncEngine, holder: str, count: int) -> list[int | None]:
+    """A sharded replica on the PostgreSQL backend tries every shard lease of ``count``."""
+    rows = (
+        PgLease(engine, holder, duration=DURATION, name=f"shard-{i}", shards=count)
+        for i in range(count)
+    )
+    return [await row.acquire() for row in rows]
+
+
+async def test_a_kubernetes_leader_is_not_elected_beside_live_shard_leases(
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
+) -> None:
+    """A sharded replica on the row backend holds the shards; the Lease's winner does not lead.
+
+    The Lease is contended only by the Kubernetes candidates, so it excludes nothing
+    the shard leases hold: the row's own exclusions must. Before, A adopted the ``loop``
+    row beside live shard leases and both fences held.
+    """
+    assert await shard_leases(engine, "sharded", 2) == [1, 1]
+    a = candidate("a", Monotonic())
+
+    assert await a.acquire() is None
+    with pytest.raises(LeaseLostError):
+        await fenced_write(engine, Fence("loop", "a", 1))
+    status = await lease_status(engine)
+    assert status.lease is None or status.lease.expires_at <= status.now
+    await fenced_write(engine, Fence("shard-0", "sharded", 1))
+
+
+async def test_shard_leases_are_not_taken_beside_a_kubernetes_leader(
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
+) -> None:
+    """The other way round: the adopted ``loop`` row keeps a sharded replica from its shards."""
+    a = candidate("a", Monotonic())
+    assert await a.acquire() == 1
+
+    assert await shard_leases(engine, "sharded", 2) == [None, None]
+    await fenced_write(engine, Fence("loop", "a", 1))
+
+
+async def test_a_late_renewal_does_not_revive_the_row_beside_shard_leases(
+    apiserver: FakeApiServer, engine: AsyncEngine, candidate: Candidate
+) -> None:
+    """A's row expired (its renewal reached a slow database late); a sharded replica took
+    the shards meanwhile. The renewal must not make the row live again beside them.
+
+    Before, `extend` moved the expiry of A's row whatever else was live: A's fence held
+    again, and so did the shards', and both led.
+    """
+    a = candidate("a", Monotonic())
+    assert await a.acquire() == 1
+    async with engine.begin() as connection:  # the database's clock passes A's expiry
+        await connection.execute(
+            update(leases).where(leases.c.name == "loop").values(expires_at=func.now())
+        )
+    assert await shard_leases(engine, "sharded", 2) == [1, 1]
+
+    assert not await a.renew(1)
+    with pytest.raises(LeaseLostError):
+        await fenced_write(engine, Fence("loop", "a", 1))
+    await fenced_write(engine, Fence("shard-1", "sharded", 1))
