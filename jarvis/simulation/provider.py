@@ -97,7 +97,7 @@ class SimulatedProvider:
         return calls
 
     async def observe(self, scope: Scope | None = None) -> list[ResourceState]:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         now = self._clock.now()
         if self._strikes(FaultKind.THROTTLING, now):
             raise ActuatorError("Rate exceeded", code="Throttling")
@@ -126,7 +126,7 @@ class SimulatedProvider:
         """
         target = str(action.target)
         if self._applied.get(target) == key:
-            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint_if_cancelled()
             return Outcome.success(f"already applied (key {key})")
         now = self._clock.now()
         self.calls.append(

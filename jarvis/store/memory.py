@@ -9,6 +9,10 @@ store tests pin by running every case against SQLite, PostgreSQL and this.
 What it saves is the round trip: a simulated month is 86,400 ticks, and on
 SQLite each tick's handful of reads and writes cost more than the tick itself.
 
+Its calls are cancellation points, as a database call is, but they do not
+yield to the event loop: the simulation runs one task, and a yield there only
+cost a loop iteration (the simulated provider's observe does the same).
+
 Two differences, both on purpose:
 - it keeps the newest ``retain`` events (counts stay exact), so a month-long
   simulation runs in flat memory; an idempotency key is recognised while its
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -64,6 +69,9 @@ class MemoryBackend:
         self._keys: set[str] = set()
         self._kinds: Counter[str] = Counter()
         self._open: dict[str, Event] = {}
+        self._intents: list[tuple[int, datetime, str, str]] = []
+        """Every retained ACTION_STARTED as (id, ts, resource, action kind): what the
+        fleet caps count, without a pass over every retained event at each flush."""
         self._retries: dict[tuple[str, str], RetryState] = {}
 
     def unreachable(self, exc: BaseException) -> StoreError:
@@ -80,17 +88,13 @@ class MemoryBackend:
         fence: Fences | None = None,
         caps: Sequence[Cap] = (),
     ) -> None:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._check()
         if self.leases is not None:
             for one in each(fence):
                 self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
         # The SQL backend's check_caps; no lock, as nothing else runs between these lines.
-        intents = [
-            (e.ts, e.resource or "", e.action_kind or "")
-            for e in (self._events if caps else ())
-            if e.kind is EventKind.ACTION_STARTED
-        ]
+        intents = [intent[1:] for intent in self._intents] if caps else []
         for cap in caps:
             if (verdict := exceeded(cap, intents)) is not None:
                 raise FleetCapError(verdict)
@@ -104,11 +108,15 @@ class MemoryBackend:
         for event, payload in stored:
             if event.idempotency_key in self._keys:
                 continue
-            numbered = _read_back(event, self._next_id, payload)
+            number = self._next_id
+            numbered = _read_back(event, number, payload)
             self._next_id += 1
             self._events.append(numbered)
             self._keys.add(numbered.idempotency_key)
             self._kinds[numbered.kind.value] += 1
+            if numbered.kind is EventKind.ACTION_STARTED:
+                at = (numbered.ts, numbered.resource or "", numbered.action_kind or "")
+                self._intents.append((number, *at))
             self._track_intent(numbered)
         for state in retries:
             self._retries[(state.resource, state.action_kind)] = state
@@ -131,6 +139,7 @@ class MemoryBackend:
             self._keys.discard(event.idempotency_key)
         del self._events[:excess]
         self._first_id += excess
+        del self._intents[: bisect_left(self._intents, (self._first_id,))]
 
     async def events(
         self,
@@ -141,7 +150,7 @@ class MemoryBackend:
         after_id: int | None,
         since: datetime | None,
     ) -> list[Event]:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         wanted = None if kinds is None else {str(kind) for kind in kinds}
 
@@ -179,7 +188,7 @@ class MemoryBackend:
         until: datetime | None,
         limit: int | None,
     ) -> list[Event]:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         wanted = None if kinds is None else {str(kind) for kind in kinds}
         found = [
@@ -196,17 +205,17 @@ class MemoryBackend:
         return found[-limit:] if limit > 0 else []
 
     async def open_intents(self) -> list[Event]:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         return sorted(self._open.values(), key=lambda event: event.id or 0)
 
     async def load_retries(self) -> dict[tuple[str, str], RetryState]:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         return dict(self._retries)
 
     async def delete_retries(self, resource: str) -> int:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         doomed = [key for key in self._retries if key[0] == resource]
         for key in doomed:
@@ -214,7 +223,7 @@ class MemoryBackend:
         return len(doomed)
 
     async def count_events(self, kinds: Sequence[str] | None) -> int:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         if kinds is None:
             return self._kinds.total()
@@ -228,7 +237,7 @@ class MemoryBackend:
         return {}
 
     async def ping(self) -> None:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
 
     async def aclose(self) -> None:
@@ -317,12 +326,12 @@ class MemoryKillSwitch:
         self._state = None
 
     async def read(self) -> KillSwitchState | None:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._check("read")
         return self._state
 
     async def write(self, state: KillSwitchState) -> None:
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._check("write")
         self._state = state
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from jarvis.model import Event, EventKind, RetryState
+from jarvis.model import BlockReason, Event, EventKind, RetryState
 from jarvis.store import EventStore, FlushResult, MemoryBackend, StoreError
+from jarvis.store.fleetcap import Cap, FleetCapError
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +87,28 @@ async def test_an_open_intent_stays_open_until_its_outcome_even_when_evicted() -
     store.append([ev("o2", EventKind.ACTION_APPLIED, action_id="a2")])
     await store.flush()
     assert [e.action_id for e in await store.open_intents()] == ["a1"]
+
+
+async def test_fleet_caps_count_the_retained_intents_as_trimming_drops_the_oldest() -> None:
+    """A cap counts the intents still retained, the same before and after a trim.
+
+    The backend keeps its intents apart from the events it scans for reads; this
+    holds that index to a plain count over what `events` returns."""
+    backend = MemoryBackend(retain=6)
+    cap = Cap(BlockReason.BUDGET, 4, T0, lambda *_: True, lambda used: f"{used} intents")
+    for i in range(40):
+        kept = await backend.events(limit=99, kinds=None, resource=None, after_id=None, since=None)
+        retained = [e for e in kept if e.kind is EventKind.ACTION_STARTED]
+        intent = ev(f"s{i}", EventKind.ACTION_STARTED, action_id=f"a{i}")
+        filler = [ev(f"f{i}-{j}") for j in range(i % 3)]
+        try:
+            await backend.write([intent], [], caps=[cap])
+        except FleetCapError:
+            assert len(retained) >= cap.limit, i
+            await backend.write(filler, [])  # pushes the oldest intents out
+        else:
+            assert len(retained) < cap.limit, i
+            await backend.write(filler, [])
 
 
 async def test_events_read_back_as_a_database_gives_them() -> None:
