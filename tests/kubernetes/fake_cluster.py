@@ -189,6 +189,21 @@ class FakeCluster:
             obj["metadata"].setdefault("annotations", {})[key] = value
             self._bump(obj)
 
+    def set_field(self, resource: str, namespace: str, name: str, path: str, value: Any) -> None:
+        """Write ``value`` at the dotted ``path`` (list indexes as digits) of a stored object,
+        unvalidated: a field of a type or form the client refuses, as an API server of
+        another version or a buggy admission webhook may return."""
+        with self.lock:
+            *parents, last = path.split(".")
+            node: Any = self._stored(resource, namespace, name)
+            for part in parents:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            if isinstance(node, list):
+                node[int(last)] = value
+            else:
+                node[last] = value
+            self._bump(self._objects[(resource, namespace, name)])
+
     def lag_controller(self, reads: int = 1) -> None:
         """From now on the deployment controller reacts to a new Deployment or a spec change
         only after ``reads`` GETs of it have seen it unobserved (no status, or

@@ -204,3 +204,27 @@ async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_o
     assert str(decision.action.target) == PRODUCER
     assert decision.outcome is not None and decision.outcome.ok, decision.outcome
     assert {c.namespace for c in apiserver.writes()} == {"default"}
+
+
+async def test_an_unreadable_pod_neither_opens_the_breaker_nor_hides_the_others(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """One pod the client refuses, tick after tick: its Deployment is UNKNOWN and untouched,
+    the provider's breaker stays closed, and a crash loop beside it is still restarted."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer")
+    cluster.add_deployment("default", "consumer")
+    pod = cluster.pods_of("default", "producer")[0]["metadata"]["name"]
+    cluster.set_field("pods", "default", pod, "status.containerStatuses.0.restartCount", "three")
+    app = await make_app([HealPolicy()])
+
+    reports = await ticks(app, vclock, 4)
+    cluster.crash_pods("default", "consumer")
+    (last,) = await ticks(app, vclock, 1)
+
+    for report in [*reports, last]:
+        assert report.snapshot.resources[PRODUCER].health is Health.UNKNOWN
+        assert "Unreadable" in report.snapshot.errors["kubernetes"]
+    assert app.reconciler.breakers.state("k8s").opened_at is None
+    assert [str(d.action.target) for d in last.applied] == ["k8s://default/consumer"]
+    assert {c.name for c in apiserver.writes()} == {"consumer"}
