@@ -167,10 +167,18 @@ class FakeCluster:
         with self.lock:
             self._bad_images[image] = reason
 
-    def crash_pods(self, namespace: str, deployment: str, reason: str = "CrashLoopBackOff") -> None:
-        """Make the Deployment's current pods crash-loop (new pods start healthy)."""
+    def crash_pods(
+        self,
+        namespace: str,
+        deployment: str,
+        reason: str = "CrashLoopBackOff",
+        *,
+        count: int | None = None,
+    ) -> None:
+        """Make the Deployment's current pods (the first ``count``, default all) wait with
+        ``reason`` (new pods start healthy)."""
         with self.lock:
-            for pod in self.pods_of(namespace, deployment):
+            for pod in self.pods_of(namespace, deployment)[:count]:
                 pod["status"] = pod_status(pod, reason)
                 self._bump(pod)
             self._update_status(namespace, deployment)

@@ -182,6 +182,54 @@ async def test_a_deployment_whose_first_pods_are_still_starting_is_not_restarted
     assert [c for c in apiserver.calls if c.verb == "patch"] == []
 
 
+def _roll_out(cluster: Any, image: str) -> None:
+    body = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+    cluster.patch(
+        "deployments", "default", "producer", body, "application/strategic-merge-patch+json"
+    )
+
+
+async def test_restart_degraded_leaves_a_rollout_in_progress_until_its_deadline(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """With restart_degraded, a Deployment DEGRADED because its new pods are still starting
+    is not restarted tick after tick; once past its progress deadline, it is restarted."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.fail_image("registry.local/app:v2", "ContainerCreating")
+    _roll_out(cluster, "registry.local/app:v2")
+    app = await make_app([HealPolicy(restart_degraded=True)])
+
+    rolling = await ticks(app, vclock, 3)
+    cluster.exceed_progress_deadline("default", "producer")
+    (late,) = await ticks(app, vclock, 1)
+
+    for report in rolling:
+        state = report.snapshot.resources[PRODUCER]
+        assert state.health is Health.DEGRADED, state.detail
+        assert report.decisions == []
+    assert late.snapshot.resources[PRODUCER].health is Health.UNHEALTHY
+    assert [(str(d.action.target), d.action.kind) for d in late.applied] == [(PRODUCER, "restart")]
+    assert len([c for c in apiserver.writes() if c.resource == "deployments"]) == 1
+
+
+async def test_restart_degraded_restarts_a_deployment_degraded_after_its_rollout(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """With restart_degraded, a Deployment whose rollout completed and which then lost a
+    pod's readiness is DEGRADED, not rolling out: it is restarted."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer", reason="ContainerCreating", count=1)
+    app = await make_app([HealPolicy(restart_degraded=True)])
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert report.snapshot.resources[PRODUCER].health is Health.DEGRADED
+    assert [(str(d.action.target), d.action.kind) for d in report.applied] == [
+        (PRODUCER, "restart")
+    ]
+
+
 async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_others(
     apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
 ) -> None:

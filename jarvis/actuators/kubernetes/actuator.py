@@ -19,7 +19,10 @@ turns them into a `ResourceState`:
   min/max are the HPA's when one targets the Deployment.
 - ``metrics``: ``pod_restarts``; ``cpu_utilization`` from the HPA's status when known.
 - ``rollout`` (facet): in progress | completed | failed, as `kubectl rollout
-  status` judges it, with its reason and ``crash_looping``.
+  status` judges it, with its reason and ``crash_looping``; except that once the
+  controller has called the rollout complete (``NewReplicaSetAvailable``), pods
+  that stop being available do not make it "in progress" again (the heal
+  policy leaves a DEGRADED rollout in progress alone).
 - ``versions`` (facet): ``previous`` (the newest other version still in the
   ReplicaSet history) and ``available`` (every such version, newest first).
 - ``attributes``: ``namespace``, ``deployment``, ``revision`` (int),
