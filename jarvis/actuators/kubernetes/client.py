@@ -73,7 +73,12 @@ def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
         ) from exc
     # One retry on a dropped connection, none on a read timeout: a hung API
     # server costs at most two request timeouts, never urllib3's default four.
-    cfg.retries = urllib3.Retry(total=1, read=0, redirect=0, status=0)
+    # Not honouring Retry-After: urllib3 would turn a 429 (or 503) that carries
+    # one into a MaxRetryError, losing the API's Status; the 429 is raised as
+    # such, and the loop's backoff and breaker wait instead.
+    cfg.retries = urllib3.Retry(
+        total=1, read=0, redirect=0, status=0, respect_retry_after_header=False
+    )
     return client.ApiClient(cfg)
 
 
@@ -187,8 +192,10 @@ def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:
         status = int(exc.status or 0)
         message, reason = _status_message(exc)
         kind = ErrorKind.TERMINAL if status in TERMINAL_STATUSES else ErrorKind.TEMPORARY
+        after = (exc.headers or {}).get("Retry-After")
+        wait = f" (retry after {after[:20]}s)" if after else ""
         return ActuatorError(
-            f"{what}: HTTP {status} {message}", kind=kind, code=reason or f"HTTP{status}"
+            f"{what}: HTTP {status} {message}{wait}", kind=kind, code=reason or f"HTTP{status}"
         )
     if isinstance(exc, BadResponseError):
         return ActuatorError(f"{what}: {exc}", code=BAD_RESPONSE)
