@@ -19,7 +19,7 @@ from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.actuators.kubernetes.client import UNREADABLE
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, Restart
+from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, Restart, Scale
 from tests.actions import new_key
 from tests.kubernetes.conftest import FakeClock
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -143,3 +143,27 @@ async def test_an_unreachable_api_server_is_a_provider_wide_connection_error() -
         await actuator.aclose()
     assert not isinstance(raised.value, PartialObserveError)
     assert (raised.value.kind, raised.value.code) == (ErrorKind.TEMPORARY, "ConnectionError")
+
+
+async def test_an_unreadable_hpa_of_another_deployment_does_not_stop_a_scale(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Scaling consumer reads the namespace's HPAs: producer's unreadable one is not its own."""
+    _two(apiserver)
+    apiserver.cluster.add_hpa(
+        "default", "producer", target="producer", min_replicas=2, max_replicas=5
+    )
+    apiserver.cluster.set_field(
+        "horizontalpodautoscalers", "default", "producer", "status.currentReplicas", "two"
+    )
+    scale = Action(
+        ResourceRef("k8s", "default/consumer", kind="deployment"),
+        Scale(replicas=3),
+        policy="scaling",
+        reason="test",
+    )
+
+    outcome = await actuator.apply(scale, new_key())
+
+    assert outcome.ok, outcome
+    assert apiserver.cluster.deployment_spec("default", "consumer")["replicas"] == 3

@@ -83,7 +83,7 @@ from jarvis.actuators.kubernetes.changes import (
     ChangeRequest,
     DeploymentChanges,
     hpa_for,
-    hpa_target,
+    may_target,
 )
 from jarvis.actuators.kubernetes.client import (
     TIMEOUT,
@@ -233,9 +233,8 @@ class KubernetesActuator:
                 unknown[ref] = bad.message("Deployment")
         for bad in bad_hpas:
             # Its min/max are the Deployment's bounds: without them, the Deployment is unknown.
-            target = hpa_target(bad.raw)
             for deployment in deployments:
-                if target is None or (deployment.metadata and deployment.metadata.name == target):
+                if may_target(bad, (deployment.metadata.name if deployment.metadata else "") or ""):
                     unknown.setdefault(deployment_ref(deployment), bad.message("HPA"))
         observed = await _gather(
             [

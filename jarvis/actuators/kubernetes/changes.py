@@ -124,7 +124,9 @@ class DeploymentChanges:
     def scale(self, params: Scale, request: ChangeRequest) -> str:
         namespace, name, key = request.namespace, request.name, request.key
         deployment = self.read(namespace, name)
-        hpa = hpa_for(name, readable(self.hpas(namespace), "HorizontalPodAutoscaler"))
+        hpas, unreadable = self.hpas(namespace)
+        mine = [hpa for hpa in unreadable if may_target(hpa, name)]
+        hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
         if hpa is not None:
             return self._scale_hpa(namespace, hpa, params, key)
         wanted = params.replicas
@@ -316,9 +318,10 @@ def hpa_for(
     return None
 
 
-def hpa_target(raw: Mapping[str, Any]) -> str | None:
-    """The Deployment an HPA's raw JSON targets, or None when it does not say (it may be any)."""
-    spec = raw.get("spec")
+def may_target(hpa: Unreadable, deployment: str) -> bool:
+    """Whether an HPA the client refused targets ``deployment``, or may (its raw JSON does not
+    say which Deployment it targets)."""
+    spec = hpa.raw.get("spec")
     ref = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
     name = ref.get("name") if isinstance(ref, dict) else None
-    return name if isinstance(name, str) and name else None
+    return not (isinstance(name, str) and name) or name == deployment
