@@ -167,3 +167,18 @@ async def test_an_unreadable_hpa_of_another_deployment_does_not_stop_a_scale(
 
     assert outcome.ok, outcome
     assert apiserver.cluster.deployment_spec("default", "consumer")["replicas"] == 3
+
+
+async def test_an_unreadable_deployment_without_a_usable_name_is_still_reported(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A list item the client refuses and that names no Deployment has no state to carry,
+    but the observe still reports it (partial), rather than dropping it without a word."""
+    _two(apiserver)
+    apiserver.cluster.set_field("deployments", "default", "producer", "metadata.name", 7)
+
+    error = await _partial(actuator)
+
+    assert [str(state.ref) for state in error.states] == [CONSUMER]
+    assert error.code == UNREADABLE
+    assert "a Deployment in default cannot be read: V1ObjectMeta: name" in str(error)

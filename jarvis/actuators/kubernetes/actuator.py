@@ -88,6 +88,7 @@ from jarvis.actuators.kubernetes.changes import (
 from jarvis.actuators.kubernetes.client import (
     TIMEOUT,
     UNREADABLE,
+    Unreadable,
     build_api_client,
     to_actuator_error,
 )
@@ -226,16 +227,7 @@ class KubernetesActuator:
         if scope is not None:
             # The list is one call; each Deployment kept costs two (its ReplicaSets, its pods).
             deployments = [d for d in deployments if scope.keeps(deployment_ref(d))]
-        unknown: dict[ResourceRef, str] = {}
-        for bad in bad_deployments:
-            ref = ResourceRef(PROVIDER, f"{namespace}/{bad.name}", kind="deployment")
-            if bad.name and (scope is None or scope.keeps(ref)):
-                unknown[ref] = bad.message("Deployment")
-        for bad in bad_hpas:
-            # Its min/max are the Deployment's bounds: without them, the Deployment is unknown.
-            for deployment in deployments:
-                if may_target(bad, (deployment.metadata.name if deployment.metadata else "") or ""):
-                    unknown.setdefault(deployment_ref(deployment), bad.message("HPA"))
+        unknown, nameless = _unreadable(namespace, deployments, bad_deployments, bad_hpas, scope)
         observed = await _gather(
             [
                 partial(self._observe_deployment, d, hpas)
@@ -244,7 +236,10 @@ class KubernetesActuator:
             ]
         )
         now = self._clock.now()
-        lines = [why for _, why in sorted(unknown.items(), key=lambda item: str(item[0]))]
+        lines = [
+            *nameless,
+            *(why for _, why in sorted(unknown.items(), key=lambda item: str(item[0]))),
+        ]
         states = [
             ResourceState(ref, Health.UNKNOWN, now, detail=why) for ref, why in unknown.items()
         ]
@@ -380,6 +375,35 @@ class KubernetesActuator:
             return await run_blocking(func, self._limiter)
         except Exception as exc:  # every SDK failure is classified; none escapes raw
             raise to_actuator_error(exc, what) from exc
+
+
+def _unreadable(
+    namespace: str,
+    deployments: list[client.V1Deployment],
+    bad_deployments: list[Unreadable],
+    bad_hpas: list[Unreadable],
+    scope: Scope | None,
+) -> tuple[dict[ResourceRef, str], list[str]]:
+    """The Deployments to report UNKNOWN (why, by ref), and the refused items naming none.
+
+    A refused Deployment is known by the name in its raw JSON; a readable one is
+    unknown when an HPA that may target it was refused, since its min/max are
+    the Deployment's bounds. A refused item naming no Deployment has no state
+    to carry, but is still reported.
+    """
+    unknown: dict[ResourceRef, str] = {}
+    nameless: list[str] = []
+    for bad in bad_deployments:
+        ref = ResourceRef(PROVIDER, f"{namespace}/{bad.name}", kind="deployment")
+        if not bad.name:
+            nameless.append(f"a Deployment in {namespace} cannot be read: {bad.error}")
+        elif scope is None or scope.keeps(ref):
+            unknown[ref] = bad.message("Deployment")
+    for bad in bad_hpas:
+        for deployment in deployments:
+            if may_target(bad, (deployment.metadata.name if deployment.metadata else "") or ""):
+                unknown.setdefault(deployment_ref(deployment), bad.message("HPA"))
+    return unknown, nameless
 
 
 async def _gather(funcs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
