@@ -105,6 +105,7 @@ async def test_a_throttled_api_is_reported_as_429_not_as_a_broken_connection(
 
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TEMPORARY, "TooManyRequests")
     assert "HTTP 429" in str(caught.value)
+    assert "(retry after 1s)" in str(caught.value)
     assert (outcome.status, outcome.error_kind, outcome.error_code) == (
         OutcomeStatus.FAILED,
         ErrorKind.TEMPORARY,

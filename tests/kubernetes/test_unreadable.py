@@ -17,7 +17,13 @@ from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-from jarvis.actuators.kubernetes.client import UNREADABLE
+from jarvis.actuators.kubernetes.changes import may_target
+from jarvis.actuators.kubernetes.client import (
+    UNREADABLE,
+    BadResponseError,
+    list_items,
+    to_actuator_error,
+)
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, Restart, Scale
 from tests.actions import new_key
@@ -182,3 +188,36 @@ async def test_an_unreadable_deployment_without_a_usable_name_is_still_reported(
     assert [str(state.ref) for state in error.states] == [CONSUMER]
     assert error.code == UNREADABLE
     assert "a Deployment in default cannot be read: V1ObjectMeta: name" in str(error)
+
+
+class _Answer:
+    """What a list call returns with ``_preload_content=False``: the raw body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.data = body
+
+
+def test_a_list_item_that_is_not_an_object_is_unreadable_and_may_target_anything() -> None:
+    """An item that is not even a JSON object is set aside, names nothing, and an HPA of that
+    kind may target any Deployment (it is not a crash in the caller)."""
+
+    def call(**_: object) -> _Answer:
+        return _Answer(b'{"items": ["garbage", 7]}')
+
+    found, unreadable = list_items(call, client.V2HorizontalPodAutoscaler.from_dict)
+
+    assert found == []
+    assert [(bad.namespace, bad.name) for bad in unreadable] == [("", ""), ("", "")]
+    assert all(may_target(bad, "producer") for bad in unreadable)
+
+
+def test_a_list_answer_that_is_not_json_is_the_servers_bad_response() -> None:
+    """A list answered with an HTML page: a temporary BadResponse, not one object's problem."""
+
+    def call(**_: object) -> _Answer:
+        return _Answer(b"<html>502 Bad Gateway</html>")
+
+    with pytest.raises(BadResponseError) as raised:
+        list_items(call, client.V1Pod.from_dict)
+    error = to_actuator_error(raised.value, "listing pods")
+    assert (error.kind, error.code) == (ErrorKind.TEMPORARY, "BadResponse")

@@ -99,7 +99,10 @@ class BadResponseError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Unreadable:
-    """One item of a list that the client refused, named by what its raw JSON says."""
+    """One item of a list that the client refused, named by what its raw JSON says.
+
+    ``raw`` is the item when it is a JSON object, else empty: it names nothing.
+    """
 
     namespace: str
     name: str
@@ -135,9 +138,10 @@ def list_items(
         try:
             parsed = parse(raw)
         except Exception as exc:  # noqa: BLE001 - parsing one item is local: whatever fails, fails for it alone
-            meta = (raw.get("metadata") if isinstance(raw, dict) else None) or {}
+            obj = raw if isinstance(raw, dict) else {}
+            meta = obj.get("metadata")
             unreadable.append(
-                Unreadable(_name(meta, "namespace"), _name(meta, "name"), raw or {}, describe(exc))
+                Unreadable(_name(meta, "namespace"), _name(meta, "name"), obj, describe(exc))
             )
             continue
         if parsed is not None:
