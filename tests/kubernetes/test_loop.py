@@ -230,6 +230,30 @@ async def test_restart_degraded_restarts_a_deployment_degraded_after_its_rollout
     ]
 
 
+async def test_a_pod_lost_after_a_new_version_rolled_out_does_not_roll_it_back(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A new version that rolled out completely, then lost one pod's readiness, became
+    ready: the rollback policy does not read it as "not ready after the change"."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    app = await make_app([RollbackPolicy(ready_timeout_seconds=60)])
+    await ticks(app, vclock, 1)
+    _roll_out(cluster, "registry.local/app:v2")
+    settled = await ticks(app, vclock, 4)
+    cluster.crash_pods("default", "producer", reason="ContainerCreating", count=1)
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert settled[-1].snapshot.resources[PRODUCER].health is Health.HEALTHY
+    assert report.snapshot.resources[PRODUCER].health is Health.DEGRADED
+    assert report.decisions == []
+    assert (
+        cluster.deployment_spec("default", "producer")["template"]["spec"]["containers"][0]["image"]
+        == "registry.local/app:v2"
+    )
+
+
 async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_others(
     apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
 ) -> None:
