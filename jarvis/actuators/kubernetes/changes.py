@@ -260,7 +260,7 @@ class DeploymentChanges:
             ],
             _request_timeout=self._timeout,
         )
-        return f"rolled back from revision {current} to the template of revision {reached}"
+        return f"rolled back from revision {current} to the template of {reached}"
 
 
 def _rollback_target(
