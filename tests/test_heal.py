@@ -16,6 +16,8 @@ from jarvis.model import (
     ResourceRef,
     ResourceState,
     RetryState,
+    Rollout,
+    RolloutState,
     Snapshot,
 )
 from jarvis.policies.heal import RESTARTABLE_KINDS, HealPolicy
@@ -30,8 +32,16 @@ def state(
     kind: str = "service",
     detail: str = "",
     replicas: Replicas | None = None,
+    rollout: RolloutState | None = None,
 ) -> ResourceState:
-    return ResourceState(ResourceRef.parse(uri, kind), health, NOW, replicas, detail=detail)
+    return ResourceState(
+        ResourceRef.parse(uri, kind),
+        health,
+        NOW,
+        replicas,
+        detail=detail,
+        rollout=None if rollout is None else Rollout(rollout),
+    )
 
 
 def snapshot(*states: ResourceState) -> Snapshot:
@@ -88,6 +98,28 @@ def test_reason_without_detail_or_replicas_still_reads() -> None:
     assert action.reason == "unhealthy: no detail reported"
 
 
+@pytest.mark.parametrize(
+    ("health", "rollout", "restarted"),
+    [
+        (Health.DEGRADED, RolloutState.IN_PROGRESS, False),
+        (Health.DEGRADED, RolloutState.COMPLETED, True),
+        (Health.DEGRADED, RolloutState.FAILED, True),
+        (Health.DEGRADED, None, True),
+        (Health.UNHEALTHY, RolloutState.IN_PROGRESS, True),
+        (Health.UNHEALTHY, RolloutState.FAILED, True),
+    ],
+)
+def test_a_degraded_rollout_in_progress_is_left_to_finish(
+    health: Health, rollout: RolloutState | None, restarted: bool
+) -> None:
+    """With restart_degraded, a resource DEGRADED because its new version is still rolling
+    out is not restarted (that would start the rollout over); a finished or failed rollout
+    that left it degraded is, and an UNHEALTHY one always is."""
+    snap = snapshot(state("k8s://default/api", health, kind="deployment", rollout=rollout))
+    restarted_uris = targets(HealPolicy(restart_degraded=True), snap)
+    assert restarted_uris == (["k8s://default/api"] if restarted else [])
+
+
 def test_unhealthy_restarts_outrank_degraded_ones() -> None:
     """A restart of a service that is down carries a higher priority than of one degraded."""
     policy = HealPolicy(restart_degraded=True)
@@ -139,6 +171,7 @@ _states = st.builds(
     observed_at=st.just(NOW),
     replicas=st.none() | st.builds(Replicas, st.integers(0, 20), st.integers(0, 20)),
     detail=st.text(max_size=20),
+    rollout=st.none() | st.builds(Rollout, st.sampled_from(list(RolloutState))),
 )
 # Keys are drawn independently of the states' refs, so the property also covers
 # a snapshot that holds one resource under two keys.
@@ -160,7 +193,9 @@ def test_every_proposal_targets_a_broken_restartable_resource(
     broken = {
         str(s.ref): s
         for s in snap.resources.values()
-        if s.ref.kind in RESTARTABLE_KINDS and s.health in eligible
+        if s.ref.kind in RESTARTABLE_KINDS
+        and s.health in eligible
+        and not (s.health is Health.DEGRADED and _rolling(s))
     }
     uris = [str(action.target) for action in evaluation.actions]
     assert uris == sorted(set(uris))
@@ -169,3 +204,7 @@ def test_every_proposal_targets_a_broken_restartable_resource(
         assert action.kind == ActionKind.RESTART
         assert action.target.kind in RESTARTABLE_KINDS
     assert policy.evaluate(snap, History(), NOW) == evaluation
+
+
+def _rolling(state: ResourceState) -> bool:
+    return state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS

@@ -9,13 +9,28 @@ it. The guard owns the retry budget; it blocks those proposals and records
 *why* (``action.blocked`` with reason ``quarantine`` / ``retry_budget``), so an
 operator reading the event log sees that Jarvis still notices the broken
 service and is holding back, instead of seeing nothing at all.
+
+With ``restart_degraded``, a DEGRADED resource whose rollout is still in
+progress (its ``rollout`` facet says so: a Deployment whose new pods are
+starting, a Cloud Run service's first revision deploying) is left alone: a
+restart would start that rollout over, tick after tick. The provider says when
+it took too long (a Deployment's progress deadline): the rollout is failed, the
+resource UNHEALTHY, and it is restarted.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from jarvis.model import Action, Health, History, ResourceState, Restart, Snapshot
+from jarvis.model import (
+    Action,
+    Health,
+    History,
+    ResourceState,
+    Restart,
+    RolloutState,
+    Snapshot,
+)
 from jarvis.policies.base import Evaluation
 
 RESTARTABLE_KINDS = frozenset({"service", "deployment"})
@@ -52,7 +67,7 @@ class HealPolicy:
         # (malformed) snapshot holding one resource under two keys.
         for key in sorted(broken):
             state = resources[key]
-            priority = self._priority(state.health)
+            priority = self._priority(state)
             if priority is None or state.ref.kind not in RESTARTABLE_KINDS:
                 continue
             uri = str(state.ref)
@@ -67,12 +82,18 @@ class HealPolicy:
             )
         return Evaluation(actions=tuple(proposals[uri] for uri in sorted(proposals)))
 
-    def _priority(self, health: Health) -> int | None:
+    def _priority(self, state: ResourceState) -> int | None:
+        health = state.health
         if health is _UNHEALTHY:
             return RESTART_PRIORITY
-        if health is _DEGRADED and self._restart_degraded:
+        if health is _DEGRADED and self._restart_degraded and not _rolling_out(state):
             return DEGRADED_RESTART_PRIORITY
         return None
+
+
+def _rolling_out(state: ResourceState) -> bool:
+    """Whether the resource's new version is still rolling out, as its provider judges it."""
+    return state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
 
 
 def _reason(state: ResourceState) -> str:

@@ -17,7 +17,9 @@ Errors are `Status` objects with the real codes and reasons (404 NotFound,
 409 Conflict on a stale ``resourceVersion``, 422 Invalid, 415, 405, 401).
 Every request is recorded as a `Call` (RBAC verb + resource) so a test can
 hold the Role in deploy/kubernetes against what the actuator really did.
-`fault` switches the whole server to answering 500 or hanging; `forbidden`
+`fault` switches the whole server to answering 500, hanging, or throttling (429
+TooManyRequests with ``Retry-After: 1``, as API Priority and Fairness rejects a
+request it has no seat for); `forbidden`
 answers 403 in the namespaces named, as RBAC does where no RoleBinding grants
 Jarvis's Role.
 """
@@ -37,7 +39,7 @@ from tests.kubernetes.fake_cluster import KINDS, ApiError, FakeCluster
 from tests.kubernetes.fake_leases import FakeLeases
 from tests.kubernetes.fake_patch import JSON_PATCH, MERGE, STRATEGIC
 
-Fault = Literal["error", "hang"] | None
+Fault = Literal["error", "hang", "throttle"] | None
 
 _ROUTES = [
     re.compile(
@@ -169,8 +171,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
-    def _send(self, code: int, body: bytes) -> None:
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -185,6 +189,10 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if server.fault == "error":
             self._send(500, _status(500, "InternalError", "etcdserver: request timed out"))
+            return True
+        if server.fault == "throttle":
+            message = "Too many requests, please try again later."
+            self._send(429, _status(429, "TooManyRequests", message), {"Retry-After": "1"})
             return True
         wanted = f"Bearer {server.token}"
         if server.token is not None and self.headers.get("Authorization") != wanted:

@@ -167,10 +167,18 @@ class FakeCluster:
         with self.lock:
             self._bad_images[image] = reason
 
-    def crash_pods(self, namespace: str, deployment: str, reason: str = "CrashLoopBackOff") -> None:
-        """Make the Deployment's current pods crash-loop (new pods start healthy)."""
+    def crash_pods(
+        self,
+        namespace: str,
+        deployment: str,
+        reason: str = "CrashLoopBackOff",
+        *,
+        count: int | None = None,
+    ) -> None:
+        """Make the Deployment's current pods (the first ``count``, default all) wait with
+        ``reason`` (new pods start healthy)."""
         with self.lock:
-            for pod in self.pods_of(namespace, deployment):
+            for pod in self.pods_of(namespace, deployment)[:count]:
                 pod["status"] = pod_status(pod, reason)
                 self._bump(pod)
             self._update_status(namespace, deployment)
@@ -188,6 +196,21 @@ class FakeCluster:
             obj = self._stored(resource, namespace, name)
             obj["metadata"].setdefault("annotations", {})[key] = value
             self._bump(obj)
+
+    def set_field(self, resource: str, namespace: str, name: str, path: str, value: Any) -> None:
+        """Write ``value`` at the dotted ``path`` (list indexes as digits) of a stored object,
+        unvalidated: a field of a type or form the client refuses, as an API server of
+        another version or a buggy admission webhook may return."""
+        with self.lock:
+            *parents, last = path.split(".")
+            node: Any = self._stored(resource, namespace, name)
+            for part in parents:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            if isinstance(node, list):
+                node[int(last)] = value
+            else:
+                node[last] = value
+            self._bump(self._objects[(resource, namespace, name)])
 
     def lag_controller(self, reads: int = 1) -> None:
         """From now on the deployment controller reacts to a new Deployment or a spec change

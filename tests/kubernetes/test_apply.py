@@ -160,6 +160,9 @@ async def test_bad_deploy_is_rolled_back_to_the_previous_revision_template(
     state = await observe(actuator)
 
     assert outcome.ok, outcome.detail
+    assert (outcome.detail or "").startswith(
+        "rolled back from revision 2 to the template of revision 1;"
+    )
     assert state.health is Health.HEALTHY
     assert state.version == good.version
     assert state.record_attributes()["images"] == ["registry.local/app:v1"]

@@ -27,6 +27,19 @@ def test_a_missing_object_is_a_404_status(apps: client.AppsV1Api) -> None:
     assert body["details"] == {"name": "absent", "group": "apps", "kind": "deployments"}
 
 
+def test_a_throttled_request_is_a_429_with_retry_after(
+    apiserver: FakeApiServer, api_client: client.ApiClient
+) -> None:
+    """The throttle fault answers 429 TooManyRequests with a Retry-After header and a Status."""
+    apiserver.fault = "throttle"
+    response = api_client.rest_client.pool_manager.request(
+        "GET", f"{apiserver.url}/apis/apps/v1/namespaces/default/deployments", retries=False
+    )
+    body = json.loads(response.data)
+    assert (response.status, response.headers["Retry-After"]) == (429, "1")
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "TooManyRequests", 429)
+
+
 def test_every_write_changes_the_resource_version_and_stale_ones_conflict(
     apps: client.AppsV1Api,
 ) -> None:

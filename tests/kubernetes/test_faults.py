@@ -88,6 +88,31 @@ async def test_a_500_makes_observe_raise_a_temporary_error(token_server: FakeApi
     assert "HTTP 500" in str(caught.value)
 
 
+async def test_a_throttled_api_is_reported_as_429_not_as_a_broken_connection(
+    token_server: FakeApiServer,
+) -> None:
+    """A 429 with Retry-After (API Priority and Fairness) is TooManyRequests, for reads and
+    for apply alike, not a ConnectionError made of urllib3's "too many 429 error responses"."""
+    token_server.fault = "throttle"
+    actuator = built(token_server)
+    restart = Action(PRODUCER, Restart(), policy="heal", reason="crash loop")
+    try:
+        with pytest.raises(ActuatorError) as caught:
+            await actuator.observe()
+        outcome = await actuator.apply(restart, new_key())
+    finally:
+        await actuator.aclose()
+
+    assert (caught.value.kind, caught.value.code) == (ErrorKind.TEMPORARY, "TooManyRequests")
+    assert "HTTP 429" in str(caught.value)
+    assert "(retry after 1s)" in str(caught.value)
+    assert (outcome.status, outcome.error_kind, outcome.error_code) == (
+        OutcomeStatus.FAILED,
+        ErrorKind.TEMPORARY,
+        "TooManyRequests",
+    )
+
+
 async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
     token_server: FakeApiServer,
 ) -> None:

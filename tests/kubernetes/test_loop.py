@@ -182,6 +182,78 @@ async def test_a_deployment_whose_first_pods_are_still_starting_is_not_restarted
     assert [c for c in apiserver.calls if c.verb == "patch"] == []
 
 
+def _roll_out(cluster: Any, image: str) -> None:
+    body = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+    cluster.patch(
+        "deployments", "default", "producer", body, "application/strategic-merge-patch+json"
+    )
+
+
+async def test_restart_degraded_leaves_a_rollout_in_progress_until_its_deadline(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """With restart_degraded, a Deployment DEGRADED because its new pods are still starting
+    is not restarted tick after tick; once past its progress deadline, it is restarted."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.fail_image("registry.local/app:v2", "ContainerCreating")
+    _roll_out(cluster, "registry.local/app:v2")
+    app = await make_app([HealPolicy(restart_degraded=True)])
+
+    rolling = await ticks(app, vclock, 3)
+    cluster.exceed_progress_deadline("default", "producer")
+    (late,) = await ticks(app, vclock, 1)
+
+    for report in rolling:
+        state = report.snapshot.resources[PRODUCER]
+        assert state.health is Health.DEGRADED, state.detail
+        assert report.decisions == []
+    assert late.snapshot.resources[PRODUCER].health is Health.UNHEALTHY
+    assert [(str(d.action.target), d.action.kind) for d in late.applied] == [(PRODUCER, "restart")]
+    assert len([c for c in apiserver.writes() if c.resource == "deployments"]) == 1
+
+
+async def test_restart_degraded_restarts_a_deployment_degraded_after_its_rollout(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """With restart_degraded, a Deployment whose rollout completed and which then lost a
+    pod's readiness is DEGRADED, not rolling out: it is restarted."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer", reason="ContainerCreating", count=1)
+    app = await make_app([HealPolicy(restart_degraded=True)])
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert report.snapshot.resources[PRODUCER].health is Health.DEGRADED
+    assert [(str(d.action.target), d.action.kind) for d in report.applied] == [
+        (PRODUCER, "restart")
+    ]
+
+
+async def test_a_pod_lost_after_a_new_version_rolled_out_does_not_roll_it_back(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """A new version that rolled out completely, then lost one pod's readiness, became
+    ready: the rollback policy does not read it as "not ready after the change"."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    app = await make_app([RollbackPolicy(ready_timeout_seconds=60)])
+    await ticks(app, vclock, 1)
+    _roll_out(cluster, "registry.local/app:v2")
+    settled = await ticks(app, vclock, 4)
+    cluster.crash_pods("default", "producer", reason="ContainerCreating", count=1)
+
+    (report,) = await ticks(app, vclock, 1)
+
+    assert settled[-1].snapshot.resources[PRODUCER].health is Health.HEALTHY
+    assert report.snapshot.resources[PRODUCER].health is Health.DEGRADED
+    assert report.decisions == []
+    assert (
+        cluster.deployment_spec("default", "producer")["template"]["spec"]["containers"][0]["image"]
+        == "registry.local/app:v2"
+    )
+
+
 async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_others(
     apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
 ) -> None:
@@ -204,3 +276,27 @@ async def test_a_namespace_without_a_role_binding_does_not_blind_jarvis_to_the_o
     assert str(decision.action.target) == PRODUCER
     assert decision.outcome is not None and decision.outcome.ok, decision.outcome
     assert {c.namespace for c in apiserver.writes()} == {"default"}
+
+
+async def test_an_unreadable_pod_neither_opens_the_breaker_nor_hides_the_others(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """One pod the client refuses, tick after tick: its Deployment is UNKNOWN and untouched,
+    the provider's breaker stays closed, and a crash loop beside it is still restarted."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer")
+    cluster.add_deployment("default", "consumer")
+    pod = cluster.pods_of("default", "producer")[0]["metadata"]["name"]
+    cluster.set_field("pods", "default", pod, "status.containerStatuses.0.restartCount", "three")
+    app = await make_app([HealPolicy()])
+
+    reports = await ticks(app, vclock, 4)
+    cluster.crash_pods("default", "consumer")
+    (last,) = await ticks(app, vclock, 1)
+
+    for report in [*reports, last]:
+        assert report.snapshot.resources[PRODUCER].health is Health.UNKNOWN
+        assert "Unreadable" in report.snapshot.errors["kubernetes"]
+    assert app.reconciler.breakers.state("k8s").opened_at is None
+    assert [str(d.action.target) for d in last.applied] == ["k8s://default/consumer"]
+    assert {c.name for c in apiserver.writes()} == {"consumer"}

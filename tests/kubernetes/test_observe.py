@@ -283,6 +283,21 @@ async def test_pods_that_stop_being_ready_after_a_completed_rollout_are_an_outag
     )
 
 
+async def test_a_pod_lost_after_a_completed_rollout_is_degraded_not_rolling_out(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Once a rollout completed, one pod of two not ready is DEGRADED and the rollout facet
+    stays completed: nothing is rolling out (`kubectl rollout status` would wait)."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.crash_pods("default", "producer", reason="ContainerCreating", count=1)
+
+    state = await observe_one(actuator, "k8s://default/producer")
+
+    assert state.health is Health.DEGRADED, state.detail
+    assert state.rollout is not None and state.rollout.state is RolloutState.COMPLETED
+    assert state.rollout.reason is not None and "1 of 2" in state.rollout.reason
+
+
 async def test_a_deployment_whose_first_pods_are_starting_is_a_rollout_in_progress(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

@@ -19,7 +19,10 @@ turns them into a `ResourceState`:
   min/max are the HPA's when one targets the Deployment.
 - ``metrics``: ``pod_restarts``; ``cpu_utilization`` from the HPA's status when known.
 - ``rollout`` (facet): in progress | completed | failed, as `kubectl rollout
-  status` judges it, with its reason and ``crash_looping``.
+  status` judges it, with its reason and ``crash_looping``; except that once the
+  controller has called the rollout complete (``NewReplicaSetAvailable``), pods
+  that stop being available do not make it "in progress" again (the heal
+  policy leaves a DEGRADED rollout in progress alone).
 - ``versions`` (facet): ``previous`` (the newest other version still in the
   ReplicaSet history) and ``available`` (every such version, newest first).
 - ``attributes``: ``namespace``, ``deployment``, ``revision`` (int),
@@ -56,8 +59,11 @@ After a restart or rollback, the new revision's pods are watched for up to
 image-pull-failing new pods, or a passed progress deadline, make the outcome a
 temporary ``RolloutFailed`` failure, so the retry budget can escalate a crash
 a restart cannot fix. Every write carries the ``resourceVersion`` just read; a
-409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts
--> temporary and 400/401/403/404/422 -> terminal. The RBAC this needs is in
+409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts/
+connection errors -> temporary and 400/401/403/404/422 -> terminal; an object
+the client refuses to parse is terminal ``Unreadable`` (see
+`jarvis.actuators.kubernetes.client`), and in observe makes only its
+Deployment UNKNOWN. The RBAC this needs is in
 deploy/kubernetes/base/rbac.yaml.
 """
 
@@ -72,8 +78,20 @@ import anyio
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
-from jarvis.actuators.kubernetes.changes import SKIPPED, ChangeRequest, DeploymentChanges, hpa_for
-from jarvis.actuators.kubernetes.client import TIMEOUT, build_api_client, to_actuator_error
+from jarvis.actuators.kubernetes.changes import (
+    SKIPPED,
+    ChangeRequest,
+    DeploymentChanges,
+    hpa_for,
+    may_target,
+)
+from jarvis.actuators.kubernetes.client import (
+    TIMEOUT,
+    UNREADABLE,
+    Unreadable,
+    build_api_client,
+    to_actuator_error,
+)
 from jarvis.actuators.kubernetes.observe import (
     deployment_ref,
     deployment_state,
@@ -87,7 +105,9 @@ from jarvis.model import (
     ActionKind,
     Clock,
     ErrorKind,
+    Health,
     Outcome,
+    ResourceRef,
     ResourceState,
     Restart,
     Rollback,
@@ -121,8 +141,6 @@ class KubernetesActuator:
         self._api = api_client
         self._clock = clock
         self._limiter = limiter or anyio.CapacityLimiter(settings.max_concurrency)
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
         self._timeout = settings.request_timeout
         self._changes = DeploymentChanges(api_client, timeout=settings.request_timeout)
 
@@ -150,14 +168,23 @@ class KubernetesActuator:
         cluster's. Its Deployments are left out (Jarvis cannot know them) and
         `PartialObserveError` carries the others, so the tick records the 403 and
         still acts on what it saw. Forbidden everywhere, the observe fails.
+
+        An object the client cannot read (``Unreadable``: a field it refuses) is
+        its Deployment's problem too: that Deployment is UNKNOWN with the reason
+        in its detail (the Deployment itself, one of its ReplicaSets or pods, or
+        the HPA targeting it), the others are observed, and `PartialObserveError`
+        carries them all.
         """
         namespaces = self._settings.namespaces
         found: dict[str, list[ResourceState]] = {}
+        problems: dict[str, list[str]] = {}
         errors: dict[str, ActuatorError] = {}
 
         async def read(namespace: str) -> None:
             try:
-                found[namespace] = await self._observe_namespace(namespace, scope)
+                found[namespace], problems[namespace] = await self._observe_namespace(
+                    namespace, scope
+                )
             except ActuatorError as exc:
                 errors[namespace] = exc
 
@@ -174,24 +201,24 @@ class KubernetesActuator:
         states = sorted(
             (state for ns in namespaces for state in found.get(ns, ())), key=lambda s: str(s.ref)
         )
-        if errors and found and all(exc.code == FORBIDDEN for exc in errors.values()):
-            summary = "; ".join(str(errors[ns]) for ns in namespaces if ns in errors)
-            raise PartialObserveError(summary, states, kind=ErrorKind.TERMINAL, code=FORBIDDEN)
-        if errors:
+        forbidden_only = all(exc.code == FORBIDDEN for exc in errors.values())
+        if errors and not (found and forbidden_only):
             raise next(errors[ns] for ns in namespaces if ns in errors)
+        unread = [problem for ns in namespaces for problem in problems.get(ns, ())]
+        if errors or unread:
+            summary = "; ".join([*(str(errors[ns]) for ns in namespaces if ns in errors), *unread])
+            code = FORBIDDEN if errors else UNREADABLE
+            raise PartialObserveError(summary, states, kind=ErrorKind.TERMINAL, code=code)
         return states
 
-    async def _observe_namespace(self, namespace: str, scope: Scope | None) -> list[ResourceState]:
-        deployments, hpas = await _both(
+    async def _observe_namespace(
+        self, namespace: str, scope: Scope | None
+    ) -> tuple[list[ResourceState], list[str]]:
+        """The namespace's Deployments as states, and what could not be read, one line each."""
+        (deployments, bad_deployments), (hpas, bad_hpas) = await _both(
             lambda: self._call(
                 f"listing deployments in {namespace}",
-                lambda: (
-                    self._apps.list_namespaced_deployment(
-                        namespace,
-                        label_selector=self._settings.label_selector,
-                        _request_timeout=self._timeout,
-                    ).items
-                ),
+                lambda: self._changes.deployments(namespace, self._settings.label_selector),
             ),
             lambda: self._call(
                 f"listing HPAs in {namespace}", lambda: self._changes.hpas(namespace)
@@ -200,32 +227,57 @@ class KubernetesActuator:
         if scope is not None:
             # The list is one call; each Deployment kept costs two (its ReplicaSets, its pods).
             deployments = [d for d in deployments if scope.keeps(deployment_ref(d))]
-        return await _gather([partial(self._observe_deployment, d, hpas) for d in deployments])
+        unknown, nameless = _unreadable(namespace, deployments, bad_deployments, bad_hpas, scope)
+        observed = await _gather(
+            [
+                partial(self._observe_deployment, d, hpas)
+                for d in deployments
+                if deployment_ref(d) not in unknown
+            ]
+        )
+        now = self._clock.now()
+        lines = [
+            *nameless,
+            *(why for _, why in sorted(unknown.items(), key=lambda item: str(item[0]))),
+        ]
+        states = [
+            ResourceState(ref, Health.UNKNOWN, now, detail=why) for ref, why in unknown.items()
+        ]
+        for state, why in observed:
+            states.append(state)
+            if why is not None:
+                lines.append(why)
+        return states, lines
 
     async def _observe_deployment(
         self, deployment: client.V1Deployment, hpas: list[client.V2HorizontalPodAutoscaler]
-    ) -> ResourceState:
+    ) -> tuple[ResourceState, str | None]:
+        """The Deployment's state; UNKNOWN, with the reason, if what it owns cannot be read."""
         meta = deployment.metadata or client.V1ObjectMeta()
         namespace, name = meta.namespace or "", meta.name or ""
         selector = selector_string(deployment.spec.selector if deployment.spec else None)
-        replicasets, pods = await _both(
-            lambda: self._call(
-                f"listing replicasets of {namespace}/{name}",
-                lambda: self._changes.replicasets(namespace, selector, meta.uid),
-            ),
-            lambda: self._call(
-                f"listing pods of {namespace}/{name}",
-                lambda: (
-                    self._core.list_namespaced_pod(
-                        namespace, label_selector=selector, _request_timeout=self._timeout
-                    ).items
+        try:
+            replicasets, pods = await _both(
+                lambda: self._call(
+                    f"listing replicasets of {namespace}/{name}",
+                    lambda: self._changes.replicasets(namespace, selector, meta.uid),
                 ),
-            ),
-        )
+                lambda: self._call(
+                    f"listing pods of {namespace}/{name}",
+                    lambda: self._changes.pods(namespace, selector),
+                ),
+            )
+        except ActuatorError as exc:
+            if exc.code != UNREADABLE:
+                raise
+            why = f"{namespace}/{name}: {exc}"
+            return ResourceState(
+                deployment_ref(deployment), Health.UNKNOWN, self._clock.now(), detail=why
+            ), why
         owners = {rs.metadata.uid for rs in replicasets if rs.metadata}
         mine = [p for p in pods if any(owned_by(p.metadata, uid) for uid in owners)]
         hpa = hpa_for(name, hpas)
-        return deployment_state(
+        state = deployment_state(
             self._api,
             deployment,
             replicasets=replicasets,
@@ -233,6 +285,7 @@ class KubernetesActuator:
             hpa=hpa,
             now=self._clock.now(),
         )
+        return state, None
 
     # -- apply -----------------------------------------------------------------
 
@@ -302,9 +355,7 @@ class KubernetesActuator:
         meta = deployment.metadata or client.V1ObjectMeta()
         selector = selector_string(deployment.spec.selector if deployment.spec else None)
         replicasets = self._changes.replicasets(namespace, selector, meta.uid)
-        pods = self._core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=self._timeout
-        ).items
+        pods = self._changes.pods(namespace, selector)
         return rollout_verdict(deployment, replicasets, pods)
 
     @staticmethod
@@ -324,6 +375,35 @@ class KubernetesActuator:
             return await run_blocking(func, self._limiter)
         except Exception as exc:  # every SDK failure is classified; none escapes raw
             raise to_actuator_error(exc, what) from exc
+
+
+def _unreadable(
+    namespace: str,
+    deployments: list[client.V1Deployment],
+    bad_deployments: list[Unreadable],
+    bad_hpas: list[Unreadable],
+    scope: Scope | None,
+) -> tuple[dict[ResourceRef, str], list[str]]:
+    """The Deployments to report UNKNOWN (why, by ref), and the refused items naming none.
+
+    A refused Deployment is known by the name in its raw JSON; a readable one is
+    unknown when an HPA that may target it was refused, since its min/max are
+    the Deployment's bounds. A refused item naming no Deployment has no state
+    to carry, but is still reported.
+    """
+    unknown: dict[ResourceRef, str] = {}
+    nameless: list[str] = []
+    for bad in bad_deployments:
+        ref = ResourceRef(PROVIDER, f"{namespace}/{bad.name}", kind="deployment")
+        if not bad.name:
+            nameless.append(f"a Deployment in {namespace} cannot be read: {bad.error}")
+        elif scope is None or scope.keeps(ref):
+            unknown[ref] = bad.message("Deployment")
+    for bad in bad_hpas:
+        for deployment in deployments:
+            if may_target(bad, (deployment.metadata.name if deployment.metadata else "") or ""):
+                unknown.setdefault(deployment_ref(deployment), bad.message("HPA"))
+    return unknown, nameless
 
 
 async def _gather(funcs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:

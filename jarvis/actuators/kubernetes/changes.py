@@ -12,14 +12,16 @@ ReplicaSets live here too, shared with observing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.kubernetes.client import to_json
+from jarvis.actuators.kubernetes.client import Unreadable, list_items, readable, to_json
 from jarvis.actuators.kubernetes.observe import (
     ACTION_KEY,
     HASH_LABEL,
@@ -55,6 +57,7 @@ class DeploymentChanges:
         self._api = api
         self._apps = client.AppsV1Api(api)
         self._autoscaling = client.AutoscalingV2Api(api)
+        self._core = client.CoreV1Api(api)
         self._timeout = timeout
 
     def read(self, namespace: str, name: str) -> client.V1Deployment:
@@ -62,23 +65,68 @@ class DeploymentChanges:
             name, namespace, _request_timeout=self._timeout
         )
 
-    def hpas(self, namespace: str) -> list[client.V2HorizontalPodAutoscaler]:
-        return self._autoscaling.list_namespaced_horizontal_pod_autoscaler(
-            namespace, _request_timeout=self._timeout
-        ).items
+    def deployments(
+        self, namespace: str, selector: str | None
+    ) -> tuple[list[client.V1Deployment], list[Unreadable]]:
+        """The Deployments matching ``selector``, and those the client cannot read."""
+        return list_items(
+            partial(
+                self._apps.list_namespaced_deployment,
+                namespace,
+                label_selector=selector,
+                _request_timeout=self._timeout,
+            ),
+            client.V1Deployment.from_dict,
+        )
+
+    def hpas(
+        self, namespace: str
+    ) -> tuple[list[client.V2HorizontalPodAutoscaler], list[Unreadable]]:
+        """The namespace's HPAs, and those the client cannot read."""
+        return list_items(
+            partial(
+                self._autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                namespace,
+                _request_timeout=self._timeout,
+            ),
+            client.V2HorizontalPodAutoscaler.from_dict,
+        )
 
     def replicasets(
         self, namespace: str, selector: str, owner_uid: str | None
     ) -> list[client.V1ReplicaSet]:
-        found = self._apps.list_namespaced_replica_set(
-            namespace, label_selector=selector, _request_timeout=self._timeout
-        ).items
-        return [rs for rs in found if owned_by(rs.metadata, owner_uid)]
+        """The ReplicaSets ``owner_uid`` owns; `ActuatorError` (``Unreadable``) on a refused one."""
+        found = list_items(
+            partial(
+                self._apps.list_namespaced_replica_set,
+                namespace,
+                label_selector=selector,
+                _request_timeout=self._timeout,
+            ),
+            client.V1ReplicaSet.from_dict,
+            keep=lambda raw: _raw_owned(raw, owner_uid),
+        )
+        return [rs for rs in readable(found, "ReplicaSet") if owned_by(rs.metadata, owner_uid)]
+
+    def pods(self, namespace: str, selector: str) -> list[client.V1Pod]:
+        """The pods matching ``selector``; `ActuatorError` (``Unreadable``) if one is unreadable."""
+        found = list_items(
+            partial(
+                self._core.list_namespaced_pod,
+                namespace,
+                label_selector=selector,
+                _request_timeout=self._timeout,
+            ),
+            client.V1Pod.from_dict,
+        )
+        return readable(found, "pod")
 
     def scale(self, params: Scale, request: ChangeRequest) -> str:
         namespace, name, key = request.namespace, request.name, request.key
         deployment = self.read(namespace, name)
-        hpa = hpa_for(name, self.hpas(namespace))
+        hpas, unreadable = self.hpas(namespace)
+        mine = [hpa for hpa in unreadable if may_target(hpa, name)]
+        hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
         if hpa is not None:
             return self._scale_hpa(namespace, hpa, params, key)
         wanted = params.replicas
@@ -212,7 +260,7 @@ class DeploymentChanges:
             ],
             _request_timeout=self._timeout,
         )
-        return f"rolled back from revision {current} to the template of revision {reached}"
+        return f"rolled back from revision {current} to the template of {reached}"
 
 
 def _rollback_target(
@@ -248,6 +296,13 @@ def _rv(meta: client.V1ObjectMeta | None) -> str | None:
     return meta.resource_version if meta else None
 
 
+def _raw_owned(raw: Mapping[str, Any], uid: str | None) -> bool:
+    """`owned_by` on an object's raw JSON, before the client parses it."""
+    meta = raw.get("metadata")
+    refs = (meta.get("ownerReferences") if isinstance(meta, dict) else None) or []
+    return uid is not None and any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
+
+
 def _carries(meta: client.V1ObjectMeta | None, key: str) -> bool:
     """Whether the object (or template) was last changed by the action with ``key``."""
     return bool(meta and meta.annotations and meta.annotations.get(ACTION_KEY) == key)
@@ -261,3 +316,12 @@ def hpa_for(
         if ref is not None and ref.kind == "Deployment" and ref.name == deployment:
             return hpa
     return None
+
+
+def may_target(hpa: Unreadable, deployment: str) -> bool:
+    """Whether an HPA the client refused targets ``deployment``, or may (its raw JSON does not
+    say which Deployment it targets)."""
+    spec = hpa.raw.get("spec")
+    ref = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
+    name = ref.get("name") if isinstance(ref, dict) else None
+    return not (isinstance(name, str) and name) or name == deployment

@@ -1,16 +1,29 @@
-"""Building the Kubernetes `ApiClient` from settings, and classifying its errors.
+"""Building the Kubernetes `ApiClient` from settings, reading lists, classifying errors.
 
-Used by `jarvis.actuators.kubernetes.actuator` only: `build_api_client` when the
-composition root calls `KubernetesActuator.from_settings` without a client,
-and `to_actuator_error` at the boundary where an SDK exception becomes an
-`ActuatorError` (temporary or terminal, with the API's reason as the code).
+Used by the Kubernetes actuator's modules only: `build_api_client` when the
+composition root calls `KubernetesActuator.from_settings` without a client;
+`list_items` for every list call, so that one object the client refuses does
+not cost the others; and `to_actuator_error` at the boundary where an SDK
+exception becomes an `ActuatorError` (temporary or terminal, with the API's
+reason as the code).
+
+Which failures are the provider's: an HTTP 429/5xx, a timeout, a connection
+that cannot be made or breaks (urllib3, TLS and socket errors), an answer that
+is not JSON at all. Which are one object's: the client refusing what the API
+server said about it (a pydantic ``ValidationError``: a string where an int
+belongs, a malformed timestamp, a required field missing). Those are code
+``Unreadable`` and terminal: retrying reads the same object again.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import pydantic
 import urllib3
 from kubernetes import client, config
 
@@ -18,9 +31,16 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import ErrorKind
 
+M = TypeVar("M")
+
 #: Codes that retrying the same request cannot fix.
 TERMINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 415, 422})
 TIMEOUT = "Timeout"
+CONNECTION = "ConnectionError"
+UNREADABLE = "Unreadable"
+"""The client refused one object the API server sent: that object's problem."""
+BAD_RESPONSE = "BadResponse"
+_DETAIL_CHARS = 300
 
 
 def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
@@ -53,7 +73,12 @@ def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
         ) from exc
     # One retry on a dropped connection, none on a read timeout: a hung API
     # server costs at most two request timeouts, never urllib3's default four.
-    cfg.retries = urllib3.Retry(total=1, read=0, redirect=0, status=0)
+    # Not honouring Retry-After: urllib3 would turn a 429 (or 503) that carries
+    # one into a MaxRetryError, losing the API's Status; the 429 is raised as
+    # such, and the loop's backoff and breaker wait instead.
+    cfg.retries = urllib3.Retry(
+        total=1, read=0, redirect=0, status=0, respect_retry_after_header=False
+    )
     return client.ApiClient(cfg)
 
 
@@ -68,6 +93,101 @@ def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
     return str(exc.reason or "no reason given"), None
 
 
+class BadResponseError(Exception):
+    """A list answer that is not a list at all (not JSON, no ``items``): the server's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """One item of a list that the client refused, named by what its raw JSON says.
+
+    ``raw`` is the item when it is a JSON object, else empty: it names nothing.
+    """
+
+    namespace: str
+    name: str
+    raw: Mapping[str, Any]
+    error: str
+
+    def message(self, kind: str) -> str:
+        return f"{kind} {self.namespace}/{self.name} cannot be read: {self.error}"
+
+
+def list_items(
+    call: Callable[..., Any],
+    parse: Callable[[Any], M | None],
+    keep: Callable[[Mapping[str, Any]], bool] = lambda _: True,
+) -> tuple[list[M], list[Unreadable]]:
+    """The items of a list ``call`` that ``keep`` wants, each parsed alone by ``parse``.
+
+    The SDK parses a whole list at once, so one item it refuses fails the list;
+    here such an item is set aside as `Unreadable` and the others are returned.
+    """
+    response = call(_preload_content=False)
+    try:
+        items = json.loads(response.data).get("items")
+    except (ValueError, AttributeError) as exc:
+        raise BadResponseError(f"the answer is not a JSON object: {exc}") from exc
+    if not isinstance(items, list):
+        raise BadResponseError(f"the answer has no list of items ({type(items).__name__})")
+    found: list[M] = []
+    unreadable: list[Unreadable] = []
+    for raw in items:
+        if isinstance(raw, dict) and not keep(raw):
+            continue
+        try:
+            parsed = parse(raw)
+        except Exception as exc:  # noqa: BLE001 - parsing one item is local: whatever fails, fails for it alone
+            obj = raw if isinstance(raw, dict) else {}
+            meta = obj.get("metadata")
+            unreadable.append(
+                Unreadable(_name(meta, "namespace"), _name(meta, "name"), obj, describe(exc))
+            )
+            continue
+        if parsed is not None:
+            found.append(parsed)
+    return found, unreadable
+
+
+def readable(found: tuple[list[M], list[Unreadable]], kind: str) -> list[M]:
+    """The items of a `list_items` answer; `ActuatorError` (``Unreadable``) if one was refused."""
+    items, unreadable = found
+    if unreadable:
+        raise ActuatorError(unreadable[0].message(kind), kind=ErrorKind.TERMINAL, code=UNREADABLE)
+    return items
+
+
+def _name(meta: Any, key: str) -> str:
+    value = meta.get(key) if isinstance(meta, dict) else None
+    return value[:253] if isinstance(value, str) else ""
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what the client refused, without echoing the refused value."""
+    if isinstance(exc, pydantic.ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        text = f"{exc.title}: {problems}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+
+
+def _transport_error(exc: BaseException, what: str) -> ActuatorError | None:
+    """A timeout or a connection that could not be made or broke (TLS, socket, HTTP framing)."""
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    # urllib3 2 derives a refused connection from ConnectTimeoutError; it is not a timeout.
+    unreachable = isinstance(cause, urllib3.exceptions.NewConnectionError)
+    if not unreachable and isinstance(cause, urllib3.exceptions.TimeoutError | TimeoutError):
+        return ActuatorError(f"{what}: timed out ({cause})", code=TIMEOUT)
+    if isinstance(cause, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
+        return ActuatorError(f"{what}: {type(cause).__name__}: {cause}", code=CONNECTION)
+    return None
+
+
 def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:
     """Classify an exception raised by the kubernetes client during ``what``."""
     if isinstance(exc, ActuatorError):
@@ -76,13 +196,26 @@ def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:
         status = int(exc.status or 0)
         message, reason = _status_message(exc)
         kind = ErrorKind.TERMINAL if status in TERMINAL_STATUSES else ErrorKind.TEMPORARY
+        after = (exc.headers or {}).get("Retry-After")
+        wait = f" (retry after {after[:20]}s)" if after else ""
         return ActuatorError(
-            f"{what}: HTTP {status} {message}", kind=kind, code=reason or f"HTTP{status}"
+            f"{what}: HTTP {status} {message}{wait}", kind=kind, code=reason or f"HTTP{status}"
         )
-    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    if isinstance(cause, urllib3.exceptions.TimeoutError | TimeoutError):
-        return ActuatorError(f"{what}: timed out ({cause})", code=TIMEOUT)
-    return ActuatorError(f"{what}: {type(exc).__name__}: {exc}", code="ConnectionError")
+    if isinstance(exc, BadResponseError):
+        return ActuatorError(f"{what}: {exc}", code=BAD_RESPONSE)
+    transport = _transport_error(exc, what)
+    if transport is not None:
+        return transport
+    if isinstance(exc, ValueError | TypeError | KeyError | AttributeError | IndexError):
+        # What the client's models raise when they refuse the object just read or written.
+        return ActuatorError(
+            f"{what}: the answer cannot be read: {describe(exc)}",
+            kind=ErrorKind.TERMINAL,
+            code=UNREADABLE,
+        )
+    return ActuatorError(
+        f"{what}: unexpected {describe(exc)}", kind=ErrorKind.TERMINAL, code="Unexpected"
+    )
 
 
 def to_json(api: client.ApiClient, obj: object) -> Any:

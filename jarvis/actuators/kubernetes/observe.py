@@ -339,6 +339,10 @@ def deployment_state(
     facts = pod_facts(pods)
     settling = _settling(deployment, rollout)
     health, detail = _health(desired, available, rollout, facts, settling=settling)
+    if rollout == "in_progress" and not settling:
+        # `kubectl rollout status` would wait, but the controller called this rollout
+        # complete: pods lost since are for health to judge, not a rollout to wait for.
+        rollout, rollout_detail = "completed", f"rolled out; since then {rollout_detail}"
     current = revision_of(meta)
     versions = [version for version, _ in rollback_candidates(api, deployment, replicasets)]
     revisions = [
