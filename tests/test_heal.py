@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -208,3 +210,71 @@ def test_every_proposal_targets_a_broken_restartable_resource(
 
 def _rolling(state: ResourceState) -> bool:
     return state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
+
+
+def _at(seconds_ago: float, *states: ResourceState) -> Snapshot:
+    at = NOW - timedelta(seconds=seconds_ago)
+    return Snapshot(at, {str(s.ref): replace(s, observed_at=at) for s in states})
+
+
+def _ecs(desired: int, running: int, health: Health, **kw: Any) -> ResourceState:
+    return state(
+        "ecs://prod/api", health, replicas=Replicas(desired=desired, running=running), **kw
+    )
+
+
+FAILED = RolloutState.FAILED
+WOKEN = _ecs(1, 0, Health.UNHEALTHY, detail="0 of 1 tasks running")
+
+
+def test_a_service_just_scaled_up_is_left_to_start_its_replicas() -> None:
+    """Woken from zero (or scaled up) within the start grace, a service whose new
+    replicas are not running yet is starting, not broken: no restart (which would
+    replace the tasks being started), and a note says why and until when."""
+    history = History(snapshots=(_at(60, _ecs(0, 0, Health.HEALTHY)), _at(30, WOKEN)))
+    evaluation = HealPolicy().evaluate(snapshot(WOKEN), history, NOW)
+    assert evaluation.actions == ()
+    (note,) = evaluation.notes
+    assert note.resource == "ecs://prod/api"
+    assert "raised from 0 to 1" in note.message
+    assert "07:59:00" in note.message and "08:02:00" in note.message
+
+
+@pytest.mark.parametrize(
+    ("before", "seconds_ago", "now", "restarted"),
+    [
+        # The grace has passed since the raise: broken after all.
+        (_ecs(0, 0, Health.HEALTHY), 200, WOKEN, True),
+        # Nothing was raised: down, as before.
+        (_ecs(1, 0, Health.UNHEALTHY), 60, WOKEN, True),
+        # Already down before the raise: scaling it does not make it start.
+        (_ecs(1, 0, Health.UNHEALTHY), 60, _ecs(2, 0, Health.UNHEALTHY), True),
+        # The provider says the new tasks fail.
+        (_ecs(0, 0, Health.HEALTHY), 60, _ecs(1, 0, Health.UNHEALTHY, rollout=FAILED), True),
+        # Scaled down: nothing new to wait for.
+        (_ecs(3, 3, Health.HEALTHY), 60, _ecs(2, 0, Health.UNHEALTHY), True),
+        (_ecs(1, 1, Health.HEALTHY), 60, _ecs(3, 1, Health.DEGRADED), False),
+    ],
+)
+def test_only_a_recent_raise_of_a_service_not_failing_waits(
+    before: ResourceState, seconds_ago: float, now: ResourceState, restarted: bool
+) -> None:
+    history = History(snapshots=(_at(seconds_ago, before),))
+    policy = HealPolicy(restart_degraded=True)
+    assert targets_with(policy, snapshot(now), history) == (["ecs://prod/api"] if restarted else [])
+
+
+def test_crash_looping_replicas_are_restarted_even_just_after_a_raise() -> None:
+    looping = replace(WOKEN, rollout=Rollout(RolloutState.COMPLETED, crash_looping=True))
+    history = History(snapshots=(_at(60, _ecs(0, 0, Health.HEALTHY)),))
+    assert targets_with(HealPolicy(), snapshot(looping), history) == ["ecs://prod/api"]
+
+
+def test_a_start_grace_of_zero_restarts_at_once() -> None:
+    history = History(snapshots=(_at(30, _ecs(0, 0, Health.HEALTHY)),))
+    policy = HealPolicy(start_grace=timedelta(0))
+    assert targets_with(policy, snapshot(WOKEN), history) == ["ecs://prod/api"]
+
+
+def targets_with(policy: HealPolicy, snap: Snapshot, history: History) -> list[str]:
+    return [str(action.target) for action in policy.evaluate(snap, history, NOW).actions]

@@ -145,7 +145,9 @@ def build_policies(settings: Settings) -> list[Policy]:
     if settings.heal.enabled:
         from jarvis.policies.heal import HealPolicy
 
-        policies.append(HealPolicy(restart_degraded=settings.heal.restart_degraded))
+        heal = settings.heal
+        grace = timedelta(seconds=heal.start_grace_seconds)
+        policies.append(HealPolicy(restart_degraded=heal.restart_degraded, start_grace=grace))
     if settings.rollback.enabled:
         from jarvis.policies.rollback import RollbackPolicy
 

@@ -161,6 +161,9 @@ class HealSettings(Section):
     enabled: bool = True
     restart_degraded: bool = False
     """Also restart resources that are only degraded, not just unhealthy."""
+    start_grace_seconds: Annotated[float, Field(ge=0, le=3600)] = 180.0
+    """After a resource's desired count is raised (a wake from zero, a scale-up), its
+    missing replicas count as starting, not broken, for this long (0: no grace)."""
 
 
 class KindRetention(Section):

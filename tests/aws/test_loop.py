@@ -101,3 +101,42 @@ async def test_throttled_ecs_is_recorded_and_probes_are_still_observed(
     assert report.snapshot.resources["probe://redis/cache"].health is Health.HEALTHY
     failed = await app.store.events(kinds=["observe.failed"])
     assert len(failed) == 1
+
+
+async def test_a_service_woken_from_zero_is_left_to_start_then_restarted_if_it_never_does(
+    make_app: AppFactory,
+    ecs_client: ECSClient,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ECS reports a woken service as "0 of 1 tasks running" (UNHEALTHY) until its task is
+    up; heal leaves it to start for the start grace, then restarts it if it never does."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
+    create_fleet(ecs_client, per_cluster=1)
+    ecs_client.update_service(cluster="prod", service="svc-0", desiredCount=0)
+    app = await make_app()
+    asleep = await app.reconciler.tick()
+    assert asleep.snapshot.resources["ecs://prod/svc-0"].health is Health.HEALTHY
+
+    # The wake, as ECS shows it: desired 1, its task not running yet (moto's update_service
+    # would start it at once, so the service comes back with the same name instead).
+    ecs_client.delete_service(cluster="prod", service="svc-0", force=True)
+    ecs_client.create_service(
+        cluster="prod",
+        serviceName="svc-0",
+        taskDefinition="api",
+        desiredCount=1,
+        launchType="FARGATE",
+        tags=[{"key": "jarvis", "value": "managed"}],
+    )
+    clock.advance(30)
+    waking = await app.reconciler.tick()
+    assert waking.snapshot.resources["ecs://prod/svc-0"].health is Health.UNHEALTHY
+    assert "ecs://prod/svc-0" not in {str(d.action.target) for d in waking.decisions}
+    [note] = [note for _, note in waking.notes if note.resource == "ecs://prod/svc-0"]
+    assert "raised from 0 to 1" in note.message
+
+    clock.advance(180)
+    never_started = await app.reconciler.tick()
+    restarts = [d for d in never_started.decisions if str(d.action.target) == "ecs://prod/svc-0"]
+    assert [d.action.kind for d in restarts] == [ActionKind.RESTART]
