@@ -241,3 +241,24 @@ async def test_a_replayed_key_is_found_in_the_service_tags(
     service = ecs_client.describe_services(cluster="prod", services=["svc-0"], include=["TAGS"])
     assert {"key": "jarvis:action-key", "value": key} in service["services"][0]["tags"]
     assert str(_service(ecs_client)["taskDefinition"]).endswith("task-definition/api:2")
+
+
+async def test_deploy_leaves_the_tags_aws_reserves_off_the_new_revision(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """A task definition CloudFormation created carries ``aws:cloudformation:*`` tags;
+    RegisterTaskDefinition refuses any tag key starting with ``aws:`` (AWS reserves the
+    prefix and sets those tags itself), so a deploy copies the others only."""
+    create_fleet(ecs_client, per_cluster=1)
+    current = ecs_client.describe_task_definition(taskDefinition="api")["taskDefinition"]
+    stack = [
+        {"key": "aws:cloudformation:stack-name", "value": "prod"},
+        {"key": "AWS:Whatever", "value": "x"},
+    ]
+    ecs_client.tag_resource(resourceArn=current["taskDefinitionArn"], tags=stack)
+
+    outcome = await make_ecs().apply(_action(Deploy("nginx:1.27")), new_key())
+
+    assert outcome.ok, outcome.detail
+    new = ecs_client.describe_task_definition(taskDefinition="api:2", include=["TAGS"])
+    assert new["tags"] == [{"key": "team", "value": "platform"}]

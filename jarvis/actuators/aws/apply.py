@@ -186,8 +186,13 @@ class EcsApplier:
         index = _container_for(containers, image)
         containers[index]["image"] = image
         request["containerDefinitions"] = containers
-        if tags:
-            request["tags"] = tags
+        # AWS reserves the "aws:" prefix (any case) of tag keys and values, sets such
+        # tags itself (CloudFormation's aws:cloudformation:*) and refuses them here.
+        kept = [
+            t for t in tags if not _reserved(t.get("key", "")) and not _reserved(t.get("value", ""))
+        ]
+        if kept:
+            request["tags"] = kept
         return request
 
     async def _update(self, cluster: str, service: str, **change: Any) -> None:
@@ -196,6 +201,10 @@ class EcsApplier:
             lambda: self._ecs.update_service(cluster=cluster, service=service, **change),
             self._limiter,
         )
+
+
+def _reserved(text: str) -> bool:
+    return text[:4].lower() == "aws:"
 
 
 def _repository(image: str) -> str:
