@@ -248,14 +248,17 @@ async def test_deploy_leaves_the_tags_aws_reserves_off_the_new_revision(
 ) -> None:
     """A task definition CloudFormation created carries ``aws:cloudformation:*`` tags;
     RegisterTaskDefinition refuses any tag key starting with ``aws:`` (AWS reserves the
-    prefix and sets those tags itself), so a deploy copies the others only."""
+    prefix, of keys and values, and sets those tags itself), so a deploy copies the others."""
     create_fleet(ecs_client, per_cluster=1)
     current = ecs_client.describe_task_definition(taskDefinition="api")["taskDefinition"]
-    stack = [
-        {"key": "aws:cloudformation:stack-name", "value": "prod"},
-        {"key": "AWS:Whatever", "value": "x"},
-    ]
-    ecs_client.tag_resource(resourceArn=current["taskDefinitionArn"], tags=stack)
+    ecs_client.tag_resource(
+        resourceArn=current["taskDefinitionArn"],
+        tags=[
+            {"key": "aws:cloudformation:stack-name", "value": "prod"},
+            {"key": "AWS:Whatever", "value": "x"},
+            {"key": "origin", "value": "aws:generated"},
+        ],
+    )
 
     outcome = await make_ecs().apply(_action(Deploy("nginx:1.27")), new_key())
 
