@@ -20,6 +20,7 @@ policy does not undo an operator's `jarvis stop`.
 from __future__ import annotations
 
 import fcntl
+import os
 import signal
 import subprocess
 import time
@@ -76,6 +77,7 @@ class LocalActuator:
         self.name = name
         self._withheld = withheld
         """Variables of the daemon's environment its services do not inherit (its secrets)."""
+        self._inherit = tuple(settings.inherit_environment)
         self._services = {service.name: service for service in settings.services}
         self._files = Pidfiles(settings.state_directory)
         self._clock = clock
@@ -111,7 +113,7 @@ class LocalActuator:
             return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
         if record is None:
             return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
-        passed, detail = await check(service, self._withheld)
+        passed, detail = await check(service, self._environment(service))
         if passed:
             health = Health.HEALTHY
             self._passed[service.name] = record.pid
@@ -152,6 +154,11 @@ class LocalActuator:
             child.poll()  # reaps an exited child, so /proc no longer shows a zombie
         record = self._files.read(name)
         return record if record is not None and is_ours(record) else None
+
+    def _environment(self, service: LocalServiceSettings) -> dict[str, str]:
+        """What the service and its health command run with (read now: a variable the
+        daemon's environment gains or loses counts from the next start or check)."""
+        return service.process_environment(os.environ, self._inherit, self._withheld)
 
     def _why_not_running(self, name: str) -> str:
         child = self._children.get(name)
@@ -201,7 +208,7 @@ class LocalActuator:
         if not ended.ok:
             return ended
         try:
-            child, record = spawn(service, self._files, key, self._withheld)
+            child, record = spawn(service, self._files, key, self._environment(service))
         except OSError as exc:
             return Outcome.failure(
                 f"cannot run {service.command[0]}: {exc}",
@@ -223,7 +230,7 @@ class LocalActuator:
                     f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
                     code="Exited",
                 )
-            passed, detail = await check(service, self._withheld)
+            passed, detail = await check(service, self._environment(service))
             if passed and up >= service.start_seconds:
                 self._passed[service.name] = record.pid
                 return Outcome.success(f"started pid {record.pid}; {detail}")

@@ -156,9 +156,10 @@ def spawn(
     service: LocalServiceSettings,
     files: Pidfiles,
     key: str | None,
-    withheld: frozenset[str] = frozenset(),
+    environment: dict[str, str],
 ) -> tuple[subprocess.Popen[bytes], Record]:
-    """Start the service detached (own session, logs to files) and record it in its pidfile.
+    """Start the service detached (own session, logs to files) with ``environment`` and
+    record it in its pidfile.
 
     Nothing is awaited between the start and the pidfile, so a cancelled apply
     cannot leave a process Jarvis would not recognise. Raises OSError when the
@@ -173,7 +174,7 @@ def spawn(
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
             cwd=service.working_directory,
-            env={**service.process_environment(os.environ, withheld), INSTANCE_VARIABLE: token},
+            env={**environment, INSTANCE_VARIABLE: token},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
