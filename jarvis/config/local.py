@@ -134,6 +134,10 @@ class LocalSettings(Section):
     less Jarvis's own and its secrets: the behaviour before this list existed)."""
     state_directory: Path = Path("jarvis-local")
     """Pidfiles and log files (``NAME.pid``, ``NAME.stdout.log``, ``NAME.stderr.log``)."""
+    log_max_bytes: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
+    """A service's log past this size is rotated at the next observe (0: never)."""
+    log_backups: Annotated[int, Field(ge=1, le=100)] = 3
+    """Rotated logs kept per log (``NAME.stdout.log.1``, the newest, to ``.N``)."""
 
     @field_validator("services")
     @classmethod

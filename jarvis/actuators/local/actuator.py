@@ -19,6 +19,7 @@ policy does not undo an operator's `jarvis stop`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -78,6 +79,7 @@ class LocalActuator:
         self._withheld = withheld
         """Variables of the daemon's environment its services do not inherit (its secrets)."""
         self._inherit = tuple(settings.inherit_environment)
+        self._log_limits = (settings.log_max_bytes, settings.log_backups)
         self._services = {service.name: service for service in settings.services}
         self._files = Pidfiles(settings.state_directory)
         self._clock = clock
@@ -107,6 +109,10 @@ class LocalActuator:
         return [states[name] for name in self._services]
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
+        # Not while another changer holds the service (it may be starting it), nor when
+        # the state directory cannot be written: next time.
+        with contextlib.suppress(OSError), self._lock(service.name):
+            self._rotate_logs(service.name)
         record = self._running(service.name)
         if record is None and self._files.stopped(service.name):
             # Stopped on request: that is its desired state, not a failure to heal.
@@ -154,6 +160,15 @@ class LocalActuator:
             child.poll()  # reaps an exited child, so /proc no longer shows a zombie
         record = self._files.read(name)
         return record if record is not None and is_ours(record) else None
+
+    def _rotate_logs(self, name: str) -> None:
+        """Rotate the service's logs past ``log_max_bytes`` (the caller holds its lock).
+        A log that cannot be rotated (a full disk, a permission) is no reason to fail an
+        observe or a start: it is tried again at the next."""
+        max_bytes, backups = self._log_limits
+        if max_bytes:
+            with contextlib.suppress(OSError):
+                self._files.rotate(name, max_bytes, backups)
 
     def _environment(self, service: LocalServiceSettings) -> dict[str, str]:
         """What the service and its health command run with (read now: a variable the
@@ -207,6 +222,7 @@ class LocalActuator:
         ended = await self._end_survivors(service, "not running")
         if not ended.ok:
             return ended
+        self._rotate_logs(service.name)
         try:
             child, record = spawn(service, self._files, key, self._environment(service))
         except OSError as exc:

@@ -38,6 +38,7 @@ _PROC = Path("/proc")
 _GONE = frozenset({"Z", "X", "x"})
 """Process states of a process that has exited (a zombie waits to be reaped)."""
 _SETTLE_SECONDS = 2.0
+_LOGS = ("stdout.log", "stderr.log")
 INSTANCE_VARIABLE = "_JARVIS_LOCAL_INSTANCE"
 """Set in each started service's environment to its pidfile's token. Not ``JARVIS_…``:
 a `jarvis` command run by the service would refuse a variable no setting reads."""
@@ -92,7 +93,7 @@ def still_running(record: Record) -> bool:
 
 
 class Pidfiles:
-    """The state directory: one pidfile and two log files per service."""
+    """The state directory: one pidfile and two log files (and their rotated copies) per service."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -141,6 +142,24 @@ class Pidfiles:
     def stopped(self, name: str) -> bool:
         return self.path(name, "stopped").exists()
 
+    def rotate(self, name: str, max_bytes: int, backups: int) -> None:
+        """Rotate each of the service's logs that is past ``max_bytes``: ``.1`` to ``.2``
+        and so on (the oldest past ``backups`` goes), the log copied to ``.1``, then
+        emptied in place. In place, since the service holds it open and writes on; it
+        opened it for appending, so it writes at the new end, not past a hole. What it
+        writes between the copy and the emptying (a moment) is lost."""
+        for suffix in _LOGS:
+            log = self.path(name, suffix)
+            try:
+                if log.stat().st_size <= max_bytes:
+                    continue
+                for older in range(backups - 1, 0, -1):
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(f"{log}.{older}").replace(f"{log}.{older + 1}")
+                _copy_and_empty(log, Path(f"{log}.1"))
+            except FileNotFoundError:
+                continue
+
     def stderr_tail(self, name: str, limit: int = 300) -> str:
         """The last line the service wrote to stderr, for an operator reading the event."""
         try:
@@ -150,6 +169,15 @@ class Pidfiles:
         except OSError:
             return ""
         return lines[-1][-limit:] if lines else ""
+
+
+def _copy_and_empty(log: Path, copy: Path) -> None:
+    """Copy ``log`` to ``copy`` (replacing it), taking what was written during the copy
+    too, then truncate ``log``."""
+    with log.open("rb") as source, copy.open("wb") as target:
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+        os.truncate(log, 0)
 
 
 def spawn(
@@ -168,8 +196,8 @@ def spawn(
     files.directory.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     with (
-        files.path(service.name, "stdout.log").open("ab") as out,
-        files.path(service.name, "stderr.log").open("ab") as err,
+        files.path(service.name, _LOGS[0]).open("ab") as out,
+        files.path(service.name, _LOGS[1]).open("ab") as err,
     ):
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
