@@ -68,3 +68,12 @@ async def test_with_log_max_bytes_0_logs_are_never_rotated(lab: Lab) -> None:
     grown(lab.state / "chatty.stdout.log", 20_000)
     await actuator.observe()
     assert not (lab.state / "chatty.stdout.log.1").exists()
+
+
+async def test_observing_writes_nothing_for_a_service_never_started(lab: Lab) -> None:
+    """An observe (perhaps an operator's `jarvis status`, as another user) creates neither
+    the state directory nor a lock file the daemon might then be unable to open."""
+    service = LocalServiceSettings.model_validate({"name": "idle", "command": ["true"]})
+    [state] = await lab.actuator(service).observe()
+    assert state.replicas is not None and state.replicas.running == 0
+    assert not lab.state.exists()

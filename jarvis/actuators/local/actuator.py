@@ -110,8 +110,8 @@ class LocalActuator:
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
         # Not while another changer holds the service (it may be starting it), nor when
-        # the state directory cannot be written: next time.
-        with contextlib.suppress(OSError), self._lock(service.name):
+        # nothing was ever started (no lock file) or the files cannot be written.
+        with contextlib.suppress(OSError), self._lock(service.name, create=False):
             self._rotate_logs(service.name)
         record = self._running(service.name)
         if record is None and self._files.stopped(service.name):
@@ -322,10 +322,14 @@ class LocalActuator:
         return record if still_running(record) else None
 
     @contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        """One changer per service across processes (`jarvis tick` beside the daemon)."""
-        self._files.directory.mkdir(parents=True, exist_ok=True)
-        with Path(self._files.path(name, "lock")).open("a") as handle:
+    def _lock(self, name: str, *, create: bool = True) -> Iterator[None]:
+        """One changer per service across processes (`jarvis tick` beside the daemon).
+        Without ``create``, only a lock file a change made (FileNotFoundError otherwise):
+        an observe, perhaps by an operator's `jarvis status` as another user, must not
+        leave a lock file the daemon cannot open."""
+        if create:
+            self._files.directory.mkdir(parents=True, exist_ok=True)
+        with Path(self._files.path(name, "lock")).open("a" if create else "r") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 yield
