@@ -240,12 +240,8 @@ class LocalActuator:
         detail = "no health check has run"
         while time.monotonic() < deadline:
             up = time.monotonic() - started
-            code = child.poll()
-            if code is not None:
-                return Outcome.failure(
-                    f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
-                    code="Exited",
-                )
+            if child.poll() is not None:
+                return await self._exited(service, record, up)
             passed, detail = await check(service, self._environment(service))
             if passed and up >= service.start_seconds:
                 self._passed[service.name] = record.pid
@@ -255,6 +251,21 @@ class LocalActuator:
             f"pid {record.pid} not healthy within {service.start_timeout:g} s; {detail}",
             code="StartTimeout",
         )
+
+    async def _exited(self, service: LocalServiceSettings, record: Record, up: float) -> Outcome:
+        """A start whose process exited: failed, and what it forked (a command that
+        daemonizes) ended now, not left running unwatched until the next attempt, or for
+        ever once the retry budget escalates."""
+        detail = f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})"
+        left = len(survivors(record))
+        if left:
+            ended = await self._end_survivors(service, "")
+            detail += f"; it left {left} process{'es' if left > 1 else ''} running, " + (
+                "now ended (a service must run in the foreground, not daemonize)"
+                if ended.ok
+                else ended.detail
+            )
+        return Outcome.failure(detail, code="Exited")
 
     async def _stop(self, service: LocalServiceSettings, record: Record) -> Outcome:
         signal_group(record, signal.SIGTERM)

@@ -1,0 +1,50 @@
+"""Local services that misbehave: what Jarvis does when a command works against it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from jarvis.config.local import LocalServiceSettings
+from jarvis.model import Start
+from tests.local.conftest import Lab, pids_with
+from tests.local.test_actuator import KEY, action
+
+pytestmark = pytest.mark.anyio
+
+SLEEPER = "import time; time.sleep(600)"
+
+
+def daemonizing(lab: Lab) -> LocalServiceSettings:
+    """A command that forks its server into the background and exits 0 (``--daemonize``)."""
+    script = lab.tmp_path / "daemonize.sh"
+    script.write_text(f'"{sys.executable}" -c "{SLEEPER}" "{lab.tmp_path}" &\nexit 0\n')
+    return LocalServiceSettings.model_validate(
+        {"name": "bg", "command": ["/bin/sh", str(script)], "stop_timeout": 2}
+    )
+
+
+def sleepers(lab: Lab) -> list[int]:
+    return [pid for pid in pids_with(str(lab.tmp_path)) if "sleep(600)" in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+async def test_a_command_that_forks_and_exits_fails_and_leaves_nothing_running(
+    lab: Lab,
+) -> None:
+    """A daemonizing command fails its start (it exited), and what it forked is ended
+    with the failed start, not left running unwatched (for ever, once escalated); the
+    detail says why."""
+    outcome = await lab.actuator(daemonizing(lab)).apply(action("bg", Start()), KEY)
+    assert not outcome.ok
+    assert "exited with code 0" in outcome.detail
+    assert "it left 1 process running, now ended" in outcome.detail, outcome.detail
+    assert sleepers(lab) == []
