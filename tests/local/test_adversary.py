@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jarvis.actuators.local.health import check
 from jarvis.config.local import LocalServiceSettings
 from jarvis.model import Start
 from tests.local.conftest import Lab, pids_with
@@ -48,3 +49,23 @@ async def test_a_command_that_forks_and_exits_fails_and_leaves_nothing_running(
     assert "exited with code 0" in outcome.detail
     assert "it left 1 process running, now ended" in outcome.detail, outcome.detail
     assert sleepers(lab) == []
+
+
+async def test_a_missing_working_directory_is_named_as_such(lab: Lab) -> None:
+    """A working directory that does not exist fails the start (terminal) and its health
+    command with a message naming the directory, not the command nor a Python repr."""
+    missing = lab.tmp_path / "no-such-directory"
+    service = LocalServiceSettings.model_validate(
+        {"name": "nodir", "command": ["/bin/true"], "working_directory": str(missing)}
+    )
+    outcome = await lab.actuator(service).apply(action("nodir", Start()), KEY)
+    assert not outcome.ok and outcome.error_code == "CannotExecute"
+    assert outcome.detail == (
+        f"cannot run /bin/true: working directory {missing}: No such file or directory"
+    )
+    checked = service.model_copy(update={"health_command": ["/bin/true"]})
+    passed, detail = await check(checked, {})
+    assert (passed, detail) == (
+        False,
+        f"health command cannot run: working directory {missing}: No such file or directory",
+    )

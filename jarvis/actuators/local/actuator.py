@@ -42,6 +42,7 @@ from jarvis.actuators.local.process import (
     spawn,
     still_running,
     survivors,
+    why_not_run,
 )
 from jarvis.config.local import LocalServiceSettings, LocalSettings
 from jarvis.model import (
@@ -227,7 +228,7 @@ class LocalActuator:
             child, record = spawn(service, self._files, key, self._environment(service))
         except OSError as exc:
             return Outcome.failure(
-                f"cannot run {service.command[0]}: {exc}",
+                f"cannot run {service.command[0]}: {why_not_run(exc, service.working_directory)}",
                 kind=ErrorKind.TERMINAL,
                 code="CannotExecute",
             )

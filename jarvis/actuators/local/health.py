@@ -16,6 +16,7 @@ import aiohttp
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from jarvis.actuators.local.process import why_not_run
 from jarvis.config.local import LocalServiceSettings
 
 _TAIL_CHARS = 300
@@ -63,7 +64,7 @@ async def _command(service: LocalServiceSettings, environment: dict[str, str]) -
             start_new_session=True,
         )
     except OSError as exc:
-        return False, f"health command cannot run: {exc}"
+        return False, f"health command cannot run: {why_not_run(exc, service.working_directory)}"
     finished = False
     async with process:
         try:

@@ -171,6 +171,14 @@ class Pidfiles:
         return lines[-1][-limit:] if lines else ""
 
 
+def why_not_run(exc: OSError, working_directory: Path | None) -> str:
+    """Why exec failed, for a service or its health command: a working directory that
+    is not there is named as such (Python reports it as if the command were missing)."""
+    if working_directory is not None and exc.filename == working_directory:
+        return f"working directory {working_directory}: {exc.strerror}"
+    return str(exc)
+
+
 def _copy_and_empty(log: Path, copy: Path) -> None:
     """Copy ``log`` to ``copy`` (replacing it), taking what was written during the copy
     too, then truncate ``log``."""
