@@ -69,3 +69,17 @@ async def test_a_missing_working_directory_is_named_as_such(lab: Lab) -> None:
         False,
         f"health command cannot run: working directory {missing}: No such file or directory",
     )
+
+
+async def test_a_start_whose_pidfile_cannot_be_written_leaves_no_process(lab: Lab) -> None:
+    """Writing the pidfile fails (a full disk; here its temporary name is taken by a
+    directory): the process Jarvis could not record is ended, not left running where no
+    later start or stop would recognise it, beside a second copy."""
+    service = LocalServiceSettings.model_validate(
+        {"name": "unrecorded", "command": [sys.executable, "-c", SLEEPER, str(lab.tmp_path)]}
+    )
+    (lab.state / "unrecorded.pid.tmp").mkdir(parents=True)
+    outcome = await lab.actuator(service).apply(action("unrecorded", Start()), KEY)
+    assert not outcome.ok
+    assert "cannot record" in outcome.detail, outcome.detail
+    assert sleepers(lab) == []

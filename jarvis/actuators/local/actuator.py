@@ -36,6 +36,7 @@ from jarvis.actuators.local.health import check
 from jarvis.actuators.local.process import (
     Pidfiles,
     Record,
+    UnrecordedError,
     is_ours,
     signal_group,
     signal_survivors,
@@ -226,6 +227,11 @@ class LocalActuator:
         self._rotate_logs(service.name)
         try:
             child, record = spawn(service, self._files, key, self._environment(service))
+        except UnrecordedError as exc:
+            return Outcome.failure(
+                f"cannot record the started process in its pidfile, so it was ended: {exc}",
+                code="CannotRecord",
+            )
         except OSError as exc:
             return Outcome.failure(
                 f"cannot run {service.command[0]}: {why_not_run(exc, service.working_directory)}",

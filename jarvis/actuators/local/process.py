@@ -44,6 +44,10 @@ INSTANCE_VARIABLE = "_JARVIS_LOCAL_INSTANCE"
 a `jarvis` command run by the service would refuse a variable no setting reads."""
 
 
+class UnrecordedError(Exception):
+    """`spawn` started the process but could not write its pidfile, so ended it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What a pidfile holds: the process, how to recognise it, and which action made it."""
@@ -199,7 +203,7 @@ def spawn(
 
     Nothing is awaited between the start and the pidfile, so a cancelled apply
     cannot leave a process Jarvis would not recognise. Raises OSError when the
-    command cannot be executed.
+    command cannot be executed, UnrecordedError when the pidfile cannot be written.
     """
     files.directory.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
@@ -219,7 +223,15 @@ def spawn(
         )
     cmdline, ticks = _settled_identity(child.pid) or ([], -1)
     record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key, token)
-    files.write(service.name, record)
+    try:
+        files.write(service.name, record)
+    except OSError as exc:
+        # Unrecorded, it would never be recognised again (a second copy would start
+        # beside it): ended at once with its group. Our unreaped child: no reused pid.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise UnrecordedError(str(exc)) from exc
     return child, record
 
 
