@@ -83,3 +83,25 @@ async def test_a_start_whose_pidfile_cannot_be_written_leaves_no_process(lab: La
     assert not outcome.ok
     assert "cannot record" in outcome.detail, outcome.detail
     assert sleepers(lab) == []
+
+
+async def test_a_silent_exit_is_not_blamed_on_an_earlier_run_s_stderr(lab: Lab) -> None:
+    """The stderr line in a failed start's detail is this run's: a run that wrote none
+    does not show the line an earlier run left in the log."""
+    flag = lab.tmp_path / "ran-once"
+    script = (
+        "import pathlib, sys; flag = pathlib.Path(sys.argv[1])\n"
+        "if flag.exists(): sys.exit(0)\n"
+        "flag.touch(); print('first run: disk on fire', file=sys.stderr); sys.exit(1)\n"
+    )
+    service = LocalServiceSettings.model_validate(
+        {"name": "flaky", "command": [sys.executable, "-c", script, str(flag)]}
+    )
+    actuator = lab.actuator(service)
+    first = await actuator.apply(action("flaky", Start()), KEY)
+    assert "exited with code 1; stderr: first run: disk on fire" in first.detail
+    second = await actuator.apply(action("flaky", Start()), "jarvis-" + "c" * 40)
+    assert "exited with code 0" in second.detail
+    assert "disk on fire" not in second.detail, second.detail
+    [state] = await actuator.observe()
+    assert "disk on fire" not in state.detail, state.detail

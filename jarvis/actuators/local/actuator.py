@@ -89,6 +89,9 @@ class LocalActuator:
         """Processes this daemon started, kept to reap them and read their exit codes."""
         self._orphans: list[subprocess.Popen[bytes]] = []
         """Children replaced before they were reaped (stopped by another process)."""
+        self._stderr_from: dict[str, int] = {}
+        """Per service this daemon started, its stderr log's size at the start: the
+        detail of its exit quotes that run's stderr, not an earlier run's."""
         self._passed: dict[str, int] = {}
         """Per service, the pid last seen passing its check: past its start, whatever the clock."""
 
@@ -181,7 +184,7 @@ class LocalActuator:
         child = self._children.get(name)
         code = None if child is None else child.returncode
         detail = "not running" if code is None else f"not running; exited with code {code}"
-        tail = self._files.stderr_tail(name)
+        tail = self._files.stderr_tail(name, since=self._stderr_from.get(name, 0))
         return f"{detail}; stderr: {tail}" if tail else detail
 
     async def apply(self, action: Action, key: str) -> Outcome:
@@ -225,6 +228,7 @@ class LocalActuator:
         if not ended.ok:
             return ended
         self._rotate_logs(service.name)
+        self._stderr_from[service.name] = self._files.size(service.name, "stderr.log")
         try:
             child, record = spawn(service, self._files, key, self._environment(service))
         except UnrecordedError as exc:

@@ -164,11 +164,21 @@ class Pidfiles:
             except FileNotFoundError:
                 continue
 
-    def stderr_tail(self, name: str, limit: int = 300) -> str:
-        """The last line the service wrote to stderr, for an operator reading the event."""
+    def size(self, name: str, suffix: str) -> int:
+        """The file's size in bytes; 0 when it is not there."""
+        try:
+            return self.path(name, suffix).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def stderr_tail(self, name: str, limit: int = 300, since: int = 0) -> str:
+        """The last line the service wrote to stderr after byte ``since`` (where its run
+        began; from the start if the log has since been rotated), for an operator reading
+        the event."""
         try:
             with self.path(name, "stderr.log").open("rb") as handle:
-                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+                end = handle.seek(0, os.SEEK_END)
+                handle.seek(max(since if since <= end else 0, end - 4096))
                 lines = handle.read().decode(errors="replace").strip().splitlines()
         except OSError:
             return ""
