@@ -15,6 +15,7 @@ from tests.local.test_actuator import KEY, action
 
 pytestmark = pytest.mark.anyio
 
+SLEEPER = "import time; time.sleep(600)"
 CHATTY = (
     "import sys, time\n"
     "for n in range(10**9):\n"
@@ -77,3 +78,23 @@ async def test_observing_writes_nothing_for_a_service_never_started(lab: Lab) ->
     [state] = await lab.actuator(service).observe()
     assert state.replicas is not None and state.replicas.running == 0
     assert not lab.state.exists()
+
+
+async def test_a_log_far_past_the_limit_keeps_only_its_end(lab: Lab) -> None:
+    """A log many times ``log_max_bytes`` (older than rotation, or written in a burst) is
+    not copied whole, which could take the disk it is meant to save: ``.1`` keeps its
+    last ``log_max_bytes``."""
+    service = LocalServiceSettings.model_validate(
+        {"name": "quiet", "command": [sys.executable, "-c", SLEEPER, str(lab.tmp_path)]}
+    )
+    settings = LocalSettings(services=[service], state_directory=lab.state, log_max_bytes=1000)
+    actuator = lab.actuator_for(settings)
+    assert (await actuator.apply(action("quiet", Start()), KEY)).ok
+    log = lab.state / "quiet.stdout.log"
+    lines = [f"line {n:06d}\n".encode() for n in range(10_000)]
+    log.write_bytes(b"".join(lines))
+    await actuator.observe()
+    kept = (lab.state / "quiet.stdout.log.1").read_bytes()
+    assert len(kept) == 1000
+    assert kept.endswith(lines[-1])
+    assert log.stat().st_size == 0

@@ -115,7 +115,9 @@ class LocalActuator:
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
         # Not while another changer holds the service (it may be starting it), nor when
-        # nothing was ever started (no lock file) or the files cannot be written.
+        # nothing was ever started (no lock file) or the files cannot be written. Without
+        # an await (a copy of at most 2 x log_max_bytes): an apply of this daemon never
+        # finds the lock taken by its own observe.
         with contextlib.suppress(OSError), self._lock(service.name, create=False):
             self._rotate_logs(service.name)
         record = self._running(service.name)

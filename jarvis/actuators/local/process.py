@@ -151,16 +151,20 @@ class Pidfiles:
         and so on (the oldest past ``backups`` goes), the log copied to ``.1``, then
         emptied in place. In place, since the service holds it open and writes on; it
         opened it for appending, so it writes at the new end, not past a hole. What it
-        writes between the copy and the emptying (a moment) is lost."""
+        writes between the copy and the emptying (a moment) is lost. Of a log more than
+        twice ``max_bytes`` (one from before rotation, a burst) only the last
+        ``max_bytes`` are kept: copying it whole could take the disk rotation saves."""
         for suffix in _LOGS:
             log = self.path(name, suffix)
             try:
-                if log.stat().st_size <= max_bytes:
+                size = log.stat().st_size
+                if size <= max_bytes:
                     continue
                 for older in range(backups - 1, 0, -1):
                     with contextlib.suppress(FileNotFoundError):
                         Path(f"{log}.{older}").replace(f"{log}.{older + 1}")
-                _copy_and_empty(log, Path(f"{log}.1"))
+                start = 0 if size <= 2 * max_bytes else size - max_bytes
+                _copy_and_empty(log, Path(f"{log}.1"), start)
             except FileNotFoundError:
                 continue
 
@@ -193,10 +197,11 @@ def why_not_run(exc: OSError, working_directory: Path | None) -> str:
     return str(exc)
 
 
-def _copy_and_empty(log: Path, copy: Path) -> None:
-    """Copy ``log`` to ``copy`` (replacing it), taking what was written during the copy
-    too, then truncate ``log``."""
+def _copy_and_empty(log: Path, copy: Path, start: int) -> None:
+    """Copy ``log`` from byte ``start`` to ``copy`` (replacing it), taking what was written
+    during the copy too, then truncate ``log``."""
     with log.open("rb") as source, copy.open("wb") as target:
+        source.seek(start)
         while chunk := source.read(1 << 20):
             target.write(chunk)
         os.truncate(log, 0)
