@@ -18,10 +18,12 @@ pytestmark = pytest.mark.anyio
 SLEEPER = "import time; time.sleep(600)"
 
 
-def daemonizing(lab: Lab) -> LocalServiceSettings:
-    """A command that forks its server into the background and exits 0 (``--daemonize``)."""
+def daemonizing(lab: Lab, detach: str = "") -> LocalServiceSettings:
+    """A command that forks its server into the background and exits 0 (``--daemonize``);
+    with ``detach="setsid"``, the server leaves the group into a session of its own, as a
+    classic daemon's double fork does."""
     script = lab.tmp_path / "daemonize.sh"
-    script.write_text(f'"{sys.executable}" -c "{SLEEPER}" "{lab.tmp_path}" &\nexit 0\n')
+    script.write_text(f'{detach} "{sys.executable}" -c "{SLEEPER}" "{lab.tmp_path}" &\nexit 0\n')
     return LocalServiceSettings.model_validate(
         {"name": "bg", "command": ["/bin/sh", str(script)], "stop_timeout": 2}
     )
@@ -38,13 +40,14 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+@pytest.mark.parametrize("detach", ["", "setsid"])
 async def test_a_command_that_forks_and_exits_fails_and_leaves_nothing_running(
-    lab: Lab,
+    lab: Lab, detach: str
 ) -> None:
-    """A daemonizing command fails its start (it exited), and what it forked is ended
-    with the failed start, not left running unwatched (for ever, once escalated); the
-    detail says why."""
-    outcome = await lab.actuator(daemonizing(lab)).apply(action("bg", Start()), KEY)
+    """A daemonizing command fails its start (it exited), and what it forked, in its
+    process group or in a session of its own, is ended with the failed start, not left
+    running unwatched (for ever, once escalated); the detail says why."""
+    outcome = await lab.actuator(daemonizing(lab, detach)).apply(action("bg", Start()), KEY)
     assert not outcome.ok
     assert "exited with code 0" in outcome.detail
     assert "it left 1 process running, now ended" in outcome.detail, outcome.detail

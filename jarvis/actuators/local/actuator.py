@@ -4,7 +4,7 @@ Built by the provider registry (`jarvis.providers`) from ``[[local.services]]``.
 Healthy means the process Jarvis started is alive and its health check passes;
 a service with no process of ours is unhealthy with 0 of 1 running, so the
 heal policy's RESTART starts it (after ending what its last process left
-behind in its process group, `process.survivors`), and the retry budget and
+behind, `process.survivors`), and the retry budget and
 escalation apply as to any provider. Jarvis recognises its processes by pidfile and command line
 (`process.is_ours`), so a daemon restart finds them again and a process it did
 not start is never signalled.
@@ -297,7 +297,7 @@ class LocalActuator:
     async def _end_survivors(
         self, service: LocalServiceSettings, detail: str, grace: float | None = None
     ) -> Outcome:
-        """End what the last process left in its group (SIGTERM, ``grace`` seconds, by
+        """End what the last process left behind (SIGTERM, ``grace`` seconds, by
         default stop_timeout, then SIGKILL), then forget it: success with ``detail``, or a
         failure if something outlived SIGKILL."""
         record = self._files.read(service.name)

@@ -9,15 +9,16 @@ time is what tells a reused pid apart from the original when the command
 lines agree. Processes run in their own session, detached from the daemon,
 so they outlive it and a restarted daemon finds them again by pidfile.
 
-What a service forked (a shell's worker, a server's children) may outlive its
-main process and keep the port or the files. Such survivors are ended before a
-new copy starts, and only those Jarvis can prove are the old service's: still
-in the process group the main process led (its pid), started after it, and
-carrying the random token `spawn` put in the service's environment
-(``_JARVIS_LOCAL_INSTANCE``, inherited by every descendant). Process group
-numbers are reused once the group is empty, so the group id alone proves
-nothing; the token does. Signals go through a pidfd opened before the check,
-so a pid reused between the check and the signal is not hit.
+What a service forked (a shell's worker, a server's children, a daemon it
+detached) may outlive its main process and keep the port or the files. Such
+survivors are ended before a new copy starts, and only those Jarvis can prove
+are the old service's: started after the main process and carrying the random
+token `spawn` put in the service's environment (``_JARVIS_LOCAL_INSTANCE``,
+inherited by every descendant), wherever they went: in the process group the
+main process led, or in a session of their own (``setsid``, a daemon's double
+fork). A group id alone would prove nothing (group numbers are reused once a
+group is empty); the token does. Signals go through a pidfd opened before the
+check, so a pid reused between the check and the signal is not hit.
 """
 
 from __future__ import annotations
@@ -286,10 +287,10 @@ def signal_group(record: Record, signum: signal.Signals) -> bool:
 
 
 def survivors(record: Record) -> list[int]:
-    """Live processes of the record's group that are provably the service's (see the module)."""
+    """Live processes the record's service left, provably its own (see the module)."""
     if record.token is None:
         return []
-    return [pid for pid in _pids() if _in_group(pid, record)]
+    return [pid for pid in _pids() if _left_by(pid, record)]
 
 
 def signal_survivors(record: Record, signum: signal.Signals) -> int:
@@ -302,7 +303,7 @@ def signal_survivors(record: Record, signum: signal.Signals) -> int:
             continue
         try:
             # Checked again with the pidfd open: the signal reaches this very process or none.
-            if _in_group(pid, record):
+            if _left_by(pid, record):
                 signal.pidfd_send_signal(pidfd, signum)
                 sent += 1
         except ProcessLookupError:
@@ -316,16 +317,12 @@ def _pids() -> list[int]:
     return [int(entry.name) for entry in _PROC.iterdir() if entry.name.isdigit()]
 
 
-def _in_group(pid: int, record: Record) -> bool:
+def _left_by(pid: int, record: Record) -> bool:
+    """``pid`` is alive, started after the record's process, and carries its token."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
         fields = stat[stat.rfind(")") + 2 :].split()
-        if (
-            len(fields) < 20
-            or fields[0] in _GONE
-            or int(fields[2]) != record.pid
-            or int(fields[19]) < record.start_ticks
-        ):
+        if len(fields) < 20 or fields[0] in _GONE or int(fields[19]) < record.start_ticks:
             return False
         environ = (_PROC / str(pid) / "environ").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
