@@ -114,12 +114,15 @@ class LocalActuator:
         return [states[name] for name in self._services]
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
-        # Not while another changer holds the service (it may be starting it), nor when
-        # nothing was ever started (no lock file) or the files cannot be written. Without
-        # an await (a copy of at most 2 x log_max_bytes): an apply of this daemon never
-        # finds the lock taken by its own observe.
-        with contextlib.suppress(OSError), self._lock(service.name, create=False):
-            self._rotate_logs(service.name)
+        max_bytes = self._log_limits[0]
+        if max_bytes and self._files.over(service.name, max_bytes):
+            # Locked only then: a `jarvis restart` beside the daemon finds the lock taken
+            # (and fails as Busy) only while a rotation runs. Not while another changer
+            # holds it, nor when nothing was ever started (no lock file) or the files
+            # cannot be written. Without an await (a copy of at most 2 x log_max_bytes):
+            # an apply of this daemon never finds the lock taken by its own observe.
+            with contextlib.suppress(OSError), self._lock(service.name, create=False):
+                self._rotate_logs(service.name)
         record = self._running(service.name)
         if record is None and self._files.stopped(service.name):
             # Stopped on request: that is its desired state, not a failure to heal.

@@ -147,6 +147,10 @@ class Pidfiles:
     def stopped(self, name: str) -> bool:
         return self.path(name, "stopped").exists()
 
+    def over(self, name: str, max_bytes: int) -> bool:
+        """One of the service's logs is past ``max_bytes``, due for `rotate`."""
+        return any(self.size(name, suffix) > max_bytes for suffix in _LOGS)
+
     def rotate(self, name: str, max_bytes: int, backups: int) -> None:
         """Rotate each of the service's logs that is past ``max_bytes``: ``.1`` to ``.2``
         and so on (the oldest past ``backups`` goes), the log copied to ``.1``, then
