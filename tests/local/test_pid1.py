@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.daemon import wait_for
 from tests.local.conftest import Lab, pids_with, wait_dead
@@ -35,7 +37,7 @@ def first_child(pid: int, seconds: float = 60) -> int:
         time.sleep(0.05)
 
 
-def wait_until(done: Callable[[], bool], what: str, log: Path, seconds: float = 30) -> None:
+def wait_until(done: Callable[[], bool], what: str, log: Path, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not done():
         if time.monotonic() >= deadline:
@@ -54,6 +56,7 @@ def _name(pid: int) -> str:
         return ""
 
 
+@pytest.mark.timeout(300)  # its own waits (start 90 s, each step 60 s) pass the default 120
 def test_as_pid_1_jarvis_reaps_the_worker_a_restart_ends_and_exits_0_on_sigterm(
     lab: Lab,
 ) -> None:
