@@ -32,6 +32,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=2)"]
 STOPSIGNAL SIGTERM
+# No init needed: `jarvis` as PID 1 forks and reaps orphans itself (jarvis/cli/init.py).
 # `jarvis run` by default; any other command by arguments, e.g. `db upgrade`
 # as the one-off migration task before a release.
 ENTRYPOINT ["jarvis"]

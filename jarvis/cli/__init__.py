@@ -27,6 +27,7 @@ from jarvis.cli import (
 )
 from jarvis.cli.argv import hoist_config, quiet_flags
 from jarvis.cli.common import State, command_group
+from jarvis.cli.init import init_if_pid1
 
 app = command_group(
     "Jarvis: an autonomous control plane with a kill switch.",
@@ -72,6 +73,7 @@ app.add_typer(commands.config_app, name="config")
 
 
 def main() -> None:
+    init_if_pid1()
     args = hoist_config(sys.argv[1:])
     command = typer.main.get_command(app)
     quiet_flags(command, args)

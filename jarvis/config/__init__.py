@@ -42,7 +42,7 @@ from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
 from jarvis.config.report import ReportSettings
-from jarvis.config.secrets import known_secrets
+from jarvis.config.secrets import known_secrets, secret_variables
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,
@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     def _local_fits_an_apply(self) -> Settings:
         if self.local is not None:
             self.local.check_fits(self.loop.apply_timeout)
+            self.local.check_inherits(secret_variables(self))
         return self
 
     @field_validator("budgets")

@@ -8,7 +8,7 @@ the running.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -19,6 +19,23 @@ from jarvis.config.sections import Section
 # A name is a file name under the state directory and a URI path: keep it plain.
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _Value = TypeVar("_Value", str, SecretStr)
+BASE_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ", "TMPDIR")
+"""What every service inherits from the daemon's environment: where programs are, whose
+they are, the locale, the time zone and the place for temporary files. No credentials."""
+_PATTERN = r"^[^=\x00*]+\*?$|^\*$"
+
+
+def _passes(name: str, patterns: Iterable[str]) -> bool:
+    """``name`` is one of ``patterns``: exact, or a prefix ending in ``*``."""
+    return any(
+        name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+        for pattern in patterns
+    )
+
+
+def _jarvis_s(name: str) -> bool:
+    """The daemon's own settings (the database URL, API tokens), in any case."""
+    return name.upper().startswith("JARVIS_")
 
 
 class LocalServiceSettings(Section):
@@ -29,9 +46,11 @@ class LocalServiceSettings(Section):
     """The argv, run without a shell (``["python", "-m", "http.server", "8001"]``)."""
     working_directory: Path | None = None
     """Where the command runs; default: the daemon's working directory."""
+    inherit_environment: list[Annotated[str, Field(pattern=_PATTERN)]] = Field(default_factory=list)
+    """Variables of the daemon's environment this service inherits besides
+    `BASE_ENVIRONMENT` and the section's list: names, or prefixes ending in ``*``."""
     environment: dict[str, str] = Field(default_factory=dict)
-    """Added to the daemon's own environment, less its ``JARVIS_*`` variables, for this
-    command (and its health command)."""
+    """Set for this command (and its health command), over what it inherits."""
     secret_environment: dict[str, SecretStr] = Field(default_factory=dict)
     """Like ``environment``, for API keys and passwords: masked by `jarvis config check`
     and redacted from every event, as every configured secret is."""
@@ -52,15 +71,20 @@ class LocalServiceSettings(Section):
     """Seconds one health check may take; a slower one fails."""
 
     def process_environment(
-        self, base: Mapping[str, str], withheld: Collection[str] = ()
+        self,
+        base: Mapping[str, str],
+        inherit: Collection[str] = (),
+        withheld: Collection[str] = (),
     ) -> dict[str, str]:
-        """``base`` (the daemon's environment) without Jarvis's own ``JARVIS_*`` variables
-        (the database URL, API tokens: any case, as settings read them) and ``withheld``
-        (those other settings read secrets from), and this service's variables over it."""
+        """Of ``base`` (the daemon's environment), `BASE_ENVIRONMENT` and the variables
+        ``inherit`` (the section's list) and this service's list name, never Jarvis's own
+        ``JARVIS_*`` nor ``withheld`` (those other settings read secrets from); this
+        service's variables over them."""
+        patterns = (*BASE_ENVIRONMENT, *inherit, *self.inherit_environment)
         inherited = {
             k: v
             for k, v in base.items()
-            if not k.upper().startswith("JARVIS_") and k not in withheld
+            if _passes(k, patterns) and not _jarvis_s(k) and k not in withheld
         }
         secrets = {k: v.get_secret_value() for k, v in self.secret_environment.items()}
         return {**inherited, **self.environment, **secrets}
@@ -104,8 +128,16 @@ class LocalSettings(Section):
     """Services on this host, observed as ``local://NAME`` (kind "service")."""
 
     services: Annotated[list[LocalServiceSettings], Field(min_length=1)]
+    inherit_environment: list[Annotated[str, Field(pattern=_PATTERN)]] = Field(default_factory=list)
+    """Variables of the daemon's environment every service inherits besides
+    `BASE_ENVIRONMENT`: names, or prefixes ending in ``*`` (``["*"]``: all of them, still
+    less Jarvis's own and its secrets: the behaviour before this list existed)."""
     state_directory: Path = Path("jarvis-local")
     """Pidfiles and log files (``NAME.pid``, ``NAME.stdout.log``, ``NAME.stderr.log``)."""
+    log_max_bytes: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
+    """A service's log past this size is rotated at the next observe (0: never)."""
+    log_backups: Annotated[int, Field(ge=1, le=100)] = 3
+    """Rotated logs kept per log (``NAME.stdout.log.1``, the newest, to ``.N``)."""
 
     @field_validator("services")
     @classmethod
@@ -116,6 +148,22 @@ class LocalSettings(Section):
                 raise ValueError(f"two services are named {service.name!r}")
             seen.add(service.name)
         return value
+
+    def check_inherits(self, withheld: Collection[str]) -> None:
+        """Jarvis's own variables and its secrets are never passed on: naming one is a
+        mistake to say, not to ignore (give the service what it needs in ``environment``)."""
+        lists = [("local.inherit_environment", self.inherit_environment)] + [
+            (f"local service {s.name!r}: inherit_environment", s.inherit_environment)
+            for s in self.services
+        ]
+        for where, names in lists:
+            for name in names:
+                if _jarvis_s(name) or name in withheld:
+                    raise ValueError(
+                        f"{where}: {name} is Jarvis's own (a JARVIS_* setting or a variable "
+                        "a *_env setting reads a secret from) and is never passed to a "
+                        "service; set what the service needs in its environment"
+                    )
 
     def check_fits(self, apply_timeout: float) -> None:
         """A restart (stop, then start) must end before the loop cuts its apply short,

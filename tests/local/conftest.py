@@ -109,7 +109,10 @@ class Lab:
 
     def actuator(self, *services: LocalServiceSettings) -> LocalActuator:
         """A fresh actuator on the shared state directory: a restarted daemon, each time."""
-        settings = LocalSettings(services=list(services), state_directory=self.state)
+        return self.actuator_for(LocalSettings(services=list(services), state_directory=self.state))
+
+    def actuator_for(self, settings: LocalSettings) -> LocalActuator:
+        """An actuator on settings of the test's own (on its state directory)."""
         actuator = LocalActuator(settings, WallClock())
         self.actuators.append(actuator)
         return actuator

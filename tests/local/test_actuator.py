@@ -333,7 +333,8 @@ async def test_the_secrets_jarvis_reads_by_variable_name_do_not_reach_the_servic
     lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A secret in a variable a setting names (``webhook_url_env``, Stripe's key) is the
-    daemon's: the service started by the configured actuator does not inherit it."""
+    daemon's: the service started by the configured actuator does not inherit it, not
+    even through a pattern in ``inherit_environment`` that matches it."""
     monkeypatch.setenv("TEAM_SLACK_HOOK", "https://hooks.slack.test/T0/B0/s3cret")
     monkeypatch.setenv("PLAIN_VARIABLE", "plain")
     out = lab.tmp_path / "seen.json"
@@ -344,6 +345,7 @@ async def test_the_secrets_jarvis_reads_by_variable_name_do_not_reach_the_servic
         f"state_directory = {json.dumps(str(lab.state))}\n\n[[local.services]]\n"
         f'name = "env"\ncommand = {command}\n'
         f'health_command = ["test", "-s", {json.dumps(str(out))}]\n'
+        'inherit_environment = ["PLAIN_VARIABLE", "TEAM_*"]\n'
     )
     [actuator] = [
         sensor
@@ -355,3 +357,50 @@ async def test_the_secrets_jarvis_reads_by_variable_name_do_not_reach_the_servic
     seen = json.loads(out.read_text())
     assert "TEAM_SLACK_HOOK" not in seen
     assert seen["PLAIN_VARIABLE"] == "plain"
+
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "aws-s3cret",
+    "AWS_SESSION_TOKEN": "aws-session",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/secrets/gcp.json",
+    "KUBECONFIG": "/secrets/kubeconfig",
+    "PGPASSWORD": "pg-s3cret",
+}
+
+
+async def test_a_service_gets_a_base_environment_and_what_its_config_passes(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's credentials (AWS, Google, Kubernetes, PG*) do not reach a service or its
+    health command: they get PATH, HOME, LANG, LC_*, TZ... and what ``inherit_environment``
+    (the section's and the service's) and ``environment`` name."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    passed = {"AWS_REGION": "eu-west-1", "APP_MODE": "calm", "APP_LEVEL": "2", "SHARED": "s"}
+    for name, value in {**passed, "LC_TIME": "C", "TZ": "UTC", "HOME": "/root"}.items():
+        monkeypatch.setenv(name, value)
+    out = lab.tmp_path / "seen.json"
+    checked = lab.tmp_path / "checked.json"
+    check = [sys.executable, "-c", DUMP_ENVIRONMENT.replace("time.sleep(600)", "0"), str(checked)]
+    config = lab.tmp_path / "jarvis.toml"
+    config.write_text(
+        f'[local]\nstate_directory = {json.dumps(str(lab.state))}\ninherit_environment = ["SHARED"]'
+        f'\n\n[[local.services]]\nname = "env"\n'
+        f"command = {json.dumps([sys.executable, '-c', DUMP_ENVIRONMENT, str(out)])}\n"
+        f"health_command = {json.dumps(check)}\n"
+        f'inherit_environment = ["AWS_REGION", "APP_*"]\nenvironment = {{ GIVEN = "yes" }}\n'
+    )
+    [actuator] = [
+        sensor
+        for sensor in build_sensors(load_settings(config), WallClock())
+        if isinstance(sensor, LocalActuator)
+    ]
+    lab.actuators.append(actuator)
+    assert (await actuator.apply(action("env", Start()), KEY)).ok
+    for seen in (json.loads(out.read_text()), json.loads(checked.read_text())):
+        assert not set(CREDENTIALS) & set(seen)
+        for name in ("PATH", "LC_TIME", "TZ", "HOME", *passed):
+            assert seen[name] == os.environ[name], name
+        assert seen["GIVEN"] == "yes"
+        assert not {name for name in os.environ if name.startswith("PYTEST")} & set(seen)

@@ -45,6 +45,14 @@ def load(tmp_path: Path, text: str) -> None:
         ('environment = { A = "x\\u0000y" }', "local.services.0.environment"),
         ('secret_environment = { "TOKEN=" = "x" }', "local.services.0.secret_environment"),
         ('health_command = ["test", "-e", "a\\u0000b"]', "local.services.0.health_command"),
+        ('inherit_environment = ["A=B"]', "local.services.0.inherit_environment"),
+        ('inherit_environment = ["A*B"]', "local.services.0.inherit_environment"),
+        ('inherit_environment = ["jarvis_admin_token"]', "jarvis_admin_token is Jarvis's own"),
+        # Another section's secret, named by its *_env setting: never a service's.
+        (
+            'inherit_environment = ["HOOK"]\n[notify.slack]\nwebhook_url_env = "HOOK"',
+            "'web': inherit_environment: HOOK is Jarvis's own",
+        ),
     ],
 )
 def test_a_malformed_service_is_a_config_error_naming_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def with_health_command(lab: Lab, script: str, **extra: object) -> LocalServiceS
 async def test_a_health_command_flooding_stderr_gives_a_short_detail(lab: Lab) -> None:
     """A failing check's detail keeps the end of its last stderr line, not megabytes of it."""
     script = "import sys; sys.stderr.write('x' * 3_000_000 + ' disk full'); sys.exit(1)"
-    passed, detail = await check(with_health_command(lab, script))
+    service = with_health_command(lab, script)
+    passed, detail = await check(service, service.process_environment(os.environ))
     assert not passed
     assert detail.startswith("health command exited 1: ")
     assert detail.endswith(" disk full")
@@ -49,7 +51,7 @@ async def test_a_hung_health_command_is_ended_with_the_children_it_forked(lab: L
             "health_timeout": 5.0,
         }
     )
-    passed, detail = await check(service)
+    passed, detail = await check(service, service.process_environment(os.environ))
     assert not passed
     assert detail == "health command did not finish within 5 s"
     wait_dead(int(marker.read_text()), seconds=10)

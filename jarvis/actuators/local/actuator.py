@@ -4,7 +4,7 @@ Built by the provider registry (`jarvis.providers`) from ``[[local.services]]``.
 Healthy means the process Jarvis started is alive and its health check passes;
 a service with no process of ours is unhealthy with 0 of 1 running, so the
 heal policy's RESTART starts it (after ending what its last process left
-behind in its process group, `process.survivors`), and the retry budget and
+behind, `process.survivors`), and the retry budget and
 escalation apply as to any provider. Jarvis recognises its processes by pidfile and command line
 (`process.is_ours`), so a daemon restart finds them again and a process it did
 not start is never signalled.
@@ -19,7 +19,9 @@ policy does not undo an operator's `jarvis stop`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 import signal
 import subprocess
 import time
@@ -34,12 +36,14 @@ from jarvis.actuators.local.health import check
 from jarvis.actuators.local.process import (
     Pidfiles,
     Record,
+    UnrecordedError,
     is_ours,
     signal_group,
     signal_survivors,
     spawn,
     still_running,
     survivors,
+    why_not_run,
 )
 from jarvis.config.local import LocalServiceSettings, LocalSettings
 from jarvis.model import (
@@ -76,6 +80,8 @@ class LocalActuator:
         self.name = name
         self._withheld = withheld
         """Variables of the daemon's environment its services do not inherit (its secrets)."""
+        self._inherit = tuple(settings.inherit_environment)
+        self._log_limits = (settings.log_max_bytes, settings.log_backups)
         self._services = {service.name: service for service in settings.services}
         self._files = Pidfiles(settings.state_directory)
         self._clock = clock
@@ -83,6 +89,9 @@ class LocalActuator:
         """Processes this daemon started, kept to reap them and read their exit codes."""
         self._orphans: list[subprocess.Popen[bytes]] = []
         """Children replaced before they were reaped (stopped by another process)."""
+        self._stderr_from: dict[str, int] = {}
+        """Per service this daemon started, its stderr log's size at the start: the
+        detail of its exit quotes that run's stderr, not an earlier run's."""
         self._passed: dict[str, int] = {}
         """Per service, the pid last seen passing its check: past its start, whatever the clock."""
 
@@ -105,13 +114,22 @@ class LocalActuator:
         return [states[name] for name in self._services]
 
     async def _observe(self, service: LocalServiceSettings) -> ResourceState:
+        max_bytes = self._log_limits[0]
+        if max_bytes and self._files.over(service.name, max_bytes):
+            # Locked only then: a `jarvis restart` beside the daemon finds the lock taken
+            # (and fails as Busy) only while a rotation runs. Not while another changer
+            # holds it, nor when nothing was ever started (no lock file) or the files
+            # cannot be written. Without an await (a copy of at most 2 x log_max_bytes):
+            # an apply of this daemon never finds the lock taken by its own observe.
+            with contextlib.suppress(OSError), self._lock(service.name, create=False):
+                self._rotate_logs(service.name)
         record = self._running(service.name)
         if record is None and self._files.stopped(service.name):
             # Stopped on request: that is its desired state, not a failure to heal.
             return self._state(service, Health.HEALTHY, 0, "stopped on request", desired=0)
         if record is None:
             return self._state(service, Health.UNHEALTHY, 0, self._why_not_running(service.name))
-        passed, detail = await check(service, self._withheld)
+        passed, detail = await check(service, self._environment(service))
         if passed:
             health = Health.HEALTHY
             self._passed[service.name] = record.pid
@@ -153,11 +171,25 @@ class LocalActuator:
         record = self._files.read(name)
         return record if record is not None and is_ours(record) else None
 
+    def _rotate_logs(self, name: str) -> None:
+        """Rotate the service's logs past ``log_max_bytes`` (the caller holds its lock).
+        A log that cannot be rotated (a full disk, a permission) is no reason to fail an
+        observe or a start: it is tried again at the next."""
+        max_bytes, backups = self._log_limits
+        if max_bytes:
+            with contextlib.suppress(OSError):
+                self._files.rotate(name, max_bytes, backups)
+
+    def _environment(self, service: LocalServiceSettings) -> dict[str, str]:
+        """What the service and its health command run with (read now: a variable the
+        daemon's environment gains or loses counts from the next start or check)."""
+        return service.process_environment(os.environ, self._inherit, self._withheld)
+
     def _why_not_running(self, name: str) -> str:
         child = self._children.get(name)
         code = None if child is None else child.returncode
         detail = "not running" if code is None else f"not running; exited with code {code}"
-        tail = self._files.stderr_tail(name)
+        tail = self._files.stderr_tail(name, since=self._stderr_from.get(name, 0))
         return f"{detail}; stderr: {tail}" if tail else detail
 
     async def apply(self, action: Action, key: str) -> Outcome:
@@ -200,11 +232,18 @@ class LocalActuator:
         ended = await self._end_survivors(service, "not running")
         if not ended.ok:
             return ended
+        self._rotate_logs(service.name)
+        self._stderr_from[service.name] = self._files.size(service.name, "stderr.log")
         try:
-            child, record = spawn(service, self._files, key, self._withheld)
+            child, record = spawn(service, self._files, key, self._environment(service))
+        except UnrecordedError as exc:
+            return Outcome.failure(
+                f"cannot record the started process in its pidfile, so it was ended: {exc}",
+                code="CannotRecord",
+            )
         except OSError as exc:
             return Outcome.failure(
-                f"cannot run {service.command[0]}: {exc}",
+                f"cannot run {service.command[0]}: {why_not_run(exc, service.working_directory)}",
                 kind=ErrorKind.TERMINAL,
                 code="CannotExecute",
             )
@@ -217,13 +256,9 @@ class LocalActuator:
         detail = "no health check has run"
         while time.monotonic() < deadline:
             up = time.monotonic() - started
-            code = child.poll()
-            if code is not None:
-                return Outcome.failure(
-                    f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})",
-                    code="Exited",
-                )
-            passed, detail = await check(service, self._withheld)
+            if child.poll() is not None:
+                return await self._exited(service, record, up)
+            passed, detail = await check(service, self._environment(service))
             if passed and up >= service.start_seconds:
                 self._passed[service.name] = record.pid
                 return Outcome.success(f"started pid {record.pid}; {detail}")
@@ -232,6 +267,21 @@ class LocalActuator:
             f"pid {record.pid} not healthy within {service.start_timeout:g} s; {detail}",
             code="StartTimeout",
         )
+
+    async def _exited(self, service: LocalServiceSettings, record: Record, up: float) -> Outcome:
+        """A start whose process exited: failed, and what it forked (a command that
+        daemonizes) ended now, not left running unwatched until the next attempt, or for
+        ever once the retry budget escalates."""
+        detail = f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})"
+        left = len(survivors(record))
+        if left:
+            ended = await self._end_survivors(service, "")
+            detail += f"; it left {left} process{'es' if left > 1 else ''} running, " + (
+                "now ended (a service must run in the foreground, not daemonize)"
+                if ended.ok
+                else ended.detail
+            )
+        return Outcome.failure(detail, code="Exited")
 
     async def _stop(self, service: LocalServiceSettings, record: Record) -> Outcome:
         signal_group(record, signal.SIGTERM)
@@ -250,7 +300,7 @@ class LocalActuator:
     async def _end_survivors(
         self, service: LocalServiceSettings, detail: str, grace: float | None = None
     ) -> Outcome:
-        """End what the last process left in its group (SIGTERM, ``grace`` seconds, by
+        """End what the last process left behind (SIGTERM, ``grace`` seconds, by
         default stop_timeout, then SIGKILL), then forget it: success with ``detail``, or a
         failure if something outlived SIGKILL."""
         record = self._files.read(service.name)
@@ -299,10 +349,14 @@ class LocalActuator:
         return record if still_running(record) else None
 
     @contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
-        """One changer per service across processes (`jarvis tick` beside the daemon)."""
-        self._files.directory.mkdir(parents=True, exist_ok=True)
-        with Path(self._files.path(name, "lock")).open("a") as handle:
+    def _lock(self, name: str, *, create: bool = True) -> Iterator[None]:
+        """One changer per service across processes (`jarvis tick` beside the daemon).
+        Without ``create``, only a lock file a change made (FileNotFoundError otherwise):
+        an observe, perhaps by an operator's `jarvis status` as another user, must not
+        leave a lock file the daemon cannot open."""
+        if create:
+            self._files.directory.mkdir(parents=True, exist_ok=True)
+        with Path(self._files.path(name, "lock")).open("a" if create else "r") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 yield

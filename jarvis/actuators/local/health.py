@@ -16,6 +16,7 @@ import aiohttp
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from jarvis.actuators.local.process import why_not_run
 from jarvis.config.local import LocalServiceSettings
 
 _TAIL_CHARS = 300
@@ -24,15 +25,13 @@ _STDERR_BYTES = 4096
 """Bytes of a health command's stderr kept to find that line."""
 
 
-async def check(
-    service: LocalServiceSettings, withheld: frozenset[str] = frozenset()
-) -> tuple[bool, str]:
+async def check(service: LocalServiceSettings, environment: dict[str, str]) -> tuple[bool, str]:
     """Run the service's health check; with none configured, a live process passes.
-    ``withheld``: variables of the daemon's environment the command does not inherit."""
+    ``environment``: a health command's, the service's own."""
     if service.health_url is not None:
         return await _url(service.health_url, service.health_timeout)
     if service.health_command is not None:
-        return await _command(service, withheld)
+        return await _command(service, environment)
     return True, "no health check configured"
 
 
@@ -52,20 +51,20 @@ async def _url(url: str, seconds: float) -> tuple[bool, str]:
     return False, f"health check {url}: HTTP {status}"
 
 
-async def _command(service: LocalServiceSettings, withheld: frozenset[str]) -> tuple[bool, str]:
+async def _command(service: LocalServiceSettings, environment: dict[str, str]) -> tuple[bool, str]:
     argv = service.health_command or []
     try:
         process = await anyio.open_process(
             argv,
             cwd=service.working_directory,
-            env=service.process_environment(os.environ, withheld),
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             # A session of its own, so what it forked can be ended with it.
             start_new_session=True,
         )
     except OSError as exc:
-        return False, f"health command cannot run: {exc}"
+        return False, f"health command cannot run: {why_not_run(exc, service.working_directory)}"
     finished = False
     async with process:
         try:

@@ -9,15 +9,16 @@ time is what tells a reused pid apart from the original when the command
 lines agree. Processes run in their own session, detached from the daemon,
 so they outlive it and a restarted daemon finds them again by pidfile.
 
-What a service forked (a shell's worker, a server's children) may outlive its
-main process and keep the port or the files. Such survivors are ended before a
-new copy starts, and only those Jarvis can prove are the old service's: still
-in the process group the main process led (its pid), started after it, and
-carrying the random token `spawn` put in the service's environment
-(``_JARVIS_LOCAL_INSTANCE``, inherited by every descendant). Process group
-numbers are reused once the group is empty, so the group id alone proves
-nothing; the token does. Signals go through a pidfd opened before the check,
-so a pid reused between the check and the signal is not hit.
+What a service forked (a shell's worker, a server's children, a daemon it
+detached) may outlive its main process and keep the port or the files. Such
+survivors are ended before a new copy starts, and only those Jarvis can prove
+are the old service's: started after the main process and carrying the random
+token `spawn` put in the service's environment (``_JARVIS_LOCAL_INSTANCE``,
+inherited by every descendant), wherever they went: in the process group the
+main process led, or in a session of their own (``setsid``, a daemon's double
+fork). A group id alone would prove nothing (group numbers are reused once a
+group is empty); the token does. Signals go through a pidfd opened before the
+check, so a pid reused between the check and the signal is not hit.
 """
 
 from __future__ import annotations
@@ -38,9 +39,14 @@ _PROC = Path("/proc")
 _GONE = frozenset({"Z", "X", "x"})
 """Process states of a process that has exited (a zombie waits to be reaped)."""
 _SETTLE_SECONDS = 2.0
+_LOGS = ("stdout.log", "stderr.log")
 INSTANCE_VARIABLE = "_JARVIS_LOCAL_INSTANCE"
 """Set in each started service's environment to its pidfile's token. Not ``JARVIS_…``:
 a `jarvis` command run by the service would refuse a variable no setting reads."""
+
+
+class UnrecordedError(Exception):
+    """`spawn` started the process but could not write its pidfile, so ended it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,7 @@ def still_running(record: Record) -> bool:
 
 
 class Pidfiles:
-    """The state directory: one pidfile and two log files per service."""
+    """The state directory: one pidfile and two log files (and their rotated copies) per service."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -141,39 +147,94 @@ class Pidfiles:
     def stopped(self, name: str) -> bool:
         return self.path(name, "stopped").exists()
 
-    def stderr_tail(self, name: str, limit: int = 300) -> str:
-        """The last line the service wrote to stderr, for an operator reading the event."""
+    def over(self, name: str, max_bytes: int) -> bool:
+        """One of the service's logs is past ``max_bytes``, due for `rotate`."""
+        return any(self.size(name, suffix) > max_bytes for suffix in _LOGS)
+
+    def rotate(self, name: str, max_bytes: int, backups: int) -> None:
+        """Rotate each of the service's logs that is past ``max_bytes``: ``.1`` to ``.2``
+        and so on (the oldest past ``backups`` goes), the log copied to ``.1``, then
+        emptied in place. In place, since the service holds it open and writes on; it
+        opened it for appending, so it writes at the new end, not past a hole. What it
+        writes between the copy and the emptying (a moment) is lost. Of a log more than
+        twice ``max_bytes`` (one from before rotation, a burst) only the last
+        ``max_bytes`` are kept: copying it whole could take the disk rotation saves."""
+        for suffix in _LOGS:
+            log = self.path(name, suffix)
+            try:
+                size = log.stat().st_size
+                if size <= max_bytes:
+                    continue
+                for older in range(backups - 1, 0, -1):
+                    with contextlib.suppress(FileNotFoundError):
+                        Path(f"{log}.{older}").replace(f"{log}.{older + 1}")
+                start = 0 if size <= 2 * max_bytes else size - max_bytes
+                _copy_and_empty(log, Path(f"{log}.1"), start)
+            except FileNotFoundError:
+                continue
+
+    def size(self, name: str, suffix: str) -> int:
+        """The file's size in bytes; 0 when it is not there."""
+        try:
+            return self.path(name, suffix).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def stderr_tail(self, name: str, limit: int = 300, since: int = 0) -> str:
+        """The last line the service wrote to stderr after byte ``since`` (where its run
+        began; from the start if the log has since been rotated), for an operator reading
+        the event."""
         try:
             with self.path(name, "stderr.log").open("rb") as handle:
-                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+                end = handle.seek(0, os.SEEK_END)
+                handle.seek(max(since if since <= end else 0, end - 4096))
                 lines = handle.read().decode(errors="replace").strip().splitlines()
         except OSError:
             return ""
         return lines[-1][-limit:] if lines else ""
 
 
+def why_not_run(exc: OSError, working_directory: Path | None) -> str:
+    """Why exec failed, for a service or its health command: a working directory that
+    is not there is named as such (Python reports it as if the command were missing)."""
+    if working_directory is not None and exc.filename == working_directory:
+        return f"working directory {working_directory}: {exc.strerror}"
+    return str(exc)
+
+
+def _copy_and_empty(log: Path, copy: Path, start: int) -> None:
+    """Copy ``log`` from byte ``start`` to ``copy`` (replacing it), taking what was written
+    during the copy too, then truncate ``log``."""
+    with log.open("rb") as source, copy.open("wb") as target:
+        source.seek(start)
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+        os.truncate(log, 0)
+
+
 def spawn(
     service: LocalServiceSettings,
     files: Pidfiles,
     key: str | None,
-    withheld: frozenset[str] = frozenset(),
+    environment: dict[str, str],
 ) -> tuple[subprocess.Popen[bytes], Record]:
-    """Start the service detached (own session, logs to files) and record it in its pidfile.
+    """Start the service detached (own session, logs to files) with ``environment`` and
+    record it in its pidfile.
 
     Nothing is awaited between the start and the pidfile, so a cancelled apply
     cannot leave a process Jarvis would not recognise. Raises OSError when the
-    command cannot be executed.
+    command cannot be executed, UnrecordedError when the pidfile cannot be written.
     """
     files.directory.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
     with (
-        files.path(service.name, "stdout.log").open("ab") as out,
-        files.path(service.name, "stderr.log").open("ab") as err,
+        files.path(service.name, _LOGS[0]).open("ab") as out,
+        files.path(service.name, _LOGS[1]).open("ab") as err,
     ):
         child = subprocess.Popen(  # noqa: S603 - the operator's configured argv, no shell
             service.command,
             cwd=service.working_directory,
-            env={**service.process_environment(os.environ, withheld), INSTANCE_VARIABLE: token},
+            env={**environment, INSTANCE_VARIABLE: token},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -182,7 +243,15 @@ def spawn(
         )
     cmdline, ticks = _settled_identity(child.pid) or ([], -1)
     record = Record(child.pid, cmdline or list(service.command), ticks, time.time(), key, token)
-    files.write(service.name, record)
+    try:
+        files.write(service.name, record)
+    except OSError as exc:
+        # Unrecorded, it would never be recognised again (a second copy would start
+        # beside it): ended at once with its group. Our unreaped child: no reused pid.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        raise UnrecordedError(str(exc)) from exc
     return child, record
 
 
@@ -222,10 +291,10 @@ def signal_group(record: Record, signum: signal.Signals) -> bool:
 
 
 def survivors(record: Record) -> list[int]:
-    """Live processes of the record's group that are provably the service's (see the module)."""
+    """Live processes the record's service left, provably its own (see the module)."""
     if record.token is None:
         return []
-    return [pid for pid in _pids() if _in_group(pid, record)]
+    return [pid for pid in _pids() if _left_by(pid, record)]
 
 
 def signal_survivors(record: Record, signum: signal.Signals) -> int:
@@ -238,7 +307,7 @@ def signal_survivors(record: Record, signum: signal.Signals) -> int:
             continue
         try:
             # Checked again with the pidfd open: the signal reaches this very process or none.
-            if _in_group(pid, record):
+            if _left_by(pid, record):
                 signal.pidfd_send_signal(pidfd, signum)
                 sent += 1
         except ProcessLookupError:
@@ -252,16 +321,12 @@ def _pids() -> list[int]:
     return [int(entry.name) for entry in _PROC.iterdir() if entry.name.isdigit()]
 
 
-def _in_group(pid: int, record: Record) -> bool:
+def _left_by(pid: int, record: Record) -> bool:
+    """``pid`` is alive, started after the record's process, and carries its token."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
         fields = stat[stat.rfind(")") + 2 :].split()
-        if (
-            len(fields) < 20
-            or fields[0] in _GONE
-            or int(fields[2]) != record.pid
-            or int(fields[19]) < record.start_ticks
-        ):
+        if len(fields) < 20 or fields[0] in _GONE or int(fields[19]) < record.start_ticks:
             return False
         environ = (_PROC / str(pid) / "environ").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
