@@ -236,7 +236,10 @@ class CostPolicy:
         target, why = self._target(route, stage, spend)
         if self._traffic_moved(route, current, target) < self._min_move:
             return None
-        costs = self._costs_per_request(route, spend)
+        leaving = sorted(m for m, w in current.items() if m not in route.models and w > 0)
+        if leaving:
+            why += f"; draining {', '.join(leaving)} (no longer allowed on the route)"
+        costs = self._costs_per_request(route, spend, (*route.models, *leaving))
         step = step_toward(current, target, self._max_shift, route.floors)
         if step != target:
             why += f"; stepping at most {self._max_shift:.0%} per tick toward " + " ".join(
@@ -261,9 +264,20 @@ class CostPolicy:
             cost_delta_per_hour=delta,
         )
 
-    def _costs_per_request(self, route: Route, spend: Spend) -> dict[str, float]:
+    def _costs_per_request(
+        self, route: Route, spend: Spend, models: tuple[str, ...] = ()
+    ) -> dict[str, float]:
+        """Per request at the route's token mix: its models, or ``models`` that have a price.
+
+        A model the route no longer allows may have lost its price too; it is
+        left out (costed at 0 in a projection) rather than guessed.
+        """
         input_tokens, output_tokens = spend.token_mix(route.name)
-        return {m: self._prices[m].per_request(input_tokens, output_tokens) for m in route.models}
+        return {
+            m: self._prices[m].per_request(input_tokens, output_tokens)
+            for m in models or route.models
+            if m in self._prices
+        }
 
     def _target(self, route: Route, stage: Stage, spend: Spend) -> tuple[dict[str, float], str]:
         base, why = self._base(route, spend)

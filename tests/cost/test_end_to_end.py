@@ -139,3 +139,51 @@ async def test_a_route_whose_weights_were_zeroed_gets_its_configured_weights_bac
     finally:
         operator.close()
         client.close()
+
+
+async def test_a_model_removed_from_the_route_drains_in_steps_the_guard_lets_through(
+    sqlite_url: str, redis_url: str, clock: VirtualClock
+) -> None:
+    """gpt-4o, dropped from the config while it carries 80%, leaves in bounded steps, not never."""
+    operator = redis.Redis.from_url(redis_url)
+    operator.hset(
+        "jarvis:route:chat",
+        mapping={"gpt-4o": 0.8, "gemini": 0.1, "claude": 0.1, "_version": 1},
+    )
+    routing = RoutingSettings(
+        enabled=True, routes={"chat": RouteSettings(weights={"gemini": 0.5, "claude": 0.5})}
+    )
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+    app = await build_app(
+        settings,
+        clock=clock,
+        actuators=[
+            RoutingActuator.from_settings(routing, clock=clock, redis_url=redis_url),
+            LlmUsageActuator.from_settings(COST, clock=clock, database_url=sqlite_url),
+        ],
+        policies=[
+            CostPolicy.from_settings(COST, routing, max_shift=settings.bounds.max_traffic_shift)
+        ],
+        run_id="drain",
+    )
+    try:
+        seen = []
+        for _ in range(4):
+            report = await app.reconciler.tick()
+            assert [d.verdict.reason for d in report.decisions if not d.verdict.allowed] == []
+            assert all("draining gpt-4o" in d.action.reason for d in report.applied)
+            hash_ = {
+                k.decode(): v.decode() for k, v in operator.hgetall("jarvis:route:chat").items()
+            }
+            seen.append({m: float(w) for m, w in hash_.items() if not m.startswith("_")})
+            clock.advance(30)
+        assert seen[0]["gpt-4o"] == pytest.approx(0.3, abs=1e-5)
+        assert seen[1] == seen[2] == seen[3] == {"gemini": 0.5, "claude": 0.5}
+        failed = await app.store.events(kinds=[EventKind.ACTION_FAILED.value])
+        assert failed == []
+    finally:
+        operator.close()
+        await app.aclose()
