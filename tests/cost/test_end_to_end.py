@@ -141,6 +141,49 @@ async def test_a_route_whose_weights_were_zeroed_gets_its_configured_weights_bac
         client.close()
 
 
+async def test_a_restart_does_not_raise_the_budget_alert_again(
+    app: App, sqlite_url: str, redis_url: str, clock: VirtualClock
+) -> None:
+    """A new process on the same store knows the month's stage was already alerted."""
+    for model, cost in SEED_SPEND.items():
+        await record_usage_async(
+            app.store.engine,
+            route="chat",
+            model=model,
+            input_tokens=500,
+            output_tokens=500,
+            cost_usd=cost,
+            latency_ms=700,
+            success=True,
+            at=NOW - timedelta(hours=1),
+        )
+    await app.reconciler.tick()
+    assert len(await app.store.events(kinds=[EventKind.ALERT.value])) == 1
+    await app.aclose()
+    clock.advance(60)
+
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+    again = await build_app(
+        settings,
+        clock=clock,
+        actuators=[
+            RoutingActuator.from_settings(ROUTING, clock=clock, redis_url=redis_url),
+            LlmUsageActuator.from_settings(COST, clock=clock, database_url=sqlite_url),
+        ],
+        policies=[CostPolicy.from_settings(COST, ROUTING)],
+        run_id="cost-again",
+    )
+    try:
+        report = await again.reconciler.tick()
+        assert [n.message for _, n in report.notes if n.alert] == []
+        assert len(await again.store.events(kinds=[EventKind.ALERT.value])) == 1
+    finally:
+        await again.aclose()
+
+
 async def test_a_model_removed_from_the_route_drains_in_steps_the_guard_lets_through(
     sqlite_url: str, redis_url: str, clock: VirtualClock
 ) -> None:
