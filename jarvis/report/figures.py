@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from jarvis.model import Event, EventKind, RetryState, RevenueDay, month_bounds
-from jarvis.report.revenue import RevenueFigures, revenue_figures
+from jarvis.policies.budget import CloudBill, Spend
+from jarvis.report.revenue import RevenueFigures, last_cloud_bill, revenue_figures
 
 __all__ = ["DailyFigures", "Incident", "SpendFigures", "build_figures", "percentile"]
 
@@ -57,7 +58,8 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class SpendFigures:
-    """The month's LLM spend as last observed on or before the day's end."""
+    """The month's LLM spend as last observed on or before the day's end, and what counts
+    against the budget."""
 
     observed_at: datetime
     month: str
@@ -66,9 +68,14 @@ class SpendFigures:
     forecast_usd: float
     series: list[tuple[datetime, float]]
     """(observed at, month to date) for every observation this month up to the day's end."""
+    against_budget: Spend
+    """The spend the budget is judged on, as the cost policy counts it
+    (`Spend.against_budget`): this LLM spend, plus the cloud bill when the
+    budget includes it and it was recorded this month."""
 
     @property
     def total_usd(self) -> float:
+        """The LLM spend alone."""
         return sum(self.by_model.values())
 
     @property
@@ -138,12 +145,14 @@ def build_figures(
     cloud_observations: Iterable[Event] = (),
     medium_risk: Sequence[str] | None = None,
     carried: Mapping[str, tuple[datetime, bool]] | None = None,
+    include_cloud: bool = True,
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first.
 
     ``carried``: the incidents open when the day began that it mended
     (`recovered_first`, `unhealthy_since`), by resource: since when, and
-    whether a human stepped in before midnight.
+    whether a human stepped in before midnight. ``include_cloud``: whether
+    the budget counts the cloud bill (``cost.include_cloud_spend``).
     """
     events = list(day_events)
     figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
@@ -153,11 +162,15 @@ def build_figures(
     _escalations(figures, events)
     figures.replicas = _replicas(events)
     figures.traffic = _traffic(events)
-    figures.spend = _spend(list(llm_observations), start + timedelta(days=1), budget_usd)
+    end = start + timedelta(days=1)
+    cloud = last_cloud_bill(cloud_observations, end)
+    figures.spend = _spend(
+        list(llm_observations), end, budget_usd, cloud, include_cloud=include_cloud
+    )
     figures.revenue = revenue_figures(
         revenue_days,
         start=start,
-        cloud_observations=cloud_observations,
+        cloud=cloud,
         llm_forecast_usd=None if figures.spend is None else figures.spend.forecast_usd,
     )
     return figures
@@ -295,7 +308,14 @@ def _traffic(events: list[Event]) -> dict[str, list[tuple[datetime, float]]]:
     return dict(sorted(out.items()))
 
 
-def _spend(observations: list[Event], end: datetime, budget_usd: float) -> SpendFigures | None:
+def _spend(
+    observations: list[Event],
+    end: datetime,
+    budget_usd: float,
+    cloud: CloudBill | None,
+    *,
+    include_cloud: bool,
+) -> SpendFigures | None:
     series: list[tuple[datetime, float]] = []
     last: tuple[Event, dict[str, float]] | None = None
     for event in observations:
@@ -319,4 +339,7 @@ def _spend(observations: list[Event], end: datetime, budget_usd: float) -> Spend
         budget_usd=budget_usd,
         forecast_usd=forecast,
         series=series,
+        against_budget=Spend.against_budget(
+            month, sum(costs.values()), forecast, cloud, include_cloud=include_cloud
+        ),
     )

@@ -48,9 +48,19 @@ CARRIED_KINDS = [EventKind.RESOURCE_CHANGED, EventKind.ACTION_ESCALATED, EventKi
 
 
 async def load_figures(
-    store: EventStore, start: datetime, budget_usd: float, churn: ChurnRules | None = None
+    store: EventStore,
+    start: datetime,
+    budget_usd: float,
+    churn: ChurnRules | None = None,
+    *,
+    include_cloud: bool = True,
 ) -> DailyFigures:
-    """The figures of the UTC day beginning at ``start``."""
+    """The figures of the UTC day beginning at ``start``.
+
+    ``budget_usd`` and ``include_cloud`` are ``cost.monthly_budget_usd`` and
+    ``cost.include_cloud_spend``: the spend is judged against the budget as
+    the cost policy judges it.
+    """
     end = start + timedelta(days=1) - timedelta(microseconds=1)
     day = await store.events_by_time(kinds=REPORTED_KINDS, since=start, until=end)
     llm = await store.events_by_time(
@@ -92,6 +102,7 @@ async def load_figures(
         cloud_observations=cloud,
         medium_risk=at_risk,
         carried=carried,
+        include_cloud=include_cloud,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.actuators.llm.usage import LlmUsageActuator
@@ -141,6 +142,16 @@ async def test_a_route_whose_weights_were_zeroed_gets_its_configured_weights_bac
         client.close()
 
 
+async def routing_hash(redis_url: str) -> dict[str, str]:
+    """The chat route's hash as stored, fields and values as text."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        stored = await client.hgetall("jarvis:route:chat")
+        return {str(k): str(v) for k, v in stored.items()}
+    finally:
+        await client.aclose()
+
+
 async def test_a_restart_does_not_raise_the_budget_alert_again(
     app: App, sqlite_url: str, redis_url: str, clock: VirtualClock
 ) -> None:
@@ -218,10 +229,8 @@ async def test_a_model_removed_from_the_route_drains_in_steps_the_guard_lets_thr
             report = await app.reconciler.tick()
             assert [d.verdict.reason for d in report.decisions if not d.verdict.allowed] == []
             assert all("draining gpt-4o" in d.action.reason for d in report.applied)
-            hash_ = {
-                k.decode(): v.decode() for k, v in operator.hgetall("jarvis:route:chat").items()
-            }
-            seen.append({m: float(w) for m, w in hash_.items() if not m.startswith("_")})
+            stored = await routing_hash(redis_url)
+            seen.append({m: float(w) for m, w in stored.items() if not m.startswith("_")})
             clock.advance(30)
         assert seen[0]["gpt-4o"] == pytest.approx(0.3, abs=1e-5)
         assert seen[1] == seen[2] == seen[3] == {"gemini": 0.5, "claude": 0.5}
