@@ -3,7 +3,8 @@
 The CLI reads the day's events by time and the month's ``cost://llm``
 observations, and passes them here with the quarantined ledger rows, the
 month's settled revenue days and ``cost://aws`` observations (the revenue
-figures are `jarvis.report.revenue`'s). Every
+figures are `jarvis.report.revenue`'s), the incidents and the escalations
+still open when the day began. Every
 figure is a count or a difference of event timestamps, so a test can compute
 the same figures from the same events another way and compare.
 """
@@ -146,6 +147,7 @@ def build_figures(
     medium_risk: Sequence[str] | None = None,
     carried: Mapping[str, tuple[datetime, bool]] | None = None,
     include_cloud: bool = True,
+    escalations_before: Iterable[Event] = (),
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first.
 
@@ -153,13 +155,15 @@ def build_figures(
     (`recovered_first`, `unhealthy_since`), by resource: since when, and
     whether a human stepped in before midnight. ``include_cloud``: whether
     the budget counts the cloud bill (``cost.include_cloud_spend``).
+    ``escalations_before``: the escalations still open when the day began
+    (`open_escalations` of what came before it).
     """
     events = list(day_events)
     figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
     figures.medium_risk = None if medium_risk is None else list(medium_risk)
     _actions(figures, events)
     _incidents(figures, events, carried or {})
-    _escalations(figures, events)
+    figures.escalations_open = open_escalations(events, escalations_before)
     figures.replicas = _replicas(events)
     figures.traffic = _traffic(events)
     end = start + timedelta(days=1)
@@ -267,9 +271,13 @@ def unhealthy_since(before: Iterable[Event]) -> tuple[datetime, bool] | None:
     return None if since is None else (since, human)
 
 
-def _escalations(figures: DailyFigures, events: list[Event]) -> None:
-    """Escalations of the day that no reset or recovery has answered by its end."""
-    open_: dict[str, Event] = {}
+def open_escalations(events: Iterable[Event], before: Iterable[Event] = ()) -> list[Event]:
+    """The escalations open ``before`` (still open when ``events`` begin) or among
+    ``events`` (oldest first) that no reset or recovery in ``events`` answered, oldest first.
+
+    A reset or a recovery of a resource answers every escalation of it.
+    """
+    open_: dict[str, Event] = {f"{e.resource or ''}\0{e.action_kind}": e for e in before}
     for event in events:
         resource = event.resource or ""
         if event.kind is EventKind.ACTION_ESCALATED:
@@ -279,7 +287,7 @@ def _escalations(figures: DailyFigures, events: list[Event]) -> None:
         ):
             for key in [k for k in open_ if k.partition("\0")[0] == resource]:
                 del open_[key]
-    figures.escalations_open = sorted(open_.values(), key=lambda e: e.ts)
+    return sorted(open_.values(), key=lambda e: e.ts)
 
 
 def _replicas(events: list[Event]) -> dict[str, list[tuple[datetime, int]]]:

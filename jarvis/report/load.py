@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jarvis.model import EventKind, RevenueDay, month_bounds
+from jarvis.model import Event, EventKind, RevenueDay, month_bounds
 from jarvis.policies.churn import ChurnRules, medium_risk
 from jarvis.report.figures import (
     DailyFigures,
     build_figures,
+    open_escalations,
     recovered_first,
     unhealthy_since,
 )
@@ -45,6 +46,10 @@ CARRY_BACK = timedelta(days=7)
 """How far back the start of an incident the day mended is looked for (`unhealthy_since`):
 one with no change in that week is left out of the day's incidents."""
 CARRIED_KINDS = [EventKind.RESOURCE_CHANGED, EventKind.ACTION_ESCALATED, EventKind.RETRIES_RESET]
+ESCALATIONS_BACK = timedelta(days=30)
+"""How far back escalations still open when the day begins are looked for: the
+default retention (`retention.max_age_days`). One older that nothing answered
+has its resource quarantined still, which "Quarantined now" lists."""
 
 
 async def load_figures(
@@ -103,7 +108,30 @@ async def load_figures(
         medium_risk=at_risk,
         carried=carried,
         include_cloud=include_cloud,
+        escalations_before=await _escalations_open_at(store, start),
     )
+
+
+async def _escalations_open_at(store: EventStore, start: datetime) -> list[Event]:
+    """The escalations of the `ESCALATIONS_BACK` before ``start`` still open at ``start``.
+
+    Each escalated resource's own record since its first escalation says
+    whether a reset or a recovery answered it (`open_escalations`).
+    """
+    until = start - timedelta(microseconds=1)
+    first: dict[str, datetime] = {}
+    for event in await store.events_by_time(
+        kinds=[EventKind.ACTION_ESCALATED], since=start - ESCALATIONS_BACK, until=until
+    ):
+        if event.resource:
+            first.setdefault(event.resource, event.ts)
+    found: list[Event] = []
+    for resource, since in sorted(first.items()):
+        record = await store.events_by_time(
+            kinds=CARRIED_KINDS, resource=resource, since=since, until=until
+        )
+        found += open_escalations(record)
+    return sorted(found, key=lambda e: e.ts)
 
 
 async def _revenue(store: EventStore, start: datetime) -> list[RevenueDay]:

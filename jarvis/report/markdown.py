@@ -91,7 +91,13 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
         lines += [f"The {len(shown)} that needed a human, are open or took longest:", ""]
     out.append(("Incidents", lines + _table(["resource", "from", "to remediate", "human"], rows)))
     rows = [
-        [e.resource or "", e.action_kind or "", f"{e.ts:%H:%M:%S}", e.reason or ""]
+        [
+            e.resource or "",
+            e.action_kind or "",
+            # One opened before the day says which day.
+            f"{e.ts:%Y-%m-%d %H:%M}" if e.ts < f.start else f"{e.ts:%H:%M:%S}",
+            e.reason or "",
+        ]
         for e in f.escalations_open
     ]
     out.append(("Escalations open", _table(["resource", "kind", "at", "why"], rows)))
