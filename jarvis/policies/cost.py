@@ -253,9 +253,11 @@ class CostPolicy:
             return None
         current = observed.weights.weights
         target, why = self._target(route, stage, spend)
-        if self._traffic_moved(route, current, target) < self._min_move:
-            return None
         leaving = sorted(m for m, w in current.items() if m not in route.models and w > 0)
+        # The smallest change spares small moves between allowed models; a model
+        # the route dropped leaves, however little it carries.
+        if not leaving and self._traffic_moved(route, current, target) < self._min_move:
+            return None
         if leaving:
             why += f"; draining {', '.join(leaving)} (no longer allowed on the route)"
         costs = self._costs_per_request(route, spend, (*route.models, *leaving))
