@@ -130,6 +130,7 @@ def build_report_sender(settings: Settings, store: EventStore, clock: Clock) -> 
         at=report.deliver_at,
         zone=report.zone,
         budget_usd=settings.cost.monthly_budget_usd,
+        include_cloud=settings.cost.include_cloud_spend,
         churn=report_churn_rules(settings),
         mailer=mailer if isinstance(mailer, Email) else None,
         slack=slack if isinstance(slack, SlackWebhook) else None,

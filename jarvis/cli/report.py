@@ -77,7 +77,13 @@ def report(
         )
         try:
             churn = report_churn_rules(settings)
-            figures = await load_figures(store, start, settings.cost.monthly_budget_usd, churn)
+            figures = await load_figures(
+                store,
+                start,
+                settings.cost.monthly_budget_usd,
+                churn,
+                include_cloud=settings.cost.include_cloud_spend,
+            )
         finally:
             await store.aclose()
         if fmt == "html":

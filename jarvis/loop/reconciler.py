@@ -34,6 +34,7 @@ from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
 from jarvis.loop.peers import PeerFailures, tick_window
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import (
+    ALERTS_KEPT,
     HISTORY_EVENTS,
     HISTORY_KINDS,
     Recorder,
@@ -191,9 +192,10 @@ class Reconciler:
             await self.peers.start(self.store)
         if self._reads_events:
             await self.history.load(now - self._horizon)
-        alerts = await self.store.events(kinds=[EventKind.ALERT], limit=1000)
+        alerts = await self.store.events(kinds=[EventKind.ALERT], limit=ALERTS_KEPT)
         self.breakers.restore(alerts)
         self.endpoints.restore(alerts)
+        self.recorder.restore_alerts(alerts)
         for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
             self.recorder.recovered(closed)
         await self._flush()
@@ -282,6 +284,7 @@ class Reconciler:
             snapshots=tuple(self._snapshots),
             events=self.history.window,
             retries=self.ledger.states,
+            alerts=self.recorder.policy_alerts,
         )
         proposals = self._evaluate(snapshot, history, report)
         rec.proposed(tick_id, snapshot.taken_at, proposals)

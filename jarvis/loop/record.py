@@ -3,12 +3,14 @@
 The reconciler (`jarvis.loop.reconciler`) hands each step to its `Recorder`,
 which builds the event (`jarvis.loop.events`), buffers it in the event store,
 adds the kinds policies read (`HISTORY_KINDS`) to their history window
-(`jarvis.store.history`), and counts it in the metrics. Flushes go through here too, so written and
+(`jarvis.store.history`) and the alerts policies raise to `policy_alerts`
+(`History.alerts`), and counts it in the metrics. Flushes go through here too, so written and
 spooled events are counted in one place. No decisions are made here.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -38,6 +40,11 @@ HISTORY_EVENTS = 5000
 HISTORY_HORIZON = timedelta(hours=24)
 """How far back history is loaded at start unless a policy states a longer
 ``history_horizon`` (see `jarvis.model.EventHistory`)."""
+
+
+ALERTS_KEPT = 1000
+"""How many of the latest alerts the loop reads at start (breakers and SLOs restore from
+them), and how many policies' alerts it keeps for `History.alerts`."""
 
 
 def history_horizon(policies: Iterable[object]) -> timedelta:
@@ -70,6 +77,25 @@ class Recorder:
         self.identity: Mapping[str, JSON] | None = None
         """``replica`` and ``epoch`` while this process leads: added to every event's payload."""
         self._sampled_hour: datetime | None = None
+        self._alerts: deque[Event] = deque(maxlen=ALERTS_KEPT)
+        self._frozen_alerts: tuple[Event, ...] | None = ()
+
+    @property
+    def policy_alerts(self) -> tuple[Event, ...]:
+        """The alerts policies raised, oldest first: those `restore_alerts` found, then ours."""
+        if self._frozen_alerts is None:
+            self._frozen_alerts = tuple(self._alerts)
+        return self._frozen_alerts
+
+    def restore_alerts(self, alerts: Iterable[Event]) -> None:
+        """Start `policy_alerts` from the recorded alerts (oldest first) policies raised.
+
+        What a policy told a human before a restart is in the store, not in
+        the snapshots it keeps: without these it would tell them again.
+        """
+        self._alerts.clear()
+        self._alerts.extend(event for event in alerts if event.policy)
+        self._frozen_alerts = None
 
     def record(self, event: Event) -> None:
         if self.identity is not None:
@@ -157,7 +183,11 @@ class Recorder:
 
     def note(self, report: TickReport, policy: str, note: Note) -> None:
         report.notes.append((policy, note))
-        self.record(ev.note_event(report.tick_id, report.snapshot.taken_at, policy, note))
+        event = ev.note_event(report.tick_id, report.snapshot.taken_at, policy, note)
+        self.record(event)
+        if note.alert:
+            self._alerts.append(event)
+            self._frozen_alerts = None
 
     def policy_failed(self, report: TickReport, policy: str, exc: Exception) -> None:
         log.exception("policy failed", policy=policy)

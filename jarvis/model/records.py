@@ -108,12 +108,16 @@ class History:
     ``snapshots`` are the most recent ones, oldest first, not including the
     current one. ``events`` are recent events, oldest first (by event time,
     then id), as an `EventHistory` holds them. ``retries`` is the retry ledger
-    keyed by (resource, action kind).
+    keyed by (resource, action kind). ``alerts`` are the `alert` events policies
+    raised, oldest first: the latest the store held when the loop started and
+    those raised since; a policy reads what it already told a human there
+    when its snapshots do not reach back that far (after a restart).
     """
 
     snapshots: Sequence[Snapshot] = ()
     events: Sequence[Event] = ()
     retries: Mapping[tuple[str, str], RetryState] = field(default_factory=dict)
+    alerts: Sequence[Event] = ()
 
 
 class EventHistory(Protocol):

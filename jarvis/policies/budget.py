@@ -1,12 +1,15 @@
-"""The month's spend as the cost policy sees it, and the budget stage it reaches.
+"""The month's spend against the budget, and the budget stage it reaches.
 
 Used by the cost policy (`jarvis.policies.cost`), which calls `read_spend` on
 the current snapshot each tick (and on the previous one, unless it read that one
 the tick before) and asks its `Budget` which `Stage` the total is in.
 `read_spend` reads the ``cost://llm`` resource (published by the `llm_usage`
 actuator) and, when asked, ``cost://aws``; LLM spend from another month, or none
-at all, reads as unknown (None); a cloud bill observed in another month counts
-as none.
+at all, reads as unknown (None). What counts against the budget is one
+definition, `Spend.against_budget`, which the daily report (`jarvis.report`)
+uses too on the same facts as recorded: the LLM spend, plus the cloud bill when
+the budget includes it and it was observed in the same month (a bill observed
+in another month counts as none).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import datetime
 
 from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds, month_key
 
-__all__ = ["DEFAULT_TOKENS", "Budget", "Spend", "Stage", "read_spend"]
+__all__ = ["DEFAULT_TOKENS", "Budget", "CloudBill", "Spend", "Stage", "read_spend"]
 
 
 class Stage(enum.IntEnum):
@@ -54,6 +57,15 @@ class Budget:
         return Stage.NORMAL
 
 
+@dataclass(frozen=True, slots=True)
+class CloudBill:
+    """A cloud bill as observed: month to date, its month-end forecast, and when."""
+
+    observed_at: datetime
+    month_to_date_usd: float
+    forecast_usd: float
+
+
 #: The token mix assumed for a route with no usage recorded this month.
 DEFAULT_TOKENS = (1000.0, 1000.0)
 
@@ -68,6 +80,35 @@ class Spend:
     forecast_usd: float
     routes: Mapping[str, RouteUsage] = field(default_factory=dict)
     performance: Mapping[str, Mapping[str, ModelPerformance]] = field(default_factory=dict)
+
+    @classmethod
+    def against_budget(
+        cls,
+        month: str,
+        llm_usd: float,
+        llm_forecast_usd: float,
+        cloud: CloudBill | None,
+        *,
+        include_cloud: bool,
+        routes: Mapping[str, RouteUsage] | None = None,
+        performance: Mapping[str, Mapping[str, ModelPerformance]] | None = None,
+    ) -> Spend:
+        """The spend of ``month`` that counts against the budget: the LLM spend, plus
+        ``cloud`` when ``include_cloud`` and it was observed in ``month``.
+
+        The AWS answer is cached for an hour and served stale while Cost
+        Explorer fails: one fetched last month is last month's bill, not this
+        month's.
+        """
+        counted = include_cloud and cloud is not None and month_key(cloud.observed_at) == month
+        return cls(
+            month=month,
+            llm_usd=llm_usd,
+            cloud_usd=cloud.month_to_date_usd if counted and cloud else 0.0,
+            forecast_usd=llm_forecast_usd + (cloud.forecast_usd if counted and cloud else 0.0),
+            routes=routes or {},
+            performance=performance or {},
+        )
 
     @property
     def total_usd(self) -> float:
@@ -98,23 +139,16 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
     month = month_key(now)
     if usage.month != month:
         return None
-    forecast = usage.forecast_month_end_usd
-    cloud_usd = 0.0
     cloud = snapshot.get("cost://aws") if include_cloud else None
-    # The AWS answer is cached for an hour and served stale while Cost Explorer
-    # fails: one fetched last month is last month's bill, not this month's.
-    if (
-        cloud is not None
-        and cloud.cloud_spend is not None
-        and month_key(cloud.observed_at) == month
-    ):
-        cloud_usd = cloud.cloud_spend.month_to_date_usd
-        forecast += cloud.cloud_spend.forecast_month_end_usd
-    return Spend(
-        month=month,
-        llm_usd=usage.month_to_date_usd,
-        cloud_usd=cloud_usd,
-        forecast_usd=forecast,
+    bill = None if cloud is None else cloud.cloud_spend
+    return Spend.against_budget(
+        month,
+        usage.month_to_date_usd,
+        usage.forecast_month_end_usd,
+        None
+        if cloud is None or bill is None
+        else CloudBill(cloud.observed_at, bill.month_to_date_usd, bill.forecast_month_end_usd),
+        include_cloud=include_cloud,
         routes=usage.by_route,
         performance=usage.performance,
     )

@@ -17,7 +17,9 @@ Targets are recomputed from configuration every tick (level-triggered), so
 shifts never compound; a move larger than ``max_shift`` (the guard's
 ``bounds.max_traffic_shift``) is made in steps over several ticks. Crossing
 ``alert_at`` or a higher threshold, compared with the latest earlier snapshot
-whose spend was known, yields an alert note. Unknown or stale spend means no
+whose spend was known (after a restart, with none yet, the highest stage this
+policy's recorded alerts reached this month: `History.alerts`), yields an alert
+note. Unknown or stale spend means no
 proposal at all. Model cost per request is the model's price at the route's
 observed token mix this month (1k in, 1k out when there is none).
 
@@ -28,12 +30,13 @@ routes and the shape of the settings in `jarvis.policies.cost_settings`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from jarvis.model import (
     JSON,
     Action,
+    Event,
     History,
     ModelPerformance,
     ResourceRef,
@@ -57,6 +60,9 @@ from jarvis.policies.model_selection import (
 )
 
 __all__ = ["CostPolicy"]
+
+#: A budget alert's ``stage`` (its payload) to the stage.
+_STAGES = {stage.name.lower(): stage for stage in Stage}
 
 
 class CostPolicy:
@@ -176,10 +182,12 @@ class CostPolicy:
         read as a new crossing, and its alert went out again. When the latest
         snapshot is the one evaluated last (``last``) and its spend was known,
         that spend's stage is reused: it holds for the month of ``now``
-        (``spend``'s) or the spend is stale in it.
+        (``spend``'s) or the spend is stale in it. With no such snapshot (the
+        first tick after a restart), the highest stage this policy's recorded
+        alerts reached that month.
         """
         if not history.snapshots:
-            return Stage.NORMAL
+            return self._alerted(history.alerts, spend.month)
         latest = history.snapshots[-1]
         if last is not None and last[0] is latest and last[1] is not None:
             known, its_stage = last[1]
@@ -188,7 +196,18 @@ class CostPolicy:
             before = read_spend(earlier, now, include_cloud=self._budget.include_cloud_spend)
             if before is not None:
                 return self._budget.stage(before.total_usd)
-        return Stage.NORMAL
+        return self._alerted(history.alerts, spend.month)
+
+    def _alerted(self, alerts: Sequence[Event], month: str) -> Stage:
+        """The highest stage this policy raised an alert for in ``month`` (NORMAL: none)."""
+        reached = Stage.NORMAL
+        for event in alerts:
+            if event.policy != self._name or event.payload.get("month") != month:
+                continue
+            stage = _STAGES.get(str(event.payload.get("stage")))
+            if stage is not None and stage > reached:
+                reached = stage
+        return reached
 
     def _crossing_notes(self, spend: Spend, stage: Stage, previous: Stage) -> tuple[Note, ...]:
         if stage <= previous or stage is Stage.NORMAL:
@@ -234,9 +253,14 @@ class CostPolicy:
             return None
         current = observed.weights.weights
         target, why = self._target(route, stage, spend)
-        if self._traffic_moved(route, current, target) < self._min_move:
+        leaving = sorted(m for m, w in current.items() if m not in route.models and w > 0)
+        # The smallest change spares small moves between allowed models; a model
+        # the route dropped leaves, however little it carries.
+        if not leaving and self._traffic_moved(route, current, target) < self._min_move:
             return None
-        costs = self._costs_per_request(route, spend)
+        if leaving:
+            why += f"; draining {', '.join(leaving)} (no longer allowed on the route)"
+        costs = self._costs_per_request(route, spend, (*route.models, *leaving))
         step = step_toward(current, target, self._max_shift, route.floors)
         if step != target:
             why += f"; stepping at most {self._max_shift:.0%} per tick toward " + " ".join(
@@ -261,9 +285,20 @@ class CostPolicy:
             cost_delta_per_hour=delta,
         )
 
-    def _costs_per_request(self, route: Route, spend: Spend) -> dict[str, float]:
+    def _costs_per_request(
+        self, route: Route, spend: Spend, models: tuple[str, ...] = ()
+    ) -> dict[str, float]:
+        """Per request at the route's token mix: its models, or ``models`` that have a price.
+
+        A model the route no longer allows may have lost its price too; it is
+        left out (costed at 0 in a projection) rather than guessed.
+        """
         input_tokens, output_tokens = spend.token_mix(route.name)
-        return {m: self._prices[m].per_request(input_tokens, output_tokens) for m in route.models}
+        return {
+            m: self._prices[m].per_request(input_tokens, output_tokens)
+            for m in models or route.models
+            if m in self._prices
+        }
 
     def _target(self, route: Route, stage: Stage, spend: Spend) -> tuple[dict[str, float], str]:
         base, why = self._base(route, spend)

@@ -27,7 +27,10 @@ every target has failed, nothing changes and one critical alert says so (once,
 when it starts; resolved once, when a target stops failing). Targets are
 recomputed from configuration every tick: level-triggered. The consecutive
 ticks are counted over ``history.snapshots``, so the reconciler must keep at
-least `FailoverPolicy.snapshots_needed` of them.
+least `FailoverPolicy.snapshots_needed` of them. A restart leaves fewer: while
+the group's last recorded alert (`History.alerts`) says every target is
+failing, a target bad in every tick since counts as failed still, so the alert
+is neither raised again nor left unresolved.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from jarvis.model import Action, Health, History, ResourceRef, SetDnsWeights, Snapshot
+from jarvis.model import Action, Event, Health, History, ResourceRef, SetDnsWeights, Snapshot
 from jarvis.policies.base import Evaluation, Note
 
 __all__ = ["FailoverGroup", "FailoverPolicy", "FailoverTarget", "Signal", "signal", "step"]
@@ -154,18 +157,25 @@ class FailoverPolicy:
         # Only as far back as a streak reads: the loop may keep many more.
         ticks = [*history.snapshots[-self.snapshots_needed :], snapshot]
         for group in self._groups:
-            action, note = self._group(group, ticks)
+            action, note = self._group(group, ticks, _alerted(history.alerts, self.name, group))
             if action is not None:
                 actions.append(action)
             if note is not None:
                 notes.append(note)
         return Evaluation(actions=tuple(actions), notes=tuple(notes))
 
-    def _failed(self, seen: Mapping[str, Sequence[Signal]]) -> set[str]:
-        return {r for r, judged in seen.items() if _streak(judged, Signal.BAD) >= self._fail}
+    def _failed(self, seen: Mapping[str, Sequence[Signal]], alerted: bool) -> set[str]:
+        """The targets bad for ``fail_ticks`` in a row, or, ``alerted`` (all failing as last
+        recorded), bad in every tick seen: fewer than that after a restart."""
+        return {
+            r
+            for r, judged in seen.items()
+            if (streak := _streak(judged, Signal.BAD)) >= self._fail
+            or (alerted and streak == len(judged))
+        }
 
     def _group(
-        self, group: FailoverGroup, ticks: Sequence[Snapshot]
+        self, group: FailoverGroup, ticks: Sequence[Snapshot], alerted: bool
     ) -> tuple[Action | None, Note | None]:
         state = ticks[-1].get(group.uri)
         if state is None or state.dns_weights is None:
@@ -176,8 +186,8 @@ class FailoverPolicy:
             return None, _missing_note(group, ticks, missing)
         # Each target judged in every tick once, oldest first: the streaks read these.
         seen = {t.set_identifier: [signal(t, tick) for tick in ticks] for t in group.targets}
-        failed = self._failed(seen)
-        alert = self._all_failed_change(group, seen, failed)
+        failed = self._failed(seen, alerted)
+        alert = self._all_failed_change(group, seen, failed, alerted)
         if len(failed) == len(group.targets):
             return None, alert
         return self._move(group, state.ref, seen, current, failed), alert
@@ -208,15 +218,21 @@ class FailoverPolicy:
         )
 
     def _all_failed_change(
-        self, group: FailoverGroup, seen: Mapping[str, Sequence[Signal]], failed: set[str]
+        self,
+        group: FailoverGroup,
+        seen: Mapping[str, Sequence[Signal]],
+        failed: set[str],
+        alerted: bool,
     ) -> Note | None:
         """An alert on the tick every target has failed, its resolution on the tick one has not.
 
         Once each: the previous tick's judgement, from the same history, says
-        whether it already fired.
+        whether it already fired (on the first tick after a start, the last
+        recorded alert says it).
         """
         everyone = len(group.targets)
-        before = len(self._failed({r: judged[:-1] for r, judged in seen.items()})) == everyone
+        earlier = {r: judged[:-1] for r, judged in seen.items()}
+        before = len(self._failed(earlier, alerted)) == everyone
         now = len(failed) == everyone
         if before == now:
             return None
@@ -270,6 +286,15 @@ class FailoverPolicy:
             for record in takers:
                 desired[record] = share
         return desired
+
+
+def _alerted(alerts: Sequence[Event], policy: str, group: FailoverGroup) -> bool:
+    """Whether the group's last recorded all-failed alert is open (not resolved)."""
+    for event in reversed(alerts):
+        # The group's only alerts are these (`_all_failed_change`).
+        if event.policy == policy and event.resource == group.uri:
+            return event.payload.get("resolved") is not True
+    return False
 
 
 def _missing(group: FailoverGroup, weights: Mapping[str, int]) -> list[str]:

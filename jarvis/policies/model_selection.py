@@ -98,22 +98,25 @@ def step_toward(
 ) -> dict[str, float]:
     """Part of the way from ``current`` to ``target``: no weight moves more than ``max_shift``.
 
-    ``current`` is first restricted to ``target``'s models and renormalized
-    (weights of models the route no longer allows go at once). The step is a
-    straight line, so it sums to 1 and keeps every floor both ends keep; it
-    stops a hair short of ``max_shift`` so rounding cannot push it over the
-    guard's per-tick bound.
+    ``current`` is first renormalized. A model it carries that ``target`` lacks
+    (one the route no longer allows) heads for 0 like any other move: in steps,
+    so the guard, which bounds every model's move, lets each one through; it
+    is left out of the step that reaches 0. The step is a straight line, so it
+    sums to 1 and keeps every floor both ends keep; it stops a hair short of
+    ``max_shift`` so rounding cannot push it over the guard's per-tick bound.
     """
-    kept = {m: max(0.0, current.get(m, 0.0)) for m in target}
+    leaving = [m for m, w in current.items() if m not in target and w > 0]
+    kept = {m: max(0.0, current.get(m, 0.0)) for m in (*target, *leaving)}
     total = math.fsum(kept.values())
     if total <= 0:
         return dict(target)
     start = {m: w / total for m, w in kept.items()}
-    biggest = max(abs(target[m] - start[m]) for m in target)
+    goal = {m: target.get(m, 0.0) for m in kept}
+    biggest = max(abs(goal[m] - start[m]) for m in kept)
     if biggest <= max_shift:
         return dict(target)
     fraction = max(0.0, max_shift - 2 / UNITS) / biggest
-    return quantize({m: start[m] + fraction * (target[m] - start[m]) for m in target}, floors)
+    return quantize({m: start[m] + fraction * (goal[m] - start[m]) for m in kept}, floors)
 
 
 def traffic_moved(before: Mapping[str, float], after: Mapping[str, float]) -> float:

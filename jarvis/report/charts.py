@@ -122,7 +122,8 @@ def actions_per_hour(f: DailyFigures) -> bytes | None:
 
 
 def spend(f: DailyFigures) -> bytes | None:
-    """Month-to-date LLM spend at each observation, the linear forecast, and the budget."""
+    """Month-to-date LLM spend at each observation, the linear forecast of what counts
+    against the budget (the cloud bill too, when included), and the budget."""
     s = f.spend
     if s is None:
         return None
@@ -130,21 +131,22 @@ def spend(f: DailyFigures) -> bytes | None:
     fig, ax = plt.subplots(figsize=(10, 3.4))
     xs = _x(*(t for t, _ in s.series))
     ys = [u for _, u in s.series]
-    ax.plot(xs, ys, marker="o", ms=3, color="#3b6ea5", label="spent (observed)")
+    ax.plot(xs, ys, marker="o", ms=3, color="#3b6ea5", label="LLM spent (observed)")
+    b = s.against_budget
     ax.plot(
         _x(s.observed_at, end),
-        [s.total_usd, s.forecast_usd],
+        [b.total_usd, b.forecast_usd],
         ls="--",
         color="#3b6ea5",
         alpha=0.6,
-        label=f"forecast ${s.forecast_usd:,.0f}",
+        label=("LLM + cloud" if b.cloud_usd else "LLM") + f" forecast ${b.forecast_usd:,.0f}",
     )
     if s.budget_usd:
         ax.axhline(s.budget_usd, color="#b03a2e", lw=1.2, label=f"budget ${s.budget_usd:,.0f}")
     ax.set_xlim(*_x(start, end))
     _hours(ax, "%d %b")
     ax.set_ylabel("USD")
-    ax.set_title(f"LLM spend against budget, {_text(s.month)}")
+    ax.set_title(f"Spend against budget, {_text(s.month)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     return _png(fig)

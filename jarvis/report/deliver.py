@@ -84,10 +84,11 @@ def key_figures(f: DailyFigures) -> list[str]:
         f"Quarantined: {len(f.quarantined)}",
     ]
     if f.spend is not None:
-        s = f.spend
+        s = f.spend.against_budget
         lines.append(
-            f"LLM spend {s.month}: ${s.total_usd:,.2f} of ${s.budget_usd:,.2f},"
+            f"Spend {s.month}: ${s.total_usd:,.2f} of ${f.spend.budget_usd:,.2f},"
             f" forecast ${s.forecast_usd:,.2f}"
+            + (f" (cloud ${s.cloud_usd:,.2f})" if s.cloud_usd else "")
         )
     if f.revenue is not None:
         r = f.revenue
@@ -197,6 +198,8 @@ class ReportSender:
     at: time
     zone: tzinfo
     budget_usd: float
+    include_cloud: bool = True
+    """``cost.include_cloud_spend``: the budget counts the cloud bill as the cost policy does."""
     churn: ChurnRules | None = None
     """The churn policy's rules, for the medium-risk list; None without customers."""
     mailer: Mailer | None = None
@@ -236,7 +239,9 @@ class ReportSender:
         from jarvis.report.html import html  # noqa: PLC0415 - matplotlib: once a day
 
         start = datetime.combine(day, time(), tzinfo=UTC)
-        figures = await load_figures(self.store, start, self.budget_usd, self.churn)
+        figures = await load_figures(
+            self.store, start, self.budget_usd, self.churn, include_cloud=self.include_cloud
+        )
         outlets = self._outlets(figures, html(figures))
         self.store.append([self._marker(day, [name for name, _ in outlets])])
         await self.store.flush()

@@ -3,7 +3,8 @@
 The CLI reads the day's events by time and the month's ``cost://llm``
 observations, and passes them here with the quarantined ledger rows, the
 month's settled revenue days and ``cost://aws`` observations (the revenue
-figures are `jarvis.report.revenue`'s). Every
+figures are `jarvis.report.revenue`'s), the incidents and the escalations
+still open when the day began. Every
 figure is a count or a difference of event timestamps, so a test can compute
 the same figures from the same events another way and compare.
 """
@@ -17,9 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from jarvis.model import Event, EventKind, RetryState, RevenueDay, month_bounds
-from jarvis.report.revenue import RevenueFigures, revenue_figures
+from jarvis.policies.budget import CloudBill, Spend
+from jarvis.report.revenue import RevenueFigures, last_cloud_bill, revenue_figures
 
-__all__ = ["DailyFigures", "Incident", "SpendFigures", "build_figures", "percentile"]
+__all__ = [
+    "DailyFigures",
+    "DayFold",
+    "Incident",
+    "SpendFigures",
+    "build_figures",
+    "finish_figures",
+    "percentile",
+]
 
 OUTCOMES = {
     EventKind.ACTION_APPLIED: "applied",
@@ -57,7 +67,8 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class SpendFigures:
-    """The month's LLM spend as last observed on or before the day's end."""
+    """The month's LLM spend as last observed on or before the day's end, and what counts
+    against the budget."""
 
     observed_at: datetime
     month: str
@@ -66,9 +77,14 @@ class SpendFigures:
     forecast_usd: float
     series: list[tuple[datetime, float]]
     """(observed at, month to date) for every observation this month up to the day's end."""
+    against_budget: Spend
+    """The spend the budget is judged on, as the cost policy counts it
+    (`Spend.against_budget`): this LLM spend, plus the cloud bill when the
+    budget includes it and it was recorded this month."""
 
     @property
     def total_usd(self) -> float:
+        """The LLM spend alone."""
         return sum(self.by_model.values())
 
     @property
@@ -138,100 +154,190 @@ def build_figures(
     cloud_observations: Iterable[Event] = (),
     medium_risk: Sequence[str] | None = None,
     carried: Mapping[str, tuple[datetime, bool]] | None = None,
+    include_cloud: bool = True,
+    escalations_before: Iterable[Event] = (),
 ) -> DailyFigures:
     """The figures of the day beginning at ``start`` from its events, oldest first.
 
     ``carried``: the incidents open when the day began that it mended
     (`recovered_first`, `unhealthy_since`), by resource: since when, and
-    whether a human stepped in before midnight.
+    whether a human stepped in before midnight. ``include_cloud``: whether
+    the budget counts the cloud bill (``cost.include_cloud_spend``).
+    ``escalations_before``: the escalations still open when the day began
+    (`open_escalations` of what came before it). The events are read once, as
+    they come (`DayFold`): they may be a stream too long to hold.
     """
-    events = list(day_events)
-    figures = DailyFigures(start=start, quarantined=[q for q in quarantined if q.quarantined])
+    fold = DayFold(start, carried=carried, escalations_before=escalations_before)
+    for event in day_events:
+        fold.add(event)
+    return finish_figures(
+        fold.figures(),
+        llm_observations=llm_observations,
+        quarantined=quarantined,
+        budget_usd=budget_usd,
+        revenue_days=revenue_days,
+        cloud_observations=cloud_observations,
+        medium_risk=medium_risk,
+        include_cloud=include_cloud,
+    )
+
+
+def finish_figures(
+    figures: DailyFigures,
+    *,
+    llm_observations: Iterable[Event] = (),
+    quarantined: Iterable[RetryState] = (),
+    budget_usd: float = 0.0,
+    revenue_days: Sequence[RevenueDay] = (),
+    cloud_observations: Iterable[Event] = (),
+    medium_risk: Sequence[str] | None = None,
+    include_cloud: bool = True,
+) -> DailyFigures:
+    """Add to the figures of the day's events (`DayFold`) what other records say: the
+    month's spend and revenue, the quarantined ledger rows, the customers at risk."""
+    start = figures.start
+    figures.quarantined = [q for q in quarantined if q.quarantined]
     figures.medium_risk = None if medium_risk is None else list(medium_risk)
-    _actions(figures, events)
-    _incidents(figures, events, carried or {})
-    _escalations(figures, events)
-    figures.replicas = _replicas(events)
-    figures.traffic = _traffic(events)
-    figures.spend = _spend(list(llm_observations), start + timedelta(days=1), budget_usd)
+    end = start + timedelta(days=1)
+    cloud = last_cloud_bill(cloud_observations, end)
+    figures.spend = _spend(
+        list(llm_observations), end, budget_usd, cloud, include_cloud=include_cloud
+    )
     figures.revenue = revenue_figures(
         revenue_days,
         start=start,
-        cloud_observations=cloud_observations,
+        cloud=cloud,
         llm_forecast_usd=None if figures.spend is None else figures.spend.forecast_usd,
     )
     return figures
 
 
-def _actions(figures: DailyFigures, events: list[Event]) -> None:
-    table: dict[str, Counter[str]] = defaultdict(Counter)
-    reasons: Counter[str] = Counter()
-    savings: list[tuple[str, str, float]] = []
-    for event in events:
+class DayFold:
+    """The figures the day's events make, folded in one event at a time, oldest first.
+
+    What it keeps grows with the resources, the actions applied and the hourly
+    samples, not with the events: `jarvis.report.load` streams the day through
+    it an hour at a time.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        *,
+        carried: Mapping[str, tuple[datetime, bool]] | None = None,
+        escalations_before: Iterable[Event] = (),
+    ) -> None:
+        self.start = start
+        self._table: dict[str, Counter[str]] = defaultdict(Counter)
+        self._reasons: Counter[str] = Counter()
+        self._savings: list[tuple[str, str, float]] = []
+        self._per_hour = [0] * 24
+        carried = carried or {}
+        # An incident is a resource unhealthy until healthy again; one open at
+        # the day's start (``carried``) ends in it, one open at its end has no end.
+        self._open_at = {resource: since for resource, (since, _) in carried.items()}
+        self._human = {resource for resource, (_, stepped_in) in carried.items() if stepped_in}
+        self._incidents: list[Incident] = []
+        self._escalations = _OpenEscalations(escalations_before)
+        self._replicas: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        self._traffic: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+
+    def add(self, event: Event) -> None:
+        """Fold in the next event of the day."""
+        self._action(event)
+        self._incident(event)
+        self._escalations.add(event)
+        if event.kind is EventKind.RESOURCE_CHANGED:
+            replicas = event.payload.get("replicas")
+            if event.resource and isinstance(replicas, dict) and "desired" in replicas:
+                self._replicas[event.resource].append((event.ts, int(replicas["desired"])))
+        elif event.kind is EventKind.METRICS_SAMPLED:
+            rpm = event.payload.get("requests_per_minute")
+            if isinstance(rpm, dict):
+                for resource, value in rpm.items():
+                    if isinstance(value, int | float):
+                        self._traffic[resource].append((event.ts, float(value)))
+
+    def figures(self) -> DailyFigures:
+        """The day's figures from what was folded in (spend, revenue and the ledger apart)."""
+        figures = DailyFigures(start=self.start)
+        figures.actions = {k: dict(sorted(c.items())) for k, c in sorted(self._table.items())}
+        figures.blocked_reasons = dict(self._reasons.most_common())
+        figures.savings = sorted(self._savings, key=lambda s: -s[2])
+        figures.actions_per_hour = list(self._per_hour)
+        still_open = [
+            Incident(resource, since, None, resource in self._human)
+            for resource, since in self._open_at.items()
+        ]
+        figures.incidents = sorted(
+            [*self._incidents, *still_open], key=lambda i: (i.start, i.resource)
+        )
+        figures.escalations_open = self._escalations.open()
+        figures.replicas = dict(sorted(self._replicas.items()))
+        figures.traffic = dict(sorted(self._traffic.items()))
+        return figures
+
+    def _action(self, event: Event) -> None:
         outcome = OUTCOMES.get(event.kind)
         if outcome is None or not event.action_kind:
-            continue
-        table[event.action_kind][outcome] += 1
+            return
+        self._table[event.action_kind][outcome] += 1
         if event.kind is EventKind.ACTION_BLOCKED:
-            reasons[str(event.reason or event.payload.get("blocked") or "unknown")] += 1
+            self._reasons[str(event.reason or event.payload.get("blocked") or "unknown")] += 1
         if event.kind is EventKind.ACTION_APPLIED:
-            hour = int((event.ts - figures.start).total_seconds() // 3600)
-            figures.actions_per_hour[min(max(hour, 0), 23)] += 1
+            hour = int((event.ts - self.start).total_seconds() // 3600)
+            self._per_hour[min(max(hour, 0), 23)] += 1
             delta = (event.payload.get("params") or {}).get("cost_delta_per_hour")
             if isinstance(delta, int | float) and delta < 0:
-                savings.append((event.resource or "", event.action_kind, -float(delta)))
-    figures.actions = {kind: dict(sorted(c.items())) for kind, c in sorted(table.items())}
-    figures.blocked_reasons = dict(reasons.most_common())
-    figures.savings = sorted(savings, key=lambda s: -s[2])
+                self._savings.append((event.resource or "", event.action_kind, -float(delta)))
 
-
-def _incidents(
-    figures: DailyFigures, events: list[Event], carried: Mapping[str, tuple[datetime, bool]]
-) -> None:
-    """An incident is a resource unhealthy until healthy again; one still open at the day's
-    end has no end. One open at the day's start (``carried``) ends in it."""
-    open_at = {resource: since for resource, (since, _) in carried.items()}
-    human = {resource for resource, (_, stepped_in) in carried.items() if stepped_in}
-    for event in events:
+    def _incident(self, event: Event) -> None:
         resource = event.resource or ""
         if event.kind in (EventKind.ACTION_ESCALATED, EventKind.RETRIES_RESET):
-            if resource in open_at:
-                human.add(resource)
-            continue
+            if resource in self._open_at:
+                self._human.add(resource)
+            return
         if event.kind is not EventKind.RESOURCE_CHANGED or not resource:
-            continue
+            return
         health = event.payload.get("health")
-        if health == "healthy" and resource in open_at:
-            figures.incidents.append(
-                Incident(resource, open_at.pop(resource), event.ts, resource in human)
-            )
-            human.discard(resource)
-        elif health not in (None, "healthy") and resource not in open_at:
-            open_at[resource] = event.ts
-    for resource, since in open_at.items():
-        figures.incidents.append(Incident(resource, since, None, resource in human))
-    figures.incidents.sort(key=lambda i: (i.start, i.resource))
+        if health == "healthy" and resource in self._open_at:
+            since = self._open_at.pop(resource)
+            self._incidents.append(Incident(resource, since, event.ts, resource in self._human))
+            self._human.discard(resource)
+        elif health not in (None, "healthy") and resource not in self._open_at:
+            self._open_at[resource] = event.ts
 
 
-def recovered_first(events: Iterable[Event]) -> list[str]:
+class FirstRecoveries:
     """Resources whose first change of the day is a recovery: their incident began before it.
 
+    Folded one event at a time, oldest first (`add`); `found` in the order met.
     A first change with no ``previous`` recorded (an event of an older shape)
     counts too; `unhealthy_since` then tells from what came before.
     """
-    seen: set[str] = set()
-    found: list[str] = []
-    for event in events:
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self.found: list[str] = []
+
+    def add(self, event: Event) -> None:
         resource = event.resource
-        if event.kind is not EventKind.RESOURCE_CHANGED or not resource or resource in seen:
-            continue
-        seen.add(resource)
+        if event.kind is not EventKind.RESOURCE_CHANGED or not resource or resource in self._seen:
+            return
+        self._seen.add(resource)
         previous = event.payload.get("previous", {})
         if event.payload.get("health") != "healthy" or previous is None:
-            continue  # an incident starts in the day, or the resource was new
+            return  # an incident starts in the day, or the resource was new
         if not isinstance(previous, dict) or previous.get("health") != "healthy":
-            found.append(resource)
-    return found
+            self.found.append(resource)
+
+
+def recovered_first(events: Iterable[Event]) -> list[str]:
+    """`FirstRecoveries` of ``events``."""
+    fold = FirstRecoveries()
+    for event in events:
+        fold.add(event)
+    return fold.found
 
 
 def unhealthy_since(before: Iterable[Event]) -> tuple[datetime, bool] | None:
@@ -254,48 +360,48 @@ def unhealthy_since(before: Iterable[Event]) -> tuple[datetime, bool] | None:
     return None if since is None else (since, human)
 
 
-def _escalations(figures: DailyFigures, events: list[Event]) -> None:
-    """Escalations of the day that no reset or recovery has answered by its end."""
-    open_: dict[str, Event] = {}
-    for event in events:
+class _OpenEscalations:
+    """Escalations no reset or recovery of their resource has answered yet (`open_escalations`)."""
+
+    def __init__(self, before: Iterable[Event] = ()) -> None:
+        self._open: dict[tuple[str, str | None], Event] = {
+            (e.resource or "", e.action_kind): e for e in before
+        }
+
+    def add(self, event: Event) -> None:
         resource = event.resource or ""
         if event.kind is EventKind.ACTION_ESCALATED:
-            open_[f"{resource}\0{event.action_kind}"] = event
+            self._open[resource, event.action_kind] = event
         elif event.kind is EventKind.RETRIES_RESET or (
             event.kind is EventKind.RESOURCE_CHANGED and event.payload.get("health") == "healthy"
         ):
-            for key in [k for k in open_ if k.partition("\0")[0] == resource]:
-                del open_[key]
-    figures.escalations_open = sorted(open_.values(), key=lambda e: e.ts)
+            for key in [k for k in self._open if k[0] == resource]:
+                del self._open[key]
+
+    def open(self) -> list[Event]:
+        return sorted(self._open.values(), key=lambda e: e.ts)
 
 
-def _replicas(events: list[Event]) -> dict[str, list[tuple[datetime, int]]]:
-    out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+def open_escalations(events: Iterable[Event], before: Iterable[Event] = ()) -> list[Event]:
+    """The escalations open ``before`` (still open when ``events`` begin) or among
+    ``events`` (oldest first) that no reset or recovery in ``events`` answered, oldest first.
+
+    A reset or a recovery of a resource answers every escalation of it.
+    """
+    fold = _OpenEscalations(before)
     for event in events:
-        replicas = (
-            event.payload.get("replicas") if event.kind is EventKind.RESOURCE_CHANGED else None
-        )
-        if event.resource and isinstance(replicas, dict) and "desired" in replicas:
-            out[event.resource].append((event.ts, int(replicas["desired"])))
-    return dict(sorted(out.items()))
+        fold.add(event)
+    return fold.open()
 
 
-def _traffic(events: list[Event]) -> dict[str, list[tuple[datetime, float]]]:
-    out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-    for event in events:
-        rpm = (
-            event.payload.get("requests_per_minute")
-            if event.kind is EventKind.METRICS_SAMPLED
-            else None
-        )
-        if isinstance(rpm, dict):
-            for resource, value in rpm.items():
-                if isinstance(value, int | float):
-                    out[resource].append((event.ts, float(value)))
-    return dict(sorted(out.items()))
-
-
-def _spend(observations: list[Event], end: datetime, budget_usd: float) -> SpendFigures | None:
+def _spend(
+    observations: list[Event],
+    end: datetime,
+    budget_usd: float,
+    cloud: CloudBill | None,
+    *,
+    include_cloud: bool,
+) -> SpendFigures | None:
     series: list[tuple[datetime, float]] = []
     last: tuple[Event, dict[str, float]] | None = None
     for event in observations:
@@ -319,4 +425,7 @@ def _spend(observations: list[Event], end: datetime, budget_usd: float) -> Spend
         budget_usd=budget_usd,
         forecast_usd=forecast,
         series=series,
+        against_budget=Spend.against_budget(
+            month, sum(costs.values()), forecast, cloud, include_cloud=include_cloud
+        ),
     )

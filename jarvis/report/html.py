@@ -74,7 +74,7 @@ def html(f: DailyFigures) -> str:
             (charts.actions_per_hour(f), "Actions applied per hour"),
             (charts.replicas(f), "Replicas against traffic per service"),
         ],
-        "LLM spend against budget": [(charts.spend(f), "LLM spend against budget")],
+        "Spend against budget": [(charts.spend(f), "Spend against budget")],
     }
     for name, lines in sections(f):
         parts.append(f"<h2>{escape(name)}</h2>")

@@ -91,11 +91,17 @@ def sections(f: DailyFigures) -> list[tuple[str, list[str]]]:
         lines += [f"The {len(shown)} that needed a human, are open or took longest:", ""]
     out.append(("Incidents", lines + _table(["resource", "from", "to remediate", "human"], rows)))
     rows = [
-        [e.resource or "", e.action_kind or "", f"{e.ts:%H:%M:%S}", e.reason or ""]
+        [
+            e.resource or "",
+            e.action_kind or "",
+            # One opened before the day says which day.
+            f"{e.ts:%Y-%m-%d %H:%M}" if e.ts < f.start else f"{e.ts:%H:%M:%S}",
+            e.reason or "",
+        ]
         for e in f.escalations_open
     ]
     out.append(("Escalations open", _table(["resource", "kind", "at", "why"], rows)))
-    out.append(("LLM spend against budget", _spend_lines(f)))
+    out.append(("Spend against budget", _spend_lines(f)))
     out.append(("Revenue against cost", _revenue_lines(f)))
     rows = [
         [r, k, f"${usd:,.4f}/h", f"${usd * 24:,.2f}/day"] for r, k, usd in f.savings[:TOP_SAVINGS]
@@ -139,11 +145,18 @@ def _spend_lines(f: DailyFigures) -> list[str]:
     s = f.spend
     if s is None:
         return ["No LLM spend observed this month up to the day's end.", ""]
-    share = f" ({s.total_usd / s.budget_usd:.0%} of ${s.budget_usd:,.2f})" if s.budget_usd else ""
-    verdict = "over" if s.budget_usd and s.forecast_usd > s.budget_usd else "within"
+    # The budget is judged on what the cost policy counts: LLM, and the cloud bill if included.
+    b = s.against_budget
+    share = f" ({b.total_usd / s.budget_usd:.0%} of ${s.budget_usd:,.2f})" if s.budget_usd else ""
+    verdict = "over" if s.budget_usd and b.forecast_usd > s.budget_usd else "within"
+    spent = (
+        f"${b.llm_usd:,.2f} LLM + ${b.cloud_usd:,.2f} cloud = ${b.total_usd:,.2f}"
+        if b.cloud_usd
+        else f"${b.total_usd:,.2f}"
+    )
     lines = [
         f"Month {s.month}, as observed at {s.observed_at:%Y-%m-%d %H:%M} UTC: "
-        f"${s.total_usd:,.2f} spent{share}; month-end forecast ${s.forecast_usd:,.2f} "
+        f"{spent} spent{share}; month-end forecast ${b.forecast_usd:,.2f} "
         f"(linear), {verdict} budget.",
         "",
     ]

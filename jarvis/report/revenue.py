@@ -2,7 +2,8 @@
 
 Pure, like `jarvis.report.figures`, which calls `revenue_figures` with the
 month's settled days (`revenue_daily`, read by `jarvis.report.load`), the
-month's ``cost://aws`` observations and the LLM spend's month-end forecast.
+cloud bill `last_cloud_bill` finds in the month's ``cost://aws`` observations
+and the LLM spend's month-end forecast.
 Cost is a month's: the LLM forecast plus the cloud's, each extrapolated
 linearly, so it compares with MRR, which is a month's revenue too. The cloud
 figure is the last ``cost://aws`` record of the month up to the day's end (a
@@ -15,20 +16,12 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from jarvis.model import Event, Movement, RevenueDay
+from jarvis.policies.budget import CloudBill
 
-__all__ = ["CloudFigures", "RevenueFigures", "revenue_figures"]
-
-
-@dataclass(frozen=True, slots=True)
-class CloudFigures:
-    """The cloud bill as last recorded: month to date and its linear month-end forecast."""
-
-    observed_at: datetime
-    month_to_date_usd: float
-    forecast_usd: float
+__all__ = ["RevenueFigures", "last_cloud_bill", "revenue_figures"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +30,8 @@ class RevenueFigures:
     """The last settlement on or before the report's day."""
     month: dict[Movement, float]
     """Movements of the month's settled days up to the report's day, by kind."""
-    cloud: CloudFigures | None
+    cloud: CloudBill | None
+    """The cloud bill as last recorded (`last_cloud_bill`)."""
     llm_forecast_usd: float | None
 
     @property
@@ -59,7 +53,7 @@ def revenue_figures(
     days: Sequence[RevenueDay],
     *,
     start: datetime,
-    cloud_observations: Iterable[Event] = (),
+    cloud: CloudBill | None = None,
     llm_forecast_usd: float | None = None,
 ) -> RevenueFigures | None:
     """The figures for the day beginning at ``start``; None when no day is settled by then."""
@@ -70,13 +64,14 @@ def revenue_figures(
     return RevenueFigures(
         latest=settled[-1],
         month={kind: sum(d.usd(kind) for d in month) for kind in Movement},
-        cloud=_cloud(cloud_observations, start + timedelta(days=1)),
+        cloud=cloud,
         llm_forecast_usd=llm_forecast_usd,
     )
 
 
-def _cloud(observations: Iterable[Event], end: datetime) -> CloudFigures | None:
-    last: CloudFigures | None = None
+def last_cloud_bill(observations: Iterable[Event], end: datetime) -> CloudBill | None:
+    """The last ``cost://aws`` record before ``end``: month to date, a linear forecast."""
+    last: CloudBill | None = None
     for event in observations:
         by_service = (event.payload.get("attributes") or {}).get("by_service_usd")
         if event.ts >= end or not isinstance(by_service, dict):
@@ -85,5 +80,5 @@ def _cloud(observations: Iterable[Event], end: datetime) -> CloudFigures | None:
         month_start = event.ts.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         days = calendar.monthrange(event.ts.year, event.ts.month)[1]
         elapsed = max((event.ts - month_start).total_seconds() / 86400.0, 1.0)
-        last = CloudFigures(event.ts, total, total * days / elapsed)
+        last = CloudBill(event.ts, total, total * days / elapsed)
     return last

@@ -266,7 +266,9 @@ class SimulatedLlm:
     def set_weights(self, action: Action, now: datetime) -> Outcome:
         """Write a route's weights, refusing what the routing actuator would refuse."""
         route = self._by_name.get(action.target.name)
-        params = checked_params(action, None if route is None else route.config)
+        params = checked_params(
+            action, None if route is None else route.config, {} if route is None else route.weights
+        )
         if isinstance(params, Outcome):
             return params
         assert route is not None  # noqa: S101 - checked_params refuses an unconfigured route

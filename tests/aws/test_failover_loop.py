@@ -192,6 +192,35 @@ async def test_when_both_regions_are_dark_nothing_moves_and_one_alert_is_raised(
     ]
 
 
+async def test_a_restart_neither_raises_the_all_failed_alert_again_nor_loses_its_resolution(
+    make_app: MakeApp, regions: dict[str, Region], route53: Route53Client, clock: VirtualClock
+) -> None:
+    """A new process on the same store knows the alert is open: silent, then resolved once."""
+    zone = create_zone(route53, {"use1": 100, "euw1": 100})
+    app = await make_app(zone)
+    for region in regions.values():
+        await region.stop()
+    for _ in range(3):
+        await _tick(app, clock, route53, zone)
+    await app.aclose()
+
+    again = await make_app(zone)
+    for _ in range(3):
+        assert await _tick(again, clock, route53, zone) == {"use1": 100, "euw1": 100}
+    await regions["euw1"].start()
+    for _ in range(2):
+        await _tick(again, clock, route53, zone)
+    alerts = await again.store.events(kinds=[EventKind.ALERT], limit=20)
+    assert [(a.reason, a.payload.get("resolved")) for a in alerts if a.policy == "failover"] == [
+        (
+            f"failover: every target of route53://{zone}/{NAME}/A is failing; "
+            "weights left as they are",
+            None,
+        ),
+        (f"failover: a target of route53://{zone}/{NAME}/A is no longer failing", True),
+    ]
+
+
 async def test_an_engaged_kill_switch_blocks_the_shift(
     make_app: MakeApp, regions: dict[str, Region], route53: Route53Client, clock: VirtualClock
 ) -> None:

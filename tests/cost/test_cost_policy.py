@@ -218,6 +218,15 @@ def test_weights_already_at_target_need_no_action() -> None:
     assert policy(CHAT).evaluate(snap, History(), NOW).actions == ()
 
 
+def test_a_model_no_longer_allowed_leaves_even_below_the_smallest_change() -> None:
+    """min_change spares small moves between allowed models, not a model the route dropped."""
+    left = {"gpt-4o": 0.595, "gemini": 0.2, "claude": 0.2, "llama": 0.005}
+    snap = snapshot(cost_state(10.0), route_state("chat", left))
+    (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == CHAT.weights
+    assert "draining llama" in action.reason
+
+
 def test_routes_that_were_not_observed_are_left_alone() -> None:
     """A route missing from the snapshot (Redis down) gets no proposal."""
     snap = snapshot(cost_state(470.0), route_state("chat", CHAT.weights))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from jarvis.actuators.llm.routing import RoutingActuator
 from jarvis.actuators.llm.usage import LlmUsageActuator
@@ -139,3 +140,102 @@ async def test_a_route_whose_weights_were_zeroed_gets_its_configured_weights_bac
     finally:
         operator.close()
         client.close()
+
+
+async def routing_hash(redis_url: str) -> dict[str, str]:
+    """The chat route's hash as stored, fields and values as text."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        stored = await client.hgetall("jarvis:route:chat")
+        return {str(k): str(v) for k, v in stored.items()}
+    finally:
+        await client.aclose()
+
+
+async def test_a_restart_does_not_raise_the_budget_alert_again(
+    app: App, sqlite_url: str, redis_url: str, clock: VirtualClock
+) -> None:
+    """A new process on the same store knows the month's stage was already alerted."""
+    for model, cost in SEED_SPEND.items():
+        await record_usage_async(
+            app.store.engine,
+            route="chat",
+            model=model,
+            input_tokens=500,
+            output_tokens=500,
+            cost_usd=cost,
+            latency_ms=700,
+            success=True,
+            at=NOW - timedelta(hours=1),
+        )
+    await app.reconciler.tick()
+    assert len(await app.store.events(kinds=[EventKind.ALERT.value])) == 1
+    await app.aclose()
+    clock.advance(60)
+
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+    again = await build_app(
+        settings,
+        clock=clock,
+        actuators=[
+            RoutingActuator.from_settings(ROUTING, clock=clock, redis_url=redis_url),
+            LlmUsageActuator.from_settings(COST, clock=clock, database_url=sqlite_url),
+        ],
+        policies=[CostPolicy.from_settings(COST, ROUTING)],
+        run_id="cost-again",
+    )
+    try:
+        report = await again.reconciler.tick()
+        assert [n.message for _, n in report.notes if n.alert] == []
+        assert len(await again.store.events(kinds=[EventKind.ALERT.value])) == 1
+    finally:
+        await again.aclose()
+
+
+async def test_a_model_removed_from_the_route_drains_in_steps_the_guard_lets_through(
+    sqlite_url: str, redis_url: str, clock: VirtualClock
+) -> None:
+    """gpt-4o, dropped from the config while it carries 80%, leaves in bounded steps, not never."""
+    operator = redis.Redis.from_url(redis_url)
+    operator.hset(
+        "jarvis:route:chat",
+        mapping={"gpt-4o": 0.8, "gemini": 0.1, "claude": 0.1, "_version": 1},
+    )
+    routing = RoutingSettings(
+        enabled=True, routes={"chat": RouteSettings(weights={"gemini": 0.5, "claude": 0.5})}
+    )
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+    app = await build_app(
+        settings,
+        clock=clock,
+        actuators=[
+            RoutingActuator.from_settings(routing, clock=clock, redis_url=redis_url),
+            LlmUsageActuator.from_settings(COST, clock=clock, database_url=sqlite_url),
+        ],
+        policies=[
+            CostPolicy.from_settings(COST, routing, max_shift=settings.bounds.max_traffic_shift)
+        ],
+        run_id="drain",
+    )
+    try:
+        seen = []
+        for _ in range(4):
+            report = await app.reconciler.tick()
+            assert [d.verdict.reason for d in report.decisions if not d.verdict.allowed] == []
+            assert all("draining gpt-4o" in d.action.reason for d in report.applied)
+            stored = await routing_hash(redis_url)
+            seen.append({m: float(w) for m, w in stored.items() if not m.startswith("_")})
+            clock.advance(30)
+        assert seen[0]["gpt-4o"] == pytest.approx(0.3, abs=1e-5)
+        assert seen[1] == seen[2] == seen[3] == {"gemini": 0.5, "claude": 0.5}
+        failed = await app.store.events(kinds=[EventKind.ACTION_FAILED.value])
+        assert failed == []
+    finally:
+        operator.close()
+        await app.aclose()

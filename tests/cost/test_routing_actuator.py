@@ -138,6 +138,22 @@ async def test_weights_breaking_a_floor_are_refused(actuator: RoutingActuator) -
     assert (await actuator.apply(set_weights({"claude": 0.5, "gemini": 0.5}, code), new_key())).ok
 
 
+async def test_a_model_no_longer_allowed_may_lose_weight_but_never_gain_it(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """llama, left in the hash after leaving the config, may only drain toward 0."""
+    await raw.hset("jarvis:route:chat", mapping={"llama": 0.6, "gpt-4o": 0.4, "_version": "3"})
+    await actuator.observe()
+    more = await actuator.apply(set_weights({"llama": 0.7, "gpt-4o": 0.3}), new_key())
+    assert more.error_code == "invalid_weights"
+    assert "llama" in more.detail
+    assert (await actuator.apply(set_weights({"llama": 0.2, "gpt-4o": 0.8}), new_key())).ok
+    again = await actuator.apply(set_weights({"llama": 0.3, "gpt-4o": 0.7}), new_key())
+    assert again.error_code == "invalid_weights"
+    assert (await actuator.apply(set_weights({"gpt-4o": 1.0}), new_key())).ok
+    assert await raw.hget("jarvis:route:chat", "llama") is None
+
+
 async def test_unknown_routes_are_refused(actuator: RoutingActuator) -> None:
     """A SET_WEIGHTS for a route that is not configured fails terminally."""
     outcome = await actuator.apply(

@@ -5,9 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jarvis.model import Event, EventKind, RetryState
+import pytest
+
+from jarvis.model import (
+    CloudSpend,
+    Event,
+    EventKind,
+    Health,
+    ResourceRef,
+    ResourceState,
+    RetryState,
+)
+from jarvis.policies.budget import read_spend
 from jarvis.report import build_figures
 from jarvis.report.figures import percentile
+from jarvis.report.markdown import markdown
+from tests.cost.builders import cost_state, snapshot
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
 
@@ -121,6 +134,67 @@ def test_spend_is_the_last_observation_before_the_days_end_with_a_linear_forecas
     assert spend.by_provider == {"anthropic": 20.0, "openai": 10.0}
     assert spend.forecast_usd == 30.0 * 31 / 9
     assert [u for _, u in spend.series] == [0.0, 30.0]
+
+
+def _spend_events(llm_usd: float, cloud_usd: float, cloud_at: datetime) -> tuple[Event, Event]:
+    llm = Event(
+        EventKind.RESOURCE_CHANGED,
+        datetime(2026, 3, 10, tzinfo=UTC),
+        "llm-10",
+        resource="cost://llm",
+        payload={"attributes": {"month": "2026-03", "by_model": {"gpt-4o": {"cost_usd": llm_usd}}}},
+    )
+    cloud = Event(
+        EventKind.RESOURCE_CHANGED,
+        cloud_at,
+        "aws",
+        resource="cost://aws",
+        payload={"attributes": {"by_service_usd": {"ec2": cloud_usd}}},
+    )
+    return llm, cloud
+
+
+def _policy_spend(llm_usd: float, cloud_usd: float, cloud_at: datetime, *, cloud: bool) -> float:
+    """What the cost policy counts against the budget from the same observations."""
+    aws = ResourceState(
+        ResourceRef("cost", "aws", "cost"),
+        Health.HEALTHY,
+        cloud_at,
+        cloud_spend=CloudSpend(month_to_date_usd=cloud_usd, forecast_month_end_usd=0.0),
+    )
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    snap = snapshot(cost_state(llm_usd, now=now), aws, now=now)
+    spend = read_spend(snap, now, include_cloud=cloud)
+    assert spend is not None
+    return spend.total_usd
+
+
+@pytest.mark.parametrize(
+    ("cloud_at", "include_cloud", "counted", "verdict"),
+    [
+        (datetime(2026, 3, 10, tzinfo=UTC), True, 40.0, "over budget"),
+        (datetime(2026, 3, 10, tzinfo=UTC), False, 20.0, "within budget"),
+        (datetime(2026, 2, 28, tzinfo=UTC), True, 20.0, "within budget"),
+    ],
+)
+def test_spend_against_the_budget_is_what_the_cost_policy_counts(
+    cloud_at: datetime, include_cloud: bool, counted: float, verdict: str
+) -> None:
+    """LLM spend plus this month's cloud bill (when the budget includes it), as the policy sums."""
+    llm, cloud = _spend_events(20.0, 20.0, cloud_at)
+    figures = build_figures(
+        [],
+        start=DAY,
+        llm_observations=[llm],
+        cloud_observations=[cloud],
+        budget_usd=100.0,
+        include_cloud=include_cloud,
+    )
+    spend = figures.spend
+    assert spend is not None
+    assert spend.against_budget.total_usd == counted
+    assert counted == _policy_spend(20.0, 20.0, cloud_at, cloud=include_cloud)
+    assert f"{verdict}." in markdown(figures)
 
 
 def test_percentile_is_nearest_rank() -> None:

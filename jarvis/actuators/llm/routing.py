@@ -91,6 +91,10 @@ class RoutingActuator:
         self._clock = clock
         self._script = client.register_script(_CAS_SCRIPT)
         self._seen_versions: dict[str, str] = {}
+        # The weights read with each seen version: the write replaces them only
+        # while that version stands, so a model leaving the route is judged
+        # against the weight it really has.
+        self._seen_weights: dict[str, dict[str, float]] = {}
 
     @classmethod
     def from_settings(
@@ -144,6 +148,7 @@ class RoutingActuator:
         version = fields.get("_version", "0")
         self._seen_versions[route] = version
         weights, problems = _parse_weights(fields)
+        self._seen_weights[route] = dict(weights)
         total = math.fsum(weights.values())
         if not weights or abs(total - 1) > WEIGHT_TOLERANCE:
             problems.append(f"weights sum to {total:g}, not 1")
@@ -170,11 +175,13 @@ class RoutingActuator:
 
     async def apply(self, action: Action, key: str) -> Outcome:
         route = action.target.name
-        params = checked_params(action, self._settings.routes.get(route))
+        expected = self._seen_versions.get(route)
+        # Unobserved, the weights now are unknown: no model may stay that is not allowed.
+        current = self._seen_weights.get(route, {}) if expected is not None else {}
+        params = checked_params(action, self._settings.routes.get(route), current)
         if isinstance(params, Outcome):
             return params
         try:
-            expected = self._seen_versions.get(route)
             if expected is None:
                 found = await self._redis.hget(self.key(route), "_version")
                 expected = _text(found) if found is not None else "0"
@@ -189,6 +196,7 @@ class RoutingActuator:
         if status == _ALREADY:
             return Outcome.success(f"{route} weights already applied (v{version}, key {key})")
         self._seen_versions[route] = version
+        self._seen_weights[route] = dict(params.weights)
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in params.weights.items())
         return Outcome.success(f"{route} weights v{version}: {shown}")
 
@@ -206,8 +214,12 @@ class RoutingActuator:
         await self._redis.aclose()
 
 
-def checked_params(action: Action, config: RouteSettings | None) -> SetWeights | Outcome:
+def checked_params(
+    action: Action, config: RouteSettings | None, current: Mapping[str, float]
+) -> SetWeights | Outcome:
     """The action's params when the route may take them, else the terminal refusal.
+
+    ``current``: the route's weights now (see `weights_refusal`).
 
     The simulated platform (`jarvis.simulation.llm`) refuses through this too,
     so the simulation cannot accept weights the real actuator would refuse.
@@ -225,7 +237,7 @@ def checked_params(action: Action, config: RouteSettings | None) -> SetWeights |
             kind=ErrorKind.TERMINAL,
             code="unknown_route",
         )
-    problem = weights_refusal(params.weights, config)
+    problem = weights_refusal(params.weights, config, current)
     if problem:
         return Outcome.failure(problem, kind=ErrorKind.TERMINAL, code="invalid_weights")
     return params
@@ -253,11 +265,21 @@ def _parse_weights(fields: Mapping[str, str]) -> tuple[dict[str, float], list[st
     return weights, problems
 
 
-def weights_refusal(weights: Mapping[str, float] | None, config: RouteSettings) -> str:
+def weights_refusal(
+    weights: Mapping[str, float] | None,
+    config: RouteSettings,
+    current: Mapping[str, float] | None = None,
+) -> str:
     """Why these weights must not be written to the route, or "" if they may.
 
-    Also the simulated routes' rule (`jarvis.simulation.llm`), so both refuse alike.
+    A model the route does not allow may keep at most the share of the
+    traffic it has now (``current``, as weights that need not sum to 1): one
+    removed from the configuration leaves in steps the guard bounds, and
+    nothing can send it more. Also the simulated routes' rule
+    (`jarvis.simulation.llm`), so both refuse alike.
     """
+    total = math.fsum(current.values()) if current else 0.0
+    now = {m: w / total for m, w in current.items()} if current and total > 0 else {}
     if not weights:
         return "SET_WEIGHTS needs a non-empty weights map"
     if any(not math.isfinite(w) or w < 0 for w in weights.values()):
@@ -265,7 +287,12 @@ def weights_refusal(weights: Mapping[str, float] | None, config: RouteSettings) 
     total = math.fsum(weights.values())
     if abs(total - 1) > WEIGHT_TOLERANCE:
         return f"weights must sum to 1, not {total:g}"
-    unknown = sorted(m for m in weights if m not in config.models or m.startswith("_"))
+    unknown = sorted(
+        m
+        for m, w in weights.items()
+        if m.startswith("_")
+        or (m not in config.models and (m not in now or w > now[m] + WEIGHT_TOLERANCE))
+    )
     if unknown:
         return f"models not allowed on this route: {unknown}"
     broken = sorted(
