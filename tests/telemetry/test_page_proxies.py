@@ -93,18 +93,73 @@ async def test_an_untrusted_peer_is_throttled_by_its_own_address_whatever_it_for
 
 
 @pytest.mark.parametrize(
+    ("guessed_as", "again_as"),
+    [
+        ("203.0.113.7:4711", "203.0.113.7"),
+        ("203.0.113.7", "203.0.113.7:50123"),
+        ("[2001:db8::1]:4711", "2001:db8::1"),
+        ("[2001:db8::1]", "[2001:db8::1]:443"),
+        ('"[2001:db8::1]:4711"', "2001:db8::1"),
+        ("203.0.113.7:_a1-b", "203.0.113.7:1"),
+        ("198.51.100.9:1, 203.0.113.7:4711", "203.0.113.7, 127.0.0.9:8443"),
+    ],
+    ids=["v4-port", "v4-port-later", "v6-port", "v6-brackets", "quoted", "obfuscated", "chain"],
+)
+async def test_an_address_forwarded_with_its_port_is_the_client_without_it(
+    tmp_path: Path, guessed_as: str, again_as: str
+) -> None:
+    """An entry with its port (``a:port``, ``[v6]:port``, ``[v6]``, RFC 7239) names its address."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        await _guess_five_times(session, served.base, guessed_as)
+        assert await _login(session, served.base, ADMIN_TOKEN, again_as) == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, "198.51.100.77:4711") == 303
+
+
+@pytest.mark.parametrize(
     "forwarded",
     [
         b"",
         b" , ",
         b"garbage",
-        b"203.0.113.7:443",
-        b"[2001:db8::1]",
+        b"unknown",
+        b"_hidden",
+        b"203.0.113.7:",
+        b"203.0.113.7:99999",
+        b"203.0.113.7:abc",
+        b"203.0.113.7:443:1",
+        b"[203.0.113.7]:443",
+        b"[2001:db8::1",
+        b"2001:db8::1]:443",
+        b"[2001:db8::1]:",
+        b"[2001:db8::1]x",
+        b'"203.0.113.7',
         b"203.0.113.7, not-an-address",
         b"203.0.113.7, 127.0.0.9, \xff\xfe",
         b"1" * 4000,
     ],
-    ids=["empty", "commas", "word", "port", "brackets", "word-last", "not-utf8", "long"],
+    ids=[
+        "empty",
+        "commas",
+        "word",
+        "unknown",
+        "obfuscated-node",
+        "empty-port",
+        "big-port",
+        "word-port",
+        "two-ports",
+        "bracketed-v4",
+        "open-bracket",
+        "close-bracket",
+        "v6-empty-port",
+        "after-bracket",
+        "open-quote",
+        "word-last",
+        "not-utf8",
+        "long",
+    ],
 )
 async def test_a_malformed_forwarded_header_counts_against_the_proxy_and_is_never_a_500(
     tmp_path: Path, forwarded: bytes
