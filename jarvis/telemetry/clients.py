@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
-__all__ = ["client_address"]
+__all__ = ["client_address", "throttle_key"]
 
 Network = IPv4Network | IPv6Network
 
@@ -54,6 +54,19 @@ def client_address(peer: str | None, forwarded: Sequence[str], trusted: Sequence
             return client
     # No header, or every hop a trusted proxy: the request began inside their networks.
     return client
+
+
+def throttle_key(client: str) -> str:
+    """What the login throttle counts ``client`` (a `client_address`) under.
+
+    An IPv4 address is one client. An IPv6 client is its /64: a host is given
+    a whole /64 (SLAAC, privacy addresses, RFC 6177), so counting each address
+    would let it pick a fresh key per guess. An IPv4-mapped address is its IPv4.
+    """
+    address = _address(client)
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, 64), strict=False))
+    return client if address is None else str(address)
 
 
 def _address(text: str) -> IPv4Address | IPv6Address | None:

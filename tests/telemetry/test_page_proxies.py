@@ -92,6 +92,44 @@ async def test_an_untrusted_peer_is_throttled_by_its_own_address_whatever_it_for
         assert await _login(session, served.base, ADMIN_TOKEN, "198.51.100.9") == 429
 
 
+async def test_an_ipv6_client_is_throttled_by_its_64_not_by_each_address_in_it(
+    tmp_path: Path,
+) -> None:
+    """Five guesses from five addresses of one /64 lock out the /64; the next /64 logs in."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        for n in range(1, 6):
+            status = await _login(session, served.base, f"guess-{n}", f"2001:db8:1:2::{n:x}")
+            assert status == 401
+        assert await _login(session, served.base, ADMIN_TOKEN, "2001:db8:1:2:ffff::9") == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, "[2001:db8:1:2::7]:443") == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, "2001:db8:1:3::1") == 303
+
+
+@pytest.mark.parametrize(
+    ("guessed_as", "locked", "free"),
+    [
+        ("203.0.113.7", "203.0.113.7", "203.0.113.8"),
+        ("::ffff:203.0.113.7", "203.0.113.7", "::ffff:203.0.113.8"),
+        ("203.0.113.7", "[::ffff:203.0.113.7]:80", "203.0.113.6"),
+    ],
+    ids=["v4", "mapped", "mapped-later"],
+)
+async def test_an_ipv4_client_is_throttled_by_its_own_address_even_written_as_ipv6(
+    tmp_path: Path, guessed_as: str, locked: str, free: str
+) -> None:
+    """IPv4 stays one address a key (a /64 of ::ffff: would be every IPv4 client at once)."""
+    async with (
+        page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served,
+        aiohttp.ClientSession() as session,
+    ):
+        await _guess_five_times(session, served.base, guessed_as)
+        assert await _login(session, served.base, ADMIN_TOKEN, locked) == 429
+        assert await _login(session, served.base, ADMIN_TOKEN, free) == 303
+
+
 @pytest.mark.parametrize(
     ("guessed_as", "again_as"),
     [
