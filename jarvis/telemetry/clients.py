@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
-__all__ = ["client_address", "throttle_key"]
+__all__ = ["client_address", "forwarded_https", "throttle_key"]
 
 Network = IPv4Network | IPv6Network
 
@@ -54,6 +54,19 @@ def client_address(peer: str | None, forwarded: Sequence[str], trusted: Sequence
             return client
     # No header, or every hop a trusted proxy: the request began inside their networks.
     return client
+
+
+def forwarded_https(peer: str | None, proto: Sequence[str], trusted: Sequence[Network]) -> bool:
+    """Whether a trusted proxy says the client came over https (``X-Forwarded-Proto``).
+
+    ``proto`` is every ``X-Forwarded-Proto`` header; the right-most entry is the
+    nearest proxy's. From a peer outside the trusted networks it is never read.
+    """
+    address = _address(peer or "")
+    if address is None or not _trusted(address, trusted):
+        return False
+    entries = [entry.strip().lower() for header in proto for entry in header.split(",")]
+    return bool(entries) and entries[-1] == "https"
 
 
 def throttle_key(client: str) -> str:

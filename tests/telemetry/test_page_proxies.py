@@ -246,3 +246,31 @@ async def test_the_daemon_reads_its_trusted_proxies_from_the_environment(tmp_pat
             await _guess_five_times(session, daemon.base, "203.0.113.7")
             assert await _login(session, daemon.base, ADMIN_TOKEN, "203.0.113.7") == 429
             assert await _login(session, daemon.base, ADMIN_TOKEN, "198.51.100.9") == 303
+
+
+async def _login_cookie(base: str, headers: dict[str, str]) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{base}/login", data={"token": ADMIN_TOKEN}, headers=headers, allow_redirects=False
+        ) as response,
+    ):
+        assert response.status == 303
+        return response.headers["Set-Cookie"]
+
+
+async def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(tmp_path: Path) -> None:
+    """The balancer ended TLS (``X-Forwarded-Proto: https``): the cookie is never sent over http."""
+    async with page_server(tmp_path, trusted_proxies=[LOOPBACK]) as served:
+        cookie = await _login_cookie(served.base, {"X-Forwarded-Proto": "https"})
+        assert "; Secure" in cookie
+        assert "HttpOnly" in cookie
+        # A balancer's plain-http listener, or a port forward with no header: as it came.
+        assert "Secure" not in await _login_cookie(served.base, {"X-Forwarded-Proto": "http"})
+        assert "Secure" not in await _login_cookie(served.base, {})
+
+
+async def test_an_untrusted_peer_does_not_choose_the_cookies_scheme(tmp_path: Path) -> None:
+    """``X-Forwarded-Proto`` from a peer outside the trusted networks is not read."""
+    async with page_server(tmp_path, trusted_proxies=["10.0.0.0/8"]) as served:
+        assert "Secure" not in await _login_cookie(served.base, {"X-Forwarded-Proto": "https"})
