@@ -34,6 +34,8 @@ __all__ = [
     "StripeSettings",
 ]
 
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
+"""What RFC 3986 allows in a URI, and the braces of ``{customer}`` and ``{token}``."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 SOURCE_REQUIRED = ("id", "email", "signed_up_at")
 SOURCE_FIELDS = frozenset(
@@ -110,6 +112,12 @@ class CustomerEmailSettings(Section):
     def _one_click_url(cls, value: str) -> str:
         if "{customer}" not in value and "{token}" not in value:
             raise ValueError("must contain {customer} or {token}, e.g. https://host/u?t={token}")
+        if not _URI_CHARS.fullmatch(value):
+            # It goes into the List-Unsubscribe header between < and >.
+            raise ValueError(
+                "must be one URL: no spaces, line breaks, quotes or angle brackets "
+                "(percent-encode them), e.g. https://host/u?t={token}"
+            )
         if not _one_click(value):
             # A mail client posts the one-click unsubscribe (List-Unsubscribe-Post)
             # only to an https URI (RFC 8058 section 3.1); over http it is ignored.
