@@ -31,6 +31,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -75,6 +76,11 @@ class Refusal:
     code: int
     message: str
 
+    @property
+    def temporary(self) -> bool:
+        """A 4xx (greylisting, a full mailbox): the same recipient may take it later."""
+        return _temporary(self.code)
+
     def __str__(self) -> str:
         return f"{self.recipient} {self.code} {self.message[:200]}"
 
@@ -90,12 +96,15 @@ class SmtpServer:
     timeout: float = 10.0
 
 
-async def send(message: EmailMessage, server: SmtpServer) -> list[Refusal]:
+async def send(
+    message: EmailMessage, server: SmtpServer, recipients: Sequence[str] | None = None
+) -> list[Refusal]:
     """Hand ``message`` to ``server``; SendError when it is refused or unreachable.
 
     A server that takes the message for some recipients and refuses others at
     RCPT TO has sent it: the refused ones are returned, not raised, because
-    sending again would mail the accepted recipients twice.
+    sending again would mail the accepted recipients twice. ``recipients`` is
+    the envelope when given (a retry for those refused), else its To and Cc.
 
     Gives ``message`` a ``Date`` and a ``Message-ID`` (on the domain of its
     ``From``) when it has none, so a retry of the same message keeps them.
@@ -107,6 +116,7 @@ async def send(message: EmailMessage, server: SmtpServer) -> list[Refusal]:
     try:
         refused, _ = await aiosmtplib.send(
             message,
+            recipients=None if recipients is None else list(recipients),
             hostname=server.host,
             port=server.port,
             username=server.username,
@@ -144,9 +154,14 @@ def _domain(sender: str) -> str:
 def _refused(exc: aiosmtplib.SMTPResponseException) -> SendError:
     return SendError(
         f"email refused {exc.code}: {exc.message[:200]}",
-        temporary=400 <= exc.code < 500,
+        temporary=_temporary(exc.code),
         code=exc.code,
     )
+
+
+def _temporary(code: int) -> bool:
+    """An SMTP reply the same request may get past later (4xx, RFC 5321 section 4.2.1)."""
+    return 400 <= code < 500
 
 
 def unsubscribe_token(customer_id: str, secret: bytes) -> str:

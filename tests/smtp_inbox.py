@@ -3,6 +3,8 @@
 It keeps what it received, in order, and can answer as real servers do when
 they refuse: ``unknown`` addresses are refused at RCPT TO with 550 5.1.1 (a
 mailbox it lacks) while the other recipients of the same message are taken;
+``greylisted`` addresses are refused at RCPT TO with 450 4.2.0 the given
+number of times, then taken, as a greylisting server refuses a first attempt;
 ``refuse_next`` codes refuse the next messages at DATA; ``lose_reply_next =
 n`` keeps the next n messages but answers 451 to each, as when the server's
 answer is lost after it took the message, so the sender tries again.
@@ -30,6 +32,8 @@ class Inbox:
         self.lose_reply_next = 0
         self.unknown: set[str] = set()
         """Addresses refused at RCPT TO with 550 5.1.1, as a server refuses a mailbox it lacks."""
+        self.greylisted: dict[str, int] = {}
+        """Address to how many more times RCPT TO refuses it with 450 4.2.0 (greylisting)."""
         self.recipients: list[str] = []
         """Every address accepted at RCPT TO, in order: the envelope, not the To header."""
         self.envelopes: list[list[str]] = []
@@ -41,6 +45,9 @@ class Inbox:
     ) -> str:
         if address in self.unknown:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if self.greylisted.get(address, 0) > 0:
+            self.greylisted[address] -= 1
+            return f"450 4.2.0 <{address}>: Recipient address rejected: Greylisted, try later"
         envelope.rcpt_tos.append(address)
         self.recipients.append(address)
         return "250 OK"

@@ -187,3 +187,54 @@ def test_a_sqlite_url_without_a_file_is_a_config_error(
     monkeypatch.setenv("JARVIS_DATABASE_URL", url)
     with pytest.raises(ConfigError, match=r"\n  database_url: .*names no SQLite file"):
         load_settings()
+
+
+def _customer_email(monkeypatch: pytest.MonkeyPatch, unsubscribe_url: str) -> None:
+    monkeypatch.setenv("JARVIS_CUSTOMERS__EMAIL__HOST", "smtp.internal")
+    monkeypatch.setenv("JARVIS_CUSTOMERS__EMAIL__SENDER", "hello@example.com")
+    monkeypatch.setenv("JARVIS_CUSTOMERS__EMAIL__UNSUBSCRIBE_URL", unsubscribe_url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/unsubscribe?c={customer}",
+        "HTTP://example.com/unsubscribe?t={token}",
+        "http://127.0.0.1.example.com/u?c={customer}",
+        "http://localhost@example.com/u?c={customer}",
+        "https:///u?c={customer}",
+        "ftp://example.com/u?c={customer}",
+        "https://example.com/unsubscribe",
+        "https://example.com/u?c={customer}>, <https://other.example/u",
+        "https://example.com/u?c={customer}\r\nBcc: all@example.com",
+        "https://example.com/u?c={customer} x",
+    ],
+)
+def test_an_unsubscribe_url_one_click_cannot_use_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """RFC 8058 one-click needs https: plain http to a public host is refused, naming the key."""
+    _customer_email(monkeypatch, url)
+    with pytest.raises(
+        ConfigError, match=r"\n  customers\.email\.unsubscribe_url: .*(https://|one URL)"
+    ):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://jarvis.example.com/unsubscribe?token={token}",
+        "http://127.0.0.1:8080/unsubscribe?token={token}",
+        "http://localhost:8080/unsubscribe?c={customer}",
+        "http://[::1]:8080/unsubscribe?c={customer}",
+    ],
+)
+def test_an_unsubscribe_url_is_https_or_plain_http_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """https anywhere; http only to loopback, where a test or a local trial runs the daemon."""
+    _customer_email(monkeypatch, url)
+    email = load_settings().customers.email
+    assert email is not None
+    assert email.unsubscribe_url == url

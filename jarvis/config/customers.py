@@ -15,9 +15,11 @@ from the environment variables named here.
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.notify import EnvName
 from jarvis.config.sections import Section
@@ -32,12 +34,38 @@ __all__ = [
     "StripeSettings",
 ]
 
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%{}]+")
+"""What RFC 3986 allows in a URI, and the braces of ``{customer}`` and ``{token}``."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 SOURCE_REQUIRED = ("id", "email", "signed_up_at")
 SOURCE_FIELDS = frozenset(
     {*SOURCE_REQUIRED, "name", "plan", "last_active_at", "subscription_status", "opted_out"}
     | {"updated_at"}
 )
+
+
+def _one_click(url: str) -> bool:
+    """Whether mail clients post RFC 8058's one-click to ``url``: https, or loopback (a trial)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and _loopback(host)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _identifier(value: str) -> str:
@@ -70,15 +98,34 @@ class CustomerEmailSettings(Section):
     starttls: bool = True
     use_tls: bool = False
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    unsubscribe_url: Annotated[str, Field(pattern=r"^https?://.*\{(customer|token)\}")] = (
-        "https://example.com/unsubscribe?customer={customer}"
-    )
+    unsubscribe_url: str = "https://example.com/unsubscribe?customer={customer}"
     """Where a recipient unsubscribes: ``{customer}`` is replaced by the customer id,
-    ``{token}`` by a signed token the daemon's ``/unsubscribe`` accepts."""
+    ``{token}`` by a signed token the daemon's ``/unsubscribe`` accepts. https, because
+    RFC 8058 one-click unsubscribe needs it; plain http only to this machine (a trial)."""
     unsubscribe_secret_env: EnvName = "UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable's name
     """The HMAC secret of ``{token}`` (needed by a URL with ``{token}`` and by ``/unsubscribe``)."""
     dashboard_url: Annotated[str, Field(pattern=r"^https?://")] = "https://example.com/dashboard"
     product: Annotated[str, Field(min_length=1)] = "Jarvis"
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _one_click_url(cls, value: str) -> str:
+        if "{customer}" not in value and "{token}" not in value:
+            raise ValueError("must contain {customer} or {token}, e.g. https://host/u?t={token}")
+        if not _URI_CHARS.fullmatch(value):
+            # It goes into the List-Unsubscribe header between < and >.
+            raise ValueError(
+                "must be one URL: no spaces, line breaks, quotes or angle brackets "
+                "(percent-encode them), e.g. https://host/u?t={token}"
+            )
+        if not _one_click(value):
+            # A mail client posts the one-click unsubscribe (List-Unsubscribe-Post)
+            # only to an https URI (RFC 8058 section 3.1); over http it is ignored.
+            raise ValueError(
+                "must be an https:// URL with a host: one-click unsubscribe (RFC 8058) "
+                "needs https; http:// is accepted only for localhost or 127.0.0.1"
+            )
+        return value
 
 
 class PlanPrice(Section):

@@ -7,7 +7,9 @@ failure is a `DeliveryError` that says whether retrying can help (a 5xx, a
 wrong). Error messages name the channel and the status, never the URL or key,
 because the webhook URL is itself the Slack secret. An email the server took
 for some recipients and refused for others is `PartialDeliveryError`: sent, and
-never sent again, but its refusals are recorded and told.
+never sent again to those who took it, but its refusals are recorded and told;
+the delivery loop retries the recipients refused with a 4xx (greylisting),
+whom the notice's ``recipients`` then names.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class PartialDeliveryError(DeliveryError):
     """The notice reached some recipients and was refused for the others (``refused``).
 
     Not temporary: sending it again would reach those who have it a second time.
+    Only the ``refused`` whose refusal was temporary (a 4xx) may be sent it again.
     """
 
     def __init__(self, channel: str, refused: list[Refusal], of: int) -> None:
@@ -124,12 +127,18 @@ class Email:
     name: str = "email"
 
     async def send(self, notice: Notice) -> None:
-        refused = await self.mail(email_message(notice, self.sender, self.recipients))
+        # A retry goes to the recipients still owed it, if they are still configured,
+        # as the same message: its To and Message-ID are those of the first attempt.
+        owed = [r for r in self.recipients if not notice.recipients or r in notice.recipients]
+        if not owed:
+            return
+        message = email_message(notice, self.sender, self.recipients)
+        refused = await self.mail(message, owed if notice.recipients else None)
         if refused:
-            raise PartialDeliveryError(self.name, refused, len(self.recipients))
+            raise PartialDeliveryError(self.name, refused, len(owed))
 
-    async def mail(self, message: EmailMessage) -> list[Refusal]:
-        """Send ``message`` to the recipients; sets From and To when it has none.
+    async def mail(self, message: EmailMessage, envelope: list[str] | None = None) -> list[Refusal]:
+        """Send ``message`` to the recipients (or to ``envelope``); sets From and To when unset.
 
         Returns the recipients the server refused while it took the others.
         """
@@ -147,7 +156,7 @@ class Email:
             timeout=self.timeout,
         )
         try:
-            return await send(message, server)
+            return await send(message, server, envelope)
         except SendError as exc:
             raise DeliveryError(str(exc), temporary=exc.temporary) from None
 

@@ -7,7 +7,10 @@ Called by the notifier after each consume. A row is sent, or rescheduled at
 after its last attempt or a refusal retrying cannot fix. An email the server
 took for some recipients and refused for others is marked sent (sending it
 again would reach the others twice) with the refusals as its error, counted
-``partial`` and warned like a failure. Each outcome is
+``partial`` and warned like a failure; but while a recipient's refusal is
+temporary (a 4xx at RCPT TO: greylisting, a full mailbox) the row is retried
+with the same backoff for the recipients so refused, and only for them,
+until they take it or the last attempt records them as not reached. Each outcome is
 counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
 channel raises costs its row an attempt, and a row whose notice cannot be
 read fails at once: one row never holds back the rows after it. Delivery is at
@@ -20,6 +23,7 @@ not open that window: the send and its record are shielded from cancellation.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import anyio
@@ -89,13 +93,13 @@ class Delivery:
             # not get it again from the next daemon.
             with anyio.CancelScope(shield=True):
                 error = await self._send(channel, notice)
-                outcome = await self._record(outbox, row.id, attempts, error)
+                outcome = await self._record(outbox, row.id, attempts, notice, error)
             sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
             if error is not None:
                 log.warning(
                     "notification not delivered"
-                    + (" to every recipient" if outcome == "partial" else ""),
+                    + (" to every recipient" if isinstance(error, PartialDeliveryError) else ""),
                     channel=row.channel,
                     incident=row.incident,
                     attempts=attempts,
@@ -105,16 +109,40 @@ class Delivery:
         return sent
 
     async def _record(
-        self, outbox: NotificationOutbox, row_id: int, attempts: int, error: DeliveryError | None
+        self,
+        outbox: NotificationOutbox,
+        row_id: int,
+        attempts: int,
+        notice: Notice,
+        error: DeliveryError | None,
     ) -> str:
         now = self.clock.now()
-        if error is None:
-            await outbox.mark_sent(row_id, attempts, now)
-            return "sent"
+        last = attempts >= self.max_attempts
+        # Refused for good on an earlier attempt of this row, which reached the others.
+        refused = list(notice.refused)
         if isinstance(error, PartialDeliveryError):
-            await outbox.mark_sent(row_id, attempts, now, error=str(error))
+            refused += [str(r) for r in error.refused if not r.temporary]
+            later = tuple(r.recipient for r in error.refused if r.temporary)
+            if later and not last:
+                # Greylisting: those refused with a 4xx, and only they, get it on a retry.
+                owed = replace(notice, recipients=later, refused=tuple(refused))
+                at = now + timedelta(seconds=self.backoff(attempts))
+                await outbox.mark_retry(row_id, attempts, at, str(error), owed.to_json())
+                return "retried"
+            refused += [str(r) for r in error.refused if r.temporary]
+            error = None
+        elif notice.recipients and error is not None and (last or not error.temporary):
+            # A retry for the refused recipients fails for good: the others have it.
+            refused.append(f"{', '.join(notice.recipients)}: {error}")
+            error = None
+        if error is None:
+            if not refused:
+                await outbox.mark_sent(row_id, attempts, now)
+                return "sent"
+            told = f"{notice.channel} not delivered to: " + "; ".join(refused)
+            await outbox.mark_sent(row_id, attempts, now, error=told)
             return "partial"
-        if error.temporary and attempts < self.max_attempts:
+        if error.temporary and not last:
             # A receiver's Retry-After is honoured, up to the longest backoff we would wait.
             delay = max(self.backoff(attempts), min(error.retry_after or 0.0, self.backoff_max))
             at = now + timedelta(seconds=delay)

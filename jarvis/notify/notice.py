@@ -30,6 +30,11 @@ class Notice:
     provider: str
     alerts: tuple[dict[str, Any], ...]
     since: datetime
+    recipients: tuple[str, ...] = ()
+    """Email only: the recipients an earlier attempt could not reach yet (a 4xx at RCPT
+    TO), the only ones a retry sends to; empty, every configured recipient."""
+    refused: tuple[str, ...] = ()
+    """Email only: recipients an earlier attempt was refused for good, with the reply."""
 
     @property
     def key(self) -> str:
@@ -47,6 +52,9 @@ class Notice:
             "provider": self.provider,
             "alerts": list(self.alerts),
             "since": self.since.isoformat(),
+            # Only on a retry of some recipients: every other row's JSON is as it was.
+            **({"recipients": list(self.recipients)} if self.recipients else {}),
+            **({"refused": list(self.refused)} if self.refused else {}),
         }
 
     @classmethod
@@ -61,4 +69,6 @@ class Notice:
             provider=data["provider"],
             alerts=tuple(data["alerts"]),
             since=datetime.fromisoformat(data["since"]),
+            recipients=tuple(data.get("recipients", ())),
+            refused=tuple(data.get("refused", ())),
         )

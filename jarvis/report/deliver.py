@@ -15,7 +15,9 @@ day that has one is never sent again. A day whose check kept failing until the
 next was due (the database away, the daemon down) goes out with the next one,
 up to a week back. A delivery that keeps failing is
 retried a few times with backoff and then given up, logged: a missed report
-costs less than a report sent twice to a whole team every restart.
+costs less than a report sent twice to a whole team every restart. An email
+refused for some recipients with a 4xx (greylisting) is retried the same way
+for those recipients alone.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class Mailer(Protocol):
     Returns the recipients the server refused while it took the message for the others.
     """
 
-    async def mail(self, message: EmailMessage) -> Sequence[Refusal]: ...
+    async def mail(
+        self, message: EmailMessage, envelope: list[str] | None = None
+    ) -> Sequence[Refusal]: ...
 
 
 class SlackPoster(Protocol):
@@ -252,10 +256,10 @@ class ReportSender:
         outlets: list[tuple[str, Any]] = []
         if self.mailer is not None:
             mailer, message = self.mailer, report_email(figures, html_text)
-            outlets.append(("email", lambda: mailer.mail(message)))
+            outlets.append(("email", lambda envelope: mailer.mail(message, envelope)))
         if self.slack is not None:
             slack, body = self.slack, slack_summary(figures)
-            outlets.append(("slack", lambda: slack.post(body)))
+            outlets.append(("slack", lambda _envelope: slack.post(body)))
         return outlets
 
     async def _sent_days(self) -> set[date]:
@@ -278,20 +282,29 @@ class ReportSender:
         )
 
     async def _deliver(self, name: str, send: Any, day: date) -> None:
+        # Email: the recipients a retry is for (refused with a 4xx); None: everyone.
+        envelope: list[str] | None = None
         for attempt in range(1, self.attempts + 1):
             try:
-                refused = await send()
-                if refused:
-                    # Sent to the others: sending again would give them a second report.
-                    log.warning(
-                        "daily report not sent to every recipient",
-                        channel=name,
-                        day=day.isoformat(),
-                        refused=[str(r) for r in refused],
-                    )
+                refused = await send(envelope)
+                if not refused:
+                    to = {} if envelope is None else {"to": envelope}
+                    log.info("daily report sent", channel=name, day=day.isoformat(), **to)
                     return
-                log.info("daily report sent", channel=name, day=day.isoformat())
-                return
+                # Sent to the others: sending again would give them a second report.
+                # Those refused with a 4xx (greylisting) get it on the next attempt.
+                later = [r.recipient for r in refused if r.temporary]
+                last = attempt == self.attempts
+                log.warning(
+                    "daily report not sent to every recipient",
+                    channel=name,
+                    day=day.isoformat(),
+                    refused=[str(r) for r in refused],
+                    retrying=[] if last else later,
+                )
+                if not later or last:
+                    return
+                envelope = later
             except Exception as exc:  # noqa: BLE001 - any channel's error; each names no secret
                 temporary = getattr(exc, "temporary", True)
                 log.warning("daily report not sent", channel=name, error=str(exc), attempt=attempt)

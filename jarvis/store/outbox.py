@@ -110,7 +110,14 @@ class NotificationOutbox(Protocol):
         self, row_id: int, attempts: int, now: datetime, error: str = ""
     ) -> None: ...
 
-    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None: ...
+    async def mark_retry(
+        self,
+        row_id: int,
+        attempts: int,
+        at: datetime,
+        error: str,
+        message: dict[str, Any] | None = None,
+    ) -> None: ...
 
     async def mark_failed(self, row_id: int, attempts: int, error: str) -> None: ...
 
@@ -178,8 +185,19 @@ class Outbox:
         """Sent; ``error`` names the recipients who refused it while the others took it."""
         await self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error=error)
 
-    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
-        await self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
+    async def mark_retry(
+        self,
+        row_id: int,
+        attempts: int,
+        at: datetime,
+        error: str,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        """Due again at ``at``; ``message``, when given, replaces the row's (what is left)."""
+        changed = {} if message is None else {"message": message}
+        await self._update(
+            row_id, attempts=attempts, next_attempt_at=at, last_error=error, **changed
+        )
 
     async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
         await self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
@@ -258,8 +276,16 @@ class MemoryOutbox:
     async def mark_sent(self, row_id: int, attempts: int, now: datetime, error: str = "") -> None:
         self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error=error)
 
-    async def mark_retry(self, row_id: int, attempts: int, at: datetime, error: str) -> None:
-        self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error)
+    async def mark_retry(
+        self,
+        row_id: int,
+        attempts: int,
+        at: datetime,
+        error: str,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        changed = {} if message is None else {"message": message}
+        self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error, **changed)
 
     async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
         self._update(row_id, status=FAILED, attempts=attempts, last_error=error)

@@ -15,7 +15,7 @@ from typing import Protocol
 import structlog
 from aiohttp import web
 
-from jarvis.telemetry.clients import Network, client_address
+from jarvis.telemetry.clients import Network, client_address, forwarded_https
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["AuditSink", "Auditor"]
@@ -51,6 +51,11 @@ class Auditor:
         """Who sent ``request``: its peer, or behind a trusted proxy the client it names."""
         forwarded = request.headers.getall("X-Forwarded-For", [])
         return client_address(request.remote, forwarded, self._trusted)
+
+    def secure(self, request: web.Request) -> bool:
+        """Whether ``request`` came over TLS: to this server, or to a trusted proxy in front."""
+        proto = request.headers.getall("X-Forwarded-Proto", [])
+        return request.secure or forwarded_https(request.remote, proto, self._trusted)
 
     async def record(self, request: web.Request, *, result: str, status: int, detail: str) -> None:
         method = request.method if request.method in {"GET", "POST"} else "other"

@@ -17,11 +17,13 @@ errors, unknown paths included, are JSON too, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from jarvis.telemetry.admin import AdminApi, AdminBackend
@@ -50,6 +52,33 @@ _BODY_HEADERS: Final = frozenset({"content-type", "content-length"})
 
 def _json(body: dict[str, object], status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
+
+
+class _MalformedRequests(logging.Filter):
+    """Makes a request aiohttp cannot parse one warning line instead of an error with a trace.
+
+    Anyone who reaches the port can send one (a scanner, a broken client), and
+    each would otherwise be a multi-line ERROR in the daemon's log. Failures of
+    our own handlers are not these: the middleware answers and logs them.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 0) < 500:
+            reason = " ".join(str(exc.message).split())[:200]
+            # aiohttp logs "Error handling request from %s" with the peer as its one argument.
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "unknown"
+            record.msg = "http.malformed_request from %s: %s %s"
+            record.args = (remote, exc.code, reason)
+            if record.levelno > logging.WARNING:  # aiohttp logs some at DEBUG already
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_PROTOCOL_LOG: Final = logging.getLogger("jarvis.telemetry.http.protocol")
+"""aiohttp's protocol logger for this server; `start` gives it the filter (once)."""
+_MALFORMED: Final = _MalformedRequests()
 
 
 @web.middleware
@@ -157,8 +186,14 @@ class HttpServer:
         """Bind and start serving; port 0 picks a free port (see `port`)."""
         if self._runner is not None:
             raise RuntimeError("HttpServer already started")
+        _PROTOCOL_LOG.addFilter(_MALFORMED)  # a no-op when it has it already
         # The loop logs what matters; an access line per scrape and probe is noise.
-        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        runner = web.AppRunner(
+            self._app(),
+            access_log=None,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            logger=_PROTOCOL_LOG,
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, self._host, self._requested_port).start()

@@ -157,6 +157,11 @@ class Receivers:
         return self._inbox.unknown
 
     @property
+    def greylisted(self) -> dict[str, int]:
+        """Address to how many more times the SMTP server refuses it at RCPT TO with 450."""
+        return self._inbox.greylisted
+
+    @property
     def slack_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/slack/T000/B000/secretpart"
 

@@ -59,3 +59,68 @@ async def test_an_alert_email_has_a_date_and_one_message_id_on_the_senders_domai
         assert str(message["Message-ID"]).endswith("@example.com>")
     assert first["Message-ID"] == again["Message-ID"]
     assert first["Message-ID"] != first["References"]
+
+
+def _email_counts(rig: Rig) -> dict[str, float]:
+    return {
+        outcome: rig.metrics.notifications.labels(channel="email", outcome=outcome)._value.get()
+        for outcome in ("sent", "partial", "retried", "failed")
+    }
+
+
+async def test_a_recipient_greylisted_at_rcpt_gets_it_on_a_retry_and_nobody_gets_it_twice(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """A 450 at RCPT TO for one address: the retry goes to that address alone, same message."""
+    receivers.greylisted["slow@example.com"] = 1
+    rig = await make_rig(recipients=["oncall@example.com", "slow@example.com"])
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    with capture_logs() as logs:
+        await rig.rounds(10 * 60, step=1.0)
+
+    assert receivers.envelopes == [["oncall@example.com"], ["slow@example.com"]]
+    first, again = receivers.emails
+    assert first["Message-ID"] == again["Message-ID"]
+    assert again["To"] == first["To"] == "oncall@example.com, slow@example.com"
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "email"]
+    assert (row.status, row.attempts, row.last_error) == ("sent", 2, "")
+    assert _email_counts(rig) == {"sent": 1, "partial": 0, "retried": 1, "failed": 0}
+    (warning,) = [e for e in logs if e.get("channel") == "email"]
+    assert warning["outcome"] == "retried"
+    assert "slow@example.com 450" in warning["error"]
+
+
+async def test_only_the_greylisted_recipient_is_retried_and_a_refused_one_stays_recorded(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """450 for one, 550 for another: only the 450 is tried again; the row keeps the 550."""
+    receivers.greylisted["slow@example.com"] = 2
+    receivers.unknown_mailboxes.add("gone@example.com")
+    recipients = ["oncall@example.com", "gone@example.com", "slow@example.com"]
+    rig = await make_rig(recipients=recipients)
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(10 * 60, step=1.0)
+
+    assert receivers.envelopes == [["oncall@example.com"], ["slow@example.com"]]
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "email"]
+    assert (row.status, row.attempts) == ("sent", 3)
+    assert "gone@example.com 550" in row.last_error
+    assert "slow@example.com" not in row.last_error
+    assert _email_counts(rig) == {"sent": 0, "partial": 1, "retried": 2, "failed": 0}
+
+
+async def test_a_recipient_greylisted_past_the_last_attempt_is_recorded_as_not_reached(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """Still refused after every attempt: sent (the others have it), naming who never got it."""
+    receivers.greylisted["slow@example.com"] = 1000
+    rig = await make_rig(recipients=["oncall@example.com", "slow@example.com"])
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(30 * 60, step=1.0)
+
+    assert receivers.envelopes == [["oncall@example.com"]]
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "email"]
+    assert (row.status, row.attempts) == ("sent", 10)
+    assert "slow@example.com" in row.last_error
+    assert "450" in row.last_error
+    assert _email_counts(rig) == {"sent": 0, "partial": 1, "retried": 9, "failed": 0}

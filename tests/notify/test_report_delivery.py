@@ -181,6 +181,40 @@ async def test_a_report_recipient_refused_at_rcpt_is_warned_and_the_others_get_i
 
 
 @pytest.mark.usefixtures("secrets")
+async def test_a_report_recipient_greylisted_at_rcpt_gets_it_on_a_retry_and_only_they_do(
+    pg_url: str, receivers: Receivers
+) -> None:
+    """A 450 at RCPT TO: the report is sent again to that address alone, as the same message."""
+    receivers.greylisted["slow@example.com"] = 2
+    receivers.unknown_mailboxes.add("gone@example.com")
+    now = DAY + timedelta(days=1, hours=7)
+    sender, store, _ = await sender_at(
+        pg_url, receivers, now, ["oncall@example.com", "gone@example.com", "slow@example.com"]
+    )
+    try:
+        with capture_logs() as logs:
+            assert await sender.check() == date(2026, 1, 4)
+    finally:
+        await store.aclose()
+
+    assert receivers.envelopes == [["oncall@example.com"], ["slow@example.com"]]
+    first, again = receivers.emails
+    assert first["Message-ID"] == again["Message-ID"]
+    email = [e for e in logs if e.get("channel") == "email"]
+    assert [e["event"] for e in email] == [
+        "daily report not sent to every recipient",
+        "daily report not sent",
+        "daily report sent",
+    ]
+    partial = email[0]
+    assert partial["log_level"] == "warning"
+    assert any("gone@example.com 550" in r for r in partial["refused"])
+    assert any("slow@example.com 450" in r for r in partial["refused"])
+    assert partial["retrying"] == ["slow@example.com"]
+    assert email[-1]["to"] == ["slow@example.com"]
+
+
+@pytest.mark.usefixtures("secrets")
 async def test_mentions_and_links_in_a_resource_name_reach_the_slack_summary_as_text(
     pg_url: str, receivers: Receivers
 ) -> None:

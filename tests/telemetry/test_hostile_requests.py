@@ -8,6 +8,7 @@ not decode); the server must still answer them, and audit what it audits.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -112,3 +113,45 @@ async def test_an_events_cursor_past_any_row_id_is_a_400(tmp_path: Path) -> None
         async with session.get(url, headers=headers) as resp:
             assert resp.status == 400
             assert (await resp.json())["error"].startswith("after:")
+
+
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \x00", "Invalid header value"),
+        (b"GET /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: -1", "Content-Length"),
+        (b"GET * HTTP/1.1\r\nHost: x", ""),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000, "more than 8190 bytes"),
+        (
+            b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+            "Transfer-Encoding",
+        ),
+    ],
+    ids=["nul-header", "negative-length", "star-target", "long-header", "length-and-chunked"],
+)
+async def test_a_malformed_request_is_a_400_and_one_warning_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, head: bytes, reason: str
+) -> None:
+    """Any scanner can send these: each is logged once as a warning, never an error with a trace."""
+    caplog.set_level(logging.DEBUG)
+    async with page_server(tmp_path) as served:
+        status, _ = await raw_request(served.server.port, head)
+    assert status == 400
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "127.0.0.1" in warning.getMessage()
+    assert reason in warning.getMessage()
+    assert "\n" not in warning.getMessage()
+
+
+async def test_tls_sent_to_the_http_port_stays_out_of_the_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TLS hello on the plain port (a probe, a misconfigured check) is aiohttp's debug line."""
+    caplog.set_level(logging.DEBUG)
+    async with page_server(tmp_path) as served:
+        status, _ = await raw_request(
+            served.server.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+        )
+    assert status == 400
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

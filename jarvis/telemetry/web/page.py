@@ -199,10 +199,11 @@ class StatusPage:
             httponly=True,
             samesite="Strict",
             path="/",
-            # Secure only when this connection is TLS: over plain HTTP (a port
-            # forward, a private network) a browser drops a Secure cookie, and
-            # the daemon cannot tell a TLS proxy in front from no proxy at all.
-            secure=request.secure,
+            # Secure only when the browser's connection is TLS, to us or to a
+            # trusted proxy that says so: over plain HTTP (a port forward, a
+            # private network) a browser drops a Secure cookie, and without
+            # `http.trusted_proxies` a TLS proxy cannot be told from no proxy.
+            secure=self._audit.secure(request),
         )
         return response
 

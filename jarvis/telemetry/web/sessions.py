@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from jarvis.telemetry.auth import Identity
+from jarvis.telemetry.clients import throttle_key
 
 __all__ = ["COOKIE", "SESSION_SECONDS", "Notice", "Session", "Sessions"]
 
@@ -99,8 +100,8 @@ class LoginThrottle:
 
     Operators choose the tokens, and a short one could be guessed online;
     this caps guessing at five a minute per address (the client's behind a
-    trusted proxy: `jarvis.telemetry.clients`). A refused login is
-    refused whatever token it carries, so the throttle says nothing about
+    trusted proxy), an IPv6 client per /64 (`jarvis.telemetry.clients.throttle_key`).
+    A refused login is refused whatever token it carries, so the throttle says nothing about
     whether a guess was right.
     """
 
@@ -116,10 +117,11 @@ class LoginThrottle:
         return recent
 
     def blocked(self, remote: str) -> bool:
-        return len(self._recent(remote, time.monotonic())) >= MAX_FAILED_LOGINS
+        return len(self._recent(throttle_key(remote), time.monotonic())) >= MAX_FAILED_LOGINS
 
     def failed(self, remote: str) -> None:
         now = time.monotonic()
+        remote = throttle_key(remote)
         if len(self._failures) >= MAX_SESSIONS and remote not in self._failures:
             del self._failures[next(iter(self._failures))]
         self._failures[remote] = [*self._recent(remote, now), now]
