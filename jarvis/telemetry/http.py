@@ -28,7 +28,7 @@ from aiohttp.typedefs import Handler
 
 from jarvis.telemetry.admin import AdminApi, AdminBackend
 from jarvis.telemetry.audit import Auditor
-from jarvis.telemetry.auth import Credentials
+from jarvis.telemetry.auth import Credentials, bearer_token
 from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
 from jarvis.telemetry.unsubscribe import Unsubscribe
@@ -237,7 +237,7 @@ class HttpServer:
             return _json({"status": "error", "detail": exc.__class__.__name__}, status=503)
         return _json({"status": "ok" if ok else "unhealthy", "detail": detail}, 200 if ok else 503)
 
-    async def _handle_readyz(self, _request: web.Request) -> web.Response:
+    async def _handle_readyz(self, request: web.Request) -> web.Response:
         try:
             async with asyncio.timeout(self._ready_timeout):
                 ok, checks = await self._ready()
@@ -250,6 +250,11 @@ class HttpServer:
             detail = f"readiness check failed ({exc.__class__.__name__})"
             return _json({"status": "not_ready", "checks": {}, "detail": detail}, status=503)
         status = "ready" if ok else "not_ready"
+        if self._credentials.identify(bearer_token(request)) is None:
+            # The port serves the public too (/unsubscribe, webhooks), and a check's
+            # words name the database's host, port, name and role: which checks fail
+            # is for anyone's probe, why for a caller with a token (and the log).
+            checks = {name: "ok" if said == "ok" else "failing" for name, said in checks.items()}
         return _json({"status": status, "checks": dict(checks)}, 200 if ok else 503)
 
     async def _handle_stripe(self, request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ calls), not a mock of Jarvis's modules.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,11 +203,38 @@ async def test_readyz_reports_each_check(serve: Serve, client: aiohttp.ClientSes
         assert (await resp.json())["checks"] == {"store": "ok", "killswitch": "ok"}
 
     served.probes.ready = (False, {"store": "connection refused", "killswitch": "ok"})
-    async with client.get(served.url("/readyz")) as resp:
+    async with client.get(served.url("/readyz"), headers=_bearer(TOKEN)) as resp:
         assert resp.status == 503
         assert resp.content_type == "application/json"
         body = await resp.json()
     assert body["checks"] == {"store": "connection refused", "killswitch": "ok"}
+
+
+@pytest.mark.anyio
+async def test_readyz_tells_why_only_to_a_caller_with_a_token(
+    serve: Serve, client: aiohttp.ClientSession
+) -> None:
+    """The port also serves the public (/unsubscribe, Stripe's webhooks), and a failing
+    check's words name the database's host, port, name and role: an anonymous probe
+    learns which checks fail, a caller with the read or admin token also why."""
+    served = await serve(read_token="reader-token")
+    why = 'cannot reach PostgreSQL at db.internal:5432 (database jarvis): role "app" refused'
+    served.probes.ready = (False, {"store": why, "killswitch": "ok"})
+    async with client.get(served.url("/readyz")) as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["checks"] == {"store": "failing", "killswitch": "ok"}
+    assert "db.internal" not in json.dumps(body)
+    for token in ("reader-token", TOKEN):
+        async with client.get(served.url("/readyz"), headers=_bearer(token)) as resp:
+            assert resp.status == 503
+            assert (await resp.json())["checks"]["store"] == why
+    async with client.get(served.url("/readyz"), headers=_bearer("wrong")) as resp:
+        assert (await resp.json())["checks"]["store"] == "failing"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.anyio
