@@ -37,6 +37,7 @@ from jarvis.actuators.local.process import (
     Pidfiles,
     Record,
     UnrecordedError,
+    exited,
     is_ours,
     signal_group,
     signal_survivors,
@@ -308,10 +309,10 @@ class LocalActuator:
             return Outcome.success(detail)
         note = ""
         grace = service.stop_timeout if grace is None else grace
-        if signal_survivors(record, signal.SIGTERM):
-            if not await self._survivors_gone(record, grace):
-                signal_survivors(record, signal.SIGKILL)
-                if not await self._survivors_gone(record, service.stop_timeout):
+        if termed := signal_survivors(record, signal.SIGTERM):
+            if not await self._survivors_gone(record, grace, termed):
+                killed = signal_survivors(record, signal.SIGKILL)
+                if not await self._survivors_gone(record, service.stop_timeout, termed + killed):
                     left = ", ".join(map(str, survivors(record)))
                     return Outcome.failure(
                         f"pid {record.pid}'s children {left} survived SIGKILL", code="StopFailed"
@@ -322,9 +323,10 @@ class LocalActuator:
         self._files.remove(service.name)
         return Outcome.success(detail + note)
 
-    async def _survivors_gone(self, record: Record, seconds: float) -> bool:
+    async def _survivors_gone(self, record: Record, seconds: float, signalled: list[int]) -> bool:
+        """Whether, within ``seconds``, no survivor is left and those ``signalled`` exited."""
         deadline = time.monotonic() + seconds
-        while survivors(record):
+        while survivors(record) or not all(map(exited, signalled)):
             if time.monotonic() >= deadline:
                 return False
             await anyio.sleep(_POLL)

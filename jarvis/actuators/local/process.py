@@ -297,9 +297,9 @@ def survivors(record: Record) -> list[int]:
     return [pid for pid in _pids() if _left_by(pid, record)]
 
 
-def signal_survivors(record: Record, signum: signal.Signals) -> int:
-    """Signal each survivor, checked after its pidfd is open; how many were signalled."""
-    sent = 0
+def signal_survivors(record: Record, signum: signal.Signals) -> list[int]:
+    """Signal each survivor, checked after its pidfd is open; the pids signalled."""
+    sent: list[int] = []
     for pid in survivors(record):
         try:
             pidfd = os.pidfd_open(pid)
@@ -309,12 +309,27 @@ def signal_survivors(record: Record, signum: signal.Signals) -> int:
             # Checked again with the pidfd open: the signal reaches this very process or none.
             if _left_by(pid, record):
                 signal.pidfd_send_signal(pidfd, signum)
-                sent += 1
+                sent.append(pid)
         except ProcessLookupError:
             pass
         finally:
             os.close(pidfd)
     return sent
+
+
+def exited(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie, or reaped): not merely unrecognisable.
+
+    A process killed releases its memory, and with it the environment that
+    carries its token, before it closes its files: `survivors` stops naming it
+    while it may still hold the port it listened on.
+    """
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return not fields or fields[0] in _GONE
 
 
 def _pids() -> list[int]:
