@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -146,17 +147,24 @@ def _start_beside(
     notifier: Notifier | None,
 ) -> None:
     """Start what runs beside the scheduler, never a tick: retention, election, notices, report,
-    revenue."""
+    revenue. What each shields from cancellation ends by the shutdown deadline all the same."""
     from jarvis.loop.retention import Pruner
+
+    shutdown = app.reconciler.shutdown
+
+    def shielded() -> AbstractContextManager[object, bool]:
+        return shutdown.bound(shield=True)
 
     pruner = Pruner.for_policies(
         app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
     )
+    pruner.shielded = shielded
     group.start_soon(pruner.run)
     if elector is not None:
         group.start_soon(elector.run)
     if notifier is not None:
         # A slow receiver delays no action.
+        notifier.delivery.shielded = shielded
         group.start_soon(notifier.run)
     if settings.report.deliver_at is not None:
         from jarvis.app import build_report_sender
@@ -170,6 +178,7 @@ def _start_beside(
 
     keeper = build_revenue_keeper(settings, app.store, app.clock, app.metrics)
     if keeper is not None:
+        keeper.shielded = shielded
         if elector is not None:
             keeper.leads = lambda: _leads(elector)
         group.start_soon(keeper.run)

@@ -230,10 +230,9 @@ class Scheduler:
     async def _ready(self, gate: Gate) -> bool:
         """Whether ``gate`` lets this process tick; taking the lead waits on the database,
         which the shutdown deadline cuts (then no tick)."""
-        ready = False  # unless it answers before the shutdown deadline
         with self.shutdown.bound():
-            ready = await gate.ready()
-        return ready  # noqa: RET504 - outside the scope, which may cut the answer short
+            return await gate.ready()
+        return False  # cut short by the shutdown deadline
 
     async def _settle(self) -> None:
         """Flush what a cut-short tick buffered; never longer than a few seconds, nor past

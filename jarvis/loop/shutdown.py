@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 
 import anyio
 
-__all__ = ["CLOSING", "LOCK_GIVE_UP", "Shutdown"]
+__all__ = ["CLOSING", "LOCK_GIVE_UP", "Bound", "Shutdown"]
 
 CLOSING = 1.0
 """Seconds of the grace kept after the deadline for what cannot be left undone: spooling
@@ -74,21 +75,13 @@ class Shutdown:
         for scope in self._scopes:
             scope.deadline = min(scope.deadline, self.deadline)
 
-    @contextmanager
-    def bound(
-        self, timeout: float = math.inf, *, shield: bool = False
-    ) -> Iterator[anyio.CancelScope]:
+    def bound(self, timeout: float = math.inf, *, shield: bool = False) -> Bound:
         """A scope that ends within ``timeout`` seconds and by the shutdown deadline, even one
         set while it is open; ``shield`` keeps outer cancellations out (a cleanup)."""
         scope = anyio.CancelScope(shield=shield, deadline=anyio.current_time() + timeout)
         if self.deadline is not None:
             scope.deadline = min(scope.deadline, self.deadline)
-        self._scopes.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            self._scopes.discard(scope)
+        return Bound(scope, self._scopes)
 
     @contextmanager
     def closing(self) -> Iterator[anyio.CancelScope]:
@@ -97,3 +90,27 @@ class Shutdown:
         end = math.inf if self.end is None else self.end
         with anyio.CancelScope(shield=True, deadline=end) as scope:
             yield scope
+
+
+class Bound:
+    """`Shutdown.bound`'s scope while it is open: it swallows its own cancellation, as a
+    `anyio.CancelScope` does (said by ``__exit__`` returning bool, which type checkers read)."""
+
+    def __init__(self, scope: anyio.CancelScope, open_scopes: set[anyio.CancelScope]) -> None:
+        self._scope = scope
+        self._open = open_scopes
+
+    def __enter__(self) -> anyio.CancelScope:
+        self._open.add(self._scope)
+        return self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool:
+        try:
+            return self._scope.__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            self._open.discard(self._scope)

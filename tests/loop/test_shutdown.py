@@ -1,11 +1,19 @@
-"""The one shutdown deadline: every wait opened through it ends by it, even one opened first."""
+"""The one shutdown deadline: every wait opened through it ends by it, even one opened first,
+and a task beside the loop that shields its work (a prune) ends by it too."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import anyio
 import pytest
 
+from jarvis.config.sections import RetentionSettings
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.retention import Pruner
 from jarvis.loop.shutdown import CLOSING, Shutdown
+from jarvis.store import EventStore, upgrade
+from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -72,3 +80,28 @@ async def test_a_short_grace_keeps_half_for_the_waits() -> None:
     assert shutdown.deadline is not None and shutdown.end is not None
     assert shutdown.deadline - before >= 0.5
     assert shutdown.end - shutdown.deadline <= 0.5 + 1e-6
+
+
+@pytest.mark.timeout(300)  # before: the shielded prune waited out the statement timeout
+async def test_a_prune_on_a_frozen_database_ends_by_the_shutdown_deadline(
+    pg_url: str, pg_proxy: TcpProxy
+) -> None:
+    """A prune in flight beside the loop, shielded from cancellation, is cut by the
+    shutdown deadline when the daemon wires its scope to it, as `jarvis run` does."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_proxy.url_for(pg_url), statement_timeout=600)
+    shutdown = Shutdown()
+    pruner = Pruner(store, RetentionSettings(), VirtualClock(), horizon=timedelta(hours=24))
+    pruner.shielded = lambda: shutdown.bound(shield=True)
+    try:
+        await store.ping()  # a pooled connection, which the freeze keeps open
+        pg_proxy.freeze()
+        with anyio.fail_after(120):  # a hang guard, not a timing assertion
+            async with anyio.create_task_group() as group:
+                group.start_soon(pruner.run)
+                await anyio.sleep(0.5)  # the prune is waiting on the frozen database
+                shutdown.begin(0.5)
+                group.cancel_scope.cancel()
+    finally:
+        pg_proxy.thaw()
+        await store.aclose()
