@@ -47,6 +47,8 @@ class Dispatcher:
                 log.exception("actuator raised", actuator=actuator.name)
                 outcome = Outcome.failure(f"{type(exc).__name__}: {exc}")
         if scope.cancelled_caught:
+            if self.shutdown.ended(scope):
+                return Outcome.timed_out("apply cut short by the shutdown (loop.shutdown_grace)")
             return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
         return outcome
 

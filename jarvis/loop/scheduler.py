@@ -175,7 +175,7 @@ class Scheduler:
             boundary = self._next_boundary(boundary, origin, started)
             if self.hooks is not None and not await self.hooks.after_tick(result):
                 break
-        await self._settle()
+        await self._settle(last=True)
 
     def _next_boundary(self, boundary: int, origin: datetime, started: datetime) -> int:
         """The next boundary still ahead of now; skipping any is an overrun, counted."""
@@ -234,8 +234,9 @@ class Scheduler:
             return await gate.ready()
         return False  # cut short by the shutdown deadline
 
-    async def _settle(self) -> None:
+    async def _settle(self, *, last: bool = False) -> None:
         """Flush what a cut-short tick buffered; never longer than a few seconds, nor past
-        the shutdown deadline (what is left then, the daemon spools)."""
-        with self.shutdown.bound(5, shield=True):
+        the shutdown deadline, or for the ``last`` flush a little past it (`Shutdown.settling`):
+        what is left then, the daemon spools."""
+        with self.shutdown.settling(5) if last else self.shutdown.bound(5, shield=True):
             await self.reconciler.flush()

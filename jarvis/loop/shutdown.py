@@ -7,9 +7,11 @@ release the renew deadline, the HTTP server its own), so with PostgreSQL
 hanging they added up to about 30 s. Here they share one: `begin` (the
 scheduler's stop) sets it from the signal, and every scope opened with `bound`
 ends by it, those already open included. What it cuts off stays in the event
-store's buffer; the daemon spools it (`EventStore.park`) and closes the store
-within `closing`, which ends ``grace`` seconds after the signal: the waits get
-all of the grace but its last `CLOSING` second (at most half of it).
+store's buffer. The loop's last flush tries the database once more (`settling`,
+half a second); then the daemon spools what is left (`EventStore.park`) and
+closes the store within `closing`, which ends ``grace`` seconds after the
+signal: the waits get all of the grace but its last `CLOSING` second (at most
+half of it).
 
 The reconciler owns one `Shutdown`; its dispatcher, applier and scheduler, the
 elector's step-down and the daemon's teardown all wait through it.
@@ -18,8 +20,6 @@ elector's step-down and the daemon's teardown all wait through it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 
 import anyio
@@ -83,13 +83,24 @@ class Shutdown:
             scope.deadline = min(scope.deadline, self.deadline)
         return Bound(scope, self._scopes)
 
-    @contextmanager
-    def closing(self) -> Iterator[anyio.CancelScope]:
+    def ended(self, scope: anyio.CancelScope) -> bool:
+        """Whether ``scope`` (one of `bound`'s) ends at the shutdown deadline, not earlier."""
+        return self.deadline is not None and scope.deadline >= self.deadline
+
+    def settling(self, timeout: float) -> anyio.CancelScope:
+        """A shielded scope for the loop's last flush: ``timeout`` seconds at most and, once
+        the shutdown has begun, until halfway from the deadline to the grace's end. A
+        database that answers still takes what the deadline cut off (the outcome of an apply
+        that took all of it); one that hangs leaves the other half to spool it."""
+        deadline = anyio.current_time() + timeout
+        if self.deadline is not None and self.end is not None:
+            deadline = min(deadline, (self.deadline + self.end) / 2)
+        return anyio.CancelScope(shield=True, deadline=deadline)
+
+    def closing(self) -> anyio.CancelScope:
         """A shielded scope that ends with the grace (unbounded before `begin`): for spooling
         what the deadline cut off and closing what is open."""
-        end = math.inf if self.end is None else self.end
-        with anyio.CancelScope(shield=True, deadline=end) as scope:
-            yield scope
+        return anyio.CancelScope(shield=True, deadline=math.inf if self.end is None else self.end)
 
 
 class Bound:
