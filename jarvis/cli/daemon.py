@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Gate, Scheduler
     from jarvis.loop.shards import ShardElector
+    from jarvis.loop.shutdown import Shutdown
 
     AnyElector = Elector | ShardElector
     from jarvis.notify import Notifier
@@ -145,17 +147,24 @@ def _start_beside(
     notifier: Notifier | None,
 ) -> None:
     """Start what runs beside the scheduler, never a tick: retention, election, notices, report,
-    revenue."""
+    revenue. What each shields from cancellation ends by the shutdown deadline all the same."""
     from jarvis.loop.retention import Pruner
+
+    shutdown = app.reconciler.shutdown
+
+    def shielded() -> AbstractContextManager[object, bool]:
+        return shutdown.bound(shield=True)
 
     pruner = Pruner.for_policies(
         app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
     )
+    pruner.shielded = shielded
     group.start_soon(pruner.run)
     if elector is not None:
         group.start_soon(elector.run)
     if notifier is not None:
         # A slow receiver delays no action.
+        notifier.delivery.shielded = shielded
         group.start_soon(notifier.run)
     if settings.report.deliver_at is not None:
         from jarvis.app import build_report_sender
@@ -169,6 +178,7 @@ def _start_beside(
 
     keeper = build_revenue_keeper(settings, app.store, app.clock, app.metrics)
     if keeper is not None:
+        keeper.shielded = shielded
         if elector is not None:
             keeper.leads = lambda: _leads(elector)
         group.start_soon(keeper.run)
@@ -228,15 +238,39 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
             await scheduler.run(max_ticks=max_ticks)
             group.cancel_scope.cancel()
     finally:
-        with anyio.CancelScope(shield=True):
-            if server is not None:
-                await server.stop()
-            if elector is not None:
-                await elector.resign()
-            await app.aclose()
-            if lock is not None:
-                lock.release()
+        # Stopped by a signal, --ticks or a failure: the teardown shares the shutdown deadline.
+        scheduler.stop()
+        await _teardown(app, server, elector, scheduler.shutdown)
+        if lock is not None:
+            lock.release()
         log.info("jarvis stopped", ticks=scheduler.ticks, overruns=scheduler.overruns)
+
+
+async def _teardown(
+    app: App, server: HttpServer | None, elector: AnyElector | None, shutdown: Shutdown
+) -> None:
+    """Stop serving, give the lease back and close, all by the shutdown deadline; then spool
+    what it cut off (`EventStore.park`) before the store closes."""
+    log = _log()
+    with shutdown.bound(shield=True):
+        if server is not None:
+            await server.stop()
+    if elector is not None:
+        with shutdown.bound(shield=True) as resigning:
+            await elector.resign()
+        if resigning.cancelled_caught:
+            log.warning(
+                "lease not released by the shutdown deadline; it expires by itself",
+                replica=elector.replica,
+            )
+    with shutdown.closing():
+        spooled = await app.store.park()
+        if spooled:
+            log.warning(
+                "events spooled at shutdown: the database did not take them in time",
+                events=spooled,
+            )
+        await app.aclose()
 
 
 def _single_node(settings: Settings) -> NodeLock | None:

@@ -49,7 +49,8 @@ class LoopSettings(Section):
     observe_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
     apply_timeout: Annotated[float, Field(gt=0, le=3600)] = 20.0
     shutdown_grace: Annotated[float, Field(gt=0, le=10)] = 8.0
-    """Seconds an in-flight apply may take to finish after SIGTERM."""
+    """Seconds from SIGTERM until the daemon has stopped: an apply in flight, the flushes, the
+    lease release and the HTTP stop share it (`jarvis.loop.shutdown`)."""
     history_snapshots: Annotated[int, Field(ge=1, le=1000)] = 20
     shards: Annotated[int, Field(ge=1, le=1024)] = 1
     """Partitions of the fleet, each with its own lease (`jarvis.loop.shards`); replicas on

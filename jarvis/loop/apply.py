@@ -12,7 +12,10 @@ one allowed action and keeps the promises around it:
   transaction that writes it (`jarvis.loop.fleetcap`), is not written: the
   action is blocked with the cap's reason and its attempt is not charged;
 - a tick timeout or a shutdown never cuts the unit in half: it runs shielded,
-  bounded by the store's statement timeout and the dispatcher's apply deadline;
+  bounded by the store's statement timeout and the dispatcher's apply deadline,
+  and after a stop request by the shutdown deadline (`jarvis.loop.shutdown`):
+  an intent not durable by then is not acted on, an outcome not written by
+  then stays buffered for the daemon to spool;
 - the provider breakers and the disruption budgets learn of the attempt, and
   a degraded provider's failure is not charged to the resource's retry budget.
 """
@@ -32,6 +35,7 @@ from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.record import Recorder
 from jarvis.loop.report import TickReport
+from jarvis.loop.shutdown import Shutdown
 from jarvis.model import Action, BlockReason, Clock, ErrorKind, Outcome, ResourceRef, Verdict
 from jarvis.store import EventStore, LeaseLostError, StoreError
 from jarvis.store.fleetcap import FleetCapError
@@ -54,6 +58,7 @@ class Applier:
         dispatcher: Dispatcher,
         breakers: Breakers,
         changes: ChangeLog,
+        shutdown: Shutdown | None = None,
         caps: FleetCaps | None = None,
     ) -> None:
         self.clock = clock
@@ -63,6 +68,7 @@ class Applier:
         self.dispatcher = dispatcher
         self.breakers = breakers
         self.changes = changes
+        self.shutdown = shutdown or Shutdown()
         self.caps = caps
         """With shards: the fleet-wide caps each intent is written under; None: no caps."""
 
@@ -90,7 +96,8 @@ class Applier:
         if self.caps is not None:
             self.store.stage_caps(intent.idempotency_key, self.caps.of(action, start, fleet))
         try:
-            await self.flush()
+            with self.shutdown.bound() as cut:
+                await self.flush()
         except FleetCapError as exc:
             # Another replica took what was left: not applied, not a failure, not charged.
             self.store.retract(intent.idempotency_key)
@@ -108,6 +115,13 @@ class Applier:
             return Verdict.block(
                 BlockReason.STORE_UNAVAILABLE,
                 "the intent and its ledger update could be neither committed nor spooled",
+            )
+        if cut.cancelled_caught:
+            # The shutdown deadline came first: the intent may not be durable.
+            self.store.retract(intent.idempotency_key)
+            self.ledger.revert(action.key, prior)
+            return Verdict.block(
+                BlockReason.SHUTDOWN, "shutting down: the intent was not durable in time"
             )
         self.breakers.probing(action, start)
         self.changes.note(action, start, action_id)
@@ -127,7 +141,9 @@ class Applier:
             self.recorder.escalated(
                 report, now, action, attempts=attempts, error=error, terminal=terminal
             )
-        await self.flush()
+        # Past the shutdown deadline the outcome stays buffered: the daemon spools it.
+        with self.shutdown.bound():
+            await self.flush()
         return outcome
 
     async def flush(self) -> None:

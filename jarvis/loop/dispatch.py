@@ -2,7 +2,8 @@
 
 The reconciler calls `Dispatcher.apply` after the intent is durable. The call
 is shielded, so shutdown or a tick timeout cannot cut a provider call in half;
-its own deadline bounds it, and `shorten` (on SIGTERM) brings that deadline in.
+its own deadline bounds it, and the shutdown deadline (`jarvis.loop.shutdown`)
+brings that deadline in.
 A provider error never escapes: every failure becomes an `Outcome`.
 """
 
@@ -10,35 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import anyio
 import structlog
 
 from jarvis.actuators.base import ActuatorError, Sensor, route_table
+from jarvis.loop.shutdown import Shutdown
 from jarvis.model import Action, ErrorKind, Outcome
 
 log = structlog.get_logger("jarvis.reconciler")
 
 
 class Dispatcher:
-    def __init__(self, observers: Iterable[Sensor], *, apply_timeout: float) -> None:
+    def __init__(
+        self,
+        observers: Iterable[Sensor],
+        *,
+        apply_timeout: float,
+        shutdown: Shutdown | None = None,
+    ) -> None:
         # Sensors (probes, cost, usage) own no action kinds and never receive an
         # action; two actuators claiming one (provider, kind) is refused here.
         self._routes = route_table(observers)
         self.apply_timeout = apply_timeout
-        self._scope: anyio.CancelScope | None = None
-
-    def shorten(self, grace: float) -> None:
-        """Give an apply in flight at most ``grace`` more seconds."""
-        if self._scope is not None:
-            self._scope.deadline = min(self._scope.deadline, anyio.current_time() + grace)
+        self.shutdown = shutdown or Shutdown()
 
     async def apply(self, action: Action, key: str) -> Outcome:
         actuator = self._routes.get((action.target.provider, action.kind))
         if actuator is None:
             return self._unrouted(action)
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + self.apply_timeout
-            self._scope = scope
+        with self.shutdown.bound(self.apply_timeout, shield=True) as scope:
             try:
                 outcome = await actuator.apply(action, key)
             except ActuatorError as exc:
@@ -46,9 +46,9 @@ class Dispatcher:
             except Exception as exc:
                 log.exception("actuator raised", actuator=actuator.name)
                 outcome = Outcome.failure(f"{type(exc).__name__}: {exc}")
-            finally:
-                self._scope = None
         if scope.cancelled_caught:
+            if self.shutdown.ended(scope):
+                return Outcome.timed_out("apply cut short by the shutdown (loop.shutdown_grace)")
             return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
         return outcome
 

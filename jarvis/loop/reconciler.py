@@ -43,6 +43,7 @@ from jarvis.loop.record import (
 )
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
+from jarvis.loop.shutdown import Shutdown
 from jarvis.model import (
     Action,
     BlockReason,
@@ -105,7 +106,11 @@ class Reconciler:
         self.run_id = run_id
         self.observe_timeout = observe_timeout
         self.dry_run = dry_run
-        self.dispatcher = Dispatcher(self.actuators, apply_timeout=apply_timeout)
+        self.shutdown = Shutdown()
+        """The one deadline every wait after `request_stop` shares (`jarvis.loop.shutdown`)."""
+        self.dispatcher = Dispatcher(
+            self.actuators, apply_timeout=apply_timeout, shutdown=self.shutdown
+        )
         self._snapshots: deque[Snapshot] = deque(maxlen=history_snapshots)
         self._horizon = history_horizon(self.policies)
         self._reads_events = reads_events(self.policies)
@@ -134,6 +139,7 @@ class Reconciler:
             dispatcher=self.dispatcher,
             breakers=self.breakers,
             changes=self.changes,
+            shutdown=self.shutdown,
             caps=FleetCaps(guard.bounds, guard.budgets, fleet_window) if fleet_window else None,
         )
         self.endpoints = EndpointWatch(
@@ -238,18 +244,21 @@ class Reconciler:
             }
 
     async def step_down(self) -> None:
-        """Stop writing as the leader; events already buffered are written unfenced."""
+        """Stop writing as the leader; events already buffered are written unfenced (or, past
+        the shutdown deadline, left buffered for the daemon to spool)."""
         self.act_as(None)
-        with anyio.move_on_after(5):
+        with self.shutdown.bound(5):
             try:
                 await self._flush()
             except Exception as exc:  # noqa: BLE001 - the facts wait for the next flush
                 log.warning("flush after stepping down failed", error=str(exc))
 
     def request_stop(self, grace: float) -> None:
-        """Stop taking new actions; an apply in flight gets ``grace`` seconds at most."""
+        """Stop taking new actions; an apply in flight, and every wait after it, gets
+        ``grace`` seconds at most (`shutdown`)."""
         self._stopping = True
-        self.dispatcher.shorten(grace)
+        self.shutdown.begin(grace)
+        self.store.hurry(self.shutdown.lock_wait)
 
     @property
     def stopping(self) -> bool:

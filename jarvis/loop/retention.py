@@ -11,7 +11,8 @@ stop the loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import anyio
@@ -47,6 +48,11 @@ class Pruner:
         self.clock = clock
         self.horizon = horizon
         self.metrics = metrics
+        self.shielded: Callable[[], AbstractContextManager[object, bool]] = lambda: (
+            anyio.CancelScope(shield=True)
+        )
+        """The scope a prune runs in, kept from cancellation; `jarvis run`'s ends by its
+        shutdown deadline (`jarvis.loop.shutdown`)."""
 
     @classmethod
     def for_policies(
@@ -77,10 +83,12 @@ class Pruner:
             return
         await self.clock.sleep(min(FIRST_PRUNE_DELAY, self.retention.interval))
         while True:
+            deleted: dict[str, int] = {}  # unless the prune ends before the shutdown deadline
             try:
                 # Whole or not at all: a shutdown waits for the prune's transactions
-                # (bounded by the statement timeout) rather than cut one.
-                with anyio.CancelScope(shield=True):
+                # (bounded by the statement timeout) rather than cut one, up to its
+                # deadline: a transaction cut then is rolled back.
+                with self.shielded():
                     deleted = await self.prune()
             except StoreError as exc:
                 log.warning("event retention skipped; the store is unavailable", error=str(exc))

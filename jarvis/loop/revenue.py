@@ -13,6 +13,7 @@ interval: revenue is reported, never acted on, so a gap costs a late figure.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC
 
@@ -38,21 +39,26 @@ class RevenueKeeper:
     metrics: Metrics
     interval: float = 3600.0
     leads: Callable[[], bool] = field(default=lambda: True)
+    shielded: Callable[[], AbstractContextManager[object, bool]] = field(
+        default=lambda: anyio.CancelScope(shield=True)
+    )
+    """The scope a settlement and the closing run in, kept from cancellation; `jarvis run`'s
+    ends by its shutdown deadline (`jarvis.loop.shutdown`)."""
 
     async def run(self) -> None:
         try:
             while True:
                 try:
                     # One settlement is one transaction: a shutdown waits for it (bounded
-                    # by the statement timeout) rather than cut it, since a connection
-                    # cancelled mid-query can leave a close behind that never ends.
-                    with anyio.CancelScope(shield=True):
+                    # by the statement timeout and the shutdown deadline) rather than cut
+                    # it, since a connection cancelled mid-query can leave a close behind.
+                    with self.shielded():
                         await self.check()
                 except Exception:  # an outage or a bug in revenue must never stop the daemon
                     log.exception("revenue: settlement failed; trying again at the next interval")
                 await self.clock.sleep(self.interval)
         finally:
-            with anyio.CancelScope(shield=True):
+            with self.shielded():
                 await self.ledger.aclose()
 
     async def check(self) -> RevenueDay | None:

@@ -24,6 +24,7 @@ import anyio
 import structlog
 
 from jarvis.loop.reconciler import Reconciler, TickReport
+from jarvis.loop.shutdown import Shutdown
 from jarvis.model import Clock
 from jarvis.store import LeaseLostError
 from jarvis.telemetry.metrics import Metrics
@@ -103,20 +104,22 @@ class Scheduler:
         self._stop = anyio.Event()
         self._woken = False
         self._sleep_scope: anyio.CancelScope | None = None
-        self._tick_scope: anyio.CancelScope | None = None
+
+    @property
+    def shutdown(self) -> Shutdown:
+        """The deadline `stop` sets: the tick in flight and every wait after it end by it."""
+        return self.reconciler.shutdown
 
     def stop(self) -> None:
-        """Stop after the tick in flight; its apply gets the shutdown grace at most."""
+        """Stop after the tick in flight; it and all that follows get the shutdown grace at
+        most."""
         if self._stop.is_set():
             return
         self._stop.set()
+        # Brings the tick in flight, its apply and every later wait in (`shutdown`).
         self.reconciler.request_stop(self.shutdown_grace)
         if self._sleep_scope is not None:
             self._sleep_scope.cancel()
-        if self._tick_scope is not None:
-            self._tick_scope.deadline = min(
-                self._tick_scope.deadline, anyio.current_time() + self.shutdown_grace
-            )
 
     def wake(self) -> None:
         """Tick now rather than at the next boundary (a replica just elected leader, an
@@ -163,7 +166,7 @@ class Scheduler:
             self._woken = False
             if self.hooks is not None and not await self.hooks.before_tick(self.clock.now()):
                 break
-            if self.gate is not None and not await self.gate.ready():
+            if self.gate is not None and not await self._ready(self.gate):
                 # A follower: no tick, no observation; ask again on the next boundary.
                 boundary = self._next_boundary(boundary, origin, self.clock.now())
                 continue
@@ -172,7 +175,7 @@ class Scheduler:
             boundary = self._next_boundary(boundary, origin, started)
             if self.hooks is not None and not await self.hooks.after_tick(result):
                 break
-        await self._settle()
+        await self._settle(last=True)
 
     def _next_boundary(self, boundary: int, origin: datetime, started: datetime) -> int:
         """The next boundary still ahead of now; skipping any is an overrun, counted."""
@@ -196,9 +199,7 @@ class Scheduler:
         error: Exception | None = None
         # The deadline is the event loop's time, not `self.clock`'s: a virtual
         # clock never blocks, so in virtual time only a real hang can reach it.
-        with anyio.CancelScope() as scope:
-            scope.deadline = anyio.current_time() + self.tick_timeout
-            self._tick_scope = scope
+        with self.shutdown.bound(self.tick_timeout) as scope:
             try:
                 report = await self.reconciler.tick()
             except LeaseLostError as exc:
@@ -213,18 +214,29 @@ class Scheduler:
                 error = exc
                 self.failed += 1
                 log.exception("tick failed")
-        self._tick_scope = None
         if scope.cancelled_caught:
             outcome = "timed_out"
             self.timed_out += 1
-            log.error("tick timed out", timeout=self.tick_timeout)
+            if self.stopping:
+                log.warning("tick cut short by the shutdown", grace=self.shutdown_grace)
+            else:
+                log.error("tick timed out", timeout=self.tick_timeout)
             await self._settle()
         self.ticks += 1
         self.metrics.ticked(outcome)
         self.metrics.tick_duration.observe((self.clock.now() - started).total_seconds())
         return TickResult(outcome, report, error)
 
-    async def _settle(self) -> None:
-        """Flush what a cut-short tick buffered; never longer than a few seconds."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+    async def _ready(self, gate: Gate) -> bool:
+        """Whether ``gate`` lets this process tick; taking the lead waits on the database,
+        which the shutdown deadline cuts (then no tick)."""
+        with self.shutdown.bound():
+            return await gate.ready()
+        return False  # cut short by the shutdown deadline
+
+    async def _settle(self, *, last: bool = False) -> None:
+        """Flush what a cut-short tick buffered; never longer than a few seconds, nor past
+        the shutdown deadline, or for the ``last`` flush a little past it (`Shutdown.settling`):
+        what is left then, the daemon spools."""
+        with self.shutdown.settling(5) if last else self.shutdown.bound(5, shield=True):
             await self.reconciler.flush()

@@ -17,12 +17,16 @@ read fails at once: one row never holds back the rows after it. Delivery is at
 least once: a row is marked sent after the receiver answered, so a crash in
 between sends it again; PagerDuty folds that repeat into the same incident by
 its dedup key, and the window is one HTTP round trip wide. A clean stop does
-not open that window: the send and its record are shielded from cancellation.
+not open that window: the send and its record are shielded from cancellation
+(in `jarvis run` up to its shutdown deadline: past it, a SIGKILL would cut
+them anyway).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -63,6 +67,11 @@ class Delivery:
         self.backoff_max = backoff_max
         self.send_timeout = send_timeout
         self.rng = rng
+        self.shielded: Callable[[], AbstractContextManager[object, bool]] = lambda: (
+            anyio.CancelScope(shield=True)
+        )
+        """The scope a send and its record run in, kept from cancellation; `jarvis run`'s
+        ends by its shutdown deadline."""
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
@@ -91,9 +100,14 @@ class Delivery:
             # The send and its record are one unit a shutdown waits for (the send
             # is bounded by `send_timeout`): a receiver that has the notice must
             # not get it again from the next daemon.
-            with anyio.CancelScope(shield=True):
+            outcome = None
+            with self.shielded():
                 error = await self._send(channel, notice)
                 outcome = await self._record(outbox, row.id, attempts, notice, error)
+            if outcome is None:
+                # Cut by the shutdown deadline: unrecorded, it goes again from the next start.
+                log.warning("notification cut short by the shutdown", channel=row.channel)
+                return sent
             sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
             if error is not None:

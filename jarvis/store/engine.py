@@ -9,6 +9,7 @@ and real transactions (BEGIN emitted by us, not guessed by the driver).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "SQLITE_IMMEDIATE",
     "STATEMENT_TIMEOUT_S",
     "create_engine",
+    "limit_busy_wait",
     "masked",
     "normalize_url",
     "unreachable",
@@ -39,6 +41,9 @@ __all__ = [
 
 SQLITE_IMMEDIATE = "jarvis_sqlite_immediate"
 """Execution option: begin SQLite transactions with BEGIN IMMEDIATE (ignored elsewhere)."""
+_SQLITE_BUSY_UNTIL = "jarvis_sqlite_busy_until"
+"""Execution option: the `time.monotonic()` after which a SQLite transaction waits no more
+for another process's lock (`limit_busy_wait`); ignored elsewhere."""
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
@@ -113,10 +118,26 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         # with BEGIN IMMEDIATE, waiting out the busy timeout: in WAL mode a
         # deferred transaction whose snapshot went stale cannot upgrade to a
         # write and fails at once with "database is locked".
-        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        options = connection.get_execution_options()
+        until = options.get(_SQLITE_BUSY_UNTIL)
+        if until is not None:
+            left = int((until - time.monotonic()) * 1000)
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={max(0, min(BUSY_TIMEOUT_MS, left))}")
+        immediate = options.get(SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def limit_busy_wait(engine: AsyncEngine, seconds: float) -> None:
+    """Transactions begun from now on wait at most ``seconds`` from now for another process's
+    SQLite lock (never longer than the busy timeout); PostgreSQL ignores it.
+
+    A busy wait runs in aiosqlite's worker thread, which no cancellation reaches and
+    the interpreter waits for at exit: the shutdown deadline (`jarvis.loop.shutdown`)
+    bounds it this way, or a write begun just before it held the exit up to 5 s more.
+    """
+    engine.sync_engine.update_execution_options(**{_SQLITE_BUSY_UNTIL: time.monotonic() + seconds})
 
 
 def unreachable(url: URL, exc: BaseException) -> StoreError:

@@ -152,6 +152,15 @@ class EventStore:
             raise StoreError(f"the {self.backend.url} event store has no SQL engine")
         return engine
 
+    def hurry(self, seconds: float) -> None:
+        """Writes begun from now on wait at most ``seconds`` for another process's SQLite lock
+        (`jarvis.store.engine.limit_busy_wait`): the shutdown deadline's."""
+        engine: AsyncEngine | None = getattr(self.backend, "engine", None)
+        if engine is not None:
+            from jarvis.store.engine import limit_busy_wait  # noqa: PLC0415 - SQLAlchemy only when opened
+
+            limit_busy_wait(engine, seconds)
+
     @property
     def url(self) -> str:
         """The database URL with its password masked."""
@@ -245,7 +254,7 @@ class EventStore:
             except Exception as exc:
                 self.write_error = self._why(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
-                    await self._keep_facts(batch, keys, exc, journal=journal)
+                    await self._keep_facts(batch, exc, journal=journal)
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
@@ -270,9 +279,7 @@ class EventStore:
             self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
 
-    async def _keep_facts(
-        self, batch: list[Event], keys: list[str], exc: Exception, *, journal: bool
-    ) -> None:
+    async def _keep_facts(self, batch: list[Event], exc: Exception, *, journal: bool) -> None:
         """A fenced flush failed: drop its decisions, keep its facts.
 
         A leader's intents and ledger rows are never journaled: a spooled intent
@@ -281,8 +288,7 @@ class EventStore:
         flush's are: kept in memory, a stop before the next flush could write
         them (a frozen database outlasts every later flush's bound) lost them.
         """
-        facts = [e for e in batch if not is_intent(e)]
-        self._uncap(keys)
+        facts = self._facts(batch)
         spool = self._spool
         spooled = False
         if spool is not None and journal and facts and is_operational(exc):
@@ -293,6 +299,47 @@ class EventStore:
                 log.warning("facts not spooled", error=str(failed))
         if not spooled:
             self._restore(facts, {})
+
+    async def park(self) -> int:
+        """Spool what is buffered without trying the database; return how many events went.
+
+        For what the shutdown deadline cut off (`jarvis.loop.shutdown`): the
+        database did not take it in time, and the process is about to exit.
+        The rules are a failed flush's: under a fence (a leader) the intents
+        and ledger rows are dropped, since a spooled one proves no lease, and
+        the facts are spooled; unfenced, everything is. Without a spool (or
+        when it cannot be written) they are lost, and the log says how many.
+        """
+        async with self._lock:
+            batch, self._buffer = self._buffer, []
+            retries, self._retries = self._retries, {}
+            if self.fence is not None:
+                batch, retries = self._facts(batch), {}
+            if not batch and not retries:
+                return 0
+            spool = self._spool
+            if spool is not None:
+                try:
+                    await self._in_thread(
+                        spool.append, Storable(batch, self.redactor), [*retries.values()]
+                    )
+                except Exception as failed:  # noqa: BLE001 - said below; the process is exiting
+                    self.write_error = str(failed)
+                else:
+                    return len(batch)
+            log.error(
+                "events lost: neither written nor spooled before the exit",
+                events=len(batch),
+                retry_rows=len(retries),
+                reason=self.write_error or "no spool",
+            )
+            return 0
+
+    def _facts(self, batch: list[Event]) -> list[Event]:
+        """``batch`` without its intents, whose caps are forgotten: a leader's decisions,
+        which only its fenced write may make durable."""
+        self._uncap(e.idempotency_key for e in batch if is_intent(e))
+        return [e for e in batch if not is_intent(e)]
 
     def _why(self, exc: Exception) -> str:
         """Why a flush did not reach the database, in one line."""

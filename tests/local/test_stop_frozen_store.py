@@ -15,6 +15,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -104,23 +106,34 @@ async def stop_after_a_frozen_call(
     Returns its exit status, its log, the configuration and the environment.
     """
     await upgrade(pg_url)
+    try:
+        return await stop_after_a_stuck_call(
+            lab, pg_proxy.url_for(pg_url), pg_url, pg_proxy.freeze, kill_after=kill_after
+        )
+    finally:
+        pg_proxy.thaw()
+
+
+async def stop_after_a_stuck_call(
+    lab: Lab, url: str, read_url: str, stick: Callable[[], object], *, kill_after: float
+) -> tuple[int, Path, Path, dict[str, str]]:
+    """`stop_after_a_frozen_call` with the daemon on ``url``, the test reading ``read_url``
+    and ``stick`` making the database stop taking writes once the intent is in."""
     go = lab.tmp_path / "go"
     config = write_config(lab, go)
-    env = jarvis_env(
-        lab.tmp_path, JARVIS_DATABASE_URL=pg_proxy.url_for(pg_url), JARVIS_HTTP__ENABLED="false"
-    )
+    env = jarvis_env(lab.tmp_path, JARVIS_DATABASE_URL=url, JARVIS_HTTP__ENABLED="false")
     log = lab.tmp_path / "daemon.log"
     daemon = start(lab, config, env, log)
     try:
 
         async def intended() -> bool:
-            return any(e.kind is EventKind.ACTION_STARTED for e in await recorded(pg_url))
+            return any(e.kind is EventKind.ACTION_STARTED for e in await recorded(read_url))
 
         async def called() -> bool:
             return '"action applied"' in log.read_text()
 
         await wait_until(intended, "the intent", daemon)
-        pg_proxy.freeze()
+        stick()
         go.touch()
         await wait_until(called, "the provider call", daemon)
         daemon.send_signal(signal.SIGTERM)
@@ -130,7 +143,6 @@ async def stop_after_a_frozen_call(
         if daemon.poll() is None:
             daemon.kill()
         await anyio.to_thread.run_sync(daemon.wait)
-        pg_proxy.thaw()
     return daemon.returncode, log, config, env
 
 
@@ -174,13 +186,6 @@ async def test_an_outcome_in_flight_when_sigterm_meets_a_frozen_database_is_spoo
     assert closed == [EventKind.ACTION_STARTED, EventKind.ACTION_APPLIED], closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design gap: after SIGTERM the outcome's flush stays shielded until the 15 s "
-    "statement timeout, then the step-down and shutdown flushes, the lease release and the "
-    "HTTP stop each wait on their own (about 30 s in all with the database frozen); bounding "
-    "them by one shutdown deadline and spooling what it cuts is not built",
-)
 @pytest.mark.timeout(400)
 async def test_with_the_database_frozen_a_sigterm_exits_within_10_s_and_keeps_the_outcome(
     lab: Lab, pg_url: str, pg_proxy: TcpProxy
@@ -189,5 +194,41 @@ async def test_with_the_database_frozen_a_sigterm_exits_within_10_s_and_keeps_th
     the daemon exits 0 and the outcome of its last call is spooled."""
     returncode, log, _, _ = await stop_after_a_frozen_call(lab, pg_url, pg_proxy, kill_after=10)
     [intent] = [e for e in await recorded(pg_url) if e.kind is EventKind.ACTION_STARTED]
+    assert returncode == 0, f"SIGKILLed after 10 s; log ends:\n{log.read_text()[-3000:]}"
+    assert spooled_outcome(lab, intent.action_id)
+
+
+@pytest.mark.timeout(400)
+async def test_with_the_sqlite_file_locked_a_sigterm_exits_within_10_s_and_keeps_the_outcome(
+    lab: Lab,
+) -> None:
+    """On SQLite, with another process holding the file's write lock when the outcome is
+    to be written, the daemon still exits 0 within 10 s and the outcome is spooled."""
+    url = f"sqlite+aiosqlite:///{lab.tmp_path}/jarvis.db"
+    ready = lab.tmp_path / "locked"
+    holder: list[subprocess.Popen[bytes]] = []
+
+    def lock() -> None:
+        # Holds the write lock until it is killed: every write of the daemon waits on it.
+        writer = (
+            "import sqlite3, sys, time, pathlib\n"
+            "db = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)\n"
+            "db.execute('BEGIN IMMEDIATE')\n"
+            "pathlib.Path(sys.argv[2]).touch()\n"
+            "time.sleep(600)\n"
+        )
+        argv = [sys.executable, "-c", writer, str(lab.tmp_path / "jarvis.db"), str(ready)]
+        holder.append(subprocess.Popen(argv))  # its tmp_path argument: the lab ends it
+        while not ready.exists():
+            assert holder[0].poll() is None, "the lock holder exited"
+            time.sleep(0.05)
+
+    try:
+        returncode, log, _, _ = await stop_after_a_stuck_call(lab, url, url, lock, kill_after=10)
+    finally:
+        for process in holder:
+            process.kill()
+            process.wait()
+    [intent] = [e for e in await recorded(url) if e.kind is EventKind.ACTION_STARTED]
     assert returncode == 0, f"SIGKILLed after 10 s; log ends:\n{log.read_text()[-3000:]}"
     assert spooled_outcome(lab, intent.action_id)

@@ -115,6 +115,29 @@ async def test_stop_lets_the_apply_in_flight_finish_and_takes_no_new_actions(
     assert scheduler.ticks == 1
 
 
+async def test_an_apply_hanging_at_stop_is_cut_by_the_shutdown_deadline_and_says_so(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """An apply still running at the shutdown deadline times out as cut by the shutdown,
+    not as a breach of ``apply_timeout``, and the outcome is recorded."""
+    scheduler: Scheduler | None = None
+
+    async def stop_and_hang(action: Action) -> Outcome | None:
+        assert scheduler is not None
+        scheduler.stop()
+        await anyio.sleep(3600)
+        return None
+
+    fleet.on_apply = stop_and_hang
+    app = await make_app([ProposeEach([Action(ResourceRef("sim", "api"), Restart(), "p", "r")])])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, shutdown_grace=0.2)
+    with anyio.fail_after(60):  # a hang guard, not a timing assertion
+        await scheduler.run()
+    [failed] = await app.store.events(kinds=["action.failed"])
+    assert failed.payload["outcome"] == "timed_out"
+    assert "shutdown" in str(failed.payload["detail"]), failed.payload
+
+
 async def test_health_turns_bad_when_no_tick_finished_in_three_intervals(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
