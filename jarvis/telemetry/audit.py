@@ -5,12 +5,19 @@ an `Auditor`: each attempt, refused and failed ones included, is counted in
 ``jarvis_admin_requests_total``, logged, and recorded as an ``admin.request``
 event through the injected sink, with its detail passed through the
 redactor first (a token pasted into a reason is not echoed anywhere).
+
+Refused requests need no token, so anyone who reaches the port could grow the
+event log at request rate. At most `REFUSED_RECORDED_PER_MINUTE` of them are
+recorded and logged one by one in a minute; the first one past that is
+recorded as ``suppressed``, saying the rest of the minute's are only counted
+(the metric counts every request). Requests that succeed are always recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 import structlog
 from aiohttp import web
@@ -21,6 +28,9 @@ from jarvis.telemetry.metrics import Metrics
 __all__ = ["AuditSink", "Auditor"]
 
 log = structlog.get_logger(__name__)
+
+REFUSED_RECORDED_PER_MINUTE: Final = 60
+"""Refused requests recorded (and logged) one by one in a minute; the rest are counted."""
 
 
 class AuditSink(Protocol):
@@ -46,6 +56,9 @@ class Auditor:
         self._metrics = metrics
         self.redact = redact
         self._trusted = tuple(trusted_proxies)
+        self._since: float | None = None
+        self._refused = 0
+        """Refused requests seen in the minute from `_since` (`time.monotonic`), the first's."""
 
     def client(self, request: web.Request) -> str:
         """Who sent ``request``: its peer, or behind a trusted proxy the client it names."""
@@ -59,9 +72,13 @@ class Auditor:
 
     async def record(self, request: web.Request, *, result: str, status: int, detail: str) -> None:
         method = request.method if request.method in {"GET", "POST"} else "other"
+        self._metrics.admin_requests.labels(method=method, result=result).inc()
+        if result != "ok" and not self._one_by_one():
+            if self._refused == REFUSED_RECORDED_PER_MINUTE + 1:
+                await self._tell_suppressed(request)
+            return
         detail = self.redact(detail)
         remote = self.client(request)
-        self._metrics.admin_requests.labels(method=method, result=result).inc()
         log.info(
             "admin.request",
             method=request.method,
@@ -83,4 +100,32 @@ class Auditor:
             )
         except Exception:
             # A lost audit row must not undo a change that already happened.
+            log.exception("admin.record_failed", method=request.method, path=request.path)
+
+    def _one_by_one(self) -> bool:
+        """Count a refused request; whether it is within this minute's to record (a minute
+        from the first refused one, so a burst is never split by a clock's minute)."""
+        now = time.monotonic()
+        if self._since is None or now - self._since >= 60:
+            self._since, self._refused = now, 0
+        self._refused += 1
+        return self._refused <= REFUSED_RECORDED_PER_MINUTE
+
+    async def _tell_suppressed(self, request: web.Request) -> None:
+        detail = (
+            f"more than {REFUSED_RECORDED_PER_MINUTE} refused requests this minute: the rest"
+            " are counted in jarvis_admin_requests_total, not recorded one by one"
+        )
+        log.warning("admin.requests_suppressed", remote=self.client(request), detail=detail)
+        if self._sink is None:
+            return
+        try:
+            await self._sink.record_admin_request(
+                method=request.method,
+                path=request.path,
+                remote=self.client(request),
+                result="suppressed",
+                detail=detail,
+            )
+        except Exception:
             log.exception("admin.record_failed", method=request.method, path=request.path)

@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jarvis.model import KillSwitchState
+from jarvis.telemetry.audit import REFUSED_RECORDED_PER_MINUTE
 from jarvis.telemetry.http import HttpServer
 from jarvis.telemetry.metrics import Metrics
 
@@ -488,3 +489,28 @@ async def test_admin_without_backend_is_refused(client: aiohttp.ClientSession) -
     finally:
         await server.stop()
     assert admin_count(metrics, "GET", "forbidden") == 1
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_refused_requests_does_not_grow_the_event_log_with_it(
+    serve: Serve, client: aiohttp.ClientSession
+) -> None:
+    """Anyone who reaches the port can send requests without a token, and each refused one
+    was an `admin.request` event: a client could grow the database at request rate. Refused
+    requests are recorded one by one up to a limit a minute, then once more to say the rest
+    are only counted (`jarvis_admin_requests_total` counts every one); requests with a valid
+    token are always recorded."""
+    served = await serve()
+    flood = 3 * REFUSED_RECORDED_PER_MINUTE
+    for _ in range(flood):
+        async with client.get(served.url("/v1/killswitch")) as resp:
+            assert resp.status == 401
+    async with client.get(served.url("/v1/killswitch"), headers=_bearer(TOKEN)) as resp:
+        assert resp.status == 200
+
+    refused = [r for r in served.backend.requests if r.result == "unauthorized"]
+    assert len(refused) == REFUSED_RECORDED_PER_MINUTE
+    [notice] = [r for r in served.backend.requests if r.result == "suppressed"]
+    assert "counted in jarvis_admin_requests_total" in notice.detail
+    assert served.backend.requests[-1].result == "ok"
+    assert admin_count(served.metrics, "GET", "unauthorized") == flood
