@@ -111,6 +111,30 @@ async def test_scale_under_target_tracking_moves_the_bounds(
     assert _service(ecs_client)["desiredCount"] == 2
 
 
+async def test_a_min_raised_under_target_tracking_is_not_observed_as_a_floor(
+    make_ecs: MakeEcs, ecs_client: ECSClient, scaling: ApplicationAutoScalingClient
+) -> None:
+    """The min capacity Jarvis's own scale-up set is no floor next tick: it can scale back down."""
+    create_fleet(ecs_client, per_cluster=1)
+    _register_target(scaling, tracking=True)
+    ecs = make_ecs(metrics=False)
+    assert (await ecs.apply(_action(Scale(replicas=4)), new_key())).ok
+
+    prod = next(s for s in await ecs.observe() if s.ref == API)
+    assert prod.replicas is not None
+    # The scaling policy clamps its proposal to [replicas.min, replicas.max]: a min of 4
+    # here would hold the service at 4 or more for good, ratcheting up with each raise.
+    assert (prod.replicas.min, prod.replicas.max) == (None, 5)
+    assert prod.record_attributes()["autoscaling"]["min"] == 4
+
+    outcome = await ecs.apply(_action(Scale(replicas=2)), new_key())
+    assert outcome.ok, outcome.detail
+    target = scaling.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=["service/prod/svc-0"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 5)
+
+
 async def test_restart_forces_a_new_deployment(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
     """A restart forces a new deployment of the same task definition."""
     create_fleet(ecs_client, per_cluster=1)
