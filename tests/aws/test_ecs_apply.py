@@ -135,6 +135,18 @@ async def test_a_min_raised_under_target_tracking_is_not_observed_as_a_floor(
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 5)
 
 
+async def test_a_cluster_configured_by_arn_is_observed_and_changed_by_name(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """A cluster ARN in [aws] gives ``ecs://prod/svc-0``, which apply accepts."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs = make_ecs(metrics=False, clusters=["arn:aws:ecs:us-east-1:123456789012:cluster/prod"])
+    assert [str(s.ref) for s in await ecs.observe()] == [str(API)]
+    outcome = await ecs.apply(_action(Scale(replicas=3)), new_key())
+    assert outcome.ok, outcome.detail
+    assert _service(ecs_client)["desiredCount"] == 3
+
+
 async def test_restart_forces_a_new_deployment(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
     """A restart forces a new deployment of the same task definition."""
     create_fleet(ecs_client, per_cluster=1)
