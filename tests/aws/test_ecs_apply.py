@@ -204,6 +204,35 @@ async def test_deploy_refuses_when_the_container_is_ambiguous(
     )
 
 
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=3), Restart(), Deploy("nginx:1.27")],
+    ids=["scale", "restart", "deploy"],
+)
+async def test_a_service_deleted_since_observe_is_not_changed(
+    make_ecs: MakeEcs, ecs_client: ECSClient, params: ActionParams
+) -> None:
+    """A service deleted after observe (INACTIVE) fails terminally before any write."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs = make_ecs(metrics=False)
+    assert API in {s.ref for s in await ecs.observe()}
+    ecs_client.delete_service(cluster="prod", service="svc-0", force=True)
+
+    outcome = await ecs.apply(_action(params), new_key())
+
+    assert not outcome.ok
+    assert (outcome.error_kind, outcome.error_code) == (
+        ErrorKind.TERMINAL,
+        "ServiceNotActiveException",
+    )
+    assert "inactive" in outcome.detail
+    calls = ecs.calls.snapshot()
+    assert not {"ecs:UpdateService", "ecs:RegisterTaskDefinition", "ecs:TagResource"} & set(calls)
+    assert ecs_client.list_task_definitions(familyPrefix="api")["taskDefinitionArns"][-1].endswith(
+        "api:1"
+    )
+
+
 async def test_unknown_service_is_a_terminal_failure_with_the_aws_code(
     make_ecs: MakeEcs, ecs_client: ECSClient
 ) -> None:
