@@ -9,11 +9,27 @@ section (`jarvis.config.probes`).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from jarvis.config.sections import Section
+
+# arn:PARTITION:ecs:REGION:ACCOUNT:cluster/NAME, or service/[CLUSTER/]NAME.
+_ECS_ARN = re.compile(r"^arn:[a-z-]+:ecs:(?P<region>[a-z0-9-]+):\d{12}:(?P<kind>cluster|service)/")
+
+
+def _ecs_name(value: str, kind: str, region: str) -> str:
+    """The name in an ECS ``kind`` ARN of ``region`` (the resource URIs use names), else as is."""
+    match = _ECS_ARN.match(value)
+    if match is None or match["kind"] != kind:
+        return value
+    if match["region"] != region:
+        raise ValueError(
+            f"{value} is in {match['region']}, but the AWS clients call region {region}"
+        )
+    return value.rsplit("/", 1)[-1]
 
 
 class AwsSettings(Section):
@@ -54,6 +70,17 @@ class AwsSettings(Section):
         if value is not None and ("=" not in value or value.startswith("=")):
             raise ValueError("must be KEY=VALUE")
         return value
+
+    @field_validator("clusters", "services")
+    @classmethod
+    def _names_not_arns(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        # The clients call `region` only; resource URIs, scalable target IDs and
+        # metric dimensions use the names, and apply refuses ``ecs://ARN/...``.
+        kind = "cluster" if info.field_name == "clusters" else "service"
+        region = info.data.get("region")
+        if region is None:
+            return values  # the region's own error is reported
+        return list(dict.fromkeys(_ecs_name(value, kind, region) for value in values))
 
     @property
     def tag_filter(self) -> tuple[str, str] | None:

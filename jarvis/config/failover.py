@@ -9,6 +9,7 @@ Credentials never live here: boto3 finds them through its standard chain.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -24,9 +25,24 @@ def zone_id(value: str) -> str:
     return value.removeprefix("/hostedzone/")
 
 
+# Route 53 answers a name's characters other than a-z, 0-9, "-" and "_" as octal
+# escapes of their bytes (``*`` as ``\052``), and takes either spelling.
+_ESCAPE = re.compile(r"\\([0-3][0-7]{2}|.)", re.DOTALL)
+
+
 def record_name(value: str) -> str:
-    """A DNS name as the group's URI spells it: lower case, no trailing dot."""
-    return value.lower().rstrip(".")
+    """A DNS name as the group's URI spells it: unescaped, lower case, no trailing dot."""
+    plain = value.rstrip(".")
+    if "\\" in plain:
+        out, done = bytearray(), 0
+        for match in _ESCAPE.finditer(plain):
+            code = match.group(1)
+            out += plain[done : match.start()].encode()
+            out += bytes([int(code, 8)]) if len(code) == 3 else code.encode()
+            done = match.end()
+        out += plain[done:].encode()
+        plain = out.decode(errors="backslashreplace")
+    return plain.lower()
 
 
 class FailoverTarget(Section):

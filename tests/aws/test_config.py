@@ -68,3 +68,26 @@ def test_defaults_retry_in_bounded_standard_mode() -> None:
         3,
         False,
     )
+
+
+def test_cluster_and_service_arns_are_kept_as_their_names() -> None:
+    """ARNs in ``clusters`` and ``services`` become the names the resource URIs use."""
+    aws = AwsSettings(
+        region="eu-west-1",
+        clusters=["arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "staging"],
+        services=[
+            "arn:aws:ecs:eu-west-1:123456789012:service/prod/api",
+            "arn:aws:ecs:eu-west-1:123456789012:service/worker",
+            "web",
+        ],
+    )
+    assert aws.clusters == ["prod", "staging"]
+    assert aws.services == ["api", "worker", "web"]
+
+
+def test_an_arn_of_another_region_is_refused_with_its_region() -> None:
+    """The clients call the configured region: a cluster elsewhere is a clear error."""
+    with pytest.raises(ValueError, match=r"us-east-1.*eu-west-1"):
+        AwsSettings(
+            region="eu-west-1", clusters=["arn:aws:ecs:us-east-1:123456789012:cluster/prod"]
+        )

@@ -111,6 +111,42 @@ async def test_scale_under_target_tracking_moves_the_bounds(
     assert _service(ecs_client)["desiredCount"] == 2
 
 
+async def test_a_min_raised_under_target_tracking_is_not_observed_as_a_floor(
+    make_ecs: MakeEcs, ecs_client: ECSClient, scaling: ApplicationAutoScalingClient
+) -> None:
+    """The min capacity Jarvis's own scale-up set is no floor next tick: it can scale back down."""
+    create_fleet(ecs_client, per_cluster=1)
+    _register_target(scaling, tracking=True)
+    ecs = make_ecs(metrics=False)
+    assert (await ecs.apply(_action(Scale(replicas=4)), new_key())).ok
+
+    prod = next(s for s in await ecs.observe() if s.ref == API)
+    assert prod.replicas is not None
+    # The scaling policy clamps its proposal to [replicas.min, replicas.max]: a min of 4
+    # here would hold the service at 4 or more for good, ratcheting up with each raise.
+    assert (prod.replicas.min, prod.replicas.max) == (None, 5)
+    assert prod.record_attributes()["autoscaling"]["min"] == 4
+
+    outcome = await ecs.apply(_action(Scale(replicas=2)), new_key())
+    assert outcome.ok, outcome.detail
+    target = scaling.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=["service/prod/svc-0"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 5)
+
+
+async def test_a_cluster_configured_by_arn_is_observed_and_changed_by_name(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """A cluster ARN in [aws] gives ``ecs://prod/svc-0``, which apply accepts."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs = make_ecs(metrics=False, clusters=["arn:aws:ecs:us-east-1:123456789012:cluster/prod"])
+    assert [str(s.ref) for s in await ecs.observe()] == [str(API)]
+    outcome = await ecs.apply(_action(Scale(replicas=3)), new_key())
+    assert outcome.ok, outcome.detail
+    assert _service(ecs_client)["desiredCount"] == 3
+
+
 async def test_restart_forces_a_new_deployment(make_ecs: MakeEcs, ecs_client: ECSClient) -> None:
     """A restart forces a new deployment of the same task definition."""
     create_fleet(ecs_client, per_cluster=1)
@@ -163,6 +199,35 @@ async def test_deploy_refuses_when_the_container_is_ambiguous(
 
     assert outcome.error_kind is ErrorKind.TERMINAL
     assert outcome.error_code == "AmbiguousContainer"
+    assert ecs_client.list_task_definitions(familyPrefix="api")["taskDefinitionArns"][-1].endswith(
+        "api:1"
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=3), Restart(), Deploy("nginx:1.27")],
+    ids=["scale", "restart", "deploy"],
+)
+async def test_a_service_deleted_since_observe_is_not_changed(
+    make_ecs: MakeEcs, ecs_client: ECSClient, params: ActionParams
+) -> None:
+    """A service deleted after observe (INACTIVE) fails terminally before any write."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs = make_ecs(metrics=False)
+    assert API in {s.ref for s in await ecs.observe()}
+    ecs_client.delete_service(cluster="prod", service="svc-0", force=True)
+
+    outcome = await ecs.apply(_action(params), new_key())
+
+    assert not outcome.ok
+    assert (outcome.error_kind, outcome.error_code) == (
+        ErrorKind.TERMINAL,
+        "ServiceNotActiveException",
+    )
+    assert "inactive" in outcome.detail
+    calls = ecs.calls.snapshot()
+    assert not {"ecs:UpdateService", "ecs:RegisterTaskDefinition", "ecs:TagResource"} & set(calls)
     assert ecs_client.list_task_definitions(familyPrefix="api")["taskDefinitionArns"][-1].endswith(
         "api:1"
     )

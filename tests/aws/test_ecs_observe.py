@@ -115,7 +115,7 @@ async def test_describe_calls_grow_by_batches_of_ten(
 async def test_scalable_target_bounds_and_owner_are_observed(
     make_ecs: MakeEcs, ecs_client: ECSClient, session: boto3.Session, moto: str
 ) -> None:
-    """A registered scalable target sets replica bounds; target tracking owns min replicas."""
+    """A registered scalable target sets replica bounds; under target tracking only the max."""
     create_fleet(ecs_client, per_cluster=1)
     scaling = session.client("application-autoscaling", endpoint_url=moto)
     scaling.register_scalable_target(
@@ -142,7 +142,8 @@ async def test_scalable_target_bounds_and_owner_are_observed(
     prod, staging = await make_ecs(metrics=False).observe()
 
     assert prod.replicas is not None
-    assert (prod.replicas.min, prod.replicas.max) == (1, 6)
+    assert (prod.replicas.min, prod.replicas.max) == (None, 6)
+    assert prod.record_attributes()["autoscaling"]["min"] == 1
     assert prod.record_attributes()["min_replicas_owner"] == "application-autoscaling"
     assert prod.record_attributes()["autoscaling"]["policies"] == ["cpu60"]
     assert staging.record_attributes()["autoscaling"] is None

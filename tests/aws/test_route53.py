@@ -14,8 +14,9 @@ import pytest
 from botocore.stub import Stubber
 
 from jarvis.actuators.aws.clients import AwsClients, iam_actions
-from jarvis.actuators.aws.route53 import Route53Actuator
+from jarvis.actuators.aws.route53 import Route53Actuator, listed_name
 from jarvis.config.aws import AwsSettings
+from jarvis.config.failover import record_name
 from jarvis.model import Action, ErrorKind, ResourceRef, SetDnsWeights
 from tests.actions import new_key
 from tests.aws.conftest import FixedClock, policy_actions
@@ -153,3 +154,60 @@ async def test_a_change_refused_while_a_prior_one_is_pending_is_temporary(
         ErrorKind.TEMPORARY,
         "PriorRequestNotComplete",
     )
+
+
+async def test_a_wildcard_group_finds_the_records_route53_lists_escaped(
+    clients: AwsClients, route53: Route53Client
+) -> None:
+    """Route 53 lists ``*`` as ``\\052``: a ``*.`` group still reads and writes its records."""
+    zone = create_zone(route53, {"use1": 100})
+    wildcard = f"*.{NAME}"
+    # What Route 53 answers for a record created as *.api.example.com (moto keeps names as given).
+    listed = f"\\052.{NAME}"
+    route53.change_resource_record_sets(
+        HostedZoneId=zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": listed,
+                        "Type": "A",
+                        "SetIdentifier": record,
+                        "Weight": 100,
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": value}],
+                    },
+                }
+                for record, value in (("euw1", "10.1.0.1"), ("use1", "10.1.0.2"))
+            ]
+        },
+    )
+    actuator = Route53Actuator([(zone, wildcard, "A")], clients.route53, clock=FixedClock())
+    [state] = await actuator.observe()
+    assert str(state.ref) == f"route53://{zone}/{wildcard}/A"
+    assert state.dns_weights is not None
+    assert dict(state.dns_weights.weights) == {"euw1": 100, "use1": 100}
+
+    target = ResourceRef("route53", f"{zone}/{wildcard}/A", "dns_record")
+    action = Action(target, SetDnsWeights(record_weights={"use1": 0}), "failover", "test")
+    outcome = await actuator.apply(action, new_key())
+    assert outcome.ok, outcome.detail
+    answer = route53.list_resource_record_sets(HostedZoneId=zone)
+    weights = {
+        r["SetIdentifier"]: int(r["Weight"])
+        for r in answer["ResourceRecordSets"]
+        if r["Name"] == f"{listed}." and "Weight" in r
+    }
+    assert weights == {"euw1": 100, "use1": 0}
+    # The plain name's records are another group: untouched.
+    assert zone_weights(route53, zone) == {"use1": 100}
+
+
+def test_an_escaped_name_and_its_plain_spelling_are_one_group() -> None:
+    """``\\052`` and octal-escaped bytes read as the characters Route 53 escaped."""
+    assert record_name("\\052.API.Example.com.") == "*.api.example.com"
+    assert record_name("caf\\303\\251.example.com") == "café.example.com"
+    assert record_name("a\\\\b.example.com") == "a\\b.example.com"
+    assert listed_name("*.café.example.com") == "\\052.caf\\303\\251.example.com"
+    assert record_name(listed_name("*.café.example.com")) == "*.café.example.com"

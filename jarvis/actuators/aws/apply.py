@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 
 KEY_TAG = "jarvis:action-key"
+# A service deleted since observe: DRAINING while its tasks stop, then INACTIVE.
+_DELETED = frozenset({"DRAINING", "INACTIVE"})
 
 
 def _terminal(message: str, code: str) -> ActuatorError:
@@ -54,7 +56,10 @@ class EcsApplier:
         self._limiter = limiter
 
     async def already_applied(self, cluster: str, service: str, key: str) -> str | None:
-        """The service's ARN, or None when its tags say the change with ``key`` was made."""
+        """The service's ARN, or None when its tags say the change with ``key`` was made.
+
+        Raises a terminal error when the service is gone or no longer ACTIVE.
+        """
         answer = await aws_call(
             "ecs:DescribeServices",
             lambda: self._ecs.describe_services(
@@ -68,6 +73,14 @@ class EcsApplier:
         found = services[0]
         if any(t.get("key") == KEY_TAG and t.get("value") == key for t in found.get("tags", [])):
             return None
+        status = found.get("status", "ACTIVE")
+        if status in _DELETED:
+            # ECS refuses UpdateService with this code, but a deploy would
+            # register a task definition first.
+            raise _terminal(
+                f"service {cluster}/{service} is {status.lower()} (deleted): not changed",
+                "ServiceNotActiveException",
+            )
         return found["serviceArn"]
 
     async def record_key(self, arn: str, key: str) -> None:

@@ -14,7 +14,8 @@ every 10 minutes when services sit behind load balancers).
 
 Resources: kind ``service``. ``version`` is the task definition's
 ``family:revision``; ``replicas`` carry the registered scalable target's
-min/max. Metrics: ``cpu_utilization``, ``memory_utilization`` (percent) and,
+min/max (only its max under target tracking, where a SCALE moves the min).
+Metrics: ``cpu_utilization``, ``memory_utilization`` (percent) and,
 behind an ALB target group, ``requests_per_minute``, ``error_rate`` (target
 5xx / requests) and ``p95_latency_ms``. The facets ``rollout`` and ``versions``
 hold the facts marked (facet) below; the rest are attributes (record detail):

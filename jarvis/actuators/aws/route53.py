@@ -52,10 +52,20 @@ if TYPE_CHECKING:
 
 KIND = "dns_record"
 _PAGE = "100"
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 def group_ref(zone: str, name: str, record_type: str) -> ResourceRef:
     return ResourceRef(SCHEME, f"{zone}/{record_name(name)}/{record_type}", KIND)
+
+
+def listed_name(name: str) -> str:
+    """``name`` as Route 53 stores and sorts it: bytes other than a-z, 0-9, "-", "_" and
+    "." as octal escapes (``*.example.com`` is ``\\052.example.com``)."""
+    return "".join(
+        char if char in _PLAIN else "".join(f"\\{byte:03o}" for byte in char.encode())
+        for char in name
+    )
 
 
 class Route53Actuator:
@@ -120,7 +130,8 @@ class Route53Actuator:
     ) -> list[ResourceRecordSetOutputTypeDef]:
         """The weighted records of one name and type, every page of them."""
         found: dict[str, ResourceRecordSetOutputTypeDef] = {}
-        start_name, start_id = name, None
+        # Where the listing starts: Route 53 sorts the escaped spelling, not the plain one.
+        start_name, start_id = listed_name(name), None
         while True:
             kwargs: dict[str, Any] = {
                 "HostedZoneId": zone,
@@ -147,7 +158,7 @@ class Route53Actuator:
             # a page that adds nothing new would be read again forever.
             if len(ours) < len(sets) or not fresh or not page.get("IsTruncated"):
                 return list(found.values())
-            start_name = page.get("NextRecordName", name)
+            start_name = page.get("NextRecordName", start_name)
             start_id = page.get("NextRecordIdentifier")
 
     async def apply(self, action: Action, key: str) -> Outcome:

@@ -246,7 +246,10 @@ def service_state(
             desired=service.desired,
             running=service.running,
             pending=service.pending,
-            min=None if scaling is None else scaling.min,
+            # Under target tracking a SCALE moves the min capacity itself
+            # (`EcsApplier.scale`): it bounds the autoscaler, not Jarvis. As a
+            # floor it would hold every scale-up for good.
+            min=None if scaling is None or scaling.target_tracking else scaling.min,
             max=None if scaling is None else scaling.max,
         ),
         version=version,
