@@ -16,7 +16,8 @@ turns them into a `ResourceState`:
   annotation. Revision numbers are not versions: a restart makes a new revision
   of the same code and a rollback renumbers an old one; the fingerprint stays.
 - ``replicas``: desired = ``spec.replicas``, running = available, pending = the rest;
-  min/max are the HPA's when one targets the Deployment.
+  max is the HPA's when one targets the Deployment; min is left unset then, since a
+  SCALE sets the HPA's min (read back, every scale-up would be a floor for good).
 - ``metrics``: ``pod_restarts``; ``cpu_utilization`` from the HPA's status when known.
 - ``rollout`` (facet): in progress | completed | failed, as `kubectl rollout
   status` judges it, with its reason and ``crash_looping``; except that once the

@@ -395,7 +395,10 @@ def deployment_state(
             desired=desired,
             running=available,
             pending=max(0, desired - available),
-            min=autoscaler["min_replicas"] if autoscaler else None,
+            # With an HPA, a SCALE sets its minReplicas (`DeploymentChanges.scale`): it
+            # bounds the autoscaler, not Jarvis, and read back as a floor it would hold
+            # every scale-up for good. Still in the record (``autoscaler``).
+            min=None,
             max=autoscaler["max_replicas"] if autoscaler else None,
         ),
         version=fingerprint(api, spec.template if spec else None),
