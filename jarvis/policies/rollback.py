@@ -34,7 +34,7 @@ from jarvis.model import (
     RolloutState,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.base import Evaluation, Note, usable_reading
 from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
 
 #: A rollback beats a scale-up (or any scaling) proposed for the same resource.
@@ -244,7 +244,9 @@ class RollbackPolicy:
             if (seen := past.resources.get(uri)) is not None and seen.version == baseline_version
         ]
         for metric in (ERROR_RATE, P95):
-            samples = [seen.metrics[metric] for seen in baseline if metric in seen.metrics]
+            samples = [
+                value for seen in baseline if usable_reading(value := seen.metrics.get(metric))
+            ]
             if len(samples) < self._min_samples:
                 continue
             base = fmean(samples)

@@ -12,11 +12,11 @@ passed in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from jarvis.model import Metric, ResourceState, Snapshot
+from jarvis.policies.base import usable_reading
 from jarvis.policies.scaling_rules import ScalingRule
 
 __all__ = ["COLD_START", "RPM", "activity", "idle_through_cooldown", "wake_reason", "zero_reason"]
@@ -28,7 +28,7 @@ COLD_START = "cold start: the first requests wait while a replica starts"
 def activity(state: ResourceState, rule: ScalingRule) -> bool | None:
     """Whether the service has requests above the activation threshold; None: unknown."""
     value = state.metrics.get(RPM)
-    if value is None or not math.isfinite(value) or value < 0:
+    if not usable_reading(value):
         return None
     return value > rule.activation_requests_per_minute
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -139,6 +140,16 @@ def test_regression_reason_shows_values_and_baseline() -> None:
     evaluation = evaluate(running(metrics={"error_rate": 0.1}), snapshots=snapshots)
     reason = evaluation.actions[0].reason
     assert "error_rate 0.09, 0.09, 0.1 over 3 checks, worse than v1's 0.01 (limit 0.03)" in reason
+
+
+@pytest.mark.parametrize("reading", [math.nan, math.inf, -1.0])
+def test_an_unusable_baseline_reading_does_not_hide_a_regression(reading: float) -> None:
+    """One NaN, infinite or negative reading of v1 is left out of its baseline, not averaged in."""
+    baseline = [{"error_rate": 0.01}] * 3 + [{"error_rate": reading}]
+    snapshots = history_of(before=baseline, after=[{"error_rate": 0.5}] * 2)
+    evaluation = evaluate(running(metrics={"error_rate": 0.5}), snapshots=snapshots)
+    assert target(evaluation) == "v1"
+    assert "worse than v1's 0.01 (limit 0.03)" in evaluation.actions[0].reason
 
 
 def test_no_baseline_means_no_metric_verdict() -> None:
