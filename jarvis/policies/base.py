@@ -9,8 +9,8 @@ such as "no metrics for this service, no scaling decision").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeGuard, TypeVar

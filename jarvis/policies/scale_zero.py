@@ -19,7 +19,15 @@ from jarvis.model import Metric, ResourceState, Snapshot
 from jarvis.policies.base import usable_reading
 from jarvis.policies.scaling_rules import ScalingRule
 
-__all__ = ["COLD_START", "RPM", "activity", "idle_through_cooldown", "wake_reason", "zero_reason"]
+__all__ = [
+    "COLD_START",
+    "RPM",
+    "activity",
+    "floor_reason",
+    "idle_through_cooldown",
+    "wake_reason",
+    "zero_reason",
+]
 
 RPM = Metric.REQUESTS_PER_MINUTE
 COLD_START = "cold start: the first requests wait while a replica starts"
@@ -70,4 +78,11 @@ def wake_reason(state: ResourceState, rule: ScalingRule, target: int) -> str:
     return (
         f"scale 0 → {target}: {RPM} {rpm:g}/min above the activation threshold "
         f"{rule.activation_requests_per_minute:g} wakes it from zero; {COLD_START}"
+    )
+
+
+def floor_reason(target: int) -> str:
+    return (
+        f"scale 0 → {target}: the bounds' minimum {target} (min_replicas of the rule or its "
+        f"schedule window) wakes it from zero whatever its requests; {COLD_START}"
     )
