@@ -64,25 +64,28 @@ def idle_through_cooldown(
     return covered
 
 
-def zero_reason(state: ResourceState, rule: ScalingRule, current: int) -> str:
+def zero_reason(state: ResourceState, rule: ScalingRule) -> str:
+    """Why an idle service goes to zero; the action's reason puts the move before it."""
     rpm = state.metrics.get(RPM, 0.0)
     return (
-        f"scale {current} → 0: {RPM} {rpm:g}/min at or below the activation threshold "
+        f"{RPM} {rpm:g}/min at or below the activation threshold "
         f"{rule.activation_requests_per_minute:g} for the whole {rule.cooldown_seconds:g} s "
         f"cooldown: scale to zero (min_replicas = 0); {COLD_START} after this"
     )
 
 
-def wake_reason(state: ResourceState, rule: ScalingRule, target: int) -> str:
+def wake_reason(state: ResourceState, rule: ScalingRule) -> str:
+    """Why requests wake a service at zero; the action's reason puts the move before it."""
     rpm = state.metrics.get(RPM, 0.0)
     return (
-        f"scale 0 → {target}: {RPM} {rpm:g}/min above the activation threshold "
+        f"{RPM} {rpm:g}/min above the activation threshold "
         f"{rule.activation_requests_per_minute:g} wakes it from zero; {COLD_START}"
     )
 
 
 def floor_reason(target: int) -> str:
+    """Why a floor wakes a service at zero; the action's reason puts the move before it."""
     return (
-        f"scale 0 → {target}: the bounds' minimum {target} (min_replicas of the rule or its "
+        f"the bounds' minimum {target} (min_replicas of the rule or its "
         f"schedule window) wakes it from zero whatever its requests; {COLD_START}"
     )

@@ -260,7 +260,7 @@ class ScalingPolicy:
         rule = self._rules[index]
         if low == 0:
             if idle_through_cooldown(uri, state, rule, tick.history.snapshots, tick.now):
-                return self._action(state, rule, current, 0, [zero_reason(state, rule, current)])
+                return self._action(state, rule, current, 0, [zero_reason(state, rule)])
             low = 1  # below one replica is the cooldown's call, never the HPA's
         recommended = tick.recommended[uri] = recommended_replicas(
             current, state.metrics, self._pairs[index], self._tolerance
@@ -304,7 +304,7 @@ class ScalingPolicy:
         target = min(1, high) if active else 0
         if target <= 0:
             return None
-        return self._action(state, rule, 0, target, [wake_reason(state, rule, target)])
+        return self._action(state, rule, 0, target, [wake_reason(state, rule)])
 
     def _scale(
         self,

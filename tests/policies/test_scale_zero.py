@@ -42,7 +42,8 @@ def test_idle_for_the_whole_cooldown_scales_to_zero_with_a_cold_start_note() -> 
     assert zero.at - last_busy == timedelta(seconds=300)
     assert all(t.desired == 3 for t in ticks if t.at <= zero.at)
     reason = zero.evaluation.actions[0].reason
-    assert "scale 3 → 0" in reason and "cooldown" in reason and "cold start" in reason
+    assert reason.startswith("scale 3 → 0: requests_per_minute 0/min at or below"), reason
+    assert "cooldown" in reason and "cold start" in reason
 
 
 def test_requests_wake_a_service_at_zero_with_a_cold_start_note() -> None:
@@ -57,7 +58,8 @@ def test_requests_wake_a_service_at_zero_with_a_cold_start_note() -> None:
     )
     assert [t.proposed for t in ticks] == [None, 1, 4, 5]
     reason = ticks[1].evaluation.actions[0].reason
-    assert reason.startswith("scale 0 → 1") and "cold start" in reason
+    assert reason.startswith("scale 0 → 1: requests_per_minute 900/min above"), reason
+    assert "cold start" in reason
 
 
 def test_below_the_activation_threshold_a_service_stays_at_zero() -> None:
@@ -142,3 +144,5 @@ def test_a_scheduled_floor_wakes_a_service_at_zero_without_a_request_reading() -
     )
     ticks = drive(policy(rule), start=T0, ticks=1, replicas=0, metrics=lambda _i, _r: {})
     assert [t.proposed for t in ticks] == [2]
+    reason = ticks[0].evaluation.actions[0].reason
+    assert reason.startswith("scale 0 → 2: the bounds' minimum 2"), reason
