@@ -244,8 +244,12 @@ class RollbackPolicy:
             if (seen := past.resources.get(uri)) is not None and seen.version == baseline_version
         ]
         for metric in (ERROR_RATE, P95):
+            # An error rate of 0 is a baseline; a p95 of 0 ms measured no request.
             samples = [
-                value for seen in baseline if usable_reading(value := seen.metrics.get(metric))
+                value
+                for seen in baseline
+                if usable_reading(value := seen.metrics.get(metric))
+                and (value > 0 or metric == ERROR_RATE)
             ]
             if len(samples) < self._min_samples:
                 continue

@@ -152,6 +152,15 @@ def test_an_unusable_baseline_reading_does_not_hide_a_regression(reading: float)
     assert "worse than v1's 0.01 (limit 0.03)" in evaluation.actions[0].reason
 
 
+def test_a_p95_of_zero_is_no_latency_baseline() -> None:
+    """A p95 of 0 ms measured no request: a new version is not judged 25 % worse than nothing."""
+    snapshots = history_of(before=[{"p95_latency_ms": 0.0}] * 4, after=[{"p95_latency_ms": 40}] * 2)
+    assert evaluate(running(metrics={"p95_latency_ms": 40}), snapshots=snapshots).actions == ()
+    before: list[dict[str, float]] = [{"p95_latency_ms": v} for v in (0.0, 100.0, 100.0)]
+    snapshots = history_of(before=before, after=[{"p95_latency_ms": 110}] * 2)
+    assert evaluate(running(metrics={"p95_latency_ms": 110}), snapshots=snapshots).actions == ()
+
+
 def test_no_baseline_means_no_metric_verdict() -> None:
     """Without enough snapshots of the previous version, bad-looking metrics decide nothing."""
     snapshots = history_of(before=[{"error_rate": 0.0}], after=[{"error_rate": 0.5}] * 2)
