@@ -14,7 +14,7 @@ from datetime import time
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.sections import Section
 
@@ -22,11 +22,24 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ReplicaCount = Annotated[int, Field(ge=1)]
 
 
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError(
+            f"write a local time without an offset, not {value.isoformat()}: "
+            "the timezone key says the zone"
+        )
+    return value
+
+
+WallClock = Annotated[time, AfterValidator(_wall_clock)]
+"""A local wall-clock time ("08:00") in a schedule's zone; an offset would be dropped."""
+
+
 class ScheduleWindowSettings(Section):
     """From ``start`` to ``end`` local time (past midnight when end <= start), new bounds."""
 
-    start: time
-    end: time
+    start: WallClock
+    end: WallClock
     days: list[Day] = Field(default_factory=list)
     """Days on which the window starts; empty means every day."""
     min_replicas: ReplicaCount | None = None

@@ -93,6 +93,13 @@ def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
         ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
          'start = "22:00"\nend = "06:00"\nmin_replicas = 1\ndays = ["caturday"]\n',
          "scaling.rules.0.schedule.0.days.0"),
+        # An offset would be dropped silently: the rule's timezone says the zone.
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "08:00+02:00"\nend = "18:00"\nmin_replicas = 2\n',
+         "scaling.rules.0.schedule.0.start"),
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "08:00"\nend = "18:00Z"\nmin_replicas = 2\n',
+         "scaling.rules.0.schedule.0.end"),
         ("[scaling]\nstabilisation_seconds = 300\n", "scaling.stabilisation_seconds"),
         ("[rollback]\nconsecutive_checks = 0\n", "rollback.consecutive_checks"),
         ("[rollback]\nmatch = []\n", "rollback.match"),
