@@ -179,6 +179,13 @@ class RollbackPolicy:
         why = self._failure(state, change, now) or self._regression(state, change, history, now)
         if why is None:
             return None, notes
+        if change is not None and change.restored:
+            # Rolling back again would reach ever older versions (schemas, config)
+            # on what may be a passing fault; Argo Rollouts and Flagger do not
+            # judge the stable version they return to either. A human decides.
+            message = f"{why}; {running} is the version rolled back to; not rolling back further"
+            notes.append(self._note(uri, "restored", message, alert=True))
+            return None, notes
         if any(event.kind is _ESCALATED for event in failures):
             notes.append(self._note(uri, "escalated", f"{why}; rollback escalated, not retrying"))
             return None, notes

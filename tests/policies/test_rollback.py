@@ -191,6 +191,46 @@ def test_never_redeploys_a_version_rolled_back_as_bad() -> None:
     assert target(evaluation) == "v1"
 
 
+ROLLED_BACK_TO_V1 = (
+    changed(T0 - timedelta(hours=5), "v0", rollout="completed"),
+    *GOOD_EVENTS,
+    V2_ARRIVES,
+    rollback_event(EventKind.ACTION_APPLIED, T0 - timedelta(minutes=2), "v1"),
+    changed(T0 - timedelta(minutes=2) + TICK, "v1", rollout="in_progress", previous="v2"),
+)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"health": Health.UNHEALTHY, "rollout": "in_progress"},
+        {"rollout": "in_progress", "crash_looping": True},
+        {"rollout": "failed", "rollout_reason": "ProgressDeadlineExceeded"},
+    ],
+)
+def test_a_version_rolled_back_to_is_not_rolled_back_further(attributes: dict[str, Any]) -> None:
+    """v2 was rolled back to v1; v1 failing as it returns alerts a human, not a cascade to v0."""
+    state = running("v1", previous_version="v2", **attributes)
+    evaluation = evaluate(state, events=ROLLED_BACK_TO_V1)
+    assert evaluation.actions == ()
+    assert [(n.alert, n.key) for n in evaluation.notes] == [(True, f"rollback:restored:{API}")]
+    assert "v1 is the version rolled back to; not rolling back further" in (
+        evaluation.notes[0].message
+    )
+
+
+def test_a_version_deployed_again_by_hand_is_judged_again() -> None:
+    """Only Jarvis's own rollback makes an arrival exempt: v1 redeployed by a person is watched."""
+    events = (
+        changed(T0 - timedelta(hours=5), "v0", rollout="completed"),
+        *GOOD_EVENTS,
+        V2_ARRIVES,
+        changed(T0 - timedelta(minutes=2), "v1", rollout="in_progress", previous="v2"),
+    )
+    state = running("v1", previous_version="v2", rollout="failed")
+    assert target(evaluate(state, events=events)) == "v0"
+
+
 def test_falls_back_to_previous_version_when_history_knows_no_good_one() -> None:
     """With no healthy completed version in the events, the provider's previous version is used."""
     evaluation = evaluate(running(rollout="failed"), events=(V2_ARRIVES,))
