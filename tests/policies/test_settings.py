@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jarvis.app import history_size
 from jarvis.config import ConfigError, load_settings
 from jarvis.model import History
 from jarvis.policies.rollback import RollbackPolicy
@@ -129,3 +130,28 @@ def test_defaults_build_policies_that_propose_nothing_without_rules() -> None:
     assert policy.evaluate(snap(now, state), History(), now).actions == ()
     assert settings.scaling.enabled is False
     assert settings.rollback.enabled is False
+
+
+SCALING = "[scaling]\nenabled = true\n"
+
+
+@pytest.mark.parametrize(
+    ("toml", "needed"),
+    [
+        (SCALING, 12),  # the default 300 s scale-down window: 10 ticks and the edges
+        (SCALING + '[[scaling.scale_down_policies]]\ntype = "pods"\nvalue = 1\n'
+         "period_seconds = 1800\n", 62),
+        (SCALING + "scale_up_stabilization_seconds = 1200\n", 42),
+        (SCALING + "rate_period_seconds = 900\n", 32),
+        (SCALING + "[[scaling.rules]]\nmin_replicas = 0\ntarget_requests_per_minute = 10\n"
+         "cooldown_seconds = 1800\n", 62),
+    ],
+)  # fmt: skip
+def test_history_covers_every_window_period_and_cooldown(
+    tmp_path: Path, toml: str, needed: int
+) -> None:
+    """The loop keeps snapshots back to the longest window, rate period and zero cooldown."""
+    settings = load_settings(write(tmp_path, toml))
+    assert settings.loop.interval == 30
+    assert history_size(settings) == max(needed, settings.loop.history_snapshots)
+
