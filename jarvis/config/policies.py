@@ -10,6 +10,7 @@ of order, unknown time zones, day names, a rule without a metric.
 
 from __future__ import annotations
 
+import math
 from datetime import time
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -167,6 +168,21 @@ class ScalingSettings(Section):
     rules: list[ScalingRuleSettings] = Field(default_factory=list)
     """Matched in order against each resource URI; the first match wins."""
 
+    def history_seconds(self) -> float:
+        """How far back the policy reads snapshots: its longest stabilization window,
+        rate policy period (the scale events it counts) and scale-to-zero cooldown.
+
+        The shorthand ``rate_period_seconds`` counts in a direction without its own
+        policies, as `jarvis.policies.scaling_config.behavior_from_config` reads it.
+        """
+        policies = [*self.scale_up_policies, *self.scale_down_policies]
+        spans = [self.stabilization_seconds, self.scale_up_stabilization_seconds]
+        spans += [policy.period_seconds for policy in policies]
+        if not self.scale_up_policies or not self.scale_down_policies:
+            spans.append(self.rate_period_seconds)
+        spans += [rule.cooldown_seconds for rule in self.rules if rule.min_replicas == 0]
+        return max(spans)
+
 
 class RollbackSettings(Section):
     enabled: bool = False
@@ -184,3 +200,8 @@ class RollbackSettings(Section):
     """Relative: p95 latency above baseline x (1 + margin) is worse."""
     min_baseline_samples: Annotated[int, Field(ge=1)] = 2
     """Snapshots of the previous version needed before metrics are compared."""
+
+    def history_ticks(self, interval: float) -> int:
+        """Snapshots that reach from the end of the watch window back over the
+        previous version's baseline: the window's ticks, the baseline, and now."""
+        return math.ceil(self.watch_seconds / interval) + self.min_baseline_samples + 1

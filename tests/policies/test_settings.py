@@ -155,3 +155,18 @@ def test_history_covers_every_window_period_and_cooldown(
     assert settings.loop.interval == 30
     assert history_size(settings) == max(needed, settings.loop.history_snapshots)
 
+
+@pytest.mark.parametrize(
+    ("toml", "needed"),
+    [
+        ("[rollback]\nenabled = true\n", 33),  # 900 s watched, 2 baseline samples, now
+        ("[rollback]\nenabled = true\nwatch_seconds = 60\nmin_baseline_samples = 30\n", 33),
+    ],
+)
+def test_history_covers_the_rollback_watch_and_its_baseline(
+    tmp_path: Path, toml: str, needed: int
+) -> None:
+    """To the end of the watch window the previous version's baseline is still in the history."""
+    settings = load_settings(write(tmp_path, toml))
+    assert history_size(settings) == needed
+
