@@ -169,4 +169,3 @@ def test_history_covers_the_rollback_watch_and_its_baseline(
     """To the end of the watch window the previous version's baseline is still in the history."""
     settings = load_settings(write(tmp_path, toml))
     assert history_size(settings) == needed
-
