@@ -156,7 +156,7 @@ class ScalingSettings(Section):
     scale_down_policies: list[RatePolicySettings] = Field(default_factory=list)
     """Each with its own period; when set, they replace the max_percent/max_replicas
     shorthand below for that direction."""
-    rate_period_seconds: Annotated[float, Field(gt=0)] = 60.0
+    rate_period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
     scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
     scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4
     """Per period, scale up by at most max(+percent, +replicas)."""

@@ -101,6 +101,8 @@ def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
         ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
          'start = "08:00"\nend = "18:00Z"\nmin_replicas = 2\n',
          "scaling.rules.0.schedule.0.end"),
+        # Kubernetes caps a policy's periodSeconds at 1800; the shorthand's period too.
+        ("[scaling]\nrate_period_seconds = 1801\n", "scaling.rate_period_seconds"),
         ("[scaling]\nstabilisation_seconds = 300\n", "scaling.stabilisation_seconds"),
         ("[rollback]\nconsecutive_checks = 0\n", "rollback.consecutive_checks"),
         ("[rollback]\nmatch = []\n", "rollback.match"),
