@@ -235,11 +235,13 @@ class ScalingPolicy:
         """No usable metrics: a note, or the nearest bound for a count outside the bounds.
 
         As Kubernetes' HPA, which restores ``minReplicas`` or ``maxReplicas``
-        before it reads a metric: the bounds hold whatever the metrics say.
+        before it reads a metric: the bounds hold whatever the metrics say. Not
+        on a stale observation, whose count may be as old as its metrics.
         """
         current, low, high = counts
         problem = self._metric_problem(state, rule, at)
-        if low <= current <= high:
+        fresh = at - state.observed_at <= self._max_age
+        if low <= current <= high or not fresh:
             return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
         final = min(max(current, low), high)
         moved = f"bounds {bounds_text(state, rule, rule_bounds)} move {current} to {final}"
@@ -291,12 +293,13 @@ class ScalingPolicy:
         Only the request metric is read: at zero replicas the others (CPU,
         latency) have nothing to measure, as KEDA's activation reads its trigger
         alone. A floor of one or more holds without it, as the HPA restores
-        ``minReplicas`` before it reads a metric.
+        ``minReplicas`` before it reads a metric (on a fresh observation: a stale
+        one's zero may be out of date).
         """
         low, high = bounds
-        if low >= 1:
-            return self._action(state, rule, 0, low, [floor_reason(low)])
         fresh = now - state.observed_at <= self._max_age
+        if fresh and low >= 1:
+            return self._action(state, rule, 0, low, [floor_reason(low)])
         active = activity(state, rule) if fresh else None
         if active is None:
             message = f"{uri}: at zero with no usable {RPM} reading; not waking it"
