@@ -233,11 +233,15 @@ def report_churn_rules(settings: Settings) -> ChurnRules | None:
 
 
 def history_size(settings: Settings) -> int:
-    """Snapshots to keep: enough to cover the scaling stabilization window and the
-    failover policy's consecutive ticks."""
+    """Snapshots to keep: enough for the scaling policy's windows, rate periods and
+    cooldowns, the rollback policy's watch window and baseline, and the failover
+    policy's consecutive ticks. Memory grows with the longest of them."""
+    interval = settings.loop.interval
     needed = 0
     if settings.scaling.enabled:
-        needed = math.ceil(settings.scaling.stabilization_seconds / settings.loop.interval) + 2
+        needed = math.ceil(settings.scaling.history_seconds() / interval) + 2
+    if settings.rollback.enabled:
+        needed = max(needed, settings.rollback.history_ticks(interval))
     if settings.failover.enabled:
         failover = settings.failover
         needed = max(needed, max(failover.fail_ticks, failover.recover_ticks) + 1)

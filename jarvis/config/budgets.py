@@ -11,13 +11,12 @@ registry (`jarvis.providers.check_allowlist`), which config cannot see.
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from jarvis.config.policies import Day
+from jarvis.config.policies import Day, WallClock
 from jarvis.config.sections import Section
 
 __all__ = ["BudgetEntry", "BudgetHours", "BudgetSchedule"]
@@ -26,8 +25,8 @@ __all__ = ["BudgetEntry", "BudgetHours", "BudgetSchedule"]
 class BudgetHours(Section):
     """From ``start`` to ``end`` local time (past midnight when end <= start) on ``days``."""
 
-    start: time
-    end: time
+    start: WallClock
+    end: WallClock
     days: list[Day] = Field(default_factory=list)
     """Days on which the window starts; empty means every day."""
 

@@ -10,11 +10,12 @@ of order, unknown time zones, day names, a rule without a metric.
 
 from __future__ import annotations
 
+import math
 from datetime import time
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.sections import Section
 
@@ -22,11 +23,24 @@ Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ReplicaCount = Annotated[int, Field(ge=1)]
 
 
+def _wall_clock(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError(
+            f"write a local time without an offset, not {value.isoformat()}: "
+            "the timezone key says the zone"
+        )
+    return value
+
+
+WallClock = Annotated[time, AfterValidator(_wall_clock)]
+"""A local wall-clock time ("08:00") in a schedule's zone; an offset would be dropped."""
+
+
 class ScheduleWindowSettings(Section):
     """From ``start`` to ``end`` local time (past midnight when end <= start), new bounds."""
 
-    start: time
-    end: time
+    start: WallClock
+    end: WallClock
     days: list[Day] = Field(default_factory=list)
     """Days on which the window starts; empty means every day."""
     min_replicas: ReplicaCount | None = None
@@ -142,7 +156,7 @@ class ScalingSettings(Section):
     scale_down_policies: list[RatePolicySettings] = Field(default_factory=list)
     """Each with its own period; when set, they replace the max_percent/max_replicas
     shorthand below for that direction."""
-    rate_period_seconds: Annotated[float, Field(gt=0)] = 60.0
+    rate_period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
     scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
     scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4
     """Per period, scale up by at most max(+percent, +replicas)."""
@@ -153,6 +167,21 @@ class ScalingSettings(Section):
     """Metrics observed longer ago than this are stale: no decision."""
     rules: list[ScalingRuleSettings] = Field(default_factory=list)
     """Matched in order against each resource URI; the first match wins."""
+
+    def history_seconds(self) -> float:
+        """How far back the policy reads snapshots: its longest stabilization window,
+        rate policy period (the scale events it counts) and scale-to-zero cooldown.
+
+        The shorthand ``rate_period_seconds`` counts in a direction without its own
+        policies, as `jarvis.policies.scaling_config.behavior_from_config` reads it.
+        """
+        policies = [*self.scale_up_policies, *self.scale_down_policies]
+        spans = [self.stabilization_seconds, self.scale_up_stabilization_seconds]
+        spans += [policy.period_seconds for policy in policies]
+        if not self.scale_up_policies or not self.scale_down_policies:
+            spans.append(self.rate_period_seconds)
+        spans += [rule.cooldown_seconds for rule in self.rules if rule.min_replicas == 0]
+        return max(spans)
 
 
 class RollbackSettings(Section):
@@ -171,3 +200,8 @@ class RollbackSettings(Section):
     """Relative: p95 latency above baseline x (1 + margin) is worse."""
     min_baseline_samples: Annotated[int, Field(ge=1)] = 2
     """Snapshots of the previous version needed before metrics are compared."""
+
+    def history_ticks(self, interval: float) -> int:
+        """Snapshots that reach from the end of the watch window back over the
+        previous version's baseline: the window's ticks, the baseline, and now."""
+        return math.ceil(self.watch_seconds / interval) + self.min_baseline_samples + 1

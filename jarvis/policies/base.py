@@ -9,10 +9,11 @@ such as "no metrics for this service, no scaling decision").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeGuard, TypeVar
 
 from jarvis.model import (
     CUSTOMER_SCHEME,
@@ -56,6 +57,16 @@ class Policy(Protocol):
 
 
 T = TypeVar("T")
+
+
+def usable_reading(value: float | None) -> TypeGuard[float]:
+    """Whether a metric reading can be reasoned with: present, finite and not negative.
+
+    Providers can report NaN (a rate over no requests), infinity or a negative
+    sentinel; the policies leave such a reading out rather than compare or
+    average with it.
+    """
+    return value is not None and math.isfinite(value) and value >= 0
 
 
 def customers_of(snapshot: Snapshot) -> Iterator[tuple[str, ResourceState, Customer]]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from jarvis.model import Metric
+from jarvis.policies.base import usable_reading
 
 CPU = Metric.CPU_UTILIZATION
 RPM = Metric.REQUESTS_PER_MINUTE
@@ -74,7 +75,7 @@ class Recommendation:
 
 def missing(metrics: Mapping[str, float], targets: MetricTargets) -> list[str]:
     """The configured metrics absent from ``metrics`` or not a finite, non-negative number."""
-    return [name for name, _ in targets.pairs() if not _usable(metrics.get(name))]
+    return [name for name, _ in targets.pairs() if not usable_reading(metrics.get(name))]
 
 
 def all_present(metrics: Mapping[str, float], pairs: Iterable[tuple[str, float]]) -> bool:
@@ -88,10 +89,6 @@ def all_present(metrics: Mapping[str, float], pairs: Iterable[tuple[str, float]]
         if value is None or not (math.isfinite(value) and value >= 0):
             return False
     return True
-
-
-def _usable(value: float | None) -> bool:
-    return value is not None and math.isfinite(value) and value >= 0
 
 
 def recommend(

@@ -34,7 +34,7 @@ from jarvis.model import (
     RolloutState,
     Snapshot,
 )
-from jarvis.policies.base import Evaluation, Note
+from jarvis.policies.base import Evaluation, Note, usable_reading
 from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
 
 #: A rollback beats a scale-up (or any scaling) proposed for the same resource.
@@ -179,6 +179,13 @@ class RollbackPolicy:
         why = self._failure(state, change, now) or self._regression(state, change, history, now)
         if why is None:
             return None, notes
+        if change is not None and change.restored:
+            # Rolling back again would reach ever older versions (schemas, config)
+            # on what may be a passing fault; Argo Rollouts and Flagger do not
+            # judge the stable version they return to either. A human decides.
+            message = f"{why}; {running} is the version rolled back to; not rolling back further"
+            notes.append(self._note(uri, "restored", message, alert=True))
+            return None, notes
         if any(event.kind is _ESCALATED for event in failures):
             notes.append(self._note(uri, "escalated", f"{why}; rollback escalated, not retrying"))
             return None, notes
@@ -244,7 +251,13 @@ class RollbackPolicy:
             if (seen := past.resources.get(uri)) is not None and seen.version == baseline_version
         ]
         for metric in (ERROR_RATE, P95):
-            samples = [seen.metrics[metric] for seen in baseline if metric in seen.metrics]
+            # An error rate of 0 is a baseline; a p95 of 0 ms measured no request.
+            samples = [
+                value
+                for seen in baseline
+                if usable_reading(value := seen.metrics.get(metric))
+                and (value > 0 or metric == ERROR_RATE)
+            ]
             if len(samples) < self._min_samples:
                 continue
             base = fmean(samples)

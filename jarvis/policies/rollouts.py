@@ -30,6 +30,8 @@ class VersionChange:
 
     at: datetime
     previous: str | None
+    restored: bool = False
+    """It arrived as the target of a rollback Jarvis applied: the version returned to."""
 
 
 @dataclass(slots=True)
@@ -50,20 +52,28 @@ class RolloutHistory:
     def read(cls, uri: str, events: Iterable[Event]) -> RolloutHistory:
         history = cls(uri=uri)
         running: str | None = None
+        # The target of the latest applied rollback, until another version arrives.
+        restoring: str | None = None
         for event in events:
             if event.resource != uri:
                 continue
             kind = event.kind
             if kind is _CHANGED:
-                running = history._changed(event, running)
+                version = history._changed(event, running, restoring)
+                if version != running:
+                    restoring = None
+                running = version
             elif event.action_kind == _ROLLBACK:
-                if kind is _APPLIED and running is not None:
-                    history.bad.add(running)
+                if kind is _APPLIED:
+                    if running is not None:
+                        history.bad.add(running)
+                    params = event.payload.get("params")
+                    restoring = _text(params.get("version")) if _is_mapping(params) else None
                 elif kind in _FAILURES:
                     history.rollback_failures.append(event)
         return history
 
-    def _changed(self, event: Event, running: str | None) -> str | None:
+    def _changed(self, event: Event, running: str | None, restoring: str | None) -> str | None:
         payload = event.payload
         version = _text(payload.get("version"))
         if version is None:
@@ -73,7 +83,8 @@ class RolloutHistory:
         if before is None and running is not None and running != version:
             before = running
         if before is not None and before != version:
-            self.changes[version] = VersionChange(at=event.ts, previous=before)
+            restored = version == restoring
+            self.changes[version] = VersionChange(at=event.ts, previous=before, restored=restored)
         attributes = payload.get("attributes")
         rollout = attributes.get("rollout") if _is_mapping(attributes) else None
         if payload.get("health") == _HEALTHY and rollout in (None, "completed"):

@@ -12,14 +12,22 @@ passed in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from jarvis.model import Metric, ResourceState, Snapshot
+from jarvis.policies.base import usable_reading
 from jarvis.policies.scaling_rules import ScalingRule
 
-__all__ = ["COLD_START", "RPM", "activity", "idle_through_cooldown", "wake_reason", "zero_reason"]
+__all__ = [
+    "COLD_START",
+    "RPM",
+    "activity",
+    "floor_reason",
+    "idle_through_cooldown",
+    "wake_reason",
+    "zero_reason",
+]
 
 RPM = Metric.REQUESTS_PER_MINUTE
 COLD_START = "cold start: the first requests wait while a replica starts"
@@ -28,7 +36,7 @@ COLD_START = "cold start: the first requests wait while a replica starts"
 def activity(state: ResourceState, rule: ScalingRule) -> bool | None:
     """Whether the service has requests above the activation threshold; None: unknown."""
     value = state.metrics.get(RPM)
-    if value is None or not math.isfinite(value) or value < 0:
+    if not usable_reading(value):
         return None
     return value > rule.activation_requests_per_minute
 
@@ -56,18 +64,28 @@ def idle_through_cooldown(
     return covered
 
 
-def zero_reason(state: ResourceState, rule: ScalingRule, current: int) -> str:
+def zero_reason(state: ResourceState, rule: ScalingRule) -> str:
+    """Why an idle service goes to zero; the action's reason puts the move before it."""
     rpm = state.metrics.get(RPM, 0.0)
     return (
-        f"scale {current} → 0: {RPM} {rpm:g}/min at or below the activation threshold "
+        f"{RPM} {rpm:g}/min at or below the activation threshold "
         f"{rule.activation_requests_per_minute:g} for the whole {rule.cooldown_seconds:g} s "
         f"cooldown: scale to zero (min_replicas = 0); {COLD_START} after this"
     )
 
 
-def wake_reason(state: ResourceState, rule: ScalingRule, target: int) -> str:
+def wake_reason(state: ResourceState, rule: ScalingRule) -> str:
+    """Why requests wake a service at zero; the action's reason puts the move before it."""
     rpm = state.metrics.get(RPM, 0.0)
     return (
-        f"scale 0 → {target}: {RPM} {rpm:g}/min above the activation threshold "
+        f"{RPM} {rpm:g}/min above the activation threshold "
         f"{rule.activation_requests_per_minute:g} wakes it from zero; {COLD_START}"
+    )
+
+
+def floor_reason(target: int) -> str:
+    """Why a floor wakes a service at zero; the action's reason puts the move before it."""
+    return (
+        f"the bounds' minimum {target} (min_replicas of the rule or its "
+        f"schedule window) wakes it from zero whatever its requests; {COLD_START}"
     )

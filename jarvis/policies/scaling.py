@@ -49,6 +49,7 @@ from jarvis.policies.hpa_behavior import (
 from jarvis.policies.scale_zero import (
     RPM,
     activity,
+    floor_reason,
     idle_through_cooldown,
     wake_reason,
     zero_reason,
@@ -211,14 +212,40 @@ class ScalingPolicy:
         if low > high:
             text = bounds_text(state, rule, rule_bounds)
             return self._note(uri, "bounds", f"{uri}: no replica count fits {text}")
-        if current <= 0:  # a rule that scales to zero: only requests can wake it
+        if current <= 0:  # a rule that scales to zero: requests or a floor wake it
             return self._wake(uri, state, rule, (low, high), tick.now)
+        counts = (current, low, high)
         if not self._usable(state, index, tick.now):
             tick.recommended[uri] = None
-            problem = self._metric_problem(state, rule, tick.now)
-            return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
-        counts = (current, low, high)
+            return self._without_metrics(
+                uri, state, rule, counts=counts, rule_bounds=rule_bounds, at=tick.now
+            )
         return self._move(uri, state, index, counts=counts, rule_bounds=rule_bounds, tick=tick)
+
+    def _without_metrics(
+        self,
+        uri: str,
+        state: ResourceState,
+        rule: ScalingRule,
+        *,
+        counts: tuple[int, int, int],
+        rule_bounds: tuple[int, int, ScheduleWindow | None],
+        at: datetime,
+    ) -> Action | Note:
+        """No usable metrics: a note, or the nearest bound for a count outside the bounds.
+
+        As Kubernetes' HPA, which restores ``minReplicas`` or ``maxReplicas``
+        before it reads a metric: the bounds hold whatever the metrics say. Not
+        on a stale observation, whose count may be as old as its metrics.
+        """
+        current, low, high = counts
+        problem = self._metric_problem(state, rule, at)
+        fresh = at - state.observed_at <= self._max_age
+        if low <= current <= high or not fresh:
+            return self._note(uri, "metrics", f"{uri}: no scaling decision: {problem}")
+        final = min(max(current, low), high)
+        moved = f"bounds {bounds_text(state, rule, rule_bounds)} move {current} to {final}"
+        return self._action(state, rule, current, final, [f"no metric decision ({problem})", moved])
 
     def _move(
         self,
@@ -235,7 +262,7 @@ class ScalingPolicy:
         rule = self._rules[index]
         if low == 0:
             if idle_through_cooldown(uri, state, rule, tick.history.snapshots, tick.now):
-                return self._action(state, rule, current, 0, [zero_reason(state, rule, current)])
+                return self._action(state, rule, current, 0, [zero_reason(state, rule)])
             low = 1  # below one replica is the cooldown's call, never the HPA's
         recommended = tick.recommended[uri] = recommended_replicas(
             current, state.metrics, self._pairs[index], self._tolerance
@@ -261,21 +288,26 @@ class ScalingPolicy:
         bounds: tuple[int, int],
         now: datetime,
     ) -> Action | Note | None:
-        """At zero, requests wake it to one replica (or the floor); none leave it there.
+        """At zero, requests wake it to one replica; a floor (a schedule's) wakes it regardless.
 
         Only the request metric is read: at zero replicas the others (CPU,
-        latency) have nothing to measure, as KEDA's activation reads its trigger alone.
+        latency) have nothing to measure, as KEDA's activation reads its trigger
+        alone. A floor of one or more holds without it, as the HPA restores
+        ``minReplicas`` before it reads a metric (on a fresh observation: a stale
+        one's zero may be out of date).
         """
+        low, high = bounds
         fresh = now - state.observed_at <= self._max_age
+        if fresh and low >= 1:
+            return self._action(state, rule, 0, low, [floor_reason(low)])
         active = activity(state, rule) if fresh else None
         if active is None:
             message = f"{uri}: at zero with no usable {RPM} reading; not waking it"
             return self._note(uri, "metrics", message)
-        low, high = bounds
-        target = min(max(low, 1) if active else low, high)
+        target = min(1, high) if active else 0
         if target <= 0:
             return None
-        return self._action(state, rule, 0, target, [wake_reason(state, rule, target)])
+        return self._action(state, rule, 0, target, [wake_reason(state, rule)])
 
     def _scale(
         self,

@@ -64,6 +64,10 @@ def test_budgets_shows_what_the_daemon_spent_and_held(jarvis: Jarvis, tmp_path: 
             'days = ["someday"] }] }',
             "budgets.0.schedule.hours.0.days.0",
         ),
+        (
+            'name = "a"\nmax = 1\nschedule = { hours = [{ start = "09:00Z", end = "17:00" }] }',
+            "budgets.0.schedule.hours.0.start",
+        ),
         ('name = "a"\nmax = 1\nmax_per_day = 3', "budgets.0.max_per_day"),
     ],
 )

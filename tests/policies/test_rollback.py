@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +142,25 @@ def test_regression_reason_shows_values_and_baseline() -> None:
     assert "error_rate 0.09, 0.09, 0.1 over 3 checks, worse than v1's 0.01 (limit 0.03)" in reason
 
 
+@pytest.mark.parametrize("reading", [math.nan, math.inf, -1.0])
+def test_an_unusable_baseline_reading_does_not_hide_a_regression(reading: float) -> None:
+    """One NaN, infinite or negative reading of v1 is left out of its baseline, not averaged in."""
+    baseline = [{"error_rate": 0.01}] * 3 + [{"error_rate": reading}]
+    snapshots = history_of(before=baseline, after=[{"error_rate": 0.5}] * 2)
+    evaluation = evaluate(running(metrics={"error_rate": 0.5}), snapshots=snapshots)
+    assert target(evaluation) == "v1"
+    assert "worse than v1's 0.01 (limit 0.03)" in evaluation.actions[0].reason
+
+
+def test_a_p95_of_zero_is_no_latency_baseline() -> None:
+    """A p95 of 0 ms measured no request: a new version is not judged 25 % worse than nothing."""
+    snapshots = history_of(before=[{"p95_latency_ms": 0.0}] * 4, after=[{"p95_latency_ms": 40}] * 2)
+    assert evaluate(running(metrics={"p95_latency_ms": 40}), snapshots=snapshots).actions == ()
+    before: list[dict[str, float]] = [{"p95_latency_ms": v} for v in (0.0, 100.0, 100.0)]
+    snapshots = history_of(before=before, after=[{"p95_latency_ms": 110}] * 2)
+    assert evaluate(running(metrics={"p95_latency_ms": 110}), snapshots=snapshots).actions == ()
+
+
 def test_no_baseline_means_no_metric_verdict() -> None:
     """Without enough snapshots of the previous version, bad-looking metrics decide nothing."""
     snapshots = history_of(before=[{"error_rate": 0.0}], after=[{"error_rate": 0.5}] * 2)
@@ -169,6 +189,46 @@ def test_never_redeploys_a_version_rolled_back_as_bad() -> None:
     )
     evaluation = evaluate(running("v3", rollout="failed", previous_version="v2"), events=events)
     assert target(evaluation) == "v1"
+
+
+ROLLED_BACK_TO_V1 = (
+    changed(T0 - timedelta(hours=5), "v0", rollout="completed"),
+    *GOOD_EVENTS,
+    V2_ARRIVES,
+    rollback_event(EventKind.ACTION_APPLIED, T0 - timedelta(minutes=2), "v1"),
+    changed(T0 - timedelta(minutes=2) + TICK, "v1", rollout="in_progress", previous="v2"),
+)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"health": Health.UNHEALTHY, "rollout": "in_progress"},
+        {"rollout": "in_progress", "crash_looping": True},
+        {"rollout": "failed", "rollout_reason": "ProgressDeadlineExceeded"},
+    ],
+)
+def test_a_version_rolled_back_to_is_not_rolled_back_further(attributes: dict[str, Any]) -> None:
+    """v2 was rolled back to v1; v1 failing as it returns alerts a human, not a cascade to v0."""
+    state = running("v1", previous_version="v2", **attributes)
+    evaluation = evaluate(state, events=ROLLED_BACK_TO_V1)
+    assert evaluation.actions == ()
+    assert [(n.alert, n.key) for n in evaluation.notes] == [(True, f"rollback:restored:{API}")]
+    assert "v1 is the version rolled back to; not rolling back further" in (
+        evaluation.notes[0].message
+    )
+
+
+def test_a_version_deployed_again_by_hand_is_judged_again() -> None:
+    """Only Jarvis's own rollback makes an arrival exempt: v1 redeployed by a person is watched."""
+    events = (
+        changed(T0 - timedelta(hours=5), "v0", rollout="completed"),
+        *GOOD_EVENTS,
+        V2_ARRIVES,
+        changed(T0 - timedelta(minutes=2), "v1", rollout="in_progress", previous="v2"),
+    )
+    state = running("v1", previous_version="v2", rollout="failed")
+    assert target(evaluate(state, events=events)) == "v0"
 
 
 def test_falls_back_to_previous_version_when_history_knows_no_good_one() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 
@@ -10,6 +10,7 @@ from jarvis.model import History
 from jarvis.policies.hpa import MetricTargets
 from jarvis.policies.scaling import ScalingPolicy
 from jarvis.policies.scaling_rules import ScalingRule
+from jarvis.policies.schedule import Schedule, ScheduleWindow
 from tests import actions as typed
 from tests.policies.fleet import T0, TICK, drive, service, snap
 
@@ -41,7 +42,8 @@ def test_idle_for_the_whole_cooldown_scales_to_zero_with_a_cold_start_note() -> 
     assert zero.at - last_busy == timedelta(seconds=300)
     assert all(t.desired == 3 for t in ticks if t.at <= zero.at)
     reason = zero.evaluation.actions[0].reason
-    assert "scale 3 → 0" in reason and "cooldown" in reason and "cold start" in reason
+    assert reason.startswith("scale 3 → 0: requests_per_minute 0/min at or below"), reason
+    assert "cooldown" in reason and "cold start" in reason
 
 
 def test_requests_wake_a_service_at_zero_with_a_cold_start_note() -> None:
@@ -56,7 +58,8 @@ def test_requests_wake_a_service_at_zero_with_a_cold_start_note() -> None:
     )
     assert [t.proposed for t in ticks] == [None, 1, 4, 5]
     reason = ticks[1].evaluation.actions[0].reason
-    assert reason.startswith("scale 0 → 1") and "cold start" in reason
+    assert reason.startswith("scale 0 → 1: requests_per_minute 900/min above"), reason
+    assert "cold start" in reason
 
 
 def test_below_the_activation_threshold_a_service_stays_at_zero() -> None:
@@ -128,3 +131,18 @@ def test_only_requests_can_wake_a_service_at_zero() -> None:
                   metrics=lambda i, _r: {} if i == 0 else {"requests_per_minute": 50})  # fmt: skip
     assert [t.proposed for t in ticks] == [None, 1]
     assert "not waking it" in ticks[0].evaluation.notes[0].message
+
+
+def test_a_scheduled_floor_wakes_a_service_at_zero_without_a_request_reading() -> None:
+    """At zero under a window with min_replicas = 2, the floor holds though requests are unknown."""
+    day = Schedule(windows=(ScheduleWindow(start=time(9), end=time(17), min_replicas=2),))
+    rule = ScalingRule(
+        match="ecs://prod/*",
+        targets=MetricTargets(requests_per_minute=100),
+        min_replicas=0,
+        schedule=day,
+    )
+    ticks = drive(policy(rule), start=T0, ticks=1, replicas=0, metrics=lambda _i, _r: {})
+    assert [t.proposed for t in ticks] == [2]
+    reason = ticks[0].evaluation.actions[0].reason
+    assert reason.startswith("scale 0 → 2: the bounds' minimum 2"), reason

@@ -202,6 +202,33 @@ def test_stale_metrics_give_a_note_and_no_decision() -> None:
     assert "stale: observed 180 s ago (limit 120 s)" in evaluation.notes[0].message
 
 
+@pytest.mark.parametrize(
+    ("case", "desired", "metrics", "expected"),
+    [
+        ("above the max, metric missing", 25, {"cpu_utilization": 5}, 20),
+        ("below the min, metric NaN", 1, {"requests_per_minute": math.nan}, 2),
+    ],
+)
+def test_a_count_outside_the_bounds_is_corrected_without_metrics(
+    case: str, desired: int, metrics: dict[str, float], expected: int
+) -> None:
+    """As Kubernetes' HPA, a count outside min/max goes to the bound whatever the metrics say."""
+    state = service(desired=desired, at=T0, metrics=metrics)
+    evaluation = policy().evaluate(snap(T0, state), History(), T0)
+    assert [typed.replicas(a) for a in evaluation.actions] == [expected], case
+    reason = evaluation.actions[0].reason
+    assert reason.startswith(f"scale {desired} → {expected}: no metric decision ("), reason
+    assert f"bounds 2-20 move {desired} to {expected}" in reason
+
+
+def test_a_stale_count_outside_the_bounds_is_not_acted_on() -> None:
+    """Observed three minutes ago, the count itself may be out of date: a note, no move."""
+    state = service(desired=30, at=T0 - timedelta(minutes=3), metrics={"requests_per_minute": 0})
+    evaluation = policy().evaluate(snap(T0, state), History(), T0)
+    assert evaluation.actions == ()
+    assert "stale: observed 180 s ago" in evaluation.notes[0].message
+
+
 def test_service_scaled_to_zero_elsewhere_is_left_at_zero() -> None:
     """Desired 0 set outside Jarvis pauses scaling rather than scaling from zero."""
     action, notes = decide(policy(), T0, 0, {"requests_per_minute": 500})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jarvis.app import history_size
 from jarvis.config import ConfigError, load_settings
 from jarvis.model import History
 from jarvis.policies.rollback import RollbackPolicy
@@ -93,6 +94,15 @@ def test_documented_example_scales_down_at_night(tmp_path: Path) -> None:
         ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
          'start = "22:00"\nend = "06:00"\nmin_replicas = 1\ndays = ["caturday"]\n',
          "scaling.rules.0.schedule.0.days.0"),
+        # An offset would be dropped silently: the rule's timezone says the zone.
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "08:00+02:00"\nend = "18:00"\nmin_replicas = 2\n',
+         "scaling.rules.0.schedule.0.start"),
+        ('[[scaling.rules]]\ntarget_cpu_utilization = 50\n[[scaling.rules.schedule]]\n'
+         'start = "08:00"\nend = "18:00Z"\nmin_replicas = 2\n',
+         "scaling.rules.0.schedule.0.end"),
+        # Kubernetes caps a policy's periodSeconds at 1800; the shorthand's period too.
+        ("[scaling]\nrate_period_seconds = 1801\n", "scaling.rate_period_seconds"),
         ("[scaling]\nstabilisation_seconds = 300\n", "scaling.stabilisation_seconds"),
         ("[rollback]\nconsecutive_checks = 0\n", "rollback.consecutive_checks"),
         ("[rollback]\nmatch = []\n", "rollback.match"),
@@ -122,3 +132,42 @@ def test_defaults_build_policies_that_propose_nothing_without_rules() -> None:
     assert policy.evaluate(snap(now, state), History(), now).actions == ()
     assert settings.scaling.enabled is False
     assert settings.rollback.enabled is False
+
+
+SCALING = "[scaling]\nenabled = true\n"
+
+
+@pytest.mark.parametrize(
+    ("toml", "needed"),
+    [
+        (SCALING, 12),  # the default 300 s scale-down window: 10 ticks and the edges
+        (SCALING + '[[scaling.scale_down_policies]]\ntype = "pods"\nvalue = 1\n'
+         "period_seconds = 1800\n", 62),
+        (SCALING + "scale_up_stabilization_seconds = 1200\n", 42),
+        (SCALING + "rate_period_seconds = 900\n", 32),
+        (SCALING + "[[scaling.rules]]\nmin_replicas = 0\ntarget_requests_per_minute = 10\n"
+         "cooldown_seconds = 1800\n", 62),
+    ],
+)  # fmt: skip
+def test_history_covers_every_window_period_and_cooldown(
+    tmp_path: Path, toml: str, needed: int
+) -> None:
+    """The loop keeps snapshots back to the longest window, rate period and zero cooldown."""
+    settings = load_settings(write(tmp_path, toml))
+    assert settings.loop.interval == 30
+    assert history_size(settings) == max(needed, settings.loop.history_snapshots)
+
+
+@pytest.mark.parametrize(
+    ("toml", "needed"),
+    [
+        ("[rollback]\nenabled = true\n", 33),  # 900 s watched, 2 baseline samples, now
+        ("[rollback]\nenabled = true\nwatch_seconds = 60\nmin_baseline_samples = 30\n", 33),
+    ],
+)
+def test_history_covers_the_rollback_watch_and_its_baseline(
+    tmp_path: Path, toml: str, needed: int
+) -> None:
+    """To the end of the watch window the previous version's baseline is still in the history."""
+    settings = load_settings(write(tmp_path, toml))
+    assert history_size(settings) == needed
