@@ -12,6 +12,10 @@ The change is conditional on the row's stamp for that object
 the newest event applied), so an older event delivered late cannot undo a
 newer one; a change read back from Stripe's API (``reread``) is current by
 definition and applies whatever the stamp, which then keeps the newer of the two.
+A subscription that has ended (``canceled``, ``incomplete_expired``) changes
+the row only when it is the row's subscription (or the row has none yet): the
+late ``deleted`` of a subscription the customer replaced, or an abandoned
+checkout's second subscription expiring, leaves the live one as it is (``stale``).
 """
 
 from __future__ import annotations
@@ -30,17 +34,21 @@ __all__ = ["BillingLedger", "Delivery", "InvoiceChange", "Stamps", "Subscription
 
 _TIME = DateTime(timezone=True)
 _FORCE = bindparam("force", type_=Boolean())
+_ENDED = frozenset({"canceled", "incomplete_expired"})
+"""Final subscription statuses: a subscription in one is never the customer's live one again."""
 
 
 # Each change applies only over an older stamp (or ``force``: read back from the API),
 # and leaves the newer stamp of the two. Every SET expression reads the row as it was.
+# A subscription that has ended says nothing about another one the row holds.
 _SUBSCRIPTION = text(
     "UPDATE customers SET stripe_subscription_id = :object, subscription_status = :status, "
     "plan = COALESCE(:plan, plan), subscription_event_at = CASE WHEN subscription_event_at "
     "> :created THEN subscription_event_at ELSE :created END, updated_at = :now "
     "WHERE id = :id AND (:force OR subscription_event_at IS NULL "
-    "OR subscription_event_at < :created)"
-).bindparams(_FORCE, bindparam("now", type_=_TIME))
+    "OR subscription_event_at < :created) AND (NOT :ended OR stripe_subscription_id IS NULL "
+    "OR stripe_subscription_id = :object)"
+).bindparams(_FORCE, bindparam("ended", type_=Boolean()), bindparam("now", type_=_TIME))
 _INVOICE_FAILED = text(
     "UPDATE customers SET unpaid_invoice_id = :object, unpaid_invoice_url = :url, "
     "invoice_event_at = CASE WHEN invoice_event_at > :created THEN invoice_event_at "
@@ -183,7 +191,12 @@ def _change(
         "now": now,
     }
     if isinstance(change, SubscriptionChange):
-        params |= {"object": change.subscription_id, "status": change.status, "plan": change.plan}
+        params |= {
+            "object": change.subscription_id,
+            "status": change.status,
+            "plan": change.plan,
+            "ended": change.status in _ENDED,
+        }
         return _SUBSCRIPTION, params
     params["object"] = change.invoice_id
     if change.failed:
