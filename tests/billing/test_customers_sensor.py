@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from jarvis.actuators.customers.sensor import CustomersActuator
 from jarvis.model import (
@@ -15,6 +15,7 @@ from jarvis.model import (
     Action,
     ErrorKind,
     EventKind,
+    GrantAccess,
     ResourceRef,
     RevokeAccess,
 )
@@ -135,3 +136,39 @@ async def test_revoking_access_of_a_customer_deleted_since_observe_is_a_terminal
         ErrorKind.TERMINAL,
         "NotFound",
     )
+
+
+async def _access(app: Any, customer_id: str) -> bool:
+    async with app.store.engine.connect() as connection:
+        result = await connection.execute(
+            select(customers.c.dashboard_access).where(customers.c.id == customer_id)
+        )
+        return bool(result.scalar_one())
+
+
+async def test_access_follows_the_subscription_as_it_is_when_applied(
+    make_app: Any, clock: Any
+) -> None:
+    """A renewal (or a cancellation) landing between observe and apply: the row's status wins."""
+    app = await make_app(allowlist=[])
+    await sign_up(app, "renewed", clock.now(), dashboard_access=True, subscription_status="unpaid")
+    await sign_up(app, "left", clock.now(), dashboard_access=False, subscription_status="active")
+    await app.reconciler.tick()
+    async with app.store.engine.begin() as connection:
+        for customer_id, status in (("renewed", "active"), ("left", "canceled")):
+            await connection.execute(
+                update(customers)
+                .where(customers.c.id == customer_id)
+                .values(subscription_status=status)
+            )
+    for customer_id, params in (("renewed", RevokeAccess()), ("left", GrantAccess())):
+        action = Action(
+            target=ResourceRef(CUSTOMER_SCHEME, customer_id, kind=CUSTOMER_KIND),
+            params=params,
+            policy="dunning",
+            reason="as observed",
+        )
+        outcome = await _sensor(app).apply(action, f"key-{customer_id}")
+        assert outcome.ok
+        assert outcome.detail.startswith("not ")
+    assert (await _access(app, "renewed"), await _access(app, "left")) == (True, False)

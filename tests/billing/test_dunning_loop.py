@@ -183,3 +183,41 @@ async def test_a_budget_bounds_revocations_fleet_wide(make_app: Any) -> None:
     assert [e.action_kind for e in applied] == ["revoke_access"]
     blocked = await app.store.events(kinds=[EventKind.ACTION_BLOCKED], limit=100)
     assert {(e.action_kind, e.payload["blocked"]) for e in blocked} == {("revoke_access", "budget")}
+
+
+async def test_an_unpaid_new_subscription_does_not_bring_access_back(
+    webhook: Webhook, inbox: Inbox
+) -> None:
+    """Canceled, then a checkout whose card is declined (incomplete, then expired): no access."""
+    await _onboarded(webhook)
+    await webhook.post(
+        event("evt_1", "customer.subscription.deleted", 100, subscription("sub_1", "canceled"))
+    )
+    await _ticks(webhook, 2)
+    assert (await _row(webhook)).dashboard_access is False
+
+    declined = subscription("sub_2", "incomplete", plan="team")
+    await webhook.post(event("evt_2", "customer.subscription.created", 200, declined))
+    await _ticks(webhook, 2)
+    expired = subscription("sub_2", "incomplete_expired", plan="team")
+    await webhook.post(event("evt_3", "customer.subscription.updated", 300, expired))
+    await _ticks(webhook, 2)
+    row = await _row(webhook)
+    assert (row.stripe_subscription_id, row.subscription_status, row.dashboard_access) == (
+        "sub_1",
+        "canceled",
+        False,
+    )
+    applied = await webhook.app.store.events(kinds=[EventKind.ACTION_APPLIED], limit=100)
+    assert [e.action_kind for e in applied] == ["revoke_access"]
+    assert inbox.messages == []
+
+    paid = subscription("sub_2", "active", plan="team")
+    await webhook.post(event("evt_4", "customer.subscription.updated", 400, paid))
+    await _ticks(webhook, 2)
+    row = await _row(webhook)
+    assert (row.stripe_subscription_id, row.subscription_status, row.dashboard_access) == (
+        "sub_2",
+        "active",
+        True,
+    )

@@ -353,3 +353,43 @@ async def test_an_object_stripe_no_longer_has_leaves_a_late_event_stale(
     late = event("evt_1", "invoice.payment_failed", 100, invoice("in_1", "open"))
     assert await hook.post(late) == (200, {"outcome": "stale", "event": "evt_1"})
     assert (await _row(hook)).unpaid_invoice_id == "in_2"
+
+
+async def test_a_late_deletion_of_an_old_subscription_leaves_the_new_one(
+    hook: Webhook, stripe_api: StripeStandIn
+) -> None:
+    """Cancelled, then subscribed anew: the old subscription's late ``deleted`` changes nothing."""
+    stripe_api.subscriptions["sub_1"] = subscription("sub_1", "canceled", plan="basic")
+    stripe_api.subscriptions["sub_2"] = subscription("sub_2", "active", plan="team")
+    old = subscription("sub_1", "active", plan="basic")
+    await hook.post(event("evt_1", "customer.subscription.created", 100, old))
+    await hook.post(
+        event("evt_3", "customer.subscription.created", 300, stripe_api.subscriptions["sub_2"])
+    )
+    deleted = subscription("sub_1", "canceled", plan="basic")
+    late = event("evt_2", "customer.subscription.deleted", 200, deleted)
+    assert await hook.post(late) == (200, {"outcome": "stale", "event": "evt_2"})
+    row = await _row(hook)
+    assert (row.stripe_subscription_id, row.subscription_status, row.plan) == (
+        "sub_2",
+        "active",
+        "team",
+    )
+
+
+async def test_an_ended_second_subscription_does_not_end_the_live_one(hook: Webhook) -> None:
+    """An abandoned checkout's subscription expiring, in order, leaves the paying one as it is."""
+    live = subscription("sub_1", "active", plan="team")
+    await hook.post(event("evt_1", "customer.subscription.created", 100, live))
+    abandoned = subscription("sub_2", "incomplete_expired", plan="basic")
+    expired = event("evt_2", "customer.subscription.updated", 200, abandoned)
+    assert await hook.post(expired) == (200, {"outcome": "stale", "event": "evt_2"})
+    row = await _row(hook)
+    assert (row.stripe_subscription_id, row.subscription_status, row.plan) == (
+        "sub_1",
+        "active",
+        "team",
+    )
+    ended = subscription("sub_1", "canceled", plan="team")
+    await hook.post(event("evt_3", "customer.subscription.deleted", 300, ended))
+    assert (await _row(hook)).subscription_status == "canceled"

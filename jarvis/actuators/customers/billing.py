@@ -12,6 +12,12 @@ The change is conditional on the row's stamp for that object
 the newest event applied), so an older event delivered late cannot undo a
 newer one; a change read back from Stripe's API (``reread``) is current by
 definition and applies whatever the stamp, which then keeps the newer of the two.
+A subscription that is not live (not ``active``, ``trialing`` or
+``past_due``: ``incomplete``, ``incomplete_expired``, ``canceled``, ``unpaid``,
+``paused``) changes the row only when it is the row's subscription (or the row
+has none yet): the late ``deleted`` of a subscription the customer replaced, a
+checkout whose card was declined, or its expiry, leave the row's as it is
+(``stale``), so a cancelled customer gets no access back before paying.
 """
 
 from __future__ import annotations
@@ -30,17 +36,21 @@ __all__ = ["BillingLedger", "Delivery", "InvoiceChange", "Stamps", "Subscription
 
 _TIME = DateTime(timezone=True)
 _FORCE = bindparam("force", type_=Boolean())
+_LIVE = frozenset({"active", "trialing", "past_due"})
+"""Subscription statuses that give the customer a subscription (Stripe's, while it collects)."""
 
 
 # Each change applies only over an older stamp (or ``force``: read back from the API),
 # and leaves the newer stamp of the two. Every SET expression reads the row as it was.
+# A subscription that is not live replaces the row's only when it is that one (or there is none).
 _SUBSCRIPTION = text(
     "UPDATE customers SET stripe_subscription_id = :object, subscription_status = :status, "
     "plan = COALESCE(:plan, plan), subscription_event_at = CASE WHEN subscription_event_at "
     "> :created THEN subscription_event_at ELSE :created END, updated_at = :now "
     "WHERE id = :id AND (:force OR subscription_event_at IS NULL "
-    "OR subscription_event_at < :created)"
-).bindparams(_FORCE, bindparam("now", type_=_TIME))
+    "OR subscription_event_at < :created) AND (:live OR stripe_subscription_id IS NULL "
+    "OR stripe_subscription_id = :object)"
+).bindparams(_FORCE, bindparam("live", type_=Boolean()), bindparam("now", type_=_TIME))
 _INVOICE_FAILED = text(
     "UPDATE customers SET unpaid_invoice_id = :object, unpaid_invoice_url = :url, "
     "invoice_event_at = CASE WHEN invoice_event_at > :created THEN invoice_event_at "
@@ -183,7 +193,12 @@ def _change(
         "now": now,
     }
     if isinstance(change, SubscriptionChange):
-        params |= {"object": change.subscription_id, "status": change.status, "plan": change.plan}
+        params |= {
+            "object": change.subscription_id,
+            "status": change.status,
+            "plan": change.plan,
+            "live": change.status in _LIVE,
+        }
         return _SUBSCRIPTION, params
     params["object"] = change.invoice_id
     if change.failed:

@@ -22,7 +22,10 @@ row's column and the usage table) and ``weekly_usage``. With ``[customers.source
 the product's own database is first copied in (`ProductSource`), read-only.
 
 It also applies ``grant_access`` and ``revoke_access``: dashboard access is a
-column of the row, which the product reads.
+column of the row, which the product reads. The write is conditional on the
+row's subscription status as it is then, so a renewal or a cancellation that a
+Stripe webhook wrote since the tick observed the row is not undone by the stale
+view (nothing is changed; the next tick's policies see it).
 """
 
 from __future__ import annotations
@@ -191,9 +194,15 @@ class CustomersActuator:
         if not allowed and not isinstance(action.params, RevokeAccess):
             return Outcome.failure(f"customers cannot apply {action.kind}")
         try:
-            await self._table.set_access(action.target.name, allowed, self._clock.now())
+            done = await self._table.set_access(action.target.name, allowed, self._clock.now())
         except ActuatorError as exc:
             return exc.outcome()
+        if not done:
+            # Stripe's word arrived since observe (a renewal, a cancellation): the next
+            # tick's policies see it; acting on the stale view would undo it meanwhile.
+            if allowed:
+                return Outcome.success("not granted: the subscription is unpaid or canceled now")
+            return Outcome.success("not revoked: the subscription is no longer unpaid or canceled")
         return Outcome.success(f"dashboard access {'granted' if allowed else 'revoked'}")
 
     async def aclose(self) -> None:

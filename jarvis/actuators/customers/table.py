@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, bindparam, text
+from sqlalchemy import BindParameter, Boolean, DateTime, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import ErrorKind
+from jarvis.model.customers import WITHHOLD_ACCESS
 
 __all__ = ["Contact", "CustomerRow", "CustomerTable"]
 
@@ -44,6 +45,23 @@ _CONTACT = text(
     "SELECT email, name, stripe_customer_id, welcomed_at IS NOT NULL, unpaid_invoice_id, "
     "unpaid_invoice_url, dunned_invoice_id, marketing_opt_out, subscription_status, "
     "reengaged_at, discount_code, discount_at FROM customers WHERE id = :id"
+)
+
+# Access follows the subscription as the row holds it when the change is applied.
+_SET_ACCESS = (
+    "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id AND "
+)
+_ACCESS_PARAMS: tuple[BindParameter[Any], ...] = (
+    bindparam("value", type_=Boolean()),
+    bindparam("now", type_=_TIME),
+    bindparam("withheld", expanding=True),
+)
+_GRANT = text(
+    _SET_ACCESS + "(subscription_status IS NULL OR subscription_status NOT IN :withheld) "
+    "RETURNING id"
+).bindparams(*_ACCESS_PARAMS)
+_REVOKE = text(_SET_ACCESS + "subscription_status IN :withheld RETURNING id").bindparams(
+    *_ACCESS_PARAMS
 )
 
 
@@ -209,19 +227,28 @@ class CustomerTable:
     async def set_dunned(self, customer_id: str, invoice_id: str, now: datetime) -> None:
         await self._update(customer_id, "dunned_invoice_id = :value", invoice_id, now)
 
-    async def set_access(self, customer_id: str, allowed: bool, now: datetime) -> None:
-        """Raises a terminal ``NotFound`` when the row is gone (deleted since it was observed)."""
-        statement = text(
-            "UPDATE customers SET dashboard_access = :value, updated_at = :now WHERE id = :id "
-            "RETURNING id"
-        ).bindparams(bindparam("value", type_=Boolean()), bindparam("now", type_=_TIME))
-        params = {"value": allowed, "now": bind_time(now, self._engine), "id": customer_id}
-        if not await self._run(statement, params, fetch=True):
-            raise ActuatorError(
-                f"customer {customer_id} is not in the customers table",
-                kind=ErrorKind.TERMINAL,
-                code="NotFound",
-            )
+    async def set_access(self, customer_id: str, allowed: bool, now: datetime) -> bool:
+        """Grant (or revoke) access unless the row's subscription status, as it is now,
+        says otherwise; False when it does (a renewal or a cancellation since observe).
+
+        Raises a terminal ``NotFound`` when the row is gone (deleted since it was observed).
+        """
+        statement = _GRANT if allowed else _REVOKE
+        params = {
+            "value": allowed,
+            "now": bind_time(now, self._engine),
+            "id": customer_id,
+            "withheld": sorted(WITHHOLD_ACCESS),
+        }
+        if await self._run(statement, params, fetch=True):
+            return True
+        if await self._run(_CONTACT, {"id": customer_id}, fetch=True):
+            return False
+        raise ActuatorError(
+            f"customer {customer_id} is not in the customers table",
+            kind=ErrorKind.TERMINAL,
+            code="NotFound",
+        )
 
     async def _update(
         self, customer_id: str, assignment: str, value: object, now: datetime

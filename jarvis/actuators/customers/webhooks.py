@@ -22,7 +22,9 @@ policy's call on the next tick (`jarvis.policies.dunning`).
   first item's price ``lookup_key``, else the price id; status; a deleted
   subscription is ``canceled``), ``invoice.payment_failed`` and
   ``invoice.paid``. Any other type is recorded as ``ignored`` and answered 200.
-  One subscription per customer is assumed.
+  One live subscription per customer is assumed: one that is not live (not
+  ``active``, ``trialing`` or ``past_due``) changes the row only when it is the
+  row's own (`BillingLedger`), else it is ``stale``.
 """
 
 from __future__ import annotations
