@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from jarvis.config.notify import InhibitMatcher, InhibitRuleSettings
-from jarvis.notify.alerts import Severity
+from jarvis.notify.alerts import Severity, resolves
 
 __all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "rules_from"]
 
@@ -80,9 +80,9 @@ class Inhibitor:
         if any(rule.source.matches(labels) for rule in self.rules):
             self.sources[fingerprint] = {k: labels.get(k, "") for k in LABELS}
 
-    def resolved(self, prefix: str) -> None:
-        for fingerprint in [f for f in self.sources if f.startswith(prefix)]:
-            del self.sources[fingerprint]
+    def resolved(self, fingerprint: str, *, prefix: bool) -> None:
+        for key in [k for k in self.sources if resolves(fingerprint, k, prefix=prefix)]:
+            del self.sources[key]
 
     def inhibited(self, fingerprint: str, alert: Mapping[str, Any]) -> bool:
         """Whether a firing source other than the alert itself mutes ``alert``."""
