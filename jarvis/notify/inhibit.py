@@ -20,7 +20,7 @@ from typing import Any
 from jarvis.config.notify import InhibitMatcher, InhibitRuleSettings
 from jarvis.notify.alerts import Severity, resolves
 
-__all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "rules_from"]
+__all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "Matcher", "rules_from"]
 
 LABELS = ("cause", "severity", "provider", "resource")
 """The labels an alert carries that rules may match or compare."""
@@ -40,7 +40,10 @@ class Matcher:
 
 @dataclass(frozen=True, slots=True)
 class InhibitRule:
-    """A firing ``source`` mutes every ``target`` whose ``equal`` labels agree with it."""
+    """A firing ``source`` mutes every ``target`` whose ``equal`` labels agree with it.
+
+    Unless both match the rule's source and its target: then neither mutes the other.
+    """
 
     source: Matcher
     target: Matcher
@@ -51,6 +54,9 @@ class InhibitRule:
             self.target.matches(target)
             and self.source.matches(source)
             and all(source.get(label, "") == target.get(label, "") for label in self.equal)
+            # As in Alertmanager: alerts on both sides of a rule would mute each other
+            # (and the rule itself), and nobody would hear of any of them.
+            and not (self.source.matches(target) and self.target.matches(source))
         )
 
 
