@@ -60,8 +60,9 @@ class SlackChannel(ChannelRoute):
 class PagerDutyChannel(ChannelRoute):
     url: str = "https://events.pagerduty.com/v2/enqueue"
     routing_key_env: EnvName = "PAGERDUTY_ROUTING_KEY"
-    source: str = "jarvis"
-    """``payload.source`` of every event: which system is paging."""
+    source: Annotated[str, Field(min_length=1, max_length=255)] = "jarvis"
+    """``payload.source`` of every event: which system is paging (PagerDuty refuses a
+    trigger without one, so every page would fail)."""
 
 
 class EmailChannel(ChannelRoute):

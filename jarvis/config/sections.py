@@ -181,7 +181,8 @@ class RetentionSettings(Section):
     event table only grows. Pruning never deletes an open intent, the outcome
     of an intent it keeps, the newest event of a kind (the last kill-switch
     flip is read back from it), the escalation of a resource still
-    quarantined, or anything younger than the policies' history horizon.
+    quarantined, a silence's events younger than the longest silence, or
+    anything younger than the policies' history horizon.
     The floors (a day, a thousand rows) keep a typo from emptying the record.
     """
 

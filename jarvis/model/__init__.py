@@ -54,6 +54,7 @@ from jarvis.model.facets import (
     month_key,
 )
 from jarvis.model.records import (
+    LONGEST_SILENCE,
     Clock,
     Event,
     EventHistory,
@@ -85,6 +86,7 @@ __all__ = [
     "CUSTOMER_KIND",
     "CUSTOMER_SCHEME",
     "JSON",
+    "LONGEST_SILENCE",
     "PAYING_STATUSES",
     "WEIGHT_TOLERANCE",
     "Action",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from jarvis.model.resources import JSON, Snapshot
@@ -45,6 +45,14 @@ class EventKind(enum.StrEnum):
     """A Stripe subscription webhook changed a customer's plan or status (by customer id)."""
     BILLING_INVOICE = "billing.invoice"
     """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
+
+
+LONGEST_SILENCE = timedelta(weeks=52)
+"""The longest silence: past a year it is a channel switched off without saying so.
+
+Here, below both, because the notifier refuses longer ones and retention keeps a
+silence's events (`silence.added`, `silence.expired`) as long as it may be in force.
+"""
 
 
 @slot_init

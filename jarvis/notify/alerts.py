@@ -4,8 +4,9 @@ Called by the notifier for every event it reads. An alert has a fingerprint
 (what it is about), a cause (what it groups by, with the provider), a
 severity (what it routes by) and the words a human needs: what happened,
 what Jarvis tried, and the command that resets it. A change either fires an
-alert or resolves alerts by fingerprint prefix (an operator's reset or a
-healthy resource resolves every escalation of that resource).
+alert or resolves it; only a resolve by fingerprint prefix resolves several
+(an operator's reset or a healthy resource resolves every escalation of
+that resource).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from jarvis.model import Event, EventKind
 
-__all__ = ["AlertChange", "Severity", "changes_for"]
+__all__ = ["AlertChange", "Severity", "changes_for", "resolves"]
 
 
 class Severity(enum.StrEnum):
@@ -43,7 +44,7 @@ class Severity(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AlertChange:
-    """One alert firing, or the alerts whose fingerprint starts with ``fingerprint`` resolving."""
+    """One alert firing, or resolving (that alert, or with ``prefix`` every one it begins)."""
 
     fingerprint: str
     firing: bool
@@ -58,6 +59,15 @@ class AlertChange:
     reset: str = ""
     oneshot: bool = False
     """Notify once and forget (a rollback applied): nothing will resolve it."""
+    prefix: bool = False
+    """A resolve of every alert whose fingerprint starts with ``fingerprint`` (a resource's
+    escalations); otherwise only that one alert resolves, never ``aws://vm-10``'s with
+    ``aws://vm-1``'s."""
+
+
+def resolves(fingerprint: str, alert: str, *, prefix: bool) -> bool:
+    """Whether a resolve of ``fingerprint`` (by ``prefix`` or exactly) resolves ``alert``."""
+    return alert.startswith(fingerprint) if prefix else alert == fingerprint
 
 
 def changes_for(event: Event) -> list[AlertChange]:
@@ -105,7 +115,7 @@ def _resolves_escalations(event: Event) -> list[AlertChange]:
         return []
     if event.kind is EventKind.RESOURCE_CHANGED and event.payload.get("health") != "healthy":
         return []
-    return [_change(event, f"escalated:{event.resource}:", firing=False)]
+    return [_change(event, f"escalated:{event.resource}:", firing=False, prefix=True)]
 
 
 def _alert(event: Event) -> list[AlertChange]:

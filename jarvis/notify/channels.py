@@ -173,7 +173,11 @@ class Recorder:
 
 
 class MissingSecretError(Exception):
-    """A configured channel's secret is not in the environment."""
+    """A configured channel's secret is not in the environment, or cannot be one."""
+
+
+ROUTING_KEY_LENGTH = 32
+"""PagerDuty's Events API v2 integration keys are 32 characters; it refuses others (400)."""
 
 
 def build_channels(settings: NotifySettings) -> dict[str, Channel]:
@@ -185,7 +189,15 @@ def build_channels(settings: NotifySettings) -> dict[str, Channel]:
         channels["slack"] = SlackWebhook(url=url, timeout=timeout)
     if settings.pagerduty is not None:
         pd = settings.pagerduty
-        key = _required(pd.routing_key_env, "notify.pagerduty")
+        # A secret file's trailing newline is not part of the key.
+        key = _required(pd.routing_key_env, "notify.pagerduty").strip()
+        if len(key) != ROUTING_KEY_LENGTH:
+            # Never the value: it is the secret (and often something else pasted by mistake).
+            raise MissingSecretError(
+                f"notify.pagerduty: environment variable {pd.routing_key_env} holds"
+                f" {len(key)} characters, not a {ROUTING_KEY_LENGTH}-character"
+                " Events API v2 routing key (integration key); PagerDuty would refuse every page"
+            )
         channels["pagerduty"] = PagerDuty(
             url=pd.url, routing_key=key, source=pd.source, timeout=timeout
         )

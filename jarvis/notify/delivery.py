@@ -13,7 +13,10 @@ with the same backoff for the recipients so refused, and only for them,
 until they take it or the last attempt records them as not reached. Each outcome is
 counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
 channel raises costs its row an attempt, and a row whose notice cannot be
-read fails at once: one row never holds back the rows after it. Delivery is at
+read fails at once: one row never holds back the rows after it, except those of
+its own incident on its own channel, which go in order (`NotificationOutbox.due`:
+a resolve sent before its retried trigger would leave PagerDuty an incident
+that nothing resolves). Delivery is at
 least once: a row is marked sent after the receiver answered, so a crash in
 between sends it again; PagerDuty folds that repeat into the same incident by
 its dedup key, and the window is one HTTP round trip wide. A clean stop does

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.notify.alerts import AlertChange, Severity, resolves
 from jarvis.notify.inhibit import Inhibitor
 from jarvis.notify.notice import Notice
 
@@ -110,7 +110,7 @@ class Grouper:
         if change.firing:
             self._fire(change, now)
         else:
-            self._resolve(change.fingerprint, now)
+            self._resolve(change.fingerprint, now, prefix=change.prefix)
 
     def _fire(self, change: AlertChange, now: datetime) -> None:
         if not change.oneshot:  # nothing resolves a one-shot: it could inhibit forever
@@ -157,11 +157,11 @@ class Grouper:
             ):
                 self._changed(group, now)
 
-    def _resolve(self, prefix: str, now: datetime) -> None:
-        self.inhibitor.resolved(prefix)
+    def _resolve(self, fingerprint: str, now: datetime, *, prefix: bool) -> None:
+        self.inhibitor.resolved(fingerprint, prefix=prefix)
         for group in self._groups.values():
-            for fingerprint, alert in group.alerts.items():
-                if fingerprint.startswith(prefix) and not alert["resolved"]:
+            for key, alert in group.alerts.items():
+                if resolves(fingerprint, key, prefix=prefix) and not alert["resolved"]:
                     alert["resolved"] = True
                     self._changed(group, now)
 

@@ -18,9 +18,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from jarvis.config.notify import InhibitMatcher, InhibitRuleSettings
-from jarvis.notify.alerts import Severity
+from jarvis.notify.alerts import Severity, resolves
 
-__all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "rules_from"]
+__all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "Matcher", "rules_from"]
 
 LABELS = ("cause", "severity", "provider", "resource")
 """The labels an alert carries that rules may match or compare."""
@@ -40,7 +40,10 @@ class Matcher:
 
 @dataclass(frozen=True, slots=True)
 class InhibitRule:
-    """A firing ``source`` mutes every ``target`` whose ``equal`` labels agree with it."""
+    """A firing ``source`` mutes every ``target`` whose ``equal`` labels agree with it.
+
+    Unless both match the rule's source and its target: then neither mutes the other.
+    """
 
     source: Matcher
     target: Matcher
@@ -51,6 +54,9 @@ class InhibitRule:
             self.target.matches(target)
             and self.source.matches(source)
             and all(source.get(label, "") == target.get(label, "") for label in self.equal)
+            # As in Alertmanager: alerts on both sides of a rule would mute each other
+            # (and the rule itself), and nobody would hear of any of them.
+            and not (self.source.matches(target) and self.target.matches(source))
         )
 
 
@@ -80,9 +86,9 @@ class Inhibitor:
         if any(rule.source.matches(labels) for rule in self.rules):
             self.sources[fingerprint] = {k: labels.get(k, "") for k in LABELS}
 
-    def resolved(self, prefix: str) -> None:
-        for fingerprint in [f for f in self.sources if f.startswith(prefix)]:
-            del self.sources[fingerprint]
+    def resolved(self, fingerprint: str, *, prefix: bool) -> None:
+        for key in [k for k in self.sources if resolves(fingerprint, k, prefix=prefix)]:
+            del self.sources[key]
 
     def inhibited(self, fingerprint: str, alert: Mapping[str, Any]) -> bool:
         """Whether a firing source other than the alert itself mutes ``alert``."""

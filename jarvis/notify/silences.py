@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from jarvis.model import Event, EventKind
+from jarvis.model import LONGEST_SILENCE, Event, EventKind
 from jarvis.notify.groups import Silence
 
 __all__ = [
@@ -27,8 +27,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 
 
-LONGEST = timedelta(weeks=52)
-"""The longest silence: past a year it is a channel switched off without saying so."""
+LONGEST = LONGEST_SILENCE
+"""The longest silence (`jarvis.model.LONGEST_SILENCE`)."""
 
 
 def parse_duration(text: str) -> timedelta:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    exists,
     select,
     update,
 )
@@ -102,7 +103,11 @@ class NotificationOutbox(Protocol):
         self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
     ) -> int: ...
 
-    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]: ...
+    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
+        """Pending rows whose next attempt is due, oldest first; a row waits while an older
+        one of its incident on its channel is pending (a resolve never overtakes the
+        trigger still being retried: PagerDuty would open an incident nothing resolves)."""
+        ...
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
 
@@ -165,10 +170,22 @@ class Outbox:
             return inserted
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
-        """Pending rows whose next attempt is due, oldest first."""
+        """Pending rows whose next attempt is due, oldest first, each its incident's oldest
+        pending row on its channel (`NotificationOutbox.due`)."""
+        earlier = notifications.alias("earlier")
+        waiting = exists().where(
+            earlier.c.channel == notifications.c.channel,
+            earlier.c.incident == notifications.c.incident,
+            earlier.c.status == PENDING,
+            earlier.c.id < notifications.c.id,
+        )
         query = (
             select(notifications)
-            .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now)
+            .where(
+                notifications.c.status == PENDING,
+                notifications.c.next_attempt_at <= now,
+                ~waiting,
+            )
             .order_by(notifications.c.id)
             .limit(limit)
         )
@@ -267,7 +284,12 @@ class MemoryOutbox:
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         if not self._pending:  # every round asks; nearly always nothing is pending
             return []
-        due = [r for r in self._pending.values() if r.next_attempt_at <= now]
+        due: list[NotificationRow] = []
+        waiting: set[tuple[str, str]] = set()
+        for row in sorted(self._pending.values(), key=lambda r: r.id):
+            if (row.channel, row.incident) not in waiting and row.next_attempt_at <= now:
+                due.append(row)
+            waiting.add((row.channel, row.incident))
         return due[:limit]
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:

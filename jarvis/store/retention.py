@@ -16,7 +16,12 @@ not enough to go; these always stay:
 - an outcome while its ``action.started`` stays (else the intent would look
   open and be closed again as ``action.unknown``); intents go first, so a
   pair over the limit leaves together;
-- the ``action.escalated`` of a resource the retry ledger still quarantines.
+- the ``action.escalated`` of a resource the retry ledger still quarantines;
+- a ``silence.added`` or ``silence.expired`` younger than the longest silence
+  (`LONGEST_SILENCE`, a year): the silence may still be in force, and
+  ``jarvis silence list|expire`` and a rebuilt notifier read it from them.
+  Payloads are not queried, so one that ended early stays its year too; an
+  operator makes a few a week.
 
 Each kind deletes at most ``batch`` rows per run, oldest first, by the
 ``(kind, id)`` index, so one run stays short and the next one continues.
@@ -30,7 +35,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jarvis.config.sections import RetentionSettings
-from jarvis.model import EventKind
+from jarvis.model import LONGEST_SILENCE, EventKind
 from jarvis.store.backend import OUTCOME_KINDS
 from jarvis.store.tables import events, retry_state
 
@@ -39,6 +44,7 @@ __all__ = ["OUTCOME_KINDS", "prune_events"]
 
 _OUTCOMES = [kind.value for kind in OUTCOME_KINDS]
 _STARTED = EventKind.ACTION_STARTED.value
+_SILENCES = {EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value}
 
 
 async def prune_events(
@@ -62,7 +68,7 @@ async def prune_events(
             events.c.ts < keep_after,
             over,
             events.c.id < newest,
-            *_still_needed(kind),
+            *_still_needed(kind, now),
         ]
         doomed = select(events.c.id).where(*conditions).order_by(events.c.id).limit(retention.batch)
         result = await connection.execute(delete(events).where(events.c.id.in_(doomed)))
@@ -89,7 +95,7 @@ async def _over_limit(
     return or_(events.c.ts < too_old, events.c.id <= cutoff)
 
 
-def _still_needed(kind: str) -> list[ColumnElement[bool]]:
+def _still_needed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
     """The conditions under which an event of ``kind`` is needed by nothing (module docstring)."""
     other = events.alias("other")
     same_action = other.c.action_id == events.c.action_id
@@ -103,4 +109,6 @@ def _still_needed(kind: str) -> list[ColumnElement[bool]]:
             and_(retry_state.c.resource == events.c.resource, retry_state.c.quarantined)
         )
         return [~quarantined]
+    if kind in _SILENCES:
+        return [events.c.ts < now - LONGEST_SILENCE]
     return []

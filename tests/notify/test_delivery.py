@@ -151,6 +151,22 @@ async def test_a_slack_429_is_retried_no_sooner_than_its_retry_after(
     assert len(receivers.slack) == 1
 
 
+async def test_a_resolve_never_overtakes_its_trigger_still_being_retried(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A trigger held 600 s by a 429 goes before the resolve queued meanwhile, not after it."""
+    receivers.retry_after = 600
+    receivers.throttle_next["pagerduty"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)  # group_wait (30 s), then the 429
+    assert (receivers.requests["pagerduty"], receivers.pagerduty) == (1, [])
+    await record(rig, reset("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(240, step=5.0)
+
+    assert [p["event_action"] for p in receivers.pagerduty] == ["trigger", "resolve"]
+    assert len({p["dedup_key"] for p in receivers.pagerduty}) == 1
+
+
 async def test_an_error_page_that_is_not_utf8_is_retried_like_any_502(
     rig: Rig, receivers: Receivers
 ) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jarvis.notify.alerts import AlertChange, Severity
+from jarvis.model import Event, EventKind
+from jarvis.notify.alerts import AlertChange, Severity, changes_for
 from jarvis.notify.groups import Grouper, Route, Silence, Timing
 from jarvis.notify.notice import Notice
 
@@ -75,7 +76,7 @@ def test_two_causes_are_two_incidents_and_an_alert_resolved_before_group_wait_se
     g.ingest(fire("sim://a", T0), T0)
     g.ingest(fire("sim://b", T0, cause="provider_breaker"), T0)
     g.ingest(fire("sim://c", T0, cause="blip"), T0)
-    g.ingest(AlertChange("escalated:sim://c:", firing=False, at=T0, event_id=2), T0)
+    g.ingest(AlertChange("escalated:sim://c:", firing=False, at=T0, event_id=2, prefix=True), T0)
     notices = run(g, T0, 60)
     assert sorted(n.cause for n in notices) == ["escalated", "provider_breaker"]
     assert len({n.incident for n in notices}) == 2
@@ -89,7 +90,8 @@ def test_the_state_survives_a_round_trip_through_json() -> None:
     restored = grouper()
     restored.load_json(g.to_json())
     later = T0 + timedelta(minutes=10)
-    restored.ingest(AlertChange("escalated:sim://a:", firing=False, at=later, event_id=3), later)
+    resolve_a = AlertChange("escalated:sim://a:", firing=False, at=later, event_id=3, prefix=True)
+    restored.ingest(resolve_a, later)
     (resolve,) = run(restored, later, 60)
     assert (resolve.action, resolve.incident) == ("resolve", first.incident)
 
@@ -159,3 +161,30 @@ def test_a_silence_is_forgotten_once_it_has_ended() -> None:
     assert sorted(g.to_json()["silences"]) == ["s2"]
     g.due(T0 + timedelta(hours=2))
     assert g.to_json()["silences"] == {}
+
+
+def test_an_alert_resolving_leaves_the_alert_whose_resource_name_extends_its_own_firing() -> None:
+    """``aws://vm-1`` healthy again resolves its own alert, never ``aws://vm-10``'s."""
+    g = grouper()
+
+    def alert(resource: str, *, resolved: bool = False) -> Event:
+        return Event(
+            kind=EventKind.ALERT,
+            ts=T0,
+            idempotency_key=f"alert:{resource}:{resolved}",
+            resource=resource,
+            reason=f"{resource} disk full",
+            payload={"cause": "disk", "severity": "critical", "resolved": resolved},
+        )
+
+    for resource in ("aws://vm-1", "aws://vm-10"):
+        for change in changes_for(alert(resource)):
+            g.ingest(change, T0)
+    first = run(g, T0, 60)
+    assert [len(n.alerts) for n in first] == [2]
+    later = T0 + timedelta(minutes=1)
+    for change in changes_for(alert("aws://vm-1", resolved=True)):
+        g.ingest(change, later)
+    notices = run(g, later, 600)
+    assert [n.action for n in notices] == ["trigger"]
+    assert [a["resource"] for a in notices[0].alerts] == ["aws://vm-10"]

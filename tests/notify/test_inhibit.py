@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from jarvis.config.notify import NotifySettings
 from jarvis.notify.alerts import AlertChange, Severity
 from jarvis.notify.groups import Grouper, Route, Timing
-from jarvis.notify.inhibit import DEFAULT_RULES, Inhibitor, rules_from
+from jarvis.notify.inhibit import DEFAULT_RULES, Inhibitor, InhibitRule, Matcher, rules_from
 from jarvis.notify.notice import Notice
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -98,3 +98,14 @@ def test_rules_come_from_settings_and_an_empty_list_inhibits_nothing() -> None:
     none.ingest(breaker("sim"), T0)
     none.ingest(escalated("sim://a"), T0)
     assert len(run(none, T0, 120)) == 1
+
+
+def test_alerts_on_both_sides_of_a_rule_do_not_mute_each_other() -> None:
+    """As in Alertmanager: two alerts each matching source and target both page."""
+    critical = frozenset({Severity.CRITICAL})
+    rule = InhibitRule(Matcher("escalated", critical), Matcher("escalated"), equal=("provider",))
+    g = pager(Inhibitor((rule,)))
+    g.ingest(escalated("sim://a"), T0)
+    g.ingest(escalated("sim://b"), T0)
+    (notice,) = run(g, T0, 120)
+    assert [a["resource"] for a in notice.alerts] == ["sim://a", "sim://b"]

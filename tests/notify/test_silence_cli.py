@@ -81,3 +81,31 @@ def test_a_channel_whose_secret_is_not_in_the_environment_is_one_line_and_exit_2
             result.stderr
         )
         assert "Traceback" not in result.stderr
+
+
+def test_a_pagerduty_channel_every_page_would_be_refused_by_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """A routing key not 32 characters, or an empty source: one line and exit 2, not lost pages."""
+    cases = [
+        ({"PAGERDUTY_ROUTING_KEY": "https://events.pagerduty.com/x"}, "32-character"),
+        ({"JARVIS_NOTIFY__PAGERDUTY": '{"source": ""}'}, "source"),
+    ]
+    for tweak, expected in cases:
+        env = jarvis_env(tmp_path, JARVIS_NOTIFY__PAGERDUTY="{}")
+        env["PAGERDUTY_ROUTING_KEY"] = "R0UT1NGK3Y0000000000000000000001"
+        env.update(tweak)
+        result = subprocess.run(
+            jarvis_argv("config", "check"),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "notify.pagerduty" in result.stderr
+        assert expected in result.stderr
+        assert "Traceback" not in result.stderr
+        assert tweak.get("PAGERDUTY_ROUTING_KEY", "\0") not in result.stderr

@@ -65,3 +65,21 @@ async def test_due_is_the_pending_rows_whose_time_has_come_oldest_first(
     assert await _ids(outbox, T0 + timedelta(minutes=5)) == [3, 5]
     pending = [row.id for row in await outbox.rows(PENDING)]
     assert pending == [3, 5]
+
+
+async def test_a_row_waits_while_an_older_one_of_its_incident_and_channel_is_pending(
+    outbox: NotificationOutbox,
+) -> None:
+    """A resolve queued behind its trigger's retry goes after it; other incidents do not wait."""
+    trigger = {**_row("t"), "channel": "pagerduty", "incident": "i-1", "action": "trigger"}
+    other = {**_row("o"), "channel": "slack", "incident": "i-1", "action": "trigger"}
+    assert await outbox.commit({}, [trigger, other, _row("x")], T0) == 3
+    await outbox.mark_retry(1, 1, T0 + timedelta(minutes=10), "429")
+    resolve = {**trigger, "dedup_key": "r", "action": "resolve"}
+    assert await outbox.commit({}, [resolve], T0 + timedelta(minutes=5)) == 1
+    assert await _ids(outbox, T0 + timedelta(minutes=5)) == [2, 3]
+    assert await _ids(outbox, T0 + timedelta(minutes=10)) == [1, 2, 3]
+    await outbox.mark_sent(1, 2, T0 + timedelta(minutes=10))
+    assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3, 4]
+    await outbox.mark_failed(4, 1, "400")
+    assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3]

@@ -11,6 +11,8 @@ import pytest
 
 from jarvis.config.sections import KindRetention, RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
+from jarvis.notify.groups import Silence
+from jarvis.notify.silences import active_silences, added_event, expired_event
 from jarvis.store import EventStore
 
 pytestmark = pytest.mark.anyio
@@ -173,3 +175,22 @@ def test_retention_limits_have_floors_and_known_kinds() -> None:
     ):
         with pytest.raises(ValueError, match=r"max_age_days|max_count|unknown event kind"):
             RetentionSettings.model_validate(bad)
+
+
+async def test_a_silence_still_in_force_keeps_its_events(sql_store: EventStore) -> None:
+    """A year-long silence added two months ago stays listed, and expirable; a year on, it goes."""
+    long = Silence(id="long", match="sim://*", until=NOW + timedelta(days=300), reason="migration")
+    await write(
+        sql_store,
+        [
+            added_event(Silence("ancient", "sim://*", days_ago(399)), "alice", days_ago(400)),
+            added_event(long, "alice", days_ago(60)),
+            added_event(Silence("newer", "sim://b", NOW + timedelta(hours=1)), "bob", NOW),
+            expired_event("newer", "bob", NOW),
+        ],
+    )
+    deleted = await sql_store.prune(RetentionSettings(), now=NOW, keep_after=HORIZON)
+    assert deleted == {"silence.added": 1}
+    kinds = [EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value]
+    silences = active_silences(await sql_store.events(limit=10_000, kinds=kinds), NOW)
+    assert [s.id for s in silences] == ["long"]
