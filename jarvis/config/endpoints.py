@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -39,6 +40,18 @@ def display_url(url: str) -> str:
         netloc = f"{name}:***@{host}" if ":" in user else f"{name}@{host}"
     query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_QUOTED_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def masked_urls(text: str) -> str:
+    """``text`` with every URL in it shown as `display_url` shows it.
+
+    For messages that are not ours, such as an HTTP client's error, which may
+    quote the URL it was asked for, query token and all.
+    """
+    return _QUOTED_URL.sub(lambda match: display_url(match.group()), text)
 
 
 class EndpointSettings(Section):
@@ -72,8 +85,12 @@ class EndpointSettings(Section):
     @classmethod
     def _http_url(cls, value: SecretStr) -> SecretStr:
         parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or above 65535
+            port_ok = False
+        if parts.scheme not in {"http", "https"} or not parts.hostname or not port_ok:
+            raise ValueError("must be an http:// or https:// URL with a host (and a valid port)")
         return value
 
     @field_validator("serves")

@@ -23,6 +23,10 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
     """A bad URL, status, link, duplicate name or an SLO selecting nothing names its key."""
     cases = [
         ('[[probes.endpoints]]\nname = "a"\nurl = "ftp://x/"\n', "probes.endpoints.0.url"),
+        (
+            '[[probes.endpoints]]\nname = "a"\nurl = "https://u:hunter22@x:99999/"\n',
+            "probes.endpoints.0.url: Value error, must be an http:// or https:// URL",
+        ),
         (GOOD + "expect_status = [700]\n", "probes.endpoints.0.expect_status.0"),
         (GOOD + 'serves = "api"\n', "probes.endpoints.0.serves"),
         (GOOD + "timeout = 3\n", "probes.endpoints.0.timeout: unknown key"),
@@ -41,6 +45,7 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         assert result.returncode == 2, (text, result.stderr)
         assert expected in result.stderr, (text, result.stderr)
         assert "Traceback" not in result.stderr
+        assert "hunter22" not in result.stderr
 
 
 def test_config_check_masks_the_password_and_token_of_an_endpoint_url(

@@ -71,3 +71,33 @@ async def test_the_expected_body_is_found_when_it_arrives_in_pieces(
     state = await _observe(endpoint)
     assert state.detail == ""
     assert state.health is Health.HEALTHY
+
+
+@pytest.fixture
+async def garbled_server() -> AsyncIterator[str]:
+    """A server whose answer is not valid HTTP: a Content-Length that is not a number."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    try:
+        yield f"http://{host}:{port}/healthz"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_garbled_answer_is_described_without_the_url_secrets(garbled_server: str) -> None:
+    """The HTTP client quotes the URL in its error; the detail keeps no token or password."""
+    url = garbled_server.replace("http://", "http://probe:hunter22@") + "?token=s3cr3t-t0ken"
+    state = await _observe(EndpointSettings(name="api", url=url, failure_threshold=1))
+    assert state.health is Health.UNHEALTHY
+    assert "Content-Length" in state.detail
+    record = repr(state)
+    assert "hunter22" not in record
+    assert "s3cr3t-t0ken" not in record

@@ -33,7 +33,7 @@ import anyio
 from anyio.streams.tls import TLSAttribute
 
 from jarvis.actuators.base import Scope
-from jarvis.config.endpoints import EndpointSettings, display_url
+from jarvis.config.endpoints import EndpointSettings, display_url, masked_urls
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
 PROVIDER = "endpoint"
@@ -248,6 +248,6 @@ def _unverified() -> ssl.SSLContext:
 
 
 def _reason(exc: BaseException) -> str:
-    """An error in one line, without the URL (aiohttp quotes hosts, never credentials)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    """An error in one line; a URL in it (aiohttp quotes the one asked for) is masked."""
+    text = masked_urls(str(exc).splitlines()[0]) if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
