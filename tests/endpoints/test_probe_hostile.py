@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.config.endpoints import EndpointSettings
@@ -95,7 +96,7 @@ async def garbled_server() -> AsyncIterator[str]:
 async def test_a_garbled_answer_is_described_without_the_url_secrets(garbled_server: str) -> None:
     """The HTTP client quotes the URL in its error; the detail keeps no token or password."""
     url = garbled_server.replace("http://", "http://probe:hunter22@") + "?token=s3cr3t-t0ken"
-    state = await _observe(EndpointSettings(name="api", url=url, failure_threshold=1))
+    state = await _observe(EndpointSettings(name="api", url=SecretStr(url), failure_threshold=1))
     assert state.health is Health.UNHEALTHY
     assert "Content-Length" in state.detail
     record = repr(state)
