@@ -42,6 +42,21 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def ports_ok(url: str) -> bool:
+    """Every port ``url`` names is a number from 1 to 65535 (none named is fine).
+
+    Takes the hosts a libpq-style URL lists (``h1:5432,h2:5433``) and IPv6
+    literals (``[::1]:6379``). A client given any other port fails on every
+    use, some quoting the whole URL, password included, as they do.
+    """
+    for host in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        digits = port.partition(":")[2]
+        if digits and not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 65536):
+            return False
+    return True
+
+
 _QUOTED_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -84,12 +99,9 @@ class EndpointSettings(Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: SecretStr) -> SecretStr:
-        parts = urlsplit(value.get_secret_value())
-        try:
-            port_ok = parts.port is None or parts.port > 0
-        except ValueError:  # not a number, or above 65535
-            port_ok = False
-        if parts.scheme not in {"http", "https"} or not parts.hostname or not port_ok:
+        url = value.get_secret_value()
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or not ports_ok(url):
             raise ValueError("must be an http:// or https:// URL with a host (and a valid port)")
         return value
 

@@ -140,9 +140,13 @@ def dependency_probes(settings: ProbeSettings) -> list[Probe]:
 
 
 def target_of(url: str) -> str:
-    """``host:port/path`` of a URL: where it points, without credentials."""
+    """``host:port/path`` of a URL as written: where it points, without credentials.
+
+    Taken as text, not parsed: a libpq-style URL lists several hosts
+    (``h1:5432,h2:5432``), which `urllib` refuses to read a port from.
+    """
     parts = urlsplit(url)
-    return f"{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def postgres_check(url: str, timeout: float) -> Check:
