@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import boto3
 import pytest
 
 from jarvis.actuators.aws.cost import CostActuator
-from jarvis.actuators.aws.ecs import aws_actuators
+from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
+from jarvis.actuators.aws.s3probe import s3_probes
 from jarvis.actuators.base import Actuator, ActuatorError
+from jarvis.actuators.probes.dependencies import ProbeSensor
 from jarvis.config.aws import AwsSettings
+from jarvis.config.probes import ProbeSettings
 from jarvis.model import Health
-from tests.aws.conftest import FixedClock, MakeProbes
+from tests.aws.conftest import FixedClock, MakeAws, MakeProbes
 
 pytestmark = pytest.mark.anyio
 
@@ -143,3 +149,43 @@ async def test_unreachable_cost_explorer_fails_observe_as_temporary(
             await actuator.aclose()
 
     assert caught.value.code == "ConnectionError"
+
+
+async def test_a_garbled_canary_answer_is_described_without_the_presigned_signature(
+    make_aws: MakeAws, clock: FixedClock
+) -> None:
+    """The HTTP client quotes the presigned URL in its error: its signature, key id and
+    token must not reach the probe's detail."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One request per connection, then closed."""
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            request = await reader.readuntil(b"\r\n\r\n")
+            if request.startswith(b"HEAD "):  # HeadBucket: the bucket is there
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:  # the presigned GET: not valid HTTP
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        ecs = make_aws(endpoint_url=f"http://127.0.0.1:{port}")[0]
+        assert isinstance(ecs, EcsActuator)
+        settings = ProbeSettings.model_validate({"s3": [{"bucket": "media"}]})
+        [probe] = s3_probes(
+            settings, s3=ecs.clients.s3, calls=ecs.calls, limiter=anyio.CapacityLimiter(1)
+        )
+        sensor = ProbeSensor([probe], clock=clock, timeout=10)
+        [state] = await sensor.observe()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert state.health is Health.UNHEALTHY
+    assert "Content-Length" in state.detail
+    assert "X-Amz-Signature=" in state.detail  # the key is named, its value is not
+    assert "X-Amz-Signature=%2A%2A%2A" in state.detail
+    assert "testing" not in state.detail  # the access key id in X-Amz-Credential

@@ -15,7 +15,7 @@ import anyio
 
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.probes.dependencies import Check, Probe, probe_ref
+from jarvis.actuators.probes.dependencies import Check, Probe, error_text, probe_ref
 from jarvis.config.probes import ProbeSettings, S3ProbeSettings
 from jarvis.model import ErrorKind
 
@@ -55,7 +55,7 @@ def _check(
                 await response.read()
                 status = response.status
         except aiohttp.ClientError as exc:
-            raise ActuatorError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__) from exc
+            raise ActuatorError(error_text(exc), code=type(exc).__name__) from exc
         if status != 200:
             raise ActuatorError(
                 f"presigned GET of s3://{bucket}/{key} answered HTTP {status}",

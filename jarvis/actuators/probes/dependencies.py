@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from jarvis.actuators.base import ActuatorError, Scope
+from jarvis.config.endpoints import masked_urls
 from jarvis.config.probes import ProbeSettings
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
@@ -190,4 +191,14 @@ def redis_check(url: str, timeout: float) -> Check:
 
 
 def _failed(exc: Exception) -> ActuatorError:
-    return ActuatorError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
+    return ActuatorError(error_text(exc), code=type(exc).__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    """A client's error in one line, any URL in it masked (`masked_urls`).
+
+    HTTP clients quote the URL they were asked for: an endpoint's query token,
+    a presigned URL's signature and access key id.
+    """
+    text = masked_urls(str(exc).splitlines()[0]) if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

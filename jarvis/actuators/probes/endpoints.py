@@ -33,7 +33,8 @@ import anyio
 from anyio.streams.tls import TLSAttribute
 
 from jarvis.actuators.base import Scope
-from jarvis.config.endpoints import EndpointSettings, display_url, masked_urls
+from jarvis.actuators.probes.dependencies import error_text
+from jarvis.config.endpoints import EndpointSettings, display_url
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
 PROVIDER = "endpoint"
@@ -169,11 +170,11 @@ async def probe(
             error="Timeout",
         )
     except aiohttp.ClientSSLError as exc:
-        return Answer(elapsed(), problem=f"TLS failed: {_reason(exc)}", error=type(exc).__name__)
+        return Answer(elapsed(), problem=f"TLS failed: {error_text(exc)}", error=type(exc).__name__)
     except aiohttp.ClientError as exc:
-        return Answer(elapsed(), problem=_reason(exc), error=type(exc).__name__)
+        return Answer(elapsed(), problem=error_text(exc), error=type(exc).__name__)
     except OSError as exc:
-        return Answer(elapsed(), problem=_reason(exc), error=type(exc).__name__)
+        return Answer(elapsed(), problem=error_text(exc), error=type(exc).__name__)
     days = None
     # The handshake shares the probe's timeout: a probe never takes longer
     # than its timeout, which is what the settings' observe budget counts on.
@@ -245,9 +246,3 @@ def _unverified() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _reason(exc: BaseException) -> str:
-    """An error in one line; a URL in it (aiohttp quotes the one asked for) is masked."""
-    text = masked_urls(str(exc).splitlines()[0]) if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
