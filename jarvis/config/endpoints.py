@@ -80,7 +80,8 @@ class EndpointSettings(Section):
     ] = (200,)
     """Statuses that count as up; redirects are not followed, so a 301 is its own answer."""
     expect_body: Annotated[str | None, Field(min_length=1)] = None
-    """A substring the body must contain (its first 1 MiB is read)."""
+    """A substring the body must contain (its first 1 MiB is read, in the charset its
+    ``Content-Type`` names, else UTF-8)."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Connect, TLS and the whole answer; a slower answer is a failure."""
     verify_tls: bool = True

@@ -102,3 +102,39 @@ async def test_a_garbled_answer_is_described_without_the_url_secrets(garbled_ser
     record = repr(state)
     assert "hunter22" not in record
     assert "s3cr3t-t0ken" not in record
+
+
+async def _in_latin_1(_request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body="état: prêt".encode("iso-8859-1"),
+        headers={"Content-Type": "text/plain; charset=iso-8859-1"},
+    )
+
+
+async def _undecodable(_request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=b"\xff\xfe ready \xc3",
+        headers={"Content-Type": "text/plain; charset=no-such-charset"},
+    )
+
+
+async def test_the_expected_body_is_read_in_the_charset_the_server_names() -> None:
+    """A page in ISO-8859-1, saying so, contains "prêt" as the operator wrote it."""
+    async for url in _serve(_in_latin_1):
+        state = await _observe(
+            EndpointSettings(
+                name="api", url=SecretStr(url), expect_body="prêt", failure_threshold=1
+            )
+        )
+    assert state.health is Health.HEALTHY, state.detail
+
+
+async def test_a_body_in_an_unknown_charset_is_judged_not_a_failed_observe() -> None:
+    """An unknown charset and bytes that are not text: the body is read as UTF-8, loosely."""
+    async for url in _serve(_undecodable):
+        state = await _observe(
+            EndpointSettings(
+                name="api", url=SecretStr(url), expect_body="ready", failure_threshold=1
+            )
+        )
+    assert state.health is Health.HEALTHY, state.detail

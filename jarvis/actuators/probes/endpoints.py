@@ -20,6 +20,8 @@ zero. A failed probe is an unhealthy resource, never a failed observe.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import functools
 import ssl
 import time
@@ -163,6 +165,7 @@ async def probe(
             ) as response:
                 body = await _read_body(response.content)
                 latency = elapsed()
+                charset = _charset(response.charset)
     except TimeoutError:
         return Answer(
             latency_ms=max(elapsed(), endpoint.timeout_seconds * 1000.0),
@@ -186,10 +189,18 @@ async def probe(
         expected = ", ".join(str(s) for s in endpoint.expect_status)
         problem, error = f"status {status}, expected {expected}", "Status"
     elif endpoint.expect_body is not None and endpoint.expect_body not in body.decode(
-        "utf-8", errors="replace"
+        charset, errors="replace"
     ):
         problem, error = f"body lacks {endpoint.expect_body!r}", "Body"
     return Answer(latency, status=status, cert_days_left=days, problem=problem, error=error)
+
+
+def _charset(named: str | None) -> str:
+    """The charset the answer names (``Content-Type``), or UTF-8 when none or an unknown one."""
+    if named:
+        with contextlib.suppress(LookupError):
+            return codecs.lookup(named).name
+    return "utf-8"
 
 
 async def _read_body(content: aiohttp.StreamReader) -> bytes:
