@@ -127,8 +127,11 @@ class EndpointSensor:
             detail = answer.problem
         elif answer.cert_days_left is not None and answer.cert_days_left < endpoint.min_cert_days:
             health = Health.DEGRADED
+            days = answer.cert_days_left
             detail = (
-                f"TLS certificate expires in {answer.cert_days_left:.1f} days "
+                f"TLS certificate expired {-days:.1f} days ago"
+                if days < 0
+                else f"TLS certificate expires in {days:.1f} days "
                 f"(fewer than {endpoint.min_cert_days:g})"
             )
         return ResourceState(
