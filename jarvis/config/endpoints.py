@@ -188,3 +188,22 @@ def endpoints_fit(probes: ProbeSettings, observe_timeout: float) -> str | None:
         f"could take {rounds * slowest:g} s, not shorter than loop.observe_timeout "
         f"({observe_timeout:g} s); raise either, or shorten probes.endpoints.*.timeout_seconds"
     )
+
+
+def slos_fit(probes: ProbeSettings, interval: float) -> str | None:
+    """Why an SLO could never be judged at ``loop.interval``, or None.
+
+    One probe per endpoint and tick: a window holds at most ``window_seconds /
+    interval`` samples of each endpoint the SLO selects; one asking for more
+    would say nothing forever, no alert and no ``jarvis_slo_ok``, without a word.
+    """
+    problems: list[str] = []
+    for index, slo in enumerate(probes.slos):
+        selected = sum(1 for endpoint in probes.endpoints if slo.selects(endpoint))
+        if slo.min_samples > selected * slo.window_seconds / interval:
+            problems.append(
+                f"probes.slos.{index}.min_samples: {slo.min_samples} samples cannot fit in a "
+                f"{slo.window_seconds:g} s window with a tick every {interval:g} s "
+                f"({selected} endpoints); lower it, or lengthen window_seconds"
+            )
+    return "; ".join(problems) or None

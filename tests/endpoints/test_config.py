@@ -35,6 +35,11 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         (GOOD + '[[probes.slos]]\nname = "s"\ncloud = "gcp"\n', "probes.slos.0.endpoints"),
         (GOOD + "timeout_seconds = 12\n", "probes.endpoint_concurrency: 1 endpoints"),
         (
+            "[loop]\ninterval = 120\n" + GOOD + '[[probes.slos]]\nname = "s"\n',
+            "probes.slos.0.min_samples: 5 samples cannot fit in a 300 s window "
+            "with a tick every 120 s (1 endpoints)",
+        ),
+        (
             "[probes]\nendpoint_concurrency = 1\n" + GOOD + GOOD.replace('"api"', '"web"'),
             "could take 10 s, not shorter than loop.observe_timeout (10 s)",
         ),
