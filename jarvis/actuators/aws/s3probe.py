@@ -16,6 +16,7 @@ import anyio
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.probes.dependencies import Check, Probe, error_text, probe_ref
+from jarvis.actuators.probes.endpoints import read_body
 from jarvis.config.probes import ProbeSettings, S3ProbeSettings
 from jarvis.model import ErrorKind
 
@@ -52,7 +53,9 @@ def _check(
         calls.record("s3:GetObject")
         try:
             async with aiohttp.ClientSession() as session, session.get(url) as response:
-                await response.read()
+                # Not the whole object: a canary key naming a large one would
+                # otherwise be downloaded, into memory, every tick.
+                await read_body(response.content)
                 status = response.status
         except aiohttp.ClientError as exc:
             raise ActuatorError(error_text(exc), code=type(exc).__name__) from exc

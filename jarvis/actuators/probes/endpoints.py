@@ -166,7 +166,7 @@ async def probe(
             async with session.get(
                 url, ssl=verify, timeout=timeout, allow_redirects=False
             ) as response:
-                body = await _read_body(response.content)
+                body = await read_body(response.content)
                 latency = elapsed()
                 charset = _charset(response.charset)
     except TimeoutError:
@@ -206,8 +206,9 @@ def _charset(named: str | None) -> str:
     return "utf-8"
 
 
-async def _read_body(content: aiohttp.StreamReader) -> bytes:
-    """The body up to `BODY_LIMIT`: one ``read`` returns only what has arrived so far."""
+async def read_body(content: aiohttp.StreamReader) -> bytes:
+    """The body up to `BODY_LIMIT`, the rest left unread: one ``read`` returns only what
+    has arrived so far. The S3 probe reads its canary object with it too."""
     body = bytearray()
     while len(body) < BODY_LIMIT:
         chunk = await content.read(BODY_LIMIT - len(body))
