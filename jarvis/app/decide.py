@@ -137,7 +137,10 @@ def build_endpoint_watch(settings: Settings) -> EndpointConfig:
     )
     labels = {e.uri: (e.name, e.region, e.cloud) for e in endpoints}
     serves = {e.uri: e.serves for e in endpoints if e.serves is not None}
-    return EndpointConfig(objectives=objectives, labels=labels, serves=serves)
+    timeouts_ms = {e.uri: e.timeout_seconds * 1000.0 for e in endpoints}
+    return EndpointConfig(
+        objectives=objectives, labels=labels, serves=serves, timeouts_ms=timeouts_ms
+    )
 
 
 def build_policies(settings: Settings) -> list[Policy]:

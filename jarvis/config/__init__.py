@@ -32,7 +32,7 @@ from jarvis.config.budgets import BudgetEntry, unique_names
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.customers import CustomersSettings
-from jarvis.config.endpoints import endpoints_fit
+from jarvis.config.endpoints import endpoints_fit, slos_fit
 from jarvis.config.environment import unknown_variables
 from jarvis.config.failover import FailoverSettings
 from jarvis.config.kubernetes import KubernetesSettings
@@ -202,9 +202,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _endpoints_fit_the_observe(self) -> Settings:
-        problem = endpoints_fit(self.probes, self.loop.observe_timeout)
-        if problem:
-            raise ValueError(problem)
+        problems = [
+            endpoints_fit(self.probes, self.loop.observe_timeout),
+            slos_fit(self.probes, self.loop.interval),
+        ]
+        if any(problems):
+            raise ValueError("; ".join(p for p in problems if p))
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -41,6 +42,33 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
+def ports_ok(url: str) -> bool:
+    """Every port ``url`` names is a number from 1 to 65535 (none named is fine).
+
+    Takes the hosts a libpq-style URL lists (``h1:5432,h2:5433``) and IPv6
+    literals (``[::1]:6379``). A client given any other port fails on every
+    use, some quoting the whole URL, password included, as they do.
+    """
+    for host in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        digits = port.partition(":")[2]
+        if digits and not (digits.isascii() and digits.isdigit() and 0 < int(digits) < 65536):
+            return False
+    return True
+
+
+_QUOTED_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def masked_urls(text: str) -> str:
+    """``text`` with every URL in it shown as `display_url` shows it.
+
+    For messages that are not ours, such as an HTTP client's error, which may
+    quote the URL it was asked for, query token and all.
+    """
+    return _QUOTED_URL.sub(lambda match: display_url(match.group()), text)
+
+
 class EndpointSettings(Section):
     """One HTTP(S) endpoint, observed as ``endpoint://NAME`` every tick."""
 
@@ -52,7 +80,8 @@ class EndpointSettings(Section):
     ] = (200,)
     """Statuses that count as up; redirects are not followed, so a 301 is its own answer."""
     expect_body: Annotated[str | None, Field(min_length=1)] = None
-    """A substring the body must contain (its first 1 MiB is read)."""
+    """A substring the body must contain (its first 1 MiB is read, in the charset its
+    ``Content-Type`` names, else UTF-8)."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Connect, TLS and the whole answer; a slower answer is a failure."""
     verify_tls: bool = True
@@ -71,9 +100,10 @@ class EndpointSettings(Section):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: SecretStr) -> SecretStr:
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        url = value.get_secret_value()
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or not ports_ok(url):
+            raise ValueError("must be an http:// or https:// URL with a host (and a valid port)")
         return value
 
     @field_validator("serves")
@@ -158,3 +188,22 @@ def endpoints_fit(probes: ProbeSettings, observe_timeout: float) -> str | None:
         f"could take {rounds * slowest:g} s, not shorter than loop.observe_timeout "
         f"({observe_timeout:g} s); raise either, or shorten probes.endpoints.*.timeout_seconds"
     )
+
+
+def slos_fit(probes: ProbeSettings, interval: float) -> str | None:
+    """Why an SLO could never be judged at ``loop.interval``, or None.
+
+    One probe per endpoint and tick: a window holds at most ``window_seconds /
+    interval`` samples of each endpoint the SLO selects; one asking for more
+    would say nothing forever, no alert and no ``jarvis_slo_ok``, without a word.
+    """
+    problems: list[str] = []
+    for index, slo in enumerate(probes.slos):
+        selected = sum(1 for endpoint in probes.endpoints if slo.selects(endpoint))
+        if slo.min_samples > selected * slo.window_seconds / interval:
+            problems.append(
+                f"probes.slos.{index}.min_samples: {slo.min_samples} samples cannot fit in a "
+                f"{slo.window_seconds:g} s window with a tick every {interval:g} s "
+                f"({selected} endpoints); lower it, or lengthen window_seconds"
+            )
+    return "; ".join(problems) or None

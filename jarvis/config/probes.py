@@ -13,8 +13,29 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, model_validator
 
-from jarvis.config.endpoints import EndpointSettings, SloSettings, check_endpoints
+from jarvis.config.endpoints import EndpointSettings, SloSettings, check_endpoints, ports_ok
 from jarvis.config.sections import Section
+
+SCHEMES = {
+    "postgres": ("postgresql", "postgres", "postgresql+asyncpg"),
+    "redis": ("redis", "rediss", "unix"),
+}
+"""The URL schemes each dependency's client takes."""
+
+
+def dependency_url_problems(kind: str, urls: dict[str, SecretStr]) -> list[str]:
+    """Each URL a probe's client could not use, naming its key, never its text."""
+    schemes = SCHEMES[kind]
+    problems: list[str] = []
+    for name, secret in urls.items():
+        url = secret.get_secret_value()
+        scheme = url.partition("://")[0] if "://" in url else ""
+        if scheme not in schemes:
+            wanted = ", ".join(f"{s}://" for s in schemes)
+            problems.append(f"probes.{kind}.{name}: must be a URL starting with {wanted}")
+        elif not ports_ok(url):
+            problems.append(f"probes.{kind}.{name}: a port must be a number from 1 to 65535")
+    return problems
 
 
 class S3ProbeSettings(Section):
@@ -43,7 +64,11 @@ class ProbeSettings(Section):
 
     @model_validator(mode="after")
     def _endpoints_consistent(self) -> ProbeSettings:
-        problems = check_endpoints(self.endpoints, self.slos)
+        problems = [
+            *dependency_url_problems("postgres", self.postgres),
+            *dependency_url_problems("redis", self.redis),
+            *check_endpoints(self.endpoints, self.slos),
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -7,6 +7,7 @@ keeps each endpoint's recent latencies in memory, judges every SLO over its
 window (`jarvis.policies.slo`, pure), sets ``jarvis_slo_ok``, and records one
 `alert` when an SLO breaks and one (``resolved: true``) when it is met again.
 It also folds endpoint health into the snapshot the tick decides on (`fold`).
+A failed probe's sample is its endpoint's timeout, not its (often short) latency.
 
 What a restart loses: the samples. After a start an SLO says nothing until
 ``min_samples`` new probes fill its window. Whether an alert is open is not
@@ -40,6 +41,8 @@ class EndpointConfig:
     """Endpoint URI to its (name, region, cloud) metric labels."""
     serves: Mapping[str, str] = field(default_factory=dict)
     """Endpoint URI to the resource behind it (``serves`` in the settings)."""
+    timeouts_ms: Mapping[str, float] = field(default_factory=dict)
+    """Endpoint URI to its probe timeout in ms: what a failed probe counts as in an SLO."""
 
 
 class EndpointWatch:
@@ -49,6 +52,7 @@ class EndpointWatch:
         self._objectives = config.objectives
         self._labels = dict(config.labels)
         self._serves = dict(config.serves)
+        self._timeouts_ms = dict(config.timeouts_ms)
         self._recorder = recorder
         self._metrics = metrics
         self._samples: dict[str, deque[tuple[datetime, float]]] = {}
@@ -81,8 +85,13 @@ class EndpointWatch:
                 endpoint=name, region=region, cloud=cloud
             ).observe(latency / 1000.0)
             if self._horizon is not None:
+                # A failed probe (a 503, a refused connection) often comes back
+                # fast; counted as its latency it would meet the SLO, and
+                # resolve a breach, while the endpoint is down. It counts as
+                # a timeout, as a probe that timed out does.
+                sample = latency if up else max(latency, self._timeouts_ms.get(uri, latency))
                 kept = self._samples.setdefault(uri, deque())
-                kept.append((now, latency))
+                kept.append((now, sample))
                 while kept and kept[0][0] <= now - self._horizon:
                     kept.popleft()
         for objective in self._objectives:

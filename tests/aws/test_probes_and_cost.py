@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import urllib.request
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import boto3
 import pytest
 
 from jarvis.actuators.aws.cost import CostActuator
-from jarvis.actuators.aws.ecs import aws_actuators
+from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
+from jarvis.actuators.aws.s3probe import s3_probes
 from jarvis.actuators.base import Actuator, ActuatorError
+from jarvis.actuators.probes.dependencies import ProbeSensor
 from jarvis.config.aws import AwsSettings
-from jarvis.model import Health
-from tests.aws.conftest import FixedClock, MakeProbes
+from jarvis.config.probes import ProbeSettings
+from jarvis.model import Health, ResourceState
+from tests.aws.conftest import FixedClock, MakeAws, MakeProbes
 
 pytestmark = pytest.mark.anyio
 
@@ -143,3 +150,82 @@ async def test_unreachable_cost_explorer_fails_observe_as_temporary(
             await actuator.aclose()
 
     assert caught.value.code == "ConnectionError"
+
+
+GetAnswer = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _probe_fake_s3(make_aws: MakeAws, clock: FixedClock, get: GetAnswer) -> ResourceState:
+    """One S3 probe against a loopback "S3" whose HeadBucket succeeds and whose presigned
+    GET is answered by ``get``; one request per connection."""
+
+    handlers: list[tuple[asyncio.Task[Any], asyncio.StreamWriter]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append((task, writer))
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            request = await reader.readuntil(b"\r\n\r\n")
+            if request.startswith(b"HEAD "):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:
+                await get(writer)
+            await writer.drain()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        ecs = make_aws(endpoint_url=f"http://127.0.0.1:{port}")[0]
+        assert isinstance(ecs, EcsActuator)
+        settings = ProbeSettings.model_validate({"s3": [{"bucket": "media"}]})
+        [probe] = s3_probes(
+            settings, s3=ecs.clients.s3, calls=ecs.calls, limiter=anyio.CapacityLimiter(1)
+        )
+        sensor = ProbeSensor([probe], clock=clock, timeout=10)
+        [state] = await sensor.observe()
+        return state
+    finally:
+        server.close()
+        for _, writer in handlers:  # a connection the client left open ends here
+            writer.close()
+        await asyncio.gather(*(task for task, _ in handlers), return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_a_garbled_canary_answer_is_described_without_the_presigned_signature(
+    make_aws: MakeAws, clock: FixedClock
+) -> None:
+    """The HTTP client quotes the presigned URL in its error: its signature, key id and
+    token must not reach the probe's detail."""
+
+    async def garbled(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\nok")
+
+    state = await _probe_fake_s3(make_aws, clock, garbled)
+    assert state.health is Health.UNHEALTHY
+    assert "Content-Length" in state.detail
+    assert "X-Amz-Signature=" in state.detail  # the key is named, its value is not
+    assert "X-Amz-Signature=%2A%2A%2A" in state.detail
+    assert "testing" not in state.detail  # the access key id in X-Amz-Credential
+
+
+async def test_a_canary_object_without_end_is_read_only_so_far(
+    make_aws: MakeAws, clock: FixedClock
+) -> None:
+    """A canary key naming a huge object (here one without end) is not downloaded whole:
+    the GET answered 200, so the probe is healthy, long before its timeout."""
+
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 65536
+        while not writer.is_closing():
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    state = await _probe_fake_s3(make_aws, clock, endless)
+    assert state.health is Health.HEALTHY, state.detail

@@ -77,7 +77,8 @@ async def _serve(context: ssl.SSLContext | None) -> AsyncIterator[Server]:
 
 
 def self_signed(directory: Path, days: int) -> ssl.SSLContext:
-    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    """A server context with a fresh self-signed certificate for 127.0.0.1, good for
+    ``days`` more days (a negative number: expired that many days ago)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.now(UTC)
@@ -87,7 +88,7 @@ def self_signed(directory: Path, days: int) -> ssl.SSLContext:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_before(now - timedelta(hours=1) + min(timedelta(days=days), timedelta(0)))
         .not_valid_after(now + timedelta(days=days))
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
@@ -118,4 +119,11 @@ async def http_server() -> AsyncIterator[Server]:
 @pytest.fixture
 async def https_server(tmp_path: Path) -> AsyncIterator[Server]:
     async for server in _serve(self_signed(tmp_path, CERT_DAYS)):
+        yield server
+
+
+@pytest.fixture
+async def expired_https_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """The HTTPS server with a certificate that expired 2 days ago."""
+    async for server in _serve(self_signed(tmp_path, -2)):
         yield server

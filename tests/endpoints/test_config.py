@@ -23,6 +23,10 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
     """A bad URL, status, link, duplicate name or an SLO selecting nothing names its key."""
     cases = [
         ('[[probes.endpoints]]\nname = "a"\nurl = "ftp://x/"\n', "probes.endpoints.0.url"),
+        (
+            '[[probes.endpoints]]\nname = "a"\nurl = "https://u:hunter22@x:99999/"\n',
+            "probes.endpoints.0.url: Value error, must be an http:// or https:// URL",
+        ),
         (GOOD + "expect_status = [700]\n", "probes.endpoints.0.expect_status.0"),
         (GOOD + 'serves = "api"\n', "probes.endpoints.0.serves"),
         (GOOD + "timeout = 3\n", "probes.endpoints.0.timeout: unknown key"),
@@ -30,6 +34,11 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         (GOOD + '[[probes.slos]]\nname = "s"\nendpoints = ["web*"]\n', "probes.slos.0.endpoints"),
         (GOOD + '[[probes.slos]]\nname = "s"\ncloud = "gcp"\n', "probes.slos.0.endpoints"),
         (GOOD + "timeout_seconds = 12\n", "probes.endpoint_concurrency: 1 endpoints"),
+        (
+            "[loop]\ninterval = 120\n" + GOOD + '[[probes.slos]]\nname = "s"\n',
+            "probes.slos.0.min_samples: 5 samples cannot fit in a 300 s window "
+            "with a tick every 120 s (1 endpoints)",
+        ),
         (
             "[probes]\nendpoint_concurrency = 1\n" + GOOD + GOOD.replace('"api"', '"web"'),
             "could take 10 s, not shorter than loop.observe_timeout (10 s)",
@@ -41,6 +50,7 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         assert result.returncode == 2, (text, result.stderr)
         assert expected in result.stderr, (text, result.stderr)
         assert "Traceback" not in result.stderr
+        assert "hunter22" not in result.stderr
 
 
 def test_config_check_masks_the_password_and_token_of_an_endpoint_url(

@@ -106,6 +106,26 @@ async def test_a_slow_endpoint_breaks_its_slo_with_one_alert_and_recovery_resolv
     assert _gauge(app, f"jarvis_endpoint_latency_seconds_count{{{labels}}}") == "7.0"
 
 
+async def test_an_endpoint_failing_fast_does_not_meet_its_slo(
+    make_app: MakeApp, clock: VirtualClock, http_server: Server
+) -> None:
+    """A 503 in no time is not a fast answer: while the endpoint fails, a breach is not
+    resolved; once it answers fast again, it is."""
+    app = await make_app(probes=_probes(http_server))
+    await _ticks(app, clock, http_server, [SLOW, SLOW])
+    assert [e.payload["resolved"] for e in await _alerts(app)] == [False]
+
+    http_server.behaviour.status = 503
+    await _ticks(app, clock, http_server, [FAST, FAST, FAST])
+    assert [e.payload["resolved"] for e in await _alerts(app)] == [False]
+    assert _gauge(app, 'jarvis_slo_ok{slo="cross-cloud"}') == "0.0"
+
+    http_server.behaviour.status = 200
+    await _ticks(app, clock, http_server, [FAST, FAST])
+    assert [e.payload["resolved"] for e in await _alerts(app)] == [False, True]
+    assert _gauge(app, 'jarvis_slo_ok{slo="cross-cloud"}') == "1.0"
+
+
 async def test_a_breach_outliving_a_restart_is_not_alerted_twice(
     make_app: MakeApp, clock: VirtualClock, http_server: Server
 ) -> None:

@@ -113,6 +113,18 @@ async def test_https_reports_days_left_on_an_unverified_self_signed_certificate(
     assert "TLS certificate expires in" in expiring.detail
 
 
+async def test_an_expired_certificate_is_said_to_have_expired(
+    expired_https_server: Server,
+) -> None:
+    """With verification off, a certificate that lapsed two days ago degrades the endpoint
+    with words an operator reads right, not "expires in -2.0 days"."""
+    url = expired_https_server.url
+    [state] = await _observe(_endpoint(url, verify_tls=False, min_cert_days=0))
+    assert state.health is Health.DEGRADED
+    assert -3 < state.attributes["cert_days_left"] < -1
+    assert state.detail.startswith("TLS certificate expired 2.0 days ago"), state.detail
+
+
 async def test_https_with_verification_rejects_a_self_signed_certificate(
     https_server: Server,
 ) -> None:

@@ -7,6 +7,8 @@ import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -14,6 +16,7 @@ from jarvis.actuators.probes.dependencies import ProbeSensor, dependency_probes
 from jarvis.config.probes import ProbeSettings
 from jarvis.loop.clock import WallClock
 from jarvis.model import Health
+from tests.cli.conftest import Jarvis, jarvis  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -66,3 +69,43 @@ async def test_a_postgres_asking_for_kerberos_is_one_unhealthy_probe(redis_url: 
     assert kerberos.health is Health.UNHEALTHY
     assert kerberos.attributes["error"] == "InternalClientError"
     assert states["probe://redis/cache"].health is Health.HEALTHY
+
+
+async def test_a_postgres_url_naming_two_hosts_is_probed_not_refused(pg_url: str) -> None:
+    """asyncpg takes ``host1:port1,host2:port2``; building the probe must not choke on it,
+    and its target names both hosts (no password)."""
+    parts = urlsplit(pg_url)
+    where = f"{parts.hostname}:{parts.port or 5432}"
+    netloc = f"{parts.username or 'postgres'}:hunter22@{where},{where}"
+    url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    settings = ProbeSettings.model_validate({"postgres": {"pair": url}, "timeout_seconds": 10})
+    sensor = ProbeSensor(dependency_probes(settings), clock=WallClock(), timeout=10)
+    [state] = await sensor.observe()
+    assert state.health is Health.HEALTHY, state.detail
+    assert state.attributes["target"] == f"{where},{where}{parts.path}"
+    assert "hunter22" not in repr(state)
+
+
+def test_dependency_urls_a_client_cannot_use_are_refused_naming_the_key(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """A port out of range, or a URL for another kind of server, fails `config check`
+    (exit 2) naming its key, never printing its password; `jarvis run` used to stop
+    with only "Port out of range 0-65535"."""
+    cases = [
+        (
+            '[probes.postgres]\nmain = "postgresql://u:hunter22@127.0.0.1:99999/db"\n',
+            "probes.postgres.main: ",
+        ),
+        ('[probes.postgres]\nmain = "mysql://u:hunter22@127.0.0.1/db"\n', "probes.postgres.main: "),
+        ('[probes.redis]\ncache = "http://:hunter22@127.0.0.1:6379/0"\n', "probes.redis.cache: "),
+        ('[probes.redis]\ncache = "redis://:hunter22@127.0.0.1:port/0"\n', "probes.redis.cache: "),
+    ]
+    for text, expected in cases:
+        (tmp_path / "bad.toml").write_text(text)
+        result = jarvis("--config", "bad.toml", "config", "check")
+        assert result.returncode == 2, (text, result.stdout, result.stderr)
+        assert expected in result.stderr, (text, result.stderr)
+        assert "hunter22" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr

@@ -15,7 +15,8 @@ import anyio
 
 from jarvis.actuators.aws.clients import aws_call
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.probes.dependencies import Check, Probe, probe_ref
+from jarvis.actuators.probes.dependencies import Check, Probe, error_text, probe_ref
+from jarvis.actuators.probes.endpoints import read_body
 from jarvis.config.probes import ProbeSettings, S3ProbeSettings
 from jarvis.model import ErrorKind
 
@@ -52,10 +53,12 @@ def _check(
         calls.record("s3:GetObject")
         try:
             async with aiohttp.ClientSession() as session, session.get(url) as response:
-                await response.read()
+                # Not the whole object: a canary key naming a large one would
+                # otherwise be downloaded, into memory, every tick.
+                await read_body(response.content)
                 status = response.status
         except aiohttp.ClientError as exc:
-            raise ActuatorError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__) from exc
+            raise ActuatorError(error_text(exc), code=type(exc).__name__) from exc
         if status != 200:
             raise ActuatorError(
                 f"presigned GET of s3://{bucket}/{key} answered HTTP {status}",

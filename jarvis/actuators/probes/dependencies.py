@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from jarvis.actuators.base import ActuatorError, Scope
+from jarvis.config.endpoints import masked_urls
 from jarvis.config.probes import ProbeSettings
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
@@ -140,9 +141,13 @@ def dependency_probes(settings: ProbeSettings) -> list[Probe]:
 
 
 def target_of(url: str) -> str:
-    """``host:port/path`` of a URL: where it points, without credentials."""
+    """``host:port/path`` of a URL as written: where it points, without credentials.
+
+    Taken as text, not parsed: a libpq-style URL lists several hosts
+    (``h1:5432,h2:5432``), which `urllib` refuses to read a port from.
+    """
     parts = urlsplit(url)
-    return f"{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def postgres_check(url: str, timeout: float) -> Check:
@@ -186,4 +191,14 @@ def redis_check(url: str, timeout: float) -> Check:
 
 
 def _failed(exc: Exception) -> ActuatorError:
-    return ActuatorError(f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
+    return ActuatorError(error_text(exc), code=type(exc).__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    """A client's error in one line, any URL in it masked (`masked_urls`).
+
+    HTTP clients quote the URL they were asked for: an endpoint's query token,
+    a presigned URL's signature and access key id.
+    """
+    text = masked_urls(str(exc).splitlines()[0]) if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -20,6 +20,8 @@ zero. A failed probe is an unhealthy resource, never a failed observe.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import functools
 import ssl
 import time
@@ -33,6 +35,7 @@ import anyio
 from anyio.streams.tls import TLSAttribute
 
 from jarvis.actuators.base import Scope
+from jarvis.actuators.probes.dependencies import error_text
 from jarvis.config.endpoints import EndpointSettings, display_url
 from jarvis.model import Clock, Health, Metric, ResourceRef, ResourceState
 
@@ -124,8 +127,11 @@ class EndpointSensor:
             detail = answer.problem
         elif answer.cert_days_left is not None and answer.cert_days_left < endpoint.min_cert_days:
             health = Health.DEGRADED
+            days = answer.cert_days_left
             detail = (
-                f"TLS certificate expires in {answer.cert_days_left:.1f} days "
+                f"TLS certificate expired {-days:.1f} days ago"
+                if days < 0
+                else f"TLS certificate expires in {days:.1f} days "
                 f"(fewer than {endpoint.min_cert_days:g})"
             )
         return ResourceState(
@@ -160,8 +166,9 @@ async def probe(
             async with session.get(
                 url, ssl=verify, timeout=timeout, allow_redirects=False
             ) as response:
-                body = await _read_body(response.content)
+                body = await read_body(response.content)
                 latency = elapsed()
+                charset = _charset(response.charset)
     except TimeoutError:
         return Answer(
             latency_ms=max(elapsed(), endpoint.timeout_seconds * 1000.0),
@@ -169,11 +176,11 @@ async def probe(
             error="Timeout",
         )
     except aiohttp.ClientSSLError as exc:
-        return Answer(elapsed(), problem=f"TLS failed: {_reason(exc)}", error=type(exc).__name__)
+        return Answer(elapsed(), problem=f"TLS failed: {error_text(exc)}", error=type(exc).__name__)
     except aiohttp.ClientError as exc:
-        return Answer(elapsed(), problem=_reason(exc), error=type(exc).__name__)
+        return Answer(elapsed(), problem=error_text(exc), error=type(exc).__name__)
     except OSError as exc:
-        return Answer(elapsed(), problem=_reason(exc), error=type(exc).__name__)
+        return Answer(elapsed(), problem=error_text(exc), error=type(exc).__name__)
     days = None
     # The handshake shares the probe's timeout: a probe never takes longer
     # than its timeout, which is what the settings' observe budget counts on.
@@ -185,14 +192,23 @@ async def probe(
         expected = ", ".join(str(s) for s in endpoint.expect_status)
         problem, error = f"status {status}, expected {expected}", "Status"
     elif endpoint.expect_body is not None and endpoint.expect_body not in body.decode(
-        "utf-8", errors="replace"
+        charset, errors="replace"
     ):
         problem, error = f"body lacks {endpoint.expect_body!r}", "Body"
     return Answer(latency, status=status, cert_days_left=days, problem=problem, error=error)
 
 
-async def _read_body(content: aiohttp.StreamReader) -> bytes:
-    """The body up to `BODY_LIMIT`: one ``read`` returns only what has arrived so far."""
+def _charset(named: str | None) -> str:
+    """The charset the answer names (``Content-Type``), or UTF-8 when none or an unknown one."""
+    if named:
+        with contextlib.suppress(LookupError):
+            return codecs.lookup(named).name
+    return "utf-8"
+
+
+async def read_body(content: aiohttp.StreamReader) -> bytes:
+    """The body up to `BODY_LIMIT`, the rest left unread: one ``read`` returns only what
+    has arrived so far. The S3 probe reads its canary object with it too."""
     body = bytearray()
     while len(body) < BODY_LIMIT:
         chunk = await content.read(BODY_LIMIT - len(body))
@@ -245,9 +261,3 @@ def _unverified() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _reason(exc: BaseException) -> str:
-    """An error in one line, without the URL (aiohttp quotes hosts, never credentials)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
