@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -123,17 +122,17 @@ def escape(text: str) -> str:
     return escape_markup(text)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """``text`` with each control character shown as its escape (``\\x1b``, ``\\n``).
+    """``text`` with each control or bidi character shown as its escape (``\\x1b``, ``\\u202e``).
 
     Stored text came from outside (a provider's error, an operator's reason); printed
-    raw, an escape sequence in it retitled or cleared the operator's terminal, and a
-    newline forged a line of `jarvis events`.
+    raw, an escape sequence in it retitled or cleared the operator's terminal, a
+    newline forged a line of `jarvis events`, and U+202E showed the rest of a line
+    reversed. The daily report's `inert` is the one rule for both.
     """
-    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    from jarvis.report.markdown import inert
+
+    return inert(text)
 
 
 def shown(text: str) -> str:

@@ -111,3 +111,20 @@ def test_a_tick_report_prints_provider_text_as_typed(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert out.count("[/x] [bold]boom\\x1b]0;owned\\x07") == 3, out
+
+
+REVERSED = "sim://invoice\u202etxt.exe\u2066"
+"""U+202E shows the rest of the line reversed (``exe.txt``), U+2066 opens an isolate."""
+
+
+@pytest.mark.anyio
+async def test_bidi_controls_never_reach_the_terminal(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A right-to-left override in a resource name or a reason prints as its escape, as in the report."""
+    await seed(tmp_path, retries=[RetryState(REVERSED, "restart", last_error=f"down {REVERSED}")])
+    assert jarvis("killswitch", "engage", "--reason", f"halt {REVERSED}").returncode == 0
+    for command in (["events"], ["killswitch", "status"], ["retries", "list"]):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\u202e", "\u2066"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "sim://invoice\\u202etxt.exe\\u2066" in result.stdout.replace("\n", ""), command
