@@ -128,9 +128,9 @@ def printable(text: str) -> str:
     Stored text came from outside (a provider's error, an operator's reason); printed
     raw, an escape sequence in it retitled or cleared the operator's terminal, a
     newline forged a line of `jarvis events`, and U+202E showed the rest of a line
-    reversed. The daily report's `inert` is the one rule for both.
+    reversed. The daily report renders by the same rule (`jarvis.text`).
     """
-    from jarvis.report.markdown import inert
+    from jarvis.text import inert
 
     return inert(text)
 
@@ -141,7 +141,10 @@ def shown(text: str) -> str:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # A message names what the operator typed or pasted (a resource name copied from
+    # `retries list --json`): its escape sequences are shown, its line breaks kept.
+    text = "\n".join(shown(line) for line in message.split("\n"))
+    err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -153,3 +153,15 @@ def test_status_prints_replica_and_holder_names_as_typed(
         assert "[/x] [bold]r1\\x1b]0;owned\\x07\\u202e" in out, out
         assert "[b]host\\x1b[2J" in out, out
     assert "shard-0[/x]" in out, out
+
+
+def test_an_error_prints_control_characters_as_escapes(jarvis: Jarvis) -> None:
+    """A resource name pasted into a command comes back in its error as text, not as escapes."""
+    assert jarvis("db", "upgrade").returncode == 0
+    name = "sim://x\x1b]0;owned\x07\x1b[2J\u202e"
+    for command in (["retries", "reset", name], ["restart", name, "--reason", "r"]):
+        result = jarvis(*command)
+        assert result.returncode == 2, result.stderr
+        for control in ("\x1b", "\x07", "\u202e"):
+            assert control not in result.stderr, (command, result.stderr)
+        assert "sim://x\\x1b]0;owned\\x07\\x1b[2J\\u202e" in result.stderr, command
