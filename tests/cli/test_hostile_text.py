@@ -165,3 +165,21 @@ def test_an_error_prints_control_characters_as_escapes(jarvis: Jarvis) -> None:
         for control in ("\x1b", "\x07", "\u202e"):
             assert control not in result.stderr, (command, result.stderr)
         assert "sim://x\\x1b]0;owned\\x07\\x1b[2J\\u202e" in result.stderr, command
+
+
+@pytest.mark.anyio
+async def test_a_confirmation_prints_control_characters_as_escapes(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """``silence add`` and ``retries reset`` echo a pasted hostile name as text."""
+    name = "sim://x\x1b]0;owned\x07\x1b[2J\u202e"
+    await seed(tmp_path, retries=[RetryState(name, "restart", last_error="down")])
+    for command in (
+        ["silence", "add", "-m", name, "--for", "1h", "--reason", "r"],
+        ["retries", "reset", name],
+    ):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\x1b", "\x07", "\u202e"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "sim://x\\x1b]0;owned\\x07\\x1b[2J\\u202e" in result.stdout, command
