@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
+from jarvis.cli.common import (
+    JsonOpt,
+    console,
+    escape,
+    print_json_lines,
+    printable,
+    run,
+    settings_from,
+)
 
 if TYPE_CHECKING:
     from jarvis.model import ResourceRef
@@ -100,7 +108,7 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
             r["budget"],
             r["provider"],
             r["kind"],
-            r["resources"],
+            printable(r["resources"]),
             r["per"],
             str(timedelta(seconds=r["window_seconds"])),
             "off" if r["limit"] is None else str(r["limit"]),
@@ -116,7 +124,8 @@ def _show(configured: Budgets, rows: list[Remaining], fleet_size: int, *, as_jso
     for header, width in zip(HEADERS, widths, strict=True):
         table.add_column(header, no_wrap=True, min_width=width)
     for line in cells:
-        table.add_row(*line)
+        # A glob is configured text with brackets (``web-[a-c]*``): shown, never read as markup.
+        table.add_row(*(escape(cell) for cell in line))
     # Never narrower than the rows, whatever the terminal: an identifier cut
     # short names the wrong thing. Each column adds a border and two spaces.
     needed = sum(widths) + 3 * len(widths) + 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -123,17 +122,17 @@ def escape(text: str) -> str:
     return escape_markup(text)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """``text`` with each control character shown as its escape (``\\x1b``, ``\\n``).
+    """``text`` with each control or bidi character shown as its escape (``\\x1b``, ``\\u202e``).
 
     Stored text came from outside (a provider's error, an operator's reason); printed
-    raw, an escape sequence in it retitled or cleared the operator's terminal, and a
-    newline forged a line of `jarvis events`.
+    raw, an escape sequence in it retitled or cleared the operator's terminal, a
+    newline forged a line of `jarvis events`, and U+202E showed the rest of a line
+    reversed. The daily report renders by the same rule (`jarvis.text`).
     """
-    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    from jarvis.text import inert
+
+    return inert(text)
 
 
 def shown(text: str) -> str:
@@ -142,7 +141,10 @@ def shown(text: str) -> str:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # A message names what the operator typed or pasted (a resource name copied from
+    # `retries list --json`): its escape sequences are shown, its line breaks kept.
+    text = "\n".join(shown(line) for line in message.split("\n"))
+    err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -15,7 +15,6 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
-    escape,
     fail,
     operator_name,
     print_json_lines,
@@ -256,4 +255,4 @@ def retries_reset(
     count = run(main)
     if count == 0:
         fail(f"{resource} has no retry records (see `jarvis retries list`)", EXIT_CONFIG)
-    console.print(f"reset {count} retry record(s) for {escape(resource)}", highlight=False)
+    console.print(f"reset {count} retry record(s) for {shown(resource)}", highlight=False)

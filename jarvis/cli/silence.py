@@ -21,6 +21,7 @@ from jarvis.cli.common import (
     operator_name,
     print_json_lines,
     print_table,
+    printable,
     run,
     settings_from,
     shown,
@@ -77,7 +78,7 @@ def silence_add(
 
     run(main)
     console.print(
-        f"silence {silence.id} on {match} until {silence.until:%Y-%m-%d %H:%M:%S} UTC",
+        f"silence {silence.id} on {printable(match)} until {silence.until:%Y-%m-%d %H:%M:%S} UTC",
         highlight=False,
         markup=False,
     )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from
+from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from, shown
 
 if TYPE_CHECKING:
     from jarvis.store.lease import LeaseStatus
@@ -50,7 +50,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json_lines([report])
         return
-    _print(report)
+    print_status(report)
 
 
 def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
@@ -103,18 +103,19 @@ def _age(earlier: datetime, later: datetime) -> float:
     return round((later - earlier).total_seconds(), 3)
 
 
-def _print(report: dict[str, Any]) -> None:
+def print_status(report: dict[str, Any]) -> None:
+    # Replica ids, hosts and shard names are read from the shared database: shown, never markup.
     if report["shards"]:
         _print_shards(report["shards"])
     elif report["leader"] is not None:
         console.print(
-            f"leader: {report['leader']}  epoch {report['epoch']}  "
+            f"leader: {shown(report['leader'])}  epoch {report['epoch']}  "
             f"lease expires in {report['lease_expires_in_seconds']:.1f}s",
             highlight=False,
         )
     elif report["epoch"] is not None:
         console.print(
-            f"leader: none (lease of {report['last_holder']}, epoch {report['epoch']}, "
+            f"leader: none (lease of {shown(report['last_holder'])}, epoch {report['epoch']}, "
             f"expired {-report['lease_expires_in_seconds']:.1f}s ago)",
             highlight=False,
         )
@@ -127,7 +128,7 @@ def _print(report: dict[str, Any]) -> None:
             role = f"holds {len(r['shards'])} of {len(report['shards'])} shards"
         state = "alive" if r["alive"] else "silent"
         console.print(
-            f"  {r['replica']}  {r['host']} pid {r['pid']}  {role}  "
+            f"  {shown(r['replica'])}  {shown(r['host'])} pid {r['pid']}  {role}  "
             f"last heartbeat {r['heartbeat_age_seconds']:.1f}s ago ({state})",
             highlight=False,
         )
@@ -138,10 +139,10 @@ def _print_shards(shards: list[dict[str, Any]]) -> None:
     console.print(f"shards: {held} of {len(shards)} held", highlight=False)
     for s in shards:
         if s["holder"] is not None:
-            state = f"{s['holder']}  lease expires in {s['lease_expires_in_seconds']:.1f}s"
+            state = f"{shown(s['holder'])}  lease expires in {s['lease_expires_in_seconds']:.1f}s"
         else:
             state = (
-                f"free (lease of {s['last_holder']} expired "
+                f"free (lease of {shown(s['last_holder'])} expired "
                 f"{-s['lease_expires_in_seconds']:.1f}s ago)"
             )
-        console.print(f"  {s['shard']}  epoch {s['epoch']}  {state}", highlight=False)
+        console.print(f"  {shown(s['shard'])}  epoch {s['epoch']}  {state}", highlight=False)

@@ -6,10 +6,10 @@ tables beside its charts.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from jarvis.report.figures import DailyFigures
+from jarvis.text import inert
 
 __all__ = ["cell", "duration", "inert", "markdown", "sections"]
 
@@ -22,20 +22,6 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return str(timedelta(seconds=round(seconds)))
-
-
-# Control characters (C0, DEL, C1) and the bidi controls that reorder what follows.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def inert(text: str) -> str:
-    """Outside text with each control or bidi character shown as its escape (``\\n``).
-
-    Resource names and reasons come from providers: raw, a newline broke a
-    table row in two, an escape sequence reached the terminal of whoever
-    printed the report, and U+202E showed the rest of a line reversed.
-    """
-    return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def cell(text: str) -> str:

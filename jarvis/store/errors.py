@@ -10,6 +10,7 @@ and retry later) or the program's (raise).
 from __future__ import annotations
 
 import sys
+from asyncio import CancelledError
 from collections.abc import Iterator
 
 __all__ = [
@@ -116,10 +117,14 @@ def describe(exc: BaseException) -> str:
     for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
         orig = getattr(root, "orig", None)
         following = orig if isinstance(orig, BaseException) else root.__cause__
-        if following is None:
+        # A timeout is raised from the cancellation that ended the wait: that is how
+        # it stopped, not why, and read "CancelledError: no detail".
+        if following is None or isinstance(following, CancelledError):
             break
         root = following
-    text = " ".join(str(root).split()) or "no detail"
+    text = " ".join(str(root).split())
+    if not text:
+        text = "no answer in time" if isinstance(root, TimeoutError) else "no detail"
     return f"{type(root).__name__}: {text}"
 
 

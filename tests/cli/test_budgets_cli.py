@@ -88,3 +88,18 @@ def test_two_budgets_with_one_name_are_refused(jarvis: Jarvis, tmp_path: Path) -
     config.write_text('[[budgets]]\nname = "a"\nmax = 1\n' * 2, encoding="utf-8")
     result = jarvis("--config", str(config), "budgets")
     assert result.returncode == 2 and "used twice" in result.stderr
+
+
+def test_a_glob_with_brackets_prints_as_configured(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A ``resources`` glob holding ``[a-c]`` or ``[/x]`` shows as typed, not as markup."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(
+        '[[budgets]]\nname = "web"\nresources = "web-[a-c]*"\nmax = 3\n\n'
+        '[[budgets]]\nname = "api"\nresources = "api-[/x]*\\u001b[2J"\nmax = 3\n',
+        encoding="utf-8",
+    )
+    listed = jarvis("--config", str(config), "budgets")
+    assert listed.returncode == 0, listed.stderr
+    assert "web-[a-c]*" in listed.stdout
+    assert "api-[/x]*\\x1b[2J" in listed.stdout
+    assert "\x1b" not in listed.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -205,6 +206,21 @@ def test_an_unreachable_database_is_one_clear_line(jarvis: Jarvis, tmp_path: Pat
     result = jarvis("events", env=env)
     assert result.returncode == 1
     assert "127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_server_that_never_answers_is_named_a_timeout(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A port that takes the connection but never speaks PostgreSQL reads as a timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/none"
+        result = jarvis("events", env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=url))
+    assert result.returncode == 1, result.stderr
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (database none): TimeoutError: " in (
+        result.stderr
+    )
+    assert "CancelledError" not in result.stderr and "no detail" not in result.stderr
 
 
 @pytest.mark.anyio

@@ -111,3 +111,75 @@ def test_a_tick_report_prints_provider_text_as_typed(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert out.count("[/x] [bold]boom\\x1b]0;owned\\x07") == 3, out
+
+
+REVERSED = "sim://invoice\u202etxt.exe\u2066"
+"""U+202E shows the rest of the line reversed (``exe.txt``), U+2066 opens an isolate."""
+
+
+@pytest.mark.anyio
+async def test_bidi_controls_never_reach_the_terminal(jarvis: Jarvis, tmp_path: Path) -> None:
+    """A right-to-left override in a name or a reason prints as its escape, as in the report."""
+    await seed(tmp_path, retries=[RetryState(REVERSED, "restart", last_error=f"down {REVERSED}")])
+    assert jarvis("killswitch", "engage", "--reason", f"halt {REVERSED}").returncode == 0
+    for command in (["events"], ["killswitch", "status"], ["retries", "list"]):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\u202e", "\u2066"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "sim://invoice\\u202etxt.exe\\u2066" in result.stdout.replace("\n", ""), command
+
+
+def test_status_prints_replica_and_holder_names_as_typed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``status`` shows a replica id, host and lease holder holding ``[/x]`` or escapes as text."""
+    from datetime import UTC, datetime, timedelta
+
+    from jarvis.cli.status import print_status, status_json
+    from jarvis.store.lease import LeaseRow, LeaseStatus, ReplicaRow
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    replica = "[/x] [bold]r1\x1b]0;owned\x07\u202e"
+    host = "[b]host\x1b[2J"
+    lease = LeaseRow("loop", replica, 3, now, now, now + timedelta(seconds=10))
+    shard = LeaseRow("shard-0[/x]", replica, 1, now, now, now - timedelta(seconds=5))
+    for shards in ((), (shard,)):
+        found = LeaseStatus(now, lease, (ReplicaRow(replica, host, 7, now, now, 3),), shards)
+        print_status(status_json(found, 15.0))
+        out = capsys.readouterr().out
+        for control in ("\x1b", "\x07", "\u202e"):
+            assert control not in out, out
+        assert "[/x] [bold]r1\\x1b]0;owned\\x07\\u202e" in out, out
+        assert "[b]host\\x1b[2J" in out, out
+    assert "shard-0[/x]" in out, out
+
+
+def test_an_error_prints_control_characters_as_escapes(jarvis: Jarvis) -> None:
+    """A resource name pasted into a command comes back in its error as text, not as escapes."""
+    assert jarvis("db", "upgrade").returncode == 0
+    name = "sim://x\x1b]0;owned\x07\x1b[2J\u202e"
+    for command in (["retries", "reset", name], ["restart", name, "--reason", "r"]):
+        result = jarvis(*command)
+        assert result.returncode == 2, result.stderr
+        for control in ("\x1b", "\x07", "\u202e"):
+            assert control not in result.stderr, (command, result.stderr)
+        assert "sim://x\\x1b]0;owned\\x07\\x1b[2J\\u202e" in result.stderr, command
+
+
+@pytest.mark.anyio
+async def test_a_confirmation_prints_control_characters_as_escapes(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """``silence add`` and ``retries reset`` echo a pasted hostile name as text."""
+    name = "sim://x\x1b]0;owned\x07\x1b[2J\u202e"
+    await seed(tmp_path, retries=[RetryState(name, "restart", last_error="down")])
+    for command in (
+        ["silence", "add", "-m", name, "--for", "1h", "--reason", "r"],
+        ["retries", "reset", name],
+    ):
+        result = jarvis(*command)
+        assert result.returncode == 0, result.stderr
+        for control in ("\x1b", "\x07", "\u202e"):
+            assert control not in result.stdout, (command, result.stdout)
+        assert "sim://x\\x1b]0;owned\\x07\\x1b[2J\\u202e" in result.stdout, command
