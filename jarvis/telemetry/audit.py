@@ -88,19 +88,7 @@ class Auditor:
             status=status,
             detail=detail,
         )
-        if self._sink is None:
-            return
-        try:
-            await self._sink.record_admin_request(
-                method=request.method,
-                path=request.path,
-                remote=remote,
-                result=result,
-                detail=detail,
-            )
-        except Exception:
-            # A lost audit row must not undo a change that already happened.
-            log.exception("admin.record_failed", method=request.method, path=request.path)
+        await self._sink_record(request, remote=remote, result=result, detail=detail)
 
     def _one_by_one(self) -> bool:
         """Count a refused request; whether it is within this minute's to record (a minute
@@ -116,16 +104,24 @@ class Auditor:
             f"more than {REFUSED_RECORDED_PER_MINUTE} refused requests this minute: the rest"
             " are counted in jarvis_admin_requests_total, not recorded one by one"
         )
-        log.warning("admin.requests_suppressed", remote=self.client(request), detail=detail)
+        remote = self.client(request)
+        log.warning("admin.requests_suppressed", remote=remote, detail=detail)
+        await self._sink_record(request, remote=remote, result="suppressed", detail=detail)
+
+    async def _sink_record(
+        self, request: web.Request, *, remote: str, result: str, detail: str
+    ) -> None:
+        """Record the request as an ``admin.request`` event, if there is a sink."""
         if self._sink is None:
             return
         try:
             await self._sink.record_admin_request(
                 method=request.method,
                 path=request.path,
-                remote=self.client(request),
-                result="suppressed",
+                remote=remote,
+                result=result,
                 detail=detail,
             )
         except Exception:
+            # A lost audit row must not undo a change that already happened.
             log.exception("admin.record_failed", method=request.method, path=request.path)
