@@ -65,16 +65,26 @@ class Record:
     """The service's ``_JARVIS_LOCAL_INSTANCE``: marks what it forked (None in old pidfiles)."""
 
 
-def proc_identity(pid: int) -> tuple[list[str], int] | None:
-    """The command line and start ticks of a live pid, or None when it is gone."""
+def _live_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state first), or
+    None when the process is gone: absent, unreadable, or exited (a zombie)."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) is in parentheses and may hold spaces or ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
-    if not fields or fields[0] in _GONE:
+    return None if not fields or fields[0] in _GONE else fields
+
+
+def proc_identity(pid: int) -> tuple[list[str], int] | None:
+    """The command line and start ticks of a live pid, or None when it is gone."""
+    fields = _live_stat(pid)
+    if fields is None:
+        return None
+    try:
+        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     return [part.decode(errors="surrogateescape") for part in raw.split(b"\0")[:-1]], int(
         fields[19]
@@ -324,12 +334,7 @@ def exited(pid: int) -> bool:
     carries its token, before it closes its files: `survivors` stops naming it
     while it may still hold the port it listened on.
     """
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return not fields or fields[0] in _GONE
+    return _live_stat(pid) is None
 
 
 def _pids() -> list[int]:
@@ -338,11 +343,10 @@ def _pids() -> list[int]:
 
 def _left_by(pid: int, record: Record) -> bool:
     """``pid`` is alive, started after the record's process, and carries its token."""
+    fields = _live_stat(pid)
+    if fields is None or len(fields) < 20 or int(fields[19]) < record.start_ticks:
+        return False
     try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) < 20 or fields[0] in _GONE or int(fields[19]) < record.start_ticks:
-            return False
         environ = (_PROC / str(pid) / "environ").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
