@@ -156,8 +156,9 @@ class FailoverPolicy:
         notes: list[Note] = []
         # Only as far back as a streak reads: the loop may keep many more.
         ticks = [*history.snapshots[-self.snapshots_needed :], snapshot]
+        alerted = _open_alerts(history.alerts, self.name)
         for group in self._groups:
-            action, note = self._group(group, ticks, _alerted(history.alerts, self.name, group))
+            action, note = self._group(group, ticks, group.uri in alerted)
             if action is not None:
                 actions.append(action)
             if note is not None:
@@ -288,13 +289,17 @@ class FailoverPolicy:
         return desired
 
 
-def _alerted(alerts: Sequence[Event], policy: str, group: FailoverGroup) -> bool:
-    """Whether the group's last recorded all-failed alert is open (not resolved)."""
-    for event in reversed(alerts):
-        # The group's only alerts are these (`_all_failed_change`).
-        if event.policy == policy and event.resource == group.uri:
-            return event.payload.get("resolved") is not True
-    return False
+def _open_alerts(alerts: Sequence[Event], policy: str) -> set[str]:
+    """The groups whose last recorded all-failed alert is open (not resolved), by URI.
+
+    One pass over the alerts for every group, not one per group: a group's only
+    alerts are these (`_all_failed_change`), and the newest of each counts.
+    """
+    last: dict[str, Event] = {}
+    for event in alerts:
+        if event.policy == policy and event.resource is not None:
+            last[event.resource] = event
+    return {uri for uri, event in last.items() if event.payload.get("resolved") is not True}
 
 
 def _missing(group: FailoverGroup, weights: Mapping[str, int]) -> list[str]:
