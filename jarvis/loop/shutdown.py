@@ -78,10 +78,11 @@ class Shutdown:
     def bound(self, timeout: float = math.inf, *, shield: bool = False) -> Bound:
         """A scope that ends within ``timeout`` seconds and by the shutdown deadline, even one
         set while it is open; ``shield`` keeps outer cancellations out (a cleanup)."""
-        scope = anyio.CancelScope(shield=shield, deadline=anyio.current_time() + timeout)
+        # No clock read for the unbounded scopes the tick opens before any stop request.
+        deadline = math.inf if timeout == math.inf else anyio.current_time() + timeout
         if self.deadline is not None:
-            scope.deadline = min(scope.deadline, self.deadline)
-        return Bound(scope, self._scopes)
+            deadline = min(deadline, self.deadline)
+        return Bound(anyio.CancelScope(shield=shield, deadline=deadline), self._scopes)
 
     def ended(self, scope: anyio.CancelScope) -> bool:
         """Whether ``scope`` (one of `bound`'s) ends at the shutdown deadline, not earlier."""
