@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from common import calibration, rss_mb, save
 
+from jarvis.cli import heap
 from jarvis.simulation import SimulationConfig, run_simulation, simulation_settings
 from jarvis.telemetry.logging import configure_logging
 
@@ -73,6 +74,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(argv: list[str]) -> dict[str, Any]:
     args = options(argv)
+    heap.settle()  # as `jarvis simulate` does once its start-up is done
     out = anyio.run(_run, args)
     report, wall, samples = out["report"], out["wall"], out["samples"]
     ticks = report["ticks"]

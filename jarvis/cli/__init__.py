@@ -17,6 +17,7 @@ from jarvis.cli import (
     budgets,
     commands,
     daemon,
+    heap,
     operator,
     override,
     report,
@@ -74,6 +75,7 @@ app.add_typer(commands.config_app, name="config")
 
 def main() -> None:
     init_if_pid1()
+    heap.pause()  # until the command's start-up is done: `jarvis.cli.heap`
     args = hoist_config(sys.argv[1:])
     command = typer.main.get_command(app)
     quiet_flags(command, args)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 
+from jarvis.cli import heap
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -161,6 +163,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
         finally:
             await _settle_strays()
 
+    heap.settle()
     try:
         return anyio.run(body)
     except StoreError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jarvis.cli import heap
 from jarvis.cli.common import run as run_async
 from jarvis.cli.common import settings_from
 
@@ -232,6 +233,7 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
             replica=None if elector is None else elector.replica,
             notify=sorted(notifier.channels) if notifier else [],
         )
+        heap.settle()  # the app is built and lives as long as the process
         async with anyio.create_task_group() as group:
             group.start_soon(_stop_on_signal, scheduler, signals)
             _start_beside(group, settings, app, elector, notifier)

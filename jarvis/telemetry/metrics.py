@@ -24,6 +24,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -113,6 +114,7 @@ class Metrics:
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
+        GCCollector(registry=reg)
 
         self.ticks = Counter(
             "jarvis_ticks_total", "Ticks finished, by outcome.", ["outcome"], registry=reg

@@ -14,7 +14,7 @@ def exposed_names(metrics: Metrics) -> set[str]:
 
 
 def test_the_exposition_carries_the_standard_process_metrics() -> None:
-    """process_cpu_seconds_total, memory, file descriptors and python_info are exported."""
+    """process_cpu_seconds_total, memory, file descriptors, the collector and python_info."""
     names = exposed_names(Metrics())
 
     assert {
@@ -22,6 +22,7 @@ def test_the_exposition_carries_the_standard_process_metrics() -> None:
         "process_resident_memory_bytes",
         "process_start_time_seconds",
         "process_open_fds",
+        "python_gc_collections_total",
         "python_info",
     } <= names
 
