@@ -72,7 +72,13 @@ class RedisKillSwitch:
             "changed_at": "" if state.changed_at is None else state.changed_at.isoformat(),
         }
         try:
-            await self._client.hset(self._key, mapping=mapping)
+            # Replaced whole, in one MULTI: HSET alone kept a stray field, so a
+            # release still read as damage (engaged), and failed with WRONGTYPE
+            # on a key of another type, so neither flip could repair the key.
+            async with self._client.pipeline(transaction=True) as replace:
+                replace.delete(self._key)
+                replace.hset(self._key, mapping=mapping)
+                await replace.execute()
         except (RedisError, OSError) as exc:
             raise StoreError(
                 f"cannot write the kill switch to {self._where}: {describe(exc)}"

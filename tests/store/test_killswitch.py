@@ -160,3 +160,37 @@ async def test_a_tampered_redis_hash_is_damage_and_fails_safe(
             await switch.read()
     finally:
         await switch.aclose()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("hset", {"engaged": "1", "actor": "", "reason": "", "changed_at": "", "note": "x"}),
+        ("set", "engaged"),
+        ("rpush", "engaged"),
+    ],
+    ids=["extra-field", "a-string", "a-list"],
+)
+async def test_a_write_replaces_a_damaged_key_whole(
+    redis_url: str, damage: tuple[str, dict[EncodableT, EncodableT] | str]
+) -> None:
+    """A flip over a damaged hash, or a key of another type, reads back exactly as written."""
+    import redis
+
+    key = "jarvis:test:killswitch"
+    command, value = damage
+    client = redis.Redis.from_url(redis_url)
+    if isinstance(value, dict):
+        client.hset(key, mapping=value)
+    else:
+        getattr(client, command)(key, value)
+    client.close()
+    switch = RedisKillSwitch(redis_url, key=key)
+    try:
+        await switch.write(ENGAGED)
+        assert await switch.read() == ENGAGED
+        released = KillSwitchState(engaged=False, actor="bob", reason="fixed")
+        await switch.write(released)
+        assert await switch.read() == released
+    finally:
+        await switch.aclose()
