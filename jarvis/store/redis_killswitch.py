@@ -6,6 +6,7 @@ when it is configured (the composition root imports this module lazily).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import redis.asyncio
@@ -37,8 +38,7 @@ class RedisKillSwitch:
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
-        pool_kwargs = self._client.connection_pool.connection_kwargs
-        self._where = f"Redis at {pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}"
+        self._where = f"Redis at {_address(self._client.connection_pool.connection_kwargs)}"
 
     async def read(self) -> KillSwitchState | None:
         """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
@@ -107,6 +107,13 @@ def _parse(fields: dict[str, str]) -> KillSwitchState:
     return KillSwitchState(
         engaged=engaged, actor=fields["actor"], reason=fields["reason"], changed_at=at
     )
+
+
+def _address(kwargs: Mapping[str, object]) -> str:
+    """``host:port``, or for ``unix://`` the socket's path (no host: it read as ``?:?``)."""
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
 def _text(value: bytes | str) -> str:

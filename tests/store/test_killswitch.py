@@ -194,3 +194,16 @@ async def test_a_write_replaces_a_damaged_key_whole(
         assert await switch.read() == released
     finally:
         await switch.aclose()
+
+
+async def test_a_redis_on_a_unix_socket_is_named_by_its_path(tmp_path: Path) -> None:
+    """An unreachable Redis socket is named by its path in the error, not as ``?:?``."""
+    sock = tmp_path / "redis.sock"
+    switch = RedisKillSwitch(f"unix://{sock}?db=0")
+    try:
+        with pytest.raises(StoreError, match=f"Redis at {sock}:"):
+            await switch.read()
+        with pytest.raises(StoreError, match=f"Redis at {sock}:"):
+            await switch.write(ENGAGED)
+    finally:
+        await switch.aclose()
