@@ -6,13 +6,14 @@ when it is configured (the composition root imports this module lazily).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
@@ -65,24 +66,51 @@ class RedisKillSwitch:
             ) from exc
 
     async def write(self, state: KillSwitchState) -> None:
+        try:
+            async with self._client.pipeline(transaction=True) as replace:
+                self._replace(replace, state)
+                await replace.execute()
+        except (RedisError, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        """WATCH the hash, ``record``, then write ``state`` only if nobody flipped it meanwhile.
+
+        Recording a release takes a database round trip or more; an engage
+        from another terminal landing in it was overwritten by this release,
+        after that operator had been told the switch was engaged.
+        """
+        try:
+            async with self._client.pipeline(transaction=True) as replace:
+                await replace.watch(self._key)
+                await record()
+                replace.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                self._replace(replace, state)
+                await replace.execute()
+        except WatchError as exc:
+            raise StoreError(
+                f"the kill switch in {self._where} changed while the release was recorded"
+                " (another flip landed first): the release is recorded but not applied,"
+                " the switch is left as that flip set it"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def _replace(self, pipe: Pipeline, state: KillSwitchState) -> None:
+        # Replaced whole, in one MULTI: HSET alone kept a stray field, so a
+        # release still read as damage (engaged), and failed with WRONGTYPE
+        # on a key of another type, so neither flip could repair the key.
         mapping: dict[EncodableT, EncodableT] = {
             "engaged": "1" if state.engaged else "0",
             "actor": state.actor,
             "reason": state.reason,
             "changed_at": "" if state.changed_at is None else state.changed_at.isoformat(),
         }
-        try:
-            # Replaced whole, in one MULTI: HSET alone kept a stray field, so a
-            # release still read as damage (engaged), and failed with WRONGTYPE
-            # on a key of another type, so neither flip could repair the key.
-            async with self._client.pipeline(transaction=True) as replace:
-                replace.delete(self._key)
-                replace.hset(self._key, mapping=mapping)
-                await replace.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreError(
-                f"cannot write the kill switch to {self._where}: {describe(exc)}"
-            ) from exc
+        pipe.delete(self._key)
+        pipe.hset(self._key, mapping=mapping)
+
+    def _write_error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot write the kill switch to {self._where}: {describe(exc)}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
