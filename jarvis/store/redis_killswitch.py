@@ -37,7 +37,10 @@ class RedisKillSwitch:
             # Retrying would turn a fail-fast read into a slow one; the guard
             # blocks on failure and reads again before the next action anyway.
             retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
+            # Decoded by `read`, not the client: bytes that are not UTF-8 are
+            # damage to report, where the client's decode raised a bare
+            # UnicodeDecodeError (a traceback from `jarvis killswitch status`).
+            decode_responses=False,
         )
         self._where = f"Redis at {_address(self._client.connection_pool.connection_kwargs)}"
 
@@ -57,10 +60,9 @@ class RedisKillSwitch:
             ) from exc
         if not raw:
             return None
-        fields = {_text(key): _text(value) for key, value in raw.items()}
         try:
-            return _parse(fields)
-        except ValueError as exc:
+            return _parse({_text(key): _text(value) for key, value in raw.items()})
+        except ValueError as exc:  # UnicodeDecodeError too
             raise StoreError(
                 f"kill switch hash {self._key!r} in {self._where} is damaged: {exc}"
             ) from exc
@@ -145,5 +147,5 @@ def _address(kwargs: Mapping[str, object]) -> str:
 
 
 def _text(value: bytes | str) -> str:
-    # The client decodes responses; this only narrows redis's bytes-or-str type.
+    """UTF-8 text, strictly: raises UnicodeDecodeError (a ValueError) on other bytes."""
     return value.decode() if isinstance(value, bytes) else value

@@ -141,8 +141,18 @@ async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "", "note": "x"},
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "2025-03-01T12:00:00"},
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "yesterday"},
+        {"engaged": "1", "actor": b"\xff\xfe\x1b[2J", "reason": "", "changed_at": ""},
     ],
-    ids=["true", "space-1", "0-space", "partial", "extra-field", "naive-time", "bad-time"],
+    ids=[
+        "true",
+        "space-1",
+        "0-space",
+        "partial",
+        "extra-field",
+        "naive-time",
+        "bad-time",
+        "not-utf8",
+    ],
 )
 async def test_a_tampered_redis_hash_is_damage_and_fails_safe(
     redis_url: str, tampered: dict[EncodableT, EncodableT]
