@@ -88,6 +88,12 @@ class DbKillSwitch:
                 raise self._error("read", exc) from exc
             except (SQLAlchemyError, OSError) as exc:
                 raise self._error("read", exc) from exc
+            except ValueError as exc:
+                # SQLite keeps any text in a typed column; a time its type cannot
+                # read raised bare, a traceback from `jarvis killswitch status`.
+                raise StoreError(
+                    f"the kill switch row in {masked(self._engine.url)} is damaged: {exc}"
+                ) from exc
         if row is None:
             return None
         return KillSwitchState(

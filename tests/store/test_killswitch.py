@@ -217,3 +217,17 @@ async def test_a_redis_on_a_unix_socket_is_named_by_its_path(tmp_path: Path) -> 
             await switch.write(ENGAGED)
     finally:
         await switch.aclose()
+
+
+async def test_a_damaged_sqlite_row_is_a_store_error(tmp_path: Path) -> None:
+    """A switch row whose time SQLite holds as garbage raises StoreError, not a bare ValueError."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        switch = DbKillSwitch(store.engine)
+        await switch.write(ENGAGED)
+        async with store.engine.begin() as connection:
+            await connection.execute(text("UPDATE killswitch SET changed_at = 'at noon'"))
+        with pytest.raises(StoreError, match=r"kill switch row .* is damaged: .*'at noon'"):
+            await switch.read()
+    finally:
+        await store.aclose()
