@@ -13,7 +13,7 @@ import redis.asyncio
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import ExecAbortError, RedisError, ResponseError, WatchError
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
@@ -112,6 +112,11 @@ class RedisKillSwitch:
         pipe.hset(self._key, mapping=mapping)
 
     def _write_error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, ResponseError) and isinstance(exc.__cause__, ExecAbortError):
+            # redis-py raises the refused command's error (READONLY, NOPERM) from
+            # the EXECABORT that followed it; `describe` follows causes and would
+            # name only "Transaction discarded because of previous errors".
+            exc.__cause__ = None
         return StoreError(f"cannot write the kill switch to {self._where}: {describe(exc)}")
 
     async def aclose(self) -> None:

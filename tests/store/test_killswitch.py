@@ -6,6 +6,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 from redis.typing import EncodableT
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from jarvis.store import (
     StoreError,
 )
 from jarvis.store.redis_killswitch import RedisKillSwitch
+from tests.loopback import free_port
+from tests.private_redis import private_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -231,3 +234,18 @@ async def test_a_damaged_sqlite_row_is_a_store_error(tmp_path: Path) -> None:
             await switch.read()
     finally:
         await store.aclose()
+
+
+def test_a_read_only_replica_is_named_as_the_reason_a_flip_fails(tmp_path: Path) -> None:
+    """A flip on a read-only replica names READONLY, not the EXECABORT that followed it."""
+    with private_redis(tmp_path, ["--replicaof", "127.0.0.1", str(free_port())]) as replica:
+
+        async def flip() -> None:
+            switch = RedisKillSwitch(replica.url)
+            try:
+                await switch.write(ENGAGED)
+            finally:
+                await switch.aclose()
+
+        with pytest.raises(StoreError, match=r"ReadOnlyError: .*read only replica"):
+            anyio.run(flip)
