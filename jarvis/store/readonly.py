@@ -358,7 +358,7 @@ class _PgReader(DirectReader):
         await self._connection.close()
 
 
-READ_ONLY_SWITCH = "the kill switch is open read-only here: flip it with `jarvis killswitch`"
+_READ_ONLY_SWITCH = "the kill switch is open read-only here: flip it with `jarvis killswitch`"
 
 
 class KillSwitchReader:
@@ -371,10 +371,10 @@ class KillSwitchReader:
         return await self._reader.killswitch()
 
     async def write(self, state: KillSwitchState) -> None:
-        raise StoreError(READ_ONLY_SWITCH)
+        raise StoreError(_READ_ONLY_SWITCH)
 
     async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
-        raise StoreError(READ_ONLY_SWITCH)
+        raise StoreError(_READ_ONLY_SWITCH)
 
     async def aclose(self) -> None:
         """The reader is the store's; the store closes it."""
