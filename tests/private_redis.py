@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,9 +24,11 @@ from tests.loopback import free_port
 class PrivateRedis:
     """One redis-server process with no persistence: a restart comes back empty."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.args = list(args)
+        """More ``redis-server`` options, e.g. ``--replicaof`` for a read-only replica."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,6 +44,7 @@ class PrivateRedis:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(self.workdir),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -67,13 +70,13 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_redis(workdir: Path) -> Iterator[PrivateRedis]:
+def private_redis(workdir: Path, args: Sequence[str] = ()) -> Iterator[PrivateRedis]:
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed"
         if IN_CI:
             pytest.fail(f"{message}; under CI=true a missing server is a failure")
         pytest.skip(message)
-    server = PrivateRedis(workdir)
+    server = PrivateRedis(workdir, args)
     server.start()
     try:
         yield server

@@ -168,6 +168,8 @@ def test_a_password_with_url_delimiters_is_accepted(monkeypatch: pytest.MonkeyPa
     [
         ("redis://cache:abc/0", "not a valid URL"),
         ("http://cache:6379/0", "must start with redis://, rediss:// or unix://"),
+        ("redis://cache:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+        ("rediss://cache:6379/0?db=one", "Invalid value for 'db'"),
     ],
 )
 def test_a_malformed_redis_url_is_a_config_error(

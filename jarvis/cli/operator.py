@@ -73,17 +73,14 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         from jarvis.loop.killswitch import write_in_order
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
-        async def write_state() -> None:
-            switch = RedisKillSwitch(redis_url)
-            try:
-                await switch.write(state)
-            finally:
-                await switch.aclose()
-
         async def record_event(*, journal: bool) -> None:
             await _record_event(settings, stored, journal=journal)
 
-        await write_in_order(state, write_state, record_event)
+        switch = RedisKillSwitch(redis_url)
+        try:
+            await write_in_order(state, switch, record_event)
+        finally:
+            await switch.aclose()
         return state
     if not await write_flip(settings.database_url, stored, state):
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))

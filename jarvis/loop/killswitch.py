@@ -13,7 +13,6 @@ admin API and the status page (through `jarvis.loop.admin.AdminService`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -107,7 +106,7 @@ class KillSwitch:
                     self.store.retract(event.idempotency_key)
                 raise
 
-        await write_in_order(state, lambda: self.backend.write(state), record_event)
+        await write_in_order(state, self.backend, record_event)
 
 
 class RecordEvent(Protocol):
@@ -115,9 +114,7 @@ class RecordEvent(Protocol):
 
 
 async def write_in_order(
-    state: KillSwitchState,
-    write_state: Callable[[], Awaitable[None]],
-    record_event: RecordEvent,
+    state: KillSwitchState, backend: KillSwitchBackend, record_event: RecordEvent
 ) -> None:
     """A flip is two writes, and their order is part of the promise.
 
@@ -128,12 +125,14 @@ async def write_in_order(
     recorded ahead of it, and the record would show them taken under an
     engaged switch. Either record failing raises StoreError saying what is
     in force: a release that cannot be recorded leaves the switch engaged;
-    an engage that cannot is engaged all the same. The one order for every
-    writer: `KillSwitch.record` (the daemon, the API, the status page) and
-    the CLI's direct write.
+    an engage that cannot is engaged all the same. A flip landing between a
+    release's record and its write wins where the backend can tell
+    (`KillSwitchBackend.release`). The one order for every writer:
+    `KillSwitch.record` (the daemon, the API, the status page) and the CLI's
+    direct write.
     """
     if state.engaged:
-        await write_state()
+        await backend.write(state)
         try:
             await record_event(journal=True)
         except StoreError as exc:
@@ -142,13 +141,16 @@ async def write_in_order(
                 " run the engage again once the database answers, to record it"
             ) from exc
         return
-    try:
-        await record_event(journal=False)
-    except StoreError as exc:
-        raise StoreError(
-            f"the release cannot be recorded ({exc}); the kill switch stays engaged"
-        ) from exc
-    await write_state()
+
+    async def record() -> None:
+        try:
+            await record_event(journal=False)
+        except StoreError as exc:
+            raise StoreError(
+                f"the release cannot be recorded ({exc}); the kill switch stays engaged"
+            ) from exc
+
+    await backend.release(state, record)
 
 
 def flip(

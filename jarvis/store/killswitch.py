@@ -9,6 +9,7 @@ database otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from sqlalchemy import select
@@ -37,6 +38,15 @@ class KillSwitchBackend(Protocol):
         ...
 
     async def write(self, state: KillSwitchState) -> None: ...
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        """Run ``record`` (the release's event, committed), then write ``state``.
+
+        A backend that can watch its record raises StoreError instead of
+        writing when another flip landed in between, so an engage made from
+        another terminal while this release was recorded is not undone by it.
+        """
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -78,6 +88,12 @@ class DbKillSwitch:
                 raise self._error("read", exc) from exc
             except (SQLAlchemyError, OSError) as exc:
                 raise self._error("read", exc) from exc
+            except ValueError as exc:
+                # SQLite keeps any text in a typed column; a time its type cannot
+                # read raised bare, a traceback from `jarvis killswitch status`.
+                raise StoreError(
+                    f"the kill switch row in {masked(self._engine.url)} is damaged: {exc}"
+                ) from exc
         if row is None:
             return None
         return KillSwitchState(
@@ -100,6 +116,11 @@ class DbKillSwitch:
                 await connection.execute(self._upsert, values)
         except (SQLAlchemyError, OSError) as exc:
             raise self._error("write", exc) from exc
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        """Record, then write: the row is not watched across the event's own transaction."""
+        await record()
+        await self.write(state)
 
     async def aclose(self) -> None:
         """Nothing to release: the engine belongs to whoever passed it in."""

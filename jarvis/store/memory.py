@@ -28,7 +28,7 @@ import json
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -334,6 +334,10 @@ class MemoryKillSwitch:
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._check("write")
         self._state = state
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        await record()
+        await self.write(state)
 
     async def aclose(self) -> None:
         """Nothing to release."""

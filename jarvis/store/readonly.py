@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -358,6 +358,9 @@ class _PgReader(DirectReader):
         await self._connection.close()
 
 
+_READ_ONLY_SWITCH = "the kill switch is open read-only here: flip it with `jarvis killswitch`"
+
+
 class KillSwitchReader:
     """The database kill switch, read through a `DirectReader`; `jarvis plan` never flips it."""
 
@@ -368,7 +371,10 @@ class KillSwitchReader:
         return await self._reader.killswitch()
 
     async def write(self, state: KillSwitchState) -> None:
-        raise StoreError("the kill switch is open read-only here: flip it with `jarvis killswitch`")
+        raise StoreError(_READ_ONLY_SWITCH)
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        raise StoreError(_READ_ONLY_SWITCH)
 
     async def aclose(self) -> None:
         """The reader is the store's; the store closes it."""

@@ -6,12 +6,14 @@ when it is configured (the composition root imports this module lazily).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ExecAbortError, RedisError, ResponseError, WatchError
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
@@ -35,10 +37,12 @@ class RedisKillSwitch:
             # Retrying would turn a fail-fast read into a slow one; the guard
             # blocks on failure and reads again before the next action anyway.
             retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
+            # Decoded by `read`, not the client: bytes that are not UTF-8 are
+            # damage to report, where the client's decode raised a bare
+            # UnicodeDecodeError (a traceback from `jarvis killswitch status`).
+            decode_responses=False,
         )
-        pool_kwargs = self._client.connection_pool.connection_kwargs
-        self._where = f"Redis at {pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}"
+        self._where = f"Redis at {_address(self._client.connection_pool.connection_kwargs)}"
 
     async def read(self) -> KillSwitchState | None:
         """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
@@ -56,27 +60,64 @@ class RedisKillSwitch:
             ) from exc
         if not raw:
             return None
-        fields = {_text(key): _text(value) for key, value in raw.items()}
         try:
-            return _parse(fields)
-        except ValueError as exc:
+            return _parse({_text(key): _text(value) for key, value in raw.items()})
+        except ValueError as exc:  # UnicodeDecodeError too
             raise StoreError(
                 f"kill switch hash {self._key!r} in {self._where} is damaged: {exc}"
             ) from exc
 
     async def write(self, state: KillSwitchState) -> None:
+        try:
+            async with self._client.pipeline(transaction=True) as replace:
+                self._replace(replace, state)
+                await replace.execute()
+        except (RedisError, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        """WATCH the hash, ``record``, then write ``state`` only if nobody flipped it meanwhile.
+
+        Recording a release takes a database round trip or more; an engage
+        from another terminal landing in it was overwritten by this release,
+        after that operator had been told the switch was engaged.
+        """
+        try:
+            async with self._client.pipeline(transaction=True) as replace:
+                await replace.watch(self._key)
+                await record()
+                replace.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                self._replace(replace, state)
+                await replace.execute()
+        except WatchError as exc:
+            raise StoreError(
+                f"the kill switch in {self._where} changed while the release was recorded"
+                " (another flip landed first): the release is recorded but not applied,"
+                " the switch is left as that flip set it"
+            ) from exc
+        except (RedisError, OSError) as exc:
+            raise self._write_error(exc) from exc
+
+    def _replace(self, pipe: Pipeline, state: KillSwitchState) -> None:
+        # Replaced whole, in one MULTI: HSET alone kept a stray field, so a
+        # release still read as damage (engaged), and failed with WRONGTYPE
+        # on a key of another type, so neither flip could repair the key.
         mapping: dict[EncodableT, EncodableT] = {
             "engaged": "1" if state.engaged else "0",
             "actor": state.actor,
             "reason": state.reason,
             "changed_at": "" if state.changed_at is None else state.changed_at.isoformat(),
         }
-        try:
-            await self._client.hset(self._key, mapping=mapping)
-        except (RedisError, OSError) as exc:
-            raise StoreError(
-                f"cannot write the kill switch to {self._where}: {describe(exc)}"
-            ) from exc
+        pipe.delete(self._key)
+        pipe.hset(self._key, mapping=mapping)
+
+    def _write_error(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, ResponseError) and isinstance(exc.__cause__, ExecAbortError):
+            # redis-py raises the refused command's error (READONLY, NOPERM) from
+            # the EXECABORT that followed it; `describe` follows causes and would
+            # name only "Transaction discarded because of previous errors".
+            exc.__cause__ = None
+        return StoreError(f"cannot write the kill switch to {self._where}: {describe(exc)}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -103,6 +144,13 @@ def _parse(fields: dict[str, str]) -> KillSwitchState:
     )
 
 
+def _address(kwargs: Mapping[str, object]) -> str:
+    """``host:port``, or for ``unix://`` the socket's path (no host: it read as ``?:?``)."""
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
 def _text(value: bytes | str) -> str:
-    # The client decodes responses; this only narrows redis's bytes-or-str type.
+    """UTF-8 text, strictly: raises UnicodeDecodeError (a ValueError) on other bytes."""
     return value.decode() if isinstance(value, bytes) else value

@@ -10,10 +10,11 @@ the operator's release through a partitioned replica).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from jarvis.loop.clock import VirtualClock
@@ -87,6 +88,10 @@ class Witness:
         self.seen.append((state.engaged, committed))
         await self._switch.write(state)
 
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        await record()
+        await self.write(state)
+
     async def aclose(self) -> None:
         await self._switch.aclose()
 
@@ -124,3 +129,36 @@ async def test_an_engage_acts_with_the_database_away_and_is_recorded_when_it_ret
     assert switch.store.spooled == 1
     await pg_proxy.start()
     assert await recorded_flips(switch) == [EventKind.KILLSWITCH_ENGAGED]
+
+
+async def test_an_engage_landing_while_a_release_is_recorded_is_not_undone(
+    switch: KillSwitch, pg_url: str, redis_url: str, pg_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """Another terminal's engage, made between a release's record and its write, stays engaged."""
+    await switch.set(engaged=True, actor="ops", reason="drill")
+    other_store = await EventStore.connect(pg_url, spool_path=tmp_path / "other.jsonl")
+    other = KillSwitch(RedisKillSwitch(redis_url), other_store, VirtualClock(T0))
+    released: list[BaseException] = []
+
+    async def release() -> None:
+        try:
+            await switch.set(engaged=False, actor="ops", reason="all clear")
+        except StoreError as exc:
+            released.append(exc)
+
+    try:
+        pg_proxy.freeze()
+        async with anyio.create_task_group() as group:
+            group.start_soon(release)
+            await pg_proxy.holding()  # the release's event is on its way, not yet committed
+            await other.set(engaged=True, actor="oncall", reason="second incident")
+            pg_proxy.thaw()
+    finally:
+        pg_proxy.thaw()
+        await other.backend.aclose()
+        await other_store.aclose()
+
+    state = await switch.read()
+    assert (state.engaged, state.actor) == (True, "oncall")
+    (error,) = released
+    assert "changed while the release was recorded" in str(error)

@@ -25,6 +25,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._holding = asyncio.Event()
         self.port = 0
 
     async def start(self) -> None:
@@ -45,7 +46,12 @@ class TcpProxy:
 
     def freeze(self) -> None:
         """Keep connections (and accepting) but forward nothing until `thaw`."""
+        self._holding.clear()
         self._flowing.clear()
+
+    async def holding(self) -> None:
+        """Return once a frozen proxy holds bytes back: a client is waiting on it."""
+        await self._holding.wait()
 
     def thaw(self) -> None:
         self._flowing.set()
@@ -73,17 +79,23 @@ class TcpProxy:
                 return
             self._transports.add(up_writer.transport)
             await asyncio.gather(
-                _pipe(reader, up_writer, self._flowing), _pipe(up_reader, writer, self._flowing)
+                _pipe(reader, up_writer, self._flowing, self._holding),
+                _pipe(up_reader, writer, self._flowing, self._holding),
             )
         finally:
             self._tasks.discard(task)
 
 
 async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    flowing: asyncio.Event,
+    holding: asyncio.Event,
 ) -> None:
     try:
         while data := await reader.read(65536):
+            if not flowing.is_set():
+                holding.set()
             await flowing.wait()
             writer.write(data)
             await writer.drain()

@@ -6,6 +6,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 from redis.typing import EncodableT
 from sqlalchemy import text
@@ -19,6 +20,8 @@ from jarvis.store import (
     StoreError,
 )
 from jarvis.store.redis_killswitch import RedisKillSwitch
+from tests.loopback import free_port
+from tests.private_redis import private_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -141,8 +144,18 @@ async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "", "note": "x"},
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "2025-03-01T12:00:00"},
         {"engaged": "0", "actor": "", "reason": "", "changed_at": "yesterday"},
+        {"engaged": "1", "actor": b"\xff\xfe\x1b[2J", "reason": "", "changed_at": ""},
     ],
-    ids=["true", "space-1", "0-space", "partial", "extra-field", "naive-time", "bad-time"],
+    ids=[
+        "true",
+        "space-1",
+        "0-space",
+        "partial",
+        "extra-field",
+        "naive-time",
+        "bad-time",
+        "not-utf8",
+    ],
 )
 async def test_a_tampered_redis_hash_is_damage_and_fails_safe(
     redis_url: str, tampered: dict[EncodableT, EncodableT]
@@ -160,3 +173,79 @@ async def test_a_tampered_redis_hash_is_damage_and_fails_safe(
             await switch.read()
     finally:
         await switch.aclose()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("hset", {"engaged": "1", "actor": "", "reason": "", "changed_at": "", "note": "x"}),
+        ("set", "engaged"),
+        ("rpush", "engaged"),
+    ],
+    ids=["extra-field", "a-string", "a-list"],
+)
+async def test_a_write_replaces_a_damaged_key_whole(
+    redis_url: str, damage: tuple[str, dict[EncodableT, EncodableT] | str]
+) -> None:
+    """A flip over a damaged hash, or a key of another type, reads back exactly as written."""
+    import redis
+
+    key = "jarvis:test:killswitch"
+    command, value = damage
+    client = redis.Redis.from_url(redis_url)
+    if isinstance(value, dict):
+        client.hset(key, mapping=value)
+    else:
+        getattr(client, command)(key, value)
+    client.close()
+    switch = RedisKillSwitch(redis_url, key=key)
+    try:
+        await switch.write(ENGAGED)
+        assert await switch.read() == ENGAGED
+        released = KillSwitchState(engaged=False, actor="bob", reason="fixed")
+        await switch.write(released)
+        assert await switch.read() == released
+    finally:
+        await switch.aclose()
+
+
+async def test_a_redis_on_a_unix_socket_is_named_by_its_path(tmp_path: Path) -> None:
+    """An unreachable Redis socket is named by its path in the error, not as ``?:?``."""
+    sock = tmp_path / "redis.sock"
+    switch = RedisKillSwitch(f"unix://{sock}?db=0")
+    try:
+        with pytest.raises(StoreError, match=f"Redis at {sock}:"):
+            await switch.read()
+        with pytest.raises(StoreError, match=f"Redis at {sock}:"):
+            await switch.write(ENGAGED)
+    finally:
+        await switch.aclose()
+
+
+async def test_a_damaged_sqlite_row_is_a_store_error(tmp_path: Path) -> None:
+    """A switch row whose time SQLite holds as garbage raises StoreError, not a bare ValueError."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        switch = DbKillSwitch(store.engine)
+        await switch.write(ENGAGED)
+        async with store.engine.begin() as connection:
+            await connection.execute(text("UPDATE killswitch SET changed_at = 'at noon'"))
+        with pytest.raises(StoreError, match=r"kill switch row .* is damaged: .*'at noon'"):
+            await switch.read()
+    finally:
+        await store.aclose()
+
+
+def test_a_read_only_replica_is_named_as_the_reason_a_flip_fails(tmp_path: Path) -> None:
+    """A flip on a read-only replica names READONLY, not the EXECABORT that followed it."""
+    with private_redis(tmp_path, ["--replicaof", "127.0.0.1", str(free_port())]) as replica:
+
+        async def flip() -> None:
+            switch = RedisKillSwitch(replica.url)
+            try:
+                await switch.write(ENGAGED)
+            finally:
+                await switch.aclose()
+
+        with pytest.raises(StoreError, match=r"ReadOnlyError: .*read only replica"):
+            anyio.run(flip)
