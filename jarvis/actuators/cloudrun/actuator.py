@@ -230,7 +230,9 @@ class CloudRunActuator:
         name = self._full_name(service)
         try:
             return self._update_once(name, action, key)
-        except gexc.Conflict:
+        except gexc.Conflict as exc:
+            if status_name(exc) != "ABORTED":
+                raise  # e.g. ALREADY_EXISTS: a revision name taken, the same on a re-read
             # Someone else wrote the service between our read and our write (stale
             # etag): re-read and try once more, like a Kubernetes 409. The re-read
             # finds the key if it was our own write that landed.
