@@ -336,3 +336,26 @@ async def test_a_replayed_key_finds_its_annotation_and_changes_nothing(
     assert len(fake.patches()) == 1
     assert len(fake.state.revisions[service_name("api")]) == revisions
     assert fake.patches()[0].body["etag"]  # the write is conditional on the service as read
+
+
+async def test_rollback_keeps_every_tag_of_the_target_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A revision with two tags (``--set-tags=stable=R,v1=R``) keeps both tag URLs when
+    a rollback sends it all traffic: one tag rides on the 100% target, the other stays."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": first, "tag": "stable"},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": first, "tag": "v1"},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+    fake.state.finish_operations()
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    stored = fake.state.get_service(service_name("api"))["traffic"]
+    assert sorted(t["tag"] for t in stored if t.get("tag")) == ["stable", "v1"]
+    assert [(t.get("revision"), t.get("percent", 0)) for t in stored if t.get("percent")] == [
+        (first, 100)
+    ]

@@ -189,7 +189,12 @@ def _deploy(
 
 
 def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.TrafficTarget]:
-    """All traffic to ``main``; other tagged targets stay, at 0%, so tag URLs keep working."""
+    """All traffic to ``main``; other tagged targets stay, at 0%, so tag URLs keep working.
+
+    ``main`` takes the first tag of its own revision; a second tag of that revision
+    (``--set-tags=stable=R,v1=R`` makes two targets) stays a 0% target of its own,
+    since a target carries one tag.
+    """
     out = [main]
     for entry in view.traffic:
         if not entry.tag:
@@ -197,7 +202,7 @@ def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.Tr
         same = entry.latest == (main.type_ == _LATEST) and (
             entry.latest or entry.revision == main.revision
         )
-        if same:
+        if same and not main.tag:
             main.tag = entry.tag
             continue
         out.append(
