@@ -71,6 +71,7 @@ _ENUMS: dict[str, dict[str, int]] = {
     },
     "severity": {"SEVERITY_UNSPECIFIED": 0, "ERROR": 1, "WARNING": 2, "INFO": 3},
     "revisionReason": {"REVISION_REASON_UNDEFINED": 0, "HEALTH_CHECK_CONTAINER_ERROR": 6},
+    "scalingMode": {"SCALING_MODE_UNSPECIFIED": 0, "AUTOMATIC": 1, "MANUAL": 2},
 }
 _ENUM_NAMES = {key: {v: k for k, v in names.items()} for key, names in _ENUMS.items()}
 #: Longest a hung request waits for `FakeCloudRun.heal` or `close` before giving up.

@@ -359,3 +359,29 @@ async def test_rollback_keeps_every_tag_of_the_target_revision(
     assert [(t.get("revision"), t.get("percent", 0)) for t in stored if t.get("percent")] == [
         (first, 100)
     ]
+
+
+async def test_a_manually_scaled_service_reads_and_scales_its_instance_count(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """In manual scaling mode the service runs exactly ``manualInstanceCount`` instances
+    (min and max unset, revision-level ones ignored): that count is what Jarvis reads as
+    desired and what SCALE writes."""
+    fake.state.add_service(PROJECT, REGION, "api", image=IMAGE, manual_instances=3)
+    before = await observe_api(actuator)
+    assert before.replicas is not None
+    assert (before.replicas.desired, before.replicas.min, before.replicas.max) == (3, 3, 3)
+    assert before.record_attributes()["scaling_mode"] == "manual"
+
+    outcome = await actuator.apply(act(Scale(replicas=5)), new_key())
+
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["scaling.manualInstanceCount,annotations"]
+    stored = fake.state.get_service(service_name("api"))["scaling"]
+    assert stored == {"scalingMode": "MANUAL", "manualInstanceCount": 5}
+    after = await observe_api(actuator)
+    assert after.replicas is not None and after.replicas.desired == 5
+    only_max = await actuator.apply(act(Scale(max_replicas=8)), new_key())
+    assert (only_max.error_kind, only_max.error_code) == (ErrorKind.TERMINAL, "INVALID_ACTION")
+    assert len(fake.patches()) == 1

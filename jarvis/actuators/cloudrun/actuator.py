@@ -31,11 +31,13 @@ replaces it with Cloud Monitoring's, and supplies the metrics. Facets:
 - ``terminal_condition`` and ``conditions``: ``{"type", "state", "reason", "message"}``
 - ``serving_image``
 - ``min_instances``, ``max_instances``, ``autoscaler`` ("cloudrun"),
-  ``min_replicas_owner`` ("service.scaling" | "template.scaling")
+  ``min_replicas_owner`` ("service.scaling" | "template.scaling"), ``scaling_mode``
+  ("automatic" | "manual": min = max = the service's manual instance count)
 - ``reconciling``, ``generation``, ``observed_generation``, ``uri``
 
 Actions: SCALE sets min (``min_replicas``, else ``replicas``) and/or max
-(``max_replicas``) instance counts; ROLLBACK sends 100% of traffic to
+(``max_replicas``) instance counts, or on a manually scaled service its instance
+count (``replicas``, else ``min_replicas``); ROLLBACK sends 100% of traffic to
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,

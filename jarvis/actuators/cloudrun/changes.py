@@ -85,6 +85,8 @@ def _refuse(message: str, code: str) -> ActuatorError:
 def _scale(
     params: Scale, desired: run_v2.Service, view: ServiceView, level: str
 ) -> Change | NoChange | ActuatorError:
+    if view.manual_scaling:
+        return _scale_manual(params, desired, view)
     new_min = params.min_replicas if params.min_replicas is not None else params.replicas
     new_max = params.max_replicas
     if new_min is None and new_max is None:
@@ -118,6 +120,30 @@ def _scale(
         tuple(paths),
         f"scaled {view.name} instances min {view.min_instances}->{target_min}, "
         f"max {view.max_instances}->{target_max}",
+    )
+
+
+def _scale_manual(
+    params: Scale, desired: run_v2.Service, view: ServiceView
+) -> Change | NoChange | ActuatorError:
+    """SCALE of a manually scaled service: its instance count, ``replicas`` (else
+    ``min_replicas``). Min and max instances are ignored in manual mode, so a SCALE
+    that only sets a maximum cannot be done."""
+    count = params.replicas if params.replicas is not None else params.min_replicas
+    if count is None:
+        return _refuse(
+            f"{view.name} scales manually (no maximum): SCALE needs replicas or min_replicas",
+            "INVALID_ACTION",
+        )
+    if not 0 <= count <= _INT32_MAX:
+        return _refuse(f"invalid instance count {count}", "INVALID_ACTION")
+    if count == view.min_instances:
+        return NoChange(f"already at {count} instances (manual scaling)")
+    desired.scaling.manual_instance_count = count
+    return Change(
+        desired,
+        ("scaling.manual_instance_count",),
+        f"scaled {view.name} instances {view.min_instances}->{count} (manual scaling)",
     )
 
 
