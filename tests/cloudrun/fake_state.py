@@ -123,11 +123,13 @@ class CloudRunState:
             service.pop("observedGeneration", None)
         return copy.deepcopy(self.services[name])
 
-    def crash(self, service: str, reason: str = "Container failed to start.") -> str:
-        """Make the revision serving ``service`` fail readiness (a crash loop); return its name."""
-        serving = self._short(self.services[service]["latestReadyRevision"])
-        revision = self.revision(service, serving)
-        revision["conditions"] = [
+    def crash(
+        self, service: str, reason: str = "Container failed to start.", revision: str = ""
+    ) -> str:
+        """Make ``revision`` (by default the latest ready one, which LATEST serves) fail
+        readiness (a crash loop); return its name."""
+        serving = revision or self._short(self.services[service]["latestReadyRevision"])
+        self.revision(service, serving)["conditions"] = [
             _condition("Ready", FAILED, reason, "HEALTH_CHECK_CONTAINER_ERROR")
         ]
         self._reconcile(service)

@@ -385,3 +385,29 @@ async def test_a_manually_scaled_service_reads_and_scales_its_instance_count(
     only_max = await actuator.apply(act(Scale(max_replicas=8)), new_key())
     assert (only_max.error_kind, only_max.error_code) == (ErrorKind.TERMINAL, "INVALID_ACTION")
     assert len(fake.patches()) == 1
+
+
+async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A crash-looping revision pinned at 10% beside LATEST is not replaced by a new
+    revision of the template: RESTART refuses (terminal) instead of reporting success
+    on a service that stays unhealthy."""
+    canary = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": canary, "percent": 10},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+    fake.state.finish_operations()
+    fake.state.crash(service_name("api"), revision=str(canary))
+    assert (await observe_api(actuator)).health is Health.UNHEALTHY
+    fake.requests.clear()
+
+    outcome = await actuator.apply(act(Restart()), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "PINNED_NOT_READY")
+    assert str(canary) in outcome.detail
+    assert fake.patches() == []

@@ -181,6 +181,15 @@ def _restart(
             "would deploy the template instead of the serving revision",
             "TRAFFIC_PINNED",
         )
+    broken = _pinned_not_ready(view)
+    if broken:
+        # The new revision only takes LATEST's share; the pinned one keeps its share
+        # and keeps failing, so the restart would "succeed" and heal nothing.
+        return _refuse(
+            f"{', '.join(broken)} of {view.name} carries traffic pinned to it and is not "
+            "ready; a restart only replaces the revision LATEST serves",
+            "PINNED_NOT_READY",
+        )
     value = now.isoformat()
     if desired.template.annotations.get(annotation) == value:
         value = f"{value}#{view.generation}"  # same instant twice (virtual clocks): still new
@@ -191,6 +200,16 @@ def _restart(
         ("template.annotations", "template.revision"),
         f"restarted {view.name} with a new revision of its template",
     )
+
+
+def _pinned_not_ready(view: ServiceView) -> list[str]:
+    """Revisions carrying traffic by name (not through LATEST) that are not ready."""
+    out = []
+    for entry in view.serving():
+        revision = view.revision(entry.revision)
+        if not entry.latest and (revision is None or revision.ready != "succeeded"):
+            out.append(f"revision {entry.revision} ({entry.percent}%)")
+    return out
 
 
 def _deploy(
