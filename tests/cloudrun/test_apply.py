@@ -387,12 +387,8 @@ async def test_a_manually_scaled_service_reads_and_scales_its_instance_count(
     assert len(fake.patches()) == 1
 
 
-async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
-    actuator: CloudRunActuator, fake: FakeCloudRun
-) -> None:
-    """A crash-looping revision pinned at 10% beside LATEST is not replaced by a new
-    revision of the template: RESTART refuses (terminal) instead of reporting success
-    on a service that stays unhealthy."""
+async def split_with_a_canary(actuator: CloudRunActuator, fake: FakeCloudRun) -> str:
+    """Two revisions of ``api``: the newer serves 90% through LATEST, the older 10% by name."""
     canary = (await observe_api(actuator)).version
     assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
     traffic = [
@@ -402,7 +398,17 @@ async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
     with fake.lock:
         fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
     fake.state.finish_operations()
-    fake.state.crash(service_name("api"), revision=str(canary))
+    return str(canary)
+
+
+async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A crash-looping revision pinned at 10% beside LATEST is not replaced by a new
+    revision of the template: RESTART refuses (terminal) instead of reporting success
+    on a service that stays unhealthy."""
+    canary = await split_with_a_canary(actuator, fake)
+    fake.state.crash(service_name("api"), revision=canary)
     assert (await observe_api(actuator)).health is Health.UNHEALTHY
     fake.requests.clear()
 
@@ -411,3 +417,19 @@ async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "PINNED_NOT_READY")
     assert str(canary) in outcome.detail
     assert fake.patches() == []
+
+
+async def test_restart_beside_a_ready_pinned_canary_makes_a_new_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """With a ready canary pinned beside LATEST, RESTART goes ahead: LATEST's share moves
+    to a new revision and the canary keeps its 10%."""
+    canary = await split_with_a_canary(actuator, fake)
+    revisions = len(fake.state.revisions[service_name("api")])
+
+    outcome = await actuator.apply(act(Restart()), new_key())
+
+    assert outcome.ok, outcome.detail
+    assert len(fake.state.revisions[service_name("api")]) == revisions + 1
+    statuses = (await observe_api(actuator)).record_attributes()["traffic_statuses"]
+    assert {"latest": False, "revision": canary, "percent": 10, "tag": ""} in statuses

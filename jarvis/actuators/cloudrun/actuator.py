@@ -71,6 +71,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    Restart,
     Rollback,
 )
 
@@ -84,14 +85,17 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "observe": ("run.services.get", "run.revisions.list"),
     **{
         kind.value: ("run.services.get", "run.services.update", "run.operations.get")
-        for kind in (ActionKind.SCALE, ActionKind.RESTART, ActionKind.DEPLOY)
+        for kind in (ActionKind.SCALE, ActionKind.DEPLOY)
     },
-    ActionKind.ROLLBACK.value: (
-        "run.services.get",
-        "run.services.update",
-        "run.revisions.list",
-        "run.operations.get",
-    ),
+    **{
+        kind.value: (
+            "run.services.get",
+            "run.services.update",
+            "run.revisions.list",
+            "run.operations.get",
+        )
+        for kind in (ActionKind.RESTART, ActionKind.ROLLBACK)
+    },
 }
 
 
@@ -241,8 +245,9 @@ class CloudRunActuator:
             return self._update_once(name, action, key)
 
     def _update_once(self, name: str, action: Action, key: str) -> Outcome:
-        rollback = isinstance(action.params, Rollback)
-        service, revisions = self._read(name, with_revisions=rollback)
+        # A rollback picks a ready revision; a restart checks the pinned ones are ready.
+        needs_revisions = isinstance(action.params, (Rollback, Restart))
+        service, revisions = self._read(name, with_revisions=needs_revisions)
         view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
         change = plan_change(
             action,
