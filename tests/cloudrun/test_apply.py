@@ -433,3 +433,22 @@ async def test_restart_beside_a_ready_pinned_canary_makes_a_new_revision(
     assert len(fake.state.revisions[service_name("api")]) == revisions + 1
     statuses = (await observe_api(actuator)).record_attributes()["traffic_statuses"]
     assert {"latest": False, "revision": canary, "percent": 10, "tag": ""} in statuses
+
+
+async def test_revision_level_scale_is_refused_while_traffic_is_pinned(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """With ``scaling_level = "revision"`` a SCALE makes a new revision of the template;
+    while traffic is pinned that revision serves nothing, so the serving one would keep
+    its instance counts: refused (terminal), nothing sent."""
+    settings = make_settings(fake, scaling_level="revision")
+    actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    fake.requests.clear()
+
+    outcome = await actuator.apply(act(Scale(replicas=2)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "TRAFFIC_PINNED")
+    assert fake.patches() == []

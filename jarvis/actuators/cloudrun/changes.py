@@ -89,20 +89,15 @@ def _scale(
         return _scale_manual(params, desired, view)
     new_min = params.min_replicas if params.min_replicas is not None else params.replicas
     new_max = params.max_replicas
-    if new_min is None and new_max is None:
-        return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
-    if (new_min is not None and not 0 <= new_min <= _INT32_MAX) or (
-        new_max is not None and not 1 <= new_max <= _INT32_MAX
-    ):
-        return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
+    invalid = _invalid_bounds(new_min, new_max, view)
+    if invalid is not None:
+        return invalid
     target_min = view.min_instances if new_min is None else new_min
     target_max = view.max_instances if new_max is None else new_max
-    if target_max is not None and target_min > target_max:
-        return _refuse(
-            f"min instances {target_min} exceed max instances {target_max}", "INVALID_ACTION"
-        )
     if (target_min, target_max) == (view.min_instances, view.max_instances):
         return NoChange(f"already at min {target_min}, max {target_max}")
+    if level == "revision" and not view.follows_latest():
+        return _pinned(view, "a revision-level scale")
     scaling = desired.scaling if level == "service" else desired.template.scaling
     prefix = "scaling" if level == "service" else "template.scaling"
     paths = []
@@ -121,6 +116,25 @@ def _scale(
         f"scaled {view.name} instances min {view.min_instances}->{target_min}, "
         f"max {view.max_instances}->{target_max}",
     )
+
+
+def _invalid_bounds(
+    new_min: int | None, new_max: int | None, view: ServiceView
+) -> ActuatorError | None:
+    """Why the requested min/max instance counts cannot be sent, or None."""
+    if new_min is None and new_max is None:
+        return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
+    if (new_min is not None and not 0 <= new_min <= _INT32_MAX) or (
+        new_max is not None and not 1 <= new_max <= _INT32_MAX
+    ):
+        return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
+    target_min = view.min_instances if new_min is None else new_min
+    target_max = view.max_instances if new_max is None else new_max
+    if target_max is not None and target_min > target_max:
+        return _refuse(
+            f"min instances {target_min} exceed max instances {target_max}", "INVALID_ACTION"
+        )
+    return None
 
 
 def _scale_manual(
@@ -174,13 +188,7 @@ def _restart(
     desired: run_v2.Service, view: ServiceView, annotation: str, now: datetime
 ) -> Change | ActuatorError:
     if not view.follows_latest():
-        # A new revision would be built from the template, which is not what the
-        # pinned revision runs; restarting would silently deploy something else.
-        return _refuse(
-            f"traffic of {view.name} is pinned to {view.serving_version()}; a restart "
-            "would deploy the template instead of the serving revision",
-            "TRAFFIC_PINNED",
-        )
+        return _pinned(view, "a restart")
     broken = _pinned_not_ready(view)
     if broken:
         # The new revision only takes LATEST's share; the pinned one keeps its share
@@ -199,6 +207,17 @@ def _restart(
         desired,
         ("template.annotations", "template.revision"),
         f"restarted {view.name} with a new revision of its template",
+    )
+
+
+def _pinned(view: ServiceView, what: str) -> ActuatorError:
+    """Refuse a change that makes a new revision while traffic is pinned: the new
+    revision, built from the template (not what the pinned revision runs), would get
+    no traffic, and the serving revision would stay as it is."""
+    return _refuse(
+        f"traffic of {view.name} is pinned to {view.serving_version()}; {what} would deploy "
+        "the template as a revision that serves nothing",
+        "TRAFFIC_PINNED",
     )
 
 
