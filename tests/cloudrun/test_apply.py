@@ -452,3 +452,34 @@ async def test_revision_level_scale_is_refused_while_traffic_is_pinned(
 
     assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "TRAFFIC_PINNED")
     assert fake.patches() == []
+
+
+async def test_rollback_of_a_split_moves_only_latests_share(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A failed deploy under a 90/10 split (stable revision pinned at 90%, LATEST at 10%)
+    rolls back LATEST's 10% to the previous revision; the stable 90% stays where it is
+    instead of moving to the canary."""
+    stable = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    canary = (await observe_api(actuator)).version
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": stable, "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10},
+    ]
+    bad = {"containers": [{"image": BAD_IMAGE, "ports": [{"containerPort": 8080}]}]}
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+        fake.state.update_service(service_name("api"), {"template": bad}, ["template"])
+    fake.state.finish_operations()
+    failed = await observe_api(actuator)
+    assert failed.record_attributes()["rollout"] == "failed"
+
+    outcome = await actuator.apply(act(Rollback("")), new_key())
+
+    assert outcome.ok, outcome.detail
+    traffic = fake.state.get_service(service_name("api"))["traffic"]
+    shares = {t.get("revision"): t["percent"] for t in traffic if t.get("percent")}
+    assert shares == {stable: 90, canary: 10}
+    after = await observe_api(actuator)
+    assert after.health is Health.HEALTHY and after.record_attributes()["traffic_pinned"] is True

@@ -175,6 +175,18 @@ def _rollback(
         return _refuse(f"revision {target} of {view.name} does not exist", "NOT_FOUND")
     if revision.ready != "succeeded":
         return _refuse(f"revision {target} is not ready ({revision.message})", "REVISION_NOT_READY")
+    latest_share = sum(t.percent for t in view.traffic if t.latest)
+    if 0 < latest_share < 100:
+        # A split (a stable revision pinned beside LATEST): only LATEST's share was
+        # following the revision being rolled back; the pinned shares stay put rather
+        # than all moving to ``target``, typically the canary.
+        desired.traffic = _latest_share_to(target, view)
+        return Change(
+            desired,
+            ("traffic",),
+            f"rolled {view.name}'s LATEST share ({latest_share}%) back to {target}; "
+            "pinned shares unchanged",
+        )
     pinned = [t for t in view.traffic if t.percent > 0]
     if len(pinned) == 1 and not pinned[0].latest and pinned[0].revision == target:
         return NoChange(f"100% of traffic already on {target}")
@@ -250,6 +262,33 @@ def _deploy(
         ("template.containers", "template.revision", "traffic"),
         f"deployed {image} to {view.name} (was {view.image})",
     )
+
+
+def _latest_share_to(target: str, view: ServiceView) -> list[run_v2.TrafficTarget]:
+    """The declared traffic with every LATEST share pinned to ``target`` (added to an
+    untagged share ``target`` already has); every other target, share and tag stays, and
+    a tag on a LATEST share stays on a 0% LATEST target so its URL keeps working."""
+    out: list[run_v2.TrafficTarget] = []
+    moved = 0
+    for entry in view.traffic:
+        if entry.latest and entry.percent > 0:
+            moved += entry.percent
+            if entry.tag:
+                out.append(run_v2.TrafficTarget(type_=_LATEST, tag=entry.tag))
+            continue
+        out.append(
+            run_v2.TrafficTarget(
+                type_=_LATEST if entry.latest else _REVISION,
+                revision=entry.revision,
+                percent=entry.percent,
+                tag=entry.tag,
+            )
+        )
+    for existing in out:
+        if existing.type_ == _REVISION and existing.revision == target and not existing.tag:
+            existing.percent += moved
+            return out
+    return [run_v2.TrafficTarget(type_=_REVISION, revision=target, percent=moved), *out]
 
 
 def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.TrafficTarget]:
