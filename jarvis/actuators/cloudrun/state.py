@@ -188,6 +188,7 @@ def parse_service(
         reverse=True,
     )
     terminal = service.terminal_condition
+    min_instances, max_instances, manual = _instance_bounds(service, scaling_level)
     return ServiceView(
         name=short_name(service.name),
         uri=service.uri,
@@ -201,13 +202,15 @@ def parse_service(
         traffic=tuple(_traffic(t) for t in service.traffic),
         statuses=tuple(_traffic(t) for t in service.traffic_statuses),
         image=image,
-        **_instance_bounds(service, scaling_level),
+        min_instances=min_instances,
+        max_instances=max_instances,
         revisions=tuple(parsed),
+        manual_scaling=manual,
     )
 
 
-def _instance_bounds(service: run_v2.Service, scaling_level: str) -> dict[str, Any]:
-    """``min_instances``, ``max_instances`` and ``manual_scaling`` of a service.
+def _instance_bounds(service: run_v2.Service, scaling_level: str) -> tuple[int, int | None, bool]:
+    """The min and max instances of a service, and whether it scales manually.
 
     In manual scaling mode the service runs exactly ``manual_instance_count``
     instances; its min and max are unset and the revisions' are ignored
@@ -216,14 +219,10 @@ def _instance_bounds(service: run_v2.Service, scaling_level: str) -> dict[str, A
     """
     if service.scaling.scaling_mode == _MANUAL:
         count = int(service.scaling.manual_instance_count)
-        return {"min_instances": count, "max_instances": count, "manual_scaling": True}
+        return count, count, True
     scaling = service.scaling if scaling_level == "service" else service.template.scaling
-    return {
-        "min_instances": int(scaling.min_instance_count),
-        # 0 means "not set": Cloud Run then applies its default ceiling.
-        "max_instances": int(scaling.max_instance_count) or None,
-        "manual_scaling": False,
-    }
+    # A max of 0 means "not set": Cloud Run then applies its default ceiling.
+    return int(scaling.min_instance_count), int(scaling.max_instance_count) or None, False
 
 
 @dataclass(frozen=True, slots=True)
