@@ -7,6 +7,7 @@ imports no Google SDK: it only says which services to manage and how patiently.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,6 +19,18 @@ from jarvis.config.sections import Section
 _SERVICE_ID = r"^[a-z](?:[-a-z0-9]{0,47}[a-z0-9])?$"
 _PROJECT_ID = r"^[a-z][-a-z0-9.:]{4,61}[a-z0-9]$"
 _REGION = r"^[a-z]+-[a-z]+[0-9]+$"
+# Template annotations follow Kubernetes' key rules: an optional DNS-subdomain prefix
+# (at most 253 characters) and a name of at most 63, alphanumeric at both ends.
+_ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# The v2 API rejects template annotations in these namespaces (RevisionTemplate.annotations
+# in google/cloud/run/v2/revision_template.proto): every RESTART would fail with a 400.
+_RESERVED_NAMESPACES = (
+    "run.googleapis.com",
+    "cloud.googleapis.com",
+    "serving.knative.dev",
+    "autoscaling.knative.dev",
+)
 
 
 class CloudRunSettings(Section):
@@ -51,9 +64,7 @@ class CloudRunSettings(Section):
     scaling_level: Literal["service", "revision"] = "service"
     """Where SCALE writes min/max instance counts: service-level ``scaling``
     (no new revision) or the revision template's ``scaling`` (creates a revision)."""
-    restart_annotation: Annotated[str, Field(pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9_.-]+$")] = (
-        "jarvis.dev/restarted-at"
-    )
+    restart_annotation: str = "jarvis.dev/restarted-at"
     """Template annotation whose new value forces a new revision on RESTART."""
 
     @field_validator("services")
@@ -64,6 +75,23 @@ class CloudRunSettings(Section):
             if name in seen:
                 raise ValueError(f"service {name!r} is listed twice")
             seen.add(name)
+        return value
+
+    @field_validator("restart_annotation")
+    @classmethod
+    def _annotation_key(cls, value: str) -> str:
+        """Refuse at load time a key Cloud Run would refuse on the first RESTART."""
+        prefix, _, name = value.rpartition("/")
+        if len(name) > 63:
+            raise ValueError("an annotation key's name has at most 63 characters")
+        if not _ANNOTATION_NAME.match(name) or (
+            "/" in value and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))
+        ):
+            raise ValueError(
+                f"{value!r} is not an annotation key ([dns.prefix/]name, alphanumeric at both ends)"
+            )
+        if any(prefix == ns or prefix.endswith(f".{ns}") for ns in _RESERVED_NAMESPACES):
+            raise ValueError(f"the {prefix!r} annotation namespace is reserved by Cloud Run")
         return value
 
     @field_validator("api_endpoint")

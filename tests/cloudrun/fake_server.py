@@ -71,6 +71,7 @@ _ENUMS: dict[str, dict[str, int]] = {
     },
     "severity": {"SEVERITY_UNSPECIFIED": 0, "ERROR": 1, "WARNING": 2, "INFO": 3},
     "revisionReason": {"REVISION_REASON_UNDEFINED": 0, "HEALTH_CHECK_CONTAINER_ERROR": 6},
+    "scalingMode": {"SCALING_MODE_UNSPECIFIED": 0, "AUTOMATIC": 1, "MANUAL": 2},
 }
 _ENUM_NAMES = {key: {v: k for k, v in names.items()} for key, names in _ENUMS.items()}
 #: Longest a hung request waits for `FakeCloudRun.heal` or `close` before giving up.
@@ -96,6 +97,9 @@ class FakeCloudRun:
         self.requests: list[Request] = []
         self._fault: int | None = None
         self._fault_scope = ""
+        self._fault_method = ""
+        self._fault_status = ""
+        self._fault_message = ""
         self._denied: set[str] = set()
         self._hanging = False
         self._release = threading.Event()
@@ -111,11 +115,29 @@ class FakeCloudRun:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def fail_with(self, status: int, *, path_contains: str = "") -> None:
-        """Answer requests (those whose path contains ``path_contains``) with ``status``
-        and a Google error body, until `heal`."""
+    def fail_with(
+        self,
+        status: int,
+        *,
+        path_contains: str = "",
+        method: str = "",
+        status_name: str = "",
+        message: str = "Internal error encountered.",
+    ) -> None:
+        """Answer requests (those whose path contains ``path_contains``, of ``method`` if
+        given) with ``status`` and a Google error body, until `heal`.
+
+        ``status_name`` overrides the body's canonical status, since Google maps several
+        onto one HTTP status: a 409 is ABORTED for a stale etag but ALREADY_EXISTS for a
+        revision name already taken ("409 Revision named '...' with different configuration
+        already exists", googleapis/google-cloud-python#14259), a 400 is INVALID_ARGUMENT
+        or FAILED_PRECONDITION (google/rpc/code.proto).
+        """
         self._fault = status
         self._fault_scope = path_contains
+        self._fault_method = method
+        self._fault_status = status_name or _STATUS_NAMES.get(status, "UNKNOWN")
+        self._fault_message = message
 
     def deny(self, service: str) -> None:
         """Answer every request on ``service`` (and its revisions) with 403, as an IAM
@@ -163,9 +185,12 @@ class FakeCloudRun:
         if self._hanging:
             self._release.wait(HANG_LIMIT)
             return _error(ApiError(503, "UNAVAILABLE", "The service is currently unavailable."))
-        if self._fault is not None and self._fault_scope in parts.path:
-            status = _STATUS_NAMES.get(self._fault, "UNKNOWN")
-            return _error(ApiError(self._fault, status, "Internal error encountered."))
+        if (
+            self._fault is not None
+            and self._fault_scope in parts.path
+            and self._fault_method in ("", method)
+        ):
+            return _error(ApiError(self._fault, self._fault_status, self._fault_message))
         if denied := self._denial(method, parts.path):
             return _error(denied)
         try:

@@ -81,11 +81,19 @@ class CloudRunState:
         min_instances: int = 0,
         max_instances: int = 100,
         starting: bool = False,
+        manual_instances: int | None = None,
     ) -> JSON:
         """Create a serving service with one ready revision and 100% LATEST traffic (replacing
-        any of that name); ``starting``: as just created, its first revision not ready yet."""
+        any of that name); ``starting``: as just created, its first revision not ready yet;
+        ``manual_instances``: in manual scaling mode, running exactly that many instances."""
         name = f"projects/{project}/locations/{location}/services/{service_id}"
         now = self._now()
+        scaling: JSON = {"minInstanceCount": min_instances, "maxInstanceCount": max_instances}
+        if manual_instances is not None:
+            # ServiceScaling (google/cloud/run/v2/vendor_settings.proto): after a switch to
+            # manual scaling the service-level min and max are unset
+            # (cloud.google.com/run/docs/configuring/services/manual-scaling).
+            scaling = {"scalingMode": "MANUAL", "manualInstanceCount": manual_instances}
         self.services[name] = {
             "name": name,
             "uid": str(uuid.uuid4()),
@@ -94,7 +102,7 @@ class CloudRunState:
             "updateTime": now,
             "template": {"containers": [{"image": image, "ports": [{"containerPort": 8080}]}]},
             "traffic": [{"type": LATEST, "percent": 100}],
-            "scaling": {"minInstanceCount": min_instances, "maxInstanceCount": max_instances},
+            "scaling": scaling,
             "uri": f"https://{service_id}-fake.a.run.app",
         }
         self.revisions[name] = []
@@ -115,11 +123,13 @@ class CloudRunState:
             service.pop("observedGeneration", None)
         return copy.deepcopy(self.services[name])
 
-    def crash(self, service: str, reason: str = "Container failed to start.") -> str:
-        """Make the revision serving ``service`` fail readiness (a crash loop); return its name."""
-        serving = self._short(self.services[service]["latestReadyRevision"])
-        revision = self.revision(service, serving)
-        revision["conditions"] = [
+    def crash(
+        self, service: str, reason: str = "Container failed to start.", revision: str = ""
+    ) -> str:
+        """Make ``revision`` (by default the latest ready one, which LATEST serves) fail
+        readiness (a crash loop); return its name."""
+        serving = revision or self._short(self.services[service]["latestReadyRevision"])
+        self.revision(service, serving)["conditions"] = [
             _condition("Ready", FAILED, reason, "HEALTH_CHECK_CONTAINER_ERROR")
         ]
         self._reconcile(service)

@@ -336,3 +336,150 @@ async def test_a_replayed_key_finds_its_annotation_and_changes_nothing(
     assert len(fake.patches()) == 1
     assert len(fake.state.revisions[service_name("api")]) == revisions
     assert fake.patches()[0].body["etag"]  # the write is conditional on the service as read
+
+
+async def test_rollback_keeps_every_tag_of_the_target_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A revision with two tags (``--set-tags=stable=R,v1=R``) keeps both tag URLs when
+    a rollback sends it all traffic: one tag rides on the 100% target, the other stays."""
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": first, "tag": "stable"},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": first, "tag": "v1"},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+    fake.state.finish_operations()
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    stored = fake.state.get_service(service_name("api"))["traffic"]
+    assert sorted(t["tag"] for t in stored if t.get("tag")) == ["stable", "v1"]
+    assert [(t.get("revision"), t.get("percent", 0)) for t in stored if t.get("percent")] == [
+        (first, 100)
+    ]
+
+
+async def test_a_manually_scaled_service_reads_and_scales_its_instance_count(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """In manual scaling mode the service runs exactly ``manualInstanceCount`` instances
+    (min and max unset, revision-level ones ignored): that count is what Jarvis reads as
+    desired and what SCALE writes."""
+    fake.state.add_service(PROJECT, REGION, "api", image=IMAGE, manual_instances=3)
+    before = await observe_api(actuator)
+    assert before.replicas is not None
+    assert (before.replicas.desired, before.replicas.min, before.replicas.max) == (3, 3, 3)
+    assert before.record_attributes()["scaling_mode"] == "manual"
+
+    outcome = await actuator.apply(act(Scale(replicas=5)), new_key())
+
+    assert outcome.ok, outcome.detail
+    (patch,) = fake.patches()
+    assert patch.query["updateMask"] == ["scaling.manualInstanceCount,annotations"]
+    stored = fake.state.get_service(service_name("api"))["scaling"]
+    assert stored == {"scalingMode": "MANUAL", "manualInstanceCount": 5}
+    after = await observe_api(actuator)
+    assert after.replicas is not None and after.replicas.desired == 5
+    only_max = await actuator.apply(act(Scale(max_replicas=8)), new_key())
+    assert (only_max.error_kind, only_max.error_code) == (ErrorKind.TERMINAL, "INVALID_ACTION")
+    assert len(fake.patches()) == 1
+
+
+async def split_with_a_canary(actuator: CloudRunActuator, fake: FakeCloudRun) -> str:
+    """Two revisions of ``api``: the newer serves 90% through LATEST, the older 10% by name."""
+    canary = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": canary, "percent": 10},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+    fake.state.finish_operations()
+    return str(canary)
+
+
+async def test_restart_is_refused_while_a_pinned_canary_crash_loops(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A crash-looping revision pinned at 10% beside LATEST is not replaced by a new
+    revision of the template: RESTART refuses (terminal) instead of reporting success
+    on a service that stays unhealthy."""
+    canary = await split_with_a_canary(actuator, fake)
+    fake.state.crash(service_name("api"), revision=canary)
+    assert (await observe_api(actuator)).health is Health.UNHEALTHY
+    fake.requests.clear()
+
+    outcome = await actuator.apply(act(Restart()), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "PINNED_NOT_READY")
+    assert str(canary) in outcome.detail
+    assert fake.patches() == []
+
+
+async def test_restart_beside_a_ready_pinned_canary_makes_a_new_revision(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """With a ready canary pinned beside LATEST, RESTART goes ahead: LATEST's share moves
+    to a new revision and the canary keeps its 10%."""
+    canary = await split_with_a_canary(actuator, fake)
+    revisions = len(fake.state.revisions[service_name("api")])
+
+    outcome = await actuator.apply(act(Restart()), new_key())
+
+    assert outcome.ok, outcome.detail
+    assert len(fake.state.revisions[service_name("api")]) == revisions + 1
+    statuses = (await observe_api(actuator)).record_attributes()["traffic_statuses"]
+    assert {"latest": False, "revision": canary, "percent": 10, "tag": ""} in statuses
+
+
+async def test_revision_level_scale_is_refused_while_traffic_is_pinned(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """With ``scaling_level = "revision"`` a SCALE makes a new revision of the template;
+    while traffic is pinned that revision serves nothing, so the serving one would keep
+    its instance counts: refused (terminal), nothing sent."""
+    settings = make_settings(fake, scaling_level="revision")
+    actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+    first = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    assert (await actuator.apply(act(Rollback(str(first))), new_key())).ok
+    fake.requests.clear()
+
+    outcome = await actuator.apply(act(Scale(replicas=2)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "TRAFFIC_PINNED")
+    assert fake.patches() == []
+
+
+async def test_rollback_of_a_split_moves_only_latests_share(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A failed deploy under a 90/10 split (stable revision pinned at 90%, LATEST at 10%)
+    rolls back LATEST's 10% to the previous revision; the stable 90% stays where it is
+    instead of moving to the canary."""
+    stable = (await observe_api(actuator)).version
+    assert (await actuator.apply(act(Deploy(f"{IMAGE[:-4]}:1.1")), new_key())).ok
+    canary = (await observe_api(actuator)).version
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": stable, "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 10},
+    ]
+    bad = {"containers": [{"image": BAD_IMAGE, "ports": [{"containerPort": 8080}]}]}
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+        fake.state.update_service(service_name("api"), {"template": bad}, ["template"])
+    fake.state.finish_operations()
+    failed = await observe_api(actuator)
+    assert failed.record_attributes()["rollout"] == "failed"
+
+    outcome = await actuator.apply(act(Rollback("")), new_key())
+
+    assert outcome.ok, outcome.detail
+    traffic = fake.state.get_service(service_name("api"))["traffic"]
+    shares = {t.get("revision"): t["percent"] for t in traffic if t.get("percent")}
+    assert shares == {stable: 90, canary: 10}
+    after = await observe_api(actuator)
+    assert after.health is Health.HEALTHY and after.record_attributes()["traffic_pinned"] is True

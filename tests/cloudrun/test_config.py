@@ -52,6 +52,16 @@ def test_an_unknown_key_in_the_section_is_named(tmp_path: Path) -> None:
         ({"api_endpoint": "127.0.0.1:8085"}, "must start with http"),
         ({"poll_initial": 5, "poll_maximum": 1}, "poll_maximum"),
         ({"scaling_level": "job"}, "'service' or 'revision'"),
+        # Cloud Run's v2 API rejects template annotations in its system namespaces.
+        ({"restart_annotation": "run.googleapis.com/restarted-at"}, "reserved"),
+        ({"restart_annotation": "autoscaling.knative.dev/restart"}, "reserved"),
+        ({"restart_annotation": "serving.knative.dev/restart"}, "reserved"),
+        ({"restart_annotation": "cloud.googleapis.com/restart"}, "reserved"),
+        # Kubernetes annotation key rules: a name of at most 63 characters, alphanumeric
+        # at both ends; a prefix that is a DNS subdomain.
+        ({"restart_annotation": "jarvis.dev/" + "r" * 64}, "63 characters"),
+        ({"restart_annotation": "jarvis.dev/-restarted"}, "annotation key"),
+        ({"restart_annotation": ".jarvis./restarted"}, "annotation key"),
     ],
 )
 def test_invalid_settings_are_refused(overrides: dict[str, object], message: str) -> None:

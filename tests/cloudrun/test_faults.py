@@ -115,3 +115,33 @@ async def test_a_denied_service_beside_a_failing_one_fails_the_whole_observe(
         await actuator.observe()
     assert not isinstance(raised.value, PartialObserveError)
     assert raised.value.kind is ErrorKind.TEMPORARY
+
+
+async def test_a_revision_name_conflict_is_terminal_and_sent_once(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A 409 ALREADY_EXISTS (a revision name taken) is terminal ALREADY_EXISTS, not a stale
+    etag: no re-read and second update, no retry every tick."""
+    fake.fail_with(
+        409,
+        path_contains="/services/api",
+        method="PATCH",
+        status_name="ALREADY_EXISTS",
+        message="Revision named 'api-v7' with different configuration already exists.",
+    )
+    outcome = await actuator.apply(RESTART, new_key())
+    assert outcome.status is OutcomeStatus.FAILED
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "ALREADY_EXISTS")
+    assert "Revision named 'api-v7'" in outcome.detail
+    assert len(fake.patches()) == 1
+
+
+async def test_a_failed_precondition_is_reported_by_its_own_status(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A 400 whose status is FAILED_PRECONDITION is reported as FAILED_PRECONDITION, not
+    as the INVALID_ARGUMENT every 400 would otherwise read as."""
+    fake.fail_with(400, method="PATCH", status_name="FAILED_PRECONDITION")
+    outcome = await actuator.apply(RESTART, new_key())
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "FAILED_PRECONDITION")
+    assert len(fake.patches()) == 1

@@ -31,11 +31,13 @@ replaces it with Cloud Monitoring's, and supplies the metrics. Facets:
 - ``terminal_condition`` and ``conditions``: ``{"type", "state", "reason", "message"}``
 - ``serving_image``
 - ``min_instances``, ``max_instances``, ``autoscaler`` ("cloudrun"),
-  ``min_replicas_owner`` ("service.scaling" | "template.scaling")
+  ``min_replicas_owner`` ("service.scaling" | "template.scaling"), ``scaling_mode``
+  ("automatic" | "manual": min = max = the service's manual instance count)
 - ``reconciling``, ``generation``, ``observed_generation``, ``uri``
 
 Actions: SCALE sets min (``min_replicas``, else ``replicas``) and/or max
-(``max_replicas``) instance counts; ROLLBACK sends 100% of traffic to
+(``max_replicas``) instance counts, or on a manually scaled service its instance
+count (``replicas``, else ``min_replicas``); ROLLBACK sends 100% of traffic to
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
@@ -69,6 +71,7 @@ from jarvis.model import (
     Outcome,
     ResourceRef,
     ResourceState,
+    Restart,
     Rollback,
 )
 
@@ -82,14 +85,17 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "observe": ("run.services.get", "run.revisions.list"),
     **{
         kind.value: ("run.services.get", "run.services.update", "run.operations.get")
-        for kind in (ActionKind.SCALE, ActionKind.RESTART, ActionKind.DEPLOY)
+        for kind in (ActionKind.SCALE, ActionKind.DEPLOY)
     },
-    ActionKind.ROLLBACK.value: (
-        "run.services.get",
-        "run.services.update",
-        "run.revisions.list",
-        "run.operations.get",
-    ),
+    **{
+        kind.value: (
+            "run.services.get",
+            "run.services.update",
+            "run.revisions.list",
+            "run.operations.get",
+        )
+        for kind in (ActionKind.RESTART, ActionKind.ROLLBACK)
+    },
 }
 
 
@@ -230,15 +236,18 @@ class CloudRunActuator:
         name = self._full_name(service)
         try:
             return self._update_once(name, action, key)
-        except gexc.Conflict:
+        except gexc.Conflict as exc:
+            if status_name(exc) != "ABORTED":
+                raise  # e.g. ALREADY_EXISTS: a revision name taken, the same on a re-read
             # Someone else wrote the service between our read and our write (stale
             # etag): re-read and try once more, like a Kubernetes 409. The re-read
             # finds the key if it was our own write that landed.
             return self._update_once(name, action, key)
 
     def _update_once(self, name: str, action: Action, key: str) -> Outcome:
-        rollback = isinstance(action.params, Rollback)
-        service, revisions = self._read(name, with_revisions=rollback)
+        # A rollback picks a ready revision; a restart checks the pinned ones are ready.
+        needs_revisions = isinstance(action.params, (Rollback, Restart))
+        service, revisions = self._read(name, with_revisions=needs_revisions)
         view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
         change = plan_change(
             action,

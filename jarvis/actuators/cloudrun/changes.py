@@ -85,22 +85,19 @@ def _refuse(message: str, code: str) -> ActuatorError:
 def _scale(
     params: Scale, desired: run_v2.Service, view: ServiceView, level: str
 ) -> Change | NoChange | ActuatorError:
+    if view.manual_scaling:
+        return _scale_manual(params, desired, view)
     new_min = params.min_replicas if params.min_replicas is not None else params.replicas
     new_max = params.max_replicas
-    if new_min is None and new_max is None:
-        return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
-    if (new_min is not None and not 0 <= new_min <= _INT32_MAX) or (
-        new_max is not None and not 1 <= new_max <= _INT32_MAX
-    ):
-        return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
+    invalid = _invalid_bounds(new_min, new_max, view)
+    if invalid is not None:
+        return invalid
     target_min = view.min_instances if new_min is None else new_min
     target_max = view.max_instances if new_max is None else new_max
-    if target_max is not None and target_min > target_max:
-        return _refuse(
-            f"min instances {target_min} exceed max instances {target_max}", "INVALID_ACTION"
-        )
     if (target_min, target_max) == (view.min_instances, view.max_instances):
         return NoChange(f"already at min {target_min}, max {target_max}")
+    if level == "revision" and not view.follows_latest():
+        return _pinned(view, "a revision-level scale")
     scaling = desired.scaling if level == "service" else desired.template.scaling
     prefix = "scaling" if level == "service" else "template.scaling"
     paths = []
@@ -121,6 +118,49 @@ def _scale(
     )
 
 
+def _invalid_bounds(
+    new_min: int | None, new_max: int | None, view: ServiceView
+) -> ActuatorError | None:
+    """Why the requested min/max instance counts cannot be sent, or None."""
+    if new_min is None and new_max is None:
+        return _refuse("SCALE needs replicas, min_replicas or max_replicas", "INVALID_ACTION")
+    if (new_min is not None and not 0 <= new_min <= _INT32_MAX) or (
+        new_max is not None and not 1 <= new_max <= _INT32_MAX
+    ):
+        return _refuse(f"invalid instance counts min={new_min} max={new_max}", "INVALID_ACTION")
+    target_min = view.min_instances if new_min is None else new_min
+    target_max = view.max_instances if new_max is None else new_max
+    if target_max is not None and target_min > target_max:
+        return _refuse(
+            f"min instances {target_min} exceed max instances {target_max}", "INVALID_ACTION"
+        )
+    return None
+
+
+def _scale_manual(
+    params: Scale, desired: run_v2.Service, view: ServiceView
+) -> Change | NoChange | ActuatorError:
+    """SCALE of a manually scaled service: its instance count, ``replicas`` (else
+    ``min_replicas``). Min and max instances are ignored in manual mode, so a SCALE
+    that only sets a maximum cannot be done."""
+    count = params.replicas if params.replicas is not None else params.min_replicas
+    if count is None:
+        return _refuse(
+            f"{view.name} scales manually (no maximum): SCALE needs replicas or min_replicas",
+            "INVALID_ACTION",
+        )
+    if not 0 <= count <= _INT32_MAX:
+        return _refuse(f"invalid instance count {count}", "INVALID_ACTION")
+    if count == view.min_instances:
+        return NoChange(f"already at {count} instances (manual scaling)")
+    desired.scaling.manual_instance_count = count
+    return Change(
+        desired,
+        ("scaling.manual_instance_count",),
+        f"scaled {view.name} instances {view.min_instances}->{count} (manual scaling)",
+    )
+
+
 def _rollback(
     version: str, desired: run_v2.Service, view: ServiceView
 ) -> Change | NoChange | ActuatorError:
@@ -135,6 +175,18 @@ def _rollback(
         return _refuse(f"revision {target} of {view.name} does not exist", "NOT_FOUND")
     if revision.ready != "succeeded":
         return _refuse(f"revision {target} is not ready ({revision.message})", "REVISION_NOT_READY")
+    latest_share = sum(t.percent for t in view.traffic if t.latest)
+    if 0 < latest_share < 100:
+        # A split (a stable revision pinned beside LATEST): only LATEST's share was
+        # following the revision being rolled back; the pinned shares stay put rather
+        # than all moving to ``target``, typically the canary.
+        desired.traffic = _latest_share_to(target, view)
+        return Change(
+            desired,
+            ("traffic",),
+            f"rolled {view.name}'s LATEST share ({latest_share}%) back to {target}; "
+            "pinned shares unchanged",
+        )
     pinned = [t for t in view.traffic if t.percent > 0]
     if len(pinned) == 1 and not pinned[0].latest and pinned[0].revision == target:
         return NoChange(f"100% of traffic already on {target}")
@@ -148,12 +200,15 @@ def _restart(
     desired: run_v2.Service, view: ServiceView, annotation: str, now: datetime
 ) -> Change | ActuatorError:
     if not view.follows_latest():
-        # A new revision would be built from the template, which is not what the
-        # pinned revision runs; restarting would silently deploy something else.
+        return _pinned(view, "a restart")
+    broken = _pinned_not_ready(view)
+    if broken:
+        # The new revision only takes LATEST's share; the pinned one keeps its share
+        # and keeps failing, so the restart would "succeed" and heal nothing.
         return _refuse(
-            f"traffic of {view.name} is pinned to {view.serving_version()}; a restart "
-            "would deploy the template instead of the serving revision",
-            "TRAFFIC_PINNED",
+            f"{', '.join(broken)} of {view.name} carries traffic pinned to it and is not "
+            "ready; a restart only replaces the revision LATEST serves",
+            "PINNED_NOT_READY",
         )
     value = now.isoformat()
     if desired.template.annotations.get(annotation) == value:
@@ -165,6 +220,27 @@ def _restart(
         ("template.annotations", "template.revision"),
         f"restarted {view.name} with a new revision of its template",
     )
+
+
+def _pinned(view: ServiceView, what: str) -> ActuatorError:
+    """Refuse a change that makes a new revision while traffic is pinned: the new
+    revision, built from the template (not what the pinned revision runs), would get
+    no traffic, and the serving revision would stay as it is."""
+    return _refuse(
+        f"traffic of {view.name} is pinned to {view.serving_version()}; {what} would deploy "
+        "the template as a revision that serves nothing",
+        "TRAFFIC_PINNED",
+    )
+
+
+def _pinned_not_ready(view: ServiceView) -> list[str]:
+    """Revisions carrying traffic by name (not through LATEST) that are not ready."""
+    out = []
+    for entry in view.serving():
+        revision = view.revision(entry.revision)
+        if not entry.latest and (revision is None or revision.ready != "succeeded"):
+            out.append(f"revision {entry.revision} ({entry.percent}%)")
+    return out
 
 
 def _deploy(
@@ -188,8 +264,40 @@ def _deploy(
     )
 
 
+def _latest_share_to(target: str, view: ServiceView) -> list[run_v2.TrafficTarget]:
+    """The declared traffic with every LATEST share pinned to ``target`` (added to an
+    untagged share ``target`` already has); every other target, share and tag stays, and
+    a tag on a LATEST share stays on a 0% LATEST target so its URL keeps working."""
+    out: list[run_v2.TrafficTarget] = []
+    moved = 0
+    for entry in view.traffic:
+        if entry.latest and entry.percent > 0:
+            moved += entry.percent
+            if entry.tag:
+                out.append(run_v2.TrafficTarget(type_=_LATEST, tag=entry.tag))
+            continue
+        out.append(
+            run_v2.TrafficTarget(
+                type_=_LATEST if entry.latest else _REVISION,
+                revision=entry.revision,
+                percent=entry.percent,
+                tag=entry.tag,
+            )
+        )
+    for existing in out:
+        if existing.type_ == _REVISION and existing.revision == target and not existing.tag:
+            existing.percent += moved
+            return out
+    return [run_v2.TrafficTarget(type_=_REVISION, revision=target, percent=moved), *out]
+
+
 def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.TrafficTarget]:
-    """All traffic to ``main``; other tagged targets stay, at 0%, so tag URLs keep working."""
+    """All traffic to ``main``; other tagged targets stay, at 0%, so tag URLs keep working.
+
+    ``main`` takes the first tag of its own revision; a second tag of that revision
+    (``--set-tags=stable=R,v1=R`` makes two targets) stays a 0% target of its own,
+    since a target carries one tag.
+    """
     out = [main]
     for entry in view.traffic:
         if not entry.tag:
@@ -197,7 +305,7 @@ def _traffic_to(main: run_v2.TrafficTarget, view: ServiceView) -> list[run_v2.Tr
         same = entry.latest == (main.type_ == _LATEST) and (
             entry.latest or entry.revision == main.revision
         )
-        if same:
+        if same and not main.tag:
             main.tag = entry.tag
             continue
         out.append(

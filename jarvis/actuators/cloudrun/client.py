@@ -20,26 +20,26 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import ErrorKind
 
-_TERMINAL = (
-    gexc.NotFound,
-    gexc.PermissionDenied,
-    gexc.Unauthenticated,
-    gexc.InvalidArgument,
-    gexc.BadRequest,
-    gexc.FailedPrecondition,
-    gexc.AlreadyExists,
+# By canonical status, not by exception class: the REST transport raises by HTTP
+# status alone, and one HTTP status carries several canonical ones (a 409 is ABORTED
+# for a stale etag but ALREADY_EXISTS for a revision name taken; a 400 is
+# INVALID_ARGUMENT or FAILED_PRECONDITION).
+_TERMINAL = frozenset(
+    {
+        "NOT_FOUND",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "INVALID_ARGUMENT",
+        "FAILED_PRECONDITION",
+        "ALREADY_EXISTS",
+        "OUT_OF_RANGE",
+    }
 )
-_TEMPORARY = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.ResourceExhausted,
-    gexc.DeadlineExceeded,
-    gexc.GatewayTimeout,
-    gexc.Conflict,
+_TEMPORARY = frozenset(
+    {"UNAVAILABLE", "INTERNAL", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED"}
 )
 
-# The REST client raises by HTTP status; a 409 (Conflict) has no gRPC twin.
+# When the answer names no status: a 409 (Conflict) has no gRPC twin.
 _HTTP_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -93,11 +93,32 @@ def build_clients(settings: CloudRunSettings) -> Clients:
 
 
 def status_name(exc: gexc.GoogleAPICallError) -> str:
-    """Google's canonical status (NOT_FOUND, UNAVAILABLE, ...) of a client exception."""
+    """Google's canonical status (NOT_FOUND, ALREADY_EXISTS, ...) of a client exception.
+
+    The status the error body names comes first: the REST transport picks the
+    exception class from the HTTP status alone, so a 409 ALREADY_EXISTS arrives as
+    a plain Conflict and a 400 FAILED_PRECONDITION as a plain BadRequest.
+    """
+    named = _body_status(exc)
+    if named:
+        return named
     grpc_name = getattr(exc.grpc_status_code, "name", None)
     if grpc_name:
         return str(grpc_name)
     return _HTTP_STATUS.get(exc.code or 0, str(exc.code))
+
+
+def _body_status(exc: gexc.GoogleAPICallError) -> str:
+    """``error.status`` of a REST error's JSON body, or "" (an operation's error has none)."""
+    read = getattr(exc.response, "json", None)
+    if read is None:
+        return ""
+    try:
+        error = read().get("error", {})
+    except (ValueError, AttributeError):
+        return ""
+    status = error.get("status") if isinstance(error, dict) else None
+    return status if isinstance(status, str) else ""
 
 
 def classify(exc: BaseException) -> ActuatorError:
@@ -106,9 +127,9 @@ def classify(exc: BaseException) -> ActuatorError:
         return exc
     if isinstance(exc, gexc.GoogleAPICallError):
         status = status_name(exc)
-        if isinstance(exc, _TERMINAL):
+        if status in _TERMINAL:
             kind = ErrorKind.TERMINAL
-        elif isinstance(exc, _TEMPORARY):
+        elif status in _TEMPORARY:
             kind = ErrorKind.TEMPORARY
         else:
             kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL

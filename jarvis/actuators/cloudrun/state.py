@@ -42,6 +42,7 @@ from jarvis.model import (
 _NULLS = frozenset({"previous_version"})
 
 _LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+_MANUAL = run_v2.ServiceScaling.ScalingMode.MANUAL
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _STARTING = ("pending", "reconciling")
 """Ready states of a revision still deploying."""
@@ -116,6 +117,9 @@ class ServiceView:
     min_instances: int
     max_instances: int | None
     revisions: tuple[RevisionView, ...]
+    manual_scaling: bool = False
+    """The service runs exactly ``min_instances`` (= ``max_instances``) instances:
+    its ``scaling.manual_instance_count``."""
 
     def revision(self, name: str) -> RevisionView | None:
         return next((r for r in self.revisions if r.name == name), None)
@@ -178,13 +182,13 @@ def parse_service(
     template = service.template
     containers = list(template.containers)
     image = containers[primary_container(containers)].image if containers else ""
-    scaling = service.scaling if scaling_level == "service" else template.scaling
     parsed = sorted(
         (_revision(r) for r in revisions),
         key=lambda r: (r.created is not None, r.created or _NEVER, r.name),
         reverse=True,
     )
     terminal = service.terminal_condition
+    min_instances, max_instances, manual = _instance_bounds(service, scaling_level)
     return ServiceView(
         name=short_name(service.name),
         uri=service.uri,
@@ -198,11 +202,27 @@ def parse_service(
         traffic=tuple(_traffic(t) for t in service.traffic),
         statuses=tuple(_traffic(t) for t in service.traffic_statuses),
         image=image,
-        min_instances=int(scaling.min_instance_count),
-        # 0 means "not set": Cloud Run then applies its default ceiling.
-        max_instances=int(scaling.max_instance_count) or None,
+        min_instances=min_instances,
+        max_instances=max_instances,
         revisions=tuple(parsed),
+        manual_scaling=manual,
     )
+
+
+def _instance_bounds(service: run_v2.Service, scaling_level: str) -> tuple[int, int | None, bool]:
+    """The min and max instances of a service, and whether it scales manually.
+
+    In manual scaling mode the service runs exactly ``manual_instance_count``
+    instances; its min and max are unset and the revisions' are ignored
+    (cloud.google.com/run/docs/configuring/services/manual-scaling), whatever
+    ``scaling_level`` says.
+    """
+    if service.scaling.scaling_mode == _MANUAL:
+        count = int(service.scaling.manual_instance_count)
+        return count, count, True
+    scaling = service.scaling if scaling_level == "service" else service.template.scaling
+    # A max of 0 means "not set": Cloud Run then applies its default ceiling.
+    return int(scaling.min_instance_count), int(scaling.max_instance_count) or None, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,8 +317,9 @@ def resource_state(
         "max_instances": view.max_instances,
         "autoscaler": "cloudrun",
         "min_replicas_owner": "service.scaling"
-        if scaling_level == "service"
+        if scaling_level == "service" or view.manual_scaling
         else "template.scaling",
+        "scaling_mode": "manual" if view.manual_scaling else "automatic",
         "reconciling": view.reconciling,
         "generation": view.generation,
         "observed_generation": view.observed_generation,
