@@ -370,7 +370,7 @@ async def test_a_manually_scaled_service_reads_and_scales_its_instance_count(
     fake.state.add_service(PROJECT, REGION, "api", image=IMAGE, manual_instances=3)
     before = await observe_api(actuator)
     assert before.replicas is not None
-    assert (before.replicas.desired, before.replicas.min, before.replicas.max) == (3, 3, 3)
+    assert (before.replicas.desired, before.replicas.min, before.replicas.max) == (3, None, None)
     assert before.record_attributes()["scaling_mode"] == "manual"
 
     outcome = await actuator.apply(act(Scale(replicas=5)), new_key())

@@ -189,3 +189,35 @@ async def test_an_error_rate_regression_after_a_new_revision_rolls_it_back(
     assert stored["traffic"] == [
         {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": good, "percent": 100}
     ]
+
+
+async def test_a_service_scaled_up_scales_down_again_when_the_traffic_goes(
+    fake: FakeCloudRun, make_app: AppFactory, exporter: CloudRunExporter, clock: VirtualClock
+) -> None:
+    """The min instances a scale-up wrote are the count Jarvis drives, not a floor: they were
+    read back as the service's minimum, so after the first scale-up it never scaled down."""
+    rule = ScalingRule(
+        match=f"cloudrun://{PROJECT}/{REGION}/*",
+        targets=MetricTargets(requests_per_minute=300),
+        max_replicas=10,
+    )
+    app = await make_app([ScalingPolicy([rule])])
+    exporter.traffic("api", Traffic(per_second=40, instances=2))
+    await seen(app, lambda v: v.get("requests_per_minute", 0) > 2000)
+    (up,) = [d for d in (await tick(app, clock)).applied if str(d.action.target) == API]
+    raised = typed.replicas(up.action)
+    assert raised is not None and raised > 1
+
+    exporter.traffic("api", Traffic(per_second=1, instances=raised))
+    await seen(app, lambda v: 0 < v.get("requests_per_minute", 0) <= 120)
+    downs = []
+    for _ in range(12):  # past the scale-down stabilization window (300 s)
+        report = await tick(app, clock)
+        downs += [d for d in report.applied if str(d.action.target) == API]
+        if downs:
+            break
+
+    assert downs, "never scaled down"
+    lowered = typed.replicas(downs[0].action)
+    assert lowered is not None and lowered < raised
+    assert fake.state.get_service(service_name("api"))["scaling"]["minInstanceCount"] == lowered

@@ -30,7 +30,7 @@ async def test_a_healthy_service_is_observed_with_its_revision_scaling_and_traff
     assert api.health is Health.HEALTHY
     assert api.version is not None and api.version.startswith("api-00001-")
     assert api.replicas is not None
-    assert (api.replicas.desired, api.replicas.min, api.replicas.max) == (1, 1, 10)
+    assert (api.replicas.desired, api.replicas.min, api.replicas.max) == (1, None, 10)
     attrs = api.record_attributes()
     assert attrs["rollout"] == "completed"
     assert attrs["image"] == IMAGE and attrs["serving_image"] == IMAGE

@@ -329,11 +329,14 @@ def resource_state(
         ref=ref,
         health=verdict.health,
         observed_at=observed_at,
+        # The min instances are the count SCALE writes, not a floor: read back as the
+        # service's minimum, the first scale-up held for good and Jarvis never scaled
+        # down. They stay in the record (``min_instances``); the max still bounds,
+        # except in manual mode, where it is that same count.
         replicas=Replicas(
             desired=view.min_instances,
             running=running,
-            min=view.min_instances,
-            max=view.max_instances,
+            max=None if view.manual_scaling else view.max_instances,
         ),
         version=version,
         detail=verdict.detail,
