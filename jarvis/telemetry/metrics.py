@@ -364,6 +364,26 @@ class Metrics:
                 child = series[key] = self.resources.labels(provider=provider, health=health)
             child.set(count)
 
+    def stepped_down(self) -> None:
+        """Put the gauges a leader's ticks set back to what a replica that never led shows.
+
+        A follower ticks nothing, so nothing would ever move them again: an
+        ex-leader exporting its last kill switch, breaker, quarantine, budget
+        or SLO reading kept that alert firing after the new leader cleared it,
+        and its resources were counted twice. Counters and histograms keep
+        their counts, as they must within a process; the next term's first
+        tick (and `Breakers.restore`) sets the gauges again.
+        """
+        self.killswitch_engaged.set(0)
+        self.quarantined_resources.set(0)
+        self.set_resources({})
+        for family in self.breaker_open.collect():
+            for held in family.samples:
+                self.breaker_open.labels(**held.labels).set(0)
+        self.budget_remaining.clear()
+        self.endpoint_up.clear()
+        self.slo_ok.clear()
+
     def observed(self, actuator: str, seconds: float) -> None:
         """Count one actuator's observe() and how long it took."""
         child = self._observe_series.get(actuator)
