@@ -109,6 +109,37 @@ def test_the_check_would_see_an_unknown_metric(exported: set[str]) -> None:
     assert names_in(["rate(jarvis_tick_total[5m])"]) - exported == {"jarvis_tick_total"}
 
 
+def plotted_units(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(expression, unit it is drawn in) for every panel target: the panel's
+    default unit unless an override matched by the target's refId sets one."""
+    pairs: list[tuple[str, str]] = []
+    for panel in board["panels"]:
+        config = panel["fieldConfig"]
+        units = {
+            rule["matcher"]["options"]: prop["value"]
+            for rule in config["overrides"]
+            if rule["matcher"]["id"] == "byFrameRefID"
+            for prop in rule["properties"]
+            if prop["id"] == "unit"
+        }
+        default = config["defaults"]["unit"]
+        pairs += [(t["expr"], units.get(t["refId"], default)) for t in panel["targets"]]
+    return pairs
+
+
+def test_the_dashboard_draws_bytes_in_bytes_and_nothing_else() -> None:
+    """A target reading a ``_bytes`` metric is drawn in bytes; any other target is not."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+
+    wrong = [
+        (expr, unit)
+        for expr, unit in plotted_units(board)
+        if ("_bytes" in expr) != (unit == "bytes")
+    ]
+
+    assert wrong == []
+
+
 def test_the_dashboard_is_a_grafana_dashboard() -> None:
     """Unique panel ids, every panel on the templated data source, a uid to import by."""
     board: dict[str, Any] = json.loads(
