@@ -196,6 +196,49 @@ def test_the_dashboard_draws_bytes_in_bytes_and_nothing_else() -> None:
     assert wrong == []
 
 
+def test_the_seconds_since_the_last_tick_are_the_leaders_only(tmp_path: Path) -> None:
+    """The panel beside JarvisLoopStalled leaves out a follower, which never ticks
+    (it read ~56 years, time() less a timestamp of 0), as the alert does."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    (expr,) = [e for e, _ in plotted_units(board) if "jarvis_last_tick_timestamp_seconds" in e]
+    case = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # The leader finishes a tick every minute; the standby never does.
+                    {
+                        "series": 'jarvis_last_tick_timestamp_seconds{instance="a"}',
+                        "values": "0+60x10",
+                    },
+                    {"series": 'jarvis_leader{instance="a"}', "values": "1x10"},
+                    {
+                        "series": 'jarvis_last_tick_timestamp_seconds{instance="b"}',
+                        "values": "0x10",
+                    },
+                    {"series": 'jarvis_leader{instance="b"}', "values": "0x10"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": expr.replace("$instance", ".*"),
+                        "eval_time": "5m",
+                        "exp_samples": [{"labels": '{instance="a"}', "value": 0}],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panel.test.yaml"
+    path.write_text(json.dumps(case), encoding="utf-8")  # JSON is YAML
+
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_dashboard_is_a_grafana_dashboard() -> None:
     """Unique panel ids, every panel on the templated data source, a uid to import by."""
     board: dict[str, Any] = json.loads(
