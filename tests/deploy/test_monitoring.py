@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import jarvis_env
-from tests.daemon import Daemon, get, running, sample
+from tests.daemon import Daemon, free_port, get, running, sample
 from tests.deploy.conftest import DEPLOY, load_yaml, promtool
 from tests.prometheus.server import PrometheusServer
 
@@ -77,8 +77,15 @@ def test_promtool_unit_tests_pass() -> None:
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """A real `jarvis run` on one node, a few ticks in."""
     tmp_path: Path = tmp_path_factory.mktemp("daemon")
-    # A budget configured, so its gauge has a series to be found.
-    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1", JARVIS_BUDGETS=BUDGETS)
+    # A budget and a channel configured, so their series are there to be found;
+    # nothing listens at the channel's loopback port, and nothing here needs it to.
+    env = jarvis_env(
+        tmp_path,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_BUDGETS=BUDGETS,
+        JARVIS_NOTIFY__SLACK=json.dumps({"webhook_url_env": "TEST_SLACK_URL"}),
+        TEST_SLACK_URL=f"http://127.0.0.1:{free_port()}/hook",
+    )
     with running(tmp_path, env, "--interval", "0.2") as started:
         deadline = time.monotonic() + 60
         text = ""
