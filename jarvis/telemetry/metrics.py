@@ -58,6 +58,8 @@ class BudgetLeft(Protocol):
     @property
     def kind(self) -> str: ...
     @property
+    def limit(self) -> int | None: ...
+    @property
     def remaining(self) -> int | None: ...
 
 
@@ -210,6 +212,13 @@ class Metrics:
         self.budget_remaining = Gauge(
             "jarvis_disruption_budget_remaining",
             "Changes a disruption budget still allows in its window (+Inf outside its schedule).",
+            ["kind", "provider", "budget"],
+            registry=reg,
+        )
+        self.budget_limit = Gauge(
+            "jarvis_disruption_budget_limit",
+            "Changes a disruption budget allows in its window (+Inf outside its schedule); "
+            "0 forbids them (max = 0, or max_percent of no matching resource).",
             ["kind", "provider", "budget"],
             registry=reg,
         )
@@ -381,6 +390,7 @@ class Metrics:
             for held in family.samples:
                 self.breaker_open.labels(**held.labels).set(0)
         self.budget_remaining.clear()
+        self.budget_limit.clear()
         self.endpoint_up.clear()
         self.slo_ok.clear()
 
@@ -399,14 +409,19 @@ class Metrics:
         child.inc()
 
     def set_budgets(self, rows: Iterable[BudgetLeft]) -> None:
-        """Set each budget's remaining changes; a budget whose schedule is not in force
-        reads +Inf, since it does not limit then."""
+        """Set each budget's limit and remaining changes; a budget whose schedule is not
+        in force reads +Inf for both, since it does not limit then.
+
+        The limit is what tells a freeze (0 allowed, so 0 left by design) from a
+        budget that changes have spent; the alert on spent budgets reads both.
+        """
         for row in rows:
-            left = row.remaining
-            series = self.budget_remaining.labels(
-                kind=row.kind, provider=row.provider, budget=row.budget
-            )
-            series.set(math.inf if left is None else left)
+            labels = {"kind": row.kind, "provider": row.provider, "budget": row.budget}
+            for gauge, value in (
+                (self.budget_limit, row.limit),
+                (self.budget_remaining, row.remaining),
+            ):
+                gauge.labels(**labels).set(math.inf if value is None else value)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, less ``_created``, and its content type."""
