@@ -162,8 +162,8 @@ def test_a_real_prometheus_evaluates_every_alert_against_the_daemon(daemon: Daem
         (r["name"], "ok", "") for r in evaluated
     ]
     assert [m["metric"]["job"] for m in matched] == ["jarvis"]
-    # A daemon that ticks and answers scrapes is neither down nor stalled, not even pending.
-    watched = {"JarvisDown", "JarvisLoopStalled"}
+    # A one-node daemon that ticks is neither down, stalled nor leaderless, not even pending.
+    watched = {"JarvisDown", "JarvisLoopStalled", "JarvisNoLeader"}
     assert [a["labels"] for a in firing if a["labels"]["alertname"] in watched] == []
 
 
