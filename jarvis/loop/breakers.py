@@ -100,9 +100,15 @@ class Breakers:
         metrics.breaker_open.labels(scope="fleet", provider=FLEET).set(0)
 
     def restore(self, alerts: Iterable[Event]) -> None:
-        """Take each breaker's state from its last recorded alert (oldest first)."""
+        """Take each breaker's state from its last recorded alert (oldest first).
+
+        A provider no actuator of this process has any more is left out: no
+        action of it is routed, so nothing would ever close its breaker, and a
+        gauge restored at 1 would hold its alert firing for good.
+        """
         if not self.enabled:
             return
+        known = set(self._providers.values())
         for event in alerts:
             payload = event.payload
             scope, provider, state = (payload.get(k) for k in ("breaker", "provider", "state"))
@@ -110,7 +116,7 @@ class Breakers:
             restored = BreakerState(opened_at=event.ts) if opened else BreakerState()
             if scope == "fleet":
                 self._fleet = restored
-            elif scope == "provider" and isinstance(provider, str):
+            elif scope == "provider" and isinstance(provider, str) and provider in known:
                 self._states[provider] = restored
             else:
                 continue

@@ -73,6 +73,9 @@ class EndpointWatch:
         for uri, (name, region, cloud) in self._labels.items():
             state = resources.get(uri)
             if state is None:
+                # Not probed here this tick (its shard is another replica's, or the
+                # probes failed): no reading, rather than the last one kept forever.
+                self._metrics.endpoint_up.remove(name, region, cloud)
                 continue
             latency = state.metrics.get(Metric.LATENCY_MS)
             up = state.attributes.get("failures") == 0

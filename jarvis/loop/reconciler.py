@@ -247,6 +247,7 @@ class Reconciler:
         """Stop writing as the leader; events already buffered are written unfenced (or, past
         the shutdown deadline, left buffered for the daemon to spool)."""
         self.act_as(None)
+        self.metrics.stepped_down()
         with self.shutdown.bound(5):
             try:
                 await self._flush()

@@ -59,6 +59,8 @@ class BudgetLeft(Protocol):
     @property
     def kind(self) -> str: ...
     @property
+    def limit(self) -> int | None: ...
+    @property
     def remaining(self) -> int | None: ...
 
 
@@ -215,6 +217,13 @@ class Metrics:
             ["kind", "provider", "budget"],
             registry=reg,
         )
+        self.budget_limit = Gauge(
+            "jarvis_disruption_budget_limit",
+            "Changes a disruption budget allows in its window (+Inf outside its schedule); "
+            "0 forbids them (max = 0, or max_percent of no matching resource).",
+            ["kind", "provider", "budget"],
+            registry=reg,
+        )
         self.last_tick_timestamp = Gauge(
             "jarvis_last_tick_timestamp_seconds",
             "Unix time at which the last tick finished.",
@@ -366,6 +375,27 @@ class Metrics:
                 child = series[key] = self.resources.labels(provider=provider, health=health)
             child.set(count)
 
+    def stepped_down(self) -> None:
+        """Put the gauges a leader's ticks set back to what a replica that never led shows.
+
+        A follower ticks nothing, so nothing would ever move them again: an
+        ex-leader exporting its last kill switch, breaker, quarantine, budget
+        or SLO reading kept that alert firing after the new leader cleared it,
+        and its resources were counted twice. Counters and histograms keep
+        their counts, as they must within a process; the next term's first
+        tick (and `Breakers.restore`) sets the gauges again.
+        """
+        self.killswitch_engaged.set(0)
+        self.quarantined_resources.set(0)
+        self.set_resources({})
+        for family in self.breaker_open.collect():
+            for held in family.samples:
+                self.breaker_open.labels(**held.labels).set(0)
+        self.budget_remaining.clear()
+        self.budget_limit.clear()
+        self.endpoint_up.clear()
+        self.slo_ok.clear()
+
     def observed(self, actuator: str, seconds: float) -> None:
         """Count one actuator's observe() and how long it took."""
         child = self._observe_series.get(actuator)
@@ -381,14 +411,19 @@ class Metrics:
         child.inc()
 
     def set_budgets(self, rows: Iterable[BudgetLeft]) -> None:
-        """Set each budget's remaining changes; a budget whose schedule is not in force
-        reads +Inf, since it does not limit then."""
+        """Set each budget's limit and remaining changes; a budget whose schedule is not
+        in force reads +Inf for both, since it does not limit then.
+
+        The limit is what tells a freeze (0 allowed, so 0 left by design) from a
+        budget that changes have spent; the alert on spent budgets reads both.
+        """
         for row in rows:
-            left = row.remaining
-            series = self.budget_remaining.labels(
-                kind=row.kind, provider=row.provider, budget=row.budget
-            )
-            series.set(math.inf if left is None else left)
+            labels = {"kind": row.kind, "provider": row.provider, "budget": row.budget}
+            for gauge, value in (
+                (self.budget_limit, row.limit),
+                (self.budget_remaining, row.remaining),
+            ):
+                gauge.labels(**labels).set(math.inf if value is None else value)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, less ``_created``, and its content type."""

@@ -1,7 +1,8 @@
 """deploy/monitoring: the alert rules pass promtool, and every query names an exported metric.
 
 The names are checked against the ``/metrics`` of a real `jarvis run`, so a
-renamed or removed metric breaks the dashboard or an alert here first.
+renamed or removed metric breaks the dashboard or an alert here first, and a
+real Prometheus scraping that daemon evaluates every rule (labels, joins).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import jarvis_env
-from tests.daemon import get, running, sample
+from tests.daemon import Daemon, free_port, get, running, sample
 from tests.deploy.conftest import DEPLOY, load_yaml, promtool
+from tests.prometheus.server import PrometheusServer
 
 MONITORING = DEPLOY / "monitoring"
 #: Metric names as Jarvis and prometheus_client spell them; labels and PromQL
@@ -71,18 +74,32 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
-    """Every sample name on the /metrics of a real `jarvis run`, after a few ticks."""
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A real `jarvis run` on one node, a few ticks in."""
     tmp_path: Path = tmp_path_factory.mktemp("daemon")
-    # A budget configured, so its gauge has a series to be found.
-    env = jarvis_env(tmp_path, JARVIS_HTTP__HOST="127.0.0.1", JARVIS_BUDGETS=BUDGETS)
-    with running(tmp_path, env, "--interval", "0.2") as daemon:
+    # A budget and a channel configured, so their series are there to be found;
+    # nothing listens at the channel's loopback port, and nothing here needs it to.
+    env = jarvis_env(
+        tmp_path,
+        JARVIS_HTTP__HOST="127.0.0.1",
+        JARVIS_BUDGETS=BUDGETS,
+        JARVIS_NOTIFY__SLACK=json.dumps({"webhook_url_env": "TEST_SLACK_URL"}),
+        TEST_SLACK_URL=f"http://127.0.0.1:{free_port()}/hook",
+    )
+    with running(tmp_path, env, "--interval", "0.2") as started:
         deadline = time.monotonic() + 60
         text = ""
         while time.monotonic() < deadline and (sample(text, "jarvis_ticks_total") or 0) < 2:
-            _, text = get(f"{daemon.base}/metrics")
+            _, text = get(f"{started.base}/metrics")
             time.sleep(0.1)
-        yield {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        yield started
+
+
+@pytest.fixture(scope="module")
+def exported(daemon: Daemon) -> set[str]:
+    """Every sample name on the daemon's /metrics."""
+    _, text = get(f"{daemon.base}/metrics")
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 def names_in(exprs: list[str]) -> set[str]:
@@ -104,9 +121,129 @@ def test_every_alert_names_an_exported_metric(exported: set[str]) -> None:
     assert names_in(alert_exprs()) - exported == set()
 
 
+def prometheus_api(server: PrometheusServer, path: str) -> Any:
+    _, text = get(f"{server.url}/api/v1/{path}")
+    return json.loads(text)["data"]
+
+
+def evaluated_rules(server: PrometheusServer) -> list[dict[str, Any]]:
+    """Every rule, once Prometheus has evaluated each of them at least once."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        groups = prometheus_api(server, "rules")["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        if rules and all(rule["health"] != "unknown" for rule in rules):
+            return rules
+        time.sleep(0.5)
+    raise AssertionError(f"the rules were not all evaluated: {server.log()[-2000:]}")
+
+
+def test_a_real_prometheus_evaluates_every_alert_against_the_daemon(daemon: Daemon) -> None:
+    """Prometheus scraping a live one-node daemon evaluates every rule without an error,
+    and the loop-stalled rule's leader join matches the daemon's own series."""
+    promtool()  # the prometheus package, which carries both binaries
+    rules = (MONITORING / "alerts.yaml").read_text(encoding="utf-8")
+    with PrometheusServer([daemon.port], rules=rules, job="jarvis") as server:
+        evaluated = evaluated_rules(server)
+        # The stalled rule with its threshold taken out: one series, the daemon's,
+        # or the `and jarvis_leader == 1` would silence the alert for everyone.
+        stalled = next(r["query"] for r in evaluated if r["name"] == "JarvisLoopStalled")
+        loosened = stalled.replace("> 600", "> -1")
+        assert loosened != stalled, stalled
+        deadline = time.monotonic() + 90
+        matched: list[dict[str, Any]] = []
+        while not matched and time.monotonic() < deadline:
+            # Empty until the first scrape is in, and for good if the join misses.
+            matched = prometheus_api(server, f"query?query={quote(loosened)}")["result"]
+            time.sleep(0.5)
+        firing = prometheus_api(server, "alerts")["alerts"]
+
+    assert [(r["name"], r["health"], r.get("lastError", "")) for r in evaluated] == [
+        (r["name"], "ok", "") for r in evaluated
+    ]
+    assert [m["metric"]["job"] for m in matched] == ["jarvis"]
+    # A one-node daemon that ticks is neither down, stalled nor leaderless, not even pending.
+    watched = {"JarvisDown", "JarvisLoopStalled", "JarvisNoLeader"}
+    assert [a["labels"] for a in firing if a["labels"]["alertname"] in watched] == []
+
+
 def test_the_check_would_see_an_unknown_metric(exported: set[str]) -> None:
     """A misspelt metric is caught: the check compares names, not prefixes."""
     assert names_in(["rate(jarvis_tick_total[5m])"]) - exported == {"jarvis_tick_total"}
+
+
+def plotted_units(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(expression, unit it is drawn in) for every panel target: the panel's
+    default unit unless an override matched by the target's refId sets one."""
+    pairs: list[tuple[str, str]] = []
+    for panel in board["panels"]:
+        config = panel["fieldConfig"]
+        units = {
+            rule["matcher"]["options"]: prop["value"]
+            for rule in config["overrides"]
+            if rule["matcher"]["id"] == "byFrameRefID"
+            for prop in rule["properties"]
+            if prop["id"] == "unit"
+        }
+        default = config["defaults"]["unit"]
+        pairs += [(t["expr"], units.get(t["refId"], default)) for t in panel["targets"]]
+    return pairs
+
+
+def test_the_dashboard_draws_bytes_in_bytes_and_nothing_else() -> None:
+    """A target reading a ``_bytes`` metric is drawn in bytes; any other target is not."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+
+    wrong = [
+        (expr, unit)
+        for expr, unit in plotted_units(board)
+        if ("_bytes" in expr) != (unit == "bytes")
+    ]
+
+    assert wrong == []
+
+
+def test_the_seconds_since_the_last_tick_are_the_leaders_only(tmp_path: Path) -> None:
+    """The panel beside JarvisLoopStalled leaves out a follower, which never ticks
+    (it read ~56 years, time() less a timestamp of 0), as the alert does."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    (expr,) = [e for e, _ in plotted_units(board) if "jarvis_last_tick_timestamp_seconds" in e]
+    case = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # The leader finishes a tick every minute; the standby never does.
+                    {
+                        "series": 'jarvis_last_tick_timestamp_seconds{instance="a"}',
+                        "values": "0+60x10",
+                    },
+                    {"series": 'jarvis_leader{instance="a"}', "values": "1x10"},
+                    {
+                        "series": 'jarvis_last_tick_timestamp_seconds{instance="b"}',
+                        "values": "0x10",
+                    },
+                    {"series": 'jarvis_leader{instance="b"}', "values": "0x10"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": expr.replace("$instance", ".*"),
+                        "eval_time": "5m",
+                        "exp_samples": [{"labels": '{instance="a"}', "value": 0}],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panel.test.yaml"
+    path.write_text(json.dumps(case), encoding="utf-8")  # JSON is YAML
+
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_dashboard_is_a_grafana_dashboard() -> None:

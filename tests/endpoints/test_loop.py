@@ -189,3 +189,19 @@ async def test_restarts_that_leave_the_endpoint_failing_escalate(
     assert event.resource == "sim://ai-dawg-producer"
     applied = await app.store.events(kinds=[EventKind.ACTION_APPLIED], limit=10)
     assert len(applied) == 3
+
+
+async def test_an_endpoint_this_replica_no_longer_observes_leaves_no_stale_up(
+    make_app: MakeApp, clock: VirtualClock, http_server: Server
+) -> None:
+    """An endpoint whose shard went to another replica drops its jarvis_endpoint_up here,
+    rather than reading its last probe beside the new owner's for as long as this runs."""
+    app = await make_app(probes=_probes(http_server))
+    await _ticks(app, clock, http_server, [FAST])
+    labels = 'cloud="gcp",endpoint="ai-dawg-api",region=""'
+    assert _gauge(app, f"jarvis_endpoint_up{{{labels}}}") == "1.0"
+
+    app.reconciler.owns = lambda uri: not uri.startswith("endpoint://")  # another shard's now
+    await _ticks(app, clock, http_server, [FAST])
+
+    assert "jarvis_endpoint_up{" not in app.metrics.render()[0].decode()

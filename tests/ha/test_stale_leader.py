@@ -164,3 +164,40 @@ async def test_a_new_leader_is_healthy_before_its_first_tick(pg: str) -> None:
         assert not scheduler.healthy()[0]  # three intervals as leader without a tick
     finally:
         await app.aclose()
+
+
+async def test_a_replica_that_steps_down_stops_exporting_its_last_tick(pg: str) -> None:
+    """A leader's kill switch and resource gauges go back to a follower's once it steps down."""
+    clock = VirtualClock()
+    fleet = FakeActuator(clock).add("api")
+    settings = load_settings(database_url=pg, allowlist=ALLOW_SIM)
+    app = await build_app(
+        settings, clock=clock, actuators=[fleet], run_id="was", recover_orphans=False
+    )
+    registry = app.metrics.registry
+    try:
+        elector = Elector(
+            PgLease(app.store.engine, "was", duration=600),
+            app.metrics,
+            renew_deadline=600,
+            retry_period=600,
+        )
+        leadership = Leadership(elector, app.reconciler)
+        await elector.step()
+        await app.killswitch.set(engaged=True, actor="test", reason="incident")
+        scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, gate=leadership)
+        await scheduler.run(max_ticks=1)
+        assert registry.get_sample_value("jarvis_killswitch_engaged") == 1
+        healthy = {"provider": "sim", "health": "healthy"}
+        assert registry.get_sample_value("jarvis_resources", healthy) == 1
+
+        elector.lose("another replica took the lease")
+        assert not await leadership.ready()
+
+        # The switch may be released under the next leader: an ex-leader still
+        # reading 1 would keep JarvisKillSwitchEngaged firing, and its resources
+        # would be counted twice on the dashboard.
+        assert registry.get_sample_value("jarvis_killswitch_engaged") == 0
+        assert [s for s in registry.collect() if s.name == "jarvis_resources" and s.samples] == []
+    finally:
+        await app.aclose()

@@ -204,3 +204,25 @@ async def test_an_open_breaker_stays_open_across_a_restart(
     blocked = await restarted.store.events(kinds=["action.blocked"], limit=100)
     assert {e.payload["blocked"] for e in blocked} == {"provider_degraded"}
     assert breaker_alerts(await restarted.store.events(kinds=["alert"])) == ["open"]
+
+
+async def test_a_restart_without_the_tripped_provider_exports_no_breaker_for_it(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """A breaker left open by a provider no longer configured is not restored: nothing
+    would ever close it, and JarvisBreakerTripped would fire for good."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    fleet.on_apply = throttled
+    app = await make_app([scale_all()])
+    await tick(app.reconciler, clock)
+    assert gauge(app.reconciler, "provider", "sim") == 1
+    await app.aclose()
+
+    other = FakeActuator(clock, provider="other", name="other").add("api")
+    restarted = await make_app([scale_all()], actuators=[other])
+    await tick(restarted.reconciler, clock)
+
+    assert gauge(restarted.reconciler, "provider", "sim") is None
+    assert gauge(restarted.reconciler, "provider", "other") == 0
+    assert restarted.reconciler.breakers.state("sim").opened_at is None

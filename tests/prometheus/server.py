@@ -91,8 +91,9 @@ class Exporter:
 class PrometheusServer:
     """/usr/bin/prometheus scraping ``targets`` every second, on a free loopback port."""
 
-    def __init__(self, targets: list[int], rules: str | None = None) -> None:
-        """``rules``: a rule file's YAML (recording rules evaluated every second), if any."""
+    def __init__(self, targets: list[int], rules: str | None = None, job: str = "app") -> None:
+        """``rules``: a rule file's YAML (rules evaluated every second), if any;
+        ``job``: the scrape job's name, the ``job`` label of every series."""
         self._dir = Path(tempfile.mkdtemp(prefix="jarvis-prom-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -104,7 +105,7 @@ class PrometheusServer:
         (self._dir / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             f"{rule_files}"
-            "scrape_configs:\n  - job_name: app\n"
+            f"scrape_configs:\n  - job_name: {job}\n"
             f"    static_configs:\n      - targets: [{listed}]\n",
             encoding="utf-8",
         )

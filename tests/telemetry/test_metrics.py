@@ -115,3 +115,34 @@ def test_set_resources_clears_series_that_vanished() -> None:
     assert value(metrics, "jarvis_resources", provider="sim", health="healthy") == 3
     assert value(metrics, "jarvis_resources", provider="sim", health="degraded") == 1
     assert value(metrics, "jarvis_resources", provider="ecs", health="unhealthy") is None
+
+
+def test_stepping_down_puts_the_leaders_gauges_back_and_keeps_the_counts() -> None:
+    """Kill switch, quarantine, breakers, budgets, endpoints, SLOs and resources read as on
+    a replica that never led; counters keep what they counted."""
+    metrics = Metrics()
+    _exercise(metrics)
+    metrics.breaker_open.labels(scope="provider", provider="ecs").set(1)
+    metrics.breaker_open.labels(scope="fleet", provider="all").set(0)
+    metrics.budget_remaining.labels(kind="restart", provider="ecs", budget="b").set(0)
+    metrics.budget_limit.labels(kind="restart", provider="ecs", budget="b").set(3)
+    metrics.endpoint_up.labels(endpoint="api", region="eu", cloud="aws").set(1)
+    metrics.slo_ok.labels(slo="api-p95").set(0)
+
+    metrics.stepped_down()
+
+    names = {s.name for s in samples(metrics)}
+    assert value(metrics, "jarvis_killswitch_engaged") == 0
+    assert value(metrics, "jarvis_quarantined_resources") == 0
+    assert value(metrics, "jarvis_breaker_open", scope="provider", provider="ecs") == 0
+    assert value(metrics, "jarvis_breaker_open", scope="fleet", provider="all") == 0
+    gone = {
+        "jarvis_resources",
+        "jarvis_disruption_budget_remaining",
+        "jarvis_disruption_budget_limit",
+        "jarvis_endpoint_up",
+        "jarvis_slo_ok",
+    }
+    assert names & gone == set()
+    assert value(metrics, "jarvis_escalations_total") == 1
+    assert value(metrics, "jarvis_ticks_total", outcome="ok") == 1
