@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+MIGRATION_LOCK = int.from_bytes(b"jarvismg", "big")
+"""The advisory lock a PostgreSQL migration holds for its transaction (one per database,
+< 2**63)."""
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -109,6 +113,15 @@ def _create_at_head(connection: Connection) -> None:
 
 
 def _upgrade(connection: Connection) -> str | None:
+    """Migrate on ``connection``, inside its transaction, deciding only once no one else is.
+
+    Two replicas upgrading one PostgreSQL database at once both read it as empty (or
+    behind) and both migrated it: the second failed on the tables the first had just
+    made. The lock makes the second wait, then read the first one's revision. SQLite
+    needs none: the transaction began with BEGIN IMMEDIATE (`upgrade_engine`).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     current = _current(connection)
     if current == HEAD_REVISION:
         return HEAD_REVISION
