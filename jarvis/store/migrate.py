@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.store.engine import (
@@ -128,6 +128,9 @@ def _upgrade(connection: Connection) -> str | None:
     if current is None and _is_empty(connection):
         _create_at_head(connection)
         return _current(connection)
+    if current is not None and _is_unknown(current):
+        # Alembic would fail with "Can't locate revision": a traceback, no advice.
+        raise _newer(connection.engine.url, current)
     from alembic import command  # noqa: PLC0415 -- see the module docstring
 
     config = alembic_config()
@@ -184,15 +187,19 @@ async def check_revision(engine: AsyncEngine) -> str:
     head = HEAD_REVISION
     if current == head:
         return head
-    where = masked(engine.url)
     if current is not None and _is_unknown(current):
-        raise StoreError(
-            f"database {where} is at revision {current}, newer than this Jarvis knows "
-            f"(head {head}); run a newer Jarvis"
-        )
+        raise _newer(engine.url, current)
     raise NotMigratedError(
-        f"database {where} is at revision {current or 'none (empty)'}, this Jarvis needs "
-        f"{head}; run `jarvis db upgrade`"
+        f"database {masked(engine.url)} is at revision {current or 'none (empty)'}, "
+        f"this Jarvis needs {head}; run `jarvis db upgrade`"
+    )
+
+
+def _newer(url: URL, revision: str) -> StoreError:
+    """The refusal of a database a newer Jarvis migrated: neither read nor migrated here."""
+    return StoreError(
+        f"database {masked(url)} is at revision {revision}, newer than this Jarvis knows "
+        f"(head {HEAD_REVISION}); run a newer Jarvis"
     )
 
 

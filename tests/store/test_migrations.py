@@ -412,3 +412,36 @@ async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
     result = await anyio.run_process([sys.executable, "-c", probe])
     assert result.stdout.decode().strip() == "False"
     assert await current_revision(url) == HEAD_REVISION
+
+
+async def _stamp(url: str, revision: str) -> None:
+    """Write ``revision`` into Alembic's version table, as a newer Jarvis would have left it."""
+    from sqlalchemy import text
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE alembic_version SET version_num = :r"), {"r": revision}
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_a_database_newer_than_the_code_is_refused_and_writes_nothing(
+    db_url: str,
+) -> None:
+    """`jarvis db upgrade` (and SQLite's own migration at start) on a revision this Jarvis
+    does not know refuses in one line naming it, and leaves the database as it was."""
+    await upgrade(db_url)
+    await _stamp(db_url, "ffff9999_from_the_future")
+    before = await _schema(db_url)
+    with pytest.raises(StoreError, match="newer than this Jarvis") as caught:
+        await upgrade(db_url)
+    assert "ffff9999_from_the_future" in str(caught.value)
+    assert not isinstance(caught.value, NotMigratedError)
+    with pytest.raises(StoreError, match="newer than this Jarvis"):
+        await EventStore.connect(db_url, auto_migrate=True)
+    assert await _schema(db_url) == before
