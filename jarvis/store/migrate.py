@@ -32,7 +32,14 @@ from jarvis.store.engine import (
     normalize_url,
     unreachable,
 )
-from jarvis.store.errors import NotMigratedError, StoreError, is_operational, not_a_database
+from jarvis.store.errors import (
+    NotMigratedError,
+    StoreError,
+    describe,
+    insufficient_privilege,
+    is_operational,
+    not_a_database,
+)
 from jarvis.store.revision import HEAD_REVISION
 
 __all__ = [
@@ -158,12 +165,28 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
         async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
     except Exception as exc:
+        if insufficient_privilege(exc):
+            raise _not_permitted(engine.url, exc) from exc
         if is_operational(exc) or not_a_database(exc):
             raise unreachable(engine.url, exc) from exc
         raise
     if revision is None:  # pragma: no cover - alembic always stamps a revision
         raise StoreError("migration finished without a revision")
     return revision
+
+
+def _not_permitted(url: URL, exc: BaseException) -> StoreError:
+    """A migration refused a privilege: what to grant, or whom to run it as.
+
+    Since PostgreSQL 15 only the database owner may create in schema ``public``, so a
+    role made for the daemon alone meets this on its first `jarvis db upgrade`.
+    """
+    role = url.username or "the role Jarvis connects as"
+    return StoreError(
+        f"PostgreSQL role {role} may not migrate database {url.database!r}: {describe(exc)}; "
+        f"grant what it names (for the schema: GRANT CREATE ON SCHEMA public TO {role}), "
+        "or run `jarvis db upgrade` as the owner of the database and of Jarvis's tables"
+    )
 
 
 async def current_revision_engine(engine: AsyncEngine) -> str | None:
