@@ -71,8 +71,13 @@ def masked(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def create_engine(url: URL, *, statement_timeout: float = STATEMENT_TIMEOUT_S) -> AsyncEngine:
-    """An engine for `url`; for a SQLite file, its directory is created first."""
+def create_engine(
+    url: URL, *, statement_timeout: float | None = STATEMENT_TIMEOUT_S
+) -> AsyncEngine:
+    """An engine for `url`; for a SQLite file, its directory is created first.
+
+    ``statement_timeout`` None waits for PostgreSQL as long as it takes (a migration).
+    """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return create_async_engine(

@@ -237,8 +237,13 @@ def _is_unknown(revision: str) -> bool:
 
 
 async def upgrade(url: str) -> str:
-    """Migrate the database at `url` to head and return the revision it is now at."""
-    engine = create_engine(normalize_url(url))
+    """Migrate the database at `url` to head and return the revision it is now at.
+
+    No statement timeout: the daemon's (an outage, to spool through) would fail a
+    table rewrite of a large ``events`` on every attempt, and a replica waiting on
+    another's migration lock (`_upgrade`) just as surely.
+    """
+    engine = create_engine(normalize_url(url), statement_timeout=None)
     try:
         return await upgrade_engine(engine)
     finally:
