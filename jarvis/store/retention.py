@@ -9,7 +9,8 @@ Per kind, an event is over its limit when it is older than the kind's
 ``max_age_days`` or not among its newest ``max_count``. Over the limit is
 not enough to go; these always stay:
 
-- anything younger than ``keep_after`` (the policies' history horizon);
+- anything younger than ``keep_after`` (the policies' history horizon, or the
+  longest disruption-budget window: `jarvis.loop.retention`);
 - the newest event of each kind (the last kill-switch flip is read back
   from its event when the Redis record is missing);
 - an ``action.started`` with no outcome (an open intent: recovery closes it);
