@@ -80,18 +80,32 @@ def create_engine(
     """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_async_engine(
-        url,
-        # No pre-ping: the kill-switch read must stay one round trip. A dead
-        # pooled connection is invalidated on first use and callers retry once.
-        connect_args={
-            "timeout": CONNECT_TIMEOUT_S,
-            "command_timeout": statement_timeout,
-            "server_settings": {
+    return _pg_engine(url, statement_timeout)
+
+
+def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
+    """An engine whose connections asyncpg opens from the URL as a DSN, as `jarvis.store.direct`
+    does: libpq's parameters (``sslmode``, ``options=-csearch_path=…``, a server setting)
+    mean the same on every path. SQLAlchemy would pass each as a keyword argument that
+    ``asyncpg.connect`` does not take."""
+    import asyncpg  # noqa: PLC0415 -- a SQLite store does not load it
+
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def connect() -> asyncpg.Connection[Any]:
+        return await asyncpg.connect(
+            dsn,
+            timeout=CONNECT_TIMEOUT_S,
+            command_timeout=statement_timeout,
+            # Merged over the DSN's own server settings.
+            server_settings={
                 "idle_in_transaction_session_timeout": str(int(IDLE_IN_TRANSACTION_S * 1000))
             },
-        },
-    )
+        )
+
+    # No pre-ping: the kill-switch read must stay one round trip. A dead
+    # pooled connection is invalidated on first use and callers retry once.
+    return create_async_engine(url.set(query={}), async_creator=connect)
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:
