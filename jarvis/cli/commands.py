@@ -143,9 +143,10 @@ def db_prune(
     """Delete events past the retention limits now (the daemon does it every retention.interval).
 
     Never an open intent, the outcome of one kept, the newest event of a kind,
-    a quarantined resource's escalation, or anything inside the history horizon.
+    a quarantined resource's escalation, or anything inside the history horizon or the
+    longest disruption-budget window.
     """
-    from jarvis.app import build_policies, open_store
+    from jarvis.app import build_budgets, build_policies, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.retention import Pruner
 
@@ -155,7 +156,11 @@ def db_prune(
         store = await open_store(settings)
         try:
             pruner = Pruner.for_policies(
-                store, settings.retention, WallClock(), build_policies(settings)
+                store,
+                settings.retention,
+                WallClock(),
+                build_policies(settings),
+                budgets=build_budgets(settings),
             )
             return await pruner.prune(dry_run=dry_run)
         finally:

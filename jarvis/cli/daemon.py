@@ -157,7 +157,12 @@ def _start_beside(
         return shutdown.bound(shield=True)
 
     pruner = Pruner.for_policies(
-        app.store, settings.retention, app.clock, app.reconciler.policies, app.metrics
+        app.store,
+        settings.retention,
+        app.clock,
+        app.reconciler.policies,
+        app.metrics,
+        budgets=app.reconciler.changes.budgets,
     )
     pruner.shielded = shielded
     group.start_soon(pruner.run)

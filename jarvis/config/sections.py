@@ -182,7 +182,7 @@ class RetentionSettings(Section):
     of an intent it keeps, the newest event of a kind (the last kill-switch
     flip is read back from it), the escalation of a resource still
     quarantined, a silence's events younger than the longest silence, or
-    anything younger than the policies' history horizon.
+    anything younger than the policies' history horizon or the longest budget window.
     The floors (a day, a thousand rows) keep a typo from emptying the record.
     """
 

@@ -3,7 +3,8 @@
 `jarvis run` (`jarvis.cli.daemon`) runs `Pruner.run` beside the scheduler;
 `jarvis db prune` calls `Pruner.prune` once. The rules for what may go are the
 store's (`jarvis.store.retention`); here is only when, the protected history
-horizon (the policies' own, so a policy never loses the window it reads),
+horizon (the policies' own, so a policy never loses the window it reads, and the
+longest disruption-budget window, so a budget never loses a change it counts),
 and the log line and counter per prune. A prune that fails (the database is
 down) is logged and tried again at the next interval: retention must never
 stop the loop.
@@ -21,6 +22,7 @@ import structlog
 from jarvis.config.sections import RetentionSettings
 from jarvis.loop.record import history_horizon
 from jarvis.model import Clock
+from jarvis.safety.budgets import Budgets
 from jarvis.store import EventStore, StoreError
 from jarvis.telemetry.metrics import Metrics
 
@@ -62,9 +64,14 @@ class Pruner:
         clock: Clock,
         policies: Iterable[object],
         metrics: Metrics | None = None,
+        *,
+        budgets: Budgets | None = None,
     ) -> Pruner:
-        """A pruner that keeps at least the longest history any of ``policies`` reads."""
-        return cls(store, retention, clock, horizon=history_horizon(policies), metrics=metrics)
+        """A pruner that keeps at least the longest history any of ``policies`` reads, and
+        the intents inside the longest of ``budgets``' windows: the loop counts a budget
+        from them (`jarvis.loop.budgets`), so one pruned would be a change forgotten."""
+        horizon = max(history_horizon(policies), budgets.horizon if budgets else timedelta(0))
+        return cls(store, retention, clock, horizon=horizon, metrics=metrics)
 
     async def prune(self, *, dry_run: bool = False) -> dict[str, int]:
         """One prune now; rows deleted (or, dry, that would be) per kind. Raises StoreError."""

@@ -18,6 +18,7 @@ __all__ = [
     "NotMigratedError",
     "StoreError",
     "describe",
+    "insufficient_privilege",
     "is_operational",
     "no_such_database",
     "not_a_database",
@@ -99,6 +100,15 @@ def no_such_database(exc: BaseException) -> bool:
     The server is reachable then, and the operator needs `createdb`, not the network.
     """
     return any(getattr(e, "sqlstate", None) == "3D000" for e in _chain(exc))
+
+
+def insufficient_privilege(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused for want of a privilege (SQLSTATE 42501).
+
+    Operational to the daemon (a CONNECT privilege revoked under it), but to a
+    migration it is the role lacking CREATE or ownership: a grant, not the network.
+    """
+    return any(getattr(e, "sqlstate", None) == "42501" for e in _chain(exc))
 
 
 def not_a_database(exc: BaseException) -> bool:

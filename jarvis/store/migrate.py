@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.store.engine import (
@@ -32,7 +32,14 @@ from jarvis.store.engine import (
     normalize_url,
     unreachable,
 )
-from jarvis.store.errors import NotMigratedError, StoreError, is_operational, not_a_database
+from jarvis.store.errors import (
+    NotMigratedError,
+    StoreError,
+    describe,
+    insufficient_privilege,
+    is_operational,
+    not_a_database,
+)
 from jarvis.store.revision import HEAD_REVISION
 
 __all__ = [
@@ -50,6 +57,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _T = TypeVar("_T")
+
+MIGRATION_LOCK = int.from_bytes(b"jarvismg", "big")
+"""The advisory lock a PostgreSQL migration holds for its transaction (one per database,
+< 2**63)."""
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -109,12 +120,24 @@ def _create_at_head(connection: Connection) -> None:
 
 
 def _upgrade(connection: Connection) -> str | None:
+    """Migrate on ``connection``, inside its transaction, deciding only once no one else is.
+
+    Two replicas upgrading one PostgreSQL database at once both read it as empty (or
+    behind) and both migrated it: the second failed on the tables the first had just
+    made. The lock makes the second wait, then read the first one's revision. SQLite
+    needs none: the transaction began with BEGIN IMMEDIATE (`upgrade_engine`).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     current = _current(connection)
     if current == HEAD_REVISION:
         return HEAD_REVISION
     if current is None and _is_empty(connection):
         _create_at_head(connection)
         return _current(connection)
+    if current is not None and _is_unknown(current):
+        # Alembic would fail with "Can't locate revision": a traceback, no advice.
+        raise _newer(connection.engine.url, current)
     from alembic import command  # noqa: PLC0415 -- see the module docstring
 
     config = alembic_config()
@@ -142,12 +165,28 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
         async with engine.execution_options(**{SQLITE_IMMEDIATE: True}).begin() as connection:
             revision = await connection.run_sync(_upgrade)
     except Exception as exc:
+        if insufficient_privilege(exc):
+            raise _not_permitted(engine.url, exc) from exc
         if is_operational(exc) or not_a_database(exc):
             raise unreachable(engine.url, exc) from exc
         raise
     if revision is None:  # pragma: no cover - alembic always stamps a revision
         raise StoreError("migration finished without a revision")
     return revision
+
+
+def _not_permitted(url: URL, exc: BaseException) -> StoreError:
+    """A migration refused a privilege: what to grant, or whom to run it as.
+
+    Since PostgreSQL 15 only the database owner may create in schema ``public``, so a
+    role made for the daemon alone meets this on its first `jarvis db upgrade`.
+    """
+    role = url.username or "the role Jarvis connects as"
+    return StoreError(
+        f"PostgreSQL role {role} may not migrate database {url.database!r}: {describe(exc)}; "
+        f"grant what it names (for the schema: GRANT CREATE ON SCHEMA public TO {role}), "
+        "or run `jarvis db upgrade` as the owner of the database and of Jarvis's tables"
+    )
 
 
 async def current_revision_engine(engine: AsyncEngine) -> str | None:
@@ -171,15 +210,19 @@ async def check_revision(engine: AsyncEngine) -> str:
     head = HEAD_REVISION
     if current == head:
         return head
-    where = masked(engine.url)
     if current is not None and _is_unknown(current):
-        raise StoreError(
-            f"database {where} is at revision {current}, newer than this Jarvis knows "
-            f"(head {head}); run a newer Jarvis"
-        )
+        raise _newer(engine.url, current)
     raise NotMigratedError(
-        f"database {where} is at revision {current or 'none (empty)'}, this Jarvis needs "
-        f"{head}; run `jarvis db upgrade`"
+        f"database {masked(engine.url)} is at revision {current or 'none (empty)'}, "
+        f"this Jarvis needs {head}; run `jarvis db upgrade`"
+    )
+
+
+def _newer(url: URL, revision: str) -> StoreError:
+    """The refusal of a database a newer Jarvis migrated: neither read nor migrated here."""
+    return StoreError(
+        f"database {masked(url)} is at revision {revision}, newer than this Jarvis knows "
+        f"(head {HEAD_REVISION}); run a newer Jarvis"
     )
 
 
@@ -194,8 +237,13 @@ def _is_unknown(revision: str) -> bool:
 
 
 async def upgrade(url: str) -> str:
-    """Migrate the database at `url` to head and return the revision it is now at."""
-    engine = create_engine(normalize_url(url))
+    """Migrate the database at `url` to head and return the revision it is now at.
+
+    No statement timeout: the daemon's (an outage, to spool through) would fail a
+    table rewrite of a large ``events`` on every attempt, and a replica waiting on
+    another's migration lock (`_upgrade`) just as surely.
+    """
+    engine = create_engine(normalize_url(url), statement_timeout=None)
     try:
         return await upgrade_engine(engine)
     finally:

@@ -9,7 +9,8 @@ Per kind, an event is over its limit when it is older than the kind's
 ``max_age_days`` or not among its newest ``max_count``. Over the limit is
 not enough to go; these always stay:
 
-- anything younger than ``keep_after`` (the policies' history horizon);
+- anything younger than ``keep_after`` (the policies' history horizon, or the
+  longest disruption-budget window: `jarvis.loop.retention`);
 - the newest event of each kind (the last kill-switch flip is read back
   from its event when the Redis record is missing);
 - an ``action.started`` with no outcome (an open intent: recovery closes it);
@@ -99,10 +100,15 @@ def _still_needed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
     """The conditions under which an event of ``kind`` is needed by nothing (module docstring)."""
     other = events.alias("other")
     same_action = other.c.action_id == events.c.action_id
+    # The other half of an action is found by its action_id, never by its kind: SQLite
+    # sometimes chose the (kind, id) index here, reading every intent once per outcome,
+    # and a prune of a backlog held its write lock for minutes. An expression on a
+    # column is one no index serves, so only the action_id index is left.
+    other_kind = other.c.kind.concat("")
     if kind == _STARTED:
-        return [exists().where(same_action, other.c.kind.in_(_OUTCOMES))]
+        return [exists().where(same_action, other_kind.in_(_OUTCOMES))]
     if kind in _OUTCOMES:
-        intent = exists().where(same_action, other.c.kind == _STARTED)
+        intent = exists().where(same_action, other_kind == _STARTED)
         return [or_(events.c.action_id.is_(None), ~intent)]
     if kind == EventKind.ACTION_ESCALATED.value:
         quarantined = exists().where(

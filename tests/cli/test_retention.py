@@ -86,3 +86,59 @@ def test_the_daemon_prunes_on_its_own(tmp_path: Path) -> None:
     assert pruned, log.read_text()
     assert pruned[0]["by_kind"]["tick.finished"] >= 5
     assert process.returncode == 0
+
+
+WEEKLY_RESTARTS = """
+[[budgets]]
+name = "weekly-restarts"
+provider = "sim"
+actions = ["restart"]
+max = 5
+window_seconds = 604800
+
+[retention.kinds."action.started"]
+max_age_days = 1
+[retention.kinds."action.applied"]
+max_age_days = 1
+"""
+
+
+@pytest.mark.anyio
+async def test_db_prune_keeps_the_intents_a_disruption_budget_still_counts(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """A restart three days ago still counts against a weekly budget after a prune, though
+    restarts are kept only a day: the budget's window is history the loop reads."""
+    now = datetime.now(UTC)
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        for n, at in enumerate([now - timedelta(days=3), now - timedelta(minutes=5)]):
+            store.append(
+                [
+                    Event(
+                        kind,
+                        at,
+                        f"{kind.value}-{n}",
+                        resource="sim://ai-dawg-vocal-coach",
+                        action_kind="restart",
+                        action_id=f"a-{n}",
+                    )
+                    for kind in (EventKind.ACTION_STARTED, EventKind.ACTION_APPLIED)
+                ]
+            )
+        await store.flush()
+    finally:
+        await store.aclose()
+    config = tmp_path / "jarvis.toml"
+    config.write_text(WEEKLY_RESTARTS, encoding="utf-8")
+
+    def used() -> int:
+        listed = jarvis("--config", str(config), "budgets", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        return int(row["used"])
+
+    assert used() == 2
+    pruned = jarvis("--config", str(config), "db", "prune", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert used() == 2

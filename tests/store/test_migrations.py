@@ -412,3 +412,66 @@ async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
     result = await anyio.run_process([sys.executable, "-c", probe])
     assert result.stdout.decode().strip() == "False"
     assert await current_revision(url) == HEAD_REVISION
+
+
+async def _stamp(url: str, revision: str) -> None:
+    """Write ``revision`` into Alembic's version table, as a newer Jarvis would have left it."""
+    from sqlalchemy import text
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE alembic_version SET version_num = :r"), {"r": revision}
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_a_database_newer_than_the_code_is_refused_and_writes_nothing(
+    db_url: str,
+) -> None:
+    """`jarvis db upgrade` (and SQLite's own migration at start) on a revision this Jarvis
+    does not know refuses in one line naming it, and leaves the database as it was."""
+    await upgrade(db_url)
+    await _stamp(db_url, "ffff9999_from_the_future")
+    before = await _schema(db_url)
+    with pytest.raises(StoreError, match="newer than this Jarvis") as caught:
+        await upgrade(db_url)
+    assert "ffff9999_from_the_future" in str(caught.value)
+    assert not isinstance(caught.value, NotMigratedError)
+    with pytest.raises(StoreError, match="newer than this Jarvis"):
+        await EventStore.connect(db_url, auto_migrate=True)
+    assert await _schema(db_url) == before
+
+
+async def test_a_role_that_may_not_create_tables_is_told_what_to_grant(pg_url: str) -> None:
+    """`jarvis db upgrade` as a role without CREATE on the schema (PostgreSQL 15's default
+    for every role but the owner) names the privilege to grant, not an unreachable server;
+    once granted as it says, the upgrade goes through."""
+    import uuid
+
+    import asyncpg
+
+    role = f"jarvis_test_role_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        as_role = pg_url.replace("postgres@", f"{role}@")
+        with pytest.raises(StoreError) as caught:
+            await upgrade(as_role)
+        message = str(caught.value)
+        assert "permission denied for schema public" in message
+        assert f"GRANT CREATE ON SCHEMA public TO {role}" in message
+        assert "cannot reach" not in message
+        assert await current_revision(pg_url) is None
+        await admin.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+        assert await upgrade(as_role) == HEAD_REVISION
+    finally:
+        # Its tables go with it; a role is the cluster's, not the test database's.
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()

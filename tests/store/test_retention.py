@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from jarvis.model import Event, EventKind, RetryState
 from jarvis.notify.groups import Silence
 from jarvis.notify.silences import active_silences, added_event, expired_event
 from jarvis.store import EventStore
+from jarvis.store.backend import OUTCOME_KINDS
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +196,68 @@ async def test_a_silence_still_in_force_keeps_its_events(sql_store: EventStore) 
     kinds = [EventKind.SILENCE_ADDED.value, EventKind.SILENCE_EXPIRED.value]
     silences = active_silences(await sql_store.events(limit=10_000, kinds=kinds), NOW)
     assert [s.id for s in silences] == ["long"]
+
+
+async def _other_half_lookups(url: str) -> list[str]:
+    """How each statement of a (dry-run) prune of ``url``, seeded with a backlog, looks up
+    the other half of an action, as SQLite plans it for a connection of its own."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.sql import SqlBackend
+
+    old = days_ago(60)
+
+    def intent(action_id: str) -> Event:
+        return event(EventKind.ACTION_STARTED, old, action_id, action_id=action_id)
+
+    def outcome(action_id: str) -> Event:
+        return event(EventKind.ACTION_FAILED, old, action_id, action_id=action_id)
+
+    deletes: list[tuple[str, Any]] = []
+
+    def capture(_c: Connection, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append((statement, params))
+
+    backend = await SqlBackend.connect(url)
+    try:
+        await backend.write(
+            [
+                # Open intents (they stay), and more outcomes whose intents are gone (they
+                # go), as after a prune that took the intents of a backlog first.
+                *(intent(f"open-{n}") for n in range(50)),
+                *(outcome(f"done-{n}") for n in range(100)),
+                *(event(kind, NOW, f"newest-{kind.value}") for kind in EventKind),
+            ],
+            [],
+        )
+        sa_event.listen(backend.engine.sync_engine, "before_cursor_execute", capture)
+        await backend.prune(RetentionSettings(), now=NOW, keep_after=HORIZON, dry_run=True)
+    finally:
+        await backend.aclose()
+    explain = sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///"))
+    try:
+        return [
+            str(row[-1])
+            for statement, params in deletes
+            for row in explain.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            if "other" in str(row[-1])
+        ]
+    finally:
+        explain.close()
+
+
+async def test_sqlite_prune_finds_an_events_intent_or_outcome_by_its_action_id(
+    tmp_path: Path,
+) -> None:
+    """Each prune statement looks up the other half of an action by the ``action_id`` index,
+    never by reading every event of the other kind: that made a prune quadratic, and a
+    backlog of 15,000 intents and outcomes held SQLite's write lock for a minute (the
+    daemon spooled, `jarvis killswitch engage` could not write). SQLite chose either
+    plan from one run to the next (two runs in three the slow one here), so several
+    new files are planned."""
+    for n in range(6):
+        lookups = await _other_half_lookups(f"sqlite+aiosqlite:///{tmp_path}/jarvis-{n}.db")
+        assert len(lookups) == len(OUTCOME_KINDS) + 1, lookups  # the intents, each outcome
+        assert all("USING INDEX ix_events_action_id" in line for line in lookups), lookups
