@@ -120,9 +120,9 @@ def stripe_webhook(settings: Settings, app: App, wake: Callable[[], None]) -> We
     engine = app.store.engine
     close = None
     if url is not None:
-        from sqlalchemy.ext.asyncio import create_async_engine
+        from jarvis.sqlengine import async_engine
 
-        engine = create_async_engine(url)
+        engine = async_engine(url)
         close = engine.dispose
     receiver = StripeWebhooks(
         stripe_client(

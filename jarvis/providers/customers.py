@@ -59,16 +59,15 @@ def build_access(settings: Settings, clock: Clock) -> Sequence[Sensor]:
 
 
 def _activity(settings: Settings, lag: timedelta) -> UsageActivity | None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from jarvis.actuators.customers.activity import UsageActivity
+    from jarvis.sqlengine import async_engine
 
     section = settings.customers.activity
     if not section.enabled:
         return None
     url = section.database_url or settings.customers.database_url or settings.database_url
     return UsageActivity(
-        create_async_engine(url),
+        async_engine(url),
         table=section.table,
         customer_column=section.customer_column,
         time_column=section.time_column,

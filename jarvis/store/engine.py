@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
@@ -20,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from jarvis.sqlengine import async_engine
 from jarvis.store.errors import StoreError, describe, no_such_database, not_a_database
 from jarvis.store.timeouts import (
     BUSY_TIMEOUT_MS,
@@ -45,8 +45,6 @@ SQLITE_IMMEDIATE = "jarvis_sqlite_immediate"
 _SQLITE_BUSY_UNTIL = "jarvis_sqlite_busy_until"
 """Execution option: the `time.monotonic()` after which a SQLite transaction waits no more
 for another process's lock (`limit_busy_wait`); ignored elsewhere."""
-_SQLALCHEMY_PARAMETERS = frozenset({"prepared_statement_cache_size"})
-"""URL parameters SQLAlchemy's asyncpg dialect reads itself (0 behind pgbouncer)."""
 _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
@@ -87,27 +85,19 @@ def create_engine(
 
 
 def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
-    """An engine whose connections read libpq's URL parameters (``sslmode``,
-    ``options=-csearch_path=…``, a server setting) through asyncpg's own DSN parser, as
-    `jarvis.store.direct` does, so they mean the same on every path. SQLAlchemy would
-    pass each as a keyword argument ``asyncpg.connect`` does not take; it keeps only
-    the parameters it reads itself."""
-    own = {key: value for key, value in url.query.items() if key in _SQLALCHEMY_PARAMETERS}
-    libpq = {key: value for key, value in url.query.items() if key not in own}
-    connect_args: dict[str, Any] = {
-        "timeout": CONNECT_TIMEOUT_S,
-        "command_timeout": statement_timeout,
-        # Merged over the server settings the DSN names.
-        "server_settings": {
-            "idle_in_transaction_session_timeout": str(int(IDLE_IN_TRANSACTION_S * 1000))
-        },
-    }
-    if libpq:
-        # Host, user, password and database still come as keywords, which take precedence.
-        connect_args["dsn"] = f"postgresql://?{urlencode(libpq, doseq=True)}"
+    """An engine whose connections read libpq's URL parameters (`jarvis.sqlengine`)."""
     # No pre-ping: the kill-switch read must stay one round trip. A dead
     # pooled connection is invalidated on first use and callers retry once.
-    return create_async_engine(url.set(query=own), connect_args=connect_args)
+    return async_engine(
+        url,
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_S,
+            "command_timeout": statement_timeout,
+            "server_settings": {
+                "idle_in_transaction_session_timeout": str(int(IDLE_IN_TRANSACTION_S * 1000))
+            },
+        },
+    )
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:

@@ -14,6 +14,10 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from jarvis.actuators.customers.table import CustomerTable
+from jarvis.actuators.llm.usage import LlmUsageActuator
+from jarvis.config.cost import CostSettings
+from jarvis.loop.clock import VirtualClock
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore, upgrade
 from jarvis.store.migrate import HEAD_REVISION
@@ -55,3 +59,26 @@ async def test_a_search_path_in_the_url_puts_every_table_in_that_schema(pg_url: 
         assert await admin.fetchval("SELECT count(*) FROM jarvis.events") == 1
     finally:
         await admin.close()
+
+
+async def test_the_customers_table_and_the_usage_table_read_a_url_with_sslmode(
+    pg_url: str,
+) -> None:
+    """The engines Jarvis makes beside the store's take the same URL: the customers table
+    (`CustomerTable.connect`) and the LLM usage table (`LlmUsageActuator.from_settings`)
+    failed with the same TypeError at their first read."""
+    url = f"{pg_url}?sslmode=disable"
+    assert await upgrade(url) == HEAD_REVISION
+    table = CustomerTable.connect(url)
+    try:
+        assert await table.changed_since(datetime(2026, 1, 1, tzinfo=UTC), limit=10) == []
+    finally:
+        await table.aclose()
+    usage = LlmUsageActuator.from_settings(
+        CostSettings(), clock=VirtualClock(datetime(2026, 11, 30, tzinfo=UTC)), database_url=url
+    )
+    try:
+        (state,) = await usage.observe()
+        assert state.llm_usage is not None and state.llm_usage.requests_month_to_date == 0
+    finally:
+        await usage.aclose()

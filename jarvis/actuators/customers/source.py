@@ -44,11 +44,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.customers.activity import quote
 from jarvis.actuators.customers.table import as_utc, bind_time
+from jarvis.sqlengine import async_engine
 
 __all__ = ["FIELDS", "REQUIRED", "ProductSource"]
 
@@ -132,7 +133,7 @@ class ProductSource:
         connect_args: dict[str, Any] = {}
         if url.startswith("postgresql+asyncpg"):
             connect_args["server_settings"] = {"default_transaction_read_only": "on"}
-        engine = create_async_engine(url, connect_args=connect_args)
+        engine = async_engine(url, connect_args=connect_args)
         return cls(engine, target, **options)
 
     async def sync(self, now: datetime) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Boolean, DateTime, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import ErrorKind
 from jarvis.model.customers import WITHHOLD_ACCESS
+from jarvis.sqlengine import async_engine
 
 __all__ = ["Contact", "CustomerRow", "CustomerTable"]
 
@@ -133,7 +134,7 @@ class CustomerTable:
 
     @classmethod
     def connect(cls, url: str) -> CustomerTable:
-        return cls(create_async_engine(url), owns_engine=True)
+        return cls(async_engine(url), owns_engine=True)
 
     @property
     def engine(self) -> AsyncEngine:

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.llm.spend import REF, MonthRow, WindowRow, performance_of, usage_state
@@ -36,6 +36,7 @@ from jarvis.model import (
     month_bounds,
     month_key,
 )
+from jarvis.sqlengine import async_engine
 
 __all__ = ["REF", "LlmUsageActuator"]
 
@@ -82,7 +83,7 @@ class LlmUsageActuator:
         if url is None and engine is None:
             url = database_url
         if url is not None:
-            own = create_async_engine(url)
+            own = async_engine(url)
             return cls(own, clock=clock, window_days=window_days, owns_engine=True)
         if engine is None:
             raise ValueError("llm_usage needs an engine, a database URL or cost.usage_database_url")
