@@ -12,6 +12,7 @@ from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceS
 from jarvis.policies.budget import Budget
 from jarvis.policies.cost import CostPolicy
 from jarvis.policies.cost_settings import Route
+from jarvis.policies.model_selection import SelectionRules
 from tests import actions as typed
 from tests.cost.builders import (
     CHAT,
@@ -22,6 +23,7 @@ from tests.cost.builders import (
     route_state,
     route_usage,
     snapshot,
+    stats,
 )
 
 SEED_SPEND = {"gpt-4o": 300.0, "gemini": 100.0, "claude": 50.0}
@@ -266,3 +268,47 @@ def test_weights_of_every_proposal_sum_to_one() -> None:
         for action in policy(CHAT).evaluate(snap, History(), NOW).actions:
             assert typed.weights(action) is not None
             assert math.fsum(typed.weights(action).values()) == pytest.approx(1, abs=1e-12)
+
+
+#: The last week on chat: gemini, the cheapest, answers 3 requests in 10.
+GEMINI_FAILING = {"chat": {"gemini": stats(500, 0.3, 450.0, 0.2)}}
+
+
+@pytest.mark.parametrize(
+    ("spend", "expected"),
+    [
+        (460.0, {"gpt-4o": 0.3, "gemini": 0.2, "claude": 0.5}),
+        (510.0, {"gpt-4o": 0.0, "gemini": 0.0, "claude": 1.0}),
+    ],
+)
+def test_the_budget_passes_over_a_cheapest_model_that_fails_its_requests(
+    spend: float, expected: dict[str, float]
+) -> None:
+    """The budget moves traffic to the cheapest model whose success rate passes the quality gate."""
+    snap = snapshot(
+        cost_state(spend, performance=GEMINI_FAILING), route_state("chat", CHAT.weights)
+    )
+    cost = policy(CHAT, selection=SelectionRules())
+    (action,) = cost.evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == expected
+    assert "gemini (success 30.0% over 500 requests, below 90%)" in action.reason
+
+
+def test_with_every_model_failing_the_budget_still_takes_the_cheapest() -> None:
+    """When no model passes the quality gate, the cheapest one takes the traffic as before."""
+    failing = {m: stats(500, 0.3, 450.0, 0.2) for m in CHAT.models}
+    snap = snapshot(
+        cost_state(510.0, performance={"chat": failing}), route_state("chat", CHAT.weights)
+    )
+    (action,) = policy(CHAT, selection=SelectionRules()).evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+
+
+def test_the_shift_never_moves_traffic_to_a_pricier_model() -> None:
+    """With the cheaper models failing, the shift stage moves nothing rather than raise the cost."""
+    route = Route("chat", {"gemini": 0.5, "claude": 0.5}, ("gemini", "claude", "gpt-4o"))
+    failing = {m: stats(500, 0.3, 450.0, 0.2) for m in ("gemini", "claude")}
+    snap = snapshot(
+        cost_state(460.0, performance={"chat": failing}), route_state("chat", route.weights)
+    )
+    assert policy(route, selection=SelectionRules()).evaluate(snap, History(), NOW).actions == ()
