@@ -312,3 +312,20 @@ def test_the_shift_never_moves_traffic_to_a_pricier_model() -> None:
         cost_state(460.0, performance={"chat": failing}), route_state("chat", route.weights)
     )
     assert policy(route, selection=SelectionRules()).evaluate(snap, History(), NOW).actions == ()
+
+
+@pytest.mark.parametrize("bill", [math.nan, math.inf])
+def test_a_cloud_bill_that_is_not_a_number_leaves_the_spend_unknown(bill: float) -> None:
+    """A NaN or infinite cloud bill is unknown spend: nothing moves, shifted traffic stays."""
+    aws = ResourceState(
+        ref=ResourceRef("cost", "aws", "cost"),
+        health=cost_state(0).health,
+        observed_at=NOW,
+        metrics={"month_to_date_usd": bill},
+        cloud_spend=CloudSpend(month_to_date_usd=bill, forecast_month_end_usd=bill),
+    )
+    shifted = {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    snap = snapshot(cost_state(460.0), aws, route_state("chat", shifted))
+    result = policy(CHAT).evaluate(snap, History(), NOW)
+    assert result.actions == ()
+    assert result.notes == ()
