@@ -19,7 +19,8 @@ passed in keeps its own timeouts and retries; the URL's own ``socket_timeout``
 and retry options are dropped. Resolving the URL's host name is outside the
 budget: no socket timeout covers getaddrinfo. After a failed read, Redis is
 asked about that route again only after ``max_age``, with or without weights
-to fall back on.
+to fall back on. A route's hash that has gone since it was read (a Redis
+restarted without its data) is treated like a Redis that is away.
 
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
@@ -166,6 +167,11 @@ class RoutingClient:
             ):
                 return _Entry(entry.version, entry.updated_at, entry.weights, now)
         raw = self._redis.hgetall(key)
+        if not raw and entry is not None:
+            # The hash is gone: a Redis restarted without its data, until Jarvis
+            # seeds the route again (a tick). That is a Redis away, not a route
+            # with no weights; every request raised NoWeightsError meanwhile.
+            return _Entry(entry.version, entry.updated_at, entry.weights, now)
         fields = {_text(k): _text(v) for k, v in raw.items()}
         weights = []
         for model, text in sorted(fields.items()):

@@ -109,6 +109,20 @@ def test_weights_written_again_under_a_version_seen_before_are_read(
     assert routing.choose("chat") == "gemini"
 
 
+def test_a_route_hash_that_vanished_serves_the_last_known_weights(
+    raw: redis.Redis, routing: RoutingClient, ticker: Ticker
+) -> None:
+    """A Redis that lost its data is treated like one that is away until Jarvis seeds again."""
+    write(raw, 3, {"gemini": "1"})
+    assert routing.choose("chat") == "gemini"
+    raw.delete("jarvis:route:chat")
+    ticker.now = 5.0
+    assert routing.choose("chat") == "gemini"
+    write(raw, 1, {"gpt-4o": "1"})
+    ticker.now = 10.0
+    assert routing.choose("chat") == "gpt-4o"
+
+
 def test_a_route_without_weights_raises(routing: RoutingClient) -> None:
     """Asking for a route Jarvis never seeded raises NoWeightsError."""
     with pytest.raises(NoWeightsError, match="chat"):
