@@ -123,9 +123,15 @@ class Spend:
         return (0.0 if usage is None else float(usage.requests)) / hours
 
     def token_mix(self, route: str) -> tuple[float, float]:
-        """Mean input and output tokens per request on the route this month."""
+        """Mean input and output tokens per request on the route this month.
+
+        `DEFAULT_TOKENS` for a route with no requests, or with none of their
+        tokens recorded (usage recorded by cost alone): at no tokens every model
+        cost 0 a request, and the cheapest was the first configured, often the
+        priciest, which then took all the traffic when the budget ran out.
+        """
         usage = self.routes.get(route)
-        if usage is None or usage.requests <= 0:
+        if usage is None or usage.requests <= 0 or usage.input_tokens + usage.output_tokens <= 0:
             return DEFAULT_TOKENS
         requests = float(usage.requests)
         return (usage.input_tokens / requests, usage.output_tokens / requests)

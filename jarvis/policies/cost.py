@@ -21,7 +21,7 @@ whose spend was known (after a restart, with none yet, the highest stage this
 policy's recorded alerts reached this month: `History.alerts`), yields an alert
 note. Unknown or stale spend means no
 proposal at all. Model cost per request is the model's price at the route's
-observed token mix this month (1k in, 1k out when there is none). "Cheapest"
+observed token mix this month (1k in, 1k out when no tokens are recorded). "Cheapest"
 passes over a model the performance window shows failing (`_cheapest`).
 
 The month's spend and budget stages live in `jarvis.policies.budget`; prices,

@@ -329,3 +329,11 @@ def test_a_cloud_bill_that_is_not_a_number_leaves_the_spend_unknown(bill: float)
     result = policy(CHAT).evaluate(snap, History(), NOW)
     assert result.actions == ()
     assert result.notes == ()
+
+
+def test_a_route_recorded_without_tokens_is_priced_at_the_default_mix() -> None:
+    """Usage recorded with no tokens does not make every model free: the cheapest still wins."""
+    usage = {"chat": route_usage(100, input_tokens=0, output_tokens=0)}
+    snap = snapshot(cost_state(510.0, by_route=usage), route_state("chat", CHAT.weights))
+    (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
