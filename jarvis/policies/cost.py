@@ -18,11 +18,11 @@ shifts never compound; a move larger than ``max_shift`` (the guard's
 ``bounds.max_traffic_shift``) is made in steps over several ticks. Crossing
 ``alert_at`` or a higher threshold, compared with the latest earlier snapshot
 whose spend was known (after a restart, with none yet, the highest stage this
-policy's recorded alerts reached this month: `History.alerts`), yields an alert
-note. Unknown or stale spend means no
-proposal at all. Model cost per request is the model's price at the route's
-observed token mix this month (1k in, 1k out when no tokens are recorded). "Cheapest"
-passes over a model the performance window shows failing (`_cheapest`).
+policy's recorded alerts reached this month at this budget: `History.alerts`),
+yields an alert note. Unknown or stale spend means no proposal at all. Model
+cost per request is the model's price at the route's observed token mix this
+month (1k in, 1k out when no tokens are recorded). "Cheapest" passes over a
+model the performance window shows failing (`_cheapest`).
 
 The month's spend and budget stages live in `jarvis.policies.budget`; prices,
 routes and the shape of the settings in `jarvis.policies.cost_settings`.
@@ -201,10 +201,18 @@ class CostPolicy:
         return self._alerted(history.alerts, spend.month)
 
     def _alerted(self, alerts: Sequence[Event], month: str) -> Stage:
-        """The highest stage this policy raised an alert for in ``month`` (NORMAL: none)."""
+        """The highest stage this policy raised an alert for in ``month`` at this budget.
+
+        NORMAL: none. An alert raised against another budget (changed across
+        the restart) says nothing of this one's stages: the stage it reached
+        hid the crossings of the new budget's lower stages until the next.
+        """
         reached = Stage.NORMAL
+        budget = self._budget.monthly_usd
         for event in alerts:
             if event.policy != self._name or event.payload.get("month") != month:
+                continue
+            if event.payload.get("budget_usd", budget) != budget:
                 continue
             stage = _STAGES.get(str(event.payload.get("stage")))
             if stage is not None and stage > reached:

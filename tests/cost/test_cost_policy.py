@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
+from jarvis.loop.events import note_event
 from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
 from jarvis.policies.budget import Budget
 from jarvis.policies.cost import CostPolicy
@@ -337,3 +338,21 @@ def test_a_route_recorded_without_tokens_is_priced_at_the_default_mix() -> None:
     snap = snapshot(cost_state(510.0, by_route=usage), route_state("chat", CHAT.weights))
     (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
     assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+
+
+def test_a_budget_raised_across_a_restart_alerts_at_its_own_thresholds() -> None:
+    """After a restart, alerts raised against the old budget do not hide the new one's stages."""
+    first = policy(CHAT).evaluate(
+        snapshot(cost_state(510.0), route_state("chat", CHAT.weights)), History(), NOW
+    )
+    alerts = tuple(note_event("before", NOW, "cost", note) for note in first.notes)
+    assert [a.payload["stage"] for a in alerts] == ["cheapest"]
+    later = datetime(2025, 6, 20, 13, 0, tzinfo=UTC)
+    raised = policy(CHAT, budget=Budget(monthly_usd=600.0))
+    result = raised.evaluate(
+        snapshot(cost_state(520.0, now=later), route_state("chat", CHAT.weights), now=later),
+        History(alerts=alerts),
+        later,
+    )
+    assert [n.payload["stage"] for n in result.notes] == ["alert"]
+    assert result.notes[0].payload["budget_usd"] == 600.0
