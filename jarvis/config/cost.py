@@ -13,13 +13,27 @@ from __future__ import annotations
 import math
 from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.sections import Section
 from jarvis.model import WEIGHT_TOLERANCE
 
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 RouteName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+def _model_name(name: str) -> str:
+    # A route's hash keeps its own fields (``_version``, ``_updated_at``) beside
+    # the models, under names that start with "_": a model named so overwrote
+    # them when seeded, every reader skipped it as metadata, and every weight
+    # for it was refused, so its route never got weights.
+    if not name or name.startswith("_"):
+        raise ValueError(f"model name {name!r} must not be empty or start with '_'")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+"""A model a route may use: not empty, not named like the route hash's own fields."""
 
 
 class ModelPrice(Section):
@@ -39,8 +53,8 @@ class RouteSettings(Section):
     least half its traffic on its preferred model: ``floors = {claude = 0.5}``).
     """
 
-    weights: Annotated[dict[str, Share], Field(min_length=1)]
-    allowed: list[str] = Field(default_factory=list)
+    weights: Annotated[dict[ModelName, Share], Field(min_length=1)]
+    allowed: list[ModelName] = Field(default_factory=list)
     floors: dict[str, Share] = Field(default_factory=dict)
 
     @property

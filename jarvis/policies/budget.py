@@ -5,16 +5,17 @@ the current snapshot each tick (and on the previous one, unless it read that one
 the tick before) and asks its `Budget` which `Stage` the total is in.
 `read_spend` reads the ``cost://llm`` resource (published by the `llm_usage`
 actuator) and, when asked, ``cost://aws``; LLM spend from another month, or none
-at all, reads as unknown (None). What counts against the budget is one
-definition, `Spend.against_budget`, which the daily report (`jarvis.report`)
-uses too on the same facts as recorded: the LLM spend, plus the cloud bill when
-the budget includes it and it was observed in the same month (a bill observed
-in another month counts as none).
+at all, or a total that is not a finite number, reads as unknown (None). What
+counts against the budget is one definition, `Spend.against_budget`, which the
+daily report (`jarvis.report`) uses too on the same facts as recorded: the LLM
+spend, plus the cloud bill when the budget includes it and it was observed in
+the same month (a bill observed in another month counts as none).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,16 +123,22 @@ class Spend:
         return (0.0 if usage is None else float(usage.requests)) / hours
 
     def token_mix(self, route: str) -> tuple[float, float]:
-        """Mean input and output tokens per request on the route this month."""
+        """Mean input and output tokens per request on the route this month.
+
+        `DEFAULT_TOKENS` for a route with no requests, or with none of their
+        tokens recorded (usage recorded by cost alone): at no tokens every model
+        cost 0 a request, and the cheapest was the first configured, often the
+        priciest, which then took all the traffic when the budget ran out.
+        """
         usage = self.routes.get(route)
-        if usage is None or usage.requests <= 0:
+        if usage is None or usage.requests <= 0 or usage.input_tokens + usage.output_tokens <= 0:
             return DEFAULT_TOKENS
         requests = float(usage.requests)
         return (usage.input_tokens / requests, usage.output_tokens / requests)
 
 
 def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spend | None:
-    """The spend in ``snapshot`` for the month of ``now``, or None if unknown or stale."""
+    """The spend in ``snapshot`` for the month of ``now``; None if unknown, stale or not finite."""
     llm = snapshot.get("cost://llm")
     usage = None if llm is None else llm.llm_usage
     if usage is None:
@@ -141,7 +148,7 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
         return None
     cloud = snapshot.get("cost://aws") if include_cloud else None
     bill = None if cloud is None else cloud.cloud_spend
-    return Spend.against_budget(
+    spend = Spend.against_budget(
         month,
         usage.month_to_date_usd,
         usage.forecast_month_end_usd,
@@ -152,3 +159,8 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
         routes=usage.by_route,
         performance=usage.performance,
     )
+    # A NaN bill reached no stage, so shifted traffic went back to the priciest
+    # models; an infinite one sent everything to the cheapest. Neither is a spend.
+    if not (math.isfinite(spend.total_usd) and math.isfinite(spend.forecast_usd)):
+        return None
+    return spend

@@ -18,10 +18,11 @@ shifts never compound; a move larger than ``max_shift`` (the guard's
 ``bounds.max_traffic_shift``) is made in steps over several ticks. Crossing
 ``alert_at`` or a higher threshold, compared with the latest earlier snapshot
 whose spend was known (after a restart, with none yet, the highest stage this
-policy's recorded alerts reached this month: `History.alerts`), yields an alert
-note. Unknown or stale spend means no
-proposal at all. Model cost per request is the model's price at the route's
-observed token mix this month (1k in, 1k out when there is none).
+policy's recorded alerts reached this month at this budget: `History.alerts`),
+yields an alert note. Unknown or stale spend means no proposal at all. Model
+cost per request is the model's price at the route's observed token mix this
+month (1k in, 1k out when no tokens are recorded). "Cheapest" passes over a
+model the performance window shows failing (`_cheapest`).
 
 The month's spend and budget stages live in `jarvis.policies.budget`; prices,
 routes and the shape of the settings in `jarvis.policies.cost_settings`.
@@ -51,6 +52,7 @@ from jarvis.policies.model_selection import (
     ModelStats,
     SelectionRules,
     concentrate,
+    failing,
     move_share,
     prefer,
     quantize,
@@ -199,10 +201,18 @@ class CostPolicy:
         return self._alerted(history.alerts, spend.month)
 
     def _alerted(self, alerts: Sequence[Event], month: str) -> Stage:
-        """The highest stage this policy raised an alert for in ``month`` (NORMAL: none)."""
+        """The highest stage this policy raised an alert for in ``month`` at this budget.
+
+        NORMAL: none. An alert raised against another budget (changed across
+        the restart) says nothing of this one's stages: the stage it reached
+        hid the crossings of the new budget's lower stages until the next.
+        """
         reached = Stage.NORMAL
+        budget = self._budget.monthly_usd
         for event in alerts:
             if event.policy != self._name or event.payload.get("month") != month:
+                continue
+            if event.payload.get("budget_usd", budget) != budget:
                 continue
             stage = _STAGES.get(str(event.payload.get("stage")))
             if stage is not None and stage > reached:
@@ -306,8 +316,7 @@ class CostPolicy:
             # Prices only pick the models the budget stages move traffic between.
             return self._quantize(route, base), why
         costs = self._costs_per_request(route, spend)
-        # Cheapest first on ties of price, then configuration order.
-        cheapest = min(route.models, key=lambda m: (costs[m], route.models.index(m)))
+        cheapest, passed_over = self._cheapest(route, spend, costs)
         if stage is Stage.CHEAPEST:
             target = concentrate(route.models, cheapest, route.floors)
             why = f"budget exhausted: {cheapest} (cheapest allowed) takes all traffic floors allow"
@@ -315,7 +324,8 @@ class CostPolicy:
             movable = [m for m in route.models if base[m] > route.floors.get(m, 0.0) + 1e-9]
             priciest = max(movable, key=lambda m: (costs[m], -route.models.index(m)), default=None)
             target = base
-            if priciest is not None and priciest != cheapest:
+            # Never toward a model no cheaper: passing over failing ones can leave none.
+            if priciest is not None and costs[cheapest] < costs[priciest]:
                 target = move_share(
                     base, priciest, cheapest, self._budget.shift_share, route.floors
                 )
@@ -323,7 +333,31 @@ class CostPolicy:
                     f"moving {self._budget.shift_share:.0%} of {priciest} traffic to {cheapest} "
                     f"(cheapest allowed), after {why}"
                 )
-        return self._quantize(route, target), why
+        return self._quantize(route, target), why + passed_over
+
+    def _cheapest(self, route: Route, spend: Spend, costs: Mapping[str, float]) -> tuple[str, str]:
+        """The cheapest model the route allows that does not fail its requests, and why not cheaper.
+
+        Saving money by sending the product's traffic to a model that fails it
+        is an outage: a model the performance window judges failing (selection's
+        quality gate, `failing`) is passed over for the next cheapest. With every
+        model failing, or selection off, the cheapest, as nothing better is known.
+        """
+        # Cheapest first on ties of price, then configuration order.
+        order = sorted(route.models, key=lambda m: (costs[m], route.models.index(m)))
+        rules = self._selection
+        if rules is None:
+            return order[0], ""
+        bad = failing(_stats(spend.performance.get(route.name)), rules)
+        cheapest = next((m for m in order if m not in bad), order[0])
+        passed = order[: order.index(cheapest)]
+        if not passed:
+            return cheapest, ""
+        return cheapest, "; passing over " + ", ".join(
+            f"{m} (success {bad[m].success_rate:.1%} over {bad[m].requests} requests, "
+            f"below {rules.min_success_rate:.0%})"
+            for m in passed
+        )
 
     def _base(self, route: Route, spend: Spend) -> tuple[dict[str, float], str]:
         """The configured weights, adjusted by performance-based selection, and why.

@@ -192,6 +192,19 @@ class Selection:
         )
 
 
+def failing(stats: Mapping[str, ModelStats], rules: SelectionRules) -> dict[str, ModelStats]:
+    """The models with enough requests to judge whose success rate misses ``min_success_rate``.
+
+    The quality gate of `select`, on its own: the cost policy's budget stages
+    pass over these when they pick the cheapest model to move traffic to.
+    """
+    return {
+        m: s
+        for m, s in stats.items()
+        if s.requests >= rules.min_requests and s.success_rate < rules.min_success_rate
+    }
+
+
 def select(
     stats: Mapping[str, ModelStats], allowed: tuple[str, ...], rules: SelectionRules
 ) -> Selection | None:

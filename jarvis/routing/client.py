@@ -5,7 +5,7 @@ Imported by the product's services, not by Jarvis itself; it depends on
 routing actuator (`jarvis.actuators.llm.routing`) writes one hash per route,
 ``<prefix><route>``: model → weight, plus ``_version`` bumped on every write.
 The client caches a route's weights for ``max_age`` seconds; after that, one
-HGET of ``_version`` tells whether to re-read the hash. If Redis is down, the
+HMGET of ``_version`` and ``_updated_at`` tells whether to re-read the hash. If Redis is down, the
 last weights it saw keep being used.
 
 A `choose` that asks Redis waits on it for at most ``timeout`` seconds (0.5 by
@@ -13,13 +13,14 @@ default), then falls back (the last weights, or NoWeightsError): it is on the
 path of an application's request. Socket timeouts are the only clock a
 blocking redis-py call has, so the budget is shared out: one fifth each for the
 connect and for each of at most four replies (HELLO and SELECT on a new
-connection, HGET and HGETALL), and nothing is retried (redis-py would retry a
+connection, HMGET and HGETALL), and nothing is retried (redis-py would retry a
 failed command, with back-off, on a client built by its constructor). A client
 passed in keeps its own timeouts and retries; the URL's own ``socket_timeout``
 and retry options are dropped. Resolving the URL's host name is outside the
 budget: no socket timeout covers getaddrinfo. After a failed read, Redis is
 asked about that route again only after ``max_age``, with or without weights
-to fall back on.
+to fall back on. A route's hash that has gone since it was read (a Redis
+restarted without its data) is treated like a Redis that is away.
 
     client = RoutingClient("redis://cache:6379/0")
     model = client.choose("chat")
@@ -47,7 +48,7 @@ DEFAULT_TIMEOUT = 0.5
 _MAX_TIMEOUT = 60.0
 """A budget on a request's path; more (or infinity) overflows the socket's timeout."""
 _WAITS = 5
-"""Socket waits one refresh may need: connect, HELLO, SELECT, HGET, HGETALL."""
+"""Socket waits one refresh may need: connect, HELLO, SELECT, HMGET, HGETALL."""
 
 
 class NoWeightsError(LookupError):
@@ -57,6 +58,8 @@ class NoWeightsError(LookupError):
 @dataclass(frozen=True, slots=True)
 class _Entry:
     version: str
+    updated_at: str | None
+    """The write's ``_updated_at``: with ``_version``, what names one write."""
     weights: tuple[tuple[str, float], ...]
     checked_at: float
 
@@ -134,7 +137,7 @@ class RoutingClient:
                     self._failed[route] = (now, str(exc))
                 raise NoWeightsError(f"route {route!r}: redis unreachable: {exc}") from exc
             # Serve the last known weights, and wait max_age before asking again.
-            fresh = _Entry(entry.version, entry.weights, now)
+            fresh = _Entry(entry.version, entry.updated_at, entry.weights, now)
         with self._lock:
             self._cache[route] = fresh
             self._failed.pop(route, None)
@@ -153,10 +156,22 @@ class RoutingClient:
             # A name from undecodable input (surrogateescape): no key can hold its weights.
             raise NoWeightsError(f"route {route!r} is not valid UTF-8") from None
         if entry is not None:
-            version = self._redis.hget(key, "_version")
-            if version is not None and _text(version) == entry.version:
-                return _Entry(entry.version, entry.weights, now)
+            # The version alone repeats after Redis loses its data (Jarvis seeds v1
+            # again and counts up), and the client kept the old weights of a
+            # version it had seen; the write's time tells the two writes apart.
+            version, updated_at = self._redis.hmget(key, ["_version", "_updated_at"])
+            if (
+                version is not None
+                and _text(version) == entry.version
+                and _optional_text(updated_at) == entry.updated_at
+            ):
+                return _Entry(entry.version, entry.updated_at, entry.weights, now)
         raw = self._redis.hgetall(key)
+        if not raw and entry is not None:
+            # The hash is gone: a Redis restarted without its data, until Jarvis
+            # seeds the route again (a tick). That is a Redis away, not a route
+            # with no weights; every request raised NoWeightsError meanwhile.
+            return _Entry(entry.version, entry.updated_at, entry.weights, now)
         fields = {_text(k): _text(v) for k, v in raw.items()}
         weights = []
         for model, text in sorted(fields.items()):
@@ -168,7 +183,7 @@ class RoutingClient:
                 continue
             if math.isfinite(weight) and weight >= 0:
                 weights.append((model, weight))
-        return _Entry(fields.get("_version", "0"), tuple(weights), now)
+        return _Entry(fields.get("_version", "0"), fields.get("_updated_at"), tuple(weights), now)
 
     def close(self) -> None:
         self._redis.close()
@@ -190,6 +205,10 @@ def _without(url: str, options: frozenset[str]) -> str:
 
 _UNDECODABLE = "\ufffd"
 """What `_text` puts for bytes that are not UTF-8: such a model name is nobody's model."""
+
+
+def _optional_text(value: bytes | str | None) -> str | None:
+    return None if value is None else _text(value)
 
 
 def _text(value: bytes | str) -> str:

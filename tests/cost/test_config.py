@@ -56,6 +56,21 @@ def test_inconsistent_routes_are_refused(route: dict[str, Any], message: str) ->
         RouteSettings.model_validate(route)
 
 
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"weights": {"_version": 1.0}},
+        {"weights": {"_primary": 0.5, "b": 0.5}},
+        {"weights": {"": 1.0}},
+        {"weights": {"a": 1.0}, "allowed": ["_cheap"]},
+    ],
+)
+def test_a_model_named_like_the_hashs_own_fields_is_refused(route: dict[str, Any]) -> None:
+    """A model name that is empty or starts with ``_`` (the route hash's metadata) is refused."""
+    with pytest.raises(ValidationError, match="must not be empty or start with '_'"):
+        RouteSettings.model_validate(route)
+
+
 def test_thresholds_must_be_in_order() -> None:
     """alert_at <= shift_at <= cheapest_at, or the settings are refused."""
     with pytest.raises(ValidationError, match="alert_at <= shift_at"):

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
+from jarvis.loop.events import note_event
 from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
 from jarvis.policies.budget import Budget
 from jarvis.policies.cost import CostPolicy
 from jarvis.policies.cost_settings import Route
+from jarvis.policies.model_selection import SelectionRules
 from tests import actions as typed
 from tests.cost.builders import (
     CHAT,
@@ -22,6 +24,7 @@ from tests.cost.builders import (
     route_state,
     route_usage,
     snapshot,
+    stats,
 )
 
 SEED_SPEND = {"gpt-4o": 300.0, "gemini": 100.0, "claude": 50.0}
@@ -266,3 +269,90 @@ def test_weights_of_every_proposal_sum_to_one() -> None:
         for action in policy(CHAT).evaluate(snap, History(), NOW).actions:
             assert typed.weights(action) is not None
             assert math.fsum(typed.weights(action).values()) == pytest.approx(1, abs=1e-12)
+
+
+#: The last week on chat: gemini, the cheapest, answers 3 requests in 10.
+GEMINI_FAILING = {"chat": {"gemini": stats(500, 0.3, 450.0, 0.2)}}
+
+
+@pytest.mark.parametrize(
+    ("spend", "expected"),
+    [
+        (460.0, {"gpt-4o": 0.3, "gemini": 0.2, "claude": 0.5}),
+        (510.0, {"gpt-4o": 0.0, "gemini": 0.0, "claude": 1.0}),
+    ],
+)
+def test_the_budget_passes_over_a_cheapest_model_that_fails_its_requests(
+    spend: float, expected: dict[str, float]
+) -> None:
+    """The budget moves traffic to the cheapest model whose success rate passes the quality gate."""
+    snap = snapshot(
+        cost_state(spend, performance=GEMINI_FAILING), route_state("chat", CHAT.weights)
+    )
+    cost = policy(CHAT, selection=SelectionRules())
+    (action,) = cost.evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == expected
+    assert "gemini (success 30.0% over 500 requests, below 90%)" in action.reason
+
+
+def test_with_every_model_failing_the_budget_still_takes_the_cheapest() -> None:
+    """When no model passes the quality gate, the cheapest one takes the traffic as before."""
+    failing = {m: stats(500, 0.3, 450.0, 0.2) for m in CHAT.models}
+    snap = snapshot(
+        cost_state(510.0, performance={"chat": failing}), route_state("chat", CHAT.weights)
+    )
+    (action,) = policy(CHAT, selection=SelectionRules()).evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+
+
+def test_the_shift_never_moves_traffic_to_a_pricier_model() -> None:
+    """With the cheaper models failing, the shift stage moves nothing rather than raise the cost."""
+    route = Route("chat", {"gemini": 0.5, "claude": 0.5}, ("gemini", "claude", "gpt-4o"))
+    failing = {m: stats(500, 0.3, 450.0, 0.2) for m in ("gemini", "claude")}
+    snap = snapshot(
+        cost_state(460.0, performance={"chat": failing}), route_state("chat", route.weights)
+    )
+    assert policy(route, selection=SelectionRules()).evaluate(snap, History(), NOW).actions == ()
+
+
+@pytest.mark.parametrize("bill", [math.nan, math.inf])
+def test_a_cloud_bill_that_is_not_a_number_leaves_the_spend_unknown(bill: float) -> None:
+    """A NaN or infinite cloud bill is unknown spend: nothing moves, shifted traffic stays."""
+    aws = ResourceState(
+        ref=ResourceRef("cost", "aws", "cost"),
+        health=cost_state(0).health,
+        observed_at=NOW,
+        metrics={"month_to_date_usd": bill},
+        cloud_spend=CloudSpend(month_to_date_usd=bill, forecast_month_end_usd=bill),
+    )
+    shifted = {"gpt-4o": 0.3, "gemini": 0.5, "claude": 0.2}
+    snap = snapshot(cost_state(460.0), aws, route_state("chat", shifted))
+    result = policy(CHAT).evaluate(snap, History(), NOW)
+    assert result.actions == ()
+    assert result.notes == ()
+
+
+def test_a_route_recorded_without_tokens_is_priced_at_the_default_mix() -> None:
+    """Usage recorded with no tokens does not make every model free: the cheapest still wins."""
+    usage = {"chat": route_usage(100, input_tokens=0, output_tokens=0)}
+    snap = snapshot(cost_state(510.0, by_route=usage), route_state("chat", CHAT.weights))
+    (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
+    assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+
+
+def test_a_budget_raised_across_a_restart_alerts_at_its_own_thresholds() -> None:
+    """After a restart, alerts raised against the old budget do not hide the new one's stages."""
+    first = policy(CHAT).evaluate(
+        snapshot(cost_state(510.0), route_state("chat", CHAT.weights)), History(), NOW
+    )
+    alerts = tuple(note_event("before", NOW, "cost", note) for note in first.notes)
+    assert [a.payload["stage"] for a in alerts] == ["cheapest"]
+    later = datetime(2025, 6, 20, 13, 0, tzinfo=UTC)
+    raised = policy(CHAT, budget=Budget(monthly_usd=600.0))
+    result = raised.evaluate(
+        snapshot(cost_state(520.0, now=later), route_state("chat", CHAT.weights), now=later),
+        History(alerts=alerts),
+        later,
+    )
+    assert [n.payload["stage"] for n in result.notes] == ["alert"]
+    assert result.notes[0].payload["budget_usd"] == 600.0

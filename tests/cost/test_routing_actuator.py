@@ -192,3 +192,18 @@ async def test_a_replayed_key_is_already_applied_and_keeps_the_version(
     # A new key is a new action, written as usual.
     assert (await actuator.apply(set_weights({"gpt-4o": 1.0}), new_key())).ok
     assert await raw.hget("jarvis:route:chat", "_version") == "3"
+
+
+async def test_a_version_that_is_not_a_number_is_written_over(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """A hand-edited ``_version`` that is not a count does not lock Jarvis out of the route."""
+    await raw.hset("jarvis:route:chat", mapping={"_version": "abc", "gpt-4o": "1"})
+    (chat, _) = await actuator.observe()
+    assert chat.weights is not None
+    assert chat.weights.version == 0
+    outcome = await actuator.apply(set_weights({"gpt-4o": 0.6, "gemini": 0.2, "claude": 0.2}), "k")
+    assert outcome.ok, outcome.detail
+    stored = await raw.hgetall("jarvis:route:chat")
+    assert stored["_version"] == "1"
+    assert stored["gemini"] == "0.2"

@@ -95,6 +95,34 @@ def test_weights_are_cached_until_max_age_then_refreshed_by_version(
     assert routing.choose("chat") == "gemini"
 
 
+def test_weights_written_again_under_a_version_seen_before_are_read(
+    raw: redis.Redis, routing: RoutingClient, ticker: Ticker
+) -> None:
+    """After Redis loses its data, new weights that reach a version the client saw are read."""
+    write(raw, 2, {"gpt-4o": "1"})
+    raw.hset("jarvis:route:chat", "_updated_at", "2025-06-20T12:00:00+00:00")
+    assert routing.choose("chat") == "gpt-4o"
+    # Redis restarts empty (write deletes the hash); Jarvis seeds v1, then writes v2 again.
+    write(raw, 2, {"gemini": "1"})
+    raw.hset("jarvis:route:chat", "_updated_at", "2025-06-20T12:01:00+00:00")
+    ticker.now = 5.0
+    assert routing.choose("chat") == "gemini"
+
+
+def test_a_route_hash_that_vanished_serves_the_last_known_weights(
+    raw: redis.Redis, routing: RoutingClient, ticker: Ticker
+) -> None:
+    """A Redis that lost its data is treated like one that is away until Jarvis seeds again."""
+    write(raw, 3, {"gemini": "1"})
+    assert routing.choose("chat") == "gemini"
+    raw.delete("jarvis:route:chat")
+    ticker.now = 5.0
+    assert routing.choose("chat") == "gemini"
+    write(raw, 1, {"gpt-4o": "1"})
+    ticker.now = 10.0
+    assert routing.choose("chat") == "gpt-4o"
+
+
 def test_a_route_without_weights_raises(routing: RoutingClient) -> None:
     """Asking for a route Jarvis never seeded raises NoWeightsError."""
     with pytest.raises(NoWeightsError, match="chat"):

@@ -4,7 +4,7 @@ For the routing client's time budget: a real Redis cannot be told to take a
 second per reply, or to accept a connection and never answer. This one can:
 `delay` holds every reply that long, `silent` swallows every request (a
 blackholed Redis: the TCP handshake succeeds, nothing comes back). It knows
-HELLO (RESP3, as redis-py 8 asks), HGET, HGETALL and OK for anything else
+HELLO (RESP3, as redis-py 8 asks), HGET, HMGET, HGETALL and OK for anything else
 (SELECT, CLIENT SETINFO).
 """
 
@@ -80,6 +80,13 @@ class ToyRedis:
         if name == "HGET":
             value = self.hashes.get(command[1], {}).get(command[2])
             return b"$-1\r\n" if value is None else _bulk(value)
+        if name == "HMGET":
+            found = self.hashes.get(command[1], {})
+            values = [found.get(field) for field in command[2:]]
+            # RESP3's null is "_", not RESP2's "$-1".
+            return f"*{len(values)}\r\n".encode() + b"".join(
+                b"_\r\n" if v is None else _bulk(v) for v in values
+            )
         if name == "HGETALL":
             fields = self.hashes.get(command[1], {})
             items = [_bulk(part) for pair in fields.items() for part in pair]

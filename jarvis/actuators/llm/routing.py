@@ -66,7 +66,13 @@ end
 if found ~= ARGV[1] then
   return {0, found}
 end
-local version = tostring(tonumber(found) + 1)
+-- A hand-edited version that is no count restarts at 1, as the hash is replaced:
+-- arithmetic on it failed the script, and the route could never be written again.
+local count = tonumber(found)
+if not count or count < 0 or count ~= math.floor(count) then
+  count = 0
+end
+local version = tostring(count + 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 4))
 if ARGV[3] ~= '' then
