@@ -244,7 +244,15 @@ class Settings(BaseSettings):
     def http_port(self) -> int:
         if self.http.port is not None:
             return self.http.port
-        return int(os.environ.get("PORT", "8080"))
+        return _environment_port() or 8080
+
+    @model_validator(mode="after")
+    def _port_variable_is_a_port(self) -> Settings:
+        # $PORT (Cloud Run sets it) was read only when the server bound: "abc" ended
+        # `config check` and `run` with a traceback, 99999 `run` with an OverflowError.
+        if self.http.port is None:
+            _environment_port()
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -259,6 +267,18 @@ class Settings(BaseSettings):
         if settings_cls.model_config.get("toml_file") is not None:
             sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
+
+
+def _environment_port() -> int | None:
+    """``$PORT``, or None when unset or empty; ValueError when it is no port number."""
+    text = os.environ.get("PORT", "")
+    if not text:
+        return None
+    if not (re.fullmatch("[0-9]{1,5}", text) and int(text) <= 65535):
+        raise ValueError(
+            f"http.port: unset, and $PORT ({text!r}) is not a port number from 0 to 65535"
+        )
+    return int(text)
 
 
 @functools.lru_cache(maxsize=16)
