@@ -41,6 +41,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_BREAKERS__WINDOW_SECONDS", "0.5", "breakers.window_seconds"),
         ("JARVIS_HTTP__TRUSTED_PROXIES", '["10.0.0.1/8"]', "http.trusted_proxies.0"),
         ("JARVIS_HTTP__TRUSTED_PROXIES", '["alb"]', "http.trusted_proxies.0"),
+        ("JARVIS_SCALING__METRIC_MAX_AGE_SECONDS", "1e300", "scaling.metric_max_age_seconds"),
+        ("JARVIS_ROLLBACK__WATCH_SECONDS", "1e300", "rollback.watch_seconds"),
+        ("JARVIS_ROLLBACK__READY_TIMEOUT_SECONDS", "1e300", "rollback.ready_timeout_seconds"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(
@@ -238,3 +241,18 @@ def test_an_unsubscribe_url_is_https_or_plain_http_on_this_machine(
     email = load_settings().customers.email
     assert email is not None
     assert email.unsubscribe_url == url
+
+
+def test_the_longest_policy_windows_build_their_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The largest accepted ages and watch windows make policies a tick can run: 1e300 s
+    passed `config check` and the daemon stopped at start with an OverflowError."""
+    from jarvis.app import build_policies
+
+    monkeypatch.setenv("JARVIS_SCALING", '{"enabled": true, "metric_max_age_seconds": 86400}')
+    monkeypatch.setenv("JARVIS_SCALING__RULES", '[{"target_cpu_utilization": 50}]')
+    monkeypatch.setenv(
+        "JARVIS_ROLLBACK",
+        '{"enabled": true, "watch_seconds": 86400, "ready_timeout_seconds": 86400}',
+    )
+    names = {policy.name for policy in build_policies(load_settings())}
+    assert {"scaling", "rollback"} <= names

@@ -207,16 +207,20 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 async def _builds(settings: Settings) -> None:
-    """Build, and close, what `jarvis run` builds from the settings before it starts:
-    the lease, sensors and actuators, metric sources. A configuration `config check`
-    passes must not be one `run` refuses (a secret missing from the environment, a
-    Kubernetes client with no kubeconfig); the message is the one `run` prints.
-    Nothing is connected to: clients are configured, not called.
+    """Build, and close, what `jarvis run` builds from the settings before it starts: the
+    policies, the lease, sensors and actuators, metric sources.
+
+    A configuration `config check` passes must not be one `run` refuses (a secret
+    missing from the environment, a Kubernetes client with no kubeconfig); the
+    message is the one `run` prints. Nothing is connected to: clients are
+    configured, not called.
     """
+    from jarvis.app import build_policies
     from jarvis.loop.clock import WallClock
     from jarvis.loop.leases import check_lease, lease_lock
     from jarvis.providers import build_metric_sources, build_sensors
 
+    build_policies(settings)
     check_lease(settings)
     if settings.lease.backend == "kubernetes":
         lease_lock(settings, "jarvis-config-check").close()

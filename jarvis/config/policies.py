@@ -163,7 +163,7 @@ class ScalingSettings(Section):
     scale_down_max_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
     scale_down_max_replicas: Annotated[int | None, Field(ge=0)] = None
     """Per period, scale down by at most the larger of the two (100 %: no limit)."""
-    metric_max_age_seconds: Annotated[float, Field(gt=0)] = 120.0
+    metric_max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
     """Metrics observed longer ago than this are stale: no decision."""
     rules: list[ScalingRuleSettings] = Field(default_factory=list)
     """Matched in order against each resource URI; the first match wins."""
@@ -188,9 +188,9 @@ class RollbackSettings(Section):
     enabled: bool = False
     match: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     """URI globs of the resources whose rollouts are watched."""
-    watch_seconds: Annotated[float, Field(gt=0)] = 900.0
+    watch_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900.0
     """How long after a version change its health and metrics are judged."""
-    ready_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    ready_timeout_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     """A rollout still in progress after this long never became ready: roll back."""
     consecutive_checks: Annotated[int, Field(ge=1, le=100)] = 3
     """Ticks in a row a metric must be worse than the baseline before rolling back."""
