@@ -44,6 +44,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_SCALING__METRIC_MAX_AGE_SECONDS", "1e300", "scaling.metric_max_age_seconds"),
         ("JARVIS_ROLLBACK__WATCH_SECONDS", "1e300", "rollback.watch_seconds"),
         ("JARVIS_ROLLBACK__READY_TIMEOUT_SECONDS", "1e300", "rollback.ready_timeout_seconds"),
+        ("JARVIS_AWS__COST_REFRESH_SECONDS", "1e300", "aws.cost_refresh_seconds"),
+        ("JARVIS_AWS__COST_RETRY_SECONDS", "1e300", "aws.cost_retry_seconds"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(
