@@ -46,6 +46,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_ROLLBACK__READY_TIMEOUT_SECONDS", "1e300", "rollback.ready_timeout_seconds"),
         ("JARVIS_AWS__COST_REFRESH_SECONDS", "1e300", "aws.cost_refresh_seconds"),
         ("JARVIS_AWS__COST_RETRY_SECONDS", "1e300", "aws.cost_retry_seconds"),
+        ("JARVIS_ROLLBACK__MIN_BASELINE_SAMPLES", str(2**70), "rollback.min_baseline_samples"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(

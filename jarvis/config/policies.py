@@ -198,7 +198,7 @@ class RollbackSettings(Section):
     """Absolute: error rate above baseline + margin is worse (0.02 = 2 points)."""
     latency_margin: Annotated[float, Field(ge=0)] = 0.25
     """Relative: p95 latency above baseline x (1 + margin) is worse."""
-    min_baseline_samples: Annotated[int, Field(ge=1)] = 2
+    min_baseline_samples: Annotated[int, Field(ge=1, le=1000)] = 2
     """Snapshots of the previous version needed before metrics are compared."""
 
     def history_ticks(self, interval: float) -> int:
