@@ -259,3 +259,16 @@ def test_the_longest_policy_windows_build_their_policies(monkeypatch: pytest.Mon
     )
     names = {policy.name for policy in build_policies(load_settings())}
     assert {"scaling", "rollback"} <= names
+
+
+def test_a_route_with_an_unpriced_model_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost policy cannot price a route's model without [cost.prices]: refused naming the
+    route and the model, where `config check` had passed it and `run` stopped with a traceback."""
+    price = {"input_per_1k": 0.001, "output_per_1k": 0.002}
+    monkeypatch.setenv("JARVIS_COST", json.dumps({"enabled": True, "prices": {"a": price}}))
+    routes = {"chat": {"weights": {"a": 0.5, "b": 0.5}, "allowed": ["c"]}}
+    monkeypatch.setenv("JARVIS_ROUTING__ROUTES", json.dumps(routes))
+    with pytest.raises(ConfigError, match=r"routing\.routes\.chat: .*\['b', 'c'\]"):
+        load_settings()
+    monkeypatch.setenv("JARVIS_COST__ENABLED", "false")
+    assert load_settings().routing.routes["chat"].models == ("a", "b", "c")

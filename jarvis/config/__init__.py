@@ -222,6 +222,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _routes_priced(self) -> Settings:
+        # The cost policy refused an unpriced model with a ValueError when `run` built
+        # it, after `config check` had passed the settings.
+        if self.cost.enabled:
+            for name, route in self.routing.routes.items():
+                unpriced = sorted(set(route.models) - set(self.cost.prices))
+                if unpriced:
+                    raise ValueError(
+                        f"routing.routes.{name}: models with no [cost.prices] entry: {unpriced}"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _report_channels_exist(self) -> Settings:
         if self.report.deliver_at is not None:
             for name in self.report.channels:
