@@ -65,6 +65,22 @@ def test_a_list_that_is_not_json_is_a_config_error(monkeypatch: pytest.MonkeyPat
         load_settings()
 
 
+def test_a_nested_value_that_is_not_json_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Of the variables under one section, the error names the one that is not JSON
+    (it named only the section), and never quotes its value, which may hold a secret."""
+    monkeypatch.setenv("JARVIS_RETRY__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("JARVIS_RETRY__BACKOFF_TICKS", "[1, 2")
+    monkeypatch.setenv("JARVIS_LEASE__BACKEND", "postgresql")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "JARVIS_RETRY__BACKOFF_TICKS is not JSON" in message
+    assert "JARVIS_RETRY__MAX_ATTEMPTS" not in message
+    assert "[1, 2" not in message
+
+
 @pytest.mark.parametrize(
     ("variable", "suggestion"),
     [

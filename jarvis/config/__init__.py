@@ -33,7 +33,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.customers import CustomersSettings
 from jarvis.config.endpoints import endpoints_fit, slos_fit
-from jarvis.config.environment import unknown_variables
+from jarvis.config.environment import not_json, unknown_variables
 from jarvis.config.failover import FailoverSettings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.local import LocalSettings
@@ -341,8 +341,12 @@ def load_settings(
         raise ConfigError(_describe(exc, path, flags=bool(overrides))) from None
     except SettingsError as exc:
         # A complex value (a list or a table) in the environment that is not JSON.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        culprits = not_json(field.group(1), os.environ) if field else []
+        # Named, never quoted: a list of probe URLs may hold a password.
+        which = f": {', '.join(culprits)} is not JSON" if culprits else ""
         raise ConfigError(
-            f"invalid configuration (from the environment): {exc}; "
+            f"invalid configuration (from the environment): {exc}{which}; "
             "lists and tables given as JARVIS_* variables must be JSON"
         ) from None
 
