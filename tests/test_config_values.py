@@ -156,6 +156,15 @@ def test_an_unreadable_config_file_is_a_config_error() -> None:
         load_settings("/proc/self/mem")
 
 
+def test_an_integer_python_will_not_read_is_a_config_error(tmp_path: Path) -> None:
+    """tomllib refuses an integer of more than 4,300 digits with a plain ValueError, not a
+    TOMLDecodeError: it ended every command in a traceback."""
+    config = tmp_path / "big.toml"
+    config.write_text(f"[loop]\ninterval = {'9' * 5000}\n")
+    with pytest.raises(ConfigError, match=r"big\.toml is not valid TOML: .*4300 digits"):
+        load_settings(str(config))
+
+
 def test_a_directory_given_as_the_config_file_is_named_as_one(tmp_path: Path) -> None:
     """A directory passed as --config is called a directory, not a file that is not there."""
     with pytest.raises(ConfigError, match=r"is a directory, not a config file"):

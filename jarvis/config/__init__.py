@@ -332,7 +332,9 @@ def load_settings(
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
         try:
             tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except ValueError as exc:
+            # TOMLDecodeError, or a plain ValueError for an integer of more digits than
+            # Python converts (4,300), which ended every command in a traceback.
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     cls = Settings if path is None else _reading(path.resolve())
     try:
