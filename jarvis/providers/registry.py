@@ -308,7 +308,9 @@ def _build(provider: Provider, settings: Settings, clock: Clock) -> Sequence[Sen
     except ActuatorError as exc:
         # A client its settings cannot configure (no kubeconfig file, no service
         # account outside a pod): `jarvis run` stopped with a traceback.
-        raise ConfigError(f"{provider.section or provider.name}: {exc}") from None
+        where = f"{provider.section or provider.name}: "
+        text = str(exc)
+        raise ConfigError(text if text.startswith(where) else where + text) from None
 
 
 def build_metric_sources(settings: Settings) -> list[MetricSource]:

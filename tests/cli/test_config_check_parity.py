@@ -89,3 +89,18 @@ def test_a_kubernetes_lease_with_no_cluster_to_reach_fails_config_check(
     assert 'lease.backend = "kubernetes": cannot configure the Kubernetes client (in_cluster)' in (
         result.stderr
     )
+
+
+def test_cloud_run_without_credentials_fails_config_check_as_it_fails_run(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """No application-default credentials: one line naming [cloudrun] once, from both."""
+    (tmp_path / "c.toml").write_text(
+        "[cloudrun]\nproject = 'my-proj'\nregion = 'us-central1'\nservices = ['api']\n"
+    )
+    env = jarvis_env(tmp_path, HOME=str(tmp_path), NO_GCE_CHECK="True")
+    for variable in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG"):
+        env.pop(variable, None)
+    check, run = refusals(jarvis, env, "--config", "c.toml")
+    assert check == run
+    assert "error: cloudrun: no application-default credentials" in check
