@@ -47,6 +47,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_AWS__COST_REFRESH_SECONDS", "1e300", "aws.cost_refresh_seconds"),
         ("JARVIS_AWS__COST_RETRY_SECONDS", "1e300", "aws.cost_retry_seconds"),
         ("JARVIS_ROLLBACK__MIN_BASELINE_SAMPLES", str(2**70), "rollback.min_baseline_samples"),
+        ("JARVIS_AWS__ENDPOINT_URL", "localhost:5000", "aws.endpoint_url"),
+        ("JARVIS_FAILOVER__ENDPOINT_URL", "http://", "failover.endpoint_url"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(

@@ -41,7 +41,7 @@ class AwsSettings(Section):
     """Service names to manage; empty means every service in the clusters (or the tag)."""
     service_tag: str | None = None
     """``KEY=VALUE``: manage only services carrying this tag (combined with ``services``)."""
-    endpoint_url: str | None = None
+    endpoint_url: Annotated[str | None, Field(pattern=r"^https?://[^/?#\s]+")] = None
     """A local stand-in (moto, LocalStack) for every AWS API; None means real AWS."""
 
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
