@@ -49,6 +49,18 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_ROLLBACK__MIN_BASELINE_SAMPLES", str(2**70), "rollback.min_baseline_samples"),
         ("JARVIS_AWS__ENDPOINT_URL", "localhost:5000", "aws.endpoint_url"),
         ("JARVIS_FAILOVER__ENDPOINT_URL", "http://", "failover.endpoint_url"),
+        ("JARVIS_CUSTOMERS__DATABASE_URL", "bogus", "customers.database_url"),
+        (
+            "JARVIS_CUSTOMERS__ACTIVITY__DATABASE_URL",
+            "mysql://x/y",
+            "customers.activity.database_url",
+        ),
+        (
+            "JARVIS_COST__USAGE_DATABASE_URL",
+            "postgresql+asyncpg://h:99999/x",
+            "cost.usage_database_url",
+        ),
+        ("JARVIS_ROUTING__REDIS_URL", "bogus", "routing.redis_url"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(

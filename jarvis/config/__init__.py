@@ -15,7 +15,6 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -55,6 +54,7 @@ from jarvis.config.sections import (
     SimulatedSettings,
     _default_allowlist,
 )
+from jarvis.config.urls import DatabaseUrl, RedisUrl
 
 __all__ = [
     "AllowEntry",
@@ -65,11 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///jarvis.db"
-_DATABASE_URL = re.compile(
-    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
-)
-"""SQLAlchemy's own URL grammar (`sqlalchemy.engine.url._parse_url`), for its port: a
-password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would misread."""
 
 
 class ConfigError(Exception):
@@ -87,9 +82,9 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     """SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…"""
-    redis_url: str | None = None
+    redis_url: RedisUrl = None
     """When set, the kill switch lives in Redis; otherwise in the event database."""
     spool_path: Path = Path("jarvis-spool.jsonl")
     """Where events wait while the database is unreachable."""
@@ -134,38 +129,6 @@ class Settings(BaseSettings):
     customers: CustomersSettings = CustomersSettings()
     failover: FailoverSettings = FailoverSettings()
     """DNS failover through Route 53 weighted records (`jarvis.config.failover`)."""
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
-            # SQLite's in-memory database (typically ///$UNSET_VARIABLE): every command
-            # got an empty one of its own, and a kill-switch engage "succeeded" into it.
-            raise ValueError("names no SQLite file: give sqlite+aiosqlite:///FILE")
-        match = _DATABASE_URL.match(value)
-        port = match.group("port") if match else None
-        if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
-            # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
-            raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        # redis-py reads the URL with urllib.parse and raised a bare ValueError on
-        # the first kill-switch read, where `config check` had passed it.
-        if not value:
-            return value
-        try:
-            parts = urlsplit(value)
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
 
     @field_validator("spool_path")
     @classmethod
