@@ -61,6 +61,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             "cost.usage_database_url",
         ),
         ("JARVIS_ROUTING__REDIS_URL", "bogus", "routing.redis_url"),
+        (
+            "JARVIS_CUSTOMERS__SOURCE",
+            '{"url": "bogus", "table": "t", '
+            '"columns": {"id": "i", "email": "e", "signed_up_at": "s"}}',
+            "customers.source.url",
+        ),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(

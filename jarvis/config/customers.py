@@ -156,7 +156,7 @@ class ActivitySettings(Section):
 class SourceSettings(Section):
     """The product's own customer table, read-only: its URL, table and column names."""
 
-    url: Annotated[str, Field(min_length=1)]
+    url: DatabaseUrl
     table: Identifier
     columns: dict[str, Identifier]
     """Jarvis's field → the product's column: ``id``, ``email``, ``signed_up_at`` required;
