@@ -52,6 +52,14 @@ def redis_url(value: str | None) -> str | None:
         raise ValueError(f"not a valid URL: {exc}") from None
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ValueError("must start with redis://, rediss:// or unix://")
+    # Its query options too (``?socket_timeout=abc``): read by the parser the
+    # kill switch's client uses, imported only when a Redis is configured.
+    from redis.asyncio.connection import parse_url  # noqa: PLC0415
+
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
     return value
 
 
