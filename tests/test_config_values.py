@@ -41,6 +41,32 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("JARVIS_BREAKERS__WINDOW_SECONDS", "0.5", "breakers.window_seconds"),
         ("JARVIS_HTTP__TRUSTED_PROXIES", '["10.0.0.1/8"]', "http.trusted_proxies.0"),
         ("JARVIS_HTTP__TRUSTED_PROXIES", '["alb"]', "http.trusted_proxies.0"),
+        ("JARVIS_SCALING__METRIC_MAX_AGE_SECONDS", "1e300", "scaling.metric_max_age_seconds"),
+        ("JARVIS_ROLLBACK__WATCH_SECONDS", "1e300", "rollback.watch_seconds"),
+        ("JARVIS_ROLLBACK__READY_TIMEOUT_SECONDS", "1e300", "rollback.ready_timeout_seconds"),
+        ("JARVIS_AWS__COST_REFRESH_SECONDS", "1e300", "aws.cost_refresh_seconds"),
+        ("JARVIS_AWS__COST_RETRY_SECONDS", "1e300", "aws.cost_retry_seconds"),
+        ("JARVIS_ROLLBACK__MIN_BASELINE_SAMPLES", str(2**70), "rollback.min_baseline_samples"),
+        ("JARVIS_AWS__ENDPOINT_URL", "localhost:5000", "aws.endpoint_url"),
+        ("JARVIS_FAILOVER__ENDPOINT_URL", "http://", "failover.endpoint_url"),
+        ("JARVIS_CUSTOMERS__DATABASE_URL", "bogus", "customers.database_url"),
+        (
+            "JARVIS_CUSTOMERS__ACTIVITY__DATABASE_URL",
+            "mysql://x/y",
+            "customers.activity.database_url",
+        ),
+        (
+            "JARVIS_COST__USAGE_DATABASE_URL",
+            "postgresql+asyncpg://h:99999/x",
+            "cost.usage_database_url",
+        ),
+        ("JARVIS_ROUTING__REDIS_URL", "bogus", "routing.redis_url"),
+        (
+            "JARVIS_CUSTOMERS__SOURCE",
+            '{"url": "bogus", "table": "t", '
+            '"columns": {"id": "i", "email": "e", "signed_up_at": "s"}}',
+            "customers.source.url",
+        ),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_its_key(
@@ -57,6 +83,22 @@ def test_a_list_that_is_not_json_is_a_config_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("JARVIS_ALLOWLIST", "sim:*:restart")
     with pytest.raises(ConfigError, match=r'"allowlist".*must be JSON'):
         load_settings()
+
+
+def test_a_nested_value_that_is_not_json_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Of the variables under one section, the error names the one that is not JSON
+    (it named only the section), and never quotes its value, which may hold a secret."""
+    monkeypatch.setenv("JARVIS_RETRY__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("JARVIS_RETRY__BACKOFF_TICKS", "[1, 2")
+    monkeypatch.setenv("JARVIS_LEASE__BACKEND", "postgresql")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "JARVIS_RETRY__BACKOFF_TICKS is not JSON" in message
+    assert "JARVIS_RETRY__MAX_ATTEMPTS" not in message
+    assert "[1, 2" not in message
 
 
 @pytest.mark.parametrize(
@@ -132,6 +174,15 @@ def test_an_unreadable_config_file_is_a_config_error() -> None:
     """
     with pytest.raises(ConfigError, match=r"cannot read config file /proc/self/mem: "):
         load_settings("/proc/self/mem")
+
+
+def test_an_integer_python_will_not_read_is_a_config_error(tmp_path: Path) -> None:
+    """tomllib refuses an integer of more than 4,300 digits with a plain ValueError, not a
+    TOMLDecodeError: it ended every command in a traceback."""
+    config = tmp_path / "big.toml"
+    config.write_text(f"[loop]\ninterval = {'9' * 5000}\n")
+    with pytest.raises(ConfigError, match=r"big\.toml is not valid TOML: .*4300 digits"):
+        load_settings(str(config))
 
 
 def test_a_directory_given_as_the_config_file_is_named_as_one(tmp_path: Path) -> None:
@@ -240,3 +291,31 @@ def test_an_unsubscribe_url_is_https_or_plain_http_on_this_machine(
     email = load_settings().customers.email
     assert email is not None
     assert email.unsubscribe_url == url
+
+
+def test_the_longest_policy_windows_build_their_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The largest accepted ages and watch windows make policies a tick can run: 1e300 s
+    passed `config check` and the daemon stopped at start with an OverflowError."""
+    from jarvis.app import build_policies
+
+    monkeypatch.setenv("JARVIS_SCALING", '{"enabled": true, "metric_max_age_seconds": 86400}')
+    monkeypatch.setenv("JARVIS_SCALING__RULES", '[{"target_cpu_utilization": 50}]')
+    monkeypatch.setenv(
+        "JARVIS_ROLLBACK",
+        '{"enabled": true, "watch_seconds": 86400, "ready_timeout_seconds": 86400}',
+    )
+    names = {policy.name for policy in build_policies(load_settings())}
+    assert {"scaling", "rollback"} <= names
+
+
+def test_a_route_with_an_unpriced_model_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost policy cannot price a route's model without [cost.prices]: refused naming the
+    route and the model, where `config check` had passed it and `run` stopped with a traceback."""
+    price = {"input_per_1k": 0.001, "output_per_1k": 0.002}
+    monkeypatch.setenv("JARVIS_COST", json.dumps({"enabled": True, "prices": {"a": price}}))
+    routes = {"chat": {"weights": {"a": 0.5, "b": 0.5}, "allowed": ["c"]}}
+    monkeypatch.setenv("JARVIS_ROUTING__ROUTES", json.dumps(routes))
+    with pytest.raises(ConfigError, match=r"routing\.routes\.chat: .*\['b', 'c'\]"):
+        load_settings()
+    monkeypatch.setenv("JARVIS_COST__ENABLED", "false")
+    assert load_settings().routing.routes["chat"].models == ("a", "b", "c")

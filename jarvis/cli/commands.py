@@ -26,6 +26,7 @@ from jarvis.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from jarvis.config import Settings
     from jarvis.model import Event
 
 db_app = command_group("Database schema.")
@@ -189,6 +190,7 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         channels = notify_channels(settings)
     except ConfigError as exc:
         fail(str(exc), 2)
+    run(lambda: _builds(settings))
     data = json.loads(settings.model_dump_json())
     data["notify_channels"] = sorted(channels)
     data["providers"] = [provider.name for provider in enabled_providers(settings)]
@@ -207,6 +209,30 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
     console.print_json(json.dumps(data))
     console.print("[green]configuration OK[/]")
+
+
+async def _builds(settings: Settings) -> None:
+    """Build, and close, what `jarvis run` builds from the settings before it starts: the
+    policies, the lease, sensors and actuators, metric sources.
+
+    A configuration `config check` passes must not be one `run` refuses (a secret
+    missing from the environment, a Kubernetes client with no kubeconfig); the
+    message is the one `run` prints. Nothing is connected to: clients are
+    configured, not called.
+    """
+    from jarvis.app import build_policies
+    from jarvis.loop.clock import WallClock
+    from jarvis.loop.leases import check_lease, lease_lock
+    from jarvis.providers import build_metric_sources, build_sensors
+
+    build_policies(settings)
+    check_lease(settings)
+    if settings.lease.backend == "kubernetes":
+        lease_lock(settings, "jarvis-config-check").close()
+    for sensor in build_sensors(settings, WallClock()):
+        await sensor.aclose()
+    for source in build_metric_sources(settings):
+        await source.aclose()
 
 
 def masked_url(url: str) -> str:

@@ -104,14 +104,10 @@ async def _open(
     Whatever was taken is given back when a later step fails.
     """
     from jarvis.app import build_app, build_notifier, build_policies
-    from jarvis.config import ConfigError
+    from jarvis.loop.leases import check_lease
 
+    check_lease(settings)
     replicated = settings.database_url.startswith("postgresql")
-    if not replicated and settings.lease.backend != "postgresql":
-        raise ConfigError(
-            f'lease.backend = "{settings.lease.backend}" elects among replicas, and only '
-            "PostgreSQL fences them: on SQLite there is one node and no lease"
-        )
     lock = None if replicated else _single_node(settings)
     app: App | None = None
     try:

@@ -15,7 +15,6 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -33,7 +32,7 @@ from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.cost import CostSettings, RoutingSettings
 from jarvis.config.customers import CustomersSettings
 from jarvis.config.endpoints import endpoints_fit, slos_fit
-from jarvis.config.environment import unknown_variables
+from jarvis.config.environment import not_json, unknown_variables
 from jarvis.config.failover import FailoverSettings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.config.local import LocalSettings
@@ -55,6 +54,7 @@ from jarvis.config.sections import (
     SimulatedSettings,
     _default_allowlist,
 )
+from jarvis.config.urls import DatabaseUrl, RedisUrl
 
 __all__ = [
     "AllowEntry",
@@ -65,11 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///jarvis.db"
-_DATABASE_URL = re.compile(
-    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
-)
-"""SQLAlchemy's own URL grammar (`sqlalchemy.engine.url._parse_url`), for its port: a
-password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would misread."""
 
 
 class ConfigError(Exception):
@@ -87,9 +82,9 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     """SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…"""
-    redis_url: str | None = None
+    redis_url: RedisUrl = None
     """When set, the kill switch lives in Redis; otherwise in the event database."""
     spool_path: Path = Path("jarvis-spool.jsonl")
     """Where events wait while the database is unreachable."""
@@ -134,46 +129,6 @@ class Settings(BaseSettings):
     customers: CustomersSettings = CustomersSettings()
     failover: FailoverSettings = FailoverSettings()
     """DNS failover through Route 53 weighted records (`jarvis.config.failover`)."""
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
-            # SQLite's in-memory database (typically ///$UNSET_VARIABLE): every command
-            # got an empty one of its own, and a kill-switch engage "succeeded" into it.
-            raise ValueError("names no SQLite file: give sqlite+aiosqlite:///FILE")
-        match = _DATABASE_URL.match(value)
-        port = match.group("port") if match else None
-        if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
-            # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
-            raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        # redis-py reads the URL with urllib.parse and raised a bare ValueError on
-        # the first kill-switch read, where `config check` had passed it.
-        if not value:
-            return value
-        try:
-            parts = urlsplit(value)
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        # Its query options too (``?socket_timeout=abc``): read by the parser the
-        # kill switch's client uses, imported only when a Redis is configured.
-        from redis.asyncio.connection import parse_url  # noqa: PLC0415
-
-        try:
-            parse_url(value)
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL: {exc}") from None
-        return value
 
     @field_validator("spool_path")
     @classmethod
@@ -230,6 +185,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _routes_priced(self) -> Settings:
+        # The cost policy refused an unpriced model with a ValueError when `run` built
+        # it, after `config check` had passed the settings.
+        if self.cost.enabled:
+            for name, route in self.routing.routes.items():
+                unpriced = sorted(set(route.models) - set(self.cost.prices))
+                if unpriced:
+                    raise ValueError(
+                        f"routing.routes.{name}: models with no [cost.prices] entry: {unpriced}"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _report_channels_exist(self) -> Settings:
         if self.report.deliver_at is not None:
             for name in self.report.channels:
@@ -252,7 +220,15 @@ class Settings(BaseSettings):
     def http_port(self) -> int:
         if self.http.port is not None:
             return self.http.port
-        return int(os.environ.get("PORT", "8080"))
+        return _environment_port() or 8080
+
+    @model_validator(mode="after")
+    def _port_variable_is_a_port(self) -> Settings:
+        # $PORT (Cloud Run sets it) was read only when the server bound: "abc" ended
+        # `config check` and `run` with a traceback, 99999 `run` with an OverflowError.
+        if self.http.port is None:
+            _environment_port()
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -267,6 +243,18 @@ class Settings(BaseSettings):
         if settings_cls.model_config.get("toml_file") is not None:
             sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
+
+
+def _environment_port() -> int | None:
+    """``$PORT``, or None when unset or empty; ValueError when it is no port number."""
+    text = os.environ.get("PORT", "")
+    if not text:
+        return None
+    if not (re.fullmatch("[0-9]{1,5}", text) and int(text) <= 65535):
+        raise ValueError(
+            f"http.port: unset, and $PORT ({text!r}) is not a port number from 0 to 65535"
+        )
+    return int(text)
 
 
 @functools.lru_cache(maxsize=16)
@@ -307,7 +295,9 @@ def load_settings(
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
         try:
             tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except ValueError as exc:
+            # TOMLDecodeError, or a plain ValueError for an integer of more digits than
+            # Python converts (4,300), which ended every command in a traceback.
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     cls = Settings if path is None else _reading(path.resolve())
     try:
@@ -316,8 +306,12 @@ def load_settings(
         raise ConfigError(_describe(exc, path, flags=bool(overrides))) from None
     except SettingsError as exc:
         # A complex value (a list or a table) in the environment that is not JSON.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        culprits = not_json(field.group(1), os.environ) if field else []
+        # Named, never quoted: a list of probe URLs may hold a password.
+        which = f": {', '.join(culprits)} is not JSON" if culprits else ""
         raise ConfigError(
-            f"invalid configuration (from the environment): {exc}; "
+            f"invalid configuration (from the environment): {exc}{which}; "
             "lists and tables given as JARVIS_* variables must be JSON"
         ) from None
 

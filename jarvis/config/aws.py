@@ -41,7 +41,7 @@ class AwsSettings(Section):
     """Service names to manage; empty means every service in the clusters (or the tag)."""
     service_tag: str | None = None
     """``KEY=VALUE``: manage only services carrying this tag (combined with ``services``)."""
-    endpoint_url: str | None = None
+    endpoint_url: Annotated[str | None, Field(pattern=r"^https?://[^/?#\s]+")] = None
     """A local stand-in (moto, LocalStack) for every AWS API; None means real AWS."""
 
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
@@ -60,8 +60,8 @@ class AwsSettings(Section):
 
     cost: bool = False
     """Read month-to-date spend from Cost Explorer (charged per request)."""
-    cost_refresh_seconds: Annotated[float, Field(ge=3600)] = 3600.0
-    cost_retry_seconds: Annotated[float, Field(ge=60)] = 900.0
+    cost_refresh_seconds: Annotated[float, Field(ge=3600, le=7 * 86_400)] = 3600.0
+    cost_retry_seconds: Annotated[float, Field(ge=60, le=86_400)] = 900.0
     """After a failed Cost Explorer call, wait this long before the next one."""
 
     @field_validator("service_tag")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from jarvis.config.sections import Section
+from jarvis.config.urls import DatabaseUrl, RedisUrl
 from jarvis.model import WEIGHT_TOLERANCE
 
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -87,7 +88,7 @@ class RoutingSettings(Section):
     """The routing actuator: LLM traffic weights kept in Redis, one hash per route."""
 
     enabled: bool = False
-    redis_url: str | None = None
+    redis_url: RedisUrl = None
     """Where the weights live; None means the root ``redis_url``."""
     key_prefix: Annotated[str, Field(min_length=1)] = "jarvis:route:"
     """A route's hash is ``<key_prefix><route>``; `jarvis.routing.client` must agree."""
@@ -137,17 +138,8 @@ class CostSettings(Section):
     """Smallest traffic share worth moving; smaller differences are left alone."""
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     performance: PerformanceSettings = PerformanceSettings()
-    usage_database_url: str | None = None
+    usage_database_url: DatabaseUrl | None = None
     """Where `llm_usage` lives, if not in Jarvis's own database."""
-
-    @field_validator("usage_database_url")
-    @classmethod
-    def _supported_database(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(
-            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
-        ):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        return value
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> Self:

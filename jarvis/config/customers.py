@@ -23,6 +23,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.notify import EnvName
 from jarvis.config.sections import Section
+from jarvis.config.urls import DatabaseUrl
 
 __all__ = [
     "ActivitySettings",
@@ -143,7 +144,7 @@ class ActivitySettings(Section):
     """Where a customer's use of the product is counted: one row per request."""
 
     enabled: bool = True
-    database_url: str | None = None
+    database_url: DatabaseUrl | None = None
     """The database holding the table; the customers' database when unset."""
     table: Identifier = "llm_usage"
     customer_column: Identifier = "customer_id"
@@ -155,7 +156,7 @@ class ActivitySettings(Section):
 class SourceSettings(Section):
     """The product's own customer table, read-only: its URL, table and column names."""
 
-    url: Annotated[str, Field(min_length=1)]
+    url: DatabaseUrl
     table: Identifier
     columns: dict[str, Identifier]
     """Jarvis's field → the product's column: ``id``, ``email``, ``signed_up_at`` required;
@@ -198,7 +199,7 @@ class CustomersSettings(Section):
     """Off by default: no customer is observed or contacted unless configured."""
 
     enabled: bool = False
-    database_url: str | None = None
+    database_url: DatabaseUrl | None = None
     """The database holding ``customers``; Jarvis's own (``database_url``) when unset."""
     lag_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """Each read re-reads rows stamped this long before the newest seen, for late commits."""

@@ -5,12 +5,14 @@ pydantic-settings ignores a variable that names no field, so a typo such as
 `unknown_variables` first and turns each unknown name into an error that names
 the closest real key. The names come from the `Settings` model itself
 (``JARVIS_<FIELD>``, ``JARVIS_<SECTION>__<FIELD>``, any key under a mapping
-field), so a new setting needs no list kept by hand.
+field), so a new setting needs no list kept by hand. `not_json` finds the variable
+whose list or table is not JSON, where pydantic-settings names only its section.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -64,3 +66,18 @@ def _members(annotation: object) -> tuple[object, ...]:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return typing.get_args(annotation)
     return (annotation,)
+
+
+def not_json(field: str, environ: Mapping[str, str]) -> list[str]:
+    """The variables under settings field ``field`` whose value opens a list or table
+    (``[`` or ``{``) that is not JSON; pydantic-settings names only the field."""
+    name = f"{PREFIX}{field.upper()}"
+    found = []
+    for variable, value in sorted(environ.items()):
+        under = variable.upper() == name or variable.upper().startswith(name + DELIMITER)
+        if under and value.lstrip()[:1] in {"[", "{"}:
+            try:
+                json.loads(value)
+            except ValueError:
+                found.append(variable)
+    return found

@@ -99,7 +99,7 @@ class FailoverSettings(Section):
     """Consecutive ticks a target must fail before its weight moves away."""
     recover_ticks: Annotated[int, Field(ge=1, le=1000)] = 5
     """Consecutive healthy ticks before a failed-over target gets its weight back."""
-    endpoint_url: str | None = None
+    endpoint_url: Annotated[str | None, Field(pattern=r"^https?://[^/?#\s]+")] = None
     """A local stand-in (moto) for the Route 53 API; None means real AWS."""
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     connect_timeout: Annotated[float, Field(gt=0, le=60)] = 3.0

@@ -163,7 +163,7 @@ class ScalingSettings(Section):
     scale_down_max_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
     scale_down_max_replicas: Annotated[int | None, Field(ge=0)] = None
     """Per period, scale down by at most the larger of the two (100 %: no limit)."""
-    metric_max_age_seconds: Annotated[float, Field(gt=0)] = 120.0
+    metric_max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
     """Metrics observed longer ago than this are stale: no decision."""
     rules: list[ScalingRuleSettings] = Field(default_factory=list)
     """Matched in order against each resource URI; the first match wins."""
@@ -188,9 +188,9 @@ class RollbackSettings(Section):
     enabled: bool = False
     match: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     """URI globs of the resources whose rollouts are watched."""
-    watch_seconds: Annotated[float, Field(gt=0)] = 900.0
+    watch_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900.0
     """How long after a version change its health and metrics are judged."""
-    ready_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    ready_timeout_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     """A rollout still in progress after this long never became ready: roll back."""
     consecutive_checks: Annotated[int, Field(ge=1, le=100)] = 3
     """Ticks in a row a metric must be worse than the baseline before rolling back."""
@@ -198,7 +198,7 @@ class RollbackSettings(Section):
     """Absolute: error rate above baseline + margin is worse (0.02 = 2 points)."""
     latency_margin: Annotated[float, Field(ge=0)] = 0.25
     """Relative: p95 latency above baseline x (1 + margin) is worse."""
-    min_baseline_samples: Annotated[int, Field(ge=1)] = 2
+    min_baseline_samples: Annotated[int, Field(ge=1, le=1000)] = 2
     """Snapshots of the previous version needed before metrics are compared."""
 
     def history_ticks(self, interval: float) -> int:

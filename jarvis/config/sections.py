@@ -167,11 +167,16 @@ class HealSettings(Section):
     missing replicas count as starting, not broken, for this long (0: no grace)."""
 
 
+ROWS_MAX = 2**63 - 1
+"""The largest count a query can take (SQLite's INTEGER, PostgreSQL's bigint): a larger
+``max_count`` raised an OverflowError at the first prune, after `config check` passed it."""
+
+
 class KindRetention(Section):
     """Limits for one event kind, over the section's defaults."""
 
     max_age_days: Annotated[float | None, Field(ge=1, le=36_500)] = None
-    max_count: Annotated[int | None, Field(ge=1_000)] = None
+    max_count: Annotated[int | None, Field(ge=1_000, le=ROWS_MAX)] = None
 
 
 class RetentionSettings(Section):
@@ -189,7 +194,7 @@ class RetentionSettings(Section):
     enabled: bool = True
     max_age_days: Annotated[float, Field(ge=1, le=36_500)] = 30.0
     """Events older than this are deleted (per kind unless ``kinds`` says otherwise)."""
-    max_count: Annotated[int, Field(ge=1_000)] = 100_000
+    max_count: Annotated[int, Field(ge=1_000, le=ROWS_MAX)] = 100_000
     """At most this many events of each kind are kept; the oldest go first."""
     kinds: dict[str, KindRetention] = {}
     """Per-kind limits, e.g. ``[retention.kinds."resource.changed"] max_age_days = 7``."""

@@ -20,7 +20,7 @@ its election does not fence; the row's epoch is what does.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,7 +28,10 @@ from jarvis.config import ConfigError, Settings
 from jarvis.loop.election import LeaseBackend
 from jarvis.store.lease import LOOP_LEASE, PgLease
 
-__all__ = ["KubeLease", "LeaseLock", "lease_backend"]
+if TYPE_CHECKING:
+    from jarvis.actuators.kubernetes.lease import LeaseLock as KubernetesLock
+
+__all__ = ["KubeLease", "LeaseLock", "check_lease", "lease_backend", "lease_lock"]
 
 
 class LeaseLock(Protocol):
@@ -79,29 +82,43 @@ class KubeLease:
             self.lock.close()
 
 
-def lease_backend(settings: Settings, engine: AsyncEngine, holder: str) -> LeaseBackend:
-    """The ``loop`` lease for ``holder`` by ``lease.backend``; ConfigError when unusable."""
+def check_lease(settings: Settings) -> None:
+    """ConfigError for a ``[lease]`` the daemon could not elect with, before anything opens.
+
+    `jarvis config check` calls it as the daemon does, so a configuration it
+    passes is not one `jarvis run` refuses at start; it reads no file and calls nothing.
+    """
     lease = settings.lease
-    row = PgLease(engine, holder, duration=lease.duration, name=LOOP_LEASE)
     if lease.backend == "postgresql":
-        return row
+        return
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            f'lease.backend = "{lease.backend}" elects among replicas, and only '
+            "PostgreSQL fences them: on SQLite there is one node and no lease"
+        )
     if settings.loop.shards > 1:
         raise ConfigError(
             f'lease.backend = "kubernetes" elects one leader; loop.shards = '
             f"{settings.loop.shards} needs a lease per shard: use the postgresql backend"
         )
+
+
+def lease_lock(settings: Settings, holder: str) -> KubernetesLock:
+    """The Kubernetes Lease for ``holder``, on ``[kubernetes]``'s cluster, else the pod's;
+    ConfigError when its client cannot be configured (no service account outside a pod)."""
     # The Kubernetes SDK is imported only when this backend is chosen (start-up time).
     from jarvis.actuators.base import ActuatorError  # noqa: PLC0415
     from jarvis.actuators.kubernetes.client import build_api_client  # noqa: PLC0415
     from jarvis.actuators.kubernetes.lease import LeaseLock as KubernetesLock  # noqa: PLC0415
     from jarvis.config.kubernetes import KubernetesSettings  # noqa: PLC0415
 
+    lease = settings.lease
     cluster = settings.kubernetes or KubernetesSettings(in_cluster=True)
     try:
         api = build_api_client(cluster)
     except ActuatorError as exc:
         raise ConfigError(f'lease.backend = "kubernetes": {exc}') from exc
-    lock = KubernetesLock(
+    return KubernetesLock(
         api,
         namespace=lease.kubernetes_namespace,
         name=lease.kubernetes_lease,
@@ -109,4 +126,12 @@ def lease_backend(settings: Settings, engine: AsyncEngine, holder: str) -> Lease
         duration=lease.duration,
         request_timeout=cluster.request_timeout,
     )
-    return KubeLease(lock, row)
+
+
+def lease_backend(settings: Settings, engine: AsyncEngine, holder: str) -> LeaseBackend:
+    """The ``loop`` lease for ``holder`` by ``lease.backend``; ConfigError when unusable."""
+    check_lease(settings)
+    row = PgLease(engine, holder, duration=settings.lease.duration, name=LOOP_LEASE)
+    if settings.lease.backend == "postgresql":
+        return row
+    return KubeLease(lease_lock(settings, holder), row)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jarvis.actuators.base import Actuator, MetricSource, Sensor, route_table
+from jarvis.actuators.base import Actuator, ActuatorError, MetricSource, Sensor, route_table
 from jarvis.config import ConfigError, Settings
 from jarvis.model import CUSTOMER_SCHEME, ActionKind, Clock
 from jarvis.providers.customers import CUSTOMER_ACTIONS, build_access, build_email, build_stripe
@@ -293,13 +293,24 @@ def build_sensors(
     built: list[Sensor] = []
     try:
         for provider in enabled(settings, table):
-            for observer in provider.build(settings, clock):
+            for observer in _build(provider, settings, clock):
                 built.append(observer)
                 _check_owned(provider, observer)
         route_table(built)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return built
+
+
+def _build(provider: Provider, settings: Settings, clock: Clock) -> Sequence[Sensor]:
+    try:
+        return provider.build(settings, clock)
+    except ActuatorError as exc:
+        # A client its settings cannot configure (no kubeconfig file, no service
+        # account outside a pod): `jarvis run` stopped with a traceback.
+        where = f"{provider.section or provider.name}: "
+        text = str(exc)
+        raise ConfigError(text if text.startswith(where) else where + text) from None
 
 
 def build_metric_sources(settings: Settings) -> list[MetricSource]:

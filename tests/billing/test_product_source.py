@@ -271,13 +271,17 @@ async def test_the_source_session_refuses_writes(product: Product, clock: Virtua
         await target.dispose()
 
 
+URL = "sqlite+aiosqlite:///product.db"
+"""A usable URL: the mapping, not the URL, is what each case gets wrong."""
+
+
 @pytest.mark.parametrize(
     ("source", "named"),
     [
-        ({"url": "x", "table": "users", "columns": {"id": "a", "email": "b"}}, "signed_up_at"),
+        ({"url": URL, "table": "users", "columns": {"id": "a", "email": "b"}}, "signed_up_at"),
         (
             {
-                "url": "x",
+                "url": URL,
                 "table": "users; drop",
                 "columns": {"id": "a", "email": "b", "signed_up_at": "c"},
             },
@@ -285,14 +289,14 @@ async def test_the_source_session_refuses_writes(product: Product, clock: Virtua
         ),
         (
             {
-                "url": "x",
+                "url": URL,
                 "table": "u",
                 "columns": {"id": "a", "email": "b", "signed_up_at": "c", "age": "d"},
             },
             "'age'",
         ),
         (
-            {"url": "x", "table": "u", "columns": {"id": "a", "email": "b", "signed_up_at": "c d"}},
+            {"url": URL, "table": "u", "columns": {"id": "a", "email": "b", "signed_up_at": "c d"}},
             "customers.source.columns.signed_up_at",
         ),
     ],

@@ -142,3 +142,27 @@ async def test_db_prune_keeps_the_intents_a_disruption_budget_still_counts(
     pruned = jarvis("--config", str(config), "db", "prune", "--json")
     assert pruned.returncode == 0, pruned.stderr
     assert used() == 2
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("[retention]\nmax_count = {n}\n", "retention.max_count"),
+        ('[retention.kinds."tick.finished"]\nmax_count = {n}\n', "retention.kinds.tick.finished"),
+    ],
+)
+def test_a_max_count_the_database_cannot_hold_is_refused_naming_it(
+    jarvis: Jarvis, tmp_path: Path, section: str, key: str
+) -> None:
+    """The database's largest integer is the most "keep everything" can say: one more is a
+    configuration error, not an OverflowError at the first prune."""
+    anyio.run(seed_old_ticks, tmp_path)
+    (tmp_path / "ok.toml").write_text(section.format(n=2**63 - 1))
+    kept = jarvis("--config", "ok.toml", "db", "prune", "--json")
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout)["deleted"].get("tick.finished", 0) == 5  # by age
+    (tmp_path / "big.toml").write_text(section.format(n=2**63))
+    refused = jarvis("--config", "big.toml", "db", "prune")
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert key in refused.stderr

@@ -1,0 +1,67 @@
+"""The database and Redis URLs settings name, checked as their clients will read them.
+
+Jarvis's own store (``database_url``) and every other database a section names
+(the customers', the usage table's) go through SQLAlchemy's async engine with
+the drivers Jarvis ships; every Redis URL goes to redis-py. A URL either could
+not read raised a bare error where it was first used (at start, or at the first
+kill-switch read), after `jarvis config check` had passed it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
+
+__all__ = ["DatabaseUrl", "RedisUrl", "database_url", "redis_url"]
+
+_DATABASE_URL = re.compile(
+    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
+)
+"""SQLAlchemy's own URL grammar (`sqlalchemy.engine.url._parse_url`), for its port: a
+password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would misread."""
+
+
+def database_url(value: str) -> str:
+    """``value``, or ValueError when SQLAlchemy's async engine with aiosqlite or asyncpg
+    could not use it."""
+    if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
+        # SQLite's in-memory database (typically ///$UNSET_VARIABLE): every command
+        # got an empty one of its own, and a kill-switch engage "succeeded" into it.
+        raise ValueError("names no SQLite file: give sqlite+aiosqlite:///FILE")
+    match = _DATABASE_URL.match(value)
+    port = match.group("port") if match else None
+    if port is not None and not (re.fullmatch("[0-9]{1,5}", port) and int(port) <= 65535):
+        # SQLAlchemy (or asyncpg) raised a bare ValueError when the store opened.
+        raise ValueError(f"not a valid URL: port {port!r} is not a number from 0 to 65535")
+    return value
+
+
+def redis_url(value: str | None) -> str | None:
+    """``value`` (None or empty: no Redis), or ValueError when redis-py could not read it."""
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    # Its query options too (``?socket_timeout=abc``): read by the parser the
+    # kill switch's client uses, imported only when a Redis is configured.
+    from redis.asyncio.connection import parse_url  # noqa: PLC0415
+
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    return value
+
+
+DatabaseUrl = Annotated[str, AfterValidator(database_url)]
+RedisUrl = Annotated[str | None, AfterValidator(redis_url)]
