@@ -154,7 +154,9 @@ class AwsClients:
         self._session = session or boto3.Session()
         self._config = Config(
             region_name=settings.region,
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # botocore's ``max_attempts`` counts retries only: one request more than the
+            # setting says ("first attempt included").
+            retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_pool_connections=settings.max_concurrency,
