@@ -12,7 +12,9 @@ from outside the process. Each run is SIGKILLed while a call is held:
    provider, the outcome not written).
 
 A fourth run must find the budget spent by three unknown outcomes. Checked
-from both sides: moto's own log of calls, and the event store.
+from both sides: moto's own log of calls, and the event store. Beside it: an
+outcome spooled while PostgreSQL was away outlives a SIGKILL, and a change
+whose answer outlasts the read timeout is not sent a second time.
 """
 
 from __future__ import annotations
