@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from jarvis.actuators.aws.clients import AwsClients
 from jarvis.actuators.aws.ecs import EcsActuator
@@ -284,6 +287,58 @@ async def test_timeout_is_a_temporary_failure(
 
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert outcome.error_code == "Timeout"
+
+
+class _Failing(BaseHTTPRequestHandler):
+    """Answers every request with a 500, counting them on its server."""
+
+    server: _Counting
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests += 1
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        """Quiet: the test reads the count."""
+
+
+class _Counting(ThreadingHTTPServer):
+    daemon_threads = True
+    requests = 0
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[_Counting]:
+    """An HTTP server on 127.0.0.1 that fails every request with a 500."""
+    server = _Counting(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_max_attempts_counts_the_first_attempt(
+    failing_endpoint: _Counting, session: boto3.Session, attempts: int
+) -> None:
+    """``max_attempts`` is every request a read makes, the first included, as documented."""
+    port = failing_endpoint.server_address[1]
+    settings = AwsSettings(endpoint_url=f"http://127.0.0.1:{port}", max_attempts=attempts)
+    clients = AwsClients.create(settings, session)
+    try:
+        with pytest.raises(ClientError):
+            clients.ecs.list_clusters()
+    finally:
+        clients.close()
+
+    assert failing_endpoint.requests == attempts
 
 
 async def test_a_replayed_key_is_found_in_the_service_tags(

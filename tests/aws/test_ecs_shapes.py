@@ -175,9 +175,10 @@ def untagged_service(stubber: Stubber) -> None:
 async def test_access_denied_names_the_missing_iam_action(make_ecs: MakeEcs) -> None:
     """AccessDenied on UpdateService is terminal and names ecs:UpdateService."""
     actuator = make_ecs(clusters=["prod"])
-    with Stubber(actuator.clients.ecs) as stubber:
+    # The change goes through the client that never resends it (`ecs_changes`).
+    with Stubber(actuator.clients.ecs) as stubber, Stubber(actuator.clients.ecs_changes) as changes:
         untagged_service(stubber)
-        stubber.add_client_error(
+        changes.add_client_error(
             "update_service",
             service_error_code="AccessDeniedException",
             service_message="not authorized",
@@ -196,9 +197,10 @@ async def test_access_denied_names_the_missing_iam_action(make_ecs: MakeEcs) -> 
 async def test_server_error_fails_an_action_as_temporary(make_ecs: MakeEcs) -> None:
     """A 5xx answer is temporary: the retry budget may try again later."""
     actuator = make_ecs(clusters=["prod"])
-    with Stubber(actuator.clients.ecs) as stubber:
+    # The change goes through the client that never resends it (`ecs_changes`).
+    with Stubber(actuator.clients.ecs) as stubber, Stubber(actuator.clients.ecs_changes) as changes:
         untagged_service(stubber)
-        stubber.add_client_error(
+        changes.add_client_error(
             "update_service", service_error_code="ServerException", http_status_code=500
         )
         outcome = await actuator.apply(

@@ -14,7 +14,9 @@ the change and written after it: `already_applied` reads the service's tags
 (DescribeServices with ``include=["TAGS"]``) for ``jarvis:action-key``, and
 `record_key` tags the service (TagResource) once the change succeeded. A
 crash, timeout or failed tag write between the change and the tag leaves the
-key unrecorded, so a replay in that window changes the service again.
+key unrecorded, so a replay in that window changes the service again. For the
+same reason the changes themselves go through a client that never resends
+(`AwsClients.ecs_changes`): a resend after a lost answer is such a replay.
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ class EcsApplier:
         ecs: ECSClient,
         autoscaling: ApplicationAutoScalingClient,
         limiter: anyio.CapacityLimiter,
+        changes: ECSClient | None = None,
     ) -> None:
         self._ecs = ecs
+        self._changes = changes or ecs
+        """Sends UpdateService and RegisterTaskDefinition once (`AwsClients.ecs_changes`)."""
         self._autoscaling = autoscaling
         self._limiter = limiter
 
@@ -151,7 +156,7 @@ class EcsApplier:
         request = self._clone(described["taskDefinition"], described.get("tags", []), image)
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
-            lambda: self._ecs.register_task_definition(**request),
+            lambda: self._changes.register_task_definition(**request),
             self._limiter,
         )
         arn = registered["taskDefinition"]["taskDefinitionArn"]
@@ -211,7 +216,7 @@ class EcsApplier:
     async def _update(self, cluster: str, service: str, **change: Any) -> None:
         await aws_call(
             "ecs:UpdateService",
-            lambda: self._ecs.update_service(cluster=cluster, service=service, **change),
+            lambda: self._changes.update_service(cluster=cluster, service=service, **change),
             self._limiter,
         )
 

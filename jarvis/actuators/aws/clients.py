@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Marks the retry-less client of a service among the clients made.
+_ONCE = ":once"
+
 # IAM prefixes differ from botocore signing names for CloudWatch.
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
 # Operations authorised by an IAM action of another name.
@@ -151,7 +154,9 @@ class AwsClients:
         self._session = session or boto3.Session()
         self._config = Config(
             region_name=settings.region,
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # botocore's ``max_attempts`` counts retries only: one request more than the
+            # setting says ("first attempt included").
+            retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_pool_connections=settings.max_concurrency,
@@ -168,14 +173,19 @@ class AwsClients:
         """Clients from ``session`` (default: boto3's standard credential chain), built lazily."""
         return cls(settings, session)
 
-    def _client(self, service: str) -> Any:
-        made = self._made.get(service)
+    def _client(self, service: str, *, once: bool = False) -> Any:
+        name = f"{service}{_ONCE}" if once else service
+        made = self._made.get(name)
         if made is not None:
             return made
         with self._lock:
-            made = self._made.get(service)
+            made = self._made.get(name)
             if made is None:
                 config = self._config
+                if once:
+                    config = config.merge(
+                        Config(retries={"mode": "standard", "total_max_attempts": 1})
+                    )
                 if service in {"ce", "route53"}:
                     # Cost Explorer and Route 53 are global; their API lives in
                     # us-east-1 whatever the fleet's region.
@@ -187,12 +197,25 @@ class AwsClients:
                     service, config=config, endpoint_url=self._endpoint
                 )
                 self.calls.watch(made)
-                self._made[service] = made
+                self._made[name] = made
         return made
 
     @property
     def ecs(self) -> ECSClient:
         client: ECSClient = self._client("ecs")
+        return client
+
+    @property
+    def ecs_changes(self) -> ECSClient:
+        """ECS without botocore's retries, for the calls that change a service.
+
+        UpdateService and RegisterTaskDefinition take no client token: botocore
+        resending one whose answer timed out (or was cut) after ECS acted made
+        the change twice under one idempotency key (a second forced deployment,
+        a second revision). A failed change is the retry budget's to try again,
+        on a later tick, under a new key.
+        """
+        client: ECSClient = self._client("ecs", once=True)
         return client
 
     @property
@@ -223,7 +246,7 @@ class AwsClients:
     def made(self) -> list[str]:
         """The services whose clients were built so far, in the order they were."""
         with self._lock:
-            return list(self._made)
+            return list(dict.fromkeys(name.removesuffix(_ONCE) for name in self._made))
 
     def close(self) -> None:
         with self._lock:

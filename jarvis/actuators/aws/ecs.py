@@ -127,7 +127,9 @@ class EcsActuator:
     def _applier(self) -> EcsApplier:
         if self._ecs_applier is None:
             clients = self._clients
-            self._ecs_applier = EcsApplier(clients.ecs, clients.autoscaling, self._limiter)
+            self._ecs_applier = EcsApplier(
+                clients.ecs, clients.autoscaling, self._limiter, clients.ecs_changes
+            )
         return self._ecs_applier
 
     @classmethod
