@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from jarvis.actuators.aws.clients import AwsClients
+from jarvis.actuators.aws.clients import AwsClients, sent_unless_refused
 from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.config.aws import AwsSettings
 from jarvis.model import (
@@ -339,6 +339,76 @@ def test_max_attempts_counts_the_first_attempt(
         clients.close()
 
     assert failing_endpoint.requests == attempts
+
+
+class _Throttling(BaseHTTPRequestHandler):
+    """Refuses every request as ECS does when its API rate is exceeded, counting them."""
+
+    server: _Counting
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests += 1
+        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        """Quiet: the test reads the count."""
+
+
+@pytest.fixture
+def throttling_endpoint() -> Iterator[_Counting]:
+    """An HTTP server on 127.0.0.1 that throttles every request."""
+    server = _Counting(("127.0.0.1", 0), _Throttling)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+
+
+def _restart_through(endpoint: _Counting, session: boto3.Session, attempts: int) -> None:
+    port = endpoint.server_address[1]
+    settings = AwsSettings(endpoint_url=f"http://127.0.0.1:{port}", max_attempts=attempts)
+    clients = AwsClients.create(settings, session)
+    try:
+        with pytest.raises(ClientError):
+            sent_unless_refused(
+                lambda: clients.ecs_changes.update_service(
+                    cluster="prod", service="svc-0", forceNewDeployment=True
+                ),
+                clients.max_attempts,
+                sleep=lambda _seconds: None,
+            )
+    finally:
+        clients.close()
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_a_throttled_change_is_sent_again_up_to_max_attempts(
+    throttling_endpoint: _Counting, session: boto3.Session, attempts: int
+) -> None:
+    """A throttled UpdateService was not acted on: sending it again is safe, and without it
+    every throttled change cost an attempt of the retry budget (a throttled fleet escalated)."""
+    _restart_through(throttling_endpoint, session, attempts)
+
+    assert throttling_endpoint.requests == attempts
+
+
+def test_a_change_answered_with_a_server_error_is_not_sent_again(
+    failing_endpoint: _Counting, session: boto3.Session
+) -> None:
+    """A 5xx may follow a change ECS made: the retry budget decides, on a later tick."""
+    _restart_through(failing_endpoint, session, 3)
+
+    assert failing_endpoint.requests == 1
 
 
 async def test_a_replayed_key_is_found_in_the_service_tags(

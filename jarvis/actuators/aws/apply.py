@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from jarvis.actuators.aws.clients import aws_call
+from jarvis.actuators.aws.clients import aws_call, sent_unless_refused
 from jarvis.actuators.aws.services import DESIRED_COUNT, Scaling, scaling_resource_id, version_of
 from jarvis.actuators.base import ActuatorError
 from jarvis.model import ErrorKind, Scale
@@ -53,10 +53,13 @@ class EcsApplier:
         autoscaling: ApplicationAutoScalingClient,
         limiter: anyio.CapacityLimiter,
         changes: ECSClient | None = None,
+        change_attempts: int = 1,
     ) -> None:
         self._ecs = ecs
         self._changes = changes or ecs
         """Sends UpdateService and RegisterTaskDefinition once (`AwsClients.ecs_changes`)."""
+        self._attempts = change_attempts
+        """Requests a change may make when ECS refuses it unread (`sent_unless_refused`)."""
         self._autoscaling = autoscaling
         self._limiter = limiter
 
@@ -156,7 +159,9 @@ class EcsApplier:
         request = self._clone(described["taskDefinition"], described.get("tags", []), image)
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
-            lambda: self._changes.register_task_definition(**request),
+            lambda: sent_unless_refused(
+                lambda: self._changes.register_task_definition(**request), self._attempts
+            ),
             self._limiter,
         )
         arn = registered["taskDefinition"]["taskDefinitionArn"]
@@ -216,7 +221,10 @@ class EcsApplier:
     async def _update(self, cluster: str, service: str, **change: Any) -> None:
         await aws_call(
             "ecs:UpdateService",
-            lambda: self._changes.update_service(cluster=cluster, service=service, **change),
+            lambda: sent_unless_refused(
+                lambda: self._changes.update_service(cluster=cluster, service=service, **change),
+                self._attempts,
+            ),
             self._limiter,
         )
 

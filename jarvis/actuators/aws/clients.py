@@ -9,7 +9,9 @@ the one place botocore exceptions become `ActuatorError`s with an error kind.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -164,6 +166,8 @@ class AwsClients:
             s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
         )
         self._endpoint = settings.endpoint_url
+        self.max_attempts = settings.max_attempts
+        """Requests a call may make, the first included (`sent_unless_refused` for changes)."""
         self._made: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.calls = CallLog()
@@ -212,8 +216,9 @@ class AwsClients:
         UpdateService and RegisterTaskDefinition take no client token: botocore
         resending one whose answer timed out (or was cut) after ECS acted made
         the change twice under one idempotency key (a second forced deployment,
-        a second revision). A failed change is the retry budget's to try again,
-        on a later tick, under a new key.
+        a second revision). Such a change is the retry budget's to try again, on
+        a later tick, under a new key; one ECS refused unread is sent again at
+        once (`sent_unless_refused`).
         """
         client: ECSClient = self._client("ecs", once=True)
         return client
@@ -253,6 +258,33 @@ class AwsClients:
             made, self._made = list(self._made.values()), {}
         for client in made:
             client.close()
+
+
+def sent_unless_refused(
+    call: Callable[[], T], attempts: int, *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``call`` (a change, on a client that never resends), sent again only when its
+    answer proves AWS did not act: throttled, or no connection made. Up to ``attempts``
+    requests, with botocore's standard back-off (full jitter, at most 20 s).
+
+    A read timeout, a connection closed before the answer or a 5xx may follow a
+    change that was made; those are not sent again (`AwsClients.ecs_changes`).
+    Without this, every throttled change cost a retry-budget attempt that
+    botocore's retries used to absorb, and a throttled fleet escalated.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if attempt == attempts or not (error.get("Code") in _THROTTLING or status == 429):
+                raise
+        except (EndpointConnectionError, ConnectTimeoutError):
+            if attempt == attempts:
+                raise
+        sleep(random.random() * min(20.0, 2.0**attempt))  # noqa: S311 - back-off jitter
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def aws_call(operation: str, func: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:

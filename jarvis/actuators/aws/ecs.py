@@ -128,7 +128,11 @@ class EcsActuator:
         if self._ecs_applier is None:
             clients = self._clients
             self._ecs_applier = EcsApplier(
-                clients.ecs, clients.autoscaling, self._limiter, clients.ecs_changes
+                clients.ecs,
+                clients.autoscaling,
+                self._limiter,
+                clients.ecs_changes,
+                change_attempts=clients.max_attempts,
             )
         return self._ecs_applier
 
