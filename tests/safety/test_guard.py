@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -353,3 +355,33 @@ def test_a_scale_is_allowed_only_with_whole_consistent_counts(
         and (replicas is None or high is None or replicas <= high)  # type: ignore[operator]
     )
     assert (violation is None) is ok, (params, violation)
+
+
+#: What a tenant can do to a name an operator allowed literally.
+disguises: st.SearchStrategy[Callable[[str], str]] = st.sampled_from(
+    [
+        str.upper,
+        lambda n: n + "/",
+        lambda n: n + ".",
+        lambda n: n.replace("/", "//"),
+        lambda n: n.replace("/", "/../"),
+        lambda n: n.replace("/", "%2F"),
+        lambda n: n.replace("a", "\u0430"),  # Cyrillic a
+        lambda n: unicodedata.normalize("NFD", n.replace("e", "\u00e9")),
+        lambda n: n + "*",
+        lambda n: n + "-" + "x" * 5000,
+    ]
+)
+
+
+@given(st.sampled_from(["prod/api", "default/vocal-coach", "team-a/web"]), disguises)
+def test_a_literal_allow_list_entry_permits_exactly_its_name(
+    name: str, disguise: Callable[[str], str]
+) -> None:
+    """A rule naming one resource permits it, and nothing a tenant can make look like it."""
+    rule = AllowRule("k8s", name, frozenset({"restart"}))
+    other = disguise(name)
+    assert rule.permits(Action(ResourceRef("k8s", name), Restart(), "heal", "x"))
+    assert other == name or not rule.permits(
+        Action(ResourceRef("k8s", other), Restart(), "heal", "x")
+    )
