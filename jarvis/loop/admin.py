@@ -124,7 +124,8 @@ class AdminService:
     async def reset_retries(self, *, resource: str, actor: str) -> int:
         """Lift ``resource``'s quarantine; `UnknownResourceError` when it has no ledger rows."""
         ledger = await self._store.load_retries()
-        if not any(key[0] == resource for key in ledger):
+        stored = self._store.ledger_resource(resource)  # a name holding a secret is kept redacted
+        if not any(key[0] == stored for key in ledger):
             raise UnknownResourceError(resource)
         return await reset_retries(self._store, self.killswitch.clock, resource, actor)
 

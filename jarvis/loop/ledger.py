@@ -83,8 +83,17 @@ class RetryLedger:
         """The whole ledger (what policies see as `History.retries`)."""
         return self._states
 
+    def key(self, key: Key) -> Key:
+        """``key`` as the store keys its row (`EventStore.ledger_resource`).
+
+        Rows are re-read every tick: looked up by a name the store rewrote (a
+        secret in it redacted), an action would find no row, so no backoff,
+        attempt count or quarantine, ever.
+        """
+        return (self.store.ledger_resource(key[0]), key[1])
+
     def get(self, key: Key) -> RetryState | None:
-        return self._states.get(key)
+        return self._states.get(self.key(key))
 
     @property
     def quarantined(self) -> int:
@@ -92,14 +101,12 @@ class RetryLedger:
 
     def stage(self, state: RetryState) -> None:
         """Take ``state`` as the row for its key, here and in the store's next flush."""
-        self._states[(state.resource, state.action_kind)] = state
+        self._states[self.key((state.resource, state.action_kind))] = state
         self.store.stage_retry(state)
 
     def attempted(self, action: Action, now: datetime) -> RetryState:
         """Stage the attempt of ``action`` starting at ``now``; return the new row."""
-        state = self.budget.attempted(
-            self._states.get(action.key), str(action.target), action.kind, now
-        )
+        state = self.budget.attempted(self.get(action.key), str(action.target), action.kind, now)
         self.stage(state)
         return state
 
@@ -113,7 +120,7 @@ class RetryLedger:
 
     def forgive(self, key: Key, attempt: datetime, now: datetime, *, charged: bool) -> None:
         """Take back the failed attempt started at ``attempt`` (a degraded provider's fault)."""
-        state = self._states.get(key)
+        state = self.get(key)
         if state is not None:
             forgiven = forgive(state, attempt, now, charged=charged)
             if forgiven is not state:
@@ -124,12 +131,12 @@ class RetryLedger:
         if prior is not None:
             self.stage(prior)
             return
-        self._states.pop(key, None)
-        self.store.unstage_retry(*key)
+        self._states.pop(self.key(key), None)
+        self.store.unstage_retry(*self.key(key))
 
     def exhaust(self, key: Key, now: datetime, *, broken: bool = True) -> Exhausted | None:
         """Quarantine ``key`` (staged) when its budget is spent on a target still ``broken``."""
-        spent = exhaustion(self.budget, self._states.get(key), now, broken=broken)
+        spent = exhaustion(self.budget, self.get(key), now, broken=broken)
         if spent is not None:
             self.stage(spent.state)
         return spent

@@ -10,7 +10,9 @@ proposes what is queued in the scheduler's next tick (woken at once rather
 than at the next boundary). That tick plans it (an operator's action
 outranks a policy's for the same resource), guards it with the tick's own
 kill-switch read, allow-list, bounds, quarantine and budgets, applies and
-records it with the operator as actor. After the tick the scheduler's hook
+records it with the operator as actor; one naming no resource the tick
+observed (while every provider answered) is refused there, as `jarvis restart`
+refuses it, rather than sent. After the tick the scheduler's hook
 (`settle`) hands each waiting page request the verdict or the outcome.
 
 Delivery is at most once: an action the next tick does not take within the
@@ -36,7 +38,7 @@ from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.scheduler import TickResult
 from jarvis.model import Action, History, Snapshot
 from jarvis.policies.base import Evaluation
-from jarvis.policies.operator import OPERATOR
+from jarvis.policies.operator import OPERATOR, nobody_has, unknown
 from jarvis.telemetry.web.view import OverrideResult
 
 __all__ = ["OverrideQueue", "describe"]
@@ -90,8 +92,17 @@ class OverrideQueue:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         taken, self._queued = self._queued, []
-        self._taken.extend(taken)
-        return Evaluation(actions=tuple(p.action for p in taken))
+        proposed: list[Action] = []
+        for pending in taken:
+            uri = str(pending.action.target)
+            if nobody_has(uri, snapshot):
+                # As `jarvis restart` refuses it: sent, a typo would fail as terminal,
+                # page on-call and quarantine the name for whatever later takes it.
+                pending.resolve(OverrideResult("refused", unknown(uri, snapshot)))
+                continue
+            self._taken.append(pending)
+            proposed.append(pending.action)
+        return Evaluation(actions=tuple(proposed))
 
     async def before_tick(self, now: datetime) -> bool:  # noqa: ARG002 - the TickHooks protocol
         return True

@@ -412,9 +412,9 @@ class Reconciler:
         killswitch = await self._read_killswitch()
         fleet = self._fleet
         for action in planned:
-            if self._stopping:
-                verdict = Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
-                self.recorder.blocked(report, self.clock.now(), action, verdict)
+            held_back = self._held_back(action)
+            if held_back is not None:
+                self.recorder.blocked(report, self.clock.now(), action, held_back)
                 continue
             now = self.clock.now()
             ctx = GuardContext(
@@ -465,6 +465,23 @@ class Reconciler:
             touched.add(str(action.target))
             applied += 1
             report.decisions.append(Decision(action, verdict, outcome))
+
+    def _held_back(self, action: Action) -> Verdict | None:
+        """Why this replica must not act on ``action`` at all now, before the guard: None if it may.
+
+        With shards, policies propose only for the resources this replica
+        observed, but an operator's override names any URI; acting on another
+        replica's resource would be a second action on it in one tick, and a
+        retry-ledger row two replicas overwrite in turn, losing attempts.
+        """
+        if self._stopping:
+            return Verdict.block(BlockReason.SHUTDOWN, "shutting down: no new actions")
+        if self.owns is not None and not self.owns(str(action.target)):
+            return Verdict.block(
+                BlockReason.OTHER_SHARD,
+                f"{action.target} is in a shard another replica holds; it acts on it",
+            )
+        return None
 
     async def _read_killswitch(self) -> KillSwitchState:
         state = await self.killswitch.read_failsafe()

@@ -57,6 +57,8 @@ class BlockReason(enum.StrEnum):
     """The fleet breaker is open: too many actions failed across the fleet."""
     STORE_UNAVAILABLE = "store_unavailable"
     """The action's intent and ledger update could be neither committed nor spooled."""
+    OTHER_SHARD = "other_shard"
+    """With shards: the target is in a shard another replica holds (and acts on)."""
 
 
 class OutcomeStatus(enum.StrEnum):

@@ -32,6 +32,7 @@ __all__ = [
     "nobody_has",
     "operator_action",
     "override_params",
+    "unknown",
 ]
 
 OPERATOR: Final = "operator"
@@ -80,6 +81,11 @@ def nobody_has(uri: str, snapshot: Snapshot) -> bool:
     return uri not in snapshot.resources and not snapshot.errors
 
 
+def unknown(uri: str, snapshot: Snapshot) -> str:
+    """What the operator is told when `nobody_has` ``uri``: nothing was proposed."""
+    return f"{uri}: no such resource among the {len(snapshot.resources)} observed; nothing proposed"
+
+
 class OneShot:
     """A policy that proposes exactly one operator-supplied action."""
 
@@ -94,7 +100,6 @@ class OneShot:
             # Proposed, it would fail at the provider as terminal, escalate
             # (paging on-call for a typo) and quarantine the name for whatever
             # resource later takes it.
-            seen = len(snapshot.resources)
-            message = f"{uri}: no such resource among the {seen} observed; nothing proposed"
+            message = unknown(uri, snapshot)
             return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
         return Evaluation(actions=(self.action,))

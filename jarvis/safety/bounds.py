@@ -9,8 +9,9 @@ Per kind, in the bound object the composition root maps to that kind's name
 (a kind with no entry has no kind-specific bound, so adding a kind never
 touches the guard):
 
-- `ScaleBounds`: a scale never below 0, never above ``max_replicas``, and
-  never outside the min/max the provider itself reports (an autoscaler's
+- `ScaleBounds`: a scale's counts whole numbers (not bools, not floats),
+  never below 0, never above ``max_replicas``, its own min <= replicas <= max,
+  and never outside the min/max the provider itself reports (an autoscaler's
   registered range);
 - `WeightBounds`: routing weights that sum to 1, each in [0, 1], and no
   model's share of the traffic moving by more than ``max_traffic_shift`` in
@@ -83,17 +84,46 @@ class ScaleBounds:
             ("min_replicas", params.min_replicas),
             ("max_replicas", params.max_replicas),
         ):
-            if value is not None and not 0 <= value <= self.max_replicas:
-                return f"{label}={value} outside 0..{self.max_replicas}"
+            # A bool or a float is not a count: a provider would be sent `true` or `2.5`.
+            if value is not None and not _whole_in(value, 0, self.max_replicas):
+                return f"{label}={value!r} is not a whole number in 0..{self.max_replicas}"
         if params.replicas is None and params.min_replicas is None and params.max_replicas is None:
             return "scale action without a replica count"
-        if params.replicas is not None and current is not None and current.replicas is not None:
-            low, high = current.replicas.min, current.replicas.max
-            if low is not None and params.replicas < low:
-                return f"replicas={params.replicas} below the provider's minimum {low}"
-            if high is not None and params.replicas > high:
-                return f"replicas={params.replicas} above the provider's maximum {high}"
+        return _own_range_problem(params) or _provider_range_problem(params, current)
+
+
+def _provider_range_problem(params: Scale, current: ResourceState | None) -> str | None:
+    """Why ``params.replicas`` falls outside the min/max the provider reports, or None."""
+    if params.replicas is None or current is None or current.replicas is None:
         return None
+    low, high = current.replicas.min, current.replicas.max
+    if low is not None and params.replicas < low:
+        return f"replicas={params.replicas} below the provider's minimum {low}"
+    if high is not None and params.replicas > high:
+        return f"replicas={params.replicas} above the provider's maximum {high}"
+    return None
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    """``value`` is an int (a bool is not) in ``low..high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _own_range_problem(params: Scale) -> str | None:
+    """Why a scale's own min, max and replicas contradict each other, or None.
+
+    Each is within the hard cap, but a min above the max, or replicas outside
+    the range the same action registers, would be pulled back by the
+    autoscaler at once: the action cannot mean what it says.
+    """
+    low, high, replicas = params.min_replicas, params.max_replicas, params.replicas
+    if low is not None and high is not None and low > high:
+        return f"min_replicas={low} above max_replicas={high}"
+    if replicas is not None and low is not None and replicas < low:
+        return f"replicas={replicas} below the min_replicas={low} it sets"
+    if replicas is not None and high is not None and replicas > high:
+        return f"replicas={replicas} above the max_replicas={high} it sets"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +207,7 @@ class DnsWeightBounds:
 def _dns_weights_problem(weights: Mapping[str, int] | None) -> str | None:
     if not weights:
         return "set_dns_weights action without record weights"
-    if any(
-        isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= MAX_DNS_WEIGHT
-        for w in weights.values()
-    ):
+    if not all(_whole_in(w, 0, MAX_DNS_WEIGHT) for w in weights.values()):
         return f"record weights must each be a whole number in 0..{MAX_DNS_WEIGHT}"
     if not any(weights.values()):
         return "record weights are all 0 (Route 53 would answer every record equally)"

@@ -121,7 +121,7 @@ class DisruptionBudget:
             1
             for c in changes
             if c.ts > since
-            and (target is None or c.target == target)
+            and (target is None or _same_resource(c.target, target))
             and self.matches(c.target, c.kind)
         )
 
@@ -138,6 +138,16 @@ class DisruptionBudget:
         scope = "per resource" if self.per_resource else "fleet-wide"
         kinds = ",".join(sorted(self.kinds))
         return f"{size} {kinds} on {self.provider}://{self.resources} per {self.window} {scope}"
+
+
+def _same_resource(a: ResourceRef, b: ResourceRef) -> bool:
+    """Whether ``a`` and ``b`` are one resource: the same URI, whatever their kind label.
+
+    An intent read back from the store names no kind (a Deployment's ``k8s://``
+    ref reads back as kind "service"), and a restart of Jarvis must not refill
+    a per-resource budget.
+    """
+    return a.provider == b.provider and a.name == b.name
 
 
 class Budgets:
@@ -181,8 +191,12 @@ class Budgets:
         for budget in self._budgets:
             limit = budget.limit(fleet) if budget.in_force(now) else None
             if budget.per_resource:
-                targets = {c.target for c in changes if budget.matches(c.target, c.kind)}
-                used = max((budget.used(changes, now, target=t) for t in targets), default=0)
+                targets = {
+                    str(c.target): c.target for c in changes if budget.matches(c.target, c.kind)
+                }
+                used = max(
+                    (budget.used(changes, now, target=t) for t in targets.values()), default=0
+                )
             else:
                 used = budget.used(changes, now)
             # The kinds of one budget share its count: one row each, for the metric's label.

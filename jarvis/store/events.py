@@ -30,7 +30,7 @@ from jarvis.store.memory import MemoryBackend
 from jarvis.store.redact import Redactor, Storable
 from jarvis.store.replay import replay
 from jarvis.store.spool import Spool, SpoolBusyError, SpoolError
-from jarvis.store.storable import safe_retry
+from jarvis.store.storable import safe_retry, safe_text
 from jarvis.store.timeouts import STATEMENT_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -197,6 +197,15 @@ class EventStore:
         if self.read_only:
             return
         self._buffer.extend(events)
+
+    def ledger_resource(self, resource: str) -> str:
+        """``resource`` as `stage_retry` writes it: its row's key in `load_retries`.
+
+        A name holding a known secret is stored redacted, and one holding a NUL
+        or a lone surrogate made storable; the loop's ledger looks rows up by
+        this form, and a reset by the name as the operator knows it finds them.
+        """
+        return safe_text(self.redactor.text(resource))
 
     def stage_retry(self, state: RetryState) -> None:
         """Buffer an upsert of one retry-ledger row; the latest per key wins (none if read-only)."""
@@ -413,6 +422,7 @@ class EventStore:
 
     async def reset_retries(self, resource: str) -> int:
         """Forget a resource's retry ledger (and unflushed changes to it); return rows deleted."""
+        resource = self.ledger_resource(resource)
         self._retries = {key: s for key, s in self._retries.items() if key[0] != resource}
         return await self.backend.delete_retries(resource)
 

@@ -26,7 +26,7 @@ from jarvis.model import (
     Scale,
 )
 from tests.actions import new_key
-from tests.aws.conftest import FixedClock, MakeEcs, create_fleet
+from tests.aws.conftest import FixedClock, MakeEcs, create_fleet, register_task_definition
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -455,3 +455,38 @@ async def test_deploy_leaves_the_tags_aws_reserves_off_the_new_revision(
     assert outcome.ok, outcome.detail
     new = ecs_client.describe_task_definition(taskDefinition="api:2", include=["TAGS"])
     assert new["tags"] == [{"key": "team", "value": "platform"}]
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["admin:1", "admin", "arn:aws:ecs:us-east-1:999999999999:task-definition/api:1"],
+    ids=["other-family", "other-family-latest", "other-account"],
+)
+async def test_a_rollback_to_another_family_or_account_is_refused(
+    make_ecs: MakeEcs, ecs_client: ECSClient, version: str
+) -> None:
+    """A rollback returns to a revision of the service's own family, in its own account."""
+    create_fleet(ecs_client, per_cluster=1)
+    register_task_definition(ecs_client, "admin")  # another service's, maybe with a wider role
+    actuator = make_ecs(metrics=False)
+
+    outcome = await actuator.apply(_action(Rollback(version)), new_key())
+
+    assert outcome.error_kind is ErrorKind.TERMINAL, outcome.detail
+    assert outcome.error_code == "OtherTaskDefinitionFamily"
+    assert str(_service(ecs_client)["taskDefinition"]).endswith("task-definition/api:1")
+
+
+async def test_a_rollback_across_a_family_rename_returns_to_the_deployment_still_present(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """The families of the service's deployments still present count as its own."""
+    create_fleet(ecs_client, per_cluster=1)
+    register_task_definition(ecs_client, "api-v2")
+    ecs_client.update_service(cluster="prod", service="svc-0", taskDefinition="api-v2:1")
+    actuator = make_ecs(metrics=False)
+
+    outcome = await actuator.apply(_action(Rollback("api:1")), new_key())
+
+    assert outcome.ok, outcome.detail
+    assert str(_service(ecs_client)["taskDefinition"]).endswith("api:1")

@@ -10,10 +10,11 @@ import pytest
 from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
 from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import BlockReason, Health
+from jarvis.model import Action, BlockReason, Health, ResourceRef, Restart
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import upgrade
 from tests.conftest import create_pg_database, drop_pg_database
+from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
 pytestmark = pytest.mark.anyio
@@ -113,3 +114,31 @@ async def test_the_daemon_counts_the_changes_of_a_second_process(
     report = await daemon.reconciler.tick()
     assert len(crashed(fleet)) == 1
     assert [d.verdict.reason for d in report.decisions] == [BlockReason.BUDGET]
+
+
+async def test_a_per_resource_budget_on_a_deployment_survives_a_restart_of_jarvis(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A Deployment's restart (its ref's kind is not "service") still counts once read back."""
+    budget = [
+        {
+            "name": "one-restart",
+            "provider": "sim",
+            "actions": ["restart"],
+            "max": 1,
+            "per": "resource",
+        }
+    ]
+    # Kubernetes names its refs' kind "deployment", Route 53 "dns_record".
+    restart = Action(ResourceRef("sim", "api", kind="deployment"), Restart(), "heal", "stuck")
+    first = await make_app([ProposeEach([restart])], budgets=budget)
+    await ticks(first, clock, 1)
+    assert len(fleet.applied) == 1
+    await first.aclose()
+
+    again = await make_app([ProposeEach([restart])], budgets=budget)
+    await ticks(again, clock, 1)
+
+    assert len(fleet.applied) == 1
+    blocked = await again.store.events(kinds=["action.blocked"])
+    assert [e.payload["blocked"] for e in blocked] == ["budget"]

@@ -8,6 +8,7 @@ other replica recorded, on the whole fleet's size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.peers import tick_window
-from jarvis.model import Action, Event, Outcome, ResourceRef, Scale
+from jarvis.model import Action, Event, Outcome, ResourceRef, Restart, Scale
+from jarvis.policies.base import Policy
+from jarvis.policies.operator import operator_action
 from jarvis.store import upgrade
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -42,10 +45,16 @@ def scale(names: tuple[str, ...]) -> ProposeEach:
 
 
 async def replica(
-    make_app: AppFactory, name: str, owns: frozenset[str], names: tuple[str, ...], **settings: Any
+    make_app: AppFactory,
+    name: str,
+    owns: frozenset[str],
+    names: tuple[str, ...],
+    *,
+    also: Sequence[Policy] = (),
+    **settings: Any,
 ) -> App:
     """A reconciler as a replica holding the shards of ``owns`` would run it."""
-    app = await make_app([scale(names)], loop={"shards": 2}, **settings)
+    app = await make_app([scale(names), *also], loop={"shards": 2}, **settings)
     app.reconciler.owns = lambda uri: ResourceRef.parse(uri).name in owns
     app.reconciler.recorder.identity = {"replica": name}  # what `act_as` writes with shards
     return app
@@ -165,3 +174,26 @@ async def test_a_budget_spent_by_another_replica_mid_tick_holds_the_next_action(
     blocked = by(await a.store.events(kinds=["action.blocked"]), "a")
     assert [e.resource for e in blocked] == [f"sim://{NAMES[1]}"]
     assert {e.payload["blocked"] for e in blocked} == {"budget"}
+
+
+async def test_a_replica_never_acts_on_a_resource_of_a_shard_it_does_not_hold(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """An override naming another shard's resource is blocked `other_shard`, not applied twice."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    theirs = NAMES[15]  # b's: the page of replica a names it in a POST
+    page = operator_action(ResourceRef("sim", theirs), Restart(), actor="admin", reason=None)
+    queued = [ProposeEach([page], name="operator")]  # what the page's queue proposes
+    a = await replica(make_app, "a", A_OWNS, (), also=queued)
+    b = await replica(make_app, "b", B_OWNS, (), also=queued)
+
+    await a.reconciler.tick()
+    await b.reconciler.tick()
+
+    assert [(x.target.name, x.kind) for x in fleet.applied] == [(theirs, "restart")]  # b's
+    blocked = by(await a.store.events(kinds=["action.blocked"]), "a")
+    assert [(e.resource, e.payload["blocked"]) for e in blocked] == [
+        (f"sim://{theirs}", "other_shard")
+    ]
+    assert ("sim://" + theirs, "restart") in b.reconciler.ledger.states

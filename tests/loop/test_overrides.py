@@ -10,7 +10,7 @@ import pytest
 from jarvis.loop.clock import VirtualClock, WallClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler, TickResult
-from jarvis.model import Action, ResourceRef, Restart, Scale
+from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, Restart, Scale
 from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import operator_action
 from tests.fakes import FakeActuator, ProposeEach
@@ -170,3 +170,28 @@ async def test_a_wake_during_a_tick_starts_the_next_one_when_it_ends(
     await scheduler.run(max_ticks=3)
     started = await app.store.events(kinds=["tick.started"], limit=10)
     assert [(e.ts - origin).total_seconds() for e in started] == [0, 1, 60]
+
+
+async def test_an_override_naming_no_observed_resource_is_refused_and_never_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A typo on the page is refused as the CLI refuses it: nothing sent, nothing quarantined."""
+
+    async def not_found(action: Action) -> Outcome:
+        return Outcome.failure("not found", kind=ErrorKind.TERMINAL, code="NotFound")
+
+    fleet.on_apply = not_found  # what a provider answers for a name it does not have
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    typo = operator_action(ResourceRef("sim", "apii"), Restart(), actor="admin-token", reason=None)
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(typo)
+        scheduler.stop()
+
+    assert result.state == "refused" and "no such resource" in result.detail, result
+    assert fleet.applied == []
+    assert await app.store.events(kinds=["action.escalated"]) == []
+    assert app.reconciler.ledger.states == {}

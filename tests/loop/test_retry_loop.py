@@ -9,6 +9,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
+from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import (
@@ -193,3 +194,26 @@ async def test_a_terminal_error_escalates_and_quarantines_after_one_attempt(
     assert escalated.payload["last_error"] == "AccessDenied: not allowed"
     blocked = await app.store.events(kinds=["action.blocked"], limit=100)
     assert {e.payload["blocked"] for e in blocked} == {"quarantine"}
+
+
+async def test_a_name_holding_a_secret_is_held_to_its_retry_budget_and_reset_by_name(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """The ledger row of a name the store redacts still quarantines it, and resets by its name."""
+    secret = "s3cr3t-admin-token"  # what a tenant may name a service after, by chance
+    name = f"web-{secret}"
+    fleet.add(name, health=Health.UNHEALTHY)
+    fleet.on_apply = always_fail
+    app = await make_app([HealPolicy()], admin_token=secret)
+
+    await run_ticks(app.reconciler, clock, 10)
+
+    assert [a.target.name for a in fleet.applied] == [name] * 3
+    uri = f"sim://{name}"
+    blocked = await app.store.events(kinds=["action.blocked"], limit=100)
+    assert blocked and blocked[-1].payload["blocked"] == "quarantine"
+    # The page and the admin API reset by the name the operator knows.
+    assert await AdminService(app.killswitch).reset_retries(resource=uri, actor="admin") == 1
+    fleet.on_apply = None
+    await run_ticks(app.reconciler, clock, 1)
+    assert len(fleet.applied) == 4

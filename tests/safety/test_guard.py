@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -317,3 +319,69 @@ def test_a_new_kind_is_bounded_by_its_own_entry_alone(
         assert verdict.reason is BlockReason.BOUNDS
         assert verdict.detail == f"{recipients} recipients, more than {limit}"
     assert unbounded.check(email, ctx).allowed
+
+
+#: A replica count as a buggy policy or a hand-built action might carry it.
+counts = st.one_of(
+    st.none(),
+    st.integers(-5, 120),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(0, 10).map(float),
+)
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    """The oracle: a whole number (not a bool, not a float) in low..high."""
+    return type(value) is int and low <= value <= high
+
+
+@given(counts, counts, counts)
+def test_a_scale_is_allowed_only_with_whole_consistent_counts(
+    replicas: object, low: object, high: object
+) -> None:
+    """A scale passes only with whole counts in range, min <= max, and replicas between them."""
+    params = Scale(replicas=replicas, min_replicas=low, max_replicas=high)  # type: ignore[arg-type]
+    act = Action(ResourceRef("k8s", "default/api"), params, "scaling", "x")
+
+    violation = ScaleBounds(max_replicas=100).violation(act, None)
+
+    given_counts = [v for v in (replicas, low, high) if v is not None]
+    ok = (
+        bool(given_counts)
+        and all(_whole_in(v, 0, 100) for v in given_counts)
+        and (low is None or high is None or low <= high)  # type: ignore[operator]
+        and (replicas is None or low is None or low <= replicas)  # type: ignore[operator]
+        and (replicas is None or high is None or replicas <= high)  # type: ignore[operator]
+    )
+    assert (violation is None) is ok, (params, violation)
+
+
+#: What a tenant can do to a name an operator allowed literally.
+disguises: st.SearchStrategy[Callable[[str], str]] = st.sampled_from(
+    [
+        str.upper,
+        lambda n: n + "/",
+        lambda n: n + ".",
+        lambda n: n.replace("/", "//"),
+        lambda n: n.replace("/", "/../"),
+        lambda n: n.replace("/", "%2F"),
+        lambda n: n.replace("a", "\u0430"),  # Cyrillic a
+        lambda n: unicodedata.normalize("NFD", n.replace("e", "\u00e9")),
+        lambda n: n + "*",
+        lambda n: n + "-" + "x" * 5000,
+    ]
+)
+
+
+@given(st.sampled_from(["prod/api", "default/vocal-coach", "team-a/web"]), disguises)
+def test_a_literal_allow_list_entry_permits_exactly_its_name(
+    name: str, disguise: Callable[[str], str]
+) -> None:
+    """A rule naming one resource permits it, and nothing a tenant can make look like it."""
+    rule = AllowRule("k8s", name, frozenset({"restart"}))
+    other = disguise(name)
+    assert rule.permits(Action(ResourceRef("k8s", name), Restart(), "heal", "x"))
+    assert other == name or not rule.permits(
+        Action(ResourceRef("k8s", other), Restart(), "heal", "x")
+    )

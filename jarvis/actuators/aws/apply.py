@@ -21,6 +21,7 @@ same reason the changes themselves go through a client that never resends
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,6 +34,7 @@ from jarvis.model import ErrorKind, Scale
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
 
 KEY_TAG = "jarvis:action-key"
@@ -42,6 +44,33 @@ _DELETED = frozenset({"DRAINING", "INACTIVE"})
 
 def _terminal(message: str, code: str) -> ActuatorError:
     return ActuatorError(message, kind=ErrorKind.TERMINAL, code=code)
+
+
+def _other_task_definition(version: str, current: str, ran: Sequence[str]) -> str:
+    """Why ``version`` is not a revision the service may return to, or "".
+
+    UpdateService takes any task definition the caller can read: a rollback
+    named with another family (another service's, its task role with it) or
+    another account's ARN would run that instead of an earlier self. The
+    families of the service's deployments still present (``ran``) count as its
+    own, so a rollback across a family rename still returns.
+    """
+    family = _family(version)
+    own = {_family(t) for t in (current, *ran) if t}
+    if family not in own:
+        return f"family {family!r} is not the service's own ({', '.join(sorted(own))})"
+    if version.startswith("arn:") and _arn_prefix(version) != _arn_prefix(current):
+        return f"not in the service's partition, region and account ({_arn_prefix(current)})"
+    return ""
+
+
+def _family(task_definition: str) -> str:
+    return version_of(task_definition).split(":", 1)[0]
+
+
+def _arn_prefix(arn: str) -> str:
+    """``arn:PARTITION:ecs:REGION:ACCOUNT`` of a task definition ARN."""
+    return arn.split(":task-definition/", 1)[0]
 
 
 class EcsApplier:
@@ -144,6 +173,14 @@ class EcsApplier:
             raise _terminal(
                 "rollback needs a task definition (ARN or family:revision)", "InvalidAction"
             )
+        described = await self._described(cluster, service)
+        ran = [d.get("taskDefinition", "") for d in described.get("deployments", [])]
+        stranger = _other_task_definition(version, described["taskDefinition"], ran)
+        if stranger:
+            raise _terminal(
+                f"rollback of {cluster}/{service} to {version}: {stranger}",
+                "OtherTaskDefinitionFamily",
+            )
         await self._update(cluster, service, taskDefinition=version)
         return f"task definition set to {version_of(version)}"
 
@@ -190,6 +227,10 @@ class EcsApplier:
         return Scaling.parse(targets["ScalableTargets"][0], policies.get("ScalingPolicies", []))
 
     async def _current_task_definition(self, cluster: str, service: str) -> str:
+        return (await self._described(cluster, service))["taskDefinition"]
+
+    async def _described(self, cluster: str, service: str) -> ServiceTypeDef:
+        """The service as DescribeServices answers; terminal when it has no task definition."""
         answer = await aws_call(
             "ecs:DescribeServices",
             lambda: self._ecs.describe_services(cluster=cluster, services=[service]),
@@ -198,7 +239,7 @@ class EcsApplier:
         services = answer.get("services", [])
         if not services or not services[0].get("taskDefinition"):
             raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
-        return services[0]["taskDefinition"]
+        return services[0]
 
     def _clone(self, current: Any, tags: Any, image: str) -> dict[str, Any]:
         # Copy exactly the fields RegisterTaskDefinition accepts, as the API model says.
