@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
@@ -310,10 +311,10 @@ class _Counting(ThreadingHTTPServer):
     requests = 0
 
 
-@pytest.fixture
-def failing_endpoint() -> Iterator[_Counting]:
-    """An HTTP server on 127.0.0.1 that fails every request with a 500."""
-    server = _Counting(("127.0.0.1", 0), _Failing)
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[_Counting]:
+    """``handler`` on a counting HTTP server on 127.0.0.1, stopped at the end."""
+    server = _Counting(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -322,6 +323,13 @@ def failing_endpoint() -> Iterator[_Counting]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[_Counting]:
+    """An HTTP server on 127.0.0.1 that fails every request with a 500."""
+    with _serving(_Failing) as server:
+        yield server
 
 
 @pytest.mark.parametrize("attempts", [1, 2])
@@ -363,15 +371,8 @@ class _Throttling(BaseHTTPRequestHandler):
 @pytest.fixture
 def throttling_endpoint() -> Iterator[_Counting]:
     """An HTTP server on 127.0.0.1 that throttles every request."""
-    server = _Counting(("127.0.0.1", 0), _Throttling)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(_Throttling) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=30)
 
 
 def _restart_through(endpoint: _Counting, session: boto3.Session, attempts: int) -> None:
