@@ -3,7 +3,7 @@
 `jarvis.cli.main` calls `pause` before a command imports anything: start-up
 imports and builds about 100,000 objects that live as long as the process,
 and with the collector on, the allocation count alone set off a full
-collection over them (~0.1 s of CPU here) and younger ones all along: 4 % of
+collection over them (~0.1 s of CPU here) and younger ones all along: 6 % of
 the instructions of a `jarvis run --ticks 1` on an existing database.
 `settle` runs once start-up is done (`jarvis.cli.common.run`, before the
 command's body, and again in the daemon before its first tick): it moves
