@@ -15,15 +15,13 @@ from the environment variables named here.
 from __future__ import annotations
 
 import re
-from ipaddress import ip_address
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jarvis.config.notify import EnvName
 from jarvis.config.sections import Section
-from jarvis.config.urls import DatabaseUrl
+from jarvis.config.urls import DatabaseUrl, https_or_loopback
 
 __all__ = [
     "ActivitySettings",
@@ -43,30 +41,6 @@ SOURCE_FIELDS = frozenset(
     {*SOURCE_REQUIRED, "name", "plan", "last_active_at", "subscription_status", "opted_out"}
     | {"updated_at"}
 )
-
-
-def _one_click(url: str) -> bool:
-    """Whether mail clients post RFC 8058's one-click to ``url``: https, or loopback (a trial)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if parts.scheme == "https":
-        return True
-    return parts.scheme == "http" and _loopback(host)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _identifier(value: str) -> str:
@@ -119,7 +93,7 @@ class CustomerEmailSettings(Section):
                 "must be one URL: no spaces, line breaks, quotes or angle brackets "
                 "(percent-encode them), e.g. https://host/u?t={token}"
             )
-        if not _one_click(value):
+        if not https_or_loopback(value):
             # A mail client posts the one-click unsubscribe (List-Unsubscribe-Post)
             # only to an https URI (RFC 8058 section 3.1); over http it is ignored.
             raise ValueError(

@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from jarvis.config.sections import Section
+from jarvis.config.urls import https_or_loopback
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -61,6 +62,17 @@ class KubernetesSettings(Section):
     verify_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     """API requests in flight at once (worker threads)."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_keeps_the_token_secret(cls, value: str | None) -> str | None:
+        # The client read "bogus" as http://bogus:80 and sent the bearer token in clear.
+        if value is not None and not https_or_loopback(value):
+            raise ValueError(
+                f"{value!r} must be an https:// URL of the API server (http only to "
+                "localhost): the token is sent with every request"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_way_in(self) -> KubernetesSettings:

@@ -10,12 +10,13 @@ kill-switch read), after `jarvis config check` had passed it.
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
-__all__ = ["DatabaseUrl", "RedisUrl", "database_url", "redis_url"]
+__all__ = ["DatabaseUrl", "RedisUrl", "database_url", "https_or_loopback", "redis_url"]
 
 _DATABASE_URL = re.compile(
     r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
@@ -61,6 +62,35 @@ def redis_url(value: str | None) -> str | None:
     except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     return value
+
+
+def https_or_loopback(url: str) -> bool:
+    """Whether ``url`` is https, or http to this machine (a trial, a test's stand-in).
+
+    For a URL that carries a secret or a promise: a bearer token sent over plain
+    http crosses the network in clear, and mail clients post RFC 8058's
+    one-click unsubscribe to https only.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and _loopback(host)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 DatabaseUrl = Annotated[str, AfterValidator(database_url)]

@@ -37,6 +37,10 @@ def test_defaults_read_the_kubeconfig_for_managed_deployments_in_default() -> No
         ({"namespaces": ["Not_A_Namespace"]}, "should match pattern"),
         ({"request_timeout": 0}, "greater than 0"),
         ({"namspaces": ["default"]}, "Extra inputs are not permitted"),
+        # The client read a host without a scheme as http://host:80: the token in clear.
+        ({"host": "bogus", "token": "t"}, "must be an https:// URL"),
+        ({"host": "http://10.0.0.1:6443", "token": "t"}, "must be an https:// URL"),
+        ({"host": "https://h:notaport", "token": "t"}, "must be an https:// URL"),
     ],
 )
 def test_invalid_sections_are_rejected(fields: dict[str, object], message: str) -> None:
@@ -116,3 +120,10 @@ def test_in_cluster_outside_a_pod_is_a_terminal_error(monkeypatch: pytest.Monkey
         KubernetesActuator.from_settings(KubernetesSettings(in_cluster=True), clock=FakeClock())
 
     assert caught.value.code == "ConfigError"
+
+
+def test_a_plain_http_host_is_allowed_on_this_machine_only() -> None:
+    """A local API server (kind, a test's stand-in) may be plain http; nothing else may."""
+    local = KubernetesSettings.model_validate({"host": "http://127.0.0.1:8001", "token": "t"})
+
+    assert local.auth_mode == "token"
