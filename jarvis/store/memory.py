@@ -69,8 +69,8 @@ class MemoryBackend:
         self._keys: set[str] = set()
         self._kinds: Counter[str] = Counter()
         self._open: dict[str, Event] = {}
-        self._intents: list[tuple[int, datetime, str, str]] = []
-        """Every retained ACTION_STARTED as (id, ts, resource, action kind): what the
+        self._intents: list[tuple[int, tuple[datetime, str, str]]] = []
+        """Every retained ACTION_STARTED as (id, (ts, resource, action kind)): what the
         fleet caps count, without a pass over every retained event at each flush."""
         self._retries: dict[tuple[str, str], RetryState] = {}
 
@@ -94,9 +94,8 @@ class MemoryBackend:
             for one in each(fence):
                 self.leases.check(one)  # the SQL backend's check_fence, first in the "transaction"
         # The SQL backend's check_caps; no lock, as nothing else runs between these lines.
-        intents = [intent[1:] for intent in self._intents] if caps else []
         for cap in caps:
-            if (verdict := exceeded(cap, intents)) is not None:
+            if (verdict := exceeded(cap, (at for _, at in self._intents))) is not None:
                 raise FleetCapError(verdict)
         # Encode everything before storing anything: one bad event fails the
         # whole flush, as a rolled-back transaction does.
@@ -116,7 +115,7 @@ class MemoryBackend:
             self._kinds[numbered.kind.value] += 1
             if numbered.kind is EventKind.ACTION_STARTED:
                 at = (numbered.ts, numbered.resource or "", numbered.action_kind or "")
-                self._intents.append((number, *at))
+                self._intents.append((number, at))
             self._track_intent(numbered)
         for state in retries:
             self._retries[(state.resource, state.action_kind)] = state
