@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
+from jarvis.actuators.base import PartialObserveError
 from jarvis.model import Health
 from tests.aws.conftest import FixedClock, MakeEcs, create_fleet
 
@@ -217,3 +218,19 @@ async def test_cloudwatch_metrics_are_read_back_in_one_batch(
     calls = actuator.calls.snapshot()
     assert calls["cloudwatch:GetMetricData"] == 1
     assert calls["cloudwatch:ListMetrics"] == 1
+
+
+async def test_a_cluster_deleted_since_it_was_configured_hides_only_its_own_services(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """``[aws] clusters`` names one that no longer exists: the others are still observed (and
+    healed), and the observe fails in part, naming it, not as the provider being away."""
+    uris = create_fleet(ecs_client)
+    actuator = make_ecs(metrics=False, clusters=["prod", "staging", "retired"])
+
+    with pytest.raises(PartialObserveError) as failed:
+        await actuator.observe()
+
+    assert [str(s.ref) for s in failed.value.states] == sorted(uris)
+    assert failed.value.code == "ClusterNotFoundException"
+    assert "retired" in str(failed.value)

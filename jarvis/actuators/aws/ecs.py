@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,7 @@ from jarvis.actuators.aws.services import (
     scaling_resource_id,
     service_state,
 )
-from jarvis.actuators.base import ActuatorError, Scope, Sensor
+from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, Sensor
 from jarvis.config.aws import AwsSettings
 from jarvis.model import (
     Action,
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import ServiceTypeDef
 
 DESCRIBE_BATCH = 10  # the DescribeServices limit per request
+CLUSTER_NOT_FOUND = "ClusterNotFoundException"
 
 
 class EcsActuator:
@@ -159,10 +161,42 @@ class EcsActuator:
 
     async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
         now = self._clock.now()
+        missing: dict[str, ActuatorError] = {}
         per_cluster = await gather(
-            [partial(self._describe_cluster, name, scope) for name in self._settings.clusters]
+            [
+                partial(self._cluster_or_missing, name, scope, missing)
+                for name in self._settings.clusters
+            ]
         )
         services = sorted((s for found in per_cluster for s in found), key=lambda s: s.ref)
+        states = await self._states(services, now)
+        if missing:
+            raise PartialObserveError(
+                "; ".join(f"cluster {name}: {exc}" for name, exc in sorted(missing.items())),
+                states,
+                code=CLUSTER_NOT_FOUND,
+            )
+        return states
+
+    async def _cluster_or_missing(
+        self, cluster: str, scope: Scope | None, missing: dict[str, ActuatorError]
+    ) -> list[Service]:
+        """The cluster's services; none, noted in ``missing``, for a cluster that is gone.
+
+        A cluster named in ``[aws] clusters`` and deleted since failed the whole
+        observe: every other cluster's services went unobserved (and unhealed),
+        and the breaker counted a provider that had answered.
+        """
+        try:
+            return await self._describe_cluster(cluster, scope)
+        except ActuatorError as exc:
+            if exc.code != CLUSTER_NOT_FOUND:
+                raise
+            missing[cluster] = exc
+            return []
+
+    async def _states(self, services: list[Service], now: datetime) -> list[ResourceState]:
+        """``services`` as states, with their auto scaling bounds and (if on) metrics."""
         scaling = await self._scaling_map()
         metrics: dict[str, dict[str, float]] = {}
         metrics_error: str | None = None
