@@ -285,7 +285,8 @@ class Metrics:
         )
         self.slo_ok = Gauge(
             "jarvis_slo_ok",
-            "1 while a latency SLO is met over its window, 0 while broken; absent until judged.",
+            "1 while a latency SLO is met over its window, 0 while broken; absent while its window "
+            "holds too few probes to judge.",
             ["slo"],
             registry=reg,
         )
