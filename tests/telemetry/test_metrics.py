@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from importlib.metadata import version
 
+from annotated_types import Le
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from jarvis.config.sections import LoopSettings
 from jarvis.model import Health
 from jarvis.telemetry.metrics import Metrics
 
@@ -146,3 +149,34 @@ def test_stepping_down_puts_the_leaders_gauges_back_and_keeps_the_counts() -> No
     assert names & gone == set()
     assert value(metrics, "jarvis_escalations_total") == 1
     assert value(metrics, "jarvis_ticks_total", outcome="ok") == 1
+
+
+def _bucket_of(seconds: float) -> float:
+    """The smallest ``le`` of the tick histogram counting one tick of ``seconds``."""
+    metrics = Metrics()
+    metrics.tick_duration.observe(seconds)
+    return min(
+        float(s.labels["le"])
+        for s in samples(metrics)
+        if s.name == "jarvis_tick_duration_seconds_bucket" and s.value == 1
+    )
+
+
+def test_the_tick_histogram_tells_long_ticks_apart_up_to_the_longest_allowed() -> None:
+    """A tick as long as the longest interval or tick_timeout the settings accept lands
+    in a finite bucket, and minutes-long ticks in different ones, so the p95 panel
+    does not stop at a bucket below them."""
+    fields = LoopSettings.model_fields
+    bounds = [
+        m.le
+        for name in ("interval", "tick_timeout")
+        for m in fields[name].metadata
+        if isinstance(m, Le)
+    ]
+    assert len(bounds) == 2, bounds
+    longest = max(float(b) for b in bounds if isinstance(b, int | float))
+
+    buckets = [_bucket_of(seconds) for seconds in (110.0, 550.0, 3000.0, longest)]
+
+    assert all(math.isfinite(b) for b in buckets), buckets
+    assert len(set(buckets)) == len(buckets), buckets
