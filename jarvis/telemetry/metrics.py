@@ -77,9 +77,12 @@ DURATION_BUCKETS: Final = (
 TICK_BUCKETS: Final = (
     *DURATION_BUCKETS, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
 )  # fmt: skip
-#: 5 ms .. 10 s around the 100 ms cross-cloud target, for endpoint probes.
+#: 5 ms .. 10 s around the 100 ms cross-cloud target, for endpoint probes, then up
+#: to the 60 s an endpoint's ``timeout_seconds`` may be: a timed-out probe counts as
+#: its timeout, which past the last bucket only says "+Inf".
 ENDPOINT_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    20.0, 30.0, 60.0,
 )  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
 ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
