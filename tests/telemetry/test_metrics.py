@@ -170,6 +170,10 @@ def _tick(metrics: Metrics) -> Histogram:
     return metrics.tick_duration
 
 
+def _observe(metrics: Metrics) -> Histogram:
+    return metrics.observe_duration.labels(actuator="ecs")
+
+
 def _probe(metrics: Metrics) -> Histogram:
     return metrics.endpoint_latency.labels(endpoint="api", region="eu", cloud="gcp")
 
@@ -201,6 +205,17 @@ def test_the_endpoint_histogram_tells_slow_probes_apart_up_to_the_longest_timeou
     longest = _largest_accepted(EndpointSettings, "timeout_seconds")
 
     buckets = [_bucket_of(_probe, s) for s in (9.0, 11.0, longest)]
+
+    assert all(math.isfinite(b) for b in buckets), buckets
+    assert len(set(buckets)) == len(buckets), buckets
+
+
+def test_the_observe_histogram_tells_slow_observes_apart_up_to_the_longest_timeout() -> None:
+    """An observe() as long as the longest observe_timeout the settings accept (endpoint
+    probes may need minutes of it) lands in a finite bucket, apart from a minute's."""
+    longest = _largest_accepted(LoopSettings, "observe_timeout")
+
+    buckets = [_bucket_of(_observe, s) for s in (50.0, 100.0, longest)]
 
     assert all(math.isfinite(b) for b in buckets), buckets
     assert len(set(buckets)) == len(buckets), buckets
