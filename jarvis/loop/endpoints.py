@@ -113,7 +113,12 @@ class EndpointWatch:
     def _judge(self, tick_id: str, now: datetime, objective: Objective) -> None:
         pooled = [s for uri in sorted(objective.endpoints) for s in self._samples.get(uri, ())]
         verdict = judge(objective, pooled, now)
-        if verdict.ok is not None:
+        if verdict.ok is None:
+            # Too few probes in the window (none arrive: the endpoints went to
+            # another shard, or the probes fail to run): no verdict, rather than
+            # the last one kept forever, as ``jarvis_endpoint_up`` does.
+            self._metrics.slo_ok.remove(objective.name)
+        else:
             self._metrics.slo_ok.labels(slo=objective.name).set(1 if verdict.ok else 0)
         change = alert_change(self._open.get(objective.name, False), verdict)
         if change is None:

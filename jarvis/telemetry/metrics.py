@@ -40,6 +40,8 @@ __all__ = [
     "ADMIN_RESULTS",
     "DURATION_BUCKETS",
     "NOTIFICATION_OUTCOMES",
+    "OBSERVE_BUCKETS",
+    "TICK_BUCKETS",
     "TICK_OUTCOMES",
     "Metrics",
 ]
@@ -69,9 +71,23 @@ DURATION_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0,
 )  # fmt: skip
-#: 5 ms .. 10 s around the 100 ms cross-cloud target, for endpoint probes.
+#: DURATION_BUCKETS then up to the hour ``loop.observe_timeout`` may be (endpoint
+#: probes may need minutes of it: `jarvis.config.endpoints.endpoints_fit`). Four
+#: series more per actuator, since this histogram is labelled by actuator.
+OBSERVE_BUCKETS: Final = (*DURATION_BUCKETS, 120.0, 300.0, 900.0, 3600.0)
+#: DURATION_BUCKETS then minutes to a day: ``loop.interval`` and ``tick_timeout``
+#: may each be up to a day, and a tick past the last bucket only says "+Inf"
+#: (the p95 panel read 60 s for a ten-minute tick). Unlabelled, so these eight
+#: buckets are eight series.
+TICK_BUCKETS: Final = (
+    *DURATION_BUCKETS, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+#: 5 ms .. 10 s around the 100 ms cross-cloud target, for endpoint probes, then up
+#: to the 60 s an endpoint's ``timeout_seconds`` may be: a timed-out probe counts as
+#: its timeout, which past the last bucket only says "+Inf".
 ENDPOINT_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    20.0, 30.0, 60.0,
 )  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
 ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
@@ -124,7 +140,7 @@ class Metrics:
         self.tick_duration = Histogram(
             "jarvis_tick_duration_seconds",
             "Wall time of one tick, observe to record.",
-            buckets=DURATION_BUCKETS,
+            buckets=TICK_BUCKETS,
             registry=reg,
         )
         self.tick_overruns = Counter(
@@ -196,7 +212,7 @@ class Metrics:
             "jarvis_observe_duration_seconds",
             "Wall time of one actuator's observe().",
             ["actuator"],
-            buckets=DURATION_BUCKETS,
+            buckets=OBSERVE_BUCKETS,
             registry=reg,
         )
         self.resources = Gauge(
@@ -285,7 +301,8 @@ class Metrics:
         )
         self.slo_ok = Gauge(
             "jarvis_slo_ok",
-            "1 while a latency SLO is met over its window, 0 while broken; absent until judged.",
+            "1 while a latency SLO is met over its window, 0 while broken; absent while its window "
+            "holds too few probes to judge.",
             ["slo"],
             registry=reg,
         )

@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -73,10 +74,9 @@ def test_promtool_unit_tests_pass() -> None:
     assert tested == {rule["alert"] for group in alerts for rule in group["rules"]}
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """A real `jarvis run` on one node, a few ticks in."""
-    tmp_path: Path = tmp_path_factory.mktemp("daemon")
+@contextmanager
+def ticking_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A real `jarvis run` on one node in ``tmp_path``, a few ticks in."""
     # A budget and a channel configured, so their series are there to be found;
     # nothing listens at the channel's loopback port, and nothing here needs it to.
     env = jarvis_env(
@@ -92,6 +92,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         while time.monotonic() < deadline and (sample(text, "jarvis_ticks_total") or 0) < 2:
             _, text = get(f"{started.base}/metrics")
             time.sleep(0.1)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A real `jarvis run` on one node, a few ticks in."""
+    with ticking_daemon(tmp_path_factory.mktemp("daemon")) as started:
         yield started
 
 
@@ -165,6 +172,49 @@ def test_a_real_prometheus_evaluates_every_alert_against_the_daemon(daemon: Daem
     # A one-node daemon that ticks is neither down, stalled nor leaderless, not even pending.
     watched = {"JarvisDown", "JarvisLoopStalled", "JarvisNoLeader"}
     assert [a["labels"] for a in firing if a["labels"]["alertname"] in watched] == []
+
+
+def panel_targets() -> list[tuple[str, str, str]]:
+    """(panel title, expression for every instance, legend) of every panel target."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    return [
+        (panel["title"], t["expr"].replace("$instance", ".*"), t.get("legendFormat", ""))
+        for panel in board["panels"]
+        for t in panel["targets"]
+    ]
+
+
+def legend(template: str, labels: dict[str, str]) -> str:
+    """A legend as Grafana draws it: each ``{{label}}`` replaced by the series' value."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m[1], ""), template)
+
+
+def test_two_replicas_are_told_apart_on_every_panel(daemon: Daemon, tmp_path: Path) -> None:
+    """With two daemons scraped side by side, every panel target draws each replica's
+    own series, and no two series of a panel share a legend."""
+    with ticking_daemon(tmp_path) as other:
+        instances = {f"127.0.0.1:{daemon.port}", f"127.0.0.1:{other.port}"}
+        with PrometheusServer([daemon.port, other.port], job="jarvis") as server:
+            deadline = time.monotonic() + 90
+            drawn: dict[tuple[str, str], list[dict[str, str]]] = {}
+            while time.monotonic() < deadline:
+                drawn = {
+                    (title, expr): [
+                        {**r["metric"], "__legend__": legend(template, r["metric"])}
+                        for r in prometheus_api(server, f"query?query={quote(expr)}")["result"]
+                    ]
+                    for title, expr, template in panel_targets()
+                }
+                if all({s.get("instance") for s in rows} == instances for rows in drawn.values()):
+                    break
+                time.sleep(0.5)
+    merged = [key for key, rows in drawn.items() if {s.get("instance") for s in rows} != instances]
+    legends: dict[str, list[str]] = {}
+    for (title, _), rows in drawn.items():
+        legends.setdefault(title, []).extend(s["__legend__"] for s in rows)
+
+    assert merged == []
+    assert {t: sorted(ls) for t, ls in legends.items() if len(set(ls)) < len(ls)} == {}
 
 
 def test_the_check_would_see_an_unknown_metric(exported: set[str]) -> None:

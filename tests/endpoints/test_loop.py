@@ -205,3 +205,18 @@ async def test_an_endpoint_this_replica_no_longer_observes_leaves_no_stale_up(
     await _ticks(app, clock, http_server, [FAST])
 
     assert "jarvis_endpoint_up{" not in app.metrics.render()[0].decode()
+
+
+async def test_an_slo_whose_probes_stop_arriving_leaves_no_stale_verdict(
+    make_app: MakeApp, clock: VirtualClock, http_server: Server
+) -> None:
+    """An SLO whose window empties (its endpoint's shard went to another replica) drops
+    its jarvis_slo_ok here, rather than reading its last verdict for as long as this runs."""
+    app = await make_app(probes=_probes(http_server))
+    await _ticks(app, clock, http_server, [FAST, FAST])
+    assert _gauge(app, 'jarvis_slo_ok{slo="cross-cloud"}') == "1.0"
+
+    app.reconciler.owns = lambda uri: not uri.startswith("endpoint://")  # another shard's now
+    await _ticks(app, clock, http_server, [FAST, FAST, FAST])  # 90 s: past the 60 s window
+
+    assert "jarvis_slo_ok{" not in app.metrics.render()[0].decode()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import platform
+from collections.abc import Callable
 from importlib.metadata import version
 
+from annotated_types import Le
+from prometheus_client import Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from pydantic import BaseModel
 
+from jarvis.config.endpoints import EndpointSettings
+from jarvis.config.sections import LoopSettings
 from jarvis.model import Health
 from jarvis.telemetry.metrics import Metrics
 
@@ -146,3 +153,69 @@ def test_stepping_down_puts_the_leaders_gauges_back_and_keeps_the_counts() -> No
     assert names & gone == set()
     assert value(metrics, "jarvis_escalations_total") == 1
     assert value(metrics, "jarvis_ticks_total", outcome="ok") == 1
+
+
+def _bucket_of(series: Callable[[Metrics], Histogram], seconds: float) -> float:
+    """The smallest ``le`` of one histogram ``series`` counting one observation of ``seconds``."""
+    metrics = Metrics()
+    series(metrics).observe(seconds)
+    return min(
+        float(s.labels["le"])
+        for s in samples(metrics)
+        if s.name.endswith("_bucket") and s.value == 1
+    )
+
+
+def _tick(metrics: Metrics) -> Histogram:
+    return metrics.tick_duration
+
+
+def _observe(metrics: Metrics) -> Histogram:
+    return metrics.observe_duration.labels(actuator="ecs")
+
+
+def _probe(metrics: Metrics) -> Histogram:
+    return metrics.endpoint_latency.labels(endpoint="api", region="eu", cloud="gcp")
+
+
+def _largest_accepted(model: type[BaseModel], *names: str) -> float:
+    """The largest value the settings ``model`` accept in any of the fields ``names``."""
+    bounds = [
+        m.le for name in names for m in model.model_fields[name].metadata if isinstance(m, Le)
+    ]
+    assert len(bounds) == len(names), bounds
+    return max(float(b) for b in bounds if isinstance(b, int | float))
+
+
+def test_the_tick_histogram_tells_long_ticks_apart_up_to_the_longest_allowed() -> None:
+    """A tick as long as the longest interval or tick_timeout the settings accept lands
+    in a finite bucket, and minutes-long ticks in different ones, so the p95 panel
+    does not stop at a bucket below them."""
+    longest = _largest_accepted(LoopSettings, "interval", "tick_timeout")
+
+    buckets = [_bucket_of(_tick, s) for s in (110.0, 550.0, 3000.0, longest)]
+
+    assert all(math.isfinite(b) for b in buckets), buckets
+    assert len(set(buckets)) == len(buckets), buckets
+
+
+def test_the_endpoint_histogram_tells_slow_probes_apart_up_to_the_longest_timeout() -> None:
+    """A probe as slow as the longest timeout an endpoint accepts (a timed-out probe
+    counts as its timeout) lands in a finite bucket, apart from one just over 10 s."""
+    longest = _largest_accepted(EndpointSettings, "timeout_seconds")
+
+    buckets = [_bucket_of(_probe, s) for s in (9.0, 11.0, longest)]
+
+    assert all(math.isfinite(b) for b in buckets), buckets
+    assert len(set(buckets)) == len(buckets), buckets
+
+
+def test_the_observe_histogram_tells_slow_observes_apart_up_to_the_longest_timeout() -> None:
+    """An observe() as long as the longest observe_timeout the settings accept (endpoint
+    probes may need minutes of it) lands in a finite bucket, apart from a minute's."""
+    longest = _largest_accepted(LoopSettings, "observe_timeout")
+
+    buckets = [_bucket_of(_observe, s) for s in (50.0, 100.0, longest)]
+
+    assert all(math.isfinite(b) for b in buckets), buckets
+    assert len(set(buckets)) == len(buckets), buckets
