@@ -180,3 +180,41 @@ async def test_an_engage_in_redis_during_the_intent_flush_stops_the_action(
         await other_store.aclose()
 
     await check_not_sent(app, fleet, report, before)
+
+
+async def test_a_withheld_action_spends_no_disruption_budget(
+    make_app: AppFactory,
+    fleet: FakeActuator,
+    clock: VirtualClock,
+    pg_url: str,
+    pg_proxy: TcpProxy,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """Two restarts an hour: the first, one withheld, and after the release the second goes out."""
+    await upgrade(pg_url)
+    budget = {"name": "two", "provider": "sim", "actions": ["restart"], "max": 2}
+    app = await make_app(
+        [HealPolicy()],
+        database_url=pg_proxy.url_for(pg_url),
+        spool_path=str(tmp_path / "spool.jsonl"),
+        redis_url=redis_url,
+        budgets=[{**budget, "window_seconds": 3600}],
+    )
+    await first_restart(app, fleet, clock)
+    switch = FreezeAtRead(app.killswitch.backend, pg_proxy)
+    app.killswitch.backend = switch
+    other_store = await EventStore.connect(pg_url, spool_path=tmp_path / "other.jsonl")
+    other = KillSwitch(RedisKillSwitch(redis_url), other_store, clock)
+    try:
+        await engage_during_intent(app, switch, pg_proxy, other)
+        await other.set(engaged=False, actor="oncall", reason="all clear")
+    finally:
+        await other.backend.aclose()
+        await other_store.aclose()
+    clock.advance(30)
+
+    report = await app.reconciler.tick()
+
+    assert [d.verdict.reason for d in report.decisions] == [None]
+    assert len(fleet.applied) == 2
