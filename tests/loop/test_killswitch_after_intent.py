@@ -96,6 +96,10 @@ async def check_not_sent(
     (decision,) = report.decisions
     assert decision.verdict.reason == "killswitch"
     assert decision.outcome is None
+    blocks = app.metrics.registry.get_sample_value(
+        "jarvis_actions_blocked_total", {"reason": "killswitch"}
+    )
+    assert blocks == 1
     store = app.store
     events = await store.events(kinds=[EventKind.ACTION_STARTED, EventKind.ACTION_FAILED])
     intent = next(e for e in events if e.tick_id == report.tick_id and e.kind == "action.started")
