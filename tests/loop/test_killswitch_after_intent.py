@@ -18,7 +18,7 @@ from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.loop.reconciler import TickReport
-from jarvis.model import EventKind, Health, KillSwitchState
+from jarvis.model import EventKind, Health, KillSwitchState, RetryState
 from jarvis.policies.heal import HealPolicy
 from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, upgrade
 from jarvis.store.redis_killswitch import RedisKillSwitch
@@ -28,7 +28,8 @@ from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
-RESTART = ("sim://web", "restart")
+Key = tuple[str, str]
+RESTART: Key = ("sim://web", "restart")
 
 
 class FreezeAtRead:
@@ -89,7 +90,7 @@ async def engage_during_intent(
 
 
 async def check_not_sent(
-    app: App, fleet: FakeActuator, report: TickReport, before: dict[object, object]
+    app: App, fleet: FakeActuator, report: TickReport, before: dict[Key, RetryState]
 ) -> None:
     """The second restart reached no provider, says why, and charged no attempt."""
     assert len(fleet.applied) == 1  # the first tick's restart only
@@ -114,15 +115,17 @@ async def check_not_sent(
     assert [(e.tick_id, e.reason) for e in blocked] == [(report.tick_id, "killswitch")]
 
 
-async def first_restart(app: App, fleet: FakeActuator, clock: VirtualClock) -> dict[object, object]:
+async def first_restart(
+    app: App, fleet: FakeActuator, clock: VirtualClock
+) -> dict[Key, RetryState]:
     """A restart that did not heal ``web``: its attempt is on the ledger; the next is allowed."""
     fleet.restart_heals = False
     fleet.services["web"].health = Health.UNHEALTHY
     await app.killswitch.set(engaged=False, actor="ops", reason="all clear")
     await app.reconciler.tick()
     assert len(fleet.applied) == 1
-    before: dict[object, object] = dict(await app.store.load_retries())
-    assert len(before[RESTART].attempts) == 1  # type: ignore[attr-defined]
+    before = await app.store.load_retries()
+    assert len(before[RESTART].attempts) == 1
     clock.advance(30)
     return before
 
