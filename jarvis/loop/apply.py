@@ -7,6 +7,11 @@ one allowed action and keeps the promises around it:
   in the fsynced spool) before the provider is called, so a crash between the
   two leaves a visible, reconcilable `action.started`, and a restart counts
   the attempt; when they cannot be, nothing is applied (`store_unavailable`);
+- the kill switch is read again once the intent is durable: an engage that
+  landed while the intent was written (a slow database, a lock, the spool)
+  stops the action there. Its intent is closed at once by an outcome that
+  says so (`Outcome.withheld`), its attempt is not charged, and the tick
+  reports it blocked by the kill switch;
 - a leader whose fence fails applies nothing and steps down (`LeaseLostError`);
 - with shards, an intent that would exceed a fleet-wide cap, counted in the
   transaction that writes it (`jarvis.loop.fleetcap`), is not written: the
@@ -22,7 +27,7 @@ one allowed action and keeps the promises around it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import structlog
@@ -36,7 +41,17 @@ from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.record import Recorder
 from jarvis.loop.report import TickReport
 from jarvis.loop.shutdown import Shutdown
-from jarvis.model import Action, BlockReason, Clock, ErrorKind, Outcome, ResourceRef, Verdict
+from jarvis.model import (
+    Action,
+    BlockReason,
+    Clock,
+    ErrorKind,
+    KillSwitchState,
+    Outcome,
+    ResourceRef,
+    RetryState,
+    Verdict,
+)
 from jarvis.store import EventStore, LeaseLostError, StoreError
 from jarvis.store.fleetcap import FleetCapError
 
@@ -58,6 +73,7 @@ class Applier:
         dispatcher: Dispatcher,
         breakers: Breakers,
         changes: ChangeLog,
+        killswitch: Callable[[], Awaitable[KillSwitchState]],
         shutdown: Shutdown | None = None,
         caps: FleetCaps | None = None,
     ) -> None:
@@ -68,6 +84,8 @@ class Applier:
         self.dispatcher = dispatcher
         self.breakers = breakers
         self.changes = changes
+        self.killswitch = killswitch
+        """A fail-safe read of the kill switch (unreadable: engaged)."""
         self.shutdown = shutdown or Shutdown()
         self.caps = caps
         """With shards: the fleet-wide caps each intent is written under; None: no caps."""
@@ -75,7 +93,7 @@ class Applier:
     async def apply(
         self, action: Action, report: TickReport, fleet: Sequence[ResourceRef] = ()
     ) -> Outcome | Verdict:
-        """Apply ``action``; a block when its intent was not written (nothing applied).
+        """Apply ``action``; a block when it was not sent (its intent unwritten, or closed).
 
         ``fleet`` is what a fleet-wide budget's percentage is of.
         """
@@ -123,6 +141,9 @@ class Applier:
             return Verdict.block(
                 BlockReason.SHUTDOWN, "shutting down: the intent was not durable in time"
             )
+        switch = await self._read_switch()
+        if switch.engaged:
+            return await self._withheld(tick_id, action, action_id, switch, (state, prior))
         self.breakers.probing(action, start)
         self.changes.note(action, start, action_id)
         structlog.contextvars.bind_contextvars(resource=str(action.target))
@@ -145,6 +166,41 @@ class Applier:
         with self.shutdown.bound():
             await self.flush()
         return outcome
+
+    async def _read_switch(self) -> KillSwitchState:
+        """The kill switch read again; past the shutdown deadline unread, so engaged."""
+        with self.shutdown.bound():
+            return await self.killswitch()
+        return KillSwitchState(  # fail-safe, as an unreadable switch
+            engaged=True, actor="jarvis", reason="shutting down: the switch was not read in time"
+        )
+
+    async def _withheld(
+        self,
+        tick_id: str,
+        action: Action,
+        action_id: str,
+        switch: KillSwitchState,
+        rows: tuple[RetryState, RetryState | None],
+    ) -> Verdict:
+        """Close a durable intent the kill switch, engaged since the guard read it, stopped.
+
+        Written at once, so no crash leaves the intent for recovery to call
+        unknown; the attempt's ledger row goes back to what it was, as no
+        provider was called.
+        """
+        why = switch.reason or "no reason given"
+        verdict = Verdict.block(
+            BlockReason.KILLSWITCH, f"engaged while the intent was written, not sent: {why}"
+        )
+        outcome = Outcome.withheld(BlockReason.KILLSWITCH, verdict.detail)
+        now = self.clock.now()
+        self.recorder.remember(ev.outcome_event(tick_id, now, action, action_id, outcome))
+        self.ledger.undo(*rows)
+        log.warning("kill switch engaged after the intent; action not sent", action_id=action_id)
+        with self.shutdown.bound():
+            await self.flush()
+        return verdict
 
     async def flush(self) -> None:
         await self.recorder.flush(self.clock.now())

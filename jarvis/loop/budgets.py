@@ -2,9 +2,11 @@
 
 The reconciler (`jarvis.loop.reconciler`) owns one `ChangeLog`: `load` rebuilds
 it at start from the ``action.started`` intents in the event store (so a
-restart does not reset a budget), `refresh` adds at the start of every tick the
-intents written since (so the changes of another process, a `jarvis tick`
-beside the daemon, count from its next tick), `note` adds each action the loop
+restart does not reset a budget), `refresh` adds at the start of every tick
+the intents written since (so the changes of another process, a `jarvis tick`
+beside the daemon, count from its next tick), both less the intents an outcome
+closed unsent (`jarvis.model.Event.withheld`: the kill switch stopped them,
+so nothing changed), `note` adds each action the loop
 lets through to its provider, and `current` hands the guard the changes still
 inside the longest budget window.
 `jarvis budgets` loads one the same way. The decisions are the guard's
@@ -30,6 +32,9 @@ from jarvis.safety.budgets import Budgets, Change
 from jarvis.store import EventStore
 
 __all__ = ["ChangeLog", "change_of"]
+
+_READ = [EventKind.ACTION_STARTED.value, EventKind.ACTION_FAILED.value]
+"""Intents, and the outcomes that may say one was withheld (never sent, so no change)."""
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -59,7 +64,7 @@ class ChangeLog:
         self._changes: deque[Change] = deque()
         self._known: set[str] = set()
         """Action ids of the changes held: one change however often it is read back."""
-        self._tail = EventTail([EventKind.ACTION_STARTED])
+        self._tail = EventTail(_READ)
         """`refresh` reads only what was written after its cursor."""
 
     async def load(self, store: EventStore, now: datetime) -> None:
@@ -69,9 +74,7 @@ class ChangeLog:
         if not self.horizon:
             return
         await self._tail.start(store)
-        found = await store.events_by_time(
-            kinds=[EventKind.ACTION_STARTED], since=now - self.horizon
-        )
+        found = await store.events_by_time(kinds=_READ, since=now - self.horizon)
         self._add(found)
 
     async def refresh(self, store: EventStore) -> None:
@@ -112,8 +115,11 @@ class ChangeLog:
     def _add(self, events: list[Event]) -> None:
         for event in events:
             self._tail.seen(event)
-            change = change_of(event)
             key = event.action_id or event.idempotency_key
+            if event.withheld is not None:
+                self._withdraw(key)
+                continue
+            change = change_of(event) if event.kind is EventKind.ACTION_STARTED else None
             if change is None or key in self._known:
                 continue
             self._known.add(key)
@@ -121,3 +127,12 @@ class ChangeLog:
         # Read back late or from another process: keep the list in time order.
         if events:
             self._changes = deque(sorted(self._changes, key=lambda c: c.ts))
+
+    def _withdraw(self, action_id: str) -> None:
+        """Forget the change of an intent closed unsent (`Event.withheld`): nothing changed.
+
+        Its id stays known, so the intent is not counted if read again.
+        """
+        self._known.add(action_id)
+        if any(change.action_id == action_id for change in self._changes):
+            self._changes = deque(c for c in self._changes if c.action_id != action_id)

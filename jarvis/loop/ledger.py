@@ -134,6 +134,16 @@ class RetryLedger:
         self._states.pop(self.key(key), None)
         self.store.unstage_retry(*self.key(key))
 
+    def undo(self, attempted: RetryState, prior: RetryState | None) -> None:
+        """Take back an attempt made durable but never made: its row goes back to ``prior``.
+
+        Unlike `revert`'s, the ``attempted`` row is already in the store, and
+        rows are only ever upserted: with no ``prior`` it becomes an empty
+        row, which every reader takes as no attempt at all.
+        """
+        empty = RetryState(resource=attempted.resource, action_kind=attempted.action_kind)
+        self.stage(prior or empty)
+
     def exhaust(self, key: Key, now: datetime, *, broken: bool = True) -> Exhausted | None:
         """Quarantine ``key`` (staged) when its budget is spent on a target still ``broken``."""
         spent = exhaustion(self.budget, self.get(key), now, broken=broken)

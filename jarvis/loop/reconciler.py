@@ -139,6 +139,7 @@ class Reconciler:
             dispatcher=self.dispatcher,
             breakers=self.breakers,
             changes=self.changes,
+            killswitch=self._read_killswitch,
             shutdown=self.shutdown,
             caps=FleetCaps(guard.bounds, guard.budgets, fleet_window) if fleet_window else None,
         )
@@ -459,7 +460,9 @@ class Reconciler:
                     )
                 continue
             outcome = await self.applier.apply(action, report, fleet)
-            if isinstance(outcome, Verdict):  # the intent was not written (store, fleet cap)
+            # Not sent: the intent was not written (store, fleet cap), or the kill switch
+            # engaged while it was and closed it (`Outcome.withheld`).
+            if isinstance(outcome, Verdict):
                 self.recorder.blocked(report, self.clock.now(), action, outcome)
                 continue
             touched.add(str(action.target))

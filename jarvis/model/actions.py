@@ -249,3 +249,15 @@ class Outcome:
     @classmethod
     def timed_out(cls, detail: str) -> Outcome:
         return cls(status=OutcomeStatus.TIMED_OUT, detail=detail, error_kind=ErrorKind.TEMPORARY)
+
+    @classmethod
+    def withheld(cls, reason: BlockReason, detail: str) -> Outcome:
+        """Not sent: ``reason`` (the kill switch) stopped it after its intent was durable.
+
+        The intent must be closed, so this is an outcome, recorded as
+        `action.failed` (a kind every reader, and an older Jarvis beside this
+        one, already knows) with the reason as its code, the name
+        `action.blocked` gives it. No error kind: no provider was called, so
+        neither a breaker nor a retry budget counts it (`Event.withheld`).
+        """
+        return cls(status=OutcomeStatus.FAILED, detail=detail, error_code=reason.value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from jarvis.model.actions import BlockReason
 from jarvis.model.resources import JSON, Snapshot
 from jarvis.model.slots import slot_init
 
@@ -47,6 +48,10 @@ class EventKind(enum.StrEnum):
     """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
 
 
+_WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
+"""The block reasons that may stop an action after its intent is durable (`Event.withheld`)."""
+
+
 LONGEST_SILENCE = timedelta(weeks=52)
 """The longest silence: past a year it is a channel switched off without saying so.
 
@@ -77,6 +82,20 @@ class Event:
     """Shared by an `action.started` intent and its one outcome event."""
     id: int | None = None
     """Assigned by the store; None until written."""
+
+    @property
+    def withheld(self) -> str | None:
+        """The block reason of an `action.failed` that was never sent (`Outcome.withheld`).
+
+        Such an outcome closes an intent, but the action did not reach the
+        provider: it is no failure of the resource, the provider or a rollback.
+        None for every other event.
+        """
+        payload = self.payload
+        if self.kind is not EventKind.ACTION_FAILED or payload.get("error_kind") is not None:
+            return None
+        code = payload.get("error_code")
+        return code if isinstance(code, str) and code in _WITHHOLDING else None
 
 
 @slot_init

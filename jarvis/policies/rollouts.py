@@ -69,7 +69,8 @@ class RolloutHistory:
                         history.bad.add(running)
                     params = event.payload.get("params")
                     restoring = _text(params.get("version")) if _is_mapping(params) else None
-                elif kind in _FAILURES:
+                elif kind in _FAILURES and event.withheld is None:
+                    # A rollback the kill switch withheld never reached the provider.
                     history.rollback_failures.append(event)
         return history
 

@@ -279,7 +279,8 @@ class DayFold:
 
     def _action(self, event: Event) -> None:
         outcome = OUTCOMES.get(event.kind)
-        if outcome is None or not event.action_kind:
+        # A withheld outcome only closes the intent of an action its `action.blocked` counts.
+        if outcome is None or not event.action_kind or event.withheld is not None:
             return
         self._table[event.action_kind][outcome] += 1
         if event.kind is EventKind.ACTION_BLOCKED:

@@ -212,6 +212,8 @@ class InvariantChecker:
         started = self._open.get(action_id)
         if started is not None and self._breakers.forgiven(event):
             self._uncharge(started.resource or "", started.action_kind or "", started.ts)
+        if started is not None and _withheld(event):
+            self._unsent(started)
         if self._open.pop(action_id, None) is not None:
             self._closed.add(action_id)
             self._closed_order.append(action_id)
@@ -220,6 +222,13 @@ class InvariantChecker:
             return
         what = "a second outcome" if action_id in self._closed else "an outcome with no intent"
         self._fail("one_outcome", f"{what} for action {action_id or '?'}", event)
+
+    def _unsent(self, intent: Event) -> None:
+        """An intent closed as never sent: no attempt, no action of its tick, no provider call."""
+        resource, kind = intent.resource or "", intent.action_kind or ""
+        self._uncharge(resource, kind, intent.ts)
+        self._tick_started[(resource, kind)] -= 1
+        self._per_tick[intent.tick_id or ""] -= 1
 
     # -- the provider's record ------------------------------------------------
 
@@ -410,3 +419,17 @@ class InvariantChecker:
                     tick_id=tick_id,
                 )
             )
+
+
+def _withheld(event: Event) -> bool:
+    """An ``action.failed`` that closes an intent the kill switch stopped before any call.
+
+    Read from the payload with this module's own code, as the loop writes it
+    (`jarvis.model.Outcome.withheld`): no error kind, the block reason as code.
+    """
+    payload = event.payload
+    return (
+        event.kind is EventKind.ACTION_FAILED
+        and payload.get("error_kind") is None
+        and payload.get("error_code") == "killswitch"
+    )

@@ -45,7 +45,8 @@ class Tally:
         for event in events:
             self.events += 1
             label = _ACTION_OUTCOMES.get(event.kind)
-            if label is not None:
+            # A withheld outcome closes an intent the kill switch stopped; its block is counted.
+            if label is not None and event.withheld is None:
                 kind = event.action_kind or "?"
                 if label == "failed" and event.payload.get("outcome") == "timed_out":
                     label = "timed_out"

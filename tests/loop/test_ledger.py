@@ -84,6 +84,23 @@ async def test_exhaust_stages_the_quarantine_only_when_the_budget_is_spent() -> 
     assert ledger.quarantined == 1
 
 
+async def test_undoing_a_first_attempt_already_written_leaves_no_attempt_in_the_store() -> None:
+    """An attempt made durable and then not made (withheld) is taken back in the stored row."""
+    store = await EventStore.in_memory()
+    ledger = RetryLedger(store, BUDGET)
+    attempted = ledger.attempted(RESTART, T0)
+    await store.flush()
+    assert (await store.load_retries())[RESTART.key].attempts == (T0,)
+
+    ledger.undo(attempted, None)
+    await store.flush()
+
+    stored = (await store.load_retries())[RESTART.key]
+    assert (stored.attempts, stored.consecutive_failures, stored.quarantined) == ((), 0, False)
+    assert BUDGET.check(stored, T0).allowed
+    assert ledger.get(RESTART.key) == stored
+
+
 async def test_refresh_takes_a_reset_made_by_another_process() -> None:
     """A row deleted in the store by `jarvis retries reset` is gone after the next refresh."""
     backend = MemoryBackend()

@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 
+from jarvis.loop import events as ev
 from jarvis.model import (
+    Action,
     ActionKind,
+    BlockReason,
     Event,
     EventKind,
     Health,
     History,
+    Outcome,
     ResourceRef,
     ResourceState,
     Rollback,
@@ -273,6 +277,21 @@ def test_failed_rollback_alerts_once_and_is_proposed_again() -> None:
         (True, f"{API}: rollback failed: throttled")
     ]
     assert second.notes == ()
+
+
+def test_a_rollback_the_kill_switch_withheld_is_no_failed_rollback() -> None:
+    """A rollback closed unsent (the switch engaged after its intent) raises no failure alert."""
+    action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")
+    outcome = Outcome.withheld(BlockReason.KILLSWITCH, "engaged while the intent was written")
+    tick = "20260302T085930.000Z-test"
+    withheld = ev.outcome_event(tick, T0 - TICK, action, ev.action_id_for(tick, action), outcome)
+    state = running(rollout="failed")
+    previous_tick = (snap(T0 - TICK, running(rollout="failed", at=T0 - TICK)),)
+    evaluation = evaluate(
+        state, events=(*GOOD_EVENTS, V2_ARRIVES, withheld), snapshots=previous_tick
+    )
+    assert target(evaluation) == "v1"
+    assert [n.message for n in evaluation.notes if n.alert] == []
 
 
 def test_escalated_rollback_stops_proposals() -> None:

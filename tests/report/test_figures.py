@@ -54,6 +54,25 @@ def test_an_escalation_inside_an_incident_marks_it_as_needing_a_human() -> None:
     assert figures.actions == {"restart": {"escalated": 1}}
 
 
+def test_an_action_the_kill_switch_withheld_after_its_intent_counts_as_blocked_only() -> None:
+    """Its `action.failed` closes the intent; the day counts one block (killswitch), no failure."""
+    withheld = {"outcome": "failed", "error_kind": None, "error_code": "killswitch"}
+    events = [
+        ev(EventKind.ACTION_FAILED, 1, "sim://a", action_kind="restart", payload=withheld),
+        ev(EventKind.ACTION_BLOCKED, 1, "sim://a", action_kind="restart", reason="killswitch"),
+        ev(
+            EventKind.ACTION_FAILED,
+            2,
+            "sim://b",
+            action_kind="restart",
+            payload={"error_kind": "temporary"},
+        ),
+    ]
+    figures = build_figures(events, start=DAY)
+    assert figures.actions == {"restart": {"blocked": 1, "failed": 1}}
+    assert figures.blocked_reasons == {"killswitch": 1}
+
+
 def test_an_escalation_without_reset_or_recovery_stays_open() -> None:
     """An escalation nothing answered by the day's end is listed as open."""
     events = [

@@ -249,6 +249,37 @@ def test_an_intent_the_provider_never_received_is_caught() -> None:
     assert check(Record().start().outcome()) == ["witness"]
 
 
+def test_an_intent_the_kill_switch_withheld_needs_no_provider_call_and_no_attempt() -> None:
+    """Closed as not sent (engaged after the intent): no witness call, not a retry attempt."""
+    record = Record()
+    for minute in range(4):
+        tick = f"t{minute}"
+        record.start(at=T0 + timedelta(minutes=minute), tick=tick)
+        if minute == 0:
+            record.events.append(withheld(record.events[-1]))
+        else:
+            record.outcome(tick=tick, ok=False)
+    checker = InvariantChecker(RULES)
+    checker.feed_events(record.events)
+    checker.feed_calls([apply_call(seq) for seq in range(3)])
+    checker.end_tick("t3", [])
+    assert checker.violations == []
+
+
+def withheld(intent: Event) -> Event:
+    """The outcome the loop records for an intent the kill switch stopped (`Outcome.withheld`)."""
+    return Event(
+        kind=EventKind.ACTION_FAILED,
+        ts=intent.ts,
+        idempotency_key=f"{intent.action_id}:outcome",
+        tick_id=intent.tick_id,
+        resource=intent.resource,
+        action_kind=intent.action_kind,
+        payload={"outcome": "failed", "error_kind": None, "error_code": "killswitch"},
+        action_id=intent.action_id,
+    )
+
+
 def test_replicas_outside_min_max_are_caught() -> None:
     """A resource whose desired count is outside its own range breaks the bounds."""
     states = [state("api", 0, 1, 5), state("web", 7, 1, 5), state("ok", 3, None, None)]

@@ -1,0 +1,29 @@
+"""The simulation report's action counts, from hand-built events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from jarvis.model import Event, EventKind
+from jarvis.simulation.tracking import Tally
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+
+
+def action(kind: EventKind, key: str, **payload: object) -> Event:
+    return Event(kind, T0, key, resource="sim://api", action_kind="restart", payload=payload)
+
+
+def test_an_action_the_kill_switch_withheld_after_its_intent_counts_as_blocked_only() -> None:
+    """Its `action.failed` only closes the intent: the report counts the block, not a failure."""
+    tally = Tally()
+    tally.feed(
+        [
+            action(EventKind.ACTION_STARTED, "s"),
+            action(EventKind.ACTION_FAILED, "o", error_kind=None, error_code="killswitch"),
+            action(EventKind.ACTION_BLOCKED, "b", blocked="killswitch"),
+            action(EventKind.ACTION_FAILED, "f", error_kind="temporary", error_code="Throttling"),
+        ]
+    )
+    assert tally.as_dict()["actions"] == {"restart": {"blocked": 1, "failed": 1, "started": 1}}
+    assert tally.as_dict()["blocked_by_reason"] == {"killswitch": 1}
