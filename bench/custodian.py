@@ -106,7 +106,28 @@ def _populate(endpoint: str, services: int) -> set[str]:
             desiredCount=desired,
         )
     ecs.close()
+    _deployed(short)
     return short
+
+
+def _deployed(names: set[str]) -> None:
+    """Mark the deployments of services ``names`` completed, in moto's own backend.
+
+    moto reports a service made short of its desired count as a deployment in
+    progress, and heal (rightly) leaves a rollout in progress to finish, so
+    `jarvis plan` found none of the 50. The question both tools answer is a
+    service that finished deploying and then lost a task; moto has no call that
+    loses one, so its in-process backend (the server runs in this process) is
+    set as ECS would report it. Custodian's filter reads only the counts.
+    """
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.ecs.models import ecs_backends
+
+    for service in ecs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].services.values():
+        if service.name in names:
+            for deployment in service.deployments:
+                deployment["rolloutState"] = "COMPLETED"
+                deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} completed."
 
 
 def _timed(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, float, str]:
