@@ -45,7 +45,8 @@ class AwsSettings(Section):
     """A local stand-in (moto, LocalStack) for every AWS API; None means real AWS."""
 
     max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
-    """botocore standard-mode retries, first attempt included."""
+    """Requests a call may make, the first included (botocore's standard mode); a change
+    is sent again only when ECS refused it unread (`sent_unless_refused`)."""
     connect_timeout: Annotated[float, Field(gt=0, le=60)] = 3.0
     read_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
