@@ -70,15 +70,19 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
     stored = safe_event(redactor.event(event))
     redis_url = settings.redis_url
     if redis_url:
-        from jarvis.loop.killswitch import write_in_order
+        from jarvis.loop.killswitch import restatement, write_in_order
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
         async def record_event(*, journal: bool) -> None:
             await _record_event(settings, stored, journal=journal)
 
+        async def restate(current: KillSwitchState) -> None:
+            again = restatement(current, now=WallClock().now(), redactor=redactor)
+            await _record_event(settings, safe_event(redactor.event(again)), journal=True)
+
         switch = RedisKillSwitch(redis_url)
         try:
-            await write_in_order(state, switch, record_event)
+            await write_in_order(state, switch, record_event, restate)
         finally:
             await switch.aclose()
         return state

@@ -13,13 +13,15 @@ admin API and the status page (through `jarvis.loop.admin.AdminService`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import FlipOverrunError, StoreError
 from jarvis.store.storable import safe_text
 
 if TYPE_CHECKING:
@@ -106,7 +108,12 @@ class KillSwitch:
                     self.store.retract(event.idempotency_key)
                 raise
 
-        await write_in_order(state, self.backend, record_event)
+        async def restate(current: KillSwitchState) -> None:
+            again = restatement(current, now=self.clock.now(), redactor=self.store.redactor)
+            self.store.append([again])
+            await self.store.flush(journal=True)
+
+        await write_in_order(state, self.backend, record_event, restate)
 
 
 class RecordEvent(Protocol):
@@ -114,7 +121,10 @@ class RecordEvent(Protocol):
 
 
 async def write_in_order(
-    state: KillSwitchState, backend: KillSwitchBackend, record_event: RecordEvent
+    state: KillSwitchState,
+    backend: KillSwitchBackend,
+    record_event: RecordEvent,
+    restate: Callable[[KillSwitchState], Awaitable[None]] | None = None,
 ) -> None:
     """A flip is two writes, and their order is part of the promise.
 
@@ -127,9 +137,12 @@ async def write_in_order(
     in force: a release that cannot be recorded leaves the switch engaged;
     an engage that cannot is engaged all the same. A flip landing between a
     release's record and its write wins where the backend can tell
-    (`KillSwitchBackend.release`). The one order for every writer:
-    `KillSwitch.record` (the daemon, the API, the status page) and the CLI's
-    direct write.
+    (`KillSwitchBackend.release`); the release's event is committed by then,
+    so ``restate`` records the engaged state the backend kept once more (an
+    engage committed before that release left it the last flip on record: a
+    Redis restarted empty would have read the history as released). The one
+    order for every writer: `KillSwitch.record` (the daemon, the API, the
+    status page) and the CLI's direct write.
     """
     if state.engaged:
         await backend.write(state)
@@ -150,7 +163,40 @@ async def write_in_order(
                 f"the release cannot be recorded ({exc}); the kill switch stays engaged"
             ) from exc
 
-    await backend.release(state, record)
+    try:
+        await backend.release(state, record)
+    except FlipOverrunError:
+        if restate is not None:
+            await _restate_winner(backend, restate)
+        raise
+
+
+async def _restate_winner(
+    backend: KillSwitchBackend, restate: Callable[[KillSwitchState], Awaitable[None]]
+) -> None:
+    """Record again the engaged state a release lost to; a failure is logged, not raised:
+    the release's own error is what its caller must see."""
+    try:
+        current = await backend.read()
+        if current is not None and current.engaged:
+            await restate(current)
+    except StoreError as exc:
+        log.warning("the flip a release lost to is not recorded again", error=str(exc))
+
+
+def restatement(current: KillSwitchState, *, now: datetime, redactor: Redactor) -> Event:
+    """The engage event that records ``current`` again, after a release lost to it.
+
+    Keyed apart from the engage it repeats, which may carry the same time and actor.
+    """
+    _, event = flip(
+        engaged=True,
+        actor=current.actor or "jarvis",
+        reason=f"{current.reason} (recorded again: a release recorded meanwhile was not applied)",
+        now=now,
+        redactor=redactor,
+    )
+    return replace(event, idempotency_key=f"{event.idempotency_key}:again")
 
 
 def flip(

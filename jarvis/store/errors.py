@@ -14,6 +14,7 @@ from asyncio import CancelledError
 from collections.abc import Iterator
 
 __all__ = [
+    "FlipOverrunError",
     "LeaseLostError",
     "NotMigratedError",
     "StoreError",
@@ -31,6 +32,15 @@ class StoreError(Exception):
 
 class NotMigratedError(StoreError):
     """The database schema is missing or behind this version of Jarvis."""
+
+
+class FlipOverrunError(StoreError):
+    """A kill-switch release lost to a flip that landed while it was recorded.
+
+    The release's event is committed, the backend keeps the other flip's state
+    (`KillSwitchBackend.release`); `jarvis.loop.killswitch.write_in_order`
+    records that state again, so the record's last flip is the one in force.
+    """
 
 
 # SQLSTATE classes and codes that mean "the database is unavailable or busy

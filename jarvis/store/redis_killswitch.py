@@ -17,7 +17,7 @@ from redis.exceptions import ExecAbortError, RedisError, ResponseError, WatchErr
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
-from jarvis.store.errors import StoreError, describe
+from jarvis.store.errors import FlipOverrunError, StoreError, describe
 
 __all__ = ["RedisKillSwitch"]
 
@@ -90,7 +90,7 @@ class RedisKillSwitch:
                 self._replace(replace, state)
                 await replace.execute()
         except WatchError as exc:
-            raise StoreError(
+            raise FlipOverrunError(
                 f"the kill switch in {self._where} changed while the release was recorded"
                 " (another flip landed first): the release is recorded but not applied,"
                 " the switch is left as that flip set it"

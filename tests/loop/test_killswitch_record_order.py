@@ -16,6 +16,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import redis
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.killswitch import KillSwitch
@@ -162,3 +163,36 @@ async def test_an_engage_landing_while_a_release_is_recorded_is_not_undone(
     assert (state.engaged, state.actor) == (True, "oncall")
     (error,) = released
     assert "changed while the release was recorded" in str(error)
+
+
+async def test_a_release_that_lost_to_an_engage_leaves_the_engage_last_on_record(
+    switch: KillSwitch, pg_url: str, redis_url: str, pg_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The losing release's event was committed after the engage's: the record's last flip
+    said "released", so a Redis restarted without its data read the switch as released."""
+    await switch.set(engaged=True, actor="ops", reason="drill")
+    other_store = await EventStore.connect(pg_url, spool_path=tmp_path / "other.jsonl")
+    other = KillSwitch(RedisKillSwitch(redis_url), other_store, VirtualClock(T0))
+
+    async def release() -> None:
+        with pytest.raises(StoreError, match="changed while the release was recorded"):
+            await switch.set(engaged=False, actor="ops", reason="all clear")
+
+    try:
+        pg_proxy.freeze()
+        async with anyio.create_task_group() as group:
+            group.start_soon(release)
+            await pg_proxy.holding()
+            await other.set(engaged=True, actor="oncall", reason="second incident")
+            pg_proxy.thaw()
+    finally:
+        pg_proxy.thaw()
+        await other.backend.aclose()
+        await other_store.aclose()
+
+    kinds = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value]
+    (last,) = await switch.store.events(limit=1, kinds=kinds)
+    assert (last.kind, last.payload.get("actor")) == (EventKind.KILLSWITCH_ENGAGED, "oncall")
+    redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without its data
+    state = await switch.read()
+    assert (state.engaged, state.actor) == (True, "oncall")
