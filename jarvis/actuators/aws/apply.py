@@ -46,6 +46,14 @@ def _terminal(message: str, code: str) -> ActuatorError:
     return ActuatorError(message, kind=ErrorKind.TERMINAL, code=code)
 
 
+def _task_definition(described: ServiceTypeDef, cluster: str, service: str) -> str:
+    """The service's current task definition; terminal when it has none."""
+    current = described.get("taskDefinition")
+    if not current:
+        raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
+    return current
+
+
 def _other_task_definition(version: str, current: str, ran: Sequence[str]) -> str:
     """Why ``version`` is not a revision the service may return to, or "".
 
@@ -92,8 +100,10 @@ class EcsApplier:
         self._autoscaling = autoscaling
         self._limiter = limiter
 
-    async def already_applied(self, cluster: str, service: str, key: str) -> str | None:
-        """The service's ARN, or None when its tags say the change with ``key`` was made.
+    async def already_applied(self, cluster: str, service: str, key: str) -> ServiceTypeDef | None:
+        """The service as DescribeServices describes it (tags included), or None when its
+        tags say the change with ``key`` was made: a rollback and a deploy read its task
+        definitions from it, and `record_key` its ARN.
 
         Raises a terminal error when the service is gone or no longer ACTIVE.
         """
@@ -118,7 +128,7 @@ class EcsApplier:
                 f"service {cluster}/{service} is {status.lower()} (deleted): not changed",
                 "ServiceNotActiveException",
             )
-        return found["serviceArn"]
+        return found
 
     async def record_key(self, arn: str, key: str) -> None:
         """Tag the service with the key of the change just made."""
@@ -168,14 +178,17 @@ class EcsApplier:
         await self._update(cluster, service, forceNewDeployment=True)
         return "new deployment forced"
 
-    async def rollback(self, cluster: str, service: str, version: str) -> str:
+    async def rollback(
+        self, cluster: str, service: str, version: str, described: ServiceTypeDef
+    ) -> str:
+        """Return ``service`` (as `already_applied` described it) to task definition ``version``."""
         if not version:
             raise _terminal(
                 "rollback needs a task definition (ARN or family:revision)", "InvalidAction"
             )
-        described = await self._described(cluster, service)
+        current = _task_definition(described, cluster, service)
         ran = [d.get("taskDefinition", "") for d in described.get("deployments", [])]
-        stranger = _other_task_definition(version, described["taskDefinition"], ran)
+        stranger = _other_task_definition(version, current, ran)
         if stranger:
             raise _terminal(
                 f"rollback of {cluster}/{service} to {version}: {stranger}",
@@ -184,16 +197,20 @@ class EcsApplier:
         await self._update(cluster, service, taskDefinition=version)
         return f"task definition set to {version_of(version)}"
 
-    async def deploy(self, cluster: str, service: str, image: str) -> str:
+    async def deploy(
+        self, cluster: str, service: str, image: str, described: ServiceTypeDef
+    ) -> str:
+        """Run ``image`` in a new revision of ``service``'s task definition (as `already_applied`
+        described the service)."""
         if not image:
             raise _terminal("deploy needs an image", "InvalidAction")
-        current = await self._current_task_definition(cluster, service)
-        described = await aws_call(
+        current = _task_definition(described, cluster, service)
+        definition = await aws_call(
             "ecs:DescribeTaskDefinition",
             lambda: self._ecs.describe_task_definition(taskDefinition=current, include=["TAGS"]),
             self._limiter,
         )
-        request = self._clone(described["taskDefinition"], described.get("tags", []), image)
+        request = self._clone(definition["taskDefinition"], definition.get("tags", []), image)
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
             lambda: sent_unless_refused(
@@ -225,21 +242,6 @@ class EcsApplier:
             self._limiter,
         )
         return Scaling.parse(targets["ScalableTargets"][0], policies.get("ScalingPolicies", []))
-
-    async def _current_task_definition(self, cluster: str, service: str) -> str:
-        return (await self._described(cluster, service))["taskDefinition"]
-
-    async def _described(self, cluster: str, service: str) -> ServiceTypeDef:
-        """The service as DescribeServices answers; terminal when it has no task definition."""
-        answer = await aws_call(
-            "ecs:DescribeServices",
-            lambda: self._ecs.describe_services(cluster=cluster, services=[service]),
-            self._limiter,
-        )
-        services = answer.get("services", [])
-        if not services or not services[0].get("taskDefinition"):
-            raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
-        return services[0]
 
     def _clone(self, current: Any, tags: Any, image: str) -> dict[str, Any]:
         # Copy exactly the fields RegisterTaskDefinition accepts, as the API model says.

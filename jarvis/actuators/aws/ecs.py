@@ -289,14 +289,14 @@ class EcsActuator:
         if refusal:
             return _refuse(refusal)
         try:
-            arn = await self._applier.already_applied(cluster, service, key)
-            if arn is None:
+            described = await self._applier.already_applied(cluster, service, key)
+            if described is None:
                 return Outcome.success(f"already applied (key {key})")
-            detail = await self._change(cluster, service, action)
+            detail = await self._change(cluster, service, action, described)
         except ActuatorError as exc:
             return exc.outcome()
         try:
-            await self._applier.record_key(arn, key)
+            await self._applier.record_key(described["serviceArn"], key)
         except ActuatorError as exc:
             # The change was made: reporting a failure would have it made again.
             return Outcome.success(f"{detail}; idempotency key not recorded: {exc}")
@@ -314,7 +314,9 @@ class EcsActuator:
             return f"{action.target} is not managed by this configuration"
         return ""
 
-    async def _change(self, cluster: str, service: str, action: Action) -> str:
+    async def _change(
+        self, cluster: str, service: str, action: Action, described: ServiceTypeDef
+    ) -> str:
         applier = self._applier
         match action.params:
             case Scale() as params:
@@ -322,9 +324,9 @@ class EcsActuator:
             case Restart():
                 return await applier.restart(cluster, service)
             case Rollback(version=version):
-                return await applier.rollback(cluster, service, version)
+                return await applier.rollback(cluster, service, version, described)
             case Deploy(image=image):
-                return await applier.deploy(cluster, service, image)
+                return await applier.deploy(cluster, service, image, described)
         raise ActuatorError(
             f"the ECS actuator cannot {action.kind}", kind=ErrorKind.TERMINAL, code="InvalidAction"
         )
