@@ -276,9 +276,7 @@ def sent_unless_refused(
         try:
             return call()
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if attempt == attempts or not (error.get("Code") in _THROTTLING or status == 429):
+            if attempt == attempts or not _throttled(*_code_and_status(exc)):
                 raise
         except (EndpointConnectionError, ConnectTimeoutError):
             if attempt == attempts:
@@ -329,13 +327,23 @@ def _first(group: BaseExceptionGroup[BaseException]) -> ActuatorError | None:
     return None
 
 
+def _code_and_status(exc: ClientError) -> tuple[str, int]:
+    """The error code AWS answered (``"Unknown"`` without one) and the HTTP status (0)."""
+    code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+    return code, int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _throttled(code: str, status: int) -> bool:
+    """Whether AWS refused a call unread for its rate: any 429 is, whatever its code, as
+    botocore's retry modes judge it."""
+    return code in _THROTTLING or status == 429
+
+
 def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> ActuatorError:
     """Classify a boto3/botocore failure of ``operation`` (``prefix:Operation``)."""
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code") or "Unknown")
-        message = str(error.get("Message") or exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code, status = _code_and_status(exc)
+        message = str(exc.response.get("Error", {}).get("Message") or exc)
         if code in _ACCESS_DENIED or status == 403:
             needed = " and ".join(iam_actions(operation))
             return ActuatorError(
@@ -343,13 +351,8 @@ def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> Actua
                 kind=ErrorKind.TERMINAL,
                 code=code,
             )
-        # Any 429 is throttling, whatever its code, as botocore's retry modes judge it.
         temporary = (
-            code in _THROTTLING
-            or code in _TRANSIENT
-            or code in _SERVER_SIDE
-            or status == 429
-            or status >= 500
+            _throttled(code, status) or code in _TRANSIENT or code in _SERVER_SIDE or status >= 500
         )
         kind = ErrorKind.TEMPORARY if temporary else ErrorKind.TERMINAL
         return ActuatorError(f"{operation} failed: {code}: {message}", kind=kind, code=code)
