@@ -279,7 +279,7 @@ async def _teardown(
 def _single_node(settings: Settings) -> NodeLock | None:
     """On SQLite, hold the database alone, or exit 2 saying who does."""
     from jarvis.config import ConfigError
-    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
+    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, UnlockableError, sqlite_path
 
     path = sqlite_path(settings.database_url)
     if path is None:
@@ -287,7 +287,7 @@ def _single_node(settings: Settings) -> NodeLock | None:
     lock = NodeLock(path)
     try:
         lock.acquire()
-    except AlreadyRunningError as exc:
+    except (AlreadyRunningError, UnlockableError) as exc:
         raise ConfigError(str(exc)) from None
     return lock
 

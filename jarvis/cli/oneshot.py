@@ -53,7 +53,7 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
     if dry_run:  # a dry run acts on nothing
         yield
         return
-    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
+    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, UnlockableError, sqlite_path
 
     path = sqlite_path(settings.database_url)
     if path is None:  # PostgreSQL, or an in-memory database nobody else sees
@@ -62,6 +62,8 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
     lock = NodeLock(path)
     try:
         lock.acquire()
+    except UnlockableError as exc:
+        raise ConfigError(str(exc)) from None
     except AlreadyRunningError:
         holder = lock.holder()
         who = f"pid {holder}" if holder and holder > 0 else "pid unknown"

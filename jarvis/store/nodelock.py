@@ -23,11 +23,16 @@ from sqlalchemy.engine import make_url
 
 from jarvis.store.errors import StoreError
 
-__all__ = ["AlreadyRunningError", "NodeLock", "sqlite_path"]
+__all__ = ["AlreadyRunningError", "NodeLock", "UnlockableError", "sqlite_path"]
 
 
 class AlreadyRunningError(StoreError):
     """Another daemon holds this SQLite database."""
+
+
+class UnlockableError(StoreError):
+    """The database or its ``.lock`` cannot be opened to be locked (no such directory, a
+    read-only filesystem, a directory in the way): nothing runs, nothing is held."""
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -56,8 +61,12 @@ class NodeLock:
         # and SQLite's POSIX locks do not interact on Linux; the descriptor stays
         # open until `release`, after the store is closed, because closing one of
         # the database's descriptors drops the POSIX locks SQLite holds here.
-        gate = os.open(self._real, os.O_RDONLY | os.O_CREAT, 0o644)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        gate = _open(self._real, os.O_RDONLY)
+        try:
+            fd = _open(self.path, os.O_RDWR)
+        except UnlockableError:
+            os.close(gate)
+            raise
         try:
             fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -101,3 +110,14 @@ class NodeLock:
         if self._gate is not None:
             os.close(self._gate)
             self._gate = None
+
+
+def _open(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | os.O_CREAT, 0o644)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UnlockableError(
+            f"cannot open {path} to hold the SQLite database alone: {reason}. Check "
+            "database_url's directory exists and is writable"
+        ) from None

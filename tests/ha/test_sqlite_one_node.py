@@ -149,3 +149,34 @@ def test_a_second_daemon_on_another_name_of_the_sqlite_file_exits_2(
         assert f"another jarvis run ({who})" in second.stderr
         first.stop()
     assert first.process.returncode == 0
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("command", [("run", "--ticks", "1", "--http-port", "0"), ("tick",)])
+@pytest.mark.parametrize("where", ["missing_directory", "lock_is_a_directory"])
+def test_a_sqlite_file_that_cannot_be_locked_is_one_line_not_a_traceback(
+    tmp_path: Path, command: tuple[str, ...], where: str
+) -> None:
+    # A database in a directory that does not exist (a typo in database_url, a
+    # volume not mounted) or a ``.lock`` path that cannot be opened (a read-only
+    # filesystem; here a directory in its place, which any user can make) used
+    # to end `jarvis run` and `jarvis tick` in the node lock's OSError traceback.
+    database = tmp_path / "nowhere" / "jarvis.db"
+    if where == "lock_is_a_directory":
+        database = tmp_path / "jarvis.db"
+        (tmp_path / "jarvis.db.lock").mkdir()
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{database}")
+    done = subprocess.run(
+        jarvis_argv(*command),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(database) in lines[0] or f"{database}.lock" in lines[0]
