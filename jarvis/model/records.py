@@ -48,7 +48,7 @@ class EventKind(enum.StrEnum):
     """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
 
 
-_WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
+WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
 """The block reasons that may stop an action after its intent is durable (`Event.withheld`)."""
 
 
@@ -95,7 +95,7 @@ class Event:
         if self.kind is not EventKind.ACTION_FAILED or payload.get("error_kind") is not None:
             return None
         code = payload.get("error_code")
-        return code if isinstance(code, str) and code in _WITHHOLDING else None
+        return code if isinstance(code, str) and code in WITHHOLDING else None
 
 
 @slot_init
