@@ -116,6 +116,22 @@ class RetryState:
     last_error: str = ""
     updated_at: datetime | None = None
 
+    @property
+    def empty(self) -> bool:
+        """Whether the row holds nothing: no attempt, failure, backoff, quarantine or error.
+
+        What `jarvis.loop.ledger.RetryLedger.undo` leaves of a first attempt
+        taken back (rows are only ever upserted): every reader takes it as no
+        row at all, and `jarvis retries list` does not show it.
+        """
+        return not (
+            self.attempts
+            or self.consecutive_failures
+            or self.retry_after
+            or self.quarantined
+            or self.last_error
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchState:

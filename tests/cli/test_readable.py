@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jarvis.loop import events as ev
+from jarvis.loop.ledger import RetryLedger
 from jarvis.model import (
     Action,
     Health,
@@ -19,6 +20,8 @@ from jarvis.model import (
     Restart,
     RetryState,
 )
+from jarvis.safety.retry import RetryBudget
+from jarvis.store import EventStore
 from tests.cli.conftest import Jarvis, jarvis_env, seed
 
 LONG = "sim://ai-dawg-ai-brain-eu-west-1-a-name-long-enough-to-be-cut-at-eighty-columns"
@@ -49,6 +52,30 @@ async def test_retries_list_never_cuts_a_resource_name_in_a_pipe(
     (row,) = [line for line in result.stdout.splitlines() if LONG in line]
     assert "yes" in row
     assert "three times in a row" in result.stdout
+
+
+@pytest.mark.anyio
+async def test_retries_list_leaves_out_an_attempt_taken_back(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """A first attempt the kill switch withheld, undone (`RetryLedger.undo`), lists nothing."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        ledger = RetryLedger(store, RetryBudget())
+        action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy")
+        attempted = ledger.attempted(action, T0)
+        await store.flush()
+        ledger.undo(attempted, None)
+        ledger.stage(RetryState("sim://db", "restart", (T0,), consecutive_failures=1))
+        await store.flush()
+    finally:
+        await store.aclose()
+    table = jarvis("retries", "list")
+    assert table.returncode == 0, table.stderr
+    assert "sim://db" in table.stdout
+    assert "sim://web" not in table.stdout
+    listed = jarvis("retries", "list", "--json").stdout.splitlines()
+    assert [json.loads(line)["resource"] for line in listed] == ["sim://db"]
 
 
 def test_simulate_headers_are_never_cut_in_a_pipe(jarvis: Jarvis, tmp_path: Path) -> None:
