@@ -13,6 +13,7 @@ from jarvis.loop import events as ev
 from jarvis.loop.ledger import RetryLedger
 from jarvis.model import (
     Action,
+    BlockReason,
     Health,
     Outcome,
     ResourceRef,
@@ -110,6 +111,19 @@ async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path
     assert failed.endswith("action.failed sim://web restart — failed: exit 137")
     assert applied.endswith("action.applied sim://web restart — ok: restarted")
     assert "unhealthy for 2 ticks" not in result.stdout
+
+
+@pytest.mark.anyio
+async def test_events_shows_a_withheld_action_as_blocked(jarvis: Jarvis, tmp_path: Path) -> None:
+    """The `action.failed` closing an intent the kill switch withheld says blocked, not failed."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    detail = "engaged while the intent was written, not sent: stop everything"
+    withheld = Outcome.withheld(BlockReason.KILLSWITCH, detail)
+    await seed(tmp_path, events=[ev.outcome_event("t1", T0, action, "a1", withheld)])
+    result = jarvis("events", "--kind", "action.failed")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.endswith(f"action.failed sim://web restart — blocked (killswitch): {detail}")
 
 
 def test_tick_and_plan_json_print_an_empty_result_to_parse(jarvis: Jarvis) -> None:
