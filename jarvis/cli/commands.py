@@ -96,7 +96,9 @@ def event_line(e: Event) -> str:
     """One event as a line: when, what, where, and the fact an operator reads it for.
 
     An outcome line shows the outcome (``failed: crash loop``), not the
-    proposal's reason, which the ``action.proposed`` line already showed; a
+    proposal's reason, which the ``action.proposed`` line already showed; one
+    closing an intent the kill switch withheld says so (``blocked
+    (killswitch): …``, `Event.withheld`), as it was never sent; a
     ``resource.changed`` line shows the new health and what it was.
     """
     from jarvis.model import EventKind
@@ -106,6 +108,8 @@ def event_line(e: Event) -> str:
     payload = e.payload
     if e.kind in (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED):
         outcome = str(payload.get("outcome") or e.kind.value.removeprefix("action."))
+        if (code := e.withheld) is not None:
+            outcome = f"blocked ({code})"
         detail = payload.get("detail")
         why = f" — {outcome}" + (f": {detail}" if detail else "")
     elif e.kind is EventKind.RESOURCE_CHANGED:

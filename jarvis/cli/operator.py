@@ -178,7 +178,11 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @retries_app.command("list")
 def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Print the retry ledger: attempts, failures and quarantine per resource."""
+    """Print the retry ledger: attempts, failures and quarantine per resource.
+
+    A row that holds nothing (an attempt taken back, as when the kill switch
+    withheld it) is left out: it is no attempt at all.
+    """
     settings = settings_from(ctx)
     from jarvis.app import open_store
 
@@ -199,6 +203,7 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 "last_error": s.last_error,
             }
             for _, s in sorted(ledger.items())
+            if not s.empty
         ]
 
     rows = run(main)

@@ -55,6 +55,7 @@ from jarvis.model.facets import (
 )
 from jarvis.model.records import (
     LONGEST_SILENCE,
+    WITHHOLDING,
     Clock,
     Event,
     EventHistory,
@@ -89,6 +90,7 @@ __all__ = [
     "LONGEST_SILENCE",
     "PAYING_STATUSES",
     "WEIGHT_TOLERANCE",
+    "WITHHOLDING",
     "Action",
     "ActionKind",
     "ActionParams",

@@ -48,7 +48,7 @@ class EventKind(enum.StrEnum):
     """A Stripe invoice webhook: a payment failed, or an invoice was paid."""
 
 
-_WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
+WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
 """The block reasons that may stop an action after its intent is durable (`Event.withheld`)."""
 
 
@@ -95,7 +95,7 @@ class Event:
         if self.kind is not EventKind.ACTION_FAILED or payload.get("error_kind") is not None:
             return None
         code = payload.get("error_code")
-        return code if isinstance(code, str) and code in _WITHHOLDING else None
+        return code if isinstance(code, str) and code in WITHHOLDING else None
 
 
 @slot_init
@@ -115,6 +115,22 @@ class RetryState:
     quarantined: bool = False
     last_error: str = ""
     updated_at: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether the row holds nothing: no attempt, failure, backoff, quarantine or error.
+
+        What `jarvis.loop.ledger.RetryLedger.undo` leaves of a first attempt
+        taken back (rows are only ever upserted): every reader takes it as no
+        row at all, and `jarvis retries list` does not show it.
+        """
+        return not (
+            self.attempts
+            or self.consecutive_failures
+            or self.retry_after
+            or self.quarantined
+            or self.last_error
+        )
 
 
 @dataclass(frozen=True, slots=True)

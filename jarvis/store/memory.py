@@ -70,8 +70,9 @@ class MemoryBackend:
         self._kinds: Counter[str] = Counter()
         self._open: dict[str, Event] = {}
         self._intents: list[tuple[int, tuple[datetime, str, str]]] = []
-        """Every retained ACTION_STARTED as (id, (ts, resource, action kind)): what the
-        fleet caps count, without a pass over every retained event at each flush."""
+        """Every retained ACTION_STARTED but the withheld, as (id, (ts, resource, action
+        kind)): what the fleet caps count, without a pass over every retained event at
+        each flush."""
         self._retries: dict[tuple[str, str], RetryState] = {}
 
     def unreachable(self, exc: BaseException) -> StoreError:
@@ -116,10 +117,27 @@ class MemoryBackend:
             if numbered.kind is EventKind.ACTION_STARTED:
                 at = (numbered.ts, numbered.resource or "", numbered.action_kind or "")
                 self._intents.append((number, at))
+            elif numbered.withheld is not None:
+                self._uncount(numbered.action_id)
             self._track_intent(numbered)
         for state in retries:
             self._retries[(state.resource, state.action_kind)] = state
         self._trim()
+
+    def _uncount(self, action_id: str | None) -> None:
+        """Drop the intent of ``action_id`` from what the fleet caps count: it was withheld.
+
+        As the SQL backend's `check_caps`, which leaves out every intent a
+        withheld outcome closed. Rare, and the intent is among the newest events.
+        """
+        if action_id is None:
+            return
+        for event in reversed(self._events):
+            if event.kind is EventKind.ACTION_STARTED and event.action_id == action_id:
+                at = bisect_left(self._intents, (event.id,))
+                if at < len(self._intents) and self._intents[at][0] == event.id:
+                    del self._intents[at]
+                return
 
     def _track_intent(self, event: Event) -> None:
         if event.action_id is None:

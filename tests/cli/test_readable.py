@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from jarvis.loop import events as ev
+from jarvis.loop.ledger import RetryLedger
 from jarvis.model import (
     Action,
+    BlockReason,
     Health,
     Outcome,
     ResourceRef,
@@ -19,6 +21,8 @@ from jarvis.model import (
     Restart,
     RetryState,
 )
+from jarvis.safety.retry import RetryBudget
+from jarvis.store import EventStore
 from tests.cli.conftest import Jarvis, jarvis_env, seed
 
 LONG = "sim://ai-dawg-ai-brain-eu-west-1-a-name-long-enough-to-be-cut-at-eighty-columns"
@@ -49,6 +53,30 @@ async def test_retries_list_never_cuts_a_resource_name_in_a_pipe(
     (row,) = [line for line in result.stdout.splitlines() if LONG in line]
     assert "yes" in row
     assert "three times in a row" in result.stdout
+
+
+@pytest.mark.anyio
+async def test_retries_list_leaves_out_an_attempt_taken_back(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """A first attempt the kill switch withheld, undone (`RetryLedger.undo`), lists nothing."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        ledger = RetryLedger(store, RetryBudget())
+        action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy")
+        attempted = ledger.attempted(action, T0)
+        await store.flush()
+        ledger.undo(attempted, None)
+        ledger.stage(RetryState("sim://db", "restart", (T0,), consecutive_failures=1))
+        await store.flush()
+    finally:
+        await store.aclose()
+    table = jarvis("retries", "list")
+    assert table.returncode == 0, table.stderr
+    assert "sim://db" in table.stdout
+    assert "sim://web" not in table.stdout
+    listed = jarvis("retries", "list", "--json").stdout.splitlines()
+    assert [json.loads(line)["resource"] for line in listed] == ["sim://db"]
 
 
 def test_simulate_headers_are_never_cut_in_a_pipe(jarvis: Jarvis, tmp_path: Path) -> None:
@@ -83,6 +111,19 @@ async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path
     assert failed.endswith("action.failed sim://web restart — failed: exit 137")
     assert applied.endswith("action.applied sim://web restart — ok: restarted")
     assert "unhealthy for 2 ticks" not in result.stdout
+
+
+@pytest.mark.anyio
+async def test_events_shows_a_withheld_action_as_blocked(jarvis: Jarvis, tmp_path: Path) -> None:
+    """The `action.failed` closing an intent the kill switch withheld says blocked, not failed."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    detail = "engaged while the intent was written, not sent: stop everything"
+    withheld = Outcome.withheld(BlockReason.KILLSWITCH, detail)
+    await seed(tmp_path, events=[ev.outcome_event("t1", T0, action, "a1", withheld)])
+    result = jarvis("events", "--kind", "action.failed")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.endswith(f"action.failed sim://web restart — blocked (killswitch): {detail}")
 
 
 def test_tick_and_plan_json_print_an_empty_result_to_parse(jarvis: Jarvis) -> None:

@@ -20,9 +20,11 @@ import asyncpg
 import pytest
 
 from jarvis.app import App
+from jarvis.loop import events as ev
+from jarvis.loop.clock import VirtualClock
 from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.shards import shard_name, shard_of
-from jarvis.model import Action, BlockReason, ResourceRef, Scale
+from jarvis.model import Action, BlockReason, Outcome, ResourceRef, Scale
 from jarvis.safety.bounds import Bounds
 from jarvis.safety.budgets import Budgets, DisruptionBudget
 from jarvis.store import upgrade
@@ -128,6 +130,39 @@ async def test_replicas_racing_past_the_pre_check_start_no_more_than_the_fleet_w
     assert sorted(resource for resource, _ in ledger) == sorted(e.resource or "" for e in started)
     for app in apps:
         assert app.reconciler.ledger.get((refused, "scale")) is None
+
+
+@pytest.mark.parametrize("reason", sorted(CASES))
+async def test_an_intent_another_replica_s_kill_switch_withheld_takes_no_place_under_a_cap(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock, db_url: str, reason: str
+) -> None:
+    """Under a limit of 1, another replica's intent closed unsent (`Outcome.withheld`) in
+    this tick window leaves room for this replica's action, at the pre-check and at write."""
+    mine, theirs = one_per_shard()[:2]
+    fleet.services.clear()
+    fleet.add(mine, theirs)
+    limit_one: dict[str, dict[str, Any]] = {
+        "bounds": {"bounds": {"max_actions_per_tick": 1}},
+        "budget": {
+            "budgets": [{"name": "scales", "provider": "sim", "actions": ["scale"], "max": 1}]
+        },
+    }
+    app = await replica(make_app, 0, mine, **limit_one[reason])
+    other = Action(ResourceRef("sim", theirs), Scale(replicas=3), "scaling", "demand")
+    now = clock.now()
+    withheld = Outcome.withheld(BlockReason.KILLSWITCH, "engaged while the intent was written")
+    app.store.append(
+        [
+            ev.started("t-other", now, other, "a-other"),
+            ev.outcome_event("t-other", now, other, "a-other", withheld),
+        ]
+    )
+    await app.store.flush()
+
+    report = await app.reconciler.tick()
+
+    assert [d.verdict.reason for d in report.decisions] == [None]
+    assert [str(a.target) for a in fleet.applied] == [f"sim://{mine}"]
 
 
 def test_an_intent_is_capped_by_the_bound_and_each_fleet_wide_budget_it_matches() -> None:

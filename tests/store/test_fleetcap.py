@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jarvis.model import BlockReason, Event, EventKind
+from jarvis.loop import events as ev
+from jarvis.model import Action, BlockReason, Event, EventKind, Outcome, ResourceRef, Scale
 from jarvis.store import EventStore
 from jarvis.store.fleetcap import Cap, FleetCapError
 from tests.store.test_events import T0, event
@@ -67,3 +68,34 @@ async def test_caps_count_only_intents_inside_their_window(store: EventStore) ->
     store.stage_caps("new", [at_most(1)])
     await store.flush()
     assert [e.idempotency_key for e in await store.events()] == ["old", "new"]
+
+
+def closed(intent_event: Event, outcome: Outcome) -> Event:
+    """The outcome the loop writes for ``intent_event`` (`jarvis.loop.events.outcome_event`)."""
+    action = Action(
+        ResourceRef.parse(intent_event.resource or ""), Scale(replicas=2), "heal", "why"
+    )
+    action_id = intent_event.action_id or ""
+    return ev.outcome_event("tick", intent_event.ts, action, action_id, outcome)
+
+
+async def test_an_intent_the_kill_switch_withheld_counts_against_no_cap(
+    store: EventStore,
+) -> None:
+    """A withheld intent (`Outcome.withheld`) reached no provider: a cap counts only
+    the intents still open or sent, a failed one among them, as the guard's
+    pre-check (`jarvis.loop.budgets.ChangeLog`) does."""
+    withheld, failed = intent("w", "sim://a"), intent("f", "sim://b")
+    store.append([withheld, failed])
+    await store.flush()
+    store.append([closed(withheld, Outcome.withheld(BlockReason.KILLSWITCH, "engaged"))])
+    store.append([closed(failed, Outcome.failure("throttled", code="Throttling"))])
+    await store.flush()
+    store.append([intent("c", "sim://c", T0 + timedelta(seconds=1))])
+    store.stage_caps("c", [at_most(2)])
+    await store.flush()
+    store.append([intent("d", "sim://d", T0 + timedelta(seconds=2))])
+    store.stage_caps("d", [at_most(2)])
+    with pytest.raises(FleetCapError) as refused:
+        await store.flush()
+    assert refused.value.verdict.detail == "2 of 2"

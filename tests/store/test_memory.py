@@ -93,14 +93,20 @@ async def test_fleet_caps_count_the_retained_intents_as_trimming_drops_the_oldes
     """A cap counts the intents still retained, the same before and after a trim.
 
     The backend keeps its intents apart from the events it scans for reads; this
-    holds that index to a plain count over what `events` returns."""
+    holds that index to a plain count over what `events` returns, less the
+    intents a withheld outcome closed (`Event.withheld`)."""
     backend = MemoryBackend(retain=6)
     cap = Cap(BlockReason.BUDGET, 4, T0, lambda *_: True, lambda used: f"{used} intents")
     for i in range(40):
         kept = await backend.events(limit=99, kinds=None, resource=None, after_id=None, since=None)
-        retained = [e for e in kept if e.kind is EventKind.ACTION_STARTED]
+        unsent = {e.action_id for e in kept if e.withheld is not None}
+        retained = [
+            e for e in kept if e.kind is EventKind.ACTION_STARTED and e.action_id not in unsent
+        ]
         intent = ev(f"s{i}", EventKind.ACTION_STARTED, action_id=f"a{i}")
         filler = [ev(f"f{i}-{j}") for j in range(i % 3)]
+        if i % 4 == 1:
+            filler.append(withheld(f"a{i}"))
         try:
             await backend.write([intent], [], caps=[cap])
         except FleetCapError:
@@ -109,6 +115,14 @@ async def test_fleet_caps_count_the_retained_intents_as_trimming_drops_the_oldes
         else:
             assert len(retained) < cap.limit, i
             await backend.write(filler, [])
+
+
+def withheld(action_id: str) -> Event:
+    """The outcome closing ``action_id``'s intent unsent (`jarvis.model.Outcome.withheld`)."""
+    payload = {"outcome": "failed", "error_kind": None, "error_code": "killswitch"}
+    return Event(
+        EventKind.ACTION_FAILED, T0, f"{action_id}:outcome", action_id=action_id, payload=payload
+    )
 
 
 async def test_events_read_back_as_a_database_gives_them() -> None:

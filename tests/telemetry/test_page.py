@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from jarvis.model import EventKind
+from jarvis.loop import events as ev
+from jarvis.model import Action, BlockReason, EventKind, Outcome, ResourceRef, Restart
 from jarvis.store import EventStore, MemoryBackend
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def browser() -> aiohttp.ClientSession:
@@ -214,3 +218,30 @@ async def test_a_csrf_field_that_decodes_to_a_lone_surrogate_is_refused(tmp_path
             assert resp.status == 403
         events = await served.store.events(limit=50)
     assert EventKind.KILLSWITCH_ENGAGED not in [e.kind for e in events]
+
+
+@pytest.mark.anyio
+async def test_an_action_the_kill_switch_withheld_reads_as_blocked_not_failed(
+    tmp_path: Path,
+) -> None:
+    """The `action.failed` closing a withheld intent is no red failure, on load or live:
+    it reads as blocked by the kill switch, as the daily report counts it."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    detail = "engaged while the intent was written, not sent: stop everything"
+    withheld = Outcome.withheld(BlockReason.KILLSWITCH, detail)
+    async with page_server(tmp_path) as served, browser() as session:
+        served.store.append([ev.outcome_event("t1", T0, action, "a1", withheld)])
+        await served.store.flush()
+        await login(session, served.base, ADMIN_TOKEN)
+        async with session.get(f"{served.base}/") as resp:
+            html = await resp.text()
+        async with session.get(f"{served.base}/ui/events?after=0") as resp:
+            live = (await resp.json())["events"]
+    (row,) = [line for line in html.splitlines() if "sim://web" in line]
+    assert "action-failed" not in row and "action-withheld" in row
+    assert f"blocked (killswitch): {detail}" in row
+    (shown,) = [e for e in live if e["resource"] == "sim://web"]
+    assert shown["kind"] == "action.failed"  # the stored kind, as `jarvis events --kind` names it
+    assert shown["label"] == "action.withheld"
+    assert shown["row"] == "action action-withheld"
+    assert shown["reason"] == f"blocked (killswitch): {detail}"

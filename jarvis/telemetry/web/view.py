@@ -131,13 +131,27 @@ def when(moment: datetime | None) -> str:
 
 
 def event_json(event: Event) -> dict[str, Any]:
-    """One event as the live feed sends it (rendered with textContent, never as HTML)."""
+    """One event as the page shows it, on load and in the live feed (text, never HTML).
+
+    ``kind`` is the stored kind; ``label`` and ``row`` (the row's CSS classes)
+    are what the page shows. An ``action.failed`` that only closed an intent
+    the kill switch withheld (`Event.withheld`) never reached the provider: it
+    reads as ``action.withheld``, blocked for its reason, not as a red failure.
+    """
+    kind = str(event.kind.value)
+    label, reason = kind, event.reason or ""
+    if (code := event.withheld) is not None:
+        label = "action.withheld"
+        detail = event.payload.get("detail")
+        reason = f"blocked ({code})" + (f": {detail}" if detail else "")
     return {
         "id": event.id,
         "ts": when(event.ts),
-        "kind": str(event.kind.value),
+        "kind": kind,
+        "label": label,
+        "row": f"{label.split('.')[0]} {label.replace('.', '-')}",
         "resource": event.resource or "",
-        "reason": event.reason or "",
+        "reason": reason,
     }
 
 
@@ -192,7 +206,7 @@ async def gather(
         "quarantined": quarantined or [],
         "quarantined_error": quarantined_error,
         "incidents": _incidents(escalated or [], quarantined or []),
-        "events": newest,
+        "events": [event_json(e) for e in newest],
         "events_error": events_error,
         "last_event_id": max((e.id or 0 for e in newest), default=0),
         "budget": spend,

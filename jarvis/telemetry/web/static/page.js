@@ -18,9 +18,9 @@
 
   function addEvent(e) {
     var tr = document.createElement("tr");
-    tr.className = e.kind.split(".")[0] + " " + e.kind.split(".").join("-");
+    tr.className = e.row;
     tr.appendChild(cell(e.ts, "nowrap"));
-    tr.appendChild(cell(e.kind, "nowrap"));
+    tr.appendChild(cell(e.label, "nowrap"));
     tr.appendChild(cell(e.resource, "id"));
     tr.appendChild(cell(e.reason, ""));
     body.insertBefore(tr, body.firstChild);
