@@ -84,9 +84,15 @@ async def _write(store: EventStore, key: str, capped: bool) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+_SHARDS = 1000
+"""The shard count every lease here is taken under: above every shard index used."""
+
+
 async def _store(url: str, shard: int) -> EventStore:
     store = await EventStore.connect(url)
-    lease = PgLease(store.engine, f"bench{shard}", duration=3600, name=f"shard-{shard}")
+    lease = PgLease(
+        store.engine, f"bench{shard}", duration=3600, name=f"shard-{shard}", shards=_SHARDS
+    )
     epoch = await lease.acquire()
     if epoch is None:
         raise RuntimeError(f"shard-{shard} is held by another process")
