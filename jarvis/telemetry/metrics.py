@@ -245,6 +245,11 @@ class Metrics:
             "Unix time at which the last tick finished.",
             registry=reg,
         )
+        self.loop_interval = Gauge(
+            "jarvis_loop_interval_seconds",
+            "loop.interval: the seconds between tick starts (what JarvisLoopStalled measures by).",
+            registry=reg,
+        )
         self.events_written = Counter(
             "jarvis_events_written_total", "Events written to the event store.", registry=reg
         )
