@@ -325,14 +325,14 @@ async def live_shards(engine: AsyncEngine, shards: int) -> tuple[datetime, froze
     replicas holding that one act on the fleet.
     """
     live = leases.c.expires_at > func.now()
-    rival = select(exists().where(_other_kind(f"{SHARD_PREFIX}0", shards), live))
+    rival = exists().where(_other_kind(f"{SHARD_PREFIX}0", shards), live)
     query = select(leases.c.name).where(
         leases.c.name.like(f"{SHARD_PREFIX}%"), leases.c.shards == shards, live
     )
     async with engine.connect() as connection:
-        # One transaction: now() is the same instant in every statement.
-        now = (await connection.execute(select(func.now()))).scalar_one()
-        if (await connection.execute(rival)).scalar():
+        # One transaction: now() is the same instant in both statements.
+        now, rivalled = (await connection.execute(select(func.now(), rival))).one()
+        if rivalled:
             return now, None
         names = (await connection.execute(query)).scalars().all()
     return now, frozenset(names)
