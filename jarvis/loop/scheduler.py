@@ -90,6 +90,8 @@ class Scheduler:
         self.clock = clock
         self.metrics = metrics
         self.interval = interval
+        # Exported so an alert on a stalled loop can measure by it, as `healthy` does.
+        metrics.loop_interval.set(interval)
         self.jitter = jitter
         self.tick_timeout = tick_timeout or interval
         self.shutdown_grace = shutdown_grace

@@ -12,6 +12,9 @@ shard 0; over it (a replica joined), it releases the surplus, but only between
 ticks (`ShardLeadership.ready`), so no tick writes under a shard it gave away.
 A replica that dies keeps its shards until their leases expire; the others
 count one replica fewer once its heartbeat is a lease old and take them.
+Every round each replica also reads which shards nobody holds and exports
+their count and how long the longest has gone so (`ShardElector._watch_unheld`),
+which JarvisShardUnheld (deploy/monitoring/alerts.yaml) pages on.
 
 `ShardLeadership` is the scheduler's gate. When the set of shards held
 changes, the reconciler takes over under all of their fences: every intent
@@ -32,6 +35,7 @@ import hashlib
 import math
 import random
 from collections.abc import Callable, Collection
+from datetime import datetime
 
 import anyio
 import structlog
@@ -41,7 +45,7 @@ from jarvis.loop.election import Elector
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Event
 from jarvis.store.fence import Fence
-from jarvis.store.lease import SHARD_PREFIX, PgLease, live_replicas
+from jarvis.store.lease import SHARD_PREFIX, PgLease, live_replicas, live_shards
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["ShardElector", "ShardLeadership", "owner", "shard_name", "shard_of"]
@@ -129,6 +133,9 @@ class ShardElector:
             for index in range(shards)
         ]
         self.offset = shard_of(holder, shards)
+        self.unheld_since: dict[str, datetime] = {}
+        """Shard → when this replica first read it without a live holder (database clock)."""
+        metrics.lease_duration.set(duration)
         self.surplus: list[Elector] = []
         """Shards to hand over at the next tick boundary (a replica joined)."""
         self.on_elected: Callable[[], None] | None = None
@@ -168,6 +175,7 @@ class ShardElector:
         count = len(self.held())
         self.metrics.shards_held.set(count)
         self.metrics.leader.set(1 if count else 0)
+        await self._watch_unheld()
         try:
             with anyio.fail_after(self.duration):
                 # No single epoch to name: `jarvis status` shows the replica as alive
@@ -176,6 +184,29 @@ class ShardElector:
                 await self.base.heartbeat(None, prune=count > 0)
         except Exception as exc:  # noqa: BLE001 - the next round writes it again
             log.warning("heartbeat failed", replica=self.replica, error=str(exc))
+
+    async def _watch_unheld(self) -> None:
+        """Count the shards nobody holds and time the longest unheld, for JarvisShardUnheld.
+
+        Timed from when this replica first read each one unheld, not from its
+        lease's expiry: a fleet started again after a day down would otherwise
+        read every shard as unheld for a day. The alert takes the longest any
+        replica has watched. While leases of another count or kind are live (a
+        rolling update of ``loop.shards``), their holders act on the fleet and
+        none of this count can be taken: none is counted unheld here.
+        """
+        try:
+            now, live = await live_shards(self.engine, self.shards)
+        except Exception as exc:  # noqa: BLE001 - the gauges keep the last reading
+            log.warning("could not read the shard leases", error=str(exc))
+            return
+        since = self.unheld_since
+        names = (shard_name(i) for i in range(self.shards))
+        unheld = [] if live is None else [name for name in names if name not in live]
+        self.unheld_since = {name: since.get(name, now) for name in unheld}
+        longest = max(((now - t).total_seconds() for t in self.unheld_since.values()), default=0.0)
+        self.metrics.shards_unheld.set(len(unheld))
+        self.metrics.shards_unheld_seconds.set(longest)
 
     async def _take(self, held: list[Elector], fair: int) -> None:
         gained = False

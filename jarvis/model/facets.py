@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -233,6 +233,9 @@ class LlmUsage:
     by_route: Mapping[str, RouteUsage]
     performance: Mapping[str, Mapping[str, ModelPerformance]]
     """Route → model → record over the last ``window_days``."""
+    unpriced: Mapping[str, ModelSpend] = field(default_factory=dict)
+    """Model as recorded → this month's spend, for models no configured price matches
+    (counted in ``by_model`` and the month's total too)."""
 
     def record(self, out: dict[str, Any]) -> None:
         out["month"] = self.month
@@ -245,6 +248,11 @@ class LlmUsage:
             route: {model: p.record() for model, p in models.items()}
             for route, models in self.performance.items()
         }
+        if self.unpriced:  # absent when empty: records made before it read the same
+            out["unpriced"] = {
+                m: {"cost_usd": s.cost_usd, "requests": s.requests}
+                for m, s in self.unpriced.items()
+            }
 
 
 @dataclass(frozen=True, slots=True)

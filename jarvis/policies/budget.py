@@ -20,7 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jarvis.model import ModelPerformance, RouteUsage, Snapshot, month_bounds, month_key
+from jarvis.model import (
+    ModelPerformance,
+    ModelSpend,
+    RouteUsage,
+    Snapshot,
+    month_bounds,
+    month_key,
+)
 
 __all__ = ["DEFAULT_TOKENS", "Budget", "CloudBill", "Spend", "Stage", "read_spend"]
 
@@ -81,6 +88,8 @@ class Spend:
     forecast_usd: float
     routes: Mapping[str, RouteUsage] = field(default_factory=dict)
     performance: Mapping[str, Mapping[str, ModelPerformance]] = field(default_factory=dict)
+    unpriced: Mapping[str, ModelSpend] = field(default_factory=dict)
+    """Models no configured price matches, as recorded → their spend (in ``llm_usd``)."""
 
     @classmethod
     def against_budget(
@@ -93,6 +102,7 @@ class Spend:
         include_cloud: bool,
         routes: Mapping[str, RouteUsage] | None = None,
         performance: Mapping[str, Mapping[str, ModelPerformance]] | None = None,
+        unpriced: Mapping[str, ModelSpend] | None = None,
     ) -> Spend:
         """The spend of ``month`` that counts against the budget: the LLM spend, plus
         ``cloud`` when ``include_cloud`` and it was observed in ``month``.
@@ -109,6 +119,7 @@ class Spend:
             forecast_usd=llm_forecast_usd + (cloud.forecast_usd if counted and cloud else 0.0),
             routes=routes or {},
             performance=performance or {},
+            unpriced=unpriced or {},
         )
 
     @property
@@ -158,6 +169,7 @@ def read_spend(snapshot: Snapshot, now: datetime, *, include_cloud: bool) -> Spe
         include_cloud=include_cloud,
         routes=usage.by_route,
         performance=usage.performance,
+        unpriced=usage.unpriced,
     )
     # A NaN bill reached no stage, so shifted traffic went back to the priciest
     # models; an infinite one sent everything to the cheapest. Neither is a spend.

@@ -22,7 +22,9 @@ policy's recorded alerts reached this month at this budget: `History.alerts`),
 yields an alert note. Unknown or stale spend means no proposal at all. Model
 cost per request is the model's price at the route's observed token mix this
 month (1k in, 1k out when no tokens are recorded). "Cheapest" passes over a
-model the performance window shows failing (`_cheapest`).
+model the performance window shows failing (`_cheapest`). A model the usage
+records that no price matches (``LlmUsage.unpriced``) yields one alert note a
+month (`_unpriced_notes`).
 
 The month's spend and budget stages live in `jarvis.policies.budget`; prices,
 routes and the shape of the settings in `jarvis.policies.cost_settings`.
@@ -163,6 +165,7 @@ class CostPolicy:
         stage = self._budget.stage(spend.total_usd)
         self._last = (snapshot, (spend, stage))
         notes = self._crossing_notes(spend, stage, self._previous_stage(history, spend, last, now))
+        notes += self._unpriced_notes(spend, history.alerts)
         actions: list[Action] = []
         for route, resource in zip(self._routes, self._resources, strict=True):
             action = self._propose(route, resource, stage, spend=spend, snapshot=snapshot, now=now)
@@ -244,6 +247,45 @@ class CostPolicy:
         }
         key = f"budget:{spend.month}:{stage.name.lower()}"
         return (Note(message, resource="cost://llm", alert=True, key=key, payload=payload),)
+
+    def _unpriced_notes(self, spend: Spend, alerts: Sequence[Event]) -> tuple[Note, ...]:
+        """One alert a month for each model the usage records that no price matches.
+
+        Its spend counts against the budget (its requests recorded at $0 at the
+        priciest price), but the stages and selection cannot weigh a model they
+        have no price for, and a recorded name that is a typo or a new model
+        should be priced or renamed by a human. Told once a month per model:
+        `History.alerts` holds what this policy raised, across restarts too.
+        """
+        if not spend.unpriced:
+            return ()
+        told = {
+            str(event.payload.get("model"))
+            for event in alerts
+            if event.policy == self._name
+            and event.payload.get("unpriced") is True
+            and event.payload.get("month") == spend.month
+        }
+        return tuple(
+            Note(
+                f"LLM usage recorded under model {model!r} matches no price in [cost.prices]: "
+                f"${s.cost_usd:.2f} over {s.requests} request(s) this month counted against "
+                "the budget (requests recorded at $0 at the priciest configured price); "
+                "price the model, or record it under the name of a priced one",
+                resource="cost://llm",
+                alert=True,
+                key=f"unpriced:{spend.month}:{model}",
+                payload={
+                    "unpriced": True,
+                    "model": model,
+                    "month": spend.month,
+                    "counted_usd": s.cost_usd,
+                    "requests": s.requests,
+                },
+            )
+            for model, s in spend.unpriced.items()
+            if model not in told
+        )
 
     def _propose(
         self,

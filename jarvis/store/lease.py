@@ -38,6 +38,7 @@ __all__ = [
     "ReplicaRow",
     "lease_status",
     "live_replicas",
+    "live_shards",
 ]
 
 ELECTION_LOCK = int.from_bytes(b"jarvisel", "big")
@@ -149,18 +150,10 @@ class PgLease:
         two of them cannot both pass.
         """
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ELECTION_LOCK})
-        rival = select(exists().where(self._other_kind(), leases.c.expires_at > func.now()))
+        rival = select(
+            exists().where(_other_kind(self.name, self.shards), leases.c.expires_at > func.now())
+        )
         return not (await connection.execute(rival)).scalar()
-
-    def _other_kind(self) -> ColumnElement[bool]:
-        """The leases that fence the same resources as this one through other rows: for
-        a shard lease, the ``loop`` lease and the shard leases of another count (or of
-        none recorded: taken by a replica older than the count's column)."""
-        shard = leases.c.name.like(f"{SHARD_PREFIX}%")
-        if not self.name.startswith(SHARD_PREFIX):
-            return shard
-        other_count = or_(leases.c.shards.is_(None), leases.c.shards != self.shards)
-        return or_(leases.c.name == LOOP_LEASE, and_(shard, other_count))
 
     async def renew(self, epoch: int) -> bool:
         """Extend the lease held under ``epoch``; False once it expired or changed hands."""
@@ -290,6 +283,17 @@ async def lease_status(engine: AsyncEngine, name: str = LOOP_LEASE) -> LeaseStat
         )
 
 
+def _other_kind(name: str, shards: int | None) -> ColumnElement[bool]:
+    """The leases that fence the same resources as lease ``name`` through other rows: for
+    a shard lease, the ``loop`` lease and the shard leases of another count (or of
+    none recorded: taken by a replica older than the count's column)."""
+    shard = leases.c.name.like(f"{SHARD_PREFIX}%")
+    if not name.startswith(SHARD_PREFIX):
+        return shard
+    other_count = or_(leases.c.shards.is_(None), leases.c.shards != shards)
+    return or_(leases.c.name == LOOP_LEASE, and_(shard, other_count))
+
+
 def _shard_index(row: LeaseRow) -> int:
     """``shard-10`` after ``shard-9``: numeric order, not the string's."""
     tail = row.name.removeprefix(SHARD_PREFIX)
@@ -309,3 +313,26 @@ async def live_replicas(engine: AsyncEngine, within: float) -> int:
     )
     async with engine.connect() as connection:
         return int((await connection.execute(query)).scalar_one())
+
+
+async def live_shards(engine: AsyncEngine, shards: int) -> tuple[datetime, frozenset[str] | None]:
+    """The database's time, and the shard leases of ``shards`` a holder keeps live now.
+
+    What `jarvis.loop.shards` reads to tell the shards nobody holds: a row
+    missing or expired fences none of this count's resources. None instead of
+    the names while a lease of another kind or count is live (a rolling update
+    of ``loop.shards``): no lease of this count can be taken then, and the
+    replicas holding that one act on the fleet.
+    """
+    live = leases.c.expires_at > func.now()
+    rival = exists().where(_other_kind(f"{SHARD_PREFIX}0", shards), live)
+    query = select(leases.c.name).where(
+        leases.c.name.like(f"{SHARD_PREFIX}%"), leases.c.shards == shards, live
+    )
+    async with engine.connect() as connection:
+        # One transaction: now() is the same instant in both statements.
+        now, rivalled = (await connection.execute(select(func.now(), rival))).one()
+        if rivalled:
+            return now, None
+        names = (await connection.execute(query)).scalars().all()
+    return now, frozenset(names)

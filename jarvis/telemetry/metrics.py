@@ -245,6 +245,11 @@ class Metrics:
             "Unix time at which the last tick finished.",
             registry=reg,
         )
+        self.loop_interval = Gauge(
+            "jarvis_loop_interval_seconds",
+            "loop.interval: the seconds between tick starts (what JarvisLoopStalled measures by).",
+            registry=reg,
+        )
         self.events_written = Counter(
             "jarvis_events_written_total", "Events written to the event store.", registry=reg
         )
@@ -278,6 +283,24 @@ class Metrics:
         self.shards_held = Gauge(
             "jarvis_shards_held",
             "Shards of the fleet this replica holds the lease of and ticks (loop.shards > 1).",
+            registry=reg,
+        )
+        self.shards_unheld = Gauge(
+            "jarvis_shards_unheld",
+            "Shards of the fleet no replica holds a live lease of, as this replica last read "
+            "the leases (loop.shards > 1).",
+            registry=reg,
+        )
+        self.shards_unheld_seconds = Gauge(
+            "jarvis_shards_unheld_seconds",
+            "How long the shard longest without a holder has been so, as this replica has "
+            "watched the leases (database clock); 0 while every shard is held.",
+            registry=reg,
+        )
+        self.lease_duration = Gauge(
+            "jarvis_lease_duration_seconds",
+            "lease.duration: how long a lease lasts unrenewed (set with shards, where "
+            "JarvisShardUnheld measures by it).",
             registry=reg,
         )
         self.leader_transitions = Counter(

@@ -134,6 +134,59 @@ async def test_cost_is_read_once_an_hour_and_forecast_to_month_end(
     assert calls_after == {"ce:GetCostAndUsage": 2}
 
 
+@pytest.mark.parametrize(
+    ("now", "total", "period_end", "forecast"),
+    [
+        # The 1st: Cost Explorer is asked for the 1st alone (End must follow Start),
+        # and its figures so far stand for the one day.
+        (datetime(2025, 4, 1, 10, 0, tzinfo=UTC), "10.0", "2025-04-02", 300.0),
+        # Mid-month, mid-day: 14 whole days asked for (End, today, is exclusive),
+        # not the 14.5 elapsed.
+        (datetime(2025, 4, 15, 12, 0, tzinfo=UTC), "140.0", "2025-04-15", 300.0),
+        # The last hour of a 31-day month: 30 whole days, one day's share still to come.
+        (datetime(2025, 3, 31, 23, 0, tzinfo=UTC), "300.0", "2025-03-31", 310.0),
+        # February's last evening: 27 whole days of 28.
+        (datetime(2025, 2, 28, 18, 0, tzinfo=UTC), "270.0", "2025-02-28", 280.0),
+        # Midnight of the 16th of a 31-day month: 15 days, the same either way.
+        (datetime(2025, 1, 16, 0, 0, tzinfo=UTC), "150.0", "2025-01-16", 310.0),
+    ],
+)
+async def test_the_forecast_divides_by_the_days_cost_explorer_was_asked_for(
+    moto: str, session: boto3.Session, now: datetime, total: str, period_end: str, forecast: float
+) -> None:
+    """The month-end forecast is the spend over the whole days asked of Cost Explorer (the
+    day in progress is not among them) times the days in the month, to the cent."""
+    start = now.date().replace(day=1).isoformat()
+    _post_cost(
+        moto,
+        [
+            {
+                "ResultsByTime": [
+                    {
+                        "TimePeriod": {"Start": start, "End": period_end},
+                        "Total": {},
+                        "Groups": [_group("Amazon Elastic Container Service", total)],
+                        "Estimated": True,
+                    }
+                ]
+            }
+        ],
+    )
+    settings = AwsSettings(endpoint_url=moto, cost=True)
+    built = aws_actuators(settings, clock=FixedClock(now), session=session)
+    try:
+        (state,) = await built[-1].observe()
+    finally:
+        for actuator in built:
+            await actuator.aclose()
+
+    assert state.metrics == {"month_to_date_usd": float(total), "forecast_month_end_usd": forecast}
+    assert (state.attributes["period_start"], state.attributes["period_end"]) == (
+        start,
+        period_end,
+    )
+
+
 async def test_unreachable_cost_explorer_fails_observe_as_temporary(
     session: boto3.Session,
 ) -> None:

@@ -74,6 +74,7 @@ def cost_state(
     by_route: Mapping[str, JSON] | None = None,
     performance: Mapping[str, JSON] | None = None,
     month: str | None = None,
+    unpriced: Mapping[str, ModelSpend] | None = None,
 ) -> ResourceState:
     """``cost://llm`` with its `LlmUsage` facet; routes and performance as `route_usage`/`stats`."""
     return ResourceState(
@@ -96,6 +97,7 @@ def cost_state(
                 r: {m: _performance(s) for m, s in models.items()}
                 for r, models in (performance or {}).items()
             },
+            unpriced=unpriced or {},
         ),
     )
 

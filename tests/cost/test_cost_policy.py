@@ -9,7 +9,14 @@ import pytest
 
 from jarvis.config.cost import CostSettings, ModelPrice, RouteSettings, RoutingSettings
 from jarvis.loop.events import note_event
-from jarvis.model import ActionKind, CloudSpend, History, ResourceRef, ResourceState
+from jarvis.model import (
+    ActionKind,
+    CloudSpend,
+    History,
+    ModelSpend,
+    ResourceRef,
+    ResourceState,
+)
 from jarvis.policies.budget import Budget
 from jarvis.policies.cost import CostPolicy
 from jarvis.policies.cost_settings import Route
@@ -338,6 +345,36 @@ def test_a_route_recorded_without_tokens_is_priced_at_the_default_mix() -> None:
     snap = snapshot(cost_state(510.0, by_route=usage), route_state("chat", CHAT.weights))
     (action,) = policy(CHAT).evaluate(snap, History(), NOW).actions
     assert typed.weights(action) == {"gpt-4o": 0.0, "gemini": 1.0, "claude": 0.0}
+
+
+def test_usage_under_a_model_no_price_matches_is_told_once_a_month() -> None:
+    """A model the usage names that no price matches raises one alert naming it and what
+    was counted; the next tick, and after a restart (the alert read back), it does not."""
+    unpriced = {"gpt-5": ModelSpend(0.007, 1)}
+    snap = snapshot(cost_state(1.0, unpriced=unpriced), route_state("chat", CHAT.weights))
+
+    first = policy(CHAT).evaluate(snap, History(), NOW)
+    alerts = tuple(note_event("t1", NOW, "cost", note) for note in first.notes)
+    again = policy(CHAT).evaluate(snap, History(alerts=alerts), NOW)
+    july = datetime(2025, 7, 1, 1, 0, tzinfo=UTC)
+    next_month = snapshot(
+        cost_state(1.0, now=july, unpriced=unpriced), route_state("chat", CHAT.weights), now=july
+    )
+    in_july = policy(CHAT).evaluate(next_month, History(alerts=alerts), july)
+
+    (note,) = first.notes
+    assert note.alert
+    assert "'gpt-5' matches no price" in note.message
+    assert "$0.01 over 1 request(s)" in note.message
+    assert note.payload == {
+        "unpriced": True,
+        "model": "gpt-5",
+        "month": "2025-06",
+        "counted_usd": 0.007,
+        "requests": 1,
+    }
+    assert again.notes == ()
+    assert [n.payload["month"] for n in in_july.notes] == ["2025-07"]
 
 
 def test_a_budget_raised_across_a_restart_alerts_at_its_own_thresholds() -> None:

@@ -147,6 +147,68 @@ async def test_performance_covers_only_the_window(engine: AsyncEngine) -> None:
     assert code["cost_usd"] == pytest.approx(2.0)
 
 
+PRICES = {
+    "gpt-4o": {"input_per_1k": 0.0025, "output_per_1k": 0.01},
+    "claude-3-5-haiku": {"input_per_1k": 0.0008, "output_per_1k": 0.004},
+}
+
+
+def priced_actuator(engine: AsyncEngine) -> LlmUsageActuator:
+    settings = CostSettings.model_validate({"prices": PRICES})
+    return LlmUsageActuator.from_settings(settings, clock=VirtualClock(NOW), engine=engine)
+
+
+async def test_a_priced_model_recorded_under_another_spelling_counts_as_that_model(
+    engine: AsyncEngine,
+) -> None:
+    """Case, surrounding spaces, a provider prefix and a dated snapshot still name the
+    priced model: its spend and its performance are one record, not several strangers."""
+    hour = timedelta(hours=1)
+    for model in ("gpt-4o", "openai/gpt-4o", " GPT-4o-2024-08-06 "):
+        await add(engine, NOW - hour, model, 1.0)
+    await add(engine, NOW - hour, "anthropic/claude-3-5-haiku-20241022", 0.5, success=False)
+
+    (state,) = await priced_actuator(engine).observe()
+
+    usage = state.llm_usage
+    assert usage is not None
+    assert usage.by_model == {
+        "claude-3-5-haiku": ModelSpend(0.5, 1),
+        "gpt-4o": ModelSpend(3.0, 3),
+    }
+    assert usage.by_route["chat"].by_model == {"gpt-4o": 3.0, "claude-3-5-haiku": 0.5}
+    assert {m: p.requests for m, p in usage.performance["chat"].items()} == {
+        "gpt-4o": 3,
+        "claude-3-5-haiku": 1,
+    }
+    assert usage.unpriced == {}
+
+
+async def test_a_model_matching_no_price_is_reported_and_not_free(engine: AsyncEngine) -> None:
+    """Usage under a model no price matches (a near name is not folded in) is named in
+    the facet; a request it recorded at $0 counts at the priciest configured price for
+    its tokens, and one with a recorded cost counts at that cost."""
+    hour = timedelta(hours=1)
+    await add(engine, NOW - hour, "gpt-4o", 1.0)
+    await add(engine, NOW - hour, "gpt-5", 0.0)  # 400 in, 600 out: $0.007 at gpt-4o's price
+    await add(engine, NOW - hour, "gpt-4o-mini", 0.002)
+
+    (state,) = await priced_actuator(engine).observe()
+
+    usage = state.llm_usage
+    assert usage is not None
+    assert usage.month_to_date_usd == pytest.approx(1.009)
+    assert usage.by_model["gpt-5"] == ModelSpend(0.007, 1)
+    assert usage.unpriced == {
+        "gpt-5": ModelSpend(0.007, 1),
+        "gpt-4o-mini": ModelSpend(0.002, 1),
+    }
+    assert state.record_attributes()["unpriced"] == {
+        "gpt-4o-mini": {"cost_usd": 0.002, "requests": 1},
+        "gpt-5": {"cost_usd": 0.007, "requests": 1},
+    }
+
+
 async def test_an_empty_table_is_zero_spend(engine: AsyncEngine) -> None:
     """With no usage recorded the spend is zero, not missing."""
     usage = actuator(engine)

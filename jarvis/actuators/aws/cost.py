@@ -8,18 +8,20 @@ call waits ``cost_retry_seconds``; every other tick returns the cached state.
 
 Facet `CloudSpend` (and the same numbers as metrics): ``month_to_date_usd``,
 ``forecast_month_end_usd`` (month to date extrapolated linearly over the days
-elapsed; Cost Explorer's own forecast API costs another request and needs a
-history Jarvis does not wait for).
+it covers: the whole days before today, or on the 1st the 1st so far; Cost
+Explorer's own forecast API costs another request and needs a history Jarvis
+does not wait for).
 Attributes: ``by_service_usd`` (AWS service name to month-to-date USD),
-``period_start``, ``fetched_at``, ``estimated`` (AWS has not closed the
-figures), ``error`` (the last failure's code, while serving a stale answer).
+``period_start`` and ``period_end`` (the days asked for, the end exclusive),
+``fetched_at``, ``estimated`` (AWS has not closed the figures), ``error`` (the
+last failure's code, while serving a stale answer).
 """
 
 from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -94,9 +96,7 @@ class CostActuator:
         return [self._cached]
 
     async def _fetch(self, now: datetime) -> GetCostAndUsageResponseTypeDef:
-        start = now.date().replace(day=1)
-        # End is exclusive and must follow start: on the 1st, ask for the 1st alone.
-        end = max(now.date(), start + timedelta(days=1))
+        start, end = _period(now)
         return await aws_call(
             "ce:GetCostAndUsage",
             lambda: self._client.get_cost_and_usage(
@@ -110,6 +110,16 @@ class CostActuator:
 
     async def aclose(self) -> None:
         """The Cost Explorer client belongs to the ECS actuator, which closes it."""
+
+
+def _period(now: datetime) -> tuple[date, date]:
+    """The days asked of Cost Explorer: from the 1st up to today, which is left out.
+
+    End is exclusive, so today's partial figures are not asked for, and must
+    follow Start: on the 1st, the 1st alone (its figures so far stand for the day).
+    """
+    start = now.date().replace(day=1)
+    return start, max(now.date(), start + timedelta(days=1))
 
 
 def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceState:
@@ -127,11 +137,12 @@ def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceSta
             total += float(period.get("Total", {}).get(METRIC, {}).get("Amount", "0"))
     total += sum(by_service.values())
     days = calendar.monthrange(now.year, now.month)[1]
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    elapsed_days = max((now - month_start).total_seconds() / 86400.0, 1.0)
+    # Divided by the days the spend covers, not the time elapsed: counting today's
+    # hours, whose spend was not asked for, ran the forecast low by up to a day's share.
+    start, end = _period(now)
     spend = CloudSpend(
         month_to_date_usd=round(total, 4),
-        forecast_month_end_usd=round(total * days / elapsed_days, 4),
+        forecast_month_end_usd=round(total * days / (end - start).days, 4),
     )
     return ResourceState(
         ref=REF,
@@ -144,7 +155,8 @@ def _state(answer: GetCostAndUsageResponseTypeDef, now: datetime) -> ResourceSta
         cloud_spend=spend,
         attributes={
             "by_service_usd": {k: round(v, 4) for k, v in sorted(by_service.items())},
-            "period_start": month_start.date().isoformat(),
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
             "fetched_at": now.isoformat(),
             "estimated": estimated,
         },

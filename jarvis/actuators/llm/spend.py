@@ -91,11 +91,13 @@ def usage_state(
     month_seconds: float,
     elapsed_seconds: float,
     observed_at: datetime,
+    unpriced: Mapping[str, ModelSpend] | None = None,
 ) -> ResourceState:
     """The ``cost://llm`` state of ``month`` ("YYYY-MM"); ``performance`` from `performance_of`.
 
     The forecast extrapolates linearly over ``elapsed_seconds`` (at least an
-    hour) of the month's ``month_seconds``. The month's total is summed per
+    hour) of the month's ``month_seconds``. ``unpriced``: the spend of models
+    that match no configured price (counted in ``month_rows`` too). The month's total is summed per
     route first, in the order routes first appear in ``month_rows``; the
     simulation's pinned record depends on that order of float additions.
     """
@@ -138,6 +140,7 @@ def usage_state(
             for r, s in sorted(sums.items())
         },
         performance=performance,
+        unpriced=unpriced or {},
     )
     return ResourceState(
         ref=REF,
