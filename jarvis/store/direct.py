@@ -24,9 +24,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from jarvis.model import Event, EventKind, KillSwitchState
+from jarvis.sqlengine import asyncpg_dsn
 from jarvis.store.codec import EVENT_COLUMNS, event_record
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
@@ -136,13 +137,15 @@ def sqlite_connect(
 
 
 async def pg_connect(url: str) -> asyncpg.Connection[Any] | None:
-    """An asyncpg connection to the database at ``url``, or None when none can be had."""
+    """An asyncpg connection to the database at ``url``, or None when none can be had.
+
+    The URL reads as the store's engine reads it (`jarvis.sqlengine.asyncpg_dsn`).
+    """
     import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
 
-    dsn = urlunsplit(urlsplit(url)._replace(scheme="postgresql"))
     try:
         return await asyncpg.connect(
-            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+            asyncpg_dsn(url), timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
         return None

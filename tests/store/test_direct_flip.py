@@ -114,3 +114,16 @@ async def test_only_flips_go_this_way() -> None:
     """Any other event is refused: intents and facts go through the store and its fence."""
     with pytest.raises(ValueError, match="not a kill-switch flip"):
         await write_flip("sqlite:///x.db", Event(EventKind.ACTION_STARTED, NOW, "k"), None)
+
+
+async def test_a_url_with_sqlalchemy_s_own_parameter_takes_the_direct_path(pg_url: str) -> None:
+    """``?prepared_statement_cache_size=0`` (SQLAlchemy's, for pgbouncer) went to the server
+    as a setting it refused, and the flip fell back to the slow path; libpq's beside it work."""
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    try:
+        state, event = made(reason="behind pgbouncer")
+        url = f"{pg_url}?prepared_statement_cache_size=0&sslmode=disable"
+        assert await write_flip(url, event, state)
+        assert await DbKillSwitch(store.engine).read() == state
+    finally:
+        await store.aclose()
