@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from tests.cli.conftest import Jarvis, jarvis_env
@@ -78,3 +80,24 @@ def test_an_engage_the_database_cannot_record_says_the_switch_is_engaged(
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert status["engaged"] is True
     assert status["reason"] == "database on fire"
+
+
+def test_an_engage_into_a_database_a_newer_jarvis_migrated_is_refused_in_one_line(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """Not reported ENGAGED into a schema this Jarvis cannot know the meaning of: exit 1,
+    the store's own refusal, and nothing written."""
+    env = jarvis_env(tmp_path)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "jarvis.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099_from_a_newer_jarvis'")
+
+    engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+
+    assert engaged.returncode == 1, engaged.stdout
+    assert "newer than this Jarvis knows" in engaged.stderr
+    assert len(engaged.stderr.strip().splitlines()) == 1
+    assert "ENGAGED" not in engaged.stdout
+    with closing(sqlite3.connect(tmp_path / "jarvis.db")) as connection:
+        assert connection.execute("SELECT count(*) FROM killswitch").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
