@@ -40,7 +40,15 @@ class FlipOverrunError(StoreError):
     The release's event is committed, the backend keeps the other flip's state
     (`KillSwitchBackend.release`); `jarvis.loop.killswitch.write_in_order`
     records that state again, so the record's last flip is the one in force.
+    Each backend watches in its own way; the one message is made here.
     """
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"the kill switch in {where} changed while the release was recorded"
+            " (another flip landed first): the release is recorded but not applied,"
+            " the switch is left as that flip set it"
+        )
 
 
 # SQLSTATE classes and codes that mean "the database is unavailable or busy

@@ -130,11 +130,7 @@ class DbKillSwitch:
             sees = {f"seen_{name}": seen[name] for name in _FIELDS}
             written = await self._write(self._release_over, {**_values(state), **sees})
         if written != 1:
-            raise FlipOverrunError(
-                f"the kill switch in {masked(self._engine.url)} changed while the release was"
-                " recorded (another flip landed first): the release is recorded but not"
-                " applied, the switch is left as that flip set it"
-            )
+            raise FlipOverrunError(masked(self._engine.url))
 
     async def _fetch(self, query: Executable) -> RowMapping | None:
         """The switch row through the reader; StoreError when the database does not answer."""

@@ -69,7 +69,8 @@ async def test_a_release_the_database_cannot_record_leaves_the_switch_engaged(
 
 
 class Witness:
-    """A kill-switch backend in Redis that, at each write, reads what PostgreSQL has committed."""
+    """A kill-switch backend in Redis that, right before each write, reads what PostgreSQL
+    has committed (a release's, once it is recorded: inside Redis's own release)."""
 
     def __init__(self, redis_url: str, pg_url: str) -> None:
         self._switch = RedisKillSwitch(redis_url)
@@ -81,17 +82,23 @@ class Witness:
         return await self._switch.read()
 
     async def write(self, state: KillSwitchState) -> None:
+        await self._witness(state)
+        await self._switch.write(state)
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        async def witnessed() -> None:
+            await record()
+            await self._witness(state)
+
+        await self._switch.release(state, witnessed)
+
+    async def _witness(self, state: KillSwitchState) -> None:
         reader = await EventStore.connect(self._pg_url)
         try:
             committed = [event.kind for event in await reader.events(kinds=FLIPS)]
         finally:
             await reader.aclose()
         self.seen.append((state.engaged, committed))
-        await self._switch.write(state)
-
-    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
-        await record()
-        await self.write(state)
 
     async def aclose(self) -> None:
         await self._switch.aclose()

@@ -115,6 +115,27 @@ async def test_a_db_release_nobody_raced_writes_the_released_state(db_url: str) 
         await store.aclose()
 
 
+async def test_the_memory_switch_does_not_undo_an_engage_made_while_a_release_was_recorded() -> (
+    None
+):
+    """The simulation's stand-in for Redis keeps its promise: the release fails as an overrun."""
+    switch = MemoryKillSwitch()
+    await switch.write(ENGAGED)
+
+    async def record() -> None:
+        await switch.write(SECOND)
+
+    with pytest.raises(FlipOverrunError, match="changed while the release was recorded"):
+        await switch.release(RELEASED, record)
+    assert await switch.read() == SECOND
+
+    async def nothing() -> None:
+        pass
+
+    await switch.release(RELEASED, nothing)
+    assert await switch.read() == RELEASED
+
+
 async def test_memory_killswitch_round_trips_and_fails_like_a_lost_store() -> None:
     """The simulation's switch reads back what was written, and raises StoreError while away."""
     switch = MemoryKillSwitch()
