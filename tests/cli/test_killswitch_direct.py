@@ -14,6 +14,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Jarvis, jarvis_env
 
 TOKEN = "admin-token-for-the-direct-path-0123"
@@ -101,3 +103,34 @@ def test_an_engage_into_a_database_a_newer_jarvis_migrated_is_refused_in_one_lin
     with closing(sqlite3.connect(tmp_path / "jarvis.db")) as connection:
         assert connection.execute("SELECT count(*) FROM killswitch").fetchone() == (0,)
         assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_a_release_into_a_read_only_postgres_is_one_line_and_stays_engaged(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str
+) -> None:
+    """A database that refuses writes (a standby after a failover, or set read-only) fails
+    the release in one line, not with asyncpg's traceback, and the switch stays engaged."""
+    import asyncpg
+
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
+    database = pg_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        released = jarvis("killswitch", "release", "--reason", "all clear", env=env)
+        engaged = jarvis("killswitch", "engage", "--reason", "again", env=env)
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+    finally:
+        await admin.close()
+
+    for result in (released, engaged):
+        assert result.returncode == 1, result.stdout
+        assert "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "read-only transaction" in result.stderr
+    assert "stays engaged" in released.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
