@@ -122,7 +122,12 @@ class DbKillSwitch:
         engage from another process committed in between was overwritten by
         this release, after that operator had been told the switch was engaged.
         """
-        seen = await self._fetch(_SEEN)
+        try:
+            seen = await self._fetch(_SEEN)
+        except StoreError as exc:
+            raise StoreError(
+                f"{exc}; the release is not recorded, the kill switch is left as it was"
+            ) from exc
         await record()
         if seen is None:
             written = await self._write(self._release_into_none, _values(state))

@@ -218,6 +218,25 @@ async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path
         await store.aclose()
 
 
+async def test_a_db_release_that_cannot_read_the_row_records_nothing(tmp_path: Path) -> None:
+    """The row read before recording fails: no event is recorded, and the error says the
+    switch is left as it was (it said only "cannot read")."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("DROP TABLE killswitch"))
+        recorded: list[bool] = []
+
+        async def record() -> None:
+            recorded.append(True)
+
+        with pytest.raises(StoreError, match="release is not recorded, the kill switch is left"):
+            await DbKillSwitch(store.engine).release(RELEASED, record)
+        assert recorded == []
+    finally:
+        await store.aclose()
+
+
 @pytest.mark.parametrize(
     "tampered",
     [
