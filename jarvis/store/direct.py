@@ -13,8 +13,10 @@ made by `jarvis.loop.killswitch.flip` and through the store's `Redactor` and
 PostgreSQL's are the COPY path's (`event_record`);
 `tests/store/test_direct_flip.py` reads both back through the store. When
 this path cannot write (no such database yet, tables missing, a URL it does
-not know, a lock or an outage), `write_flip` says so and the CLI takes the
-store's own path, which migrates, spools and reports errors as always.
+not know, a lock or an outage) or must not (a schema revision a newer Jarvis
+made, which may keep or mean the switch otherwise), `write_flip` says so and
+the CLI takes the store's own path, which migrates, spools and reports errors
+(a newer schema among them) as always.
 """
 
 from __future__ import annotations
@@ -24,19 +26,30 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from jarvis.model import Event, EventKind, KillSwitchState
+from jarvis.sqlengine import asyncpg_dsn
 from jarvis.store.codec import EVENT_COLUMNS, event_record
+from jarvis.store.revision import REVISIONS
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["pg_connect", "sqlite_connect", "sqlite_file", "sqlite_time", "write_flip"]
+__all__ = [
+    "pg_connect",
+    "pg_revision",
+    "sqlite_connect",
+    "sqlite_file",
+    "sqlite_revision",
+    "sqlite_time",
+    "write_flip",
+]
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _PG_SCHEMES = {"postgresql", "postgresql+asyncpg", "postgres"}
+_REVISION = "SELECT version_num FROM alembic_version"
 
 # Built from constants only (the column names of `EVENT_COLUMNS`), never from input.
 _INSERT_EVENT = (
@@ -65,8 +78,11 @@ async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> b
     """Write ``event`` (and ``state`` as the switch row, when given) in one transaction.
 
     True when committed. False when this path cannot write it, so nothing was
-    written and the caller must use the store's path instead. Raises only
-    for a programming error (an event that is not a flip, a naive time).
+    written and the caller must use the store's path instead: also for a
+    database at a revision this Jarvis does not know, whose schema a newer
+    Jarvis may read otherwise (the store's path refuses it in one line).
+    Raises only for a programming error (an event that is not a flip, a
+    naive time).
     """
     if event.kind not in (EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED):
         raise ValueError(f"{event.kind} is not a kill-switch flip")
@@ -135,14 +151,36 @@ def sqlite_connect(
         return None
 
 
+def sqlite_revision(connection: sqlite3.Connection) -> str | None:
+    """The schema revision Alembic's version table names; None when it names none."""
+    try:
+        row = connection.execute(_REVISION).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+async def pg_revision(connection: asyncpg.Connection[Any]) -> str | None:
+    """The schema revision Alembic's version table names; None when it names none."""
+    import asyncpg  # noqa: PLC0415 -- loaded already by `pg_connect`
+
+    try:
+        revision = await connection.fetchval(_REVISION)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return None
+    return None if revision is None else str(revision)
+
+
 async def pg_connect(url: str) -> asyncpg.Connection[Any] | None:
-    """An asyncpg connection to the database at ``url``, or None when none can be had."""
+    """An asyncpg connection to the database at ``url``, or None when none can be had.
+
+    The URL reads as the store's engine reads it (`jarvis.sqlengine.asyncpg_dsn`).
+    """
     import asyncpg  # noqa: PLC0415 -- a flip on SQLite does not need it
 
-    dsn = urlunsplit(urlsplit(url)._replace(scheme="postgresql"))
     try:
         return await asyncpg.connect(
-            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
+            asyncpg_dsn(url), timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError):
         return None
@@ -155,6 +193,8 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> boo
         return False
     try:
         connection.execute("BEGIN IMMEDIATE")
+        if sqlite_revision(connection) not in REVISIONS:
+            return False
         connection.execute(_SQLITE_EVENT, event_values)
         if state is not None:
             connection.execute(
@@ -177,6 +217,8 @@ async def _write_postgres(url: str, event: Event, state: KillSwitchState | None)
         return False
     try:
         async with connection.transaction():
+            if await pg_revision(connection) not in REVISIONS:
+                return False
             await connection.execute(_PG_EVENT, *event_record(event))
             if state is not None:
                 await connection.execute(

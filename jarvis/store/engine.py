@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from jarvis.sqlengine import async_engine
-from jarvis.store.errors import StoreError, describe, no_such_database, not_a_database
+from jarvis.store.errors import (
+    StoreError,
+    describe,
+    no_such_database,
+    not_a_database,
+    refuses_writes,
+)
 from jarvis.store.timeouts import (
     BUSY_TIMEOUT_MS,
     CONNECT_TIMEOUT_S,
@@ -166,4 +172,6 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
                 f"(createdb {url.database}), then run `jarvis db upgrade`"
             )
         where = f"PostgreSQL at {server} (database {url.database or '-'})"
+    if refuses_writes(exc):
+        return StoreError(f"{where} refuses writes: {describe(exc)}")
     return StoreError(f"cannot reach {where}: {describe(exc)}")

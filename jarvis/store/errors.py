@@ -23,6 +23,7 @@ __all__ = [
     "is_operational",
     "no_such_database",
     "not_a_database",
+    "refuses_writes",
 ]
 
 
@@ -40,16 +41,36 @@ class FlipOverrunError(StoreError):
     The release's event is committed, the backend keeps the other flip's state
     (`KillSwitchBackend.release`); `jarvis.loop.killswitch.write_in_order`
     records that state again, so the record's last flip is the one in force.
+    Each backend watches in its own way; the one message is made here.
     """
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"the kill switch in {where} changed while the release was recorded"
+            " (another flip landed first): the release is recorded but not applied,"
+            " the switch is left as that flip set it"
+        )
 
 
 # SQLSTATE classes and codes that mean "the database is unavailable or busy
 # right now", not "this statement is wrong": connection exceptions (08),
 # insufficient resources (53), operator intervention such as a restart (57),
 # transaction rollbacks such as deadlocks (40), invalid authorization (28),
-# a database that no longer exists (3D000), lost CONNECT privilege (42501) and
-# lock timeouts (55P03).
-_OPERATIONAL_SQLSTATE_PREFIXES = ("08", "53", "57", "40", "28", "3D000", "42501", "55P03")
+# a database that no longer exists (3D000), lost CONNECT privilege (42501),
+# lock timeouts (55P03) and a database that takes no writes (25006: a standby
+# the URL reaches after a failover, or one set read-only).
+_READ_ONLY_SQLSTATE = "25006"
+_OPERATIONAL_SQLSTATE_PREFIXES = (
+    "08",
+    "53",
+    "57",
+    "40",
+    "28",
+    "3D000",
+    "42501",
+    "55P03",
+    _READ_ONLY_SQLSTATE,
+)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -119,6 +140,17 @@ def insufficient_privilege(exc: BaseException) -> bool:
     migration it is the role lacking CREATE or ownership: a grant, not the network.
     """
     return any(getattr(e, "sqlstate", None) == "42501" for e in _chain(exc))
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether the database answered but takes no writes: PostgreSQL read-only (25006), or
+    a SQLite file it may not write. Operational, but "cannot reach" would mislead."""
+    for e in _chain(exc):
+        if getattr(e, "sqlstate", None) == _READ_ONLY_SQLSTATE:
+            return True
+        if str(getattr(e, "sqlite_errorname", "")).startswith("SQLITE_READONLY"):
+            return True
+    return False
 
 
 def not_a_database(exc: BaseException) -> bool:

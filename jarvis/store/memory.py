@@ -37,7 +37,7 @@ import anyio.lowlevel
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store.backend import OUTCOME_KINDS
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import FlipOverrunError, StoreError
 from jarvis.store.fence import Fences, each
 from jarvis.store.fleetcap import Cap, FleetCapError, exceeded
 from jarvis.store.memory_lease import MemoryLeases
@@ -353,8 +353,15 @@ class MemoryKillSwitch:
         self._state = state
 
     async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        """``record``, then write ``state`` unless another flip was written meanwhile (as
+        Redis's WATCH refuses it)."""
+        seen = self._state
         await record()
-        await self.write(state)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        self._check("write")
+        if self._state is not seen:
+            raise FlipOverrunError("memory (simulated)")
+        self._state = state
 
     async def aclose(self) -> None:
         """Nothing to release."""

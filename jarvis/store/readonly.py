@@ -32,7 +32,14 @@ import anyio.to_thread
 
 from jarvis.model import Event, KillSwitchState, RetryState
 from jarvis.store.codec import readable_events, retry_from_row
-from jarvis.store.direct import pg_connect, sqlite_connect, sqlite_file, sqlite_time
+from jarvis.store.direct import (
+    pg_connect,
+    pg_revision,
+    sqlite_connect,
+    sqlite_file,
+    sqlite_revision,
+    sqlite_time,
+)
 from jarvis.store.errors import StoreError
 from jarvis.store.revision import HEAD_REVISION
 
@@ -51,7 +58,6 @@ _EVENT_COLUMNS = (
     "id, ts, tick_id, kind, resource, action_kind, policy, reason, payload, action_id,"
     " idempotency_key"
 )
-_REVISION = "SELECT version_num FROM alembic_version"
 
 
 async def open_reader(url: str) -> DirectReader | None:
@@ -67,11 +73,7 @@ def _open_sqlite(url: str) -> DirectReader | None:
     connection = None if path is None else sqlite_connect(path, "ro", check_same_thread=False)
     if connection is None:
         return None
-    try:
-        row = connection.execute(_REVISION).fetchone()
-    except sqlite3.Error:
-        row = None
-    if row is None or row[0] != HEAD_REVISION:
+    if sqlite_revision(connection) != HEAD_REVISION:
         connection.close()
         return None
     connection.row_factory = _dict_row
@@ -79,16 +81,10 @@ def _open_sqlite(url: str) -> DirectReader | None:
 
 
 async def _open_postgres(url: str) -> DirectReader | None:
-    import asyncpg  # noqa: PLC0415 - loaded already by `pg_connect`
-
     connection = await pg_connect(url)
     if connection is None:
         return None
-    try:
-        revision = await connection.fetchval(_REVISION)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        revision = None
-    if revision != HEAD_REVISION:
+    if await pg_revision(connection) != HEAD_REVISION:
         await connection.close()
         return None
     return _PgReader(url, connection)

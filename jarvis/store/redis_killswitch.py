@@ -90,11 +90,7 @@ class RedisKillSwitch:
                 self._replace(replace, state)
                 await replace.execute()
         except WatchError as exc:
-            raise FlipOverrunError(
-                f"the kill switch in {self._where} changed while the release was recorded"
-                " (another flip landed first): the release is recorded but not applied,"
-                " the switch is left as that flip set it"
-            ) from exc
+            raise FlipOverrunError(self._where) from exc
         except (RedisError, OSError) as exc:
             raise self._write_error(exc) from exc
 

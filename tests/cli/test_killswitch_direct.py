@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import Jarvis, jarvis_env
 
@@ -78,3 +82,55 @@ def test_an_engage_the_database_cannot_record_says_the_switch_is_engaged(
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert status["engaged"] is True
     assert status["reason"] == "database on fire"
+
+
+def test_an_engage_into_a_database_a_newer_jarvis_migrated_is_refused_in_one_line(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """Not reported ENGAGED into a schema this Jarvis cannot know the meaning of: exit 1,
+    the store's own refusal, and nothing written."""
+    env = jarvis_env(tmp_path)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "jarvis.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0099_from_a_newer_jarvis'")
+
+    engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+
+    assert engaged.returncode == 1, engaged.stdout
+    assert "newer than this Jarvis knows" in engaged.stderr
+    assert len(engaged.stderr.strip().splitlines()) == 1
+    assert "ENGAGED" not in engaged.stdout
+    with closing(sqlite3.connect(tmp_path / "jarvis.db")) as connection:
+        assert connection.execute("SELECT count(*) FROM killswitch").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM events").fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_a_release_into_a_read_only_postgres_is_one_line_and_stays_engaged(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str
+) -> None:
+    """A database that refuses writes (a standby after a failover, or set read-only) fails
+    the release in one line, not with asyncpg's traceback, and the switch stays engaged."""
+    import asyncpg
+
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
+    database = pg_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        released = jarvis("killswitch", "release", "--reason", "all clear", env=env)
+        engaged = jarvis("killswitch", "engage", "--reason", "again", env=env)
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+    finally:
+        await admin.close()
+
+    for result in (released, engaged):
+        assert result.returncode == 1, result.stdout
+        assert "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "read-only transaction" in result.stderr
+    assert "stays engaged" in released.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")

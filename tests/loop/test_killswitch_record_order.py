@@ -21,7 +21,7 @@ import redis
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import EventKind, KillSwitchState
-from jarvis.store import EventStore, StoreError, upgrade
+from jarvis.store import DbKillSwitch, EventStore, KillSwitchBackend, StoreError, upgrade
 from jarvis.store.redis_killswitch import RedisKillSwitch
 from tests.store.tcp_proxy import TcpProxy
 
@@ -69,7 +69,8 @@ async def test_a_release_the_database_cannot_record_leaves_the_switch_engaged(
 
 
 class Witness:
-    """A kill-switch backend in Redis that, at each write, reads what PostgreSQL has committed."""
+    """A kill-switch backend in Redis that, right before each write, reads what PostgreSQL
+    has committed (a release's, once it is recorded: inside Redis's own release)."""
 
     def __init__(self, redis_url: str, pg_url: str) -> None:
         self._switch = RedisKillSwitch(redis_url)
@@ -81,17 +82,23 @@ class Witness:
         return await self._switch.read()
 
     async def write(self, state: KillSwitchState) -> None:
+        await self._witness(state)
+        await self._switch.write(state)
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        async def witnessed() -> None:
+            await record()
+            await self._witness(state)
+
+        await self._switch.release(state, witnessed)
+
+    async def _witness(self, state: KillSwitchState) -> None:
         reader = await EventStore.connect(self._pg_url)
         try:
             committed = [event.kind for event in await reader.events(kinds=FLIPS)]
         finally:
             await reader.aclose()
         self.seen.append((state.engaged, committed))
-        await self._switch.write(state)
-
-    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
-        await record()
-        await self.write(state)
 
     async def aclose(self) -> None:
         await self._switch.aclose()
@@ -196,3 +203,62 @@ async def test_a_release_that_lost_to_an_engage_leaves_the_engage_last_on_record
     redis.Redis.from_url(redis_url).flushdb()  # Redis restarted without its data
     state = await switch.read()
     assert (state.engaged, state.actor) == (True, "oncall")
+
+
+class EngageWhileRecorded:
+    """A kill-switch backend whose release is recorded, then another process engages, then
+    the release writes: the race made to happen every time, not by timing."""
+
+    def __init__(self, backend: KillSwitchBackend, other: KillSwitch) -> None:
+        self._backend = backend
+        self._other = other
+
+    async def read(self) -> KillSwitchState | None:
+        return await self._backend.read()
+
+    async def write(self, state: KillSwitchState) -> None:
+        await self._backend.write(state)
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        async def record_then_engage() -> None:
+            await record()
+            await self._other.set(engaged=True, actor="oncall", reason="second incident")
+
+        await self._backend.release(state, record_then_engage)
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each backend in turn."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+async def test_an_engage_landing_while_a_database_release_is_recorded_is_not_undone(
+    db_url: str, tmp_path: Path
+) -> None:
+    """With the switch in the event database, another process's engage committed between a
+    release's record and its write stays engaged, the release fails, and that engage is the
+    last flip on record."""
+    await upgrade(db_url)
+    store = await EventStore.connect(db_url, spool_path=tmp_path / "spool.jsonl")
+    other_store = await EventStore.connect(db_url, spool_path=tmp_path / "other.jsonl")
+    other = KillSwitch(DbKillSwitch(other_store.engine), other_store, VirtualClock(T0))
+    backend = EngageWhileRecorded(DbKillSwitch(store.engine), other)
+    switch = KillSwitch(backend, store, VirtualClock(T0))
+    try:
+        await switch.set(engaged=True, actor="ops", reason="drill")
+
+        with pytest.raises(StoreError, match="changed while the release was recorded"):
+            await switch.set(engaged=False, actor="ops", reason="all clear")
+
+        state = await switch.read()
+        assert (state.engaged, state.actor, state.reason) == (True, "oncall", "second incident")
+        (last,) = await store.events(limit=1, kinds=FLIPS)
+        assert (last.kind, last.payload.get("actor")) == (EventKind.KILLSWITCH_ENGAGED, "oncall")
+    finally:
+        await other_store.aclose()
+        await store.aclose()

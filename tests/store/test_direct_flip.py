@@ -114,3 +114,71 @@ async def test_only_flips_go_this_way() -> None:
     """Any other event is refused: intents and facts go through the store and its fence."""
     with pytest.raises(ValueError, match="not a kill-switch flip"):
         await write_flip("sqlite:///x.db", Event(EventKind.ACTION_STARTED, NOW, "k"), None)
+
+
+async def test_a_url_with_sqlalchemy_s_own_parameter_takes_the_direct_path(pg_url: str) -> None:
+    """``?prepared_statement_cache_size=0`` (SQLAlchemy's, for pgbouncer) went to the server
+    as a setting it refused, and the flip fell back to the slow path; libpq's beside it work."""
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    try:
+        state, event = made(reason="behind pgbouncer")
+        url = f"{pg_url}?prepared_statement_cache_size=0&sslmode=disable"
+        assert await write_flip(url, event, state)
+        assert await DbKillSwitch(store.engine).read() == state
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_a_newer_jarvis_migrated_is_not_written(db_url: str) -> None:
+    """A revision this Jarvis does not know (a newer one's schema may keep the switch
+    elsewhere, or mean it otherwise): False and nothing written, for the store's path to
+    refuse in one line, as it refuses to open such a database."""
+    store = await EventStore.connect(db_url, auto_migrate=True)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE alembic_version SET version_num = '0099_from_a_newer_jarvis'")
+            )
+        state, event = made()
+        assert not await write_flip(db_url, event, state)
+        async with store.engine.connect() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM events"))).scalar() == 0
+        assert await DbKillSwitch(store.engine).read() is None
+    finally:
+        await store.aclose()
+
+
+async def test_a_database_an_older_jarvis_migrated_takes_the_flip(db_url: str) -> None:
+    """At the first revision (``events`` and ``killswitch`` have kept their shape since), an
+    engage beside an older daemon is written directly, and reads back once upgraded."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+    from jarvis.store.engine import create_engine, normalize_url
+    from jarvis.store.migrate import alembic_config, upgrade
+
+    base = ScriptDirectory.from_config(alembic_config()).get_base()
+    assert isinstance(base, str)
+
+    def to_base(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, base)
+
+    engine = create_engine(normalize_url(db_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(to_base)
+    finally:
+        await engine.dispose()
+    state, event = made()
+    assert await write_flip(db_url, event, state)
+    await upgrade(db_url)
+    store = await EventStore.connect(db_url)
+    try:
+        (stored,) = await store.events()
+        assert stored == Event(**{**_fields(event), "id": stored.id})
+        assert await DbKillSwitch(store.engine).read() == state
+    finally:
+        await store.aclose()

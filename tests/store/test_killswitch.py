@@ -19,6 +19,7 @@ from jarvis.store import (
     MemoryKillSwitch,
     StoreError,
 )
+from jarvis.store.errors import FlipOverrunError
 from jarvis.store.redis_killswitch import RedisKillSwitch
 from tests.loopback import free_port
 from tests.private_redis import private_redis
@@ -50,6 +51,89 @@ async def test_db_killswitch_round_trips_a_state(db_url: str) -> None:
         await _round_trip(DbKillSwitch(store.engine))
     finally:
         await store.aclose()
+
+
+SECOND = KillSwitchState(
+    engaged=True,
+    actor="oncall",
+    reason="second incident",
+    changed_at=datetime(2025, 3, 1, 12, 0, 9, tzinfo=UTC),
+)
+RELEASED = KillSwitchState(
+    engaged=False, actor="alice@ops", reason="all clear", changed_at=SECOND.changed_at
+)
+
+
+@pytest.mark.parametrize("before", [ENGAGED, None], ids=["engaged", "no-row"])
+async def test_a_db_release_does_not_undo_an_engage_committed_while_it_was_recorded(
+    db_url: str, before: KillSwitchState | None
+) -> None:
+    """Another process's engage, committed between a release's record and its write, stays:
+    the release fails as an overrun and writes nothing."""
+    store = await EventStore.connect(db_url, auto_migrate=True)
+    other = await EventStore.connect(db_url)
+    try:
+        switch = DbKillSwitch(store.engine)
+        if before is not None:
+            await switch.write(before)
+        recorded: list[bool] = []
+
+        async def record() -> None:
+            recorded.append(True)
+            await DbKillSwitch(other.engine).write(SECOND)  # its own connection, committed
+
+        with pytest.raises(FlipOverrunError, match="changed while the release was recorded"):
+            await switch.release(RELEASED, record)
+
+        assert recorded == [True]
+        assert await switch.read() == SECOND
+    finally:
+        await other.aclose()
+        await store.aclose()
+
+
+async def test_a_db_release_nobody_raced_writes_the_released_state(db_url: str) -> None:
+    """With no flip in between, a release over an engaged row or none writes."""
+    store = await EventStore.connect(db_url, auto_migrate=True)
+    try:
+        switch = DbKillSwitch(store.engine)
+        for before in (ENGAGED, None):
+            if before is None:
+                async with store.engine.begin() as connection:
+                    await connection.execute(text("DELETE FROM killswitch"))
+            else:
+                await switch.write(before)
+            recorded: list[bool] = []
+
+            async def record(recorded: list[bool] = recorded) -> None:
+                recorded.append(True)
+
+            await switch.release(RELEASED, record)
+            assert recorded == [True]
+            assert await switch.read() == RELEASED
+    finally:
+        await store.aclose()
+
+
+async def test_the_memory_switch_does_not_undo_an_engage_made_while_a_release_was_recorded() -> (
+    None
+):
+    """The simulation's stand-in for Redis keeps its promise: the release fails as an overrun."""
+    switch = MemoryKillSwitch()
+    await switch.write(ENGAGED)
+
+    async def record() -> None:
+        await switch.write(SECOND)
+
+    with pytest.raises(FlipOverrunError, match="changed while the release was recorded"):
+        await switch.release(RELEASED, record)
+    assert await switch.read() == SECOND
+
+    async def nothing() -> None:
+        pass
+
+    await switch.release(RELEASED, nothing)
+    assert await switch.read() == RELEASED
 
 
 async def test_memory_killswitch_round_trips_and_fails_like_a_lost_store() -> None:
@@ -130,6 +214,25 @@ async def test_db_killswitch_read_on_a_lost_database_raises_store_error(tmp_path
             await connection.execute(text("DROP TABLE killswitch"))
         with pytest.raises(StoreError, match="cannot read the kill switch"):
             await DbKillSwitch(store.engine).read()
+    finally:
+        await store.aclose()
+
+
+async def test_a_db_release_that_cannot_read_the_row_records_nothing(tmp_path: Path) -> None:
+    """The row read before recording fails: no event is recorded, and the error says the
+    switch is left as it was (it said only "cannot read")."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("DROP TABLE killswitch"))
+        recorded: list[bool] = []
+
+        async def record() -> None:
+            recorded.append(True)
+
+        with pytest.raises(StoreError, match="release is not recorded, the kill switch is left"):
+            await DbKillSwitch(store.engine).release(RELEASED, record)
+        assert recorded == []
     finally:
         await store.aclose()
 
@@ -220,6 +323,24 @@ async def test_a_redis_on_a_unix_socket_is_named_by_its_path(tmp_path: Path) -> 
             await switch.write(ENGAGED)
     finally:
         await switch.aclose()
+
+
+async def test_a_db_release_repairs_a_damaged_sqlite_row(tmp_path: Path) -> None:
+    """A release over a row whose time SQLite holds as garbage writes the released state."""
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        switch = DbKillSwitch(store.engine)
+        await switch.write(ENGAGED)
+        async with store.engine.begin() as connection:
+            await connection.execute(text("UPDATE killswitch SET changed_at = 'at noon'"))
+
+        async def record() -> None:
+            pass
+
+        await switch.release(RELEASED, record)
+        assert await switch.read() == RELEASED
+    finally:
+        await store.aclose()
 
 
 async def test_a_damaged_sqlite_row_is_a_store_error(tmp_path: Path) -> None:

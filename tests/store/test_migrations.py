@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 
 from jarvis.store import EventStore, NotMigratedError, StoreError, current_revision, upgrade
 from jarvis.store.migrate import HEAD_REVISION, alembic_config
+from jarvis.store.revision import REVISIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -42,6 +43,12 @@ async def test_upgrade_migrates_to_the_script_head(db_url: str) -> None:
 def test_the_head_revision_constant_is_alembics_head() -> None:
     """The constant start-up compares against is the newest migration script."""
     assert _script_head() == HEAD_REVISION
+
+
+def test_the_known_revisions_are_alembics_history() -> None:
+    """`REVISIONS`, what a database may be at for this Jarvis to write, is every script."""
+    history = [s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+    assert list(REVISIONS) == history[::-1]
 
 
 async def test_a_database_at_head_is_opened_without_importing_alembic(tmp_path: Path) -> None:

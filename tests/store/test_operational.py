@@ -50,3 +50,12 @@ def test_the_drivers_own_errors_are_judged_when_they_are_loaded() -> None:
     assert not is_operational(sa_exc.DBAPIError("SELECT 1", {}, Exception("syntax")))
     wrapped = sa_exc.DBAPIError("SELECT 1", {}, closed)
     assert is_operational(wrapped)  # the driver's error under SQLAlchemy's (`.orig`)
+
+
+def test_a_database_that_takes_no_writes_is_the_worlds_failure() -> None:
+    """PostgreSQL read-only (25006: a standby after a failover) spools and retries; the other
+    invalid-transaction-state codes (a statement after a failed one, 25P02) are bugs."""
+    read_only = asyncpg.exceptions.ReadOnlySQLTransactionError("cannot execute INSERT")
+    assert is_operational(read_only)
+    assert is_operational(sa_exc.DBAPIError("INSERT", {}, read_only))
+    assert not is_operational(asyncpg.exceptions.InFailedSQLTransactionError("aborted"))
