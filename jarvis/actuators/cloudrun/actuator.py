@@ -41,7 +41,9 @@ count (``replicas``, else ``min_replicas``); ROLLBACK sends 100% of traffic to
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
-awaited up to ``operation_timeout``. Updates carry the service's ``etag`` and
+awaited up to ``operation_timeout``; once Cloud Run accepted one, an operation still
+running, or whose polls fail (429, 5xx and dropped connections are polled again), is
+TIMED_OUT: the change may have landed. Updates carry the service's ``etag`` and
 the action's key (`jarvis.actuators.cloudrun.changes`).
 """
 
@@ -52,7 +54,8 @@ from typing import TypeVar
 
 import anyio
 from google.api_core import exceptions as gexc
-from google.api_core.future.polling import DEFAULT_POLLING
+from google.api_core import retry as retries
+from google.api_core.future.polling import DEFAULT_POLLING, POLLING_PREDICATE
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
@@ -78,6 +81,34 @@ from jarvis.model import (
 PROVIDER = "cloudrun"
 T = TypeVar("T")
 _DENIED = "PERMISSION_DENIED"
+_POLL_ONCE = retries.Retry(predicate=lambda _exc: False)
+"""Each poll is one request: a failed one is polled again on the polling schedule
+(`_poll_again`), within ``operation_timeout``, not retried for 10 s by the operations
+client's own default."""
+
+
+def _poll_again(exc: Exception) -> bool:
+    """Whether the operation is polled again: still running, or this poll failed for a
+    reason that may pass (429, 5xx, a dropped connection: `classify`'s temporary ones)."""
+    if POLLING_PREDICATE(exc):
+        return True
+    transient = isinstance(exc, gexc.GoogleAPICallError | OSError)
+    return transient and classify(exc).kind is ErrorKind.TEMPORARY
+
+
+def _unread(exc: Exception) -> str:
+    return f"but polling it failed ({classify(exc)}); the outcome is unknown"
+
+
+def _last_poll_error(timeout: TimeoutError) -> ActuatorError | None:
+    """The failed poll that ran out the operation timeout, or None when the operation
+    was simply still running (api_core chains its RetryError to the TimeoutError)."""
+    retry_error = timeout.__context__
+    cause = getattr(retry_error, "cause", None)
+    if isinstance(cause, gexc.GoogleAPICallError | OSError):
+        return classify(cause)
+    return None
+
 
 #: The IAM permissions each operation needs (``roles/run.developer`` covers them;
 #: updates also need ``iam.serviceAccounts.actAs`` on the runtime service account).
@@ -115,9 +146,13 @@ class CloudRunActuator:
         self._clients = clients
         self._owns_clients = owns_clients
         self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
-        self._polling = DEFAULT_POLLING.with_delay(
-            initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
-        ).with_timeout(settings.operation_timeout)
+        self._polling = (
+            DEFAULT_POLLING.with_delay(
+                initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
+            )
+            .with_timeout(settings.operation_timeout)
+            .with_predicate(_poll_again)
+        )
 
     @classmethod
     def from_settings(
@@ -271,27 +306,37 @@ class CloudRunActuator:
         operation = self._clients.services.update_service(
             request=request, timeout=self._settings.request_timeout, retry=None
         )
+        # Accepted: from here on the change may land whatever the polls say, so a poll
+        # that cannot be read leaves the outcome unknown (TIMED_OUT), never failed.
+        accepted = f"{change.summary}: accepted as operation {operation.operation.name}"
         try:
             result = operation.result(  # type: ignore[no-untyped-call]  # api_core is untyped
-                polling=self._polling
+                polling=self._polling, retry=_POLL_ONCE
             )
-        except TimeoutError:
+        except TimeoutError as exc:
+            last = _last_poll_error(exc)
+            if last is None:
+                return Outcome.timed_out(
+                    f"{change.summary}: operation {operation.operation.name} still running after "
+                    f"{self._settings.operation_timeout:g}s"
+                )
             return Outcome.timed_out(
-                f"{change.summary}: operation {operation.operation.name} still running after "
-                f"{self._settings.operation_timeout:g}s"
+                f"{accepted}, but its polls kept failing for "
+                f"{self._settings.operation_timeout:g}s ({last}); the outcome is unknown"
             )
         except gexc.GoogleAPICallError as exc:
             if not isinstance(exc.response, operations_pb2.Operation):
-                raise  # polling itself failed (HTTP error): classified like any call
-            # The request was accepted and the rollout failed (typically: the new
-            # revision never became ready). Another attempt may succeed, so the
-            # retry budget, not this actuator, decides when to give up.
-            status = status_name(exc)
+                return Outcome.timed_out(f"{accepted}, {_unread(exc)}")
+            # The operation finished with an error: accepted, and the rollout failed
+            # (typically: the new revision never became ready). Another attempt may
+            # succeed, so the retry budget, not this actuator, decides when to give up.
             return Outcome.failure(
                 f"{change.summary}: operation failed: {exc.message}",
                 kind=ErrorKind.TEMPORARY,
-                code=f"OPERATION_{status}",
+                code=f"OPERATION_{status_name(exc)}",
             )
+        except OSError as exc:  # requests' ConnectionError and ReadTimeout: the network
+            return Outcome.timed_out(f"{accepted}, {_unread(exc)}")
         ready = short_name(result.latest_ready_revision)
         return Outcome.success(f"{change.summary}; latest ready revision {ready}")
 
