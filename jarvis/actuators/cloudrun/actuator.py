@@ -4,8 +4,10 @@ Built by the composition root (`jarvis.app`) with `CloudRunActuator.from_setting
 the reconciler calls `observe()` every tick and `apply()` for actions whose target
 provider is ``cloudrun``. The `google-cloud-run` REST client is blocking, so every
 call runs in a worker thread (`run_blocking`) behind the actuator's capacity
-limiter. Parsing and health judgement live in `jarvis.actuators.cloudrun.state`;
-building the clients and classifying their errors in `jarvis.actuators.cloudrun.client`.
+limiter. Which revisions a tick reads (not every one, every tick) is decided in
+`jarvis.actuators.cloudrun.revisions`; parsing and health judgement live in
+`jarvis.actuators.cloudrun.state`; building the clients and classifying their
+errors in `jarvis.actuators.cloudrun.client`.
 
 Resources: ``cloudrun://PROJECT/REGION/SERVICE``, kind "service". ``version`` is
 the short name of the revision the service is meant to run: the latest created
@@ -63,7 +65,13 @@ from google.protobuf import field_mask_pb2
 from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
 from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
-from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
+from jarvis.actuators.cloudrun.revisions import RevisionReader
+from jarvis.actuators.cloudrun.state import (
+    ServiceView,
+    parse_service,
+    resource_state,
+    short_name,
+)
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import (
     Action,
@@ -113,7 +121,7 @@ def _last_poll_error(timeout: TimeoutError) -> ActuatorError | None:
 #: The IAM permissions each operation needs (``roles/run.developer`` covers them;
 #: updates also need ``iam.serviceAccounts.actAs`` on the runtime service account).
 PERMISSIONS: dict[str, tuple[str, ...]] = {
-    "observe": ("run.services.get", "run.revisions.list"),
+    "observe": ("run.services.get", "run.revisions.list", "run.revisions.get"),
     **{
         kind.value: ("run.services.get", "run.services.update", "run.operations.get")
         for kind in (ActionKind.SCALE, ActionKind.DEPLOY)
@@ -146,6 +154,7 @@ class CloudRunActuator:
         self._clients = clients
         self._owns_clients = owns_clients
         self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
+        self._revisions = RevisionReader(clients, timeout=settings.request_timeout)
         self._polling = (
             DEFAULT_POLLING.with_delay(
                 initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
@@ -228,8 +237,8 @@ class CloudRunActuator:
     async def _observe_one(self, service: str) -> ResourceState:
         ref = self.ref(service)
         try:
-            svc, revisions = await self._blocking(
-                lambda: self._read(self._full_name(service), with_revisions=True),
+            view = await self._blocking(
+                lambda: self._read_for_observe(self._full_name(service)),
                 deadline=3 * self._settings.request_timeout,
             )
         except ActuatorError as exc:
@@ -237,10 +246,17 @@ class CloudRunActuator:
                 raise
             # One missing service must not blind Jarvis to the others.
             return ResourceState(ref, Health.UNKNOWN, self._clock.now(), detail="service not found")
-        view = parse_service(svc, revisions, scaling_level=self._settings.scaling_level)
         return resource_state(
             ref, view, observed_at=self._clock.now(), scaling_level=self._settings.scaling_level
         )
+
+    def _read_for_observe(self, name: str) -> ServiceView:
+        """The service, and of its revisions what a tick needs (`RevisionReader.for_observe`)."""
+        level = self._settings.scaling_level
+        service = self._get_service(name)
+        bare = parse_service(service, (), scaling_level=level)
+        revisions = self._revisions.for_observe(name, bare, now=self._clock.now())
+        return parse_service(service, revisions, scaling_level=level)
 
     # -- apply -------------------------------------------------------------------
 
@@ -282,7 +298,16 @@ class CloudRunActuator:
     def _update_once(self, name: str, action: Action, key: str) -> Outcome:
         # A rollback picks a ready revision; a restart checks the pinned ones are ready.
         needs_revisions = isinstance(action.params, (Rollback, Restart))
-        service, revisions = self._read(name, with_revisions=needs_revisions)
+        service = self._get_service(name)
+        revisions = (
+            self._revisions.listed(
+                name,
+                now=self._clock.now(),
+                latest_created=short_name(service.latest_created_revision),
+            )
+            if needs_revisions
+            else []
+        )
         view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
         change = plan_change(
             action,
@@ -342,17 +367,10 @@ class CloudRunActuator:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _read(
-        self, name: str, *, with_revisions: bool
-    ) -> tuple[run_v2.Service, list[run_v2.Revision]]:
-        timeout = self._settings.request_timeout
-        service = self._clients.services.get_service(name=name, timeout=timeout, retry=None)
-        revisions: list[run_v2.Revision] = []
-        if with_revisions:
-            revisions = list(
-                self._clients.revisions.list_revisions(parent=name, timeout=timeout, retry=None)
-            )
-        return service, revisions
+    def _get_service(self, name: str) -> run_v2.Service:
+        return self._clients.services.get_service(
+            name=name, timeout=self._settings.request_timeout, retry=None
+        )
 
     async def _blocking(self, func: Callable[[], T], *, deadline: float) -> T:
         """Run ``func`` in a worker thread; classify its failure; give up after ``deadline``."""

@@ -1,6 +1,7 @@
 """Cloud Run services as Jarvis sees them: SDK objects parsed into typed views and judged.
 
-`jarvis.actuators.cloudrun.actuator` reads a `run_v2.Service` and its `run_v2.Revision`s
+`jarvis.actuators.cloudrun.actuator` reads a `run_v2.Service`, and its `run_v2.Revision`s
+through `jarvis.actuators.cloudrun.revisions` (which parses them with `revision_view`),
 and calls `parse_service`, then `resource_state`. Everything here is pure (no
 I/O): the parsing happens once, at the boundary, and the judgement works on the
 frozen views below. Revision names are always the short form (``api-00003-xyz``);
@@ -134,6 +135,12 @@ class ServiceView:
                 out.append(TrafficView(entry.latest, name, entry.percent, entry.tag))
         return out
 
+    def named_revisions(self) -> list[str]:
+        """The revisions whose state the judgement reads: every one traffic reaches, and
+        the latest created one."""
+        names = [entry.revision for entry in self.serving()]
+        return [name for name in dict.fromkeys([*names, self.latest_created]) if name]
+
     def serving_version(self) -> str | None:
         """The revision carrying the most traffic."""
         serving = self.serving()
@@ -177,13 +184,13 @@ def primary_container(containers: Sequence[Any]) -> int:
 
 
 def parse_service(
-    service: run_v2.Service, revisions: Sequence[run_v2.Revision], *, scaling_level: str
+    service: run_v2.Service, revisions: Sequence[RevisionView], *, scaling_level: str
 ) -> ServiceView:
     template = service.template
     containers = list(template.containers)
     image = containers[primary_container(containers)].image if containers else ""
     parsed = sorted(
-        (_revision(r) for r in revisions),
+        revisions,
         key=lambda r: (r.created is not None, r.created or _NEVER, r.name),
         reverse=True,
     )
@@ -366,7 +373,7 @@ def _condition(condition: run_v2.Condition) -> ConditionView:
     )
 
 
-def _revision(revision: run_v2.Revision) -> RevisionView:
+def revision_view(revision: run_v2.Revision) -> RevisionView:
     ready = next((c for c in revision.conditions if c.type_ == "Ready"), None)
     containers = list(revision.containers)
     created = revision.create_time if revision.create_time else None
