@@ -102,6 +102,7 @@ class FakeCloudRun:
         self._fault_status = ""
         self._fault_message = ""
         self._fault_left: int | None = None
+        self._cut_after = False
         self._denied: set[str] = set()
         self._hanging = False
         self._release = threading.Event()
@@ -144,11 +145,19 @@ class FakeCloudRun:
         self._fault_message = message
         self._fault_left = times
 
-    def cut(self, *, path_contains: str = "", method: str = "", times: int | None = None) -> None:
+    def cut(
+        self,
+        *,
+        path_contains: str = "",
+        method: str = "",
+        times: int | None = None,
+        landed: bool = False,
+    ) -> None:
         """Close the connection of such requests unanswered (a proxy or a network cutting
         it), until `heal` or for the next ``times`` of them; the client sees the server
-        disconnect."""
+        disconnect. ``landed``: each takes effect first, and only its answer is lost."""
         self.fail_with(0, path_contains=path_contains, method=method, times=times)
+        self._cut_after = landed
 
     def deny(self, service: str) -> None:
         """Answer every request on ``service`` (and its revisions) with 403, as an IAM
@@ -196,7 +205,8 @@ class FakeCloudRun:
         if self._hanging:
             self._release.wait(HANG_LIMIT)
             return _error(ApiError(503, "UNAVAILABLE", "The service is currently unavailable."))
-        if fault := self._take_fault(method, parts.path):
+        fault = self._take_fault(method, parts.path)
+        if fault is not None and not (fault[0] == 0 and self._cut_after):
             return fault
         if denied := self._denial(method, parts.path):
             return _error(denied)
@@ -205,6 +215,8 @@ class FakeCloudRun:
                 out = self._route(method, parts.path, query, _decode_enums(body))
         except ApiError as exc:
             return _error(exc)
+        if fault is not None:
+            return fault  # `cut(landed=True)`: done, and the answer lost
         numeric = any("enum-encoding=int" in v for v in query.get("$alt", []))
         return 200, (_encode_enums(out) if numeric else out)
 

@@ -12,6 +12,7 @@ from jarvis.model import Action, ErrorKind, Health, OutcomeStatus, ResourceRef, 
 from tests.actions import new_key
 from tests.cloudrun.conftest import PROJECT, REGION, make_settings
 from tests.cloudrun.fake_server import FakeCloudRun
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -99,6 +100,36 @@ async def test_a_poll_failing_after_the_update_was_accepted_is_timed_out_not_fai
     fake.heal()
     fake.state.finish_operations()
     assert (await actuator.observe())[0].version == latest_created(fake)
+
+
+@pytest.mark.parametrize("landed", [True, False])
+async def test_an_update_whose_answer_is_lost_is_timed_out_not_failed(
+    actuator: CloudRunActuator, fake: FakeCloudRun, landed: bool
+) -> None:
+    """The connection drops after the update was sent (Cloud Run may have applied it, and
+    Jarvis cannot tell): TIMED_OUT, the outcome unknown, not a failure; sent once."""
+    fake.cut(path_contains="/services/api", method="PATCH", times=1, landed=landed)
+    outcome = await actuator.apply(RESTART, new_key())
+    assert outcome.status is OutcomeStatus.TIMED_OUT, outcome
+    assert "outcome is unknown" in outcome.detail
+    assert len(fake.patches()) == 1
+    revisions = fake.state.revisions[f"projects/{PROJECT}/locations/{REGION}/services/api"]
+    assert len(revisions) == (2 if landed else 1)
+
+
+async def test_an_update_that_cannot_connect_fails_temporarily(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """A refused connection sent nothing: a TEMPORARY failure, not an unknown outcome."""
+    settings = make_settings(fake, api_endpoint=f"http://127.0.0.1:{free_port()}")
+    lost = build_clients(settings)
+    try:
+        actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=lost)
+        outcome = await actuator.apply(RESTART, new_key())
+    finally:
+        lost.close()
+    assert outcome.status is OutcomeStatus.FAILED, outcome
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TEMPORARY, "UNAVAILABLE")
 
 
 @pytest.mark.parametrize("fault", ["429", "cut"])

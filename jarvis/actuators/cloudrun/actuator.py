@@ -45,14 +45,15 @@ annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
 awaited up to ``operation_timeout``; once Cloud Run accepted one, an operation still
 running, or whose polls fail (429, 5xx and dropped connections are polled again), is
-TIMED_OUT: the change may have landed. Updates carry the service's ``etag`` and
+TIMED_OUT: the change may have landed. So is an update whose answer was lost (a read
+timeout, a connection dropped after sending). Updates carry the service's ``etag`` and
 the action's key (`jarvis.actuators.cloudrun.changes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from google.api_core import exceptions as gexc
@@ -64,7 +65,13 @@ from google.protobuf import field_mask_pb2
 
 from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
-from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
+from jarvis.actuators.cloudrun.client import (
+    Clients,
+    answer_lost,
+    build_clients,
+    classify,
+    status_name,
+)
 from jarvis.actuators.cloudrun.revisions import RevisionReader
 from jarvis.actuators.cloudrun.state import (
     ServiceView,
@@ -328,16 +335,26 @@ class CloudRunActuator:
         request = run_v2.UpdateServiceRequest(
             service=change.service, update_mask=field_mask_pb2.FieldMask(paths=list(change.paths))
         )
-        operation = self._clients.services.update_service(
-            request=request, timeout=self._settings.request_timeout, retry=None
-        )
-        # Accepted: from here on the change may land whatever the polls say, so a poll
-        # that cannot be read leaves the outcome unknown (TIMED_OUT), never failed.
+        try:
+            operation = self._clients.services.update_service(
+                request=request, timeout=self._settings.request_timeout, retry=None
+            )
+        except OSError as exc:  # requests' network errors
+            if not answer_lost(exc):
+                raise  # nothing was sent: classified like any call
+            return Outcome.timed_out(
+                f"{change.summary}: sent, but its answer was lost ({classify(exc)}); "
+                "the outcome is unknown"
+            )
+        return self._await(change, operation)
+
+    def _await(self, change: Change, operation: Any) -> Outcome:
+        """The end of the update Cloud Run accepted as ``operation`` (an api_core
+        `Operation`, untyped), or TIMED_OUT: from here on the change may land whatever
+        the polls say, so a poll that cannot be read leaves the outcome unknown."""
         accepted = f"{change.summary}: accepted as operation {operation.operation.name}"
         try:
-            result = operation.result(  # type: ignore[no-untyped-call]  # api_core is untyped
-                polling=self._polling, retry=_POLL_ONCE
-            )
+            result = operation.result(polling=self._polling, retry=_POLL_ONCE)
         except TimeoutError as exc:
             last = _last_poll_error(exc)
             if last is None:

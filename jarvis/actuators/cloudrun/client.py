@@ -3,7 +3,8 @@
 `jarvis.actuators.cloudrun.actuator` builds its `Clients` here (tests build them
 too, aimed at the fake in tests/cloudrun) and passes every failure of a
 blocking SDK call through `classify`, so the loop sees a temporary or a
-terminal `ActuatorError`.
+terminal `ActuatorError`; `answer_lost` tells it whether a failed update may
+still have reached Cloud Run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import run_v2
+from requests import exceptions as rexc
+from urllib3 import exceptions as u3exc
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.config.cloudrun import CloudRunSettings
@@ -138,3 +141,17 @@ def classify(exc: BaseException) -> ActuatorError:
     if isinstance(exc, OSError):
         return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")
     return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNKNOWN")
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` may have reached Cloud Run, only its answer
+    lost: a read timeout, or a connection dropped mid-request. A connection never made
+    (refused, a connect timeout, a TLS handshake that failed) sent nothing."""
+    if isinstance(exc, rexc.ReadTimeout | rexc.ChunkedEncodingError):
+        return True
+    if not isinstance(exc, rexc.ConnectionError) or isinstance(exc, rexc.ConnectTimeout):
+        return False
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, u3exc.MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, u3exc.ProtocolError)
