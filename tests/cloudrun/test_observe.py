@@ -226,3 +226,39 @@ async def test_revisions_deleted_by_hand_leave_the_candidates_by_the_next_listin
     api = by_name(list(await actuator.observe()))["api"]
     assert first.version not in api.record_attributes()["versions_available"]
     assert len(api.record_attributes()["versions_available"]) == 1
+
+
+async def test_a_revision_seen_failing_stays_failed_once_traffic_leaves_it(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A canary read failing while traffic reached it is no rollback candidate once traffic
+    leaves it: what a tick reads of a revision replaces the listing's older word on it."""
+    canary = str(by_name(list(await actuator.observe()))["api"].version)
+    deploy = Action(
+        by_name(list(await actuator.observe()))["api"].ref,
+        Deploy(f"{IMAGE[:-4]}:1.1"),
+        "test",
+        "release",
+    )
+    assert (await actuator.apply(deploy, new_key())).ok
+    split = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": canary, "percent": 10},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": split}, ["traffic"])
+    fake.state.finish_operations()
+    split_state = by_name(list(await actuator.observe()))["api"]
+    assert canary in split_state.record_attributes()["versions_available"]
+    fake.state.crash(service_name("api"), revision=canary)
+    assert by_name(list(await actuator.observe()))["api"].health is Health.UNHEALTHY
+    latest = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": latest}, ["traffic"])
+    fake.state.finish_operations()
+
+    api = by_name(list(await actuator.observe()))["api"]
+
+    assert api.health is Health.HEALTHY
+    assert api.record_attributes()["versions_available"] == []
+    assert api.record_attributes()["previous_version"] is None

@@ -14,8 +14,8 @@ A tick needs two things of the revisions, which change at different rates:
   revision), which change when a revision is created: the whole list, paged, read
   again only when the service's latest created revision is another one than at the
   last listing, or that listing is older than `RELIST_AFTER` (revisions deleted by
-  hand). In between, the last listing serves, with the fresh reads in place of their
-  entries.
+  hand). In between, the last listing serves, each fresh read replacing its entry
+  there for good.
 
 A service with many revisions was listed whole every tick: 10 pages for 1,000.
 """
@@ -82,4 +82,8 @@ class RevisionReader:
         known = {r.name for r in listing.revisions}
         merged = [fresh.get(r.name, r) for r in listing.revisions]
         merged += [r for short, r in fresh.items() if short not in known]
-        return [r for r in merged if r is not None]
+        revisions = tuple(r for r in merged if r is not None)
+        # What was read replaces the listing's older word: a canary seen failing is no
+        # rollback candidate once traffic leaves it and it is read no more.
+        self._listings[name] = _Listing(listing.latest_created, listing.at, revisions)
+        return list(revisions)
