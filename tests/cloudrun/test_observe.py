@@ -262,3 +262,27 @@ async def test_a_revision_seen_failing_stays_failed_once_traffic_leaves_it(
     assert api.health is Health.HEALTHY
     assert api.record_attributes()["versions_available"] == []
     assert api.record_attributes()["previous_version"] is None
+
+
+async def test_a_service_deleted_and_created_again_is_listed_anew(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A service deleted and created again under its name, its latest revision named as
+    before (``--revision-suffix``), is another service: its revisions are listed again,
+    not taken from the old one's listing."""
+    first = by_name(list(await actuator.observe()))["api"]
+    deploy = Action(first.ref, Deploy(f"{IMAGE[:-4]}:1.1"), "test", "release")
+    assert (await actuator.apply(deploy, new_key())).ok
+    before = by_name(list(await actuator.observe()))["api"]
+    assert before.record_attributes()["versions_available"] == [first.version]
+    fake.state.add_service(PROJECT, REGION, "api", image=IMAGE)
+    fake.state.crash(service_name("api"))
+    template = {"containers": [{"image": f"{IMAGE[:-4]}:1.1", "ports": [{"containerPort": 8080}]}]}
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"template": template}, ["template"])
+    fake.state.finish_operations()
+
+    again = by_name(list(await actuator.observe()))["api"]
+
+    assert again.version == before.version  # the same name, another revision
+    assert again.record_attributes()["versions_available"] == []

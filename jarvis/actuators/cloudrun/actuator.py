@@ -310,6 +310,7 @@ class CloudRunActuator:
             self._revisions.listed(
                 name,
                 now=self._clock.now(),
+                uid=service.uid,
                 latest_created=short_name(service.latest_created_revision),
             )
             if needs_revisions

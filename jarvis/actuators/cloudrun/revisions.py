@@ -13,7 +13,8 @@ A tick needs two things of the revisions, which change at different rates:
 - the rollback candidates (``versions.previous`` and ``available``: every ready
   revision), which change when a revision is created: the whole list, paged, read
   again only when the service's latest created revision is another one than at the
-  last listing, or that listing is older than `RELIST_AFTER` (revisions deleted by
+  last listing (or the service is another one of the same name), or that listing is
+  older than `RELIST_AFTER` (revisions deleted by
   hand). In between, the last listing serves, each fresh read replacing its entry
   there for good.
 
@@ -22,7 +23,7 @@ A service with many revisions was listed whole every tick: 10 pages for 1,000.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from google.api_core import exceptions as gexc
@@ -36,6 +37,8 @@ RELIST_AFTER = timedelta(minutes=10)
 
 @dataclass(frozen=True, slots=True)
 class _Listing:
+    uid: str
+    """The service's: one deleted and created again under its name is another."""
     latest_created: str
     at: datetime
     revisions: tuple[RevisionView, ...]
@@ -50,14 +53,17 @@ class RevisionReader:
         self._listings: dict[str, _Listing] = {}
         """By service's full name; written by one worker thread per service at a time."""
 
-    def listed(self, name: str, *, now: datetime, latest_created: str) -> list[RevisionView]:
+    def listed(
+        self, name: str, *, now: datetime, uid: str, latest_created: str
+    ) -> list[RevisionView]:
         """Every revision of the service ``name`` (full resource name), as listed now; the
-        listing stands for the service while its latest created one is ``latest_created``."""
+        listing stands for the service (``uid``) while its latest created revision is
+        ``latest_created``."""
         pages = self._clients.revisions.list_revisions(
             parent=name, timeout=self._timeout, retry=None
         )
         revisions = tuple(revision_view(r) for r in pages)
-        self._listings[name] = _Listing(latest_created, now, revisions)
+        self._listings[name] = _Listing(uid, latest_created, now, revisions)
         return list(revisions)
 
     def for_observe(self, name: str, view: ServiceView, *, now: datetime) -> list[RevisionView]:
@@ -65,10 +71,11 @@ class RevisionReader:
         listing = self._listings.get(name)
         if (
             listing is None
+            or listing.uid != view.uid
             or listing.latest_created != view.latest_created
             or now - listing.at >= RELIST_AFTER
         ):
-            return self.listed(name, now=now, latest_created=view.latest_created)
+            return self.listed(name, now=now, uid=view.uid, latest_created=view.latest_created)
         fresh: dict[str, RevisionView | None] = {}
         for short in view.named_revisions():
             try:
@@ -85,5 +92,5 @@ class RevisionReader:
         revisions = tuple(r for r in merged if r is not None)
         # What was read replaces the listing's older word: a canary seen failing is no
         # rollback candidate once traffic leaves it and it is read no more.
-        self._listings[name] = _Listing(listing.latest_created, listing.at, revisions)
+        self._listings[name] = replace(listing, revisions=revisions)
         return list(revisions)

@@ -105,6 +105,8 @@ class ServiceView:
 
     name: str
     uri: str
+    uid: str
+    """Cloud Run's id of the service: another one for a service created again."""
     generation: int
     observed_generation: int
     reconciling: bool
@@ -199,6 +201,7 @@ def parse_service(
     return ServiceView(
         name=short_name(service.name),
         uri=service.uri,
+        uid=service.uid,
         generation=int(service.generation),
         observed_generation=int(service.observed_generation),
         reconciling=bool(service.reconciling),
