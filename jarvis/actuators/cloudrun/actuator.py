@@ -205,7 +205,8 @@ class CloudRunActuator:
     async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
         """Read every configured service in ``scope``; `ActuatorError` if any cannot be read.
 
-        Each service is one GET, so a replica reads only the services of its shards.
+        Each service is read on its own (one GET, and what `RevisionReader.for_observe`
+        reads of its revisions), so a replica reads only the services of its shards.
         A permission denied on some services but not all (an IAM condition scoped
         per service) is theirs, not the provider's: they read UNKNOWN with the
         error in their detail, the others as usual, and `PartialObserveError` carries
