@@ -75,6 +75,7 @@ from jarvis.actuators.cloudrun.client import (
 from jarvis.actuators.cloudrun.revisions import RevisionReader
 from jarvis.actuators.cloudrun.state import (
     ServiceView,
+    one_line,
     parse_service,
     resource_state,
     short_name,
@@ -375,7 +376,7 @@ class CloudRunActuator:
             # (typically: the new revision never became ready). Another attempt may
             # succeed, so the retry budget, not this actuator, decides when to give up.
             return Outcome.failure(
-                f"{change.summary}: operation failed: {exc.message}",
+                f"{change.summary}: operation failed: {one_line(exc.message)}",
                 kind=ErrorKind.TEMPORARY,
                 code=f"OPERATION_{status_name(exc)}",
             )

@@ -20,6 +20,7 @@ from requests import exceptions as rexc
 from urllib3 import exceptions as u3exc
 
 from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.cloudrun.state import one_line
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import ErrorKind
 
@@ -136,7 +137,8 @@ def classify(exc: BaseException) -> ActuatorError:
             kind = ErrorKind.TEMPORARY
         else:
             kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
-        return ActuatorError(f"cloudrun: {status}: {exc.message}", kind=kind, code=status)
+        message = one_line(exc.message or "")
+        return ActuatorError(f"cloudrun: {status}: {message}", kind=kind, code=status)
     # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
     if isinstance(exc, OSError):
         return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")

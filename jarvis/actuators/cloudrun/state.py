@@ -173,6 +173,17 @@ class ServiceView:
         return None
 
 
+def one_line(message: str) -> str:
+    """Cloud Run's message as one line: its first paragraph, whitespace collapsed.
+
+    A revision that never got ready is explained in a paragraph followed by a blank
+    line, ``Logs URL: ...`` and a troubleshooting link, each on its own line; the
+    paragraph is what an operator reads in a detail, an event or an alert.
+    """
+    first = message.strip().split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
 def short_name(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
@@ -372,7 +383,7 @@ def _condition(condition: run_v2.Condition) -> ConditionView:
         type=condition.type_,
         state=_STATES.get(condition.state, "unspecified"),
         reason=reason,
-        message=condition.message,
+        message=one_line(condition.message),
     )
 
 
@@ -383,7 +394,7 @@ def revision_view(revision: run_v2.Revision) -> RevisionView:
     return RevisionView(
         name=short_name(revision.name),
         ready=_STATES.get(ready.state, "pending") if ready is not None else "pending",
-        message=ready.message if ready is not None else "",
+        message=one_line(ready.message) if ready is not None else "",
         image=containers[primary_container(containers)].image if containers else "",
         created=created,
     )
