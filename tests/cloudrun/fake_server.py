@@ -105,6 +105,7 @@ class FakeCloudRun:
         self._cut_after = False
         self._denied: set[str] = set()
         self._hanging = False
+        self._hang_scope = ""
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         # A short poll interval keeps `close` (and so every test's teardown) quick.
@@ -164,9 +165,11 @@ class FakeCloudRun:
         condition scoped to other services does, until `heal`."""
         self._denied.add(service)
 
-    def hang(self) -> None:
-        """Accept every request and never answer it, until `heal` or `close`."""
+    def hang(self, *, path_contains: str = "") -> None:
+        """Accept every request (whose path contains ``path_contains``) and never answer
+        it, until `heal` or `close`."""
         self._release.clear()
+        self._hang_scope = path_contains
         self._hanging = True
 
     def heal(self) -> None:
@@ -202,7 +205,7 @@ class FakeCloudRun:
         query = parse_qs(parts.query)
         with self.lock:
             self.requests.append(Request(method, parts.path, query, body))
-        if self._hanging:
+        if self._hanging and self._hang_scope in parts.path:
             self._release.wait(HANG_LIMIT)
             return _error(ApiError(503, "UNAVAILABLE", "The service is currently unavailable."))
         fault = self._take_fault(method, parts.path)

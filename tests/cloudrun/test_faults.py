@@ -102,6 +102,25 @@ async def test_a_poll_failing_after_the_update_was_accepted_is_timed_out_not_fai
     assert (await actuator.observe())[0].version == latest_created(fake)
 
 
+async def test_a_poll_that_never_answers_is_given_up_after_the_request_timeout(
+    fake: FakeCloudRun, clients: Clients, clock: VirtualClock
+) -> None:
+    """A poll the network swallows times out after ``request_timeout`` and is polled
+    again, and the actuator reports the update's outcome unknown itself, instead of the
+    poll holding its worker thread until the apply's outer deadline gives up on it."""
+    settings = make_settings(fake, request_timeout=0.3, operation_timeout=0.5)
+    actuator = CloudRunActuator.from_settings(settings, clock=clock, clients=clients)
+    fake.hang(path_contains="/operations/")
+    try:
+        outcome = await actuator.apply(RESTART, new_key())
+    finally:
+        fake.heal()
+    assert outcome.status is OutcomeStatus.TIMED_OUT, outcome
+    assert "accepted as operation" in outcome.detail, outcome.detail
+    assert "polls kept failing" in outcome.detail and "ReadTimeout" in outcome.detail
+    assert len(fake.patches()) == 1
+
+
 @pytest.mark.parametrize("landed", [True, False])
 async def test_an_update_whose_answer_is_lost_is_timed_out_not_failed(
     actuator: CloudRunActuator, fake: FakeCloudRun, landed: bool

@@ -71,6 +71,7 @@ from jarvis.actuators.cloudrun.client import (
     build_clients,
     classify,
     status_name,
+    with_poll_timeout,
 )
 from jarvis.actuators.cloudrun.revisions import RevisionReader
 from jarvis.actuators.cloudrun.state import (
@@ -349,7 +350,8 @@ class CloudRunActuator:
                 f"{change.summary}: sent, but its answer was lost ({classify(exc)}); "
                 "the outcome is unknown"
             )
-        return self._await(change, operation)
+        timeout = self._settings.request_timeout
+        return self._await(change, with_poll_timeout(operation, self._clients, timeout))
 
     def _await(self, change: Change, operation: Any) -> Outcome:
         """The end of the update Cloud Run accepted as ``operation`` (an api_core

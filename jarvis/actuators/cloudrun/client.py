@@ -9,10 +9,12 @@ still have reached Cloud Run.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core import operation as lro
 from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import run_v2
@@ -69,6 +71,25 @@ class Clients:
         # The transports' close() is untyped in google-cloud-run.
         self.services.transport.close()  # type: ignore[no-untyped-call]
         self.revisions.transport.close()  # type: ignore[no-untyped-call]
+
+
+def with_poll_timeout(operation: Any, clients: Clients, timeout: float) -> Any:
+    """``operation`` (the api_core `Operation` an ``update_service`` answers) with every
+    poll bounded by ``timeout`` seconds.
+
+    The REST operations client sends its polls with no timeout at all (it passes
+    ``timeout=None`` down), so a poll the network swallows would hold its worker
+    thread until the operating system gave up on the connection.
+    """
+    operations = clients.services.transport.operations_client
+    name = operation.operation.name
+    return lro.Operation(  # type: ignore[no-untyped-call]  # api_core is untyped
+        operation.operation,
+        functools.partial(operations.get_operation, name, timeout=timeout),
+        functools.partial(operations.cancel_operation, name, timeout=timeout),
+        run_v2.Service,
+        metadata_type=run_v2.Service,
+    )
 
 
 def build_clients(settings: CloudRunSettings) -> Clients:
