@@ -12,8 +12,9 @@ at it. It speaks the REST wire format of the subset Jarvis uses:
 - errors as Google's JSON error body, which the client turns into NotFound & co.
 
 Enums arrive as numbers (the client asks for ``$alt=json;enum-encoding=int``)
-and are answered in the encoding asked for. `FakeCloudRun.fail_with` and
-`FakeCloudRun.hang` switch every request to an error status or to no answer;
+and are answered in the encoding asked for. `FakeCloudRun.fail_with`,
+`FakeCloudRun.cut` and `FakeCloudRun.hang` switch every request (or the next few)
+to an error status, to a connection closed unanswered, or to no answer;
 `FakeCloudRun.deny` answers 403 on one service, as a per-service IAM condition does.
 The reconciliation rules live in `fake_state`.
 
@@ -100,8 +101,11 @@ class FakeCloudRun:
         self._fault_method = ""
         self._fault_status = ""
         self._fault_message = ""
+        self._fault_left: int | None = None
+        self._cut_after = False
         self._denied: set[str] = set()
         self._hanging = False
+        self._hang_scope = ""
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         # A short poll interval keeps `close` (and so every test's teardown) quick.
@@ -123,9 +127,11 @@ class FakeCloudRun:
         method: str = "",
         status_name: str = "",
         message: str = "Internal error encountered.",
+        times: int | None = None,
     ) -> None:
         """Answer requests (those whose path contains ``path_contains``, of ``method`` if
-        given) with ``status`` and a Google error body, until `heal`.
+        given) with ``status`` and a Google error body, until `heal` (or for the next
+        ``times`` such requests only).
 
         ``status_name`` overrides the body's canonical status, since Google maps several
         onto one HTTP status: a 409 is ABORTED for a stale etag but ALREADY_EXISTS for a
@@ -138,15 +144,32 @@ class FakeCloudRun:
         self._fault_method = method
         self._fault_status = status_name or _STATUS_NAMES.get(status, "UNKNOWN")
         self._fault_message = message
+        self._fault_left = times
+
+    def cut(
+        self,
+        *,
+        path_contains: str = "",
+        method: str = "",
+        times: int | None = None,
+        landed: bool = False,
+    ) -> None:
+        """Close the connection of such requests unanswered (a proxy or a network cutting
+        it), until `heal` or for the next ``times`` of them; the client sees the server
+        disconnect. ``landed``: each takes effect first, and only its answer is lost."""
+        self.fail_with(0, path_contains=path_contains, method=method, times=times)
+        self._cut_after = landed
 
     def deny(self, service: str) -> None:
         """Answer every request on ``service`` (and its revisions) with 403, as an IAM
         condition scoped to other services does, until `heal`."""
         self._denied.add(service)
 
-    def hang(self) -> None:
-        """Accept every request and never answer it, until `heal` or `close`."""
+    def hang(self, *, path_contains: str = "") -> None:
+        """Accept every request (whose path contains ``path_contains``) and never answer
+        it, until `heal` or `close`."""
         self._release.clear()
+        self._hang_scope = path_contains
         self._hanging = True
 
     def heal(self) -> None:
@@ -182,15 +205,12 @@ class FakeCloudRun:
         query = parse_qs(parts.query)
         with self.lock:
             self.requests.append(Request(method, parts.path, query, body))
-        if self._hanging:
+        if self._hanging and self._hang_scope in parts.path:
             self._release.wait(HANG_LIMIT)
             return _error(ApiError(503, "UNAVAILABLE", "The service is currently unavailable."))
-        if (
-            self._fault is not None
-            and self._fault_scope in parts.path
-            and self._fault_method in ("", method)
-        ):
-            return _error(ApiError(self._fault, self._fault_status, self._fault_message))
+        fault = self._take_fault(method, parts.path)
+        if fault is not None and not (fault[0] == 0 and self._cut_after):
+            return fault
         if denied := self._denial(method, parts.path):
             return _error(denied)
         try:
@@ -198,8 +218,28 @@ class FakeCloudRun:
                 out = self._route(method, parts.path, query, _decode_enums(body))
         except ApiError as exc:
             return _error(exc)
+        if fault is not None:
+            return fault  # `cut(landed=True)`: done, and the answer lost
         numeric = any("enum-encoding=int" in v for v in query.get("$alt", []))
         return 200, (_encode_enums(out) if numeric else out)
+
+    def _take_fault(self, method: str, path: str) -> tuple[int, dict[str, Any]] | None:
+        """The fault this request meets, if any (status 0: cut), counting down ``times``."""
+        with self.lock:
+            if (
+                self._fault is None
+                or self._fault_scope not in path
+                or self._fault_method not in ("", method)
+            ):
+                return None
+            status = self._fault
+            if self._fault_left is not None:
+                self._fault_left -= 1
+                if self._fault_left <= 0:
+                    self._fault = None
+        if status == 0:
+            return 0, {}
+        return _error(ApiError(status, self._fault_status, self._fault_message))
 
     def _denial(self, method: str, path: str) -> ApiError | None:
         """Google's answer to a call on a denied service: the permission and resource named."""
@@ -287,6 +327,9 @@ def _handler_for(fake: FakeCloudRun) -> type[BaseHTTPRequestHandler]:
                 status, out = _error(ApiError(400, "INVALID_ARGUMENT", "Invalid JSON payload."))
             else:
                 status, out = fake.handle(self.command, self.path, body)
+            if status == 0:
+                self.close_connection = True  # `FakeCloudRun.cut`: no status line, no body
+                return
             payload = json.dumps(out).encode()
             try:
                 self.send_response(status)

@@ -203,19 +203,18 @@ class CloudRunState:
         if created is not None and not self.revision_ready(
             name.rsplit("/", 1)[1], stored["template"]
         ):
+            short = self._short(created["name"])
+            failure = (
+                "The user-provided container failed to start and listen on the port defined "
+                "provided by the PORT=8080 environment variable. Logs for this revision might "
+                f"contain more information.{_logs_footer(name, short)}"
+            )
             created["conditions"] = [
-                _condition(
-                    "Ready",
-                    FAILED,
-                    "The user-provided container failed to start.",
-                    "HEALTH_CHECK_CONTAINER_ERROR",
-                ),
+                _condition("Ready", FAILED, failure, "HEALTH_CHECK_CONTAINER_ERROR"),
             ]
             op.error = {
                 "code": 9,
-                "message": f"Revision '{self._short(created['name'])}' is not ready and cannot "
-                "serve traffic. The user-provided container failed to start and listen on the "
-                "port defined provided by the PORT=8080 environment variable.",
+                "message": f"Revision '{short}' is not ready and cannot serve traffic. {failure}",
             }
         if op.polls_left == 0:
             self._finish(op)
@@ -368,6 +367,18 @@ def _condition(kind: str, state: str, message: str = "", revision_reason: str = 
     if revision_reason:
         out["revisionReason"] = revision_reason
     return out
+
+
+def _logs_footer(service: str, revision: str) -> str:
+    """What Cloud Run appends to a failed revision's message: a blank line, the logs URL and
+    a troubleshooting link, each on its own line (as Terraform and gcloud print it)."""
+    project, service_id = service.split("/")[1], service.rsplit("/", 1)[1]
+    return (
+        "\n\nLogs URL: https://console.cloud.google.com/logs/viewer?project="
+        f"{project}&resource=cloud_run_revision/service_name/{service_id}/revision_name/"
+        f"{revision}\nFor more troubleshooting guidance, see "
+        "https://cloud.google.com/run/docs/troubleshooting#container-failed-to-start"
+    )
 
 
 def _ready(revision: JSON) -> bool:

@@ -153,6 +153,23 @@ async def test_restart_whose_new_revision_also_crashes_fails_temporarily(
     assert (await observe_api(actuator)).health is Health.UNHEALTHY
 
 
+async def test_a_failed_rollout_reads_as_one_line_from_cloud_runs_multiline_message(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """Cloud Run's message for a revision that never got ready goes on with a blank line,
+    a logs URL and a troubleshooting link: the outcome and the observed detail keep its
+    first paragraph, on one line."""
+    outcome = await actuator.apply(act(Deploy(BAD_IMAGE)), new_key())
+    state = await observe_api(actuator)
+    for text in (outcome.detail, state.detail or ""):
+        assert "\n" not in text, text
+        assert "failed to start and listen on the port" in text
+        assert "Logs URL" not in text
+    assert "is not ready and cannot serve traffic" in outcome.detail
+    failed = state.record_attributes()["failed_revision"]
+    assert f"revision {failed} failed to become ready" in (state.detail or "")
+
+
 async def test_two_restarts_at_the_same_instant_still_make_two_revisions(
     actuator: CloudRunActuator, fake: FakeCloudRun
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 from google.protobuf import field_mask_pb2
@@ -82,3 +83,19 @@ def test_a_denied_service_is_permission_denied_and_the_others_answer(
     assert clients.services.get_service(name=service_name("api")).name == service_name("api")
     fake.heal()
     assert clients.services.get_service(name=service_name("worker")).name.endswith("/worker")
+
+
+def test_a_fault_for_a_few_requests_heals_itself_and_a_cut_closes_unanswered(
+    clients: Clients, fake: FakeCloudRun
+) -> None:
+    """``fail_with(..., times=n)`` answers the next n matching requests with the error and
+    then answers normally; `cut` closes the connection with no answer at all, which the
+    REST client reports as a dropped connection."""
+    fake.fail_with(429, path_contains="/services/api", times=1)
+    with pytest.raises(gexc.TooManyRequests):
+        clients.services.get_service(name=service_name("api"))
+    assert clients.services.get_service(name=service_name("api")).name == service_name("api")
+    fake.cut(path_contains="/services/api", times=1)
+    with pytest.raises(requests.ConnectionError, match="without response"):
+        clients.services.get_service(name=service_name("api"))
+    assert clients.services.get_service(name=service_name("api")).name == service_name("api")

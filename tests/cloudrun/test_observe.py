@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jarvis.actuators.cloudrun.actuator import CloudRunActuator
+from jarvis.actuators.cloudrun.revisions import RELIST_AFTER
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, Deploy, Health, ResourceState, Rollout, RolloutState, Versions
 from tests.actions import new_key
@@ -133,3 +134,155 @@ async def test_a_missing_service_is_unknown_and_does_not_hide_the_others(
     assert states["ghost"].health is Health.UNKNOWN
     assert states["ghost"].detail == "service not found"
     assert states["api"].health is Health.HEALTHY
+
+
+def revision_reads(fake: FakeCloudRun) -> tuple[int, list[str]]:
+    """The revision lists (pages) and the single revisions (short names) read so far."""
+    lists = [r for r in fake.requests if r.path.endswith("/revisions")]
+    gets = [r.path.rsplit("/", 1)[-1] for r in fake.requests if "/revisions/" in r.path]
+    return len(lists), gets
+
+
+async def test_a_tick_lists_revisions_only_when_the_latest_revision_changed(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """The first tick lists each service's revisions; the next ones read only the revision
+    traffic reaches (one GET each), and observe the same, until a new revision is
+    created, which lists that service's revisions again."""
+    first = by_name(list(await actuator.observe()))
+    assert revision_reads(fake) == (2, [])
+    fake.requests.clear()
+
+    again = by_name(list(await actuator.observe()))
+
+    lists, gets = revision_reads(fake)
+    assert (lists, sorted(gets)) == (0, sorted(str(s.version) for s in first.values()))
+    assert again == first
+    deploy = Action(first["api"].ref, Deploy(f"{IMAGE[:-4]}:1.1"), "test", "release")
+    assert (await actuator.apply(deploy, new_key())).ok
+    fake.requests.clear()
+    after = by_name(list(await actuator.observe()))
+    assert revision_reads(fake)[0] == 1
+    assert after["api"].record_attributes()["versions_available"] == [first["api"].version]
+
+
+async def test_a_serving_revision_that_starts_crashing_between_ticks_is_seen_at_once(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """Revisions are not listed again, but the one traffic reaches is read every tick: a
+    crash loop that starts after the listing makes the service UNHEALTHY on the next."""
+    assert by_name(list(await actuator.observe()))["api"].health is Health.HEALTHY
+    crashed = fake.state.crash(service_name("api"), "Container exited with code 1.")
+    api = by_name(list(await actuator.observe()))["api"]
+    assert api.health is Health.UNHEALTHY
+    assert f"revision {crashed} serving 100% is not ready" in api.detail
+    assert revision_reads(fake)[0] == 2  # the first tick's two listings only
+
+
+async def test_a_pinned_canary_that_starts_crashing_between_ticks_is_seen_at_once(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A revision traffic reaches by name beside LATEST is read every tick too."""
+    canary = str(by_name(list(await actuator.observe()))["api"].version)
+    deploy = Action(
+        by_name(list(await actuator.observe()))["api"].ref,
+        Deploy(f"{IMAGE[:-4]}:1.1"),
+        "test",
+        "release",
+    )
+    assert (await actuator.apply(deploy, new_key())).ok
+    traffic = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": canary, "percent": 10},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": traffic}, ["traffic"])
+    fake.state.finish_operations()
+    assert by_name(list(await actuator.observe()))["api"].health is Health.HEALTHY
+    fake.state.crash(service_name("api"), revision=canary)
+    fake.requests.clear()
+    api = by_name(list(await actuator.observe()))["api"]
+    assert api.health is Health.UNHEALTHY
+    assert f"revision {canary} serving 10% is not ready" in api.detail
+    assert revision_reads(fake)[0] == 0
+
+
+async def test_revisions_deleted_by_hand_leave_the_candidates_by_the_next_listing(
+    actuator: CloudRunActuator, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """A listing stands in for the rollback candidates for at most `RELIST_AFTER`: a
+    revision deleted by hand (no new revision since) is no longer offered after that."""
+    first = by_name(list(await actuator.observe()))["api"]
+    for tag in ("1.1", "1.2"):
+        deploy = Action(first.ref, Deploy(f"{IMAGE[:-4]}:{tag}"), "test", "release")
+        assert (await actuator.apply(deploy, new_key())).ok
+    listed = by_name(list(await actuator.observe()))["api"]
+    assert listed.record_attributes()["versions_available"][1] == first.version
+    name = service_name("api")
+    fake.state.revisions[name] = [
+        r for r in fake.state.revisions[name] if not r["name"].endswith(f"/{first.version}")
+    ]
+    clock.advance(RELIST_AFTER.total_seconds())
+    api = by_name(list(await actuator.observe()))["api"]
+    assert first.version not in api.record_attributes()["versions_available"]
+    assert len(api.record_attributes()["versions_available"]) == 1
+
+
+async def test_a_revision_seen_failing_stays_failed_once_traffic_leaves_it(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A canary read failing while traffic reached it is no rollback candidate once traffic
+    leaves it: what a tick reads of a revision replaces the listing's older word on it."""
+    canary = str(by_name(list(await actuator.observe()))["api"].version)
+    deploy = Action(
+        by_name(list(await actuator.observe()))["api"].ref,
+        Deploy(f"{IMAGE[:-4]}:1.1"),
+        "test",
+        "release",
+    )
+    assert (await actuator.apply(deploy, new_key())).ok
+    split = [
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 90},
+        {"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": canary, "percent": 10},
+    ]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": split}, ["traffic"])
+    fake.state.finish_operations()
+    split_state = by_name(list(await actuator.observe()))["api"]
+    assert canary in split_state.record_attributes()["versions_available"]
+    fake.state.crash(service_name("api"), revision=canary)
+    assert by_name(list(await actuator.observe()))["api"].health is Health.UNHEALTHY
+    latest = [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}]
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"traffic": latest}, ["traffic"])
+    fake.state.finish_operations()
+
+    api = by_name(list(await actuator.observe()))["api"]
+
+    assert api.health is Health.HEALTHY
+    assert api.record_attributes()["versions_available"] == []
+    assert api.record_attributes()["previous_version"] is None
+
+
+async def test_a_service_deleted_and_created_again_is_listed_anew(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A service deleted and created again under its name, its latest revision named as
+    before (``--revision-suffix``), is another service: its revisions are listed again,
+    not taken from the old one's listing."""
+    first = by_name(list(await actuator.observe()))["api"]
+    deploy = Action(first.ref, Deploy(f"{IMAGE[:-4]}:1.1"), "test", "release")
+    assert (await actuator.apply(deploy, new_key())).ok
+    before = by_name(list(await actuator.observe()))["api"]
+    assert before.record_attributes()["versions_available"] == [first.version]
+    fake.state.add_service(PROJECT, REGION, "api", image=IMAGE)
+    fake.state.crash(service_name("api"))
+    template = {"containers": [{"image": f"{IMAGE[:-4]}:1.1", "ports": [{"containerPort": 8080}]}]}
+    with fake.lock:
+        fake.state.update_service(service_name("api"), {"template": template}, ["template"])
+    fake.state.finish_operations()
+
+    again = by_name(list(await actuator.observe()))["api"]
+
+    assert again.version == before.version  # the same name, another revision
+    assert again.record_attributes()["versions_available"] == []

@@ -4,8 +4,10 @@ Built by the composition root (`jarvis.app`) with `CloudRunActuator.from_setting
 the reconciler calls `observe()` every tick and `apply()` for actions whose target
 provider is ``cloudrun``. The `google-cloud-run` REST client is blocking, so every
 call runs in a worker thread (`run_blocking`) behind the actuator's capacity
-limiter. Parsing and health judgement live in `jarvis.actuators.cloudrun.state`;
-building the clients and classifying their errors in `jarvis.actuators.cloudrun.client`.
+limiter. Which revisions a tick reads (not every one, every tick) is decided in
+`jarvis.actuators.cloudrun.revisions`; parsing and health judgement live in
+`jarvis.actuators.cloudrun.state`; building the clients and classifying their
+errors in `jarvis.actuators.cloudrun.client`.
 
 Resources: ``cloudrun://PROJECT/REGION/SERVICE``, kind "service". ``version`` is
 the short name of the revision the service is meant to run: the latest created
@@ -41,26 +43,44 @@ count (``replicas``, else ``min_replicas``); ROLLBACK sends 100% of traffic to
 ``version`` or ``previous_version``; RESTART writes a new value of the restart
 annotation on the template (a new revision, same spec); DEPLOY sets the serving
 container's image and routes 100% to LATEST. Updates are long-running operations,
-awaited up to ``operation_timeout``. Updates carry the service's ``etag`` and
+awaited up to ``operation_timeout``; once Cloud Run accepted one, an operation still
+running, or whose polls fail (429, 5xx and dropped connections are polled again), is
+TIMED_OUT: the change may have landed. So is an update whose answer was lost (a read
+timeout, a connection dropped after sending). Updates carry the service's ``etag`` and
 the action's key (`jarvis.actuators.cloudrun.changes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from google.api_core import exceptions as gexc
-from google.api_core.future.polling import DEFAULT_POLLING
+from google.api_core import retry as retries
+from google.api_core.future.polling import DEFAULT_POLLING, POLLING_PREDICATE
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
 from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
-from jarvis.actuators.cloudrun.client import Clients, build_clients, classify, status_name
-from jarvis.actuators.cloudrun.state import parse_service, resource_state, short_name
+from jarvis.actuators.cloudrun.client import (
+    Clients,
+    answer_lost,
+    build_clients,
+    classify,
+    status_name,
+    with_poll_timeout,
+)
+from jarvis.actuators.cloudrun.revisions import RevisionReader
+from jarvis.actuators.cloudrun.state import (
+    ServiceView,
+    one_line,
+    parse_service,
+    resource_state,
+    short_name,
+)
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import (
     Action,
@@ -78,11 +98,39 @@ from jarvis.model import (
 PROVIDER = "cloudrun"
 T = TypeVar("T")
 _DENIED = "PERMISSION_DENIED"
+_POLL_ONCE = retries.Retry(predicate=lambda _exc: False)
+"""Each poll is one request: a failed one is polled again on the polling schedule
+(`_poll_again`), within ``operation_timeout``, not retried for 10 s by the operations
+client's own default."""
+
+
+def _poll_again(exc: Exception) -> bool:
+    """Whether the operation is polled again: still running, or this poll failed for a
+    reason that may pass (429, 5xx, a dropped connection: `classify`'s temporary ones)."""
+    if POLLING_PREDICATE(exc):
+        return True
+    transient = isinstance(exc, gexc.GoogleAPICallError | OSError)
+    return transient and classify(exc).kind is ErrorKind.TEMPORARY
+
+
+def _unread(exc: Exception) -> str:
+    return f"but polling it failed ({classify(exc)}); the outcome is unknown"
+
+
+def _last_poll_error(timeout: TimeoutError) -> ActuatorError | None:
+    """The failed poll that ran out the operation timeout, or None when the operation
+    was simply still running (api_core chains its RetryError to the TimeoutError)."""
+    retry_error = timeout.__context__
+    cause = getattr(retry_error, "cause", None)
+    if isinstance(cause, gexc.GoogleAPICallError | OSError):
+        return classify(cause)
+    return None
+
 
 #: The IAM permissions each operation needs (``roles/run.developer`` covers them;
 #: updates also need ``iam.serviceAccounts.actAs`` on the runtime service account).
 PERMISSIONS: dict[str, tuple[str, ...]] = {
-    "observe": ("run.services.get", "run.revisions.list"),
+    "observe": ("run.services.get", "run.revisions.list", "run.revisions.get"),
     **{
         kind.value: ("run.services.get", "run.services.update", "run.operations.get")
         for kind in (ActionKind.SCALE, ActionKind.DEPLOY)
@@ -115,9 +163,14 @@ class CloudRunActuator:
         self._clients = clients
         self._owns_clients = owns_clients
         self._limiter = anyio.CapacityLimiter(settings.max_concurrency)
-        self._polling = DEFAULT_POLLING.with_delay(
-            initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
-        ).with_timeout(settings.operation_timeout)
+        self._revisions = RevisionReader(clients, timeout=settings.request_timeout)
+        self._polling = (
+            DEFAULT_POLLING.with_delay(
+                initial=settings.poll_initial, maximum=settings.poll_maximum, multiplier=1.5
+            )
+            .with_timeout(settings.operation_timeout)
+            .with_predicate(_poll_again)
+        )
 
     @classmethod
     def from_settings(
@@ -154,7 +207,8 @@ class CloudRunActuator:
     async def observe(self, scope: Scope | None = None) -> Sequence[ResourceState]:
         """Read every configured service in ``scope``; `ActuatorError` if any cannot be read.
 
-        Each service is one GET, so a replica reads only the services of its shards.
+        Each service is read on its own (one GET, and what `RevisionReader.for_observe`
+        reads of its revisions), so a replica reads only the services of its shards.
         A permission denied on some services but not all (an IAM condition scoped
         per service) is theirs, not the provider's: they read UNKNOWN with the
         error in their detail, the others as usual, and `PartialObserveError` carries
@@ -193,8 +247,8 @@ class CloudRunActuator:
     async def _observe_one(self, service: str) -> ResourceState:
         ref = self.ref(service)
         try:
-            svc, revisions = await self._blocking(
-                lambda: self._read(self._full_name(service), with_revisions=True),
+            view = await self._blocking(
+                lambda: self._read_for_observe(self._full_name(service)),
                 deadline=3 * self._settings.request_timeout,
             )
         except ActuatorError as exc:
@@ -202,10 +256,17 @@ class CloudRunActuator:
                 raise
             # One missing service must not blind Jarvis to the others.
             return ResourceState(ref, Health.UNKNOWN, self._clock.now(), detail="service not found")
-        view = parse_service(svc, revisions, scaling_level=self._settings.scaling_level)
         return resource_state(
             ref, view, observed_at=self._clock.now(), scaling_level=self._settings.scaling_level
         )
+
+    def _read_for_observe(self, name: str) -> ServiceView:
+        """The service, and of its revisions what a tick needs (`RevisionReader.for_observe`)."""
+        level = self._settings.scaling_level
+        service = self._get_service(name)
+        bare = parse_service(service, (), scaling_level=level)
+        revisions = self._revisions.for_observe(name, bare, now=self._clock.now())
+        return parse_service(service, revisions, scaling_level=level)
 
     # -- apply -------------------------------------------------------------------
 
@@ -247,7 +308,17 @@ class CloudRunActuator:
     def _update_once(self, name: str, action: Action, key: str) -> Outcome:
         # A rollback picks a ready revision; a restart checks the pinned ones are ready.
         needs_revisions = isinstance(action.params, (Rollback, Restart))
-        service, revisions = self._read(name, with_revisions=needs_revisions)
+        service = self._get_service(name)
+        revisions = (
+            self._revisions.listed(
+                name,
+                now=self._clock.now(),
+                uid=service.uid,
+                latest_created=short_name(service.latest_created_revision),
+            )
+            if needs_revisions
+            else []
+        )
         view = parse_service(service, revisions, scaling_level=self._settings.scaling_level)
         change = plan_change(
             action,
@@ -268,46 +339,60 @@ class CloudRunActuator:
         request = run_v2.UpdateServiceRequest(
             service=change.service, update_mask=field_mask_pb2.FieldMask(paths=list(change.paths))
         )
-        operation = self._clients.services.update_service(
-            request=request, timeout=self._settings.request_timeout, retry=None
-        )
         try:
-            result = operation.result(  # type: ignore[no-untyped-call]  # api_core is untyped
-                polling=self._polling
+            operation = self._clients.services.update_service(
+                request=request, timeout=self._settings.request_timeout, retry=None
             )
-        except TimeoutError:
+        except OSError as exc:  # requests' network errors
+            if not answer_lost(exc):
+                raise  # nothing was sent: classified like any call
             return Outcome.timed_out(
-                f"{change.summary}: operation {operation.operation.name} still running after "
-                f"{self._settings.operation_timeout:g}s"
+                f"{change.summary}: sent, but its answer was lost ({classify(exc)}); "
+                "the outcome is unknown"
+            )
+        timeout = self._settings.request_timeout
+        return self._await(change, with_poll_timeout(operation, self._clients, timeout))
+
+    def _await(self, change: Change, operation: Any) -> Outcome:
+        """The end of the update Cloud Run accepted as ``operation`` (an api_core
+        `Operation`, untyped), or TIMED_OUT: from here on the change may land whatever
+        the polls say, so a poll that cannot be read leaves the outcome unknown."""
+        accepted = f"{change.summary}: accepted as operation {operation.operation.name}"
+        try:
+            result = operation.result(polling=self._polling, retry=_POLL_ONCE)
+        except TimeoutError as exc:
+            last = _last_poll_error(exc)
+            if last is None:
+                return Outcome.timed_out(
+                    f"{change.summary}: operation {operation.operation.name} still running after "
+                    f"{self._settings.operation_timeout:g}s"
+                )
+            return Outcome.timed_out(
+                f"{accepted}, but its polls kept failing for "
+                f"{self._settings.operation_timeout:g}s ({last}); the outcome is unknown"
             )
         except gexc.GoogleAPICallError as exc:
             if not isinstance(exc.response, operations_pb2.Operation):
-                raise  # polling itself failed (HTTP error): classified like any call
-            # The request was accepted and the rollout failed (typically: the new
-            # revision never became ready). Another attempt may succeed, so the
-            # retry budget, not this actuator, decides when to give up.
-            status = status_name(exc)
+                return Outcome.timed_out(f"{accepted}, {_unread(exc)}")
+            # The operation finished with an error: accepted, and the rollout failed
+            # (typically: the new revision never became ready). Another attempt may
+            # succeed, so the retry budget, not this actuator, decides when to give up.
             return Outcome.failure(
-                f"{change.summary}: operation failed: {exc.message}",
+                f"{change.summary}: operation failed: {one_line(exc.message)}",
                 kind=ErrorKind.TEMPORARY,
-                code=f"OPERATION_{status}",
+                code=f"OPERATION_{status_name(exc)}",
             )
+        except OSError as exc:  # requests' ConnectionError and ReadTimeout: the network
+            return Outcome.timed_out(f"{accepted}, {_unread(exc)}")
         ready = short_name(result.latest_ready_revision)
         return Outcome.success(f"{change.summary}; latest ready revision {ready}")
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _read(
-        self, name: str, *, with_revisions: bool
-    ) -> tuple[run_v2.Service, list[run_v2.Revision]]:
-        timeout = self._settings.request_timeout
-        service = self._clients.services.get_service(name=name, timeout=timeout, retry=None)
-        revisions: list[run_v2.Revision] = []
-        if with_revisions:
-            revisions = list(
-                self._clients.revisions.list_revisions(parent=name, timeout=timeout, retry=None)
-            )
-        return service, revisions
+    def _get_service(self, name: str) -> run_v2.Service:
+        return self._clients.services.get_service(
+            name=name, timeout=self._settings.request_timeout, retry=None
+        )
 
     async def _blocking(self, func: Callable[[], T], *, deadline: float) -> T:
         """Run ``func`` in a worker thread; classify its failure; give up after ``deadline``."""

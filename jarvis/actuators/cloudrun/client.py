@@ -3,20 +3,26 @@
 `jarvis.actuators.cloudrun.actuator` builds its `Clients` here (tests build them
 too, aimed at the fake in tests/cloudrun) and passes every failure of a
 blocking SDK call through `classify`, so the loop sees a temporary or a
-terminal `ActuatorError`.
+terminal `ActuatorError`; `answer_lost` tells it whether a failed update may
+still have reached Cloud Run.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.api_core import operation as lro
 from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import run_v2
+from requests import exceptions as rexc
+from urllib3 import exceptions as u3exc
 
 from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.cloudrun.state import one_line
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import ErrorKind
 
@@ -65,6 +71,25 @@ class Clients:
         # The transports' close() is untyped in google-cloud-run.
         self.services.transport.close()  # type: ignore[no-untyped-call]
         self.revisions.transport.close()  # type: ignore[no-untyped-call]
+
+
+def with_poll_timeout(operation: Any, clients: Clients, timeout: float) -> Any:
+    """``operation`` (the api_core `Operation` an ``update_service`` answers) with every
+    poll bounded by ``timeout`` seconds.
+
+    The REST operations client sends its polls with no timeout at all (it passes
+    ``timeout=None`` down), so a poll the network swallows would hold its worker
+    thread until the operating system gave up on the connection.
+    """
+    operations = clients.services.transport.operations_client
+    name = operation.operation.name
+    return lro.Operation(  # type: ignore[no-untyped-call]  # api_core is untyped
+        operation.operation,
+        functools.partial(operations.get_operation, name, timeout=timeout),
+        functools.partial(operations.cancel_operation, name, timeout=timeout),
+        run_v2.Service,
+        metadata_type=run_v2.Service,
+    )
 
 
 def build_clients(settings: CloudRunSettings) -> Clients:
@@ -133,8 +158,23 @@ def classify(exc: BaseException) -> ActuatorError:
             kind = ErrorKind.TEMPORARY
         else:
             kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
-        return ActuatorError(f"cloudrun: {status}: {exc.message}", kind=kind, code=status)
+        message = one_line(exc.message or "")
+        return ActuatorError(f"cloudrun: {status}: {message}", kind=kind, code=status)
     # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
     if isinstance(exc, OSError):
         return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNAVAILABLE")
     return ActuatorError(f"cloudrun: {type(exc).__name__}: {exc}", code="UNKNOWN")
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` may have reached Cloud Run, only its answer
+    lost: a read timeout, or a connection dropped mid-request. A connection never made
+    (refused, a connect timeout, a TLS handshake that failed) sent nothing."""
+    if isinstance(exc, rexc.ReadTimeout | rexc.ChunkedEncodingError):
+        return True
+    if not isinstance(exc, rexc.ConnectionError) or isinstance(exc, rexc.ConnectTimeout):
+        return False
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, u3exc.MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, u3exc.ProtocolError)

@@ -1,6 +1,7 @@
 """Cloud Run services as Jarvis sees them: SDK objects parsed into typed views and judged.
 
-`jarvis.actuators.cloudrun.actuator` reads a `run_v2.Service` and its `run_v2.Revision`s
+`jarvis.actuators.cloudrun.actuator` reads a `run_v2.Service`, and its `run_v2.Revision`s
+through `jarvis.actuators.cloudrun.revisions` (which parses them with `revision_view`),
 and calls `parse_service`, then `resource_state`. Everything here is pure (no
 I/O): the parsing happens once, at the boundary, and the judgement works on the
 frozen views below. Revision names are always the short form (``api-00003-xyz``);
@@ -104,6 +105,8 @@ class ServiceView:
 
     name: str
     uri: str
+    uid: str
+    """Cloud Run's id of the service: another one for a service created again."""
     generation: int
     observed_generation: int
     reconciling: bool
@@ -133,6 +136,12 @@ class ServiceView:
             if entry.percent > 0:
                 out.append(TrafficView(entry.latest, name, entry.percent, entry.tag))
         return out
+
+    def named_revisions(self) -> list[str]:
+        """The revisions whose state the judgement reads: every one traffic reaches, and
+        the latest created one."""
+        names = [entry.revision for entry in self.serving()]
+        return [name for name in dict.fromkeys([*names, self.latest_created]) if name]
 
     def serving_version(self) -> str | None:
         """The revision carrying the most traffic."""
@@ -164,6 +173,17 @@ class ServiceView:
         return None
 
 
+def one_line(message: str) -> str:
+    """Cloud Run's message as one line: its first paragraph, whitespace collapsed.
+
+    A revision that never got ready is explained in a paragraph followed by a blank
+    line, ``Logs URL: ...`` and a troubleshooting link, each on its own line; the
+    paragraph is what an operator reads in a detail, an event or an alert.
+    """
+    first = message.strip().split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
 def short_name(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
@@ -177,13 +197,13 @@ def primary_container(containers: Sequence[Any]) -> int:
 
 
 def parse_service(
-    service: run_v2.Service, revisions: Sequence[run_v2.Revision], *, scaling_level: str
+    service: run_v2.Service, revisions: Sequence[RevisionView], *, scaling_level: str
 ) -> ServiceView:
     template = service.template
     containers = list(template.containers)
     image = containers[primary_container(containers)].image if containers else ""
     parsed = sorted(
-        (_revision(r) for r in revisions),
+        revisions,
         key=lambda r: (r.created is not None, r.created or _NEVER, r.name),
         reverse=True,
     )
@@ -192,6 +212,7 @@ def parse_service(
     return ServiceView(
         name=short_name(service.name),
         uri=service.uri,
+        uid=service.uid,
         generation=int(service.generation),
         observed_generation=int(service.observed_generation),
         reconciling=bool(service.reconciling),
@@ -362,18 +383,18 @@ def _condition(condition: run_v2.Condition) -> ConditionView:
         type=condition.type_,
         state=_STATES.get(condition.state, "unspecified"),
         reason=reason,
-        message=condition.message,
+        message=one_line(condition.message),
     )
 
 
-def _revision(revision: run_v2.Revision) -> RevisionView:
+def revision_view(revision: run_v2.Revision) -> RevisionView:
     ready = next((c for c in revision.conditions if c.type_ == "Ready"), None)
     containers = list(revision.containers)
     created = revision.create_time if revision.create_time else None
     return RevisionView(
         name=short_name(revision.name),
         ready=_STATES.get(ready.state, "pending") if ready is not None else "pending",
-        message=ready.message if ready is not None else "",
+        message=one_line(ready.message) if ready is not None else "",
         image=containers[primary_container(containers)].image if containers else "",
         created=created,
     )
