@@ -319,3 +319,34 @@ def test_a_route_with_an_unpriced_model_is_a_config_error(monkeypatch: pytest.Mo
         load_settings()
     monkeypatch.setenv("JARVIS_COST__ENABLED", "false")
     assert load_settings().routing.routes["chat"].models == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("key", ["admin_token", "read_token"])
+def test_a_short_token_is_refused_naming_its_key_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """A token shorter than 16 characters is guessable: refused at load, naming the key and
+    never quoting the token."""
+    monkeypatch.setenv(f"JARVIS_{key.upper()}", "s3cret-short")
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*at least 16 characters") as raised:
+        load_settings()
+    assert "s3cret-short" not in str(raised.value)
+    monkeypatch.setenv(f"JARVIS_{key.upper()}", "s3cret-but-long-enough")
+    assert load_settings() is not None
+
+
+def test_a_read_token_equal_to_the_admin_token_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read token must differ from the admin token: equal, every reader could change
+    things. The error names both keys and quotes neither."""
+    token = "one-token-for-everyone-0123"
+    monkeypatch.setenv("JARVIS_ADMIN_TOKEN", token)
+    monkeypatch.setenv("JARVIS_READ_TOKEN", token)
+    with pytest.raises(ConfigError, match=r"read_token: .*differ from admin_token") as raised:
+        load_settings()
+    assert token not in str(raised.value)
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert token not in result.output

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,7 +41,7 @@ from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
 from jarvis.config.report import ReportSettings
-from jarvis.config.secrets import known_secrets, secret_variables
+from jarvis.config.secrets import Token, known_secrets, secret_variables
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,
@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     """Where events wait while the database is unreachable."""
     dry_run: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    admin_token: SecretStr | None = None
+    admin_token: Token | None = None
     """Bearer token for the admin API and the status page's changes; acts as ``admin-token``."""
-    read_token: SecretStr | None = None
+    read_token: Token | None = None
     """Bearer token that may read the admin API and the status page, and change nothing."""
     log_format: str = "auto"
     """auto (console on a terminal, JSON otherwise), json or console."""
@@ -144,6 +144,14 @@ class Settings(BaseSettings):
         if self.local is not None:
             self.local.check_fits(self.loop.apply_timeout)
             self.local.check_inherits(secret_variables(self))
+        return self
+
+    @model_validator(mode="after")
+    def _tokens_differ(self) -> Settings:
+        admin, read = self.admin_token, self.read_token
+        if admin and read and admin.get_secret_value() == read.get_secret_value():
+            # Equal, the read token is an admin one: every reader could change things.
+            raise ValueError("read_token: must differ from admin_token")
         return self
 
     @field_validator("budgets")
