@@ -350,3 +350,50 @@ def test_a_read_token_equal_to_the_admin_token_is_refused(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert token not in result.output
+
+
+_RULE = '[{"target_cpu_utilization": 50, "max_replicas": MAX, "schedule": WINDOWS}]'
+_WINDOW = '[{"start": "08:00", "end": "09:00", "max_replicas": N}]'
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_BOUNDS__MAX_REPLICAS", "N", "bounds.max_replicas"),
+        ("JARVIS_SCALING__SCALE_UP_MAX_REPLICAS", "N", "scaling.scale_up_max_replicas"),
+        ("JARVIS_SCALING__SCALE_DOWN_MAX_REPLICAS", "N", "scaling.scale_down_max_replicas"),
+        ("JARVIS_SCALING__SCALE_UP_MAX_PERCENT", "N", "scaling.scale_up_max_percent"),
+        (
+            "JARVIS_SCALING__SCALE_UP_POLICIES",
+            '[{"type": "pods", "value": N}]',
+            "scaling.scale_up_policies.0.value",
+        ),
+        (
+            "JARVIS_SCALING__RULES",
+            _RULE.replace("MAX", "N").replace("WINDOWS", "[]"),
+            "scaling.rules.0.max_replicas",
+        ),
+        (
+            "JARVIS_SCALING__RULES",
+            _RULE.replace("MAX", "5").replace("WINDOWS", _WINDOW),
+            "scaling.rules.0.schedule.0.max_replicas",
+        ),
+    ],
+)
+def test_a_replica_count_no_provider_takes_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """Replica counts and scaling steps are at most 2^31 - 1, what Kubernetes' int32 replicas,
+    ECS's desiredCount and Cloud Run's instance counts take: 2^70 was accepted, and a huge
+    percentage made every scale-up an OverflowError; the largest builds the policies."""
+    from jarvis.app import build_guard, build_policies
+
+    monkeypatch.setenv("JARVIS_SCALING__ENABLED", "true")
+    monkeypatch.setenv("JARVIS_SCALING__RULES", '[{"target_cpu_utilization": 50}]')
+    monkeypatch.setenv(variable, value.replace("N", str(2**31 - 1)))
+    settings = load_settings()
+    assert "scaling" in {policy.name for policy in build_policies(settings)}
+    build_guard(settings)
+    monkeypatch.setenv(variable, value.replace("N", str(2**70)))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*less than or equal"):
+        load_settings()

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jarvis.config.sections import Section
+from jarvis.config.sections import REPLICAS_MAX, Section
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-ReplicaCount = Annotated[int, Field(ge=1)]
+ReplicaCount = Annotated[int, Field(ge=1, le=REPLICAS_MAX)]
+Step = Annotated[int, Field(ge=0, le=REPLICAS_MAX)]
+"""Replicas (or percent) of one scaling step: int32, as Kubernetes' HPAScalingPolicy.value."""
 
 
 def _wall_clock(value: time) -> time:
@@ -65,7 +67,7 @@ class ScalingRuleSettings(Section):
     """How services whose URI matches ``match`` (a glob, e.g. ``ecs://prod/*``) scale."""
 
     match: Annotated[str, Field(min_length=1)] = "*"
-    min_replicas: Annotated[int, Field(ge=0)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=REPLICAS_MAX)] = 1
     """0 opts in to scale to zero and back (needs target_requests_per_minute)."""
     cooldown_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 300.0
     """With min_replicas = 0: idle this long (requests at or below the activation
@@ -127,7 +129,7 @@ class RatePolicySettings(Section):
     (or percent) of change per ``period_seconds``."""
 
     type: Literal["pods", "percent"]
-    value: Annotated[float, Field(ge=0)]
+    value: Annotated[float, Field(ge=0, le=REPLICAS_MAX)]
     period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
 
     @model_validator(mode="after")
@@ -157,11 +159,11 @@ class ScalingSettings(Section):
     """Each with its own period; when set, they replace the max_percent/max_replicas
     shorthand below for that direction."""
     rate_period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
-    scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
-    scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4
+    scale_up_max_percent: Annotated[float, Field(ge=0, le=REPLICAS_MAX)] = 100.0
+    scale_up_max_replicas: Step = 4
     """Per period, scale up by at most max(+percent, +replicas)."""
     scale_down_max_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
-    scale_down_max_replicas: Annotated[int | None, Field(ge=0)] = None
+    scale_down_max_replicas: Step | None = None
     """Per period, scale down by at most the larger of the two (100 %: no limit)."""
     metric_max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
     """Metrics observed longer ago than this are stale: no decision."""

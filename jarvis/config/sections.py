@@ -67,10 +67,16 @@ class LoopSettings(Section):
         return self
 
 
+REPLICAS_MAX = 2**31 - 1
+"""The most replicas any count or scaling step may say: Kubernetes' replicas and its HPA
+policies' values are int32, and so are ECS's desiredCount and Cloud Run's instance counts.
+2^70 was accepted, and a huge scale-up percentage overflowed a float at every scale-up."""
+
+
 class BoundsSettings(Section):
     max_actions_per_tick: Annotated[int, Field(ge=0)] = 10
     """The blast radius: actions applied in one tick, across all resources."""
-    max_replicas: Annotated[int, Field(ge=1)] = 100
+    max_replicas: Annotated[int, Field(ge=1, le=REPLICAS_MAX)] = 100
     """No scale action may ask for more replicas than this, whatever a policy says."""
     max_traffic_shift: Annotated[float, Field(gt=0, le=1)] = 0.5
     """The largest change of any one model's routing weight in one tick."""
