@@ -397,3 +397,34 @@ def test_a_replica_count_no_provider_takes_is_refused_naming_its_key(
     monkeypatch.setenv(variable, value.replace("N", str(2**70)))
     with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*less than or equal"):
         load_settings()
+
+
+@pytest.mark.parametrize("zone", ["America", "Europe", "zone.tab"])
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_REPORT__TIMEZONE", "ZONE", "report.timezone"),
+        (
+            "JARVIS_SCALING__RULES",
+            '[{"target_cpu_utilization": 50, "timezone": "ZONE"}]',
+            "scaling.rules.0.timezone",
+        ),
+        (
+            "JARVIS_BUDGETS",
+            '[{"name": "b", "max": 1, "schedule": {"timezone": "ZONE", '
+            '"hours": [{"start": "08:00", "end": "09:00"}]}}]',
+            "budgets.0.schedule.timezone",
+        ),
+    ],
+)
+def test_a_time_zone_that_names_a_directory_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str, zone: str
+) -> None:
+    """ "America" is a directory of the zone database, not a zone: `config check` and `run`
+    ended in an IsADirectoryError traceback; it is an unknown time zone naming the key."""
+    monkeypatch.setenv(variable, value.replace("ZONE", zone))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*unknown time zone"):
+        load_settings()
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and key in result.output

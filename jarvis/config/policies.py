@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from datetime import time
 from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from jarvis.config.sections import REPLICAS_MAX, Section
+from jarvis.config.sections import REPLICAS_MAX, Section, TimeZone
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ReplicaCount = Annotated[int, Field(ge=1, le=REPLICAS_MAX)]
@@ -83,18 +82,9 @@ class ScalingRuleSettings(Section):
     """p95 latency the service should stay under."""
     price_per_replica_hour: Annotated[float | None, Field(ge=0)] = None
     """USD per replica-hour, for the projected cost change of each proposal."""
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """IANA zone the schedule's times are written in, e.g. ``Europe/Berlin``."""
     schedule: list[ScheduleWindowSettings] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (want an IANA name)") from None
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

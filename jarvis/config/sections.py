@@ -8,8 +8,17 @@ section forbids unknown keys, so a typo is an error that names the key.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    field_validator,
+    model_validator,
+)
 
 from jarvis.model import EventKind
 
@@ -18,6 +27,20 @@ class Section(BaseModel):
     """Base for every settings section: frozen, and strict about unknown keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: "America" is a directory of the zone database, "zone.tab" a file
+        # that is no zone; IsADirectoryError ended `config check` in a traceback.
+        raise ValueError(f"unknown time zone {value!r} (want an IANA name)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone)]
+"""An IANA time zone name ("Europe/Berlin"), for schedules, budgets and the report."""
 
 
 class AllowEntry(Section):
