@@ -428,3 +428,26 @@ def test_a_time_zone_that_names_a_directory_is_refused_naming_its_key(
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and key in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_ADMIN_TOKEN", "0123456789abcdef0123\n", "admin_token"),
+        ("JARVIS_READ_TOKEN", " 0123456789abcdef0123", "read_token"),
+        ("JARVIS_ADMIN_TOKEN", "0123456789\x1babcdef0123", "admin_token"),
+        ("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis@db:5432/jarvis\n", "database_url"),
+        ("JARVIS_DATABASE_URL", "sqlite+aiosqlite:///jarvis.db\r\n", "database_url"),
+        ("JARVIS_REDIS_URL", "redis://cache:6379/0\n", "redis_url"),
+    ],
+)
+def test_a_secret_or_url_with_a_line_break_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """A value read from a file keeps its trailing newline (a Kubernetes Secret made with
+    --from-file): the token then never matched a request, the URL named a database
+    "jarvis\\n". Refused naming the key, never quoting the value."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*(whitespace|control)") as raised:
+        load_settings()
+    assert value.strip() not in str(raised.value)
