@@ -451,3 +451,36 @@ def test_a_secret_or_url_with_a_line_break_is_refused_naming_its_key(
     with pytest.raises(ConfigError, match=rf"\n  {key}: .*(whitespace|control)") as raised:
         load_settings()
     assert value.strip() not in str(raised.value)
+
+
+def test_a_config_file_larger_than_any_configuration_is_refused_unread(tmp_path: Path) -> None:
+    """A 20 GB file given as --config (a disk image, a log) was read whole into memory, then
+    parsed: `config check` grew past 13 GB. More than a mebibyte is refused naming the file
+    (64 MiB here, so that the old code failed this test without exhausting memory)."""
+    config = tmp_path / "image.toml"
+    with config.open("wb") as sparse:
+        sparse.truncate(64 * 2**20)
+    with pytest.raises(ConfigError, match=r"image\.toml is larger than 1 MiB"):
+        load_settings(str(config))
+    config.write_text("# " + "x" * (2**20 - 3) + "\n")  # exactly 1 MiB
+    assert load_settings(str(config)) is not None
+
+
+def test_a_symlink_loop_given_as_the_config_file_is_named_as_one(tmp_path: Path) -> None:
+    """A link that leads back to itself exists: it is unreadable, not "not found"."""
+    (tmp_path / "a.toml").symlink_to(tmp_path / "b.toml")
+    (tmp_path / "b.toml").symlink_to(tmp_path / "a.toml")
+    with pytest.raises(ConfigError, match=r"cannot read config file .*a\.toml: .*symbolic links"):
+        load_settings(str(tmp_path / "a.toml"))
+
+
+def test_a_config_path_that_is_no_regular_file_is_named_as_such(tmp_path: Path) -> None:
+    """A FIFO (or a device) exists: it is not a regular file, rather than "not found", and
+    nothing waits for a writer."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ConfigError, match=r"pipe is not a regular file"):
+        load_settings(str(tmp_path / "pipe"))
+    with pytest.raises(ConfigError, match=r"/dev/null is not a regular file"):
+        load_settings("/dev/null")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -290,19 +291,8 @@ def load_settings(
     path: Path | None = None
     if path_text:
         path = Path(path_text)
-        if path.is_dir():
-            raise ConfigError(f"{path} is a directory, not a config file")
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            # Permission denied, typically: the file belongs to the daemon's user.
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        try:
-            tomllib.loads(text)
+            tomllib.loads(_read_config(path))
         except ValueError as exc:
             # TOMLDecodeError, or a plain ValueError for an integer of more digits than
             # Python converts (4,300), which ended every command in a traceback.
@@ -322,6 +312,39 @@ def load_settings(
             f"invalid configuration (from the environment): {exc}{which}; "
             "lists and tables given as JARVIS_* variables must be JSON"
         ) from None
+
+
+CONFIG_MAX_BYTES = 2**20
+"""The largest config file read: a 20 GB one (a disk image given as --config) was read
+whole into memory, and a configuration of thousands of entries is a few hundred KiB."""
+
+
+def _read_config(path: Path) -> str:
+    """The text of the config file at ``path``, or ConfigError saying why there is none."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        # A symlink loop, a path through a file: it is there, but cannot be read.
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        # A FIFO would wait for a writer; a device may never end.
+        raise ConfigError(f"{path} is not a regular file, so not a config file")
+    try:
+        with path.open("rb") as file:
+            data = file.read(CONFIG_MAX_BYTES + 1)
+    except OSError as exc:
+        # Permission denied, typically: the file belongs to the daemon's user.
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MiB, more than a configuration")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _describe(exc: ValidationError, path: Path | None, *, flags: bool = False) -> str:
