@@ -484,3 +484,21 @@ def test_a_config_path_that_is_no_regular_file_is_named_as_such(tmp_path: Path) 
         load_settings(str(tmp_path / "pipe"))
     with pytest.raises(ConfigError, match=r"/dev/null is not a regular file"):
         load_settings("/dev/null")
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\x1b[2Jb", "a/b", "", "caf\u00e9\u202e"])
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_probe_name_that_is_no_plain_name_is_refused_naming_its_section(
+    monkeypatch: pytest.MonkeyPatch, kind: str, name: str
+) -> None:
+    """A dependency probe's name becomes its resource (``probe://redis/NAME``): a NUL was
+    stored as U+FFFD, so the record named another resource than the one observed, and a
+    slash made a path of it. Names are an endpoint's: letters, digits, ``.``, ``_``, ``-``."""
+    scheme = "postgresql" if kind == "postgres" else "redis"
+    monkeypatch.setenv(f"JARVIS_PROBES__{kind.upper()}", json.dumps({name: f"{scheme}://h/0"}))
+    with pytest.raises(ConfigError, match=rf"\n  probes\.{kind}\.") as raised:
+        load_settings()
+    assert "pattern" in str(raised.value)
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "\x00" not in result.output and "\x1b" not in result.output
