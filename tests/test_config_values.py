@@ -502,3 +502,42 @@ def test_a_probe_name_that_is_no_plain_name_is_refused_naming_its_section(
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 2, result.output
     assert "\x00" not in result.output and "\x1b" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "update", "policy"),
+    [
+        ("scaling", {"tolerance": 1.5}, "scaling"),
+        ("rollback", {"consecutive_checks": 0}, "rollback"),
+        ("failover", {"fail_ticks": 0}, "failover"),
+    ],
+)
+def test_a_policy_that_refuses_its_settings_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, section: str, update: dict[str, object], policy: str
+) -> None:
+    """Whatever a policy refuses when it is built (a check config does not repeat) is a
+    ConfigError naming the policy, which `config check`, `run` and `db prune` print as one
+    line, not a ValueError traceback. No validated config reaches one today: the values
+    are set past validation, as a future section drifting from its policy would."""
+    from jarvis.app import build_policies
+
+    monkeypatch.setenv(
+        "JARVIS_SCALING", '{"enabled": true, "rules": [{"target_cpu_utilization": 50}]}'
+    )
+    monkeypatch.setenv("JARVIS_ROLLBACK__ENABLED", "true")
+    monkeypatch.setenv(
+        "JARVIS_PROBES__ENDPOINTS",
+        '[{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/"}]',
+    )
+    monkeypatch.setenv(
+        "JARVIS_FAILOVER__GROUPS",
+        '[{"zone_id": "Z1", "name": "api.example.com", "targets": ['
+        '{"set_identifier": "a", "weight": 1, "endpoints": ["a"]}, {"set_identifier": "b", "weight": 1, "endpoints": ["b"]}]}]',
+    )
+    settings = load_settings()
+    assert {"scaling", "rollback", "failover"} <= {p.name for p in build_policies(settings)}
+    broken = settings.model_copy(
+        update={section: getattr(settings, section).model_copy(update=update)}
+    )
+    with pytest.raises(ConfigError, match=rf"^invalid configuration: the {policy} policy refuses"):
+        build_policies(broken)
