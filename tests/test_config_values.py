@@ -541,3 +541,16 @@ def test_a_policy_that_refuses_its_settings_is_a_config_error_naming_it(
     )
     with pytest.raises(ConfigError, match=rf"^invalid configuration: the {policy} policy refuses"):
         build_policies(broken)
+
+
+@pytest.mark.parametrize("replica", ["a\\u0000b", "pod-1\\n", "\\u001b[2Jpod", " pod"])
+def test_a_replica_id_with_a_control_character_is_refused_naming_it(
+    tmp_path: Path, replica: str
+) -> None:
+    """PostgreSQL refuses a NUL in text: a replica named with one never took the lease, every
+    round a warning, and never acted; line breaks and escapes forge the log and status lines.
+    Refused at load, naming ``lease.replica_id``."""
+    config = tmp_path / "lease.toml"
+    config.write_text(f'[lease]\nreplica_id = "{replica}"\n')
+    with pytest.raises(ConfigError, match=r"\n  lease\.replica_id: .*control characters"):
+        load_settings(str(config))

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from jarvis.config.urls import plain_text
 from jarvis.model import EventKind
 
 
@@ -119,6 +120,10 @@ class RetrySettings(Section):
     """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
 
 
+def _plain_name(value: str | None) -> str | None:
+    return value if value is None else plain_text(value)
+
+
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
@@ -141,8 +146,11 @@ class LeaseSettings(Section):
     duration: Annotated[float, Field(gt=0, le=3600)] = 15.0
     renew_deadline: Annotated[float, Field(gt=0, le=3600)] = 10.0
     retry_period: Annotated[float, Field(gt=0, le=600)] = 2.0
-    replica_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    """This replica's name in the lease and in events; default host-pid-random."""
+    replica_id: Annotated[
+        str | None, Field(min_length=1, max_length=200), AfterValidator(_plain_name)
+    ] = None
+    """This replica's name in the lease and in events; default host-pid-random. No control
+    character: PostgreSQL refuses a NUL, so a replica named with one never took the lease."""
     backend: Literal["postgresql", "kubernetes"] = "postgresql"
     """Who elects: the lease row itself, or a Kubernetes Lease (fenced by the row either way)."""
     kubernetes_namespace: Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)] = "default"
