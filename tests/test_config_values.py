@@ -554,3 +554,38 @@ def test_a_replica_id_with_a_control_character_is_refused_naming_it(
     config.write_text(f'[lease]\nreplica_id = "{replica}"\n')
     with pytest.raises(ConfigError, match=r"\n  lease\.replica_id: .*control characters"):
         load_settings(str(config))
+
+
+_BCC = "\r\nBcc: everyone@example.com"
+
+
+@pytest.mark.parametrize(
+    ("variable", "fields", "key"),
+    [
+        ("JARVIS_NOTIFY__EMAIL", {"sender": "jarvis@example.com" + _BCC}, "notify.email.sender"),
+        (
+            "JARVIS_NOTIFY__EMAIL",
+            {"recipients": ["sre@example.com" + _BCC]},
+            "notify.email.recipients.0",
+        ),
+        ("JARVIS_NOTIFY__EMAIL", {"host": "smtp.internal\n"}, "notify.email.host"),
+        (
+            "JARVIS_CUSTOMERS__EMAIL",
+            {"sender": "hello@example.com" + _BCC},
+            "customers.email.sender",
+        ),
+        ("JARVIS_CUSTOMERS__EMAIL", {"product": "Jarvis" + _BCC}, "customers.email.product"),
+    ],
+)
+def test_a_mail_header_value_with_a_line_break_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, fields: dict[str, object], key: str
+) -> None:
+    """An address or name with a line break passed `config check`; Python's email refuses
+    such a header, so every alert (or customer email) failed when it was sent, found only
+    once something fired. Refused at load, naming the key."""
+    base: dict[str, object] = {"host": "smtp.internal", "sender": "jarvis@example.com"}
+    if variable == "JARVIS_NOTIFY__EMAIL":
+        base["recipients"] = ["sre@example.com"]
+    monkeypatch.setenv(variable, json.dumps({**base, **fields}))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*control characters"):
+        load_settings()
