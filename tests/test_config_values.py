@@ -589,3 +589,18 @@ def test_a_mail_header_value_with_a_line_break_is_refused_naming_its_key(
     monkeypatch.setenv(variable, json.dumps({**base, **fields}))
     with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*control characters"):
         load_settings()
+
+
+def test_a_config_path_with_a_line_break_is_named_with_it_shown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``JARVIS_CONFIG`` read from a file kept its newline: the error said "config file not
+    found: jarvis.toml" over two lines while jarvis.toml was there. The path is shown with
+    its line break escaped, and what is wrong with it said."""
+    (tmp_path / "jarvis.toml").write_text("")
+    monkeypatch.setenv("JARVIS_CONFIG", "jarvis.toml\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "'jarvis.toml\\n'" in message and "line break" in message

@@ -55,7 +55,7 @@ from jarvis.config.sections import (
     SimulatedSettings,
     _default_allowlist,
 )
-from jarvis.config.urls import DatabaseUrl, RedisUrl
+from jarvis.config.urls import DatabaseUrl, RedisUrl, plain_text
 
 __all__ = [
     "AllowEntry",
@@ -291,6 +291,14 @@ def load_settings(
     path: Path | None = None
     if path_text:
         path = Path(path_text)
+        try:
+            plain_text(str(path_text))
+        except ValueError:
+            # Read from a file, it kept the line break: "not found" named a file that is there.
+            raise ConfigError(
+                f"config file path {str(path_text)!r} holds a control character (a line "
+                "break?) or begins or ends with whitespace"
+            ) from None
         try:
             tomllib.loads(_read_config(path))
         except ValueError as exc:
