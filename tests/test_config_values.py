@@ -604,3 +604,27 @@ def test_a_config_path_with_a_line_break_is_named_with_it_shown(
     message = str(raised.value)
     assert "\n" not in message
     assert "'jarvis.toml\\n'" in message and "line break" in message
+
+
+def test_a_config_file_nested_too_deeply_is_a_config_error(tmp_path: Path) -> None:
+    """tomllib recurses per nested array or inline table: 100,000 of them in a 200 KB file
+    ended every command in a RecursionError traceback."""
+    config = tmp_path / "deep.toml"
+    config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml is not valid TOML: .*nested too deeply"):
+        load_settings(str(config))
+
+
+@pytest.mark.parametrize(
+    "value", ["[" * 30_000 + "]" * 30_000, '{"a":' * 10_000 + "1" + "}" * 10_000]
+)
+def test_a_variable_nested_too_deeply_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """JSON in a JARVIS_* variable nested tens of thousands deep was a RecursionError
+    traceback; it is a configuration error naming the variable."""
+    monkeypatch.setenv("JARVIS_LOOP__INTERVAL", "5")
+    monkeypatch.setenv("JARVIS_ALLOWLIST", value)
+    with pytest.raises(ConfigError, match=r"JARVIS_ALLOWLIST nests .*too deeply") as raised:
+        load_settings()
+    assert "JARVIS_LOOP__INTERVAL" not in str(raised.value)

@@ -305,11 +305,23 @@ def load_settings(
             # TOMLDecodeError, or a plain ValueError for an integer of more digits than
             # Python converts (4,300), which ended every command in a traceback.
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        except RecursionError:
+            # tomllib recurses per nested array or inline table.
+            raise ConfigError(
+                f"config file {path} is not valid TOML: lists or tables nested too deeply"
+            ) from None
     cls = Settings if path is None else _reading(path.resolve())
     try:
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, flags=bool(overrides))) from None
+    except RecursionError:
+        # json.loads of a JARVIS_* value nested tens of thousands deep.
+        culprits = not_json(None, os.environ)
+        raise ConfigError(
+            "invalid configuration (from the environment): "
+            f"{', '.join(culprits) or 'a variable'} nests lists or tables too deeply"
+        ) from None
     except SettingsError as exc:
         # A complex value (a list or a table) in the environment that is not JSON.
         field = re.search(r'field "([^"]+)"', str(exc))
