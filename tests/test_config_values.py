@@ -628,3 +628,23 @@ def test_a_variable_nested_too_deeply_is_a_config_error_naming_it(
     with pytest.raises(ConfigError, match=r"JARVIS_ALLOWLIST nests .*too deeply") as raised:
         load_settings()
     assert "JARVIS_LOOP__INTERVAL" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_ADMIN_TOKEN", "\udcff0123456789abcdef", "admin_token"),
+        ("JARVIS_DATABASE_URL", "sqlite+aiosqlite:///\udcff.db", "database_url"),
+    ],
+)
+def test_a_variable_that_is_not_utf8_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """A byte that is not UTF-8 in the environment arrives as a lone surrogate: the admin
+    token ended `run` in a UnicodeEncodeError traceback when the server started, the
+    database URL `config check` in a PydanticSerializationError. Refused naming the key."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*UTF-8"):
+        load_settings()
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output

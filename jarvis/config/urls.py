@@ -30,14 +30,20 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def plain_text(value: str) -> str:
-    """``value``, or ValueError (never quoting it: it may be a secret) when it holds a control
-    character or begins or ends with whitespace.
+    """``value``, or ValueError (never quoting it: it may be a secret) when it is not UTF-8,
+    holds a control character or begins or ends with whitespace.
 
     A value read from a file keeps the file's last newline (a Kubernetes Secret made
     ``--from-file``, ``$(cat token)`` in a unit file that was not stripped): a token that
     ends in one never matched a request, whose header is stripped; a database URL named
     the database ``"jarvis\n"``.
     """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A byte the environment could not decode, kept as a lone surrogate: a token
+        # with one ended `run` in a traceback when the server encoded it.
+        raise ValueError("is not valid UTF-8 (a byte the environment could not decode)") from None
     if value != value.strip() or _CONTROL.search(value):
         raise ValueError(
             "must not hold control characters or begin or end with whitespace "
