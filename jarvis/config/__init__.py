@@ -17,7 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -147,13 +154,14 @@ class Settings(BaseSettings):
             self.local.check_inherits(secret_variables(self))
         return self
 
-    @model_validator(mode="after")
-    def _tokens_differ(self) -> Settings:
-        admin, read = self.admin_token, self.read_token
+    @field_validator("read_token")
+    @classmethod
+    def _tokens_differ(cls, read: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        admin = info.data.get("admin_token")  # validated first: declared first
         if admin and read and admin.get_secret_value() == read.get_secret_value():
             # Equal, the read token is an admin one: every reader could change things.
-            raise ValueError("read_token: must differ from admin_token")
-        return self
+            raise ValueError("must differ from admin_token")
+        return read
 
     @field_validator("budgets")
     @classmethod
