@@ -648,3 +648,12 @@ def test_a_variable_that_is_not_utf8_is_refused_naming_its_key(
         load_settings()
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 2, result.output
+
+
+def test_a_config_file_with_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
+    """An editor that saves "UTF-8 with BOM" made the file "not valid TOML: Invalid statement
+    (at line 1, column 1)", on a line that looks right; the error says what is there."""
+    config = tmp_path / "bom.toml"
+    config.write_bytes(b"\xef\xbb\xbf[loop]\ninterval = 5\n")
+    with pytest.raises(ConfigError, match=r"bom\.toml starts with a byte order mark"):
+        load_settings(str(config))

@@ -9,6 +9,7 @@ A bad value raises `ConfigError`, whose message names every offending key.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import re
@@ -369,6 +370,11 @@ def _read_config(path: Path) -> str:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     if len(data) > CONFIG_MAX_BYTES:
         raise ConfigError(f"config file {path} is larger than 1 MiB, more than a configuration")
+    if data.startswith(codecs.BOM_UTF8):
+        # TOML has no BOM: tomllib said "Invalid statement (at line 1, column 1)".
+        raise ConfigError(
+            f"config file {path} starts with a byte order mark: save it as UTF-8 without one"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
