@@ -4,7 +4,8 @@ The composition root (`jarvis.app`) and the CLI call `load_settings` once; no
 other module reads the environment. Nested keys use ``__`` in the environment
 (``JARVIS_LOOP__INTERVAL=5``); complex values are JSON
 (``JARVIS_ALLOWLIST='[{"provider": "sim", "actions": ["restart"]}]'``).
-A bad value raises `ConfigError`, whose message names every offending key.
+A bad value raises `ConfigError`, whose message names every offending key; a config
+file is read only when it is a regular UTF-8 file of at most 1 MiB (`_read_config`).
 """
 
 from __future__ import annotations
