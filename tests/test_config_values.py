@@ -531,8 +531,18 @@ def test_a_policy_that_refuses_its_settings_is_a_config_error_naming_it(
     )
     monkeypatch.setenv(
         "JARVIS_FAILOVER__GROUPS",
-        '[{"zone_id": "Z1", "name": "api.example.com", "targets": ['
-        '{"set_identifier": "a", "weight": 1, "endpoints": ["a"]}, {"set_identifier": "b", "weight": 1, "endpoints": ["b"]}]}]',
+        json.dumps(
+            [
+                {
+                    "zone_id": "Z1",
+                    "name": "api.example.com",
+                    "targets": [
+                        {"set_identifier": name, "weight": 1, "endpoints": [name]}
+                        for name in ("a", "b")
+                    ],
+                }
+            ]
+        ),
     )
     settings = load_settings()
     assert {"scaling", "rollback", "failover"} <= {p.name for p in build_policies(settings)}
