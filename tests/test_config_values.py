@@ -319,3 +319,351 @@ def test_a_route_with_an_unpriced_model_is_a_config_error(monkeypatch: pytest.Mo
         load_settings()
     monkeypatch.setenv("JARVIS_COST__ENABLED", "false")
     assert load_settings().routing.routes["chat"].models == ("a", "b", "c")
+
+
+@pytest.mark.parametrize("key", ["admin_token", "read_token"])
+def test_a_short_token_is_refused_naming_its_key_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """A token shorter than 16 characters is guessable: refused at load, naming the key and
+    never quoting the token."""
+    monkeypatch.setenv(f"JARVIS_{key.upper()}", "s3cret-short")
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*at least 16 characters") as raised:
+        load_settings()
+    assert "s3cret-short" not in str(raised.value)
+    monkeypatch.setenv(f"JARVIS_{key.upper()}", "s3cret-but-long-enough")
+    assert load_settings() is not None
+
+
+def test_a_read_token_equal_to_the_admin_token_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read token must differ from the admin token: equal, every reader could change
+    things. The error names both keys and quotes neither."""
+    token = "one-token-for-everyone-0123"
+    monkeypatch.setenv("JARVIS_ADMIN_TOKEN", token)
+    monkeypatch.setenv("JARVIS_READ_TOKEN", token)
+    with pytest.raises(ConfigError, match=r"read_token: .*differ from admin_token") as raised:
+        load_settings()
+    assert token not in str(raised.value)
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert token not in result.output
+
+
+_RULE = '[{"target_cpu_utilization": 50, "max_replicas": MAX, "schedule": WINDOWS}]'
+_WINDOW = '[{"start": "08:00", "end": "09:00", "max_replicas": N}]'
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_BOUNDS__MAX_REPLICAS", "N", "bounds.max_replicas"),
+        ("JARVIS_SCALING__SCALE_UP_MAX_REPLICAS", "N", "scaling.scale_up_max_replicas"),
+        ("JARVIS_SCALING__SCALE_DOWN_MAX_REPLICAS", "N", "scaling.scale_down_max_replicas"),
+        ("JARVIS_SCALING__SCALE_UP_MAX_PERCENT", "N", "scaling.scale_up_max_percent"),
+        (
+            "JARVIS_SCALING__SCALE_UP_POLICIES",
+            '[{"type": "pods", "value": N}]',
+            "scaling.scale_up_policies.0.value",
+        ),
+        (
+            "JARVIS_SCALING__RULES",
+            _RULE.replace("MAX", "N").replace("WINDOWS", "[]"),
+            "scaling.rules.0.max_replicas",
+        ),
+        (
+            "JARVIS_SCALING__RULES",
+            _RULE.replace("MAX", "5").replace("WINDOWS", _WINDOW),
+            "scaling.rules.0.schedule.0.max_replicas",
+        ),
+    ],
+)
+def test_a_replica_count_no_provider_takes_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """Replica counts and scaling steps are at most 2^31 - 1, what Kubernetes' int32 replicas,
+    ECS's desiredCount and Cloud Run's instance counts take: 2^70 was accepted, and a huge
+    percentage made every scale-up an OverflowError; the largest builds the policies."""
+    from jarvis.app import build_guard, build_policies
+
+    monkeypatch.setenv("JARVIS_SCALING__ENABLED", "true")
+    monkeypatch.setenv("JARVIS_SCALING__RULES", '[{"target_cpu_utilization": 50}]')
+    monkeypatch.setenv(variable, value.replace("N", str(2**31 - 1)))
+    settings = load_settings()
+    assert "scaling" in {policy.name for policy in build_policies(settings)}
+    build_guard(settings)
+    monkeypatch.setenv(variable, value.replace("N", str(2**70)))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*less than or equal"):
+        load_settings()
+
+
+@pytest.mark.parametrize("zone", ["America", "Europe", "zone.tab"])
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_REPORT__TIMEZONE", "ZONE", "report.timezone"),
+        (
+            "JARVIS_SCALING__RULES",
+            '[{"target_cpu_utilization": 50, "timezone": "ZONE"}]',
+            "scaling.rules.0.timezone",
+        ),
+        (
+            "JARVIS_BUDGETS",
+            '[{"name": "b", "max": 1, "schedule": {"timezone": "ZONE", '
+            '"hours": [{"start": "08:00", "end": "09:00"}]}}]',
+            "budgets.0.schedule.timezone",
+        ),
+    ],
+)
+def test_a_time_zone_that_names_a_directory_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str, zone: str
+) -> None:
+    """ "America" is a directory of the zone database, not a zone: `config check` and `run`
+    ended in an IsADirectoryError traceback; it is an unknown time zone naming the key."""
+    monkeypatch.setenv(variable, value.replace("ZONE", zone))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*unknown time zone"):
+        load_settings()
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and key in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_ADMIN_TOKEN", "0123456789abcdef0123\n", "admin_token"),
+        ("JARVIS_READ_TOKEN", " 0123456789abcdef0123", "read_token"),
+        ("JARVIS_ADMIN_TOKEN", "0123456789\x1babcdef0123", "admin_token"),
+        ("JARVIS_DATABASE_URL", "postgresql+asyncpg://jarvis@db:5432/jarvis\n", "database_url"),
+        ("JARVIS_DATABASE_URL", "sqlite+aiosqlite:///jarvis.db\r\n", "database_url"),
+        ("JARVIS_REDIS_URL", "redis://cache:6379/0\n", "redis_url"),
+    ],
+)
+def test_a_secret_or_url_with_a_line_break_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """A value read from a file keeps its trailing newline (a Kubernetes Secret made with
+    --from-file): the token then never matched a request, the URL named a database
+    "jarvis\\n". Refused naming the key, never quoting the value."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*(whitespace|control)") as raised:
+        load_settings()
+    assert value.strip() not in str(raised.value)
+
+
+def test_a_config_file_larger_than_any_configuration_is_refused_unread(tmp_path: Path) -> None:
+    """A 20 GB file given as --config (a disk image, a log) was read whole into memory, then
+    parsed: `config check` grew past 13 GB. More than a mebibyte is refused naming the file
+    (64 MiB here, so that the old code failed this test without exhausting memory)."""
+    config = tmp_path / "image.toml"
+    with config.open("wb") as sparse:
+        sparse.truncate(64 * 2**20)
+    with pytest.raises(ConfigError, match=r"image\.toml is larger than 1 MiB"):
+        load_settings(str(config))
+    config.write_text("# " + "x" * (2**20 - 3) + "\n")  # exactly 1 MiB
+    assert load_settings(str(config)) is not None
+
+
+def test_a_symlink_loop_given_as_the_config_file_is_named_as_one(tmp_path: Path) -> None:
+    """A link that leads back to itself exists: it is unreadable, not "not found"."""
+    (tmp_path / "a.toml").symlink_to(tmp_path / "b.toml")
+    (tmp_path / "b.toml").symlink_to(tmp_path / "a.toml")
+    with pytest.raises(ConfigError, match=r"cannot read config file .*a\.toml: .*symbolic links"):
+        load_settings(str(tmp_path / "a.toml"))
+
+
+def test_a_config_path_that_is_no_regular_file_is_named_as_such(tmp_path: Path) -> None:
+    """A FIFO (or a device) exists: it is not a regular file, rather than "not found", and
+    nothing waits for a writer."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ConfigError, match=r"pipe is not a regular file"):
+        load_settings(str(tmp_path / "pipe"))
+    with pytest.raises(ConfigError, match=r"/dev/null is not a regular file"):
+        load_settings("/dev/null")
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "a\x1b[2Jb", "a/b", "", "caf\u00e9\u202e"])
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_probe_name_that_is_no_plain_name_is_refused_naming_its_section(
+    monkeypatch: pytest.MonkeyPatch, kind: str, name: str
+) -> None:
+    """A dependency probe's name becomes its resource (``probe://redis/NAME``): a NUL was
+    stored as U+FFFD, so the record named another resource than the one observed, and a
+    slash made a path of it. Names are an endpoint's: letters, digits, ``.``, ``_``, ``-``."""
+    scheme = "postgresql" if kind == "postgres" else "redis"
+    monkeypatch.setenv(f"JARVIS_PROBES__{kind.upper()}", json.dumps({name: f"{scheme}://h/0"}))
+    with pytest.raises(ConfigError, match=rf"\n  probes\.{kind}\.") as raised:
+        load_settings()
+    assert "pattern" in str(raised.value)
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+    assert "\x00" not in result.output and "\x1b" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "update", "policy"),
+    [
+        ("scaling", {"tolerance": 1.5}, "scaling"),
+        ("rollback", {"consecutive_checks": 0}, "rollback"),
+        ("failover", {"fail_ticks": 0}, "failover"),
+    ],
+)
+def test_a_policy_that_refuses_its_settings_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, section: str, update: dict[str, object], policy: str
+) -> None:
+    """Whatever a policy refuses when it is built (a check config does not repeat) is a
+    ConfigError naming the policy, which `config check`, `run` and `db prune` print as one
+    line, not a ValueError traceback. No validated config reaches one today: the values
+    are set past validation, as a future section drifting from its policy would."""
+    from jarvis.app import build_policies
+
+    monkeypatch.setenv(
+        "JARVIS_SCALING", '{"enabled": true, "rules": [{"target_cpu_utilization": 50}]}'
+    )
+    monkeypatch.setenv("JARVIS_ROLLBACK__ENABLED", "true")
+    monkeypatch.setenv(
+        "JARVIS_PROBES__ENDPOINTS",
+        '[{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/"}]',
+    )
+    monkeypatch.setenv(
+        "JARVIS_FAILOVER__GROUPS",
+        json.dumps(
+            [
+                {
+                    "zone_id": "Z1",
+                    "name": "api.example.com",
+                    "targets": [
+                        {"set_identifier": name, "weight": 1, "endpoints": [name]}
+                        for name in ("a", "b")
+                    ],
+                }
+            ]
+        ),
+    )
+    settings = load_settings()
+    assert {"scaling", "rollback", "failover"} <= {p.name for p in build_policies(settings)}
+    broken = settings.model_copy(
+        update={section: getattr(settings, section).model_copy(update=update)}
+    )
+    with pytest.raises(ConfigError, match=rf"^invalid configuration: the {policy} policy refuses"):
+        build_policies(broken)
+
+
+@pytest.mark.parametrize("replica", ["a\\u0000b", "pod-1\\n", "\\u001b[2Jpod", " pod"])
+def test_a_replica_id_with_a_control_character_is_refused_naming_it(
+    tmp_path: Path, replica: str
+) -> None:
+    """PostgreSQL refuses a NUL in text: a replica named with one never took the lease, every
+    round a warning, and never acted; line breaks and escapes forge the log and status lines.
+    Refused at load, naming ``lease.replica_id``."""
+    config = tmp_path / "lease.toml"
+    config.write_text(f'[lease]\nreplica_id = "{replica}"\n')
+    with pytest.raises(ConfigError, match=r"\n  lease\.replica_id: .*control characters"):
+        load_settings(str(config))
+
+
+_BCC = "\r\nBcc: everyone@example.com"
+
+
+@pytest.mark.parametrize(
+    ("variable", "fields", "key"),
+    [
+        ("JARVIS_NOTIFY__EMAIL", {"sender": "jarvis@example.com" + _BCC}, "notify.email.sender"),
+        (
+            "JARVIS_NOTIFY__EMAIL",
+            {"recipients": ["sre@example.com" + _BCC]},
+            "notify.email.recipients.0",
+        ),
+        ("JARVIS_NOTIFY__EMAIL", {"host": "smtp.internal\n"}, "notify.email.host"),
+        (
+            "JARVIS_CUSTOMERS__EMAIL",
+            {"sender": "hello@example.com" + _BCC},
+            "customers.email.sender",
+        ),
+        ("JARVIS_CUSTOMERS__EMAIL", {"product": "Jarvis" + _BCC}, "customers.email.product"),
+    ],
+)
+def test_a_mail_header_value_with_a_line_break_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, fields: dict[str, object], key: str
+) -> None:
+    """An address or name with a line break passed `config check`; Python's email refuses
+    such a header, so every alert (or customer email) failed when it was sent, found only
+    once something fired. Refused at load, naming the key."""
+    base: dict[str, object] = {"host": "smtp.internal", "sender": "jarvis@example.com"}
+    if variable == "JARVIS_NOTIFY__EMAIL":
+        base["recipients"] = ["sre@example.com"]
+    monkeypatch.setenv(variable, json.dumps({**base, **fields}))
+    with pytest.raises(ConfigError, match=rf"\n  {re.escape(key)}: .*control characters"):
+        load_settings()
+
+
+def test_a_config_path_with_a_line_break_is_named_with_it_shown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``JARVIS_CONFIG`` read from a file kept its newline: the error said "config file not
+    found: jarvis.toml" over two lines while jarvis.toml was there. The path is shown with
+    its line break escaped, and what is wrong with it said."""
+    (tmp_path / "jarvis.toml").write_text("")
+    monkeypatch.setenv("JARVIS_CONFIG", "jarvis.toml\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "'jarvis.toml\\n'" in message and "line break" in message
+
+
+def test_a_config_file_nested_too_deeply_is_a_config_error(tmp_path: Path) -> None:
+    """tomllib recurses per nested array or inline table: 100,000 of them in a 200 KB file
+    ended every command in a RecursionError traceback."""
+    config = tmp_path / "deep.toml"
+    config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.toml is not valid TOML: .*nested too deeply"):
+        load_settings(str(config))
+
+
+@pytest.mark.parametrize(
+    "value", ["[" * 30_000 + "]" * 30_000, '{"a":' * 10_000 + "1" + "}" * 10_000]
+)
+def test_a_variable_nested_too_deeply_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """JSON in a JARVIS_* variable nested tens of thousands deep was a RecursionError
+    traceback; it is a configuration error naming the variable."""
+    monkeypatch.setenv("JARVIS_LOOP__INTERVAL", "5")
+    monkeypatch.setenv("JARVIS_ALLOWLIST", value)
+    with pytest.raises(ConfigError, match=r"JARVIS_ALLOWLIST nests .*too deeply") as raised:
+        load_settings()
+    assert "JARVIS_LOOP__INTERVAL" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("JARVIS_ADMIN_TOKEN", "\udcff0123456789abcdef", "admin_token"),
+        ("JARVIS_DATABASE_URL", "sqlite+aiosqlite:///\udcff.db", "database_url"),
+    ],
+)
+def test_a_variable_that_is_not_utf8_is_refused_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    """A byte that is not UTF-8 in the environment arrives as a lone surrogate: the admin
+    token ended `run` in a UnicodeEncodeError traceback when the server started, the
+    database URL `config check` in a PydanticSerializationError. Refused naming the key."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"\n  {key}: .*UTF-8"):
+        load_settings()
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 2, result.output
+
+
+def test_a_config_file_with_a_byte_order_mark_is_named_as_such(tmp_path: Path) -> None:
+    """An editor that saves "UTF-8 with BOM" made the file "not valid TOML: Invalid statement
+    (at line 1, column 1)", on a line that looks right; the error says what is there."""
+    config = tmp_path / "bom.toml"
+    config.write_bytes(b"\xef\xbb\xbf[loop]\ninterval = 5\n")
+    with pytest.raises(ConfigError, match=r"bom\.toml starts with a byte order mark"):
+        load_settings(str(config))

@@ -9,6 +9,7 @@ guard (issue 11 item 10).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -144,6 +145,7 @@ def build_endpoint_watch(settings: Settings) -> EndpointConfig:
 
 
 def build_policies(settings: Settings) -> list[Policy]:
+    """The enabled policies, or ConfigError naming the one that refuses its settings."""
     policies: list[Policy] = []
     if settings.heal.enabled:
         from jarvis.policies.heal import HealPolicy
@@ -154,18 +156,19 @@ def build_policies(settings: Settings) -> list[Policy]:
     if settings.rollback.enabled:
         from jarvis.policies.rollback import RollbackPolicy
 
-        policies.append(RollbackPolicy.from_config(settings.rollback.model_dump()))
+        rollback = settings.rollback.model_dump()
+        policies.append(_built("rollback", lambda: RollbackPolicy.from_config(rollback)))
     if settings.scaling.enabled:
         from jarvis.policies.scaling import ScalingPolicy
 
-        policies.append(ScalingPolicy.from_config(settings.scaling.model_dump()))
+        scaling = settings.scaling.model_dump()
+        policies.append(_built("scaling", lambda: ScalingPolicy.from_config(scaling)))
     if settings.cost.enabled:
         from jarvis.policies.cost import CostPolicy
 
+        cost, routing, shift = settings.cost, settings.routing, settings.bounds.max_traffic_shift
         policies.append(
-            CostPolicy.from_settings(
-                settings.cost, settings.routing, max_shift=settings.bounds.max_traffic_shift
-            )
+            _built("cost", lambda: CostPolicy.from_settings(cost, routing, max_shift=shift))
         )
     if settings.customers.enabled:
         from jarvis.policies.dunning import DunningPolicy
@@ -178,8 +181,25 @@ def build_policies(settings: Settings) -> list[Policy]:
 
             policies.append(ChurnPolicy(churn_rules(settings)))
     if settings.failover.enabled:
-        policies.append(build_failover(settings))
+        policies.append(_built("failover", lambda: build_failover(settings)))
     return policies
+
+
+def _built(name: str, build: Callable[[], Policy]) -> Policy:
+    """``build()``, or ConfigError naming the policy when it refuses its settings.
+
+    Config validates what each policy checks again, so none should; when a section and its
+    policy drift apart (the cost policy's unpriced models and the overflowing windows were
+    such drifts), the operator reads one line of `config check` or `run`, not a traceback.
+    """
+    from jarvis.config import ConfigError
+
+    try:
+        return build()
+    except (ValueError, ArithmeticError, LookupError) as exc:
+        raise ConfigError(
+            f"invalid configuration: the {name} policy refuses its settings: {exc}"
+        ) from None
 
 
 def build_failover(settings: Settings) -> FailoverPolicy:

@@ -4,19 +4,29 @@ The composition root (`jarvis.app`) and the CLI call `load_settings` once; no
 other module reads the environment. Nested keys use ``__`` in the environment
 (``JARVIS_LOOP__INTERVAL=5``); complex values are JSON
 (``JARVIS_ALLOWLIST='[{"provider": "sim", "actions": ["restart"]}]'``).
-A bad value raises `ConfigError`, whose message names every offending key.
+A bad value raises `ConfigError`, whose message names every offending key; a config
+file is read only when it is a regular UTF-8 file of at most 1 MiB (`_read_config`).
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,7 +51,7 @@ from jarvis.config.notify import NotifySettings
 from jarvis.config.policies import RollbackSettings, ScalingSettings
 from jarvis.config.probes import ProbeSettings
 from jarvis.config.report import ReportSettings
-from jarvis.config.secrets import known_secrets, secret_variables
+from jarvis.config.secrets import Token, known_secrets, secret_variables
 from jarvis.config.sections import (
     AllowEntry,
     BoundsSettings,
@@ -54,7 +64,7 @@ from jarvis.config.sections import (
     SimulatedSettings,
     _default_allowlist,
 )
-from jarvis.config.urls import DatabaseUrl, RedisUrl
+from jarvis.config.urls import DatabaseUrl, RedisUrl, plain_text
 
 __all__ = [
     "AllowEntry",
@@ -90,9 +100,9 @@ class Settings(BaseSettings):
     """Where events wait while the database is unreachable."""
     dry_run: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    admin_token: SecretStr | None = None
+    admin_token: Token | None = None
     """Bearer token for the admin API and the status page's changes; acts as ``admin-token``."""
-    read_token: SecretStr | None = None
+    read_token: Token | None = None
     """Bearer token that may read the admin API and the status page, and change nothing."""
     log_format: str = "auto"
     """auto (console on a terminal, JSON otherwise), json or console."""
@@ -145,6 +155,15 @@ class Settings(BaseSettings):
             self.local.check_fits(self.loop.apply_timeout)
             self.local.check_inherits(secret_variables(self))
         return self
+
+    @field_validator("read_token")
+    @classmethod
+    def _tokens_differ(cls, read: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        admin = info.data.get("admin_token")  # validated first: declared first
+        if admin and read and admin.get_secret_value() == read.get_secret_value():
+            # Equal, the read token is an admin one: every reader could change things.
+            raise ValueError("must differ from admin_token")
+        return read
 
     @field_validator("budgets")
     @classmethod
@@ -282,28 +301,37 @@ def load_settings(
     path: Path | None = None
     if path_text:
         path = Path(path_text)
-        if path.is_dir():
-            raise ConfigError(f"{path} is a directory, not a config file")
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            # Permission denied, typically: the file belongs to the daemon's user.
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            plain_text(str(path_text))
+        except ValueError:
+            # Read from a file, it kept the line break: "not found" named a file that is there.
+            raise ConfigError(
+                f"config file path {str(path_text)!r} holds a control character (a line "
+                "break?) or begins or ends with whitespace"
+            ) from None
         try:
-            tomllib.loads(text)
+            tomllib.loads(_read_config(path))
         except ValueError as exc:
             # TOMLDecodeError, or a plain ValueError for an integer of more digits than
             # Python converts (4,300), which ended every command in a traceback.
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        except RecursionError:
+            # tomllib recurses per nested array or inline table.
+            raise ConfigError(
+                f"config file {path} is not valid TOML: lists or tables nested too deeply"
+            ) from None
     cls = Settings if path is None else _reading(path.resolve())
     try:
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, flags=bool(overrides))) from None
+    except RecursionError:
+        # json.loads of a JARVIS_* value nested tens of thousands deep.
+        culprits = not_json(None, os.environ)
+        raise ConfigError(
+            "invalid configuration (from the environment): "
+            f"{', '.join(culprits) or 'a variable'} nests lists or tables too deeply"
+        ) from None
     except SettingsError as exc:
         # A complex value (a list or a table) in the environment that is not JSON.
         field = re.search(r'field "([^"]+)"', str(exc))
@@ -314,6 +342,44 @@ def load_settings(
             f"invalid configuration (from the environment): {exc}{which}; "
             "lists and tables given as JARVIS_* variables must be JSON"
         ) from None
+
+
+CONFIG_MAX_BYTES = 2**20
+"""The largest config file read: a 20 GB one (a disk image given as --config) was read
+whole into memory, and a configuration of thousands of entries is a few hundred KiB."""
+
+
+def _read_config(path: Path) -> str:
+    """The text of the config file at ``path``, or ConfigError saying why there is none."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        # A symlink loop, a path through a file: it is there, but cannot be read.
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{path} is a directory, not a config file")
+    if not stat.S_ISREG(mode):
+        # A FIFO would wait for a writer; a device may never end.
+        raise ConfigError(f"{path} is not a regular file, so not a config file")
+    try:
+        with path.open("rb") as file:
+            data = file.read(CONFIG_MAX_BYTES + 1)
+    except OSError as exc:
+        # Permission denied, typically: the file belongs to the daemon's user.
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(data) > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than 1 MiB, more than a configuration")
+    if data.startswith(codecs.BOM_UTF8):
+        # TOML has no BOM: tomllib said "Invalid statement (at line 1, column 1)".
+        raise ConfigError(
+            f"config file {path} starts with a byte order mark: save it as UTF-8 without one"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
 def _describe(exc: ValidationError, path: Path | None, *, flags: bool = False) -> str:

@@ -12,12 +12,11 @@ registry (`jarvis.providers.check_allowlist`), which config cannot see.
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from jarvis.config.policies import Day, WallClock
-from jarvis.config.sections import Section
+from jarvis.config.sections import Section, TimeZone
 
 __all__ = ["BudgetEntry", "BudgetHours", "BudgetSchedule"]
 
@@ -40,17 +39,8 @@ class BudgetHours(Section):
 class BudgetSchedule(Section):
     """When a budget is in force; outside every window it does not limit."""
 
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     hours: Annotated[list[BudgetHours], Field(min_length=1)]
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
 
 class BudgetEntry(Section):

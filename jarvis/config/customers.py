@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jarvis.config.notify import EnvName
+from jarvis.config.notify import EnvName, HeaderText
 from jarvis.config.sections import Section
 from jarvis.config.urls import DatabaseUrl, https_or_loopback
 
@@ -65,10 +65,10 @@ class StripeSettings(Section):
 
 
 class CustomerEmailSettings(Section):
-    host: Annotated[str, Field(min_length=1)]
+    host: Annotated[HeaderText, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 587
-    sender: Annotated[str, Field(min_length=3)]
-    username: str | None = None
+    sender: Annotated[HeaderText, Field(min_length=3)]
+    username: HeaderText | None = None
     password_env: EnvName = "SMTP_PASSWORD"  # noqa: S105 - a variable's name, not a password
     starttls: bool = True
     use_tls: bool = False
@@ -80,7 +80,7 @@ class CustomerEmailSettings(Section):
     unsubscribe_secret_env: EnvName = "UNSUBSCRIBE_SECRET"  # noqa: S105 - a variable's name
     """The HMAC secret of ``{token}`` (needed by a URL with ``{token}`` and by ``/unsubscribe``)."""
     dashboard_url: Annotated[str, Field(pattern=r"^https?://")] = "https://example.com/dashboard"
-    product: Annotated[str, Field(min_length=1)] = "Jarvis"
+    product: Annotated[HeaderText, Field(min_length=1)] = "Jarvis"
 
     @field_validator("unsubscribe_url")
     @classmethod

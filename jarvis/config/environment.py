@@ -68,16 +68,19 @@ def _members(annotation: object) -> tuple[object, ...]:
     return (annotation,)
 
 
-def not_json(field: str, environ: Mapping[str, str]) -> list[str]:
-    """The variables under settings field ``field`` whose value opens a list or table
-    (``[`` or ``{``) that is not JSON; pydantic-settings names only the field."""
-    name = f"{PREFIX}{field.upper()}"
+def not_json(field: str | None, environ: Mapping[str, str]) -> list[str]:
+    """The variables under settings field ``field`` (None: any ``JARVIS_*``) whose value
+    opens a list or table (``[`` or ``{``) that is not JSON, or nests too deeply to
+    decode; pydantic-settings names only the field."""
+    name = PREFIX if field is None else f"{PREFIX}{field.upper()}"
     found = []
     for variable, value in sorted(environ.items()):
-        under = variable.upper() == name or variable.upper().startswith(name + DELIMITER)
+        upper = variable.upper()
+        under = upper.startswith(name) if field is None else upper == name
+        under = under or upper.startswith(name + DELIMITER)
         if under and value.lstrip()[:1] in {"[", "{"}:
             try:
                 json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 found.append(variable)
     return found

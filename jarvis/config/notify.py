@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
 from jarvis.config.sections import Section
+from jarvis.config.urls import plain_text
 
 __all__ = [
     "EmailChannel",
@@ -36,6 +37,10 @@ def _severities(*names: SeverityName) -> Any:
 
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+HeaderText = Annotated[str, AfterValidator(plain_text)]
+"""What becomes part of a mail header or the SMTP dialogue (an address, a host, a name): a
+line break in one passed `config check`, and every message then failed when it was built."""
 
 
 def secret(variable: str) -> SecretStr | None:
@@ -67,11 +72,11 @@ class PagerDutyChannel(ChannelRoute):
 
 class EmailChannel(ChannelRoute):
     severities: list[SeverityName] = _severities("critical", "error", "warning")
-    host: Annotated[str, Field(min_length=1)]
+    host: Annotated[HeaderText, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 587
-    sender: Annotated[str, Field(min_length=3)]
-    recipients: Annotated[list[str], Field(min_length=1)]
-    username: str | None = None
+    sender: Annotated[HeaderText, Field(min_length=3)]
+    recipients: Annotated[list[HeaderText], Field(min_length=1)]
+    username: HeaderText | None = None
     password_env: EnvName = "SMTP_PASSWORD"  # noqa: S105 - a variable's name, not a password
     starttls: bool = True
     """STARTTLS after connecting (port 587); ``use_tls`` is TLS from the start (port 465)."""

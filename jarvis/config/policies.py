@@ -13,14 +13,15 @@ from __future__ import annotations
 import math
 from datetime import time
 from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from jarvis.config.sections import Section
+from jarvis.config.sections import REPLICAS_MAX, Section, TimeZone
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-ReplicaCount = Annotated[int, Field(ge=1)]
+ReplicaCount = Annotated[int, Field(ge=1, le=REPLICAS_MAX)]
+Step = Annotated[int, Field(ge=0, le=REPLICAS_MAX)]
+"""Replicas (or percent) of one scaling step: int32, as Kubernetes' HPAScalingPolicy.value."""
 
 
 def _wall_clock(value: time) -> time:
@@ -65,7 +66,7 @@ class ScalingRuleSettings(Section):
     """How services whose URI matches ``match`` (a glob, e.g. ``ecs://prod/*``) scale."""
 
     match: Annotated[str, Field(min_length=1)] = "*"
-    min_replicas: Annotated[int, Field(ge=0)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=REPLICAS_MAX)] = 1
     """0 opts in to scale to zero and back (needs target_requests_per_minute)."""
     cooldown_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 300.0
     """With min_replicas = 0: idle this long (requests at or below the activation
@@ -81,18 +82,9 @@ class ScalingRuleSettings(Section):
     """p95 latency the service should stay under."""
     price_per_replica_hour: Annotated[float | None, Field(ge=0)] = None
     """USD per replica-hour, for the projected cost change of each proposal."""
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """IANA zone the schedule's times are written in, e.g. ``Europe/Berlin``."""
     schedule: list[ScheduleWindowSettings] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (want an IANA name)") from None
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -127,7 +119,7 @@ class RatePolicySettings(Section):
     (or percent) of change per ``period_seconds``."""
 
     type: Literal["pods", "percent"]
-    value: Annotated[float, Field(ge=0)]
+    value: Annotated[float, Field(ge=0, le=REPLICAS_MAX)]
     period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
 
     @model_validator(mode="after")
@@ -157,11 +149,11 @@ class ScalingSettings(Section):
     """Each with its own period; when set, they replace the max_percent/max_replicas
     shorthand below for that direction."""
     rate_period_seconds: Annotated[float, Field(gt=0, le=1800)] = 60.0
-    scale_up_max_percent: Annotated[float, Field(ge=0)] = 100.0
-    scale_up_max_replicas: Annotated[int, Field(ge=0)] = 4
+    scale_up_max_percent: Annotated[float, Field(ge=0, le=REPLICAS_MAX)] = 100.0
+    scale_up_max_replicas: Step = 4
     """Per period, scale up by at most max(+percent, +replicas)."""
     scale_down_max_percent: Annotated[float, Field(ge=0, le=100)] = 100.0
-    scale_down_max_replicas: Annotated[int | None, Field(ge=0)] = None
+    scale_down_max_replicas: Step | None = None
     """Per period, scale down by at most the larger of the two (100 %: no limit)."""
     metric_max_age_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
     """Metrics observed longer ago than this are stale: no decision."""

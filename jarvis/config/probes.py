@@ -13,7 +13,13 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, model_validator
 
-from jarvis.config.endpoints import EndpointSettings, SloSettings, check_endpoints, ports_ok
+from jarvis.config.endpoints import (
+    NAME,
+    EndpointSettings,
+    SloSettings,
+    check_endpoints,
+    ports_ok,
+)
 from jarvis.config.sections import Section
 
 SCHEMES = {
@@ -45,12 +51,17 @@ class S3ProbeSettings(Section):
     canary_key: Annotated[str, Field(min_length=1)] = "jarvis/canary.txt"
 
 
+ProbeName = Annotated[str, Field(pattern=NAME)]
+"""A dependency probe's name, as an endpoint's: it is the path of ``probe://KIND/NAME``, so a
+slash, a NUL (stored as U+FFFD) or another control character made a different resource."""
+
+
 class ProbeSettings(Section):
     """Dependency probes, observed as ``probe://postgres/NAME`` and the like."""
 
-    postgres: dict[str, SecretStr] = Field(default_factory=dict)
+    postgres: dict[ProbeName, SecretStr] = Field(default_factory=dict)
     """Name to URL (``postgresql://`` or ``postgresql+asyncpg://``); probed with SELECT 1."""
-    redis: dict[str, SecretStr] = Field(default_factory=dict)
+    redis: dict[ProbeName, SecretStr] = Field(default_factory=dict)
     """Name to ``redis://`` URL; probed with PING."""
     s3: list[S3ProbeSettings] = Field(default_factory=list)
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import time
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from jarvis.config.sections import Section
+from jarvis.config.sections import Section, TimeZone
 
 __all__ = ["ReportSettings"]
 
@@ -28,18 +28,9 @@ def _both() -> list[ReportChannel]:
 class ReportSettings(Section):
     deliver_at: time | None = None
     """Local time of day ("08:00") the daemon sends yesterday's report; unset: never."""
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     """The IANA zone ``deliver_at`` is read in ("Europe/Berlin")."""
     channels: list[ReportChannel] = Field(default_factory=_both, min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @property
     def zone(self) -> ZoneInfo:

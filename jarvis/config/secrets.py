@@ -7,16 +7,43 @@ as ``SecretStr``), and so is the password inside any URL, secret or not
 URL must not carry the password into an event. Walking the model instead of
 listing keys means a secret added later is redacted without anyone
 remembering to add it here.
+
+`Token` is the type of the admin and read tokens: long enough not to be guessed, and
+free of the line break a token read from a file may keep (`jarvis.config.urls.plain_text`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, SecretStr
+from pydantic import AfterValidator, BaseModel, SecretStr
 
-__all__ = ["known_secrets", "secret_variables"]
+from jarvis.config.urls import plain_text
+
+__all__ = ["TOKEN_MIN_LENGTH", "Token", "known_secrets", "secret_variables"]
+
+TOKEN_MIN_LENGTH = 16
+"""Characters a bearer token needs at least: ``openssl rand -hex 32`` gives 64."""
+
+
+def _usable_token(value: SecretStr) -> SecretStr:
+    # Empty stays allowed: it counts as unset (`jarvis.telemetry.auth`), which refuses all.
+    text = value.get_secret_value()
+    if not text:
+        return value
+    plain_text(text)
+    if len(text) < TOKEN_MIN_LENGTH:
+        raise ValueError(
+            f"must be at least {TOKEN_MIN_LENGTH} characters, or a guess could find it; "
+            "generate one with `openssl rand -hex 32`"
+        )
+    return value
+
+
+Token = Annotated[SecretStr, AfterValidator(_usable_token)]
+"""A bearer token (the admin or read token); the error never quotes it."""
 
 
 def known_secrets(settings: BaseModel) -> tuple[str, ...]:

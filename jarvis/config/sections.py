@@ -8,9 +8,19 @@ section forbids unknown keys, so a typo is an error that names the key.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    field_validator,
+    model_validator,
+)
 
+from jarvis.config.urls import plain_text
 from jarvis.model import EventKind
 
 
@@ -18,6 +28,20 @@ class Section(BaseModel):
     """Base for every settings section: frozen, and strict about unknown keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: "America" is a directory of the zone database, "zone.tab" a file
+        # that is no zone; IsADirectoryError ended `config check` in a traceback.
+        raise ValueError(f"unknown time zone {value!r} (want an IANA name)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone)]
+"""An IANA time zone name ("Europe/Berlin"), for schedules, budgets and the report."""
 
 
 class AllowEntry(Section):
@@ -67,10 +91,16 @@ class LoopSettings(Section):
         return self
 
 
+REPLICAS_MAX = 2**31 - 1
+"""The most replicas any count or scaling step may say: Kubernetes' replicas and its HPA
+policies' values are int32, and so are ECS's desiredCount and Cloud Run's instance counts.
+2^70 was accepted, and a huge scale-up percentage overflowed a float at every scale-up."""
+
+
 class BoundsSettings(Section):
     max_actions_per_tick: Annotated[int, Field(ge=0)] = 10
     """The blast radius: actions applied in one tick, across all resources."""
-    max_replicas: Annotated[int, Field(ge=1)] = 100
+    max_replicas: Annotated[int, Field(ge=1, le=REPLICAS_MAX)] = 100
     """No scale action may ask for more replicas than this, whatever a policy says."""
     max_traffic_shift: Annotated[float, Field(gt=0, le=1)] = 0.5
     """The largest change of any one model's routing weight in one tick."""
@@ -88,6 +118,10 @@ class RetrySettings(Section):
         4,
     ]
     """Ticks to wait after the 1st, 2nd, … failure before the next attempt."""
+
+
+def _plain_name(value: str | None) -> str | None:
+    return value if value is None else plain_text(value)
 
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -112,8 +146,11 @@ class LeaseSettings(Section):
     duration: Annotated[float, Field(gt=0, le=3600)] = 15.0
     renew_deadline: Annotated[float, Field(gt=0, le=3600)] = 10.0
     retry_period: Annotated[float, Field(gt=0, le=600)] = 2.0
-    replica_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    """This replica's name in the lease and in events; default host-pid-random."""
+    replica_id: Annotated[
+        str | None, Field(min_length=1, max_length=200), AfterValidator(_plain_name)
+    ] = None
+    """This replica's name in the lease and in events; default host-pid-random. No control
+    character: PostgreSQL refuses a NUL, so a replica named with one never took the lease."""
     backend: Literal["postgresql", "kubernetes"] = "postgresql"
     """Who elects: the lease row itself, or a Kubernetes Lease (fenced by the row either way)."""
     kubernetes_namespace: Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)] = "default"

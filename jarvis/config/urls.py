@@ -4,7 +4,8 @@ Jarvis's own store (``database_url``) and every other database a section names
 (the customers', the usage table's) go through SQLAlchemy's async engine with
 the drivers Jarvis ships; every Redis URL goes to redis-py. A URL either could
 not read raised a bare error where it was first used (at start, or at the first
-kill-switch read), after `jarvis config check` had passed it.
+kill-switch read), after `jarvis config check` had passed it. `plain_text` is
+the check they share with the bearer tokens: no line break picked up from a file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,40 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
-__all__ = ["DatabaseUrl", "RedisUrl", "database_url", "https_or_loopback", "redis_url"]
+__all__ = [
+    "DatabaseUrl",
+    "RedisUrl",
+    "database_url",
+    "https_or_loopback",
+    "plain_text",
+    "redis_url",
+]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain_text(value: str) -> str:
+    """``value``, or ValueError (never quoting it: it may be a secret) when it is not UTF-8,
+    holds a control character or begins or ends with whitespace.
+
+    A value read from a file keeps the file's last newline (a Kubernetes Secret made
+    ``--from-file``, ``$(cat token)`` in a unit file that was not stripped): a token that
+    ends in one never matched a request, whose header is stripped; a database URL named
+    the database ``"jarvis\n"``.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A byte the environment could not decode, kept as a lone surrogate: a token
+        # with one ended `run` in a traceback when the server encoded it.
+        raise ValueError("is not valid UTF-8 (a byte the environment could not decode)") from None
+    if value != value.strip() or _CONTROL.search(value):
+        raise ValueError(
+            "must not hold control characters or begin or end with whitespace "
+            "(a line break kept from the file it was read from?)"
+        )
+    return value
+
 
 _DATABASE_URL = re.compile(
     r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
@@ -28,6 +62,7 @@ password may hold ``#``, ``/`` or ``?`` unquoted, which `urllib.parse` would mis
 def database_url(value: str) -> str:
     """``value``, or ValueError when SQLAlchemy's async engine with aiosqlite or asyncpg
     could not use it."""
+    plain_text(value)
     if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
     if value.removeprefix("sqlite+aiosqlite://").partition("?")[0] in {"", "/"}:
@@ -46,6 +81,7 @@ def redis_url(value: str | None) -> str | None:
     """``value`` (None or empty: no Redis), or ValueError when redis-py could not read it."""
     if not value:
         return value
+    plain_text(value)
     try:
         parts = urlsplit(value)
         _ = parts.port

@@ -10,7 +10,10 @@ restarting on a database already at `HEAD_REVISION` should not pay that. A
 database with no tables at all (a first start) is not migrated either: its
 tables are created from `metadata` and it is stamped at `HEAD_REVISION`, as
 Alembic would leave it (about 0.5 s less on the first start of the embedded
-default). `tests/store/test_migrations.py` holds the two schemas equal on both
+default). A database that holds tables but was never migrated gets Jarvis's
+tables beside its own through Alembic, unless one of them bears a name Jarvis's
+schema uses (a business's ``customers``): that is refused naming it, with where
+Jarvis could live instead. `tests/store/test_migrations.py` holds the two schemas equal on both
 backends; a future revision that changes data rather than schema must run
 through Alembic on a new database too, and would end this shortcut.
 """
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -104,15 +107,20 @@ _CREATE_VERSION_TABLE = text(
 """Alembic's own version table, as Alembic creates it."""
 
 
-def _create_at_head(connection: Connection) -> None:
-    """Every table on `metadata`, and the version table saying `HEAD_REVISION`."""
+def _metadata() -> MetaData:
+    """`metadata` with every table of the head revision on it."""
     import jarvis.store.customers  # noqa: PLC0415 -- puts customers on metadata
     import jarvis.store.outbox  # noqa: PLC0415 -- puts the notification tables on metadata
     import jarvis.store.revenue  # noqa: PLC0415 -- puts the revenue tables on metadata
     import jarvis.store.usage  # noqa: F401, PLC0415 -- puts llm_usage on metadata
-    from jarvis.store.tables import metadata  # noqa: PLC0415 -- with the line above
+    from jarvis.store.tables import metadata  # noqa: PLC0415 -- with the lines above
 
-    metadata.create_all(connection)
+    return metadata
+
+
+def _create_at_head(connection: Connection) -> None:
+    """Every table on `metadata`, and the version table saying `HEAD_REVISION`."""
+    _metadata().create_all(connection)
     connection.execute(_CREATE_VERSION_TABLE)
     connection.execute(
         text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD_REVISION}
@@ -135,6 +143,8 @@ def _upgrade(connection: Connection) -> str | None:
     if current is None and _is_empty(connection):
         _create_at_head(connection)
         return _current(connection)
+    if current is None:
+        _refuse_clashes(connection)
     if current is not None and _is_unknown(current):
         # Alembic would fail with "Can't locate revision": a traceback, no advice.
         raise _newer(connection.engine.url, current)
@@ -144,6 +154,39 @@ def _upgrade(connection: Connection) -> str | None:
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
     return _current(connection)
+
+
+def _refuse_clashes(connection: Connection) -> None:
+    """Raise StoreError naming the tables and indexes of a database Jarvis never migrated
+    that bear the names of its own: Alembic ran from its first script into someone else's
+    ``customers`` and ended in a traceback. Other tables may stay beside Jarvis's."""
+    ours = {
+        name
+        for table in _metadata().tables.values()
+        for name in (table.name, *(index.name for index in table.indexes))
+        if isinstance(name, str)
+    }
+    if connection.dialect.name == "postgresql":
+        # Tables, indexes and sequences share one namespace per schema.
+        found = text(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+        )
+    else:
+        found = text("SELECT name FROM sqlite_master")
+    clashes = sorted(ours.intersection(connection.execute(found).scalars()))
+    if not clashes:
+        return
+    url = connection.engine.url
+    own = (
+        "a database of its own (createdb), or a schema of its own (CREATE SCHEMA jarvis, "
+        "then ?options=-csearch_path%3Djarvis in the URL)"
+        if connection.dialect.name == "postgresql"
+        else "a database file of its own"
+    )
+    raise StoreError(
+        f"database {masked(url)} already holds {', '.join(clashes)}, not created by Jarvis "
+        f"(it was never migrated): Jarvis's schema uses those names; give Jarvis {own}"
+    )
 
 
 async def upgrade_engine(engine: AsyncEngine) -> str:

@@ -12,10 +12,12 @@ from pathlib import Path
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.daemon import get, running, sample
 
+TOKEN = "s3cret-admin-token"
+
 
 def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     """Metrics are scraped while it runs; SIGTERM ends it with status 0 within 10 s."""
-    env = jarvis_env(tmp_path, JARVIS_ADMIN_TOKEN="s3cret", JARVIS_HTTP__HOST="127.0.0.1")
+    env = jarvis_env(tmp_path, JARVIS_ADMIN_TOKEN=TOKEN, JARVIS_HTTP__HOST="127.0.0.1")
     with running(tmp_path, env, "--interval", "0.2") as daemon:
         base = daemon.base
         deadline = time.monotonic() + 60
@@ -33,7 +35,7 @@ def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> Non
         assert get(f"{base}/v1/killswitch")[0] == 401
         assert get(f"{base}/v1/killswitch", token="wrong")[0] == 401
         status, body = get(
-            f"{base}/v1/killswitch", token="s3cret", body={"engaged": True, "reason": "api test"}
+            f"{base}/v1/killswitch", token=TOKEN, body={"engaged": True, "reason": "api test"}
         )
         assert status == 200 and json.loads(body)["engaged"] is True
         deadline = time.monotonic() + 30
@@ -59,7 +61,7 @@ def test_the_daemon_serves_metrics_and_exits_0_on_sigterm(tmp_path: Path) -> Non
     kinds = [e["kind"] for e in recorded]
     assert kinds.count("admin.request") == 3
     assert "killswitch.engaged" in kinds
-    assert "s3cret" not in events.stdout
+    assert TOKEN not in events.stdout
 
 
 def test_a_port_already_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:

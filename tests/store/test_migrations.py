@@ -482,3 +482,63 @@ async def test_a_role_that_may_not_create_tables_is_told_what_to_grant(pg_url: s
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def _execute(url: str, *statements: str) -> list[str]:
+    """Run ``statements`` in one transaction; return the tables the database then holds."""
+    from sqlalchemy import inspect, text
+
+    from jarvis.store.engine import create_engine, normalize_url
+
+    engine = create_engine(normalize_url(url))
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+            return sorted(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_holding_a_table_of_jarvis_s_name_is_refused_naming_it(
+    db_url: str,
+) -> None:
+    """A database that already holds someone else's ``customers`` (a name Jarvis's schema
+    uses) is refused in one line naming the table and what to do, and left as it was: Alembic
+    ran from its first script into it and failed with a traceback."""
+    assert await _execute(db_url, "CREATE TABLE customers (id INTEGER PRIMARY KEY)") == [
+        "customers"
+    ]
+    with pytest.raises(StoreError) as caught:
+        await upgrade(db_url)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "customers" in message and "not created by Jarvis" in message
+    assert "of its own" in message
+    assert ("search_path" in message) == db_url.startswith("postgresql")
+    assert await _execute(db_url) == ["customers"]
+    with pytest.raises(StoreError, match="not created by Jarvis"):
+        await EventStore.connect(db_url, auto_migrate=True)
+
+
+async def test_a_database_holding_other_tables_only_is_migrated_beside_them(
+    db_url: str,
+) -> None:
+    """Tables whose names Jarvis does not use stay, and Jarvis's schema is made beside them."""
+    await _execute(db_url, "CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    assert await upgrade(db_url) == HEAD_REVISION
+    assert {"orders", "events", "alembic_version"} <= set(await _execute(db_url))
+
+
+async def test_a_schema_of_its_own_beside_a_clashing_table_is_migrated(pg_url: str) -> None:
+    """The advice works: with ``?options=-csearch_path%3Djarvis`` Jarvis's tables go into
+    a schema of their own, beside the business's ``customers`` in ``public``."""
+    await _execute(
+        pg_url,
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY)",
+        "CREATE SCHEMA jarvis",
+    )
+    own = f"{pg_url}?options=-csearch_path%3Djarvis"
+    assert await upgrade(own) == HEAD_REVISION
+    store = await EventStore.connect(own)
+    await store.aclose()

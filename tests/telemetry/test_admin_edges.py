@@ -133,12 +133,15 @@ async def test_secrets_pasted_into_a_reason_never_reach_the_store(
 def test_every_secret_in_the_settings_is_known() -> None:
     """SecretStr values anywhere and passwords inside URLs are all redacted."""
     settings = Settings(
-        admin_token=SecretStr("admin-secret"),
+        admin_token=SecretStr("admin-secret-0123456789"),
         database_url="postgresql+asyncpg://jarvis:db%40secret@db:5432/jarvis",
         probes=ProbeSettings(postgres={"main": SecretStr("postgresql://u:probe-secret@h/db")}),
     )
     redact = Redactor(settings.secrets).text
-    text = "admin-secret db@secret db%40secret postgresql://u:probe-secret@h/db probe-secret"
+    text = (
+        "admin-secret-0123456789 db@secret db%40secret "
+        "postgresql://u:probe-secret@h/db probe-secret"
+    )
     assert "secret" not in redact(text).replace("[redacted]", "")
 
 
