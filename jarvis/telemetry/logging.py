@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date, time
 from typing import Final, TextIO
 
 import structlog
@@ -72,9 +73,16 @@ def _leading_keys_first(_logger: object, _method: str, event_dict: EventDict) ->
     return ordered
 
 
+def _json_default(value: object) -> str:
+    """A value JSON has no type for: a time in ISO 8601, as a log shipper parses it; else repr."""
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return repr(value)
+
+
 def _renderer(json_lines: bool, colors: bool) -> Processor:
     if json_lines:
-        return structlog.processors.JSONRenderer(sort_keys=False)
+        return structlog.processors.JSONRenderer(sort_keys=False, default=_json_default)
     # Frame locals stay out of tracebacks: they hold tokens, URLs with passwords, rows.
     return structlog.dev.ConsoleRenderer(
         colors=colors,
