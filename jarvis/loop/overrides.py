@@ -12,7 +12,9 @@ outranks a policy's for the same resource), guards it with the tick's own
 kill-switch read, allow-list, bounds, quarantine and budgets, applies and
 records it with the operator as actor; one naming no resource the tick
 observed (while every provider answered) is refused there, as `jarvis restart`
-refuses it, rather than sent. After the tick the scheduler's hook
+refuses it, rather than sent, and so is a rollback naming no version of a
+resource whose provider reports none before the current one (`settled`,
+which names that version otherwise). After the tick the scheduler's hook
 (`settle`) hands each waiting page request the verdict or the outcome.
 
 Delivery is at most once: an action the next tick does not take within the
@@ -38,7 +40,7 @@ from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.scheduler import TickResult
 from jarvis.model import Action, History, Snapshot
 from jarvis.policies.base import Evaluation
-from jarvis.policies.operator import OPERATOR, nobody_has, unknown
+from jarvis.policies.operator import OPERATOR, nobody_has, settled, unknown
 from jarvis.telemetry.web.view import OverrideResult
 
 __all__ = ["OverrideQueue", "describe"]
@@ -100,6 +102,11 @@ class OverrideQueue:
                 # page on-call and quarantine the name for whatever later takes it.
                 pending.resolve(OverrideResult("refused", unknown(uri, snapshot)))
                 continue
+            action = settled(pending.action, snapshot)
+            if isinstance(action, str):
+                pending.resolve(OverrideResult("refused", action))
+                continue
+            pending.action = action
             self._taken.append(pending)
             proposed.append(pending.action)
         return Evaluation(actions=tuple(proposed))

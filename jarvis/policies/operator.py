@@ -10,6 +10,7 @@ with; the daemon queues the page's actions instead (`jarvis.loop.overrides`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -28,16 +29,20 @@ from jarvis.policies.base import Evaluation, Note
 __all__ = [
     "OPERATOR",
     "OVERRIDE_KINDS",
+    "UNSETTLED",
     "OneShot",
     "nobody_has",
     "operator_action",
     "override_params",
+    "settled",
     "unknown",
 ]
 
 OPERATOR: Final = "operator"
 #: Higher than any policy's: what an operator asked for is planned over a policy's proposal.
 PRIORITY: Final = 1000
+#: The key of the note a one-shot leaves when `settled` refuses its action.
+UNSETTLED: Final = f"{OPERATOR}:unsettled"
 #: The overrides the status page offers (``deploy`` needs an image: the CLI only).
 OVERRIDE_KINDS: Final = ("restart", "rollback", "scale")
 
@@ -86,6 +91,25 @@ def unknown(uri: str, snapshot: Snapshot) -> str:
     return f"{uri}: no such resource among the {len(snapshot.resources)} observed; nothing proposed"
 
 
+def settled(action: Action, snapshot: Snapshot) -> Action | str:
+    """The action to propose in this tick, or why none: a rollback naming no version is made
+    to name the version its provider reports before the current one, read now.
+
+    Named, the version is what the event records and what every provider can
+    apply (ECS and the simulated fleet take no empty one). With none reported,
+    sent empty it would fail as terminal, escalate and quarantine the resource
+    the operator meant to mend; the operator is asked to name one instead.
+    """
+    if not isinstance(action.params, Rollback) or action.params.version:
+        return action
+    uri = str(action.target)
+    state = snapshot.get(uri)
+    previous = None if state is None or state.versions is None else state.versions.previous
+    if not previous:
+        return f"{uri}: its provider reports no version before this one; name the one to return to"
+    return replace(action, params=Rollback(previous))
+
+
 class OneShot:
     """A policy that proposes exactly one operator-supplied action."""
 
@@ -102,4 +126,7 @@ class OneShot:
             # resource later takes it.
             message = unknown(uri, snapshot)
             return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
-        return Evaluation(actions=(self.action,))
+        action = settled(self.action, snapshot)
+        if isinstance(action, str):
+            return Evaluation(notes=(Note(action, resource=uri, key=UNSETTLED),))
+        return Evaluation(actions=(action,))
