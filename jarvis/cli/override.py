@@ -12,8 +12,9 @@ only build the action's parameters.
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked or failed (the printed report says why),
 2 for a malformed resource URI or option, a resource no provider has
-(every provider answered and none named it), or a rollback naming no version
-of a resource whose provider reports none before the current one (`settled`):
+(every provider answered and none named it), a kind no provider applies on
+the resource's scheme (`start` of a `sim://` service), or a rollback naming no
+version of a resource whose provider reports none before the current one (`settled`):
 nothing is proposed or recorded as an action then, only a `policy.note`.
 """
 
@@ -71,9 +72,11 @@ def override(
     async def main() -> TickReport:
         from jarvis.app import build_app
         from jarvis.cli.oneshot import acting_app
+        from jarvis.providers import acting_schemes
 
         def build() -> Awaitable[App]:
-            return build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+            policy = OneShot(action, schemes=acting_schemes())
+            return build_app(settings, policies=[policy], recover_orphans=False)
 
         dry = dry_run or settings.dry_run
         async with acting_app(settings, params.kind, build, dry_run=dry) as app:

@@ -10,6 +10,7 @@ with; the daemon queues the page's actions instead (`jarvis.loop.overrides`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
@@ -91,18 +92,28 @@ def unknown(uri: str, snapshot: Snapshot) -> str:
     return f"{uri}: no such resource among the {len(snapshot.resources)} observed; nothing proposed"
 
 
-def settled(action: Action, snapshot: Snapshot) -> Action | str:
+def settled(
+    action: Action, snapshot: Snapshot, schemes: Mapping[str, frozenset[str]] | None = None
+) -> Action | str:
     """The action to propose in this tick, or why none: a rollback naming no version is made
     to name the version its provider reports before the current one, read now.
 
     Named, the version is what the event records and what every provider can
     apply (ECS and the simulated fleet take no empty one). With none reported,
     sent empty it would fail as terminal, escalate and quarantine the resource
-    the operator meant to mend; the operator is asked to name one instead.
+    the operator meant to mend; the operator is asked to name one instead. So
+    is a kind no provider applies on the resource's scheme (``schemes``, each
+    scheme some provider acts on with its kinds: `jarvis start sim://…`).
     """
+    uri = str(action.target)
+    if schemes is not None and action.kind not in schemes.get(action.target.provider, ()):
+        takes = ", ".join(sorted(schemes.get(action.target.provider, ()))) or "nothing"
+        return (
+            f"{uri}: no provider applies {action.kind} on {action.target.provider}:// "
+            f"(it takes {takes})"
+        )
     if not isinstance(action.params, Rollback) or action.params.version:
         return action
-    uri = str(action.target)
     state = snapshot.get(uri)
     previous = None if state is None or state.versions is None else state.versions.previous
     if not previous:
@@ -115,8 +126,12 @@ class OneShot:
 
     name = OPERATOR
 
-    def __init__(self, action: Action) -> None:
+    def __init__(
+        self, action: Action, *, schemes: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
         self.action = action
+        self.schemes = schemes
+        """Each scheme some provider acts on, with its kinds (`settled`); None: not checked."""
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         uri = str(self.action.target)
@@ -126,7 +141,7 @@ class OneShot:
             # resource later takes it.
             message = unknown(uri, snapshot)
             return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
-        action = settled(self.action, snapshot)
+        action = settled(self.action, snapshot, self.schemes)
         if isinstance(action, str):
             return Evaluation(notes=(Note(action, resource=uri, key=UNSETTLED),))
         return Evaluation(actions=(action,))

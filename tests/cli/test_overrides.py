@@ -119,3 +119,21 @@ def test_a_rollback_with_no_version_and_none_before_is_exit_2_and_records_no_act
     ledger = jarvis("retries", "list", "--json")
     assert ledger.returncode == 0, ledger.stderr
     assert COACH not in ledger.stdout
+
+
+def test_an_override_of_a_kind_the_resources_provider_never_applies_is_exit_2(
+    jarvis: Jarvis,
+) -> None:
+    """`jarvis start sim://…` is refused before the guard: `start` is for `local://` services.
+
+    Proposed, the allow-list (`sim`, every kind) let it through, no actuator
+    took it, and it failed as terminal: escalated, paged and quarantined a
+    healthy service.
+    """
+    result = jarvis("start", COACH)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no provider applies start on sim://" in result.stderr
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+    ledger = jarvis("retries", "list", "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    assert COACH not in ledger.stdout

@@ -216,3 +216,21 @@ async def test_a_page_rollback_naming_no_version_with_none_before_is_refused_and
     assert result.state == "refused" and "name the one to return to" in result.detail, result
     assert fleet.applied == []
     assert app.reconciler.ledger.states == {}
+
+
+async def test_a_page_override_of_a_kind_the_scheme_never_takes_is_refused_and_never_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A scale of a resource whose provider only restarts is refused, not failed and quarantined."""
+    queue = OverrideQueue(wait=WAIT, schemes={"sim": frozenset({"restart"})})
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(scale(3))
+        scheduler.stop()
+
+    assert result.state == "refused" and "no provider applies scale on sim://" in result.detail
+    assert fleet.applied == []
+    assert app.reconciler.ledger.states == {}

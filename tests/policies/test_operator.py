@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jarvis.model import History, ResourceRef, Rollback, Versions
+from jarvis.model import History, ResourceRef, Rollback, Start, Versions
 from jarvis.policies.operator import OneShot, operator_action
 from tests.policies.fleet import API, T0, service, snap
 
@@ -36,3 +36,13 @@ def test_a_rollback_with_no_version_known_before_proposes_nothing_and_says_so() 
     assert evaluation.actions == ()
     (note,) = evaluation.notes
     assert note.resource == API and "name the one to return to" in note.message
+
+
+def test_a_kind_the_scheme_never_takes_proposes_nothing_and_says_so() -> None:
+    """Sent, no actuator would take it: a terminal failure that quarantines the resource."""
+    action = operator_action(ResourceRef.parse(API), Start(), actor="cli:alice", reason=None)
+    policy = OneShot(action, schemes={"ecs": frozenset({"restart", "scale"})})
+    evaluation = policy.evaluate(snap(T0, service()), History(), T0)
+    assert evaluation.actions == ()
+    (note,) = evaluation.notes
+    assert "no provider applies start on ecs://" in note.message
