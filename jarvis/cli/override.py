@@ -58,7 +58,7 @@ def override(
     as_json: bool = False,
 ) -> None:
     """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
-    from jarvis.model import BlockReason, ResourceRef
+    from jarvis.model import BlockReason, ResourceRef, Rollback
     from jarvis.policies.operator import OPERATOR, UNSETTLED, OneShot, nobody_has, operator_action
 
     try:
@@ -91,7 +91,8 @@ def override(
             fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
         refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
         if refused is not None:
-            fail(f"{refused} (--to VERSION)", EXIT_CONFIG)
+            hint = " (--to VERSION)" if isinstance(params, Rollback) else ""
+            fail(refused + hint, EXIT_CONFIG)
         raise typer.Exit(1)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.

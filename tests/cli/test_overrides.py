@@ -133,6 +133,7 @@ def test_an_override_of_a_kind_the_resources_provider_never_applies_is_exit_2(
     result = jarvis("start", COACH)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no provider applies start on sim://" in result.stderr
+    assert "--to" not in result.stderr
     assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
     ledger = jarvis("retries", "list", "--json")
     assert ledger.returncode == 0, ledger.stderr
