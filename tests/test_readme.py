@@ -130,3 +130,62 @@ def test_every_alert_the_docs_name_is_in_the_alert_rules() -> None:
     rules = set(re.findall(r"alert: (\w+)", ALERTS.read_text(encoding="utf-8")))
     named = _spans(r"\bJarvis[A-Z][A-Za-z]+")
     assert [name for name in named if name not in rules] == []
+
+
+#: Dotted names in the docs that are not settings: Cloud Run's own fields.
+_NOT_SETTINGS = frozenset(
+    {
+        "scaling.min_instance_count",
+        "scaling.max_instance_count",
+        "scaling.manual_instance_count",
+    }
+)
+
+
+def _resolves(path: list[str]) -> bool:
+    """Whether ``path`` names a field of `Settings`, through nested sections and lists of them."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from jarvis.config import Settings
+
+    def section(annotation: object) -> type[BaseModel] | None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        for arg in typing.get_args(annotation):
+            found = section(arg)
+            if found is not None:
+                return found
+        return None
+
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if model is None:
+            return True  # a key of a mapping (`routing.routes.chat`)
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        model = section(field.annotation)
+    return True
+
+
+def test_every_setting_the_docs_name_is_one_the_config_takes() -> None:
+    """`loop.shutdown_grace` and `[heal] start_grace_seconds` in the docs are real keys."""
+    from jarvis.config import Settings
+    from jarvis.model import EventKind
+
+    events = {kind.value for kind in EventKind}
+    dotted = _spans(r"`([a-z_]+(?:\.[a-z_0-9N]+)+)`")
+    bracketed = [f"{s}.{k}" for s, k in re.findall(r"`\[([a-z_.]+)\] ([a-z_]+)", TEXT)]
+    named = [
+        name
+        for name in [*dotted, *bracketed]
+        if name.split(".")[0] in Settings.model_fields
+        and not name.endswith(".py")
+        and name not in events
+        and name not in _NOT_SETTINGS
+    ]
+    assert len(named) > 30
+    unknown = [n for n in named if not _resolves([p for p in n.split(".") if p != "N"])]
+    assert unknown == []
