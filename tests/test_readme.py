@@ -189,3 +189,14 @@ def test_every_setting_the_docs_name_is_one_the_config_takes() -> None:
     assert len(named) > 30
     unknown = [n for n in named if not _resolves([p for p in n.split(".") if p != "N"])]
     assert unknown == []
+
+
+def test_the_readme_lists_every_benchmark_bench_run_takes() -> None:
+    """`bench/run.py [tick|…]` in the README names exactly the benchmarks it runs."""
+    source = (README.parent / "bench" / "run.py").read_text(encoding="utf-8")
+    names = re.search(r"NAMES = \((.*?)\)", source, re.DOTALL)
+    assert names is not None
+    runs = set(re.findall(r'"(\w+)"', names.group(1)))
+    listed = re.search(r"bench/run\.py \[([a-z_|]+)\]", TEXT)
+    assert listed is not None
+    assert set(listed.group(1).split("|")) == runs
