@@ -200,3 +200,12 @@ def test_the_readme_lists_every_benchmark_bench_run_takes() -> None:
     listed = re.search(r"bench/run\.py \[([a-z_|]+)\]", TEXT)
     assert listed is not None
     assert set(listed.group(1).split("|")) == runs
+
+
+def test_the_iam_policy_the_readme_shows_is_the_one_deploy_ships() -> None:
+    """The README's IAM JSON is the shipped policy, which a test holds to the calls made."""
+    import json
+
+    (shown,) = re.findall(r"```json\n(.*?)```", TEXT, re.DOTALL)
+    shipped = README.parent / "deploy" / "aws" / "jarvis-iam-policy.json"
+    assert json.loads(shown) == json.loads(shipped.read_text(encoding="utf-8"))
