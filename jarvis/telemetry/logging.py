@@ -73,11 +73,21 @@ def _leading_keys_first(_logger: object, _method: str, event_dict: EventDict) ->
     return ordered
 
 
+def _iso(value: object) -> object:
+    """A time in ISO 8601, as a log shipper parses it (both renderers would repr it); else as is."""
+    return value.isoformat() if isinstance(value, date | time) else value
+
+
+def _times_in_iso(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        event_dict[key] = _iso(value)
+    return event_dict
+
+
 def _json_default(value: object) -> str:
-    """A value JSON has no type for: a time in ISO 8601, as a log shipper parses it; else repr."""
-    if isinstance(value, date | time):
-        return value.isoformat()
-    return repr(value)
+    """A value JSON has no type for, a time nested in a mapping among them; else its repr."""
+    shown = _iso(value)
+    return shown if isinstance(shown, str) else repr(value)
 
 
 def _renderer(json_lines: bool, colors: bool) -> Processor:
@@ -113,6 +123,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _times_in_iso,
     ]
     if json_lines:
         # Tracebacks as structured data, one line per event even when it failed;

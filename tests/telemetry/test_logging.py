@@ -189,3 +189,19 @@ def test_a_json_line_writes_a_time_as_iso_8601_not_a_python_repr() -> None:
     (line,) = _lines(out)
     assert line["event"] == "kill switch engaged"
     assert line["at"] == "2026-11-30T08:20:06.593591+00:00"
+
+
+def test_a_console_line_writes_a_time_as_iso_8601_not_a_python_repr() -> None:
+    """On a terminal too, the flip's time reads as a time, not as Python source."""
+    from datetime import UTC, datetime
+
+    from jarvis.loop.killswitch import FlipLog
+    from jarvis.model import KillSwitchState
+
+    out = io.StringIO()
+    configure_logging(level="info", fmt="console", stream=out)
+    at = datetime(2026, 11, 30, 8, 20, 6, tzinfo=UTC)
+    FlipLog().seen(KillSwitchState(engaged=True, actor="cli:alice", reason="look", changed_at=at))
+
+    assert "at=2026-11-30T08:20:06+00:00" in out.getvalue()
+    assert "datetime.datetime" not in out.getvalue()
