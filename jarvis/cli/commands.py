@@ -1,8 +1,9 @@
-"""One-shot commands on the record and the setup: `events`, `db upgrade`, `config check`.
+"""One-shot commands on the record and the setup: `events`, `db upgrade|prune`, `config check`.
 
 Each opens what it needs (often only the store), does one thing, and closes
-it; `tick`, `plan` and `deploy` live in `jarvis.cli.ticks`, the kill switch and
-the retry ledger in `jarvis.cli.operator`, `jarvis run` in `jarvis.cli.daemon`.
+it; `tick` and `plan` live in `jarvis.cli.ticks`, the overrides (`deploy`,
+`restart`, ...) in `jarvis.cli.override`, the kill switch and the retry ledger
+in `jarvis.cli.operator`, `jarvis run` in `jarvis.cli.daemon`.
 """
 
 from __future__ import annotations

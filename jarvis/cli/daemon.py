@@ -192,10 +192,11 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
     from jarvis.cli.surfaces import http_server
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
+    from jarvis.providers import acting_schemes
 
     log = _log()
     # An override waits for the tick in flight and the one it wakes, at most.
-    overrides = OverrideQueue(wait=2 * settings.tick_timeout + 10)
+    overrides = OverrideQueue(wait=2 * settings.tick_timeout + 10, schemes=acting_schemes())
     app, lock, elector, notifier = await _open(settings, overrides)
     scheduler = Scheduler(
         app.reconciler,

@@ -11,9 +11,11 @@ only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked or failed (the printed report says why),
-2 for a malformed resource URI or option, or a resource no provider has
-(every provider answered and none named it: nothing is proposed or recorded
-as an action, only a `policy.note`).
+2 for a malformed resource URI or option, a resource no provider has
+(every provider answered and none named it), a kind no provider applies on
+the resource's scheme (`start` of a `sim://` service), or a rollback naming no
+version of a resource whose provider reports none before the current one (`settled`):
+nothing is proposed or recorded as an action then, only a `policy.note`.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def override(
     as_json: bool = False,
 ) -> None:
     """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
-    from jarvis.model import BlockReason, ResourceRef
-    from jarvis.policies.operator import OneShot, nobody_has, operator_action
+    from jarvis.model import BlockReason, ResourceRef, Rollback
+    from jarvis.policies.operator import OPERATOR, UNSETTLED, OneShot, nobody_has, operator_action
 
     try:
         ref = ResourceRef.parse(resource)
@@ -70,9 +72,11 @@ def override(
     async def main() -> TickReport:
         from jarvis.app import build_app
         from jarvis.cli.oneshot import acting_app
+        from jarvis.providers import acting_schemes
 
         def build() -> Awaitable[App]:
-            return build_app(settings, policies=[OneShot(action)], recover_orphans=False)
+            policy = OneShot(action, schemes=acting_schemes())
+            return build_app(settings, policies=[policy], recover_orphans=False)
 
         dry = dry_run or settings.dry_run
         async with acting_app(settings, params.kind, build, dry_run=dry) as app:
@@ -80,10 +84,15 @@ def override(
 
     report = run(main)
     print_report(report, as_json=as_json)
-    decision = next((d for d in report.decisions if d.action == action), None)
+    # The one-shot's is the only proposal; `settled` may have named its version.
+    decision = next((d for d in report.decisions if d.action.policy == OPERATOR), None)
     if decision is None:
         if nobody_has(str(ref), report.snapshot):
             fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
+        refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
+        if refused is not None:
+            hint = " (--to VERSION)" if isinstance(params, Rollback) else ""
+            fail(refused + hint, EXIT_CONFIG)
         raise typer.Exit(1)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.
@@ -136,7 +145,9 @@ def rollback(
     resource: Resource,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Version to return to (default: the previous one)."),
+        typer.Option(
+            "--to", help="Version to return to (default: the one before, as its provider says)."
+        ),
     ] = None,
     reason: Reason = None,
     dry_run: DryRun = False,

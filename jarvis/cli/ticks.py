@@ -2,7 +2,8 @@
 
 Each builds the whole app through the composition root (`jarvis.app`). The
 report printer here serves the operator's overrides too (`jarvis.cli.override`:
-`deploy`, `restart`, `rollback`, `scale`), which are one-shot ticks as well.
+`deploy`, `restart`, `rollback`, `scale`, `start`, `stop`), which are one-shot
+ticks as well.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ outranks a policy's for the same resource), guards it with the tick's own
 kill-switch read, allow-list, bounds, quarantine and budgets, applies and
 records it with the operator as actor; one naming no resource the tick
 observed (while every provider answered) is refused there, as `jarvis restart`
-refuses it, rather than sent. After the tick the scheduler's hook
+refuses it, rather than sent, and so are a kind no provider applies on the
+resource's scheme and a rollback naming no version of a resource whose
+provider reports none before the current one (`settled`, which names that
+version otherwise). After the tick the scheduler's hook
 (`settle`) hands each waiting page request the verdict or the outcome.
 
 Delivery is at most once: an action the next tick does not take within the
@@ -28,7 +31,7 @@ only the reconciler calls it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,7 +41,7 @@ from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.scheduler import TickResult
 from jarvis.model import Action, History, Snapshot
 from jarvis.policies.base import Evaluation
-from jarvis.policies.operator import OPERATOR, nobody_has, unknown
+from jarvis.policies.operator import OPERATOR, nobody_has, settled, unknown
 from jarvis.telemetry.web.view import OverrideResult
 
 __all__ = ["OverrideQueue", "describe"]
@@ -80,8 +83,11 @@ class OverrideQueue:
         wait: float,
         leading: Callable[[], bool] = lambda: True,
         wake: Callable[[], None] = lambda: None,
+        schemes: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.wait = wait
+        self.schemes = schemes
+        """Each scheme some provider acts on, with its kinds (`settled`); None: not checked."""
         """Seconds a page request waits for the tick that decides its action."""
         self.leading = leading
         """Whether this replica leads (the daemon sets it once its elector exists)."""
@@ -100,6 +106,11 @@ class OverrideQueue:
                 # page on-call and quarantine the name for whatever later takes it.
                 pending.resolve(OverrideResult("refused", unknown(uri, snapshot)))
                 continue
+            action = settled(pending.action, snapshot, self.schemes)
+            if isinstance(action, str):
+                pending.resolve(OverrideResult("refused", action))
+                continue
+            pending.action = action
             self._taken.append(pending)
             proposed.append(pending.action)
         return Evaluation(actions=tuple(proposed))

@@ -10,6 +10,8 @@ with; the daemon queues the page's actions instead (`jarvis.loop.overrides`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -28,16 +30,20 @@ from jarvis.policies.base import Evaluation, Note
 __all__ = [
     "OPERATOR",
     "OVERRIDE_KINDS",
+    "UNSETTLED",
     "OneShot",
     "nobody_has",
     "operator_action",
     "override_params",
+    "settled",
     "unknown",
 ]
 
 OPERATOR: Final = "operator"
 #: Higher than any policy's: what an operator asked for is planned over a policy's proposal.
 PRIORITY: Final = 1000
+#: The key of the note a one-shot leaves when `settled` refuses its action.
+UNSETTLED: Final = f"{OPERATOR}:unsettled"
 #: The overrides the status page offers (``deploy`` needs an image: the CLI only).
 OVERRIDE_KINDS: Final = ("restart", "rollback", "scale")
 
@@ -86,13 +92,46 @@ def unknown(uri: str, snapshot: Snapshot) -> str:
     return f"{uri}: no such resource among the {len(snapshot.resources)} observed; nothing proposed"
 
 
+def settled(
+    action: Action, snapshot: Snapshot, schemes: Mapping[str, frozenset[str]] | None = None
+) -> Action | str:
+    """The action to propose in this tick, or why none: a rollback naming no version is made
+    to name the version its provider reports before the current one, read now.
+
+    Named, the version is what the event records and what every provider can
+    apply (ECS and the simulated fleet take no empty one). With none reported,
+    sent empty it would fail as terminal, escalate and quarantine the resource
+    the operator meant to mend; the operator is asked to name one instead. So
+    is a kind no provider applies on the resource's scheme (``schemes``, each
+    scheme some provider acts on with its kinds: `jarvis start sim://…`).
+    """
+    uri = str(action.target)
+    if schemes is not None and action.kind not in schemes.get(action.target.provider, ()):
+        takes = ", ".join(sorted(schemes.get(action.target.provider, ()))) or "nothing"
+        return (
+            f"{uri}: no provider applies {action.kind} on {action.target.provider}:// "
+            f"(it takes {takes})"
+        )
+    if not isinstance(action.params, Rollback) or action.params.version:
+        return action
+    state = snapshot.get(uri)
+    previous = None if state is None or state.versions is None else state.versions.previous
+    if not previous:
+        return f"{uri}: its provider reports no version before this one; name the one to return to"
+    return replace(action, params=Rollback(previous))
+
+
 class OneShot:
     """A policy that proposes exactly one operator-supplied action."""
 
     name = OPERATOR
 
-    def __init__(self, action: Action) -> None:
+    def __init__(
+        self, action: Action, *, schemes: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
         self.action = action
+        self.schemes = schemes
+        """Each scheme some provider acts on, with its kinds (`settled`); None: not checked."""
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         uri = str(self.action.target)
@@ -102,4 +141,7 @@ class OneShot:
             # resource later takes it.
             message = unknown(uri, snapshot)
             return Evaluation(notes=(Note(message, resource=uri, key=f"{OPERATOR}:unknown"),))
-        return Evaluation(actions=(self.action,))
+        action = settled(self.action, snapshot, self.schemes)
+        if isinstance(action, str):
+            return Evaluation(notes=(Note(action, resource=uri, key=UNSETTLED),))
+        return Evaluation(actions=(action,))

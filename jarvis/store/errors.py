@@ -153,6 +153,12 @@ def refuses_writes(exc: BaseException) -> bool:
     return False
 
 
+def no_schema(exc: BaseException) -> bool:
+    """Whether PostgreSQL found no schema to create in (SQLSTATE 3F000): none of the
+    search_path exists, as with ``?options=-csearch_path=jarvis`` before ``CREATE SCHEMA``."""
+    return any(getattr(e, "sqlstate", None) == "3F000" for e in _chain(exc))
+
+
 def not_a_database(exc: BaseException) -> bool:
     """Whether SQLite found no database in its file (corrupt, or another kind of file).
 

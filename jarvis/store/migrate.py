@@ -41,6 +41,7 @@ from jarvis.store.errors import (
     describe,
     insufficient_privilege,
     is_operational,
+    no_schema,
     not_a_database,
 )
 from jarvis.store.revision import HEAD_REVISION, REVISIONS
@@ -210,6 +211,8 @@ async def upgrade_engine(engine: AsyncEngine) -> str:
     except Exception as exc:
         if insufficient_privilege(exc):
             raise _not_permitted(engine.url, exc) from exc
+        if no_schema(exc):
+            raise await _no_schema(engine) from exc
         if is_operational(exc) or not_a_database(exc):
             raise unreachable(engine.url, exc) from exc
         raise
@@ -229,6 +232,24 @@ def _not_permitted(url: URL, exc: BaseException) -> StoreError:
         f"PostgreSQL role {role} may not migrate database {url.database!r}: {describe(exc)}; "
         f"grant what it names (for the schema: GRANT CREATE ON SCHEMA public TO {role}), "
         "or run `jarvis db upgrade` as the owner of the database and of Jarvis's tables"
+    )
+
+
+async def _no_schema(engine: AsyncEngine) -> StoreError:
+    """A migration with no schema to create in: which one to create, read from the server."""
+
+    def search_path(connection: Connection) -> str:
+        return str(connection.execute(text("SHOW search_path")).scalar())
+
+    try:
+        path = await _run_read(engine, search_path)
+    except Exception:  # noqa: BLE001 - only the message's detail depends on it
+        path = "?"
+    first = path.split(",")[0].strip().strip('"') or "NAME"
+    return StoreError(
+        f"database {masked(engine.url)} has no schema to create Jarvis's tables in: "
+        f"none of its search_path ({path}) exists; create it first "
+        f"(CREATE SCHEMA {first}), then run `jarvis db upgrade`"
     )
 
 

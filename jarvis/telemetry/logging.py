@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date, time
 from typing import Final, TextIO
 
 import structlog
@@ -72,9 +73,26 @@ def _leading_keys_first(_logger: object, _method: str, event_dict: EventDict) ->
     return ordered
 
 
+def _iso(value: object) -> object:
+    """A time in ISO 8601, as a log shipper parses it (both renderers would repr it); else as is."""
+    return value.isoformat() if isinstance(value, date | time) else value
+
+
+def _times_in_iso(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    for key, value in event_dict.items():
+        event_dict[key] = _iso(value)
+    return event_dict
+
+
+def _json_default(value: object) -> str:
+    """A value JSON has no type for, a time nested in a mapping among them; else its repr."""
+    shown = _iso(value)
+    return shown if isinstance(shown, str) else repr(value)
+
+
 def _renderer(json_lines: bool, colors: bool) -> Processor:
     if json_lines:
-        return structlog.processors.JSONRenderer(sort_keys=False)
+        return structlog.processors.JSONRenderer(sort_keys=False, default=_json_default)
     # Frame locals stay out of tracebacks: they hold tokens, URLs with passwords, rows.
     return structlog.dev.ConsoleRenderer(
         colors=colors,
@@ -105,6 +123,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _times_in_iso,
     ]
     if json_lines:
         # Tracebacks as structured data, one line per event even when it failed;

@@ -47,7 +47,7 @@ def test_rollback_and_scale_take_their_parameters(jarvis: Jarvis) -> None:
 def test_an_override_is_refused_by_the_kill_switch(jarvis: Jarvis) -> None:
     """With the switch engaged, every override is blocked, exits 1 and applies nothing."""
     assert jarvis("killswitch", "engage", "--reason", "incident").returncode == 0
-    for args in (("restart", COACH), ("rollback", COACH), ("scale", COACH, "2")):
+    for args in (("restart", COACH), ("rollback", COACH, "--to", "v1"), ("scale", COACH, "2")):
         result = jarvis(*args)
         assert result.returncode == 1, (args, result.stdout)
         assert "blocked: killswitch" in result.stdout
@@ -102,3 +102,39 @@ def test_an_override_of_a_resource_nobody_observed_is_exit_2_and_records_no_acti
     ledger = jarvis("retries", "list", "--json")
     assert ledger.returncode == 0, ledger.stderr
     assert typo not in ledger.stdout
+
+
+def test_a_rollback_with_no_version_and_none_before_is_exit_2_and_records_no_action(
+    jarvis: Jarvis,
+) -> None:
+    """`jarvis rollback URI` with no --to, on a resource with no earlier version, asks for one.
+
+    Proposed as an empty version, it failed at the provider as terminal,
+    escalated and quarantined the service the operator meant to mend.
+    """
+    result = jarvis("rollback", COACH)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no version before this one" in result.stderr and "--to" in result.stderr
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+    ledger = jarvis("retries", "list", "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    assert COACH not in ledger.stdout
+
+
+def test_an_override_of_a_kind_the_resources_provider_never_applies_is_exit_2(
+    jarvis: Jarvis,
+) -> None:
+    """`jarvis start sim://…` is refused before the guard: `start` is for `local://` services.
+
+    Proposed, the allow-list (`sim`, every kind) let it through, no actuator
+    took it, and it failed as terminal: escalated, paged and quarantined a
+    healthy service.
+    """
+    result = jarvis("start", COACH)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no provider applies start on sim://" in result.stderr
+    assert "--to" not in result.stderr
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+    ledger = jarvis("retries", "list", "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    assert COACH not in ledger.stdout

@@ -98,6 +98,17 @@ async def test_a_closed_port_is_an_unhealthy_endpoint_not_a_failed_observe() -> 
     assert state.attributes["error"].startswith("Client")
 
 
+async def test_a_refused_connection_is_described_without_a_memory_address() -> None:
+    """aiohttp's message names its SSL context as ``<ssl.SSLContext object at 0x…>``: kept,
+    the detail differed in every process, so each restart recorded a `resource.changed`."""
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    [state] = await _observe(_endpoint(f"http://127.0.0.1:{port}/", failure_threshold=1))
+    assert f"127.0.0.1:{port}" in state.detail
+    assert " at 0x" not in state.detail, state.detail
+
+
 async def test_https_reports_days_left_on_an_unverified_self_signed_certificate(
     https_server: Server,
 ) -> None:

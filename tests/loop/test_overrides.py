@@ -10,7 +10,7 @@ import pytest
 from jarvis.loop.clock import VirtualClock, WallClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler, TickResult
-from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, Restart, Scale
+from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, Restart, Rollback, Scale
 from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import operator_action
 from tests.fakes import FakeActuator, ProposeEach
@@ -194,4 +194,43 @@ async def test_an_override_naming_no_observed_resource_is_refused_and_never_sent
     assert result.state == "refused" and "no such resource" in result.detail, result
     assert fleet.applied == []
     assert await app.store.events(kinds=["action.escalated"]) == []
+    assert app.reconciler.ledger.states == {}
+
+
+async def test_a_page_rollback_naming_no_version_with_none_before_is_refused_and_never_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """An empty version field is not sent as a rollback to nothing, failing and quarantining."""
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    back = operator_action(
+        ResourceRef("sim", "api"), Rollback(""), actor="admin-token", reason=None
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(back)
+        scheduler.stop()
+
+    assert result.state == "refused" and "name the one to return to" in result.detail, result
+    assert fleet.applied == []
+    assert app.reconciler.ledger.states == {}
+
+
+async def test_a_page_override_of_a_kind_the_scheme_never_takes_is_refused_and_never_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A scale of a resource whose provider only restarts is refused, not failed and quarantined."""
+    queue = OverrideQueue(wait=WAIT, schemes={"sim": frozenset({"restart"})})
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(scale(3))
+        scheduler.stop()
+
+    assert result.state == "refused" and "no provider applies scale on sim://" in result.detail
+    assert fleet.applied == []
     assert app.reconciler.ledger.states == {}

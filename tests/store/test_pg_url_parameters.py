@@ -19,7 +19,7 @@ from jarvis.actuators.llm.usage import LlmUsageActuator
 from jarvis.config.cost import CostSettings
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Event, EventKind
-from jarvis.store import EventStore, upgrade
+from jarvis.store import EventStore, StoreError, upgrade
 from jarvis.store.migrate import HEAD_REVISION
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +82,16 @@ async def test_the_customers_table_and_the_usage_table_read_a_url_with_sslmode(
         assert state.llm_usage is not None and state.llm_usage.requests_month_to_date == 0
     finally:
         await usage.aclose()
+
+
+async def test_a_search_path_naming_no_schema_that_exists_is_one_line_naming_the_fix(
+    pg_url: str,
+) -> None:
+    """`jarvis db upgrade` into a schema not created yet says so (a StoreError, one line
+    for the CLI), rather than a traceback ending "no schema has been selected to create in"."""
+    url = f"{pg_url}?options=-csearch_path%3Djarvis"
+    with pytest.raises(StoreError) as raised:
+        await upgrade(url)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "CREATE SCHEMA jarvis" in message and "search_path" in message

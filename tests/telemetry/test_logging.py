@@ -172,3 +172,36 @@ def test_logs_follow_stderr_when_it_is_replaced_after_configuration(
     logging.getLogger("jarvis.test").warning("stdlib too")
     assert '"event": "still heard"' in second.getvalue()
     assert "stdlib too" in second.getvalue()
+
+
+def test_a_json_line_writes_a_time_as_iso_8601_not_a_python_repr() -> None:
+    """The daemon's "kill switch engaged" line gives the flip's time as a shipper parses it."""
+    from datetime import UTC, datetime
+
+    from jarvis.loop.killswitch import FlipLog
+    from jarvis.model import KillSwitchState
+
+    out = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=out)
+    at = datetime(2026, 11, 30, 8, 20, 6, 593591, tzinfo=UTC)
+    FlipLog().seen(KillSwitchState(engaged=True, actor="cli:alice", reason="look", changed_at=at))
+
+    (line,) = _lines(out)
+    assert line["event"] == "kill switch engaged"
+    assert line["at"] == "2026-11-30T08:20:06.593591+00:00"
+
+
+def test_a_console_line_writes_a_time_as_iso_8601_not_a_python_repr() -> None:
+    """On a terminal too, the flip's time reads as a time, not as Python source."""
+    from datetime import UTC, datetime
+
+    from jarvis.loop.killswitch import FlipLog
+    from jarvis.model import KillSwitchState
+
+    out = io.StringIO()
+    configure_logging(level="info", fmt="console", stream=out)
+    at = datetime(2026, 11, 30, 8, 20, 6, tzinfo=UTC)
+    FlipLog().seen(KillSwitchState(engaged=True, actor="cli:alice", reason="look", changed_at=at))
+
+    assert "at=2026-11-30T08:20:06+00:00" in out.getvalue()
+    assert "datetime.datetime" not in out.getvalue()

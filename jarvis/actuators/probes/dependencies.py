@@ -17,6 +17,7 @@ so this sensor needs none of the clients' exception types.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -194,11 +195,20 @@ def _failed(exc: Exception) -> ActuatorError:
     return ActuatorError(error_text(exc), code=type(exc).__name__)
 
 
+#: A Python object's default repr, ``<ssl.SSLContext object at 0x7f…>``: its address
+#: differs in every process.
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
 def error_text(exc: BaseException) -> str:
     """A client's error in one line, any URL in it masked (`masked_urls`).
 
     HTTP clients quote the URL they were asked for: an endpoint's query token,
-    a presigned URL's signature and access key id.
+    a presigned URL's signature and access key id. An object's default repr
+    loses its address (aiohttp names its SSL context so in a refused
+    connection): the same failure reads the same in every process, and a
+    restart does not record it as a change.
     """
     text = masked_urls(str(exc).splitlines()[0]) if str(exc) else ""
+    text = _OBJECT_REPR.sub(r"<\1>", text)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
