@@ -21,6 +21,7 @@ __all__ = [
     "describe",
     "insufficient_privilege",
     "is_operational",
+    "no_schema",
     "no_such_database",
     "not_a_database",
     "refuses_writes",
