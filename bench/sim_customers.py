@@ -1,4 +1,4 @@
-"""Benchmark 13: what simulated customers cost a simulation, and that they cost nothing when off.
+"""Benchmark 15: what simulated customers cost a simulation, and that they cost nothing when off.
 
 Runs the same simulation (seed, days, services, default faults, in-memory
 store) twice in one process: without customers (the default run, what
@@ -80,7 +80,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "customers_report": with_customers.get("customers"),
         "summary": [
             {
-                "benchmark": "13. simulated customers",
+                "benchmark": "15. simulated customers",
                 "measure": f"wall time, {args.days:g} days x {args.services} services: "
                 f"with {args.customers:,} customers / without (same run)",
                 "target": "recorded; the default run has none",
