@@ -8,11 +8,10 @@ a ValueError, and no test ran it. This runs it small on real PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import pytest
 
-from tests.bench_support import load_bench
+from tests.bench_support import load_bench, sibling
 
 
 @pytest.mark.anyio
@@ -22,7 +21,7 @@ async def test_the_fleet_cap_benchmark_measures_both_paths(
 ) -> None:
     fleetcap = load_bench("fleetcap")
     # Its databases are made beside the test's own, on the server the tests use.
-    monkeypatch.setattr(sys.modules["pg"], "PG_ADMIN_URL", pg_url)
+    monkeypatch.setattr(sibling("pg"), "PG_ADMIN_URL", pg_url)
     options = argparse.Namespace(events=200, intents=20, bound=5, repeat=4, writers=2, seconds=0.5)
     result = await fleetcap._measure(options)
     assert result["flush_ms_with"] > 0 and result["flush_ms_without"] > 0
