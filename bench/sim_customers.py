@@ -84,7 +84,7 @@ def run(argv: list[str]) -> dict[str, Any]:
                 "measure": f"wall time, {args.days:g} days x {args.services} services: "
                 f"with {args.customers:,} customers / without (same run)",
                 "target": "recorded; the default run has none",
-                "measured": f"{out['with_wall']:.0f} s / {out['plain_wall']:.0f} s = {ratio:.2f}x "
+                "measured": f"{out['with_wall']:.1f} s / {out['plain_wall']:.1f} s = {ratio:.2f}x "
                 f"(without: {per_tick_ms:.1f} ms/tick)",
                 "meets": None,
             }
