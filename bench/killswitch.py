@@ -11,7 +11,7 @@ the flip. Target: p99 under 100 ms.
 The flip is timed from the batch's first action, not from the tick's start:
 a tick slow to begin acting (observe, evaluation and the first intent on a
 loaded machine) would otherwise be flipped before any action, and time
-nothing. The switch is left released, as it was found.
+nothing. The switch is left released at the end.
 """
 
 from __future__ import annotations
