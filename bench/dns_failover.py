@@ -1,4 +1,4 @@
-"""Benchmark 13: what the failover policy costs a tick, against heal on the same snapshot.
+"""Benchmark 14: what the failover policy costs a tick, against heal on the same snapshot.
 
 The policy judges every target of every group in each kept snapshot (the
 current one and ``max(fail_ticks, recover_ticks)`` before it), so its cost
@@ -93,7 +93,7 @@ def run(args: list[str]) -> dict[str, Any]:
     largest = cases[-1]
     summary = [
         {
-            "benchmark": "13. DNS failover policy",
+            "benchmark": "14. DNS failover policy",
             "measure": "evaluate, 100 groups x 3 targets, 6 snapshots (median of "
             f"{options.repeat}); heal on the same snapshot",
             "target": "< 300 ms (1 % of a 30 s tick)",

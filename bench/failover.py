@@ -1,4 +1,4 @@
-"""Benchmark 7: failover between replicas on PostgreSQL, at the default lease timings.
+"""Benchmark 10: failover between replicas on PostgreSQL, at the default lease timings.
 
 Three ``jarvis run`` processes share one fresh database (lease 15 s, renew
 deadline 10 s, retry 2 s: controller-runtime's defaults; ``loop.interval`` 5 s).
@@ -135,7 +135,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         worst_tick = max(p[1] for p in pairs)
         summary.append(
             {
-                "benchmark": "7. failover (PostgreSQL, 3 replicas)",
+                "benchmark": "10. failover (PostgreSQL, 3 replicas)",
                 "measure": f"leader stopped by {name} to a new leader (worst of {len(pairs)}); "
                 f"to its first tick at interval {INTERVAL:g} s",
                 "target": f"<= {targets[name]:g} s to a new leader",

@@ -7,6 +7,11 @@ SQLite event database, the embedded default, or Redis) and reports the
 moment its write returned. The figure is the time from that moment to the
 start of the last action the provider received; 0 when nothing started after
 the flip. Target: p99 under 100 ms.
+
+The flip is timed from the batch's first action, not from the tick's start:
+a tick slow to begin acting (observe, evaluation and the first intent on a
+loaded machine) would otherwise be flipped before any action, and time
+nothing. The switch is left released at the end.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class SlowFleet:
     def __init__(self) -> None:
         self.trial = 0
         self.starts: list[float] = []
+        self.acting = anyio.Event()
 
     def refs(self) -> list[ResourceRef]:
         return [ResourceRef("sim", f"t{self.trial}-svc-{i:03d}") for i in range(ACTIONS)]
@@ -105,6 +111,7 @@ class SlowFleet:
 
     async def apply(self, action: Action, key: str) -> Outcome:  # noqa: ARG002 -- the Actuator signature
         self.starts.append(time.time())
+        self.acting.set()
         await anyio.sleep(APPLY_SECONDS)
         return Outcome.success()
 
@@ -151,9 +158,11 @@ async def _trials(backend: str, trials: int) -> list[tuple[float, int]]:
             if flipper.stdout.readline().strip() != "ready":
                 raise RuntimeError("the flipper process did not start")
             latencies = [await _one(app, fleet, flipper, trial) for trial in range(trials)]
+            await _flip(flipper, "release")
         finally:
             flipper.stdin.close()
             flipper.wait(timeout=30)
+            flipper.stdout.close()
             await app.aclose()
     return latencies
 
@@ -161,28 +170,36 @@ async def _trials(backend: str, trials: int) -> list[tuple[float, int]]:
 async def _one(
     app: Any, fleet: SlowFleet, flipper: subprocess.Popen[str], trial: int
 ) -> tuple[float, int]:
-    stdin, stdout = flipper.stdin, flipper.stdout
-    if stdin is None or stdout is None:
-        raise RuntimeError("the flipper process has no pipes")
-    stdin.write("release\n")
-    stdin.flush()
-    await anyio.to_thread.run_sync(stdout.readline)
-    fleet.trial, fleet.starts = trial, []
+    await _flip(flipper, "release")
+    fleet.trial, fleet.starts, fleet.acting = trial, [], anyio.Event()
     flipped: list[float] = []
 
     async def flip_later() -> None:
         # Somewhere in the first half of the batch, varied per trial.
-        await anyio.sleep(0.1 + 0.02 * (trial % 10))
-        stdin.write("engage\n")
-        stdin.flush()
-        flipped.append(float(await anyio.to_thread.run_sync(stdout.readline)))
+        await fleet.acting.wait()
+        await anyio.sleep(0.02 * (trial % 10))
+        flipped.append(await _flip(flipper, "engage"))
 
     async with anyio.create_task_group() as group:
         group.start_soon(flip_later)
         await app.reconciler.tick()
+        if not fleet.acting.is_set():  # nothing to flip in: `run` says the trial is broken
+            group.cancel_scope.cancel()
+    if not flipped:
+        return 0.0, len(fleet.starts)
     after = [start for start in fleet.starts if start > flipped[0]]
     latency = max(0.0, (max(after) - flipped[0]) * 1000) if after else 0.0
     return latency, len(fleet.starts)
+
+
+async def _flip(flipper: subprocess.Popen[str], command: str) -> float:
+    """Have the other process ``engage`` or ``release``; when (epoch seconds) its write returned."""
+    stdin, stdout = flipper.stdin, flipper.stdout
+    if stdin is None or stdout is None:
+        raise RuntimeError("the flipper process has no pipes")
+    stdin.write(f"{command}\n")
+    stdin.flush()
+    return float(await anyio.to_thread.run_sync(stdout.readline))
 
 
 def _p(values: Sequence[float], q: float) -> float:

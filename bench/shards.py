@@ -1,4 +1,4 @@
-"""Benchmark 11: shards. One replica's tick on the whole fleet against one of four
+"""Benchmark 12: shards. One replica's tick on the whole fleet against one of four
 shards of it, and how long a dead replica's shards take to move.
 
 Tick: the simulated fleet at 100,000 resources (heal, scaling and rollback on,

@@ -1,4 +1,4 @@
-"""Benchmark 7: what a flush costs while events wait in the spool, and ticks through an outage.
+"""Benchmark 9: what a flush costs while events wait in the spool, and ticks through an outage.
 
 1. Flush cost with 20,000 events spooled and the database away: the spool
    used to be re-read and re-parsed whole on every flush (`full_reread`
@@ -166,7 +166,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         return {"flush": cost, "outage": through}
     summary = [
         {
-            "benchmark": "7. spool",
+            "benchmark": "9. spool",
             "measure": f"failed flush with {cost['spooled']:,} events spooled",
             "target": "no re-read of what waits",
             "measured": f"{cost['new_failed_flush_seconds'] * 1000:.1f} ms "
@@ -175,7 +175,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             "meets": cost["ratio_old_to_new"] > 10,
         },
         {
-            "benchmark": "7. spool",
+            "benchmark": "9. spool",
             "measure": f"{args.outage_seconds:g} s outage, {args.services:,} services",
             "target": "no tick times out",
             "measured": f"{through['timed_out']} of {through['ticks']} ticks timed out",

@@ -9,7 +9,6 @@ current shapes: `report_json`'s one object per tick, and Custodian's
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import urllib.request
@@ -20,21 +19,12 @@ import boto3
 import pytest
 
 from tests.aws.moto_server import running_moto
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests.bench_support import BENCH, load_bench
 
 
 @pytest.fixture(scope="module")
 def custodian() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling `common`
-    try:
-        spec = importlib.util.spec_from_file_location("bench_custodian", BENCH / "custodian.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench("custodian")
 
 
 def _decision(resource: str, action: str) -> dict[str, object]:

@@ -8,22 +8,10 @@ a ValueError, and no test ran it. This runs it small on real PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.bench_support import load_bench, sibling
 
 
 @pytest.mark.anyio
@@ -31,10 +19,9 @@ def _load(name: str) -> ModuleType:
 async def test_the_fleet_cap_benchmark_measures_both_paths(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(BENCH))  # the benchmark imports its siblings
-    fleetcap = _load("fleetcap")
+    fleetcap = load_bench("fleetcap")
     # Its databases are made beside the test's own, on the server the tests use.
-    monkeypatch.setattr(sys.modules["pg"], "PG_ADMIN_URL", pg_url)
+    monkeypatch.setattr(sibling("pg"), "PG_ADMIN_URL", pg_url)
     options = argparse.Namespace(events=200, intents=20, bound=5, repeat=4, writers=2, seconds=0.5)
     result = await fleetcap._measure(options)
     assert result["flush_ms_with"] > 0 and result["flush_ms_without"] > 0

@@ -7,24 +7,14 @@ the rest of the suite is unaffected by the order tests run in.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
-import structlog
+
+from tests.logging_state import restored_logging
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    jarvis_logger = logging.getLogger("jarvis")
-    handlers, level, jarvis_level = list(root.handlers), root.level, jarvis_logger.level
-    try:
+    with restored_logging():
         yield
-    finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
-        jarvis_logger.setLevel(jarvis_level)
-        structlog.reset_defaults()
-        structlog.contextvars.clear_contextvars()
