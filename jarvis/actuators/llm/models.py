@@ -42,15 +42,14 @@ class PriceList:
         # Two priced models reading alike (``gpt-4o`` and ``gpt-4o-2024-08-06``)
         # leave a third spelling ambiguous: it matches neither.
         self._by_reading = {r: names[0] for r, names in readings.items() if len(names) == 1}
-        self._matched: dict[str, str | None] = {}
 
     def match(self, recorded: str) -> str | None:
         """The priced model ``recorded`` names, or None when it names none."""
+        # Not cached: the names come from applications' rows, so a cache would grow
+        # with whatever they record; a reading costs about a microsecond.
         if recorded in self._prices:
             return recorded
-        if recorded not in self._matched:
-            self._matched[recorded] = self._by_reading.get(_reading(recorded))
-        return self._matched[recorded]
+        return self._by_reading.get(_reading(recorded))
 
     def priciest(self, input_tokens: int, output_tokens: int) -> float:
         """What these tokens cost at the priciest priced model for them (0 with no prices)."""
