@@ -248,6 +248,36 @@ def unknown_outcome(intent: Event, now: datetime) -> Event:
     )
 
 
+def recovered_applied(intent: Event, now: datetime, proof: str) -> Event:
+    """Closes an intent a previous process left open whose change the provider proves made.
+
+    Shaped as the outcome that process would have written (its key, the
+    intent's params and reason), with ``recovered`` and the proof in ``detail``:
+    a real outcome arriving later is the same fact and is not written twice.
+    """
+    kept = {k: v for k, v in intent.payload.items() if k in ("params", "proposal", "actor")}
+    return Event(
+        kind=EventKind.ACTION_APPLIED,
+        ts=now,
+        idempotency_key=f"{intent.action_id}:outcome",
+        tick_id=intent.tick_id,
+        resource=intent.resource,
+        action_kind=intent.action_kind,
+        policy=intent.policy,
+        reason=intent.reason,
+        payload={
+            **kept,
+            "outcome": OutcomeStatus.OK.value,
+            "detail": f"applied before the process ended, found at start: {proof}",
+            "error_kind": None,
+            "error_code": None,
+            "recovered": True,
+            "intent_id": intent.id,
+        },
+        action_id=intent.action_id,
+    )
+
+
 def spool_dead_letters(
     now: datetime, count: int, total: int, dead_letter_file: str | None
 ) -> Event:

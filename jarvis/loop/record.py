@@ -145,8 +145,14 @@ class Recorder:
             else:
                 self.record(event)
         intent = closed.intent
-        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="unknown").inc()
-        log.warning("orphaned intent closed", action_id=intent.action_id, resource=intent.resource)
+        outcome = "applied" if closed.applied else "unknown"
+        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome=outcome).inc()
+        (log.info if closed.applied else log.warning)(
+            "orphaned intent closed",
+            action_id=intent.action_id,
+            resource=intent.resource,
+            outcome=outcome,
+        )
         if closed.escalated:
             self.metrics.escalations.inc()
 

@@ -12,7 +12,9 @@ RegisterTaskDefinition, RegisterScalableTarget) takes a ``clientToken`` in
 the ECS and Application Auto Scaling API models, so the key is checked before
 the change and written after it: `already_applied` reads the service's tags
 (DescribeServices with ``include=["TAGS"]``) for ``jarvis:action-key``, and
-`record_key` tags the service (TagResource) once the change succeeded. A
+`record_key` tags the service (TagResource) once the change succeeded; at
+start, recovery reads the same tag to close an orphaned intent whose change
+was made as applied (`EcsActuator.confirm_applied`). A
 crash, timeout or failed tag write between the change and the tag leaves the
 key unrecorded, so a replay in that window changes the service again. For the
 same reason the changes themselves go through a client that never resends
