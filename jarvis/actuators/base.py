@@ -27,16 +27,26 @@ T = TypeVar("T")
 
 
 class ActuatorError(Exception):
-    """A provider call failed. ``kind`` says whether retrying can help."""
+    """A provider call failed. ``kind`` says whether retrying can help; ``unanswered``
+    that a change was sent and no answer came, so it may have been made."""
 
     def __init__(
-        self, message: str, *, kind: ErrorKind = ErrorKind.TEMPORARY, code: str | None = None
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = ErrorKind.TEMPORARY,
+        code: str | None = None,
+        unanswered: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
+        self.unanswered = unanswered
 
     def outcome(self) -> Outcome:
+        """Failed; or timed out (recorded unknown) when the change may have been made."""
+        if self.unanswered:
+            return Outcome.timed_out(str(self), code=self.code)
         return Outcome.failure(str(self), kind=self.kind, code=self.code)
 
 

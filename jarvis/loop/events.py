@@ -19,6 +19,12 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Note
 
+_OUTCOME_KINDS = {
+    OutcomeStatus.OK: EventKind.ACTION_APPLIED,
+    OutcomeStatus.FAILED: EventKind.ACTION_FAILED,
+    OutcomeStatus.TIMED_OUT: EventKind.ACTION_UNKNOWN,
+}
+
 
 def tick_id_for(now: datetime, run_id: str) -> str:
     return f"{now:%Y%m%dT%H%M%S.%f}"[:-3] + f"Z-{run_id}"
@@ -164,7 +170,9 @@ def started(tick_id: str, now: datetime, action: Action, action_id: str) -> Even
 def outcome_event(
     tick_id: str, now: datetime, action: Action, action_id: str, outcome: Outcome
 ) -> Event:
-    kind = EventKind.ACTION_APPLIED if outcome.ok else EventKind.ACTION_FAILED
+    """``action.applied``, ``action.failed``, or ``action.unknown`` for a call that may
+    have reached the provider but had no answer in time (``timed_out``)."""
+    kind = _OUTCOME_KINDS[outcome.status]
     return action_event(
         kind,
         tick_id,

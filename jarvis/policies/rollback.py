@@ -10,7 +10,8 @@ version's baseline (from `History.snapshots`) for N consecutive checks, the
 way Argo Rollouts and Flagger judge a canary.
 
 It never targets the running version or one already rolled back as bad, and
-raises an alert note when a rollback of the resource failed or was escalated.
+raises an alert note when a rollback of the resource failed, was escalated, or
+had no known outcome (the call timed out, or the process ended mid-apply).
 The composition root builds it with `RollbackPolicy.from_config`, passing
 ``settings.rollback.model_dump()``.
 """
@@ -303,6 +304,8 @@ def _first(item: tuple[str, ResourceState, RolloutHistory]) -> str:
 
 
 def _verb(kind: EventKind) -> str:
+    if kind is EventKind.ACTION_UNKNOWN:
+        return "outcome unknown"
     return "escalated" if kind is _ESCALATED else "failed"
 
 

@@ -282,7 +282,7 @@ async def test_a_restart_whose_answer_times_out_is_not_sent_again(
 ) -> None:
     """ECS forces the deployment but its answer outlasts the read timeout: the change
     is sent once for its key (botocore's retry forced a second deployment), and the
-    record does not call it applied."""
+    record calls it neither applied nor failed: unknown."""
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
     create_fleet(ecs_client, per_cluster=1)
     url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
@@ -307,5 +307,6 @@ async def test_a_restart_whose_answer_times_out_is_not_sent_again(
     outcome = next(e for e in found if e.kind in OUTCOMES and e.action_id == first)
     # Every intent precedes its call: more calls than intents is a key sent twice.
     assert proxy.forwarded("UpdateService") <= len(started), proxy.log
-    assert outcome.kind is EventKind.ACTION_FAILED, outcome
+    assert outcome.kind is EventKind.ACTION_UNKNOWN, outcome
+    assert outcome.payload["outcome"] == "timed_out", outcome
     assert outcome.payload["error_code"] == "Timeout", outcome

@@ -103,7 +103,8 @@ async def test_recover_with_nothing_open_changes_nothing() -> None:
 
 
 async def test_an_orphans_escalation_joins_the_history_policies_read() -> None:
-    """The escalation recovery records is in the history window, not only in the store."""
+    """The unknown outcome and the escalation recovery records are in the history window,
+    not only in the store."""
     from jarvis.loop.record import HISTORY_KINDS, Recorder
     from jarvis.store.history import StoreHistory
     from jarvis.telemetry.metrics import Metrics
@@ -118,7 +119,10 @@ async def test_an_orphans_escalation_joins_the_history_policies_read() -> None:
         closed = close_orphan(intent(), spent, BUDGET, NOW)
         assert closed.escalated
         recorder.recovered(closed)
-        assert [e.kind for e in history.window] == [EventKind.ACTION_ESCALATED]
+        assert [e.kind for e in history.window] == [
+            EventKind.ACTION_UNKNOWN,
+            EventKind.ACTION_ESCALATED,
+        ]
     finally:
         await store.aclose()
 

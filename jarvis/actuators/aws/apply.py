@@ -19,6 +19,9 @@ crash, timeout or failed tag write between the change and the tag leaves the
 key unrecorded, so a replay in that window changes the service again. For the
 same reason the changes themselves go through a client that never resends
 (`AwsClients.ecs_changes`): a resend after a lost answer is such a replay.
+A change whose answer was lost (a read timeout, a connection closed) is
+reported timed out, recorded `action.unknown`: it may have been made; one
+that never reached ECS (no connection made) fails.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ class EcsApplier:
                     MaxCapacity=high,
                 ),
                 self._limiter,
+                change=True,
             )
             return (
                 f"target tracking owns {cluster}/{service}: scalable target bounds set to "
@@ -213,6 +217,8 @@ class EcsApplier:
             self._limiter,
         )
         request = self._clone(definition["taskDefinition"], definition.get("tags", []), image)
+        # Not a change of the service: a revision registered without an answer leaves the
+        # service as it was, since UpdateService is not sent, so the deploy failed.
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
             lambda: sent_unless_refused(
@@ -271,6 +277,7 @@ class EcsApplier:
                 self._attempts,
             ),
             self._limiter,
+            change=True,
         )
 
 
