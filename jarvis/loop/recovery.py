@@ -39,7 +39,7 @@ class Recovered:
     """``action.unknown``, then ``action.escalated`` when the budget is spent; or
     ``action.applied`` alone when the provider proved the change made."""
     state: RetryState
-    """The ledger row after the failed attempt."""
+    """The ledger row after the attempt (failed, or applied)."""
 
     @property
     def escalated(self) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 from jarvis.model import (
     Action,
+    Event,
     EventKind,
     Health,
     History,
@@ -167,7 +168,7 @@ class RollbackPolicy:
         )
         notes = [
             Note(
-                message=f"{uri}: rollback {_verb(event.kind)}: {event.payload.get('detail', '')}",
+                message=f"{uri}: rollback {_verb(event.kind)}: {_detail(event)}",
                 resource=uri,
                 alert=True,
                 key=f"{self._name}:failed:{uri}:{event.idempotency_key}",
@@ -301,6 +302,14 @@ class RollbackPolicy:
 
 def _first(item: tuple[str, ResourceState, RolloutHistory]) -> str:
     return item[0]
+
+
+def _detail(event: Event) -> str:
+    """What the outcome said; recovery's unknown says nothing there, its reason says why."""
+    detail = event.payload.get("detail")
+    if detail is None and event.kind is EventKind.ACTION_UNKNOWN:
+        return event.reason or ""
+    return "" if detail is None else str(detail)
 
 
 def _verb(kind: EventKind) -> str:
