@@ -118,3 +118,21 @@ async def test_the_simulated_fleet_keeps_each_services_last_key() -> None:
     assert actuator.fleet.applied("key-2") and not actuator.fleet.applied("key-1")
     again = await actuator.apply(restart, "key-1")
     assert again.ok and "already applied" not in again.detail
+
+
+async def test_the_simulated_provider_confirms_only_the_last_key_that_took_effect() -> None:
+    """Recovery's question: the key of the target's last change is confirmed; a refused
+    change's key, and an older key once another change landed, are not."""
+    clock = VirtualClock(START)
+    fleet = SimulatedFleet(seed=7, services=3, start=START)
+    provider = SimulatedProvider(fleet, clock, seed=7)
+    name = fleet.observe(START)[0].ref.name
+    target = ResourceRef("sim", name)
+    assert (await provider.apply(scale(name, 5), "key-1")).ok
+    assert await provider.confirm_applied(target, "scale", "key-1")
+    fleet.set_api_failing(True)
+    assert not (await provider.apply(scale(name, 4), "key-2")).ok
+    assert await provider.confirm_applied(target, "scale", "key-2") is None
+    fleet.set_api_failing(False)
+    assert (await provider.apply(scale(name, 3), "key-3")).ok
+    assert await provider.confirm_applied(target, "scale", "key-1") is None

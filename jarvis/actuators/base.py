@@ -3,12 +3,13 @@
 The reconciler calls `observe()` on every sensor and actuator concurrently each
 tick (with shards, passing the `Scope` of the shards this replica holds; a
 sensor that only reads process memory says so with `in_process` and is read in
-the tick's own task), and
-`apply()` on the one actuator that owns an action's (provider, kind), found
-through `route_table`. A `Sensor` only observes (probes, cost, usage); an
-`Actuator` also applies. Neither decides; they translate between a provider's
-API and `jarvis.model`. Blocking SDKs run in worker threads through
-`run_blocking`, behind a capacity limiter the actuator owns.
+the tick's own task), and `apply()` on the one actuator that owns an action's
+(provider, kind), found through `route_table`; at start, recovery asks that
+actuator, if it `ConfirmsKeys`, whether an orphaned intent's change was made.
+A `Sensor` only observes (probes, cost, usage); an `Actuator` also applies.
+Neither decides; they translate between a provider's API and `jarvis.model`.
+Blocking SDKs run in worker threads through `run_blocking`, behind a capacity
+limiter the actuator owns.
 """
 
 from __future__ import annotations
@@ -26,16 +27,26 @@ T = TypeVar("T")
 
 
 class ActuatorError(Exception):
-    """A provider call failed. ``kind`` says whether retrying can help."""
+    """A provider call failed. ``kind`` says whether retrying can help; ``unanswered``
+    that a change was sent and no answer came, so it may have been made."""
 
     def __init__(
-        self, message: str, *, kind: ErrorKind = ErrorKind.TEMPORARY, code: str | None = None
+        self,
+        message: str,
+        *,
+        kind: ErrorKind = ErrorKind.TEMPORARY,
+        code: str | None = None,
+        unanswered: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.code = code
+        self.unanswered = unanswered
 
     def outcome(self) -> Outcome:
+        """Failed; or timed out (recorded unknown) when the change may have been made."""
+        if self.unanswered:
+            return Outcome.timed_out(str(self), code=self.code)
         return Outcome.failure(str(self), kind=self.kind, code=self.code)
 
 
@@ -142,6 +153,27 @@ class Actuator(Sensor, Protocol):
         and replays alike. Where the provider can, the actuator sends it or
         records it with the change, and answers success without changing
         anything when the change with this key was already made.
+        """
+        ...
+
+
+@runtime_checkable
+class ConfirmsKeys(Protocol):
+    """An actuator that can tell, cheaply and for certain, that a change was made.
+
+    Optional: recovery (`jarvis.loop.recovery`) asks it about an intent a
+    stopped process left open, and closes the intent as applied when the
+    answer proves it; anything else stays unknown. Only a provider whose own
+    record ties the key to a change that was made (written with the change, or
+    only after it succeeded) may implement it.
+    """
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        """What proves the change with ``key`` (of ``kind``, on ``target``) was made, or None.
+
+        None whenever it is not certain: not made, made but its key never
+        recorded or since overwritten, or the resource gone. It may raise when
+        the provider cannot be read; the caller takes that as not certain either.
         """
         ...
 

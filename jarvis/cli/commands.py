@@ -107,11 +107,14 @@ def event_line(e: Event) -> str:
     where = f" {e.resource}" if e.resource else ""
     what = f" {e.action_kind}" if e.action_kind else ""
     payload = e.payload
-    if e.kind in (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED):
-        outcome = str(payload.get("outcome") or e.kind.value.removeprefix("action."))
+    unknown = e.kind is EventKind.ACTION_UNKNOWN
+    if unknown or e.kind in (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED):
+        recorded = payload.get("outcome") or e.kind.value.removeprefix("action.")
+        outcome = "unknown" if unknown else str(recorded)
         if (code := e.withheld) is not None:
             outcome = f"blocked ({code})"
-        detail = payload.get("detail")
+        # Recovery's unknown carries no detail; its reason says why.
+        detail = payload.get("detail") or (e.reason if unknown else None)
         why = f" — {outcome}" + (f": {detail}" if detail else "")
     elif e.kind is EventKind.RESOURCE_CHANGED:
         health = payload.get("health")

@@ -208,7 +208,8 @@ class Breakers:
         return charge
 
     def peer_failed(self, event: Event) -> None:
-        """Count another replica's recorded failure (an ``action.failed`` event) for the fleet."""
+        """Count another replica's recorded failure (an ``action.failed`` event, or an
+        ``action.unknown`` one whose call timed out) for the fleet."""
         if not self.enabled or event.resource is None:
             return
         payload = event.payload

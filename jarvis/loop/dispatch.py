@@ -5,6 +5,8 @@ is shielded, so shutdown or a tick timeout cannot cut a provider call in half;
 its own deadline bounds it, and the shutdown deadline (`jarvis.loop.shutdown`)
 brings that deadline in.
 A provider error never escapes: every failure becomes an `Outcome`.
+At start, recovery asks through `confirmed` whether an orphaned intent's
+change was made, of the same actuator.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Iterable
 
 import structlog
 
-from jarvis.actuators.base import ActuatorError, Sensor, route_table
+from jarvis.actuators.base import ActuatorError, ConfirmsKeys, Sensor, route_table
+from jarvis.loop.events import idempotency_key
 from jarvis.loop.shutdown import Shutdown
-from jarvis.model import Action, ErrorKind, Outcome
+from jarvis.model import Action, ErrorKind, Event, Outcome, ResourceRef
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -51,6 +54,35 @@ class Dispatcher:
                 return Outcome.timed_out("apply cut short by the shutdown (loop.shutdown_grace)")
             return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
         return outcome
+
+    async def confirmed(self, intent: Event) -> str | None:
+        """What proves an orphaned ``intent``'s change was made, asked of the actuator that
+        owns its (provider, kind) if it `ConfirmsKeys`; None when that is not certain.
+
+        An error or a hang (bounded as an apply is) is not certain either: the
+        intent then stays unknown, as it was before providers were asked.
+        """
+        try:
+            target = ResourceRef.parse(intent.resource or "")
+        except ValueError:
+            return None
+        kind = intent.action_kind or ""
+        # Typed as an object: mypy reads the two protocols as unable to meet.
+        actuator: object = self._routes.get((target.provider, kind))
+        if not isinstance(actuator, ConfirmsKeys) or intent.action_id is None:
+            return None
+        key = idempotency_key(intent.action_id)
+        proof: str | None = None
+        with self.shutdown.bound(self.apply_timeout, shield=True):
+            try:
+                proof = await actuator.confirm_applied(target, kind, key)
+            except Exception as exc:  # noqa: BLE001 - any failure leaves the outcome unknown
+                log.warning(
+                    "could not ask whether an orphaned intent was applied",
+                    action_id=intent.action_id,
+                    error=str(exc),
+                )
+        return proof
 
     def _unrouted(self, action: Action) -> Outcome:
         provider = action.target.provider

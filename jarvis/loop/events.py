@@ -19,6 +19,12 @@ from jarvis.model import (
 )
 from jarvis.policies.base import Note
 
+_OUTCOME_KINDS = {
+    OutcomeStatus.OK: EventKind.ACTION_APPLIED,
+    OutcomeStatus.FAILED: EventKind.ACTION_FAILED,
+    OutcomeStatus.TIMED_OUT: EventKind.ACTION_UNKNOWN,
+}
+
 
 def tick_id_for(now: datetime, run_id: str) -> str:
     return f"{now:%Y%m%dT%H%M%S.%f}"[:-3] + f"Z-{run_id}"
@@ -164,7 +170,9 @@ def started(tick_id: str, now: datetime, action: Action, action_id: str) -> Even
 def outcome_event(
     tick_id: str, now: datetime, action: Action, action_id: str, outcome: Outcome
 ) -> Event:
-    kind = EventKind.ACTION_APPLIED if outcome.ok else EventKind.ACTION_FAILED
+    """``action.applied``, ``action.failed``, or ``action.unknown`` for a call that may
+    have reached the provider but had no answer in time (``timed_out``)."""
+    kind = _OUTCOME_KINDS[outcome.status]
     return action_event(
         kind,
         tick_id,
@@ -244,6 +252,36 @@ def unknown_outcome(intent: Event, now: datetime) -> Event:
         policy=intent.policy,
         reason="the process ended between intent and outcome; counted as a failed attempt",
         payload={"outcome": OutcomeStatus.FAILED.value, "intent_id": intent.id},
+        action_id=intent.action_id,
+    )
+
+
+def recovered_applied(intent: Event, now: datetime, proof: str) -> Event:
+    """Closes an intent a previous process left open whose change the provider proves made.
+
+    Shaped as the outcome that process would have written (its key, the
+    intent's params and reason), with ``recovered`` and the proof in ``detail``:
+    a real outcome arriving later is the same fact and is not written twice.
+    """
+    kept = {k: v for k, v in intent.payload.items() if k in ("params", "proposal", "actor")}
+    return Event(
+        kind=EventKind.ACTION_APPLIED,
+        ts=now,
+        idempotency_key=f"{intent.action_id}:outcome",
+        tick_id=intent.tick_id,
+        resource=intent.resource,
+        action_kind=intent.action_kind,
+        policy=intent.policy,
+        reason=intent.reason,
+        payload={
+            **kept,
+            "outcome": OutcomeStatus.OK.value,
+            "detail": f"applied before the process ended, found at start: {proof}",
+            "error_kind": None,
+            "error_code": None,
+            "recovered": True,
+            "intent_id": intent.id,
+        },
         action_id=intent.action_id,
     )
 

@@ -73,7 +73,8 @@ class PeerFailures:
     """The failed actions other replicas recorded since the last read."""
 
     def __init__(self) -> None:
-        self._tail = EventTail([EventKind.ACTION_FAILED])
+        # A call with no answer in time is recorded unknown; the breakers count it still.
+        self._tail = EventTail([EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN])
 
     async def start(self, store: EventStore) -> None:
         await self._tail.start(store)

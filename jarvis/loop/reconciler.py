@@ -175,10 +175,9 @@ class Reconciler:
     ) -> None:
         """Load the retry ledger and history, and close intents a crash left open.
 
-        Only the process that owns the loop closes orphans: a one-shot command
-        beside a running daemon would otherwise close the daemon's intent in
-        flight as ``action.unknown``. ``stopped`` limits them to intents whose
-        run has stopped (`take_lead`: those of older epochs).
+        Only the process that owns the loop closes orphans: a one-shot command beside
+        a running daemon would otherwise close the daemon's intent in flight as
+        ``action.unknown``. ``stopped`` limits them to stopped runs' (`take_lead`: older epochs).
 
         The spool replays before anything is read: it may hold intents and
         ledger rows of attempts a previous process made while the database
@@ -203,8 +202,9 @@ class Reconciler:
         self.breakers.restore(alerts)
         self.endpoints.restore(alerts)
         self.recorder.restore_alerts(alerts)
-        for closed in await recover(self.ledger, now, stopped) if recover_orphans else []:
-            self.recorder.recovered(closed)
+        if recover_orphans:  # each actuator that can is asked whether its orphan was applied
+            for closed in await recover(self.ledger, now, stopped, self.dispatcher.confirmed):
+                self.recorder.recovered(closed)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
 

@@ -20,7 +20,17 @@ import structlog
 from jarvis.loop import events as ev
 from jarvis.loop.recovery import Recovered
 from jarvis.loop.report import Decision, TickReport
-from jarvis.model import JSON, Action, Event, EventKind, Metric, Outcome, ResourceState, Verdict
+from jarvis.model import (
+    JSON,
+    Action,
+    Event,
+    EventKind,
+    Metric,
+    Outcome,
+    OutcomeStatus,
+    ResourceState,
+    Verdict,
+)
 from jarvis.policies.base import Note
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
@@ -33,6 +43,7 @@ HISTORY_KINDS = (
     EventKind.RESOURCE_CHANGED,
     EventKind.ACTION_APPLIED,
     EventKind.ACTION_FAILED,
+    EventKind.ACTION_UNKNOWN,
     EventKind.ACTION_ESCALATED,
     EventKind.ACTION_BLOCKED,
 )
@@ -41,6 +52,12 @@ HISTORY_HORIZON = timedelta(hours=24)
 """How far back history is loaded at start unless a policy states a longer
 ``history_horizon`` (see `jarvis.model.EventHistory`)."""
 
+
+_OUTCOME_LOGS = {
+    OutcomeStatus.OK: "action applied",
+    OutcomeStatus.FAILED: "action failed",
+    OutcomeStatus.TIMED_OUT: "action outcome unknown",
+}
 
 ALERTS_KEPT = 1000
 """How many of the latest alerts the loop reads at start (breakers and SLOs restore from
@@ -145,8 +162,14 @@ class Recorder:
             else:
                 self.record(event)
         intent = closed.intent
-        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="unknown").inc()
-        log.warning("orphaned intent closed", action_id=intent.action_id, resource=intent.resource)
+        outcome = "applied" if closed.applied else "unknown"
+        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome=outcome).inc()
+        (log.info if closed.applied else log.warning)(
+            "orphaned intent closed",
+            action_id=intent.action_id,
+            resource=intent.resource,
+            outcome=outcome,
+        )
         if closed.escalated:
             self.metrics.escalations.inc()
 
@@ -209,7 +232,7 @@ class Recorder:
         self.metrics.actions.labels(kind=action.kind, outcome=label).inc()
         # A failure is what an operator greps the log for: warning, not info.
         (log.info if outcome.ok else log.warning)(
-            "action applied" if outcome.ok else "action failed",
+            _OUTCOME_LOGS[outcome.status],
             resource=str(action.target),
             action=action.kind,
             outcome=outcome.status.value,

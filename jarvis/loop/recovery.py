@@ -2,22 +2,28 @@
 
 An `action.started` without an outcome means a process ended between calling
 a provider and recording what it said. The reconciler's `start()` runs
-`recover` (today in every process that builds a reconciler); each orphan
-becomes an `action.unknown` event, counts as a failed attempt on the retry
-ledger, and is escalated when that spends the budget. `close_orphan` is the
-pure decision; `recover` reads the open intents and stages the ledger rows,
-and the reconciler records the events and counts them.
+`recover` (today in every process that builds a reconciler). First the
+actuator that owns the intent's (provider, kind) is asked, if it can tell for
+certain (`jarvis.actuators.base.ConfirmsKeys`, through
+`jarvis.loop.dispatch.Dispatcher.confirmed`), whether the change with the
+intent's idempotency key was made: then the orphan is closed as
+`action.applied` (``recovered``, the proof in its detail), a successful
+attempt. Every other orphan becomes an `action.unknown` event, counts as a
+failed attempt on the retry ledger, and is escalated when that spends the
+budget. `close_orphan` is the pure decision; `recover` reads the open intents,
+asks, and stages the ledger rows, and the reconciler records the events and
+counts them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from jarvis.loop import events as ev
 from jarvis.loop.ledger import RetryLedger
-from jarvis.model import Event, Outcome, RetryState
+from jarvis.model import Event, EventKind, Outcome, RetryState
 from jarvis.safety.retry import RetryBudget
 
 #: What an orphan counts as on the retry ledger.
@@ -30,24 +36,39 @@ class Recovered:
 
     intent: Event
     events: tuple[Event, ...]
-    """``action.unknown``, then ``action.escalated`` when the budget is spent."""
+    """``action.unknown``, then ``action.escalated`` when the budget is spent; or
+    ``action.applied`` alone when the provider proved the change made."""
     state: RetryState
-    """The ledger row after the failed attempt."""
+    """The ledger row after the attempt (failed, or applied)."""
 
     @property
     def escalated(self) -> bool:
         return len(self.events) > 1
 
+    @property
+    def applied(self) -> bool:
+        """The provider proved the change made: closed as ``action.applied``."""
+        return self.events[0].kind is EventKind.ACTION_APPLIED
+
 
 def close_orphan(
-    intent: Event, state: RetryState | None, budget: RetryBudget, now: datetime
+    intent: Event,
+    state: RetryState | None,
+    budget: RetryBudget,
+    now: datetime,
+    proof: str | None = None,
 ) -> Recovered:
-    """The events and ledger row that close ``intent``, given its pair's row ``state``."""
-    unknown = ev.unknown_outcome(intent, now)
+    """The events and ledger row that close ``intent``, given its pair's row ``state``;
+    ``proof`` is what the provider said proves its change made, if it could."""
     base = state or RetryState(resource=intent.resource or "", action_kind=intent.action_kind or "")
     if intent.ts not in base.attempts:
         # The intent is the attempt's only record when the crash came before a flush.
         base = replace(base, attempts=(*base.attempts, intent.ts))
+    if proof is not None:
+        applied = ev.recovered_applied(intent, now, proof)
+        after, _ = budget.finished(base, Outcome.success(proof), now)
+        return Recovered(intent, (applied,), after)
+    unknown = ev.unknown_outcome(intent, now)
     after, escalate = budget.finished(base, UNKNOWN, now)
     if not escalate:
         return Recovered(intent, (unknown,), after)
@@ -70,22 +91,27 @@ def older_epoch(intent: Event, epoch: int) -> bool:
 
 
 async def recover(
-    ledger: RetryLedger, now: datetime, stopped: Callable[[Event], bool] | None = None
+    ledger: RetryLedger,
+    now: datetime,
+    stopped: Callable[[Event], bool] | None = None,
+    confirm: Callable[[Event], Awaitable[str | None]] | None = None,
 ) -> Sequence[Recovered]:
     """Close every open intent of a stopped run, oldest first, staging each ledger row.
 
     ``stopped`` says whether an intent's run has stopped (the elected leader
     passes "written under an older epoch"); by default every open intent is
     taken as orphaned, which only a single node that holds its database alone
-    may assume. Orphans of one pair are closed in turn, each on the row the
-    last one left.
+    may assume. ``confirm`` answers what proves an orphan's change made, or
+    None (`Dispatcher.confirmed`). Orphans of one pair are closed in turn,
+    each on the row the last one left.
     """
     closed: list[Recovered] = []
     for intent in await ledger.store.open_intents():
         if stopped is not None and not stopped(intent):
             continue
         key = (intent.resource or "", intent.action_kind or "")
-        recovered = close_orphan(intent, ledger.get(key), ledger.budget, now)
+        proof = None if confirm is None else await confirm(intent)
+        recovered = close_orphan(intent, ledger.get(key), ledger.budget, now, proof)
         ledger.stage(recovered.state)
         closed.append(recovered)
     return closed

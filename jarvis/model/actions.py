@@ -67,6 +67,8 @@ class OutcomeStatus(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    """No answer came (the call's deadline, the shutdown's, or the provider's own): the
+    change may have been made. Recorded as `action.unknown`."""
 
 
 class ErrorKind(enum.StrEnum):
@@ -247,8 +249,14 @@ class Outcome:
         return cls(status=OutcomeStatus.FAILED, detail=detail, error_kind=kind, error_code=code)
 
     @classmethod
-    def timed_out(cls, detail: str) -> Outcome:
-        return cls(status=OutcomeStatus.TIMED_OUT, detail=detail, error_kind=ErrorKind.TEMPORARY)
+    def timed_out(cls, detail: str, code: str | None = None) -> Outcome:
+        """Sent, and no answer came in time: the change may or may not have been made."""
+        return cls(
+            status=OutcomeStatus.TIMED_OUT,
+            detail=detail,
+            error_kind=ErrorKind.TEMPORARY,
+            error_code=code,
+        )
 
     @classmethod
     def withheld(cls, reason: BlockReason, detail: str) -> Outcome:

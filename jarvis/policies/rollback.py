@@ -10,7 +10,8 @@ version's baseline (from `History.snapshots`) for N consecutive checks, the
 way Argo Rollouts and Flagger judge a canary.
 
 It never targets the running version or one already rolled back as bad, and
-raises an alert note when a rollback of the resource failed or was escalated.
+raises an alert note when a rollback of the resource failed, was escalated, or
+had no known outcome (the call timed out, or the process ended mid-apply).
 The composition root builds it with `RollbackPolicy.from_config`, passing
 ``settings.rollback.model_dump()``.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from jarvis.model import (
     Action,
+    Event,
     EventKind,
     Health,
     History,
@@ -166,7 +168,7 @@ class RollbackPolicy:
         )
         notes = [
             Note(
-                message=f"{uri}: rollback {_verb(event.kind)}: {event.payload.get('detail', '')}",
+                message=f"{uri}: rollback {_verb(event.kind)}: {_detail(event)}",
                 resource=uri,
                 alert=True,
                 key=f"{self._name}:failed:{uri}:{event.idempotency_key}",
@@ -302,7 +304,17 @@ def _first(item: tuple[str, ResourceState, RolloutHistory]) -> str:
     return item[0]
 
 
+def _detail(event: Event) -> str:
+    """What the outcome said; recovery's unknown says nothing there, its reason says why."""
+    detail = event.payload.get("detail")
+    if detail is None and event.kind is EventKind.ACTION_UNKNOWN:
+        return event.reason or ""
+    return "" if detail is None else str(detail)
+
+
 def _verb(kind: EventKind) -> str:
+    if kind is EventKind.ACTION_UNKNOWN:
+        return "outcome unknown"
     return "escalated" if kind is _ESCALATED else "failed"
 
 

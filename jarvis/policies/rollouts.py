@@ -15,7 +15,8 @@ from typing import TypeGuard
 
 from jarvis.model import JSON, ActionKind, Event, EventKind, Health
 
-_FAILURES = (EventKind.ACTION_FAILED, EventKind.ACTION_ESCALATED)
+# An unknown outcome (no answer in time, or a process that ended mid-apply) is told as one.
+_FAILURES = (EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN, EventKind.ACTION_ESCALATED)
 # Plain values, read once: an enum's ``.value`` is a descriptor call, and these
 # are compared for every event of every resource.
 _CHANGED = EventKind.RESOURCE_CHANGED
@@ -46,7 +47,8 @@ class RolloutHistory:
     changes: dict[str, VersionChange] = field(default_factory=dict)
     """For each version, its latest arrival."""
     rollback_failures: list[Event] = field(default_factory=list)
-    """``action.failed`` / ``action.escalated`` events of rollbacks of this resource."""
+    """``action.failed`` / ``action.unknown`` / ``action.escalated`` events of rollbacks of
+    this resource."""
 
     @classmethod
     def read(cls, uri: str, events: Iterable[Event]) -> RolloutHistory:

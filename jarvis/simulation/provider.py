@@ -14,7 +14,8 @@ one log orders every apply of the run against the operator's flips.
 Idempotency keys: the provider remembers the key of every call whose change
 took effect; a call with such a key answers "already applied" before it
 reaches the witness log or the backend, so a replayed action is never
-witnessed (or counted) as a second change.
+witnessed (or counted) as a second change; recovery asks for the same record
+(`confirm_applied`) to close an orphan whose change took effect as applied.
 
 A timeout is the SDK's: the call returns TIMED_OUT, and whether the change
 took effect is a coin toss, as with a real provider. Hanging for real would
@@ -32,7 +33,7 @@ import anyio.lowlevel
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.actuators.sim import SimulatedFleet
-from jarvis.model import Action, ActionKind, Clock, Outcome, Replicas, ResourceState
+from jarvis.model import Action, ActionKind, Clock, Outcome, Replicas, ResourceRef, ResourceState
 from jarvis.simulation.faults import FaultKind
 from jarvis.simulation.invariant_records import ProviderCall
 
@@ -154,6 +155,19 @@ class SimulatedProvider:
                 backend(action)
             return Outcome.timed_out("read timeout: the change may or may not have taken effect")
         return backend(action)
+
+    async def confirm_applied(
+        self,
+        target: ResourceRef,
+        kind: str,  # noqa: ARG002 - the key is of one action id, which names its kind
+        key: str,
+    ) -> str | None:
+        """`ConfirmsKeys` for recovery: the target's last change that took effect had ``key``
+        (one that timed out but took effect included, as a tag written with it would be)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if self._applied.get(str(target)) != key:
+            return None
+        return f"the simulated provider's last change to {target} had key {key}"
 
     async def aclose(self) -> None:
         """Nothing to release: the fleet lives in memory."""

@@ -48,7 +48,7 @@ class Tally:
             # A withheld outcome closes an intent the kill switch stopped; its block is counted.
             if label is not None and event.withheld is None:
                 kind = event.action_kind or "?"
-                if label == "failed" and event.payload.get("outcome") == "timed_out":
+                if label == "unknown" and event.payload.get("outcome") == "timed_out":
                     label = "timed_out"
                 self.actions[(kind, label)] += 1
                 if label == "blocked":

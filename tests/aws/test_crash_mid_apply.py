@@ -4,14 +4,17 @@
 (`tests.aws.holding_proxy`) that holds one AWS call: the crash point is found
 from outside the process. Each run is SIGKILLed while a call is held:
 
-1. UpdateService held after moto applied it (the change made, its tag and
+1. the idempotency check held before the change (the intent durable, nothing
+   changed; first, as each later start makes the same call to recover);
+2. UpdateService held after moto applied it (the change made, its tag and
    outcome not written);
-2. the idempotency check held before the change (the intent durable, nothing
-   changed);
 3. TagResource held after moto applied it (change and key recorded at the
    provider, the outcome not written).
 
-A fourth run must find the budget spent by three unknown outcomes. Checked
+The next start asks ECS about each orphan: the first two are unknown (a
+failed attempt each), the third carries its key, so it was applied. A fourth
+run must find the budget spent by the three attempts, the service still
+unhealthy, and escalate rather than restart a fourth time. Checked
 from both sides: moto's own log of calls, and the event store. Beside it: an
 outcome spooled while PostgreSQL was away outlives a SIGKILL, and a change
 whose answer outlasts the read timeout is not sent a second time.
@@ -150,7 +153,8 @@ async def test_sigkills_mid_apply_neither_repeat_nor_lose_an_action(
     start: Start,
 ) -> None:
     """Across three SIGKILLs mid-apply, every intent is closed once, the record matches
-    moto's calls, and the third unknown outcome spends the budget (no fourth restart)."""
+    moto's calls (the change whose key ECS holds is applied, the others unknown), and the
+    three attempts spend the budget (no fourth restart)."""
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")  # never healthy: heal keeps trying
     create_fleet(ecs_client, per_cluster=1)
     url = database["JARVIS_DATABASE_URL"]
@@ -160,9 +164,10 @@ async def test_sigkills_mid_apply_neither_repeat_nor_lose_an_action(
         env = daemon_env(tmp_path, proxy.url, database)
         # Observe describes services without tags; the apply's key check, made
         # once the intent is durable, asks for them.
+        # Each later start asks the same about its orphan, so this one comes first.
         points = [
-            ("UpdateService", True, b""),
             ("DescribeServices", False, b'"TAGS"'),
+            ("UpdateService", True, b""),
             ("TagResource", True, b""),
         ]
         for index, (operation, after_moto, containing) in enumerate(points):
@@ -186,8 +191,10 @@ async def test_sigkills_mid_apply_neither_repeat_nor_lose_an_action(
     closed = Counter(e.action_id for e in found if e.kind in OUTCOMES)
     assert [closed[e.action_id] for e in started] == [1] * len(started), log
     assert [e.kind for e in found if e.kind in OUTCOMES and e.resource == TARGET[0]] == [
-        EventKind.ACTION_UNKNOWN
-    ] * 3, log
+        EventKind.ACTION_UNKNOWN,
+        EventKind.ACTION_UNKNOWN,
+        EventKind.ACTION_APPLIED,
+    ], log
     # moto's side: one forced deployment per intent that reached it, none after.
     assert proxy.forwarded("UpdateService") == 2, proxy.log
     assert proxy.forwarded("TagResource") == 1, proxy.log
@@ -196,7 +203,7 @@ async def test_sigkills_mid_apply_neither_repeat_nor_lose_an_action(
         ledger = (await store.load_retries())[TARGET]
     finally:
         await store.aclose()
-    assert ledger.consecutive_failures == 3
+    assert ledger.consecutive_failures == 0  # the last attempt was applied
     assert ledger.quarantined
     assert len(ledger.attempts) == 3
 
@@ -275,7 +282,7 @@ async def test_a_restart_whose_answer_times_out_is_not_sent_again(
 ) -> None:
     """ECS forces the deployment but its answer outlasts the read timeout: the change
     is sent once for its key (botocore's retry forced a second deployment), and the
-    record does not call it applied."""
+    record calls it neither applied nor failed: unknown."""
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")
     create_fleet(ecs_client, per_cluster=1)
     url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
@@ -300,5 +307,6 @@ async def test_a_restart_whose_answer_times_out_is_not_sent_again(
     outcome = next(e for e in found if e.kind in OUTCOMES and e.action_id == first)
     # Every intent precedes its call: more calls than intents is a key sent twice.
     assert proxy.forwarded("UpdateService") <= len(started), proxy.log
-    assert outcome.kind is EventKind.ACTION_FAILED, outcome
+    assert outcome.kind is EventKind.ACTION_UNKNOWN, outcome
+    assert outcome.payload["outcome"] == "timed_out", outcome
     assert outcome.payload["error_code"] == "Timeout", outcome

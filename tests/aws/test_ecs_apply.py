@@ -9,18 +9,21 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
+import anyio
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from jarvis.actuators.aws.clients import AwsClients, sent_unless_refused
+from jarvis.actuators.aws.clients import AwsClients, aws_call, sent_unless_refused
 from jarvis.actuators.aws.ecs import EcsActuator
+from jarvis.actuators.base import ActuatorError
 from jarvis.config.aws import AwsSettings
 from jarvis.model import (
     Action,
     ActionParams,
     Deploy,
     ErrorKind,
+    OutcomeStatus,
     ResourceRef,
     Restart,
     Rollback,
@@ -28,6 +31,7 @@ from jarvis.model import (
 )
 from tests.actions import new_key
 from tests.aws.conftest import FixedClock, MakeEcs, create_fleet, register_task_definition
+from tests.aws.holding_proxy import holding_proxy
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
@@ -276,7 +280,8 @@ def silent_endpoint() -> Iterator[str]:
 async def test_timeout_is_a_temporary_failure(
     silent_endpoint: str, session: boto3.Session, clock: FixedClock
 ) -> None:
-    """An endpoint that never answers fails the action as temporary, code Timeout."""
+    """An endpoint that never answers fails the action as temporary, code Timeout: the
+    idempotency check timed out, so no change was sent and the outcome is known."""
     settings = AwsSettings(
         endpoint_url=silent_endpoint, clusters=["prod"], max_attempts=1, read_timeout=0.3
     )
@@ -286,8 +291,53 @@ async def test_timeout_is_a_temporary_failure(
     finally:
         await actuator.aclose()
 
+    assert outcome.status is OutcomeStatus.FAILED
     assert outcome.error_kind is ErrorKind.TEMPORARY
     assert outcome.error_code == "Timeout"
+
+
+async def test_a_change_whose_answer_is_lost_is_timed_out_not_failed(
+    make_ecs: MakeEcs, ecs_client: ECSClient, moto: str
+) -> None:
+    """ECS made the change but its answer outlasts the read timeout: the outcome is timed
+    out (recorded unknown), not failed, since the change may have been made."""
+    create_fleet(ecs_client, per_cluster=1)
+    with holding_proxy(moto) as proxy:
+        actuator = make_ecs(endpoint_url=proxy.url, metrics=False, read_timeout=0.5)
+        proxy.hold("UpdateService", after_moto=True)
+        outcome = await actuator.apply(_action(Restart()), new_key())
+        proxy.release()
+
+    assert proxy.forwarded("UpdateService") == 1
+    assert outcome.status is OutcomeStatus.TIMED_OUT, outcome
+    assert outcome.error_code == "Timeout"
+
+
+async def test_a_change_that_never_connected_is_a_failure(
+    session: boto3.Session, clock: FixedClock
+) -> None:
+    """A change refused before it was sent (no connection made) did not happen: failed."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: every connection is refused
+    settings = AwsSettings(endpoint_url=f"http://127.0.0.1:{port}", max_attempts=1)
+    clients = AwsClients.create(settings, session)
+    try:
+        with pytest.raises(ActuatorError) as raised:
+            await aws_call(
+                "ecs:UpdateService",
+                lambda: clients.ecs_changes.update_service(
+                    cluster="prod", service="svc-0", forceNewDeployment=True
+                ),
+                anyio.CapacityLimiter(1),
+                change=True,
+            )
+    finally:
+        clients.close()
+
+    assert raised.value.outcome().status is OutcomeStatus.FAILED
+    assert raised.value.code == "ConnectionError"
 
 
 class _Failing(BaseHTTPRequestHandler):

@@ -17,7 +17,8 @@ from botocore.stub import Stubber
 from jarvis.actuators.aws.ecs import EcsActuator, aws_actuators
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
-from jarvis.model import ActionKind, BlockReason, Health
+from jarvis.loop import events as ev
+from jarvis.model import Action, ActionKind, BlockReason, EventKind, Health, ResourceRef, Restart
 from jarvis.policies.heal import HealPolicy
 from jarvis.providers import PROVIDERS, build_sensors
 from tests.aws.conftest import FixedClock, create_fleet
@@ -140,3 +141,46 @@ async def test_a_service_woken_from_zero_is_left_to_start_then_restarted_if_it_n
     never_started = await app.reconciler.tick()
     restarts = [d for d in never_started.decisions if str(d.action.target) == "ecs://prod/svc-0"]
     assert [d.action.kind for d in restarts] == [ActionKind.RESTART]
+
+
+async def test_recovery_records_applied_an_orphan_whose_service_carries_its_key(
+    make_app: AppFactory, ecs_client: ECSClient, clock: FixedClock
+) -> None:
+    """An intent a crash left open is closed as applied when its ECS service carries the
+    action's key (the change made and tagged), and as unknown when it carries another
+    action's key or none."""
+    create_fleet(ecs_client, per_cluster=3)
+    crashed = await make_app(clusters=["prod"])
+    ecs = crashed.actuators[0]
+    assert isinstance(ecs, EcsActuator)
+    tick_id = ev.tick_id_for(clock.now(), "crashed")
+    keys = {}
+    for name in ("svc-0", "svc-1", "svc-2"):
+        action = Action(ResourceRef("ecs", f"prod/{name}"), Restart(), "heal", "unhealthy")
+        action_id = ev.action_id_for(tick_id, action)
+        crashed.reconciler.recorder.record(ev.started(tick_id, clock.now(), action, action_id))
+        keys[name] = (action, ev.idempotency_key(action_id))
+    await crashed.reconciler.recorder.flush(clock.now())
+    # The process ends after ECS made (and tagged) svc-0's change; svc-1 carries the key
+    # of a later action; nothing reached svc-2.
+    assert (await ecs.apply(*keys["svc-0"])).ok
+    assert (await ecs.apply(keys["svc-1"][0], ev.idempotency_key("a later action"))).ok
+    await crashed.aclose()
+
+    clock.advance(60)
+    restarted = await make_app(clusters=["prod"])
+
+    kinds = [EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN]
+    closed = {e.resource: e for e in await restarted.store.events(kinds=kinds)}
+    assert {uri: e.kind for uri, e in closed.items()} == {
+        "ecs://prod/svc-0": EventKind.ACTION_APPLIED,
+        "ecs://prod/svc-1": EventKind.ACTION_UNKNOWN,
+        "ecs://prod/svc-2": EventKind.ACTION_UNKNOWN,
+    }
+    applied = closed["ecs://prod/svc-0"]
+    assert applied.payload["recovered"] is True
+    assert keys["svc-0"][1] in str(applied.payload["detail"])
+    assert applied.payload["params"] == {}
+    ledger = restarted.reconciler.ledger
+    assert ledger.get(("ecs://prod/svc-0", "restart")).consecutive_failures == 0  # type: ignore[union-attr]
+    assert ledger.get(("ecs://prod/svc-1", "restart")).consecutive_failures == 1  # type: ignore[union-attr]

@@ -92,7 +92,8 @@ def test_simulate_headers_are_never_cut_in_a_pipe(jarvis: Jarvis, tmp_path: Path
 
 @pytest.mark.anyio
 async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path: Path) -> None:
-    """`action.failed` shows the outcome, not the proposal; `resource.changed` the health."""
+    """`action.failed` and `action.unknown` show the outcome, not the proposal (recovery's
+    unknown, with no detail, its reason); `resource.changed` the health."""
     action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
     was = ResourceState(ResourceRef("sim", "web"), Health.HEALTHY, T0)
     now = ResourceState(ResourceRef("sim", "web"), Health.UNHEALTHY, T0, detail="crash loop")
@@ -102,14 +103,21 @@ async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path
             ev.resource_changed("t1", T0, now, was),
             ev.outcome_event("t1", T0, action, "a1", Outcome.failure("exit 137")),
             ev.outcome_event("t2", T0, action, "a2", Outcome.success("restarted")),
+            ev.outcome_event("t3", T0, action, "a3", Outcome.timed_out("no answer in 20s")),
+            ev.unknown_outcome(ev.started("t4", T0, action, "a4"), T0),
         ],
     )
     result = jarvis("events")
     assert result.returncode == 0, result.stderr
-    changed, failed, applied = result.stdout.splitlines()
+    changed, failed, applied, timed_out, orphan = result.stdout.splitlines()
     assert changed.endswith("resource.changed sim://web — unhealthy (was healthy): crash loop")
     assert failed.endswith("action.failed sim://web restart — failed: exit 137")
     assert applied.endswith("action.applied sim://web restart — ok: restarted")
+    assert timed_out.endswith("action.unknown sim://web restart — unknown: no answer in 20s")
+    assert orphan.endswith(
+        "action.unknown sim://web restart — unknown: the process ended between intent and "
+        "outcome; counted as a failed attempt"
+    )
     assert "unhealthy for 2 ticks" not in result.stdout
 
 

@@ -8,7 +8,7 @@ other replica recorded, on the whole fleet's size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -87,13 +87,22 @@ async def test_the_per_tick_bound_counts_every_replicas_intents_in_the_window(
     assert {a.target.name for a in fleet.applied[3:]} <= B_OWNS
 
 
+async def timed_out(action: Action) -> Outcome:
+    return Outcome.timed_out("apply did not finish within 20s")
+
+
+@pytest.mark.parametrize("failing", [throttled, timed_out], ids=["failed", "unknown"])
 async def test_the_fleet_breaker_counts_failures_across_shards_on_the_whole_fleet(
-    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+    make_app: AppFactory,
+    fleet: FakeActuator,
+    clock: VirtualClock,
+    failing: Callable[[Action], Awaitable[Outcome]],
 ) -> None:
-    """Half of 20 resources is 10: b's 6 failures and a's 4 open it, on both replicas."""
+    """Half of 20 resources is 10: b's 6 failures and a's 4 open it, on both replicas;
+    a call with no answer in time (recorded `action.unknown`) counts as a failure does."""
     fleet.services.clear()
     fleet.add(*NAMES)
-    fleet.on_apply = throttled
+    fleet.on_apply = failing
     settings: dict[str, Any] = {
         "breakers": {"provider_threshold": 100},
         "bounds": {"max_actions_per_tick": 100},

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jarvis.loop.events import idempotency_key
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.recovery import close_orphan, recover
 from jarvis.model import Event, EventKind, RetryState
@@ -102,7 +103,8 @@ async def test_recover_with_nothing_open_changes_nothing() -> None:
 
 
 async def test_an_orphans_escalation_joins_the_history_policies_read() -> None:
-    """The escalation recovery records is in the history window, not only in the store."""
+    """The unknown outcome and the escalation recovery records are in the history window,
+    not only in the store."""
     from jarvis.loop.record import HISTORY_KINDS, Recorder
     from jarvis.store.history import StoreHistory
     from jarvis.telemetry.metrics import Metrics
@@ -117,6 +119,87 @@ async def test_an_orphans_escalation_joins_the_history_policies_read() -> None:
         closed = close_orphan(intent(), spent, BUDGET, NOW)
         assert closed.escalated
         recorder.recovered(closed)
-        assert [e.kind for e in history.window] == [EventKind.ACTION_ESCALATED]
+        assert [e.kind for e in history.window] == [
+            EventKind.ACTION_UNKNOWN,
+            EventKind.ACTION_ESCALATED,
+        ]
+    finally:
+        await store.aclose()
+
+
+def test_an_orphan_the_provider_proves_applied_closes_as_applied_and_a_success() -> None:
+    """With a proof, the orphan is one action.applied in the outcome's shape, marked
+    recovered, and the attempt a success even when the row had failures."""
+    state = RetryState("sim://api", "restart", attempts=(T0,), consecutive_failures=2)
+    closed = close_orphan(intent(), state, BUDGET, NOW, "the service carries key k")
+    assert closed.applied
+    assert not closed.escalated
+    assert closed.events == (
+        Event(
+            kind=EventKind.ACTION_APPLIED,
+            ts=NOW,
+            idempotency_key="tick-1:sim://api:restart:outcome",
+            tick_id="tick-1",
+            resource="sim://api",
+            action_kind="restart",
+            policy="heal",
+            reason="unhealthy",
+            payload={
+                "params": {},
+                "proposal": "unhealthy",
+                "outcome": "ok",
+                "detail": "applied before the process ended, found at start: "
+                "the service carries key k",
+                "error_kind": None,
+                "error_code": None,
+                "recovered": True,
+                "intent_id": 7,
+            },
+            action_id="tick-1:sim://api:restart",
+        ),
+    )
+    assert closed.state.consecutive_failures == 0
+    assert not closed.state.quarantined
+    assert closed.state.attempts == (T0,)
+
+
+class HalfReadable:
+    """An actuator that confirms the key of action ``a``; for any other its provider fails."""
+
+    name = "half-readable"
+    provider = "sim"
+    action_kinds = frozenset({"restart"})
+
+    async def observe(self, scope: object = None, /) -> list[object]:
+        return []
+
+    async def apply(self, action: object, key: str) -> object:
+        raise AssertionError("recovery never applies")
+
+    async def confirm_applied(self, target: object, kind: str, key: str) -> str | None:
+        if key == idempotency_key("a"):
+            return f"{target} carries {key}"
+        raise ConnectionError("provider unreachable")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_orphan_whose_provider_cannot_be_asked_stays_unknown() -> None:
+    """A provider that fails to answer proves nothing: that orphan is unknown, a failure;
+    the one it confirmed is applied."""
+    from jarvis.loop.dispatch import Dispatcher
+
+    store = await EventStore.in_memory()
+    try:
+        store.append([intent("a", T0), intent("b", T0 + timedelta(minutes=1))])
+        await store.flush()
+        dispatcher = Dispatcher([HalfReadable()], apply_timeout=5)  # type: ignore[list-item]
+        closed = await recover(RetryLedger(store, BUDGET), NOW, None, dispatcher.confirmed)
+        assert [[e.kind for e in c.events] for c in closed] == [
+            [EventKind.ACTION_APPLIED],
+            [EventKind.ACTION_UNKNOWN],
+        ]
+        assert closed[1].state.consecutive_failures == 1
     finally:
         await store.aclose()

@@ -123,10 +123,11 @@ async def test_an_orphaned_intent_is_closed_as_unknown_and_counted(
     assert len(await again.store.events(kinds=["action.unknown"])) == 1
 
 
-async def test_an_apply_that_hangs_times_out_and_counts_as_a_failure(
+async def test_an_apply_that_hangs_times_out_as_unknown_and_counts_as_a_failure(
     make_app: AppFactory, fleet: FakeActuator
 ) -> None:
-    """An apply past its timeout is recorded as timed out and charged to the budget."""
+    """An apply past its timeout may have reached the provider: it is recorded as unknown
+    (timed out), not failed, and charged to the budget."""
 
     async def hang(action: Action) -> Outcome:
         await anyio.sleep_forever()
@@ -138,8 +139,10 @@ async def test_an_apply_that_hangs_times_out_and_counts_as_a_failure(
     report = await app.reconciler.tick()
     outcome = report.decisions[0].outcome
     assert outcome is not None and outcome.status == "timed_out"
-    failed = await app.store.events(kinds=["action.failed"])
-    assert failed[0].payload["outcome"] == "timed_out"
+    assert await app.store.events(kinds=["action.failed"]) == []
+    [unknown] = await app.store.events(kinds=["action.unknown"])
+    assert unknown.payload["outcome"] == "timed_out"
+    assert "did not finish within" in str(unknown.payload["detail"])
     ledger = await app.store.load_retries()
     assert ledger[("sim://api", "restart")].consecutive_failures == 1
 

@@ -279,6 +279,43 @@ def test_failed_rollback_alerts_once_and_is_proposed_again() -> None:
     assert second.notes == ()
 
 
+def test_a_rollback_whose_call_timed_out_alerts_its_outcome_unknown() -> None:
+    """A rollback with no answer in time (recorded unknown: it may have landed) is told to a
+    human as such, as its failure was before; the retry budget governs retries."""
+    action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")
+    outcome = Outcome.timed_out("apply did not finish within 20s")
+    tick = "20260302T085930.000Z-test"
+    unknown = ev.outcome_event(tick, T0 - TICK, action, ev.action_id_for(tick, action), outcome)
+    assert unknown.kind is EventKind.ACTION_UNKNOWN
+    state = running(rollout="failed")
+    previous_tick = (snap(T0 - TICK, running(rollout="failed", at=T0 - TICK)),)
+    evaluation = evaluate(
+        state, events=(*GOOD_EVENTS, V2_ARRIVES, unknown), snapshots=previous_tick
+    )
+    assert target(evaluation) == "v1"
+    assert [n.message for n in evaluation.notes if n.alert] == [
+        f"{API}: rollback outcome unknown: apply did not finish within 20s"
+    ]
+
+
+def test_a_rollback_recovery_closed_as_unknown_alerts_with_its_reason() -> None:
+    """An orphaned rollback closed as unknown at start has no detail: the alert gives the
+    reason recovery wrote."""
+    action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")
+    tick = "20260302T085930.000Z-test"
+    intent = ev.started(tick, T0 - TICK, action, ev.action_id_for(tick, action))
+    unknown = ev.unknown_outcome(intent, T0 - TICK)
+    state = running(rollout="failed")
+    previous_tick = (snap(T0 - TICK, running(rollout="failed", at=T0 - TICK)),)
+    evaluation = evaluate(
+        state, events=(*GOOD_EVENTS, V2_ARRIVES, unknown), snapshots=previous_tick
+    )
+    assert [n.message for n in evaluation.notes if n.alert] == [
+        f"{API}: rollback outcome unknown: the process ended between intent and outcome; "
+        "counted as a failed attempt"
+    ]
+
+
 def test_a_rollback_the_kill_switch_withheld_is_no_failed_rollback() -> None:
     """A rollback closed unsent (the switch engaged after its intent) raises no failure alert."""
     action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")

@@ -27,3 +27,16 @@ def test_an_action_the_kill_switch_withheld_after_its_intent_counts_as_blocked_o
     )
     assert tally.as_dict()["actions"] == {"restart": {"blocked": 1, "failed": 1, "started": 1}}
     assert tally.as_dict()["blocked_by_reason"] == {"killswitch": 1}
+
+
+def test_a_timed_out_call_counts_as_timed_out_and_an_orphan_as_unknown() -> None:
+    """Both are `action.unknown`; the report keeps a call with no answer in time apart
+    from an intent a stopped process left open."""
+    tally = Tally()
+    tally.feed(
+        [
+            action(EventKind.ACTION_UNKNOWN, "t", outcome="timed_out", error_kind="temporary"),
+            action(EventKind.ACTION_UNKNOWN, "u", outcome="failed", intent_id=7),
+        ]
+    )
+    assert tally.as_dict()["actions"] == {"restart": {"timed_out": 1, "unknown": 1}}

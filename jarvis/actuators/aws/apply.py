@@ -12,11 +12,16 @@ RegisterTaskDefinition, RegisterScalableTarget) takes a ``clientToken`` in
 the ECS and Application Auto Scaling API models, so the key is checked before
 the change and written after it: `already_applied` reads the service's tags
 (DescribeServices with ``include=["TAGS"]``) for ``jarvis:action-key``, and
-`record_key` tags the service (TagResource) once the change succeeded. A
+`record_key` tags the service (TagResource) once the change succeeded; at
+start, recovery reads the same tag to close an orphaned intent whose change
+was made as applied (`EcsActuator.confirm_applied`). A
 crash, timeout or failed tag write between the change and the tag leaves the
 key unrecorded, so a replay in that window changes the service again. For the
 same reason the changes themselves go through a client that never resends
 (`AwsClients.ecs_changes`): a resend after a lost answer is such a replay.
+A change whose answer was lost (a read timeout, a connection closed) is
+reported timed out, recorded `action.unknown`: it may have been made; one
+that never reached ECS (no connection made) fails.
 """
 
 from __future__ import annotations
@@ -160,6 +165,7 @@ class EcsApplier:
                     MaxCapacity=high,
                 ),
                 self._limiter,
+                change=True,
             )
             return (
                 f"target tracking owns {cluster}/{service}: scalable target bounds set to "
@@ -211,6 +217,8 @@ class EcsApplier:
             self._limiter,
         )
         request = self._clone(definition["taskDefinition"], definition.get("tags", []), image)
+        # Not a change of the service: a revision registered without an answer leaves the
+        # service as it was, since UpdateService is not sent, so the deploy failed.
         registered = await aws_call(
             "ecs:RegisterTaskDefinition",
             lambda: sent_unless_refused(
@@ -269,6 +277,7 @@ class EcsApplier:
                 self._attempts,
             ),
             self._limiter,
+            change=True,
         )
 
 

@@ -26,6 +26,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     ParamValidationError,
     ReadTimeoutError,
@@ -285,12 +286,32 @@ def sent_unless_refused(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-async def aws_call(operation: str, func: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:
-    """Run one blocking boto3 call in a worker thread; failures become ActuatorError."""
+async def aws_call(
+    operation: str, func: Callable[[], T], limiter: anyio.CapacityLimiter, *, change: bool = False
+) -> T:
+    """Run one blocking boto3 call in a worker thread; failures become ActuatorError.
+
+    ``change``: the call changes a resource, so a failure after the request was
+    sent (`unanswered`) may follow a change AWS made, and is said to be.
+    """
     try:
         return await run_blocking(func, limiter)
     except (ClientError, BotoCoreError) as exc:
-        raise to_actuator_error(exc, operation) from exc
+        error = to_actuator_error(exc, operation)
+        error.unanswered = change and unanswered(exc)
+        raise error from exc
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether ``exc`` came after the request was sent and before its answer was read.
+
+    botocore's own split: an `HTTPClientError` (a read timeout, a connection
+    closed or a response cut mid-stream) follows a request AWS may have acted
+    on; a `botocore.exceptions.ConnectionError` (refused, a connect timeout:
+    those `sent_unless_refused` sends again; a failed TLS handshake) means no
+    request reached AWS. An error AWS answered was read, whatever it says.
+    """
+    return isinstance(exc, HTTPClientError)
 
 
 async def gather(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:

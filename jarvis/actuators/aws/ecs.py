@@ -3,7 +3,8 @@
 Built by the composition root through `aws_actuators` (the ECS actuator plus,
 as configured, the observe-only `CostActuator`, which shares its boto3
 clients); the reconciler calls `observe` every tick and `apply` for actions on
-``ecs://CLUSTER/SERVICE``. boto3 is blocking, so every call runs in a worker
+``ecs://CLUSTER/SERVICE``, and recovery `confirm_applied` for an intent a
+stopped process left open. boto3 is blocking, so every call runs in a worker
 thread behind this actuator's capacity limiter.
 
 One tick of observe costs, per cluster, ``ceil(services/100)`` ListServices
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING
 import anyio
 import boto3
 
-from jarvis.actuators.aws.apply import EcsApplier
+from jarvis.actuators.aws.apply import KEY_TAG, EcsApplier
 from jarvis.actuators.aws.clients import AwsClients, CallLog, aws_call, gather
 from jarvis.actuators.aws.cost import CostActuator
 from jarvis.actuators.aws.metrics import MetricsReader
@@ -301,6 +302,22 @@ class EcsActuator:
             # The change was made: reporting a failure would have it made again.
             return Outcome.success(f"{detail}; idempotency key not recorded: {exc}")
         return Outcome.success(detail)
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        """Whether the service carries ``key`` in its key tag: `ConfirmsKeys` for recovery.
+
+        Certain: `apply` tags the service only after the change succeeded. The
+        tag holds the latest change's key alone, so an older change, or one
+        whose tag was never written, is not confirmed. One DescribeServices.
+        """
+        cluster, _, service = target.name.partition("/")
+        if target.provider != PROVIDER or not cluster or not service or "/" in service:
+            return None
+        if kind not in self.action_kinds:
+            return None
+        if await self._applier.already_applied(cluster, service, key) is not None:
+            return None
+        return f"service {cluster}/{service} carries {KEY_TAG}={key}"
 
     def _refusal(self, action: Action, cluster: str, service: str) -> str:
         """Why the action is not this actuator's to apply, or ""."""

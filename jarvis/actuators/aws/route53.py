@@ -182,6 +182,7 @@ class Route53Actuator:
                     HostedZoneId=zone, ChangeBatch=batch
                 ),
                 self._limiter,
+                change=True,
             )
         except ActuatorError as exc:
             return exc.outcome()
