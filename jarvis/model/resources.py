@@ -103,6 +103,10 @@ class ResourceState:
     dns_weights: DnsWeights | None = None
     record_nulls: frozenset[str] = frozenset()
     """Facet keys this provider records as null when unknown, rather than leaving out."""
+    missing: bool = False
+    """Its provider answered that this configured resource does not exist (Cloud Run's
+    404): UNKNOWN, and never acted on, not even by an operator (`jarvis.policies.operator`).
+    An UNKNOWN read for another reason (denied, unreadable) leaves it False."""
 
     def transition_key(self) -> tuple[object, ...]:
         """What, when it changes, makes a `resource.changed` event.
