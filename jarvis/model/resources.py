@@ -172,6 +172,18 @@ class Snapshot:
     taken_at: datetime
     resources: Mapping[str, ResourceState]
     errors: Mapping[str, str] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()
+    """URI prefixes a provider answered are not there (``ecs://CLUSTER/`` of a deleted
+    cluster): nothing under one exists, though the observe failed there in part."""
 
     def get(self, uri: str) -> ResourceState | None:
         return self.resources.get(uri)
+
+    def not_found(self, uri: str) -> str | None:
+        """Why its provider says ``uri`` is not there (`ResourceState.missing`, or under a
+        prefix in ``gone``); None when it may be."""
+        state = self.resources.get(uri)
+        if state is not None and state.missing:
+            return state.detail or "not found"
+        prefix = next((p for p in sorted(self.gone) if uri.startswith(p)), None)
+        return None if prefix is None else f"nothing under {prefix} exists"

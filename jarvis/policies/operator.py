@@ -107,15 +107,16 @@ def settled(
     the operator meant to mend; the operator is asked to name one instead. So
     is a kind no provider applies on the resource's scheme (``schemes``, each
     scheme some provider acts on with its kinds: `jarvis start sim://…`), and so is any
-    override of a resource its provider answered is not there (`ResourceState.missing`:
-    a Cloud Run service's 404), which no policy acts on either: sent, it would fail as
+    override of a resource its provider answered is not there (`Snapshot.not_found`: a
+    Cloud Run service's 404, a service of a deleted ECS cluster), which no policy acts
+    on either: sent, it would fail as
     terminal, escalate and quarantine it. A resource read UNKNOWN for another reason,
     or not read at all (its provider failed), may be there: its override is sent.
     """
     uri = str(action.target)
-    state = snapshot.get(uri)
-    if state is not None and state.missing:
-        return f"{uri}: its provider reports it not found ({state.detail}); nothing sent"
+    why = snapshot.not_found(uri)
+    if why is not None:
+        return f"{uri}: its provider reports it not found ({why}); nothing sent"
     if schemes is not None and action.kind not in schemes.get(action.target.provider, ()):
         takes = ", ".join(sorted(schemes.get(action.target.provider, ()))) or "nothing"
         return (
@@ -124,6 +125,7 @@ def settled(
         )
     if not isinstance(action.params, Rollback) or action.params.version:
         return action
+    state = snapshot.get(uri)
     previous = None if state is None or state.versions is None else state.versions.previous
     if not previous:
         return f"{uri}: its provider reports no version before this one; {ASK_VERSION}"
