@@ -311,8 +311,9 @@ async def test_an_override_of_a_service_cloud_run_answers_404_for_is_refused_uns
 async def test_an_override_of_a_service_cloud_run_could_not_read_is_still_sent(
     make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
 ) -> None:
-    """UNKNOWN for another reason (the API answered 500) is not "not there": the operator's
-    restart goes through the guard and reaches the provider, which applies it."""
+    """Not read for another reason is not "not there": unread (the API answered 500), the
+    operator's restart goes through the guard and is applied; read UNKNOWN because reading
+    it was denied (403), it is sent too, and the provider's own answer is the outcome."""
     fake.fail_with(500, method="GET", times=1)
     app = await make_app([OneShot(_override(API, Restart()))], services=("api",))
     report = await app.reconciler.tick()
@@ -320,3 +321,9 @@ async def test_an_override_of_a_service_cloud_run_could_not_read_is_still_sent(
     (decision,) = report.decisions
     assert decision.outcome is not None and decision.outcome.ok, decision
     assert len(fake.patches()) == 1
+    fake.deny("worker")
+    denied = await make_app([OneShot(_override(WORKER, Restart()))])
+    report = await denied.reconciler.tick()
+    assert report.snapshot.resources[WORKER].health is Health.UNKNOWN
+    (decision,) = report.decisions
+    assert decision.outcome is not None and decision.outcome.error_code == "PERMISSION_DENIED"
