@@ -70,9 +70,12 @@ class PartialObserveError(ActuatorError):
         *,
         kind: ErrorKind = ErrorKind.TERMINAL,
         code: str | None = None,
+        gone: Sequence[str] = (),
     ) -> None:
         super().__init__(message, kind=kind, code=code)
         self.states = states
+        self.gone = tuple(gone)
+        """URI prefixes the provider answered are not there (`Snapshot.gone`)."""
 
 
 class Scope:

@@ -236,7 +236,8 @@ def retries_reset(
     """Clear a resource's retry ledger and lift its quarantine.
 
     A resource the ledger does not hold is an error (exit 2): a typo must not
-    look like a reset that worked.
+    look like a reset that worked. So is one whose rows are all empty (what an
+    attempt taken back leaves), which `retries list` does not show either.
     """
     from jarvis.model import ResourceRef
 

@@ -13,7 +13,8 @@ Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked or failed (the printed report says why),
 2 for a malformed resource URI or option, a resource no provider has
 (every provider answered and none named it), a kind no provider applies on
-the resource's scheme (`start` of a `sim://` service), or a rollback naming no
+the resource's scheme (`start` of a `sim://` service), a resource its provider
+answered is not there (a Cloud Run service's 404), or a rollback naming no
 version of a resource whose provider reports none before the current one (`settled`):
 nothing is proposed or recorded as an action then, only a `policy.note`.
 """
@@ -58,8 +59,15 @@ def override(
     as_json: bool = False,
 ) -> None:
     """Run ``params`` on ``resource`` through the guard as a one-shot tick; exit as documented."""
-    from jarvis.model import BlockReason, ResourceRef, Rollback
-    from jarvis.policies.operator import OPERATOR, UNSETTLED, OneShot, nobody_has, operator_action
+    from jarvis.model import BlockReason, ResourceRef
+    from jarvis.policies.operator import (
+        ASK_VERSION,
+        OPERATOR,
+        UNSETTLED,
+        OneShot,
+        nobody_has,
+        operator_action,
+    )
 
     try:
         ref = ResourceRef.parse(resource)
@@ -91,7 +99,7 @@ def override(
             fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
         refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
         if refused is not None:
-            hint = " (--to VERSION)" if isinstance(params, Rollback) else ""
+            hint = " (--to VERSION)" if refused.endswith(ASK_VERSION) else ""
             fail(refused + hint, EXIT_CONFIG)
         raise typer.Exit(1)
     if decision.outcome is None:

@@ -3,8 +3,9 @@ replicas are alive (their last heartbeat).
 
 On PostgreSQL it reads the lease and heartbeat tables (`jarvis.store.lease`)
 and judges times on the database's clock, the same clock the lease expires
-on. On SQLite there is one node: it says whether a daemon holds the database
-(`jarvis.store.nodelock`).
+on. With shards it counts every configured shard (``loop.shards``), those no
+replica ever leased included. On SQLite there is one node: it says whether a
+daemon holds the database (`jarvis.store.nodelock`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from, shown
 
 if TYPE_CHECKING:
-    from jarvis.store.lease import LeaseStatus
+    from jarvis.store.lease import LeaseRow, LeaseStatus
 
 
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -46,33 +47,36 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             await store.aclose()
 
     found = run(main)
-    report = status_json(found, settings.lease.duration)
+    report = status_json(found, settings.lease.duration, settings.loop.shards)
     if as_json:
         print_json_lines([report])
         return
     print_status(report)
 
 
-def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
+def status_json(found: LeaseStatus, lease_seconds: float, shards: int = 1) -> dict[str, Any]:
     """The status as one JSON object; a replica is ``alive`` if it beat within a lease.
 
-    With shards, ``shards`` lists each shard lease (holder while unexpired,
-    epoch, expiry) and each replica names the shards it holds; ``leader`` then
-    stays None, as no replica holds the unsharded loop lease.
+    With shards, ``shards`` lists every one of the ``shards`` configured
+    (``loop.shards``; when this shell's configuration names none, the count the
+    leases were taken under), its lease's holder while unexpired, epoch and
+    expiry, or all None for a shard no replica has ever leased, then any other
+    shard lease row (``configured`` False: left by a larger count);
+    ``unheld_shards`` names the configured ones nobody holds. Each replica names
+    the shards it holds; ``leader`` then stays None, as no replica holds the
+    unsharded loop lease.
     """
+    from jarvis.store.lease import SHARD_PREFIX
+
     lease = found.lease
     leading = lease is not None and lease.expires_at > found.now
-    shards = [
-        {
-            "shard": row.name,
-            "holder": row.holder if row.expires_at > found.now else None,
-            "last_holder": row.holder,
-            "epoch": row.epoch,
-            "lease_expires_at": row.expires_at,
-            "lease_expires_in_seconds": _age(found.now, row.expires_at),
-        }
-        for row in found.shards
-    ]
+    count = shards if shards > 1 else max((row.shards or 0 for row in found.shards), default=0)
+    rows = {row.name: row for row in found.shards}
+    names = [f"{SHARD_PREFIX}{index}" for index in range(count)]
+    listed = [_shard(found.now, name, rows.get(name), configured=True) for name in names]
+    configured = set(names)
+    others = [row for row in found.shards if row.name not in configured]
+    listed += [_shard(found.now, row.name, row, configured=False) for row in others]
     return {
         "backend": "postgresql",
         "now": found.now,
@@ -91,11 +95,26 @@ def status_json(found: LeaseStatus, lease_seconds: float) -> dict[str, Any]:
                 "heartbeat_age_seconds": _age(r.heartbeat_at, found.now),
                 "alive": _age(r.heartbeat_at, found.now) <= lease_seconds,
                 "leader_epoch": r.leader_epoch,
-                "shards": [s["shard"] for s in shards if s["holder"] == r.replica_id],
+                "shards": [s["shard"] for s in listed if s["holder"] == r.replica_id],
             }
             for r in found.replicas
         ],
-        "shards": shards,
+        "shards": listed,
+        "shard_count": count,
+        "unheld_shards": [s["shard"] for s in listed if s["configured"] and s["holder"] is None],
+    }
+
+
+def _shard(now: datetime, name: str, row: LeaseRow | None, *, configured: bool) -> dict[str, Any]:
+    """One shard's lease for the report; every field None but its name when never leased."""
+    return {
+        "shard": name,
+        "configured": configured,
+        "holder": None if row is None or row.expires_at <= now else row.holder,
+        "last_holder": None if row is None else row.holder,
+        "epoch": None if row is None else row.epoch,
+        "lease_expires_at": None if row is None else row.expires_at,
+        "lease_expires_in_seconds": None if row is None else _age(now, row.expires_at),
     }
 
 
@@ -106,7 +125,7 @@ def _age(earlier: datetime, later: datetime) -> float:
 def print_status(report: dict[str, Any]) -> None:
     # Replica ids, hosts and shard names are read from the shared database: shown, never markup.
     if report["shards"]:
-        _print_shards(report["shards"])
+        _print_shards(report)
     elif report["leader"] is not None:
         console.print(
             f"leader: {shown(report['leader'])}  epoch {report['epoch']}  "
@@ -125,7 +144,7 @@ def print_status(report: dict[str, Any]) -> None:
         role = f"leader (epoch {r['leader_epoch']})" if r["leader_epoch"] else "follower"
         if report["shards"]:
             # Which ones is the shard list's to say; a count keeps the line short.
-            role = f"holds {len(r['shards'])} of {len(report['shards'])} shards"
+            role = f"holds {len(r['shards'])} of {report['shard_count']} shards"
         state = "alive" if r["alive"] else "silent"
         console.print(
             f"  {shown(r['replica'])}  {shown(r['host'])} pid {r['pid']}  {role}  "
@@ -134,10 +153,16 @@ def print_status(report: dict[str, Any]) -> None:
         )
 
 
-def _print_shards(shards: list[dict[str, Any]]) -> None:
-    held = sum(1 for s in shards if s["holder"] is not None)
-    console.print(f"shards: {held} of {len(shards)} held", highlight=False)
+def _print_shards(report: dict[str, Any]) -> None:
+    shards, unheld = report["shards"], report["unheld_shards"]
+    count = report["shard_count"]
+    named = f"; unheld: {', '.join(unheld)}" if unheld else ""
+    console.print(f"shards: {count - len(unheld)} of {count} held{named}", highlight=False)
     for s in shards:
+        beyond = "" if s["configured"] else f"  (not one of the {count} configured)"
+        if s["epoch"] is None:
+            console.print(f"  {shown(s['shard'])}  free (never leased)", highlight=False)
+            continue
         if s["holder"] is not None:
             state = f"{shown(s['holder'])}  lease expires in {s['lease_expires_in_seconds']:.1f}s"
         else:
@@ -145,4 +170,6 @@ def _print_shards(shards: list[dict[str, Any]]) -> None:
                 f"free (lease of {shown(s['last_holder'])} expired "
                 f"{-s['lease_expires_in_seconds']:.1f}s ago)"
             )
-        console.print(f"  {shown(s['shard'])}  epoch {s['epoch']}  {state}", highlight=False)
+        console.print(
+            f"  {shown(s['shard'])}  epoch {s['epoch']}  {state}{beyond}", highlight=False
+        )

@@ -38,13 +38,20 @@ class UnknownResourceError(LookupError):
 
 
 async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: str) -> int:
-    """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it.
+    """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it;
+    return how many rows held something.
 
-    A resource with no rows records nothing: there was nothing to reset.
+    A resource with no rows records nothing: there was nothing to reset. Nor does
+    one whose rows are all empty (`RetryState.empty`, what an attempt taken back
+    leaves): `jarvis retries list` does not show them, and every reader takes them
+    as no row at all.
     """
-    count = await store.reset_retries(resource)
+    stored = store.ledger_resource(resource)  # a name holding a secret is kept redacted
+    ledger = await store.load_retries()
+    count = sum(1 for key, state in ledger.items() if key[0] == stored and not state.empty)
     if count == 0:
         return 0
+    await store.reset_retries(resource)
     now = clock.now()
     store.append(
         [
@@ -122,12 +129,12 @@ class AdminService:
         return [state for _, state in sorted(ledger.items()) if state.quarantined]
 
     async def reset_retries(self, *, resource: str, actor: str) -> int:
-        """Lift ``resource``'s quarantine; `UnknownResourceError` when it has no ledger rows."""
-        ledger = await self._store.load_retries()
-        stored = self._store.ledger_resource(resource)  # a name holding a secret is kept redacted
-        if not any(key[0] == stored for key in ledger):
+        """Lift ``resource``'s quarantine; `UnknownResourceError` when it has no ledger rows
+        that hold anything (`reset_retries`)."""
+        count = await reset_retries(self._store, self.killswitch.clock, resource, actor)
+        if count == 0:
             raise UnknownResourceError(resource)
-        return await reset_retries(self._store, self.killswitch.clock, resource, actor)
+        return count
 
     @property
     def overrides_enabled(self) -> bool:

@@ -35,13 +35,14 @@ async def observe_all(
     time_limit: float,
     metrics: Metrics,
     owns: Callable[[str], bool] | None = None,
-) -> tuple[dict[str, ResourceState], dict[str, str], list[ResourceRef], set[str]]:
+) -> tuple[dict[str, ResourceState], dict[str, str], list[ResourceRef], dict[str, tuple[str, ...]]]:
     """Resources by URI (a later actuator's view of a URI wins), errors by actuator, the
     resources left out of scope, and the actuators whose error is partial.
 
     An actuator that raises `PartialObserveError` has an error and its resources too
-    (those it could not read as UNKNOWN states, or absent). Its name is in the last
-    set, so the provider's breaker can tell it from a provider that did not answer.
+    (those it could not read as UNKNOWN states, or absent). Its name is a key of the
+    last mapping, so the provider's breaker can tell it from a provider that did not
+    answer, with the URI prefixes it answered are not there (`Snapshot.gone`).
 
     With ``owns`` (shards) each actuator gets its own `Scope`, so the resources
     one that failed named out of scope are not counted; those of the others
@@ -50,7 +51,7 @@ async def observe_all(
     results: dict[str, Sequence[ResourceState]] = {}
     errors: dict[str, str] = {}
     others: list[ResourceRef] = []
-    partial: set[str] = set()
+    partial: dict[str, tuple[str, ...]] = {}
 
     timed_out = f"observe timed out after {time_limit:g}s"
 
@@ -71,7 +72,7 @@ async def observe_all(
         except PartialObserveError as exc:
             results[actuator.name] = exc.states
             errors[actuator.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
-            partial.add(actuator.name)
+            partial[actuator.name] = exc.gone
             if scope is not None:
                 others.extend(scope.others)
         except ActuatorError as exc:

@@ -13,8 +13,9 @@ kill-switch read, allow-list, bounds, quarantine and budgets, applies and
 records it with the operator as actor; one naming no resource the tick
 observed (while every provider answered) is refused there, as `jarvis restart`
 refuses it, rather than sent, and so are a kind no provider applies on the
-resource's scheme and a rollback naming no version of a resource whose
-provider reports none before the current one (`settled`, which names that
+resource's scheme, one of a resource its provider answered is not there, and a
+rollback naming no version of a resource whose provider reports none before
+the current one (`settled`, which names that
 version otherwise). After the tick the scheduler's hook
 (`settle`) hands each waiting page request the verdict or the outcome.
 

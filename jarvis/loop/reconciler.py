@@ -352,7 +352,9 @@ class Reconciler:
         self.metrics.set_resources(health_counts(resources))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
-        return self.endpoints.fold(Snapshot(taken_at=now, resources=resources, errors=errors))
+        gone = frozenset(prefix for prefixes in partial.values() for prefix in prefixes)
+        snapshot = Snapshot(taken_at=now, resources=resources, errors=errors, gone=gone)
+        return self.endpoints.fold(snapshot)
 
     async def _peer_failures(self) -> None:
         """Feed the fleet breaker the failures other replicas recorded since the last tick."""

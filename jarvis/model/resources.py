@@ -103,6 +103,10 @@ class ResourceState:
     dns_weights: DnsWeights | None = None
     record_nulls: frozenset[str] = frozenset()
     """Facet keys this provider records as null when unknown, rather than leaving out."""
+    missing: bool = False
+    """Its provider answered that this configured resource does not exist (Cloud Run's
+    404): UNKNOWN, and never acted on, not even by an operator (`jarvis.policies.operator`).
+    An UNKNOWN read for another reason (denied, unreadable) leaves it False."""
 
     def transition_key(self) -> tuple[object, ...]:
         """What, when it changes, makes a `resource.changed` event.
@@ -168,6 +172,18 @@ class Snapshot:
     taken_at: datetime
     resources: Mapping[str, ResourceState]
     errors: Mapping[str, str] = field(default_factory=dict)
+    gone: frozenset[str] = frozenset()
+    """URI prefixes a provider answered are not there (``ecs://CLUSTER/`` of a deleted
+    cluster): nothing under one exists, though the observe failed there in part."""
 
     def get(self, uri: str) -> ResourceState | None:
         return self.resources.get(uri)
+
+    def not_found(self, uri: str) -> str | None:
+        """Why its provider says ``uri`` is not there (`ResourceState.missing`, or under a
+        prefix in ``gone``); None when it may be."""
+        state = self.resources.get(uri)
+        if state is not None and state.missing:
+            return state.detail or "not found"
+        prefix = next((p for p in sorted(self.gone) if uri.startswith(p)), None)
+        return None if prefix is None else f"nothing under {prefix} exists"

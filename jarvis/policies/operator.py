@@ -28,6 +28,7 @@ from jarvis.model import (
 from jarvis.policies.base import Evaluation, Note
 
 __all__ = [
+    "ASK_VERSION",
     "OPERATOR",
     "OVERRIDE_KINDS",
     "UNSETTLED",
@@ -44,6 +45,8 @@ OPERATOR: Final = "operator"
 PRIORITY: Final = 1000
 #: The key of the note a one-shot leaves when `settled` refuses its action.
 UNSETTLED: Final = f"{OPERATOR}:unsettled"
+#: How `settled` ends its refusal of a rollback naming no version (the CLI adds ``--to``).
+ASK_VERSION: Final = "name the one to return to"
 #: The overrides the status page offers (``deploy`` needs an image: the CLI only).
 OVERRIDE_KINDS: Final = ("restart", "rollback", "scale")
 
@@ -103,9 +106,17 @@ def settled(
     sent empty it would fail as terminal, escalate and quarantine the resource
     the operator meant to mend; the operator is asked to name one instead. So
     is a kind no provider applies on the resource's scheme (``schemes``, each
-    scheme some provider acts on with its kinds: `jarvis start sim://…`).
+    scheme some provider acts on with its kinds: `jarvis start sim://…`), and so is any
+    override of a resource its provider answered is not there (`Snapshot.not_found`: a
+    Cloud Run service's 404, a service of a deleted ECS cluster), which no policy acts
+    on either: sent, it would fail as
+    terminal, escalate and quarantine it. A resource read UNKNOWN for another reason,
+    or not read at all (its provider failed), may be there: its override is sent.
     """
     uri = str(action.target)
+    why = snapshot.not_found(uri)
+    if why is not None:
+        return f"{uri}: its provider reports it not found ({why}); nothing sent"
     if schemes is not None and action.kind not in schemes.get(action.target.provider, ()):
         takes = ", ".join(sorted(schemes.get(action.target.provider, ()))) or "nothing"
         return (
@@ -117,7 +128,7 @@ def settled(
     state = snapshot.get(uri)
     previous = None if state is None or state.versions is None else state.versions.previous
     if not previous:
-        return f"{uri}: its provider reports no version before this one; name the one to return to"
+        return f"{uri}: its provider reports no version before this one; {ASK_VERSION}"
     return replace(action, params=Rollback(previous))
 
 

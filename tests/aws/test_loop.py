@@ -6,7 +6,7 @@ The actuators come from an ``[aws]`` section aimed at moto and run under
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,9 @@ from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop import events as ev
 from jarvis.model import Action, ActionKind, BlockReason, EventKind, Health, ResourceRef, Restart
+from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
+from jarvis.policies.operator import UNSETTLED, OneShot, operator_action
 from jarvis.providers import PROVIDERS, build_sensors
 from tests.aws.conftest import FixedClock, create_fleet
 
@@ -38,11 +40,18 @@ async def make_app(
     """Builds an app whose AWS actuators come from settings; closes it at the end."""
     apps: list[App] = []
 
-    async def factory(probes: dict[str, Any] | None = None, **aws: Any) -> App:
+    async def factory(
+        probes: dict[str, Any] | None = None,
+        policies: Sequence[Policy] = (HealPolicy(),),
+        **aws: Any,
+    ) -> App:
         settings = load_settings(
             database_url=sqlite_url,
             spool_path=tmp_path / "spool.jsonl",
-            allowlist=[{"provider": "ecs", "resources": "prod/*", "actions": ["restart"]}],
+            allowlist=[
+                {"provider": "ecs", "resources": "prod/*", "actions": ["restart"]},
+                {"provider": "ecs", "resources": "retired/*", "actions": ["restart"]},
+            ],
             aws={"endpoint_url": moto, "clusters": ["prod", "staging"], "metrics": False} | aws,
             probes=probes or {},
         )
@@ -55,7 +64,7 @@ async def make_app(
             *build_sensors(settings, clock, others),
         ]
         app = await build_app(
-            settings, clock=clock, actuators=actuators, policies=[HealPolicy()], run_id="t"
+            settings, clock=clock, actuators=actuators, policies=policies, run_id="t"
         )
         apps.append(app)
         return app
@@ -184,3 +193,32 @@ async def test_recovery_records_applied_an_orphan_whose_service_carries_its_key(
     ledger = restarted.reconciler.ledger
     assert ledger.get(("ecs://prod/svc-0", "restart")).consecutive_failures == 0  # type: ignore[union-attr]
     assert ledger.get(("ecs://prod/svc-1", "restart")).consecutive_failures == 1  # type: ignore[union-attr]
+
+
+def _restart(uri: str) -> OneShot:
+    return OneShot(
+        operator_action(ResourceRef.parse(uri), Restart(), actor="cli:test", reason=None)
+    )
+
+
+async def test_an_override_of_a_service_in_a_cluster_ecs_says_is_gone_is_refused_unsent(
+    make_app: AppFactory, ecs_client: ECSClient
+) -> None:
+    """``[aws] clusters`` names one deleted since: an override of a service in it is refused
+    before the guard (nothing under it exists), so it neither fails nor escalates; one in
+    a cluster that is there goes through.
+
+    Sent, it failed as terminal (ClusterNotFoundException), escalated and quarantined it.
+    """
+    create_fleet(ecs_client, per_cluster=1)
+    app = await make_app(clusters=["prod", "retired"], policies=[_restart("ecs://retired/api")])
+    report = await app.reconciler.tick()
+    assert "ClusterNotFoundException" in report.snapshot.errors["ecs"]
+    assert report.decisions == [], report.decisions
+    (note,) = [n for _, n in report.notes if n.key == UNSETTLED]
+    assert note.resource == "ecs://retired/api" and "not found" in note.message, note.message
+    assert await app.store.events(kinds=["action.started", "action.escalated"]) == []
+    assert await app.store.load_retries() == {}
+    there = await make_app(clusters=["prod", "retired"], policies=[_restart("ecs://prod/svc-0")])
+    (decision,) = (await there.reconciler.tick()).decisions
+    assert decision.outcome is not None and decision.outcome.ok, decision

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli.conftest import Jarvis
+from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
+from tests.cloudrun.fake_server import FakeCloudRun
 
 COACH = "sim://ai-dawg-vocal-coach"
 
@@ -138,3 +140,31 @@ def test_an_override_of_a_kind_the_resources_provider_never_applies_is_exit_2(
     ledger = jarvis("retries", "list", "--json")
     assert ledger.returncode == 0, ledger.stderr
     assert COACH not in ledger.stdout
+
+
+def test_an_override_of_a_cloud_run_service_that_answers_404_is_exit_2_and_sends_nothing(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """A configured service Cloud Run says is not there is refused before the guard.
+
+    Sent, the restart failed at the provider as terminal, escalated (paging
+    on-call) and quarantined a service the README says is never acted on.
+    """
+    with FakeCloudRun() as fake:
+        fake.state.add_service(PROJECT, REGION, "api", image=IMAGE)
+        (tmp_path / "run.toml").write_text(
+            f"[cloudrun]\nproject = '{PROJECT}'\nregion = '{REGION}'\n"
+            "services = ['api', 'ghost']\ncredentials = 'anonymous'\n"
+            f"api_endpoint = '{fake.endpoint}'\n"
+            "[[allowlist]]\nprovider = 'cloudrun'\nresources = '*'\nactions = ['*']\n"
+        )
+        ghost = f"cloudrun://{PROJECT}/{REGION}/ghost"
+        result = jarvis("restart", ghost, "--config", "run.toml")
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"{ghost}: its provider reports it not found" in result.stderr
+        assert "--to" not in result.stderr
+        assert fake.patches() == []
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+    ledger = jarvis("retries", "list", "--json")
+    assert ledger.returncode == 0, ledger.stderr
+    assert ghost not in ledger.stdout

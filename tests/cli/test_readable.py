@@ -184,3 +184,37 @@ def test_config_works_after_the_subcommand(jarvis: Jarvis, tmp_path: Path) -> No
     good = jarvis("config", "check", "--json", "--config", "good.toml")
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["dry_run"] is True
+
+
+@pytest.mark.anyio
+async def test_resetting_a_resource_whose_only_ledger_row_is_empty_is_an_error(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """An attempt taken back leaves an empty row: no record to reset, as `retries list` says.
+
+    It answered "reset 1 retry record(s)" and recorded `retries.reset` for a
+    resource `jarvis retries list` does not show.
+    """
+    store = await EventStore.connect(f"sqlite+aiosqlite:///{tmp_path}/jarvis.db")
+    try:
+        ledger = RetryLedger(store, RetryBudget())
+        action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy")
+        attempted = ledger.attempted(action, T0)
+        await store.flush()
+        ledger.undo(attempted, None)
+        ledger.stage(RetryState("sim://db", "restart", (T0,), consecutive_failures=1))
+        ledger.stage(RetryState("sim://db", "scale"))
+        await store.flush()
+    finally:
+        await store.aclose()
+    empty = jarvis("retries", "reset", "sim://web")
+    assert empty.returncode == 2, empty.stdout
+    assert empty.stderr.strip().splitlines() == [
+        "error: sim://web has no retry records (see `jarvis retries list`)"
+    ]
+    real = jarvis("retries", "reset", "sim://db")
+    assert real.returncode == 0, real.stderr
+    assert "reset 1 retry record(s) for sim://db" in real.stdout
+    events = jarvis("events", "--json", "--kind", "retries.reset")
+    assert events.returncode == 0, events.stderr
+    assert [json.loads(line)["resource"] for line in events.stdout.splitlines()] == ["sim://db"]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from jarvis.actuators.base import Actuator, Sensor
@@ -20,9 +21,22 @@ from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, ActionParams, Deploy, Health, ResourceRef
+from jarvis.loop.overrides import OverrideQueue
+from jarvis.loop.scheduler import Scheduler
+from jarvis.model import (
+    Action,
+    ActionKind,
+    ActionParams,
+    Deploy,
+    Health,
+    ResourceRef,
+    Restart,
+    Rollback,
+    Scale,
+)
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
+from jarvis.policies.operator import UNSETTLED, OneShot, operator_action
 from jarvis.policies.rollback import RollbackPolicy
 from tests import actions as typed
 from tests.actions import new_key
@@ -45,7 +59,11 @@ async def make_app(
     apps: list[App] = []
 
     async def factory(
-        policies: Sequence[Policy], *, extra: Sequence[Actuator] = (), **more: Any
+        policies: Sequence[Policy],
+        *,
+        extra: Sequence[Actuator] = (),
+        services: Sequence[str] = ("api", "worker"),
+        **more: Any,
     ) -> App:
         settings = load_settings(
             database_url=sqlite_url,
@@ -57,7 +75,7 @@ async def make_app(
             cloudrun={
                 "project": PROJECT,
                 "region": REGION,
-                "services": ["api", "worker"],
+                "services": list(services),
                 "credentials": "anonymous",
                 "api_endpoint": fake.endpoint,
                 "request_timeout": 2,
@@ -249,3 +267,63 @@ async def test_a_service_whose_first_revision_is_still_starting_is_not_restarted
     assert state.record_attributes()["rollout"] == "in_progress"
     assert report.decisions == []
     assert fake.patches() == []
+
+
+GHOST = f"cloudrun://{PROJECT}/{REGION}/ghost"
+
+
+def _override(uri: str, params: ActionParams) -> Action:
+    return operator_action(ResourceRef.parse(uri), params, actor="cli:test", reason=None)
+
+
+async def test_an_override_of_a_service_cloud_run_answers_404_for_is_refused_unsent(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """`jarvis restart` (a `OneShot`) and the page's queue alike refuse a service that is not
+    there, before the guard: no PATCH, no failed action, no escalation, no ledger row.
+
+    Sent, it failed at the provider as terminal, escalated and quarantined a service
+    the README says is never acted on.
+    """
+    for params in (Restart(), Rollback(""), Scale(replicas=2)):
+        app = await make_app([OneShot(_override(GHOST, params))], services=("api", "ghost"))
+        report = await app.reconciler.tick()
+        assert report.snapshot.resources[GHOST].health is Health.UNKNOWN
+        assert report.decisions == [], report.decisions
+        (note,) = [n for _, n in report.notes if n.key == UNSETTLED]
+        assert note.resource == GHOST and "not found" in note.message, note.message
+        clock.advance(30)
+    queue = OverrideQueue(wait=120.0)
+    app = await make_app([queue], services=("api", "ghost"))
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(_override(GHOST, Restart()))
+        scheduler.stop()
+    assert result.state == "refused" and "not found" in result.detail, result
+    assert fake.patches() == []
+    assert await app.store.events(kinds=["action.proposed", "action.failed"]) == []
+    assert await app.store.events(kinds=["action.escalated"]) == []
+    assert await app.store.load_retries() == {}
+
+
+async def test_an_override_of_a_service_cloud_run_could_not_read_is_still_sent(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """Not read for another reason is not "not there": unread (the API answered 500), the
+    operator's restart goes through the guard and is applied; read UNKNOWN because reading
+    it was denied (403), it is sent too, and the provider's own answer is the outcome."""
+    fake.fail_with(500, method="GET", times=1)
+    app = await make_app([OneShot(_override(API, Restart()))], services=("api",))
+    report = await app.reconciler.tick()
+    assert "cloudrun" in report.snapshot.errors
+    (decision,) = report.decisions
+    assert decision.outcome is not None and decision.outcome.ok, decision
+    assert len(fake.patches()) == 1
+    fake.deny("worker")
+    denied = await make_app([OneShot(_override(WORKER, Restart()))])
+    report = await denied.reconciler.tick()
+    assert report.snapshot.resources[WORKER].health is Health.UNKNOWN
+    (decision,) = report.decisions
+    assert decision.outcome is not None and decision.outcome.error_code == "PERMISSION_DENIED"

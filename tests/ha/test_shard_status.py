@@ -38,8 +38,8 @@ def elector(store: EventStore, holder: str, shards: int) -> ShardElector:
     )
 
 
-async def status_cli(tmp_path: Path, pg_url: str, *args: str) -> str:
-    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_LOOP__SHARDS="10")
+async def status_cli(tmp_path: Path, pg_url: str, *args: str, shards: int = 10) -> str:
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_LOOP__SHARDS=str(shards))
     with anyio.fail_after(120):
         done = await anyio.run_process(jarvis_argv("status", *args), env=env, check=False)
     assert done.returncode == 0, done.stderr.decode()
@@ -103,5 +103,38 @@ async def test_a_replica_holding_shards_forgets_long_silent_replicas(pg_url: str
             ("shard-0", "alive"),
             ("shard-1", "alive"),
         ]
+    finally:
+        await store.aclose()
+
+
+async def test_status_counts_every_configured_shard_and_names_those_never_leased(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Of four shards, one leased: "1 of 4 held", the other three named unheld.
+
+    It counted only the lease rows there were ("1 of 1 held"): a shard no
+    replica ever took had no row and was not counted unheld at all.
+    """
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    try:
+        lease = PgLease(store.engine, "a", duration=LONG, name="shard-1", shards=4)
+        assert await lease.acquire() is not None
+        await lease.heartbeat(None)
+        text = (await status_cli(tmp_path, pg_url, shards=4)).splitlines()
+        assert text[0] == "shards: 1 of 4 held; unheld: shard-0, shard-2, shard-3", text
+        assert [line.split()[0] for line in text[1:5]] == [f"shard-{i}" for i in range(4)]
+        assert "never leased" in text[1] and "never leased" in text[3]
+        assert any(line.strip().startswith("a ") and "holds 1 of 4 shards" in line for line in text)
+        shown = json.loads(await status_cli(tmp_path, pg_url, "--json", shards=4))
+        assert [(s["shard"], s["holder"]) for s in shown["shards"]] == [
+            ("shard-0", None),
+            ("shard-1", "a"),
+            ("shard-2", None),
+            ("shard-3", None),
+        ]
+        assert shown["unheld_shards"] == ["shard-0", "shard-2", "shard-3"]
+        # A shell whose configuration names no shards counts those the leases were taken under.
+        bare = (await status_cli(tmp_path, pg_url, shards=1)).splitlines()
+        assert bare[0] == text[0], bare
     finally:
         await store.aclose()

@@ -19,9 +19,10 @@ from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Health
+from jarvis.model import Health, ResourceRef, Restart
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
+from jarvis.policies.operator import OneShot, operator_action
 from jarvis.policies.rollback import RollbackPolicy
 from tests import actions as typed
 from tests.fakes import FakeActuator
@@ -300,3 +301,21 @@ async def test_an_unreadable_pod_neither_opens_the_breaker_nor_hides_the_others(
     assert app.reconciler.breakers.state("k8s").opened_at is None
     assert [str(d.action.target) for d in last.applied] == ["k8s://default/consumer"]
     assert {c.name for c in apiserver.writes()} == {"consumer"}
+
+
+async def test_an_override_of_a_deployment_the_api_does_not_list_is_refused_unsent(
+    apiserver: FakeApiServer, make_app: AppFactory
+) -> None:
+    """A Deployment deleted (or never there) is not observed: every provider answered and
+    none has it, so `jarvis restart` refuses it before the guard and writes nothing."""
+    apiserver.cluster.add_deployment("default", "producer")
+    ghost = ResourceRef.parse("k8s://default/ghost")
+    action = operator_action(ghost, Restart(), actor="cli:test", reason=None)
+    app = await make_app([OneShot(action)], namespaces=("default", "nowhere"))
+    report = await app.reconciler.tick()
+    assert report.snapshot.errors == {} and PRODUCER in report.snapshot.resources
+    assert report.decisions == []
+    (note,) = [n for _, n in report.notes]
+    assert note.key == "operator:unknown" and note.resource == str(ghost)
+    assert apiserver.writes() == []
+    assert await app.store.load_retries() == {}

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from jarvis.loop import events as ev
-from jarvis.model import Action, BlockReason, EventKind, Outcome, ResourceRef, Restart
+from jarvis.model import Action, BlockReason, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.store import EventStore, MemoryBackend
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
 
@@ -245,3 +245,20 @@ async def test_an_action_the_kill_switch_withheld_reads_as_blocked_not_failed(
     assert shown["label"] == "action.withheld"
     assert shown["row"] == "action action-withheld"
     assert shown["reason"] == f"blocked (killswitch): {detail}"
+
+
+@pytest.mark.anyio
+async def test_resetting_a_resource_whose_only_ledger_row_is_empty_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """The page's reset of a row an undo left empty says it is not in the ledger, as the
+    ledger shown does not list it; no `retries.reset` is recorded."""
+    async with page_server(tmp_path) as served, browser() as session:
+        served.store.stage_retry(RetryState("sim://web", "restart"))
+        await served.store.flush()
+        csrf = await login(session, served.base, ADMIN_TOKEN)
+        reset = {"resource": "sim://web", "csrf": csrf}
+        async with session.post(f"{served.base}/ui/retries/reset", data=reset) as resp:
+            assert "not in the ledger" in await resp.text()
+        events = await served.store.events(limit=100)
+    assert [e for e in events if e.kind is EventKind.RETRIES_RESET] == []

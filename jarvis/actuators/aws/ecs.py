@@ -176,6 +176,7 @@ class EcsActuator:
                 "; ".join(f"cluster {name}: {exc}" for name, exc in sorted(missing.items())),
                 states,
                 code=CLUSTER_NOT_FOUND,
+                gone=[f"{ResourceRef(PROVIDER, name)}/" for name in sorted(missing)],
             )
         return states
 

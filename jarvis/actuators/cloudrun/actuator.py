@@ -255,7 +255,9 @@ class CloudRunActuator:
             if exc.code != "NOT_FOUND":
                 raise
             # One missing service must not blind Jarvis to the others.
-            return ResourceState(ref, Health.UNKNOWN, self._clock.now(), detail="service not found")
+            return ResourceState(
+                ref, Health.UNKNOWN, self._clock.now(), detail="service not found", missing=True
+            )
         return resource_state(
             ref, view, observed_at=self._clock.now(), scaling_level=self._settings.scaling_level
         )
