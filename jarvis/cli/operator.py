@@ -86,7 +86,19 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         finally:
             await switch.aclose()
         return state
-    if not await write_flip(settings.database_url, stored, state):
+    written = await write_flip(settings.database_url, stored, state)
+    if written.busy is not None:
+        # The store's path would wait on the same lock as long again (11 s, not 5, on a
+        # locked SQLite file; 31 s, not 15, on locked PostgreSQL tables).
+        from jarvis.cli.commands import masked_url
+        from jarvis.store import StoreError
+
+        verb = "engage" if engaged else "release"
+        raise StoreError(
+            f"cannot {verb} the kill switch in {masked_url(settings.database_url)}: "
+            f"{written.busy}; nothing was written"
+        )
+    if written.for_the_store:
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))
     return state
 
@@ -97,7 +109,7 @@ async def _record_event(settings: Settings, event: Event, *, journal: bool) -> N
     from jarvis.app import open_store
     from jarvis.store.direct import write_flip
 
-    if await write_flip(settings.database_url, event, None):
+    if (await write_flip(settings.database_url, event, None)).written:
         return
     store = await open_store(settings)
     try:

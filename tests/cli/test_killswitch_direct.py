@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -134,3 +135,57 @@ async def test_a_release_into_a_read_only_postgres_is_one_line_and_stays_engaged
     assert "stays engaged" in released.stderr
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+def _refused_once(result: subprocess.CompletedProcess[str], tmp_path: Path, lock: str) -> None:
+    """One line naming the lock, nothing engaged, and the store's path never opened: its
+    spool's lock file is what opening the store leaves behind."""
+    assert result.returncode == 1, result.stdout
+    assert not (tmp_path / "spool.jsonl.lock").exists(), "the store's path waited again"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert lock in result.stderr, result.stderr
+    assert "nothing was written" in result.stderr, result.stderr
+    assert "ENGAGED" not in result.stdout
+
+
+def test_an_engage_into_a_locked_sqlite_file_waits_once(jarvis: Jarvis, tmp_path: Path) -> None:
+    """Another process holding the file's write lock: the direct path waits out the busy
+    timeout and the command reports that, without a second wait on the store's path."""
+    env = jarvis_env(tmp_path)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    (tmp_path / "spool.jsonl.lock").unlink(missing_ok=True)
+    holder = sqlite3.connect(tmp_path / "jarvis.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+    _refused_once(engaged, tmp_path, "database is locked")
+    with closing(sqlite3.connect(tmp_path / "jarvis.db")) as connection:
+        assert connection.execute("SELECT count(*) FROM killswitch").fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_an_engage_into_locked_postgres_tables_waits_once(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str
+) -> None:
+    """Another session holding the tables locked: the direct path waits out its statement
+    timeout and the command reports that, without a second wait on the store's path."""
+    import asyncpg
+
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    (tmp_path / "spool.jsonl.lock").unlink(missing_ok=True)
+    holder = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE events, killswitch IN ACCESS EXCLUSIVE MODE")
+            engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        assert await holder.fetchval("SELECT count(*) FROM killswitch") == 0
+    finally:
+        await holder.close()
+
+    _refused_once(engaged, tmp_path, "no answer within 15 s")
