@@ -12,6 +12,7 @@ import json
 import socket
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -189,3 +190,81 @@ async def test_an_engage_into_locked_postgres_tables_waits_once(
         await holder.close()
 
     _refused_once(engaged, tmp_path, "no answer within 15 s")
+
+
+async def _locked_while(
+    pg_url: str, run: Callable[[], subprocess.CompletedProcess[str]]
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``run``'s result with the flip's tables locked by another session, and how many
+    sessions waited on that lock meanwhile (`pg_locks`, polled until ``run`` ends)."""
+    import anyio
+    import asyncpg
+
+    holder = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    waited: set[int] = set()
+    result: list[subprocess.CompletedProcess[str]] = []
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE events, killswitch IN ACCESS EXCLUSIVE MODE")
+            done = anyio.Event()
+
+            async def in_thread() -> None:
+                result.append(await anyio.to_thread.run_sync(run))
+                done.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(in_thread)
+                while not done.is_set():
+                    rows = await holder.fetch(
+                        "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted"
+                        " AND database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                    )
+                    waited.update(row["pid"] for row in rows)
+                    await anyio.sleep(0.05)  # a poll's pace, not a deadline
+    finally:
+        await holder.close()
+    return result[0], len(waited)
+
+
+@pytest.mark.anyio
+async def test_an_engage_in_redis_recorded_into_locked_tables_waits_once_and_spools(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """The switch lives in Redis and the flip's event cannot get past a lock: one session
+    waits on it (the direct write's), and the event goes to the spool with no second wait."""
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+
+    engaged, waited = await _locked_while(
+        pg_url, lambda: jarvis("killswitch", "engage", "--reason", "drill", env=env)
+    )
+
+    assert engaged.returncode == 0, engaged.stderr
+    assert waited == 1, f"{waited} sessions waited on the lock"
+    assert "killswitch.engaged" in (tmp_path / "spool.jsonl").read_text()
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+@pytest.mark.anyio
+async def test_a_release_in_redis_into_locked_tables_fails_after_one_wait(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """A release must be a row before it takes effect: the one wait fails it in one line,
+    and Redis keeps the switch engaged."""
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
+
+    released, waited = await _locked_while(
+        pg_url, lambda: jarvis("killswitch", "release", "--reason", "all clear", env=env)
+    )
+
+    assert released.returncode == 1, released.stdout
+    assert waited == 1, f"{waited} sessions waited on the lock"
+    assert len(released.stderr.strip().splitlines()) == 1, released.stderr
+    assert "stays engaged" in released.stderr
+    assert "no answer within 15 s" in released.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
