@@ -31,27 +31,32 @@ _OBSERVE = "loop.observe_timeout"
 
 
 class _Nested(NamedTuple):
-    """A timeout (``key``) waited inside another (``outer``), and what the outer one cuts."""
+    """A wait (``key``) inside another (``outer``), and what the outer one cuts (``cut``)."""
 
     key: str
     value: float
     outer: str
     limit: float
-    what: str
+    cut: str
 
     def warning(self) -> str | None:
         if self.value < self.limit:
             return None
-        if self.outer == "lease.renew_deadline":
-            cut = "one slow renewal makes the leader step down with no time to try again"
-        else:
-            cut = f"{self.what} still waiting at {self.limit:g} s is cut there"
-            if self.outer == _APPLY:
-                cut += " and the action counts as timed out"
         return (
             f"{self.key} ({self.value:g} s) is not shorter than {self.outer} "
-            f"({self.limit:g} s): {cut}; raise {self.outer} too, or lower {self.key}"
+            f"({self.limit:g} s): {self.cut}; raise {self.outer}, or lower {self.key}"
         )
+
+
+def _applied(key: str, value: float, apply: float, what: str) -> _Nested:
+    cut = f"{what} still waiting at {apply:g} s is cut there and the action counts as timed out"
+    return _Nested(key, value, _APPLY, apply, cut)
+
+
+def _observed(key: str, value: float, observe: float, what: str) -> _Nested:
+    return _Nested(
+        key, value, _OBSERVE, observe, f"{what} still waiting at {observe:g} s is cut there"
+    )
 
 
 def timing_warnings(settings: Settings) -> list[str]:
@@ -59,25 +64,28 @@ def timing_warnings(settings: Settings) -> list[str]:
     apply = settings.loop.apply_timeout
     nested: list[_Nested] = []
     if settings.cloudrun is not None:
-        waited = settings.cloudrun.operation_timeout
-        nested.append(_Nested("cloudrun.operation_timeout", waited, _APPLY, apply, "an update"))
+        run = settings.cloudrun
+        nested.append(
+            _applied("cloudrun.operation_timeout", run.operation_timeout, apply, "an update")
+        )
+        nested.append(_applied("cloudrun.request_timeout", run.request_timeout, apply, "a request"))
     if settings.kubernetes is not None:
         nested.extend(_kubernetes(settings.kubernetes, settings))
     if settings.aws is not None:
         waited = settings.aws.connect_timeout + settings.aws.read_timeout
         key = "aws.connect_timeout + aws.read_timeout"
-        nested.append(_Nested(key, waited, _APPLY, apply, "an ECS call"))
+        nested.append(_applied(key, waited, apply, "an ECS call"))
     if settings.failover.enabled:
         waited = settings.failover.connect_timeout + settings.failover.read_timeout
         key = "failover.connect_timeout + failover.read_timeout"
-        nested.append(_Nested(key, waited, _APPLY, apply, "a Route 53 call"))
+        nested.append(_applied(key, waited, apply, "a Route 53 call"))
     customers = settings.customers
     if customers.enabled and customers.stripe is not None:
         waited = customers.stripe.timeout
-        nested.append(_Nested("customers.stripe.timeout", waited, _APPLY, apply, "a Stripe call"))
+        nested.append(_applied("customers.stripe.timeout", waited, apply, "a Stripe call"))
     if customers.enabled and customers.email is not None:
         waited = customers.email.timeout
-        nested.append(_Nested("customers.email.timeout", waited, _APPLY, apply, "a send"))
+        nested.append(_applied("customers.email.timeout", waited, apply, "a send"))
     observe = settings.loop.observe_timeout
     for name, source in (
         ("prometheus", settings.metrics.prometheus),
@@ -86,26 +94,45 @@ def timing_warnings(settings: Settings) -> list[str]:
         # Equal is harmless here (one query is all a read waits for), and is a default.
         if source is not None and source.timeout_seconds > observe:
             key = f"metrics.{name}.timeout_seconds"
-            nested.append(_Nested(key, source.timeout_seconds, _OBSERVE, observe, "a query"))
+            nested.append(_observed(key, source.timeout_seconds, observe, "a query"))
+    if settings.notify.enabled:
+        nested.append(_stall(settings))
     return [line for line in (pair.warning() for pair in nested) if line is not None]
+
+
+def _stall(settings: Settings) -> _Nested:
+    """The notifier pages ``loop_stalled`` when no tick has finished for ``stall_intervals``
+    intervals (`jarvis.notify.service`); a tick may finish as late as the next start
+    (jitter included) plus the tick timeout, so a shorter watch pages a loop that is fine."""
+    loop = settings.loop
+    gap = loop.interval * (1 + loop.jitter) + settings.tick_timeout
+    watch = settings.notify.stall_intervals * loop.interval
+    return _Nested(
+        "loop.interval x (1 + loop.jitter) + the tick timeout",
+        gap,
+        "notify.stall_intervals x loop.interval",
+        watch,
+        "a tick that takes its allowed time pages loop_stalled though the loop is fine",
+    )
 
 
 def _kubernetes(cluster: KubernetesSettings, settings: Settings) -> list[_Nested]:
     apply = settings.loop.apply_timeout
     request = cluster.request_timeout
-    nested = [_Nested("kubernetes.request_timeout", request, _APPLY, apply, "a request")]
+    nested = [_applied("kubernetes.request_timeout", request, apply, "a request")]
     if cluster.verify_seconds > 0:
         watch = cluster.verify_seconds
-        nested.append(_Nested("kubernetes.verify_seconds", watch, _APPLY, apply, "a rollout watch"))
+        nested.append(_applied("kubernetes.verify_seconds", watch, apply, "a rollout watch"))
     if "observe_timeout" in cluster.model_fields_set:
         # Only when set: the defaults (15 s inside the loop's 10 s) have always been so,
         # and the loop's limit fails the observe as temporary just as this one would.
         observe, own = settings.loop.observe_timeout, cluster.observe_timeout
-        nested.append(_Nested("kubernetes.observe_timeout", own, _OBSERVE, observe, "an observe"))
+        nested.append(_observed("kubernetes.observe_timeout", own, observe, "an observe"))
     if settings.lease.backend == "kubernetes":
-        # Each renewal is one request, and the elector gives it renew_deadline in all.
+        # Each renewal is one request, and the elector gives a round renew_deadline in all.
+        cut = "one slow renewal makes the leader step down with no time to try again"
         deadline = settings.lease.renew_deadline
         nested.append(
-            _Nested("kubernetes.request_timeout", request, "lease.renew_deadline", deadline, "")
+            _Nested("kubernetes.request_timeout", request, "lease.renew_deadline", deadline, cut)
         )
     return nested

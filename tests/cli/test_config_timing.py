@@ -25,7 +25,7 @@ operation_timeout = 60
 WARNING = (
     "cloudrun.operation_timeout (60 s) is not shorter than loop.apply_timeout (20 s): "
     "an update still waiting at 20 s is cut there and the action counts as timed out; "
-    "raise loop.apply_timeout too, or lower cloudrun.operation_timeout"
+    "raise loop.apply_timeout, or lower cloudrun.operation_timeout"
 )
 
 
