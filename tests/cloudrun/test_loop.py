@@ -19,8 +19,17 @@ from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
+from jarvis.config.timing import timing_warnings
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ActionKind, ActionParams, Deploy, Health, ResourceRef
+from jarvis.model import (
+    Action,
+    ActionKind,
+    ActionParams,
+    Deploy,
+    Health,
+    OutcomeStatus,
+    ResourceRef,
+)
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
 from jarvis.policies.rollback import RollbackPolicy
@@ -249,3 +258,22 @@ async def test_a_service_whose_first_revision_is_still_starting_is_not_restarted
     assert state.record_attributes()["rollout"] == "in_progress"
     assert report.decisions == []
     assert fake.patches() == []
+
+
+async def test_an_operation_timeout_past_the_apply_timeout_is_cut_by_the_apply_and_named(
+    make_app: AppFactory, fake: FakeCloudRun
+) -> None:
+    """``operation_timeout`` 5 s inside a 0.5 s ``loop.apply_timeout``: a restart whose
+    operation is still running is cut by the loop's limit, never Cloud Run's own, as
+    `timing_warnings` says (`jarvis config check` prints it, `jarvis run` logs it)."""
+    fake.state.crash(service_name("api"))
+    fake.state.operation_polls = None  # the new revision's operation never finishes
+    app = await make_app([HealPolicy()], loop={"apply_timeout": 0.5})
+
+    (decision,) = (await app.reconciler.tick()).decisions
+
+    assert decision.outcome is not None
+    assert decision.outcome.status is OutcomeStatus.TIMED_OUT
+    assert decision.outcome.detail == "apply did not finish within 0.5s"
+    named = "cloudrun.operation_timeout (5 s) is not shorter than loop.apply_timeout (0.5 s)"
+    assert any(w.startswith(named) for w in timing_warnings(app.settings))
