@@ -95,8 +95,8 @@ class FlipWrite:
         return not self.written and self.busy is None
 
 
-WRITTEN = FlipWrite(written=True)
-DECLINED = FlipWrite(written=False)
+_WRITTEN = FlipWrite(written=True)
+_DECLINED = FlipWrite(written=False)
 
 
 async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> FlipWrite:
@@ -115,10 +115,10 @@ async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> F
     scheme = urlsplit(url).scheme
     if scheme in _SQLITE_SCHEMES:
         path = sqlite_file(url)
-        return DECLINED if path is None else _write_sqlite(path, event, state)
+        return _DECLINED if path is None else _write_sqlite(path, event, state)
     if scheme in _PG_SCHEMES:
         return await _write_postgres(url, event, state)
-    return DECLINED
+    return _DECLINED
 
 
 def sqlite_file(url: str) -> str | None:
@@ -219,11 +219,11 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> Fli
     event_values = _sqlite_values(event)
     connection = sqlite_connect(path, "rw", own_transactions=True)
     if connection is None:
-        return DECLINED
+        return _DECLINED
     try:
         connection.execute("BEGIN IMMEDIATE")
         if sqlite_revision(connection) not in REVISIONS:
-            return DECLINED
+            return _DECLINED
         connection.execute(_SQLITE_EVENT, event_values)
         if state is not None:
             connection.execute(
@@ -238,10 +238,10 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> Fli
             return FlipWrite(
                 written=False, busy=f"{type(exc).__name__}: {exc} (waited {waited:g} s)"
             )
-        return DECLINED
+        return _DECLINED
     finally:
         connection.close()  # an open transaction is rolled back
-    return WRITTEN
+    return _WRITTEN
 
 
 async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> FlipWrite:
@@ -249,11 +249,11 @@ async def _write_postgres(url: str, event: Event, state: KillSwitchState | None)
 
     connection = await pg_connect(url)
     if connection is None:
-        return DECLINED
+        return _DECLINED
     try:
         async with connection.transaction():
             if await pg_revision(connection) not in REVISIONS:
-                return DECLINED
+                return _DECLINED
             await connection.execute(_PG_EVENT, *event_record(event))
             if state is not None:
                 await connection.execute(
@@ -271,7 +271,7 @@ async def _write_postgres(url: str, event: Event, state: KillSwitchState | None)
         # The server's lock_timeout or statement_timeout (a role or database setting).
         return FlipWrite(written=False, busy=f"{type(exc).__name__}: {exc}")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        return DECLINED
+        return _DECLINED
     finally:
         await connection.close()
-    return WRITTEN
+    return _WRITTEN
