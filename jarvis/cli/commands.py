@@ -18,6 +18,7 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
+    err_console,
     event_json,
     fail,
     print_json_lines,
@@ -187,7 +188,8 @@ def db_prune(
 
 @config_app.command("check")
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Validate the configuration and print the effective settings (secrets hidden)."""
+    """Validate the configuration and print the effective settings (secrets hidden), with a
+    warning for each pair of timeouts that cannot work together (`jarvis.config.timing`)."""
     settings = settings_from(ctx)
     from jarvis.app import build_guard, notify_channels
     from jarvis.config import ConfigError
@@ -199,7 +201,13 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     except ConfigError as exc:
         fail(str(exc), 2)
     run(lambda: _builds(settings))
+    from jarvis.config.timing import timing_warnings
+
+    warnings = timing_warnings(settings)  # `jarvis run` logs the same lines at start
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     data = json.loads(settings.model_dump_json())
+    data["warnings"] = warnings
     data["notify_channels"] = sorted(channels)
     data["providers"] = [provider.name for provider in enabled_providers(settings)]
     for key in ("database_url", "redis_url"):

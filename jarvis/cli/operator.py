@@ -86,23 +86,48 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         finally:
             await switch.aclose()
         return state
-    if not await write_flip(settings.database_url, stored, state):
+    written = await write_flip(settings.database_url, stored, state)
+    if written.busy is not None:
+        raise _kept_waiting(settings, "engage" if engaged else "release", written.busy)
+    if written.for_the_store:
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))
     return state
 
 
+def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
+    """The one failure of a direct write a lock held until it gave up (`FlipWrite.busy`).
+
+    The store's path is not tried after it: it would wait on the same lock as long
+    again (11 s, not 5, on a locked SQLite file; 31 s, not 15, on locked PostgreSQL
+    tables) and fail the same way.
+    """
+    from jarvis.cli.commands import masked_url
+    from jarvis.store import StoreError
+
+    where = masked_url(settings.database_url)
+    return StoreError(f"cannot {verb} the kill switch in {where}: {busy}; nothing was written")
+
+
 async def _record_event(settings: Settings, event: Event, *, journal: bool) -> None:
     """Record a flip's event straight through the driver, or through the store, which
-    spools it if the database is away unless ``journal`` is False (StoreError then)."""
+    spools it if the database is away unless ``journal`` is False (StoreError then).
+    After a direct write a lock kept waiting, the event is spooled without a second
+    wait, or (``journal`` False) the failure is raised at once."""
     from jarvis.app import open_store
     from jarvis.store.direct import write_flip
 
-    if await write_flip(settings.database_url, event, None):
+    written = await write_flip(settings.database_url, event, None)
+    if written.written:
         return
+    if written.busy is not None and not journal:
+        raise _kept_waiting(settings, "record", written.busy)
     store = await open_store(settings)
     try:
         store.append([event])
-        await store.flush(journal=journal)
+        if written.busy is None:
+            await store.flush(journal=journal)
+        elif not await store.park():
+            raise _kept_waiting(settings, "record", f"{written.busy}; no spool took it either")
     finally:
         await store.aclose()
 

@@ -13,16 +13,20 @@ made by `jarvis.loop.killswitch.flip` and through the store's `Redactor` and
 PostgreSQL's are the COPY path's (`event_record`);
 `tests/store/test_direct_flip.py` reads both back through the store. When
 this path cannot write (no such database yet, tables missing, a URL it does
-not know, a lock or an outage) or must not (a schema revision a newer Jarvis
-made, which may keep or mean the switch otherwise), `write_flip` says so and
-the CLI takes the store's own path, which migrates, spools and reports errors
-(a newer schema among them) as always.
+not know, an outage) or must not (a schema revision a newer Jarvis made, which
+may keep or mean the switch otherwise), `write_flip` says so and the CLI takes
+the store's own path, which migrates, spools and reports errors (a newer schema
+among them) as always. When it waited out a lock (SQLite's busy timeout, a
+PostgreSQL statement timeout) it says that instead (`FlipWrite.busy`): the
+store's path would wait as long again on the same lock, so the CLI reports the
+one failure.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "FlipWrite",
     "pg_connect",
     "pg_revision",
     "sqlite_connect",
@@ -74,25 +79,46 @@ _SQLITE_EVENT = _INSERT_EVENT.format(_marks("?", len(EVENT_COLUMNS)))
 _SQLITE_SWITCH = _UPSERT_SWITCH.format(_marks("?", 4))
 
 
-async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> bool:
+@dataclass(frozen=True, slots=True)
+class FlipWrite:
+    """What `write_flip` did: committed, declined, or declined after waiting out a lock."""
+
+    written: bool
+    busy: str | None = None
+    """Why the database kept the write waiting until it gave up, on one line (a lock
+    another session holds, a statement that had no answer in time); None otherwise."""
+
+    @property
+    def for_the_store(self) -> bool:
+        """Whether the store's own path should write it: declined, and not for a lock the
+        store's path would wait on as long again."""
+        return not self.written and self.busy is None
+
+
+_WRITTEN = FlipWrite(written=True)
+_DECLINED = FlipWrite(written=False)
+
+
+async def write_flip(url: str, event: Event, state: KillSwitchState | None) -> FlipWrite:
     """Write ``event`` (and ``state`` as the switch row, when given) in one transaction.
 
-    True when committed. False when this path cannot write it, so nothing was
-    written and the caller must use the store's path instead: also for a
-    database at a revision this Jarvis does not know, whose schema a newer
-    Jarvis may read otherwise (the store's path refuses it in one line).
-    Raises only for a programming error (an event that is not a flip, a
-    naive time).
+    Written when committed. Otherwise nothing was written; `FlipWrite.for_the_store`
+    when this path cannot write it and the caller must use the store's path
+    instead: also for a database at a revision this Jarvis does not know, whose
+    schema a newer Jarvis may read otherwise (the store's path refuses it in one
+    line). `FlipWrite.busy` names the wait when a lock held the write until the
+    busy or statement timeout. Raises only for a programming error (an event
+    that is not a flip, a naive time).
     """
     if event.kind not in (EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED):
         raise ValueError(f"{event.kind} is not a kill-switch flip")
     scheme = urlsplit(url).scheme
     if scheme in _SQLITE_SCHEMES:
         path = sqlite_file(url)
-        return path is not None and _write_sqlite(path, event, state)
+        return _DECLINED if path is None else _write_sqlite(path, event, state)
     if scheme in _PG_SCHEMES:
         return await _write_postgres(url, event, state)
-    return False
+    return _DECLINED
 
 
 def sqlite_file(url: str) -> str | None:
@@ -186,15 +212,18 @@ async def pg_connect(url: str) -> asyncpg.Connection[Any] | None:
         return None
 
 
-def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> bool:
+_SQLITE_WAITED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> FlipWrite:
     event_values = _sqlite_values(event)
     connection = sqlite_connect(path, "rw", own_transactions=True)
     if connection is None:
-        return False
+        return _DECLINED
     try:
         connection.execute("BEGIN IMMEDIATE")
         if sqlite_revision(connection) not in REVISIONS:
-            return False
+            return _DECLINED
         connection.execute(_SQLITE_EVENT, event_values)
         if state is not None:
             connection.execute(
@@ -202,30 +231,47 @@ def _write_sqlite(path: str, event: Event, state: KillSwitchState | None) -> boo
                 (int(state.engaged), state.actor, state.reason, sqlite_time(state.changed_at)),
             )
         connection.execute("COMMIT")
-    except sqlite3.Error:
-        return False
+    except sqlite3.Error as exc:
+        # Extended codes (SQLITE_BUSY_SNAPSHOT…) keep the primary one in the low byte.
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_WAITED:
+            waited = BUSY_TIMEOUT_MS / 1000
+            return FlipWrite(
+                written=False, busy=f"{type(exc).__name__}: {exc} (waited {waited:g} s)"
+            )
+        return _DECLINED
     finally:
         connection.close()  # an open transaction is rolled back
-    return True
+    return _WRITTEN
 
 
-async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> bool:
+async def _write_postgres(url: str, event: Event, state: KillSwitchState | None) -> FlipWrite:
     import asyncpg  # noqa: PLC0415 -- loaded already by `pg_connect`
 
     connection = await pg_connect(url)
     if connection is None:
-        return False
+        return _DECLINED
     try:
         async with connection.transaction():
             if await pg_revision(connection) not in REVISIONS:
-                return False
+                return _DECLINED
             await connection.execute(_PG_EVENT, *event_record(event))
             if state is not None:
                 await connection.execute(
                     _PG_SWITCH, state.engaged, state.actor, state.reason, state.changed_at
                 )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        return False
+    except TimeoutError:
+        # The client's statement timeout: a table another session holds locked, most
+        # often; a stalled server would keep the store's path waiting just as long.
+        return FlipWrite(
+            written=False,
+            busy=f"no answer within {STATEMENT_TIMEOUT_S:g} s (a lock held by another "
+            "session, or a stalled server)",
+        )
+    except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as exc:
+        # The server's lock_timeout or statement_timeout (a role or database setting).
+        return FlipWrite(written=False, busy=f"{type(exc).__name__}: {exc}")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return _DECLINED
     finally:
         await connection.close()
-    return True
+    return _WRITTEN

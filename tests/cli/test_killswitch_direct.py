@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -132,5 +134,137 @@ async def test_a_release_into_a_read_only_postgres_is_one_line_and_stays_engaged
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "read-only transaction" in result.stderr
     assert "stays engaged" in released.stderr
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+def _refused_once(result: subprocess.CompletedProcess[str], tmp_path: Path, lock: str) -> None:
+    """One line naming the lock, nothing engaged, and the store's path never opened: its
+    spool's lock file is what opening the store leaves behind."""
+    assert result.returncode == 1, result.stdout
+    assert not (tmp_path / "spool.jsonl.lock").exists(), "the store's path waited again"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert lock in result.stderr, result.stderr
+    assert "nothing was written" in result.stderr, result.stderr
+    assert "ENGAGED" not in result.stdout
+
+
+def test_an_engage_into_a_locked_sqlite_file_waits_once(jarvis: Jarvis, tmp_path: Path) -> None:
+    """Another process holding the file's write lock: the direct path waits out the busy
+    timeout and the command reports that, without a second wait on the store's path."""
+    env = jarvis_env(tmp_path)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    (tmp_path / "spool.jsonl.lock").unlink(missing_ok=True)
+    holder = sqlite3.connect(tmp_path / "jarvis.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+    _refused_once(engaged, tmp_path, "database is locked")
+    with closing(sqlite3.connect(tmp_path / "jarvis.db")) as connection:
+        assert connection.execute("SELECT count(*) FROM killswitch").fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_an_engage_into_locked_postgres_tables_waits_once(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str
+) -> None:
+    """Another session holding the tables locked: the direct path waits out its statement
+    timeout and the command reports that, without a second wait on the store's path."""
+    import asyncpg
+
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    (tmp_path / "spool.jsonl.lock").unlink(missing_ok=True)
+    holder = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE events, killswitch IN ACCESS EXCLUSIVE MODE")
+            engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        assert await holder.fetchval("SELECT count(*) FROM killswitch") == 0
+    finally:
+        await holder.close()
+
+    _refused_once(engaged, tmp_path, "no answer within 15 s")
+
+
+async def _locked_while(
+    pg_url: str, run: Callable[[], subprocess.CompletedProcess[str]]
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``run``'s result with the flip's tables locked by another session, and how many
+    sessions waited on that lock meanwhile (`pg_locks`, polled until ``run`` ends)."""
+    import anyio
+    import asyncpg
+
+    holder = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    waited: set[int] = set()
+    result: list[subprocess.CompletedProcess[str]] = []
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE events, killswitch IN ACCESS EXCLUSIVE MODE")
+            done = anyio.Event()
+
+            async def in_thread() -> None:
+                result.append(await anyio.to_thread.run_sync(run))
+                done.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(in_thread)
+                while not done.is_set():
+                    rows = await holder.fetch(
+                        "SELECT DISTINCT pid FROM pg_locks WHERE NOT granted"
+                        " AND database = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                    )
+                    waited.update(row["pid"] for row in rows)
+                    await anyio.sleep(0.05)  # a poll's pace, not a deadline
+    finally:
+        await holder.close()
+    return result[0], len(waited)
+
+
+@pytest.mark.anyio
+async def test_an_engage_in_redis_recorded_into_locked_tables_waits_once_and_spools(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """The switch lives in Redis and the flip's event cannot get past a lock: one session
+    waits on it (the direct write's), and the event goes to the spool with no second wait."""
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+
+    engaged, waited = await _locked_while(
+        pg_url, lambda: jarvis("killswitch", "engage", "--reason", "drill", env=env)
+    )
+
+    assert engaged.returncode == 0, engaged.stderr
+    assert waited == 1, f"{waited} sessions waited on the lock"
+    assert "killswitch.engaged" in (tmp_path / "spool.jsonl").read_text()
+    status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+@pytest.mark.anyio
+async def test_a_release_in_redis_into_locked_tables_fails_after_one_wait(
+    jarvis: Jarvis, tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """A release must be a row before it takes effect: the one wait fails it in one line,
+    and Redis keeps the switch engaged."""
+    env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    assert jarvis("killswitch", "engage", "--reason", "drill", env=env).returncode == 0
+
+    released, waited = await _locked_while(
+        pg_url, lambda: jarvis("killswitch", "release", "--reason", "all clear", env=env)
+    )
+
+    assert released.returncode == 1, released.stdout
+    assert waited == 1, f"{waited} sessions waited on the lock"
+    assert len(released.stderr.strip().splitlines()) == 1, released.stderr
+    assert "stays engaged" in released.stderr
+    assert "no answer within 15 s" in released.stderr
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert (status["engaged"], status["reason"]) == (True, "drill")

@@ -20,6 +20,7 @@ from jarvis.actuators.cloudrun.actuator import CloudRunActuator
 from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
+from jarvis.config.timing import timing_warnings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler
@@ -29,6 +30,7 @@ from jarvis.model import (
     ActionParams,
     Deploy,
     Health,
+    OutcomeStatus,
     ResourceRef,
     Restart,
     Rollback,
@@ -327,3 +329,22 @@ async def test_an_override_of_a_service_cloud_run_could_not_read_is_still_sent(
     assert report.snapshot.resources[WORKER].health is Health.UNKNOWN
     (decision,) = report.decisions
     assert decision.outcome is not None and decision.outcome.error_code == "PERMISSION_DENIED"
+
+
+async def test_an_operation_timeout_past_the_apply_timeout_is_cut_by_the_apply_and_named(
+    make_app: AppFactory, fake: FakeCloudRun
+) -> None:
+    """``operation_timeout`` 5 s inside a 0.5 s ``loop.apply_timeout``: a restart whose
+    operation is still running is cut by the loop's limit, never Cloud Run's own, as
+    `timing_warnings` says (`jarvis config check` prints it, `jarvis run` logs it)."""
+    fake.state.crash(service_name("api"))
+    fake.state.operation_polls = None  # the new revision's operation never finishes
+    app = await make_app([HealPolicy()], loop={"apply_timeout": 0.5})
+
+    (decision,) = (await app.reconciler.tick()).decisions
+
+    assert decision.outcome is not None
+    assert decision.outcome.status is OutcomeStatus.TIMED_OUT
+    assert decision.outcome.detail == "apply did not finish within 0.5s"
+    named = "cloudrun.operation_timeout (5 s) is not shorter than loop.apply_timeout (0.5 s)"
+    assert any(w.startswith(named) for w in timing_warnings(app.settings))

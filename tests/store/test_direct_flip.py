@@ -8,6 +8,9 @@ flip written through the store, nothing differs.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,7 @@ async def test_a_direct_flip_reads_back_as_the_store_wrote_it(db_url: str) -> No
     try:
         state, event = made()
         assert state.reason == "stop ü\ufffd [redacted] ?"
-        assert await write_flip(db_url, event, state)
+        assert (await write_flip(db_url, event, state)).written
         (stored,) = await store.events()
         assert stored == Event(**{**_fields(event), "id": stored.id})
         assert stored.ts == NOW and stored.ts.utcoffset() == timedelta(0)
@@ -82,11 +85,11 @@ async def test_a_repeated_flip_is_written_once_and_a_release_overwrites(db_url: 
     store = await EventStore.connect(db_url, auto_migrate=True)
     try:
         state, event = made(reason="maintenance")
-        assert await write_flip(db_url, event, state)
-        assert await write_flip(db_url, event, state)
+        assert (await write_flip(db_url, event, state)).written
+        assert (await write_flip(db_url, event, state)).written
         released, release = made(engaged=False, reason="done")
         release = Event(**{**_fields(release), "ts": NOW + timedelta(seconds=1)})
-        assert await write_flip(db_url, release, released)
+        assert (await write_flip(db_url, release, released)).written
         kinds = [e.kind for e in await store.events()]
         assert kinds == [EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED]
         assert (await DbKillSwitch(store.engine).read()) == released
@@ -97,17 +100,19 @@ async def test_a_repeated_flip_is_written_once_and_a_release_overwrites(db_url: 
 async def test_without_a_database_the_direct_path_declines_and_creates_nothing(
     tmp_path: Path, pg_url: str
 ) -> None:
-    """No file, no tables, no such PostgreSQL database: False, for the store's path to take."""
+    """No file, no tables, no such PostgreSQL database: declined, for the store's path to take."""
     state, event = made()
     missing = tmp_path / "none.db"
-    assert not await write_flip(f"sqlite+aiosqlite:///{missing}", event, state)
+    assert (await write_flip(f"sqlite+aiosqlite:///{missing}", event, state)).for_the_store
     assert not missing.exists()
     empty = tmp_path / "empty.db"
     empty.touch()
-    assert not await write_flip(f"sqlite:///{empty}", event, state)
-    assert not await write_flip("sqlite+aiosqlite:///:memory:", event, state)
-    assert not await write_flip(pg_url.rsplit("/", 1)[0] + "/no_such_db_here", event, state)
-    assert not await write_flip("mysql://x/y", event, state)
+    assert (await write_flip(f"sqlite:///{empty}", event, state)).for_the_store
+    assert (await write_flip("sqlite+aiosqlite:///:memory:", event, state)).for_the_store
+    assert (
+        await write_flip(pg_url.rsplit("/", 1)[0] + "/no_such_db_here", event, state)
+    ).for_the_store
+    assert (await write_flip("mysql://x/y", event, state)).for_the_store
 
 
 async def test_only_flips_go_this_way() -> None:
@@ -123,7 +128,7 @@ async def test_a_url_with_sqlalchemy_s_own_parameter_takes_the_direct_path(pg_ur
     try:
         state, event = made(reason="behind pgbouncer")
         url = f"{pg_url}?prepared_statement_cache_size=0&sslmode=disable"
-        assert await write_flip(url, event, state)
+        assert (await write_flip(url, event, state)).written
         assert await DbKillSwitch(store.engine).read() == state
     finally:
         await store.aclose()
@@ -140,7 +145,7 @@ async def test_a_database_a_newer_jarvis_migrated_is_not_written(db_url: str) ->
                 text("UPDATE alembic_version SET version_num = '0099_from_a_newer_jarvis'")
             )
         state, event = made()
-        assert not await write_flip(db_url, event, state)
+        assert (await write_flip(db_url, event, state)).for_the_store
         async with store.engine.connect() as connection:
             assert (await connection.execute(text("SELECT count(*) FROM events"))).scalar() == 0
         assert await DbKillSwitch(store.engine).read() is None
@@ -173,7 +178,7 @@ async def test_a_database_an_older_jarvis_migrated_takes_the_flip(db_url: str) -
     finally:
         await engine.dispose()
     state, event = made()
-    assert await write_flip(db_url, event, state)
+    assert (await write_flip(db_url, event, state)).written
     await upgrade(db_url)
     store = await EventStore.connect(db_url)
     try:
@@ -182,3 +187,45 @@ async def test_a_database_an_older_jarvis_migrated_takes_the_flip(db_url: str) -
         assert await DbKillSwitch(store.engine).read() == state
     finally:
         await store.aclose()
+
+
+async def test_a_lock_held_by_another_session_is_waited_out_once_and_named(db_url: str) -> None:
+    """Another session holds the tables: the write waits its busy or statement timeout,
+    writes nothing and says it was kept waiting, not that the store's path should try."""
+    store = await EventStore.connect(db_url, auto_migrate=True)
+    await store.aclose()
+    state, event = made()
+    async with _holding_the_tables(db_url):
+        result = await write_flip(db_url, event, state)
+    assert not result.written
+    assert not result.for_the_store
+    assert result.busy is not None
+    assert ("database is locked" if db_url.startswith("sqlite") else "no answer") in result.busy
+    store = await EventStore.connect(db_url)
+    try:
+        assert await store.events() == []
+        assert await DbKillSwitch(store.engine).read() is None
+    finally:
+        await store.aclose()
+
+
+@asynccontextmanager
+async def _holding_the_tables(db_url: str) -> AsyncIterator[None]:
+    """Another connection holding the write lock (SQLite) or the tables (PostgreSQL)."""
+    if db_url.startswith("sqlite"):
+        holder = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            holder.close()
+        return
+    import asyncpg
+
+    connection = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with connection.transaction():
+            await connection.execute("LOCK TABLE events, killswitch IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await connection.close()
