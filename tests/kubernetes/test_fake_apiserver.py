@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import urllib3
 from kubernetes import client
 
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -160,3 +161,22 @@ def test_a_forbidden_namespace_answers_rbacs_403_and_the_others_answer(
     )
     listed = apps.list_namespaced_deployment("default").items
     assert [d.metadata.name for d in listed if d.metadata] == ["producer"]
+
+
+def test_a_dropped_answer_closes_the_connection_after_the_write_landed(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """The drop fault on writes serves the PATCH and closes the connection unanswered, once."""
+    apiserver.fault, apiserver.fault_verbs, apiserver.fault_times = "drop", {"patch"}, 1
+    pool = apps.api_client.rest_client.pool_manager
+    url = f"{apiserver.url}/apis/apps/v1/namespaces/default/deployments/producer"
+    body = json.dumps({"metadata": {"labels": {"dropped": "yes"}}}).encode()
+    headers = {"Content-Type": "application/merge-patch+json"}
+
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        pool.request("PATCH", url, body=body, headers=headers, retries=False)
+
+    read = apps.read_namespaced_deployment("producer", "default")
+    assert read.metadata is not None
+    assert (read.metadata.labels or {}).get("dropped") == "yes"
+    assert apiserver.fault is None

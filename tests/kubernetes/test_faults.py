@@ -131,14 +131,14 @@ async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
 async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
     token_server: FakeApiServer,
 ) -> None:
-    """apply() never raises: a 500 is a temporary failure, a hang a timed-out outcome."""
+    """apply() never raises: a 500 is a temporary failure, a hanging write a timed-out outcome."""
     answering = built(token_server)
     hanging = built(token_server, request_timeout=HANG_TIMEOUT)
     restart = Action(PRODUCER, Restart(), policy="heal", reason="crash loop")
     try:
         token_server.fault = "error"
         failed = await answering.apply(restart, new_key())
-        token_server.fault = "hang"
+        token_server.fault, token_server.fault_verbs = "hang", {"patch"}
         hung = await hanging.apply(restart, new_key())
     finally:
         await answering.aclose()
@@ -146,6 +146,47 @@ async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
 
     assert (failed.status, failed.error_kind) == (OutcomeStatus.FAILED, ErrorKind.TEMPORARY)
     assert (hung.status, hung.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+
+
+async def test_a_change_whose_answer_is_lost_is_timed_out_not_failed(
+    token_server: FakeApiServer,
+) -> None:
+    """A PATCH the API server served but whose answer never came (the connection closed)
+    may have landed: the outcome is timed out (unknown), not a failure."""
+    token_server.fault, token_server.fault_verbs, token_server.fault_times = "drop", {"patch"}, 1
+    actuator = built(token_server)
+    key = new_key()
+    try:
+        outcome = await actuator.apply(Action(PRODUCER, Restart(), policy="h", reason="r"), key)
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+    assert "answer was lost" in outcome.detail
+    template = token_server.cluster.deployment_spec("default", "producer")["template"]
+    assert template["metadata"]["annotations"]["jarvis.io/action-key"] == key
+
+
+async def test_a_read_that_hangs_before_any_write_is_a_failure_not_unknown(
+    token_server: FakeApiServer,
+) -> None:
+    """A change whose first read times out sent nothing: a temporary Timeout failure, not a
+    timed-out (unknown) outcome."""
+    token_server.fault, token_server.fault_verbs = "hang", {"get", "list"}
+    actuator = built(token_server, request_timeout=HANG_TIMEOUT)
+    try:
+        outcome = await actuator.apply(
+            Action(PRODUCER, Restart(), policy="h", reason="r"), new_key()
+        )
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind, outcome.error_code) == (
+        OutcomeStatus.FAILED,
+        ErrorKind.TEMPORARY,
+        "Timeout",
+    )
+    assert token_server.writes() == []
 
 
 async def test_observe_gives_up_at_its_own_deadline(token_server: FakeApiServer) -> None:

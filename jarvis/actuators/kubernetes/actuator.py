@@ -61,7 +61,10 @@ image-pull-failing new pods, or a passed progress deadline, make the outcome a
 temporary ``RolloutFailed`` failure, so the retry budget can escalate a crash
 a restart cannot fix. Every write carries the ``resourceVersion`` just read; a
 409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts/
-connection errors -> temporary and 400/401/403/404/422 -> terminal; an object
+connection errors -> temporary and 400/401/403/404/422 -> terminal; a write
+whose answer was lost after it was sent (a read timeout, the connection closed)
+may have landed and is timed out (recorded unknown), while a read that fails
+before any write is an ordinary failure; an object
 the client refuses to parse is terminal ``Unreadable`` (see
 `jarvis.actuators.kubernetes.client`), and in observe makes only its
 Deployment UNKNOWN. The RBAC this needs is in
@@ -89,6 +92,7 @@ from jarvis.actuators.kubernetes.changes import (
 from jarvis.actuators.kubernetes.client import (
     TIMEOUT,
     UNREADABLE,
+    AnswerLostError,
     Unreadable,
     build_api_client,
     to_actuator_error,
@@ -321,8 +325,10 @@ class KubernetesActuator:
                 f"{action.kind} {action.target}",
                 lambda: self._once_more_on_conflict(lambda: handler(request)),
             )
+        except AnswerLostError as exc:
+            return Outcome.timed_out(str(exc))
         except ActuatorError as exc:
-            return Outcome.timed_out(str(exc)) if exc.code == TIMEOUT else exc.outcome()
+            return exc.outcome()
         rolled = isinstance(action.params, Restart | Rollback)
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:
             return await self._verify(namespace, name, detail)

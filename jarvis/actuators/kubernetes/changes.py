@@ -4,7 +4,8 @@ Called by `jarvis.actuators.kubernetes.actuator.KubernetesActuator.apply` in a
 worker thread, once more after a 409 Conflict; each change reads what it
 changes, writes with the ``resourceVersion`` it read, and returns a detail
 (``SKIPPED``-prefixed when nothing was written that a rollout check could
-watch) or raises `ActuatorError`. Every write carries the action's key as the
+watch) or raises `ActuatorError`; `AnswerLostError` when a write was sent and its
+answer lost, so it may have landed. Every write carries the action's key as the
 ``jarvis.io/action-key`` annotation, and an object already carrying it is left
 alone (see the actuator's docstring). The reads of Deployments, HPAs and
 ReplicaSets live here too, shared with observing.
@@ -12,7 +13,7 @@ ReplicaSets live here too, shared with observing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -21,7 +22,14 @@ from typing import Any
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.kubernetes.client import Unreadable, list_items, readable, to_json
+from jarvis.actuators.kubernetes.client import (
+    AnswerLostError,
+    Unreadable,
+    answer_lost,
+    list_items,
+    readable,
+    to_json,
+)
 from jarvis.actuators.kubernetes.observe import (
     ACTION_KEY,
     HASH_LABEL,
@@ -121,6 +129,16 @@ class DeploymentChanges:
         )
         return readable(found, "pod")
 
+    def _patch_deployment(
+        self, namespace: str, name: str, body: dict[str, Any] | list[dict[str, Any]]
+    ) -> None:
+        _sent(
+            f"patching deployment {namespace}/{name}",
+            lambda: self._apps.patch_namespaced_deployment(
+                name, namespace, body, _request_timeout=self._timeout
+            ),
+        )
+
     def scale(self, params: Scale, request: ChangeRequest) -> str:
         namespace, name, key = request.namespace, request.name, request.key
         deployment = self.read(namespace, name)
@@ -139,9 +157,9 @@ class DeploymentChanges:
             return f"already at {current} replicas"
         # The Deployment itself, not /scale: a Scale object cannot carry the
         # key, and one conditional patch writes the count and the key together.
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             {
                 "metadata": {
                     "resourceVersion": _rv(deployment.metadata),
@@ -149,7 +167,6 @@ class DeploymentChanges:
                 },
                 "spec": {"replicas": wanted},
             },
-            _request_timeout=self._timeout,
         )
         return f"scaled from {current} to {wanted} replicas"
 
@@ -173,17 +190,15 @@ class DeploymentChanges:
             )
         if (low, high) == old:
             return f"HPA {hpa_name} already at min {low} max {high}"
-        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            hpa_name,
-            namespace,
-            {
-                "metadata": {
-                    "resourceVersion": _rv(hpa.metadata),
-                    "annotations": {ACTION_KEY: key},
-                },
-                "spec": {"minReplicas": low, "maxReplicas": high},
-            },
-            _request_timeout=self._timeout,
+        body = {
+            "metadata": {"resourceVersion": _rv(hpa.metadata), "annotations": {ACTION_KEY: key}},
+            "spec": {"minReplicas": low, "maxReplicas": high},
+        }
+        _sent(
+            f"patching HPA {namespace}/{hpa_name}",
+            lambda: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                hpa_name, namespace, body, _request_timeout=self._timeout
+            ),
         )
         return f"HPA {hpa_name}: min {old[0]}->{low}, max {old[1]}->{high}"
 
@@ -201,9 +216,9 @@ class DeploymentChanges:
             )
         # RFC 3339 in UTC, exactly what `kubectl rollout restart` writes.
         stamp = request.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             {
                 "metadata": {"resourceVersion": _rv(deployment.metadata)},
                 "spec": {
@@ -212,7 +227,6 @@ class DeploymentChanges:
                     }
                 },
             },
-            _request_timeout=self._timeout,
         )
         return f"restarted (restartedAt={stamp}) from revision {revision_of(deployment.metadata)}"
 
@@ -250,17 +264,26 @@ class DeploymentChanges:
         # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it
         # conditional, so replacing the whole annotation map loses no one's write.
         annotations = {**(meta.annotations or {}), ACTION_KEY: key}
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             [
                 {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(meta)},
                 {"op": "replace", "path": "/spec/template", "value": template},
                 {"op": "add", "path": "/metadata/annotations", "value": annotations},
             ],
-            _request_timeout=self._timeout,
         )
         return f"rolled back from revision {current} to the template of {reached}"
+
+
+def _sent(what: str, write: Callable[[], object]) -> None:
+    """Make ``write``; `AnswerLostError` if it was sent and its answer lost."""
+    try:
+        write()
+    except Exception as exc:
+        if answer_lost(exc):
+            raise AnswerLostError(what, exc) from exc
+        raise
 
 
 def _rollback_target(

@@ -9,8 +9,11 @@ reason as the code).
 
 Which failures are the provider's: an HTTP 429/5xx, a timeout, a connection
 that cannot be made or breaks (urllib3, TLS and socket errors), an answer that
-is not JSON at all. Which are one object's: the client refusing what the API
-server said about it (a pydantic ``ValidationError``: a string where an int
+is not JSON at all. A write whose answer was lost after it was sent (a read
+timeout, a connection closed mid-request: `answer_lost`) may have landed; the
+changes raise `AnswerLostError` for it, which apply records as timed out
+(unknown). Which are one object's: the client refusing what the API server said
+about it (a pydantic ``ValidationError``: a string where an int
 belongs, a malformed timestamp, a required field missing). Those are code
 ``Unreadable`` and terminal: retrying reads the same object again.
 """
@@ -91,6 +94,26 @@ def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
     if isinstance(body, dict) and body.get("kind") == "Status":
         return str(body.get("message") or exc.reason), body.get("reason") or None
     return str(exc.reason or "no reason given"), None
+
+
+class AnswerLostError(ActuatorError):
+    """A write was sent and its answer never came: it may have been made, or not."""
+
+    def __init__(self, what: str, exc: BaseException) -> None:
+        cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+        super().__init__(
+            f"{what}: sent, but its answer was lost ({type(cause).__name__}: {cause}); "
+            "the outcome is unknown",
+            code=TIMEOUT,
+        )
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` may have reached the API server, only its
+    answer lost: a read timeout, or a connection dropped mid-request. A connection never
+    made (refused, a connect timeout, a TLS handshake that failed) sent nothing."""
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(cause, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError)
 
 
 class BadResponseError(Exception):
