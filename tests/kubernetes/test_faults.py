@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from kubernetes import client
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart
+from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart, Scale
 from tests.actions import new_key
 from tests.kubernetes.conftest import FakeClock, ungranted
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -111,6 +112,32 @@ async def test_a_throttled_api_is_reported_as_429_not_as_a_broken_connection(
         ErrorKind.TEMPORARY,
         "TooManyRequests",
     )
+
+
+async def test_a_throttled_request_is_sent_again_after_its_retry_after(
+    token_server: FakeApiServer,
+) -> None:
+    """A 429 is answered before the request is served, so it is sent again after Retry-After
+    (waited on the injected clock): a change and an observe throttled twice both succeed."""
+    settings = KubernetesSettings(host=token_server.url, token=SecretStr(TOKEN), request_timeout=10)
+    clock = FakeClock()
+    actuator = KubernetesActuator.from_settings(settings, clock=clock)
+    start = clock.now()
+    try:
+        token_server.fault, token_server.fault_times = "throttle", 2
+        outcome = await actuator.apply(
+            Action(PRODUCER, Scale(replicas=4), policy="h", reason="r"), new_key()
+        )
+        waited = clock.now() - start
+        token_server.fault, token_server.fault_times = "throttle", 2
+        states = await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert outcome.ok, outcome.detail
+    assert waited == timedelta(seconds=2)
+    assert token_server.cluster.deployment_spec("default", "producer")["replicas"] == 4
+    assert [str(s.ref) for s in states] == ["k8s://default/producer"]
 
 
 async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(

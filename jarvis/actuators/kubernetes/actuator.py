@@ -60,12 +60,14 @@ After a restart or rollback, the new revision's pods are watched for up to
 image-pull-failing new pods, or a passed progress deadline, make the outcome a
 temporary ``RolloutFailed`` failure, so the retry budget can escalate a crash
 a restart cannot fix. Every write carries the ``resourceVersion`` just read; a
-409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts/
-connection errors -> temporary and 400/401/403/404/422 -> terminal; a write
-whose answer was lost after it was sent (a read timeout, the connection closed)
-may have landed and is timed out (recorded unknown), while a read that fails
-before any write is an ordinary failure; an object
-the client refuses to parse is terminal ``Unreadable`` (see
+409 Conflict re-reads and tries once more. A 429 (API Priority and Fairness
+refused the request unserved) is sent again after its ``Retry-After`` (at most
+2 s, waited on the clock), up to three requests in all. API errors map to
+429/5xx/timeouts/connection errors -> temporary and 400/401/403/404/422 ->
+terminal; a write whose answer was lost after it was sent (a read timeout, the
+connection closed) may have landed and is timed out (recorded unknown), while a
+read that fails before any write is an ordinary failure; an object the client
+refuses to parse is terminal ``Unreadable`` (see
 `jarvis.actuators.kubernetes.client`), and in observe makes only its
 Deployment UNKNOWN. The RBAC this needs is in
 deploy/kubernetes/base/rbac.yaml.
@@ -90,11 +92,13 @@ from jarvis.actuators.kubernetes.changes import (
     may_target,
 )
 from jarvis.actuators.kubernetes.client import (
+    THROTTLED_ATTEMPTS,
     TIMEOUT,
     UNREADABLE,
     AnswerLostError,
     Unreadable,
     build_api_client,
+    throttled_wait,
     to_actuator_error,
 )
 from jarvis.actuators.kubernetes.observe import (
@@ -378,10 +382,18 @@ class KubernetesActuator:
     # -- plumbing --------------------------------------------------------------
 
     async def _call(self, what: str, func: Callable[[], T]) -> T:
-        try:
-            return await run_blocking(func, self._limiter)
-        except Exception as exc:  # every SDK failure is classified; none escapes raw
-            raise to_actuator_error(exc, what) from exc
+        """``func`` in a worker thread, sent again after a throttle's Retry-After
+        (`throttled_wait`), up to `THROTTLED_ATTEMPTS` times in all; else classified."""
+        attempt = 1
+        while True:
+            try:
+                return await run_blocking(func, self._limiter)
+            except Exception as exc:  # every SDK failure is classified; none escapes raw
+                wait = throttled_wait(exc)
+                if wait is None or attempt >= THROTTLED_ATTEMPTS:
+                    raise to_actuator_error(exc, what) from exc
+            attempt += 1
+            await self._clock.sleep(wait)
 
 
 def _unreadable(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,6 +45,10 @@ UNREADABLE = "Unreadable"
 """The client refused one object the API server sent: that object's problem."""
 BAD_RESPONSE = "BadResponse"
 _DETAIL_CHARS = 300
+THROTTLED_ATTEMPTS = 3
+"""Requests a throttled call may make, the first included (`throttled_wait`)."""
+MAX_THROTTLE_WAIT = 2.0
+"""The longest Retry-After honoured (API Priority and Fairness answers 1 s), in seconds."""
 
 
 def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
@@ -76,9 +81,9 @@ def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
         ) from exc
     # One retry on a dropped connection, none on a read timeout: a hung API
     # server costs at most two request timeouts, never urllib3's default four.
-    # Not honouring Retry-After: urllib3 would turn a 429 (or 503) that carries
-    # one into a MaxRetryError, losing the API's Status; the 429 is raised as
-    # such, and the loop's backoff and breaker wait instead.
+    # Not honouring Retry-After here: urllib3 would turn a 429 (or 503) that
+    # carries one into a MaxRetryError, losing the API's Status; the actuator
+    # waits out a 429's Retry-After itself (`throttled_wait`), on its clock.
     cfg.retries = urllib3.Retry(
         total=1, read=0, redirect=0, status=0, respect_retry_after_header=False
     )
@@ -209,6 +214,25 @@ def _transport_error(exc: BaseException, what: str) -> ActuatorError | None:
     if isinstance(cause, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
         return ActuatorError(f"{what}: {type(cause).__name__}: {cause}", code=CONNECTION)
     return None
+
+
+def throttled_wait(exc: BaseException) -> float | None:
+    """Seconds to wait before sending a throttled request again; None when ``exc`` is no
+    throttle: a 429 with a Retry-After in seconds, at most `MAX_THROTTLE_WAIT`.
+
+    API Priority and Fairness (and the max-in-flight filter) answer 429 before any
+    handler runs, so nothing was done and even a PATCH may be sent again, as
+    client-go does. A 5xx is not: a write may have landed before it.
+    """
+    if not isinstance(exc, client.ApiException) or exc.status != 429:
+        return None
+    try:
+        seconds = float((exc.headers or {}).get("Retry-After") or "")
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_THROTTLE_WAIT)
 
 
 def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:
