@@ -211,6 +211,30 @@ async def test_rollback_of_a_paused_deployment_is_refused_and_writes_nothing(
     assert apiserver.cluster.deployment_spec("default", "producer")["template"] == staged
 
 
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=5), Restart(), Rollback("")],
+    ids=["scale", "restart", "rollback"],
+)
+async def test_a_deployment_being_deleted_is_not_changed(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, params: ActionParams
+) -> None:
+    """A Deployment with a deletionTimestamp (foreground deletion waiting on its pods) is
+    going away and its controller only syncs status: no change is written, terminal."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    set_image(apiserver, "registry.local/app:v2")
+    stamp = "2025-03-01T09:29:00Z"
+    apiserver.cluster.set_field(
+        "deployments", "default", "producer", "metadata.deletionTimestamp", stamp
+    )
+
+    outcome = await actuator.apply(action(params), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "Deleting")
+    assert f"is being deleted (since {stamp})" in (outcome.detail or "")
+    assert apiserver.writes() == []
+
+
 async def test_rollback_to_an_explicit_version_or_revision(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

@@ -45,7 +45,9 @@ apply() handles:
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
 
-RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``).
+RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``);
+every change refuses a Deployment being deleted (``deletionTimestamp`` set:
+terminal, code ``Deleting``), whose controller only syncs its status.
 
 Every change writes the action's idempotency key as a ``jarvis.io/action-key``
 annotation in the same patch: on the pod template beside ``restartedAt`` for

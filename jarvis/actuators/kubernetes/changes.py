@@ -145,6 +145,7 @@ class DeploymentChanges:
         hpas, unreadable = self.hpas(namespace)
         mine = [hpa for hpa in unreadable if may_target(hpa, name)]
         hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
+        _refuse_deleting(deployment, namespace, name)
         if hpa is not None:
             return self._scale_hpa(namespace, hpa, params, key)
         wanted = params.replicas
@@ -208,6 +209,7 @@ class DeploymentChanges:
         template = deployment.spec.template if deployment.spec else None
         if _carries(template.metadata if template else None, key):
             return f"{SKIPPED} already restarted (key {key})"
+        _refuse_deleting(deployment, namespace, name)
         if deployment.spec is not None and deployment.spec.paused:
             raise ActuatorError(
                 f"cannot restart paused deployment {namespace}/{name} (resume it first)",
@@ -236,6 +238,7 @@ class DeploymentChanges:
         meta = deployment.metadata or client.V1ObjectMeta()
         if _carries(meta, key):
             return f"{SKIPPED} already rolled back (key {key})"
+        _refuse_deleting(deployment, namespace, name)
         spec = deployment.spec
         if spec is not None and spec.paused:
             # As `kubectl rollout undo`: the template of a paused Deployment holds
@@ -274,6 +277,23 @@ class DeploymentChanges:
             ],
         )
         return f"rolled back from revision {current} to the template of {reached}"
+
+
+def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str) -> None:
+    """`ActuatorError` (terminal, ``Deleting``) if the Deployment is being deleted.
+
+    With foreground deletion it lingers, ``deletionTimestamp`` set, until its pods
+    are gone, and its controller only syncs its status: a change would be written,
+    roll nothing out, and read as a success.
+    """
+    since = deployment.metadata.deletion_timestamp if deployment.metadata else None
+    if since is not None:
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is being deleted (since {stamp}): not changed",
+            kind=ErrorKind.TERMINAL,
+            code="Deleting",
+        )
 
 
 def _sent(what: str, write: Callable[[], object]) -> None:
