@@ -57,7 +57,7 @@ class KubernetesSettings(Section):
     New pods that crash-loop or cannot pull their image make the action a
     temporary failure, counted by the retry budget; a rollout still going when
     the time is up is a success (the next ticks observe it). 0 does not watch.
-    Keep it below ``loop.apply_timeout``.
+    With ``verify_poll_seconds`` it must stay below ``loop.apply_timeout`` (`check_fits`).
     """
     verify_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
@@ -92,6 +92,17 @@ class KubernetesSettings(Section):
         if len(chosen) > 1:
             raise ValueError(f"choose one way to reach the cluster, not {' and '.join(chosen)}")
         return self
+
+    def check_fits(self, apply_timeout: float) -> None:
+        """A verified restart or rollback must end before the loop cuts its apply short
+        (the watch may poll once more past ``verify_seconds``), or every one still
+        rolling out would be recorded as timed out (unknown) and charged as failed."""
+        needed = self.verify_seconds + self.verify_poll_seconds
+        if self.verify_seconds > 0 and needed >= apply_timeout:
+            raise ValueError(
+                f"kubernetes.verify_seconds + verify_poll_seconds ({needed:g} s) must be below "
+                f"loop.apply_timeout ({apply_timeout:g} s); lower them, or raise apply_timeout"
+            )
 
     @property
     def auth_mode(self) -> AuthMode:

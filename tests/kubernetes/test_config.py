@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-from jarvis.config import load_settings
+from jarvis.config import ConfigError, load_settings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import ErrorKind
 from tests.kubernetes.conftest import FakeClock
@@ -64,6 +64,23 @@ def test_the_toml_table_lands_in_the_settings(tmp_path: Path) -> None:
     assert settings.kubernetes.auth_mode == "in_cluster"
     assert settings.kubernetes.namespaces == ["prod", "staging"]
     assert settings.kubernetes.label_selector == "team=audio"
+
+
+def test_a_verification_longer_than_the_apply_timeout_is_refused(tmp_path: Path) -> None:
+    """verify_seconds (with its last poll) past loop.apply_timeout would have the loop cut
+    every verified restart and record it unknown: a one-line error at load instead."""
+    path = tmp_path / "jarvis.toml"
+    path.write_text(
+        "[loop]\napply_timeout = 20\n[kubernetes]\nverify_seconds = 30\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+
+    assert (
+        "kubernetes.verify_seconds + verify_poll_seconds (32 s) must be below "
+        "loop.apply_timeout (20 s)"
+    ) in str(raised.value)
 
 
 @pytest.mark.anyio
