@@ -9,7 +9,9 @@ runs synchronously, as the real one would eventually: a changed pod template
 makes (or reuses) a ReplicaSet with the next ``deployment.kubernetes.io/revision``,
 pods are created for it, old ReplicaSets are scaled down once the new one is
 available, and the Deployment's status and conditions are recomputed. An
-autoscaling/v2 HPA clamps its target's replicas to its min/max.
+autoscaling/v2 HPA clamps its target's replicas to its min/max, except a target
+at 0 replicas (with a min above 0), which it leaves alone with ``ScalingActive``
+False, reason ``ScalingDisabled``: Kubernetes' implicit maintenance mode.
 """
 
 from __future__ import annotations
@@ -427,13 +429,25 @@ class FakeCluster:
             if d is None or hpa["spec"]["scaleTargetRef"]["name"] != deployment:
                 continue
             low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
-            wanted = min(max(d["spec"]["replicas"], low), high)
+            disabled = d["spec"]["replicas"] == 0 and low != 0
+            wanted = 0 if disabled else min(max(d["spec"]["replicas"], low), high)
             if wanted != d["spec"]["replicas"]:
                 d["spec"]["replicas"] = wanted
                 d["metadata"]["generation"] += 1
                 self._bump(d)
                 self._reconcile(namespace, deployment)
             status: Obj = {"currentReplicas": d["status"]["replicas"], "desiredReplicas": wanted}
+            if disabled:
+                status["conditions"] = [
+                    {
+                        "type": "ScalingActive",
+                        "status": "False",
+                        "reason": "ScalingDisabled",
+                        "message": "scaling is disabled since the replica count of the target "
+                        "is zero",
+                        "lastTransitionTime": CREATED,
+                    }
+                ]
             if hpa.get("_cpu") is not None:
                 status["currentMetrics"] = [
                     {

@@ -105,6 +105,23 @@ async def test_scale_with_an_hpa_moves_its_bounds_instead(
     assert cluster.deployment_spec("default", "producer")["replicas"] == 3
 
 
+async def test_scaling_a_deployment_at_zero_under_an_hpa_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Deployment scaled to 0 deactivates its HPA (Kubernetes' maintenance mode): moving the
+    HPA's bounds would scale nothing yet read as a success, so it is refused, writing nothing."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=0)
+    cluster.add_hpa("default", "producer-hpa", target="producer", min_replicas=1, max_replicas=4)
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AutoscalingDisabled")
+    assert "at 0 replicas" in (outcome.detail or "")
+    assert apiserver.writes() == []
+    assert cluster.deployment_spec("default", "producer")["replicas"] == 0
+
+
 async def test_scale_with_inverted_hpa_bounds_is_terminal(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

@@ -163,6 +163,22 @@ def test_a_forbidden_namespace_answers_rbacs_403_and_the_others_answer(
     assert [d.metadata.name for d in listed if d.metadata] == ["producer"]
 
 
+def test_an_hpa_leaves_a_target_scaled_to_zero_alone(apiserver: FakeApiServer) -> None:
+    """A Deployment at 0 replicas deactivates its HPA (min above 0), as Kubernetes' implicit
+    maintenance mode: raising the HPA's min does not scale it."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "idle", replicas=0)
+    cluster.add_hpa("default", "idle", target="idle", min_replicas=1, max_replicas=4)
+    body = {"spec": {"minReplicas": 3}}
+    cluster.patch(
+        "horizontalpodautoscalers", "default", "idle", body, "application/merge-patch+json"
+    )
+
+    hpa = cluster.get("horizontalpodautoscalers", "default", "idle")
+    assert cluster.deployment_spec("default", "idle")["replicas"] == 0
+    assert hpa["status"]["conditions"][0]["reason"] == "ScalingDisabled"
+
+
 def test_a_dropped_answer_closes_the_connection_after_the_write_landed(
     apiserver: FakeApiServer, apps: client.AppsV1Api
 ) -> None:

@@ -38,7 +38,9 @@ apply() handles:
 
 - SCALE: ``spec.replicas`` of the Deployment; when an HPA targets the
   Deployment, its min/max instead (min = ``min_replicas`` or ``replicas``, max =
-  ``max_replicas`` or at least min), since the HPA would undo a direct scale.
+  ``max_replicas`` or at least min), since the HPA would undo a direct scale;
+  refused (terminal, ``AutoscalingDisabled``) while the Deployment is at 0
+  replicas, which deactivates the HPA (Kubernetes' maintenance mode).
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
   ``kubectl rollout restart`` does.
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a

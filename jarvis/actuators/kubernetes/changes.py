@@ -147,6 +147,7 @@ class DeploymentChanges:
         hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
         _refuse_deleting(deployment, namespace, name)
         if hpa is not None:
+            _refuse_idle_hpa(deployment, hpa, namespace)
             return self._scale_hpa(namespace, hpa, params, key)
         wanted = params.replicas
         if wanted is None or wanted < 0:
@@ -293,6 +294,30 @@ def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str)
             f"deployment {namespace}/{name} is being deleted (since {stamp}): not changed",
             kind=ErrorKind.TERMINAL,
             code="Deleting",
+        )
+
+
+def _refuse_idle_hpa(
+    deployment: client.V1Deployment, hpa: client.V2HorizontalPodAutoscaler, namespace: str
+) -> None:
+    """`ActuatorError` (terminal, ``AutoscalingDisabled``) if the HPA is deactivated.
+
+    A target scaled to 0 under an HPA whose min is above 0 is Kubernetes' implicit
+    maintenance mode: the HPA leaves it alone (``ScalingActive`` False) until someone
+    scales the Deployment itself, so moving the HPA's bounds would scale nothing,
+    and scaling the Deployment would end a maintenance an operator started.
+    """
+    replicas = deployment.spec.replicas if deployment.spec else None
+    low = hpa.spec.min_replicas if hpa.spec and hpa.spec.min_replicas is not None else 1
+    if replicas == 0 and low != 0:
+        name = deployment.metadata.name if deployment.metadata else ""
+        hpa_name = hpa.metadata.name if hpa.metadata else ""
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is at 0 replicas, which deactivates HPA "
+            f"{hpa_name} (maintenance mode): not scaled; scale the Deployment by hand to "
+            "resume autoscaling",
+            kind=ErrorKind.TERMINAL,
+            code="AutoscalingDisabled",
         )
 
 
