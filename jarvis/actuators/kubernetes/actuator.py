@@ -34,6 +34,10 @@ turns them into a `ResourceState`:
   waiting reasons), ``autoscaler`` (HPA name/min/max/current/desired, or null)
   and ``min_replicas_owner`` ("hpa" | "deployment").
 
+A Deployment being deleted (``deletionTimestamp`` set) is UNKNOWN instead, with
+"being deleted (since TIME): not acted on" as its detail, and what it owns is
+not read: no policy acts on it.
+
 apply() handles:
 
 - SCALE: ``spec.replicas`` of the Deployment; when an HPA targets the
@@ -106,6 +110,7 @@ from jarvis.actuators.kubernetes.client import (
     to_actuator_error,
 )
 from jarvis.actuators.kubernetes.observe import (
+    being_deleted,
     deployment_ref,
     deployment_state,
     owned_by,
@@ -241,11 +246,17 @@ class KubernetesActuator:
             # The list is one call; each Deployment kept costs two (its ReplicaSets, its pods).
             deployments = [d for d in deployments if scope.keeps(deployment_ref(d))]
         unknown, nameless = _unreadable(namespace, deployments, bad_deployments, bad_hpas, scope)
+        # Not unreadable, so no problem to report: just nothing to act on.
+        deleting = {
+            deployment_ref(d): f"{why}: not acted on"
+            for d in deployments
+            if (why := being_deleted(d)) is not None and deployment_ref(d) not in unknown
+        }
         observed = await _gather(
             [
                 partial(self._observe_deployment, d, hpas)
                 for d in deployments
-                if deployment_ref(d) not in unknown
+                if deployment_ref(d) not in unknown and deployment_ref(d) not in deleting
             ]
         )
         now = self._clock.now()
@@ -254,7 +265,8 @@ class KubernetesActuator:
             *(why for _, why in sorted(unknown.items(), key=lambda item: str(item[0]))),
         ]
         states = [
-            ResourceState(ref, Health.UNKNOWN, now, detail=why) for ref, why in unknown.items()
+            ResourceState(ref, Health.UNKNOWN, now, detail=why)
+            for ref, why in [*unknown.items(), *deleting.items()]
         ]
         for state, why in observed:
             states.append(state)

@@ -34,6 +34,7 @@ from jarvis.actuators.kubernetes.observe import (
     ACTION_KEY,
     HASH_LABEL,
     RESTARTED_AT,
+    being_deleted,
     fingerprint,
     newest_first,
     owned_by,
@@ -281,17 +282,12 @@ class DeploymentChanges:
 
 
 def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str) -> None:
-    """`ActuatorError` (terminal, ``Deleting``) if the Deployment is being deleted.
-
-    With foreground deletion it lingers, ``deletionTimestamp`` set, until its pods
-    are gone, and its controller only syncs its status: a change would be written,
-    roll nothing out, and read as a success.
-    """
-    since = deployment.metadata.deletion_timestamp if deployment.metadata else None
-    if since is not None:
-        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`ActuatorError` (terminal, ``Deleting``) if the Deployment is `being_deleted`: a
+    change would be written, roll nothing out, and read as a success."""
+    deleting = being_deleted(deployment)
+    if deleting is not None:
         raise ActuatorError(
-            f"deployment {namespace}/{name} is being deleted (since {stamp}): not changed",
+            f"deployment {namespace}/{name} is {deleting}: not changed",
             kind=ErrorKind.TERMINAL,
             code="Deleting",
         )
