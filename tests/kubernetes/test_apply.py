@@ -122,6 +122,39 @@ async def test_scaling_a_deployment_at_zero_under_an_hpa_is_refused(
     assert cluster.deployment_spec("default", "producer")["replicas"] == 0
 
 
+async def test_scaling_through_an_hpa_another_controller_owns_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """An HPA with a controlling owner (KEDA's ScaledObject) has its spec rewritten from that
+    owner, so new bounds would be undone: refused, writing nothing, naming the owner."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.add_hpa(
+        "default", "keda-hpa-producer", target="producer", min_replicas=2, max_replicas=4
+    )
+    owner = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "name": "producer",
+        "uid": "5f0c4f2e-0000-4000-8000-000000000001",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    cluster.set_field(
+        "horizontalpodautoscalers",
+        "default",
+        "keda-hpa-producer",
+        "metadata.ownerReferences",
+        [owner],
+    )
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AutoscalerManaged")
+    assert "ScaledObject producer (keda.sh/v1alpha1)" in (outcome.detail or "")
+    assert apiserver.writes() == []
+
+
 async def test_scale_with_inverted_hpa_bounds_is_terminal(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

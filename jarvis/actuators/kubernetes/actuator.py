@@ -44,7 +44,9 @@ apply() handles:
   Deployment, its min/max instead (min = ``min_replicas`` or ``replicas``, max =
   ``max_replicas`` or at least min), since the HPA would undo a direct scale;
   refused (terminal, ``AutoscalingDisabled``) while the Deployment is at 0
-  replicas, which deactivates the HPA (Kubernetes' maintenance mode).
+  replicas, which deactivates the HPA (Kubernetes' maintenance mode), and
+  (``AutoscalerManaged``) when another controller owns the HPA (KEDA's
+  ScaledObject), which would undo the new bounds.
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
   ``kubectl rollout restart`` does.
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a

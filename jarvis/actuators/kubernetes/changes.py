@@ -149,6 +149,7 @@ class DeploymentChanges:
         _refuse_deleting(deployment, namespace, name)
         if hpa is not None:
             _refuse_idle_hpa(deployment, hpa, namespace)
+            _refuse_managed_hpa(hpa, namespace)
             return self._scale_hpa(namespace, hpa, params, key)
         wanted = params.replicas
         if wanted is None or wanted < 0:
@@ -314,6 +315,24 @@ def _refuse_idle_hpa(
             "resume autoscaling",
             kind=ErrorKind.TERMINAL,
             code="AutoscalingDisabled",
+        )
+
+
+def _refuse_managed_hpa(hpa: client.V2HorizontalPodAutoscaler, namespace: str) -> None:
+    """`ActuatorError` (terminal, ``AutoscalerManaged``) if another controller owns the HPA.
+
+    KEDA makes an HPA for each ScaledObject and rewrites its spec from it: bounds
+    Jarvis set there would be undone, and the next tick would set them again.
+    """
+    refs = (hpa.metadata.owner_references if hpa.metadata else None) or []
+    owner = next((ref for ref in refs if ref.controller), None)
+    if owner is not None:
+        hpa_name = hpa.metadata.name if hpa.metadata else ""
+        raise ActuatorError(
+            f"HPA {namespace}/{hpa_name} is managed by {owner.kind} {owner.name} "
+            f"({owner.api_version}), which rewrites its bounds: not scaled; change them there",
+            kind=ErrorKind.TERMINAL,
+            code="AutoscalerManaged",
         )
 
 
