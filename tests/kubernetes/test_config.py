@@ -41,12 +41,34 @@ def test_defaults_read_the_kubeconfig_for_managed_deployments_in_default() -> No
         ({"host": "bogus", "token": "t"}, "must be an https:// URL"),
         ({"host": "http://10.0.0.1:6443", "token": "t"}, "must be an https:// URL"),
         ({"host": "https://h:notaport", "token": "t"}, "must be an https:// URL"),
+        # The API server answers 400 to these on every list: every observe failed.
+        ({"label_selector": "app in (a,b"}, "label_selector: not a label selector"),
+        ({"label_selector": "a=b=c"}, "label_selector: not a label selector"),
+        ({"label_selector": "équipe=audio"}, "label_selector: not a label selector"),
+        ({"label_selector": "a=b,"}, "label_selector: not a label selector"),
+        ({"label_selector": "team = audio x"}, "label_selector: not a label selector"),
     ],
 )
 def test_invalid_sections_are_rejected(fields: dict[str, object], message: str) -> None:
     """Contradictory or malformed settings fail validation with a message saying why."""
     with pytest.raises(ValidationError, match=message):
         KubernetesSettings.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "",
+        "jarvis.io/managed=true",
+        "app in (web, api),!legacy,tier!=db,env",
+        "team==audio, track notin (beta)",
+        "version>2,shard<10",
+        "empty=",
+    ],
+)
+def test_label_selectors_the_api_server_parses_are_accepted(selector: str) -> None:
+    """Every form of the label-selector grammar (equality, sets, existence, gt/lt) is kept."""
+    assert KubernetesSettings(label_selector=selector).label_selector == selector
 
 
 def test_the_toml_table_lands_in_the_settings(tmp_path: Path) -> None:
