@@ -19,8 +19,10 @@ Every request is recorded as a `Call` (RBAC verb + resource) so a test can
 hold the Role in deploy/kubernetes against what the actuator really did.
 `fault` switches the server to answering 500, hanging, throttling (429
 TooManyRequests with ``Retry-After: 1``, as API Priority and Fairness rejects a
-request it has no seat for, before any handler runs) or dropping the answer (the
-request is served, a write lands, and the connection closes before the answer);
+request it has no seat for, before any handler runs), dropping the answer (the
+request is served, a write lands, and the connection closes before the answer)
+or answering late (served, then 504 Timeout, as the API server's timeout filter
+answers a request its handler is still finishing);
 `fault_verbs` limits it to some RBAC verbs (``{"patch"}``: writes only) and
 `fault_times` to that many requests, after which it clears. `forbidden`
 answers 403 in the namespaces named, as RBAC does where no RoleBinding grants
@@ -42,7 +44,7 @@ from tests.kubernetes.fake_cluster import KINDS, ApiError, FakeCluster
 from tests.kubernetes.fake_leases import FakeLeases
 from tests.kubernetes.fake_patch import JSON_PATCH, MERGE, STRATEGIC
 
-Fault = Literal["error", "hang", "throttle", "drop"] | None
+Fault = Literal["error", "hang", "throttle", "drop", "late"] | None
 
 _ROUTES = [
     re.compile(
@@ -267,6 +269,10 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             # Served, and the answer lost on the way back: the connection just closes.
             self.close_connection = True
+            return
+        if fault == "late":
+            message = "Timeout: request did not complete within requested timeout"
+            self._send(504, _status(504, "Timeout", f"{message} - context deadline exceeded"))
             return
         self._send(code, body)
 

@@ -194,6 +194,25 @@ async def test_a_change_whose_answer_is_lost_is_timed_out_not_failed(
     assert template["metadata"]["annotations"]["jarvis.io/action-key"] == key
 
 
+async def test_a_change_answered_504_timeout_is_timed_out_not_failed(
+    token_server: FakeApiServer,
+) -> None:
+    """A PATCH answered 504 Timeout (the API server's own deadline passed while its handler
+    went on) may still land: timed out (unknown), not a temporary failure."""
+    token_server.fault, token_server.fault_verbs, token_server.fault_times = "late", {"patch"}, 1
+    actuator = built(token_server)
+    try:
+        outcome = await actuator.apply(
+            Action(PRODUCER, Scale(replicas=5), policy="h", reason="r"), new_key()
+        )
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+    assert "HTTP 504" in outcome.detail
+    assert token_server.cluster.deployment_spec("default", "producer")["replicas"] == 5
+
+
 async def test_a_read_that_hangs_before_any_write_is_a_failure_not_unknown(
     token_server: FakeApiServer,
 ) -> None:

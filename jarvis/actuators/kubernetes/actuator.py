@@ -75,7 +75,7 @@ refused the request unserved) is sent again after its ``Retry-After`` (at most
 2 s, waited on the clock), up to three requests in all. API errors map to
 429/5xx/timeouts/connection errors -> temporary and 400/401/403/404/422 ->
 terminal; a write whose answer was lost after it was sent (a read timeout, the
-connection closed) may have landed and is timed out (recorded unknown), while a
+connection closed, a 504) may have landed and is timed out (recorded unknown), while a
 read that fails before any write is an ordinary failure; an object the client
 refuses to parse is terminal ``Unreadable`` (see
 `jarvis.actuators.kubernetes.client`), and in observe makes only its

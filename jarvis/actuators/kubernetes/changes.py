@@ -337,12 +337,13 @@ def _refuse_managed_hpa(hpa: client.V2HorizontalPodAutoscaler, namespace: str) -
 
 
 def _sent(what: str, write: Callable[[], object]) -> None:
-    """Make ``write``; `AnswerLostError` if it was sent and its answer lost."""
+    """Make ``write``; `AnswerLostError` if it was sent and may have been made unanswered."""
     try:
         write()
     except Exception as exc:
-        if answer_lost(exc):
-            raise AnswerLostError(what, exc) from exc
+        why = answer_lost(exc)
+        if why is not None:
+            raise AnswerLostError(what, why) from exc
         raise
 
 

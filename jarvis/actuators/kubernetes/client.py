@@ -10,7 +10,7 @@ reason as the code).
 Which failures are the provider's: an HTTP 429/5xx, a timeout, a connection
 that cannot be made or breaks (urllib3, TLS and socket errors), an answer that
 is not JSON at all. A write whose answer was lost after it was sent (a read
-timeout, a connection closed mid-request: `answer_lost`) may have landed; the
+timeout, a connection closed mid-request, a 504: `answer_lost`) may have landed; the
 changes raise `AnswerLostError` for it, which apply records as timed out
 (unknown). Which are one object's: the client refusing what the API server said
 about it (a pydantic ``ValidationError``: a string where an int
@@ -40,6 +40,7 @@ M = TypeVar("M")
 #: Codes that retrying the same request cannot fix.
 TERMINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 415, 422})
 TIMEOUT = "Timeout"
+GATEWAY_TIMEOUT = 504
 CONNECTION = "ConnectionError"
 UNREADABLE = "Unreadable"
 """The client refused one object the API server sent: that object's problem."""
@@ -102,23 +103,29 @@ def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
 
 
 class AnswerLostError(ActuatorError):
-    """A write was sent and its answer never came: it may have been made, or not."""
+    """A write was sent and no answer said what became of it: it may have been made, or not."""
 
-    def __init__(self, what: str, exc: BaseException) -> None:
-        cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-        super().__init__(
-            f"{what}: sent, but its answer was lost ({type(cause).__name__}: {cause}); "
-            "the outcome is unknown",
-            code=TIMEOUT,
-        )
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: sent, but {why}; the outcome is unknown", code=TIMEOUT)
 
 
-def answer_lost(exc: BaseException) -> bool:
-    """Whether a request that raised ``exc`` may have reached the API server, only its
-    answer lost: a read timeout, or a connection dropped mid-request. A connection never
-    made (refused, a connect timeout, a TLS handshake that failed) sent nothing."""
+def answer_lost(exc: BaseException) -> str | None:
+    """Why a write that raised ``exc`` may have been made, or None when it was not.
+
+    Its answer was lost (a read timeout, a connection dropped mid-request), or was a
+    504: the API server's own deadline passed (or a proxy's in front of it) while the
+    handler may still be writing. A connection never made (refused, a connect
+    timeout, a TLS handshake that failed) sent nothing; any other answer is final.
+    """
+    if isinstance(exc, client.ApiException):
+        if exc.status != GATEWAY_TIMEOUT:
+            return None
+        message, _ = _status_message(exc)
+        return f"answered HTTP 504 {message}"
     cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    return isinstance(cause, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError)
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError):
+        return f"its answer was lost ({type(cause).__name__}: {cause})"
+    return None
 
 
 class BadResponseError(Exception):
