@@ -155,6 +155,23 @@ async def test_scaling_through_an_hpa_another_controller_owns_is_refused(
     assert apiserver.writes() == []
 
 
+async def test_scaling_a_deployment_two_hpas_target_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Two HPAs on one Deployment both stand down (AmbiguousSelector): moving one's bounds
+    would scale nothing, so the scale is refused, naming both, writing nothing."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.add_hpa("default", "producer-cpu", target="producer", min_replicas=2, max_replicas=4)
+    cluster.add_hpa("default", "producer-queue", target="producer", min_replicas=2, max_replicas=6)
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AmbiguousAutoscalers")
+    assert "producer-cpu, producer-queue" in (outcome.detail or "")
+    assert apiserver.writes() == []
+
+
 async def test_scale_with_inverted_hpa_bounds_is_terminal(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:

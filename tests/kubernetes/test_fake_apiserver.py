@@ -179,6 +179,24 @@ def test_an_hpa_leaves_a_target_scaled_to_zero_alone(apiserver: FakeApiServer) -
     assert hpa["status"]["conditions"][0]["reason"] == "ScalingDisabled"
 
 
+def test_two_hpas_on_one_target_both_stand_down(apiserver: FakeApiServer) -> None:
+    """Two HPAs targeting one Deployment leave it alone, each ScalingActive False with reason
+    AmbiguousSelector (Kubernetes 1.26+), however their bounds are set."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "web", replicas=2)
+    cluster.add_hpa("default", "web-cpu", target="web", min_replicas=1, max_replicas=4)
+    cluster.add_hpa("default", "web-queue", target="web", min_replicas=3, max_replicas=6)
+
+    reasons = [
+        cluster.get("horizontalpodautoscalers", "default", name)["status"]["conditions"][0][
+            "reason"
+        ]
+        for name in ("web-cpu", "web-queue")
+    ]
+    assert cluster.deployment_spec("default", "web")["replicas"] == 2
+    assert reasons == ["AmbiguousSelector", "AmbiguousSelector"]
+
+
 def test_a_dropped_answer_closes_the_connection_after_the_write_landed(
     apiserver: FakeApiServer, apps: client.AppsV1Api
 ) -> None:

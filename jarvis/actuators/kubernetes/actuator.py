@@ -46,7 +46,8 @@ apply() handles:
   refused (terminal, ``AutoscalingDisabled``) while the Deployment is at 0
   replicas, which deactivates the HPA (Kubernetes' maintenance mode), and
   (``AutoscalerManaged``) when another controller owns the HPA (KEDA's
-  ScaledObject), which would undo the new bounds.
+  ScaledObject), which would undo the new bounds, and (``AmbiguousAutoscalers``)
+  when several HPAs target it, which Kubernetes 1.26+ all stops.
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
   ``kubectl rollout restart`` does.
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a

@@ -145,12 +145,11 @@ class DeploymentChanges:
         deployment = self.read(namespace, name)
         hpas, unreadable = self.hpas(namespace)
         mine = [hpa for hpa in unreadable if may_target(hpa, name)]
-        hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
+        targeting = hpas_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
         _refuse_deleting(deployment, namespace, name)
-        if hpa is not None:
-            _refuse_idle_hpa(deployment, hpa, namespace)
-            _refuse_managed_hpa(hpa, namespace)
-            return self._scale_hpa(namespace, hpa, params, key)
+        if targeting:
+            _refuse_hpa_scale(deployment, targeting, namespace)
+            return self._scale_hpa(namespace, targeting[0], params, key)
         wanted = params.replicas
         if wanted is None or wanted < 0:
             raise ActuatorError(f"scale needs replicas >= 0, got {wanted}", kind=ErrorKind.TERMINAL)
@@ -294,6 +293,28 @@ def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str)
         )
 
 
+def _refuse_hpa_scale(
+    deployment: client.V1Deployment,
+    targeting: list[client.V2HorizontalPodAutoscaler],
+    namespace: str,
+) -> None:
+    """`ActuatorError` (terminal) when new bounds on the HPA would scale nothing."""
+    if len(targeting) > 1:
+        # Kubernetes 1.26+ stands every one of them down (AmbiguousSelector).
+        names = ", ".join(
+            sorted((h.metadata.name if h.metadata else None) or "" for h in targeting)
+        )
+        name = (deployment.metadata.name if deployment.metadata else None) or ""
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is the target of several HPAs ({names}), which "
+            "Kubernetes all stops: not scaled; keep one",
+            kind=ErrorKind.TERMINAL,
+            code="AmbiguousAutoscalers",
+        )
+    _refuse_idle_hpa(deployment, targeting[0], namespace)
+    _refuse_managed_hpa(targeting[0], namespace)
+
+
 def _refuse_idle_hpa(
     deployment: client.V1Deployment, hpa: client.V2HorizontalPodAutoscaler, namespace: str
 ) -> None:
@@ -392,14 +413,23 @@ def _carries(meta: client.V1ObjectMeta | None, key: str) -> bool:
     return bool(meta and meta.annotations and meta.annotations.get(ACTION_KEY) == key)
 
 
-def hpa_for(
+def hpas_for(
     deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
-) -> client.V2HorizontalPodAutoscaler | None:
+) -> list[client.V2HorizontalPodAutoscaler]:
+    """The HPAs whose scale target is ``deployment``."""
+    found = []
     for hpa in hpas:
         ref = hpa.spec.scale_target_ref if hpa.spec else None
         if ref is not None and ref.kind == "Deployment" and ref.name == deployment:
-            return hpa
-    return None
+            found.append(hpa)
+    return found
+
+
+def hpa_for(
+    deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
+) -> client.V2HorizontalPodAutoscaler | None:
+    """The first of `hpas_for` (observe reports one autoscaler), or None."""
+    return next(iter(hpas_for(deployment, hpas)), None)
 
 
 def may_target(hpa: Unreadable, deployment: str) -> bool:
