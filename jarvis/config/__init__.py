@@ -150,10 +150,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _local_fits_an_apply(self) -> Settings:
+    def _applies_fit_the_loop(self) -> Settings:
         if self.local is not None:
             self.local.check_fits(self.loop.apply_timeout)
             self.local.check_inherits(secret_variables(self))
+        if self.kubernetes is not None:
+            self.kubernetes.check_fits(self.loop.apply_timeout)
         return self
 
     @field_validator("read_token")

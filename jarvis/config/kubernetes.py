@@ -10,6 +10,7 @@ module imports no SDK.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,20 @@ from jarvis.config.sections import Section
 from jarvis.config.urls import https_or_loopback
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# The label-selector grammar the API server parses (apimachinery's labels.Parse):
+# requirements split on commas outside parentheses, each `key`, `!key`, `key=v`,
+# `key==v`, `key!=v`, `key in (v, ...)`, `key notin (v, ...)`, `key>N` or `key<N`.
+_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_KEY = rf"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?{_NAME}"
+_VALUE = rf"(?:{_NAME})?"
+_REQUIREMENT = re.compile(
+    rf"""\s*(?:
+        !\s*{_KEY}
+      | {_KEY}\s*(?:(?:==|=|!=)\s*{_VALUE}|[<>]\s*-?[0-9]+)?
+      | {_KEY}\s+(?:in|notin)\s*\(\s*{_VALUE}(?:\s*,\s*{_VALUE})*\s*\)
+    )\s*""",
+    re.VERBOSE,
+)
 
 AuthMode = Literal["token", "in_cluster", "kubeconfig"]
 
@@ -31,7 +46,10 @@ class KubernetesSettings(Section):
     ] = Field(default_factory=lambda: ["default"])
     """Namespaces whose Deployments Jarvis observes and may act on."""
     label_selector: str = "jarvis.io/managed=true"
-    """Only Deployments matching this selector are managed; "" manages them all."""
+    """Only Deployments matching this selector are managed; "" manages them all.
+
+    Checked against the API server's grammar at load (not the length limits).
+    """
 
     in_cluster: bool = False
     """Use the pod's service account (token and CA mounted by Kubernetes)."""
@@ -57,11 +75,24 @@ class KubernetesSettings(Section):
     New pods that crash-loop or cannot pull their image make the action a
     temporary failure, counted by the retry budget; a rollout still going when
     the time is up is a success (the next ticks observe it). 0 does not watch.
-    Keep it below ``loop.apply_timeout``.
+    With ``verify_poll_seconds`` it must stay below ``loop.apply_timeout`` (`check_fits`).
     """
     verify_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     """API requests in flight at once (worker threads)."""
+
+    @field_validator("label_selector")
+    @classmethod
+    def _parses_as_a_selector(cls, value: str) -> str:
+        # The API server answered 400 to every list: each observe failed, config check passed.
+        if value.strip() and not all(
+            _REQUIREMENT.fullmatch(part) for part in re.split(r",(?![^(]*\))", value)
+        ):
+            raise ValueError(
+                f"label_selector: not a label selector the API server parses: {value[:200]!r} "
+                '(e.g. "jarvis.io/managed=true,tier in (web, api),!legacy")'
+            )
+        return value
 
     @field_validator("host")
     @classmethod
@@ -92,6 +123,17 @@ class KubernetesSettings(Section):
         if len(chosen) > 1:
             raise ValueError(f"choose one way to reach the cluster, not {' and '.join(chosen)}")
         return self
+
+    def check_fits(self, apply_timeout: float) -> None:
+        """A verified restart or rollback must end before the loop cuts its apply short
+        (the watch may poll once more past ``verify_seconds``), or every one still
+        rolling out would be recorded as timed out (unknown) and charged as failed."""
+        needed = self.verify_seconds + self.verify_poll_seconds
+        if self.verify_seconds > 0 and needed >= apply_timeout:
+            raise ValueError(
+                f"kubernetes.verify_seconds + verify_poll_seconds ({needed:g} s) must be below "
+                f"loop.apply_timeout ({apply_timeout:g} s); lower them, or raise apply_timeout"
+            )
 
     @property
     def auth_mode(self) -> AuthMode:

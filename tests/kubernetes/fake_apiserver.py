@@ -17,9 +17,14 @@ Errors are `Status` objects with the real codes and reasons (404 NotFound,
 409 Conflict on a stale ``resourceVersion``, 422 Invalid, 415, 405, 401).
 Every request is recorded as a `Call` (RBAC verb + resource) so a test can
 hold the Role in deploy/kubernetes against what the actuator really did.
-`fault` switches the whole server to answering 500, hanging, or throttling (429
+`fault` switches the server to answering 500, hanging, throttling (429
 TooManyRequests with ``Retry-After: 1``, as API Priority and Fairness rejects a
-request it has no seat for); `forbidden`
+request it has no seat for, before any handler runs), dropping the answer (the
+request is served, a write lands, and the connection closes before the answer)
+or answering late (served, then 504 Timeout, as the API server's timeout filter
+answers a request its handler is still finishing);
+`fault_verbs` limits it to some RBAC verbs (``{"patch"}``: writes only) and
+`fault_times` to that many requests, after which it clears. `forbidden`
 answers 403 in the namespaces named, as RBAC does where no RoleBinding grants
 Jarvis's Role.
 """
@@ -39,7 +44,7 @@ from tests.kubernetes.fake_cluster import KINDS, ApiError, FakeCluster
 from tests.kubernetes.fake_leases import FakeLeases
 from tests.kubernetes.fake_patch import JSON_PATCH, MERGE, STRATEGIC
 
-Fault = Literal["error", "hang", "throttle"] | None
+Fault = Literal["error", "hang", "throttle", "drop", "late"] | None
 
 _ROUTES = [
     re.compile(
@@ -85,6 +90,10 @@ class FakeApiServer:
         self.token = token
         self.calls: list[Call] = []
         self.fault: Fault = None
+        self.fault_verbs: set[str] | None = None
+        """The RBAC verbs `fault` applies to (None: every request)."""
+        self.fault_times: int | None = None
+        """How many more requests `fault` applies to (None: until reset)."""
         self.forbidden: set[str] = set()
         """Namespaces where Jarvis's service account has no RoleBinding: every call is 403."""
         self._release = threading.Event()
@@ -127,6 +136,20 @@ class FakeApiServer:
 
     def hang_until_stopped(self) -> None:
         self._release.wait()
+
+    def fault_for(self, call: Call) -> Fault:
+        """The fault this request meets, counting it against `fault_times`."""
+        with self._calls_lock:
+            if self.fault is None or (
+                self.fault_verbs is not None and call.verb not in self.fault_verbs
+            ):
+                return None
+            fault = self.fault
+            if self.fault_times is not None:
+                self.fault_times -= 1
+                if self.fault_times <= 0:
+                    self.fault, self.fault_times = None, None
+            return fault
 
 
 def _status(code: int, reason: str, message: str, *, name: str = "", kind: str = "") -> bytes:
@@ -180,17 +203,17 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _refused(self) -> bool:
+    def _refused(self, fault: Fault) -> bool:
         """Answer for the fault switch or a bad token; True when answered."""
         server = cast(_HttpServer, self.server).fake
-        if server.fault == "hang":
+        if fault == "hang":
             server.hang_until_stopped()
             self.close_connection = True
             return True
-        if server.fault == "error":
+        if fault == "error":
             self._send(500, _status(500, "InternalError", "etcdserver: request timed out"))
             return True
-        if server.fault == "throttle":
+        if fault == "throttle":
             message = "Too many requests, please try again later."
             self._send(429, _status(429, "TooManyRequests", message), {"Retry-After": "1"})
             return True
@@ -229,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
         call = _call_for(method, match, self.headers.get("Content-Type"))
         server = cast(_HttpServer, self.server).fake
         server.record(call)
-        if self._refused() or self._forbidden(call):
+        fault = server.fault_for(call)
+        if self._refused(fault) or self._forbidden(call):
             return
         try:
             request = _Request(method, match, parts.query, raw, call)
@@ -238,10 +262,19 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 code, payload = _dispatch(server.cluster, request)
         except ApiError as exc:
+            code = exc.code
             body = _status(exc.code, exc.reason, exc.message, name=exc.name, kind=exc.kind)
-            self._send(exc.code, body)
+        else:
+            body = json.dumps(payload).encode()
+        if fault == "drop":
+            # Served, and the answer lost on the way back: the connection just closes.
+            self.close_connection = True
             return
-        self._send(code, json.dumps(payload).encode())
+        if fault == "late":
+            message = "Timeout: request did not complete within requested timeout"
+            self._send(504, _status(504, "Timeout", f"{message} - context deadline exceeded"))
+            return
+        self._send(code, body)
 
 
 def _call_for(method: str, match: re.Match[str], content_type: str | None) -> Call:

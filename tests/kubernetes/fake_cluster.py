@@ -9,7 +9,11 @@ runs synchronously, as the real one would eventually: a changed pod template
 makes (or reuses) a ReplicaSet with the next ``deployment.kubernetes.io/revision``,
 pods are created for it, old ReplicaSets are scaled down once the new one is
 available, and the Deployment's status and conditions are recomputed. An
-autoscaling/v2 HPA clamps its target's replicas to its min/max.
+autoscaling/v2 HPA clamps its target's replicas to its min/max, except a target
+at 0 replicas (with a min above 0), which it leaves alone with ``ScalingActive``
+False, reason ``ScalingDisabled``: Kubernetes' implicit maintenance mode; and
+two HPAs on one target both leave it alone (``AmbiguousSelector``, Kubernetes
+1.26+).
 """
 
 from __future__ import annotations
@@ -423,17 +427,45 @@ class FakeCluster:
 
     def _autoscale(self, namespace: str, deployment: str) -> None:
         d = self._objects.get(("deployments", namespace, deployment))
-        for hpa in self._all("horizontalpodautoscalers", namespace):
-            if d is None or hpa["spec"]["scaleTargetRef"]["name"] != deployment:
-                continue
+        if d is None:
+            return
+        hpas = [
+            hpa
+            for hpa in self._all("horizontalpodautoscalers", namespace)
+            if hpa["spec"]["scaleTargetRef"]["name"] == deployment
+        ]
+        for hpa in hpas:
             low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"]
-            wanted = min(max(d["spec"]["replicas"], low), high)
+            inactive: tuple[str, str] | None = None
+            if len(hpas) > 1:
+                # Kubernetes 1.26+: HPAs whose pods overlap all stand down.
+                names = " ".join(f"{namespace}/{h['metadata']['name']}" for h in hpas)
+                inactive = ("AmbiguousSelector", f"pods are controlled by multiple HPAs: [{names}]")
+            elif d["spec"]["replicas"] == 0 and low != 0:
+                inactive = (
+                    "ScalingDisabled",
+                    "scaling is disabled since the replica count of the target is zero",
+                )
+            wanted = (
+                d["spec"]["replicas"] if inactive else min(max(d["spec"]["replicas"], low), high)
+            )
             if wanted != d["spec"]["replicas"]:
                 d["spec"]["replicas"] = wanted
                 d["metadata"]["generation"] += 1
                 self._bump(d)
                 self._reconcile(namespace, deployment)
             status: Obj = {"currentReplicas": d["status"]["replicas"], "desiredReplicas": wanted}
+            if inactive:
+                reason, message = inactive
+                status["conditions"] = [
+                    {
+                        "type": "ScalingActive",
+                        "status": "False",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": CREATED,
+                    }
+                ]
             if hpa.get("_cpu") is not None:
                 status["currentMetrics"] = [
                     {

@@ -105,6 +105,73 @@ async def test_scale_with_an_hpa_moves_its_bounds_instead(
     assert cluster.deployment_spec("default", "producer")["replicas"] == 3
 
 
+async def test_scaling_a_deployment_at_zero_under_an_hpa_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Deployment scaled to 0 deactivates its HPA (Kubernetes' maintenance mode): moving the
+    HPA's bounds would scale nothing yet read as a success, so it is refused, writing nothing."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=0)
+    cluster.add_hpa("default", "producer-hpa", target="producer", min_replicas=1, max_replicas=4)
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AutoscalingDisabled")
+    assert "at 0 replicas" in (outcome.detail or "")
+    assert apiserver.writes() == []
+    assert cluster.deployment_spec("default", "producer")["replicas"] == 0
+
+
+async def test_scaling_through_an_hpa_another_controller_owns_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """An HPA with a controlling owner (KEDA's ScaledObject) has its spec rewritten from that
+    owner, so new bounds would be undone: refused, writing nothing, naming the owner."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.add_hpa(
+        "default", "keda-hpa-producer", target="producer", min_replicas=2, max_replicas=4
+    )
+    owner = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "name": "producer",
+        "uid": "5f0c4f2e-0000-4000-8000-000000000001",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    cluster.set_field(
+        "horizontalpodautoscalers",
+        "default",
+        "keda-hpa-producer",
+        "metadata.ownerReferences",
+        [owner],
+    )
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AutoscalerManaged")
+    assert "ScaledObject producer (keda.sh/v1alpha1)" in (outcome.detail or "")
+    assert apiserver.writes() == []
+
+
+async def test_scaling_a_deployment_two_hpas_target_is_refused(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """Two HPAs on one Deployment both stand down (AmbiguousSelector): moving one's bounds
+    would scale nothing, so the scale is refused, naming both, writing nothing."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "producer", replicas=2)
+    cluster.add_hpa("default", "producer-cpu", target="producer", min_replicas=2, max_replicas=4)
+    cluster.add_hpa("default", "producer-queue", target="producer", min_replicas=2, max_replicas=6)
+
+    outcome = await actuator.apply(action(Scale(replicas=3)), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "AmbiguousAutoscalers")
+    assert "producer-cpu, producer-queue" in (outcome.detail or "")
+    assert apiserver.writes() == []
+
+
 async def test_scale_with_inverted_hpa_bounds_is_terminal(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:
@@ -209,6 +276,30 @@ async def test_rollback_of_a_paused_deployment_is_refused_and_writes_nothing(
     assert "paused" in (outcome.detail or "")
     assert apiserver.writes() == []
     assert apiserver.cluster.deployment_spec("default", "producer")["template"] == staged
+
+
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=5), Restart(), Rollback("")],
+    ids=["scale", "restart", "rollback"],
+)
+async def test_a_deployment_being_deleted_is_not_changed(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, params: ActionParams
+) -> None:
+    """A Deployment with a deletionTimestamp (foreground deletion waiting on its pods) is
+    going away and its controller only syncs status: no change is written, terminal."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    set_image(apiserver, "registry.local/app:v2")
+    stamp = "2025-03-01T09:29:00Z"
+    apiserver.cluster.set_field(
+        "deployments", "default", "producer", "metadata.deletionTimestamp", stamp
+    )
+
+    outcome = await actuator.apply(action(params), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "Deleting")
+    assert f"is being deleted (since {stamp})" in (outcome.detail or "")
+    assert apiserver.writes() == []
 
 
 async def test_rollback_to_an_explicit_version_or_revision(

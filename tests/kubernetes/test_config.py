@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
-from jarvis.config import load_settings
+from jarvis.config import ConfigError, load_settings
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import ErrorKind
 from tests.kubernetes.conftest import FakeClock
@@ -41,12 +41,34 @@ def test_defaults_read_the_kubeconfig_for_managed_deployments_in_default() -> No
         ({"host": "bogus", "token": "t"}, "must be an https:// URL"),
         ({"host": "http://10.0.0.1:6443", "token": "t"}, "must be an https:// URL"),
         ({"host": "https://h:notaport", "token": "t"}, "must be an https:// URL"),
+        # The API server answers 400 to these on every list: every observe failed.
+        ({"label_selector": "app in (a,b"}, "label_selector: not a label selector"),
+        ({"label_selector": "a=b=c"}, "label_selector: not a label selector"),
+        ({"label_selector": "équipe=audio"}, "label_selector: not a label selector"),
+        ({"label_selector": "a=b,"}, "label_selector: not a label selector"),
+        ({"label_selector": "team = audio x"}, "label_selector: not a label selector"),
     ],
 )
 def test_invalid_sections_are_rejected(fields: dict[str, object], message: str) -> None:
     """Contradictory or malformed settings fail validation with a message saying why."""
     with pytest.raises(ValidationError, match=message):
         KubernetesSettings.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "",
+        "jarvis.io/managed=true",
+        "app in (web, api),!legacy,tier!=db,env",
+        "team==audio, track notin (beta)",
+        "version>2,shard<10",
+        "empty=",
+    ],
+)
+def test_label_selectors_the_api_server_parses_are_accepted(selector: str) -> None:
+    """Every form of the label-selector grammar (equality, sets, existence, gt/lt) is kept."""
+    assert KubernetesSettings(label_selector=selector).label_selector == selector
 
 
 def test_the_toml_table_lands_in_the_settings(tmp_path: Path) -> None:
@@ -64,6 +86,23 @@ def test_the_toml_table_lands_in_the_settings(tmp_path: Path) -> None:
     assert settings.kubernetes.auth_mode == "in_cluster"
     assert settings.kubernetes.namespaces == ["prod", "staging"]
     assert settings.kubernetes.label_selector == "team=audio"
+
+
+def test_a_verification_longer_than_the_apply_timeout_is_refused(tmp_path: Path) -> None:
+    """verify_seconds (with its last poll) past loop.apply_timeout would have the loop cut
+    every verified restart and record it unknown: a one-line error at load instead."""
+    path = tmp_path / "jarvis.toml"
+    path.write_text(
+        "[loop]\napply_timeout = 20\n[kubernetes]\nverify_seconds = 30\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+
+    assert (
+        "kubernetes.verify_seconds + verify_poll_seconds (32 s) must be below "
+        "loop.apply_timeout (20 s)"
+    ) in str(raised.value)
 
 
 @pytest.mark.anyio

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import urllib3
 from kubernetes import client
 
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -160,3 +161,56 @@ def test_a_forbidden_namespace_answers_rbacs_403_and_the_others_answer(
     )
     listed = apps.list_namespaced_deployment("default").items
     assert [d.metadata.name for d in listed if d.metadata] == ["producer"]
+
+
+def test_an_hpa_leaves_a_target_scaled_to_zero_alone(apiserver: FakeApiServer) -> None:
+    """A Deployment at 0 replicas deactivates its HPA (min above 0), as Kubernetes' implicit
+    maintenance mode: raising the HPA's min does not scale it."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "idle", replicas=0)
+    cluster.add_hpa("default", "idle", target="idle", min_replicas=1, max_replicas=4)
+    body = {"spec": {"minReplicas": 3}}
+    cluster.patch(
+        "horizontalpodautoscalers", "default", "idle", body, "application/merge-patch+json"
+    )
+
+    hpa = cluster.get("horizontalpodautoscalers", "default", "idle")
+    assert cluster.deployment_spec("default", "idle")["replicas"] == 0
+    assert hpa["status"]["conditions"][0]["reason"] == "ScalingDisabled"
+
+
+def test_two_hpas_on_one_target_both_stand_down(apiserver: FakeApiServer) -> None:
+    """Two HPAs targeting one Deployment leave it alone, each ScalingActive False with reason
+    AmbiguousSelector (Kubernetes 1.26+), however their bounds are set."""
+    cluster = apiserver.cluster
+    cluster.add_deployment("default", "web", replicas=2)
+    cluster.add_hpa("default", "web-cpu", target="web", min_replicas=1, max_replicas=4)
+    cluster.add_hpa("default", "web-queue", target="web", min_replicas=3, max_replicas=6)
+
+    reasons = [
+        cluster.get("horizontalpodautoscalers", "default", name)["status"]["conditions"][0][
+            "reason"
+        ]
+        for name in ("web-cpu", "web-queue")
+    ]
+    assert cluster.deployment_spec("default", "web")["replicas"] == 2
+    assert reasons == ["AmbiguousSelector", "AmbiguousSelector"]
+
+
+def test_a_dropped_answer_closes_the_connection_after_the_write_landed(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """The drop fault on writes serves the PATCH and closes the connection unanswered, once."""
+    apiserver.fault, apiserver.fault_verbs, apiserver.fault_times = "drop", {"patch"}, 1
+    pool = apps.api_client.rest_client.pool_manager
+    url = f"{apiserver.url}/apis/apps/v1/namespaces/default/deployments/producer"
+    body = json.dumps({"metadata": {"labels": {"dropped": "yes"}}}).encode()
+    headers = {"Content-Type": "application/merge-patch+json"}
+
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        pool.request("PATCH", url, body=body, headers=headers, retries=False)
+
+    read = apps.read_namespaced_deployment("producer", "default")
+    assert read.metadata is not None
+    assert (read.metadata.labels or {}).get("dropped") == "yes"
+    assert apiserver.fault is None

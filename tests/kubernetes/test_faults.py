@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from kubernetes import client
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 from jarvis.actuators.base import ActuatorError, PartialObserveError
 from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.config.kubernetes import KubernetesSettings
-from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart
+from jarvis.model import Action, ErrorKind, OutcomeStatus, ResourceRef, Restart, Scale
 from tests.actions import new_key
 from tests.kubernetes.conftest import FakeClock, ungranted
 from tests.kubernetes.fake_apiserver import FakeApiServer
@@ -113,6 +114,32 @@ async def test_a_throttled_api_is_reported_as_429_not_as_a_broken_connection(
     )
 
 
+async def test_a_throttled_request_is_sent_again_after_its_retry_after(
+    token_server: FakeApiServer,
+) -> None:
+    """A 429 is answered before the request is served, so it is sent again after Retry-After
+    (waited on the injected clock): a change and an observe throttled twice both succeed."""
+    settings = KubernetesSettings(host=token_server.url, token=SecretStr(TOKEN), request_timeout=10)
+    clock = FakeClock()
+    actuator = KubernetesActuator.from_settings(settings, clock=clock)
+    start = clock.now()
+    try:
+        token_server.fault, token_server.fault_times = "throttle", 2
+        outcome = await actuator.apply(
+            Action(PRODUCER, Scale(replicas=4), policy="h", reason="r"), new_key()
+        )
+        waited = clock.now() - start
+        token_server.fault, token_server.fault_times = "throttle", 2
+        states = await actuator.observe()
+    finally:
+        await actuator.aclose()
+
+    assert outcome.ok, outcome.detail
+    assert waited == timedelta(seconds=2)
+    assert token_server.cluster.deployment_spec("default", "producer")["replicas"] == 4
+    assert [str(s.ref) for s in states] == ["k8s://default/producer"]
+
+
 async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
     token_server: FakeApiServer,
 ) -> None:
@@ -131,14 +158,14 @@ async def test_a_hanging_api_makes_observe_raise_instead_of_waiting(
 async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
     token_server: FakeApiServer,
 ) -> None:
-    """apply() never raises: a 500 is a temporary failure, a hang a timed-out outcome."""
+    """apply() never raises: a 500 is a temporary failure, a hanging write a timed-out outcome."""
     answering = built(token_server)
     hanging = built(token_server, request_timeout=HANG_TIMEOUT)
     restart = Action(PRODUCER, Restart(), policy="heal", reason="crash loop")
     try:
         token_server.fault = "error"
         failed = await answering.apply(restart, new_key())
-        token_server.fault = "hang"
+        token_server.fault, token_server.fault_verbs = "hang", {"patch"}
         hung = await hanging.apply(restart, new_key())
     finally:
         await answering.aclose()
@@ -146,6 +173,66 @@ async def test_apply_reports_500_as_temporary_and_a_hang_as_timed_out(
 
     assert (failed.status, failed.error_kind) == (OutcomeStatus.FAILED, ErrorKind.TEMPORARY)
     assert (hung.status, hung.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+
+
+async def test_a_change_whose_answer_is_lost_is_timed_out_not_failed(
+    token_server: FakeApiServer,
+) -> None:
+    """A PATCH the API server served but whose answer never came (the connection closed)
+    may have landed: the outcome is timed out (unknown), not a failure."""
+    token_server.fault, token_server.fault_verbs, token_server.fault_times = "drop", {"patch"}, 1
+    actuator = built(token_server)
+    key = new_key()
+    try:
+        outcome = await actuator.apply(Action(PRODUCER, Restart(), policy="h", reason="r"), key)
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+    assert "answer was lost" in outcome.detail
+    template = token_server.cluster.deployment_spec("default", "producer")["template"]
+    assert template["metadata"]["annotations"]["jarvis.io/action-key"] == key
+
+
+async def test_a_change_answered_504_timeout_is_timed_out_not_failed(
+    token_server: FakeApiServer,
+) -> None:
+    """A PATCH answered 504 Timeout (the API server's own deadline passed while its handler
+    went on) may still land: timed out (unknown), not a temporary failure."""
+    token_server.fault, token_server.fault_verbs, token_server.fault_times = "late", {"patch"}, 1
+    actuator = built(token_server)
+    try:
+        outcome = await actuator.apply(
+            Action(PRODUCER, Scale(replicas=5), policy="h", reason="r"), new_key()
+        )
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind) == (OutcomeStatus.TIMED_OUT, ErrorKind.TEMPORARY)
+    assert "HTTP 504" in outcome.detail
+    assert token_server.cluster.deployment_spec("default", "producer")["replicas"] == 5
+
+
+async def test_a_read_that_hangs_before_any_write_is_a_failure_not_unknown(
+    token_server: FakeApiServer,
+) -> None:
+    """A change whose first read times out sent nothing: a temporary Timeout failure, not a
+    timed-out (unknown) outcome."""
+    token_server.fault, token_server.fault_verbs = "hang", {"get", "list"}
+    actuator = built(token_server, request_timeout=HANG_TIMEOUT)
+    try:
+        outcome = await actuator.apply(
+            Action(PRODUCER, Restart(), policy="h", reason="r"), new_key()
+        )
+    finally:
+        await actuator.aclose()
+
+    assert (outcome.status, outcome.error_kind, outcome.error_code) == (
+        OutcomeStatus.FAILED,
+        ErrorKind.TEMPORARY,
+        "Timeout",
+    )
+    assert token_server.writes() == []
 
 
 async def test_observe_gives_up_at_its_own_deadline(token_server: FakeApiServer) -> None:

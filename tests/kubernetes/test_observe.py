@@ -328,3 +328,28 @@ async def test_a_deployment_the_controller_has_not_seen_yet_is_rolling_out(
     assert state.health is Health.DEGRADED, state.detail
     assert state.rollout is not None and state.rollout.state is RolloutState.IN_PROGRESS
     assert state.record_attributes()["observed_generation"] is None
+
+
+async def test_a_deployment_being_deleted_is_unknown_and_left_alone(
+    apiserver: FakeApiServer, actuator: KubernetesActuator
+) -> None:
+    """A Deployment with a deletionTimestamp (a foreground deletion taking its pods down) is
+    UNKNOWN, saying so, with no replicas to scale: no policy restarts what is being removed.
+    Its ReplicaSets and pods are not read; the other Deployments are observed as usual."""
+    apiserver.cluster.add_deployment("default", "producer", replicas=2)
+    apiserver.cluster.add_deployment("default", "mixer", replicas=1)
+    apiserver.cluster.crash_pods("default", "producer")
+    stamp = "2025-03-01T09:29:00Z"
+    apiserver.cluster.set_field(
+        "deployments", "default", "producer", "metadata.deletionTimestamp", stamp
+    )
+
+    states = {str(s.ref): s for s in await actuator.observe()}
+
+    deleting = states["k8s://default/producer"]
+    assert deleting.health is Health.UNKNOWN
+    assert deleting.detail == f"being deleted (since {stamp}): not acted on"
+    assert deleting.replicas is None
+    assert states["k8s://default/mixer"].health is Health.HEALTHY
+    pod_lists = [c for c in apiserver.calls if c.verb == "list" and c.resource == "pods"]
+    assert len(pod_lists) == 1

@@ -34,18 +34,29 @@ turns them into a `ResourceState`:
   waiting reasons), ``autoscaler`` (HPA name/min/max/current/desired, or null)
   and ``min_replicas_owner`` ("hpa" | "deployment").
 
+A Deployment being deleted (``deletionTimestamp`` set) is UNKNOWN instead, with
+"being deleted (since TIME): not acted on" as its detail, and what it owns is
+not read: no policy acts on it.
+
 apply() handles:
 
 - SCALE: ``spec.replicas`` of the Deployment; when an HPA targets the
   Deployment, its min/max instead (min = ``min_replicas`` or ``replicas``, max =
-  ``max_replicas`` or at least min), since the HPA would undo a direct scale.
+  ``max_replicas`` or at least min), since the HPA would undo a direct scale;
+  refused (terminal, ``AutoscalingDisabled``) while the Deployment is at 0
+  replicas, which deactivates the HPA (Kubernetes' maintenance mode), and
+  (``AutoscalerManaged``) when another controller owns the HPA (KEDA's
+  ScaledObject), which would undo the new bounds, and (``AmbiguousAutoscalers``)
+  when several HPAs target it, which Kubernetes 1.26+ all stops.
 - RESTART: a ``kubectl.kubernetes.io/restartedAt`` pod-template annotation, as
   ``kubectl rollout restart`` does.
 - ROLLBACK: the pod template of the newest ReplicaSet of ``version`` (a
   fingerprint, or a bare revision number as in ``kubectl rollout undo
   --to-revision``; default: ``previous_version``), as ``kubectl rollout undo`` does.
 
-RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``).
+RESTART and ROLLBACK refuse a paused Deployment (terminal, code ``Paused``);
+every change refuses a Deployment being deleted (``deletionTimestamp`` set:
+terminal, code ``Deleting``), whose controller only syncs its status.
 
 Every change writes the action's idempotency key as a ``jarvis.io/action-key``
 annotation in the same patch: on the pod template beside ``restartedAt`` for
@@ -60,9 +71,14 @@ After a restart or rollback, the new revision's pods are watched for up to
 image-pull-failing new pods, or a passed progress deadline, make the outcome a
 temporary ``RolloutFailed`` failure, so the retry budget can escalate a crash
 a restart cannot fix. Every write carries the ``resourceVersion`` just read; a
-409 Conflict re-reads and tries once more. API errors map to 429/5xx/timeouts/
-connection errors -> temporary and 400/401/403/404/422 -> terminal; an object
-the client refuses to parse is terminal ``Unreadable`` (see
+409 Conflict re-reads and tries once more. A 429 (API Priority and Fairness
+refused the request unserved) is sent again after its ``Retry-After`` (at most
+2 s, waited on the clock), up to three requests in all. API errors map to
+429/5xx/timeouts/connection errors -> temporary and 400/401/403/404/422 ->
+terminal; a write whose answer was lost after it was sent (a read timeout, the
+connection closed, a 504) may have landed and is timed out (recorded unknown), while a
+read that fails before any write is an ordinary failure; an object the client
+refuses to parse is terminal ``Unreadable`` (see
 `jarvis.actuators.kubernetes.client`), and in observe makes only its
 Deployment UNKNOWN. The RBAC this needs is in
 deploy/kubernetes/base/rbac.yaml.
@@ -87,13 +103,17 @@ from jarvis.actuators.kubernetes.changes import (
     may_target,
 )
 from jarvis.actuators.kubernetes.client import (
+    THROTTLED_ATTEMPTS,
     TIMEOUT,
     UNREADABLE,
+    AnswerLostError,
     Unreadable,
     build_api_client,
+    throttled_wait,
     to_actuator_error,
 )
 from jarvis.actuators.kubernetes.observe import (
+    being_deleted,
     deployment_ref,
     deployment_state,
     owned_by,
@@ -229,11 +249,17 @@ class KubernetesActuator:
             # The list is one call; each Deployment kept costs two (its ReplicaSets, its pods).
             deployments = [d for d in deployments if scope.keeps(deployment_ref(d))]
         unknown, nameless = _unreadable(namespace, deployments, bad_deployments, bad_hpas, scope)
+        # Not unreadable, so no problem to report: just nothing to act on.
+        deleting = {
+            deployment_ref(d): f"{why}: not acted on"
+            for d in deployments
+            if (why := being_deleted(d)) is not None and deployment_ref(d) not in unknown
+        }
         observed = await _gather(
             [
                 partial(self._observe_deployment, d, hpas)
                 for d in deployments
-                if deployment_ref(d) not in unknown
+                if deployment_ref(d) not in unknown and deployment_ref(d) not in deleting
             ]
         )
         now = self._clock.now()
@@ -242,7 +268,8 @@ class KubernetesActuator:
             *(why for _, why in sorted(unknown.items(), key=lambda item: str(item[0]))),
         ]
         states = [
-            ResourceState(ref, Health.UNKNOWN, now, detail=why) for ref, why in unknown.items()
+            ResourceState(ref, Health.UNKNOWN, now, detail=why)
+            for ref, why in [*unknown.items(), *deleting.items()]
         ]
         for state, why in observed:
             states.append(state)
@@ -321,8 +348,10 @@ class KubernetesActuator:
                 f"{action.kind} {action.target}",
                 lambda: self._once_more_on_conflict(lambda: handler(request)),
             )
+        except AnswerLostError as exc:
+            return Outcome.timed_out(str(exc))
         except ActuatorError as exc:
-            return Outcome.timed_out(str(exc)) if exc.code == TIMEOUT else exc.outcome()
+            return exc.outcome()
         rolled = isinstance(action.params, Restart | Rollback)
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:
             return await self._verify(namespace, name, detail)
@@ -372,10 +401,18 @@ class KubernetesActuator:
     # -- plumbing --------------------------------------------------------------
 
     async def _call(self, what: str, func: Callable[[], T]) -> T:
-        try:
-            return await run_blocking(func, self._limiter)
-        except Exception as exc:  # every SDK failure is classified; none escapes raw
-            raise to_actuator_error(exc, what) from exc
+        """``func`` in a worker thread, sent again after a throttle's Retry-After
+        (`throttled_wait`), up to `THROTTLED_ATTEMPTS` times in all; else classified."""
+        attempt = 1
+        while True:
+            try:
+                return await run_blocking(func, self._limiter)
+            except Exception as exc:  # every SDK failure is classified; none escapes raw
+                wait = throttled_wait(exc)
+                if wait is None or attempt >= THROTTLED_ATTEMPTS:
+                    raise to_actuator_error(exc, what) from exc
+            attempt += 1
+            await self._clock.sleep(wait)
 
 
 def _unreadable(

@@ -4,7 +4,8 @@ Called by `jarvis.actuators.kubernetes.actuator.KubernetesActuator.apply` in a
 worker thread, once more after a 409 Conflict; each change reads what it
 changes, writes with the ``resourceVersion`` it read, and returns a detail
 (``SKIPPED``-prefixed when nothing was written that a rollout check could
-watch) or raises `ActuatorError`. Every write carries the action's key as the
+watch) or raises `ActuatorError`; `AnswerLostError` when a write was sent and its
+answer lost, so it may have landed. Every write carries the action's key as the
 ``jarvis.io/action-key`` annotation, and an object already carrying it is left
 alone (see the actuator's docstring). The reads of Deployments, HPAs and
 ReplicaSets live here too, shared with observing.
@@ -12,7 +13,7 @@ ReplicaSets live here too, shared with observing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -21,11 +22,19 @@ from typing import Any
 from kubernetes import client
 
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.kubernetes.client import Unreadable, list_items, readable, to_json
+from jarvis.actuators.kubernetes.client import (
+    AnswerLostError,
+    Unreadable,
+    answer_lost,
+    list_items,
+    readable,
+    to_json,
+)
 from jarvis.actuators.kubernetes.observe import (
     ACTION_KEY,
     HASH_LABEL,
     RESTARTED_AT,
+    being_deleted,
     fingerprint,
     newest_first,
     owned_by,
@@ -121,14 +130,26 @@ class DeploymentChanges:
         )
         return readable(found, "pod")
 
+    def _patch_deployment(
+        self, namespace: str, name: str, body: dict[str, Any] | list[dict[str, Any]]
+    ) -> None:
+        _sent(
+            f"patching deployment {namespace}/{name}",
+            lambda: self._apps.patch_namespaced_deployment(
+                name, namespace, body, _request_timeout=self._timeout
+            ),
+        )
+
     def scale(self, params: Scale, request: ChangeRequest) -> str:
         namespace, name, key = request.namespace, request.name, request.key
         deployment = self.read(namespace, name)
         hpas, unreadable = self.hpas(namespace)
         mine = [hpa for hpa in unreadable if may_target(hpa, name)]
-        hpa = hpa_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
-        if hpa is not None:
-            return self._scale_hpa(namespace, hpa, params, key)
+        targeting = hpas_for(name, readable((hpas, mine), "HorizontalPodAutoscaler"))
+        _refuse_deleting(deployment, namespace, name)
+        if targeting:
+            _refuse_hpa_scale(deployment, targeting, namespace)
+            return self._scale_hpa(namespace, targeting[0], params, key)
         wanted = params.replicas
         if wanted is None or wanted < 0:
             raise ActuatorError(f"scale needs replicas >= 0, got {wanted}", kind=ErrorKind.TERMINAL)
@@ -139,9 +160,9 @@ class DeploymentChanges:
             return f"already at {current} replicas"
         # The Deployment itself, not /scale: a Scale object cannot carry the
         # key, and one conditional patch writes the count and the key together.
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             {
                 "metadata": {
                     "resourceVersion": _rv(deployment.metadata),
@@ -149,7 +170,6 @@ class DeploymentChanges:
                 },
                 "spec": {"replicas": wanted},
             },
-            _request_timeout=self._timeout,
         )
         return f"scaled from {current} to {wanted} replicas"
 
@@ -173,17 +193,15 @@ class DeploymentChanges:
             )
         if (low, high) == old:
             return f"HPA {hpa_name} already at min {low} max {high}"
-        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-            hpa_name,
-            namespace,
-            {
-                "metadata": {
-                    "resourceVersion": _rv(hpa.metadata),
-                    "annotations": {ACTION_KEY: key},
-                },
-                "spec": {"minReplicas": low, "maxReplicas": high},
-            },
-            _request_timeout=self._timeout,
+        body = {
+            "metadata": {"resourceVersion": _rv(hpa.metadata), "annotations": {ACTION_KEY: key}},
+            "spec": {"minReplicas": low, "maxReplicas": high},
+        }
+        _sent(
+            f"patching HPA {namespace}/{hpa_name}",
+            lambda: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                hpa_name, namespace, body, _request_timeout=self._timeout
+            ),
         )
         return f"HPA {hpa_name}: min {old[0]}->{low}, max {old[1]}->{high}"
 
@@ -193,6 +211,7 @@ class DeploymentChanges:
         template = deployment.spec.template if deployment.spec else None
         if _carries(template.metadata if template else None, key):
             return f"{SKIPPED} already restarted (key {key})"
+        _refuse_deleting(deployment, namespace, name)
         if deployment.spec is not None and deployment.spec.paused:
             raise ActuatorError(
                 f"cannot restart paused deployment {namespace}/{name} (resume it first)",
@@ -201,9 +220,9 @@ class DeploymentChanges:
             )
         # RFC 3339 in UTC, exactly what `kubectl rollout restart` writes.
         stamp = request.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             {
                 "metadata": {"resourceVersion": _rv(deployment.metadata)},
                 "spec": {
@@ -212,7 +231,6 @@ class DeploymentChanges:
                     }
                 },
             },
-            _request_timeout=self._timeout,
         )
         return f"restarted (restartedAt={stamp}) from revision {revision_of(deployment.metadata)}"
 
@@ -222,6 +240,7 @@ class DeploymentChanges:
         meta = deployment.metadata or client.V1ObjectMeta()
         if _carries(meta, key):
             return f"{SKIPPED} already rolled back (key {key})"
+        _refuse_deleting(deployment, namespace, name)
         spec = deployment.spec
         if spec is not None and spec.paused:
             # As `kubectl rollout undo`: the template of a paused Deployment holds
@@ -250,17 +269,103 @@ class DeploymentChanges:
         # JSON patch, like `kubectl rollout undo`; the resourceVersion makes it
         # conditional, so replacing the whole annotation map loses no one's write.
         annotations = {**(meta.annotations or {}), ACTION_KEY: key}
-        self._apps.patch_namespaced_deployment(
-            name,
+        self._patch_deployment(
             namespace,
+            name,
             [
                 {"op": "replace", "path": "/metadata/resourceVersion", "value": _rv(meta)},
                 {"op": "replace", "path": "/spec/template", "value": template},
                 {"op": "add", "path": "/metadata/annotations", "value": annotations},
             ],
-            _request_timeout=self._timeout,
         )
         return f"rolled back from revision {current} to the template of {reached}"
+
+
+def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str) -> None:
+    """`ActuatorError` (terminal, ``Deleting``) if the Deployment is `being_deleted`: a
+    change would be written, roll nothing out, and read as a success."""
+    deleting = being_deleted(deployment)
+    if deleting is not None:
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is {deleting}: not changed",
+            kind=ErrorKind.TERMINAL,
+            code="Deleting",
+        )
+
+
+def _refuse_hpa_scale(
+    deployment: client.V1Deployment,
+    targeting: list[client.V2HorizontalPodAutoscaler],
+    namespace: str,
+) -> None:
+    """`ActuatorError` (terminal) when new bounds on the HPA would scale nothing."""
+    if len(targeting) > 1:
+        # Kubernetes 1.26+ stands every one of them down (AmbiguousSelector).
+        names = ", ".join(
+            sorted((h.metadata.name if h.metadata else None) or "" for h in targeting)
+        )
+        name = (deployment.metadata.name if deployment.metadata else None) or ""
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is the target of several HPAs ({names}), which "
+            "Kubernetes all stops: not scaled; keep one",
+            kind=ErrorKind.TERMINAL,
+            code="AmbiguousAutoscalers",
+        )
+    _refuse_idle_hpa(deployment, targeting[0], namespace)
+    _refuse_managed_hpa(targeting[0], namespace)
+
+
+def _refuse_idle_hpa(
+    deployment: client.V1Deployment, hpa: client.V2HorizontalPodAutoscaler, namespace: str
+) -> None:
+    """`ActuatorError` (terminal, ``AutoscalingDisabled``) if the HPA is deactivated.
+
+    A target scaled to 0 under an HPA whose min is above 0 is Kubernetes' implicit
+    maintenance mode: the HPA leaves it alone (``ScalingActive`` False) until someone
+    scales the Deployment itself, so moving the HPA's bounds would scale nothing,
+    and scaling the Deployment would end a maintenance an operator started.
+    """
+    replicas = deployment.spec.replicas if deployment.spec else None
+    low = hpa.spec.min_replicas if hpa.spec and hpa.spec.min_replicas is not None else 1
+    if replicas == 0 and low != 0:
+        name = deployment.metadata.name if deployment.metadata else ""
+        hpa_name = hpa.metadata.name if hpa.metadata else ""
+        raise ActuatorError(
+            f"deployment {namespace}/{name} is at 0 replicas, which deactivates HPA "
+            f"{hpa_name} (maintenance mode): not scaled; scale the Deployment by hand to "
+            "resume autoscaling",
+            kind=ErrorKind.TERMINAL,
+            code="AutoscalingDisabled",
+        )
+
+
+def _refuse_managed_hpa(hpa: client.V2HorizontalPodAutoscaler, namespace: str) -> None:
+    """`ActuatorError` (terminal, ``AutoscalerManaged``) if another controller owns the HPA.
+
+    KEDA makes an HPA for each ScaledObject and rewrites its spec from it: bounds
+    Jarvis set there would be undone, and the next tick would set them again.
+    """
+    refs = (hpa.metadata.owner_references if hpa.metadata else None) or []
+    owner = next((ref for ref in refs if ref.controller), None)
+    if owner is not None:
+        hpa_name = hpa.metadata.name if hpa.metadata else ""
+        raise ActuatorError(
+            f"HPA {namespace}/{hpa_name} is managed by {owner.kind} {owner.name} "
+            f"({owner.api_version}), which rewrites its bounds: not scaled; change them there",
+            kind=ErrorKind.TERMINAL,
+            code="AutoscalerManaged",
+        )
+
+
+def _sent(what: str, write: Callable[[], object]) -> None:
+    """Make ``write``; `AnswerLostError` if it was sent and may have been made unanswered."""
+    try:
+        write()
+    except Exception as exc:
+        why = answer_lost(exc)
+        if why is not None:
+            raise AnswerLostError(what, why) from exc
+        raise
 
 
 def _rollback_target(
@@ -308,14 +413,23 @@ def _carries(meta: client.V1ObjectMeta | None, key: str) -> bool:
     return bool(meta and meta.annotations and meta.annotations.get(ACTION_KEY) == key)
 
 
-def hpa_for(
+def hpas_for(
     deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
-) -> client.V2HorizontalPodAutoscaler | None:
+) -> list[client.V2HorizontalPodAutoscaler]:
+    """The HPAs whose scale target is ``deployment``."""
+    found = []
     for hpa in hpas:
         ref = hpa.spec.scale_target_ref if hpa.spec else None
         if ref is not None and ref.kind == "Deployment" and ref.name == deployment:
-            return hpa
-    return None
+            found.append(hpa)
+    return found
+
+
+def hpa_for(
+    deployment: str, hpas: list[client.V2HorizontalPodAutoscaler]
+) -> client.V2HorizontalPodAutoscaler | None:
+    """The first of `hpas_for` (observe reports one autoscaler), or None."""
+    return next(iter(hpas_for(deployment, hpas)), None)
 
 
 def may_target(hpa: Unreadable, deployment: str) -> bool:

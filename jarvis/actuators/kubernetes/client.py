@@ -9,8 +9,11 @@ reason as the code).
 
 Which failures are the provider's: an HTTP 429/5xx, a timeout, a connection
 that cannot be made or breaks (urllib3, TLS and socket errors), an answer that
-is not JSON at all. Which are one object's: the client refusing what the API
-server said about it (a pydantic ``ValidationError``: a string where an int
+is not JSON at all. A write whose answer was lost after it was sent (a read
+timeout, a connection closed mid-request, a 504: `answer_lost`) may have landed; the
+changes raise `AnswerLostError` for it, which apply records as timed out
+(unknown). Which are one object's: the client refusing what the API server said
+about it (a pydantic ``ValidationError``: a string where an int
 belongs, a malformed timestamp, a required field missing). Those are code
 ``Unreadable`` and terminal: retrying reads the same object again.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,11 +40,16 @@ M = TypeVar("M")
 #: Codes that retrying the same request cannot fix.
 TERMINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 415, 422})
 TIMEOUT = "Timeout"
+GATEWAY_TIMEOUT = 504
 CONNECTION = "ConnectionError"
 UNREADABLE = "Unreadable"
 """The client refused one object the API server sent: that object's problem."""
 BAD_RESPONSE = "BadResponse"
 _DETAIL_CHARS = 300
+THROTTLED_ATTEMPTS = 3
+"""Requests a throttled call may make, the first included (`throttled_wait`)."""
+MAX_THROTTLE_WAIT = 2.0
+"""The longest Retry-After honoured (API Priority and Fairness answers 1 s), in seconds."""
 
 
 def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
@@ -73,9 +82,9 @@ def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
         ) from exc
     # One retry on a dropped connection, none on a read timeout: a hung API
     # server costs at most two request timeouts, never urllib3's default four.
-    # Not honouring Retry-After: urllib3 would turn a 429 (or 503) that carries
-    # one into a MaxRetryError, losing the API's Status; the 429 is raised as
-    # such, and the loop's backoff and breaker wait instead.
+    # Not honouring Retry-After here: urllib3 would turn a 429 (or 503) that
+    # carries one into a MaxRetryError, losing the API's Status; the actuator
+    # waits out a 429's Retry-After itself (`throttled_wait`), on its clock.
     cfg.retries = urllib3.Retry(
         total=1, read=0, redirect=0, status=0, respect_retry_after_header=False
     )
@@ -91,6 +100,32 @@ def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
     if isinstance(body, dict) and body.get("kind") == "Status":
         return str(body.get("message") or exc.reason), body.get("reason") or None
     return str(exc.reason or "no reason given"), None
+
+
+class AnswerLostError(ActuatorError):
+    """A write was sent and no answer said what became of it: it may have been made, or not."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: sent, but {why}; the outcome is unknown", code=TIMEOUT)
+
+
+def answer_lost(exc: BaseException) -> str | None:
+    """Why a write that raised ``exc`` may have been made, or None when it was not.
+
+    Its answer was lost (a read timeout, a connection dropped mid-request), or was a
+    504: the API server's own deadline passed (or a proxy's in front of it) while the
+    handler may still be writing. A connection never made (refused, a connect
+    timeout, a TLS handshake that failed) sent nothing; any other answer is final.
+    """
+    if isinstance(exc, client.ApiException):
+        if exc.status != GATEWAY_TIMEOUT:
+            return None
+        message, _ = _status_message(exc)
+        return f"answered HTTP 504 {message}"
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError):
+        return f"its answer was lost ({type(cause).__name__}: {cause})"
+    return None
 
 
 class BadResponseError(Exception):
@@ -186,6 +221,25 @@ def _transport_error(exc: BaseException, what: str) -> ActuatorError | None:
     if isinstance(cause, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
         return ActuatorError(f"{what}: {type(cause).__name__}: {cause}", code=CONNECTION)
     return None
+
+
+def throttled_wait(exc: BaseException) -> float | None:
+    """Seconds to wait before sending a throttled request again; None when ``exc`` is no
+    throttle: a 429 with a Retry-After in seconds, at most `MAX_THROTTLE_WAIT`.
+
+    API Priority and Fairness (and the max-in-flight filter) answer 429 before any
+    handler runs, so nothing was done and even a PATCH may be sent again, as
+    client-go does. A 5xx is not: a write may have landed before it.
+    """
+    if not isinstance(exc, client.ApiException) or exc.status != 429:
+        return None
+    try:
+        seconds = float((exc.headers or {}).get("Retry-After") or "")
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_THROTTLE_WAIT)
 
 
 def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:

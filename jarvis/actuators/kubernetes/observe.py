@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -104,6 +104,19 @@ def revision_number(raw: str | None) -> int | None:
     if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > _INT64_DIGITS:
         return None
     return int(raw)
+
+
+def being_deleted(deployment: client.V1Deployment) -> str | None:
+    """ "being deleted (since TIME)" when the Deployment has a ``deletionTimestamp``, else None.
+
+    With foreground deletion (or a finalizer) it lingers while its pods go, and its
+    controller only syncs its status: observed, it is UNKNOWN (no policy restarts
+    what is being removed); changed, it rolls nothing out, so no change is made.
+    """
+    since = deployment.metadata.deletion_timestamp if deployment.metadata else None
+    if since is None:
+        return None
+    return f"being deleted (since {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')})"
 
 
 def owned_by(meta: client.V1ObjectMeta | None, uid: str | None) -> bool:
