@@ -60,7 +60,6 @@ def _here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             {"cloudrun": {**CLOUD_RUN, "request_timeout": 30}},
             "cloudrun.request_timeout (30 s) is not shorter than loop.apply_timeout (20 s)",
         ),
-        ({"kubernetes": {**CLUSTER, "verify_seconds": 30}}, "kubernetes.verify_seconds (30 s)"),
         ({"kubernetes": {**CLUSTER, "request_timeout": 25}}, "loop.apply_timeout (20 s)"),
         (
             {"kubernetes": {**CLUSTER, "observe_timeout": 60}},

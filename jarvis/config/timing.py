@@ -12,7 +12,8 @@ large cluster) sees every such call fail as timed out.
 Such a configuration starts and runs, as it did before these warnings existed, so it
 is not refused. What cannot run safely is refused at load instead, by the sections'
 validators: ``loop.tick_timeout`` shorter than an observe and an apply, the lease's
-``duration > renew_deadline > 1.2 x retry_period``, and a local service's
+``duration > renew_deadline > 1.2 x retry_period``, Kubernetes'
+``verify_seconds + verify_poll_seconds`` at or past ``loop.apply_timeout``, and a local service's
 ``start_timeout + stop_timeout`` at or past ``loop.apply_timeout``.
 """
 
@@ -119,10 +120,9 @@ def _stall(settings: Settings) -> _Nested:
 def _kubernetes(cluster: KubernetesSettings, settings: Settings) -> list[_Nested]:
     apply = settings.loop.apply_timeout
     request = cluster.request_timeout
+    # verify_seconds past the apply timeout is refused at load (`jarvis.config`): every
+    # verified restart and rollback would be cut and charged, not merely slowed.
     nested = [_applied("kubernetes.request_timeout", request, apply, "a request")]
-    if cluster.verify_seconds > 0:
-        watch = cluster.verify_seconds
-        nested.append(_applied("kubernetes.verify_seconds", watch, apply, "a rollout watch"))
     if "observe_timeout" in cluster.model_fields_set:
         # Only when set: the defaults (15 s inside the loop's 10 s) have always been so,
         # and the loop's limit fails the observe as temporary just as this one would.
