@@ -106,7 +106,6 @@ from jarvis.actuators.kubernetes.client import (
     THROTTLED_ATTEMPTS,
     TIMEOUT,
     UNREADABLE,
-    AnswerLostError,
     Unreadable,
     build_api_client,
     throttled_wait,
@@ -348,9 +347,7 @@ class KubernetesActuator:
                 f"{action.kind} {action.target}",
                 lambda: self._once_more_on_conflict(lambda: handler(request)),
             )
-        except AnswerLostError as exc:
-            return Outcome.timed_out(str(exc))
-        except ActuatorError as exc:
+        except ActuatorError as exc:  # `AnswerLostError` among them: timed out (unknown)
             return exc.outcome()
         rolled = isinstance(action.params, Restart | Rollback)
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:

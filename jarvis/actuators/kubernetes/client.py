@@ -106,7 +106,8 @@ class AnswerLostError(ActuatorError):
     """A write was sent and no answer said what became of it: it may have been made, or not."""
 
     def __init__(self, what: str, why: str) -> None:
-        super().__init__(f"{what}: sent, but {why}; the outcome is unknown", code=TIMEOUT)
+        message = f"{what}: sent, but {why}; the outcome is unknown"
+        super().__init__(message, code=TIMEOUT, unanswered=True)
 
 
 def answer_lost(exc: BaseException) -> str | None:
