@@ -16,10 +16,12 @@ channel raises costs its row an attempt, and a row whose notice cannot be
 read fails at once: one row never holds back the rows after it, except those of
 its own incident on its own channel, which go in order (`NotificationOutbox.due`:
 a resolve sent before its retried trigger would leave PagerDuty an incident
-that nothing resolves). Delivery is at
-least once: a row is marked sent after the receiver answered, so a crash in
-between sends it again; PagerDuty folds that repeat into the same incident by
-its dedup key, and the window is one HTTP round trip wide. A clean stop does
+that nothing resolves). Every replica's notifier delivers from the one outbox,
+each row after claiming it (`NotificationOutbox.claim`), so the other passes a
+row in flight by. Delivery is at least once: a row is marked sent after the
+receiver answered, so a crash in between sends it again once its claim has run
+out; PagerDuty folds that repeat into the same incident by its dedup key, and
+the window is one HTTP round trip wide. A clean stop does
 not open that window: the send and its record are shielded from cancellation
 (in `jarvis run` up to its shutdown deadline: past it, a SIGKILL would cut
 them anyway).
@@ -75,16 +77,29 @@ class Delivery:
         )
         """The scope a send and its record run in, kept from cancellation; `jarvis run`'s
         ends by its shutdown deadline."""
+        self.claim = timedelta(seconds=2 * send_timeout + 60)
+        """How long a claimed row is this notifier's: its send is cut at ``send_timeout``, and
+        its record is one write; a crash in between leaves it due again after this."""
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
         delay: float = min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max)
         return delay * (0.5 + self.rng.random() / 2)
 
-    async def deliver_due(self, outbox: NotificationOutbox, channels: dict[str, Channel]) -> int:
-        """One attempt at every due row; return how many were sent."""
+    async def deliver_due(
+        self, outbox: NotificationOutbox, channels: dict[str, Channel], limit: int = 50
+    ) -> int:
+        """One attempt at every due row (at most ``limit`` a round); return how many were sent.
+
+        Each row is claimed before it is sent (`NotificationOutbox.claim`), for as long as
+        its send and record may take, so the other replica's notifier passes it by.
+        """
         sent = 0
-        for row in await outbox.due(self.clock.now()):
+        for _ in range(limit):
+            now = self.clock.now()
+            row = await outbox.claim(now, now + self.claim)
+            if row is None:
+                break
             attempts = row.attempts + 1
             channel = channels.get(row.channel)
             if channel is None:

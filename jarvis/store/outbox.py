@@ -3,10 +3,11 @@
 Defined on the store's shared `metadata` (migration 0004_notifications creates
 both tables). The notifier (`jarvis.notify`) writes the notifications an
 incident needs together with its event cursor and grouping state in one
-transaction (`commit`), then delivers pending rows and marks each sent (with
-an error when some recipients refused it), or failed after its last attempt.
-A notification's ``dedup_key`` is unique, so recomputing it after a restart
-inserts nothing: a restart never double-sends.
+transaction (`commit`), then claims each due row (`claim`: every replica runs a
+notifier, and one row is sent by one of them), delivers it and marks it sent
+(with an error when some recipients refused it), or failed after its last
+attempt. A notification's ``dedup_key`` is unique, so recomputing it after a
+restart, or on the other replica, inserts nothing: neither double-sends.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    Select,
     Table,
     Text,
     exists,
@@ -109,6 +111,12 @@ class NotificationOutbox(Protocol):
         trigger still being retried: PagerDuty would open an incident nothing resolves)."""
         ...
 
+    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
+        """The first row `due` would give, its next attempt moved to ``until`` in the same
+        transaction: another replica's notifier passes it by while this one sends it, and
+        takes it after ``until`` if this one never recorded what happened."""
+        ...
+
     async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
 
     async def mark_sent(
@@ -172,24 +180,26 @@ class Outbox:
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         """Pending rows whose next attempt is due, oldest first, each its incident's oldest
         pending row on its channel (`NotificationOutbox.due`)."""
-        earlier = notifications.alias("earlier")
-        waiting = exists().where(
-            earlier.c.channel == notifications.c.channel,
-            earlier.c.incident == notifications.c.incident,
-            earlier.c.status == PENDING,
-            earlier.c.id < notifications.c.id,
-        )
-        query = (
-            select(notifications)
-            .where(
-                notifications.c.status == PENDING,
-                notifications.c.next_attempt_at <= now,
-                ~waiting,
+        return await self._rows(_due(now).limit(limit))
+
+    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
+        """The oldest due row, claimed until ``until`` (`NotificationOutbox.claim`).
+
+        Every replica runs a notifier on the one outbox; SKIP LOCKED passes by a row
+        another is claiming this instant, and the moved ``next_attempt_at`` by one it
+        claimed before (SQLite is one node and ignores the lock).
+        """
+        query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
+        async with self.engine.begin() as conn:
+            found = self._read((await conn.execute(query)).all())
+            if not found:
+                return None
+            await conn.execute(
+                update(notifications)
+                .where(notifications.c.id == found[0].id)
+                .values(next_attempt_at=until)
             )
-            .order_by(notifications.c.id)
-            .limit(limit)
-        )
-        return await self._rows(query)
+            return found[0]
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         """Every row (or those with ``status``), oldest first: for the CLI and tests."""
@@ -227,23 +237,43 @@ class Outbox:
 
     async def _rows(self, query: Any) -> list[NotificationRow]:
         async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [
-                NotificationRow(
-                    id=r.id,
-                    dedup_key=r.dedup_key,
-                    channel=r.channel,
-                    incident=r.incident,
-                    action=r.action,
-                    message=dict(r.message),
-                    status=r.status,
-                    attempts=r.attempts,
-                    next_attempt_at=r.next_attempt_at,
-                    last_error=r.last_error,
-                    sent_at=r.sent_at,
-                )
-                for r in result
-            ]
+            return self._read(await conn.execute(query))
+
+    @staticmethod
+    def _read(result: Any) -> list[NotificationRow]:
+        return [
+            NotificationRow(
+                id=r.id,
+                dedup_key=r.dedup_key,
+                channel=r.channel,
+                incident=r.incident,
+                action=r.action,
+                message=dict(r.message),
+                status=r.status,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at,
+                last_error=r.last_error,
+                sent_at=r.sent_at,
+            )
+            for r in result
+        ]
+
+
+def _due(now: datetime) -> Select[Any]:
+    """Pending rows whose next attempt is due, oldest first, none behind a pending row of its
+    incident on its channel."""
+    earlier = notifications.alias("earlier")
+    waiting = exists().where(
+        earlier.c.channel == notifications.c.channel,
+        earlier.c.incident == notifications.c.incident,
+        earlier.c.status == PENDING,
+        earlier.c.id < notifications.c.id,
+    )
+    return (
+        select(notifications)
+        .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now, ~waiting)
+        .order_by(notifications.c.id)
+    )
 
 
 class MemoryOutbox:
@@ -291,6 +321,12 @@ class MemoryOutbox:
                 due.append(row)
             waiting.add((row.channel, row.incident))
         return due[:limit]
+
+    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
+        due = await self.due(now, 1)
+        if due:
+            self._update(due[0].id, next_attempt_at=until)
+        return due[0] if due else None
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         return [r for r in self._rows.values() if status is None or r.status == status]

@@ -83,3 +83,18 @@ async def test_a_row_waits_while_an_older_one_of_its_incident_and_channel_is_pen
     assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3, 4]
     await outbox.mark_failed(4, 1, "400")
     assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3]
+
+
+async def test_a_claimed_row_is_passed_by_until_its_claim_runs_out(
+    outbox: NotificationOutbox,
+) -> None:
+    """A second claim takes the next row, not the one claimed; an unrecorded claim runs out."""
+    await outbox.commit({}, [_row(k) for k in "ab"], T0)
+    until = T0 + timedelta(seconds=80)
+    first, second = await outbox.claim(T0, until), await outbox.claim(T0, until)
+    assert (first and first.id, second and second.id) == (1, 2)
+    assert await outbox.claim(T0, until) is None
+    await outbox.mark_sent(2, 1, T0)
+    again = await outbox.claim(until, until + timedelta(seconds=80))
+    assert again is not None
+    assert again.id == 1
