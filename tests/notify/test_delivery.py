@@ -349,3 +349,17 @@ async def test_a_page_in_flight_when_the_notifier_stops_is_recorded_as_sent(
     rows = await rig.outbox.rows()
     paged = [(r.action, r.status) for r in rows if r.channel == "pagerduty"]
     assert paged == [("trigger", "sent")]
+
+
+async def test_a_webhook_answering_with_a_redirect_is_not_taken_for_delivered(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A 302 from the webhook URL is not followed: the message reached no one, and says so."""
+    receivers.redirect_next["slack"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)
+
+    assert receivers.moved == 0
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "slack"]
+    assert row.status == "failed"
+    assert row.last_error == "slack answered 302: redirected, not followed"
