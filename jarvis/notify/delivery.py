@@ -11,7 +11,11 @@ again would reach the others twice) with the refusals as its error, counted
 temporary (a 4xx at RCPT TO: greylisting, a full mailbox) the row is retried
 with the same backoff for the recipients so refused, and only for them,
 until they take it or the last attempt records them as not reached. Each outcome is
-counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
+counted in ``jarvis_notifications_total{channel,outcome}``. A channel that
+fails in a way a retry may fix is not tried again in the same round, and one
+that answered 429 not before its Retry-After: its other rows wait, spending no
+attempt, and neither a hung receiver nor a backlog behind a rate limit holds
+the other channels' rows for long. Whatever a
 channel raises costs its row an attempt, and a row whose notice cannot be
 read fails at once: one row never holds back the rows after it, except those of
 its own incident on its own channel, which go in order (`NotificationOutbox.due`:
@@ -51,6 +55,11 @@ __all__ = ["Delivery"]
 log = structlog.get_logger("jarvis.notify")
 
 
+class _ChannelBugError(DeliveryError):
+    """A channel raised something else for one notice: a bug about that notice, which says
+    nothing of the receiver, so the channel's other rows still go this round."""
+
+
 class Delivery:
     """Sends due outbox rows through their channels and records what happened."""
 
@@ -77,6 +86,8 @@ class Delivery:
         )
         """The scope a send and its record run in, kept from cancellation; `jarvis run`'s
         ends by its shutdown deadline."""
+        self.resting: dict[str, datetime] = {}
+        """Channels a 429 asked to be left alone, and until when."""
         self.claim = timedelta(seconds=2 * send_timeout + 60)
         """How long a claimed row is this notifier's: its send is cut at ``send_timeout``, and
         its record is one write; a crash in between leaves it due again after this."""
@@ -95,9 +106,11 @@ class Delivery:
         its send and record may take, so the other replica's notifier passes it by.
         """
         sent = 0
+        failing: set[str] = set()
         for _ in range(limit):
             now = self.clock.now()
-            row = await outbox.claim(now, now + self.claim)
+            idle = failing | {name for name, until in self.resting.items() if until > now}
+            row = await outbox.claim(now, now + self.claim, skip=idle)
             if row is None:
                 break
             attempts = row.attempts + 1
@@ -128,6 +141,8 @@ class Delivery:
                 return sent
             sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
+            if error is not None and error.temporary and not isinstance(error, _ChannelBugError):
+                self._rest(row.channel, error, failing)
             if error is not None:
                 log.warning(
                     "notification not delivered"
@@ -139,6 +154,16 @@ class Delivery:
                     error=str(error),
                 )
         return sent
+
+    def _rest(self, channel: str, error: DeliveryError, failing: set[str]) -> None:
+        """A channel that failed in a way a retry may fix is not tried again this round (a
+        hung receiver would cost each of its rows ``send_timeout``, and hold the other
+        channels' rows behind them), nor before a 429's Retry-After (capped at the longest
+        backoff): each further try would be refused too, and cost its row an attempt."""
+        failing.add(channel)
+        if error.retry_after:
+            wait = timedelta(seconds=min(error.retry_after, self.backoff_max))
+            self.resting[channel] = self.clock.now() + wait
 
     async def _record(
         self,
@@ -195,7 +220,7 @@ class Delivery:
             # A bug in a channel for this notice: it costs this row an attempt (retried,
             # then failed), never the rows after it, as an exception out of the round did.
             log.exception("notification channel failed", channel=channel.name)
-            return DeliveryError(f"{channel.name} failed: {type(exc).__name__}", temporary=True)
+            return _ChannelBugError(f"{channel.name} failed: {type(exc).__name__}", temporary=True)
         return None
 
     async def direct(

@@ -12,7 +12,7 @@ restart, or on the other replica, inserts nothing: neither double-sends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -111,10 +111,12 @@ class NotificationOutbox(Protocol):
         trigger still being retried: PagerDuty would open an incident nothing resolves)."""
         ...
 
-    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
-        """The first row `due` would give, its next attempt moved to ``until`` in the same
-        transaction: another replica's notifier passes it by while this one sends it, and
-        takes it after ``until`` if this one never recorded what happened."""
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
+        """The first row `due` would give on a channel not in ``skip``, its next attempt moved
+        to ``until`` in the same transaction: another replica's notifier passes it by while
+        this one sends it, and takes it after ``until`` if this one never recorded it."""
         ...
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
@@ -182,7 +184,9 @@ class Outbox:
         pending row on its channel (`NotificationOutbox.due`)."""
         return await self._rows(_due(now).limit(limit))
 
-    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
         """The oldest due row, claimed until ``until`` (`NotificationOutbox.claim`).
 
         Every replica runs a notifier on the one outbox; SKIP LOCKED passes by a row
@@ -190,6 +194,8 @@ class Outbox:
         claimed before (SQLite is one node and ignores the lock).
         """
         query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
+        if skip:
+            query = query.where(notifications.c.channel.not_in(skip))
         async with self.engine.begin() as conn:
             found = self._read((await conn.execute(query)).all())
             if not found:
@@ -322,11 +328,14 @@ class MemoryOutbox:
             waiting.add((row.channel, row.incident))
         return due[:limit]
 
-    async def claim(self, now: datetime, until: datetime) -> NotificationRow | None:
-        due = await self.due(now, 1)
-        if due:
-            self._update(due[0].id, next_attempt_at=until)
-        return due[0] if due else None
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
+        for row in await self.due(now, len(self._pending)):
+            if row.channel not in skip:
+                self._update(row.id, next_attempt_at=until)
+                return row
+        return None
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         return [r for r in self._rows.values() if status is None or r.status == status]
