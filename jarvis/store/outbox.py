@@ -7,7 +7,10 @@ transaction (`commit`), then claims each due row (`claim`: every replica runs a
 notifier, and one row is sent by one of them), delivers it and marks it sent
 (with an error when some recipients refused it), or failed after its last
 attempt. A notification's ``dedup_key`` is unique, so recomputing it after a
-restart, or on the other replica, inserts nothing: neither double-sends.
+restart inserts nothing: a restart never double-sends. Every replica's notifier
+consumes too, and saves only over the state it read (``revision``): the other's
+save in between makes it read the state again, so the grouping is one history,
+never two whose notices share keys.
 """
 
 from __future__ import annotations
@@ -31,20 +34,39 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.tables import UtcDateTime, json_type, metadata
 
 __all__ = [
+    "REVISION",
     "MemoryOutbox",
     "NotificationOutbox",
     "NotificationRow",
     "Outbox",
+    "StaleStateError",
     "notifications",
     "notify_state",
+    "revision_of",
 ]
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+REVISION = "revision"
+"""The saved state's entry counting its saves: ``{"n": 3}``, absent before the first."""
+
+
+class StaleStateError(Exception):
+    """The notifier's state was saved by another replica since this one read it."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"the notifier's state moved past revision {revision}")
+
+
+def revision_of(value: Any) -> int:
+    """The number in a saved ``revision`` entry; 0 when there is none."""
+    return int(value["n"]) if isinstance(value, dict) and "n" in value else 0
+
 
 notifications = Table(
     "notifications",
@@ -102,8 +124,16 @@ class NotificationOutbox(Protocol):
     async def load_state(self) -> dict[str, Any]: ...
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
-    ) -> int: ...
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
+    ) -> int:
+        """Save ``state`` and insert ``new`` (skipping known keys) atomically; with
+        ``revision``, only over the state of that revision (``state["revision"]``), else
+        `StaleStateError` and nothing is written: another replica's notifier saved since."""
+        ...
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         """Pending rows whose next attempt is due, oldest first; a row waits while an older
@@ -150,12 +180,18 @@ class Outbox:
             return {row.name: row.value for row in rows}
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
     ) -> int:
-        """Save ``state`` and insert ``new`` notifications (skipping known keys) atomically."""
+        """Save ``state`` and insert ``new`` atomically (`NotificationOutbox.commit`)."""
         dialect = self.engine.dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         async with self.engine.begin() as conn:
+            if revision is not None:
+                await self._hold(conn, revision, now)
             for name, value in state.items():
                 statement = insert(notify_state).values(name=name, value=value, updated_at=now)
                 await conn.execute(
@@ -178,6 +214,27 @@ class Outbox:
                 )
                 inserted += result.rowcount or 0
             return inserted
+
+    async def _hold(self, conn: AsyncConnection, revision: int, now: datetime) -> None:
+        """Lock the saved revision till the commit, or raise StaleStateError if it moved on.
+
+        The other replica's save waits on the lock, then finds the revision past its own.
+        """
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        if revision == 0:
+            # Nothing saved a revision yet: the first to insert it holds it.
+            first = await conn.execute(
+                insert(notify_state)
+                .values(name=REVISION, value={"n": 0}, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            if first.rowcount:
+                return
+        saved = await conn.execute(
+            select(notify_state.c.value).where(notify_state.c.name == REVISION).with_for_update()
+        )
+        if revision_of(saved.scalar_one_or_none()) != revision:
+            raise StaleStateError(revision)
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         """Pending rows whose next attempt is due, oldest first, each its incident's oldest
@@ -296,8 +353,14 @@ class MemoryOutbox:
         return dict(self._state)
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
     ) -> int:
+        if revision is not None and revision_of(self._state.get(REVISION)) != revision:
+            raise StaleStateError(revision)
         self._state.update(state)
         inserted = 0
         for row in new:
