@@ -136,7 +136,8 @@ class Delivery:
                 error = await self._send(channel, notice)
                 outcome = await self._record(outbox, row.id, attempts, notice, error)
             if outcome is None:
-                # Cut by the shutdown deadline: unrecorded, it goes again from the next start.
+                # Cut by the shutdown deadline: unrecorded, it goes again once its claim
+                # runs out (from the next start, or the other replica's notifier).
                 log.warning("notification cut short by the shutdown", channel=row.channel)
                 return sent
             sent += outcome == "sent"
@@ -237,7 +238,8 @@ class Delivery:
         """Report the event store unreachable (or back) without the outbox, which lives in it.
 
         One attempt per channel: best effort, because nothing durable is left
-        to remember a retry in. ``severity`` picks the routes (a resolve goes
+        to remember a retry in, nor to agree through with another replica (each
+        tells it, under its own incident). ``severity`` picks the routes (a resolve goes
         where the trigger went); ``journaled`` says the spool absorbs the outage.
         """
         change = AlertChange(
