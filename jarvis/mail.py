@@ -3,7 +3,8 @@
 
 A layer of its own below both (it imports nothing of Jarvis), so the notifier
 and the customer email actuator share one way of talking SMTP and of telling a
-temporary refusal (4xx, a connection that fails) from a permanent one (5xx).
+temporary refusal (4xx, a connection that fails) from a permanent one (5xx,
+or a server lacking what the settings require: STARTTLS, AUTH).
 
 Every message leaves through `send`, which gives one that lacks them a
 ``Date`` and a ``Message-ID`` (RFC 5322 asks for both; spam filters penalise
@@ -134,7 +135,14 @@ async def send(
         raise _refused(refusal) from None
     except aiosmtplib.SMTPResponseException as exc:
         raise _refused(exc) from None
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+    except aiosmtplib.SMTPException as exc:
+        if type(exc) is aiosmtplib.SMTPException or isinstance(exc, aiosmtplib.SMTPNotSupported):
+            # The server answered but lacks what the settings require (STARTTLS, AUTH,
+            # SMTPUTF8): no retry can change that, and aiosmtplib's own text says which.
+            raise SendError(f"email refused: {exc}", temporary=False) from None
+        # Disconnected, refused or timed out: the server may answer later.
+        raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
+    except (OSError, TimeoutError) as exc:
         raise SendError(f"email unreachable: {type(exc).__name__}", temporary=True) from None
     return [Refusal(to, reply.code, reply.message) for to, reply in refused.items()]
 

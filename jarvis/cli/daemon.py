@@ -136,6 +136,16 @@ def _leads(elector: AnyElector) -> bool:
     return bool(elector.held())
 
 
+def _sends_alone(elector: AnyElector) -> bool:
+    """Whether this replica, and no other, sends what goes out once a day (the report):
+    the leader, or with shards the holder of shard 0, since every shard holder leads."""
+    from jarvis.loop.election import Elector
+
+    if isinstance(elector, Elector):
+        return elector.epoch is not None
+    return elector.electors[0].epoch is not None
+
+
 def _start_beside(
     group: TaskGroup,
     settings: Settings,
@@ -174,7 +184,7 @@ def _start_beside(
         sender = build_report_sender(settings, app.store, app.clock)
         if sender is not None:
             if elector is not None:
-                sender.leads = lambda: _leads(elector)
+                sender.leads = lambda: _sends_alone(elector)
             group.start_soon(sender.run)
     from jarvis.app import build_revenue_keeper
 

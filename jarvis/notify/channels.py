@@ -4,8 +4,9 @@ Built by `build_channels` from the ``[notify]`` settings and the secrets in
 the environment; called by the delivery loop with one `Notice` at a time. A
 failure is a `DeliveryError` that says whether retrying can help (a 5xx, a
 429, a refused connection) or not (a 4xx: the payload or the secret is
-wrong). Error messages name the channel and the status, never the URL or key,
-because the webhook URL is itself the Slack secret. An email the server took
+wrong; a 3xx: a redirect is never followed). Error messages name the channel
+and the status, never the URL or key, because the webhook URL is itself the
+Slack secret. An email the server took
 for some recipients and refused for others is `PartialDeliveryError`: sent, and
 never sent again to those who took it, but its refusals are recorded and told;
 the delivery loop retries the recipients refused with a 4xx (greylisting),
@@ -72,10 +73,15 @@ async def _post(channel: str, url: str, body: object, seconds: float, accept: se
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
-            session.post(url, json=body) as response,
+            # A redirect is not followed: aiohttp would follow a 302 as a GET without the
+            # body, and the page it lands on answering 200 would pass for a delivery.
+            session.post(url, json=body, allow_redirects=False) as response,
         ):
             # Only quoted in the error: a proxy's error page in another charset must not raise.
             text = await response.text(errors="replace")
+            if 300 <= response.status < 400:
+                # Not where it points either: the Location may carry the secret the URL did.
+                text = "redirected, not followed"
             if response.status not in accept:
                 retry_after = response.headers.get("Retry-After")
                 raise _http_error(channel, response.status, text, retry_after)

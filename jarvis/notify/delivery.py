@@ -11,15 +11,21 @@ again would reach the others twice) with the refusals as its error, counted
 temporary (a 4xx at RCPT TO: greylisting, a full mailbox) the row is retried
 with the same backoff for the recipients so refused, and only for them,
 until they take it or the last attempt records them as not reached. Each outcome is
-counted in ``jarvis_notifications_total{channel,outcome}``. Whatever a
+counted in ``jarvis_notifications_total{channel,outcome}``. A channel that
+fails in a way a retry may fix is not tried again in the same round, and one
+that answered 429 not before its Retry-After: its other rows wait, spending no
+attempt, and neither a hung receiver nor a backlog behind a rate limit holds
+the other channels' rows for long. Whatever a
 channel raises costs its row an attempt, and a row whose notice cannot be
 read fails at once: one row never holds back the rows after it, except those of
 its own incident on its own channel, which go in order (`NotificationOutbox.due`:
 a resolve sent before its retried trigger would leave PagerDuty an incident
-that nothing resolves). Delivery is at
-least once: a row is marked sent after the receiver answered, so a crash in
-between sends it again; PagerDuty folds that repeat into the same incident by
-its dedup key, and the window is one HTTP round trip wide. A clean stop does
+that nothing resolves). Every replica's notifier delivers from the one outbox,
+each row after claiming it (`NotificationOutbox.claim`), so the other passes a
+row in flight by. Delivery is at least once: a row is marked sent after the
+receiver answered, so a crash in between sends it again once its claim has run
+out; PagerDuty folds that repeat into the same incident by its dedup key, and
+the window is one HTTP round trip wide. A clean stop does
 not open that window: the send and its record are shielded from cancellation
 (in `jarvis run` up to its shutdown deadline: past it, a SIGKILL would cut
 them anyway).
@@ -49,6 +55,11 @@ __all__ = ["Delivery"]
 log = structlog.get_logger("jarvis.notify")
 
 
+class _ChannelBugError(DeliveryError):
+    """A channel raised something else for one notice: a bug about that notice, which says
+    nothing of the receiver, so the channel's other rows still go this round."""
+
+
 class Delivery:
     """Sends due outbox rows through their channels and records what happened."""
 
@@ -75,16 +86,33 @@ class Delivery:
         )
         """The scope a send and its record run in, kept from cancellation; `jarvis run`'s
         ends by its shutdown deadline."""
+        self.resting: dict[str, datetime] = {}
+        """Channels a 429 asked to be left alone, and until when."""
+        self.claim = timedelta(seconds=2 * send_timeout + 60)
+        """How long a claimed row is this notifier's: its send is cut at ``send_timeout``, and
+        its record is one write; a crash in between leaves it due again after this."""
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, capped, jittered."""
         delay: float = min(self.backoff_base * 2.0 ** (attempts - 1), self.backoff_max)
         return delay * (0.5 + self.rng.random() / 2)
 
-    async def deliver_due(self, outbox: NotificationOutbox, channels: dict[str, Channel]) -> int:
-        """One attempt at every due row; return how many were sent."""
+    async def deliver_due(
+        self, outbox: NotificationOutbox, channels: dict[str, Channel], limit: int = 50
+    ) -> int:
+        """One attempt at every due row (at most ``limit`` a round); return how many were sent.
+
+        Each row is claimed before it is sent (`NotificationOutbox.claim`), for as long as
+        its send and record may take, so the other replica's notifier passes it by.
+        """
         sent = 0
-        for row in await outbox.due(self.clock.now()):
+        failing: set[str] = set()
+        for _ in range(limit):
+            now = self.clock.now()
+            idle = failing | {name for name, until in self.resting.items() if until > now}
+            row = await outbox.claim(now, now + self.claim, skip=idle)
+            if row is None:
+                break
             attempts = row.attempts + 1
             channel = channels.get(row.channel)
             if channel is None:
@@ -108,11 +136,14 @@ class Delivery:
                 error = await self._send(channel, notice)
                 outcome = await self._record(outbox, row.id, attempts, notice, error)
             if outcome is None:
-                # Cut by the shutdown deadline: unrecorded, it goes again from the next start.
+                # Cut by the shutdown deadline: unrecorded, it goes again once its claim
+                # runs out (from the next start, or the other replica's notifier).
                 log.warning("notification cut short by the shutdown", channel=row.channel)
                 return sent
             sent += outcome == "sent"
             self.metrics.notifications.labels(channel=row.channel, outcome=outcome).inc()
+            if error is not None and error.temporary and not isinstance(error, _ChannelBugError):
+                self._rest(row.channel, error, failing)
             if error is not None:
                 log.warning(
                     "notification not delivered"
@@ -124,6 +155,16 @@ class Delivery:
                     error=str(error),
                 )
         return sent
+
+    def _rest(self, channel: str, error: DeliveryError, failing: set[str]) -> None:
+        """A channel that failed in a way a retry may fix is not tried again this round (a
+        hung receiver would cost each of its rows ``send_timeout``, and hold the other
+        channels' rows behind them), nor before a 429's Retry-After (capped at the longest
+        backoff): each further try would be refused too, and cost its row an attempt."""
+        failing.add(channel)
+        if error.retry_after:
+            wait = timedelta(seconds=min(error.retry_after, self.backoff_max))
+            self.resting[channel] = self.clock.now() + wait
 
     async def _record(
         self,
@@ -180,7 +221,7 @@ class Delivery:
             # A bug in a channel for this notice: it costs this row an attempt (retried,
             # then failed), never the rows after it, as an exception out of the round did.
             log.exception("notification channel failed", channel=channel.name)
-            return DeliveryError(f"{channel.name} failed: {type(exc).__name__}", temporary=True)
+            return _ChannelBugError(f"{channel.name} failed: {type(exc).__name__}", temporary=True)
         return None
 
     async def direct(
@@ -197,7 +238,8 @@ class Delivery:
         """Report the event store unreachable (or back) without the outbox, which lives in it.
 
         One attempt per channel: best effort, because nothing durable is left
-        to remember a retry in. ``severity`` picks the routes (a resolve goes
+        to remember a retry in, nor to agree through with another replica (each
+        tells it, under its own incident). ``severity`` picks the routes (a resolve goes
         where the trigger went); ``journaled`` says the spool absorbs the outage.
         """
         change = AlertChange(

@@ -4,7 +4,10 @@ The daemon runs `Notifier.run` as a task next to the scheduler. Each round
 reads the events after its cursor (`jarvis.store.follow`, as `jarvis events
 --follow` does), turns them into alert changes, asks the `Grouper` what is
 due, and commits the new notifications with the cursor and the grouping state
-in one transaction; then it delivers what is pending (`delivery`). Because it
+in one transaction; then it delivers what is pending (`delivery`). Every
+replica runs one: each saves only over the state it read, and one that finds
+the other's save in between reads that state and goes on from it, so the
+replicas group one history. Because it
 reads the record rather than the loop's memory, it is also the watchdog: no
 ``tick.finished`` for ``stall_intervals`` intervals fires ``loop_stalled``,
 and an event store that stays unreachable is reported straight to the
@@ -29,7 +32,7 @@ from jarvis.notify.groups import Grouper
 from jarvis.notify.silences import silence_from
 from jarvis.store import EventStore, StoreError
 from jarvis.store.follow import newer
-from jarvis.store.outbox import NotificationOutbox
+from jarvis.store.outbox import REVISION, NotificationOutbox, StaleStateError, revision_of
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["Notifier"]
@@ -94,11 +97,14 @@ class Notifier:
         self.unreachable_page_after = unreachable_page_after
         self._unreachable_since: datetime | None = None
         self._unreachable_reported: Severity | None = None
+        self.revision = 0
+        """How many saves the state this notifier grouped from had seen (`Outbox.commit`)."""
         metrics.known_channels(channels)
 
     async def start(self) -> None:
         """Load the saved cursor and groups; on a first start, begin after the newest event."""
         state = await self.outbox.load_state()
+        self.revision = revision_of(state.get(REVISION))
         if "cursor" in state:
             self.cursor.position = state["cursor"]["event_id"]
             self.grouper.load_json(state.get("groups", {}))
@@ -162,11 +168,20 @@ class Notifier:
             }
             for n in notices
         ]
-        await self.outbox.commit(self._state(), rows, now)
+        try:
+            await self.outbox.commit(self._state(), rows, now, revision=self.revision)
+        except StaleStateError:
+            # The other replica's notifier saved since this one read: what this round
+            # grouped is dropped, and the next round goes on from that replica's state.
+            log.debug("notifier state saved by another replica; reading it again")
+            await self.start()
+            return 0
+        self.revision += 1
         return len(rows)
 
     def _state(self) -> dict[str, Any]:
         return {
+            REVISION: {"n": self.revision + 1},
             "cursor": {"event_id": self.cursor.position},
             "groups": self.grouper.to_json(),
             "watchdog": {"stalled": self.watchdog.stalled},

@@ -211,7 +211,8 @@ class ReportSender:
     attempts: int = 5
     backoff: float = 60.0
     leads: Callable[[], bool] = lambda: True
-    """Whether this replica leads: with several, only the leader sends."""
+    """Whether this replica sends: with several, only the leader (with shards, the holder
+    of shard 0: every shard holder leads, and each would send)."""
 
     async def run(self) -> None:
         """Check now, then at every next ``at`` (hourly at most apart, for clock jumps)."""

@@ -3,15 +3,19 @@
 Defined on the store's shared `metadata` (migration 0004_notifications creates
 both tables). The notifier (`jarvis.notify`) writes the notifications an
 incident needs together with its event cursor and grouping state in one
-transaction (`commit`), then delivers pending rows and marks each sent (with
-an error when some recipients refused it), or failed after its last attempt.
-A notification's ``dedup_key`` is unique, so recomputing it after a restart
-inserts nothing: a restart never double-sends.
+transaction (`commit`), then claims each due row (`claim`: every replica runs a
+notifier, and one row is sent by one of them), delivers it and marks it sent
+(with an error when some recipients refused it), or failed after its last
+attempt. A notification's ``dedup_key`` is unique, so recomputing it after a
+restart inserts nothing: a restart never double-sends. Every replica's notifier
+consumes too, and saves only over the state it read (``revision``): the other's
+save in between makes it read the state again, so the grouping is one history,
+never two whose notices share keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +25,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    Select,
     Table,
     Text,
     exists,
@@ -29,20 +34,39 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.tables import UtcDateTime, json_type, metadata
 
 __all__ = [
+    "REVISION",
     "MemoryOutbox",
     "NotificationOutbox",
     "NotificationRow",
     "Outbox",
+    "StaleStateError",
     "notifications",
     "notify_state",
+    "revision_of",
 ]
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+REVISION = "revision"
+"""The saved state's entry counting its saves: ``{"n": 3}``, absent before the first."""
+
+
+class StaleStateError(Exception):
+    """The notifier's state was saved by another replica since this one read it."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"the notifier's state moved past revision {revision}")
+
+
+def revision_of(value: Any) -> int:
+    """The number in a saved ``revision`` entry; 0 when there is none."""
+    return int(value["n"]) if isinstance(value, dict) and "n" in value else 0
+
 
 notifications = Table(
     "notifications",
@@ -100,13 +124,29 @@ class NotificationOutbox(Protocol):
     async def load_state(self) -> dict[str, Any]: ...
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
-    ) -> int: ...
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
+    ) -> int:
+        """Save ``state`` and insert ``new`` (skipping known keys) atomically; with
+        ``revision``, only over the state of that revision (``state["revision"]``), else
+        `StaleStateError` and nothing is written: another replica's notifier saved since."""
+        ...
 
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         """Pending rows whose next attempt is due, oldest first; a row waits while an older
         one of its incident on its channel is pending (a resolve never overtakes the
         trigger still being retried: PagerDuty would open an incident nothing resolves)."""
+        ...
+
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
+        """The first row `due` would give on a channel not in ``skip``, its next attempt moved
+        to ``until`` in the same transaction: another replica's notifier passes it by while
+        this one sends it, and takes it after ``until`` if this one never recorded it."""
         ...
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]: ...
@@ -140,12 +180,18 @@ class Outbox:
             return {row.name: row.value for row in rows}
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
     ) -> int:
-        """Save ``state`` and insert ``new`` notifications (skipping known keys) atomically."""
+        """Save ``state`` and insert ``new`` atomically (`NotificationOutbox.commit`)."""
         dialect = self.engine.dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         async with self.engine.begin() as conn:
+            if revision is not None:
+                await self._hold(conn, revision, now)
             for name, value in state.items():
                 statement = insert(notify_state).values(name=name, value=value, updated_at=now)
                 await conn.execute(
@@ -169,27 +215,54 @@ class Outbox:
                 inserted += result.rowcount or 0
             return inserted
 
+    async def _hold(self, conn: AsyncConnection, revision: int, now: datetime) -> None:
+        """Lock the saved revision till the commit, or raise StaleStateError if it moved on.
+
+        The other replica's save waits on the lock, then finds the revision past its own.
+        """
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        if revision == 0:
+            # Nothing saved a revision yet: the first to insert it holds it.
+            first = await conn.execute(
+                insert(notify_state)
+                .values(name=REVISION, value={"n": 0}, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            if first.rowcount:
+                return
+        saved = await conn.execute(
+            select(notify_state.c.value).where(notify_state.c.name == REVISION).with_for_update()
+        )
+        if revision_of(saved.scalar_one_or_none()) != revision:
+            raise StaleStateError(revision)
+
     async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
         """Pending rows whose next attempt is due, oldest first, each its incident's oldest
         pending row on its channel (`NotificationOutbox.due`)."""
-        earlier = notifications.alias("earlier")
-        waiting = exists().where(
-            earlier.c.channel == notifications.c.channel,
-            earlier.c.incident == notifications.c.incident,
-            earlier.c.status == PENDING,
-            earlier.c.id < notifications.c.id,
-        )
-        query = (
-            select(notifications)
-            .where(
-                notifications.c.status == PENDING,
-                notifications.c.next_attempt_at <= now,
-                ~waiting,
+        return await self._rows(_due(now).limit(limit))
+
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
+        """The oldest due row, claimed until ``until`` (`NotificationOutbox.claim`).
+
+        Every replica runs a notifier on the one outbox; SKIP LOCKED passes by a row
+        another is claiming this instant, and the moved ``next_attempt_at`` by one it
+        claimed before (SQLite is one node and ignores the lock).
+        """
+        query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
+        if skip:
+            query = query.where(notifications.c.channel.not_in(skip))
+        async with self.engine.begin() as conn:
+            found = self._read((await conn.execute(query)).all())
+            if not found:
+                return None
+            await conn.execute(
+                update(notifications)
+                .where(notifications.c.id == found[0].id)
+                .values(next_attempt_at=until)
             )
-            .order_by(notifications.c.id)
-            .limit(limit)
-        )
-        return await self._rows(query)
+            return found[0]
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         """Every row (or those with ``status``), oldest first: for the CLI and tests."""
@@ -227,23 +300,43 @@ class Outbox:
 
     async def _rows(self, query: Any) -> list[NotificationRow]:
         async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [
-                NotificationRow(
-                    id=r.id,
-                    dedup_key=r.dedup_key,
-                    channel=r.channel,
-                    incident=r.incident,
-                    action=r.action,
-                    message=dict(r.message),
-                    status=r.status,
-                    attempts=r.attempts,
-                    next_attempt_at=r.next_attempt_at,
-                    last_error=r.last_error,
-                    sent_at=r.sent_at,
-                )
-                for r in result
-            ]
+            return self._read(await conn.execute(query))
+
+    @staticmethod
+    def _read(result: Any) -> list[NotificationRow]:
+        return [
+            NotificationRow(
+                id=r.id,
+                dedup_key=r.dedup_key,
+                channel=r.channel,
+                incident=r.incident,
+                action=r.action,
+                message=dict(r.message),
+                status=r.status,
+                attempts=r.attempts,
+                next_attempt_at=r.next_attempt_at,
+                last_error=r.last_error,
+                sent_at=r.sent_at,
+            )
+            for r in result
+        ]
+
+
+def _due(now: datetime) -> Select[Any]:
+    """Pending rows whose next attempt is due, oldest first, none behind a pending row of its
+    incident on its channel."""
+    earlier = notifications.alias("earlier")
+    waiting = exists().where(
+        earlier.c.channel == notifications.c.channel,
+        earlier.c.incident == notifications.c.incident,
+        earlier.c.status == PENDING,
+        earlier.c.id < notifications.c.id,
+    )
+    return (
+        select(notifications)
+        .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now, ~waiting)
+        .order_by(notifications.c.id)
+    )
 
 
 class MemoryOutbox:
@@ -260,8 +353,14 @@ class MemoryOutbox:
         return dict(self._state)
 
     async def commit(
-        self, state: dict[str, Any], new: Sequence[dict[str, Any]], now: datetime
+        self,
+        state: dict[str, Any],
+        new: Sequence[dict[str, Any]],
+        now: datetime,
+        revision: int | None = None,
     ) -> int:
+        if revision is not None and revision_of(self._state.get(REVISION)) != revision:
+            raise StaleStateError(revision)
         self._state.update(state)
         inserted = 0
         for row in new:
@@ -291,6 +390,15 @@ class MemoryOutbox:
                 due.append(row)
             waiting.add((row.channel, row.incident))
         return due[:limit]
+
+    async def claim(
+        self, now: datetime, until: datetime, skip: Collection[str] = ()
+    ) -> NotificationRow | None:
+        for row in await self.due(now, len(self._pending)):
+            if row.channel not in skip:
+                self._update(row.id, next_attempt_at=until)
+                return row
+        return None
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         return [r for r in self._rows.values() if status is None or r.status == status]

@@ -33,7 +33,11 @@ def receivers() -> Iterator[Receivers]:
 
 
 def notify_settings(
-    receivers: Receivers, recipients: list[str] | None = None, **timing: float
+    receivers: Receivers,
+    recipients: list[str] | None = None,
+    *,
+    starttls: bool = False,
+    **timing: float,
 ) -> NotifySettings:
     return NotifySettings(
         group_wait=timing.get("group_wait", 30.0),
@@ -51,7 +55,7 @@ def notify_settings(
             port=receivers.smtp_port,
             sender="jarvis@example.com",
             recipients=recipients or ["oncall@example.com"],
-            starttls=False,
+            starttls=starttls,
         ),
     )
 
@@ -93,6 +97,7 @@ async def make_rig(
         url: str | None = None,
         spool_path: Path | None = None,
         recipients: list[str] | None = None,
+        starttls: bool = False,
     ) -> Rig:
         store = await EventStore.connect(url or pg_url, auto_migrate=True, spool_path=spool_path)
         stores.append(store)
@@ -101,7 +106,7 @@ async def make_rig(
         settings = Settings(
             database_url=pg_url,
             loop=LoopSettings(interval=interval),
-            notify=notify_settings(receivers, recipients),
+            notify=notify_settings(receivers, recipients, starttls=starttls),
         )
         notifier = build_notifier(settings, store, clock, metrics, seed=1)
         assert notifier is not None

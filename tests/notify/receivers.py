@@ -18,7 +18,9 @@ and an async test can both talk to it) answers:
 ``throttle_next[route] = n`` makes them answer 429 with ``Retry-After:
 retry_after`` seconds, as both services do when rate limited;
 ``garble_next[route] = n`` makes them answer 502 with a Windows-1252 error
-page (not UTF-8), as a proxy in front of a receiver may.
+page (not UTF-8), as a proxy in front of a receiver may;
+``redirect_next[route] = n`` makes them answer 302 to ``/moved``, which
+answers ``200 ok`` to anything and keeps nothing (``moved`` counts its requests).
 SMTP is a real aiosmtpd server on another free port (`tests.smtp_inbox.Inbox`):
 ``unknown_mailboxes`` are refused at RCPT TO while the other recipients are
 taken, and ``lose_smtp_replies(n)`` keeps n messages but answers 451 to each.
@@ -127,6 +129,8 @@ class Receivers:
         self.throttle_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
         self.retry_after = 120
         self.garble_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
+        self.redirect_next: dict[str, int] = {"slack": 0, "pagerduty": 0}
+        self.moved = 0
         # While `holding` is set, PagerDuty takes an event, sets `arrived`, and
         # answers only once `released` is set: a receiver slow to answer.
         self.holding = threading.Event()
@@ -186,6 +190,7 @@ class Receivers:
         app = web.Application()
         app.router.add_post("/slack/{path:.*}", self._slack)
         app.router.add_post("/v2/enqueue", self._pagerduty)
+        app.router.add_route("*", "/moved", self._moved)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.http_port).start()
@@ -197,7 +202,14 @@ class Receivers:
             return True
         return False
 
+    async def _moved(self, request: web.Request) -> web.Response:
+        self.moved += 1
+        return web.Response(text="ok")
+
     def _canned(self, route: str) -> web.Response | None:
+        if self.redirect_next[route] > 0:
+            self.redirect_next[route] -= 1
+            return web.Response(status=302, headers={"Location": "/moved"})
         if self.garble_next[route] > 0:
             self.garble_next[route] -= 1
             page = "Passerelle indisponible, réessayez".encode("cp1252")

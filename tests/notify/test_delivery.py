@@ -349,3 +349,60 @@ async def test_a_page_in_flight_when_the_notifier_stops_is_recorded_as_sent(
     rows = await rig.outbox.rows()
     paged = [(r.action, r.status) for r in rows if r.channel == "pagerduty"]
     assert paged == [("trigger", "sent")]
+
+
+async def test_a_webhook_answering_with_a_redirect_is_not_taken_for_delivered(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A 302 from the webhook URL is not followed: the message reached no one, and says so."""
+    receivers.redirect_next["slack"] = 1
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)
+
+    assert receivers.moved == 0
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "slack"]
+    assert row.status == "failed"
+    assert row.last_error == "slack answered 302: redirected, not followed"
+
+
+def warning(cause: str, at: datetime) -> Event:
+    return Event(
+        kind=EventKind.ALERT,
+        ts=at,
+        idempotency_key=f"alert:{cause}",
+        reason=f"{cause} needs a look",
+        payload={"cause": cause, "severity": "warning"},
+    )
+
+
+async def test_a_rate_limited_channel_is_left_alone_until_its_retry_after(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """A backlog meets a 429: the other Slack rows wait out its Retry-After, spending no attempt."""
+    receivers.throttle_next["slack"] = 10
+    await record(rig, *(warning(f"backlog-{n}", rig.clock.now()) for n in range(5)))
+    await rig.rounds(40, step=1.0)  # group_wait (30 s): five Slack rows due, the first a 429
+    assert receivers.requests["slack"] == 1
+    slack = [r for r in await rig.outbox.rows() if r.channel == "slack"]
+    assert [r.attempts for r in slack] == [1, 0, 0, 0, 0]
+    assert len(receivers.emails) == 5  # the other channels are not held
+
+    receivers.throttle_next["slack"] = 0
+    await rig.rounds(100, step=1.0)
+    assert receivers.requests["slack"] == 1  # Retry-After: 120
+    await rig.rounds(60, step=1.0)
+    assert len(receivers.slack) == 5
+    assert receivers.requests["slack"] == 6
+
+
+async def test_a_channel_failing_with_a_5xx_is_tried_once_a_round(
+    rig: Rig, receivers: Receivers
+) -> None:
+    """Five Slack rows due and Slack answering 500: one request a round, not one a row."""
+    receivers.fail_next["slack"] = 100
+    await record(rig, *(warning(f"backlog-{n}", rig.clock.now()) for n in range(5)))
+    await rig.rounds(31, step=1.0)  # group_wait (30 s): the five rows come due in round 31
+    assert receivers.requests["slack"] == 1
+    receivers.fail_next["slack"] = 0
+    await rig.rounds(120, step=1.0)
+    assert len(receivers.slack) == 5

@@ -124,3 +124,17 @@ async def test_a_recipient_greylisted_past_the_last_attempt_is_recorded_as_not_r
     assert "slow@example.com" in row.last_error
     assert "450" in row.last_error
     assert _email_counts(rig) == {"sent": 0, "partial": 1, "retried": 9, "failed": 0}
+
+
+async def test_starttls_required_by_the_settings_but_not_offered_fails_at_once_saying_so(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """A server without STARTTLS, which the settings require: one attempt, its reason recorded."""
+    rig = await make_rig(starttls=True)
+    await record(rig, escalation("sim://ai-dawg-ai-brain", rig.clock.now()))
+    await rig.rounds(40, step=1.0)
+
+    assert receivers.emails == []
+    (row,) = [r for r in await rig.outbox.rows() if r.channel == "email"]
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error == "email refused: SMTP STARTTLS extension not supported by server."

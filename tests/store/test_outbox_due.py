@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from jarvis.store.events import EventStore
-from jarvis.store.outbox import PENDING, MemoryOutbox, NotificationOutbox, Outbox
+from jarvis.store.outbox import (
+    PENDING,
+    REVISION,
+    MemoryOutbox,
+    NotificationOutbox,
+    Outbox,
+    StaleStateError,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -83,3 +90,31 @@ async def test_a_row_waits_while_an_older_one_of_its_incident_and_channel_is_pen
     assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3, 4]
     await outbox.mark_failed(4, 1, "400")
     assert await _ids(outbox, T0 + timedelta(minutes=10)) == [2, 3]
+
+
+async def test_a_claimed_row_is_passed_by_until_its_claim_runs_out(
+    outbox: NotificationOutbox,
+) -> None:
+    """A second claim takes the next row, not the one claimed; an unrecorded claim runs out."""
+    await outbox.commit({}, [_row(k) for k in "ab"], T0)
+    until = T0 + timedelta(seconds=80)
+    first, second = await outbox.claim(T0, until), await outbox.claim(T0, until)
+    assert (first and first.id, second and second.id) == (1, 2)
+    assert await outbox.claim(T0, until) is None
+    await outbox.mark_sent(2, 1, T0)
+    again = await outbox.claim(until, until + timedelta(seconds=80))
+    assert again is not None
+    assert again.id == 1
+
+
+async def test_a_save_over_a_state_another_saved_since_writes_nothing(
+    outbox: NotificationOutbox,
+) -> None:
+    """Two notifiers read revision 0; the second to save is refused, its rows not inserted."""
+    first = {REVISION: {"n": 1}, "cursor": {"event_id": 7}}
+    assert await outbox.commit(first, [_row("a")], T0, revision=0) == 1
+    with pytest.raises(StaleStateError):
+        await outbox.commit({REVISION: {"n": 1}, "cursor": {"event_id": 9}}, [_row("b")], T0, 0)
+    assert await outbox.load_state() == first
+    assert await _ids(outbox, T0) == [1]
+    assert await outbox.commit({REVISION: {"n": 2}}, [_row("b")], T0, revision=1) == 1
