@@ -34,6 +34,9 @@ async def test_a_change_is_confirmed_by_its_key_where_its_kind_writes_it(
     apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
     scale, restart, rollback = new_key(), new_key(), new_key()
     assert (await actuator.apply(action(Scale(replicas=4)), scale)).ok
+    assert await actuator.confirm_applied(PRODUCER, "scale", scale) == (
+        f"deployment default/producer carries jarvis.io/action-key={scale}"
+    )
     assert (await actuator.apply(action(Restart()), restart)).ok
     set_image(apiserver, "registry.local/app:v2")
     assert (await actuator.apply(action(Rollback("")), rollback)).ok
@@ -42,9 +45,9 @@ async def test_a_change_is_confirmed_by_its_key_where_its_kind_writes_it(
         kind: await actuator.confirm_applied(PRODUCER, kind, key)
         for kind, key in [("restart", restart), ("rollback", rollback)]
     }
-    # The rollback's patch wrote its key over the scale's on the Deployment.
+    # The rollback's patch wrote its key over the scale's on the Deployment: an object
+    # keeps only its latest change's key, so the scale is no longer confirmed.
     assert await actuator.confirm_applied(PRODUCER, "scale", scale) is None
-    assert await actuator.confirm_applied(PRODUCER, "scale", rollback)  # the same annotation
     assert await actuator.confirm_applied(PRODUCER, "restart", rollback) is None
     assert await actuator.confirm_applied(PRODUCER, "rollback", restart) is None
     assert await actuator.confirm_applied(PRODUCER, "rollback", new_key()) is None
