@@ -21,6 +21,7 @@ from jarvis.actuators.probes.endpoints import EndpointSensor
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.timing import timing_warnings
+from jarvis.loop import events as ev
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler
@@ -29,6 +30,7 @@ from jarvis.model import (
     ActionKind,
     ActionParams,
     Deploy,
+    EventKind,
     Health,
     OutcomeStatus,
     ResourceRef,
@@ -348,3 +350,40 @@ async def test_an_operation_timeout_past_the_apply_timeout_is_cut_by_the_apply_a
     assert decision.outcome.detail == "apply did not finish within 0.5s"
     named = "cloudrun.operation_timeout (5 s) is not shorter than loop.apply_timeout (0.5 s)"
     assert any(w.startswith(named) for w in timing_warnings(app.settings))
+
+
+async def test_recovery_records_applied_an_orphan_whose_finished_update_carries_its_key(
+    make_app: AppFactory, fake: FakeCloudRun, clock: VirtualClock
+) -> None:
+    """An intent a crash left open is closed as applied when its service carries the action's
+    key and has finished that update in success, and as unknown when the update's new
+    revision never became ready."""
+    crashed = await make_app([])
+    cloudrun = crashed.actuators[0]
+    assert isinstance(cloudrun, CloudRunActuator)
+    tick_id = ev.tick_id_for(clock.now(), "crashed")
+    sent = {}
+    orphans: list[tuple[str, ActionParams]] = [(API, Restart()), (WORKER, Deploy(BAD_IMAGE))]
+    for uri, params in orphans:
+        action = Action(ResourceRef.parse(uri), params, "test", "because")
+        action_id = ev.action_id_for(tick_id, action)
+        crashed.reconciler.recorder.record(ev.started(tick_id, clock.now(), action, action_id))
+        sent[uri] = (action, ev.idempotency_key(action_id))
+    await crashed.reconciler.recorder.flush(clock.now())
+    # The process ends after both updates were sent and carried their keys: the api's
+    # restart rolled out, the worker's new revision never became ready.
+    assert (await cloudrun.apply(*sent[API])).ok
+    assert not (await cloudrun.apply(*sent[WORKER])).ok
+    await crashed.aclose()
+
+    clock.advance(60)
+    restarted = await make_app([])
+
+    kinds = [EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN]
+    closed = {e.resource: e for e in await restarted.store.events(kinds=kinds)}
+    assert {uri: e.kind for uri, e in closed.items()} == {
+        API: EventKind.ACTION_APPLIED,
+        WORKER: EventKind.ACTION_UNKNOWN,
+    }
+    assert closed[API].payload["recovered"] is True
+    assert sent[API][1] in str(closed[API].payload["detail"])

@@ -7,12 +7,25 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from jarvis.actuators.base import ActuatorError, ConfirmsKeys
 from jarvis.actuators.llm.routing import RoutingActuator
+from jarvis.app import App, build_app
+from jarvis.config import load_settings
 from jarvis.config.cost import RouteSettings, RoutingSettings
+from jarvis.loop import events as ev
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, ErrorKind, Health, ResourceRef, RouteWeights, SetWeights
+from jarvis.model import (
+    Action,
+    ErrorKind,
+    EventKind,
+    Health,
+    ResourceRef,
+    RouteWeights,
+    SetWeights,
+)
 from tests.actions import new_key
 from tests.cost.builders import NOW
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -207,3 +220,95 @@ async def test_a_version_that_is_not_a_number_is_written_over(
     stored = await raw.hgetall("jarvis:route:chat")
     assert stored["_version"] == "1"
     assert stored["gemini"] == "0.2"
+
+
+async def test_set_weights_is_confirmed_by_the_hash_s_action_key(
+    actuator: RoutingActuator, raw: aioredis.Redis
+) -> None:
+    """The key the last write stored confirms that write; an earlier key, another kind, an
+    unconfigured route or a route never written confirm nothing."""
+    assert isinstance(actuator, ConfirmsKeys)
+    await actuator.observe()
+    first, second = new_key(), new_key()
+    assert (
+        await actuator.apply(set_weights({"gpt-4o": 0.5, "gemini": 0.3, "claude": 0.2}), first)
+    ).ok
+    assert await actuator.confirm_applied(CHAT, "set_weights", first) == (
+        f"route chat carries _action_key={first}"
+    )
+    assert (
+        await actuator.apply(set_weights({"gpt-4o": 0.4, "gemini": 0.4, "claude": 0.2}), second)
+    ).ok
+
+    assert await actuator.confirm_applied(CHAT, "set_weights", second)
+    assert await actuator.confirm_applied(CHAT, "set_weights", first) is None
+    assert await actuator.confirm_applied(CHAT, "scale", second) is None
+    code = ResourceRef("route", "code", "route")
+    assert await actuator.confirm_applied(code, "set_weights", second) is None
+    await raw.hset("jarvis:route:other", "_action_key", second)
+    other = ResourceRef("route", "other", "route")
+    assert await actuator.confirm_applied(other, "set_weights", second) is None
+
+
+async def test_recovery_records_applied_an_orphan_whose_route_carries_its_key(
+    sqlite_url: str, redis_url: str
+) -> None:
+    """An intent a crash left open is closed as applied when its route's hash carries the
+    action's key, and as unknown when it carries another action's key."""
+    clock = VirtualClock(NOW)
+    settings = load_settings(
+        database_url=sqlite_url,
+        allowlist=[{"provider": "route", "resources": "*", "actions": ["set_weights"]}],
+    )
+
+    async def started() -> App:
+        routing = RoutingActuator.from_settings(SETTINGS, clock=clock, redis_url=redis_url)
+        return await build_app(settings, clock=clock, actuators=[routing], run_id="routing")
+
+    crashed = await started()
+    try:
+        routing = crashed.actuators[0]
+        assert isinstance(routing, RoutingActuator)
+        await routing.observe()
+        tick_id = ev.tick_id_for(clock.now(), "crashed")
+        sent = {}
+        for name, weights in [
+            ("chat", {"gpt-4o": 0.5, "gemini": 0.3, "claude": 0.2}),
+            ("code", {"claude": 0.6, "gpt-4o": 0.4}),
+        ]:
+            action = set_weights(weights, ResourceRef("route", name, "route"))
+            action_id = ev.action_id_for(tick_id, action)
+            crashed.reconciler.recorder.record(ev.started(tick_id, clock.now(), action, action_id))
+            sent[name] = (action, ev.idempotency_key(action_id))
+        await crashed.reconciler.recorder.flush(clock.now())
+        # The weights of chat were written; code carries a later action's key.
+        assert (await routing.apply(*sent["chat"])).ok
+        assert (await routing.apply(sent["code"][0], ev.idempotency_key("a later action"))).ok
+    finally:
+        await crashed.aclose()
+
+    clock.advance(60)
+    restarted = await started()
+    try:
+        kinds = [EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN]
+        closed = {e.resource: e for e in await restarted.store.events(kinds=kinds)}
+    finally:
+        await restarted.aclose()
+
+    assert {uri: e.kind for uri, e in closed.items()} == {
+        "route://chat": EventKind.ACTION_APPLIED,
+        "route://code": EventKind.ACTION_UNKNOWN,
+    }
+    assert closed["route://chat"].payload["recovered"] is True
+    assert sent["chat"][1] in str(closed["route://chat"].payload["detail"])
+
+
+async def test_a_redis_that_cannot_be_read_makes_confirming_raise_a_one_line_error() -> None:
+    """Unreachable Redis: confirming raises `ActuatorError` (recovery leaves it unknown)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    routing = RoutingActuator.from_settings(SETTINGS, clock=VirtualClock(NOW), redis_url=url)
+    try:
+        with pytest.raises(ActuatorError, match=r"^redis: "):
+            await routing.confirm_applied(CHAT, "set_weights", new_key())
+    finally:
+        await routing.aclose()

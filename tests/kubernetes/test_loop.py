@@ -18,8 +18,9 @@ from jarvis.actuators.kubernetes.actuator import KubernetesActuator
 from jarvis.app import App, build_app
 from jarvis.config import load_settings
 from jarvis.config.kubernetes import KubernetesSettings
+from jarvis.loop import events as ev
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Health, ResourceRef, Restart
+from jarvis.model import Action, EventKind, Health, ResourceRef, Restart
 from jarvis.policies.base import Policy
 from jarvis.policies.heal import HealPolicy
 from jarvis.policies.operator import OneShot, operator_action
@@ -319,3 +320,42 @@ async def test_an_override_of_a_deployment_the_api_does_not_list_is_refused_unse
     assert note.key == "operator:unknown" and note.resource == str(ghost)
     assert apiserver.writes() == []
     assert await app.store.load_retries() == {}
+
+
+async def test_recovery_records_applied_an_orphan_whose_deployment_carries_its_key(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """An intent a crash left open is closed as applied when its Deployment carries the
+    action's key where its kind writes it, and as unknown when it carries another key or none."""
+    for name in ("api-0", "api-1", "api-2"):
+        apiserver.cluster.add_deployment("default", name)
+    crashed = await make_app([])
+    k8s = crashed.actuators[0]
+    assert isinstance(k8s, KubernetesActuator)
+    tick_id = ev.tick_id_for(vclock.now(), "crashed")
+    sent = {}
+    for name in ("api-0", "api-1", "api-2"):
+        action = Action(ResourceRef("k8s", f"default/{name}"), Restart(), "heal", "crash loop")
+        action_id = ev.action_id_for(tick_id, action)
+        crashed.reconciler.recorder.record(ev.started(tick_id, vclock.now(), action, action_id))
+        sent[name] = (action, ev.idempotency_key(action_id))
+    await crashed.reconciler.recorder.flush(vclock.now())
+    # The process ends after api-0's restart was written; api-1 carries a later action's key;
+    # nothing reached api-2.
+    assert (await k8s.apply(*sent["api-0"])).ok
+    assert (await k8s.apply(sent["api-1"][0], ev.idempotency_key("a later action"))).ok
+    await crashed.store.aclose()
+
+    vclock.advance(60)
+    restarted = await make_app([])
+
+    kinds = [EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN]
+    closed = {e.resource: e for e in await restarted.store.events(kinds=kinds)}
+    assert {uri: e.kind for uri, e in closed.items()} == {
+        "k8s://default/api-0": EventKind.ACTION_APPLIED,
+        "k8s://default/api-1": EventKind.ACTION_UNKNOWN,
+        "k8s://default/api-2": EventKind.ACTION_UNKNOWN,
+    }
+    applied = closed["k8s://default/api-0"]
+    assert applied.payload["recovered"] is True
+    assert sent["api-0"][1] in str(applied.payload["detail"])

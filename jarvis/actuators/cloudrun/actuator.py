@@ -47,7 +47,10 @@ awaited up to ``operation_timeout``; once Cloud Run accepted one, an operation s
 running, or whose polls fail (429, 5xx and dropped connections are polled again), is
 TIMED_OUT: the change may have landed. So is an update whose answer was lost (a read
 timeout, a connection dropped after sending). Updates carry the service's ``etag`` and
-the action's key (`jarvis.actuators.cloudrun.changes`).
+the action's key (`jarvis.actuators.cloudrun.changes`). Recovery asks `confirm_applied`
+about an orphaned intent: applied only when the service carries its key and has
+finished reconciling that update in success (`changes.confirmation` says why
+accepted is not enough).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
 from jarvis.actuators.base import ActuatorError, PartialObserveError, Scope, run_blocking
-from jarvis.actuators.cloudrun.changes import Change, NoChange, plan_change
+from jarvis.actuators.cloudrun.changes import Change, NoChange, confirmation, plan_change
 from jarvis.actuators.cloudrun.client import (
     Clients,
     answer_lost,
@@ -294,6 +297,26 @@ class CloudRunActuator:
             if exc.code == "DEADLINE":
                 return Outcome.timed_out(str(exc))
             return exc.outcome()
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        """`changes.confirmation` of the service as read now: `ConfirmsKeys` for recovery.
+
+        One GET; a service that is gone confirms nothing, another failure raises
+        `ActuatorError`.
+        """
+        service = self._managed_service(target)
+        if service is None or kind not in self.action_kinds:
+            return None
+        name = self._full_name(service)
+        try:
+            read = await self._blocking(
+                lambda: self._get_service(name), deadline=2 * self._settings.request_timeout
+            )
+        except ActuatorError as exc:
+            if exc.code == "NOT_FOUND":
+                return None
+            raise
+        return confirmation(read, key)
 
     def _apply_sync(self, service: str, action: Action, key: str) -> Outcome:
         name = self._full_name(service)

@@ -11,6 +11,22 @@ Every change also writes the action's idempotency key as the Service
 annotation ``jarvis.io/action-key`` (mask path ``annotations``, the map as
 read plus the key); a service that already carries the key needs no change,
 so a replay, or the re-read after a conflict, does not change it twice.
+
+Recovery asks `confirmation` whether an orphaned intent's change was applied.
+The key annotation alone proves the update was accepted: it is written in the
+same UpdateService as the change, and Cloud Run keeps the written spec even when
+the rollout fails (only the serving status stays behind). For every kind that is
+"made" (a RESTART re-sent would create a second revision), but it is not what
+this provider calls applied: the actuator awaits the update's operation, and an
+accepted update still running is TIMED_OUT (unknown), one whose operation failed
+(the new revision never became ready) a temporary failure. So the key confirms
+a change only once the service has finished reconciling it: not reconciling, its
+``observed_generation`` at its ``generation`` and its terminal condition
+succeeded, which is the state in which that operation has ended in success (or a
+later update that kept the annotation, an operator's, has: the key's change was
+made, and what serves is past it). An
+accepted update still rolling out, or one that failed, stays unknown, as a
+process that had lived would not have called it applied either.
 """
 
 from __future__ import annotations
@@ -76,6 +92,24 @@ def plan_change(
         return planned
     planned.service.annotations[ACTION_KEY] = key
     return Change(planned.service, (*planned.paths, "annotations"), planned.summary)
+
+
+def confirmation(service: run_v2.Service, key: str) -> str | None:
+    """What proves the change with ``key`` was applied to ``service`` as read, or None.
+
+    The service carries the key and its update has finished reconciling in success
+    (see the module docstring): accepted alone, the rollout may still fail.
+    """
+    if service.annotations.get(ACTION_KEY) != key:
+        return None
+    succeeded = service.terminal_condition.state == run_v2.Condition.State.CONDITION_SUCCEEDED
+    generation = service.generation
+    if service.reconciling or service.observed_generation != generation or not succeeded:
+        return None
+    return (
+        f"service {short_name(service.name)} carries {ACTION_KEY}={key}, "
+        f"and its generation {generation} is ready"
+    )
 
 
 def _refuse(message: str, code: str) -> ActuatorError:

@@ -64,7 +64,10 @@ a restart, on the Deployment's (or HPA's) metadata for a scale or rollback.
 Each change first reads the object, and when it already carries the key (a
 replay, or a 409 retry after a write that did land) succeeds without writing.
 An object keeps only the key of its latest change: a replay that comes after
-another change to the same object is not recognised.
+another change to the same object is not recognised. Since the key is written
+with the change, recovery asks `confirm_applied` (`ConfirmsKeys`) whether an
+orphaned intent's key is where its kind of change writes it, and closes the
+intent as applied when it is.
 
 After a restart or rollback, the new revision's pods are watched for up to
 ``verify_seconds`` (polling on the injected clock): crash-looping or
@@ -353,6 +356,19 @@ class KubernetesActuator:
         if rolled and not detail.startswith(SKIPPED) and self._settings.verify_seconds > 0:
             return await self._verify(namespace, name, detail)
         return Outcome.success(detail)
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        """Where ``key`` is written for a ``kind`` change (`DeploymentChanges.carrier`), or
+        None: `ConfirmsKeys` for recovery. A read that fails raises `ActuatorError`."""
+        namespace, _, name = target.name.partition("/")
+        if target.provider != PROVIDER or kind not in self.action_kinds:
+            return None
+        if not name or "/" in name or namespace not in self._settings.namespaces:
+            return None
+        return await self._call(
+            f"confirming {kind} {target}",
+            lambda: self._changes.carrier(kind, namespace, name, key),
+        )
 
     async def _verify(self, namespace: str, name: str, detail: str) -> Outcome:
         """Watch the rollout an action started until it succeeds, fails or time is up."""

@@ -7,7 +7,8 @@ changes, writes with the ``resourceVersion`` it read, and returns a detail
 watch) or raises `ActuatorError`; `AnswerLostError` when a write was sent and its
 answer lost, so it may have landed. Every write carries the action's key as the
 ``jarvis.io/action-key`` annotation, and an object already carrying it is left
-alone (see the actuator's docstring). The reads of Deployments, HPAs and
+alone (see the actuator's docstring); `DeploymentChanges.carrier` reads the same
+annotation for recovery. The reads of Deployments, HPAs and
 ReplicaSets live here too, shared with observing.
 """
 
@@ -43,7 +44,7 @@ from jarvis.actuators.kubernetes.observe import (
     rollback_candidates,
     selector_string,
 )
-from jarvis.model import ErrorKind, Scale
+from jarvis.model import ActionKind, ErrorKind, Scale
 
 SKIPPED = "skipped:"
 
@@ -129,6 +130,37 @@ class DeploymentChanges:
             client.V1Pod.from_dict,
         )
         return readable(found, "pod")
+
+    def carrier(self, kind: str, namespace: str, name: str, key: str) -> str | None:
+        """What carries ``key`` where a change of ``kind`` writes it, or None (recovery's proof).
+
+        Certain, since every change writes its key in the same patch as the change:
+        a scale on the Deployment's metadata or on an HPA targeting it, a rollback
+        on the Deployment's metadata, a restart on its pod template. A Deployment
+        that is gone carries nothing; an HPA the client refuses proves nothing.
+        """
+        try:
+            deployment = self.read(namespace, name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        where = f"deployment {namespace}/{name}"
+        places: list[tuple[str, client.V1ObjectMeta | None]] = []
+        if kind == ActionKind.RESTART:
+            template = deployment.spec.template if deployment.spec else None
+            places.append((f"{where}'s pod template", template.metadata if template else None))
+        if kind in {ActionKind.SCALE, ActionKind.ROLLBACK}:
+            places.append((where, deployment.metadata))
+        if kind == ActionKind.SCALE and not _carries(deployment.metadata, key):
+            hpas, _ = self.hpas(namespace)
+            places += [
+                (f"HPA {namespace}/{h.metadata.name} of {where}", h.metadata)
+                for h in hpas_for(name, hpas)
+                if h.metadata is not None
+            ]
+        found = next((place for place, meta in places if _carries(meta, key)), None)
+        return None if found is None else f"{found} carries {ACTION_KEY}={key}"
 
     def _patch_deployment(
         self, namespace: str, name: str, body: dict[str, Any] | list[dict[str, Any]]

@@ -16,7 +16,9 @@ with the version this actuator last observed and replaces the whole hash only
 if they match, so a concurrent writer (another Jarvis, an operator) is never
 silently overwritten: the apply fails as a temporary conflict and the next
 tick decides again on fresh data. A route whose hash does not exist is seeded
-with its configured weights.
+with its configured weights. Since ``_action_key`` is written with the weights,
+recovery asks `RoutingActuator.confirm_applied` (`ConfirmsKeys`) whether an
+orphaned intent's key is the hash's, and closes the intent as applied when it is.
 
 Observed resource (`ResourceState`):
 - ``health``: healthy when the weights parse and sum to 1; degraded otherwise.
@@ -205,6 +207,23 @@ class RoutingActuator:
         self._seen_weights[route] = dict(params.weights)
         shown = " ".join(f"{m}={format_weight(w)}" for m, w in params.weights.items())
         return Outcome.success(f"{route} weights v{version}: {shown}")
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        """Whether the route's hash carries ``key`` as ``_action_key``: `ConfirmsKeys` for
+        recovery. Certain: the write script sets it with the weights, atomically, and a
+        later write replaces it. One HGET; a Redis error raises `ActuatorError`."""
+        route = target.name
+        if target.provider != self.provider or kind not in self.action_kinds:
+            return None
+        if route not in self._settings.routes:
+            return None
+        try:
+            found = await self._redis.hget(self.key(route), "_action_key")
+        except RedisError as exc:
+            raise ActuatorError(f"redis: {exc}") from exc
+        if found is None or _text(found) != key:
+            return None
+        return f"route {route} carries _action_key={key}"
 
     async def _write(
         self, route: str, expected: str, key: str, weights: Mapping[str, float]
