@@ -130,6 +130,20 @@ class FakeCluster:
             self._reconcile(namespace, name)
             return self.get("deployments", namespace, name)
 
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        """``kubectl delete deployment`` once the garbage collector is done: the Deployment,
+        its ReplicaSets and their pods are gone (an HPA targeting it stays, as it would)."""
+        with self.lock:
+            deployment = self._stored("deployments", namespace, name)
+            owned = [k for k, o in self._objects.items() if _owned_by(o, deployment)]
+            pods = [
+                k
+                for k, o in self._objects.items()
+                if any(_owned_by(o, self._objects[rs]) for rs in owned)
+            ]
+            for key in [*pods, *owned, ("deployments", namespace, name)]:
+                del self._objects[key]
+
     def add_hpa(
         self,
         namespace: str,
