@@ -89,6 +89,7 @@ class FakeCluster:
         self._interfere: Counter[tuple[str, str, str]] = Counter()
         self._lag = 0
         self._lagging: dict[tuple[str, str], int] = {}
+        self._delete_on_get: set[tuple[str, str]] = set()
 
     # -- hooks for tests -------------------------------------------------------
 
@@ -143,6 +144,12 @@ class FakeCluster:
             ]
             for key in [*pods, *owned, ("deployments", namespace, name)]:
                 del self._objects[key]
+
+    def delete_before_get(self, namespace: str, name: str) -> None:
+        """The Deployment is deleted (`delete_deployment`) just before the next GET of it by
+        name: a human's ``kubectl delete`` landing after a list and before a read."""
+        with self.lock:
+            self._delete_on_get.add((namespace, name))
 
     def add_hpa(
         self,
@@ -247,6 +254,9 @@ class FakeCluster:
 
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         with self.lock:
+            if resource == "deployments" and (namespace, name) in self._delete_on_get:
+                self._delete_on_get.discard((namespace, name))
+                self.delete_deployment(namespace, name)
             if resource == "deployments" and (namespace, name) in self._lagging:
                 self._catch_up(namespace, name)
             obj = self._objects.get((resource, namespace, name))
