@@ -43,16 +43,15 @@ def test_a_deleted_deployment_is_gone_with_what_it_owned(
     body = json.loads(caught.value.body or "")
     assert (caught.value.status, body["reason"]) == (404, "NotFound")
     assert body["details"] == {"name": "web", "group": "apps", "kind": "deployments"}
-    left = [
-        *apps.list_namespaced_replica_set("default").items,
-        *client.CoreV1Api(apps.api_client).list_namespaced_pod("default").items,
-    ]
-    assert left and all(o.metadata.name.startswith("producer-") for o in left)
-    autoscaling = client.AutoscalingV2Api(apps.api_client)
-    assert [
-        h.metadata.name
-        for h in autoscaling.list_namespaced_horizontal_pod_autoscaler("default").items
-    ] == ["web"]
+    replicasets = apps.list_namespaced_replica_set("default").items
+    pods = client.CoreV1Api(apps.api_client).list_namespaced_pod("default").items
+    left = [rs.metadata.name if rs.metadata else None for rs in replicasets]
+    left += [pod.metadata.name if pod.metadata else None for pod in pods]
+    assert left and all((name or "").startswith("producer-") for name in left), left
+    hpas = client.AutoscalingV2Api(apps.api_client).list_namespaced_horizontal_pod_autoscaler(
+        "default"
+    )
+    assert [h.metadata.name if h.metadata else None for h in hpas.items] == ["web"]
 
 
 def test_a_throttled_request_is_a_429_with_retry_after(
