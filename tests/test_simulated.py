@@ -331,6 +331,18 @@ async def test_impossible_actions_fail_terminally(action: Action, needle: str) -
     assert needle in outcome.detail
 
 
+async def test_a_service_deleted_since_observe_is_gone() -> None:
+    """A service deleted after observe fails as gone, not terminally; then it is unobserved."""
+    actuator, _ = make()
+    assert ref("customer-api") in {s.ref for s in await actuator.observe()}
+    actuator.fleet.delete("customer-api")
+
+    outcome = await actuator.apply(Action(ref("customer-api"), Restart(), "t", "x"), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "NotFound")
+    assert ref("customer-api") not in {s.ref for s in await actuator.observe()}
+
+
 async def test_fail_rate_one_fails_every_apply_temporarily() -> None:
     """With fail_rate 1, every apply fails with a temporary error and changes nothing."""
     actuator, _ = make(fail_rate=1.0)

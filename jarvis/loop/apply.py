@@ -22,7 +22,11 @@ one allowed action and keeps the promises around it:
   an intent not durable by then is not acted on, an outcome not written by
   then stays buffered for the daemon to spool;
 - the provider breakers and the disruption budgets learn of the attempt, and
-  a degraded provider's failure is not charged to the resource's retry budget.
+  a degraded provider's failure is not charged to the resource's retry budget;
+- a target the provider answered is gone (`Outcome.gone`: deleted since
+  observe) is recorded failed and nothing more: no breaker counts it, no
+  failure is counted against the retry budget, nothing escalates or is
+  quarantined.
 """
 
 from __future__ import annotations
@@ -150,7 +154,12 @@ class Applier:
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
-        if self.breakers.settle(action, outcome, start, now):
+        # One rule for every provider: a target gone since observe (deleted, by a
+        # human most likely) is neither the provider's failure nor the resource's,
+        # so no breaker learns of it, and the budget counts no failure and escalates
+        # nothing (`RetryBudget.finished`). Its attempt stays in the window: an
+        # observe that keeps seeing what apply cannot find is still held to it.
+        if outcome.gone or self.breakers.settle(action, outcome, start, now):
             state, escalate = self.ledger.finished(state, outcome, now)
         else:
             # A degraded provider's failure: not the resource's, so not its budget's.

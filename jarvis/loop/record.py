@@ -58,6 +58,7 @@ _OUTCOME_LOGS = {
     OutcomeStatus.FAILED: "action failed",
     OutcomeStatus.TIMED_OUT: "action outcome unknown",
 }
+_GONE_LOG = "action target not found: deleted since observed; not retried, not escalated"
 
 ALERTS_KEPT = 1000
 """How many of the latest alerts the loop reads at start (breakers and SLOs restore from
@@ -228,11 +229,11 @@ class Recorder:
     def outcome(self, tick_id: str, now: datetime, action: Action, outcome: Outcome) -> None:
         action_id = ev.action_id_for(tick_id, action)
         self.remember(ev.outcome_event(tick_id, now, action, action_id, outcome))
-        label = "applied" if outcome.ok else outcome.status.value
+        label = "applied" if outcome.ok else "gone" if outcome.gone else outcome.status.value
         self.metrics.actions.labels(kind=action.kind, outcome=label).inc()
         # A failure is what an operator greps the log for: warning, not info.
         (log.info if outcome.ok else log.warning)(
-            _OUTCOME_LOGS[outcome.status],
+            _GONE_LOG if outcome.gone else _OUTCOME_LOGS[outcome.status],
             resource=str(action.target),
             action=action.kind,
             outcome=outcome.status.value,

@@ -72,12 +72,16 @@ class OutcomeStatus(enum.StrEnum):
 
 
 class ErrorKind(enum.StrEnum):
-    """The two kinds of failure at the actuator boundary."""
+    """The kinds of failure at the actuator boundary."""
 
     TEMPORARY = "temporary"
     """Worth retrying later (throttling, 5xx, timeouts); counted by the retry budget."""
     TERMINAL = "terminal"
-    """Retrying cannot help (bad request, access denied, not found)."""
+    """Retrying cannot help (bad request, access denied): escalated at once."""
+    GONE = "gone"
+    """The target itself is not there (deleted, or being deleted, since it was observed):
+    nothing to retry and no one to page. The loop's one rule for it is in
+    `jarvis.loop.apply`: recorded failed, no failure counted, no escalation."""
 
 
 class ActionParams(Protocol):
@@ -233,6 +237,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status is OutcomeStatus.OK
+
+    @property
+    def gone(self) -> bool:
+        """The provider answered that the target is not there (`ErrorKind.GONE`)."""
+        return self.status is OutcomeStatus.FAILED and self.error_kind is ErrorKind.GONE
 
     @classmethod
     def success(cls, detail: str = "") -> Outcome:

@@ -5,9 +5,13 @@ through the store, and calls `check` before an action, `attempted` when it start
 and `finished` with its outcome. After ``max_attempts`` consecutive failures the
 pair is quarantined until an operator resets it, and `finished` says to escalate;
 a terminal error (access denied, a validation error: retrying cannot help)
-quarantines and escalates at once. Backoff between attempts is counted in ticks
-(1, 2, 4 … by default) from the attempt's start, not from when a slow apply
-ended, and turned into seconds with the loop interval, so it survives a restart.
+quarantines and escalates at once. A target that is gone (`ErrorKind.GONE`:
+deleted since it was observed) is no failure: its attempt stays in the window,
+so an observe that keeps seeing what apply cannot find is still held to the
+budget, but nothing is counted as failed, backed off or quarantined. Backoff
+between attempts is counted in ticks (1, 2, 4 … by default) from the attempt's
+start, not from when a slow apply ended, and turned into seconds with the loop
+interval, so it survives a restart.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ class RetryBudget:
         """The ledger after an outcome, and whether to escalate now."""
         if outcome.ok:
             return replace(state, consecutive_failures=0, retry_after=None, updated_at=now), False
+        if outcome.gone:
+            return replace(state, updated_at=now), False
         failures = state.consecutive_failures + 1
         if failures >= self.max_attempts or outcome.error_kind is ErrorKind.TERMINAL:
             return (

@@ -220,7 +220,7 @@ async def test_deploy_refuses_when_the_container_is_ambiguous(
 async def test_a_service_deleted_since_observe_is_not_changed(
     make_ecs: MakeEcs, ecs_client: ECSClient, params: ActionParams
 ) -> None:
-    """A service deleted after observe (INACTIVE) fails terminally before any write."""
+    """A service deleted after observe (INACTIVE) fails as gone before any write."""
     create_fleet(ecs_client, per_cluster=1)
     ecs = make_ecs(metrics=False)
     assert API in {s.ref for s in await ecs.observe()}
@@ -230,7 +230,7 @@ async def test_a_service_deleted_since_observe_is_not_changed(
 
     assert not outcome.ok
     assert (outcome.error_kind, outcome.error_code) == (
-        ErrorKind.TERMINAL,
+        ErrorKind.GONE,
         "ServiceNotActiveException",
     )
     assert "inactive" in outcome.detail
@@ -241,17 +241,32 @@ async def test_a_service_deleted_since_observe_is_not_changed(
     )
 
 
-async def test_unknown_service_is_a_terminal_failure_with_the_aws_code(
+async def test_unknown_service_is_gone_with_the_aws_code(
     make_ecs: MakeEcs, ecs_client: ECSClient
 ) -> None:
-    """Restarting a service ECS does not know fails terminally with its error code."""
+    """Restarting a service ECS does not know fails as gone with its error code."""
     create_fleet(ecs_client, per_cluster=1)
     outcome = await make_ecs().apply(
         Action(ResourceRef("ecs", "prod/ghost"), Restart(), "test", "because"), new_key()
     )
 
-    assert outcome.error_kind is ErrorKind.TERMINAL
+    assert outcome.error_kind is ErrorKind.GONE
     assert outcome.error_code == "ServiceNotFoundException"
+
+
+async def test_a_service_in_a_cluster_ecs_does_not_know_is_gone(
+    make_ecs: MakeEcs, ecs_client: ECSClient
+) -> None:
+    """A configured cluster ECS no longer knows (deleted, services and all): ECS answers
+    ClusterNotFoundException, and the restart fails as gone, nothing written."""
+    create_fleet(ecs_client, per_cluster=1)
+    ecs = make_ecs(clusters=["prod", "retired"])
+    target = ResourceRef("ecs", "retired/api")
+
+    outcome = await ecs.apply(Action(target, Restart(), "test", "because"), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "ClusterNotFoundException")
+    assert "ecs:UpdateService" not in ecs.calls.snapshot()
 
 
 async def test_targets_outside_the_configuration_are_refused(make_ecs: MakeEcs) -> None:

@@ -123,6 +123,12 @@ class CloudRunState:
             service.pop("observedGeneration", None)
         return copy.deepcopy(self.services[name])
 
+    def delete_service(self, service: str) -> None:
+        """``gcloud run services delete``: the service and its revisions are gone, and every
+        later call naming it answers 404 NOT_FOUND."""
+        del self.services[service]
+        del self.revisions[service]
+
     def crash(
         self, service: str, reason: str = "Container failed to start.", revision: str = ""
     ) -> str:

@@ -500,3 +500,22 @@ async def test_rollback_of_a_split_moves_only_latests_share(
     assert shares == {stable: 90, canary: 10}
     after = await observe_api(actuator)
     assert after.health is Health.HEALTHY and after.record_attributes()["traffic_pinned"] is True
+
+
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=2), Restart(), Rollback(""), Deploy(f"{IMAGE[:-4]}:1.1")],
+    ids=["scale", "restart", "rollback", "deploy"],
+)
+async def test_a_service_deleted_since_observe_is_gone(
+    actuator: CloudRunActuator, fake: FakeCloudRun, params: ActionParams
+) -> None:
+    """A service observed, then deleted before the apply: Cloud Run answers NOT_FOUND, and
+    the action fails as gone (not terminal), nothing written."""
+    await observe_api(actuator)
+    fake.state.delete_service(service_name("api"))
+
+    outcome = await actuator.apply(act(params), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "NOT_FOUND")
+    assert fake.patches() == []

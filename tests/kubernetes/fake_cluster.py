@@ -89,6 +89,7 @@ class FakeCluster:
         self._interfere: Counter[tuple[str, str, str]] = Counter()
         self._lag = 0
         self._lagging: dict[tuple[str, str], int] = {}
+        self._delete_on_get: set[tuple[str, str]] = set()
 
     # -- hooks for tests -------------------------------------------------------
 
@@ -129,6 +130,26 @@ class FakeCluster:
                 return self._public("deployments", deployment)
             self._reconcile(namespace, name)
             return self.get("deployments", namespace, name)
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        """``kubectl delete deployment`` once the garbage collector is done: the Deployment,
+        its ReplicaSets and their pods are gone (an HPA targeting it stays, as it would)."""
+        with self.lock:
+            deployment = self._stored("deployments", namespace, name)
+            owned = [k for k, o in self._objects.items() if _owned_by(o, deployment)]
+            pods = [
+                k
+                for k, o in self._objects.items()
+                if any(_owned_by(o, self._objects[rs]) for rs in owned)
+            ]
+            for key in [*pods, *owned, ("deployments", namespace, name)]:
+                del self._objects[key]
+
+    def delete_before_get(self, namespace: str, name: str) -> None:
+        """The Deployment is deleted (`delete_deployment`) just before the next GET of it by
+        name: a human's ``kubectl delete`` landing after a list and before a read."""
+        with self.lock:
+            self._delete_on_get.add((namespace, name))
 
     def add_hpa(
         self,
@@ -233,6 +254,9 @@ class FakeCluster:
 
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         with self.lock:
+            if resource == "deployments" and (namespace, name) in self._delete_on_get:
+                self._delete_on_get.discard((namespace, name))
+                self.delete_deployment(namespace, name)
             if resource == "deployments" and (namespace, name) in self._lagging:
                 self._catch_up(namespace, name)
             obj = self._objects.get((resource, namespace, name))

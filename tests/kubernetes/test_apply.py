@@ -287,7 +287,7 @@ async def test_a_deployment_being_deleted_is_not_changed(
     apiserver: FakeApiServer, actuator: KubernetesActuator, params: ActionParams
 ) -> None:
     """A Deployment with a deletionTimestamp (foreground deletion waiting on its pods) is
-    going away and its controller only syncs status: no change is written, terminal."""
+    going away and its controller only syncs status: no change is written, gone."""
     apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
     set_image(apiserver, "registry.local/app:v2")
     stamp = "2025-03-01T09:29:00Z"
@@ -297,7 +297,7 @@ async def test_a_deployment_being_deleted_is_not_changed(
 
     outcome = await actuator.apply(action(params), new_key())
 
-    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "Deleting")
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "Deleting")
     assert f"is being deleted (since {stamp})" in (outcome.detail or "")
     assert apiserver.writes() == []
 
@@ -386,14 +386,35 @@ async def test_a_second_conflict_is_a_temporary_failure(
     assert len(apiserver.writes()) == 2
 
 
-async def test_a_missing_deployment_is_a_terminal_not_found(
+async def test_a_missing_deployment_is_gone(
     apiserver: FakeApiServer, actuator: KubernetesActuator
 ) -> None:
-    """Acting on a Deployment that does not exist fails terminally with NotFound."""
+    """Acting on a Deployment that does not exist fails as gone, with NotFound."""
     outcome = await actuator.apply(action(Restart()), new_key())
 
-    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.TERMINAL, "NotFound")
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "NotFound")
     assert 'deployments.apps "producer" not found' in outcome.detail
+
+
+@pytest.mark.parametrize(
+    "params",
+    [Scale(replicas=5), Restart(), Rollback("")],
+    ids=["scale", "restart", "rollback"],
+)
+async def test_a_deployment_deleted_since_observe_is_gone(
+    apiserver: FakeApiServer, actuator: KubernetesActuator, params: ActionParams
+) -> None:
+    """A Deployment observed, then deleted (`kubectl delete`) before the apply: the API
+    server's 404 names it, and the action fails as gone with no write."""
+    apiserver.cluster.add_deployment("default", "producer", image="registry.local/app:v1")
+    set_image(apiserver, "registry.local/app:v2")
+    assert [str(s.ref) for s in await actuator.observe()] == [str(action(params).target)]
+    apiserver.cluster.delete_deployment("default", "producer")
+
+    outcome = await actuator.apply(action(params), new_key())
+
+    assert (outcome.error_kind, outcome.error_code) == (ErrorKind.GONE, "NotFound")
+    assert apiserver.writes() == []
 
 
 async def test_targets_outside_the_managed_namespaces_are_refused_without_a_call(

@@ -28,6 +28,32 @@ def test_a_missing_object_is_a_404_status(apps: client.AppsV1Api) -> None:
     assert body["details"] == {"name": "absent", "group": "apps", "kind": "deployments"}
 
 
+def test_a_deleted_deployment_is_gone_with_what_it_owned(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """After `kubectl delete deployment` (background cascade, collected), reading it answers
+    404 NotFound naming it, and its ReplicaSets and pods are gone (another's stay); its
+    HPA stays."""
+    apiserver.cluster.add_deployment("default", "web")
+    apiserver.cluster.add_hpa("default", "web", target="web", min_replicas=1, max_replicas=3)
+    apiserver.cluster.delete_deployment("default", "web")
+
+    with pytest.raises(client.ApiException) as caught:
+        apps.read_namespaced_deployment("web", "default")
+    body = json.loads(caught.value.body or "")
+    assert (caught.value.status, body["reason"]) == (404, "NotFound")
+    assert body["details"] == {"name": "web", "group": "apps", "kind": "deployments"}
+    replicasets = apps.list_namespaced_replica_set("default").items
+    pods = client.CoreV1Api(apps.api_client).list_namespaced_pod("default").items
+    left = [rs.metadata.name if rs.metadata else None for rs in replicasets]
+    left += [pod.metadata.name if pod.metadata else None for pod in pods]
+    assert left and all((name or "").startswith("producer-") for name in left), left
+    hpas = client.AutoscalingV2Api(apps.api_client).list_namespaced_horizontal_pod_autoscaler(
+        "default"
+    )
+    assert [h.metadata.name if h.metadata else None for h in hpas.items] == ["web"]
+
+
 def test_a_throttled_request_is_a_429_with_retry_after(
     apiserver: FakeApiServer, api_client: client.ApiClient
 ) -> None:

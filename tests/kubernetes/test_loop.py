@@ -115,6 +115,30 @@ async def test_a_crash_restarts_cannot_fix_is_escalated_after_three_attempts(
     assert [e.resource for e in escalated] == [PRODUCER]
 
 
+async def test_a_deployment_deleted_between_observe_and_apply_pages_no_one(
+    apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
+) -> None:
+    """Heal restarts a crash loop a human deletes after the tick's list and before the
+    restart's read: recorded failed as gone; no escalation, quarantine, failure or breaker,
+    and the next tick no longer sees it."""
+    apiserver.cluster.add_deployment("default", "producer")
+    apiserver.cluster.crash_pods("default", "producer")
+    apiserver.cluster.delete_before_get("default", "producer")
+    app = await make_app([HealPolicy()])
+
+    first, second, _ = await ticks(app, vclock, 3)
+
+    assert await app.store.events(kinds=["action.escalated", "alert"]) == []
+    (decision,) = first.decisions
+    assert decision.outcome is not None and decision.outcome.gone, decision
+    assert PRODUCER not in second.snapshot.resources
+    assert apiserver.writes() == []
+    (failed,) = await app.store.events(kinds=["action.failed"])
+    assert (failed.payload["error_kind"], failed.payload["error_code"]) == ("gone", "NotFound")
+    row = (await app.store.load_retries())[(PRODUCER, "restart")]
+    assert (row.quarantined, row.consecutive_failures, len(row.attempts)) == (False, 0, 1)
+
+
 async def test_the_loop_rolls_back_a_bad_deploy(
     apiserver: FakeApiServer, make_app: AppFactory, vclock: VirtualClock
 ) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
+from jarvis.actuators.base import ActuatorError
 from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.reconciler import Reconciler
@@ -220,3 +221,37 @@ async def test_a_name_holding_a_secret_is_held_to_its_retry_budget_and_reset_by_
     fleet.on_apply = None
     await run_ticks(app.reconciler, clock, 1)
     assert len(fleet.applied) == 4
+
+
+async def test_targets_deleted_since_observe_fail_as_gone_without_escalation_or_charge(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Services a human deletes between observe and apply are recorded failed as gone:
+    no escalation, no quarantine, no failure on the ledger, no breaker; then unobserved."""
+
+    async def deleted(action: Action) -> Outcome:
+        # Gone from the provider as the call reaches it: the next observe sees it no more.
+        del fleet.services[action.target.name]
+        error = ActuatorError(f"{action.target} not found", kind=ErrorKind.GONE, code="NotFound")
+        return error.outcome()
+
+    fleet.add("api", "db", health=Health.UNHEALTHY)
+    fleet.services["web"].health = Health.UNHEALTHY
+    fleet.on_apply = deleted
+    app = await make_app([HealPolicy()])
+    await run_ticks(app.reconciler, clock, 4)
+
+    assert sorted(str(a.target) for a in fleet.applied) == ["sim://api", "sim://db", "sim://web"]
+    failed = await app.store.events(kinds=["action.failed"], limit=10)
+    assert {(e.resource, e.payload["error_kind"]) for e in failed} == {
+        ("sim://api", "gone"),
+        ("sim://db", "gone"),
+        ("sim://web", "gone"),
+    }
+    assert await app.store.events(kinds=["action.escalated", "alert"]) == []
+    ledger = await app.store.load_retries()
+    rows = [ledger[(uri, "restart")] for uri in ("sim://api", "sim://db", "sim://web")]
+    assert [(r.quarantined, r.consecutive_failures, r.retry_after) for r in rows] == [
+        (False, 0, None)
+    ] * 3
+    assert all(len(r.attempts) == 1 for r in rows)

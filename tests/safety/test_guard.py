@@ -197,6 +197,34 @@ def test_a_terminal_error_quarantines_and_escalates_at_once(code: str, earlier: 
     assert budget.check(state, NOW + timedelta(days=1)).reason is BlockReason.QUARANTINE
 
 
+@given(earlier=st.integers(min_value=0, max_value=2), gone=st.integers(min_value=1, max_value=6))
+def test_a_gone_target_is_never_a_failure_an_escalation_or_a_quarantine(
+    earlier: int, gone: int
+) -> None:
+    """A target deleted since observe counts its attempt, never a failure: whatever came
+    before, no escalation, no quarantine, no new backoff; the window still bounds it."""
+    budget = RetryBudget(interval=timedelta(seconds=30))
+    state = None
+    for _ in range(earlier):
+        state = budget.attempted(state, "sim://a", "restart", NOW)
+        state, _ = budget.finished(state, Outcome.failure("flaky"), NOW)
+    before = state
+    attempts = 0
+    for tick in range(gone):
+        now = NOW + timedelta(minutes=5 + tick)
+        if not budget.check(state, now).allowed:
+            break
+        attempts += 1
+        state = budget.attempted(state, "sim://a", "restart", now)
+        state, escalate = budget.finished(
+            state, Outcome.failure("deleted", kind=ErrorKind.GONE, code="NotFound"), now
+        )
+        assert not escalate and not state.quarantined
+        assert state.consecutive_failures == earlier
+        assert state.retry_after == (before.retry_after if before else None)
+    assert earlier + attempts <= budget.max_attempts
+
+
 def test_a_success_resets_consecutive_failures() -> None:
     """Failures followed by a success leave the pair unquarantined with no backoff."""
     budget = RetryBudget()

@@ -51,6 +51,11 @@ def _terminal(message: str, code: str) -> ActuatorError:
     return ActuatorError(message, kind=ErrorKind.TERMINAL, code=code)
 
 
+def _gone(message: str, code: str) -> ActuatorError:
+    """The service is not there (deleted since observe): `ErrorKind.GONE`."""
+    return ActuatorError(message, kind=ErrorKind.GONE, code=code)
+
+
 def _task_definition(described: ServiceTypeDef, cluster: str, service: str) -> str:
     """The service's current task definition; terminal when it has none."""
     current = described.get("taskDefinition")
@@ -110,7 +115,7 @@ class EcsApplier:
         tags say the change with ``key`` was made: a rollback and a deploy read its task
         definitions from it, and `record_key` its ARN.
 
-        Raises a terminal error when the service is gone or no longer ACTIVE.
+        Raises `ErrorKind.GONE` when the service is gone or no longer ACTIVE.
         """
         answer = await aws_call(
             "ecs:DescribeServices",
@@ -121,7 +126,7 @@ class EcsApplier:
         )
         services = answer.get("services", [])
         if not services:
-            raise _terminal(f"service {cluster}/{service} not found", "ServiceNotFoundException")
+            raise _gone(f"service {cluster}/{service} not found", "ServiceNotFoundException")
         found = services[0]
         if any(t.get("key") == KEY_TAG and t.get("value") == key for t in found.get("tags", [])):
             return None
@@ -129,7 +134,7 @@ class EcsApplier:
         if status in _DELETED:
             # ECS refuses UpdateService with this code, but a deploy would
             # register a task definition first.
-            raise _terminal(
+            raise _gone(
                 f"service {cluster}/{service} is {status.lower()} (deleted): not changed",
                 "ServiceNotActiveException",
             )

@@ -81,6 +81,10 @@ _TRANSIENT = frozenset({"PriorRequestNotComplete", "RequestTimeout", "RequestTim
 _SERVER_SIDE = frozenset(
     {"ServerException", "InternalFailure", "InternalError", "ServiceUnavailable"}
 )
+# The target is not there: deleted (or being deleted) since it was observed.
+_GONE = frozenset(
+    {"ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException"}
+)
 _ACCESS_DENIED = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
 )
@@ -376,6 +380,8 @@ def to_actuator_error(exc: ClientError | BotoCoreError, operation: str) -> Actua
             _throttled(code, status) or code in _TRANSIENT or code in _SERVER_SIDE or status >= 500
         )
         kind = ErrorKind.TEMPORARY if temporary else ErrorKind.TERMINAL
+        if code in _GONE:
+            kind = ErrorKind.GONE
         return ActuatorError(f"{operation} failed: {code}: {message}", kind=kind, code=code)
     for kinds, code, kind, what in _BOTOCORE_ERRORS:
         if isinstance(exc, kinds):

@@ -2,8 +2,8 @@
 
 `jarvis.actuators.cloudrun.actuator` builds its `Clients` here (tests build them
 too, aimed at the fake in tests/cloudrun) and passes every failure of a
-blocking SDK call through `classify`, so the loop sees a temporary or a
-terminal `ActuatorError`; `answer_lost` tells it whether a failed update may
+blocking SDK call through `classify`, so the loop sees a temporary, a
+terminal or a gone (NOT_FOUND) `ActuatorError`; `answer_lost` tells it whether a failed update may
 still have reached Cloud Run.
 """
 
@@ -152,7 +152,12 @@ def classify(exc: BaseException) -> ActuatorError:
         return exc
     if isinstance(exc, gexc.GoogleAPICallError):
         status = status_name(exc)
-        if status in _TERMINAL:
+        if status == "NOT_FOUND":
+            # An apply's calls address the service (get, list its revisions, update):
+            # it was deleted since it was observed. Observe reads a missing service
+            # by this code, and one revision that went by its own (`NotFound`).
+            kind = ErrorKind.GONE
+        elif status in _TERMINAL:
             kind = ErrorKind.TERMINAL
         elif status in _TEMPORARY:
             kind = ErrorKind.TEMPORARY

@@ -314,13 +314,13 @@ class DeploymentChanges:
 
 
 def _refuse_deleting(deployment: client.V1Deployment, namespace: str, name: str) -> None:
-    """`ActuatorError` (terminal, ``Deleting``) if the Deployment is `being_deleted`: a
+    """`ActuatorError` (gone, ``Deleting``) if the Deployment is `being_deleted`: a
     change would be written, roll nothing out, and read as a success."""
     deleting = being_deleted(deployment)
     if deleting is not None:
         raise ActuatorError(
             f"deployment {namespace}/{name} is {deleting}: not changed",
-            kind=ErrorKind.TERMINAL,
+            kind=ErrorKind.GONE,
             code="Deleting",
         )
 

@@ -5,7 +5,7 @@ composition root calls `KubernetesActuator.from_settings` without a client;
 `list_items` for every list call, so that one object the client refuses does
 not cost the others; and `to_actuator_error` at the boundary where an SDK
 exception becomes an `ActuatorError` (temporary or terminal, with the API's
-reason as the code).
+reason as the code; gone for a 404 naming a Deployment: the target was deleted).
 
 Which failures are the provider's: an HTTP 429/5xx, a timeout, a connection
 that cannot be made or breaks (urllib3, TLS and socket errors), an answer that
@@ -91,15 +91,32 @@ def build_api_client(settings: KubernetesSettings) -> client.ApiClient:
     return client.ApiClient(cfg)
 
 
-def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
-    # The API server answers errors with a Status object; fall back to the reason line.
+def _status(exc: client.ApiException) -> dict[str, Any] | None:
+    """The `Status` object the API server answers errors with, or None."""
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
+        return None
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else None
+
+
+def _status_message(exc: client.ApiException) -> tuple[str, str | None]:
+    # The API server answers errors with a Status object; fall back to the reason line.
+    body = _status(exc)
+    if body is not None:
         return str(body.get("message") or exc.reason), body.get("reason") or None
     return str(exc.reason or "no reason given"), None
+
+
+def _deployment_gone(exc: client.ApiException) -> bool:
+    """A 404 NotFound whose details name a Deployment: the target was deleted.
+
+    Only the Deployment: a 404 for its HPA leaves the target there, and one with
+    no details (a path the API server does not serve) is a misconfiguration.
+    """
+    body = _status(exc) if exc.status == 404 else None
+    details = body.get("details") if body is not None else None
+    return isinstance(details, dict) and details.get("kind") == "deployments"
 
 
 class AnswerLostError(ActuatorError):
@@ -251,6 +268,8 @@ def to_actuator_error(exc: BaseException, what: str) -> ActuatorError:
         status = int(exc.status or 0)
         message, reason = _status_message(exc)
         kind = ErrorKind.TERMINAL if status in TERMINAL_STATUSES else ErrorKind.TEMPORARY
+        if _deployment_gone(exc):
+            kind = ErrorKind.GONE
         after = (exc.headers or {}).get("Retry-After")
         wait = f" (retry after {after[:20]}s)" if after else ""
         return ActuatorError(

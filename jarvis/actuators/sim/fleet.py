@@ -39,6 +39,7 @@ from jarvis.actuators.sim.traffic import DEGRADED_CPU, Profile, day_factor
 from jarvis.model import (
     Action,
     Deploy,
+    ErrorKind,
     Health,
     Metric,
     Outcome,
@@ -109,6 +110,9 @@ class SimulatedFleet:
         self._api_failing = False
         self._now = start
         self._observations = 0
+        self._deleted: set[str] = set()
+        """URIs of the services `delete` removed: gone, where any other unknown URI is a
+        request for something that never was."""
         self._applied_keys: dict[str, str] = {}
         """Each service's last key whose change took effect, as a provider's tag keeps it."""
         self._states: list[ResourceState] | None = None
@@ -241,6 +245,14 @@ class SimulatedFleet:
         service.running = 0
         service.replicas_seen = None
 
+    def delete(self, name: str) -> None:
+        """Someone outside Jarvis deletes the service: observed no more, and an action on
+        it fails as gone (`ErrorKind.GONE`)."""
+        service = self._require(name)
+        self._services.remove(service)
+        del self._by_uri[str(service.ref)]
+        self._deleted.add(str(service.ref))
+
     def break_permanently(self, name: str, *, detail: str = BROKEN_DETAIL) -> None:
         """Every later restart of the service fails with a temporary error."""
         self._require(name).broken_detail = detail
@@ -297,6 +309,14 @@ class SimulatedFleet:
 
     # -- applying ---------------------------------------------------------------
 
+    def _missing(self, uri: str) -> Outcome:
+        """An action on no service: gone if `delete` removed it, else one that never was."""
+        if uri in self._deleted:
+            return Outcome.failure(
+                f"service {uri} was deleted", kind=ErrorKind.GONE, code="NotFound"
+            )
+        return terminal(f"no such service: {uri}", "NotFound")
+
     def applied(self, key: str) -> bool:
         """Whether ``key`` is the last idempotency key a service's change took effect with."""
         return key in self._applied_keys.values()
@@ -314,7 +334,7 @@ class SimulatedFleet:
         uri = str(action.target)
         service = self._by_uri.get(uri)
         if service is None:
-            return terminal(f"no such service: {action.target}", "NotFound")
+            return self._missing(uri)
         service.seen = None  # the changes below touch this service only
         params = action.params
         if not isinstance(params, Scale | Restart | Rollback | Deploy):
