@@ -338,6 +338,8 @@ class Reconciler:
         self._fleet = [state.ref for state in resources.values()] + others
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
+        # Before the metric sources add theirs: a source lists no resources.
+        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
@@ -353,7 +355,9 @@ class Reconciler:
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         gone = frozenset(prefix for prefixes in partial.values() for prefix in prefixes)
-        snapshot = Snapshot(taken_at=now, resources=resources, errors=errors, gone=gone)
+        snapshot = Snapshot(
+            taken_at=now, resources=resources, errors=errors, gone=gone, unanswered=unanswered
+        )
         return self.endpoints.fold(snapshot)
 
     async def _peer_failures(self) -> None:
