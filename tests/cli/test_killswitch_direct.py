@@ -268,3 +268,33 @@ async def test_a_release_in_redis_into_locked_tables_fails_after_one_wait(
     assert "no answer within 15 s" in released.stderr
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+def test_an_engage_in_redis_whose_event_is_spooled_says_where(
+    jarvis: Jarvis, tmp_path: Path, redis_url: str
+) -> None:
+    """Engaged in Redis, its event kept from the database by a lock and spooled: exit 0, and
+    one more line (and ``spooled`` in --json) says the record waits in the spool file.
+
+    The command printed ENGAGED alone, as if the flip were in the database.
+    """
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    spool = tmp_path / "spool.jsonl"
+    holder = sqlite3.connect(tmp_path / "jarvis.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        as_json = jarvis("killswitch", "engage", "--reason", "again", "--json", env=env)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED" in engaged.stdout
+    assert f"spooled to {spool}" in " ".join(engaged.stdout.split()), engaged.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    flip = json.loads(as_json.stdout)
+    assert (flip["engaged"], flip["reason"], flip["spooled"]) == (True, "again", str(spool))
+    lines = [json.loads(line) for line in spool.read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["killswitch.engaged"] * 2
