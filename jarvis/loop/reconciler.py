@@ -21,6 +21,7 @@ import anyio
 import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
+from jarvis.actuators.llm.spend import REF as LLM_USAGE_REF
 from jarvis.loop import events as ev
 from jarvis.loop.apply import Applier
 from jarvis.loop.breakers import Breakers, provider_map
@@ -69,6 +70,8 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 
 
 log = structlog.get_logger("jarvis.reconciler")
+#: The resource whose usage facet the unpriced-model gauges read.
+LLM_USAGE = str(LLM_USAGE_REF)
 
 
 class Reconciler:
@@ -352,6 +355,7 @@ class Reconciler:
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)
         self.metrics.set_resources(health_counts(resources))
+        self.metrics.llm_usage(resources.get(LLM_USAGE))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         gone = frozenset(prefix for prefixes in partial.values() for prefix in prefixes)
