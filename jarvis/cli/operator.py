@@ -29,6 +29,7 @@ from jarvis.cli.common import (
 if TYPE_CHECKING:
     from jarvis.config import Settings
     from jarvis.model import Event, KillSwitchState
+    from jarvis.store import StoreError
 
 killswitch_app = command_group("Engage, release or inspect the kill switch.")
 retries_app = command_group("The retry ledger and quarantined resources.")
@@ -124,11 +125,14 @@ def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
 
 async def _record_event(settings: Settings, event: Event, *, journal: bool) -> Path | None:
     """Record a flip's event straight through the driver, or through the store, which
-    spools it if the database is away unless ``journal`` is False (StoreError then).
+    spools it if the database is away unless ``journal`` is False (StoreError then);
+    a database that does not answer even to open the store, the spool file alone takes
+    it (`_spool_alone`).
     After a direct write a lock kept waiting, the event is spooled without a second
     wait, or (``journal`` False) the failure is raised at once. Returns the spool
     file when that is where the event went, None when the database has it."""
     from jarvis.app import open_store
+    from jarvis.store import StoreError
     from jarvis.store.direct import write_flip
 
     written = await write_flip(settings.database_url, event, None)
@@ -136,7 +140,12 @@ async def _record_event(settings: Settings, event: Event, *, journal: bool) -> P
         return None
     if written.busy is not None and not journal:
         raise _kept_waiting(settings, "record", written.busy)
-    store = await open_store(settings)
+    try:
+        store = await open_store(settings)
+    except StoreError as exc:
+        if not journal or not _away(exc):
+            raise
+        return await _spool_alone(settings, event, exc)
     try:
         store.append([event])
         if written.busy is None:
@@ -146,6 +155,39 @@ async def _record_event(settings: Settings, event: Event, *, journal: bool) -> P
             raise _kept_waiting(settings, "record", f"{written.busy}; no spool took it either")
     finally:
         await store.aclose()
+    return settings.spool_path.absolute()
+
+
+def _away(exc: StoreError) -> bool:
+    """Whether the store could not open because the database did not answer (an outage
+    to spool through), not because of what it holds (a schema behind or ahead)."""
+    from jarvis.store import NotMigratedError
+    from jarvis.store.errors import is_operational
+
+    cause = exc.__cause__
+    return not isinstance(exc, NotMigratedError) and cause is not None and is_operational(cause)
+
+
+async def _spool_alone(settings: Settings, event: Event, away: StoreError) -> Path:
+    """Append ``event`` (redacted and storable already) to the spool file without a
+    database; the next Jarvis that opens the store there and flushes (the daemon's
+    first tick, `jarvis tick`) writes it, once, by its key. Raises ``away`` when the
+    spool cannot take it: a running daemon owns it, or the file cannot be written."""
+    import anyio
+
+    from jarvis.store import StoreError
+    from jarvis.store.spool import Spool
+
+    try:
+        spool = await anyio.to_thread.run_sync(Spool, settings.spool_path)
+    except StoreError:
+        raise away from None
+    try:
+        await anyio.to_thread.run_sync(spool.append, [event])
+    except StoreError:
+        raise away from None
+    finally:
+        spool.close()
     return settings.spool_path.absolute()
 
 
