@@ -6,6 +6,8 @@ they work beside a running daemon and while a cloud API is down.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,6 +29,7 @@ from jarvis.cli.common import (
 if TYPE_CHECKING:
     from jarvis.config import Settings
     from jarvis.model import Event, KillSwitchState
+    from jarvis.store import StoreError
 
 killswitch_app = command_group("Engage, release or inspect the kill switch.")
 retries_app = command_group("The retry ledger and quarantined resources.")
@@ -49,13 +52,22 @@ async def _with_killswitch(settings: Settings, body: Any, *, spool: bool = True)
         await store.aclose()
 
 
-async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
+@dataclass(frozen=True, slots=True)
+class _Flipped:
+    """The state a flip wrote, and the spool file its event waits in (None: in the database)."""
+
+    state: KillSwitchState
+    spooled: Path | None = None
+
+
+async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -> _Flipped:
     """Flip the switch straight through the driver, or through the store when that cannot.
 
     The direct write (`jarvis.store.direct`) loads no SQLAlchemy ORM: an
     engage in a hurry waits only for its one transaction. Both paths write
     the same state and event, made once here. With the switch in Redis, the
-    two writes go in `write_in_order`'s order, as `KillSwitch.record`'s do.
+    two writes go in `write_in_order`'s order, as `KillSwitch.record`'s do,
+    and an engage's event may only reach the spool file: the result says so.
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import flip
@@ -73,8 +85,11 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         from jarvis.loop.killswitch import restatement, write_in_order
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
+        spooled: list[Path] = []
+
         async def record_event(*, journal: bool) -> None:
-            await _record_event(settings, stored, journal=journal)
+            where = await _record_event(settings, stored, journal=journal)
+            spooled.extend([] if where is None else [where])
 
         async def restate(current: KillSwitchState) -> None:
             again = restatement(current, now=WallClock().now(), redactor=redactor)
@@ -85,13 +100,13 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
             await write_in_order(state, switch, record_event, restate)
         finally:
             await switch.aclose()
-        return state
+        return _Flipped(state, next(iter(spooled), None))
     written = await write_flip(settings.database_url, stored, state)
     if written.busy is not None:
         raise _kept_waiting(settings, "engage" if engaged else "release", written.busy)
     if written.for_the_store:
         await _with_killswitch(settings, lambda ks: ks.record(state, stored))
-    return state
+    return _Flipped(state)
 
 
 def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
@@ -108,28 +123,107 @@ def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
     return StoreError(f"cannot {verb} the kill switch in {where}: {busy}; nothing was written")
 
 
-async def _record_event(settings: Settings, event: Event, *, journal: bool) -> None:
+async def _record_event(settings: Settings, event: Event, *, journal: bool) -> Path | None:
     """Record a flip's event straight through the driver, or through the store, which
-    spools it if the database is away unless ``journal`` is False (StoreError then).
+    spools it if the database is away unless ``journal`` is False (StoreError then);
+    a database that does not answer even to open the store, the spool file alone takes
+    it (`_spool_alone`).
     After a direct write a lock kept waiting, the event is spooled without a second
-    wait, or (``journal`` False) the failure is raised at once."""
+    wait, or (``journal`` False) the failure is raised at once. Returns the spool
+    file when that is where the event went, None when the database has it."""
     from jarvis.app import open_store
+    from jarvis.store import StoreError
     from jarvis.store.direct import write_flip
 
     written = await write_flip(settings.database_url, event, None)
     if written.written:
-        return
+        return None
     if written.busy is not None and not journal:
         raise _kept_waiting(settings, "record", written.busy)
-    store = await open_store(settings)
+    try:
+        store = await open_store(settings)
+    except StoreError as exc:
+        if not journal or not _away(exc):
+            raise
+        return await _spool_alone(settings, event, exc)
     try:
         store.append([event])
         if written.busy is None:
-            await store.flush(journal=journal)
+            if not (await store.flush(journal=journal)).spooled:
+                return None
         elif not await store.park():
             raise _kept_waiting(settings, "record", f"{written.busy}; no spool took it either")
     finally:
         await store.aclose()
+    return settings.spool_path.absolute()
+
+
+def _away(exc: StoreError) -> bool:
+    """Whether the store could not open because the database did not answer (an outage
+    to spool through), not because of what it holds (a schema behind or ahead)."""
+    from jarvis.store import NotMigratedError
+    from jarvis.store.errors import is_operational
+
+    cause = exc.__cause__
+    return not isinstance(exc, NotMigratedError) and cause is not None and is_operational(cause)
+
+
+async def _spool_alone(settings: Settings, event: Event, away: StoreError) -> Path:
+    """Append ``event`` (redacted and storable already) to the spool file without a
+    database; the next Jarvis that opens the store there and flushes (the daemon's
+    first tick, `jarvis tick`) writes it, once, by its key. Raises ``away`` when the
+    spool cannot take it: a running daemon owns it, or the file cannot be written."""
+    import anyio
+
+    from jarvis.store import StoreError
+    from jarvis.store.spool import Spool
+
+    try:
+        spool = await anyio.to_thread.run_sync(Spool, settings.spool_path)
+    except StoreError:
+        raise away from None
+    try:
+        await anyio.to_thread.run_sync(spool.append, [event])
+    except StoreError:
+        raise away from None
+    finally:
+        spool.close()
+    return settings.spool_path.absolute()
+
+
+def _print_flip(flipped: _Flipped, *, as_json: bool) -> None:
+    """The flip as the operator reads it: one line (two when its event is only spooled),
+    or one JSON object whose ``spooled`` names that file (null: in the database)."""
+    state = flipped.state
+    if as_json:
+        print_json_lines(
+            [
+                {
+                    "engaged": state.engaged,
+                    "actor": state.actor,
+                    "reason": state.reason,
+                    "changed_at": state.changed_at,
+                    "spooled": None if flipped.spooled is None else str(flipped.spooled),
+                }
+            ]
+        )
+        return
+    if state.engaged:
+        console.print(
+            f"kill switch [bold red]ENGAGED[/] by {shown(state.actor)}: {shown(state.reason)}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"kill switch [bold green]released[/] by {shown(state.actor)}", highlight=False
+        )
+    if flipped.spooled is not None:
+        console.print(
+            f"its record is not in the database yet: spooled to {shown(str(flipped.spooled))},"
+            " written there when Jarvis next reaches the database",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @killswitch_app.command("engage")
@@ -137,18 +231,16 @@ def killswitch_engage(
     ctx: typer.Context,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the flip.")],
     actor: Annotated[str | None, typer.Option("--actor", help="Who (default: your user).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop all actions now. Takes effect before the daemon's next apply."""
     if not reason.strip():
         fail("--reason must not be empty", 2)
     settings = settings_from(ctx)
-    state = run(
+    flipped = run(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
     )
-    console.print(
-        f"kill switch [bold red]ENGAGED[/] by {shown(state.actor)}: {shown(state.reason)}",
-        highlight=False,
-    )
+    _print_flip(flipped, as_json=as_json)
 
 
 @killswitch_app.command("release")
@@ -158,13 +250,14 @@ def killswitch_release(
         str, typer.Option("--reason", help="Why; recorded with the flip.")
     ] = "released",
     actor: Annotated[str | None, typer.Option("--actor", help="Who (default: your user).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Let Jarvis act again."""
     settings = settings_from(ctx)
-    state = run(
+    flipped = run(
         lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
     )
-    console.print(f"kill switch [bold green]released[/] by {shown(state.actor)}", highlight=False)
+    _print_flip(flipped, as_json=as_json)
 
 
 @killswitch_app.command("status")

@@ -95,7 +95,7 @@ def override(
     # The one-shot's is the only proposal; `settled` may have named its version.
     decision = next((d for d in report.decisions if d.action.policy == OPERATOR), None)
     if decision is None:
-        if nobody_has(str(ref), report.snapshot):
+        if nobody_has(ref, report.snapshot):
             fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
         refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
         if refused is not None:

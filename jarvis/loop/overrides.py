@@ -11,7 +11,7 @@ than at the next boundary). That tick plans it (an operator's action
 outranks a policy's for the same resource), guards it with the tick's own
 kill-switch read, allow-list, bounds, quarantine and budgets, applies and
 records it with the operator as actor; one naming no resource the tick
-observed (while every provider answered) is refused there, as `jarvis restart`
+observed (while its own provider answered) is refused there, as `jarvis restart`
 refuses it, rather than sent, and so are a kind no provider applies on the
 resource's scheme, one of a resource its provider answered is not there, and a
 rollback naming no version of a resource whose provider reports none before
@@ -102,7 +102,7 @@ class OverrideQueue:
         proposed: list[Action] = []
         for pending in taken:
             uri = str(pending.action.target)
-            if nobody_has(uri, snapshot):
+            if nobody_has(pending.action.target, snapshot):
                 # As `jarvis restart` refuses it: sent, a typo would fail as terminal,
                 # page on-call and quarantine the name for whatever later takes it.
                 pending.resolve(OverrideResult("refused", unknown(uri, snapshot)))

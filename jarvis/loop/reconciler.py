@@ -21,6 +21,7 @@ import anyio
 import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
+from jarvis.actuators.llm.spend import REF as LLM_USAGE_REF
 from jarvis.loop import events as ev
 from jarvis.loop.apply import Applier
 from jarvis.loop.breakers import Breakers, provider_map
@@ -69,6 +70,8 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 
 
 log = structlog.get_logger("jarvis.reconciler")
+#: The resource whose usage facet the unpriced-model gauges read.
+LLM_USAGE = str(LLM_USAGE_REF)
 
 
 class Reconciler:
@@ -338,6 +341,8 @@ class Reconciler:
         self._fleet = [state.ref for state in resources.values()] + others
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
+        # Before the metric sources add theirs: a source lists no resources.
+        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
         now = self.clock.now()
@@ -350,10 +355,13 @@ class Reconciler:
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)
         self.metrics.set_resources(health_counts(resources))
+        self.metrics.llm_usage(resources.get(LLM_USAGE))
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         gone = frozenset(prefix for prefixes in partial.values() for prefix in prefixes)
-        snapshot = Snapshot(taken_at=now, resources=resources, errors=errors, gone=gone)
+        snapshot = Snapshot(
+            taken_at=now, resources=resources, errors=errors, gone=gone, unanswered=unanswered
+        )
         return self.endpoints.fold(snapshot)
 
     async def _peer_failures(self) -> None:

@@ -175,9 +175,20 @@ class Snapshot:
     gone: frozenset[str] = frozenset()
     """URI prefixes a provider answered are not there (``ecs://CLUSTER/`` of a deleted
     cluster): nothing under one exists, though the observe failed there in part."""
+    unanswered: frozenset[str] | None = None
+    """The schemes (``k8s``) of the sensors whose observe failed, in full or in part:
+    a resource missing from ``resources`` there may still exist. None when not known
+    (a snapshot built without its sensors): then any error may be any scheme's."""
 
     def get(self, uri: str) -> ResourceState | None:
         return self.resources.get(uri)
+
+    def answered(self, scheme: str) -> bool:
+        """Every sensor of ``scheme`` answered in full: a resource it did not report is not
+        there, whatever the other providers did."""
+        if self.unanswered is None:
+            return not self.errors
+        return scheme not in self.unanswered
 
     def not_found(self, uri: str) -> str | None:
         """Why its provider says ``uri`` is not there (`ResourceState.missing`, or under a

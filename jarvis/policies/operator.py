@@ -82,12 +82,14 @@ def override_params(kind: str, *, replicas: str = "", version: str = "") -> Acti
     raise ValueError(f"action: {kind!r} is not one of {', '.join(OVERRIDE_KINDS)}")
 
 
-def nobody_has(uri: str, snapshot: Snapshot) -> bool:
-    """Every provider answered and none has ``uri``: a typo, or a resource that is gone.
+def nobody_has(target: ResourceRef, snapshot: Snapshot) -> bool:
+    """``target``'s own provider answered and does not have it: a typo, or a resource
+    that is gone, whatever the other providers did (`Snapshot.answered`).
 
-    With an observe error it is not known: the provider that failed may have it.
+    With an observe error of a sensor on its scheme it is not known: the one
+    that failed may have it.
     """
-    return uri not in snapshot.resources and not snapshot.errors
+    return str(target) not in snapshot.resources and snapshot.answered(target.provider)
 
 
 def unknown(uri: str, snapshot: Snapshot) -> str:
@@ -146,7 +148,7 @@ class OneShot:
 
     def evaluate(self, snapshot: Snapshot, history: History, now: datetime) -> Evaluation:  # noqa: ARG002 - the Policy protocol
         uri = str(self.action.target)
-        if nobody_has(uri, snapshot):
+        if nobody_has(self.action.target, snapshot):
             # Proposed, it would fail at the provider as terminal, escalate
             # (paging on-call for a typo) and quarantine the name for whatever
             # resource later takes it.

@@ -33,7 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from jarvis.model import ActionKind, BlockReason, Movement, RevenueDay
+from jarvis.model import ActionKind, BlockReason, Movement, ResourceState, RevenueDay
 
 __all__ = [
     "ACTION_OUTCOMES",
@@ -346,6 +346,19 @@ class Metrics:
             ["status"],
             registry=reg,
         )
+        # No model label: applications name the models, so their number has no bound.
+        self.llm_unpriced_models = Gauge(
+            "jarvis_llm_unpriced_models",
+            "Models used this UTC month that no [cost.prices] entry matches (their requests "
+            "are counted at the priciest price), at the last read of cost://llm.",
+            registry=reg,
+        )
+        self.llm_unpriced_requests = Gauge(
+            "jarvis_llm_unpriced_requests",
+            "Requests this UTC month to models no [cost.prices] entry matches, at the last "
+            "read of cost://llm.",
+            registry=reg,
+        )
         self.build_info = Gauge(
             "jarvis_build_info",
             "Always 1; the labels say which Jarvis and which Python are running.",
@@ -379,6 +392,14 @@ class Metrics:
         self.customers.clear()
         for status, count in day.customers.items():
             self.customers.labels(status=status).set(count)
+
+    def llm_usage(self, state: ResourceState | None) -> None:
+        """Set the unpriced-model gauges from this tick's ``cost://llm``; kept as they were
+        when it was not read (its sensor failed, or there is none)."""
+        usage = None if state is None else state.llm_usage
+        if usage is not None:
+            self.llm_unpriced_models.set(len(usage.unpriced))
+            self.llm_unpriced_requests.set(sum(s.requests for s in usage.unpriced.values()))
 
     def known_actuators(self, names: Iterable[str]) -> None:
         """Start the per-actuator series at zero for the actuators the daemon runs."""
@@ -427,6 +448,8 @@ class Metrics:
         """
         self.killswitch_engaged.set(0)
         self.quarantined_resources.set(0)
+        self.llm_unpriced_models.set(0)
+        self.llm_unpriced_requests.set(0)
         self.set_resources({})
         for family in self.breaker_open.collect():
             for held in family.samples:

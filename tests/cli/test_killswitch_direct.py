@@ -67,23 +67,35 @@ def test_a_release_the_database_cannot_record_leaves_redis_engaged(
     assert status["reason"] == "drill"
 
 
-def test_an_engage_the_database_cannot_record_says_the_switch_is_engaged(
+def test_an_engage_the_database_cannot_take_is_spooled_and_says_where(
     jarvis: Jarvis, tmp_path: Path, redis_url: str
 ) -> None:
-    """With the database away an engage still stops Jarvis, and says so beside the error."""
+    """With the database away an engage still stops Jarvis (exit 0: Redis holds it), its
+    event goes to the spool file, a second line (``spooled`` in --json) says where, and the
+    next Jarvis that reaches the database writes it there.
+
+    It exited 1 with the flip not recorded anywhere, asking for the engage again later.
+    """
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
     assert jarvis("db", "upgrade", env=env).returncode == 0
     away = database_away(env)
+    spool = tmp_path / "spool.jsonl"
 
     engaged = jarvis("killswitch", "engage", "--reason", "database on fire", env=away)
+    as_json = jarvis("killswitch", "engage", "--reason", "still", "--json", env=away)
 
-    assert engaged.returncode == 1, engaged.stdout
-    assert "kill switch ENGAGED" in engaged.stderr
-    assert "not recorded" in engaged.stderr
+    assert engaged.returncode == 0, engaged.stderr
     assert "Traceback" not in engaged.stderr
+    assert "kill switch ENGAGED" in engaged.stdout
+    assert f"spooled to {spool}" in " ".join(engaged.stdout.split()), engaged.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["spooled"] == str(spool)
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
-    assert status["engaged"] is True
-    assert status["reason"] == "database on fire"
+    assert (status["engaged"], status["reason"]) == (True, "still")
+    assert jarvis("tick", env=env).returncode in (0, 1)  # its flush replays the spool
+    events = jarvis("events", "--json", "--kind", "killswitch.engaged", env=env)
+    reasons = [json.loads(line)["reason"] for line in events.stdout.splitlines()]
+    assert sorted(reasons) == ["database on fire", "still"], events.stdout + events.stderr
 
 
 def test_an_engage_into_a_database_a_newer_jarvis_migrated_is_refused_in_one_line(
@@ -268,3 +280,33 @@ async def test_a_release_in_redis_into_locked_tables_fails_after_one_wait(
     assert "no answer within 15 s" in released.stderr
     status = json.loads(jarvis("killswitch", "status", "--json", env=env).stdout)
     assert (status["engaged"], status["reason"]) == (True, "drill")
+
+
+def test_an_engage_in_redis_whose_event_is_spooled_says_where(
+    jarvis: Jarvis, tmp_path: Path, redis_url: str
+) -> None:
+    """Engaged in Redis, its event kept from the database by a lock and spooled: exit 0, and
+    one more line (and ``spooled`` in --json) says the record waits in the spool file.
+
+    The command printed ENGAGED alone, as if the flip were in the database.
+    """
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_url)
+    assert jarvis("db", "upgrade", env=env).returncode == 0
+    spool = tmp_path / "spool.jsonl"
+    holder = sqlite3.connect(tmp_path / "jarvis.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        engaged = jarvis("killswitch", "engage", "--reason", "drill", env=env)
+        as_json = jarvis("killswitch", "engage", "--reason", "again", "--json", env=env)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED" in engaged.stdout
+    assert f"spooled to {spool}" in " ".join(engaged.stdout.split()), engaged.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    flip = json.loads(as_json.stdout)
+    assert (flip["engaged"], flip["reason"], flip["spooled"]) == (True, "again", str(spool))
+    lines = [json.loads(line) for line in spool.read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["killswitch.engaged"] * 2

@@ -10,6 +10,7 @@ from typing import Any
 from tests.cli.conftest import Jarvis
 from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
 from tests.cloudrun.fake_server import FakeCloudRun
+from tests.loopback import free_port
 
 COACH = "sim://ai-dawg-vocal-coach"
 
@@ -168,3 +169,26 @@ def test_an_override_of_a_cloud_run_service_that_answers_404_is_exit_2_and_sends
     ledger = jarvis("retries", "list", "--json")
     assert ledger.returncode == 0, ledger.stderr
     assert ghost not in ledger.stdout
+
+
+def test_a_typo_is_exit_2_while_another_provider_fails_to_answer(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """The simulated fleet answered without the name: refused, though Cloud Run failed.
+
+    With any provider failing, the typo was proposed, failed at the simulated
+    fleet as terminal and was recorded against a name no service has.
+    """
+    (tmp_path / "two.toml").write_text(
+        "[simulated]\nenabled = true\n"
+        f"[cloudrun]\nproject = '{PROJECT}'\nregion = '{REGION}'\nservices = ['api']\n"
+        f"credentials = 'anonymous'\napi_endpoint = 'http://127.0.0.1:{free_port()}'\n"
+        "request_timeout = 2.0\n"
+    )
+    typo = COACH[:-1]
+    result = jarvis("scale", typo, "3", "--config", "two.toml", "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert json.loads(result.stdout)["observe_errors"].keys() == {"cloudrun"}
+    assert f"no such resource: {typo}" in result.stderr
+    assert f"did you mean {COACH}" in result.stderr
+    assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []

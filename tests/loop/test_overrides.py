@@ -14,7 +14,7 @@ from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, Restart, Rollb
 from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import operator_action
 from tests.fakes import FakeActuator, ProposeEach
-from tests.loop.conftest import AppFactory
+from tests.loop.conftest import ALLOW_SIM, AppFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -195,6 +195,38 @@ async def test_an_override_naming_no_observed_resource_is_refused_and_never_sent
     assert fleet.applied == []
     assert await app.store.events(kinds=["action.escalated"]) == []
     assert app.reconciler.ledger.states == {}
+
+
+async def test_a_typo_is_refused_while_another_provider_fails_and_its_own_is_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A name its own provider answered without is refused whatever another provider did;
+    one on the provider that failed to answer may be there, and is proposed."""
+    # It has the service, but cannot list it this tick.
+    down = FakeActuator(clock, provider="k8s", name="kubernetes", observe_error="unreachable")
+    down.add("default/web")
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app(
+        [queue],
+        actuators=[fleet, down],
+        allowlist=[*ALLOW_SIM, {"provider": "k8s", "resources": "*", "actions": ["*"]}],
+    )
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    typo = operator_action(ResourceRef("sim", "apii"), Restart(), actor="admin-token", reason=None)
+    unread = operator_action(
+        ResourceRef("k8s", "default/web"), Restart(), actor="admin-token", reason=None
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        refused = await queue.submit(typo)
+        sent = await queue.submit(unread)
+        scheduler.stop()
+
+    assert refused.state == "refused" and "no such resource" in refused.detail, refused
+    assert fleet.applied == []
+    assert sent.state == "applied", sent
+    assert [str(a.target) for a in down.applied] == ["k8s://default/web"]
 
 
 async def test_a_page_rollback_naming_no_version_with_none_before_is_refused_and_never_sent(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from jarvis.model import History, ResourceRef, Rollback, Start, Versions
+from dataclasses import replace
+
+from jarvis.model import History, ResourceRef, Restart, Rollback, Start, Versions
 from jarvis.policies.operator import OneShot, operator_action
 from tests.policies.fleet import API, T0, service, snap
 
@@ -46,3 +48,19 @@ def test_a_kind_the_scheme_never_takes_proposes_nothing_and_says_so() -> None:
     assert evaluation.actions == ()
     (note,) = evaluation.notes
     assert "no provider applies start on ecs://" in note.message
+
+
+def test_a_name_its_own_provider_answered_without_is_refused_whatever_another_did() -> None:
+    """Refused when its scheme's sensors answered; proposed when one of them failed, or
+    when the snapshot does not say whose the errors are (any may be its provider's)."""
+
+    def proposes(uri: str, unanswered: frozenset[str] | None) -> bool:
+        snapshot = replace(
+            snap(T0, service()), errors={"kubernetes": "down"}, unanswered=unanswered
+        )
+        action = operator_action(ResourceRef.parse(uri), Restart(), actor="cli:a", reason=None)
+        return bool(OneShot(action).evaluate(snapshot, History(), T0).actions)
+
+    assert not proposes("ecs://prod/apii", frozenset({"k8s"}))
+    assert proposes("k8s://default/web", frozenset({"k8s"}))
+    assert proposes("ecs://prod/apii", None)

@@ -135,12 +135,16 @@ def test_stepping_down_puts_the_leaders_gauges_back_and_keeps_the_counts() -> No
     metrics.budget_limit.labels(kind="restart", provider="ecs", budget="b").set(3)
     metrics.endpoint_up.labels(endpoint="api", region="eu", cloud="aws").set(1)
     metrics.slo_ok.labels(slo="api-p95").set(0)
+    metrics.llm_unpriced_models.set(2)
+    metrics.llm_unpriced_requests.set(30)
 
     metrics.stepped_down()
 
     names = {s.name for s in samples(metrics)}
     assert value(metrics, "jarvis_killswitch_engaged") == 0
     assert value(metrics, "jarvis_quarantined_resources") == 0
+    assert value(metrics, "jarvis_llm_unpriced_models") == 0
+    assert value(metrics, "jarvis_llm_unpriced_requests") == 0
     assert value(metrics, "jarvis_breaker_open", scope="provider", provider="ecs") == 0
     assert value(metrics, "jarvis_breaker_open", scope="fleet", provider="all") == 0
     gone = {
