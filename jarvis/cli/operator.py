@@ -191,22 +191,23 @@ async def _spool_alone(settings: Settings, event: Event, away: StoreError) -> Pa
     return settings.spool_path.absolute()
 
 
+def _switch_json(state: KillSwitchState) -> dict[str, object]:
+    """The switch as `--json` prints it, for `status` and for each flip."""
+    return {
+        "engaged": state.engaged,
+        "actor": state.actor,
+        "reason": state.reason,
+        "changed_at": state.changed_at,
+    }
+
+
 def _print_flip(flipped: _Flipped, *, as_json: bool) -> None:
     """The flip as the operator reads it: one line (two when its event is only spooled),
     or one JSON object whose ``spooled`` names that file (null: in the database)."""
     state = flipped.state
     if as_json:
-        print_json_lines(
-            [
-                {
-                    "engaged": state.engaged,
-                    "actor": state.actor,
-                    "reason": state.reason,
-                    "changed_at": state.changed_at,
-                    "spooled": None if flipped.spooled is None else str(flipped.spooled),
-                }
-            ]
-        )
+        spooled = None if flipped.spooled is None else str(flipped.spooled)
+        print_json_lines([{**_switch_json(state), "spooled": spooled}])
         return
     if state.engaged:
         console.print(
@@ -266,16 +267,7 @@ def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     settings = settings_from(ctx)
     state = run(lambda: _with_killswitch(settings, lambda ks: ks.read(), spool=False))
     if as_json:
-        print_json_lines(
-            [
-                {
-                    "engaged": state.engaged,
-                    "actor": state.actor,
-                    "reason": state.reason,
-                    "changed_at": state.changed_at,
-                }
-            ]
-        )
+        print_json_lines([_switch_json(state)])
         return
     if state.engaged:
         console.print(
