@@ -1,9 +1,11 @@
 """SIGTERM while PostgreSQL is frozen, just after a provider call: the outcome is not lost.
 
 The daemon acts on a local service whose start passes its health check only
-when the test says so. The test lets the intent commit, freezes the database
-(a TCP proxy that forwards nothing: a partition that drops packets), lets the
-start succeed and asks the daemon to stop. The outcome cannot reach the
+when the test says so. The test waits for the intent to commit and the
+service's process to start (the provider call is under way; the kill switch,
+read again once the intent is durable, was read), freezes the database (a TCP
+proxy that forwards nothing: a partition that drops packets), lets the start
+succeed and asks the daemon to stop. The outcome cannot reach the
 database in time; the spool is where an unreachable database's events go, so
 it must be there (and replay into the database at the next start).
 """
@@ -36,8 +38,17 @@ SERVICE = "local://slow"
 
 
 def write_config(lab: Lab, go: Path) -> Path:
-    """One local service, healthy only once ``go`` exists; Jarvis may restart it."""
-    sleeper = [sys.executable, "-c", "import time; time.sleep(600)", str(lab.tmp_path)]
+    """One local service, healthy only once ``go`` exists; Jarvis may restart it.
+
+    Its process touches `started` (the provider call is under way) and sleeps.
+    """
+    sleeper = [
+        sys.executable,
+        "-c",
+        "import pathlib, sys, time; pathlib.Path(sys.argv[2]).touch(); time.sleep(600)",
+        str(lab.tmp_path),
+        str(started(lab)),
+    ]
     check = [
         sys.executable,
         "-c",
@@ -66,6 +77,10 @@ start_timeout = 45
 """
     )
     return path
+
+
+def started(lab: Lab) -> Path:
+    return lab.tmp_path / "started"
 
 
 def start(lab: Lab, config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -132,7 +147,15 @@ async def stop_after_a_stuck_call(
         async def called() -> bool:
             return '"action applied"' in log.read_text()
 
+        async def calling() -> bool:
+            return started(lab).exists()
+
         await wait_until(intended, "the intent", daemon)
+        # Not before the call: the switch is read again once the intent is durable, and
+        # read from a frozen database it withholds the action (fail-safe), which then
+        # is never applied. Under load the intent was seen, and the database frozen,
+        # before that read.
+        await wait_until(calling, "the provider call to start", daemon)
         stick()
         go.touch()
         await wait_until(called, "the provider call", daemon)
