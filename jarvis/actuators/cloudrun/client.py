@@ -19,8 +19,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import run_v2
 from requests import exceptions as rexc
-from urllib3 import exceptions as u3exc
 
+from jarvis.actuators import transport
 from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.cloudrun.state import one_line
 from jarvis.config.cloudrun import CloudRunSettings
@@ -180,6 +180,4 @@ def answer_lost(exc: BaseException) -> bool:
     if not isinstance(exc, rexc.ConnectionError) or isinstance(exc, rexc.ConnectTimeout):
         return False
     cause = exc.args[0] if exc.args else None
-    if isinstance(cause, u3exc.MaxRetryError):
-        cause = cause.reason
-    return isinstance(cause, u3exc.ProtocolError)
+    return isinstance(cause, BaseException) and transport.answer_lost(cause) is not None

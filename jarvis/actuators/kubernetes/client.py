@@ -31,6 +31,7 @@ import pydantic
 import urllib3
 from kubernetes import client, config
 
+from jarvis.actuators import transport
 from jarvis.actuators.base import ActuatorError
 from jarvis.config.kubernetes import KubernetesSettings
 from jarvis.model import ErrorKind
@@ -140,10 +141,8 @@ def answer_lost(exc: BaseException) -> str | None:
             return None
         message, _ = _status_message(exc)
         return f"answered HTTP 504 {message}"
-    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-    if isinstance(cause, urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError):
-        return f"its answer was lost ({type(cause).__name__}: {cause})"
-    return None
+    cause = transport.answer_lost(exc)
+    return None if cause is None else f"its answer was lost ({type(cause).__name__}: {cause})"
 
 
 class BadResponseError(Exception):
