@@ -184,8 +184,7 @@ def _start_beside(
     keeper = build_revenue_keeper(settings, app.store, app.clock, app.metrics)
     if keeper is not None:
         keeper.shielded = shielded
-        if elector is not None:
-            keeper.leads = lambda: _leads(elector)
+        keeper.leads = duties.held
         group.start_soon(keeper.run)
 
 

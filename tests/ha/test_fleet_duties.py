@@ -7,17 +7,35 @@ daemon's own `_start_beside` for what runs beside the loop.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+
+import anyio
 import pytest
 
+from jarvis.app import App, build_app
+from jarvis.cli.daemon import _leads, _start_beside
+from jarvis.config import load_settings
+from jarvis.loop.clock import VirtualClock
 from jarvis.loop.duties import FleetDuties
 from jarvis.loop.election import Elector
 from jarvis.store import EventStore
 from jarvis.store.lease import PgLease
 from jarvis.telemetry.metrics import Metrics
-from tests.ha.test_unheld_shards import LONG
+from tests.ha.test_unheld_shards import LONG, elector
+from tests.revenue.test_ledger import PLANS, START, put
 from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Poll ``done``: what `_start_beside` starts runs in tasks of its own."""
+    for _ in itertools.count():
+        if done():
+            return
+        await anyio.sleep(0.05)
 
 
 class Monotonic:
@@ -66,3 +84,42 @@ async def test_the_leader_the_database_last_answered_keeps_the_outage_duty_past_
         assert not duties[0].held_at_last_answer()
     finally:
         await store.aclose()
+
+
+async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(pg_url: str) -> None:
+    """Both replicas lead a shard each and run the revenue keeper the daemon starts; one book
+    for the database, so only shard 0's holder settles it and sets the MRR gauge."""
+    settings = load_settings(
+        None,
+        database_url=pg_url,
+        loop={"shards": 2},
+        retention={"enabled": False},
+        customers={"enabled": True, "plans": PLANS},
+    )
+    apps: list[App] = []
+    try:
+        for _ in "ab":
+            apps.append(await build_app(settings, clock=VirtualClock(START), auto_migrate=True))
+        await put(apps[0].store, "c1", "pro", "active", START)
+        for holder, app in zip("ab", apps, strict=True):  # both alive: a fair share is one
+            await PgLease(app.store.engine, holder, duration=LONG).heartbeat(None)
+        electors = [elector(app.store, holder, 2) for holder, app in zip("ab", apps, strict=True)]
+        for each in electors:
+            await each.step()
+        assert all(_leads(each) for each in electors)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for app, each in zip(apps, electors, strict=True):
+                    _start_beside(group, settings, app, each, None)
+                # Each keeper sleeps an hour of its own clock after every check.
+                await until(lambda: min(a.clock.now() for a in apps) - START > timedelta(hours=5))
+                group.cancel_scope.cancel()
+
+        mrr = [app.metrics.registry.get_sample_value("jarvis_mrr_usd") for app in apps]
+        shard_0 = [each.electors[0].epoch is not None for each in electors]
+        assert shard_0.count(True) == 1
+        assert mrr == [49.0 if holds else 0.0 for holds in shard_0]  # 0: never settled there
+    finally:
+        for app in apps:
+            await app.aclose()
