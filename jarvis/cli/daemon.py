@@ -164,6 +164,7 @@ def _start_beside(
         budgets=app.reconciler.changes.budgets,
     )
     pruner.shielded = shielded
+    pruner.leads = duties.held
     group.start_soon(pruner.run)
     if elector is not None:
         group.start_soon(elector.run)

@@ -20,6 +20,7 @@ from jarvis.config import load_settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.duties import FleetDuties
 from jarvis.loop.election import Elector
+from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
 from jarvis.store.lease import PgLease
 from jarvis.telemetry.metrics import Metrics
@@ -120,6 +121,55 @@ async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(pg_url: st
         shard_0 = [each.electors[0].epoch is not None for each in electors]
         assert shard_0.count(True) == 1
         assert mrr == [49.0 if holds else 0.0 for holds in shard_0]  # 0: never settled there
+    finally:
+        for app in apps:
+            await app.aclose()
+
+
+async def test_a_follower_prunes_nothing_and_the_leader_prunes(pg_url: str) -> None:
+    """Retention is one per database: the follower's pruner leaves the old events alone
+    however long it runs, and the leader's deletes them."""
+    settings = load_settings(None, database_url=pg_url)
+    apps: list[App] = []
+    try:
+        for _ in "ab":
+            apps.append(await build_app(settings, clock=VirtualClock(START), auto_migrate=True))
+        old = START - timedelta(days=40)  # past retention's 30 days
+        apps[0].store.append(
+            [
+                Event(kind=EventKind.POLICY_NOTE, ts=old, idempotency_key=f"old-{n}")
+                for n in range(3)
+            ]
+        )
+        await apps[0].store.flush()
+        electors = [
+            Elector(
+                PgLease(app.store.engine, holder, duration=LONG),
+                app.metrics,
+                renew_deadline=LONG / 2,
+                retry_period=1.0,
+            )
+            for holder, app in zip("ab", apps, strict=True)
+        ]
+        for each in electors:
+            await each.step()
+        leader, follower = apps
+
+        async def notes() -> int:
+            return len(await leader.store.events(kinds=[EventKind.POLICY_NOTE]))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                _start_beside(group, settings, follower, electors[1], None)
+                # Five retention intervals (an hour) of the follower's clock: five chances.
+                await until(lambda: follower.clock.now() - START > timedelta(hours=5))
+                assert await notes() == 3
+                _start_beside(group, settings, leader, electors[0], None)
+                for _ in itertools.count():  # the newest of a kind always stays
+                    if await notes() == 1:
+                        break
+                    await anyio.sleep(0.05)
+                group.cancel_scope.cancel()
     finally:
         for app in apps:
             await app.aclose()
