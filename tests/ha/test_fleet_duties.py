@@ -39,6 +39,16 @@ async def until(done: Callable[[], bool]) -> None:
         await anyio.sleep(0.05)
 
 
+def leader_elector(app: App, holder: str) -> Elector:
+    """An elector of the loop's lease for ``app``, on a lease no test outlives."""
+    return Elector(
+        PgLease(app.store.engine, holder, duration=LONG),
+        app.metrics,
+        renew_deadline=LONG / 2,
+        retry_period=1.0,
+    )
+
+
 class Monotonic:
     """A monotonic clock the test moves: the electors' renew deadline, without waiting."""
 
@@ -142,15 +152,7 @@ async def test_a_follower_prunes_nothing_and_the_leader_prunes(pg_url: str) -> N
             ]
         )
         await apps[0].store.flush()
-        electors = [
-            Elector(
-                PgLease(app.store.engine, holder, duration=LONG),
-                app.metrics,
-                renew_deadline=LONG / 2,
-                retry_period=1.0,
-            )
-            for holder, app in zip("ab", apps, strict=True)
-        ]
+        electors = [leader_elector(app, holder) for holder, app in zip("ab", apps, strict=True)]
         for each in electors:
             await each.step()
         leader, follower = apps

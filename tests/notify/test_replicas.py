@@ -15,8 +15,7 @@ from jarvis.cli.daemon import _start_beside
 from jarvis.config import Settings
 from jarvis.config.sections import LoopSettings, RetentionSettings
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.election import Elector
-from jarvis.store.lease import PgLease
+from tests.ha.test_fleet_duties import leader_elector
 from tests.notify.conftest import ROUTING_KEY, RigFactory, notify_settings
 from tests.notify.receivers import Receivers
 from tests.notify.test_delivery import escalation, record
@@ -24,8 +23,6 @@ from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
-LONG = 600.0
-"""A lease (seconds) no step of these tests outlives."""
 START = VirtualClock().now()
 
 
@@ -113,15 +110,7 @@ async def test_a_store_outage_two_replicas_see_pages_once_from_the_leader(
     ]
     apps = [await build_app(s, clock=VirtualClock(), auto_migrate=True) for s in settings]
     try:
-        electors = [
-            Elector(
-                PgLease(app.store.engine, name, duration=LONG),
-                app.metrics,
-                renew_deadline=LONG / 2,
-                retry_period=1.0,
-            )
-            for app, name in zip(apps, "ab", strict=True)
-        ]
+        electors = [leader_elector(app, holder) for holder, app in zip("ab", apps, strict=True)]
         for elector in electors:
             await elector.step()
         assert [e.epoch is not None for e in electors] == [True, False]
