@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -97,7 +98,9 @@ async def test_the_leader_the_database_last_answered_keeps_the_outage_duty_past_
         await store.aclose()
 
 
-async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(pg_url: str) -> None:
+async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(
+    pg_url: str, tmp_path: Path
+) -> None:
     """Both replicas lead a shard each and run the revenue keeper the daemon starts; one book
     for the database, so only shard 0's holder settles it and sets the MRR gauge."""
     settings = load_settings(
@@ -109,8 +112,9 @@ async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(pg_url: st
     )
     apps: list[App] = []
     try:
-        for _ in "ab":
-            apps.append(await build_app(settings, clock=VirtualClock(START), auto_migrate=True))
+        for holder in "ab":
+            own = settings.model_copy(update={"spool_path": tmp_path / f"{holder}.jsonl"})
+            apps.append(await build_app(own, clock=VirtualClock(START), auto_migrate=True))
         await put(apps[0].store, "c1", "pro", "active", START)
         for holder, app in zip("ab", apps, strict=True):  # both alive: a fair share is one
             await PgLease(app.store.engine, holder, duration=LONG).heartbeat(None)
@@ -136,14 +140,15 @@ async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(pg_url: st
             await app.aclose()
 
 
-async def test_a_follower_prunes_nothing_and_the_leader_prunes(pg_url: str) -> None:
+async def test_a_follower_prunes_nothing_and_the_leader_prunes(pg_url: str, tmp_path: Path) -> None:
     """Retention is one per database: the follower's pruner leaves the old events alone
     however long it runs, and the leader's deletes them."""
     settings = load_settings(None, database_url=pg_url)
     apps: list[App] = []
     try:
-        for _ in "ab":
-            apps.append(await build_app(settings, clock=VirtualClock(START), auto_migrate=True))
+        for holder in "ab":
+            own = settings.model_copy(update={"spool_path": tmp_path / f"{holder}.jsonl"})
+            apps.append(await build_app(own, clock=VirtualClock(START), auto_migrate=True))
         old = START - timedelta(days=40)  # past retention's 30 days
         apps[0].store.append(
             [
