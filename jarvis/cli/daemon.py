@@ -136,16 +136,6 @@ def _leads(elector: AnyElector) -> bool:
     return bool(elector.held())
 
 
-def _sends_alone(elector: AnyElector) -> bool:
-    """Whether this replica, and no other, sends what goes out once a day (the report):
-    the leader, or with shards the holder of shard 0, since every shard holder leads."""
-    from jarvis.loop.election import Elector
-
-    if isinstance(elector, Elector):
-        return elector.epoch is not None
-    return elector.electors[0].epoch is not None
-
-
 def _start_beside(
     group: TaskGroup,
     settings: Settings,
@@ -154,10 +144,13 @@ def _start_beside(
     notifier: Notifier | None,
 ) -> None:
     """Start what runs beside the scheduler, never a tick: retention, election, notices, report,
-    revenue. What each shields from cancellation ends by the shutdown deadline all the same."""
+    revenue. What each shields from cancellation ends by the shutdown deadline all the same;
+    what the fleet does once, one replica does (`jarvis.loop.duties`)."""
+    from jarvis.loop.duties import FleetDuties
     from jarvis.loop.retention import Pruner
 
     shutdown = app.reconciler.shutdown
+    duties = FleetDuties(elector)
 
     def shielded() -> AbstractContextManager[object, bool]:
         return shutdown.bound(shield=True)
@@ -171,28 +164,28 @@ def _start_beside(
         budgets=app.reconciler.changes.budgets,
     )
     pruner.shielded = shielded
+    pruner.leads = duties.held
     group.start_soon(pruner.run)
     if elector is not None:
         group.start_soon(elector.run)
     if notifier is not None:
         # A slow receiver delays no action.
         notifier.delivery.shielded = shielded
+        notifier.reports_outage = duties.held_at_last_answer
         group.start_soon(notifier.run)
     if settings.report.deliver_at is not None:
         from jarvis.app import build_report_sender
 
         sender = build_report_sender(settings, app.store, app.clock)
         if sender is not None:
-            if elector is not None:
-                sender.leads = lambda: _sends_alone(elector)
+            sender.leads = duties.held
             group.start_soon(sender.run)
     from jarvis.app import build_revenue_keeper
 
     keeper = build_revenue_keeper(settings, app.store, app.clock, app.metrics)
     if keeper is not None:
         keeper.shielded = shielded
-        if elector is not None:
-            keeper.leads = lambda: _leads(elector)
+        keeper.leads = duties.held
         group.start_soon(keeper.run)
 
 

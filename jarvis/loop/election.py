@@ -79,6 +79,10 @@ class Elector:
         """Monotonic time at which the last successful acquire or renew was sent."""
         self.on_elected: Callable[[], None] | None = None
         """Called on winning the lease (the daemon wakes its scheduler: no wait for a boundary)."""
+        self.held_at_last_answer = False
+        """Whether the database's last answer (to an acquire or a renewal) left this replica
+        holding the lease. Unlike `epoch`, it outlives the deadline while the database is
+        away: who tells a store outage goes by it (`jarvis.loop.duties`)."""
 
     @property
     def replica(self) -> str:
@@ -121,6 +125,7 @@ class Elector:
                     self._confirmed = sent
                 else:
                     self.lose("renew refused: the lease expired or changed hands")
+                self.held_at_last_answer = self._epoch is not None
                 await self.lease.heartbeat(self.epoch)
         except Exception as exc:  # noqa: BLE001 - the next round retries; the deadline decides
             log.warning("lease round failed", replica=self.replica, error=str(exc))
@@ -140,6 +145,7 @@ class Elector:
     async def resign(self) -> None:
         """On a clean stop: end the lease now and drop the heartbeat row (best effort)."""
         epoch, self._epoch = self._epoch, None
+        self.held_at_last_answer = False
         self.metrics.leader.set(0)
         with anyio.move_on_after(self.renew_deadline):
             try:

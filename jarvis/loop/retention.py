@@ -1,7 +1,9 @@
 """Event retention as the daemon applies it: a prune soon after start, then one per interval.
 
-`jarvis run` (`jarvis.cli.daemon`) runs `Pruner.run` beside the scheduler;
-`jarvis db prune` calls `Pruner.prune` once. The rules for what may go are the
+`jarvis run` (`jarvis.cli.daemon`) runs `Pruner.run` beside the scheduler,
+on every replica, and with several only the one doing the fleet-wide duties
+prunes (`Pruner.leads`, `jarvis.loop.duties`); `jarvis db prune` calls
+`Pruner.prune` once. The rules for what may go are the
 store's (`jarvis.store.retention`); here is only when, the protected history
 horizon (the policies' own, so a policy never loses the window it reads, and the
 longest disruption-budget window, so a budget never loses a change it counts),
@@ -55,6 +57,9 @@ class Pruner:
         )
         """The scope a prune runs in, kept from cancellation; `jarvis run`'s ends by its
         shutdown deadline (`jarvis.loop.shutdown`)."""
+        self.leads: Callable[[], bool] = lambda: True
+        """Whether this replica prunes: the one database's retention is a fleet-wide duty
+        (`jarvis.loop.duties`); every replica pruning it repeated the same deletes."""
 
     @classmethod
     def for_policies(
@@ -85,21 +90,26 @@ class Pruner:
         return deleted
 
     async def run(self) -> None:
-        """Prune every ``retention.interval`` seconds until cancelled; log each prune."""
+        """Prune every ``retention.interval`` seconds while `leads`, until cancelled; log each."""
         if not self.retention.enabled:
             return
         await self.clock.sleep(min(FIRST_PRUNE_DELAY, self.retention.interval))
         while True:
-            deleted: dict[str, int] = {}  # unless the prune ends before the shutdown deadline
-            try:
-                # Whole or not at all: a shutdown waits for the prune's transactions
-                # (bounded by the statement timeout) rather than cut one, up to its
-                # deadline: a transaction cut then is rolled back.
-                with self.shielded():
-                    deleted = await self.prune()
-            except StoreError as exc:
-                log.warning("event retention skipped; the store is unavailable", error=str(exc))
-            else:
-                if deleted:
-                    log.info("events pruned", total=sum(deleted.values()), by_kind=deleted)
+            if self.leads():
+                await self._prune_logged()
             await self.clock.sleep(self.retention.interval)
+
+    async def _prune_logged(self) -> None:
+        """One prune, logged; an outage is logged too, and waits for the next interval."""
+        deleted: dict[str, int] = {}  # unless the prune ends before the shutdown deadline
+        try:
+            # Whole or not at all: a shutdown waits for the prune's transactions
+            # (bounded by the statement timeout) rather than cut one, up to its
+            # deadline: a transaction cut then is rolled back.
+            with self.shielded():
+                deleted = await self.prune()
+        except StoreError as exc:
+            log.warning("event retention skipped; the store is unavailable", error=str(exc))
+        else:
+            if deleted:
+                log.info("events pruned", total=sum(deleted.values()), by_kind=deleted)

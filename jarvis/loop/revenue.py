@@ -4,9 +4,11 @@ Run by the daemon beside the scheduler (`jarvis.cli.daemon`), like the pruner
 and the report sender, never inside a tick: settling reads every customer once,
 which is a daily bookkeeping cost, not a per-tick one. Built by the composition
 root (`jarvis.app.build_revenue_keeper`) when ``[customers]`` is enabled with
-plan prices and the store is SQL. With several replicas only the leader
-settles (the book is one per database); a follower's gauges keep the last
-value it settled. A failed settlement is logged and tried again at the next
+plan prices and the store is SQL. With several replicas one settles: the book
+is one per database, and two settlements at once fight over its rows (a
+duplicate day). It is a fleet-wide duty (`jarvis.loop.duties`): the leader's,
+or with shards shard 0's holder's, not every shard holder's. Another replica's
+gauges keep the last value it settled. A failed settlement is logged and tried again at the next
 interval: revenue is reported, never acted on, so a gap costs a late figure.
 """
 
@@ -62,7 +64,7 @@ class RevenueKeeper:
                 await self.ledger.aclose()
 
     async def check(self) -> RevenueDay | None:
-        """Settle today and set the gauges; None on a follower."""
+        """Settle today and set the gauges; None on a replica without the fleet-wide duties."""
         if not self.leads():
             return None
         now = self.clock.now()

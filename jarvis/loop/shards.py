@@ -164,6 +164,11 @@ class ShardElector:
         except Exception as exc:  # noqa: BLE001 - renewing went on; take nothing new
             log.warning("could not count the replicas", error=str(exc))
             live = 0
+        else:
+            # The database answered: a shard not held now is not held, as far as it knows.
+            for elector in self.electors:
+                if elector.epoch is None:
+                    elector.held_at_last_answer = False
         held = self.held()
         if live:
             fair = math.ceil(self.shards / max(live, 1))
@@ -231,6 +236,7 @@ class ShardElector:
             if epoch is None:
                 continue
             elector.lose("handed over to balance the shards")
+            elector.held_at_last_answer = False
             try:
                 await elector.lease.release(epoch)
             except Exception as exc:  # noqa: BLE001 - it expires by itself

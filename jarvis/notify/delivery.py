@@ -238,9 +238,10 @@ class Delivery:
         """Report the event store unreachable (or back) without the outbox, which lives in it.
 
         One attempt per channel: best effort, because nothing durable is left
-        to remember a retry in, nor to agree through with another replica (each
-        tells it, under its own incident). ``severity`` picks the routes (a resolve goes
-        where the trigger went); ``journaled`` says the spool absorbs the outage.
+        to remember a retry in, nor to agree through with another replica (the
+        notifier calls this on one replica only: `Notifier.reports_outage`).
+        ``severity`` picks the routes (a resolve goes where the trigger went);
+        ``journaled`` says the spool absorbs the outage.
         """
         change = AlertChange(
             fingerprint="store_unreachable",

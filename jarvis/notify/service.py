@@ -11,12 +11,15 @@ replicas group one history. Because it
 reads the record rather than the loop's memory, it is also the watchdog: no
 ``tick.finished`` for ``stall_intervals`` intervals fires ``loop_stalled``,
 and an event store that stays unreachable is reported straight to the
-channels, since the outbox lives in that same store.
+channels, since the outbox lives in that same store. Nothing is left to agree
+through then, so of several replicas only the one the database last answered
+as holding the fleet-wide duties reports it (`reports_outage`).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -97,6 +100,10 @@ class Notifier:
         self.unreachable_page_after = unreachable_page_after
         self._unreachable_since: datetime | None = None
         self._unreachable_reported: Severity | None = None
+        self.reports_outage: Callable[[], bool] = lambda: True
+        """Whether this replica tells the channels of a store outage. Every replica sees
+        one; `jarvis run` sets this to the fleet-wide duties' rule (`jarvis.loop.duties`),
+        so the replica that held them when the database last answered tells it, once."""
         self.revision = 0
         """How many saves the state this notifier grouped from had seen (`Outbox.commit`)."""
         metrics.known_channels(channels)
@@ -248,7 +255,9 @@ class Notifier:
             log.warning("notifier: event store unreachable", error=str(exc))
         severity = self._outage_severity(now - self._unreachable_since)
         reported = self._unreachable_reported
-        if severity is not None and (reported is None or severity.rank < reported.rank):
+        if severity is None or not self.reports_outage():
+            return
+        if reported is None or severity.rank < reported.rank:
             self._unreachable_reported = severity
             await self.delivery.direct(
                 self.channels,

@@ -15,7 +15,8 @@ never two whose notices share keys.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,8 +35,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from jarvis.store.engine import unreachable
+from jarvis.store.errors import is_operational
 from jarvis.store.tables import UtcDateTime, json_type, metadata
 
 __all__ = [
@@ -173,9 +177,22 @@ class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
+    @asynccontextmanager
+    async def _connection(self, *, begin: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection, in a transaction with ``begin``. A database that does not answer is
+        a `StoreError`, as everywhere in the store: the notifier reports an outage it meets
+        here (even at its start, before any event was read) instead of dying of it."""
+        try:
+            async with self.engine.begin() if begin else self.engine.connect() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            if is_operational(exc):
+                raise unreachable(self.engine.url, exc) from exc
+            raise
+
     async def load_state(self) -> dict[str, Any]:
         """The notifier's saved state by name (``cursor``, ``groups``), empty at first start."""
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             rows = await conn.execute(select(notify_state.c.name, notify_state.c.value))
             return {row.name: row.value for row in rows}
 
@@ -189,7 +206,7 @@ class Outbox:
         """Save ``state`` and insert ``new`` atomically (`NotificationOutbox.commit`)."""
         dialect = self.engine.dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        async with self.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             if revision is not None:
                 await self._hold(conn, revision, now)
             for name, value in state.items():
@@ -253,7 +270,7 @@ class Outbox:
         query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
         if skip:
             query = query.where(notifications.c.channel.not_in(skip))
-        async with self.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             found = self._read((await conn.execute(query)).all())
             if not found:
                 return None
@@ -293,13 +310,13 @@ class Outbox:
         await self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
 
     async def _update(self, row_id: int, **values: Any) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connection(begin=True) as conn:
             await conn.execute(
                 update(notifications).where(notifications.c.id == row_id).values(**values)
             )
 
     async def _rows(self, query: Any) -> list[NotificationRow]:
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             return self._read(await conn.execute(query))
 
     @staticmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from jarvis.cli.daemon import _leads, _sends_alone
+from jarvis.cli.daemon import _leads
+from jarvis.loop.duties import FleetDuties
 from jarvis.store import EventStore
 from jarvis.store.lease import PgLease
 from tests.ha.test_unheld_shards import LONG, elector
@@ -29,6 +30,6 @@ async def test_of_two_replicas_holding_a_shard_each_one_sends_the_report(pg_url:
 
         assert _leads(a)
         assert _leads(b)
-        assert [_sends_alone(a), _sends_alone(b)].count(True) == 1
+        assert [FleetDuties(a).held(), FleetDuties(b).held()].count(True) == 1
     finally:
         await store.aclose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.notify.conftest import RigFactory
@@ -71,3 +73,22 @@ async def test_an_outage_the_spool_absorbs_that_ends_by_itself_pages_no_one(
     await rig.rounds(3, step=10.0)
     assert receivers.pagerduty == []
     assert len(receivers.slack) == 2  # the warning and its resolution
+
+
+async def test_a_notifier_that_starts_with_the_store_away_reports_the_outage(
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str
+) -> None:
+    """A notifier whose first read of its saved state finds no database waits and pages,
+    rather than ending the daemon it runs in with the driver's traceback."""
+    rig = await make_rig(url=pg_proxy.url_for(pg_url))
+    await pg_proxy.stop()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            group.start_soon(rig.notifier.run)  # loads its state again, as `jarvis run` does
+            for _ in itertools.count():  # polled: the receivers run on a thread of their own
+                if receivers.triggers():
+                    break
+                await anyio.sleep(0.05)
+            group.cancel_scope.cancel()
+    (page,) = receivers.triggers()
+    assert "event store has been unreachable" in page["payload"]["summary"]
