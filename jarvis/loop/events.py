@@ -278,9 +278,7 @@ def confirmed_applied(intent: Event, now: datetime, proof: str, *, quarantined: 
     """
     detail = f"confirmed after an unknown outcome: {proof}"
     if quarantined:
-        detail += (
-            "; the quarantine the unknown outcome led to stays until `jarvis retries reset`"
-        )
+        detail += "; the quarantine the unknown outcome led to stays until `jarvis retries reset`"
     return _proven_applied(intent, now, f"{intent.action_id}:confirmed", detail, "confirmed")
 
 

@@ -5,7 +5,8 @@ healthy to completion ("known good"), which were rolled back as bad, when the
 running version arrived and what ran before it, and whether a rollback of the
 resource failed. A rollback recorded unknown and confirmed applied later
 (`jarvis.loop.unknowns`) is no failure, and when its version was seen arriving
-before the confirmation, that arrival is the rollback's. Pure: it reads `Event`s and their JSON payloads only.
+before the confirmation, that arrival is the rollback's. Pure: it reads `Event`s
+and their JSON payloads only.
 """
 
 from __future__ import annotations

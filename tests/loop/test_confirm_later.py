@@ -50,7 +50,9 @@ class LandingFleet(FakeActuator):
 
 @pytest.fixture
 def fleet(clock: VirtualClock) -> LandingFleet:
-    return LandingFleet(clock).add("api", "web")
+    landing = LandingFleet(clock)
+    landing.add("api", "web")
+    return landing
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -223,7 +225,8 @@ async def test_an_unknown_a_previous_process_recorded_is_confirmed_after_a_resta
     applied = await of_kind(second, EventKind.ACTION_APPLIED)
     assert sorted(str(e.action_id) for e in applied) == sorted(str(e.action_id) for e in unknown)
     rows = await second.store.load_retries()
-    assert rows[PAIR].consecutive_failures == rows[("sim://web", "restart")].consecutive_failures == 0
+    assert rows[PAIR].consecutive_failures == 0
+    assert rows[("sim://web", "restart")].consecutive_failures == 0
 
 
 async def test_only_the_holder_of_the_resources_shard_asks(
