@@ -74,10 +74,10 @@ class RolloutHistory:
                     target = _text(params.get("version")) if _is_mapping(params) else None
                     if event.payload.get("confirmed") is True:
                         history._confirmed(event.action_id)
-                    if target is not None and target == running:
-                        # Confirmed after its unknown outcome, once the version was seen arriving.
-                        history._restored(target)
-                        continue
+                        if target is not None and target == running:
+                            # Confirmed once its version was seen arriving: that arrival was it.
+                            history._restored(target)
+                            continue
                     if running is not None:
                         history.bad.add(running)
                     restoring = target
