@@ -10,7 +10,8 @@ records ``action.applied`` for the same action id and takes the failure back.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +20,10 @@ from jarvis.actuators.base import ActuatorError
 from jarvis.app import App
 from jarvis.loop import events as ev
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart
+from jarvis.loop.unknowns import confirm
+from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.policies.base import Policy
+from jarvis.safety.retry import RetryBudget
 from jarvis.store import upgrade
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes import FakeActuator, ProposeEach
@@ -243,3 +246,25 @@ async def test_only_the_holder_of_the_resources_shard_asks(
     app.reconciler.owns = None
     await ticks(app, clock, 1)
     assert fleet.asked == fleet.keys
+
+
+def test_a_confirmed_attempt_with_failed_ones_after_it_leaves_theirs_counted() -> None:
+    """Confirming the latest attempt resets the failures as an applied outcome would; an
+    earlier one takes back only its own failure, and the later attempts' backoff stands."""
+    t0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    t1 = t0 + timedelta(minutes=2)
+    budget = RetryBudget()
+    row = RetryState(*PAIR, attempts=(t0, t1), consecutive_failures=2, retry_after=t1)
+    tick_id = ev.tick_id_for(t0, "test")
+    first = ev.started(tick_id, t0, RESTART, ev.action_id_for(tick_id, RESTART))
+    later = replace(first, ts=t1)
+
+    earlier = confirm(first, row, budget, t1, "proof").state
+    latest = confirm(later, row, budget, t1, "proof").state
+
+    assert earlier is not None and latest is not None
+    assert (earlier.consecutive_failures, earlier.retry_after) == (1, t1)
+    assert (latest.consecutive_failures, latest.retry_after) == (0, None)
+    held = confirm(first, replace(row, quarantined=True), budget, t1, "proof")
+    assert held.state is None
+    assert "jarvis retries reset" in str(held.event.payload["detail"])
