@@ -23,6 +23,9 @@ one allowed action and keeps the promises around it:
   then stays buffered for the daemon to spool;
 - the provider breakers and the disruption budgets learn of the attempt, and
   a degraded provider's failure is not charged to the resource's retry budget;
+- an outcome recorded unknown (`Outcome.timed_out`) is handed to the loop's
+  `jarvis.loop.unknowns.OpenUnknowns`, which asks the provider about it in the
+  ticks that follow;
 - a target the provider answered is gone (`Outcome.gone`: deleted since
   observe) is recorded failed and nothing more: no breaker counts it, no
   failure is counted against the retry budget, nothing escalates or is
@@ -45,6 +48,7 @@ from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.record import Recorder
 from jarvis.loop.report import TickReport
 from jarvis.loop.shutdown import Shutdown
+from jarvis.loop.unknowns import OpenUnknowns
 from jarvis.model import (
     Action,
     BlockReason,
@@ -52,6 +56,7 @@ from jarvis.model import (
     ErrorKind,
     KillSwitchState,
     Outcome,
+    OutcomeStatus,
     ResourceRef,
     RetryState,
     Verdict,
@@ -79,6 +84,7 @@ class Applier:
         changes: ChangeLog,
         killswitch: Callable[[], Awaitable[KillSwitchState]],
         shutdown: Shutdown | None = None,
+        unknowns: OpenUnknowns | None = None,
         caps: FleetCaps | None = None,
     ) -> None:
         self.clock = clock
@@ -91,6 +97,8 @@ class Applier:
         self.killswitch = killswitch
         """A fail-safe read of the kill switch (unreadable: engaged)."""
         self.shutdown = shutdown or Shutdown()
+        self.unknowns = unknowns
+        """Where an outcome recorded unknown goes to be asked about later; None: nowhere."""
         self.caps = caps
         """With shards: the fleet-wide caps each intent is written under; None: no caps."""
 
@@ -154,6 +162,8 @@ class Applier:
         outcome = await self.dispatcher.apply(action, ev.idempotency_key(action_id))
         now = self.clock.now()
         self.recorder.outcome(tick_id, now, action, outcome)
+        if outcome.status is OutcomeStatus.TIMED_OUT and self.unknowns is not None:
+            self.unknowns.opened(intent)
         # One rule for every provider: a target gone since observe (deleted, by a
         # human most likely) is neither the provider's failure nor the resource's,
         # so no breaker learns of it, and the budget counts no failure and escalates

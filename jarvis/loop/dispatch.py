@@ -5,8 +5,9 @@ is shielded, so shutdown or a tick timeout cannot cut a provider call in half;
 its own deadline bounds it, and the shutdown deadline (`jarvis.loop.shutdown`)
 brings that deadline in.
 A provider error never escapes: every failure becomes an `Outcome`.
-At start, recovery asks through `confirmed` whether an orphaned intent's
-change was made, of the same actuator.
+Through `confirmed`, recovery asks the same actuator whether an orphaned
+intent's change was made, and the loop whether one recorded unknown's was
+(`jarvis.loop.unknowns`).
 """
 
 from __future__ import annotations
@@ -55,34 +56,44 @@ class Dispatcher:
             return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
         return outcome
 
-    async def confirmed(self, intent: Event) -> str | None:
-        """What proves an orphaned ``intent``'s change was made, asked of the actuator that
-        owns its (provider, kind) if it `ConfirmsKeys`; None when that is not certain.
+    def confirms(self, intent: Event) -> bool:
+        """Whether the actuator that owns ``intent``'s (provider, kind) `ConfirmsKeys`."""
+        return self._confirmer(intent) is not None
 
-        An error or a hang (bounded as an apply is) is not certain either: the
-        intent then stays unknown, as it was before providers were asked.
+    async def confirmed(self, intent: Event) -> str | None:
+        """What proves ``intent``'s change was made, asked of the actuator that owns its
+        (provider, kind) if it `ConfirmsKeys`; None when that is not certain.
+
+        Recovery asks it of an orphaned intent, the loop of one closed as
+        unknown (`jarvis.loop.unknowns`). An error or a hang (bounded as an
+        apply is) is not certain either: the intent then stays unknown, as it
+        was before providers were asked.
         """
-        try:
-            target = ResourceRef.parse(intent.resource or "")
-        except ValueError:
+        actuator = self._confirmer(intent)
+        if actuator is None or intent.action_id is None:
             return None
-        kind = intent.action_kind or ""
-        # Typed as an object: mypy reads the two protocols as unable to meet.
-        actuator: object = self._routes.get((target.provider, kind))
-        if not isinstance(actuator, ConfirmsKeys) or intent.action_id is None:
-            return None
+        target = ResourceRef.parse(intent.resource or "")
         key = idempotency_key(intent.action_id)
         proof: str | None = None
         with self.shutdown.bound(self.apply_timeout, shield=True):
             try:
-                proof = await actuator.confirm_applied(target, kind, key)
+                proof = await actuator.confirm_applied(target, intent.action_kind or "", key)
             except Exception as exc:  # noqa: BLE001 - any failure leaves the outcome unknown
                 log.warning(
-                    "could not ask whether an orphaned intent was applied",
+                    "could not ask whether an intent's change was applied",
                     action_id=intent.action_id,
                     error=str(exc),
                 )
         return proof
+
+    def _confirmer(self, intent: Event) -> ConfirmsKeys | None:
+        try:
+            target = ResourceRef.parse(intent.resource or "")
+        except ValueError:
+            return None
+        # Typed as an object: mypy reads the two protocols as unable to meet.
+        actuator: object = self._routes.get((target.provider, intent.action_kind or ""))
+        return actuator if isinstance(actuator, ConfirmsKeys) else None
 
     def _unrouted(self, action: Action) -> Outcome:
         provider = action.target.provider

@@ -263,11 +263,33 @@ def recovered_applied(intent: Event, now: datetime, proof: str) -> Event:
     intent's params and reason), with ``recovered`` and the proof in ``detail``:
     a real outcome arriving later is the same fact and is not written twice.
     """
+    detail = f"applied before the process ended, found at start: {proof}"
+    return _proven_applied(intent, now, f"{intent.action_id}:outcome", detail, "recovered")
+
+
+def confirmed_applied(intent: Event, now: datetime, proof: str, *, quarantined: bool) -> Event:
+    """An ``action.applied`` for an intent already closed as ``action.unknown``: the provider
+    proves its change made (`jarvis.loop.unknowns`).
+
+    Its own key, beside the unknown's outcome (``{action_id}:outcome``, or
+    recovery's ``:unknown``), which would otherwise drop it. ``confirmed`` and
+    the proof in ``detail``; when the unknown had already escalated, the
+    detail says the quarantine stays for an operator to lift.
+    """
+    detail = f"confirmed after an unknown outcome: {proof}"
+    if quarantined:
+        detail += "; the quarantine the unknown outcome led to stays until `jarvis retries reset`"
+    return _proven_applied(intent, now, f"{intent.action_id}:confirmed", detail, "confirmed")
+
+
+def _proven_applied(intent: Event, now: datetime, key: str, detail: str, marker: str) -> Event:
+    """``action.applied`` for ``intent``, shaped as its outcome would have been (the intent's
+    params and reason), with ``detail`` and ``marker`` set true in the payload."""
     kept = {k: v for k, v in intent.payload.items() if k in ("params", "proposal", "actor")}
     return Event(
         kind=EventKind.ACTION_APPLIED,
         ts=now,
-        idempotency_key=f"{intent.action_id}:outcome",
+        idempotency_key=key,
         tick_id=intent.tick_id,
         resource=intent.resource,
         action_kind=intent.action_kind,
@@ -276,10 +298,10 @@ def recovered_applied(intent: Event, now: datetime, proof: str) -> Event:
         payload={
             **kept,
             "outcome": OutcomeStatus.OK.value,
-            "detail": f"applied before the process ended, found at start: {proof}",
+            "detail": detail,
             "error_kind": None,
             "error_code": None,
-            "recovered": True,
+            marker: True,
             "intent_id": intent.id,
         },
         action_id=intent.action_id,

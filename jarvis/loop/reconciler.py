@@ -45,6 +45,7 @@ from jarvis.loop.record import (
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.shutdown import Shutdown
+from jarvis.loop.unknowns import OpenUnknowns
 from jarvis.model import (
     Action,
     BlockReason,
@@ -121,6 +122,10 @@ class Reconciler:
         size = HISTORY_EVENTS if self._reads_events else 0
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=size)
         self.ledger = RetryLedger(store, guard.retry)
+        self.unknowns = OpenUnknowns(
+            self.ledger, self.dispatcher.confirmed, self.dispatcher.confirms
+        )
+        """Intents closed as unknown, asked about each tick (`jarvis.loop.unknowns`)."""
         self.fleet_window = fleet_window
         """With shards, the loop interval: the per-tick bound and the fleet breaker count
         every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
@@ -144,6 +149,7 @@ class Reconciler:
             changes=self.changes,
             killswitch=self._read_killswitch,
             shutdown=self.shutdown,
+            unknowns=self.unknowns,
             caps=FleetCaps(guard.bounds, guard.budgets, fleet_window) if fleet_window else None,
         )
         self.endpoints = EndpointWatch(
@@ -181,6 +187,8 @@ class Reconciler:
         Only the process that owns the loop closes orphans: a one-shot command beside
         a running daemon would otherwise close the daemon's intent in flight as
         ``action.unknown``. ``stopped`` limits them to stopped runs' (`take_lead`: older epochs).
+        That process also reads back the unknown outcomes it goes on asking
+        providers about (`jarvis.loop.unknowns`).
 
         The spool replays before anything is read: it may hold intents and
         ledger rows of attempts a previous process made while the database
@@ -206,8 +214,11 @@ class Reconciler:
         self.endpoints.restore(alerts)
         self.recorder.restore_alerts(alerts)
         if recover_orphans:  # each actuator that can is asked whether its orphan was applied
+            await self.unknowns.load(self.store, now)
             for closed in await recover(self.ledger, now, stopped, self.dispatcher.confirmed):
                 self.recorder.recovered(closed)
+                if not closed.applied:
+                    self.unknowns.opened(closed.intent)
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
 
@@ -285,6 +296,8 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
+        for confirmed in await self.unknowns.ask(now, self.owns):
+            rec.confirmed(confirmed)
         await self.changes.refresh(self.store)
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()

@@ -20,6 +20,7 @@ import structlog
 from jarvis.loop import events as ev
 from jarvis.loop.recovery import Recovered
 from jarvis.loop.report import Decision, TickReport
+from jarvis.loop.unknowns import Confirmed
 from jarvis.model import (
     JSON,
     Action,
@@ -173,6 +174,18 @@ class Recorder:
         )
         if closed.escalated:
             self.metrics.escalations.inc()
+
+    def confirmed(self, closed: Confirmed) -> None:
+        """An intent closed as unknown, its change since proven made by the provider."""
+        intent = closed.intent
+        self.remember(closed.event)
+        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="applied").inc()
+        log.info(
+            "unknown outcome confirmed applied",
+            action_id=intent.action_id,
+            resource=intent.resource,
+            counted_success=closed.state is not None,
+        )
 
     def sample(self, tick_id: str, now: datetime, resources: Mapping[str, ResourceState]) -> None:
         """At the first tick of each hour, one `metrics.sampled` of every resource's traffic.

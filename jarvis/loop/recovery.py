@@ -10,7 +10,8 @@ intent's idempotency key was made: then the orphan is closed as
 `action.applied` (``recovered``, the proof in its detail), a successful
 attempt. Every other orphan becomes an `action.unknown` event, counts as a
 failed attempt on the retry ledger, and is escalated when that spends the
-budget. `close_orphan` is the pure decision; `recover` reads the open intents,
+budget; the loop goes on asking about it for a while
+(`jarvis.loop.unknowns`). `close_orphan` is the pure decision; `recover` reads the open intents,
 asks, and stages the ledger rows, and the reconciler records the events and
 counts them.
 """

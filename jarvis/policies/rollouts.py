@@ -3,13 +3,16 @@
 Used by the rollback policy (`jarvis.policies.rollback`): which versions ran
 healthy to completion ("known good"), which were rolled back as bad, when the
 running version arrived and what ran before it, and whether a rollback of the
-resource failed. Pure: it reads `Event`s and their JSON payloads only.
+resource failed. A rollback recorded unknown and confirmed applied later
+(`jarvis.loop.unknowns`) is no failure, and when its version was seen arriving
+before the confirmation, that arrival is the rollback's. Pure: it reads `Event`s
+and their JSON payloads only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeGuard
 
@@ -67,14 +70,38 @@ class RolloutHistory:
                 running = version
             elif event.action_kind == _ROLLBACK:
                 if kind is _APPLIED:
+                    params = event.payload.get("params")
+                    target = _text(params.get("version")) if _is_mapping(params) else None
+                    if event.payload.get("confirmed") is True:
+                        history._confirmed(event.action_id)
+                        if target is not None and target == running:
+                            # Confirmed once its version was seen arriving: that arrival was it.
+                            history._restored(target)
+                            continue
                     if running is not None:
                         history.bad.add(running)
-                    params = event.payload.get("params")
-                    restoring = _text(params.get("version")) if _is_mapping(params) else None
+                    restoring = target
                 elif kind in _FAILURES and event.withheld is None:
                     # A rollback the kill switch withheld never reached the provider.
                     history.rollback_failures.append(event)
         return history
+
+    def _restored(self, version: str) -> None:
+        """``version``, already running, arrived as a rollback's target: what it replaced is bad."""
+        change = self.changes.get(version)
+        if change is None:
+            return
+        if change.previous is not None:
+            self.bad.add(change.previous)
+        self.changes[version] = replace(change, restored=True)
+
+    def _confirmed(self, action_id: str | None) -> None:
+        """The rollback ``action_id`` recorded unknown was since confirmed applied: no failure."""
+        self.rollback_failures = [
+            e
+            for e in self.rollback_failures
+            if e.action_id != action_id or e.kind is not EventKind.ACTION_UNKNOWN
+        ]
 
     def _changed(self, event: Event, running: str | None, restoring: str | None) -> str | None:
         payload = event.payload

@@ -232,6 +232,8 @@ class DayFold:
         self._reasons: Counter[str] = Counter()
         self._savings: list[tuple[str, str, float]] = []
         self._per_hour = [0] * 24
+        self._unknown: set[str] = set()
+        """The day's actions counted unknown, until an ``action.applied`` confirms one."""
         carried = carried or {}
         # An incident is a resource unhealthy until healthy again; one open at
         # the day's start (``carried``) ends in it, one open at its end has no end.
@@ -282,7 +284,16 @@ class DayFold:
         # A withheld outcome only closes the intent of an action its `action.blocked` counts.
         if outcome is None or not event.action_kind or event.withheld is not None:
             return
-        self._table[event.action_kind][outcome] += 1
+        counts = self._table[event.action_kind]
+        counts[outcome] += 1
+        if event.kind is EventKind.ACTION_UNKNOWN and event.action_id:
+            self._unknown.add(event.action_id)
+        elif event.payload.get("confirmed") is True and event.action_id in self._unknown:
+            # Confirmed later (`jarvis.loop.unknowns`): one action, applied, not also unknown.
+            self._unknown.discard(event.action_id)
+            counts["unknown"] -= 1
+            if not counts["unknown"]:
+                del counts["unknown"]
         if event.kind is EventKind.ACTION_BLOCKED:
             self._reasons[str(event.reason or event.payload.get("blocked") or "unknown")] += 1
         if event.kind is EventKind.ACTION_APPLIED:

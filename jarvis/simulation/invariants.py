@@ -19,7 +19,9 @@ The invariants, as issue 6 numbers them:
    that sum to 1, and no SET_WEIGHTS moving a model's share by more than
    ``max_traffic_shift`` from what the route held when the write arrived);
 4. ``one_outcome`` — every ``action.started`` has exactly one outcome, in its
-   tick, and every provider call has a recorded intent (``witness``);
+   tick, and every provider call has a recorded intent (``witness``); an
+   ``action.unknown`` may be followed by one ``action.applied`` that confirms
+   it later (`jarvis.loop.unknowns`), and nothing else may;
 5. ``capacity_bounds`` — replicas never outside min/max; every route's actual
    weights (the simulated LLM platform's, `jarvis.simulation.llm`) each in
    [0, 1], summing to 1, none below its floor;
@@ -94,6 +96,8 @@ class InvariantChecker:
     _open: dict[str, Event] = field(default_factory=dict)
     _closed: set[str] = field(default_factory=set)
     _closed_order: deque[str] = field(default_factory=deque)
+    _unknown: set[str] = field(default_factory=set)
+    """Closed action ids whose outcome was unknown, not yet confirmed."""
     _tick_started: Counter[tuple[str, str]] = field(default_factory=Counter)
     _tick_applied: Counter[tuple[str, str]] = field(default_factory=Counter)
     _touched: dict[str, set[str]] = field(default_factory=dict)
@@ -216,9 +220,16 @@ class InvariantChecker:
             self._unsent(started)
         if self._open.pop(action_id, None) is not None:
             self._closed.add(action_id)
+            if event.kind is EventKind.ACTION_UNKNOWN:
+                self._unknown.add(action_id)
             self._closed_order.append(action_id)
             if len(self._closed_order) > _CLOSED_MEMORY:
-                self._closed.discard(self._closed_order.popleft())
+                forgotten = self._closed_order.popleft()
+                self._closed.discard(forgotten)
+                self._unknown.discard(forgotten)
+            return
+        if action_id in self._unknown and event.payload.get("confirmed") is True:
+            self._unknown.discard(action_id)  # the provider proved the unknown change made
             return
         what = "a second outcome" if action_id in self._closed else "an outcome with no intent"
         self._fail("one_outcome", f"{what} for action {action_id or '?'}", event)

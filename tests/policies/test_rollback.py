@@ -223,6 +223,39 @@ def test_a_version_rolled_back_to_is_not_rolled_back_further(attributes: dict[st
     )
 
 
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"health": Health.UNHEALTHY, "rollout": "in_progress"},
+        {"rollout": "failed", "rollout_reason": "ProgressDeadlineExceeded"},
+    ],
+)
+def test_a_rollback_confirmed_after_its_version_arrived_counts_as_rolled_back_to(
+    attributes: dict[str, Any],
+) -> None:
+    """A rollback to v1 recorded unknown, v1 seen arriving, then the rollback confirmed applied
+    (`jarvis.loop.unknowns`): v1 is the version rolled back to, v2 the bad one, and the
+    unknown outcome is no failed rollback any more."""
+    action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")
+    tick = "20260302T085800.000Z-test"
+    action_id = ev.action_id_for(tick, action)
+    sent = T0 - timedelta(minutes=2)
+    intent = ev.started(tick, sent, action, action_id)
+    unknown = ev.outcome_event(tick, sent, action, action_id, Outcome.timed_out("no answer"))
+    events = (
+        changed(T0 - timedelta(hours=5), "v0", rollout="completed"),
+        *GOOD_EVENTS,
+        V2_ARRIVES,
+        unknown,
+        changed(sent + TICK, "v1", rollout="in_progress", previous="v2"),
+        ev.confirmed_applied(intent, sent + 2 * TICK, "key found", quarantined=False),
+    )
+    state = running("v1", previous_version="v2", **attributes)
+    evaluation = evaluate(state, events=events)
+    assert evaluation.actions == ()
+    assert [(n.alert, n.key) for n in evaluation.notes] == [(True, f"rollback:restored:{API}")]
+
+
 def test_a_version_deployed_again_by_hand_is_judged_again() -> None:
     """Only Jarvis's own rollback makes an arrival exempt: v1 redeployed by a person is watched."""
     events = (

@@ -73,6 +73,26 @@ def test_an_action_the_kill_switch_withheld_after_its_intent_counts_as_blocked_o
     assert figures.blocked_reasons == {"killswitch": 1}
 
 
+def test_an_unknown_outcome_confirmed_later_counts_as_applied_only() -> None:
+    """An ``action.unknown`` and the ``action.applied`` confirming it are one applied action;
+    a confirmation of an unknown of an earlier day is the day's applied action."""
+
+    def outcome(kind: EventKind, minute: float, resource: str, action_id: str) -> Event:
+        confirmed = {"confirmed": True} if kind is EventKind.ACTION_APPLIED else {}
+        fields = {"action_kind": "restart", "action_id": action_id, "payload": confirmed}
+        return ev(kind, minute, resource, **fields)
+
+    events = [
+        outcome(EventKind.ACTION_UNKNOWN, 1, "sim://a", "x"),
+        outcome(EventKind.ACTION_UNKNOWN, 2, "sim://b", "y"),
+        outcome(EventKind.ACTION_APPLIED, 3, "sim://a", "x"),
+        outcome(EventKind.ACTION_APPLIED, 4, "sim://c", "yesterday"),
+    ]
+    figures = build_figures(events, start=DAY)
+    assert figures.actions == {"restart": {"applied": 2, "unknown": 1}}
+    assert sum(figures.actions_per_hour) == 2
+
+
 def test_an_escalation_without_reset_or_recovery_stays_open() -> None:
     """An escalation nothing answered by the day's end is listed as open."""
     events = [

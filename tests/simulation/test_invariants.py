@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from jarvis.model import (
+    JSON,
     Action,
     ActionParams,
     Event,
@@ -89,6 +90,30 @@ class Record:
                 resource=resource,
                 action_kind=kind,
                 action_id=action_id or f"{tick}:{resource}:{kind}",
+            )
+        )
+        return self
+
+    def unknown(self, *, action_id: str = "t1:sim://api:restart") -> Record:
+        """Close the intent ``action_id`` as unknown."""
+        return self._closing(EventKind.ACTION_UNKNOWN, action_id, {})
+
+    def confirm(self, *, action_id: str = "t1:sim://api:restart") -> Record:
+        """Record the later ``action.applied`` that confirms ``action_id``'s change made."""
+        return self._closing(EventKind.ACTION_APPLIED, action_id, {"confirmed": True})
+
+    def _closing(self, kind: EventKind, action_id: str, payload: dict[str, JSON]) -> Record:
+        tick, resource, action = action_id.split(":", 1)[0], "sim://api", "restart"
+        self.events.append(
+            Event(
+                kind=kind,
+                ts=T0,
+                idempotency_key=self._key(),
+                tick_id=tick,
+                resource=resource,
+                action_kind=action,
+                payload=payload,
+                action_id=action_id,
             )
         )
         return self
@@ -226,6 +251,18 @@ def test_a_second_outcome_is_caught() -> None:
     """Two outcomes for one action id are a violation."""
     record = Record().start().outcome().outcome()
     assert check(record, [apply_call(0)]) == ["one_outcome"]
+
+
+def test_an_unknown_confirmed_later_is_one_outcome() -> None:
+    """An ``action.unknown`` and the ``action.applied`` that confirms it later are allowed."""
+    assert check(Record().start().unknown().confirm(), [apply_call(0)]) == []
+
+
+def test_a_confirmation_of_anything_but_an_unknown_or_a_second_one_is_caught() -> None:
+    """Confirming an action that was applied, or confirming an unknown twice, is a violation."""
+    assert check(Record().start().outcome().confirm(), [apply_call(0)]) == ["one_outcome"]
+    twice = Record().start().unknown().confirm().confirm()
+    assert check(twice, [apply_call(0)]) == ["one_outcome"]
 
 
 def test_an_outcome_with_no_intent_is_caught() -> None:

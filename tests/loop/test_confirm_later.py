@@ -1,0 +1,270 @@
+"""Unknown outcomes confirmed later, through the whole loop on a real store.
+
+An apply that timed out may have made its change: it is recorded
+``action.unknown`` and charged as a failure. For as long as its attempt counts
+in the retry budget's window, each tick asks the owning actuator, if it
+`ConfirmsKeys`, whether the change with the action's key was made; a proof
+records ``action.applied`` for the same action id and takes the failure back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from jarvis.actuators.base import ActuatorError
+from jarvis.app import App
+from jarvis.loop import events as ev
+from jarvis.loop.clock import VirtualClock
+from jarvis.loop.unknowns import confirm
+from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
+from jarvis.policies.base import Policy
+from jarvis.safety.retry import RetryBudget
+from jarvis.store import upgrade
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.fakes import FakeActuator, ProposeEach
+from tests.loop.conftest import AppFactory
+
+pytestmark = pytest.mark.anyio
+
+RESTART = Action(ResourceRef("sim", "api"), Restart(), "scripted", "because")
+PAIR = ("sim://api", "restart")
+
+
+@dataclass
+class LandingFleet(FakeActuator):
+    """A fleet whose applies time out; the keys in ``landed`` were made, and it can say so."""
+
+    landed: set[str] = field(default_factory=set)
+    asked: list[str] = field(default_factory=list)
+    """Every key `confirm_applied` was asked about, in order."""
+    readable: bool = True
+
+    async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
+        self.asked.append(key)
+        if not self.readable:
+            raise ActuatorError("provider unreachable", code="Unavailable")
+        return f"{target} carries {key}" if key in self.landed else None
+
+
+@pytest.fixture
+def fleet(clock: VirtualClock) -> LandingFleet:
+    landing = LandingFleet(clock)
+    landing.add("api", "web")
+    return landing
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)
+
+
+def times_out(fleet: LandingFleet, *, lands: bool) -> None:
+    """Every apply answers nothing in time; with ``lands`` its change was made all the same."""
+
+    async def hook(action: Action) -> Outcome:
+        if lands:
+            fleet.landed.add(fleet.keys[-1])
+        return Outcome.timed_out("read timeout: the change may or may not have taken effect")
+
+    fleet.on_apply = hook
+
+
+async def loop_app(
+    make_app: AppFactory, policies: Sequence[Policy] = (ProposeEach([RESTART]),), **settings: Any
+) -> App:
+    """An app proposing RESTART every tick, with the breakers off: three timeouts in five
+    minutes would open the provider breaker, which takes their failures off the ledger."""
+    return await make_app(list(policies), breakers={"enabled": False}, **settings)
+
+
+async def ticks(app: App, clock: VirtualClock, n: int) -> None:
+    for _ in range(n):
+        await app.reconciler.tick()
+        clock.advance(30)
+
+
+async def of_kind(app: App, kind: EventKind) -> list[Event]:
+    return await app.store.events(kinds=[kind.value], limit=1000)
+
+
+async def test_three_unknown_outcomes_the_provider_proves_made_do_not_escalate(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """Three applies that time out but made their change are each confirmed the next tick:
+    ``action.applied`` for the same action id, no escalation, no quarantine."""
+    times_out(fleet, lands=True)
+    app = await loop_app(make_app)
+    await ticks(app, clock, 8)
+
+    assert await of_kind(app, EventKind.ACTION_ESCALATED) == []
+    row = (await app.store.load_retries())[PAIR]
+    assert (row.consecutive_failures, row.quarantined) == (0, False)
+    unknown = await of_kind(app, EventKind.ACTION_UNKNOWN)
+    applied = await of_kind(app, EventKind.ACTION_APPLIED)
+    assert len(unknown) == 3
+    assert [e.action_id for e in applied] == [e.action_id for e in unknown]
+    for event in applied:
+        assert event.payload["confirmed"] is True
+        assert str(event.payload["detail"]).startswith("confirmed after an unknown outcome: ")
+        assert event.payload["params"] == RESTART.params_json()
+    assert await app.store.open_intents() == []
+    # One question per open unknown per tick, and none once it is confirmed.
+    assert len(fleet.asked) == len(set(fleet.asked)) == 3
+
+
+async def test_an_unknown_never_proven_stays_unknown_and_still_counts(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """Applies that time out without their change being made stay unknown: asked once a tick,
+    charged as failures, escalated and quarantined after three."""
+    times_out(fleet, lands=False)
+    app = await loop_app(make_app)
+    await ticks(app, clock, 10)
+
+    assert len(await of_kind(app, EventKind.ACTION_UNKNOWN)) == 3
+    assert await of_kind(app, EventKind.ACTION_APPLIED) == []
+    assert len(await of_kind(app, EventKind.ACTION_ESCALATED)) == 1
+    assert (await app.store.load_retries())[PAIR].quarantined
+    assert set(fleet.asked) == set(fleet.keys)
+    # Ticks after the first apply: at most one question for each open unknown in each.
+    assert len(fleet.asked) <= 9 * 3
+
+
+async def test_the_questions_stop_when_the_attempt_leaves_the_retry_window(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """An unknown is asked about while its attempt counts in the retry window, then never;
+    a change that lands after that stays unknown."""
+    times_out(fleet, lands=False)
+    app = await loop_app(make_app, retry={"window_seconds": 300})
+    await app.reconciler.tick()
+    fleet.on_apply = None
+    (key,) = fleet.keys
+    app.reconciler.policies = []
+    await ticks(app, clock, 20)  # ten minutes: twice the window
+
+    asked = fleet.asked.count(key)
+    assert 1 <= asked <= 10
+    fleet.landed.add(key)
+    await ticks(app, clock, 3)
+    assert fleet.asked.count(key) == asked
+    assert await of_kind(app, EventKind.ACTION_APPLIED) == []
+
+
+async def test_a_provider_that_cannot_be_read_is_asked_again_next_tick(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """A question that fails is not certain: the unknown stays open and is asked again."""
+    times_out(fleet, lands=True)
+    fleet.readable = False
+    app = await loop_app(make_app)
+    await ticks(app, clock, 1)
+    app.reconciler.policies = []
+    await ticks(app, clock, 2)
+    assert await of_kind(app, EventKind.ACTION_APPLIED) == []
+    fleet.readable = True
+    await ticks(app, clock, 1)
+
+    (applied,) = await of_kind(app, EventKind.ACTION_APPLIED)
+    assert applied.action_id == (await of_kind(app, EventKind.ACTION_UNKNOWN))[0].action_id
+    assert fleet.asked == [fleet.keys[0]] * 3
+
+
+async def test_a_confirmation_after_escalation_leaves_the_quarantine_to_the_operator(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """Unknowns proven only after they escalated are recorded applied, and say the quarantine
+    stays until `jarvis retries reset`; the ledger row stays quarantined."""
+    times_out(fleet, lands=False)
+    app = await loop_app(make_app)
+    await ticks(app, clock, 10)
+    assert len(await of_kind(app, EventKind.ACTION_ESCALATED)) == 1
+    fleet.landed.update(fleet.keys)
+    await ticks(app, clock, 1)
+
+    applied = await of_kind(app, EventKind.ACTION_APPLIED)
+    assert len(applied) == 3
+    assert all("jarvis retries reset" in str(e.payload["detail"]) for e in applied)
+    row = (await app.store.load_retries())[PAIR]
+    assert row.quarantined and row.consecutive_failures == 3
+
+
+async def test_an_unknown_a_previous_process_recorded_is_confirmed_after_a_restart(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """The open unknowns are read back at start: a new process confirms its predecessor's,
+    including one recovery recorded for an intent it found open."""
+    times_out(fleet, lands=False)
+    first = await loop_app(make_app)
+    await ticks(first, clock, 1)
+    (key,) = fleet.keys
+    # An intent the first process left open (it ended mid-apply).
+    web = Action(ResourceRef("sim", "web"), Restart(), "scripted", "because")
+    tick_id = ev.tick_id_for(clock.now(), "gone")
+    orphan_id = ev.action_id_for(tick_id, web)
+    first.store.append([ev.started(tick_id, clock.now(), web, orphan_id)])
+    await first.store.flush()
+
+    second = await loop_app(make_app, policies=[])
+    unknown = await of_kind(second, EventKind.ACTION_UNKNOWN)
+    assert len(unknown) == 2
+    fleet.landed.update({key, ev.idempotency_key(orphan_id)})
+    await ticks(second, clock, 1)
+
+    applied = await of_kind(second, EventKind.ACTION_APPLIED)
+    assert sorted(str(e.action_id) for e in applied) == sorted(str(e.action_id) for e in unknown)
+    rows = await second.store.load_retries()
+    assert rows[PAIR].consecutive_failures == 0
+    assert rows[("sim://web", "restart")].consecutive_failures == 0
+
+
+async def test_only_the_holder_of_the_resources_shard_asks(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """With shards, an unknown on a resource this replica does not hold is not asked about."""
+    times_out(fleet, lands=True)
+    app = await loop_app(make_app)
+    await ticks(app, clock, 1)
+    app.reconciler.policies = []
+    app.reconciler.owns = lambda uri: uri != "sim://api"
+    await ticks(app, clock, 2)
+    assert fleet.asked == []
+    app.reconciler.owns = None
+    await ticks(app, clock, 1)
+    assert fleet.asked == fleet.keys
+
+
+def test_a_confirmed_attempt_with_failed_ones_after_it_leaves_theirs_counted() -> None:
+    """Confirming the latest attempt resets the failures as an applied outcome would; an
+    earlier one takes back only its own failure, and the later attempts' backoff stands."""
+    t0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    t1 = t0 + timedelta(minutes=2)
+    budget = RetryBudget()
+    row = RetryState(*PAIR, attempts=(t0, t1), consecutive_failures=2, retry_after=t1)
+    tick_id = ev.tick_id_for(t0, "test")
+    first = ev.started(tick_id, t0, RESTART, ev.action_id_for(tick_id, RESTART))
+    later = replace(first, ts=t1)
+
+    earlier = confirm(first, row, budget, t1, "proof").state
+    latest = confirm(later, row, budget, t1, "proof").state
+
+    assert earlier is not None and latest is not None
+    assert (earlier.consecutive_failures, earlier.retry_after) == (1, t1)
+    assert (latest.consecutive_failures, latest.retry_after) == (0, None)
+    held = confirm(first, replace(row, quarantined=True), budget, t1, "proof")
+    assert held.state is None
+    assert "jarvis retries reset" in str(held.event.payload["detail"])
