@@ -123,7 +123,10 @@ class Reconciler:
         self.history = StoreHistory(store, kinds=HISTORY_KINDS, size=size)
         self.ledger = RetryLedger(store, guard.retry)
         self.unknowns = OpenUnknowns(
-            self.ledger, self.dispatcher.confirmed, self.dispatcher.confirms
+            self.ledger,
+            self.dispatcher.confirmed,
+            self.dispatcher.confirms,
+            patience=self.dispatcher.apply_timeout,
         )
         """Intents closed as unknown, asked about each tick (`jarvis.loop.unknowns`)."""
         self.fleet_window = fleet_window

@@ -12,7 +12,11 @@ was made: only an actuator that `ConfirmsKeys` is asked (through
 `jarvis.loop.dispatch.Dispatcher.confirmed`, recovery's question). No proof, or
 a provider that cannot be read, leaves it open for the next tick; past the
 window it is dropped, so a provider that never proves anything is asked a
-bounded number of times. With shards, only the replica that holds the
+bounded number of times. At most `QUESTIONS_AT_ONCE` are in flight, and none
+starts once the tick's ``patience`` (the apply timeout, which also bounds each
+question) has passed: a provider that hangs delays a tick by about twice the
+apply timeout however many unknowns are open, and those not asked wait for the
+next tick (the oldest are asked first). With shards, only the replica that holds the
 resource's shard asks (``owns``). The open unknowns are read back from the
 store when a process starts the loop or takes the lead (`load`).
 
@@ -42,6 +46,9 @@ from jarvis.store import EventStore
 __all__ = ["Confirmed", "OpenUnknowns", "confirm"]
 
 Ask = Callable[[Event], Awaitable[str | None]]
+
+QUESTIONS_AT_ONCE = 8
+"""How many providers' answers one tick waits for at once (`OpenUnknowns.ask`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +89,20 @@ def _succeeded(
 class OpenUnknowns:
     """The intents closed as unknown that the loop still asks about; see the module docstring."""
 
-    def __init__(self, ledger: RetryLedger, ask: Ask, confirms: Callable[[Event], bool]) -> None:
+    def __init__(
+        self,
+        ledger: RetryLedger,
+        ask: Ask,
+        confirms: Callable[[Event], bool],
+        *,
+        patience: float,
+    ) -> None:
         self.ledger = ledger
         self._ask = ask
         self._confirms = confirms
         """Whether an intent's actuator can be asked at all (`Dispatcher.confirms`)."""
+        self.patience = patience
+        """Seconds into a tick's questions after which no other starts (the apply timeout)."""
         self._open: dict[str, Event] = {}
 
     @property
@@ -113,13 +129,17 @@ class OpenUnknowns:
     async def ask(self, now: datetime, owns: Callable[[str], bool] | None) -> list[Confirmed]:
         """Ask once about each open unknown this replica ``owns`` (None: all); close and
         stage (ledger) each one proven, oldest first, each on the row the last one left."""
+        if not self._open:
+            return []
         horizon = now - self.ledger.budget.window
         self._open = {key: i for key, i in self._open.items() if i.ts > horizon}
         due = [i for i in self.open if owns is None or owns(i.resource or "")]
         proofs: dict[str, str] = {}
+        limiter = anyio.CapacityLimiter(QUESTIONS_AT_ONCE)
+        until = anyio.current_time() + self.patience
         async with anyio.create_task_group() as group:
             for intent in due:
-                group.start_soon(self._question, intent, proofs)
+                group.start_soon(self._question, intent, proofs, limiter, until)
         closed: list[Confirmed] = []
         for intent in due:
             proof = proofs.get(intent.action_id or "")
@@ -133,8 +153,13 @@ class OpenUnknowns:
             closed.append(confirmed)
         return closed
 
-    async def _question(self, intent: Event, proofs: dict[str, str]) -> None:
-        proof = await self._ask(intent)
+    async def _question(
+        self, intent: Event, proofs: dict[str, str], limiter: anyio.CapacityLimiter, until: float
+    ) -> None:
+        async with limiter:
+            if anyio.current_time() >= until:
+                return  # this tick's questions took their time: asked again next tick
+            proof = await self._ask(intent)
         if proof is not None:
             proofs[intent.action_id or ""] = proof
 

@@ -14,17 +14,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from jarvis.actuators.base import ActuatorError
 from jarvis.app import App
 from jarvis.loop import events as ev
 from jarvis.loop.clock import VirtualClock
-from jarvis.loop.unknowns import confirm
+from jarvis.loop.ledger import RetryLedger
+from jarvis.loop.unknowns import QUESTIONS_AT_ONCE, Ask, OpenUnknowns, confirm
 from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.policies.base import Policy
 from jarvis.safety.retry import RetryBudget
-from jarvis.store import upgrade
+from jarvis.store import EventStore, upgrade
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -268,3 +271,63 @@ def test_a_confirmed_attempt_with_failed_ones_after_it_leaves_theirs_counted() -
     held = confirm(first, replace(row, quarantined=True), budget, t1, "proof")
     assert held.state is None
     assert "jarvis retries reset" in str(held.event.payload["detail"])
+
+
+def intents(n: int) -> list[Event]:
+    """``n`` intents of restarts of ``sim://api-<i>``, a second apart."""
+    t0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
+    made = []
+    for i in range(n):
+        action = replace(RESTART, target=ResourceRef("sim", f"api-{i}"))
+        tick_id = ev.tick_id_for(t0 + timedelta(seconds=i), "test")
+        made.append(ev.started(tick_id, t0 + timedelta(seconds=i), action, f"a{i}"))
+    return made
+
+
+async def unknowns_asking(ask: Ask, *, patience: float = 60) -> OpenUnknowns:
+    store = await EventStore.in_memory()
+    return OpenUnknowns(RetryLedger(store, RetryBudget()), ask, lambda _: True, patience=patience)
+
+
+async def test_a_tick_waits_on_a_bounded_number_of_questions_at_once() -> None:
+    """Twenty open unknowns: never more than `QUESTIONS_AT_ONCE` providers' answers awaited
+    together, and every one asked."""
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+
+    async def ask(intent: Event) -> str | None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await anyio.lowlevel.checkpoint()  # let every other question that may start, start
+        await anyio.lowlevel.checkpoint()
+        in_flight[0] -= 1
+        return None
+
+    unknowns = await unknowns_asking(ask)
+    for intent in intents(20):
+        unknowns.opened(intent)
+    await unknowns.ask(datetime(2026, 1, 5, 8, 1, tzinfo=UTC), None)
+
+    assert most[0] == QUESTIONS_AT_ONCE
+    assert len(unknowns.open) == 20  # no proof: all still open
+
+
+async def test_questions_not_started_within_the_ticks_patience_wait_for_the_next_tick() -> None:
+    """A provider that hangs holds a tick for its patience, not for every open unknown's
+    question in turn: past it no question starts, and the unknowns stay open."""
+    asked: list[str] = []
+
+    async def ask(intent: Event) -> str | None:
+        asked.append(intent.action_id or "")
+        return "made"
+
+    unknowns = await unknowns_asking(ask, patience=0)
+    for intent in intents(3):
+        unknowns.opened(intent)
+    assert await unknowns.ask(datetime(2026, 1, 5, 8, 1, tzinfo=UTC), None) == []
+    assert asked == []
+    assert len(unknowns.open) == 3
+    unknowns.patience = 60
+    closed = await unknowns.ask(datetime(2026, 1, 5, 8, 1, tzinfo=UTC), None)
+    assert [c.intent.action_id for c in closed] == ["a0", "a1", "a2"]
+    assert unknowns.open == []
