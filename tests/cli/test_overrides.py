@@ -223,3 +223,11 @@ async def test_an_override_is_held_to_the_quarantine_and_the_retry_budget(
     assert other.returncode == 0, other.stdout + other.stderr
     started = events_of(jarvis, "action.started")
     assert [(e["resource"], e["action_kind"]) for e in started] == [(COACH, "scale")]
+
+
+def test_a_uri_longer_than_a_store_can_key_is_exit_2_in_one_line(jarvis: Jarvis) -> None:
+    """Sent, its events could not be written on PostgreSQL; it is refused before anything opens."""
+    result = jarvis("restart", "sim://" + "x" * 1100)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "longer than 1024 bytes" in result.stderr

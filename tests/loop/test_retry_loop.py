@@ -14,6 +14,7 @@ from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import (
+    MAX_URI_BYTES,
     Action,
     ActionKind,
     ErrorKind,
@@ -259,7 +260,7 @@ async def test_targets_deleted_since_observe_fail_as_gone_without_escalation_or_
 
 #: Names a tenant, a product's table or a provider may give a resource: case, look-alike
 #: letters, glob and path characters, NUL, a lone surrogate, a line break, and a long name
-#: (random, so it does not compress: 1,500 bytes, more than any provider's name limit).
+#: (varied, so it does not compress: 900 bytes, more than any provider's own names).
 HOSTILE = (
     "Web",
     "w\u0435b",  # Cyrillic e
@@ -270,7 +271,7 @@ HOSTILE = (
     "web\x00x",
     "web\ud800",
     "web\nx",
-    "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(500)),
+    "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(300)),
 )
 
 
@@ -297,3 +298,21 @@ async def test_hostile_names_are_each_held_to_three_attempts_across_a_restart(
     assert counts == dict.fromkeys(HOSTILE, 3)
     escalated = await restarted.store.events(kinds=["action.escalated"], limit=100)
     assert len(escalated) == len(HOSTILE)
+
+
+async def test_a_name_longer_than_a_store_can_key_is_left_out_said_and_the_rest_goes_on(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """A provider's name past `MAX_URI_BYTES` is left out of the snapshot with an observe
+    error naming it; the other resources are healed and every event is written."""
+    huge = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1500))  # 4,500 bytes
+    fleet.add(huge, health=Health.UNHEALTHY)
+    fleet.services["web"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()])
+
+    await run_ticks(app.reconciler, clock, 2)
+
+    assert [str(a.target) for a in fleet.applied] == ["sim://web"]
+    failed = await app.store.events(kinds=["observe.failed"], limit=10)
+    assert failed and all(f"longer than {MAX_URI_BYTES} bytes" in str(e.reason) for e in failed)
+    assert len(await app.store.events(kinds=["tick.finished"], limit=10)) == 2
