@@ -92,3 +92,22 @@ async def test_a_shard_taken_over_mid_budget_gets_only_the_attempts_left(
     assert escalated.resource == WEB
     row = (await b.store.load_retries())[(WEB, "restart")]
     assert row.quarantined and row.consecutive_failures == 3
+
+
+async def test_an_engage_through_one_replica_stops_the_one_holding_the_shard(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """The kill switch is the fleet's: flipped through a replica holding no shard (its API,
+    its page), the replica that took the shard over applies nothing."""
+    fleet.services["web"].health = Health.UNHEALTHY
+    a = await make_app([HealPolicy()], loop={"shards": SHARDS})
+    b = await make_app([HealPolicy()], loop={"shards": SHARDS})
+    await take(b, "b")
+    await a.killswitch.set(engaged=True, actor="admin-token", reason="incident")
+
+    report = await b.reconciler.tick()
+
+    assert [(str(d.action.target), d.verdict.reason) for d in report.decisions] == [
+        (WEB, "killswitch")
+    ]
+    assert fleet.applied == []
