@@ -4,6 +4,7 @@ any guard context, and a retry ledger written and read back between attempts."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -119,15 +120,7 @@ def test_an_engaged_kill_switch_blocks_every_kind_on_every_path_whatever_else_is
     action: Action, ctx: GuardContext, actor: str
 ) -> None:
     """Operator, customer and routing actions alike, in any context: the kill switch blocks."""
-    engaged = GuardContext(
-        now=ctx.now,
-        killswitch=KillSwitchState(engaged=True, actor=actor, reason="incident"),
-        retry=ctx.retry,
-        applied_this_tick=ctx.applied_this_tick,
-        touched=ctx.touched,
-        dry_run=ctx.dry_run,
-        held=ctx.held,
-    )
+    engaged = replace(ctx, killswitch=KillSwitchState(engaged=True, actor=actor, reason="x"))
     verdict = guard().check(action, engaged)
     assert not verdict.allowed
     assert verdict.reason is BlockReason.KILLSWITCH
@@ -138,16 +131,7 @@ def test_a_dry_run_never_allows_an_action_so_plan_applies_nothing(
     action: Action, ctx: GuardContext
 ) -> None:
     """`jarvis plan` and `--dry-run` ticks guard with dry_run: no action is ever allowed."""
-    dry = GuardContext(
-        now=ctx.now,
-        killswitch=ctx.killswitch,
-        retry=ctx.retry,
-        applied_this_tick=ctx.applied_this_tick,
-        touched=ctx.touched,
-        dry_run=True,
-        held=ctx.held,
-    )
-    assert not guard().check(action, dry).allowed
+    assert not guard().check(action, replace(ctx, dry_run=True)).allowed
 
 
 # -- allow-list -----------------------------------------------------------------------
