@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jarvis.model import (
+    MAX_URI_BYTES,
     Action,
     ActionParams,
     Deploy,
@@ -20,6 +21,7 @@ from jarvis.model import (
     Rollback,
     Scale,
     SetWeights,
+    uri_too_long,
 )
 
 
@@ -35,6 +37,19 @@ def test_resource_ref_rejects_malformed_uris(text: str) -> None:
     """Anything but provider://name is refused with a ValueError."""
     with pytest.raises(ValueError, match="resource URI"):
         ResourceRef.parse(text)
+
+
+@pytest.mark.parametrize("char", ["a", "\u00e9", "\u4e00", "\U0001f600", "\ud800"])
+def test_a_uri_past_the_longest_a_store_can_key_is_refused_at_its_byte_length(char: str) -> None:
+    """Up to `MAX_URI_BYTES` of UTF-8 a URI parses; one byte more is refused, however the
+    bytes are spelled (a lone surrogate counted as the three bytes it is written with)."""
+    width = len(char.encode("utf-8", "surrogatepass"))
+    fits = "sim://" + char * ((MAX_URI_BYTES - len("sim://")) // width)
+    assert not uri_too_long(fits)
+    assert ResourceRef.parse(fits).name == fits.removeprefix("sim://")
+    over = fits + "x" * (MAX_URI_BYTES - len(fits.encode("utf-8", "surrogatepass")) + 1)
+    with pytest.raises(ValueError, match=f"longer than {MAX_URI_BYTES} bytes"):
+        ResourceRef.parse(over)
 
 
 def test_action_params_hold_only_the_fields_that_are_set() -> None:

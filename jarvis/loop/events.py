@@ -18,6 +18,7 @@ from jarvis.model import (
     Verdict,
 )
 from jarvis.policies.base import Note
+from jarvis.store.storable import safe_text
 
 _OUTCOME_KINDS = {
     OutcomeStatus.OK: EventKind.ACTION_APPLIED,
@@ -44,8 +45,13 @@ def idempotency_key(action_id: str) -> str:
     most 64 ASCII characters, Kubernetes and Cloud Run annotation values and
     Redis hash fields take any string. 160 bits make a collision between two
     action ids negligible.
+
+    The id is hashed as the store records it (`safe_text`: a NUL or a lone
+    surrogate in a resource's name replaced), so recovery, which reads the
+    recorded id back, derives the key the provider was sent, and a name no
+    UTF-8 encoder takes cannot stop the tick between its intent and its call.
     """
-    digest = hashlib.sha256(action_id.encode()).hexdigest()
+    digest = hashlib.sha256(safe_text(action_id).encode()).hexdigest()
     return f"jarvis-{digest[:40]}"
 
 

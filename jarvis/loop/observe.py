@@ -26,7 +26,16 @@ from jarvis.actuators.base import (
     in_process,
 )
 from jarvis.loop import events as ev
-from jarvis.model import Event, Health, Metric, Replicas, ResourceRef, ResourceState
+from jarvis.model import (
+    MAX_URI_BYTES,
+    Event,
+    Health,
+    Metric,
+    Replicas,
+    ResourceRef,
+    ResourceState,
+    uri_too_long,
+)
 from jarvis.telemetry.metrics import Metrics
 
 
@@ -84,11 +93,37 @@ async def observe_all(
 
     await _read_each(actuators, observe_one)
 
+    return _merge(actuators, results, errors, partial), errors, others, partial
+
+
+def _merge(
+    actuators: Sequence[Sensor],
+    results: Mapping[str, Sequence[ResourceState]],
+    errors: dict[str, str],
+    partial: dict[str, tuple[str, ...]],
+) -> dict[str, ResourceState]:
+    """Resources by URI, a later actuator's view of a URI winning.
+
+    A URI past `MAX_URI_BYTES` is left out and said as its actuator's partial
+    error (its other resources were read, so no breaker counts it): every
+    event and ledger row is keyed by the URI, and PostgreSQL indexes no
+    longer key, so one such name would fail every later write.
+    """
     resources: dict[str, ResourceState] = {}
     for actuator in actuators:
+        too_long: list[str] = []
         for state in results.get(actuator.name, ()):
-            resources[str(state.ref)] = state
-    return resources, errors, others, partial
+            uri = str(state.ref)
+            if uri_too_long(uri):
+                too_long.append(uri)
+            else:
+                resources[uri] = state
+        if too_long:
+            said = f"{len(too_long)} resource(s) left out: a URI longer than {MAX_URI_BYTES} bytes"
+            said += f" ({too_long[0][:60]!r}…) cannot key an event or a retry record"
+            errors[actuator.name] = "; ".join(filter(None, [errors.get(actuator.name), said]))
+            partial.setdefault(actuator.name, ())
+    return resources
 
 
 async def _read_each(

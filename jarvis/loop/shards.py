@@ -46,6 +46,7 @@ from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Event
 from jarvis.store.fence import Fence
 from jarvis.store.lease import SHARD_PREFIX, PgLease, live_replicas, live_shards
+from jarvis.store.storable import safe_text
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = ["ShardElector", "ShardLeadership", "owner", "shard_name", "shard_of"]
@@ -54,8 +55,13 @@ log = structlog.get_logger("jarvis.shards")
 
 
 def shard_of(uri: str, shards: int) -> int:
-    """The shard of a resource: a stable hash of its URI (not Python's salted `hash`)."""
-    digest = hashlib.sha256(uri.encode("utf-8")).digest()
+    """The shard of a resource: a stable hash of its URI (not Python's salted `hash`).
+
+    Hashed as the store records it (`safe_text`), so the URI an intent recorded
+    falls in the shard of the resource it names, and a lone surrogate in a name
+    is hashed rather than raised.
+    """
+    digest = hashlib.sha256(safe_text(uri).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % shards
 
 

@@ -66,11 +66,13 @@ from jarvis.model.records import (
 )
 from jarvis.model.resources import (
     JSON,
+    MAX_URI_BYTES,
     Health,
     Replicas,
     ResourceRef,
     ResourceState,
     Snapshot,
+    uri_too_long,
 )
 from jarvis.model.revenue import (
     PAYING_STATUSES,
@@ -88,6 +90,7 @@ __all__ = [
     "CUSTOMER_SCHEME",
     "JSON",
     "LONGEST_SILENCE",
+    "MAX_URI_BYTES",
     "PAYING_STATUSES",
     "WEIGHT_TOLERANCE",
     "WITHHOLDING",
@@ -145,4 +148,5 @@ __all__ = [
     "month_key",
     "movement",
     "settle",
+    "uri_too_long",
 ]

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from jarvis.model.customers import Customer
 from jarvis.model.facets import (
@@ -25,6 +25,19 @@ from jarvis.model.slots import slot_init
 
 #: A JSON-compatible value, as stored in event payloads and resource attributes.
 JSON = Any
+
+#: The longest resource URI Jarvis acts on, in UTF-8 bytes. Every event and retry-ledger
+#: row is keyed by it, and PostgreSQL refuses an index entry past 2,704 bytes: a longer
+#: name would fail every later write. No provider's own names come near it (a Kubernetes
+#: namespace and name, an ECS cluster and service: at most about 520).
+MAX_URI_BYTES: Final = 1024
+
+
+def uri_too_long(uri: str) -> bool:
+    """Whether ``uri`` is past `MAX_URI_BYTES` (a lone surrogate counted as written)."""
+    return len(uri) * 4 > MAX_URI_BYTES and (
+        len(uri.encode("utf-8", "surrogatepass")) > MAX_URI_BYTES
+    )
 
 
 class Health(enum.StrEnum):
@@ -54,10 +67,13 @@ class ResourceRef:
 
     @classmethod
     def parse(cls, uri: str, kind: str = "service") -> ResourceRef:
-        """Parse ``provider://name``; raise ValueError on anything else."""
+        """Parse ``provider://name``; raise ValueError on anything else, or a longer URI
+        than `MAX_URI_BYTES`."""
         provider, sep, name = uri.partition("://")
         if not sep or not provider or not name:
             raise ValueError(f"not a resource URI (want provider://name): {uri!r}")
+        if uri_too_long(uri):
+            raise ValueError(f"resource URI longer than {MAX_URI_BYTES} bytes: {uri[:60]!r}…")
         return cls(provider=provider, name=name, kind=kind)
 
 

@@ -230,3 +230,23 @@ async def test_the_default_allow_list_contacts_no_customer(
     assert {(e.action_kind, e.payload["blocked"]) for e in blocked} == {
         ("create_billing_customer", "allowlist")
     }
+
+
+async def test_a_welcome_email_the_server_keeps_deferring_is_tried_three_times_then_escalated(
+    make_app: Any, inbox: Inbox, clock: VirtualClock
+) -> None:
+    """Emails are actions: 451 after 451 spends the customer's three attempts, escalates
+    once and quarantines the pair, and no fourth message is tried."""
+    app = await make_app()
+    await sign_up(app, "c1", clock.now(), stripe_customer_id="x")
+    inbox.refuse_next.extend([451] * 10)
+    await _ticks(app, clock, 12)
+    assert inbox.messages == []
+    assert len(inbox.refuse_next) == 7
+    failed = await app.store.events(kinds=[EventKind.ACTION_FAILED], limit=10)
+    assert [(e.action_kind, e.payload["error_kind"]) for e in failed] == [
+        ("send_email", "temporary")
+    ] * 3
+    escalated = await app.store.events(kinds=[EventKind.ACTION_ESCALATED], limit=10)
+    assert [e.resource for e in escalated] == ["customer://c1"]
+    assert (await app.store.load_retries())[("customer://c1", "send_email")].quarantined

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import getpass
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.cli.conftest import Jarvis
+import pytest
+
+from jarvis.model import RetryState
+from tests.cli.conftest import Jarvis, seed
 from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.loopback import free_port
@@ -192,3 +196,38 @@ def test_a_typo_is_exit_2_while_another_provider_fails_to_answer(
     assert f"no such resource: {typo}" in result.stderr
     assert f"did you mean {COACH}" in result.stderr
     assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []
+
+
+@pytest.mark.anyio
+async def test_an_override_is_held_to_the_quarantine_and_the_retry_budget(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """An operator's command spends the budget a policy's action does: a quarantined pair and
+    a pair with three attempts in the last hour are refused, exit 1 and apply nothing;
+    another kind on the same resource still goes through."""
+    now = datetime.now(UTC)
+    await seed(
+        tmp_path,
+        retries=[
+            RetryState(COACH, "restart", (now,), consecutive_failures=3, quarantined=True),
+            RetryState(COACH, "rollback", tuple(now - timedelta(minutes=m) for m in (30, 20, 10))),
+        ],
+    )
+
+    quarantined = jarvis("restart", COACH)
+    spent = jarvis("rollback", COACH, "--to", "v1")
+    other = jarvis("scale", COACH, "2")
+
+    assert quarantined.returncode == 1 and "blocked: quarantine" in quarantined.stdout
+    assert spent.returncode == 1 and "blocked: retry_budget" in spent.stdout
+    assert other.returncode == 0, other.stdout + other.stderr
+    started = events_of(jarvis, "action.started")
+    assert [(e["resource"], e["action_kind"]) for e in started] == [(COACH, "scale")]
+
+
+def test_a_uri_longer_than_a_store_can_key_is_exit_2_in_one_line(jarvis: Jarvis) -> None:
+    """Sent, its events could not be written on PostgreSQL; it is refused before anything opens."""
+    result = jarvis("restart", "sim://" + "x" * 1100)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "longer than 1024 bytes" in result.stderr

@@ -7,12 +7,23 @@ from datetime import datetime
 import anyio
 import pytest
 
+from jarvis.app import App
 from jarvis.loop.clock import VirtualClock, WallClock
 from jarvis.loop.overrides import OverrideQueue
 from jarvis.loop.scheduler import Scheduler, TickResult
-from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, Restart, Rollback, Scale
+from jarvis.model import (
+    Action,
+    ErrorKind,
+    Outcome,
+    ResourceRef,
+    Restart,
+    RetryState,
+    Rollback,
+    Scale,
+)
 from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import operator_action
+from jarvis.telemetry.web.view import OverrideResult
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import ALLOW_SIM, AppFactory
 
@@ -266,3 +277,69 @@ async def test_a_page_override_of_a_kind_the_scheme_never_takes_is_refused_and_n
     assert result.state == "refused" and "no provider applies scale on sim://" in result.detail
     assert fleet.applied == []
     assert app.reconciler.ledger.states == {}
+
+
+async def submit_all(
+    app: App, clock: VirtualClock, queue: OverrideQueue, actions: list[Action]
+) -> list[OverrideResult]:
+    """Each action submitted from the page in turn, decided by the scheduler's own ticks."""
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    results = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        for action in actions:
+            results.append(await queue.submit(action))
+        scheduler.stop()
+    return results
+
+
+def restart(name: str) -> Action:
+    return operator_action(ResourceRef("sim", name), Restart(), actor="admin-token", reason=None)
+
+
+async def test_a_page_override_the_allow_list_does_not_name_is_blocked_and_never_sent(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """An operator's action from the page meets the allow-list as a policy's does."""
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app(
+        [queue], allowlist=[{"provider": "sim", "resources": "api", "actions": ["scale"]}]
+    )
+
+    results = await submit_all(app, clock, queue, [restart("api"), restart("web"), scale(3)])
+
+    assert [(r.state, r.detail.split(". ")[0]) for r in results] == [
+        ("blocked", "restart sim://api: blocked (allowlist)"),
+        ("blocked", "restart sim://web: blocked (allowlist)"),
+        ("applied", "scale sim://api: applied"),
+    ]
+    assert [(str(a.target), a.kind) for a in fleet.applied] == [("sim://api", "scale")]
+
+
+async def test_page_overrides_are_held_to_the_retry_limit_and_its_quarantine(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """Overrides that keep failing spend the same three attempts as a policy's, then stop
+    at the quarantine until an operator resets it; a quarantine set elsewhere holds too."""
+    fleet.on_apply = failing
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    app.store.stage_retry(
+        RetryState("sim://worker", "restart", consecutive_failures=3, quarantined=True)
+    )
+    await app.store.flush()
+
+    tries = [restart("api") for _ in range(8)]
+    results = await submit_all(app, clock, queue, [restart("worker"), *tries])
+
+    assert results[0].state == "blocked" and "(quarantine)" in results[0].detail
+    assert [str(a.target) for a in fleet.applied] == ["sim://api"] * 3
+    assert [r.state for r in results[1:]].count("failed") == 3
+    assert results[-1].state == "blocked" and "(quarantine)" in results[-1].detail
+    (escalated,) = await app.store.events(kinds=["action.escalated"], limit=10)
+    assert escalated.resource == "sim://api"
+
+
+async def failing(action: Action) -> Outcome:
+    return Outcome.failure("ImagePullBackOff", kind=ErrorKind.TEMPORARY)

@@ -14,6 +14,7 @@ from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import (
+    MAX_URI_BYTES,
     Action,
     ActionKind,
     ErrorKind,
@@ -255,3 +256,63 @@ async def test_targets_deleted_since_observe_fail_as_gone_without_escalation_or_
         (False, 0, None)
     ] * 3
     assert all(len(r.attempts) == 1 for r in rows)
+
+
+#: Names a tenant, a product's table or a provider may give a resource: case, look-alike
+#: letters, glob and path characters, NUL, a lone surrogate, a line break, and a long name
+#: (varied, so it does not compress: 900 bytes, more than any provider's own names).
+HOSTILE = (
+    "Web",
+    "w\u0435b",  # Cyrillic e
+    "w*",
+    "w?b[1]",
+    "../web",
+    "web/../api",
+    "web\x00x",
+    "web\ud800",
+    "web\nx",
+    "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(300)),
+)
+
+
+#: Every name acted on in each tick, and failures across the fleet not read as a fleet outage.
+SPREAD = {"bounds": {"max_actions_per_tick": 20}, "breakers": {"enabled": False}}
+
+
+async def test_hostile_names_are_each_held_to_three_attempts_across_a_restart(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """Whatever a name holds, each gets three failed attempts, one escalation and a quarantine
+    a restart keeps, and no name's ledger row stands in for another's."""
+    fleet.services.clear()
+    fleet.add(*HOSTILE, health=Health.UNHEALTHY)
+    fleet.on_apply = always_fail
+    app = await make_app([HealPolicy()], **SPREAD)
+
+    await run_ticks(app.reconciler, clock, 10)
+    await app.aclose()
+    restarted = await make_app([HealPolicy()], **SPREAD)
+    await run_ticks(restarted.reconciler, clock, 10)
+
+    counts = {name: [a.target.name for a in fleet.applied].count(name) for name in HOSTILE}
+    assert counts == dict.fromkeys(HOSTILE, 3)
+    escalated = await restarted.store.events(kinds=["action.escalated"], limit=100)
+    assert len(escalated) == len(HOSTILE)
+
+
+async def test_a_name_longer_than_a_store_can_key_is_left_out_said_and_the_rest_goes_on(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """A provider's name past `MAX_URI_BYTES` is left out of the snapshot with an observe
+    error naming it; the other resources are healed and every event is written."""
+    huge = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1500))  # 4,500 bytes
+    fleet.add(huge, health=Health.UNHEALTHY)
+    fleet.services["web"].health = Health.UNHEALTHY
+    app = await make_app([HealPolicy()])
+
+    await run_ticks(app.reconciler, clock, 2)
+
+    assert [str(a.target) for a in fleet.applied] == ["sim://web"]
+    failed = await app.store.events(kinds=["observe.failed"], limit=10)
+    assert failed and all(f"longer than {MAX_URI_BYTES} bytes" in str(e.reason) for e in failed)
+    assert len(await app.store.events(kinds=["tick.finished"], limit=10)) == 2
