@@ -71,8 +71,9 @@ class RolloutHistory:
                         history.bad.add(running)
                     params = event.payload.get("params")
                     restoring = _text(params.get("version")) if _is_mapping(params) else None
-                elif kind in _FAILURES and event.withheld is None:
-                    # A rollback the kill switch withheld never reached the provider.
+                elif kind in _FAILURES and event.withheld is None and not event.gone:
+                    # A rollback the kill switch withheld never reached the provider;
+                    # one whose target was deleted since observe failed no one.
                     history.rollback_failures.append(event)
         return history
 
