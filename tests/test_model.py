@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jarvis.loop import events as ev
 from jarvis.model import (
     MAX_URI_BYTES,
     Action,
     ActionParams,
+    BlockReason,
     Deploy,
+    ErrorKind,
     Health,
+    Outcome,
     Replicas,
     ResourceRef,
     ResourceState,
@@ -114,3 +118,22 @@ def test_same_transition_agrees_with_the_transition_key() -> None:
     for a in variants:
         for b in variants:
             assert a.same_transition(b) == (a.transition_key() == b.transition_key()), (a, b)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome.failure("sim://web not found", kind=ErrorKind.GONE, code="NotFound"),
+        Outcome.failure("denied", kind=ErrorKind.TERMINAL, code="AccessDenied"),
+        Outcome.failure("throttled", code="Throttling"),
+        Outcome.withheld(BlockReason.KILLSWITCH, "engaged while the intent was written"),
+        Outcome.timed_out("no answer", code="ReadTimeout"),
+        Outcome.success("done"),
+    ],
+)
+def test_a_recorded_outcome_is_gone_exactly_when_the_outcome_was(outcome: Outcome) -> None:
+    """`Event.gone`, which every reader asks, reads back what `Outcome.gone` said."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "down")
+    event = ev.outcome_event("t1", datetime(2026, 1, 5, tzinfo=UTC), action, "a1", outcome)
+    assert event.gone is outcome.gone
+    assert event.gone is (outcome.error_kind is ErrorKind.GONE)

@@ -100,10 +100,12 @@ def event_line(e: Event) -> str:
     An outcome line shows the outcome (``failed: crash loop``), not the
     proposal's reason, which the ``action.proposed`` line already showed; one
     closing an intent the kill switch withheld says so (``blocked
-    (killswitch): …``, `Event.withheld`), as it was never sent; a
-    ``resource.changed`` line shows the new health and what it was.
+    (killswitch): …``, `Event.withheld`), as it was never sent; one whose
+    target was deleted since it was observed says ``gone (deleted since
+    observed): …`` (`Event.gone`), as nothing failed; a ``resource.changed``
+    line shows the new health and what it was.
     """
-    from jarvis.model import EventKind
+    from jarvis.model import GONE_LABEL, EventKind
 
     where = f" {e.resource}" if e.resource else ""
     what = f" {e.action_kind}" if e.action_kind else ""
@@ -114,6 +116,8 @@ def event_line(e: Event) -> str:
         outcome = "unknown" if unknown else str(recorded)
         if (code := e.withheld) is not None:
             outcome = f"blocked ({code})"
+        elif e.gone:
+            outcome = GONE_LABEL
         # Recovery's unknown carries no detail; its reason says why.
         detail = payload.get("detail") or (e.reason if unknown else None)
         why = f" — {outcome}" + (f": {detail}" if detail else "")

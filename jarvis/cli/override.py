@@ -10,7 +10,8 @@ status page). `override` is that one piece; the commands
 only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
-have been), 1 when it was blocked or failed (the printed report says why),
+have been), 1 when it was blocked, failed, or found its target gone since
+observed (the printed report says which),
 2 for a malformed resource URI or option, a resource no provider has
 (every provider answered and none named it), a kind no provider applies on
 the resource's scheme (`start` of a `sim://` service), a resource its provider

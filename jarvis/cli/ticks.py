@@ -143,9 +143,12 @@ def report_json(report: TickReport, rows: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _decision_row(decision: Decision) -> dict[str, Any]:
+    from jarvis.model import GONE_LABEL
+
     action, outcome = decision.action, decision.outcome
     if decision.verdict.allowed and outcome is not None:
-        verdict = "applied" if outcome.ok else outcome.status.value
+        # A target deleted since observe is no failure (`Outcome.gone`).
+        verdict = GONE_LABEL if outcome.gone else "applied" if outcome.ok else outcome.status.value
         detail = outcome.detail
     else:
         reason = decision.verdict.reason

@@ -40,7 +40,7 @@ import anyio
 
 from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.scheduler import TickResult
-from jarvis.model import Action, History, Snapshot
+from jarvis.model import GONE_LABEL, Action, History, Snapshot
 from jarvis.policies.base import Evaluation
 from jarvis.policies.operator import OPERATOR, nobody_has, settled, unknown
 from jarvis.telemetry.web.view import OverrideResult
@@ -60,13 +60,16 @@ class _Pending:
 
 
 def describe(decision: Decision) -> OverrideResult:
-    """A decision as one line for the operator: applied, blocked (why) or failed (how)."""
+    """A decision as one line for the operator: applied, blocked (why), gone (its target
+    deleted since observed, `Outcome.gone`: no failure) or failed (how)."""
     action = decision.action
     what = f"{action.kind} {action.target}"
     outcome = decision.outcome
     if outcome is not None:
         if outcome.ok:
             return OverrideResult("applied", f"{what}: applied. {outcome.detail}".strip())
+        if outcome.gone:
+            return OverrideResult("gone", f"{what}: {GONE_LABEL}. {outcome.detail}".strip())
         return OverrideResult("failed", f"{what}: {outcome.status.value}. {outcome.detail}".strip())
     verdict = decision.verdict
     reason = verdict.reason.value if verdict.reason else "unknown"

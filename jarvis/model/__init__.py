@@ -10,6 +10,7 @@ only keep each part a readable size.
 """
 
 from jarvis.model.actions import (
+    GONE_LABEL,
     WEIGHT_TOLERANCE,
     Action,
     ActionKind,
@@ -88,6 +89,7 @@ from jarvis.model.revenue import (
 __all__ = [
     "CUSTOMER_KIND",
     "CUSTOMER_SCHEME",
+    "GONE_LABEL",
     "JSON",
     "LONGEST_SILENCE",
     "MAX_URI_BYTES",

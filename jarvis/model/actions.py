@@ -84,6 +84,14 @@ class ErrorKind(enum.StrEnum):
     `jarvis.loop.apply`: recorded failed, no failure counted, no escalation."""
 
 
+GONE_LABEL = "gone (deleted since observed)"
+"""What every reader says of an outcome whose target was gone (`Outcome.gone`, `Event.gone`).
+
+The tick report, `jarvis events` and the status page say it; the counts (the
+metrics' and reports' ``outcome``) name it `ErrorKind.GONE`, apart from the failures:
+the target was deleted, most likely by a human, and nothing failed."""
+
+
 class ActionParams(Protocol):
     """The parameters of one kind of action: a frozen dataclass naming its kind.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from jarvis.model.actions import BlockReason
+from jarvis.model.actions import BlockReason, ErrorKind
 from jarvis.model.resources import JSON, Snapshot
 from jarvis.model.slots import slot_init
 
@@ -96,6 +96,19 @@ class Event:
             return None
         code = payload.get("error_code")
         return code if isinstance(code, str) and code in WITHHOLDING else None
+
+    @property
+    def gone(self) -> bool:
+        """Whether this is the `action.failed` of a target gone since observe (`Outcome.gone`).
+
+        The provider answered that the target is not there: deleted, most likely
+        by a human. No failure of the resource, the provider or Jarvis, so every
+        reader counts it as ``gone``, apart from the failures, and says
+        `jarvis.model.GONE_LABEL`.
+        """
+        return self.kind is EventKind.ACTION_FAILED and self.payload.get("error_kind") == (
+            ErrorKind.GONE
+        )
 
 
 @slot_init

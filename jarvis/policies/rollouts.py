@@ -81,8 +81,9 @@ class RolloutHistory:
                     if running is not None:
                         history.bad.add(running)
                     restoring = target
-                elif kind in _FAILURES and event.withheld is None:
-                    # A rollback the kill switch withheld never reached the provider.
+                elif kind in _FAILURES and event.withheld is None and not event.gone:
+                    # A rollback the kill switch withheld never reached the provider;
+                    # one whose target was deleted since observe failed no one.
                     history.rollback_failures.append(event)
         return history
 

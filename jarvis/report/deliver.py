@@ -34,9 +34,9 @@ from typing import Any, Protocol
 import structlog
 
 from jarvis.mail import Refusal
-from jarvis.model import Clock, Event, EventKind
+from jarvis.model import GONE_LABEL, Clock, Event, EventKind
 from jarvis.policies.churn import ChurnRules
-from jarvis.report.figures import DailyFigures
+from jarvis.report.figures import GONE, DailyFigures
 from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
 from jarvis.slack import mrkdwn
@@ -78,10 +78,13 @@ def key_figures(f: DailyFigures) -> list[str]:
     """The handful of lines a channel shows when it cannot show the whole report."""
     applied = sum(row.get("applied", 0) for row in f.actions.values())
     failed = sum(row.get("failed", 0) for row in f.actions.values())
+    gone = sum(row.get(GONE, 0) for row in f.actions.values())
     blocked = sum(row.get("blocked", 0) for row in f.actions.values())
     human = sum(1 for i in f.incidents if i.human)
+    # Targets deleted since observed are no failures; said only on a day that had some.
+    deleted = f", {gone} {GONE_LABEL}" if gone else ""
     lines = [
-        f"Actions: {applied} applied, {failed} failed, {blocked} blocked",
+        f"Actions: {applied} applied, {failed} failed{deleted}, {blocked} blocked",
         f"Incidents: {len(f.incidents)} ({human} needed a human)"
         + _remediation(f.median_seconds, f.p95_seconds),
         f"Escalations open: {len(f.escalations_open)}",

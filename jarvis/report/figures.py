@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from jarvis.model import Event, EventKind, RetryState, RevenueDay, month_bounds
+from jarvis.model import ErrorKind, Event, EventKind, RetryState, RevenueDay, month_bounds
 from jarvis.policies.budget import CloudBill, Spend
 from jarvis.report.revenue import RevenueFigures, last_cloud_bill, revenue_figures
 
 __all__ = [
+    "GONE",
     "DailyFigures",
     "DayFold",
     "Incident",
@@ -38,6 +39,8 @@ OUTCOMES = {
     EventKind.ACTION_BLOCKED: "blocked",
     EventKind.ACTION_ESCALATED: "escalated",
 }
+GONE = ErrorKind.GONE.value
+"""The outcome an `action.failed` whose target was gone (`Event.gone`) is counted under."""
 #: Model name prefixes to the provider that bills them; the record names models only.
 PROVIDERS = (
     ("claude", "anthropic"),
@@ -284,6 +287,8 @@ class DayFold:
         # A withheld outcome only closes the intent of an action its `action.blocked` counts.
         if outcome is None or not event.action_kind or event.withheld is not None:
             return
+        if event.gone:
+            outcome = GONE  # deleted since observed: no failure
         counts = self._table[event.action_kind]
         counts[outcome] += 1
         if event.kind is EventKind.ACTION_UNKNOWN and event.action_id:

@@ -178,7 +178,16 @@ class SimulationReport:
 
 def _actions_table(actions: Mapping[str, Any]) -> Table:
     table = Table(title="actions by kind and outcome")
-    outcomes = ["proposed", "started", "applied", "failed", "timed_out", "unknown", "blocked"]
+    outcomes = [
+        "proposed",
+        "started",
+        "applied",
+        "failed",
+        "gone",
+        "timed_out",
+        "unknown",
+        "blocked",
+    ]
     table.add_column("kind")
     for outcome in outcomes:
         table.add_column(outcome, justify="right")

@@ -50,6 +50,8 @@ class Tally:
                 kind = event.action_kind or "?"
                 if label == "unknown" and event.payload.get("outcome") == "timed_out":
                     label = "timed_out"
+                elif event.gone:
+                    label = "gone"  # deleted since observed: no failure
                 self.actions[(kind, label)] += 1
                 if label == "blocked":
                     self.blocked[str(event.payload.get("blocked", event.reason))] += 1

@@ -90,7 +90,15 @@ ENDPOINT_BUCKETS: Final = (
     20.0, 30.0, 60.0,
 )  # fmt: skip
 TICK_OUTCOMES: Final = ("ok", "failed", "timed_out")
-ACTION_OUTCOMES: Final = ("proposed", "applied", "failed", "timed_out", "blocked", "unknown")
+ACTION_OUTCOMES: Final = (
+    "proposed",
+    "applied",
+    "failed",
+    "gone",
+    "timed_out",
+    "blocked",
+    "unknown",
+)
 NOTIFICATION_OUTCOMES: Final = ("sent", "partial", "retried", "failed")
 ADMIN_METHODS: Final = ("GET", "POST")
 ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")

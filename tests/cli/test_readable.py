@@ -14,12 +14,15 @@ from jarvis.loop.ledger import RetryLedger
 from jarvis.model import (
     Action,
     BlockReason,
+    ErrorKind,
     Health,
     Outcome,
     ResourceRef,
     ResourceState,
     Restart,
     RetryState,
+    Snapshot,
+    Verdict,
 )
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
@@ -132,6 +135,45 @@ async def test_events_shows_a_withheld_action_as_blocked(jarvis: Jarvis, tmp_pat
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     assert line.endswith(f"action.failed sim://web restart — blocked (killswitch): {detail}")
+
+
+@pytest.mark.anyio
+async def test_events_shows_an_action_whose_target_was_gone_as_gone(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """The `action.failed` of a target deleted since observe says gone, not failed."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    gone = Outcome.failure("sim://web not found", kind=ErrorKind.GONE, code="NotFound")
+    await seed(tmp_path, events=[ev.outcome_event("t1", T0, action, "a1", gone)])
+    result = jarvis("events", "--kind", "action.failed")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.endswith(
+        "action.failed sim://web restart — gone (deleted since observed): sim://web not found"
+    )
+
+
+def test_a_tick_report_says_gone_for_a_target_deleted_since_observe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``tick``/``plan`` print a gone outcome as gone, in the table and in ``--json``."""
+    from jarvis.cli.ticks import print_report
+    from jarvis.loop.report import Decision, TickReport
+
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    gone = Outcome.failure("sim://web not found", kind=ErrorKind.GONE, code="NotFound")
+    report = TickReport(
+        tick_id="t1",
+        started_at=T0,
+        snapshot=Snapshot(taken_at=T0, resources={}),
+        decisions=[Decision(action, Verdict.allow(), gone)],
+    )
+    print_report(report, as_json=True)
+    (row,) = json.loads(capsys.readouterr().out)["decisions"]
+    assert row["decision"] == "gone (deleted since observed)"
+    print_report(report, as_json=False)
+    table = capsys.readouterr().out
+    assert "gone" in table and "failed" not in table
 
 
 def test_tick_and_plan_json_print_an_empty_result_to_parse(jarvis: Jarvis) -> None:

@@ -108,6 +108,31 @@ async def test_an_override_wakes_a_scheduler_sleeping_until_its_next_boundary(
     assert [a.kind for a in fleet.applied] == ["scale"]
 
 
+async def test_an_override_whose_target_is_deleted_meanwhile_says_gone_not_failed(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A service deleted between the tick's observe and the apply: the page says gone."""
+
+    async def deleted(action: Action) -> Outcome:
+        del fleet.services[action.target.name]
+        message = f"{action.target} not found"
+        return Outcome.failure(message, kind=ErrorKind.GONE, code="NotFound")
+
+    fleet.on_apply = deleted
+    queue = OverrideQueue(wait=WAIT)
+    app = await make_app([queue])
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    async with anyio.create_task_group() as group:
+        group.start_soon(scheduler.run)
+        result = await queue.submit(scale(3))
+        scheduler.stop()
+    assert (result.state, result.detail) == (
+        "gone",
+        "scale sim://api: gone (deleted since observed). sim://api not found",
+    )
+
+
 async def test_an_override_no_tick_takes_is_withdrawn_and_never_applied(
     make_app: AppFactory, fleet: FakeActuator
 ) -> None:

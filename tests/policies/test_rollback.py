@@ -13,6 +13,7 @@ from jarvis.model import (
     Action,
     ActionKind,
     BlockReason,
+    ErrorKind,
     Event,
     EventKind,
     Health,
@@ -361,6 +362,18 @@ def test_a_rollback_the_kill_switch_withheld_is_no_failed_rollback() -> None:
         state, events=(*GOOD_EVENTS, V2_ARRIVES, withheld), snapshots=previous_tick
     )
     assert target(evaluation) == "v1"
+    assert [n.message for n in evaluation.notes if n.alert] == []
+
+
+def test_a_rollback_whose_target_was_gone_is_no_failed_rollback() -> None:
+    """A rollback the provider answered has no target (deleted since observe) pages no one."""
+    action = Action(ResourceRef.parse(API), Rollback("v1"), policy="rollback", reason="failed")
+    outcome = Outcome.failure("the service is being deleted", kind=ErrorKind.GONE, code="Deleting")
+    tick = "20260302T085930.000Z-test"
+    gone = ev.outcome_event(tick, T0 - TICK, action, ev.action_id_for(tick, action), outcome)
+    state = running(rollout="failed")
+    previous_tick = (snap(T0 - TICK, running(rollout="failed", at=T0 - TICK)),)
+    evaluation = evaluate(state, events=(*GOOD_EVENTS, V2_ARRIVES, gone), snapshots=previous_tick)
     assert [n.message for n in evaluation.notes if n.alert] == []
 
 

@@ -18,6 +18,7 @@ from jarvis.model import (
 )
 from jarvis.policies.budget import read_spend
 from jarvis.report import build_figures
+from jarvis.report.deliver import key_figures
 from jarvis.report.figures import percentile
 from jarvis.report.markdown import markdown
 from tests.cost.builders import cost_state, snapshot
@@ -91,6 +92,21 @@ def test_an_unknown_outcome_confirmed_later_counts_as_applied_only() -> None:
     figures = build_figures(events, start=DAY)
     assert figures.actions == {"restart": {"applied": 2, "unknown": 1}}
     assert sum(figures.actions_per_hour) == 2
+
+
+def test_an_action_whose_target_was_gone_counts_as_gone_not_failed() -> None:
+    """A target deleted since observe is its own column and key figure, never a failure."""
+    gone = {"outcome": "failed", "error_kind": "gone", "error_code": "NotFound"}
+    events = [
+        ev(EventKind.ACTION_FAILED, minute, uri, action_kind="restart", payload=gone)
+        for minute, uri in enumerate(("sim://a", "sim://b", "sim://c"))
+    ]
+    figures = build_figures(events, start=DAY)
+    assert figures.actions == {"restart": {"gone": 3}}
+    assert "Actions: 0 applied, 0 failed, 3 gone (deleted since observed), 0 blocked" in (
+        key_figures(figures)
+    )
+    assert "| kind | gone |" in markdown(figures)
 
 
 def test_an_escalation_without_reset_or_recovery_stays_open() -> None:

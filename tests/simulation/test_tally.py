@@ -40,3 +40,15 @@ def test_a_timed_out_call_counts_as_timed_out_and_an_orphan_as_unknown() -> None
         ]
     )
     assert tally.as_dict()["actions"] == {"restart": {"timed_out": 1, "unknown": 1}}
+
+
+def test_an_action_whose_target_was_gone_counts_as_gone() -> None:
+    """A target deleted since observe is tallied and shown apart from the failures."""
+    tally = Tally()
+    tally.feed(
+        [
+            action(EventKind.ACTION_FAILED, "g", error_kind="gone", error_code="NotFound"),
+            action(EventKind.ACTION_FAILED, "f", error_kind="terminal", error_code="Denied"),
+        ]
+    )
+    assert tally.as_dict()["actions"] == {"restart": {"failed": 1, "gone": 1}}

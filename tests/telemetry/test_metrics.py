@@ -90,6 +90,7 @@ def test_known_label_values_start_at_zero() -> None:
     metrics = Metrics()
     assert value(metrics, "jarvis_ticks_total", outcome="timed_out") == 0
     assert value(metrics, "jarvis_actions_total", kind="rollback", outcome="unknown") == 0
+    assert value(metrics, "jarvis_actions_total", kind="restart", outcome="gone") == 0
     assert value(metrics, "jarvis_actions_blocked_total", reason="retry_budget") == 0
     assert value(metrics, "jarvis_admin_requests_total", method="GET", result="forbidden") == 0
     metrics.known_actuators(["ecs", "k8s"])

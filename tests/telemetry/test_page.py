@@ -11,7 +11,17 @@ import aiohttp
 import pytest
 
 from jarvis.loop import events as ev
-from jarvis.model import Action, BlockReason, EventKind, Outcome, ResourceRef, Restart, RetryState
+from jarvis.model import (
+    Action,
+    BlockReason,
+    ErrorKind,
+    Event,
+    EventKind,
+    Outcome,
+    ResourceRef,
+    Restart,
+    RetryState,
+)
 from jarvis.store import EventStore, MemoryBackend
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
 
@@ -31,6 +41,21 @@ async def login(session: aiohttp.ClientSession, base: str, token: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found is not None
     return found.group(1)
+
+
+async def shown_on_page(tmp_path: Path, event: Event) -> tuple[str, dict[str, str]]:
+    """The page's row of ``event`` (on ``sim://web``) as loaded, and as the live feed sends it."""
+    async with page_server(tmp_path) as served, browser() as session:
+        served.store.append([event])
+        await served.store.flush()
+        await login(session, served.base, ADMIN_TOKEN)
+        async with session.get(f"{served.base}/") as resp:
+            html = await resp.text()
+        async with session.get(f"{served.base}/ui/events?after=0") as resp:
+            live = (await resp.json())["events"]
+    (row,) = [line for line in html.splitlines() if "sim://web" in line]
+    (shown,) = [e for e in live if e["resource"] == "sim://web"]
+    return row, shown
 
 
 @pytest.mark.anyio
@@ -229,22 +254,28 @@ async def test_an_action_the_kill_switch_withheld_reads_as_blocked_not_failed(
     action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
     detail = "engaged while the intent was written, not sent: stop everything"
     withheld = Outcome.withheld(BlockReason.KILLSWITCH, detail)
-    async with page_server(tmp_path) as served, browser() as session:
-        served.store.append([ev.outcome_event("t1", T0, action, "a1", withheld)])
-        await served.store.flush()
-        await login(session, served.base, ADMIN_TOKEN)
-        async with session.get(f"{served.base}/") as resp:
-            html = await resp.text()
-        async with session.get(f"{served.base}/ui/events?after=0") as resp:
-            live = (await resp.json())["events"]
-    (row,) = [line for line in html.splitlines() if "sim://web" in line]
+    row, shown = await shown_on_page(tmp_path, ev.outcome_event("t1", T0, action, "a1", withheld))
     assert "action-failed" not in row and "action-withheld" in row
     assert f"blocked (killswitch): {detail}" in row
-    (shown,) = [e for e in live if e["resource"] == "sim://web"]
     assert shown["kind"] == "action.failed"  # the stored kind, as `jarvis events --kind` names it
     assert shown["label"] == "action.withheld"
     assert shown["row"] == "action action-withheld"
     assert shown["reason"] == f"blocked (killswitch): {detail}"
+
+
+@pytest.mark.anyio
+async def test_an_action_whose_target_was_gone_reads_as_gone_not_failed(tmp_path: Path) -> None:
+    """The `action.failed` of a target deleted since observe is no red failure, on load or
+    live: it reads as gone, deleted since observed, as the daily report counts it."""
+    action = Action(ResourceRef("sim", "web"), Restart(), "heal", "unhealthy for 2 ticks")
+    detail = "sim://web not found"
+    gone = Outcome.failure(detail, kind=ErrorKind.GONE, code="NotFound")
+    row, shown = await shown_on_page(tmp_path, ev.outcome_event("t1", T0, action, "a1", gone))
+    assert "action-failed" not in row and "action-gone" in row
+    assert f"gone (deleted since observed): {detail}" in row
+    assert shown["kind"] == "action.failed"
+    assert (shown["label"], shown["row"]) == ("action.gone", "action action-gone")
+    assert shown["reason"] == f"gone (deleted since observed): {detail}"
 
 
 @pytest.mark.anyio

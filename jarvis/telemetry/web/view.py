@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from jarvis.model import Action, Event, RetryState
+from jarvis.model import GONE_LABEL, Action, Event, RetryState
 from jarvis.safety import Remaining
 from jarvis.telemetry.admin import AdminBackend
 
@@ -39,7 +39,8 @@ class OverrideResult:
     """What became of an operator's override, as the page says it."""
 
     state: str
-    """``applied``, ``blocked``, ``failed``, ``refused`` (not queued) or ``pending``."""
+    """``applied``, ``blocked``, ``gone`` (its target deleted since observed), ``failed``,
+    ``refused`` (not queued) or ``pending``."""
     detail: str
 
     @property
@@ -137,13 +138,18 @@ def event_json(event: Event) -> dict[str, Any]:
     are what the page shows. An ``action.failed`` that only closed an intent
     the kill switch withheld (`Event.withheld`) never reached the provider: it
     reads as ``action.withheld``, blocked for its reason, not as a red failure.
+    One whose target was deleted since it was observed (`Event.gone`) reads as
+    ``action.gone``, `GONE_LABEL` and the provider's answer: nothing failed.
     """
     kind = str(event.kind.value)
     label, reason = kind, event.reason or ""
+    detail = event.payload.get("detail")
     if (code := event.withheld) is not None:
         label = "action.withheld"
-        detail = event.payload.get("detail")
         reason = f"blocked ({code})" + (f": {detail}" if detail else "")
+    elif event.gone:
+        label = "action.gone"
+        reason = GONE_LABEL + (f": {detail}" if detail else "")
     return {
         "id": event.id,
         "ts": when(event.ts),
