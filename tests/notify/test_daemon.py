@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.loopback import free_port
 from tests.notify.conftest import ROUTING_KEY
@@ -76,6 +78,7 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = 120) -
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.timeout(600)  # two daemons, each up to 120 s to page and 90 s to stop under load
 def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
     tmp_path: Path, receivers: Receivers
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
     assert "secretpart" not in output
 
 
+@pytest.mark.timeout(300)  # its own waits (120 s for the report, 90 s to stop) pass the default
 def test_the_daemon_sends_yesterdays_report_once_by_email_and_slack(
     tmp_path: Path, receivers: Receivers
 ) -> None:
