@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.loopback import free_port
 from tests.notify.conftest import ROUTING_KEY
 from tests.notify.receivers import Receivers
 
@@ -41,7 +40,8 @@ def daemon_env(tmp_path: Path, receivers: Receivers) -> dict[str, str]:
 
 def start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(free_port())),
+        # Port 0: the kernel's pick at bind time, which no other worker can take first.
+        jarvis_argv("run", "--interval", "0.5", "--http-port", "0"),
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
