@@ -89,15 +89,15 @@ def events(lab: Lab, config: Path) -> Events:
 
 
 def wait_events(
-    lab: Lab, config: Path, done: Callable[[Events], bool], what: str, seconds: float = 120
+    lab: Lab, config: Path, running: Daemon, done: Callable[[Events], bool], what: str
 ) -> Events:
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 120
     while True:
         seen = events(lab, config)
         if done(seen):
             return seen
         if time.monotonic() >= deadline:
-            tail = (lab.tmp_path / "daemon.log").read_text()[-3000:]
+            tail = running.output()[-3000:]
             raise AssertionError(f"never saw {what}; daemon log ends:\n{tail}")
         time.sleep(0.5)
 
@@ -118,9 +118,9 @@ def test_jarvis_run_heals_one_local_service_escalates_the_other_and_finds_it_aga
     escalates after its retry budget; a restarted daemon starts no second copy."""
     config, url = write_config(lab)
     files = Pidfiles(lab.state)
-    with daemon(lab, config):
+    with daemon(lab, config) as first_run:
         wait_events(
-            lab, config,
+            lab, config, first_run,
             lambda s: count(s, "action.applied", "local://web") >= 1
             and count(s, "action.escalated", "local://crashy") >= 1,
             "web started and crashy escalated",
@@ -131,7 +131,7 @@ def test_jarvis_run_heals_one_local_service_escalates_the_other_and_finds_it_aga
         os.kill(first.pid, signal.SIGKILL)
         wait_dead(first.pid)
         seen = wait_events(
-            lab, config,
+            lab, config, first_run,
             lambda s: count(s, "action.applied", "local://web") >= 2,
             "web restarted after the SIGKILL",
         )  # fmt: skip
@@ -147,9 +147,9 @@ def test_jarvis_run_heals_one_local_service_escalates_the_other_and_finds_it_aga
     assert alive(second.pid), "the service outlives the daemon"
 
     before = max(e["id"] for e in events(lab, config))
-    with daemon(lab, config):
+    with daemon(lab, config) as second_run:
         after = wait_events(
-            lab, config,
+            lab, config, second_run,
             lambda s: count(s, "tick.finished", after=before) >= 5,
             "five ticks of the restarted daemon",
         )  # fmt: skip
