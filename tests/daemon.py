@@ -5,6 +5,11 @@ to answer 200 (a daemon can take 20 s to start on a loaded machine, so the wait
 is long, and ends at once if the process exits), and stops it with SIGTERM
 when the block ends. Its output goes to a file, not a pipe a chatty daemon
 could fill, and `Daemon.stop` returns it.
+
+The daemon binds its HTTP port itself (``--http-port 0``) and the test reads
+the port from its log (`http_port`): a port the test picked and the daemon
+bound seconds later could be taken in between by another pytest-xdist
+worker's server, as the kernel hands a released port out again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cli.conftest import jarvis_argv
 from tests.loopback import free_port
 
-__all__ = ["Daemon", "free_port", "get", "running", "sample", "wait_for"]
+__all__ = ["Daemon", "free_port", "get", "http_port", "running", "sample", "wait_for"]
 
 
 def get(
@@ -57,6 +63,25 @@ def wait_for(url: str, deadline: float, process: subprocess.Popen[bytes] | None 
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} never answered 200")
+
+
+def http_port(
+    log: Path, deadline: float, process: subprocess.Popen[bytes] | subprocess.Popen[str]
+) -> int:
+    """The port `jarvis run --http-port 0` bound, from the ``http.started`` line of its ``log``.
+
+    Fails at ``deadline``, or at once if ``process`` exits first.
+    """
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        # Whole lines only: the last one may be half written.
+        for line in text[: text.rfind("\n") + 1].splitlines():
+            if '"http.started"' in line:
+                return int(json.loads(line)["port"])
+        if process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before it listened")
+        time.sleep(0.1)
+    raise AssertionError("its HTTP server never started")
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -109,25 +134,27 @@ def running(
 ) -> Iterator[Daemon]:
     """`jarvis run --http-port PORT ARGS` in ``cwd``, ready, and stopped when the block ends.
 
+    Without ``port`` the daemon binds a free one and `http_port` reads which.
     Stopping on the way out does not check the exit status: a test that cares
     calls `Daemon.stop` itself and reads ``process.returncode``.
     """
-    port = port or free_port()
-    log = cwd / f"daemon-{port}.log"
+    log = cwd / f"daemon-{uuid.uuid4().hex[:8]}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            jarvis_argv("run", "--http-port", str(port), *args),
+            jarvis_argv("run", "--http-port", str(port or 0), *args),
             cwd=cwd,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    daemon = Daemon(process, port, log)
     try:
+        deadline = time.monotonic() + ready_within
         try:
-            wait_for(f"{daemon.base}{ready}", time.monotonic() + ready_within, process)
+            daemon = Daemon(process, port or http_port(log, deadline, process), log)
+            wait_for(f"{daemon.base}{ready}", deadline, process)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; its output:\n{daemon.output()[-3000:]}") from None
+            output = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}; its output:\n{output}") from None
         yield daemon
     finally:
         if process.poll() is None:

@@ -26,7 +26,7 @@ from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.daemon import free_port, get, sample
+from tests.daemon import get, http_port, sample
 
 LEASE = {
     "JARVIS_LEASE__DURATION": "4",
@@ -82,12 +82,12 @@ def running_replicas(
 ) -> Iterator[list[Replica]]:
     """``jarvis run`` per name on ``pg_url``, logging to ``NAME.log``; stopped afterwards.
 
+    Each binds a free HTTP port itself (`tests.daemon.http_port` reads which).
     ``env`` adds settings to every replica's environment. A replica a test paused
     is continued before it is asked to stop.
     """
-    started: list[Replica] = []
+    processes: dict[str, subprocess.Popen[str]] = {}
     for name in names:
-        port = free_port()
         environment = jarvis_env(
             tmp_path,
             JARVIS_DATABASE_URL=pg_url,
@@ -99,28 +99,31 @@ def running_replicas(
             **env,
         )
         with (tmp_path / f"{name}.log").open("w") as log:
-            process = subprocess.Popen(
-                jarvis_argv("run", "--interval", interval, "--http-port", str(port)),
+            processes[name] = subprocess.Popen(
+                jarvis_argv("run", "--interval", interval, "--http-port", "0"),
                 cwd=tmp_path,
                 env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-        started.append(Replica(name, port, process))
     try:
-        yield started
+        deadline = time.monotonic() + START
+        yield [
+            Replica(name, http_port(tmp_path / f"{name}.log", deadline, process), process)
+            for name, process in processes.items()
+        ]
     finally:
-        for r in started:
-            if r.process.poll() is None:
-                os.kill(r.process.pid, signal.SIGCONT)
-                r.process.terminate()
-        for r in started:
+        for process in processes.values():
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)
+                process.terminate()
+        for process in processes.values():
             try:
-                r.process.wait(timeout=30)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                r.process.kill()
-                r.process.wait()
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture

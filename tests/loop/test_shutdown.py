@@ -99,7 +99,10 @@ async def test_a_prune_on_a_frozen_database_ends_by_the_shutdown_deadline(
         with anyio.fail_after(120):  # a hang guard, not a timing assertion
             async with anyio.create_task_group() as group:
                 group.start_soon(pruner.run)
-                await anyio.sleep(0.5)  # the prune is waiting on the frozen database
+                # The prune's statement reached the frozen proxy: the prune is in its shielded
+                # scope. (A half-second sleep here, on a loaded machine, could end first; the
+                # cancel then caught the prune outside its shield and the test proved nothing.)
+                await pg_proxy.holding()
                 shutdown.begin(0.5)
                 group.cancel_scope.cancel()
     finally:

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.loopback import free_port
 from tests.notify.conftest import ROUTING_KEY
 from tests.notify.receivers import Receivers
 
@@ -39,7 +40,8 @@ def daemon_env(tmp_path: Path, receivers: Receivers) -> dict[str, str]:
 
 def start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(free_port())),
+        # Port 0: the kernel's pick at bind time, which no other worker can take first.
+        jarvis_argv("run", "--interval", "0.5", "--http-port", "0"),
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -76,6 +78,7 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = 120) -
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.timeout(600)  # two daemons, each up to 120 s to page and 90 s to stop under load
 def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
     tmp_path: Path, receivers: Receivers
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_restarted_daemon_does_not_page_twice_and_resolves_the_same_incident(
     assert "secretpart" not in output
 
 
+@pytest.mark.timeout(300)  # its own waits (120 s for the report, 90 s to stop) pass the default
 def test_the_daemon_sends_yesterdays_report_once_by_email_and_slack(
     tmp_path: Path, receivers: Receivers
 ) -> None:

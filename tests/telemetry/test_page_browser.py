@@ -29,7 +29,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.daemon import free_port, wait_for
+from tests.daemon import http_port, wait_for
 from tests.telemetry.page_support import ADMIN_TOKEN, HOSTILE, READ_TOKEN, page_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,12 +91,11 @@ async def login(page: Page, base: str, token: str) -> None:
     await page.wait_for_selector("#killswitch")
 
 
-def _start(
-    tmp_path: Path, env: dict[str, str], port: int, sink: IO[str]
-) -> subprocess.Popen[bytes]:
+def _start(tmp_path: Path, env: dict[str, str], sink: IO[str]) -> subprocess.Popen[bytes]:
+    """`jarvis run` on a port it binds itself; `tests.daemon.http_port` reads which."""
     # The log goes to a file: a pipe nobody reads fills up and blocks the daemon.
     return subprocess.Popen(
-        jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+        jarvis_argv("run", "--interval", "0.5", "--http-port", "0"),
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -109,7 +108,6 @@ async def test_kill_switch_and_reset_from_the_page_stop_and_free_the_daemon(
     browser: Browser, tmp_path: Path
 ) -> None:
     """Engaged from the page, the daemon blocks every action; a reset lifts the quarantine."""
-    port = free_port()
     db = tmp_path / "jarvis.db"
     env = jarvis_env(
         tmp_path,
@@ -119,9 +117,10 @@ async def test_kill_switch_and_reset_from_the_page_stop_and_free_the_daemon(
     )
     log = tmp_path / "daemon.log"
     with log.open("w") as sink:
-        daemon = _start(tmp_path, env, port, sink)
-        base = f"http://127.0.0.1:{port}"
+        daemon = _start(tmp_path, env, sink)
         try:
+            port = await asyncio.to_thread(http_port, log, time.monotonic() + DEADLINE, daemon)
+            base = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_for, f"{base}/readyz", time.monotonic() + DEADLINE)
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             await page.goto(base + "/")

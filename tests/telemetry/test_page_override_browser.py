@@ -24,7 +24,7 @@ from playwright.async_api import Browser
 from jarvis.safety import Remaining
 from jarvis.telemetry.web.view import LeaderView, NotificationView
 from tests.cli.conftest import jarvis_env
-from tests.daemon import free_port, wait_for
+from tests.daemon import http_port, wait_for
 from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, page_server
 from tests.telemetry.test_page_browser import (
     CHROMIUM,
@@ -49,7 +49,6 @@ __all__ = ["browser"]  # the fixture, used by name
 @asynccontextmanager
 async def daemon(tmp_path: Path) -> AsyncIterator[str]:
     """A real `jarvis run` on SQLite in tmp_path with both tokens; yields its base URL."""
-    port = free_port()
     env = jarvis_env(
         tmp_path,
         JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -58,9 +57,10 @@ async def daemon(tmp_path: Path) -> AsyncIterator[str]:
     )
     log = tmp_path / "daemon.log"
     with log.open("w") as sink:
-        process = _start(tmp_path, env, port, sink)
-        base = f"http://127.0.0.1:{port}"
+        process = _start(tmp_path, env, sink)
         try:
+            port = await asyncio.to_thread(http_port, log, time.monotonic() + DEADLINE, process)
+            base = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_for, f"{base}/readyz", time.monotonic() + DEADLINE)
             yield base
         finally:
