@@ -11,6 +11,8 @@ root, whom ``chmod`` does not stop.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +52,19 @@ async def _seeded(directory: Path) -> Path:
     return database
 
 
+@asynccontextmanager
+async def _held_open(directory: Path) -> AsyncIterator[tuple[Path, EventStore]]:
+    """The database `_seeded` makes, held open by a writer whose last commit (``t3``) is
+    still in ``-wal`` only: SQLite copies its log into the file at 1,000 pages."""
+    database = await _seeded(directory)
+    writer = await EventStore.connect(_url(database))
+    try:
+        await _write_ticks(writer, "t3")
+        yield database, writer
+    finally:
+        await writer.aclose()
+
+
 async def _ticks(url: str) -> list[str | None]:
     store = await EventStore.connect(url, read_only=True)
     try:
@@ -70,30 +85,20 @@ async def test_a_read_only_mount_beside_a_live_writer_sees_what_is_only_in_its_l
     tmp_path: Path,
 ) -> None:
     """A writer holds the database open: its latest commits, still in ``-wal``, are read too."""
-    database = await _seeded(tmp_path / "data")
-    writer = await EventStore.connect(_url(database))
-    try:
-        await _write_ticks(writer, "t3")
-        assert (tmp_path / "data" / "jarvis.db-wal").stat().st_size > 0
+    async with _held_open(tmp_path / "data") as (database, writer):
+        assert database.with_name("jarvis.db-wal").stat().st_size > 0
         with read_only_view(tmp_path / "data", tmp_path / "ro") as view:
             assert await _ticks(_url(view / "jarvis.db")) == ["t1", "t2", "t3"]
             await _write_ticks(writer, "t4")
             assert await _ticks(_url(view / "jarvis.db")) == ["t1", "t2", "t3", "t4"]
-    finally:
-        await writer.aclose()
 
 
 async def test_a_log_without_its_index_on_a_read_only_mount_is_refused_in_one_line(
     tmp_path: Path,
 ) -> None:
     """A ``-wal`` with commits but no ``-shm`` (which cannot be made) is named, not skipped."""
-    database = await _seeded(tmp_path / "data")
-    writer = await EventStore.connect(_url(database))
-    try:
-        await _write_ticks(writer, "t3")
+    async with _held_open(tmp_path / "data") as (database, _):
         copy = _without_index(database, tmp_path / "copy")
-    finally:
-        await writer.aclose()
     with read_only_view(copy, tmp_path / "ro") as view, pytest.raises(StoreError) as caught:
         await _ticks(_url(view / "jarvis.db"))
     message = str(caught.value)
