@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from jarvis.sqlengine import async_engine
 from jarvis.store.errors import (
@@ -136,10 +136,11 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> AsyncEngine:
             raise StoreError(
                 f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}"
             ) from exc
-    uri = reading_uri(database) if read_only else None
-    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-    if uri is not None:
-        _open_by_uri(engine, uri)
+    # A reader's each query connects anew (NullPool), deciding again how to read.
+    pooling: dict[str, Any] = {"poolclass": NullPool} if read_only else {}
+    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **pooling)
+    if read_only:
+        _read_without_writing(engine, database)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -171,15 +172,20 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> AsyncEngine:
     return engine
 
 
-def _open_by_uri(engine: AsyncEngine, uri: str) -> None:
-    """Connect through SQLite's ``uri`` in place of the file's name, keeping the engine's URL
-    (the one every message names) as the operator wrote it."""
+def _read_without_writing(engine: AsyncEngine, database: str) -> None:
+    """Connect through `reading_uri` in place of the file's name, keeping the engine's URL
+    (the one every message names) as the operator wrote it.
+
+    Decided at each connection: `jarvis events --follow` that began with no daemon
+    running read the file as immutable, and would have gone on reading it so, blind
+    to the log, once a daemon started writing.
+    """
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _by_uri(
         _dialect: Any, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
     ) -> None:
-        cargs[0] = uri
+        cargs[0] = reading_uri(database)
         cparams["uri"] = True
 
 

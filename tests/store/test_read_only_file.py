@@ -107,6 +107,22 @@ async def test_a_log_without_its_index_on_a_read_only_mount_is_refused_in_one_li
     assert "jarvis.db-shm" in message
 
 
+async def test_a_reader_that_began_with_nothing_open_sees_a_daemon_that_starts_later(
+    tmp_path: Path,
+) -> None:
+    """`jarvis events --follow` read the file as immutable with no daemon running: once one
+    starts and writes, the same store reads through its log, not the stale file."""
+    await _seeded(tmp_path / "data")
+    with read_only_view(tmp_path / "data", tmp_path / "ro") as view:
+        reader = await EventStore.connect(_url(view / "jarvis.db"), read_only=True)
+        try:
+            assert [e.tick_id for e in await reader.events(limit=10)] == ["t1", "t2"]
+            async with _held_open(tmp_path / "data"):  # seeding again adds nothing: same keys
+                assert [e.tick_id for e in await reader.events(limit=10)] == ["t1", "t2", "t3"]
+        finally:
+            await reader.aclose()
+
+
 def _without_index(database: Path, copy: Path) -> Path:
     """A copy of ``database`` and its ``-wal`` in ``copy``, taken without the ``-shm``."""
     copy.mkdir()
