@@ -16,7 +16,11 @@ of two ways (https://www.sqlite.org/wal.html, "Read-Only Databases"):
   transaction, and SQLite reads it with no lock and no file beside it. That is
   safe only while nothing writes, so it is never chosen while a daemon holds the
   file (`jarvis.store.nodelock`: it is about to write) or a log with
-  transactions in it exists (they would be missed).
+  transactions in it exists (they would be missed). The choice is made at
+  each connection; a process that opens the file just after it (a daemon
+  starting, a `jarvis killswitch` flip, which holds no node lock) writes its
+  log first and the file only when its last connection closes, so the one
+  query that overlaps that checkpoint may fail or see part of it: run it again.
 
 Otherwise `reading_uri` refuses in one line saying why and what to do.
 Commands that only read open an unwritable file this way: through the SQL
