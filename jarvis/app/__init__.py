@@ -98,19 +98,21 @@ class App:
 
 
 async def open_store(
-    settings: Settings, *, auto_migrate: bool | None = None, spool: bool = True
+    settings: Settings, *, auto_migrate: bool | None = None, read_only: bool = False
 ) -> EventStore:
-    """The event store of ``settings``; ``spool=False`` for a command that only reads.
+    """The event store of ``settings``; ``read_only`` for a command that only reads.
 
     A read writes nothing and needs no spool, and beside a running daemon,
-    which owns the spool, it would only warn that it runs without one.
+    which owns the spool, it would only warn that it runs without one; a
+    SQLite file it cannot write (a read-only mount) it reads without writing.
     """
     from jarvis.store import EventStore, Redactor
 
     return await EventStore.connect(
         settings.database_url,
-        spool_path=settings.spool_path if spool else None,
+        spool_path=None if read_only else settings.spool_path,
         auto_migrate=auto_migrate,
+        read_only=read_only,
         redactor=Redactor(settings.secrets),
     )
 

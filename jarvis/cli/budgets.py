@@ -63,7 +63,7 @@ def budgets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     now = WallClock().now()
 
     async def main() -> tuple[list[Remaining], int]:
-        store = await open_store(settings, spool=False)
+        store = await open_store(settings, read_only=True)
         try:
             log = ChangeLog(configured)
             await log.load(store, now)

@@ -67,7 +67,7 @@ def events(
     from jarvis.store.follow import follow as follow_events
 
     async def main() -> None:
-        store = await open_store(settings, spool=False)
+        store = await open_store(settings, read_only=True)
         try:
             batch = await store.events(limit=limit, kinds=kind, resource=resource)
             _print_events(batch, as_json)

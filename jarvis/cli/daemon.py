@@ -284,17 +284,21 @@ async def _teardown(
 
 
 def _single_node(settings: Settings) -> NodeLock | None:
-    """On SQLite, hold the database alone, or exit 2 saying who does."""
+    """On SQLite, hold the database alone, or exit 2 saying who does, or that it cannot be
+    written here (a read-only mount): the daemon would only spool."""
     from jarvis.config import ConfigError
-    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, UnlockableError, sqlite_path
+    from jarvis.store import StoreError
+    from jarvis.store.nodelock import NodeLock, sqlite_path
+    from jarvis.store.sqlite_read import check_writable
 
     path = sqlite_path(settings.database_url)
     if path is None:
         return None
     lock = NodeLock(path)
     try:
+        check_writable(str(path), "run")
         lock.acquire()
-    except (AlreadyRunningError, UnlockableError) as exc:
+    except StoreError as exc:
         raise ConfigError(str(exc)) from None
     return lock
 

@@ -49,11 +49,14 @@ async def acting_app(
 
 @contextmanager
 def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[None]:
-    """Hold the SQLite file's node lock, or raise ConfigError naming the process that has it."""
+    """Hold the SQLite file's node lock, or raise ConfigError naming the process that has it,
+    or saying the file cannot be written here (its intents could never be made durable)."""
     if dry_run:  # a dry run acts on nothing
         yield
         return
-    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, UnlockableError, sqlite_path
+    from jarvis.store import StoreError
+    from jarvis.store.nodelock import AlreadyRunningError, NodeLock, sqlite_path
+    from jarvis.store.sqlite_read import check_writable
 
     path = sqlite_path(settings.database_url)
     if path is None:  # PostgreSQL, or an in-memory database nobody else sees
@@ -61,9 +64,8 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
         return
     lock = NodeLock(path)
     try:
+        check_writable(str(path), command)
         lock.acquire()
-    except UnlockableError as exc:
-        raise ConfigError(str(exc)) from None
     except AlreadyRunningError:
         holder = lock.holder()
         who = f"pid {holder}" if holder and holder > 0 else "pid unknown"
@@ -71,6 +73,8 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
             f"another jarvis process ({who}) acts on {path}: `jarvis {command}` would act "
             "beside it. Let the daemon act (the status page queues overrides), or use --dry-run"
         ) from None
+    except StoreError as exc:  # cannot be locked, or cannot be written
+        raise ConfigError(str(exc)) from None
     try:
         yield
     finally:

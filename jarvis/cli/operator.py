@@ -38,12 +38,12 @@ retries_app = command_group("The retry ledger and quarantined resources.")
 # -- kill switch ---------------------------------------------------------------
 
 
-async def _with_killswitch(settings: Settings, body: Any, *, spool: bool = True) -> Any:
+async def _with_killswitch(settings: Settings, body: Any, *, read_only: bool = False) -> Any:
     from jarvis.app import killswitch_backend, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import KillSwitch
 
-    store = await open_store(settings, spool=spool)
+    store = await open_store(settings, read_only=read_only)
     backend = killswitch_backend(settings, store)
     try:
         return await body(KillSwitch(backend, store, WallClock()))
@@ -265,7 +265,7 @@ def killswitch_release(
 def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print whether the kill switch is engaged, by whom and why."""
     settings = settings_from(ctx)
-    state = run(lambda: _with_killswitch(settings, lambda ks: ks.read(), spool=False))
+    state = run(lambda: _with_killswitch(settings, lambda ks: ks.read(), read_only=True))
     if as_json:
         print_json_lines([_switch_json(state)])
         return
@@ -297,7 +297,7 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from jarvis.app import open_store
 
     async def main() -> list[dict[str, Any]]:
-        store = await open_store(settings, spool=False)
+        store = await open_store(settings, read_only=True)
         try:
             ledger = await store.load_retries()
         finally:

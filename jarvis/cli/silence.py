@@ -137,7 +137,7 @@ async def _active(settings: Settings) -> list[Silence]:
     from jarvis.loop.clock import WallClock
     from jarvis.notify.silences import active_silences
 
-    store = await open_store(settings, spool=False)
+    store = await open_store(settings, read_only=True)
     try:
         events = await store.events(limit=10_000, kinds=_silence_kinds())
         return active_silences(events, WallClock().now())
@@ -168,7 +168,7 @@ def notifications_list(
     settings = settings_from(ctx)
 
     async def main() -> list[NotificationRow]:
-        store = await open_store(settings, spool=False)
+        store = await open_store(settings, read_only=True)
         try:
             return (await Outbox(store.engine).rows(status))[-limit:]
         finally:

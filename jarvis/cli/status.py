@@ -40,7 +40,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         return
 
     async def main() -> LeaseStatus:
-        store = await open_store(settings, spool=False)
+        store = await open_store(settings, read_only=True)
         try:
             return await lease_status(store.engine)
         finally:

@@ -36,6 +36,7 @@ from jarvis.model import Event, EventKind, KillSwitchState
 from jarvis.sqlengine import asyncpg_dsn
 from jarvis.store.codec import EVENT_COLUMNS, event_record
 from jarvis.store.revision import REVISIONS
+from jarvis.store.sqlite_read import reading_uri, unwritable
 from jarvis.store.timeouts import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -160,14 +161,17 @@ def sqlite_connect(
     """A connection to the existing database file at ``path``, or None.
 
     ``mode`` is ``rw`` or ``ro``: never ``rwc``, so a missing file is never
-    created here (the store's path creates and migrates it). With
+    created here (the store's path creates and migrates it). A file this
+    process cannot write is read through `jarvis.store.sqlite_read.reading_uri`,
+    which raises StoreError when it cannot be read safely. With
     ``own_transactions`` the caller issues its own ``BEGIN``.
     """
     if not Path(path).is_file():
         return None
+    read_only = mode == "ro" and unwritable(path)
     try:
         return sqlite3.connect(
-            f"file:{quote(path)}?mode={mode}",
+            reading_uri(path) if read_only else f"file:{quote(path)}?mode={mode}",
             uri=True,
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None if own_transactions else "DEFERRED",

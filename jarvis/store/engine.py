@@ -4,7 +4,10 @@ Called by `EventStore.connect` and by the migration helpers (`upgrade`,
 `current_revision`). One code path serves PostgreSQL (asyncpg) and SQLite
 (aiosqlite); the differences live here: SQLite gets WAL and a busy timeout on
 every connection, so the CLI can flip the kill switch while the daemon writes,
-and real transactions (BEGIN emitted by us, not guessed by the driver).
+and real transactions (BEGIN emitted by us, not guessed by the driver). An
+engine made ``read_only`` for a command that only reads opens a SQLite file
+this process cannot write (a read-only mount) without writing anything there
+or beside it (`jarvis.store.sqlite_read`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from jarvis.sqlengine import async_engine
 from jarvis.store.errors import (
@@ -27,6 +30,7 @@ from jarvis.store.errors import (
     not_a_database,
     refuses_writes,
 )
+from jarvis.store.sqlite_read import reading_uri, unwritable
 from jarvis.store.timeouts import (
     BUSY_TIMEOUT_MS,
     CONNECT_TIMEOUT_S,
@@ -39,6 +43,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "SQLITE_IMMEDIATE",
     "STATEMENT_TIMEOUT_S",
+    "cannot_write",
     "create_engine",
     "limit_busy_wait",
     "masked",
@@ -79,15 +84,31 @@ def masked(url: URL) -> str:
 
 
 def create_engine(
-    url: URL, *, statement_timeout: float | None = STATEMENT_TIMEOUT_S
+    url: URL, *, statement_timeout: float | None = STATEMENT_TIMEOUT_S, read_only: bool = False
 ) -> AsyncEngine:
     """An engine for `url`; for a SQLite file, its directory is created first.
 
     ``statement_timeout`` None waits for PostgreSQL as long as it takes (a migration).
+    ``read_only`` opens a SQLite file that `cannot_write` names through
+    `jarvis.store.sqlite_read.reading_uri` (StoreError when it cannot be read
+    safely); every other database opens as always.
     """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, read_only=read_only and cannot_write(url))
     return _pg_engine(url, statement_timeout)
+
+
+def cannot_write(url: URL) -> bool:
+    """Whether ``url`` names an existing SQLite file this process cannot write (a read-only
+    mount, another user's file or directory): a reader opens it read-only, and no
+    migration can run on it."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and _is_file(database) and unwritable(database)
+
+
+def _is_file(database: str) -> bool:
+    """Whether a SQLite URL's database names a file (not memory, not a ``file:`` URI)."""
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
 def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
@@ -106,16 +127,20 @@ def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
+def _sqlite_engine(url: URL, *, read_only: bool) -> AsyncEngine:
     database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if _is_file(database):
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file in the way, or no permission
             raise StoreError(
                 f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}"
             ) from exc
-    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    # A reader's each query connects anew (NullPool), deciding again how to read.
+    pooling: dict[str, Any] = {"poolclass": NullPool} if read_only else {}
+    engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **pooling)
+    if read_only:
+        _read_without_writing(engine, database)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -124,7 +149,8 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            if not read_only:  # a database in WAL mode stays in it; a reader cannot set it
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
@@ -144,6 +170,23 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _read_without_writing(engine: AsyncEngine, database: str) -> None:
+    """Connect through `reading_uri` in place of the file's name, keeping the engine's URL
+    (the one every message names) as the operator wrote it.
+
+    Decided at each connection: `jarvis events --follow` that began with no daemon
+    running read the file as immutable, and would have gone on reading it so, blind
+    to the log, once a daemon started writing.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _by_uri(
+        _dialect: Any, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
+        cargs[0] = reading_uri(database)
+        cparams["uri"] = True
 
 
 def limit_busy_wait(engine: AsyncEngine, seconds: float) -> None:

@@ -103,12 +103,13 @@ class EventStore:
         A PostgreSQL statement that takes longer than ``statement_timeout``
         seconds fails as an outage (the events spool). A ``read_only`` store
         reads as usual and discards what it is asked to write; it never opens
-        the spool, which belongs to the daemon.
+        the spool, which belongs to the daemon, and reads a SQLite file this
+        process cannot write (a read-only mount) without writing beside it.
         """
         from jarvis.store.sql import SqlBackend  # noqa: PLC0415 - SQLAlchemy only when opened
 
         backend = await SqlBackend.connect(
-            url, auto_migrate=auto_migrate, statement_timeout=statement_timeout
+            url, auto_migrate=auto_migrate, statement_timeout=statement_timeout, read_only=read_only
         )
         try:
             spool = None if read_only else await cls._open_spool(spool_path)

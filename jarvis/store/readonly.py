@@ -8,7 +8,8 @@ quarter of the command's time (docs/benchmarks.md, benchmark 8). A reader
 here answers the same read queries as `jarvis.store.sql.SqlBackend`, with the
 same semantics (the same rows, in the same order, decoded by the same
 `jarvis.store.codec`): through stdlib ``sqlite3`` on a connection opened
-``mode=ro``, or through ``asyncpg`` in read-only transactions. It refuses
+``mode=ro`` (on a file this process cannot write, as `jarvis.store.sqlite_read`
+says), or through ``asyncpg`` in read-only transactions. It refuses
 every write as a read-only store's error. `tests/store/test_readonly.py`
 holds every answer equal to the SQL backend's, on both databases.
 
@@ -135,7 +136,7 @@ class DirectReader:
                 normalize_url,
             )
 
-            self._engine = create_engine(normalize_url(self._url))
+            self._engine = create_engine(normalize_url(self._url), read_only=True)
         return self._engine
 
     def unreachable(self, exc: BaseException) -> StoreError:

@@ -23,6 +23,7 @@ from jarvis.store.codec import readable_events, retry_from_row
 from jarvis.store.engine import (
     SQLITE_IMMEDIATE,
     STATEMENT_TIMEOUT_S,
+    cannot_write,
     create_engine,
     masked,
     normalize_url,
@@ -55,18 +56,23 @@ class SqlBackend:
         *,
         auto_migrate: bool | None = None,
         statement_timeout: float = STATEMENT_TIMEOUT_S,
+        read_only: bool = False,
     ) -> SqlBackend:
         """Open the database at `url`, checking (or, for SQLite by default, migrating) its schema.
 
         Raises NotMigratedError when the schema is behind and not migrated
         here, and StoreError with a one-line message when it cannot be reached.
+        ``read_only`` (a command that only reads) opens a SQLite file this
+        process cannot write without writing (`jarvis.store.engine.cannot_write`);
+        such a file is only checked, never migrated.
         """
         parsed = normalize_url(url)
-        engine = create_engine(parsed, statement_timeout=statement_timeout)
+        reading = read_only and cannot_write(parsed)
+        engine = create_engine(parsed, statement_timeout=statement_timeout, read_only=read_only)
         try:
             migrate = (
                 parsed.get_backend_name() == "sqlite" if auto_migrate is None else auto_migrate
-            )
+            ) and not reading
             if migrate:
                 await upgrade_engine(engine)
             else:
