@@ -209,3 +209,29 @@ def test_the_iam_policy_the_readme_shows_is_the_one_deploy_ships() -> None:
     (shown,) = re.findall(r"```json\n(.*?)```", TEXT, re.DOTALL)
     shipped = README.parent / "deploy" / "aws" / "jarvis-iam-policy.json"
     assert json.loads(shown) == json.loads(shipped.read_text(encoding="utf-8"))
+
+
+def test_the_quickstart_test_command_is_what_ci_runs_and_says_what_it_leaves_out() -> None:
+    """The Quickstart's `uv run pytest` is the command `.ci/run` ends with, and its comment
+    does not call it the whole suite while `addopts` leaves the @slow runs out."""
+    import tomllib
+
+    quickstart = TEXT.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    (line,) = re.findall(r"(?m)^\$ uv run pytest\b.*$", quickstart)
+    command, _, comment = line.removeprefix("$ ").partition("#")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert command.strip() == ci[-1]
+    pyproject = tomllib.loads((README.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = " ".join(pyproject["tool"]["pytest"]["ini_options"]["addopts"])
+    assert "not slow" in addopts
+    assert "slow" in comment and "whole" not in comment, comment
+
+
+def test_the_docs_give_the_uri_limit_the_model_enforces() -> None:
+    """The longest resource URI the README and the architecture page name is `MAX_URI_BYTES`."""
+    from jarvis.model import MAX_URI_BYTES
+
+    said = re.findall(r"longer\s+than\s+([\d,]+)\s+bytes", TEXT)
+    said += re.findall(r"`MAX_URI_BYTES`\s+\(([\d,]+)\s+bytes", ARCHITECTURE)
+    assert len(said) >= 2
+    assert {int(n.replace(",", "")) for n in said} == {MAX_URI_BYTES}

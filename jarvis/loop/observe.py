@@ -106,8 +106,8 @@ def _merge(
 
     A URI past `MAX_URI_BYTES` is left out and said as its actuator's partial
     error (its other resources were read, so no breaker counts it): every
-    event and ledger row is keyed by the URI, and PostgreSQL indexes no
-    longer key, so one such name would fail every later write.
+    event and ledger row is keyed by the URI, and PostgreSQL refuses an index
+    entry past 2,704 bytes, so one such name would fail every later write.
     """
     resources: dict[str, ResourceState] = {}
     for actuator in actuators:

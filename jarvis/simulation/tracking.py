@@ -1,9 +1,10 @@
 """What the simulation measures while it runs, for the report.
 
 The harness (`jarvis.simulation.harness`) feeds these after every tick:
-`Tally` counts the store's events (actions by kind and outcome, blocks by
-reason, escalations); `Incidents` times each service fault from injection to
-the first tick that sees the service well again, and says who mended it;
+`Tally` counts the store's events (actions by kind and outcome, an unknown
+outcome confirmed later once, as applied; blocks by reason, escalations);
+`Incidents` times each service fault from injection to the first tick that
+sees the service well again, and says who mended it;
 `Capacity` counts the minutes in which some service had less capacity than
 its demand; `Budget` notes spend against the budget at each month end when a
 ``cost://`` resource is observed (the simulated LLM platform's,
@@ -31,6 +32,10 @@ _ACTION_OUTCOMES = {
     EventKind.ACTION_BLOCKED: "blocked",
 }
 
+UNKNOWN_REMEMBERED = 10_000
+"""Unknown outcomes `Tally` remembers for a later confirmation, the oldest dropped past it
+(one comes within the retry window, which never holds nearly so many)."""
+
 
 @dataclass
 class Tally:
@@ -38,6 +43,8 @@ class Tally:
     blocked: Counter[str] = field(default_factory=Counter)
     escalations: list[dict[str, str]] = field(default_factory=list)
     events: int = 0
+    _unknown: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    """The label each unknown outcome was counted under, by action id, until confirmed."""
 
     def feed(self, events: Iterable[Event]) -> list[str]:
         """Count events; return the resources escalated among them."""
@@ -53,6 +60,7 @@ class Tally:
                 elif event.gone:
                     label = "gone"  # deleted since observed: no failure
                 self.actions[(kind, label)] += 1
+                self._confirmed_later(event, kind, label)
                 if label == "blocked":
                     self.blocked[str(event.payload.get("blocked", event.reason))] += 1
             elif event.kind is EventKind.ACTION_ESCALATED:
@@ -66,6 +74,21 @@ class Tally:
                     }
                 )
         return escalated
+
+    def _confirmed_later(self, event: Event, kind: str, label: str) -> None:
+        """Remember an unknown outcome; its confirmation (`jarvis.loop.unknowns`) takes that
+        count back, so the action is one, applied, as the daily report counts it."""
+        if event.action_id is None:
+            return
+        if event.kind is EventKind.ACTION_UNKNOWN:
+            self._unknown[event.action_id] = label
+            if len(self._unknown) > UNKNOWN_REMEMBERED:
+                del self._unknown[next(iter(self._unknown))]
+        elif event.payload.get("confirmed") is True and event.action_id in self._unknown:
+            counted = (kind, self._unknown.pop(event.action_id))
+            self.actions[counted] -= 1
+            if not self.actions[counted]:
+                del self.actions[counted]
 
     def as_dict(self) -> dict[str, object]:
         by_kind: dict[str, dict[str, int]] = {}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from jarvis.loop.events import confirmed_applied
 from jarvis.model import Event, EventKind
 from jarvis.simulation.tracking import Tally
 
@@ -52,3 +53,26 @@ def test_an_action_whose_target_was_gone_counts_as_gone() -> None:
         ]
     )
     assert tally.as_dict()["actions"] == {"restart": {"failed": 1, "gone": 1}}
+
+
+def test_an_unknown_outcome_confirmed_later_counts_as_applied_only() -> None:
+    """A call with no answer in time that the provider later proves made is one action,
+    applied: the report counts it applied, not also timed out, as the daily report does."""
+    intent = Event(
+        EventKind.ACTION_STARTED, T0, "a", resource="sim://api", action_kind="restart",
+        action_id="a",
+    )  # fmt: skip
+    tally = Tally()
+    tally.feed(
+        [
+            intent,
+            Event(
+                EventKind.ACTION_UNKNOWN, T0, "a:outcome", resource="sim://api",
+                action_kind="restart", action_id="a",
+                payload={"outcome": "timed_out", "error_kind": "temporary"},
+            ),
+            action(EventKind.ACTION_UNKNOWN, "b", outcome="timed_out", error_kind="temporary"),
+        ]
+    )  # fmt: skip
+    tally.feed([confirmed_applied(intent, T0 + timedelta(minutes=1), "tagged", quarantined=False)])
+    assert tally.as_dict()["actions"] == {"restart": {"applied": 1, "started": 1, "timed_out": 1}}
