@@ -49,6 +49,7 @@ __all__ = [
     "NotificationRow",
     "Outbox",
     "StaleStateError",
+    "claimable",
     "notifications",
     "notify_state",
     "revision_of",
@@ -267,11 +268,8 @@ class Outbox:
         another is claiming this instant, and the moved ``next_attempt_at`` by one it
         claimed before (SQLite is one node and ignores the lock).
         """
-        query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
-        if skip:
-            query = query.where(notifications.c.channel.not_in(skip))
         async with self._connection(begin=True) as conn:
-            found = self._read((await conn.execute(query)).all())
+            found = self._read((await conn.execute(claimable(now, skip))).all())
             if not found:
                 return None
             await conn.execute(
@@ -354,6 +352,15 @@ def _due(now: datetime) -> Select[Any]:
         .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now, ~waiting)
         .order_by(notifications.c.id)
     )
+
+
+def claimable(now: datetime, skip: Collection[str]) -> Select[Any]:
+    """The row `Outbox.claim` takes: the oldest due on a channel not in ``skip``, locked,
+    or passed by when another notifier holds its lock."""
+    query = _due(now).limit(1).with_for_update(skip_locked=True, of=notifications)
+    if skip:
+        query = query.where(notifications.c.channel.not_in(skip))
+    return query
 
 
 class MemoryOutbox:
