@@ -1,7 +1,8 @@
 """Run the benchmarks: ``uv run python bench/run.py [NAME [OPTIONS]]``.
 
 Names: tick, simulation (also writes memory), ingest, killswitch, startup, cli, custodian,
-spool, failover, customers, shards, webhooks, dns_failover, sim_customers, fleetcap;
+spool, failover, customers, shards, webhooks, dns_failover, sim_customers, fleetcap,
+outbox;
 one name, or none for all. Each writes ``bench/results/<name>.json``; afterwards the
 rows of those files in ``docs/benchmarks.md``'s table are replaced, and no other row. Options
 after the name go to that benchmark (``bench/run.py simulation --days 1``).
@@ -34,6 +35,7 @@ NAMES = (
     "dns_failover",
     "sim_customers",
     "fleetcap",
+    "outbox",
 )
 
 

@@ -74,6 +74,23 @@ async def test_ingest_measures_the_batch_path_the_naive_loop_and_bare_copy(bench
     assert rates["bare_copy_rows_per_s"] > 0
 
 
+@pytest.mark.anyio
+async def test_outbox_claims_behind_a_backlog_on_both_databases(bench_pg: str) -> None:
+    """Benchmark 17 at 30 and 60 pending rows over 200 sent: every call timed against the
+    empty backlog's, each claim's answer the one the backlog implies, a plan printed."""
+    import argparse
+
+    outbox = load_bench("outbox")
+    options = argparse.Namespace(pending=[30, 60], sent=200, incidents=5, repeat=2)
+    result = await outbox._measure(options)
+    for backend in ("postgresql", "sqlite"):
+        figures = result[backend]
+        assert set(figures["by_pending"]) == {"0", "30", "60"}
+        assert all(ms > 0 for calls in figures["by_pending"].values() for ms in calls.values())
+        assert set(figures["ratio_to_no_backlog"]) == {"30", "60"}
+        assert figures["plan"]
+
+
 def test_cli_times_each_command_as_a_whole_process(scratch_results: Path) -> None:
     """Benchmark 7, once each: every command ran (exit 0) and took CPU time."""
     result = load_bench("cli").run(["--runs", "1"])

@@ -22,6 +22,7 @@ REVISIONS = (
     "0009_event_indexes",
     "0010_event_payload_json",
     "0011_lease_shards",
+    "0012_outbox_pending_index",
 )
 """Every revision under ``migrations/versions``, oldest first; a test holds it equal to
 Alembic's history. ``events`` and ``killswitch`` have kept the shape and meaning of

@@ -404,6 +404,54 @@ async def test_the_payload_revision_goes_down_and_up_keeping_every_payload(db_ur
     assert await payloads() == [payload]
 
 
+async def test_the_outbox_index_revision_goes_down_and_up_keeping_every_notification(
+    db_url: str,
+) -> None:
+    """0012 adds the index of pending notifications by (channel, incident, id); its downgrade
+    drops it and nothing else. The rows stay, and are claimed in order after the round trip."""
+    from jarvis.store.outbox import Outbox
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    rows: list[dict[str, object]] = [
+        {"dedup_key": k, "channel": "slack", "incident": "i-1", "action": k, "message": {}}
+        for k in ("trigger", "resolve")
+    ]
+
+    async def outbox_indexes() -> dict[str, str]:
+        schema = (await _schema(db_url))["notifications"]
+        assert isinstance(schema, dict)
+        return {str(name): str((cols, where)) for name, cols, _, where in schema["indexes"]}
+
+    async def claimed() -> list[str]:
+        """The actions claimed one after another, each sent before the next claim."""
+        store = await EventStore.connect(db_url, auto_migrate=False)
+        try:
+            outbox, actions = Outbox(store.engine), []
+            while (row := await outbox.claim(at, at)) is not None:
+                actions.append(row.action)
+                await outbox.mark_sent(row.id, 1, at)
+            return actions
+        finally:
+            await store.aclose()
+
+    await upgrade(db_url)
+    store = await EventStore.connect(db_url, auto_migrate=False)
+    try:
+        assert await Outbox(store.engine).commit({}, rows, at) == 2
+    finally:
+        await store.aclose()
+    head = await outbox_indexes()
+    assert "status = 'pending'" in head["ix_notifications_channel_incident_id"]
+
+    await _alembic(db_url, "downgrade", "0011_lease_shards")
+    before = await outbox_indexes()
+    assert before == {n: w for n, w in head.items() if n != "ix_notifications_channel_incident_id"}
+
+    await _alembic(db_url, "upgrade", "head")
+    assert await outbox_indexes() == head
+    assert await claimed() == ["trigger", "resolve"]
+
+
 async def test_a_first_start_does_not_import_alembic(tmp_path: Path) -> None:
     """Creating a new database from `metadata` skips Alembic's import and scripts."""
     url = f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
