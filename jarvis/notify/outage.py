@@ -15,8 +15,9 @@ the message says which (`WhileAway`):
   That is a fleet nobody tends, so it pages once ``store_unreachable_after``
   has passed (a managed database's failover ends well before).
 - ``JOURNALED``: one node with a spool. Events, intents and retry budgets
-  go to the fsynced spool and the node goes on acting; a warning, raised to
-  a page at ``store_unreachable_page_after``.
+  go to the fsynced spool and the node goes on acting (while it can read its
+  kill switch: one it cannot read counts as engaged); a warning, raised to a
+  page at ``store_unreachable_page_after``.
 - ``BLOCKED``: one node without a spool. No intent can be made durable, so
   nothing is applied (`store_unavailable`): a page.
 
@@ -70,7 +71,10 @@ _TRIED = {
         "nothing: without the database no replica can renew its lease, so none acts; "
         "nothing is observed, healed or rolled back until it answers again"
     ),
-    WhileAway.JOURNALED: "spooling events and retry budgets to the local file; actions go on",
+    WhileAway.JOURNALED: (
+        "spooling events and retry budgets to the local file; "
+        "actions go on while the kill switch can be read"
+    ),
     WhileAway.BLOCKED: "nothing: no spool, so no action can be made durable and none is applied",
 }
 _RESET = {
