@@ -172,6 +172,7 @@ def _start_beside(
         # A slow receiver delays no action.
         notifier.delivery.shielded = shielded
         notifier.reports_outage = duties.held_at_last_answer
+        notifier.leased = elector is not None  # no replica acts with the database away
         group.start_soon(notifier.run)
     if settings.report.deliver_at is not None:
         from jarvis.app import build_report_sender

@@ -118,17 +118,19 @@ class NotifySettings(Section):
     store_unreachable_after: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     """Seconds the event store may stay unreachable before a human is told.
 
-    Told at ``critical`` when nothing absorbs the outage (no spool: actions are
-    blocked), else at ``warning`` (Slack and email, not the pager by default).
+    Told at ``critical`` when nothing is applied meanwhile: on PostgreSQL, where
+    no replica can renew its lease and none acts, and on one node without a
+    spool; else (one node with a spool) at ``warning`` (Slack and email, not
+    the pager by default). Five minutes outlast a managed database's failover.
     """
     store_unreachable_page_after: Annotated[float, Field(gt=0, le=7 * 86_400)] = 1800.0
-    """Seconds after which an outage the spool absorbs is raised to ``critical`` (a page).
+    """Seconds after which an outage one node's spool absorbs is raised to ``critical``.
 
-    While the spool takes every tick's events and ledger rows, Jarvis goes on
-    healing the fleet and replays the record when the database returns; the
-    database's own failover (a minute or two on managed PostgreSQL) or a
-    restart ends most outages long before this. Half an hour is when someone
-    should look: the spool grows and the record is not queryable.
+    While the spool takes every tick's events and ledger rows, one node (SQLite)
+    goes on healing the fleet and replays the record when the database returns;
+    a restart ends most outages long before this. Half an hour is when someone
+    should look: the spool grows and the record is not queryable. Not used on
+    PostgreSQL, whose outage pages at ``store_unreachable_after``.
     """
     inhibit: list[InhibitRuleSettings] | None = None
     """Inhibition rules; unset keeps the defaults (`jarvis.notify.inhibit.DEFAULT_RULES`),

@@ -228,37 +228,19 @@ class Delivery:
         self,
         channels: dict[str, Channel],
         routes: list[Route],
-        since: datetime,
-        error: str,
+        change: AlertChange,
         *,
         resolved: bool,
-        severity: Severity = Severity.CRITICAL,
-        journaled: bool = False,
     ) -> None:
         """Report the event store unreachable (or back) without the outbox, which lives in it.
 
         One attempt per channel: best effort, because nothing durable is left
         to remember a retry in, nor to agree through with another replica (the
         notifier calls this on one replica only: `Notifier.reports_outage`).
-        ``severity`` picks the routes (a resolve goes where the trigger went);
-        ``journaled`` says the spool absorbs the outage.
+        ``change`` (`jarvis.notify.outage`) picks the routes by its severity (a
+        resolve goes where the trigger went), and its words are what the notice says.
         """
-        change = AlertChange(
-            fingerprint="store_unreachable",
-            firing=True,
-            at=since,
-            event_id=0,
-            cause="store_unreachable",
-            severity=severity,
-            summary=f"the event store has been unreachable since {since:%Y-%m-%d %H:%M:%S} UTC"
-            + (f": {error}" if error else ""),
-            tried=(
-                "spooling events and retry budgets to the local file; actions go on"
-                if journaled
-                else "nothing: no spool, so no action can be made durable and none is applied"
-            ),
-            reset="bring the database back; Jarvis replays the spool by itself",
-        )
+        since = change.at
         alert = {
             "fingerprint": change.fingerprint,
             "resource": "",
@@ -280,11 +262,11 @@ class Delivery:
                 incident=f"jarvis-store-unreachable-{since:%Y%m%dT%H%M%S}",
                 action="resolve" if resolved else "trigger",
                 # A warning raised to critical is a second trigger of the same incident.
-                sequence=3 if resolved else 1 + (severity is Severity.CRITICAL),
-                severity=severity,
+                sequence=3 if resolved else 1 + (change.severity is Severity.CRITICAL),
+                severity=change.severity,
                 cause=change.cause,
                 provider="",
-                alerts=() if resolved else (alert,),
+                alerts=(alert,),
                 since=since,
             )
             failure = await self._send(channel, notice)

@@ -1,7 +1,9 @@
 """A `Notice` in each channel's documented shape: Slack Block Kit, PagerDuty Events v2, email.
 
 Pure; called by the channels at send time. Every message says which
-resources, what happened, what Jarvis tried, and the command that resets it.
+resources, what happened, what Jarvis tried, and the command that resets it;
+a resolve says every resource of its incident is healthy, unless it carries
+alerts of its own (an event store outage's end: what was done while it lasted).
 Limits the APIs document are respected here (Slack: a header's text at most
 150 characters, a section's 3000, at most 50 blocks; PagerDuty: a summary at
 most 1024 characters), so a long outage list is cut with a count, not refused.
@@ -60,7 +62,7 @@ def slack_message(notice: Notice) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150)}}
     ]
-    if notice.action == "resolve":
+    if notice.action == "resolve" and not notice.alerts:
         blocks.append(
             {
                 "type": "section",
@@ -124,7 +126,7 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     # Threads the notices of one incident together in mail clients.
     message["References"] = f"<{notice.incident}@jarvis>"
     text = [subject(notice), ""]
-    if notice.action == "resolve":
+    if notice.action == "resolve" and not notice.alerts:
         text.append("Every resource of this incident is healthy.")
     for alert in notice.alerts:
         if alert["resource"]:
@@ -144,7 +146,7 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
         f"<h2>{html.escape(subject(notice))}</h2>"
         + (
             "<p>Every resource of this incident is healthy.</p>"
-            if notice.action == "resolve"
+            if notice.action == "resolve" and not notice.alerts
             else ""
         )
         + (f"<ul>{items}</ul>" if items else "")

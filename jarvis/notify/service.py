@@ -13,7 +13,9 @@ reads the record rather than the loop's memory, it is also the watchdog: no
 and an event store that stays unreachable is reported straight to the
 channels, since the outbox lives in that same store. Nothing is left to agree
 through then, so of several replicas only the one the database last answered
-as holding the fleet-wide duties reports it (`reports_outage`).
+as holding the fleet-wide duties reports it (`reports_outage`), saying what the
+loop does meanwhile (`jarvis.notify.outage`: under a lease, nothing; on one
+node with a spool, it acts on) and paging as soon as nothing is acted on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from jarvis.notify.channels import Channel
 from jarvis.notify.cursor import Cursor
 from jarvis.notify.delivery import Delivery
 from jarvis.notify.groups import Grouper
+from jarvis.notify.outage import WhileAway, outage_alert, outage_severity, while_away
 from jarvis.notify.silences import silence_from
 from jarvis.store import EventStore, StoreError
 from jarvis.store.follow import newer
@@ -104,6 +107,10 @@ class Notifier:
         """Whether this replica tells the channels of a store outage. Every replica sees
         one; `jarvis run` sets this to the fleet-wide duties' rule (`jarvis.loop.duties`),
         so the replica that held them when the database last answered tells it, once."""
+        self.leased = False
+        """Whether the loop acts only under a lease the database renews: `jarvis run` sets
+        this on PostgreSQL, where no replica acts while the database is away, spool or
+        not (`jarvis.notify.outage`); a loop without a lease acts on through its spool."""
         self.revision = 0
         """How many saves the state this notifier grouped from had seen (`Outbox.commit`)."""
         metrics.known_channels(channels)
@@ -235,51 +242,37 @@ class Notifier:
             reset="look at the daemon's logs and /healthz; restart it if it is hung",
         )
 
-    def _outage_severity(self, lasted: timedelta) -> Severity | None:
-        """How loud an outage of ``lasted`` is: not yet, a warning, or a page.
-
-        With a spool the loop keeps acting and the record waits on disk, so a
-        database that comes back by itself (a failover, a restart) is worth a
-        warning, not a page; without one nothing can be applied, which pages.
-        """
-        if lasted < self.unreachable_after:
-            return None
-        if not self.store.journals or lasted >= self.unreachable_page_after:
-            return Severity.CRITICAL
-        return Severity.WARNING
+    @property
+    def while_away(self) -> WhileAway:
+        """What the loop does while the store is away, which the outage report says."""
+        return while_away(leased=self.leased, journals=self.store.journals)
 
     async def _store_down(self, exc: StoreError) -> None:
         now = self.clock.now()
         if self._unreachable_since is None:
             self._unreachable_since = now
             log.warning("notifier: event store unreachable", error=str(exc))
-        severity = self._outage_severity(now - self._unreachable_since)
+        since = self._unreachable_since
+        severity = outage_severity(
+            self.while_away,
+            now - since,
+            after=self.unreachable_after,
+            page_after=self.unreachable_page_after,
+        )
         reported = self._unreachable_reported
         if severity is None or not self.reports_outage():
             return
         if reported is None or severity.rank < reported.rank:
             self._unreachable_reported = severity
-            await self.delivery.direct(
-                self.channels,
-                self.grouper.routes,
-                self._unreachable_since,
-                str(exc),
-                resolved=False,
-                severity=severity,
-                journaled=self.store.journals,
-            )
+            change = outage_alert(self.while_away, since, severity=severity, error=str(exc))
+            await self.delivery.direct(self.channels, self.grouper.routes, change, resolved=False)
 
     async def _store_up(self) -> None:
-        reported = self._unreachable_reported
-        if reported is not None and self._unreachable_since is not None:
-            await self.delivery.direct(
-                self.channels,
-                self.grouper.routes,
-                self._unreachable_since,
-                "",
-                resolved=True,
-                severity=reported,
-            )
+        reported, since = self._unreachable_reported, self._unreachable_since
+        if reported is not None and since is not None:
+            back = self.clock.now()
+            change = outage_alert(self.while_away, since, severity=reported, back=back)
+            await self.delivery.direct(self.channels, self.grouper.routes, change, resolved=True)
         self._unreachable_since = None
         self._unreachable_reported = None
 

@@ -269,9 +269,13 @@ class SimulationRun:
         """The real notifier, in virtual time, paging a recorder: how often a human is woken."""
         app = self.app
         pager = Recorder("pager", self.pages)
-        return build_notifier(
+        notifier = build_notifier(
             self.settings, app.store, self.clock, app.metrics, seed=self.seed, pager=pager
         )
+        if notifier is not None:
+            # Replicas lead under leases, as `jarvis run` on PostgreSQL: none acts in an outage.
+            notifier.leased = self.replicas is not None
+        return notifier
 
     def _set_down(self, kind: FaultKind, *, down: bool) -> bool:
         """Take away (or give back) what ``kind`` strikes; False if this run cannot."""

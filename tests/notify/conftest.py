@@ -85,7 +85,8 @@ async def make_rig(
     """Started notifiers on one fresh PostgreSQL database, in virtual time.
 
     ``interval`` is the loop interval the stall watchdog measures against:
-    tests that do not record ticks pass a long one.
+    tests that do not record ticks pass a long one. ``leased``: the loop runs
+    under a lease, as `jarvis run` on PostgreSQL (`Notifier.leased`).
     """
     monkeypatch.setenv("TEST_SLACK_URL", receivers.slack_url)
     monkeypatch.setenv("TEST_PD_KEY", ROUTING_KEY)
@@ -98,6 +99,7 @@ async def make_rig(
         spool_path: Path | None = None,
         recipients: list[str] | None = None,
         starttls: bool = False,
+        leased: bool = False,
     ) -> Rig:
         store = await EventStore.connect(url or pg_url, auto_migrate=True, spool_path=spool_path)
         stores.append(store)
@@ -110,6 +112,7 @@ async def make_rig(
         )
         notifier = build_notifier(settings, store, clock, metrics, seed=1)
         assert notifier is not None
+        notifier.leased = leased  # as `jarvis run` sets it beside an elector
         await notifier.start()
         return Rig(store, notifier, clock, metrics, Outbox(store.engine))
 
