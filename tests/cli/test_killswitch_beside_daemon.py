@@ -10,6 +10,7 @@ the database is back?
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from jarvis.model import EventKind, KillSwitchState
 from jarvis.store import EventStore, upgrade
 from jarvis.store.redis_killswitch import RedisKillSwitch
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.daemon import free_port, get
+from tests.daemon import get, http_port
 from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -38,10 +39,10 @@ async def proxy(pg_url: str, pg_proxy: TcpProxy) -> TcpProxy:
     return pg_proxy
 
 
-def daemon(tmp_path: Path, env: dict[str, str], port: int = 0) -> subprocess.Popen[bytes]:
+def daemon(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with (tmp_path / "daemon.log").open("wb") as log:
         return subprocess.Popen(
-            jarvis_argv("run", "--interval", "0.5", "--http-port", str(port)),
+            jarvis_argv("run", "--interval", "0.5", "--http-port", "0"),
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -105,6 +106,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+async def listening(tmp_path: Path, process: subprocess.Popen[bytes]) -> int:
+    """The HTTP port the daemon bound (read in a thread: the proxy runs in this loop)."""
+    deadline = time.monotonic() + DEADLINE
+    return await anyio.to_thread.run_sync(http_port, tmp_path / "daemon.log", deadline, process)
+
+
 async def flip_over_http(port: int, *, engaged: bool, reason: str) -> tuple[int, str]:
     """POST /v1/killswitch to the daemon (in a thread: the proxy runs in this loop)."""
     body: dict[str, object] = {"engaged": engaged, "reason": reason}
@@ -137,10 +144,10 @@ async def test_an_engage_in_redis_beside_a_daemon_with_the_database_down_is_reco
         JARVIS_REDIS_URL=redis_url,
         JARVIS_ADMIN_TOKEN=TOKEN,
     )
-    port = free_port()
-    process = daemon(tmp_path, env, port)
+    process = daemon(tmp_path, env)
     try:
         await wait_until(ticks_since(pg_url, EVER, 1), "a tick", process)
+        port = await listening(tmp_path, process)
         await proxy.stop()
 
         http_release = await flip_over_http(port, engaged=False, reason="not yet")
@@ -187,10 +194,10 @@ async def test_a_flip_in_the_database_beside_a_daemon_with_the_database_down_is_
 
     Both said only "cannot reach PostgreSQL at ...", not whether the switch had flipped."""
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=proxy.url_for(pg_url), JARVIS_ADMIN_TOKEN=TOKEN)
-    port = free_port()
-    process = daemon(tmp_path, env, port)
+    process = daemon(tmp_path, env)
     try:
         await wait_until(ticks_since(pg_url, EVER, 1), "a tick", process)
+        port = await listening(tmp_path, process)
         await proxy.stop()
 
         http_engage = await flip_over_http(port, engaged=True, reason="page engage")
