@@ -182,6 +182,11 @@ async def test_an_engage_in_redis_beside_a_daemon_with_the_database_down_is_reco
     assert state.changed_at is not None
     assert await stored(pg_url, EventKind.ACTION_STARTED, state.changed_at) == []
     assert await stored(pg_url, EventKind.KILLSWITCH_RELEASED) == []
+    # Each flip once: the daemon's own engage by its spool, the CLI's by the daemon's read.
+    assert sorted(await stored(pg_url, EventKind.KILLSWITCH_ENGAGED)) == [
+        "database down",
+        "page engage",
+    ]
 
 
 @pytest.mark.timeout(300)
