@@ -38,12 +38,23 @@ retries_app = command_group("The retry ledger and quarantined resources.")
 # -- kill switch ---------------------------------------------------------------
 
 
-async def _with_killswitch(settings: Settings, body: Any, *, read_only: bool = False) -> Any:
+async def _with_killswitch(
+    settings: Settings, body: Any, *, read_only: bool = False, flipping: str | None = None
+) -> Any:
+    """``body`` run on the kill switch of ``settings``; ``flipping`` (the verb) when it
+    flips the switch, whose one-line error then says nothing was written when the store
+    cannot even open."""
     from jarvis.app import killswitch_backend, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import KillSwitch
+    from jarvis.store import StoreError
 
-    store = await open_store(settings, read_only=read_only)
+    try:
+        store = await open_store(settings, read_only=read_only)
+    except StoreError as exc:
+        if flipping is None:
+            raise
+        raise _not_flipped(flipping, exc) from exc
     backend = killswitch_backend(settings, store)
     try:
         return await body(KillSwitch(backend, store, WallClock()))
@@ -54,10 +65,14 @@ async def _with_killswitch(settings: Settings, body: Any, *, read_only: bool = F
 
 @dataclass(frozen=True, slots=True)
 class _Flipped:
-    """The state a flip wrote, and the spool file its event waits in (None: in the database)."""
+    """The state a flip wrote, and where its event waits when not in the database yet."""
 
     state: KillSwitchState
     spooled: Path | None = None
+    """The spool file its event waits in; None: in the database, or `left_to`."""
+    left_to: Path | None = None
+    """The spool file of the running Jarvis its event is left to: that Jarvis owns the
+    file, and records each flip it reads from the switch (`KillSwitch.read`)."""
 
 
 async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -> _Flipped:
@@ -85,11 +100,11 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
         from jarvis.loop.killswitch import restatement, write_in_order
         from jarvis.store.redis_killswitch import RedisKillSwitch
 
-        spooled: list[Path] = []
+        waiting: list[_Waiting] = []
 
         async def record_event(*, journal: bool) -> None:
             where = await _record_event(settings, stored, journal=journal)
-            spooled.extend([] if where is None else [where])
+            waiting.extend([] if where is None else [where])
 
         async def restate(current: KillSwitchState) -> None:
             again = restatement(current, now=WallClock().now(), redactor=redactor)
@@ -100,13 +115,35 @@ async def _flip(settings: Settings, *, engaged: bool, actor: str, reason: str) -
             await write_in_order(state, switch, record_event, restate)
         finally:
             await switch.aclose()
-        return _Flipped(state, next(iter(spooled), None))
+        where = next(iter(waiting), None)
+        if isinstance(where, _LeftTo):
+            return _Flipped(state, left_to=where.spool)
+        return _Flipped(state, where)
     written = await write_flip(settings.database_url, stored, state)
     if written.busy is not None:
         raise _kept_waiting(settings, "engage" if engaged else "release", written.busy)
     if written.for_the_store:
-        await _with_killswitch(settings, lambda ks: ks.record(state, stored))
+        await _with_killswitch(
+            settings,
+            lambda ks: ks.record(state, stored),
+            flipping="engage" if engaged else "release",
+        )
     return _Flipped(state)
+
+
+def _not_flipped(verb: str, exc: StoreError) -> StoreError:
+    """The store that holds the switch did not open: the flip is neither in force nor on
+    record, and an engage the database's outage refused says what a running Jarvis does
+    meanwhile."""
+    from jarvis.store import StoreError
+
+    then = (
+        " (a Jarvis that cannot read the switch applies nothing; engage again once the"
+        " database answers)"
+        if verb == "engage" and _away(exc)
+        else ""
+    )
+    return StoreError(f"cannot {verb} the kill switch: {exc}; nothing was written{then}")
 
 
 def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
@@ -123,14 +160,26 @@ def _kept_waiting(settings: Settings, verb: str, busy: str) -> Exception:
     return StoreError(f"cannot {verb} the kill switch in {where}: {busy}; nothing was written")
 
 
-async def _record_event(settings: Settings, event: Event, *, journal: bool) -> Path | None:
+@dataclass(frozen=True, slots=True)
+class _LeftTo:
+    """A flip's event no spool took: a running Jarvis holds the spool file (`SpoolBusyError`),
+    and records the flip itself when it reads the switch."""
+
+    spool: Path
+
+
+_Waiting = Path | _LeftTo
+"""Where a flip's event waits for the database: a spool file, or a running Jarvis."""
+
+
+async def _record_event(settings: Settings, event: Event, *, journal: bool) -> _Waiting | None:
     """Record a flip's event straight through the driver, or through the store, which
     spools it if the database is away unless ``journal`` is False (StoreError then);
     a database that does not answer even to open the store, the spool file alone takes
-    it (`_spool_alone`).
+    it (`_spool_alone`), or the running Jarvis that holds that file.
     After a direct write a lock kept waiting, the event is spooled without a second
-    wait, or (``journal`` False) the failure is raised at once. Returns the spool
-    file when that is where the event went, None when the database has it."""
+    wait, or (``journal`` False) the failure is raised at once. Returns where the
+    event waits, None when the database has it."""
     from jarvis.app import open_store
     from jarvis.store import StoreError
     from jarvis.store.direct import write_flip
@@ -146,11 +195,20 @@ async def _record_event(settings: Settings, event: Event, *, journal: bool) -> P
         if not journal or not _away(exc):
             raise
         return await _spool_alone(settings, event, exc)
+    # Opened without its spool only when another process holds it (`SpoolBusyError`).
+    left_to = _LeftTo(settings.spool_path.absolute()) if journal and not store.journals else None
     try:
         store.append([event])
         if written.busy is None:
-            if not (await store.flush(journal=journal)).spooled:
-                return None
+            try:
+                if not (await store.flush(journal=journal)).spooled:
+                    return None
+            except StoreError:
+                if left_to is None:
+                    raise
+                return left_to
+        elif left_to is not None:
+            return left_to
         elif not await store.park():
             raise _kept_waiting(settings, "record", f"{written.busy}; no spool took it either")
     finally:
@@ -168,18 +226,22 @@ def _away(exc: StoreError) -> bool:
     return not isinstance(exc, NotMigratedError) and cause is not None and is_operational(cause)
 
 
-async def _spool_alone(settings: Settings, event: Event, away: StoreError) -> Path:
+async def _spool_alone(settings: Settings, event: Event, away: StoreError) -> _Waiting:
     """Append ``event`` (redacted and storable already) to the spool file without a
     database; the next Jarvis that opens the store there and flushes (the daemon's
-    first tick, `jarvis tick`) writes it, once, by its key. Raises ``away`` when the
-    spool cannot take it: a running daemon owns it, or the file cannot be written."""
+    first tick, `jarvis tick`) writes it, once, by its key. A running Jarvis that owns
+    the file is left to record it: it records each flip it reads from the switch, by
+    the same key, and spools that while the database is away. Raises ``away`` when the
+    file cannot be written."""
     import anyio
 
     from jarvis.store import StoreError
-    from jarvis.store.spool import Spool
+    from jarvis.store.spool import Spool, SpoolBusyError
 
     try:
         spool = await anyio.to_thread.run_sync(Spool, settings.spool_path)
+    except SpoolBusyError:
+        return _LeftTo(settings.spool_path.absolute())
     except StoreError:
         raise away from None
     try:
@@ -202,12 +264,15 @@ def _switch_json(state: KillSwitchState) -> dict[str, object]:
 
 
 def _print_flip(flipped: _Flipped, *, as_json: bool) -> None:
-    """The flip as the operator reads it: one line (two when its event is only spooled),
-    or one JSON object whose ``spooled`` names that file (null: in the database)."""
+    """The flip as the operator reads it: one line (two when its event is not in the
+    database yet), or one JSON object whose ``spooled`` names the spool file it waits in
+    and ``left_to`` the spool of the running Jarvis that records it (both null: in the
+    database)."""
     state = flipped.state
     if as_json:
         spooled = None if flipped.spooled is None else str(flipped.spooled)
-        print_json_lines([{**_switch_json(state), "spooled": spooled}])
+        left_to = None if flipped.left_to is None else str(flipped.left_to)
+        print_json_lines([{**_switch_json(state), "spooled": spooled, "left_to": left_to}])
         return
     if state.engaged:
         console.print(
@@ -222,6 +287,14 @@ def _print_flip(flipped: _Flipped, *, as_json: bool) -> None:
         console.print(
             f"its record is not in the database yet: spooled to {shown(str(flipped.spooled))},"
             " written there when Jarvis next reaches the database",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if flipped.left_to is not None:
+        console.print(
+            "its record is not in the database yet: the Jarvis running with spool"
+            f" {shown(str(flipped.left_to))} records it when it next reads the switch"
+            " (unless another flip replaces it first)",
             highlight=False,
             soft_wrap=True,
         )

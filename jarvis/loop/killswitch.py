@@ -6,7 +6,10 @@ promises Jarvis makes about it: a read that fails counts as engaged
 only an explicit release releases. A backend with no record at all (Redis
 restarted empty, a deleted row) is judged by the last recorded flip: engaged
 if that was an engage, released only if it was a release or there never was
-one (a new installation).
+one (a new installation). A flip read from the backend is recorded too, by its
+own key (a no-op when its writer recorded it): an engage another process made
+in Redis while the database was away, which it could not spool (the daemon
+owns the spool file), reaches the database through the daemon that reads it.
 Called by the reconciler right before each apply, by the CLI, and by the
 admin API and the status page (through `jarvis.loop.admin.AdminService`).
 """
@@ -36,13 +39,29 @@ class KillSwitch:
         self.backend = backend
         self.store = store
         self.clock = clock
+        self._witnessed: KillSwitchState | None = None
 
     async def read(self) -> KillSwitchState:
         """The current state; raises StoreError when it cannot be read."""
         state = await self.backend.read()
         if state is not None:
+            self._witness(state)
             return state
         return await self._from_history()
+
+    def _witness(self, state: KillSwitchState) -> None:
+        """Buffer the event of a flip read from the backend, once per flip this process sees.
+
+        Keyed as its writer keyed it (`flip` makes the event at the state's own
+        time), so it is written once whoever gets there first; the store's next
+        flush writes it, or spools it while the database is away. A release is
+        on record before it is in the backend (`write_in_order`), so only an
+        engage whose writer could not record it adds a row.
+        """
+        if state.changed_at is None or state == self._witnessed:
+            return
+        self._witnessed = state
+        self.store.append([flip_event(state, state.changed_at)])
 
     async def _from_history(self) -> KillSwitchState:
         kinds = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value]
@@ -155,13 +174,17 @@ async def write_in_order(
             ) from exc
         return
 
+    recorded = False
+
     async def record() -> None:
+        nonlocal recorded
         try:
             await record_event(journal=False)
         except StoreError as exc:
             raise StoreError(
                 f"the release cannot be recorded ({exc}); the kill switch stays engaged"
             ) from exc
+        recorded = True
 
     try:
         await backend.release(state, record)
@@ -169,6 +192,15 @@ async def write_in_order(
         if restate is not None:
             await _restate_winner(backend, restate)
         raise
+    except StoreError as exc:
+        if not recorded:
+            raise
+        # Not restated as engaged: the write may have landed before its answer was lost,
+        # and a record saying engaged over a released switch is the one order forbids.
+        raise StoreError(
+            f"the release is recorded but not applied ({exc}); the kill switch stays"
+            " engaged: release it again"
+        ) from exc
 
 
 async def _restate_winner(

@@ -90,6 +90,8 @@ class RedisKillSwitch:
                 self._replace(replace, state)
                 await replace.execute()
         except WatchError as exc:
+            if _connection_lost(exc):
+                raise self._write_error(exc) from exc
             raise FlipOverrunError(self._where) from exc
         except (RedisError, OSError) as exc:
             raise self._write_error(exc) from exc
@@ -138,6 +140,13 @@ def _parse(fields: dict[str, str]) -> KillSwitchState:
     return KillSwitchState(
         engaged=engaged, actor=fields["actor"], reason=fields["reason"], changed_at=at
     )
+
+
+def _connection_lost(exc: WatchError) -> bool:
+    """Whether the watching connection died (redis-py raises WatchError for that too, naming
+    the error), rather than another client changing the hash: Redis going away while a
+    release was recorded is no flip that landed first."""
+    return "occurred while watching" in str(exc)
 
 
 def _address(kwargs: Mapping[str, object]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jarvis.model import Action, ResourceRef, Restart
+from jarvis.model import Action, EventKind, ResourceRef, Restart
 from tests.cli.conftest import jarvis_argv, jarvis_env
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -54,3 +54,8 @@ async def test_an_engage_from_another_process_blocks_the_next_apply(
     assert len(fleet.applied) == 2
     status = await cli(tmp_path, db_url, "killswitch", "status", "--json", redis=redis)
     assert '"engaged": false' in status
+    await app.reconciler.flush()
+    flips = [EventKind.KILLSWITCH_ENGAGED.value, EventKind.KILLSWITCH_RELEASED.value]
+    recorded = [e.kind for e in await app.store.events(kinds=flips)]
+    # The app records each flip it reads too, by the flip's own key: no second row.
+    assert recorded == [EventKind.KILLSWITCH_ENGAGED, EventKind.KILLSWITCH_RELEASED]

@@ -262,3 +262,91 @@ async def test_an_engage_landing_while_a_database_release_is_recorded_is_not_und
     finally:
         await other_store.aclose()
         await store.aclose()
+
+
+class CutAfterRecord:
+    """A kill-switch backend whose release is recorded, then the switch's own server goes
+    away (``cut``) before the release writes the switch: the failure made to happen every
+    time, not by timing."""
+
+    def __init__(self, backend: KillSwitchBackend, cut: Callable[[], Awaitable[None]]) -> None:
+        self._backend = backend
+        self._cut = cut
+
+    async def read(self) -> KillSwitchState | None:
+        return await self._backend.read()
+
+    async def write(self, state: KillSwitchState) -> None:
+        await self._backend.write(state)
+
+    async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
+        async def record_then_cut() -> None:
+            await record()
+            await self._cut()
+
+        await self._backend.release(state, record_then_cut)
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+
+async def test_a_release_recorded_whose_database_switch_write_fails_says_it_stays_engaged(
+    pg_url: str, pg_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The release's event is committed, then the database goes before the row is written:
+    the error says the release is on record but not applied and the switch stays engaged,
+    which it does once the database is back.
+
+    It said only "cannot write the kill switch in ...", as if nothing had been recorded."""
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_proxy.url_for(pg_url), spool_path=tmp_path / "spool.jsonl")
+    backend = CutAfterRecord(DbKillSwitch(store.engine), pg_proxy.stop)
+    switch = KillSwitch(backend, store, VirtualClock(T0))
+    try:
+        await switch.set(engaged=True, actor="ops", reason="drill")
+
+        with pytest.raises(StoreError) as raised:
+            await switch.set(engaged=False, actor="ops", reason="all clear")
+
+        message = str(raised.value)
+        assert "the release is recorded but not applied" in message, message
+        assert "stays engaged" in message, message
+        await pg_proxy.start()
+        state = await switch.read()
+        assert (state.engaged, state.reason) == (True, "drill")
+    finally:
+        await store.aclose()
+
+
+async def test_a_release_recorded_whose_redis_write_fails_says_it_is_not_applied(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The release's event is committed, then Redis goes before the switch is written: the
+    error says the release is on record but not applied, and that Redis could not be written.
+
+    It said another flip had landed first (redis-py raises WatchError for a watching
+    connection that dies, too), and tried to record that flip again."""
+    from tests.private_redis import private_redis
+
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_url, spool_path=tmp_path / "spool.jsonl")
+    with private_redis(tmp_path) as server:
+
+        async def stop_redis() -> None:
+            server.stop()
+
+        switch = KillSwitch(
+            CutAfterRecord(RedisKillSwitch(server.url), stop_redis), store, VirtualClock(T0)
+        )
+        try:
+            await switch.set(engaged=True, actor="ops", reason="drill")
+
+            with pytest.raises(StoreError) as raised:
+                await switch.set(engaged=False, actor="ops", reason="all clear")
+        finally:
+            await switch.backend.aclose()
+            await store.aclose()
+
+    message = str(raised.value)
+    assert "the release is recorded but not applied" in message, message
+    assert "cannot write the kill switch to Redis" in message, message
