@@ -155,3 +155,20 @@ def redis_url() -> Iterator[str]:
 def sqlite_url(tmp_path: object) -> str:
     """A URL to a fresh SQLite file in the test's temporary directory."""
     return f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sqlite_or_postgres(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """The embedded SQLite default, then a brand-new migrated PostgreSQL database: a module
+    whose tests run on both returns this as its ``db_url``."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    from jarvis.store import upgrade
+
+    url = await create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await drop_pg_database(url)

@@ -19,11 +19,9 @@ from jarvis.cli.surfaces import stripe_webhook
 from jarvis.config import Settings, load_settings
 from jarvis.loop.clock import VirtualClock
 from jarvis.store.customers import customers
-from jarvis.store.migrate import upgrade
 from jarvis.telemetry.http import HttpServer
 from tests.billing.stripe_events import SECRET, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.smtp_inbox import Inbox
 
 ALLOW_CUSTOMERS = [
@@ -93,18 +91,10 @@ def customer_settings(
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def db_url(sqlite_or_postgres: str) -> str:
     """Each loop test runs on the embedded SQLite default and on a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    url = await create_pg_database()
-    try:
-        await upgrade(url)
-        yield url
-    finally:
-        await drop_pg_database(url)
+    return sqlite_or_postgres
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ budget holds restarts across ticks, survives a restart of Jarvis, and refills.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
@@ -12,8 +10,6 @@ from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
 from jarvis.model import Action, BlockReason, Health, ResourceRef, Restart
 from jarvis.policies.heal import HealPolicy
-from jarvis.store import upgrade
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
@@ -32,18 +28,10 @@ REMAINING = "jarvis_disruption_budget_remaining"
 LABELS = {"kind": "restart", "provider": "sim", "budget": "restarts-per-hour"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def db_url(sqlite_or_postgres: str) -> str:
     """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    url = await create_pg_database()
-    try:
-        await upgrade(url)
-        yield url
-    finally:
-        await drop_pg_database(url)
+    return sqlite_or_postgres
 
 
 async def ticks(app: App, clock: VirtualClock, n: int) -> None:

@@ -9,7 +9,7 @@ records ``action.applied`` for the same action id and takes the failure back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,8 +27,7 @@ from jarvis.loop.unknowns import QUESTIONS_AT_ONCE, Ask, OpenUnknowns, confirm
 from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
 from jarvis.policies.base import Policy
 from jarvis.safety.retry import RetryBudget
-from jarvis.store import EventStore, upgrade
-from tests.conftest import create_pg_database, drop_pg_database
+from jarvis.store import EventStore
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
@@ -61,18 +60,10 @@ def fleet(clock: VirtualClock) -> LandingFleet:
     return landing
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def db_url(sqlite_or_postgres: str) -> str:
     """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    url = await create_pg_database()
-    try:
-        await upgrade(url)
-        yield url
-    finally:
-        await drop_pg_database(url)
+    return sqlite_or_postgres
 
 
 def times_out(fleet: LandingFleet, *, lands: bool) -> None:

@@ -3,7 +3,6 @@ survives a restart, operator reset, and intents orphaned by a crash."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
@@ -27,26 +26,16 @@ from jarvis.model import (
     Scale,
 )
 from jarvis.policies.heal import HealPolicy
-from jarvis.store import upgrade
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+@pytest.fixture
+def db_url(sqlite_or_postgres: str) -> str:
     """Each test here runs on the embedded SQLite default and on a real PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_url
-        return
-    url = await create_pg_database()
-    try:
-        await upgrade(url)
-        yield url
-    finally:
-        await drop_pg_database(url)
+    return sqlite_or_postgres
 
 
 async def always_fail(action: Action) -> Outcome:
