@@ -52,15 +52,6 @@ async def actuator(redis_url: str) -> AsyncIterator[RoutingActuator]:
         await routing.aclose()
 
 
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def set_weights(weights: dict[str, float], target: ResourceRef = CHAT) -> Action:
     return Action(target, SetWeights(weights), "cost", "test")
 

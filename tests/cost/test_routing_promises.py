@@ -55,15 +55,6 @@ async def build(sqlite_url: str, redis_url: str) -> AsyncIterator[Build]:
         await app.aclose()
 
 
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 async def weights(raw: aioredis.Redis) -> dict[str, str]:
     stored = await raw.hgetall("jarvis:route:chat")
     return {str(field): str(value) for field, value in stored.items()}

@@ -48,6 +48,13 @@ class Ticked:
         return await self.queue.after_tick(result)
 
 
+def woken_by(queue: OverrideQueue, app: App, clock: VirtualClock) -> Scheduler:
+    """The daemon's scheduler over ``app``, every 30 s, woken by each override ``queue`` takes."""
+    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
+    queue.wake = scheduler.wake
+    return scheduler
+
+
 def scale(replicas: int) -> Action:
     return operator_action(
         ResourceRef("sim", "api"), Scale(replicas=replicas), actor="admin-token", reason=None
@@ -60,8 +67,7 @@ async def test_a_queued_override_is_applied_by_the_next_tick_and_blocked_by_the_
     """The scheduler's tick applies it once, as the actor; the kill switch blocks the next."""
     queue = OverrideQueue(wait=WAIT)
     app = await make_app([queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
         applied = await queue.submit(scale(3))
@@ -121,8 +127,7 @@ async def test_an_override_whose_target_is_deleted_meanwhile_says_gone_not_faile
     fleet.on_apply = deleted
     queue = OverrideQueue(wait=WAIT)
     app = await make_app([queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
         result = await queue.submit(scale(3))
@@ -165,8 +170,7 @@ async def test_an_override_outranks_a_policy_proposal_for_the_same_resource(
     api = ResourceRef("sim", "api")
     policy = ProposeEach([Action(api, Restart(), policy="heal", reason="policy", priority=10)])
     app = await make_app([policy, queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
         result = await queue.submit(scale(5))
@@ -219,8 +223,7 @@ async def test_an_override_naming_no_observed_resource_is_refused_and_never_sent
     fleet.on_apply = not_found  # what a provider answers for a name it does not have
     queue = OverrideQueue(wait=WAIT)
     app = await make_app([queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     typo = operator_action(ResourceRef("sim", "apii"), Restart(), actor="admin-token", reason=None)
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
@@ -247,8 +250,7 @@ async def test_a_typo_is_refused_while_another_provider_fails_and_its_own_is_sen
         actuators=[fleet, down],
         allowlist=[*ALLOW_SIM, {"provider": "k8s", "resources": "*", "actions": ["*"]}],
     )
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     typo = operator_action(ResourceRef("sim", "apii"), Restart(), actor="admin-token", reason=None)
     unread = operator_action(
         ResourceRef("k8s", "default/web"), Restart(), actor="admin-token", reason=None
@@ -271,8 +273,7 @@ async def test_a_page_rollback_naming_no_version_with_none_before_is_refused_and
     """An empty version field is not sent as a rollback to nothing, failing and quarantining."""
     queue = OverrideQueue(wait=WAIT)
     app = await make_app([queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     back = operator_action(
         ResourceRef("sim", "api"), Rollback(""), actor="admin-token", reason=None
     )
@@ -292,8 +293,7 @@ async def test_a_page_override_of_a_kind_the_scheme_never_takes_is_refused_and_n
     """A scale of a resource whose provider only restarts is refused, not failed and quarantined."""
     queue = OverrideQueue(wait=WAIT, schemes={"sim": frozenset({"restart"})})
     app = await make_app([queue])
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
         result = await queue.submit(scale(3))
@@ -308,8 +308,7 @@ async def submit_all(
     app: App, clock: VirtualClock, queue: OverrideQueue, actions: list[Action]
 ) -> list[OverrideResult]:
     """Each action submitted from the page in turn, decided by the scheduler's own ticks."""
-    scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, hooks=queue)
-    queue.wake = scheduler.wake
+    scheduler = woken_by(queue, app, clock)
     results = []
     async with anyio.create_task_group() as group:
         group.start_soon(scheduler.run)
