@@ -8,8 +8,10 @@ per-hour action limits.
 
 A `DisruptionBudget` matches actions by provider, kind and resource glob, and
 counts `Change`s: the actions the guard let through to their provider (each
-recorded as an ``action.started`` intent), whatever their outcome, since a
-restart that then fails may still have disrupted. A change counts while it is
+recorded as an ``action.started`` intent) that may have disrupted: applied,
+unknown or failed (a restart that then fails may still have disrupted), but
+not one closed withheld (never sent) or gone (its target deleted since
+observe: nothing to disrupt), `jarvis.model.Event.changed_nothing`. A change counts while it is
 younger than the window: one made exactly ``window`` ago is outside, as
 Kubernetes treats a stabilization window. The loop (`jarvis.loop.budgets`)
 rebuilds the changes from the event store at start, so a restart does not
