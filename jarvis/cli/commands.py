@@ -193,7 +193,8 @@ def db_prune(
 @config_app.command("check")
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden), with a
-    warning for each pair of timeouts that cannot work together (`jarvis.config.timing`)."""
+    warning for each pair of timeouts that cannot work together (`jarvis.config.timing`)
+    and each resource glob whose ``*`` spans path segments (`jarvis.providers.glob_warnings`)."""
     settings = settings_from(ctx)
     from jarvis.app import build_guard, notify_channels
     from jarvis.config import ConfigError
@@ -206,8 +207,10 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         fail(str(exc), 2)
     run(lambda: _builds(settings))
     from jarvis.config.timing import timing_warnings
+    from jarvis.providers import glob_warnings
 
-    warnings = timing_warnings(settings)  # `jarvis run` logs the same lines at start
+    # `jarvis run` logs the same lines at start.
+    warnings = [*timing_warnings(settings), *glob_warnings(settings)]
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     data = json.loads(settings.model_dump_json())

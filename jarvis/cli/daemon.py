@@ -197,11 +197,13 @@ async def _serve(settings: Settings, signals: AsyncIterator[int], *, max_ticks: 
     from jarvis.config.timing import timing_warnings
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.loop.scheduler import Scheduler
-    from jarvis.providers import acting_schemes
+    from jarvis.providers import acting_schemes, glob_warnings
 
     log = _log()
     for warning in timing_warnings(settings):  # what `jarvis config check` prints
         log.warning("timeouts do not fit", detail=warning)
+    for warning in glob_warnings(settings):  # what `jarvis config check` prints
+        log.warning("resource glob spans path segments", detail=warning)
     # An override waits for the tick in flight and the one it wakes, at most.
     overrides = OverrideQueue(wait=2 * settings.tick_timeout + 10, schemes=acting_schemes())
     app, lock, elector, notifier = await _open(settings, overrides)

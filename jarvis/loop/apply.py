@@ -29,7 +29,7 @@ one allowed action and keeps the promises around it:
 - a target the provider answered is gone (`Outcome.gone`: deleted since
   observe) is recorded failed and nothing more: no breaker counts it, no
   failure is counted against the retry budget, nothing escalates or is
-  quarantined.
+  quarantined, and no disruption budget counts it (it disrupted nothing).
 """
 
 from __future__ import annotations
@@ -164,6 +164,8 @@ class Applier:
         self.recorder.outcome(tick_id, now, action, outcome)
         if outcome.status is OutcomeStatus.TIMED_OUT and self.unknowns is not None:
             self.unknowns.opened(intent)
+        if outcome.gone:  # no target, so nothing disrupted: no budget counts it
+            self.changes.withdraw(action_id)
         # One rule for every provider: a target gone since observe (deleted, by a
         # human most likely) is neither the provider's failure nor the resource's,
         # so no breaker learns of it, and the budget counts no failure and escalates

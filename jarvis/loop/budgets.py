@@ -4,11 +4,12 @@ The reconciler (`jarvis.loop.reconciler`) owns one `ChangeLog`: `load` rebuilds
 it at start from the ``action.started`` intents in the event store (so a
 restart does not reset a budget), `refresh` adds at the start of every tick
 the intents written since (so the changes of another process, a `jarvis tick`
-beside the daemon, count from its next tick), both less the intents an outcome
-closed unsent (`jarvis.model.Event.withheld`: the kill switch stopped them,
-so nothing changed), `note` adds each action the loop
-lets through to its provider, and `current` hands the guard the changes still
-inside the longest budget window.
+beside the daemon, count from its next tick), both less the intents whose
+outcome says they changed nothing (`jarvis.model.Event.changed_nothing`: the
+kill switch withheld them unsent, or the provider answered their target gone),
+`note` adds each action the loop lets through to its provider, `withdraw`
+takes back one whose target the provider answered gone, and `current` hands
+the guard the changes still inside the longest budget window.
 `jarvis budgets` loads one the same way. The decisions are the guard's
 (`jarvis.safety.budgets`); this class only keeps the list. Nothing is read when
 no budget is configured and no tick window is given.
@@ -34,7 +35,7 @@ from jarvis.store import EventStore
 __all__ = ["ChangeLog", "change_of"]
 
 _READ = [EventKind.ACTION_STARTED.value, EventKind.ACTION_FAILED.value]
-"""Intents, and the outcomes that may say one was withheld (never sent, so no change)."""
+"""Intents, and the outcomes that may say one changed nothing (withheld, or gone)."""
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -116,8 +117,8 @@ class ChangeLog:
         for event in events:
             self._tail.seen(event)
             key = event.action_id or event.idempotency_key
-            if event.withheld is not None:
-                self._withdraw(key)
+            if event.changed_nothing:
+                self.withdraw(key)
                 continue
             change = change_of(event) if event.kind is EventKind.ACTION_STARTED else None
             if change is None or key in self._known:
@@ -128,10 +129,12 @@ class ChangeLog:
         if events:
             self._changes = deque(sorted(self._changes, key=lambda c: c.ts))
 
-    def _withdraw(self, action_id: str) -> None:
-        """Forget the change of an intent closed unsent (`Event.withheld`): nothing changed.
+    def withdraw(self, action_id: str) -> None:
+        """Forget the change of an intent that changed nothing (`Event.changed_nothing`).
 
-        Its id stays known, so the intent is not counted if read again.
+        The applier calls it for an outcome whose target was gone; `load` and
+        `refresh` for every such outcome read back. Its id stays known, so the
+        intent is not counted if read again.
         """
         self._known.add(action_id)
         if any(change.action_id == action_id for change in self._changes):

@@ -218,7 +218,14 @@ class Reconciler:
         self.recorder.restore_alerts(alerts)
         if recover_orphans:  # each actuator that can is asked whether its orphan was applied
             await self.unknowns.load(self.store, now)
-            for closed in await recover(self.ledger, now, stopped, self.dispatcher.confirmed):
+            asked = recover(
+                self.ledger,
+                now,
+                stopped,
+                self.dispatcher.confirmed,
+                patience=self.unknowns.patience,
+            )
+            for closed in await asked:
                 self.recorder.recovered(closed)
                 if not closed.applied:
                     self.unknowns.opened(closed.intent)

@@ -14,16 +14,26 @@ budget; the loop goes on asking about it for a while
 (`jarvis.loop.unknowns`). `close_orphan` is the pure decision; `recover` reads the open intents,
 asks, and stages the ledger rows, and the reconciler records the events and
 counts them.
+
+The questions are the loop's own (`jarvis.loop.unknowns.ask_all`): at most
+`QUESTIONS_AT_ONCE` in flight, none started past ``patience`` (the apply
+timeout), so many orphans on a slow provider delay the first tick by about
+twice the apply timeout, not by one question each in turn. An orphan not
+asked in time is closed unknown like one not proven, and the loop asks about
+it from its first tick on: the attempt counts meanwhile (never applied twice),
+and a quarantine its failure causes stays until an operator lifts it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from jarvis.loop import events as ev
 from jarvis.loop.ledger import RetryLedger
+from jarvis.loop.unknowns import ask_all
 from jarvis.model import Event, EventKind, Outcome, RetryState
 from jarvis.safety.retry import RetryBudget
 
@@ -96,6 +106,8 @@ async def recover(
     now: datetime,
     stopped: Callable[[Event], bool] | None = None,
     confirm: Callable[[Event], Awaitable[str | None]] | None = None,
+    *,
+    patience: float = math.inf,
 ) -> Sequence[Recovered]:
     """Close every open intent of a stopped run, oldest first, staging each ledger row.
 
@@ -103,15 +115,16 @@ async def recover(
     passes "written under an older epoch"); by default every open intent is
     taken as orphaned, which only a single node that holds its database alone
     may assume. ``confirm`` answers what proves an orphan's change made, or
-    None (`Dispatcher.confirmed`). Orphans of one pair are closed in turn,
-    each on the row the last one left.
+    None (`Dispatcher.confirmed`); the orphans are asked together, bounded as
+    the loop's questions are (`ask_all`, ``patience`` seconds). Orphans of one
+    pair are closed in turn, each on the row the last one left.
     """
+    orphans = [i for i in await ledger.store.open_intents() if stopped is None or stopped(i)]
+    proofs = {} if confirm is None else await ask_all(orphans, confirm, patience)
     closed: list[Recovered] = []
-    for intent in await ledger.store.open_intents():
-        if stopped is not None and not stopped(intent):
-            continue
+    for intent in orphans:
         key = (intent.resource or "", intent.action_kind or "")
-        proof = None if confirm is None else await confirm(intent)
+        proof = proofs.get(intent.action_id or "")
         recovered = close_orphan(intent, ledger.get(key), ledger.budget, now, proof)
         ledger.stage(recovered.state)
         closed.append(recovered)

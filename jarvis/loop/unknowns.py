@@ -16,7 +16,8 @@ bounded number of times. At most `QUESTIONS_AT_ONCE` are in flight, and none
 starts once the tick's ``patience`` (the apply timeout, which also bounds each
 question) has passed: a provider that hangs delays a tick by about twice the
 apply timeout however many unknowns are open, and those not asked wait for the
-next tick (the oldest are asked first). With shards, only the replica that holds the
+next tick (the oldest are asked first); `ask_all` is those questions, which
+recovery asks of orphaned intents at start too. With shards, only the replica that holds the
 resource's shard asks (``owns``). The open unknowns are read back from the
 store when a process starts the loop or takes the lead (`load`).
 
@@ -43,12 +44,41 @@ from jarvis.model import Event, EventKind, Outcome, RetryState
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
 
-__all__ = ["Confirmed", "OpenUnknowns", "confirm"]
+__all__ = ["Confirmed", "OpenUnknowns", "ask_all", "confirm"]
 
 Ask = Callable[[Event], Awaitable[str | None]]
 
 QUESTIONS_AT_ONCE = 8
-"""How many providers' answers one tick waits for at once (`OpenUnknowns.ask`)."""
+"""How many providers' answers one tick, or recovery at start, waits for at once (`ask_all`)."""
+
+
+async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> dict[str, str]:
+    """Ask whether each of ``intents`` was applied: the proofs found, by action id.
+
+    At most `QUESTIONS_AT_ONCE` questions are in flight, started in the order
+    given (oldest first), and none starts once ``patience`` seconds have passed:
+    a provider that hangs costs about ``patience`` plus one question's own bound
+    (`Dispatcher.confirmed`: the apply timeout), however many intents there are.
+    An intent not asked, or not proven, is simply absent.
+    """
+    proofs: dict[str, str] = {}
+    if not intents:
+        return proofs
+    limiter = anyio.CapacityLimiter(QUESTIONS_AT_ONCE)
+    until = anyio.current_time() + patience
+
+    async def question(intent: Event) -> None:
+        async with limiter:
+            if anyio.current_time() >= until:
+                return  # the questions took their time: this one waits for a later ask
+            proof = await ask(intent)
+        if proof is not None:
+            proofs[intent.action_id or ""] = proof
+
+    async with anyio.create_task_group() as group:
+        for intent in intents:
+            group.start_soon(question, intent)
+    return proofs
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +164,7 @@ class OpenUnknowns:
         horizon = now - self.ledger.budget.window
         self._open = {key: i for key, i in self._open.items() if i.ts > horizon}
         due = [i for i in self.open if owns is None or owns(i.resource or "")]
-        proofs: dict[str, str] = {}
-        limiter = anyio.CapacityLimiter(QUESTIONS_AT_ONCE)
-        until = anyio.current_time() + self.patience
-        async with anyio.create_task_group() as group:
-            for intent in due:
-                group.start_soon(self._question, intent, proofs, limiter, until)
+        proofs = await ask_all(due, self._ask, self.patience)
         closed: list[Confirmed] = []
         for intent in due:
             proof = proofs.get(intent.action_id or "")
@@ -152,16 +177,6 @@ class OpenUnknowns:
             del self._open[intent.action_id or ""]
             closed.append(confirmed)
         return closed
-
-    async def _question(
-        self, intent: Event, proofs: dict[str, str], limiter: anyio.CapacityLimiter, until: float
-    ) -> None:
-        async with limiter:
-            if anyio.current_time() >= until:
-                return  # this tick's questions took their time: asked again next tick
-            proof = await self._ask(intent)
-        if proof is not None:
-            proofs[intent.action_id or ""] = proof
 
 
 def _unconfirmed(unknown: Iterable[Event], others: Iterable[Event]) -> list[Event]:

@@ -110,6 +110,18 @@ class Event:
             ErrorKind.GONE
         )
 
+    @property
+    def changed_nothing(self) -> bool:
+        """Whether this outcome says its intent changed nothing: `withheld` or `gone`.
+
+        A withheld action was never sent; a gone one found no target to change.
+        Neither disrupted anything, so no disruption budget and no fleet-wide cap
+        counts its intent (`jarvis.loop.budgets.ChangeLog`, `jarvis.store.fleetcap`).
+        Every other outcome counts: an applied change, an unknown one (it may have
+        been made), and a failure (a restart that fails may already have disrupted).
+        """
+        return self.withheld is not None or self.gone
+
 
 @slot_init
 @dataclass(frozen=True, slots=True)

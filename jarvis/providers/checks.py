@@ -4,7 +4,9 @@ An allow-list entry or a disruption budget must name a scheme some provider
 acts on and kinds it applies there; a metric source must read services of an
 enabled provider. Config validates each section on its own; only here are
 the settings held against `PROVIDERS`. Run by the CLI before a command and by
-`build_app`.
+`build_app`. `glob_warnings` names the resource globs whose ``*`` spans path
+segments where it likely surprises: `jarvis config check` prints them and
+`jarvis run` logs them, and both still run the configuration.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Iterable, Sequence
 
 from jarvis.config import ConfigError, Settings
 from jarvis.providers.registry import PROVIDERS, Provider, acting_schemes, enabled
+from jarvis.safety.globs import spans_segments
 
-__all__ = ["check_allowlist"]
+__all__ = ["check_allowlist", "glob_warnings"]
 
 
 def check_allowlist(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> None:
@@ -99,3 +102,33 @@ def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> li
         for uri in sorted(prometheus.services)
         if uri.partition("://")[0] not in observed
     ]
+
+
+def glob_warnings(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> list[str]:
+    """One line per allow-list entry or budget whose ``resources`` glob has a ``*`` inside
+    a segment that spans ``/`` on its provider's paths (`jarvis.safety.globs.spans_segments`).
+
+    Not an error: the glob means what it always meant (README, "Resource globs"), and
+    configurations rely on ``*`` crossing ``/``; the line says how to write it either way.
+    A budget on every provider (``"*"``) is held to the deepest paths.
+    """
+    depth = {scheme: p.segments.get(scheme, 1) for p in table for scheme in p.owns}
+    entries = [
+        (f"allowlist.{i}", e.provider, e.resources) for i, e in enumerate(settings.allowlist)
+    ] + [(f"budgets.{i}", e.provider, e.resources) for i, e in enumerate(settings.budgets)]
+    lines: list[str] = []
+    for where, provider, glob in entries:
+        segments = max(depth.values(), default=1) if provider == "*" else depth.get(provider, 1)
+        if spans_segments(glob, segments):
+            lines.append(_spanning(where, provider, glob, segments))
+    return lines
+
+
+def _spanning(where: str, provider: str, glob: str, segments: int) -> str:
+    paths = "the deepest" if provider == "*" else f"{provider}://"
+    return (
+        f"{where}.resources {glob!r}: '*' also matches '/', so a '*' inside a segment can "
+        f"span several segments of {paths} paths ({segments} to a path): 'prod*' matches "
+        "'production/api' as well as 'prod/api'; write the segments out with '/' "
+        "('prod/*', 'prod*/*') to say which you mean"
+    )

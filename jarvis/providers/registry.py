@@ -10,7 +10,7 @@ providers' builders live in `jarvis.providers.customers`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jarvis.actuators.base import Actuator, ActuatorError, MetricSource, Sensor, route_table
@@ -41,6 +41,10 @@ class Provider:
     an empty set for a scheme that is only observed."""
     enabled: Callable[[Settings], bool]
     build: Build
+    segments: Mapping[str, int] = field(default_factory=dict)
+    """Resource scheme to how many ``/``-separated segments its paths have (``ecs``:
+    CLUSTER/SERVICE, 2); 1 when not named. `jarvis config check` warns, from it, of a
+    resource glob whose ``*`` spans segments (`jarvis.safety.globs.spans_segments`)."""
 
 
 def _simulated(settings: Settings, clock: Clock) -> Sequence[Sensor]:
@@ -167,6 +171,7 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"ecs": CLOUD_ACTIONS, "cost": frozenset()},
         enabled=lambda s: s.aws is not None,
         build=_aws,
+        segments={"ecs": 2},  # CLUSTER/SERVICE
     ),
     Provider(
         name="kubernetes",
@@ -174,6 +179,7 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"k8s": CLOUD_ACTIONS - {ActionKind.DEPLOY}},
         enabled=lambda s: s.kubernetes is not None,
         build=_kubernetes,
+        segments={"k8s": 2},  # NAMESPACE/DEPLOYMENT
     ),
     Provider(
         name="cloudrun",
@@ -181,6 +187,7 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"cloudrun": CLOUD_ACTIONS},
         enabled=lambda s: s.cloudrun is not None,
         build=_cloudrun,
+        segments={"cloudrun": 3},  # PROJECT/REGION/SERVICE
     ),
     Provider(
         name="local",
@@ -206,6 +213,7 @@ PROVIDERS: tuple[Provider, ...] = (
         owns={"route53": frozenset({ActionKind.SET_DNS_WEIGHTS})},
         enabled=lambda s: s.failover.enabled,
         build=_route53,
+        segments={"route53": 3},  # ZONE/NAME/TYPE
     ),
     Provider(
         name="llm_usage",

@@ -3,25 +3,26 @@ and the action kinds it permits. Built from settings by the composition root."""
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from jarvis.model import Action
+from jarvis.safety import globs
 
 
 @dataclass(frozen=True, slots=True)
 class AllowRule:
     provider: str
     resources: str
-    """A shell-style glob over the resource path (the part after ``provider://``)."""
+    """A glob over the resource path (the part after ``provider://``), `jarvis.safety.globs`:
+    its ``*`` crosses ``/``."""
     actions: frozenset[str]
     """Action kinds, or ``{"*"}`` for all."""
 
     def permits(self, action: Action) -> bool:
         return (
             action.target.provider == self.provider
-            and fnmatch.fnmatchcase(action.target.name, self.resources)
+            and globs.matches(action.target.name, self.resources)
             and ("*" in self.actions or action.kind in self.actions)
         )
 

@@ -8,8 +8,10 @@ per-hour action limits.
 
 A `DisruptionBudget` matches actions by provider, kind and resource glob, and
 counts `Change`s: the actions the guard let through to their provider (each
-recorded as an ``action.started`` intent), whatever their outcome, since a
-restart that then fails may still have disrupted. A change counts while it is
+recorded as an ``action.started`` intent) that may have disrupted: applied,
+unknown or failed (a restart that then fails may still have disrupted), but
+not one closed withheld (never sent) or gone (its target deleted since
+observe: nothing to disrupt), `jarvis.model.Event.changed_nothing`. A change counts while it is
 younger than the window: one made exactly ``window`` ago is outside, as
 Kubernetes treats a stabilization window. The loop (`jarvis.loop.budgets`)
 rebuilds the changes from the event store at start, so a restart does not
@@ -21,7 +23,6 @@ with a schedule); outside, it does not limit. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 
 from jarvis.model import Action, BlockReason, ResourceRef, Verdict
 from jarvis.model.hours import WeeklyHours
+from jarvis.safety import globs
 
 __all__ = ["Budgets", "Change", "DisruptionBudget", "Remaining"]
 
@@ -71,7 +73,8 @@ class DisruptionBudget:
     provider: str = "*"
     kinds: frozenset[str] = frozenset({"*"})
     resources: str = "*"
-    """A shell-style glob over the resource path (the part after ``provider://``)."""
+    """A glob over the resource path (the part after ``provider://``), `jarvis.safety.globs`:
+    its ``*`` crosses ``/``."""
     per_resource: bool = False
     schedule: WeeklyHours | None = None
     """When set, the budget limits only while a window of the schedule holds."""
@@ -85,7 +88,7 @@ class DisruptionBudget:
             raise ValueError("a per-resource budget takes max_changes, not max_percent")
 
     def covers(self, target: ResourceRef) -> bool:
-        return (self.provider in ("*", target.provider)) and fnmatch.fnmatchcase(
+        return (self.provider in ("*", target.provider)) and globs.matches(
             target.name, self.resources
         )
 

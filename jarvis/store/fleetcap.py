@@ -12,9 +12,10 @@ and the insert of every capped intent, fleet-wide, happen one transaction
 at a time; the lock goes with the commit. An intent that would exceed a cap
 raises `FleetCapError`, which rolls the intent and its ledger row back: the
 action is then blocked with the cap's reason, never failed, never charged.
-An intent the kill switch withheld (`jarvis.model.Event.withheld`) reached no
-provider and counts against no cap, as in the guard's pre-check
-(`jarvis.loop.budgets.ChangeLog`); until its outcome is written it counts.
+An intent whose outcome says it changed nothing (`jarvis.model.Event.changed_nothing`:
+the kill switch withheld it, or its target was gone) counts against no cap, as
+in the guard's pre-check (`jarvis.loop.budgets.ChangeLog`); until its outcome
+is written it counts.
 
 The cost is one lock and one indexed read per capped intent (benchmark 13,
 docs/benchmarks.md). SQLite needs no lock: its writer holds the database's
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jarvis.model import WITHHOLDING, BlockReason, EventKind, Verdict
+from jarvis.model import WITHHOLDING, BlockReason, ErrorKind, EventKind, Verdict
 from jarvis.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -90,23 +91,30 @@ async def check_caps(connection: AsyncConnection, caps: Sequence[Cap]) -> None:
     """
     if not caps:
         return
-    from sqlalchemy import exists, select, text  # noqa: PLC0415 - only writers that act load SQLAlchemy
+    from sqlalchemy import and_, exists, or_, select, text  # noqa: PLC0415 - only writers that act load SQLAlchemy
 
     from jarvis.store.tables import events  # noqa: PLC0415
 
     if connection.dialect.name == "postgresql":
         await connection.execute(text(_LOCK), {"key": FLEET_CAP_LOCK})
     outcome = events.alias("outcome")
-    # As `Event.withheld` reads it: an action.failed with a withholding code and no error kind.
-    withheld = exists().where(
+    error_kind = outcome.c.payload["error_kind"].as_string()
+    # As `Event.changed_nothing` reads it: an action.failed that was withheld (a
+    # withholding code and no error kind) or whose target was gone.
+    unchanged = exists().where(
         outcome.c.action_id == events.c.action_id,
         outcome.c.kind == EventKind.ACTION_FAILED.value,
-        outcome.c.payload["error_code"].as_string().in_(sorted(WITHHOLDING)),
-        outcome.c.payload["error_kind"].as_string().is_(None),
+        or_(
+            and_(
+                outcome.c.payload["error_code"].as_string().in_(sorted(WITHHOLDING)),
+                error_kind.is_(None),
+            ),
+            error_kind == ErrorKind.GONE.value,
+        ),
     )
     for cap in caps:
         query = select(events.c.ts, events.c.resource, events.c.action_kind).where(
-            events.c.kind == EventKind.ACTION_STARTED.value, events.c.ts >= cap.since, ~withheld
+            events.c.kind == EventKind.ACTION_STARTED.value, events.c.ts >= cap.since, ~unchanged
         )
         if cap.kinds is not None:
             query = query.where(events.c.action_kind.in_(sorted(cap.kinds)))

@@ -70,9 +70,9 @@ class MemoryBackend:
         self._kinds: Counter[str] = Counter()
         self._open: dict[str, Event] = {}
         self._intents: list[tuple[int, tuple[datetime, str, str]]] = []
-        """Every retained ACTION_STARTED but the withheld, as (id, (ts, resource, action
-        kind)): what the fleet caps count, without a pass over every retained event at
-        each flush."""
+        """Every retained ACTION_STARTED but those that changed nothing, as (id, (ts,
+        resource, action kind)): what the fleet caps count, without a pass over every
+        retained event at each flush."""
         self._retries: dict[tuple[str, str], RetryState] = {}
 
     def unreachable(self, exc: BaseException) -> StoreError:
@@ -117,7 +117,7 @@ class MemoryBackend:
             if numbered.kind is EventKind.ACTION_STARTED:
                 at = (numbered.ts, numbered.resource or "", numbered.action_kind or "")
                 self._intents.append((number, at))
-            elif numbered.withheld is not None:
+            elif numbered.changed_nothing:
                 self._uncount(numbered.action_id)
             self._track_intent(numbered)
         for state in retries:
@@ -125,10 +125,11 @@ class MemoryBackend:
         self._trim()
 
     def _uncount(self, action_id: str | None) -> None:
-        """Drop the intent of ``action_id`` from what the fleet caps count: it was withheld.
+        """Drop the intent of ``action_id`` from what the fleet caps count: it changed nothing.
 
-        As the SQL backend's `check_caps`, which leaves out every intent a
-        withheld outcome closed. Rare, and the intent is among the newest events.
+        As the SQL backend's `check_caps`, which leaves out every intent an
+        outcome closed as withheld or gone (`Event.changed_nothing`). Rare, and the
+        intent is among the newest events.
         """
         if action_id is None:
             return

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from jarvis.actuators.base import ActuatorError
 from jarvis.actuators.sim import SimulatedActuator, SimulatedFleet
 from jarvis.app import App
 from jarvis.loop.clock import VirtualClock
-from jarvis.model import Action, BlockReason, Health, ResourceRef, Restart
+from jarvis.model import Action, BlockReason, ErrorKind, Health, Outcome, ResourceRef, Restart
 from jarvis.policies.heal import HealPolicy
 from tests.fakes import FakeActuator, ProposeEach
 from tests.loop.conftest import AppFactory
@@ -130,3 +131,40 @@ async def test_a_per_resource_budget_on_a_deployment_survives_a_restart_of_jarvi
     assert len(fleet.applied) == 1
     blocked = await again.store.events(kinds=["action.blocked"])
     assert [e.payload["blocked"] for e in blocked] == ["budget"]
+
+
+async def test_a_restart_whose_target_is_gone_spends_no_budget(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """One restart an hour: a restart of a service deleted since observe (gone) disrupted
+    nothing, so the gauge, a later tick and a restarted Jarvis all leave the budget whole;
+    the next real restart spends it and holds the one after."""
+    one = [{**BUDGET[0], "max": 1}]
+
+    async def deleted(action: Action) -> Outcome | None:
+        if action.target.name != "api":
+            return None
+        del fleet.services["api"]  # deleted by a human as the call reaches the provider
+        error = ActuatorError("sim://api not found", kind=ErrorKind.GONE, code="NotFound")
+        return error.outcome()
+
+    fleet.services["api"].health = Health.UNHEALTHY
+    fleet.on_apply = deleted
+    first = await make_app([HealPolicy()], budgets=one)
+    await ticks(first, clock, 1)
+    (failed,) = await first.store.events(kinds=["action.failed"])
+    assert failed.gone
+    assert first.metrics.registry.get_sample_value(REMAINING, LABELS) == 1
+    await first.aclose()
+
+    # A new process reads the gone intent back from the store and does not count it.
+    fleet.services["web"].health = Health.UNHEALTHY
+    again = await make_app([HealPolicy()], budgets=one)
+    report = await again.reconciler.tick()
+    assert [d.verdict.reason for d in report.decisions] == [None]
+    clock.advance(30)
+    fleet.services["worker"].health = Health.UNHEALTHY
+    report = await again.reconciler.tick()
+    assert [d.verdict.reason for d in report.decisions] == [BlockReason.BUDGET]
+    assert [a.target.name for a in fleet.applied] == ["api", "web"]
+    assert again.metrics.registry.get_sample_value(REMAINING, LABELS) == 0

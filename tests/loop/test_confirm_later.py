@@ -45,9 +45,13 @@ class LandingFleet(FakeActuator):
     asked: list[str] = field(default_factory=list)
     """Every key `confirm_applied` was asked about, in order."""
     readable: bool = True
+    hanging: bool = False
+    """Every question waits for an answer that never comes (a provider that hangs)."""
 
     async def confirm_applied(self, target: ResourceRef, kind: str, key: str) -> str | None:
         self.asked.append(key)
+        if self.hanging:
+            await anyio.sleep_forever()
         if not self.readable:
             raise ActuatorError("provider unreachable", code="Unavailable")
         return f"{target} carries {key}" if key in self.landed else None
@@ -322,3 +326,38 @@ async def test_questions_not_started_within_the_ticks_patience_wait_for_the_next
     closed = await unknowns.ask(datetime(2026, 1, 5, 8, 1, tzinfo=UTC), None)
     assert [c.intent.action_id for c in closed] == ["a0", "a1", "a2"]
     assert unknowns.open == []
+
+
+async def test_orphans_a_hung_provider_cannot_answer_at_start_are_confirmed_by_the_loop(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """Twelve orphans, a provider that hangs at start: recovery asks eight at once, starts
+    no more past its patience (the apply timeout) and closes all twelve unknown, escalating
+    the pair as three failures do; the first tick asks again and confirms each applied,
+    nothing is applied twice, and the quarantine stays the operator's to lift."""
+    first = await loop_app(make_app, policies=[])
+    web = Action(ResourceRef("sim", "web"), Restart(), "scripted", "because")
+    started = []
+    for i in range(12):
+        tick_id = ev.tick_id_for(clock.now() + timedelta(seconds=i), "crashed")
+        started.append(ev.started(tick_id, clock.now(), web, ev.action_id_for(tick_id, web)))
+    first.store.append(started)
+    await first.store.flush()
+    await first.aclose()
+
+    fleet.hanging = True
+    second = await loop_app(make_app, policies=[], loop={"apply_timeout": 1})
+    assert len(fleet.asked) == QUESTIONS_AT_ONCE
+    unknown = await of_kind(second, EventKind.ACTION_UNKNOWN)
+    assert sorted(str(e.action_id) for e in unknown) == sorted(str(e.action_id) for e in started)
+    assert await of_kind(second, EventKind.ACTION_APPLIED) == []
+    assert (await second.store.load_retries())[("sim://web", "restart")].quarantined
+
+    fleet.hanging = False
+    fleet.landed.update(ev.idempotency_key(str(e.action_id)) for e in started)
+    await ticks(second, clock, 1)
+
+    applied = await of_kind(second, EventKind.ACTION_APPLIED)
+    assert sorted(str(e.action_id) for e in applied) == sorted(str(e.action_id) for e in started)
+    assert fleet.applied == []
+    assert (await second.store.load_retries())[("sim://web", "restart")].quarantined

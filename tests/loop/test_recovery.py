@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from jarvis.loop.events import idempotency_key
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.recovery import close_orphan, recover
+from jarvis.loop.unknowns import QUESTIONS_AT_ONCE
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
@@ -201,5 +204,94 @@ async def test_an_orphan_whose_provider_cannot_be_asked_stays_unknown() -> None:
             [EventKind.ACTION_UNKNOWN],
         ]
         assert closed[1].state.consecutive_failures == 1
+    finally:
+        await store.aclose()
+
+
+class SlowProvider:
+    """An actuator whose provider answers the key question slowly: every key of an action
+    id in ``landed`` was made; the most questions it had in flight at once is ``most``."""
+
+    name = "slow"
+    provider = "sim"
+    action_kinds = frozenset({"restart"})
+
+    def __init__(self, landed: set[str], hang: bool = False) -> None:
+        self.landed = {idempotency_key(a) for a in landed}
+        self.hang = hang
+        self.asked: list[str] = []
+        self.in_flight = 0
+        self.most = 0
+
+    async def observe(self, scope: object = None, /) -> list[object]:
+        return []
+
+    async def apply(self, action: object, key: str) -> object:
+        raise AssertionError("recovery never applies")
+
+    async def confirm_applied(self, target: object, kind: str, key: str) -> str | None:
+        self.asked.append(key)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            if self.hang:
+                await anyio.sleep_forever()
+            for _ in range(3):  # let every other question that may start, start
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self.in_flight -= 1
+        return f"{target} carries {key}" if key in self.landed else None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def orphans(store: EventStore, n: int) -> list[str]:
+    ids = [f"o{i:02d}" for i in range(n)]
+    store.append([intent(a, T0 + timedelta(seconds=i)) for i, a in enumerate(ids)])
+    await store.flush()
+    return ids
+
+
+async def test_orphans_are_asked_together_a_bounded_number_at_once() -> None:
+    """Twenty orphans on a slow provider: at most `QUESTIONS_AT_ONCE` questions in flight,
+    not one after another; every one asked, each proof closing its own orphan as applied,
+    and all closed oldest first on one pair's ledger row."""
+    from jarvis.loop.dispatch import Dispatcher
+
+    store = await EventStore.in_memory()
+    try:
+        ids = await orphans(store, 20)
+        slow = SlowProvider(landed=set(ids[::2]))
+        dispatcher = Dispatcher([slow], apply_timeout=60)  # type: ignore[list-item]
+        closed = await recover(RetryLedger(store, BUDGET), NOW, None, dispatcher.confirmed)
+
+        assert slow.most == QUESTIONS_AT_ONCE
+        assert sorted(slow.asked) == sorted(idempotency_key(a) for a in ids)
+        assert [c.intent.action_id for c in closed] == ids
+        assert [c.applied for c in closed] == [i % 2 == 0 for i in range(20)]
+    finally:
+        await store.aclose()
+
+
+async def test_orphans_not_asked_within_the_patience_stay_unknown_for_the_loop() -> None:
+    """A provider that hangs: recovery waits out its patience and one question's bound, not
+    one per orphan; the questions cut and those never started leave their orphans unknown
+    (failed attempts, never applied), for the loop to ask about from its first tick."""
+    from jarvis.loop.dispatch import Dispatcher
+
+    store = await EventStore.in_memory()
+    try:
+        ids = await orphans(store, 20)
+        hung = SlowProvider(landed=set(ids), hang=True)
+        dispatcher = Dispatcher([hung], apply_timeout=2)  # type: ignore[list-item]
+        ledger = RetryLedger(store, RetryBudget(max_attempts=30))
+        closed = await recover(ledger, NOW, None, dispatcher.confirmed, patience=1)
+
+        assert len(hung.asked) == QUESTIONS_AT_ONCE  # the first eight; none after
+        assert [c.intent.action_id for c in closed] == ids
+        assert all(not c.applied for c in closed)
+        assert ledger.get(("sim://api", "restart")) == closed[-1].state
+        assert closed[-1].state.consecutive_failures == 20
     finally:
         await store.aclose()

@@ -8,7 +8,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from jarvis.loop import events as ev
-from jarvis.model import Action, BlockReason, Event, EventKind, Outcome, ResourceRef, Scale
+from jarvis.model import (
+    Action,
+    BlockReason,
+    ErrorKind,
+    Event,
+    EventKind,
+    Outcome,
+    ResourceRef,
+    Scale,
+)
 from jarvis.store import EventStore
 from jarvis.store.fleetcap import Cap, FleetCapError
 from tests.store.test_events import T0, event
@@ -90,6 +99,27 @@ async def test_an_intent_the_kill_switch_withheld_counts_against_no_cap(
     await store.flush()
     store.append([closed(withheld, Outcome.withheld(BlockReason.KILLSWITCH, "engaged"))])
     store.append([closed(failed, Outcome.failure("throttled", code="Throttling"))])
+    await store.flush()
+    store.append([intent("c", "sim://c", T0 + timedelta(seconds=1))])
+    store.stage_caps("c", [at_most(2)])
+    await store.flush()
+    store.append([intent("d", "sim://d", T0 + timedelta(seconds=2))])
+    store.stage_caps("d", [at_most(2)])
+    with pytest.raises(FleetCapError) as refused:
+        await store.flush()
+    assert refused.value.verdict.detail == "2 of 2"
+
+
+async def test_an_intent_whose_target_was_gone_counts_against_no_cap(
+    store: EventStore,
+) -> None:
+    """An intent closed gone (`Outcome.gone`: its target deleted since observe) changed
+    nothing: as the guard's pre-check, a cap leaves it out, and counts an unknown one."""
+    gone, unknown = intent("g", "sim://a"), intent("u", "sim://b")
+    store.append([gone, unknown])
+    await store.flush()
+    deleted = Outcome.failure("sim://a not found", kind=ErrorKind.GONE, code="NotFound")
+    store.append([closed(gone, deleted), closed(unknown, Outcome.timed_out("no answer"))])
     await store.flush()
     store.append([intent("c", "sim://c", T0 + timedelta(seconds=1))])
     store.stage_caps("c", [at_most(2)])

@@ -1,0 +1,80 @@
+"""Resource globs whose ``*`` spans path segments are named by `jarvis config check` and
+`jarvis run` (`jarvis.providers.glob_warnings`), and still run: the glob means what it
+always meant (``*`` crosses ``/``), which configurations rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import Jarvis, jarvis_env
+
+CONFIG = """
+[cloudrun]
+project = "demo-project"
+region = "europe-west1"
+services = ["api"]
+credentials = "anonymous"
+api_endpoint = "http://127.0.0.1:9"
+
+[[allowlist]]
+provider = "cloudrun"
+resources = "demo*"
+actions = ["restart"]
+
+[[allowlist]]
+provider = "cloudrun"
+resources = "demo-project/*"
+actions = ["scale"]
+
+[[allowlist]]
+provider = "cloudrun"
+resources = "demo*/*/api-*"
+actions = ["rollback"]
+
+[[allowlist]]
+provider = "sim"
+resources = "ai-dawg-*"
+actions = ["*"]
+
+[[budgets]]
+name = "prod-restarts"
+actions = ["restart"]
+resources = "prod*"
+max = 1
+window_seconds = 3600
+"""
+SPANS = (
+    "'*' also matches '/', so a '*' inside a segment can span several segments of {paths} "
+    "paths ({n} to a path): 'prod*' matches 'production/api' as well as 'prod/api'; write "
+    "the segments out with '/' ('prod/*', 'prod*/*') to say which you mean"
+)
+WARNINGS = [
+    "allowlist.0.resources 'demo*': " + SPANS.format(paths="cloudrun://", n=3),
+    "budgets.0.resources 'prod*': " + SPANS.format(paths="the deepest", n=3),
+]
+
+
+def test_a_star_inside_a_segment_that_spans_segments_is_named_by_check_and_run(
+    jarvis: Jarvis, tmp_path: Path
+) -> None:
+    """One warning each for ``demo*`` (Cloud Run paths have 3 segments) and a budget's
+    ``prod*`` on every provider; none for ``demo-project/*`` (a whole-segment ``*``), for
+    ``demo*/*/api-*`` (every segment written out), or for ``ai-dawg-*`` (sim paths have
+    one segment); exit 0, and `run` logs the same lines and runs."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(CONFIG)
+    env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config))
+
+    check = jarvis("config", "check", env=env)
+    assert check.returncode == 0, check.stderr
+    warned = [line for line in check.stderr.splitlines() if line.startswith("warning:")]
+    assert warned == [f"warning: {w}" for w in WARNINGS], check.stderr
+    shown = jarvis("config", "check", "--json", env=env)
+    assert json.loads(shown.stdout)["warnings"] == WARNINGS
+
+    run = jarvis("run", "--ticks", "1", "--interval", "0.05", "--http-port", "0", env=env)
+    assert run.returncode == 0, run.stderr
+    logged = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    spans = [line for line in logged if line.get("event") == "resource glob spans path segments"]
+    assert [line["detail"] for line in spans] == WARNINGS
