@@ -41,6 +41,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "NOTIFICATION_OUTCOMES",
     "OBSERVE_BUCKETS",
+    "RESOLVED_OUTCOMES",
     "TICK_BUCKETS",
     "TICK_OUTCOMES",
     "Metrics",
@@ -99,6 +100,8 @@ ACTION_OUTCOMES: Final = (
     "blocked",
     "unknown",
 )
+#: What an unknown outcome proved once the provider answered (`jarvis.loop.unknowns`).
+RESOLVED_OUTCOMES: Final = ("applied",)
 NOTIFICATION_OUTCOMES: Final = ("sent", "partial", "retried", "failed")
 ADMIN_METHODS: Final = ("GET", "POST")
 ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")
@@ -159,6 +162,14 @@ class Metrics:
         self.actions = Counter(
             "jarvis_actions_total",
             "Actions by kind and by what became of them.",
+            ["kind", "outcome"],
+            registry=reg,
+        )
+        self.unknown_resolved = Counter(
+            "jarvis_unknown_outcomes_resolved_total",
+            "Actions counted unknown (timed_out, or unknown after a restart) in "
+            "jarvis_actions_total whose outcome was proven later, by kind and by what it "
+            "proved (applied); jarvis_actions_total keeps its one count of each action.",
             ["kind", "outcome"],
             registry=reg,
         )
@@ -384,6 +395,8 @@ class Metrics:
         for kind in ActionKind:
             for outcome in ACTION_OUTCOMES:
                 self.actions.labels(kind=kind.value, outcome=outcome)
+            for outcome in RESOLVED_OUTCOMES:
+                self.unknown_resolved.labels(kind=kind.value, outcome=outcome)
         for reason in BlockReason:
             self.actions_blocked.labels(reason=reason.value)
         for direction in ("elected", "stepped_down"):
