@@ -151,6 +151,7 @@ def _start_beside(
 
     shutdown = app.reconciler.shutdown
     duties = FleetDuties(elector)
+    app.metrics.fleet_duties(duties.held)  # a duty's gauges are its holder's alone
 
     def shielded() -> AbstractContextManager[object, bool]:
         return shutdown.bound(shield=True)

@@ -378,7 +378,9 @@ class Reconciler:
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)
         self.metrics.set_resources(health_counts(resources))
-        self.metrics.llm_usage(resources.get(LLM_USAGE))
+        # With shards, another replica's once its shard moved: not kept at our last reading.
+        ours = self.owns is None or self.owns(LLM_USAGE)
+        self.metrics.llm_usage(resources.get(LLM_USAGE), ours=ours)
         self.endpoints.observed(tick_id, now, resources)
         # Recorded as observed above; decided on with endpoint health folded in.
         gone = frozenset(prefix for prefixes in partial.values() for prefix in prefixes)

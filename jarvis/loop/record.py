@@ -176,10 +176,16 @@ class Recorder:
             self.metrics.escalations.inc()
 
     def confirmed(self, closed: Confirmed) -> None:
-        """An intent closed as unknown, its change since proven made by the provider."""
+        """An intent closed as unknown, its change since proven made by the provider.
+
+        Its action was counted once already, as unknown, in ``jarvis_actions_total``: the
+        proof goes to a counter of its own, since a counter cannot move a count from one
+        outcome to another and a second count would make one action two.
+        """
         intent = closed.intent
         self.remember(closed.event)
-        self.metrics.actions.labels(kind=intent.action_kind or "unknown", outcome="applied").inc()
+        kind = intent.action_kind or "unknown"
+        self.metrics.unknown_resolved.labels(kind=kind, outcome="applied").inc()
         log.info(
             "unknown outcome confirmed applied",
             action_id=intent.action_id,

@@ -7,8 +7,9 @@ root (`jarvis.app.build_revenue_keeper`) when ``[customers]`` is enabled with
 plan prices and the store is SQL. With several replicas one settles: the book
 is one per database, and two settlements at once fight over its rows (a
 duplicate day). It is a fleet-wide duty (`jarvis.loop.duties`): the leader's,
-or with shards shard 0's holder's, not every shard holder's. Another replica's
-gauges keep the last value it settled. A failed settlement is logged and tried again at the next
+or with shards shard 0's holder's, not every shard holder's. Another replica
+exports no revenue gauge (`jarvis.telemetry.metrics`), so summed or maxed over the
+replicas they count the book once. A failed settlement is logged and tried again at the next
 interval: revenue is reported, never acted on, so a gap costs a late figure.
 """
 
@@ -64,8 +65,11 @@ class RevenueKeeper:
                 await self.ledger.aclose()
 
     async def check(self) -> RevenueDay | None:
-        """Settle today and set the gauges; None on a replica without the fleet-wide duties."""
+        """Settle today and set the gauges; None on a replica without the fleet-wide duties,
+        which forgets its last settlement (`Metrics.fleet_duties` already hides it): taking
+        the duties back later, it exports nothing until it settles again."""
         if not self.leads():
+            self.metrics.revenue(None)
             return None
         now = self.clock.now()
         day = await self.ledger.settle(now.astimezone(UTC).date(), self.prices, now)

@@ -55,6 +55,7 @@ class AlertChange:
     resource: str = ""
     severity: Severity = Severity.WARNING
     summary: str = ""
+    """Firing: what happened. Resolving: what ended it, which the incident's resolve says."""
     tried: str = ""
     reset: str = ""
     oneshot: bool = False
@@ -111,11 +112,17 @@ def _escalated(event: Event) -> list[AlertChange]:
 
 
 def _resolves_escalations(event: Event) -> list[AlertChange]:
-    if not event.resource:
+    resource = event.resource
+    if not resource:
         return []
-    if event.kind is EventKind.RESOURCE_CHANGED and event.payload.get("health") != "healthy":
-        return []
-    return [_change(event, f"escalated:{event.resource}:", firing=False, prefix=True)]
+    if event.kind is EventKind.RESOURCE_CHANGED:
+        if event.payload.get("health") != "healthy":
+            return []
+        ended = f"{resource} reported healthy"
+    else:
+        actor = event.payload.get("actor") or "an operator"
+        ended = f"{resource}: retries reset by {actor} (`jarvis retries reset`)"
+    return [_change(event, f"escalated:{resource}:", firing=False, prefix=True, summary=ended)]
 
 
 def _alert(event: Event) -> list[AlertChange]:
@@ -125,7 +132,7 @@ def _alert(event: Event) -> list[AlertChange]:
     fingerprint = f"alert:{cause}:{resource}"
     resolved = payload.get("resolved") is True or payload.get("state") == "resolved"
     if resolved:
-        return [_change(event, fingerprint, firing=False)]
+        return [_change(event, fingerprint, firing=False, summary=event.reason or f"{cause} ended")]
     reset = payload.get("reset")
     return [
         _change(
@@ -144,9 +151,11 @@ def _alert(event: Event) -> list[AlertChange]:
 
 
 def _killswitch(event: Event) -> list[AlertChange]:
-    if event.kind is EventKind.KILLSWITCH_RELEASED:
-        return [_change(event, "killswitch", firing=False)]
     actor = event.payload.get("actor") or "unknown"
+    if event.kind is EventKind.KILLSWITCH_RELEASED:
+        why = f" ({event.reason})" if event.reason else ""
+        ended = f"kill switch released by {actor}{why}; Jarvis applies actions again"
+        return [_change(event, "killswitch", firing=False, summary=ended)]
     return [
         _change(
             event,

@@ -78,6 +78,8 @@ class _Group:
     sent: list[str] | None = None
     sent_at: datetime | None = None
     sequence: int = 0
+    ended: str = ""
+    """What resolved its latest resolved alert (`AlertChange.summary`): its resolve says it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ class Grouper:
         if change.firing:
             self._fire(change, now)
         else:
-            self._resolve(change.fingerprint, now, prefix=change.prefix)
+            self._resolve(change.fingerprint, now, prefix=change.prefix, ended=change.summary)
 
     def _fire(self, change: AlertChange, now: datetime) -> None:
         if not change.oneshot:  # nothing resolves a one-shot: it could inhibit forever
@@ -157,12 +159,13 @@ class Grouper:
             ):
                 self._changed(group, now)
 
-    def _resolve(self, fingerprint: str, now: datetime, *, prefix: bool) -> None:
+    def _resolve(self, fingerprint: str, now: datetime, *, prefix: bool, ended: str) -> None:
         self.inhibitor.resolved(fingerprint, prefix=prefix)
         for group in self._groups.values():
             for key, alert in group.alerts.items():
                 if resolves(fingerprint, key, prefix=prefix) and not alert["resolved"]:
                     alert["resolved"] = True
+                    group.ended = ended or group.ended
                     self._changed(group, now)
 
     def _changed(self, group: _Group, now: datetime) -> None:
@@ -243,6 +246,7 @@ class Grouper:
             provider=group.provider,
             alerts=tuple(sorted(firing, key=lambda a: a["fingerprint"])),
             since=group.since,
+            ended=group.ended if action == "resolve" else "",
         )
 
     def _silenced(self, alert: dict[str, Any], now: datetime) -> bool:
@@ -267,6 +271,7 @@ class Grouper:
                     "sent": g.sent,
                     "sent_at": when(g.sent_at),
                     "sequence": g.sequence,
+                    "ended": g.ended,
                 }
                 for key, g in self._groups.items()
             },
@@ -290,6 +295,7 @@ class Grouper:
                 sent=g["sent"],
                 sent_at=None if g["sent_at"] is None else datetime.fromisoformat(g["sent_at"]),
                 sequence=g["sequence"],
+                ended=g.get("ended", ""),
             )
             for key, g in data.get("groups", {}).items()
         }

@@ -35,6 +35,9 @@ class Notice:
     TO), the only ones a retry sends to; empty, every configured recipient."""
     refused: tuple[str, ...] = ()
     """Email only: recipients an earlier attempt was refused for good, with the reply."""
+    ended: str = ""
+    """A resolve: what ended the incident (its last alert's resolving words); empty on a
+    trigger, and on a resolve written before resolves kept them."""
 
     @property
     def key(self) -> str:
@@ -55,6 +58,7 @@ class Notice:
             # Only on a retry of some recipients: every other row's JSON is as it was.
             **({"recipients": list(self.recipients)} if self.recipients else {}),
             **({"refused": list(self.refused)} if self.refused else {}),
+            **({"ended": self.ended} if self.ended else {}),
         }
 
     @classmethod
@@ -71,4 +75,5 @@ class Notice:
             since=datetime.fromisoformat(data["since"]),
             recipients=tuple(data.get("recipients", ())),
             refused=tuple(data.get("refused", ())),
+            ended=str(data.get("ended", "")),
         )

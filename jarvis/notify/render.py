@@ -2,8 +2,9 @@
 
 Pure; called by the channels at send time. Every message says which
 resources, what happened, what Jarvis tried, and the command that resets it;
-a resolve says every resource of its incident is healthy, unless it carries
-alerts of its own (an event store outage's end: what was done while it lasted).
+a resolve says what ended its incident (`resolution`: a tick finished again, the
+kill switch released, a resource healthy or reset...), unless it carries alerts
+of its own (an event store outage's end: what was done while it lasted).
 Limits the APIs document are respected here (Slack: a header's text at most
 150 characters, a section's 3000, at most 50 blocks; PagerDuty: a summary at
 most 1024 characters), so a long outage list is cut with a count, not refused.
@@ -21,7 +22,7 @@ from jarvis.mail import message_id
 from jarvis.notify.notice import Notice
 from jarvis.slack import mrkdwn
 
-__all__ = ["email_message", "pagerduty_event", "slack_message", "subject"]
+__all__ = ["email_message", "pagerduty_event", "resolution", "slack_message", "subject"]
 
 _SLACK_LISTED = 20
 """Alerts listed one section each; the rest are counted (Slack allows 50 blocks)."""
@@ -43,6 +44,21 @@ def subject(notice: Notice) -> str:
     return " ".join(line.split())
 
 
+def resolution(notice: Notice) -> str | None:
+    """The line a resolve adds to say what ended its incident; None for a trigger, or a
+    resolve whose alerts say it themselves (the event store's outage).
+
+    The words are the resolving alert's (`jarvis.notify.alerts`, the stall watchdog): each
+    kind says its own end, rather than one sentence about resources for every kind. A
+    resolve written before they were kept says only what is sure.
+    """
+    if notice.action != "resolve" or notice.alerts:
+        return None
+    if not notice.ended:
+        return "Every alert of this incident has resolved."
+    return f"Resolved: {notice.ended.rstrip('.')}."
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -62,12 +78,10 @@ def slack_message(notice: Notice) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150)}}
     ]
-    if notice.action == "resolve" and not notice.alerts:
+    ended = resolution(notice)
+    if ended is not None:
         blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "Every resource of this incident is healthy."},
-            }
+            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(mrkdwn(ended), 3000)}}
         )
     for alert in notice.alerts[:_SLACK_LISTED]:
         resource = f"*{mrkdwn(alert['resource'])}*\n" if alert["resource"] else ""
@@ -126,8 +140,9 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     # Threads the notices of one incident together in mail clients.
     message["References"] = f"<{notice.incident}@jarvis>"
     text = [subject(notice), ""]
-    if notice.action == "resolve" and not notice.alerts:
-        text.append("Every resource of this incident is healthy.")
+    ended = resolution(notice)
+    if ended is not None:
+        text.append(ended)
     for alert in notice.alerts:
         if alert["resource"]:
             text.append(alert["resource"])
@@ -144,11 +159,7 @@ def email_message(notice: Notice, sender: str, recipients: list[str]) -> EmailMe
     )
     body = (
         f"<h2>{html.escape(subject(notice))}</h2>"
-        + (
-            "<p>Every resource of this incident is healthy.</p>"
-            if notice.action == "resolve" and not notice.alerts
-            else ""
-        )
+        + (f"<p>{html.escape(ended)}</p>" if ended is not None else "")
         + (f"<ul>{items}</ul>" if items else "")
         + f"<p><small>incident {html.escape(notice.incident)}</small></p>"
     )

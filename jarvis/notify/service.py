@@ -68,6 +68,9 @@ class Watchdog:
     stall_after: timedelta
     last_tick: datetime
     stalled: bool = False
+    stalled_since: datetime | None = None
+    """While stalled: when the last tick before the stall finished (None: not known, a
+    state saved before it was kept), so the resolve can say how long none did."""
 
 
 class Notifier:
@@ -124,6 +127,8 @@ class Notifier:
             self.grouper.load_json(state.get("groups", {}))
             watch = state.get("watchdog", {})
             self.watchdog.stalled = bool(watch.get("stalled", False))
+            since = watch.get("since")
+            self.watchdog.stalled_since = datetime.fromisoformat(since) if since else None
         else:
             # A notifier switched on beside an old record does not page its history.
             latest = await newer(self.store, None, limit=1)
@@ -194,11 +199,15 @@ class Notifier:
         return len(rows)
 
     def _state(self) -> dict[str, Any]:
+        since = self.watchdog.stalled_since
         return {
             REVISION: {"n": self.revision + 1},
             "cursor": {"event_id": self.cursor.position},
             "groups": self.grouper.to_json(),
-            "watchdog": {"stalled": self.watchdog.stalled},
+            "watchdog": {
+                "stalled": self.watchdog.stalled,
+                "since": None if since is None else since.isoformat(),
+            },
         }
 
     def _ingest(self, event: Event, now: datetime) -> None:
@@ -221,11 +230,16 @@ class Notifier:
         watch = self.watchdog
         late = now - watch.last_tick
         if not watch.stalled and late > watch.stall_after:
-            watch.stalled = True
+            watch.stalled, watch.stalled_since = True, watch.last_tick
             self.grouper.ingest(self._stalled_change(watch.last_tick, late), now)
         elif watch.stalled and late <= watch.stall_after:
-            watch.stalled = False
-            self.grouper.ingest(AlertChange("loop_stalled", firing=False, at=now, event_id=0), now)
+            ended = f"ticks finish again: one finished at {watch.last_tick:%Y-%m-%d %H:%M:%S} UTC"
+            if watch.stalled_since is not None:
+                gap = (watch.last_tick - watch.stalled_since).total_seconds() / 60
+                ended += f", after none for {gap:.0f} min"
+            watch.stalled, watch.stalled_since = False, None
+            change = AlertChange("loop_stalled", firing=False, at=now, event_id=0, summary=ended)
+            self.grouper.ingest(change, now)
 
     @staticmethod
     def _stalled_change(last_tick: datetime, late: timedelta) -> AlertChange:

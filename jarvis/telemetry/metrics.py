@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final, Protocol
 
@@ -29,6 +29,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -41,6 +42,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "NOTIFICATION_OUTCOMES",
     "OBSERVE_BUCKETS",
+    "RESOLVED_OUTCOMES",
     "TICK_BUCKETS",
     "TICK_OUTCOMES",
     "Metrics",
@@ -99,6 +101,8 @@ ACTION_OUTCOMES: Final = (
     "blocked",
     "unknown",
 )
+#: What an unknown outcome proved once the provider answered (`jarvis.loop.unknowns`).
+RESOLVED_OUTCOMES: Final = ("applied",)
 NOTIFICATION_OUTCOMES: Final = ("sent", "partial", "retried", "failed")
 ADMIN_METHODS: Final = ("GET", "POST")
 ADMIN_RESULTS: Final = ("ok", "unauthorized", "forbidden", "bad_request", "error")
@@ -132,6 +136,50 @@ class _WithoutCreated(Collector):
             yield metric
 
 
+class _RevenueGauges(Collector):
+    """``jarvis_mrr_usd``, ``jarvis_mrr_movement_usd`` and ``jarvis_customers``, from the last
+    settlement, while this replica does the fleet-wide duties; no sample otherwise.
+
+    One replica settles the revenue book for the fleet. Another that exported a
+    value (its own last settlement before it lost the duties, or 0 before any)
+    would be counted twice by a sum, or stay stale forever under a max: the
+    series go the moment the duty rule says they are not this replica's, read
+    at each scrape rather than at the keeper's next check (an hour away).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.settled: RevenueDay | None = None
+        """The revenue ledger's last settlement here; None: none (or the duties went)."""
+        self.held: Callable[[], bool] = lambda: True
+        """The fleet-wide duties' rule (`Metrics.fleet_duties`); one node holds them."""
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        mrr = GaugeMetricFamily(
+            "jarvis_mrr_usd",
+            "Monthly recurring revenue at the last settlement of the revenue ledger, in USD; "
+            "exported only by the replica doing the fleet-wide duties.",
+        )
+        movement = GaugeMetricFamily(
+            "jarvis_mrr_movement_usd",
+            "MRR moved so far in the current UTC day (at the last settlement), by kind.",
+            labels=["kind"],
+        )
+        customers = GaugeMetricFamily(
+            "jarvis_customers",
+            "Customers at the last revenue settlement, by subscription status (none: none yet).",
+            labels=["status"],
+        )
+        day = self.settled
+        if day is not None and self.held():
+            mrr.add_metric([], day.mrr_usd)
+            for kind in Movement:
+                movement.add_metric([kind.value], day.usd(kind))
+            for status, count in sorted(day.customers.items()):
+                customers.add_metric([status], count)
+        yield from (mrr, movement, customers)
+
+
 class Metrics:
     """Every metric Jarvis exports, as attributes, on a private registry."""
 
@@ -159,6 +207,14 @@ class Metrics:
         self.actions = Counter(
             "jarvis_actions_total",
             "Actions by kind and by what became of them.",
+            ["kind", "outcome"],
+            registry=reg,
+        )
+        self.unknown_resolved = Counter(
+            "jarvis_unknown_outcomes_resolved_total",
+            "Actions counted unknown (timed_out, or unknown after a restart) in "
+            "jarvis_actions_total whose outcome was proven later, by kind and by what it "
+            "proved (applied); jarvis_actions_total keeps its one count of each action.",
             ["kind", "outcome"],
             registry=reg,
         )
@@ -337,23 +393,7 @@ class Metrics:
             ["slo"],
             registry=reg,
         )
-        self.mrr = Gauge(
-            "jarvis_mrr_usd",
-            "Monthly recurring revenue at the last settlement of the revenue ledger, in USD.",
-            registry=reg,
-        )
-        self.mrr_movement = Gauge(
-            "jarvis_mrr_movement_usd",
-            "MRR moved so far in the current UTC day (at the last settlement), by kind.",
-            ["kind"],
-            registry=reg,
-        )
-        self.customers = Gauge(
-            "jarvis_customers",
-            "Customers at the last revenue settlement, by subscription status (none: none yet).",
-            ["status"],
-            registry=reg,
-        )
+        self._revenue = _RevenueGauges(reg)
         # No model label: applications name the models, so their number has no bound.
         self.llm_unpriced_models = Gauge(
             "jarvis_llm_unpriced_models",
@@ -384,6 +424,8 @@ class Metrics:
         for kind in ActionKind:
             for outcome in ACTION_OUTCOMES:
                 self.actions.labels(kind=kind.value, outcome=outcome)
+            for outcome in RESOLVED_OUTCOMES:
+                self.unknown_resolved.labels(kind=kind.value, outcome=outcome)
         for reason in BlockReason:
             self.actions_blocked.labels(reason=reason.value)
         for direction in ("elected", "stepped_down"):
@@ -392,18 +434,24 @@ class Metrics:
             for result in ADMIN_RESULTS:
                 self.admin_requests.labels(method=method, result=result)
 
-    def revenue(self, day: RevenueDay) -> None:
-        """Set the revenue gauges from one settlement; statuses no customer has any more go."""
-        self.mrr.set(day.mrr_usd)
-        for kind in Movement:
-            self.mrr_movement.labels(kind=kind.value).set(day.usd(kind))
-        self.customers.clear()
-        for status, count in day.customers.items():
-            self.customers.labels(status=status).set(count)
+    def revenue(self, day: RevenueDay | None) -> None:
+        """Export the revenue gauges of one settlement; None: export none (the duties went)."""
+        self._revenue.settled = day
 
-    def llm_usage(self, state: ResourceState | None) -> None:
+    def fleet_duties(self, held: Callable[[], bool]) -> None:
+        """Export the gauges of a fleet-wide duty (the revenue's) only while ``held()`` says
+        this replica does the duties (`jarvis.loop.duties.FleetDuties.held`), read at each
+        scrape; until this is called, always (one node)."""
+        self._revenue.held = held
+
+    def llm_usage(self, state: ResourceState | None, *, ours: bool = True) -> None:
         """Set the unpriced-model gauges from this tick's ``cost://llm``; kept as they were
-        when it was not read (its sensor failed, or there is none)."""
+        when it was not read (its sensor failed, or there is none). Not ``ours`` (with shards,
+        another replica holds its shard): 0, as on a follower, since its holder exports them."""
+        if not ours:
+            self.llm_unpriced_models.set(0)
+            self.llm_unpriced_requests.set(0)
+            return
         usage = None if state is None else state.llm_usage
         if usage is not None:
             self.llm_unpriced_models.set(len(usage.unpriced))
@@ -456,8 +504,7 @@ class Metrics:
         """
         self.killswitch_engaged.set(0)
         self.quarantined_resources.set(0)
-        self.llm_unpriced_models.set(0)
-        self.llm_unpriced_requests.set(0)
+        self.llm_usage(None, ours=False)
         self.set_resources({})
         for family in self.breaker_open.collect():
             for held in family.samples:

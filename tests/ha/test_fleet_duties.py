@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from jarvis.app import App, build_app
 from jarvis.cli.daemon import _leads, _start_beside
@@ -134,7 +135,80 @@ async def test_of_two_shard_holders_only_shard_0s_settles_the_revenue(
         mrr = [app.metrics.registry.get_sample_value("jarvis_mrr_usd") for app in apps]
         shard_0 = [each.electors[0].epoch is not None for each in electors]
         assert shard_0.count(True) == 1
-        assert mrr == [49.0 if holds else 0.0 for holds in shard_0]  # 0: never settled there
+        assert mrr == [49.0 if holds else None for holds in shard_0]  # None: not exported
+    finally:
+        for app in apps:
+            await app.aclose()
+
+
+def revenue_series(app: App) -> set[str]:
+    """The names of the revenue samples on ``app``'s /metrics."""
+    body, _ = app.metrics.render()
+    return {
+        s.name
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name in ("jarvis_mrr_usd", "jarvis_mrr_movement_usd", "jarvis_customers")
+    }
+
+
+async def test_a_replica_that_loses_the_duties_stops_exporting_the_revenue(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Only the replica doing the fleet-wide duties exports the revenue gauges: the follower
+    none, and the leader none from the moment it resigns, so MRR summed over the replicas
+    is the fleet's once, before and after the new leader settles."""
+    settings = load_settings(
+        None,
+        database_url=pg_url,
+        retention={"enabled": False},
+        customers={"enabled": True, "plans": PLANS},
+    )
+    apps: list[App] = []
+    try:
+        for holder in "ab":
+            own = settings.model_copy(update={"spool_path": tmp_path / f"{holder}.jsonl"})
+            apps.append(await build_app(own, clock=VirtualClock(START), auto_migrate=True))
+        await put(apps[0].store, "c1", "pro", "active", START)
+        # a leads and, once its run renewed, waits an hour (of real time) to step again;
+        # b tries every fifth of a second and takes the lease once a resigns.
+        a, b = (
+            Elector(
+                PgLease(app.store.engine, holder, duration=LONG),
+                app.metrics,
+                renew_deadline=LONG / 2,
+                retry_period=period,
+            )
+            for holder, app, period in (("a", apps[0], 3600.0), ("b", apps[1], 0.2))
+        )
+        await a.step()
+        await b.step()
+        assert (a.epoch is not None, b.epoch is not None) == (True, False)
+
+        def mrr() -> list[float | None]:
+            return [app.metrics.registry.get_sample_value("jarvis_mrr_usd") for app in apps]
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for app, each in zip(apps, (a, b), strict=True):
+                    _start_beside(group, settings, app, each, None)
+                await until(lambda: mrr()[0] == 49.0)
+                # Hours of b's keeper checking: it never settles nor exports while it follows.
+                await until(lambda: apps[1].clock.now() - START > timedelta(hours=3))
+                assert mrr() == [49.0, None]
+                assert revenue_series(apps[1]) == set()
+
+                await a.resign()
+                assert mrr()[0] is None  # at once, not at its keeper's next check
+                assert revenue_series(apps[0]) == set()
+                await until(lambda: mrr()[1] == 49.0)
+                assert mrr() == [None, 49.0]
+                assert revenue_series(apps[1]) == {
+                    "jarvis_mrr_usd",
+                    "jarvis_mrr_movement_usd",
+                    "jarvis_customers",
+                }
+                group.cancel_scope.cancel()
     finally:
         for app in apps:
             await app.aclose()

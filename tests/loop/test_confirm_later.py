@@ -124,6 +124,29 @@ async def test_three_unknown_outcomes_the_provider_proves_made_do_not_escalate(
     assert len(fleet.asked) == len(set(fleet.asked)) == 3
 
 
+async def test_a_confirmed_unknown_is_one_action_in_the_actions_counter(
+    make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
+) -> None:
+    """Each action proposed has one outcome in ``jarvis_actions_total``: a timeout confirmed
+    later stays counted ``timed_out`` there, and its confirmation goes to
+    ``jarvis_unknown_outcomes_resolved_total{outcome="applied"}``."""
+    times_out(fleet, lands=True)
+    app = await loop_app(make_app)
+    await ticks(app, clock, 8)
+    sample = app.metrics.registry.get_sample_value
+
+    def actions(outcome: str) -> float:
+        return sample("jarvis_actions_total", {"kind": "restart", "outcome": outcome}) or 0.0
+
+    outcomes = ("applied", "failed", "gone", "timed_out", "unknown", "blocked")
+    assert len(await of_kind(app, EventKind.ACTION_APPLIED)) == 3  # all three confirmed
+    assert actions("proposed") == 8
+    assert sum(actions(outcome) for outcome in outcomes) == actions("proposed")
+    assert (actions("applied"), actions("timed_out")) == (0, 3)
+    resolved = {"kind": "restart", "outcome": "applied"}
+    assert sample("jarvis_unknown_outcomes_resolved_total", resolved) == 3
+
+
 async def test_an_unknown_never_proven_stays_unknown_and_still_counts(
     make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
 ) -> None:
