@@ -10,8 +10,19 @@ attempt. A notification's ``dedup_key`` is unique, so recomputing it after a
 restart inserts nothing: a restart never double-sends. Every replica's notifier
 consumes too, and saves only over the state it read (``revision``): the other's
 save in between makes it read the state again, so the grouping is one history,
-never two whose notices share keys. Migration 0012_outbox_pending_index indexes the
-pending rows `_due` asks about: whether an older one holds a row back.
+never two whose notices share keys.
+
+Only the oldest pending row of an incident on a channel can go. Each row says
+whether it is ``waiting`` behind an older one (migration 0013_outbox_waiting): set
+when it is inserted behind a pending row of its incident on its channel, cleared when
+the rows before it have left (`_release`). A claim walks only the pending rows that
+do not wait, oldest first, through their own partial index: its cost follows the
+incidents pending on each channel, not the rows piled up behind them. The mark only
+narrows the search: the claim still asks each row it reaches whether an older pending
+row holds it back (one lookup in migration 0012_outbox_pending_index's index), so a
+row written ``waiting`` false (the column's default) is held back all the same. The
+other way round would be a row never sent, waiting behind none; `_insert_behind` and
+`_release` lock so that none is.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -31,6 +43,8 @@ from sqlalchemy import (
     Table,
     Text,
     exists,
+    false,
+    func,
     literal,
     select,
     text,
@@ -96,6 +110,8 @@ notifications = Table(
     Column("last_error", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime()),
+    # An older row of its incident is pending on its channel: this one cannot go yet.
+    Column("waiting", Boolean(), nullable=False, server_default=false()),
     # The dispatcher's question: which pending rows are due now.
     Index(None, "status", "next_attempt_at"),
     # And of each: is an older row of its incident pending on its channel (`_due`)? One
@@ -107,6 +123,17 @@ notifications = Table(
         "id",
         postgresql_where=text(f"status = '{PENDING}'"),
         sqlite_where=text(f"status = '{PENDING}'"),
+    ),
+    # The rows that can go once due, one per incident and channel, oldest first: what a
+    # claim reads (`_due`), however many rows wait behind them. By id, not by next attempt:
+    # a planner that takes due pending rows for common (the sent history and the rows
+    # waiting are all due) walks an index in the claim's order, and this is the one whose
+    # walk is short.
+    Index(
+        None,
+        "id",
+        postgresql_where=text(f"status = '{PENDING}' AND NOT waiting"),
+        sqlite_where=text(f"status = '{PENDING}' AND waiting = 0"),
     ),
 )
 
@@ -239,6 +266,7 @@ class Outbox:
                     next_attempt_at=now,
                     last_error="",
                     created_at=now,
+                    waiting=await _insert_behind(conn, row["channel"], row["incident"]),
                 )
                 result = await conn.execute(
                     statement.on_conflict_do_nothing(index_elements=["dedup_key"])
@@ -325,6 +353,8 @@ class Outbox:
             await conn.execute(
                 update(notifications).where(notifications.c.id == row_id).values(**values)
             )
+            if values.get("status", PENDING) != PENDING:
+                await _release(conn, row_id)
 
     async def _rows(self, query: Any) -> list[NotificationRow]:
         async with self._connection() as conn:
@@ -350,14 +380,24 @@ class Outbox:
         ]
 
 
+def _pending() -> Any:
+    """``'pending'`` written into the SQL, not bound: a planner uses a partial index of pending
+    rows only where it sees the query implies its WHERE (a prepared statement's generic plan
+    would not)."""
+    return literal(PENDING, literal_execute=True)
+
+
 def _due(now: datetime) -> Select[Any]:
     """Pending rows whose next attempt is due, oldest first, none behind a pending row of its
-    incident on its channel."""
+    incident on its channel.
+
+    Read from the rows not ``waiting`` (their partial index, in id order), so the rows
+    behind them are never looked at; of those, a row an older pending row still holds back
+    (written beside it, not behind it) is left out by the anti-join, one index lookup each.
+    """
     earlier = notifications.alias("earlier")
-    # Written into the SQL, not bound: a planner uses the partial index of pending rows only
-    # where it sees the query implies its WHERE (a prepared statement's generic plan would not).
-    pending = literal(PENDING, literal_execute=True)
-    waiting = exists().where(
+    pending = _pending()
+    behind = exists().where(
         earlier.c.channel == notifications.c.channel,
         earlier.c.incident == notifications.c.incident,
         earlier.c.status == pending,
@@ -365,8 +405,58 @@ def _due(now: datetime) -> Select[Any]:
     )
     return (
         select(notifications)
-        .where(notifications.c.status == pending, notifications.c.next_attempt_at <= now, ~waiting)
+        .where(
+            notifications.c.status == pending,
+            ~notifications.c.waiting,
+            notifications.c.next_attempt_at <= now,
+            ~behind,
+        )
         .order_by(notifications.c.id)
+    )
+
+
+async def _insert_behind(conn: AsyncConnection, channel: str, incident: str) -> bool:
+    """Whether a row inserted now on ``channel`` for ``incident`` waits: a row of the incident
+    is pending on the channel.
+
+    The newest such row stays locked (shared) till the insert commits, so a notifier sending
+    it meanwhile waits, and its `_release` then sees the new row. Unlocked, the send could
+    commit between this read and the insert, release nothing, and leave the new row waiting
+    behind no row at all: never sent. (A lock another notifier's claim passes by, as it
+    passes by a row being claimed: it is claimed the next round.)
+    """
+    newest = await conn.execute(
+        select(notifications.c.id)
+        .where(
+            notifications.c.channel == channel,
+            notifications.c.incident == incident,
+            notifications.c.status == _pending(),
+        )
+        .order_by(notifications.c.id.desc())
+        .limit(1)
+        .with_for_update(read=True)
+    )
+    return newest.first() is not None
+
+
+async def _release(conn: AsyncConnection, row_id: int) -> None:
+    """Row ``row_id`` left the pending rows: the oldest pending row of its incident on its
+    channel, if one waits, waits no longer."""
+    left, pending = notifications.alias("left"), notifications.alias("same")
+    head = (
+        select(func.min(pending.c.id))
+        .where(
+            left.c.id == row_id,
+            pending.c.channel == left.c.channel,
+            pending.c.incident == left.c.incident,
+            pending.c.status == _pending(),
+        )
+        .scalar_subquery()
+    )
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == head, notifications.c.waiting)
+        .values(waiting=False)
     )
 
 
