@@ -5,8 +5,9 @@ send one row; a row is claimed only once the rows of its incident before it on i
 channel have left the pending rows. A pending row is marked ``waiting`` behind an
 older one when it is written, and released when the row before it leaves: a write
 and a send of the row before it, at the same instant, must not leave it waiting
-behind none (never sent). The interleavings here are forced with locks the test
-holds, through triggers that wait on them; nothing is timed.
+behind none (never sent), nor may a replica of an older Jarvis that sends without
+releasing. The interleavings here are forced with locks the test holds, through
+triggers that wait on them; nothing is timed.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.engine import create_engine, normalize_url
 from jarvis.store.events import EventStore
-from jarvis.store.outbox import PENDING, Outbox
+from jarvis.store.outbox import PENDING, SENT, STRANDED_EVERY, Outbox, notifications
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +162,35 @@ async def test_a_row_written_while_the_one_before_it_is_sent_still_goes(
     claimed = await second.claim(NOW, CLAIM)
     assert claimed is not None
     assert claimed.dedup_key == "resolve"
+
+
+async def test_a_row_an_older_jarvis_left_waiting_behind_none_goes_after_a_while(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """A replica from before migration 0013 marks the trigger sent without releasing the
+    resolve behind it (a rolling update); this replica's notifier releases it within
+    `STRANDED_EVERY`, and a notifier that starts releases it at its first claim."""
+    outbox = Outbox(engines[0])
+    rows = [_row("trigger", "pagerduty", "i-1"), _row("resolve", "pagerduty", "i-1")]
+    assert await outbox.commit({}, rows, NOW) == 2
+    trigger = await outbox.claim(NOW, CLAIM)
+    assert trigger is not None
+    assert trigger.dedup_key == "trigger"
+    async with engines[1].begin() as conn:  # what 0012's `mark_sent` wrote, and no more
+        await conn.execute(
+            update(notifications)
+            .where(notifications.c.id == trigger.id)
+            .values(status=SENT, attempts=1)
+        )
+    assert await outbox.claim(NOW, CLAIM) is None
+    assert await Outbox(engines[1]).due(NOW) == []
+    later = NOW + STRANDED_EVERY
+    claimed = await outbox.claim(later, later + timedelta(minutes=1))
+    assert claimed is not None
+    assert claimed.dedup_key == "resolve"
+    await outbox.mark_retry(claimed.id, 1, NOW, "timeout")
+    async with engines[1].begin() as conn:
+        await conn.execute(update(notifications).values(waiting=True))
+    started = await Outbox(engines[1]).claim(NOW, CLAIM)
+    assert started is not None
+    assert started.dedup_key == "resolve"
