@@ -8,8 +8,9 @@ a fresh SQLite file: ``--sent`` delivered rows as history, then ``--pending``
 rows over three channels, nine in ten in ``--incidents`` incidents and the rest
 one incident each. The oldest pending row of each incident on each channel has
 been tried and waits out its backoff; every row behind it was never tried, so
-its next attempt is long due and only the older pending row holds it back. One
-new alert on a fresh incident, the only row that can go, is the newest.
+its next attempt is long due and only the older pending row holds it back (it is
+written ``waiting``, as `Outbox.commit` writes it). One new alert on a fresh
+incident, the only row that can go, is the newest.
 
 Measured, median of ``--repeat`` each: ``claim`` finding that row (claimed with
 its next attempt left where it was, so every repeat finds it again), ``claim``
@@ -102,6 +103,7 @@ def _pending(count: int, incidents: int, tag: str) -> list[dict[str, Any]]:
                 # A backoff of up to half an hour, jittered, after its last failed attempt.
                 next_attempt_at=NOW + timedelta(seconds=60 + i % 1700) if head else created,
                 created_at=created,
+                waiting=not head,  # as `Outbox.commit` marks it (migration 0013)
             )
         )
     return rows

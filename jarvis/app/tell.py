@@ -57,7 +57,8 @@ def build_notifier(
     from jarvis.notify.groups import Grouper, Route, Timing
     from jarvis.notify.inhibit import Inhibitor, rules_from
     from jarvis.notify.service import jitter_rng
-    from jarvis.store.outbox import MemoryOutbox, NotificationOutbox, Outbox
+    from jarvis.store.memory_outbox import MemoryOutbox
+    from jarvis.store.outbox import NotificationOutbox, Outbox
 
     notify = settings.notify
     outbox: NotificationOutbox

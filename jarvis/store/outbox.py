@@ -10,27 +10,44 @@ attempt. A notification's ``dedup_key`` is unique, so recomputing it after a
 restart inserts nothing: a restart never double-sends. Every replica's notifier
 consumes too, and saves only over the state it read (``revision``): the other's
 save in between makes it read the state again, so the grouping is one history,
-never two whose notices share keys. Migration 0012_outbox_pending_index indexes the
-pending rows `_due` asks about: whether an older one holds a row back.
+never two whose notices share keys.
+
+Only the oldest pending row of an incident on a channel can go. Each row says
+whether it is ``waiting`` behind an older one (migration 0013_outbox_waiting): set
+when it is inserted behind a pending row of its incident on its channel, cleared when
+the rows before it have left (`_release`). A claim walks only the pending rows that
+do not wait, oldest first, through their own partial index: its cost follows the
+incidents pending on each channel, not the rows piled up behind them. The mark only
+narrows the search: the claim still asks each row it reaches whether an older pending
+row holds it back (one lookup in migration 0012_outbox_pending_index's index), so a
+row written ``waiting`` false (the column's default) is held back all the same. The
+other way round would be a row never sent, waiting behind none; `_insert_behind` and
+`_release` lock so that none is, and what writes the outbox without them (a replica of a
+Jarvis before 0013, beside this one during a rolling update) is undone by each notifier
+every `STRANDED_EVERY` (`Outbox.release_stranded`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
+    Exists,
     Index,
     Integer,
     Select,
     Table,
     Text,
     exists,
+    false,
+    func,
     literal,
     select,
     text,
@@ -47,7 +64,7 @@ from jarvis.store.tables import UtcDateTime, json_type, metadata
 
 __all__ = [
     "REVISION",
-    "MemoryOutbox",
+    "STRANDED_EVERY",
     "NotificationOutbox",
     "NotificationRow",
     "Outbox",
@@ -59,6 +76,11 @@ __all__ = [
 ]
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+STRANDED_EVERY = timedelta(minutes=10)
+"""How often `Outbox.claim` releases the rows left waiting behind no pending row, if any:
+the longest such a row waits. The release reads every waiting row, as a claim did before
+migration 0013."""
 
 REVISION = "revision"
 """The saved state's entry counting its saves: ``{"n": 3}``, absent before the first."""
@@ -96,6 +118,8 @@ notifications = Table(
     Column("last_error", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime()),
+    # An older row of its incident is pending on its channel: this one cannot go yet.
+    Column("waiting", Boolean(), nullable=False, server_default=false()),
     # The dispatcher's question: which pending rows are due now.
     Index(None, "status", "next_attempt_at"),
     # And of each: is an older row of its incident pending on its channel (`_due`)? One
@@ -107,6 +131,17 @@ notifications = Table(
         "id",
         postgresql_where=text(f"status = '{PENDING}'"),
         sqlite_where=text(f"status = '{PENDING}'"),
+    ),
+    # The rows that can go once due, one per incident and channel, oldest first: what a
+    # claim reads (`_due`), however many rows wait behind them. By id, not by next attempt:
+    # a planner that takes due pending rows for common (the sent history and the rows
+    # waiting are all due) walks an index in the claim's order, and this is the one whose
+    # walk is short.
+    Index(
+        None,
+        "id",
+        postgresql_where=text(f"status = '{PENDING}' AND NOT waiting"),
+        sqlite_where=text(f"status = '{PENDING}' AND waiting = 0"),
     ),
 )
 
@@ -190,6 +225,8 @@ class Outbox:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._stranded_at: datetime | None = None
+        """When `claim` next releases the rows left waiting behind none; None: at the first."""
 
     @asynccontextmanager
     async def _connection(self, *, begin: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -239,6 +276,7 @@ class Outbox:
                     next_attempt_at=now,
                     last_error="",
                     created_at=now,
+                    waiting=await _insert_behind(conn, row["channel"], row["incident"]),
                 )
                 result = await conn.execute(
                     statement.on_conflict_do_nothing(index_elements=["dedup_key"])
@@ -281,6 +319,9 @@ class Outbox:
         another is claiming this instant, and the moved ``next_attempt_at`` by one it
         claimed before (SQLite is one node and ignores the lock).
         """
+        if self._stranded_at is None or now >= self._stranded_at:
+            await self.release_stranded()
+            self._stranded_at = now + STRANDED_EVERY
         async with self._connection(begin=True) as conn:
             found = self._read((await conn.execute(claimable(now, skip))).all())
             if not found:
@@ -291,6 +332,18 @@ class Outbox:
                 .values(next_attempt_at=until)
             )
             return found[0]
+
+    async def release_stranded(self) -> int:
+        """Release the rows waiting behind no pending row of their incident on their channel;
+        return how many. None is left so by this code: a replica of a Jarvis before migration
+        0013 marks a row sent without releasing the next (during a rolling update)."""
+        async with self._connection(begin=True) as conn:
+            released = await conn.execute(
+                update(notifications)
+                .where(notifications.c.status == _pending(), notifications.c.waiting, ~_behind())
+                .values(waiting=False)
+            )
+            return released.rowcount or 0
 
     async def rows(self, status: str | None = None) -> list[NotificationRow]:
         """Every row (or those with ``status``), oldest first: for the CLI and tests."""
@@ -325,6 +378,8 @@ class Outbox:
             await conn.execute(
                 update(notifications).where(notifications.c.id == row_id).values(**values)
             )
+            if values.get("status", PENDING) != PENDING:
+                await _release(conn, row_id)
 
     async def _rows(self, query: Any) -> list[NotificationRow]:
         async with self._connection() as conn:
@@ -350,23 +405,87 @@ class Outbox:
         ]
 
 
+def _pending() -> Any:
+    """``'pending'`` written into the SQL, not bound: a planner uses a partial index of pending
+    rows only where it sees the query implies its WHERE (a prepared statement's generic plan
+    would not)."""
+    return literal(PENDING, literal_execute=True)
+
+
 def _due(now: datetime) -> Select[Any]:
     """Pending rows whose next attempt is due, oldest first, none behind a pending row of its
-    incident on its channel."""
-    earlier = notifications.alias("earlier")
-    # Written into the SQL, not bound: a planner uses the partial index of pending rows only
-    # where it sees the query implies its WHERE (a prepared statement's generic plan would not).
-    pending = literal(PENDING, literal_execute=True)
-    waiting = exists().where(
-        earlier.c.channel == notifications.c.channel,
-        earlier.c.incident == notifications.c.incident,
-        earlier.c.status == pending,
-        earlier.c.id < notifications.c.id,
-    )
+    incident on its channel.
+
+    Read from the rows not ``waiting`` (their partial index, in id order), so the rows
+    behind them are never looked at; of those, a row an older pending row still holds back
+    (written beside it, not behind it) is left out by the anti-join, one index lookup each.
+    """
     return (
         select(notifications)
-        .where(notifications.c.status == pending, notifications.c.next_attempt_at <= now, ~waiting)
+        .where(
+            notifications.c.status == _pending(),
+            ~notifications.c.waiting,
+            notifications.c.next_attempt_at <= now,
+            ~_behind(),
+        )
         .order_by(notifications.c.id)
+    )
+
+
+def _behind() -> Exists:
+    """An older row of the row's incident is pending on its channel: one lookup in the pending
+    rows' (channel, incident, id) index."""
+    earlier = notifications.alias("earlier")
+    return exists().where(
+        earlier.c.channel == notifications.c.channel,
+        earlier.c.incident == notifications.c.incident,
+        earlier.c.status == _pending(),
+        earlier.c.id < notifications.c.id,
+    )
+
+
+async def _insert_behind(conn: AsyncConnection, channel: str, incident: str) -> bool:
+    """Whether a row inserted now on ``channel`` for ``incident`` waits: a row of the incident
+    is pending on the channel.
+
+    The newest such row stays locked (shared) till the insert commits, so a notifier sending
+    it meanwhile waits, and its `_release` then sees the new row. Unlocked, the send could
+    commit between this read and the insert, release nothing, and leave the new row waiting
+    behind no row at all: never sent. (A lock another notifier's claim passes by, as it
+    passes by a row being claimed: it is claimed the next round.)
+    """
+    newest = await conn.execute(
+        select(notifications.c.id)
+        .where(
+            notifications.c.channel == channel,
+            notifications.c.incident == incident,
+            notifications.c.status == _pending(),
+        )
+        .order_by(notifications.c.id.desc())
+        .limit(1)
+        .with_for_update(read=True)
+    )
+    return newest.first() is not None
+
+
+async def _release(conn: AsyncConnection, row_id: int) -> None:
+    """Row ``row_id`` left the pending rows: the oldest pending row of its incident on its
+    channel, if one waits, waits no longer."""
+    left, same = notifications.alias("left"), notifications.alias("same")
+    head = (
+        select(func.min(same.c.id))
+        .where(
+            left.c.id == row_id,
+            same.c.channel == left.c.channel,
+            same.c.incident == left.c.incident,
+            same.c.status == _pending(),
+        )
+        .scalar_subquery()
+    )
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == head, notifications.c.waiting)
+        .values(waiting=False)
     )
 
 
@@ -377,92 +496,3 @@ def claimable(now: datetime, skip: Collection[str]) -> Select[Any]:
     if skip:
         query = query.where(notifications.c.channel.not_in(skip))
     return query
-
-
-class MemoryOutbox:
-    """The outbox in memory, for the simulation (whose event store is in memory too)."""
-
-    def __init__(self) -> None:
-        self._state: dict[str, Any] = {}
-        self._rows: dict[int, NotificationRow] = {}
-        self._pending: dict[int, NotificationRow] = {}
-        """The pending rows, by id: what `due` scans, not every row ever written."""
-        self._keys: set[str] = set()
-
-    async def load_state(self) -> dict[str, Any]:
-        return dict(self._state)
-
-    async def commit(
-        self,
-        state: dict[str, Any],
-        new: Sequence[dict[str, Any]],
-        now: datetime,
-        revision: int | None = None,
-    ) -> int:
-        if revision is not None and revision_of(self._state.get(REVISION)) != revision:
-            raise StaleStateError(revision)
-        self._state.update(state)
-        inserted = 0
-        for row in new:
-            if row["dedup_key"] in self._keys:
-                continue
-            self._keys.add(row["dedup_key"])
-            row_id = len(self._rows) + 1
-            self._rows[row_id] = self._pending[row_id] = NotificationRow(
-                id=row_id,
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                last_error="",
-                sent_at=None,
-                **row,
-            )
-            inserted += 1
-        return inserted
-
-    async def due(self, now: datetime, limit: int = 50) -> list[NotificationRow]:
-        if not self._pending:  # every round asks; nearly always nothing is pending
-            return []
-        due: list[NotificationRow] = []
-        waiting: set[tuple[str, str]] = set()
-        for row in sorted(self._pending.values(), key=lambda r: r.id):
-            if (row.channel, row.incident) not in waiting and row.next_attempt_at <= now:
-                due.append(row)
-            waiting.add((row.channel, row.incident))
-        return due[:limit]
-
-    async def claim(
-        self, now: datetime, until: datetime, skip: Collection[str] = ()
-    ) -> NotificationRow | None:
-        for row in await self.due(now, len(self._pending)):
-            if row.channel not in skip:
-                self._update(row.id, next_attempt_at=until)
-                return row
-        return None
-
-    async def rows(self, status: str | None = None) -> list[NotificationRow]:
-        return [r for r in self._rows.values() if status is None or r.status == status]
-
-    async def mark_sent(self, row_id: int, attempts: int, now: datetime, error: str = "") -> None:
-        self._update(row_id, status=SENT, attempts=attempts, sent_at=now, last_error=error)
-
-    async def mark_retry(
-        self,
-        row_id: int,
-        attempts: int,
-        at: datetime,
-        error: str,
-        message: dict[str, Any] | None = None,
-    ) -> None:
-        changed = {} if message is None else {"message": message}
-        self._update(row_id, attempts=attempts, next_attempt_at=at, last_error=error, **changed)
-
-    async def mark_failed(self, row_id: int, attempts: int, error: str) -> None:
-        self._update(row_id, status=FAILED, attempts=attempts, last_error=error)
-
-    def _update(self, row_id: int, **values: Any) -> None:
-        row = self._rows[row_id] = replace(self._rows[row_id], **values)
-        if row.status == PENDING:
-            self._pending[row_id] = row
-        else:
-            self._pending.pop(row_id, None)

@@ -23,6 +23,7 @@ REVISIONS = (
     "0010_event_payload_json",
     "0011_lease_shards",
     "0012_outbox_pending_index",
+    "0013_outbox_waiting",
 )
 """Every revision under ``migrations/versions``, oldest first; a test holds it equal to
 Alembic's history. ``events`` and ``killswitch`` have kept the shape and meaning of

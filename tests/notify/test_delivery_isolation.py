@@ -19,7 +19,8 @@ from jarvis.loop.clock import VirtualClock
 from jarvis.notify.alerts import Severity
 from jarvis.notify.delivery import Delivery
 from jarvis.notify.notice import Notice
-from jarvis.store.outbox import FAILED, SENT, MemoryOutbox
+from jarvis.store.memory_outbox import MemoryOutbox
+from jarvis.store.outbox import FAILED, SENT
 from jarvis.telemetry.metrics import Metrics
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,8 @@ import pytest
 
 from jarvis.loop.shutdown import Shutdown
 from jarvis.notify.notice import Notice
-from jarvis.store.outbox import PENDING, MemoryOutbox
+from jarvis.store.memory_outbox import MemoryOutbox
+from jarvis.store.outbox import PENDING
 from tests.notify.test_delivery_isolation import T0, delivery, row
 
 pytestmark = pytest.mark.anyio

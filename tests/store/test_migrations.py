@@ -404,11 +404,14 @@ async def test_the_payload_revision_goes_down_and_up_keeping_every_payload(db_ur
     assert await payloads() == [payload]
 
 
-async def test_the_outbox_index_revision_goes_down_and_up_keeping_every_notification(
+async def test_the_outbox_index_revisions_go_down_and_up_keeping_every_notification(
     db_url: str,
 ) -> None:
-    """0012 adds the index of pending notifications by (channel, incident, id); its downgrade
-    drops it and nothing else. The rows stay, and are claimed in order after the round trip."""
+    """0012 adds the index of pending notifications by (channel, incident, id), 0013 the
+    ``waiting`` mark and the index of the pending rows that do not wait; each downgrade drops
+    its own and nothing else. The rows stay; the upgrade marks the resolve pending behind its
+    trigger as waiting, and both are claimed in order after the round trip."""
+    from jarvis.store.engine import create_engine, normalize_url
     from jarvis.store.outbox import Outbox
 
     at = datetime(2026, 1, 5, tzinfo=UTC)
@@ -416,11 +419,26 @@ async def test_the_outbox_index_revision_goes_down_and_up_keeping_every_notifica
         {"dedup_key": k, "channel": "slack", "incident": "i-1", "action": k, "message": {}}
         for k in ("trigger", "resolve")
     ]
+    pending_index, waiting_index = (
+        "ix_notifications_channel_incident_id",
+        "ix_notifications_id",
+    )
 
     async def outbox_indexes() -> dict[str, str]:
         schema = (await _schema(db_url))["notifications"]
         assert isinstance(schema, dict)
         return {str(name): str((cols, where)) for name, cols, _, where in schema["indexes"]}
+
+    async def waiting() -> list[bool]:
+        engine = create_engine(normalize_url(db_url))
+        try:
+            async with engine.connect() as connection:
+                found = await connection.exec_driver_sql(
+                    "SELECT waiting FROM notifications ORDER BY id"
+                )
+                return [bool(w) for w in found.scalars()]
+        finally:
+            await engine.dispose()
 
     async def claimed() -> list[str]:
         """The actions claimed one after another, each sent before the next claim."""
@@ -441,14 +459,19 @@ async def test_the_outbox_index_revision_goes_down_and_up_keeping_every_notifica
     finally:
         await store.aclose()
     head = await outbox_indexes()
-    assert "status = 'pending'" in head["ix_notifications_channel_incident_id"]
+    assert "status = 'pending'" in head[pending_index]
+    assert "waiting" in head[waiting_index]
+    assert await waiting() == [False, True]
 
+    await _alembic(db_url, "downgrade", "0012_outbox_pending_index")
+    assert await outbox_indexes() == {n: w for n, w in head.items() if n != waiting_index}
     await _alembic(db_url, "downgrade", "0011_lease_shards")
     before = await outbox_indexes()
-    assert before == {n: w for n, w in head.items() if n != "ix_notifications_channel_incident_id"}
+    assert before == {n: w for n, w in head.items() if n not in {pending_index, waiting_index}}
 
     await _alembic(db_url, "upgrade", "head")
     assert await outbox_indexes() == head
+    assert await waiting() == [False, True]
     assert await claimed() == ["trigger", "resolve"]
 
 

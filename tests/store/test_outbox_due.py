@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from jarvis.store.events import EventStore
+from jarvis.store.memory_outbox import MemoryOutbox
 from jarvis.store.outbox import (
     PENDING,
     REVISION,
-    MemoryOutbox,
     NotificationOutbox,
     Outbox,
     StaleStateError,
