@@ -66,9 +66,8 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
     try:
         check_writable(str(path), command)
         lock.acquire()
-    except AlreadyRunningError:
-        holder = lock.holder()
-        who = f"pid {holder}" if holder and holder > 0 else "pid unknown"
+    except AlreadyRunningError as exc:
+        who = f"pid {exc.pid or 'unknown'}"
         raise ConfigError(
             f"another jarvis process ({who}) acts on {path}: `jarvis {command}` would act "
             "beside it. Let the daemon act (the status page queues overrides), or use --dry-run"

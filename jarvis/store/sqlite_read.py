@@ -119,11 +119,14 @@ def _read_failure(uri: str) -> int | None:
 
 def _daemon(database: Path) -> str | None:
     """``pid N`` of the process holding the database's node lock, if one does."""
-    from jarvis.store.nodelock import NodeLock  # noqa: PLC0415 - only when it matters
+    from jarvis.store.nodelock import (  # noqa: PLC0415 - only when it matters
+        NodeLock,
+        UnreadableLockError,
+    )
 
     try:
         pid = NodeLock(database).holder()
-    except OSError:  # its ``.lock`` unreadable here: whoever made it may hold it
+    except UnreadableLockError:  # its ``.lock`` unreadable here: whoever made it may hold it
         pid = -1
     if pid is None:
         return None
