@@ -105,8 +105,17 @@ async def open_store(
     A read writes nothing and needs no spool, and beside a running daemon,
     which owns the spool, it would only warn that it runs without one; a
     SQLite file it cannot write (a read-only mount) it reads without writing.
+    A writer is refused such a file in one line (StoreError): it would spool
+    everything, where nothing that can write the database replays it.
     """
     from jarvis.store import EventStore, Redactor
+    from jarvis.store.direct import sqlite_file
+
+    path = None if read_only else sqlite_file(settings.database_url)
+    if path is not None:
+        from jarvis.store.sqlite_read import check_writable
+
+        check_writable(path)
 
     return await EventStore.connect(
         settings.database_url,

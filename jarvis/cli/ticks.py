@@ -64,7 +64,9 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
         store, switch = await _read_only(settings)
         return await build_app(settings, recover_orphans=False, store=store, switch=switch)
 
-    async with acting_app(settings, "tick", build, dry_run=dry_run or not record) as app:
+    async with acting_app(
+        settings, "tick", build, dry_run=dry_run or not record, records=record
+    ) as app:
         return await app.reconciler.tick(dry_run=dry_run)
 
 
