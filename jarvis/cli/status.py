@@ -11,7 +11,6 @@ daemon holds the database (`jarvis.store.nodelock`).
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -27,6 +26,8 @@ from jarvis.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jarvis.store.lease import LeaseRow, LeaseStatus
 
 

@@ -124,18 +124,22 @@ class NodeLock:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            why, advice = _trouble(exc.errno, self.path, exc.strerror)
-            raise UnreadableLockError(self.path, self.database, why, advice) from None
+            raise self._unreadable(exc.errno, exc.strerror) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):  # opened read-only, a directory opens
-                why, advice = _trouble(errno.EISDIR, self.path)
-                raise UnreadableLockError(self.path, self.database, why, advice)
+                raise self._unreadable(errno.EISDIR)
             if not _held(fd):
                 return None
             text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
+        except OSError as exc:
+            raise self._unreadable(exc.errno, exc.strerror) from None
         finally:
             os.close(fd)
+        return int(text) if text.isdigit() else -1
+
+    def _unreadable(self, code: int | None, strerror: str | None = None) -> UnreadableLockError:
+        why, advice = _trouble(code, self.path, strerror)
+        return UnreadableLockError(self.path, self.database, why, advice)
 
     def release(self) -> None:
         if self._fd is not None:
