@@ -151,3 +151,20 @@ async def test_a_command_that_records_refuses_a_database_it_cannot_write(
     assert f"{where}/jarvis.db cannot be written by this process" in lines[0]
     assert "nothing was done or recorded" in lines[0]
     assert not spool.exists() or not spool.read_text(encoding="utf-8")
+
+
+@pytest.mark.anyio
+async def test_an_engage_in_redis_beside_a_read_only_database_still_engages(
+    jarvis: Jarvis, tmp_path: Path, view: Path, redis_url: str
+) -> None:
+    """The switch in Redis is flipped whatever the database does: a writer's refusal of an
+    unwritable file does not reach it, and its event waits in the spool, as before."""
+    spool = tmp_path / "reader-spool.jsonl"
+    with read_only_view(tmp_path / "data", view):
+        env = jarvis_env(view, JARVIS_SPOOL_PATH=str(spool), JARVIS_REDIS_URL=redis_url)
+        engaged = jarvis("killswitch", "engage", "--reason", "incident", env=env)
+        status = jarvis("killswitch", "status", env=env)
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED" in engaged.stdout
+    assert status.stdout.startswith("ENGAGED"), status.stdout
+    assert spool.read_text(encoding="utf-8").count("killswitch") >= 1
