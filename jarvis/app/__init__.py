@@ -98,15 +98,30 @@ class App:
 
 
 async def open_store(
-    settings: Settings, *, auto_migrate: bool | None = None, read_only: bool = False
+    settings: Settings,
+    *,
+    auto_migrate: bool | None = None,
+    read_only: bool = False,
+    refuse_unwritable: bool = True,
 ) -> EventStore:
     """The event store of ``settings``; ``read_only`` for a command that only reads.
 
     A read writes nothing and needs no spool, and beside a running daemon,
     which owns the spool, it would only warn that it runs without one; a
     SQLite file it cannot write (a read-only mount) it reads without writing.
+    A writer is refused such a file in one line (StoreError): it would spool
+    everything, where nothing that can write the database replays it. Only a
+    kill-switch flip held in Redis passes ``refuse_unwritable=False``: the switch
+    is flipped already, and its event had better wait in a spool than nowhere.
     """
     from jarvis.store import EventStore, Redactor
+    from jarvis.store.direct import sqlite_file
+
+    path = None if read_only or not refuse_unwritable else sqlite_file(settings.database_url)
+    if path is not None:
+        from jarvis.store.sqlite_read import check_writable
+
+        check_writable(path)
 
     return await EventStore.connect(
         settings.database_url,

@@ -31,14 +31,21 @@ if TYPE_CHECKING:
 
 @asynccontextmanager
 async def acting_app(
-    settings: Settings, command: str, build: Callable[[], Awaitable[App]], *, dry_run: bool
+    settings: Settings,
+    command: str,
+    build: Callable[[], Awaitable[App]],
+    *,
+    dry_run: bool,
+    records: bool = True,
 ) -> AsyncIterator[App]:
     """The app ``build`` makes, alone in acting on its database while the body runs.
 
     On SQLite the node lock is taken before anything is built, so a refused
-    command opens nothing of the daemon's (its spool included).
+    command opens nothing of the daemon's (its spool included). A command that
+    ``records`` what it did, a dry run included, is refused at once on a file it
+    cannot write: it would spool every event where nothing replays them.
     """
-    with _node_lock(settings, command, dry_run=dry_run):
+    with _node_lock(settings, command, dry_run=dry_run, records=records):
         app = await build()
         try:
             async with holding_lease(settings, app, command, dry_run=dry_run):
@@ -48,10 +55,11 @@ async def acting_app(
 
 
 @contextmanager
-def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[None]:
+def _node_lock(settings: Settings, command: str, *, dry_run: bool, records: bool) -> Iterator[None]:
     """Hold the SQLite file's node lock, or raise ConfigError naming the process that has it,
-    or saying the file cannot be written here (its intents could never be made durable)."""
-    if dry_run:  # a dry run acts on nothing
+    or saying the file cannot be written here (its intents could never be made durable, its
+    records only spooled). A dry run takes no lock, and one that records nothing no check."""
+    if dry_run and not records:
         yield
         return
     from jarvis.store import StoreError
@@ -62,13 +70,18 @@ def _node_lock(settings: Settings, command: str, *, dry_run: bool) -> Iterator[N
     if path is None:  # PostgreSQL, or an in-memory database nobody else sees
         yield
         return
+    try:
+        check_writable(str(path), f"{command} --dry-run" if dry_run else command)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+    if dry_run:  # a dry run acts on nothing
+        yield
+        return
     lock = NodeLock(path)
     try:
-        check_writable(str(path), command)
         lock.acquire()
-    except AlreadyRunningError:
-        holder = lock.holder()
-        who = f"pid {holder}" if holder and holder > 0 else "pid unknown"
+    except AlreadyRunningError as exc:
+        who = f"pid {exc.pid or 'unknown'}"
         raise ConfigError(
             f"another jarvis process ({who}) acts on {path}: `jarvis {command}` would act "
             "beside it. Let the daemon act (the status page queues overrides), or use --dry-run"

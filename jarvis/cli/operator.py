@@ -190,7 +190,9 @@ async def _record_event(settings: Settings, event: Event, *, journal: bool) -> _
     if written.busy is not None and not journal:
         raise _kept_waiting(settings, "record", written.busy)
     try:
-        store = await open_store(settings)
+        # The flip is made (in Redis) whatever the database does: on a file this process
+        # cannot write, its event is spooled rather than refused (`open_store`).
+        store = await open_store(settings, refuse_unwritable=False)
     except StoreError as exc:
         if not journal or not _away(exc):
             raise

@@ -15,9 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jarvis.cli.common import JsonOpt, console, print_json_lines, run, settings_from, shown
+from jarvis.cli.common import (
+    JsonOpt,
+    console,
+    escape,
+    print_json_lines,
+    run,
+    settings_from,
+    shown,
+)
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from jarvis.store.lease import LeaseRow, LeaseStatus
 
 
@@ -25,18 +35,17 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the leader (or each shard's holder), epoch and lease expiry, and each replica."""
     from jarvis.app import open_store
     from jarvis.store.lease import lease_status
-    from jarvis.store.nodelock import NodeLock, sqlite_path
+    from jarvis.store.nodelock import sqlite_path
 
     settings = settings_from(ctx)
     path = sqlite_path(settings.database_url)
     if path is not None or not settings.database_url.startswith("postgresql"):
-        pid = None if path is None else NodeLock(path).holder()
-        report: dict[str, Any] = {"backend": "sqlite", "single_node": True, "daemon_pid": pid}
+        report = single_node_json(path)
         if as_json:
             print_json_lines([report])
         else:
-            running = f"a daemon runs (pid {pid})" if pid else "no daemon holds it"
-            console.print(f"SQLite, one node: {running}", highlight=False)
+            line = f"SQLite, one node: {single_node_line(report)}"
+            console.print(escape(line), highlight=False, soft_wrap=True)
         return
 
     async def main() -> LeaseStatus:
@@ -52,6 +61,40 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         print_json_lines([report])
         return
     print_status(report)
+
+
+def single_node_json(path: Path | None) -> dict[str, Any]:
+    """Whether a daemon holds the SQLite file at ``path`` (None: an in-memory database).
+
+    ``daemon_pid`` is its pid (-1: held, pid unreadable) or None; ``lock_error`` says
+    why the ``.lock`` could not be read (another user's file, a directory in its
+    place), when it could not: then nobody knows from here whether a daemon runs.
+    """
+    from jarvis.store.nodelock import NodeLock, UnreadableLockError
+
+    report: dict[str, Any] = {
+        "backend": "sqlite",
+        "single_node": True,
+        "daemon_pid": None,
+        "lock_error": None,
+    }
+    if path is None:
+        return report
+    lock = NodeLock(path)
+    try:
+        report["daemon_pid"] = lock.holder()
+    except UnreadableLockError as exc:
+        report["lock_error"] = str(exc)
+    return report
+
+
+def single_node_line(report: dict[str, Any]) -> str:
+    pid = report["daemon_pid"]
+    if report["lock_error"] is not None:
+        return f"lock holder unknown: {report['lock_error']}"
+    if pid is None:
+        return "no daemon holds it"
+    return f"a daemon runs (pid {pid if pid > 0 else 'unknown'})"
 
 
 def status_json(found: LeaseStatus, lease_seconds: float, shards: int = 1) -> dict[str, Any]:

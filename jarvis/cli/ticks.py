@@ -64,7 +64,9 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
         store, switch = await _read_only(settings)
         return await build_app(settings, recover_orphans=False, store=store, switch=switch)
 
-    async with acting_app(settings, "tick", build, dry_run=dry_run or not record) as app:
+    async with acting_app(
+        settings, "tick", build, dry_run=dry_run or not record, records=record
+    ) as app:
         return await app.reconciler.tick(dry_run=dry_run)
 
 
@@ -87,11 +89,62 @@ async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend 
 
 
 def print_report(report: TickReport, as_json: bool) -> None:
-    """The tick as a table, or with ``--json`` as one JSON object (``report_json``)."""
+    """The tick as a table, or with ``--json`` as one JSON object (``report_json``); under
+    the table, one line for each unknown outcome saying how it will be resolved."""
     rows = [_decision_row(d) for d in report.decisions]
     if as_json:
         print_json_lines([report_json(report, rows)])
         return
+    _print_table(report, rows)
+    for unknown in unknown_outcomes(report):
+        console.print(
+            f"[bold yellow]outcome unknown[/]: {shown(unknown['action'])} of "
+            f"{shown(unknown['resource'])}: {shown(unknown['resolution'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def unknown_outcomes(report: TickReport) -> list[dict[str, str]]:
+    """Each action of the tick whose outcome is unknown, and how it will be resolved.
+
+    A one-shot process (`jarvis tick`, an override) ends with its tick and asks
+    nothing later; the daemon reads the unknown back when it starts or takes the
+    lead (`jarvis.loop.unknowns`) and asks the provider, if it can be asked.
+    """
+    from jarvis.loop.events import action_id_for
+    from jarvis.model import OutcomeStatus
+
+    found = []
+    for decision in report.decisions:
+        outcome = decision.outcome
+        if outcome is None or outcome.status is not OutcomeStatus.TIMED_OUT:
+            continue
+        action_id = action_id_for(report.tick_id, decision.action)
+        if action_id in report.asked_later:
+            resolution = (
+                "it may have been made, and counts as a failed attempt until proven. "
+                "`jarvis run` asks the provider whether it was (at its start, or when it "
+                "next leads) while the attempt is in the retry window (retry.window_seconds) "
+                "and records action.applied for it if so; a one-shot command does not ask"
+            )
+        else:
+            resolution = (
+                "it may have been made, and counts as a failed attempt; its provider cannot "
+                "be asked whether it was, so it stays unknown: look at the resource itself"
+            )
+        found.append(
+            {
+                "action_id": action_id,
+                "resource": str(decision.action.target),
+                "action": decision.action.kind,
+                "resolution": resolution,
+            }
+        )
+    return found
+
+
+def _print_table(report: TickReport, rows: list[dict[str, Any]]) -> None:
     snapshot = report.snapshot
     console.print(
         f"tick {report.tick_id}: {len(snapshot.resources)} resources, "
@@ -139,6 +192,7 @@ def report_json(report: TickReport, rows: list[dict[str, Any]]) -> dict[str, Any
             for policy, note in report.notes
         ],
         "decisions": rows,
+        "unknown_outcomes": unknown_outcomes(report),
     }
 
 

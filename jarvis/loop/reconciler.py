@@ -340,6 +340,11 @@ class Reconciler:
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
         await self._apply_all(planned, snapshot, dry, report)
+        report.asked_later = [
+            intent.action_id
+            for intent in self.unknowns.open
+            if intent.action_id is not None and intent.tick_id == tick_id
+        ]
         self._snapshots.append(snapshot)
         finished = report.finished_at = self.clock.now()
         if self.guard.budgets.budgets:

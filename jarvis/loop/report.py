@@ -33,6 +33,9 @@ class TickReport:
     notes: list[tuple[str, Note]] = field(default_factory=list)
     escalations: list[str] = field(default_factory=list)
     finished_at: datetime | None = None
+    asked_later: list[str] = field(default_factory=list)
+    """Action ids of this tick's unknown outcomes the loop goes on asking the provider
+    about (`jarvis.loop.unknowns`): their actuator can prove a change made."""
 
     @property
     def applied(self) -> list[Decision]:

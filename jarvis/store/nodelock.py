@@ -11,28 +11,56 @@ the lock when the process dies, however it dies, so a crash never leaves a
 stale lock behind. A one-shot command that acts (`tick`, `restart`, …) takes it
 for as long as it acts (`jarvis.cli.oneshot.acting_app`); read-only ones, dry runs
 and `killswitch` take none.
+
+Whoever reads the lock (`jarvis status`, the refusal naming the holder, a
+reader of a read-only mount) may be another user, or find a directory or a
+missing one where the file should be: `holder` then raises
+`UnreadableLockError` naming the file, why, and what to do, never a bare
+``OSError``; `acquire` says the same of what it cannot open (`UnlockableError`).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from jarvis.store.errors import StoreError
 
-__all__ = ["AlreadyRunningError", "NodeLock", "UnlockableError", "sqlite_path"]
+__all__ = [
+    "AlreadyRunningError",
+    "NodeLock",
+    "UnlockableError",
+    "UnreadableLockError",
+    "sqlite_path",
+]
 
 
 class AlreadyRunningError(StoreError):
     """Another daemon holds this SQLite database."""
 
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        """The holder's pid; None when it cannot be read (or names a past run)."""
+
 
 class UnlockableError(StoreError):
     """The database or its ``.lock`` cannot be opened to be locked (no such directory, a
     read-only filesystem, a directory in the way): nothing runs, nothing is held."""
+
+
+class UnreadableLockError(StoreError):
+    """The ``.lock`` cannot be read here, so whether a daemon holds the database is unknown."""
+
+    def __init__(self, path: Path, database: Path, why: str, advice: str) -> None:
+        super().__init__(
+            f"cannot read {path} to see whether a jarvis daemon holds {database}: {why}. {advice}"
+        )
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -71,15 +99,16 @@ class NodeLock:
             fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            # Beside another name of the file, this ``.lock`` names nobody (or a past run).
-            if not holder.isdigit() or self.holder() is None:
-                holder = "unknown"
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            # Beside another name of the file (a hard link) only the database is held:
+            # this ``.lock`` names nobody, or a past run.
+            pid = int(text) if text.isdigit() and _held(fd) else None
             os.close(fd)
             os.close(gate)
             raise AlreadyRunningError(
-                f"another jarvis run (pid {holder}) is using {self.database}; SQLite runs "
-                "one node. Stop it, or use PostgreSQL (database_url) to run several replicas"
+                f"another jarvis run (pid {pid or 'unknown'}) is using {self.database}; SQLite "
+                "runs one node. Stop it, or use PostgreSQL (database_url) to run several replicas",
+                pid,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -87,21 +116,30 @@ class NodeLock:
         self._gate = gate
 
     def holder(self) -> int | None:
-        """The pid of the daemon holding the lock, or None when nobody does."""
+        """The pid of the daemon holding the lock (-1: held, pid unreadable), or None when
+        nobody does (no ``.lock``, or no directory for one). UnreadableLockError when the
+        ``.lock`` cannot be read here (another user's, a directory in its place)."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unreadable(exc.errno, exc.strerror) from None
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # opened read-only, a directory opens
+                raise self._unreadable(errno.EISDIR)
+            if not _held(fd):
+                return None
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        except OSError as exc:
+            raise self._unreadable(exc.errno, exc.strerror) from None
         finally:
             os.close(fd)
+        return int(text) if text.isdigit() else -1
+
+    def _unreadable(self, code: int | None, strerror: str | None = None) -> UnreadableLockError:
+        why, advice = _trouble(code, self.path, strerror)
+        return UnreadableLockError(self.path, self.database, why, advice)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -112,12 +150,43 @@ class NodeLock:
             self._gate = None
 
 
+def _held(fd: int) -> bool:
+    """Whether another open file description holds an flock on ``fd``'s file."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
 def _open(path: Path, flags: int) -> int:
     try:
         return os.open(path, flags | os.O_CREAT, 0o644)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        why, advice = _trouble(exc.errno, path, exc.strerror)
         raise UnlockableError(
-            f"cannot open {path} to hold the SQLite database alone: {reason}. Check "
-            "database_url's directory exists and is writable"
+            f"cannot open {path} to hold the SQLite database alone: {why}. {advice}"
         ) from None
+
+
+def _trouble(code: int | None, path: Path, strerror: str | None = None) -> tuple[str, str]:
+    """Why ``path`` (the database or its ``.lock``) could not be opened (``errno`` ``code``),
+    in a few words, and what to do about it."""
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied", (
+            f"Run jarvis as the user that runs the daemon (the owner of {path}), or let "
+            "this user read and write it"
+        )
+    if code == errno.EISDIR:
+        return "it is a directory", (
+            f"Remove or rename {path}: jarvis makes that file itself (check database_url)"
+        )
+    if code == errno.ENOENT:
+        return "its directory does not exist", "Check database_url's directory exists"
+    if code == errno.ENOTDIR:
+        return "a part of its path is a file, not a directory", "Check database_url"
+    if code == errno.EROFS:
+        return "read-only filesystem", "Run it where the database's directory is writable"
+    why = (strerror or f"errno {code}").lower()
+    return why, "Check database_url's directory exists and is writable"

@@ -26,9 +26,10 @@ Otherwise `reading_uri` refuses in one line saying why and what to do.
 Commands that only read open an unwritable file this way: through the SQL
 backend (`jarvis.store.engine`, ``read_only``) or stdlib ``sqlite3``
 (`jarvis.store.readonly`, `jarvis plan`'s reader); a file this process can
-write is opened as always. `jarvis run` and the acting one-shots, which must
-write, refuse an unwritable file at once (`check_writable`) instead of
-spooling every tick.
+write is opened as always. `jarvis run`, the one-shot ticks (dry runs included) and every
+other command that writes (`jarvis.app.open_store`: `silence add`, `retries
+reset`, …) refuse an unwritable file at once (`check_writable`) instead of
+spooling what they record where nothing that can write the database replays it.
 """
 
 from __future__ import annotations
@@ -119,25 +120,31 @@ def _read_failure(uri: str) -> int | None:
 
 def _daemon(database: Path) -> str | None:
     """``pid N`` of the process holding the database's node lock, if one does."""
-    from jarvis.store.nodelock import NodeLock  # noqa: PLC0415 - only when it matters
+    from jarvis.store.nodelock import (  # noqa: PLC0415 - only when it matters
+        NodeLock,
+        UnreadableLockError,
+    )
 
     try:
         pid = NodeLock(database).holder()
-    except OSError:  # its ``.lock`` unreadable here: whoever made it may hold it
+    except UnreadableLockError:  # its ``.lock`` unreadable here: whoever made it may hold it
         pid = -1
     if pid is None:
         return None
     return f"pid {pid}" if pid > 0 else "pid unknown"
 
 
-def check_writable(path: str, command: str) -> None:
-    """Raise StoreError, in one line, when ``jarvis COMMAND``, which records what it does,
-    could not write the existing database at ``path``: it would spool everything instead."""
+def check_writable(path: str, command: str | None = None) -> None:
+    """Raise StoreError, in one line, when ``jarvis COMMAND`` (None: this command), which
+    records what it does, could not write the existing database at ``path``: it would
+    spool everything instead, to a file nothing that can write the database replays."""
     if not unwritable(path):
         return
+    writes = "this command writes" if command is None else f"`jarvis {command}` records"
     raise StoreError(
         f"SQLite database {path} cannot be written by this process (a read-only mount, or "
-        f"another user's file or directory), and `jarvis {command}` records what it does "
-        "there: run it where the database and its directory are writable; the reading "
-        "commands (`jarvis events`, `jarvis status`, …) work from here"
+        f"another user's file or directory), and {writes} there: nothing was done or "
+        "recorded. Run it where the database and its directory are writable; "
+        "the reading commands (`jarvis plan`, `jarvis events`, `jarvis status`, …) work "
+        "from here"
     )

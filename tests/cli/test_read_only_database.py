@@ -117,3 +117,54 @@ async def test_a_writer_refuses_a_database_it_cannot_write_in_one_line(
     assert len(lines) == 1, result.stderr
     assert f"{tmp_path}/jarvis.db cannot be written" in lines[0]
     assert not (tmp_path / "spool.jsonl").exists() or not (tmp_path / "spool.jsonl").read_text()
+
+
+WRITERS: list[tuple[str, ...]] = [
+    ("tick", "--dry-run"),
+    ("restart", QUARANTINED, "--dry-run"),
+    ("silence", "add", "--match", "sim://*", "--for", "1h", "--reason", "maintenance"),
+    ("silence", "expire", "0000"),
+    ("retries", "reset", QUARANTINED),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mounted", ["file", "directory"])
+@pytest.mark.parametrize("command", WRITERS, ids=[" ".join(c[:2]) for c in WRITERS])
+async def test_a_command_that_records_refuses_a_database_it_cannot_write(
+    jarvis: Jarvis, tmp_path: Path, view: Path, command: tuple[str, ...], mounted: str
+) -> None:
+    """A dry run records its tick, a silence its event: on a file this process cannot write
+    each exits non-zero in one line naming it, and spools nothing. Before, `tick --dry-run`
+    and `silence add` spooled their events (exit 0: the silence was never in force) where
+    the database's directory was writable, and said "cannot reach" where it was not."""
+    data = tmp_path / "data"
+    # The file alone beside a writable directory (tmp_path), or the whole directory.
+    where = tmp_path if mounted == "file" else view
+    source = data / "jarvis.db" if mounted == "file" else data
+    spool = tmp_path / "reader-spool.jsonl"
+    with read_only_view(source, where / "jarvis.db" if mounted == "file" else view):
+        result = jarvis(*command, env=jarvis_env(where, JARVIS_SPOOL_PATH=str(spool)))
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{where}/jarvis.db cannot be written by this process" in lines[0]
+    assert "nothing was done or recorded" in lines[0]
+    assert not spool.exists() or not spool.read_text(encoding="utf-8")
+
+
+@pytest.mark.anyio
+async def test_an_engage_in_redis_beside_a_read_only_database_still_engages(
+    jarvis: Jarvis, tmp_path: Path, view: Path, redis_url: str
+) -> None:
+    """The switch in Redis is flipped whatever the database does: a writer's refusal of an
+    unwritable file does not reach it, and its event waits in the spool, as before."""
+    spool = tmp_path / "reader-spool.jsonl"
+    with read_only_view(tmp_path / "data", view):
+        env = jarvis_env(view, JARVIS_SPOOL_PATH=str(spool), JARVIS_REDIS_URL=redis_url)
+        engaged = jarvis("killswitch", "engage", "--reason", "incident", env=env)
+        status = jarvis("killswitch", "status", env=env)
+    assert engaged.returncode == 0, engaged.stderr
+    assert "ENGAGED" in engaged.stdout
+    assert status.stdout.startswith("ENGAGED"), status.stdout
+    assert spool.read_text(encoding="utf-8").count("killswitch") >= 1
