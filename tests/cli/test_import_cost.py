@@ -138,9 +138,11 @@ def test_the_daemon_on_sqlite_loads_no_postgres_driver_alembic_or_cloud_sdk(
 ) -> None:
     """`jarvis run` on the embedded default, restarted on its database: every module it loads
     costs each start, and a restart is what an orchestrator does all day (issue 16). Nothing
-    mails here, so no SMTP client either (``/unsubscribe`` checks its token without one)."""
+    mails here, so no SMTP client either (``/unsubscribe`` checks its token without one),
+    and no customers sensor."""
     _migrated(tmp_path)
     modules = _loaded(tmp_path, "run", "--ticks", "1", "--interval", "0.01", "--http-port", "0")
-    assert _offenders(modules, (*_POSTGRES, "alembic", "aiosmtplib", *_CLOUD_SDKS)) == []
+    unused = ("alembic", "aiosmtplib", "jarvis.actuators.customers")
+    assert _offenders(modules, (*_POSTGRES, *unused, *_CLOUD_SDKS)) == []
     assert "jarvis.loop.reconciler" in modules  # it did run its tick
     assert "aiohttp" in modules  # behind its HTTP server
