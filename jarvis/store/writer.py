@@ -48,7 +48,7 @@ _MOVE_INCOMING = text(
 class EventWriter:
     """Writes a batch of events and retry states on an open transaction (SQLite form)."""
 
-    def __init__(self, dialect_name: str = "sqlite") -> None:
+    def __init__(self, dialect_name: str) -> None:
         self._insert_events: Insert = upsert_into(events, dialect_name).on_conflict_do_nothing(
             index_elements=[events.c.idempotency_key]
         )
