@@ -23,6 +23,10 @@ token is the customer id and an HMAC-SHA256 of it under a secret from the
 environment, so nobody can unsubscribe a customer whose link they were not
 sent, and the endpoint needs no table of issued tokens. It does not expire:
 an unsubscribe link must keep working (RFC 8058).
+
+aiosmtplib is imported by `send` alone: the daemon serves ``/unsubscribe``
+whether or not anything mails, and a start should not load an SMTP client to
+check a token (issue 16).
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import TYPE_CHECKING
 
-import aiosmtplib
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    import aiosmtplib
 
 __all__ = [
     "Refusal",
@@ -110,6 +117,8 @@ async def send(
     Gives ``message`` a ``Date`` and a ``Message-ID`` (on the domain of its
     ``From``) when it has none, so a retry of the same message keeps them.
     """
+    import aiosmtplib  # noqa: PLC0415 -- see the module docstring
+
     if "Date" not in message:
         message["Date"] = formatdate(usegmt=True)
     if "Message-ID" not in message:

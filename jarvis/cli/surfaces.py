@@ -137,13 +137,13 @@ def stripe_webhook(settings: Settings, app: App, wake: Callable[[], None]) -> We
 
 def unsubscribe(settings: Settings, app: App) -> Unsubscribe | None:
     """``/unsubscribe`` when customer email has its secret; the opt-out goes to the sensor."""
+    mail = settings.customers.email
+    if mail is None:  # before the imports: a daemon that mails no customer loads no sensor
+        return None
     from jarvis.actuators.customers.sensor import CustomersActuator
     from jarvis.config.notify import secret
     from jarvis.telemetry.unsubscribe import Unsubscribe
 
-    mail = settings.customers.email
-    if mail is None:
-        return None
     signing = secret(mail.unsubscribe_secret_env)
     sensor = next((a for a in app.actuators if isinstance(a, CustomersActuator)), None)
     if signing is None or sensor is None:

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from sqlalchemy import Executable, RowMapping, and_, bindparam, false, select, text, type_coerce
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import NullType
@@ -22,7 +21,7 @@ from sqlalchemy.types import NullType
 from jarvis.model import KillSwitchState
 from jarvis.store.engine import masked
 from jarvis.store.errors import FlipOverrunError, StoreError, describe
-from jarvis.store.tables import killswitch
+from jarvis.store.tables import killswitch, upsert_into
 
 __all__ = ["DbKillSwitch", "KillSwitchBackend"]
 
@@ -72,8 +71,7 @@ class DbKillSwitch:
         self._query = select(
             killswitch.c.engaged, killswitch.c.actor, killswitch.c.reason, killswitch.c.changed_at
         ).where(killswitch.c.id == 1)
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        upsert = dialect.insert(killswitch)
+        upsert = upsert_into(killswitch, engine.dialect.name)
         replace = {name: upsert.excluded[name] for name in _FIELDS}
         self._upsert = upsert.on_conflict_do_update(index_elements=[killswitch.c.id], set_=replace)
         # A release writes only over the row it saw before recording (each

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.fence import LOOP_LEASE, SHARD_PREFIX
-from jarvis.store.tables import leases, replicas
+from jarvis.store.tables import leases, replicas, upsert_into
 
 __all__ = [
     "FORGET_REPLICAS_AFTER",
@@ -109,7 +108,7 @@ class PgLease:
     async def acquire(self) -> int | None:
         """Take the lease if it is free or expired; the new epoch, or None when held."""
         expires = func.now() + self.duration
-        statement = insert(leases).values(
+        statement = upsert_into(leases, "postgresql").values(
             name=self.name,
             holder=self.holder,
             epoch=1,
@@ -199,7 +198,7 @@ class PgLease:
             "expires_at": expires,
             "shards": self.shards,
         }
-        statement = insert(leases).values(name=self.name, **values)
+        statement = upsert_into(leases, "postgresql").values(name=self.name, **values)
         upsert = statement.on_conflict_do_update(
             index_elements=[leases.c.name], set_=values, where=leases.c.epoch < epoch
         ).returning(leases.c.epoch)
@@ -235,7 +234,7 @@ class PgLease:
         silent for `FORGET_REPLICAS_AFTER`. With shards no replica names a
         leader epoch, so a replica holding any shard prunes instead.
         """
-        statement = insert(replicas).values(
+        statement = upsert_into(replicas, "postgresql").values(
             replica_id=self.holder,
             host=socket.gethostname(),
             pid=os.getpid(),

@@ -111,6 +111,7 @@ _CREATE_VERSION_TABLE = text(
 def _metadata() -> MetaData:
     """`metadata` with every table of the head revision on it."""
     import jarvis.store.customers  # noqa: PLC0415 -- puts customers on metadata
+    import jarvis.store.indexes  # noqa: PLC0415 -- puts the partial indexes on metadata
     import jarvis.store.outbox  # noqa: PLC0415 -- puts the notification tables on metadata
     import jarvis.store.revenue  # noqa: PLC0415 -- puts the revenue tables on metadata
     import jarvis.store.usage  # noqa: F401, PLC0415 -- puts llm_usage on metadata

@@ -50,17 +50,14 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from jarvis.store.engine import unreachable
 from jarvis.store.errors import is_operational
-from jarvis.store.tables import UtcDateTime, json_type, metadata
+from jarvis.store.tables import UtcDateTime, json_type, metadata, upsert_into
 
 __all__ = [
     "REVISION",
@@ -122,27 +119,8 @@ notifications = Table(
     Column("waiting", Boolean(), nullable=False, server_default=false()),
     # The dispatcher's question: which pending rows are due now.
     Index(None, "status", "next_attempt_at"),
-    # And of each: is an older row of its incident pending on its channel (`_due`)? One
-    # lookup here, where a backlog of hours would otherwise be read once per candidate.
-    Index(
-        None,
-        "channel",
-        "incident",
-        "id",
-        postgresql_where=text(f"status = '{PENDING}'"),
-        sqlite_where=text(f"status = '{PENDING}'"),
-    ),
-    # The rows that can go once due, one per incident and channel, oldest first: what a
-    # claim reads (`_due`), however many rows wait behind them. By id, not by next attempt:
-    # a planner that takes due pending rows for common (the sent history and the rows
-    # waiting are all due) walks an index in the claim's order, and this is the one whose
-    # walk is short.
-    Index(
-        None,
-        "id",
-        postgresql_where=text(f"status = '{PENDING}' AND NOT waiting"),
-        sqlite_where=text(f"status = '{PENDING}' AND waiting = 0"),
-    ),
+    # And two partial indexes, declared in `jarvis.store.indexes`: of each due row, is an
+    # older row of its incident pending on its channel; and the rows that can go once due.
 )
 
 notify_state = Table(
@@ -256,12 +234,13 @@ class Outbox:
     ) -> int:
         """Save ``state`` and insert ``new`` atomically (`NotificationOutbox.commit`)."""
         dialect = self.engine.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         async with self._connection(begin=True) as conn:
             if revision is not None:
                 await self._hold(conn, revision, now)
             for name, value in state.items():
-                statement = insert(notify_state).values(name=name, value=value, updated_at=now)
+                statement = upsert_into(notify_state, dialect).values(
+                    name=name, value=value, updated_at=now
+                )
                 await conn.execute(
                     statement.on_conflict_do_update(
                         index_elements=["name"], set_={"value": value, "updated_at": now}
@@ -269,7 +248,7 @@ class Outbox:
                 )
             inserted = 0
             for row in new:
-                statement = insert(notifications).values(
+                statement = upsert_into(notifications, dialect).values(
                     **row,
                     status=PENDING,
                     attempts=0,
@@ -289,11 +268,10 @@ class Outbox:
 
         The other replica's save waits on the lock, then finds the revision past its own.
         """
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         if revision == 0:
             # Nothing saved a revision yet: the first to insert it holds it.
             first = await conn.execute(
-                insert(notify_state)
+                upsert_into(notify_state, self.engine.dialect.name)
                 .values(name=REVISION, value={"n": 0}, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])
             )

@@ -11,7 +11,7 @@ holds the two schemas equal (tests/store/test_migrations.py).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -28,11 +28,15 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 __all__ = [
+    "JsonDocument",
     "UtcDateTime",
     "events",
     "json_type",
@@ -41,6 +45,7 @@ __all__ = [
     "metadata",
     "replicas",
     "retry_state",
+    "upsert_into",
 ]
 
 # Deterministic constraint names, so later migrations can alter them by name on
@@ -85,9 +90,48 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class JsonDocument(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact).
+
+    A type that picks JSONB when it meets PostgreSQL, rather than
+    ``JSON().with_variant(JSONB(), "postgresql")``: the variant needs the JSONB
+    class when the tables are declared, and importing it loads SQLAlchemy's
+    whole PostgreSQL dialect (19 modules) into every process that imports the
+    store, a daemon on SQLite too (issue 16).
+    """
+
+    impl = JSON
+    cache_ok = True
+    # As JSON's own: a None is written as JSON ``null``, not left out as SQL NULL.
+    should_evaluate_none = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB  # noqa: PLC0415 -- see above
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
 def json_type() -> Any:
-    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact)."""
-    return JSON().with_variant(JSONB(), "postgresql")
+    """JSON on SQLite, JSONB on PostgreSQL (`JsonDocument`)."""
+    return JsonDocument()
+
+
+def upsert_into(table: Table, dialect_name: str) -> PostgresInsert | SqliteInsert:
+    """``INSERT INTO table``, with ``ON CONFLICT`` clauses, for ``postgresql`` or ``sqlite``.
+
+    The one place the store picks a dialect's insert: each dialect is imported
+    here, when a statement for it is first built, so a process on SQLite never
+    loads the PostgreSQL dialect for it (issue 16).
+    """
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgres_insert  # noqa: PLC0415
+
+        return postgres_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+    return sqlite_insert(table)
 
 
 events = Table(
@@ -123,13 +167,7 @@ events = Table(
     Index(None, "resource", "id"),
     # Reads by time (history, reports, budgets, fleet caps) walk this one.
     Index(None, "ts"),
-    # Only action events carry an action id; every reader asks for one equal to another's.
-    Index(
-        None,
-        "action_id",
-        postgresql_where=text("action_id IS NOT NULL"),
-        sqlite_where=text("action_id IS NOT NULL"),
-    ),
+    # The partial index on action_id is declared in `jarvis.store.indexes`.
 )
 
 retry_state = Table(

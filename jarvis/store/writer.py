@@ -19,12 +19,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Insert, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jarvis.model import Event, RetryState
 from jarvis.store.codec import EVENT_COLUMNS, event_record, event_row, retry_row
-from jarvis.store.tables import events, retry_state
+from jarvis.store.tables import events, retry_state, upsert_into
 
 __all__ = ["EventWriter", "PostgresEventWriter", "SqliteEventWriter", "event_writer"]
 
@@ -49,11 +48,11 @@ _MOVE_INCOMING = text(
 class EventWriter:
     """Writes a batch of events and retry states on an open transaction (SQLite form)."""
 
-    def __init__(self, dialect: Any) -> None:
-        self._insert_events: Insert = dialect.insert(events).on_conflict_do_nothing(
+    def __init__(self, dialect_name: str) -> None:
+        self._insert_events: Insert = upsert_into(events, dialect_name).on_conflict_do_nothing(
             index_elements=[events.c.idempotency_key]
         )
-        upsert = dialect.insert(retry_state)
+        upsert = upsert_into(retry_state, dialect_name)
         self._upsert_retries: Insert = upsert.on_conflict_do_update(
             index_elements=[retry_state.c.resource, retry_state.c.action_kind],
             set_={
@@ -80,14 +79,14 @@ class EventWriter:
 
 class SqliteEventWriter(EventWriter):
     def __init__(self) -> None:
-        super().__init__(sqlite)
+        super().__init__("sqlite")
 
 
 class PostgresEventWriter(EventWriter):
     """COPY into a temp table, then one INSERT … SELECT … ON CONFLICT DO NOTHING."""
 
     def __init__(self) -> None:
-        super().__init__(postgresql)
+        super().__init__("postgresql")
 
     async def write_events(self, connection: AsyncConnection, batch: Sequence[Event]) -> None:
         import asyncpg  # noqa: PLC0415 -- a daemon on SQLite never loads the driver
