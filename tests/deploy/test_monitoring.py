@@ -234,6 +234,44 @@ def test_the_dashboard_draws_unknown_outcomes_and_what_was_proven_of_them(
     )
 
 
+#: Exported only by the replica doing the fleet-wide duties (the revenue gauges,
+#: `jarvis.telemetry.metrics._RevenueGauges`): every other replica has no sample.
+HOLDER_ONLY = {"jarvis_mrr_usd", "jarvis_mrr_movement_usd", "jarvis_customers"}
+
+
+def follower_hazards(exprs: list[str]) -> list[str]:
+    """Expressions that go wrong where a replica lacks a series: an ``absent()`` of
+    anything but a series Prometheus makes (it fires for a follower's missing gauge, or
+    for all when the holder changes), or a holder-only gauge read per instance (a join or
+    a panel line that is empty on every follower) rather than aggregated by job."""
+    wrong = []
+    for expr in exprs:
+        absent = re.findall(r"\babsent(?:_over_time)?\(\s*(\w+)", expr)
+        per_instance = [
+            metric
+            for metric in names_in([expr]) & HOLDER_ONLY
+            if len(re.findall(rf"\b{metric}\b", expr))
+            != sum("instance" not in labels for labels in aggregations(expr, metric))
+        ]
+        if set(absent) - SYNTHETIC or per_instance:
+            wrong.append(expr)
+    return wrong
+
+
+def test_no_rule_or_panel_goes_wrong_where_a_follower_lacks_a_series() -> None:
+    """The revenue gauges are the fleet-duties holder's alone: no alert or panel asks
+    absent() of a Jarvis series, and any reading of them aggregates by job; the check
+    sees both mistakes."""
+    assert follower_hazards(alert_exprs() + [e for _, e, _ in panel_targets()]) == []
+    mistakes = [
+        "absent(jarvis_mrr_usd)",
+        "jarvis_mrr_usd < 100",
+        'max by (instance) (jarvis_customers{status="active"})',
+    ]
+    assert follower_hazards(mistakes) == mistakes
+    assert follower_hazards(["max by (job) (jarvis_mrr_usd) < 100"]) == []
+
+
 def test_every_dashboard_query_names_an_exported_metric(exported: set[str]) -> None:
     """Each metric a panel or variable queries is on the live daemon's /metrics."""
     assert names_in(dashboard_exprs()) - exported == set()
