@@ -8,8 +8,10 @@ severities and resource globs match it, and joins that route's group for its
 services notifies once, listing them. A group waits ``group_wait`` before its
 first notification, sends changes at most every ``group_interval``, repeats
 an unchanged unresolved incident every ``repeat_interval``, and sends one
-resolve when its last alert resolves. An alert an inhibition rule mutes
-(`jarvis.notify.inhibit`) is held like a silenced one while its source fires.
+resolve when its last alert resolves, saying how each of them ended (kept in the
+saved state, so a restart between two ends forgets neither). An alert an
+inhibition rule mutes (`jarvis.notify.inhibit`) is held like a silenced one
+while its source fires.
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ class _Group:
     sent: list[str] | None = None
     sent_at: datetime | None = None
     sequence: int = 0
-    ended: str = ""
-    """What resolved its latest resolved alert (`AlertChange.summary`): its resolve says it."""
+    endings: dict[str, str] = field(default_factory=dict)
+    """How each of its resolved alerts ended (`AlertChange.summary`), by fingerprint, in
+    the order they did: its resolve says every one, not only the last. An alert that
+    fires again drops its ending until it ends again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,7 @@ class Grouper:
                 )
                 self._groups[key] = group
             known = group.alerts.get(change.fingerprint)
+            group.endings.pop(change.fingerprint, None)
             group.alerts[change.fingerprint] = {
                 "fingerprint": change.fingerprint,
                 "resource": change.resource,
@@ -165,7 +170,9 @@ class Grouper:
             for key, alert in group.alerts.items():
                 if resolves(fingerprint, key, prefix=prefix) and not alert["resolved"]:
                     alert["resolved"] = True
-                    group.ended = ended or group.ended
+                    if ended:
+                        group.endings.pop(key, None)  # ended again: said where it came last
+                        group.endings[key] = ended
                     self._changed(group, now)
 
     def _changed(self, group: _Group, now: datetime) -> None:
@@ -246,7 +253,8 @@ class Grouper:
             provider=group.provider,
             alerts=tuple(sorted(firing, key=lambda a: a["fingerprint"])),
             since=group.since,
-            ended=group.ended if action == "resolve" else "",
+            # Two alerts of one resource (two action kinds) end in the same words: said once.
+            ended=tuple(dict.fromkeys(group.endings.values())) if action == "resolve" else (),
         )
 
     def _silenced(self, alert: dict[str, Any], now: datetime) -> bool:
@@ -271,7 +279,7 @@ class Grouper:
                     "sent": g.sent,
                     "sent_at": when(g.sent_at),
                     "sequence": g.sequence,
-                    "ended": g.ended,
+                    "endings": g.endings,
                 }
                 for key, g in self._groups.items()
             },
@@ -295,7 +303,7 @@ class Grouper:
                 sent=g["sent"],
                 sent_at=None if g["sent_at"] is None else datetime.fromisoformat(g["sent_at"]),
                 sequence=g["sequence"],
-                ended=g.get("ended", ""),
+                endings=_endings(g),
             )
             for key, g in data.get("groups", {}).items()
         }
@@ -330,3 +338,11 @@ class Grouper:
             ),
             key=lambda view: (view.since, view.channel, view.cause),
         )
+
+
+def _endings(group: dict[str, Any]) -> dict[str, str]:
+    """A saved group's endings: none in a state saved before resolves said their end, and
+    the last one alone (its alert unknown) in a state saved while only that was kept."""
+    if "endings" in group:
+        return dict(group["endings"])
+    return {"": group["ended"]} if group.get("ended") else {}

@@ -35,9 +35,9 @@ class Notice:
     TO), the only ones a retry sends to; empty, every configured recipient."""
     refused: tuple[str, ...] = ()
     """Email only: recipients an earlier attempt was refused for good, with the reply."""
-    ended: str = ""
-    """A resolve: what ended the incident (its last alert's resolving words); empty on a
-    trigger, and on a resolve written before resolves kept them."""
+    ended: tuple[str, ...] = ()
+    """A resolve: what ended the incident, each of its alerts' resolving words in the order
+    they came; empty on a trigger, and on a resolve written before resolves kept them."""
 
     @property
     def key(self) -> str:
@@ -58,7 +58,7 @@ class Notice:
             # Only on a retry of some recipients: every other row's JSON is as it was.
             **({"recipients": list(self.recipients)} if self.recipients else {}),
             **({"refused": list(self.refused)} if self.refused else {}),
-            **({"ended": self.ended} if self.ended else {}),
+            **({"ended": list(self.ended)} if self.ended else {}),
         }
 
     @classmethod
@@ -75,5 +75,13 @@ class Notice:
             since=datetime.fromisoformat(data["since"]),
             recipients=tuple(data.get("recipients", ())),
             refused=tuple(data.get("refused", ())),
-            ended=str(data.get("ended", "")),
+            ended=_ended(data.get("ended", ())),
         )
+
+
+def _ended(value: Any) -> tuple[str, ...]:
+    """A row's ``ended``: a list, or one string in a row written while only the last
+    alert's words were kept."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(str(words) for words in value)

@@ -26,6 +26,10 @@ __all__ = ["email_message", "pagerduty_event", "resolution", "slack_message", "s
 
 _SLACK_LISTED = 20
 """Alerts listed one section each; the rest are counted (Slack allows 50 blocks)."""
+_ENDS_LISTED = 10
+"""Ends a resolve lists; the rest are counted. Each is cut at `_END_CHARS`, so the line
+(about 2,100 characters) fits a Slack section's 3000 with its count."""
+_END_CHARS = 200
 
 
 def subject(notice: Notice) -> str:
@@ -48,15 +52,19 @@ def resolution(notice: Notice) -> str | None:
     """The line a resolve adds to say what ended its incident; None for a trigger, or a
     resolve whose alerts say it themselves (the event store's outage).
 
-    The words are the resolving alert's (`jarvis.notify.alerts`, the stall watchdog): each
-    kind says its own end, rather than one sentence about resources for every kind. A
-    resolve written before they were kept says only what is sure.
+    The words are the resolving alerts' (`jarvis.notify.alerts`, the stall watchdog): each
+    kind says its own end, rather than one sentence about resources for every kind, and
+    an incident of several resources says each one's, in the order they ended (the first
+    `_ENDS_LISTED`, then how many more). A resolve written before they were kept says
+    only what is sure.
     """
     if notice.action != "resolve" or notice.alerts:
         return None
     if not notice.ended:
         return "Every alert of this incident has resolved."
-    return f"Resolved: {notice.ended.rstrip('.')}."
+    listed = [_cut(words.rstrip("."), _END_CHARS) for words in notice.ended[:_ENDS_LISTED]]
+    more = len(notice.ended) - len(listed)
+    return f"Resolved: {'; '.join(listed)}{f'; and {more} more' if more else ''}."
 
 
 def _cut(text: str, limit: int) -> str:

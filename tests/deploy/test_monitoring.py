@@ -118,6 +118,160 @@ def names_in(exprs: list[str]) -> set[str]:
     return found
 
 
+def aggregations(expr: str, metric: str) -> list[frozenset[str]]:
+    """The labels each aggregation kept that directly wraps ``metric`` in ``expr``
+    (``max by (job) (m)``, ``sum by (job) (rate(m[5m]))``), one per wrapped occurrence."""
+    wrapped = re.findall(
+        r"\b(?:sum|max|min|avg|count) by \(([^)]*)\)\s*\(\s*(?:\w+\(\s*)?" + metric + r"\b", expr
+    )
+    return [frozenset(label.strip() for label in labels.split(",")) for labels in wrapped]
+
+
+def fleet_wide() -> dict[str, set[frozenset[str]]]:
+    """The metrics every alert reading them aggregates with ``instance`` away (the fleet's
+    kill switch, quarantine, budgets, breakers, escalations, observe errors...), each
+    with the label sets the alerts keep."""
+    exprs = alert_exprs()
+    found: dict[str, set[frozenset[str]]] = {}
+    for metric in names_in(exprs):
+        occurrences = sum(len(re.findall(rf"\b{metric}\b", expr)) for expr in exprs)
+        kept = [labels for expr in exprs for labels in aggregations(expr, metric)]
+        if len(kept) == occurrences and all("instance" not in labels for labels in kept):
+            found[metric] = set(kept)
+    return found
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    """Every panel's expression is PromQL promtool accepts (as a recording rule), with the
+    instance variable as Grafana expands it for "All"."""
+    rules = [
+        {"record": f"panel:{n}", "expr": expr} for n, (_, expr, _) in enumerate(panel_targets())
+    ]
+    path = tmp_path / "panels.rules.yaml"
+    path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}), encoding="utf-8")
+
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fleet_wide_panels_aggregate_like_the_alerts() -> None:
+    """A panel reading a metric the alerts aggregate by job (one reading for the fleet,
+    which a leader change moves between instances) aggregates it by the same labels,
+    rather than drawing one line per replica."""
+    fleet = fleet_wide()
+    per_replica = [
+        (title, metric, aggregations(expr, metric))
+        for title, expr, _ in panel_targets()
+        for metric in names_in([expr]) & fleet.keys()
+        if len(aggregations(expr, metric)) != len(re.findall(rf"\b{metric}\b", expr))
+        or not set(aggregations(expr, metric)) <= fleet[metric]
+    ]
+
+    # The alerts' own aggregation, which the set is derived from.
+    assert {"jarvis_killswitch_engaged", "jarvis_quarantined_resources"} <= fleet.keys()
+    assert {"jarvis_escalations_total", "jarvis_observe_errors_total"} <= fleet.keys()
+    assert per_replica == []
+
+
+def test_the_dashboard_draws_unknown_outcomes_and_what_was_proven_of_them(
+    tmp_path: Path,
+) -> None:
+    """A panel sets the actions counted timed_out or unknown beside those the provider
+    proved made later (jarvis_unknown_outcomes_resolved_total), by kind."""
+    (title,) = {
+        title
+        for title, expr, _ in panel_targets()
+        if "jarvis_unknown_outcomes_resolved_total" in expr
+    }
+    targets = {expr: template for t, expr, template in panel_targets() if t == title}
+    series = {
+        # An hour's window at 90 minutes: 60 timed out, 30 of them proven made later.
+        'jarvis_actions_total{instance="a", kind="restart", outcome="timed_out"}': "0+1x120",
+        'jarvis_actions_total{instance="a", kind="restart", outcome="applied"}': "0+5x120",
+        'jarvis_unknown_outcomes_resolved_total{instance="a", kind="restart", outcome="applied"}': (
+            "0+0.5x120"
+        ),
+    }
+    case = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": "90m", "exp_samples": samples}
+                    for expr, samples in zip(
+                        sorted(targets),
+                        [
+                            # sorted: the actions_total target, then the proven one
+                            [{"labels": '{instance="a", kind="restart"}', "value": 60}],
+                            [
+                                {
+                                    "labels": '{instance="a", kind="restart", outcome="applied"}',
+                                    "value": 30,
+                                }
+                            ],
+                        ],
+                        strict=True,
+                    )
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panel.test.yaml"
+    path.write_text(json.dumps(case), encoding="utf-8")  # JSON is YAML
+
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(targets.values()) == sorted(
+        ["{{instance}} {{kind}} unknown", "{{instance}} {{kind}} proven {{outcome}}"]
+    )
+
+
+#: Exported only by the replica doing the fleet-wide duties (the revenue gauges,
+#: `jarvis.telemetry.metrics._RevenueGauges`): every other replica has no sample.
+HOLDER_ONLY = {"jarvis_mrr_usd", "jarvis_mrr_movement_usd", "jarvis_customers"}
+
+
+def follower_hazards(exprs: list[str]) -> list[str]:
+    """Expressions that go wrong where a replica lacks a series: an ``absent()`` of
+    anything but a series Prometheus makes (it fires for a follower's missing gauge, or
+    for all when the holder changes), or a holder-only gauge read per instance (a join or
+    a panel line that is empty on every follower) rather than aggregated by job."""
+    wrong = []
+    for expr in exprs:
+        absent = re.findall(r"\babsent(?:_over_time)?\(\s*(\w+)", expr)
+        per_instance = [
+            metric
+            for metric in names_in([expr]) & HOLDER_ONLY
+            if len(re.findall(rf"\b{metric}\b", expr))
+            != sum("instance" not in labels for labels in aggregations(expr, metric))
+        ]
+        if set(absent) - SYNTHETIC or per_instance:
+            wrong.append(expr)
+    return wrong
+
+
+def test_no_rule_or_panel_goes_wrong_where_a_follower_lacks_a_series() -> None:
+    """The revenue gauges are the fleet-duties holder's alone: no alert or panel asks
+    absent() of a Jarvis series, and any reading of them aggregates by job; the check
+    sees both mistakes."""
+    assert follower_hazards(alert_exprs() + [e for _, e, _ in panel_targets()]) == []
+    mistakes = [
+        "absent(jarvis_mrr_usd)",
+        "jarvis_mrr_usd < 100",
+        'max by (instance) (jarvis_customers{status="active"})',
+    ]
+    assert follower_hazards(mistakes) == mistakes
+    assert follower_hazards(["max by (job) (jarvis_mrr_usd) < 100"]) == []
+
+
 def test_every_dashboard_query_names_an_exported_metric(exported: set[str]) -> None:
     """Each metric a panel or variable queries is on the live daemon's /metrics."""
     assert names_in(dashboard_exprs()) - exported == set()
@@ -201,9 +355,16 @@ def legend(template: str, labels: dict[str, str]) -> str:
 
 def test_two_replicas_are_told_apart_on_every_panel(daemon: Daemon, tmp_path: Path) -> None:
     """With two daemons scraped side by side, every panel target draws each replica's
-    own series, and no two series of a panel share a legend."""
+    own series, but a fleet-wide one (the alerts' aggregation by job) draws one for the
+    job; and no two series of a panel share a legend."""
+    fleet = fleet_wide().keys()
     with ticking_daemon(tmp_path) as other:
         instances = {f"127.0.0.1:{daemon.port}", f"127.0.0.1:{other.port}"}
+        # A fleet-wide target's series carries the job, no instance.
+        expected = {
+            expr: {None} if names_in([expr]) & fleet else instances
+            for _, expr, _ in panel_targets()
+        }
         with PrometheusServer([daemon.port, other.port], job="jarvis") as server:
             deadline = time.monotonic() + 90
             drawn: dict[tuple[str, str], list[dict[str, str]]] = {}
@@ -215,10 +376,15 @@ def test_two_replicas_are_told_apart_on_every_panel(daemon: Daemon, tmp_path: Pa
                     ]
                     for title, expr, template in panel_targets()
                 }
-                if all({s.get("instance") for s in rows} == instances for rows in drawn.values()):
+                if all(
+                    {s.get("instance") for s in rows} == expected[e]
+                    for (_, e), rows in drawn.items()
+                ):
                     break
                 time.sleep(0.5)
-    merged = [key for key, rows in drawn.items() if {s.get("instance") for s in rows} != instances]
+    merged = [
+        key for key, rows in drawn.items() if {s.get("instance") for s in rows} != expected[key[1]]
+    ]
     legends: dict[str, list[str]] = {}
     for (title, _), rows in drawn.items():
         legends.setdefault(title, []).extend(s["__legend__"] for s in rows)

@@ -8,6 +8,7 @@ loop, a released kill switch, a closed breaker and an operator's reset.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -143,3 +144,146 @@ async def test_a_stalled_loop_resolves_saying_ticks_finish_again_and_how_long_no
     plain, rich = text_of(email)
     assert expected in plain.splitlines()
     assert WRONG not in plain + rich
+
+
+def notices_of(*steps: Sequence[Event], grouper: Grouper | None = None) -> list[Notice]:
+    """What a grouper sends as each step's events come in, ten minutes apart, each
+    through its JSON as the outbox keeps it."""
+    grouper = grouper or Grouper([Route("slack", frozenset(Severity))], Timing())
+    notices: list[Notice] = []
+    for n, events in enumerate(steps):
+        now = T0 + timedelta(minutes=10 * n)
+        for event in events:
+            for change in changes_for(event):
+                grouper.ingest(change, now)
+        notices += grouper.due(now + timedelta(minutes=1))
+    return [Notice.from_json(notice.to_json()) for notice in notices]
+
+
+def healthy(resource: str, n: int = 0) -> Event:
+    return Event(
+        kind=EventKind.RESOURCE_CHANGED,
+        ts=T0,
+        idempotency_key=f"healthy:{resource}:{n}",
+        resource=resource,
+        payload={"health": "healthy"},
+    )
+
+
+def test_an_incident_of_several_resources_resolves_saying_how_each_ended() -> None:
+    """Two escalated resources of one incident end apart, one healthy, one reset: the
+    resolve says both ends, in the order they came, not only the last."""
+    a, b = "sim://svc-a", "sim://svc-b"
+    notices = notices_of([escalation(a, T0), escalation(b, T0)], [healthy(a)], [reset(b, T0)])
+
+    assert [notice.action for notice in notices] == ["trigger", "trigger", "resolve"]
+    expected = (
+        "Resolved: sim://svc-a reported healthy; "
+        "sim://svc-b: retries reset by alice (`jarvis retries reset`)."
+    )
+    slack, plain, rich = said(notices[-1])
+    assert (slack, plain) == (expected, expected)
+    assert "sim://svc-a reported healthy; sim://svc-b: retries reset by alice" in rich
+
+
+def test_a_resource_that_fires_again_is_said_once_by_its_last_end() -> None:
+    """A resource that ended, escalated again and ended again is listed once, as it ended
+    last; two kinds of one resource ending with the same words are said once."""
+    a, b = "sim://svc-a", "sim://svc-b"
+    again = replace(escalation(a, T0, n=1), action_kind="scale")  # a second kind
+    notices = notices_of(
+        [escalation(a, T0), escalation(b, T0)],
+        [healthy(a)],
+        [escalation(a, T0, n=2), again],
+        [reset(a, T0)],
+        [healthy(b)],
+    )
+
+    assert notices[-1].action == "resolve"
+    assert said(notices[-1])[1] == (
+        "Resolved: sim://svc-a: retries reset by alice (`jarvis retries reset`); "
+        "sim://svc-b reported healthy."
+    )
+
+
+def test_a_resolve_of_many_resources_lists_ten_and_counts_the_rest_within_slacks_limit() -> None:
+    """Thirteen resources reset by an operator with a very long name: ten are listed, each
+    cut, then "and 3 more", and the Slack section stays within its 3000 characters."""
+    actor = "x" * 1000
+    resources = [f"sim://svc-{n:02}" for n in range(13)]
+    resets = [replace(reset(r, T0), payload={"actor": actor, "rows": 1}) for r in resources]
+    notices = notices_of([escalation(r, T0) for r in resources], resets)
+
+    assert [notice.action for notice in notices] == ["trigger", "resolve"]
+    slack, plain, _ = said(notices[-1])
+    assert slack == plain
+    assert len(slack) <= 3000
+    assert slack.endswith("; and 3 more.")
+    assert [r for r in resources if r in slack] == resources[:10]
+
+
+async def test_the_ends_said_so_far_outlive_a_restart(
+    make_rig: RigFactory, receivers: Receivers
+) -> None:
+    """One resource ends, the notifier restarts (its grouping state read back from
+    PostgreSQL), the other ends: the resolve still says both."""
+    a, b = "sim://svc-a", "sim://svc-b"
+    first = await make_rig()
+    await record(first, escalation(a, first.clock.now()), escalation(b, first.clock.now()))
+    await first.rounds(60, step=10.0)
+    await record(first, healthy(a))
+    await first.rounds(60, step=10.0)
+    assert len(receivers.triggers()) == 2  # the page, and its update once svc-a ended
+
+    second = await make_rig(clock=first.clock)  # a new notifier: loads the saved state
+    await record(second, reset(b, second.clock.now()))
+    await second.rounds(60, step=10.0)
+
+    assert len(receivers.resolves()) == 1
+    (slack,) = [m for m in receivers.slack if m["text"].startswith("[RESOLVED]")]
+    assert slack["blocks"][1]["text"]["text"] == (
+        "Resolved: sim://svc-a reported healthy; "
+        "sim://svc-b: retries reset by alice (`jarvis retries reset`)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("saved", "expected"),
+    [
+        (
+            {"ended": "sim://svc-a reported healthy"},  # the previous release's one string
+            "Resolved: sim://svc-a reported healthy; "
+            "sim://svc-b: retries reset by alice (`jarvis retries reset`).",
+        ),
+        ({}, "Resolved: sim://svc-b: retries reset by alice (`jarvis retries reset`)."),
+    ],
+)
+def test_a_grouping_state_saved_before_the_ends_were_listed_still_loads(
+    saved: dict[str, str], expected: str
+) -> None:
+    """A group saved with one `ended` string, or with none, loads and resolves with what
+    it knows."""
+    a, b = "sim://svc-a", "sim://svc-b"
+    before = Grouper([Route("slack", frozenset(Severity))], Timing())
+    notices_of([escalation(a, T0), escalation(b, T0)], [healthy(a)], grouper=before)
+    state = before.to_json()
+    for group in state["groups"].values():
+        for key in ("ended", "endings"):
+            group.pop(key, None)
+        group.update(saved)
+    after = Grouper([Route("slack", frozenset(Severity))], Timing())
+    after.load_json(state)
+
+    (notice,) = notices_of([], [], [reset(b, T0)], grouper=after)
+
+    assert notice.action == "resolve"
+    assert said(notice)[1] == expected
+
+
+def test_a_resolve_queued_with_one_string_of_words_still_renders_them() -> None:
+    """An outbox row written while a resolve kept only its last alert's words (one
+    string) renders those words, not each of their characters."""
+    notice = resolve_after(escalation("sim://api", T0), reset("sim://api", T0))
+    row = {**notice.to_json(), "ended": "sim://api reported healthy"}
+
+    assert said(Notice.from_json(row))[1] == "Resolved: sim://api reported healthy."
