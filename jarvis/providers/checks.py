@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from jarvis.config import ConfigError, Settings
+from jarvis.model.globs import spans_segments
 from jarvis.providers.registry import PROVIDERS, Provider, acting_schemes, enabled
-from jarvis.safety.globs import spans_segments
 
 __all__ = ["check_allowlist", "glob_warnings"]
 
@@ -106,7 +106,7 @@ def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> li
 
 def glob_warnings(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> list[str]:
     """One line per allow-list entry or budget whose ``resources`` glob has a ``*`` inside
-    a segment that spans ``/`` on its provider's paths (`jarvis.safety.globs.spans_segments`).
+    a segment that spans ``/`` on its provider's paths (`jarvis.model.globs.spans_segments`).
 
     Not an error: the glob means what it always meant (README, "Resource globs"), and
     configurations rely on ``*`` crossing ``/``; the line says how to write it either way.
