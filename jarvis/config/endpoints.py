@@ -10,7 +10,6 @@ a secret: `display_url` is the only form printed (``config check``) or recorded.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -19,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 
 from jarvis.config.sections import Section
+from jarvis.model import globs
 
 if TYPE_CHECKING:
     from jarvis.config.probes import ProbeSettings
@@ -147,7 +147,7 @@ class SloSettings(Section):
             return False
         if self.region is not None and endpoint.region != self.region:
             return False
-        return any(fnmatch.fnmatchcase(endpoint.name, glob) for glob in self.endpoints)
+        return any(globs.matches(endpoint.name, glob) for glob in self.endpoints)
 
 
 def check_endpoints(endpoints: list[EndpointSettings], slos: list[SloSettings]) -> list[str]:

@@ -21,7 +21,9 @@ timeout), so many orphans on a slow provider delay the first tick by about
 twice the apply timeout, not by one question each in turn. An orphan not
 asked in time is closed unknown like one not proven, and the loop asks about
 it from its first tick on: the attempt counts meanwhile (never applied twice),
-and a quarantine its failure causes stays until an operator lifts it.
+and a quarantine its failure causes stays until an operator lifts it. `recover`
+logs one warning then (``orphaned intents not asked about``) with how many
+orphans were asked, proven and left unasked.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import structlog
+
 from jarvis.loop import events as ev
 from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.unknowns import ask_all
 from jarvis.model import Event, EventKind, Outcome, RetryState
 from jarvis.safety.retry import RetryBudget
+
+log = structlog.get_logger("jarvis.recovery")
 
 #: What an orphan counts as on the retry ledger.
 UNKNOWN = Outcome.failure("outcome unknown: the process ended mid-apply")
@@ -117,10 +123,16 @@ async def recover(
     may assume. ``confirm`` answers what proves an orphan's change made, or
     None (`Dispatcher.confirmed`); the orphans are asked together, bounded as
     the loop's questions are (`ask_all`, ``patience`` seconds). Orphans of one
-    pair are closed in turn, each on the row the last one left.
+    pair are closed in turn, each on the row the last one left. Orphans left unasked
+    when the patience ran out are named in one warning.
     """
     orphans = [i for i in await ledger.store.open_intents() if stopped is None or stopped(i)]
-    proofs = {} if confirm is None else await ask_all(orphans, confirm, patience)
+    proofs: dict[str, str] = {}
+    if confirm is not None:
+        answers = await ask_all(orphans, confirm, patience)
+        proofs = answers.proofs
+        if answers.asked < len(orphans):
+            _log_unasked(len(orphans), answers.asked, len(proofs), patience)
     closed: list[Recovered] = []
     for intent in orphans:
         key = (intent.resource or "", intent.action_kind or "")
@@ -129,3 +141,18 @@ async def recover(
         ledger.stage(recovered.state)
         closed.append(recovered)
     return closed
+
+
+def _log_unasked(orphans: int, asked: int, proven: int, patience: float) -> None:
+    unasked = orphans - asked
+    log.warning(
+        "orphaned intents not asked about",
+        orphans=orphans,
+        asked=asked,
+        proven=proven,
+        unasked=unasked,
+        detail=f"recovery asked about {asked} of {orphans} orphaned intents within its "
+        f"{patience:g} s ({proven} proven applied); {unasked} were not asked in time and "
+        "are closed unknown, counted as failed attempts: the loop asks about them from its "
+        "first tick",
+    )

@@ -33,7 +33,7 @@ counted: the provider did not answer in time, whatever it did.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import anyio
@@ -44,7 +44,7 @@ from jarvis.model import Event, EventKind, Outcome, RetryState
 from jarvis.safety.retry import RetryBudget
 from jarvis.store import EventStore
 
-__all__ = ["Confirmed", "OpenUnknowns", "ask_all", "confirm"]
+__all__ = ["Answers", "Confirmed", "OpenUnknowns", "ask_all", "confirm"]
 
 Ask = Callable[[Event], Awaitable[str | None]]
 
@@ -52,18 +52,28 @@ QUESTIONS_AT_ONCE = 8
 """How many providers' answers one tick, or recovery at start, waits for at once (`ask_all`)."""
 
 
-async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> dict[str, str]:
+@dataclass(slots=True)
+class Answers:
+    """What `ask_all` found: the proofs, by action id, and how many questions it started."""
+
+    proofs: dict[str, str] = field(default_factory=dict)
+    """An intent not asked, or not proven, is simply absent."""
+    asked: int = 0
+    """Questions started before the patience ran out (answered, failed or cut alike)."""
+
+
+async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> Answers:
     """Ask whether each of ``intents`` was applied: the proofs found, by action id.
 
     At most `QUESTIONS_AT_ONCE` questions are in flight, started in the order
     given (oldest first), and none starts once ``patience`` seconds have passed:
     a provider that hangs costs about ``patience`` plus one question's own bound
     (`Dispatcher.confirmed`: the apply timeout), however many intents there are.
-    An intent not asked, or not proven, is simply absent.
+    The intents not asked are ``len(intents) - asked``.
     """
-    proofs: dict[str, str] = {}
+    answers = Answers()
     if not intents:
-        return proofs
+        return answers
     limiter = anyio.CapacityLimiter(QUESTIONS_AT_ONCE)
     until = anyio.current_time() + patience
 
@@ -71,14 +81,15 @@ async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> dict[s
         async with limiter:
             if anyio.current_time() >= until:
                 return  # the questions took their time: this one waits for a later ask
+            answers.asked += 1
             proof = await ask(intent)
         if proof is not None:
-            proofs[intent.action_id or ""] = proof
+            answers.proofs[intent.action_id or ""] = proof
 
     async with anyio.create_task_group() as group:
         for intent in intents:
             group.start_soon(question, intent)
-    return proofs
+    return answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +175,7 @@ class OpenUnknowns:
         horizon = now - self.ledger.budget.window
         self._open = {key: i for key, i in self._open.items() if i.ts > horizon}
         due = [i for i in self.open if owns is None or owns(i.resource or "")]
-        proofs = await ask_all(due, self._ask, self.patience)
+        proofs = (await ask_all(due, self._ask, self.patience)).proofs
         closed: list[Confirmed] = []
         for intent in due:
             proof = proofs.get(intent.action_id or "")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 from typing import Any
 
+from jarvis.model import globs
 from jarvis.notify.alerts import AlertChange, Severity, resolves
 from jarvis.notify.inhibit import Inhibitor
 from jarvis.notify.notice import Notice
@@ -49,7 +49,7 @@ class Route:
     def matches(self, change: AlertChange) -> bool:
         # An alert about no resource (the kill switch, a stalled loop) matches "*" only.
         return change.severity in self.severities and any(
-            fnmatchcase(change.resource, glob) for glob in self.resources
+            globs.matches(change.resource, glob) for glob in self.resources
         )
 
 
@@ -64,7 +64,8 @@ class Silence:
 
     def mutes(self, alert: dict[str, Any], now: datetime) -> bool:
         return now < self.until and (
-            fnmatchcase(alert["resource"], self.match) or fnmatchcase(alert["cause"], self.match)
+            globs.matches(alert["resource"], self.match)
+            or globs.matches(alert["cause"], self.match)
         )
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from jarvis.config.notify import InhibitMatcher, InhibitRuleSettings
+from jarvis.model import globs
 from jarvis.notify.alerts import Severity, resolves
 
 __all__ = ["DEFAULT_RULES", "LABELS", "InhibitRule", "Inhibitor", "Matcher", "rules_from"]
@@ -35,7 +35,7 @@ class Matcher:
 
     def matches(self, alert: Mapping[str, Any]) -> bool:
         severity_ok = not self.severities or Severity(alert["severity"]) in self.severities
-        return severity_ok and fnmatchcase(str(alert["cause"]), self.cause)
+        return severity_ok and globs.matches(str(alert["cause"]), self.cause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ The composition root builds it with `RollbackPolicy.from_config`, passing
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -35,6 +34,7 @@ from jarvis.model import (
     Rollback,
     RolloutState,
     Snapshot,
+    globs,
 )
 from jarvis.policies.base import Evaluation, Note, usable_reading
 from jarvis.policies.rollouts import RolloutHistory, RolloutIndex, VersionChange
@@ -120,7 +120,7 @@ class RollbackPolicy:
                 continue
             matched = matches.get(uri)
             if matched is None:
-                matched = matches[uri] = any(fnmatch.fnmatchcase(uri, g) for g in self._match)
+                matched = matches[uri] = any(globs.matches(uri, g) for g in self._match)
             if not matched:
                 continue
             past = history_of(uri)

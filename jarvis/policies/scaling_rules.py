@@ -9,13 +9,12 @@ rule from plain settings data with `parse_rule`.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jarvis.model import ResourceState
+from jarvis.model import ResourceState, globs
 from jarvis.policies.hpa import MetricTargets
 from jarvis.policies.schedule import Schedule, ScheduleWindow, parse_days, parse_time
 
@@ -24,7 +23,11 @@ __all__ = ["ScalingRule", "bounds_text", "parse_rule"]
 
 @dataclass(frozen=True, slots=True)
 class ScalingRule:
-    """How the services whose URI matches ``match`` are scaled."""
+    """How the services whose URI matches ``match`` are scaled.
+
+    ``match`` is a glob over the whole URI (``ecs://prod/*``), `jarvis.model.globs`: its
+    ``*`` crosses ``/``.
+    """
 
     match: str
     targets: MetricTargets
@@ -63,7 +66,7 @@ class ScalingRule:
         return self.min_replicas == 0
 
     def matches(self, uri: str) -> bool:
-        return fnmatch.fnmatchcase(uri, self.match)
+        return globs.matches(uri, self.match)
 
     def bounds(self, now: datetime) -> tuple[int, int, ScheduleWindow | None]:
         """The rule's min and max at ``now``, and the schedule window that set them."""

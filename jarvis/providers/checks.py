@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from jarvis.config import ConfigError, Settings
+from jarvis.model.globs import spanning_example, spans_segments
 from jarvis.providers.registry import PROVIDERS, Provider, acting_schemes, enabled
-from jarvis.safety.globs import spans_segments
 
 __all__ = ["check_allowlist", "glob_warnings"]
 
@@ -106,7 +106,7 @@ def _metric_source_problems(settings: Settings, table: Sequence[Provider]) -> li
 
 def glob_warnings(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> list[str]:
     """One line per allow-list entry or budget whose ``resources`` glob has a ``*`` inside
-    a segment that spans ``/`` on its provider's paths (`jarvis.safety.globs.spans_segments`).
+    a segment that spans ``/`` on its provider's paths (`jarvis.model.globs.spans_segments`).
 
     Not an error: the glob means what it always meant (README, "Resource globs"), and
     configurations rely on ``*`` crossing ``/``; the line says how to write it either way.
@@ -126,9 +126,12 @@ def glob_warnings(settings: Settings, table: Sequence[Provider] = PROVIDERS) -> 
 
 def _spanning(where: str, provider: str, glob: str, segments: int) -> str:
     paths = "the deepest" if provider == "*" else f"{provider}://"
+    missing = segments - len(glob.split("/"))
+    example = spanning_example(glob, segments)
+    shown = "" if example is None else f": {glob!r} matches {example!r}"
     return (
         f"{where}.resources {glob!r}: '*' also matches '/', so a '*' inside a segment can "
-        f"span several segments of {paths} paths ({segments} to a path): 'prod*' matches "
-        "'production/api' as well as 'prod/api'; write the segments out with '/' "
-        "('prod/*', 'prod*/*') to say which you mean"
+        f"span several segments of {paths} paths ({segments} to a path){shown}; write the "
+        f"segments out with '/' to say which you mean: {glob + '/*' * missing!r} (from the "
+        f"start of the path) or {'*/' * missing + glob!r} (up to its end)"
     )

@@ -44,7 +44,7 @@ class Provider:
     segments: Mapping[str, int] = field(default_factory=dict)
     """Resource scheme to how many ``/``-separated segments its paths have (``ecs``:
     CLUSTER/SERVICE, 2); 1 when not named. `jarvis config check` warns, from it, of a
-    resource glob whose ``*`` spans segments (`jarvis.safety.globs.spans_segments`)."""
+    resource glob whose ``*`` spans segments (`jarvis.model.globs.spans_segments`)."""
 
 
 def _simulated(settings: Settings, clock: Clock) -> Sequence[Sensor]:

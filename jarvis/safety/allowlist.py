@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jarvis.model import Action
-from jarvis.safety import globs
+from jarvis.model import Action, globs
 
 
 @dataclass(frozen=True, slots=True)
 class AllowRule:
     provider: str
     resources: str
-    """A glob over the resource path (the part after ``provider://``), `jarvis.safety.globs`:
+    """A glob over the resource path (the part after ``provider://``), `jarvis.model.globs`:
     its ``*`` crosses ``/``."""
     actions: frozenset[str]
     """Action kinds, or ``{"*"}`` for all."""

@@ -28,9 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from jarvis.model import Action, BlockReason, ResourceRef, Verdict
+from jarvis.model import Action, BlockReason, ResourceRef, Verdict, globs
 from jarvis.model.hours import WeeklyHours
-from jarvis.safety import globs
 
 __all__ = ["Budgets", "Change", "DisruptionBudget", "Remaining"]
 
@@ -73,7 +72,7 @@ class DisruptionBudget:
     provider: str = "*"
     kinds: frozenset[str] = frozenset({"*"})
     resources: str = "*"
-    """A glob over the resource path (the part after ``provider://``), `jarvis.safety.globs`:
+    """A glob over the resource path (the part after ``provider://``), `jarvis.model.globs`:
     its ``*`` crosses ``/``."""
     per_resource: bool = False
     schedule: WeeklyHours | None = None

@@ -33,6 +33,11 @@ resources = "demo*/*/api-*"
 actions = ["rollback"]
 
 [[allowlist]]
+provider = "cloudrun"
+resources = "demo-project/*-api"
+actions = ["restart"]
+
+[[allowlist]]
 provider = "sim"
 resources = "ai-dawg-*"
 actions = ["*"]
@@ -44,24 +49,32 @@ resources = "prod*"
 max = 1
 window_seconds = 3600
 """
-SPANS = (
-    "'*' also matches '/', so a '*' inside a segment can span several segments of {paths} "
-    "paths ({n} to a path): 'prod*' matches 'production/api' as well as 'prod/api'; write "
-    "the segments out with '/' ('prod/*', 'prod*/*') to say which you mean"
-)
 WARNINGS = [
-    "allowlist.0.resources 'demo*': " + SPANS.format(paths="cloudrun://", n=3),
-    "budgets.0.resources 'prod*': " + SPANS.format(paths="the deepest", n=3),
+    "allowlist.0.resources 'demo*': '*' also matches '/', so a '*' inside a segment can span "
+    "several segments of cloudrun:// paths (3 to a path): 'demo*' matches 'demox/y/z'; write "
+    "the segments out with '/' to say which you mean: 'demo*/*/*' (from the start of the "
+    "path) or '*/*/demo*' (up to its end)",
+    "allowlist.3.resources 'demo-project/*-api': '*' also matches '/', so a '*' inside a "
+    "segment can span several segments of cloudrun:// paths (3 to a path): "
+    "'demo-project/*-api' matches 'demo-project/x/y-api'; write the segments out with '/' to "
+    "say which you mean: 'demo-project/*-api/*' (from the start of the path) or "
+    "'*/demo-project/*-api' (up to its end)",
+    "budgets.0.resources 'prod*': '*' also matches '/', so a '*' inside a segment can span "
+    "several segments of the deepest paths (3 to a path): 'prod*' matches 'prodx/y/z'; write "
+    "the segments out with '/' to say which you mean: 'prod*/*/*' (from the start of the "
+    "path) or '*/*/prod*' (up to its end)",
 ]
 
 
 def test_a_star_inside_a_segment_that_spans_segments_is_named_by_check_and_run(
     jarvis: Jarvis, tmp_path: Path
 ) -> None:
-    """One warning each for ``demo*`` (Cloud Run paths have 3 segments) and a budget's
-    ``prod*`` on every provider; none for ``demo-project/*`` (a whole-segment ``*``), for
-    ``demo*/*/api-*`` (every segment written out), or for ``ai-dawg-*`` (sim paths have
-    one segment); exit 0, and `run` logs the same lines and runs."""
+    """One warning each, in the operator's own glob with a path it matches across segments
+    and its two spellings, for ``demo*`` and ``demo-project/*-api`` (Cloud Run paths have 3
+    segments) and a budget's ``prod*`` on every provider; none for ``demo-project/*`` (a
+    whole-segment ``*``), for ``demo*/*/api-*`` (every segment written out), or for
+    ``ai-dawg-*`` (sim paths have one segment); exit 0, and `run` logs the same lines and
+    runs."""
     config = tmp_path / "jarvis.toml"
     config.write_text(CONFIG)
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config))

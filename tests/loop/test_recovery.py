@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import anyio.lowlevel
 import pytest
+from structlog.testing import capture_logs
 
 from jarvis.loop.events import idempotency_key
 from jarvis.loop.ledger import RetryLedger
@@ -286,12 +287,43 @@ async def test_orphans_not_asked_within_the_patience_stay_unknown_for_the_loop()
         hung = SlowProvider(landed=set(ids), hang=True)
         dispatcher = Dispatcher([hung], apply_timeout=2)  # type: ignore[list-item]
         ledger = RetryLedger(store, RetryBudget(max_attempts=30))
-        closed = await recover(ledger, NOW, None, dispatcher.confirmed, patience=1)
+        with capture_logs() as logs:
+            closed = await recover(ledger, NOW, None, dispatcher.confirmed, patience=1)
 
         assert len(hung.asked) == QUESTIONS_AT_ONCE  # the first eight; none after
         assert [c.intent.action_id for c in closed] == ids
         assert all(not c.applied for c in closed)
         assert ledger.get(("sim://api", "restart")) == closed[-1].state
         assert closed[-1].state.consecutive_failures == 20
+        unasked = [e for e in logs if e["event"] == "orphaned intents not asked about"]
+        assert unasked == [
+            {
+                "event": "orphaned intents not asked about",
+                "log_level": "warning",
+                "orphans": 20,
+                "asked": 8,
+                "proven": 0,
+                "unasked": 12,
+                "detail": "recovery asked about 8 of 20 orphaned intents within its 1 s "
+                "(0 proven applied); 12 were not asked in time and are closed unknown, "
+                "counted as failed attempts: the loop asks about them from its first tick",
+            }
+        ]
+    finally:
+        await store.aclose()
+
+
+async def test_recovery_that_asks_about_every_orphan_logs_no_warning() -> None:
+    """Every orphan asked within the patience, proven or not: no line about unasked ones."""
+    from jarvis.loop.dispatch import Dispatcher
+
+    store = await EventStore.in_memory()
+    try:
+        ids = await orphans(store, 3)
+        slow = SlowProvider(landed={ids[0]})
+        dispatcher = Dispatcher([slow], apply_timeout=60)  # type: ignore[list-item]
+        with capture_logs() as logs:
+            await recover(RetryLedger(store, BUDGET), NOW, None, dispatcher.confirmed)
+        assert [e for e in logs if e["log_level"] == "warning"] == []
     finally:
         await store.aclose()

@@ -401,6 +401,27 @@ def test_only_matching_resources_with_versions_are_watched() -> None:
     assert RollbackPolicy().evaluate(snap(T0, unversioned), History(), T0).actions == ()
 
 
+@pytest.mark.parametrize(
+    ("glob", "watched"),
+    [
+        ("ecs://prod/*", True),
+        ("ecs://pr*", True),  # '*' crosses '/': README "Resource globs"
+        ("ecs://pro?/api", True),
+        ("prod/*", False),  # the whole URI, not the path after ecs://
+        ("ECS://prod/*", False),  # case-sensitive
+        ("ecs://prod", False),  # the whole URI must match
+    ],
+)
+def test_match_globs_follow_the_resource_glob_rule_over_the_whole_uri(
+    glob: str, watched: bool
+) -> None:
+    """Rollback's ``match`` is a glob over the whole URI by README's one rule, and its
+    per-URI memo of matches answers the same on the next evaluation as on the first."""
+    policy = RollbackPolicy(match=[glob])
+    for _ in range(2):
+        assert (target(evaluate(running(rollout="failed"), policy=policy)) == "v1") is watched
+
+
 def test_a_typed_failed_rollout_rolls_back_to_the_previous_version() -> None:
     """The policy reads the `Rollout` and `Versions` facets, with no attributes at all."""
     state = ResourceState(
