@@ -27,7 +27,7 @@ def _served() -> list[type[Any]]:
     for value in vars(jarvis.model).values():
         init = getattr(value, "__init__", None)
         code = getattr(init, "__code__", None)
-        built = code is not None and code.co_filename == "<string>" and "_set0" in code.co_names
+        built = code is not None and code.co_filename == "<string>" and "_BUILDER" in code.co_names
         if isinstance(value, type) and built:
             found.append(value)
     return found
@@ -103,6 +103,19 @@ def _fields(value: object) -> tuple[object, ...]:
 )
 def test_it_fills_what_the_stock_init_fills(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     assert _fields(_Sample(*args, **kwargs)) == _fields(_Stock(*args, **kwargs))
+
+
+class _SampleSubclass(_Sample):
+    __slots__ = ()
+
+
+def test_an_instance_leaves_init_as_its_own_class() -> None:
+    """The plain class lent for the writes never shows: a subclass's instance stays one too."""
+    assert type(_Sample("a")) is _Sample
+    assert type(_SampleSubclass("a")) is _SampleSubclass
+    assert _fields(_SampleSubclass("a", 2)) == _fields(_Stock("a", 2))
+    with pytest.raises(FrozenInstanceError):
+        _Sample("a").name = "b"  # type: ignore[misc]
 
 
 def test_each_instance_gets_its_own_default_from_the_factory() -> None:
@@ -200,6 +213,15 @@ class _Inheriting(_Base):
     size: int = 0
 
 
+class _SlottedMixin:
+    __slots__ = ("extra",)
+
+
+@dataclass(frozen=True, slots=True)
+class _OnSlottedBase(_SlottedMixin):
+    name: str
+
+
 @pytest.mark.parametrize(
     "cls",
     [
@@ -212,6 +234,7 @@ class _Inheriting(_Base):
         _WithInitVar,
         _Empty,
         _Inheriting,
+        _OnSlottedBase,
     ],
     ids=lambda cls: cls.__name__,
 )

@@ -114,7 +114,8 @@ def _merge(
         too_long: list[str] = []
         for state in results.get(actuator.name, ()):
             uri = str(state.ref)
-            if uri_too_long(uri):
+            # `uri_too_long`'s own first test, before the call: this runs per resource per tick.
+            if len(uri) * 4 > MAX_URI_BYTES and uri_too_long(uri):
                 too_long.append(uri)
             else:
                 resources[uri] = state

@@ -182,7 +182,16 @@ class SimulatedFleet:
         action rebuilds one state, not fifty.
         """
         if self._states is None:
-            self._states = [self._seen(service) for service in self._services]
+            now = self._now
+            day, epoch = self._day_and_epoch()
+            states = []
+            # `_seen` written out: this loop runs for every service every tick.
+            for service in self._services:
+                state = service.seen
+                if state is None:
+                    state = service.seen = self._state(service, now, day, epoch)
+                states.append(state)
+            self._states = states
         return list(self._states)
 
     def state(self, name: str) -> ResourceState:
@@ -196,12 +205,16 @@ class SimulatedFleet:
         """``service`` as it looks now: its `Service.seen`, built if a change dropped it."""
         state = service.seen
         if state is None:
-            now = self._now
-            if self._factors is None:
-                self._factors = (day_factor(now), now.timestamp())
-            day, epoch = self._factors
-            state = service.seen = self._state(service, now, day, epoch)
+            day, epoch = self._day_and_epoch()
+            state = service.seen = self._state(service, self._now, day, epoch)
         return state
+
+    def _day_and_epoch(self) -> tuple[float, float]:
+        """`day_factor` and epoch seconds of the fleet's time, worked out once per `advance`."""
+        if self._factors is None:
+            now = self._now
+            self._factors = (day_factor(now), now.timestamp())
+        return self._factors
 
     @staticmethod
     def _state(service: Service, now: datetime, day: float, epoch: float) -> ResourceState:
