@@ -27,6 +27,7 @@ __all__ = [
     "no_schema",
     "no_such_database",
     "not_a_database",
+    "real_path",
     "refuses_writes",
 ]
 
@@ -231,3 +232,13 @@ def file_trouble(
         return known[code]
     why = (strerror or f"errno {code}").lower()
     return why, f"Check {setting}'s directory exists and is writable"
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with its symlinks resolved, where a file's companions (``.lock``, ``.cursor``)
+    go; ``path`` itself when they cannot be (a symlink loop: Python 3.11 raises
+    RuntimeError), so that opening it fails with ELOOP, which `file_trouble` puts in words."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from jarvis.store.errors import StoreError, file_trouble
+from jarvis.store.errors import StoreError, file_trouble, real_path
 
 __all__ = [
     "AlreadyRunningError",
@@ -77,7 +77,7 @@ class NodeLock:
     def __init__(self, database: Path) -> None:
         self.database = database
         # Beside the file itself: a symlink to it must find the same lock.
-        real = database.resolve()
+        real = real_path(database)
         self.path = real.with_name(real.name + ".lock")
         self._real = real
         self._fd: int | None = None

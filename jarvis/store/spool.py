@@ -40,7 +40,7 @@ from typing import BinaryIO
 import structlog
 
 from jarvis.model import Event, RetryState
-from jarvis.store.errors import StoreError, file_trouble
+from jarvis.store.errors import StoreError, file_trouble, real_path
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
 __all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
@@ -83,7 +83,7 @@ class Spool:
         self.path = path
         # The companions sit beside the file itself: named through a symlink, the
         # spool must find the same lock (a second writer) and the same cursor.
-        real = path.resolve()
+        real = real_path(path)
         self.cursor_path = real.with_name(real.name + ".cursor")
         self.dead_path = real.with_name(real.name + ".dead")
         self._lock = _lock(real.with_name(real.name + ".lock"), path)
