@@ -103,6 +103,7 @@ async def open_store(
     auto_migrate: bool | None = None,
     read_only: bool = False,
     refuse_unwritable: bool = True,
+    daemon: bool = False,
 ) -> EventStore:
     """The event store of ``settings``; ``read_only`` for a command that only reads.
 
@@ -113,6 +114,10 @@ async def open_store(
     everything, where nothing that can write the database replays it. Only a
     kill-switch flip held in Redis passes ``refuse_unwritable=False``: the switch
     is flipped already, and its event had better wait in a spool than nowhere.
+    PostgreSQL that answers but refuses the writes (a read-only role or database)
+    is told only at the first flush: a command's store then raises in one line
+    and spools nothing (`EventStore.spool_refusals`), where the ``daemon``'s
+    waits it out in the spool (a standby the URL reaches after a failover).
     """
     from jarvis.store import EventStore, Redactor
     from jarvis.store.direct import sqlite_file
@@ -123,13 +128,15 @@ async def open_store(
 
         check_writable(path)
 
-    return await EventStore.connect(
+    store = await EventStore.connect(
         settings.database_url,
         spool_path=None if read_only else settings.spool_path,
         auto_migrate=auto_migrate,
         read_only=read_only,
         redactor=Redactor(settings.secrets),
     )
+    store.spool_refusals = daemon or not refuse_unwritable
+    return store
 
 
 def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
@@ -156,6 +163,7 @@ async def build_app(
     store: EventStore | None = None,
     switch: KillSwitchBackend | None = None,
     recover_orphans: bool = True,
+    daemon: bool = False,
 ) -> App:
     """Open the store, build everything, and start the reconciler (orphans closed).
 
@@ -163,7 +171,9 @@ async def build_app(
     unless ``actuators`` are given. ``store`` and ``switch`` replace the ones the
     settings name (the simulation passes in-memory ones); the app closes them
     with everything else. One-shot commands pass ``recover_orphans=False``: only
-    the process that owns the loop closes intents a crash left open.
+    the process that owns the loop closes intents a crash left open. Only
+    `jarvis run` passes ``daemon``: its store spools what a database refusing
+    writes does not take (`open_store`).
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import KillSwitch
@@ -174,7 +184,7 @@ async def build_app(
     check_allowlist(settings, providers)
     clock = clock or WallClock()
     metrics = metrics or Metrics()
-    store = store or await open_store(settings, auto_migrate=auto_migrate)
+    store = store or await open_store(settings, auto_migrate=auto_migrate, daemon=daemon)
     try:
         killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
         built = (
