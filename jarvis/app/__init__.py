@@ -45,6 +45,8 @@ from jarvis.providers import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     # The loop, the guard and the metrics are imported by the functions that
     # build them: `jarvis killswitch engage` uses this module only to open the
     # store and the switch, and must not wait for the rest (issue 11 item 10).
@@ -107,7 +109,9 @@ async def open_store(
 ) -> EventStore:
     """The event store of ``settings``; ``read_only`` for a command that only reads.
 
-    A read writes nothing and needs no spool, and beside a running daemon,
+    A read creates nothing: a SQLite file that does not exist is refused in one
+    line (ConfigError, `no_database`) rather than created, directory and all, and
+    read empty. A read writes nothing and needs no spool, and beside a running daemon,
     which owns the spool, it would only warn that it runs without one; a
     SQLite file it cannot write (a read-only mount) it reads without writing.
     A writer is refused such a file in one line (StoreError): it would spool
@@ -122,6 +126,11 @@ async def open_store(
     from jarvis.store import EventStore, Redactor
     from jarvis.store.direct import sqlite_file
 
+    absent = absent_database(settings) if read_only else None
+    if absent is not None:
+        from jarvis.config import ConfigError
+
+        raise ConfigError(no_database(absent))
     path = None if read_only or not refuse_unwritable else sqlite_file(settings.database_url)
     if path is not None:
         from jarvis.store.sqlite_read import check_writable
@@ -137,6 +146,29 @@ async def open_store(
     )
     store.spool_refusals = daemon or not refuse_unwritable
     return store
+
+
+def absent_database(settings: Settings) -> Path | None:
+    """The SQLite file ``settings`` name when there is none (None: there is one, or the
+    database is PostgreSQL or in memory): what a reader must not create."""
+    from jarvis.store.nodelock import sqlite_path
+
+    path = sqlite_path(settings.database_url)
+    return path.absolute() if path is not None and not path.exists() else None
+
+
+def no_database(path: Path) -> str:
+    """The one line a reading command says of a SQLite database that does not exist."""
+    if not path.parent.is_dir():
+        return (
+            f"no event database at {path}: its directory does not exist. Check "
+            "database_url (`jarvis db upgrade` creates both)"
+        )
+    return (
+        f"no event database at {path}: nothing is recorded there yet. `jarvis run` creates "
+        "it (so do `jarvis tick` and `jarvis db upgrade`); if a daemon records elsewhere, "
+        "check database_url"
+    )
 
 
 def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
