@@ -159,16 +159,24 @@ def absent_database(settings: Settings) -> Path | None:
 
 def no_database(path: Path) -> str:
     """The one line a reading command says of a SQLite database that does not exist."""
-    if not path.parent.is_dir():
+    import errno
+    import stat
+
+    from jarvis.store.errors import file_trouble
+
+    try:
+        code = None if stat.S_ISDIR(path.parent.stat().st_mode) else errno.ENOTDIR
+    except OSError as exc:
+        code = exc.errno
+    if code is None:
         return (
-            f"no event database at {path}: its directory does not exist. Check "
-            "database_url (`jarvis db upgrade` creates both)"
+            f"no event database at {path}: nothing is recorded there yet. `jarvis run` "
+            "creates it (so do `jarvis tick` and `jarvis db upgrade`); if a daemon records "
+            "elsewhere, check database_url"
         )
-    return (
-        f"no event database at {path}: nothing is recorded there yet. `jarvis run` creates "
-        "it (so do `jarvis tick` and `jarvis db upgrade`); if a daemon records elsewhere, "
-        "check database_url"
-    )
+    why, advice = file_trouble(code, path)  # no directory to hold it, or a file in the way
+    creates = " (`jarvis db upgrade` creates both)" if code == errno.ENOENT else ""
+    return f"no event database at {path}: {why}. {advice}{creates}"
 
 
 def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
