@@ -151,10 +151,13 @@ async def open_store(
 def absent_database(settings: Settings) -> Path | None:
     """The SQLite file ``settings`` name when there is none (None: there is one, or the
     database is PostgreSQL or in memory): what a reader must not create."""
-    from jarvis.store.nodelock import sqlite_path
+    from pathlib import Path
 
-    path = sqlite_path(settings.database_url)
-    return path.absolute() if path is not None and not path.exists() else None
+    from jarvis.store.direct import sqlite_file
+
+    name = sqlite_file(settings.database_url)
+    path = None if name is None else Path(name).absolute()
+    return path if path is not None and not path.exists() else None
 
 
 def no_database(path: Path) -> str:
