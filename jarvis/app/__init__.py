@@ -45,6 +45,8 @@ from jarvis.providers import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     # The loop, the guard and the metrics are imported by the functions that
     # build them: `jarvis killswitch engage` uses this module only to open the
     # store and the switch, and must not wait for the rest (issue 11 item 10).
@@ -103,33 +105,81 @@ async def open_store(
     auto_migrate: bool | None = None,
     read_only: bool = False,
     refuse_unwritable: bool = True,
+    daemon: bool = False,
 ) -> EventStore:
     """The event store of ``settings``; ``read_only`` for a command that only reads.
 
-    A read writes nothing and needs no spool, and beside a running daemon,
+    A read creates nothing: a SQLite file that does not exist is refused in one
+    line (ConfigError, `no_database`) rather than created, directory and all, and
+    read empty. A read writes nothing and needs no spool, and beside a running daemon,
     which owns the spool, it would only warn that it runs without one; a
     SQLite file it cannot write (a read-only mount) it reads without writing.
     A writer is refused such a file in one line (StoreError): it would spool
     everything, where nothing that can write the database replays it. Only a
     kill-switch flip held in Redis passes ``refuse_unwritable=False``: the switch
     is flipped already, and its event had better wait in a spool than nowhere.
+    PostgreSQL that answers but refuses the writes (a read-only role or database)
+    is told only at the first flush: a command's store then raises in one line
+    and spools nothing (`EventStore.spool_refusals`), where the ``daemon``'s
+    waits it out in the spool (a standby the URL reaches after a failover).
     """
     from jarvis.store import EventStore, Redactor
     from jarvis.store.direct import sqlite_file
 
+    absent = absent_database(settings) if read_only else None
+    if absent is not None:
+        from jarvis.config import ConfigError
+
+        raise ConfigError(no_database(absent))
     path = None if read_only or not refuse_unwritable else sqlite_file(settings.database_url)
     if path is not None:
         from jarvis.store.sqlite_read import check_writable
 
         check_writable(path)
 
-    return await EventStore.connect(
+    store = await EventStore.connect(
         settings.database_url,
         spool_path=None if read_only else settings.spool_path,
         auto_migrate=auto_migrate,
         read_only=read_only,
         redactor=Redactor(settings.secrets),
     )
+    store.spool_refusals = daemon or not refuse_unwritable
+    return store
+
+
+def absent_database(settings: Settings) -> Path | None:
+    """The SQLite file ``settings`` name when there is none (None: there is one, or the
+    database is PostgreSQL or in memory): what a reader must not create."""
+    from pathlib import Path
+
+    from jarvis.store.direct import sqlite_file
+
+    name = sqlite_file(settings.database_url)
+    path = None if name is None else Path(name).absolute()
+    return path if path is not None and not path.exists() else None
+
+
+def no_database(path: Path) -> str:
+    """The one line a reading command says of a SQLite database that does not exist."""
+    import errno
+    import stat
+
+    from jarvis.store.errors import file_trouble
+
+    try:
+        code = None if stat.S_ISDIR(path.parent.stat().st_mode) else errno.ENOTDIR
+    except OSError as exc:
+        code = exc.errno
+    if code is None:
+        return (
+            f"no event database at {path}: nothing is recorded there yet. `jarvis run` "
+            "creates it (so do `jarvis tick` and `jarvis db upgrade`); if a daemon records "
+            "elsewhere, check database_url"
+        )
+    why, advice = file_trouble(code, path)  # no directory to hold it, or a file in the way
+    creates = " (`jarvis db upgrade` creates both)" if code == errno.ENOENT else ""
+    return f"no event database at {path}: {why}. {advice}{creates}"
 
 
 def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBackend:
@@ -156,6 +206,7 @@ async def build_app(
     store: EventStore | None = None,
     switch: KillSwitchBackend | None = None,
     recover_orphans: bool = True,
+    daemon: bool = False,
 ) -> App:
     """Open the store, build everything, and start the reconciler (orphans closed).
 
@@ -163,7 +214,9 @@ async def build_app(
     unless ``actuators`` are given. ``store`` and ``switch`` replace the ones the
     settings name (the simulation passes in-memory ones); the app closes them
     with everything else. One-shot commands pass ``recover_orphans=False``: only
-    the process that owns the loop closes intents a crash left open.
+    the process that owns the loop closes intents a crash left open. Only
+    `jarvis run` passes ``daemon``: its store spools what a database refusing
+    writes does not take (`open_store`).
     """
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import KillSwitch
@@ -174,7 +227,7 @@ async def build_app(
     check_allowlist(settings, providers)
     clock = clock or WallClock()
     metrics = metrics or Metrics()
-    store = store or await open_store(settings, auto_migrate=auto_migrate)
+    store = store or await open_store(settings, auto_migrate=auto_migrate, daemon=daemon)
     try:
         killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
         built = (

@@ -113,7 +113,9 @@ async def _open(
     try:
         # Replicas close orphans only once elected, and only those of stopped runs.
         policies = [*build_policies(settings), overrides]
-        app = await build_app(settings, policies=policies, recover_orphans=not replicated)
+        app = await build_app(
+            settings, policies=policies, recover_orphans=not replicated, daemon=True
+        )
         notifier = build_notifier(settings, app.store, app.clock, app.metrics)
         elector = _elector(settings, app) if replicated else None
     except BaseException:

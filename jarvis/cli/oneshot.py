@@ -133,7 +133,10 @@ async def holding_lease(
                     f"{held[0].name}): `jarvis {command}` would act beside them. Let the "
                     "daemon act, or use --dry-run"
                 )
-            raise ConfigError(f"`jarvis {command}` could not take the leader lease (see the log)")
+            why = "see the log"
+            if elector.last_error is not None:  # the database's answer, in one line
+                why = str(app.store.backend.unreachable(elector.last_error))
+            raise ConfigError(f"`jarvis {command}` could not take the leader lease: {why}")
         raise ConfigError(
             f"{lease.holder} leads the loop on this database (epoch {lease.epoch}): "
             f"`jarvis {command}` would act beside it. Let the daemon act, or use --dry-run"

@@ -55,21 +55,20 @@ def report(
     ctx: typer.Context, date: DateOpt = None, fmt: FormatOpt = "md", out: OutOpt = None
 ) -> None:
     """Print the daily report: actions, incidents, escalations, spend, savings, quarantine."""
-    from jarvis.app import report_churn_rules
+    from jarvis.app import absent_database, no_database, report_churn_rules
     from jarvis.loop.clock import WallClock
     from jarvis.report.load import load_figures
     from jarvis.report.markdown import markdown
     from jarvis.store import EventStore, Redactor
-    from jarvis.store.nodelock import sqlite_path
 
     if fmt not in ("md", "html"):
         fail(f"--format {fmt!r}: expected md or html", EXIT_CONFIG)
     settings = settings_from(ctx)
     start = parse_day(date, WallClock().now())
-    path = sqlite_path(settings.database_url)
-    if path is not None and not path.exists():
+    absent = absent_database(settings)
+    if absent is not None:
         # Opening it would create an empty database and report a quiet day.
-        fail(f"no event database at {path}: nothing to report", EXIT_CONFIG)
+        fail(no_database(absent), EXIT_CONFIG)
 
     async def main() -> str:
         store = await EventStore.connect(

@@ -77,6 +77,8 @@ class Elector:
         self._epoch: int | None = None
         self._confirmed = 0.0
         """Monotonic time at which the last successful acquire or renew was sent."""
+        self.last_error: Exception | None = None
+        """Why the last round failed (None when it answered): a one-shot command names it."""
         self.on_elected: Callable[[], None] | None = None
         """Called on winning the lease (the daemon wakes its scheduler: no wait for a boundary)."""
         self.held_at_last_answer = False
@@ -117,6 +119,7 @@ class Elector:
     async def step(self) -> None:
         """One round: acquire or renew, then heartbeat. A database error is logged, not raised."""
         sent = self.monotonic()
+        self.last_error = None
         try:
             with anyio.fail_after(self.renew_deadline):
                 if self.epoch is None:
@@ -128,6 +131,7 @@ class Elector:
                 self.held_at_last_answer = self._epoch is not None
                 await self.lease.heartbeat(self.epoch)
         except Exception as exc:  # noqa: BLE001 - the next round retries; the deadline decides
+            self.last_error = exc
             log.warning("lease round failed", replica=self.replica, error=str(exc))
         self.metrics.leader.set(0 if self.epoch is None else 1)
 

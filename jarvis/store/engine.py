@@ -26,6 +26,7 @@ from jarvis.sqlengine import async_engine
 from jarvis.store.errors import (
     StoreError,
     describe,
+    insufficient_privilege,
     no_such_database,
     not_a_database,
     refuses_writes,
@@ -217,4 +218,7 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
         where = f"PostgreSQL at {server} (database {url.database or '-'})"
     if refuses_writes(exc):
         return StoreError(f"{where} refuses writes: {describe(exc)}")
+    if insufficient_privilege(exc) and url.username:
+        # The server answered: the role lacks a grant, which no wait brings back.
+        return StoreError(f"{where} refuses user {url.username}: {describe(exc)}")
     return StoreError(f"cannot reach {where}: {describe(exc)}")

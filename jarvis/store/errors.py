@@ -9,9 +9,11 @@ and retry later) or the program's (raise).
 
 from __future__ import annotations
 
+import errno
 import sys
 from asyncio import CancelledError
 from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = [
     "FlipOverrunError",
@@ -19,11 +21,13 @@ __all__ = [
     "NotMigratedError",
     "StoreError",
     "describe",
+    "file_trouble",
     "insufficient_privilege",
     "is_operational",
     "no_schema",
     "no_such_database",
     "not_a_database",
+    "real_path",
     "refuses_writes",
 ]
 
@@ -192,3 +196,49 @@ class LeaseLostError(StoreError):
 
     Never operational (never spooled): the write it refused must not happen later.
     """
+
+
+def file_trouble(
+    code: int | None, path: Path, strerror: str | None = None, *, setting: str = "database_url"
+) -> tuple[str, str]:
+    """Why ``path`` (a file Jarvis keeps: the database, its ``.lock``, the spool and its
+    companions) could not be opened, read or written (``errno`` ``code``), in a few words,
+    and what to do about it; ``setting`` names the option that puts the file there.
+
+    An operator reads this instead of ``[Errno 13] Permission denied: '...'``.
+    """
+    denied = (
+        "permission denied",
+        f"Run jarvis as the user that runs the daemon (the owner of {path}), or let "
+        "this user read and write it",
+    )
+    known = {
+        errno.EACCES: denied,
+        errno.EPERM: denied,
+        errno.EISDIR: (
+            "it is a directory",
+            f"Remove or rename {path}: jarvis makes that file itself (check {setting})",
+        ),
+        errno.ENOENT: ("its directory does not exist", f"Check {setting}'s directory exists"),
+        errno.ENOTDIR: ("a part of its path is a file, not a directory", f"Check {setting}"),
+        errno.ELOOP: (
+            "a symlink loop on its path",
+            f"Fix the symlinks on the way to {path} (check {setting})",
+        ),
+        errno.EROFS: ("read-only filesystem", f"Run it where {setting}'s directory is writable"),
+        errno.ENOSPC: ("no space left on the device", f"Free space on the filesystem of {path}"),
+    }
+    if code in known:
+        return known[code]
+    why = (strerror or f"errno {code}").lower()
+    return why, f"Check {setting}'s directory exists and is writable"
+
+
+def real_path(path: Path) -> Path:
+    """``path`` with its symlinks resolved, where a file's companions (``.lock``, ``.cursor``)
+    go; ``path`` itself when they cannot be (a symlink loop: Python 3.11 raises
+    RuntimeError), so that opening it fails with ELOOP, which `file_trouble` puts in words."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()

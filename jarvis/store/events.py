@@ -23,7 +23,14 @@ import structlog
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.backend import OUTCOME_KINDS, EventBackend, FlushResult
-from jarvis.store.errors import LeaseLostError, StoreError, describe, is_operational
+from jarvis.store.errors import (
+    LeaseLostError,
+    StoreError,
+    describe,
+    insufficient_privilege,
+    is_operational,
+    refuses_writes,
+)
 from jarvis.store.fence import Fences
 from jarvis.store.fleetcap import Cap, FleetCapError
 from jarvis.store.memory import MemoryBackend
@@ -75,6 +82,12 @@ class EventStore:
         # that follows yields anyway, and the loop flushes several times a tick.
         self._lock = anyio.Lock(fast_acquire=True)
         self._dead_letters = 0
+        self.spool_refusals = True
+        """Whether a database that answers but refuses the writes (read-only: a standby after
+        a failover, ``default_transaction_read_only``; a role without the privilege) is
+        waited out in the spool, as the daemon does. False for a one-shot command
+        (`jarvis.app.open_store`): it raises in one line and spools nothing, since its spool
+        would wait where nothing that can write the database replays it."""
         self.write_error: str | None = None
         """Why the last flush did not reach the database (None when it did): for /readyz."""
         self.fence: Fences | None = None
@@ -268,10 +281,11 @@ class EventStore:
                     if isinstance(exc, LeaseLostError):
                         raise
                     raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
-                if spool is None or not journal or not is_operational(exc):
+                refused = not self.spool_refusals and _refused(exc)
+                if spool is None or not journal or not is_operational(exc) or refused:
                     self._restore(batch, retries)
                     if is_operational(exc) and not isinstance(exc, SpoolError):
-                        raise self.backend.unreachable(exc) from exc
+                        raise self._unspooled(exc, refused=refused) from exc
                     raise
                 try:
                     await self._in_thread(spool.append, stored, list(retries.values()))
@@ -350,6 +364,16 @@ class EventStore:
         which only its fenced write may make durable."""
         self._uncap(e.idempotency_key for e in batch if is_intent(e))
         return [e for e in batch if not is_intent(e)]
+
+    def _unspooled(self, exc: Exception, *, refused: bool) -> StoreError:
+        """The one line a flush neither written nor spooled raises; a one-shot command whose
+        database refused the write (`spool_refusals`) adds that they are nowhere."""
+        failure = self.backend.unreachable(exc)
+        return (
+            StoreError(f"{failure}: its events were not recorded, nor spooled")
+            if refused
+            else failure
+        )
 
     def _why(self, exc: Exception) -> str:
         """Why a flush did not reach the database, in one line."""
@@ -459,3 +483,8 @@ class EventStore:
     @staticmethod
     async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
         return await anyio.to_thread.run_sync(function, *args)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the database answered and refused the write: no outage to wait out."""
+    return refuses_writes(exc) or insufficient_privilege(exc)

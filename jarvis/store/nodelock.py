@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import StoreError, file_trouble, real_path
 
 __all__ = [
     "AlreadyRunningError",
@@ -77,7 +77,7 @@ class NodeLock:
     def __init__(self, database: Path) -> None:
         self.database = database
         # Beside the file itself: a symlink to it must find the same lock.
-        real = database.resolve()
+        real = real_path(database)
         self.path = real.with_name(real.name + ".lock")
         self._real = real
         self._fd: int | None = None
@@ -138,7 +138,7 @@ class NodeLock:
         return int(text) if text.isdigit() else -1
 
     def _unreadable(self, code: int | None, strerror: str | None = None) -> UnreadableLockError:
-        why, advice = _trouble(code, self.path, strerror)
+        why, advice = file_trouble(code, self.path, strerror)
         return UnreadableLockError(self.path, self.database, why, advice)
 
     def release(self) -> None:
@@ -164,29 +164,7 @@ def _open(path: Path, flags: int) -> int:
     try:
         return os.open(path, flags | os.O_CREAT, 0o644)
     except OSError as exc:
-        why, advice = _trouble(exc.errno, path, exc.strerror)
+        why, advice = file_trouble(exc.errno, path, exc.strerror)
         raise UnlockableError(
             f"cannot open {path} to hold the SQLite database alone: {why}. {advice}"
         ) from None
-
-
-def _trouble(code: int | None, path: Path, strerror: str | None = None) -> tuple[str, str]:
-    """Why ``path`` (the database or its ``.lock``) could not be opened (``errno`` ``code``),
-    in a few words, and what to do about it."""
-    if code in (errno.EACCES, errno.EPERM):
-        return "permission denied", (
-            f"Run jarvis as the user that runs the daemon (the owner of {path}), or let "
-            "this user read and write it"
-        )
-    if code == errno.EISDIR:
-        return "it is a directory", (
-            f"Remove or rename {path}: jarvis makes that file itself (check database_url)"
-        )
-    if code == errno.ENOENT:
-        return "its directory does not exist", "Check database_url's directory exists"
-    if code == errno.ENOTDIR:
-        return "a part of its path is a file, not a directory", "Check database_url"
-    if code == errno.EROFS:
-        return "read-only filesystem", "Run it where the database's directory is writable"
-    why = (strerror or f"errno {code}").lower()
-    return why, "Check database_url's directory exists and is writable"

@@ -40,7 +40,7 @@ from typing import BinaryIO
 import structlog
 
 from jarvis.model import Event, RetryState
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import StoreError, file_trouble, real_path
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
 __all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
@@ -83,7 +83,7 @@ class Spool:
         self.path = path
         # The companions sit beside the file itself: named through a symlink, the
         # spool must find the same lock (a second writer) and the same cursor.
-        real = path.resolve()
+        real = real_path(path)
         self.cursor_path = real.with_name(real.name + ".cursor")
         self.dead_path = real.with_name(real.name + ".dead")
         self._lock = _lock(real.with_name(real.name + ".lock"), path)
@@ -125,7 +125,7 @@ class Spool:
         except FileNotFoundError:
             whole = 0
         except OSError as exc:
-            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise _failed("read spool file", self.path, exc) from exc
         offset = 0 if replaced else self._read_cursor()
         if replaced or offset > whole:
             # A spool cut by hand (or emptied by a version that zeroed the cursor
@@ -153,7 +153,7 @@ class Spool:
         except FileNotFoundError:
             seen = (None, 0)
         except OSError as exc:
-            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise _failed("read spool file", self.path, exc) from exc
         if seen == (self._identity, self._size):
             return
         self._size, self._offset = self._repair(replaced=seen[0] != self._identity)
@@ -166,7 +166,7 @@ class Spool:
         except FileNotFoundError:
             return 0
         except OSError as exc:
-            raise SpoolError(f"cannot read spool cursor {self.cursor_path}: {exc}") from exc
+            raise _failed("read spool cursor", self.cursor_path, exc) from exc
         # A cursor that is not a number (a hand edit, bytes a damaged disk left, even
         # ones that are no text) replays everything: duplicates are harmless, loss is not.
         return int(text) if text.isdigit() else 0
@@ -208,7 +208,7 @@ class Spool:
                     handle.truncate(self._size)
                     raise
         except OSError as exc:
-            raise SpoolError(f"cannot write spool file {self.path}: {exc}") from exc
+            raise _failed("write spool file", self.path, exc) from exc
         self._size += len(data)
         self.count += len(events)
         self.rows += len(retries)
@@ -246,7 +246,7 @@ class Spool:
         except FileNotFoundError:
             pass  # removed (now, or by another hand before): nothing to read
         except OSError as exc:
-            raise SpoolError(f"cannot read spool file {self.path}: {exc}") from exc
+            raise _failed("read spool file", self.path, exc) from exc
         chunk = Chunk(
             start=self._offset,
             end=position,
@@ -286,7 +286,7 @@ class Spool:
             except FileNotFoundError:
                 pass  # removed by another hand: as empty as a truncated file
             except OSError as exc:
-                raise SpoolError(f"cannot truncate spool file {self.path}: {exc}") from exc
+                raise _failed("truncate spool file", self.path, exc) from exc
             self._size = self._offset = 0
             self.count = self.rows = 0
             self._head = None
@@ -330,7 +330,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
-            raise SpoolError(f"cannot write dead-letter file {self.dead_path}: {exc}") from exc
+            raise _failed("write dead-letter file", self.dead_path, exc) from exc
 
     def _drop_cursor(self) -> None:
         """Remove the cursor (durably), so the spool replays from its start; needs no space.
@@ -340,7 +340,7 @@ class Spool:
             self.cursor_path.unlink(missing_ok=True)
             _sync_directory(self.cursor_path.parent)
         except OSError as exc:
-            raise SpoolError(f"cannot remove spool cursor {self.cursor_path}: {exc}") from exc
+            raise _failed("remove spool cursor", self.cursor_path, exc) from exc
 
     def _write_cursor(self, offset: int) -> None:
         partial = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
@@ -354,7 +354,7 @@ class Spool:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)  # what it holds, back to a full disk
-            raise SpoolError(f"cannot write spool cursor {self.cursor_path}: {exc}") from exc
+            raise _failed("write spool cursor", self.cursor_path, exc) from exc
 
 
 def _sync_directory(path: Path) -> None:
@@ -395,7 +395,7 @@ def _lock(path: Path, spool: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise SpoolError(f"cannot open spool lock {path}: {exc}") from exc
+        raise _failed("open spool lock", path, exc) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -403,5 +403,12 @@ def _lock(path: Path, spool: Path) -> int:
         raise SpoolBusyError(f"spool file {spool} is in use by another process") from None
     except OSError as exc:
         os.close(fd)
-        raise SpoolError(f"cannot lock spool {path}: {exc}") from exc
+        raise _failed("lock spool", path, exc) from exc
     return fd
+
+
+def _failed(doing: str, path: Path, exc: OSError) -> SpoolError:
+    """``cannot DOING PATH: why. What to do.``: one line an operator acts on, for every
+    file of the spool (itself, its lock, cursor and dead-letter file)."""
+    why, advice = file_trouble(exc.errno, path, exc.strerror, setting="spool_path")
+    return SpoolError(f"cannot {doing} {path}: {why}. {advice}")

@@ -32,6 +32,29 @@ def jarvis_argv(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "jarvis"), *args]
 
 
+WITHOUT_ROOT_READS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def as_another_user(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`jarvis ARGS` in tmp_path, denied what file permissions deny (root's bypass dropped).
+
+    Tests run as root, whom ``chmod 000`` does not stop: the command runs under
+    ``setpriv`` without the two capabilities that let root read and write any file
+    (``CAP_DAC_OVERRIDE``, ``CAP_DAC_READ_SEARCH``), as another user would.
+    """
+    return subprocess.run(
+        [*WITHOUT_ROOT_READS, *jarvis_argv(*args)],
+        cwd=tmp_path,
+        env=env or jarvis_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.fixture
 def jarvis(tmp_path: Path) -> Jarvis:
     """Run `jarvis ARGS` to completion in tmp_path with an isolated SQLite database."""

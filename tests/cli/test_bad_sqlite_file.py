@@ -22,7 +22,13 @@ def test_a_database_path_under_a_file_is_one_line(jarvis: Jarvis, tmp_path: Path
     """A database whose directory cannot be made is named in a store error, not a traceback."""
     (tmp_path / "data").write_text("")
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/data/j.db")
-    for command in (["events"], ["killswitch", "engage", "--reason", "x"], ["db", "upgrade"]):
+    # A reader creates nothing, so it never tries: it says there is no database there.
+    events = jarvis("events", env=env)
+    assert events.returncode == 2, events.stderr
+    assert f"no event database at {tmp_path}/data/j.db: a part of its path is a file" in (
+        events.stderr
+    )
+    for command in (["killswitch", "engage", "--reason", "x"], ["db", "upgrade"]):
         result = jarvis(*command, env=env)
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr, command

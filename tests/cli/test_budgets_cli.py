@@ -98,6 +98,7 @@ def test_a_glob_with_brackets_prints_as_configured(jarvis: Jarvis, tmp_path: Pat
         '[[budgets]]\nname = "api"\nresources = "api-[/x]*\\u001b[2J"\nmax = 3\n',
         encoding="utf-8",
     )
+    assert jarvis("db", "upgrade").returncode == 0  # a reader refuses a missing database
     listed = jarvis("--config", str(config), "budgets")
     assert listed.returncode == 0, listed.stderr
     assert "web-[a-c]*" in listed.stdout

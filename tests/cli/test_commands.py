@@ -96,7 +96,10 @@ def run_until(jarvis: Jarvis, tmp_path: Path, kind: str, deadline: float = 180) 
         )
         try:
             until = time.monotonic() + deadline
-            while time.monotonic() < until and not events_of(jarvis, kind):
+            # A reader refuses a database the daemon has not made yet (it creates none).
+            while time.monotonic() < until and not (
+                (tmp_path / "jarvis.db").exists() and events_of(jarvis, kind)
+            ):
                 time.sleep(0.5)
             assert events_of(jarvis, kind), f"no {kind} within {deadline:g} s"
         finally:

@@ -13,25 +13,9 @@ two capabilities that let root read any file (``CAP_DAC_OVERRIDE``,
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env
-
-WITHOUT_ROOT_READS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-
-
-def as_another_user(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`jarvis ARGS` in tmp_path, denied what file permissions deny (root's bypass dropped)."""
-    return subprocess.run(
-        [*WITHOUT_ROOT_READS, *jarvis_argv(*args)],
-        cwd=tmp_path,
-        env=jarvis_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.cli.conftest import Jarvis, as_another_user, jarvis_env
 
 
 def unreadable_lock(tmp_path: Path) -> Path:
