@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from jarvis.model import Event, RetryState
+from jarvis.model import Event, KillSwitchState, RetryState
 from jarvis.store import EventStore
 
 Jarvis = Callable[..., subprocess.CompletedProcess[str]]
@@ -25,6 +26,20 @@ def jarvis_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+async def set_switch(
+    redis_url: str, *, engaged: bool, actor: str = "test", reason: str = "crash drill"
+) -> None:
+    """Flip the kill switch held in Redis at ``redis_url`` straight to ``engaged``, as another
+    process would, recording nothing."""
+    from jarvis.store.redis_killswitch import RedisKillSwitch
+
+    switch = RedisKillSwitch(redis_url)
+    try:
+        await switch.write(KillSwitchState(engaged, actor, reason, datetime.now(UTC)))
+    finally:
+        await switch.aclose()
 
 
 def jarvis_argv(*args: str) -> list[str]:

@@ -28,10 +28,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jarvis.model import EventKind, KillSwitchState
+from jarvis.model import EventKind
 from jarvis.store import EventStore, upgrade
-from jarvis.store.redis_killswitch import RedisKillSwitch
-from tests.cli.conftest import jarvis_argv, jarvis_env
+from tests.cli.conftest import jarvis_argv, jarvis_env, set_switch
 from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -45,15 +44,6 @@ async def proxy(pg_url: str, pg_proxy: TcpProxy) -> TcpProxy:
     """``pg_proxy`` in front of a database migrated to head."""
     await upgrade(pg_url)
     return pg_proxy
-
-
-async def set_switch(redis_url: str, *, engaged: bool) -> None:
-    switch = RedisKillSwitch(redis_url)
-    try:
-        state = KillSwitchState(engaged, "test", "crash drill", datetime.now(UTC))
-        await switch.write(state)
-    finally:
-        await switch.aclose()
 
 
 def daemon(tmp_path: Path, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:

@@ -12,12 +12,13 @@ and creates nothing either.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_env, set_switch
 
 READERS: list[tuple[str, ...]] = [
     ("events",),
@@ -70,26 +71,13 @@ def test_plan_on_a_missing_database_plans_a_first_tick_and_creates_nothing(
     assert sorted(tmp_path.iterdir()) == before
 
 
-async def engage_in_redis(redis_url: str) -> None:
-    from datetime import UTC, datetime
-
-    from jarvis.model import KillSwitchState
-    from jarvis.store.redis_killswitch import RedisKillSwitch
-
-    switch = RedisKillSwitch(redis_url)
-    try:
-        await switch.write(KillSwitchState(True, "cli:alice", "incident 42", datetime.now(UTC)))
-    finally:
-        await switch.aclose()
-
-
 def test_killswitch_status_in_redis_reads_the_switch_with_no_database(
     jarvis: Jarvis, tmp_path: Path, redis_url: str
 ) -> None:
     """With the switch in Redis, the state an operator asks for is there, not in the
     missing database: `killswitch status` answers it (exit 0), says on stderr that no
     database records its history here, and creates nothing."""
-    anyio.run(engage_in_redis, redis_url)
+    anyio.run(partial(set_switch, redis_url, engaged=True, actor="cli:alice", reason="incident 42"))
     database, env = where(tmp_path, "file")
     env["JARVIS_REDIS_URL"] = redis_url
     before = sorted(tmp_path.iterdir())

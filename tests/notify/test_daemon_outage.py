@@ -19,7 +19,7 @@ import pytest
 
 from jarvis.model import EventKind
 from jarvis.store import EventStore, upgrade
-from tests.cli.test_crash_during_outage import set_switch
+from tests.cli.conftest import set_switch
 from tests.notify.receivers import Receivers
 from tests.notify.test_daemon import daemon_env, start, stop
 from tests.store.tcp_proxy import TcpProxy
