@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from jarvis.config import Settings
     from jarvis.model import Event
+    from jarvis.store import EventStore
 
 T = TypeVar("T")
 
@@ -140,6 +141,25 @@ def printable(text: str) -> str:
 def shown(text: str) -> str:
     """Stored text for a string printed with markup: `printable`, then `escape`d."""
     return escape(printable(text))
+
+
+def nothing_recorded(settings: Settings, then: str) -> EventStore | None:
+    """An empty in-memory store standing in for a SQLite database that does not exist, after
+    one ``note:`` line on stderr saying so and ``then`` what the command does; None when the
+    database is there (or is not SQLite). For the readers that still have an answer without
+    it (`plan`, a kill switch held in Redis), where the others refuse (`jarvis.app.open_store`).
+    """
+    from jarvis.app import absent_database, no_database
+
+    absent = absent_database(settings)
+    if absent is None:
+        return None
+    from jarvis.store import EventStore, MemoryBackend
+
+    err_console.print(
+        f"note: {escape(no_database(absent))}. {then}", highlight=False, soft_wrap=True
+    )
+    return EventStore(MemoryBackend(), read_only=True)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -17,9 +17,8 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
-    err_console,
-    escape,
     fail,
+    nothing_recorded,
     operator_name,
     print_json_lines,
     print_table,
@@ -46,26 +45,18 @@ async def _with_killswitch(
     """``body`` run on the kill switch of ``settings``; ``flipping`` (the verb) when it
     flips the switch, whose one-line error then says nothing was written when the store
     cannot even open."""
-    from jarvis.app import absent_database, killswitch_backend, no_database, open_store
+    from jarvis.app import killswitch_backend, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.killswitch import KillSwitch
     from jarvis.store import StoreError
 
-    absent = absent_database(settings) if read_only and settings.redis_url else None
+    # With the switch in Redis its state is there to read; only its history would be
+    # in the database, and a reader creates none (`open_store`).
+    empty = None
+    if read_only and settings.redis_url:
+        empty = nothing_recorded(settings, "Read from Redis alone")
     try:
-        if absent is not None:
-            # The switch is in Redis, so its state is there to read; only its history
-            # would be in the database, and a reader creates none (`open_store`).
-            err_console.print(
-                f"note: {escape(no_database(absent))}. Read from Redis alone",
-                highlight=False,
-                soft_wrap=True,
-            )
-            from jarvis.store import EventStore, MemoryBackend
-
-            store = EventStore(MemoryBackend(), read_only=True)
-        else:
-            store = await open_store(settings, read_only=read_only)
+        store = empty if empty is not None else await open_store(settings, read_only=read_only)
     except StoreError as exc:
         if flipping is None:
             raise

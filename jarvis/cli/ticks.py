@@ -16,8 +16,7 @@ import typer
 from jarvis.cli.common import (
     JsonOpt,
     console,
-    err_console,
-    escape,
+    nothing_recorded,
     print_json_lines,
     print_table,
     run,
@@ -80,24 +79,16 @@ async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend 
     the SQL backend, read-only, which migrates or names the problem as every
     command does.
     """
-    from jarvis.app import absent_database, no_database
     from jarvis.store import EventStore
     from jarvis.store.readonly import KillSwitchReader, open_reader
 
-    absent = absent_database(settings)
-    if absent is not None:
-        # A fresh checkout: plan as the first tick of `jarvis run` would, with no
-        # history, a released switch and an empty ledger, and create nothing.
-        from jarvis.store.memory import MemoryBackend, MemoryKillSwitch
+    # A fresh checkout: plan as the first tick of `jarvis run` would, with no
+    # history, a released switch and an empty ledger, and create nothing.
+    empty = nothing_recorded(settings, "Planned with no history")
+    if empty is not None:
+        from jarvis.store.memory import MemoryKillSwitch
 
-        err_console.print(
-            f"note: {escape(no_database(absent))}. Planned with no history",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return EventStore(MemoryBackend(), read_only=True), (
-            None if settings.redis_url else MemoryKillSwitch()
-        )
+        return empty, None if settings.redis_url else MemoryKillSwitch()
     reader = await open_reader(settings.database_url)
     if reader is None:
         return await EventStore.connect(settings.database_url, read_only=True), None
