@@ -7,10 +7,14 @@ say so, except under ``CI=true``, where a missing server is a failure.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -130,22 +134,61 @@ def redis_database_url(base: str, worker: str | None) -> str:
     return urlunsplit(parts._replace(path=f"/{own}"))
 
 
+@contextmanager
+def claimed_redis_database(url: str, lock_dir: Path) -> Iterator[str]:
+    """``url`` with the first Redis database that no other test process holds, from
+    ``url``'s own counting down (wrapping past 0), held until the claim ends.
+
+    A claim is an flock on a file per server and database index in ``lock_dir``: two
+    serial runs at once (two worktrees, a developer beside CI) would otherwise flush each
+    other's keys in database 15. The kernel drops the lock when its process dies, so a
+    killed run leaves nothing held.
+    """
+    parts = urlsplit(url)
+    first = int(parts.path.strip("/") or 0)
+    server = f"{parts.hostname}-{parts.port or 6379}"
+    for step in range(REDIS_DATABASES):
+        index = (first - step) % REDIS_DATABASES
+        lock = (lock_dir / f"jarvis-test-redis-{server}-{index}.lock").open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            yield urlunsplit(parts._replace(path=f"/{index}"))
+        finally:
+            lock.close()  # and with it the flock
+        return
+    raise RuntimeError(f"all {REDIS_DATABASES} Redis databases at {server} are held by test runs")
+
+
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[str]:
+    """This test process's Redis database for the whole run: `JARVIS_TEST_REDIS_URL`'s (or
+    its worker's) as given, else claimed from 15 (a worker: from its own) down."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if "JARVIS_TEST_REDIS_URL" in os.environ:
+        yield redis_database_url(REDIS_URL, worker)
+        return
+    url = redis_database_url("redis://127.0.0.1:6379/15", worker)
+    with claimed_redis_database(url, Path(tempfile.gettempdir())) as claimed:
+        yield claimed
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(redis_database: str) -> Iterator[str]:
     """A URL to a Redis database of this process's own, flushed around the test.
 
-    Index 15 (or `JARVIS_TEST_REDIS_URL`'s) in a serial run; see `redis_database_url`
-    for the one each pytest-xdist worker uses.
+    See `redis_database` for which one.
     """
-    base = REDIS_URL if "JARVIS_TEST_REDIS_URL" in os.environ else "redis://127.0.0.1:6379/15"
-    url = redis_database_url(base, os.environ.get("PYTEST_XDIST_WORKER"))
-    _require(url, 6379, "Redis")
+    _require(redis_database, 6379, "Redis")
     import redis
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(redis_database)
     client.flushdb()
     try:
-        yield url
+        yield redis_database
     finally:
         client.flushdb()
         client.close()

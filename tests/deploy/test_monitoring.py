@@ -8,6 +8,7 @@ real Prometheus scraping that daemon evaluates every rule (labels, joins).
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import time
@@ -18,8 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs and types-PyYAML is not a dependency
 from prometheus_client.parser import text_string_to_metric_families
 
+from jarvis.safety.budgets import Remaining
+from jarvis.telemetry.metrics import Metrics
 from tests.cli.conftest import jarvis_env
 from tests.daemon import Daemon, free_port, get, running, sample
 from tests.deploy.conftest import DEPLOY, load_yaml, promtool
@@ -469,6 +473,123 @@ def test_the_seconds_since_the_last_tick_are_the_leaders_only(tmp_path: Path) ->
         [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
     )
 
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def layout_faults(panels: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with the panels' places on Grafana's 24-column grid: a panel off its
+    edges (x < 0, w <= 0, x + w > 24) or two panels on one cell."""
+    faults = []
+    boxes = [(p["title"], p["gridPos"]) for p in panels]
+    for title, pos in boxes:
+        if pos["x"] < 0 or pos["w"] <= 0 or pos["x"] + pos["w"] > 24:
+            faults.append(f"{title}: x={pos['x']} w={pos['w']} off the 24 columns")
+    for n, (title, a) in enumerate(boxes):
+        for other, b in boxes[n + 1 :]:
+            across = a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            down = a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+            if across and down:
+                faults.append(f"{title} overlaps {other}")
+    return faults
+
+
+def test_every_panel_fits_the_grid_without_overlapping() -> None:
+    """Each panel lies within Grafana's 24 columns and no two share a cell; the check sees
+    a panel past the right edge and two on one place."""
+    board = json.loads((MONITORING / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    wide = {"title": "wide", "gridPos": {"x": 16, "y": 0, "w": 16, "h": 8}}
+    under = {"title": "under", "gridPos": {"x": 20, "y": 4, "w": 4, "h": 8}}
+
+    assert layout_faults(board["panels"]) == []
+    assert layout_faults([wide, under]) == [
+        "wide: x=16 w=16 off the 24 columns",
+        "wide overlaps under",
+    ]
+
+
+def exposition_series(metrics: Metrics, instance: str, names: set[str]) -> list[dict[str, str]]:
+    """The samples of ``names`` a `Metrics` renders on /metrics, as promtool input series
+    scraped from ``instance`` of job jarvis, each holding its value for half an hour."""
+    text = metrics.render()[0].decode()
+    found = []
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in names:
+                labels = {**s.labels, "job": "jarvis", "instance": instance}
+                pairs = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                value = "Inf" if s.value == math.inf else f"{s.value:g}"
+                found.append({"series": f"{s.name}{{{pairs}}}", "values": " ".join([value] * 31)})
+    return found
+
+
+def test_the_breaker_and_budget_panels_draw_the_fleet_once(tmp_path: Path) -> None:
+    """With a leader and a follower scraped, the breaker panel draws each breaker, and the
+    budget panel each budget's changes left and its limit, once for the job at the leader's
+    reading; the input series are what `Metrics` renders for each (the follower stepped down)."""
+    names = {
+        "jarvis_breaker_open",
+        "jarvis_disruption_budget_remaining",
+        "jarvis_disruption_budget_limit",
+    }
+    leader, follower = Metrics(), Metrics()
+    for metrics in (leader, follower):
+        metrics.breaker_open.labels(scope="provider", provider="aws").set(1)
+        metrics.breaker_open.labels(scope="fleet", provider="all").set(0)
+        metrics.set_budgets(
+            [
+                Remaining("restarts", "aws", "restart", limit=5, used=2),
+                # Outside its schedule: no limit, +Inf for both.
+                Remaining("nights", "aws", "scale", limit=None, used=0),
+            ]
+        )
+    follower.stepped_down()
+    series = exposition_series(leader, "a", names) + exposition_series(follower, "b", names)
+    targets = {expr for _, expr, _ in panel_targets() if names_in([expr]) & names}
+    nights = '{budget="nights", job="jarvis", kind="scale", provider="aws"}'
+    restarts = '{budget="restarts", job="jarvis", kind="restart", provider="aws"}'
+    expected = {
+        "max by (job, scope, provider) (jarvis_breaker_open)": [
+            ('{job="jarvis", provider="all", scope="fleet"}', 0.0),
+            ('{job="jarvis", provider="aws", scope="provider"}', 1.0),
+        ],
+        "max by (job, kind, provider, budget) (jarvis_disruption_budget_remaining)": [
+            (nights, math.inf),
+            (restarts, 3.0),
+        ],
+        "max by (job, kind, provider, budget) (jarvis_disruption_budget_limit)": [
+            (nights, math.inf),
+            (restarts, 5.0),
+        ],
+    }
+    case = {
+        "rule_files": [],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "20m",
+                        "exp_samples": [{"labels": ls, "value": v} for ls, v in samples],
+                    }
+                    for expr, samples in expected.items()
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panel.test.yaml"
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")  # +Inf as .inf, which JSON lacks
+
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+
+    assert targets == expected.keys()
+    # Both replicas export the breakers (the follower at 0), the leader alone the budgets.
+    assert {s["series"].split("{")[0] for s in series if 'instance="b"' in s["series"]} == {
+        "jarvis_breaker_open"
+    }
     assert result.returncode == 0, result.stdout + result.stderr
 
 
