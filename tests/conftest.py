@@ -149,7 +149,10 @@ def claimed_redis_database(url: str, lock_dir: Path) -> Iterator[str]:
     server = f"{parts.hostname}-{parts.port or 6379}"
     for step in range(REDIS_DATABASES):
         index = (first - step) % REDIS_DATABASES
-        lock = (lock_dir / f"jarvis-test-redis-{server}-{index}.lock").open("a")
+        try:
+            lock = (lock_dir / f"jarvis-test-redis-{server}-{index}.lock").open("a")
+        except OSError:
+            continue  # another user's lock file: theirs, whether held or not
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

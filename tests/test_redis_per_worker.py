@@ -104,3 +104,11 @@ def test_a_claim_keeps_the_server_and_wraps_past_zero(tmp_path: Path) -> None:
             "redis://cache:6380/15",
             "redis://127.0.0.1:6379/0",
         ]
+
+
+def test_a_lock_file_that_cannot_be_opened_is_passed_by(tmp_path: Path) -> None:
+    """A lock another user created (unwritable here) passes to the next index, not a
+    traceback: a directory in its place stands in for it, since root ignores modes."""
+    (tmp_path / "jarvis-test-redis-127.0.0.1-6379-15.lock").mkdir()
+    with claimed_redis_database("redis://127.0.0.1:6379/15", tmp_path) as mine:
+        assert mine == "redis://127.0.0.1:6379/14"
