@@ -25,6 +25,7 @@ from jarvis.cli.common import (
     printable,
     run,
     settings_from,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -212,7 +213,8 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     # `jarvis run` logs the same lines at start.
     warnings = [*timing_warnings(settings), *glob_warnings(settings)]
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        # Shown, not read as markup: a glob's ``[0-9]`` was taken for a style and vanished.
+        err_console.print(f"[yellow]warning:[/] {shown(warning)}", highlight=False, soft_wrap=True)
     data = json.loads(settings.model_dump_json())
     data["warnings"] = warnings
     data["notify_channels"] = sorted(channels)
@@ -222,10 +224,10 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             data[key] = masked_url(data[key])
     from jarvis.config.endpoints import display_url
 
-    for shown, endpoint in zip(data["probes"]["endpoints"], settings.probes.endpoints, strict=True):
+    for entry, endpoint in zip(data["probes"]["endpoints"], settings.probes.endpoints, strict=True):
         # Where it points, with its password and query values masked: the
         # whole URL is a secret, but an operator needs to see which one it is.
-        shown["url"] = display_url(endpoint.url.get_secret_value())
+        entry["url"] = display_url(endpoint.url.get_secret_value())
     data["http_port"] = settings.http_port
     if as_json:
         print_json_lines([data])

@@ -17,6 +17,7 @@ from jarvis.cli.common import (
     JsonOpt,
     command_group,
     console,
+    err_console,
     fail,
     operator_name,
     print_json_lines,
@@ -65,6 +66,12 @@ def silence_add(
     if not match.strip() or not reason.strip():
         fail("--match and --reason must not be empty", 2)
     settings = settings_from(ctx)
+    from jarvis.providers import uri_glob_warning
+
+    # What `jarvis config check` says of a route's glob: the silence still mutes what it matches.
+    warning = uri_glob_warning("silence --match", match)
+    if warning is not None:
+        err_console.print(f"[yellow]warning:[/] {shown(warning)}", highlight=False, soft_wrap=True)
     now = WallClock().now()
     silence = Silence(id=secrets.token_hex(4), match=match, until=now + length, reason=reason)
 

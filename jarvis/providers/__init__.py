@@ -11,7 +11,7 @@ actuator classes: no other table names providers.
 
 from __future__ import annotations
 
-from jarvis.providers.checks import check_allowlist, glob_warnings
+from jarvis.providers.checks import check_allowlist, glob_warnings, uri_glob_warning
 from jarvis.providers.customers import CUSTOMER_ACTIONS
 from jarvis.providers.registry import (
     CLOUD_ACTIONS,
@@ -36,4 +36,5 @@ __all__ = [
     "check_table",
     "enabled",
     "glob_warnings",
+    "uri_glob_warning",
 ]

@@ -109,3 +109,25 @@ def test_a_pagerduty_channel_every_page_would_be_refused_by_is_a_config_error(
         assert expected in result.stderr
         assert "Traceback" not in result.stderr
         assert tweak.get("PAGERDUTY_ROUTING_KEY", "\0") not in result.stderr
+
+
+def test_a_silence_whose_glob_spans_segments_is_warned_of_and_still_added(
+    tmp_path: Path,
+) -> None:
+    """``--match 'ecs://prod*'`` gets the warning `jarvis config check` gives a route's glob,
+    and the silence is added as written; a glob with its segments written out, or a cause,
+    gets none."""
+    added = jarvis(tmp_path, "silence", "add", "-m", "ecs://prod*", "--for", "1h", "--reason", "r")
+    assert added.returncode == 0, added.stderr
+    assert added.stderr.splitlines() == [
+        "warning: silence --match 'ecs://prod*': '*' also matches '/', so a '*' inside a "
+        "segment can span several segments of ecs:// paths (2 to a path): 'ecs://prod*' "
+        "matches 'ecs://prodx/y'; write the segments out with '/' to say which you mean: "
+        "'ecs://prod*/*' (from the start of the path) or 'ecs://*/prod*' (up to its end)"
+    ]
+    for quiet in ("ecs://prod/*", "breaker:provider:*"):
+        plain = jarvis(tmp_path, "silence", "add", "-m", quiet, "--for", "1h", "--reason", "r")
+        assert (plain.returncode, plain.stderr) == (0, ""), plain.stderr
+    listed = jarvis(tmp_path, "silence", "list", "--json")
+    matches = sorted(json.loads(line)["match"] for line in listed.stdout.splitlines())
+    assert matches == ["breaker:provider:*", "ecs://prod*", "ecs://prod/*"]
