@@ -6,7 +6,10 @@ command first takes the leader lease itself (`jarvis.loop.election.Elector`,
 renewed in the background while it runs), writes its intents under that
 epoch's fence, and releases the lease when done; when a replica holds it, the
 command exits 2 naming the leader. It never closes orphaned intents: it is not
-the loop's owner. Dry runs and `jarvis plan` apply nothing and take no lease.
+the loop's owner. Once it holds the lease (or, on SQLite, the node lock) it reads
+back the unknown outcomes still in the retry window, as the daemon does at start
+(`jarvis.loop.unknowns`), so its tick asks their providers whether they were
+made. Dry runs and `jarvis plan` apply nothing, take no lease and ask nothing.
 With shards (`loop.shards` > 1) it refuses: the shard leases fence the fleet.
 On SQLite, where there is no lease, the command takes the file's node lock
 (`jarvis.store.nodelock`) for as long as it acts: beside a running `jarvis
@@ -49,6 +52,9 @@ async def acting_app(
         app = await build()
         try:
             async with holding_lease(settings, app, command, dry_run=dry_run):
+                if not dry_run:
+                    # The writer now: its tick asks about earlier unknown outcomes.
+                    await app.reconciler.load_unknowns()
                 yield app
         finally:
             await app.aclose()

@@ -116,9 +116,12 @@ def print_report(report: TickReport, as_json: bool) -> None:
 def unknown_outcomes(report: TickReport) -> list[dict[str, str]]:
     """Each action of the tick whose outcome is unknown, and how it will be resolved.
 
-    A one-shot process (`jarvis tick`, an override) ends with its tick and asks
-    nothing later; the daemon reads the unknown back when it starts or takes the
-    lead (`jarvis.loop.unknowns`) and asks the provider, if it can be asked.
+    The next tick that acts on the database asks the provider, if it can be
+    asked: a one-shot (`jarvis tick`, an override) reads the unknowns back once it
+    holds the lease or node lock, the daemon when it starts or takes the lead
+    (`jarvis.loop.unknowns`). This process does not ask again before it exits: an
+    answer that did not come within the apply timeout rarely comes moments later,
+    and the daemon too asks only from its next tick.
     """
     from jarvis.loop.events import action_id_for
     from jarvis.model import OutcomeStatus
@@ -131,10 +134,11 @@ def unknown_outcomes(report: TickReport) -> list[dict[str, str]]:
         action_id = action_id_for(report.tick_id, decision.action)
         if action_id in report.asked_later:
             resolution = (
-                "it may have been made, and counts as a failed attempt until proven. "
-                "`jarvis run` asks the provider whether it was (at its start, or when it "
-                "next leads) while the attempt is in the retry window (retry.window_seconds) "
-                "and records action.applied for it if so; a one-shot command does not ask"
+                "it may have been made, and counts as a failed attempt until proven. The "
+                "next tick that acts on this database (`jarvis tick` or an override, not "
+                "--dry-run or plan; `jarvis run` at its start or when it next leads) asks the "
+                "provider whether it was, while the attempt is in the retry window "
+                "(retry.window_seconds), and records action.applied for it if so"
             )
         else:
             resolution = (

@@ -232,6 +232,16 @@ class Reconciler:
         await self._flush()
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
 
+    async def load_unknowns(self) -> None:
+        """Read back the unknown outcomes to ask about, as `start` does for the loop's owner.
+
+        A one-shot command acting as the writer (`jarvis.cli.oneshot`) calls it once it
+        holds the lease (PostgreSQL) or the node lock (SQLite), so its tick asks about
+        them as the daemon's would: no cron of `jarvis tick` needs a daemon to confirm
+        an unknown outcome. It closes no orphans.
+        """
+        await self.unknowns.load(self.store, self.clock.now())
+
     async def take_lead(self, fence: Fence) -> None:
         """Become the leader under ``fence``: reload, close the orphans of stopped runs.
 

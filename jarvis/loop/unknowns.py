@@ -19,7 +19,9 @@ apply timeout however many unknowns are open, and those not asked wait for the
 next tick (the oldest are asked first); `ask_all` is those questions, which
 recovery asks of orphaned intents at start too. With shards, only the replica that holds the
 resource's shard asks (``owns``). The open unknowns are read back from the
-store when a process starts the loop or takes the lead (`load`).
+store when a process starts the loop or takes the lead, and when a one-shot
+command (`jarvis tick`, an override) acts as the writer (`load`), so its tick
+asks too; a dry run or `jarvis plan` reads none back and asks nothing.
 
 A proof closes it (`confirm`, pure): ``action.applied`` for the same action id
 (`jarvis.loop.events.confirmed_applied`), and on the retry ledger the attempt

@@ -2,11 +2,12 @@
 
 `jarvis restart` (a one-shot tick) against the fake Cloud Run Admin API, whose
 update outlives ``cloudrun.operation_timeout``: the outcome is unknown. The
-one-shot process ends there and asks nothing more (it is not the loop's
-owner), so the one-shot says so: the outcome is unknown, it counts as a failed
-attempt, and the daemon asks Cloud Run when it starts or next leads. The
-daemon started after it reads the unknown back (`jarvis.loop.unknowns`) and,
-once Cloud Run has finished the update, records it applied.
+one-shot process ends there without asking again, so it says so: the outcome
+is unknown, it counts as a failed attempt, and the next tick that acts on the
+database asks Cloud Run (a one-shot's, `tests/cli/test_one_shot_asks.py`, or the
+daemon's when it starts or next leads). The daemon started after it reads the
+unknown back (`jarvis.loop.unknowns`) and, once Cloud Run has finished the
+update, records it applied.
 """
 
 from __future__ import annotations
@@ -76,12 +77,12 @@ def test_a_one_shot_says_its_outcome_is_unknown_and_who_will_ask(
     jarvis: Jarvis, env: dict[str, str]
 ) -> None:
     """The override's table shows the unknown outcome (exit 1: not known applied), and a
-    line under it says it counts as a failed attempt until the daemon asks Cloud Run."""
+    line under it says it counts as a failed attempt until the next acting tick asks."""
     done = jarvis("restart", API, "--reason", "stuck", env=env, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "timed_out" in done.stdout
     assert f"outcome unknown: restart of {API}" in done.stdout
-    assert "`jarvis run` asks the provider" in done.stdout
+    assert "next tick that acts on this database" in done.stdout
     unknown = events(jarvis, env, EventKind.ACTION_UNKNOWN)
     assert [e["resource"] for e in unknown] == [API]
 
@@ -93,7 +94,7 @@ def test_the_one_shot_json_lists_the_unknown_outcomes(jarvis: Jarvis, env: dict[
     report = json.loads(done.stdout)
     unknown = events(jarvis, env, EventKind.ACTION_UNKNOWN)
     assert [u["action_id"] for u in report["unknown_outcomes"]] == [unknown[0]["action_id"]]
-    assert "`jarvis run` asks the provider" in report["unknown_outcomes"][0]["resolution"]
+    assert "next tick that acts on this database" in report["unknown_outcomes"][0]["resolution"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -114,17 +115,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def test_the_daemon_that_leads_next_confirms_a_one_shots_unknown(
     jarvis: Jarvis, env: dict[str, str], cloudrun: FakeCloudRun, database_url: str
 ) -> None:
-    """Another one-shot tick asks nothing; `jarvis run` reads the unknown back when it leads
-    and records ``action.applied`` for the same action id once Cloud Run has finished."""
+    """`jarvis run` reads the unknown back when it starts or leads and records
+    ``action.applied`` for the same action id once Cloud Run has finished."""
     env = {**env, "JARVIS_DATABASE_URL": database_url}
     done = jarvis("restart", API, "--reason", "stuck", env=env, timeout=120)
     assert done.returncode == 1, done.stderr
     [unknown] = events(jarvis, env, EventKind.ACTION_UNKNOWN)
     cloudrun.state.finish_operations()
-
-    again = jarvis("tick", env=env, timeout=120)
-    assert again.returncode == 0, again.stderr
-    assert events(jarvis, env, EventKind.ACTION_APPLIED) == []
 
     daemon = jarvis("run", "--ticks", "1", "--http-port", "0", env=env, timeout=180)
     assert daemon.returncode == 0, daemon.stderr
@@ -147,8 +144,8 @@ def test_an_unknown_no_provider_can_prove_says_it_stays_unknown() -> None:
     [unknown] = unknown_outcomes(report)
     assert unknown["resource"] == "sim://api"
     assert "cannot be asked" in unknown["resolution"]
-    assert "jarvis run" not in unknown["resolution"]
+    assert "next tick" not in unknown["resolution"]
 
     report.asked_later = [unknown["action_id"]]
     [asked] = unknown_outcomes(report)
-    assert "`jarvis run` asks the provider" in asked["resolution"]
+    assert "next tick that acts on this database" in asked["resolution"]
