@@ -5,7 +5,8 @@ spool, failover, customers, shards, webhooks, dns_failover, sim_customers, fleet
 outbox;
 one name, or none for all. Each writes ``bench/results/<name>.json``; afterwards the
 rows of those files in ``docs/benchmarks.md``'s table are replaced, and no other row. Options
-after the name go to that benchmark (``bench/run.py simulation --days 1``).
+after the name go to that benchmark (``bench/run.py simulation --days 1``;
+``bench/run.py simulation --against 94f92eb`` adds the same run's ratio to that commit).
 """
 
 from __future__ import annotations
