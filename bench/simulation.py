@@ -14,7 +14,8 @@ throw-away worktree, both trees byte-compiled, then ``--pairs`` pairs of whole
 this tree then REV, alternating. Both run on this project's ``.venv``
 interpreter, so REV runs on today's locked dependencies. Each pair's wall and
 CPU times and the median ratio this/REV go into ``simulation.json``; when REV
-is the commit issue 16 measured (`ISSUE_MONTH`), also the month at the issue's
+is the commit issue 16 measured (`ISSUE_MONTH`) and the run its month (30 days x
+50 services), also the month at the issue's
 machine speed, its 117 s times that ratio.
 """
 
@@ -51,6 +52,7 @@ class IssueMonth(NamedTuple):
 # machine"; the code it measured is 94f92eb ("Benchmarks re-measured: ...
 # 30-day simulation 117 s"). A ratio to that commit measured in one run scales it.
 ISSUE_MONTH = IssueMonth(commit="94f92eb", seconds=117.0)
+ISSUE_DAYS, ISSUE_SERVICES = 30.0, 50
 ENTRY = "from jarvis.cli import main; main()"  # the `jarvis` script, in either tree
 
 
@@ -144,7 +146,7 @@ def _against(args: argparse.Namespace) -> dict[str, Any]:
                 pair[f"{measure}_ratio"] = round(this / rev, 3)
             pairs.append(pair)
     wall_ratio = statistics.median(pair["wall_ratio"] for pair in pairs)
-    issue = commit == against.resolve(ISSUE_MONTH.commit)
+    scaled = month_at_issue_machine(commit, args.days, args.services, wall_ratio)
     return {
         "rev": args.against,
         "commit": commit,
@@ -155,11 +157,19 @@ def _against(args: argparse.Namespace) -> dict[str, Any]:
         "pairs": pairs,
         "median_wall_ratio": round(wall_ratio, 3),
         "median_cpu_ratio": round(statistics.median(pair["cpu_ratio"] for pair in pairs), 3),
-        "issue_month": ISSUE_MONTH._asdict() if issue else None,
-        "month_at_issue_machine_seconds": round(ISSUE_MONTH.seconds * wall_ratio, 1)
-        if issue
-        else None,
+        "issue_month": ISSUE_MONTH._asdict() if scaled is not None else None,
+        "month_at_issue_machine_seconds": scaled,
     }
+
+
+def month_at_issue_machine(commit: str, days: float, services: int, ratio: float) -> float | None:
+    """The issue's 117 s scaled by ``ratio``, when the runs were the issue's own month (30
+    days x 50 services) against its commit; None otherwise: in a shorter or smaller run
+    start-up weighs more, and its ratio says nothing of the month."""
+    issue = (days, services) == (ISSUE_DAYS, ISSUE_SERVICES)
+    if not issue or commit != against.resolve(ISSUE_MONTH.commit):
+        return None
+    return round(ISSUE_MONTH.seconds * ratio, 1)
 
 
 def _against_text(figures: dict[str, Any] | None) -> str:

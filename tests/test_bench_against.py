@@ -79,3 +79,17 @@ def test_the_issue_commit_is_a_commit_of_this_repository() -> None:
     assert simulation.ISSUE_MONTH.seconds == 117.0
     commit = sibling("against").resolve(simulation.ISSUE_MONTH.commit)
     assert commit.startswith("94f92eb") and len(commit) == 40
+
+
+@pytest.mark.parametrize(
+    ("days", "services", "scaled"),
+    [(30.0, 50, 58.5), (0.05, 50, None), (30.0, 5, None)],
+)
+def test_only_the_issues_month_is_scaled_to_the_issues_machine(
+    days: float, services: int, scaled: float | None
+) -> None:
+    """117 s is the month of 50 services: a shorter or smaller run's ratio (start-up
+    weighs more in it) does not scale it."""
+    simulation = load_bench("simulation")
+    commit = sibling("against").resolve(simulation.ISSUE_MONTH.commit)
+    assert simulation.month_at_issue_machine(commit, days, services, 0.5) == scaled
