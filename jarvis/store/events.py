@@ -445,11 +445,18 @@ class EventStore:
         """The whole retry ledger, keyed by (resource, action kind)."""
         return await self.backend.load_retries()
 
-    async def reset_retries(self, resource: str) -> int:
-        """Forget a resource's retry ledger (and unflushed changes to it); return rows deleted."""
+    async def reset_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
+        """Forget a resource's retry ledger (and unflushed changes to it); return rows deleted.
+
+        ``recorded`` (the `retries.reset` event) is written in the delete's transaction,
+        never buffered or spooled: a database that refuses it (a role without INSERT on
+        events, an outage) deletes nothing, and StoreError says why. Under the flush lock,
+        so no flush in progress writes a staged row of the resource after the delete.
+        """
         resource = self.ledger_resource(resource)
-        self._retries = {key: s for key, s in self._retries.items() if key[0] != resource}
-        return await self.backend.delete_retries(resource)
+        async with self._lock:
+            self._retries = {key: s for key, s in self._retries.items() if key[0] != resource}
+            return await self.backend.delete_retries(resource, Storable(recorded, self.redactor))
 
     async def count_events(self, kinds: Sequence[str] | None = None) -> int:
         """How many events are stored, optionally only of some kinds."""
