@@ -86,12 +86,11 @@ async def ledger_and_resets(pg_url: str) -> tuple[list[str], int]:
 async def test_jarvis_retries_reset_by_a_role_that_cannot_record_resets_nothing(
     jarvis: Jarvis, tmp_path: Path, pg_url: str, deleter_url: str
 ) -> None:
-    """One line naming the refusal, exit 1 as a store error; the quarantined row is still in
-    the ledger."""
+    """Exit 2 in one line naming the refusal; the quarantined row is still in the ledger."""
     result = jarvis(
         "retries", "reset", QUARANTINED, env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=deleter_url)
     )
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
