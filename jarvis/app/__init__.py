@@ -151,13 +151,22 @@ async def open_store(
 def absent_database(settings: Settings) -> Path | None:
     """The SQLite file ``settings`` name when there is none (None: there is one, or the
     database is PostgreSQL or in memory): what a reader must not create."""
+    import errno
     from pathlib import Path
 
     from jarvis.store.direct import sqlite_file
 
     name = sqlite_file(settings.database_url)
-    path = None if name is None else Path(name).absolute()
-    return path if path is not None and not path.exists() else None
+    if name is None:
+        return None
+    path = Path(name).absolute()
+    try:
+        path.stat()
+    except OSError as exc:
+        # Not there, or no directory to hold it (`no_database` says which). A path that
+        # cannot be followed (a symlink loop) is no missing database: opening it names why.
+        return path if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    return None
 
 
 def no_database(path: Path) -> str:

@@ -1,8 +1,11 @@
 """The `jarvis` command: the operator's entry point, on top of everything else.
 
 Every command loads settings first: a bad configuration prints which key is
-wrong and exits with status 2 before anything starts. Store failures (an
-unreachable or un-migrated database) print one clear line and exit 1. Read
+wrong and exits with status 2 before anything starts. Store failures print one
+clear line: exit 1 when the database did not answer or kept the command
+waiting (it may work later), 2 when it or a file Jarvis keeps refused this
+process (a privilege, a read-only database, a file in the way, a schema to
+migrate): README, "Exit statuses", and `jarvis.cli.common`. Read
 commands take ``--json`` and then print one JSON object per line.
 """
 

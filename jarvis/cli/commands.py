@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from jarvis.cli.common import (
+    EXIT_CONFIG,
     JsonOpt,
     command_group,
     console,
@@ -60,7 +61,7 @@ def events(
     known = {k.value for k in EventKind}
     for k in kind or []:
         if k not in known:
-            fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", 2)
+            fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", EXIT_CONFIG)
 
     import anyio
 
@@ -205,7 +206,7 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     try:
         channels = notify_channels(settings)
     except ConfigError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_CONFIG)
     run(lambda: _builds(settings))
     from jarvis.config.timing import timing_warnings
     from jarvis.providers import glob_warnings

@@ -31,8 +31,18 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# One convention for every command (README, "Exit statuses"); an operator's script may
+# retry on 1 and should stop and call a human on 2.
+EXIT_FAILED = 1
+"""It ran and failed, or what it needs did not answer now (a database away, a lock held
+past the wait, the guard or a provider said no): the same command may work later."""
 EXIT_CONFIG = 2
-EXIT_STORE = 1
+"""It cannot run here as given: its arguments, the configuration, or the environment
+refuses it for good (a privilege, a read-only database or mount, a file in the way, no
+database there, a schema to migrate, another Jarvis acting). Run unchanged, it fails
+the same way until someone fixes that (`jarvis.store.errors.is_lasting`)."""
+EXIT_VIOLATION = 3
+"""`jarvis simulate` only: a safety invariant was violated."""
 
 
 class _Console:
@@ -176,6 +186,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
 
     from jarvis.config import ConfigError
     from jarvis.store import StoreError
+    from jarvis.store.errors import is_lasting
 
     async def body() -> T:
         try:
@@ -187,7 +198,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(body)
     except StoreError as exc:
-        fail(str(exc), EXIT_STORE)
+        fail(str(exc), EXIT_CONFIG if is_lasting(exc) else EXIT_FAILED)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
 

@@ -142,13 +142,13 @@ def _not_flipped(verb: str, exc: StoreError) -> StoreError:
     record, and an engage the database's outage refused says what a running Jarvis does
     meanwhile."""
     from jarvis.store import StoreError
+    from jarvis.store.errors import is_lasting
 
-    then = (
-        " (a Jarvis that cannot read the switch applies nothing; engage again once the"
-        " database answers)"
-        if verb == "engage" and _away(exc)
-        else ""
-    )
+    then = ""
+    if verb == "engage" and _away(exc):
+        # A refusal (a symlink loop, a role without the grant) is no outage to wait out.
+        again = "" if is_lasting(exc) else "; engage again once the database answers"
+        then = f" (a Jarvis that cannot read the switch applies nothing{again})"
     return StoreError(f"cannot {verb} the kill switch: {exc}; nothing was written{then}")
 
 
@@ -317,7 +317,7 @@ def killswitch_engage(
 ) -> None:
     """Stop all actions now. Takes effect before the daemon's next apply."""
     if not reason.strip():
-        fail("--reason must not be empty", 2)
+        fail("--reason must not be empty", EXIT_CONFIG)
     settings = settings_from(ctx)
     flipped = run(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
@@ -435,7 +435,7 @@ def retries_reset(
     try:
         ResourceRef.parse(resource)
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_CONFIG)
     settings = settings_from(ctx)
     from jarvis.app import open_store
     from jarvis.loop.admin import reset_retries

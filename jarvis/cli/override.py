@@ -28,6 +28,7 @@ import typer
 
 from jarvis.cli.common import (
     EXIT_CONFIG,
+    EXIT_FAILED,
     JsonOpt,
     fail,
     operator_name,
@@ -102,13 +103,13 @@ def override(
         if refused is not None:
             hint = " (--to VERSION)" if refused.endswith(ASK_VERSION) else ""
             fail(refused + hint, EXIT_CONFIG)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.
         if decision.verdict.reason is not BlockReason.DRY_RUN:
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILED)
     elif not decision.outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def unknown_resource(uri: str, observed: list[str]) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jarvis.cli.common import (
+    EXIT_CONFIG,
     JsonOpt,
     command_group,
     console,
@@ -62,9 +63,9 @@ def silence_add(
     try:
         length = parse_duration(duration)
     except ValueError as exc:
-        fail(f"--for: {exc}", 2)
+        fail(f"--for: {exc}", EXIT_CONFIG)
     if not match.strip() or not reason.strip():
-        fail("--match and --reason must not be empty", 2)
+        fail("--match and --reason must not be empty", EXIT_CONFIG)
     settings = settings_from(ctx)
     from jarvis.providers import uri_glob_warning
 
@@ -135,7 +136,7 @@ def silence_expire(
             await store.aclose()
 
     if not run(main):
-        fail(f"no active silence {silence_id!r}; see `jarvis silence list`", 2)
+        fail(f"no active silence {silence_id!r}; see `jarvis silence list`", EXIT_CONFIG)
     console.print(f"silence {silence_id} expired", highlight=False, markup=False)
 
 
@@ -168,7 +169,7 @@ def notifications_list(
 ) -> None:
     """What the notifier sent, is retrying, or gave up on, newest last."""
     if status is not None and status not in {"pending", "sent", "failed"}:
-        fail(f"--status: {status!r} is not one of pending, sent, failed", 2)
+        fail(f"--status: {status!r} is not one of pending, sent, failed", EXIT_CONFIG)
     from jarvis.app import open_store
     from jarvis.store.outbox import Outbox
 

@@ -21,12 +21,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jarvis.cli.common import EXIT_CONFIG, State, fail, print_table, run
+from jarvis.cli.common import EXIT_CONFIG, EXIT_VIOLATION, State, fail, print_table, run
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-EXIT_VIOLATION = 3
 
 
 def simulate(

@@ -69,7 +69,10 @@ def single_node_json(path: Path | None) -> dict[str, Any]:
     ``daemon_pid`` is its pid (-1: held, pid unreadable) or None; ``lock_error`` says
     why the ``.lock`` could not be read (another user's file, a directory in its
     place), when it could not: then nobody knows from here whether a daemon runs.
+    ``database_error`` says why the file cannot be opened from here at all (a
+    symlink loop on its path), which no daemon could either.
     """
+    from jarvis.store.errors import unopenable
     from jarvis.store.nodelock import NodeLock, UnreadableLockError
 
     report: dict[str, Any] = {
@@ -77,9 +80,13 @@ def single_node_json(path: Path | None) -> dict[str, Any]:
         "single_node": True,
         "daemon_pid": None,
         "lock_error": None,
+        "database_error": None,
     }
     if path is None:
         return report
+    trouble = unopenable(path)
+    if trouble is not None:
+        report["database_error"] = str(trouble)
     lock = NodeLock(path)
     try:
         report["daemon_pid"] = lock.holder()
@@ -93,7 +100,8 @@ def single_node_line(report: dict[str, Any]) -> str:
     if report["lock_error"] is not None:
         return f"lock holder unknown: {report['lock_error']}"
     if pid is None:
-        return "no daemon holds it"
+        trouble = report.get("database_error")
+        return "no daemon holds it" + (f"; {trouble}" if trouble else "")
     return f"a daemon runs (pid {pid if pid > 0 else 'unknown'})"
 
 

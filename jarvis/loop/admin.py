@@ -41,6 +41,11 @@ async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: s
     """Forget ``resource``'s ledger rows, lifting its quarantine, and record who did it;
     return how many rows held something.
 
+    The rows and the ``retries.reset`` event go in one transaction: a database that
+    takes the delete but not the event (a role without INSERT on events) or is away
+    resets nothing, and StoreError says why. Never spooled: a quarantine lifted must be
+    on record when it is lifted.
+
     A resource with no rows records nothing: there was nothing to reset. Nor does
     one whose rows are all empty (`RetryState.empty`, what an attempt taken back
     leaves): `jarvis retries list` does not show them, and every reader takes them
@@ -51,21 +56,16 @@ async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: s
     count = sum(1 for key, state in ledger.items() if key[0] == stored and not state.empty)
     if count == 0:
         return 0
-    await store.reset_retries(resource)
     now = clock.now()
-    store.append(
-        [
-            Event(
-                kind=EventKind.RETRIES_RESET,
-                ts=now,
-                idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
-                resource=resource,
-                reason=f"reset by {actor}",
-                payload={"actor": actor, "rows": count},
-            )
-        ]
+    reset = Event(
+        kind=EventKind.RETRIES_RESET,
+        ts=now,
+        idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
+        resource=resource,
+        reason=f"reset by {actor}",
+        payload={"actor": actor, "rows": count},
     )
-    await store.flush()
+    await store.reset_retries(resource, [reset])
     return count
 
 

@@ -204,7 +204,8 @@ class Reconciler:
             why = self.store.write_error or f"{self.store.url} does not accept writes"
             raise StoreError(
                 "the spool holds intents and ledger rows the database has not taken yet "
-                f"({why}); start again when they can be replayed"
+                f"({why}); start again when they can be replayed",
+                lasting=self.store.write_lasting,
             )
         await self.ledger.load()
         await self.changes.load(self.store, now)

@@ -91,9 +91,9 @@ class ReplicaLink:
         self._read_check()
         return await self.backend.load_retries()
 
-    async def delete_retries(self, resource: str) -> int:
+    async def delete_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
         self._read_check()
-        return await self.backend.delete_retries(resource)
+        return await self.backend.delete_retries(resource, recorded)
 
     async def count_events(self, kinds: Sequence[str] | None) -> int:
         self._read_check()

@@ -28,6 +28,8 @@ log = structlog.get_logger("jarvis.store")
 class DamagedRowError(StoreError):
     """A row is not what Jarvis writes: changed by hand, or by another program."""
 
+    lasting = True  # it stays damaged until someone resets or repairs it
+
 
 __all__ = [
     "EVENT_COLUMNS",

@@ -24,12 +24,14 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from jarvis.sqlengine import async_engine
 from jarvis.store.errors import (
+    LASTING_ERRNOS,
     StoreError,
     describe,
     insufficient_privilege,
     no_such_database,
     not_a_database,
     refuses_writes,
+    unopenable,
 )
 from jarvis.store.sqlite_read import reading_uri, unwritable
 from jarvis.store.timeouts import (
@@ -135,7 +137,8 @@ def _sqlite_engine(url: URL, *, read_only: bool) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file in the way, or no permission
             raise StoreError(
-                f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}"
+                f"cannot create the directory of SQLite database {database}: {exc.strerror or exc}",
+                lasting=exc.errno in LASTING_ERRNOS,
             ) from exc
     # A reader's each query connects anew (NullPool), deciding again how to read.
     pooling: dict[str, Any] = {"poolclass": NullPool} if read_only else {}
@@ -206,6 +209,10 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
     if url.get_backend_name() == "sqlite":
         if not_a_database(exc):
             return StoreError(f"SQLite database {url.database} is not usable: {describe(exc)}")
+        database = url.database or ""
+        trouble = unopenable(Path(database)) if _is_file(database) else None
+        if trouble is not None:
+            return trouble
         where = f"SQLite database {url.database}"
     else:
         server = f"{url.host or 'localhost'}:{url.port or 5432}"

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "LASTING_ERRNOS",
     "FlipOverrunError",
     "LeaseLostError",
     "NotMigratedError",
@@ -23,21 +24,37 @@ __all__ = [
     "describe",
     "file_trouble",
     "insufficient_privilege",
+    "is_lasting",
     "is_operational",
     "no_schema",
     "no_such_database",
     "not_a_database",
     "real_path",
     "refuses_writes",
+    "unopenable",
 ]
 
 
 class StoreError(Exception):
-    """The store cannot do what was asked; the message says why, on one line."""
+    """The store cannot do what was asked; the message says why, on one line.
+
+    ``lasting``: the database, or a file Jarvis keeps, answered and refused this
+    process (see `is_lasting`), so the same command fails the same way until someone
+    changes something; the CLI exits 2 on it, 1 on any other (README, "Exit statuses").
+    """
+
+    lasting: bool = False
+
+    def __init__(self, *args: object, lasting: bool | None = None) -> None:
+        super().__init__(*args)
+        if lasting is not None:
+            self.lasting = lasting
 
 
 class NotMigratedError(StoreError):
     """The database schema is missing or behind this version of Jarvis."""
+
+    lasting = True  # `jarvis db upgrade` first: no wait migrates it
 
 
 class FlipOverrunError(StoreError):
@@ -174,6 +191,57 @@ def not_a_database(exc: BaseException) -> bool:
     return any(getattr(e, "sqlite_errorname", None) in names for e in _chain(exc))
 
 
+LASTING_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EEXIST,  # a file where a directory must be made
+        errno.ELOOP,
+        errno.EROFS,
+    }
+)
+"""Why a file Jarvis keeps cannot be opened that no wait changes (`file_trouble` names
+most): a full disk (ENOSPC) may be freed by something else, as an outage ends."""
+
+_LASTING_SQLSTATES = frozenset({_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000"})
+_LASTING_SQLITE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+def is_lasting(exc: BaseException) -> bool:
+    """Whether a failure repeats until someone changes something, not until something ends.
+
+    Lasting: a database that answered and refused this process (read-only, a role
+    without the privilege, no such database or schema), a SQLite file it cannot open,
+    write or read as a database, a schema to migrate, a file in the way or out of
+    reach (`StoreError.lasting`). Not lasting: a database that does not answer, a lock
+    held past the wait, a timeout, a full disk. The CLI exits 2 on the first, 1 on
+    the second. Looks through what the failure wraps and what caused it, but not at
+    an error it was raised while handling when it said ``from None``.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StoreError) and current.lasting:
+            return True
+        if getattr(current, "sqlstate", None) in _LASTING_SQLSTATES:
+            return True
+        if str(getattr(current, "sqlite_errorname", "")).startswith(_LASTING_SQLITE):
+            return True
+        orig = getattr(current, "orig", None)
+        nested = [current.__cause__, orig if isinstance(orig, BaseException) else None]
+        if not current.__suppress_context__:
+            nested.append(current.__context__)
+        todo.extend(one for one in nested if one is not None)
+    return False
+
+
 def describe(exc: BaseException) -> str:
     """The root cause of a failure as one line: ``TypeName: message``."""
     root: BaseException = exc
@@ -232,6 +300,21 @@ def file_trouble(
         return known[code]
     why = (strerror or f"errno {code}").lower()
     return why, f"Check {setting}'s directory exists and is writable"
+
+
+def unopenable(path: Path, *, setting: str = "database_url") -> StoreError | None:
+    """Why the SQLite file at ``path`` cannot be opened when its path cannot be followed
+    (a symlink loop, a directory this user may not search), which SQLite reports only
+    as "unable to open database file"; None when the path leads somewhere or nowhere
+    (a missing file is created, or named by its own line: `jarvis.app.no_database`)."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        why, advice = file_trouble(exc.errno, path, exc.strerror, setting=setting)
+        return StoreError(f"cannot open SQLite database {path}: {why}. {advice}", lasting=True)
+    return None
 
 
 def real_path(path: Path) -> Path:

@@ -28,6 +28,7 @@ from jarvis.store.errors import (
     StoreError,
     describe,
     insufficient_privilege,
+    is_lasting,
     is_operational,
     refuses_writes,
 )
@@ -90,6 +91,9 @@ class EventStore:
         would wait where nothing that can write the database replays it."""
         self.write_error: str | None = None
         """Why the last flush did not reach the database (None when it did): for /readyz."""
+        self.write_lasting = False
+        """Whether that failure lasts until someone fixes something (`is_lasting`: a spool
+        file refused, a database refusing this process), not until an outage ends."""
         self.fence: Fences | None = None
         """Set while this process leads (`jarvis.loop.election`): a flush holding an
         intent or a retry-ledger change is then written only under this epoch
@@ -276,6 +280,7 @@ class EventStore:
                 raise
             except Exception as exc:
                 self.write_error = self._why(exc)
+                self.write_lasting = is_lasting(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
                     await self._keep_facts(batch, exc, journal=journal)
                     if isinstance(exc, LeaseLostError):
@@ -292,6 +297,7 @@ class EventStore:
                 except BaseException as failed:
                     self._restore(batch, retries)
                     self.write_error = str(failed)
+                    self.write_lasting = is_lasting(failed)
                     raise
                 return self._result(replayed, spooled=spool.count, replayed=replayed)
             except BaseException:
@@ -300,6 +306,7 @@ class EventStore:
                 self._restore(batch, retries)
                 raise
             self.write_error = None
+            self.write_lasting = False
             self._uncap(keys)
             return self._result(replayed + len(batch), spooled=0, replayed=replayed)
 
@@ -445,11 +452,18 @@ class EventStore:
         """The whole retry ledger, keyed by (resource, action kind)."""
         return await self.backend.load_retries()
 
-    async def reset_retries(self, resource: str) -> int:
-        """Forget a resource's retry ledger (and unflushed changes to it); return rows deleted."""
+    async def reset_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
+        """Forget a resource's retry ledger (and unflushed changes to it); return rows deleted.
+
+        ``recorded`` (the `retries.reset` event) is written in the delete's transaction,
+        never buffered or spooled: a database that refuses it (a role without INSERT on
+        events, an outage) deletes nothing, and StoreError says why. Under the flush lock,
+        so no flush in progress writes a staged row of the resource after the delete.
+        """
         resource = self.ledger_resource(resource)
-        self._retries = {key: s for key, s in self._retries.items() if key[0] != resource}
-        return await self.backend.delete_retries(resource)
+        async with self._lock:
+            self._retries = {key: s for key, s in self._retries.items() if key[0] != resource}
+            return await self.backend.delete_retries(resource, Storable(recorded, self.redactor))
 
     async def count_events(self, kinds: Sequence[str] | None = None) -> int:
         """How many events are stored, optionally only of some kinds."""

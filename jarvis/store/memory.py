@@ -232,10 +232,12 @@ class MemoryBackend:
         self._read_check()
         return dict(self._retries)
 
-    async def delete_retries(self, resource: str) -> int:
+    async def delete_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._read_check()
         doomed = [key for key in self._retries if key[0] == resource]
+        if recorded:  # written first: an event refused deletes nothing, as a rollback
+            await self.write(recorded, [])
         for key in doomed:
             del self._retries[key]
         return len(doomed)

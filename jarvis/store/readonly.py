@@ -197,7 +197,7 @@ class DirectReader:
         states = [retry_from_row(self._retry_row(row)) for row in rows]
         return {(state.resource, state.action_kind): state for state in states}
 
-    async def delete_retries(self, resource: str) -> int:
+    async def delete_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
         raise StoreError(f"{self.url} is open read-only: the retry ledger is not changed here")
 
     async def count_events(self, kinds: Sequence[str] | None) -> int:

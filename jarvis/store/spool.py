@@ -40,7 +40,7 @@ from typing import BinaryIO
 import structlog
 
 from jarvis.model import Event, RetryState
-from jarvis.store.errors import StoreError, file_trouble, real_path
+from jarvis.store.errors import LASTING_ERRNOS, StoreError, file_trouble, real_path
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
 __all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
@@ -411,4 +411,6 @@ def _failed(doing: str, path: Path, exc: OSError) -> SpoolError:
     """``cannot DOING PATH: why. What to do.``: one line an operator acts on, for every
     file of the spool (itself, its lock, cursor and dead-letter file)."""
     why, advice = file_trouble(exc.errno, path, exc.strerror, setting="spool_path")
-    return SpoolError(f"cannot {doing} {path}: {why}. {advice}")
+    return SpoolError(
+        f"cannot {doing} {path}: {why}. {advice}", lasting=exc.errno in LASTING_ERRNOS
+    )

@@ -188,15 +188,28 @@ class SqlBackend:
 
         return await self._read(run)
 
-    async def delete_retries(self, resource: str) -> int:
+    async def delete_retries(self, resource: str, recorded: Sequence[Event] = ()) -> int:
         async def run(connection: AsyncConnection) -> int:
-            result = await connection.execute(
-                delete(retry_state).where(retry_state.c.resource == resource)
-            )
-            await connection.commit()
+            # The event and the delete commit together: a role that may delete the rows
+            # but not record the event (no INSERT on events) resets nothing.
+            async with connection.begin():
+                result = await connection.execute(
+                    delete(retry_state).where(retry_state.c.resource == resource)
+                )
+                if recorded:
+                    await self._writer.write_events(connection, recorded)
             return result.rowcount
 
-        return await self._read(run)
+        try:
+            return await self._read(run)
+        except StoreError:
+            raise
+        except Exception as exc:
+            # PostgreSQL's COPY runs on the driver's own connection: its refusal comes
+            # unwrapped by SQLAlchemy (asyncpg's InsufficientPrivilegeError, say).
+            if is_operational(exc):
+                raise self.unreachable(exc) from exc
+            raise
 
     async def count_events(self, kinds: Sequence[str] | None) -> int:
         query = select(func.count()).select_from(events)

@@ -146,5 +146,6 @@ def check_writable(path: str, command: str | None = None) -> None:
         f"another user's file or directory), and {writes} there: nothing was done or "
         "recorded. Run it where the database and its directory are writable; "
         "the reading commands (`jarvis plan`, `jarvis events`, `jarvis status`, …) work "
-        "from here"
+        "from here",
+        lasting=True,
     )

@@ -1,4 +1,5 @@
-"""A SQLite database that cannot be one: every command says so in one line and exits 1."""
+"""A SQLite database that cannot be one: every command says so in one line and exits 2
+(README, "Exit statuses": no wait makes it one; exit 1 before the convention)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def test_a_file_that_is_not_a_database_is_one_line(jarvis: Jarvis, tmp_path: Pat
     (tmp_path / "jarvis.db").write_text("[loop]\ninterval = 5\n")
     for command in (["events"], ["retries", "list"], ["db", "upgrade"], ["plan"]):
         result = jarvis(*command)
-        assert result.returncode == 1, (command, result.stderr)
+        assert result.returncode == 2, (command, result.stderr)
         assert "Traceback" not in result.stderr, command
         assert f"SQLite database {tmp_path}/jarvis.db" in result.stderr, command
         assert "file is not a database" in result.stderr, command
@@ -30,7 +31,7 @@ def test_a_database_path_under_a_file_is_one_line(jarvis: Jarvis, tmp_path: Path
     )
     for command in (["killswitch", "engage", "--reason", "x"], ["db", "upgrade"]):
         result = jarvis(*command, env=env)
-        assert result.returncode == 1, (command, result.stderr)
+        assert result.returncode == 2, (command, result.stderr)
         assert "Traceback" not in result.stderr, command
         assert f"cannot create the directory of SQLite database {tmp_path}/data/j.db" in (
             result.stderr
@@ -50,7 +51,7 @@ def test_a_database_that_cannot_be_opened_leaves_no_thread_traceback(
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/adir")
     for _ in range(6):
         result = jarvis("killswitch", "engage", "--reason", "x", env=env)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == 2, result.stderr  # a directory is no database: lasting
         assert "Traceback" not in result.stderr
         assert "Event loop is closed" not in result.stderr
         assert "unable to open database file" in result.stderr

@@ -195,7 +195,7 @@ async def test_an_unmigrated_postgres_names_the_upgrade_command(
     """On an empty Postgres, commands refuse with a pointer to `jarvis db upgrade`."""
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=pg_url)
     result = jarvis("tick", env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2  # a schema to migrate first: no wait migrates it
     assert "jarvis db upgrade" in result.stderr
     assert "Traceback" not in result.stderr
     upgraded = jarvis("db", "upgrade", env=env)
@@ -234,6 +234,6 @@ async def test_a_postgres_database_that_does_not_exist_is_named_as_such(
     missing = pg_url.rsplit("/", 1)[0] + "/jarvis_no_such_database"
     for command in (("events",), ("db", "upgrade"), ("run", "--ticks", "1", "--http-port", "0")):
         result = jarvis(*command, env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=missing))
-        assert result.returncode == 1, (command, result.stderr)
+        assert result.returncode == 2, (command, result.stderr)  # createdb first
         assert "has no database 'jarvis_no_such_database'" in result.stderr, result.stderr
         assert "cannot reach" not in result.stderr and "Traceback" not in result.stderr

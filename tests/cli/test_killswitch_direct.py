@@ -141,7 +141,7 @@ async def test_a_release_into_a_read_only_postgres_is_one_line_and_stays_engaged
         await admin.close()
 
     for result in (released, engaged):
-        assert result.returncode == 1, result.stdout
+        assert result.returncode == 2, result.stdout  # a refusal (README, "Exit statuses")
         assert "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "read-only transaction" in result.stderr

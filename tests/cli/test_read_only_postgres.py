@@ -4,9 +4,9 @@ A role granted SELECT alone, or a database set ``default_transaction_read_only``
 made `jarvis tick --dry-run` and `jarvis silence add` spool their events and exit
 0 (the silence was never in force, and nothing that can write the database
 replays that spool), and `jarvis tick` say it "could not take the leader lease
-(see the log)". Each now exits non-zero in one line naming the database and the
-server's reason; the daemon still waits such a database out in its spool (a
-standby the URL reaches after a failover).
+(see the log)". Each now exits 2 (a refusal: README, "Exit statuses") in one line
+naming the database and the server's reason; the daemon still waits such a
+database out in its spool (a standby the URL reaches after a failover).
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def one_error(stderr: str) -> str:
 async def test_a_writer_is_refused_in_one_line_and_spools_nothing(
     jarvis: Jarvis, tmp_path: Path, read_only_url: str, command: tuple[str, ...]
 ) -> None:
-    """Exit 1 naming the database and the server's reason; the spool stays empty."""
+    """Exit 2 naming the database and the server's reason; the spool stays empty."""
     result = jarvis(*command, env=jarvis_env(tmp_path, JARVIS_DATABASE_URL=read_only_url))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     line = one_error(result.stderr)
     database = urlsplit(read_only_url).path.lstrip("/")
     assert f"PostgreSQL at 127.0.0.1:5432 (database {database})" in line
@@ -128,11 +128,11 @@ async def test_a_tick_names_why_it_could_not_take_the_lease(
 async def test_a_database_kill_switch_never_says_it_flipped(
     jarvis: Jarvis, tmp_path: Path, read_only_url: str
 ) -> None:
-    """Engage with the switch in the database: exit 1, the URL's password masked, and the
+    """Engage with the switch in the database: exit 2, the URL's password masked, and the
     switch still released."""
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=read_only_url)
     engaged = jarvis("killswitch", "engage", "--reason", "incident", env=env)
-    assert engaged.returncode == 1, engaged.stdout
+    assert engaged.returncode == 2, engaged.stdout
     line = one_error(engaged.stderr)
     assert "cannot write the kill switch in postgresql+asyncpg://" in line
     assert reason(read_only_url) in line

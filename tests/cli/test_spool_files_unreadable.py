@@ -3,7 +3,7 @@
 The spool's lock, file and cursor (`jarvis.store.spool`) beside ``spool_path``
 were refused with the OS error's own text (``[Errno 13] Permission denied:
 '...'``) when another user made them. Each is now named with the reason in
-words and what to do, and exits 1 as the other store errors do.
+words and what to do, and exits 2 as every refusal no wait ends (README, "Exit statuses").
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ WRITERS: list[tuple[str, ...]] = [
 def test_a_spool_file_another_user_owns_is_one_line_saying_what_to_do(
     jarvis: Jarvis, tmp_path: Path, command: tuple[str, ...], name: str
 ) -> None:
-    """Exit 1, one line: the file, "permission denied", and whose it is to run as."""
+    """Exit 2, one line: the file, "permission denied", and whose it is to run as."""
     assert jarvis("tick").returncode == 0  # the database exists and is writable
     (tmp_path / "spool.jsonl").write_bytes(b"")
     theirs = tmp_path / name
     theirs.write_text("0\n" if name.endswith(".cursor") else "", encoding="utf-8")
     theirs.chmod(0)
     result = as_another_user(tmp_path, *command)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert "Errno" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]

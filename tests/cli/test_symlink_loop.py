@@ -37,20 +37,25 @@ def test_a_database_path_looping_on_itself_is_refused_in_one_line(
 
 
 def test_status_beside_a_looping_database_path_answers(jarvis: Jarvis, tmp_path: Path) -> None:
-    """No daemon can hold a loop: status says none does, exit 0."""
+    """No daemon can hold a loop: status says none does, and why none could, exit 0."""
     (tmp_path / "jarvis.db").symlink_to("jarvis.db")
     result = jarvis("status")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "SQLite, one node: no daemon holds it"
+    database = tmp_path / "jarvis.db"
+    assert result.stdout.strip() == (
+        f"SQLite, one node: no daemon holds it; cannot open SQLite database {database}: a "
+        f"symlink loop on its path. Fix the symlinks on the way to {database} (check "
+        "database_url)"
+    )
 
 
 def test_a_spool_path_looping_on_itself_is_one_line_naming_spool_path(
     jarvis: Jarvis, tmp_path: Path
 ) -> None:
-    """Exit 1 as the spool's other failures, naming the file and the setting to check."""
+    """Exit 2 as the spool's other lasting failures, naming the file and the setting to check."""
     (tmp_path / "spool.jsonl").symlink_to("spool.jsonl")
     result = jarvis("tick", env=jarvis_env(tmp_path))
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     lines = error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
