@@ -221,11 +221,8 @@ class SimulatedFleet:
 
     @staticmethod
     def _state(service: Service, now: datetime, day: float, epoch: float) -> ResourceState:
-        profile = service.profile
-        wobble = profile.noise(epoch)
-        rpm = profile.peak_rpm * day * wobble * service.load
         running = service.running
-        metrics = profile.metrics(rpm, running, wobble)
+        metrics = service.profile.metrics(epoch, day, service.load, running)
         if service.crash_detail:
             health, detail = Health.UNHEALTHY, service.crash_detail
         elif running == 0:
@@ -243,7 +240,7 @@ class SimulatedFleet:
             service.ref,
             health,
             now,
-            service.replicas(),
+            service.replicas_seen or service.replicas(),  # the call only to rebuild it
             service.version,
             detail,
             metrics,
