@@ -43,7 +43,7 @@ class _Factory:
 
 _FACTORY = _Factory()
 
-_FACTORIES: dict[type[Any], Callable[..., Any]] = {}
+_FACTORIES: dict[object, Callable[..., Any]] = {}
 """Each class `slot_init` served, with the function `slot_factory` hands out for it."""
 
 
@@ -136,7 +136,7 @@ def slot_factory(cls: Callable[_P, _T]) -> Callable[_P, _T]:
     (never of a subclass), frozen as any other. For the hottest construction
     sites only: calling the class reads better everywhere else.
     """
-    build = _FACTORIES.get(cls)  # type: ignore[call-overload]
+    build: Callable[_P, _T] | None = _FACTORIES.get(cls)
     if build is None:
         raise TypeError(f"slot_factory needs a class slot_init served, not {cls!r}")
     return build
