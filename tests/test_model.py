@@ -36,6 +36,23 @@ def test_resource_ref_round_trips_through_its_uri() -> None:
     assert ResourceRef.parse("ecs://prod/api") == ref
 
 
+def test_a_resource_ref_carries_its_uri_as_written_once() -> None:
+    """``ref.uri`` is ``str(ref)``, for every way of building one, and takes no part in
+    equality, hashing, ordering or repr."""
+    ref = ResourceRef("ecs", "prod/api", "service")
+    assert ref.uri == str(ref) == "ecs://prod/api"
+    assert ResourceRef.parse("k8s://default/web", "deployment").uri == "k8s://default/web"
+    moved = replace(ref, name="prod/web")
+    assert moved.uri == "ecs://prod/web"
+    assert ref == ResourceRef("ecs", "prod/api") and hash(ref) == hash(
+        ResourceRef("ecs", "prod/api")
+    )
+    assert sorted([moved, ref]) == [ref, moved]
+    assert repr(ref) == "ResourceRef(provider='ecs', name='prod/api', kind='service')"
+    with pytest.raises(TypeError):
+        ResourceRef("ecs", "prod/api", "service", "ecs://elsewhere")  # type: ignore[call-arg]
+
+
 @pytest.mark.parametrize("text", ["", "ecs", "ecs://", "://api", "ecs:/api"])
 def test_resource_ref_rejects_malformed_uris(text: str) -> None:
     """Anything but provider://name is refused with a ValueError."""

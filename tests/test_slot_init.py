@@ -16,7 +16,7 @@ import pytest
 
 import jarvis.model
 from jarvis.model import Event, EventKind, Health, ResourceRef, ResourceState
-from jarvis.model.slots import slot_init
+from jarvis.model.slots import slot_factory, slot_init
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -243,3 +243,56 @@ def test_a_class_it_cannot_serve_is_refused(cls: type[Any]) -> None:
     with pytest.raises(TypeError):
         slot_init(cls)
     assert vars(cls).get("__init__") is stock
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("a",), {}),
+        (("a", 5), {}),
+        (("a", 5, {"x": 1}, "n"), {}),
+        ((), {"name": "a", "note": "n"}),
+        (("a",), {"tags": {"y": 2}, "count": 0}),
+    ],
+)
+def test_the_factory_builds_what_the_class_builds(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """`slot_factory`'s function fills what the class's own call fills, as the class itself."""
+    built = slot_factory(_Sample)(*args, **kwargs)
+    assert type(built) is _Sample
+    assert built == _Sample(*args, **kwargs)
+    assert _fields(built) == _fields(_Stock(*args, **kwargs))
+    with pytest.raises(FrozenInstanceError):
+        built.name = "b"  # type: ignore[misc]
+
+
+def test_the_factory_takes_the_class_parameters_and_fresh_defaults() -> None:
+    """The same signature as the class, a fresh default from each factory, the same refusals."""
+    build = slot_factory(_Sample)
+    assert list(inspect.signature(build).parameters) == list(inspect.signature(_Sample).parameters)
+    assert build("a").tags is not build("b").tags
+    with pytest.raises(TypeError):
+        build()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        build("a", colour="red")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("cls", _served(), ids=lambda cls: cls.__name__)
+def test_every_served_class_has_a_factory(cls: type[Any]) -> None:
+    assert list(inspect.signature(slot_factory(cls)).parameters) == [
+        name for name, _ in _stock_parameters(cls)
+    ]
+
+
+def test_a_model_state_from_the_factory_equals_one_from_the_class() -> None:
+    ref = ResourceRef("sim", "api")
+    state = slot_factory(ResourceState)(ref, Health.HEALTHY, AT, None, "v2", "", {"cpu": 1.0})
+    assert state == ResourceState(ref, Health.HEALTHY, AT, None, "v2", "", {"cpu": 1.0})
+    assert type(state) is ResourceState and state.attributes == {}
+
+
+@pytest.mark.parametrize("cls", [_Stock, _Plain, _SampleSubclass], ids=lambda cls: cls.__name__)
+def test_a_class_slot_init_did_not_serve_has_no_factory(cls: type[Any]) -> None:
+    with pytest.raises(TypeError):
+        slot_factory(cls)

@@ -113,7 +113,7 @@ def _merge(
     for actuator in actuators:
         too_long: list[str] = []
         for state in results.get(actuator.name, ()):
-            uri = str(state.ref)
+            uri = state.ref.uri
             # `uri_too_long`'s own first test, before the call: this runs per resource per tick.
             if len(uri) * 4 > MAX_URI_BYTES and uri_too_long(uri):
                 too_long.append(uri)

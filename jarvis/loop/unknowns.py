@@ -151,6 +151,8 @@ class OpenUnknowns:
     @property
     def open(self) -> Sequence[Event]:
         """The intents still asked about, oldest first."""
+        if not self._open:  # nearly every tick: no sort, no key function built
+            return []
         return sorted(self._open.values(), key=lambda intent: intent.ts)
 
     def opened(self, intent: Event) -> None:

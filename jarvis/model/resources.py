@@ -61,9 +61,14 @@ class ResourceRef:
     provider: str
     name: str
     kind: str = "service"
+    uri: str = field(init=False, repr=False, compare=False)
+    """``provider://name``, written once: every tick keys each observed state by it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uri", f"{self.provider}://{self.name}")
 
     def __str__(self) -> str:
-        return f"{self.provider}://{self.name}"
+        return self.uri
 
     @classmethod
     def parse(cls, uri: str, kind: str = "service") -> ResourceRef:

@@ -12,16 +12,26 @@ call, to a plain class with the same slots, whose writes are the interpreter's
 own slot stores, and gives it back its class before returning (about 8,500
 instructions). The class stays a dataclass, frozen at run time as before: only
 the writes its ``__init__`` does take the shorter road.
+
+`slot_factory` gives the same ``__init__``'s body as a plain function, for the
+few places that build a class's instances per service or per event every tick
+(the simulated fleet's states, the in-memory store's read-back of each event):
+a class call goes through the type's call, an argument tuple
+and ``__init__``'s lookup, and the instance is lent and given back; the
+function starts from the plain class's instance and gives it its class once
+(about 6,300 instructions a `ResourceState` against 8,700).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["slot_init"]
+__all__ = ["slot_factory", "slot_init"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 class _Factory:
@@ -32,6 +42,9 @@ class _Factory:
 
 
 _FACTORY = _Factory()
+
+_FACTORIES: dict[object, Callable[..., Any]] = {}
+"""Each class `slot_init` served, with the function `slot_factory` hands out for it."""
 
 
 def slot_init(cls: type[_T]) -> type[_T]:
@@ -67,6 +80,8 @@ def slot_init(cls: type[_T]) -> type[_T]:
         "_FACTORY": _FACTORY,
         "_BUILDER": builder,
         "_lend": object.__setattr__,
+        "_new": object.__new__,
+        "_CLASS": cls,
     }
     signature: list[str] = []
     body: list[str] = []
@@ -94,10 +109,34 @@ def slot_init(cls: type[_T]) -> type[_T]:
         + "\n".join(body)
         + "\n    self.__class__ = _slot_init_kind\n"
     )
+    # The same writes from a fresh instance of the plain class, given ``cls`` at the end.
+    source += (
+        f"def __build__({', '.join(signature)}):\n"
+        "    self = _new(_BUILDER)\n"
+        + "\n".join(body)
+        + "\n    self.__class__ = _CLASS\n    return self\n"
+    )
     exec(source, namespace)  # noqa: S102 - built from field names only, as dataclasses does
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     init.__doc__ = vars(cls)["__init__"].__doc__
     setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses assigning a method
+    build = namespace["__build__"]
+    build.__qualname__ = f"slot_factory({cls.__qualname__})"
+    build.__module__ = cls.__module__
+    _FACTORIES[cls] = build
     return cls
+
+
+def slot_factory(cls: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A function that builds ``cls`` as ``cls(...)`` does, for a class `slot_init` served.
+
+    Same parameters, defaults and factories, and an instance of ``cls`` itself
+    (never of a subclass), frozen as any other. For the hottest construction
+    sites only: calling the class reads better everywhere else.
+    """
+    build: Callable[_P, _T] | None = _FACTORIES.get(cls)
+    if build is None:
+        raise TypeError(f"slot_factory needs a class slot_init served, not {cls!r}")
+    return build

@@ -150,11 +150,25 @@ def usable_recommendation(
     The scaling policy's quiet path asks both for every service every tick.
     """
     best: int | None = None
+    low, high = 1.0 - tolerance, 1.0 + tolerance
     for name, target in pairs:
         value = metrics.get(name)
         if value is None or not (math.isfinite(value) and value >= 0):
             return None
-        proposal, _ = _propose(name, float(value), target, current, tolerance)
+        # `_propose` written out (tests/policies/test_hpa_arithmetic.py holds the two equal):
+        # this runs for every service every tick, and the call and its tuple were
+        # a third of this function.
+        value = float(value)
+        if name == RPM:
+            ratio = value / (target * current)
+            raw = None if low <= ratio <= high else value / target
+        else:
+            ratio = value / target
+            raw = None if low <= ratio <= high else ratio * current
+        if raw is None:
+            proposal = current
+        else:
+            proposal = math.ceil(raw) if raw < MOST_REPLICAS else MOST_REPLICAS
         if best is None or proposal > best:
             best = proposal
     if best is None:  # MetricTargets guarantees at least one target

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jarvis.model import History, Snapshot
-from jarvis.policies.hpa import CPU, RPM, recommended_replicas
+from jarvis.policies.hpa import CPU, RPM, all_present, recommended_replicas, usable_recommendation
 from jarvis.policies.hpa_behavior import (
     PolicyType,
     RatePolicy,
@@ -141,3 +141,34 @@ def test_no_metric_value_makes_the_policy_raise(
         snapshot = Snapshot(taken_at=now, resources={str(state.ref): state})
         policy.evaluate(snapshot, History(snapshots=tuple(past)), now)
         past.append(snapshot)
+
+
+_SOME = _ANY | st.none()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.tuples(_SOME, _SOME, _SOME),
+    targets=st.tuples(st.floats(1e-9, 100), st.floats(1e-9, 1e12), st.floats(1e-9, 1e9)),
+    current=st.integers(1, 50),
+    tolerance=st.sampled_from([0.0, 0.1, 0.25]),
+    count=st.integers(1, 3),
+)
+def test_the_quiet_path_recommends_what_the_full_arithmetic_recommends(
+    values: tuple[float | None, float | None, float | None],
+    targets: tuple[float, float, float],
+    current: int,
+    tolerance: float,
+    count: int,
+) -> None:
+    """`usable_recommendation` (its own copy of the per-metric arithmetic) is
+    `recommended_replicas` when `all_present` holds, and None otherwise."""
+    names = (CPU, RPM, "p95_latency_ms")
+    pairs = tuple(zip(names, targets, strict=True))[:count]
+    metrics = {name: value for name, value in zip(names, values, strict=True) if value is not None}
+    expected = (
+        recommended_replicas(current, metrics, pairs, tolerance)
+        if all_present(metrics, pairs)
+        else None
+    )
+    assert usable_recommendation(current, metrics, pairs, tolerance) == expected

@@ -323,6 +323,29 @@ def test_replicas_outside_min_max_are_caught() -> None:
     assert check(Record(), states=states) == ["capacity_bounds", "capacity_bounds"]
 
 
+def test_every_edge_of_a_service_s_own_range_is_checked() -> None:
+    """Below zero with no floor, at each bound, one past either, a floor of zero: each
+    state is judged as `_check_state` judges it, whichever path the checker takes."""
+    states = [
+        state("negative", -1, None, None),
+        state("at-floor", 1, 1, 5),
+        state("at-ceiling", 5, 1, 5),
+        state("under", 0, 1, 5),
+        state("over", 6, 1, 5),
+        state("zero-floor", 0, 0, 5),
+        state("no-ceiling", 10**9, 2, None),
+        state("negative-floor", -1, -1, None),
+    ]
+    checker = InvariantChecker(RULES)
+    checker.end_tick("t1", states)
+    assert [v.message.split(" ")[0] for v in checker.violations] == [
+        "sim://negative",
+        "sim://under",
+        "sim://over",
+    ]
+    assert checker.checks["capacity_bounds"] == len(states)
+
+
 def test_routing_weights_that_do_not_sum_to_one_are_caught() -> None:
     """A route whose observed weights sum to 0.9 is a violation; 1.0 is fine."""
     route = ResourceRef("route", "chat", "route")

@@ -75,23 +75,27 @@ class Profile:
             phase_b=rng.uniform(0.0, _TAU),
         )
 
-    def noise(self, epoch_seconds: float) -> float:
-        """A smooth multiplier around 1.0 (within +-8 %), deterministic in time."""
+    def metrics(
+        self, epoch_seconds: float, day: float, load: float, running: int
+    ) -> dict[str, float]:
+        """What the service's traffic at ``epoch_seconds`` offered to ``running`` replicas
+        looks like from outside; ``day`` is `day_factor` then, ``load`` its surge factor.
+
+        The traffic wobbles smoothly around the day's curve (within +-8 %,
+        deterministic in time). With nothing running every request fails at
+        the load balancer: CPU is 0, the error rate 1 and no request
+        completes, so p95 latency reads 0. Past saturation the excess is
+        dropped (errors) and latency climbs. One method, not a noise method
+        and a metrics method: this runs per service per tick.
+        """
         amp_a, freq_a = _NOISE_A
         amp_b, freq_b = _NOISE_B
-        return (
+        wobble = (
             1.0
             + amp_a * math.sin(freq_a * epoch_seconds + self.phase_a)
             + amp_b * math.sin(freq_b * epoch_seconds + self.phase_b)
         )
-
-    def metrics(self, rpm: float, running: int, wobble: float) -> dict[str, float]:
-        """What ``rpm`` offered to ``running`` replicas looks like from outside.
-
-        With nothing running every request fails at the load balancer: CPU is 0,
-        the error rate 1 and no request completes, so p95 latency reads 0.
-        Past saturation the excess is dropped (errors) and latency climbs.
-        """
+        rpm = self.peak_rpm * day * wobble * load
         if running <= 0:
             return {
                 _RPM: rpm,
