@@ -16,6 +16,29 @@ from jarvis.store import EventStore
 
 Jarvis = Callable[..., subprocess.CompletedProcess[str]]
 
+QUARANTINED = "sim://ai-dawg-ai-brain"
+"""The pair `migrated_with_quarantine` leaves for `jarvis retries reset` to find."""
+
+
+def asyncpg_url(url: str) -> str:
+    """A ``postgresql+asyncpg://`` URL as asyncpg itself takes it."""
+    return url.replace("postgresql+asyncpg", "postgresql")
+
+
+async def migrated_with_quarantine(pg_url: str) -> None:
+    """The schema at ``pg_url``, and `QUARANTINED`'s restarts quarantined."""
+    from jarvis.store import upgrade
+
+    await upgrade(pg_url)
+    store = await EventStore.connect(pg_url)
+    try:
+        store.stage_retry(
+            RetryState(QUARANTINED, "restart", consecutive_failures=3, quarantined=True)
+        )
+        await store.flush()
+    finally:
+        await store.aclose()
+
 
 def jarvis_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JARVIS_")}

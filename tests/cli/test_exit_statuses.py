@@ -20,11 +20,16 @@ import asyncpg
 import pytest
 
 from jarvis.model import RetryState
-from jarvis.store import EventStore, upgrade
-from tests.cli.conftest import Jarvis, as_another_user, jarvis_env, seed
+from tests.cli.conftest import (
+    QUARANTINED,
+    Jarvis,
+    as_another_user,
+    asyncpg_url,
+    jarvis_env,
+    migrated_with_quarantine,
+    seed,
+)
 from tests.read_only_mount import read_only_view
-
-QUARANTINED = "sim://ai-dawg-ai-brain"
 
 READERS: list[tuple[str, ...]] = [
     ("events",),
@@ -103,17 +108,9 @@ def test_a_writer_on_a_sqlite_database_it_cannot_write_exits_2(
 @pytest.fixture
 async def read_only_pg(pg_url: str) -> str:
     """The test's database, migrated, with one quarantined pair, then read-only."""
-    await upgrade(pg_url)
-    store = await EventStore.connect(pg_url)
-    try:
-        store.stage_retry(
-            RetryState(QUARANTINED, "restart", consecutive_failures=3, quarantined=True)
-        )
-        await store.flush()
-    finally:
-        await store.aclose()
+    await migrated_with_quarantine(pg_url)
     name = urlsplit(pg_url).path.lstrip("/")
-    connection = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    connection = await asyncpg.connect(asyncpg_url(pg_url))
     try:
         await connection.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     finally:

@@ -19,11 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from jarvis.model import RetryState
-from jarvis.store import EventStore, upgrade
-from tests.cli.conftest import Jarvis, jarvis_env
-
-QUARANTINED = "sim://ai-dawg-ai-brain"
+from tests.cli.conftest import (
+    QUARANTINED,
+    Jarvis,
+    asyncpg_url,
+    jarvis_env,
+    migrated_with_quarantine,
+)
 
 WRITERS: list[tuple[str, ...]] = [
     ("tick", "--dry-run"),
@@ -32,29 +34,12 @@ WRITERS: list[tuple[str, ...]] = [
 ]
 
 
-def admin(url: str) -> str:
-    return url.replace("postgresql+asyncpg", "postgresql")
-
-
-async def migrated(pg_url: str) -> None:
-    """The schema, and a quarantined pair for `retries reset` to find."""
-    await upgrade(pg_url)
-    store = await EventStore.connect(pg_url)
-    try:
-        store.stage_retry(
-            RetryState(QUARANTINED, "restart", consecutive_failures=3, quarantined=True)
-        )
-        await store.flush()
-    finally:
-        await store.aclose()
-
-
 @pytest.fixture(params=["select-only role", "read-only database"])
 async def read_only_url(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[str]:
     """The test's database as a role granted SELECT alone, or with every transaction read-only."""
-    await migrated(pg_url)
+    await migrated_with_quarantine(pg_url)
     name = urlsplit(pg_url).path.lstrip("/")
-    connection = await asyncpg.connect(admin(pg_url))
+    connection = await asyncpg.connect(asyncpg_url(pg_url))
     role = f"reader_{uuid.uuid4().hex[:10]}"
     try:
         if request.param == "read-only database":
@@ -71,7 +56,7 @@ async def read_only_url(request: pytest.FixtureRequest, pg_url: str) -> AsyncIte
     finally:
         await connection.close()
         if request.param == "select-only role":
-            server = await asyncpg.connect(admin(pg_url).rsplit("/", 1)[0] + "/postgres")
+            server = await asyncpg.connect(asyncpg_url(pg_url).rsplit("/", 1)[0] + "/postgres")
             try:
                 await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await server.execute(f"DROP ROLE IF EXISTS {role}")

@@ -22,32 +22,23 @@ import pytest
 from jarvis.loop.admin import AdminService
 from jarvis.loop.clock import WallClock
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.model import RetryState
-from jarvis.store import DbKillSwitch, EventStore, StoreError, upgrade
-from tests.cli.conftest import Jarvis, jarvis_env
-
-QUARANTINED = "sim://ai-dawg-ai-brain"
-
-
-def admin(url: str) -> str:
-    return url.replace("postgresql+asyncpg", "postgresql")
+from jarvis.store import DbKillSwitch, EventStore, StoreError
+from tests.cli.conftest import (
+    QUARANTINED,
+    Jarvis,
+    asyncpg_url,
+    jarvis_env,
+    migrated_with_quarantine,
+)
 
 
 @pytest.fixture
 async def deleter_url(pg_url: str) -> AsyncIterator[str]:
     """The test's database, migrated with one quarantined pair, as a role that may read
     everything and delete ledger rows, but record no event."""
-    await upgrade(pg_url)
-    store = await EventStore.connect(pg_url)
-    try:
-        store.stage_retry(
-            RetryState(QUARANTINED, "restart", consecutive_failures=3, quarantined=True)
-        )
-        await store.flush()
-    finally:
-        await store.aclose()
+    await migrated_with_quarantine(pg_url)
     role = f"deleter_{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(admin(pg_url))
+    connection = await asyncpg.connect(asyncpg_url(pg_url))
     try:
         await connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'sekret-pw'")
         await connection.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
@@ -59,7 +50,7 @@ async def deleter_url(pg_url: str) -> AsyncIterator[str]:
         # Its grants go with DROP OWNED, in this database, before the role can go.
         await connection.execute(f"DROP OWNED BY {role}")
         await connection.close()
-        server = await asyncpg.connect(admin(pg_url).rsplit("/", 1)[0] + "/postgres")
+        server = await asyncpg.connect(asyncpg_url(pg_url).rsplit("/", 1)[0] + "/postgres")
         try:
             await server.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role
@@ -71,7 +62,7 @@ async def deleter_url(pg_url: str) -> AsyncIterator[str]:
 
 async def ledger_and_resets(pg_url: str) -> tuple[list[str], int]:
     """The ledger's resources and the count of `retries.reset` events, read as the owner."""
-    connection = await asyncpg.connect(admin(pg_url))
+    connection = await asyncpg.connect(asyncpg_url(pg_url))
     try:
         rows = await connection.fetch("SELECT resource FROM retry_state ORDER BY resource")
         resets = await connection.fetchval(
