@@ -22,13 +22,21 @@ from jarvis.store import EventStore
 if TYPE_CHECKING:
     # Types only: `jarvis retries reset` imports this module for `reset_retries`
     # and must not wait for the loop, the page or aiohttp.
+    from datetime import datetime
+
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from jarvis.loop.overrides import OverrideQueue
     from jarvis.safety import Remaining
     from jarvis.telemetry.web.view import LeaderView, NotificationView, OverrideResult
 
-__all__ = ["AdminService", "UnknownResourceError", "lease_view", "reset_retries"]
+__all__ = [
+    "AdminService",
+    "UnknownResourceError",
+    "lease_view",
+    "reset_retries",
+    "retries_reset",
+]
 
 _PAGE_KINDS = [kind.value for kind in EventKind if not kind.value.startswith("tick.")]
 
@@ -56,17 +64,21 @@ async def reset_retries(store: EventStore, clock: Clock, resource: str, actor: s
     count = sum(1 for key, state in ledger.items() if key[0] == stored and not state.empty)
     if count == 0:
         return 0
-    now = clock.now()
-    reset = Event(
+    await store.reset_retries(resource, [retries_reset(resource, actor, clock.now(), count)])
+    return count
+
+
+def retries_reset(resource: str, actor: str, now: datetime, rows: int) -> Event:
+    """The ``retries.reset`` event of ``actor`` forgetting ``rows`` ledger rows of ``resource``
+    (the simulated operator's repairs record it too)."""
+    return Event(
         kind=EventKind.RETRIES_RESET,
         ts=now,
         idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
         resource=resource,
         reason=f"reset by {actor}",
-        payload={"actor": actor, "rows": count},
+        payload={"actor": actor, "rows": rows},
     )
-    await store.reset_retries(resource, [reset])
-    return count
 
 
 async def lease_view(engine: AsyncEngine, here: str) -> LeaderView:

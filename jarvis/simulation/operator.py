@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jarvis.actuators.sim import SimulatedFleet
+from jarvis.loop.admin import retries_reset
 from jarvis.loop.killswitch import KillSwitch
-from jarvis.model import Event, EventKind
 from jarvis.simulation.faults import Fault
 from jarvis.simulation.provider import SimulatedProvider
 from jarvis.store import EventStore, StoreError
@@ -129,18 +129,7 @@ class Operator:
         _, _, name = resource.partition("://")
         if name in self._fleet.names:
             self._fleet.repair(name)
-        self._store.append(
-            [
-                Event(
-                    kind=EventKind.RETRIES_RESET,
-                    ts=now,
-                    idempotency_key=f"retries.reset:{resource}:{now.isoformat()}",
-                    resource=resource,
-                    reason=f"reset by {ACTOR}",
-                    payload={"actor": ACTOR, "rows": rows},
-                )
-            ]
-        )
+        self._store.append([retries_reset(resource, ACTOR, now, rows)])
         await self._store.flush()
         self.repairs += 1
         self.repaired.add(resource)
