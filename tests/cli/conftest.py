@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from jarvis.model import Event, KillSwitchState, RetryState
 from jarvis.store import EventStore
+
+if TYPE_CHECKING:
+    from tests.cloudrun.fake_server import FakeCloudRun
 
 Jarvis = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -125,3 +129,36 @@ async def seed(
         await store.flush()
     finally:
         await store.aclose()
+
+
+@pytest.fixture
+def cloudrun() -> Iterator[FakeCloudRun]:
+    """The fake Cloud Run Admin API with one healthy service, ``api``, whose updates run
+    until the test finishes them: a one-shot's restart of it ends unknown."""
+    from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
+    from tests.cloudrun.fake_server import FakeCloudRun
+
+    with FakeCloudRun() as server:
+        server.state.add_service(PROJECT, REGION, "api", image=IMAGE, min_instances=1)
+        server.state.operation_polls = None
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The embedded SQLite file (the node lock makes a one-shot, or the daemon, the
+    writer), or a new migrated PostgreSQL database (each takes the lease), dropped after."""
+    import anyio
+
+    from jarvis.store import upgrade
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
+        return
+    url = anyio.run(create_pg_database)
+    try:
+        anyio.run(upgrade, url)
+        yield url
+    finally:
+        anyio.run(drop_pg_database, url)

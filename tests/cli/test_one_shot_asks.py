@@ -15,7 +15,6 @@ as observe reads it, so a tick that asks reads it once more than observe alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,40 +24,15 @@ import pytest
 from jarvis.loop import events as ev
 from jarvis.loop.unknowns import QUESTIONS_AT_ONCE
 from jarvis.model import Action, Event, EventKind, Outcome, ResourceRef, Restart, RetryState
-from jarvis.store import EventStore, upgrade
+from jarvis.store import EventStore
 from jarvis.store.lease import PgLease
 from jarvis.store.nodelock import NodeLock, sqlite_path
 from tests.cli.conftest import Jarvis, jarvis_env
-from tests.cloudrun.conftest import IMAGE, PROJECT, REGION, service_name
+from tests.cloudrun.conftest import PROJECT, REGION, service_name
 from tests.cloudrun.fake_server import FakeCloudRun
-from tests.conftest import create_pg_database, drop_pg_database
 
 API = f"cloudrun://{PROJECT}/{REGION}/api"
 SERVICE_PATH = f"/v2/{service_name('api')}"
-
-
-@pytest.fixture
-def cloudrun() -> Iterator[FakeCloudRun]:
-    """The fake with one healthy service, ``api``, whose updates run until finished."""
-    with FakeCloudRun() as server:
-        server.state.add_service(PROJECT, REGION, "api", image=IMAGE, min_instances=1)
-        server.state.operation_polls = None
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The embedded SQLite file (the node lock makes a one-shot the writer), or a new
-    PostgreSQL database (the one-shot takes the lease for its tick)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
-        return
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(upgrade, url)
-        yield url
-    finally:
-        anyio.run(drop_pg_database, url)
 
 
 def jarvis_config(tmp_path: Path, cloudrun: FakeCloudRun, **extra: str) -> Path:

@@ -13,32 +13,19 @@ update, records it applied.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import anyio
 import pytest
 
 from jarvis.cli.ticks import unknown_outcomes
 from jarvis.loop.report import Decision, TickReport
 from jarvis.model import Action, EventKind, Outcome, ResourceRef, Restart, Snapshot, Verdict
-from jarvis.store import upgrade
 from tests.cli.conftest import Jarvis, jarvis_env
-from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
+from tests.cloudrun.conftest import PROJECT, REGION
 from tests.cloudrun.fake_server import FakeCloudRun
-from tests.conftest import create_pg_database, drop_pg_database
 
 API = f"cloudrun://{PROJECT}/{REGION}/api"
-
-
-@pytest.fixture
-def cloudrun() -> Iterator[FakeCloudRun]:
-    """The fake with one healthy service, ``api``, whose updates run until finished."""
-    with FakeCloudRun() as server:
-        server.state.add_service(PROJECT, REGION, "api", image=IMAGE, min_instances=1)
-        server.state.operation_polls = None
-        yield server
 
 
 @pytest.fixture
@@ -95,21 +82,6 @@ def test_the_one_shot_json_lists_the_unknown_outcomes(jarvis: Jarvis, env: dict[
     unknown = events(jarvis, env, EventKind.ACTION_UNKNOWN)
     assert [u["action_id"] for u in report["unknown_outcomes"]] == [unknown[0]["action_id"]]
     assert "next tick that acts on this database" in report["unknown_outcomes"][0]["resolution"]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The embedded SQLite file (the daemon reads the unknown back at its start), or a new
-    PostgreSQL database (the daemon reads it back when it takes the lead the one-shot left)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
-        return
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(upgrade, url)
-        yield url
-    finally:
-        anyio.run(drop_pg_database, url)
 
 
 def test_the_daemon_that_leads_next_confirms_a_one_shots_unknown(
