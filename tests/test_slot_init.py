@@ -87,20 +87,21 @@ class _Stock:
     note: str | None = None
 
 
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    (("a",), {}),
+    (("a", 5), {}),
+    (("a", 5, {"x": 1}, "n"), {}),
+    ((), {"name": "a", "note": "n"}),
+    (("a",), {"tags": {"y": 2}, "count": 0}),
+]
+"""Ways to call `_Sample`: positional, keyword, defaults and factories left or given."""
+
+
 def _fields(value: object) -> tuple[object, ...]:
     return tuple(getattr(value, one.name) for one in dataclasses.fields(value))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("args", "kwargs"),
-    [
-        (("a",), {}),
-        (("a", 5), {}),
-        (("a", 5, {"x": 1}, "n"), {}),
-        ((), {"name": "a", "note": "n"}),
-        (("a",), {"tags": {"y": 2}, "count": 0}),
-    ],
-)
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
 def test_it_fills_what_the_stock_init_fills(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     assert _fields(_Sample(*args, **kwargs)) == _fields(_Stock(*args, **kwargs))
 
@@ -245,16 +246,7 @@ def test_a_class_it_cannot_serve_is_refused(cls: type[Any]) -> None:
     assert vars(cls).get("__init__") is stock
 
 
-@pytest.mark.parametrize(
-    ("args", "kwargs"),
-    [
-        (("a",), {}),
-        (("a", 5), {}),
-        (("a", 5, {"x": 1}, "n"), {}),
-        ((), {"name": "a", "note": "n"}),
-        (("a",), {"tags": {"y": 2}, "count": 0}),
-    ],
-)
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
 def test_the_factory_builds_what_the_class_builds(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
