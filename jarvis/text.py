@@ -1,4 +1,5 @@
-"""Outside text made safe to print on a terminal: one rule for the CLI and the daily report.
+"""Outside text made safe to print on a terminal, or to paste into one: one rule for the
+CLI, the daily report, the guard's reasons and the notifications.
 
 A layer of its own at the bottom (it imports nothing of Jarvis), so `jarvis.cli`
 can show an error without loading the model, and `jarvis.report.markdown`
@@ -8,8 +9,9 @@ renders what the CLI prints by the same rule.
 from __future__ import annotations
 
 import re
+import shlex
 
-__all__ = ["inert"]
+__all__ = ["command", "inert"]
 
 # Control characters (C0, DEL, C1) and the bidi controls that reorder what follows.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -24,3 +26,14 @@ def inert(text: str) -> str:
     the rest of a line reversed.
     """
     return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def command(*words: object) -> str:
+    """A command line to paste into a shell, each word quoted only if it needs it.
+
+    The commands Jarvis suggests (``jarvis retries reset RESOURCE`` in a guard's reason,
+    a notification, an error) carry outside names: quoted, a name with a space, ``;``
+    or ``$(...)`` is one argument to the command, not more shell; a name without such
+    characters (``ecs://prod/web``) reads as written.
+    """
+    return " ".join(shlex.quote(str(word)) for word in words)

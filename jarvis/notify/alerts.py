@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from jarvis.model import Event, EventKind
+from jarvis.text import command
 
 __all__ = ["AlertChange", "Severity", "changes_for", "resolves"]
 
@@ -106,7 +107,7 @@ def _escalated(event: Event) -> list[AlertChange]:
             severity=Severity.CRITICAL,
             summary=f"{resource}: {event.action_kind} escalated — {event.reason or 'quarantined'}",
             tried=tried,
-            reset=f"jarvis retries reset {resource}",
+            reset=command("jarvis", "retries", "reset", resource),
         )
     ]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from jarvis.model import BlockReason, ErrorKind, Outcome, RetryState, Verdict
+from jarvis.text import command
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,11 @@ class RetryBudget:
         if state is None:
             return Verdict.allow()
         if state.quarantined:
+            reset = command("jarvis", "retries", "reset", state.resource)
             return Verdict.block(
                 BlockReason.QUARANTINE,
                 f"quarantined after {state.consecutive_failures} failures "
-                f"({state.last_error}); reset with `jarvis retries reset {state.resource}`",
+                f"({state.last_error}); reset with `{reset}`",
             )
         attempts = self.in_window(state, now)
         if len(attempts) >= self.max_attempts:

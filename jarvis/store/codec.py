@@ -18,6 +18,7 @@ import structlog
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.errors import StoreError
 from jarvis.store.storable import payload_json
+from jarvis.text import command
 
 if TYPE_CHECKING:
     from sqlalchemy import RowMapping
@@ -205,7 +206,7 @@ def retry_from_row(row: RowMapping | Mapping[str, Any]) -> RetryState:
         resource = row.get("resource")
         raise DamagedRowError(
             f"retry_state row ({resource!r}, {row.get('action_kind')!r}) is damaged: {exc}; "
-            f"inspect it, or clear it with `jarvis retries reset {resource}`"
+            f"inspect it, or clear it with `{command('jarvis', 'retries', 'reset', resource)}`"
         ) from exc
 
 
