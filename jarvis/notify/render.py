@@ -127,6 +127,26 @@ def _alert_lines(alert: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _alert_section(alert: dict[str, Any]) -> str:
+    """An alert's Slack section, at most `_SLACK_SECTION` characters as sent: its resource,
+    what happened, what Jarvis tried and the command that resets it, each on its line.
+
+    The command keeps up to half the section and the resource a quarter; what happened
+    and what was tried, outside words of any length, share the rest (`_cut`, so no escape
+    is split): a long reason no longer cuts off the command an operator pastes.
+    """
+    head = f"*{_cut(alert['resource'], _SLACK_SECTION // 4, mrkdwn)}*" if alert["resource"] else ""
+    reset = ""
+    if alert["reset"]:
+        reset = f"To reset: `{_cut(alert['reset'], _SLACK_SECTION // 2, mrkdwn)}`"
+    room = _SLACK_SECTION - len(head) - len(reset) - 3  # three line breaks at most
+    label = "Jarvis tried: " if alert["tried"] else ""
+    wanted = len(label) + len(mrkdwn(alert["tried"]))
+    summary = _cut(alert["summary"], max(room - wanted, room // 2), mrkdwn)
+    tried = label + _cut(alert["tried"], room - len(summary) - len(label), mrkdwn) if label else ""
+    return "\n".join(part for part in (head, summary, tried, reset) if part)
+
+
 def slack_message(notice: Notice) -> dict[str, Any]:
     """An incoming-webhook body: ``text`` (the notification fallback) and Block Kit ``blocks``."""
     header = subject(notice, _SLACK_HEADER)  # plain_text: shown as written
@@ -137,19 +157,8 @@ def slack_message(notice: Notice) -> dict[str, Any]:
     if ended is not None:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": ended}})
     for alert in notice.alerts[:_SLACK_LISTED]:
-        resource = f"*{mrkdwn(alert['resource'])}*\n" if alert["resource"] else ""
-        lines = [mrkdwn(line) for line in _alert_lines(alert)]
-        if alert["reset"]:
-            lines[-1] = f"To reset: `{mrkdwn(alert['reset'])}`"
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": _cut(resource + "\n".join(lines), _SLACK_SECTION),
-                },
-            }
-        )
+        text = {"type": "mrkdwn", "text": _alert_section(alert)}
+        blocks.append({"type": "section", "text": text})
     if len(notice.alerts) > _SLACK_LISTED:
         more = len(notice.alerts) - _SLACK_LISTED
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"…and {more} more"}})

@@ -52,7 +52,7 @@ def loopback() -> Iterator[Receivers]:
         server.stop()
 
 
-def escalation(resource: str, cause: str, n: int) -> Event:
+def escalation(resource: str, cause: str, n: int, reason: str = "3 failed attempts") -> Event:
     return Event(
         kind=EventKind.ACTION_ESCALATED,
         ts=T0,
@@ -60,7 +60,7 @@ def escalation(resource: str, cause: str, n: int) -> Event:
         resource=resource,
         action_kind="restart",
         policy="heal",
-        reason="3 failed attempts",
+        reason=reason,
         payload={"attempts": 3, "cause": cause},
         action_id=f"a-{n}",
     )
@@ -76,7 +76,9 @@ def healthy(resource: str, n: int) -> Event:
     )
 
 
-def notices(scheme: str, cause: str, names: list[str]) -> tuple[Notice, Notice]:
+def notices(
+    scheme: str, cause: str, names: list[str], reason: str = "3 failed attempts"
+) -> tuple[Notice, Notice]:
     """The trigger and the resolve a grouper sends for one incident of ``names`` (resources
     ``scheme://#N#name``, which escalate together and end in turn), as the outbox keeps them."""
     resources = [f"{scheme}://#{n}#{name}" for n, name in enumerate(names)]
@@ -84,7 +86,7 @@ def notices(scheme: str, cause: str, names: list[str]) -> tuple[Notice, Notice]:
     sent: list[Notice] = []
     for step, events in enumerate(
         [
-            [escalation(r, cause, n) for n, r in enumerate(resources)],
+            [escalation(r, cause, n, reason) for n, r in enumerate(resources)],
             [healthy(r, n) for n, r in enumerate(resources)],
         ]
     ):
@@ -168,3 +170,29 @@ def test_every_channel_keeps_its_limit_and_the_count_of_what_it_left_out(
         affected = f": {total} resources affected"
         texts = [header, slack_trigger["text"], page["payload"]["summary"], subjects[0]]
         assert [text.endswith(affected) for text in texts] == [True] * 4, texts
+
+
+ENTITY = re.compile(r"&(amp|lt|gt);")
+
+
+@settings(max_examples=40)
+@given(reason=st.text(HOSTILE, max_size=4000), names=NAMES.map(lambda names: names[:3]))
+@example(reason="&<>" * 1500, names=["api"])
+@example(reason="x" * 2990, names=["a" * 40])
+@example(reason="&" * 1000, names=["&" * 700])
+def test_an_alert_section_keeps_its_limit_and_its_reset_command(
+    loopback: Receivers, reason: str, names: list[str]
+) -> None:
+    """Each alert's Slack section is within 3000 characters as sent, splits no escape
+    (``&amp;`` whole or not at all), and ends with its reset command, whole, however long
+    the reason: the outside words are cut, never the command an operator pastes."""
+    trigger, _ = notices("sim", "escalated", names, reason)
+    deliver(loopback, trigger)
+    sections = [block["text"]["text"] for block in loopback.slack[-1]["blocks"][1:-1]]
+    assert len(sections) == len(names)
+    for alert, text in zip(trigger.alerts, sections, strict=True):
+        assert len(text) <= SLACK_SECTION
+        assert "&" not in ENTITY.sub("", text), text
+        reset = alert["reset"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if len(reset) < SLACK_SECTION // 2:
+            assert text.endswith(f"To reset: `{reset}`"), text[-200:]
