@@ -201,6 +201,23 @@ def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBacke
     return DbKillSwitch(store.engine)
 
 
+async def _check_credentials(backend: KillSwitchBackend) -> None:
+    """Read the kill switch once: credentials its server refuses stop a start in one line
+    (exit 2), as the database's do, since no tick could ever read it; closes ``backend``
+    then. Any other failure is the loop's to meet: a Redis down at start may come back,
+    and meanwhile the switch reads engaged (fails safe)."""
+    from jarvis.store import StoreError
+    from jarvis.store.errors import CredentialsRefusedError
+
+    try:
+        await backend.read()
+    except CredentialsRefusedError:
+        await backend.aclose()
+        raise
+    except StoreError:
+        return
+
+
 async def build_app(
     settings: Settings,
     *,
@@ -238,7 +255,10 @@ async def build_app(
     metrics = metrics or Metrics()
     store = store or await open_store(settings, auto_migrate=auto_migrate, daemon=daemon)
     try:
-        killswitch = KillSwitch(switch or killswitch_backend(settings, store), store, clock)
+        backend = switch or killswitch_backend(settings, store)
+        if switch is None and settings.redis_url:
+            await _check_credentials(backend)
+        killswitch = KillSwitch(backend, store, clock)
         built = (
             list(actuators) if actuators is not None else build_sensors(settings, clock, providers)
         )

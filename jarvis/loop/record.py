@@ -137,7 +137,12 @@ class Recorder:
         added = result.spooled - max(0, waiting - result.replayed) if result.spooled else 0
         if added > 0:
             self.metrics.events_spooled.inc(added)
-            log.warning("event store unreachable; events spooled", waiting=result.spooled)
+            # Why, in the store's one line: refused credentials are no network outage.
+            log.warning(
+                "event store unreachable; events spooled",
+                waiting=result.spooled,
+                reason=self.store.write_error,
+            )
         elif result.replayed:
             log.info("event store back; spooled events replayed", replayed=result.replayed)
 

@@ -25,7 +25,9 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from jarvis.sqlengine import async_engine
 from jarvis.store.errors import (
     LASTING_ERRNOS,
+    CredentialsRefusedError,
     StoreError,
+    credentials_refused,
     describe,
     insufficient_privilege,
     no_such_database,
@@ -216,12 +218,9 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
         where = f"SQLite database {url.database}"
     else:
         server = f"{url.host or 'localhost'}:{url.port or 5432}"
-        if no_such_database(exc):
-            # The server answered: "cannot reach" would send the operator to the network.
-            return StoreError(
-                f"PostgreSQL at {server} has no database {url.database!r}: create it "
-                f"(createdb {url.database}), then run `jarvis db upgrade`"
-            )
+        refused = _refused_connection(url, server, exc)
+        if refused is not None:
+            return refused
         where = f"PostgreSQL at {server} (database {url.database or '-'})"
     if refuses_writes(exc):
         return StoreError(f"{where} refuses writes: {describe(exc)}")
@@ -229,3 +228,26 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
         # The server answered: the role lacks a grant, which no wait brings back.
         return StoreError(f"{where} refuses user {url.username}: {describe(exc)}")
     return StoreError(f"cannot reach {where}: {describe(exc)}")
+
+
+def _refused_connection(url: URL, server: str, exc: BaseException) -> StoreError | None:
+    """Why PostgreSQL at ``server`` answered and refused to connect, when it did: "cannot
+    reach" would send the operator to the network, and no wait fixes either.
+
+    No such database (3D000), or the role, its password or this host refused
+    (SQLSTATE 28xxx), named by role, server and database; the password is never in it
+    (the server's message names the user alone).
+    """
+    if no_such_database(exc):
+        return StoreError(
+            f"PostgreSQL at {server} has no database {url.database!r}: create it "
+            f"(createdb {url.database}), then run `jarvis db upgrade`"
+        )
+    if not credentials_refused(exc):
+        return None
+    role = f"role {url.username}" if url.username else "no role in the URL: the OS user's"
+    return CredentialsRefusedError(
+        f"PostgreSQL at {server} refused these credentials ({role}, database "
+        f"{url.database or '-'}): {describe(exc)}; fix the user or password in database_url, "
+        "or pg_hba.conf if the server refuses this host"
+    )

@@ -17,10 +17,12 @@ from pathlib import Path
 
 __all__ = [
     "LASTING_ERRNOS",
+    "CredentialsRefusedError",
     "FlipOverrunError",
     "LeaseLostError",
     "NotMigratedError",
     "StoreError",
+    "credentials_refused",
     "describe",
     "file_trouble",
     "insufficient_privilege",
@@ -57,6 +59,20 @@ class NotMigratedError(StoreError):
     lasting = True  # `jarvis db upgrade` first: no wait migrates it
 
 
+class CredentialsRefusedError(StoreError):
+    """A server answered and refused the credentials Jarvis gave it (PostgreSQL's SQLSTATE
+    28P01 or 28000, Redis's WRONGPASS or NOAUTH): a password, a role or a host rule to fix.
+
+    Lasting to a command (exit 2: no wait brings a wrong password right). To a running
+    daemon the database's refusal is an outage all the same (`is_operational`: a password
+    rotated under it spools and reads not ready until the two agree again); a kill switch
+    in Redis it cannot read fails safe, as when Redis is down. The message names the
+    role or user, the server and the setting, never the password.
+    """
+
+    lasting = True
+
+
 class FlipOverrunError(StoreError):
     """A kill-switch release lost to a flip that landed while it was recorded.
 
@@ -77,8 +93,9 @@ class FlipOverrunError(StoreError):
 # SQLSTATE classes and codes that mean "the database is unavailable or busy
 # right now", not "this statement is wrong": connection exceptions (08),
 # insufficient resources (53), operator intervention such as a restart (57),
-# transaction rollbacks such as deadlocks (40), invalid authorization (28),
-# a database that no longer exists (3D000), lost CONNECT privilege (42501),
+# transaction rollbacks such as deadlocks (40), invalid authorization (28: a
+# password rotated under the daemon, which spools until it is set right), a
+# database that no longer exists (3D000), lost CONNECT privilege (42501),
 # lock timeouts (55P03) and a database that takes no writes (25006: a standby
 # the URL reaches after a failover, or one set read-only).
 _READ_ONLY_SQLSTATE = "25006"
@@ -164,6 +181,20 @@ def insufficient_privilege(exc: BaseException) -> bool:
     return any(getattr(e, "sqlstate", None) == "42501" for e in _chain(exc))
 
 
+_CREDENTIALS_SQLSTATES = frozenset({"28000", "28P01"})
+"""invalid_authorization_specification (a role that does not exist, a host pg_hba.conf
+rejects) and invalid_password (a wrong password, or none where one is required)."""
+
+
+def credentials_refused(exc: BaseException) -> bool:
+    """Whether PostgreSQL answered and refused the role, password or host (SQLSTATE 28xxx).
+
+    The server is reachable then: the operator fixes database_url or pg_hba.conf, not
+    the network.
+    """
+    return any(getattr(e, "sqlstate", None) in _CREDENTIALS_SQLSTATES for e in _chain(exc))
+
+
 def refuses_writes(exc: BaseException) -> bool:
     """Whether the database answered but takes no writes: PostgreSQL read-only (25006), or
     a SQLite file it may not write. Operational, but "cannot reach" would mislead."""
@@ -206,7 +237,9 @@ LASTING_ERRNOS = frozenset(
 """Why a file Jarvis keeps cannot be opened that no wait changes (`file_trouble` names
 most): a full disk (ENOSPC) may be freed by something else, as an outage ends."""
 
-_LASTING_SQLSTATES = frozenset({_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000"})
+_LASTING_SQLSTATES = frozenset(
+    {_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000", *_CREDENTIALS_SQLSTATES}
+)
 _LASTING_SQLITE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 
@@ -214,9 +247,9 @@ def is_lasting(exc: BaseException) -> bool:
     """Whether a failure repeats until someone changes something, not until something ends.
 
     Lasting: a database that answered and refused this process (read-only, a role
-    without the privilege, no such database or schema), a SQLite file it cannot open,
-    write or read as a database, a schema to migrate, a file in the way or out of
-    reach (`StoreError.lasting`). Not lasting: a database that does not answer, a lock
+    without the privilege, no such database or schema, its credentials), a SQLite file
+    it cannot open, write or read as a database, a schema to migrate, a file in the way
+    or out of reach (`StoreError.lasting`). Not lasting: a database that does not answer, a lock
     held past the wait, a timeout, a full disk. The CLI exits 2 on the first, 1 on
     the second. Looks through what the failure wraps and what caused it, but not at
     an error it was raised while handling when it said ``from None``.

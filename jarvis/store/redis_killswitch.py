@@ -13,11 +13,17 @@ import redis.asyncio
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ExecAbortError, RedisError, ResponseError, WatchError
+from redis.exceptions import (
+    AuthenticationError,
+    ExecAbortError,
+    RedisError,
+    ResponseError,
+    WatchError,
+)
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
-from jarvis.store.errors import FlipOverrunError, StoreError, describe
+from jarvis.store.errors import CredentialsRefusedError, FlipOverrunError, StoreError, describe
 
 __all__ = ["RedisKillSwitch"]
 
@@ -42,7 +48,9 @@ class RedisKillSwitch:
             # UnicodeDecodeError (a traceback from `jarvis killswitch status`).
             decode_responses=False,
         )
-        self._where = f"Redis at {_address(self._client.connection_pool.connection_kwargs)}"
+        given = self._client.connection_pool.connection_kwargs
+        self._where = f"Redis at {_address(given)}"
+        self._who = _credentials(given)
 
     async def read(self) -> KillSwitchState | None:
         """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
@@ -55,9 +63,7 @@ class RedisKillSwitch:
         try:
             raw = await self._client.hgetall(self._key)
         except (RedisError, OSError) as exc:
-            raise StoreError(
-                f"cannot read the kill switch from {self._where}: {describe(exc)}"
-            ) from exc
+            raise self._error("read the kill switch from", exc) from exc
         if not raw:
             return None
         try:
@@ -115,7 +121,17 @@ class RedisKillSwitch:
             # the EXECABORT that followed it; `describe` follows causes and would
             # name only "Transaction discarded because of previous errors".
             exc.__cause__ = None
-        return StoreError(f"cannot write the kill switch to {self._where}: {describe(exc)}")
+        return self._error("write the kill switch to", exc)
+
+    def _error(self, doing: str, exc: BaseException) -> StoreError:
+        """The one line for a failed read or write (``doing``: what, and from or to): refused
+        credentials said as such, naming the user but never the password, and lasting."""
+        if _credentials_refused(exc):
+            return CredentialsRefusedError(
+                f"cannot {doing} {self._where}: the server refused these credentials "
+                f"({self._who}): {describe(exc)}; fix the user or password in redis_url"
+            )
+        return StoreError(f"cannot {doing} {self._where}: {describe(exc)}")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -147,6 +163,21 @@ def _connection_lost(exc: WatchError) -> bool:
     the error), rather than another client changing the hash: Redis going away while a
     release was recorded is no flip that landed first."""
     return "occurred while watching" in str(exc)
+
+
+def _credentials_refused(exc: BaseException) -> bool:
+    """Whether Redis refused the password or user (WRONGPASS, or NOAUTH: one is required
+    and none was given), which redis-py raises as AuthenticationError, or as a bare
+    ResponseError keeping the code where it maps none."""
+    if isinstance(exc, AuthenticationError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
+
+
+def _credentials(kwargs: Mapping[str, object]) -> str:
+    """Which credentials the URL gave, in words: the user, and whether a password was given."""
+    user = kwargs.get("username") or "default"
+    return f"user {user}, {'a password' if kwargs.get('password') else 'no password'} given"
 
 
 def _address(kwargs: Mapping[str, object]) -> str:
