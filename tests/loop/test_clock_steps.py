@@ -1,5 +1,6 @@
-"""The scheduler when the wall clock steps (NTP, a resumed VM, a hand-set date):
-ticks keep their interval and /healthz its judgement, measured on the monotonic clock.
+"""The loop when the wall clock steps (NTP, a resumed VM, a hand-set date): ticks keep
+their interval and /healthz its judgement, measured on the monotonic clock, and an open
+breaker's cool-down does not grow by a step back.
 
 `VirtualClock.jump` steps `now` and leaves `monotonic` alone, as a step of the
 wall clock leaves `time.monotonic`; tests/cli/test_clock_steps.py does the same
@@ -14,7 +15,9 @@ import pytest
 
 from jarvis.loop.clock import VirtualClock
 from jarvis.loop.scheduler import Scheduler, TickResult
+from tests.fakes import FakeActuator
 from tests.loop.conftest import AppFactory
+from tests.loop.test_breakers import COOLDOWN_TICKS, NAMES, gauge, scale_all, throttled, tick
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +105,21 @@ async def test_health_turns_bad_after_a_step_back_when_ticks_stop(
     clock.advance(91)
     healthy, detail = scheduler.healthy()
     assert not healthy and detail == "last tick finished 91.0s ago"
+
+
+async def test_an_open_breaker_probes_one_cool_down_after_a_step_back_of_an_hour(
+    make_app: AppFactory, clock: VirtualClock, fleet: FakeActuator
+) -> None:
+    """A breaker that opened just before the wall clock stepped back an hour lets its
+    probe through after one cool-down (5 min) from the step, not after the hour too."""
+    fleet.services.clear()
+    fleet.add(*NAMES)
+    fleet.on_apply = throttled
+    app = await make_app([scale_all()])
+    await tick(app.reconciler, clock)
+    assert len(fleet.applied) == 3  # tripped: held from here on
+    clock.jump(clock.now() - timedelta(hours=1))
+    fleet.on_apply = None
+    await tick(app.reconciler, clock, COOLDOWN_TICKS + 1)
+    assert len(fleet.applied) > 3, "no probe went out in the cool-down after the step"
+    assert gauge(app.reconciler, "provider", "sim") == 0
