@@ -109,6 +109,9 @@ class Notifier:
         self.unreachable_after = unreachable_after
         self.unreachable_page_after = unreachable_page_after
         self._unreachable_since: datetime | None = None
+        self._unreachable_at = 0.0
+        """`Clock.monotonic` when the store stopped answering: what an outage's length is
+        measured from (``_unreachable_since``, the wall time, is what the notice says)."""
         self._unreachable_reported: Severity | None = None
         self.reports_outage: Callable[[], bool] = lambda: True
         """Whether this replica tells the channels of a store outage. Every replica sees
@@ -270,11 +273,12 @@ class Notifier:
         now = self.clock.now()
         if self._unreachable_since is None:
             self._unreachable_since = now
+            self._unreachable_at = self.clock.monotonic()
             log.warning("notifier: event store unreachable", error=str(exc))
         since = self._unreachable_since
         severity = outage_severity(
             self.while_away,
-            now - since,
+            timedelta(seconds=self.clock.monotonic() - self._unreachable_at),
             after=self.unreachable_after,
             page_after=self.unreachable_page_after,
         )

@@ -1,5 +1,5 @@
 """The notifier when the wall clock steps (NTP, a resumed VM, a hand-set date): the stall
-watchdog and the cursor's gap grace measure on the monotonic clock.
+watchdog, the cursor's gap grace and a store outage's length measure on the monotonic clock.
 
 `VirtualClock.jump` steps `now` and leaves `monotonic` alone, as a step of the wall
 clock leaves `time.monotonic`.
@@ -17,6 +17,7 @@ from jarvis.store.tables import events as events_table
 from tests.notify.conftest import Rig, RigFactory
 from tests.notify.receivers import Receivers
 from tests.notify.test_delivery import escalation, record
+from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -77,6 +78,33 @@ async def test_a_gap_seen_before_a_step_back_holds_notifications_for_its_grace_o
     await rig.rounds(120, step=1.0)
     assert len(receivers.triggers()) == 1
     assert "ai-dawg-ai-brain" in str(receivers.triggers()[0])
+
+
+async def test_a_store_outage_pages_five_minutes_in_whatever_the_wall_clock_did(
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str
+) -> None:
+    """A minute into an outage the wall clock steps back an hour: the page still goes five
+    minutes in (of monotonic time), not an hour later."""
+    rig = await make_rig(url=pg_proxy.url_for(pg_url))
+    await pg_proxy.stop()
+    await rig.rounds(6, step=10.0)
+    rig.clock.jump(rig.clock.now() - timedelta(hours=1))
+    await rig.rounds(30, step=10.0)  # six minutes in all
+    (page,) = receivers.triggers()
+    assert "event store has been unreachable" in page["payload"]["summary"]
+
+
+async def test_a_step_forward_of_a_day_does_not_make_a_short_outage_page(
+    make_rig: RigFactory, receivers: Receivers, pg_proxy: TcpProxy, pg_url: str
+) -> None:
+    """A minute into an outage the wall clock steps forward a day: two minutes of outage
+    page no one."""
+    rig = await make_rig(url=pg_proxy.url_for(pg_url))
+    await pg_proxy.stop()
+    await rig.rounds(6, step=10.0)
+    rig.clock.jump(rig.clock.now() + timedelta(days=1))
+    await rig.rounds(6, step=10.0)
+    assert receivers.pagerduty == [] and receivers.slack == []
 
 
 async def record_in(connection: AsyncConnection, event: Event) -> None:
