@@ -51,8 +51,11 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> None:
         if seconds > 0:
-            self._now += timedelta(seconds=seconds)
-            self._elapsed += seconds
+            # Both move by the same whole microseconds, as `now` can: a pace measured on
+            # `monotonic` then lands on the very instants one measured on `now` did.
+            step = timedelta(seconds=seconds)
+            self._now += step
+            self._elapsed += step.total_seconds()
 
     def jump(self, to: datetime) -> None:
         """Set the time outright (forwards or backwards): a clock jump."""
