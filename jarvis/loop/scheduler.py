@@ -150,7 +150,9 @@ class Scheduler:
         if last is not None:
             age = now - last
             return age <= limit, f"last tick finished {age:.1f}s ago"
-        began = self.reconciler.leading_since or self.started_at
+        began = self.reconciler.leading_since
+        if began is None:  # not `or`: a monotonic reading may be 0.0 (a VirtualClock's start)
+            began = self.started_at
         if began is not None and now - began <= limit:
             return True, "starting: no tick finished yet"
         return False, "no tick has finished"
