@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -23,17 +22,10 @@ import boto3
 from jarvis.actuators.aws.clients import AwsClients
 from jarvis.actuators.aws.ecs import EcsActuator
 from jarvis.config.aws import AwsSettings
+from jarvis.loop.clock import WallClock
 
 RESULTS = Path(__file__).parent / "results" / "ecs_observe.json"
 CLUSTERS = ("prod", "staging")
-
-
-class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
 
 
 def _populate(session: boto3.Session, endpoint: str, services: int) -> None:

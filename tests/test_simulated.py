@@ -47,6 +47,9 @@ class FixedClock:
     def now(self) -> datetime:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._now.timestamp()  # it never steps back
+
     def tick(self, delta: timedelta = TICK) -> None:
         self._now += delta
 

@@ -54,6 +54,7 @@ from jarvis.safety.breakers import (
     failed,
     fleet_threshold,
     provider_wide,
+    rebased,
     succeeded,
 )
 from jarvis.telemetry.metrics import Metrics
@@ -137,9 +138,12 @@ class Breakers:
 
         A successful observe does not close a breaker: a provider may answer
         reads while its writes are throttled, so only a successful probe does.
+        First, each breaker is `rebased` on ``now``, in case the wall clock stepped back.
         """
         if not self.enabled:
             return
+        self._states = {p: rebased(state, now) for p, state in self._states.items()}
+        self._fleet = rebased(self._fleet, now)
         self._tick_id = tick_id
         self._probed.clear()
         self._fleet_size = resources

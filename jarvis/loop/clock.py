@@ -2,11 +2,14 @@
 
 Both satisfy `jarvis.model.Clock`. The scheduler, the reconciler and the
 simulated fleet read time only through a clock, so tests and `jarvis simulate`
-run the real loop in virtual time with no real sleeping.
+run the real loop in virtual time with no real sleeping. What paces and ages
+ticks is the clock's `monotonic`, so a step of the wall clock neither stalls
+the loop nor fakes an overrun (`VirtualClock.jump` steps only `now`).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -16,6 +19,9 @@ import anyio.lowlevel
 class WallClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
@@ -45,8 +51,11 @@ class VirtualClock:
 
     def advance(self, seconds: float) -> None:
         if seconds > 0:
-            self._now += timedelta(seconds=seconds)
-            self._elapsed += seconds
+            # Both move by the same whole microseconds, as `now` can: a pace measured on
+            # `monotonic` then lands on the very instants one measured on `now` did.
+            step = timedelta(seconds=seconds)
+            self._now += step
+            self._elapsed += step.total_seconds()
 
     def jump(self, to: datetime) -> None:
         """Set the time outright (forwards or backwards): a clock jump."""

@@ -160,11 +160,13 @@ class Reconciler:
         )
         self._last: dict[str, ResourceState] = {}
         self._stopping = False
-        self.last_tick_finished: datetime | None = None
+        self.last_tick_finished: float | None = None
+        """`Clock.monotonic` when the last tick finished (the scheduler's health)."""
         self.budgets_remaining: list[Remaining] = []
         """Each disruption budget's remaining as the last tick computed it (the status page)."""
-        self.leading_since: datetime | None = None
-        """When this replica last took the lead (`take_lead`); None on a single node."""
+        self.leading_since: float | None = None
+        """`Clock.monotonic` when this replica last took the lead (`take_lead`); None on a
+        single node."""
         self._fleet: list[ResourceRef] = []
         """Every resource the last observe saw, before the shards were kept: what a
         disruption budget's percentage is of (its changes are counted fleet-wide)."""
@@ -257,7 +259,7 @@ class Reconciler:
         """`take_lead` for one lease or several (shards): reload; close orphans ``stopped``."""
         self.act_as(fences)
         self._last = {}
-        self.leading_since = self.clock.now()
+        self.leading_since = self.clock.monotonic()
         self.last_tick_finished = None  # a tick of an earlier term says nothing of this one
         await self.start(stopped=stopped)
 
@@ -366,7 +368,7 @@ class Reconciler:
             self.budgets_remaining = remaining
         rec.tick_finished(report, finished)
         await self._flush()
-        self.last_tick_finished = finished
+        self.last_tick_finished = self.clock.monotonic()
         self.metrics.last_tick_timestamp.set(finished.timestamp())
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
         return report

@@ -5,7 +5,10 @@ timeout, no stacking of overruns, and a graceful stop.
 simulation drive it on a `VirtualClock`. Boundaries are fixed multiples of the
 interval from the first tick: a tick that overruns its boundary is counted in
 `jarvis_tick_overruns_total`, and the next tick starts on the next boundary
-still ahead, never immediately and never twice.
+still ahead, never immediately and never twice. Boundaries and ages are
+measured on the clock's `monotonic`, never on `now`: a step of the wall clock
+(NTP, a resumed VM, a hand-set date) neither holds a tick back for the hour it
+stepped back nor counts the day it stepped forward as skipped boundaries.
 
 The simulation (`jarvis.simulation.harness`) runs this same scheduler with
 `TickHooks`: injecting faults before a tick, checking invariants after it, and
@@ -17,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 import anyio
@@ -102,7 +105,8 @@ class Scheduler:
         self.overruns = 0
         self.timed_out = 0
         self.failed = 0
-        self.started_at: datetime | None = None
+        self.started_at: float | None = None
+        """`Clock.monotonic` when `run` began."""
         self._stop = anyio.Event()
         self._woken = False
         self._sleep_scope: anyio.CancelScope | None = None
@@ -136,28 +140,29 @@ class Scheduler:
 
     def healthy(self) -> tuple[bool, str]:
         """A tick finished within the last three intervals (or we just started, or just
-        took the lead); a follower, which does not tick, is healthy."""
-        now = self.clock.now()
-        limit = timedelta(seconds=3 * self.interval)
+        took the lead); a follower, which does not tick, is healthy. Measured on the
+        monotonic clock, so a step of the wall clock neither hides a stall nor fakes one."""
+        now = self.clock.monotonic()
+        limit = 3 * self.interval
         if self.gate is not None and not self.gate.leading:
             return True, "following: another replica leads"
         last = self.reconciler.last_tick_finished
         if last is not None:
-            age = (now - last).total_seconds()
-            return now - last <= limit, f"last tick finished {age:.1f}s ago"
-        began = self.reconciler.leading_since or self.started_at
+            age = now - last
+            return age <= limit, f"last tick finished {age:.1f}s ago"
+        began = self.reconciler.leading_since
+        if began is None:  # not `or`: a monotonic reading may be 0.0 (a VirtualClock's start)
+            began = self.started_at
         if began is not None and now - began <= limit:
             return True, "starting: no tick finished yet"
         return False, "no tick has finished"
 
     async def run(self, *, max_ticks: int | None = None) -> None:
         """Tick until `stop()` (or ``max_ticks``); returns once events are flushed."""
-        origin = self.clock.now()
-        self.started_at = origin
+        origin = self.started_at = self.clock.monotonic()
         boundary = 0
         while not self._stop.is_set() and (max_ticks is None or self.ticks < max_ticks):
-            due = origin + timedelta(seconds=boundary * self.interval)
-            delay = (due - self.clock.now()).total_seconds()
+            delay = origin + boundary * self.interval - self.clock.monotonic()
             delay += self.jitter * self.interval * self.rng.random()
             if delay > 0 and not self._woken:
                 with anyio.CancelScope() as self._sleep_scope:
@@ -170,32 +175,33 @@ class Scheduler:
                 break
             if self.gate is not None and not await self._ready(self.gate):
                 # A follower: no tick, no observation; ask again on the next boundary.
-                boundary = self._next_boundary(boundary, origin, self.clock.now())
+                boundary = self._next_boundary(boundary, origin, self.clock.monotonic())
                 continue
-            started = self.clock.now()
+            started = self.clock.monotonic()
             result = await self._one_tick()
             boundary = self._next_boundary(boundary, origin, started)
             if self.hooks is not None and not await self.hooks.after_tick(result):
                 break
         await self._settle(last=True)
 
-    def _next_boundary(self, boundary: int, origin: datetime, started: datetime) -> int:
-        """The next boundary still ahead of now; skipping any is an overrun, counted."""
-        finished = self.clock.now()
-        elapsed = (finished - origin).total_seconds()
+    def _next_boundary(self, boundary: int, origin: float, started: float) -> int:
+        """The next boundary still ahead of now; skipping any is an overrun, counted.
+        ``origin`` and ``started`` are `Clock.monotonic` readings."""
+        finished = self.clock.monotonic()
+        elapsed = finished - origin
         next_boundary = max(boundary + 1, math.floor(elapsed / self.interval) + 1)
         if next_boundary > boundary + 1:
             self.overruns += 1
             self.metrics.tick_overruns.inc()
             log.warning(
                 "tick overran its interval",
-                seconds=(finished - started).total_seconds(),
+                seconds=finished - started,
                 skipped_boundaries=next_boundary - boundary - 1,
             )
         return next_boundary
 
     async def _one_tick(self) -> TickResult:
-        started = self.clock.now()
+        started = self.clock.monotonic()
         outcome: TickOutcome = "ok"
         report: TickReport | None = None
         error: Exception | None = None
@@ -226,7 +232,7 @@ class Scheduler:
             await self._settle()
         self.ticks += 1
         self.metrics.ticked(outcome)
-        self.metrics.tick_duration.observe((self.clock.now() - started).total_seconds())
+        self.metrics.tick_duration.observe(self.clock.monotonic() - started)
         return TickResult(outcome, report, error)
 
     async def _ready(self, gate: Gate) -> bool:

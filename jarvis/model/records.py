@@ -217,8 +217,14 @@ class Clock(Protocol):
 
     ``now()`` is timezone-aware UTC. The loop and the simulated fleet read time
     only through a clock, so the same code runs in real and virtual time.
+    ``monotonic()`` is for measuring: the wall clock steps (NTP, a resumed VM, a
+    hand-set date), and a pace or an age measured on it would step with it.
     """
 
     def now(self) -> datetime: ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin that never step; only differences mean anything."""
+        ...
 
     async def sleep(self, seconds: float) -> None: ...

@@ -7,13 +7,16 @@ past the missing id would never see that event, and an escalation would
 never page. So the cursor stops at a gap and waits; a gap still open after
 ``grace`` is a permanent one (a rolled-back transaction, an insert skipped
 by its idempotency key) and is stepped over. Pure; used by `Notifier.consume`.
+The grace is measured on the monotonic clock (`Clock.monotonic`): on the wall
+clock, a gap seen just before it stepped back an hour would hold every
+notification for that hour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from jarvis.model import Event
 
@@ -26,10 +29,11 @@ class Cursor:
     """The id of the last event consumed (0 before any)."""
     grace: timedelta = timedelta(seconds=15)
     _gap_at: int | None = None
-    _gap_since: datetime | None = None
+    _gap_since: float | None = None
 
-    def accept(self, events: Sequence[Event], now: datetime) -> tuple[list[Event], bool]:
-        """The leading run of ``events`` to consume now, and whether a young gap stopped it."""
+    def accept(self, events: Sequence[Event], now: float) -> tuple[list[Event], bool]:
+        """The leading run of ``events`` to consume now (``now``: `Clock.monotonic`), and
+        whether a young gap stopped it."""
         taken: list[Event] = []
         for event in events:
             event_id = event.id or 0
@@ -37,7 +41,7 @@ class Cursor:
             if event_id > expected:
                 if self._gap_at != expected or self._gap_since is None:
                     self._gap_at, self._gap_since = expected, now
-                if now - self._gap_since < self.grace:
+                if now - self._gap_since < self.grace.total_seconds():
                     return taken, True
             taken.append(event)
             self.position = max(self.position, event_id)

@@ -67,6 +67,10 @@ class Watchdog:
 
     stall_after: timedelta
     last_tick: datetime
+    seen: float
+    """`Clock.monotonic` when a tick was last seen to finish (or the notifier started): what
+    lateness is measured from. On the wall clock, a step forward of a day paged a stall
+    at once, and a step back of an hour kept a real one quiet for that hour."""
     stalled: bool = False
     stalled_since: datetime | None = None
     """While stalled: when the last tick before the stall finished (None: not known, a
@@ -101,10 +105,13 @@ class Notifier:
         self.poll_interval = poll_interval
         self.delivery = delivery
         self.cursor = Cursor(0, gap_grace)
-        self.watchdog = Watchdog(stall_after=stall_after, last_tick=clock.now())
+        self.watchdog = Watchdog(stall_after, clock.now(), clock.monotonic())
         self.unreachable_after = unreachable_after
         self.unreachable_page_after = unreachable_page_after
         self._unreachable_since: datetime | None = None
+        self._unreachable_at = 0.0
+        """`Clock.monotonic` when the store stopped answering: what an outage's length is
+        measured from (``_unreachable_since``, the wall time, is what the notice says)."""
         self._unreachable_reported: Severity | None = None
         self.reports_outage: Callable[[], bool] = lambda: True
         """Whether this replica tells the channels of a store outage. Every replica sees
@@ -169,7 +176,7 @@ class Notifier:
             # Every kind, not only KINDS: the cursor needs consecutive ids to see a gap.
             batch = await newer(self.store, self.cursor.position)
             now = self.clock.now()
-            taken, held = self.cursor.accept(batch, now)
+            taken, held = self.cursor.accept(batch, self.clock.monotonic())
             for event in taken:
                 self._ingest(event, now)
             if held or len(batch) < 500:
@@ -215,6 +222,7 @@ class Notifier:
             return
         if event.kind is EventKind.TICK_FINISHED:
             self.watchdog.last_tick = max(self.watchdog.last_tick, event.ts)
+            self.watchdog.seen = self.clock.monotonic()
             return
         if event.kind is EventKind.SILENCE_ADDED:
             self.grouper.add_silence(silence_from(event))
@@ -228,7 +236,7 @@ class Notifier:
     def _watch(self, now: datetime) -> None:
         """The stall watchdog: fire when ticks stop, resolve when one finishes again."""
         watch = self.watchdog
-        late = now - watch.last_tick
+        late = timedelta(seconds=self.clock.monotonic() - watch.seen)
         if not watch.stalled and late > watch.stall_after:
             watch.stalled, watch.stalled_since = True, watch.last_tick
             self.grouper.ingest(self._stalled_change(watch.last_tick, late), now)
@@ -265,11 +273,12 @@ class Notifier:
         now = self.clock.now()
         if self._unreachable_since is None:
             self._unreachable_since = now
+            self._unreachable_at = self.clock.monotonic()
             log.warning("notifier: event store unreachable", error=str(exc))
         since = self._unreachable_since
         severity = outage_severity(
             self.while_away,
-            now - since,
+            timedelta(seconds=self.clock.monotonic() - self._unreachable_at),
             after=self.unreachable_after,
             page_after=self.unreachable_page_after,
         )

@@ -69,6 +69,24 @@ class BreakerState:
         return Phase.OPEN if now < self.opened_at + policy.cooldown else Phase.HALF_OPEN
 
 
+def rebased(state: BreakerState, now: datetime) -> BreakerState:
+    """``state`` with nothing stamped after ``now``.
+
+    A failure or an opening later than ``now`` means the wall clock stepped back
+    (NTP, a hand-set date): its cool-down and window then count from ``now``, at
+    most their length more, not from a time the clock may take hours or days to
+    reach again, which would hold the provider's actions (or the fleet's) that
+    long, a restart included (`restore` takes the opening's time from its alert).
+    """
+    opened = state.opened_at
+    if (opened is None or opened <= now) and all(t <= now for t, _ in state.failures):
+        return state
+    return BreakerState(
+        failures=tuple((min(t, now), source) for t, source in state.failures),
+        opened_at=None if opened is None else min(opened, now),
+    )
+
+
 #: Error codes (lower case) by which AWS, Kubernetes and Google APIs say the provider
 #: itself is throttling or failing, whatever the resource; HTTP 429 and 5xx too.
 PROVIDER_CODES = frozenset(

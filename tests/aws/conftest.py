@@ -56,6 +56,9 @@ class FixedClock:
     def now(self) -> datetime:
         return self.current
 
+    def monotonic(self) -> float:
+        return self.current.timestamp()  # it never steps back
+
     async def sleep(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
 

@@ -153,7 +153,7 @@ async def test_a_new_leader_is_healthy_before_its_first_tick(pg: str) -> None:
         )
         leadership = Leadership(elector, app.reconciler)
         scheduler = Scheduler(app.reconciler, clock, app.metrics, interval=30, gate=leadership)
-        scheduler.started_at = clock.now()
+        scheduler.started_at = clock.monotonic()
         clock.advance(3600)
         assert scheduler.healthy()[0]  # a follower
         await elector.step()

@@ -19,6 +19,7 @@ from jarvis.safety.breakers import (
     fleet_threshold,
     forgive,
     provider_wide,
+    rebased,
     succeeded,
 )
 
@@ -158,3 +159,18 @@ def test_throttling_5xx_and_timeouts_are_the_providers_by_their_nature() -> None
     assert provider_wide(Outcome.timed_out("read timeout"))
     assert not provider_wide(Outcome.failure("ImagePullBackOff", code="RestartFailed"))
     assert not provider_wide(Outcome.failure("denied", kind=ErrorKind.TERMINAL, code="HTTP503"))
+
+
+@given(calls, st.integers(0, 200_000))
+def test_a_step_back_holds_an_open_breaker_one_cooldown_at_most(
+    sequence: list[tuple[int, bool, str]], back: int
+) -> None:
+    """Rebased on a wall clock stepped back ``back`` s, a breaker admits again within one
+    cool-down of the step; one that never saw the clock step back is left as it is."""
+    for now, _, state in run(sequence):
+        assert rebased(state, now) == state
+        stepped = now - timedelta(seconds=back)
+        after = rebased(state, stepped)
+        assert after.opened_at is None or after.opened_at <= stepped
+        assert all(t <= stepped for t, _ in after.failures)
+        assert after.phase(POLICY, stepped + POLICY.cooldown) is not Phase.OPEN

@@ -90,7 +90,6 @@ deploy/kubernetes/base/rbac.yaml.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from functools import partial
 from typing import Self, TypeVar, cast
 
@@ -371,8 +370,10 @@ class KubernetesActuator:
         )
 
     async def _verify(self, namespace: str, name: str, detail: str) -> Outcome:
-        """Watch the rollout an action started until it succeeds, fails or time is up."""
-        deadline = self._clock.now() + timedelta(seconds=self._settings.verify_seconds)
+        """Watch the rollout an action started until it succeeds, fails or time is up (on the
+        monotonic clock: a step back of the wall clock would have the loop's apply timeout
+        cut a change that was made, and leave its outcome unknown)."""
+        deadline = self._clock.monotonic() + self._settings.verify_seconds
         while True:
             try:
                 verdict = await self._call(
@@ -387,7 +388,7 @@ class KubernetesActuator:
                 if ok:
                     return Outcome.success(f"{detail}; {why}")
                 return Outcome.failure(f"{detail}, but {why}", code="RolloutFailed")
-            if self._clock.now() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 return Outcome.success(
                     f"{detail}; rollout still in progress after {self._settings.verify_seconds:g}s"
                 )
