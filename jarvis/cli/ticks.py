@@ -126,26 +126,26 @@ def say_unanswered(report: TickReport, settings: Settings) -> bool:
 
     A provider that took the connection and never answered is cut by the loop's
     timeouts: its observe at ``loop.observe_timeout`` (`jarvis.loop.observe.cut_off`),
-    its apply at ``loop.apply_timeout``, recorded unknown. The call is left to its
-    thread (`jarvis.actuators.base.abandonable`), so the command ends on time; a
-    provider that answered with an error is the table's ``observe failed`` line alone.
+    its apply at ``loop.apply_timeout`` (`jarvis.loop.dispatch.cut_off`), recorded
+    unknown. The call is left to its thread (`jarvis.actuators.base.abandonable`), so
+    the command ends on time. A provider that answered, with an error or with an update
+    still rolling out, is the table's line alone, and exits as before.
     """
-    from jarvis.loop.observe import cut_off
-    from jarvis.model import OutcomeStatus
+    from jarvis.loop import dispatch, observe
 
-    limit = settings.loop.observe_timeout
+    loop = settings.loop
     lines = [
-        f"{name} did not answer within loop.observe_timeout ({limit:g} s): this tick went "
-        "on without what it reads there"
-        for name in cut_off(report.snapshot.errors, limit)
+        f"{name} did not answer within loop.observe_timeout ({loop.observe_timeout:g} s): "
+        "this tick went on without what it reads there"
+        for name in observe.cut_off(report.snapshot.errors, loop.observe_timeout)
     ]
+    cut = dispatch.cut_off(loop.apply_timeout)
     for decision in report.decisions:
-        outcome = decision.outcome
-        if outcome is not None and outcome.status is OutcomeStatus.TIMED_OUT:
-            action = decision.action
+        outcome, action = decision.outcome, decision.action
+        if outcome is not None and outcome.detail == cut:  # recorded timed out, unknown
             lines.append(
-                f"{action.target.provider} did not answer {action.kind} of {action.target} in "
-                f"time ({outcome.detail}): its outcome is unknown"
+                f"{action.target.provider} did not answer {action.kind} of {action.target} "
+                f"within loop.apply_timeout ({loop.apply_timeout:g} s): its outcome is unknown"
             )
     for line in lines:
         err_console.print(f"[bold red]no answer:[/] {shown(line)}", highlight=False, soft_wrap=True)

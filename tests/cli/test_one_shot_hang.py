@@ -178,23 +178,30 @@ def test_a_plan_whose_provider_never_answers_ends_on_time_and_names_it(
 
 
 @pytest.mark.parametrize("fake", PROVIDERS, indirect=True)
-def test_an_override_whose_change_is_never_answered_records_it_unknown_on_time(
-    jarvis: Jarvis, tmp_path: Path, fake: str, request: pytest.FixtureRequest
+@pytest.mark.parametrize("command", [["restart", "{sick}", "--reason", "hung"], ["tick"]])
+def test_a_change_never_answered_is_recorded_unknown_and_the_command_ends_on_time(
+    jarvis: Jarvis, tmp_path: Path, fake: str, command: list[str], request: pytest.FixtureRequest
 ) -> None:
-    """The observe answers and the restart's change hangs: `jarvis restart` ends once its
-    apply is cut, exits 1 naming the provider, and has recorded the change unknown (for
-    the next acting tick to ask about), never applied or failed."""
+    """The observe answers and the restart's change hangs (an override's, or heal's in
+    `jarvis tick`): the command ends once its apply is cut, exits 1 naming the provider,
+    and has recorded the change unknown (for the next acting tick to ask about), never
+    applied or failed."""
     provider = request.node.callspec.params["fake"]
     sick = SICK[provider]
     with relay_to(fake, provider) as relay:
         env = write_config(tmp_path, provider, relay.url)
-        done = jarvis("restart", sick, "--reason", "hung", env=env, timeout=DEADLINE)
+        if command == ["tick"]:
+            config = Path(env["JARVIS_CONFIG"])
+            config.write_text(config.read_text() + "\n[heal]\nenabled = true\n")
+        argv = [arg.format(sick=sick) for arg in command]
+        done = jarvis(*argv, env=env, timeout=DEADLINE)
         assert relay.held.is_set()
     assert done.returncode == 1, done.stderr
     assert f"outcome unknown: restart of {sick}" in done.stdout
-    assert f"no answer: {SCHEMES[provider]} did not answer restart of {sick}" in done.stderr
+    said = f"no answer: {SCHEMES[provider]} did not answer restart of {sick} within loop.apply"
+    assert said in done.stderr
     events = recorded(tmp_path)
-    actions = [kind for kind, resource in events if resource == sick and kind != "resource.changed"]
+    actions = [kind for kind, resource in events if resource == sick and kind.startswith("action.")]
     assert actions == ["action.proposed", "action.started", "action.unknown"]
     assert events[-1] == ("tick.finished", None)
 
