@@ -178,7 +178,9 @@ def test_a_plan_whose_provider_never_answers_ends_on_time_and_names_it(
 
 
 @pytest.mark.parametrize("fake", PROVIDERS, indirect=True)
-@pytest.mark.parametrize("command", [["restart", "{sick}", "--reason", "hung"], ["tick"]])
+@pytest.mark.parametrize(
+    "command", [["restart", "{sick}", "--reason", "hung"], ["tick"]], ids=["restart", "tick"]
+)
 def test_a_change_never_answered_is_recorded_unknown_and_the_command_ends_on_time(
     jarvis: Jarvis, tmp_path: Path, fake: str, command: list[str], request: pytest.FixtureRequest
 ) -> None:
