@@ -9,17 +9,21 @@ actuator, if it `ConfirmsKeys`, whether an orphaned intent's change was made.
 A `Sensor` only observes (probes, cost, usage); an `Actuator` also applies.
 Neither decides; they translate between a provider's API and `jarvis.model`.
 Blocking SDKs run in worker threads through `run_blocking`, behind a capacity
-limiter the actuator owns.
+limiter the actuator owns; a call the loop cut off is left to its thread, which
+no exit waits for (`abandonable`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 import anyio
-import anyio.to_thread
 
 from jarvis.model import Action, ErrorKind, Outcome, ResourceRef, ResourceState
 
@@ -250,6 +254,46 @@ async def run_blocking(func: Callable[[], T], limiter: anyio.CapacityLimiter) ->
     """Run a blocking SDK call in a worker thread, within the actuator's limit.
 
     The thread is abandoned (not killed) when the caller is cancelled, so a
-    timeout around an observe or apply returns promptly.
+    timeout around an observe or apply returns promptly (`abandonable`).
     """
-    return await anyio.to_thread.run_sync(func, limiter=limiter, abandon_on_cancel=True)
+    async with limiter:
+        return await abandonable(func)
+
+
+async def abandonable(func: Callable[[], T]) -> T:
+    """``func()`` in a daemon thread of its own; a cancelled caller returns at once and
+    leaves it running, its answer dropped.
+
+    Not anyio's worker threads: the interpreter joins those at exit, so a provider that
+    took the connection and never answered held `jarvis tick`, an override, or a daemon
+    stopped by SIGTERM until the SDK's own timeout ended the call (boto3 retrying a read
+    timeout: minutes), long after the loop had cut it and recorded it timed out. Nothing
+    reads an abandoned call's answer, and a change it may have made is recorded unknown
+    for a later tick to ask about (`jarvis.loop.unknowns`), so the process may end under
+    it. The store's threads are not these: what they write is awaited before exit.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()  # structlog's bound tick id, as anyio passes it
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if answer.done():  # the caller was cancelled: abandoned
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(cast("T", result))
+
+    def call() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = context.run(func)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task as is
+            error = exc
+        # RuntimeError: the event loop has closed, and nobody waits for this answer.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=call, name="jarvis provider call", daemon=True).start()
+    return await answer

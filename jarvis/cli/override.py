@@ -10,7 +10,8 @@ status page). `override` is that one piece; the commands
 only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
-have been), 1 when it was blocked, failed, or found its target gone since
+have been), 1 when it was blocked, failed, its outcome is unknown (a provider
+that did not answer in time, named on stderr), or found its target gone since
 observed (the printed report says which),
 2 for a malformed resource URI or option, a resource no provider has
 (every provider answered and none named it), a kind no provider applies on
@@ -35,7 +36,7 @@ from jarvis.cli.common import (
     run,
     settings_from,
 )
-from jarvis.cli.ticks import print_report
+from jarvis.cli.ticks import print_report, say_unanswered
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -94,6 +95,7 @@ def override(
 
     report = run(main)
     print_report(report, as_json=as_json)
+    say_unanswered(report, settings)
     # The one-shot's is the only proposal; `settled` may have named its version.
     decision = next((d for d in report.decisions if d.action.policy == OPERATOR), None)
     if decision is None:

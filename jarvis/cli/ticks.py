@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jarvis.cli.common import (
+    EXIT_FAILED,
     JsonOpt,
     console,
+    err_console,
     nothing_recorded,
     print_json_lines,
     print_table,
@@ -44,6 +46,8 @@ def tick(
     settings = settings_from(ctx)
     report = run(lambda: _one_tick(settings, dry_run=dry_run or settings.dry_run))
     print_report(report, as_json)
+    if say_unanswered(report, settings):
+        raise typer.Exit(EXIT_FAILED)
 
 
 def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -51,6 +55,8 @@ def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     settings = settings_from(ctx)
     report = run(lambda: _one_tick(settings, dry_run=True, record=False))
     print_report(report, as_json)
+    if say_unanswered(report, settings):
+        raise typer.Exit(EXIT_FAILED)
 
 
 async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -> TickReport:
@@ -111,6 +117,39 @@ def print_report(report: TickReport, as_json: bool) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def say_unanswered(report: TickReport, settings: Settings) -> bool:
+    """Print on stderr one line for each provider that did not answer in time, and say
+    whether there was one: `jarvis tick` and `plan` then exit 1 (it may answer later), as
+    an override whose outcome is unknown does.
+
+    A provider that took the connection and never answered is cut by the loop's
+    timeouts: its observe at ``loop.observe_timeout`` (`jarvis.loop.observe.cut_off`),
+    its apply at ``loop.apply_timeout`` (`jarvis.loop.dispatch.cut_off`), recorded
+    unknown. The call is left to its thread (`jarvis.actuators.base.abandonable`), so
+    the command ends on time. A provider that answered, with an error or with an update
+    still rolling out, is the table's line alone, and exits as before.
+    """
+    from jarvis.loop import dispatch, observe
+
+    loop = settings.loop
+    lines = [
+        f"{name} did not answer within loop.observe_timeout ({loop.observe_timeout:g} s): "
+        "this tick went on without what it reads there"
+        for name in observe.cut_off(report.snapshot.errors, loop.observe_timeout)
+    ]
+    cut = dispatch.cut_off(loop.apply_timeout)
+    for decision in report.decisions:
+        outcome, action = decision.outcome, decision.action
+        if outcome is not None and outcome.detail == cut:  # recorded timed out, unknown
+            lines.append(
+                f"{action.target.provider} did not answer {action.kind} of {action.target} "
+                f"within loop.apply_timeout ({loop.apply_timeout:g} s): its outcome is unknown"
+            )
+    for line in lines:
+        err_console.print(f"[bold red]no answer:[/] {shown(line)}", highlight=False, soft_wrap=True)
+    return bool(lines)
 
 
 def unknown_outcomes(report: TickReport) -> list[dict[str, str]]:

@@ -24,6 +24,13 @@ from jarvis.model import Action, ErrorKind, Event, Outcome, ResourceRef
 log = structlog.get_logger("jarvis.reconciler")
 
 
+def cut_off(apply_timeout: float) -> str:
+    """The detail of an apply the loop cut at ``apply_timeout`` seconds, its provider still
+    silent: recorded unknown, and named by a one-shot, which then exits 1 (`jarvis.cli.ticks`).
+    """
+    return f"apply did not finish within {apply_timeout:g}s"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -53,7 +60,7 @@ class Dispatcher:
         if scope.cancelled_caught:
             if self.shutdown.ended(scope):
                 return Outcome.timed_out("apply cut short by the shutdown (loop.shutdown_grace)")
-            return Outcome.timed_out(f"apply did not finish within {self.apply_timeout:g}s")
+            return Outcome.timed_out(cut_off(self.apply_timeout))
         return outcome
 
     def confirms(self, intent: Event) -> bool:

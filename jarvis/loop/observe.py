@@ -62,7 +62,7 @@ async def observe_all(
     others: list[ResourceRef] = []
     partial: dict[str, tuple[str, ...]] = {}
 
-    timed_out = f"observe timed out after {time_limit:g}s"
+    timed_out = _observe_cut(time_limit)
 
     async def observe_one(actuator: Sensor) -> None:
         started = anyio.current_time()
@@ -94,6 +94,23 @@ async def observe_all(
     await _read_each(actuators, observe_one)
 
     return _merge(actuators, results, errors, partial), errors, others, partial
+
+
+def cut_off(errors: Mapping[str, str], time_limit: float) -> list[str]:
+    """The actuators and metric sources in ``errors`` whose read the loop cut at
+    ``time_limit`` seconds (``loop.observe_timeout``): their provider did not answer in
+    time, where the others answered with an error. A one-shot tick names them and exits 1
+    (`jarvis.cli.ticks`)."""
+    cut = {_observe_cut(time_limit), _metrics_cut(time_limit)}
+    return [name for name, error in errors.items() if error in cut]
+
+
+def _observe_cut(time_limit: float) -> str:
+    return f"observe timed out after {time_limit:g}s"
+
+
+def _metrics_cut(time_limit: float) -> str:
+    return f"metrics read timed out after {time_limit:g}s"
 
 
 def _merge(
@@ -174,7 +191,7 @@ async def enrich(
             with anyio.fail_after(time_limit):
                 reading = await source.read()
         except TimeoutError:
-            errors[source.name] = f"metrics read timed out after {time_limit:g}s"
+            errors[source.name] = _metrics_cut(time_limit)
         except ActuatorError as exc:
             errors[source.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
         except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick

@@ -230,8 +230,8 @@ def test_a_tick_with_many_unknowns_and_a_hanging_provider_asks_within_its_bounds
 ) -> None:
     """With 24 unknowns open and Cloud Run accepting requests it never answers, a one-shot
     tick sends 8 questions at once and starts none after the apply timeout: 8 reach Cloud
-    Run, then observe's read; the tick is recorded finished, nothing is confirmed. The
-    next tick, Cloud Run answering again, asks about all 24."""
+    Run, then observe's read; the tick is recorded finished, nothing is confirmed, and it
+    exits 1 naming Cloud Run. The next tick, Cloud Run answering again, asks about all 24."""
     ids = anyio.run(seed_unknowns, database_url)
     # Threads enough for every question (the default 4 would queue half of them), and
     # a request timeout past the apply timeout: no hung read is cut and sent again.
@@ -247,7 +247,9 @@ def test_a_tick_with_many_unknowns_and_a_hanging_provider_asks_within_its_bounds
     cloudrun.hang(path_contains=SERVICE_PATH)
 
     done = jarvis("tick", "--json", env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
+    # Cloud Run did not answer observe in time: the tick says so and exits 1.
+    assert done.returncode == 1, done.stderr
+    assert "no answer: cloudrun did not answer within loop.observe_timeout" in done.stderr
     report = json.loads(done.stdout)
     assert service_reads(cloudrun) == QUESTIONS_AT_ONCE + 1
     assert list(report["observe_errors"]) == ["cloudrun"]

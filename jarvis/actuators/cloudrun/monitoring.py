@@ -36,7 +36,7 @@ import google.auth.transport.requests
 from google.auth import credentials as gcreds
 from google.auth import exceptions as gauth
 
-from jarvis.actuators.base import ActuatorError
+from jarvis.actuators.base import ActuatorError, abandonable
 from jarvis.actuators.prometheus.source import PrometheusSource
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.config.metrics import WINDOW_PLACEHOLDER, CloudMonitoringSettings, PrometheusSettings
@@ -120,7 +120,7 @@ class BearerToken:
     async def __call__(self) -> Mapping[str, str]:
         try:
             with anyio.fail_after(self._timeout):
-                token = await anyio.to_thread.run_sync(self._token, abandon_on_cancel=True)
+                token = await abandonable(self._token)
         except TimeoutError:
             raise ActuatorError(
                 f"{NAME}: no access token within {self._timeout:g}s", code="auth"
