@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 
 from tests.cli.conftest import Jarvis, jarvis_env
-from tests.daemon import get, running
+from tests.daemon import readyz_until, running
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.private_redis import PrivateRedis, private_redis
 
@@ -140,18 +140,6 @@ async def _set_password(pg: PrivatePostgres, password: str) -> None:
         await admin.close()
 
 
-def _readyz_until(base: str, want: int, deadline: float, saying: str = "") -> dict[str, object]:
-    """/readyz's body, read with the admin token, once it answers ``want`` ``saying`` that
-    (a pooled connection the server ended fails first as a lost one)."""
-    while True:
-        status, body = get(f"{base}/readyz", TOKEN)
-        if status == want and saying in body:
-            parsed: dict[str, object] = json.loads(body)
-            return parsed
-        assert time.monotonic() < deadline, f"/readyz still answers {status}: {body}"
-        time.sleep(0.2)
-
-
 def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_set_right(
     server: PrivatePostgres, tmp_path: Path
 ) -> None:
@@ -168,7 +156,7 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
     try:
         with running(tmp_path, env, "--interval", "0.5") as daemon:
             anyio.run(_set_password, server, ROTATED)
-            body = _readyz_until(daemon.base, 503, time.monotonic() + 60, "refused")
+            body = readyz_until(daemon.base, TOKEN, 503, time.monotonic() + 60, "refused")
             checks = body["checks"]
             assert isinstance(checks, dict)
             assert "refused these credentials (role jarvis" in checks["store"]
@@ -180,7 +168,7 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
                 time.sleep(0.2)
             assert spool.stat().st_size > 0
             anyio.run(_set_password, server, PASSWORD)
-            _readyz_until(daemon.base, 200, time.monotonic() + 60)
+            readyz_until(daemon.base, TOKEN, 200, time.monotonic() + 60)
             output = daemon.stop()
             assert daemon.process.returncode == 0, output
     finally:
@@ -251,7 +239,7 @@ def test_redis_password_rotated_under_the_daemon_fails_safe_and_says_why(
                 check=True,
                 timeout=20,
             )
-        body = _readyz_until(daemon.base, 503, time.monotonic() + 60, "refused")
+        body = readyz_until(daemon.base, TOKEN, 503, time.monotonic() + 60, "refused")
         checks = body["checks"]
         assert isinstance(checks, dict)
         assert "the server refused these credentials" in checks["killswitch"]
