@@ -118,10 +118,11 @@ async def open_store(
     everything, where nothing that can write the database replays it. Only a
     kill-switch flip held in Redis passes ``refuse_unwritable=False``: the switch
     is flipped already, and its event had better wait in a spool than nowhere.
-    PostgreSQL that answers but refuses the writes (a read-only role or database)
-    is told only at the first flush: a command's store then raises in one line
-    and spools nothing (`EventStore.spool_refusals`), where the ``daemon``'s
-    waits it out in the spool (a standby the URL reaches after a failover).
+    PostgreSQL that answers but refuses the writes (a read-only role or database, or
+    credentials refused since the command connected) is told only at the first flush:
+    a command's store then raises in one line and spools nothing
+    (`EventStore.spool_refusals`), where the ``daemon``'s waits it out in the spool (a
+    standby the URL reaches after a failover).
     """
     from jarvis.store import EventStore, Redactor
     from jarvis.store.direct import sqlite_file
