@@ -180,6 +180,20 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
     _no_secret(output, json.dumps(body))
 
 
+async def _sessions_ended(pg: PrivatePostgres) -> None:
+    """Until role ``jarvis`` has no session left: pg_terminate_backend only signals them,
+    and a session not yet gone would take the tick's writes with the old password."""
+    deadline = time.monotonic() + 20
+    admin = await asyncpg.connect(pg.admin_dsn)
+    try:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'jarvis'"
+        while await admin.fetchval(query):
+            assert time.monotonic() < deadline, "the sessions of role jarvis did not end"
+            await anyio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
 class _Held(BaseHTTPRequestHandler):
     """Answers a GET 200 once the test lets it (`_Holding.answer`), saying it was asked."""
 
@@ -253,6 +267,7 @@ def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
         try:
             assert endpoint.asked.wait(timeout=60), "the tick never probed the endpoint"
             anyio.run(_set_password, server, ROTATED)
+            anyio.run(_sessions_ended, server)
             endpoint.answer.set()
             out, err = process.communicate(timeout=120)
         finally:
