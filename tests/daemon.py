@@ -31,7 +31,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cli.conftest import jarvis_argv
 from tests.loopback import free_port
 
-__all__ = ["Daemon", "free_port", "get", "http_port", "running", "sample", "wait_for"]
+__all__ = [
+    "Daemon",
+    "free_port",
+    "get",
+    "http_port",
+    "readyz_until",
+    "running",
+    "sample",
+    "wait_for",
+]
 
 
 def get(
@@ -63,6 +72,20 @@ def wait_for(url: str, deadline: float, process: subprocess.Popen[bytes] | None 
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} never answered 200")
+
+
+def readyz_until(
+    base: str, token: str, want: int, deadline: float, saying: str = ""
+) -> dict[str, object]:
+    """/readyz's body, read with the admin ``token`` (to which it says why a check fails),
+    once it answers ``want`` ``saying`` that; fails at ``deadline``."""
+    while True:
+        status, body = get(f"{base}/readyz", token)
+        if status == want and saying in body:
+            parsed: dict[str, object] = json.loads(body)
+            return parsed
+        assert time.monotonic() < deadline, f"/readyz still answers {status}: {body}"
+        time.sleep(0.2)
 
 
 def http_port(

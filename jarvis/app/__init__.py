@@ -118,10 +118,11 @@ async def open_store(
     everything, where nothing that can write the database replays it. Only a
     kill-switch flip held in Redis passes ``refuse_unwritable=False``: the switch
     is flipped already, and its event had better wait in a spool than nowhere.
-    PostgreSQL that answers but refuses the writes (a read-only role or database)
-    is told only at the first flush: a command's store then raises in one line
-    and spools nothing (`EventStore.spool_refusals`), where the ``daemon``'s
-    waits it out in the spool (a standby the URL reaches after a failover).
+    PostgreSQL that answers but refuses the writes (a read-only role or database, or
+    credentials refused since the command connected) is told only at the first flush:
+    a command's store then raises in one line and spools nothing
+    (`EventStore.spool_refusals`), where the ``daemon``'s waits it out in the spool (a
+    standby the URL reaches after a failover).
     """
     from jarvis.store import EventStore, Redactor
     from jarvis.store.direct import sqlite_file
@@ -201,21 +202,21 @@ def killswitch_backend(settings: Settings, store: EventStore) -> KillSwitchBacke
     return DbKillSwitch(store.engine)
 
 
-async def _check_credentials(backend: KillSwitchBackend) -> None:
-    """Read the kill switch once: credentials its server refuses stop a start in one line
-    (exit 2), as the database's do, since no tick could ever read it; closes ``backend``
-    then. Any other failure is the loop's to meet: a Redis down at start may come back,
-    and meanwhile the switch reads engaged (fails safe)."""
+async def _check_switch_access(backend: KillSwitchBackend) -> None:
+    """Read the kill switch once: a lasting refusal (credentials its server refuses, a user
+    its ACL denies the switch's commands or key) stops a start in one line (exit 2), as the
+    database's does, since no tick could ever read it; closes ``backend`` then. Any other
+    failure is the loop's to meet: a Redis down at start may come back, and meanwhile the
+    switch reads engaged (fails safe)."""
     from jarvis.store import StoreError
-    from jarvis.store.errors import CredentialsRefusedError
 
     try:
         await backend.read()
-    except CredentialsRefusedError:
+    except StoreError as exc:
+        if not exc.lasting:
+            return
         await backend.aclose()
         raise
-    except StoreError:
-        return
 
 
 async def build_app(
@@ -257,7 +258,7 @@ async def build_app(
     try:
         backend = switch or killswitch_backend(settings, store)
         if switch is None and settings.redis_url:
-            await _check_credentials(backend)
+            await _check_switch_access(backend)
         killswitch = KillSwitch(backend, store, clock)
         built = (
             list(actuators) if actuators is not None else build_sensors(settings, clock, providers)

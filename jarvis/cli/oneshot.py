@@ -148,11 +148,20 @@ async def holding_lease(
             f"`jarvis {command}` would act beside it. Let the daemon act, or use --dry-run"
         )
     app.reconciler.act_as(fence)
+    failed: Exception | None = None
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(elector.run)
-            yield
+            try:
+                yield
+            except Exception as exc:  # noqa: BLE001 - raised below, past the group
+                # The body's error leaves as itself: the task group would wrap it in an
+                # ExceptionGroup, which `jarvis.cli.common.run` prints as a traceback (a
+                # tick whose database refused its last flush).
+                failed = exc
             group.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
     finally:
         app.reconciler.act_as(None)
         with anyio.CancelScope(shield=True):

@@ -26,6 +26,7 @@ from jarvis.store.backend import OUTCOME_KINDS, EventBackend, FlushResult
 from jarvis.store.errors import (
     LeaseLostError,
     StoreError,
+    credentials_refused,
     describe,
     insufficient_privilege,
     is_lasting,
@@ -85,10 +86,11 @@ class EventStore:
         self._dead_letters = 0
         self.spool_refusals = True
         """Whether a database that answers but refuses the writes (read-only: a standby after
-        a failover, ``default_transaction_read_only``; a role without the privilege) is
-        waited out in the spool, as the daemon does. False for a one-shot command
-        (`jarvis.app.open_store`): it raises in one line and spools nothing, since its spool
-        would wait where nothing that can write the database replays it."""
+        a failover, ``default_transaction_read_only``; a role without the privilege; its
+        credentials, refused since the process connected) is waited out in the spool, as the
+        daemon does. False for a one-shot command (`jarvis.app.open_store`): it raises in one
+        line and spools nothing, since its spool would wait where nothing that can write the
+        database replays it."""
         self.write_error: str | None = None
         """Why the last flush did not reach the database (None when it did): for /readyz."""
         self.write_lasting = False
@@ -500,5 +502,7 @@ class EventStore:
 
 
 def _refused(exc: BaseException) -> bool:
-    """Whether the database answered and refused the write: no outage to wait out."""
-    return refuses_writes(exc) or insufficient_privilege(exc)
+    """Whether the database answered and refused the write: no outage to wait out. Its
+    credentials refused count (a password rotated after the command connected): as with a
+    grant, only a corrected URL or server writes again."""
+    return refuses_writes(exc) or insufficient_privilege(exc) or credentials_refused(exc)

@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     ExecAbortError,
+    NoPermissionError,
     RedisError,
     ResponseError,
     WatchError,
@@ -50,7 +51,9 @@ class RedisKillSwitch:
         )
         given = self._client.connection_pool.connection_kwargs
         self._where = f"Redis at {_address(given)}"
+        self._user = _user(given)
         self._who = _credentials(given)
+        self._rule = _acl_rule(key, db=int(given.get("db") or 0))
 
     async def read(self) -> KillSwitchState | None:
         """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
@@ -125,11 +128,20 @@ class RedisKillSwitch:
 
     def _error(self, doing: str, exc: BaseException) -> StoreError:
         """The one line for a failed read or write (``doing``: what, and from or to): refused
-        credentials said as such, naming the user but never the password, and lasting."""
+        credentials, or a user the server's ACL denies a command or the key, said as such,
+        naming the user but never the password, and lasting."""
         if _credentials_refused(exc):
             return CredentialsRefusedError(
                 f"cannot {doing} {self._where}: the server refused these credentials "
                 f"({self._who}): {describe(exc)}; fix the user or password in redis_url"
+            )
+        if isinstance(exc, NoPermissionError):
+            # Redis's 42501: the user logged in, and no wait brings the grant.
+            return StoreError(
+                f"cannot {doing} {self._where}: its ACL denies user {self._user} what the "
+                f"kill switch needs: {describe(exc)}; grant it (ACL SETUSER {self._user} "
+                f"{self._rule}), or give redis_url a user that has it",
+                lasting=True,
             )
         return StoreError(f"cannot {doing} {self._where}: {describe(exc)}")
 
@@ -174,10 +186,25 @@ def _credentials_refused(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
 
 
+def _acl_rule(key: str, *, db: int = 0) -> str:
+    """The ACL rule a Redis user needs for the kill switch at ``key``: the commands `read`,
+    `write` and `release` send (HGETALL; DEL and HSET inside MULTI/EXEC; WATCH, and the
+    UNWATCH redis-py sends when a watched release stops short), SELECT for a database other
+    than 0 (sent as each connection opens), and that one key."""
+    select = " +select" if db else ""
+    return f"+hgetall +del +hset +multi +exec +watch +unwatch{select} ~{key}"
+
+
+def _user(kwargs: Mapping[str, object]) -> str:
+    """The user the URL names; Redis's ``default`` when it names none."""
+    return str(kwargs.get("username") or "default")
+
+
 def _credentials(kwargs: Mapping[str, object]) -> str:
     """Which credentials the URL gave, in words: the user, and whether a password was given."""
-    user = kwargs.get("username") or "default"
-    return f"user {user}, {'a password' if kwargs.get('password') else 'no password'} given"
+    return (
+        f"user {_user(kwargs)}, {'a password' if kwargs.get('password') else 'no password'} given"
+    )
 
 
 def _address(kwargs: Mapping[str, object]) -> str:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_env
-from tests.daemon import get, running
+from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env
+from tests.daemon import readyz_until, running
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.private_redis import PrivateRedis, private_redis
 
@@ -140,18 +143,6 @@ async def _set_password(pg: PrivatePostgres, password: str) -> None:
         await admin.close()
 
 
-def _readyz_until(base: str, want: int, deadline: float, saying: str = "") -> dict[str, object]:
-    """/readyz's body, read with the admin token, once it answers ``want`` ``saying`` that
-    (a pooled connection the server ended fails first as a lost one)."""
-    while True:
-        status, body = get(f"{base}/readyz", TOKEN)
-        if status == want and saying in body:
-            parsed: dict[str, object] = json.loads(body)
-            return parsed
-        assert time.monotonic() < deadline, f"/readyz still answers {status}: {body}"
-        time.sleep(0.2)
-
-
 def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_set_right(
     server: PrivatePostgres, tmp_path: Path
 ) -> None:
@@ -168,7 +159,7 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
     try:
         with running(tmp_path, env, "--interval", "0.5") as daemon:
             anyio.run(_set_password, server, ROTATED)
-            body = _readyz_until(daemon.base, 503, time.monotonic() + 60, "refused")
+            body = readyz_until(daemon.base, TOKEN, 503, time.monotonic() + 60, "refused")
             checks = body["checks"]
             assert isinstance(checks, dict)
             assert "refused these credentials (role jarvis" in checks["store"]
@@ -180,13 +171,120 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
                 time.sleep(0.2)
             assert spool.stat().st_size > 0
             anyio.run(_set_password, server, PASSWORD)
-            _readyz_until(daemon.base, 200, time.monotonic() + 60)
+            readyz_until(daemon.base, TOKEN, 200, time.monotonic() + 60)
             output = daemon.stop()
             assert daemon.process.returncode == 0, output
     finally:
         anyio.run(_set_password, server, PASSWORD)
     assert "Traceback" not in output
     _no_secret(output, json.dumps(body))
+
+
+async def _sessions_ended(pg: PrivatePostgres) -> None:
+    """Until role ``jarvis`` has no session left: pg_terminate_backend only signals them,
+    and a session not yet gone would take the tick's writes with the old password."""
+    deadline = time.monotonic() + 20
+    admin = await asyncpg.connect(pg.admin_dsn)
+    try:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'jarvis'"
+        while await admin.fetchval(query):
+            assert time.monotonic() < deadline, "the sessions of role jarvis did not end"
+            await anyio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+class _Held(BaseHTTPRequestHandler):
+    """Answers a GET 200 once the test lets it (`_Holding.answer`), saying it was asked."""
+
+    server: _Holding
+
+    def do_GET(self) -> None:
+        self.server.asked.set()
+        self.server.answer.wait(timeout=120)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        """Quiet: the test reads the command's output, not the endpoint's."""
+
+
+class _Holding(ThreadingHTTPServer):
+    """An HTTP endpoint whose answer waits for the test: a moment inside a tick's observe,
+    after the command connected to its database and before it records the tick."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Held)
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+
+
+@contextmanager
+def _holding_endpoint() -> Iterator[_Holding]:
+    endpoint = _Holding()
+    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.answer.set()
+        endpoint.shutdown()
+        endpoint.server_close()
+
+
+def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
+    server: PrivatePostgres, tmp_path: Path
+) -> None:
+    """`jarvis tick` whose password changes after it connected (the server ending its
+    sessions) exits 2 saying the server refused its credentials and that its events were
+    not recorded, nor spooled, as with a read-only or under-privileged database: it does
+    not report success with its events in a spool that waits for a corrected URL."""
+    spool = tmp_path / "spool.jsonl"
+    with _holding_endpoint() as endpoint:
+        config = tmp_path / "jarvis.toml"
+        config.write_text(
+            "[loop]\ninterval = 300\nobserve_timeout = 90\n"
+            '[[probes.endpoints]]\nname = "held"\n'
+            f'url = "http://127.0.0.1:{endpoint.server_port}/"\ntimeout_seconds = 60\n',
+            encoding="utf-8",
+        )
+        env = jarvis_env(
+            tmp_path,
+            JARVIS_DATABASE_URL=server.url("jarvis", PASSWORD, "jarvis"),
+            JARVIS_SPOOL_PATH=str(spool),
+            JARVIS_CONFIG=str(config),
+        )
+        process = subprocess.Popen(
+            jarvis_argv("tick"),
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert endpoint.asked.wait(timeout=60), "the tick never probed the endpoint"
+            anyio.run(_set_password, server, ROTATED)
+            anyio.run(_sessions_ended, server)
+            endpoint.answer.set()
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            anyio.run(_set_password, server, PASSWORD)
+    assert process.returncode == 2, out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert (
+        f"PostgreSQL at 127.0.0.1:{server.port} refused these credentials (role jarvis" in errors[0]
+    )
+    assert errors[0].endswith("its events were not recorded, nor spooled"), errors[0]
+    assert "Traceback" not in err
+    assert not spool.exists() or not spool.read_text(encoding="utf-8")
+    _no_secret(out, err)
 
 
 @pytest.fixture
@@ -251,7 +349,7 @@ def test_redis_password_rotated_under_the_daemon_fails_safe_and_says_why(
                 check=True,
                 timeout=20,
             )
-        body = _readyz_until(daemon.base, 503, time.monotonic() + 60, "refused")
+        body = readyz_until(daemon.base, TOKEN, 503, time.monotonic() + 60, "refused")
         checks = body["checks"]
         assert isinstance(checks, dict)
         assert "the server refused these credentials" in checks["killswitch"]
