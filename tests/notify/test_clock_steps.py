@@ -10,13 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jarvis.model import Event, EventKind
-from jarvis.store.tables import events as events_table
 from tests.notify.conftest import Rig, RigFactory
 from tests.notify.receivers import Receivers
-from tests.notify.test_delivery import escalation, record
+from tests.notify.test_delivery import escalation, record, record_in
 from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -105,20 +103,3 @@ async def test_a_step_forward_of_a_day_does_not_make_a_short_outage_page(
     rig.clock.jump(rig.clock.now() + timedelta(days=1))
     await rig.rounds(6, step=10.0)
     assert receivers.pagerduty == [] and receivers.slack == []
-
-
-async def record_in(connection: AsyncConnection, event: Event) -> None:
-    """Insert ``event`` on ``connection`` (an open transaction), as a slow writer would."""
-    await connection.execute(
-        events_table.insert().values(
-            ts=event.ts,
-            kind=event.kind.value,
-            resource=event.resource,
-            action_kind=event.action_kind,
-            policy=event.policy,
-            reason=event.reason,
-            payload=dict(event.payload),
-            action_id=event.action_id,
-            idempotency_key=event.idempotency_key,
-        )
-    )

@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 import anyio
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jarvis.model import Event, EventKind
 from tests.notify.conftest import ROUTING_KEY, Rig, RigFactory
@@ -43,6 +44,14 @@ def reset(resource: str, at: datetime) -> Event:
 async def record(rig: Rig, *events: Event) -> None:
     rig.store.append(events)
     await rig.store.flush()
+
+
+async def record_in(connection: AsyncConnection, event: Event) -> None:
+    """Insert ``event`` on ``connection`` (an open transaction), as a slow writer would."""
+    from jarvis.store.codec import event_row
+    from jarvis.store.tables import events
+
+    await connection.execute(events.insert().values(event_row(event)))
 
 
 def text_of(message: EmailMessage) -> tuple[str, str]:
@@ -300,24 +309,10 @@ async def test_an_event_committed_after_a_later_id_still_pages(
     rig: Rig, receivers: Receivers
 ) -> None:
     """Ids commit out of order; the cursor waits at the gap rather than skip the escalation."""
-    from jarvis.store.tables import events as events_table
-
     esc = escalation("sim://ai-dawg-ai-brain", rig.clock.now())
     async with rig.store.engine.connect() as slow:
         transaction = await slow.begin()
-        await slow.execute(
-            events_table.insert().values(
-                ts=esc.ts,
-                kind=esc.kind.value,
-                resource=esc.resource,
-                action_kind=esc.action_kind,
-                policy=esc.policy,
-                reason=esc.reason,
-                payload=dict(esc.payload),
-                action_id=esc.action_id,
-                idempotency_key=esc.idempotency_key,
-            )
-        )
+        await record_in(slow, esc)
         # A later id commits first: another writer's tick.
         later = Event(
             kind=EventKind.TICK_FINISHED, ts=rig.clock.now(), idempotency_key="t:finished"
