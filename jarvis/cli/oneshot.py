@@ -14,6 +14,13 @@ With shards (`loop.shards` > 1) it refuses: the shard leases fence the fleet.
 On SQLite, where there is no lease, the command takes the file's node lock
 (`jarvis.store.nodelock`) for as long as it acts: beside a running `jarvis
 run` (or another acting one-shot) it exits 2 naming the holder's pid.
+
+Its tick is bounded by ``loop.tick_timeout`` as the daemon's is, by the
+scheduler's own `jarvis.loop.scheduler.bounded_tick` (`one_tick`): a cron of
+`jarvis tick` whose applies hang holds the lock or lease no longer than the
+daemon's tick would. A cut tick records what the daemon's does, is flushed (or,
+what the database did not take, spooled) before the lock or lease is released,
+and the command exits 1 with one line (`TickCutError`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,37 @@ from jarvis.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from jarvis.app import App
+    from jarvis.loop.reconciler import TickReport
+
+
+class TickCutError(Exception):
+    """A one-shot's tick cut at ``loop.tick_timeout``: it may work later (exit 1)."""
+
+    def __init__(self, timeout: float, *, records: bool) -> None:
+        done = (
+            "what it did is recorded, and what it planned and did not reach is blocked "
+            "with reason tick_timeout (jarvis events); the next tick takes them up"
+            if records
+            else "nothing was recorded"
+        )
+        super().__init__(
+            f"the tick was cut at loop.tick_timeout ({timeout:g} s), as the daemon's is: "
+            f"{done}. The log above says what was slow; raise loop.tick_timeout if a tick "
+            "must take longer"
+        )
+
+
+async def one_tick(
+    app: App, settings: Settings, *, dry_run: bool, records: bool = True
+) -> TickReport:
+    """The one-shot's tick, bounded by ``loop.tick_timeout`` exactly as the daemon's; raises
+    `TickCutError` when the bound cut it (what it cut is recorded and flushed by then)."""
+    from jarvis.loop.scheduler import bounded_tick
+
+    report = await bounded_tick(app.reconciler, settings.tick_timeout, dry_run=dry_run)
+    if report is None:
+        raise TickCutError(settings.tick_timeout, records=records)
+    return report
 
 
 @asynccontextmanager
@@ -57,7 +95,20 @@ async def acting_app(
                     await app.reconciler.load_unknowns()
                 yield app
         finally:
-            await app.aclose()
+            await _close(app)
+
+
+async def _close(app: App) -> None:
+    """Spool what the tick's flushes left buffered (a flush cut after a cut tick), then close:
+    a one-shot exits with every event written or spooled, as the daemon does at its stop."""
+    import structlog
+
+    spooled = await app.store.park()
+    if spooled:
+        structlog.get_logger("jarvis.cli").warning(
+            "events spooled at exit: the database did not take them in time", events=spooled
+        )
+    await app.aclose()
 
 
 @contextmanager

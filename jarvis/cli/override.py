@@ -82,7 +82,7 @@ def override(
 
     async def main() -> TickReport:
         from jarvis.app import build_app
-        from jarvis.cli.oneshot import acting_app
+        from jarvis.cli.oneshot import acting_app, one_tick
         from jarvis.providers import acting_schemes
 
         def build() -> Awaitable[App]:
@@ -91,7 +91,7 @@ def override(
 
         dry = dry_run or settings.dry_run
         async with acting_app(settings, params.kind, build, dry_run=dry) as app:
-            return await app.reconciler.tick(dry_run=dry)
+            return await one_tick(app, settings, dry_run=dry)
 
     report = run(main)
     print_report(report, as_json=as_json)

@@ -63,7 +63,7 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
     from jarvis.app import build_app
-    from jarvis.cli.oneshot import acting_app
+    from jarvis.cli.oneshot import acting_app, one_tick
 
     async def build() -> App:
         if record:
@@ -74,7 +74,7 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     async with acting_app(
         settings, "tick", build, dry_run=dry_run or not record, records=record
     ) as app:
-        return await app.reconciler.tick(dry_run=dry_run)
+        return await one_tick(app, settings, dry_run=dry_run, records=record)
 
 
 async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend | None]:

@@ -75,11 +75,12 @@ def relay() -> Iterator[SilentServer]:
             yield server
 
 
-def recorded(tmp_path: Path) -> list[tuple[str, str | None, str | None]]:
-    """(kind, resource, reason) of every event in tmp_path's database, in order."""
+def recorded(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(kind, resource, reason) of every event in tmp_path's database, in order ("" for
+    none)."""
     with sqlite3.connect(tmp_path / "jarvis.db") as db:
         rows = db.execute("SELECT kind, resource, reason FROM events ORDER BY id").fetchall()
-    return [(kind, resource, reason) for kind, resource, reason in rows]
+    return [(kind, resource or "", reason or "") for kind, resource, reason in rows]
 
 
 def test_a_tick_whose_applies_hang_ends_at_its_tick_timeout_and_records_the_cut(
@@ -115,3 +116,5 @@ def test_a_tick_whose_applies_hang_ends_at_its_tick_timeout_and_records_the_cut(
     assert sorted(unknown) == sorted(sent)  # the apply in flight too: no intent left open
     assert sorted(sent + cut) == sorted(sick)  # every proposal ends unknown or cut
     assert not {"action.applied", "action.failed"} & set(kinds)
+    spool = tmp_path / "spool.jsonl"
+    assert not spool.exists() or not spool.read_text(), "events left in the spool"
