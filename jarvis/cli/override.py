@@ -11,8 +11,9 @@ only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked, failed, its outcome is unknown (a provider
-that did not answer in time, named on stderr), or found its target gone since
-observed (the printed report says which),
+that did not answer in time, named on stderr), found its target gone since
+observed (the printed report says which), or its tick was cut at
+``loop.tick_timeout`` (`jarvis.cli.oneshot.TickCutError`, one line on stderr),
 2 for a malformed resource URI or option, a resource no provider has
 (every provider answered and none named it), a kind no provider applies on
 the resource's scheme (`start` of a `sim://` service), a resource its provider
