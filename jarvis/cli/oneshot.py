@@ -58,13 +58,24 @@ class TickCutError(Exception):
 
 
 async def one_tick(
-    app: App, settings: Settings, *, dry_run: bool, records: bool = True
+    settings: Settings,
+    command: str,
+    build: Callable[[], Awaitable[App]],
+    *,
+    dry_run: bool,
+    records: bool = True,
 ) -> TickReport:
-    """The one-shot's tick, bounded by ``loop.tick_timeout`` exactly as the daemon's; raises
-    `TickCutError` when the bound cut it (what it cut is recorded and flushed by then)."""
+    """One tick of the app ``build`` makes, acting alone (`acting_app`), bounded by
+    ``loop.tick_timeout`` exactly as the daemon's (`bounded_tick`).
+
+    A cut tick raises `TickCutError` only here, once the lock or lease is released and
+    the app closed with its record flushed or spooled: raised inside the lease's task
+    group it would reach the operator as an exception group's traceback.
+    """
     from jarvis.loop.scheduler import bounded_tick
 
-    report = await bounded_tick(app.reconciler, settings.tick_timeout, dry_run=dry_run)
+    async with acting_app(settings, command, build, dry_run=dry_run, records=records) as app:
+        report = await bounded_tick(app.reconciler, settings.tick_timeout, dry_run=dry_run)
     if report is None:
         raise TickCutError(settings.tick_timeout, records=records)
     return report

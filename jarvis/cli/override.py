@@ -83,16 +83,14 @@ def override(
 
     async def main() -> TickReport:
         from jarvis.app import build_app
-        from jarvis.cli.oneshot import acting_app, one_tick
+        from jarvis.cli.oneshot import one_tick
         from jarvis.providers import acting_schemes
 
         def build() -> Awaitable[App]:
             policy = OneShot(action, schemes=acting_schemes())
             return build_app(settings, policies=[policy], recover_orphans=False)
 
-        dry = dry_run or settings.dry_run
-        async with acting_app(settings, params.kind, build, dry_run=dry) as app:
-            return await one_tick(app, settings, dry_run=dry)
+        return await one_tick(settings, params.kind, build, dry_run=dry_run or settings.dry_run)
 
     report = run(main)
     print_report(report, as_json=as_json)
