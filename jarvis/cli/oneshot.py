@@ -76,6 +76,8 @@ async def one_tick(
 
     async with acting_app(settings, command, build, dry_run=dry_run, records=records) as app:
         report = await bounded_tick(app.reconciler, settings.tick_timeout, dry_run=dry_run)
+        if report is None:
+            await _spool_rest(app)
     if report is None:
         raise TickCutError(settings.tick_timeout, records=records)
     return report
@@ -106,12 +108,13 @@ async def acting_app(
                     await app.reconciler.load_unknowns()
                 yield app
         finally:
-            await _close(app)
+            await app.aclose()
 
 
-async def _close(app: App) -> None:
-    """Spool what the tick's flushes left buffered (a flush cut after a cut tick), then close:
-    a one-shot exits with every event written or spooled, as the daemon does at its stop."""
+async def _spool_rest(app: App) -> None:
+    """Spool what a cut tick's flush left buffered (the database did not take it within the
+    flush's few seconds): the process exits with every event written or spooled, as the
+    daemon does at its stop."""
     import structlog
 
     spooled = await app.store.park()
@@ -119,7 +122,6 @@ async def _close(app: App) -> None:
         structlog.get_logger("jarvis.cli").warning(
             "events spooled at exit: the database did not take them in time", events=spooled
         )
-    await app.aclose()
 
 
 @contextmanager
