@@ -184,6 +184,7 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run an async command body, mapping known failures to exit statuses."""
     import anyio
 
+    from jarvis.cli.oneshot import TickCutError
     from jarvis.config import ConfigError
     from jarvis.store import StoreError
     from jarvis.store.errors import is_lasting
@@ -201,6 +202,8 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
         fail(str(exc), EXIT_CONFIG if is_lasting(exc) else EXIT_FAILED)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    except TickCutError as exc:
+        fail(str(exc), EXIT_FAILED)
 
 
 def to_jsonable(value: Any) -> Any:

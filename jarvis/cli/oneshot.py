@@ -14,6 +14,13 @@ With shards (`loop.shards` > 1) it refuses: the shard leases fence the fleet.
 On SQLite, where there is no lease, the command takes the file's node lock
 (`jarvis.store.nodelock`) for as long as it acts: beside a running `jarvis
 run` (or another acting one-shot) it exits 2 naming the holder's pid.
+
+Its tick is bounded by ``loop.tick_timeout`` as the daemon's is, by the
+scheduler's own `jarvis.loop.scheduler.bounded_tick` (`one_tick`): a cron of
+`jarvis tick` whose applies hang holds the lock or lease no longer than the
+daemon's tick would. A cut tick records what the daemon's does, is flushed (or,
+what the database did not take, spooled) before the lock or lease is released,
+and the command exits 1 with one line (`TickCutError`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,50 @@ from jarvis.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from jarvis.app import App
+    from jarvis.loop.reconciler import TickReport
+
+
+class TickCutError(Exception):
+    """A one-shot's tick cut at ``loop.tick_timeout``: it may work later (exit 1)."""
+
+    def __init__(self, timeout: float, *, records: bool) -> None:
+        done = (
+            "what it did is recorded, and what it planned and did not reach is blocked "
+            "with reason tick_timeout (jarvis events); the next tick takes them up"
+            if records
+            else "nothing was recorded"
+        )
+        super().__init__(
+            f"the tick was cut at loop.tick_timeout ({timeout:g} s), as the daemon's is: "
+            f"{done}. The log above says what was slow; raise loop.tick_timeout if a tick "
+            "must take longer"
+        )
+
+
+async def one_tick(
+    settings: Settings,
+    command: str,
+    build: Callable[[], Awaitable[App]],
+    *,
+    dry_run: bool,
+    records: bool = True,
+) -> TickReport:
+    """One tick of the app ``build`` makes, acting alone (`acting_app`), bounded by
+    ``loop.tick_timeout`` exactly as the daemon's (`bounded_tick`).
+
+    A cut tick raises `TickCutError` once the lock or lease is released and the app
+    closed, its record flushed or spooled: the operator reads the line after what the
+    tick did has been made safe.
+    """
+    from jarvis.loop.scheduler import bounded_tick
+
+    async with acting_app(settings, command, build, dry_run=dry_run, records=records) as app:
+        report = await bounded_tick(app.reconciler, settings.tick_timeout, dry_run=dry_run)
+        if report is None:
+            await _spool_rest(app)
+    if report is None:
+        raise TickCutError(settings.tick_timeout, records=records)
+    return report
 
 
 @asynccontextmanager
@@ -58,6 +109,19 @@ async def acting_app(
                 yield app
         finally:
             await app.aclose()
+
+
+async def _spool_rest(app: App) -> None:
+    """Spool what a cut tick's flush left buffered (the database did not take it within the
+    flush's few seconds): the process exits with every event written or spooled, as the
+    daemon does at its stop."""
+    import structlog
+
+    spooled = await app.store.park()
+    if spooled:
+        structlog.get_logger("jarvis.cli").warning(
+            "events spooled at exit: the database did not take them in time", events=spooled
+        )
 
 
 @contextmanager

@@ -11,8 +11,9 @@ only build the action's parameters.
 
 Exit status: 0 when the action was applied (or, with ``--dry-run``, would
 have been), 1 when it was blocked, failed, its outcome is unknown (a provider
-that did not answer in time, named on stderr), or found its target gone since
-observed (the printed report says which),
+that did not answer in time, named on stderr), found its target gone since
+observed (the printed report says which), or its tick was cut at
+``loop.tick_timeout`` (`jarvis.cli.oneshot.TickCutError`, one line on stderr),
 2 for a malformed resource URI or option, a resource no provider has
 (every provider answered and none named it), a kind no provider applies on
 the resource's scheme (`start` of a `sim://` service), a resource its provider
@@ -82,16 +83,14 @@ def override(
 
     async def main() -> TickReport:
         from jarvis.app import build_app
-        from jarvis.cli.oneshot import acting_app
+        from jarvis.cli.oneshot import one_tick
         from jarvis.providers import acting_schemes
 
         def build() -> Awaitable[App]:
             policy = OneShot(action, schemes=acting_schemes())
             return build_app(settings, policies=[policy], recover_orphans=False)
 
-        dry = dry_run or settings.dry_run
-        async with acting_app(settings, params.kind, build, dry_run=dry) as app:
-            return await app.reconciler.tick(dry_run=dry)
+        return await one_tick(settings, params.kind, build, dry_run=dry_run or settings.dry_run)
 
     report = run(main)
     print_report(report, as_json=as_json)

@@ -63,7 +63,7 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
     # `plan` reads the ledger, history and kill switch but writes no event: a
     # fresh process sees every resource as changed and would record them all.
     from jarvis.app import build_app
-    from jarvis.cli.oneshot import acting_app
+    from jarvis.cli.oneshot import one_tick
 
     async def build() -> App:
         if record:
@@ -71,10 +71,8 @@ async def _one_tick(settings: Settings, *, dry_run: bool, record: bool = True) -
         store, switch = await _read_only(settings)
         return await build_app(settings, recover_orphans=False, store=store, switch=switch)
 
-    async with acting_app(
-        settings, "tick", build, dry_run=dry_run or not record, records=record
-    ) as app:
-        return await app.reconciler.tick(dry_run=dry_run)
+    # `plan` is a dry run (nothing applied, no lock or lease taken) that records nothing.
+    return await one_tick(settings, "tick", build, dry_run=dry_run or not record, records=record)
 
 
 async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend | None]:

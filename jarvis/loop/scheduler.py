@@ -12,7 +12,10 @@ stepped back nor counts the day it stepped forward as skipped boundaries.
 
 The simulation (`jarvis.simulation.harness`) runs this same scheduler with
 `TickHooks`: injecting faults before a tick, checking invariants after it, and
-ending the run by returning False from either.
+ending the run by returning False from either. The one-shot commands (`jarvis
+tick`, `plan`, the overrides) run their one tick through `bounded_tick`, the
+scheduler's own bound, so a cron of `jarvis tick` keeps to ``loop.tick_timeout``
+as the daemon does and records what the bound cut off the same way.
 """
 
 from __future__ import annotations
@@ -182,7 +185,7 @@ class Scheduler:
             boundary = self._next_boundary(boundary, origin, started)
             if self.hooks is not None and not await self.hooks.after_tick(result):
                 break
-        await self._settle(last=True)
+        await self._settle()
 
     def _next_boundary(self, boundary: int, origin: float, started: float) -> int:
         """The next boundary still ahead of now; skipping any is an overrun, counted.
@@ -205,31 +208,24 @@ class Scheduler:
         outcome: TickOutcome = "ok"
         report: TickReport | None = None
         error: Exception | None = None
-        # The deadline is the event loop's time, not `self.clock`'s: a virtual
-        # clock never blocks, so in virtual time only a real hang can reach it.
-        with self.shutdown.bound(self.tick_timeout) as scope:
-            try:
-                report = await self.reconciler.tick()
-            except LeaseLostError as exc:
-                outcome = "failed"
-                error = exc
-                self.failed += 1
-                log.warning("lease lost mid-tick: nothing more is applied", error=str(exc))
-                if self.gate is not None:
-                    await self.gate.lost(str(exc))
-            except Exception as exc:
-                outcome = "failed"
-                error = exc
-                self.failed += 1
-                log.exception("tick failed")
-        if scope.cancelled_caught:
-            outcome = "timed_out"
-            self.timed_out += 1
-            if self.stopping:
-                log.warning("tick cut short by the shutdown", grace=self.shutdown_grace)
-            else:
-                log.error("tick timed out", timeout=self.tick_timeout)
-            await self._settle()
+        try:
+            report = await bounded_tick(self.reconciler, self.tick_timeout)
+        except LeaseLostError as exc:
+            outcome = "failed"
+            error = exc
+            self.failed += 1
+            log.warning("lease lost mid-tick: nothing more is applied", error=str(exc))
+            if self.gate is not None:
+                await self.gate.lost(str(exc))
+        except Exception as exc:
+            outcome = "failed"
+            error = exc
+            self.failed += 1
+            log.exception("tick failed")
+        else:
+            if report is None:
+                outcome = "timed_out"
+                self.timed_out += 1
         self.ticks += 1
         self.metrics.ticked(outcome)
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
@@ -242,9 +238,40 @@ class Scheduler:
             return await gate.ready()
         return False  # cut short by the shutdown deadline
 
-    async def _settle(self, *, last: bool = False) -> None:
-        """Flush what a cut-short tick buffered; never longer than a few seconds, nor past
-        the shutdown deadline, or for the ``last`` flush a little past it (`Shutdown.settling`):
-        what is left then, the daemon spools."""
-        with self.shutdown.settling(5) if last else self.shutdown.bound(5, shield=True):
+    async def _settle(self) -> None:
+        """The last flush: a few seconds at most, a little past the shutdown deadline
+        (`Shutdown.settling`); what is left then, the daemon spools."""
+        with self.shutdown.settling(SETTLE):
             await self.reconciler.flush()
+
+
+SETTLE = 5.0
+"""Seconds at most the flush after a cut tick waits (never past the shutdown deadline)."""
+
+
+async def bounded_tick(
+    reconciler: Reconciler, tick_timeout: float, *, dry_run: bool | None = None
+) -> TickReport | None:
+    """One tick of ``reconciler`` cut at ``tick_timeout`` seconds (or the shutdown deadline);
+    None when it was cut. What it raises is the caller's.
+
+    The scheduler ticks through it, and so do the one-shot commands: one bound, one
+    record of a cut tick. What the cut stops is recorded by the tick itself: an apply
+    in flight runs on as one shielded unit to its own deadline (``action.unknown`` if
+    its provider stays silent), the actions planned and not reached are blocked
+    ``tick_timeout`` (`Reconciler._apply_all`), and no ``tick.finished`` is written.
+    That record is flushed here, for a few seconds at most, never past the shutdown
+    deadline: what the flush leaves stays buffered for the caller's last flush or spool.
+    """
+    # The deadline is the event loop's time, not the reconciler's clock: a virtual
+    # clock never blocks, so in virtual time only a real hang can reach it.
+    shutdown = reconciler.shutdown
+    with shutdown.bound(tick_timeout):
+        return await reconciler.tick(dry_run=dry_run)
+    if reconciler.stopping:
+        log.warning("tick cut short by the shutdown")
+    else:
+        log.error("tick timed out", timeout=tick_timeout)
+    with shutdown.bound(SETTLE, shield=True):
+        await reconciler.flush()
+    return None
