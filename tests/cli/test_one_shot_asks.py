@@ -200,14 +200,15 @@ async def lead(url: str) -> None:
 UNKNOWNS = 3 * QUESTIONS_AT_ONCE
 
 
-async def seed_unknowns(url: str) -> list[str]:
-    """Restarts of ``api`` by earlier one-shot ticks, each ended unknown, oldest first."""
+async def seed_unknowns(url: str, count: int = UNKNOWNS) -> list[str]:
+    """``count`` restarts of ``api`` by earlier one-shot ticks, each ended unknown, a
+    minute apart up to a minute ago, oldest first."""
     store = await EventStore.connect(url, auto_migrate=True)
     action = Action(ResourceRef.parse(API), Restart(), "heal", "unhealthy")
     now = datetime.now(UTC)
     ids = []
     try:
-        for minutes in range(UNKNOWNS, 0, -1):
+        for minutes in range(count, 0, -1):
             ts = now - timedelta(minutes=minutes)
             tick_id = ev.tick_id_for(ts, "cron")
             action_id = ev.action_id_for(tick_id, action)
