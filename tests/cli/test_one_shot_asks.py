@@ -232,7 +232,8 @@ def test_a_tick_with_many_unknowns_and_a_hanging_provider_asks_within_its_bounds
     """With 24 unknowns open and Cloud Run accepting requests it never answers, a one-shot
     tick sends 8 questions at once while it observes, starts none after the observe
     timeout and cuts those in flight then: 8 reach Cloud Run, and observe's read; the
-    tick is recorded finished, nothing is confirmed, and it exits 1 naming Cloud Run. The next tick, Cloud Run answering again, asks about all 24."""
+    tick is recorded finished, nothing is confirmed, and it exits 1 naming Cloud Run. The
+    next tick, Cloud Run answering again, asks about all 24."""
     ids = anyio.run(seed_unknowns, database_url)
     # Threads enough for every question (the default 4 would queue half of them), and
     # a request timeout past the apply timeout: no hung read is cut and sent again.
