@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 import anyio
 import structlog
@@ -78,15 +77,10 @@ log = structlog.get_logger("jarvis.reconciler")
 LLM_USAGE = str(LLM_USAGE_REF)
 
 
-class Seen(NamedTuple):
-    """What one observe read, before it is recorded: resources by URI, errors by sensor,
-    the sensors whose error is partial (with the URI prefixes gone), the providers that
-    did not answer."""
-
-    resources: dict[str, ResourceState]
-    errors: dict[str, str]
-    partial: dict[str, tuple[str, ...]]
-    unanswered: frozenset[str]
+Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
+"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
+sensors whose error is partial (with the URI prefixes gone), the providers that did not
+answer. A plain tuple: one is built every tick."""
 
 
 class Reconciler:
@@ -426,7 +420,7 @@ class Reconciler:
         unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
-        return Seen(resources, errors, partial, unanswered)
+        return resources, errors, partial, unanswered
 
     def _observed(self, tick_id: str, seen: Seen) -> Snapshot:
         """Record what `_observe` read, feed the breakers and endpoints: the tick's snapshot."""
