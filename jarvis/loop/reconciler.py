@@ -71,8 +71,6 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 
 
 log = structlog.get_logger("jarvis.reconciler")
-
-
 #: The resource whose usage facet the unpriced-model gauges read.
 LLM_USAGE = str(LLM_USAGE_REF)
 
