@@ -74,7 +74,9 @@ class Dispatcher:
         Recovery asks it of an orphaned intent, the loop of one closed as
         unknown (`jarvis.loop.unknowns`). An error or a hang (bounded as an
         apply is) is not certain either: the intent then stays unknown, as it
-        was before providers were asked.
+        was before providers were asked. Unlike an apply it is not shielded: a
+        read left half done changes nothing, so the tick's own bound on its
+        questions (the observe timeout) cuts it.
         """
         actuator = self._confirmer(intent)
         if actuator is None or intent.action_id is None:
@@ -82,7 +84,7 @@ class Dispatcher:
         target = ResourceRef.parse(intent.resource or "")
         key = idempotency_key(intent.action_id)
         proof: str | None = None
-        with self.shutdown.bound(self.apply_timeout, shield=True):
+        with self.shutdown.bound(self.apply_timeout):
             try:
                 proof = await actuator.confirm_applied(target, intent.action_kind or "", key)
             except Exception as exc:  # noqa: BLE001 - any failure leaves the outcome unknown

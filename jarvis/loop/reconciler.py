@@ -45,7 +45,7 @@ from jarvis.loop.record import (
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.shutdown import Shutdown
-from jarvis.loop.unknowns import OpenUnknowns
+from jarvis.loop.unknowns import Confirmed, OpenUnknowns
 from jarvis.model import (
     Action,
     BlockReason,
@@ -73,6 +73,12 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 log = structlog.get_logger("jarvis.reconciler")
 #: The resource whose usage facet the unpriced-model gauges read.
 LLM_USAGE = str(LLM_USAGE_REF)
+
+
+Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
+"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
+sensors whose error is partial (with the URI prefixes gone), the providers that did not
+answer. A plain tuple: one is built every tick."""
 
 
 class Reconciler:
@@ -126,9 +132,10 @@ class Reconciler:
             self.ledger,
             self.dispatcher.confirmed,
             self.dispatcher.confirms,
-            patience=self.dispatcher.apply_timeout,
+            patience=observe_timeout,
         )
-        """Intents closed as unknown, asked about each tick (`jarvis.loop.unknowns`)."""
+        """Intents closed as unknown, asked about each tick while it observes
+        (`jarvis.loop.unknowns`)."""
         self.fleet_window = fleet_window
         """With shards, the loop interval: the per-tick bound and the fleet breaker count
         every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
@@ -226,7 +233,7 @@ class Reconciler:
                 now,
                 stopped,
                 self.dispatcher.confirmed,
-                patience=self.unknowns.patience,
+                patience=self.dispatcher.apply_timeout,
             )
             for closed in await asked:
                 self.recorder.recovered(closed)
@@ -319,12 +326,13 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
-        for confirmed in await self.unknowns.ask(now, self.owns):
+        closed, seen = await self._ask_and_observe(now)
+        for confirmed in closed:
             rec.confirmed(confirmed)
         await self.changes.refresh(self.store)
         # Read once per tick for the gauge; actions read it again right before applying.
         await self._read_killswitch()
-        snapshot = await self._observe(tick_id)
+        snapshot = self._observed(tick_id, seen)
         await self._peer_failures()
         report = TickReport(tick_id=tick_id, started_at=now, snapshot=snapshot)
         # What a restart now would load, no more: a week of a fleet's events held
@@ -373,7 +381,31 @@ class Reconciler:
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
         return report
 
-    async def _observe(self, tick_id: str) -> Snapshot:
+    async def _ask_and_observe(self, now: datetime) -> tuple[list[Confirmed], Seen]:
+        """The open unknowns' questions (`OpenUnknowns.ask`) and the observe, at once.
+
+        Both only read the providers, and each keeps to ``loop.observe_timeout``, so a
+        provider that answers neither costs the tick one observe timeout and leaves it
+        its apply timeout: asked first, the questions had taken up to twice that, and
+        every tick was cut before it applied anything. What either found is recorded
+        after both (`_tick`), in the order it always was, before the policies and the
+        guard read the ledger the proofs changed. Nearly every tick has nothing open:
+        no task group then.
+        """
+        if not self.unknowns.pending:
+            return [], await self._observe()
+        closed: list[Confirmed] = []
+
+        async def ask() -> None:
+            closed.extend(await self.unknowns.ask(now, self.owns))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ask)
+            seen = await self._observe()
+        return closed, seen
+
+    async def _observe(self) -> Seen:
+        """Read every sensor and metric source; nothing is recorded yet (`_observed`)."""
         resources, errors, others, partial = await observe_all(
             self.actuators, self.observe_timeout, self.metrics, self.owns
         )
@@ -386,6 +418,11 @@ class Reconciler:
         unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
         if self.sources:
             await enrich(resources, self.sources, self.observe_timeout, errors)
+        return resources, errors, partial, unanswered
+
+    def _observed(self, tick_id: str, seen: Seen) -> Snapshot:
+        """Record what `_observe` read, feed the breakers and endpoints: the tick's snapshot."""
+        resources, errors, partial, unanswered = seen
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
         # A partial error is the resources' own (a permission on one service): the

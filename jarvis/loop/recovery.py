@@ -18,7 +18,11 @@ counts them.
 The questions are the loop's own (`jarvis.loop.unknowns.ask_all`): at most
 `QUESTIONS_AT_ONCE` in flight, none started past ``patience`` (the apply
 timeout), so many orphans on a slow provider delay the first tick by about
-twice the apply timeout, not by one question each in turn. An orphan not
+twice the apply timeout, not by one question each in turn. That is more
+patient than a tick, which keeps its questions to the observe timeout (they
+must leave it time to apply): at start nothing else waits on them but the
+first tick, and an orphan left unasked is charged a failure that can escalate
+into a quarantine no later proof lifts. An orphan not
 asked in time is closed unknown like one not proven, and the loop asks about
 it from its first tick on: the attempt counts meanwhile (never applied twice),
 and a quarantine its failure causes stays until an operator lifts it. `recover`

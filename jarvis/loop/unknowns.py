@@ -6,18 +6,24 @@ an answer lost after sending; or an orphan recovery could not prove) may have
 made its change, and is charged to the retry budget as a failure. The
 reconciler keeps each such intent in its `OpenUnknowns` while the attempt counts
 in the retry budget's window (``retry.window_seconds`` from the intent's start,
-an hour by default), and at the start of each tick asks, all at once and each
-at most once, the actuator that owns it whether the change with the action's key
-was made: only an actuator that `ConfirmsKeys` is asked (through
+an hour by default), and each tick asks, all at once and each at most once, the
+actuator that owns it whether the change with the action's key was made: only an
+actuator that `ConfirmsKeys` is asked (through
 `jarvis.loop.dispatch.Dispatcher.confirmed`, recovery's question). No proof, or
 a provider that cannot be read, leaves it open for the next tick; past the
 window it is dropped, so a provider that never proves anything is asked a
-bounded number of times. At most `QUESTIONS_AT_ONCE` are in flight, and none
-starts once the tick's ``patience`` (the apply timeout, which also bounds each
-question) has passed: a provider that hangs delays a tick by about twice the
-apply timeout however many unknowns are open, and those not asked wait for the
-next tick (the oldest are asked first); `ask_all` is those questions, which
-recovery asks of orphaned intents at start too. With shards, only the replica that holds the
+bounded number of times. The tick asks while it observes (both only read the
+providers) and keeps its questions to the observe's own budget: at most
+`QUESTIONS_AT_ONCE` are in flight, none starts once the ``patience``
+(``loop.observe_timeout``) has passed, and those still in flight then are cut,
+unproven. So a provider that hangs costs a tick one observe timeout, however
+many unknowns are open, and the tick keeps its apply timeout for its actions
+(before, the questions came first and took up to twice the apply timeout, and
+with a tick timeout of observe + apply every tick was cut before it applied
+anything, on every provider, for as long as the unknowns stayed in the window).
+Those not asked, or cut, wait for the next tick (the oldest are asked first).
+`ask_all` is those questions, which recovery asks of orphaned intents at start
+too, with a patience of its own. With shards, only the replica that holds the
 resource's shard asks (``owns``). The open unknowns are read back from the
 store when a process starts the loop or takes the lead, and when a one-shot
 command (`jarvis tick`, an override) acts as the writer (`load`), so its tick
@@ -34,6 +40,7 @@ counted: the provider did not answer in time, whatever it did.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -64,14 +71,18 @@ class Answers:
     """Questions started before the patience ran out (answered, failed or cut alike)."""
 
 
-async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> Answers:
+async def ask_all(
+    intents: Sequence[Event], ask: Ask, patience: float, *, cut: bool = False
+) -> Answers:
     """Ask whether each of ``intents`` was applied: the proofs found, by action id.
 
     At most `QUESTIONS_AT_ONCE` questions are in flight, started in the order
     given (oldest first), and none starts once ``patience`` seconds have passed:
     a provider that hangs costs about ``patience`` plus one question's own bound
-    (`Dispatcher.confirmed`: the apply timeout), however many intents there are.
-    The intents not asked are ``len(intents) - asked``.
+    (`Dispatcher.confirmed`: the apply timeout), however many intents there are;
+    with ``cut``, ``patience`` alone, the questions still in flight then cut
+    unproven (a tick's, which must leave it time to apply). The intents not asked
+    are ``len(intents) - asked``.
     """
     answers = Answers()
     if not intents:
@@ -88,9 +99,11 @@ async def ask_all(intents: Sequence[Event], ask: Ask, patience: float) -> Answer
         if proof is not None:
             answers.proofs[intent.action_id or ""] = proof
 
-    async with anyio.create_task_group() as group:
-        for intent in intents:
-            group.start_soon(question, intent)
+    # A proof found before the cut is kept: each is noted as it comes.
+    with anyio.CancelScope(deadline=until if cut else math.inf):
+        async with anyio.create_task_group() as group:
+            for intent in intents:
+                group.start_soon(question, intent)
     return answers
 
 
@@ -145,8 +158,13 @@ class OpenUnknowns:
         self._confirms = confirms
         """Whether an intent's actuator can be asked at all (`Dispatcher.confirms`)."""
         self.patience = patience
-        """Seconds into a tick's questions after which no other starts (the apply timeout)."""
+        """Seconds a tick's questions may take, all of them (``loop.observe_timeout``)."""
         self._open: dict[str, Event] = {}
+
+    @property
+    def pending(self) -> bool:
+        """Whether any unknown is open: a tick then asks while it observes."""
+        return bool(self._open)
 
     @property
     def open(self) -> Sequence[Event]:
@@ -179,7 +197,7 @@ class OpenUnknowns:
         horizon = now - self.ledger.budget.window
         self._open = {key: i for key, i in self._open.items() if i.ts > horizon}
         due = [i for i in self.open if owns is None or owns(i.resource or "")]
-        proofs = (await ask_all(due, self._ask, self.patience)).proofs
+        proofs = (await ask_all(due, self._ask, self.patience, cut=True)).proofs
         closed: list[Confirmed] = []
         for intent in due:
             proof = proofs.get(intent.action_id or "")

@@ -200,14 +200,15 @@ async def lead(url: str) -> None:
 UNKNOWNS = 3 * QUESTIONS_AT_ONCE
 
 
-async def seed_unknowns(url: str) -> list[str]:
-    """Restarts of ``api`` by earlier one-shot ticks, each ended unknown, oldest first."""
+async def seed_unknowns(url: str, count: int = UNKNOWNS) -> list[str]:
+    """``count`` restarts of ``api`` by earlier one-shot ticks, each ended unknown, a
+    minute apart up to a minute ago, oldest first."""
     store = await EventStore.connect(url, auto_migrate=True)
     action = Action(ResourceRef.parse(API), Restart(), "heal", "unhealthy")
     now = datetime.now(UTC)
     ids = []
     try:
-        for minutes in range(UNKNOWNS, 0, -1):
+        for minutes in range(count, 0, -1):
             ts = now - timedelta(minutes=minutes)
             tick_id = ev.tick_id_for(ts, "cron")
             action_id = ev.action_id_for(tick_id, action)
@@ -229,9 +230,10 @@ def test_a_tick_with_many_unknowns_and_a_hanging_provider_asks_within_its_bounds
     jarvis: Jarvis, tmp_path: Path, cloudrun: FakeCloudRun, database_url: str
 ) -> None:
     """With 24 unknowns open and Cloud Run accepting requests it never answers, a one-shot
-    tick sends 8 questions at once and starts none after the apply timeout: 8 reach Cloud
-    Run, then observe's read; the tick is recorded finished, nothing is confirmed, and it
-    exits 1 naming Cloud Run. The next tick, Cloud Run answering again, asks about all 24."""
+    tick sends 8 questions at once while it observes, starts none after the observe
+    timeout and cuts those in flight then: 8 reach Cloud Run, and observe's read; the
+    tick is recorded finished, nothing is confirmed, and it exits 1 naming Cloud Run. The
+    next tick, Cloud Run answering again, asks about all 24."""
     ids = anyio.run(seed_unknowns, database_url)
     # Threads enough for every question (the default 4 would queue half of them), and
     # a request timeout past the apply timeout: no hung read is cut and sent again.

@@ -351,6 +351,25 @@ async def test_questions_not_started_within_the_ticks_patience_wait_for_the_next
     assert unknowns.open == []
 
 
+async def test_a_ticks_questions_in_flight_at_its_patience_are_cut_and_stay_open() -> None:
+    """A tick's questions keep to its patience (the observe timeout) as a whole: the one
+    answered is closed, the one whose provider hangs is cut there, unproven, and stays
+    open for the next tick, rather than holding the tick for its own bound."""
+
+    async def ask(intent: Event) -> str | None:
+        if intent.action_id == "a1":
+            await anyio.sleep_forever()
+        return "made"
+
+    unknowns = await unknowns_asking(ask, patience=0.5)
+    for intent in intents(2):
+        unknowns.opened(intent)
+    with anyio.fail_after(30):  # a generous bound: before, the hung question held on
+        closed = await unknowns.ask(datetime(2026, 1, 5, 8, 1, tzinfo=UTC), None)
+    assert [c.intent.action_id for c in closed] == ["a0"]
+    assert [i.action_id for i in unknowns.open] == ["a1"]
+
+
 async def test_orphans_a_hung_provider_cannot_answer_at_start_are_confirmed_by_the_loop(
     make_app: AppFactory, fleet: LandingFleet, clock: VirtualClock
 ) -> None:
