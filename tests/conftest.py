@@ -86,6 +86,22 @@ async def drop_pg_database(url: str) -> None:
         await admin.close()
 
 
+@contextmanager
+def migrated_pg_database() -> Iterator[str]:
+    """A brand-new PostgreSQL database migrated to head, dropped after; sync, for tests
+    that drive `jarvis` processes rather than run in an event loop."""
+    import anyio
+
+    from jarvis.store import upgrade
+
+    url = anyio.run(create_pg_database)
+    try:
+        anyio.run(upgrade, url)
+        yield url
+    finally:
+        anyio.run(drop_pg_database, url)
+
+
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A URL to a brand-new, empty PostgreSQL database, dropped after the test."""

@@ -148,17 +148,10 @@ def cloudrun() -> Iterator[FakeCloudRun]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The embedded SQLite file (the node lock makes a one-shot, or the daemon, the
     writer), or a new migrated PostgreSQL database (each takes the lease), dropped after."""
-    import anyio
-
-    from jarvis.store import upgrade
-    from tests.conftest import create_pg_database, drop_pg_database
+    from tests.conftest import migrated_pg_database
 
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/jarvis.db"
         return
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(upgrade, url)
+    with migrated_pg_database() as url:
         yield url
-    finally:
-        anyio.run(drop_pg_database, url)

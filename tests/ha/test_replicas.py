@@ -25,7 +25,7 @@ import pytest
 from jarvis.model import Event, EventKind
 from jarvis.store import EventStore
 from tests.cli.conftest import jarvis_argv, jarvis_env
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import migrated_pg_database
 from tests.daemon import get, http_port, sample
 
 LEASE = {
@@ -65,15 +65,8 @@ def until(check: Callable[[], object], seconds: float, what: str) -> object:
     raise AssertionError(f"waited {seconds:.0f} s for {what}")
 
 
-@contextmanager
-def migrated_database() -> Iterator[str]:
-    """A brand-new migrated PostgreSQL database, dropped after (sync: tests drive processes)."""
-    url = anyio.run(create_pg_database)
-    try:
-        anyio.run(migrate, url)
-        yield url
-    finally:
-        anyio.run(drop_pg_database, url)
+migrated_database = migrated_pg_database
+"""A brand-new migrated PostgreSQL database, dropped after (the HA tests' name for it)."""
 
 
 @contextmanager
@@ -136,11 +129,6 @@ def pg_url() -> Iterator[str]:
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[Replica]]:
     with running_replicas(tmp_path, pg_url, ["r0", "r1", "r2"]) as started:
         yield started
-
-
-async def migrate(url: str) -> None:
-    store = await EventStore.connect(url, auto_migrate=True)
-    await store.aclose()
 
 
 async def fetch_started(url: str) -> list[Event]:
