@@ -3,13 +3,14 @@
 Called by the reconciler (`jarvis.loop.reconciler`) at the start of each tick.
 Each actuator's `observe()` runs concurrently under its own timeout (those
 `in_process`, reading memory only, one after another in the tick's task); one that
-fails or hangs becomes an error string, never a failed tick. `transitions`
-turns what changed since the last tick into `resource.changed` events.
+fails or hangs becomes an error string, never a failed tick. The metric sources
+are read beside it (`read_source`) and merged into what it saw (`enrich`).
+`transitions` turns what changed since the last tick into `resource.changed` events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -167,10 +168,37 @@ async def _read_each(
             await read(sensor)
 
 
-async def enrich(
+SourceReading = tuple[MetricSource, MetricReading, str | None]
+"""One metric source's read: the source, what it found (nothing when it failed or was cut),
+and what to record under its name (None: nothing)."""
+
+
+async def read_source(source: MetricSource, time_limit: float) -> SourceReading:
+    """``source`` read within ``time_limit`` seconds (``loop.observe_timeout``).
+
+    The reconciler reads each source beside the actuators' observe, in one task group
+    (`Reconciler._ask_and_observe`), and merges the readings once both are done
+    (`enrich`). A source that fails, or answers in part, says why; never raises.
+    """
+    reading = MetricReading(values={})
+    error = None
+    try:
+        with anyio.fail_after(time_limit):
+            reading = await source.read()
+    except TimeoutError:
+        error = _metrics_cut(time_limit)
+    except ActuatorError as exc:
+        error = f"{exc.code}: {exc}" if exc.code else str(exc)
+    except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick
+        error = f"{type(exc).__name__}: {exc}"
+    if reading.problems:
+        error = "; ".join(reading.problems)
+    return source, reading, error
+
+
+def enrich(
     resources: dict[str, ResourceState],
-    sources: Sequence[MetricSource],
-    time_limit: float,
+    readings: Iterable[SourceReading],
     errors: dict[str, str],
 ) -> None:
     """Merge every metric source's reading into ``resources``, in place.
@@ -184,27 +212,9 @@ async def enrich(
     Cloud Run's Admin API reports none, only the floor it keeps warm. Without
     a reading the provider's count stays, and the source's problem is recorded.
     """
-
-    async def read_one(source: MetricSource) -> None:
-        reading = MetricReading(values={})
-        try:
-            with anyio.fail_after(time_limit):
-                reading = await source.read()
-        except TimeoutError:
-            errors[source.name] = _metrics_cut(time_limit)
-        except ActuatorError as exc:
-            errors[source.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
-        except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick
-            errors[source.name] = f"{type(exc).__name__}: {exc}"
-        if reading.problems:
-            errors[source.name] = "; ".join(reading.problems)
-        readings.append((source, reading))
-
-    readings: list[tuple[MetricSource, MetricReading]] = []
-    async with anyio.create_task_group() as group:
-        for source in sources:
-            group.start_soon(read_one, source)
-    for source, reading in readings:
+    for source, reading, error in readings:
+        if error is not None:
+            errors[source.name] = error
         for uri in source.services:
             state = resources.get(uri)
             if state is None:

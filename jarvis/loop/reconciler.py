@@ -31,7 +31,14 @@ from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.gate import Gate
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger
-from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
+from jarvis.loop.observe import (
+    SourceReading,
+    enrich,
+    health_counts,
+    observe_all,
+    read_source,
+    transitions,
+)
 from jarvis.loop.peers import PeerFailures
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import (
@@ -396,30 +403,45 @@ class Reconciler:
         return report
 
     async def _ask_and_observe(self, now: datetime) -> tuple[list[Confirmed], Seen]:
-        """The open unknowns' questions (`OpenUnknowns.ask`) and the observe, at once.
+        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
+        (`read_source`) and the observe, all at once.
 
-        Both only read the providers, and each keeps to ``loop.observe_timeout``, so a
-        provider that answers neither costs the tick one observe timeout and leaves it
-        its apply timeout: asked first, the questions had taken up to twice that, and
-        every tick was cut before it applied anything. What either found is recorded
-        after both (`_tick`), in the order it always was, before the policies and the
-        guard read the ledger the proofs changed. Nearly every tick has nothing open:
-        no task group then.
+        All only read, and each keeps to ``loop.observe_timeout``, so providers and
+        sources that answer nothing cost the tick one observe timeout and leave it its
+        apply timeout. Before, the questions came first and the sources after the
+        observe, each with a timeout of its own: a silent provider and a silent source
+        took twice the observe timeout, and a tick timeout of observe + apply was cut
+        before its applies ended, every tick. The readings are merged into what the
+        observe saw once all are done (`enrich`), their errors after the providers' as
+        before; the proofs are recorded after (`_tick`), before the policies and the
+        guard read the ledger they changed. Nearly every tick has nothing open, and the
+        simulation no source: no task group then.
         """
-        if not self.unknowns.pending:
+        asking = self.unknowns.pending
+        if not asking and not self.sources:
             return [], await self._observe()
         closed: list[Confirmed] = []
+        readings: list[SourceReading] = []
 
         async def ask() -> None:
             closed.extend(await self.unknowns.ask(now, self.owns))
 
+        async def read(source: MetricSource) -> None:
+            readings.append(await read_source(source, self.observe_timeout))
+
         async with anyio.create_task_group() as group:
-            group.start_soon(ask)
+            if asking:
+                group.start_soon(ask)
+            for source in self.sources:
+                group.start_soon(read, source)
             seen = await self._observe()
+        resources, errors, _, _ = seen
+        enrich(resources, readings, errors)
         return closed, seen
 
     async def _observe(self) -> Seen:
-        """Read every sensor and metric source; nothing is recorded yet (`_observed`)."""
+        """Read every sensor; nothing is recorded yet (`_observed`), nor the metric sources'
+        readings merged (`_ask_and_observe`)."""
         resources, errors, others, partial = await observe_all(
             self.actuators, self.observe_timeout, self.metrics, self.owns
         )
@@ -428,10 +450,8 @@ class Reconciler:
         self._fleet = [state.ref for state in resources.values()] + others
         if self.owns is not None:
             resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
-        # Before the metric sources add theirs: a source lists no resources.
+        # The actuators' alone: a metric source lists no resources.
         unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
-        if self.sources:
-            await enrich(resources, self.sources, self.observe_timeout, errors)
         return resources, errors, partial, unanswered
 
     def _observed(self, tick_id: str, seen: Seen) -> Snapshot:

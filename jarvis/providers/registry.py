@@ -322,7 +322,7 @@ def _build(provider: Provider, settings: Settings, clock: Clock) -> Sequence[Sen
 
 
 def build_metric_sources(settings: Settings) -> list[MetricSource]:
-    """The metric sources ``[metrics]`` configures, read after observe each tick.
+    """The metric sources ``[metrics]`` configures, read beside the observe each tick.
 
     `check_allowlist` has checked that their services belong to enabled providers.
     """

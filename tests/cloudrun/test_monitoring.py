@@ -20,7 +20,7 @@ from jarvis.actuators.base import ActuatorError, MetricSource
 from jarvis.actuators.cloudrun.monitoring import TEMPLATES
 from jarvis.actuators.prometheus.source import PrometheusSource
 from jarvis.config import ConfigError, load_settings
-from jarvis.loop.observe import enrich
+from jarvis.loop.observe import enrich, read_source
 from jarvis.model import Health, Metric, Replicas, ResourceRef, ResourceState
 from jarvis.providers import build_metric_sources, check_allowlist
 from tests.cloudrun.conftest import PROJECT, REGION
@@ -118,7 +118,7 @@ async def test_a_missing_instance_count_leaves_the_providers_count_and_the_metri
     await seen(source, lambda v: v[API].get("requests_per_minute", 0) > 0)
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     state = resources[API]
     assert Metric.INSTANCES not in state.metrics
     assert state.replicas is not None and state.replicas.running == 1
@@ -132,7 +132,7 @@ async def test_a_live_instance_count_replaces_replicas_running(
     exporter.traffic("api", Traffic(per_second=5, instances=4))
     await seen(source, lambda v: v[API].get("instances") == 4)
     resources = {API: cloudrun_state(API)}
-    await enrich(resources, [source], 30, {})
+    enrich(resources, [await read_source(source, 30)], {})
     replicas = resources[API].replicas
     assert replicas == Replicas(desired=1, running=4, min=1, max=10)
 
@@ -150,7 +150,7 @@ async def test_no_application_default_credentials_is_one_clear_line(
     assert str(missing) in str(raised.value) and "\n" not in str(raised.value)
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     assert errors["cloud_monitoring"].startswith("auth: cloud_monitoring: no application-default")
     assert google.token_requests == 0
 
@@ -186,7 +186,7 @@ async def test_a_refused_token_is_one_line_per_query_not_a_traceback(
         google.denied = True
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     assert not set(resources[API].metrics) & set(TEMPLATES)
     line = errors["cloud_monitoring"]
     assert line.startswith("unreachable: cloud_monitoring: ") and "\n" not in line
