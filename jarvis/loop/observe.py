@@ -4,7 +4,8 @@ Called by the reconciler (`jarvis.loop.reconciler`) at the start of each tick.
 Each actuator's `observe()` runs concurrently under its own timeout (those
 `in_process`, reading memory only, one after another in the tick's task); one that
 fails or hangs becomes an error string, never a failed tick. The metric sources
-are read beside it (`read_source`) and merged into what it saw (`enrich`).
+are read beside it (`read_source`) and merged into what it saw (`enrich`), and the
+open unknown outcomes are asked about at the same time (`Observer.look`).
 `transitions` turns what changed since the last tick into `resource.changed` events.
 """
 
@@ -27,6 +28,7 @@ from jarvis.actuators.base import (
     in_process,
 )
 from jarvis.loop import events as ev
+from jarvis.loop.unknowns import Confirmed, OpenUnknowns
 from jarvis.model import (
     MAX_URI_BYTES,
     Event,
@@ -38,6 +40,81 @@ from jarvis.model import (
     uri_too_long,
 )
 from jarvis.telemetry.metrics import Metrics
+
+Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
+"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
+sensors whose error is partial (with the URI prefixes gone), the providers that did not
+answer. A plain tuple: one is built every tick."""
+
+
+class Observer:
+    """The tick's observe step: every sensor, every metric source and the open unknowns'
+    questions at once, each within ``loop.observe_timeout``; nothing is recorded here."""
+
+    def __init__(
+        self,
+        actuators: Sequence[Sensor],
+        sources: Sequence[MetricSource],
+        unknowns: OpenUnknowns,
+        time_limit: float,
+        metrics: Metrics,
+    ) -> None:
+        self.actuators = actuators
+        self.sources = sources
+        self.unknowns = unknowns
+        self.time_limit = time_limit
+        self.metrics = metrics
+        self.fleet: list[ResourceRef] = []
+        """Every resource the last observe saw, before the shards were kept: what a
+        disruption budget's percentage is of (its changes are counted fleet-wide)."""
+
+    async def look(
+        self, now: datetime, owns: Callable[[str], bool] | None
+    ) -> tuple[list[Confirmed], Seen]:
+        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
+        (`read_source`) and the observe, all at once; ``owns``: the shards held (None: all).
+
+        All only read, and each keeps to ``loop.observe_timeout``, so providers and
+        sources that answer nothing cost the tick one observe timeout and leave it its
+        apply timeout. The readings are merged into what the observe saw once all are
+        done (`enrich`), their errors after the providers'. The reconciler records the
+        proofs before the policies and the guard read the ledger they changed. Nearly
+        every tick has nothing open, and the simulation no source: no task group then.
+        """
+        asking = self.unknowns.pending
+        if not asking and not self.sources:
+            return [], await self._observe(owns)
+        closed: list[Confirmed] = []
+        readings: list[SourceReading] = []
+
+        async def ask() -> None:
+            closed.extend(await self.unknowns.ask(now, owns))
+
+        async def read(source: MetricSource) -> None:
+            readings.append(await read_source(source, self.time_limit))
+
+        async with anyio.create_task_group() as group:
+            if asking:
+                group.start_soon(ask)
+            for source in self.sources:
+                group.start_soon(read, source)
+            seen = await self._observe(owns)
+        resources, errors, _, _ = seen
+        enrich(resources, readings, errors)
+        return closed, seen
+
+    async def _observe(self, owns: Callable[[str], bool] | None) -> Seen:
+        resources, errors, others, partial = await observe_all(
+            self.actuators, self.time_limit, self.metrics, owns
+        )
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
+        # including what the actuators only listed (out of this replica's scope).
+        self.fleet = [state.ref for state in resources.values()] + others
+        if owns is not None:
+            resources = {uri: state for uri, state in resources.items() if owns(uri)}
+        # The actuators' alone: a metric source lists no resources.
+        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
+        return resources, errors, partial, unanswered
 
 
 async def observe_all(
@@ -177,7 +254,7 @@ async def read_source(source: MetricSource, time_limit: float) -> SourceReading:
     """``source`` read within ``time_limit`` seconds (``loop.observe_timeout``).
 
     The reconciler reads each source beside the actuators' observe, in one task group
-    (`Reconciler._ask_and_observe`), and merges the readings once both are done
+    (`Observer.look`), and merges the readings once both are done
     (`enrich`). A source that fails, or answers in part, says why; never raises.
     """
     reading = MetricReading(values={})

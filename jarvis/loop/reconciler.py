@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import anyio
 import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
@@ -31,14 +30,7 @@ from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.gate import Gate
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger
-from jarvis.loop.observe import (
-    SourceReading,
-    enrich,
-    health_counts,
-    observe_all,
-    read_source,
-    transitions,
-)
+from jarvis.loop.observe import Observer, Seen, health_counts, transitions
 from jarvis.loop.peers import PeerFailures
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import (
@@ -52,7 +44,7 @@ from jarvis.loop.record import (
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.shutdown import Shutdown
-from jarvis.loop.unknowns import Confirmed, OpenUnknowns
+from jarvis.loop.unknowns import OpenUnknowns
 from jarvis.model import (
     Action,
     BlockReason,
@@ -61,7 +53,6 @@ from jarvis.model import (
     EventKind,
     History,
     KillSwitchState,
-    ResourceRef,
     ResourceState,
     Snapshot,
     Verdict,
@@ -80,12 +71,6 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 log = structlog.get_logger("jarvis.reconciler")
 #: The resource whose usage facet the unpriced-model gauges read.
 LLM_USAGE = str(LLM_USAGE_REF)
-
-
-Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
-"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
-sensors whose error is partial (with the URI prefixes gone), the providers that did not
-answer. A plain tuple: one is built every tick."""
 
 
 class Reconciler:
@@ -121,7 +106,6 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.run_id = run_id
-        self.observe_timeout = observe_timeout
         self.dry_run = dry_run
         self.shutdown = Shutdown()
         """The one deadline every wait after `request_stop` shares (`jarvis.loop.shutdown`)."""
@@ -143,6 +127,10 @@ class Reconciler:
         )
         """Intents closed as unknown, asked about each tick while it observes
         (`jarvis.loop.unknowns`)."""
+        self.observer = Observer(
+            self.actuators, self.sources, self.unknowns, observe_timeout, metrics
+        )
+        """The tick's observe step (`jarvis.loop.observe`)."""
         self.fleet_window = fleet_window
         """With shards, the loop interval: the per-tick bound and the fleet breaker count
         every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
@@ -195,9 +183,6 @@ class Reconciler:
         self.leading_since: float | None = None
         """`Clock.monotonic` when this replica last took the lead (`take_lead`); None on a
         single node."""
-        self._fleet: list[ResourceRef] = []
-        """Every resource the last observe saw, before the shards were kept: what a
-        disruption budget's percentage is of (its changes are counted fleet-wide)."""
         self.owns: Callable[[str], bool] | None = None
         """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
         replica holds. Actuators observe only those (`Scope`); what one returns beyond
@@ -347,7 +332,7 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
-        closed, seen = await self._ask_and_observe(now)
+        closed, seen = await self.observer.look(now, self.owns)
         for confirmed in closed:
             rec.confirmed(confirmed)
         await self.changes.refresh(self.store)
@@ -381,7 +366,7 @@ class Reconciler:
                 raise  # the scheduler steps down; nothing more is applied
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
-        await self.gate.pass_through(planned, snapshot, self._fleet, dry, report)
+        await self.gate.pass_through(planned, snapshot, self.observer.fleet, dry, report)
         report.asked_later = [
             intent.action_id
             for intent in self.unknowns.open
@@ -391,7 +376,7 @@ class Reconciler:
         finished = report.finished_at = self.clock.now()
         if self.guard.budgets.budgets:
             remaining = self.guard.budgets.remaining(
-                self.changes.current(finished), self._fleet, finished
+                self.changes.current(finished), self.observer.fleet, finished
             )
             self.metrics.set_budgets(remaining)
             self.budgets_remaining = remaining
@@ -402,67 +387,15 @@ class Reconciler:
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
         return report
 
-    async def _ask_and_observe(self, now: datetime) -> tuple[list[Confirmed], Seen]:
-        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
-        (`read_source`) and the observe, all at once.
-
-        All only read, and each keeps to ``loop.observe_timeout``, so providers and
-        sources that answer nothing cost the tick one observe timeout and leave it its
-        apply timeout. Before, the questions came first and the sources after the
-        observe, each with a timeout of its own: a silent provider and a silent source
-        took twice the observe timeout, and a tick timeout of observe + apply was cut
-        before its applies ended, every tick. The readings are merged into what the
-        observe saw once all are done (`enrich`), their errors after the providers' as
-        before; the proofs are recorded after (`_tick`), before the policies and the
-        guard read the ledger they changed. Nearly every tick has nothing open, and the
-        simulation no source: no task group then.
-        """
-        asking = self.unknowns.pending
-        if not asking and not self.sources:
-            return [], await self._observe()
-        closed: list[Confirmed] = []
-        readings: list[SourceReading] = []
-
-        async def ask() -> None:
-            closed.extend(await self.unknowns.ask(now, self.owns))
-
-        async def read(source: MetricSource) -> None:
-            readings.append(await read_source(source, self.observe_timeout))
-
-        async with anyio.create_task_group() as group:
-            if asking:
-                group.start_soon(ask)
-            for source in self.sources:
-                group.start_soon(read, source)
-            seen = await self._observe()
-        resources, errors, _, _ = seen
-        enrich(resources, readings, errors)
-        return closed, seen
-
-    async def _observe(self) -> Seen:
-        """Read every sensor; nothing is recorded yet (`_observed`), nor the metric sources'
-        readings merged (`_ask_and_observe`)."""
-        resources, errors, others, partial = await observe_all(
-            self.actuators, self.observe_timeout, self.metrics, self.owns
-        )
-        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
-        # including what the actuators only listed (out of this replica's scope).
-        self._fleet = [state.ref for state in resources.values()] + others
-        if self.owns is not None:
-            resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
-        # The actuators' alone: a metric source lists no resources.
-        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
-        return resources, errors, partial, unanswered
-
     def _observed(self, tick_id: str, seen: Seen) -> Snapshot:
-        """Record what `_observe` read, feed the breakers and endpoints: the tick's snapshot."""
+        """Record what `Observer.look` read, feed the breakers and endpoints: the snapshot."""
         resources, errors, partial, unanswered = seen
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
         # A partial error is the resources' own (a permission on one service): the
         # provider answered, so it does not count against the provider's breaker.
         failed = {name: error for name, error in errors.items() if name not in partial}
-        self.breakers.observed(tick_id, now, len(self._fleet), failed)
+        self.breakers.observed(tick_id, now, len(self.observer.fleet), failed)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)
