@@ -92,7 +92,7 @@ def test_a_user_the_acl_denies_exits_2_naming_the_grant(
     assert f"{where} what the kill switch needs: NoPermissionError: " in line
     reason = "no permissions to access one of the keys" if lacking == "key" else "to run the '"
     assert reason in line
-    rule = f"ACL SETUSER {lacking} +hgetall +del +hset +multi +exec +watch +unwatch ~{KEY}"
+    rule = f"ACL SETUSER {lacking} +hgetall +del +hset +multi +exec +watch ~{KEY}"
     assert f"grant it ({rule}), or give redis_url a user that has it" in line
     assert PASSWORD not in done.stdout
 
@@ -126,7 +126,7 @@ def test_a_daemon_whose_user_loses_the_grant_fails_safe_and_says_why(
 ) -> None:
     """A grant taken from the daemon's user while it runs leaves it running with the switch
     read as engaged; /readyz's kill-switch check names the refusal and the rule to grant."""
-    grant = "+hgetall +del +hset +multi +exec +watch +unwatch"
+    grant = "+hgetall +del +hset +multi +exec +watch"
     _redis(redis_server, "ACL", "SETUSER", "commands", *grant.split())
     url = _url(redis_server, "commands")
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=url, JARVIS_ADMIN_TOKEN=TOKEN)
