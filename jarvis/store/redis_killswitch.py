@@ -91,8 +91,9 @@ class RedisKillSwitch:
         Recording a release takes a database round trip or more; an engage
         from another terminal landing in it was overwritten by this release,
         after that operator had been told the switch was engaged. The watch
-        is on the flip's own connection, so one that dies meanwhile fails the
-        write (the next command on it finds it closed) and is no overrun.
+        is on the flip's own connection: Redis gone meanwhile, the MULTI sent
+        on it fails (redis-py reopens only a socket it closed itself, which
+        would have lost the watch), a write error and no overrun.
         """
         try:
             async with self._connection() as connection:
