@@ -23,6 +23,7 @@ from jarvis.config import ConfigError, load_settings
 from jarvis.loop.observe import enrich, read_source
 from jarvis.model import Health, Metric, Replicas, ResourceRef, ResourceState
 from jarvis.providers import build_metric_sources, check_allowlist
+from tests.cli.conftest import Jarvis, jarvis  # noqa: F401 - the fixture
 from tests.cloudrun.conftest import PROJECT, REGION
 from tests.cloudrun.google_front import GoogleFront
 from tests.cloudrun.monitoring_exporter import CloudRunExporter, Traffic
@@ -229,3 +230,65 @@ def test_default_url_and_templates_name_the_project_region_and_services() -> Non
     )
     assert 'response_code_class="5xx"' in source.queries["error_rate"]
     assert "run_googleapis_com:container_instance_count" in source.queries["instances"]
+
+
+def _beside_prometheus(queries: dict[str, str]) -> dict[str, Any]:
+    values = settings_for("http://127.0.0.1:9")
+    values["metrics"]["prometheus"] = {
+        "url": "http://127.0.0.1:9",
+        "queries": queries,
+        "services": {API: "api"},
+    }
+    return values
+
+
+def test_two_sources_supplying_one_metric_of_a_service_are_refused_naming_each_pair() -> None:
+    """Both would be merged in the order they answered, each replacing the other's value (or
+    removing it, when it had none): which one a policy decided on changed from tick to tick."""
+    values = _beside_prometheus(
+        {
+            "requests_per_minute": 'sum by (service) (rate(x{service=~"$services"}[1m]))',
+            "concurrency": 'max by (service) (y{service=~"$services"})',
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_metric_sources(load_settings(**values))
+    lines = str(refused.value).splitlines()
+    assert lines[1:] == [f"  {API}: requests_per_minute from both prometheus and cloud_monitoring"]
+    assert "keep it in one" in lines[0]
+
+
+def test_a_metric_cloud_monitoring_does_not_supply_may_come_from_prometheus() -> None:
+    """Concurrency has no built-in Cloud Monitoring template: Prometheus may supply it."""
+    values = _beside_prometheus({"concurrency": 'max by (service) (y{service=~"$services"})'})
+    sources = build_metric_sources(load_settings(**values))
+    assert [source.name for source in sources] == ["prometheus", "cloud_monitoring"]
+
+
+def test_config_check_refuses_two_sources_of_one_metric_in_one_line_each(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """`jarvis config check` (and so `run`) exits 2 naming the pair, not a traceback."""
+    (tmp_path / "both.toml").write_text(
+        f"""
+[cloudrun]
+project = "{PROJECT}"
+region = "{REGION}"
+services = ["api", "worker"]
+credentials = "anonymous"
+api_endpoint = "http://127.0.0.1:9"
+
+[metrics.cloud_monitoring]
+url = "http://127.0.0.1:9"
+
+[metrics.prometheus]
+url = "http://127.0.0.1:9"
+services = {{ "{API}" = "api" }}
+queries = {{ error_rate = 'sum by (service) (z{{service=~"$services"}})' }}
+"""
+    )
+    result = jarvis("--config", "both.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert f"{API}: error_rate from both prometheus and cloud_monitoring" in result.stderr
+    assert "Traceback" not in result.stderr
