@@ -162,11 +162,16 @@ def db_prune(
     a quarantined resource's escalation, or anything inside the history horizon or the
     longest disruption-budget window.
     """
-    from jarvis.app import build_budgets, build_policies, open_store
+    from jarvis.app import absent_database, build_budgets, build_policies, no_database, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.retention import Pruner
 
     settings = settings_from(ctx)
+    absent = absent_database(settings)
+    if absent is not None:
+        # Opening it would create an empty database (its directory too) and prune
+        # nothing from it: a typo in database_url read as a tidy record.
+        fail(no_database(absent), EXIT_CONFIG)
 
     async def main() -> dict[str, int]:
         store = await open_store(settings)
