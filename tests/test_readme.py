@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,23 @@ def test_every_command_the_readme_names_exists(command: str) -> None:
     if result.exit_code != 0 and len(words) == 2:
         result = CliRunner().invoke(app, [words[0], "--help"])
     assert result.exit_code == 0, (command, result.output)
+
+
+def _helps(command: object, words: list[str]) -> Iterator[tuple[str, str]]:
+    yield " ".join(words), CliRunner().invoke(app, [*words, "--help"]).output
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _helps(sub, [*words, name])
+
+
+def test_every_help_is_written_for_an_operator() -> None:
+    """No `--help` shows a module path or reStructuredText markup meant for the code's readers."""
+    import typer
+
+    written = list(_helps(typer.main.get_command(app), []))
+    assert len(written) > 20
+    for words, text in written:
+        assert "``" not in text, (words, text)
+        assert not re.search(r"`jarvis\.[a-z_.]+`", text), (words, text)
 
 
 def test_the_readme_links_an_architecture_page_that_is_in_the_repository() -> None:

@@ -200,8 +200,9 @@ def db_prune(
 @config_app.command("check")
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden), with a
-    warning for each pair of timeouts that cannot work together (`jarvis.config.timing`)
-    and each resource glob whose ``*`` spans path segments (`jarvis.providers.glob_warnings`)."""
+    warning for each pair of timeouts that cannot work together and each resource glob
+    whose * crosses a "/"."""
+    # The warnings: `jarvis.config.timing` and `jarvis.providers.glob_warnings`.
     settings = settings_from(ctx)
     from jarvis.app import build_guard, notify_channels
     from jarvis.config import ConfigError
