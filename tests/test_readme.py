@@ -245,6 +245,22 @@ def test_the_quickstart_test_command_is_what_ci_runs_and_says_what_it_leaves_out
     assert "slow" in comment and "whole" not in comment, comment
 
 
+def test_the_readme_gives_the_default_tick_timeout_the_settings_take(tmp_path: Path) -> None:
+    """A short `loop.interval` leaves each tick an observe and an apply, as the README says,
+    rather than the interval it once named alone."""
+    said = " ".join(TEXT.split())
+    assert (
+        "The tick timeout defaults to `loop.interval`, or to an observe and an apply "
+        "(`loop.observe_timeout + loop.apply_timeout`) when that is longer (`--interval 2` "
+        "still gives each tick 30 s)"
+    ) in said
+    path = tmp_path / "short.toml"
+    path.write_text("[loop]\ninterval = 2.0\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.tick_timeout == settings.loop.observe_timeout + settings.loop.apply_timeout
+    assert settings.tick_timeout == 30.0
+
+
 def test_the_docs_give_the_uri_limit_the_model_enforces() -> None:
     """The longest resource URI the README and the architecture page name is `MAX_URI_BYTES`."""
     from jarvis.model import MAX_URI_BYTES
