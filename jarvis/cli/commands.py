@@ -55,13 +55,19 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Print recent events, oldest first."""
-    from jarvis.model import EventKind
+    from jarvis.model import EventKind, ResourceRef
 
     settings = settings_from(ctx)
     known = {k.value for k in EventKind}
     for k in kind or []:
         if k not in known:
             fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", EXIT_CONFIG)
+    if resource is not None:
+        # A malformed filter matches nothing: a typo must not read as a quiet resource.
+        try:
+            ResourceRef.parse(resource)
+        except ValueError as exc:
+            fail(str(exc), EXIT_CONFIG)
 
     import anyio
 
