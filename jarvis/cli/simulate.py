@@ -117,7 +117,9 @@ def simulate(
             fail(str(exc), EXIT_CONFIG)
         from rich.console import Console
 
-        console = Console()
+        # Lines never wrapped at 80 columns in a pipe, so a grep finds a whole one; the
+        # tables keep their own layout (`print_table`).
+        console = Console(soft_wrap=True)
         show_progress = console.is_terminal and not as_json
         with _progress(console, show_progress) as callback:
             result = run(lambda: run_simulation(settings, config, progress=callback))

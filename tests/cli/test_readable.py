@@ -93,6 +93,22 @@ def test_simulate_headers_are_never_cut_in_a_pipe(jarvis: Jarvis, tmp_path: Path
         assert word in result.stdout, word
 
 
+def test_simulate_summary_lines_are_one_line_each_in_a_pipe(jarvis: Jarvis, tmp_path: Path) -> None:
+    """The lines between the tables (the faults, the capacity line) are not wrapped at 80
+    columns off a terminal: a grep for a fault or a count finds its whole line."""
+    result = jarvis(
+        "simulate",
+        *("--days", "0.05", "--services", "5", "--faults", "all"),
+        env=jarvis_env(tmp_path, COLUMNS="80"),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (faults,) = [line for line in lines if line.startswith("policies: ")]
+    assert faults.endswith("second_process"), faults
+    (capacity,) = [line for line in lines if line.startswith("capacity below demand: ")]
+    assert "timed out: " in capacity, capacity
+
+
 @pytest.mark.anyio
 async def test_events_shows_outcomes_and_the_new_health(jarvis: Jarvis, tmp_path: Path) -> None:
     """`action.failed` and `action.unknown` show the outcome, not the proposal (recovery's
