@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import anyio
+import anyio.lowlevel
 import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
@@ -361,6 +362,9 @@ class Reconciler:
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
         await self._apply_all(planned, snapshot, dry, report)
+        # A deadline that passed while the last apply ran on (shielded) cuts the tick here,
+        # as one that passed between two applies does: a cut tick has no tick.finished.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         report.asked_later = [
             intent.action_id
             for intent in self.unknowns.open
