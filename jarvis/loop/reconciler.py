@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import anyio
@@ -30,10 +29,11 @@ from jarvis.loop.budgets import ChangeLog
 from jarvis.loop.dispatch import Dispatcher
 from jarvis.loop.endpoints import EndpointConfig, EndpointWatch
 from jarvis.loop.fleetcap import FleetCaps
+from jarvis.loop.gate import Gate
 from jarvis.loop.killswitch import FlipLog, KillSwitch
-from jarvis.loop.ledger import RetryLedger, still_broken
+from jarvis.loop.ledger import RetryLedger
 from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
-from jarvis.loop.peers import PeerFailures, tick_window
+from jarvis.loop.peers import PeerFailures
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import (
     ALERTS_KEPT,
@@ -61,7 +61,7 @@ from jarvis.model import (
     Verdict,
 )
 from jarvis.policies.base import Policy
-from jarvis.safety import Guard, GuardContext, Remaining
+from jarvis.safety import Guard, Remaining
 from jarvis.safety.breakers import BreakerPolicy
 from jarvis.store import EventStore, LeaseLostError, StoreError
 from jarvis.store.fence import Fence, Fences, each
@@ -163,6 +163,20 @@ class Reconciler:
             unknowns=self.unknowns,
             caps=FleetCaps(guard.bounds, guard.budgets, fleet_window) if fleet_window else None,
         )
+        self.gate = Gate(
+            guard=guard,
+            clock=clock,
+            store=store,
+            ledger=self.ledger,
+            recorder=self.recorder,
+            breakers=self.breakers,
+            changes=self.changes,
+            applier=self.applier,
+            killswitch=self._read_killswitch,
+            held_back=self._held_back,
+            fleet_window=fleet_window,
+        )
+        """The tick's guard → apply step (`jarvis.loop.gate`)."""
         self.endpoints = EndpointWatch(
             endpoints or EndpointConfig(), recorder=self.recorder, metrics=metrics
         )
@@ -361,7 +375,7 @@ class Reconciler:
                 raise  # the scheduler steps down; nothing more is applied
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
-        await self._apply_all(planned, snapshot, dry, report)
+        await self.gate.pass_through(planned, snapshot, self._fleet, dry, report)
         # A deadline that passed while the last apply ran on (shielded) cuts the tick here,
         # as one that passed between two applies does: a cut tick has no tick.finished.
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -459,13 +473,6 @@ class Reconciler:
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
             log.warning("other replicas' failures unreadable", error=str(exc))
 
-    def _applied(self, applied: int, now: datetime) -> int:
-        """What the per-tick bound compares: this tick's, or with shards every replica's
-        intents in the current tick window (`jarvis.loop.peers.tick_window`)."""
-        if self.fleet_window is None:
-            return applied
-        return self.changes.started_since(tick_window(now, self.fleet_window))
-
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []
         for policy in self.policies:
@@ -481,87 +488,6 @@ class Reconciler:
         return proposals
 
     # -- guard and apply -----------------------------------------------------
-
-    async def _apply_all(
-        self, planned: Sequence[Action], snapshot: Snapshot, dry: bool, report: TickReport
-    ) -> None:
-        if not planned:
-            return
-        try:
-            await self._guard_each(planned, snapshot, dry, report)
-        except anyio.get_cancelled_exc_class():
-            # The tick's deadline cut it short: what was planned and not decided
-            # is recorded as blocked (the scheduler flushes it), never dropped.
-            decided = {id(d.action) for d in report.decisions}
-            cut = Verdict.block(BlockReason.TICK_TIMEOUT, "the tick ran out of time")
-            for action in planned:
-                if id(action) not in decided:
-                    self.recorder.blocked(report, self.clock.now(), action, cut)
-            raise
-
-    async def _guard_each(
-        self, planned: Sequence[Action], snapshot: Snapshot, dry: bool, report: TickReport
-    ) -> None:
-        applied = 0
-        touched: set[str] = set()
-        killswitch = await self._read_killswitch()
-        fleet = self._fleet
-        for action in planned:
-            held_back = self._held_back(action)
-            if held_back is not None:
-                self.recorder.blocked(report, self.clock.now(), action, held_back)
-                continue
-            now = self.clock.now()
-            ctx = GuardContext(
-                now=now,
-                killswitch=killswitch,
-                retry=self.ledger.get(action.key),
-                current=snapshot.get(str(action.target)),
-                applied_this_tick=self._applied(applied, now),
-                touched=frozenset(touched),
-                dry_run=dry,
-                held=self.breakers.hold(action, self.clock.now()),
-                changes=self.changes.current(now),
-                fleet=fleet,
-            )
-            verdict = self.guard.check(action, ctx)
-            if verdict.allowed or verdict.reason is BlockReason.DRY_RUN:
-                # Only an action the rest of the guard lets through needs the switch
-                # read fresh, right before it is applied; an action blocked anyway
-                # is judged on the last read of this tick, which saves a round trip
-                # per blocked action. An engaged last read blocks the rest of the
-                # tick without reading again: a release mid-tick waits a tick.
-                # With shards the other replicas' intents are read again too.
-                killswitch = await self._read_killswitch()
-                fresh = replace(ctx, killswitch=killswitch)
-                if self.fleet_window is not None:
-                    await self.changes.refresh(self.store)
-                    fresh = replace(
-                        fresh,
-                        applied_this_tick=self._applied(applied, now),
-                        changes=self.changes.current(now),
-                    )
-                verdict = self.guard.check(action, fresh)
-            if not verdict.allowed:
-                self.recorder.blocked(report, self.clock.now(), action, verdict)
-                spent = None
-                if verdict.reason is BlockReason.RETRY_BUDGET:
-                    broken = still_broken(ctx.current)
-                    spent = self.ledger.exhaust(action.key, ctx.now, broken=broken)
-                if spent is not None:
-                    self.recorder.escalated(
-                        report, ctx.now, action, attempts=spent.attempts, error=spent.reason
-                    )
-                continue
-            outcome = await self.applier.apply(action, report, fleet)
-            # Not sent: the intent was not written (store, fleet cap), or the kill switch
-            # engaged while it was and closed it (`Outcome.withheld`).
-            if isinstance(outcome, Verdict):
-                self.recorder.blocked(report, self.clock.now(), action, outcome)
-                continue
-            touched.add(str(action.target))
-            applied += 1
-            report.decisions.append(Decision(action, verdict, outcome))
 
     def _held_back(self, action: Action) -> Verdict | None:
         """Why this replica must not act on ``action`` at all now, before the guard: None if it may.
