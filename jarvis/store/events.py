@@ -283,12 +283,14 @@ class EventStore:
             except Exception as exc:
                 self.write_error = self._why(exc)
                 self.write_lasting = is_lasting(exc)
+                refused = not self.spool_refusals and _refused(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
-                    await self._keep_facts(batch, exc, journal=journal)
+                    # A one-shot the database refuses spools no fact either (`spool_refusals`).
+                    await self._keep_facts(batch, exc, journal=journal and not refused)
                     if isinstance(exc, LeaseLostError):
                         raise
-                    raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
-                refused = not self.spool_refusals and _refused(exc)
+                    why = self._unspooled(exc, refused=refused)
+                    raise LeaseLostError(f"cannot confirm the lease: {why}") from exc
                 if spool is None or not journal or not is_operational(exc) or refused:
                     self._restore(batch, retries)
                     if is_operational(exc) and not isinstance(exc, SpoolError):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env, set_switch
 from tests.daemon import readyz_until, running
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.private_redis import PrivateRedis, private_redis
@@ -234,30 +235,30 @@ def _holding_endpoint() -> Iterator[_Holding]:
         endpoint.server_close()
 
 
-def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
-    server: PrivatePostgres, tmp_path: Path
-) -> None:
-    """`jarvis tick` whose password changes after it connected (the server ending its
-    sessions) exits 2 saying the server refused its credentials and that its events were
-    not recorded, nor spooled, as with a read-only or under-privileged database: it does
-    not report success with its events in a spool that waits for a corrected URL."""
-    spool = tmp_path / "spool.jsonl"
+def _rotated_mid_run(
+    server: PrivatePostgres, tmp_path: Path, argv: list[str], config: str, redis_url: str
+) -> tuple[int, str, str]:
+    """Run `jarvis ARGV` on role ``jarvis``'s database, its password changed (the server
+    ending its sessions) while its tick observes a held endpoint: after it connected and
+    took the lease, before it records anything. The kill switch is in Redis, released, so
+    the tick still reads it and goes on to apply. Its exit status, stdout and stderr."""
+    anyio.run(partial(set_switch, redis_url, engaged=False))
     with _holding_endpoint() as endpoint:
-        config = tmp_path / "jarvis.toml"
-        config.write_text(
+        (tmp_path / "jarvis.toml").write_text(
             "[loop]\ninterval = 300\nobserve_timeout = 90\n"
             '[[probes.endpoints]]\nname = "held"\n'
-            f'url = "http://127.0.0.1:{endpoint.server_port}/"\ntimeout_seconds = 60\n',
+            f'url = "http://127.0.0.1:{endpoint.server_port}/"\ntimeout_seconds = 60\n' + config,
             encoding="utf-8",
         )
         env = jarvis_env(
             tmp_path,
             JARVIS_DATABASE_URL=server.url("jarvis", PASSWORD, "jarvis"),
-            JARVIS_SPOOL_PATH=str(spool),
-            JARVIS_CONFIG=str(config),
+            JARVIS_SPOOL_PATH=str(tmp_path / "spool.jsonl"),
+            JARVIS_CONFIG=str(tmp_path / "jarvis.toml"),
+            JARVIS_REDIS_URL=redis_url,
         )
         process = subprocess.Popen(
-            jarvis_argv("tick"),
+            jarvis_argv(*argv),
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,
@@ -265,7 +266,9 @@ def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
             text=True,
         )
         try:
-            assert endpoint.asked.wait(timeout=60), "the tick never probed the endpoint"
+            if not endpoint.asked.wait(timeout=60):
+                process.kill()
+                pytest.fail(f"the tick never probed the endpoint: {process.communicate()}")
             anyio.run(_set_password, server, ROTATED)
             anyio.run(_sessions_ended, server)
             endpoint.answer.set()
@@ -275,7 +278,39 @@ def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
                 process.kill()
                 process.wait()
             anyio.run(_set_password, server, PASSWORD)
-    assert process.returncode == 2, out + err
+            anyio.run(_end_leases, server)
+    return process.returncode, out, err
+
+
+async def _end_leases(pg: PrivatePostgres) -> None:
+    """End the lease the one-shot could not give back (its password was gone), so the next
+    command on this server's database is not refused as acting beside it."""
+    admin = await asyncpg.connect(pg.admin_dsn.rsplit("/", 1)[0] + "/jarvis")
+    try:
+        await admin.execute("UPDATE leases SET expires_at = now()")
+    finally:
+        await admin.close()
+
+
+OVERRIDE = "sim://ai-dawg-vocal-coach"
+ALLOW_RESTART = '[[allowlist]]\nprovider = "sim"\nresources = "*"\nactions = ["restart"]\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [(["tick"], ""), (["restart", OVERRIDE], ALLOW_RESTART)],
+    ids=["tick", "restart"],
+)
+def test_a_one_shot_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
+    server: PrivatePostgres, tmp_path: Path, redis_url: str, argv: list[str], config: str
+) -> None:
+    """`jarvis tick`, or an override, whose password changes after it connected exits 2
+    saying the server refused its credentials and that its events were not recorded, nor
+    spooled, as with a read-only or under-privileged database: it does not report success
+    with its events in a spool that waits for a corrected URL. The override's refused
+    write is its intent, made under the lease: its facts are not spooled either."""
+    code, out, err = _rotated_mid_run(server, tmp_path, argv, config, redis_url)
+    assert code == 2, out + err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
     assert (
@@ -283,6 +318,7 @@ def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
     )
     assert errors[0].endswith("its events were not recorded, nor spooled"), errors[0]
     assert "Traceback" not in err
+    spool = tmp_path / "spool.jsonl"
     assert not spool.exists() or not spool.read_text(encoding="utf-8")
     _no_secret(out, err)
 
