@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env, set_switch
+from tests.cli.conftest import Jarvis, jarvis_env, set_switch
 from tests.daemon import readyz_until, running
+from tests.held_tick import held_probe, holding_endpoint, run_held
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.private_redis import PrivateRedis, private_redis
 
@@ -195,46 +193,6 @@ async def _sessions_ended(pg: PrivatePostgres) -> None:
         await admin.close()
 
 
-class _Held(BaseHTTPRequestHandler):
-    """Answers a GET 200 once the test lets it (`_Holding.answer`), saying it was asked."""
-
-    server: _Holding
-
-    def do_GET(self) -> None:
-        self.server.asked.set()
-        self.server.answer.wait(timeout=120)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        """Quiet: the test reads the command's output, not the endpoint's."""
-
-
-class _Holding(ThreadingHTTPServer):
-    """An HTTP endpoint whose answer waits for the test: a moment inside a tick's observe,
-    after the command connected to its database and before it records the tick."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Held)
-        self.asked = threading.Event()
-        self.answer = threading.Event()
-
-
-@contextmanager
-def _holding_endpoint() -> Iterator[_Holding]:
-    endpoint = _Holding()
-    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield endpoint
-    finally:
-        endpoint.answer.set()
-        endpoint.shutdown()
-        endpoint.server_close()
-
-
 def _rotated_mid_run(
     server: PrivatePostgres, tmp_path: Path, argv: list[str], config: str, redis_url: str
 ) -> tuple[int, str, str]:
@@ -243,13 +201,13 @@ def _rotated_mid_run(
     took the lease, before it records anything. The kill switch is in Redis, released, so
     the tick still reads it and goes on to apply. Its exit status, stdout and stderr."""
     anyio.run(partial(set_switch, redis_url, engaged=False))
-    with _holding_endpoint() as endpoint:
-        (tmp_path / "jarvis.toml").write_text(
-            "[loop]\ninterval = 300\nobserve_timeout = 90\n"
-            '[[probes.endpoints]]\nname = "held"\n'
-            f'url = "http://127.0.0.1:{endpoint.server_port}/"\ntimeout_seconds = 60\n' + config,
-            encoding="utf-8",
-        )
+
+    def rotate() -> None:
+        anyio.run(_set_password, server, ROTATED)
+        anyio.run(_sessions_ended, server)
+
+    with holding_endpoint() as endpoint:
+        (tmp_path / "jarvis.toml").write_text(held_probe(endpoint) + config, encoding="utf-8")
         env = jarvis_env(
             tmp_path,
             JARVIS_DATABASE_URL=server.url("jarvis", PASSWORD, "jarvis"),
@@ -257,29 +215,11 @@ def _rotated_mid_run(
             JARVIS_CONFIG=str(tmp_path / "jarvis.toml"),
             JARVIS_REDIS_URL=redis_url,
         )
-        process = subprocess.Popen(
-            jarvis_argv(*argv),
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         try:
-            if not endpoint.asked.wait(timeout=60):
-                process.kill()
-                pytest.fail(f"the tick never probed the endpoint: {process.communicate()}")
-            anyio.run(_set_password, server, ROTATED)
-            anyio.run(_sessions_ended, server)
-            endpoint.answer.set()
-            out, err = process.communicate(timeout=120)
+            return run_held(argv, tmp_path, env, endpoint, rotate)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
             anyio.run(_set_password, server, PASSWORD)
             anyio.run(_end_leases, server)
-    return process.returncode, out, err
 
 
 async def _end_leases(pg: PrivatePostgres) -> None:
@@ -318,6 +258,10 @@ def test_a_one_shot_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing
     )
     assert errors[0].endswith("its events were not recorded, nor spooled"), errors[0]
     assert "Traceback" not in err
+    assert "sqlalche.me" not in err  # SQLAlchemy's text, anywhere: the lease's release said it
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (release,) = [line for line in logged if line["event"] == "could not release the lease"]
+    assert release["error"].startswith(f"PostgreSQL at 127.0.0.1:{server.port} refused these")
     spool = tmp_path / "spool.jsonl"
     assert not spool.exists() or not spool.read_text(encoding="utf-8")
     _no_secret(out, err)
