@@ -189,6 +189,7 @@ async def holding_lease(
         app.metrics,
         renew_deadline=settings.lease.renew_deadline,
         retry_period=settings.lease.retry_period,
+        explain=app.store.explain,
     )
     await elector.step()
     fence = elector.fence()
@@ -204,8 +205,8 @@ async def holding_lease(
                     "daemon act, or use --dry-run"
                 )
             why = "see the log"
-            if elector.last_error is not None:  # the database's answer, in one line
-                why = str(app.store.backend.unreachable(elector.last_error))
+            if elector.last_error is not None:
+                why = elector.explain(elector.last_error)
             raise ConfigError(f"`jarvis {command}` could not take the leader lease: {why}")
         raise ConfigError(
             f"{lease.holder} leads the loop on this database (epoch {lease.epoch}): "

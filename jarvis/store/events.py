@@ -281,7 +281,7 @@ class EventStore:
                 self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
                 raise
             except Exception as exc:
-                self.write_error = self._why(exc)
+                self.write_error = self.explain(exc)
                 self.write_lasting = is_lasting(exc)
                 refused = not self.spool_refusals and _refused(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
@@ -386,8 +386,9 @@ class EventStore:
             else failure
         )
 
-    def _why(self, exc: Exception) -> str:
-        """Why a flush did not reach the database, in one line."""
+    def explain(self, exc: BaseException) -> str:
+        """Why a statement (a flush, a lease's) did not reach the database, in one line that
+        names it (`EventBackend.unreachable`), never the password nor SQLAlchemy's text."""
         if isinstance(exc, SpoolError):
             # The spool's disk, with the database perhaps up: not "cannot reach" it.
             return str(exc)
