@@ -20,7 +20,8 @@ scheduler's own `jarvis.loop.scheduler.bounded_tick` (`one_tick`): a cron of
 `jarvis tick` whose applies hang holds the lock or lease no longer than the
 daemon's tick would. A cut tick records what the daemon's does, is flushed (or,
 what the database did not take, spooled) before the lock or lease is released,
-and the command exits 1 with one line (`TickCutError`).
+and the command exits 1 with one line (`TickCutError`; with ``--json`` printed as
+``{"error": LINE}`` too, `jarvis.cli.common.fail`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ observed (the printed report says which), or its tick was cut at
 the resource's scheme (`start` of a `sim://` service), a resource its provider
 answered is not there (a Cloud Run service's 404), or a rollback naming no
 version of a resource whose provider reports none before the current one (`settled`):
-nothing is proposed or recorded as an action then, only a `policy.note`.
+nothing is proposed or recorded as an action then, only a `policy.note`. With
+``--json`` every exit prints one object: the tick's report with its ``error`` (the
+refusal's line, or null), or ``{"error": LINE}`` when it ended before the report.
 """
 
 from __future__ import annotations
