@@ -37,6 +37,23 @@ SERIAL = SICK * APPLY
 DEADLINE = TICK + 40
 """Seconds the command may take here: its tick timeout and a margin for a loaded machine."""
 
+KUBERNETES = f"""
+[kubernetes]
+namespaces = ["default"]
+host = "{{url}}"
+token = "{K8S_TOKEN}"
+request_timeout = 120
+verify_seconds = 0
+"""
+"""The cluster at ``url``, its client's own timeout far past the loop's."""
+
+RESTARTS = """
+[[allowlist]]
+provider = "k8s"
+resources = "*"
+actions = ["restart"]
+"""
+
 CONFIG = f"""
 [loop]
 observe_timeout = {OBSERVE}
@@ -51,19 +68,7 @@ enabled = false
 
 [heal]
 enabled = true
-
-[kubernetes]
-namespaces = ["default"]
-host = "{{url}}"
-token = "{K8S_TOKEN}"
-request_timeout = 120
-verify_seconds = 0
-
-[[allowlist]]
-provider = "k8s"
-resources = "*"
-actions = ["restart"]
-"""
+{KUBERNETES}{RESTARTS}"""
 """Breakers off, so every restart is sent (the provider breaker would hold the fourth)."""
 
 
@@ -153,19 +158,7 @@ OVERRIDE_CONFIG = f"""
 observe_timeout = {OBSERVE}
 apply_timeout = {APPLY}
 tick_timeout = {OBSERVE + APPLY}
-
-[kubernetes]
-namespaces = ["default"]
-host = "{{url}}"
-token = "{K8S_TOKEN}"
-request_timeout = 120
-verify_seconds = 0
-
-[[allowlist]]
-provider = "k8s"
-resources = "*"
-actions = ["restart"]
-{SECTIONS["cloudrun"].replace("{url}", "{cloudrun}")}"""
+{KUBERNETES}{RESTARTS}{SECTIONS["cloudrun"].replace("{url}", "{cloudrun}")}"""
 """The tick timeout at its least, with Cloud Run silent: the observe takes all of
 ``loop.observe_timeout`` (Cloud Run cut), so the restart sent after it is still in flight,
 its own timeout not yet reached, when the tick's runs out."""
@@ -249,14 +242,7 @@ PLAN_CONFIG = f"""
 observe_timeout = {OBSERVE}
 apply_timeout = 0.001
 tick_timeout = {OBSERVE + 0.001}
-
-[kubernetes]
-namespaces = ["default"]
-host = "{{url}}"
-token = "{K8S_TOKEN}"
-request_timeout = 120
-verify_seconds = 0
-"""
+{KUBERNETES}"""
 """A plan applies nothing, so only a tick timeout at its least, the apply timeout tiny,
 cuts it: its tick reads the ledger (`LEDGER_ROWS`) before it observes, and then waits
 all of ``loop.observe_timeout`` on a silent cluster, past the tick's end (on a loaded
