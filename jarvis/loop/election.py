@@ -71,9 +71,9 @@ class Elector:
     ) -> None:
         self.lease = lease
         self.explain = explain
-        """A failed lease statement in one line, for the log: the store's own words (`jarvis.
-        store.errors.describe`; the one-shots pass their store's, which names the database),
-        never SQLAlchemy's text with its SQL and link."""
+        """A failed lease statement in one line, for the log, in the store's words (`describe`
+        by default; the daemon and the one-shots pass `EventStore.explain`, which names the
+        database), never SQLAlchemy's text with its SQL and link."""
         self.monotonic = monotonic
         """The clock deadlines are measured on; the simulation passes its virtual one."""
         self.metrics = metrics
