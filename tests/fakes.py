@@ -1,14 +1,17 @@
 """An in-memory actuator for loop tests: it implements the `Actuator` protocol
 with scripted states and apply hooks, so a test can fail, stall or flip the
-kill switch from inside an apply without patching any Jarvis module."""
+kill switch from inside an apply without patching any Jarvis module; and an
+in-memory metric source (`MetricSource`) that answers, fails or hangs."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jarvis.actuators.base import ActuatorError, Scope
+import anyio
+
+from jarvis.actuators.base import ActuatorError, MetricReading, Scope
 from jarvis.model import (
     Action,
     ActionKind,
@@ -86,6 +89,30 @@ class FakeActuator:
         if isinstance(action.params, Scale) and action.params.replicas is not None:
             service.desired = action.params.replicas
         return Outcome.success("done")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class FakeSource:
+    """A metric source of ``metrics`` for ``services``: it answers ``values`` (with
+    ``problems``), or fails as an unreachable server does, or never answers."""
+
+    values: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    services: Collection[str] = ()
+    metrics: frozenset[str] = frozenset({"requests_per_minute", "error_rate"})
+    problems: tuple[str, ...] = ()
+    fail: bool = False
+    hang: bool = False
+    name: str = "prom"
+
+    async def read(self) -> MetricReading:
+        if self.hang:
+            await anyio.sleep_forever()
+        if self.fail:
+            raise ActuatorError("connection refused", code="unreachable")
+        return MetricReading(values=self.values, problems=self.problems)
 
     async def aclose(self) -> None:
         return None

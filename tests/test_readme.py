@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,23 @@ def test_every_command_the_readme_names_exists(command: str) -> None:
     if result.exit_code != 0 and len(words) == 2:
         result = CliRunner().invoke(app, [words[0], "--help"])
     assert result.exit_code == 0, (command, result.output)
+
+
+def _helps(command: object, words: list[str]) -> Iterator[tuple[str, str]]:
+    yield " ".join(words), CliRunner().invoke(app, [*words, "--help"]).output
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _helps(sub, [*words, name])
+
+
+def test_every_help_is_written_for_an_operator() -> None:
+    """No `--help` shows a module path or reStructuredText markup meant for the code's readers."""
+    import typer
+
+    written = list(_helps(typer.main.get_command(app), []))
+    assert len(written) > 20
+    for words, text in written:
+        assert "``" not in text, (words, text)
+        assert not re.search(r"`jarvis\.[a-z_.]+`", text), (words, text)
 
 
 def test_the_readme_links_an_architecture_page_that_is_in_the_repository() -> None:
@@ -225,6 +243,22 @@ def test_the_quickstart_test_command_is_what_ci_runs_and_says_what_it_leaves_out
     addopts = " ".join(pyproject["tool"]["pytest"]["ini_options"]["addopts"])
     assert "not slow" in addopts
     assert "slow" in comment and "whole" not in comment, comment
+
+
+def test_the_readme_gives_the_default_tick_timeout_the_settings_take(tmp_path: Path) -> None:
+    """A short `loop.interval` leaves each tick an observe and an apply, as the README says,
+    rather than the interval it once named alone."""
+    said = " ".join(TEXT.split())
+    assert (
+        "The tick timeout defaults to `loop.interval`, or to an observe and an apply "
+        "(`loop.observe_timeout + loop.apply_timeout`) when that is longer (`--interval 2` "
+        "still gives each tick 30 s)"
+    ) in said
+    path = tmp_path / "short.toml"
+    path.write_text("[loop]\ninterval = 2.0\n", encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.tick_timeout == settings.loop.observe_timeout + settings.loop.apply_timeout
+    assert settings.tick_timeout == 30.0
 
 
 def test_the_docs_give_the_uri_limit_the_model_enforces() -> None:

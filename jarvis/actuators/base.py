@@ -196,9 +196,9 @@ class MetricReading:
 
 
 class MetricSource(Protocol):
-    """Supplies some metrics of some services, read once per tick after observe.
+    """Supplies some metrics of some services, read once per tick beside the observe.
 
-    The reconciler merges a reading into the observed states
+    Once both are done the reconciler merges a reading into the observed states
     (`jarvis.loop.observe.enrich`): for every service the source names, the
     metrics it supplies replace whatever the service's provider reported, and
     one it has no answer for is absent, so a policy decides nothing on it.

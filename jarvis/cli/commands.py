@@ -55,13 +55,19 @@ def events(
     as_json: JsonOpt = False,
 ) -> None:
     """Print recent events, oldest first."""
-    from jarvis.model import EventKind
+    from jarvis.model import EventKind, ResourceRef
 
     settings = settings_from(ctx)
     known = {k.value for k in EventKind}
     for k in kind or []:
         if k not in known:
             fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", EXIT_CONFIG)
+    if resource is not None:
+        # A malformed filter matches nothing: a typo must not read as a quiet resource.
+        try:
+            ResourceRef.parse(resource)
+        except ValueError as exc:
+            fail(str(exc), EXIT_CONFIG)
 
     import anyio
 
@@ -162,11 +168,16 @@ def db_prune(
     a quarantined resource's escalation, or anything inside the history horizon or the
     longest disruption-budget window.
     """
-    from jarvis.app import build_budgets, build_policies, open_store
+    from jarvis.app import absent_database, build_budgets, build_policies, no_database, open_store
     from jarvis.loop.clock import WallClock
     from jarvis.loop.retention import Pruner
 
     settings = settings_from(ctx)
+    absent = absent_database(settings)
+    if absent is not None:
+        # Opening it would create an empty database (its directory too) and prune
+        # nothing from it: a typo in database_url read as a tidy record.
+        fail(no_database(absent), EXIT_CONFIG)
 
     async def main() -> dict[str, int]:
         store = await open_store(settings)
@@ -195,8 +206,9 @@ def db_prune(
 @config_app.command("check")
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Validate the configuration and print the effective settings (secrets hidden), with a
-    warning for each pair of timeouts that cannot work together (`jarvis.config.timing`)
-    and each resource glob whose ``*`` spans path segments (`jarvis.providers.glob_warnings`)."""
+    warning for each pair of timeouts that cannot work together and each resource glob
+    whose * crosses a "/"."""
+    # The warnings: `jarvis.config.timing` and `jarvis.providers.glob_warnings`.
     settings = settings_from(ctx)
     from jarvis.app import build_guard, notify_channels
     from jarvis.config import ConfigError

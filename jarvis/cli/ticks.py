@@ -202,11 +202,18 @@ def _print_table(report: TickReport, rows: list[dict[str, Any]]) -> None:
         highlight=False,
     )
     # Provider errors, notes and reasons carry outside text: shown, never read as markup.
+    # Each is one line however long, so a pipe (80 columns to rich) never splits a URI.
     for actuator, error in snapshot.errors.items():
-        console.print(f"[red]observe failed[/] {shown(actuator)}: {shown(error)}", highlight=False)
+        console.print(
+            f"[red]observe failed[/] {shown(actuator)}: {shown(error)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for policy, note in report.notes:
         style = "bold yellow" if note.alert else "dim"
-        console.print(f"[{style}]{shown(policy)}[/]: {shown(note.message)}", highlight=False)
+        console.print(
+            f"[{style}]{shown(policy)}[/]: {shown(note.message)}", highlight=False, soft_wrap=True
+        )
     if not rows:
         console.print("nothing to do")
         return

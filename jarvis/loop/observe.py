@@ -3,13 +3,15 @@
 Called by the reconciler (`jarvis.loop.reconciler`) at the start of each tick.
 Each actuator's `observe()` runs concurrently under its own timeout (those
 `in_process`, reading memory only, one after another in the tick's task); one that
-fails or hangs becomes an error string, never a failed tick. `transitions`
-turns what changed since the last tick into `resource.changed` events.
+fails or hangs becomes an error string, never a failed tick. The metric sources
+are read beside it (`read_source`) and merged into what it saw (`enrich`), and the
+open unknown outcomes are asked about at the same time (`Observer.look`).
+`transitions` turns what changed since the last tick into `resource.changed` events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,7 @@ from jarvis.actuators.base import (
     in_process,
 )
 from jarvis.loop import events as ev
+from jarvis.loop.unknowns import Confirmed, OpenUnknowns
 from jarvis.model import (
     MAX_URI_BYTES,
     Event,
@@ -37,6 +40,81 @@ from jarvis.model import (
     uri_too_long,
 )
 from jarvis.telemetry.metrics import Metrics
+
+Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
+"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
+sensors whose error is partial (with the URI prefixes gone), the providers that did not
+answer. A plain tuple: one is built every tick."""
+
+
+class Observer:
+    """The tick's observe step: every sensor, every metric source and the open unknowns'
+    questions at once, each within ``loop.observe_timeout``; nothing is recorded here."""
+
+    def __init__(
+        self,
+        actuators: Sequence[Sensor],
+        sources: Sequence[MetricSource],
+        unknowns: OpenUnknowns,
+        time_limit: float,
+        metrics: Metrics,
+    ) -> None:
+        self.actuators = actuators
+        self.sources = sources
+        self.unknowns = unknowns
+        self.time_limit = time_limit
+        self.metrics = metrics
+        self.fleet: list[ResourceRef] = []
+        """Every resource the last observe saw, before the shards were kept: what a
+        disruption budget's percentage is of (its changes are counted fleet-wide)."""
+
+    async def look(
+        self, now: datetime, owns: Callable[[str], bool] | None
+    ) -> tuple[list[Confirmed], Seen]:
+        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
+        (`read_source`) and the observe, all at once; ``owns``: the shards held (None: all).
+
+        All only read, and each keeps to ``loop.observe_timeout``, so providers and
+        sources that answer nothing cost the tick one observe timeout and leave it its
+        apply timeout. The readings are merged into what the observe saw once all are
+        done (`enrich`), their errors after the providers'. The reconciler records the
+        proofs before the policies and the guard read the ledger they changed. Nearly
+        every tick has nothing open, and the simulation no source: no task group then.
+        """
+        asking = self.unknowns.pending
+        if not asking and not self.sources:
+            return [], await self._observe(owns)
+        closed: list[Confirmed] = []
+        readings: list[SourceReading] = []
+
+        async def ask() -> None:
+            closed.extend(await self.unknowns.ask(now, owns))
+
+        async def read(source: MetricSource) -> None:
+            readings.append(await read_source(source, self.time_limit))
+
+        async with anyio.create_task_group() as group:
+            if asking:
+                group.start_soon(ask)
+            for source in self.sources:
+                group.start_soon(read, source)
+            seen = await self._observe(owns)
+        resources, errors, _, _ = seen
+        enrich(resources, readings, errors)
+        return closed, seen
+
+    async def _observe(self, owns: Callable[[str], bool] | None) -> Seen:
+        resources, errors, others, partial = await observe_all(
+            self.actuators, self.time_limit, self.metrics, owns
+        )
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
+        # including what the actuators only listed (out of this replica's scope).
+        self.fleet = [state.ref for state in resources.values()] + others
+        if owns is not None:
+            resources = {uri: state for uri, state in resources.items() if owns(uri)}
+        # The actuators' alone: a metric source lists no resources.
+        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
+        return resources, errors, partial, unanswered
 
 
 async def observe_all(
@@ -167,10 +245,37 @@ async def _read_each(
             await read(sensor)
 
 
-async def enrich(
+SourceReading = tuple[MetricSource, MetricReading, str | None]
+"""One metric source's read: the source, what it found (nothing when it failed or was cut),
+and what to record under its name (None: nothing)."""
+
+
+async def read_source(source: MetricSource, time_limit: float) -> SourceReading:
+    """``source`` read within ``time_limit`` seconds (``loop.observe_timeout``).
+
+    The reconciler reads each source beside the actuators' observe, in one task group
+    (`Observer.look`), and merges the readings once both are done
+    (`enrich`). A source that fails, or answers in part, says why; never raises.
+    """
+    reading = MetricReading(values={})
+    error = None
+    try:
+        with anyio.fail_after(time_limit):
+            reading = await source.read()
+    except TimeoutError:
+        error = _metrics_cut(time_limit)
+    except ActuatorError as exc:
+        error = f"{exc.code}: {exc}" if exc.code else str(exc)
+    except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick
+        error = f"{type(exc).__name__}: {exc}"
+    if reading.problems:
+        error = "; ".join(reading.problems)
+    return source, reading, error
+
+
+def enrich(
     resources: dict[str, ResourceState],
-    sources: Sequence[MetricSource],
-    time_limit: float,
+    readings: Iterable[SourceReading],
     errors: dict[str, str],
 ) -> None:
     """Merge every metric source's reading into ``resources``, in place.
@@ -184,27 +289,9 @@ async def enrich(
     Cloud Run's Admin API reports none, only the floor it keeps warm. Without
     a reading the provider's count stays, and the source's problem is recorded.
     """
-
-    async def read_one(source: MetricSource) -> None:
-        reading = MetricReading(values={})
-        try:
-            with anyio.fail_after(time_limit):
-                reading = await source.read()
-        except TimeoutError:
-            errors[source.name] = _metrics_cut(time_limit)
-        except ActuatorError as exc:
-            errors[source.name] = f"{exc.code}: {exc}" if exc.code else str(exc)
-        except Exception as exc:  # noqa: BLE001 - a source failing must not fail the tick
-            errors[source.name] = f"{type(exc).__name__}: {exc}"
-        if reading.problems:
-            errors[source.name] = "; ".join(reading.problems)
-        readings.append((source, reading))
-
-    readings: list[tuple[MetricSource, MetricReading]] = []
-    async with anyio.create_task_group() as group:
-        for source in sources:
-            group.start_soon(read_one, source)
-    for source, reading in readings:
+    for source, reading, error in readings:
+        if error is not None:
+            errors[source.name] = error
         for uri in source.services:
             state = resources.get(uri)
             if state is None:

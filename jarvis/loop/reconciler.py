@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import anyio
 import anyio.lowlevel
 import structlog
 
@@ -32,7 +31,7 @@ from jarvis.loop.fleetcap import FleetCaps
 from jarvis.loop.gate import Gate
 from jarvis.loop.killswitch import FlipLog, KillSwitch
 from jarvis.loop.ledger import RetryLedger
-from jarvis.loop.observe import enrich, health_counts, observe_all, transitions
+from jarvis.loop.observe import Observer, Seen, health_counts, transitions
 from jarvis.loop.peers import PeerFailures
 from jarvis.loop.plan import plan_actions
 from jarvis.loop.record import (
@@ -46,7 +45,7 @@ from jarvis.loop.record import (
 from jarvis.loop.recovery import older_epoch, recover
 from jarvis.loop.report import Decision, TickReport
 from jarvis.loop.shutdown import Shutdown
-from jarvis.loop.unknowns import Confirmed, OpenUnknowns
+from jarvis.loop.unknowns import OpenUnknowns
 from jarvis.model import (
     Action,
     BlockReason,
@@ -55,7 +54,6 @@ from jarvis.model import (
     EventKind,
     History,
     KillSwitchState,
-    ResourceRef,
     ResourceState,
     Snapshot,
     Verdict,
@@ -74,12 +72,6 @@ __all__ = ["Decision", "Reconciler", "TickReport"]
 log = structlog.get_logger("jarvis.reconciler")
 #: The resource whose usage facet the unpriced-model gauges read.
 LLM_USAGE = str(LLM_USAGE_REF)
-
-
-Seen = tuple[dict[str, ResourceState], dict[str, str], dict[str, tuple[str, ...]], frozenset[str]]
-"""What one observe read, before it is recorded: resources by URI, errors by sensor, the
-sensors whose error is partial (with the URI prefixes gone), the providers that did not
-answer. A plain tuple: one is built every tick."""
 
 
 class Reconciler:
@@ -115,7 +107,6 @@ class Reconciler:
         self.clock = clock
         self.metrics = metrics
         self.run_id = run_id
-        self.observe_timeout = observe_timeout
         self.dry_run = dry_run
         self.shutdown = Shutdown()
         """The one deadline every wait after `request_stop` shares (`jarvis.loop.shutdown`)."""
@@ -137,6 +128,10 @@ class Reconciler:
         )
         """Intents closed as unknown, asked about each tick while it observes
         (`jarvis.loop.unknowns`)."""
+        self.observer = Observer(
+            self.actuators, self.sources, self.unknowns, observe_timeout, metrics
+        )
+        """The tick's observe step (`jarvis.loop.observe`)."""
         self.fleet_window = fleet_window
         """With shards, the loop interval: the per-tick bound and the fleet breaker count
         every replica's intents and failures (`jarvis.loop.peers`). None: this process's."""
@@ -189,9 +184,6 @@ class Reconciler:
         self.leading_since: float | None = None
         """`Clock.monotonic` when this replica last took the lead (`take_lead`); None on a
         single node."""
-        self._fleet: list[ResourceRef] = []
-        """Every resource the last observe saw, before the shards were kept: what a
-        disruption budget's percentage is of (its changes are counted fleet-wide)."""
         self.owns: Callable[[str], bool] | None = None
         """With shards (`jarvis.loop.shards`): whether a resource URI is in a shard this
         replica holds. Actuators observe only those (`Scope`); what one returns beyond
@@ -341,7 +333,7 @@ class Reconciler:
         rec = self.recorder
         rec.record(ev.tick_event(EventKind.TICK_STARTED, tick_id, now, dry_run=dry))
         await self.ledger.refresh(self._flush)
-        closed, seen = await self._ask_and_observe(now)
+        closed, seen = await self.observer.look(now, self.owns)
         for confirmed in closed:
             rec.confirmed(confirmed)
         await self.changes.refresh(self.store)
@@ -375,7 +367,7 @@ class Reconciler:
                 raise  # the scheduler steps down; nothing more is applied
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
-        await self.gate.pass_through(planned, snapshot, self._fleet, dry, report)
+        await self.gate.pass_through(planned, snapshot, self.observer.fleet, dry, report)
         # A deadline that passed while the last apply ran on (shielded) cuts the tick here,
         # as one that passed between two applies does: a cut tick has no tick.finished.
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -388,7 +380,7 @@ class Reconciler:
         finished = report.finished_at = self.clock.now()
         if self.guard.budgets.budgets:
             remaining = self.guard.budgets.remaining(
-                self.changes.current(finished), self._fleet, finished
+                self.changes.current(finished), self.observer.fleet, finished
             )
             self.metrics.set_budgets(remaining)
             self.budgets_remaining = remaining
@@ -399,54 +391,15 @@ class Reconciler:
         self.metrics.quarantined_resources.set(self.ledger.quarantined)
         return report
 
-    async def _ask_and_observe(self, now: datetime) -> tuple[list[Confirmed], Seen]:
-        """The open unknowns' questions (`OpenUnknowns.ask`) and the observe, at once.
-
-        Both only read the providers, and each keeps to ``loop.observe_timeout``, so a
-        provider that answers neither costs the tick one observe timeout and leaves it
-        its apply timeout: asked first, the questions had taken up to twice that, and
-        every tick was cut before it applied anything. What either found is recorded
-        after both (`_tick`), in the order it always was, before the policies and the
-        guard read the ledger the proofs changed. Nearly every tick has nothing open:
-        no task group then.
-        """
-        if not self.unknowns.pending:
-            return [], await self._observe()
-        closed: list[Confirmed] = []
-
-        async def ask() -> None:
-            closed.extend(await self.unknowns.ask(now, self.owns))
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(ask)
-            seen = await self._observe()
-        return closed, seen
-
-    async def _observe(self) -> Seen:
-        """Read every sensor and metric source; nothing is recorded yet (`_observed`)."""
-        resources, errors, others, partial = await observe_all(
-            self.actuators, self.observe_timeout, self.metrics, self.owns
-        )
-        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
-        # including what the actuators only listed (out of this replica's scope).
-        self._fleet = [state.ref for state in resources.values()] + others
-        if self.owns is not None:
-            resources = {uri: state for uri, state in resources.items() if self.owns(uri)}
-        # Before the metric sources add theirs: a source lists no resources.
-        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
-        if self.sources:
-            await enrich(resources, self.sources, self.observe_timeout, errors)
-        return resources, errors, partial, unanswered
-
     def _observed(self, tick_id: str, seen: Seen) -> Snapshot:
-        """Record what `_observe` read, feed the breakers and endpoints: the tick's snapshot."""
+        """Record what `Observer.look` read, feed the breakers and endpoints: the snapshot."""
         resources, errors, partial, unanswered = seen
         now = self.clock.now()
         self.recorder.observe_failed(tick_id, now, errors)
         # A partial error is the resources' own (a permission on one service): the
         # provider answered, so it does not count against the provider's breaker.
         failed = {name: error for name, error in errors.items() if name not in partial}
-        self.breakers.observed(tick_id, now, len(self._fleet), failed)
+        self.breakers.observed(tick_id, now, len(self.observer.fleet), failed)
         for event in transitions(tick_id, now, self._last, resources):
             self.recorder.remember(event)
         self.recorder.sample(tick_id, now, resources)

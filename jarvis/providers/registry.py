@@ -322,7 +322,7 @@ def _build(provider: Provider, settings: Settings, clock: Clock) -> Sequence[Sen
 
 
 def build_metric_sources(settings: Settings) -> list[MetricSource]:
-    """The metric sources ``[metrics]`` configures, read after observe each tick.
+    """The metric sources ``[metrics]`` configures, read beside the observe each tick.
 
     `check_allowlist` has checked that their services belong to enabled providers.
     """
@@ -337,7 +337,36 @@ def build_metric_sources(settings: Settings) -> list[MetricSource]:
         from jarvis.actuators.cloudrun.monitoring import build_source
 
         sources.append(build_source(cloud_monitoring, settings.cloudrun))
+    _check_apart(sources)
     return sources
+
+
+def _check_apart(sources: Sequence[MetricSource]) -> None:
+    """No two sources supply one metric of one service, or ConfigError naming each such pair.
+
+    Both read beside the observe and are merged in the order they answer, each replacing
+    the metrics it supplies (one it has no answer for removed): which one a policy
+    decided on would change from tick to tick. Nothing connects before a read, so
+    there is nothing to close.
+    """
+    first: dict[tuple[str, str], str] = {}
+    clashes: list[str] = []
+    for source in sources:
+        for uri in sorted(source.services):
+            for metric in sorted(source.metrics):
+                other = first.setdefault((uri, metric), source.name)
+                if other != source.name:
+                    clashes.append(f"  {uri}: {metric} from both {other} and {source.name}")
+    if clashes:
+        raise ConfigError(
+            "\n".join(
+                [
+                    "invalid configuration: two metric sources supply the same metric of a "
+                    "service; keep it in one (metrics.prometheus.services or .queries):",
+                    *clashes,
+                ]
+            )
+        )
 
 
 def _check_owned(provider: Provider, observer: Sensor) -> None:

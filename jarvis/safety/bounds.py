@@ -86,6 +86,12 @@ class ScaleBounds:
         ):
             # A bool or a float is not a count: a provider would be sent `true` or `2.5`.
             if value is not None and not _whole_in(value, 0, self.max_replicas):
+                if _whole_in(value, self.max_replicas + 1, value):
+                    # A count past the bound is the setting's to change, not a wrong type.
+                    return (
+                        f"{label}={value} is above bounds.max_replicas ({self.max_replicas}); "
+                        "raise it to allow more"
+                    )
                 return f"{label}={value!r} is not a whole number in 0..{self.max_replicas}"
         if params.replicas is None and params.min_replicas is None and params.max_replicas is None:
             return "scale action without a replica count"

@@ -6,11 +6,13 @@ when it is configured (the composition root imports this module lazily).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import redis.asyncio
-from redis.asyncio.client import Pipeline
+from redis._parsers import BaseParser
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
@@ -19,7 +21,6 @@ from redis.exceptions import (
     NoPermissionError,
     RedisError,
     ResponseError,
-    WatchError,
 )
 from redis.typing import EncodableT
 
@@ -77,54 +78,96 @@ class RedisKillSwitch:
             ) from exc
 
     async def write(self, state: KillSwitchState) -> None:
+        """Replace the hash with ``state`` whole, or not at all (`_replace`)."""
         try:
-            async with self._client.pipeline(transaction=True) as replace:
-                self._replace(replace, state)
-                await replace.execute()
+            async with self._connection() as connection:
+                await self._replace(connection, state)
         except (RedisError, OSError) as exc:
-            raise self._write_error(exc) from exc
+            raise self._error("write the kill switch to", exc) from exc
 
     async def release(self, state: KillSwitchState, record: Callable[[], Awaitable[None]]) -> None:
         """WATCH the hash, ``record``, then write ``state`` only if nobody flipped it meanwhile.
 
         Recording a release takes a database round trip or more; an engage
         from another terminal landing in it was overwritten by this release,
-        after that operator had been told the switch was engaged.
+        after that operator had been told the switch was engaged. The watch
+        is on the flip's own connection: Redis gone meanwhile, the MULTI sent
+        on it fails (redis-py reopens only a socket it closed itself, which
+        would have lost the watch), a write error and no overrun.
         """
         try:
-            async with self._client.pipeline(transaction=True) as replace:
-                await replace.watch(self._key)
+            async with self._connection() as connection:
+                await _command(connection, "WATCH", self._key)
                 await record()
-                replace.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                self._replace(replace, state)
-                await replace.execute()
-        except WatchError as exc:
-            if _connection_lost(exc):
-                raise self._write_error(exc) from exc
-            raise FlipOverrunError(self._where) from exc
+                if not await self._replace(connection, state):
+                    raise FlipOverrunError(self._where)
         except (RedisError, OSError) as exc:
-            raise self._write_error(exc) from exc
+            raise self._error("write the kill switch to", exc) from exc
 
-    def _replace(self, pipe: Pipeline, state: KillSwitchState) -> None:
-        # Replaced whole, in one MULTI: HSET alone kept a stray field, so a
-        # release still read as damage (engaged), and failed with WRONGTYPE
-        # on a key of another type, so neither flip could repair the key.
-        mapping: dict[EncodableT, EncodableT] = {
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AbstractConnection]:
+        """A connection of the pool's for one flip alone, closed when the flip ends.
+
+        A flip stopped short can leave a watch or an open transaction on it
+        (a refusal raised before the rest of the answers are read, a timeout,
+        a cancellation), which the next command sent on it would join;
+        closed, Redis drops both. The socket is closed before `disconnect`
+        first awaits, so a cancelled flip closes it too.
+        """
+        pool = self._client.connection_pool
+        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        try:
+            yield connection
+        finally:
+            try:
+                await connection.disconnect(nowait=True)
+            finally:
+                await pool.release(connection)
+
+    async def _replace(self, connection: AbstractConnection, state: KillSwitchState) -> bool:
+        """DEL and HSET in a checked transaction; False when EXEC answers nil (the watched
+        hash changed), raising the first refusal otherwise.
+
+        MULTI goes alone and its answer is checked before anything is queued:
+        Redis answers a refused MULTI (NOPERM) with an error and then runs DEL
+        and HSET at once, outside any transaction, so the flip happened while
+        it was reported failed. Once MULTI is accepted, a command refused as
+        it is queued (NOPERM, READONLY), or EXEC itself refused, makes Redis
+        discard the whole transaction (EXECABORT). Replaced whole: HSET alone
+        kept a stray field, so a release still read as damage (engaged), and
+        failed with WRONGTYPE on a key of another type, so neither flip could
+        repair the key.
+        """
+        fields = {
             "engaged": "1" if state.engaged else "0",
             "actor": state.actor,
             "reason": state.reason,
             "changed_at": "" if state.changed_at is None else state.changed_at.isoformat(),
         }
-        pipe.delete(self._key)
-        pipe.hset(self._key, mapping=mapping)
-
-    def _write_error(self, exc: BaseException) -> StoreError:
-        if isinstance(exc, ResponseError) and isinstance(exc.__cause__, ExecAbortError):
-            # redis-py raises the refused command's error (READONLY, NOPERM) from
-            # the EXECABORT that followed it; `describe` follows causes and would
-            # name only "Transaction discarded because of previous errors".
-            exc.__cause__ = None
-        return self._error("write the kill switch to", exc)
+        await _command(connection, "MULTI")
+        queued = [
+            ("DEL", self._key),
+            ("HSET", self._key, *(part for pair in fields.items() for part in pair)),
+            ("EXEC",),
+        ]
+        await connection.send_packed_command(connection.pack_commands(queued), check_health=False)
+        # Read in order, each refusal raised as read: the first names the reason (READONLY,
+        # NOPERM), where EXEC's answer to it would say only EXECABORT.
+        try:
+            replies = [await connection.read_response() for _ in queued]
+        except ExecAbortError as exc:
+            raise _refusal(exc) from None
+        executed = replies[-1]
+        if executed is None:
+            return False
+        # Redis checks the ACL again as EXEC runs each command, and a grant taken between
+        # queueing and EXEC refuses that command alone. Sent in one write, DEL, HSET and EXEC
+        # are run as one read of this connection's, leaving no such gap in practice; should
+        # one come, the refusal is raised: a flip is never reported done that was not.
+        refused = next((reply for reply in executed if isinstance(reply, ResponseError)), None)
+        if refused is not None:
+            raise refused
+        return True
 
     def _error(self, doing: str, exc: BaseException) -> StoreError:
         """The one line for a failed read or write (``doing``: what, and from or to): refused
@@ -151,6 +194,8 @@ class RedisKillSwitch:
 
 FIELDS = frozenset({"engaged", "actor", "reason", "changed_at"})
 FLAGS = {"1": True, "0": False}
+DISCARDED = "Transaction discarded because of: "
+"""How Redis's EXECABORT begins when it names why EXEC itself was refused."""
 
 
 def _parse(fields: dict[str, str]) -> KillSwitchState:
@@ -170,11 +215,21 @@ def _parse(fields: dict[str, str]) -> KillSwitchState:
     )
 
 
-def _connection_lost(exc: WatchError) -> bool:
-    """Whether the watching connection died (redis-py raises WatchError for that too, naming
-    the error), rather than another client changing the hash: Redis going away while a
-    release was recorded is no flip that landed first."""
-    return "occurred while watching" in str(exc)
+def _refusal(abort: ExecAbortError) -> ResponseError:
+    """The refusal of EXEC itself that ``abort`` names ("Transaction discarded because of:
+    NOPERM ..."), as redis-py raises it alone (NoPermissionError, so the line names the rule
+    to grant); ``abort`` when it names none."""
+    reason = str(abort).removeprefix(DISCARDED)
+    if reason == str(abort):
+        return abort
+    refusal: ResponseError = BaseParser.parse_error(reason)  # type: ignore[no-untyped-call]  # untyped in redis-py
+    return refusal
+
+
+async def _command(connection: AbstractConnection, *args: EncodableT) -> object:
+    """Send one command and read its answer, a refusal raised (NOPERM, READONLY...)."""
+    await connection.send_command(*args, check_health=False)
+    return await connection.read_response()
 
 
 def _credentials_refused(exc: BaseException) -> bool:
@@ -188,11 +243,11 @@ def _credentials_refused(exc: BaseException) -> bool:
 
 def _acl_rule(key: str, *, db: int = 0) -> str:
     """The ACL rule a Redis user needs for the kill switch at ``key``: the commands `read`,
-    `write` and `release` send (HGETALL; DEL and HSET inside MULTI/EXEC; WATCH, and the
-    UNWATCH redis-py sends when a watched release stops short), SELECT for a database other
-    than 0 (sent as each connection opens), and that one key."""
+    `write` and `release` send (HGETALL; DEL and HSET inside MULTI/EXEC; WATCH: a release
+    stopped short closes its connection rather than send UNWATCH), SELECT for a database
+    other than 0 (sent as each connection opens), and that one key."""
     select = " +select" if db else ""
-    return f"+hgetall +del +hset +multi +exec +watch +unwatch{select} ~{key}"
+    return f"+hgetall +del +hset +multi +exec +watch{select} ~{key}"
 
 
 def _user(kwargs: Mapping[str, object]) -> str:

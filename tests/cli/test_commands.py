@@ -188,6 +188,18 @@ def test_events_filters_by_resource_and_rejects_unknown_kinds(jarvis: Jarvis) ->
     assert bad.returncode == 2 and "unknown event kind" in bad.stderr
 
 
+def test_events_refuses_a_resource_filter_that_is_no_uri(jarvis: Jarvis) -> None:
+    """`--resource ai-dawg-vocal-coach` (the scheme left out) exits 2 in one line, as
+    `retries reset` does, rather than print nothing as if the resource were quiet."""
+    run_ticks(jarvis, 1)
+    for typo in ("ai-dawg-vocal-coach", "sim:/ai-dawg-vocal-coach"):
+        bad = jarvis("events", "--resource", typo)
+        assert bad.returncode == 2, (typo, bad.stdout, bad.stderr)
+        assert bad.stderr.strip() == (
+            f"error: not a resource URI (want provider://name): {typo!r}"
+        ), bad.stderr
+
+
 @pytest.mark.anyio
 async def test_an_unmigrated_postgres_names_the_upgrade_command(
     jarvis: Jarvis, tmp_path: Path, pg_url: str

@@ -176,6 +176,15 @@ def test_a_tick_report_says_gone_for_a_target_deleted_since_observe(
     assert "gone" in table and "failed" not in table
 
 
+def test_a_policy_note_is_one_line_in_a_pipe(jarvis: Jarvis) -> None:
+    """A note longer than 80 columns (an override of a resource not observed) is printed
+    whole on one line, as `outcome unknown:` and `error:` are, not split mid-URI."""
+    result = jarvis("restart", LONG, "--dry-run")
+    assert result.returncode == 2, result.stderr
+    note = f"operator: {LONG}: no such resource among the 6 observed; nothing proposed"
+    assert note in result.stdout.splitlines(), result.stdout
+
+
 def test_tick_and_plan_json_print_an_empty_result_to_parse(jarvis: Jarvis) -> None:
     """With nothing to do, `--json` still prints one object whose decisions are empty."""
     for command in ("plan", "tick"):

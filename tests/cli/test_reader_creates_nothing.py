@@ -1,8 +1,9 @@
 """A reading command on a SQLite database that does not exist creates nothing.
 
-`jarvis events`, `retries list`, `silence list`, `notifications list` and
-`killswitch status` created the file (and `plan` its directory too) and read
-it empty, where `jarvis tick` refuses a missing directory: a typo in
+`jarvis events`, `retries list`, `silence list`, `notifications list`,
+`killswitch status` and `db prune` (`--dry-run` too) created the file (and
+`plan` its directory too) and read it empty, where `jarvis tick` refuses a
+missing directory: a typo in
 database_url read as a quiet fleet. Each now exits 2 in one line saying there
 is no database there and what makes one, as `jarvis report` did; `plan` plans
 as the first tick of `jarvis run` would, with no history, says so on stderr,
@@ -28,6 +29,10 @@ READERS: list[tuple[str, ...]] = [
     ("notifications", "list"),
     ("killswitch", "status"),
     ("report",),
+    # Prune has nothing to count or delete where no database is: it created one (and
+    # its directory) and said "would delete 0 event(s)".
+    ("db", "prune", "--dry-run"),
+    ("db", "prune"),
 ]
 
 

@@ -16,11 +16,14 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
+import anyio
 import pytest
+import redis
 
-from tests.cli.conftest import Jarvis, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_env, set_switch
 from tests.daemon import get, readyz_until, running, sample
 from tests.private_redis import PrivateRedis, private_redis
 
@@ -44,6 +47,9 @@ COMMANDS = [
     ("run", "--http-port", "0", "--ticks", "1"),
 ]
 
+NEEDED = ("hgetall", "del", "hset", "multi", "exec", "watch")
+"""The commands of the rule the error line names, in its order."""
+
 RULE = re.compile(r"\(ACL SETUSER (\S+) ([^)]*)\)")
 """The grant the error line names: the user, and the rule to give it."""
 
@@ -64,6 +70,15 @@ def _redis(server: PrivateRedis, *command: str) -> None:
     subprocess.run(
         ["redis-cli", "-p", str(server.port), *command], capture_output=True, check=True, timeout=20
     )
+
+
+def _hash(server: PrivateRedis) -> dict[bytes | str, bytes | str]:
+    """The switch's hash, byte for byte, as Redis's default user reads it."""
+    client = redis.Redis(port=server.port)
+    try:
+        return client.hgetall(KEY)
+    finally:
+        client.close()
 
 
 def _one_error(stderr: str) -> str:
@@ -92,7 +107,7 @@ def test_a_user_the_acl_denies_exits_2_naming_the_grant(
     assert f"{where} what the kill switch needs: NoPermissionError: " in line
     reason = "no permissions to access one of the keys" if lacking == "key" else "to run the '"
     assert reason in line
-    rule = f"ACL SETUSER {lacking} +hgetall +del +hset +multi +exec +watch +unwatch ~{KEY}"
+    rule = f"ACL SETUSER {lacking} +hgetall +del +hset +multi +exec +watch ~{KEY}"
     assert f"grant it ({rule}), or give redis_url a user that has it" in line
     assert PASSWORD not in done.stdout
 
@@ -126,7 +141,7 @@ def test_a_daemon_whose_user_loses_the_grant_fails_safe_and_says_why(
 ) -> None:
     """A grant taken from the daemon's user while it runs leaves it running with the switch
     read as engaged; /readyz's kill-switch check names the refusal and the rule to grant."""
-    grant = "+hgetall +del +hset +multi +exec +watch +unwatch"
+    grant = "+hgetall +del +hset +multi +exec +watch"
     _redis(redis_server, "ACL", "SETUSER", "commands", *grant.split())
     url = _url(redis_server, "commands")
     env = jarvis_env(tmp_path, JARVIS_REDIS_URL=url, JARVIS_ADMIN_TOKEN=TOKEN)
@@ -146,3 +161,34 @@ def test_a_daemon_whose_user_loses_the_grant_fails_safe_and_says_why(
         assert daemon.process.returncode == 0, output
     assert "Traceback" not in output
     assert PASSWORD not in output + json.dumps(body)
+
+
+@pytest.mark.parametrize("refused", ["multi", "exec", "hset", "del"])
+@pytest.mark.parametrize("verb", ["engage", "release"])
+def test_a_flip_the_acl_refuses_part_of_leaves_the_switch_as_it_was(
+    redis_server: PrivateRedis, jarvis: Jarvis, tmp_path: Path, verb: str, refused: str
+) -> None:
+    """An engage or release whose user is refused MULTI, EXEC, HSET or DEL exits 2 naming
+    the refusal and the rule to grant, and leaves the hash byte for byte as it was.
+
+    Refused MULTI alone, Redis ran DEL and HSET outside any transaction: the command said
+    the flip failed, and it had happened."""
+    # UNWATCH as the rule once named it: redis-py sent it as a watched release stopped short.
+    granted = ["+unwatch", *(f"-{c}" if c == refused else f"+{c}" for c in NEEDED)]
+    _redis(redis_server, "ACL", "SETUSER", "flip", "on", f">{PASSWORD}", f"~{KEY}", *granted)
+    anyio.run(partial(set_switch, redis_server.url, engaged=verb == "release"))
+    kept = _hash(redis_server)
+
+    env = jarvis_env(tmp_path, JARVIS_REDIS_URL=_url(redis_server, "flip"))
+    done = jarvis("killswitch", verb, "--reason", "refused", env=env)
+
+    assert _hash(redis_server) == kept
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = _one_error(done.stderr)
+    assert "its ACL denies user flip what the kill switch needs: NoPermissionError: " in line
+    assert f"no permissions to run the '{refused}' command" in line
+    assert f"(ACL SETUSER flip {' '.join(f'+{c}' for c in NEEDED)} ~{KEY})" in line
+    status = jarvis(
+        "killswitch", "status", env=jarvis_env(tmp_path, JARVIS_REDIS_URL=redis_server.url)
+    )
+    assert ("ENGAGED" if verb == "release" else "released") in status.stdout, status.stdout

@@ -20,9 +20,10 @@ from jarvis.actuators.base import ActuatorError, MetricSource
 from jarvis.actuators.cloudrun.monitoring import TEMPLATES
 from jarvis.actuators.prometheus.source import PrometheusSource
 from jarvis.config import ConfigError, load_settings
-from jarvis.loop.observe import enrich
+from jarvis.loop.observe import enrich, read_source
 from jarvis.model import Health, Metric, Replicas, ResourceRef, ResourceState
 from jarvis.providers import build_metric_sources, check_allowlist
+from tests.cli.conftest import Jarvis, jarvis  # noqa: F401 - the fixture
 from tests.cloudrun.conftest import PROJECT, REGION
 from tests.cloudrun.google_front import GoogleFront
 from tests.cloudrun.monitoring_exporter import CloudRunExporter, Traffic
@@ -118,7 +119,7 @@ async def test_a_missing_instance_count_leaves_the_providers_count_and_the_metri
     await seen(source, lambda v: v[API].get("requests_per_minute", 0) > 0)
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     state = resources[API]
     assert Metric.INSTANCES not in state.metrics
     assert state.replicas is not None and state.replicas.running == 1
@@ -132,7 +133,7 @@ async def test_a_live_instance_count_replaces_replicas_running(
     exporter.traffic("api", Traffic(per_second=5, instances=4))
     await seen(source, lambda v: v[API].get("instances") == 4)
     resources = {API: cloudrun_state(API)}
-    await enrich(resources, [source], 30, {})
+    enrich(resources, [await read_source(source, 30)], {})
     replicas = resources[API].replicas
     assert replicas == Replicas(desired=1, running=4, min=1, max=10)
 
@@ -150,7 +151,7 @@ async def test_no_application_default_credentials_is_one_clear_line(
     assert str(missing) in str(raised.value) and "\n" not in str(raised.value)
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     assert errors["cloud_monitoring"].startswith("auth: cloud_monitoring: no application-default")
     assert google.token_requests == 0
 
@@ -186,7 +187,7 @@ async def test_a_refused_token_is_one_line_per_query_not_a_traceback(
         google.denied = True
     resources = {API: cloudrun_state(API)}
     errors: dict[str, str] = {}
-    await enrich(resources, [source], 30, errors)
+    enrich(resources, [await read_source(source, 30)], errors)
     assert not set(resources[API].metrics) & set(TEMPLATES)
     line = errors["cloud_monitoring"]
     assert line.startswith("unreachable: cloud_monitoring: ") and "\n" not in line
@@ -229,3 +230,65 @@ def test_default_url_and_templates_name_the_project_region_and_services() -> Non
     )
     assert 'response_code_class="5xx"' in source.queries["error_rate"]
     assert "run_googleapis_com:container_instance_count" in source.queries["instances"]
+
+
+def _beside_prometheus(queries: dict[str, str]) -> dict[str, Any]:
+    values = settings_for("http://127.0.0.1:9")
+    values["metrics"]["prometheus"] = {
+        "url": "http://127.0.0.1:9",
+        "queries": queries,
+        "services": {API: "api"},
+    }
+    return values
+
+
+def test_two_sources_supplying_one_metric_of_a_service_are_refused_naming_each_pair() -> None:
+    """Both would be merged in the order they answered, each replacing the other's value (or
+    removing it, when it had none): which one a policy decided on changed from tick to tick."""
+    values = _beside_prometheus(
+        {
+            "requests_per_minute": 'sum by (service) (rate(x{service=~"$services"}[1m]))',
+            "concurrency": 'max by (service) (y{service=~"$services"})',
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        build_metric_sources(load_settings(**values))
+    lines = str(refused.value).splitlines()
+    assert lines[1:] == [f"  {API}: requests_per_minute from both prometheus and cloud_monitoring"]
+    assert "keep it in one" in lines[0]
+
+
+def test_a_metric_cloud_monitoring_does_not_supply_may_come_from_prometheus() -> None:
+    """Concurrency has no built-in Cloud Monitoring template: Prometheus may supply it."""
+    values = _beside_prometheus({"concurrency": 'max by (service) (y{service=~"$services"})'})
+    sources = build_metric_sources(load_settings(**values))
+    assert [source.name for source in sources] == ["prometheus", "cloud_monitoring"]
+
+
+def test_config_check_refuses_two_sources_of_one_metric_in_one_line_each(
+    jarvis: Jarvis,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """`jarvis config check` (and so `run`) exits 2 naming the pair, not a traceback."""
+    (tmp_path / "both.toml").write_text(
+        f"""
+[cloudrun]
+project = "{PROJECT}"
+region = "{REGION}"
+services = ["api", "worker"]
+credentials = "anonymous"
+api_endpoint = "http://127.0.0.1:9"
+
+[metrics.cloud_monitoring]
+url = "http://127.0.0.1:9"
+
+[metrics.prometheus]
+url = "http://127.0.0.1:9"
+services = {{ "{API}" = "api" }}
+queries = {{ error_rate = 'sum by (service) (z{{service=~"$services"}})' }}
+"""
+    )
+    result = jarvis("--config", "both.toml", "config", "check")
+    assert result.returncode == 2, result.stderr
+    assert f"{API}: error_rate from both prometheus and cloud_monitoring" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -21,8 +21,10 @@ hold the Role in deploy/kubernetes against what the actuator really did.
 TooManyRequests with ``Retry-After: 1``, as API Priority and Fairness rejects a
 request it has no seat for, before any handler runs), dropping the answer (the
 request is served, a write lands, and the connection closes before the answer)
-or answering late (served, then 504 Timeout, as the API server's timeout filter
-answers a request its handler is still finishing);
+answering late (served, then 504 Timeout, as the API server's timeout filter
+answers a request its handler is still finishing) or answering slowly (served, and
+answered, after `slow_seconds`, as a loaded API server or a slow admission webhook
+answers);
 `fault_verbs` limits it to some RBAC verbs (``{"patch"}``: writes only) and
 `fault_times` to that many requests, after which it clears. `forbidden`
 answers 403 in the namespaces named, as RBAC does where no RoleBinding grants
@@ -44,7 +46,7 @@ from tests.kubernetes.fake_cluster import KINDS, ApiError, FakeCluster
 from tests.kubernetes.fake_leases import FakeLeases
 from tests.kubernetes.fake_patch import JSON_PATCH, MERGE, STRATEGIC
 
-Fault = Literal["error", "hang", "throttle", "drop", "late"] | None
+Fault = Literal["error", "hang", "throttle", "drop", "late", "slow"] | None
 
 _ROUTES = [
     re.compile(
@@ -96,6 +98,8 @@ class FakeApiServer:
         """How many more requests `fault` applies to (None: until reset)."""
         self.forbidden: set[str] = set()
         """Namespaces where Jarvis's service account has no RoleBinding: every call is 403."""
+        self.slow_seconds = 5.0
+        """How long a request meeting the ``slow`` fault waits before it is served."""
         self._release = threading.Event()
         self._calls_lock = threading.Lock()
         self._httpd = _HttpServer(("127.0.0.1", 0), Handler)
@@ -136,6 +140,10 @@ class FakeApiServer:
 
     def hang_until_stopped(self) -> None:
         self._release.wait()
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the server stops first."""
+        self._release.wait(seconds)
 
     def fault_for(self, call: Call) -> Fault:
         """The fault this request meets, counting it against `fault_times`."""
@@ -255,6 +263,8 @@ class Handler(BaseHTTPRequestHandler):
         fault = server.fault_for(call)
         if self._refused(fault) or self._forbidden(call):
             return
+        if fault == "slow":
+            server.pause(server.slow_seconds)  # then served and answered as usual
         try:
             request = _Request(method, match, parts.query, raw, call)
             if request.call.resource == "leases":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import urllib3
@@ -239,4 +240,25 @@ def test_a_dropped_answer_closes_the_connection_after_the_write_landed(
     read = apps.read_namespaced_deployment("producer", "default")
     assert read.metadata is not None
     assert (read.metadata.labels or {}).get("dropped") == "yes"
+    assert apiserver.fault is None
+
+
+def test_a_slow_answer_serves_the_write_after_the_delay_once(
+    apiserver: FakeApiServer, apps: client.AppsV1Api
+) -> None:
+    """The slow fault on writes answers the PATCH, landed, no sooner than ``slow_seconds``,
+    once; reads are not held."""
+    apiserver.fault, apiserver.fault_verbs, apiserver.fault_times = "slow", {"patch"}, 1
+    apiserver.slow_seconds = 1.0
+    apps.read_namespaced_deployment("producer", "default")
+    assert apiserver.fault == "slow"  # the read did not meet it
+
+    started = time.monotonic()
+    patched = apps.patch_namespaced_deployment(
+        "producer", "default", {"metadata": {"labels": {"slow": "yes"}}}
+    )
+
+    assert time.monotonic() - started >= 1.0
+    assert patched.metadata is not None
+    assert (patched.metadata.labels or {}).get("slow") == "yes"
     assert apiserver.fault is None

@@ -47,6 +47,7 @@ async def make_app(
         *,
         database_url: str | None = None,
         actuators: Sequence[Any] | None = None,
+        sources: Sequence[Any] | None = None,
         **overrides: Any,
     ) -> App:
         overrides.setdefault("allowlist", ALLOW_SIM)
@@ -55,6 +56,7 @@ async def make_app(
             settings,
             clock=clock,
             actuators=[fleet] if actuators is None else actuators,
+            sources=sources,
             policies=policies,
             run_id="test",
         )

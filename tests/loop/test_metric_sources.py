@@ -1,15 +1,16 @@
-"""`enrich`: a metric source's reading merged into what the providers observed."""
+"""`enrich`: a metric source's reading (`read_source`) merged into what the providers
+observed."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
-from jarvis.actuators.base import ActuatorError, MetricReading
-from jarvis.loop.observe import enrich
+from jarvis.loop.observe import enrich, read_source
 from jarvis.model import Health, ResourceRef, ResourceState
+from tests.fakes import FakeSource
 
 pytestmark = pytest.mark.anyio
 
@@ -18,32 +19,9 @@ WEB = "k8s://default/web"
 API = "k8s://default/api"
 
 
-class Source:
-    """A metric source answering a fixed reading, or failing."""
-
-    def __init__(self, values: Mapping[str, Mapping[str, float]], *, fail: bool = False) -> None:
-        self._values = values
-        self._fail = fail
-
-    @property
-    def name(self) -> str:
-        return "prom"
-
-    @property
-    def services(self) -> Collection[str]:
-        return (WEB, API)
-
-    @property
-    def metrics(self) -> frozenset[str]:
-        return frozenset({"requests_per_minute", "error_rate"})
-
-    async def read(self) -> MetricReading:
-        if self._fail:
-            raise ActuatorError("connection refused", code="unreachable")
-        return MetricReading(values=self._values, problems=("error_rate: api is NaN",))
-
-    async def aclose(self) -> None:
-        return None
+def prometheus(values: Mapping[str, Mapping[str, float]], *, fail: bool = False) -> FakeSource:
+    """A source of WEB's and API's requests and error rate, one of its queries unusable."""
+    return FakeSource(values, (WEB, API), problems=("error_rate: api is NaN",), fail=fail)
 
 
 def state(uri: str, **metrics: float) -> ResourceState:
@@ -59,8 +37,8 @@ async def test_the_source_replaces_the_metrics_it_supplies_and_keeps_the_rest() 
         API: state(API, error_rate=0.9),
     }
     errors: dict[str, str] = {}
-    source = Source({WEB: {"requests_per_minute": 600.0, "error_rate": 0.01}, API: {}})
-    await enrich(resources, [source], 5.0, errors)
+    source = prometheus({WEB: {"requests_per_minute": 600.0, "error_rate": 0.01}, API: {}})
+    enrich(resources, [await read_source(source, 5.0)], errors)
     assert resources[WEB].metrics == {
         "cpu_utilization": 40.0,
         "requests_per_minute": 600.0,
@@ -74,7 +52,7 @@ async def test_a_failing_source_leaves_its_metrics_missing_and_says_why() -> Non
     """Nothing decides on a number the operator chose another source for."""
     resources = {WEB: state(WEB, cpu_utilization=40.0, requests_per_minute=1.0)}
     errors: dict[str, str] = {}
-    await enrich(resources, [Source({}, fail=True)], 5.0, errors)
+    enrich(resources, [await read_source(prometheus({}, fail=True), 5.0)], errors)
     assert resources[WEB].metrics == {"cpu_utilization": 40.0}
     assert errors == {"prom": "unreachable: connection refused"}
 
@@ -82,5 +60,5 @@ async def test_a_failing_source_leaves_its_metrics_missing_and_says_why() -> Non
 async def test_a_service_no_provider_observed_is_not_invented() -> None:
     """Metrics alone do not make a resource: the source only enriches observed ones."""
     resources = {WEB: state(WEB)}
-    await enrich(resources, [Source({API: {"error_rate": 0.5}})], 5.0, {})
+    enrich(resources, [await read_source(prometheus({API: {"error_rate": 0.5}}), 5.0)], {})
     assert list(resources) == [WEB]

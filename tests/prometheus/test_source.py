@@ -15,7 +15,7 @@ from aiohttp import web
 from jarvis.actuators.base import ActuatorError, MetricReading
 from jarvis.actuators.prometheus.source import PrometheusSource, services_regex
 from jarvis.config.metrics import PrometheusSettings
-from jarvis.loop.observe import enrich
+from jarvis.loop.observe import enrich, read_source
 from jarvis.model import Health, ResourceRef, ResourceState
 from tests.loopback import free_port
 from tests.prometheus.conftest import QUERIES
@@ -241,7 +241,7 @@ async def test_one_hung_query_loses_only_its_metric_within_the_observe_limit() -
         errors: dict[str, str] = {}
         try:
             # Generous: the answered query must arrive within 90 % of it on a loaded machine.
-            await enrich(resources, [source], 5.0, errors)
+            enrich(resources, [await read_source(source, 5.0)], errors)
         finally:
             release.set()
             await source.aclose()

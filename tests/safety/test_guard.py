@@ -259,6 +259,19 @@ def test_bounds_keep_scaling_inside_the_providers_range() -> None:
         assert (violation is None) is ok, (replicas, violation)
 
 
+def test_a_count_over_the_bound_names_the_setting_not_a_wrong_type() -> None:
+    """`jarvis scale X 1000` under the default bound names `bounds.max_replicas`: 1000 is a
+    whole number, and the operator's next step is the setting."""
+    bounds = ScaleBounds(max_replicas=100)
+    ref = ResourceRef("sim", "api")
+    too_many = bounds.violation(Action(ref, Scale(replicas=1000), "operator", "x"), None)
+    assert too_many == ("replicas=1000 is above bounds.max_replicas (100); raise it to allow more")
+    for odd in (-1, 2.5, True):
+        params = Scale(replicas=odd)  # type: ignore[arg-type]
+        said = bounds.violation(Action(ref, params, "operator", "x"), None)
+        assert said == f"replicas={odd!r} is not a whole number in 0..100", said
+
+
 def test_bounds_limit_routing_weight_shifts() -> None:
     """Weights must sum to 1 and move no more than the per-tick shift."""
     bounds = Bounds(kinds={"set_weights": WeightBounds(max_traffic_shift=0.5)})

@@ -1,7 +1,7 @@
 """Cloud Run's metrics from Cloud Monitoring, through its Prometheus-compatible PromQL API.
 
 Built by `jarvis.providers.build_metric_sources` from ``[metrics.cloud_monitoring]``
-and ``[cloudrun]``; read by the reconciler after observe like any metric source
+and ``[cloudrun]``; read by the reconciler beside the observe like any metric source
 (`jarvis.loop.observe.enrich`). Cloud Monitoring serves PromQL over the same
 HTTP API as Prometheus
 (``https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus/api/v1/query``),

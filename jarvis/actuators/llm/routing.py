@@ -19,6 +19,9 @@ tick decides again on fresh data. A route whose hash does not exist is seeded
 with its configured weights. Since ``_action_key`` is written with the weights,
 recovery asks `RoutingActuator.confirm_applied` (`ConfirmsKeys`) whether an
 orphaned intent's key is the hash's, and closes the intent as applied when it is.
+The script asks Redis's ACL about every command it sends before its first write,
+so a user refused one (NOPERM) leaves the route as it was; that failure is
+terminal and names the rule to grant (`acl_rule`).
 
 Observed resource (`ResourceState`):
 - ``health``: healthy when the weights parse and sum to 1; degraded otherwise.
@@ -36,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.config.cost import RouteSettings, RoutingSettings
@@ -59,8 +62,39 @@ from jarvis.model import (
 # the hash must not exist yet), ARGV[2]: updated-at text, ARGV[3]: the action's
 # idempotency key ("" when seeding), ARGV[4..]: model, weight pairs. Returns
 # {1, new version}, {0, version found} on a conflict, or {2, version found}
-# when the hash already carries this key.
+# when the hash already carries this key; a NOPERM error, before any write,
+# when the ACL refuses the user a command the script would send.
+#
+# Redis checks the ACL at each call inside a script, and a script that fails
+# keeps what it wrote: a user allowed DEL and refused HSET had the route
+# deleted and never rewritten, so every application following it lost its
+# weights. So the commands are asked about (`redis.acl_check_cmd`, Redis 7)
+# exactly as they will be sent, before the first write. Nothing else can stop
+# the script between its DEL and its HSET: Redis refuses a write for the
+# server's state (OOM under maxmemory, a read-only replica, a failed save) only
+# until the script's first write, and DEL on the hash's one key cannot fail.
 _CAS_SCRIPT = """
+local function refused(...)
+  if not redis.acl_check_cmd then
+    return nil  -- before Redis 7.0 a script cannot ask
+  end
+  local names, seen = {}, {}
+  for _, command in ipairs({...}) do
+    local name = command[1]
+    if not seen[name] and not redis.acl_check_cmd(unpack(command)) then
+      seen[name] = true
+      names[#names + 1] = name
+    end
+  end
+  if #names > 0 then
+    return redis.error_reply(
+      'NOPERM the ACL refuses ' .. table.concat(names, ', ') .. ' on ' .. KEYS[1])
+  end
+end
+local denied = refused({'HGET', KEYS[1], '_version'}, {'HGET', KEYS[1], '_action_key'})
+if denied then
+  return denied
+end
 local found = redis.call('HGET', KEYS[1], '_version') or '0'
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], '_action_key') == ARGV[3] then
   return {2, found}
@@ -75,10 +109,20 @@ if not count or count < 0 or count ~= math.floor(count) then
   count = 0
 end
 local version = tostring(count + 1)
+local weights = {'HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 4)}
+local stamp = {'HSET', KEYS[1], '_action_key', ARGV[3]}
+if ARGV[3] == '' then
+  denied = refused({'DEL', KEYS[1]}, weights)
+else
+  denied = refused({'DEL', KEYS[1]}, weights, stamp)
+end
+if denied then
+  return denied
+end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_version', version, '_updated_at', ARGV[2], unpack(ARGV, 4))
+redis.call(unpack(weights))
 if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], '_action_key', ARGV[3])
+  redis.call(unpack(stamp))
 end
 return {1, version}
 """
@@ -142,7 +186,7 @@ class RoutingActuator:
             for route, config in self._settings.routes.items():
                 states.append(await self._observe_route(route, config))
         except RedisError as exc:
-            raise ActuatorError(f"redis: {exc}") from exc
+            raise self._error(exc) from exc
         return states
 
     async def _observe_route(self, route: str, config: RouteSettings) -> ResourceState:
@@ -195,7 +239,7 @@ class RoutingActuator:
                 expected = _text(found) if found is not None else "0"
             status, version = await self._write(route, expected, key, params.weights)
         except RedisError as exc:
-            return ActuatorError(f"redis: {exc}").outcome()
+            return self._error(exc).outcome()
         if status == _CONFLICT:
             return Outcome.failure(
                 f"route {route} changed under us (expected v{expected}, found v{version})",
@@ -220,7 +264,7 @@ class RoutingActuator:
         try:
             found = await self._redis.hget(self.key(route), "_action_key")
         except RedisError as exc:
-            raise ActuatorError(f"redis: {exc}") from exc
+            raise self._error(exc) from exc
         if found is None or _text(found) != key:
             return None
         return f"route {route} carries _action_key={key}"
@@ -235,8 +279,35 @@ class RoutingActuator:
         result: Any = await self._script(keys=[self.key(route)], args=args)
         return int(result[0]), _text(result[1])
 
+    def _error(self, exc: RedisError) -> ActuatorError:
+        """The one line for a failed Redis call: temporary, or for a command or key the
+        server's ACL refuses (NOPERM) terminal, naming the user, never the password, and
+        the rule to grant, since no retry brings a grant."""
+        if not isinstance(exc, NoPermissionError):
+            return ActuatorError(f"redis: {exc}")
+        given = self._redis.connection_pool.connection_kwargs
+        user = str(given.get("username") or "default")
+        where = given.get("path") or f"{given.get('host', '?')}:{given.get('port', '?')}"
+        return ActuatorError(
+            f"Redis at {where}: its ACL denies user {user} what routing needs: "
+            f"NoPermissionError: {exc}; grant it (ACL SETUSER {user} "
+            f"{acl_rule(self._settings.key_prefix, db=int(given.get('db') or 0))}), "
+            "or give routing.redis_url a user that has it",
+            kind=ErrorKind.TERMINAL,
+            code="NOPERM",
+        )
+
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def acl_rule(key_prefix: str, *, db: int = 0) -> str:
+    """The ACL rule a Redis user needs for routing under ``key_prefix``: the commands
+    `RoutingActuator` sends (HGETALL and HGET; EVALSHA, and SCRIPT LOAD when Redis
+    does not know the script yet; in the script HGET, DEL and HSET), SELECT for a
+    database other than 0 (sent as each connection opens), and the routes' keys."""
+    select = " +select" if db else ""
+    return f"+hgetall +hget +evalsha +script|load +del +hset{select} ~{key_prefix}*"
 
 
 def checked_params(

@@ -1,7 +1,7 @@
 """Service metrics from Prometheus: one instant query per metric template per tick.
 
 Built by `jarvis.providers.build_metric_sources` from ``[metrics.prometheus]``
-and read by the reconciler after observe (`jarvis.loop.observe.enrich`). Each
+and read by the reconciler beside the observe (`jarvis.loop.observe.enrich`). Each
 template selects every configured service at once through ``$services`` (a
 regex alternation of their label values) and answers one series per service,
 told apart by the service label; so the query count per tick is the number of
