@@ -71,7 +71,8 @@ def _helps(command: object, words: list[str]) -> Iterator[tuple[str, str]]:
 
 
 def test_every_help_is_written_for_an_operator() -> None:
-    """No `--help` shows a module path or reStructuredText markup meant for the code's readers."""
+    """No `--help` shows a module path, reStructuredText markup or a Python type meant for the
+    code's readers."""
     import typer
 
     written = list(_helps(typer.main.get_command(app), []))
@@ -79,6 +80,8 @@ def test_every_help_is_written_for_an_operator() -> None:
     for words, text in written:
         assert "``" not in text, (words, text)
         assert not re.search(r"`jarvis\.[a-z_.]+`", text), (words, text)
+        # An option's value named by its Python type (`<list[str]>`) tells an operator nothing.
+        assert not re.search(r"<(list|tuple|dict|set)\[", text), (words, text)
 
 
 def test_the_readme_links_an_architecture_page_that_is_in_the_repository() -> None:

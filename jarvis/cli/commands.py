@@ -46,7 +46,8 @@ def events(
         int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="How many.")
     ] = 50,
     kind: Annotated[
-        list[str] | None, typer.Option("--kind", "-k", help="Event kind (repeatable).")
+        list[str] | None,
+        typer.Option("--kind", "-k", metavar="<kind>", help="Event kind (repeatable)."),
     ] = None,
     resource: Annotated[str | None, typer.Option("--resource", "-r", help="Resource URI.")] = None,
     follow: Annotated[

@@ -393,5 +393,8 @@ def _describe(exc: ValidationError, path: Path | None, *, flags: bool = False) -
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+        elif error["type"] == "value_error":
+            # A validator's own words, which pydantic prefixes with "Value error, ".
+            message = message.removeprefix("Value error, ")
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)

@@ -47,76 +47,6 @@ sensors whose error is partial (with the URI prefixes gone), the providers that 
 answer. A plain tuple: one is built every tick."""
 
 
-class Observer:
-    """The tick's observe step: every sensor, every metric source and the open unknowns'
-    questions at once, each within ``loop.observe_timeout``; nothing is recorded here."""
-
-    def __init__(
-        self,
-        actuators: Sequence[Sensor],
-        sources: Sequence[MetricSource],
-        unknowns: OpenUnknowns,
-        time_limit: float,
-        metrics: Metrics,
-    ) -> None:
-        self.actuators = actuators
-        self.sources = sources
-        self.unknowns = unknowns
-        self.time_limit = time_limit
-        self.metrics = metrics
-        self.fleet: list[ResourceRef] = []
-        """Every resource the last observe saw, before the shards were kept: what a
-        disruption budget's percentage is of (its changes are counted fleet-wide)."""
-
-    async def look(
-        self, now: datetime, owns: Callable[[str], bool] | None
-    ) -> tuple[list[Confirmed], Seen]:
-        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
-        (`read_source`) and the observe, all at once; ``owns``: the shards held (None: all).
-
-        All only read, and each keeps to ``loop.observe_timeout``, so providers and
-        sources that answer nothing cost the tick one observe timeout and leave it its
-        apply timeout. The readings are merged into what the observe saw once all are
-        done (`enrich`), their errors after the providers'. The reconciler records the
-        proofs before the policies and the guard read the ledger they changed. Nearly
-        every tick has nothing open, and the simulation no source: no task group then.
-        """
-        asking = self.unknowns.pending
-        if not asking and not self.sources:
-            return [], await self._observe(owns)
-        closed: list[Confirmed] = []
-        readings: list[SourceReading] = []
-
-        async def ask() -> None:
-            closed.extend(await self.unknowns.ask(now, owns))
-
-        async def read(source: MetricSource) -> None:
-            readings.append(await read_source(source, self.time_limit))
-
-        async with anyio.create_task_group() as group:
-            if asking:
-                group.start_soon(ask)
-            for source in self.sources:
-                group.start_soon(read, source)
-            seen = await self._observe(owns)
-        resources, errors, _, _ = seen
-        enrich(resources, readings, errors)
-        return closed, seen
-
-    async def _observe(self, owns: Callable[[str], bool] | None) -> Seen:
-        resources, errors, others, partial = await observe_all(
-            self.actuators, self.time_limit, self.metrics, owns
-        )
-        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
-        # including what the actuators only listed (out of this replica's scope).
-        self.fleet = [state.ref for state in resources.values()] + others
-        if owns is not None:
-            resources = {uri: state for uri, state in resources.items() if owns(uri)}
-        # The actuators' alone: a metric source lists no resources.
-        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
-        return resources, errors, partial, unanswered
-
-
 async def observe_all(
     actuators: Sequence[Sensor],
     time_limit: float,
@@ -253,9 +183,9 @@ and what to record under its name (None: nothing)."""
 async def read_source(source: MetricSource, time_limit: float) -> SourceReading:
     """``source`` read within ``time_limit`` seconds (``loop.observe_timeout``).
 
-    The reconciler reads each source beside the actuators' observe, in one task group
-    (`Observer.look`), and merges the readings once both are done
-    (`enrich`). A source that fails, or answers in part, says why; never raises.
+    Each source is read beside the actuators' observe, in one task group
+    (`Observer.look`), and the readings are merged once all are done (`enrich`).
+    A source that fails, or answers in part, says why; never raises.
     """
     reading = MetricReading(values={})
     error = None
@@ -334,3 +264,73 @@ def health_counts(resources: Mapping[str, ResourceState]) -> dict[tuple[str, str
         label = (state.ref.provider, state.health)
         counts[label] = counts.get(label, 0) + 1
     return {(provider, health.value): count for (provider, health), count in counts.items()}
+
+
+class Observer:
+    """The tick's observe step: every sensor, every metric source and the open unknowns'
+    questions at once, each within ``loop.observe_timeout``; nothing is recorded here."""
+
+    def __init__(
+        self,
+        actuators: Sequence[Sensor],
+        sources: Sequence[MetricSource],
+        unknowns: OpenUnknowns,
+        time_limit: float,
+        metrics: Metrics,
+    ) -> None:
+        self.actuators = actuators
+        self.sources = sources
+        self.unknowns = unknowns
+        self.time_limit = time_limit
+        self.metrics = metrics
+        self.fleet: list[ResourceRef] = []
+        """Every resource the last observe saw, before the shards were kept: what a
+        disruption budget's percentage is of (its changes are counted fleet-wide)."""
+
+    async def look(
+        self, now: datetime, owns: Callable[[str], bool] | None
+    ) -> tuple[list[Confirmed], Seen]:
+        """The open unknowns' questions (`OpenUnknowns.ask`), the metric sources' reads
+        (`read_source`) and the observe, all at once; ``owns``: the shards held (None: all).
+
+        All only read, and each keeps to ``loop.observe_timeout``, so providers and
+        sources that answer nothing cost the tick one observe timeout and leave it its
+        apply timeout. The readings are merged into what the observe saw once all are
+        done (`enrich`), their errors after the providers'. The reconciler records the
+        proofs before the policies and the guard read the ledger they changed. Nearly
+        every tick has nothing open, and the simulation no source: no task group then.
+        """
+        asking = self.unknowns.pending
+        if not asking and not self.sources:
+            return [], await self._observe(owns)
+        closed: list[Confirmed] = []
+        readings: list[SourceReading] = []
+
+        async def ask() -> None:
+            closed.extend(await self.unknowns.ask(now, owns))
+
+        async def read(source: MetricSource) -> None:
+            readings.append(await read_source(source, self.time_limit))
+
+        async with anyio.create_task_group() as group:
+            if asking:
+                group.start_soon(ask)
+            for source in self.sources:
+                group.start_soon(read, source)
+            seen = await self._observe(owns)
+        resources, errors, _, _ = seen
+        enrich(resources, readings, errors)
+        return closed, seen
+
+    async def _observe(self, owns: Callable[[str], bool] | None) -> Seen:
+        resources, errors, others, partial = await observe_all(
+            self.actuators, self.time_limit, self.metrics, owns
+        )
+        # Before the shards are kept: the fleet breaker and budgets are the fleet's,
+        # including what the actuators only listed (out of this replica's scope).
+        self.fleet = [state.ref for state in resources.values()] + others
+        if owns is not None:
+            resources = {uri: state for uri, state in resources.items() if owns(uri)}
+        # The actuators' alone: a metric source lists no resources.
+        unanswered = frozenset(a.provider for a in self.actuators if a.name in errors)
+        return resources, errors, partial, unanswered

@@ -3,11 +3,12 @@
 The scheduler (`jarvis.loop.scheduler`) calls `Reconciler.tick()` every interval;
 `jarvis tick`, `jarvis plan` and `jarvis simulate` call it directly. Decisions
 live in policies, the planner, the guard, the retry ledger (`jarvis.loop.ledger`)
-and recovery (`jarvis.loop.recovery`); an allowed action is applied as one
-shielded unit by `jarvis.loop.apply`; this module only sequences them, and
-records every step as an event and counts every outcome through its `Recorder`
-(`jarvis.loop.record`). It acts on state read in this tick, never on an older
-event payload.
+and recovery (`jarvis.loop.recovery`). The observe step is `jarvis.loop.observe`'s
+`Observer`, the guard → apply step `jarvis.loop.gate`'s `Gate`, which applies an
+allowed action as one shielded unit (`jarvis.loop.apply`); this module only
+sequences them, and records every step as an event and counts every outcome
+through its `Recorder` (`jarvis.loop.record`). It acts on state read in this
+tick, never on an older event payload.
 """
 
 from __future__ import annotations

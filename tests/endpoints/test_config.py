@@ -25,7 +25,7 @@ def test_bad_endpoint_settings_exit_2_naming_the_key(jarvis: Jarvis, tmp_path: P
         ('[[probes.endpoints]]\nname = "a"\nurl = "ftp://x/"\n', "probes.endpoints.0.url"),
         (
             '[[probes.endpoints]]\nname = "a"\nurl = "https://u:hunter22@x:99999/"\n',
-            "probes.endpoints.0.url: Value error, must be an http:// or https:// URL",
+            "probes.endpoints.0.url: must be an http:// or https:// URL",
         ),
         (GOOD + "expect_status = [700]\n", "probes.endpoints.0.expect_status.0"),
         (GOOD + 'serves = "api"\n', "probes.endpoints.0.serves"),

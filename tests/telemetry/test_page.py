@@ -165,7 +165,8 @@ async def test_engage_release_and_reset_are_recorded_as_the_admin_token(tmp_path
 
 @pytest.mark.anyio
 async def test_without_tokens_the_page_is_disabled(tmp_path: Path) -> None:
-    """With no token configured the page says how to enable it and shows nothing else."""
+    """With no token configured the page says how to enable it and shows nothing else, not even
+    a link back to itself."""
     async with (
         page_server(tmp_path, admin_token=None) as served,
         browser() as s,
@@ -175,6 +176,8 @@ async def test_without_tokens_the_page_is_disabled(tmp_path: Path) -> None:
         html = await resp.text()
     assert "JARVIS_READ_TOKEN" in html
     assert "sim://" not in html
+    # No way back: "Back to the status page" led to this same page.
+    assert 'href="/"' not in html
 
 
 @pytest.mark.anyio

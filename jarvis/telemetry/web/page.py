@@ -120,7 +120,9 @@ class StatusPage:
 
     async def _index(self, request: web.Request) -> web.Response:
         if not self._credentials.enabled:
-            return self._html("message.html", {"title": "Disabled", "message": DISABLED}, 403)
+            # No link back: the page it would lead to is this one.
+            context = {"title": "Disabled", "message": DISABLED, "back": False}
+            return self._html("message.html", context, 403)
         viewer = self._viewer(request)
         if viewer is None:
             return self._html("login.html", {"error": None}, 401)
@@ -231,7 +233,11 @@ class StatusPage:
         if session is None or not session.csrf_ok(csrf if isinstance(csrf, str) else None):
             message = "not logged in" if session is None else "stale or missing CSRF token"
             await self._audit.record(request, result="forbidden", status=403, detail=message)
-            context = {"title": "Refused", "message": f"Refused: {message}. Reload the page."}
+            context = {
+                "title": "Refused",
+                "message": f"Refused: {message}. Reload the page.",
+                "back": True,
+            }
             return self._html("message.html", context, 403)
         if need_change and not session.identity.may_change:
             message = (
@@ -259,7 +265,8 @@ class StatusPage:
             status = exc.status if isinstance(exc, web.HTTPException) else 400
             message = f"form: unreadable ({exc.__class__.__name__})"
             await self._audit.record(request, result="bad_request", status=status, detail=message)
-            return self._html("message.html", {"title": "Refused", "message": message}, status)
+            context = {"title": "Refused", "message": message, "back": True}
+            return self._html("message.html", context, status)
 
     async def _flip(self, request: web.Request) -> web.Response:
         session = await self._form_session(request, need_change=True)
