@@ -48,6 +48,7 @@ class PrivatePostgres:
         self.hba = list(hba)
         """``pg_hba.conf``'s lines, first match wins."""
         self.port = free_port()
+        self.halted = False
         self.root = Path(tempfile.mkdtemp(prefix="jarvis-test-pg-"))
         self._as: list[str] = []
         if os.geteuid() == 0:
@@ -96,9 +97,16 @@ class PrivatePostgres:
             "pg_ctl", "-D", str(data), "-l", str(self.root / "log"), "-w", "-t", "60", "start"
         )
 
+    def halt(self) -> None:
+        """Stop the server now, as an outage would, its sessions ended; `stop` then only
+        removes its files."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+        self.halted = True
+
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+            if not self.halted:
+                self.halt()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -80,8 +80,9 @@ class State:
     config_path: str | None = None
 
 
-def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
-    """Settings for this invocation, or exit 2 naming the offending key."""
+def settings_from(ctx: typer.Context, *, as_json: bool = False, **overrides: Any) -> Settings:
+    """Settings for this invocation, or exit 2 naming the offending key (``as_json``: said
+    in the command's one JSON object too, `fail`)."""
     from jarvis.config import ConfigError, load_settings
     from jarvis.providers import check_allowlist
     from jarvis.telemetry.logging import configure_logging
@@ -92,7 +93,7 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
         settings = load_settings(state.config_path, **clean)
         check_allowlist(settings)
     except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+        fail(str(exc), EXIT_CONFIG, as_json=as_json)
     # Logs go to stderr, so `--json` output on stdout stays machine-readable.
     configure_logging(settings.log_level, settings.log_format)
     return settings
@@ -172,7 +173,12 @@ def nothing_recorded(settings: Settings, then: str) -> EventStore | None:
     return EventStore(MemoryBackend(), read_only=True)
 
 
-def fail(message: str, code: int) -> NoReturn:
+def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
+    """Exit ``code`` with ``message`` as the one ``error:`` line on stderr; ``as_json``, for a
+    command whose `--json` output has not been printed yet, prints it first on stdout as
+    that output's one object, ``{"error": message}``, so a script always has one to read."""
+    if as_json:
+        print_json_lines([{"error": message}])
     # A message names what the operator typed or pasted (a resource name copied from
     # `retries list --json`): its escape sequences are shown, its line breaks kept.
     text = "\n".join(shown(line) for line in message.split("\n"))
@@ -180,8 +186,9 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command body, mapping known failures to exit statuses."""
+def run(main: Callable[[], Awaitable[T]], *, as_json: bool = False) -> T:
+    """Run an async command body, mapping known failures to exit statuses (``as_json``: each
+    said in the command's one JSON object too, `fail`)."""
     import anyio
 
     from jarvis.cli.oneshot import TickCutError
@@ -199,11 +206,11 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(body)
     except StoreError as exc:
-        fail(str(exc), EXIT_CONFIG if is_lasting(exc) else EXIT_FAILED)
+        fail(str(exc), EXIT_CONFIG if is_lasting(exc) else EXIT_FAILED, as_json=as_json)
     except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
+        fail(str(exc), EXIT_CONFIG, as_json=as_json)
     except TickCutError as exc:
-        fail(str(exc), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED, as_json=as_json)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -341,6 +341,7 @@ def _elector(settings: Settings, app: App) -> AnyElector:
         app.metrics,
         renew_deadline=lease.renew_deadline,
         retry_period=lease.retry_period,
+        explain=app.store.explain,
     )
 
 

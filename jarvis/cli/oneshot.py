@@ -20,7 +20,8 @@ scheduler's own `jarvis.loop.scheduler.bounded_tick` (`one_tick`): a cron of
 `jarvis tick` whose applies hang holds the lock or lease no longer than the
 daemon's tick would. A cut tick records what the daemon's does, is flushed (or,
 what the database did not take, spooled) before the lock or lease is released,
-and the command exits 1 with one line (`TickCutError`).
+and the command exits 1 with one line (`TickCutError`; with ``--json`` printed as
+``{"error": LINE}`` too, `jarvis.cli.common.fail`).
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ async def holding_lease(
         app.metrics,
         renew_deadline=settings.lease.renew_deadline,
         retry_period=settings.lease.retry_period,
+        explain=app.store.explain,
     )
     await elector.step()
     fence = elector.fence()
@@ -204,8 +206,8 @@ async def holding_lease(
                     "daemon act, or use --dry-run"
                 )
             why = "see the log"
-            if elector.last_error is not None:  # the database's answer, in one line
-                why = str(app.store.backend.unreachable(elector.last_error))
+            if elector.last_error is not None:
+                why = elector.explain(elector.last_error)
             raise ConfigError(f"`jarvis {command}` could not take the leader lease: {why}")
         raise ConfigError(
             f"{lease.holder} leads the loop on this database (epoch {lease.epoch}): "

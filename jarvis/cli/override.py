@@ -19,7 +19,9 @@ observed (the printed report says which), or its tick was cut at
 the resource's scheme (`start` of a `sim://` service), a resource its provider
 answered is not there (a Cloud Run service's 404), or a rollback naming no
 version of a resource whose provider reports none before the current one (`settled`):
-nothing is proposed or recorded as an action then, only a `policy.note`.
+nothing is proposed or recorded as an action then, only a `policy.note`. With
+``--json`` every exit prints one object: the tick's report with its ``error`` (the
+refusal's line, or null), or ``{"error": LINE}`` when it ended before the report.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def override(
     try:
         ref = ResourceRef.parse(resource)
     except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    settings = settings_from(ctx)
+        fail(str(exc), EXIT_CONFIG, as_json=as_json)
+    settings = settings_from(ctx, as_json=as_json)
     actor = operator_name()
     action = operator_action(ref, params, actor=actor, reason=reason)
 
@@ -92,18 +94,22 @@ def override(
 
         return await one_tick(settings, params.kind, build, dry_run=dry_run or settings.dry_run)
 
-    report = run(main)
-    print_report(report, as_json=as_json)
-    say_unanswered(report, settings)
+    report = run(main, as_json=as_json)
     # The one-shot's is the only proposal; `settled` may have named its version.
     decision = next((d for d in report.decisions if d.action.policy == OPERATOR), None)
+    refusal = None
     if decision is None:
         if nobody_has(ref, report.snapshot):
-            fail(unknown_resource(str(ref), list(report.snapshot.resources)), EXIT_CONFIG)
-        refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
-        if refused is not None:
-            hint = " (--to VERSION)" if refused.endswith(ASK_VERSION) else ""
-            fail(refused + hint, EXIT_CONFIG)
+            refusal = unknown_resource(str(ref), list(report.snapshot.resources))
+        else:
+            refused = next((n.message for _, n in report.notes if n.key == UNSETTLED), None)
+            if refused is not None:
+                refusal = refused + (" (--to VERSION)" if refused.endswith(ASK_VERSION) else "")
+    print_report(report, as_json=as_json, error=refusal)
+    say_unanswered(report, settings)
+    if refusal is not None:
+        fail(refusal, EXIT_CONFIG)
+    if decision is None:
         raise typer.Exit(EXIT_FAILED)
     if decision.outcome is None:
         # Only a dry run's refusal counts as success: the guard let everything else through.

@@ -43,8 +43,8 @@ def tick(
     as_json: JsonOpt = False,
 ) -> None:
     """Run one reconcile tick now and print what it did."""
-    settings = settings_from(ctx)
-    report = run(lambda: _one_tick(settings, dry_run=dry_run or settings.dry_run))
+    settings = settings_from(ctx, as_json=as_json)
+    report = run(lambda: _one_tick(settings, dry_run=dry_run or settings.dry_run), as_json=as_json)
     print_report(report, as_json)
     if say_unanswered(report, settings):
         raise typer.Exit(EXIT_FAILED)
@@ -52,8 +52,8 @@ def tick(
 
 def plan(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show what Jarvis would do now: a dry-run tick printed as a table; it records nothing."""
-    settings = settings_from(ctx)
-    report = run(lambda: _one_tick(settings, dry_run=True, record=False))
+    settings = settings_from(ctx, as_json=as_json)
+    report = run(lambda: _one_tick(settings, dry_run=True, record=False), as_json=as_json)
     print_report(report, as_json)
     if say_unanswered(report, settings):
         raise typer.Exit(EXIT_FAILED)
@@ -100,12 +100,13 @@ async def _read_only(settings: Settings) -> tuple[EventStore, KillSwitchBackend 
     return EventStore(reader, read_only=True), switch
 
 
-def print_report(report: TickReport, as_json: bool) -> None:
-    """The tick as a table, or with ``--json`` as one JSON object (``report_json``); under
-    the table, one line for each unknown outcome saying how it will be resolved."""
+def print_report(report: TickReport, as_json: bool, *, error: str | None = None) -> None:
+    """The tick as a table, or with ``--json`` as one JSON object (``report_json``, with the
+    ``error`` the command then exits with, said on stderr by `fail`); under the table, one
+    line for each unknown outcome saying how it will be resolved."""
     rows = [_decision_row(d) for d in report.decisions]
     if as_json:
-        print_json_lines([report_json(report, rows)])
+        print_json_lines([report_json(report, rows, error)])
         return
     _print_table(report, rows)
     for unknown in unknown_outcomes(report):
@@ -231,13 +232,20 @@ def _print_table(report: TickReport, rows: list[dict[str, Any]]) -> None:
     print_table(table)
 
 
-def report_json(report: TickReport, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def report_json(
+    report: TickReport, rows: list[dict[str, Any]], error: str | None = None
+) -> dict[str, Any]:
     """One object per tick, so a tick with nothing to do still prints something to parse.
 
     ``decisions`` holds one row per planned action (empty when there was
     nothing to do); the counts and observe errors say why it was empty.
+    ``error`` is the line the command exits with (an override of a resource
+    nobody has), None when it has none; a command that ends before its tick
+    reports (cut at ``loop.tick_timeout``, refused) prints ``{"error": LINE}``
+    alone (`jarvis.cli.common.fail`).
     """
     return {
+        "error": error,
         "tick_id": report.tick_id,
         "resources": len(report.snapshot.resources),
         "proposals": len(report.proposals),

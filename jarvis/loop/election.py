@@ -29,6 +29,7 @@ import anyio
 import structlog
 
 from jarvis.loop.reconciler import Reconciler
+from jarvis.store.errors import describe
 from jarvis.store.fence import Fence
 from jarvis.telemetry.metrics import Metrics
 
@@ -66,8 +67,13 @@ class Elector:
         retry_period: float,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        explain: Callable[[BaseException], str] = describe,
     ) -> None:
         self.lease = lease
+        self.explain = explain
+        """A failed lease statement in one line, for the log, in the store's words (`describe`
+        by default; the daemon and the one-shots pass `EventStore.explain`, which names the
+        database), never SQLAlchemy's text with its SQL and link."""
         self.monotonic = monotonic
         """The clock deadlines are measured on; the simulation passes its virtual one."""
         self.metrics = metrics
@@ -132,7 +138,7 @@ class Elector:
                 await self.lease.heartbeat(self.epoch)
         except Exception as exc:  # noqa: BLE001 - the next round retries; the deadline decides
             self.last_error = exc
-            log.warning("lease round failed", replica=self.replica, error=str(exc))
+            log.warning("lease round failed", replica=self.replica, error=self.explain(exc))
         self.metrics.leader.set(0 if self.epoch is None else 1)
 
     async def _try_acquire(self, sent: float) -> None:
@@ -157,7 +163,7 @@ class Elector:
                     await self.lease.release(epoch)
                 await self.lease.leave()
             except Exception as exc:  # noqa: BLE001 - the lease expires by itself anyway
-                log.warning("could not release the lease", error=str(exc))
+                log.warning("could not release the lease", error=self.explain(exc))
 
 
 class Leadership:

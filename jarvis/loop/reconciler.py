@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+import anyio.lowlevel
 import structlog
 
 from jarvis.actuators.base import MetricSource, Sensor
@@ -368,6 +369,9 @@ class Reconciler:
             except StoreError as exc:
                 log.warning("proposals not durable", error=str(exc))
         await self.gate.pass_through(planned, snapshot, self.observer.fleet, dry, report)
+        # A deadline that passed while the last apply ran on (shielded) cuts the tick here,
+        # as one that passed between two applies does: a cut tick has no tick.finished.
+        await anyio.lowlevel.checkpoint_if_cancelled()
         report.asked_later = [
             intent.action_id
             for intent in self.unknowns.open

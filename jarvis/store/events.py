@@ -281,14 +281,16 @@ class EventStore:
                 self._restore(batch, retries)  # a refusal, not an outage: the caller retracts
                 raise
             except Exception as exc:
-                self.write_error = self._why(exc)
+                self.write_error = self.explain(exc)
                 self.write_lasting = is_lasting(exc)
+                refused = not self.spool_refusals and _refused(exc)
                 if fence is not None and (isinstance(exc, LeaseLostError) or is_operational(exc)):
-                    await self._keep_facts(batch, exc, journal=journal)
+                    # A one-shot the database refuses spools no fact either (`spool_refusals`).
+                    await self._keep_facts(batch, exc, journal=journal and not refused)
                     if isinstance(exc, LeaseLostError):
                         raise
-                    raise LeaseLostError(f"cannot confirm the lease: {exc}") from exc
-                refused = not self.spool_refusals and _refused(exc)
+                    why = self._unspooled(exc, refused=refused)
+                    raise LeaseLostError(f"cannot confirm the lease: {why}") from exc
                 if spool is None or not journal or not is_operational(exc) or refused:
                     self._restore(batch, retries)
                     if is_operational(exc) and not isinstance(exc, SpoolError):
@@ -384,8 +386,9 @@ class EventStore:
             else failure
         )
 
-    def _why(self, exc: Exception) -> str:
-        """Why a flush did not reach the database, in one line."""
+    def explain(self, exc: BaseException) -> str:
+        """Why a statement (a flush, a lease's) did not reach the database, in one line that
+        names it (`EventBackend.unreachable`), never the password nor SQLAlchemy's text."""
         if isinstance(exc, SpoolError):
             # The spool's disk, with the database perhaps up: not "cannot reach" it.
             return str(exc)

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
 
-from tests.cli.conftest import Jarvis, jarvis_argv, jarvis_env
+from tests.cli.conftest import Jarvis, jarvis_env, set_switch
 from tests.daemon import readyz_until, running
+from tests.held_tick import held_probe, holding_endpoint, run_held
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.private_redis import PrivateRedis, private_redis
 
@@ -194,88 +193,64 @@ async def _sessions_ended(pg: PrivatePostgres) -> None:
         await admin.close()
 
 
-class _Held(BaseHTTPRequestHandler):
-    """Answers a GET 200 once the test lets it (`_Holding.answer`), saying it was asked."""
+def _rotated_mid_run(
+    server: PrivatePostgres, tmp_path: Path, argv: list[str], config: str, redis_url: str
+) -> tuple[int, str, str]:
+    """Run `jarvis ARGV` on role ``jarvis``'s database, its password changed (the server
+    ending its sessions) while its tick observes a held endpoint: after it connected and
+    took the lease, before it records anything. The kill switch is in Redis, released, so
+    the tick still reads it and goes on to apply. Its exit status, stdout and stderr."""
+    anyio.run(partial(set_switch, redis_url, engaged=False))
 
-    server: _Holding
+    def rotate() -> None:
+        anyio.run(_set_password, server, ROTATED)
+        anyio.run(_sessions_ended, server)
 
-    def do_GET(self) -> None:
-        self.server.asked.set()
-        self.server.answer.wait(timeout=120)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        """Quiet: the test reads the command's output, not the endpoint's."""
-
-
-class _Holding(ThreadingHTTPServer):
-    """An HTTP endpoint whose answer waits for the test: a moment inside a tick's observe,
-    after the command connected to its database and before it records the tick."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Held)
-        self.asked = threading.Event()
-        self.answer = threading.Event()
-
-
-@contextmanager
-def _holding_endpoint() -> Iterator[_Holding]:
-    endpoint = _Holding()
-    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield endpoint
-    finally:
-        endpoint.answer.set()
-        endpoint.shutdown()
-        endpoint.server_close()
-
-
-def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
-    server: PrivatePostgres, tmp_path: Path
-) -> None:
-    """`jarvis tick` whose password changes after it connected (the server ending its
-    sessions) exits 2 saying the server refused its credentials and that its events were
-    not recorded, nor spooled, as with a read-only or under-privileged database: it does
-    not report success with its events in a spool that waits for a corrected URL."""
-    spool = tmp_path / "spool.jsonl"
-    with _holding_endpoint() as endpoint:
-        config = tmp_path / "jarvis.toml"
-        config.write_text(
-            "[loop]\ninterval = 300\nobserve_timeout = 90\n"
-            '[[probes.endpoints]]\nname = "held"\n'
-            f'url = "http://127.0.0.1:{endpoint.server_port}/"\ntimeout_seconds = 60\n',
-            encoding="utf-8",
-        )
+    with holding_endpoint() as endpoint:
+        (tmp_path / "jarvis.toml").write_text(held_probe(endpoint) + config, encoding="utf-8")
         env = jarvis_env(
             tmp_path,
             JARVIS_DATABASE_URL=server.url("jarvis", PASSWORD, "jarvis"),
-            JARVIS_SPOOL_PATH=str(spool),
-            JARVIS_CONFIG=str(config),
-        )
-        process = subprocess.Popen(
-            jarvis_argv("tick"),
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            JARVIS_SPOOL_PATH=str(tmp_path / "spool.jsonl"),
+            JARVIS_CONFIG=str(tmp_path / "jarvis.toml"),
+            JARVIS_REDIS_URL=redis_url,
         )
         try:
-            assert endpoint.asked.wait(timeout=60), "the tick never probed the endpoint"
-            anyio.run(_set_password, server, ROTATED)
-            anyio.run(_sessions_ended, server)
-            endpoint.answer.set()
-            out, err = process.communicate(timeout=120)
+            return run_held(argv, tmp_path, env, endpoint, rotate)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
             anyio.run(_set_password, server, PASSWORD)
-    assert process.returncode == 2, out + err
+            anyio.run(_end_leases, server)
+
+
+async def _end_leases(pg: PrivatePostgres) -> None:
+    """End the lease the one-shot could not give back (its password was gone), so the next
+    command on this server's database is not refused as acting beside it."""
+    admin = await asyncpg.connect(pg.admin_dsn.rsplit("/", 1)[0] + "/jarvis")
+    try:
+        await admin.execute("UPDATE leases SET expires_at = now()")
+    finally:
+        await admin.close()
+
+
+OVERRIDE = "sim://ai-dawg-vocal-coach"
+ALLOW_RESTART = '[[allowlist]]\nprovider = "sim"\nresources = "*"\nactions = ["restart"]\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [(["tick"], ""), (["restart", OVERRIDE], ALLOW_RESTART)],
+    ids=["tick", "restart"],
+)
+def test_a_one_shot_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
+    server: PrivatePostgres, tmp_path: Path, redis_url: str, argv: list[str], config: str
+) -> None:
+    """`jarvis tick`, or an override, whose password changes after it connected exits 2
+    saying the server refused its credentials and that its events were not recorded, nor
+    spooled, as with a read-only or under-privileged database: it does not report success
+    with its events in a spool that waits for a corrected URL. The override's refused
+    write is its intent, made under the lease: its facts are not spooled either."""
+    code, out, err = _rotated_mid_run(server, tmp_path, argv, config, redis_url)
+    assert code == 2, out + err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, err
     assert (
@@ -283,6 +258,11 @@ def test_a_tick_whose_password_is_rotated_mid_run_exits_2_and_spools_nothing(
     )
     assert errors[0].endswith("its events were not recorded, nor spooled"), errors[0]
     assert "Traceback" not in err
+    assert "sqlalche.me" not in err  # SQLAlchemy's text, anywhere: the lease's release said it
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (release,) = [line for line in logged if line["event"] == "could not release the lease"]
+    assert release["error"].startswith(f"PostgreSQL at 127.0.0.1:{server.port} refused these")
+    spool = tmp_path / "spool.jsonl"
     assert not spool.exists() or not spool.read_text(encoding="utf-8")
     _no_secret(out, err)
 

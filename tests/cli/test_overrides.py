@@ -45,6 +45,7 @@ def test_rollback_and_scale_take_their_parameters(jarvis: Jarvis) -> None:
     assert [row["decision"] for row in json.loads(rolled.stdout)["decisions"]] == ["applied"]
     scaled = jarvis("scale", COACH, "3", "--json")
     assert scaled.returncode == 0, scaled.stderr + scaled.stdout
+    assert one_object(scaled.stdout, scaled.stderr)["error"] is None
     (row,) = json.loads(scaled.stdout)["decisions"]
     assert row["decision"] == "applied" and json.loads(row["params"]) == {"replicas": 3}
     proposed = events_of(jarvis, "action.proposed")
@@ -88,6 +89,38 @@ def test_a_malformed_uri_is_exit_2(jarvis: Jarvis) -> None:
     for args in (("restart", "vocal-coach"), ("scale", "vocal-coach", "2")):
         result = jarvis(*args)
         assert result.returncode == 2 and "provider://name" in result.stderr
+
+
+def one_object(stdout: str, stderr: str) -> dict[str, Any]:
+    """The one JSON object a `--json` one-shot printed on stdout, whose ``error`` is the
+    ``error:`` line on stderr (None when there is none)."""
+    lines = stdout.splitlines()
+    assert len(lines) == 1, stdout
+    found: dict[str, Any] = json.loads(lines[0])
+    said = [line.removeprefix("error: ") for line in stderr.splitlines() if "error: " in line]
+    assert found["error"] == (said[0] if said else None), stderr
+    assert len(said) <= 1, stderr
+    return found
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["restart", "vocal-coach"],
+        ["scale", COACH, "2", "--config", "missing.toml"],
+        ["tick", "--config", "missing.toml"],
+        ["plan", "--config", "missing.toml"],
+    ],
+    ids=["malformed-uri", "override-config", "tick-config", "plan-config"],
+)
+def test_a_json_one_shot_refused_before_its_tick_prints_the_error_as_its_one_object(
+    jarvis: Jarvis, argv: list[str]
+) -> None:
+    """Exit 2 with the one line on stderr, and on stdout one JSON object, ``{"error": that
+    line}``: a script reading `--json` is never left with nothing to parse."""
+    result = jarvis(*argv, "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert one_object(result.stdout, result.stderr).keys() == {"error"}
 
 
 def test_an_override_of_a_resource_nobody_observed_is_exit_2_and_records_no_action(
@@ -192,7 +225,9 @@ def test_a_typo_is_exit_2_while_another_provider_fails_to_answer(
     typo = COACH[:-1]
     result = jarvis("scale", typo, "3", "--config", "two.toml", "--json")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert json.loads(result.stdout)["observe_errors"].keys() == {"cloudrun"}
+    report = one_object(result.stdout, result.stderr)
+    assert report["observe_errors"].keys() == {"cloudrun"}
+    assert report["error"].startswith(f"no such resource: {typo}")
     assert f"no such resource: {typo}" in result.stderr
     assert f"did you mean {COACH}" in result.stderr
     assert events_of(jarvis, "action.started", "action.failed", "action.escalated") == []

@@ -56,6 +56,31 @@ async def test_actions_not_reached_are_blocked_and_the_one_in_flight_completes(
     assert await app.store.open_intents() == []
 
 
+async def test_a_deadline_passed_during_the_last_apply_cuts_the_tick(
+    make_app: AppFactory, fleet: FakeActuator, clock: VirtualClock
+) -> None:
+    """The deadline passes while the tick's only apply runs on: the apply is recorded and
+    the tick is cut there, as one cut between two applies, with no `tick.finished`."""
+
+    async def slow(action: Action) -> Outcome | None:
+        await anyio.sleep(TICK_TIMEOUT + 1)
+        return None
+
+    fleet.on_apply = slow
+    restart = Action(ResourceRef("sim", "api"), Restart(), "p", "r")
+    app = await make_app([ProposeEach([restart])])
+    scheduler = Scheduler(
+        app.reconciler, clock, app.metrics, interval=30, tick_timeout=TICK_TIMEOUT
+    )
+    await scheduler.run(max_ticks=1)
+
+    assert scheduler.timed_out == 1
+    kinds = [e.kind.value for e in await app.store.events(limit=100)]
+    assert "action.applied" in kinds
+    assert "action.blocked" not in kinds
+    assert "tick.finished" not in kinds
+
+
 def test_a_tick_timeout_shorter_than_observe_and_apply_is_refused() -> None:
     """An explicit tick timeout must leave room for one observe and one apply."""
     with pytest.raises(ConfigError, match=r"loop.tick_timeout 12 s is shorter .* \(30 s\)"):
