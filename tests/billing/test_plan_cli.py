@@ -44,7 +44,7 @@ starttls = false
 
 async def _seed(url: str) -> list[object]:
     store = await EventStore.connect(url, spool_path=None)
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
     try:
         async with store.engine.begin() as connection:
             for customer_id, stripe_id in (("c1", None), ("c2", "cus_2")):
@@ -134,7 +134,7 @@ async def test_plan_lists_dunning_emails_and_revocations_by_customer_id(
     )
     env = jarvis_env(tmp_path, JARVIS_CONFIG=str(config), STRIPE_SECRET_KEY=API_KEY)
     store = await EventStore.connect(env["JARVIS_DATABASE_URL"], spool_path=None)
-    now = datetime(2026, 11, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
     onboarded = {
         "plan": "pro",
         "signed_up_at": now,
