@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jarvis.actuators.local.health import check
+from jarvis.actuators.local.process import INSTANCE_VARIABLE
 from jarvis.config.local import LocalServiceSettings
 from jarvis.model import Start
 from tests.local.conftest import Lab, pids_with
@@ -50,6 +51,32 @@ async def test_a_command_that_forks_and_exits_fails_and_leaves_nothing_running(
     outcome = await lab.actuator(daemonizing(lab, detach)).apply(action("bg", Start()), KEY)
     assert not outcome.ok
     assert "exited with code 0" in outcome.detail
+    assert "it left 1 process running, now ended" in outcome.detail, outcome.detail
+    assert sleepers(lab) == []
+
+
+async def test_what_it_forked_is_ended_though_caught_mid_exec_as_the_command_exits(
+    lab: Lab,
+) -> None:
+    """A process in the middle of exec shows no environment, so no token, for a few
+    milliseconds (over 20 at times): a daemonizing command's server caught there as the
+    command exited was not seen, and was left running unwatched. Here the server shows no
+    environment for 0.2 s (started with none, then exec'd with the service's token), and
+    is still found and ended with the failed start."""
+    late = lab.tmp_path / "late.py"
+    late.write_text(
+        "import os, sys, time\n"
+        "time.sleep(0.2)\n"
+        f"os.execve(sys.executable, [sys.executable, '-c', {SLEEPER!r}, {str(lab.tmp_path)!r}],"
+        f" {{{INSTANCE_VARIABLE!r}: sys.argv[1]}})\n"
+    )
+    script = lab.tmp_path / "daemonize.sh"
+    script.write_text(f'env -i "{sys.executable}" "{late}" "${INSTANCE_VARIABLE}" &\nexit 0\n')
+    service = LocalServiceSettings.model_validate(
+        {"name": "bg", "command": ["/bin/sh", str(script)], "stop_timeout": 2}
+    )
+    outcome = await lab.actuator(service).apply(action("bg", Start()), KEY)
+    assert not outcome.ok
     assert "it left 1 process running, now ended" in outcome.detail, outcome.detail
     assert sleepers(lab) == []
 

@@ -44,6 +44,7 @@ from jarvis.actuators.local.process import (
     spawn,
     still_running,
     survivors,
+    unproven,
     why_not_run,
 )
 from jarvis.config.local import LocalServiceSettings, LocalSettings
@@ -61,6 +62,8 @@ from jarvis.model import (
 
 PROVIDER = "local"
 _POLL = 0.2
+_SETTLE_POLLS = 10
+"""How many polls `_exited` waits for a process mid-exec to show its environment."""
 """Seconds between looks while waiting for a start or a stop; not a tick, a syscall."""
 
 
@@ -275,6 +278,13 @@ class LocalActuator:
         ever once the retry budget escalates."""
         detail = f"{self._why_not_running(service.name)} after {up:.1f} s (pid {record.pid})"
         left = len(survivors(record))
+        for _ in range(_SETTLE_POLLS):
+            # What it forked may be mid-exec as it exits (`unproven`): look again once
+            # that is over, or it is left running unwatched, for ever once escalated.
+            if left or not unproven(record):
+                break
+            await anyio.sleep(_POLL)
+            left = len(survivors(record))
         if left:
             ended = await self._end_survivors(service, "")
             detail += f"; it left {left} process{'es' if left > 1 else ''} running, " + (
