@@ -25,6 +25,7 @@ from redis.exceptions import (
 from redis.typing import EncodableT
 
 from jarvis.model import KillSwitchState
+from jarvis.redisacl import acl_rule, address, database, denied, user
 from jarvis.store.errors import CredentialsRefusedError, FlipOverrunError, StoreError, describe
 
 __all__ = ["RedisKillSwitch"]
@@ -50,11 +51,10 @@ class RedisKillSwitch:
             # UnicodeDecodeError (a traceback from `jarvis killswitch status`).
             decode_responses=False,
         )
-        given = self._client.connection_pool.connection_kwargs
-        self._where = f"Redis at {_address(given)}"
-        self._user = _user(given)
-        self._who = _credentials(given)
-        self._rule = _acl_rule(key, db=int(given.get("db") or 0))
+        self._given = self._client.connection_pool.connection_kwargs
+        self._where = f"Redis at {address(self._given)}"
+        self._who = _credentials(self._given)
+        self._rule = acl_rule(COMMANDS, key, db=database(self._given))
 
     async def read(self) -> KillSwitchState | None:
         """The hash as Jarvis wrote it; None when there is none (Redis lost it, or never had it).
@@ -181,9 +181,8 @@ class RedisKillSwitch:
         if isinstance(exc, NoPermissionError):
             # Redis's 42501: the user logged in, and no wait brings the grant.
             return StoreError(
-                f"cannot {doing} {self._where}: its ACL denies user {self._user} what the "
-                f"kill switch needs: {describe(exc)}; grant it (ACL SETUSER {self._user} "
-                f"{self._rule}), or give redis_url a user that has it",
+                f"cannot {doing} {self._where}: "
+                + denied(self._given, "the kill switch", describe(exc), self._rule, "redis_url"),
                 lasting=True,
             )
         return StoreError(f"cannot {doing} {self._where}: {describe(exc)}")
@@ -193,6 +192,10 @@ class RedisKillSwitch:
 
 
 FIELDS = frozenset({"engaged", "actor", "reason", "changed_at"})
+COMMANDS = ("hgetall", "del", "hset", "multi", "exec", "watch")
+"""What `read`, `write` and `release` send, the ACL rule's commands (`acl_rule`): HGETALL;
+DEL and HSET inside MULTI/EXEC; WATCH (a release stopped short closes its connection rather
+than send UNWATCH)."""
 FLAGS = {"1": True, "0": False}
 DISCARDED = "Transaction discarded because of: "
 """How Redis's EXECABORT begins when it names why EXEC itself was refused."""
@@ -241,32 +244,9 @@ def _credentials_refused(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).startswith(("NOAUTH", "WRONGPASS"))
 
 
-def _acl_rule(key: str, *, db: int = 0) -> str:
-    """The ACL rule a Redis user needs for the kill switch at ``key``: the commands `read`,
-    `write` and `release` send (HGETALL; DEL and HSET inside MULTI/EXEC; WATCH: a release
-    stopped short closes its connection rather than send UNWATCH), SELECT for a database
-    other than 0 (sent as each connection opens), and that one key."""
-    select = " +select" if db else ""
-    return f"+hgetall +del +hset +multi +exec +watch{select} ~{key}"
-
-
-def _user(kwargs: Mapping[str, object]) -> str:
-    """The user the URL names; Redis's ``default`` when it names none."""
-    return str(kwargs.get("username") or "default")
-
-
 def _credentials(kwargs: Mapping[str, object]) -> str:
     """Which credentials the URL gave, in words: the user, and whether a password was given."""
-    return (
-        f"user {_user(kwargs)}, {'a password' if kwargs.get('password') else 'no password'} given"
-    )
-
-
-def _address(kwargs: Mapping[str, object]) -> str:
-    """``host:port``, or for ``unix://`` the socket's path (no host: it read as ``?:?``)."""
-    if "path" in kwargs:
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+    return f"user {user(kwargs)}, {'a password' if kwargs.get('password') else 'no password'} given"
 
 
 def _text(value: bytes | str) -> str:

@@ -41,6 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError, RedisError
 
+from jarvis import redisacl
 from jarvis.actuators.base import ActuatorError, Scope
 from jarvis.config.cost import RouteSettings, RoutingSettings
 from jarvis.model import (
@@ -127,6 +128,8 @@ end
 return {1, version}
 """
 _WRITTEN, _CONFLICT, _ALREADY = 1, 0, 2
+COMMANDS = ("hgetall", "hget", "evalsha", "script|load", "del", "hset")
+"""What routing sends, the ACL rule's commands (`acl_rule`)."""
 
 
 def format_weight(weight: float) -> str:
@@ -286,13 +289,11 @@ class RoutingActuator:
         if not isinstance(exc, NoPermissionError):
             return ActuatorError(f"redis: {exc}")
         given = self._redis.connection_pool.connection_kwargs
-        user = str(given.get("username") or "default")
-        where = given.get("path") or f"{given.get('host', '?')}:{given.get('port', '?')}"
+        rule = acl_rule(self._settings.key_prefix, db=redisacl.database(given))
+        why = f"NoPermissionError: {exc}"
         return ActuatorError(
-            f"Redis at {where}: its ACL denies user {user} what routing needs: "
-            f"NoPermissionError: {exc}; grant it (ACL SETUSER {user} "
-            f"{acl_rule(self._settings.key_prefix, db=int(given.get('db') or 0))}), "
-            "or give routing.redis_url a user that has it",
+            f"Redis at {redisacl.address(given)}: "
+            + redisacl.denied(given, "routing", why, rule, "routing.redis_url"),
             kind=ErrorKind.TERMINAL,
             code="NOPERM",
         )
@@ -305,9 +306,8 @@ def acl_rule(key_prefix: str, *, db: int = 0) -> str:
     """The ACL rule a Redis user needs for routing under ``key_prefix``: the commands
     `RoutingActuator` sends (HGETALL and HGET; EVALSHA, and SCRIPT LOAD when Redis
     does not know the script yet; in the script HGET, DEL and HSET), SELECT for a
-    database other than 0 (sent as each connection opens), and the routes' keys."""
-    select = " +select" if db else ""
-    return f"+hgetall +hget +evalsha +script|load +del +hset{select} ~{key_prefix}*"
+    database other than 0, and the routes' keys."""
+    return redisacl.acl_rule(COMMANDS, f"{key_prefix}*", db=db)
 
 
 def checked_params(
