@@ -233,11 +233,7 @@ class StatusPage:
         if session is None or not session.csrf_ok(csrf if isinstance(csrf, str) else None):
             message = "not logged in" if session is None else "stale or missing CSRF token"
             await self._audit.record(request, result="forbidden", status=403, detail=message)
-            context = {
-                "title": "Refused",
-                "message": f"Refused: {message}. Reload the page.",
-                "back": True,
-            }
+            context = {"title": "Refused", "message": f"Refused: {message}. Reload the page."}
             return self._html("message.html", context, 403)
         if need_change and not session.identity.may_change:
             message = (
@@ -265,8 +261,7 @@ class StatusPage:
             status = exc.status if isinstance(exc, web.HTTPException) else 400
             message = f"form: unreadable ({exc.__class__.__name__})"
             await self._audit.record(request, result="bad_request", status=status, detail=message)
-            context = {"title": "Refused", "message": message, "back": True}
-            return self._html("message.html", context, status)
+            return self._html("message.html", {"title": "Refused", "message": message}, status)
 
     async def _flip(self, request: web.Request) -> web.Response:
         session = await self._form_session(request, need_change=True)
