@@ -9,7 +9,6 @@ the probe came (rotate a password, stop the database), then lets the tick go on.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import jarvis_argv
+from tests.cli.conftest import jarvis_process
 
 __all__ = ["Holding", "held_probe", "holding_endpoint", "run_held"]
 
@@ -81,23 +80,11 @@ def run_held(
 ) -> tuple[int, str, str]:
     """Run `jarvis ARGV`, call ``meanwhile`` once its tick probed ``endpoint``, then answer
     the probe; its exit status, stdout and stderr."""
-    process = subprocess.Popen(
-        jarvis_argv(*argv),
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with jarvis_process(*argv, cwd=cwd, env=env) as process:
         if not endpoint.asked.wait(timeout=60):
             process.kill()
             pytest.fail(f"the tick never probed the endpoint: {process.communicate()}")
         meanwhile()
         endpoint.answer.set()
         out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     return process.returncode, out, err

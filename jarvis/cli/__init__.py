@@ -6,7 +6,8 @@ clear line: exit 1 when the database did not answer or kept the command
 waiting (it may work later), 2 when it or a file Jarvis keeps refused this
 process (a privilege, a read-only database, a file in the way, a schema to
 migrate): README, "Exit statuses", and `jarvis.cli.common`. Read
-commands take ``--json`` and then print one JSON object per line.
+commands take ``--json`` and then print one JSON object per line; any
+``--json`` command that fails prints ``{"error": LINE}`` (`common.fail`).
 """
 
 from __future__ import annotations

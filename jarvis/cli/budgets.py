@@ -58,7 +58,7 @@ def budgets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from jarvis.loop.budgets import ChangeLog
     from jarvis.loop.clock import WallClock
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     configured = build_budgets(settings)
     now = WallClock().now()
 
@@ -77,7 +77,7 @@ def budgets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             return
         console.print("no disruption budgets configured")
         return
-    rows, fleet_size = run(main)
+    rows, fleet_size = run(main, as_json=as_json)
     _show(configured, rows, fleet_size, as_json=as_json)
 
 

@@ -58,17 +58,18 @@ def events(
     """Print recent events, oldest first."""
     from jarvis.model import EventKind, ResourceRef
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     known = {k.value for k in EventKind}
     for k in kind or []:
         if k not in known:
-            fail(f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}", EXIT_CONFIG)
+            unknown = f"unknown event kind {k!r}; one of: {', '.join(sorted(known))}"
+            fail(unknown, EXIT_CONFIG, as_json=as_json)
     if resource is not None:
         # A malformed filter matches nothing: a typo must not read as a quiet resource.
         try:
             ResourceRef.parse(resource)
         except ValueError as exc:
-            fail(str(exc), EXIT_CONFIG)
+            fail(str(exc), EXIT_CONFIG, as_json=as_json)
 
     import anyio
 
@@ -90,7 +91,7 @@ def events(
             await store.aclose()
 
     try:
-        run(main)
+        run(main, as_json=as_json)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -173,12 +174,12 @@ def db_prune(
     from jarvis.loop.clock import WallClock
     from jarvis.loop.retention import Pruner
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     absent = absent_database(settings)
     if absent is not None:
         # Opening it would create an empty database (its directory too) and prune
         # nothing from it: a typo in database_url read as a tidy record.
-        fail(no_database(absent), EXIT_CONFIG)
+        fail(no_database(absent), EXIT_CONFIG, as_json=as_json)
 
     async def main() -> dict[str, int]:
         store = await open_store(settings)
@@ -194,7 +195,7 @@ def db_prune(
         finally:
             await store.aclose()
 
-    deleted = run(main)
+    deleted = run(main, as_json=as_json)
     if as_json:
         print_json_lines([{"dry_run": dry_run, "deleted": deleted}])
         return
@@ -210,7 +211,7 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     warning for each pair of timeouts that cannot work together and each resource glob
     whose * crosses a "/"."""
     # The warnings: `jarvis.config.timing` and `jarvis.providers.glob_warnings`.
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     from jarvis.app import build_guard, notify_channels
     from jarvis.config import ConfigError
     from jarvis.providers import enabled as enabled_providers
@@ -219,8 +220,8 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     try:
         channels = notify_channels(settings)
     except ConfigError as exc:
-        fail(str(exc), EXIT_CONFIG)
-    run(lambda: _builds(settings))
+        fail(str(exc), EXIT_CONFIG, as_json=as_json)
+    run(lambda: _builds(settings), as_json=as_json)
     from jarvis.config.timing import timing_warnings
     from jarvis.providers import glob_warnings
 

@@ -176,7 +176,9 @@ def nothing_recorded(settings: Settings, then: str) -> EventStore | None:
 def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
     """Exit ``code`` with ``message`` as the one ``error:`` line on stderr; ``as_json``, for a
     command whose `--json` output has not been printed yet, prints it first on stdout as
-    that output's one object, ``{"error": message}``, so a script always has one to read."""
+    that output's one object, ``{"error": message}``, so a script always has one to read.
+    Every command taking `--json` passes it to this, `settings_from` and `run`; output of
+    one object per line that has begun (`events --follow`) ends with that object."""
     if as_json:
         print_json_lines([{"error": message}])
     # A message names what the operator typed or pasted (a resource name copied from

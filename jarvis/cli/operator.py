@@ -317,10 +317,11 @@ def killswitch_engage(
 ) -> None:
     """Stop all actions now. Takes effect before the daemon's next apply."""
     if not reason.strip():
-        fail("--reason must not be empty", EXIT_CONFIG)
-    settings = settings_from(ctx)
+        fail("--reason must not be empty", EXIT_CONFIG, as_json=as_json)
+    settings = settings_from(ctx, as_json=as_json)
     flipped = run(
-        lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason)
+        lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason),
+        as_json=as_json,
     )
     _print_flip(flipped, as_json=as_json)
 
@@ -335,9 +336,10 @@ def killswitch_release(
     as_json: JsonOpt = False,
 ) -> None:
     """Let Jarvis act again."""
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     flipped = run(
-        lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason)
+        lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason),
+        as_json=as_json,
     )
     _print_flip(flipped, as_json=as_json)
 
@@ -345,8 +347,10 @@ def killswitch_release(
 @killswitch_app.command("status")
 def killswitch_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Print whether the kill switch is engaged, by whom and why."""
-    settings = settings_from(ctx)
-    state = run(lambda: _with_killswitch(settings, lambda ks: ks.read(), read_only=True))
+    settings = settings_from(ctx, as_json=as_json)
+    state = run(
+        lambda: _with_killswitch(settings, lambda ks: ks.read(), read_only=True), as_json=as_json
+    )
     if as_json:
         print_json_lines([_switch_json(state)])
         return
@@ -374,7 +378,7 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     A row that holds nothing (an attempt taken back, as when the kill switch
     withheld it) is left out: it is no attempt at all.
     """
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     from jarvis.app import open_store
 
     async def main() -> list[dict[str, Any]]:
@@ -397,7 +401,7 @@ def retries_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             if not s.empty
         ]
 
-    rows = run(main)
+    rows = run(main, as_json=as_json)
     if as_json:
         print_json_lines(rows)
         return

@@ -95,8 +95,8 @@ def silence_add(
 @silence_app.command("list")
 def silence_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The silences in force now."""
-    settings = settings_from(ctx)
-    silences = run(lambda: _active(settings))
+    settings = settings_from(ctx, as_json=as_json)
+    silences = run(lambda: _active(settings), as_json=as_json)
     if as_json:
         print_json_lines(
             {"id": s.id, "match": s.match, "until": s.until, "reason": s.reason} for s in silences
@@ -169,11 +169,15 @@ def notifications_list(
 ) -> None:
     """What the notifier sent, is retrying, or gave up on, newest last."""
     if status is not None and status not in {"pending", "sent", "failed"}:
-        fail(f"--status: {status!r} is not one of pending, sent, failed", EXIT_CONFIG)
+        fail(
+            f"--status: {status!r} is not one of pending, sent, failed",
+            EXIT_CONFIG,
+            as_json=as_json,
+        )
     from jarvis.app import open_store
     from jarvis.store.outbox import Outbox
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
 
     async def main() -> list[NotificationRow]:
         store = await open_store(settings, read_only=True)
@@ -182,7 +186,7 @@ def notifications_list(
         finally:
             await store.aclose()
 
-    rows = run(main)
+    rows = run(main, as_json=as_json)
     if as_json:
         print_json_lines(
             {

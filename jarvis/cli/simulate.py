@@ -86,14 +86,19 @@ def simulate(
     try:
         kinds = parse_faults(faults)
     except ValueError as exc:
-        fail(str(exc), EXIT_CONFIG)
+        fail(str(exc), EXIT_CONFIG, as_json=as_json)
     if database_url is not None and REPLICA_FAULTS.intersection(kinds):
-        fail("replica faults run on the in-memory store only; drop --database-url", EXIT_CONFIG)
+        fail(
+            "replica faults run on the in-memory store only; drop --database-url",
+            EXIT_CONFIG,
+            as_json=as_json,
+        )
     if REPLICA_FAULTS.intersection(kinds) and PROCESS_FAULTS.intersection(kinds):
         fail(
             "replica faults and process faults (crash_in_outage, redis_restart,"
             " second_process) do not run together; name one family",
             EXIT_CONFIG,
+            as_json=as_json,
         )
     state = ctx.obj if isinstance(ctx.obj, State) else State()
     config = SimulationConfig(
@@ -114,7 +119,7 @@ def simulate(
                 customers=customers > 0,
             )
         except ConfigError as exc:
-            fail(str(exc), EXIT_CONFIG)
+            fail(str(exc), EXIT_CONFIG, as_json=as_json)
         from rich.console import Console
 
         # Lines never wrapped at 80 columns in a pipe, so a grep finds a whole one; the
@@ -122,7 +127,9 @@ def simulate(
         console = Console(soft_wrap=True)
         show_progress = console.is_terminal and not as_json
         with _progress(console, show_progress) as callback:
-            result = run(lambda: run_simulation(settings, config, progress=callback))
+            result = run(
+                lambda: run_simulation(settings, config, progress=callback), as_json=as_json
+            )
     if report is not None:
         result.write(report)
     if as_json:

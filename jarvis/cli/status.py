@@ -37,7 +37,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from jarvis.store.lease import lease_status
     from jarvis.store.nodelock import sqlite_path
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, as_json=as_json)
     path = sqlite_path(settings.database_url)
     if path is not None or not settings.database_url.startswith("postgresql"):
         report = single_node_json(path)
@@ -55,7 +55,7 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         finally:
             await store.aclose()
 
-    found = run(main)
+    found = run(main, as_json=as_json)
     report = status_json(found, settings.lease.duration, settings.loop.shards)
     if as_json:
         print_json_lines([report])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -72,6 +74,49 @@ async def set_switch(
 def jarvis_argv(*args: str) -> list[str]:
     """The installed `jarvis` entry point of this environment."""
     return [str(Path(sys.executable).parent / "jarvis"), *args]
+
+
+def said_error(stderr: str) -> str | None:
+    """The message of the one ``error:`` a command exited with on stderr, its continuation
+    lines included (a refused configuration names each key on a line of its own), as
+    `fail` printed it last; None when it said none."""
+    lines = stderr.splitlines()
+    starts = [index for index, line in enumerate(lines) if line.startswith("error: ")]
+    assert len(starts) <= 1, stderr
+    if not starts:
+        return None
+    return "\n".join(lines[starts[0] :]).removeprefix("error: ")
+
+
+def one_object(stdout: str, stderr: str) -> dict[str, Any]:
+    """The one JSON object a `--json` command printed on stdout, whose ``error`` is the
+    message of the ``error:`` on stderr (None when there is none)."""
+    lines = stdout.splitlines()
+    assert len(lines) == 1, stdout
+    found: dict[str, Any] = json.loads(lines[0])
+    assert isinstance(found, dict), stdout
+    assert found.get("error") == said_error(stderr), stderr
+    return found
+
+
+@contextmanager
+def jarvis_process(*args: str, cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """`jarvis ARGS` started with its stdout and stderr piped (text), for a test that acts
+    while it runs; killed, if it still runs, when the block ends."""
+    process = subprocess.Popen(
+        jarvis_argv(*args),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 WITHOUT_ROOT_READS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]

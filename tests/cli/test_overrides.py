@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from jarvis.model import RetryState
-from tests.cli.conftest import Jarvis, seed
+from tests.cli.conftest import Jarvis, one_object, seed
 from tests.cloudrun.conftest import IMAGE, PROJECT, REGION
 from tests.cloudrun.fake_server import FakeCloudRun
 from tests.loopback import free_port
@@ -89,18 +89,6 @@ def test_a_malformed_uri_is_exit_2(jarvis: Jarvis) -> None:
     for args in (("restart", "vocal-coach"), ("scale", "vocal-coach", "2")):
         result = jarvis(*args)
         assert result.returncode == 2 and "provider://name" in result.stderr
-
-
-def one_object(stdout: str, stderr: str) -> dict[str, Any]:
-    """The one JSON object a `--json` one-shot printed on stdout, whose ``error`` is the
-    ``error:`` line on stderr (None when there is none)."""
-    lines = stdout.splitlines()
-    assert len(lines) == 1, stdout
-    found: dict[str, Any] = json.loads(lines[0])
-    said = [line.removeprefix("error: ") for line in stderr.splitlines() if "error: " in line]
-    assert found["error"] == (said[0] if said else None), stderr
-    assert len(said) <= 1, stderr
-    return found
 
 
 @pytest.mark.parametrize(
