@@ -288,19 +288,26 @@ def describe(exc: BaseException) -> str:
     bound parameters or link; outside text in it (a server's, a provider's) is made
     printable (`one_line`), so it cannot forge a log line or drive a terminal.
     """
-    root: BaseException = exc
-    for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
-        orig = getattr(root, "orig", None)
-        following = orig if isinstance(orig, BaseException) else root.__cause__
-        # A timeout is raised from the cancellation that ended the wait: that is how
-        # it stopped, not why, and read "CancelledError: no detail".
-        if following is None or isinstance(following, CancelledError):
-            break
-        root = following
+    *_, root = _causes(exc)
     text = one_line(_reason(root))
     if not text:
         text = "no answer in time" if isinstance(root, TimeoutError) else "no detail"
     return f"{type(root).__name__}: {text}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The failure, then what it wraps (``.orig``) or was raised from, down to its root."""
+    current: BaseException = exc
+    yield current
+    for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
+        orig = getattr(current, "orig", None)
+        following = orig if isinstance(orig, BaseException) else current.__cause__
+        # A timeout is raised from the cancellation that ended the wait: that is how
+        # it stopped, not why, and read "CancelledError: no detail".
+        if following is None or isinstance(following, CancelledError):
+            return
+        current = following
+        yield current
 
 
 def said(exc: BaseException) -> str:
@@ -341,7 +348,8 @@ def _reason(root: BaseException) -> str:
 
 def from_database(exc: BaseException) -> bool:
     """Whether a failure came from a database or its driver (SQLAlchemy, asyncpg, SQLite),
-    wrapped or not: its one line names the database (`jarvis.store.EventStore.explain`)."""
+    itself or what it wraps (as `describe` follows it, not an error it was raised while
+    handling): its one line names the database (`jarvis.store.EventStore.explain`)."""
     kinds: tuple[type[BaseException], ...] = ()
     for module, name in (
         ("sqlalchemy.exc", "SQLAlchemyError"),
@@ -352,7 +360,7 @@ def from_database(exc: BaseException) -> bool:
         loaded = sys.modules.get(module)  # looked up, not imported, as in `is_operational`
         if loaded is not None:
             kinds += (getattr(loaded, name),)
-    return any(isinstance(e, kinds) for e in _chain(exc))
+    return any(isinstance(e, kinds) for e in _causes(exc))
 
 
 class LeaseLostError(StoreError):
