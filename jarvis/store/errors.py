@@ -16,7 +16,7 @@ from asyncio import CancelledError
 from collections.abc import Iterator
 from pathlib import Path
 
-from jarvis.text import inert
+from jarvis.text import one_line
 
 __all__ = [
     "LASTING_ERRNOS",
@@ -35,7 +35,6 @@ __all__ = [
     "no_schema",
     "no_such_database",
     "not_a_database",
-    "one_line",
     "real_path",
     "refuses_writes",
     "said",
@@ -315,13 +314,6 @@ def said(exc: BaseException) -> str:
     (`jarvis.store.EventStore.explain` does): the store's own error says itself, being
     written for an operator already; any other says its root cause (`describe`)."""
     return one_line(str(exc)) if isinstance(exc, StoreError) else describe(exc)
-
-
-def one_line(text: str) -> str:
-    """Text from outside (an error's, a server's) as one line: its whitespace, line breaks
-    included, collapsed to single spaces, and any other control or bidi character shown as
-    its escape (`jarvis.text.inert`)."""
-    return inert(" ".join(text.split()))
 
 
 _SQLALCHEMY_LINK = re.compile(r"\s*\(Background on this \w+ at: \S*sqlalche\.me\S*\)")
