@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
-__all__ = ["command", "inert"]
+__all__ = ["command", "inert", "one_line"]
 
 # Control characters (C0, DEL, C1) and the bidi controls that reorder what follows.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -26,6 +26,13 @@ def inert(text: str) -> str:
     the rest of a line reversed.
     """
     return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def one_line(text: str) -> str:
+    """Outside text (an error's, a server's, a provider's) as one line for a log: its
+    whitespace, line breaks included, collapsed to single spaces, and every other control
+    or bidi character shown as its escape (`inert`)."""
+    return inert(" ".join(text.split()))
 
 
 def command(*words: object) -> str:

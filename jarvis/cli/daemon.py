@@ -335,6 +335,7 @@ def _elector(settings: Settings, app: App) -> AnyElector:
             duration=lease.duration,
             renew_deadline=lease.renew_deadline,
             retry_period=lease.retry_period,
+            explain=app.store.explain,
         )
     return Elector(
         backend,

@@ -139,7 +139,7 @@ class Applier:
             self.ledger.revert(action.key, prior)
             raise
         except StoreError as exc:
-            log.warning("intent not durable; action not taken", error=str(exc))
+            log.warning("intent not durable; action not taken", error=self.store.explain(exc))
             self.store.retract(intent.idempotency_key)
             self.ledger.revert(action.key, prior)
             return Verdict.block(

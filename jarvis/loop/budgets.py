@@ -91,7 +91,9 @@ class ChangeLog:
         try:
             self._add(await self._tail.read(store))
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
-            log.warning("disruption budgets unreadable; using the in-memory list", error=str(exc))
+            log.warning(
+                "disruption budgets unreadable; using the in-memory list", error=store.explain(exc)
+            )
 
     def note(self, action: Action, ts: datetime, action_id: str) -> None:
         """Count an action the loop is about to hand to its provider."""

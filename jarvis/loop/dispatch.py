@@ -20,6 +20,7 @@ from jarvis.actuators.base import ActuatorError, ConfirmsKeys, Sensor, route_tab
 from jarvis.loop.events import idempotency_key
 from jarvis.loop.shutdown import Shutdown
 from jarvis.model import Action, ErrorKind, Event, Outcome, ResourceRef
+from jarvis.store.errors import describe
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -91,7 +92,7 @@ class Dispatcher:
                 log.warning(
                     "could not ask whether an intent's change was applied",
                     action_id=intent.action_id,
-                    error=str(exc),
+                    error=describe(exc),
                 )
         return proof
 

@@ -189,8 +189,9 @@ class Leadership:
             try:
                 await self.reconciler.take_lead(fence)
             except Exception as exc:  # noqa: BLE001 - try again next tick, still not acting
-                log.warning("could not take the lead", epoch=fence.epoch, error=str(exc))
-                await self.lost(f"taking the lead failed: {exc}")
+                why = self.elector.explain(exc)
+                log.warning("could not take the lead", epoch=fence.epoch, error=why)
+                await self.lost(f"taking the lead failed: {why}")
                 return False
             self._led = fence.epoch
         return True

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from jarvis.model import Clock, Event, EventKind, KillSwitchState
-from jarvis.store.errors import FlipOverrunError, StoreError
+from jarvis.store.errors import FlipOverrunError, StoreError, said
 from jarvis.store.storable import safe_text
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ async def _restate_winner(
         if current is not None and current.engaged:
             await restate(current)
     except StoreError as exc:
-        log.warning("the flip a release lost to is not recorded again", error=str(exc))
+        log.warning("the flip a release lost to is not recorded again", error=said(exc))
 
 
 def restatement(current: KillSwitchState, *, now: datetime, redactor: Redactor) -> Event:

@@ -169,7 +169,9 @@ class RetryLedger:
         try:
             states = await self.store.load_retries()
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
-            log.warning("retry ledger unreadable; using the in-memory copy", error=str(exc))
+            log.warning(
+                "retry ledger unreadable; using the in-memory copy", error=self.store.explain(exc)
+            )
             return
         log_resets(self._states, states)
         self._states = states

@@ -305,7 +305,7 @@ class Reconciler:
             try:
                 await self._flush()
             except Exception as exc:  # noqa: BLE001 - the facts wait for the next flush
-                log.warning("flush after stepping down failed", error=str(exc))
+                log.warning("flush after stepping down failed", error=self.store.explain(exc))
 
     def request_stop(self, grace: float) -> None:
         """Stop taking new actions; an apply in flight, and every wait after it, gets
@@ -367,7 +367,7 @@ class Reconciler:
             except LeaseLostError:
                 raise  # the scheduler steps down; nothing more is applied
             except StoreError as exc:
-                log.warning("proposals not durable", error=str(exc))
+                log.warning("proposals not durable", error=self.store.explain(exc))
         await self.gate.pass_through(planned, snapshot, self.observer.fleet, dry, report)
         # A deadline that passed while the last apply ran on (shielded) cuts the tick here,
         # as one that passed between two applies does: a cut tick has no tick.finished.
@@ -425,7 +425,7 @@ class Reconciler:
             for event in await self.peers.read(self.store, me if isinstance(me, str) else None):
                 self.breakers.peer_failed(event)
         except Exception as exc:  # noqa: BLE001 - a store outage must not stop the tick
-            log.warning("other replicas' failures unreadable", error=str(exc))
+            log.warning("other replicas' failures unreadable", error=self.store.explain(exc))
 
     def _evaluate(self, snapshot: Snapshot, history: History, report: TickReport) -> list[Action]:
         proposals: list[Action] = []

@@ -36,6 +36,7 @@ from jarvis.policies.base import Note
 from jarvis.store import EventStore
 from jarvis.store.history import StoreHistory
 from jarvis.telemetry.metrics import Metrics
+from jarvis.text import one_line
 
 log = structlog.get_logger("jarvis.reconciler")
 
@@ -222,7 +223,7 @@ class Recorder:
         for name, error in sorted(errors.items()):
             self.metrics.observe_errors.labels(actuator=name).inc()
             self.record(ev.observe_failed(tick_id, now, name, error, None))
-            log.warning("observe failed", actuator=name, error=error)
+            log.warning("observe failed", actuator=name, error=one_line(error))
 
     def proposed(self, tick_id: str, now: datetime, proposals: Sequence[Action]) -> None:
         for action in proposals:
@@ -261,7 +262,7 @@ class Recorder:
             resource=str(action.target),
             action=action.kind,
             outcome=outcome.status.value,
-            detail=outcome.detail,
+            detail=one_line(outcome.detail),
         )
 
     def escalated(

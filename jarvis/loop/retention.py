@@ -109,7 +109,9 @@ class Pruner:
             with self.shielded():
                 deleted = await self.prune()
         except StoreError as exc:
-            log.warning("event retention skipped; the store is unavailable", error=str(exc))
+            log.warning(
+                "event retention skipped; the store is unavailable", error=self.store.explain(exc)
+            )
         else:
             if deleted:
                 log.info("events pruned", total=sum(deleted.values()), by_kind=deleted)

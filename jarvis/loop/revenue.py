@@ -24,6 +24,7 @@ import anyio
 import structlog
 
 from jarvis.model import Clock, RevenueDay
+from jarvis.store.errors import StoreError, said
 from jarvis.store.revenue import RevenueLedger
 from jarvis.telemetry.metrics import Metrics
 
@@ -57,7 +58,12 @@ class RevenueKeeper:
                     # it, since a connection cancelled mid-query can leave a close behind.
                     with self.shielded():
                         await self.check()
-                except Exception:  # an outage or a bug in revenue must never stop the daemon
+                except StoreError as exc:  # an outage: one line, as the store says it
+                    log.warning(
+                        "revenue: settlement failed; trying again at the next interval",
+                        error=said(exc),
+                    )
+                except Exception:  # a bug in revenue must never stop the daemon either
                     log.exception("revenue: settlement failed; trying again at the next interval")
                 await self.clock.sleep(self.interval)
         finally:

@@ -33,6 +33,7 @@ from jarvis.loop.reconciler import Reconciler, TickReport
 from jarvis.loop.shutdown import Shutdown
 from jarvis.model import Clock
 from jarvis.store import LeaseLostError
+from jarvis.store.errors import said
 from jarvis.telemetry.metrics import Metrics
 
 log = structlog.get_logger("jarvis.scheduler")
@@ -214,9 +215,10 @@ class Scheduler:
             outcome = "failed"
             error = exc
             self.failed += 1
-            log.warning("lease lost mid-tick: nothing more is applied", error=str(exc))
+            why = said(exc)
+            log.warning("lease lost mid-tick: nothing more is applied", error=why)
             if self.gate is not None:
-                await self.gate.lost(str(exc))
+                await self.gate.lost(why)
         except Exception as exc:
             outcome = "failed"
             error = exc

@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jarvis.loop.election import Elector
 from jarvis.loop.reconciler import Reconciler
 from jarvis.model import Event
+from jarvis.store.errors import describe
 from jarvis.store.fence import Fence
 from jarvis.store.lease import SHARD_PREFIX, PgLease, live_replicas, live_shards
 from jarvis.store.storable import safe_text
@@ -119,8 +120,12 @@ class ShardElector:
         renew_deadline: float,
         retry_period: float,
         rng: random.Random | None = None,
+        explain: Callable[[BaseException], str] = describe,
     ) -> None:
         self.engine = engine
+        self.explain = explain
+        """A failed statement in one line, for the log, as the store says it (`Elector.explain`;
+        the daemon passes `EventStore.explain`, which names the database)."""
         self.metrics = metrics
         self.shards = shards
         self.duration = duration
@@ -135,6 +140,7 @@ class ShardElector:
                 metrics,
                 renew_deadline=renew_deadline,
                 retry_period=retry_period,
+                explain=explain,
             )
             for index in range(shards)
         ]
@@ -168,7 +174,7 @@ class ShardElector:
         try:
             live = await live_replicas(self.engine, within=self.duration)
         except Exception as exc:  # noqa: BLE001 - renewing went on; take nothing new
-            log.warning("could not count the replicas", error=str(exc))
+            log.warning("could not count the replicas", error=self.explain(exc))
             live = 0
         else:
             # The database answered: a shard not held now is not held, as far as it knows.
@@ -194,7 +200,7 @@ class ShardElector:
                 # long-silent rows, as the leader does without shards.
                 await self.base.heartbeat(None, prune=count > 0)
         except Exception as exc:  # noqa: BLE001 - the next round writes it again
-            log.warning("heartbeat failed", replica=self.replica, error=str(exc))
+            log.warning("heartbeat failed", replica=self.replica, error=self.explain(exc))
 
     async def _watch_unheld(self) -> None:
         """Count the shards nobody holds and time the longest unheld, for JarvisShardUnheld.
@@ -209,7 +215,7 @@ class ShardElector:
         try:
             now, live = await live_shards(self.engine, self.shards)
         except Exception as exc:  # noqa: BLE001 - the gauges keep the last reading
-            log.warning("could not read the shard leases", error=str(exc))
+            log.warning("could not read the shard leases", error=self.explain(exc))
             return
         since = self.unheld_since
         names = (shard_name(i) for i in range(self.shards))
@@ -246,7 +252,9 @@ class ShardElector:
             try:
                 await elector.lease.release(epoch)
             except Exception as exc:  # noqa: BLE001 - it expires by itself
-                log.warning("could not release a shard", shard=elector.lease.name, error=str(exc))
+                log.warning(
+                    "could not release a shard", shard=elector.lease.name, error=self.explain(exc)
+                )
 
     async def resign(self) -> None:
         for elector in self.electors:
@@ -255,7 +263,7 @@ class ShardElector:
             try:
                 await self.base.leave()
             except Exception as exc:  # noqa: BLE001 - the row is pruned in an hour anyway
-                log.warning("could not leave", error=str(exc))
+                log.warning("could not leave", error=self.explain(exc))
 
 
 class ShardLeadership:
@@ -293,7 +301,7 @@ class ShardLeadership:
             try:
                 await self.reconciler.take_over(fences, stopped)
             except Exception as exc:  # noqa: BLE001 - try again next tick, still not acting
-                await self.lost(f"taking the shards failed: {exc}")
+                await self.lost(f"taking the shards failed: {self.elector.explain(exc)}")
                 return False
             self._led = frozenset(fences)
             log.info("ticking shards", replica=self.elector.replica, shards=sorted(owned))

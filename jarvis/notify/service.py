@@ -274,7 +274,7 @@ class Notifier:
         if self._unreachable_since is None:
             self._unreachable_since = now
             self._unreachable_at = self.clock.monotonic()
-            log.warning("notifier: event store unreachable", error=str(exc))
+            log.warning("notifier: event store unreachable", error=self.store.explain(exc))
         since = self._unreachable_since
         severity = outage_severity(
             self.while_away,
@@ -287,7 +287,9 @@ class Notifier:
             return
         if reported is None or severity.rank < reported.rank:
             self._unreachable_reported = severity
-            change = outage_alert(self.while_away, since, severity=severity, error=str(exc))
+            change = outage_alert(
+                self.while_away, since, severity=severity, error=self.store.explain(exc)
+            )
             await self.delivery.direct(self.channels, self.grouper.routes, change, resolved=False)
 
     async def _store_up(self) -> None:

@@ -41,6 +41,7 @@ from jarvis.report.load import load_figures
 from jarvis.report.markdown import markdown
 from jarvis.slack import mrkdwn
 from jarvis.store import EventStore
+from jarvis.store.errors import StoreError, said
 
 __all__ = [
     "CATCH_UP",
@@ -222,7 +223,9 @@ class ReportSender:
         while True:
             try:
                 await self.check()
-            except Exception:  # a report bug or an outage must never stop the daemon
+            except StoreError as exc:  # an outage: one line, as the store says it
+                log.warning("daily report: check failed; trying again later", error=said(exc))
+            except Exception:  # a report bug must never stop the daemon either
                 log.exception("daily report: check failed; trying again later")
             now = self.clock.now()
             wait = (next_check(now, self.at, self.zone) - now).total_seconds()
@@ -311,7 +314,7 @@ class ReportSender:
                 envelope = later
             except Exception as exc:  # noqa: BLE001 - any channel's error; each names no secret
                 temporary = getattr(exc, "temporary", True)
-                log.warning("daily report not sent", channel=name, error=str(exc), attempt=attempt)
+                log.warning("daily report not sent", channel=name, error=said(exc), attempt=attempt)
                 if not temporary or attempt == self.attempts:
                     return
             await self.clock.sleep(self.backoff * 2 ** (attempt - 1))

@@ -32,6 +32,10 @@ class ReplicaLink:
     def url(self) -> str:
         return self.backend.url
 
+    @property
+    def where(self) -> str:
+        return self.backend.where
+
     def unreachable(self, exc: BaseException) -> StoreError:
         return self.backend.unreachable(exc)
 

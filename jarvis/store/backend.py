@@ -38,6 +38,11 @@ class EventBackend(Protocol):
     @property
     def url(self) -> str: ...
 
+    @property
+    def where(self) -> str:
+        """The database in the words of every message (`jarvis.store.engine.location`)."""
+        ...
+
     def unreachable(self, exc: BaseException) -> StoreError: ...
 
     async def write(

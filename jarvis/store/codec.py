@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import StoreError, said
 from jarvis.store.storable import payload_json
 from jarvis.text import command
 
@@ -124,7 +124,7 @@ def readable_events(rows: Iterable[RowMapping | Mapping[str, Any]]) -> list[Even
         try:
             found.append(event_from_row(row))
         except DamagedRowError as exc:
-            log.warning("damaged event row skipped", error=str(exc))
+            log.warning("damaged event row skipped", error=said(exc))
     return found
 
 

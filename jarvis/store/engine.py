@@ -51,6 +51,7 @@ __all__ = [
     "cannot_write",
     "create_engine",
     "limit_busy_wait",
+    "location",
     "masked",
     "normalize_url",
     "unreachable",
@@ -206,6 +207,18 @@ def limit_busy_wait(engine: AsyncEngine, seconds: float) -> None:
     engine.sync_engine.update_execution_options(**{_SQLITE_BUSY_UNTIL: time.monotonic() + seconds})
 
 
+def location(url: URL) -> str:
+    """The database as every message names it: the SQLite file, or PostgreSQL's server and
+    database (never its user's password)."""
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database}"
+    return f"PostgreSQL at {_server(url)} (database {url.database or '-'})"
+
+
+def _server(url: URL) -> str:
+    return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+
 def unreachable(url: URL, exc: BaseException) -> StoreError:
     """A one-line error naming where the database was expected and why it did not answer."""
     if url.get_backend_name() == "sqlite":
@@ -215,13 +228,11 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
         trouble = unopenable(Path(database)) if _is_file(database) else None
         if trouble is not None:
             return trouble
-        where = f"SQLite database {url.database}"
     else:
-        server = f"{url.host or 'localhost'}:{url.port or 5432}"
-        refused = _refused_connection(url, server, exc)
+        refused = _refused_connection(url, _server(url), exc)
         if refused is not None:
             return refused
-        where = f"PostgreSQL at {server} (database {url.database or '-'})"
+    where = location(url)
     if refuses_writes(exc):
         return StoreError(f"{where} refuses writes: {describe(exc)}")
     if insufficient_privilege(exc) and url.username:

@@ -10,10 +10,13 @@ and retry later) or the program's (raise).
 from __future__ import annotations
 
 import errno
+import re
 import sys
 from asyncio import CancelledError
 from collections.abc import Iterator
 from pathlib import Path
+
+from jarvis.text import one_line
 
 __all__ = [
     "LASTING_ERRNOS",
@@ -25,6 +28,7 @@ __all__ = [
     "credentials_refused",
     "describe",
     "file_trouble",
+    "from_database",
     "insufficient_privilege",
     "is_lasting",
     "is_operational",
@@ -33,6 +37,7 @@ __all__ = [
     "not_a_database",
     "real_path",
     "refuses_writes",
+    "said",
     "unopenable",
 ]
 
@@ -276,20 +281,78 @@ def is_lasting(exc: BaseException) -> bool:
 
 
 def describe(exc: BaseException) -> str:
-    """The root cause of a failure as one line: ``TypeName: message``."""
-    root: BaseException = exc
-    for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
-        orig = getattr(root, "orig", None)
-        following = orig if isinstance(orig, BaseException) else root.__cause__
-        # A timeout is raised from the cancellation that ended the wait: that is how
-        # it stopped, not why, and read "CancelledError: no detail".
-        if following is None or isinstance(following, CancelledError):
-            break
-        root = following
-    text = " ".join(str(root).split())
+    """The root cause of a failure as one printable line: ``TypeName: message``.
+
+    The message is the driver's reason alone (`_reason`), never SQLAlchemy's statement,
+    bound parameters or link; outside text in it (a server's, a provider's) is made
+    printable (`one_line`), so it cannot forge a log line or drive a terminal.
+    """
+    *_, root = _causes(exc)
+    text = one_line(_reason(root))
     if not text:
         text = "no answer in time" if isinstance(root, TimeoutError) else "no detail"
     return f"{type(root).__name__}: {text}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The failure, then what it wraps (``.orig``) or was raised from, down to its root."""
+    current: BaseException = exc
+    yield current
+    for _ in range(10):  # a bound, not a count: wrapping chains are two or three deep
+        orig = getattr(current, "orig", None)
+        following = orig if isinstance(orig, BaseException) else current.__cause__
+        # A timeout is raised from the cancellation that ended the wait: that is how
+        # it stopped, not why, and read "CancelledError: no detail".
+        if following is None or isinstance(following, CancelledError):
+            return
+        current = following
+        yield current
+
+
+def said(exc: BaseException) -> str:
+    """A failure in one printable line where no store is at hand to name the database
+    (`jarvis.store.EventStore.explain` does): the store's own error says itself, being
+    written for an operator already; any other says its root cause (`describe`)."""
+    return one_line(str(exc)) if isinstance(exc, StoreError) else describe(exc)
+
+
+_SQLALCHEMY_LINK = re.compile(r"\s*\(Background on this \w+ at: \S*sqlalche\.me\S*\)")
+
+
+def _reason(root: BaseException) -> str:
+    """What a failure says, without what a driver wraps around it.
+
+    SQLAlchemy's own error (a pool timeout, one that wraps nothing) says its message,
+    not the statement, its bound parameters (which carry outside or private values)
+    and its documentation link that ``str`` appends; asyncpg's says its message and
+    hint, not its DETAIL (the values of the row a constraint refused).
+    """
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    pg_exc = sys.modules.get("asyncpg.exceptions")
+    message = root.args[0] if len(root.args) == 1 and isinstance(root.args[0], str) else None
+    if message is not None and pg_exc is not None and isinstance(root, pg_exc.PostgresError):
+        hint = getattr(root, "hint", None)
+        return f"{message} HINT: {hint}" if hint else message
+    if message is not None and sa_exc is not None and isinstance(root, sa_exc.SQLAlchemyError):
+        return _SQLALCHEMY_LINK.sub("", message)
+    return _SQLALCHEMY_LINK.sub("", str(root))
+
+
+def from_database(exc: BaseException) -> bool:
+    """Whether a failure came from a database or its driver (SQLAlchemy, asyncpg, SQLite),
+    itself or what it wraps (as `describe` follows it, not an error it was raised while
+    handling): its one line names the database (`jarvis.store.EventStore.explain`)."""
+    kinds: tuple[type[BaseException], ...] = ()
+    for module, name in (
+        ("sqlalchemy.exc", "SQLAlchemyError"),
+        ("asyncpg.exceptions", "PostgresError"),
+        ("asyncpg.exceptions", "InterfaceError"),
+        ("sqlite3", "Error"),
+    ):
+        loaded = sys.modules.get(module)  # looked up, not imported, as in `is_operational`
+        if loaded is not None:
+            kinds += (getattr(loaded, name),)
+    return any(isinstance(e, kinds) for e in _causes(exc))
 
 
 class LeaseLostError(StoreError):

@@ -28,10 +28,12 @@ from jarvis.store.errors import (
     StoreError,
     credentials_refused,
     describe,
+    from_database,
     insufficient_privilege,
     is_lasting,
     is_operational,
     refuses_writes,
+    said,
 )
 from jarvis.store.fence import Fences
 from jarvis.store.fleetcap import Cap, FleetCapError
@@ -161,7 +163,7 @@ class EventStore:
         try:
             return await anyio.to_thread.run_sync(Spool, path)
         except SpoolBusyError as exc:
-            log.warning("running without a spool", reason=str(exc))
+            log.warning("running without a spool", reason=said(exc))
             return None
 
     @property
@@ -300,7 +302,7 @@ class EventStore:
                     await self._in_thread(spool.append, stored, list(retries.values()))
                 except BaseException as failed:
                     self._restore(batch, retries)
-                    self.write_error = str(failed)
+                    self.write_error = self.explain(failed)
                     self.write_lasting = is_lasting(failed)
                     raise
                 return self._result(replayed, spooled=spool.count, replayed=replayed)
@@ -331,7 +333,7 @@ class EventStore:
                 await self._in_thread(spool.append, Storable(facts, self.redactor), [])
                 spooled = True
             except Exception as failed:  # noqa: BLE001 - kept in memory for the next flush
-                log.warning("facts not spooled", error=str(failed))
+                log.warning("facts not spooled", error=self.explain(failed))
         if not spooled:
             self._restore(facts, {})
 
@@ -359,7 +361,7 @@ class EventStore:
                         spool.append, Storable(batch, self.redactor), [*retries.values()]
                     )
                 except Exception as failed:  # noqa: BLE001 - said below; the process is exiting
-                    self.write_error = str(failed)
+                    self.write_error = self.explain(failed)
                 else:
                     return len(batch)
             log.error(
@@ -387,12 +389,22 @@ class EventStore:
         )
 
     def explain(self, exc: BaseException) -> str:
-        """Why a statement (a flush, a lease's) did not reach the database, in one line that
-        names it (`EventBackend.unreachable`), never the password nor SQLAlchemy's text."""
-        if isinstance(exc, SpoolError):
-            # The spool's disk, with the database perhaps up: not "cannot reach" it.
-            return str(exc)
-        return str(self.backend.unreachable(exc)) if is_operational(exc) else describe(exc)
+        """Why something the daemon asked of the database (a flush, a read, a lease's
+        statement) failed, in one printable line, for a log's ``error``: never the
+        password, nor SQLAlchemy's text (its statement, bound parameters and link).
+
+        The store's own error says itself (a spool's disk, a lost lease: not "cannot
+        reach"); an outage or a refusal names the database and why
+        (`EventBackend.unreachable`); any other error of the database or its driver (a
+        table missing) names the database before its reason; anything else is its
+        reason alone (`describe`).
+        """
+        if not isinstance(exc, StoreError):
+            if is_operational(exc):
+                return str(self.backend.unreachable(exc))
+            if from_database(exc):
+                return f"{self.backend.where}: {describe(exc)}"
+        return said(exc)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0

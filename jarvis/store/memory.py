@@ -76,6 +76,10 @@ class MemoryBackend:
         retained event at each flush."""
         self._retries: dict[tuple[str, str], RetryState] = {}
 
+    @property
+    def where(self) -> str:
+        return "the in-memory database"
+
     def unreachable(self, exc: BaseException) -> StoreError:
         return StoreError(f"cannot reach the in-memory database: {exc}")
 

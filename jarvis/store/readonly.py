@@ -139,6 +139,10 @@ class DirectReader:
             self._engine = create_engine(normalize_url(self._url), read_only=True)
         return self._engine
 
+    @property
+    def where(self) -> str:
+        return self.url
+
     def unreachable(self, exc: BaseException) -> StoreError:
         return StoreError(f"cannot read {self.url}: {exc}")
 

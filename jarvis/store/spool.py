@@ -40,7 +40,7 @@ from typing import BinaryIO
 import structlog
 
 from jarvis.model import Event, RetryState
-from jarvis.store.errors import LASTING_ERRNOS, StoreError, file_trouble, real_path
+from jarvis.store.errors import LASTING_ERRNOS, StoreError, file_trouble, real_path, said
 from jarvis.store.spool_lines import RETRY_PREFIX, decode_line, encode_lines
 
 __all__ = ["CHUNK_LINES", "Chunk", "Spool", "SpoolBusyError", "SpoolError"]
@@ -302,7 +302,7 @@ class Spool:
             # order) make no-ops, and skips nothing. Stopping here instead
             # committed this chunk again on every flush and never reached the
             # lines after it, nor emptied the spool to free the space.
-            log.warning("spool replay goes on without its cursor", error=str(exc))
+            log.warning("spool replay goes on without its cursor", error=said(exc))
         self._offset = chunk.end
         self._head = None
         self.count -= len(chunk.events) + chunk.dead_events

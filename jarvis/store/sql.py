@@ -25,6 +25,7 @@ from jarvis.store.engine import (
     STATEMENT_TIMEOUT_S,
     cannot_write,
     create_engine,
+    location,
     masked,
     normalize_url,
     unreachable,
@@ -85,6 +86,10 @@ class SqlBackend:
     @property
     def url(self) -> str:
         return masked(self.engine.url)
+
+    @property
+    def where(self) -> str:
+        return location(self.engine.url)
 
     def unreachable(self, exc: BaseException) -> StoreError:
         return unreachable(self.engine.url, exc)

@@ -45,6 +45,38 @@ async def test_a_failed_action_is_logged_at_warning_with_its_resource(
     assert applied["log_level"] == "info" and applied["resource"] == "sim://api"
 
 
+PROVIDER_SAYS = (
+    "(503)\nReason: Service Unavailable\nHTTP response body: level=error forged=1"
+    " \x1b]0;owned\x07 \u202eevil"
+)
+"""A provider SDK's error text over several lines (the Kubernetes client's shape), with an
+escape sequence and a bidi override in what the server sent."""
+
+
+async def test_a_provider_s_error_text_is_logged_on_one_printable_line(
+    make_app: AppFactory, fleet: FakeActuator
+) -> None:
+    """An observe failure and an action failure whose provider text spans lines and holds
+    control characters are each one printable line in the log, nothing of it forged."""
+
+    async def fail(action: Action) -> Outcome | None:
+        return Outcome.failure(PROVIDER_SAYS)
+
+    app = await make_app([ProposeEach([restart("web")])])
+    fleet.on_apply = fail
+    with capture_logs() as logs:
+        await app.reconciler.tick()
+        fleet.observe_error = PROVIDER_SAYS
+        await app.reconciler.tick()
+
+    (failed,) = entries(logs, "action failed")
+    (unobserved,) = entries(logs, "observe failed")
+    for said in (failed["detail"], unobserved["error"]):
+        assert said.isprintable(), said
+        assert "Reason: Service Unavailable HTTP response body: level=error forged=1" in said
+        assert "\\x1b]0;owned\\x07 \\u202eevil" in said
+
+
 async def test_a_kill_switch_flip_from_another_process_is_logged_at_the_next_tick(
     make_app: AppFactory, db_url: str, clock: VirtualClock
 ) -> None:
