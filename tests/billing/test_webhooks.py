@@ -251,6 +251,21 @@ async def test_a_created_second_no_database_column_holds_is_400_not_stored(
     assert await _received(hook) == []
 
 
+@pytest.mark.parametrize("status", [[None, None], {"open": True}, 3, None])
+@pytest.mark.parametrize("kind", ["invoice.paid", "invoice.payment_failed"])
+async def test_an_invoice_whose_status_is_not_a_string_is_ignored(
+    hook: Webhook, status: object, kind: str
+) -> None:
+    """A signed invoice event for our customer whose ``status`` is a list, an object or a
+    number says nothing to change: 200 ``ignored``, as a subscription's would, never a 500."""
+    obj = invoice("in_1", "open") | {"status": status}
+    assert await hook.post(event("evt_s", kind, 100, obj)) == (
+        200,
+        {"outcome": "ignored", "event": "evt_s"},
+    )
+    assert (await _row(hook)).unpaid_invoice_id is None
+
+
 async def test_unknown_types_are_200_ignored_and_counted(hook: Webhook) -> None:
     """Stripe sends many types; the others are acknowledged, recorded and counted."""
     body = event("evt_x", "charge.refunded", 100, {"id": "ch_1", "object": "charge"})

@@ -251,6 +251,9 @@ def _plan(subscription: dict[str, Any]) -> str | None:
 def _invoice(event_type: str, obj: dict[str, Any], reread: bool) -> InvoiceChange | None:
     """What the invoice says: failed and still open, settled, or (None) nothing to change."""
     invoice_id, status = str(obj["id"]), obj.get("status")
+    if not isinstance(status, str):
+        # A list or an object would not even compare with the statuses below.
+        return None
     url = obj.get("hosted_invoice_url")
     url = url if isinstance(url, str) else None
     if status in _SETTLED:
