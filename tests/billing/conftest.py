@@ -8,7 +8,7 @@ a real SQLite file migrated by the store.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,7 @@ from jarvis.app import App, build_app
 from jarvis.cli.surfaces import stripe_webhook
 from jarvis.config import Settings, load_settings
 from jarvis.loop.clock import VirtualClock
+from jarvis.store import EventStore
 from jarvis.store.customers import customers
 from jarvis.telemetry.http import HttpServer
 from tests.billing.stripe_events import SECRET, sign
@@ -137,6 +138,30 @@ async def sign_up(
     }
     async with app.store.engine.begin() as connection:
         await connection.execute(customers.insert().values(**row))
+
+
+async def seed_customer(url: str, customer_id: str, stripe_id: str) -> None:
+    """A welcomed ``pro`` customer, Stripe's ``stripe_id``, in the database at ``url``, as
+    the daemon would have left it: for a test that starts `jarvis run` on that database."""
+    store = await EventStore.connect(url, spool_path=None)
+    now = datetime.now(UTC)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                customers.insert().values(
+                    id=customer_id,
+                    email=f"{customer_id}@customers.test",
+                    plan="pro",
+                    signed_up_at=now,
+                    stripe_customer_id=stripe_id,
+                    welcomed_at=now,
+                    marketing_opt_out=False,
+                    dashboard_access=True,
+                    updated_at=now,
+                )
+            )
+    finally:
+        await store.aclose()
 
 
 class Webhook:

@@ -6,13 +6,11 @@ import json
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 
-from jarvis.store import EventStore
-from jarvis.store.customers import customers
+from tests.billing.conftest import seed_customer
 from tests.billing.stripe_events import SECRET, event, invoice, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn
 from tests.cli.conftest import jarvis_env
@@ -42,28 +40,6 @@ starttls = false
 """
 
 
-async def _seed(url: str) -> None:
-    store = await EventStore.connect(url, spool_path=None)
-    now = datetime.now(UTC)
-    try:
-        async with store.engine.begin() as connection:
-            await connection.execute(
-                customers.insert().values(
-                    id="c1",
-                    email="c1@customers.test",
-                    plan="pro",
-                    signed_up_at=now,
-                    stripe_customer_id="cus_1",
-                    welcomed_at=now,
-                    marketing_opt_out=False,
-                    dashboard_access=True,
-                    updated_at=now,
-                )
-            )
-    finally:
-        await store.aclose()
-
-
 def _post(url: str, body: bytes, signature: str) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - loopback URL built by the test
     request.add_header("Content-Type", "application/json")
@@ -88,7 +64,7 @@ def test_the_daemon_records_a_signed_failure_and_sends_one_email(
         STRIPE_SECRET_KEY=API_KEY,
         STRIPE_WEBHOOK_SECRET=SECRET,
     )
-    anyio.run(_seed, env["JARVIS_DATABASE_URL"])
+    anyio.run(seed_customer, env["JARVIS_DATABASE_URL"], "c1", "cus_1")
     with running(tmp_path, env, "--interval", "1", ready="/healthz") as daemon:
         url = f"{daemon.base}/webhooks/stripe"
         body = event("evt_1", "invoice.payment_failed", 100, invoice("in_1", "open"))

@@ -238,6 +238,34 @@ async def test_a_signed_body_that_is_not_an_event_is_400_as_json(hook: Webhook) 
     assert await _received(hook) == []
 
 
+@pytest.mark.parametrize("created", [2**63, -(2**63) - 1, 10**30])
+@pytest.mark.parametrize("kind", ["charge.refunded", "invoice.paid"])
+async def test_a_created_second_no_database_column_holds_is_400_not_stored(
+    hook: Webhook, created: int, kind: str
+) -> None:
+    """A signed event whose ``created`` is past a 64-bit integer is a 400 bad_payload, not a 500
+    (SQLite) or a 503 that Stripe would deliver again forever (PostgreSQL)."""
+    obj = invoice("in_1", "paid") if kind == "invoice.paid" else {"id": "ch_1"}
+    status, answer = await hook.post(event("evt_big", kind, created, obj))
+    assert (status, answer["outcome"]) == (400, "bad_payload")
+    assert await _received(hook) == []
+
+
+@pytest.mark.parametrize("status", [[None, None], {"open": True}, 3, None])
+@pytest.mark.parametrize("kind", ["invoice.paid", "invoice.payment_failed"])
+async def test_an_invoice_whose_status_is_not_a_string_is_ignored(
+    hook: Webhook, status: object, kind: str
+) -> None:
+    """A signed invoice event for our customer whose ``status`` is a list, an object or a
+    number says nothing to change: 200 ``ignored``, as a subscription's would, never a 500."""
+    obj = invoice("in_1", "open") | {"status": status}
+    assert await hook.post(event("evt_s", kind, 100, obj)) == (
+        200,
+        {"outcome": "ignored", "event": "evt_s"},
+    )
+    assert (await _row(hook)).unpaid_invoice_id is None
+
+
 async def test_unknown_types_are_200_ignored_and_counted(hook: Webhook) -> None:
     """Stripe sends many types; the others are acknowledged, recorded and counted."""
     body = event("evt_x", "charge.refunded", 100, {"id": "ch_1", "object": "charge"})

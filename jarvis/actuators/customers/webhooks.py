@@ -60,6 +60,8 @@ HANDLED = SUBSCRIPTION_EVENTS | INVOICE_EVENTS
 _NOT_FOUND = 404
 _SETTLED = frozenset({"paid", "void", "uncollectible"})
 """Invoice statuses that leave nothing to pay (a re-read invoice in one of them clears dunning)."""
+_CREATED = range(-(2**63), 2**63)
+"""The ``created`` seconds the BIGINT columns hold; any other is no event of Stripe's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ def _parse(body: bytes) -> tuple[Delivery, dict[str, Any]] | None:
     if (
         not isinstance(created, int)
         or isinstance(created, bool)
+        or created not in _CREATED
         or not isinstance(obj.get("id"), str)
     ):
         return None
@@ -248,6 +251,9 @@ def _plan(subscription: dict[str, Any]) -> str | None:
 def _invoice(event_type: str, obj: dict[str, Any], reread: bool) -> InvoiceChange | None:
     """What the invoice says: failed and still open, settled, or (None) nothing to change."""
     invoice_id, status = str(obj["id"]), obj.get("status")
+    if not isinstance(status, str):
+        # A list or an object would not even compare with the statuses below.
+        return None
     url = obj.get("hosted_invoice_url")
     url = url if isinstance(url, str) else None
     if status in _SETTLED:
