@@ -13,6 +13,7 @@ commands take ``--json`` and then print one JSON object per line; any
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -77,7 +78,21 @@ app.add_typer(commands.db_app, name="db")
 app.add_typer(commands.config_app, name="config")
 
 
+def quiet_dated_notices() -> None:
+    """Leave out of stderr the Google SDK's notice that this Python nears its end of life.
+
+    google.api_core prints it at import from a date on, 90 days before the end (Python
+    3.11, the image's: from 2027-07-26), above the one line a refusal prints, in every
+    command that loads the Cloud Run SDK. It is for whoever builds the image, not for the
+    operator running a command; the CHANGELOG says so.
+    """
+    warnings.filterwarnings(
+        "ignore", category=FutureWarning, module=r"google\.api_core\._python_version_support"
+    )
+
+
 def main() -> None:
+    quiet_dated_notices()
     init_if_pid1()
     heap.pause()  # until the command's start-up is done: `jarvis.cli.heap`
     args = hoist_config(sys.argv[1:])
