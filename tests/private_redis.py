@@ -55,7 +55,13 @@ class PrivateRedis:
                 with socket.create_connection(("127.0.0.1", self.port), 0.2):
                     return
             except OSError:
+                code = self._process.poll()
+                if code is not None:  # refused its arguments or its port: no use waiting
+                    self._process = None
+                    exited = f"redis-server exited with {code} before listening"
+                    raise RuntimeError(exited) from None
                 time.sleep(0.05)
+        self.stop()  # a server that never listened is not left running
         raise RuntimeError(f"redis-server did not listen on {self.port} within 20 s")
 
     def stop(self) -> None:
