@@ -207,7 +207,7 @@ class AdminApi:
         try:
             state = await backend.killswitch_status()
         except Exception as exc:  # noqa: BLE001 - any backend failure is a 503, never a traceback page
-            return self._unavailable("reading the kill switch", exc)
+            return _unavailable(backend, "reading the kill switch", exc)
         return _Reply(200, "ok", f"killswitch engaged={state.engaged}", state_json(state))
 
     async def _set(self, backend: AdminBackend, req: KillSwitchRequest, actor: str) -> _Reply:
@@ -216,13 +216,20 @@ class AdminApi:
                 engaged=req.engaged, actor=actor, reason=req.reason
             )
         except Exception as exc:  # noqa: BLE001 - any backend failure is a 503, never a traceback page
-            return self._unavailable("setting the kill switch", exc)
+            return _unavailable(backend, "setting the kill switch", exc)
         verb = "engaged" if req.engaged else "released"
         detail = f"killswitch {verb} by {actor}" + (f": {req.reason}" if req.reason else "")
         return _Reply(200, "ok", detail, state_json(state))
 
-    def _unavailable(self, doing: str, exc: Exception) -> _Reply:
-        # The exception's text may carry connection strings; the client gets its type only.
+
+def _unavailable(backend: AdminBackend, doing: str, exc: Exception) -> _Reply:
+    """A 503 for a kill switch that could not be read or set; the log says why: an outage
+    in the backend's one line (naming the server, never its password), anything else
+    with its traceback. The client gets the exception's type only."""
+    why = backend.outage(exc)
+    if why is None:
         log.error("admin.backend_failed", doing=doing, exc_info=exc)
-        message = f"kill-switch backend unavailable while {doing} ({exc.__class__.__name__})"
-        return _Reply(503, "error", message, {"error": message})
+    else:
+        log.warning("admin.backend_failed", doing=doing, error=why)
+    message = f"kill-switch backend unavailable while {doing} ({exc.__class__.__name__})"
+    return _Reply(503, "error", message, {"error": message})

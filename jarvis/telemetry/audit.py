@@ -40,6 +40,11 @@ class AuditSink(Protocol):
         self, *, method: str, path: str, remote: str, result: str, detail: str
     ) -> None: ...
 
+    def outage(self, exc: BaseException) -> str | None:
+        """``exc`` in one line when it is the store (or the kill switch's Redis) away or
+        refusing, for a warning; None when it is anything else, logged with its traceback."""
+        ...
+
 
 class Auditor:
     """Counts, logs and records one request's outcome."""
@@ -122,6 +127,12 @@ class Auditor:
                 result=result,
                 detail=detail,
             )
-        except Exception:
+        except Exception as exc:
             # A lost audit row must not undo a change that already happened.
-            log.exception("admin.record_failed", method=request.method, path=request.path)
+            why = self._sink.outage(exc)
+            if why is None:
+                log.exception("admin.record_failed", method=request.method, path=request.path)
+            else:
+                log.warning(
+                    "admin.record_failed", method=request.method, path=request.path, error=why
+                )

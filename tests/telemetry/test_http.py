@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from jarvis.model import KillSwitchState
 from jarvis.telemetry.audit import REFUSED_RECORDED_PER_MINUTE
@@ -43,6 +44,9 @@ class RecordingBackend:
     requests: list[AdminRequest] = field(default_factory=list)
     sets: list[tuple[bool, str, str]] = field(default_factory=list)
     failure: Exception | None = None
+    record_failure: Exception | None = None
+    outage_line: str | None = None
+    """What `outage` says of any failure: None, a bug (logged with its traceback)."""
 
     async def killswitch_status(self) -> KillSwitchState:
         if self.failure is not None:
@@ -61,7 +65,12 @@ class RecordingBackend:
     async def record_admin_request(
         self, *, method: str, path: str, remote: str, result: str, detail: str
     ) -> None:
+        if self.record_failure is not None:
+            raise self.record_failure
         self.requests.append(AdminRequest(method, path, remote, result, detail))
+
+    def outage(self, exc: BaseException) -> str | None:
+        return self.outage_line
 
 
 @dataclass
@@ -514,3 +523,24 @@ async def test_a_flood_of_refused_requests_does_not_grow_the_event_log_with_it(
     assert "counted in jarvis_admin_requests_total" in notice.detail
     assert served.backend.requests[-1].result == "ok"
     assert admin_count(served.metrics, "GET", "unauthorized") == flood
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outage", ["SQLite database /x/jarvis.db is away", None])
+async def test_an_audit_row_lost_to_an_outage_is_one_warning_line(
+    serve: Serve, client: aiohttp.ClientSession, outage: str | None
+) -> None:
+    """A request whose audit row the store did not take is answered all the same; the log
+    says why in the backend's one line when it is an outage, with the traceback otherwise."""
+    served = await serve()
+    served.backend.record_failure = RuntimeError("the store went away")
+    served.backend.outage_line = outage
+    with capture_logs() as logs:
+        async with client.get(served.url("/v1/killswitch"), headers=AUTH) as resp:
+            assert resp.status == 200
+    (failed,) = [line for line in logs if line["event"] == "admin.record_failed"]
+    if outage is None:
+        assert failed["log_level"] == "error" and failed["exc_info"] is True
+    else:
+        assert failed["log_level"] == "warning" and failed["error"] == outage
+        assert "exc_info" not in failed
