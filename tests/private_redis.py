@@ -75,13 +75,18 @@ class PrivateRedis:
         self.start()
 
 
-@contextmanager
-def private_redis(workdir: Path, args: Sequence[str] = ()) -> Iterator[PrivateRedis]:
+def require_redis_server() -> None:
+    """Skip the test when ``redis-server`` is not installed; fail it under CI=true."""
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed"
         if IN_CI:
             pytest.fail(f"{message}; under CI=true a missing server is a failure")
         pytest.skip(message)
+
+
+@contextmanager
+def private_redis(workdir: Path, args: Sequence[str] = ()) -> Iterator[PrivateRedis]:
+    require_redis_server()
     server = PrivateRedis(workdir, args)
     server.start()
     try:
