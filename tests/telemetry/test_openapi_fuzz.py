@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -33,7 +32,6 @@ from typing import Any, Final
 import anyio
 import hypothesis.strategies as st
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
@@ -58,7 +56,7 @@ from tests.billing.stripe_standin import API_KEY
 from tests.billing.stripe_standin import running as stripe_running
 from tests.cli.conftest import jarvis_env
 from tests.daemon import Daemon, get, running
-from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN
+from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, login
 
 DOCUMENT: Final = Path(__file__).parents[2] / "docs" / "openapi.yaml"
 EXAMPLES: Final = 40
@@ -99,7 +97,6 @@ CHANGES: Final = (
     "SELECT kind, payload FROM events WHERE kind LIKE 'killswitch.%' OR kind = 'retries.reset'"
     " OR policy = 'operator' ORDER BY id"
 )
-_CSRF: Final = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +107,6 @@ class Caller:
     token: str | None
     cookie: str | None = None
     csrf: str | None = None
-
-
-def login(base: str, token: str, client: str) -> tuple[str, str]:
-    """A session of ``token`` and its CSRF token, logged in as ``client`` (a proxied address of
-    its own, so that the fuzzer's own failed logins from 127.0.0.1 do not throttle it)."""
-    with requests.Session() as session:
-        answer = session.post(
-            f"{base}/login",
-            data={"token": token},
-            headers={"X-Forwarded-For": client},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert answer.status_code == 303, answer.text
-        cookie = answer.cookies.get("jarvis_session")
-        assert cookie is not None, answer.headers
-        page = session.get(f"{base}/", timeout=30)
-    found = _CSRF.search(page.text)
-    assert found is not None, page.text
-    return cookie, found.group(1)
 
 
 def changes(db: Path) -> list[tuple[str, str]]:
