@@ -28,6 +28,7 @@ from jarvis.store.errors import (
     CredentialsRefusedError,
     StoreError,
     credentials_refused,
+    database_failure,
     describe,
     insufficient_privilege,
     no_such_database,
@@ -50,6 +51,7 @@ __all__ = [
     "STATEMENT_TIMEOUT_S",
     "cannot_write",
     "create_engine",
+    "database_outage",
     "limit_busy_wait",
     "location",
     "masked",
@@ -239,6 +241,14 @@ def unreachable(url: URL, exc: BaseException) -> StoreError:
         # The server answered: the role lacks a grant, which no wait brings back.
         return StoreError(f"{where} refuses user {url.username}: {describe(exc)}")
     return StoreError(f"cannot reach {where}: {describe(exc)}")
+
+
+def database_outage(url: URL, exc: BaseException) -> str | None:
+    """What `EventStore.explain` says of its own database, for another that Jarvis reaches
+    at ``url`` (the customers' table, on ``customers.database_url`` or the store's URL):
+    ``exc`` in one line naming that database when it came from there, None for anything
+    else (a bug, for its traceback)."""
+    return database_failure(exc, location(url), lambda failed: unreachable(url, failed))
 
 
 def _refused_connection(url: URL, server: str, exc: BaseException) -> StoreError | None:

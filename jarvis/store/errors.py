@@ -13,7 +13,7 @@ import errno
 import re
 import sys
 from asyncio import CancelledError
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from jarvis.text import one_line
@@ -26,6 +26,7 @@ __all__ = [
     "NotMigratedError",
     "StoreError",
     "credentials_refused",
+    "database_failure",
     "describe",
     "file_trouble",
     "from_database",
@@ -353,6 +354,20 @@ def from_database(exc: BaseException) -> bool:
         if loaded is not None:
             kinds += (getattr(loaded, name),)
     return any(isinstance(e, kinds) for e in _causes(exc))
+
+
+def database_failure(
+    exc: BaseException, where: str, unreachable: Callable[[BaseException], StoreError]
+) -> str | None:
+    """``exc`` in one printable line naming the database ``where`` when it came from there:
+    the database away or refusing (`is_operational`) as ``unreachable`` says it, or any
+    other error of the database or its driver (`from_database`, a table missing) with
+    ``where`` before its reason; None for anything else."""
+    if is_operational(exc):
+        return str(unreachable(exc))
+    if from_database(exc):
+        return f"{where}: {describe(exc)}"
+    return None
 
 
 class LeaseLostError(StoreError):

@@ -27,8 +27,7 @@ from jarvis.store.errors import (
     LeaseLostError,
     StoreError,
     credentials_refused,
-    describe,
-    from_database,
+    database_failure,
     insufficient_privilege,
     is_lasting,
     is_operational,
@@ -400,10 +399,9 @@ class EventStore:
         reason alone (`describe`).
         """
         if not isinstance(exc, StoreError):
-            if is_operational(exc):
-                return str(self.backend.unreachable(exc))
-            if from_database(exc):
-                return f"{self.backend.where}: {describe(exc)}"
+            line = database_failure(exc, self.backend.where, self.backend.unreachable)
+            if line is not None:
+                return line
         return said(exc)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
