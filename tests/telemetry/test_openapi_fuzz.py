@@ -50,9 +50,8 @@ from schemathesis.specs.openapi.checks import (
 
 from jarvis.actuators.customers.webhooks import HANDLED
 from jarvis.mail import unsubscribe_token
-from tests.billing.conftest import seed_customer
+from tests.billing.conftest import UNSUBSCRIBE_SECRET, seed_customer, serving_customers
 from tests.billing.stripe_events import SECRET, sign
-from tests.billing.stripe_standin import API_KEY
 from tests.billing.stripe_standin import running as stripe_running
 from tests.cli.conftest import jarvis_env
 from tests.daemon import Daemon, get, running
@@ -78,21 +77,6 @@ STRIPE_CUSTOMER: Final = "cus_1"
 HANDLED_TYPES: Final = sorted(HANDLED)
 EVENT_IDS: Final = itertools.count()
 STARTED: Final = int(time.time())
-UNSUBSCRIBE_SECRET: Final = "unsubscribe-secret-0123456789"
-CONFIG: Final = """
-[customers]
-enabled = true
-
-[customers.stripe]
-api_base = "{stripe}"
-
-[customers.email]
-host = "127.0.0.1"
-port = 9
-sender = "hello@jarvis.test"
-starttls = false
-unsubscribe_url = "http://127.0.0.1/unsubscribe?token={{token}}"
-"""
 CHANGES: Final = (
     "SELECT kind, payload FROM events WHERE kind LIKE 'killswitch.%' OR kind = 'retries.reset'"
     " OR policy = 'operator' ORDER BY id"
@@ -210,18 +194,13 @@ def test_the_port_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
     """Generated requests from four callers get only answers the document declares, and only
     the admin token changes anything."""
     with stripe_running() as stripe_api:
-        config = tmp_path / "jarvis.toml"
-        config.write_text(CONFIG.format(stripe=stripe_api.url))
         env = jarvis_env(
             tmp_path,
             JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
             JARVIS_READ_TOKEN=READ_TOKEN,
             JARVIS_HTTP__HOST="127.0.0.1",
             JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
-            JARVIS_CONFIG=str(config),
-            STRIPE_SECRET_KEY=API_KEY,
-            STRIPE_WEBHOOK_SECRET=SECRET,
-            UNSUBSCRIBE_SECRET=UNSUBSCRIBE_SECRET,
+            **serving_customers(tmp_path, stripe_api.url),
         )
         anyio.run(seed_customer, env["JARVIS_DATABASE_URL"], CUSTOMER, STRIPE_CUSTOMER)
         db = tmp_path / "jarvis.db"

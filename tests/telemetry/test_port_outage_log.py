@@ -22,9 +22,8 @@ import requests
 
 from jarvis.mail import unsubscribe_token
 from jarvis.store import upgrade
-from tests.billing.conftest import seed_customer
-from tests.billing.stripe_events import SECRET, event, invoice, sign
-from tests.billing.stripe_standin import API_KEY
+from tests.billing.conftest import UNSUBSCRIBE_SECRET, seed_customer, serving_customers
+from tests.billing.stripe_events import event, invoice, sign
 from tests.billing.stripe_standin import running as stripe_running
 from tests.cli.conftest import jarvis_env
 from tests.daemon import Daemon, logged, running
@@ -32,22 +31,14 @@ from tests.private_postgres import SUPERUSER_PASSWORD, private_postgres
 from tests.private_redis import private_redis
 from tests.telemetry.page_support import ADMIN_TOKEN, login
 
-UNSUBSCRIBE_SECRET: Final = "unsubscribe-secret-0123456789"
-CONFIG: Final = """
-[customers]
-enabled = true
-
-[customers.stripe]
-api_base = "{stripe}"
-
-[customers.email]
-host = "127.0.0.1"
-port = 9
-sender = "hello@jarvis.test"
-starttls = false
-unsubscribe_url = "http://127.0.0.1/unsubscribe?token={{token}}"
-"""
 BEARER: Final = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def daemon_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A `jarvis run` on loopback with the admin token (the page's forms), and ``extra``."""
+    return jarvis_env(
+        tmp_path, JARVIS_ADMIN_TOKEN=ADMIN_TOKEN, JARVIS_HTTP__HOST="127.0.0.1", **extra
+    )
 
 
 def one_warning_naming(line: dict[str, object], server: str) -> None:
@@ -86,18 +77,8 @@ def test_the_port_with_its_database_away_answers_503_and_logs_one_line_naming_it
         url = pg.url("postgres", SUPERUSER_PASSWORD)
         anyio.run(upgrade, url)
         anyio.run(seed_customer, url, "c1", "cus_1")
-        config = tmp_path / "jarvis.toml"
-        config.write_text(CONFIG.format(stripe=stripe_api.url))
-        env = jarvis_env(
-            tmp_path,
-            JARVIS_DATABASE_URL=url,
-            JARVIS_CONFIG=str(config),
-            JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
-            JARVIS_HTTP__HOST="127.0.0.1",
-            JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
-            STRIPE_SECRET_KEY=API_KEY,
-            STRIPE_WEBHOOK_SECRET=SECRET,
-            UNSUBSCRIBE_SECRET=UNSUBSCRIBE_SECRET,
+        env = daemon_env(
+            tmp_path, JARVIS_DATABASE_URL=url, **serving_customers(tmp_path, stripe_api.url)
         )
         with running(tmp_path, env, "--interval", "60") as daemon:
             session = login(daemon.base, ADMIN_TOKEN, "198.51.100.7")
@@ -151,13 +132,7 @@ def test_the_page_with_its_kill_switch_redis_away_logs_one_line_naming_it(
     """Redis stops: the page's kill-switch form goes back to the page saying it could not,
     and logs one warning naming Redis, not only the exception's type."""
     with private_redis(tmp_path) as server:
-        env = jarvis_env(
-            tmp_path,
-            JARVIS_REDIS_URL=server.url,
-            JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
-            JARVIS_HTTP__HOST="127.0.0.1",
-            JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
-        )
+        env = daemon_env(tmp_path, JARVIS_REDIS_URL=server.url)
         with running(tmp_path, env, "--interval", "60") as daemon:
             session = login(daemon.base, ADMIN_TOKEN, "198.51.100.7")
             server.stop()
