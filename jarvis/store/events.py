@@ -406,6 +406,14 @@ class EventStore:
                 return f"{self.backend.where}: {describe(exc)}"
         return said(exc)
 
+    def outage(self, exc: BaseException) -> str | None:
+        """`explain`'s line for a failure of the store or its database (an outage, a
+        refusal, a table gone), which whoever asked logs as one warning and tries again
+        later; None for anything else, a bug, which keeps its traceback."""
+        if isinstance(exc, StoreError) or from_database(exc):
+            return self.explain(exc)
+        return None
+
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0
         return FlushResult(written, spooled, replayed, dead_letters=dead)
