@@ -242,8 +242,11 @@ LASTING_ERRNOS = frozenset(
 """Why a file Jarvis keeps cannot be opened that no wait changes (`file_trouble` names
 most): a full disk (ENOSPC) may be freed by something else, as an outage ends."""
 
+_UNDEFINED_SQLSTATES = ("42P01", "42703")
+"""A table or a column the schema's revision promises and the database does not have: a
+database restored from an older dump, or altered by hand. No wait brings it back."""
 _LASTING_SQLSTATES = frozenset(
-    {_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000", *_CREDENTIALS_SQLSTATES}
+    {_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000", *_UNDEFINED_SQLSTATES, *_CREDENTIALS_SQLSTATES}
 )
 _LASTING_SQLITE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
@@ -252,12 +255,13 @@ def is_lasting(exc: BaseException) -> bool:
     """Whether a failure repeats until someone changes something, not until something ends.
 
     Lasting: a database that answered and refused this process (read-only, a role
-    without the privilege, no such database or schema, its credentials), a SQLite file
-    it cannot open, write or read as a database, a schema to migrate, a file in the way
-    or out of reach (`StoreError.lasting`). Not lasting: a database that does not answer, a lock
-    held past the wait, a timeout, a full disk. The CLI exits 2 on the first, 1 on
-    the second. Looks through what the failure wraps and what caused it, but not at
-    an error it was raised while handling when it said ``from None``.
+    without the privilege, no such database, schema, table or column, its credentials),
+    a SQLite file it cannot open, write or read as a database, a schema to migrate, a
+    file in the way or out of reach (`StoreError.lasting`). Not lasting: a database
+    that does not answer, a lock held past the wait, a timeout, a full disk. The CLI
+    exits 2 on the first, 1 on the second. Looks through what the failure wraps and
+    what caused it, but not at an error it was raised while handling when it said
+    ``from None``.
     """
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
