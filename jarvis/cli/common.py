@@ -188,6 +188,17 @@ def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
     raise typer.Exit(code)
 
 
+def check_reason(reason: str | None, *, as_json: bool = False) -> None:
+    """Exit 2 with one line, before the command changes anything, when ``reason`` is longer
+    than any surface records (`jarvis.model.MAX_REASON_CHARS`: the admin API and the status
+    page refuse it too)."""
+    from jarvis.model import MAX_REASON_CHARS
+
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        said = f"--reason: at most {MAX_REASON_CHARS} characters (this one has {len(reason)})"
+        fail(said, EXIT_CONFIG, as_json=as_json)
+
+
 def run(main: Callable[[], Awaitable[T]], *, as_json: bool = False) -> T:
     """Run an async command body, mapping known failures to exit statuses (``as_json``: each
     said in the command's one JSON object too, `fail`): any error of the database in one

@@ -21,14 +21,13 @@ from typing import Final, Protocol
 import structlog
 from aiohttp import web
 
-from jarvis.model import KillSwitchState
+from jarvis.model import MAX_REASON_CHARS, KillSwitchState
 from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
 
 __all__ = [
-    "MAX_REASON_CHARS",
     "AdminApi",
     "AdminBackend",
     "BadRequestError",
@@ -38,7 +37,6 @@ __all__ = [
     "state_json",
 ]
 
-MAX_REASON_CHARS: Final = 500
 ACTOR_MESSAGE: Final = "actor: not accepted; the actor is the credential (admin-token)"
 DISABLED_MESSAGE: Final = "admin API disabled: set JARVIS_ADMIN_TOKEN"
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="jarvis"'}
