@@ -188,15 +188,27 @@ def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
     raise typer.Exit(code)
 
 
+def check_reason(reason: str | None, *, as_json: bool = False) -> None:
+    """Exit 2 with one line, before the command changes anything, when ``reason`` is longer
+    than any surface records (`jarvis.model.MAX_REASON_CHARS`: the admin API and the status
+    page refuse it too)."""
+    from jarvis.model import MAX_REASON_CHARS
+
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        said = f"--reason: at most {MAX_REASON_CHARS} characters (this one has {len(reason)})"
+        fail(said, EXIT_CONFIG, as_json=as_json)
+
+
 def run(main: Callable[[], Awaitable[T]], *, as_json: bool = False) -> T:
     """Run an async command body, mapping known failures to exit statuses (``as_json``: each
-    said in the command's one JSON object too, `fail`)."""
+    said in the command's one JSON object too, `fail`): any error of the database in one
+    line, a bug with its traceback."""
     import anyio
 
     from jarvis.cli.oneshot import TickCutError
     from jarvis.config import ConfigError
     from jarvis.store import StoreError
-    from jarvis.store.errors import is_lasting
+    from jarvis.store.errors import describe, from_database, is_lasting, is_operational
 
     async def body() -> T:
         try:
@@ -213,6 +225,15 @@ def run(main: Callable[[], Awaitable[T]], *, as_json: bool = False) -> T:
         fail(str(exc), EXIT_CONFIG, as_json=as_json)
     except TickCutError as exc:
         fail(str(exc), EXIT_FAILED, as_json=as_json)
+    except Exception as exc:
+        if not from_database(exc):
+            raise  # a bug: its traceback
+        # An error of the database the store raised as it is, being no outage
+        # (`is_operational`): a table gone under a current revision, after an older dump was
+        # restored. It answered and refused, and will until someone mends it.
+        refused = is_lasting(exc) or not is_operational(exc)
+        said = f"the database {'refused' if refused else 'did not answer'}: {describe(exc)}"
+        fail(said, EXIT_CONFIG if refused else EXIT_FAILED, as_json=as_json)
 
 
 def to_jsonable(value: Any) -> Any:

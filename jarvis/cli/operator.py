@@ -15,6 +15,7 @@ import typer
 from jarvis.cli.common import (
     EXIT_CONFIG,
     JsonOpt,
+    check_reason,
     command_group,
     console,
     fail,
@@ -318,6 +319,7 @@ def killswitch_engage(
     """Stop all actions now. Takes effect before the daemon's next apply."""
     if not reason.strip():
         fail("--reason must not be empty", EXIT_CONFIG, as_json=as_json)
+    check_reason(reason, as_json=as_json)
     settings = settings_from(ctx, as_json=as_json)
     flipped = run(
         lambda: _flip(settings, engaged=True, actor=actor or operator_name(), reason=reason),
@@ -336,6 +338,7 @@ def killswitch_release(
     as_json: JsonOpt = False,
 ) -> None:
     """Let Jarvis act again."""
+    check_reason(reason, as_json=as_json)
     settings = settings_from(ctx, as_json=as_json)
     flipped = run(
         lambda: _flip(settings, engaged=False, actor=actor or operator_name(), reason=reason),

@@ -34,6 +34,7 @@ from jarvis.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
     JsonOpt,
+    check_reason,
     fail,
     operator_name,
     run,
@@ -79,6 +80,7 @@ def override(
         ref = ResourceRef.parse(resource)
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG, as_json=as_json)
+    check_reason(reason, as_json=as_json)
     settings = settings_from(ctx, as_json=as_json)
     actor = operator_name()
     action = operator_action(ref, params, actor=actor, reason=reason)

@@ -16,6 +16,7 @@ import typer
 from jarvis.cli.common import (
     EXIT_CONFIG,
     JsonOpt,
+    check_reason,
     command_group,
     console,
     err_console,
@@ -66,6 +67,7 @@ def silence_add(
         fail(f"--for: {exc}", EXIT_CONFIG)
     if not match.strip() or not reason.strip():
         fail("--match and --reason must not be empty", EXIT_CONFIG)
+    check_reason(reason)
     settings = settings_from(ctx)
     from jarvis.providers import uri_glob_warning
 

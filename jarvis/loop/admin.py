@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from jarvis.loop.killswitch import KillSwitch
 from jarvis.model import Action, Clock, Event, EventKind, KillSwitchState, RetryState
 from jarvis.store import EventStore
-from jarvis.store.errors import StoreError, from_database
 
 if TYPE_CHECKING:
     # Types only: `jarvis retries reset` imports this module for `reset_retries`
@@ -136,9 +135,7 @@ class AdminService:
     def outage(self, exc: BaseException) -> str | None:
         """The store's, or the kill switch's Redis's, failure in one line naming it
         (`EventStore.explain`); None for anything else: a bug, logged with its traceback."""
-        if isinstance(exc, StoreError) or from_database(exc):
-            return self._store.explain(exc)
-        return None
+        return self._store.outage(exc)
 
     async def set_killswitch(self, *, engaged: bool, actor: str, reason: str) -> KillSwitchState:
         return await self.killswitch.set(engaged=engaged, actor=actor, reason=reason)

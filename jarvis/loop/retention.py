@@ -7,9 +7,9 @@ prunes (`Pruner.leads`, `jarvis.loop.duties`); `jarvis db prune` calls
 store's (`jarvis.store.retention`); here is only when, the protected history
 horizon (the policies' own, so a policy never loses the window it reads, and the
 longest disruption-budget window, so a budget never loses a change it counts),
-and the log line and counter per prune. A prune that fails (the database is
-down) is logged and tried again at the next interval: retention must never
-stop the loop.
+and the log line and counter per prune. A prune that fails is logged and tried
+again at the next interval, whatever failed (the database down, a table gone,
+a bug): retention must never stop the loop.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from jarvis.config.sections import RetentionSettings
 from jarvis.loop.record import history_horizon
 from jarvis.model import Clock
 from jarvis.safety.budgets import Budgets
-from jarvis.store import EventStore, StoreError
+from jarvis.store import EventStore
 from jarvis.telemetry.metrics import Metrics
 
 log = structlog.get_logger("jarvis.retention")
@@ -108,10 +108,12 @@ class Pruner:
             # deadline: a transaction cut then is rolled back.
             with self.shielded():
                 deleted = await self.prune()
-        except StoreError as exc:
-            log.warning(
-                "event retention skipped; the store is unavailable", error=self.store.explain(exc)
-            )
+        except Exception as exc:  # retention must never stop the daemon
+            why = self.store.outage(exc)
+            if why is None:  # a bug: its traceback
+                log.exception("event retention failed; trying again at the next interval")
+            else:
+                log.warning("event retention skipped; trying again at the next interval", error=why)
         else:
             if deleted:
                 log.info("events pruned", total=sum(deleted.values()), by_kind=deleted)

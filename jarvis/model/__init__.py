@@ -56,6 +56,7 @@ from jarvis.model.facets import (
 )
 from jarvis.model.records import (
     LONGEST_SILENCE,
+    MAX_REASON_CHARS,
     WITHHOLDING,
     Clock,
     Event,
@@ -92,6 +93,7 @@ __all__ = [
     "GONE_LABEL",
     "JSON",
     "LONGEST_SILENCE",
+    "MAX_REASON_CHARS",
     "MAX_URI_BYTES",
     "PAYING_STATUSES",
     "WEIGHT_TOLERANCE",

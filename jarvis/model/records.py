@@ -52,6 +52,12 @@ WITHHOLDING = frozenset({BlockReason.KILLSWITCH.value})
 """The block reasons that may stop an action after its intent is durable (`Event.withheld`)."""
 
 
+MAX_REASON_CHARS = 500
+"""The longest reason an operator may give (a kill-switch flip, an override, a silence),
+on every surface: the CLI, the admin API and the status page. Enough for a sentence, not
+a document: a reason is repeated in events, notifications, the page and `jarvis status`."""
+
+
 LONGEST_SILENCE = timedelta(weeks=52)
 """The longest silence: past a year it is a channel switched off without saying so.
 

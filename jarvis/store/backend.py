@@ -13,14 +13,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.errors import StoreError
+from jarvis.store.errors import StoreError, describe, from_database, is_operational
+from jarvis.store.place import Place
 
 if TYPE_CHECKING:
     from jarvis.config.sections import RetentionSettings
     from jarvis.store.fence import Fences
     from jarvis.store.fleetcap import Cap
 
-__all__ = ["EventBackend", "FlushResult"]
+__all__ = ["EventBackend", "FlushResult", "database_failure"]
 
 
 OUTCOME_KINDS = (EventKind.ACTION_APPLIED, EventKind.ACTION_FAILED, EventKind.ACTION_UNKNOWN)
@@ -109,3 +110,22 @@ class FlushResult:
     spooled: int
     replayed: int = 0
     dead_letters: int = 0
+
+
+def database_failure(backend: EventBackend | Place, exc: BaseException) -> StoreError | None:
+    """``exc`` as the store's one-line error naming ``backend``'s database, when it is the
+    database's: an outage or a refusal as `EventBackend.unreachable` says it; any other
+    error of the database or its driver (a table missing) its reason after the database
+    (`EventBackend.where`). None for the store's own error and for anything else (a bug).
+
+    `jarvis.store.EventStore.explain` says every failure this way, `jarvis plan`'s
+    reader (`jarvis.store.readonly`) raises it for each query its database refused, and
+    `jarvis.store.engine.database_outage` says it of another database at its `Place`.
+    """
+    if isinstance(exc, StoreError):
+        return None
+    if is_operational(exc):
+        return backend.unreachable(exc)
+    if from_database(exc):
+        return StoreError(f"{backend.where}: {describe(exc)}")
+    return None

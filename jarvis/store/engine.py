@@ -23,19 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from jarvis.sqlengine import async_engine
-from jarvis.store.errors import (
-    LASTING_ERRNOS,
-    CredentialsRefusedError,
-    StoreError,
-    credentials_refused,
-    database_failure,
-    describe,
-    insufficient_privilege,
-    no_such_database,
-    not_a_database,
-    refuses_writes,
-    unopenable,
-)
+from jarvis.store.backend import database_failure
+from jarvis.store.errors import LASTING_ERRNOS, StoreError, said
+from jarvis.store.place import Place, is_file
 from jarvis.store.sqlite_read import reading_uri, unwritable
 from jarvis.store.timeouts import (
     BUSY_TIMEOUT_MS,
@@ -56,6 +46,7 @@ __all__ = [
     "location",
     "masked",
     "normalize_url",
+    "place",
     "unreachable",
 ]
 
@@ -111,12 +102,7 @@ def cannot_write(url: URL) -> bool:
     mount, another user's file or directory): a reader opens it read-only, and no
     migration can run on it."""
     database = url.database or ""
-    return url.get_backend_name() == "sqlite" and _is_file(database) and unwritable(database)
-
-
-def _is_file(database: str) -> bool:
-    """Whether a SQLite URL's database names a file (not memory, not a ``file:`` URI)."""
-    return bool(database) and database != ":memory:" and not database.startswith("file:")
+    return url.get_backend_name() == "sqlite" and is_file(database) and unwritable(database)
 
 
 def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
@@ -137,7 +123,7 @@ def _pg_engine(url: URL, statement_timeout: float | None) -> AsyncEngine:
 
 def _sqlite_engine(url: URL, *, read_only: bool) -> AsyncEngine:
     database = url.database or ""
-    if _is_file(database):
+    if is_file(database):
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file in the way, or no permission
@@ -209,66 +195,32 @@ def limit_busy_wait(engine: AsyncEngine, seconds: float) -> None:
     engine.sync_engine.update_execution_options(**{_SQLITE_BUSY_UNTIL: time.monotonic() + seconds})
 
 
+def place(url: URL) -> Place:
+    """What the store's messages say of ``url`` (`jarvis.store.place`)."""
+    return Place(
+        sqlite=url.get_backend_name() == "sqlite",
+        database=url.database,
+        host=url.host,
+        port=url.port,
+        username=url.username,
+    )
+
+
 def location(url: URL) -> str:
     """The database as every message names it: the SQLite file, or PostgreSQL's server and
     database (never its user's password)."""
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database}"
-    return f"PostgreSQL at {_server(url)} (database {url.database or '-'})"
-
-
-def _server(url: URL) -> str:
-    return f"{url.host or 'localhost'}:{url.port or 5432}"
+    return place(url).where
 
 
 def unreachable(url: URL, exc: BaseException) -> StoreError:
     """A one-line error naming where the database was expected and why it did not answer."""
-    if url.get_backend_name() == "sqlite":
-        if not_a_database(exc):
-            return StoreError(f"SQLite database {url.database} is not usable: {describe(exc)}")
-        database = url.database or ""
-        trouble = unopenable(Path(database)) if _is_file(database) else None
-        if trouble is not None:
-            return trouble
-    else:
-        refused = _refused_connection(url, _server(url), exc)
-        if refused is not None:
-            return refused
-    where = location(url)
-    if refuses_writes(exc):
-        return StoreError(f"{where} refuses writes: {describe(exc)}")
-    if insufficient_privilege(exc) and url.username:
-        # The server answered: the role lacks a grant, which no wait brings back.
-        return StoreError(f"{where} refuses user {url.username}: {describe(exc)}")
-    return StoreError(f"cannot reach {where}: {describe(exc)}")
+    return place(url).unreachable(exc)
 
 
 def database_outage(url: URL, exc: BaseException) -> str | None:
-    """What `EventStore.explain` says of its own database, for another that Jarvis reaches
+    """What `EventStore.outage` says of its own database, for another that Jarvis reaches
     at ``url`` (the customers' table, on ``customers.database_url`` or the store's URL):
     ``exc`` in one line naming that database when it came from there, None for anything
     else (a bug, for its traceback)."""
-    return database_failure(exc, location(url), lambda failed: unreachable(url, failed))
-
-
-def _refused_connection(url: URL, server: str, exc: BaseException) -> StoreError | None:
-    """Why PostgreSQL at ``server`` answered and refused to connect, when it did: "cannot
-    reach" would send the operator to the network, and no wait fixes either.
-
-    No such database (3D000), or the role, its password or this host refused
-    (SQLSTATE 28xxx), named by role, server and database; the password is never in it
-    (the server's message names the user alone).
-    """
-    if no_such_database(exc):
-        return StoreError(
-            f"PostgreSQL at {server} has no database {url.database!r}: create it "
-            f"(createdb {url.database}), then run `jarvis db upgrade`"
-        )
-    if not credentials_refused(exc):
-        return None
-    role = f"role {url.username}" if url.username else "no role in the URL: the OS user's"
-    return CredentialsRefusedError(
-        f"PostgreSQL at {server} refused these credentials ({role}, database "
-        f"{url.database or '-'}): {describe(exc)}; fix the user or password in database_url, "
-        "or pg_hba.conf if the server refuses this host"
-    )
+    failure = database_failure(place(url), exc)
+    return None if failure is None else said(failure)

@@ -13,7 +13,7 @@ import errno
 import re
 import sys
 from asyncio import CancelledError
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from jarvis.text import one_line
@@ -26,7 +26,6 @@ __all__ = [
     "NotMigratedError",
     "StoreError",
     "credentials_refused",
-    "database_failure",
     "describe",
     "file_trouble",
     "from_database",
@@ -243,8 +242,11 @@ LASTING_ERRNOS = frozenset(
 """Why a file Jarvis keeps cannot be opened that no wait changes (`file_trouble` names
 most): a full disk (ENOSPC) may be freed by something else, as an outage ends."""
 
+_UNDEFINED_SQLSTATES = ("42P01", "42703")
+"""A table or a column the schema's revision promises and the database does not have: a
+database restored from an older dump, or altered by hand. No wait brings it back."""
 _LASTING_SQLSTATES = frozenset(
-    {_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000", *_CREDENTIALS_SQLSTATES}
+    {_READ_ONLY_SQLSTATE, "42501", "3D000", "3F000", *_UNDEFINED_SQLSTATES, *_CREDENTIALS_SQLSTATES}
 )
 _LASTING_SQLITE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
@@ -253,12 +255,13 @@ def is_lasting(exc: BaseException) -> bool:
     """Whether a failure repeats until someone changes something, not until something ends.
 
     Lasting: a database that answered and refused this process (read-only, a role
-    without the privilege, no such database or schema, its credentials), a SQLite file
-    it cannot open, write or read as a database, a schema to migrate, a file in the way
-    or out of reach (`StoreError.lasting`). Not lasting: a database that does not answer, a lock
-    held past the wait, a timeout, a full disk. The CLI exits 2 on the first, 1 on
-    the second. Looks through what the failure wraps and what caused it, but not at
-    an error it was raised while handling when it said ``from None``.
+    without the privilege, no such database, schema, table or column, its credentials),
+    a SQLite file it cannot open, write or read as a database, a schema to migrate, a
+    file in the way or out of reach (`StoreError.lasting`). Not lasting: a database
+    that does not answer, a lock held past the wait, a timeout, a full disk. The CLI
+    exits 2 on the first, 1 on the second. Looks through what the failure wraps and
+    what caused it, but not at an error it was raised while handling when it said
+    ``from None``.
     """
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
@@ -354,20 +357,6 @@ def from_database(exc: BaseException) -> bool:
         if loaded is not None:
             kinds += (getattr(loaded, name),)
     return any(isinstance(e, kinds) for e in _causes(exc))
-
-
-def database_failure(
-    exc: BaseException, where: str, unreachable: Callable[[BaseException], StoreError]
-) -> str | None:
-    """``exc`` in one printable line naming the database ``where`` when it came from there:
-    the database away or refusing (`is_operational`) as ``unreachable`` says it, or any
-    other error of the database or its driver (`from_database`, a table missing) with
-    ``where`` before its reason; None for anything else."""
-    if is_operational(exc):
-        return str(unreachable(exc))
-    if from_database(exc):
-        return f"{where}: {describe(exc)}"
-    return None
 
 
 class LeaseLostError(StoreError):

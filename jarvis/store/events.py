@@ -22,12 +22,11 @@ import structlog
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, RetryState
-from jarvis.store.backend import OUTCOME_KINDS, EventBackend, FlushResult
+from jarvis.store.backend import OUTCOME_KINDS, EventBackend, FlushResult, database_failure
 from jarvis.store.errors import (
     LeaseLostError,
     StoreError,
     credentials_refused,
-    database_failure,
     insufficient_privilege,
     is_lasting,
     is_operational,
@@ -398,11 +397,15 @@ class EventStore:
         table missing) names the database before its reason; anything else is its
         reason alone (`describe`).
         """
-        if not isinstance(exc, StoreError):
-            line = database_failure(exc, self.backend.where, self.backend.unreachable)
-            if line is not None:
-                return line
-        return said(exc)
+        failure = database_failure(self.backend, exc)
+        return said(exc) if failure is None else str(failure)
+
+    def outage(self, exc: BaseException) -> str | None:
+        """`explain`'s line for a failure of the store or its database (an outage, a
+        refusal, a table gone), which whoever asked logs as one warning and tries again
+        later; None for anything else, a bug, which keeps its traceback."""
+        failure = exc if isinstance(exc, StoreError) else database_failure(self.backend, exc)
+        return None if failure is None else said(failure)
 
     def _result(self, written: int, *, spooled: int, replayed: int) -> FlushResult:
         dead, self._dead_letters = self._dead_letters, 0

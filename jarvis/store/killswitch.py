@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import NullType
 
 from jarvis.model import KillSwitchState
-from jarvis.store.engine import masked
+from jarvis.store.engine import location, masked
 from jarvis.store.errors import FlipOverrunError, StoreError, describe
 from jarvis.store.tables import killswitch, upsert_into
 
@@ -164,7 +164,7 @@ class DbKillSwitch:
 
     def _error(self, verb: str, exc: BaseException) -> StoreError:
         return StoreError(
-            f"cannot {verb} the kill switch in {masked(self._engine.url)}: {describe(exc)}"
+            f"cannot {verb} the kill switch in {location(self._engine.url)}: {describe(exc)}"
         )
 
 

@@ -10,8 +10,11 @@ same semantics (the same rows, in the same order, decoded by the same
 `jarvis.store.codec`): through stdlib ``sqlite3`` on a connection opened
 ``mode=ro`` (on a file this process cannot write, as `jarvis.store.sqlite_read`
 says), or through ``asyncpg`` in read-only transactions. It refuses
-every write as a read-only store's error. `tests/store/test_readonly.py`
-holds every answer equal to the SQL backend's, on both databases.
+every write as a read-only store's error, and says a query its database
+failed as the SQL backend does: the database named (`jarvis.store.place`) and
+the driver's reason in one line (`jarvis.store.backend.database_failure`).
+`tests/store/test_readonly.py` holds every answer equal to the SQL backend's,
+on both databases.
 
 `open_reader` returns None when this path does not apply (an in-memory or URI
 database, no file yet, a schema at another revision, a server it cannot
@@ -22,6 +25,7 @@ table, LLM usage) gets one from `engine`, created on first use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio.to_thread
 
 from jarvis.model import Event, KillSwitchState, RetryState
+from jarvis.store.backend import database_failure
 from jarvis.store.codec import readable_events, retry_from_row
 from jarvis.store.direct import (
     pg_connect,
@@ -42,6 +47,7 @@ from jarvis.store.direct import (
     sqlite_time,
 )
 from jarvis.store.errors import StoreError
+from jarvis.store.place import Place
 from jarvis.store.revision import HEAD_REVISION
 
 if TYPE_CHECKING:
@@ -96,6 +102,7 @@ class DirectReader:
 
     def __init__(self, url: str) -> None:
         self._url = url
+        self._place = Place.of(url)
         self._engine: AsyncEngine | None = None
         self._lock = anyio.Lock()
 
@@ -141,10 +148,15 @@ class DirectReader:
 
     @property
     def where(self) -> str:
-        return self.url
+        return self._place.where
 
     def unreachable(self, exc: BaseException) -> StoreError:
-        return StoreError(f"cannot read {self.url}: {exc}")
+        return self._place.unreachable(exc)
+
+    def _refused(self, exc: BaseException) -> StoreError:
+        """What a query the driver failed raises: the store's one line of that failure
+        (`database_failure`), as the SQL backend and `EventStore.explain` say it."""
+        return database_failure(self, exc) or self.unreachable(exc)
 
     async def write(
         self,
@@ -318,7 +330,7 @@ class _SqliteReader(DirectReader):
         try:
             return list(await anyio.to_thread.run_sync(run))
         except sqlite3.Error as exc:
-            raise self.unreachable(exc) from exc
+            raise self._refused(exc) from exc
 
     async def _close(self) -> None:
         self._connection.close()
@@ -349,11 +361,22 @@ class _PgReader(DirectReader):
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
         import asyncpg  # noqa: PLC0415 - imported already by `_open_postgres`
 
+        failures = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
         try:
-            async with self._connection.transaction(readonly=True):
-                return list(await self._connection.fetch(sql, *params))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            raise self.unreachable(exc) from exc
+            transaction = self._connection.transaction(readonly=True)
+            await transaction.start()
+            try:
+                rows = await self._connection.fetch(sql, *params)
+            except failures:
+                # The query's failure is the reason: rolling back on a connection lost with
+                # it fails too ("cannot call Transaction.__aexit__()"), and would hide it.
+                with contextlib.suppress(*failures):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+        except failures as exc:
+            raise self._refused(exc) from exc
+        return list(rows)
 
     async def _close(self) -> None:
         await self._connection.close()

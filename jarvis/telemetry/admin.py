@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from jarvis.model import KillSwitchState
+from jarvis.model import MAX_REASON_CHARS, KillSwitchState
 from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.clients import Network
@@ -29,7 +29,6 @@ from jarvis.telemetry.metrics import Metrics
 from jarvis.telemetry.outages import warn_outage
 
 __all__ = [
-    "MAX_REASON_CHARS",
     "AdminApi",
     "AdminBackend",
     "BadRequestError",
@@ -39,9 +38,9 @@ __all__ = [
     "state_json",
 ]
 
-MAX_REASON_CHARS: Final = 500
 ACTOR_MESSAGE: Final = "actor: not accepted; the actor is the credential (admin-token)"
 DISABLED_MESSAGE: Final = "admin API disabled: set JARVIS_ADMIN_TOKEN"
+_NOT_JSON: Final = "Content-Type: must be application/json (the body is a JSON object)"
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="jarvis"'}
 # Admin answers are state at one instant: never cached by a proxy or a browser.
 _NO_STORE: Final = {"Cache-Control": "no-store"}
@@ -124,6 +123,18 @@ class _Reply:
     headers: dict[str, str] | None = None
 
 
+def _declared_json(request: web.Request) -> bool:
+    """Whether a POST declares its body JSON: ``application/json``, in any case and with any
+    parameters (``; charset=utf-8``), or no Content-Type at all.
+
+    A form or text is refused before the body is read: a flip sent as one was parsed as
+    JSON all the same, so a client that meant a form got it applied. A body that
+    declares no type is not one of those; scripts send JSON that way
+    (``requests.post(url, data=...)``, ``http.client``), and it is read as JSON as before.
+    """
+    return hdrs.CONTENT_TYPE not in request.headers or request.content_type == "application/json"
+
+
 async def _read_flip(request: web.Request) -> KillSwitchRequest | _Reply:
     """The flip a POST asks for, or the 4xx refusal of its body."""
     try:
@@ -181,6 +192,8 @@ class AdminApi:
         if not identity.may_change:
             message = "the read token may not change the kill switch; use the admin token"
             return _Reply(403, "forbidden", message, {"error": message})
+        if not _declared_json(request):
+            return _Reply(415, "bad_request", _NOT_JSON, {"error": _NOT_JSON})
         parsed = await _read_flip(request)
         if isinstance(parsed, _Reply):
             return parsed

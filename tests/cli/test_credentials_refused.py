@@ -166,7 +166,10 @@ def test_daemon_with_its_password_rotated_is_not_ready_and_spools_until_it_is_se
             spooled = f'"reason": "PostgreSQL at 127.0.0.1:{server.port} refused these credentials'
             deadline = time.monotonic() + 60
             while spooled not in daemon.output():
-                assert time.monotonic() < deadline, "nothing was spooled for refused credentials"
+                assert time.monotonic() < deadline, (
+                    f"nothing was spooled for refused credentials; the daemon said:\n"
+                    f"{daemon.output()[-4000:]}"
+                )
                 time.sleep(0.2)
             assert spool.stat().st_size > 0
             anyio.run(_set_password, server, PASSWORD)

@@ -113,13 +113,13 @@ async def test_a_tick_names_why_it_could_not_take_the_lease(
 async def test_a_database_kill_switch_never_says_it_flipped(
     jarvis: Jarvis, tmp_path: Path, read_only_url: str
 ) -> None:
-    """Engage with the switch in the database: exit 2, the URL's password masked, and the
-    switch still released."""
+    """Engage with the switch in the database: exit 2, the database named as every message
+    names it (never the password), and the switch still released."""
     env = jarvis_env(tmp_path, JARVIS_DATABASE_URL=read_only_url)
     engaged = jarvis("killswitch", "engage", "--reason", "incident", env=env)
     assert engaged.returncode == 2, engaged.stdout
     line = one_error(engaged.stderr)
-    assert "cannot write the kill switch in postgresql+asyncpg://" in line
+    assert "cannot write the kill switch in PostgreSQL at 127.0.0.1:5432 (database " in line
     assert reason(read_only_url) in line
     assert "ENGAGED" not in engaged.stdout
     assert jarvis("killswitch", "status", env=env).stdout.startswith("released")

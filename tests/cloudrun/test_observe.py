@@ -58,6 +58,22 @@ async def test_a_crash_looping_serving_revision_is_unhealthy(
     assert api.replicas is not None and api.replicas.running == 0
 
 
+async def test_cloud_runs_message_reaches_the_detail_inert(
+    actuator: CloudRunActuator, fake: FakeCloudRun
+) -> None:
+    """A revision's message carrying a terminal escape and a bidi override reaches the
+    detail (and so events, alerts and notifications) with each shown as its escape, its
+    first paragraph only, as every outside text Jarvis repeats."""
+    fake.state.crash(
+        service_name("api"),
+        "Container \x1b]0;owned\x07exited \u202ewith code 1.\n\nLogs URL: https://logs",
+    )
+    detail = by_name(list(await actuator.observe()))["api"].detail
+    assert "\x1b" not in detail and "\u202e" not in detail and "\x07" not in detail, detail
+    assert "Container \\x1b]0;owned\\x07exited \\u202ewith code 1." in detail, detail
+    assert "Logs URL" not in detail, detail
+
+
 async def test_a_revision_that_never_becomes_ready_is_a_failed_rollout(
     actuator: CloudRunActuator,
 ) -> None:

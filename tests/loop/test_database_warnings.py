@@ -12,17 +12,22 @@ and no server. They now say it as the store says every database error
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
 from jarvis.app import App
 from jarvis.cli.daemon import _elector, _gate
+from jarvis.config.sections import RetentionSettings
+from jarvis.loop.clock import VirtualClock
 from jarvis.loop.election import Elector
-from jarvis.store import upgrade
+from jarvis.loop.retention import Pruner
+from jarvis.store import EventStore, upgrade
 from tests.loop.conftest import AppFactory
 from tests.loop.test_shard_warnings import LEASE, one_line_naming
 
@@ -97,3 +102,39 @@ async def test_the_ledger_and_budgets_unreadable_say_why_in_one_line(
         error = logged(logs, event)["error"]
         one_line_naming(error, server, database)
         assert f'relation "{table}" does not exist' in error
+
+
+async def test_retention_that_meets_a_database_error_says_why_and_prunes_again_later(
+    db_url: str,
+) -> None:
+    """A prune the database refuses with no outage (the events table gone) is one warning
+    naming the database, and the next interval prunes again: retention never stops the
+    daemon, whose task group a prune's exception would end."""
+    store = await EventStore.connect(db_url)
+    pruner = Pruner(store, RetentionSettings(), VirtualClock(), horizon=timedelta(hours=24))
+    await table_gone(db_url, "events")
+    rounds = 0
+    try:
+        with anyio.fail_after(60), anyio.CancelScope() as scope:  # fail_after: a hang guard
+
+            def leads() -> bool:
+                nonlocal rounds
+                rounds += 1
+                if rounds > 2:
+                    scope.cancel()  # ends the run at its next sleep
+                return rounds <= 2
+
+            pruner.leads = leads
+            with capture_logs() as logs:
+                await pruner.run()
+    finally:
+        await store.aclose()
+
+    parts = urlsplit(db_url)
+    warnings = [line for line in logs if line["log_level"] == "warning"]
+    assert [line["event"] for line in warnings] == [
+        "event retention skipped; trying again at the next interval"
+    ] * 2
+    for line in warnings:
+        one_line_naming(line["error"], f"{parts.hostname}:{parts.port or 5432}", parts.path[1:])
+        assert 'relation "events" does not exist' in line["error"]

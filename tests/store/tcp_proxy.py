@@ -5,13 +5,17 @@ which is what a client sees when a database host dies: pooled connections are
 lost and new ones are refused. Starting it again listens on the same port.
 Freezing it keeps every connection open and forwards nothing, in either
 direction, until it thaws: what a client sees of a database that was SIGSTOPped
-or sits behind a partition that drops packets.
+or sits behind a partition that drops packets. Told to `cut_at` some bytes, it
+stops the moment a client sends them, before forwarding them: a server that
+dies at a given statement, for a client in another process that the test cannot
+pause between two of its statements.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 
@@ -26,6 +30,7 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._holding = asyncio.Event()
+        self._cut_at: bytes | None = None
         self.port = 0
 
     async def start(self) -> None:
@@ -37,12 +42,30 @@ class TcpProxy:
         """Refuse new connections and cut every open one."""
         if self._server is None:
             return
-        self._server.close()
-        for transport in list(self._transports):
-            transport.abort()
+        self._cut()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+
+    def _cut(self) -> None:
+        """Close the listening socket and abort every connection, at once."""
+        if self._server is not None:
+            self._server.close()
+        for transport in list(self._transports):
+            transport.abort()
+
+    def cut_at(self, marker: bytes) -> None:
+        """Stop (as `stop`, once) when a client sends bytes containing ``marker``, which are
+        not forwarded."""
+        self._cut_at = marker
+
+    def _upstream(self, data: bytes) -> bool:
+        """Whether a client's ``data`` may go on to the server; cut everything if not."""
+        if self._cut_at is None or self._cut_at not in data:
+            return True
+        self._cut_at = None
+        self._cut()
+        return False
 
     def freeze(self) -> None:
         """Keep connections (and accepting) but forward nothing until `thaw`."""
@@ -79,7 +102,7 @@ class TcpProxy:
                 return
             self._transports.add(up_writer.transport)
             await asyncio.gather(
-                _pipe(reader, up_writer, self._flowing, self._holding),
+                _pipe(reader, up_writer, self._flowing, self._holding, self._upstream),
                 _pipe(up_reader, writer, self._flowing, self._holding),
             )
         finally:
@@ -91,12 +114,15 @@ async def _pipe(
     writer: asyncio.StreamWriter,
     flowing: asyncio.Event,
     holding: asyncio.Event,
+    passes: Callable[[bytes], bool] = lambda _data: True,
 ) -> None:
     try:
         while data := await reader.read(65536):
             if not flowing.is_set():
                 holding.set()
             await flowing.wait()
+            if not passes(data):
+                return
             writer.write(data)
             await writer.drain()
     except OSError:

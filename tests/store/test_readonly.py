@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from jarvis.config.sections import RetentionSettings
 from jarvis.model import Event, EventKind, KillSwitchState, RetryState
 from jarvis.store import DbKillSwitch, EventStore, StoreError
+from jarvis.store.engine import place
+from jarvis.store.place import Place
 from jarvis.store.readonly import DirectReader, KillSwitchReader, open_reader
+from tests.store.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -206,6 +212,108 @@ async def test_it_does_not_apply_where_the_sql_backend_must_answer(
     assert await open_reader(f"sqlite+aiosqlite:///{other}") is None  # behind: migrate first
 
 
+async def _rename(url: str, table: str, to: str) -> None:
+    """Rename ``table`` behind the reader's back, as an operator's hand or a bad migration might."""
+    store = await EventStore.connect(url)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+    finally:
+        await store.aclose()
+
+
+async def test_it_names_the_database_in_the_sql_backends_words(
+    written: tuple[EventStore, str], reader: DirectReader
+) -> None:
+    """An outage is the SQL backend's one line: the database named, the driver's reason alone
+    (no URL, no SQLAlchemy statement, parameters or link, no bare errno)."""
+    backend = written[0].backend
+    assert reader.where == backend.where
+    async with reader.engine.connect() as connection:
+        with pytest.raises(DBAPIError) as caught:
+            await connection.execute(text("SELECT * FROM no_such_table WHERE 1 = :one"), {"one": 1})
+    assert "\n" in str(caught.value)  # SQLAlchemy's own text: statement, parameters, link
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+    for exc in (caught.value, refused):
+        said = str(reader.unreachable(exc))
+        assert said == str(backend.unreachable(exc))
+        assert said.startswith(f"cannot reach {backend.where}: ")
+        assert said == " ".join(said.split())
+
+
+@pytest.mark.parametrize(
+    ("table", "query", "reason"),
+    [
+        ("retry_state", "load_retries", "no such table: retry_state"),
+        ("events", "count_events", "no such table: events"),
+    ],
+    ids=["ledger", "events"],
+)
+async def test_a_table_renamed_away_is_the_stores_one_line(
+    written: tuple[EventStore, str], table: str, query: str, reason: str
+) -> None:
+    """A query the database refuses says the database and the driver's reason, as the store
+    explains any error of its database (`EventStore.explain`)."""
+    await _rename(written[1], table, "renamed_away")
+    opened = await open_reader(written[1])
+    assert opened is not None
+    try:
+        with pytest.raises(StoreError) as caught:
+            await (opened.load_retries() if query == "load_retries" else opened.count_events(None))
+        said = str(caught.value)
+        cause = caught.value.__cause__
+        assert cause is not None
+        assert said == EventStore(opened, read_only=True).explain(cause)
+    finally:
+        await opened.aclose()
+    if written[1].startswith("sqlite"):
+        assert said == f"{written[0].backend.where}: OperationalError: {reason}"
+    else:
+        relation = reason.removeprefix("no such table: ")
+        expected = f'UndefinedTableError: relation "{relation}" does not exist'
+        assert said == f"{written[0].backend.where}: {expected}"
+
+
+async def test_a_server_gone_mid_command_is_the_sql_backends_cannot_reach(
+    pg_url: str, pg_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """PostgreSQL lost after the reader opened: "cannot reach" the server and database, one line."""
+    store = await EventStore.connect(pg_url, auto_migrate=True)
+    await store.aclose()
+    proxied = pg_proxy.url_for(pg_url)
+    opened = await open_reader(proxied)
+    assert opened is not None
+    try:
+        await pg_proxy.stop()
+        with pytest.raises(StoreError) as caught:
+            await opened.load_retries()
+    finally:
+        await opened.aclose()
+    database = pg_url.rsplit("/", 1)[1]
+    said = str(caught.value)
+    assert said.startswith(
+        f"cannot reach PostgreSQL at 127.0.0.1:{pg_proxy.port} (database {database}): "
+    ), said
+    assert said == " ".join(said.split())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:////var/lib/jarvis/jarvis.db",
+        "sqlite:///jarvis.db",
+        "sqlite+aiosqlite:////srv/a%20b/jarvis%25.db",
+        "postgresql+asyncpg://jarvis:s3cret@db.internal:6432/events",
+        "postgresql://j%40rvis@db.internal/events?sslmode=require",
+        "postgres://[::1]:5433/events",
+        "postgresql+asyncpg:///events?host=/run/postgresql",
+    ],
+)
+def test_it_reads_a_url_as_sqlalchemy_does(url: str) -> None:
+    """The reader names a URL's database as the SQL backend does, without importing SQLAlchemy."""
+    assert Place.of(url) == place(make_url(url))
+
+
 def test_a_password_in_the_url_is_never_shown() -> None:
     reader = DirectReader("postgresql+asyncpg://jarvis:s3cret@db.internal:5432/jarvis")
     assert reader.url == "postgresql+asyncpg://jarvis:***@db.internal:5432/jarvis"
@@ -214,7 +322,5 @@ def test_a_password_in_the_url_is_never_shown() -> None:
 
 async def test_an_engine_is_made_on_first_use_for_what_needs_sql(reader: DirectReader) -> None:
     """The customers table and LLM usage read through SQLAlchemy: they still can."""
-    from sqlalchemy import text
-
     async with reader.engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM events"))).scalar() == 60

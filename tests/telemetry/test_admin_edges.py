@@ -22,6 +22,7 @@ from jarvis.model import EventKind
 from jarvis.store import EventStore, MemoryKillSwitch, Redactor
 from jarvis.telemetry.http import HttpServer
 from jarvis.telemetry.metrics import Metrics
+from tests.telemetry.test_hostile_requests import raw_request
 from tests.telemetry.test_http import AUTH, TOKEN, Serve, admin_count, client, serve
 
 __all__ = ["client", "serve"]  # fixtures, re-exported for pytest
@@ -60,6 +61,72 @@ async def test_the_actor_is_the_credential_not_the_body(
         assert resp.status == 200
         assert (await resp.json())["actor"] == "admin-token"
     assert served.backend.sets == [(True, "admin-token", "p1")]
+
+
+FLIP = b'{"engaged": true, "reason": "drill"}'
+UNSUPPORTED = "Content-Type: must be application/json (the body is a JSON object)"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=B"],
+    ids=["form", "text", "multipart"],
+)
+async def test_a_flip_not_sent_as_json_is_a_415_and_audited(
+    serve: Serve, client: aiohttp.ClientSession, content_type: str
+) -> None:
+    """A JSON body declared a form (`curl -d`) or text is a 415 naming application/json,
+    recorded like any refused request, and flips nothing."""
+    served = await serve()
+    headers = {**AUTH, "Content-Type": content_type}
+    async with client.post(served.url("/v1/killswitch"), headers=headers, data=FLIP) as resp:
+        assert resp.status == 415
+        assert resp.content_type == "application/json"
+        assert resp.headers["Cache-Control"] == "no-store"
+        assert await resp.json() == {"error": UNSUPPORTED}
+    assert served.backend.sets == []
+    assert [(r.result, r.detail) for r in served.backend.requests] == [("bad_request", UNSUPPORTED)]
+    assert admin_count(served.metrics, "POST", "bad_request") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("token", "status", "result"),
+    [(None, 401, "unauthorized"), (READ_TOKEN, 403, "forbidden")],
+    ids=["no-token", "read-token"],
+)
+async def test_the_credential_is_refused_before_the_content_type(
+    serve: Serve, client: aiohttp.ClientSession, token: str | None, status: int, result: str
+) -> None:
+    """A form without the admin token is refused for the token, as any other body is."""
+    served = await serve(read_token=READ_TOKEN)
+    headers = {"Content-Type": "text/plain"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with client.post(served.url("/v1/killswitch"), headers=headers, data=FLIP) as resp:
+        assert resp.status == status
+    assert [r.result for r in served.backend.requests] == [result]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "Application/JSON", None],
+    ids=["charset", "any-case", "none"],
+)
+async def test_json_with_parameters_or_no_content_type_flips(
+    serve: Serve, content_type: str | None
+) -> None:
+    """application/json with parameters, in any case, flips; so does a body that declares
+    no type (as `requests.post(data=...)` and `http.client` send it)."""
+    served = await serve()
+    head = f"POST /v1/killswitch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}"
+    if content_type is not None:
+        head += f"\r\nContent-Type: {content_type}"
+    status, _ = await raw_request(served.server.port, head.encode(), FLIP)
+    assert status == 200
+    assert served.backend.sets == [(True, "admin-token", "drill")]
 
 
 @pytest.mark.anyio

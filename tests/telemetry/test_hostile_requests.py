@@ -84,7 +84,10 @@ async def test_a_form_in_an_unknown_encoding_is_a_400_and_audited(
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
-        ("/v1/killswitch", {"Authorization": f"Bearer {ADMIN_TOKEN}"}),
+        (
+            "/v1/killswitch",
+            {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        ),
         ("/login", {"Content-Type": "application/x-www-form-urlencoded"}),
     ],
     ids=["admin-api", "page-login"],

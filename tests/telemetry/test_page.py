@@ -296,3 +296,17 @@ async def test_resetting_a_resource_whose_only_ledger_row_is_empty_records_nothi
             assert "not in the ledger" in await resp.text()
         events = await served.store.events(limit=100)
     assert [e for e in events if e.kind is EventKind.RETRIES_RESET] == []
+
+
+@pytest.mark.anyio
+async def test_an_unknown_static_file_is_the_ports_json_404(tmp_path: Path) -> None:
+    """``/ui/static/NAME`` of no file answers the 404 every unknown path does, its path named."""
+    async with page_server(tmp_path) as served, aiohttp.ClientSession() as session:
+        answers = []
+        for path in ("/ui/static/nope.css", "/nope"):
+            async with session.get(f"{served.base}{path}") as resp:
+                answers.append((resp.status, resp.content_type, await resp.json()))
+    assert answers == [
+        (404, "application/json", {"error": "Not Found", "path": "/ui/static/nope.css"}),
+        (404, "application/json", {"error": "Not Found", "path": "/nope"}),
+    ]

@@ -79,7 +79,7 @@ from jarvis.actuators.cloudrun.client import (
 from jarvis.actuators.cloudrun.revisions import RevisionReader
 from jarvis.actuators.cloudrun.state import (
     ServiceView,
-    one_line,
+    first_paragraph,
     parse_service,
     resource_state,
     short_name,
@@ -403,7 +403,7 @@ class CloudRunActuator:
             # (typically: the new revision never became ready). Another attempt may
             # succeed, so the retry budget, not this actuator, decides when to give up.
             return Outcome.failure(
-                f"{change.summary}: operation failed: {one_line(exc.message)}",
+                f"{change.summary}: operation failed: {first_paragraph(exc.message)}",
                 kind=ErrorKind.TEMPORARY,
                 code=f"OPERATION_{status_name(exc)}",
             )

@@ -22,7 +22,7 @@ from requests import exceptions as rexc
 
 from jarvis.actuators import transport
 from jarvis.actuators.base import ActuatorError
-from jarvis.actuators.cloudrun.state import one_line
+from jarvis.actuators.cloudrun.state import first_paragraph
 from jarvis.config.cloudrun import CloudRunSettings
 from jarvis.model import ErrorKind
 
@@ -163,7 +163,7 @@ def classify(exc: BaseException) -> ActuatorError:
             kind = ErrorKind.TEMPORARY
         else:
             kind = ErrorKind.TEMPORARY if (exc.code or 500) >= 500 else ErrorKind.TERMINAL
-        message = one_line(exc.message or "")
+        message = first_paragraph(exc.message or "")
         return ActuatorError(f"cloudrun: {status}: {message}", kind=kind, code=status)
     # requests' ConnectionError and ReadTimeout are OSErrors: the network, not the request.
     if isinstance(exc, OSError):

@@ -38,6 +38,7 @@ from jarvis.model import (
     RolloutState,
     Versions,
 )
+from jarvis.text import one_line
 
 # Recorded as null when unknown, not left out (see `ResourceState.record_nulls`).
 _NULLS = frozenset({"previous_version"})
@@ -173,15 +174,15 @@ class ServiceView:
         return None
 
 
-def one_line(message: str) -> str:
-    """Cloud Run's message as one line: its first paragraph, whitespace collapsed.
+def first_paragraph(message: str) -> str:
+    """Cloud Run's message as one line: its first paragraph, as `jarvis.text.one_line`
+    says outside text (whitespace collapsed, control and bidi characters escaped).
 
     A revision that never got ready is explained in a paragraph followed by a blank
     line, ``Logs URL: ...`` and a troubleshooting link, each on its own line; the
     paragraph is what an operator reads in a detail, an event or an alert.
     """
-    first = message.strip().split("\n\n", 1)[0]
-    return " ".join(first.split())
+    return one_line(message.strip().split("\n\n", 1)[0])
 
 
 def short_name(name: str) -> str:
@@ -383,7 +384,7 @@ def _condition(condition: run_v2.Condition) -> ConditionView:
         type=condition.type_,
         state=_STATES.get(condition.state, "unspecified"),
         reason=reason,
-        message=one_line(condition.message),
+        message=first_paragraph(condition.message),
     )
 
 
@@ -394,7 +395,7 @@ def revision_view(revision: run_v2.Revision) -> RevisionView:
     return RevisionView(
         name=short_name(revision.name),
         ready=_STATES.get(ready.state, "pending") if ready is not None else "pending",
-        message=one_line(ready.message) if ready is not None else "",
+        message=first_paragraph(ready.message) if ready is not None else "",
         image=containers[primary_container(containers)].image if containers else "",
         created=created,
     )

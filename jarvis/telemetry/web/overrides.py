@@ -9,18 +9,13 @@ record of an override says who asked whichever surface they used.
 
 from __future__ import annotations
 
-from typing import Final
-
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
-from jarvis.model import Action, ResourceRef
+from jarvis.model import MAX_REASON_CHARS, Action, ResourceRef
 from jarvis.policies.operator import operator_action, override_params
 
-__all__ = ["MAX_REASON", "page_action"]
-
-#: As the kill switch's reason: enough for a sentence, not a document.
-MAX_REASON: Final = 500
+__all__ = ["page_action"]
 
 
 def _text(form: MultiDictProxy[str | bytes | bytearray | FileField], name: str) -> str:
@@ -38,6 +33,6 @@ def page_action(form: MultiDictProxy[str | bytes | bytearray | FileField], actor
         _text(form, "action"), replicas=_text(form, "replicas"), version=_text(form, "version")
     )
     reason = _text(form, "reason")
-    if len(reason) > MAX_REASON:
-        raise ValueError(f"reason: at most {MAX_REASON} characters")
+    if len(reason) > MAX_REASON_CHARS:
+        raise ValueError(f"reason: at most {MAX_REASON_CHARS} characters")
     return operator_action(target, params, actor=actor, reason=reason or None)

@@ -175,7 +175,7 @@ class StatusPage:
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in _STATIC:
-            return web.json_response({"error": "Not Found"}, status=404)
+            raise web.HTTPNotFound  # answered as every unknown path is (`http._json_errors`)
         body = (_HERE / "static" / name).read_bytes()
         return web.Response(body=body, content_type=_STATIC[name], headers=_SECURITY)
 
