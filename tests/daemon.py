@@ -36,6 +36,7 @@ __all__ = [
     "free_port",
     "get",
     "http_port",
+    "logged",
     "readyz_until",
     "running",
     "sample",
@@ -105,6 +106,17 @@ def http_port(
             raise AssertionError(f"the process exited ({process.returncode}) before it listened")
         time.sleep(0.1)
     raise AssertionError("its HTTP server never started")
+
+
+def logged(output: str, event: str) -> list[dict[str, object]]:
+    """The JSON log lines of ``event`` in a daemon's ``output``, in order."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == event:
+                found.append(record)
+    return found
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

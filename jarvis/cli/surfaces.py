@@ -132,23 +132,35 @@ def stripe_webhook(settings: Settings, app: App, wake: Callable[[], None]) -> We
         secret=signing.get_secret_value(),
         clock=app.clock,
     )
-    return BillingWebhook(receiver, app.store, clock=app.clock, wake=wake, close=close)
+    return BillingWebhook(
+        receiver, app.store, clock=app.clock, wake=wake, database=engine.url, close=close
+    )
 
 
 def unsubscribe(settings: Settings, app: App) -> Unsubscribe | None:
-    """``/unsubscribe`` when customer email has its secret; the opt-out goes to the sensor."""
+    """``/unsubscribe`` when customer email has its secret; the opt-out goes to the sensor,
+    and an outage names the database its table is on (as `jarvis.providers.customers`
+    connects it)."""
     mail = settings.customers.email
     if mail is None:  # before the imports: a daemon that mails no customer loads no sensor
         return None
+    from sqlalchemy.engine import make_url
+
     from jarvis.actuators.customers.sensor import CustomersActuator
     from jarvis.config.notify import secret
+    from jarvis.store.engine import database_outage
     from jarvis.telemetry.unsubscribe import Unsubscribe
 
     signing = secret(mail.unsubscribe_secret_env)
     sensor = next((a for a in app.actuators if isinstance(a, CustomersActuator)), None)
     if signing is None or sensor is None:
         return None
-    return Unsubscribe(secret=signing.get_secret_value().encode(), opt_out=sensor.opt_out)
+    database = make_url(settings.customers.database_url or settings.database_url)
+    return Unsubscribe(
+        secret=signing.get_secret_value().encode(),
+        opt_out=sensor.opt_out,
+        outage=lambda exc: database_outage(database, exc),
+    )
 
 
 def budget_view(settings: Settings, app: App) -> BudgetView | None:

@@ -6,7 +6,9 @@ verifies it and writes the customer's billing columns. A delivery that changed
 a customer becomes one ``billing.subscription`` or ``billing.invoice`` event,
 by customer id and Stripe event id (no address, no name, no invoice link), and
 wakes the loop, whose next tick reads the row and lets the policies decide.
-Nothing is decided here.
+Nothing is decided here. A delivery the table or Stripe's API could not take is
+an outage (`BillingWebhook.outage`, in one line naming the database as the store
+names its own): the server answers 503 and Stripe delivers it again.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from jarvis.actuators.customers.webhooks import StripeReadError
 from jarvis.model import CUSTOMER_SCHEME, Clock, Event, EventKind
+from jarvis.store.engine import database_outage
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from jarvis.actuators.customers.webhooks import Receipt
     from jarvis.store import EventStore
 
@@ -32,7 +38,8 @@ class Receiver(Protocol):
 
 
 class BillingWebhook:
-    """The HTTP server's `WebhookBackend` for Stripe."""
+    """The HTTP server's `WebhookBackend` for Stripe; ``database`` is where the receiver's
+    table is (the store's URL, or ``customers.database_url``)."""
 
     def __init__(
         self,
@@ -41,21 +48,26 @@ class BillingWebhook:
         *,
         clock: Clock,
         wake: Callable[[], None],
+        database: URL,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._receiver = receiver
         self._store = store
         self._clock = clock
         self._wake = wake
+        self._database = database
         self._close = close
+
+    def outage(self, exc: BaseException) -> str | None:
+        """Stripe's API, or the table's database, failing in one line (the database named
+        as `jarvis.store.EventStore.explain` names the store's); None for anything else."""
+        if isinstance(exc, StripeReadError):
+            return str(exc)
+        return database_outage(self._database, exc)
 
     async def receive(self, body: bytes, signature: str | None) -> tuple[int, dict[str, object]]:
         receipt = await self._receiver.receive(body, signature)
         answer: dict[str, object] = {"outcome": receipt.outcome}
-        if receipt.status >= 500:
-            log.warning(
-                "stripe webhook not recorded", stripe_event=receipt.event_id, error=receipt.detail
-            )
         if receipt.status >= 400:
             answer["error"] = receipt.outcome.replace("_", " ")
             return receipt.status, answer

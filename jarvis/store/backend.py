@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from jarvis.model import Event, EventKind, RetryState
 from jarvis.store.errors import StoreError, describe, from_database, is_operational
+from jarvis.store.place import Place
 
 if TYPE_CHECKING:
     from jarvis.config.sections import RetentionSettings
@@ -111,14 +112,15 @@ class FlushResult:
     dead_letters: int = 0
 
 
-def database_failure(backend: EventBackend, exc: BaseException) -> StoreError | None:
+def database_failure(backend: EventBackend | Place, exc: BaseException) -> StoreError | None:
     """``exc`` as the store's one-line error naming ``backend``'s database, when it is the
     database's: an outage or a refusal as `EventBackend.unreachable` says it; any other
     error of the database or its driver (a table missing) its reason after the database
     (`EventBackend.where`). None for the store's own error and for anything else (a bug).
 
-    `jarvis.store.EventStore.explain` says every failure this way, and `jarvis plan`'s
-    reader (`jarvis.store.readonly`) raises it for each query its database refused.
+    `jarvis.store.EventStore.explain` says every failure this way, `jarvis plan`'s
+    reader (`jarvis.store.readonly`) raises it for each query its database refused, and
+    `jarvis.store.engine.database_outage` says it of another database at its `Place`.
     """
     if isinstance(exc, StoreError):
         return None

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from jarvis.sqlengine import async_engine
-from jarvis.store.errors import LASTING_ERRNOS, StoreError
+from jarvis.store.backend import database_failure
+from jarvis.store.errors import LASTING_ERRNOS, StoreError, said
 from jarvis.store.place import Place, is_file
 from jarvis.store.sqlite_read import reading_uri, unwritable
 from jarvis.store.timeouts import (
@@ -40,6 +41,7 @@ __all__ = [
     "STATEMENT_TIMEOUT_S",
     "cannot_write",
     "create_engine",
+    "database_outage",
     "limit_busy_wait",
     "location",
     "masked",
@@ -213,3 +215,12 @@ def location(url: URL) -> str:
 def unreachable(url: URL, exc: BaseException) -> StoreError:
     """A one-line error naming where the database was expected and why it did not answer."""
     return place(url).unreachable(exc)
+
+
+def database_outage(url: URL, exc: BaseException) -> str | None:
+    """What `EventStore.outage` says of its own database, for another that Jarvis reaches
+    at ``url`` (the customers' table, on ``customers.database_url`` or the store's URL):
+    ``exc`` in one line naming that database when it came from there, None for anything
+    else (a bug, for its traceback)."""
+    failure = database_failure(place(url), exc)
+    return None if failure is None else said(failure)

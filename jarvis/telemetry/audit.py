@@ -24,6 +24,7 @@ from aiohttp import web
 
 from jarvis.telemetry.clients import Network, client_address, forwarded_https
 from jarvis.telemetry.metrics import Metrics
+from jarvis.telemetry.outages import Outages, warn_outage
 
 __all__ = ["AuditSink", "Auditor"]
 
@@ -33,17 +34,13 @@ REFUSED_RECORDED_PER_MINUTE: Final = 60
 """Refused requests recorded (and logged) one by one in a minute; the rest are counted."""
 
 
-class AuditSink(Protocol):
-    """Where an audited request is recorded (the event store, through the loop)."""
+class AuditSink(Outages, Protocol):
+    """Where an audited request is recorded (the event store, through the loop); its
+    `outage` says a record lost to the store away in one line."""
 
     async def record_admin_request(
         self, *, method: str, path: str, remote: str, result: str, detail: str
     ) -> None: ...
-
-    def outage(self, exc: BaseException) -> str | None:
-        """``exc`` in one line when it is the store (or the kill switch's Redis) away or
-        refusing, for a warning; None when it is anything else, logged with its traceback."""
-        ...
 
 
 class Auditor:
@@ -129,10 +126,6 @@ class Auditor:
             )
         except Exception as exc:
             # A lost audit row must not undo a change that already happened.
-            why = self._sink.outage(exc)
-            if why is None:
-                log.exception("admin.record_failed", method=request.method, path=request.path)
-            else:
-                log.warning(
-                    "admin.record_failed", method=request.method, path=request.path, error=why
-                )
+            fields = {"method": request.method, "path": request.path}
+            if not warn_outage(self._sink.outage, exc, "admin.record_failed", **fields):
+                log.exception("admin.record_failed", **fields)

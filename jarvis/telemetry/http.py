@@ -7,9 +7,11 @@ recently), ``ready()`` (the store and the kill-switch backend answer) and an
 `AdminBackend` for the kill switch, for the status page at ``/``
 (`jarvis.telemetry.web`) a `PageBackend` and the month's budget, for
 ``POST /webhooks/stripe`` a `WebhookBackend` (`jarvis.loop.billing`): this
-module only bounds the body and hands it over with its ``Stripe-Signature``;
-and with customer email, ``/unsubscribe`` (`jarvis.telemetry.unsubscribe`). It runs in
-the loop's event loop and imports nothing from the loop, the app or the CLI.
+module only bounds the body and hands it over with its ``Stripe-Signature``,
+answering 503 when the backend says its failure is an outage
+(`jarvis.telemetry.outages`); and with customer email, ``/unsubscribe``
+(`jarvis.telemetry.unsubscribe`). It runs in the loop's event loop and imports
+nothing from the loop, the app or the CLI.
 Every response is JSON except the metrics exposition and the status page;
 errors, unknown paths included, are JSON too, never a traceback.
 """
@@ -31,6 +33,7 @@ from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, bearer_token
 from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
+from jarvis.telemetry.outages import Outages, warn_outage
 from jarvis.telemetry.unsubscribe import Unsubscribe
 from jarvis.telemetry.web.page import StatusPage
 from jarvis.telemetry.web.view import BudgetView, PageBackend
@@ -99,8 +102,10 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _json({"error": f"internal error ({exc.__class__.__name__})"}, status=500)
 
 
-class WebhookBackend(Protocol):
-    """Receives one webhook delivery; answers an HTTP status and a JSON body with an ``outcome``."""
+class WebhookBackend(Outages, Protocol):
+    """Receives one webhook delivery; answers an HTTP status and a JSON body with an
+    ``outcome``, or raises: a failure its `outage` says is an outage is a 503 (the sender
+    delivers again), any other a bug."""
 
     async def receive(
         self, body: bytes, signature: str | None
@@ -271,7 +276,14 @@ class HttpServer:
         if len(body) > limit or (request.content_length or 0) > limit:
             self._metrics.stripe_webhooks.labels("too_large").inc()
             return _json({"error": f"body larger than {limit} bytes"}, status=413)
-        status, answer = await self._webhook.receive(body, request.headers.get("Stripe-Signature"))
+        try:
+            status, answer = await self._webhook.receive(
+                body, request.headers.get("Stripe-Signature")
+            )
+        except Exception as exc:
+            if not warn_outage(self._webhook.outage, exc, "stripe webhook not recorded"):
+                raise  # a bug: the middleware's 500, with its traceback
+            status, answer = 503, {"outcome": "unavailable", "error": "unavailable"}
         self._metrics.stripe_webhooks.labels(str(answer.get("outcome", "unknown"))).inc()
         return _json(answer, status=status)
 

@@ -15,7 +15,9 @@ changes nothing. POST is that button and RFC 8058's one-click
 answers a confirmation page to a browser (``Accept: text/html``) and JSON to
 anything else. HEAD is a 405. A bad token is 400 and changes nothing; a valid
 token for a customer no longer in the table is 404, a table that cannot be
-written 503. Opting out twice is fine.
+written 503, logged as one warning naming the database when it is away
+(``outage``, `jarvis.telemetry.outages`) and with its traceback otherwise.
+Opting out twice is fine.
 Like the rest of this package it imports nothing of the loop or the app.
 """
 
@@ -30,6 +32,7 @@ import structlog
 from aiohttp import web
 
 from jarvis.mail import verify_unsubscribe_token
+from jarvis.telemetry.outages import Outage, warn_outage
 
 __all__ = ["Unsubscribe"]
 
@@ -57,11 +60,15 @@ _PAGE_HEADERS: Final = {
 
 
 class Unsubscribe:
-    """Checks the token, then records the opt-out through ``opt_out(customer_id) -> known``."""
+    """Checks the token, then records the opt-out through ``opt_out(customer_id) -> known``;
+    ``outage`` says which of its failures are the table's database away."""
 
-    def __init__(self, *, secret: bytes, opt_out: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(
+        self, *, secret: bytes, opt_out: Callable[[str], Awaitable[bool]], outage: Outage
+    ) -> None:
         self._secret = secret
         self._opt_out = opt_out
+        self._outage = outage
 
     def add_routes(self, app: web.Application) -> None:
         # No HEAD: link checkers send it as a safe look; it has nothing to show them.
@@ -79,10 +86,12 @@ class Unsubscribe:
             return _page(_ASK.format(action=action))
         try:
             known = await self._opt_out(customer_id)
-        except Exception:
-            # The table is away: try later, never a 500. The error's text may name
-            # the database; the log keeps it, the answer does not.
-            log.exception("customer.unsubscribe_failed", customer=customer_id)
+        except Exception as exc:
+            # Try later, never a 500. The error's text may name the database; the log
+            # keeps it, the answer does not.
+            fields = {"customer": customer_id}
+            if not warn_outage(self._outage, exc, "customer.unsubscribe_failed", **fields):
+                log.exception("customer.unsubscribe_failed", **fields)
             error = {"error": "unsubscribe unavailable; try the link again later"}
             return web.json_response(error, status=503)
         if not known:

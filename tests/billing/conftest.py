@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,22 @@ from tests.billing.stripe_events import SECRET, sign
 from tests.billing.stripe_standin import API_KEY, StripeStandIn, running
 from tests.smtp_inbox import Inbox
 
+UNSUBSCRIBE_SECRET = "unsubscribe-secret-0123456789"
+"""The unsubscribe secret of a `jarvis run` in the environment `serving_customers` makes."""
+_SERVING_CUSTOMERS = """
+[customers]
+enabled = true
+
+[customers.stripe]
+api_base = "{stripe}"
+
+[customers.email]
+host = "127.0.0.1"
+port = 9
+sender = "hello@jarvis.test"
+starttls = false
+unsubscribe_url = "http://127.0.0.1/unsubscribe?token={{token}}"
+"""
 ALLOW_CUSTOMERS = [
     {
         "provider": "customer",
@@ -138,6 +155,21 @@ async def sign_up(
     }
     async with app.store.engine.begin() as connection:
         await connection.execute(customers.insert().values(**row))
+
+
+def serving_customers(tmp_path: Path, stripe: str) -> dict[str, str]:
+    """The environment of a `jarvis run` whose port serves ``/webhooks/stripe`` and
+    ``/unsubscribe``: customers configured (``tmp_path/jarvis.toml``) against the Stripe
+    stand-in at ``stripe``, its signing secret `SECRET`, mail to a closed port and the
+    unsubscribe secret `UNSUBSCRIBE_SECRET`."""
+    config = tmp_path / "jarvis.toml"
+    config.write_text(_SERVING_CUSTOMERS.format(stripe=stripe))
+    return {
+        "JARVIS_CONFIG": str(config),
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET,
+    }
 
 
 async def seed_customer(url: str, customer_id: str, stripe_id: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from jarvis.model import EventKind
 from tests.billing.conftest import Webhook, sign_up
@@ -173,14 +174,19 @@ async def test_two_events_in_one_second_are_settled_by_reading_stripe(
 async def test_a_failed_reread_is_503_and_records_nothing_so_stripe_delivers_again(
     hook: Webhook, stripe_api: StripeStandIn
 ) -> None:
-    """Stripe answering 500 to the re-read leaves the event unrecorded for its next delivery."""
+    """Stripe answering 500 to the re-read leaves the event unrecorded for its next delivery,
+    and logs one warning saying so, not a traceback."""
     await hook.post(
         event("evt_2", "customer.subscription.updated", 200, subscription("sub_1", "active"))
     )
     stripe_api.fail_next.append(500)
     late = event("evt_1", "customer.subscription.created", 100, subscription("sub_1", "incomplete"))
-    status, answer = await hook.post(late)
+    with capture_logs() as logs:
+        status, answer = await hook.post(late)
     assert (status, answer["outcome"]) == (503, "unavailable")
+    (said,) = [line for line in logs if line["event"] == "stripe webhook not recorded"]
+    assert (said["log_level"], said["error"]) == ("warning", "stripe APIError (500)"), said
+    assert not [line for line in logs if "exc_info" in line], logs
     assert [r.id for r in await _received(hook)] == ["evt_2"]
     stripe_api.subscriptions["sub_1"] = subscription("sub_1", "active")
     assert (await hook.post(late))[1]["outcome"] == "applied"

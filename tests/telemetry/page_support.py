@@ -3,10 +3,12 @@
 The server is the real `HttpServer` with the loop's real `AdminService` over
 an `EventStore` on SQLite in tmp_path and an in-memory kill-switch backend;
 nothing of Jarvis is faked. Seeded rows carry hostile strings on purpose.
+`login` logs in to any page, a `jarvis run`'s too, for its forms.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+import requests
 from pydantic import SecretStr
 
 from jarvis.config import Settings
@@ -29,6 +32,7 @@ from jarvis.telemetry.web.view import BudgetView
 
 ADMIN_TOKEN = "page-admin-token-0123456789"
 READ_TOKEN = "page-read-token-0123456789"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HOSTILE = "sim://<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
 
 
@@ -120,3 +124,24 @@ async def page_server(
 
 async def _ready() -> tuple[bool, dict[str, str]]:
     return True, {}
+
+
+def login(base: str, token: str, client: str) -> tuple[str, str]:
+    """A session of ``token`` on the page at ``base`` and its CSRF token, logged in as
+    ``client`` (a proxied address of its own, so that failed logins from 127.0.0.1 elsewhere
+    in a test do not throttle it)."""
+    with requests.Session() as session:
+        answer = session.post(
+            f"{base}/login",
+            data={"token": token},
+            headers={"X-Forwarded-For": client},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert answer.status_code == 303, answer.text
+        cookie = answer.cookies.get("jarvis_session")
+        assert cookie is not None, answer.headers
+        page = session.get(f"{base}/", timeout=30)
+    found = _CSRF.search(page.text)
+    assert found is not None, page.text
+    return cookie, found.group(1)

@@ -9,24 +9,13 @@ the backend keeps its traceback (`tests/telemetry/test_http.py`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.cli.conftest import jarvis_env
-from tests.daemon import get, running
+from tests.daemon import get, logged, running
 from tests.private_redis import private_redis
 
 TOKEN = "admin-token-0123456789abcdef"
-
-
-def _lines(output: str, event: str) -> list[dict[str, object]]:
-    found = []
-    for line in output.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record.get("event") == event:
-                found.append(record)
-    return found
 
 
 def test_the_admin_api_with_redis_away_logs_one_line_naming_it(tmp_path: Path) -> None:
@@ -46,7 +35,7 @@ def test_the_admin_api_with_redis_away_logs_one_line_naming_it(tmp_path: Path) -
             )
             assert status == 503, body
             output = daemon.stop()
-    failed = _lines(output, "admin.backend_failed")
+    failed = logged(output, "admin.backend_failed")
     assert [line["doing"] for line in failed] == [
         "reading the kill switch",
         "setting the kill switch",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -33,7 +32,6 @@ from typing import Any, Final
 import anyio
 import hypothesis.strategies as st
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
@@ -52,13 +50,12 @@ from schemathesis.specs.openapi.checks import (
 
 from jarvis.actuators.customers.webhooks import HANDLED
 from jarvis.mail import unsubscribe_token
-from tests.billing.conftest import seed_customer
+from tests.billing.conftest import UNSUBSCRIBE_SECRET, seed_customer, serving_customers
 from tests.billing.stripe_events import SECRET, sign
-from tests.billing.stripe_standin import API_KEY
 from tests.billing.stripe_standin import running as stripe_running
 from tests.cli.conftest import jarvis_env
 from tests.daemon import Daemon, get, running
-from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN
+from tests.telemetry.page_support import ADMIN_TOKEN, READ_TOKEN, login
 
 DOCUMENT: Final = Path(__file__).parents[2] / "docs" / "openapi.yaml"
 EXAMPLES: Final = 40
@@ -80,26 +77,10 @@ STRIPE_CUSTOMER: Final = "cus_1"
 HANDLED_TYPES: Final = sorted(HANDLED)
 EVENT_IDS: Final = itertools.count()
 STARTED: Final = int(time.time())
-UNSUBSCRIBE_SECRET: Final = "unsubscribe-secret-0123456789"
-CONFIG: Final = """
-[customers]
-enabled = true
-
-[customers.stripe]
-api_base = "{stripe}"
-
-[customers.email]
-host = "127.0.0.1"
-port = 9
-sender = "hello@jarvis.test"
-starttls = false
-unsubscribe_url = "http://127.0.0.1/unsubscribe?token={{token}}"
-"""
 CHANGES: Final = (
     "SELECT kind, payload FROM events WHERE kind LIKE 'killswitch.%' OR kind = 'retries.reset'"
     " OR policy = 'operator' ORDER BY id"
 )
-_CSRF: Final = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +91,6 @@ class Caller:
     token: str | None
     cookie: str | None = None
     csrf: str | None = None
-
-
-def login(base: str, token: str, client: str) -> tuple[str, str]:
-    """A session of ``token`` and its CSRF token, logged in as ``client`` (a proxied address of
-    its own, so that the fuzzer's own failed logins from 127.0.0.1 do not throttle it)."""
-    with requests.Session() as session:
-        answer = session.post(
-            f"{base}/login",
-            data={"token": token},
-            headers={"X-Forwarded-For": client},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert answer.status_code == 303, answer.text
-        cookie = answer.cookies.get("jarvis_session")
-        assert cookie is not None, answer.headers
-        page = session.get(f"{base}/", timeout=30)
-    found = _CSRF.search(page.text)
-    assert found is not None, page.text
-    return cookie, found.group(1)
 
 
 def changes(db: Path) -> list[tuple[str, str]]:
@@ -233,18 +194,13 @@ def test_the_port_answers_as_its_openapi_document_says(tmp_path: Path) -> None:
     """Generated requests from four callers get only answers the document declares, and only
     the admin token changes anything."""
     with stripe_running() as stripe_api:
-        config = tmp_path / "jarvis.toml"
-        config.write_text(CONFIG.format(stripe=stripe_api.url))
         env = jarvis_env(
             tmp_path,
             JARVIS_ADMIN_TOKEN=ADMIN_TOKEN,
             JARVIS_READ_TOKEN=READ_TOKEN,
             JARVIS_HTTP__HOST="127.0.0.1",
             JARVIS_HTTP__TRUSTED_PROXIES='["127.0.0.0/8"]',
-            JARVIS_CONFIG=str(config),
-            STRIPE_SECRET_KEY=API_KEY,
-            STRIPE_WEBHOOK_SECRET=SECRET,
-            UNSUBSCRIBE_SECRET=UNSUBSCRIBE_SECRET,
+            **serving_customers(tmp_path, stripe_api.url),
         )
         anyio.run(seed_customer, env["JARVIS_DATABASE_URL"], CUSTOMER, STRIPE_CUSTOMER)
         db = tmp_path / "jarvis.db"

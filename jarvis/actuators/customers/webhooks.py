@@ -46,7 +46,7 @@ from jarvis.actuators.customers.billing import (
 from jarvis.actuators.customers.stripe_billing import METADATA_KEY
 from jarvis.model import Clock
 
-__all__ = ["HANDLED", "Receipt", "StripeWebhooks"]
+__all__ = ["HANDLED", "Receipt", "StripeReadError", "StripeWebhooks"]
 
 SUBSCRIPTION_EVENTS = frozenset(
     {
@@ -78,8 +78,11 @@ class Receipt:
     state: str | None = None
     """The subscription status, or ``payment_failed`` / ``paid`` for an invoice."""
     reread: bool = False
-    detail: str = ""
-    """Why a verified delivery could not be recorded (for the log, not the answer)."""
+
+
+class StripeReadError(ActuatorError):
+    """Stripe's API did not answer a read-back, or refused it: its error class and status,
+    never a body or a secret."""
 
 
 class StripeWebhooks:
@@ -102,7 +105,9 @@ class StripeWebhooks:
         self._limiter = anyio.CapacityLimiter(4)
 
     async def receive(self, body: bytes, signature: str | None) -> Receipt:
-        """Verify, then record; a 503 (Stripe delivers again later) when the store or API fails."""
+        """Verify, then record. A table that fails raises its `ActuatorError` (or, not
+        connecting, the driver's `OSError`) and Stripe's API `StripeReadError`: the
+        caller answers 503 and Stripe delivers again later."""
         # Stripe's header is ASCII; the library compares with compare_digest on str,
         # which raises TypeError for a non-ASCII signature instead of refusing it.
         if signature is not None and not signature.isascii():
@@ -115,11 +120,7 @@ class StripeWebhooks:
         if parsed is None:
             return Receipt(400, "bad_payload")
         delivery, obj = parsed
-        try:
-            return await self._record(delivery, obj)
-        except ActuatorError as exc:
-            # The table's or Stripe's error class and status: never a body or a secret.
-            return Receipt(503, "unavailable", delivery.id, delivery.type, detail=str(exc))
+        return await self._record(delivery, obj)
 
     async def _record(self, delivery: Delivery, obj: dict[str, Any]) -> Receipt:
         receipt = Receipt(200, "replayed", delivery.id, delivery.type)
@@ -193,7 +194,7 @@ class StripeWebhooks:
             except stripe.StripeError as exc:
                 if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == _NOT_FOUND:
                     return None
-                raise ActuatorError(f"stripe {type(exc).__name__} ({exc.http_status})") from None
+                raise StripeReadError(f"stripe {type(exc).__name__} ({exc.http_status})") from None
             return answer
 
         return await run_blocking(blocking, self._limiter)

@@ -6,7 +6,9 @@ HttpOnly, SameSite=Strict session cookie); engaging or releasing the kill
 switch, resetting a quarantine and an override (restart, roll back, scale:
 `jarvis.telemetry.web.overrides`) need a session of the admin token and the
 session's CSRF token in the form. Every login and every change, refused ones
-included, goes through the same `Auditor` as the admin API. Templates
+included, goes through the same `Auditor` as the admin API; a backend that fails is
+said on the page by its type only, and logged as the admin API logs it
+(`jarvis.telemetry.outages`: an outage in one line naming the server). Templates
 autoescape everything, and the Content-Security-Policy allows only this
 server's own script, so a hostile resource name renders as inert text.
 """
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import structlog
 from aiohttp import web
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
@@ -24,6 +27,7 @@ from multidict import MultiDictProxy
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
+from jarvis.telemetry.outages import warn_outage
 from jarvis.telemetry.web.overrides import page_action
 from jarvis.telemetry.web.sessions import (
     COOKIE,
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
     import jinja2
 
 __all__ = ["StatusPage"]
+
+log = structlog.get_logger(__name__)
 
 _HERE: Final = Path(__file__).parent
 _STATIC: Final = {"page.css": "text/css", "page.js": "text/javascript"}
@@ -151,7 +157,8 @@ class StatusPage:
             return web.json_response(error, status=400, headers=_SECURITY)
         try:
             events = await self._backend.recent_events(after_id=after, limit=MAX_LIVE_EVENTS)
-        except Exception as exc:  # noqa: BLE001 - the page says updates paused; no traceback
+        except Exception as exc:  # noqa: BLE001 - the page says updates paused; no traceback page
+            self._failed("reading the events", exc)
             error = {"error": f"events unavailable ({exc.__class__.__name__})"}
             return web.json_response(error, status=503, headers=_SECURITY)
         ok, detail = self._healthy()
@@ -277,7 +284,9 @@ class StatusPage:
         try:
             await self._backend.set_killswitch(engaged=req.engaged, actor=actor, reason=req.reason)
         except Exception as exc:  # noqa: BLE001 - said on the page, never a traceback
-            return await self._done(request, session, "error", _unavailable(exc))
+            return await self._done(
+                request, session, "error", self._failed("setting the kill switch", exc)
+            )
         verb = "engaged" if req.engaged else "released"
         detail = f"killswitch {verb} by {actor}" + (f": {req.reason}" if req.reason else "")
         return await self._done(request, session, "ok", detail)
@@ -295,7 +304,9 @@ class StatusPage:
                 request, session, "bad_request", f"{resource}: not in the ledger"
             )
         except Exception as exc:  # noqa: BLE001 - said on the page, never a traceback
-            return await self._done(request, session, "error", _unavailable(exc))
+            return await self._done(
+                request, session, "error", self._failed("resetting a quarantine", exc)
+            )
         return await self._done(request, session, "ok", f"reset {rows} record(s) for {resource}")
 
     async def _override(self, request: web.Request) -> web.Response:
@@ -312,7 +323,9 @@ class StatusPage:
         try:
             result = await self._backend.override(action)
         except Exception as exc:  # noqa: BLE001 - said on the page, never a traceback
-            return await self._done(request, session, "error", _unavailable(exc))
+            return await self._done(
+                request, session, "error", self._failed("queueing an override", exc)
+            )
         # Audited as "ok" when applied, like the page's other changes; otherwise what stopped it.
         state = "ok" if result.ok else result.state
         return await self._done(request, session, state, f"override: {result.detail}")
@@ -325,6 +338,14 @@ class StatusPage:
         session.flash.append(Notice(self._audit.redact(detail), ok=result == "ok"))
         return _see_other()
 
+    def _failed(self, doing: str, exc: Exception) -> str:
+        """Log what the backend could not do (an outage in its one line naming the server,
+        anything else with its traceback); what the page says of it, the type only, as the
+        exception's text may carry connection strings."""
+        if not warn_outage(self._backend.outage, exc, "admin.backend_failed", doing=doing):
+            log.error("admin.backend_failed", doing=doing, exc_info=exc)
+        return f"the daemon could not do that right now ({exc.__class__.__name__})"
+
     def _html(self, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
         body = self._templates.get_template(template).render(**context)
         return web.Response(text=body, status=status, content_type="text/html", headers=_SECURITY)
@@ -333,8 +354,3 @@ class StatusPage:
 def _see_other() -> web.Response:
     # Post/redirect/get: a reload never re-submits a form.
     return web.Response(status=303, headers={**_SECURITY, "Location": "/"})
-
-
-def _unavailable(exc: Exception) -> str:
-    # The exception's text may carry connection strings; the page gets its type only.
-    return f"the daemon could not do that right now ({exc.__class__.__name__})"
