@@ -157,7 +157,7 @@ class StatusPage:
             return web.json_response(error, status=400, headers=_SECURITY)
         try:
             events = await self._backend.recent_events(after_id=after, limit=MAX_LIVE_EVENTS)
-        except Exception as exc:  # noqa: BLE001 - the page says updates paused; no traceback page
+        except Exception as exc:  # noqa: BLE001 - the page says updates paused; the log says why
             self._failed("reading the events", exc)
             error = {"error": f"events unavailable ({exc.__class__.__name__})"}
             return web.json_response(error, status=503, headers=_SECURITY)
