@@ -26,7 +26,7 @@ from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.clients import Network
 from jarvis.telemetry.metrics import Metrics
-from jarvis.telemetry.outages import warn_outage
+from jarvis.telemetry.outages import log_failure
 
 __all__ = [
     "AdminApi",
@@ -240,7 +240,6 @@ def _unavailable(backend: AdminBackend, doing: str, exc: Exception) -> _Reply:
     """A 503 for a kill switch that could not be read or set; the log says why: an outage
     in the backend's one line (naming the server, never its password), anything else
     with its traceback. The client gets the exception's type only."""
-    if not warn_outage(backend.outage, exc, "admin.backend_failed", doing=doing):
-        log.error("admin.backend_failed", doing=doing, exc_info=exc)
+    log_failure(backend.outage, exc, "admin.backend_failed", doing=doing)
     message = f"kill-switch backend unavailable while {doing} ({exc.__class__.__name__})"
     return _Reply(503, "error", message, {"error": message})

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from jarvis.telemetry.clients import Network, client_address, forwarded_https
 from jarvis.telemetry.metrics import Metrics
-from jarvis.telemetry.outages import Outages, warn_outage
+from jarvis.telemetry.outages import Outages, log_failure
 
 __all__ = ["AuditSink", "Auditor"]
 
@@ -124,8 +124,12 @@ class Auditor:
                 result=result,
                 detail=detail,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged by log_failure, traceback for a bug
             # A lost audit row must not undo a change that already happened.
-            fields = {"method": request.method, "path": request.path}
-            if not warn_outage(self._sink.outage, exc, "admin.record_failed", **fields):
-                log.exception("admin.record_failed", **fields)
+            log_failure(
+                self._sink.outage,
+                exc,
+                "admin.record_failed",
+                method=request.method,
+                path=request.path,
+            )

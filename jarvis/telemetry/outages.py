@@ -8,7 +8,7 @@ away or refusing, and None when it is anything else. The daemon answers it with
 the store's own judgement (`jarvis.loop.admin`, `jarvis.loop.billing`): this
 package imports no store. A route that meets an outage answers 503 and logs it
 with `warn_outage`, one warning whose ``error`` is that line; a bug keeps its
-traceback at error level, logged where the route logs it.
+traceback at error level (`log_failure` logs either).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Protocol
 
 import structlog
 
-__all__ = ["Outage", "Outages", "warn_outage"]
+__all__ = ["Outage", "Outages", "log_failure", "warn_outage"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,3 +44,11 @@ def warn_outage(outage: Outage, exc: BaseException, event: str, **fields: object
         return False
     log.warning(event, error=why, **fields)
     return True
+
+
+def log_failure(outage: Outage, exc: BaseException, event: str, **fields: object) -> None:
+    """Log ``exc`` as `warn_outage` does when it is an outage, else as ``event`` at error
+    level with its traceback (``log.exception``'s: call it in the ``except`` that caught
+    ``exc``), for a route that answers the same either way."""
+    if not warn_outage(outage, exc, event, **fields):
+        log.exception(event, **fields)

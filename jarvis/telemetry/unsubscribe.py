@@ -32,7 +32,7 @@ import structlog
 from aiohttp import web
 
 from jarvis.mail import verify_unsubscribe_token
-from jarvis.telemetry.outages import Outage, warn_outage
+from jarvis.telemetry.outages import Outage, log_failure
 
 __all__ = ["Unsubscribe"]
 
@@ -86,12 +86,10 @@ class Unsubscribe:
             return _page(_ASK.format(action=action))
         try:
             known = await self._opt_out(customer_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged by log_failure, traceback for a bug
             # Try later, never a 500. The error's text may name the database; the log
             # keeps it, the answer does not.
-            fields = {"customer": customer_id}
-            if not warn_outage(self._outage, exc, "customer.unsubscribe_failed", **fields):
-                log.exception("customer.unsubscribe_failed", **fields)
+            log_failure(self._outage, exc, "customer.unsubscribe_failed", customer=customer_id)
             error = {"error": "unsubscribe unavailable; try the link again later"}
             return web.json_response(error, status=503)
         if not known:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
 from aiohttp import web
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
@@ -27,7 +26,7 @@ from multidict import MultiDictProxy
 from jarvis.telemetry.admin import BadRequestError, flip_request, state_json
 from jarvis.telemetry.audit import Auditor
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
-from jarvis.telemetry.outages import warn_outage
+from jarvis.telemetry.outages import log_failure
 from jarvis.telemetry.web.overrides import page_action
 from jarvis.telemetry.web.sessions import (
     COOKIE,
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
     import jinja2
 
 __all__ = ["StatusPage"]
-
-log = structlog.get_logger(__name__)
 
 _HERE: Final = Path(__file__).parent
 _STATIC: Final = {"page.css": "text/css", "page.js": "text/javascript"}
@@ -342,8 +339,7 @@ class StatusPage:
         """Log what the backend could not do (an outage in its one line naming the server,
         anything else with its traceback); what the page says of it, the type only, as the
         exception's text may carry connection strings."""
-        if not warn_outage(self._backend.outage, exc, "admin.backend_failed", doing=doing):
-            log.error("admin.backend_failed", doing=doing, exc_info=exc)
+        log_failure(self._backend.outage, exc, "admin.backend_failed", doing=doing)
         return f"the daemon could not do that right now ({exc.__class__.__name__})"
 
     def _html(self, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
