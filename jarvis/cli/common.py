@@ -192,11 +192,11 @@ def check_reason(reason: str | None, *, as_json: bool = False) -> None:
     """Exit 2 with one line, before the command changes anything, when ``reason`` is longer
     than any surface records (`jarvis.model.MAX_REASON_CHARS`: the admin API and the status
     page refuse it too)."""
-    from jarvis.model import MAX_REASON_CHARS
+    from jarvis.model import reason_too_long
 
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        said = f"--reason: at most {MAX_REASON_CHARS} characters (this one has {len(reason)})"
-        fail(said, EXIT_CONFIG, as_json=as_json)
+    too_long = None if reason is None else reason_too_long(reason)
+    if reason is not None and too_long is not None:
+        fail(f"--{too_long} (this one has {len(reason)})", EXIT_CONFIG, as_json=as_json)
 
 
 def run(main: Callable[[], Awaitable[T]], *, as_json: bool = False) -> T:

@@ -65,6 +65,7 @@ from jarvis.model.records import (
     History,
     KillSwitchState,
     RetryState,
+    reason_too_long,
 )
 from jarvis.model.resources import (
     JSON,
@@ -151,6 +152,7 @@ __all__ = [
     "month_bounds",
     "month_key",
     "movement",
+    "reason_too_long",
     "settle",
     "uri_too_long",
 ]

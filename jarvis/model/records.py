@@ -58,6 +58,14 @@ on every surface: the CLI, the admin API and the status page. Enough for a sente
 a document: a reason is repeated in events, notifications, the page and `jarvis status`."""
 
 
+def reason_too_long(reason: str) -> str | None:
+    """Why ``reason`` is refused, ``reason: at most N characters``, or None when it fits:
+    the one check every surface makes of a reason (`MAX_REASON_CHARS`)."""
+    if len(reason) > MAX_REASON_CHARS:
+        return f"reason: at most {MAX_REASON_CHARS} characters"
+    return None
+
+
 LONGEST_SILENCE = timedelta(weeks=52)
 """The longest silence: past a year it is a channel switched off without saying so.
 

@@ -21,7 +21,7 @@ from typing import Final, Protocol
 import structlog
 from aiohttp import hdrs, web
 
-from jarvis.model import MAX_REASON_CHARS, KillSwitchState
+from jarvis.model import KillSwitchState, reason_too_long
 from jarvis.telemetry.audit import Auditor, AuditSink
 from jarvis.telemetry.auth import Credentials, Identity, bearer_token
 from jarvis.telemetry.clients import Network
@@ -100,8 +100,9 @@ def flip_request(engaged: object, reason: object) -> KillSwitchRequest:
     reason = reason.strip()
     if engaged and not reason:
         raise BadRequestError("reason: required when engaging the kill switch")
-    if len(reason) > MAX_REASON_CHARS:
-        raise BadRequestError(f"reason: at most {MAX_REASON_CHARS} characters")
+    too_long = reason_too_long(reason)
+    if too_long is not None:
+        raise BadRequestError(too_long)
     return KillSwitchRequest(engaged=engaged, reason=reason)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
-from jarvis.model import MAX_REASON_CHARS, Action, ResourceRef
+from jarvis.model import Action, ResourceRef, reason_too_long
 from jarvis.policies.operator import operator_action, override_params
 
 __all__ = ["page_action"]
@@ -33,6 +33,7 @@ def page_action(form: MultiDictProxy[str | bytes | bytearray | FileField], actor
         _text(form, "action"), replicas=_text(form, "replicas"), version=_text(form, "version")
     )
     reason = _text(form, "reason")
-    if len(reason) > MAX_REASON_CHARS:
-        raise ValueError(f"reason: at most {MAX_REASON_CHARS} characters")
+    too_long = reason_too_long(reason)
+    if too_long is not None:
+        raise ValueError(too_long)
     return operator_action(target, params, actor=actor, reason=reason or None)
